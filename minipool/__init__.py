@@ -1,0 +1,33 @@
+"""minipool: a small, fast, honest deep-learning core.
+
+NumPy tensors with reverse-mode autograd, Cython + OpenMP kernels for pooling
+and upsampling, and a from-scratch LeNet-5 trainer.
+
+>>> import minipool as mp
+>>> x = mp.tensor([1.0, -2.0, 3.0], requires_grad=True)
+>>> y = (x.relu() * x).sum()
+>>> y.backward()
+>>> x.grad.numpy()
+array([2., 0., 6.], dtype=float32)
+"""
+__version__ = "0.1.0"
+
+from minipool.tensor import (Function, Tensor, arange, enable_grad, full, is_grad_enabled,  # noqa: E402
+                             no_grad, ones, ones_like, rand, randn, tensor, zeros, zeros_like)
+from minipool.ops import methods as _methods  # noqa: E402
+
+_methods.install()
+
+from minipool._config import get_num_threads, set_num_threads, show_config  # noqa: E402
+from minipool.testing import gradcheck  # noqa: E402
+from minipool.ops.elementwise import where, clip  # noqa: E402
+from minipool.ops.shape import cat, stack  # noqa: E402
+from minipool import nn  # noqa: E402
+
+concatenate = cat
+
+__all__ = [
+    "Tensor", "Function", "tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "randn",
+    "rand", "arange", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "where", "clip",
+    "cat", "concatenate", "stack", "nn", "get_num_threads", "set_num_threads", "show_config",
+]

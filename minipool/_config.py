@@ -1,0 +1,90 @@
+"""Thread count and build report.
+
+The kernels take their thread count from here on every call, so
+``set_num_threads`` takes effect at once.  At import the count comes from
+``MINIPOOL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of CPUs.
+"""
+import os
+import platform
+import sys
+
+from minipool._kernels import openmp_helpers
+
+try:
+    from minipool._build_info import BUILD_INFO
+except ImportError:  # built by something other than setup.py
+    BUILD_INFO = {}
+
+__all__ = ["get_num_threads", "set_num_threads", "show_config", "kernel_threads"]
+
+# Below this many touched elements a kernel runs on one thread: waking the
+# OpenMP team costs more than it saves on LeNet-sized tensors.
+PARALLEL_WORK_THRESHOLD = 1 << 15
+
+
+def _threads_from_env():
+    for var in ("MINIPOOL_NUM_THREADS", "OMP_NUM_THREADS"):
+        raw = os.environ.get(var, "").split(",")[0].strip()
+        if raw:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError(f"{var}={raw!r} is not an integer thread count") from None
+            if value < 1:
+                raise ValueError(f"{var} must be >= 1, got {value}")
+            return value
+    return os.cpu_count() or 1
+
+
+_num_threads = _threads_from_env() if openmp_helpers.openmp_enabled() else 1
+
+
+def get_num_threads():
+    """The number of threads minipool's kernels use (1 in a serial build)."""
+    return _num_threads
+
+
+def kernel_threads(n_planes, work):
+    """Threads for a kernel call over ``n_planes`` independent planes touching
+    ``work`` elements: 1 for small jobs, never more threads than planes."""
+    if work < PARALLEL_WORK_THRESHOLD or n_planes < 2:
+        return 1
+    return max(1, min(_num_threads, n_planes))
+
+
+def set_num_threads(n):
+    """Use ``n`` threads in every kernel from now on.
+
+    >>> import minipool
+    >>> old = minipool.get_num_threads()
+    >>> minipool.set_num_threads(1); minipool.get_num_threads()
+    1
+    >>> minipool.set_num_threads(old)
+    """
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _num_threads = n if openmp_helpers.openmp_enabled() else 1
+
+
+def show_config(file=None):
+    """Print the version, the build (OpenMP, compiler, flags) and the thread count."""
+    from minipool import __version__
+    import numpy as np
+
+    out = file or sys.stdout
+    lines = [
+        f"minipool {__version__}",
+        f"  python         {platform.python_version()} ({sys.executable})",
+        f"  numpy          {np.__version__}",
+        f"  openmp         {'on' if openmp_helpers.openmp_enabled() else 'OFF (serial kernels)'}",
+        f"  threads        {get_num_threads()} (runtime default {openmp_helpers.runtime_max_threads()}, "
+        f"cpus {os.cpu_count()})",
+        f"  compiler       {BUILD_INFO.get('compiler', 'unknown')}",
+        f"  compile flags  {' '.join(BUILD_INFO.get('compile_args', [])) or 'unknown'}",
+        f"  link flags     {' '.join(BUILD_INFO.get('link_args', [])) or '(none)'}",
+        f"  debug build    {BUILD_INFO.get('debug_build', 'unknown')}",
+    ]
+    print("\n".join(lines), file=out)

@@ -1,0 +1,105 @@
+"""The backward pass: one walk over the graph in reverse topological order."""
+import numpy as np
+
+from minipool.tensor import Tensor, no_grad
+
+__all__ = ["run_backward", "grad"]
+
+
+def _topological_order(root):
+    """Tensors reachable from ``root`` through recorded ops, inputs before outputs.
+
+    Iterative depth-first search, so a chain of any length is fine.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            if ctx._freed:
+                raise RuntimeError(
+                    f"trying to backward through the graph a second time (through {ctx.name}): "
+                    "its saved values were freed by the first backward(); "
+                    "call backward(retain_graph=True) the first time if you need to")
+            for parent in ctx._inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def _initial_grad(root, grad):
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() needs a grad argument for a non-scalar output (shape {root.shape}); "
+                "pass grad=ones of that shape, or reduce it first, e.g. y.sum().backward()")
+        return np.ones_like(root.data)
+    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    if g.shape != root.shape:
+        raise ValueError(f"backward(): grad has shape {g.shape} but the output has shape {root.shape}")
+    return g.astype(root.dtype, copy=False)
+
+
+def _accumulate(grads, tensor, g):
+    """Add ``g`` into the gradient collected for ``tensor`` (a tensor used twice gets both)."""
+    if g is None:
+        return
+    g = np.asarray(g)
+    if g.shape != tensor.shape:
+        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor of shape "
+                           f"{tensor.shape} (from {tensor._ctx.name if tensor._ctx else 'a leaf'})")
+    key = id(tensor)
+    if key in grads:
+        grads[key] = grads[key] + g
+    else:
+        grads[key] = g
+
+
+def run_backward(root, grad=None, retain_graph=False):
+    if not root.requires_grad:
+        raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn "
+                           "(did you forget requires_grad=True, or compute it under no_grad?)")
+    order = _topological_order(root)
+    grads = {id(root): _initial_grad(root, grad)}
+    with no_grad():
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            ctx = node._ctx
+            if ctx is None:  # a leaf: accumulate into .grad
+                g = g.astype(node.dtype, copy=False)
+                node.grad = Tensor(g.copy() if node.grad is None else node.grad.data + g)
+                continue
+            input_grads = ctx.backward(ctx, g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) < len(ctx._inputs):
+                raise RuntimeError(f"{ctx.name}.backward returned {len(input_grads)} gradients "
+                                   f"for {len(ctx._inputs)} inputs")
+            for parent, pg in zip(ctx._inputs, input_grads):
+                if parent is not None and parent.requires_grad:
+                    _accumulate(grads, parent, pg)
+            if not retain_graph:
+                ctx._release()
+
+
+def grad(output, inputs, grad_output=None, retain_graph=False):
+    """Return d(output)/d(input) for each input without touching their ``.grad``."""
+    saved = [t.grad for t in inputs]
+    for t in inputs:
+        t.grad = None
+    try:
+        run_backward(output, grad_output, retain_graph)
+        return [t.grad if t.grad is not None else Tensor(np.zeros_like(t.data)) for t in inputs]
+    finally:
+        for t, s in zip(inputs, saved):
+            t.grad = s

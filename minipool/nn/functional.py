@@ -1,0 +1,14 @@
+"""The functional namespace: ``import minipool.nn.functional as F``.
+
+Every differentiable op, by family.  The ops themselves (validation, forward,
+backward) live in ``minipool.ops``; this module only gathers their names.
+"""
+from minipool.ops.elementwise import (abs, add, clip, div, exp, log, mul, neg, pow, relu,  # noqa: F401
+                                      sigmoid, sqrt, sub, tanh, where)
+from minipool.ops.linalg import matmul  # noqa: F401
+from minipool.ops.reduce import log_softmax, logsumexp, max, mean, min, softmax, sum  # noqa: F401
+from minipool.ops.shape import (broadcast_to, cat, flatten, permute, reshape, squeeze,  # noqa: F401
+                                stack, transpose, unsqueeze)
+
+clamp = clip
+concatenate = cat

@@ -1,0 +1,312 @@
+"""Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
+import numpy as np
+
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
+
+__all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
+           "sigmoid", "relu", "where", "clip", "cast", "unbroadcast", "as_tensor"]
+
+
+def as_tensor(x, like=None):
+    """Tensors pass through; numbers and arrays become constant Tensors.
+
+    A Python number takes ``like``'s dtype so float32 stays float32.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if like is not None and isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
+        return Tensor(np.asarray(x, dtype=like.dtype if like.dtype in FLOAT_DTYPES else None))
+    return Tensor(x)
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` down to ``shape``: the adjoint of NumPy broadcasting."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad
+
+
+def _check_broadcast(a, b, op):
+    try:
+        return np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return np.add(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(grad, sb)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.shapes = (a.shape, b.shape)
+        return np.subtract(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.divide(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        out = np.power(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(grad * b * np.power(a, b - 1), a.shape)
+        if ctx.needs_input_grad[1]:
+            # d/db a^b = a^b log a; defined as 0 where a == 0 (the limit for b > 0).
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
+            gb = unbroadcast(grad * out * log_a, b.shape)
+        return ga, gb
+
+
+def _binary(fn, a, b, name):
+    if not isinstance(a, Tensor):
+        a = as_tensor(a, like=b)
+    if not isinstance(b, Tensor):
+        b = as_tensor(b, like=a)
+    _check_broadcast(a, b, name)
+    return fn.apply(a, b)
+
+
+def add(a, b):
+    return _binary(Add, a, b, "add")
+
+
+def sub(a, b):
+    return _binary(Sub, a, b, "sub")
+
+
+def mul(a, b):
+    return _binary(Mul, a, b, "mul")
+
+
+def div(a, b):
+    return _binary(Div, a, b, "div")
+
+
+def pow(a, b):
+    """``a ** b``; gradients flow to both (``b`` may be a number)."""
+    return _binary(Pow, a, b, "pow")
+
+
+class _Unary(Function):
+    """y = f(x) with dy/dx computed from x and y; subclasses set ``f`` and ``df``."""
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = cls.f(x)
+        ctx.save_for_backward(x, y)
+        return y
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        x, y = ctx.saved_tensors
+        return grad * cls.df(x, y)
+
+
+class Neg(_Unary):
+    f = staticmethod(np.negative)
+    df = staticmethod(lambda x, y: -np.ones_like(x))
+
+
+class Exp(_Unary):
+    f = staticmethod(np.exp)
+    df = staticmethod(lambda x, y: y)
+
+
+class Log(_Unary):
+    f = staticmethod(np.log)
+    df = staticmethod(lambda x, y: 1 / x)
+
+
+class Sqrt(_Unary):
+    f = staticmethod(np.sqrt)
+    df = staticmethod(lambda x, y: 0.5 / y)
+
+
+class Abs(_Unary):
+    f = staticmethod(np.abs)
+    df = staticmethod(lambda x, y: np.sign(x))  # 0 at x == 0, as PyTorch
+
+
+class Tanh(_Unary):
+    f = staticmethod(np.tanh)
+    df = staticmethod(lambda x, y: 1 - y * y)
+
+
+def _sigmoid(x):
+    # Split by sign so exp never overflows.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(_Unary):
+    f = staticmethod(_sigmoid)
+    df = staticmethod(lambda x, y: y * (1 - y))
+
+
+class Relu(_Unary):
+    f = staticmethod(lambda x: np.maximum(x, 0))
+    df = staticmethod(lambda x, y: (x > 0).astype(x.dtype))
+
+
+def _unary(fn, x):
+    return fn.apply(as_tensor(x))
+
+
+def neg(x):
+    return _unary(Neg, x)
+
+
+def exp(x):
+    return _unary(Exp, x)
+
+
+def log(x):
+    return _unary(Log, x)
+
+
+def sqrt(x):
+    return _unary(Sqrt, x)
+
+
+def abs(x):
+    return _unary(Abs, x)
+
+
+def tanh(x):
+    return _unary(Tanh, x)
+
+
+def sigmoid(x):
+    return _unary(Sigmoid, x)
+
+
+def relu(x):
+    return _unary(Relu, x)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, cond, a, b):
+        ctx.cond = cond
+        ctx.shapes = (a.shape, b.shape)
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sa, sb = ctx.shapes
+        zero = np.zeros((), grad.dtype)
+        return (None, unbroadcast(np.where(ctx.cond, grad, zero), sa),
+                unbroadcast(np.where(ctx.cond, zero, grad), sb))
+
+
+def where(condition, a, b):
+    """Pick ``a`` where ``condition`` holds, else ``b`` (broadcast); gradient follows the pick."""
+    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: condition {cond.shape}, a {a.shape} and b {b.shape} "
+                         "cannot be broadcast together") from None
+    return Where.apply(cond, a, b)
+
+
+class Clip(Function):
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        out = np.clip(x, lo, hi)
+        # Gradient passes where the value was not clipped (PyTorch's clamp rule: bounds inclusive).
+        mask = np.ones(x.shape, dtype=bool)
+        if lo is not None:
+            mask &= x >= lo
+        if hi is not None:
+            mask &= x <= hi
+        ctx.mask = mask
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.mask, None, None
+
+
+def clip(x, min=None, max=None):
+    """Clamp into ``[min, max]`` (either may be None)."""
+    if min is None and max is None:
+        raise ValueError("clip: at least one of min and max must be given")
+    return Clip.apply(as_tensor(x), min, max)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx, x, dtype):
+        ctx.source_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.astype(ctx.source_dtype), None
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if x.requires_grad and dtype not in FLOAT_DTYPES:
+        return Tensor(x.data.astype(dtype))  # integer results carry no gradient
+    return Cast.apply(x, dtype)

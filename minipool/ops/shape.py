@@ -1,0 +1,188 @@
+"""Ops that move data without arithmetic: reshape, permute, indexing, concatenation."""
+import numpy as np
+
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.reduce import normalize_dims
+from minipool.tensor import Function, Tensor
+
+__all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
+           "squeeze", "unsqueeze", "broadcast_to"]
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return x.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.in_shape), None
+
+
+def reshape(x, *shape):
+    x = as_tensor(x)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        return Reshape.apply(x, tuple(shape))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into "
+                         f"{tuple(shape)} ({e})") from None
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.transpose(grad, np.argsort(ctx.axes)), None
+
+
+def permute(x, *axes):
+    x = as_tensor(x)
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    if len(axes) != x.ndim:
+        raise ValueError(f"permute: needs {x.ndim} axes for a {x.ndim}-d tensor, got {axes}")
+    norm = normalize_dims(axes, x.ndim, "permute")
+    if len(norm) != x.ndim:
+        raise ValueError(f"permute: {axes} is not a permutation of {x.ndim} axes")
+    return Permute.apply(x, tuple(int(a) % x.ndim for a in axes))
+
+
+def transpose(x, dim0=-2, dim1=-1):
+    """Swap two axes (by default the last two)."""
+    x = as_tensor(x)
+    if x.ndim < 2:
+        return x
+    d0, d1 = (normalize_dims(d, x.ndim, "transpose")[0] for d in (dim0, dim1))
+    axes = list(range(x.ndim))
+    axes[d0], axes[d1] = axes[d1], axes[d0]
+    return Permute.apply(x, tuple(axes))
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    x = as_tensor(x)
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s = normalize_dims(start_dim, x.ndim, "flatten")[0]
+    e = normalize_dims(end_dim, x.ndim, "flatten")[0]
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+    return reshape(x, shape)
+
+
+def squeeze(x, dim=None):
+    x = as_tensor(x)
+    dims = tuple(i for i, n in enumerate(x.shape) if n == 1) if dim is None else \
+        tuple(d for d in normalize_dims(dim, x.ndim, "squeeze") if x.shape[d] == 1)
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in dims))
+
+
+def unsqueeze(x, dim):
+    x = as_tensor(x)
+    if not -(x.ndim + 1) <= dim <= x.ndim:
+        raise ValueError(f"unsqueeze: dim {dim} is out of range for a {x.ndim}-d tensor")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return np.broadcast_to(x, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from minipool.ops.elementwise import unbroadcast
+
+        return unbroadcast(grad, ctx.in_shape), None
+
+
+def broadcast_to(x, shape):
+    x = as_tensor(x)
+    try:
+        np.broadcast_shapes(x.shape, tuple(shape))
+        np.broadcast_to(np.empty(x.shape, dtype=bool), shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {tuple(shape)}") from None
+    return BroadcastTo.apply(x, tuple(shape))
+
+
+def _plain_index(idx):
+    """Tensors inside an index become arrays."""
+    if isinstance(idx, Tensor):
+        return idx.data
+    if isinstance(idx, tuple):
+        return tuple(_plain_index(i) for i in idx)
+    return idx
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.meta = (x.shape, x.dtype, idx)
+        return x[idx]
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, dtype, idx = ctx.meta
+        out = np.zeros(shape, dtype=grad.dtype)
+        np.add.at(out, idx, grad)  # unbuffered, so repeated indices accumulate
+        return out, None
+
+
+def getitem(x, idx):
+    x = as_tensor(x)
+    idx = _plain_index(idx)
+    try:
+        x.data[idx]
+    except IndexError as e:
+        raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
+    return GetItem.apply(x, idx)
+
+
+class Cat(Function):
+    @staticmethod
+    def forward(ctx, axis, *xs):
+        ctx.axis = axis
+        ctx.splits = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        return np.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *np.split(grad, ctx.splits, axis=ctx.axis))
+
+
+def cat(tensors, dim=0):
+    """Join tensors along an existing axis (``concatenate``)."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: needs at least one tensor")
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")
+    axis = normalize_dims(dim, ndim, "cat")[0]
+    for i, t in enumerate(tensors):
+        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1:] != \
+                tensors[0].shape[:axis] + tensors[0].shape[axis + 1:]:
+            raise ValueError(f"cat: tensor {i} has shape {t.shape}, which does not match "
+                             f"{tensors[0].shape} outside dim {axis}")
+    return Cat.apply(axis, *tensors)
+
+
+def stack(tensors, dim=0):
+    """Join same-shape tensors along a new axis."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
+    return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
