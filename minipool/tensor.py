@@ -166,6 +166,9 @@ def _as_array(data, dtype=None):
             arr = arr.astype(DEFAULT_DTYPE)  # Python floats default to float32, as in PyTorch
     if arr.dtype == object:
         raise TypeError(f"cannot make a Tensor from {type(data).__name__} holding Python objects")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"unsupported dtype {arr.dtype}: minipool tensors hold bool, integer "
+                        "or floating-point numbers")
     return arr
 
 

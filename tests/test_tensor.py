@@ -88,3 +88,9 @@ def test_cast_is_differentiable():
     y.sum().backward()
     assert y.dtype == np.float64 and x.grad.dtype == np.float32
     np.testing.assert_array_equal(x.grad.numpy(), [3, 3])
+
+
+@pytest.mark.parametrize("data", [["a", "b"], np.array([1 + 2j])])
+def test_unsupported_dtypes_are_refused(data):
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        mp.tensor(data)
