@@ -1,0 +1,18 @@
+"""Datasets, batching and augmentation for image classification (pure NumPy).
+
+>>> from minipool.data import SyntheticDigits, DataLoader, transforms
+>>> loader = DataLoader(SyntheticDigits(32, seed=0), batch_size=16,
+...                     transform=transforms.Pad(2))
+>>> images, labels = next(iter(loader))
+>>> images.shape, labels.shape
+((16, 1, 32, 32), (16,))
+"""
+from minipool.data import transforms  # noqa: F401
+from minipool.data.dataset import ArrayDataset  # noqa: F401
+from minipool.data.idx import IDXError, read_idx, write_idx  # noqa: F401
+from minipool.data.loader import DataLoader  # noqa: F401
+from minipool.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST, default_data_dir  # noqa: F401
+from minipool.data.synthetic import SyntheticDigits  # noqa: F401
+
+__all__ = ["ArrayDataset", "DataLoader", "MNIST", "FashionMNIST", "SyntheticDigits", "IDXError",
+           "DatasetNotFoundError", "read_idx", "write_idx", "default_data_dir", "transforms"]
