@@ -1,0 +1,150 @@
+"""im2col / col2im for 2-d convolution (NCHW), float32 and float64.
+
+Layout of the column matrix ``cols`` (shape ``(C*kh*kw, N*Ho*Wo)``, C order):
+row ``(c*kh + ki)*kw + kj`` holds, for every image ``n`` and output pixel
+``(oh, ow)``, the input value that kernel tap ``(ki, kj)`` of channel ``c``
+sees, at column ``n*Ho*Wo + oh*Wo + ow`` (zero where the tap falls into the
+padding).  With the batch folded into the columns, a convolution is one GEMM
+``weight.reshape(O, C*kh*kw) @ cols`` (per group: a contiguous block of rows),
+and the weight gradient is one GEMM ``grad_out2d @ cols.T``, neither needing a
+copy of a transposed operand.
+
+Both kernels run ``prange`` over the N*C input planes.  In ``col2im`` every
+thread owns whole gradient planes, zeroes them and adds its taps in a fixed
+order, so the scatter-add needs no atomics and the result is bit-identical for
+any thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+
+cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
+                             Py_ssize_t in_len, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Output indices o in [lo, hi) whose input index o*stride + offset is inside [0, in_len)."""
+    cdef Py_ssize_t first = 0, last
+    if offset < 0:
+        first = (-offset + stride - 1) // stride
+    last = in_len - 1 - offset
+    if last < 0:
+        hi[0] = 0
+    else:
+        hi[0] = min(out_len, last // stride + 1)
+    lo[0] = min(first, out_len)
+    if hi[0] < lo[0]:
+        hi[0] = lo[0]
+
+
+cdef void _im2col_plane(const floating* src, floating* dst, Py_ssize_t row_stride,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """Write the kh*kw rows (``row_stride`` apart) of one input plane's column block."""
+    cdef Py_ssize_t ki, kj, oh, ow, ih, lo, hi, col_off
+    cdef floating* d
+    cdef const floating* s
+    for ki in range(kh):
+        for kj in range(kw):
+            col_off = kj * dw - pw
+            _valid_span(Wo, sw, col_off, W, &lo, &hi)
+            for oh in range(Ho):
+                d = dst + (ki * kw + kj) * row_stride + oh * Wo
+                ih = oh * sh - ph + ki * dh
+                if ih < 0 or ih >= H:
+                    for ow in range(Wo):
+                        d[ow] = 0
+                    continue
+                s = src + ih * W + col_off
+                for ow in range(lo):
+                    d[ow] = 0
+                if sw == 1:
+                    for ow in range(lo, hi):
+                        d[ow] = s[ow]
+                else:
+                    for ow in range(lo, hi):
+                        d[ow] = s[ow * sw]
+                for ow in range(hi, Wo):
+                    d[ow] = 0
+
+
+cdef void _col2im_plane(const floating* src, floating* dst, Py_ssize_t row_stride,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                        Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """Zero one gradient plane, then add back every tap of its column block (fixed order)."""
+    cdef Py_ssize_t ki, kj, oh, ow, ih, lo, hi, col_off, i
+    cdef floating* d
+    cdef const floating* s
+    for i in range(H * W):
+        dst[i] = 0
+    for ki in range(kh):
+        for kj in range(kw):
+            col_off = kj * dw - pw
+            _valid_span(Wo, sw, col_off, W, &lo, &hi)
+            for oh in range(Ho):
+                ih = oh * sh - ph + ki * dh
+                if ih < 0 or ih >= H:
+                    continue
+                s = src + (ki * kw + kj) * row_stride + oh * Wo
+                d = dst + ih * W + col_off
+                if sw == 1:
+                    for ow in range(lo, hi):
+                        d[ow] += s[ow]
+                else:
+                    for ow in range(lo, hi):
+                        d[ow * sw] += s[ow]
+
+
+def _check(x, cols, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo):
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1:
+        raise ValueError("im2col: kernel size, stride and dilation must be >= 1, got "
+                         f"kernel ({kh}, {kw}), stride ({sh}, {sw}), dilation ({dh}, {dw})")
+    if Ho < 0 or Wo < 0:
+        raise ValueError(f"im2col: output size ({Ho}, {Wo}) must be >= 0")
+    N, C = x.shape[0], x.shape[1]
+    expected = (C * kh * kw, N * Ho * Wo)
+    if tuple(cols.shape) != expected:
+        raise ValueError(f"im2col: cols has shape {tuple(cols.shape)}, expected {expected} "
+                         f"for input {tuple(x.shape)}")
+
+
+def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols,
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t Ho, Py_ssize_t Wo, int num_threads=1):
+    """Fill ``cols`` (C*kh*kw, N*Ho*Wo) from ``x`` (N, C, H, W); see the module docstring."""
+    _check(x, cols, kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t L = Ho * Wo, NL = N * Ho * Wo, plane, n, c
+    if N * C == 0 or L == 0 or cols.shape[0] == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &cols[0, 0]
+    for plane in prange(N * C, nogil=True, schedule="static", num_threads=max(num_threads, 1)):
+        n = plane // C
+        c = plane - n * C
+        _im2col_plane(xp + plane * H * W, cp + c * kh * kw * NL + n * L, NL,
+                      H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)
+
+
+def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] out,
+           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
+           Py_ssize_t Ho, Py_ssize_t Wo, int num_threads=1):
+    """Overwrite ``out`` (N, C, H, W) with the sum of ``cols``' taps: the adjoint of im2col."""
+    _check(out, cols, kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
+    cdef Py_ssize_t L = Ho * Wo, NL = N * Ho * Wo, plane, n, c
+    if N * C * H * W == 0:
+        return
+    cdef floating* op = &out[0, 0, 0, 0]
+    if L == 0:
+        for plane in range(N * C * H * W):
+            op[plane] = 0
+        return
+    cdef const floating* cp = &cols[0, 0]
+    for plane in prange(N * C, nogil=True, schedule="static", num_threads=max(num_threads, 1)):
+        n = plane // C
+        c = plane - n * C
+        _col2im_plane(cp + c * kh * kw * NL + n * L, op + plane * H * W, NL,
+                      H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)

@@ -1,0 +1,201 @@
+"""2-d convolution (cross-correlation, as in PyTorch) by im2col + one BLAS GEMM.
+
+Forward: ``im2col`` (Cython + OpenMP, ``minipool/_kernels/im2col.pyx``) lays the
+receptive fields out as ``cols`` of shape (C*kh*kw, N*Ho*Wo): the batch is folded
+into the columns, so the whole batch is a single GEMM ``W2 @ cols`` with
+``W2 = weight.reshape(O, C*kh*kw)`` (one GEMM per group, batched through
+``np.matmul``).  The (O, N*Ho*Wo) product is reordered to NCHW in the same pass
+that adds the bias.
+
+Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
+  weight: ``(cols @ G.T).T``  -- one GEMM over the whole batch.  Written this way
+          round because OpenBLAS is ~2x faster for the long-K shape
+          (K = N*Ho*Wo) when the long operand is the row-major left factor.
+  input:  ``col2im(W2.T @ G)``, the scatter-add run per input plane (no atomics,
+          bit-identical for any thread count); skipped when the input needs no
+          gradient (the first layer of a network).
+  bias:   row sums of ``G``.
+
+Threads.  Our kernels take their thread count from ``minipool._config`` (1 for
+small jobs).  The GEMMs run on NumPy's OpenBLAS with its own thread pool
+(``OPENBLAS_NUM_THREADS``, default: all cores).  The two never run at the same
+time -- every kernel call returns before the next GEMM starts -- so the pools
+take turns rather than compete for the cores, and we leave OpenBLAS's setting
+alone (NumPy offers no API to change it; set ``OPENBLAS_NUM_THREADS`` before
+starting Python to pin it).  ``benchmarks/bench_conv.py`` measures both pools.
+"""
+import numpy as np
+
+from minipool import _config
+from minipool._kernels.im2col import col2im, im2col
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.shape import reshape
+from minipool.tensor import FLOAT_DTYPES, Function
+
+__all__ = ["conv2d", "conv_output_size", "pair"]
+
+
+def pair(value, name, minimum):
+    """``value`` (int or sequence of 2 ints) as a 2-tuple of ints >= ``minimum``."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"conv2d: {name} must be >= {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation):
+    """Output length along one axis (may be <= 0 when the kernel does not fit)."""
+    return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
+
+
+class Conv2dFn(Function):
+    """The differentiable op behind ``conv2d``; ``geometry`` is a plain tuple
+    ``(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups)`` (ph/pw: top/left padding)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry):
+        kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = geometry
+        x = np.ascontiguousarray(x)
+        weight = np.ascontiguousarray(weight)
+        N, C, H, W = x.shape
+        O = weight.shape[0]
+        K_group = (C // groups) * kh * kw
+        L = Ho * Wo
+        cols = np.empty((C * kh * kw, N * L), dtype=x.dtype)
+        im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
+               _config.kernel_threads(N * C, cols.size))
+        if groups == 1:
+            out2d = weight.reshape(O, K_group) @ cols
+        else:
+            out2d = np.matmul(weight.reshape(groups, O // groups, K_group),
+                              cols.reshape(groups, K_group, N * L)).reshape(O, N * L)
+        out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
+        nchw = out2d.reshape(O, N, L).transpose(1, 0, 2)
+        if bias is None:
+            np.copyto(out.reshape(N, O, L), nchw)
+        else:
+            np.add(nchw, bias.reshape(O, 1), out=out.reshape(N, O, L))
+        if ctx.requires_grad:
+            ctx.geometry = geometry
+            ctx.x_shape = x.shape
+            ctx.weight = weight if ctx.needs_input_grad[0] else None
+            ctx.cols = cols if ctx.needs_input_grad[1] else None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = ctx.geometry
+        N, C, H, W = ctx.x_shape
+        O = grad.shape[1]
+        L = Ho * Wo
+        K_group = (C // groups) * kh * kw
+        O_group = O // groups
+        # G: (O, N*L), contiguous; every product below reads it (or its transpose) in place.
+        G = np.ascontiguousarray(grad.reshape(N, O, L).transpose(1, 0, 2)).reshape(O, N * L)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[2]:
+            grad_b = G.sum(axis=1)
+        if ctx.needs_input_grad[1]:
+            cols = ctx.cols
+            if groups == 1:
+                grad_w = (cols @ G.T).T
+            else:
+                grad_w = np.matmul(cols.reshape(groups, K_group, N * L),
+                                   G.reshape(groups, O_group, N * L).transpose(0, 2, 1))
+                grad_w = grad_w.transpose(0, 2, 1)
+            grad_w = np.ascontiguousarray(grad_w).reshape(O, C // groups, kh, kw)
+        if ctx.needs_input_grad[0]:
+            weight = ctx.weight
+            if groups == 1:
+                grad_cols = weight.reshape(O, K_group).T @ G
+            else:
+                grad_cols = np.matmul(
+                    weight.reshape(groups, O_group, K_group).transpose(0, 2, 1),
+                    G.reshape(groups, O_group, N * L)).reshape(C * kh * kw, N * L)
+            grad_x = np.empty((N, C, H, W), dtype=grad.dtype)
+            col2im(grad_cols, grad_x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
+                   _config.kernel_threads(N * C, grad_cols.size))
+        return grad_x, grad_w, grad_b, None
+
+
+def _padding(padding, kernel, stride, dilation):
+    """(top, bottom, left, right) padding from an int, a pair, or 'same'/'valid'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads += [total // 2, total - total // 2]  # the odd one out goes after, as PyTorch
+            return tuple(pads)
+        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    ph, pw = pair(padding, "padding", 0)
+    return ph, ph, pw, pw
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d convolution over an (N, C, H, W) or (C, H, W) input, as ``torch.nn.functional.conv2d``.
+
+    ``weight`` is (out_channels, in_channels // groups, kh, kw), ``bias`` is
+    (out_channels,) or None.  ``stride``, ``padding`` and ``dilation`` are an
+    int or a pair; ``padding`` may also be ``"same"`` (stride 1 only; an odd
+    total pads one more at the bottom/right) or ``"valid"`` (no padding).
+
+    >>> import numpy as np, minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> x = mp.tensor(np.arange(16.0).reshape(1, 1, 4, 4))
+    >>> w = mp.tensor(np.ones((1, 1, 2, 2)))
+    >>> F.conv2d(x, w, stride=2).numpy()
+    array([[[[10., 18.],
+             [42., 50.]]]])
+    """
+    input, weight = as_tensor(input), as_tensor(weight)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"conv2d: input must be (N, C, H, W) or (C, H, W), got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError("conv2d: weight must be (out_channels, in_channels/groups, kh, kw), "
+                         f"got shape {weight.shape}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"conv2d: input must be float32 or float64, got {input.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
+    groups = int(groups)
+    unbatched = input.ndim == 3
+    C, H, W = input.shape[-3:]
+    O, C_group, kh, kw = weight.shape
+    if O == 0 or kh == 0 or kw == 0:
+        raise ValueError(f"conv2d: weight shape {weight.shape} has an empty dimension")
+    if O % groups:
+        raise ValueError(f"conv2d: out_channels {O} (weight.shape[0]) must be divisible by groups={groups}")
+    if C != C_group * groups:
+        raise ValueError(f"conv2d: input has {C} channels but weight expects "
+                         f"{C_group} x groups={groups} = {C_group * groups}")
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (O,):
+            raise ValueError(f"conv2d: bias must have shape ({O},), got {bias.shape}")
+        if bias.dtype != input.dtype:
+            raise TypeError(f"conv2d: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    stride = pair(stride, "stride", 1)
+    dilation = pair(dilation, "dilation", 1)
+    top, bottom, left, right = _padding(padding, (kh, kw), stride, dilation)
+    Ho = conv_output_size(H, kh, stride[0], top, bottom, dilation[0])
+    Wo = conv_output_size(W, kw, stride[1], left, right, dilation[1])
+    if Ho < 1 or Wo < 1:
+        raise ValueError(f"conv2d: input of spatial size ({H}, {W}) padded by ({top}+{bottom}, "
+                         f"{left}+{right}) is smaller than the dilated kernel "
+                         f"({dilation[0] * (kh - 1) + 1}, {dilation[1] * (kw - 1) + 1})")
+    geometry = (kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
+    x = reshape(input, (1, C, H, W)) if unbatched else input
+    out = Conv2dFn.apply(x, weight, bias, geometry)
+    return reshape(out, out.shape[1:]) if unbatched else out
