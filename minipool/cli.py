@@ -1,4 +1,4 @@
-"""The command line: ``python -m minipool {config,demo}``."""
+"""The command line: ``python -m minipool {train,evaluate,config,demo}``."""
 import argparse
 import sys
 
@@ -26,10 +26,127 @@ def _config(args):
     return 0
 
 
+# Options of `train` that map one-to-one onto TrainConfig fields.
+TRAIN_FIELDS = ("model", "dataset", "data_dir", "download", "epochs", "batch_size", "optimizer", "lr",
+                "momentum", "weight_decay", "schedule", "augment", "threads", "seed", "out",
+                "train_size", "val_size", "test_size", "classic_output", "progress")
+
+
+def _fail(command, message, code):
+    print(f"python -m minipool {command}: error: {message}", file=sys.stderr)
+    return code
+
+
+def _train(args):
+    from minipool.train import TrainConfig, TrainError, TrainingDiverged, TrainingInterrupted, run_training
+
+    explicit = {k for k in TRAIN_FIELDS if getattr(args, k) is not None}
+    values = {k: getattr(args, k) for k in explicit}
+    config = TrainConfig(**values)
+    try:
+        run_training(config, resume=args.resume, explicit=explicit)
+    except TrainingDiverged as e:
+        return _fail("train", str(e), 1)
+    except TrainError as e:
+        return _fail("train", str(e), 2)
+    except TrainingInterrupted as e:
+        print(f"interrupted: resumable checkpoint written to {e.path}\n"
+              f"continue with: python -m minipool train --resume {e.path}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("aborted (no checkpoint written for the current epoch)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _evaluate(args):
+    from minipool.train import TrainError, evaluate_checkpoint, set_threads
+
+    if args.batch_size is not None and args.batch_size < 1:
+        return _fail("evaluate", f"batch-size must be an integer >= 1, got {args.batch_size}", 2)
+    if args.threads is not None:
+        if args.threads < 1:
+            return _fail("evaluate", f"threads must be an integer >= 1, got {args.threads}", 2)
+        set_threads(args.threads)
+    try:
+        evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_dir=args.data_dir,
+                            download=bool(args.download), test_size=args.test_size,
+                            batch_size=args.batch_size or 500)
+    except TrainError as e:
+        return _fail("evaluate", str(e), 2)
+    return 0
+
+
+def _add_train_parser(sub):
+    from minipool.models import MODELS
+    from minipool.train import DATASETS, OPTIMIZERS, SCHEDULES
+
+    p = sub.add_parser(
+        "train", help="train LeNet-5 (defaults: modern LeNet-5 on synthetic digits, ~1 minute)",
+        description="Train LeNet-5 on minipool's own autograd and kernels. Unset options take the "
+                    "dataset's defaults (synthetic: 3 epochs, SGD lr 0.05 one-cycle; mnist and "
+                    "fashion-mnist: 10 epochs, SGD lr 0.05 one-cycle, augmentation on).")
+    # names are checked by TrainConfig, which gives one clear message for a wrong one
+    p.add_argument("--model", metavar="{" + ",".join(MODELS) + "}", help="network (default lenet5)")
+    p.add_argument("--dataset", metavar="{" + ",".join(DATASETS) + "}",
+                   help="data (default synthetic: no files needed)")
+    p.add_argument("--data-dir", help="folder with the IDX files (default $MINIPOOL_DATA/<dataset> "
+                                      "or ~/.cache/minipool/<dataset>)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="download missing MNIST/Fashion-MNIST files (checksums verified)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, help="default 64")
+    p.add_argument("--optimizer", metavar="{" + ",".join(OPTIMIZERS) + "}", help="default sgd")
+    p.add_argument("--lr", type=float, help="learning rate (the peak rate for onecycle)")
+    p.add_argument("--schedule", metavar="{" + ",".join(SCHEDULES) + "}", help="default onecycle")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random affine jitter of the training images")
+    p.add_argument("--threads", type=int, help="threads for minipool's kernels and BLAS")
+    p.add_argument("--seed", type=int, help="default 0; same seed, same run")
+    p.add_argument("--out", help="output folder (default runs/<model>-<dataset>)")
+    p.add_argument("--resume", metavar="CKPT", help="continue a run from its last.npz (or best.npz)")
+    extra = p.add_argument_group("more options")
+    extra.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    extra.add_argument("--weight-decay", type=float, help="default 0")
+    extra.add_argument("--classic-output", metavar="{rbf,softmax}",
+                       help="output layer of lenet5-classic (default rbf, the paper's)")
+    extra.add_argument("--train-size", type=int, help="use at most this many training images")
+    extra.add_argument("--val-size", type=int, help="images held out of training for validation")
+    extra.add_argument("--test-size", type=int, help="test images (synthetic: how many to draw)")
+    extra.add_argument("--progress", choices=["auto", "bar", "lines", "none"],
+                       help="progress display (auto: a bar on a terminal, lines otherwise)")
+    p.set_defaults(run=_train)
+
+
+def _add_evaluate_parser(sub):
+    from minipool.train import DATASETS
+
+    p = sub.add_parser("evaluate", help="report a checkpoint's test accuracy",
+                       description="Accuracy and confusion matrix of a checkpoint on a test set.")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT")
+    p.add_argument("--dataset", metavar="{" + ",".join(DATASETS) + "}",
+                   help="default: the checkpoint's dataset")
+    p.add_argument("--data-dir")
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--test-size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int)
+    p.set_defaults(run=_evaluate)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (plus a pointer to --help), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m minipool",
+    parser = _Parser(prog="python -m minipool",
                                      description="minipool: autograd, pooling kernels, LeNet-5.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
     sub.add_parser("config", help="show how minipool was built").set_defaults(run=_config)
     sub.add_parser("demo", help="a tiny autograd + gradcheck demo").set_defaults(run=_demo)
     return parser

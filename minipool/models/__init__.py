@@ -1,0 +1,18 @@
+"""Ready-made networks: LeNet-5 (modern) and LeNet-5 as published in 1998.
+
+>>> from minipool.models import build_model
+>>> build_model("lenet5", seed=0).name
+'lenet5'
+"""
+from minipool.models.lenet import LeNet5, LeNet5Classic  # noqa: F401
+
+MODELS = {LeNet5.name: LeNet5, LeNet5Classic.name: LeNet5Classic}
+
+__all__ = ["LeNet5", "LeNet5Classic", "MODELS", "build_model"]
+
+
+def build_model(name, **config):
+    """The model registered as ``name`` ("lenet5" or "lenet5-classic"), built with ``config``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name](**config)
