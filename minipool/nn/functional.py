@@ -9,6 +9,9 @@ from minipool.ops.linalg import matmul  # noqa: F401
 from minipool.ops.reduce import log_softmax, logsumexp, max, mean, min, softmax, sum  # noqa: F401
 from minipool.ops.shape import (broadcast_to, cat, flatten, permute, reshape, squeeze,  # noqa: F401
                                 stack, transpose, unsqueeze)
+from minipool.ops.conv import conv2d  # noqa: F401
+from minipool.ops.nn_ops import dropout, linear  # noqa: F401
+from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 
 clamp = clip
 concatenate = cat

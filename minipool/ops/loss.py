@@ -1,0 +1,264 @@
+"""Losses: cross-entropy (fused, stable log-softmax), negative log-likelihood, mean squared error.
+
+Cross-entropy and NLL share one formulation.  With the class axis moved last
+and the other axes flattened into rows, every row i gets a non-negative
+"target weight" vector q_i over the classes, and
+
+    loss_i = -sum_c q_ic * logp_ic,      d loss_i / d x_ic = p_ic * sum_c' q_ic' - q_ic
+
+(p = softmax; for NLL the input already is logp and the gradient is -q_ic).
+Class-index targets give q_i = (1 - eps) * w[y_i] * onehot(y_i) + (eps / C) * w
+(eps = label_smoothing, w = class weights, q_i = 0 for ignored rows); "mean"
+divides by sum_i w[y_i] over the rows kept, as PyTorch does.  Probability
+targets give q_i = w * ((1 - eps) * t_i + eps / C) and "mean" divides by the
+number of rows.
+"""
+import numpy as np
+
+from minipool.ops.elementwise import as_tensor
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
+
+__all__ = ["cross_entropy", "nll_loss", "mse_loss"]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, where):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def _rows(a, num_classes):
+    """(N, C, d1..dk) -> (N*d1*..*dk, C); (C,) -> (1, C); (N, C) unchanged."""
+    if a.ndim == 1:
+        return a.reshape(1, num_classes)
+    if a.ndim == 2:
+        return a
+    return np.moveaxis(a, 1, -1).reshape(-1, num_classes)
+
+
+def _unrows(rows, shape):
+    """The inverse of ``_rows`` for an array of the input's ``shape``."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = rows.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],))
+    return np.ascontiguousarray(np.moveaxis(moved, -1, 1))
+
+
+def _log_softmax_rows(x2):
+    shifted = x2 - x2.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class ClassLossFn(Function):
+    """Cross-entropy (``from_logits=True``) or NLL over rows of class scores.
+
+    Positional inputs: ``x`` (differentiable), then constants ``target``
+    (int indices or probabilities) and ``weight`` (per-class or None).
+    """
+
+    @staticmethod
+    def forward(ctx, x, target, weight, from_logits, probabilities, ignore_index,
+                reduction, label_smoothing):
+        num_classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
+        x2 = _rows(x, num_classes)
+        logp = _log_softmax_rows(x2) if from_logits else x2
+        rows = np.arange(x2.shape[0])
+        smooth = label_smoothing / num_classes
+        w = None if weight is None else weight.astype(x.dtype, copy=False)
+        if probabilities:
+            t2 = _rows(target, num_classes).astype(x.dtype, copy=False)
+            q = t2 * (1 - label_smoothing) + smooth if label_smoothing else t2
+            if w is not None:
+                q = q * w
+            loss = -(q * logp).sum(axis=1)
+            denominator = x2.shape[0]
+        else:
+            t = target.reshape(-1)
+            keep = t != ignore_index
+            safe_t = np.where(keep, t, 0)
+            row_weight = (w[safe_t] if w is not None else np.ones(t.shape, x.dtype)) * keep
+            picked = logp[rows, safe_t]
+            # where() rather than a product, so an ignored row's -inf score gives 0, not nan
+            loss = -np.where(keep, row_weight * picked, 0) * (1 - label_smoothing)
+            q = np.zeros_like(x2)
+            q[rows, safe_t] = (1 - label_smoothing) * row_weight
+            if label_smoothing:
+                class_weight = w if w is not None else np.ones(num_classes, x.dtype)
+                spread = smooth * class_weight * keep[:, None]
+                loss = loss - np.where(keep, (class_weight * logp).sum(axis=1), 0) * smooth
+                q += spread
+            denominator = row_weight.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if reduction == "none":
+                out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
+            elif reduction == "sum":
+                out = loss.sum()
+            else:
+                out = loss.sum() / denominator
+        if ctx.requires_grad:
+            ctx.meta = (x.shape, reduction, denominator, from_logits)
+            ctx.q = q
+            ctx.logp = logp if from_logits else None
+        return np.asarray(out, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, reduction, denominator, from_logits = ctx.meta
+        q = ctx.q
+        if reduction == "none":
+            row_grad = grad.reshape(-1, 1)
+        elif reduction == "sum":
+            row_grad = grad
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                row_grad = grad / np.asarray(denominator, dtype=grad.dtype)
+        if from_logits:
+            d_rows = np.exp(ctx.logp) * q.sum(axis=1, keepdims=True) - q
+        else:
+            d_rows = -q
+        d_rows *= row_grad
+        return (_unrows(d_rows, shape),) + (None,) * 7
+
+
+def _validated_class_args(where, input, target, weight, reduction, label_smoothing,
+                          allow_probabilities):
+    input = as_tensor(input)
+    check_reduction(reduction, where)
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: input must be float32 or float64, got {input.dtype}")
+    if input.ndim == 0:
+        raise ValueError(f"{where}: input must be (C,), (N, C) or (N, C, d1, ...), got a 0-d tensor")
+    num_classes = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    if num_classes == 0:
+        raise ValueError(f"{where}: input has no classes (shape {input.shape})")
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    probabilities = False
+    if t.dtype.kind == "f" and allow_probabilities and t.shape == input.shape:
+        probabilities = True
+    elif t.dtype.kind not in "iu":
+        raise TypeError(f"{where}: target must hold integer class indices"
+                        + (" (or class probabilities of the input's shape)" if allow_probabilities else "")
+                        + f", got dtype {t.dtype} and shape {t.shape}")
+    else:
+        expected = input.shape[:1] + input.shape[2:] if input.ndim >= 2 else ()
+        if t.shape != expected:
+            raise ValueError(f"{where}: target must have shape {expected} for input of shape "
+                             f"{input.shape}, got {t.shape}")
+    if not isinstance(label_smoothing, (int, float, np.floating)) or isinstance(label_smoothing, bool) \
+            or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if weight is not None:
+        weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        if weight.shape != (num_classes,) or weight.dtype.kind not in "fiu":
+            raise ValueError(f"{where}: weight must be a float vector of shape ({num_classes},), "
+                             f"got shape {weight.shape} and dtype {weight.dtype}")
+    return input, t, weight, probabilities, num_classes
+
+
+def _check_indices(where, t, num_classes, ignore_index):
+    bad = (t != ignore_index) & ((t < 0) | (t >= num_classes))
+    if np.any(bad):
+        value = t[bad].reshape(-1)[0]
+        raise ValueError(f"{where}: target holds class index {int(value)}, outside [0, {num_classes}) "
+                         f"(and not ignore_index={ignore_index})")
+
+
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy of logits ``input`` against ``target``, as ``torch.nn.functional.cross_entropy``.
+
+    ``input``: (N, C), (C,) or (N, C, d1, ...) logits.  ``target``: integer class
+    indices of shape (N,), () or (N, d1, ...) -- entries equal to
+    ``ignore_index`` are skipped -- or float class probabilities of the
+    input's shape.  ``weight``: optional per-class weights (C,).
+    ``reduction``: "mean" (weighted mean over kept entries), "sum" or "none".
+    ``label_smoothing`` in [0, 1] mixes the target with the uniform distribution.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> logits = mp.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    >>> loss = F.cross_entropy(logits, mp.tensor([0, 2]))
+    >>> round(loss.item(), 4)
+    0.7928
+    >>> loss.backward()
+    >>> logits.grad.numpy().round(3)
+    array([[-0.106,  0.053,  0.053],
+           [ 0.167,  0.167, -0.333]], dtype=float32)
+    """
+    input, t, weight, probabilities, num_classes = _validated_class_args(
+        "cross_entropy", input, target, weight, reduction, label_smoothing, True)
+    if not probabilities:
+        _check_indices("cross_entropy", t, num_classes, ignore_index)
+    return ClassLossFn.apply(input, t, weight, True, probabilities, ignore_index, reduction,
+                             float(label_smoothing))
+
+
+def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` at class indices ``target``.
+
+    Shapes, ``weight``, ``ignore_index`` and ``reduction`` as in ``cross_entropy``;
+    ``F.nll_loss(F.log_softmax(x, 1), y)`` equals ``F.cross_entropy(x, y)``.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> logp = mp.tensor([[-0.5, -1.0], [-2.0, -0.25]])
+    >>> F.nll_loss(logp, mp.tensor([1, 1]), reduction="sum").item()
+    1.25
+    """
+    input, t, weight, _, num_classes = _validated_class_args(
+        "nll_loss", input, target, weight, reduction, 0.0, False)
+    _check_indices("nll_loss", t, num_classes, ignore_index)
+    return ClassLossFn.apply(input, t, weight, False, False, ignore_index, reduction, 0.0)
+
+
+class MseFn(Function):
+    @staticmethod
+    def forward(ctx, x, target, reduction):
+        diff = x - target
+        squared = diff * diff
+        if reduction == "none":
+            out = squared
+        elif reduction == "sum":
+            out = squared.sum()
+        else:
+            out = squared.mean() if squared.size else np.asarray(np.nan, x.dtype)
+        if ctx.requires_grad:
+            ctx.diff = diff
+            ctx.reduction = reduction
+        return np.asarray(out, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        diff = ctx.diff
+        scale = 2.0 / diff.size if ctx.reduction == "mean" and diff.size else 2.0
+        grad_x = (grad * np.asarray(scale, grad.dtype)) * diff
+        grad_t = -grad_x if ctx.needs_input_grad[1] else None
+        return grad_x, grad_t, None
+
+
+def mse_loss(input, target, *, reduction="mean"):
+    """Mean squared error ``(input - target) ** 2`` reduced by ``reduction``.
+
+    ``input`` and ``target`` must have the same shape (PyTorch would broadcast
+    with a warning; that is almost always a bug, so minipool refuses it).
+    Gradients flow to both when they require them.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> F.mse_loss(mp.tensor([1.0, 2.0, 3.0]), mp.tensor([1.0, 0.0, 5.0])).item()
+    2.6666667461395264
+    """
+    check_reduction(reduction, "mse_loss")
+    input = as_tensor(input)
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"mse_loss: input must be float32 or float64, got {input.dtype}")
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=input.dtype))
+    elif target.dtype != input.dtype:
+        if target.requires_grad:
+            raise TypeError(f"mse_loss: target dtype {target.dtype} differs from input dtype {input.dtype}")
+        target = Tensor(target.data.astype(input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"mse_loss: target shape {target.shape} differs from input shape {input.shape}")
+    return MseFn.apply(input, target, reduction)
