@@ -1,0 +1,154 @@
+"""Parameter initialisation, in place, with PyTorch's formulas (``torch.nn.init``).
+
+Every function fills ``tensor.data`` in place and returns ``tensor``.  Pass
+``generator`` (a ``np.random.Generator``) for reproducible values; without one
+the shared default from ``minipool._random`` is used (``manual_seed`` reseeds it).
+
+>>> import numpy as np, minipool as mp
+>>> from minipool.nn import init
+>>> w = mp.zeros(120, 400)
+>>> _ = init.kaiming_uniform_(w, a=5 ** 0.5, generator=np.random.default_rng(0))
+>>> bool(np.abs(w.numpy()).max() <= 1 / 400 ** 0.5)
+True
+"""
+import math
+
+import numpy as np
+
+from minipool import _random
+from minipool._random import manual_seed  # noqa: F401  (re-exported for convenience)
+from minipool.tensor import FLOAT_DTYPES, Tensor
+
+__all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
+           "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
+           "fan_in_and_fan_out", "default_layer_init_", "manual_seed"]
+
+
+def _target(tensor, where):
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"init.{where}: tensor must be a minipool Tensor or Parameter, "
+                        f"got {type(tensor).__name__}")
+    if tensor.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"init.{where}: tensor must be float32 or float64, got {tensor.dtype}")
+    return tensor
+
+
+def _fill(tensor, values):
+    tensor.data[...] = values  # in place: views of the parameter see the new values
+    return tensor
+
+
+def calculate_gain(nonlinearity, param=None):
+    """The recommended gain for ``nonlinearity`` (PyTorch's table).
+
+    >>> calculate_gain("relu") == 2 ** 0.5, calculate_gain("tanh")
+    (True, 1.6666666666666667)
+    """
+    linear_like = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                   "conv_transpose2d", "conv_transpose3d", "sigmoid")
+    if nonlinearity in linear_like:
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        elif isinstance(param, bool) or not isinstance(param, (int, float)):
+            raise ValueError(f"calculate_gain: param must be a number for leaky_relu, got {param!r}")
+        else:
+            slope = param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
+
+
+def fan_in_and_fan_out(tensor):
+    """(fan_in, fan_out) of a weight: dims 1 and 0 times the receptive field size."""
+    if tensor.ndim < 2:
+        raise ValueError(f"fan in and fan out need a tensor with at least 2 dimensions, "
+                         f"got shape {tensor.shape}")
+    receptive = int(np.prod(tensor.shape[2:])) if tensor.ndim > 2 else 1
+    return tensor.shape[1] * receptive, tensor.shape[0] * receptive
+
+
+def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    """Fill with samples from U(a, b)."""
+    _target(tensor, "uniform_")
+    if not a <= b:
+        raise ValueError(f"init.uniform_: needs a <= b, got a={a}, b={b}")
+    rng = _random.resolve(generator, "init.uniform_")
+    return _fill(tensor, rng.uniform(a, b, tensor.shape))
+
+
+def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    """Fill with samples from N(mean, std**2)."""
+    _target(tensor, "normal_")
+    if std < 0:
+        raise ValueError(f"init.normal_: std must be >= 0, got {std}")
+    rng = _random.resolve(generator, "init.normal_")
+    return _fill(tensor, rng.normal(mean, std, tensor.shape))
+
+
+def constant_(tensor, val):
+    return _fill(_target(tensor, "constant_"), val)
+
+
+def zeros_(tensor):
+    return constant_(tensor, 0.0)
+
+
+def ones_(tensor):
+    return constant_(tensor, 1.0)
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None):
+    """U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+    fan_in, fan_out = fan_in_and_fan_out(_target(tensor, "xavier_uniform_"))
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None):
+    """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = fan_in_and_fan_out(_target(tensor, "xavier_normal_"))
+    std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
+    return normal_(tensor, 0.0, std, generator)
+
+
+def _kaiming_std(tensor, a, mode, nonlinearity, where):
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"init.{where}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = fan_in_and_fan_out(_target(tensor, where))
+    fan = fan_in if mode == "fan_in" else fan_out
+    if fan == 0:
+        return 0.0
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan)
+
+
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015).
+
+    PyTorch's default for Conv2d and Linear weights is ``a=sqrt(5)``, which makes
+    b = 1 / sqrt(fan_in).
+    """
+    bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    return uniform_(tensor, -bound, bound, generator)
+
+
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    """N(0, std**2) with std = gain / sqrt(fan)."""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+    return normal_(tensor, 0.0, std, generator)
+
+
+def default_layer_init_(weight, bias=None, generator=None):
+    """PyTorch's default for Linear and Conv2d: ``kaiming_uniform_(weight, a=sqrt(5))``
+    (i.e. U(+-1/sqrt(fan_in))) and bias ~ U(+-1/sqrt(fan_in))."""
+    kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
+    if bias is not None:
+        fan_in, _ = fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        uniform_(bias, -bound, bound, generator)

@@ -1,0 +1,75 @@
+"""Fully connected layer and dropout."""
+import numpy as np
+
+import minipool.nn.functional as F
+from minipool import _random
+from minipool.nn import init
+from minipool.nn.module import Module, Parameter
+
+__all__ = ["Linear", "Dropout"]
+
+
+def _positive_int(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, with weight (out_features, in_features).
+
+    Initialised as in PyTorch (``init.default_layer_init_``); ``generator``
+    makes the initial values reproducible.
+
+    >>> import numpy as np, minipool as mp
+    >>> fc = mp.nn.Linear(400, 120, generator=np.random.default_rng(0))
+    >>> fc
+    Linear(in_features=400, out_features=120, bias=True)
+    >>> fc(mp.zeros(64, 400)).shape
+    (64, 120)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, generator=None):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None):
+        init.default_layer_init_(self.weight, self.bias, generator)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Dropout(Module):
+    """Zero elements with probability ``p`` in training mode (scaling the rest by
+    1/(1-p)); the identity after ``.eval()``.
+
+    >>> import numpy as np, minipool as mp
+    >>> drop = mp.nn.Dropout(0.25, generator=np.random.default_rng(0))
+    >>> drop
+    Dropout(p=0.25, inplace=False)
+    >>> drop.eval()(mp.ones(3)).numpy()
+    array([1., 1., 1.], dtype=float32)
+    """
+
+    def __init__(self, p=0.5, inplace=False, *, generator=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = p
+        self.inplace = inplace
+        self.generator = _random.resolve(generator, "Dropout") if generator is not None else None
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
