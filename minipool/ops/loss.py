@@ -182,9 +182,9 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     >>> round(loss.item(), 4)
     0.6691
     >>> loss.backward()
-    >>> logits.grad.numpy().round(3)
-    array([[-0.106,  0.053,  0.053],
-           [ 0.167,  0.167, -0.333]], dtype=float32)
+    >>> logits.grad.numpy().round(4)
+    array([[-0.1065,  0.0533,  0.0533],
+           [ 0.1667,  0.1667, -0.3333]], dtype=float32)
     """
     input, t, weight, probabilities, num_classes = _validated_class_args(
         "cross_entropy", input, target, weight, reduction, label_smoothing, True)
