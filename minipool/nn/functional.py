@@ -12,6 +12,8 @@ from minipool.ops.shape import (broadcast_to, cat, flatten, permute, reshape, sq
 from minipool.ops.conv import conv2d  # noqa: F401
 from minipool.ops.nn_ops import dropout, linear  # noqa: F401
 from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
+from minipool.ops.upsampling import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: F401
+                                     upsample_bilinear, upsample_nearest)
 
 clamp = clip
 concatenate = cat

@@ -1,0 +1,380 @@
+"""Upsampling kernels: nearest gather and separable tap tables, with their transposes.
+
+Every kernel works on C-contiguous arrays viewed as ``(planes, D, H, W)``
+(1-D and 2-D inputs have D = H = 1 or D = 1) and runs one OpenMP task per
+plane, so each output or gradient plane is written by exactly one thread and
+the result does not depend on the thread count.
+
+The index and weight tables come from ``minipool.ops.upsampling``, computed
+once per call in NumPy.  Two families:
+
+* nearest: one source index per output index and axis; the forward is a
+  gather (consecutive output rows with the same source are memcpy'd), the
+  backward a scatter-add in PyTorch's loop order (d, h, w ascending).
+* separable taps: along each axis, output ``o`` is ``sum_k w[o, k] *
+  in[idx[o, k]]`` (linear K=2, cubic K=4).  The forward applies the axes one
+  after the other, innermost first (W, then H, then D), through per-thread
+  scratch buffers.  The backward applies the transposed tables (CSR: for each
+  input index, the outputs that read it, in ascending order) in reverse
+  order, so it is a gather too: no atomics, no zeroing races.
+
+Fast paths: integer nearest factors along W (pure replication) and the
+half-pixel x2 linear pattern along W (a stencil with implicit indices).  Both
+use the same weights in the same order as the general loop, so their results
+are bit-identical to it.
+"""
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+from cython cimport floating
+
+from minipool._kernels._openmp cimport omp_get_thread_num
+
+
+# --------------------------------------------------------------------------- nearest
+cdef void _nearest_plane(const floating* x, floating* out,
+                         Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                         const Py_ssize_t* src_d, const Py_ssize_t* src_h,
+                         const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, w, r
+    cdef Py_ssize_t slab = OH * OW
+    cdef floating* dst
+    cdef const floating* src
+    cdef floating v
+    for od in range(OD):
+        if od > 0 and src_d[od] == src_d[od - 1]:
+            # same source slab as the previous output slab: copy it whole
+            memcpy(out + od * slab, out + (od - 1) * slab, slab * sizeof(floating))
+            continue
+        for oh in range(OH):
+            dst = out + od * slab + oh * OW
+            if oh > 0 and src_h[oh] == src_h[oh - 1]:
+                memcpy(dst, dst - OW, OW * sizeof(floating))
+                continue
+            src = x + (src_d[od] * H + src_h[oh]) * W
+            if repeat_w == 1:
+                memcpy(dst, src, OW * sizeof(floating))
+            elif repeat_w == 2:
+                for w in range(W):
+                    v = src[w]
+                    dst[2 * w] = v
+                    dst[2 * w + 1] = v
+            elif repeat_w > 2:
+                for w in range(W):
+                    v = src[w]
+                    for r in range(repeat_w):
+                        dst[w * repeat_w + r] = v
+            else:
+                for ow in range(OW):
+                    dst[ow] = src[src_w[ow]]
+
+
+cdef void _nearest_backward_plane(const floating* g, floating* gx,
+                                  Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
+                                  Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                                  const Py_ssize_t* src_d, const Py_ssize_t* src_h,
+                                  const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, w, r
+    cdef floating* row
+    cdef const floating* grow
+    cdef floating acc
+    memset(gx, 0, D * H * W * sizeof(floating))
+    for od in range(OD):
+        for oh in range(OH):
+            row = gx + (src_d[od] * H + src_h[oh]) * W
+            grow = g + (od * OH + oh) * OW
+            if repeat_w == 2:
+                for w in range(W):
+                    row[w] = (row[w] + grow[2 * w]) + grow[2 * w + 1]
+            elif repeat_w > 0:
+                for w in range(W):
+                    acc = row[w]
+                    for r in range(repeat_w):
+                        acc = acc + grow[w * repeat_w + r]
+                    row[w] = acc
+            else:
+                for ow in range(OW):
+                    row[src_w[ow]] = row[src_w[ow]] + grow[ow]
+
+
+def nearest_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                    const Py_ssize_t[::1] src_d, const Py_ssize_t[::1] src_h,
+                    const Py_ssize_t[::1] src_w, Py_ssize_t repeat_w, int num_threads):
+    """out[p, od, oh, ow] = x[p, src_d[od], src_h[oh], src_w[ow]].
+
+    ``repeat_w`` > 0 promises ``src_w[ow] == ow // repeat_w`` (replication).
+    """
+    cdef Py_ssize_t p, P = x.shape[0]
+    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    if P == 0 or OD * OH * OW == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        _nearest_plane(&x[p, 0, 0, 0], &out[p, 0, 0, 0], D, H, W, OD, OH, OW,
+                       &src_d[0], &src_h[0], &src_w[0], repeat_w)
+
+
+def nearest_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x,
+                     const Py_ssize_t[::1] src_d, const Py_ssize_t[::1] src_h,
+                     const Py_ssize_t[::1] src_w, Py_ssize_t repeat_w, int num_threads):
+    """The transpose of :func:`nearest_forward`: grad_x[p, src(o)] += grad[p, o],
+    over o in ascending (d, h, w) order."""
+    cdef Py_ssize_t p, P = grad_x.shape[0]
+    cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
+    cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
+    if P == 0 or D * H * W == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        _nearest_backward_plane(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], D, H, W, OD, OH, OW,
+                                &src_d[0], &src_h[0], &src_w[0], repeat_w)
+
+
+# --------------------------------------------------------------------------- tap tables
+cdef inline void _gather_taps(const floating* src, floating* dst, Py_ssize_t n,
+                              const Py_ssize_t* idx, const floating* w,
+                              Py_ssize_t K) noexcept nogil:
+    """dst[o] = sum_k src[idx[o, k]] * w[o, k] along a contiguous row."""
+    cdef Py_ssize_t o, k
+    cdef floating acc
+    if K == 2:
+        for o in range(n):
+            dst[o] = src[idx[2 * o]] * w[2 * o] + src[idx[2 * o + 1]] * w[2 * o + 1]
+    elif K == 4:
+        for o in range(n):
+            dst[o] = (src[idx[4 * o]] * w[4 * o] + src[idx[4 * o + 1]] * w[4 * o + 1]
+                      + src[idx[4 * o + 2]] * w[4 * o + 2] + src[idx[4 * o + 3]] * w[4 * o + 3])
+    else:
+        for o in range(n):
+            acc = src[idx[o * K]] * w[o * K]
+            for k in range(1, K):
+                acc = acc + src[idx[o * K + k]] * w[o * K + k]
+            dst[o] = acc
+
+
+cdef inline void _gather_taps_x2(const floating* src, floating* dst, Py_ssize_t n,
+                                 const Py_ssize_t* idx, const floating* w,
+                                 Py_ssize_t m_lo, Py_ssize_t m_hi) noexcept nogil:
+    """_gather_taps with K=2 where, for m in [m_lo, m_hi), outputs 2m and 2m+1
+    read (m-1, m) and (m, m+1) with the same weights as row 2*m_lo and 2*m_lo+1."""
+    cdef Py_ssize_t m
+    cdef floating a0 = w[4 * m_lo], a1 = w[4 * m_lo + 1]
+    cdef floating b0 = w[4 * m_lo + 2], b1 = w[4 * m_lo + 3]
+    _gather_taps(src, dst, 2 * m_lo, idx, w, 2)
+    for m in range(m_lo, m_hi):
+        dst[2 * m] = src[m - 1] * a0 + src[m] * a1
+        dst[2 * m + 1] = src[m] * b0 + src[m + 1] * b1
+    _gather_taps(src, dst + 2 * m_hi, n - 2 * m_hi, idx + 4 * m_hi, w + 4 * m_hi, 2)
+
+
+cdef inline void _combine_taps(const floating* src, floating* dst, Py_ssize_t n, Py_ssize_t L,
+                               const Py_ssize_t* idx, const floating* w,
+                               Py_ssize_t K) noexcept nogil:
+    """Row o of dst (length L) = sum_k w[o, k] * row idx[o, k] of src: an outer axis."""
+    cdef Py_ssize_t o, k, c
+    cdef floating* d
+    cdef const floating* s0
+    cdef const floating* s1
+    cdef const floating* s2
+    cdef const floating* s3
+    cdef floating w0, w1, w2, w3
+    for o in range(n):
+        d = dst + o * L
+        s0 = src + idx[o * K] * L
+        w0 = w[o * K]
+        if K == 2:
+            s1 = src + idx[o * K + 1] * L
+            w1 = w[o * K + 1]
+            for c in range(L):
+                d[c] = s0[c] * w0 + s1[c] * w1
+        elif K == 4:
+            s1 = src + idx[o * K + 1] * L
+            s2 = src + idx[o * K + 2] * L
+            s3 = src + idx[o * K + 3] * L
+            w1 = w[o * K + 1]
+            w2 = w[o * K + 2]
+            w3 = w[o * K + 3]
+            for c in range(L):
+                d[c] = s0[c] * w0 + s1[c] * w1 + s2[c] * w2 + s3[c] * w3
+        else:
+            for c in range(L):
+                d[c] = s0[c] * w0
+            for k in range(1, K):
+                s1 = src + idx[o * K + k] * L
+                w1 = w[o * K + k]
+                for c in range(L):
+                    d[c] = d[c] + s1[c] * w1
+
+
+cdef inline void _gather_csr(const floating* src, floating* dst, Py_ssize_t n,
+                             const Py_ssize_t* ptr, const Py_ssize_t* sidx,
+                             const floating* w) noexcept nogil:
+    """dst[i] = 0 + sum over e in [ptr[i], ptr[i+1]) of src[sidx[e]] * w[e], in order."""
+    cdef Py_ssize_t i, e
+    cdef floating acc
+    for i in range(n):
+        acc = 0
+        for e in range(ptr[i], ptr[i + 1]):
+            acc = acc + src[sidx[e]] * w[e]
+        dst[i] = acc
+
+
+cdef inline void _gather_csr_x2(const floating* src, floating* dst, Py_ssize_t n,
+                                const Py_ssize_t* ptr, const Py_ssize_t* sidx,
+                                const floating* w, Py_ssize_t i_lo, Py_ssize_t i_hi) noexcept nogil:
+    """_gather_csr where, for i in [i_lo, i_hi), row i reads 2i-1 .. 2i+2 with the
+    weights of row i_lo (the transpose of the half-pixel x2 stencil)."""
+    cdef Py_ssize_t i
+    cdef Py_ssize_t e = ptr[i_lo]
+    cdef floating c0 = w[e], c1 = w[e + 1], c2 = w[e + 2], c3 = w[e + 3]
+    _gather_csr(src, dst, i_lo, ptr, sidx, w)
+    for i in range(i_lo, i_hi):
+        dst[i] = (((<floating>0 + src[2 * i - 1] * c0) + src[2 * i] * c1)
+                  + src[2 * i + 1] * c2) + src[2 * i + 2] * c3
+    _gather_csr(src, dst + i_hi, n - i_hi, ptr + i_hi, sidx, w)
+
+
+cdef inline void _combine_csr(const floating* src, floating* dst, Py_ssize_t n, Py_ssize_t L,
+                              const Py_ssize_t* ptr, const Py_ssize_t* sidx,
+                              const floating* w) noexcept nogil:
+    """Row i of dst = 0 + sum over e of w[e] * row sidx[e] of src, in order."""
+    cdef Py_ssize_t i, e, c
+    cdef floating* d
+    cdef const floating* s
+    cdef floating we
+    for i in range(n):
+        d = dst + i * L
+        memset(d, 0, L * sizeof(floating))
+        for e in range(ptr[i], ptr[i + 1]):
+            s = src + sidx[e] * L
+            we = w[e]
+            for c in range(L):
+                d[c] = d[c] + s[c] * we
+
+
+cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating* buf2,
+                      Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
+                      Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                      const Py_ssize_t* idx_d, const floating* w_d, Py_ssize_t K_d,
+                      const unsigned char* need_d, bint act_d,
+                      const Py_ssize_t* idx_h, const floating* w_h, Py_ssize_t K_h,
+                      const unsigned char* need_h, bint act_h,
+                      const Py_ssize_t* idx_w, const floating* w_w, Py_ssize_t K_w, bint act_w,
+                      Py_ssize_t x2_lo, Py_ssize_t x2_hi) noexcept nogil:
+    """One plane, W axis then H then D; an inactive axis is the identity and is skipped.
+    ``need_*`` marks the input rows/slabs some tap reads, so downsampling skips the rest."""
+    cdef const floating* cur = x
+    cdef floating* dst
+    cdef Py_ssize_t d, h
+    if act_w:
+        dst = buf1 if (act_h or act_d) else out
+        for d in range(D):
+            if not need_d[d]:
+                continue
+            for h in range(H):
+                if not need_h[h]:
+                    continue
+                if x2_lo < x2_hi:
+                    _gather_taps_x2(cur + (d * H + h) * W, dst + (d * H + h) * OW, OW,
+                                    idx_w, w_w, x2_lo, x2_hi)
+                else:
+                    _gather_taps(cur + (d * H + h) * W, dst + (d * H + h) * OW, OW,
+                                 idx_w, w_w, K_w)
+        cur = dst
+    if act_h:
+        dst = buf2 if act_d else out
+        for d in range(D):
+            if need_d[d]:
+                _combine_taps(cur + d * H * OW, dst + d * OH * OW, OH, OW, idx_h, w_h, K_h)
+        cur = dst
+    if act_d:
+        _combine_taps(cur, out, OD, OH * OW, idx_d, w_d, K_d)
+
+
+cdef void _taps_backward_plane(const floating* g, floating* gx, floating* buf1, floating* buf2,
+                               Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                               const Py_ssize_t* ptr_d, const Py_ssize_t* src_d,
+                               const floating* tw_d, bint act_d,
+                               const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
+                               const floating* tw_h, bint act_h,
+                               const Py_ssize_t* ptr_w, const Py_ssize_t* src_w,
+                               const floating* tw_w, bint act_w,
+                               Py_ssize_t x2_lo, Py_ssize_t x2_hi) noexcept nogil:
+    """The transpose of _taps_plane: D, then H, then W, through the CSR tables."""
+    cdef const floating* cur = g
+    cdef floating* dst
+    cdef Py_ssize_t d, r
+    if act_d:
+        dst = buf2 if (act_h or act_w) else gx
+        _combine_csr(cur, dst, D, OH * OW, ptr_d, src_d, tw_d)
+        cur = dst
+    if act_h:
+        dst = buf1 if act_w else gx
+        for d in range(D):
+            _combine_csr(cur + d * OH * OW, dst + d * H * OW, H, OW, ptr_h, src_h, tw_h)
+        cur = dst
+    if act_w:
+        for r in range(D * H):
+            if x2_lo < x2_hi:
+                _gather_csr_x2(cur + r * OW, gx + r * W, W, ptr_w, src_w, tw_w, x2_lo, x2_hi)
+            else:
+                _gather_csr(cur + r * OW, gx + r * W, W, ptr_w, src_w, tw_w)
+
+
+def taps_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+                 floating[:, ::1] work,
+                 const Py_ssize_t[:, ::1] idx_d, const floating[:, ::1] w_d,
+                 const unsigned char[::1] need_d, bint act_d,
+                 const Py_ssize_t[:, ::1] idx_h, const floating[:, ::1] w_h,
+                 const unsigned char[::1] need_h, bint act_h,
+                 const Py_ssize_t[:, ::1] idx_w, const floating[:, ::1] w_w, bint act_w,
+                 Py_ssize_t x2_lo, Py_ssize_t x2_hi, int num_threads):
+    """Separable interpolation through per-axis tap tables (see the module doc).
+
+    ``work`` is scratch: one row of at least D*H*OW + D*OH*OW elements per thread.
+    ``x2_lo < x2_hi`` promises the half-pixel x2 stencil on W for pairs m in that range.
+    """
+    cdef Py_ssize_t p, tid, P = x.shape[0]
+    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
+    cdef Py_ssize_t size1 = D * H * OW
+    if P == 0 or OD * OH * OW == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        tid = omp_get_thread_num()
+        _taps_plane(&x[p, 0, 0, 0], &out[p, 0, 0, 0], &work[tid, 0], &work[tid, size1],
+                    D, H, W, OD, OH, OW,
+                    &idx_d[0, 0], &w_d[0, 0], idx_d.shape[1], &need_d[0], act_d,
+                    &idx_h[0, 0], &w_h[0, 0], idx_h.shape[1], &need_h[0], act_h,
+                    &idx_w[0, 0], &w_w[0, 0], idx_w.shape[1], act_w, x2_lo, x2_hi)
+
+
+def taps_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x,
+                  floating[:, ::1] work,
+                  const Py_ssize_t[::1] ptr_d, const Py_ssize_t[::1] src_d,
+                  const floating[::1] tw_d, bint act_d,
+                  const Py_ssize_t[::1] ptr_h, const Py_ssize_t[::1] src_h,
+                  const floating[::1] tw_h, bint act_h,
+                  const Py_ssize_t[::1] ptr_w, const Py_ssize_t[::1] src_w,
+                  const floating[::1] tw_w, bint act_w,
+                  Py_ssize_t x2_lo, Py_ssize_t x2_hi, int num_threads):
+    """The transpose of :func:`taps_forward` through CSR tables of each axis
+    (``ptr`` has n_in + 1 entries; row i lists the outputs reading input i).
+
+    ``work``: one row of at least D*H*OW + D*OH*OW elements per thread.
+    ``x2_lo < x2_hi`` promises the transposed x2 stencil on W for rows in that range.
+    """
+    cdef Py_ssize_t p, tid, P = grad_x.shape[0]
+    cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
+    cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
+    cdef Py_ssize_t size1 = D * H * OW
+    if P == 0 or D * H * W == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        tid = omp_get_thread_num()
+        _taps_backward_plane(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0],
+                             &work[tid, 0], &work[tid, size1],
+                             D, H, W, OD, OH, OW,
+                             &ptr_d[0], &src_d[0], &tw_d[0], act_d,
+                             &ptr_h[0], &src_h[0], &tw_h[0], act_h,
+                             &ptr_w[0], &src_w[0], &tw_w[0], act_w, x2_lo, x2_hi)

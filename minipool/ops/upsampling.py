@@ -1,0 +1,570 @@
+"""Upsampling ops: ``interpolate`` (nearest, nearest-exact, linear, bilinear,
+bicubic, trilinear, area), the ``upsample*`` helpers and pixel (un)shuffle.
+
+PyTorch 2.x is the contract (guide: semantics.md 1.8 and 1.9).  A call builds,
+for each spatial axis, a small table with PyTorch's formulas *and* its float
+precision: source indices for the nearest modes, source indices plus weights
+("taps") for the linear family and bicubic.  The Cython kernels in
+``minipool._kernels.upsampling`` then only gather and multiply-add; the
+backward runs the transposed tables.  Tables are cached per axis.
+
+Where PyTorch disagrees with itself, minipool follows PyTorch's main NCHW
+kernel and keeps the backward the exact transpose of its own forward:
+
+* nearest: ``src = min(floor(dst * scale), in - 1)``, with ``scale`` and the
+  product in the input's precision (float32 or float64) and the floor taken
+  after rounding to float32 (``floorf``), as ATen's generic kernel does.
+  ATen's 2-D kernel for small outputs (H_out + W_out <= 128), its
+  channels_last kernels and all its nearest backward kernels use another
+  index function (float32 scale, plus shortcuts for out == in and
+  out == 2 * in); the two differ for a few fractional factors, e.g. 5 -> 10
+  with scale_factor=2.1 (the "2.1" scale says floor(o / 2.1), the shortcut
+  says o // 2).  In those cases PyTorch's gradient is not the derivative of
+  its own forward; minipool's is.
+"""
+import functools
+import math
+import numbers
+
+import numpy as np
+
+from minipool._config import kernel_threads
+from minipool._kernels import upsampling as _k
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.shape import permute, reshape
+from minipool.tensor import FLOAT_DTYPES, Function
+
+__all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+           "pixel_shuffle", "pixel_unshuffle"]
+
+MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+_INTERPOLATING = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}  # mode -> input rank
+_NEAREST_DTYPES = FLOAT_DTYPES + (np.dtype(np.uint8),)  # PyTorch also gathers uint8 images
+
+
+# --------------------------------------------------------------------------- argument rules
+def _is_int(v):
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v):
+    return isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _per_axis(value, n, name):
+    """``value`` (scalar or sequence) as an n-tuple, checking the length."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise ValueError(f"interpolate: {name} {tuple(value)} has {len(value)} entries but the "
+                             f"input has {n} spatial dimension(s)")
+        return tuple(value)
+    return (value,) * n
+
+
+def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor, mode):
+    """Output sizes and the scale factors the kernels see (None = use in/out).
+
+    PyTorch's rules: exactly one of ``size`` and ``scale_factor``; the output
+    is ``floor(in * scale_factor)``; the given factor is used as is unless
+    ``recompute_scale_factor`` is true (always for ``area``), then in/out.
+    """
+    n = len(in_sizes)
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor, "
+                         f"got size={size!r} and scale_factor={scale_factor!r}")
+    if recompute_scale_factor is not None and not isinstance(recompute_scale_factor, (bool, np.bool_)):
+        raise TypeError("interpolate: recompute_scale_factor must be None, True or False, "
+                        f"got {recompute_scale_factor!r}")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor=True is meaningless with an "
+                             "explicit size; pass scale_factor instead")
+        sizes = _per_axis(size, n, "size")
+        for s in sizes:
+            if not _is_int(s):
+                raise TypeError(f"interpolate: size entries must be ints, got {size!r}")
+            if s <= 0:
+                raise ValueError(f"interpolate: size entries must be >= 1, got {size!r}")
+        return tuple(int(s) for s in sizes), (None,) * n
+    factors = _per_axis(scale_factor, n, "scale_factor")
+    for f in factors:
+        if not _is_real(f):
+            raise TypeError(f"interpolate: scale_factor must be a number or a tuple of numbers, "
+                            f"got {scale_factor!r}")
+        if not (math.isfinite(f) and f > 0):
+            raise ValueError(f"interpolate: scale_factor must be finite and > 0, got {scale_factor!r}")
+    factors = tuple(float(f) for f in factors)
+    out = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, factors))
+    for i, f, o in zip(in_sizes, factors, out):
+        if o < 1:
+            raise ValueError(f"interpolate: scale_factor {f} turns an input size of {i} into an "
+                             f"output size of {o}; the output size must be >= 1")
+    if recompute_scale_factor or mode == "area":
+        return out, (None,) * n
+    return out, factors
+
+
+# --------------------------------------------------------------------------- per-axis formulas
+# They mirror ATen's UpSample.h: every step happens in `ft`, the input's
+# precision (float32 or float64), and every floor is floorf (after rounding to
+# float32), because that decides which source pixel is picked.
+def _scale(n_in, n_out, scale_factor, align_corners, ft):
+    """Source step per output index (ATen's area_pixel_compute_scale)."""
+    if align_corners:
+        return ft(n_in - 1) / ft(n_out - 1) if n_out > 1 else ft(0)
+    if scale_factor is not None:
+        return ft(1.0 / scale_factor)
+    return ft(n_in) / ft(n_out)
+
+
+def _source_coordinate(scale, n_out, align_corners, clamp_negative, ft):
+    dst = np.arange(n_out).astype(ft)
+    if align_corners:
+        return scale * dst
+    src = scale * (dst + ft(0.5)) - ft(0.5)
+    return np.maximum(src, ft(0)) if clamp_negative else src
+
+
+def _floorf(values):
+    return np.floor(values.astype(np.float32)).astype(np.intp)
+
+
+def nearest_source(n_in, n_out, scale_factor, exact, ft):
+    """Source index of each output index along one axis, nearest or nearest-exact."""
+    scale = _scale(n_in, n_out, scale_factor, False, ft)
+    if exact:
+        # half-pixel centre, then "+ 0.5" with a double literal before the floorf
+        src = _source_coordinate(scale, n_out, False, True, ft).astype(np.float64) + 0.5
+    else:
+        src = scale * np.arange(n_out).astype(ft)
+    return np.minimum(_floorf(src), n_in - 1)
+
+
+def _cubic_near(t, a):  # Keys' kernel for |x| <= 1
+    return ((a + 2) * t - (a + 3)) * t * t + 1
+
+
+def _cubic_far(t, a):  # Keys' kernel for 1 < |x| < 2
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+
+
+def linear_taps(n_in, n_out, scale_factor, align_corners, cubic, ft):
+    """(idx, w) of shape (n_out, K): out[o] = sum_k w[o, k] * in[idx[o, k]]; K = 2 or 4."""
+    o = np.arange(n_out)
+    if not cubic and n_out == n_in:
+        # ATen copies (weights 1 and 0 on the same pixel): inf * 0 still gives NaN there
+        return np.stack([o, o], 1).astype(np.intp), np.stack(
+            [np.ones(n_out, ft), np.zeros(n_out, ft)], 1)
+    scale = _scale(n_in, n_out, scale_factor, align_corners, ft)
+    src = _source_coordinate(scale, n_out, align_corners, not cubic, ft)
+    i0 = np.minimum(_floorf(src), n_in - 1)
+    t = np.clip(src - i0.astype(ft), ft(0), ft(1))
+    if not cubic:
+        i1 = i0 + (i0 < n_in - 1)
+        return np.stack([i0, i1], 1).astype(np.intp), np.stack([ft(1) - t, t], 1)
+    a = ft(-0.75)
+    one = ft(1)
+    w = np.stack([_cubic_far(t + one, a), _cubic_near(t, a),
+                  _cubic_near(one - t, a), _cubic_far((one - t) + one, a)], 1)
+    idx = np.clip(i0[:, None] + np.arange(-1, 3)[None, :], 0, n_in - 1)
+    return idx.astype(np.intp), w.astype(ft)
+
+
+def area_windows(n_in, n_out):
+    """Adaptive-pooling windows [start, end) of one axis, computed in float32 like ATen."""
+    o = np.arange(n_out, dtype=np.int64)
+    start = np.floor(np.float32(o * n_in) / np.float32(n_out)).astype(np.intp)
+    end = np.ceil(np.float32((o + 1) * n_in) / np.float32(n_out)).astype(np.intp)
+    return start, end
+
+
+# --------------------------------------------------------------------------- cached tables
+def _frozen(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
+class NearestAxis:
+    """Source index per output index of one axis; ``repeat`` > 0 when it is pure replication."""
+
+    def __init__(self, n_in, src):
+        self.n_in, self.n_out = n_in, len(src)
+        self.src = _frozen(np.ascontiguousarray(src, dtype=np.intp))
+        factor = self.n_out // n_in
+        replication = (self.n_out == factor * n_in and
+                       np.array_equal(src, np.arange(self.n_out) // factor))
+        self.repeat = factor if replication else 0
+
+
+class TapAxis:
+    """Tap table of one axis, its transpose (CSR) and what the fast paths need.
+
+    Forward: ``out[o] = sum_k w[o, k] * in[idx[o, k]]``.  Transpose: input i
+    collects ``w[e] * grad[t_src[e]]`` for e in ``t_ptr[i]:t_ptr[i+1]``, in
+    ascending output order (the order a scatter-add would use).
+    """
+
+    def __init__(self, n_in, idx, w, active=True):
+        self.n_in = n_in
+        self.idx = np.ascontiguousarray(idx, dtype=np.intp)
+        self.w = np.ascontiguousarray(w)
+        self.n_out, self.K = self.idx.shape
+        self.active = active
+        self.need = np.zeros(n_in, np.uint8)
+        self.need[self.idx.ravel()] = 1
+        flat = self.idx.ravel()
+        order = np.argsort(flat, kind="stable")
+        self.t_src = (order // self.K).astype(np.intp)
+        self.t_w = np.ascontiguousarray(self.w.ravel()[order])
+        self.t_ptr = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=n_in))]).astype(np.intp)
+        self.x2 = self._x2_forward_range()
+        self.x2_t = self._x2_transpose_range() if self.x2[0] < self.x2[1] else (0, 0)
+        _frozen(self.idx, self.w, self.need, self.t_src, self.t_w, self.t_ptr)
+
+    @classmethod
+    def identity(cls, n):
+        return cls(n, np.arange(n)[:, None], np.ones((n, 1)), active=False)
+
+    def _x2_forward_range(self):
+        """Pairs m whose outputs 2m, 2m+1 read (m-1, m), (m, m+1) with one fixed weight set."""
+        n = self.n_in
+        if self.K != 2 or self.n_out != 2 * n or n < 3:
+            return (0, 0)
+        m = np.arange(1, n - 1)
+        idx, w = self.idx, self.w
+        ok = (np.array_equal(idx[2 * m], np.stack([m - 1, m], 1))
+              and np.array_equal(idx[2 * m + 1], np.stack([m, m + 1], 1))
+              and np.all(w[2 * m] == w[2]) and np.all(w[2 * m + 1] == w[3]))
+        return (1, n - 1) if ok else (0, 0)
+
+    def _x2_transpose_range(self):
+        """Inputs i whose CSR row is exactly outputs 2i-1 .. 2i+2 with one fixed weight set."""
+        n = self.n_in
+        lo, hi = 2, n - 2
+        if hi <= lo:
+            return (0, 0)
+        i = np.arange(lo, hi)
+        start = self.t_ptr[i]
+        ok = np.all(self.t_ptr[i + 1] - start == 4)
+        if ok:
+            rows = start[:, None] + np.arange(4)
+            ok = (np.array_equal(self.t_src[rows], 2 * i[:, None] + np.arange(-1, 3))
+                  and np.all(self.t_w[rows] == self.t_w[rows[0]]))
+        return (lo, hi) if ok else (0, 0)
+
+
+@functools.lru_cache(maxsize=512)
+def nearest_axis(n_in, n_out, scale_factor, exact, dtype_name):
+    return NearestAxis(n_in, nearest_source(n_in, n_out, scale_factor, exact, np.dtype(dtype_name).type))
+
+
+@functools.lru_cache(maxsize=8)
+def _identity_nearest(n):
+    return NearestAxis(n, np.arange(n))
+
+
+@functools.lru_cache(maxsize=512)
+def tap_axis(n_in, n_out, scale_factor, align_corners, cubic, dtype_name):
+    ft = np.dtype(dtype_name).type
+    return TapAxis(n_in, *linear_taps(n_in, n_out, scale_factor, align_corners, cubic, ft))
+
+
+@functools.lru_cache(maxsize=16)
+def _identity_taps(n, dtype_name):
+    ax = TapAxis.identity(n)
+    ax.w = _frozen(ax.w.astype(dtype_name))
+    ax.t_w = _frozen(ax.t_w.astype(dtype_name))
+    return ax
+
+
+def _pad_axes(axes, identity):
+    """Three axes (D, H, W): the missing outer ones of 1-D/2-D inputs are identities."""
+    return (identity(),) * (3 - len(axes)) + tuple(axes)
+
+
+# --------------------------------------------------------------------------- Functions
+def _planes(shape):
+    """(planes, D, H, W) view of an (N, C, *spatial) shape."""
+    spatial = (1,) * (5 - len(shape)) + tuple(shape[2:])
+    return (shape[0] * shape[1],) + spatial
+
+
+class Nearest(Function):
+    """Nearest / nearest-exact: a gather forward, a scatter-add backward."""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        out_shape = x.shape[:2] + tuple(a.n_out for a in axes)
+        d, h, w = _pad_axes(axes, lambda: _identity_nearest(1))
+        ctx.meta = (x.shape, (d, h, w))
+        if x.dtype not in FLOAT_DTYPES:  # uint8 images: plain NumPy gather, no gradient
+            return np.ascontiguousarray(
+                x.reshape(_planes(x.shape))[:, d.src[:, None, None], h.src[:, None], w.src]
+            ).reshape(out_shape)
+        x4 = np.ascontiguousarray(x).reshape(_planes(x.shape))
+        out = np.empty(_planes(out_shape), dtype=x.dtype)
+        threads = kernel_threads(x4.shape[0], x4.size + out.size)
+        _k.nearest_forward(x4, out, d.src, h.src, w.src, w.repeat, threads)
+        return out.reshape(out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        in_shape, (d, h, w) = ctx.meta
+        g4 = np.ascontiguousarray(grad).reshape(_planes(grad.shape))
+        gx = np.empty(_planes(in_shape), dtype=g4.dtype)
+        threads = kernel_threads(gx.shape[0], gx.size + g4.size)
+        _k.nearest_backward(g4, gx, d.src, h.src, w.src, w.repeat, threads)
+        return gx.reshape(in_shape), None
+
+
+class Taps(Function):
+    """Linear family and bicubic: separable tap tables, transposed for the backward."""
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        out_shape = x.shape[:2] + tuple(a.n_out for a in axes)
+        d, h, w = _pad_axes(axes, lambda: _identity_taps(1, x.dtype.name))
+        ctx.meta = (x.shape, (d, h, w))
+        x4 = np.ascontiguousarray(x).reshape(_planes(x.shape))
+        out = np.empty(_planes(out_shape), dtype=x.dtype)
+        threads = kernel_threads(x4.shape[0], x4.size + out.size)
+        work = np.empty((threads, _scratch(x4.shape, out.shape)), dtype=x.dtype)
+        _k.taps_forward(x4, out, work,
+                        d.idx, d.w, d.need, d.active,
+                        h.idx, h.w, h.need, h.active,
+                        w.idx, w.w, w.active, w.x2[0], w.x2[1], threads)
+        return out.reshape(out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        in_shape, (d, h, w) = ctx.meta
+        g4 = np.ascontiguousarray(grad).reshape(_planes(grad.shape))
+        gx = np.empty(_planes(in_shape), dtype=g4.dtype)
+        threads = kernel_threads(gx.shape[0], gx.size + g4.size)
+        work = np.empty((threads, _scratch(gx.shape, g4.shape)), dtype=g4.dtype)
+        _k.taps_backward(g4, gx, work,
+                         d.t_ptr, d.t_src, d.t_w, d.active,
+                         h.t_ptr, h.t_src, h.t_w, h.active,
+                         w.t_ptr, w.t_src, w.t_w, w.active, w.x2_t[0], w.x2_t[1], threads)
+        return gx.reshape(in_shape), None
+
+
+def _scratch(in4, out4):
+    """Per-thread scratch of the tap kernels: a (D, H, W_out) and a (D, H_out, W_out) buffer."""
+    _, d, h, _ = in4
+    _, _, oh, ow = out4
+    return d * h * ow + d * oh * ow + 1
+
+
+class AreaAverage(Function):
+    """``area`` mode = adaptive average pooling, one axis at a time.
+
+    TEMPORARY NumPy implementation, to be replaced by the pooling kernels
+    (minipool.ops.pooling.adaptive_avg_pool*d) once they exist: windows are
+    summed with ``np.add.reduceat`` (exact sums, no cumsum cancellation).
+    """
+
+    @staticmethod
+    def forward(ctx, x, out_sizes):
+        ctx.meta = (x.shape, out_sizes)
+        y = x
+        for axis, n_out in enumerate(out_sizes, start=2):
+            start, end = area_windows(x.shape[axis], n_out)
+            y = _window_sums(y, axis, start, end) / (end - start).astype(x.dtype).reshape(
+                (-1,) + (1,) * (x.ndim - axis - 1))
+        return y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        in_shape, out_sizes = ctx.meta
+        g = grad
+        for axis, n_out in reversed(list(enumerate(out_sizes, start=2))):
+            n_in = in_shape[axis]
+            start, end = area_windows(n_in, n_out)
+            g = g / (end - start).astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - axis - 1))
+            # input j is in windows first[j] .. last[j]-1 (starts and ends are monotone)
+            j = np.arange(n_in)
+            first = np.searchsorted(end, j, side="right")
+            last = np.searchsorted(start, j, side="right")
+            g = _window_sums(g, axis, first, last)
+        return g.astype(grad.dtype, copy=False), None
+
+
+def _window_sums(a, axis, start, end):
+    """Sums of ``a`` over [start[i], end[i]) along ``axis`` (windows may overlap)."""
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (0, 1)  # reduceat indices must be < length; the zero pad makes end == n valid
+    padded = np.pad(a, pad)
+    pairs = np.stack([start, end], 1).ravel()
+    sums = np.add.reduceat(padded, pairs, axis=axis)
+    sums = np.take(sums, np.arange(0, len(pairs), 2), axis=axis)
+    empty = (end <= start).reshape((-1,) + (1,) * (a.ndim - axis - 1))
+    return np.where(empty, 0, sums) if empty.any() else sums
+
+
+# --------------------------------------------------------------------------- public API
+def _check_dtype(x, mode):
+    allowed = _NEAREST_DTYPES if mode in ("nearest", "nearest-exact") else FLOAT_DTYPES
+    if x.dtype not in allowed:
+        names = ", ".join(d.name for d in allowed)
+        raise TypeError(f"interpolate: mode={mode!r} needs an input of dtype {names}, "
+                        f"got {x.dtype}")
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, data_format="channels_first"):
+    """Resize the spatial dimensions of an (N, C, *spatial) tensor, as PyTorch does.
+
+    ``mode`` is one of nearest, nearest-exact, linear (3-D input), bilinear and
+    bicubic (4-D), trilinear (5-D) or area (adaptive average pooling).  Give
+    exactly one of ``size`` (int or per-axis tuple) and ``scale_factor`` (number
+    or per-axis tuple; output = floor(in * factor), down- or upsampling).
+    ``align_corners`` (linear modes only, default False) maps the corner pixel
+    centres onto each other; ``recompute_scale_factor=True`` uses in/out as the
+    step instead of 1/scale_factor.  4-D inputs may be ``data_format=
+    "channels_last"`` (NHWC); the result then is NHWC too.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> x = mp.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    >>> F.interpolate(x, scale_factor=2).numpy()[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]], dtype=float32)
+    >>> F.interpolate(mp.tensor([[[0.0, 10.0]]]), size=4, mode="linear").numpy()
+    array([[[ 0. ,  2.5,  7.5, 10. ]]], dtype=float32)
+    """
+    x = as_tensor(input)
+    if data_format not in ("channels_first", "channels_last"):
+        raise ValueError(f"interpolate: data_format must be 'channels_first' or 'channels_last', "
+                         f"got {data_format!r}")
+    if data_format == "channels_last":
+        if x.ndim != 4:
+            raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
+                             f"input, got {x.ndim}-D")
+        y = interpolate(permute(x, (0, 3, 1, 2)), size, scale_factor, mode, align_corners,
+                        recompute_scale_factor)
+        return permute(y, (0, 2, 3, 1))
+    if mode not in MODES:
+        raise ValueError(f"interpolate: mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if x.ndim not in (3, 4, 5):
+        raise ValueError(f"interpolate: input must be 3-D, 4-D or 5-D (N, C, *spatial), "
+                         f"got {x.ndim}-D with shape {x.shape}")
+    if mode in _INTERPOLATING and x.ndim != _INTERPOLATING[mode]:
+        raise ValueError(f"interpolate: mode={mode!r} needs a {_INTERPOLATING[mode]}-D input, "
+                         f"got {x.ndim}-D with shape {x.shape}")
+    if mode in _INTERPOLATING:
+        if align_corners is None:
+            align_corners = False
+        elif not isinstance(align_corners, (bool, np.bool_)):
+            raise TypeError(f"interpolate: align_corners must be True, False or None, "
+                            f"got {align_corners!r}")
+    elif align_corners is not None:
+        raise ValueError(f"interpolate: align_corners can only be set with the interpolating "
+                         f"modes linear, bilinear, bicubic and trilinear, not mode={mode!r}")
+    _check_dtype(x, mode)
+    in_sizes = x.shape[2:]
+    if min(in_sizes) < 1:
+        raise ValueError(f"interpolate: the spatial dimensions of input must be >= 1, "
+                         f"got shape {x.shape}")
+    out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
+                                               recompute_scale_factor, mode)
+    if mode == "area":
+        return AreaAverage.apply(x, out_sizes)
+    dtype_name = "float64" if x.dtype == np.float64 else "float32"  # uint8 indexes like float32
+    if mode in ("nearest", "nearest-exact"):
+        exact = mode == "nearest-exact"
+        axes = tuple(nearest_axis(i, o, s, exact, dtype_name)
+                     for i, o, s in zip(in_sizes, out_sizes, scales))
+        return Nearest.apply(x, axes)
+    axes = tuple(tap_axis(i, o, s, bool(align_corners), mode == "bicubic", dtype_name)
+                 for i, o, s in zip(in_sizes, out_sizes, scales))
+    return Taps.apply(x, axes)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """``interpolate`` under its older name (same arguments, same results).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.upsample(mp.ones(1, 1, 2, 3), scale_factor=2).shape
+    (1, 1, 4, 6)
+    """
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """Nearest-neighbour upsampling: ``interpolate(..., mode="nearest")``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.upsample_nearest(mp.tensor([[[1.0, 2.0]]]), scale_factor=2).numpy()
+    array([[[1., 1., 2., 2.]]], dtype=float32)
+    """
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Bilinear upsampling with ``align_corners=True``, as PyTorch's helper does.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.upsample_bilinear(mp.tensor([[[[0.0, 3.0]]]]), size=(1, 4)).numpy()
+    array([[[[0., 1., 2., 3.]]]], dtype=float32)
+    """
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _check_factor(value, name, op):
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
+    return int(value)
+
+
+def pixel_shuffle(input, upscale_factor):
+    """Rearrange (*, C*r*r, H, W) into (*, C, H*r, W*r): ``out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> x = mp.arange(8.0).reshape(1, 8, 1, 1)
+    >>> F.pixel_shuffle(x, 2).numpy()[0, 1]
+    array([[4., 5.],
+           [6., 7.]], dtype=float32)
+    """
+    x = as_tensor(input)
+    r = _check_factor(upscale_factor, "upscale_factor", "pixel_shuffle")
+    if x.ndim < 3:
+        raise ValueError(f"pixel_shuffle: input must have at least 3 dimensions (*, C, H, W), "
+                         f"got shape {x.shape}")
+    *batch, c, h, w = x.shape
+    if c % (r * r):
+        raise ValueError(f"pixel_shuffle: the channel dimension ({c}) must be divisible by "
+                         f"upscale_factor**2 = {r * r}")
+    nb = len(batch)
+    y = reshape(x, (*batch, c // (r * r), r, r, h, w))
+    y = permute(y, (*range(nb), nb, nb + 3, nb + 1, nb + 4, nb + 2))
+    return reshape(y, (*batch, c // (r * r), h * r, w * r))
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """The inverse of ``pixel_shuffle``: (*, C, H*r, W*r) -> (*, C*r*r, H, W).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> x = mp.arange(16.0).reshape(1, 1, 4, 4)
+    >>> F.pixel_unshuffle(x, 2).shape
+    (1, 4, 2, 2)
+    >>> bool((F.pixel_shuffle(F.pixel_unshuffle(x, 2), 2).numpy() == x.numpy()).all())
+    True
+    """
+    x = as_tensor(input)
+    r = _check_factor(downscale_factor, "downscale_factor", "pixel_unshuffle")
+    if x.ndim < 3:
+        raise ValueError(f"pixel_unshuffle: input must have at least 3 dimensions (*, C, H, W), "
+                         f"got shape {x.shape}")
+    *batch, c, h, w = x.shape
+    if h % r or w % r:
+        raise ValueError(f"pixel_unshuffle: height ({h}) and width ({w}) must be divisible by "
+                         f"downscale_factor = {r}")
+    nb = len(batch)
+    y = reshape(x, (*batch, c, h // r, r, w // r, r))
+    y = permute(y, (*range(nb), nb, nb + 2, nb + 4, nb + 1, nb + 3))
+    return reshape(y, (*batch, c * r * r, h // r, w // r))
