@@ -57,10 +57,20 @@ class Log:
         return self.path
 
 
-def save_figure(plt, fig, out_dir, file_name, dpi=100):
-    """Save and close ``fig``; print where it went."""
+def save_figure(plt, fig, out_dir, file_name, dpi=100, max_colors=None):
+    """Save and close ``fig``; print where it went.
+
+    ``max_colors`` stores the PNG with a colour palette of that size (a photograph
+    then takes about a third of the bytes, small enough to commit for a README).
+    """
     path = os.path.join(out_dir, file_name)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+    if max_colors is not None:
+        from PIL import Image  # matplotlib depends on Pillow, so it is there
+
+        with Image.open(path) as picture:
+            small = picture.convert("RGB").quantize(colors=max_colors)
+        small.save(path, optimize=True)
     print(f"[picture written to {path}]")
     return path

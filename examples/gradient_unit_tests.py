@@ -90,8 +90,10 @@ def main(argv=None):
         mp.gradcheck(lambda t: F.max_pool2d(t, 2), [tied], names=["tied window"])
     except GradcheckError as error:
         log("   gradcheck at the tie fails:", error)
-    log("   Central differences see half a slope on each side of the kink (0.5 each);\n"
-        "   any single-winner rule gives 1 and 0. Test gradients on tie-free inputs.")
+    log("   Central differences average the slopes on both sides of the kink: nudging\n"
+        "   cell (0,0) up makes it the max (slope 1), nudging it down hands the max to\n"
+        "   cell (0,1) (slope 0), so they report 0.5 where any single-winner rule says\n"
+        "   1 or 0. Check gradients on tie-free inputs.")
     log.save()
 
 
