@@ -1,0 +1,106 @@
+"""Adam and AdamW."""
+import numpy as np
+
+from minipool.optim.optimizer import Optimizer, check_number
+
+__all__ = ["Adam", "AdamW"]
+
+
+def _lerp_(start, end, weight):
+    """start += weight * (end - start) in place, with PyTorch's two-sided lerp formula."""
+    if abs(weight) < 0.5:
+        start += weight * (end - start)
+    else:
+        start[...] = end - (end - start) * (1 - weight)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015) with PyTorch's update rule.  For step t::
+
+        g = g + weight_decay * p            (Adam; AdamW instead does p *= 1 - lr * weight_decay)
+        m = m + (1 - beta1) * (g - m)
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    With ``amsgrad`` the running maximum of v replaces v in the denominator.
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([1.0, -2.0]))
+    >>> opt = mp.optim.Adam([w], lr=0.1)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.numpy().round(4)
+    array([ 0.9, -1.9], dtype=float32)
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, maximize=False):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        name = type(self).__name__
+        check_number(name, "lr", group["lr"], low=0, low_open=True)
+        check_number(name, "eps", group["eps"], low=0)
+        check_number(name, "weight_decay", group["weight_decay"], low=0)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        check_number(name, "betas[0]", betas[0], low=0, high=1, high_open=True)
+        check_number(name, "betas[1]", betas[1], low=0, high=1, high_open=True)
+        group["betas"] = tuple(betas)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                g = self._grad(p, group["maximize"])
+                if g is None:
+                    continue
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = np.zeros_like(p.data)
+                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    if group["amsgrad"]:
+                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                state["step"] += 1
+                step = state["step"]
+                if weight_decay != 0:
+                    if self.decoupled_weight_decay:
+                        p.data *= 1 - lr * weight_decay
+                    else:
+                        g = g + weight_decay * p.data
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                _lerp_(exp_avg, g, 1 - beta1)
+                exp_avg_sq *= beta2
+                exp_avg_sq += (1 - beta2) * g * g
+                if group["amsgrad"]:
+                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+                    second = state["max_exp_avg_sq"]
+                else:
+                    second = exp_avg_sq
+                step_size = lr / (1 - beta1 ** step)
+                denom = np.sqrt(second)
+                denom /= (1 - beta2 ** step) ** 0.5
+                denom += eps
+                update = -step_size * exp_avg
+                update /= denom
+                p.data += update
+        return loss
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019): before the
+    Adam update, ``p *= 1 - lr * weight_decay`` (default weight_decay=1e-2)."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -1,0 +1,228 @@
+"""Learning-rate schedules with PyTorch's semantics: StepLR, CosineAnnealingLR, OneCycleLR.
+
+Construction applies the schedule's value at step 0; each ``step()`` (call it
+after ``optimizer.step()``) advances one epoch (or one batch, for OneCycleLR)
+and writes the new rate into every ``param_group["lr"]``.  ``state_dict()``
+holds everything but the optimizer, so a checkpoint resumes the schedule.
+"""
+import math
+import numbers
+import warnings
+
+from minipool.optim.optimizer import Optimizer, check_number
+
+__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
+
+
+def _positive_int(where, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class LRScheduler:
+    """Base class: subclasses define ``get_lr()`` from ``last_epoch`` and the current rates."""
+
+    def __init__(self, optimizer, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: optimizer must be a minipool Optimizer, "
+                            f"got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"{type(self).__name__}: param_groups[{i}] has no 'initial_lr'; "
+                                   "resuming with last_epoch >= 0 needs the optimizer state loaded first")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def get_lr(self):
+        raise NotImplementedError
+
+    def get_last_lr(self):
+        """The rates the last ``step()`` set, one per parameter group."""
+        return list(self._last_lr)
+
+    def step(self):
+        if self._step_count == 1 and self.optimizer._step_calls == 0:
+            warnings.warn(f"{type(self).__name__}.step() was called before optimizer.step(); "
+                          "call optimizer.step() first, or the first rate of the schedule is skipped",
+                          UserWarning, stacklevel=2)
+        self._step_count += 1
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict):
+        self.__dict__.update(state_dict)
+
+    def _current_lrs(self):
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> rates = []
+    >>> for _ in range(5):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [1.0, 0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.step_size = _positive_int("StepLR", "step_size", step_size)
+        self.gamma = check_number("StepLR", "gamma", gamma, low=0, low_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Anneal from the initial rate to ``eta_min`` along half a cosine over ``T_max`` epochs.
+
+    Uses PyTorch's recursive form, lr_t = eta_min + (lr_{t-1} - eta_min) *
+    (1 + cos(pi t / T_max)) / (1 + cos(pi (t-1) / T_max)), which equals the closed
+    form eta_min + (base - eta_min) (1 + cos(pi t / T_max)) / 2 for an unmodified
+    schedule, and continues past T_max as a cosine (rising again).
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        t, T, eta_min = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:  # resumed at last_epoch > 0: closed form
+            return [eta_min + (base - eta_min) * (1 + math.cos(t * math.pi / T)) / 2
+                    for base in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:  # the recursion divides by zero here; step off the trough
+            return [lr + (base - eta_min) * (1 - math.cos(math.pi / T)) / 2
+                    for base, lr in zip(self.base_lrs, self._current_lrs())]
+        return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+                * (lr - eta_min) + eta_min for lr in self._current_lrs()]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith and Topin, 2017), stepped once per batch.
+
+    The rate rises from ``max_lr / div_factor`` to ``max_lr`` over the first
+    ``pct_start`` of ``total_steps`` (or ``epochs * steps_per_epoch``), then falls
+    to ``initial_lr / final_div_factor``; with ``three_phase`` it first returns to
+    the initial rate, then falls.  ``anneal_strategy`` is "cos" or "linear".
+    With ``cycle_momentum`` the optimizer's momentum (SGD) or beta1 (Adam) moves
+    inversely between ``max_momentum`` and ``base_momentum``.  Stepping more than
+    ``total_steps`` times raises ValueError.
+    """
+
+    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
+                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
+                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
+                 last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"OneCycleLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
+        if total_steps is not None:
+            self.total_steps = _positive_int("OneCycleLR", "total_steps", total_steps)
+        elif epochs is not None and steps_per_epoch is not None:
+            self.total_steps = (_positive_int("OneCycleLR", "epochs", epochs)
+                                * _positive_int("OneCycleLR", "steps_per_epoch", steps_per_epoch))
+        else:
+            raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
+        check_number("OneCycleLR", "pct_start", pct_start, low=0, high=1)
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+        check_number("OneCycleLR", "div_factor", div_factor, low=0, low_open=True)
+        check_number("OneCycleLR", "final_div_factor", final_div_factor, low=0, low_open=True)
+        self.anneal_strategy = anneal_strategy
+        n = self.total_steps
+        if three_phase:
+            self._phases = [
+                (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (float(2 * pct_start * n) - 2, "max_lr", "initial_lr", "base_momentum", "max_momentum"),
+                (n - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            self._phases = [
+                (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+        max_lrs = self._per_group("max_lr", max_lr, optimizer)
+        if last_epoch == -1:
+            for lr, group in zip(max_lrs, optimizer.param_groups):
+                check_number("OneCycleLR", "max_lr", lr, low=0, low_open=True)
+                group["initial_lr"] = lr / div_factor
+                group["max_lr"] = lr
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("OneCycleLR: cycle_momentum=True needs an optimizer with momentum "
+                                 "or betas; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            max_ms = self._per_group("max_momentum", max_momentum, optimizer)
+            base_ms = self._per_group("base_momentum", base_momentum, optimizer)
+            if last_epoch == -1:
+                for m_max, m_base, group in zip(max_ms, base_ms, optimizer.param_groups):
+                    self._set_momentum(group, m_max)
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _per_group(name, value, optimizer):
+        if isinstance(value, (list, tuple)):
+            if len(value) != len(optimizer.param_groups):
+                raise ValueError(f"OneCycleLR: {name} has {len(value)} values for "
+                                 f"{len(optimizer.param_groups)} parameter groups")
+            return list(value)
+        return [value] * len(optimizer.param_groups)
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start, end, pct):
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self):
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: stepped {step} times, but total_steps is {self.total_steps}")
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, (end_step, lr_from, lr_to, m_from, m_to) in enumerate(self._phases):
+                if step <= end_step or i == len(self._phases) - 1:
+                    pct = (step - start_step) / (end_step - start_step)
+                    lrs.append(self._anneal(group[lr_from], group[lr_to], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[m_from], group[m_to], pct))
+                    break
+                start_step = end_step
+        return lrs

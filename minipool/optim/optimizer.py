@@ -1,0 +1,182 @@
+"""The Optimizer base class: parameter groups, zero_grad, state_dict / load_state_dict.
+
+Subclasses implement ``step()``; every update is in place on ``p.data`` with
+vectorised NumPy (no graph is recorded, no new parameter arrays are made).
+"""
+import copy
+import numbers
+
+import numpy as np
+
+from minipool.tensor import FLOAT_DTYPES, Tensor, enable_grad
+
+__all__ = ["Optimizer", "check_number"]
+
+
+def check_number(where, name, value, low=None, high=None, low_open=False, high_open=False):
+    """Raise ValueError naming ``name`` unless ``value`` is a real number in the given range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise ValueError(f"{where}: {name} must be a real number, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{where}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(f"{where}: {name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+class Optimizer:
+    """Base class: holds ``param_groups`` (dicts with "params" and hyper-parameters
+    such as "lr") and per-parameter ``state``.
+
+    ``params`` is an iterable of Parameters or of dicts ``{"params": [...], "lr": ...}``
+    (per-group options override the defaults).
+    """
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        self._step_calls = 0
+        if isinstance(params, Tensor):
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, "
+                            "not a single Tensor (wrap it in a list)")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: params is an empty list; nothing to optimise")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # -- groups ---------------------------------------------------------------
+    def check_group(self, group):
+        """Validate one group's hyper-parameters (subclasses override)."""
+
+    def add_param_group(self, param_group):
+        """Add a group of parameters, filling unspecified options from the defaults."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{type(self).__name__}: a parameter group must be a dict, "
+                            f"got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError(f"{type(self).__name__}: a parameter group needs a 'params' entry")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: params[{i}] is a {type(p).__name__}, not a Tensor")
+            if p.dtype not in FLOAT_DTYPES:
+                raise TypeError(f"{type(self).__name__}: params[{i}] has dtype {p.dtype}; "
+                                "only float32/float64 parameters can be optimised")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: params[{i}] is not a leaf tensor "
+                                 "(it was computed by an op); optimise the leaves")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: params[{i}] appears more than once "
+                                 "(in this group or an earlier one)")
+            seen.add(id(p))
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.check_group(group)
+        self.param_groups.append(group)
+
+    # -- gradients and steps ---------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients: set ``p.grad`` to None (default) or fill it with zeros."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.data[...] = 0
+
+    def step(self, closure=None):
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
+
+    def _run_closure(self, closure):
+        self._step_calls += 1
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    @staticmethod
+    def _grad(p, maximize=False):
+        """The gradient array of ``p`` (negated when maximising), or None when it has none."""
+        if p.grad is None:
+            return None
+        g = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+        if g.shape != p.shape:
+            raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
+        return -g if maximize else g
+
+    # -- persistence -----------------------------------------------------------
+    def state_dict(self):
+        """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}.
+
+        Parameters are numbered across groups in order, as in PyTorch; arrays
+        are copies, so later steps do not change a saved dict.
+        """
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                packed["params"].append(index[id(p)])
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
+                                           for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and state saved by ``state_dict()`` (checked before anything changes)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the saved state has {len(saved_groups)} parameter "
+                             f"groups, this optimizer has {len(self.param_groups)}")
+        by_index = {}
+        for gi, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {gi} has {len(saved['params'])} "
+                                 f"parameters in the saved state and {len(group['params'])} here")
+            by_index.update(zip(saved["params"], group["params"]))
+        new_state = {}
+        for key, values in state_dict["state"].items():
+            if key not in by_index:
+                raise ValueError(f"{name}.load_state_dict: state for unknown parameter index {key}")
+            p = by_index[key]
+            entry = {}
+            for k, v in values.items():
+                if isinstance(v, (np.ndarray, Tensor)):
+                    v = np.asarray(v.data if isinstance(v, Tensor) else v)
+                    if v.shape != p.shape:
+                        raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {key} has "
+                                         f"shape {v.shape}, the parameter has shape {p.shape}")
+                    v = v.astype(p.dtype, copy=True)
+                entry[k] = v
+            new_state[p] = entry
+        for saved, group in zip(saved_groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    group[k] = copy.deepcopy(v)
+        self.state = new_state
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(group):
+                if k != "params":
+                    lines.append(f"    {k}: {group[k]}")
+        return "\n".join(lines) + "\n)"

@@ -1,0 +1,66 @@
+"""Stochastic gradient descent with momentum, dampening, weight decay and Nesterov."""
+import numpy as np
+
+from minipool.optim.optimizer import Optimizer, check_number
+
+__all__ = ["SGD"]
+
+
+class SGD(Optimizer):
+    """SGD with PyTorch's update rule, for each parameter p with gradient g::
+
+        g = g + weight_decay * p
+        b = g                                  (first step)
+        b = momentum * b + (1 - dampening) * g (later steps)
+        g = g + momentum * b if nesterov else b    (only when momentum != 0)
+        p = p - lr * g
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([1.0, -2.0]))
+    >>> opt = mp.optim.SGD([w], lr=0.1, momentum=0.9)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.numpy()
+    array([ 0.8, -1.6], dtype=float32)
+    """
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False, *, maximize=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        check_number("SGD", "lr", group["lr"], low=0, low_open=True)
+        check_number("SGD", "momentum", group["momentum"], low=0)
+        check_number("SGD", "dampening", group["dampening"])
+        check_number("SGD", "weight_decay", group["weight_decay"], low=0)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={group['momentum']}, dampening={group['dampening']}")
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+            for p in group["params"]:
+                g = self._grad(p, group["maximize"])
+                if g is None:
+                    continue
+                if weight_decay != 0:
+                    g = g + weight_decay * p.data
+                if momentum != 0:
+                    state = self.state.setdefault(p, {})
+                    buf = state.get("momentum_buffer")
+                    if buf is None:
+                        buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype, copy=True)
+                    else:
+                        buf *= momentum
+                        if dampening == 0:
+                            buf += g
+                        else:
+                            buf += (1 - dampening) * g
+                    g = g + momentum * buf if nesterov else buf
+                p.data -= lr * g
+        return loss
