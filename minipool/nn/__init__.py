@@ -6,3 +6,5 @@ from minipool.nn import init  # noqa: F401
 from minipool.nn.conv import Conv2d  # noqa: F401
 from minipool.nn.linear import Dropout, Linear  # noqa: F401
 from minipool.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
+from minipool.nn.upsampling import (PixelShuffle, PixelUnshuffle, UpSampling2D, Upsample,  # noqa: F401
+                                    UpsamplingBilinear2d, UpsamplingNearest2d)

@@ -35,7 +35,7 @@ from minipool.ops.shape import permute, reshape
 from minipool.tensor import FLOAT_DTYPES, Function
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
-           "pixel_shuffle", "pixel_unshuffle"]
+           "pixel_shuffle", "pixel_unshuffle", "repeat_upsample"]
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 _INTERPOLATING = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}  # mode -> input rank
@@ -511,6 +511,39 @@ def upsample_bilinear(input, size=None, scale_factor=None):
     array([[[[0., 1., 2., 3.]]]], dtype=float32)
     """
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def repeat_upsample(input, factors, data_format="channels_first"):
+    """Repeat each pixel ``factors[i]`` times along spatial axis i (Keras' nearest
+    UpSampling): an exact copy whatever the factor, with no index arithmetic.
+
+    >>> import minipool as mp
+    >>> from minipool.ops.upsampling import repeat_upsample
+    >>> repeat_upsample(mp.tensor([[[1.0, 2.0]]]), (3,)).numpy()
+    array([[[1., 1., 1., 2., 2., 2.]]], dtype=float32)
+    """
+    x = as_tensor(input)
+    if data_format == "channels_last":
+        if x.ndim != 4:
+            raise ValueError(f"repeat_upsample: data_format='channels_last' needs a 4-D (N, H, W, C) "
+                             f"input, got {x.ndim}-D")
+        y = repeat_upsample(permute(x, (0, 3, 1, 2)), factors)
+        return permute(y, (0, 2, 3, 1))
+    if data_format != "channels_first":
+        raise ValueError(f"repeat_upsample: data_format must be 'channels_first' or 'channels_last', "
+                         f"got {data_format!r}")
+    if x.ndim not in (3, 4, 5) or len(factors) != x.ndim - 2:
+        raise ValueError(f"repeat_upsample: needs one factor per spatial axis of a 3-D to 5-D input, "
+                         f"got factors {tuple(factors)} for shape {x.shape}")
+    factors = tuple(_check_factor(f, "factors", "repeat_upsample") for f in factors)
+    _check_dtype(x, "nearest")
+    axes = tuple(_repeat_axis(n, f) for n, f in zip(x.shape[2:], factors))
+    return Nearest.apply(x, axes)
+
+
+@functools.lru_cache(maxsize=64)
+def _repeat_axis(n_in, factor):
+    return NearestAxis(n_in, np.arange(n_in * factor) // factor)
 
 
 def _check_factor(value, name, op):
