@@ -164,8 +164,7 @@ def test_avg_pool_values_and_gradients_match_torch(impl, nd, data):
     case = data.draw(pool_cases(nd, dilation=False, torch_limits=True, divisor=nd > 1))
     if nd == 3:  # torch's avg_pool3d also insists on input >= kernel, padding aside
         assume(all(size >= k for size, k in zip(case.shape[-3:], R.as_tuple(case.kernel_size, 3))))
-    seed, dtype, kind = data.draw(inputs)
-    assume(kind != "special")  # inf - inf orders differ; NaN/inf covered against the reference
+    seed, dtype, kind = data.draw(inputs)  # NaN/inf sums do not depend on the order
     x = make_input(seed, case.shape, dtype, kind)
     with torch.no_grad():
         args = case.avg_args()
@@ -347,3 +346,41 @@ def test_global_pools_match_torch_reductions(impl, data):
     assert_identical(got_max, t_max.numpy(), "global max")
     if kind != "special":
         close_to_torch(got_avg, t_avg.numpy(), dtype, "global avg")
+
+
+# ------------------------------------------------------------------ Keras SAME via explicit padding
+@pytest.mark.parametrize("impl", IMPLS)
+@FAST
+@given(data=st.data())
+def test_same_padding_equals_torch_on_an_explicitly_padded_input(impl, data):
+    kernel = (data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4)))
+    stride = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+    dilation = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)))
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)),
+             data.draw(st.integers(1, 8)), data.draw(st.integers(1, 8)))
+    seed, dtype, kind = data.draw(inputs)
+    assume(kind != "special")
+    x = make_input(seed, shape, dtype, kind)
+    assume(not R.has_empty_window(shape[2:], kernel, stride, "same", dilation))
+
+    def same_pads(dilation):  # F.pad order: (left, right, top, bottom)
+        (_, top, bottom), (_, left, right) = (R.same_padding(n, k, s, d) for n, k, s, d in
+                                              zip(shape[2:], kernel, stride, dilation))
+        return (left, right, top, bottom)
+
+    t = torch.from_numpy(x)
+    pads = same_pads(dilation)
+    t_max = TF.max_pool2d(TF.pad(t, pads, value=-np.inf), kernel, stride, 0, dilation).numpy()
+    # SAME average = sum over real cells / number of real cells (TF ignores padded cells)
+    pads = same_pads((1, 1))
+    sums = TF.avg_pool2d(TF.pad(t, pads), kernel, stride, divisor_override=1)
+    counts = TF.avg_pool2d(TF.pad(torch.ones_like(t), pads), kernel, stride, divisor_override=1)
+    t_avg = (sums / counts).numpy()
+    if impl == "reference":
+        got_max = R.max_pool(x, kernel, stride, "same", dilation)[0]
+        got_avg = R.avg_pool(x, kernel, stride, "same")
+    else:
+        got_max = F.max_pool2d(mp.tensor(x), kernel, stride, "same", dilation).numpy()
+        got_avg = F.avg_pool2d(mp.tensor(x), kernel, stride, "same").numpy()
+    assert_identical(got_max, t_max, "SAME max")
+    close_to_torch(got_avg, t_avg, dtype, "SAME avg")
