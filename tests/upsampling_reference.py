@@ -161,11 +161,12 @@ def interpolate(x, mode, size=None, scale_factor=None, align_corners=False,
     batch = (slice(None), slice(None))
     source = x.astype(np.float64)
     result = np.zeros(x.shape[:2] + out, dtype=np.float64)
-    for position in itertools.product(*(range(no) for no in out)):
-        acc = np.zeros(x.shape[:2])
-        for weight, pixel in _contributions(out, taps, position):
-            acc = acc + weight * source[batch + pixel]
-        result[batch + position] = acc
+    with np.errstate(invalid="ignore"):  # inf * 0 and inf - inf give NaN, as in the kernels
+        for position in itertools.product(*(range(no) for no in out)):
+            acc = np.zeros(x.shape[:2])
+            for weight, pixel in _contributions(out, taps, position):
+                acc = acc + weight * source[batch + pixel]
+            result[batch + position] = acc
     return result.astype(x.dtype)
 
 
@@ -184,14 +185,14 @@ def interpolate_backward(grad, x_shape, dtype, mode, size=None, scale_factor=Non
     return result
 
 
-def nearest_gather(x, mode, size=None, scale_factor=None):
+def nearest_gather(x, mode, size=None, scale_factor=None, recompute_scale_factor=False):
     """Nearest modes by picking pixels (no arithmetic, so exact for any dtype)."""
     x = np.asarray(x)
     ft = precision(x.dtype)
     in_sizes = x.shape[2:]
     out = output_sizes(in_sizes, size, scale_factor)
     n = len(in_sizes)
-    factors = (None,) * n if size is not None else (
+    factors = (None,) * n if (size is not None or recompute_scale_factor) else (
         scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * n)
     pick = nearest_exact_source if mode == "nearest-exact" else nearest_source
     result = np.empty(x.shape[:2] + out, dtype=x.dtype)
