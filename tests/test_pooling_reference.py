@@ -353,8 +353,9 @@ def test_stochastic_training_picks_a_nonzero_cell_of_its_window_and_routes_the_g
             for position, cells in windows:
                 value = out.numpy()[(n, c) + position]
                 window = [x[(n, c) + cell] for cell in cells]
-                if not any(window):
+                if not any(window):  # Caffe's rule (semantics.md 4): the first cell is "drawn"
                     assert value == 0.0
+                    expected_grad[(n, c) + cells[0]] += g[(n, c) + position]
                     continue
                 assert value != 0.0, "a zero cell (probability 0) was sampled"
                 chosen = [cell for cell in cells if x[(n, c) + cell] == value]
