@@ -14,6 +14,7 @@ from minipool.ops.nn_ops import dropout, linear  # noqa: F401
 from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from minipool.ops.upsampling import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: F401
                                      upsample_bilinear, upsample_nearest)
+from minipool.ops.pooling import *  # noqa: F401,F403  (every pooling op; see its __all__)
 
 clamp = clip
 concatenate = cat

@@ -1,0 +1,30 @@
+"""Pooling ops: every kind the field uses, forward and backward, on Cython kernels.
+
+* ``window``: max/min/avg/sum pooling in 1-3 dims and LP pooling in 1-2 dims;
+* ``adaptive``: adaptive max/avg pooling and global pooling;
+* ``stochastic``: Zeiler & Fergus stochastic pooling;
+* ``unpool``: max unpooling.
+
+``_geometry`` turns arguments into window tables (one place for every kind),
+``_functions`` holds the autograd Functions and ``minipool/_kernels/pooling.pyx``
+the kernels.
+"""
+from minipool.ops.pooling.adaptive import (adaptive_avg_pool1d, adaptive_avg_pool2d,  # noqa: F401
+                                           adaptive_avg_pool3d, adaptive_max_pool1d,
+                                           adaptive_max_pool2d, adaptive_max_pool3d,
+                                           global_avg_pool2d, global_max_pool2d)
+from minipool.ops.pooling.stochastic import stochastic_pool2d  # noqa: F401
+from minipool.ops.pooling.unpool import max_unpool1d, max_unpool2d, max_unpool3d  # noqa: F401
+from minipool.ops.pooling.window import (avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d,  # noqa: F401
+                                         lp_pool2d, max_pool1d, max_pool2d, max_pool3d,
+                                         min_pool1d, min_pool2d, min_pool3d, sum_pool1d,
+                                         sum_pool2d, sum_pool3d)
+
+__all__ = [
+    "max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
+    "lp_pool1d", "lp_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
+    "adaptive_max_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "global_max_pool2d", "global_avg_pool2d", "stochastic_pool2d", "max_unpool1d",
+    "max_unpool2d", "max_unpool3d",
+]

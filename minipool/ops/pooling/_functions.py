@@ -1,0 +1,190 @@
+"""The differentiable pooling Functions: each runs a kernel forward and backward.
+
+They receive a ``PoolCall`` (geometry built and checked by ``_geometry``),
+view the input as ``(B, S, C)`` blocks, and keep only what backward needs:
+max/min/stochastic keep the compact argmax codes (uint8 or int32, never
+int64), and only when a graph is being recorded.
+"""
+import numpy as np
+
+from minipool import _config
+from minipool._kernels import pooling as K
+from minipool.tensor import Function
+
+_NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kept
+
+
+def _threads(call):
+    """Thread count and channel block for a kernel call on ``call``'s layout.
+
+    A unit of parallel work is one block b and a slice of channels; NHWC
+    inputs with fewer images than threads split their channels so every
+    thread gets work (the split never changes a result).
+    """
+    B, S, C = call.layout.view
+    work = B * S * C + B * call.out_view[1] * C
+    n_threads = _config.kernel_threads(B * C, work)
+    block = C
+    if C > 1 and B < n_threads:
+        slices = -(-n_threads // max(B, 1))
+        block = max(1, -(-C // slices))
+    return n_threads, max(block, 1)
+
+
+def _view(array, shape, dtype=None):
+    """A C-contiguous array of ``shape`` (copies only non-contiguous or mis-typed input)."""
+    return np.ascontiguousarray(array, dtype=dtype).reshape(shape)
+
+
+def plane_indices(call, codes, n_threads):
+    """PyTorch's int64 indices (flat position in each input plane) from argmax codes."""
+    if codes.dtype == np.int32:
+        indices = codes.astype(np.int64)
+    else:
+        indices = np.empty(codes.shape, dtype=np.int64)
+        K.codes_to_indices(codes, indices, call.tables, n_threads)
+    return indices.reshape(call.out_shape)
+
+
+class ExtremePool(Function):
+    """Max (or min) pooling; backward routes the gradient to the kept argmax."""
+
+    @staticmethod
+    def forward(ctx, x, *, call, is_min=False, return_indices=False):
+        n_threads, block = _threads(call)
+        xk = _view(x, call.layout.view)
+        out = np.empty(call.out_view, dtype=x.dtype)
+        store = ctx.requires_grad or return_indices
+        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
+        K.extreme_forward(xk, out, codes, call.tables, is_min, store, block, n_threads)
+        if ctx.requires_grad:
+            ctx.call, ctx.codes = call, codes
+        out = out.reshape(call.out_shape)
+        if return_indices:
+            return out, plane_indices(call, codes, n_threads)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return route_gradient(ctx.call, ctx.codes, grad)
+
+
+def route_gradient(call, codes, grad):
+    """grad_in[argmax] += grad_out: the backward of max/min and stochastic training pools."""
+    n_threads, block = _threads(call)
+    dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
+    g = _view(grad, call.out_view, dtype)
+    grad_in = np.empty(call.layout.view, dtype=g.dtype)
+    K.extreme_backward(g, codes, grad_in, call.tables, call.tiled, block, n_threads)
+    return grad_in.reshape(call.layout.shape)
+
+
+POWER_GENERAL, POWER_ONE, POWER_TWO = 0, 1, 2
+
+
+def power_code(p):
+    return POWER_ONE if p == 1.0 else POWER_TWO if p == 2.0 else POWER_GENERAL
+
+
+class SumPool(Function):
+    """Average, sum (divisor 1) and LP pooling ((sum x^p)^(1/p), divisor 1)."""
+
+    @staticmethod
+    def forward(ctx, x, *, call, p=1.0):
+        n_threads, block = _threads(call)
+        xk = _view(x, call.layout.view)
+        out = np.empty(call.out_view, dtype=x.dtype)
+        K.sum_forward(xk, out, call.tables, power_code(p), p, block, n_threads)
+        if ctx.requires_grad:
+            ctx.call, ctx.p = call, p
+            if p != 1.0:
+                ctx.save_for_backward(xk, out)
+        return out.reshape(call.out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        call = ctx.call
+        n_threads, block = _threads(call)
+        if ctx.p == 1.0:
+            g = _view(grad, call.out_view, grad.dtype)
+            grad_in = np.empty(call.layout.view, dtype=g.dtype)
+            K.sum_backward(g, grad_in, call.tables, call.tiled, block, n_threads)
+        else:
+            xk, out = ctx.saved_tensors
+            g = _view(grad, call.out_view, xk.dtype)
+            grad_in = np.empty(call.layout.view, dtype=xk.dtype)
+            K.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, block, n_threads)
+        return grad_in.reshape(call.layout.shape)
+
+
+class StochasticTrainPool(Function):
+    """Stochastic pooling, training mode: one sampled cell per window."""
+
+    @staticmethod
+    def forward(ctx, x, *, call, uniforms):
+        n_threads, _ = _threads(call)
+        xk = _view(x, call.layout.view)
+        out = np.empty(call.out_view, dtype=x.dtype)
+        store = ctx.requires_grad
+        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
+        K.stochastic_train_forward(xk, _view(uniforms, call.out_view, np.float64), out, codes,
+                                   call.tables, store, n_threads)
+        if store:
+            ctx.call, ctx.codes = call, codes
+        return out.reshape(call.out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return route_gradient(ctx.call, ctx.codes, grad)
+
+
+class StochasticEvalPool(Function):
+    """Stochastic pooling, inference mode: sum(a^2) / sum(a) per window."""
+
+    @staticmethod
+    def forward(ctx, x, *, call):
+        n_threads, _ = _threads(call)
+        xk = _view(x, call.layout.view)
+        out = np.empty(call.out_view, dtype=x.dtype)
+        K.stochastic_eval_forward(xk, out, call.tables, n_threads)
+        if ctx.requires_grad:
+            ctx.call = call
+            ctx.save_for_backward(xk, out)
+        return out.reshape(call.out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        call = ctx.call
+        xk, out = ctx.saved_tensors
+        n_threads, _ = _threads(call)
+        g = _view(grad, call.out_view, xk.dtype)
+        grad_in = np.empty(call.layout.view, dtype=xk.dtype)
+        K.stochastic_eval_backward(xk, out, g, grad_in, call.tables, n_threads)
+        return grad_in.reshape(call.layout.shape)
+
+
+class MaxUnpool(Function):
+    """Place each value at its index in a zero-filled plane; backward gathers."""
+
+    @staticmethod
+    def forward(ctx, x, *, indices, planes, out_shape):
+        # indices: checked int64 array of x's shape; planes: number of (N, C) planes
+        n_in = x.size // planes if planes else 0
+        n_out = int(np.prod(out_shape)) // planes if planes else 0
+        xk = _view(x, (planes, n_in))
+        ik = _view(indices, (planes, n_in), np.int64)
+        out = np.empty((planes, n_out), dtype=x.dtype)
+        n_threads = _config.kernel_threads(planes, xk.size + out.size)
+        K.unpool_forward(xk, ik, out, n_threads)
+        if ctx.requires_grad:
+            ctx.indices, ctx.in_shape, ctx.n_out = ik, x.shape, n_out
+        return out.reshape(out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ik = ctx.indices
+        g = _view(grad, (ik.shape[0], ctx.n_out), grad.dtype)
+        grad_in = np.empty(ik.shape, dtype=g.dtype)
+        n_threads = _config.kernel_threads(ik.shape[0], ik.size + g.size)
+        K.unpool_backward(g, ik, grad_in, n_threads)
+        return grad_in.reshape(ctx.in_shape)

@@ -1,0 +1,316 @@
+"""Turn pooling arguments into kernel geometry: the one place for every kind.
+
+Every pooling op passes its user arguments through here:
+
+* ``layout_of`` reads the input rank and ``data_format`` and views the input
+  as ``(B, S, C)`` blocks (NCHW: B = N*C planes, C = 1; NHWC: B = N);
+* ``int_tuple`` / ``window_args`` check ints and tuples (kernel, stride,
+  padding, dilation, "valid"/"same") and name the argument and the limit
+  when one is wrong;
+* ``pooled_length`` and ``same_padding`` give output sizes (PyTorch's
+  ceil_mode rule; TensorFlow's SAME split);
+* ``axis_windows`` / ``adaptive_axis`` build one axis's table: first real
+  cell, number of real cells and divisor factor per output position.
+
+A ``PoolCall`` bundles the result and is cached, so a training loop calling
+the same shapes again pays for the validation once.
+"""
+import functools
+import math
+
+import numpy as np
+
+from minipool._kernels.pooling import WindowTables
+
+__all__ = ["PoolCall", "window_call", "adaptive_call", "int_tuple", "layout_of",
+           "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES", "FLOAT_DTYPES"]
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# PyTorch 2.13 max-pools these on the CPU; minipool's max/min kernels take the same.
+MAX_DTYPES = FLOAT_DTYPES + (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8))
+
+FAST_NONE, FAST_2X2, FAST_3X3 = 0, 1, 2
+UINT8_CODE_LIMIT = 255          # uint8 ordinals 0..254; 255 means "no cell"
+INT32_PLANE_LIMIT = 2**31 - 1
+
+
+def _dims_name(rank):
+    return {1: "L", 2: "H, W", 3: "D, H, W"}[rank]
+
+
+def _size_str(shape):
+    return "x".join(str(s) for s in shape)
+
+
+def _compact(values):
+    """An int when every axis has the same value, else the tuple (for messages)."""
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+def check_dtype(op, dtype, allowed):
+    """TypeError naming the op and the dtypes it takes."""
+    if np.dtype(dtype) not in allowed:
+        names = ", ".join(str(d) for d in allowed)
+        raise TypeError(f"{op}: input dtype {np.dtype(dtype)} is not supported (use one of {names})")
+
+
+def int_tuple(value, rank, name, op, minimum):
+    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each >= minimum."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values = (int(value),) * rank
+    elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+        values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
+    for v in values:
+        if v < minimum:
+            raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
+    return values
+
+
+# ----------------------------------------------------------------------------- layouts
+class Layout:
+    """How a (batched or unbatched, channels-first or -last) input maps to (B, S, C)."""
+
+    __slots__ = ("shape", "rank", "channels_last", "batched", "spatial", "view")
+
+    def __init__(self, shape, rank, channels_last):
+        self.shape, self.rank, self.channels_last = shape, rank, channels_last
+        self.batched = len(shape) == rank + 2
+        if channels_last:
+            self.spatial = shape[-rank - 1:-1]
+            self.view = (shape[0] if self.batched else 1, math.prod(self.spatial), shape[-1])
+        else:
+            self.spatial = shape[-rank:]
+            self.view = (math.prod(shape[:-rank]), math.prod(self.spatial), 1)
+
+    def out_shape(self, out_spatial):
+        if self.channels_last:
+            return self.shape[:-self.rank - 1] + tuple(out_spatial) + self.shape[-1:]
+        return self.shape[:-self.rank] + tuple(out_spatial)
+
+    def out_view(self, out_spatial):
+        return (self.view[0], math.prod(out_spatial), self.view[2])
+
+
+def parse_data_format(op, data_format):
+    if data_format is None:
+        return False
+    if isinstance(data_format, str) and data_format.lower() in ("channels_first", "channels_last"):
+        return data_format.lower() == "channels_last"
+    raise ValueError(f"{op}: data_format must be 'channels_first' or 'channels_last', "
+                     f"got {data_format!r}")
+
+
+def layout_of(op, shape, rank, data_format):
+    """Check the input rank and spatial sizes; return its Layout."""
+    channels_last = parse_data_format(op, data_format)
+    if len(shape) not in (rank + 1, rank + 2):
+        dims = _dims_name(rank)
+        form = f"(C, {dims}) or (N, C, {dims})" if not channels_last else \
+            f"({dims}, C) or (N, {dims}, C)"
+        raise ValueError(f"{op}: expected a {rank + 1}-d {form} input, got a "
+                         f"{len(shape)}-d input of shape {tuple(shape)}")
+    layout = Layout(tuple(shape), rank, channels_last)
+    if min(layout.spatial) <= 0:
+        raise ValueError(f"{op}: spatial sizes must be >= 1, got input {_size_str(shape)}")
+    return layout
+
+
+# ----------------------------------------------------------------------------- sizes
+def pooled_length(size, kernel, stride, pad_before, pad_after, dilation, ceil_mode):
+    """PyTorch's output length; with ceil_mode the last window must start inside
+    the input or the left padding."""
+    effective = dilation * (kernel - 1) + 1
+    numerator = size + pad_before + pad_after - effective + (stride - 1 if ceil_mode else 0)
+    out = numerator // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
+
+
+def same_padding(size, kernel, stride, dilation):
+    """TensorFlow's SAME: ``(out, before, after)``, the odd padded cell going after."""
+    out = -(-size // stride)
+    total = max(0, (out - 1) * stride + dilation * (kernel - 1) + 1 - size)
+    return out, total // 2, total - total // 2
+
+
+# ----------------------------------------------------------------------------- window tables
+def axis_windows(size, out, kernel, stride, pad_before, pad_after, dilation, divisor):
+    """One axis's table: ``(first, count, divisor factor)`` per output position.
+
+    ``first`` is the first real cell, ``count`` how many real cells the window
+    has (stepping by ``dilation``; 0 for a window that holds none).
+    ``divisor`` is "one" (max, sum, LP), "count" (real cells only) or "span"
+    (PyTorch's count_include_pad: the window clipped to the padded input, so
+    the ceil_mode overhang past the right padding never counts).
+    """
+    start = np.arange(out, dtype=np.intp) * stride - pad_before
+    skip = (np.maximum(0, -start) + dilation - 1) // dilation      # taps left of the input
+    last = np.minimum(kernel - 1, (size - 1 - start) // dilation)  # last tap inside it
+    count = np.maximum(0, last - skip + 1)
+    first = np.where(count > 0, start + skip * dilation, 0)
+    if divisor == "one":
+        factor = np.ones(out)
+    elif divisor == "count":
+        factor = count.astype(np.float64)
+    else:
+        factor = (np.minimum(start + kernel, size + pad_after) - start).astype(np.float64)
+    return first, count, factor
+
+
+def adaptive_axis(size, out):
+    """Adaptive windows ``[floor(i*in/out), ceil((i+1)*in/out))`` (exact integers)."""
+    i = np.arange(out, dtype=np.intp)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    return start, end - start, (end - start).astype(np.float64)
+
+
+def _whole_range(count, kernel):
+    """Outputs [lo, hi) whose windows are whole (all kernel taps real), or (0, 0)."""
+    whole = np.flatnonzero(count == kernel)
+    if whole.size == 0 or whole[-1] - whole[0] + 1 != whole.size:
+        return (0, 0)
+    return (int(whole[0]), int(whole[-1]) + 1)
+
+
+class PoolCall:
+    """Everything one call geometry needs: layout, window tables, output shape,
+    argmax storage dtype and the fast path that applies (if any)."""
+
+    __slots__ = ("layout", "tables", "out_spatial", "out_shape", "out_view", "code_dtype",
+                 "fast", "tiled")
+
+    def __init__(self, layout, axes, fast=FAST_NONE):
+        # axes: per spatial axis (size, first, count, factor, step, full) for d, h, w
+        self.layout = layout
+        first, count, factor, step, full = zip(*[a[1:] for a in axes])
+        self.out_spatial = tuple(len(f) for f in first)[3 - layout.rank:]
+        self.out_shape = layout.out_shape(self.out_spatial)
+        self.out_view = layout.out_view(self.out_spatial)
+        self.tables = WindowTables(first, count, factor, [a[0] for a in axes], step, full, fast)
+        cells = math.prod(int(c.max()) for c in count)
+        if cells <= UINT8_CODE_LIMIT:
+            self.code_dtype = np.dtype(np.uint8)
+        elif layout.view[1] <= INT32_PLANE_LIMIT:
+            self.code_dtype = np.dtype(np.int32)
+        else:
+            raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
+                             f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
+        self.fast = fast
+        in_hw = [a[0] for a in axes[1:]]
+        self.tiled = fast == FAST_2X2 and all(
+            n == 2 * len(f) for n, f in zip(in_hw, first[1:]))
+
+
+def _trivial_axis():
+    one = np.zeros(1, dtype=np.intp)
+    return (1, one, one + 1, np.ones(1), 1, (0, 1))
+
+
+def _fast_kind(kernel, stride, before, after, dilation, layout):
+    """FAST_2X2 / FAST_3X3 for channels-first inputs with a trivial depth axis."""
+    if layout.channels_last or kernel[0] != 1 or layout.rank == 1 or \
+            (layout.rank == 3 and layout.spatial[0] != 1):
+        return FAST_NONE
+    hw = list(zip(kernel[1:], stride[1:], before[1:], after[1:], dilation[1:]))
+    if all(a == (2, 2, 0, 0, 1) for a in hw):
+        return FAST_2X2
+    if all(a == (3, 2, 1, 1, 1) for a in hw):
+        return FAST_3X3
+    return FAST_NONE
+
+
+def _pad3(values, fill):
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+@functools.lru_cache(maxsize=1024)
+def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
+                data_format, divisor):
+    """The PoolCall of a sliding-window pool (max/min/avg/sum/LP/stochastic).
+
+    ``divisor`` is "one", "count", "span" or ("override", value).  String
+    padding ("valid"/"same") follows Keras; SAME average pools divide by the
+    real cells only, whatever ``divisor`` says (unless it is an override).
+    """
+    layout = layout_of(op, shape, rank, data_format)
+    kernel = int_tuple(kernel_size, rank, "kernel_size", op, 1)
+    stride = kernel if stride is None or stride == () else int_tuple(stride, rank, "stride", op, 1)
+    dilation = int_tuple(dilation, rank, "dilation", op, 1)
+    spatial = layout.spatial
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in ("valid", "same"):
+            raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', "
+                             f"got {padding!r}")
+        if mode == "same" and ceil_mode:
+            raise ValueError(f"{op}: ceil_mode=True cannot be combined with padding='same'")
+        if mode == "same":
+            sizes = [same_padding(n, k, s, d) for n, k, s, d in zip(spatial, kernel, stride, dilation)]
+            out = [o for o, _, _ in sizes]
+            before = [b for _, b, _ in sizes]
+            after = [a for _, _, a in sizes]
+            if divisor in ("span", "count"):
+                divisor = "count"
+        else:
+            before = after = (0,) * rank
+            out = None
+    else:
+        before = after = int_tuple(padding, rank, "padding", op, 0)
+        out = None
+        for p, k, d in zip(before, kernel, dilation):
+            effective = d * (k - 1) + 1
+            if p > effective // 2:
+                raise ValueError(
+                    f"{op}: padding {_compact(before)} is more than half the effective kernel "
+                    f"size {effective} (padding must be <= {effective // 2} for kernel_size "
+                    f"{_compact(kernel)}, dilation {_compact(dilation)})")
+    if out is None:
+        out = [pooled_length(n, k, s, b, a, d, ceil_mode)
+               for n, k, s, b, a, d in zip(spatial, kernel, stride, before, after, dilation)]
+    if min(out) <= 0:
+        raise ValueError(
+            f"{op}: input {_size_str(shape)} is too small for kernel {_compact(kernel)} "
+            f"(stride {_compact(stride)}, padding {_compact(before)}, dilation "
+            f"{_compact(dilation)}): the output size would be {_size_str(out)}")
+    override = divisor[1] if isinstance(divisor, tuple) else None
+    axes = []
+    for n, o, k, s, b, a, d in zip(spatial, out, kernel, stride, before, after, dilation):
+        first, count, factor = axis_windows(n, o, k, s, b, a, d, "one" if override else divisor)
+        axes.append((n, first, count, factor, d, _whole_range(count, k)))
+    axes = [_trivial_axis()] * (3 - rank) + axes
+    if override is not None:
+        axes[0] = axes[0][:3] + (axes[0][3] * override,) + axes[0][4:]
+    fast = _fast_kind(_pad3(kernel, 1), _pad3(stride, 1), _pad3(before, 0), _pad3(after, 0),
+                      _pad3(dilation, 1), layout)
+    return PoolCall(layout, axes, fast)
+
+
+@functools.lru_cache(maxsize=256)
+def adaptive_call(op, shape, rank, output_size, data_format):
+    """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size."""
+    layout = layout_of(op, shape, rank, data_format)
+    if isinstance(output_size, (tuple, list)) and len(output_size) in (1, rank):
+        sizes = tuple(output_size) * (rank if len(output_size) == 1 else 1)
+        sizes = tuple(n if o is None else o for o, n in zip(sizes, layout.spatial))
+    else:
+        sizes = output_size
+    sizes = int_tuple(sizes, rank, "output_size", op, 1)
+    axes = [_trivial_axis()] * (3 - rank)
+    for n, o in zip(layout.spatial, sizes):
+        first, count, factor = adaptive_axis(n, o)
+        axes.append((n, first, count, factor, 1, (0, 0)))
+    return PoolCall(layout, axes)
+
+
+def hashable(value):
+    """Lists become tuples so arguments can key the caches."""
+    if isinstance(value, list):
+        return tuple(hashable(v) for v in value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

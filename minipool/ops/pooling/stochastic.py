@@ -1,0 +1,73 @@
+"""Stochastic pooling (Zeiler & Fergus, ICLR 2013, arXiv:1301.3557).
+
+Training: each window samples one cell with probability ``p_i = a_i / sum(a)``
+and outputs it; the gradient goes to that cell.  Inference: the
+probability-weighted average ``sum(a^2) / sum(a)``, differentiated through
+that formula.  Activations must be non-negative (e.g. after ReLU).  A window
+of zeros outputs 0 in both modes; in training it "draws" its first cell
+(Caffe's rule), which receives the gradient; in inference it passes none
+(the weighted formula is 0/0 there).
+
+The uniforms that drive the sampling are drawn in NumPy before the kernel
+runs, in (N, C, H, W) order whatever the layout, so a seed gives the same
+samples for any thread count and for channels-first or -last input.
+"""
+import numpy as np
+
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.pooling._functions import StochasticEvalPool, StochasticTrainPool
+from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, hashable, window_call
+
+__all__ = ["stochastic_pool2d"]
+
+
+def _rng(generator):
+    if generator is None:
+        return np.random.default_rng()
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        return np.random.default_rng(int(generator))
+    raise TypeError(f"stochastic_pool2d: generator must be None, an int seed or a "
+                    f"numpy.random.Generator, got {type(generator).__name__}")
+
+
+def _uniforms(rng, call):
+    """U[0, 1) per output, drawn in channels-first order."""
+    layout = call.layout
+    if not layout.channels_last:
+        return rng.random(call.out_shape)
+    shape = call.out_shape
+    rank = layout.rank
+    first = shape[:-rank - 1] + shape[-1:] + shape[-rank - 1:-1]
+    return np.moveaxis(rng.random(first), -rank - 1, -1)
+
+
+def stochastic_pool2d(input, kernel_size, stride=None, training=True, generator=None,
+                      data_format=None):
+    """Stochastic pooling of non-negative (C, H, W) or (N, C, H, W) input (no padding).
+
+    ``training=True`` samples (pass ``generator``, an int seed or a
+    ``numpy.random.Generator``, to reproduce a draw); ``training=False``
+    returns ``sum(a^2) / sum(a)``.  Negative or NaN input raises ValueError.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> x = mp.tensor([[[1.0, 3.0], [0.0, 0.0]]])
+    >>> F.stochastic_pool2d(x, 2, training=False).numpy()
+    array([[[2.5]]], dtype=float32)
+    >>> float(F.stochastic_pool2d(x, 2, generator=0).numpy()[0, 0, 0]) in (1.0, 3.0)
+    True
+    """
+    op = "stochastic_pool2d"
+    x = as_tensor(input)
+    check_dtype(op, x.dtype, FLOAT_DTYPES)
+    call = window_call(op, x.shape, 2, hashable(kernel_size), hashable(stride), 0, 1, False,
+                       data_format, "one")
+    if x.data.size:
+        lowest = np.min(x.data)
+        if not lowest >= 0:
+            raise ValueError(f"{op}: input must be non-negative (e.g. after ReLU), since "
+                             f"p_i = a_i / sum(a) must be a probability; found {lowest}")
+    if training:
+        return StochasticTrainPool.apply(x, call=call, uniforms=_uniforms(_rng(generator), call))
+    return StochasticEvalPool.apply(x, call=call)

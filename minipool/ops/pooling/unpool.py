@@ -1,0 +1,107 @@
+"""Max unpooling: the partial inverse of max pooling, driven by its indices.
+
+The output is zero-filled and each input value lands at its index (a flat
+position in its output plane).  Differences from PyTorch, both deliberate:
+an index of -1 (a window with no real cell, see semantics.md section 7) is
+skipped; repeated indices resolve deterministically (the later element in
+scan order wins), where PyTorch's result is unspecified.
+"""
+import math
+
+import numpy as np
+
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.pooling._functions import MaxUnpool
+from minipool.ops.pooling._geometry import MAX_DTYPES, check_dtype, hashable, int_tuple, layout_of
+from minipool.tensor import Tensor
+
+__all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
+
+
+def _output_spatial(op, rank, spatial, kernel, stride, padding, output_size):
+    default = tuple((n - 1) * s + k - 2 * p for n, k, s, p in zip(spatial, kernel, stride, padding))
+    if output_size is None:
+        if min(default) <= 0:
+            raise ValueError(f"{op}: the default output size {default} is not positive; "
+                             f"check kernel_size, stride and padding")
+        return default
+    sizes = tuple(output_size)
+    if len(sizes) == rank + 2:
+        sizes = sizes[2:]
+    if len(sizes) != rank or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                     for v in sizes):
+        raise ValueError(f"{op}: output_size must hold {rank} ints (or {rank + 2} with N and C), "
+                         f"got {output_size!r}")
+    for size, d, s in zip(sizes, default, stride):
+        if not d - s < size < d + s:
+            raise ValueError(f"{op}: output_size {tuple(sizes)} is out of range: each size must be "
+                             f"strictly between default - stride and default + stride, "
+                             f"default {default}, stride {stride}")
+    return tuple(int(v) for v in sizes)
+
+
+def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size):
+    x = as_tensor(input)
+    check_dtype(op, x.dtype, MAX_DTYPES)
+    layout = layout_of(op, x.shape, rank, None)
+    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be an integer array (as max_pool returns), "
+                        f"got dtype {idx.dtype}")
+    if idx.shape != x.shape:
+        raise ValueError(f"{op}: indices shape {idx.shape} must equal the input shape {x.shape}")
+    kernel = int_tuple(hashable(kernel_size), rank, "kernel_size", op, 1)
+    stride = kernel if stride is None else int_tuple(hashable(stride), rank, "stride", op, 1)
+    padding = int_tuple(hashable(padding), rank, "padding", op, 0)
+    out_spatial = _output_spatial(op, rank, layout.spatial, kernel, stride, padding, output_size)
+    plane = math.prod(out_spatial)
+    if idx.size:
+        low, high = int(idx.min()), int(idx.max())
+        if low < -1 or high >= plane:
+            bad = low if low < -1 else high
+            raise ValueError(f"{op}: index {bad} is out of range for an output plane of {plane} "
+                             f"cells ({'x'.join(map(str, out_spatial))}); indices must lie in "
+                             f"[-1, {plane}) - pass output_size= the pooled input's size")
+    planes = math.prod(x.shape[:-rank])
+    return MaxUnpool.apply(x, indices=idx, planes=planes, out_shape=x.shape[:-rank] + out_spatial)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of :func:`max_pool1d` given its indices; see :func:`max_unpool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> y, i = F.max_pool1d(mp.tensor([[1.0, 3.0, 2.0, 5.0]]), 2, return_indices=True)
+    >>> F.max_unpool1d(y, i, 2).numpy()
+    array([[0., 3., 0., 5.]], dtype=float32)
+    """
+    return _unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Zero-filled (N, C, H_out, W_out) with each value placed at its index.
+
+    The default output size is ``(in - 1) * stride + kernel - 2 * padding``
+    per dim; ``output_size`` (2 ints, or 4 with N and C) must lie strictly
+    within one stride of it.  Pool a 5x5 input with kernel 2 and unpool
+    with ``output_size=(5, 5)``, or index 17 is out of range of 4x4.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> y, i = F.max_pool2d(mp.arange(16.0).reshape(1, 1, 4, 4), 2, return_indices=True)
+    >>> F.max_unpool2d(y, i, 2).numpy()[0, 0]
+    array([[ 0.,  0.,  0.,  0.],
+           [ 0.,  5.,  0.,  7.],
+           [ 0.,  0.,  0.,  0.],
+           [ 0., 13.,  0., 15.]], dtype=float32)
+    """
+    return _unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of :func:`max_pool3d` given its indices; see :func:`max_unpool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> y, i = F.max_pool3d(mp.arange(8.0).reshape(1, 2, 2, 2), 2, return_indices=True)
+    >>> F.max_unpool3d(y, i, 2).numpy().ravel()
+    array([0., 0., 0., 0., 0., 0., 0., 7.], dtype=float32)
+    """
+    return _unpool("max_unpool3d", 3, input, indices, kernel_size, stride, padding, output_size)

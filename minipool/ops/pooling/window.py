@@ -1,0 +1,282 @@
+"""Sliding-window pooling: max, min, average, sum and LP, in 1, 2 and 3 dims.
+
+Names, argument order and defaults follow ``torch.nn.functional``; every op
+also takes ``data_format`` ("channels_first", the default, or
+"channels_last" for NHWC-style input, as Keras uses) and Keras's string
+padding ("valid" or "same").  Semantics (PyTorch 2.x is the contract):
+
+* output length ``floor((in + 2p - d(k-1) - 1 [+ s-1 if ceil_mode]) / s) + 1``;
+  with ceil_mode the last window must start inside the input or the left
+  padding.  padding must be at most half the *effective* kernel
+  ``d(k-1)+1`` (PyTorch 2.13's 2-d/3-d check ignores dilation, a known bug);
+  stride defaults to kernel_size.
+* max: ``v > m or isnan(v)`` from -inf, so NaN propagates and the first tie
+  wins; min mirrors it (``v < m or isnan(v)`` from +inf).  Indices are flat
+  positions in the unpadded input plane (int64), as PyTorch returns them.
+* a window holding no real cell (possible with dilation; PyTorch's defect in
+  semantics.md section 7) gives -inf (max) / +inf (min), index -1 and no
+  gradient.
+* average: sum / divisor_override, or / the window clipped to the padded
+  input (count_include_pad=True; the ceil_mode overhang never counts), or /
+  the real cells (count_include_pad=False).  padding="same" (TensorFlow's
+  split, extra cell after) always divides by the real cells, as Keras does.
+"""
+import numpy as np
+
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.pooling._functions import ExtremePool, SumPool
+from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, check_dtype, hashable,
+                                            window_call)
+
+__all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
+           "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
+           "lp_pool1d", "lp_pool2d"]
+
+
+def _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format,
+          divisor, dtypes):
+    x = as_tensor(input)
+    check_dtype(op, x.dtype, dtypes)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
+    call = window_call(op, x.shape, rank, hashable(kernel_size), hashable(stride),
+                       hashable(padding), hashable(dilation), bool(ceil_mode), data_format,
+                       divisor)
+    return x, call
+
+
+def _extreme(op, is_min, input, rank, kernel_size, stride, padding, dilation, ceil_mode,
+             return_indices, data_format):
+    x, call = _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode,
+                    data_format, "one", MAX_DTYPES)
+    return ExtremePool.apply(x, call=call, is_min=is_min, return_indices=bool(return_indices))
+
+
+def _divisor_rule(op, count_include_pad, divisor_override):
+    if divisor_override is None:
+        return "span" if count_include_pad else "count"
+    if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, np.integer)):
+        raise TypeError(f"{op}: divisor_override must be an int or None, got {divisor_override!r}")
+    if divisor_override == 0:
+        raise ValueError(f"{op}: divisor_override must not be 0")
+    return ("override", int(divisor_override))
+
+
+def _average(op, input, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
+             divisor_override, data_format):
+    divisor = _divisor_rule(op, count_include_pad, divisor_override)
+    x, call = _call(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
+                    divisor, FLOAT_DTYPES)
+    return SumPool.apply(x, call=call)
+
+
+def _sum(op, input, rank, kernel_size, stride, padding, ceil_mode, data_format):
+    x, call = _call(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
+                    "one", FLOAT_DTYPES)
+    return SumPool.apply(x, call=call)
+
+
+def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format):
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.integer,
+                                                                 np.floating)):
+        raise TypeError(f"{op}: norm_type must be a number, got {norm_type!r}")
+    p = float(norm_type)
+    if not (p > 0 and np.isfinite(p)):
+        raise ValueError(f"{op}: norm_type must be a finite number > 0, got {norm_type!r}")
+    x, call = _call(op, input, rank, kernel_size, stride, 0, 1, ceil_mode, data_format, "one",
+                    FLOAT_DTYPES)
+    return SumPool.apply(x, call=call, p=p)
+
+
+# ----------------------------------------------------------------------------- max
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """1-d max pooling of (C, L) or (N, C, L); see :func:`max_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.max_pool1d(mp.tensor([[1.0, 3.0, 2.0, 5.0, 4.0]]), 2).numpy()
+    array([[3., 5.]], dtype=float32)
+    """
+    return _extreme("max_pool1d", False, input, 1, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """2-d max pooling of (C, H, W) or (N, C, H, W) (or NHWC with data_format="channels_last").
+
+    ``return_indices=True`` also returns int64 indices, each the flat position
+    ``h * W + w`` of the chosen cell in its input plane (-1 for a window with
+    no real cell), equal to PyTorch's.  Integer inputs (int32, int64, uint8)
+    pool like floats; padding is the dtype's lowest value.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> x = mp.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y, idx = F.max_pool2d(x, 2, return_indices=True)
+    >>> y.numpy()[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> idx.numpy()[0, 0]
+    array([[ 5,  7],
+           [13, 15]])
+    """
+    return _extreme("max_pool2d", False, input, 2, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """3-d max pooling of (C, D, H, W) or (N, C, D, H, W); see :func:`max_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.max_pool3d(mp.arange(8.0).reshape(1, 2, 2, 2), 2).numpy().ravel()
+    array([7.], dtype=float32)
+    """
+    return _extreme("max_pool3d", False, input, 3, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+# ----------------------------------------------------------------------------- min
+def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """1-d min pooling; see :func:`min_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.min_pool1d(mp.tensor([[1.0, 3.0, 2.0, 5.0]]), 2).numpy()
+    array([[1., 2.]], dtype=float32)
+    """
+    return _extreme("min_pool1d", True, input, 1, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """2-d min pooling: max pooling's rules mirrored (``v < m or isnan(v)`` from +inf,
+    so NaN propagates and the first tie wins; padding counts as +inf).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.min_pool2d(mp.arange(16.0).reshape(1, 4, 4), 2).numpy()
+    array([[[ 0.,  2.],
+            [ 8., 10.]]], dtype=float32)
+    """
+    return _extreme("min_pool2d", True, input, 2, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, data_format=None):
+    """3-d min pooling; see :func:`min_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.min_pool3d(mp.arange(8.0).reshape(1, 2, 2, 2), 2).numpy().ravel()
+    array([0.], dtype=float32)
+    """
+    return _extreme("min_pool3d", True, input, 3, kernel_size, stride, padding, dilation,
+                    ceil_mode, return_indices, data_format)
+
+
+# ----------------------------------------------------------------------------- average
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, data_format=None):
+    """1-d average pooling; see :func:`avg_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.avg_pool1d(mp.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]]), 2, ceil_mode=True).numpy()
+    array([[1.5, 3.5, 5. ]], dtype=float32)
+    """
+    return _average("avg_pool1d", input, 1, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override, data_format)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, data_format=None):
+    """2-d average pooling with PyTorch's divisor rules.
+
+    The divisor is ``divisor_override`` if given; else, with
+    ``count_include_pad=True``, the window clipped to the padded input (so
+    padding counts but the ceil_mode overhang does not); else the number of
+    real cells.  ``padding="same"`` divides by the real cells (Keras).
+    Only float32/float64 (PyTorch's integer average truncates; minipool
+    raises TypeError instead).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.avg_pool2d(mp.ones(1, 1, 3, 3), 2, padding=1).numpy()[0, 0]
+    array([[0.25, 0.5 ],
+           [0.5 , 1.  ]], dtype=float32)
+    """
+    return _average("avg_pool2d", input, 2, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override, data_format)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, data_format=None):
+    """3-d average pooling; see :func:`avg_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.avg_pool3d(mp.arange(8.0).reshape(1, 2, 2, 2), 2).numpy().ravel()
+    array([3.5], dtype=float32)
+    """
+    return _average("avg_pool3d", input, 3, kernel_size, stride, padding, ceil_mode,
+                    count_include_pad, divisor_override, data_format)
+
+
+# ----------------------------------------------------------------------------- sum
+def sum_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+    """1-d sum pooling; see :func:`sum_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sum_pool1d(mp.tensor([[1.0, 2.0, 3.0, 4.0]]), 2).numpy()
+    array([[3., 7.]], dtype=float32)
+    """
+    return _sum("sum_pool1d", input, 1, kernel_size, stride, padding, ceil_mode, data_format)
+
+
+def sum_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+    """2-d sum pooling: the sum of each window's real cells (padding adds nothing).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sum_pool2d(mp.ones(1, 4, 4), 2).numpy()
+    array([[[4., 4.],
+            [4., 4.]]], dtype=float32)
+    """
+    return _sum("sum_pool2d", input, 2, kernel_size, stride, padding, ceil_mode, data_format)
+
+
+def sum_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+    """3-d sum pooling; see :func:`sum_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sum_pool3d(mp.ones(1, 2, 2, 2), 2).numpy().ravel()
+    array([8.], dtype=float32)
+    """
+    return _sum("sum_pool3d", input, 3, kernel_size, stride, padding, ceil_mode, data_format)
+
+
+# ----------------------------------------------------------------------------- LP
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+    """1-d power-average pooling; see :func:`lp_pool2d`.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.lp_pool1d(mp.tensor([[1.0, 2.0, 3.0, 4.0, 5.0]]), 2, 2, ceil_mode=True).numpy()
+    array([[2.236068, 5.      , 5.      ]], dtype=float32)
+    """
+    return _lp("lp_pool1d", input, 1, norm_type, kernel_size, stride, ceil_mode, data_format)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+    """2-d power-average pooling: ``(sum of x**p over the window's real cells) ** (1/p)``.
+
+    Deliberate difference from PyTorch: with ``ceil_mode=True`` PyTorch
+    rescales a partial window by ``kernel cells / real cells`` (it computes
+    an average and multiplies by the full kernel size), so
+    ``torch.nn.functional.lp_pool1d([1..5], 2, 2, ceil_mode=True)`` ends with
+    7.071 where the norm of ``[5]`` is 5; minipool returns 5.  Whole windows
+    agree.  The gradient ``x**(p-1) / out**(p-1)`` is 0 for a window whose
+    output is 0 (PyTorch gives NaN there).  Negative inputs with a
+    non-integer ``p`` give NaN, as ``x ** p`` does.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.lp_pool2d(mp.full((1, 2, 2), 2.0), 2, 2).numpy()
+    array([[[4.]]], dtype=float32)
+    """
+    return _lp("lp_pool2d", input, 2, norm_type, kernel_size, stride, ceil_mode, data_format)
