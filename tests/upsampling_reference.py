@@ -48,6 +48,14 @@ def floorf(value):
     return int(math.floor(float(np.float32(value))))
 
 
+def half_pixel_centre(s, o, ft):
+    """s * (o + 0.5) - 0.5 rounded once: ATen's compiled kernels use a fused multiply-add
+    here.  For float32, float64 holds the exact product, so rounding at the end is the
+    fma; for float64 the plain expression is within an ulp (and floorf hides that)."""
+    exact = float(s) * float(ft(o) + ft(0.5)) - 0.5
+    return ft(exact)
+
+
 # --------------------------------------------------------------------------- per-axis rules
 def nearest_source(o, n_in, n_out, factor, ft):
     """nearest: floor(o * step), clamped to the last pixel."""
@@ -58,7 +66,7 @@ def nearest_source(o, n_in, n_out, factor, ft):
 def nearest_exact_source(o, n_in, n_out, factor, ft):
     """nearest-exact: the pixel whose centre is nearest the output pixel centre."""
     s = step(n_in, n_out, factor, False, ft)
-    centre = s * (ft(o) + ft(0.5)) - ft(0.5)
+    centre = half_pixel_centre(s, o, ft)
     if centre < 0:
         centre = ft(0)
     return min(floorf(float(centre) + 0.5), n_in - 1)
@@ -72,7 +80,7 @@ def linear_taps(o, n_in, n_out, factor, align_corners, ft):
     if align_corners:
         x = s * ft(o)
     else:
-        x = s * (ft(o) + ft(0.5)) - ft(0.5)
+        x = half_pixel_centre(s, o, ft)
         if x < 0:
             x = ft(0)
     left = min(floorf(x), n_in - 1)
@@ -95,7 +103,7 @@ def keys_cubic(distance):
 def cubic_taps(o, n_in, n_out, factor, align_corners, ft):
     """Four (pixel, weight) pairs; pixels beyond the edge repeat the edge pixel."""
     s = step(n_in, n_out, factor, align_corners, ft)
-    x = s * ft(o) if align_corners else s * (ft(o) + ft(0.5)) - ft(0.5)  # not clamped
+    x = s * ft(o) if align_corners else half_pixel_centre(s, o, ft)  # not clamped
     left = min(floorf(x), n_in - 1)
     t = float(min(max(x - ft(left), ft(0)), ft(1)))
     taps = []

@@ -121,7 +121,11 @@ def _source_coordinate(scale, n_out, align_corners, clamp_negative, ft):
     dst = np.arange(n_out).astype(ft)
     if align_corners:
         return scale * dst
-    src = scale * (dst + ft(0.5)) - ft(0.5)
+    # ATen's compiled kernels fuse scale * (dst + 0.5) - 0.5 into one multiply-add (one
+    # rounding).  In float32 that matters (the coordinate's last bit moves the weights by
+    # ~1e-6); float64 holds the exact float32 product, so rounding once emulates the fma.
+    # For float64 inputs the difference is ~1e-16 and never changes a floorf'd index.
+    src = (scale.astype(np.float64) * (dst + ft(0.5)).astype(np.float64) - 0.5).astype(ft)
     return np.maximum(src, ft(0)) if clamp_negative else src
 
 
@@ -140,12 +144,19 @@ def nearest_source(n_in, n_out, scale_factor, exact, ft):
     return np.minimum(_floorf(src), n_in - 1)
 
 
+def _fused(a, b, c):
+    """a * b + c rounded once, like a float32 fused multiply-add (exact in float64)."""
+    if np.asarray(b).dtype != np.float32:
+        return a * b + c
+    return (np.float64(a) * np.asarray(b, np.float64) + np.float64(c)).astype(np.float32)
+
+
 def _cubic_near(t, a):  # Keys' kernel for |x| <= 1
     return ((a + 2) * t - (a + 3)) * t * t + 1
 
 
-def _cubic_far(t, a):  # Keys' kernel for 1 < |x| < 2
-    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+def _cubic_far(t, a):  # Keys' kernel for 1 < |x| < 2; ATen's build fuses the first two steps
+    return _fused(_fused(a, t, -5 * a), t, 8 * a) * t - 4 * a
 
 
 def linear_taps(n_in, n_out, scale_factor, align_corners, cubic, ft):
@@ -168,14 +179,6 @@ def linear_taps(n_in, n_out, scale_factor, align_corners, cubic, ft):
                   _cubic_near(one - t, a), _cubic_far((one - t) + one, a)], 1)
     idx = np.clip(i0[:, None] + np.arange(-1, 3)[None, :], 0, n_in - 1)
     return idx.astype(np.intp), w.astype(ft)
-
-
-def area_windows(n_in, n_out):
-    """Adaptive-pooling windows [start, end) of one axis, computed in float32 like ATen."""
-    o = np.arange(n_out, dtype=np.int64)
-    start = np.floor(np.float32(o * n_in) / np.float32(n_out)).astype(np.intp)
-    end = np.ceil(np.float32((o + 1) * n_in) / np.float32(n_out)).astype(np.intp)
-    return start, end
 
 
 # --------------------------------------------------------------------------- cached tables
@@ -357,50 +360,14 @@ def _scratch(in4, out4):
     return d * h * ow + d * oh * ow + 1
 
 
-class AreaAverage(Function):
-    """``area`` mode = adaptive average pooling, one axis at a time.
+def _area(x, out_sizes):
+    """``area`` mode is adaptive average pooling (semantics guide 1.8): the pooling family's
+    op, kernels and backward."""
+    from minipool.ops import pooling
 
-    TEMPORARY NumPy implementation, to be replaced by the pooling kernels
-    (minipool.ops.pooling.adaptive_avg_pool*d) once they exist: windows are
-    summed with ``np.add.reduceat`` (exact sums, no cumsum cancellation).
-    """
-
-    @staticmethod
-    def forward(ctx, x, out_sizes):
-        ctx.meta = (x.shape, out_sizes)
-        y = x
-        for axis, n_out in enumerate(out_sizes, start=2):
-            start, end = area_windows(x.shape[axis], n_out)
-            y = _window_sums(y, axis, start, end) / (end - start).astype(x.dtype).reshape(
-                (-1,) + (1,) * (x.ndim - axis - 1))
-        return y.astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        in_shape, out_sizes = ctx.meta
-        g = grad
-        for axis, n_out in reversed(list(enumerate(out_sizes, start=2))):
-            n_in = in_shape[axis]
-            start, end = area_windows(n_in, n_out)
-            g = g / (end - start).astype(g.dtype).reshape((-1,) + (1,) * (g.ndim - axis - 1))
-            # input j is in windows first[j] .. last[j]-1 (starts and ends are monotone)
-            j = np.arange(n_in)
-            first = np.searchsorted(end, j, side="right")
-            last = np.searchsorted(start, j, side="right")
-            g = _window_sums(g, axis, first, last)
-        return g.astype(grad.dtype, copy=False), None
-
-
-def _window_sums(a, axis, start, end):
-    """Sums of ``a`` over [start[i], end[i]) along ``axis`` (windows may overlap)."""
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (0, 1)  # reduceat indices must be < length; the zero pad makes end == n valid
-    padded = np.pad(a, pad)
-    pairs = np.stack([start, end], 1).ravel()
-    sums = np.add.reduceat(padded, pairs, axis=axis)
-    sums = np.take(sums, np.arange(0, len(pairs), 2), axis=axis)
-    empty = (end <= start).reshape((-1,) + (1,) * (a.ndim - axis - 1))
-    return np.where(empty, 0, sums) if empty.any() else sums
+    pool = (pooling.adaptive_avg_pool1d, pooling.adaptive_avg_pool2d,
+            pooling.adaptive_avg_pool3d)[len(out_sizes) - 1]
+    return pool(x, out_sizes)
 
 
 # --------------------------------------------------------------------------- public API
@@ -471,7 +438,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
                                                recompute_scale_factor, mode)
     if mode == "area":
-        return AreaAverage.apply(x, out_sizes)
+        return _area(x, out_sizes)
     dtype_name = "float64" if x.dtype == np.float64 else "float32"  # uint8 indexes like float32
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
