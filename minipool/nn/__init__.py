@@ -8,3 +8,4 @@ from minipool.nn.linear import Dropout, Linear  # noqa: F401
 from minipool.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from minipool.nn.upsampling import (PixelShuffle, PixelUnshuffle, UpSampling2D, Upsample,  # noqa: F401
                                     UpsamplingBilinear2d, UpsamplingNearest2d)
+from minipool.nn.pooling import *  # noqa: F401,F403  (every pooling layer; see its __all__)

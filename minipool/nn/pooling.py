@@ -1,0 +1,318 @@
+"""Pooling layers: thin Modules over ``minipool.nn.functional`` (no math here).
+
+PyTorch-named layers take PyTorch's arguments (channels-first by default);
+the Keras-named ones (MaxPooling2D, AveragePooling2D, Global*Pooling2D) take
+Keras's (pool_size, strides, padding="valid"/"same", data_format defaulting
+to "channels_last", keepdims).
+
+>>> import minipool as mp
+>>> net = mp.nn.Sequential(mp.nn.MaxPool2d(2), mp.nn.GlobalAvgPool2d())
+>>> net(mp.ones(4, 3, 8, 8)).shape
+(4, 3)
+"""
+import numpy as np
+
+import minipool.nn.functional as F
+from minipool.nn.module import Module
+
+__all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool2d", "AvgPool1d", "AvgPool2d",
+           "AvgPool3d", "SumPool2d", "LPPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d",
+           "GlobalMaxPool2d", "GlobalAvgPool2d", "StochasticPool2d", "MaxUnpool2d",
+           "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D",
+           "GlobalMaxPooling2D"]
+
+
+def _describe(layer, names):
+    return ", ".join(f"{n}={getattr(layer, n)!r}" for n in names)
+
+
+class _MaxPoolNd(Module):
+    _pool = None
+    _shown = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False, data_format=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+        self.data_format = data_format
+
+    def forward(self, input):
+        return type(self)._pool(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                                self.ceil_mode, self.return_indices, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, self._shown)
+
+
+class MaxPool1d(_MaxPoolNd):
+    """Max pooling over (N, C, L); see :func:`minipool.nn.functional.max_pool1d`."""
+
+    _pool = staticmethod(F.max_pool1d)
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max pooling over (N, C, H, W); see :func:`minipool.nn.functional.max_pool2d`.
+
+    >>> import minipool as mp
+    >>> mp.nn.MaxPool2d(3, stride=2, padding=1)(mp.ones(1, 1, 6, 6)).shape
+    (1, 1, 3, 3)
+    """
+
+    _pool = staticmethod(F.max_pool2d)
+
+
+class MaxPool3d(_MaxPoolNd):
+    """Max pooling over (N, C, D, H, W); see :func:`minipool.nn.functional.max_pool3d`."""
+
+    _pool = staticmethod(F.max_pool3d)
+
+
+class MinPool2d(_MaxPoolNd):
+    """Min pooling (max pooling's rules mirrored); see :func:`minipool.nn.functional.min_pool2d`."""
+
+    _pool = staticmethod(F.min_pool2d)
+
+
+class _AvgPoolNd(Module):
+    _pool = None
+    _shown = ("kernel_size", "stride", "padding")
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None, data_format=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override, self.data_format = divisor_override, data_format
+
+    def forward(self, input):
+        return type(self)._pool(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad, self.divisor_override,
+                                data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, self._shown)
+
+
+class AvgPool1d(_AvgPoolNd):
+    """Average pooling over (N, C, L); see :func:`minipool.nn.functional.avg_pool1d`."""
+
+    _pool = staticmethod(F.avg_pool1d)
+
+
+class AvgPool2d(_AvgPoolNd):
+    """Average pooling over (N, C, H, W); see :func:`minipool.nn.functional.avg_pool2d`.
+
+    >>> import minipool as mp
+    >>> mp.nn.AvgPool2d(2)(mp.ones(1, 1, 4, 4)).numpy()[0, 0]
+    array([[1., 1.],
+           [1., 1.]], dtype=float32)
+    """
+
+    _pool = staticmethod(F.avg_pool2d)
+
+
+class AvgPool3d(_AvgPoolNd):
+    """Average pooling over (N, C, D, H, W); see :func:`minipool.nn.functional.avg_pool3d`."""
+
+    _pool = staticmethod(F.avg_pool3d)
+
+
+class SumPool2d(Module):
+    """Sum pooling; see :func:`minipool.nn.functional.sum_pool2d`."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.data_format = ceil_mode, data_format
+
+    def forward(self, input):
+        return F.sum_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("kernel_size", "stride", "padding"))
+
+
+class LPPool2d(Module):
+    """Power-average pooling; see :func:`minipool.nn.functional.lp_pool2d` (which
+    documents the ceil_mode difference from PyTorch)."""
+
+    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride = norm_type, kernel_size, stride
+        self.ceil_mode, self.data_format = ceil_mode, data_format
+
+    def forward(self, input):
+        return F.lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                           data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("norm_type", "kernel_size", "stride", "ceil_mode"))
+
+
+class AdaptiveMaxPool2d(Module):
+    """Adaptive max pooling to ``output_size``; see
+    :func:`minipool.nn.functional.adaptive_max_pool2d`."""
+
+    def __init__(self, output_size, return_indices=False, data_format=None):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+        self.data_format = data_format
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices,
+                                     data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("output_size",))
+
+
+class AdaptiveAvgPool2d(Module):
+    """Adaptive average pooling to ``output_size``; see
+    :func:`minipool.nn.functional.adaptive_avg_pool2d`."""
+
+    def __init__(self, output_size, data_format=None):
+        super().__init__()
+        self.output_size, self.data_format = output_size, data_format
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("output_size",))
+
+
+class GlobalMaxPool2d(Module):
+    """Max over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdim."""
+
+    def __init__(self, keepdim=False, data_format=None):
+        super().__init__()
+        self.keepdim, self.data_format = keepdim, data_format
+
+    def forward(self, input):
+        return F.global_max_pool2d(input, self.keepdim, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("keepdim",))
+
+
+class GlobalAvgPool2d(GlobalMaxPool2d):
+    """Mean over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdim."""
+
+    def forward(self, input):
+        return F.global_avg_pool2d(input, self.keepdim, data_format=self.data_format)
+
+
+class StochasticPool2d(Module):
+    """Stochastic pooling (Zeiler & Fergus 2013): samples in training mode,
+    probability-weighted average in eval mode.
+
+    ``generator`` (an int seed or a ``numpy.random.Generator``) is turned into
+    one Generator at construction, so a seeded layer draws a reproducible
+    sequence of samples across calls.
+
+    >>> import minipool as mp
+    >>> layer = mp.nn.StochasticPool2d(2, generator=0)
+    >>> layer.eval()(mp.tensor([[[1.0, 3.0], [0.0, 0.0]]])).numpy()
+    array([[[2.5]]], dtype=float32)
+    """
+
+    def __init__(self, kernel_size, stride=None, generator=None, data_format=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.data_format = kernel_size, stride, data_format
+        if generator is None or isinstance(generator, np.random.Generator):
+            self.generator = generator if generator is not None else np.random.default_rng()
+        elif isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+            self.generator = np.random.default_rng(int(generator))
+        else:
+            raise TypeError(f"StochasticPool2d: generator must be None, an int seed or a "
+                            f"numpy.random.Generator, got {type(generator).__name__}")
+
+    def forward(self, input):
+        return F.stochastic_pool2d(input, self.kernel_size, self.stride, training=self.training,
+                                   generator=self.generator, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("kernel_size", "stride"))
+
+
+class MaxUnpool2d(Module):
+    """Inverse of MaxPool2d given its indices; see :func:`minipool.nn.functional.max_unpool2d`.
+
+    >>> import minipool as mp
+    >>> y, idx = mp.nn.MaxPool2d(2, return_indices=True)(mp.arange(16.0).reshape(1, 1, 4, 4))
+    >>> mp.nn.MaxUnpool2d(2)(y, idx).shape
+    (1, 1, 4, 4)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, input, indices, output_size=None):
+        return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
+
+    def extra_repr(self):
+        return _describe(self, ("kernel_size", "stride", "padding"))
+
+
+# ----------------------------------------------------------------------------- Keras names
+def _keras_format(data_format):
+    return "channels_last" if data_format is None else data_format
+
+
+class MaxPooling2D(Module):
+    """Keras's MaxPooling2D: ``pool_size``, ``strides`` (default pool_size),
+    ``padding`` "valid"/"same", ``data_format`` "channels_last" by default.
+
+    >>> import minipool as mp
+    >>> mp.nn.MaxPooling2D(padding="same")(mp.ones(1, 5, 5, 3)).shape
+    (1, 3, 3, 3)
+    """
+
+    _pool = staticmethod(F.max_pool2d)
+
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None):
+        super().__init__()
+        self.pool_size, self.strides, self.padding = pool_size, strides, padding
+        self.data_format = _keras_format(data_format)
+
+    def forward(self, input):
+        return type(self)._pool(input, self.pool_size, self.strides, self.padding,
+                                data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("pool_size", "strides", "padding", "data_format"))
+
+
+MaxPool2D = MaxPooling2D
+
+
+class AveragePooling2D(MaxPooling2D):
+    """Keras's AveragePooling2D; padding="same" divides by the real cells only."""
+
+    _pool = staticmethod(F.avg_pool2d)
+
+
+class GlobalAveragePooling2D(Module):
+    """Keras's GlobalAveragePooling2D: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+
+    _pool = staticmethod(F.global_avg_pool2d)
+
+    def __init__(self, data_format=None, keepdims=False):
+        super().__init__()
+        self.data_format, self.keepdims = _keras_format(data_format), keepdims
+
+    def forward(self, input):
+        return type(self)._pool(input, self.keepdims, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("data_format", "keepdims"))
+
+
+class GlobalMaxPooling2D(GlobalAveragePooling2D):
+    """Keras's GlobalMaxPooling2D: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
+
+    _pool = staticmethod(F.global_max_pool2d)
