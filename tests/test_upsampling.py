@@ -186,6 +186,31 @@ def test_documented_pytorch_values():
     np.testing.assert_array_equal(shuffled[1], [[4, 5], [6, 7]])
 
 
+@pytest.mark.parametrize("mode, n_in, kwargs", [
+    ("nearest", 254, dict(size=354)), ("nearest", 96, dict(size=304)),
+    ("nearest", 246, dict(size=102)), ("nearest", 168, dict(scale_factor=3 / 7)),
+    ("nearest-exact", 96, dict(size=304)), ("nearest-exact", 214, dict(size=571))])
+def test_nearest_index_precision_follows_the_input_dtype(mode, n_in, kwargs):
+    # the step and the product are float32 for float32 inputs and float64 for float64 ones,
+    # then floorf: these cases pick different pixels in the two precisions
+    picked = {}
+    for dtype in (np.float32, np.float64):
+        ramp = np.arange(n_in, dtype=dtype).reshape(1, 1, n_in)
+        picked[dtype] = F.interpolate(ramp, mode=mode, **kwargs).numpy().ravel().astype(int)
+        expected = R.nearest_gather(ramp, mode, kwargs.get("size"), kwargs.get("scale_factor"))
+        np.testing.assert_array_equal(picked[dtype], expected.ravel().astype(int))
+    assert not np.array_equal(picked[np.float32], picked[np.float64])
+
+
+def test_nearest_uses_the_given_factor_not_a_shortcut():
+    # 5 -> 10 with scale_factor=2.1 reads floor(o / 2.1), not o // 2 (see the module doc)
+    ramp = mp.arange(5.0).reshape(1, 1, 5)
+    out = F.interpolate(ramp, scale_factor=2.1).numpy().ravel()
+    assert out.tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3, 4]
+    assert F.interpolate(ramp, scale_factor=2).numpy().ravel().tolist() == [0, 0, 1, 1, 2, 2, 3,
+                                                                            3, 4, 4]
+
+
 def test_linear_copy_at_equal_size_keeps_pytorch_nan_next_to_inf():
     # ATen copies with taps (1, 0) on the same pixel: inf * 1 + inf * 0 is NaN
     x = mp.tensor([[[1.0, np.inf, 3.0]]])
