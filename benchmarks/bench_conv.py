@@ -1,0 +1,144 @@
+"""conv2d on the LeNet-5 shapes: minipool (im2col + BLAS GEMM) against PyTorch CPU eager.
+
+For each shape: forward, and forward + backward (weight and bias gradients,
+plus the input gradient where a network needs it: not for the first layer),
+median wall time, at each thread count.  Every thread count runs in its own
+process with ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and
+``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels,
+NumPy's BLAS and PyTorch all use the same count.  A second table times the
+im2col / col2im kernels alone, in GB/s and as a fraction of a same-size
+``np.copyto`` (the memory roof).
+
+    python benchmarks/bench_conv.py               # 1 and 2 threads
+    python benchmarks/bench_conv.py --quick       # smoke run
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (format_seconds, gbps, import_torch, machine_line, markdown_table,  # noqa: E402
+                     median_time, parse_args, roof_fraction)
+
+# (name, N, C, H, W, O, k, input needs a gradient)
+SHAPES = [
+    ("conv1 1->6 5x5 on 32x32", 64, 1, 32, 32, 6, 5, False),
+    ("conv2 6->16 5x5 on 14x14", 64, 6, 14, 14, 16, 5, True),
+]
+
+
+def measure(threads, repeats, warmup, use_torch):
+    """Time every case in this process; return rows as plain dicts."""
+    import minipool as mp
+    import minipool.nn.functional as F
+    from minipool._kernels.im2col import col2im, im2col
+
+    torch = import_torch(not use_torch)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    mp.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, N, C, H, W, O, k, input_grad in SHAPES:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = rng.standard_normal((O, C, k, k)).astype(np.float32) * 0.1
+        b = rng.standard_normal(O).astype(np.float32)
+        Ho, Wo = H - k + 1, W - k + 1
+        g = rng.standard_normal((N, O, Ho, Wo)).astype(np.float32)
+        xt = mp.tensor(x, requires_grad=input_grad)
+        wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
+
+        def mp_forward():
+            with mp.no_grad():
+                F.conv2d(xt, wt, bt)
+
+        def mp_train():
+            F.conv2d(xt, wt, bt).backward(g)
+
+        row = {"case": name, "threads": threads,
+               "mp_fwd": median_time(mp_forward, repeats, warmup),
+               "mp_fb": median_time(mp_train, repeats, warmup)}
+        if torch is not None:
+            tx = torch.from_numpy(x).requires_grad_(input_grad)
+            tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
+            tg = torch.from_numpy(g)
+
+            def torch_forward():
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(tx, tw, tb)
+
+            def torch_train():
+                torch.nn.functional.conv2d(tx, tw, tb).backward(tg)
+
+            row["torch_fwd"] = median_time(torch_forward, repeats, warmup)
+            row["torch_fb"] = median_time(torch_train, repeats, warmup)
+
+        cols = np.empty((C * k * k, N * Ho * Wo), np.float32)
+        grad_x = np.empty_like(x)
+        n_threads = mp._config.kernel_threads(N * C, cols.size)
+        row["im2col"] = median_time(lambda: im2col(x, cols, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, n_threads),
+                                    repeats, warmup)
+        row["col2im"] = median_time(lambda: col2im(cols, grad_x, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, n_threads),
+                                    repeats, warmup)
+        row["kernel_threads"] = n_threads
+        # bytes moved: im2col reads x once and writes cols; col2im reads cols and writes grad_x
+        row["bytes"] = x.nbytes + cols.nbytes
+        rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "--worker":
+        threads, repeats, warmup, use_torch = (int(a) for a in argv[1:5])
+        print(json.dumps(measure(threads, repeats, warmup, bool(use_torch))))
+        return 0
+    args = parse_args(__doc__.splitlines()[0], argv)
+    torch = import_torch(args.no_torch)
+    rows = []
+    for threads in args.threads:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), MINIPOOL_NUM_THREADS=str(threads),
+                   OMP_NUM_THREADS=str(threads))
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", str(threads),
+                              str(args.repeats), str(args.warmup), str(int(torch is not None))],
+                             env=env, check=True, capture_output=True, text=True)
+        rows.extend(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    print(machine_line(torch))
+    print(f"conv2d, float32, batch 64, median of {args.repeats} runs; fwd+bwd computes weight and "
+          "bias gradients, and the input gradient for conv2 only (as inside LeNet-5)\n")
+    table = []
+    for r in rows:
+        line = [r["case"], r["threads"], format_seconds(r["mp_fwd"])]
+        if "torch_fwd" in r:
+            line += [format_seconds(r["torch_fwd"]), f"{r['torch_fwd'] / r['mp_fwd']:.2f}x"]
+        line.append(format_seconds(r["mp_fb"]))
+        if "torch_fb" in r:
+            line += [format_seconds(r["torch_fb"]), f"{r['torch_fb'] / r['mp_fb']:.2f}x"]
+        table.append(line)
+    headers = ["case", "threads", "minipool fwd"]
+    if torch is not None:
+        headers += ["torch fwd", "speed-up"]
+    headers.append("minipool fwd+bwd")
+    if torch is not None:
+        headers += ["torch fwd+bwd", "speed-up"]
+    print(markdown_table(headers, table))
+    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)\n")
+
+    kernel_rows = []
+    for r in rows:
+        for kernel in ("im2col", "col2im"):
+            rate = gbps(r["bytes"], r[kernel])
+            kernel_rows.append([kernel, r["case"], r["threads"], r["kernel_threads"], format_seconds(r[kernel]),
+                                f"{rate:.1f}", f"{roof_fraction(rate, r['bytes'] / 2):.2f}"])
+    print(markdown_table(["kernel", "case", "threads", "threads used", "time", "GB/s", "of copy roof"],
+                         kernel_rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
