@@ -321,6 +321,26 @@ def test_trilinear_one_and_two_threads_are_bit_identical():
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("mode, kwargs", [("nearest", dict(scale_factor=(2, 1.5))),
+                                          ("bilinear", dict(scale_factor=2)),
+                                          ("bicubic", dict(size=(30, 50)))])
+def test_channels_last_one_and_two_threads_are_bit_identical(mode, kwargs):
+    x = np.random.default_rng(23).standard_normal((3, 20, 24, 16)).astype(np.float32)
+    old = mp.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            mp.set_num_threads(threads)
+            leaf = mp.tensor(x, requires_grad=True)
+            out = F.interpolate(leaf, mode=mode, data_format="channels_last", **kwargs)
+            out.backward(np.random.default_rng(24).standard_normal(out.shape).astype(np.float32))
+            results.append((out.numpy(), leaf.grad.numpy()))
+    finally:
+        mp.set_num_threads(old)
+    for a, b in zip(results[0], results[1]):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_kernel_threads_really_uses_two_threads_for_the_thread_tests():
     from minipool._config import kernel_threads
     old = mp.get_num_threads()
@@ -340,12 +360,12 @@ def test_bilinear_x2_fast_path_is_bit_identical_to_general_loop(dtype, width):
     rows = U.tap_axis(5, 10, 2.0, False, False, np.dtype(dtype).name)
     depth = U._identity_taps(1, np.dtype(dtype).name)
     rng = np.random.default_rng(width)
-    x = rng.standard_normal((3, 1, 5, width)).astype(dtype)
+    x = rng.standard_normal((3, 1, 5, width, 1)).astype(dtype)
     x[0, 0, 1, 1] = np.inf  # zero-weight taps must still see it (0 * inf = NaN)
-    g = rng.standard_normal((3, 1, 10, 2 * width)).astype(dtype)
+    g = rng.standard_normal((3, 1, 10, 2 * width, 1)).astype(dtype)
     outs, grads = [], []
     for fwd_range, bwd_range in ((axis.x2, axis.x2_t), ((0, 0), (0, 0))):
-        out = np.empty((3, 1, 10, 2 * width), dtype)
+        out = np.empty((3, 1, 10, 2 * width, 1), dtype)
         work = np.empty((1, 5 * 2 * width + 10 * 2 * width + 1), dtype)
         kernels.taps_forward(x, out, work, depth.idx, depth.w, depth.need, False,
                              rows.idx, rows.w, rows.need, True,
@@ -363,14 +383,14 @@ def test_bilinear_x2_fast_path_is_bit_identical_to_general_loop(dtype, width):
 @pytest.mark.parametrize("factor", [1, 2, 3])
 def test_nearest_replication_fast_path_is_bit_identical_to_general_gather(factor):
     rng = np.random.default_rng(factor)
-    x = rng.standard_normal((4, 1, 3, 5)).astype(np.float32)
-    g = rng.standard_normal((4, 1, 3 * factor, 5 * factor)).astype(np.float32)
+    x = rng.standard_normal((4, 1, 3, 5, 1)).astype(np.float32)
+    g = rng.standard_normal((4, 1, 3 * factor, 5 * factor, 1)).astype(np.float32)
     rows = np.arange(3 * factor) // factor
     cols = np.arange(5 * factor) // factor
     depth = np.zeros(1, np.intp)
     outs, grads = [], []
     for repeat in (factor, 0):
-        out = np.empty((4, 1, 3 * factor, 5 * factor), np.float32)
+        out = np.empty((4, 1, 3 * factor, 5 * factor, 1), np.float32)
         kernels.nearest_forward(x, out, depth, rows, cols, repeat, 1)
         gx = np.empty_like(x)
         kernels.nearest_backward(g, gx, depth, rows, cols, repeat, 1)
@@ -382,6 +402,23 @@ def test_nearest_replication_fast_path_is_bit_identical_to_general_gather(factor
 
 
 # --------------------------------------------------------------------------- layouts
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact", "bilinear", "bicubic"])
+@FAST
+@given(data=st.data())
+def test_channels_last_is_bit_identical_to_channels_first(mode, data):
+    case = data.draw(cases(mode))
+    assume(len(case.shape) == 4)
+    x = make_input(case)
+    g = np.random.default_rng(case.seed + 3).standard_normal(
+        F.interpolate(x, mode=mode, **case.kwargs).shape).astype(case.dtype)
+    out, grad = run(x, mode, case.kwargs, g)
+    leaf = mp.tensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), requires_grad=True)
+    out_last = F.interpolate(leaf, mode=mode, data_format="channels_last", **case.kwargs)
+    out_last.backward(np.ascontiguousarray(g.transpose(0, 2, 3, 1)))
+    assert out_last.numpy().tobytes() == np.ascontiguousarray(out.transpose(0, 2, 3, 1)).tobytes()
+    assert leaf.grad.numpy().tobytes() == np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).tobytes()
+
+
 @pytest.mark.parametrize("mode, kwargs", [
     ("nearest", dict(scale_factor=2)), ("nearest-exact", dict(size=(5, 9))),
     ("bilinear", dict(scale_factor=(1.5, 2))), ("bilinear", dict(size=(3, 7), align_corners=True)),

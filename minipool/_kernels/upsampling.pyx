@@ -1,9 +1,13 @@
 """Upsampling kernels: nearest gather and separable tap tables, with their transposes.
 
-Every kernel works on C-contiguous arrays viewed as ``(planes, D, H, W)``
-(1-D and 2-D inputs have D = H = 1 or D = 1) and runs one OpenMP task per
-plane, so each output or gradient plane is written by exactly one thread and
-the result does not depend on the thread count.
+Every kernel works on C-contiguous arrays viewed as ``(planes, D, H, W, C)``
+(1-D and 2-D inputs have D = H = 1 or D = 1).  Channels-first inputs have
+C = 1 and one plane per (n, c); channels-last inputs have one plane per
+image and the C channels of a pixel side by side, so every step moves whole
+channel vectors.  One OpenMP task per plane: each output or gradient plane
+is written by exactly one thread, and the result does not depend on the
+thread count (nor on the layout: each element sees the same operations in
+the same order).
 
 The index and weight tables come from ``minipool.ops.upsampling``, computed
 once per call in NumPy.  Two families:
@@ -33,11 +37,12 @@ from minipool._kernels._openmp cimport omp_get_thread_num
 # --------------------------------------------------------------------------- nearest
 cdef void _nearest_plane(const floating* x, floating* out,
                          Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                         Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
                          const Py_ssize_t* src_d, const Py_ssize_t* src_h,
                          const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
     cdef Py_ssize_t od, oh, ow, w, r
-    cdef Py_ssize_t slab = OH * OW
+    cdef Py_ssize_t row = OW * C
+    cdef Py_ssize_t slab = OH * row
     cdef floating* dst
     cdef const floating* src
     cdef floating v
@@ -47,12 +52,15 @@ cdef void _nearest_plane(const floating* x, floating* out,
             memcpy(out + od * slab, out + (od - 1) * slab, slab * sizeof(floating))
             continue
         for oh in range(OH):
-            dst = out + od * slab + oh * OW
+            dst = out + od * slab + oh * row
             if oh > 0 and src_h[oh] == src_h[oh - 1]:
-                memcpy(dst, dst - OW, OW * sizeof(floating))
+                memcpy(dst, dst - row, row * sizeof(floating))
                 continue
-            src = x + (src_d[od] * H + src_h[oh]) * W
-            if repeat_w == 1:
+            src = x + (src_d[od] * H + src_h[oh]) * W * C
+            if C > 1:  # channels last: copy channel vectors
+                for ow in range(OW):
+                    memcpy(dst + ow * C, src + src_w[ow] * C, C * sizeof(floating))
+            elif repeat_w == 1:
                 memcpy(dst, src, OW * sizeof(floating))
             elif repeat_w == 2:
                 for w in range(W):
@@ -71,19 +79,27 @@ cdef void _nearest_plane(const floating* x, floating* out,
 
 cdef void _nearest_backward_plane(const floating* g, floating* gx,
                                   Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                                  Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                                  Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
                                   const Py_ssize_t* src_d, const Py_ssize_t* src_h,
                                   const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
-    cdef Py_ssize_t od, oh, ow, w, r
+    cdef Py_ssize_t od, oh, ow, w, r, c
     cdef floating* row
+    cdef floating* pixel
     cdef const floating* grow
+    cdef const floating* gpixel
     cdef floating acc
-    memset(gx, 0, D * H * W * sizeof(floating))
+    memset(gx, 0, D * H * W * C * sizeof(floating))
     for od in range(OD):
         for oh in range(OH):
-            row = gx + (src_d[od] * H + src_h[oh]) * W
-            grow = g + (od * OH + oh) * OW
-            if repeat_w == 2:
+            row = gx + (src_d[od] * H + src_h[oh]) * W * C
+            grow = g + (od * OH + oh) * OW * C
+            if C > 1:
+                for ow in range(OW):
+                    pixel = row + src_w[ow] * C
+                    gpixel = grow + ow * C
+                    for c in range(C):
+                        pixel[c] = pixel[c] + gpixel[c]
+            elif repeat_w == 2:
                 for w in range(W):
                     row[w] = (row[w] + grow[2 * w]) + grow[2 * w + 1]
             elif repeat_w > 0:
@@ -97,35 +113,37 @@ cdef void _nearest_backward_plane(const floating* g, floating* gx,
                     row[src_w[ow]] = row[src_w[ow]] + grow[ow]
 
 
-def nearest_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+def nearest_forward(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] out,
                     const Py_ssize_t[::1] src_d, const Py_ssize_t[::1] src_h,
                     const Py_ssize_t[::1] src_w, Py_ssize_t repeat_w, int num_threads):
-    """out[p, od, oh, ow] = x[p, src_d[od], src_h[oh], src_w[ow]].
+    """out[p, od, oh, ow, c] = x[p, src_d[od], src_h[oh], src_w[ow], c].
 
     ``repeat_w`` > 0 promises ``src_w[ow] == ow // repeat_w`` (replication).
     """
     cdef Py_ssize_t p, P = x.shape[0]
-    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3], C = x.shape[4]
     cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    if P == 0 or OD * OH * OW == 0:
+    if P == 0 or OD * OH * OW * C == 0:
         return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        _nearest_plane(&x[p, 0, 0, 0], &out[p, 0, 0, 0], D, H, W, OD, OH, OW,
+        _nearest_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], D, H, W, OD, OH, OW, C,
                        &src_d[0], &src_h[0], &src_w[0], repeat_w)
 
 
-def nearest_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x,
+def nearest_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1] grad_x,
                      const Py_ssize_t[::1] src_d, const Py_ssize_t[::1] src_h,
                      const Py_ssize_t[::1] src_w, Py_ssize_t repeat_w, int num_threads):
     """The transpose of :func:`nearest_forward`: grad_x[p, src(o)] += grad[p, o],
     over o in ascending (d, h, w) order."""
     cdef Py_ssize_t p, P = grad_x.shape[0]
     cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
+    cdef Py_ssize_t C = grad_x.shape[4]
     cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
-    if P == 0 or D * H * W == 0:
+    if P == 0 or D * H * W * C == 0:
         return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        _nearest_backward_plane(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], D, H, W, OD, OH, OW,
+        _nearest_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
+                                D, H, W, OD, OH, OW, C,
                                 &src_d[0], &src_h[0], &src_w[0], repeat_w)
 
 
@@ -237,23 +255,49 @@ cdef inline void _combine_csr(const floating* src, floating* dst, Py_ssize_t n, 
                               const Py_ssize_t* ptr, const Py_ssize_t* sidx,
                               const floating* w) noexcept nogil:
     """Row i of dst = 0 + sum over e of w[e] * row sidx[e] of src, in order."""
-    cdef Py_ssize_t i, e, c
+    cdef Py_ssize_t i, e, c, count
     cdef floating* d
     cdef const floating* s
-    cdef floating we
+    cdef const floating* s1
+    cdef const floating* s2
+    cdef const floating* s3
+    cdef floating we, w1, w2, w3
+    cdef floating zero = 0
     for i in range(n):
         d = dst + i * L
-        memset(d, 0, L * sizeof(floating))
-        for e in range(ptr[i], ptr[i + 1]):
+        e = ptr[i]
+        count = ptr[i + 1] - e
+        # rows read by 2 or 4 outputs (linear and x2 patterns) in one pass, same order of sums
+        if count == 2:
             s = src + sidx[e] * L
+            s1 = src + sidx[e + 1] * L
             we = w[e]
+            w1 = w[e + 1]
             for c in range(L):
-                d[c] = d[c] + s[c] * we
+                d[c] = (zero + s[c] * we) + s1[c] * w1
+        elif count == 4:
+            s = src + sidx[e] * L
+            s1 = src + sidx[e + 1] * L
+            s2 = src + sidx[e + 2] * L
+            s3 = src + sidx[e + 3] * L
+            we = w[e]
+            w1 = w[e + 1]
+            w2 = w[e + 2]
+            w3 = w[e + 3]
+            for c in range(L):
+                d[c] = (((zero + s[c] * we) + s1[c] * w1) + s2[c] * w2) + s3[c] * w3
+        else:
+            memset(d, 0, L * sizeof(floating))
+            for e in range(ptr[i], ptr[i + 1]):
+                s = src + sidx[e] * L
+                we = w[e]
+                for c in range(L):
+                    d[c] = d[c] + s[c] * we
 
 
 cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating* buf2,
                       Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                      Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                      Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
                       const Py_ssize_t* idx_d, const floating* w_d, Py_ssize_t K_d,
                       const unsigned char* need_d, bint act_d,
                       const Py_ssize_t* idx_h, const floating* w_h, Py_ssize_t K_h,
@@ -261,10 +305,12 @@ cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating
                       const Py_ssize_t* idx_w, const floating* w_w, Py_ssize_t K_w, bint act_w,
                       Py_ssize_t x2_lo, Py_ssize_t x2_hi) noexcept nogil:
     """One plane, W axis then H then D; an inactive axis is the identity and is skipped.
-    ``need_*`` marks the input rows/slabs some tap reads, so downsampling skips the rest."""
+    ``need_*`` marks the input rows/slabs some tap reads, so downsampling skips the rest.
+    Along W a channels-first row is a gather, a channels-last one combines C-vectors."""
     cdef const floating* cur = x
     cdef floating* dst
-    cdef Py_ssize_t d, h
+    cdef Py_ssize_t d, h, r
+    cdef Py_ssize_t row_in = W * C, row_out = OW * C
     if act_w:
         dst = buf1 if (act_h or act_d) else out
         for d in range(D):
@@ -273,26 +319,29 @@ cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating
             for h in range(H):
                 if not need_h[h]:
                     continue
-                if x2_lo < x2_hi:
-                    _gather_taps_x2(cur + (d * H + h) * W, dst + (d * H + h) * OW, OW,
+                r = d * H + h
+                if C > 1:
+                    _combine_taps(cur + r * row_in, dst + r * row_out, OW, C, idx_w, w_w, K_w)
+                elif x2_lo < x2_hi:
+                    _gather_taps_x2(cur + r * row_in, dst + r * row_out, OW,
                                     idx_w, w_w, x2_lo, x2_hi)
                 else:
-                    _gather_taps(cur + (d * H + h) * W, dst + (d * H + h) * OW, OW,
-                                 idx_w, w_w, K_w)
+                    _gather_taps(cur + r * row_in, dst + r * row_out, OW, idx_w, w_w, K_w)
         cur = dst
     if act_h:
         dst = buf2 if act_d else out
         for d in range(D):
             if need_d[d]:
-                _combine_taps(cur + d * H * OW, dst + d * OH * OW, OH, OW, idx_h, w_h, K_h)
+                _combine_taps(cur + d * H * row_out, dst + d * OH * row_out, OH, row_out,
+                              idx_h, w_h, K_h)
         cur = dst
     if act_d:
-        _combine_taps(cur, out, OD, OH * OW, idx_d, w_d, K_d)
+        _combine_taps(cur, out, OD, OH * row_out, idx_d, w_d, K_d)
 
 
 cdef void _taps_backward_plane(const floating* g, floating* gx, floating* buf1, floating* buf2,
                                Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                               Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW,
+                               Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
                                const Py_ssize_t* ptr_d, const Py_ssize_t* src_d,
                                const floating* tw_d, bint act_d,
                                const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
@@ -304,24 +353,29 @@ cdef void _taps_backward_plane(const floating* g, floating* gx, floating* buf1, 
     cdef const floating* cur = g
     cdef floating* dst
     cdef Py_ssize_t d, r
+    cdef Py_ssize_t row_in = W * C, row_out = OW * C
     if act_d:
         dst = buf2 if (act_h or act_w) else gx
-        _combine_csr(cur, dst, D, OH * OW, ptr_d, src_d, tw_d)
+        _combine_csr(cur, dst, D, OH * row_out, ptr_d, src_d, tw_d)
         cur = dst
     if act_h:
         dst = buf1 if act_w else gx
         for d in range(D):
-            _combine_csr(cur + d * OH * OW, dst + d * H * OW, H, OW, ptr_h, src_h, tw_h)
+            _combine_csr(cur + d * OH * row_out, dst + d * H * row_out, H, row_out,
+                         ptr_h, src_h, tw_h)
         cur = dst
     if act_w:
         for r in range(D * H):
-            if x2_lo < x2_hi:
-                _gather_csr_x2(cur + r * OW, gx + r * W, W, ptr_w, src_w, tw_w, x2_lo, x2_hi)
+            if C > 1:
+                _combine_csr(cur + r * row_out, gx + r * row_in, W, C, ptr_w, src_w, tw_w)
+            elif x2_lo < x2_hi:
+                _gather_csr_x2(cur + r * row_out, gx + r * row_in, W, ptr_w, src_w, tw_w,
+                               x2_lo, x2_hi)
             else:
-                _gather_csr(cur + r * OW, gx + r * W, W, ptr_w, src_w, tw_w)
+                _gather_csr(cur + r * row_out, gx + r * row_in, W, ptr_w, src_w, tw_w)
 
 
-def taps_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+def taps_forward(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] out,
                  floating[:, ::1] work,
                  const Py_ssize_t[:, ::1] idx_d, const floating[:, ::1] w_d,
                  const unsigned char[::1] need_d, bint act_d,
@@ -331,25 +385,26 @@ def taps_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
                  Py_ssize_t x2_lo, Py_ssize_t x2_hi, int num_threads):
     """Separable interpolation through per-axis tap tables (see the module doc).
 
-    ``work`` is scratch: one row of at least D*H*OW + D*OH*OW elements per thread.
-    ``x2_lo < x2_hi`` promises the half-pixel x2 stencil on W for pairs m in that range.
+    ``work`` is scratch: one row of at least (D*H*OW + D*OH*OW) * C elements per thread.
+    ``x2_lo < x2_hi`` promises the half-pixel x2 stencil on W for pairs m in that range
+    (used when C == 1).
     """
     cdef Py_ssize_t p, tid, P = x.shape[0]
-    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3], C = x.shape[4]
     cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t size1 = D * H * OW
-    if P == 0 or OD * OH * OW == 0:
+    cdef Py_ssize_t size1 = D * H * OW * C
+    if P == 0 or OD * OH * OW * C == 0:
         return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
         tid = omp_get_thread_num()
-        _taps_plane(&x[p, 0, 0, 0], &out[p, 0, 0, 0], &work[tid, 0], &work[tid, size1],
-                    D, H, W, OD, OH, OW,
+        _taps_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], &work[tid, 0], &work[tid, size1],
+                    D, H, W, OD, OH, OW, C,
                     &idx_d[0, 0], &w_d[0, 0], idx_d.shape[1], &need_d[0], act_d,
                     &idx_h[0, 0], &w_h[0, 0], idx_h.shape[1], &need_h[0], act_h,
                     &idx_w[0, 0], &w_w[0, 0], idx_w.shape[1], act_w, x2_lo, x2_hi)
 
 
-def taps_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x,
+def taps_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1] grad_x,
                   floating[:, ::1] work,
                   const Py_ssize_t[::1] ptr_d, const Py_ssize_t[::1] src_d,
                   const floating[::1] tw_d, bint act_d,
@@ -361,20 +416,21 @@ def taps_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad
     """The transpose of :func:`taps_forward` through CSR tables of each axis
     (``ptr`` has n_in + 1 entries; row i lists the outputs reading input i).
 
-    ``work``: one row of at least D*H*OW + D*OH*OW elements per thread.
+    ``work``: one row of at least (D*H*OW + D*OH*OW) * C elements per thread.
     ``x2_lo < x2_hi`` promises the transposed x2 stencil on W for rows in that range.
     """
     cdef Py_ssize_t p, tid, P = grad_x.shape[0]
     cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
+    cdef Py_ssize_t C = grad_x.shape[4]
     cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
-    cdef Py_ssize_t size1 = D * H * OW
-    if P == 0 or D * H * W == 0:
+    cdef Py_ssize_t size1 = D * H * OW * C
+    if P == 0 or D * H * W * C == 0:
         return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
         tid = omp_get_thread_num()
-        _taps_backward_plane(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0],
+        _taps_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
                              &work[tid, 0], &work[tid, size1],
-                             D, H, W, OD, OH, OW,
+                             D, H, W, OD, OH, OW, C,
                              &ptr_d[0], &src_d[0], &tw_d[0], act_d,
                              &ptr_h[0], &src_h[0], &tw_h[0], act_h,
                              &ptr_w[0], &src_w[0], &tw_w[0], act_w, x2_lo, x2_hi)

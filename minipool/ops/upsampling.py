@@ -287,87 +287,105 @@ def _pad_axes(axes, identity):
 
 
 # --------------------------------------------------------------------------- Functions
-def _planes(shape):
-    """(planes, D, H, W) view of an (N, C, *spatial) shape."""
-    spatial = (1,) * (5 - len(shape)) + tuple(shape[2:])
-    return (shape[0] * shape[1],) + spatial
+class Layout:
+    """How an (N, C, *spatial) or NHWC array maps to the kernels' (planes, D, H, W, C) view."""
+
+    def __init__(self, shape, channels_last):
+        self.shape, self.channels_last = tuple(shape), channels_last
+
+    def spatial(self):
+        return self.shape[1:-1] if self.channels_last else self.shape[2:]
+
+    def view(self, spatial=None):
+        """The 5-D kernel view of this layout with the given spatial sizes."""
+        spatial = tuple(self.spatial() if spatial is None else spatial)
+        padded = (1,) * (3 - len(spatial)) + spatial
+        if self.channels_last:  # one plane per image, channel vectors innermost
+            return (self.shape[0],) + padded + (self.shape[-1],)
+        return (self.shape[0] * self.shape[1],) + padded + (1,)
+
+    def shape_with(self, spatial):
+        if self.channels_last:
+            return self.shape[:1] + tuple(spatial) + self.shape[-1:]
+        return self.shape[:2] + tuple(spatial)
 
 
 class Nearest(Function):
     """Nearest / nearest-exact: a gather forward, a scatter-add backward."""
 
     @staticmethod
-    def forward(ctx, x, axes):
-        out_shape = x.shape[:2] + tuple(a.n_out for a in axes)
+    def forward(ctx, x, axes, channels_last=False):
+        layout = Layout(x.shape, channels_last)
+        out_spatial = tuple(a.n_out for a in axes)
         d, h, w = _pad_axes(axes, lambda: _identity_nearest(1))
-        ctx.meta = (x.shape, (d, h, w))
+        ctx.meta = (layout, out_spatial, (d, h, w))
         if x.dtype not in FLOAT_DTYPES:  # uint8 images: plain NumPy gather, no gradient
-            return np.ascontiguousarray(
-                x.reshape(_planes(x.shape))[:, d.src[:, None, None], h.src[:, None], w.src]
-            ).reshape(out_shape)
-        x4 = np.ascontiguousarray(x).reshape(_planes(x.shape))
-        out = np.empty(_planes(out_shape), dtype=x.dtype)
-        threads = kernel_threads(x4.shape[0], x4.size + out.size)
-        _k.nearest_forward(x4, out, d.src, h.src, w.src, w.repeat, threads)
-        return out.reshape(out_shape)
+            picked = x.reshape(layout.view())[:, d.src[:, None, None], h.src[:, None], w.src]
+            return np.ascontiguousarray(picked).reshape(layout.shape_with(out_spatial))
+        x5 = np.ascontiguousarray(x).reshape(layout.view())
+        out = np.empty(layout.view(out_spatial), dtype=x.dtype)
+        threads = kernel_threads(x5.shape[0], x5.size + out.size)
+        _k.nearest_forward(x5, out, d.src, h.src, w.src, w.repeat, threads)
+        return out.reshape(layout.shape_with(out_spatial))
 
     @staticmethod
     def backward(ctx, grad):
-        in_shape, (d, h, w) = ctx.meta
-        g4 = np.ascontiguousarray(grad).reshape(_planes(grad.shape))
-        gx = np.empty(_planes(in_shape), dtype=g4.dtype)
-        threads = kernel_threads(gx.shape[0], gx.size + g4.size)
-        _k.nearest_backward(g4, gx, d.src, h.src, w.src, w.repeat, threads)
-        return gx.reshape(in_shape), None
+        layout, out_spatial, (d, h, w) = ctx.meta
+        g5 = np.ascontiguousarray(grad).reshape(layout.view(out_spatial))
+        gx = np.empty(layout.view(), dtype=g5.dtype)
+        threads = kernel_threads(gx.shape[0], gx.size + g5.size)
+        _k.nearest_backward(g5, gx, d.src, h.src, w.src, w.repeat, threads)
+        return gx.reshape(layout.shape), None, None
 
 
 class Taps(Function):
     """Linear family and bicubic: separable tap tables, transposed for the backward."""
 
     @staticmethod
-    def forward(ctx, x, axes):
-        out_shape = x.shape[:2] + tuple(a.n_out for a in axes)
+    def forward(ctx, x, axes, channels_last=False):
+        layout = Layout(x.shape, channels_last)
+        out_spatial = tuple(a.n_out for a in axes)
         d, h, w = _pad_axes(axes, lambda: _identity_taps(1, x.dtype.name))
-        ctx.meta = (x.shape, (d, h, w))
-        x4 = np.ascontiguousarray(x).reshape(_planes(x.shape))
-        out = np.empty(_planes(out_shape), dtype=x.dtype)
-        threads = kernel_threads(x4.shape[0], x4.size + out.size)
-        work = np.empty((threads, _scratch(x4.shape, out.shape)), dtype=x.dtype)
-        _k.taps_forward(x4, out, work,
+        ctx.meta = (layout, out_spatial, (d, h, w))
+        x5 = np.ascontiguousarray(x).reshape(layout.view())
+        out = np.empty(layout.view(out_spatial), dtype=x.dtype)
+        threads = kernel_threads(x5.shape[0], x5.size + out.size)
+        work = np.empty((threads, _scratch(x5.shape, out.shape)), dtype=x.dtype)
+        _k.taps_forward(x5, out, work,
                         d.idx, d.w, d.need, d.active,
                         h.idx, h.w, h.need, h.active,
                         w.idx, w.w, w.active, w.x2[0], w.x2[1], threads)
-        return out.reshape(out_shape)
+        return out.reshape(layout.shape_with(out_spatial))
 
     @staticmethod
     def backward(ctx, grad):
-        in_shape, (d, h, w) = ctx.meta
-        g4 = np.ascontiguousarray(grad).reshape(_planes(grad.shape))
-        gx = np.empty(_planes(in_shape), dtype=g4.dtype)
-        threads = kernel_threads(gx.shape[0], gx.size + g4.size)
-        work = np.empty((threads, _scratch(gx.shape, g4.shape)), dtype=g4.dtype)
-        _k.taps_backward(g4, gx, work,
+        layout, out_spatial, (d, h, w) = ctx.meta
+        g5 = np.ascontiguousarray(grad).reshape(layout.view(out_spatial))
+        gx = np.empty(layout.view(), dtype=g5.dtype)
+        threads = kernel_threads(gx.shape[0], gx.size + g5.size)
+        work = np.empty((threads, _scratch(gx.shape, g5.shape)), dtype=g5.dtype)
+        _k.taps_backward(g5, gx, work,
                          d.t_ptr, d.t_src, d.t_w, d.active,
                          h.t_ptr, h.t_src, h.t_w, h.active,
                          w.t_ptr, w.t_src, w.t_w, w.active, w.x2_t[0], w.x2_t[1], threads)
-        return gx.reshape(in_shape), None
+        return gx.reshape(layout.shape), None, None
 
 
-def _scratch(in4, out4):
-    """Per-thread scratch of the tap kernels: a (D, H, W_out) and a (D, H_out, W_out) buffer."""
-    _, d, h, _ = in4
-    _, _, oh, ow = out4
-    return d * h * ow + d * oh * ow + 1
+def _scratch(in5, out5):
+    """Per-thread scratch of the tap kernels: a (D, H, W_out, C) and a (D, H_out, W_out, C) buffer."""
+    _, d, h, _, c = in5
+    _, _, oh, ow, _ = out5
+    return (d * h * ow + d * oh * ow) * c + 1
 
 
-def _area(x, out_sizes):
+def _area(x, out_sizes, data_format):
     """``area`` mode is adaptive average pooling (semantics guide 1.8): the pooling family's
     op, kernels and backward."""
     from minipool.ops import pooling
 
     pool = (pooling.adaptive_avg_pool1d, pooling.adaptive_avg_pool2d,
             pooling.adaptive_avg_pool3d)[len(out_sizes) - 1]
-    return pool(x, out_sizes)
+    return pool(x, out_sizes, data_format=data_format)
 
 
 # --------------------------------------------------------------------------- public API
@@ -406,13 +424,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if data_format not in ("channels_first", "channels_last"):
         raise ValueError(f"interpolate: data_format must be 'channels_first' or 'channels_last', "
                          f"got {data_format!r}")
-    if data_format == "channels_last":
-        if x.ndim != 4:
-            raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
-                             f"input, got {x.ndim}-D")
-        y = interpolate(permute(x, (0, 3, 1, 2)), size, scale_factor, mode, align_corners,
-                        recompute_scale_factor)
-        return permute(y, (0, 2, 3, 1))
+    channels_last = data_format == "channels_last"
+    if channels_last and x.ndim != 4:
+        raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
+                         f"input, got {x.ndim}-D")
     if mode not in MODES:
         raise ValueError(f"interpolate: mode must be one of {', '.join(MODES)}; got {mode!r}")
     if x.ndim not in (3, 4, 5):
@@ -431,23 +446,23 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"interpolate: align_corners can only be set with the interpolating "
                          f"modes linear, bilinear, bicubic and trilinear, not mode={mode!r}")
     _check_dtype(x, mode)
-    in_sizes = x.shape[2:]
+    in_sizes = Layout(x.shape, channels_last).spatial()
     if min(in_sizes) < 1:
         raise ValueError(f"interpolate: the spatial dimensions of input must be >= 1, "
                          f"got shape {x.shape}")
     out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
                                                recompute_scale_factor, mode)
     if mode == "area":
-        return _area(x, out_sizes)
+        return _area(x, out_sizes, data_format)
     dtype_name = "float64" if x.dtype == np.float64 else "float32"  # uint8 indexes like float32
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
         axes = tuple(nearest_axis(i, o, s, exact, dtype_name)
                      for i, o, s in zip(in_sizes, out_sizes, scales))
-        return Nearest.apply(x, axes)
+        return Nearest.apply(x, axes, channels_last)
     axes = tuple(tap_axis(i, o, s, bool(align_corners), mode == "bicubic", dtype_name)
                  for i, o, s in zip(in_sizes, out_sizes, scales))
-    return Taps.apply(x, axes)
+    return Taps.apply(x, axes, channels_last)
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -490,22 +505,19 @@ def repeat_upsample(input, factors, data_format="channels_first"):
     array([[[1., 1., 1., 2., 2., 2.]]], dtype=float32)
     """
     x = as_tensor(input)
-    if data_format == "channels_last":
-        if x.ndim != 4:
-            raise ValueError(f"repeat_upsample: data_format='channels_last' needs a 4-D (N, H, W, C) "
-                             f"input, got {x.ndim}-D")
-        y = repeat_upsample(permute(x, (0, 3, 1, 2)), factors)
-        return permute(y, (0, 2, 3, 1))
-    if data_format != "channels_first":
+    if data_format not in ("channels_first", "channels_last"):
         raise ValueError(f"repeat_upsample: data_format must be 'channels_first' or 'channels_last', "
                          f"got {data_format!r}")
-    if x.ndim not in (3, 4, 5) or len(factors) != x.ndim - 2:
-        raise ValueError(f"repeat_upsample: needs one factor per spatial axis of a 3-D to 5-D input, "
-                         f"got factors {tuple(factors)} for shape {x.shape}")
+    channels_last = data_format == "channels_last"
+    if x.ndim not in (3, 4, 5) or (channels_last and x.ndim != 4) or len(factors) != x.ndim - 2:
+        raise ValueError(f"repeat_upsample: needs one factor per spatial axis of a 3-D to 5-D "
+                         f"input (4-D for channels_last), got factors {tuple(factors)} for shape "
+                         f"{x.shape}")
     factors = tuple(_check_factor(f, "factors", "repeat_upsample") for f in factors)
     _check_dtype(x, "nearest")
-    axes = tuple(_repeat_axis(n, f) for n, f in zip(x.shape[2:], factors))
-    return Nearest.apply(x, axes)
+    spatial = Layout(x.shape, channels_last).spatial()
+    axes = tuple(_repeat_axis(n, f) for n, f in zip(spatial, factors))
+    return Nearest.apply(x, axes, channels_last)
 
 
 @functools.lru_cache(maxsize=64)

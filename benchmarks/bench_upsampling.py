@@ -1,0 +1,125 @@
+"""Upsampling speed: minipool against PyTorch CPU (NCHW and channels_last).
+
+For each case (float32, x2 on (32, 64, 56, 56) by default) and thread count
+it prints one markdown row: the median time, GB/s (input + output bytes, or
+gradient-in + gradient-out bytes for a backward), that bandwidth as a
+fraction of a same-size ``np.copyto`` (the memory roof), and how many times
+faster minipool is than PyTorch with NCHW and with channels_last tensors.
+Backward rows time only the backward pass of an already recorded graph.
+
+    python benchmarks/bench_upsampling.py            # the full table
+    python benchmarks/bench_upsampling.py --quick    # a smoke run: 3 repeats
+    python benchmarks/bench_upsampling.py --threads 2 --shape 8,64,56,56
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (copy_bandwidth, format_seconds, gbps, import_torch, machine_line,  # noqa: E402
+                     markdown_table, median_time, parse_args, set_threads)
+
+import minipool as mp  # noqa: E402
+import minipool.nn.functional as F  # noqa: E402
+
+DEFAULT_SHAPE = (32, 64, 56, 56)
+# (label, mode, keyword arguments, backward?)
+CASES = [
+    ("nearest x2 forward", "nearest", dict(scale_factor=2), False),
+    ("bilinear x2 forward", "bilinear", dict(scale_factor=2, align_corners=False), False),
+    ("nearest x2 backward", "nearest", dict(scale_factor=2), True),
+    ("bilinear x2 backward", "bilinear", dict(scale_factor=2, align_corners=False), True),
+    ("bicubic x2 forward", "bicubic", dict(scale_factor=2, align_corners=False), False),
+    ("bilinear x1.5 forward", "bilinear", dict(scale_factor=1.5, align_corners=False), False),
+    ("bilinear x2 forward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), False),
+]
+
+
+def extract_shape(argv):
+    """Pull ``--shape N,C,H,W`` out of argv (the shared parser does not know it)."""
+    shape = DEFAULT_SHAPE
+    rest = []
+    it = iter(argv)
+    for arg in it:
+        if arg == "--shape" or arg.startswith("--shape="):
+            value = arg.split("=", 1)[1] if "=" in arg else next(it, "")
+            shape = tuple(int(v) for v in value.split(","))
+            if len(shape) != 4 or min(shape) < 1:
+                raise SystemExit(f"--shape needs four positive ints N,C,H,W, got {value!r}")
+        else:
+            rest.append(arg)
+    return shape, rest
+
+
+def minipool_case(x, mode, kwargs, backward, channels_last):
+    """A no-argument callable running the case once, and the bytes it moves."""
+    fmt = "channels_last" if channels_last else "channels_first"
+    data = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if channels_last else x
+    if not backward:
+        fn = lambda: F.interpolate(data, mode=mode, data_format=fmt, **kwargs)  # noqa: E731
+        return fn, data.nbytes + fn().numpy().nbytes
+    leaf = mp.tensor(data, requires_grad=True)
+    out = F.interpolate(leaf, mode=mode, data_format=fmt, **kwargs)
+    g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+
+    def fn():
+        leaf.grad = None
+        out.backward(g, retain_graph=True)
+
+    return fn, g.nbytes + data.nbytes
+
+
+def torch_case(torch, x, mode, kwargs, backward, channels_last):
+    t = torch.from_numpy(x)
+    if channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    TF = torch.nn.functional
+    if not backward:
+        return lambda: TF.interpolate(t, mode=mode, **kwargs)
+    t = t.clone().requires_grad_(True)
+    out = TF.interpolate(t, mode=mode, **kwargs)
+    g = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32))
+    if channels_last:
+        g = g.contiguous(memory_format=torch.channels_last)
+    return lambda: torch.autograd.grad(out, t, g, retain_graph=True)
+
+
+def main(argv=None):
+    shape, rest = extract_shape(sys.argv[1:] if argv is None else argv)
+    args = parse_args("minipool upsampling benchmark", rest)
+    torch = import_torch(args.no_torch)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    old = mp.get_num_threads()
+    rows = []
+    try:
+        for threads in args.threads:
+            set_threads(threads, torch)
+            for label, mode, kwargs, backward in CASES:
+                nhwc = label.endswith("NHWC")
+                fn, nbytes = minipool_case(x, mode, kwargs, backward, nhwc)
+                t = median_time(fn, args.repeats, args.warmup)
+                bandwidth = gbps(nbytes, t)
+                roof = bandwidth / copy_bandwidth(nbytes / 2, args.repeats, args.warmup)
+                row = [label, threads, format_seconds(t), f"{bandwidth:.1f}", f"{roof:.2f}"]
+                if torch is not None:
+                    for torch_layout_last in (False, True):
+                        tf = torch_case(torch, x, mode, kwargs, backward, torch_layout_last)
+                        tt = median_time(tf, args.repeats, args.warmup)
+                        row += [format_seconds(tt), f"{tt / t:.2f}x"]
+                else:
+                    row += ["-", "-", "-", "-"]
+                rows.append(row)
+                print(" | ".join(str(c) for c in row), file=sys.stderr, flush=True)
+    finally:
+        set_threads(old, torch)
+    headers = ["case (float32, input %s)" % "x".join(map(str, shape)), "threads", "minipool",
+               "GB/s", "of copy roof", "torch NCHW", "speed-up vs NCHW", "torch channels_last",
+               "speed-up vs channels_last"]
+    print(machine_line(torch))
+    print()
+    print(markdown_table(headers, rows))
+
+
+if __name__ == "__main__":
+    main()
