@@ -97,8 +97,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch = import_torch(args.no_torch)
     set_threads(args.threads, torch)
-    from minipool.train import set_threads as set_all_threads
-    set_all_threads(args.threads)  # minipool's kernels and NumPy's BLAS
+    from minipool.train import pin_blas_to_one_thread
+    pin_blas_to_one_thread()  # as the trainer does: LeNet's GEMMs are too small to split
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, 1, 32, 32)).astype(np.float32)

@@ -29,7 +29,7 @@ def _config(args):
 # Options of `train` that map one-to-one onto TrainConfig fields.
 TRAIN_FIELDS = ("model", "dataset", "data_dir", "download", "epochs", "batch_size", "optimizer", "lr",
                 "momentum", "weight_decay", "schedule", "augment", "threads", "seed", "out",
-                "train_size", "val_size", "test_size", "classic_output", "progress")
+                "train_size", "val_size", "test_size", "classic_output", "progress", "plots")
 
 
 def _fail(command, message, code):
@@ -101,7 +101,9 @@ def _add_train_parser(sub):
     p.add_argument("--schedule", metavar="{" + ",".join(SCHEDULES) + "}", help="default onecycle")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random affine jitter of the training images")
-    p.add_argument("--threads", type=int, help="threads for minipool's kernels and BLAS")
+    p.add_argument("--threads", type=int,
+                   help="threads for minipool's kernels (BLAS runs on one: LeNet's GEMMs are too small "
+                        "to split)")
     p.add_argument("--seed", type=int, help="default 0; same seed, same run")
     p.add_argument("--out", help="output folder (default runs/<model>-<dataset>)")
     p.add_argument("--resume", metavar="CKPT", help="continue a run from its last.npz (or best.npz)")
@@ -115,6 +117,8 @@ def _add_train_parser(sub):
     extra.add_argument("--test-size", type=int, help="test images (synthetic: how many to draw)")
     extra.add_argument("--progress", choices=["auto", "bar", "lines", "none"],
                        help="progress display (auto: a bar on a terminal, lines otherwise)")
+    extra.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                       help="write PNG plots when matplotlib is installed (default on)")
     p.set_defaults(run=_train)
 
 

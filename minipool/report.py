@@ -46,6 +46,7 @@ def save_plots(out_dir, history, matrix, class_names, filters=None, feature_maps
         import matplotlib
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return []
     written = []
@@ -66,6 +67,7 @@ def save_plots(out_dir, history, matrix, class_names, filters=None, feature_maps
         ax_acc.plot(epochs, [100 * h["val_accuracy"] for h in history], "s-", label="validation")
         ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
         for ax in (ax_loss, ax_acc):
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             ax.legend()
         save(fig, "curves.png")
@@ -86,32 +88,36 @@ def save_plots(out_dir, history, matrix, class_names, filters=None, feature_maps
     save(fig, "confusion_matrix.png")
 
     if filters is not None:
-        filters = np.asarray(filters)
-        count = filters.shape[0]
-        fig, axes = plt.subplots(1, count, figsize=(1.4 * count, 1.6), squeeze=False)
-        for k, ax in enumerate(axes[0]):
-            ax.imshow(filters[k, 0], cmap="RdBu_r", vmin=-np.abs(filters).max(), vmax=np.abs(filters).max())
-            ax.set_title(f"{k}", fontsize=8)
-            ax.axis("off")
-        fig.suptitle("first-layer filters")
+        filters = np.asarray(filters)[:, 0]
+        limit = float(np.abs(filters).max()) or 1.0
+        fig, ax = plt.subplots(figsize=(1.2 * filters.shape[0], 1.6))
+        ax.imshow(_mosaic(filters, fill=np.nan), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(f"first-layer filters ({filters.shape[0]}, {filters.shape[1]}x{filters.shape[2]})")
+        ax.axis("off")
         save(fig, "filters.png")
 
     if feature_maps:
-        rows = len(feature_maps) + (sample is not None)
-        cols = max(m.shape[0] for m in feature_maps.values())
-        fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols, 1.1 * rows), squeeze=False)
-        for ax in axes.ravel():
-            ax.axis("off")
-        row = 0
+        rows = list(feature_maps.items())
         if sample is not None:
-            axes[0, 0].imshow(sample, cmap="gray")
-            axes[0, 0].set_title("input", fontsize=7)
-            row = 1
-        for name, maps in feature_maps.items():
-            for c in range(maps.shape[0]):
-                axes[row, c].imshow(maps[c], cmap="viridis")
-            axes[row, 0].set_title(name, fontsize=7, loc="left")
-            row += 1
-        fig.suptitle("feature maps after each pooling layer")
+            rows.insert(0, ("input", np.asarray(sample)[None]))
+        fig, axes = plt.subplots(len(rows), 1, figsize=(10, 1.3 * len(rows) + 0.4), squeeze=False)
+        for ax, (name, maps) in zip(axes[:, 0], rows):
+            maps = np.asarray(maps, dtype=np.float64)
+            lo = maps.min(axis=(1, 2), keepdims=True)
+            span = maps.max(axis=(1, 2), keepdims=True) - lo
+            ax.imshow(_mosaic((maps - lo) / np.where(span > 0, span, 1), fill=np.nan), cmap="viridis")
+            ax.set_title(f"{name} ({maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]})",
+                         fontsize=8, loc="left")
+            ax.axis("off")
+        fig.suptitle("feature maps after each pooling layer (each map scaled to its own range)")
         save(fig, "feature_maps.png")
     return written
+
+
+def _mosaic(images, fill=0.0, gap=1):
+    """(k, h, w) images side by side in one (h, k*(w+gap)-gap) array, separated by ``fill``."""
+    k, h, w = images.shape
+    out = np.full((h, k * (w + gap) - gap), fill, dtype=np.float64)
+    for i in range(k):
+        out[:, i * (w + gap):i * (w + gap) + w] = images[i]
+    return out

@@ -12,7 +12,7 @@ from minipool import checkpoint
 from minipool.cli import main
 
 TINY = ["--train-size", "256", "--val-size", "64", "--test-size", "100", "--batch-size", "32",
-        "--epochs", "1", "--progress", "lines"]
+        "--epochs", "1", "--progress", "lines", "--no-plots"]
 
 
 def test_train_then_evaluate(tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_identically(tmp_path):
     """A real SIGINT to a real process; the resumed run must end with the uninterrupted
     run's exact weights."""
     args = ["--train-size", "640", "--val-size", "64", "--test-size", "50", "--batch-size", "32",
-            "--epochs", "3", "--progress", "lines", "--seed", "5", "--threads", "1"]
+            "--epochs", "3", "--progress", "lines", "--seed", "5", "--threads", "1", "--no-plots"]
     full = run_cli([*args, "--out", str(tmp_path / "full")], tmp_path)
     cut = run_cli([*args, "--out", str(tmp_path / "cut")], tmp_path)
     # interrupt as soon as the first progress line of epoch 1 appears

@@ -191,11 +191,11 @@ def torch_classic(torch, net):
     def squash(a):
         return 1.7159 * torch.tanh(a * 2 / 3)
 
-    def sub(a, layer):
-        return torch.nn.functional.avg_pool2d(a, 2) * 4 * w[f"{layer}.weight"].view(1, -1, 1, 1) \
-            + w[f"{layer}.bias"].view(1, -1, 1, 1)
-
     def forward(x, params):
+        def sub(a, layer):
+            return torch.nn.functional.avg_pool2d(a, 2) * 4 * params[f"{layer}.weight"].view(1, -1, 1, 1) \
+                + params[f"{layer}.bias"].view(1, -1, 1, 1)
+
         conv = torch.nn.functional.conv2d
         h = squash(sub(squash(conv(x, params["c1.weight"], params["c1.bias"])), "s2"))
         h = squash(sub(squash(conv(h, params["c3.weight"] * w["c3.connections"], params["c3.bias"])), "s4"))

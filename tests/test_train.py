@@ -18,7 +18,7 @@ MNIST_DIR = next((d for d in MNIST_DIRS if d and os.path.isfile(
 
 def tiny_config(out, **overrides):
     values = dict(dataset="synthetic", epochs=2, batch_size=32, train_size=256, val_size=64,
-                  test_size=100, out=str(out), progress="none", seed=3)
+                  test_size=100, out=str(out), progress="none", seed=3, plots=False)
     values.update(overrides)
     return train.TrainConfig(**values)
 
@@ -138,7 +138,8 @@ def test_defaults_depend_on_the_dataset():
 
 
 def test_a_small_run_writes_everything_and_learns(tmp_path):
-    metrics = train.run_training(tiny_config(tmp_path, train_size=600, epochs=3, batch_size=32), log=quiet)
+    metrics = train.run_training(tiny_config(tmp_path, train_size=600, epochs=3, batch_size=32, plots=True),
+                                 log=quiet)
     files = set(os.listdir(tmp_path))
     assert {"best.npz", "last.npz", "metrics.json"} <= files
     assert {"curves.png", "confusion_matrix.png", "filters.png", "feature_maps.png"} <= files

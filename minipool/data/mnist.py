@@ -9,7 +9,6 @@ files to put where by hand.
 import hashlib
 import os
 import tempfile
-import urllib.request
 
 import numpy as np
 
@@ -119,6 +118,8 @@ class MNIST(ArrayDataset):
             self._download_one(name)
 
     def _download_one(self, name):
+        import urllib.request  # here, not at import time: it pulls in ssl and http
+
         expected_md5 = self.resources[name]
         errors = []
         for mirror in self.mirrors:
