@@ -5,7 +5,11 @@ it prints one markdown row: the median time, GB/s (input + output bytes, or
 gradient-in + gradient-out bytes for a backward), that bandwidth as a
 fraction of a same-size ``np.copyto`` (the memory roof), and how many times
 faster minipool is than PyTorch with NCHW and with channels_last tensors.
-Backward rows time only the backward pass of an already recorded graph.
+Rows marked NHWC run minipool with ``data_format="channels_last"``; the others
+run it on NCHW arrays.  Backward rows time only the backward of an already
+recorded graph: for minipool the op's backward (what the autograd engine
+calls; the engine's own copy of the result into ``.grad`` is not counted),
+for PyTorch ``torch.autograd.grad`` of the recorded output.
 
     python benchmarks/bench_upsampling.py            # the full table
     python benchmarks/bench_upsampling.py --quick    # a smoke run: 3 repeats
@@ -32,7 +36,9 @@ CASES = [
     ("bilinear x2 backward", "bilinear", dict(scale_factor=2, align_corners=False), True),
     ("bicubic x2 forward", "bicubic", dict(scale_factor=2, align_corners=False), False),
     ("bilinear x1.5 forward", "bilinear", dict(scale_factor=1.5, align_corners=False), False),
+    ("nearest x2 forward NHWC", "nearest", dict(scale_factor=2), False),
     ("bilinear x2 forward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), False),
+    ("bilinear x2 backward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), True),
 ]
 
 
@@ -62,12 +68,8 @@ def minipool_case(x, mode, kwargs, backward, channels_last):
     leaf = mp.tensor(data, requires_grad=True)
     out = F.interpolate(leaf, mode=mode, data_format=fmt, **kwargs)
     g = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
-
-    def fn():
-        leaf.grad = None
-        out.backward(g, retain_graph=True)
-
-    return fn, g.nbytes + data.nbytes
+    op = out.grad_fn
+    return (lambda: op.backward(op, g)), g.nbytes + data.nbytes
 
 
 def torch_case(torch, x, mode, kwargs, backward, channels_last):

@@ -512,6 +512,8 @@ X4 = np.zeros((1, 1, 4, 4), np.float32)
     (lambda: F.interpolate(X4[0], scale_factor=2, data_format="channels_last"), ValueError,
      "data_format"),
     (lambda: F.interpolate(X4, scale_factor=2, data_format="NHWC"), ValueError, "data_format"),
+    (lambda: F.interpolate(X4, scale_factor=0.5, mode="bilinear", antialias=True), ValueError,
+     "antialias"),
     (lambda: F.pixel_shuffle(np.zeros((1, 3, 2, 2)), 2), ValueError, "upscale_factor"),
     (lambda: F.pixel_shuffle(np.zeros((1, 4, 2, 2)), 0), ValueError, "upscale_factor"),
     (lambda: F.pixel_shuffle(np.zeros((1, 4, 2, 2)), 2.0), TypeError, "upscale_factor"),

@@ -398,7 +398,7 @@ def _check_dtype(x, mode):
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, data_format="channels_first"):
+                recompute_scale_factor=None, antialias=False, data_format="channels_first"):
     """Resize the spatial dimensions of an (N, C, *spatial) tensor, as PyTorch does.
 
     ``mode`` is one of nearest, nearest-exact, linear (3-D input), bilinear and
@@ -408,7 +408,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     ``align_corners`` (linear modes only, default False) maps the corner pixel
     centres onto each other; ``recompute_scale_factor=True`` uses in/out as the
     step instead of 1/scale_factor.  4-D inputs may be ``data_format=
-    "channels_last"`` (NHWC); the result then is NHWC too.
+    "channels_last"`` (NHWC); the result then is NHWC too.  ``antialias=True``
+    (PyTorch's Pillow-style downsampling filter) is not implemented.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> x = mp.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
@@ -428,6 +429,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if channels_last and x.ndim != 4:
         raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
                          f"input, got {x.ndim}-D")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not implemented in minipool; "
+                         "use antialias=False")
     if mode not in MODES:
         raise ValueError(f"interpolate: mode must be one of {', '.join(MODES)}; got {mode!r}")
     if x.ndim not in (3, 4, 5):
