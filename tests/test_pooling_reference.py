@@ -305,6 +305,82 @@ def test_same_average_excludes_the_padded_cells():
     np.testing.assert_array_equal(out, [[[[2.0, 3.5]]]])
 
 
+# ------------------------------------------------------------------ larger planes (fast paths)
+# The shapes that dominate real networks may take vectorised paths: check them on planes wide
+# enough for several vector lanes, with odd sizes so that partial tails are exercised.
+FAST_PATH_GEOMETRIES = [  # kernel, stride, padding, ceil_mode
+    (2, 2, 0, False), (2, 2, 0, True), (3, 2, 1, False), (3, 2, 1, True),
+    (3, 1, 1, False), (2, 1, 0, False), ((2, 3), (2, 1), (1, 1), True),
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("geometry", FAST_PATH_GEOMETRIES, ids=str)
+@pytest.mark.parametrize("kind", ["max", "min", "avg", "sum"])
+def test_network_shapes_on_larger_planes_match_reference(kind, geometry, channels_last):
+    kernel, stride, padding, ceil_mode = geometry
+    dtype = np.float32 if kind in ("max", "avg") else np.float64
+    x = make_input(21, (2, 3, 17, 23), dtype, "special" if kind in ("max", "min") else "normal")
+    args = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    pool = getattr(F, f"{kind}_pool2d")
+    if kind in ("max", "min"):
+        args["return_indices"] = True
+    source = nhwc(x) if channels_last else x
+    layout = dict(data_format="channels_last") if channels_last else {}
+    got = forward_backward(lambda t: pool(t, **args, **layout), source, 21)
+    outputs = [nchw(a) if channels_last else a for a in got[:-2]]
+    grad, g = (nchw(got[-2]), nchw(got[-1])) if channels_last else got[-2:]
+    if kind in ("max", "min"):
+        ref, ref_idx = getattr(R, f"{kind}_pool")(x, kernel, stride, padding, 1, ceil_mode)
+        assert_identical(outputs[0], ref, f"{kind} values")
+        assert_identical(outputs[1], ref_idx, f"{kind} indices")
+        assert_identical(grad, R.max_pool_grad(x.shape, ref_idx, g).astype(dtype), f"{kind} gradient")
+    else:
+        ref_args = (kernel, stride, padding, ceil_mode)
+        ref = getattr(R, f"{kind}_pool")(x, *ref_args)
+        ref_grad = getattr(R, f"{kind}_pool_grad")(x.shape, g, *ref_args)
+        assert_near(outputs[0], ref, dtype, f"{kind} values")
+        assert_near(grad, ref_grad, dtype, f"{kind} gradient")
+
+
+@pytest.mark.parametrize("channels", [1, 3, 8, 17])
+def test_channels_last_with_various_channel_counts(channels):
+    x = make_input(22, (2, channels, 9, 11), np.float32, "special")
+    out, idx = F.max_pool2d(mp.tensor(nhwc(x)), 3, 2, 1, return_indices=True,
+                            data_format="channels_last")
+    ref, ref_idx = R.max_pool(x, 3, 2, 1)
+    assert_identical(out, nhwc(ref))
+    assert_identical(idx, nhwc(ref_idx))
+    avg = F.avg_pool2d(mp.tensor(nhwc(x)), 2, data_format="channels_last")
+    assert_near(avg, nhwc(R.avg_pool(x, 2)), np.float32)
+
+
+CHANNELS_LAST_OTHER_OPS = {
+    "lp_pool2d": (lambda t, **kw: F.lp_pool2d(t, 2, 3, 2, True, **kw), True),
+    "adaptive_max_pool2d": (lambda t, **kw: F.adaptive_max_pool2d(t, (3, 4), True, **kw), False),
+    "adaptive_avg_pool2d": (lambda t, **kw: F.adaptive_avg_pool2d(t, (4, 3), **kw), False),
+    "global_max_pool2d": (lambda t, **kw: F.global_max_pool2d(t, True, **kw), False),
+    "global_avg_pool2d": (lambda t, **kw: F.global_avg_pool2d(t, True, **kw), False),
+    "stochastic_eval": (lambda t, **kw: F.stochastic_pool2d(t, 2, training=False, **kw), True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHANNELS_LAST_OTHER_OPS))
+def test_channels_last_for_the_other_2d_ops(name):
+    fn, needs_positive = CHANNELS_LAST_OTHER_OPS[name]
+    x = make_input(23, (2, 3, 7, 6), np.float64, "distinct")
+    if needs_positive:
+        x = x - x.min() + 0.5
+    first = forward_backward(fn, x, 23)
+    leaf = mp.tensor(nhwc(x), requires_grad=True)
+    result = fn(leaf, data_format="channels_last")
+    result = result if isinstance(result, tuple) else (result,)
+    result[0].backward(nhwc(first[-1]))
+    for got, expected in zip(result, first[:-2]):
+        assert_identical(got, nhwc(expected), f"{name} channels_last output")
+    assert_identical(leaf.grad, nhwc(first[-2]), f"{name} channels_last gradient")
+
+
 # ------------------------------------------------------------------ stochastic pooling
 def rng(seed):
     return np.random.default_rng(seed)
@@ -386,6 +462,20 @@ def test_stochastic_training_frequencies_follow_a_over_sum_a():
         assert abs(frequencies[value] - p) < 0.015, (value, frequencies)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_never_draws_a_trailing_zero_cell(dtype):
+    # inverse-CDF sampling must stop at the last positive cell even when u * sum rounds up
+    windows = 20000
+    window = np.array([[0.1, 0.7], [0.3, 0.0]])
+    x = np.tile(window, (1, windows)).reshape(1, 1, 2, 2 * windows).astype(dtype)
+    out = F.stochastic_pool2d(mp.tensor(x), 2, training=True, generator=rng(3)).numpy().ravel()
+    assert np.all(out != 0), "a zero-probability cell was drawn"
+    single = np.zeros((1, 1, 2, 2 * windows), dtype)
+    single[0, 0, 0, ::2] = 3.0                      # one positive cell first, three zeros after
+    out = F.stochastic_pool2d(mp.tensor(single), 2, training=True, generator=rng(4)).numpy()
+    assert np.all(out == 3.0)
+
+
 def test_stochastic_all_zero_window_outputs_zero_in_both_modes():
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 2:, 2:] = [[1.0, 2.0], [3.0, 4.0]]
@@ -430,7 +520,9 @@ THREADED_OPS = {
     "adaptive_avg_pool2d": lambda t: F.adaptive_avg_pool2d(t, (7, 5)),
     "global_avg_pool2d": lambda t: F.global_avg_pool2d(t),
     "stochastic_eval": lambda t: F.stochastic_pool2d(t.abs(), 2, training=False),
+    "stochastic_train": lambda t: F.stochastic_pool2d(t.abs(), 3, 2, generator=5),
     "max_pool2d_channels_last": lambda t: F.max_pool2d(t, 2, data_format="channels_last"),
+    "avg_pool2d_channels_last": lambda t: F.avg_pool2d(t, 3, 2, 1, data_format="channels_last"),
     "unpool2d": lambda t: F.max_unpool2d(*F.max_pool2d(t, 2, return_indices=True), 2),
 }
 
@@ -500,6 +592,31 @@ def test_non_contiguous_input_equals_contiguous_copy(name, view):
         assert_identical(result[0], expected[0], f"{name} of a permuted tensor")
         assert_identical(source.grad, expected[-2].transpose(0, 1, 3, 2),
                          f"{name} gradient through permute")
+
+
+@pytest.mark.parametrize("name", sorted(NONCONTIGUOUS_OPS))
+def test_non_contiguous_incoming_gradient(name):
+    # a permute after the pool hands its backward a transposed (non-contiguous) gradient
+    x = make_input(19, (3, 4, 11, 9), np.float64, "distinct")
+    fn = NONCONTIGUOUS_OPS[name]
+    expected = forward_backward(fn, x, 19)
+    leaf = mp.tensor(x, requires_grad=True)
+    out = fn(leaf)
+    out = out[0] if isinstance(out, tuple) else out
+    axes = tuple(range(out.ndim - 2)) + (out.ndim - 1, out.ndim - 2)
+    F.permute(out, axes).backward(np.ascontiguousarray(np.transpose(expected[-1], axes)))
+    assert_identical(leaf.grad, expected[-2], f"{name} gradient from a permuted output")
+
+
+def test_unpool_with_non_contiguous_values_and_indices():
+    x = make_input(20, (2, 3, 8, 10), np.float64, "distinct")
+    pooled, indices = F.max_pool2d(mp.tensor(x), 2, return_indices=True)
+    expected = F.max_unpool2d(pooled, indices, 2).numpy()
+    flipped_values = np.ascontiguousarray(pooled.numpy()[:, ::-1])[:, ::-1]     # same numbers,
+    flipped_indices = np.ascontiguousarray(indices.numpy()[:, ::-1])[:, ::-1]   # negative strides
+    assert not flipped_values.flags.c_contiguous
+    out = F.max_unpool2d(mp.Tensor(flipped_values), mp.Tensor(flipped_indices), 2)
+    assert_identical(out, expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
