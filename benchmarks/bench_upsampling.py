@@ -81,7 +81,8 @@ def torch_case(torch, x, mode, kwargs, backward, channels_last):
         return lambda: TF.interpolate(t, mode=mode, **kwargs)
     t = t.clone().requires_grad_(True)
     out = TF.interpolate(t, mode=mode, **kwargs)
-    g = torch.from_numpy(np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32))
+    g = np.random.default_rng(1).standard_normal(tuple(out.shape)).astype(np.float32)
+    g = torch.from_numpy(g)
     if channels_last:
         g = g.contiguous(memory_format=torch.channels_last)
     return lambda: torch.autograd.grad(out, t, g, retain_graph=True)

@@ -155,7 +155,8 @@ def test_where_torch_disagrees_with_itself():
     alt = shortcut_source(5, 10, 2.1, False)
     assert not np.array_equal(ours, alt)
     x1 = np.arange(5, dtype=np.float32).reshape(1, 1, 5)
-    g1 = (2.0 ** np.arange(10)).astype(np.float32).reshape(1, 1, 10)  # which outputs fed which input
+    # powers of two: the gradient says which outputs fed which input
+    g1 = (2.0 ** np.arange(10)).astype(np.float32).reshape(1, 1, 10)
     out, grad, t_out, t_grad = both(x1, "nearest", dict(scale_factor=2.1), g1)
     np.testing.assert_array_equal(t_out, out)  # 1-D forward: PyTorch's main formula
     np.testing.assert_array_equal(t_grad, scatter(g1, x1.shape, [alt]))  # its backward: the other
@@ -168,7 +169,8 @@ def test_where_torch_disagrees_with_itself():
 def test_nearest_bit_identical_to_torch_with_float_cotangent():
     # same loop order as ATen's scatter-add, so even rounded sums agree bit for bit
     rng = np.random.default_rng(0)
-    for shape, kwargs in [((2, 3, 30, 41), dict(scale_factor=2)), ((1, 2, 9, 70), dict(size=(20, 33))),
+    for shape, kwargs in [((2, 3, 30, 41), dict(scale_factor=2)),
+                          ((1, 2, 9, 70), dict(size=(20, 33))),
                           ((2, 2, 5, 6, 7), dict(scale_factor=(1.5, 2, 0.5)))]:
         x = rng.standard_normal(shape).astype(np.float32)
         g = rng.standard_normal(output_shape(shape, kwargs)).astype(np.float32)
@@ -242,7 +244,8 @@ def test_layers_match_torch_layers():
     pairs = [(nn.Upsample(scale_factor=1.5, mode="bicubic"),
               torch.nn.Upsample(scale_factor=1.5, mode="bicubic")),
              (nn.UpsamplingNearest2d(size=(7, 9)), torch.nn.UpsamplingNearest2d(size=(7, 9))),
-             (nn.UpsamplingBilinear2d(scale_factor=2), torch.nn.UpsamplingBilinear2d(scale_factor=2))]
+             (nn.UpsamplingBilinear2d(scale_factor=2),
+              torch.nn.UpsamplingBilinear2d(scale_factor=2))]
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours(mp.tensor(x)).numpy(), theirs(xt).numpy(),
                                    rtol=1e-6, atol=1e-6 * float(np.abs(x).max()))

@@ -28,7 +28,8 @@ def output_sizes(in_sizes, size=None, scale_factor=None):
     """floor(in * factor) per axis, or the explicit size."""
     if size is not None:
         return tuple(size) if isinstance(size, (tuple, list)) else (size,) * len(in_sizes)
-    factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * len(in_sizes)
+    n = len(in_sizes)
+    factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * n
     return tuple(int(math.floor(n * f)) for n, f in zip(in_sizes, factors))
 
 
@@ -205,7 +206,8 @@ def nearest_gather(x, mode, size=None, scale_factor=None, recompute_scale_factor
     pick = nearest_exact_source if mode == "nearest-exact" else nearest_source
     result = np.empty(x.shape[:2] + out, dtype=x.dtype)
     for position in itertools.product(*(range(no) for no in out)):
-        pixel = tuple(pick(o, i, no, f, ft) for o, i, no, f in zip(position, in_sizes, out, factors))
+        pixel = tuple(pick(o, i, no, f, ft)
+                      for o, i, no, f in zip(position, in_sizes, out, factors))
         result[(slice(None), slice(None)) + position] = x[(slice(None), slice(None)) + pixel]
     return result
 

@@ -48,7 +48,8 @@ def _is_int(v):
 
 
 def _is_real(v):
-    return isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_))
+    numeric = isinstance(v, (numbers.Real, np.floating, np.integer))
+    return numeric and not isinstance(v, (bool, np.bool_))
 
 
 def _per_axis(value, n, name):
@@ -72,7 +73,8 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor, "
                          f"got size={size!r} and scale_factor={scale_factor!r}")
-    if recompute_scale_factor is not None and not isinstance(recompute_scale_factor, (bool, np.bool_)):
+    flag_ok = recompute_scale_factor is None or isinstance(recompute_scale_factor, (bool, np.bool_))
+    if not flag_ok:
         raise TypeError("interpolate: recompute_scale_factor must be None, True or False, "
                         f"got {recompute_scale_factor!r}")
     if size is not None:
@@ -92,7 +94,8 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
             raise TypeError(f"interpolate: scale_factor must be a number or a tuple of numbers, "
                             f"got {scale_factor!r}")
         if not (math.isfinite(f) and f > 0):
-            raise ValueError(f"interpolate: scale_factor must be finite and > 0, got {scale_factor!r}")
+            raise ValueError(f"interpolate: scale_factor must be finite and > 0, "
+                             f"got {scale_factor!r}")
     factors = tuple(float(f) for f in factors)
     out = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, factors))
     for i, f, o in zip(in_sizes, factors, out):
@@ -220,7 +223,8 @@ class TapAxis:
         order = np.argsort(flat, kind="stable")
         self.t_src = (order // self.K).astype(np.intp)
         self.t_w = np.ascontiguousarray(self.w.ravel()[order])
-        self.t_ptr = np.concatenate([[0], np.cumsum(np.bincount(flat, minlength=n_in))]).astype(np.intp)
+        counts = np.bincount(flat, minlength=n_in)
+        self.t_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
         self.x2 = self._x2_forward_range()
         self.x2_t = self._x2_transpose_range() if self.x2[0] < self.x2[1] else (0, 0)
         _frozen(self.idx, self.w, self.need, self.t_src, self.t_w, self.t_ptr)
@@ -259,7 +263,8 @@ class TapAxis:
 
 @functools.lru_cache(maxsize=512)
 def nearest_axis(n_in, n_out, scale_factor, exact, dtype_name):
-    return NearestAxis(n_in, nearest_source(n_in, n_out, scale_factor, exact, np.dtype(dtype_name).type))
+    ft = np.dtype(dtype_name).type
+    return NearestAxis(n_in, nearest_source(n_in, n_out, scale_factor, exact, ft))
 
 
 @functools.lru_cache(maxsize=8)
@@ -372,7 +377,7 @@ class Taps(Function):
 
 
 def _scratch(in5, out5):
-    """Per-thread scratch of the tap kernels: a (D, H, W_out, C) and a (D, H_out, W_out, C) buffer."""
+    """Per-thread scratch of the tap kernels: (D, H, W_out, C) and (D, H_out, W_out, C) buffers."""
     _, d, h, _, c = in5
     _, _, oh, ow, _ = out5
     return (d * h * ow + d * oh * ow) * c + 1
@@ -510,7 +515,8 @@ def repeat_upsample(input, factors, data_format="channels_first"):
     """
     x = as_tensor(input)
     if data_format not in ("channels_first", "channels_last"):
-        raise ValueError(f"repeat_upsample: data_format must be 'channels_first' or 'channels_last', "
+        raise ValueError(f"repeat_upsample: data_format must be 'channels_first' or "
+                         f"'channels_last', "
                          f"got {data_format!r}")
     channels_last = data_format == "channels_last"
     if x.ndim not in (3, 4, 5) or (channels_last and x.ndim != 4) or len(factors) != x.ndim - 2:
@@ -538,7 +544,8 @@ def _check_factor(value, name, op):
 
 
 def pixel_shuffle(input, upscale_factor):
-    """Rearrange (*, C*r*r, H, W) into (*, C, H*r, W*r): ``out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]``.
+    """Rearrange (*, C*r*r, H, W) into (*, C, H*r, W*r):
+    ``out[c, h*r + i, w*r + j] = in[c*r*r + i*r + j, h, w]``.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> x = mp.arange(8.0).reshape(1, 8, 1, 1)
