@@ -87,7 +87,7 @@ class UpSampling2D(Module):
     """Keras' 2-D upsampling: ``size`` (int or (rows, cols)) integer factors,
     ``interpolation`` "nearest" (each pixel repeated, an exact copy) or
     "bilinear" (half-pixel centres, i.e. ``align_corners=False``), on NHWC
-    input by default (``data_format="channels_last"``).
+    input by default (``data_format="channels_last"``; None means the same).
 
     >>> import minipool as mp
     >>> mp.nn.UpSampling2D(size=3)(mp.ones(1, 7, 7, 4)).shape
@@ -104,6 +104,7 @@ class UpSampling2D(Module):
         if interpolation not in ("nearest", "bilinear"):
             raise ValueError(f"UpSampling2D: interpolation must be 'nearest' or 'bilinear', "
                              f"got {interpolation!r}")
+        data_format = "channels_last" if data_format is None else data_format  # Keras' default
         if data_format not in ("channels_last", "channels_first"):
             raise ValueError(f"UpSampling2D: data_format must be 'channels_last' or "
                              f"'channels_first', got {data_format!r}")

@@ -21,6 +21,12 @@ kernel and keeps the backward the exact transpose of its own forward:
   with scale_factor=2.1 (the "2.1" scale says floor(o / 2.1), the shortcut
   says o // 2).  In those cases PyTorch's gradient is not the derivative of
   its own forward; minipool's is.
+
+Also copied from PyTorch's x86-64 build: the half-pixel coordinate
+``scale * (dst + 0.5) - 0.5`` is rounded once (its compiler emits a fused
+multiply-add), so float32 linear weights and nearest-exact indices are
+bit-identical to PyTorch's.  ``area`` is adaptive average pooling, done by the
+pooling family's op.
 """
 import functools
 import math
