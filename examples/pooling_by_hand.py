@@ -135,6 +135,10 @@ def show_stochastic(log, rng_seed=0):
     for draw in range(3):
         y = F.stochastic_pool2d(inp, 2, training=True, generator=np.random.default_rng(rng_seed + draw))
         log(f"  training draw {draw}: {fmt_grid([[fmt(v) for v in row] for row in y.numpy()[0, 0]])}")
+    many = F.stochastic_pool2d(mp.tensor(np.repeat(a[None, None], 2000, axis=0)), 2,
+                               training=True, generator=rng_seed)
+    log("  mean of 2000 training draws: "
+        f"{fmt_grid([[fmt(v) for v in row] for row in np.round(many.numpy().mean(axis=(0, 1)), 2)])}")
     y = F.stochastic_pool2d(inp, 2, training=False)
     log("  evaluation (probability-weighted average): "
         f"{fmt_grid([[fmt(v) for v in row] for row in y.numpy()[0, 0]])}")
@@ -178,7 +182,7 @@ def main(argv=None):
     show_1d(log, X_1D, k=2, s=1, d=3, note="dilation: the window has holes")
     show_1d(log, X_1D, k=3, s=2, ceil_mode=False, note="floor: the leftover cell is dropped")
     show_1d(log, X_1D, k=3, s=2, ceil_mode=True,
-            note="ceil: a partial last window; avg divides by the cells it really has")
+            note="ceil: a partial last window; avg and L2 use only the cells it really has")
 
     log("\n=== 2-D pooling ===")
     show_2d_windows(log, X_2D, k=2, s=1)

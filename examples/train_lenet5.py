@@ -3,7 +3,9 @@
 This is what `python -m minipool train` does with its defaults (synthetic digits,
 3 epochs, batch 64, SGD with momentum 0.9 and a one-cycle learning rate peaking
 at 0.05, seed 0), minus the validation split, checkpoints on every epoch and
-Ctrl-C handling.  It reaches the same test accuracy on the same 2,000 test digits.
+Ctrl-C handling.  On the same 2,000 test digits it reaches the command line's
+accuracy (99.65% here against its 99.40%: the command line generates 10,000
+digits and holds 1,000 out for validation, so its 9,000 training digits differ).
 The weights are saved as <out>/lenet5.npz, a checkpoint that
 `python -m minipool evaluate --checkpoint` and examples/what_the_network_sees.py read.
 
@@ -43,7 +45,7 @@ def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv,
                       lambda p: p.add_argument("--epochs", type=int, default=3))
     log = Log(args.out, "train_lenet5")
-    n_train, n_test, epochs = (640, 500, 1) if args.quick else (9000, 2000, args.epochs)
+    n_train, n_test, epochs = (320, 200, 1) if args.quick else (9000, 2000, args.epochs)
 
     # 1. Data: 28x28 digits padded to LeNet's 32x32 and normalised with the training set's statistics.
     train_set = data.SyntheticDigits(n_train, seed=0)
@@ -60,7 +62,7 @@ def main(argv=None):
         f"{len(train_set)} training and {len(test_set)} test digits; {epochs} epoch(s)")
 
     # 3. The loop: forward, loss, backward, step.
-    losses = []
+    losses, rates = [], []
     for epoch in range(epochs):
         start = time.perf_counter()
         for images, labels in loader:
@@ -70,6 +72,7 @@ def main(argv=None):
             optimizer.step()
             scheduler.step()          # one-cycle changes the learning rate every batch
             losses.append(loss.item())
+            rates.append(optimizer.param_groups[0]["lr"])
         seconds = time.perf_counter() - start
         test_accuracy = accuracy(model, test_set, prepare)
         log(f"epoch {epoch + 1}/{epochs}: mean training loss {np.mean(losses[-len(loader):]):.4f}, "
@@ -85,15 +88,16 @@ def main(argv=None):
 
     plt = pyplot()
     if plt is not None:
-        fig, ax = plt.subplots(figsize=(6, 3.2))
+        fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(9, 3.2), width_ratios=[2, 1])
         ax.plot(losses, lw=0.6, alpha=0.5, label="per batch")
         window = max(1, len(losses) // 30)
         ax.plot(np.convolve(losses, np.ones(window) / window, mode="valid"), label="running mean")
-        ax.set_xlabel("batch")
-        ax.set_ylabel("cross-entropy loss")
-        ax.set_yscale("log")
+        ax.set(xlabel="batch", ylabel="cross-entropy loss", yscale="log",
+               title=f"training loss (test accuracy {100 * test_accuracy:.2f}%)")
         ax.legend()
-        ax.set_title("LeNet-5 on synthetic digits: training loss")
+        ax_lr.plot(rates)
+        ax_lr.set(xlabel="batch", ylabel="learning rate", title="one-cycle schedule")
+        fig.tight_layout()
         save_figure(plt, fig, args.out, "train_lenet5.png")
     log.save()
 

@@ -39,17 +39,17 @@ def stages(model, x):
     return [("C1", c1), ("S2 (subsampling)", s2), ("C3", c3), ("S4 (subsampling)", scaled_tanh(model.s4(c3)))]
 
 
-def ascii_art(image):
-    """A 2-D map as characters, darkest to brightest; each pixel is two characters wide."""
+def ascii_art(image, width=2):
+    """A 2-D map as lines of characters, darkest to brightest, ``width`` characters per pixel."""
     lo, hi = float(image.min()), float(image.max())
     levels = np.zeros(image.shape, int) if hi == lo else \
         np.round((image - lo) / (hi - lo) * (len(SHADES) - 1)).astype(int)
-    return "\n".join("    " + "".join(SHADES[v] * 2 for v in row) for row in levels)
+    return ["".join(SHADES[v] * width for v in row) for row in levels]
 
 
 def train_small_model(out_dir, quick, log):
     """No checkpoint given: train one with the command line's code (fewer images when quick)."""
-    size = dict(epochs=1, train_size=640, val_size=100, test_size=200) if quick else {}
+    size = dict(epochs=1, train_size=256, val_size=64, test_size=100) if quick else {}
     log("no --checkpoint given: training LeNet-5 first (python -m minipool train defaults"
         f"{', a small quick run' if quick else ''})")
     run_training(TrainConfig(out=os.path.join(out_dir, "training_run"), progress="none", **size),
@@ -92,17 +92,20 @@ def main(argv=None):
     top = np.argsort(probabilities)[::-1][:3]
     log(f"model {model.name} from {path}\n{source} test digit #{args.digit}, label {label}; the "
         "network says " + ", ".join(f"{k} ({100 * probabilities[k]:.1f}%)" for k in top))
-    log(ascii_art(image[0, 0]))
+    log("\n".join("    " + line for line in ascii_art(image[0, 0])))
     log(f"\n{'layer':<18} {'shape (maps, H, W)':<20} {'mean':>7} {'max':>7} {'active':>7}  "
         "strongest map")
     for name, m in maps:
         strongest = int(np.argmax(m.reshape(len(m), -1).max(axis=1)))
         log(f"{name:<18} {str(m.shape):<20} {m.mean():7.3f} {m.max():7.3f} "
             f"{100 * np.mean(m > 0):6.1f}%  #{strongest}")
-    name, m = maps[1]
-    strongest = int(np.argmax(m.reshape(len(m), -1).max(axis=1)))
-    log(f"\n{name}, map #{strongest} (each 2x2 window of conv1's map #{strongest} kept its maximum):")
-    log(ascii_art(m[strongest]))
+    (_, conv), (name, pooled) = maps[0], maps[1]
+    k = int(np.argmax(pooled.reshape(len(pooled), -1).max(axis=1)))
+    log(f"\nconv1 map #{k} ({conv.shape[1]}x{conv.shape[2]}) and {name} map #{k} "
+        f"({pooled.shape[1]}x{pooled.shape[2]}, drawn twice as big): each 2x2 window kept its maximum")
+    big_pool = np.repeat(ascii_art(pooled[k]), 2)  # each pooled row twice: same height as conv1
+    for left, right in zip(ascii_art(conv[k], width=1), big_pool):
+        log(f"    {left}    {right}")
 
     plt = pyplot()
     if plt is not None:

@@ -112,8 +112,8 @@ def test_translation_invariance(tmp_path):
            "unchanged: False" in flat(out)
     # the original image's response: column 1 lights up in all 5 rows; pooled 3x2 with ceil_mode
     original = flat(out.split("shifted 1 pixel left")[0])
-    assert "edge response 5x3: " + "0 1 0 " * 5 in original
-    assert "max-pooled response 3x2: " + "1 0 " * 3 in original
+    assert "edge response 5x3: " + " ".join(["0 1 0"] * 5) in original
+    assert "max-pooled response 3x2: " + " ".join(["1 0"] * 3) in original
 
 
 def _load_example_module(name):
@@ -169,24 +169,60 @@ def test_gradient_unit_tests(tmp_path):
     assert re.search(r"gradcheck at the tie fails: gradient of tied window .* analytic", out)
 
 
-def test_train_lenet5(tmp_path):
-    out = run_example("train_lenet5", tmp_path)
-    check_outputs("train_lenet5", tmp_path)
-    accuracy = float(re.search(r"final test accuracy ([\d.]+)%", out).group(1))
-    assert accuracy > 30  # one short epoch on 640 digits already beats chance (10%) by far
+@pytest.fixture(scope="module")
+def lenet_run(tmp_path_factory):
+    """train_lenet5.py --quick, run once: (its --out folder, what it printed)."""
+    out_dir = tmp_path_factory.mktemp("train_lenet5")
+    return out_dir, run_example("train_lenet5", out_dir)
+
+
+def test_train_lenet5(lenet_run):
+    out_dir, out = lenet_run
+    check_outputs("train_lenet5", out_dir)
+    assert re.search(r"epoch 1/1: mean training loss \d+\.\d+, test accuracy", out)
+    printed = float(re.search(r"final test accuracy ([\d.]+)%", out).group(1))
+    # The saved checkpoint must be the model that was evaluated: recompute its accuracy on the
+    # same 200 held-out digits, with the command line's loader and our own argmax.
+    import minipool as mp
+    from minipool.data import SyntheticDigits
     from minipool.train import load_model_from_checkpoint
 
-    model, meta, _ = load_model_from_checkpoint(str(tmp_path / "lenet5.npz"))
-    assert model.name == "lenet5" and len(meta["normalization"]) == 2
+    model, meta, _ = load_model_from_checkpoint(str(out_dir / "lenet5.npz"))
+    assert model.name == "lenet5"
+    test = SyntheticDigits(200, seed=2 ** 31 - 1)
+    mean, std = meta["normalization"]
+    images = np.pad(test.images.astype(np.float32) / 255, ((0, 0), (2, 2), (2, 2)))[:, None]
+    model.eval()
+    with mp.no_grad():
+        logits = model(mp.tensor((images - np.float32(mean)) / np.float32(std))).numpy()
+    assert printed == pytest.approx(100 * np.mean(logits.argmax(axis=1) == test.labels), abs=0.006)
 
 
-def test_what_the_network_sees(tmp_path):
+LAYER_SHAPES = [("conv1 + ReLU", "(6, 28, 28)"), ("max-pool 1", "(6, 14, 14)"),
+                ("conv2 + ReLU", "(16, 10, 10)"), ("max-pool 2", "(16, 5, 5)")]
+
+
+def layer_table(out):
+    return re.findall(r"^(conv1 \+ ReLU|max-pool 1|conv2 \+ ReLU|max-pool 2)\s+(\(.*?\))", out, re.M)
+
+
+def test_what_the_network_sees_trains_a_model_first(tmp_path):
     out = run_example("what_the_network_sees", tmp_path)
     check_outputs("what_the_network_sees", tmp_path)
-    shapes = re.findall(r"^(conv1 \+ ReLU|max-pool 1|conv2 \+ ReLU|max-pool 2)\s+(\(.*?\))", out, re.M)
-    assert shapes == [("conv1 + ReLU", "(6, 28, 28)"), ("max-pool 1", "(6, 14, 14)"),
-                      ("conv2 + ReLU", "(16, 10, 10)"), ("max-pool 2", "(16, 5, 5)")]
+    assert "no --checkpoint given: training LeNet-5 first" in out
     assert (tmp_path / "training_run" / "best.npz").is_file()
+    assert layer_table(out) == LAYER_SHAPES
+
+
+def test_what_the_network_sees_text_only_from_a_checkpoint(tmp_path, lenet_run):
+    checkpoint = str(lenet_run[0] / "lenet5.npz")
+    out = run_example("what_the_network_sees", tmp_path, "--checkpoint", checkpoint, "--digit", "3",
+                      matplotlib=False)
+    check_outputs("what_the_network_sees", tmp_path, matplotlib=False)
+    assert f"model lenet5 from {checkpoint}" in out and "test digit #3" in out
+    assert layer_table(out) == LAYER_SHAPES
+    assert "matplotlib is not installed: text output only" in out
+    assert not (tmp_path / "training_run").exists()
 
 
 # ------------------------------------------------------------------------- headless, no matplotlib
