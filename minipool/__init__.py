@@ -24,6 +24,7 @@ from minipool.ops.elementwise import where, clip  # noqa: E402
 from minipool.ops.shape import cat, stack  # noqa: E402
 from minipool import nn  # noqa: E402
 from minipool import optim  # noqa: E402
+from minipool import data, models  # noqa: E402
 
 concatenate = cat
 

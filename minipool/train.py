@@ -528,7 +528,8 @@ def run_training(config, resume=None, explicit=(), log=print):
             run["history"].append(record)
             train_seconds_total += epoch_seconds
             train_images_total += seen
-            improved = val_acc > run["best"]["val_accuracy"]
+            # ties go to the later epoch: with an annealed learning rate it is the better model
+            improved = val_acc >= run["best"]["val_accuracy"]
             if improved:
                 run["best"] = {"val_accuracy": val_acc, "epoch": epoch + 1}
             position = {"epoch": epoch + 1, "batch": 0}

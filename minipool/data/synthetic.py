@@ -16,6 +16,8 @@ and turns it into ink.  The images are 28x28 uint8 like MNIST's (digit in a
 >>> ds.images.shape, ds.images.dtype, len(set(ds.labels.tolist())) > 5
 ((20, 28, 28), dtype('uint8'), True)
 """
+import functools
+
 import numpy as np
 
 from minipool.data.dataset import ArrayDataset
@@ -95,7 +97,8 @@ DIGIT_STYLES = {
 }
 
 
-def _compile_styles():
+@functools.lru_cache(maxsize=None)
+def _compiled_styles():
     """Pack every style into fixed-size arrays so a batch of mixed digits renders at once.
 
     Returns points (n_styles, P, 2), segments (n_styles, S, 2) as point indices, and
@@ -122,11 +125,8 @@ def _compile_styles():
         segments[k, :len(s)] = s
         segments[k, len(s):] = s[-1]
         digits[k] = digit
-    return points, segments, digits
-
-
-_POINTS, _SEGMENTS, _STYLE_DIGIT = _compile_styles()
-_STYLES_OF_DIGIT = [np.flatnonzero(_STYLE_DIGIT == d) for d in range(10)]
+    styles_of_digit = [np.flatnonzero(digits == d) for d in range(10)]
+    return points, segments, styles_of_digit
 
 
 # --------------------------------------------------------------------------- rendering
@@ -164,6 +164,7 @@ def _wobble(rng, points):
 def render_digits(labels, rng, size=28, chunk=256):
     """Draw one image per label (uint8, (n, size, size)) with random style and jitter."""
     labels = np.asarray(labels, dtype=np.int64)
+    all_points, all_segments, styles_of_digit = _compiled_styles()
     out = np.empty((labels.size, size, size), np.uint8)
     centres = np.arange(size, dtype=np.float32) + 0.5
     grid_y, grid_x = np.meshgrid(centres, centres, indexing="ij")
@@ -172,13 +173,13 @@ def render_digits(labels, rng, size=28, chunk=256):
         lab = labels[start:start + chunk]
         n = lab.size
         choice = rng.random(n)
-        counts = np.array([len(_STYLES_OF_DIGIT[d]) for d in lab])
-        style = np.array([_STYLES_OF_DIGIT[d][int(c * k)] for d, c, k in zip(lab, choice, counts)],
+        counts = np.array([len(styles_of_digit[d]) for d in lab])
+        style = np.array([styles_of_digit[d][int(c * k)] for d, c, k in zip(lab, choice, counts)],
                          dtype=np.int64)
-        unit = _wobble(rng, _POINTS[style]) - 0.5
+        unit = _wobble(rng, all_points[style]) - 0.5
         m, centre, pen = _random_geometry(rng, n, size)
         pts = (np.einsum("nij,npj->npi", m, unit) + centre[:, None, :]).astype(np.float32)
-        seg = _SEGMENTS[style]
+        seg = all_segments[style]
         a = np.take_along_axis(pts, seg[..., :1], axis=1)  # (n, S, 2) segment starts
         b = np.take_along_axis(pts, seg[..., 1:], axis=1)
         ab = b - a

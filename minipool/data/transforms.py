@@ -133,13 +133,14 @@ class RandomAffine:
         m *= scale[:, None, None]
         inv = np.linalg.inv(m)
         cy, cx = (h - 1) / 2, (w - 1) / 2
-        yy, xx = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
-        dx = xx.ravel()[None] - tx[:, None]
-        dy = yy.ravel()[None] - ty[:, None]
-        src_x = inv[:, 0, 0, None] * dx + inv[:, 0, 1, None] * dy + cx
-        src_y = inv[:, 1, 0, None] * dx + inv[:, 1, 1, None] * dy + cy
-        out = _bilinear(batch.reshape(n, c, h * w), src_y, src_x, h, w, self.fill)
-        out = out.reshape(n, c, h, w)
+        yy, xx = np.meshgrid(np.arange(h, dtype=np.float32) - cy, np.arange(w, dtype=np.float32) - cx,
+                             indexing="ij")
+        inv = inv.astype(np.float32)
+        dx = xx.ravel()[None] - tx.astype(np.float32)[:, None]
+        dy = yy.ravel()[None] - ty.astype(np.float32)[:, None]
+        src_x = inv[:, 0, 0, None] * dx + inv[:, 0, 1, None] * dy + np.float32(cx)
+        src_y = inv[:, 1, 0, None] * dx + inv[:, 1, 1, None] * dy + np.float32(cy)
+        out = _bilinear(batch, src_y, src_x, self.fill)
         return out[0] if single else out
 
     def __repr__(self):
@@ -147,18 +148,28 @@ class RandomAffine:
                 f"scale={self.scale}, shear={self.shear})")
 
 
-def _bilinear(flat, src_y, src_x, h, w, fill):
-    """Sample (n, c, h*w) images at fractional (n, P) positions; outside reads ``fill``."""
-    y0 = np.floor(src_y).astype(np.int64)
-    x0 = np.floor(src_x).astype(np.int64)
-    fy = (src_y - y0).astype(np.float32)[:, None]
-    fx = (src_x - x0).astype(np.float32)[:, None]
-    out = 0
-    for oy, wy in ((0, 1 - fy), (1, fy)):
-        for ox, wx in ((0, 1 - fx), (1, fx)):
-            yi, xi = y0 + oy, x0 + ox
-            inside = ((yi >= 0) & (yi < h) & (xi >= 0) & (xi < w))[:, None]
-            idx = (np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1))[:, None]
-            tap = np.take_along_axis(flat, np.broadcast_to(idx, flat.shape[:2] + idx.shape[2:]), axis=2)
-            out = out + wy * wx * np.where(inside, tap, np.float32(fill))
-    return out.astype(np.float32)
+def _bilinear(batch, src_y, src_x, fill):
+    """Sample (n, c, h, w) images at fractional (n, h*w) positions; outside reads ``fill``.
+
+    The images get a one-pixel border of ``fill`` and the positions are clamped
+    to [-1, size]: every tap then lands inside the bordered image, and a
+    position outside reads only border pixels, so no per-tap bounds test is needed.
+    """
+    n, c, h, w = batch.shape
+    bordered = np.pad(batch, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=fill)
+    hb, wb = h + 2, w + 2
+    src_y = np.clip(src_y, -1, h)
+    src_x = np.clip(src_x, -1, w)
+    y0 = np.minimum(np.floor(src_y), h - 1)
+    x0 = np.minimum(np.floor(src_x), w - 1)
+    fy, fx = src_y - y0, src_x - x0
+    # flat index of the top-left tap in the bordered image, one row per (image, channel)
+    top_left = (y0.astype(np.intp) + 1) * wb + (x0.astype(np.intp) + 1)
+    plane_start = (np.arange(n * c, dtype=np.intp) * (hb * wb)).reshape(n, c, 1)
+    index = (plane_start + top_left[:, None, :]).reshape(n * c, -1)
+    flat = bordered.ravel()
+    fx, fy = fx[:, None, :].repeat(c, 1).reshape(n * c, -1), fy[:, None, :].repeat(c, 1).reshape(n * c, -1)
+    top = flat[index] * (1 - fx) + flat[index + 1] * fx
+    bottom = flat[index + wb] * (1 - fx) + flat[index + wb + 1] * fx
+    out = top * (1 - fy) + bottom * fy
+    return out.reshape(n, c, h, w).astype(np.float32, copy=False)
