@@ -39,30 +39,34 @@ cdef void _im2col_plane(const floating* src, floating* dst, Py_ssize_t row_strid
                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                         Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
     """Write the kh*kw rows (``row_stride`` apart) of one input plane's column block."""
-    cdef Py_ssize_t ki, kj, oh, ow, ih, lo, hi, col_off
+    cdef Py_ssize_t ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off
     cdef floating* d
+    cdef floating* tap
     cdef const floating* s
     for ki in range(kh):
+        row_off = ki * dh - ph
+        _valid_span(Ho, sh, row_off, H, &oh_lo, &oh_hi)
         for kj in range(kw):
             col_off = kj * dw - pw
-            _valid_span(Wo, sw, col_off, W, &lo, &hi)
-            for oh in range(Ho):
-                d = dst + (ki * kw + kj) * row_stride + oh * Wo
-                ih = oh * sh - ph + ki * dh
-                if ih < 0 or ih >= H:
-                    for ow in range(Wo):
-                        d[ow] = 0
-                    continue
-                s = src + ih * W + col_off
-                for ow in range(lo):
+            _valid_span(Wo, sw, col_off, W, &ow_lo, &ow_hi)
+            tap = dst + (ki * kw + kj) * row_stride
+            # output rows whose input row is padding: all zeros
+            for ow in range(oh_lo * Wo):
+                tap[ow] = 0
+            for ow in range(oh_hi * Wo, Ho * Wo):
+                tap[ow] = 0
+            for oh in range(oh_lo, oh_hi):
+                d = tap + oh * Wo
+                s = src + (oh * sh + row_off) * W + col_off
+                for ow in range(ow_lo):
                     d[ow] = 0
                 if sw == 1:
-                    for ow in range(lo, hi):
+                    for ow in range(ow_lo, ow_hi):
                         d[ow] = s[ow]
                 else:
-                    for ow in range(lo, hi):
+                    for ow in range(ow_lo, ow_hi):
                         d[ow] = s[ow * sw]
-                for ow in range(hi, Wo):
+                for ow in range(ow_hi, Wo):
                     d[ow] = 0
 
 
@@ -71,26 +75,25 @@ cdef void _col2im_plane(const floating* src, floating* dst, Py_ssize_t row_strid
                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                         Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
     """Zero one gradient plane, then add back every tap of its column block (fixed order)."""
-    cdef Py_ssize_t ki, kj, oh, ow, ih, lo, hi, col_off, i
+    cdef Py_ssize_t ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off, i
     cdef floating* d
     cdef const floating* s
     for i in range(H * W):
         dst[i] = 0
     for ki in range(kh):
+        row_off = ki * dh - ph
+        _valid_span(Ho, sh, row_off, H, &oh_lo, &oh_hi)
         for kj in range(kw):
             col_off = kj * dw - pw
-            _valid_span(Wo, sw, col_off, W, &lo, &hi)
-            for oh in range(Ho):
-                ih = oh * sh - ph + ki * dh
-                if ih < 0 or ih >= H:
-                    continue
+            _valid_span(Wo, sw, col_off, W, &ow_lo, &ow_hi)
+            for oh in range(oh_lo, oh_hi):
                 s = src + (ki * kw + kj) * row_stride + oh * Wo
-                d = dst + ih * W + col_off
+                d = dst + (oh * sh + row_off) * W + col_off
                 if sw == 1:
-                    for ow in range(lo, hi):
+                    for ow in range(ow_lo, ow_hi):
                         d[ow] += s[ow]
                 else:
-                    for ow in range(lo, hi):
+                    for ow in range(ow_lo, ow_hi):
                         d[ow * sw] += s[ow]
 
 
