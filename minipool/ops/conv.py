@@ -4,8 +4,8 @@ Forward: ``im2col`` (Cython + OpenMP, ``minipool/_kernels/im2col.pyx``) lays the
 receptive fields out as ``cols`` of shape (C*kh*kw, N*Ho*Wo): the batch is folded
 into the columns, so the whole batch is a single GEMM ``W2 @ cols`` with
 ``W2 = weight.reshape(O, C*kh*kw)`` (one GEMM per group, batched through
-``np.matmul``).  The (O, N*Ho*Wo) product is reordered to NCHW in the same pass
-that adds the bias.
+``np.matmul``).  The bias is added to the (O, N*Ho*Wo) product, which is then
+reordered to NCHW in one copy.
 
 Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
   weight: ``(cols @ G.T).T``  -- one GEMM over the whole batch.  Written this way
@@ -74,12 +74,10 @@ class Conv2dFn(Function):
         else:
             out2d = np.matmul(weight.reshape(groups, O // groups, K_group),
                               cols.reshape(groups, K_group, N * L)).reshape(O, N * L)
+        if bias is not None:
+            out2d += bias.reshape(O, 1)  # on the contiguous product: ~2x faster than during the reorder
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        nchw = out2d.reshape(O, N, L).transpose(1, 0, 2)
-        if bias is None:
-            np.copyto(out.reshape(N, O, L), nchw)
-        else:
-            np.add(nchw, bias.reshape(O, 1), out=out.reshape(N, O, L))
+        np.copyto(out.reshape(N, O, L), out2d.reshape(O, N, L).transpose(1, 0, 2))
         if ctx.requires_grad:
             ctx.geometry = geometry
             ctx.x_shape = x.shape
