@@ -20,7 +20,7 @@ EXAMPLES = int(os.environ.get("MINIPOOL_POOLING_EXAMPLES", "30"))
 SPATIAL_LIMIT = {1: 9, 2: 7, 3: 5}   # keep the loop reference quick
 KERNEL_LIMIT = {1: 4, 2: 4, 3: 3}
 DILATION_LIMIT = {1: 3, 2: 3, 3: 2}
-VALUE_KINDS = ("distinct", "ties", "special", "normal")
+VALUE_KINDS = ("distinct", "ties", "special", "normal", "constant")
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -122,6 +122,8 @@ def make_input(seed, shape, dtype, kind):
         values = rng.integers(-2, 3, size).astype(np.float64)
         specials = rng.choice([np.nan, np.inf, -np.inf], size)
         values = np.where(rng.random(size) < 0.2, specials, values)
+    elif kind == "constant":  # every window all-equal (possibly all -inf or all +inf)
+        values = np.full(size, rng.choice([0.0, 1.5, -np.inf, np.inf]))
     elif kind == "normal":
         values = np.round(rng.standard_normal(size), 3)
     else:
