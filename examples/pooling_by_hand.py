@@ -68,7 +68,7 @@ def fmt_list(values):
 
 
 def fmt_grid(rows):
-    return "[" + " ".join("[" + " ".join(rows_i) + "]" for rows_i in rows) + "]"
+    return "[" + " ".join("[" + " ".join(row) + "]" for row in rows) + "]"
 
 
 def show_1d(log, x, k, s=None, p=0, d=1, ceil_mode=False, note=""):
@@ -88,12 +88,12 @@ def show_1d(log, x, k, s=None, p=0, d=1, ceil_mode=False, note=""):
         values = [fmt(x[i]) if 0 <= i < length else ("pad" if i < length + p else "past end")
                   for i in cells]
         pooled = "  ".join(f"{name} {fmt(v[o]):>6}" for name, v in results.items())
-        log(f"  out[{o}]  cells {str(cells):13} values [{', '.join(values)}]".ljust(56) + pooled)
+        log(f"  out[{o}]  cells {str(cells):13} values [{', '.join(values)}]".ljust(54) + "  " + pooled)
     for name, v in results.items():
         log(f"  {name:>4} pooling -> {fmt_list(v)}")
 
 
-def show_2d_windows(log, x, k, s, p=0):
+def show_2d(log, x, k, s, p=0):
     x = np.asarray(x, dtype=np.float32)
     h, w = x.shape
     log(f"\n2-D: x =\n{x.astype(int)}\n  kernel {k}x{k}, stride {s}, padding {p}")
@@ -101,23 +101,18 @@ def show_2d_windows(log, x, k, s, p=0):
     ow, _ = output_size(w, k, s, p, 1, False)
     log(f"  out height = out width = {formula_h}: a 2-D window is a 1-D window along H "
         f"times one along W")
-    y = F.max_pool2d(mp.tensor(x[None, None]), k, s, p).numpy()[0, 0]
+    inp = mp.tensor(x[None, None])  # (N=1, C=1, H, W)
+    results = {name: pool(inp).numpy()[0, 0]
+               for name, pool in pooling_kinds(k, s, p, 1, False, 2).items()}
     for i in range(oh):
         for j in range(ow):
             rows, cols = window(i, k, s, p, 1), window(j, k, s, p, 1)
             block = [[fmt(x[r, c]) if 0 <= r < h and 0 <= c < w else "pad" for c in cols]
                      for r in rows]
-            log(f"  out[{i},{j}]  rows {rows} cols {cols}  {fmt_grid(block)}".ljust(58)
-                + f"  max {fmt(y[i, j])}")
-    log(f"  max_pool2d -> {fmt_grid([[fmt(v) for v in row] for row in y])}")
-    return y
-
-
-def show_2d_kinds(log, x, k, s, p=0):
-    inp = mp.tensor(np.asarray(x, dtype=np.float32)[None, None])
-    for name, pool in pooling_kinds(k, s, p, 1, False, 2).items():
-        y = pool(inp).numpy()[0, 0]
-        log(f"  {name:>4} pooling -> {fmt_grid([[fmt(v) for v in row] for row in y])}")
+            pooled = "  ".join(f"{name} {fmt(v[i, j]):>5}" for name, v in results.items())
+            log(f"  out[{i},{j}]  rows {rows} cols {cols}  {fmt_grid(block)}".ljust(56) + "  " + pooled)
+    for name, v in results.items():
+        log(f"  {name:>4} pooling -> {fmt_grid([[fmt(t) for t in row] for row in v])}")
 
 
 def show_stochastic(log, rng_seed=0):
@@ -185,11 +180,9 @@ def main(argv=None):
             note="ceil: a partial last window; avg and L2 use only the cells it really has")
 
     log("\n=== 2-D pooling ===")
-    show_2d_windows(log, X_2D, k=2, s=1)
-    show_2d_windows(log, X_2D, k=2, s=2)
-    log("  the other kinds, 2x2 stride 2:")
-    show_2d_kinds(log, X_2D, k=2, s=2)
-    show_2d_windows(log, X_2D, k=3, s=2, p=1)
+    show_2d(log, X_2D, k=2, s=1)
+    show_2d(log, X_2D, k=2, s=2)
+    show_2d(log, X_2D, k=3, s=2, p=1)
     show_stochastic(log)
 
     plt = pyplot()

@@ -71,8 +71,11 @@ def test_pooling_by_hand(tmp_path):
     assert "L2 pooling -> [" + ", ".join(f"{v:.4g}" for v in l2) + "]" in first
     assert "out = floor((8 + 2*0 - 1*(2-1) - 1) / 2) + 1 = 4" in first
     # 4x4, 2x2 max pooling with stride 1
-    assert "max_pool2d -> [[3 3 4] [7 7 8] [7 7 8]]" in text
-    assert "max_pool2d -> [[3 4] [7 8]]" in text
+    assert "max pooling -> [[3 3 4] [7 7 8] [7 7 8]]" in text
+    assert "max pooling -> [[3 4] [7 8]]" in text
+    assert "avg pooling -> [[2 2.5 3] [4 4.5 5] [6 6.5 7]]" in text   # 2x2 means, stride 1
+    # 3x3 windows, stride 2, padding 1: avg counts the padded zeros (divides by 9)
+    assert "avg pooling -> [[0.8889 2] [3.111 5.667]]" in text
     # ceil_mode adds a partial last window (cells 6, 7; 8 is past the end)
     ceil = text.split("ceil_mode True")[1]
     assert "= 4" in ceil.split("out[0]")[0]
