@@ -108,8 +108,8 @@ def _compare(actual, expected, atol, rtol, what, actual_name="actual", expected_
     bad = int(np.count_nonzero(excess > 0))
     raise GradcheckError(
         f"{what} mismatch at {tuple(int(i) for i in worst)} ({bad} of {actual.size} elements "
-        f"out of tolerance atol={atol}, rtol={rtol}): {actual_name} {actual[worst]!r}, "
-        f"{expected_name} {expected[worst]!r}")
+        f"out of tolerance atol={atol}, rtol={rtol}): {actual_name} {float(actual[worst])!r}, "
+        f"{expected_name} {float(expected[worst])!r}")
 
 
 def assert_grad_close(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
