@@ -8,7 +8,9 @@ picks other pixels than the main formula, the tests assert that PyTorch
 matches that other function (so the divergence stays documented, not
 skipped) and minipool matches its own reference.  The linear family agrees
 to 1e-6 relative (scaled by the input's magnitude), gradients likewise;
-bicubic gradients to 2e-6 (ATen's bicubic backward is a separate kernel).
+bicubic gradients to 2e-6 (ATen's bicubic backward is a separate kernel),
+except where that kernel copies the gradient at equal sizes although the
+forward resampled (a PyTorch defect, asserted as such below).
 """
 import math
 
@@ -197,8 +199,30 @@ def test_interpolating_modes_match_torch(mode, data):
     out, grad, t_out, t_grad = both(x, mode, kwargs, g)
     assert out.shape == t_out.shape
     assert_near(out, t_out, dtype, float(np.abs(x).max()), 1e-6, "forward")
+    if mode == "bicubic" and out.shape == x.shape and not np.array_equal(out, x):
+        # ATen's bicubic backward copies the gradient whenever the sizes are equal, even
+        # when the forward was not the identity (scale_factor != 1): see the test below
+        np.testing.assert_array_equal(t_grad, g)
+        return
     assert_near(grad, t_grad, dtype, float(np.abs(t_grad).max()),
                 2e-6 if mode == "bicubic" else 1e-6, "gradient")
+
+
+def test_torch_bicubic_backward_is_wrong_at_equal_size_and_ours_is_not():
+    # 3x4 with scale_factor=1.1 stays 3x4 but is resampled with step 1/1.1; PyTorch's
+    # backward copies the gradient as if nothing happened, so its own gradcheck fails
+    x = np.random.default_rng(7).standard_normal((1, 1, 3, 4))
+    xt = torch.tensor(x, requires_grad=True)
+    assert not torch.autograd.gradcheck(
+        lambda t: TF.interpolate(t, scale_factor=1.1, mode="bicubic"), (xt,),
+        raise_exception=False)
+    leaf = mp.tensor(x, requires_grad=True)
+    assert mp.gradcheck(lambda t: F.interpolate(t, scale_factor=1.1, mode="bicubic"), [leaf])
+    g = np.random.default_rng(8).standard_normal(x.shape)
+    out, grad, t_out, t_grad = both(x, "bicubic", dict(scale_factor=1.1), g)
+    np.testing.assert_allclose(out, t_out, rtol=1e-12, atol=1e-12)  # same forward
+    np.testing.assert_array_equal(t_grad, g)  # PyTorch: a copy
+    assert not np.allclose(grad, g)  # minipool: the real transpose
 
 
 @pytest.mark.parametrize("mode, kwargs", [
