@@ -3,36 +3,41 @@
 Every pooling kind walks the same thing: *windows*.  Python builds, once per
 call geometry, per-axis tables (``WindowTables``): for each output position
 along an axis, the first real (in-bounds) input cell, the number of real
-cells (stepping by the dilation) and the divisor contribution.  A window is
-the product of its three axes' cell lists, scanned row-major (d, h, w).
-1-d and 2-d pooling are 3-d pooling with size-1 axes; adaptive and global
-pooling are just other tables.
+cells (stepping by the dilation) and the divisor factor.  A window is the
+product of its three axes' cell lists, scanned row-major (d, h, w).  1-d and
+2-d pooling are 3-d pooling with size-1 axes; adaptive and global pooling are
+just other tables.  For one output row (od, oh) the (d, h) rows of its
+windows are the same for every ow, so ``_rows`` lists them once per row.
 
-Layout.  Every general kernel sees its input as ``(B, S, C)``: B independent
-blocks (images), S = D*H*W spatial cells, C channels innermost.  Channels-last
-data (NHWC) is that layout as is, and the inner loop runs over contiguous
-channels (the compiler vectorises it).  Channels-first data (NCHW) is the
-same layout with B = N*C planes and C = 1.  For the shapes that dominate real
-networks on NCHW data (2x2 stride 2; 3x3 stride 2 padding 1) a fast path walks
-whole rows of a plane so the compiler vectorises along W; its border windows
-fall back to the general code, so the two can never disagree.
+Layout.  Every kernel sees its input as ``(B, S, C)``: B independent blocks,
+S = D*H*W spatial cells, C channels innermost.  Channels-last data (NHWC) is
+that layout as is: each window is walked once and the inner loops run over
+contiguous channels (the compiler vectorises them).  Channels-first data
+(NCHW) is B = N*C planes with C = 1; there the inner loops run along an
+output row instead ("row passes"): for the outputs whose windows are whole
+along W and lie on a regular grid, each window cell is visited for all of
+them at once.  Two shapes that dominate real networks (2x2 stride 2; 3x3
+stride 2 padding 1) have fully unrolled row passes.  Border windows go
+through a scalar loop.  Every path visits a window's cells in scan order
+and accumulates from 0 in that order, so all paths and both layouts give
+bit-identical results.
 
-Parallelism.  The OpenMP team splits the work into *units*: one block b and a
-slice of channels.  A unit owns every output and every gradient cell of its
-(b, channel slice), so backward scatters are plain ``+=`` without atomics and
-the result is bit-identical for any thread count.
+Parallelism.  The OpenMP team splits the work into *units*: one block b and
+a slice of channels (NHWC) or one plane (NCHW).  A unit owns every output
+and every gradient cell of its slice, so backward scatters are plain ``+=``
+without atomics and the result is bit-identical for any thread count.
 
 Argmax storage ("codes").  Max/min/stochastic forward store, per output, which
-cell won: a uint8 *ordinal* within the window's real cells when every window
-has at most 254 cells (255 marks "no cell"), else the int32 offset in the
-plane (-1 marks "no cell").  ``codes_to_indices`` turns uint8 ordinals into
-PyTorch's int64 plane indices only when a caller asks for them.
+cell won: a uint8 *ordinal* among the window's real cells in scan order when
+every window has at most 255 cells (255 marks "no cell"), else the int32
+offset in the plane (-1 marks "no cell").  ``codes_to_indices`` turns them
+into PyTorch's int64 plane indices only when a caller asks for indices.
 """
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
                           uint8_t)
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 from minipool._kernels._openmp cimport omp_get_thread_num
 
@@ -61,6 +66,8 @@ cdef enum:
     POWER_GENERAL = 0       # LP pooling with any p: pow(x, p) and pow(s, 1/p)
     POWER_ONE = 1           # plain sums (avg, sum, LP with p = 1)
     POWER_TWO = 2           # x*x and sqrt
+    CHUNK = 256             # outputs (row passes) or channels (NHWC) buffered on the stack
+    MIN_ROW_PASS = 4        # shorter spans run the scalar loop (same results, less overhead)
 
 NO_CELL_CODE = NO_CELL_U8
 
@@ -68,29 +75,35 @@ NO_CELL_CODE = NO_CELL_U8
 cdef struct Windows:
     Py_ssize_t size_in[3]
     Py_ssize_t size_out[3]
-    Py_ssize_t step[3]
+    Py_ssize_t step[3]              # dilation per axis
     const Py_ssize_t* first[3]      # first real cell of each output position, per axis
     const Py_ssize_t* count[3]      # number of real cells, per axis
     const double* divisor[3]        # divisor factor, per axis (product = window divisor)
-    Py_ssize_t full_lo[3]           # outputs [full_lo, full_hi) have whole windows (fast paths)
-    Py_ssize_t full_hi[3]
+    # Along W, outputs [span_lo, span_hi) have whole windows on a regular grid:
+    # window ow starts at span_origin + ow * span_stride and has span_cells cells.
+    Py_ssize_t span_lo
+    Py_ssize_t span_hi
+    Py_ssize_t span_origin
+    Py_ssize_t span_stride
+    Py_ssize_t span_cells
     Py_ssize_t max_rows             # largest count_d * count_h: scratch length per thread
-    int fast
+    int fast                        # FAST_2X2 / FAST_3X3 apply to rows with fast_rows rows
+    Py_ssize_t fast_rows
 
 
 cdef class WindowTables:
     """The per-axis window tables of one call geometry, in the form the kernels read.
 
     ``first``, ``count`` (intp) and ``divisor`` (float64) are three arrays each
-    (axes d, h, w) of the output length of that axis; ``full`` holds per axis
-    the range ``(lo, hi)`` of outputs whose window is whole; ``fast`` is 0, 1
-    (2x2 stride 2) or 2 (3x3 stride 2 padding 1).
+    (axes d, h, w) of that axis's output length.  ``span`` is the W-axis
+    regular span ``(lo, hi, origin, stride, cells)`` (``lo == hi`` if none);
+    ``fast`` is 0, 1 (2x2 stride 2) or 2 (3x3 stride 2 padding 1).
     """
     cdef Windows w
     cdef object _keep           # the arrays the pointers in ``w`` point into
     cdef readonly Py_ssize_t max_rows
 
-    def __init__(self, first, count, divisor, size_in, step, full, int fast):
+    def __init__(self, first, count, divisor, size_in, step, span, int fast):
         cdef const Py_ssize_t[::1] ints
         cdef const double[::1] reals
         cdef int a
@@ -111,10 +124,14 @@ cdef class WindowTables:
             self.w.size_in[a] = size_in[a]
             self.w.size_out[a] = f.size
             self.w.step[a] = step[a]
-            self.w.full_lo[a] = full[a][0]
-            self.w.full_hi[a] = max(full[a][0], full[a][1])
+        lo, hi, origin, stride, cells = span
+        if not 0 <= lo <= hi <= self.w.size_out[2]:
+            raise ValueError(f"bad W span {span}")
+        self.w.span_lo, self.w.span_hi = lo, hi
+        self.w.span_origin, self.w.span_stride, self.w.span_cells = origin, stride, cells
         self.w.max_rows = max(1, int(np.max(keep[1])) * int(np.max(keep[4])))
         self.w.fast = fast
+        self.w.fast_rows = 2 if fast == FAST_2X2 else 3
         self.max_rows = self.w.max_rows
         self._keep = keep
 
@@ -139,26 +156,32 @@ cdef inline Py_ssize_t _out_row(const Windows* w, Py_ssize_t od, Py_ssize_t oh) 
     return (od * w.size_out[1] + oh) * w.size_out[2]
 
 
-cdef inline void _fast_span(const Windows* w, Py_ssize_t oh, Py_ssize_t* lo,
-                            Py_ssize_t* hi) noexcept nogil:
-    """The outputs [lo, hi) of row oh that a fast path may take (none if oh is a border row)."""
-    if w.full_lo[1] <= oh < w.full_hi[1]:
-        lo[0] = w.full_lo[2]
-        hi[0] = w.full_hi[2]
-    else:
-        lo[0] = 0
-        hi[0] = 0
-
-
 cdef inline double _divisor(const Windows* w, Py_ssize_t od, Py_ssize_t oh,
                             Py_ssize_t ow) noexcept nogil:
     return w.divisor[0][od] * w.divisor[1][oh] * w.divisor[2][ow]
 
 
-cdef inline Py_ssize_t _cell(const Py_ssize_t* rows, Py_ssize_t code, Py_ssize_t w0,
-                             Py_ssize_t nw, Py_ssize_t sw) noexcept nogil:
-    """Spatial offset of the window cell with ordinal ``code``."""
-    return rows[code // nw] + w0 + (code % nw) * sw
+cdef inline Py_ssize_t _cells(const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t nw,
+                              Py_ssize_t sw, Py_ssize_t* rel) noexcept nogil:
+    """``rel[k]``: offset of the window cell with ordinal k from the window's first column."""
+    cdef Py_ssize_t r, j, n = 0
+    for r in range(nr):
+        for j in range(nw):
+            rel[n] = rows[r] + j * sw
+            n += 1
+    return n
+
+
+cdef inline void _row_parts(const Windows* w, Py_ssize_t nr, bint enabled, Py_ssize_t* lo,
+                            Py_ssize_t* hi) noexcept nogil:
+    """The outputs [lo, hi) of a plane's row that take row passes (none if the
+    row has no real cells or the span is too short to pay off)."""
+    if enabled and nr > 0 and w.span_hi - w.span_lo >= MIN_ROW_PASS:
+        lo[0] = w.span_lo
+        hi[0] = w.span_hi
+    else:
+        lo[0] = 0
+        hi[0] = 0
 
 
 cdef inline Py_ssize_t _units(Py_ssize_t B, Py_ssize_t C, Py_ssize_t block) noexcept nogil:
@@ -167,191 +190,6 @@ cdef inline Py_ssize_t _units(Py_ssize_t B, Py_ssize_t C, Py_ssize_t block) noex
 
 def _scratch(WindowTables tables, int num_threads):
     return np.empty((max(1, num_threads), tables.max_rows), dtype=np.intp)
-
-
-# ----------------------------------------------------------------------------- max / min
-cdef inline bint _beats(pool_t v, pool_t best, bint is_min) noexcept nogil:
-    """PyTorch's rule: strictly better (so the first tie wins) or NaN (so NaN propagates)."""
-    if pool_t is float or pool_t is double:
-        return ((v < best) if is_min else (v > best)) | (v != v)
-    else:
-        return (v < best) if is_min else (v > best)
-
-
-cdef inline pool_t _worst(const pool_t* type_tag, bint is_min) noexcept nogil:
-    """The start value of a max (min) scan: -inf (+inf), or the integer type's limit."""
-    if pool_t is float or pool_t is double:
-        return INFINITY if is_min else -INFINITY
-    elif pool_t is int32_t:
-        return INT32_MAX if is_min else INT32_MIN
-    elif pool_t is int64_t:
-        return INT64_MAX if is_min else INT64_MIN
-    else:
-        return 255 if is_min else 0
-
-
-cdef inline void _take(pool_t v, uint8_t code, pool_t* best, uint8_t* best_code,
-                       bint is_min) noexcept nogil:
-    """Branch-free update of a running max (min) and its window ordinal (fast paths)."""
-    cdef bint better = _beats(v, best[0], is_min)
-    best[0] = v if better else best[0]
-    best_code[0] = code if better else best_code[0]
-
-
-cdef void _extreme_windows(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
-                           Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
-                           Py_ssize_t ow_lo, Py_ssize_t ow_hi, bint is_min) noexcept nogil:
-    """General max/min of windows (od, oh, ow_lo..ow_hi) for channels [c0, c0+nc).
-
-    ``x`` is one block (S_in, C); ``out``/``codes`` one block (S_out, C);
-    ``codes`` is NULL when no argmax is kept."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s, c, code
-    cdef pool_t worst = _worst(x, is_min), v, m
-    cdef pool_t* op
-    cdef code_t* kp
-    cdef code_t stored, none
-    cdef const pool_t* xp
-    cdef bint better
-    if code_t is uint8_t:
-        none = NO_CELL_U8
-    else:
-        none = -1
-    for ow in range(ow_lo, ow_hi):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow] if nr > 0 else 0
-        op = out + (o_row + ow) * C + c0
-        kp = codes + (o_row + ow) * C + c0 if codes != NULL else NULL
-        for c in range(nc):
-            op[c] = worst
-        if kp != NULL:
-            if nw == 0:
-                stored = none
-            elif code_t is uint8_t:
-                stored = 0
-            else:
-                stored = <int32_t>(rows[0] + w0)
-            for c in range(nc):
-                kp[c] = stored
-        for r in range(nr):
-            for j in range(nw):
-                s = rows[r] + w0 + j * sw
-                xp = x + s * C + c0
-                if kp == NULL:
-                    for c in range(nc):
-                        v = xp[c]
-                        m = op[c]
-                        op[c] = v if _beats(v, m, is_min) else m
-                else:
-                    if code_t is uint8_t:
-                        stored = <uint8_t>(r * nw + j)
-                    else:
-                        stored = <int32_t>s
-                    for c in range(nc):
-                        v = xp[c]
-                        m = op[c]
-                        better = _beats(v, m, is_min)
-                        op[c] = v if better else m
-                        kp[c] = stored if better else kp[c]
-
-
-cdef void _extreme_fast_span(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
-                             Py_ssize_t oh, Py_ssize_t lo, Py_ssize_t hi,
-                             bint is_min) noexcept nogil:
-    """Whole windows lo..hi of row oh of one plane: 2x2 s2 or 3x3 s2 p1, vectorised along W."""
-    cdef Py_ssize_t W = w.size_in[2], ow, c
-    cdef pool_t* o = out + oh * w.size_out[2]
-    cdef uint8_t* k = codes + oh * w.size_out[2] if codes != NULL else NULL
-    cdef const pool_t* r0
-    cdef const pool_t* r1
-    cdef const pool_t* r2
-    cdef pool_t m
-    cdef uint8_t code
-    if lo >= hi:
-        return
-    if w.fast == FAST_2X2:
-        r0 = x + 2 * oh * W
-        r1 = r0 + W
-        if k == NULL:
-            for ow in range(lo, hi):
-                c = 2 * ow
-                m = r0[c]
-                _take(r0[c + 1], 1, &m, &code, is_min)
-                _take(r1[c], 2, &m, &code, is_min)
-                _take(r1[c + 1], 3, &m, &code, is_min)
-                o[ow] = m
-        else:
-            for ow in range(lo, hi):
-                c = 2 * ow
-                m = r0[c]
-                code = 0
-                _take(r0[c + 1], 1, &m, &code, is_min)
-                _take(r1[c], 2, &m, &code, is_min)
-                _take(r1[c + 1], 3, &m, &code, is_min)
-                o[ow] = m
-                k[ow] = code
-    else:  # FAST_3X3: window ow covers columns 2*ow - 1 .. 2*ow + 1
-        r0 = x + (2 * oh - 1) * W - 1
-        r1 = r0 + W
-        r2 = r1 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            m = r0[c]
-            code = 0
-            _take(r0[c + 1], 1, &m, &code, is_min)
-            _take(r0[c + 2], 2, &m, &code, is_min)
-            _take(r1[c], 3, &m, &code, is_min)
-            _take(r1[c + 1], 4, &m, &code, is_min)
-            _take(r1[c + 2], 5, &m, &code, is_min)
-            _take(r2[c], 6, &m, &code, is_min)
-            _take(r2[c + 1], 7, &m, &code, is_min)
-            _take(r2[c + 2], 8, &m, &code, is_min)
-            o[ow] = m
-            if k != NULL:
-                k[ow] = code
-
-
-cdef void _extreme_block(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
-                         Py_ssize_t c0, Py_ssize_t nc, const Windows* w, Py_ssize_t* rows,
-                         bint is_min) noexcept nogil:
-    """Max/min of every window of one unit; planes (C == 1) use the fast path when set."""
-    cdef Py_ssize_t od, oh, nr, lo, hi, o_row
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            nr = _rows(w, od, oh, rows)
-            o_row = _out_row(w, od, oh)
-            lo = hi = 0
-            if code_t is uint8_t:
-                if C == 1 and w.fast != FAST_NONE:
-                    _fast_span(w, oh, &lo, &hi)
-            # windows in (oh, ow) order: border, fast span, border
-            _extreme_windows(x, out, codes, C, c0, nc, w, rows, nr, o_row, 0, lo, is_min)
-            if code_t is uint8_t:
-                _extreme_fast_span(x, out, codes, w, oh, lo, hi, is_min)
-            _extreme_windows(x, out, codes, C, c0, nc, w, rows, nr, o_row, hi,
-                             w.size_out[2], is_min)
-
-
-def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
-                    WindowTables tables, bint is_min, bint store, Py_ssize_t block,
-                    int num_threads):
-    """Max (``is_min`` False) or min pooling of x (B, S_in, C) into out (B, S_out, C).
-
-    With ``store`` the winning cell of each output goes to ``codes`` (same shape
-    as out); without it ``codes`` is ignored (pass any 1x1x1 uint8 array).
-    """
-    cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
-    cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
-    cdef code_t* kp
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        kp = &codes[b, 0, 0] if store else NULL
-        _extreme_block(&x[b, 0, 0], &out[b, 0, 0], kp, C, c0, nc, &w,
-                       &scratch[omp_get_thread_num(), 0], is_min)
 
 
 cdef void _zero_block(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0,
@@ -364,131 +202,421 @@ cdef void _zero_block(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t 
             memset(grad_in + s * C + c0, 0, nc * sizeof(floating))
 
 
-cdef void _route_windows(const floating* grad_out, const code_t* codes, floating* grad_in,
-                         Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                         const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
-                         Py_ssize_t ow_lo, Py_ssize_t ow_hi) noexcept nogil:
-    """grad_in[winner] += grad_out for windows (od, oh, ow_lo..ow_hi) (general path)."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], c, s, o
-    cdef code_t k
-    for ow in range(ow_lo, ow_hi):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow]
-        o = (o_row + ow) * C + c0
-        for c in range(nc):
-            k = codes[o + c]
-            if code_t is uint8_t:
-                if k == NO_CELL_U8 or nr == 0:
-                    continue
-                s = _cell(rows, k, w0, nw, sw)
-            else:
-                if k < 0:
-                    continue
-                s = k
-            grad_in[s * C + c0 + c] += grad_out[o + c]
+# ----------------------------------------------------------------------------- max / min
+# Min pooling is max pooling in "key space": every value is mapped through an
+# order-reversing bijection (x -> -x for floats, x -> ~x for integers), the
+# max rule runs unchanged, and the winner is mapped back.  Both maps are exact
+# and involutions, keep NaN a NaN, and keep the first of tied values first,
+# so min inherits PyTorch's rules mirrored; and the loops hold one plain
+# comparison, whichever the kind.
 
-
-cdef void _route_fast_span(const floating* grad_out, const uint8_t* codes, floating* grad_in,
-                           const Windows* w, Py_ssize_t oh, Py_ssize_t lo,
-                           Py_ssize_t hi) noexcept nogil:
-    """Fast-path windows of one plane row.  2x2 s2 windows tile the plane, so each
-    cell is *written* (no zeroing pass needed); 3x3 s2 windows overlap and add."""
-    cdef Py_ssize_t W = w.size_in[2], ow, c
-    cdef const floating* g = grad_out + oh * w.size_out[2]
-    cdef const uint8_t* k = codes + oh * w.size_out[2]
-    cdef floating* r0
-    cdef floating* r1
-    cdef floating gv, zero = 0
-    cdef uint8_t kv
-    if lo >= hi:
-        return
-    if w.fast == FAST_2X2:
-        r0 = grad_in + 2 * oh * W
-        r1 = r0 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            gv = g[ow]
-            kv = k[ow]
-            r0[c] = gv if kv == 0 else zero
-            r0[c + 1] = gv if kv == 1 else zero
-            r1[c] = gv if kv == 2 else zero
-            r1[c + 1] = gv if kv == 3 else zero
+cdef inline pool_t _flip(const pool_t* type_tag, bint is_min) noexcept nogil:
+    """The key-space map's parameter: a sign for floats, a bit mask for integers."""
+    if pool_t is float or pool_t is double:
+        return -1 if is_min else 1
     else:
-        r0 = grad_in + (2 * oh - 1) * W - 1
-        for ow in range(lo, hi):
-            kv = k[ow]
-            r0[(kv // 3) * W + 2 * ow + kv % 3] += g[ow]
+        return <pool_t>(-1) if is_min else 0
 
 
-def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
-                     floating[:, :, ::1] grad_in, WindowTables tables, bint tiled,
-                     Py_ssize_t block, int num_threads):
-    """Route grad_out (B, S_out, C) to the cells recorded in ``codes`` (grad_in += ...).
+cdef inline pool_t _key(pool_t v, pool_t flip) noexcept nogil:
+    if pool_t is float or pool_t is double:
+        return v * flip
+    else:
+        return v ^ flip
 
-    ``tiled`` (2x2 s2 fast path whose windows cover the plane exactly) lets the
-    kernel write every input cell directly instead of zeroing and adding.
+
+cdef inline pool_t _lowest(const pool_t* type_tag) noexcept nogil:
+    """Where a max scan starts: -inf, or the integer type's lowest value."""
+    if pool_t is float or pool_t is double:
+        return -INFINITY
+    elif pool_t is int32_t:
+        return INT32_MIN
+    elif pool_t is int64_t:
+        return INT64_MIN
+    else:
+        return 0
+
+
+cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
+    """PyTorch's rule: strictly greater (so the first tie wins) or NaN (so NaN
+    propagates).  Bitwise |, not a branch, so loops become vector blends."""
+    if pool_t is float or pool_t is double:
+        return (v > best) | (v != v)
+    else:
+        return v > best
+
+
+cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
+                            Py_ssize_t first_cell) noexcept nogil:
+    """The code a window starts with: its first cell, or "no cell"."""
+    if code_t is uint8_t:
+        return 0 if n_cells > 0 else NO_CELL_U8
+    else:
+        return <int>first_cell if n_cells > 0 else -1
+
+
+cdef inline void _take(pool_t v, int code, pool_t* best, int* best_code) noexcept nogil:
+    # every select picks between values already loaded: GCC does not speculate
+    # a load hidden in one arm, and would leave the loop scalar
+    cdef pool_t m = best[0]
+    cdef int k = best_code[0]
+    cdef bint better = _beats(v, m)
+    best[0] = v if better else m
+    best_code[0] = code if better else k
+
+
+cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
+                               int* codes, int cell, Py_ssize_t n) noexcept nogil:
+    """One cell of n windows: keys acc[i] vs xs[i * stride]; codes (if any) get
+    ``cell`` where it wins.  Codes are ints so the vector blends stay 32-bit."""
+    cdef Py_ssize_t i
+    cdef pool_t v, m
+    cdef int k
+    cdef bint better
+    if codes == NULL:
+        for i in range(n):
+            v = _key(xs[i * stride], flip)
+            m = acc[i]
+            acc[i] = v if _beats(v, m) else m
+    else:
+        for i in range(n):
+            v = _key(xs[i * stride], flip)
+            m = acc[i]
+            k = codes[i]
+            better = _beats(v, m)
+            acc[i] = v if better else m
+            codes[i] = cell if better else k
+
+
+cdef inline void _extreme_pass_strided(const pool_t* xs, Py_ssize_t stride, pool_t flip,
+                                       pool_t* acc, int* codes, int cell,
+                                       Py_ssize_t n) noexcept nogil:
+    """_extreme_pass with the common strides spelled out, so each call is compiled
+    for a constant stride."""
+    if stride == 1:
+        _extreme_pass(xs, 1, flip, acc, codes, cell, n)
+    elif stride == 2:
+        _extreme_pass(xs, 2, flip, acc, codes, cell, n)
+    else:
+        _extreme_pass(xs, stride, flip, acc, codes, cell, n)
+
+
+cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c, pool_t flip,
+                                int* code) noexcept nogil:
+    """Max key of the 2x2 window whose top-left cell is r0[c]; its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + 1], flip), 1, &m, code)
+    _take(_key(r1[c], flip), 2, &m, code)
+    _take(_key(r1[c + 1], flip), 3, &m, code)
+    return m
+
+
+cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t* r2,
+                                Py_ssize_t c, pool_t flip, int* code) noexcept nogil:
+    """Max key of the 3x3 window whose top-left cell is r0[c]; its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + 1], flip), 1, &m, code)
+    _take(_key(r0[c + 2], flip), 2, &m, code)
+    _take(_key(r1[c], flip), 3, &m, code)
+    _take(_key(r1[c + 1], flip), 4, &m, code)
+    _take(_key(r1[c + 2], flip), 5, &m, code)
+    _take(_key(r2[c], flip), 6, &m, code)
+    _take(_key(r2[c + 1], flip), 7, &m, code)
+    _take(_key(r2[c + 2], flip), 8, &m, code)
+    return m
+
+
+cdef void _extreme_scalar(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
+                          const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                          Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
+    """Windows lo..hi of one row of a plane, one window at a time (any window)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s
+    cdef pool_t m, v
+    cdef int code
+    cdef bint better
+    for ow in range(lo, hi):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        m = _lowest(x)
+        code = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+        for r in range(nr):
+            for j in range(nw):
+                s = rows[r] + w0 + j * sw
+                v = _key(x[s], flip)
+                better = _beats(v, m)
+                m = v if better else m
+                if code_t is uint8_t:
+                    code = <int>(r * nw + j) if better else code
+                else:
+                    code = <int>s if better else code
+        out[o_row + ow] = _key(m, flip)
+        if codes != NULL:
+            codes[o_row + ow] = <code_t>code
+
+
+cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
+                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                            Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
+    """Windows lo..hi of one row of a plane, all inside the W span: a row pass per
+    window cell (vectorised along W), or the unrolled 2x2 / 3x3 loops."""
+    cdef Py_ssize_t start, n, i, r, j, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
+    cdef pool_t acc[CHUNK]
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    cdef int unused
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows
+    start = lo
+    while start < hi:
+        n = min(<Py_ssize_t>CHUNK, hi - start)
+        c = 2 * start + w.span_origin  # unrolled: window start + i begins at column c + 2i
+        if unrolled and w.fast == FAST_2X2 and codes == NULL:
+            for i in range(n):
+                acc[i] = _extreme_2x2(x + rows[0], x + rows[1], c + 2 * i, flip, &unused)
+        elif unrolled and w.fast == FAST_2X2:
+            for i in range(n):
+                acc[i] = _extreme_2x2(x + rows[0], x + rows[1], c + 2 * i, flip,
+                                      &chunk_codes[i])
+        elif unrolled and codes == NULL:
+            for i in range(n):
+                acc[i] = _extreme_3x3(x + rows[0], x + rows[1], x + rows[2], c + 2 * i, flip,
+                                      &unused)
+        elif unrolled:
+            for i in range(n):
+                acc[i] = _extreme_3x3(x + rows[0], x + rows[1], x + rows[2], c + 2 * i, flip,
+                                      &chunk_codes[i])
+        else:
+            for i in range(n):
+                acc[i] = _lowest(x)
+                chunk_codes[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _extreme_pass_strided(
+                        x + rows[r] + w.span_origin + start * stride + j * sw, stride, flip,
+                        acc, kp, <int>(r * kw + j), n)
+        for i in range(n):
+            out[o_row + start + i] = _key(acc[i], flip)
+        if codes != NULL:
+            for i in range(n):
+                codes[o_row + start + i] = <uint8_t>chunk_codes[i]
+        start += n
+
+
+cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
+                            Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                            pool_t flip) noexcept nogil:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC block:
+    each window cell is a contiguous run of channels (vectorised along C)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s, cstart, n, i, o
+    cdef pool_t acc[CHUNK]
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    cdef int first
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        first = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            for i in range(n):
+                acc[i] = _lowest(x)
+                chunk_codes[i] = first
+            for r in range(nr):
+                for j in range(nw):
+                    s = rows[r] + w0 + j * sw
+                    _extreme_pass(x + s * C + cstart, 1, flip, acc, kp,
+                                  <int>(r * nw + j) if code_t is uint8_t else <int>s, n)
+            for i in range(n):
+                out[o + cstart + i] = _key(acc[i], flip)
+            if codes != NULL:
+                for i in range(n):
+                    codes[o + cstart + i] = <code_t>chunk_codes[i]
+            cstart += n
+
+
+def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
+                    WindowTables tables, bint is_min, bint store, Py_ssize_t block,
+                    int num_threads):
+    """Max (``is_min`` False) or min pooling of x (B, S_in, C) into out (B, S_out, C).
+
+    With ``store`` the winning cell of each output goes to ``codes`` (same shape
+    as out); without it ``codes`` is ignored (pass any 1x1x1 uint8 array).
     """
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
-    cdef Py_ssize_t u, b, c0, nc, od, oh, nr, lo, hi, o_row
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, o_row, lo, hi
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
-    cdef bint fast
+    cdef code_t* kp
+    cdef const pool_t* type_tag = NULL
+    cdef pool_t flip = _flip(type_tag, is_min)
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        fast = C == 1 and w.fast != FAST_NONE
-        if code_t is int32_t:
-            fast = False  # fast paths store uint8 ordinals only
-        if not (fast and tiled):
+        kp = &codes[b, 0, 0] if store else NULL
+        for od in range(w.size_out[0]):
+            for oh in range(w.size_out[1]):
+                nr = _rows(&w, od, oh, rows)
+                o_row = _out_row(&w, od, oh)
+                if C > 1:
+                    _extreme_channels(&x[b, 0, 0], &out[b, 0, 0], kp, C, c0, nc, &w, rows, nr,
+                                      o_row, flip)
+                    continue
+                lo = 0
+                hi = 0
+                if code_t is uint8_t:  # row passes keep uint8 ordinals only
+                    _row_parts(&w, nr, True, &lo, &hi)
+                _extreme_scalar(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row, 0, lo,
+                                flip)
+                if code_t is uint8_t:
+                    _extreme_row_pass(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row,
+                                      lo, hi, flip)
+                _extreme_scalar(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row, hi,
+                                w.size_out[2], flip)
+
+
+cdef void _route_row(const floating* grad_out, const code_t* codes, floating* grad_in,
+                     Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                     const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row) noexcept nogil:
+    """grad_in[winner] += grad_out for every window of one output row, windows in
+    order (so overlapping windows add up in one fixed order)."""
+    cdef Py_ssize_t ow, w0, nw, o, c, s, table_width = -1
+    cdef Py_ssize_t rel[NO_CELL_U8]      # cell offsets by ordinal, for windows nw wide
+    cdef code_t k
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow]
+        if code_t is uint8_t:
+            if nr == 0 or nw == 0:
+                continue
+            if nw != table_width:
+                _cells(rows, nr, nw, w.step[2], rel)
+                table_width = nw
+        o = (o_row + ow) * C
+        for c in range(c0, c0 + nc):
+            k = codes[o + c]
+            if code_t is uint8_t:
+                if k == NO_CELL_U8:
+                    continue
+                s = w0 + rel[k]
+            else:
+                if k < 0:
+                    continue
+                s = k
+            grad_in[s * C + c] += grad_out[o + c]
+
+
+cdef void _route_tiled_row(const floating* grad_out, const uint8_t* codes, floating* grad_in,
+                           const Windows* w, const Py_ssize_t* rows,
+                           Py_ssize_t o_row) noexcept nogil:
+    """2x2 stride 2 windows that tile the plane: *write* all four cells of each
+    window (the gradient or 0), so the plane needs no zeroing pass.  The codes
+    are widened to int first so the selects vectorise 32 bits wide."""
+    cdef Py_ssize_t start, n, i, hi = w.size_out[2]
+    cdef floating* r0
+    cdef floating* r1
+    cdef const floating* g
+    cdef floating gv, zero = 0
+    cdef int chunk_codes[CHUNK]
+    start = 0
+    while start < hi:
+        n = min(<Py_ssize_t>CHUNK, hi - start)
+        for i in range(n):
+            chunk_codes[i] = codes[o_row + start + i]
+        r0 = grad_in + rows[0] + 2 * start
+        r1 = grad_in + rows[1] + 2 * start
+        g = grad_out + o_row + start
+        # selects of values loaded up front (a load inside a select is not
+        # speculated), one loop per input row (GCC will not if-convert four)
+        for i in range(n):
+            gv = g[i]
+            r0[2 * i] = gv if chunk_codes[i] == 0 else zero
+            r0[2 * i + 1] = gv if chunk_codes[i] == 1 else zero
+        for i in range(n):
+            gv = g[i]
+            r1[2 * i] = gv if chunk_codes[i] == 2 else zero
+            r1[2 * i + 1] = gv if chunk_codes[i] == 3 else zero
+        start += n
+
+
+def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
+                     floating[:, :, ::1] grad_in, WindowTables tables, bint tiled,
+                     Py_ssize_t block, int num_threads):
+    """Route grad_out (B, S_out, C) to the cells recorded in ``codes``: grad_in += ...
+
+    ``tiled`` (planes pooled 2x2 stride 2 whose windows cover them exactly)
+    lets the kernel write every input cell instead of zeroing and adding.
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
+    cdef Py_ssize_t u, b, c0, nc, od, oh, nr, o_row
+    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
+    cdef Py_ssize_t* rows
+    cdef bint write = tiled and C == 1 and w.fast == FAST_2X2
+    if code_t is int32_t:
+        write = False
+    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
+        b = u // n_blocks
+        c0 = (u % n_blocks) * block
+        nc = min(block, C - c0)
+        rows = &scratch[omp_get_thread_num(), 0]
+        if not write:
             _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
                 o_row = _out_row(&w, od, oh)
-                lo = 0
-                hi = 0
-                if fast:
-                    _fast_span(&w, oh, &lo, &hi)
-                # windows in (oh, ow) order, so overlapping windows add up in a fixed order
-                _route_windows(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0,
-                               nc, &w, rows, nr, o_row, 0, lo)
                 if code_t is uint8_t:
-                    _route_fast_span(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0],
-                                     &w, oh, lo, hi)
-                _route_windows(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0,
-                               nc, &w, rows, nr, o_row, hi, w.size_out[2])
+                    if write:
+                        _route_tiled_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0],
+                                         &w, rows, o_row)
+                        continue
+                _route_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc,
+                           &w, rows, nr, o_row)
+
+
+cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
+                         Py_ssize_t* rows) noexcept nogil:
+    cdef Py_ssize_t od, oh, ow, c, nr, o, w0, nw, table_width
+    cdef Py_ssize_t rel[NO_CELL_U8]
+    cdef code_t k
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            table_width = -1
+            for ow in range(w.size_out[2]):
+                o = (_out_row(w, od, oh) + ow) * C
+                w0 = w.first[2][ow]
+                nw = w.count[2][ow]
+                if code_t is uint8_t:
+                    if nr > 0 and nw > 0 and nw != table_width:
+                        _cells(rows, nr, nw, w.step[2], rel)
+                        table_width = nw
+                for c in range(C):
+                    k = codes[o + c]
+                    if code_t is uint8_t:
+                        indices[o + c] = -1 if k == NO_CELL_U8 else w0 + rel[k]
+                    else:
+                        indices[o + c] = k
 
 
 def codes_to_indices(const code_t[:, :, ::1] codes, int64_t[:, :, ::1] indices,
                      WindowTables tables, int num_threads):
     """PyTorch's int64 indices (flat position in the input plane, -1 for no cell)."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = codes.shape[0], C = codes.shape[2], b, od, oh, ow, c, nr, o, w0, nw
+    cdef Py_ssize_t B = codes.shape[0], C = codes.shape[2], b
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
-    cdef Py_ssize_t* rows
-    cdef code_t k
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        rows = &scratch[omp_get_thread_num(), 0]
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                for ow in range(w.size_out[2]):
-                    o = _out_row(&w, od, oh) + ow
-                    w0 = w.first[2][ow]
-                    nw = w.count[2][ow]
-                    for c in range(C):
-                        k = codes[b, o, c]
-                        if code_t is uint8_t:
-                            if k == NO_CELL_U8 or nr == 0 or nw == 0:
-                                indices[b, o, c] = -1
-                            else:
-                                indices[b, o, c] = _cell(rows, k, w0, nw, w.step[2])
-                        else:
-                            indices[b, o, c] = k
+        _indices_block(&codes[b, 0, 0], &indices[b, 0, 0], C, &w,
+                       &scratch[omp_get_thread_num(), 0])
 
 
 # ----------------------------------------------------------------------------- avg / sum / LP
@@ -508,83 +636,131 @@ cdef inline floating _root(floating s, int power, double p) noexcept nogil:
     return <floating>pow(s, 1.0 / p)
 
 
-cdef void _sum_windows(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
-                       Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
-                       Py_ssize_t od, Py_ssize_t oh, Py_ssize_t ow_lo, Py_ssize_t ow_hi,
-                       int power, double p) noexcept nogil:
-    """out = (sum over real cells of x^p)^(1/p) / divisor (general path, channels inner).
+cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
+                           int power, double p) noexcept nogil:
+    """One cell of n windows: acc[i] += xs[i * stride] ** p."""
+    cdef Py_ssize_t i
+    if power == POWER_ONE:
+        for i in range(n):
+            acc[i] += xs[i * stride]
+    elif power == POWER_TWO:
+        for i in range(n):
+            acc[i] += xs[i * stride] * xs[i * stride]
+    else:
+        for i in range(n):
+            acc[i] += <floating>pow(xs[i * stride], p)
 
-    Sums start at 0 and run in scan order, in every path, so layouts and fast
-    paths agree bit for bit."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, c
+
+cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floating* acc,
+                                   Py_ssize_t n, int power, double p) noexcept nogil:
+    if stride == 1:
+        _sum_pass(xs, 1, acc, n, power, p)
+    elif stride == 2:
+        _sum_pass(xs, 2, acc, n, power, p)
+    else:
+        _sum_pass(xs, stride, acc, n, power, p)
+
+
+cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                      Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+    """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time.
+
+    Sums start at 0 and run in scan order in every path, so paths and
+    layouts agree bit for bit."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
-    cdef floating* op
-    cdef const floating* xp
-    cdef floating div
-    for ow in range(ow_lo, ow_hi):
+    cdef floating total
+    for ow in range(lo, hi):
         w0 = w.first[2][ow]
         nw = w.count[2][ow] if nr > 0 else 0
-        op = out + (o_row + ow) * C + c0
-        div = <floating>_divisor(w, od, oh, ow)
-        for c in range(nc):
-            op[c] = 0
+        total = 0
         for r in range(nr):
             for j in range(nw):
-                xp = x + (rows[r] + w0 + j * sw) * C + c0
-                if power == POWER_ONE:
-                    for c in range(nc):
-                        op[c] += xp[c]
-                else:
-                    for c in range(nc):
-                        op[c] += _raise(xp[c], power, p)
-        if power == POWER_ONE:
-            for c in range(nc):
-                op[c] = op[c] / div
-        else:
-            for c in range(nc):
-                op[c] = _root(op[c], power, p) / div
+                total += _raise(x[rows[r] + w0 + j * sw], power, p)
+        out[o_row + ow] = _root(total, power, p) / <floating>_divisor(w, od, oh, ow)
 
 
-cdef void _sum_fast_span(const floating* x, floating* out, const Windows* w, Py_ssize_t oh,
-                         Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Plain sums / divisor of whole windows lo..hi of row oh (2x2 s2 or 3x3 s2 p1)."""
-    cdef Py_ssize_t W = w.size_in[2], ow, c
-    cdef floating* o = out + oh * w.size_out[2]
+cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
+                        const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                        Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+    """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell."""
+    cdef Py_ssize_t start, n, i, r, j, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating s
     cdef const floating* r0
     cdef const floating* r1
     cdef const floating* r2
-    cdef floating s, div
-    if lo >= hi:
-        return
-    div = <floating>_divisor(w, 0, oh, lo)  # whole windows share one divisor
-    if w.fast == FAST_2X2:
-        r0 = x + 2 * oh * W
-        r1 = r0 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            s = 0
-            s += r0[c]
-            s += r0[c + 1]
-            s += r1[c]
-            s += r1[c + 1]
-            o[ow] = s / div
-    else:
-        r0 = x + (2 * oh - 1) * W - 1
-        r1 = r0 + W
-        r2 = r1 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            s = 0
-            s += r0[c]
-            s += r0[c + 1]
-            s += r0[c + 2]
-            s += r1[c]
-            s += r1[c + 1]
-            s += r1[c + 2]
-            s += r2[c]
-            s += r2[c + 1]
-            s += r2[c + 2]
-            o[ow] = s / div
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power == POWER_ONE
+    start = lo
+    while start < hi:
+        n = min(<Py_ssize_t>CHUNK, hi - start)
+        c = 2 * start + w.span_origin
+        if unrolled and w.fast == FAST_2X2:
+            r0 = x + rows[0] + c
+            r1 = x + rows[1] + c
+            for i in range(n):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                acc[i] = s
+        elif unrolled:
+            r0 = x + rows[0] + c
+            r1 = x + rows[1] + c
+            r2 = x + rows[2] + c
+            for i in range(n):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r0[2 * i + 2]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                s += r1[2 * i + 2]
+                s += r2[2 * i]
+                s += r2[2 * i + 1]
+                s += r2[2 * i + 2]
+                acc[i] = s
+        else:
+            for i in range(n):
+                acc[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, acc, n, power, p)
+        for i in range(n):
+            out[o_row + start + i] = (_root(acc[i], power, p)
+                                      / <floating>_divisor(w, od, oh, start + i))
+        start += n
+
+
+cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                        Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
+                        Py_ssize_t od, Py_ssize_t oh, int power, double p) noexcept nogil:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC block."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating div
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            for i in range(n):
+                acc[i] = 0
+            for r in range(nr):
+                for j in range(nw):
+                    _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, power, p)
+            for i in range(n):
+                out[o + cstart + i] = _root(acc[i], power, p) / div
+            cstart += n
 
 
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
@@ -607,73 +783,104 @@ def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTabl
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
+                if C > 1:
+                    _sum_channels(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w, rows, nr, od, oh,
+                                  power, p)
+                    continue
                 lo = 0
                 hi = 0
-                if C == 1 and w.fast != FAST_NONE and power == POWER_ONE:
-                    _fast_span(&w, oh, &lo, &hi)
-                _sum_windows(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w, rows, nr, od, oh, 0, lo,
-                             power, p)
-                _sum_fast_span(&x[b, 0, 0], &out[b, 0, 0], &w, oh, lo, hi)
-                _sum_windows(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w, rows, nr, od, oh, hi,
-                             w.size_out[2], power, p)
+                _row_parts(&w, nr, power != POWER_GENERAL, &lo, &hi)
+                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, 0, lo, power, p)
+                _sum_row_pass(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, lo, hi, power,
+                              p)
+                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, hi,
+                            w.size_out[2], power, p)
 
 
-cdef void _spread_windows(const floating* grad_out, floating* grad_in, Py_ssize_t C,
-                          Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                          const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
-                          Py_ssize_t ow_lo, Py_ssize_t ow_hi) noexcept nogil:
-    """grad_in[cell] += grad_out / divisor for every real cell (general path)."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, c
+cdef inline void _add_pass(floating* gs, Py_ssize_t stride, const floating* q,
+                           Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        gs[i * stride] += q[i]
+
+
+cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                      bint tiled) noexcept nogil:
+    """grad_in[cell] += grad_out / divisor for every real cell of every window of one
+    row of a plane.  Each input cell receives its windows' shares in window order
+    in every path: scalar windows left of the span, then row passes over the span
+    with the window cells taken right to left, then scalar windows on the right."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, lo = 0, hi = 0, start, n, i, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
-    cdef const floating* gp
-    cdef floating* ip
-    cdef floating div
-    for ow in range(ow_lo, ow_hi):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow] if nr > 0 else 0
-        gp = grad_out + (o_row + ow) * C + c0
-        div = <floating>_divisor(w, od, oh, ow)
-        for r in range(nr):
-            for j in range(nw):
-                ip = grad_in + (rows[r] + w0 + j * sw) * C + c0
-                for c in range(nc):
-                    ip[c] += gp[c] / div
-
-
-cdef void _spread_fast_span(const floating* grad_out, floating* grad_in, const Windows* w,
-                            Py_ssize_t oh, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
-    """Fast-path windows of one plane row: 2x2 s2 writes (the windows tile the plane),
-    3x3 s2 p1 adds (they overlap)."""
-    cdef Py_ssize_t W = w.size_in[2], ow, c, i
-    cdef const floating* g = grad_out + oh * w.size_out[2]
+    cdef floating q[CHUNK]
+    cdef floating g
     cdef floating* r0
     cdef floating* r1
-    cdef floating* r2
-    cdef floating q, div
-    if lo >= hi:
-        return
-    div = <floating>_divisor(w, 0, oh, lo)
-    if w.fast == FAST_2X2:
-        r0 = grad_in + 2 * oh * W
-        r1 = r0 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            q = g[ow] / div
-            r0[c] = q
-            r0[c + 1] = q
-            r1[c] = q
-            r1[c + 1] = q
-    else:
-        r0 = grad_in + (2 * oh - 1) * W - 1
-        r1 = r0 + W
-        r2 = r1 + W
-        for ow in range(lo, hi):
-            c = 2 * ow
-            q = g[ow] / div
-            for i in range(3):
-                r0[c + i] += q
-                r1[c + i] += q
-                r2[c + i] += q
+    _row_parts(w, nr, True, &lo, &hi)
+    for ow in range(w.size_out[2]):
+        if ow == lo and lo < hi:  # the span, in row passes
+            start = lo
+            while start < hi:
+                n = min(<Py_ssize_t>CHUNK, hi - start)
+                for i in range(n):
+                    q[i] = grad_out[o_row + start + i] / <floating>_divisor(w, od, oh, start + i)
+                if tiled:  # 2x2 s2 windows that tile the plane: write, no zeroing pass
+                    r0 = grad_in + rows[0] + 2 * start
+                    r1 = grad_in + rows[1] + 2 * start
+                    for i in range(n):
+                        r0[2 * i] = q[i]
+                        r0[2 * i + 1] = q[i]
+                        r1[2 * i] = q[i]
+                        r1[2 * i + 1] = q[i]
+                else:
+                    for r in range(nr):
+                        for j in range(kw - 1, -1, -1):
+                            c = rows[r] + w.span_origin + start * stride + j * sw
+                            if stride == 1:
+                                _add_pass(grad_in + c, 1, q, n)
+                            elif stride == 2:
+                                _add_pass(grad_in + c, 2, q, n)
+                            else:
+                                _add_pass(grad_in + c, stride, q, n)
+                start += n
+        if lo <= ow < hi:
+            continue
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        g = grad_out[o_row + ow] / <floating>_divisor(w, od, oh, ow)
+        for r in range(nr):
+            for j in range(nw):
+                grad_in[rows[r] + w0 + j * sw] += g
+
+
+cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
+                           Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                           Py_ssize_t oh) noexcept nogil:
+    """NHWC: grad_in[cell, c] += grad_out[c] / divisor, windows in order."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating q[CHUNK]
+    cdef floating div
+    cdef floating* gp
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            for i in range(n):
+                q[i] = grad_out[o + cstart + i] / div
+            for r in range(nr):
+                for j in range(nw):
+                    gp = grad_in + (rows[r] + w0 + j * sw) * C + cstart
+                    for i in range(n):
+                        gp[i] += q[i]
+            cstart += n
 
 
 def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
@@ -681,31 +888,28 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     """Gradient of avg/sum pooling: every real cell gets grad_out / divisor."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
-    cdef Py_ssize_t u, b, c0, nc, od, oh, nr, lo, hi
+    cdef Py_ssize_t u, b, c0, nc, od, oh, nr
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
-    cdef bint fast
+    cdef bint write = (tiled and C == 1 and w.fast == FAST_2X2
+                       and w.span_hi - w.span_lo >= MIN_ROW_PASS)  # the row passes write
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        fast = C == 1 and w.fast != FAST_NONE
-        if not (fast and tiled):
+        if not write:
             _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
-                lo = 0
-                hi = 0
-                if fast:
-                    _fast_span(&w, oh, &lo, &hi)
-                _spread_windows(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows, nr,
-                                od, oh, 0, lo)
-                _spread_fast_span(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, oh, lo, hi)
-                _spread_windows(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows, nr,
-                                od, oh, hi, w.size_out[2])
+                if C > 1:
+                    _spread_channels(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows,
+                                     nr, od, oh)
+                else:
+                    _spread_row(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, rows, nr, od, oh,
+                                write)
 
 
 def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,

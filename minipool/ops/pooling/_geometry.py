@@ -169,12 +169,28 @@ def adaptive_axis(size, out):
     return start, end - start, (end - start).astype(np.float64)
 
 
-def _whole_range(count, kernel):
-    """Outputs [lo, hi) whose windows are whole (all kernel taps real), or (0, 0)."""
-    whole = np.flatnonzero(count == kernel)
-    if whole.size == 0 or whole[-1] - whole[0] + 1 != whole.size:
-        return (0, 0)
-    return (int(whole[0]), int(whole[-1]) + 1)
+def _regular_span(first, count, step):
+    """The W-axis span the kernels' row passes take: the longest run of outputs
+    whose windows are whole (the most cells) and start on a regular grid.
+    Returns ``(lo, hi, origin, stride, cells)``; ``lo == hi`` when there is none."""
+    cells = int(count.max())
+    whole = np.flatnonzero(count == cells)
+    if cells == 0 or whole.size == 0:
+        return (0, 0, 0, 1, 0)
+    breaks = np.flatnonzero(np.diff(whole) != 1) + 1          # contiguous runs of outputs
+    best = max(np.split(whole, breaks), key=len)
+    lo, hi = int(best[0]), int(best[-1]) + 1
+    stride = int(first[lo + 1] - first[lo]) if hi - lo > 1 else 1
+    if stride < 1 or not np.array_equal(first[lo:hi], first[lo] + stride * np.arange(hi - lo)):
+        return (0, 0, 0, 1, 0)
+    return (lo, hi, int(first[lo]) - lo * stride, stride, cells)
+
+
+def _tiles(size, first, count):
+    """Do this axis's windows cover its input exactly once (no overlap, no gap)?"""
+    k = int(count.max())
+    return bool((count == k).all() and len(first) * k == size
+                and np.array_equal(first, k * np.arange(len(first))))
 
 
 class PoolCall:
@@ -185,13 +201,14 @@ class PoolCall:
                  "fast", "tiled")
 
     def __init__(self, layout, axes, fast=FAST_NONE):
-        # axes: per spatial axis (size, first, count, factor, step, full) for d, h, w
+        # axes: per axis d, h, w: (input size, first, count, divisor factor, dilation)
         self.layout = layout
-        first, count, factor, step, full = zip(*[a[1:] for a in axes])
+        sizes, first, count, factor, step = zip(*axes)
         self.out_spatial = tuple(len(f) for f in first)[3 - layout.rank:]
         self.out_shape = layout.out_shape(self.out_spatial)
         self.out_view = layout.out_view(self.out_spatial)
-        self.tables = WindowTables(first, count, factor, [a[0] for a in axes], step, full, fast)
+        span = _regular_span(first[2], count[2], step[2])
+        self.tables = WindowTables(first, count, factor, sizes, step, span, fast)
         cells = math.prod(int(c.max()) for c in count)
         if cells <= UINT8_CODE_LIMIT:
             self.code_dtype = np.dtype(np.uint8)
@@ -201,20 +218,18 @@ class PoolCall:
             raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
                              f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
         self.fast = fast
-        in_hw = [a[0] for a in axes[1:]]
-        self.tiled = fast == FAST_2X2 and all(
-            n == 2 * len(f) for n, f in zip(in_hw, first[1:]))
+        # 2x2 stride 2 windows covering the input exactly: backward writes every cell
+        self.tiled = fast == FAST_2X2 and all(_tiles(n, f, c) for n, f, c in zip(sizes, first, count))
 
 
 def _trivial_axis():
-    one = np.zeros(1, dtype=np.intp)
-    return (1, one, one + 1, np.ones(1), 1, (0, 1))
+    zero = np.zeros(1, dtype=np.intp)
+    return (1, zero, zero + 1, np.ones(1), 1)
 
 
 def _fast_kind(kernel, stride, before, after, dilation, layout):
-    """FAST_2X2 / FAST_3X3 for channels-first inputs with a trivial depth axis."""
-    if layout.channels_last or kernel[0] != 1 or layout.rank == 1 or \
-            (layout.rank == 3 and layout.spatial[0] != 1):
+    """FAST_2X2 / FAST_3X3 for channels-first inputs pooled over H and W only."""
+    if layout.channels_last or kernel[0] != 1 or layout.rank == 1:
         return FAST_NONE
     hw = list(zip(kernel[1:], stride[1:], before[1:], after[1:], dilation[1:]))
     if all(a == (2, 2, 0, 0, 1) for a in hw):
@@ -281,7 +296,7 @@ def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mo
     axes = []
     for n, o, k, s, b, a, d in zip(spatial, out, kernel, stride, before, after, dilation):
         first, count, factor = axis_windows(n, o, k, s, b, a, d, "one" if override else divisor)
-        axes.append((n, first, count, factor, d, _whole_range(count, k)))
+        axes.append((n, first, count, factor, d))
     axes = [_trivial_axis()] * (3 - rank) + axes
     if override is not None:
         axes[0] = axes[0][:3] + (axes[0][3] * override,) + axes[0][4:]
@@ -303,7 +318,7 @@ def adaptive_call(op, shape, rank, output_size, data_format):
     axes = [_trivial_axis()] * (3 - rank)
     for n, o in zip(layout.spatial, sizes):
         first, count, factor = adaptive_axis(n, o)
-        axes.append((n, first, count, factor, 1, (0, 0)))
+        axes.append((n, first, count, factor, 1))
     return PoolCall(layout, axes)
 
 
