@@ -5,6 +5,8 @@ view the input as ``(B, S, C)`` blocks, and keep only what backward needs:
 max/min/stochastic keep the compact argmax codes (uint8 or int32, never
 int64), and only when a graph is being recorded.
 """
+import math
+
 import numpy as np
 
 from minipool import _config
@@ -170,7 +172,9 @@ class MaxUnpool(Function):
     def forward(ctx, x, *, indices, planes, out_shape):
         # indices: checked int64 array of x's shape; planes: number of (N, C) planes
         n_in = x.size // planes if planes else 0
-        n_out = int(np.prod(out_shape)) // planes if planes else 0
+        # math.prod: np.prod wraps around int64 for huge sizes (a 0-cell buffer the kernel
+        # would then write past); Python ints make NumPy refuse the allocation instead
+        n_out = math.prod(out_shape) // planes if planes else 0
         xk = _view(x, (planes, n_in))
         ik = _view(indices, (planes, n_in), np.int64)
         out = np.empty((planes, n_out), dtype=x.dtype)
