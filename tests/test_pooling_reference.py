@@ -381,6 +381,66 @@ def test_channels_last_for_the_other_2d_ops(name):
     assert_identical(leaf.grad, nhwc(first[-2]), f"{name} channels_last gradient")
 
 
+# ------------------------------------------------------------------ big windows, long signals
+BIG_WINDOW_CASES = [  # (shape, kernel, stride, padding, dilation): windows of 256+ cells
+    ((1, 2, 20, 21), (16, 17), 2, 0, 1),
+    ((1, 1, 40, 40), 20, 10, 10, 1),
+    ((1, 1, 9, 9, 9), 7, 1, 3, 1),
+    ((2, 1, 700), 300, 100, 150, 1),
+    ((1, 2, 30, 30), 16, 7, 8, 2),
+]
+
+
+@pytest.mark.parametrize("kind", ["max", "min"])
+@pytest.mark.parametrize("case", BIG_WINDOW_CASES, ids=str)
+def test_windows_with_hundreds_of_cells(kind, case):
+    shape, kernel, stride, padding, dilation = case
+    nd = len(shape) - 2
+    x = make_input(24, shape, np.float32, "distinct")
+    pool = getattr(F, f"{kind}_pool{nd}d")
+    out, idx, grad, g = forward_backward(
+        lambda t: pool(t, kernel, stride, padding, dilation, return_indices=True), x, 24)
+    ref, ref_idx = getattr(R, f"{kind}_pool")(x, kernel, stride, padding, dilation)
+    assert_identical(out, ref)
+    assert_identical(idx, ref_idx)
+    assert_identical(grad, R.max_pool_grad(x.shape, ref_idx, g).astype(np.float32))
+
+
+@pytest.mark.parametrize("corner", ["first", "last"])
+def test_global_and_adaptive_max_over_a_large_plane(corner):
+    x = np.zeros((2, 2, 70, 80), np.float32)
+    position = (0, 0) if corner == "first" else (69, 79)
+    x[:, :, position[0], position[1]] = 5.0
+    flat = position[0] * 80 + position[1]
+    out, idx = F.adaptive_max_pool2d(mp.tensor(x), 1, return_indices=True)
+    assert np.all(out.numpy() == 5.0) and np.all(idx.numpy() == flat)
+    leaf = mp.tensor(x, requires_grad=True)
+    F.global_max_pool2d(leaf).sum().backward()
+    assert_identical(leaf.grad, (x == 5.0).astype(np.float32))
+    low, low_idx = F.min_pool2d(mp.tensor(-x), (70, 80), return_indices=True)
+    assert np.all(low.numpy() == -5.0) and np.all(low_idx.numpy() == flat)
+
+
+def test_long_1d_signal():
+    x = make_input(25, (2, 3, 1001), np.float64, "ties")
+    for k, s, p, d, ceil in ((2, 2, 0, 1, True), (3, 2, 1, 1, False), (5, 3, 2, 2, True)):
+        out, idx = F.max_pool1d(mp.tensor(x), k, s, p, d, ceil, return_indices=True)
+        ref, ref_idx = R.max_pool(x, k, s, p, d, ceil)
+        assert_identical(out, ref)
+        assert_identical(idx, ref_idx)
+        avg = F.avg_pool1d(mp.tensor(x), k, s, min(p, k // 2), ceil)
+        assert_near(avg, R.avg_pool(x, k, s, min(p, k // 2), ceil), np.float64)
+
+
+def test_float32_averages_of_large_windows_stay_accurate():
+    x = (np.random.default_rng(26).random((2, 2, 64, 64)) + 100.0).astype(np.float32)
+    ref = R.avg_pool(x, 64)
+    np.testing.assert_allclose(F.avg_pool2d(mp.tensor(x), 64).numpy(), ref, rtol=2e-6)
+    np.testing.assert_allclose(F.global_avg_pool2d(mp.tensor(x), keepdim=True).numpy(), ref,
+                               rtol=2e-6)
+    np.testing.assert_allclose(F.adaptive_avg_pool2d(mp.tensor(x), 1).numpy(), ref, rtol=2e-6)
+
+
 # ------------------------------------------------------------------ stochastic pooling
 def rng(seed):
     return np.random.default_rng(seed)
@@ -460,6 +520,16 @@ def test_stochastic_training_frequencies_follow_a_over_sum_a():
     # standard error <= sqrt(0.25 / 20000) = 0.0035; allow about 4 of them
     for value, p in ((1.0, 0.1), (3.0, 0.3), (6.0, 0.6)):
         assert abs(frequencies[value] - p) < 0.015, (value, frequencies)
+
+
+def test_stochastic_training_draws_equal_cells_uniformly():
+    # 3x3 windows of equal values: each cell has p = 1/9; the gradient shows which was drawn
+    x = mp.tensor(np.ones((1, 1, 3, 3 * 20000)), requires_grad=True)
+    out = F.stochastic_pool2d(x, 3, training=True, generator=rng(8))
+    out.sum().backward()
+    per_cell = x.grad.numpy().reshape(3, 20000, 3).sum(axis=1) / 20000
+    assert per_cell.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(per_cell, np.full((3, 3), 1 / 9), atol=0.012)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
