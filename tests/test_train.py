@@ -135,6 +135,9 @@ def test_defaults_depend_on_the_dataset():
     assert syn.out == os.path.join("runs", "lenet5-synthetic")
     mn = train.TrainConfig(dataset="mnist").resolved()
     assert mn.epochs == 10 and mn.augment is True
+    classic = train.TrainConfig(model="lenet5-classic", dataset="mnist").resolved()
+    assert classic.lr < mn.lr and classic.epochs == 10
+    assert train.TrainConfig(model="lenet5-classic", lr=0.5).resolved().lr == 0.5  # explicit wins
 
 
 def test_a_small_run_writes_everything_and_learns(tmp_path):
