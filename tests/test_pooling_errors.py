@@ -106,6 +106,19 @@ def test_output_smaller_than_one_is_refused(name):
         getattr(F, f"{name}2d")(tiny, (1, 5), 1, (0, 1))   # W: 2 + 2 - 5 < 0
 
 
+def test_zero_divisor_override_is_refused():
+    with pytest.raises(ValueError, match="divisor_override"):
+        F.avg_pool2d(X2, 2, divisor_override=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.bool_])
+def test_unsupported_dtypes_are_a_type_error(dtype):
+    x = mp.tensor(np.zeros((1, 1, 4, 4), dtype=dtype))
+    for call in (lambda t: F.max_pool2d(t, 2), lambda t: F.avg_pool2d(t, 2)):
+        with pytest.raises(TypeError, match="input|dtype"):
+            call(x)
+
+
 def test_bad_padding_string_and_data_format():
     with pytest.raises(ValueError, match="padding"):
         F.max_pool2d(X2, 2, padding="full")

@@ -500,6 +500,22 @@ def test_stochastic_training_picks_a_nonzero_cell_of_its_window_and_routes_the_g
     assert_identical(leaf.grad, expected_grad.astype(dtype), "stochastic training gradient")
 
 
+def test_stochastic_planes_and_overlapping_windows_draw_independently():
+    # 2000 planes holding the same window [[1, 2], [3, 4]]: p = 0.1, 0.2, 0.3, 0.4 in each
+    x = np.tile(np.array([[1.0, 2.0], [3.0, 4.0]]), (500, 4, 1, 1))
+    out = F.stochastic_pool2d(mp.tensor(x), 2, training=True, generator=rng(9)).numpy().ravel()
+    for value, p in ((1.0, 0.1), (2.0, 0.2), (3.0, 0.3), (4.0, 0.4)):
+        assert abs(np.mean(out == value) - p) < 0.045, (value, np.mean(out == value))
+    # overlapping windows (stride 1) on one row [1, 1, 1, ...]: window j covers cells j and j+1;
+    # each window is drawn on its own, so cell j+1 is chosen half of the time
+    x = mp.tensor(np.ones((1, 1, 1, 20001)), requires_grad=True)
+    out = F.stochastic_pool2d(x, (1, 2), 1, training=True, generator=rng(10))
+    out.sum().backward()
+    interior = x.grad.numpy().ravel()[1:-1]          # 0, 1 or 2 draws per interior cell
+    assert abs(interior.mean() - 1.0) < 0.02
+    assert abs(np.mean(interior == 2) - 0.25) < 0.02   # both neighbours chose it: 1/4
+
+
 def test_stochastic_training_is_reproducible_with_the_same_generator_seed():
     x = np.random.default_rng(1).random((2, 3, 8, 8)).astype(np.float32)
     first = F.stochastic_pool2d(mp.tensor(x), 2, generator=rng(42)).numpy()
@@ -620,6 +636,36 @@ def test_forward_under_no_grad_matches_and_records_nothing(name):
     assert not plain[0].requires_grad and recorded[0].requires_grad
     for a, b in zip(plain, recorded):
         assert_identical(a, b.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(THREADED_OPS))
+def test_retained_graph_backward_twice_accumulates(name):
+    x = make_input(27, (4, 8, 8, 16), np.float64, "distinct")
+    small_ops = {"max_pool3d": lambda t: F.max_pool3d(t.reshape(2, 2, 8, 8, 16), 3, 2, 1, 2, True),
+                 "min_pool1d": lambda t: F.min_pool1d(t.reshape(4, 8, 128), 3, 2, 1),
+                 "avg_pool1d": lambda t: F.avg_pool1d(t.reshape(4, 8, 128), 4, 3, 2, True),
+                 "avg_pool3d": lambda t: F.avg_pool3d(t.reshape(2, 2, 8, 8, 16), 2)}
+    fn = small_ops.get(name, THREADED_OPS[name])
+    leaf = mp.tensor(x, requires_grad=True)
+    out = fn(leaf)
+    out = out[0] if isinstance(out, tuple) else out
+    g = upstream_gradient(27, out.shape)
+    out.backward(g, retain_graph=True)
+    once = leaf.grad.numpy().copy()
+    out.backward(g)
+    assert_identical(leaf.grad, 2 * once, f"{name}: second backward of a retained graph")
+
+
+@pytest.mark.parametrize("name", sorted(THREADED_OPS))
+def test_outputs_are_fresh_arrays_and_indices_carry_no_gradient(name):
+    x = make_input(28, (4, 8, 64, 64), np.float32, "normal")
+    leaf = mp.tensor(x, requires_grad=True)
+    result = THREADED_OPS[name](leaf)
+    result = result if isinstance(result, tuple) else (result,)
+    for tensor in result:
+        assert not np.shares_memory(tensor.numpy(), leaf.numpy())
+    for indices in result[1:]:
+        assert indices.dtype == np.int64 and not indices.requires_grad
 
 
 NONCONTIGUOUS_OPS = {
