@@ -130,6 +130,11 @@ cdef class WindowTables:
         self.w.span_lo, self.w.span_hi = lo, hi
         self.w.span_origin, self.w.span_stride, self.w.span_cells = origin, stride, cells
         self.w.max_rows = max(1, int(np.max(keep[1])) * int(np.max(keep[4])))
+        # the unrolled loops assume their exact window shape along W: else no fast path
+        if fast == FAST_2X2 and (stride, cells, origin, self.w.step[2]) != (2, 2, 0, 1):
+            fast = FAST_NONE
+        if fast == FAST_3X3 and (stride, cells, origin, self.w.step[2]) != (2, 3, -1, 1):
+            fast = FAST_NONE
         self.w.fast = fast
         self.w.fast_rows = 2 if fast == FAST_2X2 else 3
         self.max_rows = self.w.max_rows

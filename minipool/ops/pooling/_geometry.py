@@ -186,9 +186,8 @@ def _regular_span(first, count, step):
     return (lo, hi, int(first[lo]) - lo * stride, stride, cells)
 
 
-def _tiles(size, first, count):
-    """Do this axis's windows cover its input exactly once (no overlap, no gap)?"""
-    k = int(count.max())
+def _tiles(size, first, count, k):
+    """Do this axis's windows, each ``k`` cells, cover its input exactly once?"""
     return bool((count == k).all() and len(first) * k == size
                 and np.array_equal(first, k * np.arange(len(first))))
 
@@ -198,16 +197,16 @@ class PoolCall:
     argmax storage dtype and the fast path that applies (if any)."""
 
     __slots__ = ("layout", "tables", "out_spatial", "out_shape", "out_view", "code_dtype",
-                 "fast", "tiled")
+                 "fast", "tiled", "_axes")
 
-    def __init__(self, layout, axes, fast=FAST_NONE):
+    def __init__(self, layout, axes, fast=FAST_NONE, row_passes=True):
         # axes: per axis d, h, w: (input size, first, count, divisor factor, dilation)
-        self.layout = layout
+        self.layout, self._axes = layout, axes
         sizes, first, count, factor, step = zip(*axes)
         self.out_spatial = tuple(len(f) for f in first)[3 - layout.rank:]
         self.out_shape = layout.out_shape(self.out_spatial)
         self.out_view = layout.out_view(self.out_spatial)
-        span = _regular_span(first[2], count[2], step[2])
+        span = _regular_span(first[2], count[2], step[2]) if row_passes else (0, 0, 0, 1, 0)
         self.tables = WindowTables(first, count, factor, sizes, step, span, fast)
         cells = math.prod(int(c.max()) for c in count)
         if cells <= UINT8_CODE_LIMIT:
@@ -217,9 +216,16 @@ class PoolCall:
         else:
             raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
                              f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
-        self.fast = fast
+        self.fast = fast if row_passes else FAST_NONE
         # 2x2 stride 2 windows covering the input exactly: backward writes every cell
-        self.tiled = fast == FAST_2X2 and all(_tiles(n, f, c) for n, f, c in zip(sizes, first, count))
+        self.tiled = self.fast == FAST_2X2 and all(
+            _tiles(n, f, c, k) for n, f, c, k in zip(sizes, first, count, (1, 2, 2)))
+
+    def variant(self, fast=True, row_passes=True):
+        """The same geometry with the unrolled fast paths and/or the row passes
+        switched off (``variant(False, False)`` walks one window at a time): the
+        plainer kernel paths, to check the others against."""
+        return PoolCall(self.layout, self._axes, self.fast if fast else FAST_NONE, row_passes)
 
 
 def _trivial_axis():
