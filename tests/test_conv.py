@@ -287,3 +287,21 @@ def conv_args(**over):
 def test_bad_arguments_raise_named_errors(over, error, match):
     with pytest.raises(error, match=match):
         F.conv2d(**conv_args(**over))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_column_blocked_gemms_match_one_gemm(groups, monkeypatch):
+    """Few output channels and many columns take the blocked GEMM path; it must agree
+    with the single-GEMM path (float64, to rounding) and use more than one block."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((4, 2 * groups, 48, 48))
+    w = rng.standard_normal((3 * groups, 2, 3, 3))
+    b = rng.standard_normal(3 * groups)
+    assert len(conv_module.column_blocks(4 * 46 * 46, 3)) > 1
+    blocked = run(x, w, b, dict(groups=groups))
+    monkeypatch.setattr(conv_module, "SKINNY_OUT_CHANNELS", 0)
+    assert len(conv_module.column_blocks(4 * 46 * 46, 3)) == 1
+    single = run(x, w, b, dict(groups=groups))
+    for got, want in zip(blocked[:4], single[:4]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
