@@ -1,15 +1,16 @@
-"""2-d convolution (cross-correlation, as in PyTorch) by im2col + one BLAS GEMM.
+"""2-d convolution (cross-correlation, as in PyTorch) by im2col + BLAS GEMM.
 
 Forward: ``im2col`` (Cython + OpenMP, ``minipool/_kernels/im2col.pyx``) lays the
 receptive fields out as ``cols`` of shape (C*kh*kw, N*Ho*Wo): the batch is folded
 into the columns, so the whole batch is a single GEMM ``W2 @ cols`` with
 ``W2 = weight.reshape(O, C*kh*kw)`` (one GEMM per group, batched through
 ``np.matmul``; split into column blocks for layers with few output channels,
-see ``column_blocks``).  The bias is added to the (O, N*Ho*Wo) product, which is then
-reordered to NCHW in one copy.
+see ``column_blocks``).  The bias is added to the (O, N*Ho*Wo) product, which
+is then reordered to NCHW in one copy.
 
 Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
-  weight: ``(cols @ G.T).T``  -- one GEMM over the whole batch.  Written this way
+  weight: ``(cols @ G.T).T``  -- one GEMM over the whole batch (summed over the
+          column blocks for skinny layers).  Written this way
           round because OpenBLAS is ~2x faster for the long-K shape
           (K = N*Ho*Wo) when the long operand is the row-major left factor.
   input:  ``col2im(W2.T @ G)``, the scatter-add run per input plane (no atomics,
@@ -18,12 +19,19 @@ Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
   bias:   row sums of ``G``.
 
 Threads.  Our kernels take their thread count from ``minipool._config`` (1 for
-small jobs).  The GEMMs run on NumPy's OpenBLAS with its own thread pool
-(``OPENBLAS_NUM_THREADS``, default: all cores).  The two never run at the same
-time -- every kernel call returns before the next GEMM starts -- so the pools
-take turns rather than compete for the cores, and we leave OpenBLAS's setting
-alone (NumPy offers no API to change it; set ``OPENBLAS_NUM_THREADS`` before
-starting Python to pin it).  ``benchmarks/bench_conv.py`` measures both pools.
+small jobs).  The GEMMs run on NumPy's OpenBLAS with its own pthread pool
+(``OPENBLAS_NUM_THREADS``, default: every core); NumPy offers no call to change
+it, so we leave it alone.  The two pools never run at the same time -- every
+kernel returns before the next GEMM starts -- but neither goes to sleep at
+once: measured here, an OpenBLAS worker keeps polling (with sched_yield) for
+~50 ms after a GEMM and a libgomp worker spins for ~8 ms after a parallel
+region.  On an otherwise idle machine the pools take turns; on a machine shared
+with other jobs multi-threading collapses (LeNet's two convolutions, forward +
+backward: ~4 ms on one thread, 60-300 ms with 2 threads at a load average of
+8 on 2 cores).  There, pin everything to one thread before starting Python:
+``OPENBLAS_NUM_THREADS=1 MINIPOOL_NUM_THREADS=1``; ``OMP_WAIT_POLICY=PASSIVE``
+stops the libgomp spinning.  ``benchmarks/bench_conv.py`` runs each thread
+count in its own process with all pools pinned to it.
 """
 import numpy as np
 
