@@ -25,6 +25,9 @@ def _output_spatial(op, rank, spatial, kernel, stride, padding, output_size):
             raise ValueError(f"{op}: the default output size {default} is not positive; "
                              f"check kernel_size, stride and padding")
         return default
+    if not isinstance(output_size, (tuple, list)):
+        raise TypeError(f"{op}: output_size must be a tuple of {rank} ints (or {rank + 2} with N "
+                        f"and C), got {output_size!r}")
     sizes = tuple(output_size)
     if len(sizes) == rank + 2:
         sizes = sizes[2:]
@@ -32,6 +35,8 @@ def _output_spatial(op, rank, spatial, kernel, stride, padding, output_size):
                                      for v in sizes):
         raise ValueError(f"{op}: output_size must hold {rank} ints (or {rank + 2} with N and C), "
                          f"got {output_size!r}")
+    if min(sizes) < 1:  # the range check below lets 0 and negative sizes through for small defaults
+        raise ValueError(f"{op}: output_size entries must be >= 1, got {tuple(sizes)}")
     for size, d, s in zip(sizes, default, stride):
         if not d - s < size < d + s:
             raise ValueError(f"{op}: output_size {tuple(sizes)} is out of range: each size must be "
