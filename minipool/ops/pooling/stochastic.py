@@ -27,6 +27,8 @@ def _rng(generator):
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        if generator < 0:
+            raise ValueError(f"stochastic_pool2d: generator seed must be >= 0, got {generator}")
         return np.random.default_rng(int(generator))
     raise TypeError(f"stochastic_pool2d: generator must be None, an int seed or a "
                     f"numpy.random.Generator, got {type(generator).__name__}")
