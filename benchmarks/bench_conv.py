@@ -78,12 +78,14 @@ def measure(threads, repeats, warmup, use_torch):
 
         cols = np.empty((C * k * k, N * Ho * Wo), np.float32)
         grad_x = np.empty_like(x)
-        n_threads = mp._config.kernel_threads(N * C, cols.size)
-        row["im2col"] = median_time(lambda: im2col(x, cols, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, n_threads),
-                                    repeats, warmup)
-        row["col2im"] = median_time(lambda: col2im(cols, grad_x, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, n_threads),
-                                    repeats, warmup)
-        row["kernel_threads"] = n_threads
+        # the thread counts conv2d itself asks for: im2col splits rows of cols, col2im planes
+        im2col_threads = mp._config.kernel_threads(cols.shape[0], cols.size)
+        col2im_threads = mp._config.kernel_threads(N * C, cols.size)
+        row["im2col"] = median_time(
+            lambda: im2col(x, cols, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, im2col_threads), repeats, warmup)
+        row["col2im"] = median_time(
+            lambda: col2im(cols, grad_x, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, col2im_threads), repeats, warmup)
+        row["kernel_threads"] = {"im2col": im2col_threads, "col2im": col2im_threads}
         # bytes moved: im2col reads x once and writes cols; col2im reads cols and writes grad_x
         row["bytes"] = x.nbytes + cols.nbytes
         rows.append(row)
@@ -133,7 +135,8 @@ def main(argv=None):
     for r in rows:
         for kernel in ("im2col", "col2im"):
             rate = gbps(r["bytes"], r[kernel])
-            kernel_rows.append([kernel, r["case"], r["threads"], r["kernel_threads"], format_seconds(r[kernel]),
+            kernel_rows.append([kernel, r["case"], r["threads"], r["kernel_threads"][kernel],
+                                format_seconds(r[kernel]),
                                 f"{rate:.1f}", f"{roof_fraction(rate, r['bytes'] / 2):.2f}"])
     print(markdown_table(["kernel", "case", "threads", "threads used", "time", "GB/s", "of copy roof"],
                          kernel_rows))

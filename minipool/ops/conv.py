@@ -99,7 +99,7 @@ class Conv2dFn(Function):
         NL = N * L
         cols = np.empty((C * kh * kw, NL), dtype=x.dtype)
         im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
-               _config.kernel_threads(N * C, cols.size))
+               _config.kernel_threads(cols.shape[0], cols.size))  # threads split the rows of cols
         weight3 = weight.reshape(groups, O_group, K_group)
         cols3 = cols.reshape(groups, K_group, NL)
         out3 = np.empty((groups, O_group, NL), dtype=x.dtype)
