@@ -58,6 +58,8 @@ CASES = [
     (1, 3, 5, 5, 2, 5, 1, "valid", 1, 1, True),      # kernel covers the whole input
     (2, 1, 4, 4, 3, 1, 1, 0, 1, 1, True),            # 1x1 kernel
     (1, 2, 5, 5, 2, 3, 3, 2, 1, 1, True),            # padding wider than stride leaves
+    (1, 2, 4, 4, 2, 3, 1, 5, 1, 1, True),            # padding wider than the kernel: all-zero rows
+    (2, 2, 3, 5, 2, 2, 2, (4, 0), 3, 1, False),      # dilated kernel spanning mostly padding
 ]
 IDS = [f"case{i}" for i in range(len(CASES))]
 
