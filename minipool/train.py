@@ -337,8 +337,13 @@ class _Progress:
 
 # --------------------------------------------------------------------------- checkpoints
 def _training_state(model, optimizer, scheduler):
+    from minipool import _random
+
+    # The loader needs no saved RNG (its draws depend on seed/epoch/batch only); the shared
+    # generator is saved for layers that draw from it during training (dropout).
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None}
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": _random.default_generator().bit_generator.state}
 
 
 def _checkpoint_meta(cfg, model, kind, position, run):
@@ -383,6 +388,9 @@ def _resume_config(cfg, explicit, meta, path):
             raise TrainError(f"--resume {path}: the checkpoint was trained with "
                              f"{key.replace('_', '-')}={getattr(saved, key)!r}, but "
                              f"{getattr(cfg, key)!r} was asked for; drop that option to resume")
+    if "epochs" in explicit and cfg.epochs != saved.epochs and saved.schedule in ("onecycle", "cosine", "step"):
+        raise TrainError(f"--resume {path}: the {saved.schedule} schedule was laid out for "
+                         f"{saved.epochs} epochs; changing --epochs on resume needs --schedule none")
     for key in ("epochs", "threads", "progress", "data_dir", "download", "plots"):
         if key in explicit:
             setattr(saved, key, getattr(cfg, key))
@@ -427,6 +435,8 @@ def run_training(config, resume=None, explicit=(), log=print):
                         drop_last=False, transform=train_tf)
     steps_per_epoch = len(loader)
     if resumed is None:
+        from minipool import _random
+        _random.manual_seed([cfg.seed, 0xD209])  # for layers that draw while training (dropout)
         model = build_model(cfg.model, **cfg.model_config(cfg.seed))
     else:
         model = resumed[0]
@@ -438,6 +448,9 @@ def run_training(config, resume=None, explicit=(), log=print):
     if resumed is not None:
         _, meta, state = resumed
         optimizer.load_state_dict(state["optimizer"])
+        if state.get("rng") is not None:
+            from minipool import _random
+            _random.default_generator().bit_generator.state = state["rng"]
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
         run["history"] = list(meta["history"])

@@ -232,6 +232,9 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     with pytest.raises(train.TrainError, match="batch-size"):
         train.run_training(train.TrainConfig(batch_size=8), resume=tmp_path / "last.npz",
                            explicit={"batch_size"}, log=quiet)
+    with pytest.raises(train.TrainError, match="schedule"):
+        train.run_training(train.TrainConfig(epochs=5), resume=tmp_path / "last.npz",
+                           explicit={"epochs"}, log=quiet)
 
 
 # ------------------------------------------------------------------ accuracy targets (slow)
