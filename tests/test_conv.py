@@ -307,3 +307,41 @@ def test_column_blocked_gemms_match_one_gemm(groups, monkeypatch):
     single = run(x, w, b, dict(groups=groups))
     for got, want in zip(blocked[:4], single[:4]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------ recycled buffers
+def test_saved_columns_survive_later_convolutions_and_retain_graph():
+    """The im2col matrix saved for backward must not be recycled while its graph lives."""
+    rng = np.random.default_rng(31)
+    w_np = rng.standard_normal((3, 2, 3, 3))
+    xs = [rng.standard_normal((2, 2, 40, 40)) for _ in range(3)]
+    w = mp.tensor(w_np, requires_grad=True)
+    outs = [F.conv2d(mp.tensor(x), w) for x in xs]  # three live graphs, same shapes
+    outs[0].sum().backward(retain_graph=True)
+    outs[2].sum().backward()
+    outs[0].sum().backward()  # the retained graph again, after other convolutions ran
+    ones = np.ones((2, 3, 38, 38))
+    expected = 2 * reference(xs[0], w_np, None, 1, 0, 1, 1, ones)[2] + reference(xs[2], w_np, None, 1, 0, 1, 1, ones)[2]
+    np.testing.assert_allclose(w.grad.numpy(), expected, rtol=1e-11)
+
+
+def test_workspace_recycles_only_unreferenced_buffers():
+    from minipool.ops._workspace import Workspace
+    ws = Workspace(max_bytes=10_000)
+    a = ws.empty((10, 10), np.float64)           # 800 bytes
+    view = a[2:]
+    address = a.__array_interface__["data"][0]
+    del a
+    b = ws.empty((10, 10), np.float64)
+    assert b.__array_interface__["data"][0] != address   # the view still holds the first one
+    del view
+    c = ws.empty((10, 10), np.float64)
+    assert c.__array_interface__["data"][0] == address   # now it is free again
+    d = ws.empty((10, 10), np.float32)                   # other dtype: another buffer
+    assert d.dtype == np.float32 and d.shape == (10, 10)
+    del b, c, d
+    big = ws.empty((2000,), np.float64)                  # 16 kB: more than the pool keeps
+    assert big.nbytes > ws.max_bytes and all(buf is not big for buf in ws._buffers)
+    for rows in range(5, 25):                            # many shapes: free ones are evicted
+        ws.empty((rows, 7), np.float64)
+    assert ws.nbytes <= ws.max_bytes

@@ -37,6 +37,7 @@ import numpy as np
 
 from minipool import _config
 from minipool._kernels.im2col import col2im, im2col
+from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function
@@ -97,12 +98,14 @@ class Conv2dFn(Function):
         O = weight.shape[0]
         O_group, K_group, L = O // groups, (C // groups) * kh * kw, Ho * Wo
         NL = N * L
-        cols = np.empty((C * kh * kw, NL), dtype=x.dtype)
+        # cols and the other big temporaries come from a pool of recycled buffers: fresh
+        # multi-megabyte arrays cost a page fault per 4 KiB (see ops/_workspace.py)
+        cols = scratch.empty((C * kh * kw, NL), x.dtype)
         im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
                _config.kernel_threads(cols.shape[0], cols.size))  # threads split the rows of cols
         weight3 = weight.reshape(groups, O_group, K_group)
         cols3 = cols.reshape(groups, K_group, NL)
-        out3 = np.empty((groups, O_group, NL), dtype=x.dtype)
+        out3 = scratch.empty((groups, O_group, NL), x.dtype)
         for start, stop in column_blocks(NL, O_group):
             np.matmul(weight3, cols3[:, :, start:stop], out=out3[:, :, start:stop])
         out2d = out3.reshape(O, NL)
@@ -126,7 +129,8 @@ class Conv2dFn(Function):
         NL = N * L
         blocks = column_blocks(NL, O_group)
         # G: (O, N*L), contiguous; every product below reads it (or its transpose) in place.
-        G = np.ascontiguousarray(grad.reshape(N, O, L).transpose(1, 0, 2)).reshape(O, NL)
+        G = scratch.empty((O, NL), grad.dtype)
+        np.copyto(G.reshape(O, N, L), grad.reshape(N, O, L).transpose(1, 0, 2))
         G3 = G.reshape(groups, O_group, NL)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[2]:
@@ -143,7 +147,7 @@ class Conv2dFn(Function):
             grad_w = np.ascontiguousarray(grad_w3.transpose(0, 2, 1)).reshape(O, C // groups, kh, kw)
         if ctx.needs_input_grad[0]:
             weight_t = ctx.weight3.transpose(0, 2, 1)
-            grad_cols3 = np.empty((groups, K_group, NL), dtype=grad.dtype)
+            grad_cols3 = scratch.empty((groups, K_group, NL), grad.dtype)
             for start, stop in blocks:
                 np.matmul(weight_t, G3[:, :, start:stop], out=grad_cols3[:, :, start:stop])
             grad_x = np.empty((N, C, H, W), dtype=grad.dtype)
