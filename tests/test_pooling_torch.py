@@ -27,6 +27,15 @@ torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
 IMPLS = ["reference", "minipool"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_on_one_thread():
+    """These tensors are tiny: torch's thread pool only adds overhead (restored afterwards)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 FAST = settings(max_examples=EXAMPLES, deadline=None)
 
 
