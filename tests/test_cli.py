@@ -128,3 +128,18 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_identically(tmp_path):
     mb = json.loads((tmp_path / "cut" / "metrics.json").read_text())
     assert ma["test_accuracy"] == mb["test_accuracy"]
     assert [h["train_loss"] for h in ma["history"]] == [h["train_loss"] for h in mb["history"]]
+
+
+def test_fashion_mnist_from_idx_files(tmp_path, capsys):
+    from tests.test_data import make_mnist_dir
+
+    root = tmp_path / "fashion"
+    root.mkdir()
+    make_mnist_dir(root, n_train=120, n_test=40, gz=False)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(root), "--val-size", "20",
+                 "--epochs", "1", "--batch-size", "50", "--progress", "none", "--no-plots",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "100 train / 20 validation / 40 test images" in printed and "Ankle " in printed
+    assert json.loads((out / "metrics.json").read_text())["test_images"] == 40
