@@ -45,6 +45,9 @@ from minipool.tensor import FLOAT_DTYPES, Function
 __all__ = ["conv2d", "conv_output_size", "pair"]
 
 
+MAX_GEOMETRY = 2 ** 31 - 1  # kernel sizes, strides, paddings and dilations (as PyTorch's int32 limit)
+
+
 def pair(value, name, minimum):
     """``value`` (int or sequence of 2 ints) as a 2-tuple of ints >= ``minimum``."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -55,6 +58,8 @@ def pair(value, name, minimum):
             raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
         if v < minimum:
             raise ValueError(f"conv2d: {name} must be >= {minimum}, got {value!r}")
+        if v > MAX_GEOMETRY:
+            raise ValueError(f"conv2d: {name} must be <= {MAX_GEOMETRY}, got {value!r}")
     return int(items[0]), int(items[1])
 
 
@@ -228,6 +233,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: input of spatial size ({H}, {W}) padded by ({top}+{bottom}, "
                          f"{left}+{right}) is smaller than the dilated kernel "
                          f"({dilation[0] * (kh - 1) + 1}, {dilation[1] * (kw - 1) + 1})")
+    batch = 1 if unbatched else input.shape[0]
+    largest_buffer = max(C * kh * kw, O) * batch * Ho * Wo * input.dtype.itemsize  # cols or output
+    if largest_buffer > np.iinfo(np.intp).max:
+        raise ValueError(f"conv2d: output size ({Ho}, {Wo}) from padding {(top, bottom, left, right)} "
+                         f"and stride {stride} is too large to compute")
     geometry = (kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
     x = reshape(input, (1, C, H, W)) if unbatched else input
     out = Conv2dFn.apply(x, weight, bias, geometry)
