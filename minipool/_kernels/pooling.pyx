@@ -89,6 +89,7 @@ cdef struct Windows:
     Py_ssize_t max_rows             # largest count_d * count_h: scratch length per thread
     int fast                        # FAST_2X2 / FAST_3X3 apply to rows with fast_rows rows
     Py_ssize_t fast_rows
+    bint whole_plane                # FAST_2X2 and every window whole: plane-level loops
 
 
 cdef class WindowTables:
@@ -102,6 +103,7 @@ cdef class WindowTables:
     cdef Windows w
     cdef object _keep           # the arrays the pointers in ``w`` point into
     cdef readonly Py_ssize_t max_rows
+    cdef readonly bint whole_plane
 
     def __init__(self, first, count, divisor, size_in, step, span, int fast):
         cdef const Py_ssize_t[::1] ints
@@ -137,7 +139,11 @@ cdef class WindowTables:
             fast = FAST_NONE
         self.w.fast = fast
         self.w.fast_rows = 2 if fast == FAST_2X2 else 3
+        self.w.whole_plane = (fast == FAST_2X2 and bool((keep[1] == 1).all())
+                              and bool((keep[4] == 2).all()) and bool((keep[7] == 2).all())
+                              and lo == 0 and hi == self.w.size_out[2])
         self.max_rows = self.w.max_rows
+        self.whole_plane = self.w.whole_plane
         self._keep = keep
 
 
@@ -195,6 +201,14 @@ cdef inline Py_ssize_t _units(Py_ssize_t B, Py_ssize_t C, Py_ssize_t block) noex
 
 def _scratch(WindowTables tables, int num_threads):
     return np.empty((max(1, num_threads), tables.max_rows), dtype=np.intp)
+
+
+def _plane_scratch(WindowTables tables, Py_ssize_t plane_out, Py_ssize_t C, bint needed,
+                   int num_threads):
+    """Per-thread int codes of one output plane (for _extreme_plane_2x2)."""
+    if needed and C == 1 and tables.whole_plane:
+        return np.empty((max(1, num_threads), max(1, plane_out)), dtype=np.intc)
+    return np.empty((1, 1), dtype=np.intc)
 
 
 cdef void _zero_block(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0,
@@ -333,6 +347,31 @@ cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t
     return m
 
 
+cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssize_t c,
+                                Py_ssize_t n, int fast, pool_t flip, pool_t* out,
+                                int* codes) noexcept nogil:
+    """n whole 2x2 (3x3) windows, window i starting at column c + 2i of the rows:
+    values to out, ordinals to codes (if not NULL)."""
+    cdef Py_ssize_t i
+    cdef int unused
+    # row pointers in locals: the compiler cannot tell that stores to out leave rows alone
+    cdef const pool_t* r0 = x + rows[0] + c
+    cdef const pool_t* r1 = x + rows[1] + c
+    cdef const pool_t* r2 = x + rows[2] + c if fast == FAST_3X3 else r1
+    if fast == FAST_2X2 and codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, flip, &unused), flip)
+    elif fast == FAST_2X2:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, flip, &codes[i]), flip)
+    elif codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, flip, &codes[i]), flip)
+
+
 cdef void _extreme_scalar(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
                           Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
@@ -371,27 +410,15 @@ cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const 
     cdef pool_t acc[CHUNK]
     cdef int chunk_codes[CHUNK]
     cdef int* kp = chunk_codes if codes != NULL else NULL
-    cdef int unused
     cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows
     start = lo
     while start < hi:
         n = min(<Py_ssize_t>CHUNK, hi - start)
         c = 2 * start + w.span_origin  # unrolled: window start + i begins at column c + 2i
-        if unrolled and w.fast == FAST_2X2 and codes == NULL:
-            for i in range(n):
-                acc[i] = _extreme_2x2(x + rows[0], x + rows[1], c + 2 * i, flip, &unused)
-        elif unrolled and w.fast == FAST_2X2:
-            for i in range(n):
-                acc[i] = _extreme_2x2(x + rows[0], x + rows[1], c + 2 * i, flip,
-                                      &chunk_codes[i])
-        elif unrolled and codes == NULL:
-            for i in range(n):
-                acc[i] = _extreme_3x3(x + rows[0], x + rows[1], x + rows[2], c + 2 * i, flip,
-                                      &unused)
+        if unrolled and flip == _flip(x, False):  # constant flips fold away (max pooling)
+            _unrolled_span(x, rows, c, n, w.fast, _flip(x, False), out + o_row + start, kp)
         elif unrolled:
-            for i in range(n):
-                acc[i] = _extreme_3x3(x + rows[0], x + rows[1], x + rows[2], c + 2 * i, flip,
-                                      &chunk_codes[i])
+            _unrolled_span(x, rows, c, n, w.fast, _flip(x, True), out + o_row + start, kp)
         else:
             for i in range(n):
                 acc[i] = _lowest(x)
@@ -401,8 +428,8 @@ cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const 
                     _extreme_pass_strided(
                         x + rows[r] + w.span_origin + start * stride + j * sw, stride, flip,
                         acc, kp, <int>(r * kw + j), n)
-        for i in range(n):
-            out[o_row + start + i] = _key(acc[i], flip)
+            for i in range(n):
+                out[o_row + start + i] = _key(acc[i], flip)
         if codes != NULL:
             for i in range(n):
                 codes[o_row + start + i] = <uint8_t>chunk_codes[i]
@@ -444,6 +471,31 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
             cstart += n
 
 
+cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
+                             pool_t flip, int* plane_codes) noexcept nogil:
+    """A plane whose windows are all whole 2x2 stride 2 (no border windows): one
+    unrolled loop per output row and no other per-row work; the codes of the
+    whole plane are packed to uint8 at once (small planes, e.g. LeNet's, are
+    dominated by per-row overheads otherwise)."""
+    cdef Py_ssize_t od, oh, o_row, i, W = w.size_in[2], oW = w.size_out[2]
+    cdef Py_ssize_t rows[2]
+    cdef int* kp = plane_codes if codes != NULL else NULL
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            rows[0] = (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            rows[1] = rows[0] + W
+            o_row = _out_row(w, od, oh)
+            if flip == _flip(x, False):  # constant flips fold away (max pooling)
+                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, False), out + o_row,
+                               kp + o_row if kp != NULL else NULL)
+            else:
+                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, True), out + o_row,
+                               kp + o_row if kp != NULL else NULL)
+    if codes != NULL:
+        for i in range(w.size_out[0] * w.size_out[1] * oW):
+            codes[i] = <uint8_t>plane_codes[i]
+
+
 def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
                     WindowTables tables, bint is_min, bint store, Py_ssize_t block,
                     int num_threads):
@@ -456,6 +508,7 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, o_row, lo, hi
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
+    cdef int[:, ::1] plane_codes = _plane_scratch(tables, out.shape[1], C, store, num_threads)
     cdef Py_ssize_t* rows
     cdef code_t* kp
     cdef const pool_t* type_tag = NULL
@@ -466,6 +519,11 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
         kp = &codes[b, 0, 0] if store else NULL
+        if code_t is uint8_t:
+            if C == 1 and w.whole_plane:
+                _extreme_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], kp, &w, flip,
+                                   &plane_codes[omp_get_thread_num(), 0])
+                continue
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
@@ -518,37 +576,37 @@ cdef void _route_row(const floating* grad_out, const code_t* codes, floating* gr
             grad_in[s * C + c] += grad_out[o + c]
 
 
-cdef void _route_tiled_row(const floating* grad_out, const uint8_t* codes, floating* grad_in,
-                           const Windows* w, const Py_ssize_t* rows,
-                           Py_ssize_t o_row) noexcept nogil:
-    """2x2 stride 2 windows that tile the plane: *write* all four cells of each
-    window (the gradient or 0), so the plane needs no zeroing pass.  The codes
-    are widened to int first so the selects vectorise 32 bits wide."""
-    cdef Py_ssize_t start, n, i, hi = w.size_out[2]
+cdef void _route_tiled_plane(const floating* grad_out, const uint8_t* codes, floating* grad_in,
+                             const Windows* w, int* plane_codes) noexcept nogil:
+    """A plane tiled by 2x2 stride 2 windows: *write* all four cells of each window
+    (the gradient or 0), so the plane needs no zeroing pass.  The codes are
+    widened to int first (the whole plane at once) so the selects vectorise
+    32 bits wide; each select picks between values loaded up front (GCC does
+    not speculate a load hidden in one arm), one loop per input row (it will
+    not if-convert four selects)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
     cdef floating* r0
     cdef floating* r1
     cdef const floating* g
+    cdef const int* k
     cdef floating gv, zero = 0
-    cdef int chunk_codes[CHUNK]
-    start = 0
-    while start < hi:
-        n = min(<Py_ssize_t>CHUNK, hi - start)
-        for i in range(n):
-            chunk_codes[i] = codes[o_row + start + i]
-        r0 = grad_in + rows[0] + 2 * start
-        r1 = grad_in + rows[1] + 2 * start
-        g = grad_out + o_row + start
-        # selects of values loaded up front (a load inside a select is not
-        # speculated), one loop per input row (GCC will not if-convert four)
-        for i in range(n):
-            gv = g[i]
-            r0[2 * i] = gv if chunk_codes[i] == 0 else zero
-            r0[2 * i + 1] = gv if chunk_codes[i] == 1 else zero
-        for i in range(n):
-            gv = g[i]
-            r1[2 * i] = gv if chunk_codes[i] == 2 else zero
-            r1[2 * i + 1] = gv if chunk_codes[i] == 3 else zero
-        start += n
+    for i in range(w.size_out[0] * w.size_out[1] * oW):
+        plane_codes[i] = codes[i]
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            o_row = _out_row(w, od, oh)
+            r0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            g = grad_out + o_row
+            k = plane_codes + o_row
+            for i in range(oW):
+                gv = g[i]
+                r0[2 * i] = gv if k[i] == 0 else zero
+                r0[2 * i + 1] = gv if k[i] == 1 else zero
+            for i in range(oW):
+                gv = g[i]
+                r1[2 * i] = gv if k[i] == 2 else zero
+                r1[2 * i + 1] = gv if k[i] == 3 else zero
 
 
 def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
@@ -564,8 +622,10 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
     cdef Py_ssize_t u, b, c0, nc, od, oh, nr, o_row
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
+    cdef bint write = tiled and C == 1 and w.whole_plane
+    cdef int[:, ::1] plane_codes = _plane_scratch(tables, grad_out.shape[1], C, write,
+                                                  num_threads)
     cdef Py_ssize_t* rows
-    cdef bint write = tiled and C == 1 and w.fast == FAST_2X2
     if code_t is int32_t:
         write = False
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
@@ -573,17 +633,16 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        if not write:
-            _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
+        if code_t is uint8_t:
+            if write:
+                _route_tiled_plane(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], &w,
+                                   &plane_codes[omp_get_thread_num(), 0])
+                continue
+        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
                 o_row = _out_row(&w, od, oh)
-                if code_t is uint8_t:
-                    if write:
-                        _route_tiled_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0],
-                                         &w, rows, o_row)
-                        continue
                 _route_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc,
                            &w, rows, nr, o_row)
 
@@ -768,6 +827,27 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
             cstart += n
 
 
+cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noexcept nogil:
+    """A plane whose windows are all whole 2x2 stride 2: plain sums / divisor, one
+    loop per output row and no other per-row work (same sum order as every path)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating s
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            o_row = _out_row(w, od, oh)
+            for i in range(oW):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                out[o_row + i] = s / <floating>_divisor(w, od, oh, i)
+
+
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
                 int power, double p, Py_ssize_t block, int num_threads):
     """Average / sum / LP pooling of x (B, S_in, C) into out (B, S_out, C).
@@ -785,6 +865,9 @@ def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTabl
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
+        if C == 1 and w.whole_plane and power == POWER_ONE:
+            _sum_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], &w)
+            continue
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
@@ -810,8 +893,8 @@ cdef inline void _add_pass(floating* gs, Py_ssize_t stride, const floating* q,
 
 
 cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows* w,
-                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
-                      bint tiled) noexcept nogil:
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                      Py_ssize_t oh) noexcept nogil:
     """grad_in[cell] += grad_out / divisor for every real cell of every window of one
     row of a plane.  Each input cell receives its windows' shares in window order
     in every path: scalar windows left of the span, then row passes over the span
@@ -821,8 +904,6 @@ cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating q[CHUNK]
     cdef floating g
-    cdef floating* r0
-    cdef floating* r1
     _row_parts(w, nr, True, &lo, &hi)
     for ow in range(w.size_out[2]):
         if ow == lo and lo < hi:  # the span, in row passes
@@ -831,24 +912,15 @@ cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows
                 n = min(<Py_ssize_t>CHUNK, hi - start)
                 for i in range(n):
                     q[i] = grad_out[o_row + start + i] / <floating>_divisor(w, od, oh, start + i)
-                if tiled:  # 2x2 s2 windows that tile the plane: write, no zeroing pass
-                    r0 = grad_in + rows[0] + 2 * start
-                    r1 = grad_in + rows[1] + 2 * start
-                    for i in range(n):
-                        r0[2 * i] = q[i]
-                        r0[2 * i + 1] = q[i]
-                        r1[2 * i] = q[i]
-                        r1[2 * i + 1] = q[i]
-                else:
-                    for r in range(nr):
-                        for j in range(kw - 1, -1, -1):
-                            c = rows[r] + w.span_origin + start * stride + j * sw
-                            if stride == 1:
-                                _add_pass(grad_in + c, 1, q, n)
-                            elif stride == 2:
-                                _add_pass(grad_in + c, 2, q, n)
-                            else:
-                                _add_pass(grad_in + c, stride, q, n)
+                for r in range(nr):
+                    for j in range(kw - 1, -1, -1):
+                        c = rows[r] + w.span_origin + start * stride + j * sw
+                        if stride == 1:
+                            _add_pass(grad_in + c, 1, q, n)
+                        elif stride == 2:
+                            _add_pass(grad_in + c, 2, q, n)
+                        else:
+                            _add_pass(grad_in + c, stride, q, n)
                 start += n
         if lo <= ow < hi:
             continue
@@ -858,6 +930,27 @@ cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows
         for r in range(nr):
             for j in range(nw):
                 grad_in[rows[r] + w0 + j * sw] += g
+
+
+cdef void _spread_tiled_plane(const floating* grad_out, floating* grad_in,
+                              const Windows* w) noexcept nogil:
+    """A plane tiled by 2x2 stride 2 windows: write grad_out / divisor to all four
+    cells of each window (no zeroing pass, no adds)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
+    cdef floating* r0
+    cdef floating* r1
+    cdef floating q
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            o_row = _out_row(w, od, oh)
+            for i in range(oW):
+                q = grad_out[o_row + i] / <floating>_divisor(w, od, oh, i)
+                r0[2 * i] = q
+                r0[2 * i + 1] = q
+                r1[2 * i] = q
+                r1[2 * i + 1] = q
 
 
 cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
@@ -897,15 +990,16 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
-    cdef bint write = (tiled and C == 1 and w.fast == FAST_2X2
-                       and w.span_hi - w.span_lo >= MIN_ROW_PASS)  # the row passes write
+    cdef bint write = tiled and C == 1 and w.whole_plane
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        if not write:
-            _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
+        if write:
+            _spread_tiled_plane(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w)
+            continue
+        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)
@@ -913,8 +1007,7 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
                     _spread_channels(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows,
                                      nr, od, oh)
                 else:
-                    _spread_row(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, rows, nr, od, oh,
-                                write)
+                    _spread_row(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, rows, nr, od, oh)
 
 
 def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,

@@ -1,0 +1,137 @@
+"""Pooling speed: minipool's kernels against the memory roof and PyTorch CPU.
+
+For each case (float32; a ResNet-stage input (32, 64, 56, 56) and LeNet's
+(64, 6, 28, 28)) and each thread count it prints the median time, the
+bandwidth (bytes read + written, argmax storage included), that bandwidth as
+a fraction of a same-size ``np.copyto`` (the memory roof), and how many
+times faster minipool is than PyTorch on NCHW and on channels_last tensors
+(torch.set_num_threads matched).  "fwd train" keeps the argmax (the input
+requires grad); "fwd infer" runs under no_grad; "bwd" times the backward
+pass alone (autograd.grad on a retained graph, in both libraries).
+
+    python benchmarks/bench_pooling.py            # full run
+    python benchmarks/bench_pooling.py --quick    # smoke run (CI)
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import minipool as mp  # noqa: E402
+import minipool.nn.functional as F  # noqa: E402
+from minipool.autograd import grad as mp_grad  # noqa: E402
+
+from _common import (copy_bandwidth, format_seconds, gbps, import_torch, machine_line,  # noqa: E402
+                     markdown_table, median_time, parse_args, set_threads)
+
+SHAPES = {"32x64x56x56": (32, 64, 56, 56), "LeNet 64x6x28x28": (64, 6, 28, 28)}
+
+# name -> (minipool op taking (x, data_format), torch op taking x, mode)
+CASES = {
+    "max 2x2 fwd train": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
+                          lambda t, x: t.nn.functional.max_pool2d(x, 2), "train"),
+    "max 2x2 fwd infer": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
+                          lambda t, x: t.nn.functional.max_pool2d(x, 2), "infer"),
+    "max 2x2 bwd": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
+                    lambda t, x: t.nn.functional.max_pool2d(x, 2), "backward"),
+    "max 3x3 s2 p1 fwd train": (lambda x, fmt: F.max_pool2d(x, 3, 2, 1, data_format=fmt),
+                                lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1), "train"),
+    "avg 2x2 fwd": (lambda x, fmt: F.avg_pool2d(x, 2, data_format=fmt),
+                    lambda t, x: t.nn.functional.avg_pool2d(x, 2), "train"),
+    "avg 2x2 bwd": (lambda x, fmt: F.avg_pool2d(x, 2, data_format=fmt),
+                    lambda t, x: t.nn.functional.avg_pool2d(x, 2), "backward"),
+}
+
+
+def time_minipool(op, x_np, data_format, mode, args):
+    """Median seconds and bytes moved for one minipool case."""
+    x = mp.tensor(x_np, requires_grad=mode != "infer")
+    y = op(x, data_format)
+    extra = 0
+    if y.grad_fn is not None and hasattr(y.grad_fn, "codes"):
+        extra = y.grad_fn.codes.nbytes                      # the argmax kept for backward
+    if mode == "backward":
+        g = np.ones(y.shape, dtype=np.float32)
+        seconds = median_time(lambda: mp_grad(y, [x], g, retain_graph=True), args.repeats,
+                              args.warmup)
+        return seconds, y.data.nbytes + extra + x_np.nbytes
+    if mode == "infer":
+        with mp.no_grad():
+            seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
+    else:
+        seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
+    return seconds, x_np.nbytes + y.data.nbytes + extra
+
+
+def time_torch(torch, op, x_np, channels_last, mode, args):
+    x = torch.from_numpy(x_np).clone()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(mode != "infer")
+    if mode == "backward":
+        y = op(torch, x)
+        g = torch.ones_like(y)
+        return median_time(lambda: torch.autograd.grad(y, x, g, retain_graph=True),
+                           args.repeats, args.warmup)
+    if mode == "infer":
+        with torch.no_grad():
+            return median_time(lambda: op(torch, x), args.repeats, args.warmup)
+    return median_time(lambda: op(torch, x), args.repeats, args.warmup)
+
+
+def main(argv=None):
+    args = parse_args(__doc__.splitlines()[0], argv)
+    torch = import_torch(args.no_torch)
+    rows = []
+    for shape_name, shape in SHAPES.items():
+        x_first = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        x_last = np.ascontiguousarray(x_first.transpose(0, 2, 3, 1))
+        roof = copy_bandwidth(x_first.nbytes, args.repeats, args.warmup)
+        for threads in args.threads:
+            set_threads(threads, torch)
+            for case, (op, torch_op, mode) in CASES.items():
+                reference = {}
+                if torch is not None:
+                    for cl in (False, True):
+                        reference[cl] = time_torch(torch, torch_op, x_first, cl, mode, args)
+                for fmt, x_np in (("NCHW", x_first), ("NHWC", x_last)):
+                    data_format = "channels_first" if fmt == "NCHW" else "channels_last"
+                    seconds, nbytes = time_minipool(op, x_np, data_format, mode, args)
+                    rate = gbps(nbytes, seconds)
+                    row = [case, shape_name, fmt, threads, format_seconds(seconds),
+                           f"{rate:.1f}", f"{rate / roof:.0%}"]
+                    for cl in (False, True):
+                        if torch is None:
+                            row += ["-", "-"]
+                        else:
+                            row += [format_seconds(reference[cl]),
+                                    f"{reference[cl] / seconds:.1f}x"]
+                    rows.append(row)
+    print(machine_line(torch))
+    print()
+    print(markdown_table(
+        ["case", "input", "layout", "threads", "minipool", "GB/s", "of copy roof",
+         "torch NCHW", "speed-up", "torch channels_last", "speed-up"], rows))
+    print()
+    print(memory_report())
+
+
+def memory_report():
+    """Bytes kept for backward by max pooling: minipool's codes vs PyTorch's int64 indices."""
+    lines = ["argmax kept for backward (max_pool2d, float32 input requiring grad):"]
+    for shape_name, shape in SHAPES.items():
+        for k, s, p in ((2, 2, 0), (3, 2, 1)):
+            x = mp.zeros(*shape, requires_grad=True)
+            y = F.max_pool2d(x, k, s, p)
+            ours = y.grad_fn.codes.nbytes
+            theirs = y.size * 8
+            lines.append(f"  {shape_name} kernel {k} stride {s} padding {p}: minipool "
+                         f"{ours / 2**20:.2f} MiB ({y.grad_fn.codes.dtype}), PyTorch int64 "
+                         f"{theirs / 2**20:.2f} MiB, ratio {ours / theirs:.3f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
