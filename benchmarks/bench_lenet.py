@@ -14,6 +14,7 @@ import cProfile
 import os
 import pstats
 import sys
+import time
 
 import numpy as np
 
@@ -94,11 +95,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7, help="timed runs (median reported)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile minipool's training steps")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="NumPy BLAS threads for minipool (default 1, what the trainer uses)")
     args = parser.parse_args(argv)
     torch = import_torch(args.no_torch)
     set_threads(args.threads, torch)
-    from minipool.train import pin_blas_to_one_thread
-    pin_blas_to_one_thread()  # as the trainer does: LeNet's GEMMs are too small to split
+    from minipool.train import _set_openblas_threads
+    _set_openblas_threads(args.blas_threads)  # 1 by default, as the trainer: LeNet's GEMMs are small
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, 1, 32, 32)).astype(np.float32)
@@ -126,17 +129,17 @@ def main(argv=None):
         else:
             rows.append([mode, f"{ours:,.0f}", "-", "-", f">= {TARGETS[mode]}x"])
     print(machine_line(torch))
-    print(f"LeNet-5, batch {args.batch}, {args.threads} threads, images/s (median of {args.repeats} "
-          f"runs of {args.steps} steps)\n")
+    print(f"LeNet-5, batch {args.batch}, {args.threads} threads (minipool's NumPy BLAS: "
+          f"{args.blas_threads}), images/s (median of {args.repeats} runs of {args.steps} steps)\n")
     print(markdown_table(["mode", "minipool img/s", "PyTorch img/s", "minipool / PyTorch", "target"], rows))
 
     if args.profile:
-        profiler = cProfile.Profile()
+        profiler = cProfile.Profile(time.process_time)  # CPU time: steadier on a shared machine
         profiler.enable()
         for _ in range(args.steps * 3):
             mp_train()
         profiler.disable()
-        print(f"\ncProfile of {args.steps * 3} minipool training steps (top 25 by own time):")
+        print(f"\ncProfile (CPU seconds) of {args.steps * 3} minipool training steps, top 25 by own time:")
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
     return 0
 
