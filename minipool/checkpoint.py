@@ -106,7 +106,10 @@ def load_checkpoint(path):
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError,
+            RuntimeError) as e:
+        # zipfile reports some damaged headers as NotImplementedError ("zip file version")
+        # or RuntimeError ("File ... is encrypted")
         raise CheckpointError(f"{path} is not a readable checkpoint ({e})") from None
     try:
         payload = json.loads(str(arrays.pop("__meta__")))
