@@ -6,8 +6,8 @@ bandwidth (bytes read + written, argmax storage included), that bandwidth as
 a fraction of a same-size ``np.copyto`` (the memory roof), and how many
 times faster minipool is than PyTorch on NCHW and on channels_last tensors
 (torch.set_num_threads matched).  "fwd train" keeps the argmax (the input
-requires grad); "fwd infer" runs under no_grad; "bwd" times the backward
-pass alone (autograd.grad on a retained graph, in both libraries).
+requires grad); "fwd infer" runs under no_grad; "bwd" times the op's backward alone (the
+Function's backward / the aten backward op, outside either autograd engine).
 
     python benchmarks/bench_pooling.py            # full run
     python benchmarks/bench_pooling.py --quick    # smoke run (CI)
@@ -21,60 +21,68 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import minipool as mp  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
-from minipool.autograd import grad as mp_grad  # noqa: E402
 
 from _common import (copy_bandwidth, format_seconds, gbps, import_torch, machine_line,  # noqa: E402
                      markdown_table, median_time, parse_args, set_threads)
 
 SHAPES = {"32x64x56x56": (32, 64, 56, 56), "LeNet 64x6x28x28": (64, 6, 28, 28)}
 
-# name -> (minipool op taking (x, data_format), torch op taking x, mode)
+# name -> (minipool op taking (x, data_format), torch op taking (torch, x), mode)
 CASES = {
     "max 2x2 fwd train": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
                           lambda t, x: t.nn.functional.max_pool2d(x, 2), "train"),
     "max 2x2 fwd infer": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
                           lambda t, x: t.nn.functional.max_pool2d(x, 2), "infer"),
-    "max 2x2 bwd": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt),
-                    lambda t, x: t.nn.functional.max_pool2d(x, 2), "backward"),
+    "max 2x2 bwd": (lambda x, fmt: F.max_pool2d(x, 2, data_format=fmt), "max2", "backward"),
     "max 3x3 s2 p1 fwd train": (lambda x, fmt: F.max_pool2d(x, 3, 2, 1, data_format=fmt),
                                 lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1), "train"),
     "avg 2x2 fwd": (lambda x, fmt: F.avg_pool2d(x, 2, data_format=fmt),
                     lambda t, x: t.nn.functional.avg_pool2d(x, 2), "train"),
-    "avg 2x2 bwd": (lambda x, fmt: F.avg_pool2d(x, 2, data_format=fmt),
-                    lambda t, x: t.nn.functional.avg_pool2d(x, 2), "backward"),
+    "avg 2x2 bwd": (lambda x, fmt: F.avg_pool2d(x, 2, data_format=fmt), "avg2", "backward"),
 }
 
 
 def time_minipool(op, x_np, data_format, mode, args):
-    """Median seconds and bytes moved for one minipool case."""
+    """Median seconds and bytes moved for one minipool case.
+
+    Backward times the op's own backward (the Function's ``backward`` on a
+    recorded graph), without the autograd engine's bookkeeping."""
     x = mp.tensor(x_np, requires_grad=mode != "infer")
     y = op(x, data_format)
-    extra = 0
+    kept = 0
     if y.grad_fn is not None and hasattr(y.grad_fn, "codes"):
-        extra = y.grad_fn.codes.nbytes                      # the argmax kept for backward
+        kept = y.grad_fn.codes.nbytes                       # the argmax kept for backward
     if mode == "backward":
+        ctx = y.grad_fn
         g = np.ones(y.shape, dtype=np.float32)
-        seconds = median_time(lambda: mp_grad(y, [x], g, retain_graph=True), args.repeats,
-                              args.warmup)
-        return seconds, y.data.nbytes + extra + x_np.nbytes
+        seconds = median_time(lambda: type(ctx).backward(ctx, g), args.repeats, args.warmup)
+        return seconds, y.data.nbytes + kept + x_np.nbytes
     if mode == "infer":
         with mp.no_grad():
             seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
     else:
         seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
-    return seconds, x_np.nbytes + y.data.nbytes + extra
+    return seconds, x_np.nbytes + y.data.nbytes + kept
 
 
 def time_torch(torch, op, x_np, channels_last, mode, args):
+    """Median seconds of the same case in PyTorch (backward: the aten backward op)."""
     x = torch.from_numpy(x_np).clone()
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    x.requires_grad_(mode != "infer")
     if mode == "backward":
-        y = op(torch, x)
-        g = torch.ones_like(y)
-        return median_time(lambda: torch.autograd.grad(y, x, g, retain_graph=True),
-                           args.repeats, args.warmup)
+        aten = torch.ops.aten
+        if op == "max2":
+            y, idx = aten.max_pool2d_with_indices(x, [2, 2], [2, 2], [0, 0], [1, 1], False)
+            g = torch.ones_like(y)
+            run = lambda: aten.max_pool2d_with_indices_backward(  # noqa: E731
+                g, x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)
+        else:
+            g = torch.ones_like(aten.avg_pool2d(x, [2, 2], [2, 2], [0, 0], False, True, None))
+            run = lambda: aten.avg_pool2d_backward(  # noqa: E731
+                g, x, [2, 2], [2, 2], [0, 0], False, True, None)
+        return median_time(run, args.repeats, args.warmup)
+    x.requires_grad_(mode != "infer")
     if mode == "infer":
         with torch.no_grad():
             return median_time(lambda: op(torch, x), args.repeats, args.warmup)

@@ -22,7 +22,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool.ops.pooling import _functions
 from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import window_call
+from minipool.ops.pooling._geometry import adaptive_call, window_call
 
 FAST = settings(max_examples=120, deadline=None)
 
@@ -128,6 +128,26 @@ def test_channels_last_is_the_channels_first_result_transposed(kind, geometry, h
     out_first.backward(grad)
     out_last.backward(np.ascontiguousarray(grad.transpose(0, 2, 3, 1)))
     same(last.grad.numpy().transpose(0, 3, 1, 2), first.grad, "gradient")
+
+
+@pytest.mark.parametrize("output_size", [1, (1, 2), (2, 2)])
+def test_planes_walked_side_by_side_match_planes_one_at_a_time(output_size):
+    # few large windows per plane (global pooling): 8 planes are walked together
+    rng = np.random.default_rng(8)
+    x = with_specials(rng, (3, 7, 9, 23), np.float64)          # 21 planes: a partial group
+    call = adaptive_call("adaptive_max_pool2d", x.shape, 2, output_size, None)
+    assert call.plane_group > 1
+    grad = rng.integers(-4, 5, call.out_shape).astype(np.float64)
+    grouped = run_extreme(x, call, False, grad)
+    single = run_extreme(x, call.variant(False, False), False, grad)
+    for what, a, b in zip(("values", "indices", "gradient"), grouped, single):
+        same(a, b, f"grouped max {what}")
+    positive = np.abs(np.nan_to_num(x, posinf=3.0, neginf=-3.0))
+    for p in (1.0, 2.0, 2.5):
+        a = run_sum(positive, call, grad, p)
+        b = run_sum(positive, call.variant(False, False), grad, p)
+        same(a[0], b[0], f"grouped sum p={p}")
+        same(a[1], b[1], f"grouped sum p={p} gradient")
 
 
 # ----------------------------------------------------------------------------- threads

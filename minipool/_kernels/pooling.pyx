@@ -68,6 +68,7 @@ cdef enum:
     POWER_TWO = 2           # x*x and sqrt
     CHUNK = 256             # outputs (row passes) or channels (NHWC) buffered on the stack
     MIN_ROW_PASS = 4        # shorter spans run the scalar loop (same results, less overhead)
+    MAX_GROUP = 16          # planes walked side by side when each has few, large windows
 
 NO_CELL_CODE = NO_CELL_U8
 
@@ -471,6 +472,47 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
             cstart += n
 
 
+cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t n_planes,
+                               Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w,
+                               Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """n_planes planes walked side by side, for planes with a few large windows
+    (global and coarse adaptive pooling): each plane keeps its own running max,
+    updated in scan order, but the planes' independent updates interleave
+    instead of waiting on one another."""
+    cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, p, o
+    cdef pool_t acc[MAX_GROUP]
+    cdef int code[MAX_GROUP]
+    cdef pool_t v, m
+    cdef int k, cell, first
+    cdef bint better
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            for ow in range(w.size_out[2]):
+                o = _out_row(w, od, oh) + ow
+                w0 = w.first[2][ow]
+                nw = w.count[2][ow] if nr > 0 else 0
+                first = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+                for p in range(n_planes):
+                    acc[p] = _lowest(x)
+                    code[p] = first
+                for r in range(nr):
+                    for j in range(nw):
+                        s = rows[r] + w0 + j * w.step[2]
+                        cell = <int>(r * nw + j) if code_t is uint8_t else <int>s
+                        for p in range(n_planes):
+                            v = _key(x[p * S_in + s], flip)
+                            m = acc[p]
+                            k = code[p]
+                            better = _beats(v, m)
+                            acc[p] = v if better else m
+                            code[p] = cell if better else k
+                for p in range(n_planes):
+                    out[p * S_out + o] = _key(acc[p], flip)
+                    if codes != NULL:
+                        codes[p * S_out + o] = <code_t>code[p]
+
+
 cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
                              pool_t flip, int* plane_codes) noexcept nogil:
     """A plane whose windows are all whole 2x2 stride 2 (no border windows): one
@@ -503,6 +545,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
 
     With ``store`` the winning cell of each output goes to ``codes`` (same shape
     as out); without it ``codes`` is ignored (pass any 1x1x1 uint8 array).
+    ``block``: channels per unit of work (NHWC), or planes walked side by side
+    per unit (NCHW, C == 1; see ``_extreme_plane_group``).
     """
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, o_row, lo, hi
@@ -513,6 +557,15 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     cdef code_t* kp
     cdef const pool_t* type_tag = NULL
     cdef pool_t flip = _flip(type_tag, is_min)
+    if C == 1 and block > 1:  # planes walked side by side, ``block`` per unit
+        block = min(block, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + block - 1) // block, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * block
+            _extreme_plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                                 min(block, B - b), x.shape[1], out.shape[1], &w,
+                                 &scratch[omp_get_thread_num(), 0], flip)
+        return
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
@@ -827,6 +880,33 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
             cstart += n
 
 
+cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes,
+                           Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
+                           int power, double p) noexcept nogil:
+    """n_planes planes walked side by side (see _extreme_plane_group): each plane's
+    sum still runs from 0 in scan order."""
+    cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, q, o
+    cdef floating acc[MAX_GROUP]
+    cdef floating div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            for ow in range(w.size_out[2]):
+                o = _out_row(w, od, oh) + ow
+                w0 = w.first[2][ow]
+                nw = w.count[2][ow] if nr > 0 else 0
+                div = <floating>_divisor(w, od, oh, ow)
+                for q in range(n_planes):
+                    acc[q] = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        s = rows[r] + w0 + j * w.step[2]
+                        for q in range(n_planes):
+                            acc[q] += _raise(x[q * S_in + s], power, p)
+                for q in range(n_planes):
+                    out[q * S_out + o] = _root(acc[q], power, p) / div
+
+
 cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noexcept nogil:
     """A plane whose windows are all whole 2x2 stride 2: plain sums / divisor, one
     loop per output row and no other per-row work (same sum order as every path)."""
@@ -854,12 +934,21 @@ def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTabl
 
     ``power`` 1: sum / divisor (avg; sum pooling has divisor 1); 2: sqrt of the
     sum of squares; 0: (sum x^p)^(1/p).  LP tables have divisor 1.
+    ``block``: channels per unit (NHWC), or planes walked side by side (C == 1).
     """
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, lo, hi
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
+    if C == 1 and block > 1:  # planes walked side by side, ``block`` per unit
+        block = min(block, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + block - 1) // block, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * block
+            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(block, B - b), x.shape[1],
+                             out.shape[1], &w, &scratch[omp_get_thread_num(), 0], power, p)
+        return
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block

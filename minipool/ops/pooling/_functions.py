@@ -17,15 +17,19 @@ _NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kep
 
 
 def _threads(call):
-    """Thread count and channel block for a kernel call on ``call``'s layout.
+    """Thread count and block for a kernel call on ``call``'s layout.
 
     A unit of parallel work is one block b and a slice of channels; NHWC
     inputs with fewer images than threads split their channels so every
-    thread gets work (the split never changes a result).
+    thread gets work (the split never changes a result).  For NCHW planes
+    the block is the number of planes walked side by side (1 unless the
+    planes have a few large windows).
     """
     B, S, C = call.layout.view
     work = B * S * C + B * call.out_view[1] * C
     n_threads = _config.kernel_threads(B * C, work)
+    if C == 1:
+        return n_threads, call.plane_group
     block = C
     if C > 1 and B < n_threads:
         slices = -(-n_threads // max(B, 1))

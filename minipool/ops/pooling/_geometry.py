@@ -197,7 +197,7 @@ class PoolCall:
     argmax storage dtype and the fast path that applies (if any)."""
 
     __slots__ = ("layout", "tables", "out_spatial", "out_shape", "out_view", "code_dtype",
-                 "fast", "tiled", "_axes")
+                 "fast", "tiled", "plane_group", "_axes")
 
     def __init__(self, layout, axes, fast=FAST_NONE, row_passes=True):
         # axes: per axis d, h, w: (input size, first, count, divisor factor, dilation)
@@ -217,6 +217,9 @@ class PoolCall:
             raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
                              f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
         self.fast = fast if row_passes else FAST_NONE
+        # planes with a few large windows (global pooling) are walked 8 side by side
+        few_large = math.prod(self.out_spatial) <= 4 and cells >= 16
+        self.plane_group = 8 if few_large and not layout.channels_last and row_passes else 1
         # 2x2 stride 2 windows covering the input exactly: backward writes every cell
         self.tiled = self.fast == FAST_2X2 and all(
             _tiles(n, f, c, k) for n, f, c, k in zip(sizes, first, count, (1, 2, 2)))
