@@ -84,7 +84,7 @@ def _add_train_parser(sub):
     p = sub.add_parser(
         "train", help="train LeNet-5 (defaults: modern LeNet-5 on synthetic digits, ~1 minute)",
         description="Train LeNet-5 on minipool's own autograd and kernels. Unset options take the "
-                    "dataset's defaults (synthetic: 16,000 images, 5 epochs, SGD lr 0.05 one-cycle; mnist and "
+                    "dataset's defaults (synthetic: 12,000 images, 4 epochs, SGD lr 0.05 one-cycle; mnist and "
                     "fashion-mnist: 10 epochs, SGD lr 0.1 one-cycle, augmentation on; "
                     "lenet5-classic: lr 0.01).")
     # names are checked by TrainConfig, which gives one clear message for a wrong one

@@ -36,8 +36,8 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 # The synthetic defaults finish well within a minute on two cores; the MNIST ones
 # reach the accuracy targets (10 epochs on the reduced MNIST: see README).
 DATASET_DEFAULTS = {
-    "synthetic": dict(epochs=5, optimizer="sgd", lr=0.05, schedule="onecycle", augment=False,
-                      train_size=16000, val_size=1000, test_size=2000),
+    "synthetic": dict(epochs=4, optimizer="sgd", lr=0.05, schedule="onecycle", augment=False,
+                      train_size=12000, val_size=1000, test_size=2000),
     "mnist": dict(epochs=10, optimizer="sgd", lr=0.1, schedule="onecycle", augment=True,
                   train_size=None, val_size=1000, test_size=None),
     "fashion-mnist": dict(epochs=10, optimizer="sgd", lr=0.1, schedule="onecycle", augment=True,
