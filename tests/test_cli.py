@@ -27,11 +27,14 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert f"accuracy {100 * metrics['test_accuracy']:.2f}%" in printed
 
 
-def test_evaluate_on_real_mnist_when_present(tmp_path, capsys):
-    from tests.test_data import MNIST_DIR
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST_DIR = next((d for d in [os.environ.get("MINIPOOL_MNIST_DIR", ""), "/work/shared/data/mnist",
+                              os.path.join(REPO, "..", "shared", "data", "mnist")]
+                  if d and os.path.isfile(os.path.join(d, "t10k-images-idx3-ubyte.gz"))), None)
 
-    if MNIST_DIR is None:
-        pytest.skip("reduced MNIST not found")
+
+@pytest.mark.skipif(MNIST_DIR is None, reason="reduced MNIST not found")
+def test_evaluate_on_real_mnist_when_present(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--dataset", "mnist", "--data-dir", MNIST_DIR, "--out", str(out)]) == 0
     assert main(["evaluate", "--checkpoint", str(out / "best.npz"), "--dataset", "mnist",
@@ -131,11 +134,14 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_identically(tmp_path):
 
 
 def test_fashion_mnist_from_idx_files(tmp_path, capsys):
-    from tests.test_data import make_mnist_dir
+    from minipool.data import write_idx
 
     root = tmp_path / "fashion"
     root.mkdir()
-    make_mnist_dir(root, n_train=120, n_test=40, gz=False)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 120), ("t10k", 40)):
+        write_idx(root / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)).astype(np.uint8))
+        write_idx(root / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
     out = tmp_path / "run"
     assert main(["train", "--dataset", "fashion-mnist", "--data-dir", str(root), "--val-size", "20",
                  "--epochs", "1", "--batch-size", "50", "--progress", "none", "--no-plots",
