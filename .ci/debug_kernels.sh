@@ -70,7 +70,7 @@ if [ -n "$ASAN_LIB" ]; then
     # Python itself is not instrumented: preload the runtime; CPython's and NumPy's
     # allocations at exit are not leaks of ours, and pytest's subprocesses inherit all this.
     export LD_PRELOAD="$ASAN_LIB${LD_PRELOAD:+:$LD_PRELOAD}"
-    export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+    export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=4096:${ASAN_OPTIONS:-}"
 fi
 
 # 3. Prove the tests will import the debug copy, not the editable install.
