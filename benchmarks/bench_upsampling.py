@@ -5,6 +5,8 @@ it prints one markdown row: the median time, GB/s (input + output bytes, or
 gradient-in + gradient-out bytes for a backward), that bandwidth as a
 fraction of a same-size ``np.copyto`` (the memory roof), and how many times
 faster minipool is than PyTorch with NCHW and with channels_last tensors.
+The three are timed in turn within every repeat (medians reported), so load
+from other processes on a shared machine hits them alike.
 Rows marked NHWC run minipool with ``data_format="channels_last"``; the others
 run it on NCHW arrays.  Backward rows time only the backward of an already
 recorded graph: for minipool the op's backward (what the autograd engine
@@ -15,14 +17,16 @@ for PyTorch ``torch.autograd.grad`` of the recorded output.
     python benchmarks/bench_upsampling.py --quick    # a smoke run: 3 repeats
     python benchmarks/bench_upsampling.py --threads 2 --shape 8,64,56,56
 """
+import gc
 import os
 import sys
+import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (copy_bandwidth, format_seconds, gbps, import_torch, machine_line,  # noqa: E402
-                     markdown_table, median_time, parse_args, set_threads)
+                     markdown_table, parse_args, set_threads)
 
 import minipool as mp  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
@@ -40,6 +44,27 @@ CASES = [
     ("bilinear x2 forward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), False),
     ("bilinear x2 backward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), True),
 ]
+
+
+def interleaved_medians(fns, repeats, warmup):
+    """Median wall time of each callable, timing them in turn within every repeat, so
+    load from other processes on a shared machine hits all of them alike."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for fn, bucket in zip(fns, times):
+                start = time.perf_counter()
+                fn()
+                bucket.append(time.perf_counter() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return [float(np.median(b)) for b in times]
 
 
 def extract_shape(argv):
@@ -101,16 +126,17 @@ def main(argv=None):
             for label, mode, kwargs, backward in CASES:
                 nhwc = label.endswith("NHWC")
                 fn, nbytes = minipool_case(x, mode, kwargs, backward, nhwc)
-                t = median_time(fn, args.repeats, args.warmup)
+                fns = [fn]
+                if torch is not None:
+                    fns += [torch_case(torch, x, mode, kwargs, backward, last)
+                            for last in (False, True)]
+                t, *torch_times = interleaved_medians(fns, args.repeats, args.warmup)
                 bandwidth = gbps(nbytes, t)
                 roof = bandwidth / copy_bandwidth(nbytes / 2, args.repeats, args.warmup)
                 row = [label, threads, format_seconds(t), f"{bandwidth:.1f}", f"{roof:.2f}"]
-                if torch is not None:
-                    for torch_layout_last in (False, True):
-                        tf = torch_case(torch, x, mode, kwargs, backward, torch_layout_last)
-                        tt = median_time(tf, args.repeats, args.warmup)
-                        row += [format_seconds(tt), f"{tt / t:.2f}x"]
-                else:
+                for tt in torch_times:
+                    row += [format_seconds(tt), f"{tt / t:.2f}x"]
+                if torch is None:
                     row += ["-", "-", "-", "-"]
                 rows.append(row)
                 print(" | ".join(str(c) for c in row), file=sys.stderr, flush=True)
