@@ -96,7 +96,7 @@ EOF
 #    An exception a kernel raised where it could not propagate ("Exception ignored")
 #    is an error too.
 export MINIPOOL_POOLING_EXAMPLES="${MINIPOOL_POOLING_EXAMPLES:-8}"
-export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-1500}"
+export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
 "$PY" -m pytest -x -q -p no:cacheprovider -m "not slow" \
     -W error::pytest.PytestUnraisableExceptionWarning \
     tests/test_pooling_errors.py tests/test_pooling_examples.py tests/test_pooling_gradcheck.py \
