@@ -458,7 +458,10 @@ def run_training(config, resume=None, explicit=(), log=print):
         start_epoch, start_batch = meta["position"]["epoch"], meta["position"]["batch"]
         if start_batch:
             run["partial_epoch"] = meta.get("partial_epoch")
-        log(f"resuming from {resume}: epoch {start_epoch + 1}, batch {start_batch}")
+        if start_epoch >= cfg.epochs:
+            log(f"{resume} already finished its {cfg.epochs} epochs: writing the final report only")
+        else:
+            log(f"resuming from {resume}: epoch {start_epoch + 1}, batch {start_batch}")
 
     os.makedirs(cfg.out, exist_ok=True)
     best_path = os.path.join(cfg.out, "best.npz")
