@@ -114,8 +114,8 @@ def c3_connections():
     """The C3 table as a (16, 6) 0/1 array: [c3_map, s2_map] = 1 when connected.
 
     >>> c = c3_connections()
-    >>> c.sum(), c[:6].sum(axis=1).tolist(), c[15].tolist()
-    (60.0, [3, 3, 3, 3, 3, 3], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    >>> int(c.sum()), c[:6].sum(axis=1).astype(int).tolist(), c[15].astype(int).tolist()
+    (60, [3, 3, 3, 3, 3, 3], [1, 1, 1, 1, 1, 1])
     """
     lines = [line for line in C3_TABLE.splitlines() if line.strip()]
     header = lines[0]
