@@ -347,6 +347,8 @@ def _training_state(model, optimizer, scheduler):
 
 
 def _checkpoint_meta(cfg, model, kind, position, run):
+    """Everything but the arrays.  ``position`` = {"epoch": e, "batch": b}: the next step to
+    run is batch b (0-based) of epoch e (0-based); {"epoch": epochs, "batch": 0} is a finished run."""
     import minipool
 
     return {"kind": kind, "minipool_version": minipool.__version__,
@@ -388,7 +390,8 @@ def _resume_config(cfg, explicit, meta, path):
             raise TrainError(f"--resume {path}: the checkpoint was trained with "
                              f"{key.replace('_', '-')}={getattr(saved, key)!r}, but "
                              f"{getattr(cfg, key)!r} was asked for; drop that option to resume")
-    if "epochs" in explicit and cfg.epochs != saved.epochs and saved.schedule in ("onecycle", "cosine", "step"):
+    laid_out = saved.schedule in ("onecycle", "cosine", "step")
+    if "epochs" in explicit and cfg.epochs != saved.epochs and laid_out:
         raise TrainError(f"--resume {path}: the {saved.schedule} schedule was laid out for "
                          f"{saved.epochs} epochs; changing --epochs on resume needs --schedule none")
     for key in ("epochs", "threads", "progress", "data_dir", "download", "plots"):
