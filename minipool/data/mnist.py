@@ -95,15 +95,14 @@ class MNIST(ArrayDataset):
         raise DatasetNotFoundError(self._missing_message([gz_name]))
 
     def _missing_message(self, names, reason=""):
-        files = ", ".join(names)
         where = self.root if os.path.isdir(self.root) else f"{self.root} (does not exist)"
-        mirrors = " or ".join(self.mirrors)
-        text = (f"{type(self).__name__} files not found in {where}: {files}."
-                f"{(' ' + reason) if reason else ''}\n"
-                f"Either pass download=True (command line: --download) to fetch them into "
-                f"{self.root}, or copy the files by hand into that folder (plain or .gz; "
-                f"they are published at {mirrors}), or point root/--data-dir at a folder "
-                f"that has them.")
+        text = f"{type(self).__name__} files not found in {where}: {', '.join(names)}."
+        if reason:
+            text += " " + reason
+        fetch = "" if reason else " or pass --download (download=True) to fetch them there,"
+        text += (f"\nTo fix it, copy {', '.join(self.resources)} (plain or .gz; published at "
+                 f"{' or '.join(self.mirrors)}) into {self.root},{fetch} or point --data-dir "
+                 f"(root=) at a folder that has them.")
         return text
 
     # -- download ----------------------------------------------------------------------
