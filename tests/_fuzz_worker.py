@@ -40,13 +40,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-# A wrongly-huge allocation must fail fast here, not eat a shared machine's memory.
-# (AddressSanitizer reserves terabytes of address space for its shadow memory, so
-# under it the debug script caps allocations with ASAN_OPTIONS instead.)
-_LIMIT = int(os.environ.get("MINIPOOL_FUZZ_MEMORY_LIMIT", str(6 << 30)))
-if "asan" not in os.environ.get("LD_PRELOAD", ""):
-    resource.setrlimit(resource.RLIMIT_AS, (_LIMIT, _LIMIT))
-
 import minipool as mp  # noqa: E402
 import minipool.nn as nn  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
@@ -997,7 +990,17 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def limit_memory():
+    """A wrongly-huge allocation must fail fast here, not eat a shared machine's memory.
+    (AddressSanitizer reserves terabytes of address space for its shadow memory, so
+    under it the debug script caps allocations with ASAN_OPTIONS instead.)"""
+    limit = int(os.environ.get("MINIPOOL_FUZZ_MEMORY_LIMIT", str(6 << 30)))
+    if "asan" not in os.environ.get("LD_PRELOAD", ""):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def main():
+    limit_memory()
     seed, n_calls = int(sys.argv[1]), int(sys.argv[2])
     from minipool._build_info import BUILD_INFO
     emit({"event": "start", "minipool": os.path.dirname(os.path.abspath(mp.__file__)),
