@@ -17,10 +17,12 @@ contiguous channels (the compiler vectorises them).  Channels-first data
 output row instead ("row passes"): for the outputs whose windows are whole
 along W and lie on a regular grid, each window cell is visited for all of
 them at once.  Two shapes that dominate real networks (2x2 stride 2; 3x3
-stride 2 padding 1) have fully unrolled row passes.  Border windows go
-through a scalar loop.  Every path visits a window's cells in scan order
-and accumulates from 0 in that order, so all paths and both layouts give
-bit-identical results.
+stride 2 padding 1) have fully unrolled row passes, and a plane whose
+windows are all whole 2x2 stride 2 is done in plane-level loops with no
+per-row bookkeeping.  Border windows go through a scalar loop.  Planes with
+a few large windows (global pooling) are walked several side by side.
+Every path visits a window's cells in scan order and accumulates from 0 in
+that order, so all paths and both layouts give bit-identical results.
 
 Parallelism.  The OpenMP team splits the work into *units*: one block b and
 a slice of channels (NHWC) or one plane (NCHW).  A unit owns every output
@@ -1149,23 +1151,51 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
 
 
 # ----------------------------------------------------------------------------- stochastic
+cdef inline Py_ssize_t _sample_cell(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
+                                    Py_ssize_t nr, Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
+                                    double u, int* code) noexcept nogil:
+    """The cell of one window (channel-offset ``x``) drawn with p_i = a_i / sum(a).
+
+    Inverse-CDF sampling with u in [0, 1): the first cell whose running sum
+    (double, scan order) exceeds u * sum(a).  Only a positive cell can be that
+    first crossing, so zero cells are never drawn.  If rounding leaves the
+    threshold at the total, the last positive cell; a window of zeros draws
+    its first cell (Caffe's rule).  Selects, not branches: the outcome is random."""
+    cdef Py_ssize_t r, j, s, pick = rows[0] + w0, last = pick
+    cdef double total = 0, running = 0, threshold, a
+    cdef int k = 0, pick_code = 0, last_code = 0
+    cdef bint found = False, now
+    for r in range(nr):
+        for j in range(nw):
+            total = total + x[(rows[r] + w0 + j * sw) * C]
+    threshold = u * total
+    for r in range(nr):
+        for j in range(nw):
+            s = rows[r] + w0 + j * sw
+            a = x[s * C]
+            running = running + a
+            now = (running > threshold) & (not found)
+            pick = s if now else pick
+            pick_code = k if now else pick_code
+            found = found | now
+            last = s if a > 0 else last
+            last_code = k if a > 0 else last_code
+            k += 1
+    code[0] = pick_code if found else last_code
+    return pick if found else last
+
+
 def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] uniforms,
                              floating[:, :, ::1] out, code_t[:, :, ::1] codes,
                              WindowTables tables, bint store, int num_threads):
-    """Stochastic pooling, training: sample one cell per window with p_i = a_i / sum(a).
-
-    Inverse-CDF sampling with the caller's uniforms u in [0, 1): the first cell
-    whose running sum exceeds u * sum(a), in scan order (sums in double).  Codes
-    route the gradient exactly like max pooling's.  A window of zeros draws its
-    first cell (Caffe's rule): the output is 0 and the gradient goes there.
-    """
+    """Stochastic pooling, training: one cell per window drawn with p_i = a_i / sum(a)
+    (see _sample_cell), from the caller's uniforms (same shape as out).  The
+    codes route the gradient exactly like max pooling's."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2]
-    cdef Py_ssize_t b, od, oh, ow, nr, r, j, c, w0, nw, s, o, pick, pick_code, last, last_code
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, od, oh, ow, nr, c, o, s
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
-    cdef double total, running, threshold
-    cdef bint found
+    cdef int k
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         rows = &scratch[omp_get_thread_num(), 0]
         for od in range(w.size_out[0]):
@@ -1173,41 +1203,15 @@ def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1
                 nr = _rows(&w, od, oh, rows)
                 for ow in range(w.size_out[2]):
                     o = _out_row(&w, od, oh) + ow
-                    w0 = w.first[2][ow]
-                    nw = w.count[2][ow]
                     for c in range(C):
-                        total = 0
-                        for r in range(nr):
-                            for j in range(nw):
-                                total = total + x[b, rows[r] + w0 + j * w.step[2], c]
-                        threshold = uniforms[b, o, c] * total
-                        running = 0
-                        pick = rows[0] + w0
-                        pick_code = 0
-                        last = pick
-                        last_code = 0
-                        found = False
-                        for r in range(nr):
-                            for j in range(nw):
-                                s = rows[r] + w0 + j * w.step[2]
-                                if found or x[b, s, c] <= 0:
-                                    continue
-                                last = s
-                                last_code = r * nw + j
-                                running = running + x[b, s, c]
-                                if running > threshold:
-                                    pick = s
-                                    pick_code = r * nw + j
-                                    found = True
-                        if not found:  # rounding left the threshold at the total
-                            pick = last
-                            pick_code = last_code
-                        out[b, o, c] = x[b, pick, c]
+                        s = _sample_cell(&x[b, 0, c], C, rows, nr, w.first[2][ow],
+                                         w.count[2][ow], w.step[2], uniforms[b, o, c], &k)
+                        out[b, o, c] = x[b, s, c]
                         if store:
                             if code_t is uint8_t:
-                                codes[b, o, c] = <uint8_t>pick_code
+                                codes[b, o, c] = <uint8_t>k
                             else:
-                                codes[b, o, c] = <int32_t>pick
+                                codes[b, o, c] = <int32_t>s
 
 
 def stochastic_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,

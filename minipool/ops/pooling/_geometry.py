@@ -23,7 +23,8 @@ import numpy as np
 from minipool._kernels.pooling import WindowTables
 
 __all__ = ["PoolCall", "window_call", "adaptive_call", "int_tuple", "layout_of",
-           "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES", "FLOAT_DTYPES"]
+           "parse_data_format", "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES",
+           "FLOAT_DTYPES"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # PyTorch 2.13 max-pools these on the CPU; minipool's max/min kernels take the same.
@@ -54,18 +55,25 @@ def check_dtype(op, dtype, allowed):
         raise TypeError(f"{op}: input dtype {np.dtype(dtype)} is not supported (use one of {names})")
 
 
-def int_tuple(value, rank, name, op, minimum):
-    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each >= minimum."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+ARG_LIMIT = 2**62               # window arguments stay clear of int64 overflow in the tables
+
+
+def int_tuple(value, rank, name, op, minimum, maximum=ARG_LIMIT):
+    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each in
+    [minimum, maximum].  bools, floats and arrays are refused by name."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
         values = (int(value),) * rank
     elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            for v in value):
         values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
     else:
         raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
     for v in values:
         if v < minimum:
             raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
+        if v > maximum:
+            raise ValueError(f"{op}: {name} must be <= {maximum}, got {_compact(values)}")
     return values
 
 
@@ -103,9 +111,8 @@ def parse_data_format(op, data_format):
                      f"got {data_format!r}")
 
 
-def layout_of(op, shape, rank, data_format):
+def layout_of(op, shape, rank, channels_last=False):
     """Check the input rank and spatial sizes; return its Layout."""
-    channels_last = parse_data_format(op, data_format)
     if len(shape) not in (rank + 1, rank + 2):
         dims = _dims_name(rank)
         form = f"(C, {dims}) or (N, C, {dims})" if not channels_last else \
@@ -252,7 +259,6 @@ def _pad3(values, fill):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-@functools.lru_cache(maxsize=1024)
 def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
                 data_format, divisor):
     """The PoolCall of a sliding-window pool (max/min/avg/sum/LP/stochastic).
@@ -260,40 +266,51 @@ def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mo
     ``divisor`` is "one", "count", "span" or ("override", value).  String
     padding ("valid"/"same") follows Keras; SAME average pools divide by the
     real cells only, whatever ``divisor`` says (unless it is an override).
+    The arguments are checked on every call (so the cache below can never
+    answer for a value it would refuse, e.g. True for 1); the geometry is
+    cached on the checked values.
     """
-    layout = layout_of(op, shape, rank, data_format)
+    channels_last = parse_data_format(op, data_format)
     kernel = int_tuple(kernel_size, rank, "kernel_size", op, 1)
-    stride = kernel if stride is None or stride == () else int_tuple(stride, rank, "stride", op, 1)
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        stride = kernel
+    else:
+        stride = int_tuple(stride, rank, "stride", op, 1)
     dilation = int_tuple(dilation, rank, "dilation", op, 1)
-    spatial = layout.spatial
     if isinstance(padding, str):
-        mode = padding.lower()
-        if mode not in ("valid", "same"):
+        padding = padding.lower()
+        if padding not in ("valid", "same"):
             raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', "
                              f"got {padding!r}")
-        if mode == "same" and ceil_mode:
+        if padding == "same" and ceil_mode:
             raise ValueError(f"{op}: ceil_mode=True cannot be combined with padding='same'")
-        if mode == "same":
-            sizes = [same_padding(n, k, s, d) for n, k, s, d in zip(spatial, kernel, stride, dilation)]
-            out = [o for o, _, _ in sizes]
-            before = [b for _, b, _ in sizes]
-            after = [a for _, _, a in sizes]
-            if divisor in ("span", "count"):
-                divisor = "count"
-        else:
-            before = after = (0,) * rank
-            out = None
     else:
-        before = after = int_tuple(padding, rank, "padding", op, 0)
-        out = None
-        for p, k, d in zip(before, kernel, dilation):
+        padding = int_tuple(padding, rank, "padding", op, 0)
+        for p, k, d in zip(padding, kernel, dilation):
             effective = d * (k - 1) + 1
             if p > effective // 2:
                 raise ValueError(
-                    f"{op}: padding {_compact(before)} is more than half the effective kernel "
+                    f"{op}: padding {_compact(padding)} is more than half the effective kernel "
                     f"size {effective} (padding must be <= {effective // 2} for kernel_size "
                     f"{_compact(kernel)}, dilation {_compact(dilation)})")
-    if out is None:
+    return _window_call(op, tuple(shape), rank, kernel, stride, padding, dilation,
+                        bool(ceil_mode), channels_last, divisor)
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, channels_last,
+                 divisor):
+    layout = layout_of(op, shape, rank, channels_last)
+    spatial = layout.spatial
+    if padding == "same":
+        sizes = [same_padding(n, k, s, d) for n, k, s, d in zip(spatial, kernel, stride, dilation)]
+        out = [o for o, _, _ in sizes]
+        before = [b for _, b, _ in sizes]
+        after = [a for _, _, a in sizes]
+        if divisor in ("span", "count"):
+            divisor = "count"
+    else:
+        before = after = (0,) * rank if padding == "valid" else padding
         out = [pooled_length(n, k, s, b, a, d, ceil_mode)
                for n, k, s, b, a, d in zip(spatial, kernel, stride, before, after, dilation)]
     if min(out) <= 0:
@@ -314,27 +331,27 @@ def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mo
     return PoolCall(layout, axes, fast)
 
 
-@functools.lru_cache(maxsize=256)
 def adaptive_call(op, shape, rank, output_size, data_format):
     """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size."""
-    layout = layout_of(op, shape, rank, data_format)
+    channels_last = parse_data_format(op, data_format)
+    layout = layout_of(op, shape, rank, channels_last)
     if isinstance(output_size, (tuple, list)) and len(output_size) in (1, rank):
         sizes = tuple(output_size) * (rank if len(output_size) == 1 else 1)
         sizes = tuple(n if o is None else o for o, n in zip(sizes, layout.spatial))
     else:
         sizes = output_size
-    sizes = int_tuple(sizes, rank, "output_size", op, 1)
+    sizes = int_tuple(sizes, rank, "output_size", op, 1, INT32_PLANE_LIMIT)
+    if math.prod(sizes) > INT32_PLANE_LIMIT:
+        raise ValueError(f"{op}: output_size {sizes} makes output planes of {math.prod(sizes)} "
+                         f"cells, more than the limit {INT32_PLANE_LIMIT}")
+    return _adaptive_call(op, tuple(shape), rank, sizes, channels_last)
+
+
+@functools.lru_cache(maxsize=256)
+def _adaptive_call(op, shape, rank, sizes, channels_last):
+    layout = layout_of(op, shape, rank, channels_last)
     axes = [_trivial_axis()] * (3 - rank)
     for n, o in zip(layout.spatial, sizes):
         first, count, factor = adaptive_axis(n, o)
         axes.append((n, first, count, factor, 1))
     return PoolCall(layout, axes)
-
-
-def hashable(value):
-    """Lists become tuples so arguments can key the caches."""
-    if isinstance(value, list):
-        return tuple(hashable(v) for v in value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

@@ -8,7 +8,7 @@ size.  Global pooling is adaptive pooling to size 1.
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, adaptive_call,
-                                            check_dtype, hashable)
+                                            check_dtype)
 
 __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -18,14 +18,14 @@ __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 def _adaptive_max(op, input, rank, output_size, return_indices, data_format):
     x = as_tensor(input)
     check_dtype(op, x.dtype, MAX_DTYPES)
-    call = adaptive_call(op, x.shape, rank, hashable(output_size), data_format)
+    call = adaptive_call(op, x.shape, rank, output_size, data_format)
     return ExtremePool.apply(x, call=call, return_indices=bool(return_indices))
 
 
 def _adaptive_avg(op, input, rank, output_size, data_format):
     x = as_tensor(input)
     check_dtype(op, x.dtype, FLOAT_DTYPES)
-    call = adaptive_call(op, x.shape, rank, hashable(output_size), data_format)
+    call = adaptive_call(op, x.shape, rank, output_size, data_format)
     return SumPool.apply(x, call=call)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import StochasticEvalPool, StochasticTrainPool
-from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, hashable, window_call
+from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_call
 
 __all__ = ["stochastic_pool2d"]
 
@@ -63,8 +63,7 @@ def stochastic_pool2d(input, kernel_size, stride=None, training=True, generator=
     op = "stochastic_pool2d"
     x = as_tensor(input)
     check_dtype(op, x.dtype, FLOAT_DTYPES)
-    call = window_call(op, x.shape, 2, hashable(kernel_size), hashable(stride), 0, 1, False,
-                       data_format, "one")
+    call = window_call(op, x.shape, 2, kernel_size, stride, 0, 1, False, data_format, "one")
     if x.data.size:
         lowest = np.min(x.data)
         if not lowest >= 0:

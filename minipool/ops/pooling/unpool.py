@@ -12,7 +12,7 @@ import numpy as np
 
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import MaxUnpool
-from minipool.ops.pooling._geometry import MAX_DTYPES, check_dtype, hashable, int_tuple, layout_of
+from minipool.ops.pooling._geometry import MAX_DTYPES, check_dtype, int_tuple, layout_of
 from minipool.tensor import Tensor
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
@@ -48,16 +48,16 @@ def _output_spatial(op, rank, spatial, kernel, stride, padding, output_size):
 def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size):
     x = as_tensor(input)
     check_dtype(op, x.dtype, MAX_DTYPES)
-    layout = layout_of(op, x.shape, rank, None)
+    layout = layout_of(op, x.shape, rank)
     idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer array (as max_pool returns), "
                         f"got dtype {idx.dtype}")
     if idx.shape != x.shape:
         raise ValueError(f"{op}: indices shape {idx.shape} must equal the input shape {x.shape}")
-    kernel = int_tuple(hashable(kernel_size), rank, "kernel_size", op, 1)
-    stride = kernel if stride is None else int_tuple(hashable(stride), rank, "stride", op, 1)
-    padding = int_tuple(hashable(padding), rank, "padding", op, 0)
+    kernel = int_tuple(kernel_size, rank, "kernel_size", op, 1)
+    stride = kernel if stride is None else int_tuple(stride, rank, "stride", op, 1)
+    padding = int_tuple(padding, rank, "padding", op, 0)
     out_spatial = _output_spatial(op, rank, layout.spatial, kernel, stride, padding, output_size)
     plane = math.prod(out_spatial)
     if idx.size:

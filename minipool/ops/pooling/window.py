@@ -25,8 +25,7 @@ import numpy as np
 
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, check_dtype, hashable,
-                                            window_call)
+from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_call
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
            "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
@@ -39,9 +38,8 @@ def _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode, da
     check_dtype(op, x.dtype, dtypes)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
-    call = window_call(op, x.shape, rank, hashable(kernel_size), hashable(stride),
-                       hashable(padding), hashable(dilation), bool(ceil_mode), data_format,
-                       divisor)
+    call = window_call(op, x.shape, rank, kernel_size, stride, padding, dilation,
+                       bool(ceil_mode), data_format, divisor)
     return x, call
 
 
