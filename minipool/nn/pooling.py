@@ -10,10 +10,9 @@ to "channels_last", keepdims).
 >>> net(mp.ones(4, 3, 8, 8)).shape
 (4, 3)
 """
-import numpy as np
-
 import minipool.nn.functional as F
 from minipool.nn.module import Module
+from minipool.ops.pooling.stochastic import as_generator
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool2d", "AvgPool1d", "AvgPool2d",
            "AvgPool3d", "SumPool2d", "LPPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d",
@@ -221,13 +220,7 @@ class StochasticPool2d(Module):
     def __init__(self, kernel_size, stride=None, generator=None, data_format=None):
         super().__init__()
         self.kernel_size, self.stride, self.data_format = kernel_size, stride, data_format
-        if generator is None or isinstance(generator, np.random.Generator):
-            self.generator = generator if generator is not None else np.random.default_rng()
-        elif isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-            self.generator = np.random.default_rng(int(generator))
-        else:
-            raise TypeError(f"StochasticPool2d: generator must be None, an int seed or a "
-                            f"numpy.random.Generator, got {type(generator).__name__}")
+        self.generator = as_generator(generator, "StochasticPool2d")
 
     def forward(self, input):
         return F.stochastic_pool2d(input, self.kernel_size, self.stride, training=self.training,

@@ -21,16 +21,17 @@ from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_cal
 __all__ = ["stochastic_pool2d"]
 
 
-def _rng(generator):
+def as_generator(generator, op="stochastic_pool2d"):
+    """A ``numpy.random.Generator`` from None (fresh entropy), an int seed or a Generator."""
     if generator is None:
         return np.random.default_rng()
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         if generator < 0:
-            raise ValueError(f"stochastic_pool2d: generator seed must be >= 0, got {generator}")
+            raise ValueError(f"{op}: generator seed must be >= 0, got {generator}")
         return np.random.default_rng(int(generator))
-    raise TypeError(f"stochastic_pool2d: generator must be None, an int seed or a "
+    raise TypeError(f"{op}: generator must be None, an int seed or a "
                     f"numpy.random.Generator, got {type(generator).__name__}")
 
 
@@ -70,5 +71,5 @@ def stochastic_pool2d(input, kernel_size, stride=None, training=True, generator=
             raise ValueError(f"{op}: input must be non-negative (e.g. after ReLU), since "
                              f"p_i = a_i / sum(a) must be a probability; found {lowest}")
     if training:
-        return StochasticTrainPool.apply(x, call=call, uniforms=_uniforms(_rng(generator), call))
+        return StochasticTrainPool.apply(x, call=call, uniforms=_uniforms(as_generator(generator), call))
     return StochasticEvalPool.apply(x, call=call)
