@@ -15,7 +15,8 @@ per call.  This test then requires:
 
 Known, not yet fixed defects are listed in ``KNOWN_DEFECTS``; each has its own
 strict xfail test below with a minimal reproduction, so fixing one makes that
-test XPASS (and fail) until the entry is removed.
+test XPASS (and fail) until the entry is removed.  Defects the fuzz found and
+that were fixed keep a plain regression test.
 
 Environment: ``MINIPOOL_FUZZ_CALLS`` (default 16000, half per thread count) and ``MINIPOOL_FUZZ_SEED``
 (default 20240607) reproduce or deepen a run; a failure message prints the
@@ -85,25 +86,20 @@ def _huge_request(call, result):
         or any(w in result["message"] for w in numpy_words))
 
 
-def _array_argument(call, result):
-    """A NumPy array as kernel_size/stride/output_size: the argument cache raises
-    "unhashable type: 'numpy.ndarray'", which names no argument."""
-    return result["outcome"] == "error" and "unhashable type" in result["message"]
+def _interpolate_huge(call, result):
+    return call["op"] in ("interpolate", "Upsample", "UpSampling2D") and _huge_request(call, result)
 
 
-def _cache_alias(call, result):
-    """The geometry cache (functools.lru_cache in ops/pooling/_geometry.py) keys on
-    values, and True == 1, 2.0 == np.float32(2.0) == 2 with equal hashes: an invalid
-    bool/float argument is accepted when the int call was made before."""
-    text = json.dumps(call["mutations"])
-    return (result["outcome"] == "ok" and any("accepted" in p for p in result["problems"])
-            and any(w in text for w in ("True", "2.0")))
+def _layer_huge(call, result):
+    """Linear/Conv2d(huge features or channels) allocate the weight first (16 GiB for
+    Linear(2**31, 2), which the worker's memory limit stops)."""
+    return call["op"] in ("Linear", "Conv2d") and _huge_request(call, result)
 
 
-def _numpy_float_stride(call, result):
-    """``stride == ()`` on a NumPy float compares element-wise: NumPy's 'truth value of an
-    empty array' ValueError instead of a TypeError naming stride."""
-    return result["outcome"] == "error" and "truth value of an empty array" in result["message"]
+def _unpool_huge(call, result):
+    """max_unpool with a huge kernel/stride: the output plane is refused by NumPy
+    ('Maximum allowed dimension exceeded'), not by a check naming the argument."""
+    return "unpool" in call["op"].lower() and _huge_request(call, result)
 
 
 def _wrapped_size(call, result):
@@ -113,13 +109,22 @@ def _wrapped_size(call, result):
             and any("output shape" in p for p in result["problems"]))
 
 
+def _area_in_pooling_terms(call, result):
+    """interpolate(mode='area') hands the size to adaptive_avg_pool, whose refusal names
+    *its* argument (output_size), not the size/scale_factor the caller gave."""
+    return (call["op"] == "interpolate" and result["outcome"] == "error"
+            and result["message"].startswith("adaptive_avg_pool") and "output_size" in
+            result["message"])
+
+
 KNOWN_DEFECTS = {
-    "huge size argument exhausts memory / overflows instead of a named ValueError":
-        _huge_request,
-    "NumPy array as a size argument gives 'unhashable type'": _array_argument,
-    "geometry cache accepts True / 2.0 after 1 / 2 was used": _cache_alias,
-    "NumPy float stride gives 'truth value of an empty array'": _numpy_float_stride,
-    "interpolate size 2**63 returns an empty tensor": _wrapped_size,
+    "interpolate: a huge size/scale_factor exhausts memory instead of a named ValueError":
+        _interpolate_huge,
+    "Linear/Conv2d: huge sizes try to allocate the weight": _layer_huge,
+    "max_unpool: a huge kernel/stride is refused by NumPy, naming no argument": _unpool_huge,
+    "interpolate: size 2**63 returns an empty tensor": _wrapped_size,
+    "interpolate(mode='area'): size errors name adaptive_avg_pool's output_size":
+        _area_in_pooling_terms,
 }
 
 
@@ -191,16 +196,52 @@ def test_the_judge_rejects_crashes_and_bad_messages():
     assert proc.returncode != 0 and "'i': 7" in crash_report(proc, rows)
 
 
-# ------------------------------------------------------------------ known defects, one by one
-@pytest.mark.xfail(strict=True, reason="huge output_size is not checked: NumPy tries to "
-                   "allocate the window tables (16 GiB for 2**31) and raises MemoryError, or "
-                   "'array is too big' naming no argument")
-@pytest.mark.parametrize("size", [2 ** 40, 2 ** 62])
+# ------------------------------------------------------------------ found by the fuzz, fixed
+@pytest.mark.parametrize("size", [2 ** 31, 2 ** 40, 2 ** 62])
 def test_huge_adaptive_output_size_is_a_named_value_error(size):
     with pytest.raises(ValueError, match="output_size"):
         F.adaptive_avg_pool1d(mp.ones(1, 1, 4), size)
 
 
+def test_stride_beyond_int64_is_a_named_value_error():
+    with pytest.raises(ValueError, match="stride"):
+        F.max_pool2d(mp.ones(1, 1, 4, 4), 2, stride=2 ** 64)
+
+
+def test_array_kernel_size_names_the_argument():
+    with pytest.raises(TypeError, match="kernel_size"):
+        F.max_pool2d(mp.ones(1, 1, 4, 4), np.array([2, 2]))
+
+
+def test_validation_does_not_depend_on_earlier_calls():
+    """The geometry cache once keyed on values: True == 1 made dilation=True pass after
+    dilation=1 had been used (a TypeError otherwise)."""
+    x = mp.ones(1, 1, 6)
+    F.max_pool1d(x, 2, dilation=1)
+    with pytest.raises(TypeError, match="dilation"):
+        F.max_pool1d(x, 2, dilation=True)
+    F.max_pool1d(x, 2)
+    with pytest.raises(TypeError, match="kernel_size"):
+        F.max_pool1d(x, 2.0)
+
+
+def test_numpy_float_stride_names_the_argument():
+    with pytest.raises(TypeError, match="stride"):
+        F.max_pool2d(mp.ones(1, 1, 4, 4), 2, stride=np.float32(2.0))
+
+
+def test_unpool_int_output_size_and_negative_seed_name_the_argument():
+    y, idx = F.max_pool1d(mp.ones(1, 1, 4), 2, return_indices=True)
+    with pytest.raises(TypeError, match="output_size"):
+        F.max_unpool1d(y, idx, 2, output_size=4)
+    y, idx = F.max_pool1d(mp.ones(1, 1, 1), 1, stride=3, return_indices=True)
+    with pytest.raises(ValueError, match="output_size"):
+        F.max_unpool1d(y, idx, 1, stride=3, output_size=(0,))
+    with pytest.raises(ValueError, match="generator"):
+        F.stochastic_pool2d(mp.ones(1, 4, 4), 2, generator=-1)
+
+
+# ------------------------------------------------------------------ known defects, one by one
 @pytest.mark.xfail(strict=True, reason="huge interpolate size allocates index tables of that "
                    "length first (MemoryError / 'Maximum allowed size exceeded')")
 @pytest.mark.parametrize("kwargs,name", [(dict(size=2 ** 40), "interpolate: size"),
@@ -208,37 +249,6 @@ def test_huge_adaptive_output_size_is_a_named_value_error(size):
 def test_huge_interpolate_size_is_a_named_value_error(kwargs, name):
     with pytest.raises(ValueError, match=name):
         F.interpolate(mp.ones(1, 1, 4), **kwargs)
-
-
-@pytest.mark.xfail(strict=True, reason="a stride >= 2**63 overflows int64 in the window tables "
-                   "(np.arange(out) * stride): OverflowError instead of a ValueError")
-def test_stride_beyond_int64_is_a_named_value_error():
-    with pytest.raises(ValueError, match="stride"):
-        F.max_pool2d(mp.ones(1, 1, 4, 4), 2, stride=2 ** 64)
-
-
-@pytest.mark.xfail(strict=True, reason="lru_cache key: a NumPy array kernel_size raises "
-                   "TypeError 'unhashable type' that does not name kernel_size")
-def test_array_kernel_size_names_the_argument():
-    with pytest.raises(TypeError, match="kernel_size"):
-        F.max_pool2d(mp.ones(1, 1, 4, 4), np.array([2, 2]))
-
-
-@pytest.mark.xfail(strict=True, reason="window_call/adaptive_call are lru_cached on argument "
-                   "values: True hashes and compares equal to 1, so dilation=True is accepted "
-                   "once dilation=1 has been used (a TypeError otherwise)")
-def test_validation_does_not_depend_on_earlier_calls():
-    x = mp.ones(1, 1, 6)
-    F.max_pool1d(x, 2, dilation=1)
-    with pytest.raises(TypeError, match="dilation"):
-        F.max_pool1d(x, 2, dilation=True)
-
-
-@pytest.mark.xfail(strict=True, reason="window_call tests `stride == ()`, which NumPy scalars "
-                   "answer element-wise: 'The truth value of an empty array is ambiguous'")
-def test_numpy_float_stride_names_the_argument():
-    with pytest.raises(TypeError, match="stride"):
-        F.max_pool2d(mp.ones(1, 1, 4, 4), 2, stride=np.float32(2.0))
 
 
 @pytest.mark.xfail(strict=True, reason="output_size_and_scales has no upper bound; "
@@ -264,3 +274,28 @@ def test_unpool_with_a_huge_kernel_refuses_instead_of_corrupting_the_heap():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["ValueError"] * 3, proc.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="nn.Linear / nn.Conv2d allocate the weight before any "
+                   "size check: MemoryError or NumPy's 'array is too big' (Linear(2**31, 2) "
+                   "really allocates 16 GiB), naming no argument")
+@pytest.mark.parametrize("make", [lambda: nn.Linear(2 ** 62, 2), lambda: nn.Conv2d(2 ** 62, 1, 3)],
+                         ids=["Linear", "Conv2d"])
+def test_huge_layer_sizes_are_named_value_errors(make):
+    with pytest.raises(ValueError, match="features|channels"):
+        make()
+
+
+@pytest.mark.xfail(strict=True, reason="max_unpool has no upper bound on the output plane: NumPy "
+                   "refuses the allocation ('Maximum allowed dimension exceeded')")
+def test_unpool_with_a_huge_kernel_names_the_argument():
+    y, idx = F.max_pool2d(mp.ones(1, 2, 4, 4), 2, return_indices=True)
+    with pytest.raises(ValueError, match="kernel_size|output_size"):
+        F.max_unpool2d(y, idx, 2 ** 62)
+
+
+@pytest.mark.xfail(strict=True, reason="interpolate(mode='area') passes the size to "
+                   "adaptive_avg_pool, whose message names output_size, not scale_factor")
+def test_area_interpolation_names_the_callers_argument():
+    with pytest.raises(ValueError, match="scale_factor"):
+        F.interpolate(mp.ones(1, 1, 4), scale_factor=1e30, mode="area")
