@@ -97,6 +97,32 @@ def test_fast_row_pass_and_scalar_paths_are_bit_identical(geometry, h, w, seed, 
 
 
 @FAST
+@given(geometry=geometries, h=st.integers(1, 12), w=st.integers(1, 12),
+       channels=st.integers(1, 300), seed=st.integers(0, 2**31), is_min=st.booleans())
+def test_channels_last_fast_and_general_paths_are_bit_identical(geometry, h, w, channels, seed,
+                                                                is_min):
+    k, s, p, d, ceil = geometry
+    rng = np.random.default_rng(seed)
+    shape = (2, h, w, channels)                # more than 256 channels crosses a buffer chunk
+    try:
+        call = window_call("max_pool2d", shape, 2, k, s, p, d, ceil, "channels_last", "one")
+    except ValueError:
+        return
+    x = with_specials(rng, shape, np.float32)
+    grad = rng.integers(-4, 5, call.out_shape).astype(np.float32)
+    fast = run_extreme(x, call, is_min, grad)
+    plain = run_extreme(x, call.variant(False, False), is_min, grad)
+    for what, a, b in zip(("values", "indices", "gradient"), fast, plain):
+        same(a, b, f"channels_last fast vs general: {what}")
+    if d == 1:
+        avg = window_call("avg_pool2d", shape, 2, k, s, p, 1, ceil, "channels_last", "span")
+        a = run_sum(x, avg, grad)
+        b = run_sum(x, avg.variant(False, False), grad)
+        same(a[0], b[0], "channels_last average")
+        same(a[1], b[1], "channels_last average gradient")
+
+
+@FAST
 @given(kind=st.sampled_from(["max", "min", "avg", "lp"]), geometry=geometries,
        h=st.integers(2, 12), w=st.integers(2, 12), channels=st.integers(1, 20),
        seed=st.integers(0, 2**31))

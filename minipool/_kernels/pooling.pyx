@@ -323,14 +323,15 @@ cdef inline void _extreme_pass_strided(const pool_t* xs, Py_ssize_t stride, pool
         _extreme_pass(xs, stride, flip, acc, codes, cell, n)
 
 
-cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c, pool_t flip,
-                                int* code) noexcept nogil:
-    """Max key of the 2x2 window whose top-left cell is r0[c]; its ordinal goes to code."""
+cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c,
+                                Py_ssize_t right, pool_t flip, int* code) noexcept nogil:
+    """Max key of the 2x2 window whose top-left cell is r0[c] (its right neighbour
+    is ``right`` further: 1 in a plane, C in NHWC); its ordinal goes to code."""
     cdef pool_t m = _key(r0[c], flip)
     code[0] = 0
-    _take(_key(r0[c + 1], flip), 1, &m, code)
+    _take(_key(r0[c + right], flip), 1, &m, code)
     _take(_key(r1[c], flip), 2, &m, code)
-    _take(_key(r1[c + 1], flip), 3, &m, code)
+    _take(_key(r1[c + right], flip), 3, &m, code)
     return m
 
 
@@ -363,10 +364,10 @@ cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssiz
     cdef const pool_t* r2 = x + rows[2] + c if fast == FAST_3X3 else r1
     if fast == FAST_2X2 and codes == NULL:
         for i in range(n):
-            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, flip, &unused), flip)
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &unused), flip)
     elif fast == FAST_2X2:
         for i in range(n):
-            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, flip, &codes[i]), flip)
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &codes[i]), flip)
     elif codes == NULL:
         for i in range(n):
             out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, flip, &unused), flip)
@@ -540,6 +541,49 @@ cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const
             codes[i] = <uint8_t>plane_codes[i]
 
 
+cdef inline void _extreme_quads(const pool_t* p0, const pool_t* p1, Py_ssize_t C,
+                                Py_ssize_t n, pool_t flip, pool_t* out,
+                                int* codes) noexcept nogil:
+    """n channels of one whole 2x2 NHWC window (top-left cell p0, bottom-left p1)."""
+    cdef Py_ssize_t i
+    cdef int unused
+    if codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &codes[i]), flip)
+
+
+cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
+                                Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                pool_t flip) noexcept nogil:
+    """An NHWC block whose windows are all whole 2x2 stride 2: each window's four
+    cells are four runs of channels, compared channel-wise (vectorised along C)."""
+    cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
+    cdef const pool_t* r0
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
+            for ow in range(w.size_out[2]):
+                o = (_out_row(w, od, oh) + ow) * C
+                cstart = c0
+                while cstart < c0 + nc:
+                    n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+                    if flip == _flip(x, False):  # constant flips fold away (max pooling)
+                        _extreme_quads(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
+                                       C, n, _flip(x, False), out + o + cstart, kp)
+                    else:
+                        _extreme_quads(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
+                                       C, n, _flip(x, True), out + o + cstart, kp)
+                    if codes != NULL:
+                        for i in range(n):
+                            codes[o + cstart + i] = <uint8_t>chunk_codes[i]
+                    cstart += n
+
+
 def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
                     WindowTables tables, bint is_min, bint store, Py_ssize_t block,
                     int num_threads):
@@ -578,6 +622,9 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
             if C == 1 and w.whole_plane:
                 _extreme_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], kp, &w, flip,
                                    &plane_codes[omp_get_thread_num(), 0])
+                continue
+            if w.whole_plane:
+                _extreme_channels_2x2(&x[b, 0, 0], &out[b, 0, 0], kp, C, c0, nc, &w, flip)
                 continue
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
@@ -664,6 +711,41 @@ cdef void _route_tiled_plane(const floating* grad_out, const uint8_t* codes, flo
                 r1[2 * i + 1] = gv if k[i] == 3 else zero
 
 
+cdef void _route_channels_tiled(const floating* grad_out, const uint8_t* codes,
+                                floating* grad_in, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                                const Windows* w) noexcept nogil:
+    """An NHWC block tiled by 2x2 stride 2 windows: write all four cells of each
+    window, channel-wise (see _route_tiled_plane for the shape of the loops)."""
+    cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
+    cdef floating* p0
+    cdef floating* p1
+    cdef const floating* g
+    cdef floating gv, zero = 0
+    cdef int k[CHUNK]
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            p0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
+            for ow in range(w.size_out[2]):
+                o = (_out_row(w, od, oh) + ow) * C
+                cstart = c0
+                while cstart < c0 + nc:
+                    n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+                    for i in range(n):
+                        k[i] = codes[o + cstart + i]
+                    g = grad_out + o + cstart
+                    p1 = p0 + 2 * ow * C + cstart
+                    for i in range(n):
+                        gv = g[i]
+                        p1[i] = gv if k[i] == 0 else zero
+                        p1[C + i] = gv if k[i] == 1 else zero
+                    p1 = p1 + W * C
+                    for i in range(n):
+                        gv = g[i]
+                        p1[i] = gv if k[i] == 2 else zero
+                        p1[C + i] = gv if k[i] == 3 else zero
+                    cstart += n
+
+
 def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
                      floating[:, :, ::1] grad_in, WindowTables tables, bint tiled,
                      Py_ssize_t block, int num_threads):
@@ -677,7 +759,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
     cdef Py_ssize_t u, b, c0, nc, od, oh, nr, o_row
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
-    cdef bint write = tiled and C == 1 and w.whole_plane
+    cdef bint write = tiled and w.whole_plane
     cdef int[:, ::1] plane_codes = _plane_scratch(tables, grad_out.shape[1], C, write,
                                                   num_threads)
     cdef Py_ssize_t* rows
@@ -689,9 +771,13 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
         if code_t is uint8_t:
-            if write:
+            if write and C == 1:
                 _route_tiled_plane(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], &w,
                                    &plane_codes[omp_get_thread_num(), 0])
+                continue
+            if write:
+                _route_channels_tiled(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0],
+                                      C, c0, nc, &w)
                 continue
         _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
@@ -930,6 +1016,30 @@ cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noe
                 out[o_row + i] = s / <floating>_divisor(w, od, oh, i)
 
 
+cdef void _sum_channels_2x2(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                            Py_ssize_t nc, const Windows* w) noexcept nogil:
+    """An NHWC block whose windows are all whole 2x2 stride 2: channel-wise sums of
+    the four cells / divisor (same order as every path)."""
+    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
+    cdef const floating* p0
+    cdef const floating* p1
+    cdef floating s, div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            for ow in range(w.size_out[2]):
+                p0 = x + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p1 = p0 + W * C
+                o = (_out_row(w, od, oh) + ow) * C
+                div = <floating>_divisor(w, od, oh, ow)
+                for i in range(c0, c0 + nc):
+                    s = 0
+                    s += p0[i]
+                    s += p0[C + i]
+                    s += p1[i]
+                    s += p1[C + i]
+                    out[o + i] = s / div
+
+
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
                 int power, double p, Py_ssize_t block, int num_threads):
     """Average / sum / LP pooling of x (B, S_in, C) into out (B, S_out, C).
@@ -958,6 +1068,9 @@ def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTabl
         rows = &scratch[omp_get_thread_num(), 0]
         if C == 1 and w.whole_plane and power == POWER_ONE:
             _sum_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], &w)
+            continue
+        if w.whole_plane and power == POWER_ONE:
+            _sum_channels_2x2(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w)
             continue
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
@@ -1044,6 +1157,29 @@ cdef void _spread_tiled_plane(const floating* grad_out, floating* grad_in,
                 r1[2 * i + 1] = q
 
 
+cdef void _spread_channels_tiled(const floating* grad_out, floating* grad_in, Py_ssize_t C,
+                                 Py_ssize_t c0, Py_ssize_t nc, const Windows* w) noexcept nogil:
+    """An NHWC block tiled by 2x2 stride 2 windows: write grad_out / divisor to the
+    four cells of each window, channel-wise."""
+    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
+    cdef floating* p0
+    cdef floating* p1
+    cdef floating q, div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            for ow in range(w.size_out[2]):
+                p0 = grad_in + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p1 = p0 + W * C
+                o = (_out_row(w, od, oh) + ow) * C
+                div = <floating>_divisor(w, od, oh, ow)
+                for i in range(c0, c0 + nc):
+                    q = grad_out[o + i] / div
+                    p0[i] = q
+                    p0[C + i] = q
+                    p1[i] = q
+                    p1[C + i] = q
+
+
 cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
                            Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
@@ -1081,14 +1217,17 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
     cdef Py_ssize_t* rows
-    cdef bint write = tiled and C == 1 and w.whole_plane
+    cdef bint write = tiled and w.whole_plane
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        if write:
+        if write and C == 1:
             _spread_tiled_plane(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w)
+            continue
+        if write:
+            _spread_channels_tiled(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w)
             continue
         _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):

@@ -244,8 +244,8 @@ def _trivial_axis():
 
 
 def _fast_kind(kernel, stride, before, after, dilation, layout):
-    """FAST_2X2 / FAST_3X3 for channels-first inputs pooled over H and W only."""
-    if layout.channels_last or kernel[0] != 1 or layout.rank == 1:
+    """FAST_2X2 / FAST_3X3 for inputs pooled over H and W only."""
+    if kernel[0] != 1 or layout.rank == 1:
         return FAST_NONE
     hw = list(zip(kernel[1:], stride[1:], before[1:], after[1:], dilation[1:]))
     if all(a == (2, 2, 0, 0, 1) for a in hw):
