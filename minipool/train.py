@@ -476,7 +476,8 @@ def run_training(config, resume=None, explicit=(), log=print):
         except checkpoint.CheckpointError:
             best_state = None
 
-    n_params = sum(p.data.size for p in model.parameters())
+    n_params = model.trainable_parameter_count() if hasattr(model, "trainable_parameter_count") \
+        else sum(p.data.size for p in model.parameters())
     log(f"training {cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(train_set)} train / "
         f"{len(val_set)} validation / {len(test_set)} test images, {cfg.epochs} epochs, batch "
         f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, schedule {cfg.schedule}, augment "

@@ -167,7 +167,9 @@ def test_classic_layer_sizes_and_trainable_parameters_match_the_paper():
         else:
             n = sum(p.data.size for p in sub.parameters())
         assert n == count, layer
-    assert effective_parameter_count(net) == sum(per_layer.values())
+    assert effective_parameter_count(net) == sum(per_layer.values()) == 60000  # the paper's total
+    assert net.trainable_parameter_count() == 60000
+    assert LeNet5().trainable_parameter_count() == 61706
     # unconnected C3 kernels start at zero
     mask = net.c3.connections.numpy()
     assert not np.any(net.c3.weight.numpy() * (1 - mask))

@@ -91,6 +91,9 @@ class LeNet5(nn.Module):
     def first_layer_filters(self):
         return self.conv1.weight.data
 
+    def trainable_parameter_count(self):
+        return sum(p.data.size for p in self.parameters())
+
 
 # --------------------------------------------------------------------------- the 1998 network
 def scaled_tanh(a):
@@ -407,3 +410,10 @@ class LeNet5Classic(nn.Module):
 
     def first_layer_filters(self):
         return self.c1.weight.data
+
+    def trainable_parameter_count(self):
+        """Parameters that can change: the unconnected C3 kernels do not count (60,000 with
+        the RBF output, the paper's number)."""
+        unconnected = self.c3.weight.data.size - int(
+            np.broadcast_to(self.c3.connections.data, self.c3.weight.shape).sum())
+        return sum(p.data.size for p in self.parameters()) - unconnected
