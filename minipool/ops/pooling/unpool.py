@@ -17,6 +17,8 @@ from minipool.tensor import Tensor
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d"]
 
+ALLOCATION_LIMIT = 2**62        # bytes; NumPy refuses anything near 2**63 with an unnamed error
+
 
 def _output_spatial(op, rank, spatial, kernel, stride, padding, output_size):
     default = tuple((n - 1) * s + k - 2 * p for n, k, s, p in zip(spatial, kernel, stride, padding))
@@ -60,6 +62,10 @@ def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size)
     padding = int_tuple(padding, rank, "padding", op, 0)
     out_spatial = _output_spatial(op, rank, layout.spatial, kernel, stride, padding, output_size)
     plane = math.prod(out_spatial)
+    if plane * max(1, math.prod(x.shape[:-rank])) * x.dtype.itemsize > ALLOCATION_LIMIT:
+        raise ValueError(f"{op}: the output would have planes of {plane} cells "
+                         f"({'x'.join(map(str, out_spatial))}), more than can be allocated; "
+                         f"check kernel_size, stride, padding and output_size")
     if idx.size:
         low, high = int(idx.min()), int(idx.max())
         if low < -1 or high >= plane:
