@@ -16,6 +16,7 @@ for PyTorch ``torch.autograd.grad`` of the recorded output.
     python benchmarks/bench_upsampling.py            # the full table
     python benchmarks/bench_upsampling.py --quick    # a smoke run: 3 repeats
     python benchmarks/bench_upsampling.py --threads 2 --shape 8,64,56,56
+    python benchmarks/bench_upsampling.py --cases "x2 forward,x2 backward"  # label substrings
 """
 import gc
 import os
@@ -67,20 +68,30 @@ def interleaved_medians(fns, repeats, warmup):
     return [float(np.median(b)) for b in times]
 
 
-def extract_shape(argv):
-    """Pull ``--shape N,C,H,W`` out of argv (the shared parser does not know it)."""
-    shape = DEFAULT_SHAPE
-    rest = []
+def extract_own_options(argv):
+    """Pull ``--shape N,C,H,W`` and ``--cases a,b`` (label substrings) out of argv; the
+    shared parser does not know them."""
+    shape, wanted, rest = DEFAULT_SHAPE, None, []
     it = iter(argv)
     for arg in it:
-        if arg == "--shape" or arg.startswith("--shape="):
-            value = arg.split("=", 1)[1] if "=" in arg else next(it, "")
-            shape = tuple(int(v) for v in value.split(","))
-            if len(shape) != 4 or min(shape) < 1:
-                raise SystemExit(f"--shape needs four positive ints N,C,H,W, got {value!r}")
-        else:
+        name = arg.split("=", 1)[0]
+        if name not in ("--shape", "--cases"):
             rest.append(arg)
-    return shape, rest
+            continue
+        value = arg.split("=", 1)[1] if "=" in arg else next(it, "")
+        if name == "--cases":
+            wanted = [v.strip() for v in value.split(",") if v.strip()]
+            continue
+        try:
+            shape = tuple(int(v) for v in value.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 4 or min(shape) < 1:
+            raise SystemExit(f"--shape needs four positive ints N,C,H,W, got {value!r}")
+    cases = [c for c in CASES if wanted is None or any(w in c[0] for w in wanted)]
+    if not cases:
+        raise SystemExit(f"--cases {wanted} matches none of: {', '.join(c[0] for c in CASES)}")
+    return shape, cases, rest
 
 
 def minipool_case(x, mode, kwargs, backward, channels_last):
@@ -114,7 +125,7 @@ def torch_case(torch, x, mode, kwargs, backward, channels_last):
 
 
 def main(argv=None):
-    shape, rest = extract_shape(sys.argv[1:] if argv is None else argv)
+    shape, cases, rest = extract_own_options(sys.argv[1:] if argv is None else argv)
     args = parse_args("minipool upsampling benchmark", rest)
     torch = import_torch(args.no_torch)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -123,7 +134,7 @@ def main(argv=None):
     try:
         for threads in args.threads:
             set_threads(threads, torch)
-            for label, mode, kwargs, backward in CASES:
+            for label, mode, kwargs, backward in cases:
                 nhwc = label.endswith("NHWC")
                 fn, nbytes = minipool_case(x, mode, kwargs, backward, nhwc)
                 fns = [fn]
