@@ -96,12 +96,6 @@ def _layer_huge(call, result):
     return call["op"] in ("Linear", "Conv2d") and _huge_request(call, result)
 
 
-def _unpool_huge(call, result):
-    """max_unpool with a huge kernel/stride: the output plane is refused by NumPy
-    ('Maximum allowed dimension exceeded'), not by a check naming the argument."""
-    return "unpool" in call["op"].lower() and _huge_request(call, result)
-
-
 def _wrapped_size(call, result):
     """interpolate(size=2**63): np.arange(2**63) is empty, so the op returns an empty
     tensor instead of refusing the size (silently wrong)."""
@@ -121,7 +115,6 @@ KNOWN_DEFECTS = {
     "interpolate: a huge size/scale_factor exhausts memory instead of a named ValueError":
         _interpolate_huge,
     "Linear/Conv2d: huge sizes try to allocate the weight": _layer_huge,
-    "max_unpool: a huge kernel/stride is refused by NumPy, naming no argument": _unpool_huge,
     "interpolate: size 2**63 returns an empty tensor": _wrapped_size,
     "interpolate(mode='area'): size errors name adaptive_avg_pool's output_size":
         _area_in_pooling_terms,
@@ -286,8 +279,6 @@ def test_huge_layer_sizes_are_named_value_errors(make):
         make()
 
 
-@pytest.mark.xfail(strict=True, reason="max_unpool has no upper bound on the output plane: NumPy "
-                   "refuses the allocation ('Maximum allowed dimension exceeded')")
 def test_unpool_with_a_huge_kernel_names_the_argument():
     y, idx = F.max_pool2d(mp.ones(1, 2, 4, 4), 2, return_indices=True)
     with pytest.raises(ValueError, match="kernel_size|output_size"):
