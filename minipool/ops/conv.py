@@ -210,6 +210,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     groups = int(groups)
     unbatched = input.ndim == 3
     C, H, W = input.shape[-3:]
+    if H == 0 or W == 0:  # as PyTorch; padding would otherwise make outputs out of no input
+        raise ValueError(f"conv2d: input spatial size must be >= 1, got shape {input.shape}")
     O, C_group, kh, kw = weight.shape
     if O == 0 or kh == 0 or kw == 0:
         raise ValueError(f"conv2d: weight shape {weight.shape} has an empty dimension")
