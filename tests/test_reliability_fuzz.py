@@ -223,6 +223,12 @@ def test_numpy_float_stride_names_the_argument():
         F.max_pool2d(mp.ones(1, 1, 4, 4), 2, stride=np.float32(2.0))
 
 
+def test_conv_of_an_empty_plane_is_refused():
+    """Found by the fuzz on the debug build: im2col indexed an empty input out of bounds."""
+    with pytest.raises(ValueError, match="input"):
+        F.conv2d(mp.ones(1, 4, 0, 5), mp.ones(2, 2, 2, 2), groups=2, padding=1)
+
+
 def test_unpool_int_output_size_and_negative_seed_name_the_argument():
     y, idx = F.max_pool1d(mp.ones(1, 1, 4), 2, return_indices=True)
     with pytest.raises(TypeError, match="output_size"):
