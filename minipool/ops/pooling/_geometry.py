@@ -2,18 +2,19 @@
 
 Every pooling op passes its user arguments through here:
 
-* ``layout_of`` reads the input rank and ``data_format`` and views the input
-  as ``(B, S, C)`` blocks (NCHW: B = N*C planes, C = 1; NHWC: B = N);
-* ``int_tuple`` / ``window_args`` check ints and tuples (kernel, stride,
-  padding, dilation, "valid"/"same") and name the argument and the limit
-  when one is wrong;
+* ``parse_data_format`` and ``layout_of`` read the layout and the input rank
+  and view the input as ``(B, S, C)`` blocks (NCHW: B = N*C planes, C = 1;
+  NHWC: B = N);
+* ``int_tuple`` checks ints and tuples (kernel, stride, padding, dilation,
+  output_size) and names the argument and the limit when one is wrong;
 * ``pooled_length`` and ``same_padding`` give output sizes (PyTorch's
-  ceil_mode rule; TensorFlow's SAME split);
+  ceil_mode rule; TensorFlow's SAME split, for padding="same");
 * ``axis_windows`` / ``adaptive_axis`` build one axis's table: first real
-  cell, number of real cells and divisor factor per output position.
+  cell, number of real cells and divisor factor per output position;
+* ``window_call`` / ``adaptive_call`` put it together into a ``PoolCall``.
 
-A ``PoolCall`` bundles the result and is cached, so a training loop calling
-the same shapes again pays for the validation once.
+The arguments are checked on every call; the ``PoolCall`` built from the
+checked values is cached, so a training loop pays for the tables once.
 """
 import functools
 import math
