@@ -48,7 +48,8 @@ def plane_indices(call, codes, n_threads):
         indices = codes.astype(np.int64)
     else:
         indices = np.empty(codes.shape, dtype=np.int64)
-        K.codes_to_indices(codes, indices, call.tables, n_threads)
+        if codes.size:  # (no channels: the kernel would address element [b, 0, 0] of nothing)
+            K.codes_to_indices(codes, indices, call.tables, n_threads)
     return indices.reshape(call.out_shape)
 
 
