@@ -229,6 +229,14 @@ def test_conv_of_an_empty_plane_is_refused():
         F.conv2d(mp.ones(1, 4, 0, 5), mp.ones(2, 2, 2, 2), groups=2, padding=1)
 
 
+def test_pooling_channels_last_input_without_channels():
+    """Found by the fuzz on the debug build: the index kernel addressed [b, 0, 0] of an
+    empty codes array (harmless in the release build, an IndexError with bounds checks)."""
+    x = mp.tensor(np.zeros((1, 4, 0), np.int32))
+    y, idx = F.max_pool1d(x, 3, ceil_mode=True, return_indices=True, data_format="channels_last")
+    assert y.shape == idx.shape == (1, 2, 0)
+
+
 def test_unpool_int_output_size_and_negative_seed_name_the_argument():
     y, idx = F.max_pool1d(mp.ones(1, 1, 4), 2, return_indices=True)
     with pytest.raises(TypeError, match="output_size"):
