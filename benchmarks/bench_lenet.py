@@ -3,7 +3,10 @@
 Training = forward + cross-entropy + backward + SGD(momentum) step on a batch
 of 64 1x32x32 images; inference = forward under no_grad.  Both frameworks run
 the same weights on the same data with the same thread count (default 2).
-Prints a markdown table of images/s and the ratio minipool / PyTorch.
+Prints a markdown table of images/s and the ratio minipool / PyTorch, and the
+load average (on a shared 2-core machine, other processes distort the numbers:
+run it on a quiet machine).  minipool runs NumPy's BLAS on one thread, as the
+trainer does (``--blas-threads`` to compare).
 ``--profile`` adds a cProfile of minipool's training steps: where the time goes.
 
     python benchmarks/bench_lenet.py                 # batch 64, 2 threads
@@ -103,6 +106,7 @@ def main(argv=None):
     from minipool.train import _set_openblas_threads
     _set_openblas_threads(args.blas_threads)  # 1 by default, as the trainer: LeNet's GEMMs are small
 
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else ()
     rng = np.random.default_rng(0)
     x = rng.normal(size=(args.batch, 1, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, args.batch)
@@ -129,6 +133,9 @@ def main(argv=None):
         else:
             rows.append([mode, f"{ours:,.0f}", "-", "-", f">= {TARGETS[mode]}x"])
     print(machine_line(torch))
+    if hasattr(os, "getloadavg"):  # other processes on a 2-core machine distort every number
+        print("load average before: " + " ".join(f"{v:.2f}" for v in load_before)
+              + " | after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     print(f"LeNet-5, batch {args.batch}, {args.threads} threads (minipool's NumPy BLAS: "
           f"{args.blas_threads}), images/s (median of {args.repeats} runs of {args.steps} steps)\n")
     print(markdown_table(["mode", "minipool img/s", "PyTorch img/s", "minipool / PyTorch", "target"], rows))
