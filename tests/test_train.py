@@ -252,3 +252,18 @@ def test_mnist_accuracy_target(tmp_path, model, target):
 def test_default_synthetic_run_reaches_high_accuracy(tmp_path):
     metrics = train.run_training(train.TrainConfig(out=str(tmp_path), progress="lines"), log=print)
     assert metrics["test_accuracy"] >= 0.97
+
+
+def test_progress_lines_and_silence():
+    lines = []
+    progress = train._Progress("lines", 8, "epoch 1/1", lines.append)
+    for done in range(1, 9):
+        progress.update(done, 0.5, 0.25, 1000.0)
+    progress.close()
+    assert [line.split("]")[0].strip() for line in lines] == ["epoch 1/1 [2/8", "epoch 1/1 [4/8", "epoch 1/1 [6/8"]
+    assert "loss 0.5000 acc 25.00% 1,000 img/s" in lines[0]
+    quiet_lines = []
+    silent = train._Progress("none", 8, "e", quiet_lines.append)
+    for done in range(1, 9):
+        silent.update(done, 0.5, 0.25, 1000.0)
+    assert quiet_lines == []
