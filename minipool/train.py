@@ -520,10 +520,7 @@ def run_training(config, resume=None, explicit=(), log=print):
                 loss_value = float(loss.item())
                 if not math.isfinite(loss_value):
                     progress.close()
-                    raise TrainingDiverged(
-                        f"the loss became {loss_value} at epoch {epoch + 1}, batch {b + 1}; training "
-                        f"stopped. The last good checkpoints are kept in {cfg.out} (best.npz, last.npz "
-                        f"where written). Try a smaller --lr (now {cfg.lr:g}).")
+                    raise TrainingDiverged(_diverged(f"the loss became {loss_value}", epoch, b, cfg))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -550,6 +547,11 @@ def run_training(config, resume=None, explicit=(), log=print):
             if scheduler is not None and not per_step:
                 scheduler.step()
             val_loss, val_acc, _ = evaluate_arrays(model, val_x, val_y) if len(val_y) else (0.0, 0.0, None)
+            # the last step of the epoch may have broken the weights with a finite loss:
+            # never write such weights over the last good checkpoint
+            if not math.isfinite(val_loss) or not all(np.isfinite(p.data).all() for p in model.parameters()):
+                raise TrainingDiverged(_diverged("the weights became non-finite", epoch,
+                                                 steps_per_epoch - 1, cfg))
             record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                       "val_loss": val_loss, "val_accuracy": val_acc, "lr": _current_lr(optimizer),
                       "images": seen, "seconds": epoch_seconds, "images_per_second": seen / epoch_seconds}
@@ -607,6 +609,12 @@ def run_training(config, resume=None, explicit=(), log=print):
     log(f"wrote {best_path}, {os.path.join(cfg.out, 'metrics.json')}"
         + (", " + ", ".join(plots) if plots else no_plots))
     return metrics
+
+
+def _diverged(what, epoch, batch, cfg):
+    return (f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped. The last good "
+            f"checkpoints are kept in {cfg.out} (best.npz, last.npz where written). Try a smaller "
+            f"--lr (now {cfg.lr:g}).")
 
 
 def _threads_now():

@@ -224,6 +224,30 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert checkpoint.load_checkpoint(tmp_path / "last.npz")[0]["position"] == {"epoch": 1, "batch": 0}
 
 
+def test_weights_broken_by_the_last_step_are_not_checkpointed(tmp_path, monkeypatch):
+    """A finite loss whose step leaves NaN weights: caught before last.npz is overwritten."""
+    real_step = train.build_optimizer
+
+    def poisoning_optimizer(cfg, params):
+        opt, calls = real_step(cfg, params), {"n": 0}
+        step = opt.step
+
+        def poisoned_step():
+            step()
+            calls["n"] += 1
+            if calls["n"] == 16:  # the last step of the second epoch (8 batches per epoch)
+                params[0].data[...] = np.nan
+        opt.step = poisoned_step
+        return opt
+
+    monkeypatch.setattr(train, "build_optimizer", poisoning_optimizer)
+    with pytest.raises(train.TrainingDiverged, match="non-finite"):
+        train.run_training(tiny_config(tmp_path, epochs=3), log=quiet)
+    meta, state = checkpoint.load_checkpoint(tmp_path / "last.npz")
+    assert meta["position"] == {"epoch": 1, "batch": 0}
+    assert all(np.isfinite(v).all() for v in state["model"].values())
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     train.run_training(tiny_config(tmp_path, epochs=1), log=quiet)
     with pytest.raises(train.TrainError, match="lenet5"):
