@@ -291,9 +291,6 @@ def test_unpool_with_a_huge_kernel_refuses_instead_of_corrupting_the_heap():
     assert proc.stdout.split() == ["ValueError"] * 3, proc.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="nn.Linear / nn.Conv2d allocate the weight before any "
-                   "size check: MemoryError or NumPy's 'array is too big' (Linear(2**31, 2) "
-                   "really allocates 16 GiB), naming no argument")
 @pytest.mark.parametrize("make", [lambda: nn.Linear(2 ** 62, 2), lambda: nn.Conv2d(2 ** 62, 1, 3)],
                          ids=["Linear", "Conv2d"])
 def test_huge_layer_sizes_are_named_value_errors(make):

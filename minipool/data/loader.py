@@ -6,15 +6,10 @@ in the middle of an epoch sees exactly the batches an uninterrupted run sees.
 """
 import numpy as np
 
+from minipool._validate import positive_int
 from minipool.tensor import Tensor
 
 __all__ = ["DataLoader"]
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"DataLoader: {name} must be an int >= 1, got {value!r}")
-    return int(value)
 
 
 class DataLoader:
@@ -38,7 +33,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False, transform=None):
         self.dataset = dataset
-        self.batch_size = _positive_int(batch_size, "batch_size")
+        self.batch_size = positive_int(batch_size, "batch_size", "DataLoader")
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.drop_last = bool(drop_last)

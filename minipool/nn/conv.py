@@ -4,15 +4,10 @@ import numpy as np
 import minipool.nn.functional as F
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
+from minipool._validate import check_parameter_shape, positive_int
 from minipool.ops.conv import pair
 
 __all__ = ["Conv2d"]
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Conv2d: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Conv2d(Module):
@@ -35,9 +30,9 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", *, dtype=np.float32, generator=None):
         super().__init__()
-        self.in_channels = _positive_int(in_channels, "in_channels")
-        self.out_channels = _positive_int(out_channels, "out_channels")
-        self.groups = _positive_int(groups, "groups")
+        self.in_channels = positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = positive_int(out_channels, "out_channels", "Conv2d")
+        self.groups = positive_int(groups, "groups", "Conv2d")
         if self.in_channels % self.groups:
             raise ValueError(f"Conv2d: in_channels={in_channels} must be divisible by groups={groups}")
         if self.out_channels % self.groups:
@@ -57,7 +52,9 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only mode minipool "
                              f"implements), got {padding_mode!r}")
         self.padding_mode = padding_mode
-        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        shape = check_parameter_shape(
+            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
+            "in_channels, out_channels and kernel_size", "Conv2d")
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters(generator)

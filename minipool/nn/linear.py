@@ -3,16 +3,11 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool import _random
+from minipool._validate import check_parameter_shape, positive_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 
 __all__ = ["Linear", "Dropout"]
-
-
-def _positive_int(value, name, where):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class Linear(Module):
@@ -31,9 +26,11 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, generator=None):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features", "Linear")
-        self.out_features = _positive_int(out_features, "out_features", "Linear")
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dtype))
+        self.in_features = positive_int(in_features, "in_features", "Linear")
+        self.out_features = positive_int(out_features, "out_features", "Linear")
+        shape = check_parameter_shape((self.out_features, self.in_features),
+                                      "in_features and out_features", "Linear")
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters(generator)
 

@@ -6,18 +6,12 @@ and writes the new rate into every ``param_group["lr"]``.  ``state_dict()``
 holds everything but the optimizer, so a checkpoint resumes the schedule.
 """
 import math
-import numbers
 import warnings
 
+from minipool._validate import positive_int
 from minipool.optim.optimizer import Optimizer, check_number
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
-
-
-def _positive_int(where, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class LRScheduler:
@@ -87,7 +81,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = _positive_int("StepLR", "step_size", step_size)
+        self.step_size = positive_int(step_size, "step_size", "StepLR")
         self.gamma = check_number("StepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
@@ -107,7 +101,7 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max = _positive_int("CosineAnnealingLR", "T_max", T_max)
+        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
         self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0)
         super().__init__(optimizer, last_epoch)
 
@@ -144,10 +138,10 @@ class OneCycleLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"OneCycleLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
         if total_steps is not None:
-            self.total_steps = _positive_int("OneCycleLR", "total_steps", total_steps)
+            self.total_steps = positive_int(total_steps, "total_steps", "OneCycleLR")
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (_positive_int("OneCycleLR", "epochs", epochs)
-                                * _positive_int("OneCycleLR", "steps_per_epoch", steps_per_epoch))
+            self.total_steps = (positive_int(epochs, "epochs", "OneCycleLR")
+                                * positive_int(steps_per_epoch, "steps_per_epoch", "OneCycleLR"))
         else:
             raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
         check_number("OneCycleLR", "pct_start", pct_start, low=0, high=1)
