@@ -311,8 +311,6 @@ def test_area_interpolation_names_the_callers_argument():
         F.interpolate(mp.ones(1, 1, 4), scale_factor=1e30, mode="area")
 
 
-@pytest.mark.xfail(strict=True, reason="max_unpool bounds the default output size but not an "
-                   "explicit output_size near a huge default: NumPy's MemoryError (4 TiB)")
 def test_huge_explicit_unpool_output_size_names_the_argument():
     y, idx = F.max_pool1d(mp.ones(1, 1, 2), 2, return_indices=True)
     with pytest.raises(ValueError, match="output_size"):

@@ -1422,21 +1422,22 @@ def unpool_forward(const pool_t[:, ::1] x, const int64_t[:, ::1] indices, pool_t
     """out_plane[indices] = x (out zero-filled first); index -1 (no cell) is skipped.
 
     Later elements win when indices repeat (scan order), deterministically.
-    The caller has checked every index is in [-1, plane size)."""
+    The caller has checked every index is in [-1, plane size); the bound is
+    tested here again so no index can ever write outside the plane."""
     cdef Py_ssize_t P = x.shape[0], n = x.shape[1], S = out.shape[1], p, i, k
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         memset(&out[p, 0], 0, S * sizeof(pool_t))
         for i in range(n):
             k = indices[p, i]
-            if k >= 0:
+            if 0 <= k < S:
                 out[p, k] = x[p, i]
 
 
 def unpool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] indices,
                     floating[:, ::1] grad_in, int num_threads):
     """grad_in = grad_out gathered at the indices (0 where the index is -1)."""
-    cdef Py_ssize_t P = grad_in.shape[0], n = grad_in.shape[1], p, i, k
+    cdef Py_ssize_t P = grad_in.shape[0], n = grad_in.shape[1], S = grad_out.shape[1], p, i, k
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         for i in range(n):
             k = indices[p, i]
-            grad_in[p, i] = grad_out[p, k] if k >= 0 else 0
+            grad_in[p, i] = grad_out[p, k] if 0 <= k < S else 0

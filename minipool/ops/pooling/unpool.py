@@ -74,7 +74,11 @@ def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size)
                              f"cells ({'x'.join(map(str, out_spatial))}); indices must lie in "
                              f"[-1, {plane}) - pass output_size= the pooled input's size")
     planes = math.prod(x.shape[:-rank])
-    return MaxUnpool.apply(x, indices=idx, planes=planes, out_shape=x.shape[:-rank] + out_spatial)
+    try:
+        return MaxUnpool.apply(x, indices=idx, planes=planes, out_shape=x.shape[:-rank] + out_spatial)
+    except MemoryError:
+        raise ValueError(f"{op}: an output of planes {'x'.join(map(str, out_spatial))} cannot be "
+                         f"allocated; check output_size, kernel_size, stride and padding") from None
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
