@@ -42,8 +42,10 @@ git ls-files -z --cached --others --exclude-standard \
     | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
     | tar --null -T - -cf - | tar -xf - -C "$WORK"
 
-# 2. The debug build, in place inside the copy.
+# 2. The debug build, in place inside the copy.  `pip install -e .` builds in an isolated
+#    environment, so the build requirements may be missing from the venv itself.
 cd "$WORK"
+"$PY" -m pip install -q "setuptools>=64" "Cython>=3" "numpy>=2,<3"
 ASAN_LIB=""
 if [ "$ASAN_MODE" != "0" ]; then
     candidate="$(${CC:-gcc} -print-file-name=libasan.so 2>/dev/null || true)"
