@@ -106,11 +106,15 @@ def cubic_taps(o, n_in, n_out, factor, align_corners, ft):
     s = step(n_in, n_out, factor, align_corners, ft)
     x = s * ft(o) if align_corners else half_pixel_centre(s, o, ft)  # not clamped
     left = min(floorf(x), n_in - 1)
-    t = float(min(max(x - ft(left), ft(0)), ft(1)))
+    t = min(max(x - ft(left), ft(0)), ft(1))
     taps = []
     for j in (-1, 0, 1, 2):
         pixel = min(max(left + j, 0), n_in - 1)
-        taps.append((pixel, keys_cubic(t - j)))
+        # the distance to each tap is rounded to the input's precision first (ATen takes
+        # t + 1, t, 1 - t and 2 - t in scalar_t): a t of 1e-8 then gives exact 0/1 weights
+        # in float32, which decides whether an inf next door turns into NaN (0 * inf)
+        distance = t - ft(j) if j <= 0 else ft(j) - t
+        taps.append((pixel, keys_cubic(float(distance))))
     return taps
 
 
