@@ -1343,6 +1343,9 @@ def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1
                 for ow in range(w.size_out[2]):
                     o = _out_row(&w, od, oh) + ow
                     for c in range(C):
+                        # Assigned here so Cython makes k thread-private: it is otherwise only
+                        # written through &k, and a shared k raced between threads.
+                        k = 0
                         s = _sample_cell(&x[b, 0, c], C, rows, nr, w.first[2][ow],
                                          w.count[2][ow], w.step[2], uniforms[b, o, c], &k)
                         out[b, o, c] = x[b, s, c]
