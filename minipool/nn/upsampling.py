@@ -1,7 +1,7 @@
 """Upsampling layers: thin Modules over ``minipool.nn.functional.interpolate`` and pixel shuffle."""
 import minipool.nn.functional as F
 from minipool.nn.module import Module
-from minipool.ops.upsampling import MODES, repeat_upsample
+from minipool.ops.upsampling import MODES, check_output_sides, repeat_upsample
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
            "PixelUnshuffle", "UpSampling2D"]
@@ -113,9 +113,10 @@ class UpSampling2D(Module):
     def forward(self, x):
         if x.ndim != 4:
             raise ValueError(f"UpSampling2D: expects a 4-D input, got shape {x.shape}")
+        h, w = (x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4])
+        check_output_sides("UpSampling2D", "size", self.size, (h * self.size[0], w * self.size[1]))
         if self.interpolation == "nearest":
             return repeat_upsample(x, self.size, self.data_format)
-        h, w = (x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4])
         return F.interpolate(x, size=(h * self.size[0], w * self.size[1]), mode="bilinear",
                              align_corners=False, data_format=self.data_format)
 

@@ -44,6 +44,8 @@ __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
            "pixel_shuffle", "pixel_unshuffle", "repeat_upsample"]
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
+MAX_SIDE = 2 ** 31 - 1  # longest output axis (PyTorch's int32 geometry limit; tables are O(side))
+ALLOCATION_LIMIT = 2 ** 62  # bytes; NumPy refuses anything near 2**63 with an unnamed error
 _INTERPOLATING = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}  # mode -> input rank
 _NEAREST_DTYPES = FLOAT_DTYPES + (np.dtype(np.uint8),)  # PyTorch also gathers uint8 images
 
@@ -66,6 +68,14 @@ def _per_axis(value, n, name):
                              f"input has {n} spatial dimension(s)")
         return tuple(value)
     return (value,) * n
+
+
+def check_output_sides(op, name, value, sides):
+    """Refuse output axes longer than MAX_SIDE, naming the argument that asked for them."""
+    for side in sides:
+        if side > MAX_SIDE:
+            raise ValueError(f"{op}: {name}={value!r} asks for an output axis of length {side}; "
+                             f"output axes must be <= {MAX_SIDE}")
 
 
 def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor, mode):
@@ -93,6 +103,7 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
                 raise TypeError(f"interpolate: size entries must be ints, got {size!r}")
             if s <= 0:
                 raise ValueError(f"interpolate: size entries must be >= 1, got {size!r}")
+        check_output_sides("interpolate", "size", size, sizes)
         return tuple(int(s) for s in sizes), (None,) * n
     factors = _per_axis(scale_factor, n, "scale_factor")
     for f in factors:
@@ -103,6 +114,8 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
             raise ValueError(f"interpolate: scale_factor must be finite and > 0, "
                              f"got {scale_factor!r}")
     factors = tuple(float(f) for f in factors)
+    check_output_sides("interpolate", "scale_factor", scale_factor,
+                       (i * f for i, f in zip(in_sizes, factors)))
     out = tuple(int(math.floor(i * f)) for i, f in zip(in_sizes, factors))
     for i, f, o in zip(in_sizes, factors, out):
         if o < 1:
@@ -467,6 +480,20 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          f"got shape {x.shape}")
     out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
                                                recompute_scale_factor, mode)
+    asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
+    out_shape = Layout(x.shape, channels_last).shape_with(out_sizes)
+    if math.prod(out_shape) * x.dtype.itemsize > ALLOCATION_LIMIT:
+        raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, more "
+                         f"than can be allocated")
+    try:
+        return _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last,
+                         data_format)
+    except MemoryError:
+        raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, which "
+                         f"cannot be allocated") from None
+
+
+def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last, data_format):
     if mode == "area":
         return _area(x, out_sizes, data_format)
     dtype_name = "float64" if x.dtype == np.float64 else "float32"  # uint8 indexes like float32
@@ -532,8 +559,14 @@ def repeat_upsample(input, factors, data_format="channels_first"):
     factors = tuple(_check_factor(f, "factors", "repeat_upsample") for f in factors)
     _check_dtype(x, "nearest")
     spatial = Layout(x.shape, channels_last).spatial()
+    check_output_sides("repeat_upsample", "factors", factors,
+                       (n * f for n, f in zip(spatial, factors)))
     axes = tuple(_repeat_axis(n, f) for n, f in zip(spatial, factors))
-    return Nearest.apply(x, axes, channels_last)
+    try:
+        return Nearest.apply(x, axes, channels_last)
+    except MemoryError:
+        raise ValueError(f"repeat_upsample: factors={factors} give an output too large to "
+                         f"allocate") from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -568,6 +601,7 @@ def pixel_shuffle(input, upscale_factor):
     if c % (r * r):
         raise ValueError(f"pixel_shuffle: the channel dimension ({c}) must be divisible by "
                          f"upscale_factor**2 = {r * r}")
+    check_output_sides("pixel_shuffle", "upscale_factor", r, (h * r, w * r))
     nb = len(batch)
     y = reshape(x, (*batch, c // (r * r), r, r, h, w))
     y = permute(y, (*range(nb), nb, nb + 3, nb + 1, nb + 4, nb + 2))
@@ -593,6 +627,7 @@ def pixel_unshuffle(input, downscale_factor):
     if h % r or w % r:
         raise ValueError(f"pixel_unshuffle: height ({h}) and width ({w}) must be divisible by "
                          f"downscale_factor = {r}")
+    check_output_sides("pixel_unshuffle", "downscale_factor", r, (c * r * r,))
     nb = len(batch)
     y = reshape(x, (*batch, c, h // r, r, w // r, r))
     y = permute(y, (*range(nb), nb, nb + 2, nb + 4, nb + 1, nb + 3))
