@@ -13,10 +13,9 @@ per call.  This test then requires:
   the mutated arguments (e.g. "kernel_size", "stride", "indices", "input");
 * the fuzz reached every op family, and both outcomes.
 
-Known, not yet fixed defects are listed in ``KNOWN_DEFECTS``; each has its own
-strict xfail test below with a minimal reproduction, so fixing one makes that
-test XPASS (and fail) until the entry is removed.  Defects the fuzz found and
-that were fixed keep a plain regression test.
+Known, not yet fixed defects would be listed in ``KNOWN_DEFECTS`` with a strict
+xfail test each (none are open now).  Defects the fuzz found and that were
+fixed keep a plain regression test.
 
 Environment: ``MINIPOOL_FUZZ_CALLS`` (default 16000, half per thread count) and ``MINIPOOL_FUZZ_SEED``
 (default 20240607) reproduce or deepen a run; a failure message prints the
@@ -72,61 +71,10 @@ def known_defect(call, result):
     return None
 
 
-def _huge_request(call, result):
-    """Resource exhaustion from a huge size argument: NumPy's MemoryError, its
-    'array is too big' / 'Maximum allowed size/dimension exceeded' ValueErrors, or an
-    OverflowError converting the int -- none names the argument."""
-    text = json.dumps(call["mutations"])
-    huge = any(str(v) in text for v in (2 ** 31, 2 ** 40, 2 ** 62, 2 ** 63, 2 ** 64, 10 ** 30,
-                                        "1e+30", "1000000.0"))
-    numpy_words = ("Unable to allocate", "array is too big", "Maximum allowed",
-                   "too large to convert", "int too big")
-    return huge and result["outcome"] == "error" and (
-        result["exc"] in ("MemoryError", "OverflowError")
-        or any(w in result["message"] for w in numpy_words))
-
-
-def _interpolate_huge(call, result):
-    return call["op"] in ("interpolate", "Upsample", "UpSampling2D") and _huge_request(call, result)
-
-
-def _layer_huge(call, result):
-    """Linear/Conv2d(huge features or channels) allocate the weight first (16 GiB for
-    Linear(2**31, 2), which the worker's memory limit stops)."""
-    return call["op"] in ("Linear", "Conv2d") and _huge_request(call, result)
-
-
-def _huge_elsewhere(call, result):
-    """An explicit huge unpool output_size (within one stride of a huge default) or a
-    huge pixel_shuffle factor on an empty input reaches NumPy's allocator."""
-    return (("unpool" in call["op"].lower() or call["op"] == "pixel_shuffle")
-            and _huge_request(call, result))
-
-
-def _wrapped_size(call, result):
-    """interpolate(size=2**63): np.arange(2**63) is empty, so the op returns an empty
-    tensor instead of refusing the size (silently wrong)."""
-    return (result["outcome"] == "ok" and "9223372036854775808" in json.dumps(call["mutations"])
-            and any("output shape" in p for p in result["problems"]))
-
-
-def _area_in_pooling_terms(call, result):
-    """interpolate(mode='area') hands the size to adaptive_avg_pool, whose refusal names
-    *its* argument (output_size), not the size/scale_factor the caller gave."""
-    return (call["op"] == "interpolate" and result["outcome"] == "error"
-            and result["message"].startswith("adaptive_avg_pool") and "output_size" in
-            result["message"])
-
-
-KNOWN_DEFECTS = {
-    "interpolate: a huge size/scale_factor exhausts memory instead of a named ValueError":
-        _interpolate_huge,
-    "Linear/Conv2d: huge sizes try to allocate the weight": _layer_huge,
-    "max_unpool output_size / pixel_shuffle factor: huge values reach NumPy": _huge_elsewhere,
-    "interpolate: size 2**63 returns an empty tensor": _wrapped_size,
-    "interpolate(mode='area'): size errors name adaptive_avg_pool's output_size":
-        _area_in_pooling_terms,
-}
+# Known, not yet fixed defects: name -> predicate(call, result).  Empty since the last
+# ones (huge sizes in interpolate/pixel_shuffle/layers/unpool, area mode's wording) were
+# fixed; each of those keeps a regression test below.
+KNOWN_DEFECTS = {}
 
 
 def judge(rows):
@@ -256,9 +204,7 @@ def test_unpool_int_output_size_and_negative_seed_name_the_argument():
         F.stochastic_pool2d(mp.ones(1, 4, 4), 2, generator=-1)
 
 
-# ------------------------------------------------------------------ known defects, one by one
-@pytest.mark.xfail(strict=True, reason="huge interpolate size allocates index tables of that "
-                   "length first (MemoryError / 'Maximum allowed size exceeded')")
+# ------------------------------------------------------------------ fixed defects, one test each
 @pytest.mark.parametrize("kwargs,name", [(dict(size=2 ** 40), "interpolate: size"),
                                          (dict(scale_factor=1e30), "scale_factor")])
 def test_huge_interpolate_size_is_a_named_value_error(kwargs, name):
@@ -266,8 +212,6 @@ def test_huge_interpolate_size_is_a_named_value_error(kwargs, name):
         F.interpolate(mp.ones(1, 1, 4), **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="output_size_and_scales has no upper bound; "
-                   "np.arange(2**63) is an empty array, so the tables and the result are empty")
 @pytest.mark.parametrize("mode", ["nearest", "linear"])
 def test_interpolate_size_beyond_int64_is_refused(mode):
     with pytest.raises((ValueError, MemoryError)):
@@ -304,8 +248,6 @@ def test_unpool_with_a_huge_kernel_names_the_argument():
         F.max_unpool2d(y, idx, 2 ** 62)
 
 
-@pytest.mark.xfail(strict=True, reason="interpolate(mode='area') passes the size to "
-                   "adaptive_avg_pool, whose message names output_size, not scale_factor")
 def test_area_interpolation_names_the_callers_argument():
     with pytest.raises(ValueError, match="scale_factor"):
         F.interpolate(mp.ones(1, 1, 4), scale_factor=1e30, mode="area")
@@ -317,8 +259,6 @@ def test_huge_explicit_unpool_output_size_names_the_argument():
         F.max_unpool1d(y, idx, 1, stride=2 ** 62, output_size=(2 ** 40,))
 
 
-@pytest.mark.xfail(strict=True, reason="pixel_shuffle checks C % r**2 only, so an empty input "
-                   "lets a huge factor through to reshape ('Maximum allowed dimension exceeded')")
 def test_huge_pixel_shuffle_factor_names_the_argument():
     with pytest.raises(ValueError, match="upscale_factor"):
         F.pixel_shuffle(mp.zeros(0, 1, 2), 10 ** 30)

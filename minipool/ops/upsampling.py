@@ -485,6 +485,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if math.prod(out_shape) * x.dtype.itemsize > ALLOCATION_LIMIT:
         raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, more "
                          f"than can be allocated")
+    if mode == "area" and math.prod(out_sizes) > MAX_SIDE:
+        # Checked here so the message names the caller's argument, not adaptive pooling's.
+        raise ValueError(f"interpolate: {asked} asks for area-mode planes of "
+                         f"{math.prod(out_sizes)} cells, more than the limit {MAX_SIDE}")
     try:
         return _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last,
                          data_format)
