@@ -40,7 +40,7 @@ class LRScheduler:
             self._is_initial = False
 
     def get_lr(self):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define get_lr()")
 
     def get_last_lr(self):
         """The rates the last ``step()`` set, one per parameter group."""
