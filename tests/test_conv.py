@@ -295,21 +295,45 @@ def test_bad_arguments_raise_named_errors(over, error, match):
 
 
 @pytest.mark.parametrize("groups", [1, 2])
-def test_column_blocked_gemms_match_one_gemm(groups, monkeypatch):
-    """Few output channels and many columns take the blocked GEMM path; it must agree
-    with the single-GEMM path (float64, to rounding) and use more than one block."""
+def test_image_chunked_gemms_match_one_gemm(groups, monkeypatch):
+    """Few output channels and many columns take the chunked path (one GEMM per chunk of
+    images); it must agree with the single-GEMM path (float64, to rounding) and use more
+    than one chunk."""
     from minipool.ops import conv as conv_module
     rng = np.random.default_rng(21)
     x = rng.standard_normal((4, 2 * groups, 48, 48))
     w = rng.standard_normal((3 * groups, 2, 3, 3))
     b = rng.standard_normal(3 * groups)
-    assert len(conv_module.column_blocks(4 * 46 * 46, 3)) > 1
-    blocked = run(x, w, b, dict(groups=groups))
+    assert len(conv_module.image_chunks(4, 46 * 46, 3)) > 1
+    chunked = run(x, w, b, dict(groups=groups))
     monkeypatch.setattr(conv_module, "SKINNY_OUT_CHANNELS", 0)
-    assert len(conv_module.column_blocks(4 * 46 * 46, 3)) == 1
+    monkeypatch.setattr(conv_module, "MIN_SPLIT_COLUMNS", 10 ** 9)
+    assert len(conv_module.image_chunks(4, 46 * 46, 3)) == 1
     single = run(x, w, b, dict(groups=groups))
-    for got, want in zip(blocked[:4], single[:4]):
+    for got, want in zip(chunked[:4], single[:4]):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_convolution_is_bit_identical_for_1_and_2_threads():
+    """With 2 threads a helper thread takes half of the image chunks; every output and
+    gradient must keep exactly the bits of the 1-thread run (float32, LeNet's conv2)."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((33, 6, 14, 14)).astype(np.float32)
+    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    assert len(conv_module.image_chunks(33, 100, 16)) == 2
+    old = mp.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            mp.set_num_threads(threads)
+            results.append(run(x, w, b, {}))
+    finally:
+        mp.set_num_threads(old)
+    for one, two in zip(*results):
+        if one is not None:
+            np.testing.assert_array_equal(one, two)
 
 
 # ------------------------------------------------------------------ recycled buffers
@@ -348,3 +372,16 @@ def test_workspace_recycles_only_unreferenced_buffers():
     for rows in range(5, 25):                            # many shapes: free ones are evicted
         ws.empty((rows, 7), np.float64)
     assert ws.nbytes <= ws.max_bytes
+
+
+def test_run_on_team_calls_everything_once_and_reraises():
+    from minipool._kernels.im2col import run_on_team
+    seen = []
+    run_on_team([lambda k=k: seen.append(k) for k in range(5)], 2)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+    def fail():
+        raise ValueError("lane failed")
+
+    with pytest.raises(ValueError, match="lane failed"):
+        run_on_team([lambda: None, fail], 2)

@@ -36,7 +36,7 @@ count in its own process with all pools pinned to it.
 import numpy as np
 
 from minipool import _config
-from minipool._kernels.im2col import col2im, im2col
+from minipool._kernels.im2col import col2im, im2col, run_on_team
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
@@ -68,22 +68,52 @@ def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation):
     return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
 
 
-# Column blocking.  OpenBLAS is slow on the long, skinny GEMMs of a layer with few
-# output channels per group (LeNet's conv1: 6 x 25 times 25 x 50176): it packs the
-# whole long operand through L3.  Feeding it blocks of 4096 columns keeps each
-# packed block in L2 and made the three products 2-2.5x faster on one thread
-# (0.6 -> 0.26 ms forward, 0.6 -> 0.25 ms weight gradient, 0.9 -> 0.35 ms input
-# gradient); with 16 or more output channels per group blocking gained nothing,
-# so those shapes keep one GEMM per group.
+# Image chunks.  The batch is cut into chunks of whole images; each chunk's
+# columns of cols are filled, multiplied and reordered on their own.  Two reasons:
+#  - OpenBLAS is slow on the long, skinny GEMMs of a layer with few output
+#    channels per group (LeNet's conv1: 6 x 25 times 25 x 50176): it packs the
+#    whole long operand through L3.  Chunks of ~4096 columns keep each packed
+#    block in L2 (2-2.5x faster products on one thread).
+#  - With 2+ threads the chunks are shared out between the calling thread and a
+#    second OpenMP thread (see ``run_on_team``), each running its chunks' im2col, GEMMs and col2im on one
+#    core (NumPy releases the GIL in BLAS, our kernels in prange).  BLAS itself
+#    stays single-threaded.
+# The chunks depend only on the shapes, never on the thread count, and the weight
+# gradient sums the chunks' partial products in chunk order, so results are
+# bit-identical for any number of threads.
 COLUMN_BLOCK = 4096
 SKINNY_OUT_CHANNELS = 16
+MIN_SPLIT_COLUMNS = 2048  # below this a second chunk costs more than it saves
 
 
-def column_blocks(n_columns, out_per_group):
-    """[start, stop) column ranges for the GEMMs (one range unless blocking pays, see above)."""
-    if out_per_group >= SKINNY_OUT_CHANNELS or n_columns <= 2 * COLUMN_BLOCK:
-        return [(0, n_columns)]
-    return [(s, min(s + COLUMN_BLOCK, n_columns)) for s in range(0, n_columns, COLUMN_BLOCK)]
+def image_chunks(n_images, L, out_per_group):
+    """[start, stop) image ranges processed as units (see above)."""
+    NL = n_images * L
+    if out_per_group < SKINNY_OUT_CHANNELS and NL > 2 * COLUMN_BLOCK:
+        per_chunk = max(1, COLUMN_BLOCK // max(L, 1))
+    elif NL >= MIN_SPLIT_COLUMNS and n_images >= 2:
+        per_chunk = (n_images + 1) // 2
+    else:
+        return [(0, n_images)]
+    return [(s, min(s + per_chunk, n_images)) for s in range(0, n_images, per_chunk)]
+
+
+def _run_chunks(work, chunks, parallel):
+    """Call ``work(i, start, stop)`` for every chunk; with ``parallel`` a second
+    OpenMP thread takes the second half of the chunks while this thread does the first."""
+    if not parallel or len(chunks) < 2:
+        for i, (start, stop) in enumerate(chunks):
+            work(i, start, stop)
+        return
+    half = (len(chunks) + 1) // 2
+
+    def lane(first, last):
+        def run():
+            for i in range(first, last):
+                work(i, *chunks[i])
+        return run
+
+    run_on_team([lane(0, half), lane(half, len(chunks))], 2)
 
 
 class Conv2dFn(Function):
@@ -106,18 +136,27 @@ class Conv2dFn(Function):
         # cols and the other big temporaries come from a pool of recycled buffers: fresh
         # multi-megabyte arrays cost a page fault per 4 KiB (see ops/_workspace.py)
         cols = scratch.empty((C * kh * kw, NL), x.dtype)
-        im2col(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
-               _config.kernel_threads(cols.shape[0], cols.size))  # threads split the rows of cols
         weight3 = weight.reshape(groups, O_group, K_group)
         cols3 = cols.reshape(groups, K_group, NL)
         out3 = scratch.empty((groups, O_group, NL), x.dtype)
-        for start, stop in column_blocks(NL, O_group):
-            np.matmul(weight3, cols3[:, :, start:stop], out=out3[:, :, start:stop])
         out2d = out3.reshape(O, NL)
-        if bias is not None:
-            out2d += bias.reshape(O, 1)  # on the contiguous product: ~2x faster than during the reorder
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        np.copyto(out.reshape(N, O, L), out2d.reshape(O, N, L).transpose(1, 0, 2))
+        bias_column = None if bias is None else bias.reshape(O, 1)
+        chunks = image_chunks(N, L, O_group)
+        parallel = _config.get_num_threads() > 1 and cols.size >= _config.PARALLEL_WORK_THRESHOLD
+        # one chunk: im2col may use the OpenMP team; several: each chunk runs on one thread
+        im2col_threads = _config.kernel_threads(cols.shape[0], cols.size) if len(chunks) == 1 else 1
+
+        def chunk(i, n0, n1):
+            c0, c1 = n0 * L, n1 * L
+            im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, im2col_threads, c0)
+            np.matmul(weight3, cols3[:, :, c0:c1], out=out3[:, :, c0:c1])
+            if bias_column is not None:
+                out2d[:, c0:c1] += bias_column  # on the product: ~2x faster than during the reorder
+            np.copyto(out[n0:n1].reshape(n1 - n0, O, L),
+                      out2d[:, c0:c1].reshape(O, n1 - n0, L).transpose(1, 0, 2))
+
+        _run_chunks(chunk, chunks, parallel)
         if ctx.requires_grad:
             ctx.geometry = geometry
             ctx.x_shape = x.shape
@@ -132,32 +171,41 @@ class Conv2dFn(Function):
         O = grad.shape[1]
         O_group, K_group, L = O // groups, (C // groups) * kh * kw, Ho * Wo
         NL = N * L
-        blocks = column_blocks(NL, O_group)
+        chunks = image_chunks(N, L, O_group)
+        parallel = _config.get_num_threads() > 1 and C * kh * kw * NL >= _config.PARALLEL_WORK_THRESHOLD
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         # G: (O, N*L), contiguous; every product below reads it (or its transpose) in place.
         G = scratch.empty((O, NL), grad.dtype)
-        np.copyto(G.reshape(O, N, L), grad.reshape(N, O, L).transpose(1, 0, 2))
         G3 = G.reshape(groups, O_group, NL)
-        grad_x = grad_w = grad_b = None
+        cols3, weight3 = ctx.cols3, ctx.weight3
+        # (cols @ G.T), not (G @ cols.T): OpenBLAS is ~2x faster with the long
+        # operand on the left for this long-K product.
+        w_parts = np.empty((len(chunks), groups, K_group, O_group), dtype=grad.dtype) if need_w else None
+        grad_x = np.empty((N, C, H, W), dtype=grad.dtype) if need_x else None
+        col2im_threads = _config.kernel_threads(N * C, C * kh * kw * NL) if len(chunks) == 1 else 1
+
+        def chunk(i, n0, n1):
+            c0, c1 = n0 * L, n1 * L
+            np.copyto(G[:, c0:c1].reshape(O, n1 - n0, L),
+                      grad[n0:n1].reshape(n1 - n0, O, L).transpose(1, 0, 2))
+            G_chunk = G3[:, :, c0:c1]
+            if need_w:
+                np.matmul(cols3[:, :, c0:c1], G_chunk.transpose(0, 2, 1), out=w_parts[i])
+            if need_x:
+                grad_cols3 = scratch.empty((groups, K_group, c1 - c0), grad.dtype)
+                np.matmul(weight3.transpose(0, 2, 1), G_chunk, out=grad_cols3)
+                col2im(grad_cols3.reshape(C * kh * kw, c1 - c0), grad_x[n0:n1], kh, kw, sh, sw,
+                       ph, pw, dh, dw, Ho, Wo, col2im_threads)
+
+        _run_chunks(chunk, chunks, parallel)
+        grad_w = grad_b = None
         if ctx.needs_input_grad[2]:
             grad_b = G.sum(axis=1)
-        if ctx.needs_input_grad[1]:
-            # (cols @ G.T), not (G @ cols.T): OpenBLAS is ~2x faster with the long
-            # operand on the left for this long-K product.
-            cols3 = ctx.cols3
-            grad_w3 = np.zeros((groups, K_group, O_group), dtype=grad.dtype)
-            part = np.empty_like(grad_w3)
-            for start, stop in blocks:
-                np.matmul(cols3[:, :, start:stop], G3[:, :, start:stop].transpose(0, 2, 1), out=part)
+        if need_w:
+            grad_w3 = w_parts[0]
+            for part in w_parts[1:]:  # in chunk order: the same bits for any thread count
                 grad_w3 += part
             grad_w = np.ascontiguousarray(grad_w3.transpose(0, 2, 1)).reshape(O, C // groups, kh, kw)
-        if ctx.needs_input_grad[0]:
-            weight_t = ctx.weight3.transpose(0, 2, 1)
-            grad_cols3 = scratch.empty((groups, K_group, NL), grad.dtype)
-            for start, stop in blocks:
-                np.matmul(weight_t, G3[:, :, start:stop], out=grad_cols3[:, :, start:stop])
-            grad_x = np.empty((N, C, H, W), dtype=grad.dtype)
-            col2im(grad_cols3.reshape(C * kh * kw, NL), grad_x, kh, kw, sh, sw, ph, pw, dh, dw,
-                   Ho, Wo, _config.kernel_threads(N * C, grad_cols3.size))
         return grad_x, grad_w, grad_b, None
 
 
