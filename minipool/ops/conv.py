@@ -98,22 +98,14 @@ def image_chunks(n_images, L, out_per_group):
     return [(s, min(s + per_chunk, n_images)) for s in range(0, n_images, per_chunk)]
 
 
-def _run_chunks(work, chunks, parallel):
-    """Call ``work(i, start, stop)`` for every chunk; with ``parallel`` a second
-    OpenMP thread takes the second half of the chunks while this thread does the first."""
-    if not parallel or len(chunks) < 2:
-        for i, (start, stop) in enumerate(chunks):
-            work(i, start, stop)
+def _run_lanes(lane, n_chunks, parallel):
+    """Call ``lane(first, stop)`` on chunk index ranges: once over every chunk, or with
+    ``parallel`` on two OpenMP threads (this one takes the first half of the chunks)."""
+    if not parallel or n_chunks < 2:
+        lane(0, n_chunks)
         return
-    half = (len(chunks) + 1) // 2
-
-    def lane(first, last):
-        def run():
-            for i in range(first, last):
-                work(i, *chunks[i])
-        return run
-
-    run_on_team([lane(0, half), lane(half, len(chunks))], 2)
+    half = (n_chunks + 1) // 2
+    run_on_team([lambda: lane(0, half), lambda: lane(half, n_chunks)], 2)
 
 
 class Conv2dFn(Function):
@@ -144,19 +136,22 @@ class Conv2dFn(Function):
         bias_column = None if bias is None else bias.reshape(O, 1)
         chunks = image_chunks(N, L, O_group)
         parallel = _config.get_num_threads() > 1 and cols.size >= _config.PARALLEL_WORK_THRESHOLD
-        # one chunk: im2col may use the OpenMP team; several: each chunk runs on one thread
-        im2col_threads = _config.kernel_threads(cols.shape[0], cols.size) if len(chunks) == 1 else 1
+        # on two lanes each im2col runs on its lane's thread; else it may use the OpenMP team
+        im2col_threads = 1 if parallel else _config.kernel_threads(cols.shape[0], cols.size)
 
-        def chunk(i, n0, n1):
+        def lane(first, stop):
+            # gathers and copies once per lane (any split gives the same bits); GEMMs per chunk
+            n0, n1 = chunks[first][0], chunks[stop - 1][1]
             c0, c1 = n0 * L, n1 * L
             im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, im2col_threads, c0)
-            np.matmul(weight3, cols3[:, :, c0:c1], out=out3[:, :, c0:c1])
+            for start, end in chunks[first:stop]:
+                np.matmul(weight3, cols3[:, :, start * L:end * L], out=out3[:, :, start * L:end * L])
             if bias_column is not None:
                 out2d[:, c0:c1] += bias_column  # on the product: ~2x faster than during the reorder
             np.copyto(out[n0:n1].reshape(n1 - n0, O, L),
                       out2d[:, c0:c1].reshape(O, n1 - n0, L).transpose(1, 0, 2))
 
-        _run_chunks(chunk, chunks, parallel)
+        _run_lanes(lane, len(chunks), parallel)
         if ctx.requires_grad:
             ctx.geometry = geometry
             ctx.x_shape = x.shape
@@ -182,22 +177,24 @@ class Conv2dFn(Function):
         # operand on the left for this long-K product.
         w_parts = np.empty((len(chunks), groups, K_group, O_group), dtype=grad.dtype) if need_w else None
         grad_x = np.empty((N, C, H, W), dtype=grad.dtype) if need_x else None
-        col2im_threads = _config.kernel_threads(N * C, C * kh * kw * NL) if len(chunks) == 1 else 1
+        col2im_threads = 1 if parallel else _config.kernel_threads(N * C, C * kh * kw * NL)
 
-        def chunk(i, n0, n1):
-            c0, c1 = n0 * L, n1 * L
-            np.copyto(G[:, c0:c1].reshape(O, n1 - n0, L),
+        def lane(first, stop):
+            n0, n1 = chunks[first][0], chunks[stop - 1][1]
+            np.copyto(G[:, n0 * L:n1 * L].reshape(O, n1 - n0, L),
                       grad[n0:n1].reshape(n1 - n0, O, L).transpose(1, 0, 2))
-            G_chunk = G3[:, :, c0:c1]
-            if need_w:
-                np.matmul(cols3[:, :, c0:c1], G_chunk.transpose(0, 2, 1), out=w_parts[i])
-            if need_x:
-                grad_cols3 = scratch.empty((groups, K_group, c1 - c0), grad.dtype)
-                np.matmul(weight3.transpose(0, 2, 1), G_chunk, out=grad_cols3)
-                col2im(grad_cols3.reshape(C * kh * kw, c1 - c0), grad_x[n0:n1], kh, kw, sh, sw,
-                       ph, pw, dh, dw, Ho, Wo, col2im_threads)
+            for i in range(first, stop):
+                c0, c1 = chunks[i][0] * L, chunks[i][1] * L
+                G_chunk = G3[:, :, c0:c1]
+                if need_w:
+                    np.matmul(cols3[:, :, c0:c1], G_chunk.transpose(0, 2, 1), out=w_parts[i])
+                if need_x:
+                    grad_cols3 = scratch.empty((groups, K_group, c1 - c0), grad.dtype)
+                    np.matmul(weight3.transpose(0, 2, 1), G_chunk, out=grad_cols3)
+                    col2im(grad_cols3.reshape(C * kh * kw, c1 - c0), grad_x[chunks[i][0]:chunks[i][1]],
+                           kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, col2im_threads)
 
-        _run_chunks(chunk, chunks, parallel)
+        _run_lanes(lane, len(chunks), parallel)
         grad_w = grad_b = None
         if ctx.needs_input_grad[2]:
             grad_b = G.sum(axis=1)
