@@ -86,25 +86,38 @@ SKINNY_OUT_CHANNELS = 16
 MIN_SPLIT_COLUMNS = 2048  # below this a second chunk costs more than it saves
 
 
+def _even_split(start, stop, pieces):
+    """[start, stop) cut into ``pieces`` ranges whose lengths differ by at most one."""
+    size, extra = divmod(stop - start, pieces)
+    bounds = [start]
+    for k in range(pieces):
+        bounds.append(bounds[-1] + size + (k < extra))
+    return [(bounds[k], bounds[k + 1]) for k in range(pieces) if bounds[k + 1] > bounds[k]]
+
+
 def image_chunks(n_images, L, out_per_group):
-    """[start, stop) image ranges processed as units (see above)."""
-    NL = n_images * L
-    if out_per_group < SKINNY_OUT_CHANNELS and NL > 2 * COLUMN_BLOCK:
-        per_chunk = max(1, COLUMN_BLOCK // max(L, 1))
-    elif NL >= MIN_SPLIT_COLUMNS and n_images >= 2:
-        per_chunk = (n_images + 1) // 2
-    else:
+    """[start, stop) image ranges processed as units (see above).  The first half of
+    the images and the second are chunked separately, so two threads (each taking
+    one half, see ``_run_lanes``) get equal work."""
+    if n_images * L < MIN_SPLIT_COLUMNS or n_images < 2:
         return [(0, n_images)]
-    return [(s, min(s + per_chunk, n_images)) for s in range(0, n_images, per_chunk)]
+    mid = (n_images + 1) // 2
+    pieces = 1
+    if out_per_group < SKINNY_OUT_CHANNELS and n_images * L > 2 * COLUMN_BLOCK:
+        pieces = -(-mid * L // COLUMN_BLOCK)
+    return _even_split(0, mid, pieces) + _even_split(mid, n_images, pieces)
 
 
-def _run_lanes(lane, n_chunks, parallel):
+def _run_lanes(lane, chunks, parallel):
     """Call ``lane(first, stop)`` on chunk index ranges: once over every chunk, or with
-    ``parallel`` on two OpenMP threads (this one takes the first half of the chunks)."""
+    ``parallel`` on two OpenMP threads (this one takes the chunks of the first half
+    of the images)."""
+    n_chunks = len(chunks)
     if not parallel or n_chunks < 2:
         lane(0, n_chunks)
         return
-    half = (n_chunks + 1) // 2
+    mid = (chunks[-1][1] + 1) // 2
+    half = next(i for i, (start, _) in enumerate(chunks) if start >= mid)
     run_on_team([lambda: lane(0, half), lambda: lane(half, n_chunks)], 2)
 
 
@@ -151,7 +164,7 @@ class Conv2dFn(Function):
             np.copyto(out[n0:n1].reshape(n1 - n0, O, L),
                       out2d[:, c0:c1].reshape(O, n1 - n0, L).transpose(1, 0, 2))
 
-        _run_lanes(lane, len(chunks), parallel)
+        _run_lanes(lane, chunks, parallel)
         if ctx.requires_grad:
             ctx.geometry = geometry
             ctx.x_shape = x.shape
@@ -194,7 +207,7 @@ class Conv2dFn(Function):
                     col2im(grad_cols3.reshape(C * kh * kw, c1 - c0), grad_x[chunks[i][0]:chunks[i][1]],
                            kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, col2im_threads)
 
-        _run_lanes(lane, len(chunks), parallel)
+        _run_lanes(lane, chunks, parallel)
         grad_w = grad_b = None
         if ctx.needs_input_grad[2]:
             grad_b = G.sum(axis=1)
