@@ -213,25 +213,9 @@ def keep_freed_memory_for_reuse():
 
 def _set_openblas_threads(n):
     """NumPy's wheels bundle OpenBLAS; call its set_num_threads through ctypes (best effort)."""
-    import ctypes
+    from minipool._blas import set_blas_num_threads
 
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    for lib in libs:
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for symbol in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                       "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(handle, symbol, None)
-            if fn is not None:
-                fn(ctypes.c_int(n))
-                return True
-    return False
+    return set_blas_num_threads(n)
 
 
 # --------------------------------------------------------------------------- data

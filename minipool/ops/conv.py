@@ -2,15 +2,15 @@
 
 Forward: ``im2col`` (Cython + OpenMP, ``minipool/_kernels/im2col.pyx``) lays the
 receptive fields out as ``cols`` of shape (C*kh*kw, N*Ho*Wo): the batch is folded
-into the columns, so the whole batch is a single GEMM ``W2 @ cols`` with
-``W2 = weight.reshape(O, C*kh*kw)`` (one GEMM per group, batched through
-``np.matmul``; split into column blocks for layers with few output channels,
-see ``column_blocks``).  The bias is added to the (O, N*Ho*Wo) product, which
-is then reordered to NCHW in one copy.
+into the columns, so the batch is a few GEMMs ``W2 @ cols`` with
+``W2 = weight.reshape(O, C*kh*kw)`` (one per group, batched through
+``np.matmul``, and one per chunk of images, see ``image_chunks``; with 2+
+threads two OpenMP threads share the chunks).  The bias is added to the
+(O, N*Ho*Wo) product, which is then reordered to NCHW.
 
 Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
-  weight: ``(cols @ G.T).T``  -- one GEMM over the whole batch (summed over the
-          column blocks for skinny layers).  Written this way
+  weight: ``(cols @ G.T).T``  -- one GEMM per image chunk, summed in chunk
+          order.  Written this way
           round because OpenBLAS is ~2x faster for the long-K shape
           (K = N*Ho*Wo) when the long operand is the row-major left factor.
   input:  ``col2im(W2.T @ G)``, the scatter-add run per input plane (no atomics,
@@ -36,6 +36,7 @@ count in its own process with all pools pinned to it.
 import numpy as np
 
 from minipool import _config
+from minipool._blas import blas_num_threads
 from minipool._kernels.im2col import col2im, im2col, run_on_team
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
@@ -113,7 +114,7 @@ def _run_lanes(lane, chunks, parallel):
     ``parallel`` on two OpenMP threads (this one takes the chunks of the first half
     of the images)."""
     n_chunks = len(chunks)
-    if not parallel or n_chunks < 2:
+    if not parallel or n_chunks < 2 or blas_num_threads() != 1:  # see minipool/_blas.py
         lane(0, n_chunks)
         return
     mid = (chunks[-1][1] + 1) // 2
