@@ -7,32 +7,38 @@ __all__ = ["run_backward", "grad"]
 
 
 def _topological_order(root):
-    """Tensors reachable from ``root`` through recorded ops, inputs before outputs.
+    """The op results (tensors with a ``_ctx``) reachable from ``root`` through
+    recorded ops, inputs before outputs, and the leaves requiring grad met on the
+    way (they need no place in the order: each only collects its gradient).
 
     Iterative depth-first search, so a chain of any length is fine.
     """
-    order, visited = [], set()
-    stack = [(root, False)]
+    order, leaves, visited = [], [], set()
+    stack = [root]
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
+        node = stack.pop()
+        if node is None:  # marker: the node below it has all its inputs placed
+            order.append(stack.pop())
             continue
-        if id(node) in visited:
+        key = id(node)
+        if key in visited:
             continue
-        visited.add(id(node))
-        stack.append((node, True))
+        visited.add(key)
         ctx = node._ctx
-        if ctx is not None:
-            if ctx._freed:
-                raise RuntimeError(
-                    f"trying to backward through the graph a second time (through {ctx.name}): "
-                    "its saved values were freed by the first backward(); "
-                    "call backward(retain_graph=True) the first time if you need to")
-            for parent in ctx._inputs:
-                if parent is not None and parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
-    return order
+        if ctx is None:
+            leaves.append(node)
+            continue
+        if ctx._freed:
+            raise RuntimeError(
+                f"trying to backward through the graph a second time (through {ctx.name}): "
+                "its saved values were freed by the first backward(); "
+                "call backward(retain_graph=True) the first time if you need to")
+        stack.append(node)
+        stack.append(None)
+        for parent in ctx._inputs:
+            if parent is not None and parent._requires_grad and id(parent) not in visited:
+                stack.append(parent)
+    return order, leaves
 
 
 def _initial_grad(root, grad):
@@ -52,22 +58,28 @@ def _accumulate(grads, tensor, g):
     """Add ``g`` into the gradient collected for ``tensor`` (a tensor used twice gets both)."""
     if g is None:
         return
-    g = np.asarray(g)
-    if g.shape != tensor.shape:
+    if type(g) is not np.ndarray:
+        g = np.asarray(g)
+    if g.shape != tensor.data.shape:
         raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor of shape "
                            f"{tensor.shape} (from {tensor._ctx.name if tensor._ctx else 'a leaf'})")
     key = id(tensor)
-    if key in grads:
-        grads[key] = grads[key] + g
-    else:
-        grads[key] = g
+    previous = grads.get(key)
+    grads[key] = g if previous is None else previous + g
+
+
+def _store_leaf_grad(leaf, g):
+    """Add the collected gradient into ``leaf.grad`` (a fresh array, never one an op made)."""
+    g = g.astype(leaf.data.dtype, copy=False)
+    total = g.copy() if leaf.grad is None else leaf.grad.data + g
+    leaf.grad = Tensor._from_result(total, False)
 
 
 def run_backward(root, grad=None, retain_graph=False):
     if not root.requires_grad:
         raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn "
                            "(did you forget requires_grad=True, or compute it under no_grad?)")
-    order = _topological_order(root)
+    order, leaves = _topological_order(root)
     grads = {id(root): _initial_grad(root, grad)}
     with no_grad():
         for node in reversed(order):
@@ -75,21 +87,22 @@ def run_backward(root, grad=None, retain_graph=False):
             if g is None:
                 continue
             ctx = node._ctx
-            if ctx is None:  # a leaf: accumulate into .grad
-                g = g.astype(node.dtype, copy=False)
-                node.grad = Tensor(g.copy() if node.grad is None else node.grad.data + g)
-                continue
             input_grads = ctx.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
-            if len(input_grads) < len(ctx._inputs):
+            inputs = ctx._inputs
+            if len(input_grads) < len(inputs):
                 raise RuntimeError(f"{ctx.name}.backward returned {len(input_grads)} gradients "
-                                   f"for {len(ctx._inputs)} inputs")
-            for parent, pg in zip(ctx._inputs, input_grads):
-                if parent is not None and parent.requires_grad:
+                                   f"for {len(inputs)} inputs")
+            for parent, pg in zip(inputs, input_grads):
+                if pg is not None and parent is not None and parent._requires_grad:
                     _accumulate(grads, parent, pg)
             if not retain_graph:
                 ctx._release()
+        for leaf in leaves:
+            g = grads.pop(id(leaf), None)
+            if g is not None:
+                _store_leaf_grad(leaf, g)
 
 
 def grad(output, inputs, grad_output=None, retain_graph=False):

@@ -122,18 +122,30 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = cls()
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        record = _grad_mode.enabled and any(needs)
-        ctx.needs_input_grad = needs
+        # One plain loop instead of comprehensions: apply runs for every op of every step.
+        raw = []
+        needs = []
+        any_needs = False
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a.data)
+                flag = a._requires_grad
+                needs.append(flag)
+                any_needs = any_needs or flag
+            else:
+                raw.append(a)
+                needs.append(False)
+        record = any_needs and _grad_mode.enabled
+        ctx.needs_input_grad = tuple(needs)
         ctx.requires_grad = record  # ops may skip saving state (e.g. argmax) when False
         result = cls.forward(ctx, *raw, **kwargs)
         extras = ()
         if isinstance(result, tuple):
             result, *extras = result
-        result = np.asarray(result)
+        if type(result) is not np.ndarray:
+            result = np.asarray(result)
         record = record and result.dtype in FLOAT_DTYPES
-        out = Tensor(result, requires_grad=record)
+        out = Tensor._from_result(result, record)
         if record:
             ctx._inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
             out._ctx = ctx
@@ -172,6 +184,9 @@ def _as_array(data, dtype=None):
     return arr
 
 
+_new_tensor = object.__new__
+
+
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
 
@@ -191,6 +206,19 @@ class Tensor:
         self.grad = None
         self._ctx = None
         self.requires_grad = requires_grad
+
+    @staticmethod
+    def _from_result(array, requires_grad):
+        """Wrap an op's ndarray result without re-checking it (``requires_grad`` only if
+        it is float32/float64); anything unusual goes through the checking constructor."""
+        if array.dtype.kind not in "biuf":
+            return Tensor(array, requires_grad=requires_grad)
+        t = _new_tensor(Tensor)
+        t.data = array
+        t.grad = None
+        t._ctx = None
+        t._requires_grad = requires_grad
+        return t
 
     # -- gradient bookkeeping ---------------------------------------------------
     @property
