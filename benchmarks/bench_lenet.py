@@ -29,30 +29,9 @@ from _common import import_torch, machine_line, markdown_table, median_time, set
 import minipool as mp  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
 from minipool import optim  # noqa: E402
-from minipool.models import LeNet5  # noqa: E402
+from minipool.models.lenet import LeNet5, lenet5_torch  # noqa: E402
 
 TARGETS = {"training": 1.5, "inference": 1.0}
-
-
-def torch_lenet5(torch):
-    nn = torch.nn
-
-    class TorchLeNet5(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 6, 5)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(400, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-            x = torch.flatten(x, 1)
-            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-    return TorchLeNet5()
 
 
 def minipool_steps(batch, x, y):
@@ -74,8 +53,7 @@ def minipool_steps(batch, x, y):
 
 
 def torch_steps(torch, model_state, x, y):
-    model = torch_lenet5(torch)
-    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model_state.items()})
+    model = lenet5_torch(torch, model_state)  # the same network and weights, in PyTorch layers
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 

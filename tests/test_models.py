@@ -5,7 +5,7 @@ import pytest
 import minipool as mp
 import minipool.nn.functional as F
 from minipool.models import LeNet5, LeNet5Classic, build_model
-from minipool.models.lenet import RBF_BITMAPS, c3_connections, rbf_prototypes
+from minipool.models.lenet import RBF_BITMAPS, c3_connections, lenet5_torch, rbf_prototypes
 
 
 def batch(n=8, seed=0):
@@ -65,45 +65,96 @@ def test_lenet5_forward_matches_numpy_reference():
     np.testing.assert_allclose(net(mp.tensor(x)).numpy(), ref, rtol=1e-4, atol=1e-5)
 
 
-def torch_lenet5(torch):
-    nn = torch.nn
-
-    class TorchLeNet5(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 6, 5)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(400, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-            x = torch.flatten(x, 1)
-            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
-
-    return TorchLeNet5()
+def assert_same_weights(a, b):
+    """Two state_dicts (NumPy arrays or torch tensors) hold bit-identical float32 weights."""
+    as_numpy = {k: (v.detach().numpy() if hasattr(v, "detach") else v) for k, v in b.items()}
+    assert list(a) == list(as_numpy)
+    for k, v in a.items():
+        assert v.dtype == as_numpy[k].dtype == np.float32, k
+        np.testing.assert_array_equal(v, as_numpy[k], err_msg=k)
 
 
-def test_lenet5_weights_move_both_ways_with_pytorch():
+def test_lenet5_to_torch_is_the_textbook_network_with_our_weights():
     torch = pytest.importorskip("torch")
-    x, _ = batch(6)
-    ours, theirs = LeNet5(seed=0), torch_lenet5(torch)
-    assert {k: tuple(v.shape) for k, v in theirs.state_dict().items()} == \
-        {k: v.shape for k, v in ours.state_dict().items()}
-    # minipool -> torch
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    ours = LeNet5(seed=0)
+    theirs = ours.to_torch(torch)
+    assert isinstance(theirs, torch.nn.Module)
+    # checked from torch's side: layer kinds and sizes, in order
+    assert [(name, type(layer).__name__, tuple(layer.weight.shape)) for name, layer in theirs.named_children()] == [
+        ("conv1", "Conv2d", (6, 1, 5, 5)), ("conv2", "Conv2d", (16, 6, 5, 5)), ("fc1", "Linear", (120, 400)),
+        ("fc2", "Linear", (84, 120)), ("fc3", "Linear", (10, 84))]
+    assert_same_weights(ours.state_dict(), theirs.state_dict())
+    # a copy: changing one model leaves the other alone
+    with torch.no_grad():
+        theirs.conv1.weight.add_(1.0)
+    assert not np.array_equal(ours.conv1.weight.numpy(), theirs.conv1.weight.detach().numpy())
+    ours.fc3.bias.data[...] = 5.0
+    assert not np.any(theirs.fc3.bias.detach().numpy() == 5.0)
+
+
+@pytest.mark.parametrize("seed,num_classes,n", [(0, 10, 6), (3, 10, 1), (4, 5, 9)])
+def test_lenet5_forward_matches_its_torch_twin(seed, num_classes, n):
+    torch = pytest.importorskip("torch")
+    x, _ = batch(n, seed=seed)
+    x *= 3.0  # large inputs: every ReLU and pooling window is exercised
+    ours = LeNet5(num_classes=num_classes, seed=seed)
+    theirs = ours.to_torch(torch)
     with torch.no_grad():
         expected = theirs(torch.from_numpy(x)).numpy()
+    assert expected.shape == (n, num_classes)
     np.testing.assert_allclose(ours(mp.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
-    # torch -> minipool (a freshly initialised torch model)
+    # lenet5_torch is the same network, read from any state_dict
+    with torch.no_grad():
+        again = lenet5_torch(torch, ours.state_dict())(torch.from_numpy(x)).numpy()
+    np.testing.assert_array_equal(again, expected)
+
+
+def test_lenet5_weights_round_trip_through_torch():
+    torch = pytest.importorskip("torch")
+    x, _ = batch(6)
+    ours = LeNet5(num_classes=7, seed=2)
+    back = LeNet5.from_torch(ours.to_torch(torch))
+    assert back.num_classes == 7
+    assert_same_weights(ours.state_dict(), back.state_dict())
+    # torch -> minipool: a model initialised by torch, read from the module and from its state_dict
     torch.manual_seed(7)
-    fresh = torch_lenet5(torch)
-    ours.load_state_dict({k: v.numpy() for k, v in fresh.state_dict().items()})
+    fresh = lenet5_torch(torch)
     with torch.no_grad():
         expected = fresh(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(ours(mp.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
+    for weights in (fresh, fresh.state_dict(), {k: v.clone().requires_grad_(True) for k, v in fresh.state_dict().items()}):
+        loaded = LeNet5.from_torch(weights)
+        assert_same_weights(loaded.state_dict(), fresh.state_dict())
+        np.testing.assert_allclose(loaded(mp.tensor(x)).numpy(), expected, rtol=1e-4, atol=1e-5)
+    # and the plain route: our load_state_dict takes torch's tensors as they are
+    ours = LeNet5(seed=0)
+    ours.load_state_dict(fresh.state_dict())
+    assert_same_weights(ours.state_dict(), fresh.state_dict())
+
+
+@pytest.mark.parametrize("not_torch", ["torch", None, np, mp])
+def test_lenet5_torch_refuses_anything_but_the_torch_module(not_torch):
+    with pytest.raises(TypeError, match=r"LeNet5\.to_torch: torch must be the torch module itself .*got"):
+        LeNet5(seed=0).to_torch(not_torch)
+    with pytest.raises(TypeError, match=r"lenet5_torch: torch must be the torch module itself .*got"):
+        lenet5_torch(not_torch)
+    with pytest.raises(TypeError, match="from_torch: weights must be a torch.nn.Module or a state_dict"):
+        LeNet5.from_torch(not_torch)
+
+
+def test_lenet5_torch_bad_weights_are_clear_errors():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="got module torch.nn"):
+        lenet5_torch(torch.nn)
+    with pytest.raises(TypeError, match="state_dict must be a mapping"):
+        lenet5_torch(torch, [np.zeros(3)])
+    wrong = LeNet5(seed=0).state_dict()
+    wrong["conv1.weight"] = np.zeros((6, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="lenet5_torch: state_dict does not fit LeNet-5 with 10 classes.*conv1.weight"):
+        lenet5_torch(torch, wrong)
+    missing = lenet5_torch(torch).state_dict()
+    del missing["fc2.bias"]
+    with pytest.raises(ValueError, match="missing keys: fc2.bias"):
+        LeNet5.from_torch(missing)
 
 
 @pytest.mark.parametrize("momentum,weight_decay", [(0.0, 0.0), (0.9, 5e-4)])
@@ -112,8 +163,8 @@ def test_one_sgd_step_matches_pytorch(momentum, weight_decay):
     from minipool import optim
 
     x, y = batch(16, seed=4)
-    ours, theirs = LeNet5(seed=5), torch_lenet5(torch)
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    ours = LeNet5(seed=5)
+    theirs = ours.to_torch(torch)
     opt = optim.SGD(list(ours.parameters()), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     for step in range(2):  # the second step exercises the momentum buffer

@@ -3,7 +3,9 @@
 :class:`LeNet5` is the network most tutorials call LeNet-5 (ReLU, max pooling,
 softmax cross-entropy).  Its ``state_dict`` has the same keys and shapes as
 the same network written with PyTorch layers under the same attribute names,
-so weights move both ways.
+so weights move both ways: :meth:`LeNet5.to_torch` (or :func:`lenet5_torch`)
+builds that PyTorch twin and :meth:`LeNet5.from_torch` reads one back.
+minipool never imports torch: these take the ``torch`` module as an argument.
 
 :class:`LeNet5Classic` follows LeCun, Bottou, Bengio and Haffner, "Gradient-Based
 Learning Applied to Document Recognition" (Proc. IEEE, 1998): the scaled tanh
@@ -11,7 +13,9 @@ squashing function, trainable subsampling layers, the partial C3 connection
 table, C5 as a convolution, and Euclidean RBF output units with fixed +1/-1
 prototypes drawn as 7x12 bitmaps (or a softmax output layer).
 """
+import types
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -19,8 +23,8 @@ import minipool.nn as nn
 import minipool.nn.functional as F
 from minipool.tensor import Tensor
 
-__all__ = ["LeNet5", "LeNet5Classic", "C3_TABLE", "RBF_BITMAPS", "c3_connections", "rbf_prototypes",
-           "scaled_tanh"]
+__all__ = ["LeNet5", "LeNet5Classic", "C3_TABLE", "RBF_BITMAPS", "c3_connections", "lenet5_torch",
+           "rbf_prototypes", "scaled_tanh"]
 
 
 def _uniform_(param, bound, rng):
@@ -93,6 +97,112 @@ class LeNet5(nn.Module):
 
     def trainable_parameter_count(self):
         return sum(p.data.size for p in self.parameters())
+
+    def to_torch(self, torch):
+        """This network as a ``torch.nn.Module`` holding a copy of its weights.
+
+        Call it as ``net.to_torch(torch)`` after ``import torch``: minipool
+        never imports torch itself.  The PyTorch model has the same
+        ``state_dict`` keys and computes the same function (see
+        :func:`lenet5_torch`); changing one model's weights leaves the other's
+        alone.  Anything but the torch module is a TypeError:
+
+        >>> LeNet5(seed=0).to_torch("torch")
+        Traceback (most recent call last):
+            ...
+        TypeError: LeNet5.to_torch: torch must be the torch module itself (import torch, then pass it), got str
+        """
+        _check_is_torch(torch, "LeNet5.to_torch")
+        return lenet5_torch(torch, self.state_dict())
+
+    @classmethod
+    def from_torch(cls, weights):
+        """A LeNet5 with the weights of a PyTorch LeNet-5: ``weights`` is the ``torch.nn.Module``
+        (e.g. from :func:`lenet5_torch`) or its ``state_dict``; the number of classes is read
+        from ``fc3.weight``.  Any mapping of arrays works too, so no torch is needed here:
+
+        >>> net = LeNet5(seed=0)
+        >>> copy = LeNet5.from_torch(net.state_dict())
+        >>> all((copy.state_dict()[k] == v).all() for k, v in net.state_dict().items())
+        True
+        """
+        if callable(getattr(weights, "state_dict", None)):
+            weights = weights.state_dict()
+        if not isinstance(weights, Mapping):
+            raise TypeError(f"LeNet5.from_torch: weights must be a torch.nn.Module or a state_dict "
+                            f"(a mapping of name -> tensor), got {type(weights).__name__}")
+        arrays = {name: _numpy_copy(value) for name, value in weights.items()}
+        model = cls(num_classes=len(arrays["fc3.weight"]) if "fc3.weight" in arrays else 10)
+        model.load_state_dict(arrays)  # a ValueError lists any missing or misshapen weight
+        return model
+
+
+# --------------------------------------------------------------------------- its PyTorch twin
+def _numpy_copy(value):
+    """A NumPy copy of a torch tensor (any device, with or without grad), a Tensor or an array."""
+    if isinstance(value, Tensor):
+        value = value.data
+    elif callable(getattr(value, "detach", None)):
+        value = value.detach().cpu().numpy()
+    return np.array(value, copy=True)
+
+
+def _check_is_torch(torch, caller):
+    if isinstance(torch, types.ModuleType) and torch.__name__ == "torch" and hasattr(torch, "nn"):
+        return
+    got = f"module {torch.__name__}" if isinstance(torch, types.ModuleType) else type(torch).__name__
+    raise TypeError(f"{caller}: torch must be the torch module itself (import torch, then pass it), got {got}")
+
+
+def lenet5_torch(torch, state_dict=None, num_classes=None):
+    """:class:`LeNet5` written with PyTorch layers: a new ``torch.nn.Module``.
+
+    Call it as ``lenet5_torch(torch)`` (fresh weights, PyTorch's own
+    initialisation) or ``lenet5_torch(torch, net.state_dict())`` (a copy of
+    minipool weights; torch tensors work too).  ``torch`` is the torch module
+    itself, which minipool never imports.  ``num_classes`` defaults to the
+    rows of ``state_dict["fc3.weight"]``, else 10.  The layers and
+    ``state_dict`` keys are LeNet5's: conv1 and conv2 (5x5) each followed by
+    ReLU and 2x2 max pooling, then fc1, fc2 with ReLU and fc3; pooling before
+    or after the ReLU gives the same values, so the two frameworks compute
+    the same function.  Anything but the torch module is a TypeError:
+
+    >>> lenet5_torch(np)
+    Traceback (most recent call last):
+        ...
+    TypeError: lenet5_torch: torch must be the torch module itself (import torch, then pass it), got module numpy
+    """
+    _check_is_torch(torch, "lenet5_torch")
+    if state_dict is not None and not isinstance(state_dict, Mapping):
+        raise TypeError(f"lenet5_torch: state_dict must be a mapping of name -> array, "
+                        f"got {type(state_dict).__name__}")
+    if num_classes is None:
+        num_classes = len(state_dict["fc3.weight"]) if state_dict and "fc3.weight" in state_dict else 10
+    nn = torch.nn
+
+    class LeNet5Torch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 6, 5)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 5 * 5, 120)
+            self.fc2 = nn.Linear(120, 84)
+            self.fc3 = nn.Linear(84, num_classes)
+
+        def forward(self, x):
+            x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
+            x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
+            x = torch.flatten(x, 1)
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    model = LeNet5Torch()
+    if state_dict is not None:
+        try:
+            model.load_state_dict({name: torch.from_numpy(_numpy_copy(value)) for name, value in state_dict.items()})
+        except RuntimeError as e:  # torch lists the missing, unexpected and misshapen keys (on one line here)
+            raise ValueError(f"lenet5_torch: state_dict does not fit LeNet-5 with {num_classes} classes: "
+                             + " ".join(str(e).split())) from None
+    return model
 
 
 # --------------------------------------------------------------------------- the 1998 network
