@@ -83,9 +83,9 @@ import sys
 root = os.path.realpath(sys.argv[1]) + os.sep
 import minipool
 from minipool._build_info import BUILD_INFO
-from minipool._kernels import im2col, openmp_helpers, pooling, upsampling
+from minipool._kernels import conv2d, openmp_helpers, pooling, upsampling
 
-for module in (minipool, pooling, upsampling, im2col, openmp_helpers):
+for module in (minipool, pooling, upsampling, conv2d, openmp_helpers):
     path = os.path.realpath(module.__file__)
     assert path.startswith(root), f"{module.__name__} comes from {path}, not from {root}"
 assert BUILD_INFO["debug_build"] is True, BUILD_INFO

@@ -1,13 +1,12 @@
-"""conv2d on the LeNet-5 shapes: minipool (im2col + BLAS GEMM) against PyTorch CPU eager.
+"""conv2d on the LeNet-5 shapes: minipool (im2col + BLAS GEMM per image) against PyTorch CPU eager.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
-median wall time, at each thread count.  Every thread count runs in its own
+median wall time, at each thread count, and the arithmetic rate this gives
+(multiply-adds x 2 / time, in GFLOP/s).  Every thread count runs in its own
 process with ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and
-``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels,
-NumPy's BLAS and PyTorch all use the same count.  A second table times the
-im2col / col2im kernels alone, in GB/s and as a fraction of a same-size
-``np.copyto`` (the memory roof).
+``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels
+and PyTorch use the same count.
 
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
@@ -20,8 +19,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (format_seconds, gbps, import_torch, machine_line, markdown_table,  # noqa: E402
-                     median_time, parse_args, roof_fraction)
+from _common import (format_seconds, import_torch, machine_line, markdown_table,  # noqa: E402
+                     median_time, parse_args)
 
 # (name, N, C, H, W, O, k, input needs a gradient)
 SHAPES = [
@@ -34,7 +33,6 @@ def measure(threads, repeats, warmup, use_torch):
     """Time every case in this process; return rows as plain dicts."""
     import minipool as mp
     import minipool.nn.functional as F
-    from minipool._kernels.im2col import col2im, im2col
 
     torch = import_torch(not use_torch)
     if torch is not None:
@@ -76,18 +74,10 @@ def measure(threads, repeats, warmup, use_torch):
             row["torch_fwd"] = median_time(torch_forward, repeats, warmup)
             row["torch_fb"] = median_time(torch_train, repeats, warmup)
 
-        cols = np.empty((C * k * k, N * Ho * Wo), np.float32)
-        grad_x = np.empty_like(x)
-        # the thread counts conv2d itself asks for: im2col splits rows of cols, col2im planes
-        im2col_threads = mp._config.kernel_threads(cols.shape[0], cols.size)
-        col2im_threads = mp._config.kernel_threads(N * C, cols.size)
-        row["im2col"] = median_time(
-            lambda: im2col(x, cols, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, im2col_threads), repeats, warmup)
-        row["col2im"] = median_time(
-            lambda: col2im(cols, grad_x, k, k, 1, 1, 0, 0, 1, 1, Ho, Wo, col2im_threads), repeats, warmup)
-        row["kernel_threads"] = {"im2col": im2col_threads, "col2im": col2im_threads}
-        # bytes moved: im2col reads x once and writes cols; col2im reads cols and writes grad_x
-        row["bytes"] = x.nbytes + cols.nbytes
+        # multiply-adds: forward one per weight tap and output pixel; backward as many for
+        # the weight gradient and, where computed, as many again for the input gradient
+        macs = N * O * Ho * Wo * C * k * k
+        row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
         rows.append(row)
     return rows
 
@@ -121,6 +111,7 @@ def main(argv=None):
         line.append(format_seconds(r["mp_fb"]))
         if "torch_fb" in r:
             line += [format_seconds(r["torch_fb"]), f"{r['torch_fb'] / r['mp_fb']:.2f}x"]
+        line.append(f"{r['flop_fwd'] / r['mp_fwd'] / 1e9:.0f} / {r['flop_fb'] / r['mp_fb'] / 1e9:.0f}")
         table.append(line)
     headers = ["case", "threads", "minipool fwd"]
     if torch is not None:
@@ -128,18 +119,10 @@ def main(argv=None):
     headers.append("minipool fwd+bwd")
     if torch is not None:
         headers += ["torch fwd+bwd", "speed-up"]
+    headers.append("minipool GFLOP/s fwd / fwd+bwd")
     print(markdown_table(headers, table))
-    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)\n")
+    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)")
 
-    kernel_rows = []
-    for r in rows:
-        for kernel in ("im2col", "col2im"):
-            rate = gbps(r["bytes"], r[kernel])
-            kernel_rows.append([kernel, r["case"], r["threads"], r["kernel_threads"][kernel],
-                                format_seconds(r[kernel]),
-                                f"{rate:.1f}", f"{roof_fraction(rate, r['bytes'] / 2):.2f}"])
-    print(markdown_table(["kernel", "case", "threads", "threads used", "time", "GB/s", "of copy roof"],
-                         kernel_rows))
     return 0
 
 

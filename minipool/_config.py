@@ -74,6 +74,8 @@ def show_config(file=None):
     from minipool import __version__
     import numpy as np
 
+    from minipool.ops.conv import gemm_backend
+
     out = file or sys.stdout
     lines = [
         f"minipool {__version__}",
@@ -86,5 +88,6 @@ def show_config(file=None):
         f"  compile flags  {' '.join(BUILD_INFO.get('compile_args', [])) or 'unknown'}",
         f"  link flags     {' '.join(BUILD_INFO.get('link_args', [])) or '(none)'}",
         f"  debug build    {BUILD_INFO.get('debug_build', 'unknown')}",
+        f"  conv2d GEMM    {gemm_backend()}",
     ]
     print("\n".join(lines), file=out)

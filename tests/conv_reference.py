@@ -14,7 +14,7 @@ def conv2d_with_grads(x, w, b, stride, pad_top, pad_left, out_hw, dilation, grou
     given as the top/left offsets plus the output size ``out_hw`` (so asymmetric
     'same' padding is covered); ``grad_out`` defaults to zeros.
     """
-    x = np.asarray(x, np.float64)
+    x = np.asarray(x, np.float64)  # (inf/NaN products are meant: no warnings)
     w = np.asarray(w, np.float64)
     N, C, H, W = x.shape
     O, C_per_group, kh, kw = w.shape
@@ -36,11 +36,13 @@ def conv2d_with_grads(x, w, b, stride, pad_top, pad_left, out_hw, dilation, grou
                         c = group * C_per_group + cg
                         for ki in range(kh):
                             ih = oh * sh - pad_top + ki * dh
-                            if not 0 <= ih < H:
-                                continue
                             for kj in range(kw):
                                 iw = ow * sw - pad_left + kj * dw
-                                if not 0 <= iw < W:
+                                if not (0 <= ih < H and 0 <= iw < W):
+                                    # zero padding: the product is w * 0, which is NaN
+                                    # for an infinite or NaN weight (as in PyTorch)
+                                    total += w[o, cg, ki, kj] * 0.0
+                                    grad_w[o, cg, ki, kj] += g[n, o, oh, ow] * 0.0
                                     continue
                                 total += x[n, c, ih, iw] * w[o, cg, ki, kj]
                                 grad_x[n, c, ih, iw] += g[n, o, oh, ow] * w[o, cg, ki, kj]

@@ -1,9 +1,10 @@
-"""F.conv2d and its im2col/col2im kernels.
+"""F.conv2d and its kernels (minipool/_kernels/conv2d.pyx).
 
 Checked against the direct loop convolution in ``conv_reference.py`` (forward
 and all three gradients), float64 central differences, PyTorch (when
-installed), the adjoint identity between im2col and col2im, and 1 vs 2 threads
-bit for bit.  Bad arguments must raise errors that name them.
+installed), the adjoint identity between im2col and col2im, inf/NaN inputs and
+weights, column blocks, the loop GEMM stand-in, and 1 vs 2 threads bit for bit.
+Bad arguments must raise errors that name them.
 """
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from conv_reference import conv2d_with_grads
-from minipool._kernels.im2col import col2im, im2col
+from minipool._kernels import conv2d as kernels
+from minipool._kernels.conv2d import col2im, im2col
 
 
 def out_len(size, k, s, before, after, d):
@@ -181,14 +183,14 @@ def test_gradients_accumulate_when_input_is_reused():
 def test_im2col_and_col2im_are_adjoint(dtype):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((2, 3, 9, 8)).astype(dtype)
-    geometry = (3, 2, 2, 1, 1, 2, 2, 1)  # kh kw sh sw ph pw dh dw
-    kh, kw, sh, sw, ph, pw, dh, dw = geometry
+    kh, kw, sh, sw, ph, pw, dh, dw = 3, 2, 2, 1, 1, 2, 2, 1
     Ho, Wo = out_len(9, kh, sh, ph, ph, dh), out_len(8, kw, sw, pw, pw, dw)
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, 1)
     cols = np.empty((3 * kh * kw, 2 * Ho * Wo), dtype)
-    im2col(x, cols, *geometry, Ho, Wo, 1)
+    im2col(x, cols, geometry, 1)
     c = rng.standard_normal(cols.shape).astype(dtype)
     back = np.empty_like(x)
-    col2im(c, back, *geometry, Ho, Wo, 1)
+    col2im(c, back, geometry, 1)
     lhs = np.sum(cols.astype(np.float64) * c)
     rhs = np.sum(x.astype(np.float64) * back)
     assert np.isclose(lhs, rhs, rtol=1e-5 if dtype == np.float32 else 1e-12)
@@ -198,43 +200,150 @@ def test_im2col_and_col2im_are_adjoint(dtype):
 
 def test_kernels_reject_mismatched_buffers():
     x = np.zeros((1, 2, 5, 5), np.float32)
+    geometry = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1)
     with pytest.raises(ValueError, match="cols has shape"):
-        im2col(x, np.zeros((17, 9), np.float32), 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1)
-    with pytest.raises(ValueError, match="stride"):
-        im2col(x, np.zeros((18, 9), np.float32), 3, 3, 0, 1, 0, 0, 1, 1, 3, 3, 1)
+        im2col(x, np.zeros((17, 9), np.float32), geometry, 1)
+    with pytest.raises(ValueError, match="geometry"):
+        im2col(x, np.zeros((18, 9), np.float32), (3, 3, 0, 1, 0, 0, 1, 1, 3, 3, 1), 1)
     with pytest.raises(ValueError):  # dtypes must agree (fused types)
-        im2col(x, np.zeros((18, 9), np.float64), 3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1)
+        im2col(x, np.zeros((18, 9), np.float64), geometry, 1)
+    w = np.zeros((4, 18), np.float32)
+    out = np.zeros((1, 4, 3, 3), np.float32)
+    block_rows, forward, backward = kernels.plan(2, 5, 5, 4, geometry, 1 << 16)
+    with pytest.raises(ValueError, match="workspace"):
+        kernels.conv2d_forward(x, w, None, out, geometry, block_rows, np.zeros((1, forward - 1), np.float32), 1)
+    with pytest.raises(ValueError, match="workspace"):  # one row per thread
+        kernels.conv2d_forward(x, w, None, out, geometry, block_rows, np.zeros((1, forward), np.float32), 2)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.conv2d_forward(x, w[:, :9].copy(), None, out, geometry, block_rows, np.zeros((1, forward), np.float32), 1)
+    with pytest.raises(ValueError, match="bias"):
+        kernels.conv2d_forward(x, w, np.zeros(3, np.float32), out, geometry, block_rows,
+                               np.zeros((1, forward), np.float32), 1)
+    with pytest.raises(ValueError, match="weight_slots"):
+        kernels.conv2d_backward(x, w, out, None, np.zeros((4, 1, 18, 3), np.float32), geometry, block_rows,
+                                np.zeros((1, backward), np.float32), 1)
+    with pytest.raises(ValueError, match="grad_x"):
+        kernels.conv2d_backward(x, w, out, np.zeros((1, 2, 5, 4), np.float32), None, geometry, block_rows,
+                                np.zeros((1, backward), np.float32), 1)
 
 
-@pytest.mark.parametrize("shape,out_channels", [((64, 1, 32, 32), 6), ((64, 6, 14, 14), 16)])
-def test_one_and_two_threads_are_bit_identical(shape, out_channels):
-    rng = np.random.default_rng(11)
+def lenet_like(shape, out_channels, seed):
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((out_channels, shape[1], 5, 5)).astype(np.float32)
     b = rng.standard_normal(out_channels).astype(np.float32)
-    g = rng.standard_normal((shape[0], out_channels, shape[2] - 4, shape[3] - 4)).astype(np.float32)
-    results = []
+    return x, w, b
+
+
+def with_threads(threads, fn):
     old = mp.get_num_threads()
+    mp.set_num_threads(threads)
     try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
-            xt, wt, bt = (mp.tensor(a, requires_grad=True) for a in (x, w, b))
-            out = F.conv2d(xt, wt, bt, padding=1, stride=1)
-            gg = np.pad(g, ((0, 0), (0, 0), (1, 1), (1, 1)))
-            out.backward(gg)
-            results.append([out.numpy(), xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()])
+        return fn()
     finally:
         mp.set_num_threads(old)
-    for a, b_ in zip(*results):
-        np.testing.assert_array_equal(a, b_)
-    # and the kernels themselves, called with explicit thread counts
+
+
+@pytest.mark.parametrize("shape,out_channels,kwargs", [
+    ((64, 1, 32, 32), 6, {}),                       # LeNet's conv1 and conv2 (shifted columns)
+    ((33, 6, 14, 14), 16, {}),                      # 33 images: weight slots of unequal size
+    ((33, 6, 14, 14), 16, dict(padding=1)),         # padded planes
+    ((20, 4, 15, 15), 6, dict(stride=2, padding=2)),  # gathered columns
+])
+def test_one_and_two_threads_are_bit_identical(shape, out_channels, kwargs):
+    x, w, b = lenet_like(shape, out_channels, 11)
+    results = [with_threads(t, lambda: run(x, w, b, kwargs)) for t in (1, 2)]
+    for one, two_ in zip(*results):
+        np.testing.assert_array_equal(one, two_)
+    # and the batch im2col/col2im, called with explicit thread counts
+    geometry = (5, 5, 1, 1, 0, 0, 1, 1, shape[2] - 4, shape[3] - 4, 1)
     cols = [np.empty((shape[1] * 25, shape[0] * (shape[2] - 4) * (shape[3] - 4)), np.float32) for _ in range(2)]
     grads = [np.empty_like(x) for _ in range(2)]
     for t in (1, 2):
-        im2col(x, cols[t - 1], 5, 5, 1, 1, 0, 0, 1, 1, shape[2] - 4, shape[3] - 4, t)
-        col2im(cols[0] * 1.5, grads[t - 1], 5, 5, 1, 1, 0, 0, 1, 1, shape[2] - 4, shape[3] - 4, t)
+        im2col(x, cols[t - 1], geometry, t)
+        col2im(cols[0] * 1.5, grads[t - 1], geometry, t)
     np.testing.assert_array_equal(cols[0], cols[1])
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding=1), dict(stride=2, padding=(0, 2)),
+                                    dict(padding="same", dilation=2, groups=2)])
+def test_column_blocks_match_whole_images(kwargs, monkeypatch):
+    """A small block budget cuts every image into several blocks of output rows."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((3, 4, 19, 17))
+    w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3))
+    b = rng.standard_normal(6)
+    monkeypatch.setattr(conv_module, "BLOCK_ELEMENTS", 300)
+    blocks = conv_module._plan(x.shape, 6, (3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0]
+    assert blocks < 19 // 2
+    blocked = run(x, w, b, kwargs)
+    ref = reference(x, w, b, **{**dict(stride=1, padding=0, dilation=1, groups=1), **kwargs},
+                    grad_out=blocked[4])
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], blocked[:4], ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.fixture
+def loop_gemm():
+    """conv2d with the loop GEMM stand-in (as on a NumPy without OpenBLAS)."""
+    from minipool.ops import conv as conv_module
+    kernels.use_blas(0, 0, False)
+    try:
+        assert "loop GEMM" in conv_module.gemm_backend()
+        yield
+    finally:
+        if conv_module._blas is not None:
+            kernels.use_blas(*conv_module._blas)
+
+
+@pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
+def test_loop_gemm_matches_reference(case, loop_gemm):
+    x, w, b, kw = make(case)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
+                               reference(x, w, b, **kw, grad_out=g)):
+        if got is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_non_finite_values_reach_exactly_the_outputs_they_touch(where, value, padding):
+    """Shifted columns also compute pixels between output rows; backward must not let
+    them turn a finite gradient into NaN (0 * inf) where no window reads the value."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 2, 7, 9))
+    w = rng.standard_normal((3, 2, 3, 3))
+    if where == "input":
+        x[1, 0, 3, 0] = value  # first column: the pixel just after the previous row's garbage
+    else:
+        w[1, 0, 0, 2] = value
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, None, 1, padding, 1, 1, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isfinite(gw).sum() > 0 and np.isfinite(gx).sum() > 0  # not all swamped
+
+
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_non_finite_values_match_torch(where, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 2, 7, 9))
+    w = rng.standard_normal((3, 2, 3, 3))
+    target = x if where == "input" else w
+    target.flat[rng.choice(target.size, 3, replace=False)] = [np.inf, -np.inf, np.nan]
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ref = torch.nn.functional.conv2d(xt, wt, padding=padding)
+    ref.backward(torch.tensor(g))
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), (ref, xt.grad, wt.grad)):
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
 
 
 # ------------------------------------------------------------------ PyTorch parity
@@ -294,52 +403,6 @@ def test_bad_arguments_raise_named_errors(over, error, match):
         F.conv2d(**conv_args(**over))
 
 
-@pytest.mark.parametrize("groups", [1, 2])
-def test_image_chunked_gemms_match_one_gemm(groups, monkeypatch):
-    """Few output channels and many columns take the chunked path (one GEMM per chunk of
-    images); it must agree with the single-GEMM path (float64, to rounding) and use more
-    than one chunk."""
-    from minipool.ops import conv as conv_module
-    rng = np.random.default_rng(21)
-    x = rng.standard_normal((4, 2 * groups, 48, 48))
-    w = rng.standard_normal((3 * groups, 2, 3, 3))
-    b = rng.standard_normal(3 * groups)
-    assert len(conv_module.image_chunks(4, 46 * 46, 3)) > 1
-    chunked = run(x, w, b, dict(groups=groups))
-    monkeypatch.setattr(conv_module, "SKINNY_OUT_CHANNELS", 0)
-    monkeypatch.setattr(conv_module, "MIN_SPLIT_COLUMNS", 10 ** 9)
-    assert len(conv_module.image_chunks(4, 46 * 46, 3)) == 1
-    single = run(x, w, b, dict(groups=groups))
-    for got, want in zip(chunked[:4], single[:4]):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-def test_chunked_convolution_is_bit_identical_for_1_and_2_threads():
-    """With 2 threads a helper thread takes half of the image chunks; every output and
-    gradient must keep exactly the bits of the 1-thread run (float32, LeNet's conv2)."""
-    from minipool.ops import conv as conv_module
-    rng = np.random.default_rng(22)
-    x = rng.standard_normal((33, 6, 14, 14)).astype(np.float32)
-    w = rng.standard_normal((16, 6, 5, 5)).astype(np.float32)
-    b = rng.standard_normal(16).astype(np.float32)
-    assert len(conv_module.image_chunks(33, 100, 16)) == 2
-    from minipool._blas import blas_num_threads, set_blas_num_threads
-    old, old_blas = mp.get_num_threads(), blas_num_threads()
-    set_blas_num_threads(1)  # the two lanes run only while BLAS is on one thread
-    results = []
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
-            results.append(run(x, w, b, {}))
-    finally:
-        mp.set_num_threads(old)
-        if old_blas is not None:
-            set_blas_num_threads(old_blas)
-    for one, two in zip(*results):
-        if one is not None:
-            np.testing.assert_array_equal(one, two)
-
-
 # ------------------------------------------------------------------ recycled buffers
 def test_saved_columns_survive_later_convolutions_and_retain_graph():
     """The im2col matrix saved for backward must not be recycled while its graph lives."""
@@ -376,16 +439,3 @@ def test_workspace_recycles_only_unreferenced_buffers():
     for rows in range(5, 25):                            # many shapes: free ones are evicted
         ws.empty((rows, 7), np.float64)
     assert ws.nbytes <= ws.max_bytes
-
-
-def test_run_on_team_calls_everything_once_and_reraises():
-    from minipool._kernels.im2col import run_on_team
-    seen = []
-    run_on_team([lambda k=k: seen.append(k) for k in range(5)], 2)
-    assert sorted(seen) == [0, 1, 2, 3, 4]
-
-    def fail():
-        raise ValueError("lane failed")
-
-    with pytest.raises(ValueError, match="lane failed"):
-        run_on_team([lambda: None, fail], 2)

@@ -1,52 +1,47 @@
-"""2-d convolution (cross-correlation, as in PyTorch) by im2col + BLAS GEMM.
+"""2-d convolution (cross-correlation, as in PyTorch): im2col + GEMM per image.
 
-Forward: ``im2col`` (Cython + OpenMP, ``minipool/_kernels/im2col.pyx``) lays the
-receptive fields out as ``cols`` of shape (C*kh*kw, N*Ho*Wo): the batch is folded
-into the columns, so the batch is a few GEMMs ``W2 @ cols`` with
-``W2 = weight.reshape(O, C*kh*kw)`` (one per group, batched through
-``np.matmul``, and one per chunk of images, see ``image_chunks``; with 2+
-threads two OpenMP threads share the chunks).  The bias is added to the
-(O, N*Ho*Wo) product, which is then reordered to NCHW.
+The work is done by ``minipool/_kernels/conv2d.pyx``: each thread takes whole
+images, lays one image's receptive fields out as a small column matrix that
+stays in cache, and multiplies it with the weight (one GEMM per group, through
+the ``cblas_?gemm`` of NumPy's OpenBLAS, called from the kernel without the
+GIL) straight into the NCHW output.  Backward recomputes the columns per image
+for the weight gradient (summed over images in fixed slots, so the bits do not
+depend on the thread count) and scatters ``W.T @ G`` back into the input
+gradient planes the thread owns.  The bias gradient is a NumPy sum.
 
-Backward, with ``G`` the output gradient as (O, N*Ho*Wo):
-  weight: ``(cols @ G.T).T``  -- one GEMM per image chunk, summed in chunk
-          order.  Written this way
-          round because OpenBLAS is ~2x faster for the long-K shape
-          (K = N*Ho*Wo) when the long operand is the row-major left factor.
-  input:  ``col2im(W2.T @ G)``, the scatter-add run per input plane (no atomics,
-          bit-identical for any thread count); skipped when the input needs no
-          gradient (the first layer of a network).
-  bias:   row sums of ``G``.
-
-Threads.  Our kernels take their thread count from ``minipool._config`` (1 for
-small jobs).  The GEMMs run on NumPy's OpenBLAS with its own pthread pool
-(``OPENBLAS_NUM_THREADS``, default: every core); NumPy offers no call to change
-it, so we leave it alone.  The two pools never run at the same time -- every
-kernel returns before the next GEMM starts -- but neither goes to sleep at
-once: measured here, an OpenBLAS worker keeps polling (with sched_yield) for
-~50 ms after a GEMM and a libgomp worker spins for ~8 ms after a parallel
-region.  On an otherwise idle machine the pools take turns; on a machine shared
-with other jobs multi-threading collapses (LeNet's two convolutions, forward +
-backward: ~4 ms on one thread, 60-300 ms with 2 threads at a load average of
-8 on 2 cores).  There, pin everything to one thread before starting Python:
-``OPENBLAS_NUM_THREADS=1 MINIPOOL_NUM_THREADS=1``; ``OMP_WAIT_POLICY=PASSIVE``
-stops the libgomp spinning.  ``benchmarks/bench_conv.py`` runs each thread
-count in its own process with all pools pinned to it.
+Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
+while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
+restored afterwards).
 """
+import functools
+
 import numpy as np
 
 from minipool import _config
-from minipool._blas import blas_num_threads
-from minipool._kernels.im2col import col2im, im2col, run_on_team
+from minipool._blas import gemm_addresses, single_threaded
+from minipool._kernels import conv2d as kernels
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function
 
-__all__ = ["conv2d", "conv_output_size", "pair"]
+__all__ = ["conv2d", "conv_output_size", "pair", "gemm_backend"]
 
 
 MAX_GEOMETRY = 2 ** 31 - 1  # kernel sizes, strides, paddings and dilations (as PyTorch's int32 limit)
+BLOCK_ELEMENTS = 1 << 16  # a thread's column block: 256 KiB of float32, well inside L2
+WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; see the kernel)
+
+_blas = gemm_addresses()
+if _blas is not None:
+    kernels.use_blas(*_blas)
+
+
+def gemm_backend():
+    """Which GEMM conv2d uses: NumPy's OpenBLAS, or minipool's (slow) loop stand-in."""
+    if kernels.blas_in_use():
+        return "NumPy's OpenBLAS (cblas_sgemm/dgemm, " + ("64" if _blas[2] else "32") + "-bit ints)"
+    return "minipool's loop GEMM (NumPy's OpenBLAS not found: slow)"
 
 
 def pair(value, name, minimum):
@@ -69,154 +64,64 @@ def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation):
     return (size + pad_before + pad_after - dilation * (kernel - 1) - 1) // stride + 1
 
 
-# Image chunks.  The batch is cut into chunks of whole images; each chunk's
-# columns of cols are filled, multiplied and reordered on their own.  Two reasons:
-#  - OpenBLAS is slow on the long, skinny GEMMs of a layer with few output
-#    channels per group (LeNet's conv1: 6 x 25 times 25 x 50176): it packs the
-#    whole long operand through L3.  Chunks of ~4096 columns keep each packed
-#    block in L2 (2-2.5x faster products on one thread).
-#  - With 2+ threads the chunks are shared out between the calling thread and a
-#    second OpenMP thread (see ``run_on_team``), each running its chunks' im2col, GEMMs and col2im on one
-#    core (NumPy releases the GIL in BLAS, our kernels in prange).  BLAS itself
-#    stays single-threaded.
-# The chunks depend only on the shapes, never on the thread count, and the weight
-# gradient sums the chunks' partial products in chunk order, so results are
-# bit-identical for any number of threads.
-COLUMN_BLOCK = 4096
-SKINNY_OUT_CHANNELS = 16
-MIN_SPLIT_COLUMNS = 2048  # below this a second chunk costs more than it saves
+@functools.lru_cache(maxsize=256)
+def _blocks(C, H, W, O, geometry, budget):
+    return kernels.plan(C, H, W, O, geometry, budget)
 
 
-def _even_split(start, stop, pieces):
-    """[start, stop) cut into ``pieces`` ranges whose lengths differ by at most one."""
-    size, extra = divmod(stop - start, pieces)
-    bounds = [start]
-    for k in range(pieces):
-        bounds.append(bounds[-1] + size + (k < extra))
-    return [(bounds[k], bounds[k + 1]) for k in range(pieces) if bounds[k + 1] > bounds[k]]
-
-
-def image_chunks(n_images, L, out_per_group):
-    """[start, stop) image ranges processed as units (see above).  The first half of
-    the images and the second are chunked separately, so two threads (each taking
-    one half, see ``_run_lanes``) get equal work."""
-    if n_images * L < MIN_SPLIT_COLUMNS or n_images < 2:
-        return [(0, n_images)]
-    mid = (n_images + 1) // 2
-    pieces = 1
-    if out_per_group < SKINNY_OUT_CHANNELS and n_images * L > 2 * COLUMN_BLOCK:
-        pieces = -(-mid * L // COLUMN_BLOCK)
-    return _even_split(0, mid, pieces) + _even_split(mid, n_images, pieces)
-
-
-def _run_lanes(lane, chunks, parallel):
-    """Call ``lane(first, stop)`` on chunk index ranges: once over every chunk, or with
-    ``parallel`` on two OpenMP threads (this one takes the chunks of the first half
-    of the images)."""
-    n_chunks = len(chunks)
-    if not parallel or n_chunks < 2 or blas_num_threads() != 1:  # see minipool/_blas.py
-        lane(0, n_chunks)
-        return
-    mid = (chunks[-1][1] + 1) // 2
-    half = next(i for i, (start, _) in enumerate(chunks) if start >= mid)
-    run_on_team([lambda: lane(0, half), lambda: lane(half, n_chunks)], 2)
+def _plan(x_shape, O, geometry):
+    """(output rows per column block, forward and backward workspace per thread, threads)."""
+    N, C, H, W = x_shape
+    block_rows, forward, backward = _blocks(C, H, W, O, geometry, BLOCK_ELEMENTS)
+    kh, kw, Ho, Wo = geometry[0], geometry[1], geometry[8], geometry[9]
+    threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
+    return block_rows, forward, backward, threads
 
 
 class Conv2dFn(Function):
     """The differentiable op behind ``conv2d``; ``geometry`` is a plain tuple
-    ``(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups)`` (ph/pw: top/left padding).
-
-    Matrices carry a leading groups axis, so one code path serves groups == 1
-    (a batch of one GEMM) and grouped convolution (np.matmul loops the groups).
-    """
+    ``(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups)`` (ph/pw: top/left padding)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, geometry):
-        kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = geometry
         x = np.ascontiguousarray(x)
-        weight = np.ascontiguousarray(weight)
-        N, C, H, W = x.shape
-        O = weight.shape[0]
-        O_group, K_group, L = O // groups, (C // groups) * kh * kw, Ho * Wo
-        NL = N * L
-        # cols and the other big temporaries come from a pool of recycled buffers: fresh
-        # multi-megabyte arrays cost a page fault per 4 KiB (see ops/_workspace.py)
-        cols = scratch.empty((C * kh * kw, NL), x.dtype)
-        weight3 = weight.reshape(groups, O_group, K_group)
-        cols3 = cols.reshape(groups, K_group, NL)
-        out3 = scratch.empty((groups, O_group, NL), x.dtype)
-        out2d = out3.reshape(O, NL)
+        weight2 = np.ascontiguousarray(weight).reshape(weight.shape[0], -1)
+        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry[8], geometry[9]
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        bias_column = None if bias is None else bias.reshape(O, 1)
-        chunks = image_chunks(N, L, O_group)
-        parallel = _config.get_num_threads() > 1 and cols.size >= _config.PARALLEL_WORK_THRESHOLD
-        # on two lanes each im2col runs on its lane's thread; else it may use the OpenMP team
-        im2col_threads = 1 if parallel else _config.kernel_threads(cols.shape[0], cols.size)
-
-        def lane(first, stop):
-            # gathers and copies once per lane (any split gives the same bits); GEMMs per chunk
-            n0, n1 = chunks[first][0], chunks[stop - 1][1]
-            c0, c1 = n0 * L, n1 * L
-            im2col(x[n0:n1], cols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, im2col_threads, c0)
-            for start, end in chunks[first:stop]:
-                np.matmul(weight3, cols3[:, :, start * L:end * L], out=out3[:, :, start * L:end * L])
-            if bias_column is not None:
-                out2d[:, c0:c1] += bias_column  # on the product: ~2x faster than during the reorder
-            np.copyto(out[n0:n1].reshape(n1 - n0, O, L),
-                      out2d[:, c0:c1].reshape(O, n1 - n0, L).transpose(1, 0, 2))
-
-        _run_lanes(lane, chunks, parallel)
+        block_rows, per_thread, _, threads = _plan(x.shape, O, geometry)
+        workspace = scratch.empty((threads, per_thread), x.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        with single_threaded(threads > 1):
+            kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads)
         if ctx.requires_grad:
-            ctx.geometry = geometry
-            ctx.x_shape = x.shape
-            ctx.weight3 = weight3 if ctx.needs_input_grad[0] else None
-            ctx.cols3 = cols3 if ctx.needs_input_grad[1] else None
+            ctx.geometry, ctx.weight_shape = geometry, weight.shape
+            ctx.save_for_backward(x, weight2)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = ctx.geometry
-        N, C, H, W = ctx.x_shape
-        O = grad.shape[1]
-        O_group, K_group, L = O // groups, (C // groups) * kh * kw, Ho * Wo
-        NL = N * L
-        chunks = image_chunks(N, L, O_group)
-        parallel = _config.get_num_threads() > 1 and C * kh * kw * NL >= _config.PARALLEL_WORK_THRESHOLD
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        # G: (O, N*L), contiguous; every product below reads it (or its transpose) in place.
-        G = scratch.empty((O, NL), grad.dtype)
-        G3 = G.reshape(groups, O_group, NL)
-        cols3, weight3 = ctx.cols3, ctx.weight3
-        # (cols @ G.T), not (G @ cols.T): OpenBLAS is ~2x faster with the long
-        # operand on the left for this long-K product.
-        w_parts = np.empty((len(chunks), groups, K_group, O_group), dtype=grad.dtype) if need_w else None
-        grad_x = np.empty((N, C, H, W), dtype=grad.dtype) if need_x else None
-        col2im_threads = 1 if parallel else _config.kernel_threads(N * C, C * kh * kw * NL)
-
-        def lane(first, stop):
-            n0, n1 = chunks[first][0], chunks[stop - 1][1]
-            np.copyto(G[:, n0 * L:n1 * L].reshape(O, n1 - n0, L),
-                      grad[n0:n1].reshape(n1 - n0, O, L).transpose(1, 0, 2))
-            for i in range(first, stop):
-                c0, c1 = chunks[i][0] * L, chunks[i][1] * L
-                G_chunk = G3[:, :, c0:c1]
-                if need_w:
-                    np.matmul(cols3[:, :, c0:c1], G_chunk.transpose(0, 2, 1), out=w_parts[i])
-                if need_x:
-                    grad_cols3 = scratch.empty((groups, K_group, c1 - c0), grad.dtype)
-                    np.matmul(weight3.transpose(0, 2, 1), G_chunk, out=grad_cols3)
-                    col2im(grad_cols3.reshape(C * kh * kw, c1 - c0), grad_x[chunks[i][0]:chunks[i][1]],
-                           kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, col2im_threads)
-
-        _run_lanes(lane, chunks, parallel)
+        x, weight2 = ctx.saved_tensors
+        geometry = ctx.geometry
+        groups = geometry[10]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad = np.ascontiguousarray(grad, dtype=x.dtype)
+        block_rows, _, per_thread, threads = _plan(x.shape, weight2.shape[0], geometry)
+        grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
+        O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
+        slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
+        if need_x or need_w:
+            workspace = scratch.empty((threads, per_thread), x.dtype)
+            with single_threaded(threads > 1):
+                kernels.conv2d_backward(x, weight2, grad, grad_x, slots, geometry, block_rows,
+                                        workspace, threads)
         grad_w = grad_b = None
-        if ctx.needs_input_grad[2]:
-            grad_b = G.sum(axis=1)
         if need_w:
-            grad_w3 = w_parts[0]
-            for part in w_parts[1:]:  # in chunk order: the same bits for any thread count
-                grad_w3 += part
-            grad_w = np.ascontiguousarray(grad_w3.transpose(0, 2, 1)).reshape(O, C // groups, kh, kw)
+            grad_w_t = slots[0].copy()
+            for part in slots[1:]:  # in slot order: the same bits for any thread count
+                grad_w_t += part
+            grad_w = np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(ctx.weight_shape)
+        if need_b:
+            grad_b = grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w, grad_b, None
 
 

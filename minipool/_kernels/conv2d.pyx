@@ -1,0 +1,621 @@
+"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, one image at a time.
+
+Each thread takes whole images.  For an image it lays the receptive fields of
+a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
+one column per output pixel of the block; it stays in cache), multiplies it
+by the weight with one GEMM per group straight into the image's NCHW output,
+and adds the bias.  Nothing is reordered and no batch-sized buffer exists.
+
+Backward, per image and block, with ``G`` the image's output gradient seen
+as (O, Ho*Wo) (NCHW already is that layout):
+  weight: ``G @ cols.T`` accumulated into one of ``SLOTS`` partial sums
+          (image n goes to slot n % slots, a slot's images in order), which
+          are then added in slot order: the same bits for any thread count;
+  input:  ``col2im(W.T @ G)``, scattered into the image's own gradient planes
+          (the thread owns them: no atomics);
+``cols`` is rebuilt from the input rather than kept from the forward pass: it
+is as cheap as reading it back, and a batch of it would not fit in cache.
+
+The GEMMs call the BLAS that NumPy was built with (its ``cblas_?gemm``
+address, found by ``minipool/_blas.py``, one thread per call: the threads here
+already cover the cores).  Without one, a plain loop GEMM gives the same
+results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
+for tests and benchmarks.
+"""
+from cython cimport floating
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport int64_t, uintptr_t
+
+# Row-major CBLAS enum values (cblas.h)
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+    INT32_LIMIT = 2147483647
+
+ctypedef void (*sgemm64_t)(int, int, int, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                           const float*, int64_t, float, float*, int64_t) noexcept nogil
+ctypedef void (*dgemm64_t)(int, int, int, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t) noexcept nogil
+ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, int,
+                           const float*, int, float, float*, int) noexcept nogil
+ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
+                           const double*, int, double, double*, int) noexcept nogil
+
+cdef void* _sgemm = NULL
+cdef void* _dgemm = NULL
+cdef bint _ilp64 = False
+
+
+def use_blas(uintptr_t sgemm_address, uintptr_t dgemm_address, bint ilp64):
+    """Route GEMMs to CBLAS's ``cblas_sgemm``/``cblas_dgemm`` at these addresses
+    (0, 0: the loop GEMM).  ``ilp64``: the BLAS takes 64-bit integers."""
+    global _sgemm, _dgemm, _ilp64
+    _sgemm = <void*>sgemm_address
+    _dgemm = <void*>dgemm_address
+    _ilp64 = ilp64
+
+
+def blas_in_use():
+    return _sgemm != NULL and _dgemm != NULL
+
+
+cdef void _loop_gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                     const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                     bint accumulate, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """C (+)= op(A) @ op(B), row-major: the stand-in when no BLAS is reachable."""
+    cdef Py_ssize_t i, j, p
+    cdef floating a
+    cdef floating* c_row
+    for i in range(M):
+        c_row = C + i * ldc
+        if not accumulate:
+            for j in range(N):
+                c_row[j] = 0
+        for p in range(K):
+            a = A[p * lda + i] if trans_a else A[i * lda + p]
+            if trans_b:
+                for j in range(N):
+                    c_row[j] += a * B[j * ldb + p]
+            else:
+                for j in range(N):
+                    c_row[j] += a * B[p * ldb + j]
+
+
+cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                const floating* A, Py_ssize_t lda, const floating* B, Py_ssize_t ldb,
+                bint accumulate, floating* C, Py_ssize_t ldc) noexcept nogil:
+    """C = op(A) @ op(B), or C += ... with ``accumulate``; all matrices row-major."""
+    cdef int ta = TRANS if trans_a else NO_TRANS, tb = TRANS if trans_b else NO_TRANS
+    cdef void* blas = _sgemm if floating is float else _dgemm
+    cdef floating beta = 1 if accumulate else 0  # BLAS ignores C's old values when beta == 0
+    cdef bint fits32 = (M <= INT32_LIMIT and N <= INT32_LIMIT and K <= INT32_LIMIT and
+                        lda <= INT32_LIMIT and ldb <= INT32_LIMIT and ldc <= INT32_LIMIT)
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        if not accumulate:
+            _loop_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)
+        return
+    if blas != NULL and (_ilp64 or fits32):
+        if floating is float:
+            if _ilp64:
+                (<sgemm64_t>blas)(ROW_MAJOR, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc)
+            else:
+                (<sgemm32_t>blas)(ROW_MAJOR, ta, tb, <int>M, <int>N, <int>K, 1, A, <int>lda,
+                                  B, <int>ldb, beta, C, <int>ldc)
+        else:
+            if _ilp64:
+                (<dgemm64_t>blas)(ROW_MAJOR, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc)
+            else:
+                (<dgemm32_t>blas)(ROW_MAJOR, ta, tb, <int>M, <int>N, <int>K, 1, A, <int>lda,
+                                  B, <int>ldb, beta, C, <int>ldc)
+        return
+    _loop_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)
+
+
+# ---------------------------------------------------------------- geometry
+cdef struct Geometry:
+    Py_ssize_t C, H, W        # input planes
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw
+    Py_ssize_t Ho, Wo         # output planes
+    Py_ssize_t groups, O      # output channels (all groups)
+    Py_ssize_t K_group, O_group
+    Py_ssize_t block_rows     # output rows per column block
+    bint shifted              # stride 1: columns are shifted copies of whole plane rows
+    Py_ssize_t Hs, Ws         # the (padded) planes the shifted columns are cut from
+    bint padded               # ... which then differ from the input planes
+
+
+cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+                        Py_ssize_t block_rows) except *:
+    cdef Geometry g
+    g.C, g.H, g.W, g.O = C, H, W, O
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo, g.groups = geometry
+    if (g.kh < 1 or g.kw < 1 or g.sh < 1 or g.sw < 1 or g.dh < 1 or g.dw < 1 or g.groups < 1
+            or g.Ho < 0 or g.Wo < 0 or g.ph < 0 or g.pw < 0):
+        raise ValueError(f"conv2d kernel: invalid geometry {geometry}")
+    if C % g.groups or O % g.groups:
+        raise ValueError(f"conv2d kernel: {C} input and {O} output channels are not divisible "
+                         f"by groups={g.groups}")
+    if block_rows < 1:
+        raise ValueError(f"conv2d kernel: block_rows must be >= 1, got {block_rows}")
+    g.K_group = (C // g.groups) * g.kh * g.kw
+    g.O_group = O // g.groups
+    g.block_rows = block_rows
+    g.shifted = g.sh == 1 and g.sw == 1
+    g.Hs = g.Ho + (g.kh - 1) * g.dh
+    g.Ws = g.Wo + (g.kw - 1) * g.dw
+    g.padded = g.shifted and (g.Hs != H or g.Ws != W or g.ph or g.pw)
+    if g.shifted and (g.Hs < H + g.ph or g.Ws < W + g.pw):
+        raise ValueError(f"conv2d kernel: output size ({g.Ho}, {g.Wo}) does not match input "
+                         f"({H}, {W}) and geometry {geometry}")
+    return g
+
+
+cdef inline Py_ssize_t _block_width(const Geometry* g, Py_ssize_t rows) noexcept nogil:
+    """Columns of a block of ``rows`` output rows: shifted columns also span the
+    Ws - Wo pixels between two output rows (computed, then dropped)."""
+    if g.shifted:
+        return (rows - 1) * g.Ws + g.Wo
+    return rows * g.Wo
+
+
+cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:
+    return g.C * g.Hs * g.Ws if g.padded else 0
+
+
+def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+         Py_ssize_t block_elements):
+    """(block_rows, forward workspace, backward workspace): output rows per column
+    block, so that a block's columns stay under ``block_elements``, and the
+    elements each thread needs then."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho, width
+    while rows > 1 and taps * _block_width(&g, rows) > block_elements:
+        rows = (rows + 1) // 2
+    g.block_rows = max(rows, 1)
+    width = _block_width(&g, g.block_rows) if g.Ho and g.Wo else 0
+    forward = _source_size(&g) + taps * width + (O * width if g.shifted else 0)
+    backward = 2 * _source_size(&g) + 2 * taps * width + O * width
+    return g.block_rows, forward, backward
+
+
+cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
+                             Py_ssize_t in_len, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Output indices o in [lo, hi) whose input index o*stride + offset is inside [0, in_len)."""
+    cdef Py_ssize_t first = 0, last
+    if offset < 0:
+        first = (-offset + stride - 1) // stride
+    last = in_len - 1 - offset
+    if last < 0:
+        hi[0] = 0
+    else:
+        hi[0] = min(out_len, last // stride + 1)
+    lo[0] = min(first, out_len)
+    if hi[0] < lo[0]:
+        hi[0] = lo[0]
+
+
+cdef bint _all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef bint finite = True
+    for i in range(n):
+        finite &= values[i] - values[i] == 0  # inf - inf and NaN - NaN are NaN
+    return finite
+
+
+# ------------------------------------------- gathered columns (any stride)
+cdef void _im2col_block(const floating* image, floating* cols, Py_ssize_t ld,
+                        const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
+    """Columns for output rows [oh0, oh1) of one image: row (c*kh + ki)*kw + kj of
+    ``cols`` (row stride ``ld``) holds what tap (ki, kj) of channel c sees at each
+    output pixel of the block, 0 in the padding."""
+    cdef Py_ssize_t c, ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off
+    cdef Py_ssize_t Wo = g.Wo, sw = g.sw
+    cdef floating* row
+    cdef floating* d
+    cdef const floating* s
+    for c in range(g.C):
+        for ki in range(g.kh):
+            row_off = ki * g.dh - g.ph
+            _valid_span(g.Ho, g.sh, row_off, g.H, &oh_lo, &oh_hi)
+            oh_lo = min(max(oh_lo, oh0), oh1)
+            oh_hi = min(max(oh_hi, oh_lo), oh1)
+            for kj in range(g.kw):
+                col_off = kj * g.dw - g.pw
+                _valid_span(Wo, sw, col_off, g.W, &ow_lo, &ow_hi)
+                row = cols + ((c * g.kh + ki) * g.kw + kj) * ld - oh0 * Wo
+                for ow in range(oh0 * Wo, oh_lo * Wo):  # rows of the block above the image
+                    row[ow] = 0
+                for ow in range(oh_hi * Wo, oh1 * Wo):  # and below it
+                    row[ow] = 0
+                for oh in range(oh_lo, oh_hi):
+                    d = row + oh * Wo
+                    s = image + (c * g.H + oh * g.sh + row_off) * g.W + col_off
+                    for ow in range(ow_lo):
+                        d[ow] = 0
+                    if sw == 1:
+                        for ow in range(ow_lo, ow_hi):
+                            d[ow] = s[ow]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            d[ow] = s[ow * sw]
+                    for ow in range(ow_hi, Wo):
+                        d[ow] = 0
+
+
+cdef void _col2im_block(const floating* cols, Py_ssize_t ld, floating* image_grad,
+                        const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
+    """Add the taps of output rows [oh0, oh1) back into one image's gradient
+    planes (the adjoint of ``_im2col_block``), in a fixed order."""
+    cdef Py_ssize_t c, ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off
+    cdef Py_ssize_t Wo = g.Wo, sw = g.sw
+    cdef floating* d
+    cdef const floating* s
+    for c in range(g.C):
+        for ki in range(g.kh):
+            row_off = ki * g.dh - g.ph
+            _valid_span(g.Ho, g.sh, row_off, g.H, &oh_lo, &oh_hi)
+            oh_lo = min(max(oh_lo, oh0), oh1)
+            oh_hi = min(max(oh_hi, oh_lo), oh1)
+            for kj in range(g.kw):
+                col_off = kj * g.dw - g.pw
+                _valid_span(Wo, sw, col_off, g.W, &ow_lo, &ow_hi)
+                for oh in range(oh_lo, oh_hi):
+                    s = cols + ((c * g.kh + ki) * g.kw + kj) * ld + (oh - oh0) * Wo
+                    d = image_grad + (c * g.H + oh * g.sh + row_off) * g.W + col_off
+                    if sw == 1:
+                        for ow in range(ow_lo, ow_hi):
+                            d[ow] += s[ow]
+                    else:
+                        for ow in range(ow_lo, ow_hi):
+                            d[ow * sw] += s[ow]
+
+
+# ------------------------------------------- shifted columns (stride 1)
+# With stride 1, output pixel (oh, ow) of tap (ki, kj) reads plane pixel
+# (oh + ki*dh, ow + kj*dw).  Number the output pixels oh*Ws + ow instead of
+# oh*Wo + ow, and a tap's whole row of columns becomes ONE contiguous run of
+# the plane, starting at ki*dh*Ws + kj*dw: one long copy per tap instead of one
+# short copy per tap and output row.  The Ws - Wo columns after each output
+# row (ow >= Wo) hold pixels no window of that row reads: the forward pass
+# computes and drops them; backward gives them a zero gradient, which adds
+# nothing as long as the values they meet are finite (checked; otherwise the
+# image takes the gathered path).
+cdef void _pad_planes(const floating* image, floating* padded, const Geometry* g) noexcept nogil:
+    """The image's planes inside zero borders: (C, Hs, Ws), pixel (h, w) at (h+ph, w+pw)."""
+    cdef Py_ssize_t c, h, w
+    cdef floating* d
+    for h in range(g.C * g.Hs * g.Ws):
+        padded[h] = 0
+    for c in range(g.C):
+        for h in range(g.H):
+            d = padded + (c * g.Hs + h + g.ph) * g.Ws + g.pw
+            for w in range(g.W):
+                d[w] = image[(c * g.H + h) * g.W + w]
+
+
+cdef void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width,
+                        const Geometry* g, Py_ssize_t oh0) noexcept nogil:
+    """cols (C*kh*kw, width): tap (ki, kj) of channel c is the run of ``width`` plane
+    pixels from (oh0 + ki*dh, kj*dw)."""
+    cdef Py_ssize_t c, ki, kj, j
+    cdef floating* d
+    cdef const floating* s
+    for c in range(g.C):
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                d = cols + ((c * g.kh + ki) * g.kw + kj) * width
+                s = planes + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
+                for j in range(width):
+                    d[j] = s[j]
+
+
+cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, floating* planes_grad,
+                          const Geometry* g, Py_ssize_t oh0) noexcept nogil:
+    """The adjoint of ``_shifted_cols``: add each tap's run back where it was cut."""
+    cdef Py_ssize_t c, ki, kj, j
+    cdef floating* d
+    cdef const floating* s
+    for c in range(g.C):
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                s = cols + ((c * g.kh + ki) * g.kw + kj) * width
+                d = planes_grad + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
+                for j in range(width):
+                    d[j] += s[j]
+
+
+cdef void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_ssize_t width,
+                      const Geometry* g, Py_ssize_t rows) noexcept nogil:
+    """(O, rows*Wo) with row stride ``ld`` -> (O, width) with Ws - Wo zeros after each row."""
+    cdef Py_ssize_t o, r, ow
+    cdef floating* d
+    cdef const floating* s
+    for o in range(g.O):
+        for r in range(rows):
+            d = wide + o * width + r * g.Ws
+            s = narrow + o * ld + r * g.Wo
+            for ow in range(g.Wo):
+                d[ow] = s[ow]
+            if r + 1 < rows:
+                for ow in range(g.Wo, g.Ws):
+                    d[ow] = 0
+
+
+# ---------------------------------------------------------------- one image
+cdef void _forward_image(const floating* image, const floating* weight, const floating* bias,
+                         floating* out, floating* work, const Geometry* g) noexcept nogil:
+    """out (O, Ho*Wo) of one image, block of output rows by block."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, o, r, ow
+    cdef Py_ssize_t max_width = _block_width(g, g.block_rows)
+    cdef const floating* planes = image
+    cdef floating* cols
+    cdef floating* wide_out
+    cdef floating* d
+    cdef const floating* s
+    cdef floating b
+    if g.padded:
+        _pad_planes(image, work, g)
+        planes = work
+    cols = work + _source_size(g)
+    wide_out = cols + g.C * g.kh * g.kw * max_width
+    oh0 = 0
+    while oh0 < g.Ho:
+        oh1 = min(oh0 + g.block_rows, g.Ho)
+        width = _block_width(g, oh1 - oh0)
+        if g.shifted:
+            _shifted_cols(planes, cols, width, g, oh0)
+        else:
+            _im2col_block(image, cols, width, g, oh0, oh1)
+        for grp in range(g.groups):
+            if g.shifted:  # into the wide block, then keep the first Wo of every Ws columns
+                _gemm(False, False, g.O_group, width, g.K_group,
+                      weight + grp * g.O_group * g.K_group, g.K_group,
+                      cols + grp * g.K_group * width, width,
+                      False, wide_out + grp * g.O_group * width, width)
+            else:
+                _gemm(False, False, g.O_group, width, g.K_group,
+                      weight + grp * g.O_group * g.K_group, g.K_group,
+                      cols + grp * g.K_group * width, width,
+                      False, out + grp * g.O_group * L + oh0 * g.Wo, L)
+        for o in range(g.O if (g.shifted or bias != NULL) else 0):  # keep Wo of Ws; add the bias
+            b = bias[o] if bias != NULL else 0
+            d = out + o * L + oh0 * g.Wo
+            for r in range(oh1 - oh0):
+                s = wide_out + o * width + r * g.Ws if g.shifted else d + r * g.Wo
+                for ow in range(g.Wo):
+                    d[r * g.Wo + ow] = s[ow] + b
+        oh0 = oh1
+
+
+cdef void _backward_image(const floating* image, const floating* weight, bint weight_finite,
+                          const floating* grad, floating* image_grad,
+                          floating* weight_grad_t, bint accumulate,
+                          floating* work, const Geometry* g) noexcept nogil:
+    """One image's share of the gradients: ``weight_grad_t`` (groups, K_group, O_group)
+    (+)= cols @ G.T when given, ``image_grad`` (C, H, W) = col2im(W.T @ G) when given;
+    G is the image's output gradient, (O, Ho*Wo)."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, c, h, w
+    cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
+    cdef bint shifted = g.shifted
+    cdef const floating* planes = image
+    cdef floating* planes_grad = image_grad
+    cdef floating* cols = work + 2 * _source_size(g)
+    cdef floating* grad_cols = cols + taps * max_width
+    cdef floating* wide_grad = grad_cols + taps * max_width
+    cdef const floating* G
+    cdef Py_ssize_t ldg
+    # the dropped columns must meet finite values to add exactly nothing
+    if shifted and weight_grad_t != NULL and not _all_finite(image, g.C * g.H * g.W):
+        shifted = False
+    if shifted and image_grad != NULL and not weight_finite:
+        shifted = False
+    if shifted and g.padded:
+        if weight_grad_t != NULL:
+            _pad_planes(image, work, g)
+            planes = work
+        planes_grad = work + _source_size(g)
+    if planes_grad != NULL:
+        for h in range((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W)):
+            planes_grad[h] = 0
+    oh0 = 0
+    while oh0 < g.Ho:
+        oh1 = min(oh0 + g.block_rows, g.Ho)
+        if shifted:
+            width = _block_width(g, oh1 - oh0)
+            _widen_rows(grad + oh0 * g.Wo, L, wide_grad, width, g, oh1 - oh0)
+            G, ldg = wide_grad, width
+            if weight_grad_t != NULL:
+                _shifted_cols(planes, cols, width, g, oh0)
+        else:
+            width = (oh1 - oh0) * g.Wo
+            G, ldg = grad + oh0 * g.Wo, L
+            if weight_grad_t != NULL:
+                _im2col_block(image, cols, width, g, oh0, oh1)
+        for grp in range(g.groups):
+            if weight_grad_t != NULL:  # (K, width) @ (width, O): ~2x faster than G @ cols.T
+                _gemm(False, True, g.K_group, g.O_group, width,
+                      cols + grp * g.K_group * width, width,
+                      G + grp * g.O_group * ldg, ldg,
+                      accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
+            if image_grad != NULL:
+                _gemm(True, False, g.K_group, width, g.O_group,
+                      weight + grp * g.O_group * g.K_group, g.K_group,
+                      G + grp * g.O_group * ldg, ldg,
+                      False, grad_cols + grp * g.K_group * width, width)
+        if image_grad != NULL:
+            if shifted:
+                _shifted_col2im(grad_cols, width, planes_grad, g, oh0)
+            else:
+                _col2im_block(grad_cols, width, image_grad, g, oh0, oh1)
+        oh0 = oh1
+    if image_grad != NULL and shifted and g.padded:  # crop the borders off
+        for c in range(g.C):
+            for h in range(g.H):
+                for w in range(g.W):
+                    image_grad[(c * g.H + h) * g.W + w] = planes_grad[(c * g.Hs + h + g.ph) * g.Ws + w + g.pw]
+
+
+# ---------------------------------------------------------------- entry points
+def _dims(view):
+    """A typed memoryview's shape as a tuple (for error messages)."""
+    return tuple(view.shape)
+
+
+def _check_workspace(workspace, Py_ssize_t threads, Py_ssize_t per_thread):
+    if workspace.shape[0] < threads or workspace.shape[1] < per_thread:
+        raise ValueError(f"conv2d kernel: workspace of shape {_dims(workspace)} is smaller "
+                         f"than ({threads}, {per_thread})")
+
+
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
+                   floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                   floating[:, ::1] workspace, int num_threads):
+    """out (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C/groups*kh*kw)) + bias.
+
+    ``block_rows`` and the workspace per thread come from ``plan``: ``workspace``
+    is (num_threads, forward elements) at least."""
+    cdef Py_ssize_t N = x.shape[0], n, t
+    cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t per_thread = (_source_size(&g) + g.C * g.kh * g.kw * _block_width(&g, block_rows)
+                                  + (g.O * _block_width(&g, block_rows) if g.shifted else 0))
+    cdef const floating[::1] bias_view
+    cdef const floating* bias_ptr = NULL
+    num_threads = max(num_threads, 1)
+    if ((out.shape[0], out.shape[1], out.shape[2], out.shape[3]) != (N, g.O, g.Ho, g.Wo)
+            or weight.shape[1] != g.K_group):
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    if bias is not None:
+        bias_view = bias
+        if bias_view.shape[0] != g.O:
+            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
+        if g.O:
+            bias_ptr = &bias_view[0]
+    if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* wp = &weight[0, 0] if weight.size else NULL
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        _forward_image(xp + n * in_image, wp, bias_ptr, op + n * out_image,
+                       wsp + t * per_thread if wsp != NULL else NULL, &g)
+
+
+def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                    const floating[:, :, :, ::1] grad, grad_x, weight_slots,
+                    tuple geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
+                    int num_threads):
+    """Fill ``grad_x`` (N, C, H, W) and/or ``weight_slots`` (S, groups, C/groups*kh*kw,
+    O/groups), the weight gradient transposed per group; either may be None.
+    Slot s receives the sum over images n = s, s + S, s + 2S, ... in that order
+    (the caller adds the slots in order).  ``workspace``: (num_threads, backward
+    elements from ``plan``) at least."""
+    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)  # no slots: one per image
+    cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t width = _block_width(&g, block_rows), taps = g.C * g.kh * g.kw
+    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + g.O * width
+    cdef floating[:, :, :, ::1] gx
+    cdef floating[:, :, :, ::1] slots
+    cdef floating* gxp = NULL
+    cdef floating* slotp = NULL
+    num_threads = max(num_threads, 1)
+    if ((grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]) != (N, g.O, g.Ho, g.Wo)
+            or weight.shape[1] != g.K_group):
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"grad {_dims(grad)} do not match geometry {geometry}")
+    if grad_x is not None:
+        gx = grad_x
+        if (gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3]) != (N, g.C, g.H, g.W):
+            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
+        if gx.size:
+            gxp = &gx[0, 0, 0, 0]
+    if weight_slots is not None:
+        slots = weight_slots
+        S = slots.shape[0]
+        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.K_group
+                or slots.shape[3] != g.O_group):
+            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
+                             f"(S >= 1, {g.groups}, {g.K_group}, {g.O_group})")
+        if slots.size:
+            slotp = &slots[0, 0, 0, 0]
+            for s in range(N, S):  # slots without images hold zeros
+                slots[s, :, :, :] = 0
+    cdef Py_ssize_t L = g.Ho * g.Wo
+    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients
+        if gxp != NULL:
+            gx[:, :, :, :] = 0
+        if slotp != NULL:
+            slots[:, :, :, :] = 0
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* wp = &weight[0, 0]
+    cdef bint weight_finite = _all_finite(wp, weight.shape[0] * weight.shape[1])
+    cdef const floating* gp = &grad[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0]
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
+    cdef Py_ssize_t busy_slots = min(S, N)
+    # Slots, not images, are shared out: a slot's images must be added in order.
+    # Dynamic scheduling balances slots with unequal image counts; it moves
+    # whole slots between threads, so the sums do not change.
+    for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        n = s
+        while n < N:
+            _backward_image(xp + n * in_image, wp, weight_finite, gp + n * out_image,
+                            gxp + n * in_image if gxp != NULL else NULL,
+                            slotp + s * slot_size if slotp != NULL else NULL, n >= S,
+                            wsp + t * per_thread, &g)
+            n = n + S
+
+
+def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, tuple geometry, int num_threads=1):
+    """``cols`` (C*kh*kw, N*Ho*Wo) of a whole batch (image n in columns
+    [n*Ho*Wo, (n+1)*Ho*Wo)), gathered as conv2d does for strides > 1; for tests
+    and benchmarks."""
+    cdef Py_ssize_t N = x.shape[0], n
+    cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], 1, geometry, 1)
+    cdef Py_ssize_t L = g.Ho * g.Wo
+    if g.groups != 1:
+        raise ValueError("im2col: geometry must have groups=1")
+    if (cols.shape[0], cols.shape[1]) != (g.C * g.kh * g.kw, N * L):
+        raise ValueError(f"im2col: cols has shape {_dims(cols)}, expected "
+                         f"{(g.C * g.kh * g.kw, N * L)} for input {_dims(x)}")
+    if N * L == 0 or cols.shape[0] == 0:
+        return
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef floating* cp = &cols[0, 0]
+    for n in prange(N, nogil=True, schedule="static", num_threads=max(num_threads, 1)):
+        _im2col_block(xp + n * g.C * g.H * g.W, cp + n * L, N * L, &g, 0, g.Ho)
+
+
+def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] grad_x, tuple geometry,
+           int num_threads=1):
+    """Overwrite ``grad_x`` (N, C, H, W) with the sum of the taps in ``cols``: the adjoint
+    of ``im2col``; for tests and benchmarks."""
+    cdef Py_ssize_t N = grad_x.shape[0], n, i
+    cdef Geometry g = _geometry(grad_x.shape[1], grad_x.shape[2], grad_x.shape[3], 1, geometry, 1)
+    cdef Py_ssize_t L = g.Ho * g.Wo, image = g.C * g.H * g.W
+    if g.groups != 1:
+        raise ValueError("col2im: geometry must have groups=1")
+    if (cols.shape[0], cols.shape[1]) != (g.C * g.kh * g.kw, N * L):
+        raise ValueError(f"col2im: cols has shape {_dims(cols)}, expected "
+                         f"{(g.C * g.kh * g.kw, N * L)} for grad_x {_dims(grad_x)}")
+    if N * image == 0:
+        return
+    cdef floating* gp = &grad_x[0, 0, 0, 0]
+    cdef const floating* cp = &cols[0, 0] if cols.size else NULL
+    for n in prange(N, nogil=True, schedule="static", num_threads=max(num_threads, 1)):
+        for i in range(image):
+            gp[n * image + i] = 0
+        if cp != NULL:
+            _col2im_block(cp + n * L, N * L, gp + n * image, &g, 0, g.Ho)
