@@ -198,9 +198,44 @@ class Sigmoid(_Unary):
     df = staticmethod(lambda x, y: y * (1 - y))
 
 
-class Relu(_Unary):
-    f = staticmethod(lambda x: np.maximum(x, 0))
-    df = staticmethod(lambda x, y: (x > 0).astype(x.dtype))
+# NumPy's maximum against a Python scalar takes a slow broadcast loop (45 us for
+# LeNet's 64x6x14x14 activation), against a same-shape zero array its SIMD loop
+# (12 us), with the same bits (NaN stays NaN, -0.0 gives 0.0).  One read-only zero
+# buffer per float dtype serves every shape up to this many elements.
+_MAX_CACHED_ZEROS = 1 << 21
+_zero_buffers = {}
+
+
+def _zeros_shaped_like(x):
+    """A read-only zero array of x's shape and dtype (a view of a shared buffer)."""
+    buffer = _zero_buffers.get(x.dtype)
+    if buffer is None or buffer.size < x.size:
+        buffer = np.zeros(x.size, dtype=x.dtype)
+        buffer.flags.writeable = False
+        _zero_buffers[x.dtype] = buffer
+    return buffer[:x.size].reshape(x.shape)
+
+
+class Relu(Function):
+    """max(x, 0): NaN stays NaN; the gradient passes where x > 0 (0 at x == 0 and at NaN).
+
+    Backward needs only the boolean mask x > 0 (a byte per element), kept only
+    when a graph is recorded.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype in FLOAT_DTYPES and x.size <= _MAX_CACHED_ZEROS:
+            y = np.maximum(x, _zeros_shaped_like(x))
+        else:
+            y = np.maximum(x, 0)
+        if ctx.requires_grad:
+            ctx.mask = y > 0
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.mask
 
 
 def _unary(fn, x):
