@@ -50,6 +50,43 @@ def _log_softmax_rows(x2):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _plain_cross_entropy(ctx, x, n_rows, logp, t, reduction):
+    """ClassLossFn's forward for the common case -- logits, class indices all kept, no
+    weight, no smoothing: q is one-hot, so the loss is -logp at the targets.  Same
+    arithmetic as the general path (which multiplies by weights of exactly 1)."""
+    rows = np.arange(n_rows)
+    loss = -logp[rows, t]
+    denominator = x.dtype.type(n_rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if reduction == "none":
+            out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
+        elif reduction == "sum":
+            out = loss.sum()
+        else:
+            out = loss.sum() / denominator
+    if ctx.requires_grad:
+        ctx.meta = (x.shape, reduction, denominator, True)
+        ctx.q = None
+        ctx.logp, ctx.target = logp, t
+    return np.asarray(out, dtype=x.dtype)
+
+
+def _plain_cross_entropy_backward(ctx, grad):
+    """softmax - onehot, scaled: the general backward with q one-hot (q.sum = 1 per row)."""
+    shape, reduction, denominator, _ = ctx.meta
+    t = ctx.target
+    d_rows = np.exp(ctx.logp)
+    d_rows[np.arange(t.shape[0]), t] -= 1
+    if reduction == "none":
+        d_rows *= grad.reshape(-1, 1)
+    elif reduction == "sum":
+        d_rows *= grad
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d_rows *= grad / np.asarray(denominator, dtype=grad.dtype)
+    return (_unrows(d_rows, shape),) + (None,) * 7
+
+
 class ClassLossFn(Function):
     """Cross-entropy (``from_logits=True``) or NLL over rows of class scores.
 
@@ -59,10 +96,13 @@ class ClassLossFn(Function):
 
     @staticmethod
     def forward(ctx, x, target, weight, from_logits, probabilities, ignore_index,
-                reduction, label_smoothing):
+                reduction, label_smoothing, all_kept=False):
         num_classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
         x2 = _rows(x, num_classes)
         logp = _log_softmax_rows(x2) if from_logits else x2
+        if all_kept and from_logits and weight is None and not label_smoothing \
+                and not probabilities:
+            return _plain_cross_entropy(ctx, x, x2.shape[0], logp, target.reshape(-1), reduction)
         rows = np.arange(x2.shape[0])
         smooth = label_smoothing / num_classes
         w = None if weight is None else weight.astype(x.dtype, copy=False)
@@ -106,6 +146,8 @@ class ClassLossFn(Function):
     def backward(ctx, grad):
         shape, reduction, denominator, from_logits = ctx.meta
         q = ctx.q
+        if q is None:
+            return _plain_cross_entropy_backward(ctx, grad)
         if reduction == "none":
             row_grad = grad.reshape(-1, 1)
         elif reduction == "sum":
@@ -157,11 +199,21 @@ def _validated_class_args(where, input, target, weight, reduction, label_smoothi
 
 
 def _check_indices(where, t, num_classes, ignore_index):
+    """Refuse class indices outside [0, num_classes) other than ``ignore_index``.
+
+    Returns True when every entry is a class index and none equals
+    ``ignore_index`` (every row counts, the common case), from two reductions.
+    """
+    if t.size:
+        lo, hi = int(t.min()), int(t.max())
+        if lo >= 0 and hi < num_classes:
+            return not lo <= ignore_index <= hi
     bad = (t != ignore_index) & ((t < 0) | (t >= num_classes))
     if np.any(bad):
         value = t[bad].reshape(-1)[0]
         raise ValueError(f"{where}: target holds class index {int(value)}, outside [0, {num_classes}) "
                          f"(and not ignore_index={ignore_index})")
+    return False
 
 
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
@@ -188,10 +240,11 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     """
     input, t, weight, probabilities, num_classes = _validated_class_args(
         "cross_entropy", input, target, weight, reduction, label_smoothing, True)
+    all_kept = False
     if not probabilities:
-        _check_indices("cross_entropy", t, num_classes, ignore_index)
+        all_kept = _check_indices("cross_entropy", t, num_classes, ignore_index)
     return ClassLossFn.apply(input, t, weight, True, probabilities, ignore_index, reduction,
-                             float(label_smoothing))
+                             float(label_smoothing), all_kept=all_kept)
 
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):

@@ -1,0 +1,104 @@
+"""The training step's fast paths give the same bits as the general code they bypass.
+
+* cross-entropy with plain class indices (no weight, no smoothing, nothing
+  ignored) against ClassLossFn's general formulation (forced with all_kept=False);
+* relu against NumPy's maximum(x, 0) and the mask rule written out;
+* SGD's in-place update against the textbook formula in float32 arithmetic.
+"""
+import numpy as np
+import pytest
+
+import minipool as mp
+import minipool.nn.functional as F
+from minipool import optim
+from minipool.ops.loss import ClassLossFn
+
+
+def bits(a):
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def _class_loss(x, t, reduction, all_kept):
+    xt = mp.tensor(x, requires_grad=True)
+    out = ClassLossFn.apply(xt, t, None, True, False, -100, reduction, 0.0, all_kept=all_kept)
+    out.backward(np.full(out.shape, 0.75, dtype=x.dtype))
+    return out.numpy(), xt.grad.numpy()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 10), (7, 3, 4, 5), (5,)])
+def test_plain_cross_entropy_is_bit_identical_to_the_general_path(reduction, dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.normal(size=shape) * 8).astype(dtype)
+    x.reshape(-1)[::13] = -np.inf   # impossible classes: their probability is exactly 0
+    classes = shape[1] if len(shape) > 1 else shape[0]
+    t_shape = shape[:1] + shape[2:] if len(shape) > 1 else ()
+    t = rng.integers(0, classes, size=t_shape)
+    fast_out, fast_grad = _class_loss(x, t, reduction, True)
+    slow_out, slow_grad = _class_loss(x, t, reduction, False)
+    assert fast_out.dtype == slow_out.dtype == dtype
+    np.testing.assert_array_equal(bits(fast_out), bits(slow_out))
+    np.testing.assert_array_equal(bits(fast_grad), bits(slow_grad))
+
+
+def test_cross_entropy_takes_the_general_path_when_an_entry_is_ignored():
+    x = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    t = np.array([0, 3, 2, 1, 3, 0])
+    xt = mp.tensor(x, requires_grad=True)
+    loss = F.cross_entropy(xt, mp.tensor(t), ignore_index=3)
+    loss.backward()
+    keep = t != 3
+    logp = x - np.log(np.exp(x - x.max(1, keepdims=True)).sum(1, keepdims=True)) - x.max(1, keepdims=True)
+    expected = -logp[np.arange(6), t][keep].mean()
+    assert loss.item() == pytest.approx(float(expected), rel=1e-6)
+    assert (xt.grad.numpy()[~keep] == 0).all()
+
+
+@pytest.mark.parametrize("bad", [10, -1, -101])
+def test_cross_entropy_still_refuses_out_of_range_indices(bad):
+    x = mp.zeros(3, 10)
+    with pytest.raises(ValueError, match=f"class index {bad}, outside"):
+        F.cross_entropy(x, mp.tensor([1, bad, 2]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(64, 6, 14, 14), (3,), ()])
+def test_relu_bits_and_gradient_mask(dtype, shape):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=shape).astype(dtype)
+    if x.ndim:
+        x.reshape(-1)[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan][:x.size]
+    xt = mp.tensor(x, requires_grad=True)
+    y = F.relu(xt)
+    expected = np.maximum(x, 0)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(bits(y.numpy()), bits(expected))
+    g = rng.normal(size=shape).astype(dtype)
+    y.backward(g)
+    np.testing.assert_array_equal(xt.grad.numpy(), g * (x > 0).astype(dtype))
+
+
+def test_relu_of_integers_keeps_the_dtype():
+    y = F.relu(mp.tensor(np.array([-3, 0, 5], dtype=np.int32)))
+    assert y.dtype == np.int32 and y.tolist() == [0, 0, 5]
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_sgd_update_bits_match_the_formula(nesterov, weight_decay):
+    rng = np.random.default_rng(3)
+    p0 = rng.normal(size=(5, 7)).astype(np.float32)
+    grads = [rng.normal(size=(5, 7)).astype(np.float32) for _ in range(3)]
+    p = mp.nn.Parameter(p0.copy())
+    lr, momentum = 0.05, 0.9
+    opt = optim.SGD([p], lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    ref, buf = p0.copy(), None
+    for g in grads:
+        p.grad = mp.tensor(g)
+        opt.step()
+        d = g + np.float32(weight_decay) * ref if weight_decay else g
+        buf = d.copy() if buf is None else buf * np.float32(momentum) + d
+        step = d + np.float32(momentum) * buf if nesterov else buf
+        ref = ref - np.float32(lr) * step
+        np.testing.assert_array_equal(p.numpy(), ref)
