@@ -25,6 +25,7 @@ for tests and benchmarks.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uintptr_t
+from libc.string cimport memcpy, memset
 
 # Row-major CBLAS enum values (cblas.h)
 cdef enum:
@@ -285,22 +286,20 @@ cdef void _col2im_block(const floating* cols, Py_ssize_t ld, floating* image_gra
 # image takes the gathered path).
 cdef void _pad_planes(const floating* image, floating* padded, const Geometry* g) noexcept nogil:
     """The image's planes inside zero borders: (C, Hs, Ws), pixel (h, w) at (h+ph, w+pw)."""
-    cdef Py_ssize_t c, h, w
+    cdef Py_ssize_t c, h
     cdef floating* d
-    for h in range(g.C * g.Hs * g.Ws):
-        padded[h] = 0
+    memset(padded, 0, g.C * g.Hs * g.Ws * sizeof(floating))
     for c in range(g.C):
         for h in range(g.H):
             d = padded + (c * g.Hs + h + g.ph) * g.Ws + g.pw
-            for w in range(g.W):
-                d[w] = image[(c * g.H + h) * g.W + w]
+            memcpy(d, image + (c * g.H + h) * g.W, g.W * sizeof(floating))
 
 
 cdef void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width,
                         const Geometry* g, Py_ssize_t oh0) noexcept nogil:
     """cols (C*kh*kw, width): tap (ki, kj) of channel c is the run of ``width`` plane
     pixels from (oh0 + ki*dh, kj*dw)."""
-    cdef Py_ssize_t c, ki, kj, j
+    cdef Py_ssize_t c, ki, kj
     cdef floating* d
     cdef const floating* s
     for c in range(g.C):
@@ -308,8 +307,7 @@ cdef void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width
             for kj in range(g.kw):
                 d = cols + ((c * g.kh + ki) * g.kw + kj) * width
                 s = planes + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
-                for j in range(width):
-                    d[j] = s[j]
+                memcpy(d, s, width * sizeof(floating))  # libc's copy uses the CPU's widest stores
 
 
 cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, floating* planes_grad,
@@ -330,18 +328,16 @@ cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, floating* plan
 cdef void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_ssize_t width,
                       const Geometry* g, Py_ssize_t rows) noexcept nogil:
     """(O, rows*Wo) with row stride ``ld`` -> (O, width) with Ws - Wo zeros after each row."""
-    cdef Py_ssize_t o, r, ow
+    cdef Py_ssize_t o, r
     cdef floating* d
     cdef const floating* s
     for o in range(g.O):
         for r in range(rows):
             d = wide + o * width + r * g.Ws
             s = narrow + o * ld + r * g.Wo
-            for ow in range(g.Wo):
-                d[ow] = s[ow]
+            memcpy(d, s, g.Wo * sizeof(floating))
             if r + 1 < rows:
-                for ow in range(g.Wo, g.Ws):
-                    d[ow] = 0
+                memset(d + g.Wo, 0, (g.Ws - g.Wo) * sizeof(floating))
 
 
 # ---------------------------------------------------------------- one image
