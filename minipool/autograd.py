@@ -1,4 +1,6 @@
 """The backward pass: one walk over the graph in reverse topological order."""
+import sys
+
 import numpy as np
 
 from minipool.tensor import Tensor, no_grad
@@ -68,10 +70,29 @@ def _accumulate(grads, tensor, g):
     grads[key] = g if previous is None else previous + g
 
 
+def _local_refcount():
+    """References an array has when only one local variable holds it (CPython), else None."""
+    if not hasattr(sys, "getrefcount"):
+        return None
+    probe = np.empty(1)
+    return sys.getrefcount(probe)
+
+
+_SOLE_OWNER_REFS = _local_refcount()
+
+
 def _store_leaf_grad(leaf, g):
-    """Add the collected gradient into ``leaf.grad`` (a fresh array, never one an op made)."""
+    """Add the collected gradient into ``leaf.grad``: a new array, or ``g`` itself when
+    nothing else can see it (it owns its memory and no one else refers to it -- the
+    case for the fresh arrays ops return -- so adopting it saves a copy per parameter)."""
     g = g.astype(leaf.data.dtype, copy=False)
-    total = g.copy() if leaf.grad is None else leaf.grad.data + g
+    if leaf.grad is not None:
+        total = leaf.grad.data + g
+    elif _SOLE_OWNER_REFS is not None and g.base is None and g.flags.writeable \
+            and sys.getrefcount(g) <= _SOLE_OWNER_REFS:
+        total = g
+    else:
+        total = g.copy()
     leaf.grad = Tensor._from_result(total, False)
 
 
@@ -97,12 +118,12 @@ def run_backward(root, grad=None, retain_graph=False):
             for parent, pg in zip(inputs, input_grads):
                 if pg is not None and parent is not None and parent._requires_grad:
                     _accumulate(grads, parent, pg)
+            input_grads = pg = None  # grads now holds the only references (see _store_leaf_grad)
             if not retain_graph:
                 ctx._release()
         for leaf in leaves:
-            g = grads.pop(id(leaf), None)
-            if g is not None:
-                _store_leaf_grad(leaf, g)
+            if id(leaf) in grads:
+                _store_leaf_grad(leaf, grads.pop(id(leaf)))
 
 
 def grad(output, inputs, grad_output=None, retain_graph=False):

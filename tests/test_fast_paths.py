@@ -10,7 +10,7 @@ import pytest
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool import optim
+from minipool import autograd, optim
 from minipool.ops.loss import ClassLossFn
 
 
@@ -102,3 +102,53 @@ def test_sgd_update_bits_match_the_formula(nesterov, weight_decay):
         step = d + np.float32(momentum) * buf if nesterov else buf
         ref = ref - np.float32(lr) * step
         np.testing.assert_array_equal(p.numpy(), ref)
+
+
+class _Handout(mp.Function):
+    """Identity whose backward returns ``handed[0]`` (if set) or a fresh copy of the gradient."""
+    handed = []
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        if _Handout.handed:
+            return _Handout.handed[0]
+        fresh = grad * 1
+        _Handout.fresh_id = id(fresh)
+        return fresh
+
+
+def test_leaf_grad_adopts_a_fresh_gradient_but_copies_one_held_elsewhere():
+    x = mp.tensor(np.arange(4.0), requires_grad=True)
+    _Handout.handed.clear()
+    _Handout.apply(x).backward(np.ones(4))
+    assert x.grad.numpy().tolist() == [1.0] * 4
+    if autograd._SOLE_OWNER_REFS is not None:  # CPython: the fresh array is adopted, not copied
+        assert id(x.grad.numpy()) == _Handout.fresh_id
+    kept = np.full(4, 2.0)
+    _Handout.handed.append(kept)          # still referenced by the list: must not be adopted
+    x.grad = None
+    _Handout.apply(x).backward(np.ones(4))
+    x.grad.numpy()[:] = 7                 # writing into .grad must not reach the op's array
+    assert kept.tolist() == [2.0] * 4
+    _Handout.handed[0] = np.arange(8.0)[::2]  # a view: its memory belongs to another array
+    base = _Handout.handed[0].base
+    x.grad = None
+    _Handout.apply(x).backward(np.ones(4))
+    x.grad.numpy()[:] = -1
+    assert base.tolist() == list(np.arange(8.0))
+    _Handout.handed.clear()
+
+
+def test_leaf_used_twice_gets_the_sum_and_the_incoming_grad_is_untouched():
+    x = mp.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    g = np.array([3.0, 5.0])
+    (x * 2 + x).backward(g)
+    assert x.grad.numpy().tolist() == [9.0, 15.0]
+    assert g.tolist() == [3.0, 5.0]
+    y = x * 1.0
+    y.backward(g)                         # accumulates into the existing .grad
+    assert x.grad.numpy().tolist() == [12.0, 20.0] and g.tolist() == [3.0, 5.0]
