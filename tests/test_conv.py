@@ -62,6 +62,8 @@ CASES = [
     (1, 2, 5, 5, 2, 3, 3, 2, 1, 1, True),            # padding wider than stride leaves
     (1, 2, 4, 4, 2, 3, 1, 5, 1, 1, True),            # padding wider than the kernel: all-zero rows
     (2, 2, 3, 5, 2, 2, 2, (4, 0), 3, 1, False),      # dilated kernel spanning mostly padding
+    (2, 2, 6, 7, 16, 3, 2, 1, 1, 1, True),           # 16 outputs per group: G.T copied (gathered)
+    (2, 4, 6, 7, 32, 3, 1, 1, 1, 2, True),           # ... and shifted, padded, grouped
 ]
 IDS = [f"case{i}" for i in range(len(CASES))]
 

@@ -178,7 +178,7 @@ def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
     g.block_rows = max(rows, 1)
     width = _block_width(&g, g.block_rows) if g.Ho and g.Wo else 0
     forward = _source_size(&g) + taps * width + (O * width if g.shifted else 0)
-    backward = 2 * _source_size(&g) + 2 * taps * width + O * width
+    backward = 2 * _source_size(&g) + 2 * taps * width + 2 * O * width
     return g.block_rows, forward, backward
 
 
@@ -340,6 +340,22 @@ cdef void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_
                 memset(d + g.Wo, 0, (g.Ws - g.Wo) * sizeof(floating))
 
 
+cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
+                          Py_ssize_t row_stride, const Geometry* g, Py_ssize_t rows) noexcept nogil:
+    """(O, rows*Wo) with row stride ``ld`` -> its transpose (width, O), output row r
+    starting at column r*row_stride, zeros in between: the right-hand factor of the
+    weight-gradient GEMM, which OpenBLAS multiplies fastest untransposed."""
+    cdef Py_ssize_t o, r, ow
+    cdef const floating* s
+    for r in range(rows):
+        if r + 1 < rows and row_stride > g.Wo:
+            memset(dst + (r * row_stride + g.Wo) * g.O, 0, (row_stride - g.Wo) * g.O * sizeof(floating))
+        for o in range(g.O):
+            s = narrow + o * ld + r * g.Wo
+            for ow in range(g.Wo):
+                dst[(r * row_stride + ow) * g.O + o] = s[ow]
+
+
 # ---------------------------------------------------------------- one image
 cdef void _forward_image(const floating* image, const floating* weight, const floating* bias,
                          floating* out, floating* work, const Geometry* g) noexcept nogil:
@@ -393,7 +409,7 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
     """One image's share of the gradients: ``weight_grad_t`` (groups, K_group, O_group)
     (+)= cols @ G.T when given, ``image_grad`` (C, H, W) = col2im(W.T @ G) when given;
     G is the image's output gradient, (O, Ho*Wo)."""
-    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, c, h, w
+    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, c, h
     cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
     cdef bint shifted = g.shifted
     cdef const floating* planes = image
@@ -401,8 +417,13 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
     cdef floating* cols = work + 2 * _source_size(g)
     cdef floating* grad_cols = cols + taps * max_width
     cdef floating* wide_grad = grad_cols + taps * max_width
+    cdef floating* grad_t = wide_grad + g.O * max_width
     cdef const floating* G
     cdef Py_ssize_t ldg
+    # OpenBLAS multiplies cols @ G.T up to ~1.5x faster from a copied G.T when there are
+    # 16+ output channels per group; with fewer the copy costs more than it saves
+    # (measured on LeNet's conv1 and conv2 and a few other shapes)
+    cdef bint transposed_grad = g.O_group >= 16
     # the dropped columns must meet finite values to add exactly nothing
     if shifted and weight_grad_t != NULL and not _all_finite(image, g.C * g.H * g.W):
         shifted = False
@@ -414,14 +435,15 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
             planes = work
         planes_grad = work + _source_size(g)
     if planes_grad != NULL:
-        for h in range((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W)):
-            planes_grad[h] = 0
+        memset(planes_grad, 0, ((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W))
+               * sizeof(floating))
     oh0 = 0
     while oh0 < g.Ho:
         oh1 = min(oh0 + g.block_rows, g.Ho)
         if shifted:
             width = _block_width(g, oh1 - oh0)
-            _widen_rows(grad + oh0 * g.Wo, L, wide_grad, width, g, oh1 - oh0)
+            if image_grad != NULL or (weight_grad_t != NULL and not transposed_grad):
+                _widen_rows(grad + oh0 * g.Wo, L, wide_grad, width, g, oh1 - oh0)
             G, ldg = wide_grad, width
             if weight_grad_t != NULL:
                 _shifted_cols(planes, cols, width, g, oh0)
@@ -430,12 +452,20 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
             G, ldg = grad + oh0 * g.Wo, L
             if weight_grad_t != NULL:
                 _im2col_block(image, cols, width, g, oh0, oh1)
+        if weight_grad_t != NULL and transposed_grad:
+            _transpose_rows(grad + oh0 * g.Wo, L, grad_t, g.Ws if shifted else g.Wo, g, oh1 - oh0)
         for grp in range(g.groups):
-            if weight_grad_t != NULL:  # (K, width) @ (width, O): ~2x faster than G @ cols.T
-                _gemm(False, True, g.K_group, g.O_group, width,
-                      cols + grp * g.K_group * width, width,
-                      G + grp * g.O_group * ldg, ldg,
-                      accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
+            if weight_grad_t != NULL:  # (K, width) @ (width, O); G.T copied or read transposed
+                if transposed_grad:
+                    _gemm(False, False, g.K_group, g.O_group, width,
+                          cols + grp * g.K_group * width, width,
+                          grad_t + grp * g.O_group, g.O,
+                          accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
+                else:
+                    _gemm(False, True, g.K_group, g.O_group, width,
+                          cols + grp * g.K_group * width, width,
+                          G + grp * g.O_group * ldg, ldg,
+                          accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
             if image_grad != NULL:
                 _gemm(True, False, g.K_group, width, g.O_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
@@ -450,8 +480,8 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
     if image_grad != NULL and shifted and g.padded:  # crop the borders off
         for c in range(g.C):
             for h in range(g.H):
-                for w in range(g.W):
-                    image_grad[(c * g.H + h) * g.W + w] = planes_grad[(c * g.Hs + h + g.ph) * g.Ws + w + g.pw]
+                memcpy(image_grad + (c * g.H + h) * g.W,
+                       planes_grad + (c * g.Hs + h + g.ph) * g.Ws + g.pw, g.W * sizeof(floating))
 
 
 # ---------------------------------------------------------------- entry points
@@ -518,7 +548,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t width = _block_width(&g, block_rows), taps = g.C * g.kh * g.kw
-    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + g.O * width
+    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + 2 * g.O * width
     cdef floating[:, :, :, ::1] gx
     cdef floating[:, :, :, ::1] slots
     cdef floating* gxp = NULL
