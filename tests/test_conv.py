@@ -441,3 +441,18 @@ def test_workspace_recycles_only_unreferenced_buffers():
     for rows in range(5, 25):                            # many shapes: free ones are evicted
         ws.empty((rows, 7), np.float64)
     assert ws.nbytes <= ws.max_bytes
+
+
+def test_openblas_thread_count_is_restored_after_a_parallel_convolution():
+    """The kernel holds OpenBLAS to one thread while it runs, then gives NumPy its setting back."""
+    from minipool._blas import blas_num_threads, set_blas_num_threads
+    before = blas_num_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minipool can reach")
+    x, w, b = lenet_like((8, 6, 14, 14), 16, 3)
+    try:
+        set_blas_num_threads(2)
+        with_threads(2, lambda: run(x, w, b, {}))
+        assert blas_num_threads() == 2
+    finally:
+        set_blas_num_threads(before)
