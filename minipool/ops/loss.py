@@ -56,14 +56,13 @@ def _plain_cross_entropy(ctx, x, n_rows, logp, t, reduction):
     arithmetic as the general path (which multiplies by weights of exactly 1)."""
     rows = np.arange(n_rows)
     loss = -logp[rows, t]
-    denominator = x.dtype.type(n_rows)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if reduction == "none":
-            out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
-        elif reduction == "sum":
-            out = loss.sum()
-        else:
-            out = loss.sum() / denominator
+    denominator = x.dtype.type(n_rows)  # >= 1 here, so no errstate needed for the division
+    if reduction == "none":
+        out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
+    elif reduction == "sum":
+        out = loss.sum()
+    else:
+        out = loss.sum() / denominator
     if ctx.requires_grad:
         ctx.meta = (x.shape, reduction, denominator, True)
         ctx.q = None
@@ -82,8 +81,7 @@ def _plain_cross_entropy_backward(ctx, grad):
     elif reduction == "sum":
         d_rows *= grad
     else:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d_rows *= grad / np.asarray(denominator, dtype=grad.dtype)
+        d_rows *= grad / np.asarray(denominator, dtype=grad.dtype)
     return (_unrows(d_rows, shape),) + (None,) * 7
 
 
