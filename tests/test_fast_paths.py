@@ -2,7 +2,8 @@
 
 * cross-entropy with plain class indices (no weight, no smoothing, nothing
   ignored) against ClassLossFn's general formulation (forced with all_kept=False);
-* relu against NumPy's maximum(x, 0) and the mask rule written out;
+* relu against NumPy's maximum(x, 0), and its gradient against PyTorch's rule written
+  out (and PyTorch itself) on inf/NaN gradients and inputs;
 * SGD's in-place update against the textbook formula in float32 arithmetic.
 """
 import numpy as np
@@ -75,8 +76,24 @@ def test_relu_bits_and_gradient_mask(dtype, shape):
     assert y.dtype == dtype
     np.testing.assert_array_equal(bits(y.numpy()), bits(expected))
     g = rng.normal(size=shape).astype(dtype)
+    if g.ndim:
+        g.reshape(-1)[6:12] = [np.inf, -np.inf, np.nan, -3.0, np.inf, np.nan][:max(g.size - 6, 0)]
     y.backward(g)
-    np.testing.assert_array_equal(xt.grad.numpy(), g * (x > 0).astype(dtype))
+    # PyTorch's rule: +0 where the output is <= 0, the gradient itself elsewhere (NaN inputs too)
+    want = np.where(expected <= 0, dtype(0), g)
+    np.testing.assert_array_equal(bits(xt.grad.numpy()), bits(want))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_gradient_matches_torch_on_special_values(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.array([-2, -0.0, 0, 1, np.nan, np.inf, -np.inf, 3, -1, 2], dtype)
+    g = np.array([np.inf, np.nan, -1, np.nan, 5, -np.inf, np.inf, -2, -4, np.nan], dtype)
+    xt = mp.tensor(x, requires_grad=True)
+    F.relu(xt).backward(g)
+    ref = torch.tensor(x, requires_grad=True)
+    torch.relu(ref).backward(torch.tensor(g))
+    np.testing.assert_array_equal(bits(xt.grad.numpy()), bits(ref.grad.numpy()))
 
 
 def test_relu_of_integers_keeps_the_dtype():

@@ -216,11 +216,16 @@ def _zeros_shaped_like(x):
     return buffer[:x.size].reshape(x.shape)
 
 
-class Relu(Function):
-    """max(x, 0): NaN stays NaN; the gradient passes where x > 0 (0 at x == 0 and at NaN).
+_SAME_SIZE_UINT = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 
-    Backward needs only the boolean mask x > 0 (a byte per element), kept only
-    when a graph is recorded.
+
+class Relu(Function):
+    """max(x, 0): NaN stays NaN; as PyTorch's, the gradient is +0 where the output is
+    <= 0 and passes unchanged everywhere else (NaN inputs included).
+
+    Backward keeps only a bit mask, all ones or all zeros per element, and ANDs
+    the gradient's bits with it: a product with a 0/1 mask would turn an infinite
+    or NaN gradient at x <= 0 into NaN (inf * 0), and give -0 for negative ones.
     """
 
     @staticmethod
@@ -230,12 +235,15 @@ class Relu(Function):
         else:
             y = np.maximum(x, 0)
         if ctx.requires_grad:
-            ctx.mask = y > 0
+            bits = np.asarray(y <= 0).astype(_SAME_SIZE_UINT[y.dtype])
+            ctx.mask = np.subtract(bits, 1, out=bits)  # 0 -> all ones (wraps), 1 -> 0
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.mask
+        mask = ctx.mask
+        grad = np.asarray(grad, dtype=np.dtype(mask.dtype.name.replace("uint", "float")))
+        return np.asarray(np.bitwise_and(grad.view(mask.dtype), mask)).view(grad.dtype)
 
 
 def _unary(fn, x):
