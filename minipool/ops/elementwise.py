@@ -216,7 +216,8 @@ def _zeros_shaped_like(x):
     return buffer[:x.size].reshape(x.shape)
 
 
-_SAME_SIZE_UINT = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+_SAME_SIZE_UINT = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+_SAME_SIZE_FLOAT = {bits: floats for floats, bits in _SAME_SIZE_UINT.items()}
 
 
 class Relu(Function):
@@ -242,7 +243,7 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         mask = ctx.mask
-        grad = np.asarray(grad, dtype=np.dtype(mask.dtype.name.replace("uint", "float")))
+        grad = np.asarray(grad, dtype=_SAME_SIZE_FLOAT[mask.dtype])
         return np.asarray(np.bitwise_and(grad.view(mask.dtype), mask)).view(grad.dtype)
 
 
