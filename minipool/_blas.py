@@ -8,37 +8,54 @@ forward + backward: 2 ms -> 24 ms measured).
 """
 import contextlib
 import ctypes
+import os
+import threading
 
 __all__ = ["blas_num_threads", "set_blas_num_threads", "single_threaded", "gemm_addresses"]
 
 _SUFFIXES = ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}")
 _found = {}
+_library = []  # [handle or None] once looked up
+
+
+def _numpy_openblas():
+    """A ctypes handle on the OpenBLAS NumPy loaded (one library for every symbol), or None.
+
+    Among the OpenBLAS builds mapped into the process (SciPy may bring another),
+    the one inside NumPy's installation comes first."""
+    if _library:
+        return _library[0]
+    import numpy
+
+    numpy_home = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        libs = set()
+    ours = os.path.join(numpy_home, "numpy")  # numpy.libs/ (wheels) or numpy/.libs/
+    for lib in sorted(libs, key=lambda path: (not path.startswith(ours), path)):
+        try:
+            _library.append(ctypes.CDLL(lib))
+            return _library[0]
+        except OSError:
+            continue
+    _library.append(None)
+    return None
 
 
 def _openblas_function(name, patterns=_SUFFIXES):
     """OpenBLAS's ``name`` (e.g. ``get_num_threads``) as a ctypes function, or None."""
-    if name in _found:
-        return _found[name]
-    function = None
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        libs = []
-    for lib in libs:
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for pattern in patterns:
+    key = (name, patterns)
+    if key not in _found:
+        handle = _numpy_openblas()
+        function = None
+        for pattern in patterns if handle is not None else ():
             function = getattr(handle, pattern.format(name), None)
             if function is not None:
                 break
-        if function is not None:
-            break
-    if function is not None or libs:  # no OpenBLAS mapped yet: ask again next time
-        _found[name] = function
-    return function
+        _found[key] = function
+    return _found[key]
 
 
 def blas_num_threads():
@@ -61,35 +78,45 @@ def set_blas_num_threads(n):
     return True
 
 
+_pin_lock = threading.Lock()
+_pins = [0, None]  # [calls inside single_threaded, OpenBLAS's thread count before the first]
+
+
 @contextlib.contextmanager
-def single_threaded(active=True):
-    """Run the block with OpenBLAS on one thread (when ``active``), then restore it.
-    Costs about a microsecond; a no-op when OpenBLAS already uses one thread."""
-    before = blas_num_threads() if active else None
-    if before is None or before == 1:
-        yield
-        return
-    set_blas_num_threads(1)
+def single_threaded():
+    """Run the block with OpenBLAS on one thread, then give it its thread count back.
+
+    Calls may overlap (several Python threads running conv2d): the first one in
+    pins OpenBLAS, the last one out restores it.  About a microsecond when
+    OpenBLAS already runs on one thread (the trainer's setting)."""
+    with _pin_lock:
+        if _pins[0] == 0:
+            before = blas_num_threads()
+            _pins[1] = before
+            if before is not None and before != 1:
+                set_blas_num_threads(1)
+        _pins[0] += 1
     try:
         yield
     finally:
-        set_blas_num_threads(before)
+        with _pin_lock:
+            _pins[0] -= 1
+            if _pins[0] == 0 and _pins[1] is not None and _pins[1] != 1:
+                set_blas_num_threads(_pins[1])
 
 
 _CBLAS_NAMES = ("scipy_cblas_{}64_", "cblas_{}64_", "scipy_cblas_{}", "cblas_{}")
 
 
 def gemm_addresses():
-    """(address of cblas_sgemm, of cblas_dgemm, takes 64-bit integers) of NumPy's
-    OpenBLAS, or None when it cannot be found (then conv2d uses its loop GEMM).
+    """``(sgemm_address, dgemm_address, ilp64)`` for NumPy's OpenBLAS: the addresses
+    of its ``cblas_sgemm`` and ``cblas_dgemm``, and whether they take 64-bit
+    integers; None when they cannot be found (then conv2d uses its loop GEMM).
 
     >>> found = gemm_addresses()
     >>> found is None or (found[0] > 0 and found[1] > 0)
     True
     """
-    import numpy as np
-
-    np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure NumPy's BLAS is loaded
     sgemm = _openblas_function("sgemm", _CBLAS_NAMES)
     dgemm = _openblas_function("dgemm", _CBLAS_NAMES)
     config = _openblas_function("get_config")

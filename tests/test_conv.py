@@ -384,6 +384,7 @@ def conv_args(**over):
     (dict(weight=mp.zeros(6, 2, 3)), ValueError, "weight"),
     (dict(weight=mp.zeros(5, 2, 3, 3)), ValueError, "divisible by groups"),
     (dict(groups=0), ValueError, "groups"),
+    (dict(groups=2.0), TypeError, "groups"),
     (dict(bias=mp.zeros(5)), ValueError, "bias"),
     (dict(stride=0), ValueError, "stride"),
     (dict(stride=(1, 2, 3)), ValueError, "stride"),
@@ -455,4 +456,66 @@ def test_openblas_thread_count_is_restored_after_a_parallel_convolution():
         with_threads(2, lambda: run(x, w, b, {}))
         assert blas_num_threads() == 2
     finally:
+        set_blas_num_threads(before)
+
+
+@pytest.mark.parametrize("size,padding,dilation", [(2, 2 ** 31 - 1, 2 ** 31 - 1), (5, 2 ** 20, 2 ** 20)])
+def test_huge_padding_and_dilation_give_a_small_exact_output(size, padding, dilation):
+    """Found in review: the padded planes of such a call (2**32 x 2**32) overflowed the
+    workspace size; a kernel that reaches far beyond the output now gathers columns."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((1, 1, size, size)), rng.standard_normal((1, 1, 3, 3))
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding, dilation=dilation))
+    assert out.shape == (1, 1, size, size)
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw),
+                               reference(x, w, None, 1, padding, dilation, 1, grad_out=g)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("shape,out_channels,padding", [((2, 1, 128, 128), 64, 0), ((2, 3, 96, 96), 32, 1)])
+def test_thread_count_does_not_change_bits_while_openblas_is_multithreaded(shape, out_channels, padding):
+    """Found in review: with minipool on one thread, OpenBLAS (left on 2) used its
+    threaded GEMM, whose rounding differs; the kernel now always pins it to one."""
+    from minipool._blas import blas_num_threads, set_blas_num_threads
+    before = blas_num_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minipool can reach")
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((out_channels, shape[1], 3, 3)).astype(np.float32)
+    try:
+        set_blas_num_threads(2)
+        results = [with_threads(t, lambda: run(x, w, None, dict(padding=padding))) for t in (1, 2)]
+    finally:
+        set_blas_num_threads(before)
+    for one, two_ in zip(results[0][:3], results[1][:3]):
+        np.testing.assert_array_equal(one, two_)
+
+
+def test_overlapping_single_threaded_blocks_restore_openblas_once():
+    import threading
+    from minipool._blas import blas_num_threads, set_blas_num_threads, single_threaded
+    before = blas_num_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minipool can reach")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with single_threaded():
+            inside.set()
+            release.wait(10)
+
+    try:
+        set_blas_num_threads(2)
+        other = threading.Thread(target=hold)
+        other.start()
+        inside.wait(10)
+        with single_threaded():
+            assert blas_num_threads() == 1
+        assert blas_num_threads() == 1  # the other block is still running
+        release.set()
+        other.join(10)
+        assert blas_num_threads() == 2
+    finally:
+        release.set()
         set_blas_num_threads(before)

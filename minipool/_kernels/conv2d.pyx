@@ -8,9 +8,10 @@ and adds the bias.  Nothing is reordered and no batch-sized buffer exists.
 
 Backward, per image and block, with ``G`` the image's output gradient seen
 as (O, Ho*Wo) (NCHW already is that layout):
-  weight: ``G @ cols.T`` accumulated into one of ``SLOTS`` partial sums
-          (image n goes to slot n % slots, a slot's images in order), which
-          are then added in slot order: the same bits for any thread count;
+  weight: ``cols @ G.T`` (the weight gradient transposed, (C*kh*kw, O) per
+          group) accumulated into one of S partial sums (image n goes to slot
+          n % S, a slot's images in order), which the caller adds in slot
+          order: the same bits for any thread count;
   input:  ``col2im(W.T @ G)``, scattered into the image's own gradient planes
           (the thread owns them: no atomics);
 ``cols`` is rebuilt from the input rather than kept from the forward pass: it
@@ -118,7 +119,8 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize
 # ---------------------------------------------------------------- geometry
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
-    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw
+    Py_ssize_t kh, kw, sh, sw, dh, dw
+    Py_ssize_t ph, pw         # top and left padding; bottom and right follow from Ho, Wo
     Py_ssize_t Ho, Wo         # output planes
     Py_ssize_t groups, O      # output channels (all groups)
     Py_ssize_t K_group, O_group
@@ -144,10 +146,14 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     g.K_group = (C // g.groups) * g.kh * g.kw
     g.O_group = O // g.groups
     g.block_rows = block_rows
-    g.shifted = g.sh == 1 and g.sw == 1
-    g.Hs = g.Ho + (g.kh - 1) * g.dh
+    # Shifted columns compute Ws/Wo times the output columns and copy the padded
+    # planes (Hs x Ws): worth it only while the kernel's reach is at most the output
+    # size (LeNet's 5x5 on 14x14 -> 10x10: 1.4x); huge padding or dilation gathers.
+    g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
+                 and (g.kw - 1) * g.dw <= g.Wo)
+    g.Hs = g.Ho + (g.kh - 1) * g.dh  # with stride 1: H + top + bottom padding
     g.Ws = g.Wo + (g.kw - 1) * g.dw
-    g.padded = g.shifted and (g.Hs != H or g.Ws != W or g.ph or g.pw)
+    g.padded = g.shifted and (g.Hs != H or g.Ws != W)
     if g.shifted and (g.Hs < H + g.ph or g.Ws < W + g.pw):
         raise ValueError(f"conv2d kernel: output size ({g.Ho}, {g.Wo}) does not match input "
                          f"({H}, {W}) and geometry {geometry}")
@@ -226,13 +232,13 @@ cdef void _im2col_block(const floating* image, floating* cols, Py_ssize_t ld,
             for kj in range(g.kw):
                 col_off = kj * g.dw - g.pw
                 _valid_span(Wo, sw, col_off, g.W, &ow_lo, &ow_hi)
-                row = cols + ((c * g.kh + ki) * g.kw + kj) * ld - oh0 * Wo
-                for ow in range(oh0 * Wo, oh_lo * Wo):  # rows of the block above the image
+                row = cols + ((c * g.kh + ki) * g.kw + kj) * ld
+                for ow in range((oh_lo - oh0) * Wo):  # rows of the block above the image
                     row[ow] = 0
-                for ow in range(oh_hi * Wo, oh1 * Wo):  # and below it
+                for ow in range((oh_hi - oh0) * Wo, (oh1 - oh0) * Wo):  # and below it
                     row[ow] = 0
                 for oh in range(oh_lo, oh_hi):
-                    d = row + oh * Wo
+                    d = row + (oh - oh0) * Wo
                     s = image + (c * g.H + oh * g.sh + row_off) * g.W + col_off
                     for ow in range(ow_lo):
                         d[ow] = 0
@@ -392,13 +398,20 @@ cdef void _forward_image(const floating* image, const floating* weight, const fl
                       weight + grp * g.O_group * g.K_group, g.K_group,
                       cols + grp * g.K_group * width, width,
                       False, out + grp * g.O_group * L + oh0 * g.Wo, L)
-        for o in range(g.O if (g.shifted or bias != NULL) else 0):  # keep Wo of Ws; add the bias
-            b = bias[o] if bias != NULL else 0
-            d = out + o * L + oh0 * g.Wo
-            for r in range(oh1 - oh0):
-                s = wide_out + o * width + r * g.Ws if g.shifted else d + r * g.Wo
-                for ow in range(g.Wo):
-                    d[r * g.Wo + ow] = s[ow] + b
+        if g.shifted:  # keep the first Wo of every Ws columns, adding the bias
+            for o in range(g.O):
+                b = bias[o] if bias != NULL else 0
+                d = out + o * L + oh0 * g.Wo
+                for r in range(oh1 - oh0):
+                    s = wide_out + o * width + r * g.Ws
+                    for ow in range(g.Wo):
+                        d[r * g.Wo + ow] = s[ow] + b
+        elif bias != NULL:  # the product is already in place
+            for o in range(g.O):
+                b = bias[o]
+                d = out + o * L + oh0 * g.Wo
+                for ow in range((oh1 - oh0) * g.Wo):
+                    d[ow] += b
         oh0 = oh1
 
 
@@ -433,7 +446,8 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
         if weight_grad_t != NULL:
             _pad_planes(image, work, g)
             planes = work
-        planes_grad = work + _source_size(g)
+        if image_grad != NULL:
+            planes_grad = work + _source_size(g)
     if planes_grad != NULL:
         memset(planes_grad, 0, ((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W))
                * sizeof(floating))
@@ -544,7 +558,8 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     Slot s receives the sum over images n = s, s + S, s + 2S, ... in that order
     (the caller adds the slots in order).  ``workspace``: (num_threads, backward
     elements from ``plan``) at least."""
-    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)  # no slots: one per image
+    # without a weight gradient, every image is a "slot" of its own (shared out freely)
+    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t width = _block_width(&g, block_rows), taps = g.C * g.kh * g.kw

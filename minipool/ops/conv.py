@@ -11,7 +11,9 @@ gradient planes the thread owns.  The bias gradient is a NumPy sum.
 
 Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
 while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
-restored afterwards).
+restored afterwards) -- also when the kernel itself runs on one thread, since a
+multi-threaded OpenBLAS GEMM can round differently and the results must not
+depend on the thread count.
 """
 import functools
 
@@ -29,7 +31,7 @@ __all__ = ["conv2d", "conv_output_size", "pair", "gemm_backend"]
 
 
 MAX_GEOMETRY = 2 ** 31 - 1  # kernel sizes, strides, paddings and dilations (as PyTorch's int32 limit)
-BLOCK_ELEMENTS = 1 << 16  # a thread's column block: 256 KiB of float32, well inside L2
+BLOCK_ELEMENTS = 1 << 16  # a thread's column block (256 KiB in float32): meant to stay in L2
 WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; see the kernel)
 
 _blas = gemm_addresses()
@@ -91,7 +93,7 @@ class Conv2dFn(Function):
         block_rows, per_thread, _, threads = _plan(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
-        with single_threaded(threads > 1):
+        with single_threaded():
             kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
@@ -111,7 +113,7 @@ class Conv2dFn(Function):
         slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
         if need_x or need_w:
             workspace = scratch.empty((threads, per_thread), x.dtype)
-            with single_threaded(threads > 1):
+            with single_threaded():
                 kernels.conv2d_backward(x, weight2, grad, grad_x, slots, geometry, block_rows,
                                         workspace, threads)
         grad_w = grad_b = None
@@ -169,7 +171,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise TypeError(f"conv2d: input must be float32 or float64, got {input.dtype}")
     if weight.dtype != input.dtype:
         raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"conv2d: groups must be an int >= 1, got {groups!r}")
+    if groups < 1:
         raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
     groups = int(groups)
     unbatched = input.ndim == 3
@@ -203,7 +207,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     largest_buffer = max(C * kh * kw, O) * batch * Ho * Wo * input.dtype.itemsize  # cols or output
     if largest_buffer > np.iinfo(np.intp).max:
         raise ValueError(f"conv2d: output size ({Ho}, {Wo}) from padding {(top, bottom, left, right)} "
-                         f"and stride {stride} is too large to compute")
+                         f"and stride {stride}, times {max(C * kh * kw, O)} columns or channels, "
+                         "is too large to compute")
     geometry = (kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
     x = reshape(input, (1, C, H, W)) if unbatched else input
     out = Conv2dFn.apply(x, weight, bias, geometry)
