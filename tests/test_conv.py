@@ -222,10 +222,13 @@ def test_kernels_reject_mismatched_buffers():
         kernels.conv2d_forward(x, w, np.zeros(3, np.float32), out, geometry, block_rows,
                                np.zeros((1, forward), np.float32), 1)
     with pytest.raises(ValueError, match="weight_slots"):
-        kernels.conv2d_backward(x, w, out, None, np.zeros((4, 1, 18, 3), np.float32), geometry, block_rows,
+        kernels.conv2d_backward(x, w, out, None, np.zeros((4, 1, 18, 3), np.float32), None, geometry, block_rows,
                                 np.zeros((1, backward), np.float32), 1)
+    with pytest.raises(ValueError, match="bias_slots"):
+        kernels.conv2d_backward(x, w, out, None, np.zeros((4, 1, 18, 4), np.float32), np.zeros((3, 4), np.float32),
+                                geometry, block_rows, np.zeros((1, backward), np.float32), 1)
     with pytest.raises(ValueError, match="grad_x"):
-        kernels.conv2d_backward(x, w, out, np.zeros((1, 2, 5, 4), np.float32), None, geometry, block_rows,
+        kernels.conv2d_backward(x, w, out, np.zeros((1, 2, 5, 4), np.float32), None, None, geometry, block_rows,
                                 np.zeros((1, backward), np.float32), 1)
 
 
@@ -519,3 +522,17 @@ def test_overlapping_single_threaded_blocks_restore_openblas_once():
     finally:
         release.set()
         set_blas_num_threads(before)
+
+
+def test_zero_input_channels_give_the_bias_and_its_gradient():
+    """No input channels: every output is the bias (PyTorch 2.13 returns no channels at all
+    here; see the README), and the bias gradient is still the output gradient's sum."""
+    x = mp.tensor(np.zeros((2, 0, 5, 5)), requires_grad=True)
+    w = mp.tensor(np.zeros((3, 0, 3, 3)), requires_grad=True)
+    b = mp.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    y = F.conv2d(x, w, b)
+    g = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(g)
+    np.testing.assert_array_equal(y.numpy(), np.broadcast_to(b.numpy()[None, :, None, None], (2, 3, 3, 3)))
+    np.testing.assert_allclose(b.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-13)
+    assert w.grad.shape == (3, 0, 3, 3) and x.grad.shape == (2, 0, 5, 5)

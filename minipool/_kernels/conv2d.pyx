@@ -184,7 +184,7 @@ def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
     g.block_rows = max(rows, 1)
     width = _block_width(&g, g.block_rows) if g.Ho and g.Wo else 0
     forward = _source_size(&g) + taps * width + (O * width if g.shifted else 0)
-    backward = 2 * _source_size(&g) + 2 * taps * width + 2 * O * width
+    backward = 2 * _source_size(&g) + 2 * taps * width + 2 * O * width + width
     return g.block_rows, forward, backward
 
 
@@ -417,11 +417,11 @@ cdef void _forward_image(const floating* image, const floating* weight, const fl
 
 cdef void _backward_image(const floating* image, const floating* weight, bint weight_finite,
                           const floating* grad, floating* image_grad,
-                          floating* weight_grad_t, bint accumulate,
+                          floating* weight_grad_t, floating* bias_grad, bint accumulate,
                           floating* work, const Geometry* g) noexcept nogil:
     """One image's share of the gradients: ``weight_grad_t`` (groups, K_group, O_group)
-    (+)= cols @ G.T when given, ``image_grad`` (C, H, W) = col2im(W.T @ G) when given;
-    G is the image's output gradient, (O, Ho*Wo)."""
+    (+)= cols @ G.T and ``bias_grad`` (O,) (+)= G @ ones, when given; ``image_grad``
+    (C, H, W) = col2im(W.T @ G) when given.  G is the image's output gradient, (O, Ho*Wo)."""
     cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, c, h
     cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
     cdef bint shifted = g.shifted
@@ -431,6 +431,7 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
     cdef floating* grad_cols = cols + taps * max_width
     cdef floating* wide_grad = grad_cols + taps * max_width
     cdef floating* grad_t = wide_grad + g.O * max_width
+    cdef floating* ones = grad_t + g.O * max_width
     cdef const floating* G
     cdef Py_ssize_t ldg
     # OpenBLAS multiplies cols @ G.T up to ~1.5x faster from a copied G.T when there are
@@ -448,6 +449,9 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
             planes = work
         if image_grad != NULL:
             planes_grad = work + _source_size(g)
+    if bias_grad != NULL:
+        for h in range(max_width):
+            ones[h] = 1
     if planes_grad != NULL:
         memset(planes_grad, 0, ((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W))
                * sizeof(floating))
@@ -466,6 +470,9 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
             G, ldg = grad + oh0 * g.Wo, L
             if weight_grad_t != NULL:
                 _im2col_block(image, cols, width, g, oh0, oh1)
+        if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
+            _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad + oh0 * g.Wo, L, ones, 1,
+                  accumulate or oh0 > 0, bias_grad, 1)
         if weight_grad_t != NULL and transposed_grad:
             _transpose_rows(grad + oh0 * g.Wo, L, grad_t, g.Ws if shifted else g.Wo, g, oh1 - oh0)
         for grp in range(g.groups):
@@ -550,24 +557,26 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
-                    const floating[:, :, :, ::1] grad, grad_x, weight_slots,
+                    const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
                     tuple geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
                     int num_threads):
-    """Fill ``grad_x`` (N, C, H, W) and/or ``weight_slots`` (S, groups, C/groups*kh*kw,
-    O/groups), the weight gradient transposed per group; either may be None.
-    Slot s receives the sum over images n = s, s + S, s + 2S, ... in that order
-    (the caller adds the slots in order).  ``workspace``: (num_threads, backward
-    elements from ``plan``) at least."""
-    # without a weight gradient, every image is a "slot" of its own (shared out freely)
-    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)
+    """Fill ``grad_x`` (N, C, H, W), ``weight_slots`` (S, groups, C/groups*kh*kw,
+    O/groups) -- the weight gradient transposed per group -- and ``bias_slots``
+    (S, O); any may be None.  Slot s receives the sum over images n = s, s + S,
+    s + 2S, ... in that order (the caller adds the slots in order).
+    ``workspace``: (num_threads, backward elements from ``plan``) at least."""
+    # without slots every image is a "slot" of its own (shared out freely)
+    cdef Py_ssize_t N = x.shape[0], s, n, t, o, j, S = max(x.shape[0], 1)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t width = _block_width(&g, block_rows), taps = g.C * g.kh * g.kw
-    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + 2 * g.O * width
+    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + 2 * g.O * width + width
     cdef floating[:, :, :, ::1] gx
     cdef floating[:, :, :, ::1] slots
+    cdef floating[:, ::1] bslots
     cdef floating* gxp = NULL
     cdef floating* slotp = NULL
+    cdef floating* bslotp = NULL
     num_threads = max(num_threads, 1)
     if ((grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]) != (N, g.O, g.Ho, g.Wo)
             or weight.shape[1] != g.K_group):
@@ -590,12 +599,28 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
             slotp = &slots[0, 0, 0, 0]
             for s in range(N, S):  # slots without images hold zeros
                 slots[s, :, :, :] = 0
+    if bias_slots is not None:
+        bslots = bias_slots
+        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
+            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
+                             f"({S if weight_slots is not None else 'S'}, {g.O})")
+        S = bslots.shape[0]
+        if S < 1:
+            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
+        if bslots.size:
+            bslotp = &bslots[0, 0]
+        bslots[:, :] = 0
     cdef Py_ssize_t L = g.Ho * g.Wo
-    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients
+    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients ...
         if gxp != NULL:
             gx[:, :, :, :] = 0
         if slotp != NULL:
             slots[:, :, :, :] = 0
+        if bslotp != NULL:  # ... but for the bias (no input channels at all)
+            for n in range(N):
+                for o in range(g.O):
+                    for j in range(L):
+                        bslots[n % S, o] += grad[n, o, j // g.Wo, j % g.Wo]
         return
     _check_workspace(workspace, num_threads, per_thread)
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -614,7 +639,8 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
         while n < N:
             _backward_image(xp + n * in_image, wp, weight_finite, gp + n * out_image,
                             gxp + n * in_image if gxp != NULL else NULL,
-                            slotp + s * slot_size if slotp != NULL else NULL, n >= S,
+                            slotp + s * slot_size if slotp != NULL else NULL,
+                            bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
                             wsp + t * per_thread, &g)
             n = n + S
 

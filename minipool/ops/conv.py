@@ -5,9 +5,10 @@ images, lays one image's receptive fields out as a small column matrix that
 stays in cache, and multiplies it with the weight (one GEMM per group, through
 the ``cblas_?gemm`` of NumPy's OpenBLAS, called from the kernel without the
 GIL) straight into the NCHW output.  Backward recomputes the columns per image
-for the weight gradient (summed over images in fixed slots, so the bits do not
-depend on the thread count) and scatters ``W.T @ G`` back into the input
-gradient planes the thread owns.  The bias gradient is a NumPy sum.
+for the weight gradient and sums the output gradient's rows for the bias (both
+summed over images in fixed slots, so the bits do not depend on the thread
+count), and scatters ``W.T @ G`` back into the input gradient planes the thread
+owns.
 
 Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
 while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
@@ -111,11 +112,12 @@ class Conv2dFn(Function):
         grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
         O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
         slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
-        if need_x or need_w:
+        bias_slots = np.empty((WEIGHT_SLOTS, weight2.shape[0]), x.dtype) if need_b else None
+        if need_x or need_w or need_b:
             workspace = scratch.empty((threads, per_thread), x.dtype)
             with single_threaded():
-                kernels.conv2d_backward(x, weight2, grad, grad_x, slots, geometry, block_rows,
-                                        workspace, threads)
+                kernels.conv2d_backward(x, weight2, grad, grad_x, slots, bias_slots, geometry,
+                                        block_rows, workspace, threads)
         grad_w = grad_b = None
         if need_w:
             grad_w_t = slots[0].copy()
@@ -123,7 +125,9 @@ class Conv2dFn(Function):
                 grad_w_t += part
             grad_w = np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(ctx.weight_shape)
         if need_b:
-            grad_b = grad.sum(axis=(0, 2, 3))
+            grad_b = bias_slots[0].copy()
+            for part in bias_slots[1:]:
+                grad_b += part
         return grad_x, grad_w, grad_b, None
 
 
