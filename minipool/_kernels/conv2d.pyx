@@ -172,20 +172,28 @@ cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:
     return g.C * g.Hs * g.Ws if g.padded else 0
 
 
+cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept nogil:
+    """What one thread's workspace row holds (see _forward_image / _backward_image):
+    forward:  padded planes | cols | wide output (shifted only)
+    backward: padded planes | padded gradient planes | cols | grad_cols | wide G | G.T | ones"""
+    cdef Py_ssize_t width = _block_width(g, g.block_rows) if g.Ho and g.Wo else 0
+    cdef Py_ssize_t taps = g.C * g.kh * g.kw
+    if backward:
+        return 2 * _source_size(g) + 2 * taps * width + 2 * g.O * width + width
+    return _source_size(g) + taps * width + (g.O * width if g.shifted else 0)
+
+
 def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
          Py_ssize_t block_elements):
     """(block_rows, forward workspace, backward workspace): output rows per column
     block, so that a block's columns stay under ``block_elements``, and the
     elements each thread needs then."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
-    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho, width
+    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho
     while rows > 1 and taps * _block_width(&g, rows) > block_elements:
         rows = (rows + 1) // 2
     g.block_rows = max(rows, 1)
-    width = _block_width(&g, g.block_rows) if g.Ho and g.Wo else 0
-    forward = _source_size(&g) + taps * width + (O * width if g.shifted else 0)
-    backward = 2 * _source_size(&g) + 2 * taps * width + 2 * O * width + width
-    return g.block_rows, forward, backward
+    return g.block_rows, _workspace_elements(&g, False), _workspace_elements(&g, True)
 
 
 cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
@@ -527,8 +535,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef Py_ssize_t N = x.shape[0], n, t
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
-    cdef Py_ssize_t per_thread = (_source_size(&g) + g.C * g.kh * g.kw * _block_width(&g, block_rows)
-                                  + (g.O * _block_width(&g, block_rows) if g.shifted else 0))
+    cdef Py_ssize_t per_thread = _workspace_elements(&g, False)
     cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
@@ -569,8 +576,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef Py_ssize_t N = x.shape[0], s, n, t, o, j, S = max(x.shape[0], 1)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
-    cdef Py_ssize_t width = _block_width(&g, block_rows), taps = g.C * g.kh * g.kw
-    cdef Py_ssize_t per_thread = 2 * _source_size(&g) + 2 * taps * width + 2 * g.O * width + width
+    cdef Py_ssize_t per_thread = _workspace_elements(&g, True)
     cdef floating[:, :, :, ::1] gx
     cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
