@@ -336,18 +336,20 @@ cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c
 
 
 cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t* r2,
-                                Py_ssize_t c, pool_t flip, int* code) noexcept nogil:
-    """Max key of the 3x3 window whose top-left cell is r0[c]; its ordinal goes to code."""
+                                Py_ssize_t c, Py_ssize_t right, pool_t flip,
+                                int* code) noexcept nogil:
+    """Max key of the 3x3 window whose top-left cell is r0[c] (its right neighbours
+    are ``right`` and ``2 * right`` further); its ordinal goes to code."""
     cdef pool_t m = _key(r0[c], flip)
     code[0] = 0
-    _take(_key(r0[c + 1], flip), 1, &m, code)
-    _take(_key(r0[c + 2], flip), 2, &m, code)
+    _take(_key(r0[c + right], flip), 1, &m, code)
+    _take(_key(r0[c + 2 * right], flip), 2, &m, code)
     _take(_key(r1[c], flip), 3, &m, code)
-    _take(_key(r1[c + 1], flip), 4, &m, code)
-    _take(_key(r1[c + 2], flip), 5, &m, code)
+    _take(_key(r1[c + right], flip), 4, &m, code)
+    _take(_key(r1[c + 2 * right], flip), 5, &m, code)
     _take(_key(r2[c], flip), 6, &m, code)
-    _take(_key(r2[c + 1], flip), 7, &m, code)
-    _take(_key(r2[c + 2], flip), 8, &m, code)
+    _take(_key(r2[c + right], flip), 7, &m, code)
+    _take(_key(r2[c + 2 * right], flip), 8, &m, code)
     return m
 
 
@@ -370,10 +372,10 @@ cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssiz
             out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &codes[i]), flip)
     elif codes == NULL:
         for i in range(n):
-            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, flip, &unused), flip)
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, 1, flip, &unused), flip)
     else:
         for i in range(n):
-            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, flip, &codes[i]), flip)
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, 1, flip, &codes[i]), flip)
 
 
 cdef void _extreme_scalar(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
@@ -445,12 +447,17 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
                             const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
                             pool_t flip) noexcept nogil:
     """Every window of one output row, channels [c0, c0+nc) of one NHWC block:
-    each window cell is a contiguous run of channels (vectorised along C)."""
+    each window cell is a contiguous run of channels (vectorised along C).  Whole
+    2x2 / 3x3 windows (the W span of a fast geometry's full rows) keep their max
+    in registers; other windows take one buffer pass per cell."""
     cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s, cstart, n, i, o
     cdef pool_t acc[CHUNK]
     cdef int chunk_codes[CHUNK]
     cdef int* kp = chunk_codes if codes != NULL else NULL
     cdef int first
+    # unrolled windows have at most 9 cells: their codes are always uint8 ordinals
+    cdef bint unrolled = code_t is uint8_t and w.fast != FAST_NONE and nr == w.fast_rows
+    cdef Py_ssize_t last_row = rows[w.fast_rows - 1] if unrolled else 0
     for ow in range(w.size_out[2]):
         w0 = w.first[2][ow]
         nw = w.count[2][ow] if nr > 0 else 0
@@ -459,16 +466,21 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
         cstart = c0
         while cstart < c0 + nc:
             n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-            for i in range(n):
-                acc[i] = _lowest(x)
-                chunk_codes[i] = first
-            for r in range(nr):
-                for j in range(nw):
-                    s = rows[r] + w0 + j * sw
-                    _extreme_pass(x + s * C + cstart, 1, flip, acc, kp,
-                                  <int>(r * nw + j) if code_t is uint8_t else <int>s, n)
-            for i in range(n):
-                out[o + cstart + i] = _key(acc[i], flip)
+            if unrolled and w.span_lo <= ow < w.span_hi:
+                _extreme_window(x + (rows[0] + w0) * C + cstart, x + (rows[1] + w0) * C + cstart,
+                                x + (last_row + w0) * C + cstart, C, n, w.fast, flip,
+                                out + o + cstart, kp)
+            else:
+                for i in range(n):
+                    acc[i] = _lowest(x)
+                    chunk_codes[i] = first
+                for r in range(nr):
+                    for j in range(nw):
+                        s = rows[r] + w0 + j * sw
+                        _extreme_pass(x + s * C + cstart, 1, flip, acc, kp,
+                                      <int>(r * nw + j) if code_t is uint8_t else <int>s, n)
+                for i in range(n):
+                    out[o + cstart + i] = _key(acc[i], flip)
             if codes != NULL:
                 for i in range(n):
                     codes[o + cstart + i] = <code_t>chunk_codes[i]
@@ -541,18 +553,41 @@ cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const
             codes[i] = <uint8_t>plane_codes[i]
 
 
-cdef inline void _extreme_quads(const pool_t* p0, const pool_t* p1, Py_ssize_t C,
-                                Py_ssize_t n, pool_t flip, pool_t* out,
-                                int* codes) noexcept nogil:
-    """n channels of one whole 2x2 NHWC window (top-left cell p0, bottom-left p1)."""
+cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
+                                          const pool_t* p2, Py_ssize_t C, Py_ssize_t n,
+                                          int fast, pool_t flip, pool_t* out,
+                                          int* codes) noexcept nogil:
+    """n channels of one whole 2x2 (3x3) NHWC window whose rows start at p0, p1 (, p2):
+    every cell is a run of channels, so the loop runs along C (vectorised) with the
+    running max and ordinal in registers instead of a buffer pass per cell."""
     cdef Py_ssize_t i
     cdef int unused
-    if codes == NULL:
+    if fast == FAST_2X2 and codes == NULL:
         for i in range(n):
             out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
-    else:
+    elif fast == FAST_2X2:
         for i in range(n):
             out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &codes[i]), flip)
+    elif codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &codes[i]), flip)
+
+
+cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_t* p2,
+                                 Py_ssize_t C, Py_ssize_t n, int fast, pool_t flip, pool_t* out,
+                                 int* codes) noexcept nogil:
+    """_extreme_window_channels compiled for constant flips and window shapes."""
+    if fast == FAST_2X2 and flip == _flip(p0, False):
+        _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, False), out, codes)
+    elif fast == FAST_2X2:
+        _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, True), out, codes)
+    elif flip == _flip(p0, False):
+        _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, False), out, codes)
+    else:
+        _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, True), out, codes)
 
 
 cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
@@ -572,12 +607,8 @@ cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py
                 cstart = c0
                 while cstart < c0 + nc:
                     n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-                    if flip == _flip(x, False):  # constant flips fold away (max pooling)
-                        _extreme_quads(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
-                                       C, n, _flip(x, False), out + o + cstart, kp)
-                    else:
-                        _extreme_quads(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
-                                       C, n, _flip(x, True), out + o + cstart, kp)
+                    _extreme_window(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
+                                    NULL, C, n, FAST_2X2, flip, out + o + cstart, kp)
                     if codes != NULL:
                         for i in range(n):
                             codes[o + cstart + i] = <uint8_t>chunk_codes[i]
