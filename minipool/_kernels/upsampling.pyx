@@ -77,11 +77,90 @@ cdef void _nearest_plane(const floating* x, floating* out,
                     dst[ow] = src[src_w[ow]]
 
 
+cdef Py_ssize_t _replication(const Py_ssize_t* src, Py_ssize_t n_in,
+                             Py_ssize_t n_out) noexcept nogil:
+    """r when src[o] == o // r for every o and n_out == r * n_in (integer factor r), else 0."""
+    cdef Py_ssize_t o, r = n_out // n_in
+    if r < 1 or n_out != r * n_in:
+        return 0
+    for o in range(n_out):
+        if src[o] != o // r:
+            return 0
+    return r
+
+
+cdef inline void _block_row_sums(floating* dst, const floating* a, const floating* b,
+                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t rw,
+                                 bint first) noexcept nogil:
+    """Channels last: dst[w, :] = (+0 if first else dst[w, :]) + the rw pixels of
+    block w in output row a, left to right, then those of row b (skipped when NULL).
+
+    That is the scatter-add's order for each input cell, so the bits match it;
+    starting from +0 (not from the first cell) keeps its sign of a zero sum.
+    Two rows per pass: one store per input pixel, every add a whole channel vector.
+    """
+    cdef Py_ssize_t w, c, r
+    cdef floating zero = 0
+    cdef floating* d
+    cdef const floating* pa
+    cdef const floating* pb
+    for w in range(W):
+        d = dst + w * C
+        pa = a + w * rw * C
+        pb = b + w * rw * C if b != NULL else NULL
+        if rw == 2 and pb != NULL:
+            if first:
+                for c in range(C):
+                    d[c] = (((zero + pa[c]) + pa[C + c]) + pb[c]) + pb[C + c]
+            else:
+                for c in range(C):
+                    d[c] = (((d[c] + pa[c]) + pa[C + c]) + pb[c]) + pb[C + c]
+            continue
+        r = 0
+        if first:
+            for c in range(C):
+                d[c] = zero + pa[c]
+            r = 1
+        while r < rw:
+            for c in range(C):
+                d[c] = d[c] + pa[r * C + c]
+            r = r + 1
+        if pb != NULL:
+            for r in range(rw):
+                for c in range(C):
+                    d[c] = d[c] + pb[r * C + c]
+
+
+cdef void _nearest_backward_blocks(const floating* g, floating* gx,
+                                   Py_ssize_t D, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                                   Py_ssize_t rd, Py_ssize_t rh, Py_ssize_t rw) noexcept nogil:
+    """Channels last, integer factors on every axis: input pixel (d, h, w) is the sum of
+    its rd x rh x rw output block in (od, oh, ow) order.  Each input row is written
+    once, folding in its rd * rh output rows two at a time (no zero-fill pass)."""
+    cdef Py_ssize_t d, h, k, n = rd * rh
+    cdef Py_ssize_t OH = H * rh, row_in = W * C, row_out = W * rw * C
+    cdef const floating* a
+    cdef const floating* b
+    for d in range(D):
+        for h in range(H):
+            k = 0
+            while k < n:  # row k of the block: od = d*rd + k // rh, oh = h*rh + k % rh
+                a = g + ((d * rd + k // rh) * OH + h * rh + k % rh) * row_out
+                b = NULL
+                if k + 1 < n:
+                    b = g + ((d * rd + (k + 1) // rh) * OH + h * rh + (k + 1) % rh) * row_out
+                _block_row_sums(gx + (d * H + h) * row_in, a, b, W, C, rw, k == 0)
+                k = k + 2
+
+
 cdef void _nearest_backward_plane(const floating* g, floating* gx,
                                   Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
                                   Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
                                   const Py_ssize_t* src_d, const Py_ssize_t* src_h,
                                   const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
+    """The scatter-add: zero the plane, then add every output cell in order.  For
+    channels-first planes this beats folding rows without the zero-fill (the
+    memset's full-line stores; measured), so only channels last takes the block path."""
     cdef Py_ssize_t od, oh, ow, w, r, c
     cdef floating* row
     cdef floating* pixel
@@ -134,12 +213,25 @@ def nearest_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, 
                      const Py_ssize_t[::1] src_d, const Py_ssize_t[::1] src_h,
                      const Py_ssize_t[::1] src_w, Py_ssize_t repeat_w, int num_threads):
     """The transpose of :func:`nearest_forward`: grad_x[p, src(o)] += grad[p, o],
-    over o in ascending (d, h, w) order."""
+    over o in ascending (d, h, w) order, starting from +0.
+
+    Channels last (C > 1) with integer factors on every axis (``repeat_w`` > 0, D
+    and H checked here) sums each input pixel's output block directly, in that order.
+    """
     cdef Py_ssize_t p, P = grad_x.shape[0]
     cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
     cdef Py_ssize_t C = grad_x.shape[4]
     cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
+    cdef Py_ssize_t rd = 0, rh = 0
     if P == 0 or D * H * W * C == 0:
+        return
+    if repeat_w > 0 and C > 1:
+        rd = _replication(&src_d[0], D, OD)
+        rh = _replication(&src_h[0], H, OH)
+    if rd > 0 and rh > 0:
+        for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+            _nearest_backward_blocks(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
+                                     D, H, W, C, rd, rh, repeat_w)
         return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
         _nearest_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
