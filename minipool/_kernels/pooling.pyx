@@ -71,6 +71,9 @@ cdef enum:
     CHUNK = 256             # outputs (row passes) or channels (NHWC) buffered on the stack
     MIN_ROW_PASS = 4        # shorter spans run the scalar loop (same results, less overhead)
     MAX_GROUP = 16          # planes walked side by side when each has few, large windows
+    SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
+    LANES = 16              # larger ones in LANES partial sums (see _window_sum)
+    LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
 
 NO_CELL_CODE = NO_CELL_U8
 
@@ -897,30 +900,97 @@ cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floati
         _sum_pass(xs, stride, acc, n, power, p)
 
 
-cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
-                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
-                      Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
-    """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time.
+cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane0,
+                               floating* lanes, int power, double p) noexcept nogil:
+    """lanes[(lane0 + j) % LANES] += a[j] ** p for j < n, in order of j.  The whole
+    blocks of LANES cells run on local accumulators (no aliasing with ``a``), so
+    they stay in vector registers."""
+    cdef floating acc[LANES]
+    cdef Py_ssize_t j = 0, t, lane = lane0
+    while lane != 0 and j < n:          # up to the next lane-0 cell
+        lanes[lane] += _raise(a[j], power, p)
+        j += 1
+        lane = (lane + 1) % LANES
+    if j + LANES <= n:
+        for t in range(LANES):
+            acc[t] = lanes[t]
+        while j + LANES <= n:
+            for t in range(LANES):
+                acc[t] += _raise(a[j + t], power, p)
+            j += LANES
+        for t in range(LANES):
+            lanes[t] = acc[t]
+    t = 0
+    while j < n:
+        lanes[t] += _raise(a[j], power, p)
+        j += 1
+        t += 1
 
-    Sums start at 0 and run in scan order in every path, so paths and
-    layouts agree bit for bit."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j
-    cdef Py_ssize_t o_row = _out_row(w, od, oh)
-    cdef floating total
-    for ow in range(lo, hi):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow] if nr > 0 else 0
-        total = 0
+
+cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_ssize_t nr,
+                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw, int power,
+                                 double p) noexcept nogil:
+    """Sum of x ** p over one window of a plane.
+
+    The summation order every path and both layouts share: a window of at
+    most SCAN_SUM_MAX cells is summed from 0 in scan order; in a larger one
+    (global pooling) the cell with ordinal k (scan order) goes to partial sum
+    k % LANES, each partial sum runs from 0 in scan order, and the partial
+    sums are added from 0 in lane order: LANES independent chains instead of
+    one.  Consecutive rows that touch in memory are one run."""
+    cdef Py_ssize_t r, j, k, run
+    cdef floating total = 0
+    cdef floating lanes[LANES]
+    if nr * nw <= SCAN_SUM_MAX:
         for r in range(nr):
             for j in range(nw):
                 total += _raise(x[rows[r] + w0 + j * sw], power, p)
-        out[o_row + ow] = _root(total, power, p) / <floating>_divisor(w, od, oh, ow)
+        return total
+    for j in range(LANES):
+        lanes[j] = 0
+    k = 0
+    r = 0
+    while r < nr:
+        if sw == 1:
+            run = nw
+            while r + 1 < nr and rows[r + 1] == rows[r] + nw:   # rows touch: one run
+                run += nw
+                r += 1
+            if power == POWER_ONE:  # constant power: the block loop vectorises
+                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes,
+                               POWER_ONE, p)
+            else:
+                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, power, p)
+            k += run
+        else:
+            for j in range(nw):
+                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], power, p)
+            k += nw
+        r += 1
+    for j in range(LANES):
+        total += lanes[j]
+    return total
+
+
+cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                      Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+    """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time
+    (summed as _window_sum says, like every path)."""
+    cdef Py_ssize_t ow, nw
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    for ow in range(lo, hi):
+        nw = w.count[2][ow] if nr > 0 else 0
+        out[o_row + ow] = (_root(_window_sum(x, rows, nr, w.first[2][ow], nw, w.step[2], power,
+                                             p), power, p)
+                           / <floating>_divisor(w, od, oh, ow))
 
 
 cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
                         const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
                         Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
-    """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell."""
+    """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell
+    (into one of LANES partial sums per output for windows of > SCAN_SUM_MAX cells)."""
     cdef Py_ssize_t start, n, i, r, j, c
     cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
@@ -930,11 +1000,27 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
     cdef const floating* r1
     cdef const floating* r2
     cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power == POWER_ONE
+    # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
+    cdef bint laned = nr * kw > SCAN_SUM_MAX
+    cdef floating lanes[LANES * LANE_CHUNK]
+    cdef Py_ssize_t width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK
     start = lo
     while start < hi:
-        n = min(<Py_ssize_t>CHUNK, hi - start)
+        n = min(width, hi - start)
         c = 2 * start + w.span_origin
-        if unrolled and w.fast == FAST_2X2:
+        if laned:
+            for i in range(LANES * n):
+                lanes[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, lanes + ((r * kw + j) % LANES) * n, n, power, p)
+            for i in range(n):
+                s = 0
+                for j in range(LANES):
+                    s += lanes[j * n + i]
+                acc[i] = s
+        elif unrolled and w.fast == FAST_2X2:
             r0 = x + rows[0] + c
             r1 = x + rows[1] + c
             for i in range(n):
@@ -976,26 +1062,46 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
 cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
                         Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
                         Py_ssize_t od, Py_ssize_t oh, int power, double p) noexcept nogil:
-    """Every window of one output row, channels [c0, c0+nc) of one NHWC block."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC block, summed
+    channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating acc[CHUNK]
-    cdef floating div
+    cdef floating lanes[LANES * LANE_CHUNK]
+    cdef floating div, total
     for ow in range(w.size_out[2]):
         w0 = w.first[2][ow]
         nw = w.count[2][ow] if nr > 0 else 0
         div = <floating>_divisor(w, od, oh, ow)
         o = (o_row + ow) * C
         cstart = c0
+        # windows of more than SCAN_SUM_MAX cells: LANES partial sums per channel
+        width = <Py_ssize_t>CHUNK if nr * nw <= SCAN_SUM_MAX else <Py_ssize_t>LANE_CHUNK
         while cstart < c0 + nc:
-            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-            for i in range(n):
-                acc[i] = 0
-            for r in range(nr):
-                for j in range(nw):
-                    _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, power, p)
-            for i in range(n):
-                out[o + cstart + i] = _root(acc[i], power, p) / div
+            n = min(width, c0 + nc - cstart)
+            if nr * nw <= SCAN_SUM_MAX:
+                for i in range(n):
+                    acc[i] = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, power, p)
+                for i in range(n):
+                    out[o + cstart + i] = _root(acc[i], power, p) / div
+            else:
+                for i in range(LANES * n):
+                    lanes[i] = 0
+                k = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        lane = k % LANES
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * n,
+                                  n, power, p)
+                        k += 1
+                for i in range(n):
+                    total = 0
+                    for lane in range(LANES):
+                        total += lanes[lane * n + i]
+                    out[o + cstart + i] = _root(total, power, p) / div
             cstart += n
 
 
@@ -1003,7 +1109,8 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
                            Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
                            int power, double p) noexcept nogil:
     """n_planes planes walked side by side (see _extreme_plane_group): each plane's
-    sum still runs from 0 in scan order."""
+    sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
+    independent chains already, so their planes go one at a time (contiguous runs)."""
     cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, q, o
     cdef floating acc[MAX_GROUP]
     cdef floating div
@@ -1015,6 +1122,12 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
                 w0 = w.first[2][ow]
                 nw = w.count[2][ow] if nr > 0 else 0
                 div = <floating>_divisor(w, od, oh, ow)
+                if nr * nw > SCAN_SUM_MAX:
+                    for q in range(n_planes):
+                        out[q * S_out + o] = (_root(_window_sum(x + q * S_in, rows, nr, w0, nw,
+                                                                w.step[2], power, p), power, p)
+                                              / div)
+                    continue
                 for q in range(n_planes):
                     acc[q] = 0
                 for r in range(nr):
