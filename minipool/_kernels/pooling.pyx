@@ -22,7 +22,9 @@ windows are all whole 2x2 stride 2 is done in plane-level loops with no
 per-row bookkeeping.  Border windows go through a scalar loop.  Planes with
 a few large windows (global pooling) are walked several side by side.
 Every path visits a window's cells in scan order and accumulates from 0 in
-that order, so all paths and both layouts give bit-identical results.
+that order (sums of windows with more than SCAN_SUM_MAX cells go to LANES
+partial sums by cell ordinal, see _window_sum), so all paths and both
+layouts give bit-identical results.
 
 Parallelism.  The OpenMP team splits the work into *units*: one block b and
 a slice of channels (NHWC) or one plane (NCHW).  A unit owns every output
