@@ -22,10 +22,11 @@ once per call in NumPy.  Two families:
   input index, the outputs that read it, in ascending order) in reverse
   order, so it is a gather too: no atomics, no zeroing races.
 
-Fast paths: integer nearest factors along W (pure replication) and the
-half-pixel x2 linear pattern along W (a stencil with implicit indices).  Both
-use the same weights in the same order as the general loop, so their results
-are bit-identical to it.
+Fast paths: integer nearest factors along W (pure replication), the
+channels-last nearest backward with integer factors on every axis (each input
+pixel sums its output block directly) and the half-pixel x2 linear pattern
+along W (a stencil with implicit indices).  All use the same weights and the
+same order of sums as the general loops, so their results are bit-identical.
 """
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
