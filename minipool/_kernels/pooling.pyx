@@ -40,7 +40,7 @@ into PyTorch's int64 plane indices only when a caller asks for indices.
 from cython.parallel cimport prange
 from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
-                          uint8_t)
+                          uint8_t, uint32_t, uint64_t)
 from libc.string cimport memcpy, memset
 
 from minipool._kernels._openmp cimport omp_get_thread_num
@@ -61,6 +61,10 @@ ctypedef fused floating:
 ctypedef fused code_t:      # compact argmax storage
     uint8_t
     int32_t
+
+ctypedef fused bits_t:      # the bits of a float32 / float64 gradient, moved as integers
+    uint32_t
+    uint64_t
 
 cdef enum:
     NO_CELL_U8 = 255        # uint8 code of a window with no real cell
@@ -714,107 +718,23 @@ cdef void _route_row(const floating* grad_out, const code_t* codes, floating* gr
             grad_in[s * C + c] += grad_out[o + c]
 
 
-cdef void _route_tiled_plane(const floating* grad_out, const uint8_t* codes, floating* grad_in,
-                             const Windows* w, int* plane_codes) noexcept nogil:
-    """A plane tiled by 2x2 stride 2 windows: *write* all four cells of each window
-    (the gradient or 0), so the plane needs no zeroing pass.  The codes are
-    widened to int first (the whole plane at once) so the selects vectorise
-    32 bits wide; each select picks between values loaded up front (GCC does
-    not speculate a load hidden in one arm), one loop per input row (it will
-    not if-convert four selects)."""
-    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
-    cdef floating* r0
-    cdef floating* r1
-    cdef const floating* g
-    cdef const int* k
-    cdef floating gv, zero = 0
-    for i in range(w.size_out[0] * w.size_out[1] * oW):
-        plane_codes[i] = codes[i]
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            o_row = _out_row(w, od, oh)
-            r0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
-            r1 = r0 + W
-            g = grad_out + o_row
-            k = plane_codes + o_row
-            for i in range(oW):
-                gv = g[i]
-                r0[2 * i] = gv if k[i] == 0 else zero
-                r0[2 * i + 1] = gv if k[i] == 1 else zero
-            for i in range(oW):
-                gv = g[i]
-                r1[2 * i] = gv if k[i] == 2 else zero
-                r1[2 * i + 1] = gv if k[i] == 3 else zero
-
-
-cdef void _route_channels_tiled(const floating* grad_out, const uint8_t* codes,
-                                floating* grad_in, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
-                                const Windows* w) noexcept nogil:
-    """An NHWC block tiled by 2x2 stride 2 windows: write all four cells of each
-    window, channel-wise (see _route_tiled_plane for the shape of the loops)."""
-    cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
-    cdef floating* p0
-    cdef floating* p1
-    cdef const floating* g
-    cdef floating gv, zero = 0
-    cdef int k[CHUNK]
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            p0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
-            for ow in range(w.size_out[2]):
-                o = (_out_row(w, od, oh) + ow) * C
-                cstart = c0
-                while cstart < c0 + nc:
-                    n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-                    for i in range(n):
-                        k[i] = codes[o + cstart + i]
-                    g = grad_out + o + cstart
-                    p1 = p0 + 2 * ow * C + cstart
-                    for i in range(n):
-                        gv = g[i]
-                        p1[i] = gv if k[i] == 0 else zero
-                        p1[C + i] = gv if k[i] == 1 else zero
-                    p1 = p1 + W * C
-                    for i in range(n):
-                        gv = g[i]
-                        p1[i] = gv if k[i] == 2 else zero
-                        p1[C + i] = gv if k[i] == 3 else zero
-                    cstart += n
-
-
 def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
-                     floating[:, :, ::1] grad_in, WindowTables tables, bint tiled,
-                     Py_ssize_t block, int num_threads):
-    """Route grad_out (B, S_out, C) to the cells recorded in ``codes``: grad_in += ...
-
-    ``tiled`` (planes pooled 2x2 stride 2 whose windows cover them exactly)
-    lets the kernel write every input cell instead of zeroing and adding.
-    """
+                     floating[:, :, ::1] grad_in, WindowTables tables, Py_ssize_t block,
+                     int num_threads):
+    """Route grad_out (B, S_out, C) to the cells recorded in ``codes``: grad_in is
+    zeroed, then grad_in[winner] += grad_out, windows in order (any geometry;
+    inputs tiled by 2x2 stride 2 windows have ``route_tiled``)."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
     cdef Py_ssize_t u, b, c0, nc, od, oh, nr, o_row
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = _scratch(tables, num_threads)
-    cdef bint write = tiled and w.whole_plane
-    cdef int[:, ::1] plane_codes = _plane_scratch(tables, grad_out.shape[1], C, write,
-                                                  num_threads)
     cdef Py_ssize_t* rows
-    if code_t is int32_t:
-        write = False
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
         b = u // n_blocks
         c0 = (u % n_blocks) * block
         nc = min(block, C - c0)
         rows = &scratch[omp_get_thread_num(), 0]
-        if code_t is uint8_t:
-            if write and C == 1:
-                _route_tiled_plane(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], &w,
-                                   &plane_codes[omp_get_thread_num(), 0])
-                continue
-            if write:
-                _route_channels_tiled(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0],
-                                      C, c0, nc, &w)
-                continue
         _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
@@ -822,6 +742,106 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
                 o_row = _out_row(&w, od, oh)
                 _route_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc,
                            &w, rows, nr, o_row)
+
+
+cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
+    """v if the window's winner is ``cell``, else 0 (the bits of +0.0): an AND with
+    an all-ones / all-zeros mask, which vectorises without any select."""
+    return v & (<bits_t>0 - <bits_t>(code == cell))
+
+
+cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
+                             Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+    """A plane tiled by 2x2 stride 2 windows (rows_out output rows of oW): write
+    each window's four cells, the gradient at the winner and 0 elsewhere, as
+    two whole input rows per output row (no zeroing pass, no adds, no branch).
+    The codes are widened to int for the whole plane first (``wide``), so the
+    row loops compare 32 bits wide and vectorise even for short rows."""
+    cdef Py_ssize_t R, i, W = 2 * oW
+    cdef bits_t* r0
+    cdef bits_t* r1
+    cdef const bits_t* gr
+    cdef const int* kr
+    cdef bits_t v
+    cdef int k
+    for i in range(rows_out * oW):
+        wide[i] = codes[i]
+    for R in range(rows_out):
+        r0 = grad_in + 2 * R * W
+        r1 = r0 + W
+        gr = g + R * oW
+        kr = wide + R * oW
+        for i in range(oW):
+            v = gr[i]
+            k = kr[i]
+            r0[2 * i] = _keep_if(v, k, 0)
+            r0[2 * i + 1] = _keep_if(v, k, 1)
+            r1[2 * i] = _keep_if(v, k, 2)
+            r1[2 * i + 1] = _keep_if(v, k, 3)
+
+
+cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
+                                Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                                Py_ssize_t rows_out, Py_ssize_t oW) noexcept nogil:
+    """An NHWC block tiled by 2x2 stride 2 windows, channels [c0, c0+nc): each
+    window's four cells are four runs of channels, written channel-wise (codes
+    widened to int per chunk of channels first)."""
+    cdef Py_ssize_t R, ow, i, o, n, cstart, W = 2 * oW
+    cdef bits_t* p0
+    cdef bits_t* p1
+    cdef const bits_t* gr
+    cdef int wide[CHUNK]
+    cdef bits_t v
+    cdef int k
+    for R in range(rows_out):
+        for ow in range(oW):
+            o = (R * oW + ow) * C
+            cstart = c0
+            while cstart < c0 + nc:
+                n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+                for i in range(n):
+                    wide[i] = codes[o + cstart + i]
+                gr = g + o + cstart
+                p0 = grad_in + (2 * R * W + 2 * ow) * C + cstart
+                p1 = p0 + W * C
+                for i in range(n):
+                    v = gr[i]
+                    k = wide[i]
+                    p0[i] = _keep_if(v, k, 0)
+                    p0[C + i] = _keep_if(v, k, 1)
+                    p1[i] = _keep_if(v, k, 2)
+                    p1[C + i] = _keep_if(v, k, 3)
+                cstart += n
+
+
+def route_tiled(const bits_t[:, :, ::1] grad_out, const uint8_t[:, :, ::1] codes,
+                bits_t[:, :, ::1] grad_in, WindowTables tables, Py_ssize_t block,
+                int num_threads):
+    """Max-pool backward for inputs tiled by 2x2 stride 2 windows (``tables.whole_plane``
+    and the caller's ``tiled``): every input cell is written once, the gradient
+    at each window's winner (uint8 ordinal) and 0 elsewhere.
+
+    The gradients come as their bits (uint32 / uint64 views of float32 /
+    float64 arrays): routing only moves values, so integer masks do it exactly
+    (NaN payloads and signed zeros included) and vectorise without selects.
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], u, b, c0, nc
+    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
+    cdef int[:, ::1] wide = _plane_scratch(tables, rows_out * oW, C, True, num_threads)
+    if not w.whole_plane or grad_in.shape[1] != 4 * rows_out * oW:
+        raise ValueError("route_tiled needs 2x2 stride 2 windows tiling the input exactly")
+    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
+        b = u // n_blocks
+        c0 = (u % n_blocks) * block
+        nc = min(block, C - c0)
+        if C == 1:
+            _route_quads_plane(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], rows_out,
+                               oW, &wide[omp_get_thread_num(), 0])
+        else:
+            _route_quads_channels(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0,
+                                  nc, rows_out, oW)
 
 
 cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,

@@ -82,8 +82,16 @@ def route_gradient(call, codes, grad):
     dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
     g = _view(grad, call.out_view, dtype)
     grad_in = np.empty(call.layout.view, dtype=g.dtype)
-    K.extreme_backward(g, codes, grad_in, call.tables, call.tiled, block, n_threads)
+    if call.tiled and call.tables.whole_plane and codes.dtype == np.uint8 and codes.size:
+        # every cell is written once; the kernel moves the gradients' bits
+        bits = _BITS[g.dtype]
+        K.route_tiled(g.view(bits), codes, grad_in.view(bits), call.tables, block, n_threads)
+    else:
+        K.extreme_backward(g, codes, grad_in, call.tables, block, n_threads)
     return grad_in.reshape(call.layout.shape)
+
+
+_BITS = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
 
 
 POWER_GENERAL, POWER_ONE, POWER_TWO = 0, 1, 2
