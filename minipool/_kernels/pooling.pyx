@@ -562,15 +562,64 @@ cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const
             codes[i] = <uint8_t>plane_codes[i]
 
 
+cdef inline pool_t _tap(const pool_t* p0, const pool_t* p1, const pool_t* p2, Py_ssize_t i,
+                        Py_ssize_t C, int t, int kw) noexcept nogil:
+    """Channel i of cell t (scan order) of a whole kw x kw NHWC window with rows p0, p1, p2."""
+    cdef const pool_t* row = p0 if t < kw else (p1 if t < 2 * kw else p2)
+    return row[i + (t % kw) * C]
+
+
+cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const pool_t* p2,
+                                   Py_ssize_t C, Py_ssize_t n, int kw, pool_t flip,
+                                   pool_t* out, int* codes) noexcept nogil:
+    """Floats: n channels of one whole kw x kw NHWC window, for windows without NaN.
+
+    Without NaN, PyTorch's rule (``v > m or isnan(v)``, first tie wins) is a plain
+    ``v > m`` (one max instruction), and the winner is the first cell equal to
+    the max (-0 == +0 and ``>`` treats them alike), found in a second pass that
+    counts the cells before it.  A NaN among the cells (or +inf with -inf) makes
+    their running sum NaN: then nothing is trusted and False is returned (the
+    caller redoes the chunk with the exact rule)."""
+    cdef Py_ssize_t i
+    cdef int t, cells = kw * kw, found, before
+    cdef pool_t m, v, total
+    cdef bint bad = False
+    for i in range(n):
+        m = _key(p0[i], flip)
+        total = m
+        for t in range(1, cells):
+            v = _key(_tap(p0, p1, p2, i, C, t, kw), flip)
+            m = v if v > m else m
+            total = total + v
+        out[i] = _key(m, flip)
+        bad = bad | (total != total)
+    if bad:
+        return False
+    if codes != NULL:
+        for i in range(n):
+            m = _key(out[i], flip)      # the key again (negation is exact)
+            found = 0
+            before = cells
+            for t in range(cells):
+                found = found | -(<int>(_key(_tap(p0, p1, p2, i, C, t, kw), flip) == m))
+                before = before + found  # -1 for the winner and every cell after it
+            codes[i] = before
+    return True
+
+
 cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
                                           const pool_t* p2, Py_ssize_t C, Py_ssize_t n,
                                           int fast, pool_t flip, pool_t* out,
                                           int* codes) noexcept nogil:
     """n channels of one whole 2x2 (3x3) NHWC window whose rows start at p0, p1 (, p2):
     every cell is a run of channels, so the loop runs along C (vectorised) with the
-    running max and ordinal in registers instead of a buffer pass per cell."""
+    running max and ordinal in registers instead of a buffer pass per cell.  Float
+    windows without NaN take _window_max_plain."""
     cdef Py_ssize_t i
     cdef int unused
+    if pool_t is float or pool_t is double:
+        if _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3, flip, out, codes):
+            return
     if fast == FAST_2X2 and codes == NULL:
         for i in range(n):
             out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
