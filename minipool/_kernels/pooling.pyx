@@ -76,6 +76,7 @@ cdef enum:
     POWER_TWO = 2           # x*x and sqrt
     CHUNK = 256             # outputs (row passes) or channels (NHWC) buffered on the stack
     MIN_ROW_PASS = 4        # shorter spans run the scalar loop (same results, less overhead)
+    PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
     MAX_GROUP = 16          # planes walked side by side when each has few, large windows
     SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
     LANES = 16              # larger ones in LANES partial sums (see _window_sum)
@@ -618,7 +619,9 @@ cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
     cdef Py_ssize_t i
     cdef int unused
     if pool_t is float or pool_t is double:
-        if _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3, flip, out, codes):
+        # (two passes pay off only over enough channels: fewer run the exact loop at once)
+        if n >= PLAIN_MIN and _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3,
+                                                flip, out, codes):
             return
     if fast == FAST_2X2 and codes == NULL:
         for i in range(n):
