@@ -85,8 +85,8 @@ def _add_train_parser(sub):
         "train", help="train LeNet-5 (defaults: modern LeNet-5 on synthetic digits, ~1 minute)",
         description="Train LeNet-5 on minipool's own autograd and kernels. Unset options take the "
                     "dataset's defaults (synthetic: 12,000 images, 4 epochs, SGD lr 0.05 one-cycle; mnist and "
-                    "fashion-mnist: 10 epochs, SGD lr 0.1 one-cycle, augmentation on; "
-                    "lenet5-classic: lr 0.01).")
+                    "fashion-mnist: 10 epochs, SGD lr 0.1 one-cycle, weight decay 5e-4, augmentation on; "
+                    "lenet5-classic: lr 0.01, no weight decay).")
     # names are checked by TrainConfig, which gives one clear message for a wrong one
     p.add_argument("--model", metavar="{" + ",".join(MODELS) + "}", help="network (default lenet5)")
     p.add_argument("--dataset", metavar="{" + ",".join(DATASETS) + "}",
@@ -110,7 +110,8 @@ def _add_train_parser(sub):
     p.add_argument("--resume", metavar="CKPT", help="continue a run from its last.npz (or best.npz)")
     extra = p.add_argument_group("more options")
     extra.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    extra.add_argument("--weight-decay", type=float, help="default 0")
+    extra.add_argument("--weight-decay", type=float,
+                       help="default 5e-4 for lenet5 on mnist/fashion-mnist, else 0")
     extra.add_argument("--classic-output", metavar="{rbf,softmax}",
                        help="output layer of lenet5-classic (default rbf, the paper's)")
     extra.add_argument("--train-size", type=int, help="use at most this many training images")

@@ -31,17 +31,18 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 # reach the accuracy targets (10 epochs on the reduced MNIST: see README).
 DATASET_DEFAULTS = {
     "synthetic": dict(epochs=4, optimizer="sgd", lr=0.05, schedule="onecycle", augment=False,
-                      train_size=12000, val_size=1000, test_size=2000),
+                      weight_decay=0.0, train_size=12000, val_size=1000, test_size=2000),
+    # weight decay 5e-4: mean validation accuracy over seeds 0-3 98.93% (98.80% without)
     "mnist": dict(epochs=10, optimizer="sgd", lr=0.1, schedule="onecycle", augment=True,
-                  train_size=None, val_size=1000, test_size=None),
+                  weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
     "fashion-mnist": dict(epochs=10, optimizer="sgd", lr=0.1, schedule="onecycle", augment=True,
-                          train_size=None, val_size=1000, test_size=None),
+                          weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
 }
 # Per-model overrides of the above.  The 1998 network's RBF outputs give
 # gradients in squared-distance units, so plain SGD needs a much smaller rate
 # (the paper used a per-weight, Levenberg-Marquardt-scaled rate instead).
 MODEL_DEFAULTS = {
-    "lenet5-classic": dict(lr=0.01),
+    "lenet5-classic": dict(lr=0.01, weight_decay=0.0),  # the measured recipe (README)
 }
 SYNTHETIC_TEST_SEED = 2 ** 31 - 1  # one fixed held-out set for every run
 EVAL_BATCH = 500
@@ -76,7 +77,7 @@ class TrainConfig:
     optimizer: str = None
     lr: float = None
     momentum: float = 0.9
-    weight_decay: float = 0.0
+    weight_decay: float = None
     schedule: str = None
     augment: bool = None
     threads: int = None
