@@ -802,13 +802,41 @@ cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
     return v & (<bits_t>0 - <bits_t>(code == cell))
 
 
+cdef inline void _route_quads_four(const bits_t* gr, const int* kr, bits_t* r0, bits_t* r1,
+                                   Py_ssize_t i) noexcept nogil:
+    """Outputs i..i+3 of one row: all loads first, then the 16 stores, in straight
+    code the compiler turns into a few vector operations (no alias checks)."""
+    cdef bits_t g0 = gr[i], g1 = gr[i + 1], g2 = gr[i + 2], g3 = gr[i + 3]
+    cdef int k0 = kr[i], k1 = kr[i + 1], k2 = kr[i + 2], k3 = kr[i + 3]
+    cdef bits_t* t = r0 + 2 * i
+    cdef bits_t* b = r1 + 2 * i
+    t[0] = _keep_if(g0, k0, 0)
+    t[1] = _keep_if(g0, k0, 1)
+    t[2] = _keep_if(g1, k1, 0)
+    t[3] = _keep_if(g1, k1, 1)
+    t[4] = _keep_if(g2, k2, 0)
+    t[5] = _keep_if(g2, k2, 1)
+    t[6] = _keep_if(g3, k3, 0)
+    t[7] = _keep_if(g3, k3, 1)
+    b[0] = _keep_if(g0, k0, 2)
+    b[1] = _keep_if(g0, k0, 3)
+    b[2] = _keep_if(g1, k1, 2)
+    b[3] = _keep_if(g1, k1, 3)
+    b[4] = _keep_if(g2, k2, 2)
+    b[5] = _keep_if(g2, k2, 3)
+    b[6] = _keep_if(g3, k3, 2)
+    b[7] = _keep_if(g3, k3, 3)
+
+
 cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
                              Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
     """A plane tiled by 2x2 stride 2 windows (rows_out output rows of oW): write
     each window's four cells, the gradient at the winner and 0 elsewhere, as
     two whole input rows per output row (no zeroing pass, no adds, no branch).
-    The codes are widened to int for the whole plane first (``wide``), so the
-    row loops compare 32 bits wide and vectorise even for short rows."""
+    The codes are widened to int for the whole plane first (``wide``); rows go
+    four outputs at a time, the last four of a row overlapping the previous
+    ones when oW is not a multiple of 4 (they write the same values again), so
+    short rows (LeNet's 14) have no scalar remainder."""
     cdef Py_ssize_t R, i, W = 2 * oW
     cdef bits_t* r0
     cdef bits_t* r1
@@ -823,6 +851,14 @@ cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad
         r1 = r0 + W
         gr = g + R * oW
         kr = wide + R * oW
+        if oW >= 4:
+            i = 0
+            while i + 4 <= oW:
+                _route_quads_four(gr, kr, r0, r1, i)
+                i += 4
+            if i < oW:
+                _route_quads_four(gr, kr, r0, r1, oW - 4)
+            continue
         for i in range(oW):
             v = gr[i]
             k = kr[i]
