@@ -117,7 +117,8 @@ def test_global_average_is_the_same_in_every_path_layout_and_thread_count(dtype)
 
 @SOME
 @given(k=st.sampled_from([4, 7, (9, 8), 9]), s=st.integers(1, 3), ceil=st.booleans(),
-       h=st.integers(4, 16), w=st.integers(4, 30), seed=st.integers(0, 2**31), p=st.sampled_from([1.0, 2.0, 2.5]))
+       h=st.integers(4, 16), w=st.integers(4, 30), seed=st.integers(0, 2**31),
+       p=st.sampled_from([1.0, 2.0, 2.5]))
 def test_large_windows_agree_across_paths_and_layouts(k, s, ceil, h, w, seed, p):
     rng = np.random.default_rng(seed)
     x = np.abs(spread_floats(rng, (2, 3, h, w), np.float32))

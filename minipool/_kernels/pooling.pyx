@@ -81,6 +81,9 @@ cdef enum:
     SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
     LANES = 16              # larger ones in LANES partial sums (see _window_sum)
     LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
+    LANE_GAP = 8            # padding between lane buffers: 64 channels of float32 would
+                            # put 16 lanes exactly 4 KiB apart, in step with the input's
+                            # cells (4K aliasing: loads stall on unrelated stores)
 
 NO_CELL_CODE = NO_CELL_U8
 
@@ -1112,23 +1115,24 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
     cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power == POWER_ONE
     # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
     cdef bint laned = nr * kw > SCAN_SUM_MAX
-    cdef floating lanes[LANES * LANE_CHUNK]
-    cdef Py_ssize_t width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
+    cdef Py_ssize_t width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK, ls
     start = lo
     while start < hi:
         n = min(width, hi - start)
         c = 2 * start + w.span_origin
         if laned:
-            for i in range(LANES * n):
+            ls = n + LANE_GAP
+            for i in range(LANES * ls):
                 lanes[i] = 0
             for r in range(nr):
                 for j in range(kw):
                     _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
-                                      stride, lanes + ((r * kw + j) % LANES) * n, n, power, p)
+                                      stride, lanes + ((r * kw + j) % LANES) * ls, n, power, p)
             for i in range(n):
                 s = 0
                 for j in range(LANES):
-                    s += lanes[j * n + i]
+                    s += lanes[j * ls + i]
                 acc[i] = s
         elif unrolled and w.fast == FAST_2X2:
             r0 = x + rows[0] + c
@@ -1177,8 +1181,9 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
     cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating acc[CHUNK]
-    cdef floating lanes[LANES * LANE_CHUNK]
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
     cdef floating div, total
+    cdef Py_ssize_t ls
     for ow in range(w.size_out[2]):
         w0 = w.first[2][ow]
         nw = w.count[2][ow] if nr > 0 else 0
@@ -1198,19 +1203,20 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
                 for i in range(n):
                     out[o + cstart + i] = _root(acc[i], power, p) / div
             else:
-                for i in range(LANES * n):
+                ls = n + LANE_GAP
+                for i in range(LANES * ls):
                     lanes[i] = 0
                 k = 0
                 for r in range(nr):
                     for j in range(nw):
                         lane = k % LANES
-                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * n,
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * ls,
                                   n, power, p)
                         k += 1
                 for i in range(n):
                     total = 0
                     for lane in range(LANES):
-                        total += lanes[lane * n + i]
+                        total += lanes[lane * ls + i]
                     out[o + cstart + i] = _root(total, power, p) / div
             cstart += n
 
