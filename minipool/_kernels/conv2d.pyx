@@ -221,16 +221,20 @@ cdef bint _all_finite(const floating* values, Py_ssize_t n) noexcept nogil:
 
 
 # ------------------------------------------- gathered columns (any stride)
-cdef void _im2col_block(const floating* image, floating* cols, Py_ssize_t ld,
-                        const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
-    """Columns for output rows [oh0, oh1) of one image: row (c*kh + ki)*kw + kj of
-    ``cols`` (row stride ``ld``) holds what tap (ki, kj) of channel c sees at each
-    output pixel of the block, 0 in the padding."""
+cdef void _gathered_taps(floating* cols, Py_ssize_t ld, floating* image, const Geometry* g,
+                         Py_ssize_t oh0, Py_ssize_t oh1, bint to_cols) noexcept nogil:
+    """The column block of output rows [oh0, oh1) of one image, either way round.
+
+    ``to_cols`` (im2col): row (c*kh + ki)*kw + kj of ``cols`` (row stride ``ld``)
+    gets what tap (ki, kj) of channel c sees at each output pixel of the block, 0
+    in the padding; ``image`` is only read.  Otherwise (col2im, the adjoint):
+    every tap of ``cols`` is added back into the gradient planes ``image``, in a
+    fixed order."""
     cdef Py_ssize_t c, ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off
     cdef Py_ssize_t Wo = g.Wo, sw = g.sw
     cdef floating* row
-    cdef floating* d
-    cdef const floating* s
+    cdef floating* r
+    cdef floating* p
     for c in range(g.C):
         for ki in range(g.kh):
             row_off = ki * g.dh - g.ph
@@ -241,51 +245,37 @@ cdef void _im2col_block(const floating* image, floating* cols, Py_ssize_t ld,
                 col_off = kj * g.dw - g.pw
                 _valid_span(Wo, sw, col_off, g.W, &ow_lo, &ow_hi)
                 row = cols + ((c * g.kh + ki) * g.kw + kj) * ld
-                for ow in range((oh_lo - oh0) * Wo):  # rows of the block above the image
-                    row[ow] = 0
-                for ow in range((oh_hi - oh0) * Wo, (oh1 - oh0) * Wo):  # and below it
-                    row[ow] = 0
+                if to_cols:
+                    for ow in range((oh_lo - oh0) * Wo):  # rows of the block above the image
+                        row[ow] = 0
+                    for ow in range((oh_hi - oh0) * Wo, (oh1 - oh0) * Wo):  # and below it
+                        row[ow] = 0
                 for oh in range(oh_lo, oh_hi):
-                    d = row + (oh - oh0) * Wo
-                    s = image + (c * g.H + oh * g.sh + row_off) * g.W + col_off
-                    for ow in range(ow_lo):
-                        d[ow] = 0
-                    if sw == 1:
+                    r = row + (oh - oh0) * Wo
+                    p = image + (c * g.H + oh * g.sh + row_off) * g.W + col_off
+                    if to_cols:
+                        for ow in range(ow_lo):
+                            r[ow] = 0
                         for ow in range(ow_lo, ow_hi):
-                            d[ow] = s[ow]
+                            r[ow] = p[ow * sw]
+                        for ow in range(ow_hi, Wo):
+                            r[ow] = 0
+                    elif sw == 1:
+                        for ow in range(ow_lo, ow_hi):
+                            p[ow] += r[ow]
                     else:
                         for ow in range(ow_lo, ow_hi):
-                            d[ow] = s[ow * sw]
-                    for ow in range(ow_hi, Wo):
-                        d[ow] = 0
+                            p[ow * sw] += r[ow]
 
 
-cdef void _col2im_block(const floating* cols, Py_ssize_t ld, floating* image_grad,
-                        const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
-    """Add the taps of output rows [oh0, oh1) back into one image's gradient
-    planes (the adjoint of ``_im2col_block``), in a fixed order."""
-    cdef Py_ssize_t c, ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, row_off, col_off
-    cdef Py_ssize_t Wo = g.Wo, sw = g.sw
-    cdef floating* d
-    cdef const floating* s
-    for c in range(g.C):
-        for ki in range(g.kh):
-            row_off = ki * g.dh - g.ph
-            _valid_span(g.Ho, g.sh, row_off, g.H, &oh_lo, &oh_hi)
-            oh_lo = min(max(oh_lo, oh0), oh1)
-            oh_hi = min(max(oh_hi, oh_lo), oh1)
-            for kj in range(g.kw):
-                col_off = kj * g.dw - g.pw
-                _valid_span(Wo, sw, col_off, g.W, &ow_lo, &ow_hi)
-                for oh in range(oh_lo, oh_hi):
-                    s = cols + ((c * g.kh + ki) * g.kw + kj) * ld + (oh - oh0) * Wo
-                    d = image_grad + (c * g.H + oh * g.sh + row_off) * g.W + col_off
-                    if sw == 1:
-                        for ow in range(ow_lo, ow_hi):
-                            d[ow] += s[ow]
-                    else:
-                        for ow in range(ow_lo, ow_hi):
-                            d[ow * sw] += s[ow]
+cdef inline void _im2col_block(const floating* image, floating* cols, Py_ssize_t ld,
+                               const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
+    _gathered_taps(cols, ld, <floating*>image, g, oh0, oh1, True)  # reads image only
+
+
+cdef inline void _col2im_block(const floating* cols, Py_ssize_t ld, floating* image_grad,
+                               const Geometry* g, Py_ssize_t oh0, Py_ssize_t oh1) noexcept nogil:
+    _gathered_taps(<floating*>cols, ld, image_grad, g, oh0, oh1, False)  # reads cols only
 
 
 # ------------------------------------------- shifted columns (stride 1)
