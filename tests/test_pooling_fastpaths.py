@@ -223,3 +223,125 @@ def test_tiled_max_backward_routes_like_the_loop_reference(h, w, planes, seed, d
     general = mp.tensor(x, requires_grad=True)
     ExtremePool.apply(general, call=call.variant(False, False)).backward(grad)
     same(general.grad, expected, "generic zero-and-add path")
+
+
+BITS = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
+
+
+def same_bits(actual, expected, what):
+    """Equal to the bit (so -0.0 != +0.0 and NaN payloads must match)."""
+    actual = actual.numpy() if hasattr(actual, "numpy") else np.asarray(actual)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    bits = BITS[expected.dtype]
+    np.testing.assert_array_equal(np.ascontiguousarray(actual).view(bits),
+                                  np.ascontiguousarray(expected).view(bits), err_msg=what)
+
+
+def nasty_gradient(rng, shape, dtype):
+    """Gradients with NaN (one with a payload), infinities and signed zeros."""
+    g = spread_floats(rng, shape, dtype)
+    pick = rng.random(shape)
+    g[pick < 0.05] = np.nan
+    g[(pick >= 0.05) & (pick < 0.08)] = -np.inf
+    g[(pick >= 0.08) & (pick < 0.12)] = -0.0
+    g[(pick >= 0.12) & (pick < 0.15)] = 0.0
+    if g.size:
+        payload = np.array([0x7FC01234 if dtype == np.float32 else 0x7FF8000000005678],
+                           dtype=BITS[np.dtype(dtype)]).view(dtype)[0]
+        g.reshape(-1)[rng.integers(g.size)] = payload
+    return g
+
+
+def scatter_reference(grad, indices, plane_size, tiled):
+    """NCHW input gradient by loops from per-plane flat argmax indices: +0.0
+    everywhere, each window's gradient at its argmax.  The tiled write path
+    stores the gradient's bits (a -0.0 stays -0.0, as in the NCHW tiled path);
+    the generic path adds it to a zero (-0.0 lands as +0.0, as in PyTorch).
+    NaN payloads survive both."""
+    n, c = grad.shape[:2]
+    out = np.zeros((n, c, plane_size), dtype=grad.dtype)
+    g = grad.reshape(n, c, -1)
+    idx = indices.reshape(n, c, -1)
+    for b in range(n):
+        for ch in range(c):
+            for o in range(g.shape[2]):
+                if tiled:
+                    out[b, ch, idx[b, ch, o]] = g[b, ch, o]     # windows do not overlap
+                else:
+                    out[b, ch, idx[b, ch, o]] += g[b, ch, o]
+    return out
+
+
+@SOME
+@given(oh=st.integers(1, 6), ow=st.integers(1, 9), odd=st.sampled_from([(0, 0), (1, 0), (0, 1)]),
+       batch=st.integers(1, 3), channels=st.sampled_from([2, 3, 4, 5, 6, 7, 8, 13, 64]),
+       seed=st.integers(0, 2**31), dtype=st.sampled_from([np.float32, np.float64]),
+       is_min=st.booleans())
+def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, odd, batch,
+                                                                        channels, seed, dtype,
+                                                                        is_min):
+    """NHWC 2x2 stride 2 backward (the tiled channel-group kernel when the windows
+    tile the input, the general zero-and-add path when an odd row/column is left
+    over) against loops over the forward's argmax; 1 and 2 threads, every channel
+    split, bit for bit."""
+    rng = np.random.default_rng(seed)
+    h, w = 2 * oh + odd[0], 2 * ow + odd[1]
+    x = nasty_floats(rng, (batch, channels, h, w), dtype)
+    grad = nasty_gradient(rng, (batch, channels, oh, ow), dtype)
+    pool = F.min_pool2d if is_min else F.max_pool2d
+    _, indices = pool(mp.tensor(x), 2, return_indices=True)
+    if not is_min:
+        same(indices, _argmax_indices(x, 2), "forward argmax against loops")
+    last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    grad_last = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
+    call = window_call(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
+    tiled = call.tiled and call.tables.whole_plane
+    assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
+    expected = scatter_reference(grad, indices.numpy(), h * w, tiled).reshape(x.shape)
+    expected_last = np.ascontiguousarray(expected.transpose(0, 2, 3, 1))
+    old = mp.get_num_threads()
+    try:
+        for threads in (1, 2):
+            mp.set_num_threads(threads)
+            leaf = mp.tensor(last, requires_grad=True)
+            pool(leaf, 2, data_format="channels_last").backward(grad_last)
+            same_bits(leaf.grad, expected_last, f"public op, {threads} threads")
+    finally:
+        mp.set_num_threads(old)
+    # the kernel itself, every thread count and channel block (as the op splits
+    # channels when there are fewer images than threads)
+    from minipool._kernels import pooling as K
+    view = call.layout.view
+    codes = np.empty(call.out_view, dtype=np.uint8)
+    out = np.empty(call.out_view, dtype=dtype)
+    K.extreme_forward(last.reshape(view), out, codes, call.tables, is_min, True, channels, 1)
+    bits = BITS[np.dtype(dtype)]
+    g = grad_last.reshape(call.out_view)
+    for threads, block in ((1, channels), (2, channels), (2, -(-channels // 2)), (2, 1),
+                           (2, 5)):
+        got = np.full(view, np.nan, dtype=dtype)                # every cell must be written
+        if tiled:
+            K.route_tiled(g.view(bits), codes, got.view(bits), call.tables, block, threads)
+        else:
+            K.extreme_backward(g, codes, got, call.tables, block, threads)
+        same_bits(got.reshape(last.shape), expected_last, f"{threads} threads, block {block}")
+
+
+def _argmax_indices(x, k):
+    """PyTorch's flat per-plane argmax of k x k stride k windows, by loops: the
+    first maximum in scan order, but a later NaN always takes over (the last NaN
+    wins); the first cell if nothing beats -inf."""
+    n, c, h, w = x.shape
+    out = np.empty((n, c, h // k, w // k), dtype=np.int64)
+    for b in range(n):
+        for ch in range(c):
+            for oh in range(h // k):
+                for ow in range(w // k):
+                    best, where = -np.inf, oh * k * w + ow * k
+                    for dh in range(k):
+                        for dw in range(k):
+                            v = x[b, ch, oh * k + dh, ow * k + dw]
+                            if v > best or np.isnan(v):
+                                best, where = v, (oh * k + dh) * w + ow * k + dw
+                    out[b, ch, oh, ow] = where
+    return out

@@ -227,6 +227,11 @@ def _plane_scratch(WindowTables tables, Py_ssize_t plane_out, Py_ssize_t C, bint
     return np.empty((1, 1), dtype=np.intc)
 
 
+def _row_scratch(Py_ssize_t row_out, bint needed, int num_threads):
+    """Per-thread int codes of one NHWC output row (for _route_quads_channels)."""
+    return np.empty((max(1, num_threads), max(1, row_out) if needed else 1), dtype=np.intc)
+
+
 cdef void _zero_block(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0,
                       Py_ssize_t nc) noexcept nogil:
     cdef Py_ssize_t s
@@ -871,38 +876,85 @@ cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad
             r1[2 * i + 1] = _keep_if(v, k, 3)
 
 
+cdef inline void _route_channels_four(const bits_t* gr, const int* kr, bits_t* p0, bits_t* p1,
+                                      Py_ssize_t C, Py_ssize_t c) noexcept nogil:
+    """Channels c..c+3 of one NHWC window (cells at p0, p0 + C, p1, p1 + C): loads
+    first, then four runs of four stores, which the compiler turns into vector
+    operations without alias checks (a loop over few channels would not be)."""
+    cdef bits_t g0 = gr[c], g1 = gr[c + 1], g2 = gr[c + 2], g3 = gr[c + 3]
+    cdef int k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3]
+    cdef bits_t* t0 = p0 + c
+    cdef bits_t* t1 = p0 + C + c
+    cdef bits_t* b0 = p1 + c
+    cdef bits_t* b1 = p1 + C + c
+    t0[0] = _keep_if(g0, k0, 0)
+    t0[1] = _keep_if(g1, k1, 0)
+    t0[2] = _keep_if(g2, k2, 0)
+    t0[3] = _keep_if(g3, k3, 0)
+    t1[0] = _keep_if(g0, k0, 1)
+    t1[1] = _keep_if(g1, k1, 1)
+    t1[2] = _keep_if(g2, k2, 1)
+    t1[3] = _keep_if(g3, k3, 1)
+    b0[0] = _keep_if(g0, k0, 2)
+    b0[1] = _keep_if(g1, k1, 2)
+    b0[2] = _keep_if(g2, k2, 2)
+    b0[3] = _keep_if(g3, k3, 2)
+    b1[0] = _keep_if(g0, k0, 3)
+    b1[1] = _keep_if(g1, k1, 3)
+    b1[2] = _keep_if(g2, k2, 3)
+    b1[3] = _keep_if(g3, k3, 3)
+
+
 cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
                                 Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
-                                Py_ssize_t rows_out, Py_ssize_t oW) noexcept nogil:
-    """An NHWC block tiled by 2x2 stride 2 windows, channels [c0, c0+nc): each
-    window's four cells are four runs of channels, written channel-wise (codes
-    widened to int per chunk of channels first)."""
-    cdef Py_ssize_t R, ow, i, o, n, cstart, W = 2 * oW
+                                Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+    """An NHWC block tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
+    row R writes input rows 2R and 2R+1 (each window's cells are four runs of
+    channels, p0, p0 + C, p1, p1 + C), the gradient at the winner and 0
+    elsewhere.  A row's codes are widened to int first (``wide``, oW * C); the
+    channels go four at a time, the last four overlapping the
+    previous ones when nc is not a multiple of 4 (same values rewritten, inside
+    the block), so LeNet's 6 channels are two vector groups, not a loop of 6;
+    blocks of 1-3 channels take the scalar loop."""
+    cdef Py_ssize_t R, ow, i, c, o, end = c0 + nc, W = 2 * oW
     cdef bits_t* p0
     cdef bits_t* p1
     cdef const bits_t* gr
-    cdef int wide[CHUNK]
+    cdef const int* kr
+    cdef const uint8_t* kb
     cdef bits_t v
     cdef int k
     for R in range(rows_out):
+        kb = codes + R * oW * C
+        gr = g + R * oW * C
+        if nc == C:
+            for i in range(oW * C):
+                wide[i] = kb[i]
+        else:
+            for ow in range(oW):
+                for c in range(c0, end):
+                    wide[ow * C + c] = kb[ow * C + c]
         for ow in range(oW):
-            o = (R * oW + ow) * C
-            cstart = c0
-            while cstart < c0 + nc:
-                n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-                for i in range(n):
-                    wide[i] = codes[o + cstart + i]
-                gr = g + o + cstart
-                p0 = grad_in + (2 * R * W + 2 * ow) * C + cstart
-                p1 = p0 + W * C
-                for i in range(n):
-                    v = gr[i]
-                    k = wide[i]
-                    p0[i] = _keep_if(v, k, 0)
-                    p0[C + i] = _keep_if(v, k, 1)
-                    p1[i] = _keep_if(v, k, 2)
-                    p1[C + i] = _keep_if(v, k, 3)
-                cstart += n
+            o = ow * C
+            gr = g + R * oW * C + o
+            kr = wide + o
+            p0 = grad_in + (2 * R * W + 2 * ow) * C
+            p1 = p0 + W * C
+            if nc >= 4:
+                c = c0
+                while c + 4 <= end:
+                    _route_channels_four(gr, kr, p0, p1, C, c)
+                    c += 4
+                if c < end:
+                    _route_channels_four(gr, kr, p0, p1, C, end - 4)
+                continue
+            for c in range(c0, end):
+                v = gr[c]
+                k = kr[c]
+                p0[c] = _keep_if(v, k, 0)
+                p0[C + c] = _keep_if(v, k, 1)
+                p1[c] = _keep_if(v, k, 2)
+                p1[C + c] = _keep_if(v, k, 3)
 
 
 def route_tiled(const bits_t[:, :, ::1] grad_out, const uint8_t[:, :, ::1] codes,
@@ -921,6 +973,7 @@ def route_tiled(const bits_t[:, :, ::1] grad_out, const uint8_t[:, :, ::1] codes
     cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
     cdef int[:, ::1] wide = _plane_scratch(tables, rows_out * oW, C, True, num_threads)
+    cdef int[:, ::1] row_wide = _row_scratch(oW * C, C > 1, num_threads)
     if not w.whole_plane or grad_in.shape[1] != 4 * rows_out * oW:
         raise ValueError("route_tiled needs 2x2 stride 2 windows tiling the input exactly")
     for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
@@ -932,7 +985,7 @@ def route_tiled(const bits_t[:, :, ::1] grad_out, const uint8_t[:, :, ::1] codes
                                oW, &wide[omp_get_thread_num(), 0])
         else:
             _route_quads_channels(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0,
-                                  nc, rows_out, oW)
+                                  nc, rows_out, oW, &row_wide[omp_get_thread_num(), 0])
 
 
 cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
