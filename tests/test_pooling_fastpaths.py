@@ -252,12 +252,12 @@ def nasty_gradient(rng, shape, dtype):
     return g
 
 
-def scatter_reference(grad, indices, plane_size, tiled):
+def scatter_reference(grad, indices, plane_size):
     """NCHW input gradient by loops from per-plane flat argmax indices: +0.0
-    everywhere, each window's gradient at its argmax.  The tiled write path
-    stores the gradient's bits (a -0.0 stays -0.0, as in the NCHW tiled path);
-    the generic path adds it to a zero (-0.0 lands as +0.0, as in PyTorch).
-    NaN payloads survive both."""
+    everywhere, each window's gradient added at its argmax (so a -0.0 gradient
+    lands as +0.0, as in PyTorch).  The tiled write path stores instead of adding
+    (its windows do not overlap) and must give the same bits; NaN payloads
+    survive both."""
     n, c = grad.shape[:2]
     out = np.zeros((n, c, plane_size), dtype=grad.dtype)
     g = grad.reshape(n, c, -1)
@@ -265,10 +265,7 @@ def scatter_reference(grad, indices, plane_size, tiled):
     for b in range(n):
         for ch in range(c):
             for o in range(g.shape[2]):
-                if tiled:
-                    out[b, ch, idx[b, ch, o]] = g[b, ch, o]     # windows do not overlap
-                else:
-                    out[b, ch, idx[b, ch, o]] += g[b, ch, o]
+                out[b, ch, idx[b, ch, o]] += g[b, ch, o]
     return out
 
 
@@ -297,7 +294,7 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
     call = window_call(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
     tiled = call.tiled and call.tables.whole_plane
     assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
-    expected = scatter_reference(grad, indices.numpy(), h * w, tiled).reshape(x.shape)
+    expected = scatter_reference(grad, indices.numpy(), h * w).reshape(x.shape)
     expected_last = np.ascontiguousarray(expected.transpose(0, 2, 3, 1))
     old = mp.get_num_threads()
     try:
@@ -345,3 +342,17 @@ def _argmax_indices(x, k):
                                 best, where = v, (oh * k + dh) * w + ow * k + dw
                     out[b, ch, oh, ow] = where
     return out
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_zero_gradient_lands_as_positive_zero_on_every_path(layout, dtype):
+    """PyTorch fills the input gradient with zeros and adds, so a -0.0 output gradient
+    arrives as +0.0; the tiled paths store instead of adding and must agree."""
+    x = np.arange(2 * 3 * 4 * 6, dtype=dtype).reshape(2, 3, 4, 6)   # 2x2 windows tile it
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    leaf = mp.tensor(x, requires_grad=True)
+    out = F.max_pool2d(leaf, 2, data_format=layout)
+    out.backward(np.full(out.shape, -0.0, dtype=dtype))
+    assert not np.signbit(leaf.grad.numpy()).any()

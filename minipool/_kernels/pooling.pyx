@@ -805,8 +805,12 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
 
 
 cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
-    """v if the window's winner is ``cell``, else 0 (the bits of +0.0): an AND with
-    an all-ones / all-zeros mask, which vectorises without any select."""
+    """The bits of 0.0 + v if the window's winner is ``cell``, else 0 (the bits of
+    +0.0): an AND with an all-ones / all-zeros mask, which vectorises without any
+    select.  0.0 + v is v except that -0.0 becomes +0.0, as in PyTorch (and our
+    general path), which fill the gradient with zeros and add."""
+    cdef bits_t sign = (<bits_t>1) << (8 * sizeof(bits_t) - 1)
+    v = v & ~(sign & (<bits_t>0 - <bits_t>(v == sign)))  # -0.0 -> +0.0
     return v & (<bits_t>0 - <bits_t>(code == cell))
 
 
