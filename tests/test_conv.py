@@ -411,7 +411,8 @@ def test_bad_arguments_raise_named_errors(over, error, match):
 
 # ------------------------------------------------------------------ recycled buffers
 def test_saved_columns_survive_later_convolutions_and_retain_graph():
-    """The im2col matrix saved for backward must not be recycled while its graph lives."""
+    """What a graph saved for backward (input, weight) must not be overwritten by later
+    convolutions that reuse pooled buffers, nor by a retained graph's second backward."""
     rng = np.random.default_rng(31)
     w_np = rng.standard_normal((3, 2, 3, 3))
     xs = [rng.standard_normal((2, 2, 40, 40)) for _ in range(3)]

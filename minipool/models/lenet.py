@@ -31,6 +31,17 @@ def _uniform_(param, bound, rng):
     param.data = rng.uniform(-bound, bound, param.shape).astype(param.dtype)
 
 
+def _add_layers(module, nn, num_classes):
+    """LeNet-5's layers, by name, built from ``nn`` (minipool.nn or torch.nn: the same
+    constructor signatures), so both frameworks get one architecture and one set of
+    state_dict keys."""
+    module.conv1 = nn.Conv2d(1, 6, 5)
+    module.conv2 = nn.Conv2d(6, 16, 5)
+    module.fc1 = nn.Linear(16 * 5 * 5, 120)
+    module.fc2 = nn.Linear(120, 84)
+    module.fc3 = nn.Linear(84, num_classes)
+
+
 class LeNet5(nn.Module):
     """Modern LeNet-5 for 1x32x32 inputs (pad 28x28 digits by 2 pixels).
 
@@ -52,11 +63,7 @@ class LeNet5(nn.Module):
 
     def __init__(self, num_classes=10, seed=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, num_classes)
+        _add_layers(self, nn, num_classes)
         self.num_classes = num_classes
         if seed is not None:
             self.reset_parameters(np.random.default_rng(seed))
@@ -183,11 +190,7 @@ def lenet5_torch(torch, state_dict=None, num_classes=None):
     class LeNet5Torch(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv1 = nn.Conv2d(1, 6, 5)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(16 * 5 * 5, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, num_classes)
+            _add_layers(self, nn, num_classes)
 
         def forward(self, x):
             x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)

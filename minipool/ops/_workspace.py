@@ -1,10 +1,11 @@
-"""Reusable scratch arrays for the big temporaries of conv2d (the im2col matrix, its gradient).
+"""Reusable scratch arrays for conv2d's temporaries (its per-thread column blocks and
+the weight-gradient slots).
 
-Why: a fresh multi-megabyte ``np.empty`` is served by fresh pages from the OS
-(glibc maps large blocks, or trims the heap after they are freed), and the
-first touch of every page faults.  On LeNet's conv2 that cost more than the
-arithmetic: forward + backward took 5.4 ms of CPU with fresh buffers and 2.9 ms
-with recycled ones.
+Why: a fresh ``np.empty`` above glibc's mmap threshold (128 KiB by default;
+conv2's backward workspace is ~180 KiB a thread) is served by fresh pages from
+the OS, and the first touch of every page faults.  When conv2d still built a
+batch-sized im2col matrix that cost more than the arithmetic (LeNet's conv2,
+forward + backward: 5.4 ms of CPU with fresh buffers, 2.9 ms with recycled ones).
 
 A buffer is handed out again only when nothing outside the pool refers to it
 any more -- no array, view or saved graph node -- which CPython's reference

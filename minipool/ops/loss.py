@@ -50,6 +50,16 @@ def _log_softmax_rows(x2):
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+def _reduce_rows(loss, x, reduction, denominator):
+    """The per-row losses as ``reduction`` asks: unreduced in the input's batch shape,
+    summed, or summed and divided by ``denominator``."""
+    if reduction == "none":
+        return loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / denominator
+
+
 def _plain_cross_entropy(ctx, x, n_rows, logp, t, reduction):
     """ClassLossFn's forward for the common case -- logits, class indices all kept, no
     weight, no smoothing: q is one-hot, so the loss is -logp at the targets.  Same
@@ -57,12 +67,7 @@ def _plain_cross_entropy(ctx, x, n_rows, logp, t, reduction):
     rows = np.arange(n_rows)
     loss = -logp[rows, t]
     denominator = x.dtype.type(n_rows)  # >= 1 here, so no errstate needed for the division
-    if reduction == "none":
-        out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
-    elif reduction == "sum":
-        out = loss.sum()
-    else:
-        out = loss.sum() / denominator
+    out = _reduce_rows(loss, x, reduction, denominator)
     if ctx.requires_grad:
         ctx.meta = (x.shape, reduction, denominator, True)
         ctx.q = None
@@ -127,13 +132,8 @@ class ClassLossFn(Function):
                 loss = loss - np.where(keep, (class_weight * logp).sum(axis=1), 0) * smooth
                 q += spread
             denominator = row_weight.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if reduction == "none":
-                out = loss.reshape(x.shape[:1] + x.shape[2:] if x.ndim >= 2 else ())
-            elif reduction == "sum":
-                out = loss.sum()
-            else:
-                out = loss.sum() / denominator
+        with np.errstate(invalid="ignore", divide="ignore"):  # all rows ignored: 0/0 = nan
+            out = _reduce_rows(loss, x, reduction, denominator)
         if ctx.requires_grad:
             ctx.meta = (x.shape, reduction, denominator, from_logits)
             ctx.q = q
