@@ -1,6 +1,7 @@
-"""Matrix products."""
+"""Matrix products (NumPy's BLAS, held to one thread while minipool calls it: see ``minipool._blas``)."""
 import numpy as np
 
+from minipool._blas import single_threaded
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function
 
@@ -11,7 +12,8 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        with single_threaded():
+            return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -22,12 +24,13 @@ class MatMul(Function):
         batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
         g2 = grad.reshape(batch + (a2.shape[-2], b2.shape[-1]))
         ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = g2 @ np.swapaxes(b2, -1, -2)
-            ga = unbroadcast(ga, a2.shape).reshape(a.shape)
-        if ctx.needs_input_grad[1]:
-            gb = np.swapaxes(a2, -1, -2) @ g2
-            gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        with single_threaded():
+            if ctx.needs_input_grad[0]:
+                ga = g2 @ np.swapaxes(b2, -1, -2)
+                ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+            if ctx.needs_input_grad[1]:
+                gb = np.swapaxes(a2, -1, -2) @ g2
+                gb = unbroadcast(gb, b2.shape).reshape(b.shape)
         return ga, gb
 
 
