@@ -18,7 +18,7 @@ from minipool.ops import methods as _methods  # noqa: E402
 
 _methods.install()
 
-from minipool._config import get_num_threads, set_num_threads, show_config  # noqa: E402
+from minipool._config import get_num_threads, set_adaptive_threads, set_num_threads, show_config  # noqa: E402
 from minipool.testing import gradcheck  # noqa: E402
 from minipool.ops.elementwise import where, clip  # noqa: E402
 from minipool.ops.shape import cat, stack  # noqa: E402
@@ -31,5 +31,9 @@ concatenate = cat
 __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "randn",
     "rand", "arange", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "where", "clip",
-    "cat", "concatenate", "stack", "nn", "get_num_threads", "set_num_threads", "show_config",
+    "cat", "concatenate", "stack", "nn", "get_num_threads", "set_num_threads", "set_adaptive_threads", "show_config",
 ]
+
+# Seeding, dtype names, NumPy interop (issue 12, part 3).
+from minipool._random import default_generator, initial_seed, manual_seed  # noqa: E402
+__all__ += ["manual_seed", "initial_seed", "default_generator"]

@@ -1,13 +1,31 @@
-"""The generator used when a random op or initialiser is given none.
+"""The one place minipool turns a ``generator=`` argument into random numbers.
 
-Pass an explicit ``np.random.Generator`` for reproducible results; ``manual_seed``
-reseeds this shared default (it is per process, not per thread).
+Every random op, layer and initialiser (parameter init, dropout, stochastic
+pooling, ``randn``/``rand``, the data loader's shuffling) takes ``generator``
+and resolves it here, with one rule:
+
+* ``None``: the shared default generator, which :func:`manual_seed` reseeds;
+* an int seed (>= 0): a fresh ``np.random.default_rng(seed)`` -- a call given
+  the same seed draws the same numbers; a layer resolves it once, at
+  construction, and then draws a reproducible sequence;
+* a ``np.random.Generator``: used as is (its state advances).
+
+``manual_seed`` reseeds the default generator *in place*, so layers that kept
+a reference to it (e.g. a StochasticPool2d built with ``generator=None``)
+follow the new seed too.  It is per process, not per thread.
+
+>>> import minipool as mp
+>>> _ = mp.manual_seed(0); a = mp.rand(3).numpy()
+>>> _ = mp.manual_seed(0); b = mp.rand(3).numpy()
+>>> bool((a == b).all())
+True
 """
 import numpy as np
 
-__all__ = ["default_generator", "manual_seed", "resolve"]
+__all__ = ["default_generator", "manual_seed", "initial_seed", "resolve", "fresh_seed"]
 
 _default = np.random.default_rng()
+_initial_seed = None
 
 
 def default_generator():
@@ -15,24 +33,74 @@ def default_generator():
     return _default
 
 
+def _check_seed(seed, where):
+    """An int >= 0 (or a sequence of them, as NumPy's SeedSequence takes); else a clear error."""
+    if isinstance(seed, bool):
+        raise TypeError(f"{where}: seed must be an int >= 0, got a bool ({seed})")
+    if isinstance(seed, (int, np.integer)):
+        if seed < 0:
+            raise ValueError(f"{where}: seed must be >= 0, got {seed}")
+        return int(seed)
+    if isinstance(seed, (list, tuple)) and seed and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in seed):
+        if min(seed) < 0:
+            raise ValueError(f"{where}: seed entries must be >= 0, got {list(seed)}")
+        return [int(s) for s in seed]
+    raise TypeError(f"{where}: seed must be an int >= 0, got {type(seed).__name__}")
+
+
 def manual_seed(seed):
-    """Reseed the shared default generator; returns it.
+    """Reseed the shared default generator (in place) and return it, as ``torch.manual_seed``.
+
+    One call makes every draw that is given no explicit generator reproducible:
+    parameter init, dropout, stochastic pooling, ``mp.randn``/``mp.rand`` and
+    the base seed of a DataLoader built without ``seed``.
 
     >>> from minipool._random import manual_seed
     >>> a = manual_seed(0).random(); b = manual_seed(0).random()
     >>> a == b
     True
     """
-    global _default
-    _default = np.random.default_rng(seed)
+    global _initial_seed
+    seed = _check_seed(seed, "manual_seed")
+    # Same object, new state: references held by layers see the reseed.
+    _default.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+    _initial_seed = seed
     return _default
 
 
+def initial_seed():
+    """The last seed given to :func:`manual_seed` (None before the first call)."""
+    return _initial_seed
+
+
 def resolve(generator, where):
-    """``generator`` itself, or the shared default when it is None."""
+    """A ``np.random.Generator`` from None (the shared default), an int seed or a Generator.
+
+    >>> import numpy as np
+    >>> g = np.random.default_rng(1)
+    >>> resolve(g, "x") is g, resolve(None, "x") is default_generator()
+    (True, True)
+    >>> bool(resolve(5, "x").random() == resolve(5, "x").random())
+    True
+    >>> resolve(-1, "dropout")
+    Traceback (most recent call last):
+        ...
+    ValueError: dropout: generator seed must be >= 0, got -1
+    """
     if generator is None:
         return _default
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(f"{where}: generator must be a numpy.random.Generator or None, "
-                        f"got {type(generator).__name__}")
-    return generator
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
+        if generator < 0:
+            raise ValueError(f"{where}: generator seed must be >= 0, got {generator}")
+        return np.random.default_rng(int(generator))
+    raise TypeError(f"{where}: generator must be None, an int seed or a "
+                    f"numpy.random.Generator, got {type(generator).__name__}")
+
+
+def fresh_seed(generator=None, where="fresh_seed"):
+    """A 63-bit int seed drawn from ``generator`` (resolved as above); used to give an object
+    that needs a fixed seed of its own (a DataLoader) one that follows ``manual_seed``."""
+    return int(resolve(generator, where).integers(0, 2 ** 63 - 1))

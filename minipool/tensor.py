@@ -10,6 +10,8 @@ import threading
 
 import numpy as np
 
+from minipool import _random
+
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
 
@@ -390,14 +392,15 @@ def ones_like(t, dtype=None, requires_grad=False):
 
 
 def randn(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
-    """Standard normal samples; pass ``generator`` (a ``np.random.Generator``) to reproduce them."""
-    rng = generator if generator is not None else np.random.default_rng()
+    """Standard normal samples; ``generator``: None (the default, see ``mp.manual_seed``), an int
+    seed or a ``np.random.Generator``."""
+    rng = _random.resolve(generator, "randn")
     return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
 
 
 def rand(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
-    """Uniform samples in [0, 1)."""
-    rng = generator if generator is not None else np.random.default_rng()
+    """Uniform samples in [0, 1); ``generator`` as in :func:`randn`."""
+    rng = _random.resolve(generator, "rand")
     return Tensor(rng.random(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
 
 

@@ -91,7 +91,7 @@ def test_dropout_edge_probabilities_and_eval():
         with pytest.raises(ValueError, match="p must be"):
             F.dropout(x, bad)
     with pytest.raises(TypeError, match="generator"):
-        F.dropout(x, 0.5, generator=42)
+        F.dropout(x, 0.5, generator=4.2)  # an int is a seed (minipool._random.resolve)
 
 
 def test_dropout_layer_respects_training_mode():

@@ -3,8 +3,13 @@
 The order and the augmentation of every batch depend only on ``(seed, epoch,
 batch index)``, never on how many batches were drawn before, so a run resumed
 in the middle of an epoch sees exactly the batches an uninterrupted run sees.
+Without ``seed`` the loader draws one from ``generator`` (None: the shared
+default that ``mp.manual_seed`` reseeds; an int seed; or a
+``np.random.Generator``).
 """
 import numpy as np
+
+from minipool import _random
 
 from minipool._validate import positive_int
 from minipool.tensor import Tensor
@@ -31,10 +36,20 @@ class DataLoader:
     3
     """
 
-    def __init__(self, dataset, batch_size=1, shuffle=False, seed=0, drop_last=False, transform=None):
+    def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None,
+                 *, generator=None):
         self.dataset = dataset
         self.batch_size = positive_int(batch_size, "batch_size", "DataLoader")
         self.shuffle = bool(shuffle)
+        if seed is None:
+            # PyTorch draws the shuffling from its global RNG; here the loader's own base
+            # seed is drawn once, so mp.manual_seed (or generator=) fixes every epoch's order
+            # while resuming mid-epoch still needs only (seed, epoch, batch).
+            seed = _random.fresh_seed(generator, "DataLoader")
+        elif generator is not None:
+            raise ValueError("DataLoader: give seed or generator, not both")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"DataLoader: seed must be an int >= 0, got {seed!r}")
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         if transform is not None and not callable(transform):

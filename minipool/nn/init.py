@@ -1,8 +1,9 @@
 """Parameter initialisation, in place, with PyTorch's formulas (``torch.nn.init``).
 
 Every function fills ``tensor.data`` in place and returns ``tensor``.  Pass
-``generator`` (a ``np.random.Generator``) for reproducible values; without one
-the shared default from ``minipool._random`` is used (``manual_seed`` reseeds it).
+``generator`` (a ``np.random.Generator`` or an int seed) for reproducible
+values; without one the shared default from ``minipool._random`` is used
+(``mp.manual_seed`` reseeds it).
 
 >>> import numpy as np, minipool as mp
 >>> from minipool.nn import init
@@ -147,6 +148,8 @@ def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", gen
 def default_layer_init_(weight, bias=None, generator=None):
     """PyTorch's default for Linear and Conv2d: ``kaiming_uniform_(weight, a=sqrt(5))``
     (i.e. U(+-1/sqrt(fan_in))) and bias ~ U(+-1/sqrt(fan_in))."""
+    # Resolved once: an int seed must give one stream for weight then bias, not two equal ones.
+    generator = _random.resolve(generator, "init.default_layer_init_")
     kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
     if bias is not None:
         fan_in, _ = fan_in_and_fan_out(weight)

@@ -14,6 +14,7 @@ samples for any thread count and for channels-first or -last input.
 """
 import numpy as np
 
+from minipool import _random
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import StochasticEvalPool, StochasticTrainPool
 from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_call
@@ -22,17 +23,9 @@ __all__ = ["stochastic_pool2d"]
 
 
 def as_generator(generator, op="stochastic_pool2d"):
-    """A ``numpy.random.Generator`` from None (fresh entropy), an int seed or a Generator."""
-    if generator is None:
-        return np.random.default_rng()
-    if isinstance(generator, np.random.Generator):
-        return generator
-    if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
-        if generator < 0:
-            raise ValueError(f"{op}: generator seed must be >= 0, got {generator}")
-        return np.random.default_rng(int(generator))
-    raise TypeError(f"{op}: generator must be None, an int seed or a "
-                    f"numpy.random.Generator, got {type(generator).__name__}")
+    """A ``numpy.random.Generator`` from None (the shared default, which ``mp.manual_seed``
+    reseeds), an int seed or a Generator: minipool's one rule, ``minipool._random.resolve``."""
+    return _random.resolve(generator, op)
 
 
 def _uniforms(rng, call):
