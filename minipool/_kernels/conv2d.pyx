@@ -149,14 +149,14 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # Shifted columns compute Ws/Wo times the output columns and copy the padded
     # planes (Hs x Ws): worth it only while the kernel's reach is at most the output
     # size (LeNet's 5x5 on 14x14 -> 10x10: 1.4x); huge padding or dilation gathers.
-    g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
-                 and (g.kw - 1) * g.dw <= g.Wo)
     g.Hs = g.Ho + (g.kh - 1) * g.dh  # with stride 1: H + top + bottom padding
     g.Ws = g.Wo + (g.kw - 1) * g.dw
+    # A transposed convolution's output_padding beyond its padding leaves input rows
+    # (the transposed output's last rows) that no window reads: a negative bottom
+    # padding, which shifted planes cannot hold; gathered columns read only what they need.
+    g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
+                 and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
     g.padded = g.shifted and (g.Hs != H or g.Ws != W)
-    if g.shifted and (g.Hs < H + g.ph or g.Ws < W + g.pw):
-        raise ValueError(f"conv2d kernel: output size ({g.Ho}, {g.Wo}) does not match input "
-                         f"({H}, {W}) and geometry {geometry}")
     return g
 
 
@@ -682,3 +682,326 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] grad_x, tuple geo
             gp[n * image + i] = 0
         if cp != NULL:
             _col2im_block(cp + n * L, N * L, gp + n * image, &g, 0, g.Ho)
+
+
+# ================================================================ transposed convolution
+# A transposed convolution is conv2d's input-gradient pass run forward: its input
+# x (N, Cin, Hin, Win) plays conv2d's output gradient, its weight (Cin, Cout/groups,
+# kh, kw) is conv2d's weight (O = Cin), and its output (N, Cout, Hout, Wout) is the
+# gradient planes col2im(W.T @ x) fills.  Its input gradient is then conv2d's
+# forward of the output gradient, and its weight gradient conv2d's weight-gradient
+# pass with the output gradient as input and x as output gradient: the two entry
+# points above, called by minipool/ops/conv_transpose.py.  Only the forward needs
+# an entry point of its own (no conv2d input exists to pass, and the bias is added
+# per output channel).
+def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
+                             floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                             floating[:, ::1] workspace, int num_threads, bint channels_last=False):
+    """out (N, Cout, Hout, Wout) = col2im(W.T @ x) + bias for x (N, Cin, Hin, Win), weight
+    (Cin, Cout/groups*kh*kw); ``geometry`` is conv2d's from out to x (Ho, Wo = Hin, Win).
+
+    ``channels_last``: x is (N, Hin, Win, Cin), out (N, Hout, Wout, Cout) and the weight
+    (Cin, kh*kw*Cout/groups) (see the channels-last section).  ``block_rows`` and the
+    workspace come from ``plan`` (its backward size) or ``plan_channels_last``."""
+    cdef Py_ssize_t N = out.shape[0], n, t, i, o, pixels
+    cdef Py_ssize_t C = out.shape[3] if channels_last else out.shape[1]
+    cdef Py_ssize_t H = out.shape[1] if channels_last else out.shape[2]
+    cdef Py_ssize_t W = out.shape[2] if channels_last else out.shape[3]
+    cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
+    cdef Py_ssize_t per_thread = _cl_workspace(&g, True) if channels_last else _workspace_elements(&g, True)
+    cdef tuple x_shape = (N, g.Ho, g.Wo, g.O) if channels_last else (N, g.O, g.Ho, g.Wo)
+    cdef const floating[::1] bias_view
+    cdef const floating* bias_ptr = NULL
+    cdef floating* op
+    cdef floating* d
+    cdef floating b
+    num_threads = max(num_threads, 1)
+    if _dims(x) != x_shape or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv_transpose2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    if bias is not None:
+        bias_view = bias
+        if bias_view.shape[0] != g.C:
+            raise ValueError(f"conv_transpose2d kernel: bias has {bias_view.shape[0]} entries, "
+                             f"expected {g.C}")
+        if g.C:
+            bias_ptr = &bias_view[0]
+    cdef Py_ssize_t in_image = g.O * g.Ho * g.Wo, out_image = g.C * g.H * g.W
+    if N == 0 or out_image == 0:
+        return
+    op = &out[0, 0, 0, 0]
+    if g.O == 0 or g.Ho * g.Wo == 0 or g.K_group == 0:  # no products: only the bias
+        for n in range(N):
+            for i in range(out_image):
+                o = i % g.C if channels_last else i // (g.H * g.W)
+                op[n * out_image + i] = bias_ptr[o] if bias_ptr != NULL else 0
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* wp = &weight[0, 0]
+    cdef bint weight_finite = _all_finite(wp, weight.shape[0] * weight.shape[1])
+    cdef floating* wsp = &workspace[0, 0]
+    pixels = g.H * g.W
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        if channels_last:
+            _cl_backward_image(NULL, wp, xp + n * in_image, op + n * out_image, NULL, NULL, False,
+                               wsp + t * per_thread, &g)
+        else:
+            _backward_image(NULL, wp, weight_finite, xp + n * in_image, op + n * out_image, NULL,
+                            NULL, False, wsp + t * per_thread, &g)
+        if bias_ptr != NULL:
+            _add_bias(op + n * out_image, bias_ptr, g.C, pixels, channels_last)
+
+
+cdef void _add_bias(floating* image, const floating* bias, Py_ssize_t C, Py_ssize_t pixels,
+                    bint channels_last) noexcept nogil:
+    cdef Py_ssize_t c, i
+    cdef floating b
+    if channels_last:
+        for i in range(pixels):
+            for c in range(C):
+                image[i * C + c] += bias[c]
+    else:
+        for c in range(C):
+            b = bias[c]
+            for i in range(pixels):
+                image[c * pixels + i] += b
+
+
+# ================================================================ channels last (NHWC)
+# An NHWC image is H*W pixel rows of C channels.  Its column block holds one ROW per
+# output pixel (ld = C*kh*kw), the taps of group grp in columns [grp*K_group,
+# (grp+1)*K_group) in (ki, kj, c) order: a tap is a run of C/groups channels copied
+# straight from one input pixel.  The weight is therefore taken as (O, kh*kw*C/groups)
+# -- the caller permutes the small PyTorch-layout weight (O, C/groups, kh, kw) once --
+# and the GEMM out (pixels, O) = cols @ W.T lands straight in NHWC output rows.  The
+# sums run over the taps in (ki, kj, c) order instead of NCHW's (c, ki, kj): the two
+# layouts agree to rounding, not bit for bit.
+# Backward, per image and block, with G the output gradient's (pixels, O) rows:
+#   weight: (O_group, K_group) (+)= G.T @ cols into slot n % S (as NCHW);
+#   bias:   (O,) (+)= ones @ G;
+#   input:  grad_cols = G @ W, added back pixel by pixel into the image's gradient.
+cdef Py_ssize_t _cl_workspace(const Geometry* g, bint backward) noexcept nogil:
+    """forward: cols; backward: cols | grad_cols | ones."""
+    cdef Py_ssize_t width = g.block_rows * g.Wo, taps = g.C * g.kh * g.kw
+    if backward:
+        return 2 * taps * width + width
+    return taps * width
+
+
+def plan_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+                       Py_ssize_t block_elements):
+    """As ``plan``, for the channels-last kernels."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho
+    while rows > 1 and taps * rows * g.Wo > block_elements:
+        rows = (rows + 1) // 2
+    g.block_rows = max(rows, 1)
+    return g.block_rows, _cl_workspace(&g, False), _cl_workspace(&g, True)
+
+
+cdef void _cl_taps(floating* cols, floating* image, const Geometry* g, Py_ssize_t oh0,
+                   Py_ssize_t oh1, bint to_cols) noexcept nogil:
+    """im2col of output rows [oh0, oh1) of an NHWC image into pixel rows of ``cols``
+    (padding: zeros), or with ``to_cols`` false its adjoint: every tap added back into
+    the gradient ``image`` (padding taps dropped), pixel by pixel in a fixed order."""
+    cdef Py_ssize_t Cg = g.C // g.groups, ld = g.C * g.kh * g.kw
+    cdef Py_ssize_t oh, ow, ki, kj, ih, iw, grp, c
+    cdef floating* r
+    cdef floating* d
+    cdef floating* p
+    for oh in range(oh0, oh1):
+        for ow in range(g.Wo):
+            r = cols + ((oh - oh0) * g.Wo + ow) * ld
+            for ki in range(g.kh):
+                ih = oh * g.sh - g.ph + ki * g.dh
+                for kj in range(g.kw):
+                    iw = ow * g.sw - g.pw + kj * g.dw
+                    d = r + (ki * g.kw + kj) * Cg
+                    if 0 <= ih < g.H and 0 <= iw < g.W:
+                        p = image + (ih * g.W + iw) * g.C
+                        for grp in range(g.groups):
+                            if to_cols:
+                                for c in range(Cg):
+                                    d[grp * g.K_group + c] = p[grp * Cg + c]
+                            else:
+                                for c in range(Cg):
+                                    p[grp * Cg + c] += d[grp * g.K_group + c]
+                    elif to_cols:
+                        for grp in range(g.groups):
+                            for c in range(Cg):
+                                d[grp * g.K_group + c] = 0
+
+
+cdef void _cl_forward_image(const floating* image, const floating* weight, const floating* bias,
+                            floating* out, floating* cols, const Geometry* g) noexcept nogil:
+    """out (Ho*Wo, O) of one NHWC image, block of output rows by block."""
+    cdef Py_ssize_t ld = g.C * g.kh * g.kw, oh0 = 0, oh1, P, grp
+    cdef floating* dst
+    while oh0 < g.Ho:
+        oh1 = min(oh0 + g.block_rows, g.Ho)
+        P = (oh1 - oh0) * g.Wo
+        _cl_taps(cols, <floating*>image, g, oh0, oh1, True)  # reads image only
+        dst = out + oh0 * g.Wo * g.O
+        for grp in range(g.groups):
+            _gemm(False, True, P, g.O_group, g.K_group, cols + grp * g.K_group, ld,
+                  weight + grp * g.O_group * g.K_group, g.K_group, False, dst + grp * g.O_group, g.O)
+        if bias != NULL:  # after the product, as the NCHW kernel
+            _add_bias(dst, bias, g.O, P, True)
+        oh0 = oh1
+
+
+cdef void _cl_backward_image(const floating* image, const floating* weight, const floating* grad,
+                             floating* image_grad, floating* weight_grad, floating* bias_grad,
+                             bint accumulate, floating* work, const Geometry* g) noexcept nogil:
+    """One NHWC image's share: ``weight_grad`` (groups, O_group, K_group) (+)= G.T @ cols,
+    ``bias_grad`` (O,) (+)= ones @ G, ``image_grad`` (H*W, C) = col2im(G @ W); each when
+    given (``image`` is read only for the weight gradient)."""
+    cdef Py_ssize_t ld = g.C * g.kh * g.kw, max_width = g.block_rows * g.Wo
+    cdef Py_ssize_t oh0 = 0, oh1, P, grp, i
+    cdef floating* cols = work
+    cdef floating* grad_cols = cols + ld * max_width
+    cdef floating* ones = grad_cols + ld * max_width
+    cdef const floating* G
+    if image_grad != NULL:
+        memset(image_grad, 0, g.H * g.W * g.C * sizeof(floating))
+    if bias_grad != NULL:
+        for i in range(max_width):
+            ones[i] = 1
+    while oh0 < g.Ho:
+        oh1 = min(oh0 + g.block_rows, g.Ho)
+        P = (oh1 - oh0) * g.Wo
+        G = grad + oh0 * g.Wo * g.O
+        if bias_grad != NULL:
+            _gemm(False, False, 1, g.O, P, ones, max_width, G, g.O, accumulate or oh0 > 0,
+                  bias_grad, g.O)
+        if weight_grad != NULL:
+            _cl_taps(cols, <floating*>image, g, oh0, oh1, True)
+        for grp in range(g.groups):
+            if weight_grad != NULL:
+                _gemm(True, False, g.O_group, g.K_group, P, G + grp * g.O_group, g.O,
+                      cols + grp * g.K_group, ld, accumulate or oh0 > 0,
+                      weight_grad + grp * g.O_group * g.K_group, g.K_group)
+            if image_grad != NULL:
+                _gemm(False, False, P, g.K_group, g.O_group, G + grp * g.O_group, g.O,
+                      weight + grp * g.O_group * g.K_group, g.K_group, False,
+                      grad_cols + grp * g.K_group, ld)
+        if image_grad != NULL:
+            _cl_taps(grad_cols, image_grad, g, oh0, oh1, False)
+        oh0 = oh1
+
+
+def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
+                                 floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                                 floating[:, ::1] workspace, int num_threads):
+    """out (N, Ho, Wo, O) = conv(x (N, H, W, C), weight (O, kh*kw*C/groups)) + bias;
+    ``block_rows`` and the workspace (forward size) from ``plan_channels_last``."""
+    cdef Py_ssize_t N = x.shape[0], n, t
+    cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t per_thread = _cl_workspace(&g, False)
+    cdef const floating[::1] bias_view
+    cdef const floating* bias_ptr = NULL
+    num_threads = max(num_threads, 1)
+    if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    if bias is not None:
+        bias_view = bias
+        if bias_view.shape[0] != g.O:
+            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
+        if g.O:
+            bias_ptr = &bias_view[0]
+    if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* wp = &weight[0, 0] if weight.size else NULL
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        _cl_forward_image(xp + n * in_image, wp, bias_ptr, op + n * out_image,
+                          wsp + t * per_thread if wsp != NULL else NULL, &g)
+
+
+def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                                  const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
+                                  tuple geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
+                                  int num_threads):
+    """As ``conv2d_backward`` for NHWC: x (N, H, W, C), grad (N, Ho, Wo, O), ``grad_x``
+    like x, ``weight_slots`` (S, groups, O/groups, kh*kw*C/groups) -- the weight gradient
+    in the permuted layout, NOT transposed -- and ``bias_slots`` (S, O); any may be None."""
+    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)
+    cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t per_thread = _cl_workspace(&g, True)
+    cdef floating[:, :, :, ::1] gx
+    cdef floating[:, :, :, ::1] slots
+    cdef floating[:, ::1] bslots
+    cdef floating* gxp = NULL
+    cdef floating* slotp = NULL
+    cdef floating* bslotp = NULL
+    num_threads = max(num_threads, 1)
+    if _dims(grad) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"grad {_dims(grad)} do not match geometry {geometry}")
+    if grad_x is not None:
+        gx = grad_x
+        if _dims(gx) != _dims(x):
+            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
+        if gx.size:
+            gxp = &gx[0, 0, 0, 0]
+    if weight_slots is not None:
+        slots = weight_slots
+        S = slots.shape[0]
+        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.O_group
+                or slots.shape[3] != g.K_group):
+            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
+                             f"(S >= 1, {g.groups}, {g.O_group}, {g.K_group})")
+        if slots.size:
+            slotp = &slots[0, 0, 0, 0]
+            for s in range(N, S):  # slots without images hold zeros
+                slots[s, :, :, :] = 0
+    if bias_slots is not None:
+        bslots = bias_slots
+        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
+            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
+                             f"({S if weight_slots is not None else 'S'}, {g.O})")
+        S = bslots.shape[0]
+        if S < 1:
+            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
+        if bslots.size:
+            bslotp = &bslots[0, 0]
+        bslots[:, :] = 0
+    cdef Py_ssize_t L = g.Ho * g.Wo
+    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:
+        if gxp != NULL:
+            gx[:, :, :, :] = 0
+        if slotp != NULL:
+            slots[:, :, :, :] = 0
+        if bslotp != NULL and N and L:  # no input channels: the bias still has a gradient
+            for n in range(N):
+                for s in range(L):
+                    for t in range(g.O):
+                        bslots[n % S, t] += grad[n, s // g.Wo, s % g.Wo, t]
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* wp = &weight[0, 0]
+    cdef const floating* gp = &grad[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0]
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
+    cdef Py_ssize_t busy_slots = min(S, N)
+    for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        n = s
+        while n < N:
+            _cl_backward_image(xp + n * in_image, wp, gp + n * out_image,
+                               gxp + n * in_image if gxp != NULL else NULL,
+                               slotp + s * slot_size if slotp != NULL else NULL,
+                               bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
+                               wsp + t * per_thread, &g)
+            n = n + S

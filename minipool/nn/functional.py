@@ -10,6 +10,7 @@ from minipool.ops.reduce import log_softmax, logsumexp, max, mean, min, softmax,
 from minipool.ops.shape import (broadcast_to, cat, flatten, permute, reshape, squeeze,  # noqa: F401
                                 stack, transpose, unsqueeze)
 from minipool.ops.conv import conv2d  # noqa: F401
+from minipool.ops.conv_transpose import conv_transpose2d  # noqa: F401
 from minipool.ops.nn_ops import dropout, linear  # noqa: F401
 from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from minipool.ops.upsampling import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: F401

@@ -24,6 +24,7 @@ from minipool import _config
 from minipool._blas import gemm_addresses, single_threaded
 from minipool._kernels import conv2d as kernels
 from minipool.ops._workspace import scratch
+from minipool.ops.pooling._geometry import parse_data_format
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function
@@ -131,6 +132,85 @@ class Conv2dFn(Function):
         return grad_x, grad_w, grad_b, None
 
 
+@functools.lru_cache(maxsize=256)
+def _blocks_channels_last(C, H, W, O, geometry, budget):
+    return kernels.plan_channels_last(C, H, W, O, geometry, budget)
+
+
+def _plan_channels_last(x_shape, O, geometry):
+    """As ``_plan``, for an (N, H, W, C) input."""
+    N, H, W, C = x_shape
+    block_rows, forward, backward = _blocks_channels_last(C, H, W, O, geometry, BLOCK_ELEMENTS)
+    kh, kw, Ho, Wo = geometry[0], geometry[1], geometry[8], geometry[9]
+    threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
+    return block_rows, forward, backward, threads
+
+
+def channels_last_weight(weight):
+    """A PyTorch-layout weight (O, C/groups, kh, kw) as the channels-last kernels read
+    it: (O, kh*kw*C/groups), the taps of an input pixel's channel run side by side."""
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
+
+
+def weight_from_channels_last(slots, weight_shape):
+    """Add the kernels' weight-gradient slots (S, groups, O/groups, kh*kw*C/groups) in slot
+    order (the same bits for any thread count) and return them in the weight's layout."""
+    total = slots[0].copy()
+    for part in slots[1:]:
+        total += part
+    O, C_group, kh, kw = weight_shape
+    return np.ascontiguousarray(total.reshape(O, kh, kw, C_group).transpose(0, 3, 1, 2))
+
+
+class Conv2dChannelsLastFn(Function):
+    """``Conv2dFn`` for an (N, H, W, C) input and (N, Ho, Wo, O) output: the kernel cuts its
+    column rows from the input's pixel rows and writes the output's pixel rows, so the
+    batch is never transposed.  The weight keeps PyTorch's layout outside the kernel."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry):
+        x = np.ascontiguousarray(x)
+        weight2 = channels_last_weight(weight)
+        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry[8], geometry[9]
+        out = np.empty((N, Ho, Wo, O), dtype=x.dtype)
+        block_rows, per_thread, _, threads = _plan_channels_last(x.shape, O, geometry)
+        workspace = scratch.empty((threads, per_thread), x.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        with single_threaded():
+            kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
+                                                 workspace, threads)
+        if ctx.requires_grad:
+            ctx.geometry, ctx.weight_shape = geometry, weight.shape
+            ctx.save_for_backward(x, weight2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight2 = ctx.saved_tensors
+        geometry = ctx.geometry
+        groups = geometry[10]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad = np.ascontiguousarray(grad, dtype=x.dtype)
+        O = weight2.shape[0]
+        block_rows, _, per_thread, threads = _plan_channels_last(x.shape, O, geometry)
+        grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
+        slots = scratch.empty((WEIGHT_SLOTS, groups, O // groups, weight2.shape[1]), x.dtype) \
+            if need_w else None
+        bias_slots = np.empty((WEIGHT_SLOTS, O), x.dtype) if need_b else None
+        if need_x or need_w or need_b:
+            workspace = scratch.empty((threads, per_thread), x.dtype)
+            with single_threaded():
+                kernels.conv2d_backward_channels_last(x, weight2, grad, grad_x, slots, bias_slots,
+                                                      geometry, block_rows, workspace, threads)
+        grad_w = weight_from_channels_last(slots, ctx.weight_shape) if need_w else None
+        grad_b = None
+        if need_b:
+            grad_b = bias_slots[0].copy()
+            for part in bias_slots[1:]:
+                grad_b += part
+        return grad_x, grad_w, grad_b, None
+
+
 def _padding(padding, kernel, stride, dilation):
     """(top, bottom, left, right) padding from an int, a pair, or 'same'/'valid'."""
     if isinstance(padding, str):
@@ -149,13 +229,20 @@ def _padding(padding, kernel, stride, dilation):
     return ph, ph, pw, pw
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           data_format="channels_first"):
     """2-d convolution over an (N, C, H, W) or (C, H, W) input, as ``torch.nn.functional.conv2d``.
 
     ``weight`` is (out_channels, in_channels // groups, kh, kw), ``bias`` is
     (out_channels,) or None.  ``stride``, ``padding`` and ``dilation`` are an
     int or a pair; ``padding`` may also be ``"same"`` (stride 1 only; an odd
     total pads one more at the bottom/right) or ``"valid"`` (no padding).
+
+    ``data_format="channels_last"`` (keyword only; minipool's, not PyTorch's) takes an
+    (N, H, W, C) or (H, W, C) input and returns (N, Ho, Wo, out_channels) without
+    transposing the batch; the weight keeps PyTorch's (out_channels, in_channels //
+    groups, kh, kw) layout.  The values agree with channels-first to rounding (the
+    taps are summed in another order), not bit for bit.
 
     >>> import numpy as np, minipool as mp
     >>> import minipool.nn.functional as F
@@ -165,9 +252,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     array([[[[10., 18.],
              [42., 50.]]]])
     """
+    channels_last = parse_data_format("conv2d", data_format)
     input, weight = as_tensor(input), as_tensor(weight)
     if input.ndim not in (3, 4):
-        raise ValueError(f"conv2d: input must be (N, C, H, W) or (C, H, W), got shape {input.shape}")
+        form = "(N, H, W, C) or (H, W, C)" if channels_last else "(N, C, H, W) or (C, H, W)"
+        raise ValueError(f"conv2d: input must be {form}, got shape {input.shape}")
     if weight.ndim != 4:
         raise ValueError("conv2d: weight must be (out_channels, in_channels/groups, kh, kw), "
                          f"got shape {weight.shape}")
@@ -181,7 +270,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
     groups = int(groups)
     unbatched = input.ndim == 3
-    C, H, W = input.shape[-3:]
+    if channels_last:
+        H, W, C = input.shape[-3:]
+    else:
+        C, H, W = input.shape[-3:]
     if H == 0 or W == 0:  # as PyTorch; padding would otherwise make outputs out of no input
         raise ValueError(f"conv2d: input spatial size must be >= 1, got shape {input.shape}")
     O, C_group, kh, kw = weight.shape
@@ -214,6 +306,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"and stride {stride}, times {max(C * kh * kw, O)} columns or channels, "
                          "is too large to compute")
     geometry = (kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
-    x = reshape(input, (1, C, H, W)) if unbatched else input
-    out = Conv2dFn.apply(x, weight, bias, geometry)
+    x = reshape(input, (1,) + input.shape) if unbatched else input
+    out = (Conv2dChannelsLastFn if channels_last else Conv2dFn).apply(x, weight, bias, geometry)
     return reshape(out, out.shape[1:]) if unbatched else out

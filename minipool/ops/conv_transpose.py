@@ -1,0 +1,229 @@
+"""2-d transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+A transposed convolution is the input-gradient pass of a convolution run
+forward, so it is built from conv2d's kernel (``minipool/_kernels/conv2d.pyx``)
+with the roles swapped.  Seen as a conv2d from the transposed output (N, Cout,
+Hout, Wout) to the input (N, Cin, Hin, Win) with the same weight (Cin, Cout /
+groups, kh, kw), stride, padding and dilation:
+
+* forward:        out = col2im(W.T @ x) + bias    (conv2d's input gradient of x)
+* input gradient: conv2d forward of the output gradient
+* weight gradient: conv2d's weight-gradient pass with the output gradient as its
+  input and x as its output gradient (the same 16 fixed slots: the bits do not
+  depend on the thread count)
+
+Each thread takes whole images; no batch-sized buffer is made besides the
+result.  ``output_padding`` adds rows/columns at the bottom/right that only the
+input of a larger stride could have reached; there, conv2d's view has a
+negative bottom padding, which its gathered columns handle.
+"""
+import numpy as np
+
+from minipool import _config
+from minipool._blas import single_threaded
+from minipool._kernels import conv2d as kernels
+from minipool.ops._workspace import scratch
+from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, _blocks,
+                               _blocks_channels_last, channels_last_weight, pair,
+                               weight_from_channels_last)
+from minipool.ops.elementwise import as_tensor
+from minipool.ops.pooling._geometry import parse_data_format
+from minipool.ops.shape import reshape
+from minipool.tensor import FLOAT_DTYPES, Function
+
+__all__ = ["conv_transpose2d", "conv_transpose_output_size", "output_padding_for"]
+
+
+def conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation):
+    """Output length along one axis, PyTorch's rule (may be <= 0 for too much padding)."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def output_padding_for(output_size, in_hw, kernel, stride, padding, dilation, op="ConvTranspose2d"):
+    """The output_padding that gives ``output_size`` (its last two entries: the
+    (N, C, H, W) / (C, H, W) forms are accepted as in PyTorch), which must lie
+    between the smallest size and that plus stride - 1."""
+    sizes = tuple(output_size)
+    if len(sizes) not in (2, 3, 4):
+        raise ValueError(f"{op}: output_size must have 2 (or 3, 4 with channels and batch) "
+                         f"entries, got {output_size!r}")
+    sizes = sizes[-2:]
+    result = []
+    for axis, (want, size, k, s, p, d) in enumerate(zip(sizes, in_hw, kernel, stride, padding, dilation)):
+        if isinstance(want, bool) or not isinstance(want, (int, np.integer)):
+            raise TypeError(f"{op}: output_size must hold ints, got {output_size!r}")
+        smallest = conv_transpose_output_size(size, k, s, p, 0, d)
+        if not smallest <= want <= smallest + s - 1:
+            raise ValueError(f"{op}: output_size {tuple(sizes)} is out of reach: axis {axis} "
+                             f"must be between {smallest} and {smallest + s - 1} for input size "
+                             f"{size}, kernel {k}, stride {s}, padding {p}, dilation {d}")
+        result.append(int(want) - smallest)
+    return tuple(result)
+
+
+def _plan(N, out_chw, Cin, geometry, channels_last):
+    """(block rows, conv2d-forward workspace, conv2d-backward workspace, threads)."""
+    C, H, W = out_chw
+    if channels_last:
+        block_rows, forward, backward = _blocks_channels_last(C, H, W, Cin, geometry, BLOCK_ELEMENTS)
+    else:
+        block_rows, forward, backward = _blocks(C, H, W, Cin, geometry, BLOCK_ELEMENTS)
+    kh, kw, Hin, Win = geometry[0], geometry[1], geometry[8], geometry[9]
+    threads = _config.kernel_threads(N, C * kh * kw * N * Hin * Win)
+    return block_rows, forward, backward, threads
+
+
+class ConvTranspose2dFn(Function):
+    """The differentiable op behind ``conv_transpose2d``.  ``geometry`` is conv2d's from the
+    output to the input, ``(kh, kw, sh, sw, ph, pw, dh, dw, Hin, Win, groups)``; ``out_chw``
+    is the output's (channels, height, width)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, geometry, out_chw, channels_last):
+        x = np.ascontiguousarray(x)
+        Cin = weight.shape[0]
+        weight2 = channels_last_weight(weight) if channels_last else \
+            np.ascontiguousarray(weight).reshape(Cin, -1)
+        C, H, W = out_chw
+        N = x.shape[0]
+        out = np.empty((N, H, W, C) if channels_last else (N, C, H, W), dtype=x.dtype)
+        block_rows, _, per_thread, threads = _plan(N, out_chw, Cin, geometry, channels_last)
+        workspace = scratch.empty((threads, per_thread), x.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        with single_threaded():
+            kernels.conv_transpose2d_forward(x, weight2, bias, out, geometry, block_rows,
+                                             workspace, threads, channels_last)
+        if ctx.requires_grad:
+            ctx.geometry, ctx.weight_shape = geometry, weight.shape
+            ctx.out_chw, ctx.channels_last = out_chw, channels_last
+            ctx.save_for_backward(x, weight2)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight2 = ctx.saved_tensors
+        geometry, channels_last = ctx.geometry, ctx.channels_last
+        groups = geometry[10]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad = np.ascontiguousarray(grad, dtype=x.dtype)
+        Cin = weight2.shape[0]
+        block_rows, forward, backward, threads = _plan(x.shape[0], ctx.out_chw, Cin, geometry,
+                                                       channels_last)
+        grad_x = grad_w = grad_b = None
+        with single_threaded():
+            if need_x:  # conv2d of the output gradient
+                grad_x = np.empty(x.shape, dtype=x.dtype)
+                workspace = scratch.empty((threads, forward), x.dtype)
+                run = kernels.conv2d_forward_channels_last if channels_last else kernels.conv2d_forward
+                run(grad, weight2, None, grad_x, geometry, block_rows, workspace, threads)
+            if need_w:  # conv2d's weight gradient, input and output gradient swapped
+                K_group, O_group = weight2.shape[1], Cin // groups
+                shape = (WEIGHT_SLOTS, groups, O_group, K_group) if channels_last else \
+                    (WEIGHT_SLOTS, groups, K_group, O_group)
+                slots = scratch.empty(shape, x.dtype)
+                workspace = scratch.empty((threads, backward), x.dtype)
+                run = kernels.conv2d_backward_channels_last if channels_last else kernels.conv2d_backward
+                run(grad, weight2, x, None, slots, None, geometry, block_rows, workspace, threads)
+                if channels_last:
+                    grad_w = weight_from_channels_last(slots, ctx.weight_shape)
+                else:
+                    total = slots[0].copy()
+                    for part in slots[1:]:  # in slot order: the same bits for any thread count
+                        total += part
+                    grad_w = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(ctx.weight_shape)
+        if need_b:  # NumPy's sum: one thread, a fixed order
+            grad_b = grad.sum(axis=(0, 1, 2) if channels_last else (0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1, *, data_format="channels_first"):
+    """2-d transposed convolution ("deconvolution") over an (N, C, H, W) or (C, H, W)
+    input, as ``torch.nn.functional.conv_transpose2d``.
+
+    ``weight`` is (in_channels, out_channels // groups, kh, kw) (PyTorch's layout),
+    ``bias`` (out_channels,) or None.  ``stride``, ``padding``, ``output_padding`` and
+    ``dilation`` are an int or a pair; the output size is ``(H - 1) * stride - 2 *
+    padding + dilation * (k - 1) + output_padding + 1``, and ``output_padding`` must be
+    smaller than the stride or the dilation.  ``data_format="channels_last"`` (keyword
+    only; minipool's, not PyTorch's) takes (N, H, W, C) / (H, W, C) and returns
+    (N, Hout, Wout, out_channels); the weight keeps PyTorch's layout.
+
+    >>> import numpy as np, minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> x = mp.tensor(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    >>> F.conv_transpose2d(x, mp.tensor(np.ones((1, 1, 2, 2))), stride=2).numpy()[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.],
+           [3., 3., 4., 4.],
+           [3., 3., 4., 4.]])
+    """
+    op = "conv_transpose2d"
+    channels_last = parse_data_format(op, data_format)
+    input, weight = as_tensor(input), as_tensor(weight)
+    if input.ndim not in (3, 4):
+        form = "(N, H, W, C) or (H, W, C)" if channels_last else "(N, C, H, W) or (C, H, W)"
+        raise ValueError(f"{op}: input must be {form}, got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be (in_channels, out_channels/groups, kh, kw), "
+                         f"got shape {weight.shape}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    groups = int(groups)
+    unbatched = input.ndim == 3
+    if channels_last:
+        H, W, C = input.shape[-3:]
+    else:
+        C, H, W = input.shape[-3:]
+    if H == 0 or W == 0:
+        raise ValueError(f"{op}: input spatial size must be >= 1, got shape {input.shape}")
+    Cin, Cout_group, kh, kw = weight.shape
+    if Cout_group == 0 or kh == 0 or kw == 0:
+        raise ValueError(f"{op}: weight shape {weight.shape} has an empty dimension")
+    if Cin % groups:
+        raise ValueError(f"{op}: in_channels {Cin} (weight.shape[0]) must be divisible by groups={groups}")
+    if C != Cin:
+        raise ValueError(f"{op}: input has {C} channels but weight expects {Cin} "
+                         "(weight.shape[0] = in_channels)")
+    Cout = Cout_group * groups
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (Cout,):
+            raise ValueError(f"{op}: bias must have shape ({Cout},) (weight.shape[1] x groups), "
+                             f"got {bias.shape}")
+        if bias.dtype != input.dtype:
+            raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a pair of ints (no 'same' or 'valid' "
+                         f"for a transposed convolution), got {padding!r}")
+    stride = pair(stride, "stride", 1)
+    padding = pair(padding, "padding", 0)
+    output_padding = pair(output_padding, "output_padding", 0)
+    dilation = pair(dilation, "dilation", 1)
+    for o, s, d in zip(output_padding, stride, dilation):
+        if not (o < s or o < d):
+            raise ValueError(f"{op}: output_padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+    Hout = conv_transpose_output_size(H, kh, stride[0], padding[0], output_padding[0], dilation[0])
+    Wout = conv_transpose_output_size(W, kw, stride[1], padding[1], output_padding[1], dilation[1])
+    if Hout < 1 or Wout < 1:
+        raise ValueError(f"{op}: output size ({Hout}, {Wout}) is too small: input ({H}, {W}), "
+                         f"kernel ({kh}, {kw}), stride {stride}, padding {padding}, "
+                         f"output_padding {output_padding}, dilation {dilation}")
+    batch = 1 if unbatched else input.shape[0]
+    largest = max(Cout * Hout * Wout, Cout * kh * kw * W, Cin * H * W) * batch  # output, cols, input
+    if Hout > MAX_GEOMETRY or Wout > MAX_GEOMETRY or largest * input.dtype.itemsize > np.iinfo(np.intp).max:
+        raise ValueError(f"{op}: output size ({Hout}, {Wout}) with {Cout} channels is too large "
+                         "to compute")
+    geometry = (kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+                H, W, groups)
+    x = reshape(input, (1,) + input.shape) if unbatched else input
+    out = ConvTranspose2dFn.apply(x, weight, bias, geometry, (Cout, Hout, Wout), channels_last)
+    return reshape(out, out.shape[1:]) if unbatched else out
