@@ -1,8 +1,10 @@
-"""Parameter-free layers: activations and Flatten."""
+"""Parameter-free layers: activations, channel dropout and Flatten."""
 import minipool.nn.functional as F
+from minipool import _random
 from minipool.nn.module import Module
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity"]
+__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity",
+           "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
 
 
 class ReLU(Module):
@@ -54,3 +56,136 @@ class Flatten(Module):
 class Identity(Module):
     def forward(self, x):
         return x
+
+
+class LeakyReLU(Module):
+    """``F.leaky_relu(x, negative_slope)`` as a layer.
+
+    >>> import minipool as mp
+    >>> mp.nn.LeakyReLU(0.2)(mp.tensor([-1.0, 1.0])).numpy()
+    array([-0.2,  1. ], dtype=float32)
+    """
+
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope, self.inplace = negative_slope, inplace
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope, self.inplace)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class GELU(Module):
+    """``F.gelu(x, approximate)``: approximate is "none" (erf) or "tanh"."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, approximate=self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """``F.silu(x)`` = x * sigmoid(x) as a layer."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x):
+        return F.silu(x, self.inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class ELU(Module):
+    """``F.elu(x, alpha)`` as a layer."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha, self.inplace = alpha, inplace
+
+    def forward(self, x):
+        return F.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
+
+
+class Hardtanh(Module):
+    """``F.hardtanh(x, min_val, max_val)`` as a layer.
+
+    >>> import minipool as mp
+    >>> mp.nn.Hardtanh(-2.0, 2.0)
+    Hardtanh(min_val=-2.0, max_val=2.0)
+    """
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val must be <= max_val, got min_val={min_val}, "
+                             f"max_val={max_val}")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
+
+
+class ReLU6(Hardtanh):
+    """``F.relu6(x)`` = hardtanh(x, 0, 6) as a layer."""
+
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Softplus(Module):
+    """``F.softplus(x, beta, threshold)`` as a layer."""
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Dropout2d(Module):
+    """Zero whole channels with probability ``p`` in training mode (see ``F.dropout2d``);
+    the identity after ``.eval()``.
+
+    >>> import numpy as np, minipool as mp
+    >>> mp.nn.Dropout2d(0.25, generator=np.random.default_rng(0))
+    Dropout2d(p=0.25, inplace=False)
+    """
+
+    def __init__(self, p=0.5, inplace=False, *, generator=None):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
+        self.p = p
+        self.inplace = inplace
+        self.generator = _random.resolve(generator, "Dropout2d") if generator is not None else None
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"

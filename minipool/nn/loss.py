@@ -1,4 +1,4 @@
-"""Loss layers: thin Modules over ``F.cross_entropy``, ``F.nll_loss`` and ``F.mse_loss``."""
+"""Loss layers: thin Modules over the losses of ``minipool.nn.functional``."""
 import numpy as np
 
 import minipool.nn.functional as F
@@ -6,7 +6,8 @@ from minipool.nn.module import Module
 from minipool.ops.loss import check_reduction
 from minipool.tensor import Tensor
 
-__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss"]
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "L1Loss",
+           "SmoothL1Loss", "HuberLoss"]
 
 
 class _WeightedLoss(Module):
@@ -63,3 +64,79 @@ class MSELoss(Module):
 
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class BCELoss(_WeightedLoss):
+    """``F.binary_cross_entropy(input, target, weight, reduction)`` as a layer
+    (input: probabilities in [0, 1]).
+
+    >>> import minipool as mp
+    >>> round(mp.nn.BCELoss()(mp.tensor([0.5]), mp.tensor([1.0])).item(), 4)
+    0.6931
+    """
+
+    def __init__(self, weight=None, *, reduction="mean"):
+        super().__init__(weight, reduction)
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
+
+
+class BCEWithLogitsLoss(_WeightedLoss):
+    """``F.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight)``
+    as a layer; ``weight`` and ``pos_weight`` are buffers, as in PyTorch."""
+
+    def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
+        super().__init__(weight, reduction)
+        if pos_weight is None:
+            self.pos_weight = None
+        else:
+            self.register_buffer("pos_weight", pos_weight if isinstance(pos_weight, Tensor)
+                                 else np.asarray(pos_weight))
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
+
+
+class _ReducedLoss(Module):
+    def __init__(self, reduction):
+        super().__init__()
+        check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+
+class L1Loss(_ReducedLoss):
+    """``F.l1_loss(input, target, reduction)`` as a layer."""
+
+    def __init__(self, *, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, reduction=self.reduction)
+
+
+class SmoothL1Loss(_ReducedLoss):
+    """``F.smooth_l1_loss(input, target, reduction, beta)`` as a layer."""
+
+    def __init__(self, *, reduction="mean", beta=1.0):
+        super().__init__(reduction)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
+            raise ValueError(f"SmoothL1Loss: beta must be a number >= 0, got {beta!r}")
+        self.beta = beta
+
+    def forward(self, input, target):
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_ReducedLoss):
+    """``F.huber_loss(input, target, reduction, delta)`` as a layer."""
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction)
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+            raise ValueError(f"HuberLoss: delta must be a number > 0, got {delta!r}")
+        self.delta = delta
+
+    def forward(self, input, target):
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)

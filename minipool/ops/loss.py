@@ -13,12 +13,15 @@ divides by sum_i w[y_i] over the rows kept, as PyTorch does.  Probability
 targets give q_i = w * ((1 - eps) * t_i + eps / C) and "mean" divides by the
 number of rows.
 """
+import numbers
+
 import numpy as np
 
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
-__all__ = ["cross_entropy", "nll_loss", "mse_loss"]
+__all__ = ["cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "huber_loss"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -313,3 +316,276 @@ def mse_loss(input, target, *, reduction="mean"):
     if target.shape != input.shape:
         raise ValueError(f"mse_loss: target shape {target.shape} differs from input shape {input.shape}")
     return MseFn.apply(input, target, reduction)
+
+
+# -- elementwise losses: BCE, BCE with logits, L1, smooth L1, Huber ---------------------
+#
+# Each is loss_i = f(x_i, t_i) (times a broadcast weight) reduced by "mean" (over all
+# elements; nan for an empty input, as PyTorch), "sum" or "none".  The Functions keep
+# d loss_i / d x_i and d loss_i / d t_i and scale them by the reduction in backward.
+
+
+def _reduce_elements(loss, reduction):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if loss.size == 0:
+        return np.asarray(np.nan, loss.dtype)
+    return loss.mean()
+
+
+def _reduction_scale(grad, reduction, size):
+    """The upstream gradient as each element sees it."""
+    if reduction == "mean":
+        return grad / np.asarray(size, grad.dtype) if size else grad
+    return grad
+
+
+class ElementwiseLossFn(Function):
+    """loss = f(x, t); ``kernel(x, t)`` returns (loss, d/dx, d/dt) arrays."""
+
+    @staticmethod
+    def forward(ctx, x, target, kernel, reduction):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            loss, dx, dt = kernel(x, target, ctx.requires_grad, ctx.needs_input_grad[1])
+        out = _reduce_elements(loss, reduction)
+        if ctx.requires_grad:
+            ctx.d = (dx, dt)
+            ctx.reduction = reduction
+        return np.asarray(out, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx, dt = ctx.d
+        g = _reduction_scale(grad, ctx.reduction, dx.size)
+        gx = g * dx if ctx.needs_input_grad[0] else None
+        gt = g * dt if ctx.needs_input_grad[1] and dt is not None else None
+        return gx, gt, None, None
+
+
+def _float_pair(where, input, target, *, target_grad=True):
+    """``input`` as a float Tensor and ``target`` as a Tensor of the same dtype and shape."""
+    input = as_tensor(input)
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: input must be float32 or float64, got {input.dtype}")
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=input.dtype))
+    elif target.dtype != input.dtype:
+        if target.requires_grad:
+            raise TypeError(f"{where}: target dtype {target.dtype} differs from input dtype {input.dtype}")
+        target = Tensor(target.data.astype(input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"{where}: target shape {target.shape} differs from input shape {input.shape} "
+                         "(PyTorch would broadcast or refuse; minipool needs the same shape)")
+    return input, target
+
+
+def _constant_weight(where, name, weight, dtype):
+    """A weight array (no gradient flows to it), or None."""
+    if weight is None:
+        return None
+    if isinstance(weight, Tensor):
+        if weight.requires_grad:
+            raise ValueError(f"{where}: {name} requires grad, but minipool treats {name} as a constant; "
+                             f"pass {name}.detach() (or a NumPy array)")
+        weight = weight.data
+    weight = np.asarray(weight)
+    if weight.dtype.kind not in "fiu":
+        raise TypeError(f"{where}: {name} must hold numbers, got dtype {weight.dtype}")
+    return weight.astype(dtype, copy=False)
+
+
+def _check_weight_shape(where, name, weight, shape):
+    try:
+        if np.broadcast_shapes(weight.shape, shape) != tuple(shape):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{where}: {name} of shape {weight.shape} does not broadcast to the "
+                         f"input's shape {tuple(shape)}") from None
+
+
+_LOG_FLOOR = -100.0  # PyTorch clamps each log term of BCE at -100
+_BCE_EPS = 1e-12  # and divides by max(x (1 - x), 1e-12) in its gradient
+
+
+def binary_cross_entropy(input, target, weight=None, *, reduction: str = "mean") -> Tensor:
+    """``-w * (t log x + (1 - t) log(1 - x))`` for probabilities ``input`` in [0, 1],
+    as ``torch.nn.functional.binary_cross_entropy``.
+
+    Each log is clamped at -100 (so x = 0 or 1 gives a finite loss); the input
+    gradient is ``w (x - t) / max(x (1 - x), 1e-12)``, as PyTorch.  ``weight``
+    broadcasts to the input's shape; ``target`` must have the input's shape.
+    Gradients reach ``target`` too when it requires them.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> round(F.binary_cross_entropy(mp.tensor([0.5, 0.9]), mp.tensor([1.0, 1.0])).item(), 4)
+    0.3993
+    """
+    check_reduction(reduction, "binary_cross_entropy")
+    input, target = _float_pair("binary_cross_entropy", input, target)
+    x = input.data
+    if x.size and not np.all((x >= 0) & (x <= 1)):
+        raise ValueError("binary_cross_entropy: all elements of input must be probabilities in [0, 1] "
+                         "(NaN is refused too); for logits use binary_cross_entropy_with_logits")
+    w = _constant_weight("binary_cross_entropy", "weight", weight, input.dtype)
+    if w is not None:
+        _check_weight_shape("binary_cross_entropy", "weight", w, input.shape)
+
+    def kernel(x, t, need_grad, need_target_grad):
+        log_x = np.maximum(np.log(x), _LOG_FLOOR)
+        log_1mx = np.maximum(np.log1p(-x), _LOG_FLOOR)
+        loss = (t - 1) * log_1mx - t * log_x
+        dx = dt = None
+        if need_grad:
+            denom = np.maximum((1 - x) * x, np.asarray(_BCE_EPS, x.dtype))
+            dx = (x - t) / denom
+            if need_target_grad:
+                dt = np.log1p(-x) - np.log(x)  # unclamped, as PyTorch's target gradient
+        if w is not None:
+            loss = loss * w
+            dx = None if dx is None else np.broadcast_to(dx * w, x.shape)
+            dt = None if dt is None else np.broadcast_to(dt * w, x.shape)
+        return loss, dx, dt
+
+    return ElementwiseLossFn.apply(input, target, kernel, reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction: str = "mean",
+                                     pos_weight=None) -> Tensor:
+    """BCE of ``sigmoid(input)`` against ``target``, computed stably from the logits,
+    as ``torch.nn.functional.binary_cross_entropy_with_logits``::
+
+        loss = w * ((1 - t) x + (1 + (pos_weight - 1) t) * softplus(-x))
+
+    ``weight`` broadcasts to the input's shape, ``pos_weight`` (weight of the
+    positive term, one per class) broadcasts along the last dimension.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> round(F.binary_cross_entropy_with_logits(mp.tensor([0.0, 100.0]), mp.tensor([1.0, 0.0])).item(), 4)
+    50.3466
+    """
+    where = "binary_cross_entropy_with_logits"
+    check_reduction(reduction, where)
+    input, target = _float_pair(where, input, target)
+    w = _constant_weight(where, "weight", weight, input.dtype)
+    if w is not None:
+        _check_weight_shape(where, "weight", w, input.shape)
+    pw = _constant_weight(where, "pos_weight", pos_weight, input.dtype)
+    if pw is not None:
+        _check_weight_shape(where, "pos_weight", pw, input.shape)
+
+    def kernel(x, t, need_grad, need_target_grad):
+        # softplus(-x) = max(-x, 0) + log1p(exp(-|x|)), finite for every finite x
+        soft = np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+        log_weight = 1 if pw is None else 1 + (pw - 1) * t
+        loss = (1 - t) * x + log_weight * soft
+        dx = dt = None
+        if need_grad:
+            e = np.exp(-np.abs(x))
+            sig_neg = np.where(x >= 0, e / (1 + e), 1 / (1 + e))  # sigmoid(-x), stable
+            dx = (1 - t) - log_weight * sig_neg
+            if need_target_grad:
+                dt = -x if pw is None else (pw - 1) * soft - x
+        if w is not None:
+            loss = loss * w
+            dx = None if dx is None else dx * w
+            dt = None if dt is None else dt * w
+        shape = x.shape
+        return (np.broadcast_to(loss, shape),
+                None if dx is None else np.broadcast_to(dx, shape),
+                None if dt is None else np.broadcast_to(dt, shape))
+
+    return ElementwiseLossFn.apply(input, target, kernel, reduction)
+
+
+def _sign_no_nan(d):
+    # PyTorch's abs backward gives 0 (not NaN) at a NaN difference
+    return np.where(np.isnan(d), np.zeros((), d.dtype), np.sign(d))
+
+
+def l1_loss(input, target, *, reduction: str = "mean") -> Tensor:
+    """Mean absolute error ``|input - target|`` reduced by ``reduction``.
+
+    The gradient is sign(input - target): 0 where they are equal (and, as
+    PyTorch, 0 where the difference is NaN).
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> F.l1_loss(mp.tensor([1.0, 2.0]), mp.tensor([0.0, 4.0])).item()
+    1.5
+    """
+    check_reduction(reduction, "l1_loss")
+    input, target = _float_pair("l1_loss", input, target)
+
+    def kernel(x, t, need_grad, need_target_grad):
+        d = x - t
+        dx = _sign_no_nan(d) if need_grad else None
+        return np.abs(d), dx, (None if dx is None else -dx)
+
+    return ElementwiseLossFn.apply(input, target, kernel, reduction)
+
+
+def _check_positive(where, name, value, allow_zero):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise TypeError(f"{where}: {name} must be a real number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{where}: {name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+    return float(value)
+
+
+def smooth_l1_loss(input, target, *, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (d = input - target);
+    ``beta=0`` is the L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> F.smooth_l1_loss(mp.tensor([0.5, 3.0]), mp.tensor([0.0, 0.0]), reduction="none").numpy()
+    array([0.125, 2.5  ], dtype=float32)
+    """
+    check_reduction(reduction, "smooth_l1_loss")
+    beta = _check_positive("smooth_l1_loss", "beta", beta, allow_zero=True)
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    input, target = _float_pair("smooth_l1_loss", input, target)
+
+    def kernel(x, t, need_grad, need_target_grad):
+        d = x - t
+        b = np.asarray(beta, x.dtype)
+        a = np.abs(d)
+        inside = a < b
+        loss = np.where(inside, 0.5 * d * d / b, a - 0.5 * b)
+        dx = None
+        if need_grad:  # PyTorch: -1 below -beta, 1 above beta, d / beta between (NaN stays NaN)
+            dx = np.where(d < -b, -1, np.where(d > b, 1, d / b)).astype(x.dtype, copy=False)
+        return loss, dx, (None if dx is None else -dx)
+
+    return ElementwiseLossFn.apply(input, target, kernel, reduction)
+
+
+def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (d = input - target),
+    as ``torch.nn.functional.huber_loss`` (delta must be > 0).
+
+    >>> import minipool as mp
+    >>> import minipool.nn.functional as F
+    >>> F.huber_loss(mp.tensor([0.5, 3.0]), mp.tensor([0.0, 0.0]), reduction="none", delta=2.0).numpy()
+    array([0.125, 4.   ], dtype=float32)
+    """
+    check_reduction(reduction, "huber_loss")
+    delta = _check_positive("huber_loss", "delta", delta, allow_zero=False)
+    input, target = _float_pair("huber_loss", input, target)
+
+    def kernel(x, t, need_grad, need_target_grad):
+        d = x - t
+        k = np.asarray(delta, x.dtype)
+        a = np.abs(d)
+        loss = np.where(a < k, 0.5 * d * d, k * (a - 0.5 * k))
+        dx = None
+        if need_grad:
+            dx = np.where(d < -k, -k, np.where(d > k, k, d)).astype(x.dtype, copy=False)
+        return loss, dx, (None if dx is None else -dx)
+
+    return ElementwiseLossFn.apply(input, target, kernel, reduction)

@@ -1,4 +1,4 @@
-"""Optimisers (SGD, Adam, AdamW) and learning-rate schedules, with PyTorch's update rules.
+"""Optimisers (SGD, Adam, AdamW, RMSprop) and learning-rate schedules, with PyTorch's update rules.
 
 >>> import minipool as mp
 >>> net = mp.nn.Linear(4, 2)
@@ -12,6 +12,9 @@ from minipool.optim.adam import Adam, AdamW  # noqa: F401
 from minipool.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, OneCycleLR, StepLR  # noqa: F401
 from minipool.optim.optimizer import Optimizer  # noqa: F401
 from minipool.optim.sgd import SGD  # noqa: F401
+from minipool.optim.rmsprop import RMSprop  # noqa: F401
+from minipool.optim.lr_scheduler import ExponentialLR, LambdaLR, MultiStepLR, ReduceLROnPlateau  # noqa: F401
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "LRScheduler", "StepLR",
            "CosineAnnealingLR", "OneCycleLR"]
+__all__ += ["RMSprop", "MultiStepLR", "ExponentialLR", "LambdaLR", "ReduceLROnPlateau"]

@@ -1,4 +1,5 @@
-"""Learning-rate schedules with PyTorch's semantics: StepLR, CosineAnnealingLR, OneCycleLR.
+"""Learning-rate schedules with PyTorch's semantics: StepLR, MultiStepLR, ExponentialLR, LambdaLR,
+CosineAnnealingLR, OneCycleLR, and ReduceLROnPlateau (stepped with a metric).
 
 Construction applies the schedule's value at step 0; each ``step()`` (call it
 after ``optimizer.step()``) advances one epoch (or one batch, for OneCycleLR)
@@ -6,12 +7,15 @@ and writes the new rate into every ``param_group["lr"]``.  ``state_dict()``
 holds everything but the optimizer, so a checkpoint resumes the schedule.
 """
 import math
+import numbers
+import types
 import warnings
 
 from minipool._validate import positive_int
 from minipool.optim.optimizer import Optimizer, check_number
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
+__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiStepLR", "ExponentialLR",
+           "LambdaLR", "ReduceLROnPlateau"]
 
 
 class LRScheduler:
@@ -220,3 +224,210 @@ class OneCycleLR(LRScheduler):
                     break
                 start_step = end_step
         return lrs
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` at each epoch listed in ``milestones`` (a milestone
+    listed k times multiplies by gamma**k, as PyTorch).
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = MultiStepLR(opt, milestones=[1, 3], gamma=0.5)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.5, 0.25, 0.25]
+    """
+
+    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        try:
+            milestones = list(milestones)
+        except TypeError:
+            raise TypeError(f"MultiStepLR: milestones must be an iterable of ints, got "
+                            f"{type(milestones).__name__}") from None
+        counts = {}
+        for m in milestones:
+            if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+                raise ValueError(f"MultiStepLR: milestones must hold ints, got {m!r}")
+            counts[int(m)] = counts.get(int(m), 0) + 1
+        self.milestones = dict(sorted(counts.items()))
+        self.gamma = check_number("MultiStepLR", "gamma", gamma, low=0, low_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        times = self.milestones.get(self.last_epoch, 0)
+        if self._is_initial or times == 0:
+            return self._current_lrs()
+        return [lr * self.gamma ** times for lr in self._current_lrs()]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every epoch.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = ExponentialLR(opt, gamma=0.5)
+    >>> opt.step(); sched.step(); sched.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, gamma, last_epoch=-1):
+        self.gamma = check_number("ExponentialLR", "gamma", gamma, low=0, low_open=True)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+
+class LambdaLR(LRScheduler):
+    """The rate at epoch t is ``initial_lr * lr_lambda(t)`` (one function, or one per group).
+
+    ``state_dict()`` keeps callable objects' attributes but not plain functions or
+    lambdas (they cannot be pickled), as PyTorch: pass the same ``lr_lambda`` again
+    when you rebuild the scheduler.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = LambdaLR(opt, lambda epoch: 1 / (epoch + 1))
+    >>> opt.step(); sched.step(); sched.get_last_lr()
+    [0.5]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"LambdaLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"LambdaLR: expected {n} lr_lambdas (one per parameter group), "
+                                 f"got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for i, fn in enumerate(self.lr_lambdas):
+            if not callable(fn):
+                raise TypeError(f"LambdaLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [base * fn(self.last_epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
+
+    def state_dict(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(vars(fn))
+                               if hasattr(fn, "__dict__") else None for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", None) or []
+        self.__dict__.update(state)
+        for fn, attrs in zip(self.lr_lambdas, saved):
+            if attrs is not None:
+                fn.__dict__.update(attrs)
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the rate by ``factor`` when a metric has stopped improving, as PyTorch.
+
+    Call ``step(metric)`` once per epoch.  The metric improves when it is lower
+    (``mode="min"``) or higher ("max") than the best so far by more than
+    ``threshold`` -- relative (``threshold_mode="rel"``: best * (1 -/+ threshold))
+    or absolute ("abs").  After more than ``patience`` epochs without
+    improvement every group's rate becomes ``max(lr * factor, min_lr)`` (changes
+    smaller than ``eps`` are skipped), then ``cooldown`` epochs pass before bad
+    epochs are counted again.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = ReduceLROnPlateau(opt, patience=1)
+    >>> for loss in [1.0, 1.0, 1.0, 1.0]:
+    ...     opt.step(); sched.step(loss)
+    >>> sched.get_last_lr()
+    [0.1]
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"ReduceLROnPlateau: optimizer must be a minipool Optimizer, "
+                            f"got {type(optimizer).__name__}")
+        check_number("ReduceLROnPlateau", "factor", factor, high=1.0, high_open=True)
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"ReduceLROnPlateau: {name} must be an int >= 0, got {value!r}")
+        check_number("ReduceLROnPlateau", "threshold", threshold)
+        check_number("ReduceLROnPlateau", "eps", eps, low=0)
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ValueError(f"ReduceLROnPlateau: expected {n} min_lr values (one per parameter "
+                                 f"group), got {len(min_lr)}")
+            self.default_min_lr = None
+            self.min_lrs = list(min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * n
+        for v in self.min_lrs:
+            check_number("ReduceLROnPlateau", "min_lr", v, low=0)
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, factor, int(patience)
+        self.threshold, self.threshold_mode = threshold, threshold_mode
+        self.cooldown, self.eps = int(cooldown), eps
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.last_epoch = 0
+        self._step_count = 0
+        self._last_lr = self._current_lrs()
+        self._reset()
+
+    def _reset(self):
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
+        return a > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
+
+    def get_lr(self):
+        raise NotImplementedError("ReduceLROnPlateau sets rates from the metric in step(metrics)")
+
+    def step(self, metrics):
+        """Record this epoch's ``metrics`` (a number, or a 1-element Tensor/array) and
+        lower the rates if it has not improved for more than ``patience`` epochs."""
+        try:
+            current = float(metrics.item() if hasattr(metrics, "item") else metrics)
+        except (TypeError, ValueError):
+            raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number, got "
+                            f"{type(metrics).__name__}") from None
+        self._step_count += 1
+        self.last_epoch += 1
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs in cooldown do not count
+        if self.num_bad_epochs > self.patience:
+            for group, min_lr in zip(self.optimizer.param_groups, self.min_lrs):
+                old = float(group["lr"])
+                new = max(old * self.factor, min_lr)
+                if old - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()

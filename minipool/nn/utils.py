@@ -1,0 +1,106 @@
+"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, as ``torch.nn.utils``.
+
+Both work in place on ``p.grad`` of every parameter that has one and skip the others.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from minipool.tensor import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+
+
+def _grads(parameters, where):
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(f"{where}: parameters must be a Tensor or an iterable of Tensors, "
+                        f"got {type(parameters).__name__}") from None
+    grads = []
+    for i, p in enumerate(parameters):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{where}: parameters[{i}] is a {type(p).__name__}, not a Tensor")
+        if p.grad is not None:
+            grads.append(p.grad.data)
+    return grads
+
+
+def _number(value, name, where):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value:
+        raise ValueError(f"{where}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _vector_norm(a, norm_type):
+    a = np.abs(a.reshape(-1))
+    if norm_type == math.inf:
+        return a.max() if a.size else a.dtype.type(0)
+    if norm_type == -math.inf:
+        return a.min() if a.size else a.dtype.type(math.inf)
+    if norm_type == 0:
+        return a.dtype.type(np.count_nonzero(a))
+    if norm_type == 2:
+        return np.sqrt(np.dot(a, a))
+    if norm_type == 1:
+        return a.sum()
+    return np.power(np.power(a, norm_type).sum(), 1.0 / norm_type)
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+    """Scale the gradients in place so that their joint ``norm_type``-norm is at most ``max_norm``.
+
+    The total norm is the norm of the per-parameter gradient norms (``inf``: the
+    largest absolute entry).  As PyTorch, every gradient is multiplied by
+    ``min(max_norm / (total + 1e-6), 1)``, and the total norm from before clipping
+    is returned as a 0-d Tensor.  With ``error_if_nonfinite`` a NaN or infinite
+    total raises RuntimeError (otherwise the gradients become NaN, as in PyTorch).
+    ``foreach`` is accepted for PyTorch compatibility and has no effect.
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([3.0, 4.0]))
+    >>> (w * w).sum().backward()
+    >>> mp.nn.utils.clip_grad_norm_([w], max_norm=1.0).item()
+    10.0
+    >>> w.grad.numpy().round(4)
+    array([0.6, 0.8], dtype=float32)
+    """
+    where = "clip_grad_norm_"
+    grads = _grads(parameters, where)
+    max_norm = _number(max_norm, "max_norm", where)
+    norm_type = _number(norm_type, "norm_type", where)
+    if not grads:
+        return Tensor(np.asarray(0.0, dtype=np.float32))
+    dtype = np.result_type(*grads)
+    norms = np.array([_vector_norm(g, norm_type) for g in grads], dtype=dtype)
+    total = _vector_norm(norms, norm_type).astype(dtype)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"{where}: the total norm of order {norm_type} of the gradients is "
+                           f"{float(total)}, so they cannot be clipped; pass error_if_nonfinite=False "
+                           "to clip anyway (the gradients become NaN)")
+    coef = np.asarray(max_norm, dtype) / (total + np.asarray(1e-6, dtype))
+    coef = np.minimum(coef, np.asarray(1.0, dtype))
+    for g in grads:
+        g *= coef.astype(g.dtype)
+    return Tensor(np.asarray(total, dtype=dtype))
+
+
+def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+    """Clamp every gradient entry into ``[-clip_value, clip_value]`` in place (NaN stays NaN).
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([3.0, -0.5]))
+    >>> (w * w).sum().backward()
+    >>> mp.nn.utils.clip_grad_value_([w], 1.0)
+    >>> w.grad.numpy()
+    array([ 1., -1.], dtype=float32)
+    """
+    where = "clip_grad_value_"
+    grads = _grads(parameters, where)
+    clip_value = _number(clip_value, "clip_value", where)
+    for g in grads:
+        np.clip(g, -clip_value, clip_value, out=g)

@@ -1,0 +1,81 @@
+"""RMSprop (Hinton's lecture 6e), with PyTorch's update rule."""
+import numpy as np
+
+from minipool.optim.optimizer import Optimizer, check_number
+
+__all__ = ["RMSprop"]
+
+
+class RMSprop(Optimizer):
+    """RMSprop as ``torch.optim.RMSprop``.  For each parameter p with gradient g::
+
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        centered:  m = m + (1 - alpha) * (g - m);  d = sqrt(v - m * m) + eps
+        otherwise: d = sqrt(v) + eps
+        momentum > 0: b = momentum * b + g / d;  p = p - lr * b
+        otherwise:    p = p - lr * g / d
+
+    State per parameter: "step", "square_avg", and "momentum_buffer" / "grad_avg"
+    when momentum > 0 / centered (PyTorch's names).
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([1.0, -2.0], dtype="float64"))
+    >>> opt = mp.optim.RMSprop([w], lr=0.01)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.numpy().round(4)
+    array([ 0.9, -1.9])
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                 centered=False, *, maximize=False):
+        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                        centered=centered, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def check_group(self, group):
+        check_number("RMSprop", "lr", group["lr"], low=0)
+        check_number("RMSprop", "alpha", group["alpha"], low=0)
+        check_number("RMSprop", "eps", group["eps"], low=0)
+        check_number("RMSprop", "weight_decay", group["weight_decay"], low=0)
+        check_number("RMSprop", "momentum", group["momentum"], low=0)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
+            weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
+            for p in group["params"]:
+                g = self._grad(p, group["maximize"])
+                if g is None:
+                    continue
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0
+                    state["square_avg"] = np.zeros_like(p.data)
+                    if momentum > 0:
+                        state["momentum_buffer"] = np.zeros_like(p.data)
+                    if centered:
+                        state["grad_avg"] = np.zeros_like(p.data)
+                state["step"] += 1
+                if weight_decay != 0:
+                    g = g + weight_decay * p.data
+                square_avg = state["square_avg"]
+                square_avg *= alpha
+                square_avg += (1 - alpha) * g * g
+                if centered:
+                    grad_avg = state["grad_avg"]
+                    grad_avg += (1 - alpha) * (g - grad_avg)
+                    avg = np.sqrt(square_avg - grad_avg * grad_avg)
+                else:
+                    avg = np.sqrt(square_avg)
+                avg += eps
+                if momentum > 0:
+                    buf = state["momentum_buffer"]
+                    buf *= momentum
+                    buf += g / avg
+                    p.data -= lr * buf
+                else:
+                    p.data -= lr * (g / avg)
+        return loss
