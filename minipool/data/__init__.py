@@ -8,6 +8,7 @@
 ((16, 1, 32, 32), (16,))
 """
 from minipool.data import transforms  # noqa: F401
+from minipool.data.cifar import CIFAR10, CIFAR100, CIFARError  # noqa: F401
 from minipool.data.dataset import ArrayDataset  # noqa: F401
 from minipool.data.idx import IDXError, read_idx, write_idx  # noqa: F401
 from minipool.data.loader import DataLoader  # noqa: F401
@@ -15,4 +16,5 @@ from minipool.data.mnist import MNIST, DatasetNotFoundError, FashionMNIST, defau
 from minipool.data.synthetic import SyntheticDigits  # noqa: F401
 
 __all__ = ["ArrayDataset", "DataLoader", "MNIST", "FashionMNIST", "SyntheticDigits", "IDXError",
-           "DatasetNotFoundError", "read_idx", "write_idx", "default_data_dir", "transforms"]
+           "DatasetNotFoundError", "read_idx", "write_idx", "default_data_dir", "transforms",
+           "CIFAR10", "CIFAR100", "CIFARError"]
