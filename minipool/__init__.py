@@ -37,3 +37,5 @@ __all__ = [
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
 from minipool._random import default_generator, initial_seed, manual_seed  # noqa: E402
 __all__ += ["manual_seed", "initial_seed", "default_generator"]
+from minipool.serialization import load, save  # noqa: E402
+__all__ += ["save", "load"]
