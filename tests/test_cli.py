@@ -27,18 +27,11 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert f"accuracy {100 * metrics['test_accuracy']:.2f}%" in printed
 
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIR = next((d for d in [os.environ.get("MINIPOOL_MNIST_DIR", ""), "/work/shared/data/mnist",
-                              os.path.join(REPO, "..", "shared", "data", "mnist")]
-                  if d and os.path.isfile(os.path.join(d, "t10k-images-idx3-ubyte.gz"))), None)
-
-
-@pytest.mark.skipif(MNIST_DIR is None, reason="reduced MNIST not found")
-def test_evaluate_on_real_mnist_when_present(tmp_path, capsys):
+def test_evaluate_on_real_mnist_when_present(tmp_path, capsys, mnist_dir):
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--dataset", "mnist", "--data-dir", MNIST_DIR, "--out", str(out)]) == 0
+    assert main(["train", *TINY, "--dataset", "mnist", "--data-dir", mnist_dir, "--out", str(out)]) == 0
     assert main(["evaluate", "--checkpoint", str(out / "best.npz"), "--dataset", "mnist",
-                 "--data-dir", MNIST_DIR, "--test-size", "100"]) == 0
+                 "--data-dir", mnist_dir, "--test-size", "100"]) == 0
     assert "on mnist test (100 images)" in capsys.readouterr().out
 
 

@@ -11,12 +11,6 @@ from minipool.data import (MNIST, ArrayDataset, DataLoader, DatasetNotFoundError
                            IDXError, SyntheticDigits, default_data_dir, read_idx, transforms,
                            write_idx)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIRS = [os.environ.get("MINIPOOL_MNIST_DIR", ""), "/work/shared/data/mnist",
-              os.path.join(REPO, "..", "shared", "data", "mnist")]
-MNIST_DIR = next((d for d in MNIST_DIRS if d and os.path.isfile(
-    os.path.join(d, "t10k-images-idx3-ubyte.gz"))), None)
-needs_mnist = pytest.mark.skipif(MNIST_DIR is None, reason="reduced MNIST not found")
 
 
 # ------------------------------------------------------------------ IDX by hand
@@ -190,18 +184,17 @@ def test_default_data_dir(monkeypatch):
     assert default_data_dir() == os.path.join(os.path.expanduser("~"), ".cache", "minipool")
 
 
-@needs_mnist
-def test_reduced_mnist_files():
-    train, test = MNIST(MNIST_DIR, train=True), MNIST(MNIST_DIR, train=False)
+def test_reduced_mnist_files(mnist_dir):
+    train, test = MNIST(mnist_dir, train=True), MNIST(mnist_dir, train=False)
     assert len(train) == 15000 and len(test) == 10000
     assert train.images.shape[1:] == (28, 28) and set(np.unique(test.labels)) == set(range(10))
     # the test files are the official ones: their md5 is the published one
     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        data = open(os.path.join(MNIST_DIR, name), "rb").read()
+        data = open(os.path.join(mnist_dir, name), "rb").read()
         assert hashlib.md5(data).hexdigest() == MNIST.resources[name]
-    sums = dict(line.split()[::-1] for line in open(os.path.join(MNIST_DIR, "SHA256SUMS")))
+    sums = dict(line.split()[::-1] for line in open(os.path.join(mnist_dir, "SHA256SUMS")))
     for name, digest in sums.items():
-        assert hashlib.sha256(open(os.path.join(MNIST_DIR, name), "rb").read()).hexdigest() == digest
+        assert hashlib.sha256(open(os.path.join(mnist_dir, name), "rb").read()).hexdigest() == digest
 
 
 # ------------------------------------------------------------------ synthetic digits

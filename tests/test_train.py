@@ -9,11 +9,6 @@ import pytest
 from minipool import checkpoint, train
 from minipool.report import confusion_matrix, format_confusion_matrix
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MNIST_DIRS = [os.environ.get("MINIPOOL_MNIST_DIR", ""), "/work/shared/data/mnist",
-              os.path.join(REPO, "..", "shared", "data", "mnist")]
-MNIST_DIR = next((d for d in MNIST_DIRS if d and os.path.isfile(
-    os.path.join(d, "t10k-images-idx3-ubyte.gz"))), None)
 
 
 def tiny_config(out, **overrides):
@@ -263,10 +258,9 @@ def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
 
 # ------------------------------------------------------------------ accuracy targets (slow)
 @pytest.mark.slow
-@pytest.mark.skipif(MNIST_DIR is None, reason="reduced MNIST not found")
 @pytest.mark.parametrize("model,target", [("lenet5", 0.988), ("lenet5-classic", 0.980)])
-def test_mnist_accuracy_target(tmp_path, model, target):
-    metrics = train.run_training(train.TrainConfig(model=model, dataset="mnist", data_dir=MNIST_DIR,
+def test_mnist_accuracy_target(tmp_path, model, target, mnist_dir):
+    metrics = train.run_training(train.TrainConfig(model=model, dataset="mnist", data_dir=mnist_dir,
                                                    out=str(tmp_path), progress="lines"), log=print)
     assert metrics["test_images"] == 10000
     assert metrics["test_accuracy"] >= target

@@ -41,11 +41,14 @@ class MNIST(ArrayDataset):
 
     The number of images comes from the IDX headers, so reduced subsets work.
 
-    >>> import os
-    >>> root = os.environ.get("MINIPOOL_MNIST_DIR", "/work/shared/data/mnist")
-    >>> if os.path.isdir(root):
-    ...     test = MNIST(root, train=False)
-    ...     assert len(test) == 10000 and test.images.shape[1:] == (28, 28)
+    >>> import os, tempfile, numpy as np
+    >>> from minipool.data import write_idx
+    >>> root = tempfile.mkdtemp()
+    >>> write_idx(os.path.join(root, "t10k-images-idx3-ubyte.gz"), np.zeros((3, 28, 28), np.uint8))
+    >>> write_idx(os.path.join(root, "t10k-labels-idx1-ubyte.gz"), np.array([7, 2, 1], np.uint8))
+    >>> test = MNIST(root, train=False)
+    >>> len(test), test.images.shape[1:], test[0][1]
+    (3, (28, 28), 7)
     """
 
     folder = "mnist"
