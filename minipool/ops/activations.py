@@ -4,11 +4,18 @@ Each op is one Function whose forward and backward follow PyTorch's formulas,
 including what happens at the kinks and for NaN/inf inputs:
 
 * leaky_relu: gradient 1 where x > 0, else ``negative_slope`` (so at 0 and at NaN too).
-* hardtanh / relu6: gradient 1 strictly inside (min_val, max_val), 0 at and beyond
-  the bounds; NaN passes through with gradient 1 (it is not <= or >= a bound).
-* elu: gradient ``alpha * exp(x)`` where x <= 0, else 1.
+* hardtanh / relu6: gradient 1 strictly inside (min_val, max_val), else 0: at and
+  beyond the bounds, and at NaN.
+* elu: gradient 1 where x > 0, else ``alpha * exp(x)`` (NaN at NaN).
 * softplus: linear (gradient 1) where ``beta * x > threshold``.
 * gelu / silu: the plain formulas, so gelu(-inf) and silu(-inf) are NaN as in PyTorch.
+
+For a NaN input PyTorch's CPU kernels disagree with themselves: the vectorised
+body of a tensor and its last few elements (a scalar loop) give hardtanh
+gradient 0 vs 1 and elu gradient NaN vs 1.  minipool gives what the vectorised
+body gives (what every element of a large tensor but its tail sees).  One
+deliberate difference: PyTorch's float32 gelu(+inf) is NaN, minipool's is +inf
+(the float64 value, and the limit).
 
 ``inplace=True`` is honoured when no graph is being recorded for the input (it is
 written over and returned); on a tensor that needs a gradient it raises and
@@ -56,6 +63,16 @@ def _scalar(value, dtype):
     return np.asarray(value, dtype=dtype)
 
 
+def _quiet(method):
+    """Run ``method`` without NumPy's warnings for inf * 0 and overflow: infinite
+    inputs give NaN or inf silently, as in PyTorch."""
+    def wrapper(*args):
+        with np.errstate(invalid="ignore", over="ignore"):
+            return method(*args)
+    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
+    return wrapper
+
+
 class LeakyReluFn(Function):
     @staticmethod
     def forward(ctx, x, slope):
@@ -89,7 +106,8 @@ class HardtanhFn(Function):
         # np.clip keeps NaN, as PyTorch's clamp does
         out = np.clip(x, _scalar(lo, x.dtype), _scalar(hi, x.dtype))
         if ctx.requires_grad:
-            ctx.blocked = (x <= lo) | (x >= hi)  # bounds inclusive: PyTorch gives 0 there
+            # gradient only strictly inside: 0 at the bounds (PyTorch) and at NaN
+            ctx.blocked = ~((x > lo) & (x < hi))
         return out
 
     @staticmethod
@@ -127,8 +145,9 @@ def relu6(input, inplace: bool = False) -> Tensor:
 
 class EluFn(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, x, alpha):
-        negative = x <= 0
+        negative = ~(x > 0)  # NaN takes the exp branch: NaN value and gradient
         with np.errstate(over="ignore"):
             # exp only where it is used: large positive x would overflow to no purpose
             e = np.exp(np.where(negative, x, np.zeros((), x.dtype)))
@@ -138,6 +157,7 @@ class EluFn(Function):
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         slope = _scalar(ctx.alpha, grad.dtype) * ctx.e
         return np.where(ctx.negative, grad * slope, grad), None
@@ -164,6 +184,7 @@ def _sigmoid(x):
 
 class SiluFn(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, x):
         s = _sigmoid(x)
         if ctx.requires_grad:
@@ -171,6 +192,7 @@ class SiluFn(Function):
         return x * s
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         x, s = ctx.saved_tensors
         return grad * (s * (1 + x * (1 - s)))
@@ -203,6 +225,7 @@ def _erf(x):
 
 class GeluFn(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, x, approximate):
         if approximate == "tanh":
             inner = _scalar(_SQRT_2_OVER_PI, x.dtype) * (x + _scalar(_GELU_CUBIC, x.dtype) * x * x * x)
@@ -219,6 +242,7 @@ class GeluFn(Function):
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         x, saved = ctx.saved_tensors
         dt = grad.dtype
@@ -249,6 +273,7 @@ def gelu(input, approximate: str = "none") -> Tensor:
 
 class SoftplusFn(Function):
     @staticmethod
+    @_quiet
     def forward(ctx, x, beta, threshold):
         bx = x * _scalar(beta, x.dtype)
         linear = bx > threshold
@@ -260,6 +285,7 @@ class SoftplusFn(Function):
         return out
 
     @staticmethod
+    @_quiet
     def backward(ctx, grad):
         return np.where(ctx.linear, grad, grad * _sigmoid(ctx.bx).astype(grad.dtype, copy=False)), None, None
 
