@@ -3,7 +3,7 @@ from minipool.nn import functional  # noqa: F401
 from minipool.nn.module import Module, Parameter, Sequential  # noqa: F401
 from minipool.nn.activation import Flatten, Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh  # noqa: F401
 from minipool.nn import init  # noqa: F401
-from minipool.nn.conv import Conv2d  # noqa: F401
+from minipool.nn.conv import Conv2d, ConvTranspose2d  # noqa: F401
 from minipool.nn.linear import Dropout, Linear  # noqa: F401
 from minipool.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from minipool.nn.upsampling import (PixelShuffle, PixelUnshuffle, UpSampling2D, Upsample,  # noqa: F401

@@ -6,8 +6,10 @@ from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool._validate import check_parameter_shape, positive_int
 from minipool.ops.conv import pair
+from minipool.ops.conv_transpose import output_padding_for
+from minipool.ops.pooling._geometry import parse_data_format
 
-__all__ = ["Conv2d"]
+__all__ = ["Conv2d", "ConvTranspose2d"]
 
 
 class Conv2d(Module):
@@ -15,7 +17,9 @@ class Conv2d(Module):
     weight and optional bias, as ``torch.nn.Conv2d`` (``padding_mode='zeros'`` only).
 
     Initialised as in PyTorch (``init.default_layer_init_``); ``generator`` makes
-    the initial values reproducible.
+    the initial values reproducible.  ``data_format="channels_last"`` (keyword only,
+    minipool's) takes (N, H, W, C) inputs and gives (N, Ho, Wo, out_channels); the
+    weight stays in PyTorch's layout, so a state_dict moves between the two formats.
 
     >>> import numpy as np, minipool as mp
     >>> conv = mp.nn.Conv2d(1, 6, 5, generator=np.random.default_rng(0))
@@ -28,8 +32,11 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, dtype=np.float32, generator=None):
+                 groups=1, bias=True, padding_mode="zeros", *, dtype=np.float32, generator=None,
+                 data_format="channels_first"):
         super().__init__()
+        self.data_format = "channels_last" if parse_data_format("Conv2d", data_format) \
+            else "channels_first"
         self.in_channels = positive_int(in_channels, "in_channels", "Conv2d")
         self.out_channels = positive_int(out_channels, "out_channels", "Conv2d")
         self.groups = positive_int(groups, "groups", "Conv2d")
@@ -64,7 +71,7 @@ class Conv2d(Module):
 
     def forward(self, input):
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                        self.groups)
+                        self.groups, data_format=self.data_format)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -76,4 +83,96 @@ class Conv2d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.data_format != "channels_first":
+            s += f", data_format={self.data_format!r}"
+        return s
+
+
+class ConvTranspose2d(Module):
+    """2-d transposed convolution with a learnable (in_channels, out_channels // groups,
+    kh, kw) weight (PyTorch's layout) and optional bias, as ``torch.nn.ConvTranspose2d``
+    (``padding_mode='zeros'`` only, as in PyTorch).
+
+    Initialised as in PyTorch: ``kaiming_uniform_(a=sqrt(5))`` with the fan-in of this
+    weight layout (out_channels // groups * kh * kw), and the bias from the same fan-in.
+    ``forward(input, output_size=None)``: an ``output_size`` picks the output_padding
+    that reaches it, as in PyTorch.  ``data_format="channels_last"`` (keyword only,
+    minipool's) takes (N, H, W, C) inputs.
+
+    >>> import numpy as np, minipool as mp
+    >>> up = mp.nn.ConvTranspose2d(16, 6, 4, stride=2, padding=1, generator=np.random.default_rng(0))
+    >>> up
+    ConvTranspose2d(16, 6, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))
+    >>> up(mp.zeros(2, 16, 7, 7)).shape
+    (2, 6, 14, 14)
+    >>> up.weight.shape
+    (16, 6, 4, 4)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, padding_mode="zeros", *, dtype=np.float32,
+                 generator=None, data_format="channels_first"):
+        super().__init__()
+        where = "ConvTranspose2d"
+        self.in_channels = positive_int(in_channels, "in_channels", where)
+        self.out_channels = positive_int(out_channels, "out_channels", where)
+        self.groups = positive_int(groups, "groups", where)
+        if self.in_channels % self.groups:
+            raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
+        if self.out_channels % self.groups:
+            raise ValueError(f"{where}: out_channels={out_channels} must be divisible by groups={groups}")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        if isinstance(padding, str):
+            raise ValueError(f"{where}: padding must be an int or a pair of ints (no 'same' or "
+                             f"'valid' for a transposed convolution), got {padding!r}")
+        self.padding = pair(padding, "padding", 0)
+        self.output_padding = pair(output_padding, "output_padding", 0)
+        self.dilation = pair(dilation, "dilation", 1)
+        for o, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if not (o < s or o < d):
+                raise ValueError(f"{where}: output_padding must be smaller than either stride or "
+                                 f"dilation, got output_padding={self.output_padding}, "
+                                 f"stride={self.stride}, dilation={self.dilation}")
+        if padding_mode != "zeros":
+            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode PyTorch and "
+                             f"minipool support for it), got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.data_format = "channels_last" if parse_data_format(where, data_format) \
+            else "channels_first"
+        shape = check_parameter_shape(
+            (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
+            "in_channels, out_channels and kernel_size", where)
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None):
+        # fan_in of this layout is weight.shape[1] * kh * kw, which is what PyTorch uses too
+        init.default_layer_init_(self.weight, self.bias, generator)
+
+    def forward(self, input, output_size=None):
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = output_padding_for(
+                output_size, tuple(input.shape), self.kernel_size, self.stride, self.padding,
+                self.dilation, self.data_format == "channels_last")
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  output_padding, self.groups, self.dilation,
+                                  data_format=self.data_format)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.data_format != "channels_first":
+            s += f", data_format={self.data_format!r}"
         return s

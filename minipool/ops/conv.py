@@ -149,7 +149,7 @@ def _plan_channels_last(x_shape, O, geometry):
 def channels_last_weight(weight):
     """A PyTorch-layout weight (O, C/groups, kh, kw) as the channels-last kernels read
     it: (O, kh*kw*C/groups), the taps of an input pixel's channel run side by side."""
-    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], -1)
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(weight.shape[0], int(np.prod(weight.shape[1:])))
 
 
 def weight_from_channels_last(slots, weight_shape):

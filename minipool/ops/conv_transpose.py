@@ -39,25 +39,30 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding, di
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
-def output_padding_for(output_size, in_hw, kernel, stride, padding, dilation, op="ConvTranspose2d"):
-    """The output_padding that gives ``output_size`` (its last two entries: the
-    (N, C, H, W) / (C, H, W) forms are accepted as in PyTorch), which must lie
-    between the smallest size and that plus stride - 1."""
+def output_padding_for(output_size, input_shape, kernel, stride, padding, dilation,
+                       channels_last=False, op="ConvTranspose2d"):
+    """The output_padding that gives ``output_size``: (H, W), or the whole output shape
+    of a batched input (as PyTorch accepts), whose sizes must lie between the smallest
+    output and that plus stride - 1."""
     sizes = tuple(output_size)
-    if len(sizes) not in (2, 3, 4):
-        raise ValueError(f"{op}: output_size must have 2 (or 3, 4 with channels and batch) "
-                         f"entries, got {output_size!r}")
-    sizes = sizes[-2:]
-    result = []
-    for axis, (want, size, k, s, p, d) in enumerate(zip(sizes, in_hw, kernel, stride, padding, dilation)):
+    full = len(input_shape)
+    if len(sizes) == full:
+        sizes = sizes[-3:-1] if channels_last else sizes[-2:]
+    elif len(sizes) != 2:
+        raise ValueError(f"{op}: for a {full}-d input, output_size must have 2 or {full} "
+                         f"elements, got {output_size!r}")
+    in_hw = input_shape[-3:-1] if channels_last else input_shape[-2:]
+    result, smallest, largest = [], [], []
+    for want, size, k, s, p, d in zip(sizes, in_hw, kernel, stride, padding, dilation):
         if isinstance(want, bool) or not isinstance(want, (int, np.integer)):
             raise TypeError(f"{op}: output_size must hold ints, got {output_size!r}")
-        smallest = conv_transpose_output_size(size, k, s, p, 0, d)
-        if not smallest <= want <= smallest + s - 1:
-            raise ValueError(f"{op}: output_size {tuple(sizes)} is out of reach: axis {axis} "
-                             f"must be between {smallest} and {smallest + s - 1} for input size "
-                             f"{size}, kernel {k}, stride {s}, padding {p}, dilation {d}")
-        result.append(int(want) - smallest)
+        smallest.append(conv_transpose_output_size(size, k, s, p, 0, d))
+        largest.append(smallest[-1] + s - 1)
+        result.append(int(want) - smallest[-1])
+    if not all(lo <= want <= hi for want, lo, hi in zip(sizes, smallest, largest)):
+        raise ValueError(f"{op}: output_size {tuple(sizes)} is out of reach: valid sizes range "
+                         f"from {tuple(smallest)} to {tuple(largest)} for an input of spatial "
+                         f"size {tuple(in_hw)}")
     return tuple(result)
 
 
@@ -83,7 +88,7 @@ class ConvTranspose2dFn(Function):
         x = np.ascontiguousarray(x)
         Cin = weight.shape[0]
         weight2 = channels_last_weight(weight) if channels_last else \
-            np.ascontiguousarray(weight).reshape(Cin, -1)
+            np.ascontiguousarray(weight).reshape(Cin, int(np.prod(weight.shape[1:])))
         C, H, W = out_chw
         N = x.shape[0]
         out = np.empty((N, H, W, C) if channels_last else (N, C, H, W), dtype=x.dtype)
