@@ -16,6 +16,7 @@ from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
 from minipool.ops.upsampling import (interpolate, pixel_shuffle, pixel_unshuffle, upsample,  # noqa: F401
                                      upsample_bilinear, upsample_nearest)
 from minipool.ops.pooling import *  # noqa: F401,F403  (every pooling op; see its __all__)
+from minipool.ops.batchnorm import batch_norm  # noqa: F401
 from minipool.ops.activations import (dropout2d, elu, gelu, hardtanh, leaky_relu, relu6,  # noqa: F401
                                       silu, softplus)
 from minipool.ops.padding import one_hot, pad  # noqa: F401
