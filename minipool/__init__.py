@@ -39,3 +39,5 @@ from minipool._random import default_generator, initial_seed, manual_seed  # noq
 __all__ += ["manual_seed", "initial_seed", "default_generator"]
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
+from minipool.summary import summary  # noqa: E402  (the function; the module stays minipool.summary in sys.modules)
+__all__ += ["summary"]

@@ -18,6 +18,26 @@ class Parameter(Tensor):
         return "Parameter(" + super().__repr__() + ")"
 
 
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``remove()`` takes the hook out again."""
+
+    _next_id = 0
+
+    def __init__(self, registry, hook):
+        self._registry, self.id = registry, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+        registry[self.id] = hook
+
+    def remove(self):
+        self._registry.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
 class Module:
     """Base class of layers and models.
 
@@ -72,7 +92,49 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_forward_hooks")  # None until a hook is registered
+        if not hooks:
+            return self.forward(*args, **kwargs)
+        for pre in tuple(hooks["pre"].values()):
+            changed = pre(self, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+        result = self.forward(*args, **kwargs)
+        for post in tuple(hooks["post"].values()):
+            changed = post(self, args, result)
+            if changed is not None:
+                result = changed
+        return result
+
+    # -- hooks (as torch.nn.Module's; used by mp.summary) ---------------------------
+    def _add_hook(self, kind, hook):
+        if not callable(hook):
+            raise TypeError(f"register_forward_{'pre_' if kind == 'pre' else ''}hook: hook must be "
+                            f"callable, got {type(hook).__name__}")
+        hooks = self.__dict__.get("_forward_hooks")
+        if hooks is None:
+            hooks = {"pre": OrderedDict(), "post": OrderedDict()}
+            object.__setattr__(self, "_forward_hooks", hooks)
+        return RemovableHandle(hooks[kind], hook)
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, args, output)`` after each forward; a non-None return
+        replaces the output.  Returns a handle: ``handle.remove()`` unregisters it.
+
+        >>> import minipool as mp
+        >>> relu = mp.nn.ReLU()
+        >>> seen = []
+        >>> handle = relu.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+        >>> _ = relu(mp.zeros(2, 3)); handle.remove(); _ = relu(mp.zeros(4))
+        >>> seen
+        [(2, 3)]
+        """
+        return self._add_hook("post", hook)
+
+    def register_forward_pre_hook(self, hook):
+        """Call ``hook(module, args)`` before each forward; a non-None return replaces
+        the positional arguments (a tuple, or a single value)."""
+        return self._add_hook("pre", hook)
 
     # -- traversal -----------------------------------------------------------
     def named_children(self):
