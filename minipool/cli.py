@@ -79,29 +79,37 @@ def _evaluate(args):
 
 def _add_train_parser(sub):
     from minipool.models import MODELS
-    from minipool.train import DATASETS, OPTIMIZERS, SCHEDULES
+    from minipool.train_setup import DATASETS, OPTIMIZERS, SCHEDULES, colour_models
 
     p = sub.add_parser(
-        "train", help="train LeNet-5 (defaults: modern LeNet-5 on synthetic digits, ~1 minute)",
-        description="Train LeNet-5 on minipool's own autograd and kernels. Unset options take the "
+        "train", help="train a network (defaults: modern LeNet-5 on synthetic digits, ~1 minute)",
+        description="Train a network on minipool's own autograd and kernels. Unset options take the "
                     "dataset's defaults (synthetic: 12,000 images, 4 epochs, SGD lr 0.05 one-cycle; mnist and "
                     "fashion-mnist: 10 epochs, SGD lr 0.1 one-cycle, weight decay 5e-4, augmentation on; "
-                    "lenet5-classic: lr 0.01, no weight decay).")
+                    "cifar10 and cifar100: 15 epochs, SGD lr 0.05 one-cycle, weight decay 5e-4, random "
+                    "crops and flips; lenet5-classic: lr 0.01, no weight decay).")
     # names are checked by TrainConfig, which gives one clear message for a wrong one
-    p.add_argument("--model", metavar="{" + ",".join(MODELS) + "}", help="network (default lenet5)")
+    colour = colour_models()
+    p.add_argument("--model", metavar="{" + ",".join(MODELS) + "}",
+                   help=f"network, one of: {', '.join(MODELS)} (default lenet5); cifar10/cifar100 need "
+                        f"one built for 3-channel images: "
+                        f"{', '.join(colour) if colour else 'none registered yet'}")
     p.add_argument("--dataset", metavar="{" + ",".join(DATASETS) + "}",
-                   help="data (default synthetic: no files needed)")
-    p.add_argument("--data-dir", help="folder with the IDX files (default $MINIPOOL_DATA/<dataset> "
-                                      "or ~/.cache/minipool/<dataset>)")
+                   help="data (default: inferred from the files in --data-dir; without --data-dir, "
+                        "synthetic: no files needed)")
+    p.add_argument("--data-dir", help="folder with the dataset files: MNIST/Fashion-MNIST IDX files, or "
+                                      "the CIFAR binary archive (cifar-10-binary.tar.gz, "
+                                      "cifar-100-binary.tar.gz) or its extracted folder (default "
+                                      "$MINIPOOL_DATA/<dataset> or ~/.cache/minipool/<dataset>)")
     p.add_argument("--download", action="store_true", default=None,
-                   help="download missing MNIST/Fashion-MNIST files (checksums verified)")
+                   help="download missing MNIST/Fashion-MNIST/CIFAR files (checksums verified)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, help="default 64")
     p.add_argument("--optimizer", metavar="{" + ",".join(OPTIMIZERS) + "}", help="default sgd")
     p.add_argument("--lr", type=float, help="learning rate (the peak rate for onecycle)")
     p.add_argument("--schedule", metavar="{" + ",".join(SCHEDULES) + "}", help="default onecycle")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random affine jitter of the training images")
+                   help="random affine jitter of the training digits; random crops and flips for CIFAR")
     p.add_argument("--threads", type=int,
                    help="threads for minipool's kernels (BLAS runs on one: LeNet's GEMMs are too small "
                         "to split)")

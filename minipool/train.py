@@ -31,11 +31,11 @@ from minipool import checkpoint
 from minipool.report import confusion_matrix, format_confusion_matrix, save_plots
 from minipool.tensor import Tensor, no_grad
 from minipool.train_setup import (  # noqa: F401 (re-exported: minipool.train is the public home)
-    DATASET_DEFAULTS, DATASETS, EVAL_BATCH, MMAP_THRESHOLD, MODEL_DEFAULTS, OPTIMIZERS, SCHEDULES,
+    DATASET_DEFAULTS, DATASET_INPUTS, DATASETS, EVAL_BATCH, MMAP_THRESHOLD, MODEL_DEFAULTS, OPTIMIZERS, SCHEDULES,
     SYNTHETIC_TEST_SEED, TRIM_THRESHOLD, TrainConfig, TrainError, TrainingDiverged, TrainingInterrupted,
     _Progress, _current_lr, _loss_fn, _prepared, _resume_config, _set_openblas_threads, _threads_now,
-    build_optimizer, build_scheduler, evaluate_arrays, keep_freed_memory_for_reuse, load_datasets,
-    make_transforms, pin_blas_to_one_thread, set_threads, use_training_machine_settings)
+    build_optimizer, build_scheduler, evaluate_arrays, infer_dataset, keep_freed_memory_for_reuse,
+    load_datasets, make_transforms, open_split, pin_blas_to_one_thread, set_threads, use_training_machine_settings)
 
 __all__ = ["TrainConfig", "TrainError", "TrainingDiverged", "TrainingInterrupted", "run_training",
            "evaluate_checkpoint", "DATASETS", "OPTIMIZERS", "SCHEDULES", "DATASET_DEFAULTS",
@@ -169,7 +169,7 @@ class _TrainingRun:
         cfg = self.cfg
         self.train_set, self.val_set, self.test_set, self.classes = load_datasets(cfg)
         self.mean, self.std = self.train_set.mean_std()
-        train_tf, self.eval_tf = make_transforms(self.mean, self.std, cfg.augment)
+        train_tf, self.eval_tf = make_transforms(self.mean, self.std, cfg.augment, cfg.dataset)
         self.val_x, self.val_y = _prepared(self.val_set, self.eval_tf)
 
         from minipool.data import DataLoader
@@ -422,6 +422,11 @@ def evaluate_checkpoint(path, dataset=None, data_dir=None, download=False, test_
     dataset = dataset or saved.get("dataset", "synthetic")
     if dataset not in DATASETS:
         raise TrainError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
+    trained_on = saved.get("dataset")
+    if trained_on in DATASET_INPUTS and DATASET_INPUTS[trained_on] != DATASET_INPUTS[dataset]:
+        (c0, k0), (c1, k1) = DATASET_INPUTS[trained_on], DATASET_INPUTS[dataset]
+        raise TrainError(f"{path} was trained on {trained_on} ({c0}-channel images, {k0} classes); "
+                         f"{dataset} ({c1}-channel images, {k1} classes) does not fit it")
     if data_dir is not None and not download and not os.path.isdir(data_dir):
         raise TrainError(f"data directory {data_dir} does not exist")
     from minipool import data
@@ -431,16 +436,12 @@ def evaluate_checkpoint(path, dataset=None, data_dir=None, download=False, test_
         test = data.SyntheticDigits(n, seed=SYNTHETIC_TEST_SEED)
         classes = list(test.classes)
     else:
-        cls = data.MNIST if dataset == "mnist" else data.FashionMNIST
-        try:
-            test = cls(data_dir, train=False, download=download)
-        except (data.DatasetNotFoundError, data.IDXError) as e:
-            raise TrainError(str(e)) from None
+        test = open_split(dataset, data_dir, False, download)
         if test_size:
             test = test.subset(np.arange(min(test_size, len(test))))
-        classes = list(cls.classes)
+        classes = list(test.classes)
     mean, std = meta.get("normalization") or test.mean_std()
-    _, eval_tf = make_transforms(mean, std, False)
+    _, eval_tf = make_transforms(mean, std, False, dataset)
     x, y = _prepared(test, eval_tf)
     loss, acc, preds = evaluate_arrays(model, x, y, batch_size)
     matrix = confusion_matrix(y, preds, len(classes))

@@ -14,6 +14,8 @@ starts from, each small enough to read on its own:
 Everything here is re-exported by :mod:`minipool.train`, its public home.
 """
 import dataclasses
+import hashlib
+import inspect
 import math
 import os
 import sys
@@ -24,7 +26,11 @@ from minipool.tensor import Tensor, no_grad
 
 
 # --------------------------------------------------------------------------- the config
-DATASETS = ("synthetic", "mnist", "fashion-mnist")
+DATASETS = ("synthetic", "mnist", "fashion-mnist", "cifar10", "cifar100")
+# (input channels, classes) of each dataset: what a model must be built for
+DATASET_INPUTS = {"synthetic": (1, 10), "mnist": (1, 10), "fashion-mnist": (1, 10),
+                  "cifar10": (3, 10), "cifar100": (3, 100)}
+COLOUR_DATASETS = ("cifar10", "cifar100")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 # The synthetic defaults finish well within a minute on two cores; the MNIST ones
@@ -37,6 +43,12 @@ DATASET_DEFAULTS = {
                   weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
     "fashion-mnist": dict(epochs=10, optimizer="sgd", lr=0.1, schedule="onecycle", augment=True,
                           weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
+    # CIFAR: the usual small-CNN recipe (random crop with 4 pixels of padding, flips, SGD with
+    # weight decay); not tuned here: the CIFAR files cannot be fetched on the development machine
+    "cifar10": dict(epochs=15, optimizer="sgd", lr=0.05, schedule="onecycle", augment=True,
+                    weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
+    "cifar100": dict(epochs=15, optimizer="sgd", lr=0.05, schedule="onecycle", augment=True,
+                     weight_decay=5e-4, train_size=None, val_size=1000, test_size=None),
 }
 # Per-model overrides of the above.  The 1998 network's RBF outputs give
 # gradients in squared-distance units, so plain SGD needs a much smaller rate
@@ -69,7 +81,7 @@ class TrainConfig:
     """Every choice a training run makes; ``None`` means "the dataset's default"."""
 
     model: str = "lenet5"
-    dataset: str = "synthetic"
+    dataset: str = None  # None: inferred from the files in data_dir, else "synthetic"
     data_dir: str = None
     download: bool = False
     epochs: int = None
@@ -96,9 +108,16 @@ class TrainConfig:
 
         if self.model not in MODELS:
             raise TrainError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
-        if self.dataset not in DATASETS:
-            raise TrainError(f"unknown dataset {self.dataset!r}; choose one of: {', '.join(DATASETS)}")
         cfg = dataclasses.replace(self)
+        if cfg.dataset is None:
+            cfg.dataset = "synthetic" if cfg.data_dir is None else infer_dataset(cfg.data_dir)
+        if cfg.dataset not in DATASETS:
+            raise TrainError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
+        if cfg.dataset == "synthetic" and cfg.data_dir is not None:
+            raise TrainError(f"the synthetic digits are drawn, not read: --data-dir {cfg.data_dir} "
+                             f"needs --dataset {{{','.join(DATASETS[1:])}}} (or no --dataset, to infer it "
+                             f"from the files there)")
+        check_model_fits_dataset(cfg.model, cfg.dataset)
         defaults = dict(DATASET_DEFAULTS[cfg.dataset], **MODEL_DEFAULTS.get(cfg.model, {}))
         for key, value in defaults.items():
             if getattr(cfg, key) is None:
@@ -146,10 +165,115 @@ class TrainConfig:
         config = {"seed": seed}
         if self.model == "lenet5-classic":
             config["output"] = self.classic_output
+        channels, classes = DATASET_INPUTS[self.dataset]
+        accepted = model_arguments(self.model)
+        if "in_channels" in accepted:
+            config["in_channels"] = channels
+        if "num_classes" in accepted and classes != 10:
+            config["num_classes"] = classes
         return config
 
     def as_dict(self):
         return dataclasses.asdict(self)
+
+
+def model_arguments(name):
+    """The keyword arguments the model registered as ``name`` is built with."""
+    from minipool.models import MODELS
+
+    return set(inspect.signature(MODELS[name]).parameters)
+
+
+def colour_models():
+    """The registered models that can be built for 3-channel images (they take ``in_channels``)."""
+    from minipool.models import MODELS
+
+    return [name for name in MODELS if "in_channels" in model_arguments(name)]
+
+
+def check_model_fits_dataset(model, dataset):
+    """A TrainError when ``model`` cannot be built for ``dataset``'s channels and classes."""
+    channels, classes = DATASET_INPUTS[dataset]
+    accepted = model_arguments(model)
+    if channels != 1 and "in_channels" not in accepted:
+        able = colour_models()
+        raise TrainError(f"model {model} takes 1-channel images, but {dataset} has {channels} colour "
+                         f"channels; choose a model built for them with --model "
+                         f"({', '.join(able) if able else 'none is registered'})")
+    if classes != 10 and "num_classes" not in accepted:
+        raise TrainError(f"model {model} has a fixed 10-class output, but {dataset} has {classes} classes")
+
+
+# --------------------------------------------------------------------------- which dataset
+def _idx_names():
+    from minipool.data import MNIST
+
+    for name in MNIST.resources:
+        yield name
+        yield name[:-3]
+
+
+def _mnist_like_in(folder):
+    """The IDX file names of MNIST's layout present in ``folder``."""
+    return [n for n in _idx_names() if os.path.isfile(os.path.join(folder, n))]
+
+
+def _which_mnist(folder, present):
+    """"mnist" or "fashion-mnist" when a present .gz file is a published one (by its MD5), else None."""
+    from minipool.data import MNIST, FashionMNIST
+
+    for name in present:
+        if not name.endswith(".gz"):
+            continue
+        digest = hashlib.md5(open(os.path.join(folder, name), "rb").read()).hexdigest()
+        for key, cls in (("mnist", MNIST), ("fashion-mnist", FashionMNIST)):
+            if cls.resources.get(name) == digest:
+                return key
+    return None
+
+
+def infer_dataset(data_dir):
+    """The dataset whose files are in ``data_dir`` (used when --dataset is not given).
+
+    MNIST and Fashion-MNIST share file names: they are told apart by the folder
+    (``mnist/`` or ``fashion-mnist/``, the download layout) or by the published
+    MD5 of a ``.gz`` file; CIFAR by its archive or extracted folder.  Anything
+    else, or files of several datasets, is a TrainError that names --dataset.
+    """
+    from minipool.data import CIFAR10, CIFAR100
+
+    choose = f"pass --dataset {{{','.join(DATASETS[1:])}}} to say which"
+    if not os.path.isdir(data_dir):
+        raise TrainError(f"data directory {data_dir} does not exist, and without --dataset there are no "
+                         f"files to tell the dataset from; {choose} (with --download to fetch it there)")
+    found, unsure = [], None
+    for key, cls in (("cifar10", CIFAR10), ("cifar100", CIFAR100)):
+        if cls.present_in(data_dir):
+            found.append(key)
+    for key in ("mnist", "fashion-mnist"):
+        if _mnist_like_in(os.path.join(data_dir, key)):
+            found.append(key)
+    present = _mnist_like_in(data_dir)
+    if present:
+        which = _which_mnist(data_dir, present) or \
+            {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}.get(os.path.basename(os.path.normpath(data_dir)))
+        if which is None:
+            unsure = (f"--data-dir {data_dir} holds MNIST-format files ({', '.join(present)}) that are not "
+                      f"the published MNIST or Fashion-MNIST files, so which of the two they are cannot "
+                      f"be told; pass --dataset mnist or --dataset fashion-mnist")
+        elif which not in found:
+            found.append(which)
+    if unsure and not found:
+        raise TrainError(unsure)
+    if len(found) > 1 or (found and unsure):
+        raise TrainError(f"--data-dir {data_dir} holds files of several datasets "
+                         f"({', '.join(found + (['mnist or fashion-mnist'] if unsure else []))}); {choose}")
+    if not found:
+        raise TrainError(
+            f"--data-dir {data_dir}: no dataset files recognised (looked for MNIST / Fashion-MNIST IDX "
+            f"files, {CIFAR10.archive} or {CIFAR10.base_folder}/, {CIFAR100.archive} or "
+            f"{CIFAR100.base_folder}/); {choose}, or drop --data-dir to train on the synthetic digits")
+    return found[0]
 
 
 def _resume_config(cfg, explicit, meta, path):
@@ -251,6 +375,24 @@ def _threads_now():
 
 
 # --------------------------------------------------------------------------- data
+def dataset_class(name):
+    """The dataset class behind a --dataset name (not "synthetic")."""
+    from minipool import data
+
+    return {"mnist": data.MNIST, "fashion-mnist": data.FashionMNIST, "cifar10": data.CIFAR10,
+            "cifar100": data.CIFAR100}[name]
+
+
+def open_split(name, data_dir, train, download):
+    """One split of the dataset ``name`` read from ``data_dir``; bad or missing files are a TrainError."""
+    from minipool import data
+
+    try:
+        return dataset_class(name)(data_dir, train=train, download=download)
+    except (data.DatasetNotFoundError, data.IDXError, data.CIFARError) as e:
+        raise TrainError(str(e)) from None
+
+
 def load_datasets(cfg):
     """(train, validation, test, class names) as ArrayDatasets, per the config."""
     from minipool import data
@@ -260,13 +402,9 @@ def load_datasets(cfg):
         test = data.SyntheticDigits(cfg.test_size, seed=SYNTHETIC_TEST_SEED)
         classes = train.classes
     else:
-        cls = data.MNIST if cfg.dataset == "mnist" else data.FashionMNIST
-        try:
-            train = cls(cfg.data_dir, train=True, download=cfg.download)
-            test = cls(cfg.data_dir, train=False, download=cfg.download)
-        except (data.DatasetNotFoundError, data.IDXError) as e:
-            raise TrainError(str(e)) from None
-        classes = cls.classes
+        train = open_split(cfg.dataset, cfg.data_dir, True, cfg.download)
+        test = open_split(cfg.dataset, cfg.data_dir, False, cfg.download)
+        classes = train.classes
         if cfg.test_size is not None:
             test = test.subset(np.arange(min(cfg.test_size, len(test))), "test")
     if cfg.val_size >= len(train):
@@ -281,9 +419,18 @@ def load_datasets(cfg):
     return train, val, test, list(classes)
 
 
-def make_transforms(mean, std, augment):
+def make_transforms(mean, std, augment, dataset=None):
+    """(training, evaluation) transforms.  Digits (28x28) are padded to LeNet's 32x32 and jittered
+    by a small random affine map; CIFAR (32x32 colour) gets a random crop with 4 pixels of padding
+    and horizontal flips, normalised per channel."""
     from minipool.data import transforms as T
 
+    if dataset in COLOUR_DATASETS:
+        norm = T.Normalize(mean, std)
+        evaluation = T.Compose([norm])
+        if not augment:
+            return evaluation, evaluation
+        return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), norm]), evaluation
     pad, norm = T.Pad(2), T.Normalize(mean, std)
     evaluation = T.Compose([pad, norm])
     if not augment:

@@ -145,6 +145,20 @@ class CIFAR10(ArrayDataset):
                     best = [os.path.join(where, n) for n in missing]
         return None, best
 
+    @classmethod
+    def present_in(cls, root):
+        """Whether ``root`` holds this dataset's archive or any of its binary files, in any of the
+        places the constructor looks (how ``train --data-dir`` without ``--dataset`` tells it)."""
+        root = os.path.expanduser(os.fspath(root))
+        names = cls.train_files + cls.test_files
+        for folder in (root, os.path.join(root, cls.folder)):
+            if os.path.isfile(os.path.join(folder, cls.archive)):
+                return True
+            for where in (os.path.join(folder, cls.base_folder), folder):
+                if any(os.path.isfile(os.path.join(where, n)) for n in names):
+                    return True
+        return False
+
     def _archive_path(self):
         for folder in self._folders():
             path = os.path.join(folder, self.archive)
