@@ -35,3 +35,12 @@ def mnist_dir():
             pytest.fail(reason, pytrace=False)
         pytest.skip(reason)
     return folder
+
+
+def pytest_configure(config):
+    """Tests that compare thread counts must really get them: the kernels' load-adaptive
+    team (which shrinks while other processes keep cores busy) is off in tests, except
+    where tests/test_adaptive_threads.py turns it on to test it."""
+    import minipool
+
+    minipool.set_adaptive_threads(False)
