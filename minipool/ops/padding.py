@@ -26,7 +26,10 @@ def _source_index(size, left, right, mode):
     if mode == "replicate":
         return np.clip(positions, 0, size - 1)
     if mode == "circular":
-        return np.mod(positions, size)
+        # PyTorch crops first, then wraps around what is left
+        start = max(-left, 0)
+        kept = size - start - max(-right, 0)
+        return start + np.mod(np.arange(-max(left, 0), kept + max(right, 0)), kept)
     # reflect: period 2 * (size - 1), folded back; size 1 only arises with no padding
     if size == 1:
         return np.zeros_like(positions)
@@ -109,7 +112,9 @@ def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
     "replicate" (repeat the edge) and "circular" (wrap around) pad the last 1, 2 or
     3 dimensions of a 2-D/3-D, 3-D/4-D or 4-D/5-D input respectively, as PyTorch.
     Limits as PyTorch: reflect amounts must be < the dimension's size, circular
-    ones <= it; non-constant modes need a non-empty result.  Differentiable.
+    ones <= it (after the crop by any negative amount, which circular applies
+    first); reflect and replicate need one padded dimension left non-empty.
+    Differentiable.
 
     >>> import minipool as mp
     >>> import minipool.nn.functional as F
@@ -129,9 +134,10 @@ def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
         if isinstance(fill, bool) or not isinstance(fill, numbers.Real):
             raise TypeError(f"pad: value must be a real number, got {value!r}")
         for axis, (n, (lo, hi)) in enumerate(zip(input.shape, pairs)):
-            if n + lo + hi < 0:
-                raise ValueError(f"pad: padding ({lo}, {hi}) of dimension {axis} (size {n}) would leave "
-                                 f"a negative size {n + lo + hi}")
+            kept = n - max(-lo, 0) - max(-hi, 0)
+            if kept < 0:  # PyTorch crops first: cropping more than there is is an error
+                raise ValueError(f"pad: padding ({lo}, {hi}) of dimension {axis} (size {n}) crops "
+                                 f"{n - kept} elements, more than there are (a negative size {kept})")
         fill = np.asarray(fill).astype(input.dtype) if input.dtype.kind != "b" else bool(fill)
         return PadFn.apply(input, tuple(pairs), fill)
     if value is not None and value != 0:
@@ -146,21 +152,28 @@ def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
         if n == 0 and not (batched and axis == 0):
             raise ValueError(f"pad: mode {mode!r} needs non-empty dimensions (only a batch dimension "
                              f"may be 0), got shape {input.shape}")
-    indices = []
+    indices, out_sizes = [], []
     for axis in range(input.ndim - count, input.ndim):
         n, (lo, hi) = input.shape[axis], pairs[axis]
         if mode == "reflect" and (lo >= n or hi >= n):
             raise ValueError(f"pad: reflect padding ({lo}, {hi}) of dimension {axis} must be less than "
                              f"its size {n}")
-        if mode == "circular" and (lo > n or hi > n):
-            raise ValueError(f"pad: circular padding ({lo}, {hi}) of dimension {axis} must be at most "
-                             f"its size {n} (it would wrap around more than once)")
         out_size = n + lo + hi
-        if out_size < 1 and not (mode == "circular" and out_size == 0):
+        kept = n - max(-lo, 0) - max(-hi, 0)
+        if mode == "circular" and (max(lo, 0) > kept or max(hi, 0) > kept) and out_size >= 0:
+            # (PyTorch checks against n and then reads overlapping or unset memory)
+            raise ValueError(f"pad: circular padding ({lo}, {hi}) of dimension {axis} (size {n}, "
+                             f"{max(kept, 0)} left after cropping) must be at most what is left "
+                             "after cropping (it would wrap around more than once)")
+        if out_size < 0:
             raise ValueError(f"pad: padding ({lo}, {hi}) of dimension {axis} (size {n}) leaves "
-                             f"{out_size} elements; mode {mode!r} needs at least 1")
+                             f"{out_size} elements, a negative size")
+        out_sizes.append(out_size)
         if (lo, hi) != (0, 0):
             indices.append((axis, _source_index(n, lo, hi, mode)))
+    if mode != "circular" and max(out_sizes) < 1:  # PyTorch's rule: some padded dim stays non-empty
+        raise ValueError(f"pad: padding {tuple(pad)} leaves padded dimensions of sizes {out_sizes}; "
+                         f"mode {mode!r} needs at least 1 element in one of them")
     if not indices:
         return IndexPadFn.apply(input, ())
     return IndexPadFn.apply(input, tuple(indices))
