@@ -19,6 +19,7 @@ from minipool.ops import methods as _methods  # noqa: E402
 _methods.install()
 
 from minipool._config import get_num_threads, set_adaptive_threads, set_num_threads, show_config  # noqa: E402
+from minipool._memory import empty_memory_cache, memory_cache_info, set_memory_cache  # noqa: E402
 from minipool.testing import gradcheck  # noqa: E402
 from minipool.ops.elementwise import where, clip  # noqa: E402
 from minipool.ops.shape import cat, stack  # noqa: E402
@@ -32,6 +33,7 @@ __all__ = [
     "Tensor", "Function", "tensor", "zeros", "ones", "zeros_like", "ones_like", "full", "randn",
     "rand", "arange", "no_grad", "enable_grad", "is_grad_enabled", "gradcheck", "where", "clip",
     "cat", "concatenate", "stack", "nn", "get_num_threads", "set_num_threads", "set_adaptive_threads", "show_config",
+    "set_memory_cache", "empty_memory_cache", "memory_cache_info",
 ]
 
 # Seeding, dtype names, NumPy interop (issue 12, part 3).

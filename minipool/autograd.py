@@ -3,6 +3,7 @@ import sys
 
 import numpy as np
 
+from minipool import _memory
 from minipool.tensor import Tensor, no_grad
 
 __all__ = ["run_backward", "grad"]
@@ -102,7 +103,7 @@ def run_backward(root, grad=None, retain_graph=False):
                            "(did you forget requires_grad=True, or compute it under no_grad?)")
     order, leaves = _topological_order(root)
     grads = {id(root): _initial_grad(root, grad)}
-    with no_grad():
+    with no_grad(), _memory.scope():  # gradients come from minipool's memory cache
         for node in reversed(order):
             g = grads.pop(id(node), None)
             if g is None:

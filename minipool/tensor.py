@@ -10,7 +10,7 @@ import threading
 
 import numpy as np
 
-from minipool import _random
+from minipool import _memory, _random
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
@@ -140,7 +140,11 @@ class Function:
         record = any_needs and _grad_mode.enabled
         ctx.needs_input_grad = tuple(needs)
         ctx.requires_grad = record  # ops may skip saving state (e.g. argmax) when False
-        result = cls.forward(ctx, *raw, **kwargs)
+        previous = _memory.activate()  # the op's arrays come from minipool's memory cache
+        try:
+            result = cls.forward(ctx, *raw, **kwargs)
+        finally:
+            _memory.restore(previous)
         extras = ()
         if isinstance(result, tuple):
             result, *extras = result

@@ -37,7 +37,8 @@ UNARY = {
     "sum_all": (lambda t: t.sum(), np.sum, {}),
     "sum_dim": (lambda t: t.sum(dim=1, keepdim=True), lambda a: a.sum(1, keepdims=True), {}),
     "mean_dims": (lambda t: t.mean(dim=(0, 2)), lambda a: a.mean((0, 2)), {}),
-    "max_dim": (lambda t: t.max(dim=1), lambda a: a.max(1), {"distinct": True}),
+    "max_dim": (lambda t: t.max(dim=1).values, lambda a: a.max(1), {"distinct": True}),
+    "amax_dim": (lambda t: t.amax(dim=1), lambda a: a.max(1), {"distinct": True}),
     "min_all": (lambda t: t.min(), np.min, {"distinct": True}),
     "reshape": (lambda t: t.reshape(4, -1), lambda a: a.reshape(4, -1), {}),
     "view": (lambda t: t.view(-1), lambda a: a.reshape(-1), {}),
@@ -95,12 +96,13 @@ def test_cat_and_stack_gradcheck():
     assert mp.gradcheck(lambda p, q: mp.stack([p, q], dim=2), [a, c])
 
 
-def test_ties_share_gradient_in_max_and_min():
+def test_ties_share_gradient_in_amax_and_amin():
+    # amax/amin (PyTorch's names) share among ties; max(dim)/min(dim) pick one index.
     x = mp.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 0.0]], requires_grad=True)
-    x.max(dim=1).sum().backward()
+    x.amax(dim=1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
     x.grad = None
-    x.min(dim=1).sum().backward()
+    x.amin(dim=1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [[1, 0, 0], [0, 0.5, 0.5]])
 
 

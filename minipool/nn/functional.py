@@ -25,3 +25,4 @@ from minipool.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_l
 
 clamp = clip
 concatenate = cat
+from minipool.ops.reduce import amax, amin, argmax, argmin, maximum, minimum, std, var  # noqa: F401,E402

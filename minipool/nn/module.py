@@ -63,14 +63,21 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
+        if name in self._buffers and (value is None or isinstance(value, Tensor)) \
+                and not isinstance(value, Parameter):
+            self._buffers[name] = value  # assigning to a buffer keeps it a buffer, as in PyTorch
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
@@ -80,13 +87,79 @@ class Module:
     def __delattr__(self, name):
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, value):
-        """A non-trainable array saved in state_dict (e.g. fixed RBF prototypes)."""
-        value = value if isinstance(value, Tensor) else Tensor(np.asarray(value))
-        object.__setattr__(self, name, value)
-        self._buffers[name] = value
+    def _check_new_name(self, name, what, registry):
+        if not isinstance(name, str):
+            raise TypeError(f"{what} name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{what} name must be a non-empty string without '.', got {name!r}")
+        if hasattr(self, name) and name not in registry:
+            raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """A non-trainable tensor (running statistics, fixed prototypes) that ``to()``
+        converts and, if ``persistent``, ``state_dict()`` saves.  ``None`` reserves the
+        name (nothing is saved); arrays are wrapped in a Tensor.
+
+        >>> import minipool as mp
+        >>> m = mp.nn.Module()
+        >>> m.register_buffer("running_mean", mp.zeros(2))
+        >>> list(m.state_dict())
+        ['running_mean']
+        """
+        self._check_new_name(name, "buffer", self._buffers)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(np.asarray(tensor))
+        if isinstance(tensor, Parameter):
+            raise TypeError(f"register_buffer({name!r}): got a Parameter; use register_parameter")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__setattr__(self, name, tensor)
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (a Parameter, or None to reserve the name) under ``name``."""
+        self._check_new_name(name, "parameter", self._parameters)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, "
+                            f"got {type(param).__name__}")
+        if param is None:
+            self._buffers.pop(name, None)
+            self._modules.pop(name, None)
+            self._parameters[name] = None
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, param)
+
+    def add_module(self, name, module):
+        """Register a child module (``None`` reserves the name), as ``setattr`` would."""
+        self._check_new_name(name, "module", self._modules)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}): {type(module).__name__} is not a Module")
+        if module is None:
+            self._parameters.pop(name, None)
+            self._buffers.pop(name, None)
+            self._modules[name] = None
+            object.__setattr__(self, name, None)
+        else:
+            setattr(self, name, module)
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The module at dotted path ``target`` ("" is self)."""
+        mod = self
+        for part in target.split(".") if target else ():
+            if part not in mod._modules or mod._modules[part] is None:
+                raise AttributeError(f"{type(mod).__name__} has no submodule {part!r} (in {target!r})")
+            mod = mod._modules[part]
+        return mod
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -138,36 +211,121 @@ class Module:
 
     # -- traversal -----------------------------------------------------------
     def named_children(self):
-        return iter(self._modules.items())
+        """(name, module) of the direct children, each module once."""
+        seen = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
 
     def children(self):
-        return iter(self._modules.values())
+        for _, child in self.named_children():
+            yield child
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) of self and every descendant, depth first; a module
+        reachable twice is listed once unless ``remove_duplicate=False``."""
+        if isinstance(memo, str):  # the old call named_modules(prefix)
+            memo, prefix = None, memo
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            if child is not None:
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix=""):
+    def _named_members(self, registry, prefix, recurse):
         seen = set()
-        for mod_name, mod in self.named_modules(prefix):
-            for name, p in mod._parameters.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{mod_name}.{name}" if mod_name else name), p
+        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        for mod_name, mod in mods:
+            for name, t in getattr(mod, registry).items():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield (f"{mod_name}.{name}" if mod_name else name), t
 
-    def parameters(self):
-        for _, p in self.named_parameters():
+    def named_parameters(self, prefix="", recurse=True):
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self):
-        for mod_name, mod in self.named_modules():
-            for name, b in mod._buffers.items():
-                yield (f"{mod_name}.{name}" if mod_name else name), b
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every child (depth first), then on self; returns self.
+
+        >>> import minipool as mp
+        >>> net = mp.nn.Sequential(mp.nn.Linear(2, 2), mp.nn.ReLU())
+        >>> names = []
+        >>> _ = net.apply(lambda m: names.append(type(m).__name__))
+        >>> names
+        ['Linear', 'ReLU', 'Sequential']
+        """
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Switch gradient recording of every parameter on or off; returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    # -- dtype and device ----------------------------------------------------------
+    def to(self, *args, **kwargs):
+        """Convert the floating-point parameters and buffers in place to a dtype
+        (``to(mp.float64)``, ``to(tensor)``); ``to("cpu")`` is accepted and changes
+        nothing (minipool runs on the CPU only; any other device is an error).
+        Parameters stay the same objects, so an optimiser built before keeps working."""
+        from minipool.tensor import _parse_to_args
+
+        dtype = _parse_to_args("Module.to", args, kwargs)
+        if dtype is not None:
+            if dtype.kind != "f":
+                raise TypeError(f"Module.to: dtype must be a floating-point dtype "
+                                f"(float32 or float64), got {dtype}")
+            self._cast_floats(dtype)
+        return self
+
+    def _cast_floats(self, dtype):
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.kind == "f" and t.dtype != dtype:
+                t.data = t.data.astype(dtype)
+                if t.grad is not None:
+                    t.grad = Tensor(t.grad.data.astype(dtype))
+
+    def double(self):
+        """Floating-point parameters and buffers to float64; returns self."""
+        self._cast_floats(np.dtype(np.float64))
+        return self
+
+    def float(self):
+        """Floating-point parameters and buffers to float32; returns self."""
+        self._cast_floats(np.dtype(np.float32))
+        return self
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None):
+        raise RuntimeError("minipool runs on the CPU only (NumPy arrays): there is no CUDA "
+                           "device; leave the module where it is (or call .cpu())")
 
     # -- modes and gradients ---------------------------------------------------
     def train(self, mode=True):
@@ -178,9 +336,17 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
+    def zero_grad(self, set_to_none=True):
+        """Forget the parameters' gradients: ``None`` (the default, as in PyTorch), or,
+        with ``set_to_none=False``, zeros written into the existing gradient tensors."""
         for p in self.parameters():
-            p.grad = None
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad = p.grad.detach()
+                p.grad.data[...] = 0
 
     # -- persistence -------------------------------------------------------------
     def state_dict(self):
@@ -188,9 +354,15 @@ class Module:
         state = OrderedDict()
         for name, p in self.named_parameters():
             state[name] = p.data.copy()
-        for name, b in self.named_buffers():
+        for name, b in self._persistent_buffers():
             state[name] = b.data.copy()
         return state
+
+    def _persistent_buffers(self):
+        for mod_name, mod in self.named_modules():
+            for name, b in mod._buffers.items():
+                if b is not None and name not in mod._non_persistent_buffers:
+                    yield (f"{mod_name}.{name}" if mod_name else name), b
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays (or Tensors) into the parameters and buffers, in place.
@@ -199,7 +371,7 @@ class Module:
         the error lists the missing, unexpected and mismatched entries.
         """
         own = OrderedDict(self.named_parameters())
-        own.update(self.named_buffers())
+        own.update(self._persistent_buffers())
         incoming = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]

@@ -1,16 +1,22 @@
-"""Reductions (sum, mean, max, min) and the softmax family.
+"""Reductions (sum, mean, max, min, amax, amin, argmax, argmin, var, std) and the softmax family.
 
 The public functions shadow Python's sum/max/min here, so the builtins are
 reached through ``builtins``.
 """
 import builtins
+from collections import namedtuple
 
 import numpy as np
 
-from minipool.ops.elementwise import as_tensor
-from minipool.tensor import Function
+from minipool.ops.elementwise import as_tensor, unbroadcast
+from minipool.tensor import Function, Tensor, _dim_index
 
-__all__ = ["sum", "mean", "max", "min", "softmax", "log_softmax", "logsumexp", "normalize_dims"]
+__all__ = ["sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
+           "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims"]
+
+# What max(x, dim)/min(x, dim) return, as PyTorch's torch.return_types.max/min.
+MaxResult = namedtuple("max", ["values", "indices"])
+MinResult = namedtuple("min", ["values", "indices"])
 
 
 def normalize_dims(dim, ndim, op):
@@ -94,7 +100,7 @@ class Min(_Extreme):
 def _reduction(fn, x, dim, keepdim, name):
     x = as_tensor(x)
     dims = normalize_dims(dim, x.ndim, name)
-    if fn in (Max, Min) and x.size == 0:
+    if fn in (Max, Min) and x.numel() == 0:
         raise ValueError(f"{name}: cannot reduce an empty tensor of shape {x.shape}")
     return fn.apply(x, dims, bool(keepdim))
 
@@ -107,12 +113,239 @@ def mean(x, dim=None, keepdim=False):
     return _reduction(Mean, x, dim, keepdim, "mean")
 
 
+def amax(x, dim=None, keepdim=False):
+    """Largest value over ``dim`` (an int, a tuple, or None for all); the gradient is
+    shared equally among tied maxima (PyTorch's amax)."""
+    return _reduction(Max, x, None if dim == () else dim, keepdim, "amax")
+
+
+def amin(x, dim=None, keepdim=False):
+    """Smallest value over ``dim``; ties share the gradient equally (PyTorch's amin)."""
+    return _reduction(Min, x, None if dim == () else dim, keepdim, "amin")
+
+
+class _ExtremeAt(Function):
+    """max/min along one axis with the index of the winner: the first one among ties,
+    the first NaN if there is one (its value is NaN).  All the gradient goes to the
+    element at that index, as in PyTorch's max(dim)/min(dim)."""
+
+    pick = None
+
+    @classmethod
+    def forward(cls, ctx, x, axis, keepdim):
+        idx = cls.pick(x, axis=axis, keepdims=True).astype(np.int64, copy=False)
+        values = np.take_along_axis(x, idx, axis)
+        if ctx.requires_grad:
+            ctx.meta = (x.shape, axis, keepdim, idx)
+        if not keepdim:
+            values, idx = np.squeeze(values, axis), np.squeeze(idx, axis)
+        return values, idx
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, axis, keepdim, idx = ctx.meta
+        if not keepdim:
+            grad = np.expand_dims(grad, axis)
+        out = np.zeros(shape, dtype=grad.dtype)
+        np.put_along_axis(out, idx, grad, axis)
+        return out, None, None
+
+
+class _MaxAt(_ExtremeAt):
+    pick = staticmethod(np.argmax)  # NumPy's argmax: first of ties, first NaN wins
+
+
+class _MinAt(_ExtremeAt):
+    pick = staticmethod(np.argmin)
+
+
+class _Binary(Function):
+    """Elementwise maximum/minimum (NaN wins).  Where the two are equal each gets half
+    the gradient; where one is NaN, both get all of it (PyTorch's rule)."""
+
+    pick = None
+
+    @classmethod
+    def forward(cls, ctx, a, b):
+        if ctx.requires_grad:
+            ctx.save_for_backward(a, b)
+        return cls.pick(a, b)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        a, b = ctx.saved_tensors
+        half = np.where(a == b, grad / 2, grad)
+        a_wins = a > b if cls.pick is np.maximum else a < b
+        b_wins = b > a if cls.pick is np.maximum else b < a
+        zero = np.zeros((), grad.dtype)
+        ga = unbroadcast(np.where(b_wins, zero, half), a.shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(np.where(a_wins, zero, half), b.shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class _Maximum(_Binary):
+    pick = staticmethod(np.maximum)
+
+
+class _Minimum(_Binary):
+    pick = staticmethod(np.minimum)
+
+
+def _pairwise(fn, a, b, name):
+    a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
+    b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
+    return fn.apply(a, b)
+
+
+def maximum(a, b):
+    """Elementwise larger of ``a`` and ``b`` (broadcast); NaN if either is NaN."""
+    return _pairwise(_Maximum, a, b, "maximum")
+
+
+def minimum(a, b):
+    """Elementwise smaller of ``a`` and ``b`` (broadcast); NaN if either is NaN."""
+    return _pairwise(_Minimum, a, b, "minimum")
+
+
+def _extreme(name, x, dim, keepdim, whole, at, pair, result):
+    if isinstance(dim, Tensor):  # max(x, other): the elementwise maximum, as torch.max(a, b)
+        if keepdim is not False:
+            raise TypeError(f"{name}(input, other) takes no keepdim")
+        return pair(x, dim)
+    x = as_tensor(x)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{name}: keepdim needs a dim; use a{name}(x, keepdim=True) "
+                            "to keep every axis")
+        return _reduction(whole, x, None, False, name)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{name}: dim must be one int (values and indices along it); "
+                        f"use a{name}(x, dim={tuple(dim)!r}) to reduce several axes")
+    axis = _dim_index(dim, x.ndim, name)
+    if x.ndim == 0:  # a 0-d tensor is its own maximum, at index 0
+        values = x.clone()
+        return result(values, Tensor(np.zeros((), np.int64)))
+    if x.shape[axis] == 0:
+        raise IndexError(f"{name}: dim {dim} has size 0 in a tensor of shape {x.shape}: "
+                         "an empty reduction has no value")
+    values, indices = at.apply(x, axis, bool(keepdim))
+    return result(values, indices)
+
+
 def max(x, dim=None, keepdim=False):
-    return _reduction(Max, x, dim, keepdim, "max")
+    """PyTorch's three forms: ``max(x)`` the largest value (0-d; tied maxima share the
+    gradient); ``max(x, dim, keepdim=False)`` the named tuple ``(values, indices)``
+    along ``dim`` (indices int64: the first maximum, or the first NaN; the gradient
+    goes to that element); ``max(x, other)`` the elementwise maximum.
+
+    >>> import minipool as mp
+    >>> values, indices = mp.tensor([[1.0, 5.0, 5.0], [7.0, 0.0, 2.0]]).max(dim=1)
+    >>> values.numpy(), indices.numpy()
+    (array([5., 7.], dtype=float32), array([1, 0]))
+    """
+    return _extreme("max", x, dim, keepdim, Max, _MaxAt, maximum, MaxResult)
 
 
 def min(x, dim=None, keepdim=False):
-    return _reduction(Min, x, dim, keepdim, "min")
+    """As :func:`max`, for the smallest value: ``min(x)``, ``min(x, dim)`` -> (values,
+    indices), ``min(x, other)``."""
+    return _extreme("min", x, dim, keepdim, Min, _MinAt, minimum, MinResult)
+
+
+def _arg(name, pick, x, dim, keepdim):
+    x = as_tensor(x)
+    if x.numel() == 0:
+        raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {x.shape}")
+    if dim is None:
+        out = pick(x.data.reshape(-1))
+        if keepdim:
+            out = np.reshape(out, (1,) * x.ndim)
+    else:
+        axis = _dim_index(dim, x.ndim, name)
+        if x.ndim == 0:
+            return Tensor(np.zeros((), np.int64))
+        out = pick(x.data, axis=axis, keepdims=bool(keepdim))
+    return Tensor(np.asarray(out, dtype=np.int64))
+
+
+def argmax(x, dim=None, keepdim=False):
+    """Index (int64) of the largest value along ``dim``, or in the flattened tensor
+    when ``dim`` is None; the first one among ties, the first NaN if any."""
+    return _arg("argmax", np.argmax, x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """Index (int64) of the smallest value along ``dim`` (or flattened); first among ties."""
+    return _arg("argmin", np.argmin, x, dim, keepdim)
+
+
+class Var(Function):
+    """Variance over ``dims`` with ``correction`` subtracted from the count (1: the
+    unbiased estimate, 0: the population one).  A divisor <= 0 gives inf or NaN, as in
+    PyTorch."""
+
+    @staticmethod
+    def forward(ctx, x, dims, correction, keepdim, take_sqrt):
+        n = int(np.prod([x.shape[d] for d in dims]))
+        centred = x - np.mean(x, axis=dims, keepdims=True)
+        divisor = builtins.max(n - correction, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.sum(centred * centred, axis=dims, keepdims=True) / np.asarray(divisor, x.dtype)
+            if take_sqrt:
+                out = np.sqrt(out)
+        if ctx.requires_grad:
+            if take_sqrt:
+                ctx.save_for_backward(out)
+            ctx.meta = (centred, divisor, dims, keepdim, take_sqrt)
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        centred, divisor, dims, keepdim, take_sqrt = ctx.meta
+        if not keepdim:
+            grad = np.expand_dims(grad, dims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if take_sqrt:  # d std = d var / (2 std); 0 where std is 0, as PyTorch
+                (out,) = ctx.saved_tensors
+                grad = np.where(out == 0, np.zeros((), grad.dtype), grad / (2 * out))
+            scale = 2 * grad / np.asarray(divisor, grad.dtype)
+        return scale * centred, None, None, None, None
+
+
+def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
+    x = as_tensor(x)
+    if isinstance(dim, bool):  # var(x, False): PyTorch's var(input, unbiased)
+        dim, unbiased = None, dim
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{name}: give either unbiased or correction, not both")
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    if isinstance(correction, bool) or not isinstance(correction, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: correction must be a number, got {correction!r}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
+    dims = normalize_dims(dim, x.ndim, name)
+    return Var.apply(x, dims, correction, bool(keepdim), take_sqrt)
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim`` (int, tuple or None for all) divided by N - ``correction``
+    (default 1; ``unbiased=False`` means 0), differentiable.
+
+    >>> import minipool as mp
+    >>> mp.tensor([1.0, 2.0, 3.0, 4.0]).var().item()
+    1.6666666269302368
+    """
+    return _var("var", x, dim, unbiased, keepdim, correction, False)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Standard deviation: the square root of :func:`var` (same arguments)."""
+    return _var("std", x, dim, unbiased, keepdim, correction, True)
 
 
 def _log_softmax(x, axis):
