@@ -4,15 +4,15 @@ import sys
 import numpy as np
 
 from minipool import _memory
-from minipool.tensor import Tensor, no_grad
+from minipool.tensor import Function, Tensor, check_saved_versions, no_grad
 
 __all__ = ["run_backward", "grad"]
 
 
 def _topological_order(root):
-    """The op results (tensors with a ``_ctx``) reachable from ``root`` through
-    recorded ops, inputs before outputs, and the leaves requiring grad met on the
-    way (they need no place in the order: each only collects its gradient).
+    """The recorded ops (Function nodes) reachable from ``root`` (a node: a Function,
+    or a leaf Tensor), inputs before outputs, and the leaves requiring grad met on
+    the way (they need no place in the order: each only collects its gradient).
 
     Iterative depth-first search, so a chain of any length is fine.
     """
@@ -27,19 +27,18 @@ def _topological_order(root):
         if key in visited:
             continue
         visited.add(key)
-        ctx = node._ctx
-        if ctx is None:
+        if not isinstance(node, Function):
             leaves.append(node)
             continue
-        if ctx._freed:
+        if node._freed:
             raise RuntimeError(
-                f"trying to backward through the graph a second time (through {ctx.name}): "
+                f"trying to backward through the graph a second time (through {node.name}): "
                 "its saved values were freed by the first backward(); "
                 "call backward(retain_graph=True) the first time if you need to")
         stack.append(node)
         stack.append(None)
-        for parent in ctx._inputs:
-            if parent is not None and parent._requires_grad and id(parent) not in visited:
+        for parent in node._inputs:
+            if parent is not None and id(parent) not in visited:
                 stack.append(parent)
     return order, leaves
 
@@ -57,16 +56,19 @@ def _initial_grad(root, grad):
     return g.astype(root.dtype, copy=False)
 
 
-def _accumulate(grads, tensor, g):
-    """Add ``g`` into the gradient collected for ``tensor`` (a tensor used twice gets both)."""
+def _accumulate(grads, node, g, source):
+    """Add ``g`` into the gradient collected for ``node`` (a node used twice gets both)."""
     if g is None:
         return
     if type(g) is not np.ndarray:
         g = np.asarray(g)
-    if g.shape != tensor.data.shape:
-        raise RuntimeError(f"internal error: gradient of shape {g.shape} for a tensor of shape "
-                           f"{tensor.shape} (from {tensor._ctx.name if tensor._ctx else 'a leaf'})")
-    key = id(tensor)
+    shape = node._shape
+    if shape is None:  # a leaf Tensor
+        shape = node.data.shape
+    if g.shape != shape:
+        raise RuntimeError(f"internal error: {source.name}.backward gave a gradient of shape "
+                           f"{g.shape} for an input of shape {shape}")
+    key = id(node)
     previous = grads.get(key)
     grads[key] = g if previous is None else previous + g
 
@@ -101,14 +103,17 @@ def run_backward(root, grad=None, retain_graph=False):
     if not root.requires_grad:
         raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn "
                            "(did you forget requires_grad=True, or compute it under no_grad?)")
-    order, leaves = _topological_order(root)
-    grads = {id(root): _initial_grad(root, grad)}
+    start = root if root._ctx is None else root._ctx
+    order, leaves = _topological_order(start)
+    grads = {id(start): _initial_grad(root, grad)}
     with no_grad(), _memory.scope():  # gradients come from minipool's memory cache
-        for node in reversed(order):
-            g = grads.pop(id(node), None)
+        for ctx in reversed(order):
+            g = grads.pop(id(ctx), None)
             if g is None:
                 continue
-            ctx = node._ctx
+            for box, value, _ in ctx._checks:
+                if box.value != value:
+                    check_saved_versions(ctx)
             input_grads = ctx.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
@@ -117,8 +122,8 @@ def run_backward(root, grad=None, retain_graph=False):
                 raise RuntimeError(f"{ctx.name}.backward returned {len(input_grads)} gradients "
                                    f"for {len(inputs)} inputs")
             for parent, pg in zip(inputs, input_grads):
-                if pg is not None and parent is not None and parent._requires_grad:
-                    _accumulate(grads, parent, pg)
+                if pg is not None and parent is not None:
+                    _accumulate(grads, parent, pg, ctx)
             input_grads = pg = None  # grads now holds the only references (see _store_leaf_grad)
             if not retain_graph:
                 ctx._release()

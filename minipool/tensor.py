@@ -77,6 +77,84 @@ class enable_grad(_SetGradMode):
     _mode = True
 
 
+# --------------------------------------------------------------------------- versions
+class _Version:
+    """The version counter of a tensor's memory, shared with the tensors that view it
+    (reshape, indexing, detach): every in-place change bumps it, and backward checks
+    that the values an op saved were not changed since (PyTorch's rule)."""
+
+    # Class defaults, set on the instance when they change: creation stays cheap.
+    value = 0
+    op = None        # the last in-place op, for the error message
+    shared = False   # another tensor views the same memory
+
+
+def _version_of(t):
+    box = t._vbox
+    if box is None:  # created on first need: most tensors never get one
+        box = t._vbox = _Version()
+    return box
+
+
+def _same_memory(a, b):
+    """True when two arrays are one array, or views of one base (NumPy keeps views'
+    ``base`` pointing at the owner): identity tests only, cheap enough for every op."""
+    if a is b:
+        return True
+    ab, bb = a.base, b.base
+    return ab is b or bb is a or (ab is not None and ab is bb)
+
+
+def _saved_versions(saved, args, out, result):
+    """(version counter, value now, which) for each input/output whose memory the op
+    saved for backward (-1: the output).  Runs for every recorded op that saves
+    arrays, so identity tests only, in one loop."""
+    checks = []
+    for s in saved:
+        if type(s) is not np.ndarray:
+            continue
+        sb = s.base
+        if s is result or sb is result:
+            box = out._vbox
+            if box is None:
+                box = out._vbox = _Version()
+            checks.append((box, box.value, -1))
+            continue
+        i = 0
+        for a in args:
+            if isinstance(a, Tensor):
+                r = a.data
+                if r is s or sb is r or r.base is s or (sb is not None and sb is r.base):
+                    box = a._vbox
+                    if box is None:
+                        box = a._vbox = _Version()
+                    checks.append((box, box.value, i))
+            i += 1
+    return tuple(checks)
+
+
+def _share_view_version(out, result, args):
+    """An op result that views an input's memory shares that input's version counter."""
+    for a in args:
+        if isinstance(a, Tensor) and _same_memory(result, a.data):
+            box = out._vbox = _version_of(a)
+            box.shared = True
+            return
+
+
+def check_saved_versions(ctx):
+    """Raise if a value ``ctx`` saved for backward was modified in place since."""
+    for box, value, which in ctx._checks:
+        if box.value != value:
+            what = "its output" if which < 0 else f"its input {which}"
+            by = f" by {box.op}" if box.op else ""
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: {ctx.name} saved {what} at version {value}, which was changed"
+                f"{by} and is now at version {box.value}; use the out-of-place op (e.g. "
+                "y = y.mul(2) instead of y.mul_(2)) or .clone() the tensor before changing it")
+
+
 # --------------------------------------------------------------------------- Function
 class Function:
     """Base class of every differentiable op; subclass it for custom ops.
@@ -104,10 +182,15 @@ class Function:
     array([6.], dtype=float32)
     """
 
+    # Class defaults, so apply() sets only what a recorded op needs.
+    _inputs = ()   # per positional input: the node its gradient goes to (the producing
+    #               Function, or the leaf Tensor), or None (no gradient wanted)
+    _checks = ()   # (version counter, version at forward, which) of each saved tensor
+    _shape = None  # the output's shape
+
     def __init__(self):
         self.saved_tensors = ()
         self.needs_input_grad = ()
-        self._inputs = ()  # the positional Tensor inputs, or None for non-tensors
         self._freed = False
 
     def save_for_backward(self, *arrays):
@@ -127,16 +210,24 @@ class Function:
         # One plain loop instead of comprehensions: apply runs for every op of every step.
         raw = []
         needs = []
+        edges = []  # where each input's gradient goes (see _inputs)
         any_needs = False
         for a in args:
             if isinstance(a, Tensor):
                 raw.append(a.data)
                 flag = a._requires_grad
                 needs.append(flag)
-                any_needs = any_needs or flag
+                if flag:
+                    any_needs = True
+                    # The producing node as it is now: an in-place op that later gives
+                    # ``a`` a new grad_fn does not reroute this op's gradient.
+                    edges.append(a if a._ctx is None else a._ctx)
+                else:
+                    edges.append(None)
             else:
                 raw.append(a)
                 needs.append(False)
+                edges.append(None)
         record = any_needs and _grad_mode.enabled
         ctx.needs_input_grad = tuple(needs)
         ctx.requires_grad = record  # ops may skip saving state (e.g. argmax) when False
@@ -152,8 +243,13 @@ class Function:
             result = np.asarray(result)
         record = record and result.dtype in FLOAT_DTYPES
         out = Tensor._from_result(result, record)
+        if result.base is not None:
+            _share_view_version(out, result, args)
         if record:
-            ctx._inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            ctx._inputs = tuple(edges)
+            ctx._shape = result.shape
+            if ctx.saved_tensors:
+                ctx._checks = _saved_versions(ctx.saved_tensors, args, out, result)
             out._ctx = ctx
         if extras:
             return (out, *(Tensor(e) for e in extras))
@@ -163,7 +259,6 @@ class Function:
         """Drop everything saved for backward; the node can't be walked again."""
         self.__dict__.clear()
         self._freed = True
-        self._inputs = ()
 
     @property
     def name(self):
@@ -206,6 +301,8 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # ndarray op Tensor -> Tensor's reflected method
+    _vbox = None  # the _Version counter, made on first need
+    _shape = None  # (a Function node's output shape; None marks a Tensor node for backward)
 
     def __init__(self, data, dtype=None, requires_grad=False):
         self.data = _as_array(data, dtype)
@@ -251,8 +348,25 @@ class Tensor:
         return self._ctx
 
     def detach(self):
-        """A new leaf sharing this tensor's data, outside any graph."""
-        return Tensor(self.data)
+        """A new leaf sharing this tensor's data (and its version counter), outside any graph."""
+        t = Tensor(self.data)
+        box = t._vbox = _version_of(self)
+        box.shared = True
+        return t
+
+    def detach_(self):
+        """Make this tensor a leaf outside the graph, in place."""
+        if self._vbox is not None and self._vbox.shared and self._ctx is not None:
+            raise RuntimeError("detach_() of a view of another tensor: use detach() (a new tensor)")
+        self._ctx = None
+        self._requires_grad = False
+        return self
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen (PyTorch's ``_version``)."""
+        box = self._vbox
+        return 0 if box is None else box.value
 
     def zero_grad(self):
         self.grad = None
@@ -285,12 +399,45 @@ class Tensor:
     def ndim(self):
         return self.data.ndim
 
-    @property
-    def size(self):
-        return self.data.size
+    def size(self, dim=None):
+        """The shape as a :class:`Size` (a tuple), or the length of dimension ``dim``.
+
+        >>> import minipool as mp
+        >>> t = mp.zeros(2, 3)
+        >>> t.size(), t.size(-1)
+        (Size([2, 3]), 3)
+        """
+        shape = self.data.shape
+        if dim is None:
+            return Size(shape)
+        return shape[_dim_index(dim, len(shape), "size")]
+
+    def dim(self):
+        """The number of dimensions (``ndim``)."""
+        return self.data.ndim
+
+    ndimension = dim
 
     def numel(self):
+        """The number of elements."""
         return self.data.size
+
+    nelement = numel
+
+    def element_size(self):
+        """Bytes per element."""
+        return self.data.itemsize
+
+    def is_contiguous(self):
+        return self.data.flags.c_contiguous
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def is_cuda(self):
+        return False
 
     def __len__(self):
         if self.data.ndim == 0:
@@ -344,11 +491,133 @@ class Tensor:
 
         return elementwise.cast(self, dtype)
 
+    def to(self, *args, **kwargs):
+        """This tensor in another dtype: ``to(mp.float64)``, ``to(other_tensor)``,
+        ``to("cpu", dtype)``; self when nothing changes (unless ``copy=True``).
+        minipool runs on the CPU only: a device other than "cpu" is an error.
+
+        >>> import minipool as mp
+        >>> mp.tensor([1.5]).to("float64").dtype
+        dtype('float64')
+        """
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        dtype = _parse_to_args("to", args, kwargs)
+        out = self if dtype is None else self.astype(dtype)
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def cpu(self):
+        return self
+
+    def cuda(self, *args, **kwargs):
+        raise RuntimeError("minipool runs on the CPU only (NumPy arrays): there is no CUDA "
+                           "device; leave the tensor where it is (or call .cpu())")
+
+    def type_as(self, other):
+        """This tensor cast to ``other``'s dtype."""
+        return self.astype(other.dtype)
+
+    # Named after Python types, so defined last: the class body below this line
+    # would see these methods under those names.
     def float(self):
+        """Cast to float32 (differentiable)."""
         return self.astype(np.float32)
 
     def double(self):
+        """Cast to float64 (differentiable)."""
         return self.astype(np.float64)
+
+    def long(self):
+        """Cast to int64 (truncating toward zero, as PyTorch; no gradient)."""
+        return self.astype(np.int64)
+
+    def int(self):
+        """Cast to int32 (no gradient)."""
+        return self.astype(np.int32)
+
+    def bool(self):
+        """Cast to bool (nonzero is True; no gradient)."""
+        return self.astype(np.bool_)
+
+
+class Size(tuple):
+    """A tensor's shape, as ``Tensor.size()`` returns it: a tuple of ints.
+
+    >>> Size([2, 3]).numel()
+    6
+    """
+
+    def __repr__(self):
+        return f"Size({list(self)})"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+def _dim_index(dim, ndim, op):
+    """``dim`` (negative counts from the end) as an index into a shape of ``ndim`` entries."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    n = ndim if ndim else 1  # a 0-d tensor accepts dim 0 and -1, as in PyTorch
+    if not -n <= dim < n:
+        raise IndexError(f"{op}: dimension out of range (expected to be in range of "
+                         f"[{-n}, {n - 1}], but got {dim})")
+    return int(dim) % n
+
+
+def _check_device(device, op):
+    name = device if isinstance(device, str) else str(device)
+    if name.split(":")[0] != "cpu":
+        raise RuntimeError(f"{op}: minipool runs on the CPU only (NumPy arrays), so device "
+                           f"{device!r} is not available; use 'cpu' or leave the device out")
+
+
+def _to_dtype(value, op):
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{op}: {value!r} is neither a dtype nor a device") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{op}: unsupported dtype {dtype}: minipool tensors hold bool, integer "
+                        "or floating-point numbers")
+    return dtype
+
+
+def _looks_like_device(value):
+    if isinstance(value, str):
+        try:
+            np.dtype(value)
+            return False
+        except TypeError:
+            return True
+    return type(value).__name__ == "device"
+
+
+def _parse_to_args(op, args, kwargs):
+    """The dtype requested by ``to(...)`` (None to keep it), checking any device given."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    if kwargs:
+        raise TypeError(f"{op}: unexpected keyword argument(s) {', '.join(kwargs)}")
+    if len(args) > 2:
+        raise TypeError(f"{op}: expected at most a device and a dtype, got {len(args)} arguments")
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype
+        elif _looks_like_device(a):
+            device = a
+        elif isinstance(a, bool) or a is None:
+            raise TypeError(f"{op}: {a!r} is neither a dtype nor a device")
+        else:
+            dtype = a
+    if device is not None:
+        _check_device(device, op)
+    return None if dtype is None else _to_dtype(dtype, op)
 
 
 # --------------------------------------------------------------------------- creation
