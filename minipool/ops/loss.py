@@ -406,7 +406,7 @@ def _check_weight_shape(where, name, weight, shape):
 
 
 _LOG_FLOOR = -100.0  # PyTorch clamps each log term of BCE at -100
-_BCE_EPS = 1e-12  # and divides by max(x (1 - x), 1e-12) in its gradient
+_BCE_EPS = float(np.float32(1e-12))  # and divides by max(x (1 - x), 1e-12) in its gradient (a float32 constant there)
 
 
 def binary_cross_entropy(input, target, weight=None, *, reduction: str = "mean") -> Tensor:
