@@ -43,3 +43,16 @@ from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
 from minipool.summary import summary  # noqa: E402  (the function; the module stays minipool.summary in sys.modules)
 __all__ += ["summary"]
+from minipool import interop  # noqa: E402
+from minipool.interop import from_numpy  # noqa: E402
+import numpy as _np  # noqa: E402
+# dtype names, usable wherever a dtype is taken (they are NumPy dtypes; torch's aliases too)
+float16 = half = _np.dtype(_np.float16)
+float32 = _np.dtype(_np.float32)
+float64 = double = _np.dtype(_np.float64)
+int8, int16, int32, uint8 = (_np.dtype(t) for t in (_np.int8, _np.int16, _np.int32, _np.uint8))
+int64 = long = _np.dtype(_np.int64)
+bool_ = _np.dtype(_np.bool_)
+bool = bool_  # noqa: A001  (mp.bool as torch.bool; shadows the builtin only in this file, below here)
+__all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "double", "int8",
+            "int16", "int32", "int64", "long", "uint8", "bool_", "bool"]

@@ -13,7 +13,6 @@ squashing function, trainable subsampling layers, the partial C3 connection
 table, C5 as a convolution, and Euclidean RBF output units with fixed +1/-1
 prototypes drawn as 7x12 bitmaps (or a softmax output layer).
 """
-import types
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -21,6 +20,7 @@ import numpy as np
 
 import minipool.nn as nn
 import minipool.nn.functional as F
+from minipool import interop
 from minipool.tensor import Tensor
 
 __all__ = ["LeNet5", "LeNet5Classic", "C3_TABLE", "RBF_BITMAPS", "c3_connections", "lenet5_torch",
@@ -120,7 +120,7 @@ class LeNet5(nn.Module):
         TypeError: LeNet5.to_torch: torch must be the torch module itself (import torch, then pass it), got str
         """
         _check_is_torch(torch, "LeNet5.to_torch")
-        return lenet5_torch(torch, self.state_dict())
+        return interop.to_torch(self, torch)  # builds lenet5_torch (registered below), copies weights
 
     @classmethod
     def from_torch(cls, weights):
@@ -154,11 +154,7 @@ def _numpy_copy(value):
     return np.array(value, copy=True)
 
 
-def _check_is_torch(torch, caller):
-    if isinstance(torch, types.ModuleType) and torch.__name__ == "torch" and hasattr(torch, "nn"):
-        return
-    got = f"module {torch.__name__}" if isinstance(torch, types.ModuleType) else type(torch).__name__
-    raise TypeError(f"{caller}: torch must be the torch module itself (import torch, then pass it), got {got}")
+_check_is_torch = interop.check_is_torch
 
 
 def lenet5_torch(torch, state_dict=None, num_classes=None):
@@ -188,6 +184,8 @@ def lenet5_torch(torch, state_dict=None, num_classes=None):
     nn = torch.nn
 
     class LeNet5Torch(nn.Module):
+        _minipool_class = LeNet5  # lets minipool.interop.from_torch read it back
+
         def __init__(self):
             super().__init__()
             _add_layers(self, nn, num_classes)
@@ -206,6 +204,10 @@ def lenet5_torch(torch, state_dict=None, num_classes=None):
             raise ValueError(f"lenet5_torch: state_dict does not fit LeNet-5 with {num_classes} classes: "
                              + " ".join(str(e).split())) from None
     return model
+
+
+interop.register_twin(LeNet5, lambda torch, net: lenet5_torch(torch, num_classes=net.num_classes),
+                      LeNet5.from_torch)
 
 
 # --------------------------------------------------------------------------- the 1998 network
