@@ -9,6 +9,13 @@ from minipool.nn.module import Module
 __all__ = ["ModuleList", "ModuleDict"]
 
 
+def _put(container, name, module):
+    """Register ``module`` under ``name``, keeping the position of an existing entry
+    (Module.__setattr__ would move a re-assigned name to the end)."""
+    container._modules[name] = module
+    object.__setattr__(container, name, module)
+
+
 def _check_module(value, where):
     if not isinstance(value, Module):
         raise TypeError(f"{where}: expected a Module, got {type(value).__name__}")
@@ -48,7 +55,7 @@ class ModuleList(Module):
             object.__delattr__(self, name)
         self._modules.clear()
         for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+            _put(self, str(i), m)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -56,7 +63,7 @@ class ModuleList(Module):
         return self._modules[str(self._index(idx))]
 
     def __setitem__(self, idx, module):
-        setattr(self, str(self._index(idx)), _check_module(module, "ModuleList.__setitem__"))
+        _put(self, str(self._index(idx)), _check_module(module, "ModuleList.__setitem__"))
 
     def __delitem__(self, idx):
         modules = list(self._modules.values())
@@ -82,7 +89,7 @@ class ModuleList(Module):
 
     def append(self, module):
         """Add ``module`` at the end; returns self."""
-        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
+        _put(self, str(len(self)), _check_module(module, "ModuleList.append"))
         return self
 
     def extend(self, modules):
@@ -119,13 +126,12 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    @staticmethod
-    def _key(key):
+    def _key(self, key):
         if not isinstance(key, str):
             raise TypeError(f"ModuleDict keys must be strings, got {type(key).__name__}")
         if not key or "." in key:
             raise KeyError(f"ModuleDict key {key!r} must be a non-empty string without '.'")
-        if key in ("training",) or (hasattr(ModuleDict, key)):
+        if hasattr(self, key) and key not in self._modules:
             raise KeyError(f"ModuleDict key {key!r} clashes with an attribute of ModuleDict")
         return key
 
@@ -133,7 +139,7 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key, module):
-        setattr(self, self._key(key), _check_module(module, "ModuleDict.__setitem__"))
+        _put(self, self._key(key), _check_module(module, "ModuleDict.__setitem__"))
 
     def __delitem__(self, key):
         if key not in self._modules:
