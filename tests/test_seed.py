@@ -158,3 +158,17 @@ def test_dataloader_seed_still_wins_and_conflicts_are_errors():
     for bad in (-1, 1.5, "1", True):
         with pytest.raises(ValueError, match="seed must be an int >= 0"):
             DataLoader(_dataset(), 5, seed=bad)
+
+
+@pytest.mark.parametrize("name", ["LeNet5", "LeNet5Classic"])
+def test_models_built_without_a_seed_follow_manual_seed(name):
+    from minipool import models
+    cls = getattr(models, name)
+    mp.manual_seed(4)
+    a = cls().state_dict()
+    mp.manual_seed(4)
+    b = cls().state_dict()
+    mp.manual_seed(5)
+    c = cls().state_dict()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert any(not np.array_equal(a[k], c[k]) for k in a)

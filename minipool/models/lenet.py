@@ -20,7 +20,7 @@ import numpy as np
 
 import minipool.nn as nn
 import minipool.nn.functional as F
-from minipool import interop
+from minipool import _random, interop
 from minipool.tensor import Tensor
 
 __all__ = ["LeNet5", "LeNet5Classic", "C3_TABLE", "RBF_BITMAPS", "c3_connections", "lenet5_torch",
@@ -477,7 +477,9 @@ class LeNet5Classic(nn.Module):
         self.c5 = nn.Conv2d(16, 120, 5)
         self.f6 = nn.Linear(120, 84)
         self.output = EuclideanRBF(rbf_prototypes()) if output == "rbf" else nn.Linear(84, 10)
-        self.reset_parameters(np.random.default_rng(seed))
+        # seed=None draws from the shared default generator, so mp.manual_seed fixes it
+        self.reset_parameters(np.random.default_rng(seed) if seed is not None
+                              else _random.default_generator())
 
     @property
     def config(self):
