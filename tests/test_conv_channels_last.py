@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from test_conv import CASES, IDS, make, reference, out_len
+from test_conv import CASES, IDS, make, reference, out_len, two
 from test_conv_transpose import CASES as T_CASES, IDS as T_IDS, make as t_make, scatter_reference
 
 CL = dict(data_format="channels_last")
@@ -244,6 +244,29 @@ def test_loop_gemm_matches_references(i, loop_gemm):
     x, w, b, kw = t_make(T_CASES[i])
     out, gx, gw, gb, g = run(F.conv_transpose2d, nhwc(x), w, b, kw)
     compare((nchw(out), nchw(gx), gw, gb), scatter_reference(x, w, b, **kw, grad_out=nchw(g)),
+            rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(padding=(2, 0), dilation=(1, 2)),
+                                    dict(stride=(1, 3), padding=3)])
+def test_one_channel_takes_the_planar_columns(kwargs):
+    """One channel (conv2d input, or conv_transpose2d output): the kernel builds NCHW-style
+    column blocks from the image (it is its own plane)."""
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((3, 1, 9, 8)), rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(4)
+    full = dict(stride=1, padding=0, dilation=1, groups=1)
+    full.update(kwargs)
+    out, gx, gw, gb, g = run(F.conv2d, nhwc(x), w, b, kwargs)
+    compare((nchw(out), nchw(gx), gw, gb), reference(x, w, b, **full, grad_out=nchw(g)), rtol=1e-12, atol=1e-12)
+    x = rng.standard_normal((3, 4, 5, 4))
+    w, b = rng.standard_normal((4, 1, 3, 3)), rng.standard_normal(1)
+    full = dict(stride=1, padding=0, output_padding=0, groups=1, dilation=1)
+    full.update(kwargs)
+    if max(two(full["padding"])) >= 3:  # keep the transposed output non-empty
+        full["padding"] = 1
+    full.pop("output_padding")
+    out, gx, gw, gb, g = run(F.conv_transpose2d, nhwc(x), w, b, full)
+    compare((nchw(out), nchw(gx), gw, gb), scatter_reference(x, w, b, **full, grad_out=nchw(g)),
             rtol=1e-12, atol=1e-12)
 
 
