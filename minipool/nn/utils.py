@@ -84,8 +84,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
                            "to clip anyway (the gradients become NaN)")
     coef = np.asarray(max_norm, dtype) / (total + np.asarray(1e-6, dtype))
     coef = np.minimum(coef, np.asarray(1.0, dtype))
-    for g in grads:
-        g *= coef.astype(g.dtype)
+    with np.errstate(invalid="ignore"):  # an infinite gradient times 0 is NaN, as in PyTorch
+        for g in grads:
+            g *= coef.astype(g.dtype)
     return Tensor(np.asarray(total, dtype=dtype))
 
 
