@@ -1,4 +1,4 @@
-"""conv2d on the LeNet-5 shapes: minipool (im2col + BLAS GEMM per image) against PyTorch CPU eager.
+"""conv2d on the LeNet-5 shapes (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM per image) against PyTorch CPU eager.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
@@ -26,6 +26,15 @@ from _common import (format_seconds, import_torch, machine_line, markdown_table,
 SHAPES = [
     ("conv1 1->6 5x5 on 32x32", 64, 1, 32, 32, 6, 5, False),
     ("conv2 6->16 5x5 on 14x14", 64, 6, 14, 14, 16, 5, True),
+]
+# more rows: (name, op, N, C, H, W, O, k, stride, padding, input grad, channels_last); C is
+# the input's channels (in_channels of a transposed convolution), O the output's
+TRANSPOSED_AND_NHWC_SHAPES = [
+    ("conv1 NHWC", "conv2d", 64, 1, 32, 32, 6, 5, 1, 0, False, True),
+    ("conv2 NHWC", "conv2d", 64, 6, 14, 14, 16, 5, 1, 0, True, True),
+    ("transposed 16->6 5x5 s2 on 14x14", "conv_transpose2d", 64, 16, 14, 14, 6, 5, 2, 0, True, False),
+    ("transposed 32->16 4x4 s2 p1 on 7x7", "conv_transpose2d", 64, 32, 7, 7, 16, 4, 2, 1, True, False),
+    ("transposed 32->16 4x4 s2 p1 NHWC", "conv_transpose2d", 64, 32, 7, 7, 16, 4, 2, 1, True, True),
 ]
 
 
@@ -79,7 +88,64 @@ def measure(threads, repeats, warmup, use_torch):
         macs = N * O * Ho * Wo * C * k * k
         row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
         rows.append(row)
+    for case in TRANSPOSED_AND_NHWC_SHAPES:
+        rows.append(measure_case(case, threads, repeats, warmup, torch, rng))
     return rows
+
+
+def measure_case(case, threads, repeats, warmup, torch, rng):
+    """One row of TRANSPOSED_AND_NHWC_SHAPES (minipool's NHWC against torch's channels_last
+    memory format)."""
+    import minipool as mp
+    import minipool.nn.functional as F
+
+    name, op, N, C, H, W, O, k, stride, padding, input_grad, channels_last = case
+    transposed = op == "conv_transpose2d"
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = (rng.standard_normal((C, O, k, k) if transposed else (O, C, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32)
+    if transposed:
+        Ho, Wo = (H - 1) * stride - 2 * padding + k, (W - 1) * stride - 2 * padding + k
+    else:
+        Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
+    g = rng.standard_normal((N, O, Ho, Wo)).astype(np.float32)
+    fmt = dict(data_format="channels_last") if channels_last else {}
+    x_mp = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if channels_last else x
+    g_mp = np.ascontiguousarray(g.transpose(0, 2, 3, 1)) if channels_last else g
+    xt = mp.tensor(x_mp, requires_grad=input_grad)
+    wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
+    fn = getattr(F, op)
+    kw = dict(stride=stride, padding=padding)
+
+    def mp_forward():
+        with mp.no_grad():
+            fn(xt, wt, bt, **kw, **fmt)
+
+    def mp_train():
+        fn(xt, wt, bt, **kw, **fmt).backward(g_mp)
+
+    row = {"case": name, "threads": threads,
+           "mp_fwd": median_time(mp_forward, repeats, warmup),
+           "mp_fb": median_time(mp_train, repeats, warmup)}
+    if torch is not None:
+        memory = torch.channels_last if channels_last else torch.contiguous_format
+        tx = torch.from_numpy(x).contiguous(memory_format=memory).requires_grad_(input_grad)
+        tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
+        tg = torch.from_numpy(g).contiguous(memory_format=memory)
+        tfn = getattr(torch.nn.functional, op)
+
+        def torch_forward():
+            with torch.no_grad():
+                tfn(tx, tw, tb, **kw)
+
+        def torch_train():
+            tfn(tx, tw, tb, **kw).backward(tg)
+
+        row["torch_fwd"] = median_time(torch_forward, repeats, warmup)
+        row["torch_fb"] = median_time(torch_train, repeats, warmup)
+    macs = N * O * (H * W if transposed else Ho * Wo) * C * k * k
+    row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
+    return row
 
 
 def main(argv=None):
@@ -101,8 +167,10 @@ def main(argv=None):
         rows.extend(json.loads(out.stdout.strip().splitlines()[-1]))
 
     print(machine_line(torch))
-    print(f"conv2d, float32, batch 64, median of {args.repeats} runs; fwd+bwd computes weight and "
-          "bias gradients, and the input gradient for conv2 only (as inside LeNet-5)\n")
+    print(f"conv2d and conv_transpose2d, float32, batch 64, median of {args.repeats} runs; fwd+bwd "
+          "computes weight and bias gradients, and the input gradient for all but conv1 (as inside "
+          "LeNet-5); NHWC rows: minipool's data_format='channels_last' against torch's "
+          "channels_last memory format\n")
     table = []
     for r in rows:
         line = [r["case"], r["threads"], format_seconds(r["mp_fwd"])]
