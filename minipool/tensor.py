@@ -410,6 +410,8 @@ class Tensor:
         shape = self.data.shape
         if dim is None:
             return Size(shape)
+        if not shape and isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
+            raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
         return shape[_dim_index(dim, len(shape), "size")]
 
     def dim(self):

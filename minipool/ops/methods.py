@@ -269,6 +269,19 @@ def clamp_max_(self, max):
     return clamp_(self, max=max)
 
 
+def expand(self, *sizes):
+    """A broadcast view of ``sizes`` (``expand(2, 3)`` or ``expand((2, 3))``); -1 keeps
+    that dimension's size, as in PyTorch."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - self.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes given for a {self.ndim}-d tensor; "
+                         "give at least one per dimension")
+    full = tuple(self.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    return shape.broadcast_to(self, full)
+
+
 # --------------------------------------------------------------------------- reductions
 def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return reduce.std(self, dim, unbiased, keepdim, correction=correction)
@@ -307,7 +320,7 @@ _METHODS = {
     "softmax": reduce.softmax, "log_softmax": reduce.log_softmax, "logsumexp": reduce.logsumexp,
     "reshape": shape.reshape, "view": shape.reshape, "permute": shape.permute,
     "transpose": shape.transpose, "flatten": shape.flatten, "squeeze": shape.squeeze,
-    "unsqueeze": shape.unsqueeze, "broadcast_to": shape.broadcast_to, "expand": shape.broadcast_to,
+    "unsqueeze": shape.unsqueeze, "broadcast_to": shape.broadcast_to, "expand": expand,
     "clone": clone, "contiguous": contiguous,
 }
 

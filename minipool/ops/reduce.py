@@ -291,9 +291,9 @@ class Var(Function):
     @staticmethod
     def forward(ctx, x, dims, correction, keepdim, take_sqrt):
         n = int(np.prod([x.shape[d] for d in dims]))
-        centred = x - np.mean(x, axis=dims, keepdims=True)
         divisor = builtins.max(n - correction, 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):  # inf/NaN inputs give NaN, quietly
+            centred = x - np.mean(x, axis=dims, keepdims=True)
             out = np.sum(centred * centred, axis=dims, keepdims=True) / np.asarray(divisor, x.dtype)
             if take_sqrt:
                 out = np.sqrt(out)
@@ -313,7 +313,7 @@ class Var(Function):
                 (out,) = ctx.saved_tensors
                 grad = np.where(out == 0, np.zeros((), grad.dtype), grad / (2 * out))
             scale = 2 * grad / np.asarray(divisor, grad.dtype)
-        return scale * centred, None, None, None, None
+            return scale * centred, None, None, None, None
 
 
 def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
