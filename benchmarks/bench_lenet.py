@@ -5,10 +5,9 @@ of 64 1x32x32 images; inference = forward under no_grad.  Both frameworks run
 the same weights on the same data with the same thread count (default 2).
 Prints a markdown table of images/s and the ratio minipool / PyTorch, and the
 load average (on a shared 2-core machine, other processes distort the numbers:
-run it on a quiet machine).  minipool runs NumPy's BLAS on one thread, as the
-trainer does (``--blas-threads`` to compare), and like the trainer raises glibc's
-malloc thresholds so freed activations are reused without page faults
-(process-wide, so PyTorch gets the same; ``--default-malloc`` to compare).
+run it on a quiet machine).  Nothing process-wide is set beyond the thread
+count: this is what ``import minipool`` gives any script.  Both libraries share
+one process here; ``bench_user_loop.py`` runs each in a process of its own.
 ``--profile`` adds a cProfile of minipool's training steps: where the time goes.
 
     python benchmarks/bench_lenet.py                 # batch 64, 2 threads
@@ -78,17 +77,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=15, help="timed runs (best reported)")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile minipool's training steps")
-    parser.add_argument("--blas-threads", type=int, default=1,
-                        help="NumPy BLAS threads for minipool (default 1, what the trainer uses)")
-    parser.add_argument("--default-malloc", action="store_true",
-                        help="leave glibc's malloc thresholds alone (the trainer raises them)")
     args = parser.parse_args(argv)
     torch = import_torch(args.no_torch)
     set_threads(args.threads, torch)
-    from minipool.train import _set_openblas_threads, keep_freed_memory_for_reuse
-    _set_openblas_threads(args.blas_threads)  # 1 by default, as the trainer: LeNet's GEMMs are small
-    if not args.default_malloc:  # as the trainer; process-wide, so PyTorch runs with it too
-        keep_freed_memory_for_reuse()
 
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else ()
     rng = np.random.default_rng(0)
@@ -130,8 +121,7 @@ def main(argv=None):
     if hasattr(os, "getloadavg"):  # other processes on a 2-core machine distort every number
         print("load average before: " + " ".join(f"{v:.2f}" for v in load_before)
               + " | after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
-    print(f"LeNet-5, batch {args.batch}, {args.threads} threads (minipool's NumPy BLAS: "
-          f"{args.blas_threads}), images/s (best of {args.repeats} alternating runs of {args.steps} "
+    print(f"LeNet-5, batch {args.batch}, {args.threads} threads, images/s (best of {args.repeats} alternating runs of {args.steps} "
           f"steps)\n")
     print(markdown_table(["mode", "minipool img/s", "PyTorch img/s", "minipool / PyTorch", "target"], rows))
 

@@ -31,11 +31,11 @@ from minipool import checkpoint
 from minipool.report import confusion_matrix, format_confusion_matrix, save_plots
 from minipool.tensor import Tensor, no_grad
 from minipool.train_setup import (  # noqa: F401 (re-exported: minipool.train is the public home)
-    DATASET_DEFAULTS, DATASET_INPUTS, DATASETS, EVAL_BATCH, MMAP_THRESHOLD, MODEL_DEFAULTS, OPTIMIZERS, SCHEDULES,
-    SYNTHETIC_TEST_SEED, TRIM_THRESHOLD, TrainConfig, TrainError, TrainingDiverged, TrainingInterrupted,
-    _Progress, _current_lr, _loss_fn, _prepared, _resume_config, _set_openblas_threads, _threads_now,
-    build_optimizer, build_scheduler, evaluate_arrays, infer_dataset, keep_freed_memory_for_reuse,
-    load_datasets, make_transforms, open_split, pin_blas_to_one_thread, set_threads, use_training_machine_settings)
+    DATASET_DEFAULTS, DATASET_INPUTS, DATASETS, EVAL_BATCH, MODEL_DEFAULTS, OPTIMIZERS, SCHEDULES,
+    SYNTHETIC_TEST_SEED, TrainConfig, TrainError, TrainingDiverged, TrainingInterrupted,
+    _Progress, _current_lr, _loss_fn, _prepared, _resume_config, _threads_now,
+    build_optimizer, build_scheduler, evaluate_arrays, infer_dataset,
+    load_datasets, make_transforms, open_split, set_threads, use_training_machine_settings)
 
 __all__ = ["TrainConfig", "TrainError", "TrainingDiverged", "TrainingInterrupted", "run_training",
            "evaluate_checkpoint", "DATASETS", "OPTIMIZERS", "SCHEDULES", "DATASET_DEFAULTS",
@@ -417,7 +417,6 @@ def evaluate_checkpoint(path, dataset=None, data_dir=None, download=False, test_
                         batch_size=EVAL_BATCH, log=print):
     """Accuracy of the model in checkpoint ``path`` on a dataset's test split."""
     model, meta, _ = load_model_from_checkpoint(path)
-    pin_blas_to_one_thread()
     saved = meta.get("train_config", {})
     dataset = dataset or saved.get("dataset", "synthetic")
     if dataset not in DATASETS:

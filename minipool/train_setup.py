@@ -5,8 +5,7 @@ starts from, each small enough to read on its own:
 
 * :class:`TrainConfig` (every choice a run makes, with per-dataset defaults)
   and the errors a run raises;
-* the machine settings training uses (kernel threads, one BLAS thread, glibc
-  malloc thresholds);
+* the machine setting training uses (the kernel thread count);
 * the train / validation / test split and the image transforms;
 * the optimiser, the learning-rate schedule and the loss;
 * evaluation of a model on prepared images, and the progress display.
@@ -307,66 +306,14 @@ def set_threads(n):
     minipool.set_num_threads(int(n))
 
 
-def pin_blas_to_one_thread():
-    """Run NumPy's BLAS on one thread, as training does.
-
-    LeNet-5's GEMMs are small (at most 64x400 by 400x120, or 16x150 by
-    150x6400); splitting them over threads costs more than it saves, and on a
-    busy machine OpenBLAS's spinning threads are catastrophic: a 64x400x120
-    product measured 27 ms with 2 threads under load against 0.18 ms with one.
-    One thread also makes every GEMM's rounding independent of the thread count.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1, user_api="blas")
-        return True
-    except ImportError:
-        return _set_openblas_threads(1)
-
-
-# glibc malloc settings for training (bytes): serve arrays up to 64 MiB from the heap
-# and keep up to 256 MiB of freed heap instead of returning it to the OS
-MMAP_THRESHOLD, TRIM_THRESHOLD = 64 << 20, 256 << 20
-
-
-def keep_freed_memory_for_reuse():
-    """Ask glibc's malloc to keep freed megabyte-sized blocks for the next step.
-
-    Every training step allocates and frees the same few-megabyte activations
-    and gradients.  By default glibc gives such blocks back to the OS (unmaps
-    them, or trims the heap top), so the next step takes a page fault per 4 KiB
-    when it first writes them: LeNet-5 training at batch 64 ran ~25% faster
-    with the thresholds raised (measured 10.9k/10.2k -> 13.6k/15.0k images/s,
-    2 threads).  The setting is process-wide and only changes when memory goes
-    back to the OS (at most ``TRIM_THRESHOLD`` bytes stay cached).  Returns
-    False where it does not apply (not glibc).
-    """
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # only glibc has these parameters
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-def _set_openblas_threads(n):
-    """NumPy's wheels bundle OpenBLAS; call its set_num_threads through ctypes (best effort)."""
-    from minipool._blas import set_blas_num_threads
-
-    return set_blas_num_threads(n)
-
-
 def use_training_machine_settings(cfg):
-    """The settings every run applies first: ``cfg.threads`` kernel threads (when given),
-    one BLAS thread, and malloc thresholds that keep freed activations for the next step."""
+    """The one setting a run applies first: ``cfg.threads`` kernel threads (when given).
+
+    Nothing process-wide: minipool's ops hold NumPy's BLAS to one thread while they
+    call it and reuse their own freed memory (``minipool._blas``, ``minipool._memory``),
+    so a user's own loop runs as fast as the trainer."""
     if cfg.threads is not None:
         set_threads(cfg.threads)
-    pin_blas_to_one_thread()
-    keep_freed_memory_for_reuse()
 
 
 def _threads_now():

@@ -32,7 +32,6 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool import optim
 from minipool.models import build_model
-from minipool.train import pin_blas_to_one_thread
 
 MiB = 1 << 20
 RSS_BOUND_OP = 2 * MiB
@@ -140,9 +139,6 @@ def test_the_rss_probe_sees_a_leak():
 
 
 def test_lenet5_training_steps_keep_memory_flat():
-    # as the trainer does: LeNet's GEMMs are tiny, and OpenBLAS threads spinning on a
-    # loaded machine make a step ~6x slower (this pins the process's BLAS to one thread)
-    pin_blas_to_one_thread()
     rng = np.random.default_rng(0)
     images = mp.tensor(rng.standard_normal((16, 1, 32, 32)).astype(np.float32))
     labels = mp.tensor(rng.integers(0, 10, 16))

@@ -285,14 +285,3 @@ def test_progress_lines_and_silence():
     for done in range(1, 9):
         silent.update(done, 0.5, 0.25, 1000.0)
     assert quiet_lines == []
-
-
-def test_keep_freed_memory_for_reuse_sets_glibc_thresholds_or_says_no():
-    import platform
-
-    from minipool.train import keep_freed_memory_for_reuse
-
-    applied = keep_freed_memory_for_reuse()
-    assert applied is (platform.libc_ver()[0] == "glibc")
-    big = np.ones((1 << 20,), np.float32)  # allocations still work afterwards
-    assert float(big.sum()) == float(1 << 20)
