@@ -10,6 +10,8 @@ from minipool.nn.upsampling import (PixelShuffle, PixelUnshuffle, UpSampling2D, 
                                     UpsamplingBilinear2d, UpsamplingNearest2d)
 from minipool.nn.pooling import *  # noqa: F401,F403  (every pooling layer; see its __all__)
 from minipool.nn.batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from minipool.nn.keras import (Activation, BatchNormalization, Conv2D, Conv2DTranspose,  # noqa: F401
+                              Convolution2D, Convolution2DTranspose, Dense, ZeroPadding2D)
 from minipool.nn.activation import (ELU, GELU, Dropout2d, Hardtanh, LeakyReLU, ReLU6,  # noqa: F401
                                    SiLU, Softplus)
 from minipool.nn.loss import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, SmoothL1Loss  # noqa: F401

@@ -1,15 +1,88 @@
 """Parameter-free layers: activations, channel dropout and Flatten."""
+import numpy as np
+
 import minipool.nn.functional as F
 from minipool import _random
 from minipool.nn.module import Module
+from minipool.ops.elementwise import as_tensor
+from minipool.tensor import is_grad_enabled as mp_grad_enabled
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
 
 
 class ReLU(Module):
+    """``max(x, 0)`` as ``torch.nn.ReLU()``; with Keras's arguments, Keras's ReLU layer:
+    ``max_value`` if ``x >= max_value``, ``x`` if ``threshold <= x < max_value``, else
+    ``negative_slope * (x - threshold)`` (the gradient is that piece's slope: 0, 1 or
+    ``negative_slope``; at ``x == max_value`` 0; at ``x == threshold > 0`` the ``x``
+    piece, as Keras documents it; at ``x == threshold == 0`` ``negative_slope``, as
+    relu/leaky_relu in PyTorch and TensorFlow).
+
+    ``ReLU(True)`` / ``ReLU(inplace=True)`` is PyTorch's in-place form: honoured for
+    a tensor outside any graph, refused (naming ``inplace=False``) for one that
+    records gradients.
+
+    >>> import minipool as mp
+    >>> x = mp.tensor([-2.0, 0.5, 3.0, 8.0])
+    >>> mp.nn.ReLU()(x).numpy()
+    array([0. , 0.5, 3. , 8. ], dtype=float32)
+    >>> mp.nn.ReLU(max_value=6.0, negative_slope=0.1, threshold=1.0)(x).numpy()
+    array([-0.3 , -0.05,  3.  ,  6.  ], dtype=float32)
+    """
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, *, inplace=False):
+        super().__init__()
+        if isinstance(max_value, bool):  # torch.nn.ReLU(True): PyTorch's positional inplace
+            max_value, inplace = None, max_value
+        for name, value in (("max_value", max_value), ("negative_slope", negative_slope),
+                            ("threshold", threshold)):
+            if value is None and name == "max_value":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value \
+                    or value < 0 or value == float("inf") and name != "max_value":
+                raise ValueError(f"ReLU: {name} must be a number >= 0"
+                                 f"{' or None' if name == 'max_value' else ''}, got {value!r}")
+        if not isinstance(inplace, bool):
+            raise TypeError(f"ReLU: inplace must be a bool, got {inplace!r}")
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+        self.inplace = inplace
+
     def forward(self, x):
-        return F.relu(x)
+        if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
+            y = F.relu(x)
+        else:
+            y = _keras_relu(x, self.max_value, self.negative_slope, self.threshold)
+        if not self.inplace:
+            return y
+        if getattr(x, "requires_grad", False) and mp_grad_enabled():
+            raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
+                             "(minipool records no in-place writes); use ReLU() (inplace=False)")
+        x.data[...] = y.data
+        return x
+
+    def extra_repr(self):
+        parts = [f"{name}={getattr(self, name)}" for name, default in
+                 (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))
+                 if getattr(self, name) != default]
+        return ", ".join(parts + (["inplace=True"] if self.inplace else []))
+
+
+def _keras_relu(x, max_value, negative_slope, threshold):
+    """Keras's piecewise ReLU from ``where`` picks, so each piece carries its own gradient."""
+    x = as_tensor(x)
+    below = negative_slope * (x - threshold) if negative_slope else 0.0
+    # x == threshold takes the x piece (Keras's formula) unless threshold is 0, where both
+    # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
+    # TensorFlow).  NaN propagates: through the sloped piece when there is one (gradient
+    # negative_slope, as leaky_relu), else through the x piece (gradient 1, as relu6)
+    upper = x.data > threshold if threshold == 0 else x.data >= threshold
+    if not negative_slope:
+        upper = upper | np.isnan(x.data)
+    y = F.where(upper, x, below)
+    if max_value is not None:
+        y = F.where(x.data >= max_value, max_value, y)
+    return y
 
 
 class Tanh(Module):

@@ -7,7 +7,7 @@ Per channel c (axis 1, or the last axis with ``data_format="channels_last"``):
   axis (M values per channel); the running statistics, when given, are
   updated in place: ``running = (1 - momentum) * running + momentum * batch``,
   the variance with Bessel's correction ``var * M / (M - 1)`` (PyTorch's rule;
-  Keras's layer asks for the biased one, see ``unbiased_running_var``).
+  Keras's BatchNormalization uses the biased one: ``normalize_over_axis(keras=True)``).
 * evaluation: the running statistics take the batch statistics' place.
 
 Statistics, the normalised values and both passes are computed in float64
@@ -131,9 +131,14 @@ def _channel_array(op, value, name, C, dtype, axis_text):
 
 
 def normalize_over_axis(op, input, running_mean, running_var, weight, bias, training, momentum,
-                        eps, axis, unbiased_running_var=True):
+                        eps, axis, keras=False):
     """``batch_norm`` with the channel axis given as an int (shared with Keras's
-    BatchNormalization, whose ``axis`` may be any axis)."""
+    BatchNormalization, whose ``axis`` may be any axis).
+
+    ``keras=True`` follows Keras 3's rules instead of PyTorch's: the running
+    variance moves towards the *biased* batch variance, and neither one value
+    per channel nor ``eps=0`` is refused in training (no Bessel factor to
+    divide by zero)."""
     x = as_tensor(input)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{op}: input must be float32 or float64, got {x.dtype}")
@@ -152,7 +157,7 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
     axis_text = f"axis {axis} of shape {x.shape}"
     momentum = _number(op, momentum, "momentum", 0.0, 1.0)
     eps = _number(op, eps, "eps", 0.0)
-    if training and eps == 0:  # PyTorch's rule: a constant channel would divide 0 by 0
+    if training and eps == 0 and not keras:  # PyTorch's rule: a constant channel would divide 0 by 0
         raise ValueError(f"{op}: eps must be > 0 when training, got {eps!r}")
     running_mean, rm = _channel_array(op, running_mean, "running_mean", C, x.dtype, axis_text)
     running_var, rv = _channel_array(op, running_var, "running_var", C, x.dtype, axis_text)
@@ -164,7 +169,7 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
     weight = _channel_array(op, weight, "weight", C, x.dtype, axis_text)[0]
     bias = _channel_array(op, bias, "bias", C, x.dtype, axis_text)[0]
     count = x.data.size // C if C else 0
-    if training and count == 1:
+    if training and count == 1 and not keras:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input "
                          f"of shape {x.shape} (one value per channel has no variance)")
     if rm is not None and not (rm.flags.writeable and rv.flags.writeable) and training:
@@ -175,7 +180,7 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
     x3 = reshape(x, (pre, C, post))
     out = BatchNormFn.apply(x3, weight, bias, running=None if rm is None else (rm, rv),
                             training=training, momentum=momentum, eps=eps,
-                            unbiased=bool(unbiased_running_var))
+                            unbiased=not keras)
     return reshape(out, x.shape)
 
 

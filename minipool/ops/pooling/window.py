@@ -2,8 +2,10 @@
 
 Names, argument order and defaults follow ``torch.nn.functional``; every op
 also takes ``data_format`` ("channels_first", the default, or
-"channels_last" for NHWC-style input, as Keras uses) and Keras's string
-padding ("valid" or "same").  Semantics (PyTorch 2.x is the contract):
+"channels_last" for NHWC-style input, as Keras uses), Keras's string
+padding ("valid" or "same", any case: TensorFlow's "VALID"/"SAME" too) and,
+as keywords, Keras's ``strides=`` and ``pool_size=`` (TensorFlow's ``ksize=``)
+for ``stride`` and ``kernel_size``.  Semantics (PyTorch 2.x is the contract):
 
 * output length ``floor((in + 2p - d(k-1) - 1 [+ s-1 if ceil_mode]) / s) + 1``;
   with ceil_mode the last window must start inside the input or the left
@@ -21,6 +23,8 @@ padding ("valid" or "same").  Semantics (PyTorch 2.x is the contract):
   the real cells (count_include_pad=False).  padding="same" (TensorFlow's
   split, extra cell after) always divides by the real cells, as Keras does.
 """
+import functools
+
 import numpy as np
 
 from minipool.ops.elementwise import as_tensor
@@ -86,7 +90,27 @@ def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format)
     return SumPool.apply(x, call=call, p=p)
 
 
+# Keras / TensorFlow spellings of PyTorch's arguments, taken as keywords: strides=2 or
+# pool_size=(2, 2) / ksize=2 reach stride / kernel_size (padding "VALID"/"SAME" is case-free).
+_KERAS_NAMES = (("pool_size", "kernel_size"), ("ksize", "kernel_size"), ("strides", "stride"))
+
+
+def _keras_keywords(fn):
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        if "strides" in kwargs or "pool_size" in kwargs or "ksize" in kwargs:
+            for keras_name, name in _KERAS_NAMES:
+                if keras_name in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}: got both {keras_name}= (Keras's name) and "
+                                        f"{name}= (minipool's and PyTorch's); give one")
+                    kwargs[name] = kwargs.pop(keras_name)
+        return fn(*args, **kwargs)
+    return call
+
+
 # ----------------------------------------------------------------------------- max
+@_keras_keywords
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """1-d max pooling of (C, L) or (N, C, L); see :func:`max_pool2d`.
@@ -99,6 +123,7 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     ceil_mode, return_indices, data_format)
 
 
+@_keras_keywords
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """2-d max pooling of (C, H, W) or (N, C, H, W) (or NHWC with data_format="channels_last").
@@ -122,6 +147,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     ceil_mode, return_indices, data_format)
 
 
+@_keras_keywords
 def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """3-d max pooling of (C, D, H, W) or (N, C, D, H, W); see :func:`max_pool2d`.
@@ -135,6 +161,7 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 # ----------------------------------------------------------------------------- min
+@_keras_keywords
 def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """1-d min pooling; see :func:`min_pool2d`.
@@ -147,6 +174,7 @@ def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     ceil_mode, return_indices, data_format)
 
 
+@_keras_keywords
 def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """2-d min pooling: max pooling's rules mirrored (``v < m or isnan(v)`` from +inf,
@@ -161,6 +189,7 @@ def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                     ceil_mode, return_indices, data_format)
 
 
+@_keras_keywords
 def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False, data_format=None):
     """3-d min pooling; see :func:`min_pool2d`.
@@ -174,6 +203,7 @@ def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 # ----------------------------------------------------------------------------- average
+@_keras_keywords
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, data_format=None):
     """1-d average pooling; see :func:`avg_pool2d`.
@@ -186,6 +216,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                     count_include_pad, divisor_override, data_format)
 
 
+@_keras_keywords
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, data_format=None):
     """2-d average pooling with PyTorch's divisor rules.
@@ -206,6 +237,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                     count_include_pad, divisor_override, data_format)
 
 
+@_keras_keywords
 def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None, data_format=None):
     """3-d average pooling; see :func:`avg_pool2d`.
@@ -219,6 +251,7 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 # ----------------------------------------------------------------------------- sum
+@_keras_keywords
 def sum_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
     """1-d sum pooling; see :func:`sum_pool2d`.
 
@@ -229,6 +262,7 @@ def sum_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
     return _sum("sum_pool1d", input, 1, kernel_size, stride, padding, ceil_mode, data_format)
 
 
+@_keras_keywords
 def sum_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
     """2-d sum pooling: the sum of each window's real cells (padding adds nothing).
 
@@ -240,6 +274,7 @@ def sum_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
     return _sum("sum_pool2d", input, 2, kernel_size, stride, padding, ceil_mode, data_format)
 
 
+@_keras_keywords
 def sum_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
     """3-d sum pooling; see :func:`sum_pool2d`.
 
@@ -251,6 +286,7 @@ def sum_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
 
 
 # ----------------------------------------------------------------------------- LP
+@_keras_keywords
 def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
     """1-d power-average pooling; see :func:`lp_pool2d`.
 
@@ -261,6 +297,7 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_
     return _lp("lp_pool1d", input, 1, norm_type, kernel_size, stride, ceil_mode, data_format)
 
 
+@_keras_keywords
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
     """2-d power-average pooling: ``(sum of x**p over the window's real cells) ** (1/p)``.
 
