@@ -379,6 +379,7 @@ def make_misc_call(rng, op):
 LAYERS = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "LPPool2d",
           "MaxUnpool2d", "Upsample", "PixelShuffle", "Conv2d", "Linear", "Dropout",
           "StochasticPool2d", "MaxPooling2D", "UpSampling2D"]
+LAYERS += ["LeakyReLU", "ELU", "Softplus", "ReLU6", "Dropout2d"]  # activations (issue 12)
 LAYER_ARGS = {  # valid constructor arguments and a valid input shape
     "MaxPool2d": ((2,), {}, (1, 2, 4, 4)), "AvgPool2d": ((2,), {}, (1, 2, 4, 4)),
     "AdaptiveAvgPool2d": ((2,), {}, (1, 2, 5, 5)), "AdaptiveMaxPool2d": ((3,), {}, (1, 2, 5, 5)),
@@ -388,6 +389,10 @@ LAYER_ARGS = {  # valid constructor arguments and a valid input shape
     "Dropout": ((0.5,), {}, (2, 3)), "StochasticPool2d": ((2,), {}, (1, 2, 4, 4)),
     "MaxPooling2D": (((2, 2),), {}, (1, 4, 4, 2)), "UpSampling2D": (((2, 2),), {}, (1, 3, 3, 2)),
 }
+LAYER_ARGS.update({
+    "LeakyReLU": ((0.1,), {}, (2, 3)), "ELU": ((0.5,), {}, (2, 3)), "Softplus": ((2.0, 5.0), {}, (2, 3)),
+    "ReLU6": ((), {}, (2, 3)), "Dropout2d": ((0.5,), {}, (1, 2, 3, 3)),
+})
 
 
 def make_layer_call(rng, op):
@@ -663,6 +668,10 @@ LAYER_NAMES = {  # constructor position -> words an error may use to name it
     "MaxPooling2D": [("pool_size", "kernel_size", "kernel")],
     "UpSampling2D": [("size",)],
 }
+LAYER_NAMES.update({
+    "LeakyReLU": [("negative_slope",)], "ELU": [("alpha",)], "Softplus": [("beta",), ("threshold",)],
+    "ReLU6": [], "Dropout2d": [("p",)],
+})
 
 
 # ----------------------------------------------------------------------------- running
