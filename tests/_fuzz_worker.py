@@ -356,6 +356,33 @@ def make_conv_call(rng, op):
     return Call(op, F.conv2d, [x, weight, bias], kw, dict(family="conv"))
 
 
+def make_conv_variant_call(rng, op):
+    """conv_transpose2d, or conv2d on an (N, H, W, C) input (data_format="channels_last")."""
+    groups = int(rng.choice([1, 1, 2]))
+    n, cg, og = int(rng.integers(1, 3)), int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    kh, kw_ = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    dtype = [np.float32, np.float64][rng.integers(2)]
+    bias = random_values(rng, (og * groups,), dtype) if rng.integers(2) else None
+    if op == "conv2d_channels_last":
+        h, w = int(rng.integers(kh, 7)), int(rng.integers(kw_, 7))
+        x = random_values(rng, (n, h, w, cg * groups), dtype)
+        weight = random_values(rng, (og * groups, cg, kh, kw_), dtype)
+        kw = dict(stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)), dilation=1,
+                  groups=groups, data_format="channels_last")
+        return Call(op, F.conv2d, [x, weight, bias], kw, dict(family="conv"))
+    h, w = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    stride, dilation = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    output_padding = int(rng.integers(0, max(stride, dilation)))
+    # padding may not eat the whole output: 2p <= (size - 1) * s + d * (k - 1) + op
+    room = min((size - 1) * stride + dilation * (k - 1) + output_padding for size, k in ((h, kh), (w, kw_)))
+    padding = min(int(rng.integers(0, 2)), room // 2)
+    x = random_values(rng, (n, cg * groups, h, w), dtype)
+    weight = random_values(rng, (cg * groups, og, kh, kw_), dtype)
+    kw = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation,
+              groups=groups)
+    return Call(op, F.conv_transpose2d, [x, weight, bias], kw, dict(family="conv", variant="transposed"))
+
+
 def make_misc_call(rng, op):
     dtype = [np.float32, np.float64][rng.integers(2)]
     if op == "linear":
@@ -427,6 +454,7 @@ def mutate_input(rng, call, position=0):
     if isinstance(call.args[position], list):  # an earlier mutation made it a list
         x = mp.Tensor(call.args[position]).numpy()
     what = rng.integers(6)
+FAMILIES += [("conv_transpose2d", make_conv_variant_call), ("conv2d_channels_last", make_conv_variant_call)]
     if what == 0:    # wrong rank
         x = x.reshape(x.shape + (1,)) if rng.integers(2) or x.ndim < 2 else x.reshape(-1)
         if rng.integers(3) == 0:
@@ -938,6 +966,10 @@ def check_conv(call, x, out):
     else:
         p = as_ints(padding, 2)
         pad_after = p
+    if call.meta.get("variant") == "transposed":
+        return check_conv_transpose(call, x, out)
+    if call.kwargs.get("data_format") == "channels_last" and x.ndim == out.ndim == 4:
+        x, out = np.moveaxis(x, -1, 1), np.moveaxis(out, -1, 1)  # checked as NCHW
     if None in (s, p, d) or min(s) < 1 or min(d) < 1 or min(p) < 0:
         return [f"accepted {describe(kw)}"]
     ho = (x.shape[2] + p[0] + pad_after[0] - d[0] * (kh - 1) - 1) // s[0] + 1
@@ -966,6 +998,31 @@ def check_same_as_contiguous(call, result):
 def check_backward(call, result):
     """Run backward with a random (sometimes reversed) upstream gradient through a leaf."""
     if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear"):
+def check_conv_transpose(call, x, out):
+    """conv_transpose2d: PyTorch's output size, and the values of conv2d's input gradient
+    (the loop reference) for the output gradient x, plus the bias."""
+    weight, bias = call.args[1], call.args[2]
+    kw = call.kwargs
+    s, p, o, d = (as_ints(kw.get(name, default), 2) for name, default in
+                  (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1)))
+    if None in (s, p, o, d) or min(s) < 1 or min(d) < 1 or min(p) < 0 or min(o) < 0 \
+            or any(oo >= ss and oo >= dd for oo, ss, dd in zip(o, s, d)):
+        return [f"accepted {describe(kw)}"]
+    groups = kw.get("groups", 1)
+    size = tuple((n - 1) * ss - 2 * pp + dd * (k - 1) + oo + 1
+                 for n, ss, pp, dd, k, oo in zip(x.shape[2:], s, p, d, weight.shape[2:], o))
+    want = (x.shape[0], weight.shape[1] * groups) + size
+    if out.shape != want:
+        return [f"conv_transpose2d output shape {out.shape}, expected {want}"]
+    if out.size > 2000:
+        return []
+    ref = conv_reference.conv2d_with_grads(np.zeros(want), weight, None, s, p[0], p[1], x.shape[2:],
+                                           d, groups, grad_out=x)[1]
+    if bias is not None:
+        ref = ref + np.asarray(bias, np.float64)[None, :, None, None]
+    return [] if close(out, ref, x.dtype) else ["conv_transpose2d differs from conv2d's input gradient"]
+
+
         return []
     x0 = as_array(call.args[0])
     if x0.dtype not in (np.float32, np.float64) or x0.size == 0 or not np.isfinite(x0).all():

@@ -121,14 +121,14 @@ class ConvTranspose2d(Module):
             raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
         if self.out_channels % self.groups:
             raise ValueError(f"{where}: out_channels={out_channels} must be divisible by groups={groups}")
-        self.kernel_size = pair(kernel_size, "kernel_size", 1)
-        self.stride = pair(stride, "stride", 1)
+        self.kernel_size = pair(kernel_size, "kernel_size", 1, where)
+        self.stride = pair(stride, "stride", 1, where)
         if isinstance(padding, str):
             raise ValueError(f"{where}: padding must be an int or a pair of ints (no 'same' or "
                              f"'valid' for a transposed convolution), got {padding!r}")
-        self.padding = pair(padding, "padding", 0)
-        self.output_padding = pair(output_padding, "output_padding", 0)
-        self.dilation = pair(dilation, "dilation", 1)
+        self.padding = pair(padding, "padding", 0, where)
+        self.output_padding = pair(output_padding, "output_padding", 0, where)
+        self.dilation = pair(dilation, "dilation", 1, where)
         for o, s, d in zip(self.output_padding, self.stride, self.dilation):
             if not (o < s or o < d):
                 raise ValueError(f"{where}: output_padding must be smaller than either stride or "

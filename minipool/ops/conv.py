@@ -48,18 +48,18 @@ def gemm_backend():
     return "minipool's loop GEMM (NumPy's OpenBLAS not found: slow)"
 
 
-def pair(value, name, minimum):
+def pair(value, name, minimum, op="conv2d"):
     """``value`` (int or sequence of 2 ints) as a 2-tuple of ints >= ``minimum``."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2:
-        raise ValueError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     for v in items:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"conv2d: {name} must be an int or a pair of ints, got {value!r}")
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
         if v < minimum:
-            raise ValueError(f"conv2d: {name} must be >= {minimum}, got {value!r}")
+            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
         if v > MAX_GEOMETRY:
-            raise ValueError(f"conv2d: {name} must be <= {MAX_GEOMETRY}, got {value!r}")
+            raise ValueError(f"{op}: {name} must be <= {MAX_GEOMETRY}, got {value!r}")
     return int(items[0]), int(items[1])
 
 

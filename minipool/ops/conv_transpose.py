@@ -207,10 +207,10 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     if isinstance(padding, str):
         raise ValueError(f"{op}: padding must be an int or a pair of ints (no 'same' or 'valid' "
                          f"for a transposed convolution), got {padding!r}")
-    stride = pair(stride, "stride", 1)
-    padding = pair(padding, "padding", 0)
-    output_padding = pair(output_padding, "output_padding", 0)
-    dilation = pair(dilation, "dilation", 1)
+    stride = pair(stride, "stride", 1, op)
+    padding = pair(padding, "padding", 0, op)
+    output_padding = pair(output_padding, "output_padding", 0, op)
+    dilation = pair(dilation, "dilation", 1, op)
     for o, s, d in zip(output_padding, stride, dilation):
         if not (o < s or o < d):
             raise ValueError(f"{op}: output_padding must be smaller than either stride or "
@@ -226,7 +226,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     largest = max(Cout * Hout * Wout, Cout * kh * kw * W, Cin * H * W) * batch  # output, cols, input
     if Hout > MAX_GEOMETRY or Wout > MAX_GEOMETRY or largest * input.dtype.itemsize > np.iinfo(np.intp).max:
         raise ValueError(f"{op}: output size ({Hout}, {Wout}) with {Cout} channels is too large "
-                         "to compute")
+                         f"to compute: input ({H}, {W}), kernel ({kh}, {kw}), stride {stride}, "
+                         f"padding {padding}, output_padding {output_padding}, dilation {dilation}")
     geometry = (kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
                 H, W, groups)
     x = reshape(input, (1,) + input.shape) if unbatched else input
