@@ -446,6 +446,7 @@ FAMILIES = ([(op, make_window_call) for op in WINDOW_OPS]
                                               "nll_loss", "mse_loss")]
             + [(op, make_layer_call) for op in LAYERS])
 
+FAMILIES += [("conv_transpose2d", make_conv_variant_call), ("conv2d_channels_last", make_conv_variant_call)]
 
 # ----------------------------------------------------------------------------- mutations
 def mutate_input(rng, call, position=0):
@@ -454,7 +455,6 @@ def mutate_input(rng, call, position=0):
     if isinstance(call.args[position], list):  # an earlier mutation made it a list
         x = mp.Tensor(call.args[position]).numpy()
     what = rng.integers(6)
-FAMILIES += [("conv_transpose2d", make_conv_variant_call), ("conv2d_channels_last", make_conv_variant_call)]
     if what == 0:    # wrong rank
         x = x.reshape(x.shape + (1,)) if rng.integers(2) or x.ndim < 2 else x.reshape(-1)
         if rng.integers(3) == 0:
@@ -952,6 +952,10 @@ def check_interpolate(call, x, out):
 
 
 def check_conv(call, x, out):
+    if call.meta.get("variant") == "transposed":
+        return check_conv_transpose(call, x, out)
+    if call.kwargs.get("data_format") == "channels_last" and x.ndim == out.ndim == 4:
+        x, out = np.moveaxis(x, -1, 1), np.moveaxis(out, -1, 1)  # checked as NCHW
     weight, bias = call.args[1], call.args[2]
     kw = call.kwargs
     padding = kw.get("padding", 0)
@@ -966,10 +970,6 @@ def check_conv(call, x, out):
     else:
         p = as_ints(padding, 2)
         pad_after = p
-    if call.meta.get("variant") == "transposed":
-        return check_conv_transpose(call, x, out)
-    if call.kwargs.get("data_format") == "channels_last" and x.ndim == out.ndim == 4:
-        x, out = np.moveaxis(x, -1, 1), np.moveaxis(out, -1, 1)  # checked as NCHW
     if None in (s, p, d) or min(s) < 1 or min(d) < 1 or min(p) < 0:
         return [f"accepted {describe(kw)}"]
     ho = (x.shape[2] + p[0] + pad_after[0] - d[0] * (kh - 1) - 1) // s[0] + 1
@@ -984,20 +984,6 @@ def check_conv(call, x, out):
     return [] if close(out, ref, x.dtype) else ["conv values differ from the loop reference"]
 
 
-def check_same_as_contiguous(call, result):
-    """A non-contiguous or reversed input must give exactly the contiguous input's result."""
-    args = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in call.args]
-    again = call.fn(*args, **call.kwargs)
-    pairs = zip(result, again) if isinstance(result, tuple) else [(result, again)]
-    for a, b in pairs:
-        if not close(array_of(a), array_of(b), array_of(a).dtype, exact=True):
-            return ["non-contiguous input gives another result than its contiguous copy"]
-    return []
-
-
-def check_backward(call, result):
-    """Run backward with a random (sometimes reversed) upstream gradient through a leaf."""
-    if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear"):
 def check_conv_transpose(call, x, out):
     """conv_transpose2d: PyTorch's output size, and the values of conv2d's input gradient
     (the loop reference) for the output gradient x, plus the bias."""
@@ -1023,6 +1009,20 @@ def check_conv_transpose(call, x, out):
     return [] if close(out, ref, x.dtype) else ["conv_transpose2d differs from conv2d's input gradient"]
 
 
+def check_same_as_contiguous(call, result):
+    """A non-contiguous or reversed input must give exactly the contiguous input's result."""
+    args = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in call.args]
+    again = call.fn(*args, **call.kwargs)
+    pairs = zip(result, again) if isinstance(result, tuple) else [(result, again)]
+    for a, b in pairs:
+        if not close(array_of(a), array_of(b), array_of(a).dtype, exact=True):
+            return ["non-contiguous input gives another result than its contiguous copy"]
+    return []
+
+
+def check_backward(call, result):
+    """Run backward with a random (sometimes reversed) upstream gradient through a leaf."""
+    if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear"):
         return []
     x0 = as_array(call.args[0])
     if x0.dtype not in (np.float32, np.float64) or x0.size == 0 or not np.isfinite(x0).all():
