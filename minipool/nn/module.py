@@ -350,19 +350,20 @@ class Module:
 
     # -- persistence -------------------------------------------------------------
     def state_dict(self):
-        """Name -> NumPy array copy of every parameter and buffer (PyTorch's key names)."""
-        state = OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.data.copy()
-        for name, b in self._persistent_buffers():
-            state[name] = b.data.copy()
-        return state
+        """Name -> NumPy array copy of every parameter and persistent buffer, in PyTorch's
+        order and with its key names (a module reachable under two names appears under both)."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
 
-    def _persistent_buffers(self):
-        for mod_name, mod in self.named_modules():
-            for name, b in mod._buffers.items():
-                if b is not None and name not in mod._non_persistent_buffers:
-                    yield (f"{mod_name}.{name}" if mod_name else name), b
+    def _state_items(self, prefix=""):
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers:
+                yield prefix + name, b
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._state_items(f"{prefix}{name}.")
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays (or Tensors) into the parameters and buffers, in place.
@@ -370,8 +371,7 @@ class Module:
         Nothing is changed unless every key and shape fits (when ``strict``);
         the error lists the missing, unexpected and mismatched entries.
         """
-        own = OrderedDict(self.named_parameters())
-        own.update(self._persistent_buffers())
+        own = OrderedDict(self._state_items())
         incoming = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]

@@ -1,0 +1,196 @@
+"""Module habits of PyTorch users: to()/double()/float(), apply(), requires_grad_(),
+add_module(), named_modules()/modules()/children(), zero_grad(set_to_none),
+register_buffer (persistent or not; kept when reassigned; converted by to()).
+Each is compared with the same model written with torch.nn.
+"""
+import numpy as np
+import pytest
+
+import minipool as mp
+import minipool.nn as nn
+
+torch = pytest.importorskip("torch")
+
+
+def build(lib):
+    """A small nested model with a shared submodule and a buffer, in either library."""
+    class Block(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lib.Linear(3, 3)
+            self.act = lib.ReLU()
+            if lib is nn:
+                self.register_buffer("scale", mp.tensor([2.0, 2.0, 2.0]))
+                self.register_buffer("steps", mp.tensor(np.array(0, np.int64)))
+                self.register_buffer("scratch", mp.zeros(3), persistent=False)
+            else:
+                self.register_buffer("scale", torch.tensor([2.0, 2.0, 2.0]))
+                self.register_buffer("steps", torch.tensor(0))
+                self.register_buffer("scratch", torch.zeros(3), persistent=False)
+
+        def forward(self, x):
+            return self.act(self.lin(x)) * self.scale
+
+    class Net(lib.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Block()
+            self.b = Block()
+            self.shared = self.a  # the same module under two names
+            self.head = lib.Sequential(lib.Linear(3, 2), lib.Tanh())
+
+        def forward(self, x):
+            return self.head(self.b(self.a(x)))
+
+    return Net()
+
+
+def test_traversal_matches_torch_names_and_order():
+    m, t = build(nn), build(torch.nn)
+    assert [n for n, _ in m.named_modules()] == [n for n, _ in t.named_modules()]
+    assert [n for n, _ in m.named_modules(remove_duplicate=False)] == \
+        [n for n, _ in t.named_modules(remove_duplicate=False)]
+    assert [n for n, _ in m.named_children()] == [n for n, _ in t.named_children()]
+    assert [type(c).__name__ for c in m.children()] == [type(c).__name__ for c in t.children()]
+    assert [type(c).__name__ for c in m.modules()] == [type(c).__name__ for c in t.modules()]
+    assert [n for n, _ in m.named_parameters()] == [n for n, _ in t.named_parameters()]
+    assert [n for n, _ in m.named_buffers()] == [n for n, _ in t.named_buffers()]
+    assert [n for n, _ in m.named_parameters(prefix="net")] == [n for n, _ in t.named_parameters(prefix="net")]
+    assert [n for n, _ in m.a.named_parameters(recurse=False)] == [] == \
+        [n for n, _ in t.a.named_parameters(recurse=False)]
+    assert len(list(m.buffers())) == len(list(t.buffers()))
+    assert m.get_submodule("head.0") is m.head[0]
+    with pytest.raises(AttributeError, match="no submodule"):
+        m.get_submodule("head.5")
+
+
+def test_state_dict_keys_skip_non_persistent_buffers_like_torch():
+    m, t = build(nn), build(torch.nn)
+    assert list(m.state_dict()) == list(t.state_dict())
+    assert "a.scratch" not in m.state_dict()
+    sd = {k: v.detach().numpy() for k, v in t.state_dict().items()}
+    m.load_state_dict(sd)
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(m(mp.tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+
+
+def test_assigning_to_a_buffer_name_keeps_it_a_buffer():
+    m = build(nn).a
+    m.scale = mp.tensor([1.0, 1.0, 1.0])
+    assert "scale" in dict(m.named_buffers()) and m.state_dict()["scale"].tolist() == [1, 1, 1]
+    m.scratch = mp.ones(3)
+    assert "scratch" not in m.state_dict() and "scratch" in dict(m.named_buffers())
+    t = build(torch.nn).a
+    t.scale = torch.ones(3)
+    assert "scale" in dict(t.named_buffers())
+    m.scale = None  # None keeps the name reserved, saves nothing (as torch)
+    t.scale = None
+    assert "scale" not in m.state_dict() and "scale" not in t.state_dict()
+
+
+def test_to_double_float_convert_floating_parameters_and_buffers_in_place():
+    m = build(nn)
+    params = list(m.parameters())
+    opt = mp.optim.SGD(m.parameters(), lr=0.1)
+    assert m.double() is m
+    assert all(p.dtype == np.float64 for p in m.parameters())
+    assert [p is q for p, q in zip(m.parameters(), params)] == [True] * len(params)  # same objects
+    assert m.a.scale.dtype == np.float64 and m.a.steps.dtype == np.int64  # integer buffer untouched
+    m(mp.ones(2, 3, dtype=np.float64)).sum().backward()
+    assert all(p.grad.dtype == np.float64 for p in m.parameters())
+    opt.step()
+    assert m.float() is m and all(p.dtype == np.float32 for p in m.parameters())
+    assert all(p.grad.dtype == np.float32 for p in m.parameters())
+    assert m.to(np.float64) is m and m.a.scale.dtype == np.float64
+    assert m.to("cpu") is m and m.to(device="cpu", dtype=np.float32) is m and m.a.scale.dtype == np.float32
+    assert m.cpu() is m
+    t = build(torch.nn).double()
+    assert all(p.dtype == torch.float64 for p in t.parameters()) and t.a.steps.dtype == torch.int64
+
+
+def test_to_refuses_other_devices_and_non_float_dtypes():
+    m = nn.Linear(2, 2)
+    with pytest.raises(RuntimeError, match="CPU only"):
+        m.to("cuda")
+    with pytest.raises(RuntimeError, match="CPU only"):
+        m.cuda()
+    with pytest.raises(TypeError, match="floating-point"):
+        m.to(np.int64)
+    with pytest.raises(TypeError, match="neither a dtype nor a device"):
+        m.to(3.5j)
+
+
+def test_apply_visits_children_first_then_self_like_torch():
+    seen_m, seen_t = [], []
+    build(nn).apply(lambda mod: seen_m.append(type(mod).__name__))
+    build(torch.nn).apply(lambda mod: seen_t.append(type(mod).__name__))
+    assert seen_m == seen_t
+
+    def init(mod):
+        if isinstance(mod, nn.Linear):
+            with mp.no_grad():
+                mod.weight.fill_(0.5)
+                mod.bias.zero_()
+    m = build(nn).apply(init)
+    assert all(np.all(p.numpy() == (0.5 if n.endswith("weight") else 0)) for n, p in m.named_parameters())
+
+
+def test_requires_grad_switches_every_parameter():
+    m = build(nn)
+    assert m.requires_grad_(False) is m
+    assert not any(p.requires_grad for p in m.parameters())
+    out = m(mp.ones(1, 3))
+    assert not out.requires_grad
+    m.head.requires_grad_()
+    assert [p.requires_grad for p in m.parameters()] == [False] * 4 + [True] * 2
+
+
+def test_add_module_register_parameter_and_bad_names():
+    m = nn.Module()
+    m.add_module("fc", nn.Linear(2, 2))
+    m.register_module("act", nn.ReLU())
+    m.register_parameter("alpha", nn.Parameter(mp.ones(1)))
+    m.register_parameter("unused", None)
+    t = torch.nn.Module()
+    t.add_module("fc", torch.nn.Linear(2, 2))
+    t.register_module("act", torch.nn.ReLU())
+    t.register_parameter("alpha", torch.nn.Parameter(torch.ones(1)))
+    t.register_parameter("unused", None)
+    assert [n for n, _ in m.named_children()] == ["fc", "act"] == [n for n, _ in t.named_children()]
+    assert [n for n, _ in m.named_parameters()] == ["alpha", "fc.weight", "fc.bias"] == \
+        [n for n, _ in t.named_parameters()]
+    assert list(m.state_dict()) == list(t.state_dict())
+    assert "unused" not in t.state_dict() and "unused" not in m.state_dict()
+    m.add_module("gone", None)
+    assert m.gone is None and [n for n, _ in m.named_children()] == ["fc", "act"]
+    with pytest.raises(TypeError, match="not a Module"):
+        m.add_module("x", 3)
+    with pytest.raises(KeyError, match="without '.'"):
+        m.add_module("a.b", nn.ReLU())
+    with pytest.raises(KeyError, match="already exists"):
+        m.add_module("training", nn.ReLU())
+    with pytest.raises(TypeError, match="must be a str"):
+        m.register_buffer(1, mp.zeros(1))
+    with pytest.raises(TypeError, match="Parameter"):
+        m.register_buffer("p", nn.Parameter(mp.zeros(1)))
+    with pytest.raises(TypeError, match="Parameter or None"):
+        m.register_parameter("w", mp.zeros(1))
+
+
+def test_zero_grad_set_to_none_semantics_match_torch():
+    m, t = build(nn), build(torch.nn)
+    x = np.ones((2, 3), np.float32)
+    m(mp.tensor(x)).sum().backward()
+    t(torch.tensor(x)).sum().backward()
+    grads = [p.grad for p in m.parameters()]
+    m.zero_grad(set_to_none=False)
+    t.zero_grad(set_to_none=False)
+    for p, pt, g in zip(m.parameters(), t.parameters(), grads):
+        assert p.grad is not None and np.all(p.grad.numpy() == 0) and pt.grad is not None
+        assert not p.grad.requires_grad
+    m.zero_grad()
+    t.zero_grad()
+    assert all(p.grad is None for p in m.parameters()) and all(p.grad is None for p in t.parameters())
+    m.zero_grad(set_to_none=False)  # nothing to zero: stays None, as torch
+    t.zero_grad(set_to_none=False)
+    assert all(p.grad is None for p in m.parameters()) and all(p.grad is None for p in t.parameters())
