@@ -421,6 +421,14 @@ LAYER_ARGS.update({
     "ReLU6": ((), {}, (2, 3)), "Dropout2d": ((0.5,), {}, (1, 2, 3, 3)),
 })
 
+# batch normalisation and the Keras-named layers (issue 12)
+LAYERS += ["BatchNorm2d", "BatchNorm1d", "Dense", "Conv2D", "BatchNormalization", "ZeroPadding2D"]
+LAYER_ARGS.update({
+    "BatchNorm2d": ((3,), {}, (2, 3, 4, 4)), "BatchNorm1d": ((3,), {}, (4, 3)),
+    "Dense": ((3,), {}, (2, 5)), "Conv2D": ((2, 3), {}, (1, 5, 5, 2)),
+    "BatchNormalization": ((-1,), {}, (4, 3)), "ZeroPadding2D": ((1,), {}, (1, 3, 3, 2)),
+})
+
 
 def make_layer_call(rng, op):
     args, kwargs, shape = LAYER_ARGS[op]
@@ -699,6 +707,12 @@ LAYER_NAMES = {  # constructor position -> words an error may use to name it
 LAYER_NAMES.update({
     "LeakyReLU": [("negative_slope",)], "ELU": [("alpha",)], "Softplus": [("beta",), ("threshold",)],
     "ReLU6": [], "Dropout2d": [("p",)],
+})
+
+LAYER_NAMES.update({
+    "BatchNorm2d": [("num_features",)], "BatchNorm1d": [("num_features",)], "Dense": [("units",)],
+    "Conv2D": [("filters",), ("kernel_size", "kernel")], "BatchNormalization": [("axis",)],
+    "ZeroPadding2D": [("padding",)],
 })
 
 

@@ -310,6 +310,8 @@ def test_layer_bad_arguments():
         nn.BatchNorm2d(3, momentum=-0.1)
     with pytest.raises(ValueError, match="eps must be a number >= 0"):
         nn.BatchNorm1d(3, eps=-1)
+    with pytest.raises(ValueError, match="num_features give a weight"):
+        nn.BatchNorm2d(2 ** 40)
     with pytest.raises(ValueError, match="CPU only"):
         nn.BatchNorm1d(3, device="cuda")
     with pytest.raises(ValueError, match=r"expected 4D input \(got 3D input\)"):

@@ -392,6 +392,12 @@ def test_zero_padding_errors():
         nn.ZeroPadding2D("same")
     with pytest.raises(ValueError, match="expects 4-D input"):
         nn.ZeroPadding2D(1)(mp.ones(3, 3, 1))
+    with pytest.raises(ValueError, match="padding must be <= 2147483647"):
+        nn.ZeroPadding2D(2 ** 31)
+    with pytest.raises(ValueError, match="too large to allocate"):
+        nn.ZeroPadding2D(2 ** 31 - 1)(mp.ones(1, 2, 2, 1))
+    with pytest.raises(ValueError, match="units and input features give a weight"):
+        nn.Dense(2 ** 40)(mp.ones(1, 4))
 
 
 def test_activation_strings():

@@ -23,7 +23,7 @@ BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_st
 import numpy as np
 
 import minipool.nn.functional as F
-from minipool._validate import positive_int
+from minipool._validate import check_parameter_shape, positive_int
 from minipool.nn.module import Module, Parameter
 from minipool.ops.pooling._geometry import parse_data_format
 from minipool.tensor import FLOAT_DTYPES, Tensor
@@ -41,6 +41,7 @@ class _BatchNorm(Module):
         super().__init__()
         where = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", where)
+        check_parameter_shape((self.num_features,), "num_features", where)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
             raise ValueError(f"{where}: eps must be a number >= 0, got {eps!r}")
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, (int, float))

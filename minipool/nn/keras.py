@@ -39,6 +39,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool.nn import init
+from minipool._validate import check_parameter_shape
 from minipool.nn.module import Module, Parameter
 from minipool.ops.batchnorm import normalize_over_axis
 from minipool.ops.elementwise import as_tensor
@@ -109,6 +110,9 @@ def _keras_padding(padding, where):
 def _keras_format(data_format, where):
     return "channels_last" if data_format is None or parse_data_format(where, data_format) \
         else "channels_first"
+
+
+MAX_PADDING = 2 ** 31 - 1  # as conv2d's geometry limit
 
 
 def _same_pads(size, kernel, stride, dilation):
@@ -216,7 +220,9 @@ class Dense(_Lazy):
                              f"got shape {tuple(input_shape)}")
         dtype = self._weight_dtype(dtype)
         self.in_features = int(input_shape[-1])
-        self.weight = Parameter(np.empty((self.units, self.in_features), dtype))
+        shape = check_parameter_shape((self.units, self.in_features), "units and input features",
+                                      "Dense")
+        self.weight = Parameter(np.empty(shape, dtype))
         init.xavier_uniform_(self.weight, generator=self._generator)
         self.bias = Parameter(np.zeros(self.units, dtype)) if self.use_bias else None
         self.built = True
@@ -281,7 +287,9 @@ class _KerasConv(_Lazy):
                              f"(data_format={self.data_format!r}), got shape {tuple(input_shape)}")
         dtype = self._weight_dtype(dtype)
         self.in_channels = int(input_shape[self._channel_axis])
-        self.weight = Parameter(np.empty(self._weight_shape(), dtype))
+        shape = check_parameter_shape(self._weight_shape(), "filters, input channels and kernel_size",
+                                      self._where)
+        self.weight = Parameter(np.empty(shape, dtype))
         init.xavier_uniform_(self.weight, generator=self._generator)
         self.bias = Parameter(np.zeros(self.filters, dtype)) if self.use_bias else None
         self.built = True
@@ -553,6 +561,8 @@ class ZeroPadding2D(Module):
         else:
             rows_each, cols_each = _int_pair(padding, "padding", "ZeroPadding2D", 0)
             rows, cols = (rows_each, rows_each), (cols_each, cols_each)
+        if max(rows + cols) > MAX_PADDING:
+            raise ValueError(f"ZeroPadding2D: padding must be <= {MAX_PADDING}, got {padding!r}")
         self.padding = (rows, cols)
         self.data_format = _keras_format(data_format, "ZeroPadding2D")
 
@@ -561,6 +571,13 @@ class ZeroPadding2D(Module):
         if x.ndim != 4:
             raise ValueError(f"ZeroPadding2D: expects 4-D input, got shape {x.shape}")
         (top, bottom), (left, right) = self.padding
+        sides = (1, 2) if self.data_format == "channels_last" else (2, 3)
+        out_shape = list(x.shape)
+        out_shape[sides[0]] += top + bottom
+        out_shape[sides[1]] += left + right
+        if np.prod(out_shape, dtype=np.float64) * x.dtype.itemsize > np.iinfo(np.intp).max:
+            raise ValueError(f"ZeroPadding2D: padding {self.padding} makes the output "
+                             f"{tuple(out_shape)} too large to allocate")
         spec = (left, right, top, bottom)
         return F.pad(x, (0, 0) + spec if self.data_format == "channels_last" else spec)
 
