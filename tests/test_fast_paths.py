@@ -2,7 +2,7 @@
 
 * cross-entropy with plain class indices (no weight, no smoothing, nothing
   ignored) against ClassLossFn's general formulation (forced with all_kept=False);
-* relu against NumPy's maximum(x, 0), and its gradient against PyTorch's rule written
+* relu against PyTorch's rule (0 where x < 0, else x), and its gradient against PyTorch's rule written
   out (and PyTorch itself) on inf/NaN gradients and inputs;
 * SGD's in-place update against the textbook formula in float32 arithmetic.
 """
@@ -72,7 +72,8 @@ def test_relu_bits_and_gradient_mask(dtype, shape):
         x.reshape(-1)[:6] = [np.nan, -0.0, 0.0, np.inf, -np.inf, -np.nan][:x.size]
     xt = mp.tensor(x, requires_grad=True)
     y = F.relu(xt)
-    expected = np.maximum(x, 0)
+    # PyTorch's rule (clamp_min): 0 where x < 0, x itself elsewhere (NaN and -0.0 pass)
+    expected = np.array([dtype(0) if v < 0 else v for v in x.reshape(-1)], dtype).reshape(shape)
     assert y.dtype == dtype
     np.testing.assert_array_equal(bits(y.numpy()), bits(expected))
     g = rng.normal(size=shape).astype(dtype)
@@ -94,6 +95,38 @@ def test_relu_gradient_matches_torch_on_special_values(dtype):
     ref = torch.tensor(x, requires_grad=True)
     torch.relu(ref).backward(torch.tensor(g))
     np.testing.assert_array_equal(bits(xt.grad.numpy()), bits(ref.grad.numpy()))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_forward_matches_torch_bits_on_special_values(dtype):
+    torch = pytest.importorskip("torch")
+    x = np.array([-2, -0.0, 0, 1, np.nan, -np.nan, np.inf, -np.inf, 3, -1e-45], dtype)
+    ours = F.relu(mp.tensor(x)).numpy()
+    np.testing.assert_array_equal(bits(ours), bits(torch.relu(torch.tensor(x)).numpy()))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_relu_is_the_same_for_any_thread_count(layout):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(32, 16, 40, 40)).astype(np.float32)  # many kernel blocks
+    x.reshape(-1)[::97] = np.nan
+    if layout == "transposed":
+        x = x.transpose(0, 2, 3, 1)  # a non-contiguous input
+    g = rng.normal(size=x.shape).astype(np.float32)
+    results = []
+    old = mp.get_num_threads()
+    try:
+        for threads in (1, 2):
+            mp.set_num_threads(threads)
+            xt = mp.tensor(x, requires_grad=True)
+            F.relu(xt).backward(g)
+            results.append((bits(F.relu(mp.tensor(x)).numpy()), bits(xt.grad.numpy())))
+    finally:
+        mp.set_num_threads(old)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    want = np.where(x < 0, np.float32(0), x)
+    np.testing.assert_array_equal(results[0][0], bits(want))
 
 
 def test_relu_of_integers_keeps_the_dtype():

@@ -1,6 +1,8 @@
 """Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
 import numpy as np
 
+from minipool import _config
+from minipool._kernels import activation
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
@@ -198,53 +200,38 @@ class Sigmoid(_Unary):
     df = staticmethod(lambda x, y: y * (1 - y))
 
 
-# NumPy's maximum against a Python scalar takes a slow broadcast loop (45 us for
-# LeNet's 64x6x14x14 activation), against a same-shape zero array its SIMD loop
-# (12 us), with the same bits (NaN stays NaN, -0.0 gives 0.0).  One read-only zero
-# buffer per float dtype serves every shape up to this many elements.
-_MAX_CACHED_ZEROS = 1 << 21
-_zero_buffers = {}
-
-
-def _zeros_shaped_like(x):
-    """A read-only zero array of x's shape and dtype (a view of a shared buffer)."""
-    buffer = _zero_buffers.get(x.dtype)
-    if buffer is None or buffer.size < x.size:
-        buffer = np.zeros(x.size, dtype=x.dtype)
-        buffer.flags.writeable = False
-        _zero_buffers[x.dtype] = buffer
-    return buffer[:x.size].reshape(x.shape)
-
-
-_SAME_SIZE_UINT = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
-_SAME_SIZE_FLOAT = {bits: floats for floats, bits in _SAME_SIZE_UINT.items()}
-
-
 class Relu(Function):
-    """max(x, 0): NaN stays NaN; as PyTorch's, the gradient is +0 where the output is
-    <= 0 and passes unchanged everywhere else (NaN inputs included).
+    """PyTorch's ReLU: ``0 if x < 0 else x`` (NaN and -0.0 pass), gradient ``+0`` where
+    the output is <= 0 and the incoming gradient's bits unchanged elsewhere.
 
-    Backward keeps only a bit mask, all ones or all zeros per element, and ANDs
-    the gradient's bits with it: a product with a 0/1 mask would turn an infinite
-    or NaN gradient at x <= 0 into NaN (inf * 0), and give -0 for negative ones.
-    """
+    Float tensors go through ``minipool/_kernels/activation.pyx``: one parallel
+    pass each way, and backward reads the saved output (no mask is kept)."""
 
     @staticmethod
     def forward(ctx, x):
-        if x.dtype in FLOAT_DTYPES and x.size <= _MAX_CACHED_ZEROS:
-            y = np.maximum(x, _zeros_shaped_like(x))
-        else:
-            y = np.maximum(x, 0)
+        if x.dtype not in FLOAT_DTYPES:
+            return np.maximum(x, 0)
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)  # (never for a 0-d array, which it would make 1-d)
+        y = np.empty_like(x)
+        activation.relu_forward(x.reshape(-1), y.reshape(-1), _threads(x.size))
         if ctx.requires_grad:
-            bits = np.asarray(y <= 0).astype(_SAME_SIZE_UINT[y.dtype])
-            ctx.mask = np.subtract(bits, 1, out=bits)  # 0 -> all ones (wraps), 1 -> 0
+            ctx.save_for_backward(y)
         return y
 
     @staticmethod
     def backward(ctx, grad):
-        mask = ctx.mask
-        grad = np.asarray(grad, dtype=_SAME_SIZE_FLOAT[mask.dtype])
-        return np.asarray(np.bitwise_and(grad.view(mask.dtype), mask)).view(grad.dtype)
+        (y,) = ctx.saved_tensors
+        grad = np.asarray(grad, dtype=y.dtype)
+        if not grad.flags.c_contiguous:
+            grad = np.ascontiguousarray(grad)
+        out = np.empty_like(y)
+        activation.relu_backward(y.reshape(-1), grad.reshape(-1), out.reshape(-1), _threads(y.size))
+        return out
+
+
+def _threads(n):
+    return _config.kernel_threads(activation.blocks(n), 2 * n)
 
 
 def _unary(fn, x):

@@ -1,0 +1,57 @@
+"""ReLU forward and backward in one pass each, over flat C-contiguous arrays.
+
+NumPy needs four passes for a ReLU that keeps what its backward needs
+(maximum, compare, cast, subtract) and runs them on one thread; here the
+forward is one pass and the backward reads the saved output instead of a mask.
+The rules are PyTorch's (``clamp_min(x, 0)`` and ``threshold_backward``):
+
+* forward: ``0 if x < 0 else x`` -- NaN and -0.0 pass unchanged;
+* backward: ``+0 if y <= 0 else g`` -- the gradient's bits pass unchanged
+  (NaN, inf, -0.0 included) wherever the output is positive or NaN.
+
+Threads take whole blocks of ``BLOCK`` elements, so every element sees the
+same operation whatever the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+cdef enum:
+    BLOCK = 8192
+
+
+cdef inline void _relu_block(const floating* x, floating* y, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = 0 if x[i] < 0 else x[i]
+
+
+cdef inline void _relu_grad_block(const floating* y, const floating* g, floating* out,
+                                  Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = 0 if y[i] <= 0 else g[i]
+
+
+def blocks(Py_ssize_t n):
+    """How many blocks (units of parallel work) ``n`` elements make."""
+    return (n + BLOCK - 1) // BLOCK
+
+
+def relu_forward(const floating[::1] x, floating[::1] y, int threads):
+    """``y = relu(x)`` (same length, flat)."""
+    cdef Py_ssize_t n = x.shape[0], b, start
+    if y.shape[0] != n:
+        raise ValueError("relu_forward: x and y differ in length")
+    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
+        start = b * BLOCK
+        _relu_block(&x[start], &y[start], min(BLOCK, n - start))
+
+
+def relu_backward(const floating[::1] y, const floating[::1] grad, floating[::1] out, int threads):
+    """``out = grad where y > 0 (or NaN), else +0`` (same length, flat)."""
+    cdef Py_ssize_t n = y.shape[0], b, start
+    if grad.shape[0] != n or out.shape[0] != n:
+        raise ValueError("relu_backward: y, grad and out differ in length")
+    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
+        start = b * BLOCK
+        _relu_grad_block(&y[start], &grad[start], &out[start], min(BLOCK, n - start))
