@@ -382,6 +382,9 @@ def test_reduce_on_plateau_by_hand_and_state_dict():
         sched2.step(loss)
         assert sched.get_last_lr() == sched2.get_last_lr()
     assert sched2.get_last_lr() == [0.25]
+    with pytest.warns(UserWarning, match="deprecated"):
+        sched2.step(1.0, epoch=20)
+    assert sched2.last_epoch == 20
 
 
 @pytest.mark.parametrize("kwargs,exc,words", [

@@ -404,16 +404,24 @@ class ReduceLROnPlateau(LRScheduler):
     def get_lr(self):
         raise NotImplementedError("ReduceLROnPlateau sets rates from the metric in step(metrics)")
 
-    def step(self, metrics):
+    def step(self, metrics, epoch=None):
         """Record this epoch's ``metrics`` (a number, or a 1-element Tensor/array) and
-        lower the rates if it has not improved for more than ``patience`` epochs."""
+        lower the rates if it has not improved for more than ``patience`` epochs.
+
+        ``epoch`` (deprecated in PyTorch, with a warning there too) sets the epoch
+        number instead of counting one more."""
         try:
             current = float(metrics.item() if hasattr(metrics, "item") else metrics)
         except (TypeError, ValueError):
             raise TypeError(f"ReduceLROnPlateau.step: metrics must be a number, got "
                             f"{type(metrics).__name__}") from None
         self._step_count += 1
-        self.last_epoch += 1
+        if epoch is None:
+            self.last_epoch += 1
+        else:
+            warnings.warn("ReduceLROnPlateau.step: the epoch argument is deprecated (as in PyTorch); "
+                          "call step(metrics)", UserWarning, stacklevel=2)
+            self.last_epoch = epoch
         if self.is_better(current, self.best):
             self.best = current
             self.num_bad_epochs = 0
