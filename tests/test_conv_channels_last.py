@@ -354,3 +354,37 @@ def test_bad_layouts_raise_named_errors(fn, w):
         fn(mp.zeros(2, 8, 8, 4), w, None, *positional, "channels_last")
     assert fn(mp.zeros(2, 8, 8, 4), w, data_format="Channels_Last").shape[-1] == 6  # as pooling
     assert fn(mp.zeros(2, 4, 8, 8), w, data_format=None).shape[1] == 6
+
+
+def test_kernels_reject_mismatched_buffers():
+    geometry = (3, 3, 1, 1, 0, 0, 1, 1, 3, 3, 1)
+    x = np.zeros((1, 5, 5, 2), np.float32)
+    w = np.zeros((4, 18), np.float32)
+    out = np.zeros((1, 3, 3, 4), np.float32)
+    block_rows, forward, backward = kernels.plan_channels_last(2, 5, 5, 4, geometry, 1 << 16)
+    ws = np.zeros((1, backward), np.float32)
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.conv2d_forward_channels_last(x, w, None, np.zeros((1, 4, 3, 3), np.float32), geometry,
+                                             block_rows, ws, 1)
+    with pytest.raises(ValueError, match="workspace"):
+        kernels.conv2d_forward_channels_last(x, w, None, out, geometry, block_rows,
+                                             np.zeros((1, forward - 1), np.float32), 1)
+    with pytest.raises(ValueError, match="bias"):
+        kernels.conv2d_forward_channels_last(x, w, np.zeros(3, np.float32), out, geometry, block_rows, ws, 1)
+    with pytest.raises(ValueError, match="weight_slots"):
+        kernels.conv2d_backward_channels_last(x, w, out, None, np.zeros((4, 1, 18, 4), np.float32), None,
+                                              geometry, block_rows, ws, 1)
+    with pytest.raises(ValueError, match="grad_x"):
+        kernels.conv2d_backward_channels_last(x, w, out, np.zeros((1, 5, 4, 2), np.float32), None, None,
+                                              geometry, block_rows, ws, 1)
+    # the transposed forward: x plays the (N, Ho, Wo, O) gradient, out the (N, H, W, C) planes
+    with pytest.raises(ValueError, match="do not match"):
+        kernels.conv_transpose2d_forward(np.zeros((1, 3, 3, 3), np.float32), w, None, x, geometry,
+                                         block_rows, ws, 1, True)
+    with pytest.raises(ValueError, match="bias"):
+        kernels.conv_transpose2d_forward(out, w, np.zeros(4, np.float32), x, geometry, block_rows, ws, 1, True)
+    with pytest.raises(ValueError, match="workspace"):
+        kernels.conv_transpose2d_forward(out, w, None, x, geometry, block_rows,
+                                         np.zeros((1, backward - 1), np.float32), 1, True)
+    kernels.conv_transpose2d_forward(out, w, None, x, geometry, block_rows, ws, 1, True)
+    np.testing.assert_array_equal(x, 0)

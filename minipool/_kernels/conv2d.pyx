@@ -22,6 +22,10 @@ address, found by ``minipool/_blas.py``, one thread per call: the threads here
 already cover the cores).  Without one, a plain loop GEMM gives the same
 results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
 for tests and benchmarks.
+
+Two later sections reuse these passes: the transposed convolution (its forward
+is the input-gradient pass above) and the channels-last (NHWC) kernels, whose
+column blocks hold one row per output pixel.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
@@ -713,8 +717,6 @@ def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, :
     cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     cdef floating* op
-    cdef floating* d
-    cdef floating b
     num_threads = max(num_threads, 1)
     if _dims(x) != x_shape or weight.shape[1] != g.K_group:
         raise ValueError(f"conv_transpose2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
