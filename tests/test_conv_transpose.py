@@ -292,6 +292,29 @@ def test_non_finite_input_matches_torch(value, padding):
         assert np.isfinite(out).sum() > 0
 
 
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 0), (2, 1)])
+def test_non_finite_weights_match_torch(data_format, stride, padding):
+    """inf/NaN weights: NaN exactly where PyTorch has it (its input gradient is a conv2d
+    whose padding zeros meet the weight; its forward drops out-of-range taps)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((2, 3, 3, 3))
+    w.flat[[3, 20, 40]] = [np.inf, -np.inf, np.nan]
+    last = data_format == "channels_last"
+    kw = dict(stride=stride, padding=padding)
+    out, gx, gw, gb, g = run(np.ascontiguousarray(np.moveaxis(x, 1, -1)) if last else x, w, None, kw,
+                             data_format=data_format)
+    if last:
+        out, gx, g = (np.moveaxis(a, -1, 1) for a in (out, gx, g))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ref = torch.nn.functional.conv_transpose2d(xt, wt, **kw)
+    ref.backward(torch.tensor(np.ascontiguousarray(g)))
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), (ref, xt.grad, wt.grad)):
+        np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isnan(out).any() and np.isfinite(out).any()
+
+
 # ------------------------------------------------------------------ PyTorch parity
 TORCH_CASES = CASES + [(16, 16, 14, 14, 6, 5, 2, 0, 1, 1, 1, True), (8, 32, 7, 7, 16, 4, 2, 1, 0, 1, 1, True)]
 TORCH_IDS = IDS + ["bench_k5s2", "decoder_k4s2"]
