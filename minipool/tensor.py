@@ -105,31 +105,42 @@ def _same_memory(a, b):
     return ab is b or bb is a or (ab is not None and ab is bb)
 
 
-def _saved_versions(saved, args, out, result):
+def _saved_versions(saved, args, raw, out, result):
     """(version counter, value now, which) for each input/output whose memory the op
     saved for backward (-1: the output).  Runs for every recorded op that saves
-    arrays, so identity tests only, in one loop."""
+    arrays, so identity tests first: an input saved as it is, the result, or a view
+    of either (NumPy points a view's ``base`` at the array owning the memory)."""
     checks = []
     for s in saved:
-        if type(s) is not np.ndarray:
-            continue
-        sb = s.base
-        if s is result or sb is result:
-            box = out._vbox
-            if box is None:
-                box = out._vbox = _Version()
-            checks.append((box, box.value, -1))
-            continue
         i = 0
-        for a in args:
-            if isinstance(a, Tensor):
-                r = a.data
-                if r is s or sb is r or r.base is s or (sb is not None and sb is r.base):
-                    box = a._vbox
-                    if box is None:
-                        box = a._vbox = _Version()
-                    checks.append((box, box.value, i))
+        for r in raw:
+            if r is s:
+                break
             i += 1
+        else:
+            if s is result:
+                i = -1
+            else:
+                sb = getattr(s, "base", None)
+                if sb is None:  # a fresh array made by the op: no tensor's memory
+                    continue
+                if sb is result or sb is result.base:
+                    i = -1
+                else:
+                    i = 0
+                    for r in raw:
+                        if type(r) is np.ndarray and (r is sb or r.base is sb):
+                            break
+                        i += 1
+                    else:
+                        continue
+        t = out if i < 0 else args[i]
+        if not isinstance(t, Tensor):  # an array passed as a plain argument
+            continue
+        box = t._vbox
+        if box is None:
+            box = t._vbox = _Version()
+        checks.append((box, box.value, i))
     return tuple(checks)
 
 
@@ -249,7 +260,7 @@ class Function:
             ctx._inputs = tuple(edges)
             ctx._shape = result.shape
             if ctx.saved_tensors:
-                ctx._checks = _saved_versions(ctx.saved_tensors, args, out, result)
+                ctx._checks = _saved_versions(ctx.saved_tensors, args, raw, out, result)
             out._ctx = ctx
         if extras:
             return (out, *(Tensor(e) for e in extras))
