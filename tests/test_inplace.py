@@ -346,3 +346,18 @@ def test_random_inplace_chains_match_torch_values_and_gradients(shape, seed, ops
         assert om.grad is None
     else:
         np.testing.assert_allclose(om.grad.numpy(), ot.grad.numpy(), rtol=1e-10, atol=1e-12, equal_nan=True)
+
+
+def test_data_is_the_numpy_array_and_changes_through_it_are_not_versioned_like_torch():
+    # minipool's .data is the NumPy array itself (shared, not copied); as with torch's
+    # .data, writing through it bypasses the version counter and the leaf rule
+    p, tp = mp.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    assert isinstance(p.data, np.ndarray) and p.data is p.numpy()
+    ym, yt = p * p, tp * tp
+    p.data -= 1.0
+    tp.data -= 1.0
+    assert p._version == 0 and tp._version == 0
+    ym.sum().backward()  # no error: the change was invisible to autograd (both libraries)
+    yt.sum().backward()
+    np.testing.assert_array_equal(p.grad.numpy(), tp.grad.numpy())
+    np.testing.assert_array_equal(p.numpy(), [0.0, 1.0])
