@@ -309,3 +309,69 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
     """Keras's GlobalMaxPooling2D: (N, H, W, C) -> (N, C), or (N, 1, 1, C) with keepdims."""
 
     _pool = staticmethod(F.global_max_pool2d)
+
+
+# ----------------------------------------------------------------------------- BlurPool (Zhang 2019)
+class BlurPool2d(Module):
+    """BlurPool: binomial blur with reflect padding, then subsampling; see
+    :func:`minipool.nn.functional.blur_pool2d`.  ``channels`` (as the paper's
+    ``Downsample(channels)``) is optional; when given, inputs must have that many.
+
+    >>> import minipool as mp
+    >>> mp.nn.BlurPool2d(4)(mp.ones(2, 4, 8, 8)).shape
+    (2, 4, 4, 4)
+    """
+
+    def __init__(self, channels=None, kernel_size=3, stride=2, data_format=None):
+        super().__init__()
+        if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int)
+                                     or channels < 1):
+            raise ValueError(f"BlurPool2d: channels must be None or an int >= 1, got {channels!r}")
+        self.channels, self.kernel_size, self.stride = channels, kernel_size, stride
+        self.data_format = data_format
+
+    def _check_channels(self, input):
+        if self.channels is None:
+            return
+        shape = getattr(input, "shape", None)
+        if shape is None or len(shape) not in (3, 4):
+            return  # the functional names the rank problem
+        last = isinstance(self.data_format, str) and self.data_format.lower() == "channels_last"
+        got = shape[-1] if last else shape[-3]
+        if got != self.channels:
+            raise ValueError(f"{type(self).__name__}: expected {self.channels} channels "
+                             f"(channels={self.channels}), got input of shape {tuple(shape)}")
+
+    def forward(self, input):
+        self._check_channels(input)
+        return F.blur_pool2d(input, self.kernel_size, self.stride, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("channels", "kernel_size", "stride"))
+
+
+class MaxBlurPool2d(BlurPool2d):
+    """MaxBlurPool (Zhang 2019): ``MaxPool2d(kernel_size, stride=1)`` then
+    ``BlurPool2d(blur_kernel_size, stride)``, the paper's replacement for
+    ``MaxPool2d(2)``; see :func:`minipool.nn.functional.max_blur_pool2d`.
+
+    >>> import minipool as mp
+    >>> mp.nn.MaxBlurPool2d()(mp.ones(1, 3, 28, 28)).shape
+    (1, 3, 14, 14)
+    """
+
+    def __init__(self, kernel_size=2, blur_kernel_size=3, stride=2, channels=None,
+                 data_format=None):
+        super().__init__(channels, blur_kernel_size, stride, data_format)
+        self.kernel_size, self.blur_kernel_size = kernel_size, blur_kernel_size
+
+    def forward(self, input):
+        self._check_channels(input)
+        return F.max_blur_pool2d(input, self.kernel_size, self.blur_kernel_size, self.stride,
+                                 data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("kernel_size", "blur_kernel_size", "stride", "channels"))
+
+
+__all__ += ["BlurPool2d", "MaxBlurPool2d"]

@@ -28,3 +28,8 @@ __all__ = [
     "global_max_pool2d", "global_avg_pool2d", "stochastic_pool2d", "max_unpool1d",
     "max_unpool2d", "max_unpool3d",
 ]
+
+# BlurPool / MaxBlurPool (Zhang 2019), kernels in minipool/_kernels/blur_pool.pyx
+from minipool.ops.pooling.blur import blur_pool2d, max_blur_pool2d  # noqa: E402,F401
+
+__all__ += ["blur_pool2d", "max_blur_pool2d"]
