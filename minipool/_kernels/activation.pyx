@@ -1,4 +1,4 @@
-"""ReLU forward and backward in one pass each, over flat C-contiguous arrays.
+"""ReLU forward and backward in one pass each, and erf for exact GELU, over flat C-contiguous arrays.
 
 NumPy needs four passes for a ReLU that keeps what its backward needs
 (maximum, compare, cast, subtract) and runs them on one thread; here the
@@ -14,6 +14,7 @@ same operation whatever the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport erf as c_erf
 
 cdef enum:
     BLOCK = 8192
@@ -55,3 +56,19 @@ def relu_backward(const floating[::1] y, const floating[::1] grad, floating[::1]
     for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
         start = b * BLOCK
         _relu_grad_block(&y[start], &grad[start], &out[start], min(BLOCK, n - start))
+
+
+cdef inline void _erf_block(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>c_erf(<double>x[i])  # in double, then rounded: as math.erf per element
+
+
+def erf(const floating[::1] x, floating[::1] out, int threads):
+    """``out = erf(x)`` (libm's double-precision erf, rounded to the dtype), for exact GELU."""
+    cdef Py_ssize_t n = x.shape[0], b, start
+    if out.shape[0] != n:
+        raise ValueError("erf: x and out differ in length")
+    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
+        start = b * BLOCK
+        _erf_block(&x[start], &out[start], min(BLOCK, n - start))

@@ -27,7 +27,8 @@ import warnings
 
 import numpy as np
 
-from minipool import _random
+from minipool import _config, _random
+from minipool._kernels import activation
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, is_grad_enabled
 
@@ -217,10 +218,12 @@ _GELU_CUBIC = 0.044715
 
 
 def _erf(x):
-    """Elementwise erf in x's dtype (math.erf per element: NumPy has no erf ufunc)."""
-    flat = x.reshape(-1)
-    out = np.fromiter((math.erf(v) for v in flat.tolist()), dtype=np.float64, count=flat.size)
-    return out.reshape(x.shape).astype(x.dtype, copy=False)
+    """Elementwise erf in x's dtype: libm's erf in double precision, rounded (NumPy has no
+    erf ufunc; ``minipool/_kernels/activation.pyx`` runs it over the array in parallel)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    activation.erf(flat, out, _config.kernel_threads(activation.blocks(flat.size), 8 * flat.size))
+    return out.reshape(x.shape)
 
 
 class GeluFn(Function):
