@@ -527,3 +527,143 @@ def taps_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1
                              &ptr_d[0], &src_d[0], &tw_d[0], act_d,
                              &ptr_h[0], &src_h[0], &tw_h[0], act_h,
                              &ptr_w[0], &src_w[0], &tw_w[0], act_w, x2_lo, x2_hi)
+
+
+# --------------------------------------------------------------------------- antialiased taps
+# PyTorch's antialiased bilinear/bicubic (2-D only).  Each output reads a
+# variable number of taps: ``start[o]``, ``count[o]`` and the weights in row o
+# of a zero-padded (n_out, K) table.  The order of operations copies what
+# ATen's x86-64 build (AVX512 dispatch) does with its scalar loop
+# ``acc = t0*w0; acc += t_j*w_j``: the compiler vectorises the first
+# ``vec * floor((count-1)/vec)`` additions as in-order multiply-then-add (vec =
+# 16 bytes / itemsize) and fuses the remaining ones into fma.  The backward is
+# ATen's non-separable scatter, ``gx[h, w] += (wx * wy) * g[oh, ow]`` fused,
+# done here as a gather: each input cell sums its outputs in (oh, ow) order.
+from libc.math cimport fma, fmaf
+
+
+cdef inline floating _fused(floating a, floating b, floating c) noexcept nogil:
+    if floating is float:
+        return fmaf(a, b, c)
+    else:
+        return fma(a, b, c)
+
+
+def fma_arrays(const floating[::1] a, const floating[::1] b, const floating[::1] c,
+               floating[::1] out):
+    """out = a * b + c rounded once (the C library's fma), element by element."""
+    cdef Py_ssize_t i, n = out.shape[0]
+    if a.shape[0] != n or b.shape[0] != n or c.shape[0] != n:
+        raise ValueError("fma_arrays: a, b, c and out must have the same length")
+    for i in range(n):
+        out[i] = _fused(a[i], b[i], c[i])
+
+
+cdef inline void _aa_combine(const floating* src, floating* dst, Py_ssize_t n, Py_ssize_t L,
+                             const Py_ssize_t* start, const Py_ssize_t* count,
+                             const floating* w, Py_ssize_t K, Py_ssize_t vec) noexcept nogil:
+    """Row o of dst (length L) = taps of rows start[o] .. start[o]+count[o]-1 of src."""
+    cdef Py_ssize_t o, j, c, m, cnt
+    cdef floating* d
+    cdef const floating* s
+    cdef const floating* wo
+    cdef floating wj
+    for o in range(n):
+        d = dst + o * L
+        cnt = count[o]
+        wo = w + o * K
+        if cnt <= 0:
+            memset(d, 0, L * sizeof(floating))
+            continue
+        s = src + start[o] * L
+        wj = wo[0]
+        for c in range(L):
+            d[c] = s[c] * wj
+        m = 1 + ((cnt - 1) // vec) * vec
+        for j in range(1, cnt):
+            s = src + (start[o] + j) * L
+            wj = wo[j]
+            if j < m:
+                for c in range(L):
+                    d[c] = d[c] + s[c] * wj
+            else:
+                for c in range(L):
+                    d[c] = _fused(s[c], wj, d[c])
+
+
+def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
+               floating[:, ::1] work,
+               const Py_ssize_t[::1] start_h, const Py_ssize_t[::1] count_h,
+               const floating[:, ::1] w_h, bint act_h,
+               const Py_ssize_t[::1] start_w, const Py_ssize_t[::1] count_w,
+               const floating[:, ::1] w_w, bint act_w,
+               Py_ssize_t vec, int num_threads):
+    """Antialiased 2-D resampling of (planes, H, W, C) through ragged tap tables:
+    W first (into ``work``: one row of H*OW*C per thread), then H; an inactive
+    axis (same size) is skipped, as ATen copies it."""
+    cdef Py_ssize_t p, tid, r, P = x.shape[0]
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
+    cdef floating* mid
+    cdef const floating* cur
+    if vec < 1:
+        raise ValueError("aa_forward: vec must be >= 1")
+    if out.shape[0] != P or out.shape[3] != C:
+        raise ValueError("aa_forward: x and out disagree on planes or channels")
+    if (not act_w and OW != W) or (not act_h and OH != H):
+        raise ValueError("aa_forward: an inactive axis must keep its size")
+    if act_w and (start_w.shape[0] != OW or count_w.shape[0] != OW or w_w.shape[0] != OW):
+        raise ValueError("aa_forward: the W table must have one row per output column")
+    if act_h and (start_h.shape[0] != OH or count_h.shape[0] != OH or w_h.shape[0] != OH):
+        raise ValueError("aa_forward: the H table must have one row per output row")
+    if act_w and act_h and (work.shape[0] < num_threads or work.shape[1] < H * OW * C):
+        raise ValueError("aa_forward: work needs one row of H*OW*C elements per thread")
+    if P == 0 or OH * OW * C == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        tid = omp_get_thread_num()
+        cur = &x[p, 0, 0, 0]
+        if act_w:
+            mid = &work[tid, 0] if act_h else &out[p, 0, 0, 0]
+            for r in range(H):
+                _aa_combine(cur + r * W * C, mid + r * OW * C, OW, C,
+                            &start_w[0], &count_w[0], &w_w[0, 0], w_w.shape[1], vec)
+            cur = mid
+        if act_h:
+            _aa_combine(cur, &out[p, 0, 0, 0], OH, OW * C,
+                        &start_h[0], &count_h[0], &w_h[0, 0], w_h.shape[1], vec)
+
+
+def aa_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x,
+                const Py_ssize_t[::1] ptr_h, const Py_ssize_t[::1] src_h,
+                const floating[::1] tw_h,
+                const Py_ssize_t[::1] ptr_w, const Py_ssize_t[::1] src_w,
+                const floating[::1] tw_w, int num_threads):
+    """grad_x[p, h, w, c] = 0 + sum over the outputs (oh, ow) reading (h, w), in
+    ascending (oh, ow) order, of fma(wx * wy, grad[p, oh, ow, c], acc).  CSR
+    tables: row i of an axis lists the outputs reading input i and their weights."""
+    cdef Py_ssize_t p, h, w, c, eh, ew, P = grad_x.shape[0]
+    cdef Py_ssize_t H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
+    cdef Py_ssize_t OH = grad.shape[1], OW = grad.shape[2]
+    cdef floating wy, wxy
+    cdef floating* d
+    cdef const floating* g
+    if grad.shape[0] != P or grad.shape[3] != C:
+        raise ValueError("aa_backward: grad and grad_x disagree on planes or channels")
+    if ptr_h.shape[0] != H + 1 or ptr_w.shape[0] != W + 1:
+        raise ValueError("aa_backward: ptr tables need n_in + 1 entries")
+    if P == 0 or H * W * C == 0:
+        return
+    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        for h in range(H):
+            for w in range(W):
+                d = &grad_x[p, h, w, 0]
+                for c in range(C):
+                    d[c] = 0
+                for eh in range(ptr_h[h], ptr_h[h + 1]):
+                    wy = tw_h[eh]
+                    for ew in range(ptr_w[w], ptr_w[w + 1]):
+                        wxy = tw_w[ew] * wy
+                        g = &grad[p, src_h[eh], src_w[ew], 0]
+                        for c in range(C):
+                            d[c] = _fused(wxy, g[c], d[c])

@@ -203,6 +203,225 @@ def linear_taps(n_in, n_out, scale_factor, align_corners, cubic, ft):
     return idx.astype(np.intp), w.astype(ft)
 
 
+# --------------------------------------------------------------------------- antialiasing
+# PyTorch's antialiased bilinear/bicubic (Pillow's filters): when an axis
+# shrinks by ``scale`` = in/out > 1, the filter widens by ``scale`` (support =
+# K/2 * scale, K = 2 linear / 4 cubic) and is evaluated at
+# (j - centre + 0.5) / scale; the weights of each output are normalised to sum
+# 1.  Upscaling keeps the plain support K/2 (then it equals no antialias up to
+# rounding).  ``align_corners`` changes only the scale ((in-1)/(out-1)); the
+# centre stays ``scale * (o + 0.5)``.  Every step is done in ATen's precision.
+def _fma(a, b, c, ft):
+    """a * b + c rounded once in ``ft`` (the C library's fma; ATen's build fuses these)."""
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b), np.shape(c))
+    a, b, c = (np.ascontiguousarray(np.broadcast_to(np.asarray(v, ft), shape))
+               for v in (a, b, c))
+    out = np.empty(shape, ft)
+    _k.fma_arrays(a.ravel(), b.ravel(), c.ravel(), out.reshape(-1))
+    return out
+
+
+def aa_filter(x, cubic, ft):
+    """PyTorch's antialias filter on |x| (triangle, or Keys' cubic with a = -0.5), in ``ft``
+    with the multiply-adds of the cubic fused as in ATen's x86-64 build."""
+    x = np.abs(np.asarray(x, ft))
+    if not cubic:
+        return np.where(x < 1, ft(1) - x, ft(0)).astype(ft)
+    a = ft(-0.5)
+    near = _fma(_fma(a + 2, x, -(a + 3), ft) * x, x, ft(1), ft)
+    far = _fma(_fma(_fma(a, x, -5 * a, ft), x, 8 * a, ft), x, -4 * a, ft)
+    return np.where(x < 1, near, np.where(x < 2, far, ft(0))).astype(ft)
+
+
+def aa_taps(n_in, n_out, scale_factor, align_corners, cubic, ft):
+    """(start, count, w): output o = sum_j w[o, j] * in[start[o] + j], j < count[o];
+    ``w`` is zero-padded to the widest window (ATen's ceil(support) * 2 + 1 taps)."""
+    scale = _scale(n_in, n_out, scale_factor, align_corners, ft)
+    half = 2.0 if cubic else 1.0
+    wide = float(scale) >= 1.0
+    support = ft(half * float(scale)) if wide else ft(half)
+    width = int(math.ceil(support)) * 2 + 1
+    invscale = ft(1.0 / float(scale)) if wide else ft(1)
+    centre = (float(scale) * (np.arange(n_out) + 0.5)).astype(ft)
+    # int64 casts truncate toward zero, as C's static_cast does
+    lo = np.trunc((centre - support).astype(np.float64) + 0.5).astype(np.int64)
+    hi = np.trunc((centre + support).astype(np.float64) + 0.5).astype(np.int64)
+    start = np.maximum(lo, 0)
+    count = np.clip(np.minimum(hi, n_in) - start, 0, width)
+    j = np.arange(width)
+    cell = (start[:, None] + j[None, :]).astype(ft)
+    arg = (((cell - centre[:, None]).astype(np.float64) + 0.5) * float(invscale)).astype(ft)
+    inside = j[None, :] < count[:, None]
+    w = np.where(inside, aa_filter(arg, cubic, ft), ft(0)).astype(ft)
+    total = np.zeros(n_out, ft)
+    for k in range(width):  # ATen sums the weights one by one in ft
+        total = (total + w[:, k]).astype(ft)
+    nz = total != 0
+    w[nz] = (w[nz] / total[nz, None]).astype(ft)
+    return start.astype(np.intp), count.astype(np.intp), np.ascontiguousarray(w, dtype=ft)
+
+
+class AATapAxis:
+    """Ragged tap table of one axis and its CSR transpose (outputs reading each input,
+    ascending)."""
+
+    def __init__(self, n_in, start, count, w, active):
+        self.n_in, self.n_out = n_in, len(start)
+        self.start, self.count, self.w, self.active = start, count, w, active
+        rows = np.repeat(np.arange(self.n_out), count)
+        cols = np.concatenate([np.arange(s, s + c) for s, c in zip(start, count)]
+                              ) if self.n_out else np.zeros(0, np.intp)
+        vals = np.concatenate([w[o, :c] for o, c in enumerate(count)]) if self.n_out else w[:0, 0]
+        order = np.lexsort((rows, cols))  # by input, then ascending output
+        self.t_src = np.ascontiguousarray(rows[order], dtype=np.intp)
+        self.t_w = np.ascontiguousarray(vals[order], dtype=w.dtype)
+        counts = np.bincount(cols.astype(np.intp), minlength=n_in)
+        self.t_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+        _frozen(self.start, self.count, self.w, self.t_src, self.t_w, self.t_ptr)
+
+
+@functools.lru_cache(maxsize=256)
+def aa_axis(n_in, n_out, scale_factor, align_corners, cubic, dtype_name):
+    ft = np.dtype(dtype_name).type
+    return AATapAxis(n_in, *aa_taps(n_in, n_out, scale_factor, align_corners, cubic, ft),
+                     active=n_in != n_out)
+
+
+class AntialiasTaps(Function):
+    """Antialiased bilinear/bicubic (2-D): ragged separable taps forward, ATen's
+    non-separable scatter (as a gather) backward."""
+
+    @staticmethod
+    def forward(ctx, x, axes, channels_last=False):
+        layout = Layout(x.shape, channels_last)
+        ah, aw = axes
+        out_spatial = (ah.n_out, aw.n_out)
+        ctx.meta = (layout, out_spatial, axes)
+        v = layout.view()
+        x4 = np.ascontiguousarray(x).reshape(v[0], v[2], v[3], v[4])
+        if not (ah.active or aw.active):  # ATen copies when nothing changes size
+            return np.array(x, copy=True)
+        ov = layout.view(out_spatial)
+        out = np.empty((ov[0], ov[2], ov[3], ov[4]), dtype=x.dtype)
+        threads = kernel_threads(x4.shape[0], x4.size + out.size)
+        rows = x4.shape[1] * out.shape[2] * x4.shape[3] if (ah.active and aw.active) else 0
+        work = np.empty((threads, rows + 1), dtype=x.dtype)
+        vec = 16 // x.dtype.itemsize  # ATen's vectorised in-order adds: 4 float32, 2 float64
+        _k.aa_forward(x4, out, work, ah.start, ah.count, ah.w, ah.active,
+                      aw.start, aw.count, aw.w, aw.active, vec, threads)
+        return out.reshape(layout.shape_with(out_spatial))
+
+    @staticmethod
+    def backward(ctx, grad):
+        layout, out_spatial, (ah, aw) = ctx.meta
+        ov = layout.view(out_spatial)
+        g4 = np.ascontiguousarray(grad).reshape(ov[0], ov[2], ov[3], ov[4])
+        v = layout.view()
+        gx = np.empty((v[0], v[2], v[3], v[4]), dtype=g4.dtype)
+        threads = kernel_threads(gx.shape[0], gx.size + g4.size)
+        _k.aa_backward(g4, gx, ah.t_ptr, ah.t_src, ah.t_w, aw.t_ptr, aw.t_src, aw.t_w, threads)
+        return gx.reshape(layout.shape), None, None
+
+
+# --------------------------------------------------------------------------- uint8 images
+# PyTorch resizes uint8 images with bilinear/bicubic in fixed point: per axis,
+# float64 weights become int16 with the most fractional bits that keep the
+# largest weight below 2**15; each pass (W, then H, skipping an axis whose size
+# does not change) sums pixel * weight in integers from 2**(bits-1), shifts
+# right by ``bits`` and clamps to 0..255.  Without antialias, the weights are
+# the plain linear/cubic ones (cubic a = -0.75) with taps beyond the border
+# folded onto the edge pixel.
+def _cubic_keys(x, a):
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x < 1, near, np.where(x < 2, far, 0.0))
+
+
+def _source_index_f64(scale, n_out, align_corners, cubic):
+    """ATen's area_pixel_compute_source_index in float64, the half-pixel step fused."""
+    dst = np.arange(n_out, dtype=np.float64)
+    if align_corners:
+        return scale * dst
+    src = _fma(np.full(n_out, scale), dst + 0.5, np.full(n_out, -0.5), np.float64)
+    return src if cubic else np.maximum(src, 0.0)
+
+
+def uint8_taps(n_in, n_out, scale_factor, align_corners, cubic, antialias):
+    """(start, count, int16-valued weights as int64, bits) of one axis, as ATen's uint8 path."""
+    if antialias:
+        start, count, w = aa_taps(n_in, n_out, scale_factor, align_corners, cubic, np.float64)
+        w = np.where(np.arange(w.shape[1])[None, :] < count[:, None], w, 0.0)
+    else:
+        scale = float(_scale(n_in, n_out, scale_factor, align_corners, np.float64))
+        size = 4 if cubic else 2
+        src = _source_index_f64(scale, n_out, align_corners, cubic)
+        i0 = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), n_in - 1)  # floorf
+        lam = np.clip(src - i0, 0.0, 1.0)
+        half = size // 2
+        unbound = i0 - half + 1
+        start = np.maximum(unbound, 0)
+        count = np.clip(np.minimum(i0 + half + 1, n_in) - start, 0, size)
+        taps = (np.arange(size)[None, :] + 1 - half) - lam[:, None]
+        raw = _cubic_keys(taps, -0.75) if cubic else np.where(np.abs(taps) < 1,
+                                                             1 - np.abs(taps), 0.0)
+        w = np.zeros((n_out, size))
+        slot = np.clip(unbound[:, None] + np.arange(size)[None, :], 0, n_in - 1) - start[:, None]
+        for k in range(size):  # border taps fold onto the edge pixel, in tap order
+            np.add.at(w, (np.arange(n_out), slot[:, k]), raw[:, k])
+    wmax = float(w.max()) if w.size else 0.0
+    bits = 0
+    while bits < 22 and int(0.5 + wmax * (1 << (bits + 1))) < (1 << 15):
+        bits += 1
+    v = w * (1 << bits)
+    w16 = np.where(v < 0, np.trunc(v - 0.5), np.trunc(v + 0.5)).astype(np.int64)
+    return start.astype(np.intp), count.astype(np.intp), w16, bits
+
+
+def _uint8_pass(x, axis, start, count, w16, bits):
+    """One fixed-point pass along ``axis`` of an integer array."""
+    x = np.moveaxis(x, axis, -1)
+    acc = np.full(x.shape[:-1] + (len(start),), 1 << (bits - 1), dtype=np.int64)
+    n_in = x.shape[-1]
+    for k in range(w16.shape[1]):
+        col = np.minimum(start + k, n_in - 1)
+        wk = np.where(k < count, w16[:, k], 0)
+        acc += x[..., col].astype(np.int64) * wk
+    out = np.clip(acc >> bits, 0, 255).astype(np.uint8)
+    return np.moveaxis(out, -1, axis)
+
+
+class Uint8Taps(Function):
+    """bilinear/bicubic on uint8 images (no gradient), bit for bit PyTorch's fixed point."""
+
+    @staticmethod
+    def forward(ctx, x, passes, channels_last=False):
+        out = x
+        for axis, taps in passes:  # W first, then H
+            out = _uint8_pass(out, axis + (0 if channels_last else 1), *taps)
+        return np.array(out, copy=True) if out is x else np.ascontiguousarray(out)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("interpolate: uint8 inputs have no gradient")
+
+
+def _resample_uint8(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last,
+                    antialias):
+    cubic = mode == "bicubic"
+    passes = tuple((1 + i, uint8_axis(in_sizes[i], out_sizes[i], scales[i],
+                                      bool(align_corners), cubic, bool(antialias)))
+                   for i in (1, 0) if in_sizes[i] != out_sizes[i])
+    return Uint8Taps.apply(x, passes, channels_last)
+
+
+@functools.lru_cache(maxsize=256)
+def uint8_axis(n_in, n_out, scale_factor, align_corners, cubic, antialias):
+    start, count, w16, bits = uint8_taps(n_in, n_out, scale_factor, align_corners, cubic,
+                                         antialias)
+    return _frozen(start, count, w16) + (bits,)
+
+
 # --------------------------------------------------------------------------- cached tables
 def _frozen(*arrays):
     for a in arrays:
@@ -414,7 +633,8 @@ def _area(x, out_sizes, data_format):
 
 # --------------------------------------------------------------------------- public API
 def _check_dtype(x, mode):
-    allowed = _NEAREST_DTYPES if mode in ("nearest", "nearest-exact") else FLOAT_DTYPES
+    uint8_ok = mode in ("nearest", "nearest-exact", "bilinear", "bicubic")
+    allowed = _NEAREST_DTYPES if uint8_ok else FLOAT_DTYPES
     if x.dtype not in allowed:
         names = ", ".join(d.name for d in allowed)
         raise TypeError(f"interpolate: mode={mode!r} needs an input of dtype {names}, "
@@ -433,7 +653,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     centres onto each other; ``recompute_scale_factor=True`` uses in/out as the
     step instead of 1/scale_factor.  4-D inputs may be ``data_format=
     "channels_last"`` (NHWC); the result then is NHWC too.  ``antialias=True``
-    (PyTorch's Pillow-style downsampling filter) is not implemented.
+    (bilinear and bicubic, 4-D) applies PyTorch's Pillow-style filter, widened by the
+    scale when an axis shrinks.  uint8 images are accepted by nearest, nearest-exact,
+    bilinear and bicubic (PyTorch's fixed-point rounding; no gradient).
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> x = mp.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
@@ -453,11 +675,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if channels_last and x.ndim != 4:
         raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
                          f"input, got {x.ndim}-D")
-    if antialias:
-        raise ValueError("interpolate: antialias=True is not implemented in minipool; "
-                         "use antialias=False")
     if mode not in MODES:
         raise ValueError(f"interpolate: mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not isinstance(antialias, (bool, np.bool_)):
+        raise TypeError(f"interpolate: antialias must be True or False, got {antialias!r}")
+    if antialias and (mode not in ("bilinear", "bicubic") or x.ndim != 4):
+        raise ValueError(f"interpolate: antialias=True is restricted to the bilinear and bicubic "
+                         f"modes and needs a 4-D input, got mode={mode!r} with a {x.ndim}-D input")
     if x.ndim not in (3, 4, 5):
         raise ValueError(f"interpolate: input must be 3-D, 4-D or 5-D (N, C, *spatial), "
                          f"got {x.ndim}-D with shape {x.shape}")
@@ -491,15 +715,23 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          f"{math.prod(out_sizes)} cells, more than the limit {MAX_SIDE}")
     try:
         return _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last,
-                         data_format)
+                         data_format, bool(antialias))
     except MemoryError:
         raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, which "
                          f"cannot be allocated") from None
 
 
-def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last, data_format):
+def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last, data_format,
+              antialias=False):
     if mode == "area":
         return _area(x, out_sizes, data_format)
+    if mode in ("bilinear", "bicubic") and x.dtype == np.uint8:
+        return _resample_uint8(x, mode, in_sizes, out_sizes, scales, align_corners,
+                               channels_last, antialias)
+    if antialias:
+        axes = tuple(aa_axis(i, o, s, bool(align_corners), mode == "bicubic", x.dtype.name)
+                     for i, o, s in zip(in_sizes, out_sizes, scales))
+        return AntialiasTaps.apply(x, axes, channels_last)
     dtype_name = "float64" if x.dtype == np.float64 else "float32"  # uint8 indexes like float32
     if mode in ("nearest", "nearest-exact"):
         exact = mode == "nearest-exact"
