@@ -1761,3 +1761,94 @@ def unpool_backward(const floating[:, ::1] grad_out, const int64_t[:, ::1] indic
         for i in range(n):
             k = indices[p, i]
             grad_in[p, i] = grad_out[p, k] if 0 <= k < S else 0
+
+
+# ============================================================================= fractional max pooling
+# Fractional max pooling (Graham 2014) draws one sample per (n, c) plane, so every
+# plane has its own window starts: the shared WindowTables above cannot express it.
+# These two entries take per-plane start tables instead.  A plane is (b, c) of the
+# (B, S, C) view (NCHW: B = N*C planes, C = 1; NHWC: B = N, C channels), numbered
+# p = b * C + c.  Windows are whole (kd x kh x kw cells, always inside the input),
+# scanned row-major with PyTorch's rule (v > best or v is NaN, from -inf, the
+# first cell's index kept when nothing beats -inf).  Each plane is one unit of
+# work, walked in output order by one thread, so results are bit-identical for
+# any thread count.
+
+cdef bint _starts_fit(const int64_t[:, ::1] starts, Py_ssize_t last) noexcept nogil:
+    """Every start in [0, last]?"""
+    cdef Py_ssize_t i, j
+    for i in range(starts.shape[0]):
+        for j in range(starts.shape[1]):
+            if starts[i, j] < 0 or starts[i, j] > last:
+                return False
+    return True
+
+
+def fractional_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
+                           int64_t[:, :, ::1] indices, const int64_t[:, ::1] start_d,
+                           const int64_t[:, ::1] start_h, const int64_t[:, ::1] start_w,
+                           Py_ssize_t size_d, Py_ssize_t size_h, Py_ssize_t size_w,
+                           Py_ssize_t kd, Py_ssize_t kh, Py_ssize_t kw, int num_threads):
+    """Max of each window of x (B, D*H*W, C) into out (B, Do*Ho*Wo, C), the flat
+    plane index of the winner into ``indices`` (same shape as out).
+
+    ``start_*[p, i]``: first cell along that axis of output position i of plane p
+    (p = b * C + c); the caller guarantees ``0 <= start <= size - k``, checked
+    here again so no window can read outside its plane.
+    """
+    cdef Py_ssize_t B = x.shape[0], S = x.shape[1], C = x.shape[2]
+    cdef Py_ssize_t od_n = start_d.shape[1], oh_n = start_h.shape[1], ow_n = start_w.shape[1]
+    cdef Py_ssize_t P = B * C, p, b, c, od, oh, ow, jd, jh, jw, o, s, row, best_s
+    cdef floating v, best
+    if (S != size_d * size_h * size_w or out.shape[0] != B or out.shape[2] != C
+            or out.shape[1] != od_n * oh_n * ow_n or indices.shape[0] != B
+            or indices.shape[1] != out.shape[1] or indices.shape[2] != C
+            or start_d.shape[0] != P or start_h.shape[0] != P or start_w.shape[0] != P):
+        raise ValueError("fractional_max_forward: mismatched shapes")
+    if min(kd, kh, kw) < 1:
+        raise ValueError("fractional_max_forward: kernel sizes must be >= 1")
+    if not (_starts_fit(start_d, size_d - kd) and _starts_fit(start_h, size_h - kh)
+            and _starts_fit(start_w, size_w - kw)):
+        raise ValueError("fractional_max_forward: a window start is out of range")
+    for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
+        b = p // C
+        c = p % C
+        o = 0
+        for od in range(od_n):
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    best = -INFINITY
+                    best_s = (start_d[p, od] * size_h + start_h[p, oh]) * size_w + start_w[p, ow]
+                    for jd in range(kd):
+                        for jh in range(kh):
+                            row = ((start_d[p, od] + jd) * size_h + start_h[p, oh] + jh) * size_w
+                            for jw in range(kw):
+                                s = row + start_w[p, ow] + jw
+                                v = x[b, s, c]
+                                if v > best or v != v:
+                                    best = v
+                                    best_s = s
+                    out[b, o, c] = best
+                    indices[b, o, c] = best_s
+                    o = o + 1
+
+
+def fractional_max_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, ::1] indices,
+                            floating[:, :, ::1] grad_in, int num_threads):
+    """grad_in (B, S, C) zeroed, then grad_in[b, indices[b, o, c], c] += grad_out[b, o, c]
+    for every output o in order (one plane per unit of work).  Indices outside
+    [0, S) (none come from the forward) are skipped."""
+    cdef Py_ssize_t B = grad_in.shape[0], S = grad_in.shape[1], C = grad_in.shape[2]
+    cdef Py_ssize_t O = grad_out.shape[1], P = B * C, p, b, c, o, s, k
+    if (grad_out.shape[0] != B or grad_out.shape[2] != C or indices.shape[0] != B
+            or indices.shape[1] != O or indices.shape[2] != C):
+        raise ValueError("fractional_max_backward: mismatched shapes")
+    for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
+        b = p // C
+        c = p % C
+        for s in range(S):
+            grad_in[b, s, c] = 0
+        for o in range(O):
+            k = indices[b, o, c]
+            if 0 <= k < S:
+                grad_in[b, k, c] += grad_out[b, o, c]

@@ -375,3 +375,105 @@ class MaxBlurPool2d(BlurPool2d):
 
 
 __all__ += ["BlurPool2d", "MaxBlurPool2d"]
+
+
+# ----------------------------------------------------------------------------- fractional, LP 3-d, SPP
+class _FractionalMaxPoolNd(Module):
+    _pool = None
+
+    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                 _random_samples=None, generator=None, data_format=None):
+        super().__init__()
+        name = type(self).__name__
+        if output_size is None and output_ratio is None:
+            raise ValueError(f"{name} needs output_size or output_ratio")
+        if output_size is not None and output_ratio is not None:
+            raise ValueError(f"{name}: give only one of output_size and output_ratio")
+        if output_ratio is not None:
+            ratios = output_ratio if isinstance(output_ratio, (tuple, list)) else (output_ratio,)
+            if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and 0 < r < 1
+                       for r in ratios):
+                raise ValueError(f"{name}: output_ratio must be between 0 and 1 (exclusive), "
+                                 f"got {output_ratio!r}")
+        self.kernel_size, self.output_size, self.output_ratio = kernel_size, output_size, output_ratio
+        self.return_indices, self.data_format = return_indices, data_format
+        self.register_buffer("_random_samples", _random_samples)  # as PyTorch: in state_dict
+        # a seed becomes one Generator here, so a seeded layer draws a reproducible sequence
+        self.generator = None if generator is None else as_generator(generator, name)
+
+    def forward(self, input):
+        return type(self)._pool(input, self.kernel_size, self.output_size, self.output_ratio,
+                                self.return_indices, _random_samples=self._random_samples,
+                                generator=self.generator, data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("kernel_size", "output_size", "output_ratio"))
+
+
+class FractionalMaxPool2d(_FractionalMaxPoolNd):
+    """Fractional max pooling (Graham 2014); see
+    :func:`minipool.nn.functional.fractional_max_pool2d`.  ``output_ratio``
+    must lie in (0, 1), as in PyTorch.  Fixed ``_random_samples`` (PyTorch's
+    argument) give the same windows on every call; else each call draws new
+    ones from ``generator`` (None: the shared generator ``mp.manual_seed`` seeds).
+
+    >>> import minipool as mp
+    >>> mp.nn.FractionalMaxPool2d(2, output_ratio=0.5)(mp.ones(1, 3, 10, 10)).shape
+    (1, 3, 5, 5)
+    """
+
+    _pool = staticmethod(F.fractional_max_pool2d)
+
+
+class FractionalMaxPool3d(_FractionalMaxPoolNd):
+    """Fractional max pooling over (N, C, D, H, W); see :class:`FractionalMaxPool2d`."""
+
+    _pool = staticmethod(F.fractional_max_pool3d)
+
+
+class LPPool1d(LPPool2d):
+    """1-d power-average pooling; see :func:`minipool.nn.functional.lp_pool1d`."""
+
+    def forward(self, input):
+        return F.lp_pool1d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                           data_format=self.data_format)
+
+
+class LPPool3d(LPPool2d):
+    """3-d power-average pooling; see :func:`minipool.nn.functional.lp_pool3d`.
+
+    >>> import minipool as mp
+    >>> mp.nn.LPPool3d(2, 2)(mp.ones(1, 1, 4, 4, 4)).shape
+    (1, 1, 2, 2, 2)
+    """
+
+    def forward(self, input):
+        return F.lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
+                           data_format=self.data_format)
+
+
+class SpatialPyramidPool2d(Module):
+    """Spatial pyramid pooling (He et al. 2014): (N, C, H, W) of any H, W ->
+    (N, C * sum(l*l)); see :func:`minipool.nn.functional.spatial_pyramid_pool2d`.
+
+    >>> import minipool as mp
+    >>> mp.nn.SpatialPyramidPool2d((1, 2, 4))(mp.ones(2, 3, 13, 9)).shape
+    (2, 63)
+    """
+
+    def __init__(self, levels=(1, 2, 4), mode="max", data_format=None):
+        super().__init__()
+        from minipool.ops.pooling.spp import check_levels
+        if not isinstance(mode, str) or mode not in ("max", "avg"):
+            raise ValueError(f"SpatialPyramidPool2d: mode must be 'max' or 'avg', got {mode!r}")
+        self.levels = check_levels("SpatialPyramidPool2d", levels)
+        self.mode, self.data_format = mode, data_format
+
+    def forward(self, input):
+        return F.spatial_pyramid_pool2d(input, self.levels, self.mode,
+                                        data_format=self.data_format)
+
+    def extra_repr(self):
+        return _describe(self, ("levels", "mode"))
+
+__all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d", "LPPool1d", "LPPool3d", "SpatialPyramidPool2d"]

@@ -112,8 +112,29 @@ def parse_data_format(op, data_format):
                      f"got {data_format!r}")
 
 
-def layout_of(op, shape, rank, channels_last=False):
-    """Check the input rank and spatial sizes; return its Layout."""
+def _check_empty_dims(op, layout, zero_size):
+    """PyTorch's rules for size-0 dimensions (spatial sizes are checked apart).
+
+    "window" (max/avg/LP and the other sliding-window pools): only the batch N
+    may be 0 (an unbatched input's C is a non-batch dimension);
+    "planes" (adaptive max, adaptive_avg_pool3d, fractional, unpooling, which
+    PyTorch runs on unbatched input as a batch of C planes): C may be 0 only
+    in unbatched input; "any": C may be 0 (adaptive_avg_pool1d/2d).
+    """
+    if zero_size == "any":
+        return
+    shape = layout.shape
+    channel = len(shape) - 1 if layout.channels_last else len(shape) - layout.rank - 1
+    if shape[channel] != 0 or (zero_size == "planes" and not layout.batched):
+        return
+    raise ValueError(f"{op}: input of shape {tuple(shape)} has an empty non-batch dimension "
+                     f"(dimension {channel}, the channels, is 0); only the batch dimension N may "
+                     f"be 0, as in PyTorch")
+
+
+def layout_of(op, shape, rank, channels_last=False, zero_size="window"):
+    """Check the input rank, spatial sizes and empty dimensions (``zero_size``,
+    see ``_check_empty_dims``); return its Layout."""
     if len(shape) not in (rank + 1, rank + 2):
         dims = _dims_name(rank)
         form = f"(C, {dims}) or (N, C, {dims})" if not channels_last else \
@@ -123,6 +144,7 @@ def layout_of(op, shape, rank, channels_last=False):
     layout = Layout(tuple(shape), rank, channels_last)
     if min(layout.spatial) <= 0:
         raise ValueError(f"{op}: spatial sizes must be >= 1, got input {_size_str(shape)}")
+    _check_empty_dims(op, layout, zero_size)
     return layout
 
 
@@ -332,10 +354,12 @@ def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, 
     return PoolCall(layout, axes, fast)
 
 
-def adaptive_call(op, shape, rank, output_size, data_format):
-    """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size."""
+def adaptive_call(op, shape, rank, output_size, data_format, zero_size="planes"):
+    """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size.
+    ``zero_size``: which dimensions may be 0 (PyTorch's rule differs by op; see
+    ``_check_empty_dims``)."""
     channels_last = parse_data_format(op, data_format)
-    layout = layout_of(op, shape, rank, channels_last)
+    layout = layout_of(op, shape, rank, channels_last, zero_size)
     if isinstance(output_size, (tuple, list)) and len(output_size) in (1, rank):
         sizes = tuple(output_size) * (rank if len(output_size) == 1 else 1)
         sizes = tuple(n if o is None else o for o, n in zip(sizes, layout.spatial))
@@ -345,12 +369,12 @@ def adaptive_call(op, shape, rank, output_size, data_format):
     if math.prod(sizes) > INT32_PLANE_LIMIT:
         raise ValueError(f"{op}: output_size {sizes} makes output planes of {math.prod(sizes)} "
                          f"cells, more than the limit {INT32_PLANE_LIMIT}")
-    return _adaptive_call(op, tuple(shape), rank, sizes, channels_last)
+    return _adaptive_call(op, tuple(shape), rank, sizes, channels_last, zero_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _adaptive_call(op, shape, rank, sizes, channels_last):
-    layout = layout_of(op, shape, rank, channels_last)
+def _adaptive_call(op, shape, rank, sizes, channels_last, zero_size):
+    layout = layout_of(op, shape, rank, channels_last, zero_size)
     axes = [_trivial_axis()] * (3 - rank)
     for n, o in zip(layout.spatial, sizes):
         first, count, factor = adaptive_axis(n, o)

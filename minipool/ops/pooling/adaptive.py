@@ -25,7 +25,9 @@ def _adaptive_max(op, input, rank, output_size, return_indices, data_format):
 def _adaptive_avg(op, input, rank, output_size, data_format):
     x = as_tensor(input)
     check_dtype(op, x.dtype, FLOAT_DTYPES)
-    call = adaptive_call(op, x.shape, rank, output_size, data_format)
+    # PyTorch 2.13 refuses 0 channels in batched 3-d input only (1-d/2-d return empty)
+    zero_size = "planes" if rank == 3 else "any"
+    call = adaptive_call(op, x.shape, rank, output_size, data_format, zero_size)
     return SumPool.apply(x, call=call)
 
 

@@ -27,13 +27,13 @@ import functools
 
 import numpy as np
 
-from minipool.ops.elementwise import as_tensor
+from minipool.ops.elementwise import abs as _abs, as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_call
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
            "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
-           "lp_pool1d", "lp_pool2d"]
+           "lp_pool1d", "lp_pool2d", "lp_pool3d"]
 
 
 def _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format,
@@ -83,8 +83,15 @@ def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format)
                                                                  np.floating)):
         raise TypeError(f"{op}: norm_type must be a number, got {norm_type!r}")
     p = float(norm_type)
-    if not (p > 0 and np.isfinite(p)):
-        raise ValueError(f"{op}: norm_type must be a finite number > 0, got {norm_type!r}")
+    if np.isinf(p):
+        # PyTorch's limits: +inf is max pooling of |x|, -inf min pooling of |x|
+        # (PyTorch writes it -max_pool(-|x|): the same values, ties and NaN rule)
+        x = as_tensor(input)
+        check_dtype(op, x.dtype, FLOAT_DTYPES)
+        return _extreme(op, p < 0, _abs(x), rank, kernel_size, stride, 0, 1, ceil_mode, False,
+                        data_format)
+    if not p > 0:
+        raise ValueError(f"{op}: norm_type must be > 0 (or +-inf), got {norm_type!r}")
     x, call = _call(op, input, rank, kernel_size, stride, 0, 1, ceil_mode, data_format, "one",
                     FLOAT_DTYPES)
     return SumPool.apply(x, call=call, p=p)
@@ -301,17 +308,33 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_
 def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
     """2-d power-average pooling: ``(sum of x**p over the window's real cells) ** (1/p)``.
 
-    Deliberate difference from PyTorch: with ``ceil_mode=True`` PyTorch
+    ``norm_type`` inf / -inf is the max / min of ``|x|`` (max/min pooling's
+    rules), as in PyTorch.  Deliberate difference from PyTorch: with ``ceil_mode=True`` PyTorch
     rescales a partial window by ``kernel cells / real cells`` (it computes
     an average and multiplies by the full kernel size), so
     ``torch.nn.functional.lp_pool1d([1..5], 2, 2, ceil_mode=True)`` ends with
     7.071 where the norm of ``[5]`` is 5; minipool returns 5.  Whole windows
     agree.  The gradient ``x**(p-1) / out**(p-1)`` is 0 for a window whose
     output is 0 (PyTorch gives NaN there).  Negative inputs with a
-    non-integer ``p`` give NaN, as ``x ** p`` does.
+    non-integer ``p`` give NaN, as ``x ** p`` does; a cell that no window reads
+    gets gradient 0 (it cannot change the output), where PyTorch's gradient
+    ``0 * p * x**(p-1)`` is NaN for such a cell when it is negative (or 0 with
+    ``p < 1``): e.g. the last cell of ``lp_pool1d([0.5, -1, 2, 3, -4], 1.5, 2)``.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.lp_pool2d(mp.full((1, 2, 2), 2.0), 2, 2).numpy()
     array([[[4.]]], dtype=float32)
     """
     return _lp("lp_pool2d", input, 2, norm_type, kernel_size, stride, ceil_mode, data_format)
+
+
+@_keras_keywords
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+    """3-d power-average pooling of (C, D, H, W) or (N, C, D, H, W); see :func:`lp_pool2d`
+    (the same rules: PyTorch's for whole windows and for inf/-inf norms).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.lp_pool3d(mp.full((1, 2, 2, 2), 1.0), 2, 2).numpy().ravel()
+    array([2.828427], dtype=float32)
+    """
+    return _lp("lp_pool3d", input, 3, norm_type, kernel_size, stride, ceil_mode, data_format)
