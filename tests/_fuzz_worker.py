@@ -528,6 +528,8 @@ def apply_mutation(rng, call):
     family = call.meta["family"]
     if rng.random() < 0.3 and family != "layer":
         return mutate_input(rng, call)
+    if family == "blur":
+        return blur_mutation(rng, call)
     if family == "window":
         name = rng.choice(window_mutations(call))
         if name == "ceil_mode":
@@ -716,6 +718,93 @@ LAYER_NAMES.update({
 })
 
 
+# ----------------------------------------------------------------------------- BlurPool (issue 13)
+BLUR_OPS = ("blur_pool2d", "max_blur_pool2d")
+
+
+def blur_pads(k):
+    return (k - 1) // 2, k // 2
+
+
+def make_blur_call(rng, op):
+    """blur_pool2d / max_blur_pool2d on a small input, with a geometry that fits when one does."""
+    x, meta = pool_input(rng, 2, [np.float32, np.float64])
+    spatial = x.shape[-3:-1] if meta["channels_last"] else x.shape[-2:]
+    kw = {"data_format": "channels_last"} if meta["channels_last"] else {}
+    mk = int(rng.integers(1, min(3, min(spatial)) + 1)) if op == "max_blur_pool2d" else 1
+    room = min(spatial) - mk + 1          # the blurred size (after the stride-1 max pool)
+    k = int(rng.choice([k for k in range(1, 8) if room > max(blur_pads(k))]))   # 1 always fits
+    s = int(rng.integers(1, 4))
+    if op == "max_blur_pool2d":
+        kw.update(kernel_size=mk, blur_kernel_size=k, stride=s)
+    else:
+        kw.update(kernel_size=k, stride=s)
+    return Call(op, getattr(F, op), [x], kw, dict(meta, family="blur", rank=2))
+
+
+def blur_reference(x, k, s):
+    """(N, C, H, W) float64: reflect pad, the binomial filter's correlation, then stride."""
+    row = np.array([math.comb(k - 1, t) for t in range(k)], np.float64) / 2 ** (k - 1)
+    pb, pa = blur_pads(k)
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pb, pa), (pb, pa)), mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return np.einsum("nchwij,i,j->nchw", windows, row, row)
+
+
+def check_blur(call, x, result):
+    out = array_of(result)
+    kw = call.kwargs
+    channels_last = kw.get("data_format") == "channels_last"
+    k, s = as_ints(kw.get("blur_kernel_size", kw.get("kernel_size")), 1), as_ints(kw["stride"], 1)
+    mk = as_ints(kw.get("kernel_size"), 1) if call.op == "max_blur_pool2d" else (1,)
+    if x.ndim not in (3, 4) or None in (k, s, mk) or min(k + s + mk) < 1:
+        return [f"accepted {x.ndim}-d input with {describe(kw)}"]
+    x4 = x if x.ndim == 4 else x[None]
+    if channels_last:
+        x4 = np.moveaxis(x4, -1, 1)
+    if mk[0] > 1:   # stride-1 max pool first (NaN wins, as in max_pool2d)
+        x4 = np.lib.stride_tricks.sliding_window_view(x4, (mk[0], mk[0]), axis=(2, 3))
+        x4 = np.where(np.isnan(x4).any(axis=(-2, -1)), np.nan, x4.max(axis=(-2, -1)))
+    H, W = x4.shape[2:]
+    if min(H, W) <= max(blur_pads(k[0])):
+        return [f"accepted a {H}x{W} plane for kernel {k[0]} (reflect padding needs more)"]
+    ref = blur_reference(x4, k[0], s[0])
+    if channels_last:
+        ref = np.moveaxis(ref, 1, -1)
+    if x.ndim == 3:
+        ref = ref[0]
+    if out.shape != ref.shape:
+        return [f"{call.op} output shape {out.shape}, expected {ref.shape}"]
+    if not close(out, ref, x.dtype):
+        return [f"{call.op} values differ from the reference"]
+    return check_same_as_contiguous(call, result) if call.meta.get("layout_mutated") else []
+
+
+def blur_mutation(rng, call):
+    name = ["kernel_size", "stride", "data_format"] + (["blur_kernel_size"]
+                                                       if call.op == "max_blur_pool2d" else [])
+    name = name[rng.integers(len(name))]
+    if name == "data_format":
+        call.kwargs["data_format"] = ["NHWC", 3, "channels-last", "CHANNELS_FIRST"][rng.integers(4)]
+        # a valid other layout moves the spatial axes: the sizes may be refused instead
+        return name, f"data_format={call.kwargs['data_format']!r}", (
+            "data_format", "kernel", "input", "height", "width", "channels")
+    # a valid but larger kernel is refused for the plane it no longer fits ("height"/"width")
+    return mutate_argument(rng, call, name, (name, "kernel", "height", "width"))
+
+
+FAMILIES += [(op, make_blur_call) for op in BLUR_OPS]
+FAMILIES += [(op, make_layer_call) for op in ("BlurPool2d", "MaxBlurPool2d")]
+LAYERS += ["BlurPool2d", "MaxBlurPool2d"]
+LAYER_ARGS.update({"BlurPool2d": ((2, 3, 2), {}, (1, 2, 6, 6)),
+                   "MaxBlurPool2d": ((2, 3, 2, 2), {}, (1, 2, 7, 7))})
+LAYER_NAMES.update({
+    "BlurPool2d": [("channels",), ("kernel_size", "kernel", "height", "width"), ("stride",)],
+    "MaxBlurPool2d": [("kernel_size", "kernel", "height", "width"),
+                      ("kernel_size", "kernel", "height", "width"), ("stride",), ("channels",)],
+})
+
+
 # ----------------------------------------------------------------------------- running
 def run_call(call):
     if call.meta["family"] != "layer":
@@ -755,6 +844,8 @@ def check_result(call, result):
             problems.append(f"{call.op} differs from the reference")
     elif family == "conv":
         problems += check_conv(call, x, out)
+    elif family == "blur":
+        problems += check_blur(call, x, result)
     elif family == "linear":
         w, b = (np.asarray(a, np.float64) for a in call.args[1:3])
         if not close(out, x.astype(np.float64) @ w.T + b, x.dtype):
@@ -1045,7 +1136,7 @@ def check_backward(call, result):
     out = first(run_with_input(call, leaf))
     if not out.requires_grad:
         return ["result of a float input with requires_grad does not require grad"]
-    rng = np.random.default_rng(out.size)
+    rng = np.random.default_rng(array_of(out).size)   # (Tensor.size is a method now, as torch)
     grad = rng.standard_normal(out.shape).astype(out.dtype)
     if grad.ndim:
         grad = np.ascontiguousarray(grad[(slice(None, None, -1),) * grad.ndim])[
