@@ -225,7 +225,7 @@ def test_argmax_is_kept_as_uint8_ordinals_one_byte_per_output():
     x = mp.tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)), requires_grad=True)
     out = F.max_pool2d(x, 3, 2, 1)
     codes = out.grad_fn.codes
-    assert codes.dtype == np.uint8 and codes.nbytes == out.size       # 1/8 of int64 indices
+    assert codes.dtype == np.uint8 and codes.nbytes == out.numel()    # 1/8 of int64 indices
     assert not any(isinstance(v, np.ndarray) and v.dtype == np.int64
                    for v in vars(out.grad_fn).values())
 

@@ -375,6 +375,17 @@ def test_var_std_of_too_few_values_give_torch_nan_and_inf():
             assert (math.isnan(m) and math.isnan(t)) or m == t, (a, corr, m, t)
 
 
+def test_var_std_gradients_without_a_valid_divisor_match_torch():
+    for a in ([0.5, -0.5], [1.0, 1.0], [3.0, 1.0, 2.0]):
+        for g in (1.0, -2.0, 0.0):
+            for extra in (0, 1):
+                for name in ("var", "std"):
+                    m, t = both(np.array(a))
+                    getattr(m, name)(correction=len(a) + extra).backward(np.array(g))
+                    getattr(t, name)(correction=len(a) + extra).backward(torch.tensor(g, dtype=torch.float64))
+                    np.testing.assert_array_equal(m.grad.numpy(), t.grad.numpy())
+
+
 def test_std_gradient_is_zero_where_std_is_zero_like_torch():
     a = np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])
     m, t = both(a)

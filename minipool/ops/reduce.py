@@ -312,6 +312,10 @@ class Var(Function):
             if take_sqrt:  # d std = d var / (2 std); 0 where std is 0, as PyTorch
                 (out,) = ctx.saved_tensors
                 grad = np.where(out == 0, np.zeros((), grad.dtype), grad / (2 * out))
+            if divisor == 0 and not take_sqrt:
+                # No valid divisor (N <= correction): the forward is inf/NaN and PyTorch's
+                # gradient is inf with the sign of grad, NaN where x equals the mean.
+                return np.inf * grad * np.abs(centred), None, None, None, None
             scale = 2 * grad / np.asarray(divisor, grad.dtype)
             return scale * centred, None, None, None, None
 
