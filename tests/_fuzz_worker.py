@@ -304,9 +304,12 @@ def make_interpolate_call(rng, op):
     rank = ndim - 2
     batch = (int(rng.integers(1, 3)), int(rng.choice([1, 2])))
     spatial = tuple(int(v) for v in rng.integers(1, 6 if rank < 3 else 4, size=rank))
-    dtypes = [np.float32, np.float64] + ([np.uint8] if mode.startswith("nearest") else [])
+    uint8_ok = mode.startswith("nearest") or mode in ("bilinear", "bicubic")
+    dtypes = [np.float32, np.float64] + ([np.uint8] if uint8_ok else [])
     x = random_values(rng, batch + spatial, dtypes[rng.integers(len(dtypes))])
     kw = {"mode": mode}
+    if mode in ("bilinear", "bicubic") and rng.random() < 0.4:
+        kw["antialias"] = True
     if rng.random() < 0.5:
         size = tuple(int(v) for v in rng.integers(1, 8, size=rank))
         kw["size"] = size[0] if rng.random() < 0.3 else size
@@ -1005,6 +1008,39 @@ def check_unpool(call, x, out):
     return [] if close(got, ref, x.dtype, exact=True) else ["unpool values differ"]
 
 
+def check_interpolate_antialias(call, x, out, sizes):
+    """antialias=True (float) against the filter formula; uint8 bilinear/bicubic only for its
+    range (the bit-exact checks live in tests/test_interpolate_uint8.py)."""
+    if x.dtype == np.uint8:
+        return []  # uint8 outputs are 0..255 by construction of the dtype; shape checked above
+    if call.kwargs.get("align_corners") or call.kwargs.get("scale_factor") is not None:
+        return []  # the formula below assumes scale = in / out
+    cubic = call.kwargs["mode"] == "bicubic"
+
+    def matrix(n_in, n_out):
+        if n_in == n_out:
+            return np.eye(n_in)
+        scale = n_in / n_out
+        stretch = max(scale, 1.0)
+        support = (2.0 if cubic else 1.0) * stretch
+        m = np.zeros((n_out, n_in))
+        for o in range(n_out):
+            c = scale * (o + 0.5)
+            for j in range(max(int(c - support + 0.5), 0), min(int(c + support + 0.5), n_in)):
+                t = abs((j - c + 0.5) / stretch)
+                m[o, j] = (((1.5 * t - 2.5) * t * t + 1 if t < 1 else
+                            ((-0.5 * t + 2.5) * t - 4) * t + 2 if t < 2 else 0.0)
+                           if cubic else max(1.0 - t, 0.0))
+            m[o] /= m[o].sum()
+        return m
+
+    if not np.isfinite(x).all():
+        return []
+    ref = np.einsum("ih,jw,nchw->ncij", matrix(x.shape[2], sizes[0]), matrix(x.shape[3], sizes[1]),
+                    x.astype(np.float64))
+    return [] if close(out, ref, x.dtype) else ["interpolate antialias values differ"]
+
+
 def check_interpolate(call, x, out):
     kw, mode = call.kwargs, call.kwargs.get("mode", "nearest")
     rank = x.ndim - 2
@@ -1036,6 +1072,10 @@ def check_interpolate(call, x, out):
         return [f"output shape {out.shape}, expected {want}"]
     if x.size == 0 or out.size > 4096:
         return []
+    if out.dtype != x.dtype:
+        return [f"interpolate {mode}: dtype {out.dtype} from {x.dtype}"]
+    if kw.get("antialias") is True or (x.dtype == np.uint8 and not mode.startswith("nearest")):
+        return check_interpolate_antialias(call, x, out, sizes)
     ac = bool(kw.get("align_corners") or False)
     recompute = bool(kw.get("recompute_scale_factor") or False)
     scale = tuple(factor) if isinstance(factor, (tuple, list)) else factor
@@ -1213,3 +1253,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+
