@@ -124,6 +124,8 @@ def main(argv=None):
          "torch NCHW", "speed-up", "torch channels_last", "speed-up"], rows))
     print()
     print(memory_report())
+    print()
+    print(blur_report(args, torch))
 
 
 def memory_report():
@@ -140,6 +142,61 @@ def memory_report():
                          f"{theirs / 2**20:.2f} MiB, ratio {ours / theirs:.3f}")
     return "\n".join(lines)
 
+
+# ----------------------------------------------------------------------------- MaxBlurPool (issue 13)
+BLUR_SHAPES = {"LeNet 64x6x28x28": (64, 6, 28, 28), "32x64x56x56": (32, 64, 56, 56)}
+
+
+def torch_max_blur(torch, x, channels):
+    """PyTorch's composition of the paper's MaxBlurPool: max pool k2 s1, reflect pad (1, 1),
+    depthwise conv with the 3x3 binomial filter, stride 2."""
+    tf = torch.nn.functional
+    row = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype) / 4
+    filt = (row[:, None] * row[None, :]).expand(channels, 1, 3, 3)
+    return tf.conv2d(tf.pad(tf.max_pool2d(x, 2, 1), (1, 1, 1, 1), mode="reflect"), filt,
+                     stride=2, groups=channels)
+
+
+def blur_report(args, torch):
+    """nn.MaxBlurPool2d() (max 2x2 stride 1, then 3x3 BlurPool stride 2), float32, forward with
+    the input requiring grad and forward + backward, against PyTorch's composition."""
+    rows = []
+    for shape_name, shape in BLUR_SHAPES.items():
+        x_first = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        x_last = np.ascontiguousarray(x_first.transpose(0, 2, 3, 1))
+        for threads in args.threads:
+            set_threads(threads, torch)
+            for fmt, x_np in (("NCHW", x_first), ("NHWC", x_last)):
+                layer = mp.nn.MaxBlurPool2d(data_format="channels_last" if fmt == "NHWC" else None)
+                x = mp.tensor(x_np, requires_grad=True)
+                g = np.ones(layer(x).shape, np.float32)
+
+                def both():
+                    layer(x).backward(g)
+
+                ours = [median_time(lambda: layer(x), args.repeats, args.warmup),
+                        median_time(both, args.repeats, args.warmup)]
+                theirs = ["-", "-"]
+                if torch is not None:
+                    xt = torch.from_numpy(x_first).clone()
+                    if fmt == "NHWC":
+                        xt = xt.contiguous(memory_format=torch.channels_last)
+                    xt.requires_grad_(True)
+                    gt = torch.ones(torch_max_blur(torch, xt, shape[1]).shape)
+
+                    def torch_both():
+                        torch_max_blur(torch, xt, shape[1]).backward(gt)
+
+                    theirs = [median_time(lambda: torch_max_blur(torch, xt, shape[1]),
+                                          args.repeats, args.warmup),
+                              median_time(torch_both, args.repeats, args.warmup)]
+                for case, mine, ref in zip(("fwd", "fwd+bwd"), ours, theirs):
+                    speed = "-" if ref == "-" else f"{ref / mine:.1f}x"
+                    rows.append([f"MaxBlurPool2d {case}", shape_name, fmt, threads,
+                                 format_seconds(mine),
+                                 ref if ref == "-" else format_seconds(ref), speed])
+    return markdown_table(["case", "input", "layout", "threads", "minipool",
+                           "torch (max_pool2d + reflect pad + depthwise conv2d)", "speed-up"], rows)
 
 if __name__ == "__main__":
     main()

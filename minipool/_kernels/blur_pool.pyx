@@ -121,8 +121,22 @@ cdef void _backward_unit(const floating* g, floating* gx, floating* gw,
     cdef floating* t
     cdef floating* dst
     cdef floating fj
+    cdef floating acc
     # horizontal transpose: gw[oh, w] gathers from the outputs that read column w
-    for oh in range(Ho):
+    if n == 1:              # one channel (channels-first planes): a scalar gather per cell
+        for oh in range(Ho):
+            gr = g + oh * Wo * C + c0
+            t = gw + oh * W
+            for w in range(W):
+                if wstart[w] == wstart[w + 1]:
+                    t[w] = 0
+                    continue
+                e = wstart[w]
+                acc = fw[wtap[e]] * gr[wout[e] * C]
+                for e in range(wstart[w] + 1, wstart[w + 1]):
+                    acc = acc + fw[wtap[e]] * gr[wout[e] * C]
+                t[w] = acc
+    for oh in range(Ho if n > 1 else 0):
         for w in range(W):
             t = gw + (oh * W + w) * n
             if wstart[w] == wstart[w + 1]:
