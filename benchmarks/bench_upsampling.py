@@ -17,6 +17,10 @@ for PyTorch ``torch.autograd.grad`` of the recorded output.
     python benchmarks/bench_upsampling.py --quick    # a smoke run: 3 repeats
     python benchmarks/bench_upsampling.py --threads 2 --shape 8,64,56,56
     python benchmarks/bench_upsampling.py --cases "x2 forward,x2 backward"  # label substrings
+    python benchmarks/bench_upsampling.py --cases "aa "   # antialiased downscaling rows only
+
+The antialiased rows ("aa ...") carry their own input shape in the label (--shape does
+not apply to them).
 """
 import gc
 import os
@@ -45,6 +49,12 @@ CASES = [
     ("bilinear x2 forward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), False),
     ("bilinear x2 backward NHWC", "bilinear", dict(scale_factor=2, align_corners=False), True),
 ]
+# Antialiased downscaling (issue 13), each on its own input shape (5th field).
+AA_SHAPES = ((32, 64, 56, 56), (8, 3, 224, 224))
+CASES += [(f"aa {mode} x{f} {'forward' if not bwd else 'backward'} {'x'.join(map(str, shp))}",
+           mode, dict(scale_factor=f, antialias=True), bwd, shp)
+          for shp in AA_SHAPES for f in (0.5, 0.3) for mode in ("bilinear", "bicubic")
+          for bwd in (False, True) if not (bwd and mode == "bicubic")]
 
 
 def interleaved_medians(fns, repeats, warmup):
@@ -128,13 +138,18 @@ def main(argv=None):
     shape, cases, rest = extract_own_options(sys.argv[1:] if argv is None else argv)
     args = parse_args("minipool upsampling benchmark", rest)
     torch = import_torch(args.no_torch)
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    inputs = {}
     old = mp.get_num_threads()
     rows = []
     try:
         for threads in args.threads:
             set_threads(threads, torch)
-            for label, mode, kwargs, backward in cases:
+            for label, mode, kwargs, backward, *own_shape in cases:
+                case_shape = own_shape[0] if own_shape else shape
+                if case_shape not in inputs:
+                    inputs[case_shape] = np.random.default_rng(0).standard_normal(
+                        case_shape).astype(np.float32)
+                x = inputs[case_shape]
                 nhwc = label.endswith("NHWC")
                 fn, nbytes = minipool_case(x, mode, kwargs, backward, nhwc)
                 fns = [fn]
