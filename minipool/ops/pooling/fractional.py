@@ -99,12 +99,16 @@ def _output_sizes(op, rank, spatial, kernel, output_size, output_ratio):
                 raise ValueError(f"{op}: output_ratio must be > 0, got {output_ratio!r}")
         # PyTorch: int(input size * ratio), truncated
         sizes = tuple(int(n * float(r)) for n, r in zip(spatial, ratios))
+    # PyTorch 2.13's limits: 2-d output + kernel - 1 <= input, 3-d output + kernel <= input
+    # (its 3-d check is one stricter; minipool follows each)
+    slack = 1 if rank == 2 else 0
     for n, o, k in zip(spatial, sizes, kernel):
-        if o + k - 1 > n:
+        if o + k - slack > n:
+            rule = "output + kernel - 1 <= input" if rank == 2 else \
+                "output + kernel <= input (PyTorch's 3-d rule)"
             raise ValueError(
                 f"{op}: output_size {tuple(sizes)} with kernel_size {tuple(kernel)} is too large "
-                f"for input size {tuple(spatial)}: need output + kernel - 1 <= input on every "
-                f"axis")
+                f"for input size {tuple(spatial)}: need {rule} on every axis")
     return sizes
 
 
