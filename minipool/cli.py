@@ -148,6 +148,49 @@ def _add_evaluate_parser(sub):
     p.set_defaults(run=_evaluate)
 
 
+def _experiment(args):
+    from minipool.experiments import ExperimentError, run_experiment
+
+    try:
+        run_experiment(args.name, quick=args.quick, seeds=args.seeds, epochs=args.epochs,
+                       dataset=args.dataset, data_dir=args.data_dir, out=args.out, jobs=args.jobs,
+                       scheduler=args.scheduler, variants=args.variants, train_size=args.train_size,
+                       test_size=args.test_size, progress=args.progress)
+    except ExperimentError as e:
+        return _fail("experiment", str(e), 2)
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are saved; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _add_experiment_parser(sub):
+    from minipool.experiments import EXPERIMENTS
+
+    p = sub.add_parser(
+        "experiment", help="measure the course's claims about pooling and upsampling (pooling, shift, "
+                           "upsampling)",
+        description="Run an experiment grid (variants x seeds); each finished run is saved in "
+                    "OUT/runs/, so a re-run resumes. Writes OUT/results.csv, OUT/results.md and pictures.")
+    # the name is checked by run_experiment, which lists the choices in its message
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(EXPERIMENTS)}")
+    p.add_argument("--quick", action="store_true", help="a smoke test in seconds (small data, 1-2 epochs)")
+    p.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default 3; 1 with --quick)")
+    p.add_argument("--epochs", type=int, help="epochs of the full-data runs")
+    p.add_argument("--dataset", help="mnist or synthetic (default: mnist with --data-dir, else synthetic)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
+    p.add_argument("--out", help="output folder (default runs/experiment-NAME[-quick])")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="local worker processes (each gets cores // jobs kernel threads)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the grid on a Dask distributed cluster (pip install 'minipool[dask]')")
+    p.add_argument("--variants", help="comma-separated subset of the experiment's variants")
+    p.add_argument("--train-size", type=int, help="training images of the full-data runs")
+    p.add_argument("--test-size", type=int, help="test images")
+    p.add_argument("--progress", choices=["auto", "bar", "lines", "none"], default="auto")
+    p.set_defaults(run=_experiment)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line (plus a pointer to --help), exit status 2."""
 
@@ -161,6 +204,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
     _add_evaluate_parser(sub)
+    _add_experiment_parser(sub)
     sub.add_parser("config", help="show how minipool was built").set_defaults(run=_config)
     sub.add_parser("demo", help="a tiny autograd + gradcheck demo").set_defaults(run=_demo)
     return parser
