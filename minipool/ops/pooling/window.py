@@ -27,9 +27,10 @@ import functools
 
 import numpy as np
 
-from minipool.ops.elementwise import abs as _abs, as_tensor
+from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_call
+from minipool.tensor import Function
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
            "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
@@ -78,6 +79,21 @@ def _sum(op, input, rank, kernel_size, stride, padding, ceil_mode, data_format):
     return SumPool.apply(x, call=call)
 
 
+class _LpAbs(Function):
+    """|x| for the +-inf LP norms, with PyTorch's abs gradient: grad * sign(x), where
+    sign(NaN) is 0 (so a NaN cell that loses passes 0, as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.requires_grad:
+            ctx.sign = np.nan_to_num(np.sign(x), nan=0.0)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.sign
+
+
 def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format):
     if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float, np.integer,
                                                                  np.floating)):
@@ -88,8 +104,8 @@ def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format)
         # (PyTorch writes it -max_pool(-|x|): the same values, ties and NaN rule)
         x = as_tensor(input)
         check_dtype(op, x.dtype, FLOAT_DTYPES)
-        return _extreme(op, p < 0, _abs(x), rank, kernel_size, stride, 0, 1, ceil_mode, False,
-                        data_format)
+        return _extreme(op, p < 0, _LpAbs.apply(x), rank, kernel_size, stride, 0, 1,
+                        ceil_mode, False, data_format)
     if not p > 0:
         raise ValueError(f"{op}: norm_type must be > 0 (or +-inf), got {norm_type!r}")
     x, call = _call(op, input, rank, kernel_size, stride, 0, 1, ceil_mode, data_format, "one",
