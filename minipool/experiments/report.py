@@ -63,9 +63,8 @@ def markdown(plan, records) -> str:
         names = [v for v in module.VARIANTS if (v, tag) in groups]
         if not names:
             continue
-        first = groups[(names[0], tag)][0]["metrics"]
-        size = f" ({first['train_images']} training images, {first['epochs']} epochs)" \
-            if "train_images" in first else ""
+        trained = [r["metrics"] for v in names for r in groups[(v, tag)] if r["metrics"].get("train_images")]
+        size = f" ({trained[0]['train_images']} training images, {trained[0]['epochs']} epochs)" if trained else ""
         lines += [f"## {title}{size}", ""]
         head = ["variant", "seeds"] + [c[1] for c in module.COLUMNS]
         if published and tag == "":
