@@ -251,7 +251,8 @@ def test_zero_output_size_and_zero_batch_give_empty_tensors_as_torch():
         torch.ones(2, 3, 5, 5), 2, output_size=(0, 3)).shape) == (2, 3, 0, 3)
     y.sum().backward()
     assert np.array_equal(x.grad.numpy(), np.zeros((2, 3, 5, 5), np.float32))
-    assert F.fractional_max_pool3d(mp.ones(0, 2, 4, 4, 4), 2, output_size=2).shape == (0, 2, 2, 2, 2)
+    empty = F.fractional_max_pool3d(mp.ones(0, 2, 4, 4, 4), 2, output_size=2)
+    assert empty.shape == (0, 2, 2, 2, 2)
     # unbatched input with no channels: PyTorch treats C as the batch, so do we
     assert F.fractional_max_pool2d(mp.ones(0, 4, 4), 2, output_size=2).shape == (0, 2, 2)
 

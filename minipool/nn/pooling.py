@@ -377,7 +377,7 @@ class MaxBlurPool2d(BlurPool2d):
 __all__ += ["BlurPool2d", "MaxBlurPool2d"]
 
 
-# ----------------------------------------------------------------------------- fractional, LP 3-d, SPP
+# ------------------------------------------------------------------- fractional, LP 3-d, SPP
 class _FractionalMaxPoolNd(Module):
     _pool = None
 
@@ -395,7 +395,8 @@ class _FractionalMaxPoolNd(Module):
                        for r in ratios):
                 raise ValueError(f"{name}: output_ratio must be between 0 and 1 (exclusive), "
                                  f"got {output_ratio!r}")
-        self.kernel_size, self.output_size, self.output_ratio = kernel_size, output_size, output_ratio
+        self.kernel_size, self.output_size = kernel_size, output_size
+        self.output_ratio = output_ratio
         self.return_indices, self.data_format = return_indices, data_format
         self.register_buffer("_random_samples", _random_samples)  # as PyTorch: in state_dict
         # a seed becomes one Generator here, so a seeded layer draws a reproducible sequence
@@ -476,4 +477,5 @@ class SpatialPyramidPool2d(Module):
     def extra_repr(self):
         return _describe(self, ("levels", "mode"))
 
-__all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d", "LPPool1d", "LPPool3d", "SpatialPyramidPool2d"]
+__all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d", "LPPool1d", "LPPool3d",
+            "SpatialPyramidPool2d"]

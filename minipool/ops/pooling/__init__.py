@@ -17,7 +17,8 @@ from minipool.ops.pooling.adaptive import (adaptive_avg_pool1d, adaptive_avg_poo
                                            global_avg_pool2d, global_max_pool2d)
 from minipool.ops.pooling.stochastic import stochastic_pool2d  # noqa: F401
 from minipool.ops.pooling.unpool import max_unpool1d, max_unpool2d, max_unpool3d  # noqa: F401
-from minipool.ops.pooling.fractional import fractional_max_pool2d, fractional_max_pool3d  # noqa: F401
+from minipool.ops.pooling.fractional import (fractional_max_pool2d,  # noqa: F401
+                                             fractional_max_pool3d)
 from minipool.ops.pooling.spp import spatial_pyramid_pool2d  # noqa: F401
 from minipool.ops.pooling.window import lp_pool3d  # noqa: F401
 from minipool.ops.pooling.window import (avg_pool1d, avg_pool2d, avg_pool3d, lp_pool1d,  # noqa: F401
