@@ -1,0 +1,110 @@
+"""Resizing: interpolate (every mode) as Resize, pixel (un)shuffle as DepthToSpace /
+SpaceToDepth.
+
+Resize's attributes that reproduce PyTorch's numbers:
+
+* nearest: ``asymmetric`` coordinates and ``floor`` rounding (src = floor(dst / scale));
+* nearest-exact: ``half_pixel`` and ``round_prefer_ceil`` (src = floor((dst + 0.5) / scale));
+* linear/bilinear/trilinear/bicubic: ``align_corners``, or ``half_pixel`` (PyTorch's
+  src = (dst + 0.5) / scale - 0.5, also for an output of size 1, which
+  ``pytorch_half_pixel`` would send to 0); bicubic with ``cubic_coeff_a=-0.75``;
+* a given scale_factor is passed as Resize's scales (PyTorch then steps by
+  1 / scale_factor, not in/out), a size as Resize's sizes;
+* area: adaptive average pooling (a plain AveragePool when the sizes divide).
+"""
+import numpy as np
+
+from minipool.onnx._graph import channels_first_around
+from minipool.onnx.table import converts
+from minipool.ops import upsampling
+
+_MODES = {"nearest": "nearest", "nearest-exact": "nearest", "linear": "linear",
+          "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}
+
+
+@converts(upsampling._resample)
+def resample(g, event):
+    a = event.args
+    x, mode = a["x"], a["mode"]
+    in_sizes, out_sizes, scales = tuple(a["in_sizes"]), tuple(a["out_sizes"]), a["scales"]
+    channels_last, antialias = bool(a["channels_last"]), bool(a.get("antialias", False))
+    rank = len(in_sizes)
+    if x.dtype == np.uint8:
+        g.fail("interpolate of uint8 images (fixed-point rounding) has no ONNX form here; "
+               "convert to float32 first")
+    if mode == "area":
+        return _area(g, x, in_sizes, out_sizes, channels_last)
+    attrs = {"mode": _MODES[mode]}
+    if mode == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    elif mode == "nearest-exact":
+        attrs.update(coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil")
+    else:
+        attrs["coordinate_transformation_mode"] = "align_corners" if a["align_corners"] else "half_pixel"
+        if mode == "bicubic":
+            attrs.update(cubic_coeff_a=-0.75, exclude_outside=0)
+    if antialias:
+        if g.opset < 18:
+            g.fail("interpolate(antialias=True) needs Resize's antialias, opset >= 18")
+        attrs["antialias"] = 1
+        if mode == "bicubic":
+            attrs["cubic_coeff_a"] = -0.5  # PyTorch's antialiasing filter is Keys' a = -0.5
+    given = all(s is not None for s in scales)
+
+    def body(name):
+        spatial_axes = list(range(2, rank + 2))
+        if g.opset >= 18:
+            if given:
+                return g.node("Resize", [name, "", g.const(np.asarray(scales, np.float32), "scales")],
+                              axes=spatial_axes, **attrs)
+            return g.node("Resize", [name, "", "", g.ints(out_sizes)], axes=spatial_axes, **attrs)
+        if given:
+            full = np.asarray((1.0, 1.0) + tuple(scales), np.float32)
+            return g.node("Resize", [name, "", g.const(full, "scales")], **attrs)
+        sizes = g.node("Concat", [g.shape_prefix(name, 2), g.ints(out_sizes)], axis=0)
+        return g.node("Resize", [name, "", "", sizes], **attrs)
+    return channels_first_around(g, g.value(x), x.ndim, rank, channels_last, body)
+
+
+def _area(g, x, in_sizes, out_sizes, channels_last):
+    rank = len(in_sizes)
+    if all(o == 1 for o in out_sizes):
+        return channels_first_around(g, g.value(x), x.ndim, rank, channels_last,
+                                     lambda name: g.node("GlobalAveragePool", [name]))
+    if any(n % o for n, o in zip(in_sizes, out_sizes)):
+        g.fail(f"interpolate(mode='area') from {in_sizes} to {out_sizes} has no ONNX form: the "
+               "input size must be a multiple of the output size")
+    kernel = [n // o for n, o in zip(in_sizes, out_sizes)]
+    return channels_first_around(
+        g, g.value(x), x.ndim, rank, channels_last,
+        lambda name: g.node("AveragePool", [name], kernel_shape=kernel, strides=kernel))
+
+
+def _shuffle_input(g, x, op):
+    if x.ndim not in (3, 4):
+        g.fail(f"{op} of a {x.ndim}-D input has no ONNX form here (3-D or 4-D only)")
+    return channels_first_around
+
+
+@converts(upsampling.pixel_shuffle)
+def pixel_shuffle(g, event):
+    """DepthToSpace in CRD mode is exactly PyTorch's channel order."""
+    x, r = event.args["input"], int(event.args["upscale_factor"])
+    _shuffle_input(g, x, "pixel_shuffle")
+    return channels_first_around(g, g.value(x), x.ndim, 2, False,
+                                 lambda name: g.node("DepthToSpace", [name], blocksize=r, mode="CRD"))
+
+
+@converts(upsampling.pixel_unshuffle)
+def pixel_unshuffle(g, event):
+    """SpaceToDepth orders its outputs (block offset, channel); PyTorch orders them (channel,
+    block offset): a Gather over the channels reorders them."""
+    x, r = event.args["input"], int(event.args["downscale_factor"])
+    _shuffle_input(g, x, "pixel_unshuffle")
+    C = x.shape[-3]
+    order = np.array([k * C + c for c in range(C) for k in range(r * r)], dtype=np.int64)
+
+    def body(name):
+        s2d = g.node("SpaceToDepth", [name], blocksize=r)
+        return g.node("Gather", [s2d, g.const(order, "channel_order")], axis=1)
+    return channels_first_around(g, g.value(x), x.ndim, 2, False, body)
