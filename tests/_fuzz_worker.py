@@ -533,6 +533,8 @@ def apply_mutation(rng, call):
         return mutate_input(rng, call)
     if family == "blur":
         return blur_mutation(rng, call)
+    if family in EXTRA_MUTATIONS:   # fractional, spp (issue 13 part A)
+        return EXTRA_MUTATIONS[family](rng, call)
     if family == "window":
         name = rng.choice(window_mutations(call))
         if name == "ceil_mode":
@@ -849,6 +851,8 @@ def check_result(call, result):
         problems += check_conv(call, x, out)
     elif family == "blur":
         problems += check_blur(call, x, result)
+    elif family in EXTRA_CHECKS:    # fractional, spp (issue 13 part A)
+        problems += EXTRA_CHECKS[family](call, x, result)
     elif family == "linear":
         w, b = (np.asarray(a, np.float64) for a in call.args[1:3])
         if not close(out, x.astype(np.float64) @ w.T + b, x.dtype):
@@ -922,6 +926,10 @@ def check_window(call, x, result):
                             kw.get("divisor_override"))
     elif kind == "sum":
         ref = pref.sum_pool(ref_x, k, s, padding, ceil_mode)
+    elif kind == "lp" and isinstance(kw["norm_type"], (float, np.floating)) \
+            and np.isinf(kw["norm_type"]):   # PyTorch's limits: max (+inf) / min (-inf) of |x|
+        ref = (pref.max_pool if kw["norm_type"] > 0 else pref.min_pool)(
+            np.abs(ref_x), k, s, 0, 1, ceil_mode)[0]
     elif kind == "lp":
         ref = pref.lp_pool(ref_x, kw["norm_type"], k, s, ceil_mode)
     elif kw.get("training", True):  # stochastic draw: each output is a value of its window
@@ -1249,6 +1257,207 @@ def main():
             record.update(outcome="ok", problems=problems)
         emit(record)
     emit({"event": "end"})
+
+
+# ----------------------------------------------------------------------------- issue 13 part A
+# fractional max pooling, lp_pool3d, spatial pyramid pooling
+WINDOW_OPS["lp_pool3d"] = (3, "lp")        # checked by check_window (pref.lp_pool is any-rank)
+FAMILIES += [("lp_pool3d", make_window_call)]
+FRACTIONAL_OPS = {"fractional_max_pool2d": 2, "fractional_max_pool3d": 3}
+
+
+def make_fractional_call(rng, op):
+    rank = FRACTIONAL_OPS[op]
+    x, meta = pool_input(rng, rank, [np.float32, np.float64])
+    channels_last = meta["channels_last"]
+    spatial = x.shape[-rank - 1:-1] if channels_last else x.shape[-rank:]
+    slack = 1 if rank == 2 else 0          # PyTorch: 2-d out + k - 1 <= in, 3-d out + k <= in
+    kernel = tuple(int(rng.integers(1, n + 1)) for n in spatial)
+    out = tuple(int(rng.integers(0, max(0, n - k + slack) + 1)) for n, k in zip(spatial, kernel))
+    kw = dict(kernel_size=kernel, return_indices=bool(rng.integers(2)))
+    if channels_last:
+        kw["data_format"] = "channels_last"
+    if rng.random() < 0.3:                 # a ratio that truncates to the same sizes
+        kw["output_ratio"] = tuple((o + 0.5) / n for o, n in zip(out, spatial))
+    else:
+        kw["output_size"] = out
+    n = x.shape[0] if x.ndim == rank + 2 else 1
+    c = x.shape[-1] if channels_last else x.shape[-rank - 1]
+    if rng.random() < 0.5:
+        kw["_random_samples"] = rng.random((n, c, rank), dtype=x.dtype)
+    else:
+        kw["generator"] = int(rng.integers(99))
+    return Call(op, getattr(F, op), [x], kw, dict(meta, family="fractional", rank=rank))
+
+
+def fractional_reference(x, kernel, out, samples):
+    """(N, C, *spatial) -> values, indices: the interval starts written again from
+    PyTorch's formula in the input's dtype, the max rule v > best or NaN."""
+    rank, dt = len(kernel), x.dtype.type
+    values = np.empty(x.shape[:2] + tuple(out), x.dtype)
+    indices = np.empty(values.shape, np.int64)
+    axis_sample = (1, 0) if rank == 2 else (0, 1, 2)
+    for n_, c_ in np.ndindex(*x.shape[:2]):
+        starts = []
+        for a, size, o, k in zip(axis_sample, x.shape[2:], out, kernel):
+            u = dt(samples[n_, c_, a])
+            seq = []
+            if o > 1:
+                alpha = dt(size - k) / dt(o - 1)
+                seq = [int(np.trunc((dt(i) + u) * alpha)) - int(np.trunc(u * alpha))
+                       for i in range(o - 1)]
+            starts.append(seq + [size - k] if o > 0 else [])
+        for pos in np.ndindex(*out):
+            first = [starts[a][pos[a]] for a in range(rank)]
+            best, best_i = -np.inf, int(np.ravel_multi_index(first, x.shape[2:]))
+            for off in np.ndindex(*kernel):
+                cell = tuple(f + j for f, j in zip(first, off))
+                v = x[(n_, c_) + cell]
+                if v > best or np.isnan(v):
+                    best, best_i = v, int(np.ravel_multi_index(cell, x.shape[2:]))
+            values[(n_, c_) + pos], indices[(n_, c_) + pos] = best, best_i
+    return values, indices
+
+
+def check_fractional(call, x, result):
+    kw, rank = call.kwargs, call.meta["rank"]
+    channels_last = kw.get("data_format") == "channels_last"
+    if x.ndim not in (rank + 1, rank + 2) or x.dtype not in (np.float32, np.float64):
+        return [f"accepted a {x.ndim}-d {x.dtype} input"]
+    batched = x.ndim == rank + 2
+    spatial = x.shape[-rank - 1:-1] if channels_last else x.shape[-rank:]
+    kernel = as_ints(kw.get("kernel_size"), rank)
+    if "output_size" in kw and kw["output_size"] is not None:
+        out = as_ints(kw["output_size"], rank)
+    else:
+        ratio = kw.get("output_ratio")
+        ratio = tuple(ratio) * (rank if len(ratio) == 1 else 1) if isinstance(ratio, (tuple, list)) \
+            else (ratio,) * rank
+        out = tuple(int(n * float(r)) for n, r in zip(spatial, ratio))
+    slack = 1 if rank == 2 else 0
+    if kernel is None or out is None or min(kernel) < 1 or min(out) < 0 \
+            or any(o + k - slack > n or k > n for o, k, n in zip(out, kernel, spatial)):
+        return [f"accepted kernel {kw.get('kernel_size')!r} / output {out} for {spatial}"]
+    ref_x = to_reference_layout(x, rank, batched, channels_last)
+    samples = kw.get("_random_samples")
+    if samples is None:
+        samples = np.random.default_rng(kw["generator"]).random(ref_x.shape[:2] + (rank,),
+                                                                 dtype=x.dtype)
+    samples = as_array(samples)
+    if samples.shape != ref_x.shape[:2] + (rank,) or not ((samples >= 0) & (samples <= 1)).all():
+        return [f"accepted _random_samples {describe(samples)}"]
+    got = to_reference_layout(array_of(first(result)), rank, batched, channels_last)
+    ref, ref_idx = fractional_reference(ref_x, kernel, out, samples)
+    problems = [] if close(got, ref, x.dtype, exact=True) else [f"{call.op} values differ"]
+    if isinstance(result, tuple):
+        idx = to_reference_layout(array_of(result[1]), rank, batched, channels_last)
+        if idx.dtype != np.int64 or not np.array_equal(idx, ref_idx):
+            problems.append(f"{call.op} indices differ from the reference")
+    if not problems and call.meta.get("layout_mutated"):
+        problems += check_same_as_contiguous(call, result)
+    return problems
+
+
+def fractional_mutation(rng, call):
+    name = ["kernel_size", "output_size", "output_ratio", "_random_samples", "generator",
+            "data_format"][rng.integers(6)]
+    kw = call.kwargs
+    if name == "output_ratio":
+        kw.pop("output_size", None)
+        kw["output_ratio"] = pick_bad(rng)
+        return name, f"output_ratio={describe(kw['output_ratio'])}", ("output_ratio",
+                                                                       "output_size")
+    if name == "_random_samples":
+        u = np.asarray(kw.get("_random_samples", np.zeros((1, 1, call.meta["rank"]))))
+        how = rng.integers(5)
+        if how == 0:
+            u = u[..., :-1] if rng.integers(2) else np.concatenate([u, u], axis=0)
+        elif how == 1:
+            u = u.astype(np.float32 if u.dtype == np.float64 else np.float64)
+        elif how == 2:
+            u = u.copy()
+            u.reshape(-1)[:1] = [np.nan, 1.5, -0.25, np.inf][rng.integers(4)]
+        elif how == 3:
+            u = u.tolist()
+        else:
+            kw["generator"] = 3
+        kw["_random_samples"] = u
+        return name, f"_random_samples {describe(u)} (how {how})", ("_random_samples",
+                                                                     "generator", "input")
+    if name == "generator":
+        kw["generator"] = ["seed", 1.5, -1, object()][rng.integers(4)]
+        return name, f"generator={describe(kw['generator'])}", ("generator",)
+    if name == "data_format":
+        kw["data_format"] = ["NHWC", 3, "channels-last", "CHANNELS_FIRST"][rng.integers(4)]
+        # a valid other layout moves the axes: sizes or samples may be refused instead
+        return name, f"data_format={kw['data_format']!r}", (
+            "data_format", "kernel", "input", "output_size", "_random_samples")
+    if name == "output_size":
+        kw.pop("output_ratio", None)
+    # a valid but larger value is refused for the input it no longer fits
+    return mutate_argument(rng, call, name, (name, "kernel", "output_size", "input"))
+
+
+def make_spp_call(rng, op):
+    x, meta = pool_input(rng, 2, [np.float32, np.float64])
+    kw = dict(levels=tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4)))),
+              mode=["max", "avg"][rng.integers(2)])
+    if meta["channels_last"]:
+        kw["data_format"] = "channels_last"
+    return Call(op, F.spatial_pyramid_pool2d, [x], kw, dict(meta, family="spp", rank=2))
+
+
+def check_spp(call, x, result):
+    kw = call.kwargs
+    levels = kw["levels"]
+    levels = (levels,) if isinstance(levels, (int, np.integer)) else levels
+    channels_last = kw.get("data_format") == "channels_last"
+    if x.ndim not in (3, 4) or kw["mode"] not in ("max", "avg"):
+        return [f"accepted a {x.ndim}-d input / mode {kw['mode']!r}"]
+    ref_x = to_reference_layout(x, 2, x.ndim == 4, channels_last)
+    parts = []
+    for level in levels:
+        y = pref.adaptive_max_pool(ref_x, (level, level))[0] if kw["mode"] == "max" else \
+            pref.adaptive_avg_pool(ref_x, (level, level))
+        parts.append(y.reshape(y.shape[0], y.shape[1] * level * level))
+    ref = np.concatenate(parts, axis=1)
+    if x.ndim == 3:
+        ref = ref[0]
+    out = array_of(first(result))
+    if out.shape != ref.shape:
+        return [f"spatial_pyramid_pool2d output shape {out.shape}, expected {ref.shape}"]
+    if not close(out, ref, x.dtype, exact=kw["mode"] == "max"):
+        return ["spatial_pyramid_pool2d differs from the adaptive-pool reference"]
+    return check_same_as_contiguous(call, result) if call.meta.get("layout_mutated") else []
+
+
+def spp_mutation(rng, call):
+    name = ["levels", "mode", "data_format"][rng.integers(3)]
+    if name == "mode":
+        call.kwargs["mode"] = ["min", None, 3, "MAX", "average"][rng.integers(5)]
+        return name, f"mode={call.kwargs['mode']!r}", ("mode",)
+    if name == "data_format":
+        call.kwargs["data_format"] = ["NHWC", 3, "channels-last", "CHANNELS_FIRST"][rng.integers(4)]
+        return name, f"data_format={call.kwargs['data_format']!r}", ("data_format", "input")
+    return mutate_argument(rng, call, name, ("levels", "output_size"))
+
+
+EXTRA_MUTATIONS = {"fractional": fractional_mutation, "spp": spp_mutation}
+EXTRA_CHECKS = {"fractional": check_fractional, "spp": check_spp}
+FAMILIES += [(op, make_fractional_call) for op in FRACTIONAL_OPS]
+FAMILIES += [("spatial_pyramid_pool2d", make_spp_call)]
+FAMILIES += [(op, make_layer_call) for op in ("FractionalMaxPool2d", "LPPool3d",
+                                              "SpatialPyramidPool2d")]
+LAYERS += ["FractionalMaxPool2d", "LPPool3d", "SpatialPyramidPool2d"]
+LAYER_ARGS.update({"FractionalMaxPool2d": ((2,), {"output_size": 2}, (1, 2, 5, 5)),
+                   "LPPool3d": ((2, 2), {}, (1, 2, 4, 4, 4)),
+                   "SpatialPyramidPool2d": (((1, 2),), {}, (1, 2, 5, 5))})
+LAYER_NAMES.update({
+    "FractionalMaxPool2d": [("kernel_size", "kernel", "output_size")],
+    "LPPool3d": [("norm_type",), ("kernel_size", "kernel")],
+    "SpatialPyramidPool2d": [("levels",)],
+})
+
 
 
 if __name__ == "__main__":

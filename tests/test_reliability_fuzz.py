@@ -188,9 +188,14 @@ def test_conv_of_an_empty_plane_is_refused():
 def test_pooling_channels_last_input_without_channels():
     """Found by the fuzz on the debug build: the index kernel addressed [b, 0, 0] of an
     empty codes array (harmless in the release build, an IndexError with bounds checks)."""
+    # (issue 13: a batched input without channels is now refused, as PyTorch refuses it;
+    # an empty batch still reaches the kernels with an empty codes array)
     x = mp.tensor(np.zeros((1, 4, 0), np.int32))
+    with pytest.raises(ValueError, match="input"):
+        F.max_pool1d(x, 3, ceil_mode=True, return_indices=True, data_format="channels_last")
+    x = mp.tensor(np.zeros((0, 4, 2), np.int32))
     y, idx = F.max_pool1d(x, 3, ceil_mode=True, return_indices=True, data_format="channels_last")
-    assert y.shape == idx.shape == (1, 2, 0)
+    assert y.shape == idx.shape == (0, 2, 2)
 
 
 def test_unpool_int_output_size_and_negative_seed_name_the_argument():

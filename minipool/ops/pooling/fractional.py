@@ -95,8 +95,13 @@ def _output_sizes(op, rank, spatial, kernel, output_size, output_ratio):
                                                                     np.floating)):
                 raise TypeError(f"{op}: output_ratio must be a number or a tuple of {rank} "
                                 f"numbers, got {output_ratio!r}")
-            if not (np.isfinite(r) and r > 0):
-                raise ValueError(f"{op}: output_ratio must be > 0, got {output_ratio!r}")
+            try:
+                finite = math.isfinite(float(r)) and float(r) > 0
+            except OverflowError:      # an int too large for a float
+                finite = False
+            if not finite:
+                raise ValueError(f"{op}: output_ratio must be a finite number > 0, got "
+                                 f"{output_ratio!r}")
         # PyTorch: int(input size * ratio), truncated
         sizes = tuple(int(n * float(r)) for n, r in zip(spatial, ratios))
     # PyTorch 2.13's limits: 2-d output + kernel - 1 <= input, 3-d output + kernel <= input
@@ -112,7 +117,7 @@ def _output_sizes(op, rank, spatial, kernel, output_size, output_ratio):
     return sizes
 
 
-def _samples(op, samples, rank, n_batch, channels, dtype, generator):
+def _samples(op, samples, rank, n_batch, channels, dtype, generator, in_shape):
     shape = (n_batch, channels, rank)
     if samples is None:
         rng = _random.resolve(generator, op)
@@ -124,8 +129,8 @@ def _samples(op, samples, rank, n_batch, channels, dtype, generator):
         raise TypeError(f"{op}: _random_samples must be a tensor or array of shape {shape}, "
                         f"got {type(samples).__name__}")
     if u.shape != shape:
-        raise ValueError(f"{op}: _random_samples must have shape (N, C, {rank}) = {shape}, "
-                         f"got {u.shape}")
+        raise ValueError(f"{op}: _random_samples must have shape (N, C, {rank}) = {shape} "
+                         f"for an input of shape {tuple(in_shape)}, got {u.shape}")
     if u.dtype != dtype:
         raise TypeError(f"{op}: _random_samples dtype {u.dtype} must equal the input's "
                         f"dtype {dtype} (as in PyTorch)")
@@ -153,7 +158,7 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, return_
         n_batch, channels = (shape[0] if layout.batched else 1), shape[-1]
     else:
         n_batch, channels = (shape[0] if layout.batched else 1), shape[-rank - 1]
-    u = _samples(op, _random_samples, rank, n_batch, channels, x.dtype, generator)
+    u = _samples(op, _random_samples, rank, n_batch, channels, x.dtype, generator, shape)
     # PyTorch's sample order per plane: (W, H) in 2-d, (D, H, W) in 3-d
     axis_sample = (1, 0) if rank == 2 else (0, 1, 2)
     planes = n_batch * channels
