@@ -331,7 +331,7 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_
     ``torch.nn.functional.lp_pool1d([1..5], 2, 2, ceil_mode=True)`` ends with
     7.071 where the norm of ``[5]`` is 5; minipool returns 5.  Whole windows
     agree.  The gradient ``x**(p-1) / out**(p-1)`` is 0 for a window whose
-    output is 0 (PyTorch gives NaN there).  Negative inputs with a
+    output is 0 (PyTorch gives NaN there when p < 1).  Negative inputs with a
     non-integer ``p`` give NaN, as ``x ** p`` does; a cell that no window reads
     gets gradient 0 (it cannot change the output), where PyTorch's gradient
     ``0 * p * x**(p-1)`` is NaN for such a cell when it is negative (or 0 with
