@@ -1,4 +1,4 @@
-"""The command line: ``python -m minipool {train,evaluate,config,demo}``."""
+"""The command line: ``python -m minipool {train,evaluate,export,config,demo}``."""
 import argparse
 import sys
 
@@ -148,6 +148,57 @@ def _add_evaluate_parser(sub):
     p.set_defaults(run=_evaluate)
 
 
+def _export(args):
+    """Write a checkpoint's model as ONNX (needs ``pip install minipool[onnx]``)."""
+    from minipool.train import TrainError, load_model_from_checkpoint
+
+    try:
+        import minipool.onnx as onnx_export
+    except ImportError as e:
+        return _fail("export", str(e), 2)
+    try:
+        model, meta, _ = load_model_from_checkpoint(args.checkpoint)
+    except TrainError as e:
+        return _fail("export", str(e), 2)
+    if args.input_shape is not None:
+        try:
+            shape = tuple(int(v) for v in args.input_shape.split(","))
+        except ValueError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1:
+            return _fail("export", f"input-shape must be C,H,W (three integers >= 1), got "
+                                   f"{args.input_shape!r}", 2)
+    else:  # minipool's datasets are all 32x32 (digits padded); channels from the model's config
+        shape = (int(meta.get("model", {}).get("config", {}).get("in_channels", 1)), 32, 32)
+    if args.opset is not None and args.opset < onnx_export.MIN_OPSET:
+        return _fail("export", f"opset must be >= {onnx_export.MIN_OPSET}, got {args.opset}", 2)
+    import numpy as np
+
+    from minipool.tensor import Tensor
+
+    example = Tensor(np.zeros((1,) + shape, dtype=np.float32))
+    try:
+        onnx_export.export(model, example, args.out, opset=args.opset,
+                           dynamic_batch=not args.static_batch)
+    except (onnx_export.UnsupportedOpError, ValueError, TypeError, OSError) as e:
+        return _fail("export", str(e), 2)
+    print(f"wrote {args.out}: {meta['model']['name']} from {args.checkpoint}, input "
+          f"({'batch' if not args.static_batch else 1}, {', '.join(map(str, shape))}) float32")
+    return 0
+
+
+def _add_export_parser(sub):
+    p = sub.add_parser("export", help="write a checkpoint's model as ONNX (pip install minipool[onnx])",
+                       description="Trace a checkpoint's model in eval mode and write it as an ONNX "
+                                   "model (checked by onnx.checker), runnable with onnxruntime.")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT")
+    p.add_argument("--out", required=True, metavar="MODEL.onnx")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 18; Gelu needs 20)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="one image's shape (default C,32,32)")
+    p.add_argument("--static-batch", action="store_true", help="fix the batch size at 1")
+    p.set_defaults(run=_export)
+
+
 def _experiment(args):
     from minipool.experiments import ExperimentError, run_experiment
 
@@ -204,6 +255,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(sub)
     _add_evaluate_parser(sub)
+    _add_export_parser(sub)
     _add_experiment_parser(sub)
     sub.add_parser("config", help="show how minipool was built").set_defaults(run=_config)
     sub.add_parser("demo", help="a tiny autograd + gradcheck demo").set_defaults(run=_demo)

@@ -75,15 +75,15 @@ def build(model, example_input, opset=None, dynamic_batch=True, input_name="inpu
     if not isinstance(dynamic_batch, (bool, np.bool_)):
         raise TypeError(f"export: dynamic_batch must be True or False, got {dynamic_batch!r}")
     table = converters()
-    training = getattr(model, "training", None)
-    if training is not None:
+    modes = [(m, m.training) for m in model.modules()] if hasattr(model, "modules") else []
+    if modes:
         model.eval()
     try:
         with no_grad():
             result, events = trace(model, traced_codes(), x)
     finally:
-        if training:
-            model.train(True)
+        for m, mode in modes:  # each layer's own mode back, as it was
+            object.__setattr__(m, "training", mode)
     outputs = list(_tensors(result))
     if not outputs:
         raise TypeError(f"export: the model must return a Tensor (or a tuple of them), got "

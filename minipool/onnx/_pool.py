@@ -51,10 +51,27 @@ class _Window:
                         zip(self.spatial, self.kernel, self.stride, self.before, self.after,
                             self.dilation)]
         self.rank = rank
+        # ONNX's ceil_mode has no PyTorch rule "the last window starts inside the input or
+        # the left padding" (onnx's shape inference counts one window more), so when that
+        # rule drops a window the pool runs in floor mode with the padding after grown just
+        # enough to reach the last kept window (a window that only reads the extra padding
+        # is impossible: padding <= half the kernel).
+        self.pads_after, self.repadded = list(self.after), False
+        if self.ceil_mode:
+            for i, (n, o, k, s, b, a, d) in enumerate(zip(self.spatial, self.out, self.kernel,
+                                                          self.stride, self.before, self.after,
+                                                          self.dilation)):
+                if (n + b + a - d * (k - 1) - 1 + s - 1) // s + 1 != o:
+                    self.repadded = True
+            if self.repadded:
+                self.pads_after = [max(a, (o - 1) * s + d * (k - 1) + 1 - n - b) for n, o, k, s, b, a, d
+                                   in zip(self.spatial, self.out, self.kernel, self.stride,
+                                          self.before, self.after, self.dilation)]
 
     def attrs(self, dilations=True):
+        ceil = self.ceil_mode and not self.repadded
         out = dict(kernel_shape=list(self.kernel), strides=list(self.stride),
-                   pads=list(self.before) + list(self.after), ceil_mode=int(self.ceil_mode))
+                   pads=list(self.before) + list(self.pads_after), ceil_mode=int(ceil))
         if dilations and any(d != 1 for d in self.dilation):
             out["dilations"] = list(self.dilation)
         return out
@@ -141,6 +158,10 @@ def average(g, event):
         include = True
 
     def body(name):
+        if w.repadded and include:  # the grown padding must not count: real cells, rescaled
+            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(False))
+            span = w.factor_map("span") if override is None else float(override)
+            return _scaled(g, out, w.factor_map("count") / span, x.dtype)
         out = g.node("AveragePool", [name], count_include_pad=int(include), **w.attrs(False))
         if override is not None:
             out = _scaled(g, out, w.factor_map("span") / float(override), x.dtype)
@@ -150,13 +171,17 @@ def average(g, event):
 
 @converts(window._sum)
 def sum_pool(g, event):
-    """Sum pooling: AveragePool(count_include_pad=1) times the window span."""
+    """Sum pooling: AveragePool(count_include_pad=1) times the window span (the real cells'
+    mean times their count when a ceil_mode window was dropped, see _Window)."""
     a = event.args
     x, rank = a["input"], a["rank"]
     w = _Window(a["op"], x, rank, a["kernel_size"], a["stride"], a["padding"], 1, a["ceil_mode"],
                 a["data_format"])
 
     def body(name):
+        if w.repadded:
+            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(False))
+            return _scaled(g, out, w.factor_map("count"), x.dtype)
         out = g.node("AveragePool", [name], count_include_pad=1, **w.attrs(False))
         return _scaled(g, out, w.factor_map("span"), x.dtype)
     return _around(g, x, rank, w.channels_last, body)

@@ -44,26 +44,29 @@ def resample(g, event):
         if mode == "bicubic":
             attrs.update(cubic_coeff_a=-0.75, exclude_outside=0)
     if antialias:
-        if g.opset < 18:
-            g.fail("interpolate(antialias=True) needs Resize's antialias, opset >= 18")
-        attrs["antialias"] = 1
-        if mode == "bicubic":
-            attrs["cubic_coeff_a"] = -0.5  # PyTorch's antialiasing filter is Keys' a = -0.5
+        # Resize's antialias filter (opset 18) gives other numbers than PyTorch's (checked
+        # against onnxruntime: up to 0.1 apart), so it is refused rather than exported wrong.
+        g.fail("interpolate(antialias=True) has no ONNX form that reproduces PyTorch's numbers; "
+               "export the model with antialias=False")
     given = all(s is not None for s in scales)
-
-    def body(name):
-        spatial_axes = list(range(2, rank + 2))
-        if g.opset >= 18:
-            if given:
-                return g.node("Resize", [name, "", g.const(np.asarray(scales, np.float32), "scales")],
-                              axes=spatial_axes, **attrs)
-            return g.node("Resize", [name, "", "", g.ints(out_sizes)], axes=spatial_axes, **attrs)
-        if given:
-            full = np.asarray((1.0, 1.0) + tuple(scales), np.float32)
-            return g.node("Resize", [name, "", g.const(full, "scales")], **attrs)
-        sizes = g.node("Concat", [g.shape_prefix(name, 2), g.ints(out_sizes)], axis=0)
-        return g.node("Resize", [name, "", "", sizes], **attrs)
-    return channels_first_around(g, g.value(x), x.ndim, rank, channels_last, body)
+    nd = x.ndim
+    spatial = list(range(1, nd - 1)) if channels_last else list(range(2, nd))
+    name = g.value(x)
+    # Resize works axis by axis, so channels_last needs no Transpose: the spatial axes are
+    # 1..nd-2.  Full-rank scales (1 on batch and channels) or sizes (batch and channels read
+    # at run time) leave the batch free in every opset; Resize's ``axes`` is avoided (an
+    # onnxruntime graph optimisation mishandles it next to a Transpose).
+    if given:
+        full = np.ones(nd, np.float32)
+        full[spatial] = scales
+        return g.node("Resize", [name, "", g.const(full, "scales")], **attrs)
+    shape = g.node("Shape", [name])
+    known = np.zeros(nd, np.int64)
+    known[spatial] = out_sizes
+    keep = np.ones(nd, np.int64)
+    keep[spatial] = 0
+    sizes = g.node("Add", [g.node("Mul", [shape, g.const(keep, "keep")]), g.const(known, "sizes")])
+    return g.node("Resize", [name, "", "", sizes], **attrs)
 
 
 def _area(g, x, in_sizes, out_sizes, channels_last):
