@@ -417,7 +417,11 @@ def test_var_std_hypothesis_against_torch(shape, seed, correction, keepdim, whic
         om = getattr(m, name)(dims, keepdim=keepdim, correction=correction)
         ot = getattr(t, name)(dims, keepdim=keepdim, correction=correction)
         np.testing.assert_allclose(om.numpy(), ot.detach().numpy(), rtol=1e-10, atol=1e-12)
-        if special is None:
+        n = int(np.prod([shape[d] for d in dims])) if dims else a.size
+        # Without a valid divisor (n <= correction) the forward is inf/NaN and PyTorch's
+        # gradient follows no single formula (inf, NaN or -0 by case): the cases minipool
+        # matches are in test_var_std_gradients_without_a_valid_divisor_match_torch.
+        if special is None and n > correction:
             om.sum().backward()
             ot.sum().backward()
             np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=1e-9, atol=1e-12)
