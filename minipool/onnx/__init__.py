@@ -6,35 +6,38 @@ One forward pass of ``model`` in eval mode is traced op by op (see
 result passes ``onnx.checker.check_model(full_check=True)``.  Needs the
 optional extra: ``pip install minipool[onnx]`` (onnx; onnxruntime to run it).
 
->>> import minipool as mp, numpy as np, tempfile, os
->>> from minipool.models import LeNet5
+This module imports without onnx (so ``import minipool`` and doctest runs never need
+it); :func:`export` raises ImportError naming the extra when onnx is missing.  A
+full example (export, then run with onnxruntime) is in the README.
+
 >>> import minipool.onnx
->>> path = os.path.join(tempfile.mkdtemp(), "lenet5.onnx")
->>> proto = minipool.onnx.export(LeNet5(seed=0), mp.zeros(1, 1, 32, 32), path)
->>> [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
-(['input'], ['output'])
+>>> minipool.onnx.DEFAULT_OPSET, minipool.onnx.MIN_OPSET
+(18, 13)
 """
 import numpy as np
-
-try:
-    import onnx
-    from onnx import helper
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("minipool.onnx needs the onnx package: pip install minipool[onnx] "
-                      "(or pip install onnx onnxruntime)") from e
 
 from minipool.onnx._graph import ONNX_DTYPES, Graph, UnsupportedOpError
 from minipool.onnx._trace import trace
 from minipool.onnx.table import converters, traced_codes
 from minipool.tensor import Tensor, no_grad
 
-__all__ = ["export", "UnsupportedOpError", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["export", "build", "UnsupportedOpError", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 18   # Resize's axes, Reduce* axes as inputs; Gelu needs 20, Pad 'wrap' 19
 MIN_OPSET = 13
 
 
+def _onnx():
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError("minipool.onnx needs the onnx package: pip install minipool[onnx] "
+                          "(or pip install onnx onnxruntime)") from e
+    return onnx
+
+
 def _check_opset(opset):
+    onnx = _onnx()
     if opset is None:
         return DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
@@ -54,6 +57,7 @@ def _tensors(value):
 
 
 def _value_info(g, name, array, batch):
+    from onnx import helper
     dims = list(array.shape)
     if batch == 0 and dims:
         dims[0] = "batch"
@@ -63,6 +67,8 @@ def _value_info(g, name, array, batch):
 def build(model, example_input, opset=None, dynamic_batch=True, input_name="input",
           output_name="output"):
     """The ONNX ModelProto of ``model`` traced on ``example_input`` (see :func:`export`)."""
+    onnx = _onnx()
+    from onnx import helper
     opset = _check_opset(opset)
     if not callable(model):
         raise TypeError(f"export: model must be a minipool Module (or callable), got "
@@ -139,5 +145,5 @@ def export(model, example_input, path, opset=None, dynamic_batch=True):
     Returns the ``onnx.ModelProto`` (already checked with ``full_check=True``).
     """
     proto = build(model, example_input, opset, dynamic_batch)
-    onnx.save(proto, str(path))
+    _onnx().save(proto, str(path))
     return proto

@@ -7,7 +7,6 @@ Each live value also knows its batch axis (0 or None), so shapes written into
 the graph (Reshape, Expand) leave the batch free when ``dynamic_batch``.
 """
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
 
 from minipool.tensor import Tensor
 
@@ -16,9 +15,9 @@ class UnsupportedOpError(NotImplementedError):
     """An op met while tracing has no ONNX form (the message names the op and the layer)."""
 
 
-ONNX_DTYPES = {np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.float64): TensorProto.DOUBLE,
-               np.dtype(np.int64): TensorProto.INT64, np.dtype(np.int32): TensorProto.INT32,
-               np.dtype(np.uint8): TensorProto.UINT8, np.dtype(np.bool_): TensorProto.BOOL}
+# onnx.TensorProto's element types (numbers, so this module imports without onnx)
+ONNX_DTYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int32): 6,
+               np.dtype(np.int64): 7, np.dtype(np.bool_): 9, np.dtype(np.float64): 11}
 
 
 class Graph:
@@ -68,6 +67,7 @@ class Graph:
         array = np.asarray(array)
         if array.dtype not in ONNX_DTYPES:
             raise UnsupportedOpError(f"a constant of dtype {array.dtype} has no ONNX form here")
+        from onnx import numpy_helper
         name = self.fresh(hint)
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
         if key is not None:
@@ -84,6 +84,7 @@ class Graph:
     # ------------------------------------------------------------------ nodes
     def node(self, op_type: str, inputs, outputs: int = 1, **attrs):
         """Add a node; its output name (or names, if ``outputs`` > 1)."""
+        from onnx import helper
         names = [self.fresh(op_type) for _ in range(outputs)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
         self.nodes.append(helper.make_node(op_type, list(inputs), names, name=self.fresh("n_" + op_type),
