@@ -396,12 +396,16 @@ def test_stride_one_blur_commutes_with_shifts_inside(k):
 
 @contextlib.contextmanager
 def threads(n):
-    before = mp.get_num_threads()
+    """n kernel threads, the load-adaptive team off (so n is really used), both restored."""
+    from minipool import _cpu_load
+    before, adaptive = mp.get_num_threads(), _cpu_load.adaptive()
     mp.set_num_threads(n)
+    mp.set_adaptive_threads(False)
     try:
         yield
     finally:
         mp.set_num_threads(before)
+        mp.set_adaptive_threads(adaptive)
 
 
 @pytest.mark.skipif(not mp._config.openmp_helpers.openmp_enabled(),
@@ -413,9 +417,12 @@ def test_one_and_two_threads_same_bits(dtype, shape, fmt):
     rng = np.random.default_rng(7)
     x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[::997] = np.nan
+    from minipool.ops.pooling.blur import _schedule
+    view = shape if fmt else (shape[0] * shape[1],) + shape[2:] + (1,)
     results = []
     for n in (1, 2):
         with threads(n):
+            assert _schedule(view, view)[0] == n          # the kernel really gets n threads
             fn = (lambda t: F.max_blur_pool2d(t, 2, 5, data_format=fmt))
             y = fn(mp.tensor(x))
             g = np.random.default_rng(8).standard_normal(y.shape).astype(dtype)
