@@ -126,6 +126,8 @@ def main(argv=None):
     print(memory_report())
     print()
     print(blur_report(args, torch))
+    print()
+    print(fractional_report(args, torch))
 
 
 def memory_report():
@@ -197,6 +199,58 @@ def blur_report(args, torch):
                                  ref if ref == "-" else format_seconds(ref), speed])
     return markdown_table(["case", "input", "layout", "threads", "minipool",
                            "torch (max_pool2d + reflect pad + depthwise conv2d)", "speed-up"], rows)
+
+
+# ----------------------------------------------------------------------------- fractional max pool (issue 13)
+FRACTIONAL_SHAPES = {"32x64x56x56": (32, 64, 56, 56), "LeNet 64x6x28x28": (64, 6, 28, 28)}
+
+
+def fractional_report(args, torch):
+    """F.fractional_max_pool2d(x, 2, output_ratio=0.5), float32, the same _random_samples in
+    both libraries: forward with the input requiring grad, and forward + backward."""
+    rows = []
+    for shape_name, shape in FRACTIONAL_SHAPES.items():
+        x_first = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        x_last = np.ascontiguousarray(x_first.transpose(0, 2, 3, 1))
+        samples = np.random.default_rng(1).random(shape[:2] + (2,), dtype=np.float32)
+        for threads in args.threads:
+            set_threads(threads, torch)
+            for fmt, x_np in (("NCHW", x_first), ("NHWC", x_last)):
+                data_format = "channels_last" if fmt == "NHWC" else None
+                x = mp.tensor(x_np, requires_grad=True)
+
+                def ours_fwd():
+                    return F.fractional_max_pool2d(x, 2, output_ratio=0.5,
+                                                   _random_samples=samples,
+                                                   data_format=data_format)
+
+                g = np.ones(ours_fwd().shape, np.float32)
+                ours = [median_time(ours_fwd, args.repeats, args.warmup),
+                        median_time(lambda: ours_fwd().backward(g), args.repeats, args.warmup)]
+                theirs = ["-", "-"]
+                if torch is not None:
+                    xt = torch.from_numpy(x_first).clone()
+                    if fmt == "NHWC":
+                        xt = xt.contiguous(memory_format=torch.channels_last)
+                    xt.requires_grad_(True)
+                    st = torch.from_numpy(samples)
+
+                    def theirs_fwd():
+                        return torch.nn.functional.fractional_max_pool2d(
+                            xt, 2, output_ratio=(0.5, 0.5), _random_samples=st)
+
+                    gt = torch.ones(theirs_fwd().shape)
+                    theirs = [median_time(theirs_fwd, args.repeats, args.warmup),
+                              median_time(lambda: theirs_fwd().backward(gt), args.repeats,
+                                          args.warmup)]
+                for case, mine, ref in zip(("fwd", "fwd+bwd"), ours, theirs):
+                    speed = "-" if ref == "-" else f"{ref / mine:.1f}x"
+                    rows.append([f"fractional_max_pool2d k2 ratio 0.5 {case}", shape_name, fmt,
+                                 threads, format_seconds(mine),
+                                 ref if ref == "-" else format_seconds(ref), speed])
+    return markdown_table(["case", "input", "layout", "threads", "minipool", "torch",
+                           "speed-up"], rows)
+
 
 if __name__ == "__main__":
     main()

@@ -1784,6 +1784,37 @@ cdef bint _starts_fit(const int64_t[:, ::1] starts, Py_ssize_t last) noexcept no
     return True
 
 
+cdef void _fractional_plane(const floating* x, floating* out, int64_t* indices, Py_ssize_t C,
+                            const int64_t* sd, const int64_t* sh, const int64_t* sw,
+                            Py_ssize_t od_n, Py_ssize_t oh_n, Py_ssize_t ow_n,
+                            Py_ssize_t size_h, Py_ssize_t size_w, Py_ssize_t kd, Py_ssize_t kh,
+                            Py_ssize_t kw) noexcept nogil:
+    """One plane: x, out and indices point at its first element, consecutive cells C apart.
+    Raw pointers and locals only, so the compiler keeps everything in registers; the
+    select is branch-free (random data would mispredict a branch half of the time)."""
+    cdef Py_ssize_t od, oh, ow, jd, jh, jw, o = 0, row, s, first, best_s
+    cdef floating v, best
+    cdef bint better
+    for od in range(od_n):
+        for oh in range(oh_n):
+            for ow in range(ow_n):
+                first = (sd[od] * size_h + sh[oh]) * size_w + sw[ow]
+                best = -INFINITY
+                best_s = first
+                for jd in range(kd):
+                    for jh in range(kh):
+                        row = first + (jd * size_h + jh) * size_w
+                        for jw in range(kw):
+                            s = row + jw
+                            v = x[s * C]
+                            better = (v > best) | (v != v)
+                            best = v if better else best
+                            best_s = s if better else best_s
+                out[o * C] = best
+                indices[o * C] = best_s
+                o += 1
+
+
 def fractional_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                            int64_t[:, :, ::1] indices, const int64_t[:, ::1] start_d,
                            const int64_t[:, ::1] start_h, const int64_t[:, ::1] start_w,
@@ -1798,8 +1829,7 @@ def fractional_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     """
     cdef Py_ssize_t B = x.shape[0], S = x.shape[1], C = x.shape[2]
     cdef Py_ssize_t od_n = start_d.shape[1], oh_n = start_h.shape[1], ow_n = start_w.shape[1]
-    cdef Py_ssize_t P = B * C, p, b, c, od, oh, ow, jd, jh, jw, o, s, row, best_s
-    cdef floating v, best
+    cdef Py_ssize_t P = B * C, p, b, c
     if (S != size_d * size_h * size_w or out.shape[0] != B or out.shape[2] != C
             or out.shape[1] != od_n * oh_n * ow_n or indices.shape[0] != B
             or indices.shape[1] != out.shape[1] or indices.shape[2] != C
@@ -1810,27 +1840,25 @@ def fractional_max_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
     if not (_starts_fit(start_d, size_d - kd) and _starts_fit(start_h, size_h - kh)
             and _starts_fit(start_w, size_w - kw)):
         raise ValueError("fractional_max_forward: a window start is out of range")
+    if P == 0 or out.shape[1] == 0:
+        return
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         b = p // C
         c = p % C
-        o = 0
-        for od in range(od_n):
-            for oh in range(oh_n):
-                for ow in range(ow_n):
-                    best = -INFINITY
-                    best_s = (start_d[p, od] * size_h + start_h[p, oh]) * size_w + start_w[p, ow]
-                    for jd in range(kd):
-                        for jh in range(kh):
-                            row = ((start_d[p, od] + jd) * size_h + start_h[p, oh] + jh) * size_w
-                            for jw in range(kw):
-                                s = row + start_w[p, ow] + jw
-                                v = x[b, s, c]
-                                if v > best or v != v:
-                                    best = v
-                                    best_s = s
-                    out[b, o, c] = best
-                    indices[b, o, c] = best_s
-                    o = o + 1
+        _fractional_plane(&x[b, 0, c], &out[b, 0, c], &indices[b, 0, c], C, &start_d[p, 0],
+                          &start_h[p, 0], &start_w[p, 0], od_n, oh_n, ow_n, size_h, size_w,
+                          kd, kh, kw)
+
+
+cdef void _fractional_route(const floating* grad_out, const int64_t* indices, floating* grad_in,
+                            Py_ssize_t C, Py_ssize_t O, Py_ssize_t S) noexcept nogil:
+    cdef Py_ssize_t o, s, k
+    for s in range(S):
+        grad_in[s * C] = 0
+    for o in range(O):
+        k = indices[o * C]
+        if 0 <= k < S:
+            grad_in[k * C] += grad_out[o * C]
 
 
 def fractional_max_backward(const floating[:, :, ::1] grad_out, const int64_t[:, :, ::1] indices,
@@ -1839,16 +1867,14 @@ def fractional_max_backward(const floating[:, :, ::1] grad_out, const int64_t[:,
     for every output o in order (one plane per unit of work).  Indices outside
     [0, S) (none come from the forward) are skipped."""
     cdef Py_ssize_t B = grad_in.shape[0], S = grad_in.shape[1], C = grad_in.shape[2]
-    cdef Py_ssize_t O = grad_out.shape[1], P = B * C, p, b, c, o, s, k
+    cdef Py_ssize_t O = grad_out.shape[1], P = B * C, p, b, c
     if (grad_out.shape[0] != B or grad_out.shape[2] != C or indices.shape[0] != B
             or indices.shape[1] != O or indices.shape[2] != C):
         raise ValueError("fractional_max_backward: mismatched shapes")
+    if P == 0 or S == 0:
+        return
     for p in prange(P, nogil=True, schedule="static", num_threads=num_threads):
         b = p // C
         c = p % C
-        for s in range(S):
-            grad_in[b, s, c] = 0
-        for o in range(O):
-            k = indices[b, o, c]
-            if 0 <= k < S:
-                grad_in[b, k, c] += grad_out[b, o, c]
+        _fractional_route(&grad_out[b, 0, c] if O else NULL, &indices[b, 0, c] if O else NULL,
+                          &grad_in[b, 0, c], C, O, S)
