@@ -43,4 +43,5 @@ def pytest_configure(config):
     where tests/test_adaptive_threads.py turns it on to test it."""
     import minipool
 
+    os.environ["MINIPOOL_ADAPTIVE_THREADS"] = "0"  # for the tests' own subprocesses too
     minipool.set_adaptive_threads(False)
