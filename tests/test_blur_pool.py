@@ -398,7 +398,7 @@ def test_stride_one_blur_commutes_with_shifts_inside(k):
 def threads(n):
     """n kernel threads, the load-adaptive team off (so n is really used), both restored."""
     from minipool import _cpu_load
-    before, adaptive = mp.get_num_threads(), _cpu_load.adaptive()
+    before, adaptive = mp.get_num_threads(), _cpu_load._monitor.enabled
     mp.set_num_threads(n)
     mp.set_adaptive_threads(False)
     try:

@@ -401,14 +401,16 @@ def test_channels_last_draws_the_same_windows_as_channels_first():
 
 @contextlib.contextmanager
 def threads(n):
-    before = mp.get_num_threads()
+    """n kernel threads, the load-adaptive team off (so n is really used), both restored."""
+    from minipool import _cpu_load
+    before, adaptive = mp.get_num_threads(), _cpu_load._monitor.enabled
     mp.set_num_threads(n)
     mp.set_adaptive_threads(False)
     try:
         yield
     finally:
         mp.set_num_threads(before)
-        mp.set_adaptive_threads(True)
+        mp.set_adaptive_threads(adaptive)
 
 
 @pytest.mark.skipif(not mp._config.openmp_helpers.openmp_enabled(),
