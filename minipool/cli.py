@@ -206,7 +206,7 @@ def _experiment(args):
         run_experiment(args.name, quick=args.quick, seeds=args.seeds, epochs=args.epochs,
                        dataset=args.dataset, data_dir=args.data_dir, out=args.out, jobs=args.jobs,
                        scheduler=args.scheduler, variants=args.variants, train_size=args.train_size,
-                       test_size=args.test_size, progress=args.progress)
+                       test_size=args.test_size, progress=args.progress, threads=args.threads)
     except ExperimentError as e:
         return _fail("experiment", str(e), 2)
     except KeyboardInterrupt:
@@ -235,6 +235,7 @@ def _add_experiment_parser(sub):
                    help="local worker processes (each gets cores // jobs kernel threads)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the grid on a Dask distributed cluster (pip install 'minipool[dask]')")
+    p.add_argument("--threads", type=int, help="kernel threads per run (default cores // jobs)")
     p.add_argument("--variants", help="comma-separated subset of the experiment's variants")
     p.add_argument("--train-size", type=int, help="training images of the full-data runs")
     p.add_argument("--test-size", type=int, help="test images")

@@ -97,10 +97,11 @@ def plan_experiment(name, quick=False, seeds=None, epochs=None, dataset=None, da
 
 def run_experiment(name, quick=False, seeds=None, epochs=None, dataset=None, data_dir=None, out=None,
                    jobs=1, scheduler=None, variants=None, train_size=None, test_size=None,
-                   progress="auto", log=print):
+                   progress="auto", log=print, threads=None):
     """Plan and run experiment ``name``; writes OUT/results.csv, OUT/results.md and pictures.
     Returns (plan, records).  ``jobs``: local worker processes (at most the usable cores);
-    ``scheduler``: a Dask scheduler address instead."""
+    ``scheduler``: a Dask scheduler address instead; ``threads``: kernel threads per run
+    (default cores // jobs; jobs x threads may not exceed the usable cores)."""
     from minipool.experiments import report
 
     jobs = _positive(jobs, "jobs", allow_none=False)
@@ -108,6 +109,9 @@ def run_experiment(name, quick=False, seeds=None, epochs=None, dataset=None, dat
     if jobs > cores:
         raise ExperimentError(f"jobs {jobs} exceeds the {cores} usable cores (each job gets "
                               f"cores // jobs kernel threads; more jobs than cores would oversubscribe)")
+    threads = _positive(threads, "threads")
+    if threads is not None and scheduler is None and jobs * threads > cores:
+        raise ExperimentError(f"jobs {jobs} x threads {threads} exceeds the {cores} usable cores")
     if scheduler is not None and jobs != 1:
         raise ExperimentError("give --jobs or --scheduler, not both (the Dask workers set the parallelism)")
     plan = plan_experiment(name, quick, seeds, epochs, dataset, data_dir, out, variants, train_size, test_size)
@@ -116,7 +120,7 @@ def run_experiment(name, quick=False, seeds=None, epochs=None, dataset=None, dat
     log(f"experiment {name}{' (quick)' if quick else ''}: {len(plan.specs)} runs on {plan.settings['dataset']} "
         f"-> {plan.out}")
     records = run_grid(plan.specs, plan.out, jobs=jobs, scheduler=scheduler, progress=progress, log=log,
-                       on_record=lambda recs: report.write_tables(plan, recs))
+                       threads=threads, on_record=lambda recs: report.write_tables(plan, recs))
     report.write_tables(plan, records)
     report.write_pictures(plan, records, log=log)
     log(f"wrote {os.path.join(plan.out, 'results.csv')} and {os.path.join(plan.out, 'results.md')}")

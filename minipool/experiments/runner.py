@@ -104,8 +104,11 @@ def execute(spec, threads=None) -> dict:
             "threads": threads, "minipool_version": minipool.__version__}
 
 
-def _dask_execute(spec):
-    """A Dask task: as many kernel threads as the worker's cores allow for its task slots."""
+def _dask_execute(spec, threads=None):
+    """A Dask task: ``threads`` kernel threads, by default as many as the worker's cores allow
+    for its task slots."""
+    if threads is not None:
+        return execute(spec, threads)
     try:
         from distributed import get_worker
         slots = get_worker().state.nthreads
@@ -198,11 +201,14 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------- the grid
-def run_grid(specs, out, jobs=1, scheduler=None, progress="auto", log=print, on_record=None):
+def run_grid(specs, out, jobs=1, scheduler=None, progress="auto", log=print, on_record=None, dask_timeout=30,
+             threads=None):
     """Run every spec of ``specs`` that has no finished record in ``out``; returns all records in
     grid order.  ``jobs`` > 1: local worker processes (spawned, ``cores // jobs`` kernel threads
     each); ``scheduler``: a Dask scheduler address (or a ``distributed.Client``).
-    ``on_record(records_so_far)`` is called after each finished run (it rewrites the tables)."""
+    ``threads``: kernel threads per run (default ``cores // jobs``; on Dask, the worker's cores
+    over its task slots).  ``on_record(records_so_far)`` is called after each finished run
+    (it rewrites the tables)."""
     from minipool.experiments import get_experiment
 
     os.makedirs(os.path.join(out, "runs"), exist_ok=True)
@@ -224,20 +230,19 @@ def run_grid(specs, out, jobs=1, scheduler=None, progress="auto", log=print, on_
         if not todo:
             pass
         elif scheduler is not None:
-            _run_dask(todo, scheduler, finished)
+            _run_dask(todo, scheduler, finished, dask_timeout, threads)
         elif jobs <= 1:
-            threads = threads_per_job(1)
             for spec in todo:
-                finished(execute(spec, threads))
+                finished(execute(spec, threads or threads_per_job(1)))
         else:
-            _run_processes(todo, jobs, finished)
+            _run_processes(todo, jobs, finished, threads)
     finally:
         bar.close()
     return [records[s.key] for s in specs if s.key in records]
 
 
-def _run_processes(todo, jobs, finished):
-    threads = threads_per_job(jobs)
+def _run_processes(todo, jobs, finished, threads=None):
+    threads = threads or threads_per_job(jobs)
     # spawn, not fork: a forked child of a process whose OpenMP team is running can hang
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
@@ -252,7 +257,7 @@ def _run_processes(todo, jobs, finished):
             raise
 
 
-def _run_dask(todo, scheduler, finished):
+def _run_dask(todo, scheduler, finished, timeout=30, threads=None):
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -260,11 +265,11 @@ def _run_dask(todo, scheduler, finished):
                               "pip install 'minipool[dask]'") from None
     own = not isinstance(scheduler, Client)
     try:
-        client = Client(scheduler, timeout=30) if own else scheduler
+        client = Client(scheduler, timeout=timeout) if own else scheduler
     except (OSError, TimeoutError) as e:
         raise ExperimentError(f"cannot reach the Dask scheduler at {scheduler!r}: {e}") from None
     try:
-        futures = [client.submit(_dask_execute, spec.as_dict(), pure=False, key=f"minipool-{spec.key}")
+        futures = [client.submit(_dask_execute, spec.as_dict(), threads, pure=False, key=f"minipool-{spec.key}")
                    for spec in todo]
         for fut in as_completed(futures):
             finished(fut.result())
