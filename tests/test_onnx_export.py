@@ -613,3 +613,97 @@ def test_cli_export_errors(tmp_path):
     assert done.returncode == 2 and "input-shape" in done.stderr
     done = _cli("export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "m.onnx"), "--opset", "9")
     assert done.returncode == 2 and "opset" in done.stderr
+
+
+# ----------------------------------------------------------------------------- properties
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _agree(model, x):
+    """onnxruntime equals minipool on ``x`` and on a batch of another size."""
+    proto = mo.build(model, mp.tensor(x))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (x, np.concatenate([x, x[:, ::-1] * 0.5, -x])):
+        want = model(mp.tensor(np.ascontiguousarray(batch))).numpy()
+        got = session.run(None, {"input": np.ascontiguousarray(batch)})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL)
+
+
+@_PROPERTY
+@given(kind=st.sampled_from(["max", "min", "avg", "avg_nopad", "sum", "lp2", "lp3"]),
+       H=st.integers(1, 11), W=st.integers(1, 11), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+       ph=st.integers(0, 2), pw=st.integers(0, 2), ceil=st.booleans(), ties=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_property_window_pools(kind, H, W, kh, kw, sh, sw, dh, dw, ph, pw, ceil, ties, seed):
+    """Any valid window geometry (ceil_mode's dropped windows included), ties included."""
+    x = _data((2, 2, H, W), seed)
+    if ties:
+        x = np.round(x * 2) / 2   # many equal values
+    if kind in ("avg", "avg_nopad", "sum", "lp2", "lp3"):
+        dh = dw = 1
+    if kind.startswith("lp"):
+        ph = pw = 0
+    fns = {
+        "max": lambda t: F.max_pool2d(t, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode=ceil),
+        "min": lambda t: F.min_pool2d(t, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode=ceil),
+        "avg": lambda t: F.avg_pool2d(t, (kh, kw), (sh, sw), (ph, pw), ceil_mode=ceil),
+        "avg_nopad": lambda t: F.avg_pool2d(t, (kh, kw), (sh, sw), (ph, pw), ceil_mode=ceil,
+                                            count_include_pad=False),
+        "sum": lambda t: F.sum_pool2d(t, (kh, kw), (sh, sw), (ph, pw), ceil_mode=ceil),
+        "lp2": lambda t: F.lp_pool2d(t, 2, (kh, kw), (sh, sw), ceil_mode=ceil),
+        "lp3": lambda t: F.lp_pool2d(F.abs(t), 3, (kh, kw), (sh, sw), ceil_mode=ceil),
+    }
+    try:
+        fns[kind](mp.tensor(x))
+    except ValueError:
+        assume(False)   # minipool (as PyTorch) refuses this geometry
+    _agree(Fn(fns[kind]), x)
+
+
+@_PROPERTY
+@given(mode=st.sampled_from(["nearest", "nearest-exact", "bilinear", "bilinear_ac", "bicubic",
+                             "bicubic_ac"]),
+       H=st.integers(1, 9), W=st.integers(1, 9),
+       how=st.one_of(st.tuples(st.integers(1, 14), st.integers(1, 14)),
+                     st.tuples(st.floats(0.25, 3.5), st.floats(0.25, 3.5))),
+       seed=st.integers(0, 2**16))
+def test_property_interpolate(mode, H, W, how, seed):
+    """Any size or scale factor, every mode, align_corners both ways."""
+    align = mode.endswith("_ac")
+    mode = mode.replace("_ac", "")
+    kw = {"align_corners": align} if mode in ("bilinear", "bicubic") else {}
+    if isinstance(how[0], int):
+        kw["size"] = how
+    else:
+        kw["scale_factor"] = tuple(round(f, 3) for f in how)
+    fn = lambda t: F.interpolate(t, mode=mode, **kw)  # noqa: E731
+    x = _data((1, 2, H, W), seed)
+    try:
+        fn(mp.tensor(x))
+    except ValueError:
+        assume(False)
+    _agree(Fn(fn), x)
+
+
+@_PROPERTY
+@given(C=st.integers(1, 4), O=st.integers(1, 4), groups=st.sampled_from([1, 2]),
+       k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 2), d=st.integers(1, 2),
+       op=st.integers(0, 2), H=st.integers(1, 8), transposed=st.booleans(), seed=st.integers(0, 99))
+def test_property_convolutions(C, O, groups, k, s, p, d, op, H, transposed, seed):
+    C, O = C * groups, O * groups
+    try:
+        if transposed:
+            layer = nn.ConvTranspose2d(C, O, k, stride=s, padding=p, output_padding=op,
+                                       groups=groups, dilation=d)
+        else:
+            layer = nn.Conv2d(C, O, k, stride=s, padding=p, dilation=d, groups=groups)
+        x = _data((1, C, H, H + 1), seed)
+        layer(mp.tensor(x))
+    except ValueError:
+        assume(False)
+    _agree(layer, x)

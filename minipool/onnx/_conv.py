@@ -35,19 +35,36 @@ def conv2d(g, event):
 
 @converts(ConvTranspose2dFn)
 def conv_transpose2d(g, event):
-    """ConvTranspose: ONNX's output size formula is PyTorch's, output_padding included."""
+    """ConvTranspose: ONNX's output size formula is PyTorch's, output_padding included.
+
+    PyTorch accepts an output_padding below the stride *or* the dilation; onnxruntime only
+    below the stride.  Beyond it, the extra rows are what the padding would have cropped
+    (pads after shrunk by output_padding) and, past that, rows no input reaches (zeros, then
+    the bias): a Pad between the bias-free ConvTranspose and the bias.
+    """
     x, weight, bias, geometry, out_chw, channels_last = event.args["args"][:6]
     kh, kw, sh, sw, ph, pw, dh, dw, H, W, groups = geometry
     _, Hout, Wout = out_chw
-    extra = []
+    extra, after, tail = [], [], []
     for n, k, s, p, d, o in ((H, kh, sh, ph, dh, Hout), (W, kw, sw, pw, dw, Wout)):
-        extra.append(o - ((n - 1) * s - 2 * p + d * (k - 1) + 1))
-    inputs = [g.value(weight)] + ([g.value(bias)] if bias is not None else [])
+        op = o - ((n - 1) * s - 2 * p + d * (k - 1) + 1)
+        if op < s:
+            extra.append(op), after.append(p), tail.append(0)
+        else:
+            extra.append(0), after.append(max(0, p - op)), tail.append(max(0, op - p))
+    split_bias = any(tail) and bias is not None
+    inputs = [g.value(weight)] + ([g.value(bias)] if bias is not None and not split_bias else [])
 
     def body(name):
-        return g.node("ConvTranspose", [name] + inputs, kernel_shape=[kh, kw], strides=[sh, sw],
-                      dilations=[dh, dw], pads=[ph, pw, ph, pw], output_padding=extra,
-                      group=int(groups))
+        out = g.node("ConvTranspose", [name] + inputs, kernel_shape=[kh, kw], strides=[sh, sw],
+                     dilations=[dh, dw], pads=[ph, pw] + after, output_padding=extra,
+                     group=int(groups))
+        if any(tail):
+            out = g.node("Pad", [out, g.ints([0, 0, 0, 0, 0, 0] + tail)])
+        if split_bias:
+            b = g.const(np.asarray(bias.data).reshape(-1, 1, 1), "bias")
+            out = g.node("Add", [out, b])
+        return out
     return channels_first_around(g, g.value(x), 4, 2, bool(channels_last), body)
 
 

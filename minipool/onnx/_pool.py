@@ -76,6 +76,11 @@ class _Window:
             out["dilations"] = list(self.dilation)
         return out
 
+    def empty_windows(self):
+        """Boolean table of the windows holding no real cell (only with dilation), or None."""
+        table = self.factor_map("count")
+        return (table == 0) if np.any(table == 0) else None
+
     def factor_map(self, divisor):
         """The per-output-cell divisor table of ``axis_windows`` ("span" or "count"), as a
         constant that broadcasts over (N, C, *spatial)."""
@@ -106,7 +111,11 @@ def _indices_result(g, x, w, raw, output):
     g.pool_indices[id(indices)] = raw
     g._keep.append(indices)
     plane = int(np.prod(w.spatial))
-    return g.node("Mod", [raw, g.const(np.asarray(plane, np.int64))])
+    out = g.node("Mod", [raw, g.const(np.asarray(plane, np.int64))])
+    empty = w.empty_windows()
+    if empty is not None:  # minipool's index for a window of padding only
+        out = g.node("Where", [g.const(empty, "empty_windows"), g.const(np.asarray(-1, np.int64)), out])
+    return out
 
 
 @converts(window._extreme)
@@ -119,6 +128,8 @@ def extreme(g, event):
     is_min, with_indices = a["is_min"], bool(a["return_indices"])
     raw = []
 
+    empty = w.empty_windows()
+
     def body(name):
         if is_min:
             name = g.node("Neg", [name])
@@ -126,6 +137,9 @@ def extreme(g, event):
         if with_indices:
             out, idx = out
             raw.append(idx)
+        if empty is not None:  # a window of padding only: -inf (onnxruntime gives the lowest float)
+            out = g.node("Where", [g.const(empty, "empty_windows"),
+                                   g.scalar(-np.inf, x.dtype), out])
         return g.node("Neg", [out]) if is_min else out
     values = _around(g, x, rank, w.channels_last, body)
     if not with_indices:

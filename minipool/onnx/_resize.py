@@ -52,6 +52,45 @@ def resample(g, event):
     nd = x.ndim
     spatial = list(range(1, nd - 1)) if channels_last else list(range(2, nd))
     name = g.value(x)
+    # An axis whose size a scale_factor keeps (e.g. 4 * 1.1 -> 4): PyTorch copies it in
+    # linear modes and resamples it with step 1 / scale_factor in the others; onnxruntime
+    # does neither reliably.  Such an axis gets scale 1 in the Resize (an exact copy) and,
+    # in the other modes, its own Gather of minipool's source table afterwards.
+    kept = [i for i, (n, o, s) in enumerate(zip(in_sizes, out_sizes, scales))
+            if given and n == o and s != 1.0]
+    if kept:
+        scales = tuple(1.0 if i in kept else s for i, s in enumerate(scales))
+        if all(s == 1.0 for s in scales):
+            out = g.node("Identity", [name])
+        else:
+            out = _resize(g, name, nd, spatial, True, scales, out_sizes, attrs)
+        if mode in ("linear", "bilinear", "trilinear"):
+            return out
+        for i in kept:
+            out = _resample_axis(g, out, spatial[i], in_sizes[i], a["scales"][i], mode,
+                                 bool(a["align_corners"]), x.dtype, nd)
+        return out
+    return _resize(g, name, nd, spatial, given, scales, out_sizes, attrs)
+
+
+def _resample_axis(g, name, axis, n, scale_factor, mode, align_corners, dtype, nd):
+    """One axis resampled from ``n`` to ``n`` cells with step 1 / scale_factor, by Gather of
+    minipool's own source indices (nearest) or taps and weights (bicubic)."""
+    ft = np.float64 if dtype == np.float64 else np.float32
+    if mode in ("nearest", "nearest-exact"):
+        idx = upsampling.nearest_source(n, n, scale_factor, mode == "nearest-exact", ft)
+        return g.node("Gather", [name, g.const(np.asarray(idx, np.int64), "source")], axis=axis)
+    idx, w = upsampling.linear_taps(n, n, scale_factor, align_corners, True, ft)
+    total = None
+    for k in range(idx.shape[1]):
+        taps = g.node("Gather", [name, g.const(np.asarray(idx[:, k], np.int64), "taps")], axis=axis)
+        weight = g.const(w[:, k].astype(dtype).reshape((n,) + (1,) * (nd - 1 - axis)), "weights")
+        term = g.node("Mul", [taps, weight])
+        total = term if total is None else g.node("Add", [total, term])
+    return total
+
+
+def _resize(g, name, nd, spatial, given, scales, out_sizes, attrs):
     # Resize works axis by axis, so channels_last needs no Transpose: the spatial axes are
     # 1..nd-2.  Full-rank scales (1 on batch and channels) or sizes (batch and channels read
     # at run time) leave the batch free in every opset; Resize's ``axes`` is avoided (an
