@@ -94,13 +94,13 @@ def _outputs(model, images, batch_size=500):
 
 def run(spec):
     s = spec.settings
-    model, _, _, xte, yte, seconds = pooling.train_model(spec.variant, spec.seed, s)
+    model, _, ytr, xte, yte, seconds = pooling.train_model(spec.variant, spec.seed, s)
     raw = training.load_digits(s["dataset"], s["data_dir"], s["train_size"], s["test_size"])[2]
     test_error = training.error_rate(model, xte, yte)
     images = raw[:s["shift_images"]]
     base_pred, base_map1, base_map2 = _outputs(model, images)
     base_norm = np.maximum(np.linalg.norm(base_map2, axis=1), 1e-12)
-    metrics = {"test_error": test_error, "seconds_per_epoch": seconds, "train_images": s["train_size"] or 60000,
+    metrics = {"test_error": test_error, "seconds_per_epoch": seconds, "train_images": int(len(ytr)),
                "epochs": s["epochs"]}
     for d in SHIFTS:
         same, change = [], []
