@@ -20,7 +20,7 @@ def conv2d(g, event):
     """Conv with the resolved geometry conv2d hands its Function (so "same", "valid" and
     asymmetric padding are all plain pads here)."""
     x, weight, bias, geometry = event.args["args"][:4]
-    kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = geometry
+    kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = tuple(geometry)[:11]
     channels_last = event.key is Conv2dChannelsLastFn
     H, W = x.shape[1:3] if channels_last else x.shape[2:4]
     top, bottom = _conv_pads(H, kh, sh, ph, dh, Ho)
@@ -43,7 +43,7 @@ def conv_transpose2d(g, event):
     the bias): a Pad between the bias-free ConvTranspose and the bias.
     """
     x, weight, bias, geometry, out_chw, channels_last = event.args["args"][:6]
-    kh, kw, sh, sw, ph, pw, dh, dw, H, W, groups = geometry
+    kh, kw, sh, sw, ph, pw, dh, dw, H, W, groups = tuple(geometry)[:11]
     _, Hout, Wout = out_chw
     extra, after, tail = [], [], []
     for n, k, s, p, d, o in ((H, kh, sh, ph, dh, Hout), (W, kw, sw, pw, dw, Wout)):
