@@ -11,7 +11,7 @@ import ctypes
 import os
 import threading
 
-__all__ = ["blas_num_threads", "set_blas_num_threads", "single_threaded", "gemm_addresses"]
+__all__ = ["blas_num_threads", "set_blas_num_threads", "single_threaded", "gemm_addresses", "gemm_backend"]
 
 _SUFFIXES = ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}")
 _found = {}
@@ -128,3 +128,17 @@ def gemm_addresses():
         return None
     address = ctypes.cast(sgemm, ctypes.c_void_p).value, ctypes.cast(dgemm, ctypes.c_void_p).value
     return address[0], address[1], ilp64
+
+
+def gemm_backend():
+    """Which GEMM the conv kernels use: NumPy's OpenBLAS, or minipool's (slow) loop stand-in.
+
+    >>> gemm_backend().startswith(("NumPy's OpenBLAS", "minipool's loop GEMM"))
+    True
+    """
+    from minipool._kernels import conv2d
+
+    found = gemm_addresses()
+    if conv2d.blas_in_use() and found is not None:
+        return f"NumPy's OpenBLAS (cblas_sgemm/dgemm, {'64' if found[2] else '32'}-bit ints)"
+    return "minipool's loop GEMM (NumPy's OpenBLAS not found: slow)"

@@ -92,7 +92,7 @@ def show_config(file=None):
     from minipool import __version__
     import numpy as np
 
-    from minipool.ops.conv import gemm_backend
+    from minipool._blas import gemm_backend
 
     out = file or sys.stdout
     lines = [

@@ -281,7 +281,7 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
     w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3))
     b = rng.standard_normal(6)
     monkeypatch.setattr(conv_module, "BLOCK_ELEMENTS", 300)
-    blocks = conv_module._plan(x.shape, 6, (3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0]
+    blocks = conv_module._plan(x.shape, 6, conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0]
     assert blocks < 19 // 2
     blocked = run(x, w, b, kwargs)
     ref = reference(x, w, b, **{**dict(stride=1, padding=0, dilation=1, groups=1), **kwargs},

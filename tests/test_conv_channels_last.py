@@ -216,7 +216,8 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
     w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3))
     b = rng.standard_normal(6)
     monkeypatch.setattr(conv_module, "BLOCK_ELEMENTS", 300)
-    assert conv_module._plan_channels_last((3, 19, 17, 4), 6, (3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0] < 19 // 2
+    assert conv_module._plan_channels_last((3, 19, 17, 4), 6,
+                                           conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0] < 19 // 2
     blocked = run(F.conv2d, nhwc(x), w, b, kwargs)
     full = dict(stride=1, padding=0, dilation=1, groups=1)
     full.update(kwargs)

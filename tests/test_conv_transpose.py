@@ -246,7 +246,7 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
         conv_module._blocks.cache_clear()
     full = dict(stride=1, padding=0, output_padding=0, groups=1, dilation=1)
     full.update(kwargs)
-    assert ct._plan(3, (6, 13, 11), 4, (3, 3, 1, 1, 1, 1, 1, 1, 13, 11, 1), False)[0] < 13 // 2
+    assert ct._plan(3, (6, 13, 11), 4, ct.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 13, 11, 1), False)[0] < 13 // 2
     ref = scatter_reference(x, w, b, **full, grad_out=blocked[4])
     for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], blocked[:4], ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)

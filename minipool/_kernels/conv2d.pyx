@@ -134,7 +134,7 @@ cdef struct Geometry:
     bint padded               # ... which then differ from the input planes
 
 
-cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
                         Py_ssize_t block_rows) except *:
     cdef Geometry g
     g.C, g.H, g.W, g.O = C, H, W, O
@@ -187,7 +187,7 @@ cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept n
     return _source_size(g) + taps * width + (g.O * width if g.shifted else 0)
 
 
-def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
          Py_ssize_t block_elements):
     """(block_rows, forward workspace, backward workspace): output rows per column
     block, so that a block's columns stay under ``block_elements``, and the
@@ -520,7 +520,7 @@ def _check_workspace(workspace, Py_ssize_t threads, Py_ssize_t per_thread):
 
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
-                   floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                   floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
                    floating[:, ::1] workspace, int num_threads):
     """out (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C/groups*kh*kw)) + bias.
 
@@ -559,7 +559,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                     const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
-                    tuple geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
+                    object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
                     int num_threads):
     """Fill ``grad_x`` (N, C, H, W), ``weight_slots`` (S, groups, C/groups*kh*kw,
     O/groups) -- the weight gradient transposed per group -- and ``bias_slots``
@@ -645,7 +645,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
             n = n + S
 
 
-def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, tuple geometry, int num_threads=1):
+def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, object geometry, int num_threads=1):
     """``cols`` (C*kh*kw, N*Ho*Wo) of a whole batch (image n in columns
     [n*Ho*Wo, (n+1)*Ho*Wo)), gathered as conv2d does for strides > 1; for tests
     and benchmarks."""
@@ -665,7 +665,7 @@ def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, tuple geometry
         _im2col_block(xp + n * g.C * g.H * g.W, cp + n * L, N * L, &g, 0, g.Ho)
 
 
-def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] grad_x, tuple geometry,
+def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] grad_x, object geometry,
            int num_threads=1):
     """Overwrite ``grad_x`` (N, C, H, W) with the sum of the taps in ``cols``: the adjoint
     of ``im2col``; for tests and benchmarks."""
@@ -699,7 +699,7 @@ def col2im(const floating[:, ::1] cols, floating[:, :, :, ::1] grad_x, tuple geo
 # an entry point of its own (no conv2d input exists to pass, and the bias is added
 # per output channel).
 def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
-                             floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                             floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
                              floating[:, ::1] workspace, int num_threads, bint channels_last=False):
     """out (N, Cout, Hout, Wout) = col2im(W.T @ x) + bias for x (N, Cin, Hin, Win), weight
     (Cin, Cout/groups*kh*kw); ``geometry`` is conv2d's from out to x (Ho, Wo = Hin, Win).
@@ -792,7 +792,7 @@ cdef Py_ssize_t _cl_workspace(const Geometry* g, bint backward) noexcept nogil:
     return taps * width
 
 
-def plan_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, tuple geometry,
+def plan_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
                        Py_ssize_t block_elements):
     """As ``plan``, for the channels-last kernels."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
@@ -957,7 +957,7 @@ cdef void _cl_backward_image(const floating* image, const floating* weight, cons
 
 
 def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
-                                 floating[:, :, :, ::1] out, tuple geometry, Py_ssize_t block_rows,
+                                 floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
                                  floating[:, ::1] workspace, int num_threads):
     """out (N, Ho, Wo, O) = conv(x (N, H, W, C), weight (O, kh*kw*C/groups)) + bias;
     ``block_rows`` and the workspace (forward size) from ``plan_channels_last``."""
@@ -993,7 +993,7 @@ def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[
 
 def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                                   const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
-                                  tuple geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
+                                  object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
                                   int num_threads):
     """As ``conv2d_backward`` for NHWC: x (N, H, W, C), grad (N, Ho, Wo, O), ``grad_x``
     like x, ``weight_slots`` (S, groups, O/groups, kh*kw*C/groups) -- the weight gradient

@@ -17,11 +17,12 @@ multi-threaded OpenBLAS GEMM can round differently and the results must not
 depend on the thread count.
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 from minipool import _config
-from minipool._blas import gemm_addresses, single_threaded
+from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
 from minipool.ops._workspace import scratch
 from minipool.ops.pooling._geometry import parse_data_format
@@ -39,13 +40,6 @@ WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; 
 _blas = gemm_addresses()
 if _blas is not None:
     kernels.use_blas(*_blas)
-
-
-def gemm_backend():
-    """Which GEMM conv2d uses: NumPy's OpenBLAS, or minipool's (slow) loop stand-in."""
-    if kernels.blas_in_use():
-        return "NumPy's OpenBLAS (cblas_sgemm/dgemm, " + ("64" if _blas[2] else "32") + "-bit ints)"
-    return "minipool's loop GEMM (NumPy's OpenBLAS not found: slow)"
 
 
 def pair(value, name, minimum, op="conv2d"):
@@ -77,20 +71,37 @@ def _plan(x_shape, O, geometry):
     """(output rows per column block, forward and backward workspace per thread, threads)."""
     N, C, H, W = x_shape
     block_rows, forward, backward = _blocks(C, H, W, O, geometry, BLOCK_ELEMENTS)
-    kh, kw, Ho, Wo = geometry[0], geometry[1], geometry[8], geometry[9]
+    kh, kw, Ho, Wo = geometry.kh, geometry.kw, geometry.Ho, geometry.Wo
     threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
     return block_rows, forward, backward, threads
 
 
+class ConvGeometry(NamedTuple):
+    """Everything the conv2d kernel needs besides the arrays; the kernel reads it in this order.
+    ``ph``/``pw`` are the top/left padding (bottom/right follow from ``Ho``/``Wo``); for a
+    transposed convolution ``Ho``/``Wo`` are the sizes of its input (conv2d's output)."""
+
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    Ho: int
+    Wo: int
+    groups: int
+
+
 class Conv2dFn(Function):
-    """The differentiable op behind ``conv2d``; ``geometry`` is a plain tuple
-    ``(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups)`` (ph/pw: top/left padding)."""
+    """The differentiable op behind ``conv2d``; ``geometry`` is a :class:`ConvGeometry`."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, geometry):
         x = np.ascontiguousarray(x)
         weight2 = np.ascontiguousarray(weight).reshape(weight.shape[0], -1)
-        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry[8], geometry[9]
+        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
         block_rows, per_thread, _, threads = _plan(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
@@ -106,7 +117,7 @@ class Conv2dFn(Function):
     def backward(ctx, grad):
         x, weight2 = ctx.saved_tensors
         geometry = ctx.geometry
-        groups = geometry[10]
+        groups = geometry.groups
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad = np.ascontiguousarray(grad, dtype=x.dtype)
         block_rows, _, per_thread, threads = _plan(x.shape, weight2.shape[0], geometry)
@@ -141,7 +152,7 @@ def _plan_channels_last(x_shape, O, geometry):
     """As ``_plan``, for an (N, H, W, C) input."""
     N, H, W, C = x_shape
     block_rows, forward, backward = _blocks_channels_last(C, H, W, O, geometry, BLOCK_ELEMENTS)
-    kh, kw, Ho, Wo = geometry[0], geometry[1], geometry[8], geometry[9]
+    kh, kw, Ho, Wo = geometry.kh, geometry.kw, geometry.Ho, geometry.Wo
     threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
     return block_rows, forward, backward, threads
 
@@ -171,7 +182,7 @@ class Conv2dChannelsLastFn(Function):
     def forward(ctx, x, weight, bias, geometry):
         x = np.ascontiguousarray(x)
         weight2 = channels_last_weight(weight)
-        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry[8], geometry[9]
+        N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, Ho, Wo, O), dtype=x.dtype)
         block_rows, per_thread, _, threads = _plan_channels_last(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
@@ -188,7 +199,7 @@ class Conv2dChannelsLastFn(Function):
     def backward(ctx, grad):
         x, weight2 = ctx.saved_tensors
         geometry = ctx.geometry
-        groups = geometry[10]
+        groups = geometry.groups
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad = np.ascontiguousarray(grad, dtype=x.dtype)
         O = weight2.shape[0]
@@ -305,7 +316,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
         raise ValueError(f"conv2d: output size ({Ho}, {Wo}) from padding {(top, bottom, left, right)} "
                          f"and stride {stride}, times {max(C * kh * kw, O)} columns or channels, "
                          "is too large to compute")
-    geometry = (kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
+    geometry = ConvGeometry(kh, kw, stride[0], stride[1], top, left, dilation[0], dilation[1], Ho, Wo, groups)
     x = reshape(input, (1,) + input.shape) if unbatched else input
     out = (Conv2dChannelsLastFn if channels_last else Conv2dFn).apply(x, weight, bias, geometry)
     return reshape(out, out.shape[1:]) if unbatched else out

@@ -23,7 +23,7 @@ from minipool import _config
 from minipool._blas import single_threaded
 from minipool._kernels import conv2d as kernels
 from minipool.ops._workspace import scratch
-from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, _blocks,
+from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvGeometry, _blocks,
                                _blocks_channels_last, channels_last_weight, pair,
                                weight_from_channels_last)
 from minipool.ops.elementwise import as_tensor
@@ -73,7 +73,7 @@ def _plan(N, out_chw, Cin, geometry, channels_last):
         block_rows, forward, backward = _blocks_channels_last(C, H, W, Cin, geometry, BLOCK_ELEMENTS)
     else:
         block_rows, forward, backward = _blocks(C, H, W, Cin, geometry, BLOCK_ELEMENTS)
-    kh, kw, Hin, Win = geometry[0], geometry[1], geometry[8], geometry[9]
+    kh, kw, Hin, Win = geometry.kh, geometry.kw, geometry.Ho, geometry.Wo
     threads = _config.kernel_threads(N, C * kh * kw * N * Hin * Win)
     return block_rows, forward, backward, threads
 
@@ -108,7 +108,7 @@ class ConvTranspose2dFn(Function):
     def backward(ctx, grad):
         x, weight2 = ctx.saved_tensors
         geometry, channels_last = ctx.geometry, ctx.channels_last
-        groups = geometry[10]
+        groups = geometry.groups
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad = np.ascontiguousarray(grad, dtype=x.dtype)
         Cin = weight2.shape[0]
@@ -228,7 +228,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise ValueError(f"{op}: output size ({Hout}, {Wout}) with {Cout} channels is too large "
                          f"to compute: input ({H}, {W}), kernel ({kh}, {kw}), stride {stride}, "
                          f"padding {padding}, output_padding {output_padding}, dilation {dilation}")
-    geometry = (kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
+    geometry = ConvGeometry(kh, kw, stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1],
                 H, W, groups)
     x = reshape(input, (1,) + input.shape) if unbatched else input
     out = ConvTranspose2dFn.apply(x, weight, bias, geometry, (Cout, Hout, Wout), channels_last)
