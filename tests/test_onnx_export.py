@@ -511,6 +511,42 @@ def test_pixel_shuffle_unshuffle():
     roundtrip(Fn(lambda x: F.pixel_unshuffle(F.pixel_shuffle(x, 3), 3)), (9, 2, 2))
 
 
+# ----------------------------------------------------------------------------- more layers and forms
+@pytest.mark.parametrize("name,model,shape", [
+    ("keras_layers", lambda: nn.Sequential(
+        nn.ZeroPadding2D(1), nn.Conv2D(4, 3, activation="relu"), nn.MaxPooling2D(),
+        nn.BatchNormalization(), nn.GlobalAveragePooling2D(), nn.Dense(3, activation="softmax")),
+     (8, 8, 2)),
+    ("tensor_methods", lambda: Fn(lambda x: (x.relu() * 2).mean(dim=1) + x.sum(dim=1).tanh()), (3, 4)),
+    ("inplace_relu6", lambda: Fn(lambda x: F.relu6(x * 3, inplace=True)), (5,)),
+    ("inplace_elu", lambda: nn.ELU(inplace=True), (3,)),
+    ("adaptive_max_indices", lambda: Fn(lambda x: F.adaptive_max_pool2d(x, 2, return_indices=True)),
+     (2, 4, 6)),
+    ("lp_minus_inf", lambda: Fn(lambda x: F.lp_pool2d(x, float("-inf"), 2)), (2, 4, 6)),
+    ("nearest_5d", lambda: Fn(lambda x: F.interpolate(x, scale_factor=(2, 1, 3))), (2, 2, 3, 2)),
+    ("avg_channels_last_ceil", lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True, data_format="channels_last"),
+     (7, 7, 2)),
+    ("nested", lambda: nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Flatten(),
+                                     nn.Linear(2 * 4 * 4, 3)), (1, 6, 6)),
+])
+def test_more_layers(name, model, shape):
+    roundtrip(model(), shape)
+
+
+def test_stochastic_pool_channels_last():
+    roundtrip(nn.StochasticPool2d(2, data_format="channels_last"), (4, 6, 2), positive=True)
+
+
+def test_max_pool_windows_of_padding_only():
+    """Dilation can make a window see padding only: -inf (and index -1) as minipool."""
+    class Net(nn.Module):
+        def forward(self, x):
+            return F.max_pool2d(x, (2, 1), 1, (1, 0), (2, 1), return_indices=True)
+    proto = roundtrip(Net(), (2, 1, 3))
+    assert "Where" in op_types(proto)
+    roundtrip(nn.MinPool2d((2, 1), 1, (1, 0), (2, 1)), (2, 1, 3))
+
+
 # ----------------------------------------------------------------------------- errors, file, CLI
 def test_unsupported_op_names_op_and_layer():
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.FractionalMaxPool2d(2, output_size=(3, 3)))
@@ -537,6 +573,19 @@ def test_custom_function_is_unsupported():
             return Cube.apply(self.fc(x))
     with pytest.raises(mo.UnsupportedOpError, match=r"Cube.*Net"):
         mo.build(Net(), mp.ones(2, 3))
+
+
+def test_error_names_nested_layer_path():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Sequential(nn.ReLU(), nn.AdaptiveMaxPool2d(4)))
+    with pytest.raises(mo.UnsupportedOpError, match=r"adaptive_max_pool2d.*layer '1\.1' \(AdaptiveMaxPool2d\)"):
+        mo.build(net, mp.ones(1, 1, 9, 9))
+
+
+def test_training_only_ops_are_refused():
+    with pytest.raises(mo.UnsupportedOpError, match="training mode"):
+        mo.build(Fn(lambda x: F.stochastic_pool2d(F.relu(x), 2, training=True)), mp.ones(1, 1, 4, 4))
+    with pytest.raises(mo.UnsupportedOpError, match="training=True"):
+        mo.build(Fn(lambda x: F.batch_norm(x, None, None, training=True)), mp.ones(2, 3))
 
 
 def test_adaptive_pool_not_dividing_is_refused():

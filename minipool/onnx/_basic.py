@@ -208,14 +208,13 @@ def getitem(g, event):
         name = g.node("Slice", [name, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps)])
     if squeeze:
         name = g.squeeze(name, squeeze)
-    out_axis, kept = 0, 0
+    out_axis = 0
     for i in items:  # None inserts a new axis where it stands among the kept axes
         if i is None:
             unsqueeze.append(out_axis)
             out_axis += 1
         elif isinstance(i, slice):
             out_axis += 1
-        kept += 1
     if unsqueeze:
         name = g.unsqueeze(name, unsqueeze)
     return name

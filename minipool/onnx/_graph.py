@@ -32,6 +32,7 @@ class Graph:
         self.pool_indices = {}  # id(indices Tensor) -> ONNX MaxPool's own (global) indices
         self._count = 0
         self.event = None      # the event being converted (for error messages)
+        self.layer_names = {}  # id(Module) -> its dotted name in the exported model
 
     # ------------------------------------------------------------------ names
     def fresh(self, hint: str) -> str:
@@ -127,8 +128,6 @@ class Graph:
         if event is None:
             return ""
         return f" (op {event.op_name}{self.layer_text(event.layer)})"
-
-    layer_names = {}
 
     def layer_text(self, layer) -> str:
         if layer is None:

@@ -102,10 +102,10 @@ def _max_pool(g, name, w, with_indices):
     return g.node("MaxPool", [name], **w.attrs())
 
 
-def _indices_result(g, x, w, raw, output):
+def _indices_result(g, w, raw, output):
     """MaxPool's indices count over the whole tensor; minipool's (PyTorch's) within one
     plane: Mod by the plane size.  The global ones are kept for MaxUnpool."""
-    values, indices = output
+    indices = output[1]
     if w.channels_last:
         g.fail("return_indices=True with channels_last input has no ONNX form here")
     g.pool_indices[id(indices)] = raw
@@ -146,7 +146,7 @@ def extreme(g, event):
         return values
     if x.ndim == rank + 1:
         g.fail("return_indices=True with unbatched input has no ONNX form here")
-    return values, _indices_result(g, x, w, raw[0], event.output)
+    return values, _indices_result(g, w, raw[0], event.output)
 
 
 def _scaled(g, name, table, dtype):
@@ -261,7 +261,7 @@ def _adaptive(g, event, kind):
         return values
     if x.ndim == rank + 1:
         g.fail("return_indices=True with unbatched input has no ONNX form here")
-    return values, _indices_result(g, x, w, raw[0], event.output)
+    return values, _indices_result(g, w, raw[0], event.output)
 
 
 @converts(adaptive._adaptive_max)

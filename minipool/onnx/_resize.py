@@ -125,7 +125,6 @@ def _area(g, x, in_sizes, out_sizes, channels_last):
 def _shuffle_input(g, x, op):
     if x.ndim not in (3, 4):
         g.fail(f"{op} of a {x.ndim}-D input has no ONNX form here (3-D or 4-D only)")
-    return channels_first_around
 
 
 @converts(upsampling.pixel_shuffle)
