@@ -5,7 +5,7 @@ padding <= half the effective kernel, and an input at least as large as the
 (dilated) kernel minus the padding, so every output dimension is >= 1.
 ``torch_limits=True`` narrows padding to PyTorch 2.13's check (``p <= k // 2``,
 ignoring dilation); callers that send a case to torch must also skip cases
-with a window holding no real input cell (semantics.md section 7).
+with a window holding no real input cell (docs/semantics.md section 7).
 """
 import os
 from dataclasses import dataclass, field

@@ -1,7 +1,7 @@
 """A slow, loop-based NumPy reference for every pooling op, written for the tests.
 
 Everything here is computed with explicit Python loops over windows and
-cells, straight from the written rules (docs/semantics, PyTorch's
+cells, straight from the written rules (docs/semantics.md, PyTorch's
 documented behaviour), so a student can check each line by hand.  It never
 calls minipool and shares no code with its kernels.
 
@@ -14,7 +14,7 @@ Conventions
   highest value for integers) with the index of the window's first real
   cell, then ``replace if v > m or v is NaN``.  So NaN propagates and points
   at the last NaN, and the first of tied maxima wins.  A window with no real
-  cell (possible with dilation, see semantics.md section 7) gives -inf/+inf
+  cell (possible with dilation, see docs/semantics.md section 7) gives -inf/+inf
   and index -1, and receives no gradient.
 * Indices are flat positions in the unpadded input plane (``h * W + w``).
 * Sums are accumulated in Python floats (float64); results are cast back to

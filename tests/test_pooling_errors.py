@@ -172,7 +172,7 @@ def test_unpool_indices_out_of_range():
 
 
 def test_unpool_skips_index_minus_one_the_mark_of_a_window_without_input_cells():
-    # max pooling gives index -1 for such windows (semantics.md section 7), so unpooling its
+    # max pooling gives index -1 for such windows (docs/semantics.md section 7), so unpooling its
     # result must drop them: nothing written, no gradient
     pooled, indices = pooled_with_indices()
     marked = indices.numpy().copy()
@@ -189,8 +189,8 @@ def test_unpool_skips_index_minus_one_the_mark_of_a_window_without_input_cells()
 
 
 def test_unpool_default_size_too_small_for_the_indices():
-    # semantics.md 1.7: 5x5 pooled with k=2 unpools to 4x4 by default; index 17 (row 3, col 2
-    # of the 5x5 plane) is then out of range, and output_size=(5, 5) fixes it
+    # docs/semantics.md section 9: 5x5 pooled with k=2 unpools to 4x4 by default; index 17
+    # (row 3, col 2 of the 5x5 plane) is then out of range, and output_size=(5, 5) fixes it
     x = mp.tensor(np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5))
     pooled, indices = F.max_pool2d(x, 2, return_indices=True)
     assert 18 in indices.numpy()

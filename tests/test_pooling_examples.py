@@ -89,7 +89,7 @@ def test_keras_average_pooling_of_1x14x14x4():
                                rtol=1e-6)
 
 
-# ------------------------------------------------------------------ semantics.md examples
+# ------------------------------------------------------------- docs/semantics.md examples
 def test_output_sizes_with_ceil_mode():
     # 6x7, k=1, s=2, ceil: ceil(5/2)+1 = 4 rows, but row 3 would start at 6 >= 6 + 0: dropped
     assert F.max_pool2d(mp.zeros(1, 1, 6, 7), 1, 2, ceil_mode=True).shape == (1, 1, 3, 4)

@@ -304,7 +304,8 @@ def test_views_give_the_results_of_their_contiguous_copies(make_view, name, op):
 
 # ----------------------------------------------------------------------------- edge windows
 def test_a_window_with_no_real_cell_gives_minus_inf_index_minus_one_and_no_gradient():
-    # semantics.md section 7: along W the only window samples columns -1 and 1 of a 1-wide input
+    # docs/semantics.md section 7: along W the only window samples columns -1 and 1 of a
+    # 1-wide input
     x = mp.tensor(np.arange(15.0).reshape(1, 3, 5, 1), requires_grad=True)
     out, idx = F.max_pool2d(x, (2, 2), padding=(0, 1), dilation=(1, 2), ceil_mode=True,
                             return_indices=True)

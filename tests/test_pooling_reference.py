@@ -6,7 +6,7 @@ float32/float64 inputs with ties, NaN, +-inf, all-equal windows, one-cell
 planes, batch 0 and unbatched inputs.  Max/min values, indices and gradients
 must be bit-identical to the reference (cotangents are small integers, so the
 scatter-add is exact); sums and averages agree to float rounding.
-Also: windows with no input cell (semantics.md section 7), channels_last,
+Also: windows with no input cell (docs/semantics.md section 7), channels_last,
 Keras "same"/"valid", stochastic pooling, thread-count independence,
 no_grad, non-contiguous input, and the nn layers.
 """
@@ -76,7 +76,8 @@ def test_max_pool_without_indices_returns_the_same_values(nd, data):
 
 
 def test_window_without_input_cells_gives_minus_inf_index_minus_one_and_no_gradient():
-    # semantics.md section 7: along W the only window samples columns -1 and 1 of a 1-wide input
+    # docs/semantics.md section 7: along W the only window samples columns -1 and 1 of a
+    # 1-wide input
     x = np.arange(15, dtype=np.float64).reshape(3, 5, 1)
     args = dict(kernel_size=(2, 2), padding=(0, 1), dilation=(1, 2), ceil_mode=True)
     out, idx, grad, g = forward_backward(
@@ -489,7 +490,8 @@ def test_stochastic_training_picks_a_nonzero_cell_of_its_window_and_routes_the_g
             for position, cells in windows:
                 value = out.numpy()[(n, c) + position]
                 window = [x[(n, c) + cell] for cell in cells]
-                if not any(window):  # Caffe's rule (semantics.md 4): the first cell is "drawn"
+                # Caffe's rule (docs/semantics.md section 8): the first cell is "drawn"
+                if not any(window):
                     assert value == 0.0
                     expected_grad[(n, c) + cells[0]] += g[(n, c) + position]
                     continue

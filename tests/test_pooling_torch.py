@@ -8,8 +8,8 @@ every sum is exact).  Average and LP values/gradients agree within 1e-6
 relative (plus 1e-6 absolute for float32 cancellation near zero).
 
 Cases torch gets wrong are never sent to it: windows holding no input cell
-(semantics.md section 7, a heap corruption in torch), LP pooling with partial
-ceil_mode windows (torch rescales them, semantics.md 1.4), and padding above
+(docs/semantics.md section 7, a heap corruption in torch), LP pooling with partial
+ceil_mode windows (torch rescales them, docs/semantics.md section 5), and padding above
 ``k // 2`` with dilation (torch 2.13 rejects what minipool accepts).
 """
 import numpy as np

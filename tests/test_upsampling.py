@@ -158,7 +158,7 @@ def test_worked_nearest_example_fills_2x2_blocks():
 
 
 def test_documented_pytorch_values():
-    # values measured with torch 2.13 (semantics guide 1.5, 1.8, 1.9)
+    # values measured with torch 2.13 (docs/semantics.md sections 6 and 10-17)
     ramp3 = mp.tensor([[[0.0, 1.0, 2.0]]], dtype="float64")
     np.testing.assert_allclose(F.interpolate(ramp3, scale_factor=1.7, mode="linear").numpy()[0, 0],
                                [0, 0.382, 0.971, 1.559, 2], atol=6e-4)

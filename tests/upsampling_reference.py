@@ -2,7 +2,7 @@
 
 Nothing here is shared with minipool: each output position is visited in a
 Python loop, its source pixels and weights are worked out one scalar at a
-time from PyTorch's formulas (semantics guide 1.5, 1.8, 1.9), and the
+time from PyTorch's formulas (docs/semantics.md sections 6, 10-17), and the
 weighted sum is taken over the full tensor product of the per-axis taps in
 float64 (vectorised only over the batch and channel dimensions).
 

@@ -1,7 +1,7 @@
 """Upsampling ops: ``interpolate`` (nearest, nearest-exact, linear, bilinear,
 bicubic, trilinear, area), the ``upsample*`` helpers and pixel (un)shuffle.
 
-PyTorch 2.x is the contract (guide: semantics.md 1.8 and 1.9).  A call builds,
+PyTorch 2.x is the contract (docs/semantics.md sections 10-17).  A call builds,
 for each spatial axis, a small table with PyTorch's formulas *and* its float
 precision: source indices for the nearest modes, source indices plus weights
 ("taps") for the linear family and bicubic.  The Cython kernels in
@@ -622,8 +622,8 @@ def _scratch(in5, out5):
 
 
 def _area(x, out_sizes, data_format):
-    """``area`` mode is adaptive average pooling (semantics guide 1.8): the pooling family's
-    op, kernels and backward."""
+    """``area`` mode is adaptive average pooling (docs/semantics.md section 14): the pooling
+    family's op, kernels and backward."""
     from minipool.ops import pooling
 
     pool = (pooling.adaptive_avg_pool1d, pooling.adaptive_avg_pool2d,

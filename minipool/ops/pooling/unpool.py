@@ -2,8 +2,8 @@
 
 The output is zero-filled and each input value lands at its index (a flat
 position in its output plane).  Differences from PyTorch, both deliberate:
-an index of -1 (a window with no real cell, see semantics.md section 7) is
-skipped; repeated indices resolve deterministically (the later element in
+an index of -1 (a window with no real cell, see docs/semantics.md section 7)
+is skipped; repeated indices resolve deterministically (the later element in
 scan order wins), where PyTorch's result is unspecified.
 """
 import math

@@ -16,7 +16,7 @@ for ``stride`` and ``kernel_size``.  Semantics (PyTorch 2.x is the contract):
   wins; min mirrors it (``v < m or isnan(v)`` from +inf).  Indices are flat
   positions in the unpadded input plane (int64), as PyTorch returns them.
 * a window holding no real cell (possible with dilation; PyTorch's defect in
-  semantics.md section 7) gives -inf (max) / +inf (min), index -1 and no
+  docs/semantics.md section 7) gives -inf (max) / +inf (min), index -1 and no
   gradient.
 * average: sum / divisor_override, or / the window clipped to the padded
   input (count_include_pad=True; the ceil_mode overhang never counts), or /
