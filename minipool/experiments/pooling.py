@@ -38,7 +38,8 @@ def settings(quick, dataset, data_dir, epochs, train_size, test_size) -> dict:
     if quick:
         base = dict(train_size=1000, test_size=500, epochs=2, small_size=300, small_epochs=4)
     elif dataset == "mnist":
-        base = dict(train_size=None, test_size=None, epochs=5, small_size=2000, small_epochs=30)
+        # all training images in --data-dir (the project's reduced MNIST has 15,000), as the trainer
+        base = dict(train_size=None, test_size=None, epochs=10, small_size=2000, small_epochs=60)
     else:
         base = dict(train_size=12000, test_size=2000, epochs=4, small_size=2000, small_epochs=20)
     if epochs is not None:

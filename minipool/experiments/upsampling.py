@@ -53,7 +53,7 @@ def settings(quick, dataset, data_dir, epochs, train_size, test_size):
     if quick:
         base = dict(train_size=400, test_size=200, epochs=1)
     elif dataset == "mnist":
-        base = dict(train_size=20000, test_size=None, epochs=3)
+        base = dict(train_size=None, test_size=None, epochs=3)
     else:
         base = dict(train_size=10000, test_size=2000, epochs=3)
     for key, value in (("epochs", epochs), ("train_size", train_size), ("test_size", test_size)):
@@ -101,7 +101,7 @@ def run(spec):
     from minipool import optim
 
     s = spec.settings
-    data_train = s["train_size"] if s["train_size"] else 1
+    data_train = 1 if s["train_size"] == 0 else s["train_size"]  # fixed decoders train on nothing
     ytr, _, yte, _ = training.load_digits(s["dataset"], s["data_dir"], data_train, s["test_size"])
     xtr, xte = downsample(ytr), downsample(yte)
     model = TinyUNet(spec.variant, channels=s["channels"], seed=spec.seed)
