@@ -1,22 +1,118 @@
-"""Argument checks shared by layers, loaders and schedulers: one wording everywhere."""
+"""Argument checks shared by ops, layers, loaders and schedulers: one wording everywhere.
+
+Every message starts with the op or layer that was called and names the argument and its
+limit, e.g. ``max_pool2d: stride must be >= 1, got 0``.  The checks are cheap (a few
+isinstance tests); they run on every call, and ops cache what they build from the result.
+
+>>> from minipool._validate import int_tuple, parse_data_format
+>>> int_tuple(3, 2, "kernel_size", "max_pool2d", 1)
+(3, 3)
+>>> parse_data_format("max_pool2d", "NHWC")
+Traceback (most recent call last):
+  ...
+ValueError: max_pool2d: data_format must be 'channels_first' or 'channels_last', got 'NHWC'
+"""
 import math
 import numbers
+from typing import Any, Optional, Sequence, Tuple
 
-__all__ = ["positive_int", "check_parameter_shape", "MAX_PARAMETER_ELEMENTS"]
+import numpy as np
+
+__all__ = ["is_int", "is_real", "positive_int", "single_int", "int_tuple", "int_pair",
+           "parse_data_format", "check_parameter_shape", "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT"]
 
 # A single weight larger than this (8 GiB of float32) is far beyond any model minipool is
 # for; refusing it up front beats NumPy's MemoryError that names no argument.
 MAX_PARAMETER_ELEMENTS = 2 ** 31 - 1
+ARG_LIMIT = 2 ** 62  # window arguments stay clear of int64 overflow in the tables
+
+DATA_FORMATS = ("channels_first", "channels_last")
 
 
-def positive_int(value, name, where):
+def is_int(value: Any) -> bool:
+    """True for Python and NumPy integers, False for bools (True is not a kernel size)."""
+    return isinstance(value, (numbers.Integral, np.integer)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def is_real(value: Any) -> bool:
+    """True for Python/NumPy ints and floats, False for bools."""
+    return isinstance(value, (numbers.Real, np.floating, np.integer)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+def positive_int(value: Any, name: str, where: str) -> int:
     """``value`` as an int >= 1, or a ValueError naming ``where: name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
     return int(value)
 
 
-def check_parameter_shape(shape, names, where):
+def single_int(value: Any, name: str, op: str, minimum: int = 1) -> int:
+    """One int >= ``minimum`` (a factor, a count): TypeError for a non-int, else ValueError."""
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _compact(values: Tuple[int, ...]):
+    """An int when every axis has the same value, else the tuple (for messages)."""
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+def int_tuple(value: Any, rank: int, name: str, op: str, minimum: int,
+              maximum: int = ARG_LIMIT) -> Tuple[int, ...]:
+    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each in
+    [minimum, maximum].  bools, floats and arrays are refused by name (TypeError)."""
+    if is_int(value):
+        values = (int(value),) * rank
+    elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(map(is_int, value)):
+        values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
+    for v in values:
+        if v < minimum:
+            raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
+        if v > maximum:
+            raise ValueError(f"{op}: {name} must be <= {maximum}, got {_compact(values)}")
+    return values
+
+
+def int_pair(value: Any, name: str, op: str, minimum: int,
+             maximum: Optional[int] = None) -> Tuple[int, int]:
+    """An int or a sequence of exactly 2 ints, each in [minimum, maximum] (conv-style
+    arguments; a sequence of another length is a ValueError, a non-int a TypeError)."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    for v in items:
+        if not is_int(v):
+            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
+        if maximum is not None and v > maximum:
+            raise ValueError(f"{op}: {name} must be <= {maximum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def parse_data_format(op: str, data_format: Optional[str],
+                      default: str = "channels_first") -> bool:
+    """True for channels-last input.  Accepts "channels_first"/"channels_last" in any case;
+    None means ``default`` (channels_first for PyTorch-style ops, channels_last for the
+    Keras layers)."""
+    if data_format is None:
+        return default == "channels_last"
+    if isinstance(data_format, str):
+        lowered = data_format.lower()
+        if lowered in DATA_FORMATS:
+            return lowered == "channels_last"
+    raise ValueError(f"{op}: data_format must be 'channels_first' or 'channels_last', "
+                     f"got {data_format!r}")
+
+
+def check_parameter_shape(shape: Sequence[int], names: str, where: str) -> Tuple[int, ...]:
     """Refuse a parameter of more than MAX_PARAMETER_ELEMENTS elements, naming the sizes."""
     count = math.prod(int(s) for s in shape)
     if count > MAX_PARAMETER_ELEMENTS:

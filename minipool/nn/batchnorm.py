@@ -23,9 +23,8 @@ BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_st
 import numpy as np
 
 import minipool.nn.functional as F
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, parse_data_format, positive_int
 from minipool.nn.module import Module, Parameter
-from minipool.ops.pooling._geometry import parse_data_format
 from minipool.tensor import FLOAT_DTYPES, Tensor
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]

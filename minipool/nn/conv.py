@@ -4,10 +4,9 @@ import numpy as np
 import minipool.nn.functional as F
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool._validate import check_parameter_shape, positive_int
-from minipool.ops.conv import pair
+from minipool._validate import check_parameter_shape, parse_data_format, positive_int
+from minipool.ops.conv import padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for
-from minipool.ops.pooling._geometry import parse_data_format
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -47,14 +46,7 @@ class Conv2d(Module):
         self.kernel_size = pair(kernel_size, "kernel_size", 1)
         self.stride = pair(stride, "stride", 1)
         self.dilation = pair(dilation, "dilation", 1)
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"Conv2d: padding='same' needs stride 1, got stride={stride}")
-            self.padding = padding
-        else:
-            self.padding = pair(padding, "padding", 0)
+        self.padding = padding_argument(padding, self.stride, "Conv2d")
         if padding_mode != "zeros":
             raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only mode minipool "
                              f"implements), got {padding_mode!r}")

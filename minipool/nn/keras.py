@@ -39,11 +39,10 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool.nn import init
-from minipool._validate import check_parameter_shape
+from minipool._validate import check_parameter_shape, int_pair, parse_data_format
 from minipool.nn.module import Module, Parameter
 from minipool.ops.batchnorm import normalize_over_axis
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.pooling._geometry import parse_data_format
 from minipool.tensor import FLOAT_DTYPES, Tensor
 
 __all__ = ["Dense", "Conv2D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
@@ -91,16 +90,6 @@ def _activation_name(activation):
     return getattr(activation, "__name__", type(activation).__name__)
 
 
-def _int_pair(value, name, where, minimum):
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Integral)
-                              for v in items):
-        raise TypeError(f"{where}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(items) < minimum:
-        raise ValueError(f"{where}: {name} must be >= {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
 def _keras_padding(padding, where):
     if isinstance(padding, str) and padding.lower() in ("valid", "same"):
         return padding.lower()
@@ -108,7 +97,8 @@ def _keras_padding(padding, where):
 
 
 def _keras_format(data_format, where):
-    return "channels_last" if data_format is None or parse_data_format(where, data_format) \
+    """Keras's data_format (None means channels_last) as its canonical spelling."""
+    return "channels_last" if parse_data_format(where, data_format, default="channels_last") \
         else "channels_first"
 
 
@@ -259,9 +249,9 @@ class _KerasConv(_Lazy):
         if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
             raise ValueError(f"{where}: filters must be a positive int, got {filters!r}")
         self.filters = int(filters)
-        self.kernel_size = _int_pair(kernel_size, "kernel_size", where, 1)
-        self.strides = _int_pair(strides, "strides", where, 1)
-        self.dilation_rate = _int_pair(dilation_rate, "dilation_rate", where, 1)
+        self.kernel_size = int_pair(kernel_size, "kernel_size", where, 1)
+        self.strides = int_pair(strides, "strides", where, 1)
+        self.dilation_rate = int_pair(dilation_rate, "dilation_rate", where, 1)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 cannot be combined with dilation_rate > 1 "
                              f"(as in Keras), got strides={strides!r}, dilation_rate={dilation_rate!r}")
@@ -385,7 +375,7 @@ class Conv2DTranspose(_KerasConv):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
                          activation, use_bias, input_shape, dtype, generator)
         if output_padding is not None:
-            output_padding = _int_pair(output_padding, "output_padding", self._where, 0)
+            output_padding = int_pair(output_padding, "output_padding", self._where, 0)
             for op, s in zip(output_padding, self.strides):
                 if op >= s:
                     raise ValueError(f"{self._where}: output_padding must be smaller than "
@@ -556,10 +546,10 @@ class ZeroPadding2D(Module):
         super().__init__()
         if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
                 all(isinstance(p, (tuple, list)) for p in padding):
-            rows = _int_pair(padding[0], "padding", "ZeroPadding2D", 0)
-            cols = _int_pair(padding[1], "padding", "ZeroPadding2D", 0)
+            rows = int_pair(padding[0], "padding", "ZeroPadding2D", 0)
+            cols = int_pair(padding[1], "padding", "ZeroPadding2D", 0)
         else:
-            rows_each, cols_each = _int_pair(padding, "padding", "ZeroPadding2D", 0)
+            rows_each, cols_each = int_pair(padding, "padding", "ZeroPadding2D", 0)
             rows, cols = (rows_each, rows_each), (cols_each, cols_each)
         if max(rows + cols) > MAX_PADDING:
             raise ValueError(f"ZeroPadding2D: padding must be <= {MAX_PADDING}, got {padding!r}")

@@ -11,6 +11,7 @@ to "channels_last", keepdims).
 (4, 3)
 """
 import minipool.nn.functional as F
+from minipool._validate import parse_data_format
 from minipool.nn.module import Module
 from minipool.ops.pooling.stochastic import as_generator
 
@@ -336,7 +337,10 @@ class BlurPool2d(Module):
         shape = getattr(input, "shape", None)
         if shape is None or len(shape) not in (3, 4):
             return  # the functional names the rank problem
-        last = isinstance(self.data_format, str) and self.data_format.lower() == "channels_last"
+        try:
+            last = parse_data_format(type(self).__name__, self.data_format)
+        except ValueError:
+            return  # the functional names the bad data_format
         got = shape[-1] if last else shape[-3]
         if got != self.channels:
             raise ValueError(f"{type(self).__name__}: expected {self.channels} channels "

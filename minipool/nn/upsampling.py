@@ -1,7 +1,7 @@
 """Upsampling layers: thin Modules over ``minipool.nn.functional.interpolate`` and pixel shuffle."""
 import minipool.nn.functional as F
 from minipool.nn.module import Module
-from minipool.ops.upsampling import MODES, check_output_sides, repeat_upsample
+from minipool.ops.upsampling import MODES, upsampling2d, upsampling2d_arguments
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
            "PixelUnshuffle", "UpSampling2D"]
@@ -96,29 +96,11 @@ class UpSampling2D(Module):
 
     def __init__(self, size=(2, 2), data_format="channels_last", interpolation="nearest"):
         super().__init__()
-        pair = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
-        if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) for s in pair):
-            raise TypeError(f"UpSampling2D: size must be an int or a pair of ints, got {size!r}")
-        if min(pair) < 1:
-            raise ValueError(f"UpSampling2D: size entries must be >= 1, got {size!r}")
-        if interpolation not in ("nearest", "bilinear"):
-            raise ValueError(f"UpSampling2D: interpolation must be 'nearest' or 'bilinear', "
-                             f"got {interpolation!r}")
-        data_format = "channels_last" if data_format is None else data_format  # Keras' default
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"UpSampling2D: data_format must be 'channels_last' or "
-                             f"'channels_first', got {data_format!r}")
-        self.size, self.data_format, self.interpolation = pair, data_format, interpolation
+        self.size, self.data_format, self.interpolation = upsampling2d_arguments(
+            size, data_format, interpolation)
 
     def forward(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"UpSampling2D: expects a 4-D input, got shape {x.shape}")
-        h, w = (x.shape[1:3] if self.data_format == "channels_last" else x.shape[2:4])
-        check_output_sides("UpSampling2D", "size", self.size, (h * self.size[0], w * self.size[1]))
-        if self.interpolation == "nearest":
-            return repeat_upsample(x, self.size, self.data_format)
-        return F.interpolate(x, size=(h * self.size[0], w * self.size[1]), mode="bilinear",
-                             align_corners=False, data_format=self.data_format)
+        return upsampling2d(x, self.size, self.data_format, self.interpolation)
 
     def extra_repr(self):
         return (f"size={self.size}, data_format={self.data_format!r}, "

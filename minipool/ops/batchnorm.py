@@ -21,8 +21,8 @@ import numbers
 
 import numpy as np
 
+from minipool._validate import parse_data_format
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.pooling._geometry import parse_data_format
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 

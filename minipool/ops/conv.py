@@ -24,8 +24,8 @@ import numpy as np
 from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
+from minipool._validate import int_pair, parse_data_format
 from minipool.ops._workspace import scratch
-from minipool.ops.pooling._geometry import parse_data_format
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function
@@ -43,18 +43,8 @@ if _blas is not None:
 
 
 def pair(value, name, minimum, op="conv2d"):
-    """``value`` (int or sequence of 2 ints) as a 2-tuple of ints >= ``minimum``."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-        if v > MAX_GEOMETRY:
-            raise ValueError(f"{op}: {name} must be <= {MAX_GEOMETRY}, got {value!r}")
-    return int(items[0]), int(items[1])
+    """``value`` (int or sequence of 2 ints) as a 2-tuple of ints in [minimum, MAX_GEOMETRY]."""
+    return int_pair(value, name, op, minimum, MAX_GEOMETRY)
 
 
 def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation):
@@ -222,21 +212,31 @@ class Conv2dChannelsLastFn(Function):
         return grad_x, grad_w, grad_b, None
 
 
+def padding_argument(padding, stride, op="conv2d"):
+    """``padding`` checked: "same" (stride (1, 1) only), "valid" or a (ph, pw) pair.
+    Shared by ``conv2d`` and the ``Conv2d`` layer (which checks it at construction)."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{op}: padding must be an int, a pair, 'same' or 'valid', "
+                             f"got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride={stride}")
+        return padding
+    return pair(padding, "padding", 0, op)
+
+
 def _padding(padding, kernel, stride, dilation):
     """(top, bottom, left, right) padding from an int, a pair, or 'same'/'valid'."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding == "same":
-            if stride != (1, 1):
-                raise ValueError(f"conv2d: padding='same' needs stride 1, got stride={stride}")
-            pads = []
-            for k, d in zip(kernel, dilation):
-                total = d * (k - 1)
-                pads += [total // 2, total - total // 2]  # the odd one out goes after, as PyTorch
-            return tuple(pads)
-        raise ValueError(f"conv2d: padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    ph, pw = pair(padding, "padding", 0)
+    padding = padding_argument(padding, stride)
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        pads = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            pads += [total // 2, total - total // 2]  # the odd one out goes after, as PyTorch
+        return tuple(pads)
+    ph, pw = padding
     return ph, ph, pw, pw
 
 

@@ -22,12 +22,12 @@ import numpy as np
 from minipool import _config
 from minipool._blas import single_threaded
 from minipool._kernels import conv2d as kernels
+from minipool._validate import parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvGeometry, _blocks,
                                _blocks_channels_last, channels_last_weight, pair,
                                weight_from_channels_last)
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.pooling._geometry import parse_data_format
 from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function
 

@@ -30,18 +30,20 @@ pooling family's op.
 """
 import functools
 import math
-import numbers
 
 import numpy as np
 
 from minipool._config import kernel_threads
 from minipool._kernels import upsampling as _k
+from minipool._validate import int_pair, is_int, is_real, parse_data_format, single_int
+from minipool.ops._layout import Layout
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import permute, reshape
 from minipool.tensor import FLOAT_DTYPES, Function
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
-           "pixel_shuffle", "pixel_unshuffle", "repeat_upsample"]
+           "pixel_shuffle", "pixel_unshuffle", "repeat_upsample", "upsampling2d",
+           "upsampling2d_arguments"]
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 MAX_SIDE = 2 ** 31 - 1  # longest output axis (PyTorch's int32 geometry limit; tables are O(side))
@@ -51,15 +53,6 @@ _NEAREST_DTYPES = FLOAT_DTYPES + (np.dtype(np.uint8),)  # PyTorch also gathers u
 
 
 # --------------------------------------------------------------------------- argument rules
-def _is_int(v):
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _is_real(v):
-    numeric = isinstance(v, (numbers.Real, np.floating, np.integer))
-    return numeric and not isinstance(v, (bool, np.bool_))
-
-
 def _per_axis(value, n, name):
     """``value`` (scalar or sequence) as an n-tuple, checking the length."""
     if isinstance(value, (tuple, list)):
@@ -99,7 +92,7 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
                              "explicit size; pass scale_factor instead")
         sizes = _per_axis(size, n, "size")
         for s in sizes:
-            if not _is_int(s):
+            if not is_int(s):
                 raise TypeError(f"interpolate: size entries must be ints, got {size!r}")
             if s <= 0:
                 raise ValueError(f"interpolate: size entries must be >= 1, got {size!r}")
@@ -107,7 +100,7 @@ def output_size_and_scales(in_sizes, size, scale_factor, recompute_scale_factor,
         return tuple(int(s) for s in sizes), (None,) * n
     factors = _per_axis(scale_factor, n, "scale_factor")
     for f in factors:
-        if not _is_real(f):
+        if not is_real(f):
             raise TypeError(f"interpolate: scale_factor must be a number or a tuple of numbers, "
                             f"got {scale_factor!r}")
         if not (math.isfinite(f) and f > 0):
@@ -293,15 +286,15 @@ class AntialiasTaps(Function):
 
     @staticmethod
     def forward(ctx, x, axes, channels_last=False):
-        layout = Layout(x.shape, channels_last)
+        layout = Layout(x.shape, x.ndim - 2, channels_last)
         ah, aw = axes
         out_spatial = (ah.n_out, aw.n_out)
         ctx.meta = (layout, out_spatial, axes)
-        v = layout.view()
+        v = layout.view5()
         x4 = np.ascontiguousarray(x).reshape(v[0], v[2], v[3], v[4])
         if not (ah.active or aw.active):  # ATen copies when nothing changes size
             return np.array(x, copy=True)
-        ov = layout.view(out_spatial)
+        ov = layout.view5(out_spatial)
         out = np.empty((ov[0], ov[2], ov[3], ov[4]), dtype=x.dtype)
         threads = kernel_threads(x4.shape[0], x4.size + out.size)
         rows = x4.shape[1] * out.shape[2] * x4.shape[3] if (ah.active and aw.active) else 0
@@ -309,14 +302,14 @@ class AntialiasTaps(Function):
         vec = 16 // x.dtype.itemsize  # ATen's vectorised in-order adds: 4 float32, 2 float64
         _k.aa_forward(x4, out, work, ah.start, ah.count, ah.w, ah.active,
                       aw.start, aw.count, aw.w, aw.active, vec, threads)
-        return out.reshape(layout.shape_with(out_spatial))
+        return out.reshape(layout.out_shape(out_spatial))
 
     @staticmethod
     def backward(ctx, grad):
         layout, out_spatial, (ah, aw) = ctx.meta
-        ov = layout.view(out_spatial)
+        ov = layout.view5(out_spatial)
         g4 = np.ascontiguousarray(grad).reshape(ov[0], ov[2], ov[3], ov[4])
-        v = layout.view()
+        v = layout.view5()
         gx = np.empty((v[0], v[2], v[3], v[4]), dtype=g4.dtype)
         threads = kernel_threads(gx.shape[0], gx.size + g4.size)
         _k.aa_backward(g4, gx, ah.t_ptr, ah.t_src, ah.t_w, aw.t_ptr, aw.t_src, aw.t_w, threads)
@@ -530,88 +523,79 @@ def _pad_axes(axes, identity):
 
 
 # --------------------------------------------------------------------------- Functions
-class Layout:
-    """How an (N, C, *spatial) or NHWC array maps to the kernels' (planes, D, H, W, C) view."""
-
-    def __init__(self, shape, channels_last):
-        self.shape, self.channels_last = tuple(shape), channels_last
-
-    def spatial(self):
-        return self.shape[1:-1] if self.channels_last else self.shape[2:]
-
-    def view(self, spatial=None):
-        """The 5-D kernel view of this layout with the given spatial sizes."""
-        spatial = tuple(self.spatial() if spatial is None else spatial)
-        padded = (1,) * (3 - len(spatial)) + spatial
-        if self.channels_last:  # one plane per image, channel vectors innermost
-            return (self.shape[0],) + padded + (self.shape[-1],)
-        return (self.shape[0] * self.shape[1],) + padded + (1,)
-
-    def shape_with(self, spatial):
-        if self.channels_last:
-            return self.shape[:1] + tuple(spatial) + self.shape[-1:]
-        return self.shape[:2] + tuple(spatial)
-
-
-class Nearest(Function):
-    """Nearest / nearest-exact: a gather forward, a scatter-add backward."""
+class _Separable(Function):
+    """The frame of the separable resamplers (``Nearest``, ``Taps``): view the input as
+    (planes, D, H, W, C) blocks, fill a missing outer axis with an identity table, run the
+    subclass's kernel on per-axis tables, and run its transposed kernel backward."""
 
     @staticmethod
     def forward(ctx, x, axes, channels_last=False):
-        layout = Layout(x.shape, channels_last)
+        layout = Layout(x.shape, x.ndim - 2, channels_last)
         out_spatial = tuple(a.n_out for a in axes)
-        d, h, w = _pad_axes(axes, lambda: _identity_nearest(1))
-        ctx.meta = (layout, out_spatial, (d, h, w))
-        if x.dtype not in FLOAT_DTYPES:  # uint8 images: plain NumPy gather, no gradient
-            picked = x.reshape(layout.view())[:, d.src[:, None, None], h.src[:, None], w.src]
-            return np.ascontiguousarray(picked).reshape(layout.shape_with(out_spatial))
-        x5 = np.ascontiguousarray(x).reshape(layout.view())
-        out = np.empty(layout.view(out_spatial), dtype=x.dtype)
-        threads = kernel_threads(x5.shape[0], x5.size + out.size)
-        _k.nearest_forward(x5, out, d.src, h.src, w.src, w.repeat, threads)
-        return out.reshape(layout.shape_with(out_spatial))
+        axes3 = _pad_axes(axes, lambda: ctx._identity_axis(x.dtype))
+        ctx.meta = (layout, out_spatial, axes3)
+        return ctx._forward5(x, layout, out_spatial, axes3).reshape(layout.out_shape(out_spatial))
 
     @staticmethod
     def backward(ctx, grad):
-        layout, out_spatial, (d, h, w) = ctx.meta
-        g5 = np.ascontiguousarray(grad).reshape(layout.view(out_spatial))
-        gx = np.empty(layout.view(), dtype=g5.dtype)
+        layout, out_spatial, axes3 = ctx.meta
+        g5 = np.ascontiguousarray(grad).reshape(layout.view5(out_spatial))
+        gx = np.empty(layout.view5(), dtype=g5.dtype)
         threads = kernel_threads(gx.shape[0], gx.size + g5.size)
-        _k.nearest_backward(g5, gx, d.src, h.src, w.src, w.repeat, threads)
+        ctx._kernel_backward(g5, gx, axes3, threads)
         return gx.reshape(layout.shape), None, None
 
+    def _forward5(self, x, layout, out_spatial, axes3):
+        x5 = np.ascontiguousarray(x).reshape(layout.view5())
+        out = np.empty(layout.view5(out_spatial), dtype=x.dtype)
+        threads = kernel_threads(x5.shape[0], x5.size + out.size)
+        self._kernel_forward(x5, out, axes3, threads)
+        return out
 
-class Taps(Function):
+
+class Nearest(_Separable):
+    """Nearest / nearest-exact: a gather forward, a scatter-add backward."""
+
+    def _identity_axis(self, dtype):
+        return _identity_nearest(1)
+
+    def _forward5(self, x, layout, out_spatial, axes3):
+        if x.dtype not in FLOAT_DTYPES:  # uint8 images: plain NumPy gather, no gradient
+            d, h, w = axes3
+            picked = x.reshape(layout.view5())[:, d.src[:, None, None], h.src[:, None], w.src]
+            return np.ascontiguousarray(picked)
+        return super()._forward5(x, layout, out_spatial, axes3)
+
+    def _kernel_forward(self, x5, out, axes3, threads):
+        d, h, w = axes3
+        _k.nearest_forward(x5, out, d.src, h.src, w.src, w.repeat, threads)
+
+    def _kernel_backward(self, g5, gx, axes3, threads):
+        d, h, w = axes3
+        _k.nearest_backward(g5, gx, d.src, h.src, w.src, w.repeat, threads)
+
+
+class Taps(_Separable):
     """Linear family and bicubic: separable tap tables, transposed for the backward."""
 
-    @staticmethod
-    def forward(ctx, x, axes, channels_last=False):
-        layout = Layout(x.shape, channels_last)
-        out_spatial = tuple(a.n_out for a in axes)
-        d, h, w = _pad_axes(axes, lambda: _identity_taps(1, x.dtype.name))
-        ctx.meta = (layout, out_spatial, (d, h, w))
-        x5 = np.ascontiguousarray(x).reshape(layout.view())
-        out = np.empty(layout.view(out_spatial), dtype=x.dtype)
-        threads = kernel_threads(x5.shape[0], x5.size + out.size)
-        work = np.empty((threads, _scratch(x5.shape, out.shape)), dtype=x.dtype)
+    def _identity_axis(self, dtype):
+        return _identity_taps(1, dtype.name)
+
+    def _kernel_forward(self, x5, out, axes3, threads):
+        d, h, w = axes3
+        work = np.empty((threads, _scratch(x5.shape, out.shape)), dtype=x5.dtype)
         _k.taps_forward(x5, out, work,
                         d.idx, d.w, d.need, d.active,
                         h.idx, h.w, h.need, h.active,
                         w.idx, w.w, w.active, w.x2[0], w.x2[1], threads)
-        return out.reshape(layout.shape_with(out_spatial))
 
-    @staticmethod
-    def backward(ctx, grad):
-        layout, out_spatial, (d, h, w) = ctx.meta
-        g5 = np.ascontiguousarray(grad).reshape(layout.view(out_spatial))
-        gx = np.empty(layout.view(), dtype=g5.dtype)
-        threads = kernel_threads(gx.shape[0], gx.size + g5.size)
+    def _kernel_backward(self, g5, gx, axes3, threads):
+        d, h, w = axes3
         work = np.empty((threads, _scratch(gx.shape, g5.shape)), dtype=g5.dtype)
         _k.taps_backward(g5, gx, work,
                          d.t_ptr, d.t_src, d.t_w, d.active,
                          h.t_ptr, h.t_src, h.t_w, h.active,
                          w.t_ptr, w.t_src, w.t_w, w.active, w.x2_t[0], w.x2_t[1], threads)
-        return gx.reshape(layout.shape), None, None
 
 
 def _scratch(in5, out5):
@@ -668,10 +652,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     array([[[ 0. ,  2.5,  7.5, 10. ]]], dtype=float32)
     """
     x = as_tensor(input)
-    if data_format not in ("channels_first", "channels_last"):
-        raise ValueError(f"interpolate: data_format must be 'channels_first' or 'channels_last', "
-                         f"got {data_format!r}")
-    channels_last = data_format == "channels_last"
+    channels_last = parse_data_format("interpolate", data_format)
     if channels_last and x.ndim != 4:
         raise ValueError(f"interpolate: data_format='channels_last' needs a 4-D (N, H, W, C) "
                          f"input, got {x.ndim}-D")
@@ -698,14 +679,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"interpolate: align_corners can only be set with the interpolating "
                          f"modes linear, bilinear, bicubic and trilinear, not mode={mode!r}")
     _check_dtype(x, mode)
-    in_sizes = Layout(x.shape, channels_last).spatial()
+    in_sizes = Layout(x.shape, x.ndim - 2, channels_last).spatial
     if min(in_sizes) < 1:
         raise ValueError(f"interpolate: the spatial dimensions of input must be >= 1, "
                          f"got shape {x.shape}")
     out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
                                                recompute_scale_factor, mode)
     asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
-    out_shape = Layout(x.shape, channels_last).shape_with(out_sizes)
+    out_shape = Layout(x.shape, x.ndim - 2, channels_last).out_shape(out_sizes)
     if math.prod(out_shape) * x.dtype.itemsize > ALLOCATION_LIMIT:
         raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, more "
                          f"than can be allocated")
@@ -783,18 +764,14 @@ def repeat_upsample(input, factors, data_format="channels_first"):
     array([[[1., 1., 1., 2., 2., 2.]]], dtype=float32)
     """
     x = as_tensor(input)
-    if data_format not in ("channels_first", "channels_last"):
-        raise ValueError(f"repeat_upsample: data_format must be 'channels_first' or "
-                         f"'channels_last', "
-                         f"got {data_format!r}")
-    channels_last = data_format == "channels_last"
+    channels_last = parse_data_format("repeat_upsample", data_format)
     if x.ndim not in (3, 4, 5) or (channels_last and x.ndim != 4) or len(factors) != x.ndim - 2:
         raise ValueError(f"repeat_upsample: needs one factor per spatial axis of a 3-D to 5-D "
                          f"input (4-D for channels_last), got factors {tuple(factors)} for shape "
                          f"{x.shape}")
-    factors = tuple(_check_factor(f, "factors", "repeat_upsample") for f in factors)
+    factors = tuple(single_int(f, "factors", "repeat_upsample") for f in factors)
     _check_dtype(x, "nearest")
-    spatial = Layout(x.shape, channels_last).spatial()
+    spatial = Layout(x.shape, x.ndim - 2, channels_last).spatial
     check_output_sides("repeat_upsample", "factors", factors,
                        (n * f for n, f in zip(spatial, factors)))
     axes = tuple(_repeat_axis(n, f) for n, f in zip(spatial, factors))
@@ -805,17 +782,48 @@ def repeat_upsample(input, factors, data_format="channels_first"):
                          f"allocate") from None
 
 
+KERAS_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def upsampling2d_arguments(size, data_format, interpolation, op="UpSampling2D"):
+    """Keras UpSampling2D's arguments checked and normalised:
+    ``((rows, cols), "channels_last" | "channels_first", interpolation)``."""
+    factors = int_pair(size, "size", op, 1)
+    if interpolation not in KERAS_INTERPOLATIONS:
+        raise ValueError(f"{op}: interpolation must be 'nearest' or 'bilinear', "
+                         f"got {interpolation!r}")
+    channels_last = parse_data_format(op, data_format, default="channels_last")
+    return factors, "channels_last" if channels_last else "channels_first", interpolation
+
+
+def upsampling2d(input, size=(2, 2), data_format="channels_last", interpolation="nearest"):
+    """Keras's UpSampling2D as a function: integer factors ``size`` (int or (rows, cols)),
+    "nearest" (each pixel repeated: an exact copy) or "bilinear" (half-pixel centres, i.e.
+    ``align_corners=False``) to exactly (H * rows, W * cols); NHWC unless
+    ``data_format="channels_first"`` (None means channels_last, Keras's default).
+
+    >>> import minipool as mp
+    >>> from minipool.ops.upsampling import upsampling2d
+    >>> upsampling2d(mp.tensor([[[[1.0], [2.0]]]]), (1, 2)).numpy()[0, 0, :, 0]
+    array([1., 1., 2., 2.], dtype=float32)
+    """
+    op = "UpSampling2D"
+    (fh, fw), data_format, interpolation = upsampling2d_arguments(size, data_format,
+                                                                  interpolation, op)
+    x = as_tensor(input)
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expects a 4-D input, got shape {x.shape}")
+    h, w = x.shape[1:3] if data_format == "channels_last" else x.shape[2:4]
+    check_output_sides(op, "size", (fh, fw), (h * fh, w * fw))
+    if interpolation == "nearest":
+        return repeat_upsample(x, (fh, fw), data_format)
+    return interpolate(x, size=(h * fh, w * fw), mode="bilinear", align_corners=False,
+                       data_format=data_format)
+
+
 @functools.lru_cache(maxsize=64)
 def _repeat_axis(n_in, factor):
     return NearestAxis(n_in, np.arange(n_in * factor) // factor)
-
-
-def _check_factor(value, name, op):
-    if not _is_int(value):
-        raise TypeError(f"{op}: {name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
-    return int(value)
 
 
 def pixel_shuffle(input, upscale_factor):
@@ -829,7 +837,7 @@ def pixel_shuffle(input, upscale_factor):
            [6., 7.]], dtype=float32)
     """
     x = as_tensor(input)
-    r = _check_factor(upscale_factor, "upscale_factor", "pixel_shuffle")
+    r = single_int(upscale_factor, "upscale_factor", "pixel_shuffle")
     if x.ndim < 3:
         raise ValueError(f"pixel_shuffle: input must have at least 3 dimensions (*, C, H, W), "
                          f"got shape {x.shape}")
@@ -855,7 +863,7 @@ def pixel_unshuffle(input, downscale_factor):
     True
     """
     x = as_tensor(input)
-    r = _check_factor(downscale_factor, "downscale_factor", "pixel_unshuffle")
+    r = single_int(downscale_factor, "downscale_factor", "pixel_unshuffle")
     if x.ndim < 3:
         raise ValueError(f"pixel_unshuffle: input must have at least 3 dimensions (*, C, H, W), "
                          f"got shape {x.shape}")

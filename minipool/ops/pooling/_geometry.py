@@ -2,11 +2,14 @@
 
 Every pooling op passes its user arguments through here:
 
-* ``parse_data_format`` and ``layout_of`` read the layout and the input rank
-  and view the input as ``(B, S, C)`` blocks (NCHW: B = N*C planes, C = 1;
-  NHWC: B = N);
+* ``parse_data_format`` reads the layout and ``layout_of`` checks the input
+  rank and sizes and returns its ``Layout`` (``minipool.ops._layout``: the
+  input viewed as ``(B, S, C)`` blocks; NCHW: B = N*C planes, C = 1; NHWC:
+  B = N);
 * ``int_tuple`` checks ints and tuples (kernel, stride, padding, dilation,
-  output_size) and names the argument and the limit when one is wrong;
+  output_size) and names the argument and the limit when one is wrong
+  (``parse_data_format`` and ``int_tuple`` live in ``minipool._validate``,
+  shared by every op);
 * ``pooled_length`` and ``same_padding`` give output sizes (PyTorch's
   ceil_mode rule; TensorFlow's SAME split, for padding="same");
 * ``axis_windows`` / ``adaptive_axis`` build one axis's table: first real
@@ -22,6 +25,8 @@ import math
 import numpy as np
 
 from minipool._kernels.pooling import WindowTables
+from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
+from minipool.ops._layout import Layout
 
 __all__ = ["PoolCall", "window_call", "adaptive_call", "int_tuple", "layout_of",
            "parse_data_format", "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES",
@@ -44,11 +49,6 @@ def _size_str(shape):
     return "x".join(str(s) for s in shape)
 
 
-def _compact(values):
-    """An int when every axis has the same value, else the tuple (for messages)."""
-    return values[0] if len(set(values)) == 1 else tuple(values)
-
-
 def check_dtype(op, dtype, allowed):
     """TypeError naming the op and the dtypes it takes."""
     if np.dtype(dtype) not in allowed:
@@ -56,62 +56,7 @@ def check_dtype(op, dtype, allowed):
         raise TypeError(f"{op}: input dtype {np.dtype(dtype)} is not supported (use one of {names})")
 
 
-ARG_LIMIT = 2**62               # window arguments stay clear of int64 overflow in the tables
-
-
-def int_tuple(value, rank, name, op, minimum, maximum=ARG_LIMIT):
-    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each in
-    [minimum, maximum].  bools, floats and arrays are refused by name."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        values = (int(value),) * rank
-    elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-            for v in value):
-        values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
-    else:
-        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
-    for v in values:
-        if v < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
-        if v > maximum:
-            raise ValueError(f"{op}: {name} must be <= {maximum}, got {_compact(values)}")
-    return values
-
-
 # ----------------------------------------------------------------------------- layouts
-class Layout:
-    """How a (batched or unbatched, channels-first or -last) input maps to (B, S, C)."""
-
-    __slots__ = ("shape", "rank", "channels_last", "batched", "spatial", "view")
-
-    def __init__(self, shape, rank, channels_last):
-        self.shape, self.rank, self.channels_last = shape, rank, channels_last
-        self.batched = len(shape) == rank + 2
-        if channels_last:
-            self.spatial = shape[-rank - 1:-1]
-            self.view = (shape[0] if self.batched else 1, math.prod(self.spatial), shape[-1])
-        else:
-            self.spatial = shape[-rank:]
-            self.view = (math.prod(shape[:-rank]), math.prod(self.spatial), 1)
-
-    def out_shape(self, out_spatial):
-        if self.channels_last:
-            return self.shape[:-self.rank - 1] + tuple(out_spatial) + self.shape[-1:]
-        return self.shape[:-self.rank] + tuple(out_spatial)
-
-    def out_view(self, out_spatial):
-        return (self.view[0], math.prod(out_spatial), self.view[2])
-
-
-def parse_data_format(op, data_format):
-    if data_format is None:
-        return False
-    if isinstance(data_format, str) and data_format.lower() in ("channels_first", "channels_last"):
-        return data_format.lower() == "channels_last"
-    raise ValueError(f"{op}: data_format must be 'channels_first' or 'channels_last', "
-                     f"got {data_format!r}")
-
-
 def _check_empty_dims(op, layout, zero_size):
     """PyTorch's rules for size-0 dimensions (spatial sizes are checked apart).
 

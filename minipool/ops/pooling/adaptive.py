@@ -8,7 +8,7 @@ size.  Global pooling is adaptive pooling to size 1.
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, adaptive_call,
-                                            check_dtype)
+                                            check_dtype, parse_data_format)
 
 __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -99,10 +99,10 @@ def adaptive_avg_pool3d(input, output_size, data_format=None):
     return _adaptive_avg("adaptive_avg_pool3d", input, 3, output_size, data_format)
 
 
-def _squeeze_spatial(y, rank, keepdim, data_format):
+def _squeeze_spatial(op, y, rank, keepdim, data_format):
     if keepdim:
         return y
-    channels_last = isinstance(data_format, str) and data_format.lower() == "channels_last"
+    channels_last = parse_data_format(op, data_format)
     shape = y.shape[:-rank - 1] + y.shape[-1:] if channels_last else y.shape[:-rank]
     return y.reshape(shape)
 
@@ -116,7 +116,7 @@ def global_max_pool2d(input, keepdim=False, data_format=None):
     array([[3., 7.]], dtype=float32)
     """
     y = _adaptive_max("global_max_pool2d", input, 2, 1, False, data_format)
-    return _squeeze_spatial(y, 2, keepdim, data_format)
+    return _squeeze_spatial("global_max_pool2d", y, 2, keepdim, data_format)
 
 
 def global_avg_pool2d(input, keepdim=False, data_format=None):
@@ -127,4 +127,4 @@ def global_avg_pool2d(input, keepdim=False, data_format=None):
     (1, 2, 1, 1)
     """
     y = _adaptive_avg("global_avg_pool2d", input, 2, 1, data_format)
-    return _squeeze_spatial(y, 2, keepdim, data_format)
+    return _squeeze_spatial("global_avg_pool2d", y, 2, keepdim, data_format)
