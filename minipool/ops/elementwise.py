@@ -124,23 +124,53 @@ def _binary(fn, a, b, name):
 
 
 def add(a, b):
+    """Elementwise ``a + b`` with NumPy broadcasting; a number takes the tensor's dtype.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.add(mp.tensor([1.0, 2.0]), 0.5).numpy()
+    array([1.5, 2.5], dtype=float32)
+    """
     return _binary(Add, a, b, "add")
 
 
 def sub(a, b):
+    """Elementwise ``a - b`` with NumPy broadcasting.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sub(mp.tensor([1.0, 2.0]), mp.tensor([[1.0], [2.0]])).numpy()
+    array([[ 0.,  1.],
+           [-1.,  0.]], dtype=float32)
+    """
     return _binary(Sub, a, b, "sub")
 
 
 def mul(a, b):
+    """Elementwise ``a * b`` with NumPy broadcasting.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.mul(mp.tensor([1.0, 2.0]), 3).numpy()
+    array([3., 6.], dtype=float32)
+    """
     return _binary(Mul, a, b, "mul")
 
 
 def div(a, b):
+    """Elementwise ``a / b`` with NumPy broadcasting.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.div(mp.tensor([1.0, 3.0]), 2).numpy()
+    array([0.5, 1.5], dtype=float32)
+    """
     return _binary(Div, a, b, "div")
 
 
 def pow(a, b):
-    """``a ** b``; gradients flow to both (``b`` may be a number)."""
+    """``a ** b``; gradients flow to both (``b`` may be a number).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.pow(mp.tensor([2.0, 3.0]), 2).numpy()
+    array([4., 9.], dtype=float32)
+    """
     return _binary(Pow, a, b, "pow")
 
 
@@ -239,34 +269,82 @@ def _unary(fn, x):
 
 
 def neg(x):
+    """Elementwise ``-x``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.neg(mp.tensor([1.0, -2.0])).numpy()
+    array([-1.,  2.], dtype=float32)
+    """
     return _unary(Neg, x)
 
 
 def exp(x):
+    """Elementwise ``e ** x``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.exp(mp.tensor([0.0, 1.0])).numpy()
+    array([1.      , 2.718282], dtype=float32)
+    """
     return _unary(Exp, x)
 
 
 def log(x):
+    """Elementwise natural logarithm (``-inf`` at 0, NaN below, as NumPy).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.log(mp.tensor([1.0, 4.0])).numpy()
+    array([0.       , 1.3862944], dtype=float32)
+    """
     return _unary(Log, x)
 
 
 def sqrt(x):
+    """Elementwise square root.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sqrt(mp.tensor([4.0, 9.0])).numpy()
+    array([2., 3.], dtype=float32)
+    """
     return _unary(Sqrt, x)
 
 
 def abs(x):
+    """Elementwise absolute value ``|x|``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.abs(mp.tensor([-1.5, 0.0, 2.0])).numpy()
+    array([1.5, 0. , 2. ], dtype=float32)
+    """
     return _unary(Abs, x)
 
 
 def tanh(x):
+    """Elementwise hyperbolic tangent.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.tanh(mp.tensor([0.0])).numpy()
+    array([0.], dtype=float32)
+    """
     return _unary(Tanh, x)
 
 
 def sigmoid(x):
+    """Elementwise logistic function ``1 / (1 + exp(-x))``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sigmoid(mp.tensor([0.0])).numpy()
+    array([0.5], dtype=float32)
+    """
     return _unary(Sigmoid, x)
 
 
 def relu(x):
+    """Elementwise ``max(x, 0)``; the gradient is 0 for ``x <= 0``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.relu(mp.tensor([-1.0, 0.0, 2.0])).numpy()
+    array([0., 0., 2.], dtype=float32)
+    """
     return _unary(Relu, x)
 
 
@@ -286,7 +364,12 @@ class Where(Function):
 
 
 def where(condition, a, b):
-    """Pick ``a`` where ``condition`` holds, else ``b`` (broadcast); gradient follows the pick."""
+    """Pick ``a`` where ``condition`` holds, else ``b`` (broadcast); gradient follows the pick.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.where(mp.tensor([True, False]), mp.tensor([1.0, 2.0]), 0.0).numpy()
+    array([1., 0.], dtype=float32)
+    """
     cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
     a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
@@ -317,7 +400,12 @@ class Clip(Function):
 
 
 def clip(x, min=None, max=None):
-    """Clamp into ``[min, max]`` (either may be None)."""
+    """Clamp into ``[min, max]`` (either may be None).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.clip(mp.tensor([-2.0, 0.5, 3.0]), 0.0, 1.0).numpy()
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
     return Clip.apply(as_tensor(x), min, max)

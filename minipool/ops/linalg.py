@@ -35,7 +35,12 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    """Matrix product with NumPy's broadcasting rules (``a @ b``)."""
+    """Matrix product with NumPy's broadcasting rules (``a @ b``).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.matmul(mp.ones(2, 3), mp.ones(3, 4)).shape
+    (2, 4)
+    """
     a, b = as_tensor(a), as_tensor(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")

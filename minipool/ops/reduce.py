@@ -106,21 +106,43 @@ def _reduction(fn, x, dim, keepdim, name):
 
 
 def sum(x, dim=None, keepdim=False):
+    """Sum over ``dim`` (an int, a tuple, or None for all).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.sum(mp.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).numpy()
+    array([3., 7.], dtype=float32)
+    """
     return _reduction(Sum, x, dim, keepdim, "sum")
 
 
 def mean(x, dim=None, keepdim=False):
+    """Mean over ``dim`` (an int, a tuple, or None for all).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.mean(mp.tensor([[1.0, 2.0], [3.0, 4.0]]), 0).numpy()
+    array([2., 3.], dtype=float32)
+    """
     return _reduction(Mean, x, dim, keepdim, "mean")
 
 
 def amax(x, dim=None, keepdim=False):
     """Largest value over ``dim`` (an int, a tuple, or None for all); the gradient is
-    shared equally among tied maxima (PyTorch's amax)."""
+    shared equally among tied maxima (PyTorch's amax).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.amax(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
+    array([5., 3.], dtype=float32)
+    """
     return _reduction(Max, x, None if dim == () else dim, keepdim, "amax")
 
 
 def amin(x, dim=None, keepdim=False):
-    """Smallest value over ``dim``; ties share the gradient equally (PyTorch's amin)."""
+    """Smallest value over ``dim``; ties share the gradient equally (PyTorch's amin).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.amin(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
+    array([1., 2.], dtype=float32)
+    """
     return _reduction(Min, x, None if dim == () else dim, keepdim, "amin")
 
 
@@ -202,12 +224,22 @@ def _pairwise(fn, a, b, name):
 
 
 def maximum(a, b):
-    """Elementwise larger of ``a`` and ``b`` (broadcast); NaN if either is NaN."""
+    """Elementwise larger of ``a`` and ``b`` (broadcast); NaN if either is NaN.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.maximum(mp.tensor([1.0, 5.0]), mp.tensor([3.0, 2.0])).numpy()
+    array([3., 5.], dtype=float32)
+    """
     return _pairwise(_Maximum, a, b, "maximum")
 
 
 def minimum(a, b):
-    """Elementwise smaller of ``a`` and ``b`` (broadcast); NaN if either is NaN."""
+    """Elementwise smaller of ``a`` and ``b`` (broadcast); NaN if either is NaN.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.minimum(mp.tensor([1.0, 5.0]), mp.tensor([3.0, 2.0])).numpy()
+    array([1., 2.], dtype=float32)
+    """
     return _pairwise(_Minimum, a, b, "minimum")
 
 
@@ -252,7 +284,12 @@ def max(x, dim=None, keepdim=False):
 
 def min(x, dim=None, keepdim=False):
     """As :func:`max`, for the smallest value: ``min(x)``, ``min(x, dim)`` -> (values,
-    indices), ``min(x, other)``."""
+    indices), ``min(x, other)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.min(mp.tensor([[1.0, 5.0], [3.0, 2.0]])).numpy()
+    array(1., dtype=float32)
+    """
     return _extreme("min", x, dim, keepdim, Min, _MinAt, minimum, MinResult)
 
 
@@ -274,12 +311,22 @@ def _arg(name, pick, x, dim, keepdim):
 
 def argmax(x, dim=None, keepdim=False):
     """Index (int64) of the largest value along ``dim``, or in the flattened tensor
-    when ``dim`` is None; the first one among ties, the first NaN if any."""
+    when ``dim`` is None; the first one among ties, the first NaN if any.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.argmax(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
+    array([1, 0])
+    """
     return _arg("argmax", np.argmax, x, dim, keepdim)
 
 
 def argmin(x, dim=None, keepdim=False):
-    """Index (int64) of the smallest value along ``dim`` (or flattened); first among ties."""
+    """Index (int64) of the smallest value along ``dim`` (or flattened); first among ties.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.argmin(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
+    array([0, 1])
+    """
     return _arg("argmin", np.argmin, x, dim, keepdim)
 
 
@@ -348,7 +395,12 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Standard deviation: the square root of :func:`var` (same arguments)."""
+    """Standard deviation: the square root of :func:`var` (same arguments).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.std(mp.tensor([1.0, 3.0])).numpy()
+    array(1.4142135, dtype=float32)
+    """
     return _var("std", x, dim, unbiased, keepdim, correction, True)
 
 
@@ -409,16 +461,32 @@ def _softmax_axis(x, dim, name):
 
 
 def softmax(x, dim=-1):
-    """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable)."""
+    """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.softmax(mp.tensor([0.0, 0.0]), 0).numpy()
+    array([0.5, 0.5], dtype=float32)
+    """
     x = as_tensor(x)
     return Softmax.apply(x, _softmax_axis(x, dim, "softmax"))
 
 
 def log_softmax(x, dim=-1):
-    """x - logsumexp(x) along ``dim`` (stable for large inputs)."""
+    """x - logsumexp(x) along ``dim`` (stable for large inputs).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.log_softmax(mp.tensor([0.0, 0.0]), 0).numpy()
+    array([-0.6931472, -0.6931472], dtype=float32)
+    """
     x = as_tensor(x)
     return LogSoftmax.apply(x, _softmax_axis(x, dim, "log_softmax"))
 
 
 def logsumexp(x, dim=None, keepdim=False):
+    """``log(sum(exp(x)))`` over ``dim``, computed from the max-shifted values (stable).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.logsumexp(mp.tensor([1000.0, 1000.0]), 0).numpy()
+    array(1000.6932, dtype=float32)
+    """
     return _reduction(LogSumExp, x, dim, keepdim, "logsumexp")

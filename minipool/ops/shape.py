@@ -23,6 +23,12 @@ class Reshape(Function):
 
 
 def reshape(x, *shape):
+    """The same values in a new shape (one entry may be -1).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.reshape(mp.arange(6.0), 2, 3).shape
+    (2, 3)
+    """
     x = as_tensor(x)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
@@ -45,6 +51,12 @@ class Permute(Function):
 
 
 def permute(x, *axes):
+    """Reorder the axes: ``permute(x, 2, 0, 1)`` or ``permute(x, (2, 0, 1))``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.permute(mp.zeros(2, 3, 4), 2, 0, 1).shape
+    (4, 2, 3)
+    """
     x = as_tensor(x)
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
@@ -57,7 +69,12 @@ def permute(x, *axes):
 
 
 def transpose(x, dim0=-2, dim1=-1):
-    """Swap two axes (by default the last two)."""
+    """Swap two axes (by default the last two).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.transpose(mp.zeros(2, 3)).shape
+    (3, 2)
+    """
     x = as_tensor(x)
     if x.ndim < 2:
         return x
@@ -68,6 +85,12 @@ def transpose(x, dim0=-2, dim1=-1):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dimensions ``start_dim`` .. ``end_dim`` (inclusive) into one.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.flatten(mp.zeros(2, 3, 4), 1).shape
+    (2, 12)
+    """
     x = as_tensor(x)
     if x.ndim == 0:
         return reshape(x, (1,))
@@ -81,6 +104,12 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def squeeze(x, dim=None):
+    """Drop length-1 axes (all of them, or only ``dim``).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.squeeze(mp.zeros(1, 3, 1)).shape
+    (3,)
+    """
     x = as_tensor(x)
     dims = tuple(i for i, n in enumerate(x.shape) if n == 1) if dim is None else \
         tuple(d for d in normalize_dims(dim, x.ndim, "squeeze") if x.shape[d] == 1)
@@ -88,6 +117,12 @@ def squeeze(x, dim=None):
 
 
 def unsqueeze(x, dim):
+    """Insert a length-1 axis at ``dim``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.unsqueeze(mp.zeros(3), 0).shape
+    (1, 3)
+    """
     x = as_tensor(x)
     if not -(x.ndim + 1) <= dim <= x.ndim:
         raise ValueError(f"unsqueeze: dim {dim} is out of range for a {x.ndim}-d tensor")
@@ -109,6 +144,13 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(x, shape):
+    """View ``x`` broadcast to ``shape`` (NumPy's rules); the gradient sums back.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.broadcast_to(mp.tensor([1.0, 2.0]), (2, 2)).numpy()
+    array([[1., 2.],
+           [1., 2.]], dtype=float32)
+    """
     x = as_tensor(x)
     try:
         np.broadcast_shapes(x.shape, tuple(shape))
@@ -164,7 +206,12 @@ class Cat(Function):
 
 
 def cat(tensors, dim=0):
-    """Join tensors along an existing axis (``concatenate``)."""
+    """Join tensors along an existing axis (``concatenate``).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.cat([mp.zeros(2, 3), mp.ones(1, 3)]).shape
+    (3, 3)
+    """
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
@@ -181,7 +228,12 @@ def cat(tensors, dim=0):
 
 
 def stack(tensors, dim=0):
-    """Join same-shape tensors along a new axis."""
+    """Join same-shape tensors along a new axis.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.stack([mp.zeros(2, 3), mp.ones(2, 3)]).shape
+    (2, 2, 3)
+    """
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
