@@ -6,11 +6,17 @@ context object; ``Function.apply`` wires the result into the graph.  Calling
 ``backward()`` on a result walks that graph once, in reverse topological
 order, adding each contribution into ``.grad`` of the leaves.
 """
+from __future__ import annotations  # hints name Tensor inside its own class body
+
 import threading
+from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 import numpy as np
 
 from minipool import _memory, _random
+
+if TYPE_CHECKING:  # minipool._typing imports this module
+    from minipool._typing import DTypeLike, TensorLike
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
@@ -199,24 +205,24 @@ class Function:
     _checks = ()   # (version counter, version at forward, which) of each saved tensor
     _shape = None  # the output's shape
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.saved_tensors = ()
         self.needs_input_grad = ()
         self._freed = False
 
-    def save_for_backward(self, *arrays):
+    def save_for_backward(self, *arrays: np.ndarray) -> None:
         self.saved_tensors = arrays
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):
+    def forward(ctx, *args, **kwargs) -> Any:
         raise NotImplementedError("a Function subclass must define forward(ctx, ...)")
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx, grad: np.ndarray) -> Any:
         raise NotImplementedError("a Function subclass must define backward(ctx, grad)")
 
     @classmethod
-    def apply(cls, *args, **kwargs):
+    def apply(cls, *args, **kwargs) -> Any:
         ctx = cls()
         # One plain loop instead of comprehensions: apply runs for every op of every step.
         raw = []
@@ -272,7 +278,7 @@ class Function:
         self._freed = True
 
     @property
-    def name(self):
+    def name(self) -> str:
         return type(self).__name__
 
 
@@ -315,7 +321,8 @@ class Tensor:
     _vbox = None  # the _Version counter, made on first need
     _shape = None  # (a Function node's output shape; None marks a Tensor node for backward)
 
-    def __init__(self, data, dtype=None, requires_grad=False):
+    def __init__(self, data: Any, dtype: Optional[DTypeLike] = None,
+                 requires_grad: bool = False) -> None:
         self.data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
@@ -336,11 +343,11 @@ class Tensor:
 
     # -- gradient bookkeeping ---------------------------------------------------
     @property
-    def requires_grad(self):
+    def requires_grad(self) -> bool:
         return self._requires_grad
 
     @requires_grad.setter
-    def requires_grad(self, flag):
+    def requires_grad(self, flag: bool) -> None:
         flag = bool(flag)
         if flag and self.data.dtype not in FLOAT_DTYPES:
             raise TypeError(
@@ -351,21 +358,21 @@ class Tensor:
         self._requires_grad = flag
 
     @property
-    def is_leaf(self):
+    def is_leaf(self) -> bool:
         return self._ctx is None
 
     @property
-    def grad_fn(self):
+    def grad_fn(self) -> Optional[Function]:
         return self._ctx
 
-    def detach(self):
+    def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and its version counter), outside any graph."""
         t = Tensor(self.data)
         box = t._vbox = _version_of(self)
         box.shared = True
         return t
 
-    def detach_(self):
+    def detach_(self) -> Tensor:
         """Make this tensor a leaf outside the graph, in place."""
         if self._vbox is not None and self._vbox.shared and self._ctx is not None:
             raise RuntimeError("detach_() of a view of another tensor: use detach() (a new tensor)")
@@ -379,14 +386,14 @@ class Tensor:
         box = self._vbox
         return 0 if box is None else box.value
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.grad = None
 
-    def requires_grad_(self, flag=True):
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         self.requires_grad = flag
         return self
 
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad: Optional[TensorLike] = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` (Tensor or array, same shape as self) is required unless self
@@ -399,18 +406,18 @@ class Tensor:
 
     # -- array-like views -------------------------------------------------------
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, ...]:
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         return self.data.dtype
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return self.data.ndim
 
-    def size(self, dim=None):
+    def size(self, dim: Optional[int] = None) -> Union[Tuple[int, ...], int]:
         """The shape as a :class:`Size` (a tuple), or the length of dimension ``dim``.
 
         >>> import minipool as mp
@@ -425,31 +432,31 @@ class Tensor:
             raise IndexError(f"size: dimension specified as {dim} but the tensor has no dimensions")
         return shape[_dim_index(dim, len(shape), "size")]
 
-    def dim(self):
+    def dim(self) -> int:
         """The number of dimensions (``ndim``)."""
         return self.data.ndim
 
     ndimension = dim
 
-    def numel(self):
+    def numel(self) -> int:
         """The number of elements."""
         return self.data.size
 
     nelement = numel
 
-    def element_size(self):
+    def element_size(self) -> int:
         """Bytes per element."""
         return self.data.itemsize
 
-    def is_contiguous(self):
+    def is_contiguous(self) -> bool:
         return self.data.flags.c_contiguous
 
     @property
-    def device(self):
+    def device(self) -> str:
         return "cpu"
 
     @property
-    def is_cuda(self):
+    def is_cuda(self) -> bool:
         return False
 
     def __len__(self):
@@ -457,16 +464,16 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared, not copied)."""
         return self.data
 
-    def item(self):
+    def item(self) -> Union[float, int, bool]:
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
         return self.data.item()
 
-    def tolist(self):
+    def tolist(self) -> Any:
         return self.data.tolist()
 
     def __array__(self, dtype=None, copy=None):
@@ -498,13 +505,13 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    def astype(self, dtype):
+    def astype(self, dtype: DTypeLike) -> Tensor:
         """A differentiable cast (float32 <-> float64) or a plain one for other dtypes."""
         from minipool.ops import elementwise
 
         return elementwise.cast(self, dtype)
 
-    def to(self, *args, **kwargs):
+    def to(self, *args, **kwargs) -> Tensor:
         """This tensor in another dtype: ``to(mp.float64)``, ``to(other_tensor)``,
         ``to("cpu", dtype)``; self when nothing changes (unless ``copy=True``).
         minipool runs on the CPU only: a device other than "cpu" is an error.
@@ -521,36 +528,36 @@ class Tensor:
             out = self.clone()
         return out
 
-    def cpu(self):
+    def cpu(self) -> Tensor:
         return self
 
-    def cuda(self, *args, **kwargs):
+    def cuda(self, *args, **kwargs) -> Tensor:
         raise RuntimeError("minipool runs on the CPU only (NumPy arrays): there is no CUDA "
                            "device; leave the tensor where it is (or call .cpu())")
 
-    def type_as(self, other):
+    def type_as(self, other: Tensor) -> Tensor:
         """This tensor cast to ``other``'s dtype."""
         return self.astype(other.dtype)
 
     # Named after Python types, so defined last: the class body below this line
     # would see these methods under those names.
-    def float(self):
+    def float(self) -> Tensor:
         """Cast to float32 (differentiable)."""
         return self.astype(np.float32)
 
-    def double(self):
+    def double(self) -> Tensor:
         """Cast to float64 (differentiable)."""
         return self.astype(np.float64)
 
-    def long(self):
+    def long(self) -> Tensor:
         """Cast to int64 (truncating toward zero, as PyTorch; no gradient)."""
         return self.astype(np.int64)
 
-    def int(self):
+    def int(self) -> Tensor:
         """Cast to int32 (no gradient)."""
         return self.astype(np.int32)
 
-    def bool(self):
+    def bool(self) -> Tensor:
         """Cast to bool (nonzero is True; no gradient)."""
         return self.astype(np.bool_)
 

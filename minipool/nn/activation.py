@@ -1,11 +1,14 @@
 """Parameter-free layers: activations, channel dropout and Flatten."""
+from typing import Optional
+
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import GeneratorLike
 from minipool import _random
 from minipool.nn.module import Module
 from minipool.ops.elementwise import as_tensor
-from minipool.tensor import is_grad_enabled as mp_grad_enabled
+from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
@@ -31,7 +34,8 @@ class ReLU(Module):
     array([-0.3 , -0.05,  3.  ,  6.  ], dtype=float32)
     """
 
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, *, inplace=False):
+    def __init__(self, max_value: Optional[float] = None, negative_slope: float = 0.0,
+                 threshold: float = 0.0, *, inplace: bool = False) -> None:
         super().__init__()
         if isinstance(max_value, bool):  # torch.nn.ReLU(True): PyTorch's positional inplace
             max_value, inplace = None, max_value
@@ -48,7 +52,7 @@ class ReLU(Module):
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self.inplace = inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
             y = F.relu(x)
         else:
@@ -86,21 +90,21 @@ def _keras_relu(x, max_value, negative_slope, threshold):
 
 
 class Tanh(Module):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Sigmoid(Module):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)
 
     def extra_repr(self):
@@ -108,18 +112,18 @@ class Softmax(Module):
 
 
 class LogSoftmax(Softmax):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.dim)
 
 
 class Flatten(Module):
     """Flatten dims ``start_dim..end_dim`` (by default all but the batch dim)."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
     def extra_repr(self):
@@ -127,7 +131,7 @@ class Flatten(Module):
 
 
 class Identity(Module):
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return x
 
 
@@ -139,11 +143,11 @@ class LeakyReLU(Module):
     array([-0.2,  1. ], dtype=float32)
     """
 
-    def __init__(self, negative_slope=0.01, inplace=False):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
     def extra_repr(self):
@@ -153,13 +157,13 @@ class LeakyReLU(Module):
 class GELU(Module):
     """``F.gelu(x, approximate)``: approximate is "none" (erf) or "tanh"."""
 
-    def __init__(self, approximate="none"):
+    def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
@@ -169,11 +173,11 @@ class GELU(Module):
 class SiLU(Module):
     """``F.silu(x)`` = x * sigmoid(x) as a layer."""
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
 
     def extra_repr(self):
@@ -183,11 +187,11 @@ class SiLU(Module):
 class ELU(Module):
     """``F.elu(x, alpha)`` as a layer."""
 
-    def __init__(self, alpha=1.0, inplace=False):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha, self.inplace = alpha, inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha, self.inplace)
 
     def extra_repr(self):
@@ -202,14 +206,14 @@ class Hardtanh(Module):
     Hardtanh(min_val=-2.0, max_val=2.0)
     """
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         if min_val > max_val:
             raise ValueError(f"Hardtanh: min_val must be <= max_val, got min_val={min_val}, "
                              f"max_val={max_val}")
         self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
     def extra_repr(self):
@@ -219,7 +223,7 @@ class Hardtanh(Module):
 class ReLU6(Hardtanh):
     """``F.relu6(x)`` = hardtanh(x, 0, 6) as a layer."""
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__(0.0, 6.0, inplace)
 
     def extra_repr(self):
@@ -229,11 +233,11 @@ class ReLU6(Hardtanh):
 class Softplus(Module):
     """``F.softplus(x, beta, threshold)`` as a layer."""
 
-    def __init__(self, beta=1.0, threshold=20.0):
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
         self.beta, self.threshold = beta, threshold
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
 
     def extra_repr(self):
@@ -249,7 +253,8 @@ class Dropout2d(Module):
     Dropout2d(p=0.25, inplace=False)
     """
 
-    def __init__(self, p=0.5, inplace=False, *, generator=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, *,
+                 generator: GeneratorLike = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
@@ -257,7 +262,7 @@ class Dropout2d(Module):
         self.inplace = inplace
         self.generator = _random.resolve(generator, "Dropout2d") if generator is not None else None
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
 
     def extra_repr(self):

@@ -20,9 +20,12 @@ BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_st
 >>> int(bn.num_batches_tracked.item())
 1
 """
+from typing import Optional
+
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import DTypeLike
 from minipool._validate import check_parameter_shape, parse_data_format, positive_int
 from minipool.nn.module import Module, Parameter
 from minipool.tensor import FLOAT_DTYPES, Tensor
@@ -34,9 +37,10 @@ class _BatchNorm(Module):
     _ranks = ()  # the input ranks the layer accepts
     _expected = ""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None, *, bias=True,
-                 data_format=None):
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 device: Optional[str] = None, dtype: Optional[DTypeLike] = None, *,
+                 bias: bool = True, data_format: Optional[str] = None) -> None:
         super().__init__()
         where = type(self).__name__
         self.num_features = positive_int(num_features, "num_features", where)
@@ -85,7 +89,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__}: expected {self._expected} input "
                              f"(got {ndim}D input)")
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         counting = self.training and self.track_running_stats

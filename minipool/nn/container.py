@@ -3,6 +3,7 @@ and eval() reach them, without defining how they are called (write your own forw
 import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import Any, Optional
 
 from minipool.nn.module import Module
 
@@ -33,7 +34,7 @@ class ModuleList(Module):
     (4, ['0.bias', '0.weight'])
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:
         super().__init__()
         if modules is not None:
             self.extend(modules)
@@ -108,7 +109,7 @@ class ModuleList(Module):
         modules.insert(operator.index(index), _check_module(module, "ModuleList.insert"))
         self._renumber(modules)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError("ModuleList has no forward(): iterate over it in your module's forward")
 
 
@@ -121,7 +122,7 @@ class ModuleDict(Module):
     (['a', 'b'], 3)
     """
 
-    def __init__(self, modules=None):
+    def __init__(self, modules: Optional[Mapping[str, Module]] = None) -> None:
         super().__init__()
         if modules is not None:
             self.update(modules)
@@ -190,5 +191,5 @@ class ModuleDict(Module):
         for key, module in pairs:
             self[key] = module
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError("ModuleDict has no forward(): pick entries in your module's forward")

@@ -1,12 +1,16 @@
 """2-d convolution layer."""
+from typing import Optional, Union
+
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool._validate import check_parameter_shape, parse_data_format, positive_int
 from minipool.ops.conv import padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for
+from minipool.tensor import Tensor
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -30,9 +34,11 @@ class Conv2d(Module):
     ['bias', 'weight']
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", *, dtype=np.float32, generator=None,
-                 data_format="channels_first"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
+                 dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", *, dtype: DTypeLike = np.float32,
+                 generator: GeneratorLike = None, data_format: str = "channels_first") -> None:
         super().__init__()
         self.data_format = "channels_last" if parse_data_format("Conv2d", data_format) \
             else "channels_first"
@@ -61,7 +67,7 @@ class Conv2d(Module):
     def reset_parameters(self, generator=None):
         init.default_layer_init_(self.weight, self.bias, generator)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups, data_format=self.data_format)
 
@@ -101,9 +107,12 @@ class ConvTranspose2d(Module):
     (16, 6, 4, 4)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, dilation=1, padding_mode="zeros", *, dtype=np.float32,
-                 generator=None, data_format="channels_first"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
+                 output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
+                 dilation: IntOrTuple = 1, padding_mode: str = "zeros", *,
+                 dtype: DTypeLike = np.float32, generator: GeneratorLike = None,
+                 data_format: str = "channels_first") -> None:
         super().__init__()
         where = "ConvTranspose2d"
         self.in_channels = positive_int(in_channels, "in_channels", where)
@@ -143,7 +152,7 @@ class ConvTranspose2d(Module):
         # fan_in of this layout is weight.shape[1] * kh * kw, which is what PyTorch uses too
         init.default_layer_init_(self.weight, self.bias, generator)
 
-    def forward(self, input, output_size=None):
+    def forward(self, input: Tensor, output_size: Optional[IntOrTuple] = None) -> Tensor:
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = output_padding_for(

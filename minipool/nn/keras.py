@@ -34,10 +34,12 @@ Whether a layer trains (batch statistics in BatchNormalization) follows
 ((8, 1, 3, 3), (3, 3, 1, 8))
 """
 import numbers
+from typing import Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
 from minipool._validate import check_parameter_shape, int_pair, parse_data_format
 from minipool.nn.module import Module, Parameter
@@ -116,7 +118,8 @@ def _same_pads(size, kernel, stride, dilation):
 class _Lazy(Module):
     """A Keras-style layer: parameters made by ``build`` from the first input's shape."""
 
-    def __init__(self, dtype, generator, input_shape=None):
+    def __init__(self, dtype: Optional[DTypeLike], generator: GeneratorLike,
+                 input_shape: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         self.built = False
         self._dtype = None if dtype is None else np.dtype(dtype)
@@ -139,7 +142,7 @@ class _Lazy(Module):
         dtype = np.dtype(np.float32 if dtype is None else dtype)
         return dtype if dtype in FLOAT_DTYPES else np.dtype(np.float32)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x)
         if not self.built:
             self.build(x.shape, x.dtype)
@@ -188,8 +191,10 @@ class Dense(_Lazy):
     (2, 3)
     """
 
-    def __init__(self, units, activation=None, use_bias=True, *, input_dim=None, input_shape=None,
-                 dtype=None, generator=None):
+    def __init__(self, units: int, activation: Optional[Union[str, Callable[..., Tensor]]] = None,
+                 use_bias: bool = True, *, input_dim: Optional[int] = None,
+                 input_shape: Optional[Sequence[int]] = None, dtype: Optional[DTypeLike] = None,
+                 generator: GeneratorLike = None) -> None:
         if input_dim is not None:
             if input_shape is not None:
                 raise ValueError("Dense: give input_dim or input_shape, not both")
@@ -242,8 +247,11 @@ class Dense(_Lazy):
 class _KerasConv(_Lazy):
     _where = ""
 
-    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate,
-                 activation, use_bias, input_shape, dtype, generator):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple,
+                 padding: str, data_format: str, dilation_rate: IntOrTuple,
+                 activation: Optional[Union[str, Callable[..., Tensor]]], use_bias: bool,
+                 input_shape: Optional[Sequence[int]], dtype: Optional[DTypeLike],
+                 generator: GeneratorLike) -> None:
         super().__init__(dtype, generator, input_shape)
         where = self._where
         if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
@@ -324,9 +332,12 @@ class Conv2D(_KerasConv):
 
     _where = "Conv2D"
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, *, input_shape=None, dtype=None,
-                 generator=None):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1,
+                 padding: str = "valid", data_format: Optional[str] = None,
+                 dilation_rate: IntOrTuple = 1,
+                 activation: Optional[Union[str, Callable[..., Tensor]]] = None,
+                 use_bias: bool = True, *, input_shape: Optional[Sequence[int]] = None,
+                 dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
                          activation, use_bias, input_shape, dtype, generator)
         self._finish_init()
@@ -369,9 +380,13 @@ class Conv2DTranspose(_KerasConv):
 
     _where = "Conv2DTranspose"
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None,
-                 data_format=None, dilation_rate=1, activation=None, use_bias=True, *,
-                 input_shape=None, dtype=None, generator=None):
+    def __init__(self, filters: int, kernel_size: IntOrTuple, strides: IntOrTuple = 1,
+                 padding: str = "valid",
+                 output_padding: Optional[IntOrTuple] = None, data_format: Optional[str] = None,
+                 dilation_rate: IntOrTuple = 1,
+                 activation: Optional[Union[str, Callable[..., Tensor]]] = None,
+                 use_bias: bool = True, *, input_shape: Optional[Sequence[int]] = None,
+                 dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
                          activation, use_bias, input_shape, dtype, generator)
         if output_padding is not None:
@@ -471,8 +486,10 @@ class BatchNormalization(_Lazy):
     (array([0.1, 2. ], dtype=float32), array([ 1. , 10.9], dtype=float32))
     """
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, *,
-                 input_shape=None, dtype=None):
+    def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, *,
+                 input_shape: Optional[Sequence[int]] = None,
+                 dtype: Optional[DTypeLike] = None) -> None:
         super().__init__(dtype, None, input_shape)
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"BatchNormalization: axis must be an int (minipool normalises over "
@@ -542,7 +559,9 @@ class ZeroPadding2D(Module):
     (1, 5, 9, 2)
     """
 
-    def __init__(self, padding=1, data_format=None):
+    def __init__(self,
+                 padding: Union[int, Tuple[int, int], Tuple[Tuple[int, int], Tuple[int, int]]] = 1,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
                 all(isinstance(p, (tuple, list)) for p in padding):
@@ -556,7 +575,7 @@ class ZeroPadding2D(Module):
         self.padding = (rows, cols)
         self.data_format = _keras_format(data_format, "ZeroPadding2D")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x)
         if x.ndim != 4:
             raise ValueError(f"ZeroPadding2D: expects 4-D input, got shape {x.shape}")
@@ -583,12 +602,12 @@ class Activation(Module):
     array([0.5, 0.5], dtype=float32)
     """
 
-    def __init__(self, activation):
+    def __init__(self, activation: Union[str, Callable[..., Tensor]]) -> None:
         super().__init__()
         self.activation = activation
         self._act = get_activation(activation, "Activation")
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return _apply(self._act, as_tensor(x))
 
     def extra_repr(self):

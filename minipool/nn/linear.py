@@ -2,10 +2,12 @@
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import DTypeLike, GeneratorLike
 from minipool import _random
 from minipool._validate import check_parameter_shape, positive_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
+from minipool.tensor import Tensor
 
 __all__ = ["Linear", "Dropout"]
 
@@ -24,7 +26,8 @@ class Linear(Module):
     (64, 120)
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, dtype=np.float32, generator=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 dtype: DTypeLike = np.float32, generator: GeneratorLike = None) -> None:
         super().__init__()
         self.in_features = positive_int(in_features, "in_features", "Linear")
         self.out_features = positive_int(out_features, "out_features", "Linear")
@@ -37,7 +40,7 @@ class Linear(Module):
     def reset_parameters(self, generator=None):
         init.default_layer_init_(self.weight, self.bias, generator)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self):
@@ -57,7 +60,8 @@ class Dropout(Module):
     array([1., 1., 1.], dtype=float32)
     """
 
-    def __init__(self, p=0.5, inplace=False, *, generator=None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, *,
+                 generator: GeneratorLike = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
@@ -65,7 +69,7 @@ class Dropout(Module):
         self.inplace = inplace
         self.generator = _random.resolve(generator, "Dropout") if generator is not None else None
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator)
 
     def extra_repr(self):

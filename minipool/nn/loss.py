@@ -1,7 +1,10 @@
 """Loss layers: thin Modules over the losses of ``minipool.nn.functional``."""
+from typing import Optional
+
 import numpy as np
 
 import minipool.nn.functional as F
+from minipool._typing import TensorLike
 from minipool.nn.module import Module
 from minipool.ops.loss import check_reduction
 from minipool.tensor import Tensor
@@ -11,7 +14,7 @@ __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss", "BCEWithLogitsLo
 
 
 class _WeightedLoss(Module):
-    def __init__(self, weight, reduction):
+    def __init__(self, weight: TensorLike, reduction: str) -> None:
         super().__init__()
         check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
@@ -32,12 +35,13 @@ class CrossEntropyLoss(_WeightedLoss):
     0.6931
     """
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    def __init__(self, weight: Optional[TensorLike] = None, *, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(weight, reduction)
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index,
                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
@@ -45,11 +49,12 @@ class CrossEntropyLoss(_WeightedLoss):
 class NLLLoss(_WeightedLoss):
     """``F.nll_loss(input, target, ...)`` as a layer (input: log-probabilities)."""
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight: Optional[TensorLike] = None, *, ignore_index: int = -100,
+                 reduction: str = "mean") -> None:
         super().__init__(weight, reduction)
         self.ignore_index = ignore_index
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(input, target, self.weight, ignore_index=self.ignore_index,
                           reduction=self.reduction)
 
@@ -57,12 +62,12 @@ class NLLLoss(_WeightedLoss):
 class MSELoss(Module):
     """``F.mse_loss(input, target, reduction=...)`` as a layer."""
 
-    def __init__(self, *, reduction="mean"):
+    def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__()
         check_reduction(reduction, "MSELoss")
         self.reduction = reduction
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
@@ -75,10 +80,10 @@ class BCELoss(_WeightedLoss):
     0.6931
     """
 
-    def __init__(self, weight=None, *, reduction="mean"):
+    def __init__(self, weight: Optional[TensorLike] = None, *, reduction: str = "mean") -> None:
         super().__init__(weight, reduction)
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
 
 
@@ -86,7 +91,8 @@ class BCEWithLogitsLoss(_WeightedLoss):
     """``F.binary_cross_entropy_with_logits(input, target, weight, reduction, pos_weight)``
     as a layer; ``weight`` and ``pos_weight`` are buffers, as in PyTorch."""
 
-    def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
+    def __init__(self, weight: Optional[TensorLike] = None, *, reduction: str = "mean",
+                 pos_weight: Optional[TensorLike] = None) -> None:
         super().__init__(weight, reduction)
         if pos_weight is None:
             self.pos_weight = None
@@ -94,13 +100,13 @@ class BCEWithLogitsLoss(_WeightedLoss):
             self.register_buffer("pos_weight", pos_weight if isinstance(pos_weight, Tensor)
                                  else np.asarray(pos_weight))
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
 
 
 class _ReducedLoss(Module):
-    def __init__(self, reduction):
+    def __init__(self, reduction: str) -> None:
         super().__init__()
         check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
@@ -109,34 +115,34 @@ class _ReducedLoss(Module):
 class L1Loss(_ReducedLoss):
     """``F.l1_loss(input, target, reduction)`` as a layer."""
 
-    def __init__(self, *, reduction="mean"):
+    def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__(reduction)
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
 class SmoothL1Loss(_ReducedLoss):
     """``F.smooth_l1_loss(input, target, reduction, beta)`` as a layer."""
 
-    def __init__(self, *, reduction="mean", beta=1.0):
+    def __init__(self, *, reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__(reduction)
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta >= 0:
             raise ValueError(f"SmoothL1Loss: beta must be a number >= 0, got {beta!r}")
         self.beta = beta
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
 class HuberLoss(_ReducedLoss):
     """``F.huber_loss(input, target, reduction, delta)`` as a layer."""
 
-    def __init__(self, reduction="mean", delta=1.0):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction)
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
             raise ValueError(f"HuberLoss: delta must be a number > 0, got {delta!r}")
         self.delta = delta
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)

@@ -1,5 +1,6 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Module:
     array([1., 2., 3.], dtype=float32)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -161,7 +162,7 @@ class Module:
             mod = mod._modules[part]
         return mod
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
@@ -413,7 +414,7 @@ class Sequential(Module):
     (1, 2)
     """
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], (dict, OrderedDict)):
             modules = modules[0].items()
@@ -433,7 +434,7 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x

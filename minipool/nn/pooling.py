@@ -10,10 +10,14 @@ to "channels_last", keepdims).
 >>> net(mp.ones(4, 3, 8, 8)).shape
 (4, 3)
 """
+from typing import Optional, Sequence, Tuple, Union
+
 import minipool.nn.functional as F
+from minipool._typing import GeneratorLike, IntOrTuple, PoolOutput, TensorLike
 from minipool._validate import parse_data_format
 from minipool.nn.module import Module
 from minipool.ops.pooling.stochastic import as_generator
+from minipool.tensor import Tensor
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool2d", "AvgPool1d", "AvgPool2d",
            "AvgPool3d", "SumPool2d", "LPPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d",
@@ -30,14 +34,16 @@ class _MaxPoolNd(Module):
     _pool = None
     _shown = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False, data_format=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+                 padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+                 return_indices: bool = False, ceil_mode: bool = False,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
         self.data_format = data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> PoolOutput:
         return type(self)._pool(input, self.kernel_size, self.stride, self.padding, self.dilation,
                                 self.ceil_mode, self.return_indices, data_format=self.data_format)
 
@@ -78,14 +84,16 @@ class _AvgPoolNd(Module):
     _pool = None
     _shown = ("kernel_size", "stride", "padding")
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None, data_format=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+                 padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+                 count_include_pad: bool = True, divisor_override: Optional[int] = None,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override, self.data_format = divisor_override, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return type(self)._pool(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad, self.divisor_override,
                                 data_format=self.data_format)
@@ -121,12 +129,14 @@ class AvgPool3d(_AvgPoolNd):
 class SumPool2d(Module):
     """Sum pooling; see :func:`minipool.nn.functional.sum_pool2d`."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+                 padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.data_format = ceil_mode, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.sum_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             data_format=self.data_format)
 
@@ -138,12 +148,14 @@ class LPPool2d(Module):
     """Power-average pooling; see :func:`minipool.nn.functional.lp_pool2d` (which
     documents the ceil_mode difference from PyTorch)."""
 
-    def __init__(self, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+    def __init__(self, norm_type: float, kernel_size: IntOrTuple,
+                 stride: Optional[IntOrTuple] = None, ceil_mode: bool = False,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.norm_type, self.kernel_size, self.stride = norm_type, kernel_size, stride
         self.ceil_mode, self.data_format = ceil_mode, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
                            data_format=self.data_format)
 
@@ -155,12 +167,13 @@ class AdaptiveMaxPool2d(Module):
     """Adaptive max pooling to ``output_size``; see
     :func:`minipool.nn.functional.adaptive_max_pool2d`."""
 
-    def __init__(self, output_size, return_indices=False, data_format=None):
+    def __init__(self, output_size: IntOrTuple, return_indices: bool = False,
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
         self.data_format = data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> PoolOutput:
         return F.adaptive_max_pool2d(input, self.output_size, self.return_indices,
                                      data_format=self.data_format)
 
@@ -172,11 +185,11 @@ class AdaptiveAvgPool2d(Module):
     """Adaptive average pooling to ``output_size``; see
     :func:`minipool.nn.functional.adaptive_avg_pool2d`."""
 
-    def __init__(self, output_size, data_format=None):
+    def __init__(self, output_size: IntOrTuple, data_format: Optional[str] = None) -> None:
         super().__init__()
         self.output_size, self.data_format = output_size, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(input, self.output_size, data_format=self.data_format)
 
     def extra_repr(self):
@@ -186,11 +199,11 @@ class AdaptiveAvgPool2d(Module):
 class GlobalMaxPool2d(Module):
     """Max over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdim."""
 
-    def __init__(self, keepdim=False, data_format=None):
+    def __init__(self, keepdim: bool = False, data_format: Optional[str] = None) -> None:
         super().__init__()
         self.keepdim, self.data_format = keepdim, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.global_max_pool2d(input, self.keepdim, data_format=self.data_format)
 
     def extra_repr(self):
@@ -200,7 +213,7 @@ class GlobalMaxPool2d(Module):
 class GlobalAvgPool2d(GlobalMaxPool2d):
     """Mean over H and W: (N, C, H, W) -> (N, C), or (N, C, 1, 1) with keepdim."""
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.global_avg_pool2d(input, self.keepdim, data_format=self.data_format)
 
 
@@ -218,12 +231,13 @@ class StochasticPool2d(Module):
     array([[[2.5]]], dtype=float32)
     """
 
-    def __init__(self, kernel_size, stride=None, generator=None, data_format=None):
+    def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+                 generator: GeneratorLike = None, data_format: Optional[str] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.data_format = kernel_size, stride, data_format
         self.generator = as_generator(generator, "StochasticPool2d")
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.stochastic_pool2d(input, self.kernel_size, self.stride, training=self.training,
                                    generator=self.generator, data_format=self.data_format)
 
@@ -240,11 +254,13 @@ class MaxUnpool2d(Module):
     (1, 1, 4, 4)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+                 padding: Union[IntOrTuple, str] = 0) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, input, indices, output_size=None):
+    def forward(self, input: Tensor, indices: Tensor,
+                output_size: Optional[IntOrTuple] = None) -> PoolOutput:
         return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding,
                               output_size)
 
@@ -268,12 +284,14 @@ class MaxPooling2D(Module):
 
     _pool = staticmethod(F.max_pool2d)
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None):
+    def __init__(self, pool_size: IntOrTuple = (2, 2), strides: Optional[IntOrTuple] = None,
+                 padding: Union[IntOrTuple, str] = "valid",
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         self.pool_size, self.strides, self.padding = pool_size, strides, padding
         self.data_format = _keras_format(data_format)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return type(self)._pool(input, self.pool_size, self.strides, self.padding,
                                 data_format=self.data_format)
 
@@ -295,11 +313,11 @@ class GlobalAveragePooling2D(Module):
 
     _pool = staticmethod(F.global_avg_pool2d)
 
-    def __init__(self, data_format=None, keepdims=False):
+    def __init__(self, data_format: Optional[str] = None, keepdims: bool = False) -> None:
         super().__init__()
         self.data_format, self.keepdims = _keras_format(data_format), keepdims
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return type(self)._pool(input, self.keepdims, data_format=self.data_format)
 
     def extra_repr(self):
@@ -323,7 +341,8 @@ class BlurPool2d(Module):
     (2, 4, 4, 4)
     """
 
-    def __init__(self, channels=None, kernel_size=3, stride=2, data_format=None):
+    def __init__(self, channels: Optional[int] = None, kernel_size: IntOrTuple = 3,
+                 stride: IntOrTuple = 2, data_format: Optional[str] = None) -> None:
         super().__init__()
         if channels is not None and (isinstance(channels, bool) or not isinstance(channels, int)
                                      or channels < 1):
@@ -346,7 +365,7 @@ class BlurPool2d(Module):
             raise ValueError(f"{type(self).__name__}: expected {self.channels} channels "
                              f"(channels={self.channels}), got input of shape {tuple(shape)}")
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         self._check_channels(input)
         return F.blur_pool2d(input, self.kernel_size, self.stride, data_format=self.data_format)
 
@@ -364,12 +383,13 @@ class MaxBlurPool2d(BlurPool2d):
     (1, 3, 14, 14)
     """
 
-    def __init__(self, kernel_size=2, blur_kernel_size=3, stride=2, channels=None,
-                 data_format=None):
+    def __init__(self, kernel_size: IntOrTuple = 2, blur_kernel_size: IntOrTuple = 3,
+                 stride: IntOrTuple = 2, channels: Optional[int] = None,
+                 data_format: Optional[str] = None) -> None:
         super().__init__(channels, blur_kernel_size, stride, data_format)
         self.kernel_size, self.blur_kernel_size = kernel_size, blur_kernel_size
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         self._check_channels(input)
         return F.max_blur_pool2d(input, self.kernel_size, self.blur_kernel_size, self.stride,
                                  data_format=self.data_format)
@@ -385,8 +405,10 @@ __all__ += ["BlurPool2d", "MaxBlurPool2d"]
 class _FractionalMaxPoolNd(Module):
     _pool = None
 
-    def __init__(self, kernel_size, output_size=None, output_ratio=None, return_indices=False,
-                 _random_samples=None, generator=None, data_format=None):
+    def __init__(self, kernel_size: IntOrTuple, output_size: Optional[IntOrTuple] = None,
+                 output_ratio: Optional[Union[float, Tuple[float, ...]]] = None,
+                 return_indices: bool = False, _random_samples: Optional[TensorLike] = None,
+                 generator: GeneratorLike = None, data_format: Optional[str] = None) -> None:
         super().__init__()
         name = type(self).__name__
         if output_size is None and output_ratio is None:
@@ -406,7 +428,7 @@ class _FractionalMaxPoolNd(Module):
         # a seed becomes one Generator here, so a seeded layer draws a reproducible sequence
         self.generator = None if generator is None else as_generator(generator, name)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> PoolOutput:
         return type(self)._pool(input, self.kernel_size, self.output_size, self.output_ratio,
                                 self.return_indices, _random_samples=self._random_samples,
                                 generator=self.generator, data_format=self.data_format)
@@ -439,7 +461,7 @@ class FractionalMaxPool3d(_FractionalMaxPoolNd):
 class LPPool1d(LPPool2d):
     """1-d power-average pooling; see :func:`minipool.nn.functional.lp_pool1d`."""
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.lp_pool1d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
                            data_format=self.data_format)
 
@@ -452,7 +474,7 @@ class LPPool3d(LPPool2d):
     (1, 1, 2, 2, 2)
     """
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.lp_pool3d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
                            data_format=self.data_format)
 
@@ -466,7 +488,8 @@ class SpatialPyramidPool2d(Module):
     (2, 63)
     """
 
-    def __init__(self, levels=(1, 2, 4), mode="max", data_format=None):
+    def __init__(self, levels: Sequence[int] = (1, 2, 4), mode: str = "max",
+                 data_format: Optional[str] = None) -> None:
         super().__init__()
         from minipool.ops.pooling.spp import check_levels
         if not isinstance(mode, str) or mode not in ("max", "avg"):
@@ -474,7 +497,7 @@ class SpatialPyramidPool2d(Module):
         self.levels = check_levels("SpatialPyramidPool2d", levels)
         self.mode, self.data_format = mode, data_format
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return F.spatial_pyramid_pool2d(input, self.levels, self.mode,
                                         data_format=self.data_format)
 

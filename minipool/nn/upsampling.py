@@ -1,7 +1,11 @@
 """Upsampling layers: thin Modules over ``minipool.nn.functional.interpolate`` and pixel shuffle."""
+from typing import Optional, Tuple, Union
+
 import minipool.nn.functional as F
+from minipool._typing import IntOrTuple
 from minipool.nn.module import Module
 from minipool.ops.upsampling import MODES, upsampling2d, upsampling2d_arguments
+from minipool.tensor import Tensor
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
            "PixelUnshuffle", "UpSampling2D"]
@@ -15,8 +19,10 @@ class Upsample(Module):
     (1, 3, 8, 10)
     """
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                 recompute_scale_factor=None):
+    def __init__(self, size: Optional[IntOrTuple] = None,
+                 scale_factor: Optional[Union[float, Tuple[float, ...]]] = None,
+                 mode: str = "nearest", align_corners: Optional[bool] = None,
+                 recompute_scale_factor: Optional[bool] = None) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"Upsample: mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -26,7 +32,7 @@ class Upsample(Module):
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
                              self.recompute_scale_factor)
 
@@ -39,14 +45,16 @@ class Upsample(Module):
 class UpsamplingNearest2d(Upsample):
     """2-D nearest-neighbour upsampling (``Upsample(mode="nearest")``)."""
 
-    def __init__(self, size=None, scale_factor=None):
+    def __init__(self, size: Optional[IntOrTuple] = None,
+                 scale_factor: Optional[Union[float, Tuple[float, ...]]] = None) -> None:
         super().__init__(size, scale_factor, mode="nearest")
 
 
 class UpsamplingBilinear2d(Upsample):
     """2-D bilinear upsampling with ``align_corners=True``, as PyTorch's layer does."""
 
-    def __init__(self, size=None, scale_factor=None):
+    def __init__(self, size: Optional[IntOrTuple] = None,
+                 scale_factor: Optional[Union[float, Tuple[float, ...]]] = None) -> None:
         super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
 
 
@@ -58,11 +66,11 @@ class PixelShuffle(Module):
     (2, 2, 12, 12)
     """
 
-    def __init__(self, upscale_factor):
+    def __init__(self, upscale_factor: int) -> None:
         super().__init__()
         self.upscale_factor = upscale_factor
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.pixel_shuffle(x, self.upscale_factor)
 
     def extra_repr(self):
@@ -72,11 +80,11 @@ class PixelShuffle(Module):
 class PixelUnshuffle(Module):
     """(*, C, H*r, W*r) -> (*, C*r*r, H, W); see ``F.pixel_unshuffle``."""
 
-    def __init__(self, downscale_factor):
+    def __init__(self, downscale_factor: int) -> None:
         super().__init__()
         self.downscale_factor = downscale_factor
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return F.pixel_unshuffle(x, self.downscale_factor)
 
     def extra_repr(self):
@@ -94,12 +102,13 @@ class UpSampling2D(Module):
     (1, 21, 21, 4)
     """
 
-    def __init__(self, size=(2, 2), data_format="channels_last", interpolation="nearest"):
+    def __init__(self, size: IntOrTuple = (2, 2), data_format: str = "channels_last",
+                 interpolation: str = "nearest") -> None:
         super().__init__()
         self.size, self.data_format, self.interpolation = upsampling2d_arguments(
             size, data_format, interpolation)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return upsampling2d(x, self.size, self.data_format, self.interpolation)
 
     def extra_repr(self):

@@ -29,6 +29,7 @@ import numpy as np
 
 from minipool import _config, _random
 from minipool._kernels import activation
+from minipool._typing import GeneratorLike, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, is_grad_enabled
 
@@ -88,7 +89,7 @@ class LeakyReluFn(Function):
         return np.where(ctx.positive, grad, grad * _scalar(ctx.slope, grad.dtype)), None
 
 
-def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+def leaky_relu(input: TensorLike, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """``x`` where x > 0, else ``negative_slope * x``, as ``torch.nn.functional.leaky_relu``.
 
     >>> import minipool as mp
@@ -116,7 +117,8 @@ class HardtanhFn(Function):
         return np.where(ctx.blocked, np.zeros((), grad.dtype), grad), None, None
 
 
-def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+def hardtanh(input: TensorLike, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
     """Clamp into ``[min_val, max_val]``; gradient 1 strictly inside, 0 at the bounds and outside.
 
     >>> import minipool as mp
@@ -132,7 +134,7 @@ def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool =
     return _finish(HardtanhFn, input, inplace, "hardtanh", lo, hi)
 
 
-def relu6(input, inplace: bool = False) -> Tensor:
+def relu6(input: TensorLike, inplace: bool = False) -> Tensor:
     """``min(max(x, 0), 6)``: hardtanh(x, 0, 6), so the gradient is 0 at 0 and at 6.
 
     >>> import minipool as mp
@@ -164,7 +166,7 @@ class EluFn(Function):
         return np.where(ctx.negative, grad * slope, grad), None
 
 
-def elu(input, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+def elu(input: TensorLike, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``x`` where x > 0, else ``alpha * (exp(x) - 1)``, as ``torch.nn.functional.elu``.
 
     >>> import minipool as mp
@@ -199,7 +201,7 @@ class SiluFn(Function):
         return grad * (s * (1 + x * (1 - s)))
 
 
-def silu(input, inplace: bool = False) -> Tensor:
+def silu(input: TensorLike, inplace: bool = False) -> Tensor:
     """``x * sigmoid(x)`` (also called swish).
 
     >>> import minipool as mp
@@ -259,7 +261,7 @@ class GeluFn(Function):
         return grad * d, None
 
 
-def gelu(input, approximate: str = "none") -> Tensor:
+def gelu(input: TensorLike, approximate: str = "none") -> Tensor:
     """``x * Phi(x)`` (Phi: the standard normal CDF, via erf), or with
     ``approximate="tanh"`` ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
 
@@ -293,7 +295,7 @@ class SoftplusFn(Function):
         return np.where(ctx.linear, grad, grad * _sigmoid(ctx.bx).astype(grad.dtype, copy=False)), None, None
 
 
-def softplus(input, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``log(1 + exp(beta x)) / beta``, and ``x`` itself where ``beta * x > threshold``.
 
     >>> import minipool as mp
@@ -325,8 +327,8 @@ class ChannelDropoutFn(Function):
         return grad * ctx.mask, None, None
 
 
-def dropout2d(input, p: float = 0.5, training: bool = True, inplace: bool = False,
-              generator=None) -> Tensor:
+def dropout2d(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: GeneratorLike = None) -> Tensor:
     """Zero whole channels: each ``input[n, c]`` is zeroed with probability ``p``
     while ``training`` and the kept ones are scaled by 1/(1-p).
 

@@ -18,9 +18,11 @@ than a chain of small ops: it runs for every BN layer of every training step.
 The running statistics are constants to autograd (as PyTorch's buffers).
 """
 import numbers
+from typing import Optional
 
 import numpy as np
 
+from minipool._typing import TensorLike
 from minipool._validate import parse_data_format
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
@@ -184,8 +186,10 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
     return reshape(out, x.shape)
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, data_format=None):
+def batch_norm(input: TensorLike, running_mean: TensorLike, running_var: TensorLike,
+               weight: Optional[TensorLike] = None, bias: Optional[TensorLike] = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5, *,
+               data_format: Optional[str] = None) -> Tensor:
     """Batch normalisation over the channel axis, as ``torch.nn.functional.batch_norm``.
 
     ``input`` is (N, C, ...) (or (N, ..., C) with ``data_format="channels_last"``);

@@ -17,18 +17,19 @@ multi-threaded OpenBLAS GEMM can round differently and the results must not
 depend on the thread count.
 """
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Union
 
 import numpy as np
 
 from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
+from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import int_pair, parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
-from minipool.tensor import FLOAT_DTYPES, Function
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["conv2d", "conv_output_size", "pair", "gemm_backend"]
 
@@ -240,8 +241,9 @@ def _padding(padding, kernel, stride, dilation):
     return ph, ph, pw, pw
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           data_format="channels_first"):
+def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None,
+           stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+           groups: int = 1, *, data_format: str = "channels_first") -> Tensor:
     """2-d convolution over an (N, C, H, W) or (C, H, W) input, as ``torch.nn.functional.conv2d``.
 
     ``weight`` is (out_channels, in_channels // groups, kh, kw), ``bias`` is

@@ -17,11 +17,14 @@ result.  ``output_padding`` adds rows/columns at the bottom/right that only the
 input of a larger stride could have reached; there, conv2d's view has a
 negative bottom padding, which its gathered columns handle.
 """
+from typing import Optional, Union
+
 import numpy as np
 
 from minipool import _config
 from minipool._blas import single_threaded
 from minipool._kernels import conv2d as kernels
+from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvGeometry, _blocks,
@@ -29,7 +32,7 @@ from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvG
                                weight_from_channels_last)
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
-from minipool.tensor import FLOAT_DTYPES, Function
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["conv_transpose2d", "conv_transpose_output_size", "output_padding_for"]
 
@@ -141,8 +144,10 @@ class ConvTranspose2dFn(Function):
         return grad_x, grad_w, grad_b, None, None, None
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1, *, data_format="channels_first"):
+def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None,
+                     stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
+                     output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1, *,
+                     data_format: str = "channels_first") -> Tensor:
     """2-d transposed convolution ("deconvolution") over an (N, C, H, W) or (C, H, W)
     input, as ``torch.nn.functional.conv_transpose2d``.
 

@@ -1,8 +1,11 @@
 """Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
+from typing import Optional
+
 import numpy as np
 
 from minipool import _config
 from minipool._kernels import activation
+from minipool._typing import TensorLike
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
@@ -123,7 +126,7 @@ def _binary(fn, a, b, name):
     return fn.apply(a, b)
 
 
-def add(a, b):
+def add(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise ``a + b`` with NumPy broadcasting; a number takes the tensor's dtype.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -133,7 +136,7 @@ def add(a, b):
     return _binary(Add, a, b, "add")
 
 
-def sub(a, b):
+def sub(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise ``a - b`` with NumPy broadcasting.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -144,7 +147,7 @@ def sub(a, b):
     return _binary(Sub, a, b, "sub")
 
 
-def mul(a, b):
+def mul(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise ``a * b`` with NumPy broadcasting.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -154,7 +157,7 @@ def mul(a, b):
     return _binary(Mul, a, b, "mul")
 
 
-def div(a, b):
+def div(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise ``a / b`` with NumPy broadcasting.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -164,7 +167,7 @@ def div(a, b):
     return _binary(Div, a, b, "div")
 
 
-def pow(a, b):
+def pow(a: TensorLike, b: TensorLike) -> Tensor:
     """``a ** b``; gradients flow to both (``b`` may be a number).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -268,7 +271,7 @@ def _unary(fn, x):
     return fn.apply(as_tensor(x))
 
 
-def neg(x):
+def neg(x: TensorLike) -> Tensor:
     """Elementwise ``-x``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -278,7 +281,7 @@ def neg(x):
     return _unary(Neg, x)
 
 
-def exp(x):
+def exp(x: TensorLike) -> Tensor:
     """Elementwise ``e ** x``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -288,7 +291,7 @@ def exp(x):
     return _unary(Exp, x)
 
 
-def log(x):
+def log(x: TensorLike) -> Tensor:
     """Elementwise natural logarithm (``-inf`` at 0, NaN below, as NumPy).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -298,7 +301,7 @@ def log(x):
     return _unary(Log, x)
 
 
-def sqrt(x):
+def sqrt(x: TensorLike) -> Tensor:
     """Elementwise square root.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -308,7 +311,7 @@ def sqrt(x):
     return _unary(Sqrt, x)
 
 
-def abs(x):
+def abs(x: TensorLike) -> Tensor:
     """Elementwise absolute value ``|x|``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -318,7 +321,7 @@ def abs(x):
     return _unary(Abs, x)
 
 
-def tanh(x):
+def tanh(x: TensorLike) -> Tensor:
     """Elementwise hyperbolic tangent.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -328,7 +331,7 @@ def tanh(x):
     return _unary(Tanh, x)
 
 
-def sigmoid(x):
+def sigmoid(x: TensorLike) -> Tensor:
     """Elementwise logistic function ``1 / (1 + exp(-x))``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -338,7 +341,7 @@ def sigmoid(x):
     return _unary(Sigmoid, x)
 
 
-def relu(x):
+def relu(x: TensorLike) -> Tensor:
     """Elementwise ``max(x, 0)``; the gradient is 0 for ``x <= 0``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -363,7 +366,7 @@ class Where(Function):
                 unbroadcast(np.where(ctx.cond, zero, grad), sb))
 
 
-def where(condition, a, b):
+def where(condition: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
     """Pick ``a`` where ``condition`` holds, else ``b`` (broadcast); gradient follows the pick.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -399,7 +402,7 @@ class Clip(Function):
         return grad * ctx.mask, None, None
 
 
-def clip(x, min=None, max=None):
+def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
     """Clamp into ``[min, max]`` (either may be None).
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -2,8 +2,9 @@
 import numpy as np
 
 from minipool._blas import single_threaded
+from minipool._typing import TensorLike
 from minipool.ops.elementwise import as_tensor, unbroadcast
-from minipool.tensor import Function
+from minipool.tensor import Function, Tensor
 
 __all__ = ["matmul"]
 
@@ -34,7 +35,7 @@ class MatMul(Function):
         return ga, gb
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     """Matrix product with NumPy's broadcasting rules (``a @ b``).
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -14,9 +14,11 @@ targets give q_i = w * ((1 - eps) * t_i + eps / C) and "mean" divides by the
 number of rows.
 """
 import numbers
+from typing import Optional
 
 import numpy as np
 
+from minipool._typing import TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
@@ -217,8 +219,9 @@ def _check_indices(where, t, num_classes, ignore_index):
     return False
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(input: TensorLike, target: TensorLike, weight: Optional[TensorLike] = None, *,
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
     """Softmax cross-entropy of logits ``input`` against ``target``, as ``torch.nn.functional.cross_entropy``.
 
     ``input``: (N, C), (C,) or (N, C, d1, ...) logits.  ``target``: integer class
@@ -248,7 +251,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                              float(label_smoothing), all_kept=all_kept)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(input: TensorLike, target: TensorLike, weight: Optional[TensorLike] = None, *,
+             ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` at class indices ``target``.
 
     Shapes, ``weight``, ``ignore_index`` and ``reduction`` as in ``cross_entropy``;
@@ -291,7 +295,7 @@ class MseFn(Function):
         return grad_x, grad_t, None
 
 
-def mse_loss(input, target, *, reduction="mean"):
+def mse_loss(input: TensorLike, target: TensorLike, *, reduction: str = "mean") -> Tensor:
     """Mean squared error ``(input - target) ** 2`` reduced by ``reduction``.
 
     ``input`` and ``target`` must have the same shape (PyTorch would broadcast
@@ -409,7 +413,9 @@ _LOG_FLOOR = -100.0  # PyTorch clamps each log term of BCE at -100
 _BCE_EPS = float(np.float32(1e-12))  # and divides by max(x (1 - x), 1e-12) in its gradient (a float32 constant there)
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(input: TensorLike, target: TensorLike,
+                         weight: Optional[TensorLike] = None, *,
+                         reduction: str = "mean") -> Tensor:
     """``-w * (t log x + (1 - t) log(1 - x))`` for probabilities ``input`` in [0, 1],
     as ``torch.nn.functional.binary_cross_entropy``.
 
@@ -452,8 +458,10 @@ def binary_cross_entropy(input, target, weight=None, *, reduction: str = "mean")
     return ElementwiseLossFn.apply(input, target, kernel, reduction)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction: str = "mean",
-                                     pos_weight=None) -> Tensor:
+def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike,
+                                     weight: Optional[TensorLike] = None, *,
+                                     reduction: str = "mean",
+                                     pos_weight: Optional[TensorLike] = None) -> Tensor:
     """BCE of ``sigmoid(input)`` against ``target``, computed stably from the logits,
     as ``torch.nn.functional.binary_cross_entropy_with_logits``::
 
@@ -506,7 +514,7 @@ def _sign_no_nan(d):
     return np.where(np.isnan(d), np.zeros((), d.dtype), np.sign(d))
 
 
-def l1_loss(input, target, *, reduction: str = "mean") -> Tensor:
+def l1_loss(input: TensorLike, target: TensorLike, *, reduction: str = "mean") -> Tensor:
     """Mean absolute error ``|input - target|`` reduced by ``reduction``.
 
     The gradient is sign(input - target): 0 where they are equal (and, as
@@ -536,7 +544,8 @@ def _check_positive(where, name, value, allow_zero):
     return float(value)
 
 
-def smooth_l1_loss(input, target, *, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(input: TensorLike, target: TensorLike, *, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
     """``0.5 d^2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (d = input - target);
     ``beta=0`` is the L1 loss, as ``torch.nn.functional.smooth_l1_loss``.
 
@@ -565,7 +574,8 @@ def smooth_l1_loss(input, target, *, reduction: str = "mean", beta: float = 1.0)
     return ElementwiseLossFn.apply(input, target, kernel, reduction)
 
 
-def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+def huber_loss(input: TensorLike, target: TensorLike, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
     """``0.5 d^2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)`` (d = input - target),
     as ``torch.nn.functional.huber_loss`` (delta must be > 0).
 

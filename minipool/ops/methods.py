@@ -4,8 +4,11 @@ Kept apart from tensor.py so the engine does not import the ops that use it.
 Also here: the in-place methods (``add_``, ``mul_``, ``+=``, ``zero_``, ...) with
 PyTorch's safety rules, and the few small Functions they and ``clone`` need.
 """
+from typing import Optional, Sequence, Union
+
 import numpy as np
 
+from minipool._typing import Dims, TensorLike
 from minipool.ops import elementwise as ew
 from minipool.ops import linalg, reduce, shape
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of
@@ -16,7 +19,7 @@ def _reflected(fn):
 
 
 def _compare(op):
-    def method(self, other):
+    def method(self, other: TensorLike) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
         return Tensor(np.asarray(op(self.data, other), dtype=np.bool_))
     method.__doc__ = f"Elementwise ``{op.__name__}`` (broadcast): a bool tensor, no gradient."
@@ -36,7 +39,7 @@ class Clone(Function):
         return grad
 
 
-def clone(x):
+def clone(x: TensorLike) -> Tensor:
     """A differentiable copy that owns its memory (changing one leaves the other alone).
 
     >>> import minipool as mp
@@ -49,7 +52,7 @@ def clone(x):
     return Clone.apply(x)
 
 
-def contiguous(x):
+def contiguous(x: TensorLike) -> Tensor:
     """Self when already C-contiguous, else a differentiable contiguous copy."""
     return x if x.data.flags.c_contiguous else Clone.apply(x)
 
@@ -168,7 +171,7 @@ def _record(t, name, op, others, keep_self):
 
 
 def _arith_(name, ufunc, op, keep_self):
-    def method(self, other, *, alpha=1):
+    def method(self, other: TensorLike, *, alpha: float = 1) -> Tensor:
         if alpha != 1:
             other = other * alpha
         if _records(self, name, (other,)):
@@ -188,7 +191,7 @@ mul_ = _arith_("mul_", np.multiply, ew.mul, True)
 _div_ = _arith_("div_", np.divide, ew.div, True)
 
 
-def div_(self, other, *, rounding_mode=None):
+def div_(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
     """In place: ``self = self / other`` (true division; integer tensors refuse it, as in
     PyTorch).  ``rounding_mode`` is not supported."""
     if rounding_mode is not None:
@@ -197,14 +200,14 @@ def div_(self, other, *, rounding_mode=None):
     return _div_(self, other)
 
 
-def neg_(self):
+def neg_(self) -> Tensor:
     """In place: ``self = -self``."""
     if _records(self, "neg_", ()):
         return _record(self, "neg_", ew.neg, (), False)
     return _mutate(self, "neg_", np.negative)
 
 
-def fill_(self, value):
+def fill_(self, value: float) -> Tensor:
     """In place: every element set to ``value`` (a number, or a 0-d tensor)."""
     if isinstance(value, Tensor) and value.ndim != 0:
         raise ValueError(f"fill_: value must be a number or a 0-d tensor, got shape {value.shape}")
@@ -219,12 +222,12 @@ def fill_(self, value):
     return self
 
 
-def zero_(self):
+def zero_(self) -> Tensor:
     """In place: every element set to 0."""
     return fill_(self, 0)
 
 
-def copy_(self, src):
+def copy_(self, src: TensorLike) -> Tensor:
     """In place: the values of ``src`` (broadcast to self's shape, cast to self's dtype)."""
     src_t = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
     try:
@@ -244,7 +247,7 @@ def copy_(self, src):
     return self
 
 
-def clamp_(self, min=None, max=None):
+def clamp_(self, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
     """In place: values clamped into ``[min, max]`` (either may be None; NaN stays NaN)."""
     if min is None and max is None:
         raise ValueError("clamp_: at least one of min and max must be given")
@@ -261,15 +264,15 @@ def clamp_(self, min=None, max=None):
     return self
 
 
-def clamp_min_(self, min):
+def clamp_min_(self, min: float) -> Tensor:
     return clamp_(self, min=min)
 
 
-def clamp_max_(self, max):
+def clamp_max_(self, max: float) -> Tensor:
     return clamp_(self, max=max)
 
 
-def expand(self, *sizes):
+def expand(self, *sizes: Union[int, Sequence[int]]) -> Tensor:
     """A broadcast view of ``sizes`` (``expand(2, 3)`` or ``expand((2, 3))``); -1 keeps
     that dimension's size, as in PyTorch."""
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
@@ -283,11 +286,13 @@ def expand(self, *sizes):
 
 
 # --------------------------------------------------------------------------- reductions
-def _std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _std(self, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+         correction: Optional[float] = None) -> Tensor:
     return reduce.std(self, dim, unbiased, keepdim, correction=correction)
 
 
-def _var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _var(self, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+         correction: Optional[float] = None) -> Tensor:
     return reduce.var(self, dim, unbiased, keepdim, correction=correction)
 
 
@@ -325,7 +330,12 @@ _METHODS = {
 }
 
 
+def _reversed_axes(self) -> Tensor:
+    """``x.T``: the axes in reverse order (a matrix's transpose)."""
+    return shape.permute(self, tuple(reversed(range(self.ndim))))
+
+
 def install():
     for name, fn in _METHODS.items():
         setattr(Tensor, name, fn)
-    Tensor.T = property(lambda self: shape.permute(self, tuple(reversed(range(self.ndim)))))
+    Tensor.T = property(_reversed_axes)

@@ -1,10 +1,13 @@
 """Ops of the fully connected layers: ``linear`` (x @ W.T + b) and inverted ``dropout``."""
+from typing import Optional
+
 import numpy as np
 
 from minipool import _random
 from minipool._blas import single_threaded
+from minipool._typing import GeneratorLike, TensorLike
 from minipool.ops.elementwise import as_tensor
-from minipool.tensor import FLOAT_DTYPES, Function
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["linear", "dropout"]
 
@@ -42,7 +45,7 @@ class LinearFn(Function):
         return grad_x, grad_w, grad_b
 
 
-def linear(input, weight, bias=None):
+def linear(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None) -> Tensor:
     """``input @ weight.T + bias`` over the last axis, as ``torch.nn.functional.linear``.
 
     ``input`` is (..., in_features), ``weight`` (out_features, in_features),
@@ -92,7 +95,8 @@ class DropoutFn(Function):
         return grad * ctx.mask, None, None
 
 
-def dropout(input, p=0.5, training=True, inplace=False, generator=None):
+def dropout(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,
+            generator: GeneratorLike = None) -> Tensor:
     """Zero each element with probability ``p`` while ``training``, scaling the rest by 1/(1-p).
 
     ``generator`` (a ``np.random.Generator``) makes the mask reproducible; without

@@ -9,9 +9,11 @@ op: forward gathers with it and backward adds back along it.  A negative amount
 simply starts or ends that vector inside the input, which is cropping.
 """
 import numbers
+from typing import Optional, Sequence
 
 import numpy as np
 
+from minipool._typing import TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
@@ -103,7 +105,8 @@ def _pad_pairs(pad, ndim):
     return pairs
 
 
-def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
+def pad(input: TensorLike, pad: Sequence[int], mode: str = "constant",
+        value: Optional[float] = None) -> Tensor:
     """Pad (or, with negative amounts, crop) ``input`` as ``torch.nn.functional.pad``.
 
     ``pad`` is (left, right) for the last dimension, then (top, bottom) for the one
@@ -179,7 +182,7 @@ def pad(input, pad, mode: str = "constant", value=None) -> Tensor:
     return IndexPadFn.apply(input, tuple(indices))
 
 
-def one_hot(tensor, num_classes: int = -1) -> Tensor:
+def one_hot(tensor: TensorLike, num_classes: int = -1) -> Tensor:
     """Int64 one-hot encoding: ``tensor``'s shape plus a last dimension of ``num_classes``
     (-1: ``tensor.max() + 1``), as ``torch.nn.functional.one_hot``.
 

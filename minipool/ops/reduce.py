@@ -5,9 +5,11 @@ reached through ``builtins``.
 """
 import builtins
 from collections import namedtuple
+from typing import Optional
 
 import numpy as np
 
+from minipool._typing import Dims, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor, _dim_index
 
@@ -105,7 +107,7 @@ def _reduction(fn, x, dim, keepdim, name):
     return fn.apply(x, dims, bool(keepdim))
 
 
-def sum(x, dim=None, keepdim=False):
+def sum(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` (an int, a tuple, or None for all).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -115,7 +117,7 @@ def sum(x, dim=None, keepdim=False):
     return _reduction(Sum, x, dim, keepdim, "sum")
 
 
-def mean(x, dim=None, keepdim=False):
+def mean(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim`` (an int, a tuple, or None for all).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -125,7 +127,7 @@ def mean(x, dim=None, keepdim=False):
     return _reduction(Mean, x, dim, keepdim, "mean")
 
 
-def amax(x, dim=None, keepdim=False):
+def amax(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Largest value over ``dim`` (an int, a tuple, or None for all); the gradient is
     shared equally among tied maxima (PyTorch's amax).
 
@@ -136,7 +138,7 @@ def amax(x, dim=None, keepdim=False):
     return _reduction(Max, x, None if dim == () else dim, keepdim, "amax")
 
 
-def amin(x, dim=None, keepdim=False):
+def amin(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Smallest value over ``dim``; ties share the gradient equally (PyTorch's amin).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -223,7 +225,7 @@ def _pairwise(fn, a, b, name):
     return fn.apply(a, b)
 
 
-def maximum(a, b):
+def maximum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise larger of ``a`` and ``b`` (broadcast); NaN if either is NaN.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -233,7 +235,7 @@ def maximum(a, b):
     return _pairwise(_Maximum, a, b, "maximum")
 
 
-def minimum(a, b):
+def minimum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise smaller of ``a`` and ``b`` (broadcast); NaN if either is NaN.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -268,7 +270,7 @@ def _extreme(name, x, dim, keepdim, whole, at, pair, result):
     return result(values, indices)
 
 
-def max(x, dim=None, keepdim=False):
+def max(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
     """PyTorch's three forms: ``max(x)`` the largest value (0-d; tied maxima share the
     gradient); ``max(x, dim, keepdim=False)`` the named tuple ``(values, indices)``
     along ``dim`` (indices int64: the first maximum, or the first NaN; the gradient
@@ -282,7 +284,7 @@ def max(x, dim=None, keepdim=False):
     return _extreme("max", x, dim, keepdim, Max, _MaxAt, maximum, MaxResult)
 
 
-def min(x, dim=None, keepdim=False):
+def min(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
     """As :func:`max`, for the smallest value: ``min(x)``, ``min(x, dim)`` -> (values,
     indices), ``min(x, other)``.
 
@@ -309,7 +311,7 @@ def _arg(name, pick, x, dim, keepdim):
     return Tensor(np.asarray(out, dtype=np.int64))
 
 
-def argmax(x, dim=None, keepdim=False):
+def argmax(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Index (int64) of the largest value along ``dim``, or in the flattened tensor
     when ``dim`` is None; the first one among ties, the first NaN if any.
 
@@ -320,7 +322,7 @@ def argmax(x, dim=None, keepdim=False):
     return _arg("argmax", np.argmax, x, dim, keepdim)
 
 
-def argmin(x, dim=None, keepdim=False):
+def argmin(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """Index (int64) of the smallest value along ``dim`` (or flattened); first among ties.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -383,7 +385,8 @@ def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
     return Var.apply(x, dims, correction, bool(keepdim), take_sqrt)
 
 
-def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def var(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+        correction: Optional[float] = None) -> Tensor:
     """Variance over ``dim`` (int, tuple or None for all) divided by N - ``correction``
     (default 1; ``unbiased=False`` means 0), differentiable.
 
@@ -394,7 +397,8 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return _var("var", x, dim, unbiased, keepdim, correction, False)
 
 
-def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def std(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+        correction: Optional[float] = None) -> Tensor:
     """Standard deviation: the square root of :func:`var` (same arguments).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -460,7 +464,7 @@ def _softmax_axis(x, dim, name):
     return normalize_dims(dim, x.ndim, name)[0]
 
 
-def softmax(x, dim=-1):
+def softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -471,7 +475,7 @@ def softmax(x, dim=-1):
     return Softmax.apply(x, _softmax_axis(x, dim, "softmax"))
 
 
-def log_softmax(x, dim=-1):
+def log_softmax(x: TensorLike, dim: int = -1) -> Tensor:
     """x - logsumexp(x) along ``dim`` (stable for large inputs).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -482,7 +486,7 @@ def log_softmax(x, dim=-1):
     return LogSoftmax.apply(x, _softmax_axis(x, dim, "log_softmax"))
 
 
-def logsumexp(x, dim=None, keepdim=False):
+def logsumexp(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(x)))`` over ``dim``, computed from the max-shifted values (stable).
 
     >>> import minipool as mp, minipool.nn.functional as F

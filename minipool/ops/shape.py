@@ -1,8 +1,10 @@
 """Ops that move data without arithmetic: reshape, permute, indexing, concatenation."""
 import math
+from typing import Sequence, Union
 
 import numpy as np
 
+from minipool._typing import Dims, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor
@@ -22,7 +24,7 @@ class Reshape(Function):
         return grad.reshape(ctx.in_shape), None
 
 
-def reshape(x, *shape):
+def reshape(x: TensorLike, *shape: Union[int, Sequence[int]]) -> Tensor:
     """The same values in a new shape (one entry may be -1).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -50,7 +52,7 @@ class Permute(Function):
         return np.transpose(grad, np.argsort(ctx.axes)), None
 
 
-def permute(x, *axes):
+def permute(x: TensorLike, *axes: Union[int, Sequence[int]]) -> Tensor:
     """Reorder the axes: ``permute(x, 2, 0, 1)`` or ``permute(x, (2, 0, 1))``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -68,7 +70,7 @@ def permute(x, *axes):
     return Permute.apply(x, tuple(int(a) % x.ndim for a in axes))
 
 
-def transpose(x, dim0=-2, dim1=-1):
+def transpose(x: TensorLike, dim0: int = -2, dim1: int = -1) -> Tensor:
     """Swap two axes (by default the last two).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -84,7 +86,7 @@ def transpose(x, dim0=-2, dim1=-1):
     return Permute.apply(x, tuple(axes))
 
 
-def flatten(x, start_dim=0, end_dim=-1):
+def flatten(x: TensorLike, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dimensions ``start_dim`` .. ``end_dim`` (inclusive) into one.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -103,7 +105,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return Reshape.apply(x, shape)
 
 
-def squeeze(x, dim=None):
+def squeeze(x: TensorLike, dim: Dims = None) -> Tensor:
     """Drop length-1 axes (all of them, or only ``dim``).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -116,7 +118,7 @@ def squeeze(x, dim=None):
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in dims))
 
 
-def unsqueeze(x, dim):
+def unsqueeze(x: TensorLike, dim: int) -> Tensor:
     """Insert a length-1 axis at ``dim``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -143,7 +145,7 @@ class BroadcastTo(Function):
         return unbroadcast(grad, ctx.in_shape), None
 
 
-def broadcast_to(x, shape):
+def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
     """View ``x`` broadcast to ``shape`` (NumPy's rules); the gradient sums back.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -205,7 +207,7 @@ class Cat(Function):
         return (None, *np.split(grad, ctx.splits, axis=ctx.axis))
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[TensorLike], dim: int = 0) -> Tensor:
     """Join tensors along an existing axis (``concatenate``).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -227,7 +229,7 @@ def cat(tensors, dim=0):
     return Cat.apply(axis, *tensors)
 
 
-def stack(tensors, dim=0):
+def stack(tensors: Sequence[TensorLike], dim: int = 0) -> Tensor:
     """Join same-shape tensors along a new axis.
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -30,16 +30,18 @@ pooling family's op.
 """
 import functools
 import math
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from minipool._config import kernel_threads
 from minipool._kernels import upsampling as _k
+from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import int_pair, is_int, is_real, parse_data_format, single_int
 from minipool.ops._layout import Layout
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import permute, reshape
-from minipool.tensor import FLOAT_DTYPES, Function
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
            "pixel_shuffle", "pixel_unshuffle", "repeat_upsample", "upsampling2d",
@@ -625,8 +627,11 @@ def _check_dtype(x, mode):
                         f"got {x.dtype}")
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False, data_format="channels_first"):
+def interpolate(input: TensorLike, size: Optional[IntOrTuple] = None,
+                scale_factor: Optional[Union[float, Tuple[float, ...]]] = None,
+                mode: str = "nearest", align_corners: Optional[bool] = None,
+                recompute_scale_factor: Optional[bool] = None, antialias: bool = False,
+                data_format: str = "channels_first") -> Tensor:
     """Resize the spatial dimensions of an (N, C, *spatial) tensor, as PyTorch does.
 
     ``mode`` is one of nearest, nearest-exact, linear (3-D input), bilinear and
@@ -724,7 +729,9 @@ def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last
     return Taps.apply(x, axes, channels_last)
 
 
-def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+def upsample(input: TensorLike, size: Optional[IntOrTuple] = None,
+             scale_factor: Optional[Union[float, Tuple[float, ...]]] = None, mode: str = "nearest",
+             align_corners: Optional[bool] = None) -> Tensor:
     """``interpolate`` under its older name (same arguments, same results).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -734,7 +741,8 @@ def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
-def upsample_nearest(input, size=None, scale_factor=None):
+def upsample_nearest(input: TensorLike, size: Optional[IntOrTuple] = None,
+                     scale_factor: Optional[Union[float, Tuple[float, ...]]] = None) -> Tensor:
     """Nearest-neighbour upsampling: ``interpolate(..., mode="nearest")``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -744,7 +752,8 @@ def upsample_nearest(input, size=None, scale_factor=None):
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
-def upsample_bilinear(input, size=None, scale_factor=None):
+def upsample_bilinear(input: TensorLike, size: Optional[IntOrTuple] = None,
+                      scale_factor: Optional[Union[float, Tuple[float, ...]]] = None) -> Tensor:
     """Bilinear upsampling with ``align_corners=True``, as PyTorch's helper does.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -826,7 +835,7 @@ def _repeat_axis(n_in, factor):
     return NearestAxis(n_in, np.arange(n_in * factor) // factor)
 
 
-def pixel_shuffle(input, upscale_factor):
+def pixel_shuffle(input: TensorLike, upscale_factor: int) -> Tensor:
     """Rearrange (*, C*r*r, H, W) into (*, C, H*r, W*r):
     ``out[c, h*r + i, w*r + j] = in[c*r*r + i*r + j, h, w]``.
 
@@ -852,7 +861,7 @@ def pixel_shuffle(input, upscale_factor):
     return reshape(y, (*batch, c // (r * r), h * r, w * r))
 
 
-def pixel_unshuffle(input, downscale_factor):
+def pixel_unshuffle(input: TensorLike, downscale_factor: int) -> Tensor:
     """The inverse of ``pixel_shuffle``: (*, C, H*r, W*r) -> (*, C*r*r, H, W).
 
     >>> import minipool as mp, minipool.nn.functional as F

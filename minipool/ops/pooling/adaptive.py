@@ -5,10 +5,14 @@ window ``[floor(i*in/out), ceil((i+1)*in/out))`` (PyTorch and Keras 3), so
 windows may overlap and differ in size; average divides by the true window
 size.  Global pooling is adaptive pooling to size 1.
 """
+from typing import Optional
+
+from minipool._typing import IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, adaptive_call,
                                             check_dtype, parse_data_format)
+from minipool.tensor import Tensor
 
 __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
            "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -31,7 +35,8 @@ def _adaptive_avg(op, input, rank, output_size, data_format):
     return SumPool.apply(x, call=call)
 
 
-def adaptive_max_pool1d(input, output_size, return_indices=False, data_format=None):
+def adaptive_max_pool1d(input: TensorLike, output_size: IntOrTuple, return_indices: bool = False,
+                        data_format: Optional[str] = None) -> PoolOutput:
     """Adaptive max pooling of (C, L) or (N, C, L) to length ``output_size``.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -43,7 +48,8 @@ def adaptive_max_pool1d(input, output_size, return_indices=False, data_format=No
                          data_format)
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False, data_format=None):
+def adaptive_max_pool2d(input: TensorLike, output_size: IntOrTuple, return_indices: bool = False,
+                        data_format: Optional[str] = None) -> PoolOutput:
     """Adaptive max pooling of (C, H, W) or (N, C, H, W) to ``output_size``
     (an int, or a pair where None keeps that input size); max pooling's NaN
     and tie rules; indices as :func:`max_pool2d` returns them.
@@ -56,7 +62,8 @@ def adaptive_max_pool2d(input, output_size, return_indices=False, data_format=No
                          data_format)
 
 
-def adaptive_max_pool3d(input, output_size, return_indices=False, data_format=None):
+def adaptive_max_pool3d(input: TensorLike, output_size: IntOrTuple, return_indices: bool = False,
+                        data_format: Optional[str] = None) -> PoolOutput:
     """Adaptive max pooling of (C, D, H, W) or (N, C, D, H, W).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -67,7 +74,8 @@ def adaptive_max_pool3d(input, output_size, return_indices=False, data_format=No
                          data_format)
 
 
-def adaptive_avg_pool1d(input, output_size, data_format=None):
+def adaptive_avg_pool1d(input: TensorLike, output_size: IntOrTuple,
+                        data_format: Optional[str] = None) -> Tensor:
     """Adaptive average pooling of (C, L) or (N, C, L).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -77,7 +85,8 @@ def adaptive_avg_pool1d(input, output_size, data_format=None):
     return _adaptive_avg("adaptive_avg_pool1d", input, 1, output_size, data_format)
 
 
-def adaptive_avg_pool2d(input, output_size, data_format=None):
+def adaptive_avg_pool2d(input: TensorLike, output_size: IntOrTuple,
+                        data_format: Optional[str] = None) -> Tensor:
     """Adaptive average pooling of (C, H, W) or (N, C, H, W); each window is
     divided by its own size.
 
@@ -89,7 +98,8 @@ def adaptive_avg_pool2d(input, output_size, data_format=None):
     return _adaptive_avg("adaptive_avg_pool2d", input, 2, output_size, data_format)
 
 
-def adaptive_avg_pool3d(input, output_size, data_format=None):
+def adaptive_avg_pool3d(input: TensorLike, output_size: IntOrTuple,
+                        data_format: Optional[str] = None) -> Tensor:
     """Adaptive average pooling of (C, D, H, W) or (N, C, D, H, W).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -107,7 +117,8 @@ def _squeeze_spatial(op, y, rank, keepdim, data_format):
     return y.reshape(shape)
 
 
-def global_max_pool2d(input, keepdim=False, data_format=None):
+def global_max_pool2d(input: TensorLike, keepdim: bool = False,
+                      data_format: Optional[str] = None) -> Tensor:
     """Max over all spatial positions of each plane: (N, C, H, W) -> (N, C)
     (or (N, C, 1, 1) with keepdim; NHWC -> (N, C) or (N, 1, 1, C)).
 
@@ -119,7 +130,8 @@ def global_max_pool2d(input, keepdim=False, data_format=None):
     return _squeeze_spatial("global_max_pool2d", y, 2, keepdim, data_format)
 
 
-def global_avg_pool2d(input, keepdim=False, data_format=None):
+def global_avg_pool2d(input: TensorLike, keepdim: bool = False,
+                      data_format: Optional[str] = None) -> Tensor:
     """Mean over all spatial positions of each plane; see :func:`global_max_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -19,16 +19,18 @@ PyTorch's reflect pad): smaller planes are refused with the size named.
 """
 import functools
 import math
+from typing import Optional
 
 import numpy as np
 
 from minipool import _config
 from minipool._kernels import blur_pool as K
+from minipool._typing import IntOrTuple, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, check_dtype, int_tuple, layout_of,
                                             parse_data_format)
 from minipool.ops.pooling.window import max_pool2d
-from minipool.tensor import Function
+from minipool.tensor import Function, Tensor
 
 __all__ = ["blur_pool2d", "max_blur_pool2d", "binomial_filter"]
 
@@ -165,7 +167,8 @@ class BlurPool(Function):
         return grad_in.reshape(call.shape)
 
 
-def blur_pool2d(input, kernel_size=3, stride=2, data_format=None):
+def blur_pool2d(input: TensorLike, kernel_size: IntOrTuple = 3, stride: IntOrTuple = 2,
+                data_format: Optional[str] = None) -> Tensor:
     """BlurPool of (C, H, W) or (N, C, H, W) input (NHWC with data_format="channels_last").
 
     ``kernel_size`` (1..15, or an (h, w) pair) picks the binomial filter,
@@ -187,7 +190,9 @@ def blur_pool2d(input, kernel_size=3, stride=2, data_format=None):
     return BlurPool.apply(x, call=call)
 
 
-def max_blur_pool2d(input, kernel_size=2, blur_kernel_size=3, stride=2, data_format=None):
+def max_blur_pool2d(input: TensorLike, kernel_size: IntOrTuple = 2,
+                    blur_kernel_size: IntOrTuple = 3, stride: IntOrTuple = 2,
+                    data_format: Optional[str] = None) -> Tensor:
     """MaxBlurPool: ``max_pool2d(kernel_size, stride=1)`` then ``blur_pool2d(blur_kernel_size, stride)``.
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -22,11 +22,13 @@ The per-plane starts go to their own kernel entry
 (``fractional_max_forward`` in ``minipool/_kernels/pooling.pyx``).
 """
 import math
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
 from minipool import _config, _random
 from minipool._kernels import pooling as K
+from minipool._typing import GeneratorLike, IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, INT32_PLANE_LIMIT, check_dtype,
                                             int_tuple, layout_of, parse_data_format)
@@ -175,9 +177,13 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, return_
     return values
 
 
-def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=None,
-                          return_indices=False, _random_samples=None, generator=None,
-                          data_format=None):
+def fractional_max_pool2d(input: TensorLike, kernel_size: IntOrTuple,
+                          output_size: Optional[IntOrTuple] = None,
+                          output_ratio: Optional[Union[float, Tuple[float, ...]]] = None,
+                          return_indices: bool = False,
+                          _random_samples: Optional[TensorLike] = None,
+                          generator: GeneratorLike = None,
+                          data_format: Optional[str] = None) -> PoolOutput:
     """Fractional max pooling of (C, H, W) or (N, C, H, W) (or NHWC with
     ``data_format="channels_last"``): whole ``kernel_size`` windows at
     pseudo-random increasing starts, one sequence per plane and axis.
@@ -201,9 +207,13 @@ def fractional_max_pool2d(input, kernel_size, output_size=None, output_ratio=Non
                        return_indices, _random_samples, generator, data_format)
 
 
-def fractional_max_pool3d(input, kernel_size, output_size=None, output_ratio=None,
-                          return_indices=False, _random_samples=None, generator=None,
-                          data_format=None):
+def fractional_max_pool3d(input: TensorLike, kernel_size: IntOrTuple,
+                          output_size: Optional[IntOrTuple] = None,
+                          output_ratio: Optional[Union[float, Tuple[float, ...]]] = None,
+                          return_indices: bool = False,
+                          _random_samples: Optional[TensorLike] = None,
+                          generator: GeneratorLike = None,
+                          data_format: Optional[str] = None) -> PoolOutput:
     """Fractional max pooling of (C, D, H, W) or (N, C, D, H, W); see
     :func:`fractional_max_pool2d`.  ``_random_samples`` is (N, C, 3), axis
     order D, H, W; indices are ``(d * H + h) * W + w``.

@@ -8,13 +8,17 @@ same length: (N, C, H, W) -> (N, C * sum(l*l)).  Order: level by level, each
 level flattened channel-major as ``torch.flatten(pooled, 1)`` of (N, C, l, l),
 whatever the input layout (NHWC input is pooled as is and reordered).
 """
+from typing import Optional, Sequence
+
 import numpy as np
 
+from minipool._typing import TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling.adaptive import adaptive_avg_pool2d, adaptive_max_pool2d
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, INT32_PLANE_LIMIT, check_dtype,
                                             parse_data_format)
 from minipool.ops.shape import cat
+from minipool.tensor import Tensor
 
 __all__ = ["spatial_pyramid_pool2d"]
 
@@ -34,7 +38,8 @@ def check_levels(op, levels):
     return tuple(int(v) for v in levels)
 
 
-def spatial_pyramid_pool2d(input, levels=(1, 2, 4), mode="max", data_format=None):
+def spatial_pyramid_pool2d(input: TensorLike, levels: Sequence[int] = (1, 2, 4), mode: str = "max",
+                           data_format: Optional[str] = None) -> Tensor:
     """Spatial pyramid pooling of (N, C, H, W) or unbatched (C, H, W) into
     (N, C * sum(l*l)) (or (C * sum(l*l),)): adaptive ``mode`` ("max" or "avg")
     pools to ``l x l`` for every ``l`` in ``levels``, each flattened as

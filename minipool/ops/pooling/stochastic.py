@@ -12,12 +12,16 @@ The uniforms that drive the sampling are drawn in NumPy before the kernel
 runs, in (N, C, H, W) order whatever the layout, so a seed gives the same
 samples for any thread count and for channels-first or -last input.
 """
+from typing import Optional
+
 import numpy as np
 
 from minipool import _random
+from minipool._typing import GeneratorLike, IntOrTuple, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import StochasticEvalPool, StochasticTrainPool
 from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_call
+from minipool.tensor import Tensor
 
 __all__ = ["stochastic_pool2d"]
 
@@ -39,8 +43,10 @@ def _uniforms(rng, call):
     return np.moveaxis(rng.random(first), -rank - 1, -1)
 
 
-def stochastic_pool2d(input, kernel_size, stride=None, training=True, generator=None,
-                      data_format=None):
+def stochastic_pool2d(input: TensorLike, kernel_size: IntOrTuple,
+                      stride: Optional[IntOrTuple] = None, training: bool = True,
+                      generator: GeneratorLike = None,
+                      data_format: Optional[str] = None) -> Tensor:
     """Stochastic pooling of non-negative (C, H, W) or (N, C, H, W) input (no padding).
 
     ``training=True`` samples (pass ``generator``, an int seed or a

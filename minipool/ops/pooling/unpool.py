@@ -7,9 +7,11 @@ is skipped; repeated indices resolve deterministically (the later element in
 scan order wins), where PyTorch's result is unspecified.
 """
 import math
+from typing import Optional, Union
 
 import numpy as np
 
+from minipool._typing import IntOrTuple, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import MaxUnpool
 from minipool.ops.pooling._geometry import MAX_DTYPES, check_dtype, int_tuple, layout_of
@@ -81,7 +83,9 @@ def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size)
                          f"allocated; check output_size, kernel_size, stride and padding") from None
 
 
-def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool1d(input: TensorLike, indices: TensorLike, kernel_size: IntOrTuple,
+                 stride: Optional[IntOrTuple] = None, padding: Union[IntOrTuple, str] = 0,
+                 output_size: Optional[IntOrTuple] = None) -> Tensor:
     """Inverse of :func:`max_pool1d` given its indices; see :func:`max_unpool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -92,7 +96,9 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding, output_size)
 
 
-def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(input: TensorLike, indices: TensorLike, kernel_size: IntOrTuple,
+                 stride: Optional[IntOrTuple] = None, padding: Union[IntOrTuple, str] = 0,
+                 output_size: Optional[IntOrTuple] = None) -> Tensor:
     """Zero-filled (N, C, H_out, W_out) with each value placed at its index.
 
     The default output size is ``(in - 1) * stride + kernel - 2 * padding``
@@ -111,7 +117,9 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     return _unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding, output_size)
 
 
-def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool3d(input: TensorLike, indices: TensorLike, kernel_size: IntOrTuple,
+                 stride: Optional[IntOrTuple] = None, padding: Union[IntOrTuple, str] = 0,
+                 output_size: Optional[IntOrTuple] = None) -> Tensor:
     """Inverse of :func:`max_pool3d` given its indices; see :func:`max_unpool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F

@@ -24,13 +24,15 @@ for ``stride`` and ``kernel_size``.  Semantics (PyTorch 2.x is the contract):
   split, extra cell after) always divides by the real cells, as Keras does.
 """
 import functools
+from typing import Optional, Union
 
 import numpy as np
 
+from minipool._typing import IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_call
-from minipool.tensor import Function
+from minipool.tensor import Function, Tensor
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
            "avg_pool1d", "avg_pool2d", "avg_pool3d", "sum_pool1d", "sum_pool2d", "sum_pool3d",
@@ -134,8 +136,10 @@ def _keras_keywords(fn):
 
 # ----------------------------------------------------------------------------- max
 @_keras_keywords
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """1-d max pooling of (C, L) or (N, C, L); see :func:`max_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -147,8 +151,10 @@ def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 @_keras_keywords
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """2-d max pooling of (C, H, W) or (N, C, H, W) (or NHWC with data_format="channels_last").
 
     ``return_indices=True`` also returns int64 indices, each the flat position
@@ -171,8 +177,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 @_keras_keywords
-def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def max_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """3-d max pooling of (C, D, H, W) or (N, C, D, H, W); see :func:`max_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -185,8 +193,10 @@ def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 # ----------------------------------------------------------------------------- min
 @_keras_keywords
-def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def min_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """1-d min pooling; see :func:`min_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -198,8 +208,10 @@ def min_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 @_keras_keywords
-def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def min_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """2-d min pooling: max pooling's rules mirrored (``v < m or isnan(v)`` from +inf,
     so NaN propagates and the first tie wins; padding counts as +inf).
 
@@ -213,8 +225,10 @@ def min_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 @_keras_keywords
-def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, data_format=None):
+def min_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+               ceil_mode: bool = False, return_indices: bool = False,
+               data_format: Optional[str] = None) -> PoolOutput:
     """3-d min pooling; see :func:`min_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -227,8 +241,10 @@ def min_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 # ----------------------------------------------------------------------------- average
 @_keras_keywords
-def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None, data_format=None):
+def avg_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: Optional[int] = None,
+               data_format: Optional[str] = None) -> Tensor:
     """1-d average pooling; see :func:`avg_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -240,8 +256,10 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 @_keras_keywords
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None, data_format=None):
+def avg_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: Optional[int] = None,
+               data_format: Optional[str] = None) -> Tensor:
     """2-d average pooling with PyTorch's divisor rules.
 
     The divisor is ``divisor_override`` if given; else, with
@@ -261,8 +279,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 
 @_keras_keywords
-def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
-               count_include_pad=True, divisor_override=None, data_format=None):
+def avg_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: Optional[int] = None,
+               data_format: Optional[str] = None) -> Tensor:
     """3-d average pooling; see :func:`avg_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -275,7 +295,9 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 # ----------------------------------------------------------------------------- sum
 @_keras_keywords
-def sum_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+def sum_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               data_format: Optional[str] = None) -> Tensor:
     """1-d sum pooling; see :func:`sum_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -286,7 +308,9 @@ def sum_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
 
 
 @_keras_keywords
-def sum_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+def sum_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               data_format: Optional[str] = None) -> Tensor:
     """2-d sum pooling: the sum of each window's real cells (padding adds nothing).
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -298,7 +322,9 @@ def sum_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
 
 
 @_keras_keywords
-def sum_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data_format=None):
+def sum_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
+               padding: Union[IntOrTuple, str] = 0, ceil_mode: bool = False,
+               data_format: Optional[str] = None) -> Tensor:
     """3-d sum pooling; see :func:`sum_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -310,7 +336,9 @@ def sum_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, data
 
 # ----------------------------------------------------------------------------- LP
 @_keras_keywords
-def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+def lp_pool1d(input: TensorLike, norm_type: float, kernel_size: IntOrTuple,
+              stride: Optional[IntOrTuple] = None, ceil_mode: bool = False,
+              data_format: Optional[str] = None) -> Tensor:
     """1-d power-average pooling; see :func:`lp_pool2d`.
 
     >>> import minipool as mp, minipool.nn.functional as F
@@ -321,7 +349,9 @@ def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_
 
 
 @_keras_keywords
-def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+def lp_pool2d(input: TensorLike, norm_type: float, kernel_size: IntOrTuple,
+              stride: Optional[IntOrTuple] = None, ceil_mode: bool = False,
+              data_format: Optional[str] = None) -> Tensor:
     """2-d power-average pooling: ``(sum of x**p over the window's real cells) ** (1/p)``.
 
     ``norm_type`` inf / -inf is the max / min of ``|x|`` (max/min pooling's
@@ -345,7 +375,9 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_
 
 
 @_keras_keywords
-def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False, data_format=None):
+def lp_pool3d(input: TensorLike, norm_type: float, kernel_size: IntOrTuple,
+              stride: Optional[IntOrTuple] = None, ceil_mode: bool = False,
+              data_format: Optional[str] = None) -> Tensor:
     """3-d power-average pooling of (C, D, H, W) or (N, C, D, H, W); see :func:`lp_pool2d`
     (the same rules: PyTorch's for whole windows and for inf/-inf norms).
 
