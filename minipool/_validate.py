@@ -31,6 +31,8 @@ DATA_FORMATS = ("channels_first", "channels_last")
 
 def is_int(value: Any) -> bool:
     """True for Python and NumPy integers, False for bools (True is not a kernel size)."""
+    if type(value) is int:  # the common case, without the ABC check below
+        return True
     return isinstance(value, (numbers.Integral, np.integer)) and \
         not isinstance(value, (bool, np.bool_))
 
