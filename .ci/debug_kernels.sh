@@ -83,9 +83,10 @@ import sys
 root = os.path.realpath(sys.argv[1]) + os.sep
 import minipool
 from minipool._build_info import BUILD_INFO
-from minipool._kernels import conv2d, openmp_helpers, pooling, upsampling
+from minipool._kernels import (activation, blur_pool, conv2d, memory_cache, openmp_helpers, pooling,
+                               upsampling)
 
-for module in (minipool, pooling, upsampling, conv2d, openmp_helpers):
+for module in (minipool, pooling, upsampling, conv2d, openmp_helpers, activation, blur_pool, memory_cache):
     path = os.path.realpath(module.__file__)
     assert path.startswith(root), f"{module.__name__} comes from {path}, not from {root}"
 assert BUILD_INFO["debug_build"] is True, BUILD_INFO
@@ -105,7 +106,10 @@ export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
     tests/test_pooling_errors.py tests/test_pooling_examples.py tests/test_pooling_gradcheck.py \
     tests/test_pooling_reference.py tests/test_upsampling.py tests/test_conv.py \
     tests/test_reliability_fuzz.py tests/test_reliability_threads.py \
-    tests/test_reliability_indices.py "$@"
+    tests/test_reliability_indices.py tests/test_conv_transpose.py tests/test_conv_channels_last.py \
+    tests/test_blur_pool.py tests/test_fractional_pool.py tests/test_interpolate_antialias.py \
+    tests/test_interpolate_uint8.py tests/test_fast_paths.py tests/test_activations.py \
+    tests/test_memory_cache.py -k "not rss_is_flat" "$@"
 
 END=$(date +%s)
 echo "debug_kernels: passed (build $((BUILT - START)) s, tests $((END - BUILT)) s)"
