@@ -17,6 +17,7 @@ compositions of standard ops:
 """
 import numpy as np
 
+from minipool._validate import int_tuple, parse_data_format
 from minipool.onnx._graph import channels_first_around
 from minipool.onnx.table import converts
 from minipool.ops.pooling import _geometry as geo
@@ -27,13 +28,13 @@ class _Window:
     """A window pool's resolved geometry, per spatial axis (window_call's rules)."""
 
     def __init__(self, op, x, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format):
-        self.channels_last = geo.parse_data_format(op, data_format)
-        self.kernel = geo.int_tuple(kernel_size, rank, "kernel_size", op, 1)
+        self.channels_last = parse_data_format(op, data_format)
+        self.kernel = int_tuple(kernel_size, rank, "kernel_size", op, 1)
         if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
             self.stride = self.kernel
         else:
-            self.stride = geo.int_tuple(stride, rank, "stride", op, 1)
-        self.dilation = geo.int_tuple(dilation, rank, "dilation", op, 1)
+            self.stride = int_tuple(stride, rank, "stride", op, 1)
+        self.dilation = int_tuple(dilation, rank, "dilation", op, 1)
         self.spatial = geo.layout_of(op, x.shape, rank, self.channels_last).spatial
         self.same = isinstance(padding, str) and padding.lower() == "same"
         if self.same:
@@ -45,7 +46,7 @@ class _Window:
         else:
             if isinstance(padding, str):  # "valid"
                 padding = (0,) * rank
-            self.before = self.after = list(geo.int_tuple(padding, rank, "padding", op, 0))
+            self.before = self.after = list(int_tuple(padding, rank, "padding", op, 0))
             self.ceil_mode = bool(ceil_mode)
             self.out = [geo.pooled_length(n, k, s, b, a, d, self.ceil_mode) for n, k, s, b, a, d in
                         zip(self.spatial, self.kernel, self.stride, self.before, self.after,
@@ -232,7 +233,7 @@ def _adaptive(g, event, kind):
     """Global pooling for output 1, a plain pool when each input size divides, else refused."""
     a = event.args
     x, rank = a["input"], a["rank"]
-    channels_last = geo.parse_data_format(a["op"], a["data_format"])
+    channels_last = parse_data_format(a["op"], a["data_format"])
     spatial = geo.layout_of(a["op"], x.shape, rank, channels_last).spatial
     output = event.output[0] if isinstance(event.output, tuple) else event.output
     out = output.shape[-rank - 1:-1] if channels_last else output.shape[-rank:]
@@ -311,9 +312,9 @@ def max_unpool(g, event):
                "return_indices=True (constant or edited indices have no ONNX form here)")
     if x.ndim != rank + 2:
         g.fail("max_unpool of unbatched input has no ONNX form here")
-    kernel = geo.int_tuple(a["kernel_size"], rank, "kernel_size", a["op"], 1)
-    stride = kernel if a["stride"] is None else geo.int_tuple(a["stride"], rank, "stride", a["op"], 1)
-    padding = geo.int_tuple(a["padding"], rank, "padding", a["op"], 0)
+    kernel = int_tuple(a["kernel_size"], rank, "kernel_size", a["op"], 1)
+    stride = kernel if a["stride"] is None else int_tuple(a["stride"], rank, "stride", a["op"], 1)
+    padding = int_tuple(a["padding"], rank, "padding", a["op"], 0)
     out_spatial = tuple(event.output.shape[-rank:])
     default = tuple((n - 1) * s + k - 2 * p for n, k, s, p in
                     zip(x.shape[-rank:], kernel, stride, padding))
@@ -330,9 +331,9 @@ def blur_pool(g, event):
     a = event.args
     x = a["input"]
     op = "blur_pool2d"
-    kernel = geo.int_tuple(a["kernel_size"], 2, "kernel_size", op, 1, blur.MAX_KERNEL)
-    strides = geo.int_tuple(a["stride"], 2, "stride", op, 1, blur.MAX_STRIDE)
-    channels_last = geo.parse_data_format(op, a["data_format"])
+    kernel = int_tuple(a["kernel_size"], 2, "kernel_size", op, 1, blur.MAX_KERNEL)
+    strides = int_tuple(a["stride"], 2, "stride", op, 1, blur.MAX_STRIDE)
+    channels_last = parse_data_format(op, a["data_format"])
     C = x.shape[-1] if channels_last else x.shape[-3]
     rows = [blur._filter(k) for k in kernel]
     filt = np.multiply.outer(rows[0], rows[1]).astype(x.dtype)
