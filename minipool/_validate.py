@@ -106,6 +106,10 @@ def parse_data_format(op: str, data_format: Optional[str],
     Keras layers)."""
     if data_format is None:
         return default == "channels_last"
+    if data_format == "channels_first":  # the spelled-out forms skip .lower() (every op call)
+        return False
+    if data_format == "channels_last":
+        return True
     if isinstance(data_format, str):
         lowered = data_format.lower()
         if lowered in DATA_FORMATS:

@@ -531,12 +531,20 @@ class _Separable(Function):
     subclass's kernel on per-axis tables, and run its transposed kernel backward."""
 
     @staticmethod
-    def forward(ctx, x, axes, channels_last=False):
-        layout = Layout(x.shape, x.ndim - 2, channels_last)
+    def forward(ctx, x, axes, channels_last=False, layout=None):
+        if layout is None:  # callers that already built the input's Layout pass it
+            layout = Layout(x.shape, x.ndim - 2, channels_last)
         out_spatial = tuple(a.n_out for a in axes)
         axes3 = _pad_axes(axes, lambda: ctx._identity_axis(x.dtype))
         ctx.meta = (layout, out_spatial, axes3)
-        return ctx._forward5(x, layout, out_spatial, axes3).reshape(layout.out_shape(out_spatial))
+        if x.dtype not in FLOAT_DTYPES:  # uint8 images (nearest modes only): no kernel, no gradient
+            out = ctx._integer_forward(x, layout, axes3)
+        else:
+            x5 = np.ascontiguousarray(x).reshape(layout.view5())
+            out = np.empty(layout.view5(out_spatial), dtype=x.dtype)
+            threads = kernel_threads(x5.shape[0], x5.size + out.size)
+            ctx._kernel_forward(x5, out, axes3, threads)
+        return out.reshape(layout.out_shape(out_spatial))
 
     @staticmethod
     def backward(ctx, grad):
@@ -547,13 +555,6 @@ class _Separable(Function):
         ctx._kernel_backward(g5, gx, axes3, threads)
         return gx.reshape(layout.shape), None, None
 
-    def _forward5(self, x, layout, out_spatial, axes3):
-        x5 = np.ascontiguousarray(x).reshape(layout.view5())
-        out = np.empty(layout.view5(out_spatial), dtype=x.dtype)
-        threads = kernel_threads(x5.shape[0], x5.size + out.size)
-        self._kernel_forward(x5, out, axes3, threads)
-        return out
-
 
 class Nearest(_Separable):
     """Nearest / nearest-exact: a gather forward, a scatter-add backward."""
@@ -561,12 +562,10 @@ class Nearest(_Separable):
     def _identity_axis(self, dtype):
         return _identity_nearest(1)
 
-    def _forward5(self, x, layout, out_spatial, axes3):
-        if x.dtype not in FLOAT_DTYPES:  # uint8 images: plain NumPy gather, no gradient
-            d, h, w = axes3
-            picked = x.reshape(layout.view5())[:, d.src[:, None, None], h.src[:, None], w.src]
-            return np.ascontiguousarray(picked)
-        return super()._forward5(x, layout, out_spatial, axes3)
+    def _integer_forward(self, x, layout, axes3):
+        d, h, w = axes3  # a plain NumPy gather
+        picked = x.reshape(layout.view5())[:, d.src[:, None, None], h.src[:, None], w.src]
+        return np.ascontiguousarray(picked)
 
     def _kernel_forward(self, x5, out, axes3, threads):
         d, h, w = axes3
@@ -684,14 +683,15 @@ def interpolate(input: TensorLike, size: Optional[IntOrTuple] = None,
         raise ValueError(f"interpolate: align_corners can only be set with the interpolating "
                          f"modes linear, bilinear, bicubic and trilinear, not mode={mode!r}")
     _check_dtype(x, mode)
-    in_sizes = Layout(x.shape, x.ndim - 2, channels_last).spatial
+    layout = Layout(x.shape, x.ndim - 2, channels_last)
+    in_sizes = layout.spatial
     if min(in_sizes) < 1:
         raise ValueError(f"interpolate: the spatial dimensions of input must be >= 1, "
                          f"got shape {x.shape}")
     out_sizes, scales = output_size_and_scales(in_sizes, size, scale_factor,
                                                recompute_scale_factor, mode)
     asked = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
-    out_shape = Layout(x.shape, x.ndim - 2, channels_last).out_shape(out_sizes)
+    out_shape = layout.out_shape(out_sizes)
     if math.prod(out_shape) * x.dtype.itemsize > ALLOCATION_LIMIT:
         raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, more "
                          f"than can be allocated")
@@ -701,14 +701,14 @@ def interpolate(input: TensorLike, size: Optional[IntOrTuple] = None,
                          f"{math.prod(out_sizes)} cells, more than the limit {MAX_SIDE}")
     try:
         return _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last,
-                         data_format, bool(antialias))
+                         data_format, bool(antialias), layout)
     except MemoryError:
         raise ValueError(f"interpolate: {asked} asks for an output of shape {out_shape}, which "
                          f"cannot be allocated") from None
 
 
 def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last, data_format,
-              antialias=False):
+              antialias=False, layout=None):
     if mode == "area":
         return _area(x, out_sizes, data_format)
     if mode in ("bilinear", "bicubic") and x.dtype == np.uint8:
@@ -723,10 +723,10 @@ def _resample(x, mode, in_sizes, out_sizes, scales, align_corners, channels_last
         exact = mode == "nearest-exact"
         axes = tuple(nearest_axis(i, o, s, exact, dtype_name)
                      for i, o, s in zip(in_sizes, out_sizes, scales))
-        return Nearest.apply(x, axes, channels_last)
+        return Nearest.apply(x, axes, channels_last, layout=layout)
     axes = tuple(tap_axis(i, o, s, bool(align_corners), mode == "bicubic", dtype_name)
                  for i, o, s in zip(in_sizes, out_sizes, scales))
-    return Taps.apply(x, axes, channels_last)
+    return Taps.apply(x, axes, channels_last, layout=layout)
 
 
 def upsample(input: TensorLike, size: Optional[IntOrTuple] = None,
@@ -780,12 +780,13 @@ def repeat_upsample(input, factors, data_format="channels_first"):
                          f"{x.shape}")
     factors = tuple(single_int(f, "factors", "repeat_upsample") for f in factors)
     _check_dtype(x, "nearest")
-    spatial = Layout(x.shape, x.ndim - 2, channels_last).spatial
+    layout = Layout(x.shape, x.ndim - 2, channels_last)
+    spatial = layout.spatial
     check_output_sides("repeat_upsample", "factors", factors,
                        (n * f for n, f in zip(spatial, factors)))
     axes = tuple(_repeat_axis(n, f) for n, f in zip(spatial, factors))
     try:
-        return Nearest.apply(x, axes, channels_last)
+        return Nearest.apply(x, axes, channels_last, layout=layout)
     except MemoryError:
         raise ValueError(f"repeat_upsample: factors={factors} give an output too large to "
                          f"allocate") from None
