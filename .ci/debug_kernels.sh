@@ -109,7 +109,11 @@ export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
     tests/test_reliability_indices.py tests/test_conv_transpose.py tests/test_conv_channels_last.py \
     tests/test_blur_pool.py tests/test_fractional_pool.py tests/test_interpolate_antialias.py \
     tests/test_interpolate_uint8.py tests/test_fast_paths.py tests/test_activations.py \
-    tests/test_memory_cache.py -k "not rss_is_flat" "$@"
+    tests/test_memory_cache.py -k "not rss_is_flat" \
+    --deselect tests/test_conv_transpose.py::test_bad_arguments_torch_also_rejects \
+    --deselect tests/test_fractional_pool.py::test_hypothesis_against_torch "$@"
+# (deselected here only: they make PyTorch throw C++ exceptions, which abort the process under
+# the ASan preload -- torch is not instrumented; the normal test run covers them)
 
 END=$(date +%s)
 echo "debug_kernels: passed (build $((BUILT - START)) s, tests $((END - BUILT)) s)"
