@@ -29,8 +29,10 @@ cdef inline void _relu_block(const floating* x, floating* y, Py_ssize_t n) noexc
 cdef inline void _relu_grad_block(const floating* y, const floating* g, floating* out,
                                   Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
+    cdef floating grad
     for i in range(n):
-        out[i] = 0 if y[i] <= 0 else g[i]
+        grad = g[i]  # loaded unconditionally, so the compiler makes a vector select, not a branch
+        out[i] = 0 if y[i] <= 0 else grad
 
 
 def blocks(Py_ssize_t n):
