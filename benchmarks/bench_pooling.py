@@ -138,7 +138,7 @@ def memory_report():
             x = mp.zeros(*shape, requires_grad=True)
             y = F.max_pool2d(x, k, s, p)
             ours = y.grad_fn.codes.nbytes
-            theirs = y.size * 8
+            theirs = y.numel() * 8
             lines.append(f"  {shape_name} kernel {k} stride {s} padding {p}: minipool "
                          f"{ours / 2**20:.2f} MiB ({y.grad_fn.codes.dtype}), PyTorch int64 "
                          f"{theirs / 2**20:.2f} MiB, ratio {ours / theirs:.3f}")

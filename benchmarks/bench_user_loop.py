@@ -69,6 +69,7 @@ def main(argv=None):
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--busy", type=int, default=0, help="also measure with N busy processes")
+    parser.add_argument("--busy-modes", default=None, help="modes to measure under load (default: --modes)")
     parser.add_argument("--repeats", type=int, default=5, help="processes per figure (median)")
     parser.add_argument("--seconds", type=float, default=4.0, help="timed seconds per process")
     parser.add_argument("--no-torch", action="store_true")
@@ -81,8 +82,9 @@ def main(argv=None):
     results = {}
     for load in loads:
         with BusyCores(load):
+            modes = args.modes if load == 0 or args.busy_modes is None else args.busy_modes
             for net in args.nets.split(","):
-                for mode in args.modes.split(","):
+                for mode in modes.split(","):
                     for t in threads:
                         results[net, mode, t, load] = measure(libraries, net, mode, t, args.seconds,
                                                               args.repeats)
