@@ -107,6 +107,10 @@ class TrainConfig:
 
         if self.model not in MODELS:
             raise TrainError(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
+        trained_by = getattr(MODELS[self.model], "trained_by", None)
+        if trained_by:
+            raise TrainError(f"{self.model} is not a classifier, so `train` cannot fit it; "
+                             f"train it with `{trained_by}`")
         cfg = dataclasses.replace(self)
         if cfg.dataset is None:
             cfg.dataset = "synthetic" if cfg.data_dir is None else infer_dataset(cfg.data_dir)

@@ -245,3 +245,9 @@ def test_tiny_vgg_trains_on_cifar10(tmp_path, capsys):
     code, _, err = run(["train", *TINY, "--model", "tiny-vgg", "--data-dir", str(data),
                         "--out", str(tmp_path / "run")], capsys)
     assert code == 0, err
+
+
+def test_train_refuses_a_model_that_is_not_a_classifier():
+    from minipool.train import TrainConfig, TrainError
+    with pytest.raises(TrainError, match="experiment upsampling"):
+        TrainConfig(model="tiny-unet").resolved()

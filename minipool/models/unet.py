@@ -82,6 +82,9 @@ class TinyUNet(nn.Module):
     ``seed`` draws their weights (PyTorch's default bounds, uniform +-1/sqrt(fan_in));
     without it they come from the shared generator ``mp.manual_seed`` seeds."""
 
+    # Not a classifier: ``python -m minipool train`` refuses it and names the command that trains it.
+    trained_by = "python -m minipool experiment upsampling"
+
     name = "tiny-unet"
 
     def __init__(self, decoder="bilinear+conv", channels=16, seed=None):
