@@ -711,7 +711,13 @@ def test_property_window_pools(kind, H, W, kh, kw, sh, sw, dh, dw, ph, pw, ceil,
         fns[kind](mp.tensor(x))
     except ValueError:
         assume(False)   # minipool (as PyTorch) refuses this geometry
-    _agree(Fn(fns[kind]), x)
+    try:
+        _agree(Fn(fns[kind]), x)
+    except mo.UnsupportedOpError as error:
+        # the one refusal allowed here: a pad (dilated-kernel limit, or ceil_mode's grown end
+        # padding) that reaches the undilated kernel, which onnxruntime's pools reject
+        assert "reaches the kernel size" in str(error)
+        assert max(ph, pw) >= min(kh, kw) or ceil or dh > 1 or dw > 1
 
 
 @_PROPERTY
@@ -756,3 +762,11 @@ def test_property_convolutions(C, O, groups, k, s, p, d, op, H, transposed, seed
     except ValueError:
         assume(False)
     _agree(layer, x)
+
+
+def test_pool_padding_that_reaches_the_kernel_is_refused():
+    """Found by the property test: max pooling with kernel (1, 2), dilation 2, padding 1 and
+    ceil_mode needs an end pad of 2, which onnxruntime's MaxPool rejects (pad < kernel)."""
+    pool = Fn(lambda t: F.max_pool2d(t, (1, 2), (2, 2), (0, 1), (1, 2), ceil_mode=True))
+    with pytest.raises(mo.UnsupportedOpError, match="reaches the kernel size"):
+        mo.build(pool, mp.zeros(2, 2, 2, 2))

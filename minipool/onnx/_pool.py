@@ -69,10 +69,16 @@ class _Window:
                                    in zip(self.spatial, self.out, self.kernel, self.stride,
                                           self.before, self.after, self.dilation)]
 
-    def attrs(self, dilations=True):
+    def attrs(self, g, dilations=True):
         ceil = self.ceil_mode and not self.repadded
+        pads = list(self.before) + list(self.pads_after)
+        if any(p >= k for p, k in zip(pads, list(self.kernel) * 2)):
+            # onnxruntime refuses a pad that is not below the (undilated) kernel; PyTorch's limit
+            # counts dilation, and ceil_mode's grown end padding can reach it too
+            g.fail(f"padding {pads} reaches the kernel size {list(self.kernel)}: onnxruntime's "
+                   "pools need every pad below the kernel")
         out = dict(kernel_shape=list(self.kernel), strides=list(self.stride),
-                   pads=list(self.before) + list(self.pads_after), ceil_mode=int(ceil))
+                   pads=pads, ceil_mode=int(ceil))
         if dilations and any(d != 1 for d in self.dilation):
             out["dilations"] = list(self.dilation)
         return out
@@ -99,8 +105,8 @@ def _around(g, x, rank, channels_last, body):
 
 def _max_pool(g, name, w, with_indices):
     if with_indices:
-        return g.node("MaxPool", [name], outputs=2, **w.attrs())
-    return g.node("MaxPool", [name], **w.attrs())
+        return g.node("MaxPool", [name], outputs=2, **w.attrs(g))
+    return g.node("MaxPool", [name], **w.attrs(g))
 
 
 def _indices_result(g, w, raw, output):
@@ -174,10 +180,10 @@ def average(g, event):
 
     def body(name):
         if w.repadded and include:  # the grown padding must not count: real cells, rescaled
-            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(False))
+            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(g, False))
             span = w.factor_map("span") if override is None else float(override)
             return _scaled(g, out, w.factor_map("count") / span, x.dtype)
-        out = g.node("AveragePool", [name], count_include_pad=int(include), **w.attrs(False))
+        out = g.node("AveragePool", [name], count_include_pad=int(include), **w.attrs(g, False))
         if override is not None:
             out = _scaled(g, out, w.factor_map("span") / float(override), x.dtype)
         return out
@@ -195,9 +201,9 @@ def sum_pool(g, event):
 
     def body(name):
         if w.repadded:
-            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(False))
+            out = g.node("AveragePool", [name], count_include_pad=0, **w.attrs(g, False))
             return _scaled(g, out, w.factor_map("count"), x.dtype)
-        out = g.node("AveragePool", [name], count_include_pad=1, **w.attrs(False))
+        out = g.node("AveragePool", [name], count_include_pad=1, **w.attrs(g, False))
         return _scaled(g, out, w.factor_map("span"), x.dtype)
     return _around(g, x, rank, w.channels_last, body)
 
@@ -222,7 +228,7 @@ def lp_pool(g, event):
             return g.node("LpPool", [name], p=int(p), kernel_shape=list(w.kernel),
                           strides=list(w.stride), pads=[0] * (2 * rank))
         powered = name if p == 1 else g.node("Pow", [name, g.scalar(p, dt)])
-        avg = g.node("AveragePool", [powered], count_include_pad=0, **w.attrs(False))
+        avg = g.node("AveragePool", [powered], count_include_pad=0, **w.attrs(g, False))
         total = _scaled(g, avg, w.factor_map("count"), dt)
         return total if p == 1 else g.node("Pow", [total, g.scalar(1.0 / p, dt)])
     return _around(g, x, rank, w.channels_last, body)
@@ -248,7 +254,7 @@ def _adaptive(g, event, kind):
     w = _Window(a["op"], x, rank, kernel, kernel, 0, 1, False, a["data_format"])
     if kind == "avg":
         return _around(g, x, rank, channels_last,
-                       lambda name: g.node("AveragePool", [name], **w.attrs(False)))
+                       lambda name: g.node("AveragePool", [name], **w.attrs(g, False)))
     raw = []
 
     def body(name):
@@ -290,7 +296,7 @@ def stochastic_pool(g, event):
     dt = x.dtype
 
     def body(name):
-        attrs = w.attrs(False)
+        attrs = w.attrs(g, False)
         squares = g.node("AveragePool", [g.node("Mul", [name, name])], **attrs)
         plain = g.node("AveragePool", [name], **attrs)
         zero = g.scalar(0.0, dt)
