@@ -153,6 +153,11 @@ def test_hypothesis_torch_parity(h, w, fh, fw, mode, aa, ac, c, cl, seed):
     if cl:
         tx = tx.contiguous(memory_format=torch.channels_last)
     kw = dict(scale_factor=(fh, fw), mode=mode, antialias=aa, align_corners=ac)
+    if int(w * fw) == 1 and not cl:
+        # PyTorch's NCHW uint8 kernel repeats the first output row when the output is 1 wide
+        # (e.g. 6 channels, 3x1 -> 2x1: [208, 208] where its channels_last kernel and the
+        # formula give [208, 147]); minipool follows the formula (docs/differences.md)
+        tx = tx.contiguous(memory_format=torch.channels_last)
     want = torch.nn.functional.interpolate(tx, **kw).numpy()
     np.testing.assert_array_equal(mp_resize(x, cl, **kw), want)
 
