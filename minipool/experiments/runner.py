@@ -227,14 +227,12 @@ def run_grid(specs, out, jobs=1, scheduler=None, progress="auto", log=print, on_
             on_record([records[s.key] for s in specs if s.key in records])
 
     try:
-        if not todo:
-            pass
-        elif scheduler is not None:
+        if todo and scheduler is not None:
             _run_dask(todo, scheduler, finished, dask_timeout, threads)
-        elif jobs <= 1:
+        elif todo and jobs <= 1:
             for spec in todo:
                 finished(execute(spec, threads or threads_per_job(1)))
-        else:
+        elif todo:
             _run_processes(todo, jobs, finished, threads)
     finally:
         bar.close()

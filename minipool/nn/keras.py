@@ -134,7 +134,7 @@ class _Lazy(Module):
 
     def build(self, input_shape, dtype=None):
         """Make the parameters for inputs of ``input_shape`` (the batch entry may be None)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define build(input_shape, dtype)")
 
     def _weight_dtype(self, dtype):
         if self._dtype is not None:
@@ -149,7 +149,7 @@ class _Lazy(Module):
         return self.call(x)
 
     def call(self, x):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define call(x)")
 
     def get_weights(self):
         """The weights as NumPy arrays in Keras's layout and order (empty until built)."""
@@ -168,7 +168,7 @@ class _Lazy(Module):
         self._load_keras(weights)
 
     def _load_keras(self, weights):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _load_keras(weights)")
 
 
 def _apply(fn, x):
