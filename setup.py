@@ -72,7 +72,9 @@ if OPENMP_FLAGS is None:
         f"kernels: results are identical, but only one thread is used.\n{bar}\n\n"
     )
 
-COMPILE_ARGS = (["-O1", "-g"] if DEBUG else ["-O3"]) + (OPENMP_FLAGS or [])
+# -ffp-contract=off: a*b+c is never fused behind our back (kernels fuse with an
+# explicit fma where PyTorch does; see minipool/_kernels/antialias_loops.h).
+COMPILE_ARGS = (["-O1", "-g"] if DEBUG else ["-O3"]) + ["-ffp-contract=off"] + (OPENMP_FLAGS or [])
 LINK_ARGS = list(OPENMP_FLAGS or [])
 
 DIRECTIVES = {

@@ -274,3 +274,44 @@ def test_kernel_entry_refuses_mismatched_tables():
         k.aa_forward(x, out, np.zeros((1, 100), np.float32), s, s, w, True, s, s, w, True, 4, 1)
     with pytest.raises(ValueError, match="vec"):
         k.aa_forward(x, out, np.zeros((1, 100), np.float32), s, s, w, True, s, s, w, True, 0, 1)
+
+
+# --------------------------------------------------------------------------- CPU fma dispatch
+def _run_both(x, kw):
+    """(output, input gradient) with the portable loops and with AVX2+FMA ones."""
+    from minipool._kernels import upsampling as kernels
+    results = []
+    try:
+        for allow in (False, True):
+            kernels.use_cpu_fma(allow)
+            t = mp.tensor(x, requires_grad=True)
+            y = F.interpolate(t, antialias=True, **kw)
+            (y * mp.tensor(np.linspace(-2, 3, y.numel()).reshape(y.shape).astype(x.dtype))).sum().backward()
+            results.append((y.data.copy(), t.grad.data.copy()))
+    finally:
+        kernels.use_cpu_fma(True)
+    return results
+
+
+@FAST
+@given(h=st.integers(4, 40), w=st.integers(4, 40), c=st.integers(1, 5),
+       scale=st.sampled_from([0.3, 0.5, 0.7, 1.6]), mode=st.sampled_from(["bilinear", "bicubic"]),
+       f64=st.booleans(), cl=st.booleans(), specials=st.booleans())
+def test_cpu_fma_and_portable_loops_agree_bit_for_bit(h, w, c, scale, mode, f64, cl, specials):
+    # fma rounds once by definition, so the CPU's instruction, the C library's fma
+    # and any vector width must give the same bits (NaN, +-inf included)
+    rng = np.random.default_rng(h * 1000 + w)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float64 if f64 else np.float32)
+    if specials:
+        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -np.inf]
+    if cl:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    (y0, g0), (y1, g1) = _run_both(x, dict(scale_factor=scale, mode=mode))
+    np.testing.assert_array_equal(y0, y1)
+    np.testing.assert_array_equal(g0, g1)
+
+
+def test_cpu_fma_dispatch_reports_what_it_uses():
+    from minipool._kernels import upsampling as kernels
+    assert kernels.use_cpu_fma(False) is False
+    assert kernels.use_cpu_fma(True) == kernels.CPU_FMA

@@ -539,7 +539,38 @@ def taps_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1
 # 16 bytes / itemsize) and fuses the remaining ones into fma.  The backward is
 # ATen's non-separable scatter, ``gx[h, w] += (wx * wy) * g[oh, ow]`` fused,
 # done here as a gather: each input cell sums its outputs in (oh, ow) order.
+# The loops themselves are in antialias_loops.h: C compiled twice, for
+# baseline x86-64 and for AVX2+FMA, because a baseline fma() is a library call.
 from libc.math cimport fma, fmaf
+
+cdef extern from "antialias_loops.h" nogil:
+    void mp_aa_combine_f(const float* src, float* dst, Py_ssize_t n, Py_ssize_t L,
+                         const Py_ssize_t* start, const Py_ssize_t* count,
+                         const float* w, Py_ssize_t K, Py_ssize_t vec)
+    void mp_aa_combine_d(const double* src, double* dst, Py_ssize_t n, Py_ssize_t L,
+                         const Py_ssize_t* start, const Py_ssize_t* count,
+                         const double* w, Py_ssize_t K, Py_ssize_t vec)
+    void mp_aa_backward_plane_f(const float* g, float* gx, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t* ptr_h,
+                                const Py_ssize_t* src_h, const float* tw_h,
+                                const Py_ssize_t* ptr_w, const Py_ssize_t* src_w,
+                                const float* tw_w)
+    void mp_aa_backward_plane_d(const double* g, double* gx, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t* ptr_h,
+                                const Py_ssize_t* src_h, const double* tw_h,
+                                const Py_ssize_t* ptr_w, const Py_ssize_t* src_w,
+                                const double* tw_w)
+    int mp_pick_aa_kernels(int allow)
+
+
+def use_cpu_fma(bint allow=True):
+    """Run the antialiased loops with the CPU's AVX2+FMA instructions when it has
+    them (the default, chosen at import), or with the portable build when
+    ``allow`` is False.  Both give the same bits.  Returns True if AVX2+FMA is used."""
+    return mp_pick_aa_kernels(allow) == 1
+
+
+CPU_FMA = use_cpu_fma(True)
 
 
 cdef inline floating _fused(floating a, floating b, floating c) noexcept nogil:
@@ -563,32 +594,10 @@ cdef inline void _aa_combine(const floating* src, floating* dst, Py_ssize_t n, P
                              const Py_ssize_t* start, const Py_ssize_t* count,
                              const floating* w, Py_ssize_t K, Py_ssize_t vec) noexcept nogil:
     """Row o of dst (length L) = taps of rows start[o] .. start[o]+count[o]-1 of src."""
-    cdef Py_ssize_t o, j, c, m, cnt
-    cdef floating* d
-    cdef const floating* s
-    cdef const floating* wo
-    cdef floating wj
-    for o in range(n):
-        d = dst + o * L
-        cnt = count[o]
-        wo = w + o * K
-        if cnt <= 0:
-            memset(d, 0, L * sizeof(floating))
-            continue
-        s = src + start[o] * L
-        wj = wo[0]
-        for c in range(L):
-            d[c] = s[c] * wj
-        m = 1 + ((cnt - 1) // vec) * vec
-        for j in range(1, cnt):
-            s = src + (start[o] + j) * L
-            wj = wo[j]
-            if j < m:
-                for c in range(L):
-                    d[c] = d[c] + s[c] * wj
-            else:
-                for c in range(L):
-                    d[c] = _fused(s[c], wj, d[c])
+    if floating is float:
+        mp_aa_combine_f(src, dst, n, L, start, count, w, K, vec)
+    else:
+        mp_aa_combine_d(src, dst, n, L, start, count, w, K, vec)
 
 
 def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
@@ -642,28 +651,25 @@ def aa_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x
     """grad_x[p, h, w, c] = 0 + sum over the outputs (oh, ow) reading (h, w), in
     ascending (oh, ow) order, of fma(wx * wy, grad[p, oh, ow, c], acc).  CSR
     tables: row i of an axis lists the outputs reading input i and their weights."""
-    cdef Py_ssize_t p, h, w, c, eh, ew, P = grad_x.shape[0]
+    cdef Py_ssize_t p, P = grad_x.shape[0]
     cdef Py_ssize_t H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
-    cdef Py_ssize_t OH = grad.shape[1], OW = grad.shape[2]
-    cdef floating wy, wxy
-    cdef floating* d
-    cdef const floating* g
+    cdef Py_ssize_t OW = grad.shape[2]
     if grad.shape[0] != P or grad.shape[3] != C:
         raise ValueError("aa_backward: grad and grad_x disagree on planes or channels")
     if ptr_h.shape[0] != H + 1 or ptr_w.shape[0] != W + 1:
         raise ValueError("aa_backward: ptr tables need n_in + 1 entries")
+    if src_h.shape[0] != ptr_h[H] or tw_h.shape[0] != ptr_h[H] or \
+            src_w.shape[0] != ptr_w[W] or tw_w.shape[0] != ptr_w[W]:
+        raise ValueError("aa_backward: src and tw tables need ptr[n_in] entries")
     if P == 0 or H * W * C == 0:
         return
+    if ptr_h[H] == 0 or ptr_w[W] == 0:  # no output reads an input cell (an empty output)
+        grad_x[...] = 0
+        return
     for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        for h in range(H):
-            for w in range(W):
-                d = &grad_x[p, h, w, 0]
-                for c in range(C):
-                    d[c] = 0
-                for eh in range(ptr_h[h], ptr_h[h + 1]):
-                    wy = tw_h[eh]
-                    for ew in range(ptr_w[w], ptr_w[w + 1]):
-                        wxy = tw_w[ew] * wy
-                        g = &grad[p, src_h[eh], src_w[ew], 0]
-                        for c in range(C):
-                            d[c] = _fused(wxy, g[c], d[c])
+        if floating is float:
+            mp_aa_backward_plane_f(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], H, W, C, OW,
+                                   &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0], &src_w[0], &tw_w[0])
+        else:
+            mp_aa_backward_plane_d(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], H, W, C, OW,
+                                   &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0], &src_w[0], &tw_w[0])

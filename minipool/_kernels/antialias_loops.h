@@ -1,0 +1,146 @@
+/* The antialiased resampling loops (see upsampling.pyx), in C so that they can
+ * be compiled twice: once for baseline x86-64 and once for CPUs with AVX2 and
+ * FMA, picked once at import.
+ *
+ * Why: these loops copy PyTorch's x86-64 build, which fuses some steps into a
+ * fused multiply-add (one rounding).  minipool is built without -march, so in
+ * baseline code every fma() is a call into the C library, per element.  fma is
+ * correctly rounded by definition: the CPU's instruction and the library give
+ * the same bits, and so do 1-, 4- and 8-wide vectors (every element is
+ * computed on its own, in the same order).  So the AVX2+FMA versions are only
+ * faster.  setup.py compiles with -ffp-contract=off: the compiler never fuses
+ * a*b+c by itself (the unfused steps must stay two roundings).
+ *
+ * Needs Python.h (for Py_ssize_t) and <string.h>, included before this file by
+ * Cython's generated C. */
+#ifndef MINIPOOL_ANTIALIAS_LOOPS_H
+#define MINIPOOL_ANTIALIAS_LOOPS_H
+#include <math.h>
+#include <string.h>
+
+/* dst row o (length L) = the taps of src rows start[o] .. start[o]+count[o]-1
+ * with weights w[o*K + j]: acc = s0*w0, then the first vec*floor((count-1)/vec)
+ * steps unfused (acc + s*w), the rest fused (fma(s, w, acc)). */
+#define MP_AA_COMBINE(T, NAME, FMA, ATTR)                                                  \
+    ATTR static void NAME(const T *restrict src, T *restrict dst, Py_ssize_t n,            \
+                          Py_ssize_t L, const Py_ssize_t *start, const Py_ssize_t *count,  \
+                          const T *w, Py_ssize_t K, Py_ssize_t vec) {                      \
+        for (Py_ssize_t o = 0; o < n; o++) {                                               \
+            T *restrict d = dst + o * L;                                                   \
+            const T *wo = w + o * K;                                                       \
+            Py_ssize_t cnt = count[o];                                                     \
+            if (cnt <= 0) {                                                                \
+                memset(d, 0, (size_t)L * sizeof(T));                                       \
+                continue;                                                                  \
+            }                                                                              \
+            Py_ssize_t m = 1 + ((cnt - 1) / vec) * vec;                                    \
+            const T *s = src + start[o] * L;                                               \
+            if (L == 1) { /* channels-first rows: one value per tap, kept in a register */ \
+                T acc = s[0] * wo[0];                                                      \
+                for (Py_ssize_t j = 1; j < cnt; j++)                                       \
+                    acc = j < m ? acc + s[j] * wo[j] : FMA(s[j], wo[j], acc);              \
+                d[0] = acc;                                                                \
+                continue;                                                                  \
+            }                                                                              \
+            for (Py_ssize_t c = 0; c < L; c++) d[c] = s[c] * wo[0];                        \
+            for (Py_ssize_t j = 1; j < cnt; j++) {                                         \
+                const T *restrict sj = s + j * L;                                          \
+                T wj = wo[j];                                                              \
+                if (j < m)                                                                 \
+                    for (Py_ssize_t c = 0; c < L; c++) d[c] = d[c] + sj[c] * wj;           \
+                else                                                                       \
+                    for (Py_ssize_t c = 0; c < L; c++) d[c] = FMA(sj[c], wj, d[c]);        \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+/* One gradient plane (H, W, C) from the output gradient plane (OH, OW, C):
+ * each input cell sums, from 0 and in ascending (oh, ow) order, fma(wx * wy,
+ * g, acc) over the outputs that read it (CSR tables ptr/src/tw per axis).
+ * (Summing a whole row at once, eh outermost, measured 1.8x slower: each
+ * step then goes through memory instead of a register.) */
+#define MP_AA_BACKWARD_PLANE(T, NAME, FMA, ATTR)                                           \
+    ATTR static void NAME(const T *restrict g, T *restrict gx, Py_ssize_t H, Py_ssize_t W, \
+                          Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t *ptr_h,            \
+                          const Py_ssize_t *src_h, const T *tw_h, const Py_ssize_t *ptr_w, \
+                          const Py_ssize_t *src_w, const T *tw_w) {                        \
+        for (Py_ssize_t h = 0; h < H; h++)                                                 \
+            for (Py_ssize_t x = 0; x < W; x++) {                                           \
+                T *restrict d = gx + (h * W + x) * C;                                      \
+                if (C == 1) { /* channels-first: the sum stays in a register */            \
+                    T acc = 0;                                                             \
+                    for (Py_ssize_t eh = ptr_h[h]; eh < ptr_h[h + 1]; eh++)                \
+                        for (Py_ssize_t ew = ptr_w[x]; ew < ptr_w[x + 1]; ew++)            \
+                            acc = FMA(tw_w[ew] * tw_h[eh], g[src_h[eh] * OW + src_w[ew]],  \
+                                      acc);                                                \
+                    d[0] = acc;                                                            \
+                    continue;                                                              \
+                }                                                                          \
+                memset(d, 0, (size_t)C * sizeof(T));                                       \
+                for (Py_ssize_t eh = ptr_h[h]; eh < ptr_h[h + 1]; eh++)                    \
+                    for (Py_ssize_t ew = ptr_w[x]; ew < ptr_w[x + 1]; ew++) {              \
+                        const T wxy = tw_w[ew] * tw_h[eh];                                 \
+                        const T *restrict gs = g + (src_h[eh] * OW + src_w[ew]) * C;       \
+                        for (Py_ssize_t c = 0; c < C; c++) d[c] = FMA(wxy, gs[c], d[c]);   \
+                    }                                                                      \
+            }                                                                              \
+    }
+
+#define MP_PORTABLE
+MP_AA_COMBINE(float, mp_aa_combine_f_portable, fmaf, MP_PORTABLE)
+MP_AA_COMBINE(double, mp_aa_combine_d_portable, fma, MP_PORTABLE)
+MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_portable, fmaf, MP_PORTABLE)
+MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_portable, fma, MP_PORTABLE)
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#define MP_HAVE_X86_DISPATCH 1
+#define MP_AVX2_FMA __attribute__((target("avx2,fma")))
+MP_AA_COMBINE(float, mp_aa_combine_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
+MP_AA_COMBINE(double, mp_aa_combine_d_avx2, __builtin_fma, MP_AVX2_FMA)
+MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
+MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_avx2, __builtin_fma, MP_AVX2_FMA)
+#else
+#define MP_HAVE_X86_DISPATCH 0
+#endif
+
+typedef void (*mp_aa_combine_f_t)(const float *restrict, float *restrict, Py_ssize_t, Py_ssize_t,
+                                  const Py_ssize_t *, const Py_ssize_t *, const float *,
+                                  Py_ssize_t, Py_ssize_t);
+typedef void (*mp_aa_combine_d_t)(const double *restrict, double *restrict, Py_ssize_t,
+                                  Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
+                                  const double *, Py_ssize_t, Py_ssize_t);
+typedef void (*mp_aa_backward_plane_f_t)(const float *restrict, float *restrict, Py_ssize_t,
+                                         Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *,
+                                         const Py_ssize_t *, const float *, const Py_ssize_t *,
+                                         const Py_ssize_t *, const float *);
+typedef void (*mp_aa_backward_plane_d_t)(const double *restrict, double *restrict, Py_ssize_t,
+                                         Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *,
+                                         const Py_ssize_t *, const double *, const Py_ssize_t *,
+                                         const Py_ssize_t *, const double *);
+
+static mp_aa_combine_f_t mp_aa_combine_f = mp_aa_combine_f_portable;
+static mp_aa_combine_d_t mp_aa_combine_d = mp_aa_combine_d_portable;
+static mp_aa_backward_plane_f_t mp_aa_backward_plane_f = mp_aa_backward_plane_f_portable;
+static mp_aa_backward_plane_d_t mp_aa_backward_plane_d = mp_aa_backward_plane_d_portable;
+
+/* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
+ * Tests call it with allow = 0 and 1 and compare the bits. */
+static int mp_pick_aa_kernels(int allow) {
+    mp_aa_combine_f = mp_aa_combine_f_portable;
+    mp_aa_combine_d = mp_aa_combine_d_portable;
+    mp_aa_backward_plane_f = mp_aa_backward_plane_f_portable;
+    mp_aa_backward_plane_d = mp_aa_backward_plane_d_portable;
+#if MP_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        mp_aa_combine_f = mp_aa_combine_f_avx2;
+        mp_aa_combine_d = mp_aa_combine_d_avx2;
+        mp_aa_backward_plane_f = mp_aa_backward_plane_f_avx2;
+        mp_aa_backward_plane_d = mp_aa_backward_plane_d_avx2;
+        return 1;
+    }
+#endif
+    (void)allow;
+    return 0;
+}
+#endif
