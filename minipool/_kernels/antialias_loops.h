@@ -54,6 +54,44 @@
         }                                                                                  \
     }
 
+/* The W pass: `rows` rows of n_in pixels (L values each) into rows of n_out,
+ * each as MP_AA_COMBINE does.  Channels-first rows (L == 1) are done 8 at a
+ * time: one output's tap sum is a chain of dependent steps, and 8 rows give
+ * the CPU 8 independent chains to overlap (each element's order is unchanged). */
+#define MP_AA_ROW_BLOCK 8
+#define MP_AA_ROWS(T, NAME, COMBINE, FMA, ATTR)                                            \
+    ATTR static void NAME(const T *restrict src, T *restrict dst, Py_ssize_t rows,         \
+                          Py_ssize_t n_in, Py_ssize_t n_out, Py_ssize_t L,                 \
+                          const Py_ssize_t *start, const Py_ssize_t *count, const T *w,    \
+                          Py_ssize_t K, Py_ssize_t vec) {                                  \
+        Py_ssize_t r = 0;                                                                  \
+        if (L == 1)                                                                        \
+            for (; r + MP_AA_ROW_BLOCK <= rows; r += MP_AA_ROW_BLOCK) {                    \
+                const T *s0 = src + r * n_in;                                              \
+                T *d0 = dst + r * n_out;                                                   \
+                for (Py_ssize_t o = 0; o < n_out; o++) {                                   \
+                    const T *wo = w + o * K;                                               \
+                    const T *s = s0 + (count[o] > 0 ? start[o] : 0);                       \
+                    Py_ssize_t cnt = count[o], m = 1 + ((cnt - 1) / vec) * vec;            \
+                    T acc[MP_AA_ROW_BLOCK];                                                \
+                    for (int k = 0; k < MP_AA_ROW_BLOCK; k++)                              \
+                        acc[k] = cnt > 0 ? s[k * n_in] * wo[0] : 0;                        \
+                    for (Py_ssize_t j = 1; j < cnt; j++) {                                 \
+                        const T wj = wo[j];                                                \
+                        if (j < m)                                                         \
+                            for (int k = 0; k < MP_AA_ROW_BLOCK; k++)                      \
+                                acc[k] = acc[k] + s[k * n_in + j] * wj;                    \
+                        else                                                               \
+                            for (int k = 0; k < MP_AA_ROW_BLOCK; k++)                      \
+                                acc[k] = FMA(s[k * n_in + j], wj, acc[k]);                 \
+                    }                                                                      \
+                    for (int k = 0; k < MP_AA_ROW_BLOCK; k++) d0[k * n_out + o] = acc[k];  \
+                }                                                                          \
+            }                                                                              \
+        for (; r < rows; r++)                                                              \
+            COMBINE(src + r * n_in * L, dst + r * n_out * L, n_out, L, start, count, w, K, vec); \
+    }
+
 /* One gradient plane (H, W, C) from the output gradient plane (OH, OW, C):
  * each input cell sums, from 0 and in ascending (oh, ow) order, fma(wx * wy,
  * g, acc) over the outputs that read it (CSR tables ptr/src/tw per axis).
@@ -86,11 +124,50 @@
             }                                                                              \
     }
 
+/* `planes` gradient planes (consecutive, plane sizes g_plane and gx_plane).
+ * Channels-first (C == 1) planes are done 8 at a time, as the W pass does
+ * rows: the same tables, 8 independent chains, each element's order unchanged. */
+#define MP_AA_BACKWARD_PLANES(T, NAME, PLANE, FMA, ATTR)                                   \
+    ATTR static void NAME(const T *restrict g, T *restrict gx, Py_ssize_t planes,          \
+                          Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,           \
+                          Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,                       \
+                          const Py_ssize_t *ptr_h, const Py_ssize_t *src_h, const T *tw_h, \
+                          const Py_ssize_t *ptr_w, const Py_ssize_t *src_w, const T *tw_w) { \
+        Py_ssize_t p = 0;                                                                  \
+        if (C == 1)                                                                        \
+            for (; p + MP_AA_ROW_BLOCK <= planes; p += MP_AA_ROW_BLOCK) {                  \
+                const T *g0 = g + p * g_plane;                                             \
+                T *d0 = gx + p * gx_plane;                                                 \
+                for (Py_ssize_t h = 0; h < H; h++)                                         \
+                    for (Py_ssize_t x = 0; x < W; x++) {                                   \
+                        T acc[MP_AA_ROW_BLOCK] = {0};                                      \
+                        for (Py_ssize_t eh = ptr_h[h]; eh < ptr_h[h + 1]; eh++)            \
+                            for (Py_ssize_t ew = ptr_w[x]; ew < ptr_w[x + 1]; ew++) {      \
+                                const T wxy = tw_w[ew] * tw_h[eh];                         \
+                                const T *gs = g0 + src_h[eh] * OW + src_w[ew];             \
+                                for (int k = 0; k < MP_AA_ROW_BLOCK; k++)                  \
+                                    acc[k] = FMA(wxy, gs[k * g_plane], acc[k]);            \
+                            }                                                              \
+                        for (int k = 0; k < MP_AA_ROW_BLOCK; k++)                          \
+                            d0[k * gx_plane + h * W + x] = acc[k];                         \
+                    }                                                                      \
+            }                                                                              \
+        for (; p < planes; p++)                                                            \
+            PLANE(g + p * g_plane, gx + p * gx_plane, H, W, C, OW, ptr_h, src_h, tw_h, ptr_w, \
+                  src_w, tw_w);                                                            \
+    }
+
 #define MP_PORTABLE
 MP_AA_COMBINE(float, mp_aa_combine_f_portable, fmaf, MP_PORTABLE)
 MP_AA_COMBINE(double, mp_aa_combine_d_portable, fma, MP_PORTABLE)
 MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_portable, fmaf, MP_PORTABLE)
 MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_portable, fma, MP_PORTABLE)
+MP_AA_ROWS(float, mp_aa_rows_f_portable, mp_aa_combine_f_portable, fmaf, MP_PORTABLE)
+MP_AA_BACKWARD_PLANES(float, mp_aa_backward_planes_f_portable, mp_aa_backward_plane_f_portable, fmaf,
+                      MP_PORTABLE)
+MP_AA_ROWS(double, mp_aa_rows_d_portable, mp_aa_combine_d_portable, fma, MP_PORTABLE)
+MP_AA_BACKWARD_PLANES(double, mp_aa_backward_planes_d_portable, mp_aa_backward_plane_d_portable, fma,
+                      MP_PORTABLE)
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define MP_HAVE_X86_DISPATCH 1
@@ -99,6 +176,12 @@ MP_AA_COMBINE(float, mp_aa_combine_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
 MP_AA_COMBINE(double, mp_aa_combine_d_avx2, __builtin_fma, MP_AVX2_FMA)
 MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
 MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_avx2, __builtin_fma, MP_AVX2_FMA)
+MP_AA_ROWS(float, mp_aa_rows_f_avx2, mp_aa_combine_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
+MP_AA_BACKWARD_PLANES(float, mp_aa_backward_planes_f_avx2, mp_aa_backward_plane_f_avx2, __builtin_fmaf,
+                      MP_AVX2_FMA)
+MP_AA_ROWS(double, mp_aa_rows_d_avx2, mp_aa_combine_d_avx2, __builtin_fma, MP_AVX2_FMA)
+MP_AA_BACKWARD_PLANES(double, mp_aa_backward_planes_d_avx2, mp_aa_backward_plane_d_avx2, __builtin_fma,
+                      MP_AVX2_FMA)
 #else
 #define MP_HAVE_X86_DISPATCH 0
 #endif
@@ -109,34 +192,51 @@ typedef void (*mp_aa_combine_f_t)(const float *restrict, float *restrict, Py_ssi
 typedef void (*mp_aa_combine_d_t)(const double *restrict, double *restrict, Py_ssize_t,
                                   Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
                                   const double *, Py_ssize_t, Py_ssize_t);
-typedef void (*mp_aa_backward_plane_f_t)(const float *restrict, float *restrict, Py_ssize_t,
-                                         Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *,
-                                         const Py_ssize_t *, const float *, const Py_ssize_t *,
-                                         const Py_ssize_t *, const float *);
-typedef void (*mp_aa_backward_plane_d_t)(const double *restrict, double *restrict, Py_ssize_t,
-                                         Py_ssize_t, Py_ssize_t, Py_ssize_t, const Py_ssize_t *,
-                                         const Py_ssize_t *, const double *, const Py_ssize_t *,
-                                         const Py_ssize_t *, const double *);
+typedef void (*mp_aa_backward_planes_f_t)(const float *restrict, float *restrict,
+                                          Py_ssize_t planes, Py_ssize_t g_plane,
+                                          Py_ssize_t gx_plane, Py_ssize_t H, Py_ssize_t W,
+                                          Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t *,
+                                          const Py_ssize_t *, const float *, const Py_ssize_t *,
+                                          const Py_ssize_t *, const float *);
+typedef void (*mp_aa_backward_planes_d_t)(const double *restrict, double *restrict,
+                                          Py_ssize_t planes, Py_ssize_t g_plane,
+                                          Py_ssize_t gx_plane, Py_ssize_t H, Py_ssize_t W,
+                                          Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t *,
+                                          const Py_ssize_t *, const double *, const Py_ssize_t *,
+                                          const Py_ssize_t *, const double *);
 
+typedef void (*mp_aa_rows_f_t)(const float *restrict, float *restrict, Py_ssize_t, Py_ssize_t,
+                               Py_ssize_t, Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
+                               const float *, Py_ssize_t, Py_ssize_t);
+typedef void (*mp_aa_rows_d_t)(const double *restrict, double *restrict, Py_ssize_t, Py_ssize_t,
+                               Py_ssize_t, Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
+                               const double *, Py_ssize_t, Py_ssize_t);
+
+static mp_aa_rows_f_t mp_aa_rows_f = mp_aa_rows_f_portable;
+static mp_aa_rows_d_t mp_aa_rows_d = mp_aa_rows_d_portable;
 static mp_aa_combine_f_t mp_aa_combine_f = mp_aa_combine_f_portable;
 static mp_aa_combine_d_t mp_aa_combine_d = mp_aa_combine_d_portable;
-static mp_aa_backward_plane_f_t mp_aa_backward_plane_f = mp_aa_backward_plane_f_portable;
-static mp_aa_backward_plane_d_t mp_aa_backward_plane_d = mp_aa_backward_plane_d_portable;
+static mp_aa_backward_planes_f_t mp_aa_backward_planes_f = mp_aa_backward_planes_f_portable;
+static mp_aa_backward_planes_d_t mp_aa_backward_planes_d = mp_aa_backward_planes_d_portable;
 
 /* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
  * Tests call it with allow = 0 and 1 and compare the bits. */
 static int mp_pick_aa_kernels(int allow) {
     mp_aa_combine_f = mp_aa_combine_f_portable;
     mp_aa_combine_d = mp_aa_combine_d_portable;
-    mp_aa_backward_plane_f = mp_aa_backward_plane_f_portable;
-    mp_aa_backward_plane_d = mp_aa_backward_plane_d_portable;
+    mp_aa_rows_f = mp_aa_rows_f_portable;
+    mp_aa_rows_d = mp_aa_rows_d_portable;
+    mp_aa_backward_planes_f = mp_aa_backward_planes_f_portable;
+    mp_aa_backward_planes_d = mp_aa_backward_planes_d_portable;
 #if MP_HAVE_X86_DISPATCH
     __builtin_cpu_init();
     if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         mp_aa_combine_f = mp_aa_combine_f_avx2;
         mp_aa_combine_d = mp_aa_combine_d_avx2;
-        mp_aa_backward_plane_f = mp_aa_backward_plane_f_avx2;
-        mp_aa_backward_plane_d = mp_aa_backward_plane_d_avx2;
+        mp_aa_rows_f = mp_aa_rows_f_avx2;
+        mp_aa_rows_d = mp_aa_rows_d_avx2;
+        mp_aa_backward_planes_f = mp_aa_backward_planes_f_avx2;
+        mp_aa_backward_planes_d = mp_aa_backward_planes_d_avx2;
         return 1;
     }
 #endif

@@ -550,17 +550,26 @@ cdef extern from "antialias_loops.h" nogil:
     void mp_aa_combine_d(const double* src, double* dst, Py_ssize_t n, Py_ssize_t L,
                          const Py_ssize_t* start, const Py_ssize_t* count,
                          const double* w, Py_ssize_t K, Py_ssize_t vec)
-    void mp_aa_backward_plane_f(const float* g, float* gx, Py_ssize_t H, Py_ssize_t W,
-                                Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t* ptr_h,
-                                const Py_ssize_t* src_h, const float* tw_h,
-                                const Py_ssize_t* ptr_w, const Py_ssize_t* src_w,
-                                const float* tw_w)
-    void mp_aa_backward_plane_d(const double* g, double* gx, Py_ssize_t H, Py_ssize_t W,
-                                Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t* ptr_h,
-                                const Py_ssize_t* src_h, const double* tw_h,
-                                const Py_ssize_t* ptr_w, const Py_ssize_t* src_w,
-                                const double* tw_w)
+    void mp_aa_backward_planes_f(const float* g, float* gx, Py_ssize_t planes,
+                                 Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,
+                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
+                                 const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
+                                 const float* tw_h, const Py_ssize_t* ptr_w,
+                                 const Py_ssize_t* src_w, const float* tw_w)
+    void mp_aa_backward_planes_d(const double* g, double* gx, Py_ssize_t planes,
+                                 Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,
+                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
+                                 const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
+                                 const double* tw_h, const Py_ssize_t* ptr_w,
+                                 const Py_ssize_t* src_w, const double* tw_w)
+    void mp_aa_rows_f(const float* src, float* dst, Py_ssize_t rows, Py_ssize_t n_in,
+                      Py_ssize_t n_out, Py_ssize_t L, const Py_ssize_t* start,
+                      const Py_ssize_t* count, const float* w, Py_ssize_t K, Py_ssize_t vec)
+    void mp_aa_rows_d(const double* src, double* dst, Py_ssize_t rows, Py_ssize_t n_in,
+                      Py_ssize_t n_out, Py_ssize_t L, const Py_ssize_t* start,
+                      const Py_ssize_t* count, const double* w, Py_ssize_t K, Py_ssize_t vec)
     int mp_pick_aa_kernels(int allow)
+    enum: PLANE_BLOCK "MP_AA_ROW_BLOCK"
 
 
 def use_cpu_fma(bint allow=True):
@@ -610,7 +619,7 @@ def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     """Antialiased 2-D resampling of (planes, H, W, C) through ragged tap tables:
     W first (into ``work``: one row of H*OW*C per thread), then H; an inactive
     axis (same size) is skipped, as ATen copies it."""
-    cdef Py_ssize_t p, tid, r, P = x.shape[0]
+    cdef Py_ssize_t p, tid, P = x.shape[0]
     cdef Py_ssize_t H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t OH = out.shape[1], OW = out.shape[2]
     cdef floating* mid
@@ -634,9 +643,12 @@ def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
         cur = &x[p, 0, 0, 0]
         if act_w:
             mid = &work[tid, 0] if act_h else &out[p, 0, 0, 0]
-            for r in range(H):
-                _aa_combine(cur + r * W * C, mid + r * OW * C, OW, C,
-                            &start_w[0], &count_w[0], &w_w[0, 0], w_w.shape[1], vec)
+            if floating is float:
+                mp_aa_rows_f(cur, mid, H, W, OW, C, &start_w[0], &count_w[0], &w_w[0, 0],
+                             w_w.shape[1], vec)
+            else:
+                mp_aa_rows_d(cur, mid, H, W, OW, C, &start_w[0], &count_w[0], &w_w[0, 0],
+                             w_w.shape[1], vec)
             cur = mid
         if act_h:
             _aa_combine(cur, &out[p, 0, 0, 0], OH, OW * C,
@@ -651,9 +663,10 @@ def aa_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x
     """grad_x[p, h, w, c] = 0 + sum over the outputs (oh, ow) reading (h, w), in
     ascending (oh, ow) order, of fma(wx * wy, grad[p, oh, ow, c], acc).  CSR
     tables: row i of an axis lists the outputs reading input i and their weights."""
-    cdef Py_ssize_t p, P = grad_x.shape[0]
+    cdef Py_ssize_t b, p, nb, P = grad_x.shape[0]
     cdef Py_ssize_t H = grad_x.shape[1], W = grad_x.shape[2], C = grad_x.shape[3]
     cdef Py_ssize_t OW = grad.shape[2]
+    cdef Py_ssize_t g_plane = grad.shape[1] * OW * C, gx_plane = H * W * C
     if grad.shape[0] != P or grad.shape[3] != C:
         raise ValueError("aa_backward: grad and grad_x disagree on planes or channels")
     if ptr_h.shape[0] != H + 1 or ptr_w.shape[0] != W + 1:
@@ -666,10 +679,16 @@ def aa_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x
     if ptr_h[H] == 0 or ptr_w[W] == 0:  # no output reads an input cell (an empty output)
         grad_x[...] = 0
         return
-    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+    # blocks of PLANE_BLOCK planes (the C loops interleave 8 channels-first planes)
+    for b in prange((P + PLANE_BLOCK - 1) // PLANE_BLOCK, nogil=True, num_threads=num_threads,
+                    schedule="static"):
+        p = b * PLANE_BLOCK
+        nb = min(PLANE_BLOCK, P - p)
         if floating is float:
-            mp_aa_backward_plane_f(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], H, W, C, OW,
-                                   &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0], &src_w[0], &tw_w[0])
+            mp_aa_backward_planes_f(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], nb, g_plane, gx_plane,
+                                    H, W, C, OW, &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0],
+                                    &src_w[0], &tw_w[0])
         else:
-            mp_aa_backward_plane_d(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], H, W, C, OW,
-                                   &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0], &src_w[0], &tw_w[0])
+            mp_aa_backward_planes_d(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], nb, g_plane, gx_plane,
+                                    H, W, C, OW, &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0],
+                                    &src_w[0], &tw_w[0])
