@@ -63,3 +63,28 @@ bool_ = _np.dtype(_np.bool_)
 bool = bool_  # noqa: A001  (mp.bool as torch.bool; shadows the builtin only in this file, below here)
 __all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "double", "int8",
             "int16", "int32", "int64", "long", "uint8", "bool_", "bool"]
+# PyTorch habits from a user's own script: factories, grad modes, devices, torch.utils.data.
+from minipool.tensor import (as_tensor, empty, eye, inference_mode, linspace, randint,  # noqa: E402
+                             randperm, set_grad_enabled)
+from minipool._device import compile, device  # noqa: E402,A004
+from minipool import cuda, utils  # noqa: E402
+__all__ += ["as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
+            "set_grad_enabled", "device", "compile", "cuda", "utils"]
+
+# PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.
+_NOT_HERE = {
+    "autocast": "minipool computes in float32 or float64 only (no mixed precision); remove autocast",
+    "amp": "minipool computes in float32 or float64 only (no mixed precision); remove the amp scaler",
+    "jit": "minipool runs eagerly; there is no TorchScript (export a model with minipool.onnx)",
+    "backends": "minipool has no backend switches (its kernels are its own; see mp.show_config())",
+    "distributed": "minipool trains in one process (parallel experiments: python -m minipool "
+                   "experiment --jobs/--scheduler)",
+}
+
+
+def __getattr__(name):
+    reason = _NOT_HERE.get(name)
+    if reason is None:
+        reason = ("minipool implements the part of PyTorch's API that tiny CNNs use: see the README's "
+                  "tables and docs/differences.md")
+    raise AttributeError(f"module 'minipool' has no attribute {name!r}: {reason}")

@@ -83,6 +83,72 @@ class enable_grad(_SetGradMode):
     _mode = True
 
 
+class inference_mode(_SetGradMode):
+    """PyTorch's ``inference_mode``: here the same as :class:`no_grad` (``mode=False``: as
+    :class:`enable_grad`).  Context manager or decorator.
+
+    >>> import minipool as mp
+    >>> with mp.inference_mode():
+    ...     mp.is_grad_enabled()
+    False
+    """
+
+    def __init__(self, mode=True):
+        if callable(mode):  # used as a bare decorator: @mp.inference_mode
+            raise TypeError("inference_mode: write @mp.inference_mode() (with parentheses), "
+                            "as in PyTorch")
+        self._mode = not bool(mode)
+
+    def __call__(self, func):
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with inference_mode(not self._mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class set_grad_enabled(_SetGradMode):
+    """Turn graph recording on or off: as a call it sets the mode from now on; as a context
+    manager (or decorator) it restores the previous mode at the end, as in PyTorch.
+
+    >>> import minipool as mp
+    >>> with mp.set_grad_enabled(False):
+    ...     mp.is_grad_enabled()
+    False
+    >>> mp.is_grad_enabled()
+    True
+    """
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+        self._previous = _grad_mode.enabled
+        self._mode = bool(mode)
+        _grad_mode.enabled = self._mode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _grad_mode.enabled = self._previous
+        return False
+
+    def __call__(self, func):
+        _grad_mode.enabled = self._previous  # as a decorator, only the function's calls change
+        import functools
+        mode = self._mode
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
 # --------------------------------------------------------------------------- versions
 class _Version:
     """The version counter of a tensor's memory, shared with the tensors that view it
@@ -703,3 +769,91 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
     if dtype is None and arr.dtype == np.float64:
         dtype = DEFAULT_DTYPE
     return Tensor(arr if dtype is None else arr.astype(dtype), requires_grad=requires_grad)
+
+
+
+def _dtype_of(dtype, default):
+    return np.dtype(default if dtype is None else dtype)
+
+
+def randint(low, high=None, size=None, *, dtype=None, generator=None, requires_grad=False):
+    """Integers drawn uniformly from [low, high) (``randint(high, size)`` starts at 0), int64
+    unless ``dtype`` says otherwise; ``generator`` as in :func:`randn`.
+
+    >>> import minipool as mp
+    >>> x = mp.randint(0, 10, (3, 4), generator=0)
+    >>> tuple(x.shape), x.dtype, bool((x.numpy() >= 0).all() and (x.numpy() < 10).all())
+    ((3, 4), dtype('int64'), True)
+    """
+    if size is None:  # randint(high, size), PyTorch's two-argument form
+        if high is None:
+            raise TypeError("randint: give randint(low, high, size) or randint(high, size)")
+        low, high, size = 0, low, high
+    if isinstance(size, (int, np.integer)):
+        raise TypeError(f"randint: size must be a tuple of ints, e.g. ({size},), got {size!r}")
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"randint: {name} must be an int, got {v!r}")
+    if high <= low:
+        raise ValueError(f"randint: high must be > low, got low={low}, high={high}")
+    rng = _random.resolve(generator, "randint")
+    values = rng.integers(low, high, _shape_arg(tuple(size)), dtype=np.int64)
+    return Tensor(values.astype(_dtype_of(dtype, np.int64)), requires_grad=requires_grad)
+
+
+def randperm(n, *, dtype=None, generator=None):
+    """A random permutation of 0 .. n-1 (int64); ``generator`` as in :func:`randn`.
+
+    >>> import minipool as mp
+    >>> sorted(mp.randperm(5, generator=1).tolist())
+    [0, 1, 2, 3, 4]
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"randperm: n must be an int >= 0, got {n!r}")
+    perm = _random.resolve(generator, "randperm").permutation(int(n))
+    return Tensor(perm.astype(_dtype_of(dtype, np.int64)))
+
+
+def empty(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
+    """An uninitialised tensor, as in PyTorch: its values are whatever the memory held."""
+    return Tensor(np.empty(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def eye(n, m=None, *, dtype=DEFAULT_DTYPE, requires_grad=False):
+    """The n x m identity matrix (m = n by default).
+
+    >>> import minipool as mp
+    >>> mp.eye(2).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    m = n if m is None else m
+    return Tensor(np.eye(_shape_arg((n,))[0], _shape_arg((m,))[0], dtype=dtype),
+                  requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=DEFAULT_DTYPE, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32).
+
+    >>> import minipool as mp
+    >>> mp.linspace(0, 1, 5).tolist()
+    [0.0, 0.25, 0.5, 0.75, 1.0]
+    """
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
+    return Tensor(np.linspace(start, end, int(steps)).astype(dtype), requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None):
+    """A Tensor sharing memory with ``data`` when it is already a NumPy array or Tensor of that
+    dtype (as PyTorch's ``as_tensor``); otherwise a new one, as :func:`tensor` makes.
+
+    >>> import numpy as np, minipool as mp
+    >>> a = np.zeros(3, np.float32)
+    >>> t = mp.as_tensor(a); a[0] = 7; t.tolist()
+    [7.0, 0.0, 0.0]
+    """
+    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor(data)
+    return Tensor(_as_array(data, dtype))

@@ -12,16 +12,27 @@ import numpy as np
 from minipool import _random
 
 from minipool._validate import positive_int
+from minipool.data.generic import default_collate
 from minipool.tensor import Tensor
 
 __all__ = ["DataLoader"]
 
 
 class DataLoader:
-    """Iterate over ``dataset`` in batches of ``(images, labels)`` Tensors.
+    """Iterate over ``dataset`` in batches.
 
-    ``transform(images, rng)`` (optional, see :mod:`minipool.data.transforms`)
-    is applied to each float32 batch (n, 1, H, W).  Each ``iter()`` is one
+    A dataset with ``get_batch(indices)`` (the image datasets of
+    :mod:`minipool.data`) gives ``(images, labels)``: float32 and int64 Tensors.
+    Any other dataset (``TensorDataset``, your own ``Dataset``) is read sample by
+    sample and batched by ``collate_fn`` (default: :func:`default_collate`, as
+    in PyTorch).  ``transform(images, rng)`` (optional, see
+    :mod:`minipool.data.transforms`) is applied to each float32 batch (n, 1, H, W)
+    of an ``(images, labels)`` dataset.
+
+    PyTorch's loading options: ``num_workers`` must be 0 (batches are read in
+    this process: minipool's datasets are NumPy arrays in memory), ``sampler``
+    and ``batch_sampler`` are not supported (use ``shuffle`` or a ``Subset``),
+    ``pin_memory`` has no effect (CPU only, as in PyTorch without an accelerator).  Each ``iter()`` is one
     epoch; the epoch number advances by itself, or set it with
     :meth:`set_epoch` (a resumed run does).  ``start_batch`` in
     :meth:`batches` skips the first batches of the epoch without computing them.
@@ -37,7 +48,15 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None,
-                 *, generator=None):
+                 *, generator=None, collate_fn=None, num_workers=0, pin_memory=False, sampler=None,
+                 batch_sampler=None, worker_init_fn=None, persistent_workers=False,
+                 prefetch_factor=None, timeout=0):
+        _refuse_worker_options(num_workers, sampler, batch_sampler, worker_init_fn,
+                               persistent_workers, prefetch_factor, timeout)
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        self.collate_fn = collate_fn
+        self.pin_memory = bool(pin_memory)
         self.dataset = dataset
         self.batch_size = positive_int(batch_size, "batch_size", "DataLoader")
         self.shuffle = bool(shuffle)
@@ -75,20 +94,57 @@ class DataLoader:
         """Yield the batches of ``epoch`` (default: the current one) from ``start_batch`` on."""
         epoch = self.epoch if epoch is None else int(epoch)
         order = self.order(epoch)
-        get_batch = getattr(self.dataset, "get_batch", None) or self._stack
+        get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
         for b in range(int(start_batch), len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            images, labels = get_batch(idx)
+            if get_batch is None:
+                batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
+                if self.transform is None:
+                    yield batch
+                    continue
+                images, labels = self._pair(batch)
+            else:
+                images, labels = get_batch(idx)
             if self.transform is not None:
                 rng = np.random.default_rng([self.seed, epoch, b + 1])
                 images = self.transform(images, rng)
             yield Tensor(np.ascontiguousarray(images, dtype=np.float32)), Tensor(np.asarray(labels, np.int64))
+
+    @staticmethod
+    def _pair(batch):
+        if not isinstance(batch, (list, tuple)) or len(batch) != 2:
+            raise ValueError("DataLoader: transform= needs batches of (images, labels); this "
+                             "dataset's batches are not pairs (apply the transform in the dataset)")
+        images, labels = batch
+        images = images.data if isinstance(images, Tensor) else np.asarray(images)
+        labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+        if labels.dtype.kind not in "iub":
+            raise ValueError(f"DataLoader: transform= needs integer class labels, got {labels.dtype}")
+        return images, labels
 
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
         return self.batches(epoch)
 
-    def _stack(self, indices):
-        pairs = [self.dataset[int(i)] for i in indices]
-        return np.stack([np.asarray(p[0], np.float32) for p in pairs]), np.array([p[1] for p in pairs])
+
+
+def _refuse_worker_options(num_workers, sampler, batch_sampler, worker_init_fn, persistent_workers,
+                           prefetch_factor, timeout):
+    """PyTorch's multi-process loading options, refused by name instead of ignored."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
+    if num_workers:
+        raise ValueError(f"DataLoader: num_workers={num_workers} is not supported: minipool reads "
+                         f"batches in this process (its datasets are arrays in memory); use "
+                         f"num_workers=0")
+    for name, value in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+        if value is not None:
+            raise ValueError(f"DataLoader: {name}= is not supported; use shuffle=True (with "
+                             f"seed= or generator=) or pass a Subset of the dataset")
+    for name, value, default in (("worker_init_fn", worker_init_fn, None),
+                                 ("persistent_workers", persistent_workers, False),
+                                 ("prefetch_factor", prefetch_factor, None), ("timeout", timeout, 0)):
+        if value != default:
+            raise ValueError(f"DataLoader: {name} is an option of worker processes, and minipool's "
+                             f"DataLoader has none (num_workers=0); leave it out")
