@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 import numpy as np
 
 from minipool import _memory, _random
+from minipool import _device
 
 if TYPE_CHECKING:  # minipool._typing imports this module
     from minipool._typing import DTypeLike, TensorLike
@@ -22,6 +23,7 @@ __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "t
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
 
 DEFAULT_DTYPE = np.dtype(np.float32)
+_CPU = _device.device("cpu")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -518,8 +520,9 @@ class Tensor:
         return self.data.flags.c_contiguous
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> "_device.device":
+        """Always the CPU, as a ``device`` (``x.device.type == "cpu"``; equal to ``"cpu"``)."""
+        return _CPU
 
     @property
     def is_cuda(self) -> bool:
