@@ -67,8 +67,8 @@ __all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "d
 from minipool.tensor import (as_tensor, empty, eye, inference_mode, linspace, randint,  # noqa: E402
                              randperm, set_grad_enabled)
 from minipool._device import compile, device  # noqa: E402,A004
-from minipool import cuda, utils  # noqa: E402
-__all__ += ["as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
+from minipool import autograd, cuda, utils  # noqa: E402
+__all__ += ["autograd", "as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
             "set_grad_enabled", "device", "compile", "cuda", "utils"]
 
 # PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.

@@ -1,12 +1,13 @@
 """The backward pass: one walk over the graph in reverse topological order."""
 import sys
+import weakref
 
 import numpy as np
 
 from minipool import _memory
 from minipool.tensor import Function, Tensor, check_saved_versions, no_grad
 
-__all__ = ["run_backward", "grad"]
+__all__ = ["run_backward", "grad", "Function", "gradcheck", "register_hook", "retain_grad", "RemovableHandle"]
 
 
 def _topological_order(root):
@@ -99,18 +100,27 @@ def _store_leaf_grad(leaf, g):
     leaf.grad = Tensor._from_result(total, False)
 
 
-def run_backward(root, grad=None, retain_graph=False):
+def run_backward(root, grad=None, retain_graph=False, capture=None):
+    """Backpropagate from ``root`` into the leaves' ``.grad``.  With ``capture`` (a set of node
+    ids: Functions or leaf Tensors) return {id: gradient} for those nodes instead, and leave
+    every ``.grad`` untouched (what ``autograd.grad`` needs)."""
     if not root.requires_grad:
         raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn "
                            "(did you forget requires_grad=True, or compute it under no_grad?)")
     start = root if root._ctx is None else root._ctx
     order, leaves = _topological_order(start)
     grads = {id(start): _initial_grad(root, grad)}
+    captured = {}
     with no_grad(), _memory.scope():  # gradients come from minipool's memory cache
         for ctx in reversed(order):
             g = grads.pop(id(ctx), None)
             if g is None:
                 continue
+            extra = ctx.__dict__  # hooks and retain_grad() of the tensor ctx produced, if any
+            if "_hooks" in extra or "_retained" in extra:
+                g = _tensor_hooks(ctx, g, capture is None)
+            if capture is not None and id(ctx) in capture:
+                captured[id(ctx)] = g
             for box, value, _ in ctx._checks:
                 if box.value != value:
                     check_saved_versions(ctx)
@@ -129,17 +139,132 @@ def run_backward(root, grad=None, retain_graph=False):
                 ctx._release()
         for leaf in leaves:
             if id(leaf) in grads:
-                _store_leaf_grad(leaf, grads.pop(id(leaf)))
+                g = grads.pop(id(leaf))
+                if "_hooks" in leaf.__dict__:
+                    g = _tensor_hooks(leaf, g, False)
+                if capture is None:
+                    _store_leaf_grad(leaf, g)
+                elif id(leaf) in capture:
+                    captured[id(leaf)] = g
+    return captured if capture is not None else None
 
 
-def grad(output, inputs, grad_output=None, retain_graph=False):
-    """Return d(output)/d(input) for each input without touching their ``.grad``."""
-    saved = [t.grad for t in inputs]
+# --------------------------------------------------------------------------- hooks
+class RemovableHandle:
+    """What ``register_hook`` returns: ``handle.remove()`` takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def register_hook(tensor, hook):
+    """Call ``hook(grad)`` with the gradient of ``tensor`` each time one is computed, before it
+    is used; a hook that returns a Tensor (or array) replaces the gradient, as in PyTorch."""
+    if not callable(hook):
+        raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+    if not tensor.requires_grad:
+        raise RuntimeError("register_hook: cannot register a hook on a tensor that doesn't "
+                           "require gradient")
+    node = tensor if tensor._ctx is None else tensor._ctx
+    hooks = node.__dict__.setdefault("_hooks", [])
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
+def retain_grad(tensor):
+    """Keep the gradient of a non-leaf ``tensor`` in its ``.grad`` after backward (a leaf
+    keeps it anyway), as PyTorch's ``retain_grad``."""
+    if not tensor.requires_grad:
+        raise RuntimeError("retain_grad: can't retain_grad on a tensor that doesn't require gradient")
+    if tensor._ctx is not None:
+        tensor._ctx.__dict__["_retained"] = weakref.ref(tensor)
+
+
+def _tensor_hooks(node, g, retain):
+    for hook in list(node.__dict__.get("_hooks", ())):
+        result = hook(Tensor(g))
+        if result is not None:
+            result = result.data if isinstance(result, Tensor) else np.asarray(result)
+            if result.shape != g.shape:
+                raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient "
+                                   f"of shape {result.shape}; the tensor's gradient has shape "
+                                   f"{g.shape}")
+            g = result.astype(g.dtype, copy=False)
+    ref = node.__dict__.get("_retained")
+    tensor = ref() if (retain and ref is not None) else None
+    if tensor is not None:
+        total = g.copy() if tensor.grad is None else tensor.grad.data + g
+        tensor.grad = Tensor._from_result(total, False)
+    return g
+
+
+# --------------------------------------------------------------------------- autograd.grad
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs`` (leaf or intermediate tensors),
+    as a tuple, without touching any ``.grad``: PyTorch's ``torch.autograd.grad``.
+
+    >>> import minipool as mp
+    >>> x = mp.tensor([1.0, 2.0], requires_grad=True)
+    >>> y = x * x
+    >>> mp.autograd.grad(y.sum(), (x, y))[0].tolist()
+    [2.0, 4.0]
+    """
+    if create_graph:
+        raise NotImplementedError("autograd.grad: create_graph=True (gradients of gradients) is not "
+                                  "supported: minipool's backward is first-order; check second "
+                                  "derivatives with finite differences of the first (mp.gradcheck)")
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad: is_grads_batched is not supported; loop over the "
+                                  "grad_outputs")
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise ValueError("autograd.grad: materialize_grads=True needs allow_unused True or None")
+    outputs = _as_tuple(outputs, "outputs")
+    inputs = _as_tuple(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    else:
+        grad_outputs = _as_tuple(grad_outputs, "grad_outputs", allow_none=True)
+        if len(grad_outputs) != len(outputs):
+            raise ValueError(f"autograd.grad: grad_outputs has {len(grad_outputs)} entries for "
+                             f"{len(outputs)} outputs")
     for t in inputs:
-        t.grad = None
-    try:
-        run_backward(output, grad_output, retain_graph)
-        return [t.grad if t.grad is not None else Tensor(np.zeros_like(t.data)) for t in inputs]
-    finally:
-        for t, s in zip(inputs, saved):
-            t.grad = s
+        if not t.requires_grad:
+            raise RuntimeError("autograd.grad: one of the differentiated Tensors does not require grad")
+    nodes = [t if t._ctx is None else t._ctx for t in inputs]
+    wanted = {id(n) for n in nodes}
+    totals = {}
+    for k, (out, g_out) in enumerate(zip(outputs, grad_outputs)):
+        last = k == len(outputs) - 1
+        keep = True if not last else bool(retain_graph)
+        for key, g in run_backward(out, g_out, keep, capture=wanted).items():
+            totals[key] = g if key not in totals else totals[key] + g
+    result = []
+    for t, node in zip(inputs, nodes):
+        g = totals.get(id(node))
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError("autograd.grad: one of the differentiated Tensors appears to not "
+                                   "have been used in the graph; set allow_unused=True if this is "
+                                   "what you want")
+            result.append(Tensor(np.zeros_like(t.data)) if materialize_grads else None)
+        else:
+            result.append(Tensor._from_result(np.array(g, dtype=t.dtype), False))
+    return tuple(result)
+
+
+def _as_tuple(value, name, allow_none=False):
+    items = (value,) if isinstance(value, Tensor) or value is None else tuple(value)
+    for v in items:
+        if not isinstance(v, Tensor) and not (allow_none and v is None):
+            raise TypeError(f"autograd.grad: {name} must be Tensors, got {type(v).__name__}")
+    return items
+
+
+from minipool.testing import gradcheck  # noqa: E402  (torch.autograd.gradcheck's place)
