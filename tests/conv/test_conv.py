@@ -1,6 +1,6 @@
 """F.conv2d and its kernels (minipool/_kernels/conv2d.pyx).
 
-Checked against the direct loop convolution in ``conv_reference.py`` (forward
+Checked against the direct loop convolution in ``tests/references/conv_reference.py`` (forward
 and all three gradients), float64 central differences, PyTorch (when
 installed), the adjoint identity between im2col and col2im, inf/NaN inputs and
 weights, column blocks, the loop GEMM stand-in, and 1 vs 2 threads bit for bit.
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
-from conv_reference import conv2d_with_grads
 from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d import col2im, im2col
+from tests.references.conv_reference import conv2d_with_grads
 
 
 def out_len(size, k, s, before, after, d):

@@ -1,7 +1,7 @@
 """conv2d and conv_transpose2d with data_format="channels_last": (N, H, W, C) in, (N, Ho, Wo, O) out.
 
 The kernels cut column rows straight from NHWC pixel rows; the weight keeps
-PyTorch's layout.  Checked against the loop references (``conv_reference.py``
+PyTorch's layout.  Checked against the loop references (``tests/references/conv_reference.py``
 and the scatter loop of test_conv_transpose.py) on transposed copies, PyTorch,
 float64 central differences, random geometries, the channels-first path (to
 rounding: the taps are summed in (ki, kj, c) order instead of (c, ki, kj), so
@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from test_conv import CASES, IDS, make, reference, out_len, two
-from test_conv_transpose import CASES as T_CASES, IDS as T_IDS, make as t_make, scatter_reference
+from tests.conv.test_conv import CASES, IDS, make, reference, out_len, two
+from tests.conv.test_conv_transpose import CASES as T_CASES, IDS as T_IDS, make as t_make, scatter_reference
 
 CL = dict(data_format="channels_last")
 

@@ -23,8 +23,9 @@ from minipool import _validate as V
 from minipool.nn.module import Module
 from minipool.ops._layout import Layout
 from minipool.tensor import Function, Tensor
+from tests.helpers import CHECKOUT
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(CHECKOUT)
 
 
 def _public_functions():

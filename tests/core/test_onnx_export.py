@@ -3,7 +3,6 @@ minipool's (rtol = atol = 1e-5, float32) for batch 1 and another batch size than
 traced (dynamic batch), per model, per op family, per pooling attribute and per
 interpolate mode.  Skipped as a whole when onnx / onnxruntime are not installed
 (``pip install minipool[onnx]``)."""
-import os
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ import minipool.nn as nn  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
 import minipool.onnx as mo  # noqa: E402
 from minipool.models import LeNet5, LeNet5Classic, TinyVGG  # noqa: E402
+from tests.helpers import CHECKOUT  # noqa: E402
 
 TOL = 1e-5
 
@@ -637,7 +637,7 @@ def _checkpoint(tmp_path, model, name, config):
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "minipool", *args], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=CHECKOUT)
 
 
 def test_cli_export(tmp_path):

@@ -104,7 +104,7 @@ def pool_cases(draw, nd, *, dilation=True, torch_limits=False, divisor=False, ba
 
 def has_empty_window(case):
     """Does some window of this case hold no real input cell?"""
-    import pooling_reference as R
+    from tests.references import pooling_reference as R
 
     return R.has_empty_window(case.shape[-case.nd:], case.kernel_size, case.stride,
                               case.padding, case.dilation, case.ceil_mode)

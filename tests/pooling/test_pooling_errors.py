@@ -9,8 +9,8 @@ import pytest
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
-import pooling_reference as R
-from pooling_cases import assert_identical
+from tests.pooling.pooling_cases import assert_identical
+from tests.references import pooling_reference as R
 
 X1 = mp.tensor(np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8))
 X2 = mp.tensor(np.arange(2 * 3 * 36, dtype=np.float32).reshape(2, 3, 6, 6))

@@ -12,7 +12,7 @@ import pytest
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
-from pooling_cases import assert_identical
+from tests.pooling.pooling_cases import assert_identical
 
 nan, inf = math.nan, math.inf
 

@@ -12,7 +12,7 @@ import pytest
 
 import minipool as mp
 import minipool.nn.functional as F
-from pooling_cases import make_input
+from tests.pooling.pooling_cases import make_input
 
 
 def distinct(shape, seed=0):

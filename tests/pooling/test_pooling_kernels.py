@@ -1,6 +1,6 @@
 """Kernel-level checks of the pooling kernels (minipool/_kernels/pooling.pyx).
 
-The reference tests (test_pooling_reference.py, test_pooling_torch.py) check
+The reference tests (test_pooling_vs_reference.py, references/test_pooling_torch_parity.py) check
 *what* every op computes.  These check the kernels' internal promises:
 
 * the unrolled fast paths, the row passes and the one-window-at-a-time scalar

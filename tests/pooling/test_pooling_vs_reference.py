@@ -1,4 +1,4 @@
-"""minipool's pooling ops against the loop reference in ``pooling_reference.py``.
+"""minipool's pooling ops against the loop reference in ``tests/references/pooling_reference.py``.
 
 Hypothesis draws valid shapes, kernels, strides, paddings (up to half the
 *dilated* kernel, beyond torch 2.13's limit), dilations and ceil_mode, over
@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
-import pooling_reference as R
-from pooling_cases import (EXAMPLES, assert_identical, assert_near, inputs, make_input,
-                           pool_cases, upstream_gradient)
+from tests.pooling.pooling_cases import (EXAMPLES, assert_identical, assert_near, inputs, make_input,
+                                         pool_cases, upstream_gradient)
+from tests.references import pooling_reference as R
 
 FAST = settings(max_examples=EXAMPLES, deadline=None)
 

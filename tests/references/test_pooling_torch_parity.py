@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
-import pooling_reference as R
-from pooling_cases import (EXAMPLES, assert_identical, assert_near, has_empty_window, inputs, make_input,
-                           pool_cases, upstream_gradient)
+from tests.pooling.pooling_cases import (EXAMPLES, assert_identical, assert_near, has_empty_window, inputs,
+                                         make_input, pool_cases, upstream_gradient)
+from tests.references import pooling_reference as R
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

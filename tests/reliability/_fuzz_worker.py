@@ -1,9 +1,9 @@
 """Fuzz worker: drive minipool's public ops and layers with random, mostly invalid, arguments.
 
-Run by ``tests/test_reliability_fuzz.py`` in a subprocess (so a segfault or an
+Run by ``tests/reliability/test_reliability_fuzz.py`` in a subprocess (so a segfault or an
 abort kills only this process and shows up as its return code)::
 
-    python tests/_fuzz_worker.py SEED N_CALLS
+    python -m tests.reliability._fuzz_worker SEED N_CALLS    # from the checkout root
 
 Each call starts from a random *valid* call of one op (small input, random
 geometry, dtype, layout) and applies 0-2 random *mutations*: wrong rank,
@@ -24,7 +24,7 @@ Output is one JSON object per line, flushed at once:
 
 A returned result is checked here against independent facts: the shape from
 the output-size formulas (written again below), the slow loop-based
-references in ``tests/*_reference.py`` for the values (all inputs are small),
+references in ``tests/references/`` for the values (all inputs are small),
 bit-identical results for a non-contiguous input and its contiguous copy,
 and a backward pass whose gradient has the input's shape and is finite.
 """
@@ -37,16 +37,12 @@ import traceback
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import minipool as mp  # noqa: E402
-import minipool.nn as nn  # noqa: E402
-import minipool.nn.functional as F  # noqa: E402
-
-import conv_reference  # noqa: E402
-import pooling_reference as pref  # noqa: E402
-import upsampling_reference as uref  # noqa: E402
+import minipool as mp
+import minipool.nn as nn
+import minipool.nn.functional as F
+from tests.references import conv_reference
+from tests.references import pooling_reference as pref
+from tests.references import upsampling_reference as uref
 
 # ----------------------------------------------------------------------------- bad values
 HUGE = [2 ** 31, 2 ** 40, 2 ** 62, 2 ** 63, 2 ** 64, 10 ** 30]
@@ -1018,7 +1014,7 @@ def check_unpool(call, x, out):
 
 def check_interpolate_antialias(call, x, out, sizes):
     """antialias=True (float) against the filter formula; uint8 bilinear/bicubic only for its
-    range (the bit-exact checks live in tests/test_interpolate_uint8.py)."""
+    range (the bit-exact checks live in tests/upsampling/test_interpolate_uint8.py)."""
     if x.dtype == np.uint8:
         return []  # uint8 outputs are 0..255 by construction of the dtype; shape checked above
     if call.kwargs.get("align_corners") or call.kwargs.get("scale_factor") is not None:

@@ -1,6 +1,6 @@
 """No lost work: damaged files are reported by name, never half-read; writes are atomic.
 
-What ``tests/test_train.py``, ``tests/test_cli.py`` and ``tests/test_data.py``
+What ``tests/training/test_train.py``, ``test_cli.py`` and ``test_data.py``
 already prove is not repeated here (atomic write on an exception, truncated and
 garbage checkpoints, NaN loss keeps the last good checkpoint, Ctrl-C in a real
 process then ``--resume`` reaching the uninterrupted run's exact weights, bad

@@ -1,6 +1,6 @@
 """Bad input never crashes the interpreter: a seeded fuzz of every public op and layer.
 
-``tests/_fuzz_worker.py`` runs in a subprocess and makes N random calls (see
+``tests/reliability/_fuzz_worker.py`` runs in a subprocess and makes N random calls (see
 its docstring for the catalogue of invalid arguments), printing one JSON line
 per call.  This test then requires:
 
@@ -32,18 +32,17 @@ import pytest
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.helpers import subprocess_env
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-WORKER = os.path.join(HERE, "_fuzz_worker.py")
 CALLS = int(os.environ.get("MINIPOOL_FUZZ_CALLS", "16000"))
 SEED = int(os.environ.get("MINIPOOL_FUZZ_SEED", "20240607"))
 ALLOWED = ("ValueError", "TypeError")
 
 
 def run_worker(seed, calls, threads):
-    env = dict(os.environ, MINIPOOL_NUM_THREADS=str(threads), PYTHONFAULTHANDLER="1")
-    proc = subprocess.run([sys.executable, WORKER, str(seed), str(calls)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    env = subprocess_env(MINIPOOL_NUM_THREADS=str(threads), PYTHONFAULTHANDLER="1")
+    proc = subprocess.run([sys.executable, "-m", "tests.reliability._fuzz_worker", str(seed), str(calls)],
+                          capture_output=True, text=True, env=env, timeout=600)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return proc, rows
 
@@ -121,7 +120,7 @@ def test_random_bad_calls_never_crash_and_fail_cleanly(threads):
     assert not failures, format_failures(failures, seed)
     assert stats["ok"] + stats["error"] == calls
     # the fuzz must reach every op and both outcomes, or it proves little
-    from _fuzz_worker import FAMILIES
+    from tests.reliability._fuzz_worker import FAMILIES
     assert stats["ops"] == {op for op, _ in FAMILIES}
     assert stats["ok"] > calls // 10 and stats["error"] > calls // 3, stats
 

@@ -33,6 +33,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool import optim
 from minipool.models import build_model
+from tests.helpers import subprocess_env
 
 MiB = 1 << 20
 RSS_BOUND_OP = 2 * MiB
@@ -121,11 +122,11 @@ def growth_in_a_fresh_interpreter():
     earlier tests started (a Dask cluster, onnxruntime) and the allocator's state move RSS
     by megabytes on their own, which is noise here, not a leak of the op."""
     code = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
-        "from test_reliability_memory import OPS, measure_growth\n"
+        "import json\n"
+        "from tests.reliability.test_reliability_memory import OPS, measure_growth\n"
         "print(json.dumps({name: measure_growth(name) for name in OPS}))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -145,15 +146,15 @@ def test_the_rss_probe_sees_a_leak():
     lists can hold more than the 13 MiB this probe keeps, so RSS need not move.
     """
     code = (
-        "import sys, numpy as np\n"
-        f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
-        "from test_reliability_memory import rss_bytes, ITERATIONS, WARMUP\n"
+        "import numpy as np\n"
+        "from tests.reliability.test_reliability_memory import rss_bytes, ITERATIONS, WARMUP\n"
         "kept = []\n"
         "before = rss_bytes()\n"
         "for _ in range(ITERATIONS - WARMUP):\n"
         "    kept.append(np.ones(384, np.float32))\n"
         "print(rss_bytes() - before)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > RSS_BOUND_OP
 

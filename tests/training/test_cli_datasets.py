@@ -17,7 +17,7 @@ from minipool.data import CIFAR10, CIFAR100, MNIST, FashionMNIST, transforms
 from minipool.models import MODELS
 from minipool.train import TrainConfig, TrainError
 from minipool.train_setup import infer_dataset, make_transforms
-from test_cifar import make_cifar10, make_cifar100
+from tests.training.test_cifar import make_cifar10, make_cifar100
 
 TINY = ["--batch-size", "8", "--epochs", "1", "--progress", "none", "--no-plots", "--val-size", "8"]
 

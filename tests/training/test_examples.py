@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = os.path.join(ROOT, "examples")
+from tests.helpers import CHECKOUT
+
+EXAMPLES = os.path.join(CHECKOUT, "examples")
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 PICTURES = {  # example -> the pictures it draws when matplotlib is installed
     "pooling_by_hand": ["pooling_by_hand.png"],

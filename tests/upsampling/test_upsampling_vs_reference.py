@@ -1,4 +1,4 @@
-"""minipool's upsampling against the loop reference in ``upsampling_reference.py``.
+"""minipool's upsampling against the loop reference in ``tests/references/upsampling_reference.py``.
 
 Hypothesis draws ranks, sizes, explicit output sizes or scale factors
 (integer and fractional, per axis, up and down), align_corners and
@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
-import upsampling_reference as R
 from minipool._kernels import upsampling as kernels
 from minipool.ops import upsampling as U
+from tests.references import upsampling_reference as R
 
 FAST = settings(max_examples=25, deadline=None)
 NEAREST = ("nearest", "nearest-exact")
