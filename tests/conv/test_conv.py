@@ -15,6 +15,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d import col2im, im2col
+from tests.helpers import with_threads
 from tests.references.conv_reference import conv2d_with_grads
 
 
@@ -238,15 +239,6 @@ def lenet_like(shape, out_channels, seed):
     w = rng.standard_normal((out_channels, shape[1], 5, 5)).astype(np.float32)
     b = rng.standard_normal(out_channels).astype(np.float32)
     return x, w, b
-
-
-def with_threads(threads, fn):
-    old = mp.get_num_threads()
-    mp.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        mp.set_num_threads(old)
 
 
 @pytest.mark.parametrize("shape,out_channels,kwargs", [

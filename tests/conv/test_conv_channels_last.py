@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
+from tests.helpers import with_threads
 from tests.conv.test_conv import CASES, IDS, make, reference, out_len, two
 from tests.conv.test_conv_transpose import CASES as T_CASES, IDS as T_IDS, make as t_make, scatter_reference
 
@@ -180,15 +181,6 @@ def test_conv2d_non_finite_values_match_torch(where):
 
 
 # ------------------------------------------------------------------ threads, blocks, GEMM
-def with_threads(threads, fn):
-    old = mp.get_num_threads()
-    mp.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        mp.set_num_threads(old)
-
-
 @pytest.mark.parametrize("fn,shape,w_shape,kwargs", [
     (F.conv2d, (64, 32, 32, 1), (6, 1, 5, 5), {}),                   # LeNet conv1, NHWC
     (F.conv2d, (33, 14, 14, 6), (16, 6, 5, 5), dict(padding=1)),     # unequal weight slots

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
+from tests.helpers import with_threads
 
 
 def two(v):
@@ -199,15 +200,6 @@ def test_zero_input_channels_give_the_bias():
 
 
 # ------------------------------------------------------------------ threads, blocks, GEMM
-def with_threads(threads, fn):
-    old = mp.get_num_threads()
-    mp.set_num_threads(threads)
-    try:
-        return fn()
-    finally:
-        mp.set_num_threads(old)
-
-
 @pytest.mark.parametrize("shape,out_channels,k,kwargs", [
     ((64, 16, 14, 14), 6, 5, dict(stride=2)),                  # the benchmark's k5 s2
     ((33, 32, 7, 7), 16, 4, dict(stride=2, padding=1)),        # decoder k4 s2 p1, 33 images

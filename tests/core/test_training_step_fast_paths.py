@@ -13,6 +13,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool import autograd, optim
 from minipool.ops.loss import ClassLossFn
+from tests.helpers import fixed_threads
 
 
 def bits(a):
@@ -114,15 +115,11 @@ def test_relu_is_the_same_for_any_thread_count(layout):
         x = x.transpose(0, 2, 3, 1)  # a non-contiguous input
     g = rng.normal(size=x.shape).astype(np.float32)
     results = []
-    old = mp.get_num_threads()
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             xt = mp.tensor(x, requires_grad=True)
             F.relu(xt).backward(g)
             results.append((bits(F.relu(mp.tensor(x)).numpy()), bits(xt.grad.numpy())))
-    finally:
-        mp.set_num_threads(old)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     want = np.where(x < 0, np.float32(0), x)

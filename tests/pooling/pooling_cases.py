@@ -150,8 +150,8 @@ def to_numpy(value):
 
 
 def assert_identical(actual, expected, what="values"):
-    """Same shape, same dtype and the same numbers (NaN matches NaN)."""
-    actual, expected = to_numpy(actual), np.asarray(expected)
+    """Same shape, same dtype and the same numbers (NaN matches NaN); arrays or tensors."""
+    actual, expected = to_numpy(actual), to_numpy(expected)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
     np.testing.assert_array_equal(actual, expected, err_msg=what, strict=True)

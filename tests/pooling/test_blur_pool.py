@@ -10,7 +10,6 @@ Oracles:
 * properties: a constant image stays that constant, stride-1 blur commutes with
   shifts away from the border, 1 and 2 threads give the same bits.
 """
-import contextlib
 import math
 
 import numpy as np
@@ -22,6 +21,7 @@ import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
 from minipool._kernels import blur_pool as K
+from tests.helpers import fixed_threads
 
 DTYPES = (np.float32, np.float64)
 
@@ -394,20 +394,6 @@ def test_stride_one_blur_commutes_with_shifts_inside(k):
                                   b[..., m:-m, m:-m])
 
 
-@contextlib.contextmanager
-def threads(n):
-    """n kernel threads, the load-adaptive team off (so n is really used), both restored."""
-    from minipool import _cpu_load
-    before, adaptive = mp.get_num_threads(), _cpu_load._monitor.enabled
-    mp.set_num_threads(n)
-    mp.set_adaptive_threads(False)
-    try:
-        yield
-    finally:
-        mp.set_num_threads(before)
-        mp.set_adaptive_threads(adaptive)
-
-
 @pytest.mark.skipif(not mp._config.openmp_helpers.openmp_enabled(),
                     reason="a serial build has one thread")
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -421,7 +407,7 @@ def test_one_and_two_threads_same_bits(dtype, shape, fmt):
     view = shape if fmt else (shape[0] * shape[1],) + shape[2:] + (1,)
     results = []
     for n in (1, 2):
-        with threads(n):
+        with fixed_threads(n):
             assert _schedule(view, view)[0] == n          # the kernel really gets n threads
             fn = (lambda t: F.max_blur_pool2d(t, 2, 5, data_format=fmt))
             y = fn(mp.tensor(x))

@@ -12,7 +12,6 @@ Oracles:
 * minipool's generator: seeded calls reproduce, draws are U[0, 1) in the input's
   dtype in (N, C, axis) order; 1 and 2 threads give the same bits.
 """
-import contextlib
 import math
 
 import numpy as np
@@ -23,6 +22,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.helpers import fixed_threads
 
 DTYPES = (np.float32, np.float64)
 
@@ -399,20 +399,6 @@ def test_channels_last_draws_the_same_windows_as_channels_first():
     same_bits(a, np.moveaxis(b, -1, 1))
 
 
-@contextlib.contextmanager
-def threads(n):
-    """n kernel threads, the load-adaptive team off (so n is really used), both restored."""
-    from minipool import _cpu_load
-    before, adaptive = mp.get_num_threads(), _cpu_load._monitor.enabled
-    mp.set_num_threads(n)
-    mp.set_adaptive_threads(False)
-    try:
-        yield
-    finally:
-        mp.set_num_threads(before)
-        mp.set_adaptive_threads(adaptive)
-
-
 @pytest.mark.skipif(not mp._config.openmp_helpers.openmp_enabled(),
                     reason="a serial build has one thread")
 @pytest.mark.parametrize("fmt", [None, "channels_last"])
@@ -424,7 +410,7 @@ def test_one_and_two_threads_give_the_same_bits(fmt):
         x = np.ascontiguousarray(to_last(x))
     results = []
     for n in (1, 2):
-        with threads(n):
+        with fixed_threads(n):
             t = mp.tensor(x, requires_grad=True)
             y, i = F.fractional_max_pool2d(t, 3, output_size=(25, 19), return_indices=True,
                                            _random_samples=s, data_format=fmt)

@@ -23,15 +23,10 @@ import minipool.nn.functional as F
 from minipool.ops.pooling import _functions
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import adaptive_call, window_call
+from tests.helpers import fixed_threads
+from tests.pooling.pooling_cases import assert_identical as same
 
 FAST = settings(max_examples=120, deadline=None)
-
-
-def same(actual, expected, what):
-    actual = actual.numpy() if hasattr(actual, "numpy") else np.asarray(actual)
-    expected = expected.numpy() if hasattr(expected, "numpy") else np.asarray(expected)
-    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
-    np.testing.assert_array_equal(actual, expected, err_msg=what, strict=True)
 
 
 def with_specials(rng, shape, dtype):
@@ -204,18 +199,14 @@ def test_one_and_two_threads_are_bit_identical(name, op):
         x = with_specials(np.random.default_rng(3), (4, 6, 48, 64), np.float32)
     assert x.size >= 2 * mp._config.PARALLEL_WORK_THRESHOLD  # really runs on 2 threads
     results = []
-    saved = mp.get_num_threads()
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             leaf = mp.tensor(x, requires_grad=True)
             out = op(leaf)
             outs = out if isinstance(out, tuple) else (out,)
             grad = np.random.default_rng(5).integers(-4, 5, outs[0].shape).astype(np.float32)
             outs[0].backward(grad)
             results.append([o.numpy() for o in outs] + [leaf.grad.numpy()])
-    finally:
-        mp.set_num_threads(saved)
     for a, b in zip(*results):
         same(b, a, f"{name}: 2 threads vs 1")
 

@@ -19,19 +19,13 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
+from minipool._kernels.pooling import SCAN_SUM_MAX_CELLS, SUM_LANES
 from minipool.ops.pooling._functions import ExtremePool, SumPool
 from minipool.ops.pooling._geometry import adaptive_call, window_call
+from tests.helpers import fixed_threads
+from tests.pooling.pooling_cases import assert_identical as same
 
 SOME = settings(max_examples=40, deadline=None)
-LANES = 16
-SCAN_SUM_MAX = 64
-
-
-def same(actual, expected, what):
-    actual = actual.numpy() if hasattr(actual, "numpy") else np.asarray(actual)
-    expected = expected.numpy() if hasattr(expected, "numpy") else np.asarray(expected)
-    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
-    np.testing.assert_array_equal(actual, expected, err_msg=what, strict=True)
 
 
 def spread_floats(rng, shape, dtype):
@@ -41,16 +35,16 @@ def spread_floats(rng, shape, dtype):
 
 
 def lane_sum(cells, dtype):
-    """The promised order: in scan order up to 64 cells; else cell k into partial
-    sum k % 16, partial sums added in order."""
-    if len(cells) <= SCAN_SUM_MAX:
+    """The promised order: in scan order up to SCAN_SUM_MAX_CELLS (64) cells; else cell k
+    into partial sum k % SUM_LANES (16), partial sums added in order."""
+    if len(cells) <= SCAN_SUM_MAX_CELLS:
         total = dtype.type(0)
         for v in cells:
             total = dtype.type(total + v)
         return total
-    lanes = [dtype.type(0)] * LANES
+    lanes = [dtype.type(0)] * SUM_LANES
     for k, v in enumerate(cells):
-        lanes[k % LANES] = dtype.type(lanes[k % LANES] + v)
+        lanes[k % SUM_LANES] = dtype.type(lanes[k % SUM_LANES] + v)
     total = dtype.type(0)
     for lane in lanes:
         total = dtype.type(total + lane)
@@ -97,18 +91,14 @@ def test_global_average_is_the_same_in_every_path_layout_and_thread_count(dtype)
     call = adaptive_call("adaptive_avg_pool2d", x.shape, 2, 1, None)
     assert call.plane_group > 1
     results = {}
-    old = mp.get_num_threads()
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             results[f"grouped, {threads} threads"] = SumPool.apply(mp.tensor(x), call=call).numpy()
             results[f"one plane at a time, {threads} threads"] = SumPool.apply(
                 mp.tensor(x), call=call.variant(False, False)).numpy()
             last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             got = F.global_avg_pool2d(mp.tensor(last), keepdim=True, data_format="channels_last")
             results[f"NHWC, {threads} threads"] = got.numpy().transpose(0, 3, 1, 2)
-    finally:
-        mp.set_num_threads(old)
     first = results.pop("grouped, 1 threads")
     same(first[:1, :2], expected, "against the loop reference")
     for name, other in results.items():
@@ -296,15 +286,11 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
     assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
     expected = scatter_reference(grad, indices.numpy(), h * w).reshape(x.shape)
     expected_last = np.ascontiguousarray(expected.transpose(0, 2, 3, 1))
-    old = mp.get_num_threads()
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             leaf = mp.tensor(last, requires_grad=True)
             pool(leaf, 2, data_format="channels_last").backward(grad_last)
             same_bits(leaf.grad, expected_last, f"public op, {threads} threads")
-    finally:
-        mp.set_num_threads(old)
     # the kernel itself, every thread count and channel block (as the op splits
     # channels when there are fewer images than threads)
     from minipool._kernels import pooling as K

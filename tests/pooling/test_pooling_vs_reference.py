@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.helpers import fixed_threads
 from tests.pooling.pooling_cases import (EXAMPLES, assert_identical, assert_near, inputs, make_input,
                                          pool_cases, upstream_gradient)
 from tests.references import pooling_reference as R
@@ -588,13 +589,6 @@ def test_stochastic_layer_follows_train_and_eval_modes():
 
 
 # ------------------------------------------------------------------ threads, no_grad, layout
-@pytest.fixture
-def restore_threads():
-    old = mp.get_num_threads()
-    yield
-    mp.set_num_threads(old)
-
-
 THREADED_OPS = {
     "max_pool2d": lambda t: F.max_pool2d(t, 3, 2, 1, return_indices=True),
     "max_pool3d": lambda t: F.max_pool3d(t.reshape(4, 8, 16, 16, 16), 3, 2, 1, 2, True),
@@ -616,12 +610,12 @@ THREADED_OPS = {
 
 
 @pytest.mark.parametrize("name", sorted(THREADED_OPS))
-def test_one_and_two_threads_are_bit_identical(name, restore_threads):
+def test_one_and_two_threads_are_bit_identical(name):
     x = make_input(11, (4, 8, 64, 64), np.float32, "normal")  # well above the parallel threshold
     results = []
     for threads in (1, 2):
-        mp.set_num_threads(threads)
-        results.append(forward_backward(THREADED_OPS[name], x, 11))
+        with fixed_threads(threads):
+            results.append(forward_backward(THREADED_OPS[name], x, 11))
     for one, two in zip(*results):
         assert_identical(two, one, f"{name} with 2 threads")
 

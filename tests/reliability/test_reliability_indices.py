@@ -20,6 +20,7 @@ import pytest
 
 import minipool as mp
 import minipool.nn.functional as F
+from minipool._kernels.pooling import NO_CELL_CODE
 from minipool.ops.pooling import _geometry
 
 INT32_MAX = 2 ** 31 - 1
@@ -45,8 +46,8 @@ def test_argmax_codes_are_compact_only_where_they_fit(shape, kernel, dtype):
     cells = int(np.prod(np.broadcast_to(kernel, 2)))
     if dtype == np.int32:   # an int32 plane offset must be able to name every cell
         assert int(np.prod(spatial)) <= INT32_MAX
-    else:                   # a uint8 ordinal must name every cell of a window, 255 = none
-        assert cells <= 255
+    else:                   # uint8 ordinals 0..cells-1 must stay below the kernel's "no cell" code
+        assert cells <= NO_CELL_CODE
 
 
 @pytest.mark.parametrize("shape,data_format", [((1, 1, 46341, 46341), None),

@@ -9,7 +9,6 @@
   releases the GIL and may start its own OpenMP team) all get the results a
   lone single-threaded call gives.
 """
-import contextlib
 import threading
 
 import numpy as np
@@ -19,6 +18,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool import _config
 from minipool._kernels import openmp_helpers
+from tests.helpers import fixed_threads
 
 SHAPE = (2, 8, 48, 48)            # 36,864 elements: above the parallel work threshold
 SHAPE_1D = (2, 8, 2400)
@@ -76,16 +76,6 @@ OPS = {
 }
 
 
-@contextlib.contextmanager
-def kernel_threads(n):
-    before = mp.get_num_threads()
-    mp.set_num_threads(n)
-    try:
-        yield
-    finally:
-        mp.set_num_threads(before)
-
-
 def abs_(x):
     return mp.clip(x, 0.0, None)
 
@@ -108,7 +98,7 @@ def with_nan(data, seed=1):
 
 def run(name, data, threads):
     """Forward + backward of op ``name`` with ``threads`` kernel threads: every output's bytes."""
-    with kernel_threads(threads):
+    with fixed_threads(threads):
         return run_concurrent(name, data)
 
 
@@ -118,7 +108,7 @@ def test_one_and_two_threads_give_identical_bits(name, dtype):
     shape, _ = OPS[name]
     n_planes = shape[0] if name.startswith("nhwc") else int(np.prod(shape[:2]))
     if openmp_helpers.openmp_enabled():  # the test is meaningless if the kernels stay serial
-        with kernel_threads(2):
+        with fixed_threads(2):
             assert _config.kernel_threads(n_planes, int(np.prod(shape))) == 2
     data = input_data(shape, dtype)
     if not name.startswith(("stochastic", "lp", "conv")):  # NaN keeps its meaning there too,
@@ -133,7 +123,7 @@ def test_integer_max_pool_is_thread_independent(dtype):
     data = np.random.default_rng(0).integers(0, 9, SHAPE).astype(dtype)
     results = []
     for threads in (1, 2, 2):
-        with kernel_threads(threads):
+        with fixed_threads(threads):
             y, idx = F.max_pool2d(mp.tensor(data), 3, 2, 1, return_indices=True)
             results.append((y.numpy().tobytes(), idx.numpy().tobytes()))
     assert results[0] == results[1] == results[2]
@@ -167,7 +157,7 @@ def test_four_python_threads_calling_kernels_at_once():
         except Exception as e:  # noqa: BLE001 - report it in the main thread
             errors.append(f"{type(e).__name__}: {e}")
 
-    with kernel_threads(2):
+    with fixed_threads(2):
         threads = [threading.Thread(target=worker, args=(p,)) for p in plans]
         for t in threads:
             t.start()

@@ -23,6 +23,7 @@ import minipool.nn as nn
 import minipool.nn.functional as F
 from minipool._kernels import upsampling as kernels
 from minipool.ops import upsampling as U
+from tests.helpers import fixed_threads
 from tests.references import upsampling_reference as R
 
 FAST = settings(max_examples=25, deadline=None)
@@ -292,31 +293,23 @@ THREAD_CASES = [
 def test_one_and_two_threads_are_bit_identical(mode, kwargs, dtype):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((3, 4, 40, 36)).astype(dtype)
-    old = mp.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             out_shape = F.interpolate(x, mode=mode, **kwargs).shape
             g = np.random.default_rng(8).standard_normal(out_shape).astype(dtype)
             results.append(run(x, mode, kwargs, g))
-    finally:
-        mp.set_num_threads(old)
     for a, b in zip(results[0], results[1]):
         assert a.tobytes() == b.tobytes()
 
 
 def test_trilinear_one_and_two_threads_are_bit_identical():
     x = np.random.default_rng(9).standard_normal((2, 3, 9, 10, 11))
-    old = mp.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             g = np.random.default_rng(10).standard_normal((2, 3, 13, 20, 8))
             results.append(run(x, "trilinear", dict(size=(13, 20, 8)), g))
-    finally:
-        mp.set_num_threads(old)
     for a, b in zip(results[0], results[1]):
         assert a.tobytes() == b.tobytes()
 
@@ -326,29 +319,21 @@ def test_trilinear_one_and_two_threads_are_bit_identical():
                                           ("bicubic", dict(size=(30, 50)))])
 def test_channels_last_one_and_two_threads_are_bit_identical(mode, kwargs):
     x = np.random.default_rng(23).standard_normal((3, 20, 24, 16)).astype(np.float32)
-    old = mp.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2):
-            mp.set_num_threads(threads)
+    for threads in (1, 2):
+        with fixed_threads(threads):
             leaf = mp.tensor(x, requires_grad=True)
             out = F.interpolate(leaf, mode=mode, data_format="channels_last", **kwargs)
             out.backward(np.random.default_rng(24).standard_normal(out.shape).astype(np.float32))
             results.append((out.numpy(), leaf.grad.numpy()))
-    finally:
-        mp.set_num_threads(old)
     for a, b in zip(results[0], results[1]):
         assert a.tobytes() == b.tobytes()
 
 
 def test_kernel_threads_really_uses_two_threads_for_the_thread_tests():
     from minipool._config import kernel_threads
-    old = mp.get_num_threads()
-    try:
-        mp.set_num_threads(2)
+    with fixed_threads(2):
         assert kernel_threads(12, 3 * 4 * 40 * 36 * 5) == 2
-    finally:
-        mp.set_num_threads(old)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
