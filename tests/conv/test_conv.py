@@ -282,19 +282,6 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
 
 
-@pytest.fixture
-def loop_gemm():
-    """conv2d with the loop GEMM stand-in (as on a NumPy without OpenBLAS)."""
-    from minipool.ops import conv as conv_module
-    kernels.use_blas(0, 0, False)
-    try:
-        assert "loop GEMM" in conv_module.gemm_backend()
-        yield
-    finally:
-        if conv_module._blas is not None:
-            kernels.use_blas(*conv_module._blas)
-
-
 @pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
 def test_loop_gemm_matches_reference(case, loop_gemm):
     x, w, b, kw = make(case)

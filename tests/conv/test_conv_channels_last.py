@@ -217,17 +217,6 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
             reference(x, w, b, **full, grad_out=nchw(blocked[4])), rtol=1e-12, atol=1e-12)
 
 
-@pytest.fixture
-def loop_gemm():
-    from minipool.ops import conv as conv_module
-    kernels.use_blas(0, 0, False)
-    try:
-        yield
-    finally:
-        if conv_module._blas is not None:
-            kernels.use_blas(*conv_module._blas)
-
-
 @pytest.mark.parametrize("i", [0, 1, 2, 3])
 def test_loop_gemm_matches_references(i, loop_gemm):
     x, w, b, kw = make(CASES[i])

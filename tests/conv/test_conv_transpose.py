@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool._kernels import conv2d as kernels
 from tests.helpers import with_threads
 
 
@@ -242,17 +241,6 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
     ref = scatter_reference(x, w, b, **full, grad_out=blocked[4])
     for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], blocked[:4], ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
-
-
-@pytest.fixture
-def loop_gemm():
-    from minipool.ops import conv as conv_module
-    kernels.use_blas(0, 0, False)
-    try:
-        yield
-    finally:
-        if conv_module._blas is not None:
-            kernels.use_blas(*conv_module._blas)
 
 
 @pytest.mark.parametrize("case", CASES[:4], ids=IDS[:4])

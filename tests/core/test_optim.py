@@ -6,7 +6,6 @@ by rate; state_dict round-trips must resume bit-identically.  Without torch,
 hand-derived first steps still check the formulas.
 """
 import math
-import pickle
 import warnings
 
 import numpy as np
@@ -15,51 +14,7 @@ import pytest
 import minipool as mp
 from minipool import optim
 from minipool.nn import Parameter
-
-SHAPES = [(3, 4), (5,), (2, 1, 3)]
-
-
-def make_params(dtype, seed=0):
-    r = np.random.default_rng(seed)
-    return [r.standard_normal(s).astype(dtype) for s in SHAPES]
-
-
-def gradient_sequence(steps, dtype, seed=1):
-    r = np.random.default_rng(seed)
-    return [[r.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
-
-
-def run_minipool(make_opt, init, grads, make_sched=None, skip=()):
-    params = [Parameter(a.copy()) for a in init]
-    opt = make_opt(params)
-    sched = make_sched(opt) if make_sched else None
-    history, lrs = [], []
-    for step, gs in enumerate(grads):
-        for i, (p, g) in enumerate(zip(params, gs)):
-            p.grad = None if (step, i) in skip else mp.tensor(g)
-        opt.step()
-        if sched:
-            sched.step()
-            lrs.append(sched.get_last_lr())
-        history.append([p.numpy().copy() for p in params])
-    return history, lrs
-
-
-def run_torch(torch, make_opt, init, grads, make_sched=None, skip=()):
-    params = [torch.tensor(a.copy(), requires_grad=True) for a in init]
-    opt = make_opt(params)
-    sched = make_sched(opt) if make_sched else None
-    history, lrs = [], []
-    for step, gs in enumerate(grads):
-        for i, (p, g) in enumerate(zip(params, gs)):
-            p.grad = None if (step, i) in skip else torch.tensor(g)
-        opt.step()
-        if sched:
-            sched.step()
-            lrs.append(sched.get_last_lr())
-        history.append([p.detach().numpy().copy() for p in params])
-    return history, lrs
-
+from tests.core.optim_helpers import assert_resumes_bit_identically, gradient_sequence, make_params, run
 
 OPTIMIZERS = {
     "sgd": ("SGD", dict(lr=0.1)),
@@ -82,8 +37,8 @@ def test_trajectory_matches_torch(name, dtype):
     cls, kwargs = OPTIMIZERS[name]
     init, grads = make_params(dtype), gradient_sequence(12, dtype)
     skip = {(3, 1), (4, 1), (7, 0)}  # parameters without a gradient are left alone, as in torch
-    ours, _ = run_minipool(lambda p: getattr(optim, cls)(p, **kwargs), init, grads, skip=skip)
-    theirs, _ = run_torch(torch, lambda p: getattr(torch.optim, cls)(p, **kwargs), init, grads, skip=skip)
+    ours, _ = run(None, lambda p: getattr(optim, cls)(p, **kwargs), init, grads, skip=skip)
+    theirs, _ = run(torch, lambda p: getattr(torch.optim, cls)(p, **kwargs), init, grads, skip=skip)
     rtol = 1e-13 if dtype == np.float64 else 2e-6
     for step, (a, b) in enumerate(zip(ours, theirs)):
         for pa, pb in zip(a, b):
@@ -111,9 +66,9 @@ def test_schedules_match_torch(sched_name, opt_name):
     cls, kwargs = OPTIMIZERS[opt_name]
     sched_cls, sched_kwargs = SCHEDULES[sched_name]
     init, grads = make_params(np.float64), gradient_sequence(20 if "onecycle" in sched_name else 16, np.float64)
-    ours, our_lrs = run_minipool(lambda p: getattr(optim, cls)(p, **kwargs), init, grads,
+    ours, our_lrs = run(None, lambda p: getattr(optim, cls)(p, **kwargs), init, grads,
                                  lambda o: getattr(optim.lr_scheduler, sched_cls)(o, **sched_kwargs))
-    theirs, their_lrs = run_torch(torch, lambda p: getattr(torch.optim, cls)(p, **kwargs), init, grads,
+    theirs, their_lrs = run(torch, lambda p: getattr(torch.optim, cls)(p, **kwargs), init, grads,
                                   lambda o: getattr(torch.optim.lr_scheduler, sched_cls)(o, **sched_kwargs))
     np.testing.assert_allclose(np.array(our_lrs), np.array(their_lrs), rtol=1e-14, atol=1e-17)
     for a, b in zip(ours, theirs):
@@ -238,38 +193,7 @@ def test_state_dict_resumes_bit_identically(cls, kwargs, sched):
     init, grads = make_params(np.float32), gradient_sequence(12, np.float32)
     make_opt = lambda p: getattr(optim, cls)(p, **kwargs)  # noqa: E731
     make_sched = lambda o: getattr(optim.lr_scheduler, sched[0])(o, **sched[1])  # noqa: E731
-    straight, straight_lrs = run_minipool(make_opt, init, grads, make_sched)
-
-    params = [Parameter(a.copy()) for a in init]
-    opt = make_opt(params)
-    sch = make_sched(opt)
-    for gs in grads[:5]:
-        for p, g in zip(params, gs):
-            p.grad = mp.tensor(g)
-        opt.step()
-        sch.step()
-    saved = pickle.dumps({"params": [p.numpy().copy() for p in params], "opt": opt.state_dict(),
-                          "sched": sch.state_dict()})
-    for gs in grads[5:7]:  # these steps must not leak into the saved state
-        for p, g in zip(params, gs):
-            p.grad = mp.tensor(g)
-        opt.step()
-        sch.step()
-
-    ckpt = pickle.loads(saved)
-    fresh = [Parameter(a) for a in ckpt["params"]]
-    opt2 = make_opt(fresh)
-    sch2 = make_sched(opt2)
-    opt2.load_state_dict(ckpt["opt"])
-    sch2.load_state_dict(ckpt["sched"])
-    for step, gs in enumerate(grads[5:], start=5):
-        for p, g in zip(fresh, gs):
-            p.grad = mp.tensor(g)
-        opt2.step()
-        sch2.step()
-        assert sch2.get_last_lr() == straight_lrs[step]
-        for p, expected in zip(fresh, straight[step]):
-            np.testing.assert_array_equal(p.numpy(), expected)
+    assert_resumes_bit_identically(make_opt, make_sched, init, grads)
 
 
 def test_state_dict_layout_and_validation():

@@ -18,42 +18,7 @@ import minipool as mp
 from minipool import optim
 from minipool.nn import Parameter
 from minipool.nn.utils import clip_grad_norm_, clip_grad_value_
-
-SHAPES = [(3, 4), (5,), (2, 1, 3)]
-
-
-def make_params(dtype, seed=0):
-    r = np.random.default_rng(seed)
-    return [r.standard_normal(s).astype(dtype) for s in SHAPES]
-
-
-def gradient_sequence(steps, dtype, seed=1):
-    r = np.random.default_rng(seed)
-    return [[(r.standard_normal(s) * r.uniform(0.1, 3)).astype(dtype) for s in SHAPES] for _ in range(steps)]
-
-
-def run(lib, make_opt, init, grads, make_sched=None, skip=(), metrics=None):
-    """Run ``len(grads)`` steps with minipool (lib=None) or torch; returns per-step
-    parameters and rates."""
-    if lib is None:
-        params = [Parameter(a.copy()) for a in init]
-        to_grad = mp.tensor
-    else:
-        params = [lib.tensor(a.copy(), requires_grad=True) for a in init]
-        to_grad = lib.tensor
-    opt = make_opt(params)
-    sched = make_sched(opt) if make_sched else None
-    history, lrs = [], []
-    for step, gs in enumerate(grads):
-        for i, (p, g) in enumerate(zip(params, gs)):
-            p.grad = None if (step, i) in skip else to_grad(g)
-        opt.step()
-        if sched is not None:
-            sched.step(metrics[step]) if metrics is not None else sched.step()
-            lrs.append(sched.get_last_lr())
-        history.append([(p.numpy() if lib is None else p.detach().numpy()).copy() for p in params])
-    return history, lrs
-
+from tests.core.optim_helpers import SHAPES, assert_resumes_bit_identically, gradient_sequence, make_params, run
 
 RMSPROP = {
     "default": dict(),
@@ -72,7 +37,7 @@ RMSPROP = {
 def test_rmsprop_trajectory_matches_torch(name, dtype):
     torch = pytest.importorskip("torch")
     kwargs = RMSPROP[name]
-    init, grads = make_params(dtype), gradient_sequence(60, dtype)
+    init, grads = make_params(dtype), gradient_sequence(60, dtype, varied_scale=True)
     skip = {(3, 1), (4, 1), (10, 0)}
     ours, _ = run(None, lambda p: optim.RMSprop(p, **kwargs), init, grads, skip=skip)
     theirs, _ = run(torch, lambda p: torch.optim.RMSprop(p, **kwargs), init, grads, skip=skip)
@@ -122,7 +87,7 @@ def test_rmsprop_matches_elementwise_reference(kwargs):
 
 
 def test_rmsprop_state_dict_layout_and_resume():
-    init, grads = make_params(np.float32), gradient_sequence(10, np.float32)
+    init, grads = make_params(np.float32), gradient_sequence(10, np.float32, varied_scale=True)
     kwargs = dict(lr=0.01, momentum=0.9, centered=True)
     straight, _ = run(None, lambda p: optim.RMSprop(p, **kwargs), init, grads)
     params = [Parameter(a.copy()) for a in init]
@@ -178,7 +143,7 @@ SCHEDULES = {
 def test_schedules_match_torch(sched, opt_name):
     torch = pytest.importorskip("torch")
     cls, kwargs = SCHEDULES[sched]
-    init, grads = make_params(np.float64), gradient_sequence(25, np.float64)
+    init, grads = make_params(np.float64), gradient_sequence(25, np.float64, varied_scale=True)
     opt_kwargs = dict(lr=0.05, momentum=0.5)
     ours, our_lrs = run(None, lambda p: getattr(optim, opt_name)(p, **opt_kwargs), init, grads,
                         lambda o: getattr(optim.lr_scheduler, cls)(o, **kwargs))
@@ -250,34 +215,10 @@ class Warmup:
     ("LambdaLR", dict(lr_lambda=Warmup(5))),
 ])
 def test_new_schedules_resume_from_state_dict(cls, kwargs):
-    init, grads = make_params(np.float32), gradient_sequence(12, np.float32)
+    init, grads = make_params(np.float32), gradient_sequence(12, np.float32, varied_scale=True)
     make_opt = lambda p: optim.RMSprop(p, lr=0.01)  # noqa: E731
     make_sched = lambda o: getattr(optim.lr_scheduler, cls)(o, **kwargs)  # noqa: E731
-    straight, straight_lrs = run(None, make_opt, init, grads, make_sched)
-    params = [Parameter(a.copy()) for a in init]
-    opt = make_opt(params)
-    sch = make_sched(opt)
-    for gs in grads[:5]:
-        for p, g in zip(params, gs):
-            p.grad = mp.tensor(g)
-        opt.step()
-        sch.step()
-    saved = pickle.dumps({"params": [p.numpy().copy() for p in params], "opt": opt.state_dict(),
-                          "sched": sch.state_dict()})
-    ckpt = pickle.loads(saved)
-    fresh = [Parameter(a) for a in ckpt["params"]]
-    opt2 = make_opt(fresh)
-    sch2 = make_sched(opt2)
-    opt2.load_state_dict(ckpt["opt"])
-    sch2.load_state_dict(ckpt["sched"])
-    for step, gs in enumerate(grads[5:], start=5):
-        for p, g in zip(fresh, gs):
-            p.grad = mp.tensor(g)
-        opt2.step()
-        sch2.step()
-        assert sch2.get_last_lr() == straight_lrs[step]
-        for p, expected in zip(fresh, straight[step]):
-            np.testing.assert_array_equal(p.numpy(), expected)
+    assert_resumes_bit_identically(make_opt, make_sched, init, grads)
 
 
 def test_lambda_lr_state_dict_keeps_callable_objects_but_not_functions():
@@ -318,7 +259,7 @@ def test_reduce_on_plateau_matches_torch(name):
     torch = pytest.importorskip("torch")
     kwargs = PLATEAU[name]
     metrics = _metric_sequence(len(name))
-    init, grads = make_params(np.float64), gradient_sequence(len(metrics), np.float64)
+    init, grads = make_params(np.float64), gradient_sequence(len(metrics), np.float64, varied_scale=True)
 
     def groups(params):
         return [{"params": params[:2]}, {"params": params[2:], "lr": 0.02}]
