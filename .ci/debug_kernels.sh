@@ -103,15 +103,18 @@ export MINIPOOL_POOLING_EXAMPLES="${MINIPOOL_POOLING_EXAMPLES:-8}"
 export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
 "$PY" -m pytest -x -q -p no:cacheprovider -m "not slow" --hypothesis-seed=0 \
     -W error::pytest.PytestUnraisableExceptionWarning \
-    tests/test_pooling_errors.py tests/test_pooling_examples.py tests/test_pooling_gradcheck.py \
-    tests/test_pooling_reference.py tests/test_upsampling.py tests/test_conv.py \
-    tests/test_reliability_fuzz.py tests/test_reliability_threads.py \
-    tests/test_reliability_indices.py tests/test_conv_transpose.py tests/test_conv_channels_last.py \
-    tests/test_blur_pool.py tests/test_fractional_pool.py tests/test_interpolate_antialias.py \
-    tests/test_interpolate_uint8.py tests/test_fast_paths.py tests/test_activations.py \
-    tests/test_memory_cache.py -k "not rss_is_flat" \
-    --deselect tests/test_conv_transpose.py::test_bad_arguments_torch_also_rejects \
-    --deselect tests/test_fractional_pool.py::test_hypothesis_against_torch "$@"
+    tests/pooling/test_pooling_errors.py tests/pooling/test_pooling_examples.py \
+    tests/pooling/test_pooling_gradcheck.py tests/pooling/test_pooling_vs_reference.py \
+    tests/pooling/test_blur_pool.py tests/pooling/test_fractional_pool.py \
+    tests/upsampling/test_upsampling_vs_reference.py tests/upsampling/test_interpolate_antialias.py \
+    tests/upsampling/test_interpolate_uint8.py \
+    tests/conv/test_conv.py tests/conv/test_conv_transpose.py tests/conv/test_conv_channels_last.py \
+    tests/reliability/test_reliability_fuzz.py tests/reliability/test_reliability_threads.py \
+    tests/reliability/test_reliability_indices.py \
+    tests/core/test_training_step_fast_paths.py tests/core/test_activations.py \
+    tests/core/test_memory_cache.py -k "not rss_is_flat" \
+    --deselect tests/conv/test_conv_transpose.py::test_bad_arguments_torch_also_rejects \
+    --deselect tests/pooling/test_fractional_pool.py::test_hypothesis_against_torch "$@"
 # (deselected here only: they make PyTorch throw C++ exceptions, which abort the process under
 # the ASan preload -- torch is not instrumented; the normal test run covers them)
 

@@ -4,7 +4,7 @@ gradcheck compares the backward you wrote with float64 central differences
 (f(x+eps) - f(x-eps)) / 2eps.  Below: a correct op passes, two classic bugs are
 caught with a message naming the worst element, and a max-pooling tie shows
 why gradient checks must avoid points where a function has a kink.
-The same checks, as a pytest file you can copy: tests/test_user_gradients.py.
+The same checks, as a pytest file you can copy: tests/core/test_user_gradients.py.
 
     python examples/gradient_unit_tests.py [--quick] [--out DIR]
 """

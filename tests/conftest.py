@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import CHECKOUT
+
 MNIST_PROBE = "t10k-images-idx3-ubyte.gz"
 
 
@@ -19,7 +20,7 @@ def locate_mnist():
         if os.path.isfile(os.path.join(env, MNIST_PROBE)):
             return env, ""
         return None, f"MINIPOOL_MNIST_DIR={env} holds no {MNIST_PROBE}"
-    beside = os.path.normpath(os.path.join(REPO, "..", "shared", "data", "mnist"))
+    beside = os.path.normpath(os.path.join(CHECKOUT, "..", "shared", "data", "mnist"))
     if os.path.isfile(os.path.join(beside, MNIST_PROBE)):
         return beside, ""
     return None, (f"real MNIST not found: set MINIPOOL_MNIST_DIR to a folder with the IDX files "
@@ -40,7 +41,7 @@ def mnist_dir():
 def pytest_configure(config):
     """Tests that compare thread counts must really get them: the kernels' load-adaptive
     team (which shrinks while other processes keep cores busy) is off in tests, except
-    where tests/test_adaptive_threads.py turns it on to test it."""
+    where tests/core/test_adaptive_threads.py turns it on to test it."""
     import minipool
 
     os.environ["MINIPOOL_ADAPTIVE_THREADS"] = "0"  # for the tests' own subprocesses too

@@ -16,7 +16,7 @@ reads ``R(o*s + t - pb)``.  The filter f is the binomial row normalised to sum
 1 (``C(k-1, t) / 2**(k-1)``, exact in float32), so its 2-d outer product is
 the paper's filter.
 
-Order of summation (it defines the bits; ``tests/test_blur_pool.py`` follows
+Order of summation (it defines the bits; ``tests/pooling/test_blur_pool.py`` follows
 it).  ``+`` runs left to right and starts from the first product, not 0:
 
 * forward, vertical then horizontal, through one row buffer per unit::

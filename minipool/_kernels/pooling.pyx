@@ -86,6 +86,9 @@ cdef enum:
                             # cells (4K aliasing: loads stall on unrelated stores)
 
 NO_CELL_CODE = NO_CELL_U8
+# the summation order's two numbers, for the tests that re-derive the order (see _window_sum)
+SCAN_SUM_MAX_CELLS = SCAN_SUM_MAX
+SUM_LANES = LANES
 
 
 cdef struct Windows:
