@@ -138,14 +138,14 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
             if not retain_graph:
                 ctx._release()
         for leaf in leaves:
-            if id(leaf) in grads:
-                g = grads.pop(id(leaf))
+            key = id(leaf)
+            if key in grads:
                 if "_hooks" in leaf.__dict__:
-                    g = _tensor_hooks(leaf, g, False)
-                if capture is None:
-                    _store_leaf_grad(leaf, g)
-                elif id(leaf) in capture:
-                    captured[id(leaf)] = g
+                    grads[key] = _tensor_hooks(leaf, grads[key], False)
+                if capture is None:  # no local name holds the array (see _store_leaf_grad)
+                    _store_leaf_grad(leaf, grads.pop(key))
+                elif key in capture:
+                    captured[key] = grads.pop(key)
     return captured if capture is not None else None
 
 
