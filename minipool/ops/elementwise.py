@@ -399,7 +399,9 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.mask, None, None
+        # A select, not a multiply: a NaN or inf gradient at a clamped element gives 0
+        # (NaN * 0 would be NaN), as PyTorch's clamp backward does.
+        return np.where(ctx.mask, grad, grad.dtype.type(0)), None, None
 
 
 def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
