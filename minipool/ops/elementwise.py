@@ -9,7 +9,7 @@ from minipool._typing import TensorLike
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
-           "sigmoid", "relu", "where", "clip", "cast", "unbroadcast", "as_tensor"]
+           "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor"]
 
 
 def as_tensor(x, like=None):
@@ -414,6 +414,19 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
     return Clip.apply(as_tensor(x), min, max)
+
+
+def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
+    """``ufunc`` (np.less, np.equal, ...) elementwise with broadcasting: a bool tensor,
+    no gradient (the comparison operators and ``lt``/``eq``/... methods).
+
+    >>> import numpy as np, minipool as mp
+    >>> from minipool.ops.elementwise import compare
+    >>> compare(np.less, mp.tensor([1.0, 3.0]), 2).numpy()
+    array([ True, False])
+    """
+    b = b.data if isinstance(b, Tensor) else b
+    return Tensor(np.asarray(ufunc(a.data, b), dtype=np.bool_))
 
 
 class Cast(Function):

@@ -10,7 +10,7 @@ from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor
 
 __all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
-           "squeeze", "unsqueeze", "broadcast_to"]
+           "squeeze", "unsqueeze", "broadcast_to", "expand"]
 
 
 class Reshape(Function):
@@ -160,6 +160,19 @@ def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {tuple(shape)}") from None
     return BroadcastTo.apply(x, tuple(shape))
+
+
+def expand(x: Tensor, *sizes: Union[int, Sequence[int]]) -> Tensor:
+    """A broadcast view of ``sizes`` (``expand(2, 3)`` or ``expand((2, 3))``); -1 keeps
+    that dimension's size, as in PyTorch."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes given for a {x.ndim}-d tensor; "
+                         "give at least one per dimension")
+    full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    return broadcast_to(x, full)
 
 
 def _plain_index(idx):
