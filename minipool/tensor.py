@@ -616,6 +616,10 @@ class Tensor:
         """``self[index]``: NumPy indexing (ints, slices, None, ..., int/bool arrays or tensors)."""
         return _ops.shape.getitem(self, index)
 
+    def __setitem__(self, index: Any, value: TensorLike) -> None:
+        """``self[index] = value``, in place (PyTorch's rules; see ``minipool.ops.inplace.setitem``)."""
+        _ops.inplace.setitem(self, index, value)
+
     def add(self, other: TensorLike) -> Tensor:
         """``self + other``."""
         return _ops.elementwise.add(self, other)

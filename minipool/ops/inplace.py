@@ -8,10 +8,11 @@ import numpy as np
 
 from minipool._typing import TensorLike
 from minipool.ops import elementwise as ew
+from minipool.ops.shape import plain_index
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of
 
 __all__ = ["clone", "contiguous", "add_", "sub_", "mul_", "div_", "neg_", "fill_", "zero_",
-           "copy_", "clamp_"]
+           "copy_", "clamp_", "setitem"]
 
 
 # --------------------------------------------------------------------------- copies
@@ -71,6 +72,33 @@ class CopyFrom(Function):
         src_shape, src_dtype = ctx.meta
         gs = ew.unbroadcast(grad, src_shape)
         return np.zeros_like(grad), np.asarray(gs, dtype=src_dtype if src_dtype in FLOAT_DTYPES else None)
+
+
+class SetItem(Function):
+    """A copy of x with ``x[index] = value`` (value broadcast, cast to x's dtype): no
+    gradient to the overwritten elements; ``value`` gets the gradient gathered at
+    ``index``, summed over what was broadcast."""
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        out = x.copy()
+        out[index] = value
+        ctx.meta = (index, value.shape, value.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        index, value_shape, value_dtype = ctx.meta
+        grad_value = grad[index]  # a gather: a repeated index hands its gradient to each entry
+        lead = len(value_shape) - grad_value.ndim
+        if lead > 0:  # a value with extra leading 1s (allowed, as in NumPy and PyTorch)
+            grad_value = grad_value.reshape((1,) * lead + grad_value.shape)
+        grad_value = ew.unbroadcast(grad_value, value_shape)
+        grad_x = grad.copy()
+        grad_x[index] = 0
+        if value_dtype not in FLOAT_DTYPES:
+            return grad_x, None, None
+        return grad_x, np.asarray(grad_value, dtype=value_dtype), None
 
 
 # --------------------------------------------------------------------------- in-place
@@ -253,4 +281,50 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
     except (TypeError, ValueError) as e:
         raise _write_error(x, "clamp_", e) from None
     _bump(x, "clamp_")
+    return x
+
+
+def _is_advanced(index):
+    """True when ``index`` selects by arrays (ints or a bool mask), not only by ints,
+    slices, None and Ellipsis."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (np.ndarray, list)) for p in parts)
+
+
+def _value_tensor(x, value):
+    if isinstance(value, Tensor):
+        return value
+    try:
+        return ew.as_tensor(value, like=x)
+    except TypeError as e:
+        raise TypeError(f"setitem: value must be a number, a Tensor or an array of numbers, got "
+                        f"{type(value).__name__} ({e})") from None
+
+
+def setitem(x: Tensor, index: object, value: TensorLike) -> Tensor:
+    """In place: ``x[index] = value`` (``value`` broadcast to the indexed shape and cast to
+    x's dtype).  Recorded in the graph when x or value requires grad: the overwritten
+    elements get no gradient, ``value`` gets the gradient gathered at ``index``.  A leaf
+    that requires grad raises, as in PyTorch; so does an array index (ints or a mask)
+    with a value tensor of another dtype (a bool mask with a 0-d value is fine)."""
+    index = plain_index(index)
+    v = _value_tensor(x, value)
+    if isinstance(value, Tensor) and value.dtype != x.dtype and _is_advanced(index) and \
+            not (value.ndim == 0 and isinstance(index, np.ndarray) and index.dtype == np.bool_):
+        raise RuntimeError(f"setitem: indexing by an array needs a value of the tensor's dtype "
+                           f"{x.dtype}, got {value.dtype} (as PyTorch's index_put); cast the "
+                           f"value first, e.g. value.to({str(x.dtype)!r})")
+    try:
+        if _records(x, "setitem", (v,)):
+            return _record(x, "setitem", lambda s, val: SetItem.apply(s, val, index), (v,), False)
+        x.data[index] = v.data
+    except IndexError as e:
+        raise IndexError(f"setitem: index {index!r} is invalid for a tensor of shape "
+                         f"{x.shape}: {e}") from None
+    except ValueError as e:
+        if not x.data.flags.writeable:
+            raise _write_error(x, "setitem", e) from None
+        raise RuntimeError(f"setitem: the value of shape {v.shape} cannot be broadcast to the "
+                           f"shape {x.shape} indexed by {index!r} ({e})") from None
+    _bump(x, "setitem")
     return x

@@ -175,12 +175,12 @@ def expand(x: Tensor, *sizes: Union[int, Sequence[int]]) -> Tensor:
     return broadcast_to(x, full)
 
 
-def _plain_index(idx):
+def plain_index(idx):
     """Tensors inside an index become arrays."""
     if isinstance(idx, Tensor):
         return idx.data
     if isinstance(idx, tuple):
-        return tuple(_plain_index(i) for i in idx)
+        return tuple(plain_index(i) for i in idx)
     return idx
 
 
@@ -200,7 +200,7 @@ class GetItem(Function):
 
 def getitem(x, idx):
     x = as_tensor(x)
-    idx = _plain_index(idx)
+    idx = plain_index(idx)
     try:
         x.data[idx]
     except IndexError as e:
