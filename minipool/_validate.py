@@ -20,7 +20,7 @@ import numpy as np
 
 from minipool.tensor import FLOAT_DTYPES
 
-__all__ = ["is_int", "is_real", "positive_int", "single_int", "int_tuple", "int_pair",
+__all__ = ["is_int", "is_real", "flag", "is_real_operand", "positive_int", "single_int", "int_tuple", "int_pair",
            "parse_data_format", "check_parameter_shape", "conv_operands", "conv_bias",
            "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT"]
 
@@ -60,6 +60,26 @@ def single_int(value: Any, name: str, op: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def flag(value: Any, name: str, op: str) -> bool:
+    """A bool argument (keepdim, unbiased, ...): True/False or a NumPy bool, else a
+    TypeError naming it (PyTorch refuses ints and strings there too)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be a bool, got {value!r}")
+
+
+def is_real_operand(value: Any) -> bool:
+    """A number, or an array/sequence NumPy reads as real numbers (bool, int, float)."""
+    if isinstance(value, (bool, np.bool_)) or is_real(value):
+        return True
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            return np.asarray(value).dtype.kind in "biuf"
+        except (ValueError, TypeError):  # ragged or unconvertible
+            return False
+    return False
 
 
 def _compact(values: Tuple[int, ...]):

@@ -685,32 +685,57 @@ class Tensor:
     clamp = clip
 
     # -- comparisons (bool tensors, no gradient) -------------------------------
+    # The operators give NotImplemented for an operand that is no tensor, number or array
+    # (so ``t == None`` is False, as in PyTorch); the methods raise a TypeError instead.
     def __lt__(self, other: TensorLike) -> Tensor:
         """``self < other``: a bool tensor."""
-        return _ops.elementwise.compare(np.less, self, other)
+        return _ops.elementwise.compare_operator(np.less, self, other)
 
     def __le__(self, other: TensorLike) -> Tensor:
         """``self <= other``: a bool tensor."""
-        return _ops.elementwise.compare(np.less_equal, self, other)
+        return _ops.elementwise.compare_operator(np.less_equal, self, other)
 
     def __gt__(self, other: TensorLike) -> Tensor:
         """``self > other``: a bool tensor."""
-        return _ops.elementwise.compare(np.greater, self, other)
+        return _ops.elementwise.compare_operator(np.greater, self, other)
 
     def __ge__(self, other: TensorLike) -> Tensor:
         """``self >= other``: a bool tensor."""
-        return _ops.elementwise.compare(np.greater_equal, self, other)
+        return _ops.elementwise.compare_operator(np.greater_equal, self, other)
 
-    def __eq__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         """``self == other``: a bool tensor (elementwise, as NumPy and PyTorch)."""
-        return _ops.elementwise.compare(np.equal, self, other)
+        return _ops.elementwise.compare_operator(np.equal, self, other)
 
-    def __ne__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
         """``self != other``: a bool tensor."""
-        return _ops.elementwise.compare(np.not_equal, self, other)
+        return _ops.elementwise.compare_operator(np.not_equal, self, other)
 
     __hash__ = object.__hash__  # defining __eq__ would otherwise make tensors unhashable
-    lt, le, gt, ge, eq, ne = __lt__, __le__, __gt__, __ge__, __eq__, __ne__
+
+    def lt(self, other: TensorLike) -> Tensor:
+        """``self < other``: a bool tensor."""
+        return _ops.elementwise.compare(np.less, self, other)
+
+    def le(self, other: TensorLike) -> Tensor:
+        """``self <= other``: a bool tensor."""
+        return _ops.elementwise.compare(np.less_equal, self, other)
+
+    def gt(self, other: TensorLike) -> Tensor:
+        """``self > other``: a bool tensor."""
+        return _ops.elementwise.compare(np.greater, self, other)
+
+    def ge(self, other: TensorLike) -> Tensor:
+        """``self >= other``: a bool tensor."""
+        return _ops.elementwise.compare(np.greater_equal, self, other)
+
+    def eq(self, other: TensorLike) -> Tensor:
+        """``self == other``: a bool tensor."""
+        return _ops.elementwise.compare(np.equal, self, other)
+
+    def ne(self, other: TensorLike) -> Tensor:
+        """``self != other``: a bool tensor."""
+        return _ops.elementwise.compare(np.not_equal, self, other)
 
     # -- in place (PyTorch's rules; minipool.ops.inplace) ----------------------
     def add_(self, other: TensorLike, *, alpha: float = 1) -> Tensor:

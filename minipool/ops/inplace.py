@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import TensorLike
+from minipool._validate import is_real, is_real_operand
 from minipool.ops import elementwise as ew
 from minipool.ops.shape import plain_index
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of
@@ -133,11 +134,22 @@ def _write_error(t, name, err):
     if not t.data.flags.writeable:
         return RuntimeError(f"{name}: this tensor's memory is read-only (an expand/broadcast_to "
                             "view, or a read-only array): clone() it before changing it in place")
+    if isinstance(err, OverflowError):  # a Python int beyond the dtype: PyTorch's error type
+        return OverflowError(f"{name}: the value does not fit the {t.dtype} tensor ({err})")
     if isinstance(err, TypeError):
         return RuntimeError(f"{name}: the result cannot be stored in a {t.dtype} tensor in place "
                             f"({err}); use the out-of-place op, or cast first (e.g. t.float())")
     return RuntimeError(f"{name}: the result cannot be written into a tensor of shape {t.shape} "
                         f"({err}); an in-place op keeps its tensor's shape")
+
+
+def _checked(name, what, value):
+    """``value`` as an operand of an in-place op: a tensor, a real number or an array of
+    them (a TypeError naming ``what`` otherwise, before anything is written)."""
+    if isinstance(value, Tensor) or is_real_operand(value):
+        return value
+    raise TypeError(f"{name}: {what} must be a tensor, a real number or an array of them, "
+                    f"got {type(value).__name__}")
 
 
 def _raw(other):
@@ -151,7 +163,7 @@ def _mutate(t, name, ufunc, *operands):
     is fine, a float into an int tensor is refused, as in PyTorch)."""
     try:
         ufunc(t.data, *operands, out=t.data, casting="same_kind")
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise _write_error(t, name, e) from None
     _bump(t, name)
     return t
@@ -188,6 +200,9 @@ def _record(t, name, op, others, keep_self):
 
 def _arith_(x, name, ufunc, op, other, alpha, keep_self):
     """``x = op(x, alpha * other)`` in place: recorded in the graph, or written into the array."""
+    other = _checked(name, "other", other)
+    if not is_real(alpha):
+        raise TypeError(f"{name}: alpha must be a real number, got {alpha!r}")
     if alpha != 1:
         other = other * alpha
     if _records(x, name, (other,)):
@@ -230,14 +245,17 @@ def neg_(x: Tensor) -> Tensor:
 
 def fill_(x: Tensor, value: TensorLike) -> Tensor:
     """In place: every element set to ``value`` (a number, or a 0-d tensor)."""
-    if isinstance(value, Tensor) and value.ndim != 0:
-        raise ValueError(f"fill_: value must be a number or a 0-d tensor, got shape {value.shape}")
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise ValueError(f"fill_: value must be a number or a 0-d tensor, got shape {value.shape}")
+    elif not (isinstance(value, (bool, np.bool_)) or is_real(value)):
+        raise TypeError(f"fill_: value must be a number or a 0-d tensor, got {value!r}")
     if _records(x, "fill_", (value,)):
         v = value if isinstance(value, Tensor) and value._requires_grad else _raw(value)
         return _record(x, "fill_", Fill.apply, (v,), False)
     try:
         np.copyto(x.data, _raw(value), casting="unsafe")
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise _write_error(x, "fill_", e) from None
     _bump(x, "fill_")
     return x
@@ -250,7 +268,14 @@ def zero_(x: Tensor) -> Tensor:
 
 def copy_(x: Tensor, src: TensorLike) -> Tensor:
     """In place: the values of ``src`` (broadcast to x's shape, cast to x's dtype)."""
-    src_t = src if isinstance(src, Tensor) else Tensor(np.asarray(src))
+    if isinstance(src, Tensor):
+        src_t = src
+    else:
+        _checked("copy_", "src", src)
+        try:
+            src_t = Tensor(np.asarray(src))
+        except TypeError as e:  # e.g. an int beyond int64
+            raise TypeError(f"copy_: src cannot be read as numbers ({e})") from None
     try:
         if np.broadcast_shapes(src_t.shape, x.shape) != x.shape:
             raise ValueError
@@ -274,6 +299,8 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
     for bound, label in ((min, "min"), (max, "max")):
         if isinstance(bound, Tensor):
             raise TypeError(f"clamp_: {label} must be a number in minipool, got a Tensor")
+        if bound is not None and not is_real(bound):
+            raise TypeError(f"clamp_: {label} must be a real number or None, got {bound!r}")
     if _records(x, "clamp_", ()):
         return _record(x, "clamp_", lambda t: ew.clip(t, min, max), (), False)
     try:
@@ -296,7 +323,7 @@ def _value_tensor(x, value):
         return value
     try:
         return ew.as_tensor(value, like=x)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # not numbers, or a ragged list
         raise TypeError(f"setitem: value must be a number, a Tensor or an array of numbers, got "
                         f"{type(value).__name__} ({e})") from None
 
@@ -321,6 +348,9 @@ def setitem(x: Tensor, index: object, value: TensorLike) -> Tensor:
     except IndexError as e:
         raise IndexError(f"setitem: index {index!r} is invalid for a tensor of shape "
                          f"{x.shape}: {e}") from None
+    except TypeError as e:  # e.g. slice("a")
+        raise TypeError(f"setitem: cannot write value into the tensor at index {index!r} "
+                        f"({e})") from None
     except ValueError as e:
         if not x.data.flags.writeable:
             raise _write_error(x, "setitem", e) from None
