@@ -14,10 +14,6 @@ __version__ = "0.1.0"
 
 from minipool.tensor import (Function, Tensor, arange, enable_grad, full, is_grad_enabled,  # noqa: E402
                              no_grad, ones, ones_like, rand, randn, tensor, zeros, zeros_like)
-from minipool.ops import methods as _methods  # noqa: E402
-
-_methods.install()
-
 from minipool._config import get_num_threads, set_adaptive_threads, set_num_threads, show_config  # noqa: E402
 from minipool._memory import empty_memory_cache, memory_cache_info, set_memory_cache  # noqa: E402
 from minipool.testing import gradcheck  # noqa: E402
@@ -44,7 +40,7 @@ __all__ += ["save", "load"]
 # Tensor habits: reductions and copies as module functions, torch.max style (issue 12, part 2).
 from minipool.ops.reduce import (amax, amin, argmax, argmin, max, maximum, mean, min,  # noqa: E402
                                  minimum, std, sum, var)
-from minipool.ops.methods import clone  # noqa: E402
+from minipool.ops.inplace import clone  # noqa: E402
 from minipool.tensor import Size  # noqa: E402
 __all__ += ["max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum", "std", "var",
             "sum", "mean", "clone", "Size"]

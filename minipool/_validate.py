@@ -18,8 +18,11 @@ from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["is_int", "is_real", "positive_int", "single_int", "int_tuple", "int_pair",
-           "parse_data_format", "check_parameter_shape", "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT"]
+from minipool.tensor import FLOAT_DTYPES
+
+__all__ = ["is_int", "is_real", "flag", "is_real_operand", "positive_int", "single_int", "int_tuple", "int_pair",
+           "parse_data_format", "check_parameter_shape", "conv_operands", "conv_bias",
+           "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT"]
 
 # A single weight larger than this (8 GiB of float32) is far beyond any model minipool is
 # for; refusing it up front beats NumPy's MemoryError that names no argument.
@@ -57,6 +60,26 @@ def single_int(value: Any, name: str, op: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def flag(value: Any, name: str, op: str) -> bool:
+    """A bool argument (keepdim, unbiased, ...): True/False or a NumPy bool, else a
+    TypeError naming it (PyTorch refuses ints and strings there too)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{op}: {name} must be a bool, got {value!r}")
+
+
+def is_real_operand(value: Any) -> bool:
+    """A number, or an array/sequence NumPy reads as real numbers (bool, int, float)."""
+    if isinstance(value, (bool, np.bool_)) or is_real(value):
+        return True
+    if isinstance(value, (list, tuple, np.ndarray)):
+        try:
+            return np.asarray(value).dtype.kind in "biuf"
+        except (ValueError, TypeError):  # ragged or unconvertible
+            return False
+    return False
 
 
 def _compact(values: Tuple[int, ...]):
@@ -125,3 +148,41 @@ def check_parameter_shape(shape: Sequence[int], names: str, where: str) -> Tuple
         raise ValueError(f"{where}: {names} give a weight of shape {tuple(shape)} = {count} "
                          f"elements, more than the limit of {MAX_PARAMETER_ELEMENTS}")
     return tuple(int(s) for s in shape)
+
+
+def conv_operands(op: str, input: Any, weight: Any, groups: Any, channels_last: bool,
+                  weight_layout: str) -> Tuple[int, Tuple[int, int, int]]:
+    """The checks conv2d and conv_transpose2d share, on Tensors: a 3-d or 4-d float input
+    with non-empty planes, a 4-d weight (``weight_layout`` names its axes) of the same dtype,
+    and ``groups`` an int >= 1.  Returns (groups, (channels, height, width) of the input)."""
+    if input.ndim not in (3, 4):
+        form = "(N, H, W, C) or (H, W, C)" if channels_last else "(N, C, H, W) or (C, H, W)"
+        raise ValueError(f"{op}: input must be {form}, got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be {weight_layout}, got shape {weight.shape}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    if not is_int(groups):
+        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if channels_last:
+        H, W, C = input.shape[-3:]
+    else:
+        C, H, W = input.shape[-3:]
+    if H == 0 or W == 0:  # as PyTorch; padding would otherwise make outputs out of no input
+        raise ValueError(f"{op}: input spatial size must be >= 1, got shape {input.shape}")
+    return int(groups), (C, H, W)
+
+
+def conv_bias(op: str, bias: Any, out_channels: int, dtype: np.dtype, counted: str = "") -> None:
+    """A convolution's bias (a Tensor, or None): shape (out_channels,) and the input's dtype;
+    ``counted`` says where out_channels comes from, for the message."""
+    if bias is None:
+        return
+    if bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},){counted}, got {bias.shape}")
+    if bias.dtype != dtype:
+        raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {dtype}")

@@ -22,6 +22,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from minipool._validate import parse_data_format
 from minipool.tensor import FLOAT_DTYPES, Tensor
 
 __all__ = ["from_numpy", "to_torch", "from_torch", "register_twin", "supported_layers"]
@@ -150,7 +151,8 @@ def _torch_tree(module, torch, path):
             (name, _torch_tree(child, torch, f"{path}.{name}" if path else name))
             for name, child in module.named_children()))
     if kind in _LAYERS and getattr(nn, kind, None) is type(module):
-        if getattr(module, "data_format", None) not in (None, "channels_first"):
+        if parse_data_format(f"to_torch: {_where(path)} ({kind})",
+                             getattr(module, "data_format", None)):
             raise TypeError(f"to_torch: {_where(path)} ({kind}) uses data_format="
                             f"{module.data_format!r}; torch.nn layers are channels-first: build it "
                             "with data_format='channels_first' (or permute the input)")

@@ -8,8 +8,9 @@ order, adding each contribution into ``.grad`` of the leaves.
 """
 from __future__ import annotations  # hints name Tensor inside its own class body
 
+import importlib
 import threading
-from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from minipool import _memory, _random
 from minipool import _device
 
 if TYPE_CHECKING:  # minipool._typing imports this module
-    from minipool._typing import DTypeLike, TensorLike
+    from minipool._typing import Dims, DTypeLike, PoolOutput, TensorLike
 
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
@@ -351,6 +352,27 @@ class Function:
 
 
 # --------------------------------------------------------------------------- Tensor
+class _OpModules:
+    """``_ops.elementwise`` is ``minipool.ops.elementwise``, imported on first use.
+
+    Tensor's methods are one-line calls into the op modules, but those modules import
+    this one (for Tensor and Function), so it cannot import them at its top.  A local
+    import in each of ~80 methods would repeat a line and cost an import statement per
+    call; here the first use imports the module and stores it as a plain attribute, so
+    every later call is two attribute reads.
+    """
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        module = importlib.import_module(f"minipool.ops.{name}")
+        setattr(self, name, module)
+        return module
+
+
+_ops = _OpModules()
+
+
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
         data = data.data
@@ -572,8 +594,6 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
-    __hash__ = object.__hash__
-
     def astype(self, dtype: DTypeLike) -> Tensor:
         """A differentiable cast (float32 <-> float64) or a plain one for other dtypes."""
         from minipool.ops import elementwise
@@ -607,6 +627,344 @@ class Tensor:
     def type_as(self, other: Tensor) -> Tensor:
         """This tensor cast to ``other``'s dtype."""
         return self.astype(other.dtype)
+
+    # -- arithmetic (differentiable, broadcasting; minipool.ops.elementwise) ------
+    def __add__(self, other: TensorLike) -> Tensor:
+        """``self + other``."""
+        return _ops.elementwise.add(self, other)
+
+    def __radd__(self, other: TensorLike) -> Tensor:
+        """``other + self`` (a Python number takes self's float dtype)."""
+        return _ops.elementwise.add(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __sub__(self, other: TensorLike) -> Tensor:
+        """``self - other``."""
+        return _ops.elementwise.sub(self, other)
+
+    def __rsub__(self, other: TensorLike) -> Tensor:
+        """``other - self``."""
+        return _ops.elementwise.sub(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __mul__(self, other: TensorLike) -> Tensor:
+        """``self * other``."""
+        return _ops.elementwise.mul(self, other)
+
+    def __rmul__(self, other: TensorLike) -> Tensor:
+        """``other * self``."""
+        return _ops.elementwise.mul(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __truediv__(self, other: TensorLike) -> Tensor:
+        """``self / other``."""
+        return _ops.elementwise.div(self, other)
+
+    def __rtruediv__(self, other: TensorLike) -> Tensor:
+        """``other / self``."""
+        return _ops.elementwise.div(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __pow__(self, other: TensorLike) -> Tensor:
+        """``self ** other``."""
+        return _ops.elementwise.pow(self, other)
+
+    def __rpow__(self, other: TensorLike) -> Tensor:
+        """``other ** self``."""
+        return _ops.elementwise.pow(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __matmul__(self, other: TensorLike) -> Tensor:
+        """``self @ other``."""
+        return _ops.linalg.matmul(self, other)
+
+    def __rmatmul__(self, other: TensorLike) -> Tensor:
+        """``other @ self``."""
+        return _ops.linalg.matmul(_ops.elementwise.as_tensor(other, like=self), self)
+
+    def __neg__(self) -> Tensor:
+        """``-self``."""
+        return _ops.elementwise.neg(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        """``self[index]``: NumPy indexing (ints, slices, None, ..., int/bool arrays or tensors)."""
+        return _ops.shape.getitem(self, index)
+
+    def __setitem__(self, index: Any, value: TensorLike) -> None:
+        """``self[index] = value``, in place (PyTorch's rules; see ``minipool.ops.inplace.setitem``)."""
+        _ops.inplace.setitem(self, index, value)
+
+    def add(self, other: TensorLike) -> Tensor:
+        """``self + other``."""
+        return _ops.elementwise.add(self, other)
+
+    def sub(self, other: TensorLike) -> Tensor:
+        """``self - other``."""
+        return _ops.elementwise.sub(self, other)
+
+    def mul(self, other: TensorLike) -> Tensor:
+        """``self * other``."""
+        return _ops.elementwise.mul(self, other)
+
+    def div(self, other: TensorLike) -> Tensor:
+        """``self / other`` (true division)."""
+        return _ops.elementwise.div(self, other)
+
+    def pow(self, exponent: TensorLike) -> Tensor:
+        """``self ** exponent``."""
+        return _ops.elementwise.pow(self, exponent)
+
+    def matmul(self, other: TensorLike) -> Tensor:
+        """Matrix product ``self @ other`` (NumPy's matmul rules)."""
+        return _ops.linalg.matmul(self, other)
+
+    def neg(self) -> Tensor:
+        """``-self``."""
+        return _ops.elementwise.neg(self)
+
+    def exp(self) -> Tensor:
+        """Elementwise e ** self."""
+        return _ops.elementwise.exp(self)
+
+    def log(self) -> Tensor:
+        """Elementwise natural logarithm."""
+        return _ops.elementwise.log(self)
+
+    def sqrt(self) -> Tensor:
+        """Elementwise square root."""
+        return _ops.elementwise.sqrt(self)
+
+    def abs(self) -> Tensor:
+        """Elementwise absolute value (``abs(t)``)."""
+        return _ops.elementwise.abs(self)
+
+    __abs__ = abs
+
+    def tanh(self) -> Tensor:
+        """Elementwise hyperbolic tangent."""
+        return _ops.elementwise.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        """Elementwise logistic function 1 / (1 + e ** -self)."""
+        return _ops.elementwise.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        """Elementwise max(self, 0)."""
+        return _ops.elementwise.relu(self)
+
+    def clip(self, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
+        """Values clamped into ``[min, max]`` (either may be None)."""
+        return _ops.elementwise.clip(self, min, max)
+
+    clamp = clip
+
+    # -- comparisons (bool tensors, no gradient) -------------------------------
+    # The operators give NotImplemented for an operand that is no tensor, number or array
+    # (so ``t == None`` is False, as in PyTorch); the methods raise a TypeError instead.
+    def __lt__(self, other: TensorLike) -> Tensor:
+        """``self < other``: a bool tensor."""
+        return _ops.elementwise.compare_operator(np.less, self, other)
+
+    def __le__(self, other: TensorLike) -> Tensor:
+        """``self <= other``: a bool tensor."""
+        return _ops.elementwise.compare_operator(np.less_equal, self, other)
+
+    def __gt__(self, other: TensorLike) -> Tensor:
+        """``self > other``: a bool tensor."""
+        return _ops.elementwise.compare_operator(np.greater, self, other)
+
+    def __ge__(self, other: TensorLike) -> Tensor:
+        """``self >= other``: a bool tensor."""
+        return _ops.elementwise.compare_operator(np.greater_equal, self, other)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        """``self == other``: a bool tensor (elementwise, as NumPy and PyTorch)."""
+        return _ops.elementwise.compare_operator(np.equal, self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        """``self != other``: a bool tensor."""
+        return _ops.elementwise.compare_operator(np.not_equal, self, other)
+
+    __hash__ = object.__hash__  # defining __eq__ would otherwise make tensors unhashable
+
+    def lt(self, other: TensorLike) -> Tensor:
+        """``self < other``: a bool tensor."""
+        return _ops.elementwise.compare(np.less, self, other)
+
+    def le(self, other: TensorLike) -> Tensor:
+        """``self <= other``: a bool tensor."""
+        return _ops.elementwise.compare(np.less_equal, self, other)
+
+    def gt(self, other: TensorLike) -> Tensor:
+        """``self > other``: a bool tensor."""
+        return _ops.elementwise.compare(np.greater, self, other)
+
+    def ge(self, other: TensorLike) -> Tensor:
+        """``self >= other``: a bool tensor."""
+        return _ops.elementwise.compare(np.greater_equal, self, other)
+
+    def eq(self, other: TensorLike) -> Tensor:
+        """``self == other``: a bool tensor."""
+        return _ops.elementwise.compare(np.equal, self, other)
+
+    def ne(self, other: TensorLike) -> Tensor:
+        """``self != other``: a bool tensor."""
+        return _ops.elementwise.compare(np.not_equal, self, other)
+
+    # -- in place (PyTorch's rules; minipool.ops.inplace) ----------------------
+    def add_(self, other: TensorLike, *, alpha: float = 1) -> Tensor:
+        """In place: ``self += alpha * other`` (raises on a leaf that requires grad)."""
+        return _ops.inplace.add_(self, other, alpha)
+
+    def sub_(self, other: TensorLike, *, alpha: float = 1) -> Tensor:
+        """In place: ``self -= alpha * other``."""
+        return _ops.inplace.sub_(self, other, alpha)
+
+    def mul_(self, other: TensorLike) -> Tensor:
+        """In place: ``self *= other``."""
+        return _ops.inplace.mul_(self, other)
+
+    def div_(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
+        """In place: ``self /= other`` (true division only)."""
+        return _ops.inplace.div_(self, other, rounding_mode)
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def neg_(self) -> Tensor:
+        """In place: ``self = -self``."""
+        return _ops.inplace.neg_(self)
+
+    def fill_(self, value: TensorLike) -> Tensor:
+        """In place: every element set to ``value`` (a number or a 0-d tensor)."""
+        return _ops.inplace.fill_(self, value)
+
+    def zero_(self) -> Tensor:
+        """In place: every element set to 0."""
+        return _ops.inplace.zero_(self)
+
+    def copy_(self, src: TensorLike) -> Tensor:
+        """In place: ``src``'s values, broadcast to self's shape and cast to its dtype."""
+        return _ops.inplace.copy_(self, src)
+
+    def clamp_(self, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
+        """In place: values clamped into ``[min, max]`` (either may be None)."""
+        return _ops.inplace.clamp_(self, min, max)
+
+    clip_ = clamp_
+
+    def clamp_min_(self, min: float) -> Tensor:
+        """In place: values below ``min`` set to ``min``."""
+        return _ops.inplace.clamp_(self, min, None)
+
+    def clamp_max_(self, max: float) -> Tensor:
+        """In place: values above ``max`` set to ``max``."""
+        return _ops.inplace.clamp_(self, None, max)
+
+    # -- reductions (minipool.ops.reduce) --------------------------------------
+    def sum(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Sum over ``dim`` (all axes when None)."""
+        return _ops.reduce.sum(self, dim, keepdim)
+
+    def mean(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Mean over ``dim`` (all axes when None)."""
+        return _ops.reduce.mean(self, dim, keepdim)
+
+    def max(self, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
+        """The largest value, or (values, indices) along an int ``dim``, as ``torch.max``."""
+        return _ops.reduce.max(self, dim, keepdim)
+
+    def min(self, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
+        """The smallest value, or (values, indices) along an int ``dim``, as ``torch.min``."""
+        return _ops.reduce.min(self, dim, keepdim)
+
+    def amax(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """The largest values over ``dim``; ties share the gradient."""
+        return _ops.reduce.amax(self, dim, keepdim)
+
+    def amin(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """The smallest values over ``dim``; ties share the gradient."""
+        return _ops.reduce.amin(self, dim, keepdim)
+
+    def argmax(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """int64 index of the largest value (of the flattened tensor when ``dim`` is None)."""
+        return _ops.reduce.argmax(self, dim, keepdim)
+
+    def argmin(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """int64 index of the smallest value (of the flattened tensor when ``dim`` is None)."""
+        return _ops.reduce.argmin(self, dim, keepdim)
+
+    def maximum(self, other: TensorLike) -> Tensor:
+        """Elementwise larger of self and ``other`` (NaN wins)."""
+        return _ops.reduce.maximum(self, other)
+
+    def minimum(self, other: TensorLike) -> Tensor:
+        """Elementwise smaller of self and ``other`` (NaN wins)."""
+        return _ops.reduce.minimum(self, other)
+
+    def std(self, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+            correction: Optional[float] = None) -> Tensor:
+        """Standard deviation over ``dim`` (Bessel's correction by default, as PyTorch)."""
+        return _ops.reduce.std(self, dim, unbiased, keepdim, correction=correction)
+
+    def var(self, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,
+            correction: Optional[float] = None) -> Tensor:
+        """Variance over ``dim`` (Bessel's correction by default, as PyTorch)."""
+        return _ops.reduce.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        """Softmax along ``dim``."""
+        return _ops.reduce.softmax(self, dim)
+
+    def log_softmax(self, dim: int = -1) -> Tensor:
+        """Log of the softmax along ``dim``, computed stably."""
+        return _ops.reduce.log_softmax(self, dim)
+
+    def logsumexp(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(self))) over ``dim``, computed stably."""
+        return _ops.reduce.logsumexp(self, dim, keepdim)
+
+    # -- shape and copies (minipool.ops.shape, minipool.ops.inplace) -----------
+    def reshape(self, *shape: Union[int, Sequence[int]]) -> Tensor:
+        """The same values in a new shape (one entry may be -1)."""
+        return _ops.shape.reshape(self, *shape)
+
+    view = reshape
+
+    def permute(self, *dims: Union[int, Sequence[int]]) -> Tensor:
+        """The axes in the order ``dims``."""
+        return _ops.shape.permute(self, *dims)
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Axes ``dim0`` and ``dim1`` swapped."""
+        return _ops.shape.transpose(self, dim0, dim1)
+
+    @property
+    def T(self) -> Tensor:
+        """The axes in reverse order (a matrix's transpose)."""
+        return _ops.shape.permute(self, tuple(reversed(range(self.data.ndim))))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Axes ``start_dim`` to ``end_dim`` merged into one."""
+        return _ops.shape.flatten(self, start_dim, end_dim)
+
+    def squeeze(self, dim: Dims = None) -> Tensor:
+        """Size-1 axes removed (only ``dim`` when given)."""
+        return _ops.shape.squeeze(self, dim)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A size-1 axis inserted at ``dim``."""
+        return _ops.shape.unsqueeze(self, dim)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """A broadcast view of ``shape`` (NumPy's rules)."""
+        return _ops.shape.broadcast_to(self, shape)
+
+    def expand(self, *sizes: Union[int, Sequence[int]]) -> Tensor:
+        """A broadcast view of ``sizes``; -1 keeps that dimension's size, as in PyTorch."""
+        return _ops.shape.expand(self, *sizes)
+
+    def clone(self) -> Tensor:
+        """A differentiable copy that owns its memory."""
+        return _ops.inplace.clone(self)
+
+    def contiguous(self) -> Tensor:
+        """Self when already C-contiguous, else a differentiable contiguous copy."""
+        return _ops.inplace.contiguous(self)
 
     # Named after Python types, so defined last: the class body below this line
     # would see these methods under those names.

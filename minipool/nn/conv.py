@@ -1,4 +1,5 @@
-"""2-d convolution layer."""
+"""2-d convolution layers: Conv2d and ConvTranspose2d, thin holders over F.conv2d and
+F.conv_transpose2d that make and initialise the weight."""
 from typing import Optional, Union
 
 import numpy as np
@@ -9,13 +10,73 @@ from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool._validate import check_parameter_shape, parse_data_format, positive_int
 from minipool.ops.conv import padding_argument, pair
-from minipool.ops.conv_transpose import output_padding_for
+from minipool.ops.conv_transpose import output_padding_for, transposed_padding
 from minipool.tensor import Tensor
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
 
-class Conv2d(Module):
+class _ConvNd(Module):
+    """What Conv2d and ConvTranspose2d share, as PyTorch's ``_ConvNd``: the channel counts
+    and groups checked at construction (the weight's shape depends on them), the geometry
+    kept as pairs, the weight and bias made and initialised.  The checks of the geometry
+    against an input happen in the functional op, at every call."""
+
+    def __init__(self, where: str, in_channels: int, out_channels: int,
+                 kernel_size: IntOrTuple, stride: IntOrTuple, padding: Union[IntOrTuple, str],
+                 dilation: IntOrTuple, transposed: bool, output_padding: IntOrTuple, groups: int,
+                 bias: bool, padding_mode: str, dtype: DTypeLike, generator: GeneratorLike,
+                 data_format: str) -> None:
+        super().__init__()
+        self.in_channels = positive_int(in_channels, "in_channels", where)
+        self.out_channels = positive_int(out_channels, "out_channels", where)
+        self.groups = positive_int(groups, "groups", where)
+        for name, count in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
+            if count % self.groups:
+                raise ValueError(f"{where}: {name}={count} must be divisible by groups={groups}")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1, where)
+        self.stride = pair(stride, "stride", 1, where)
+        self.padding = transposed_padding(padding, where) if transposed else \
+            padding_argument(padding, self.stride, where)
+        self.dilation = pair(dilation, "dilation", 1, where)
+        # checked against stride and dilation in forward, as PyTorch does
+        self.output_padding = pair(output_padding, "output_padding", 0, where)
+        if padding_mode != "zeros":  # PyTorch checks it at construction too
+            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
+                             f"implements), got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        self.data_format = "channels_last" if parse_data_format(where, data_format) \
+            else "channels_first"
+        channels = (self.in_channels, self.out_channels // self.groups) if transposed else \
+            (self.out_channels, self.in_channels // self.groups)
+        shape = check_parameter_shape(channels + self.kernel_size,
+                                      "in_channels, out_channels and kernel_size", where)
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: GeneratorLike = None) -> None:
+        # the fan-in of either layout is weight.shape[1] * kh * kw, as PyTorch's
+        init.default_layer_init_(self.weight, self.bias, generator)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.data_format != "channels_first":
+            s += f", data_format={self.data_format!r}"
+        return s
+
+
+class Conv2d(_ConvNd):
     """2-d convolution with a learnable (out_channels, in_channels // groups, kh, kw)
     weight and optional bias, as ``torch.nn.Conv2d`` (``padding_mode='zeros'`` only).
 
@@ -39,54 +100,16 @@ class Conv2d(Module):
                  dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", *, dtype: DTypeLike = np.float32,
                  generator: GeneratorLike = None, data_format: str = "channels_first") -> None:
-        super().__init__()
-        self.data_format = "channels_last" if parse_data_format("Conv2d", data_format) \
-            else "channels_first"
-        self.in_channels = positive_int(in_channels, "in_channels", "Conv2d")
-        self.out_channels = positive_int(out_channels, "out_channels", "Conv2d")
-        self.groups = positive_int(groups, "groups", "Conv2d")
-        if self.in_channels % self.groups:
-            raise ValueError(f"Conv2d: in_channels={in_channels} must be divisible by groups={groups}")
-        if self.out_channels % self.groups:
-            raise ValueError(f"Conv2d: out_channels={out_channels} must be divisible by groups={groups}")
-        self.kernel_size = pair(kernel_size, "kernel_size", 1)
-        self.stride = pair(stride, "stride", 1)
-        self.dilation = pair(dilation, "dilation", 1)
-        self.padding = padding_argument(padding, self.stride, "Conv2d")
-        if padding_mode != "zeros":
-            raise ValueError(f"Conv2d: padding_mode must be 'zeros' (the only mode minipool "
-                             f"implements), got {padding_mode!r}")
-        self.padding_mode = padding_mode
-        shape = check_parameter_shape(
-            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
-            "in_channels, out_channels and kernel_size", "Conv2d")
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
-        self.reset_parameters(generator)
-
-    def reset_parameters(self, generator=None):
-        init.default_layer_init_(self.weight, self.bias, generator)
+        super().__init__("Conv2d", in_channels, out_channels, kernel_size, stride, padding,
+                         dilation, False, 0, groups, bias, padding_mode, dtype, generator,
+                         data_format)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
                         self.groups, data_format=self.data_format)
 
-    def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.data_format != "channels_first":
-            s += f", data_format={self.data_format!r}"
-        return s
 
-
-class ConvTranspose2d(Module):
+class ConvTranspose2d(_ConvNd):
     """2-d transposed convolution with a learnable (in_channels, out_channels // groups,
     kh, kw) weight (PyTorch's layout) and optional bias, as ``torch.nn.ConvTranspose2d``
     (``padding_mode='zeros'`` only, as in PyTorch).
@@ -108,49 +131,14 @@ class ConvTranspose2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
-                 stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
+                 stride: IntOrTuple = 1, padding: IntOrTuple = 0,
                  output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
                  dilation: IntOrTuple = 1, padding_mode: str = "zeros", *,
                  dtype: DTypeLike = np.float32, generator: GeneratorLike = None,
                  data_format: str = "channels_first") -> None:
-        super().__init__()
-        where = "ConvTranspose2d"
-        self.in_channels = positive_int(in_channels, "in_channels", where)
-        self.out_channels = positive_int(out_channels, "out_channels", where)
-        self.groups = positive_int(groups, "groups", where)
-        if self.in_channels % self.groups:
-            raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
-        if self.out_channels % self.groups:
-            raise ValueError(f"{where}: out_channels={out_channels} must be divisible by groups={groups}")
-        self.kernel_size = pair(kernel_size, "kernel_size", 1, where)
-        self.stride = pair(stride, "stride", 1, where)
-        if isinstance(padding, str):
-            raise ValueError(f"{where}: padding must be an int or a pair of ints (no 'same' or "
-                             f"'valid' for a transposed convolution), got {padding!r}")
-        self.padding = pair(padding, "padding", 0, where)
-        self.output_padding = pair(output_padding, "output_padding", 0, where)
-        self.dilation = pair(dilation, "dilation", 1, where)
-        for o, s, d in zip(self.output_padding, self.stride, self.dilation):
-            if not (o < s or o < d):
-                raise ValueError(f"{where}: output_padding must be smaller than either stride or "
-                                 f"dilation, got output_padding={self.output_padding}, "
-                                 f"stride={self.stride}, dilation={self.dilation}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode PyTorch and "
-                             f"minipool support for it), got {padding_mode!r}")
-        self.padding_mode = padding_mode
-        self.data_format = "channels_last" if parse_data_format(where, data_format) \
-            else "channels_first"
-        shape = check_parameter_shape(
-            (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
-            "in_channels, out_channels and kernel_size", where)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
-        self.reset_parameters(generator)
-
-    def reset_parameters(self, generator=None):
-        # fan_in of this layout is weight.shape[1] * kh * kw, which is what PyTorch uses too
-        init.default_layer_init_(self.weight, self.bias, generator)
+        super().__init__("ConvTranspose2d", in_channels, out_channels, kernel_size, stride,
+                         padding, dilation, True, output_padding, groups, bias, padding_mode,
+                         dtype, generator, data_format)
 
     def forward(self, input: Tensor, output_size: Optional[IntOrTuple] = None) -> Tensor:
         output_padding = self.output_padding
@@ -161,19 +149,3 @@ class ConvTranspose2d(Module):
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   output_padding, self.groups, self.dilation,
                                   data_format=self.data_format)
-
-    def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.data_format != "channels_first":
-            s += f", data_format={self.data_format!r}"
-        return s

@@ -491,11 +491,8 @@ class SpatialPyramidPool2d(Module):
     def __init__(self, levels: Sequence[int] = (1, 2, 4), mode: str = "max",
                  data_format: Optional[str] = None) -> None:
         super().__init__()
-        from minipool.ops.pooling.spp import check_levels
-        if not isinstance(mode, str) or mode not in ("max", "avg"):
-            raise ValueError(f"SpatialPyramidPool2d: mode must be 'max' or 'avg', got {mode!r}")
-        self.levels = check_levels("SpatialPyramidPool2d", levels)
-        self.mode, self.data_format = mode, data_format
+        # F.spatial_pyramid_pool2d checks them at each call
+        self.levels, self.mode, self.data_format = levels, mode, data_format
 
     def forward(self, input: Tensor) -> Tensor:
         return F.spatial_pyramid_pool2d(input, self.levels, self.mode,

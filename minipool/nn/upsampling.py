@@ -4,7 +4,7 @@ from typing import Optional, Tuple, Union
 import minipool.nn.functional as F
 from minipool._typing import IntOrTuple
 from minipool.nn.module import Module
-from minipool.ops.upsampling import MODES, upsampling2d, upsampling2d_arguments
+from minipool.ops.upsampling import upsampling2d, upsampling2d_arguments
 from minipool.tensor import Tensor
 
 __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle",
@@ -12,7 +12,8 @@ __all__ = ["Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuf
 
 
 class Upsample(Module):
-    """Resize with ``F.interpolate`` (same arguments, fixed at construction).
+    """Resize with ``F.interpolate`` (same arguments, fixed at construction and checked by
+    ``F.interpolate`` at each call, as in PyTorch).
 
     >>> import minipool as mp
     >>> mp.nn.Upsample(scale_factor=2, mode="bilinear")(mp.ones(1, 3, 4, 5)).shape
@@ -24,11 +25,7 @@ class Upsample(Module):
                  mode: str = "nearest", align_corners: Optional[bool] = None,
                  recompute_scale_factor: Optional[bool] = None) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"Upsample: mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if (size is None) == (scale_factor is None):
-            raise ValueError("Upsample: give exactly one of size and scale_factor, "
-                             f"got size={size!r} and scale_factor={scale_factor!r}")
+        # F.interpolate checks them all, in forward: PyTorch's layer does not check them either
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
         self.align_corners, self.recompute_scale_factor = align_corners, recompute_scale_factor
 

@@ -11,7 +11,7 @@ import numpy as np
 from minipool.onnx.table import converts
 from minipool.ops import activations as A
 from minipool.ops import elementwise as E
-from minipool.ops import linalg, methods, nn_ops, reduce, shape
+from minipool.ops import inplace, linalg, nn_ops, reduce, shape
 
 
 def _args(event):
@@ -22,7 +22,7 @@ def _args(event):
 _BINARY = {E.Add: "Add", E.Sub: "Sub", E.Mul: "Mul", E.Div: "Div", E.Pow: "Pow",
            reduce._Maximum: "Max", reduce._Minimum: "Min", linalg.MatMul: "MatMul"}
 _UNARY = {E.Neg: "Neg", E.Exp: "Exp", E.Log: "Log", E.Sqrt: "Sqrt", E.Abs: "Abs", E.Tanh: "Tanh",
-          E.Sigmoid: "Sigmoid", E.Relu: "Relu", methods.Clone: "Identity"}
+          E.Sigmoid: "Sigmoid", E.Relu: "Relu", inplace.Clone: "Identity"}
 
 
 @converts(*_BINARY)

@@ -25,11 +25,11 @@ from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
 from minipool._typing import IntOrTuple, TensorLike
-from minipool._validate import int_pair, parse_data_format
+from minipool._validate import conv_bias, conv_operands, int_pair, parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor
+from minipool.tensor import Function, Tensor
 
 __all__ = ["conv2d", "conv_output_size", "pair", "gemm_backend"]
 
@@ -267,28 +267,9 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     """
     channels_last = parse_data_format("conv2d", data_format)
     input, weight = as_tensor(input), as_tensor(weight)
-    if input.ndim not in (3, 4):
-        form = "(N, H, W, C) or (H, W, C)" if channels_last else "(N, C, H, W) or (C, H, W)"
-        raise ValueError(f"conv2d: input must be {form}, got shape {input.shape}")
-    if weight.ndim != 4:
-        raise ValueError("conv2d: weight must be (out_channels, in_channels/groups, kh, kw), "
-                         f"got shape {weight.shape}")
-    if input.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"conv2d: input must be float32 or float64, got {input.dtype}")
-    if weight.dtype != input.dtype:
-        raise TypeError(f"conv2d: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"conv2d: groups must be an int >= 1, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"conv2d: groups must be an int >= 1, got {groups!r}")
-    groups = int(groups)
+    groups, (C, H, W) = conv_operands("conv2d", input, weight, groups, channels_last,
+                                      "(out_channels, in_channels/groups, kh, kw)")
     unbatched = input.ndim == 3
-    if channels_last:
-        H, W, C = input.shape[-3:]
-    else:
-        C, H, W = input.shape[-3:]
-    if H == 0 or W == 0:  # as PyTorch; padding would otherwise make outputs out of no input
-        raise ValueError(f"conv2d: input spatial size must be >= 1, got shape {input.shape}")
     O, C_group, kh, kw = weight.shape
     if O == 0 or kh == 0 or kw == 0:
         raise ValueError(f"conv2d: weight shape {weight.shape} has an empty dimension")
@@ -297,12 +278,8 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     if C != C_group * groups:
         raise ValueError(f"conv2d: input has {C} channels but weight expects "
                          f"{C_group} x groups={groups} = {C_group * groups}")
-    if bias is not None:
-        bias = as_tensor(bias)
-        if bias.shape != (O,):
-            raise ValueError(f"conv2d: bias must have shape ({O},), got {bias.shape}")
-        if bias.dtype != input.dtype:
-            raise TypeError(f"conv2d: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    bias = None if bias is None else as_tensor(bias)
+    conv_bias("conv2d", bias, O, input.dtype)
     stride = pair(stride, "stride", 1)
     dilation = pair(dilation, "dilation", 1)
     top, bottom, left, right = _padding(padding, (kh, kw), stride, dilation)

@@ -25,16 +25,17 @@ from minipool import _config
 from minipool._blas import single_threaded
 from minipool._kernels import conv2d as kernels
 from minipool._typing import IntOrTuple, TensorLike
-from minipool._validate import parse_data_format
+from minipool._validate import conv_bias, conv_operands, parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvGeometry, _blocks,
                                _blocks_channels_last, channels_last_weight, pair,
                                weight_from_channels_last)
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor
+from minipool.tensor import Function, Tensor
 
-__all__ = ["conv_transpose2d", "conv_transpose_output_size", "output_padding_for"]
+__all__ = ["conv_transpose2d", "conv_transpose_output_size", "output_padding_for",
+           "transposed_padding"]
 
 
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding, dilation):
@@ -67,6 +68,15 @@ def output_padding_for(output_size, input_shape, kernel, stride, padding, dilati
                          f"from {tuple(smallest)} to {tuple(largest)} for an input of spatial "
                          f"size {tuple(in_hw)}")
     return tuple(result)
+
+
+def transposed_padding(padding, op):
+    """``padding`` as a pair of ints >= 0: a transposed convolution has no 'same' or 'valid'.
+    Shared by ``conv_transpose2d`` and the ``ConvTranspose2d`` layer (which keeps the pair)."""
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a pair of ints (no 'same' or 'valid' "
+                         f"for a transposed convolution), got {padding!r}")
+    return pair(padding, "padding", 0, op)
 
 
 def _plan(N, out_chw, Cin, geometry, channels_last):
@@ -171,28 +181,9 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: Optional[Tenso
     op = "conv_transpose2d"
     channels_last = parse_data_format(op, data_format)
     input, weight = as_tensor(input), as_tensor(weight)
-    if input.ndim not in (3, 4):
-        form = "(N, H, W, C) or (H, W, C)" if channels_last else "(N, C, H, W) or (C, H, W)"
-        raise ValueError(f"{op}: input must be {form}, got shape {input.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: weight must be (in_channels, out_channels/groups, kh, kw), "
-                         f"got shape {weight.shape}")
-    if input.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
-    if weight.dtype != input.dtype:
-        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
-        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    groups = int(groups)
+    groups, (C, H, W) = conv_operands(op, input, weight, groups, channels_last,
+                                      "(in_channels, out_channels/groups, kh, kw)")
     unbatched = input.ndim == 3
-    if channels_last:
-        H, W, C = input.shape[-3:]
-    else:
-        C, H, W = input.shape[-3:]
-    if H == 0 or W == 0:
-        raise ValueError(f"{op}: input spatial size must be >= 1, got shape {input.shape}")
     Cin, Cout_group, kh, kw = weight.shape
     if Cout_group == 0 or kh == 0 or kw == 0:
         raise ValueError(f"{op}: weight shape {weight.shape} has an empty dimension")
@@ -202,18 +193,10 @@ def conv_transpose2d(input: TensorLike, weight: TensorLike, bias: Optional[Tenso
         raise ValueError(f"{op}: input has {C} channels but weight expects {Cin} "
                          "(weight.shape[0] = in_channels)")
     Cout = Cout_group * groups
-    if bias is not None:
-        bias = as_tensor(bias)
-        if bias.shape != (Cout,):
-            raise ValueError(f"{op}: bias must have shape ({Cout},) (weight.shape[1] x groups), "
-                             f"got {bias.shape}")
-        if bias.dtype != input.dtype:
-            raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
-    if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be an int or a pair of ints (no 'same' or 'valid' "
-                         f"for a transposed convolution), got {padding!r}")
+    bias = None if bias is None else as_tensor(bias)
+    conv_bias(op, bias, Cout, input.dtype, " (weight.shape[1] x groups)")
     stride = pair(stride, "stride", 1, op)
-    padding = pair(padding, "padding", 0, op)
+    padding = transposed_padding(padding, op)
     output_padding = pair(output_padding, "output_padding", 0, op)
     dilation = pair(dilation, "dilation", 1, op)
     for o, s, d in zip(output_padding, stride, dilation):

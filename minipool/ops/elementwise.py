@@ -1,15 +1,16 @@
 """Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from minipool import _config
 from minipool._kernels import activation
 from minipool._typing import TensorLike
+from minipool._validate import is_real_operand
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
-           "sigmoid", "relu", "where", "clip", "cast", "unbroadcast", "as_tensor"]
+           "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor"]
 
 
 def as_tensor(x, like=None):
@@ -399,7 +400,9 @@ class Clip(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * ctx.mask, None, None
+        # A select, not a multiply: a NaN or inf gradient at a clamped element gives 0
+        # (NaN * 0 would be NaN), as PyTorch's clamp backward does.
+        return np.where(ctx.mask, grad, grad.dtype.type(0)), None, None
 
 
 def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
@@ -414,6 +417,43 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     return Clip.apply(as_tensor(x), min, max)
 
 
+COMPARISONS = {np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
+               np.equal: "eq", np.not_equal: "ne"}
+
+
+def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
+    """``ufunc`` (np.less, np.equal, ...) elementwise with broadcasting: a bool tensor,
+    no gradient (the comparison operators and ``lt``/``eq``/... methods).  ``b`` is a
+    tensor, a real number or an array of them.
+
+    >>> import numpy as np, minipool as mp
+    >>> from minipool.ops.elementwise import compare
+    >>> compare(np.less, mp.tensor([1.0, 3.0]), 2).numpy()
+    array([ True, False])
+    """
+    op = COMPARISONS[ufunc]
+    if isinstance(b, Tensor):
+        b = b.data
+    elif not is_real_operand(b):
+        raise TypeError(f"{op}: other must be a tensor, a real number or an array of them, "
+                        f"got {type(b).__name__}")
+    try:
+        np.broadcast_shapes(a.shape, np.shape(b))
+    except ValueError:
+        raise ValueError(f"{op}: other of shape {np.shape(b)} cannot be broadcast with the "
+                         f"tensor's shape {a.shape}") from None
+    return Tensor(np.asarray(ufunc(a.data, b), dtype=np.bool_))
+
+
+def compare_operator(ufunc: np.ufunc, a: Tensor, b: Any) -> Any:
+    """``a < b``, ``a == b``, ...: as :func:`compare`, but NotImplemented for a ``b`` that is
+    no tensor, number or array, so Python answers (``t == None`` is False, ``t < "a"``
+    a TypeError), as with PyTorch's tensors."""
+    if not isinstance(b, Tensor) and not is_real_operand(b):
+        return NotImplemented
+    return compare(ufunc, a, b)
+
+
 class Cast(Function):
     @staticmethod
     def forward(ctx, x, dtype):
@@ -426,7 +466,13 @@ class Cast(Function):
 
 
 def cast(x, dtype):
-    dtype = np.dtype(dtype)
+    if dtype is None:  # np.dtype(None) would quietly mean float64
+        raise TypeError("astype: dtype must be a dtype (e.g. mp.float32 or 'int64'), got None")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"astype: dtype must be a dtype (e.g. mp.float32 or 'int64'), "
+                        f"got {dtype!r}") from None
     if x.dtype == dtype:
         return x
     if x.requires_grad and dtype not in FLOAT_DTYPES:

@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import Dims, PoolOutput, TensorLike
+from minipool._validate import flag
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor, _dim_index
 
@@ -25,7 +26,12 @@ def normalize_dims(dim, ndim, op):
     """``dim`` (None, int or sequence) as a sorted tuple of non-negative axes."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if isinstance(dim, (int, np.integer)):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {dim!r}")
     out = []
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
@@ -104,7 +110,7 @@ def _reduction(fn, x, dim, keepdim, name):
     dims = normalize_dims(dim, x.ndim, name)
     if fn in (Max, Min) and x.numel() == 0:
         raise ValueError(f"{name}: cannot reduce an empty tensor of shape {x.shape}")
-    return fn.apply(x, dims, bool(keepdim))
+    return fn.apply(x, dims, flag(keepdim, "keepdim", name))
 
 
 def sum(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
@@ -251,6 +257,7 @@ def _extreme(name, x, dim, keepdim, whole, at, pair, result):
             raise TypeError(f"{name}(input, other) takes no keepdim")
         return pair(x, dim)
     x = as_tensor(x)
+    keepdim = flag(keepdim, "keepdim", name)
     if dim is None:
         if keepdim:
             raise TypeError(f"{name}: keepdim needs a dim; use a{name}(x, keepdim=True) "
@@ -266,7 +273,7 @@ def _extreme(name, x, dim, keepdim, whole, at, pair, result):
     if x.shape[axis] == 0:
         raise IndexError(f"{name}: dim {dim} has size 0 in a tensor of shape {x.shape}: "
                          "an empty reduction has no value")
-    values, indices = at.apply(x, axis, bool(keepdim))
+    values, indices = at.apply(x, axis, keepdim)
     return result(values, indices)
 
 
@@ -297,6 +304,7 @@ def min(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
 
 def _arg(name, pick, x, dim, keepdim):
     x = as_tensor(x)
+    keepdim = flag(keepdim, "keepdim", name)
     if x.numel() == 0:
         raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {x.shape}")
     if dim is None:
@@ -307,7 +315,7 @@ def _arg(name, pick, x, dim, keepdim):
         axis = _dim_index(dim, x.ndim, name)
         if x.ndim == 0:
             return Tensor(np.zeros((), np.int64))
-        out = pick(x.data, axis=axis, keepdims=bool(keepdim))
+        out = pick(x.data, axis=axis, keepdims=keepdim)
     return Tensor(np.asarray(out, dtype=np.int64))
 
 
@@ -372,17 +380,20 @@ class Var(Function):
 def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
     x = as_tensor(x)
     if isinstance(dim, bool):  # var(x, False): PyTorch's var(input, unbiased)
+        if unbiased is not None or correction is not None or keepdim is not False:
+            raise TypeError(f"{name}: dim={dim} reads as PyTorch's {name}(input, unbiased), which "
+                            "takes no unbiased, correction or keepdim besides; give dim as an int")
         dim, unbiased = None, dim
     if unbiased is not None and correction is not None:
         raise TypeError(f"{name}: give either unbiased or correction, not both")
     if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
+        correction = 1 if unbiased is None or flag(unbiased, "unbiased", name) else 0
     if isinstance(correction, bool) or not isinstance(correction, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: correction must be a number, got {correction!r}")
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
     dims = normalize_dims(dim, x.ndim, name)
-    return Var.apply(x, dims, correction, bool(keepdim), take_sqrt)
+    return Var.apply(x, dims, correction, flag(keepdim, "keepdim", name), take_sqrt)
 
 
 def var(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None, keepdim: bool = False, *,

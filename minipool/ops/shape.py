@@ -10,7 +10,7 @@ from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor
 
 __all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
-           "squeeze", "unsqueeze", "broadcast_to"]
+           "squeeze", "unsqueeze", "broadcast_to", "expand"]
 
 
 class Reshape(Function):
@@ -162,12 +162,25 @@ def broadcast_to(x: TensorLike, shape: Sequence[int]) -> Tensor:
     return BroadcastTo.apply(x, tuple(shape))
 
 
-def _plain_index(idx):
+def expand(x: Tensor, *sizes: Union[int, Sequence[int]]) -> Tensor:
+    """A broadcast view of ``sizes`` (``expand(2, 3)`` or ``expand((2, 3))``); -1 keeps
+    that dimension's size, as in PyTorch."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes given for a {x.ndim}-d tensor; "
+                         "give at least one per dimension")
+    full = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    return broadcast_to(x, full)
+
+
+def plain_index(idx):
     """Tensors inside an index become arrays."""
     if isinstance(idx, Tensor):
         return idx.data
     if isinstance(idx, tuple):
-        return tuple(_plain_index(i) for i in idx)
+        return tuple(plain_index(i) for i in idx)
     return idx
 
 
@@ -187,7 +200,7 @@ class GetItem(Function):
 
 def getitem(x, idx):
     x = as_tensor(x)
-    idx = _plain_index(idx)
+    idx = plain_index(idx)
     try:
         x.data[idx]
     except IndexError as e:

@@ -375,7 +375,7 @@ def test_layer_repr_matches_torch():
 
 @pytest.mark.parametrize("kwargs,error,match", [
     (dict(padding_mode="reflect"), ValueError, "padding_mode"),
-    (dict(output_padding=2, stride=2), ValueError, "output_padding"),
+    (dict(output_padding=(0, 1.5)), TypeError, "output_padding"),
     (dict(groups=3), ValueError, "divisible by groups"),
     (dict(padding="same"), ValueError, "padding"),
     (dict(kernel_size=0), ValueError, "kernel_size"),

@@ -254,7 +254,7 @@ def test_inplace_is_honoured_without_grad_and_refused_with_grad():
     (lambda: F.hardtanh(mp.tensor([1.0]), float("nan"), 1.0), TypeError, "min_val"),
     (lambda: F.elu(mp.tensor([1.0]), alpha=None), TypeError, "alpha"),
     (lambda: F.leaky_relu(mp.tensor([1.0]), negative_slope=True), TypeError, "negative_slope"),
-    (lambda: nn.GELU("fast"), ValueError, "approximate"),
+    (lambda: nn.GELU("fast")(mp.tensor([1.0])), ValueError, "approximate"),
     (lambda: nn.Hardtanh(1.0, -1.0), ValueError, "min_val"),
 ])
 def test_bad_arguments_raise_named_errors(call, exc, words):

@@ -67,3 +67,26 @@ def test_softmax_cross_entropy_by_hand_matches_torch():
     loss_t.backward()
     assert loss_m.item() == pytest.approx(loss_t.item(), rel=1e-12)
     np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (0.0, None), (None, 0.0), (2.0, 1.0)])
+def test_clamp_backward_gives_zero_not_nan_where_clamped(bounds, dtype):
+    # PyTorch selects the incoming gradient where the value was inside the (inclusive)
+    # bounds and 0 elsewhere: a NaN/inf gradient at a clamped element gives 0, and a NaN
+    # input (outside every comparison) gets 0 too.
+    values = [-2.0, 0.0, 0.5, 1.0, 3.0, np.nan, -np.inf, np.inf]
+    upstream = [np.nan, np.inf, np.nan, -np.inf, np.nan, np.nan, 5.0, 7.0]
+    lo, hi = bounds
+    x = mp.tensor(values, dtype=dtype, requires_grad=True)
+    x.clamp(lo, hi).backward(mp.tensor(upstream, dtype=dtype))
+    xt = torch.tensor(values, dtype=getattr(torch, dtype), requires_grad=True)
+    xt.clamp(lo, hi).backward(torch.tensor(upstream, dtype=getattr(torch, dtype)))
+    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    assert x.grad.dtype == np.dtype(dtype)
+    # the in-place clamp_ records the same backward
+    y = mp.tensor(values, dtype=dtype, requires_grad=True)
+    z = y * 1
+    z.clamp_(lo, hi)
+    z.backward(mp.tensor(upstream, dtype=dtype))
+    np.testing.assert_array_equal(y.grad.numpy(), xt.grad.numpy())

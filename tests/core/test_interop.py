@@ -269,6 +269,14 @@ def test_unsupported_layers_raise_naming_them():
             interop.to_torch(model, torch)
     with pytest.raises(TypeError, match=r"data_format='channels_last'"):
         interop.to_torch(nn.Sequential(nn.MaxPool2d(2, data_format="channels_last")), torch)
+    # data_format is read by the one parser the layers use: any case of channels_first is
+    # torch's layout, and an unknown spelling is named rather than taken as channels_last
+    assert isinstance(interop.to_torch(nn.Sequential(nn.MaxPool2d(2, data_format="Channels_First")),
+                                       torch)[0], torch.nn.MaxPool2d)
+    with pytest.raises(TypeError, match=r"data_format='CHANNELS_LAST'"):
+        interop.to_torch(nn.Sequential(nn.MaxPool2d(2, data_format="CHANNELS_LAST")), torch)
+    with pytest.raises(ValueError, match=r"to_torch: layer '0' \(MaxPool2d\): data_format must be"):
+        interop.to_torch(nn.Sequential(nn.MaxPool2d(2, data_format="NHWC")), torch)
 
     class TorchCustom(torch.nn.Module):
         def forward(self, x):

@@ -247,3 +247,58 @@ def test_init_is_in_place_reproducible_and_validated():
 def test_calculate_gain_matches_torch(name, param):
     torch = pytest.importorskip("torch")
     assert init.calculate_gain(name, param) == pytest.approx(torch.nn.init.calculate_gain(name, param), rel=1e-15)
+
+
+# Layers hold their arguments; the functional op checks them at each call.  Where PyTorch's
+# layer checks an argument at construction, minipool's does too (both lists below were
+# checked against torch 2.13): a bad argument fails at the same moment in both libraries.
+_X4 = np.zeros((1, 2, 4, 4), np.float32)
+_PAIR = (np.zeros(3, np.float32), np.ones(3, np.float32))
+CHECKED_AT_THE_CALL = [  # (name, args, kwargs, inputs, words of minipool's message)
+    ("Upsample", (), dict(scale_factor=2, mode="box"), (_X4,), "mode"),
+    ("Upsample", (), dict(mode="bilinear"), (_X4,), "exactly one of size and scale_factor"),
+    ("Upsample", (), dict(size=2, scale_factor=2), (_X4,), "exactly one of size and scale_factor"),
+    ("GELU", ("fast",), {}, (_X4,), "approximate"),
+    ("SmoothL1Loss", (), dict(beta=-1.0), _PAIR, "beta"),
+    ("HuberLoss", (), dict(delta=0.0), _PAIR, "delta"),
+    ("L1Loss", (), dict(reduction="avg"), _PAIR, "reduction"),
+    ("MSELoss", (), dict(reduction="avg"), _PAIR, "reduction"),
+    ("ConvTranspose2d", (2, 2, 3), dict(output_padding=2), (_X4,), "output_padding"),
+]
+CHECKED_AT_CONSTRUCTION = [
+    ("Conv2d", (3, 2, 3), dict(groups=2), "divisible by groups"),
+    ("Conv2d", (2, 2, 3), dict(padding_mode="circle"), "padding_mode"),
+    ("Conv2d", (2, 2, 3), dict(stride=2, padding="same"), "padding='same'"),
+    ("ConvTranspose2d", (2, 2, 3), dict(padding_mode="reflect"), "padding_mode"),
+    ("Dropout", (1.5,), {}, "p"),
+    ("Hardtanh", (1.0, -1.0), {}, "min_val"),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, inputs, words", CHECKED_AT_THE_CALL)
+def test_layers_check_arguments_at_the_call_as_torch(name, args, kwargs, inputs, words):
+    torch = pytest.importorskip("torch")
+    layer, torch_layer = getattr(nn, name)(*args, **kwargs), getattr(torch.nn, name)(*args, **kwargs)
+    with pytest.raises(ValueError, match=words):
+        layer(*(mp.tensor(x) for x in inputs))
+    with pytest.raises((ValueError, RuntimeError, NotImplementedError)):
+        torch_layer(*(torch.tensor(x) for x in inputs))
+
+
+@pytest.mark.parametrize("name, args, kwargs, words", CHECKED_AT_CONSTRUCTION)
+def test_layers_check_arguments_at_construction_where_torch_does(name, args, kwargs, words):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=words):
+        getattr(nn, name)(*args, **kwargs)
+    with pytest.raises((ValueError, AssertionError)):
+        getattr(torch.nn, name)(*args, **kwargs)
+
+
+def test_conv_layers_share_one_constructor():
+    # Conv2d and ConvTranspose2d differ only in the weight's layout and in output_padding
+    conv, up = nn.Conv2d(4, 6, 3, groups=2), nn.ConvTranspose2d(4, 6, 3, groups=2)
+    assert conv.weight.shape == (6, 2, 3, 3) and up.weight.shape == (4, 3, 3, 3)
+    assert conv.output_padding == (0, 0) and up.output_padding == (0, 0)
+    for cls in (nn.Conv2d, nn.ConvTranspose2d):
+        with pytest.raises(ValueError, match=f"{cls.__name__}: out_channels=5 must be divisible"):
+            cls(4, 5, 3, groups=2)

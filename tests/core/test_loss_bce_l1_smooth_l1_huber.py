@@ -346,10 +346,10 @@ def test_empty_mean_is_nan_and_sum_is_zero():
     (lambda: F.huber_loss(mp.tensor([1.0]), mp.tensor([1.0]), delta=0.0), ValueError, "delta"),
     (lambda: F.huber_loss(mp.tensor([1.0]), mp.tensor([1.0]), delta=float("nan")), TypeError, "delta"),
     (lambda: F.huber_loss(mp.tensor([1.0]), mp.tensor([1.0]), reduction="mean!"), ValueError, "reduction"),
-    (lambda: nn.HuberLoss(delta=-1), ValueError, "delta"),
-    (lambda: nn.SmoothL1Loss(beta=-1), ValueError, "beta"),
-    (lambda: nn.L1Loss(reduction="avg"), ValueError, "reduction"),
-    (lambda: nn.BCELoss(reduction="avg"), ValueError, "reduction"),
+    (lambda: nn.HuberLoss(delta=-1)(mp.tensor([1.0]), mp.tensor([1.0])), ValueError, "delta"),
+    (lambda: nn.SmoothL1Loss(beta=-1)(mp.tensor([1.0]), mp.tensor([1.0])), ValueError, "beta"),
+    (lambda: nn.L1Loss(reduction="avg")(mp.tensor([1.0]), mp.tensor([1.0])), ValueError, "reduction"),
+    (lambda: nn.BCELoss(reduction="avg")(mp.tensor([0.5]), mp.tensor([1.0])), ValueError, "reduction"),
 ])
 def test_bad_inputs_raise_named_errors(call, exc, words):
     with pytest.raises(exc, match=words):

@@ -190,10 +190,11 @@ def test_loss_layers_call_the_functions():
     assert nn.NLLLoss(ignore_index=t[0])(logp, t).item() == F.nll_loss(logp, t, ignore_index=t[0]).item()
     y = mp.tensor(r.standard_normal((5, 4)))
     assert nn.MSELoss(reduction="none")(x, y).shape == (5, 4)
+    # the layers hold reduction; the functional loss refuses a bad one at the call, as PyTorch's
     with pytest.raises(ValueError, match="reduction"):
-        nn.MSELoss(reduction="avg")
+        nn.MSELoss(reduction="avg")(x, y)
     with pytest.raises(ValueError, match="reduction"):
-        nn.CrossEntropyLoss(reduction="batchmean")
+        nn.CrossEntropyLoss(reduction="batchmean")(x, t)
 
 
 @pytest.mark.parametrize("call,error,match", [

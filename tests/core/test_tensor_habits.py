@@ -454,3 +454,53 @@ def test_comparison_methods_and_operators_return_bool_tensors_like_torch(op):
     x = mp.tensor([1.0, 2.0], requires_grad=True)
     r = x > 1.5
     assert r.dtype == np.bool_ and not r.requires_grad
+
+
+# --------------------------------------------------------------------------- bad arguments
+# Found by the fuzz (tests/_fuzz_worker.py, tensor habits): each raised a NumPy error naming
+# nothing, or was silently accepted.  Each now raises PyTorch's exception type, naming the
+# argument; the tensor is unchanged.
+BAD_HABIT_CALLS = [  # (call on a (2, 3) float tensor, the same on torch, words of the message)
+    (lambda t: t.lt("a"), lambda t: t.lt("a"), "lt: other must be"),
+    (lambda t: t.eq(None), lambda t: t.eq(None), "eq: other must be"),
+    (lambda t: t < None, lambda t: t < None, "not supported between"),
+    (lambda t: t.argmax(1, keepdim="a"), lambda t: t.argmax(1, keepdim="a"), "argmax: keepdim must be a bool"),
+    (lambda t: t.max(1, keepdim=None), lambda t: t.max(1, keepdim=None), "max: keepdim must be a bool"),
+    (lambda t: t.sum(0, keepdim=1), lambda t: t.sum(0, keepdim=1), "sum: keepdim must be a bool"),
+    (lambda t: t.std(1.5), lambda t: t.std(1.5), "std: dim must be an int or a tuple"),
+    (lambda t: t.var(1, unbiased="a"), lambda t: t.var(1, unbiased="a"), "var: unbiased must be a bool"),
+    (lambda t: t.std(True, unbiased=False), lambda t: t.std(True, unbiased=False), "std: dim=True"),
+    (lambda t: t.add_("a"), lambda t: t.add_("a"), "add_: other must be"),
+    (lambda t: t.add_(1.0, alpha="a"), lambda t: t.add_(1.0, alpha="a"), "add_: alpha must be"),
+    (lambda t: t.mul_(None), lambda t: t.mul_(None), "mul_: other must be"),
+    (lambda t: t.fill_(None), lambda t: t.fill_(None), "fill_: value must be"),
+    (lambda t: t.copy_(None), lambda t: t.copy_(None), "copy_: src must be"),
+    (lambda t: t.clamp_("a"), lambda t: t.clamp_("a"), "clamp_: min must be"),
+    (lambda t: t.long().add_(2 ** 70), lambda t: t.long().add_(2 ** 70), "add_: the value does not fit the int64 tensor"),
+]
+
+
+@pytest.mark.parametrize("call, torch_call, words", BAD_HABIT_CALLS)
+def test_bad_habit_arguments_raise_what_torch_raises(call, torch_call, words):
+    m, t = mp.tensor(np.arange(6.0).reshape(2, 3)), torch.arange(6.0).reshape(2, 3)
+    with pytest.raises(Exception) as theirs:
+        torch_call(t)
+    with pytest.raises(theirs.type, match=words):
+        call(m)
+    np.testing.assert_array_equal(m.numpy(), np.arange(6.0).reshape(2, 3))
+    assert m._version == 0
+
+
+def test_equality_with_a_non_operand_is_python_false_as_torch():
+    m, t = mp.ones(2), torch.ones(2)
+    for other in (None, "a", object()):
+        assert (m == other) is (t == other) is False
+        assert (m != other) is (t != other) is True
+    with pytest.raises(ValueError, match=r"eq: other of shape \(3,\) cannot be broadcast"):
+        m == np.ones(3)
+
+
+def test_astype_refuses_what_is_not_a_dtype():
+    for value in (None, "cuda", 1.5, True):
+        with pytest.raises(TypeError, match="astype: dtype must be a dtype"):
+            mp.ones(2).astype(value)

@@ -178,8 +178,9 @@ X = np.ones((1, 2, 6, 6), np.float32)
      "3-d or 4-d"),
     (lambda: F.spatial_pyramid_pool2d(X.astype(np.int32)), TypeError, "dtype"),
     (lambda: F.spatial_pyramid_pool2d(X, data_format="nhwc"), ValueError, "data_format"),
-    (lambda: nn.SpatialPyramidPool2d((0,)), ValueError, "levels"),
-    (lambda: nn.SpatialPyramidPool2d(mode="sum"), ValueError, "mode"),
+    # the layer holds its arguments; the functional op checks them at the call
+    (lambda: nn.SpatialPyramidPool2d((0,))(mp.tensor(X)), ValueError, "levels"),
+    (lambda: nn.SpatialPyramidPool2d(mode="sum")(mp.tensor(X)), ValueError, "mode"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):

@@ -10,7 +10,9 @@ geometry, dtype, layout) and applies 0-2 random *mutations*: wrong rank,
 empty, wrong dtype, non-contiguous or negatively strided input, NaN/inf
 values; zero, negative, huge, fractional, NaN, bool, None, string or
 wrongly-sized kernel/stride/padding/dilation/sizes; mismatched or
-out-of-range unpooling indices; bad modes, flags and factors.
+out-of-range unpooling indices; bad modes, flags and factors.  The Tensor methods
+(comparisons, argmax/argmin, max(dim), std/var, in-place ops, casts, item
+assignment) get bad operands, dims, flags, dtypes, devices and indices.
 
 Output is one JSON object per line, flushed at once:
 
@@ -491,6 +493,8 @@ def mutate_input(rng, call, position=0):
     call.args[position] = x
     if call.meta["family"] == "shuffle":  # a reshaped input is refused for its sizes
         return "input", desc, INPUT_NAMES + ("channel", "height", "width")
+    if call.meta["family"] == "habit":  # the other arguments may no longer fit the input
+        return "input", desc, HABIT_INPUT_NAMES
     return "input", desc, INPUT_NAMES
 
 
@@ -1103,6 +1107,8 @@ def check_interpolate(call, x, out):
 def check_conv(call, x, out):
     if call.meta.get("variant") == "transposed":
         return check_conv_transpose(call, x, out)
+    if x.ndim == out.ndim == 3:  # an unbatched input: checked as a batch of one
+        x, out = x[None], out[None]
     if call.kwargs.get("data_format") == "channels_last" and x.ndim == out.ndim == 4:
         x, out = np.moveaxis(x, -1, 1), np.moveaxis(out, -1, 1)  # checked as NCHW
     weight, bias = call.args[1], call.args[2]
@@ -1136,6 +1142,8 @@ def check_conv(call, x, out):
 def check_conv_transpose(call, x, out):
     """conv_transpose2d: PyTorch's output size, and the values of conv2d's input gradient
     (the loop reference) for the output gradient x, plus the bias."""
+    if x.ndim == out.ndim == 3:  # an unbatched input: checked as a batch of one
+        x, out = x[None], out[None]
     weight, bias = call.args[1], call.args[2]
     kw = call.kwargs
     s, p, o, d = (as_ints(kw.get(name, default), 2) for name, default in
@@ -1171,7 +1179,8 @@ def check_same_as_contiguous(call, result):
 
 def check_backward(call, result):
     """Run backward with a random (sometimes reversed) upstream gradient through a leaf."""
-    if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear"):
+    if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear") or \
+            call.meta["family"] == "habit" and call.op not in HABIT_DIFFERENTIABLE:
         return []
     x0 = as_array(call.args[0])
     if x0.dtype not in (np.float32, np.float64) or x0.size == 0 or not np.isfinite(x0).all():
@@ -1237,6 +1246,8 @@ def main():
               "args": [describe(a) for a in call.args],
               "kwargs": {k: describe(v) for k, v in call.kwargs.items()}})
         record = {"event": "result", "i": i, "op": call.op, "names": call.names}
+        if "allowed" in call.meta:  # exception types other than ValueError/TypeError it may raise
+            record["allowed"] = call.meta["allowed"]
         try:
             with np.errstate(all="ignore"):
                 result = run_call(call)
@@ -1455,7 +1466,234 @@ LAYER_NAMES.update({
 })
 
 
+# ----------------------------------------------------------------------------- tensor habits
+# The Tensor methods PyTorch users reach for (issue 12): comparisons, argmax/argmin,
+# max(dim), std/var, in-place ops, casts and item assignment.  Each call makes a fresh
+# tensor from the input, so in-place ops change no argument.  They raise PyTorch's
+# exception types, so IndexError (a dim or index out of range), RuntimeError (the in-place
+# rules, a device) and OverflowError (an int beyond the tensor's dtype) are accepted here
+# besides ValueError/TypeError.
+HABIT_ALLOWED = ["ValueError", "TypeError", "IndexError", "RuntimeError", "OverflowError"]
+HABIT_DIFFERENTIABLE = ("max_dim", "std", "var")
+# an input mutation can leave the other arguments unfit: the error may name those
+HABIT_INPUT_NAMES = INPUT_NAMES + ("dim", "dimension", "empty", "shape", "broadcast", "index",
+                                   "floating-point", "float32")
+
+
+def _set(t, index, value):
+    t[index] = value
+    return t
+
+
+HABIT_FUNCS = {
+    "lt": lambda t, other: t.lt(other),
+    "eq": lambda t, other: t == other,   # the operator: a non-operand gives Python's False
+    "argmax": lambda t, **kw: t.argmax(**kw),
+    "argmin": lambda t, **kw: t.argmin(**kw),
+    "max_dim": lambda t, **kw: t.max(**kw),
+    "std": lambda t, **kw: t.std(**kw),
+    "var": lambda t, **kw: t.var(**kw),
+    "add_": lambda t, other, **kw: t.add_(other, **kw),
+    "mul_": lambda t, other: t.mul_(other),
+    "fill_": lambda t, value: t.fill_(value),
+    "copy_": lambda t, src: t.copy_(src),
+    "clamp_": lambda t, **kw: t.clamp_(**kw),
+    "to": lambda t, *args, **kw: t.to(*args, **kw),
+    "astype": lambda t, dtype: t.astype(dtype),
+    "setitem": _set,
+}
+HABIT_DTYPES = [np.float32, np.float64, "float64", "int64", np.int32, np.bool_, mp.float32]
+
+
+def make_habit_call(rng, op):
+    shape = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(1, 4))))
+    dtype = [np.float32, np.float64, np.float32, np.int64][rng.integers(4)]
+    if op in ("std", "var", "add_", "mul_", "clamp_") or op == "max_dim":
+        dtype = [np.float32, np.float64][rng.integers(2)]
+    x = random_values(rng, shape, dtype)
+    meta = dict(family="habit", allowed=HABIT_ALLOWED)
+
+    def fn(x, *args, **kwargs):
+        t = x if isinstance(x, mp.Tensor) else mp.tensor(x)
+        if meta.get("leaf"):
+            t.requires_grad_(True)
+        return HABIT_FUNCS[op](t, *args, **kwargs)
+
+    ndim = len(shape)
+    some_dim = int(rng.integers(-ndim, ndim))
+    args, kwargs = [x], {}
+    if op in ("lt", "eq", "add_", "mul_", "copy_"):
+        other_shape = [(), shape[-1:], shape][rng.integers(3)]
+        args.append(random_values(rng, other_shape, dtype) if other_shape else float(rng.standard_normal()))
+        if op == "add_" and rng.integers(2):
+            kwargs["alpha"] = float(rng.choice([0.5, 2.0, -1.0]))
+    elif op in ("argmax", "argmin", "max_dim"):
+        kwargs["dim"] = some_dim if op == "max_dim" or rng.integers(3) else None
+        if kwargs["dim"] is not None or rng.integers(2):
+            kwargs["keepdim"] = bool(rng.integers(2))
+    elif op in ("std", "var"):
+        kwargs["dim"] = [None, some_dim, tuple(range(ndim))][rng.integers(3)]
+        kwargs["keepdim"] = bool(rng.integers(2))
+        if rng.integers(2):
+            kwargs["correction"] = int(rng.integers(0, 3))
+        else:
+            kwargs["unbiased"] = bool(rng.integers(2))
+    elif op == "fill_":
+        args.append(float(rng.standard_normal()))
+    elif op == "clamp_":
+        kwargs["min"], kwargs["max"] = sorted(float(v) for v in rng.standard_normal(2))
+        if rng.integers(3) == 0:
+            kwargs.pop(["min", "max"][rng.integers(2)])
+    elif op in ("to", "astype"):
+        args.append(HABIT_DTYPES[rng.integers(len(HABIT_DTYPES))])
+    elif op == "setitem":
+        kind = rng.integers(4)
+        if kind == 0:
+            index = tuple(int(rng.integers(-n, n)) for n in shape[:int(rng.integers(1, ndim + 1))])
+        elif kind == 1:
+            index = tuple(slice(int(rng.integers(-n, n)), None, int(rng.integers(1, 3))) for n in shape)
+        elif kind == 2:
+            index = rng.integers(-shape[0], shape[0], size=int(rng.integers(1, 4)))
+        else:
+            index = rng.random(shape) < 0.5
+        args += [index, float(rng.standard_normal())]
+    return Call(op, fn, args, kwargs, meta)
+
+
+def habit_mutation(rng, call):
+    op = call.op
+    kw = call.kwargs
+    if op in ("add_", "mul_", "fill_", "copy_", "clamp_", "setitem") and rng.random() < 0.15:
+        call.meta["leaf"] = True   # in place on a leaf that requires grad: PyTorch's error
+        return "input", "a leaf that requires grad", ("leaf", "require")
+    bad_operands = ["a", None, object(), 1 + 2j, [[1.0, 2.0], [3.0]], np.ones(7),
+                    np.ones((5, 1, 1)), 2 ** 70, float("nan"), np.array(["x"])]
+    if op in ("lt", "eq", "add_", "mul_", "copy_", "fill_"):
+        if op == "add_" and rng.random() < 0.3:
+            kw["alpha"] = pick_bad(rng, sequences=False)
+            return "alpha", f"alpha={describe(kw['alpha'])}", ("alpha",)
+        call.args[1] = bad_operands[rng.integers(len(bad_operands))]
+        what = {"copy_": "src", "fill_": "value"}.get(op, "other")
+        return what, f"{what}={describe(call.args[1])}", (what, "source", "shape", "broadcast",
+                                                          "stored", "written")
+    if op in ("argmax", "argmin", "max_dim", "std", "var"):
+        name = ["dim", "keepdim"] + (["correction", "unbiased"] if op in ("std", "var") else [])
+        name = name[rng.integers(len(name))]
+        if name == "dim":
+            kw["dim"] = [5, -9, 2 ** 63, 1.5, "0", (0, 0), [0, 7], True, np.float32(0)][rng.integers(9)]
+            return "dim", f"dim={describe(kw['dim'])}", ("dim", "dimension")
+        if name == "correction":
+            kw.pop("unbiased", None)
+            kw["correction"] = ["1", None, object(), [1]][rng.integers(4)]
+            if kw["correction"] is None:  # and unbiased too: refused as "not both"
+                kw["unbiased"] = True
+                kw["correction"] = 1
+            return "correction", f"correction={describe(kw['correction'])}", ("correction", "unbiased")
+        kw[name] = ["yes", None, 1, 2.5, np.array([True])][rng.integers(5)]
+        return name, f"{name}={describe(kw[name])}", (name,)
+    if op == "clamp_":
+        name = ["min", "max", "both"][rng.integers(3)]
+        if name == "both":
+            kw.pop("min", None)
+            kw.pop("max", None)
+            return "min", "no min and no max", ("min and max",)
+        kw[name] = ["a", mp.ones(2), object(), 1 + 1j, [0.5]][rng.integers(5)]
+        return name, f"{name}={describe(kw[name])}", (name,)
+    if op in ("to", "astype"):
+        value = ["cuda", "cuda:0", None, 1.5, "float7", np.complex64, "complex64", object(), True,
+                 "U4", str][rng.integers(11)]
+        call.args[1] = value
+        return "dtype", f"dtype={describe(value)}", ("dtype", "device")
+    # setitem
+    if rng.integers(2):
+        call.args[1] = [99, -99, 1.5, "a", (0,) * 5, np.array([7]), np.array([True] * 9),
+                        np.array([0.5]), slice("a"), object()][rng.integers(10)]
+        return "index", f"index={describe(call.args[1])}", ("index", "indices")
+    call.args[2] = bad_operands[rng.integers(len(bad_operands))]
+    return "value", f"value={describe(call.args[2])}", ("value", "shape", "broadcast", "dtype")
+
+
+def _habit_reference(call, x):
+    """The expected result from NumPy (float64 arithmetic, cast back), or None when the
+    call's arguments are not ones to recompute (a mutation made them unusual)."""
+    op, args, kw = call.op, call.args, call.kwargs
+    if op in ("lt", "eq"):
+        other = np.asarray(as_array(args[1]) if isinstance(args[1], mp.Tensor) else args[1])
+        return (np.less if op == "lt" else np.equal)(x, other)
+    if op in ("argmax", "argmin"):
+        pick = np.argmax if op == "argmax" else np.argmin
+        dim, keepdim = kw.get("dim"), kw.get("keepdim", False)
+        if dim is None:
+            out = pick(x.reshape(-1))
+            return np.reshape(out, (1,) * x.ndim) if keepdim else out
+        return pick(x, axis=dim, keepdims=keepdim) if x.ndim else np.int64(0)
+    if op == "max_dim":
+        return np.max(x, axis=kw["dim"], keepdims=kw.get("keepdim", False)) if x.ndim else x
+    if op in ("std", "var"):
+        correction = kw.get("correction")
+        if correction is None:  # unbiased None (the default) or True: 1
+            correction = 0 if kw.get("unbiased") is False else 1
+        dim = kw.get("dim")
+        if isinstance(dim, bool):  # std(x, True): PyTorch's std(input, unbiased)
+            dim, correction = None, int(dim)
+        axes = None if dim is None else (tuple(dim) if isinstance(dim, tuple) else dim)
+        if x.ndim == 0:
+            axes = None
+        with np.errstate(all="ignore"):
+            value = np.var(x.astype(np.float64), axis=axes, ddof=correction, keepdims=kw.get("keepdim", False))
+            return np.sqrt(value) if op == "std" else value
+    if op in ("add_", "mul_", "fill_", "copy_", "clamp_"):
+        with np.errstate(all="ignore"):
+            if op == "add_":
+                other = np.asarray(args[1], np.float64) * kw.get("alpha", 1)
+                return (x.astype(np.float64) + other).astype(x.dtype)
+            if op == "mul_":
+                return (x.astype(np.float64) * np.asarray(args[1], np.float64)).astype(x.dtype)
+            if op == "fill_":
+                return np.full(x.shape, args[1]).astype(x.dtype)
+            if op == "copy_":
+                return np.broadcast_to(np.asarray(args[1]), x.shape).astype(x.dtype)
+            return np.clip(x, kw.get("min"), kw.get("max"))
+    if op in ("to", "astype"):
+        return x.astype(np.dtype(args[1]))
+    expected = x.copy()  # setitem: a number is cast as an array (no Python range check), as torch
+    with np.errstate(all="ignore"):
+        expected[args[1]] = np.asarray(args[2])
+    return expected
+
+
+def check_habit(call, x, result):
+    if call.op == "eq" and not isinstance(result, mp.Tensor):
+        return [] if result is False else [f"t == {describe(call.args[1])} gave {result!r}"]
+    out = first(result)
+    if not isinstance(out, mp.Tensor):
+        return [f"{call.op} returned {type(out).__name__}, not a Tensor"]
+    expected = np.asarray(_habit_reference(call, x))
+    got = out.numpy()
+    if call.op in ("to", "astype") and got.dtype.kind in "iub" and not np.isfinite(x).all():
+        return []  # NaN/inf cast to an integer is undefined (in NumPy and PyTorch)
+    if got.shape != expected.shape:
+        return [f"{call.op} shape {got.shape}, expected {expected.shape}"]
+    tol = {np.dtype(np.float16): 5e-2, np.dtype(np.float32): 1e-4}.get(got.dtype, 1e-10)
+    if got.dtype.kind == "f":
+        same = np.allclose(got, expected.astype(np.float64), rtol=tol, atol=tol, equal_nan=True)
+    else:
+        same = np.array_equal(got, expected)
+    problems = [] if same else [f"{call.op} differs from NumPy"]
+    if call.op == "max_dim" and not problems and got.ndim and x.ndim:
+        dim, idx = call.kwargs["dim"], first(result[1:]).numpy()
+        taken = np.take_along_axis(x, idx if call.kwargs.get("keepdim") else np.expand_dims(idx, dim), dim)
+        if not np.array_equal(np.squeeze(taken, dim) if not call.kwargs.get("keepdim") else taken,
+                              got, equal_nan=True):
+            problems.append("max(dim) indices do not point at the values")
+    return problems
+
+
+HABIT_OPS = list(HABIT_FUNCS)
+EXTRA_MUTATIONS["habit"] = habit_mutation
+EXTRA_CHECKS["habit"] = check_habit
+FAMILIES += [(op, make_habit_call) for op in HABIT_OPS]
+
 
 if __name__ == "__main__":
     main()
-
