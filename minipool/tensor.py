@@ -10,7 +10,7 @@ from __future__ import annotations  # hints name Tensor inside its own class bod
 
 import importlib
 import threading
-from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -483,16 +483,44 @@ class Tensor:
         self.requires_grad = flag
         return self
 
-    def backward(self, grad: Optional[TensorLike] = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+    def backward(self, gradient: Optional[TensorLike] = None, retain_graph: Optional[bool] = None,
+                 create_graph: bool = False, inputs: Optional[Sequence["Tensor"]] = None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad
+        (PyTorch's signature).
 
-        ``grad`` (Tensor or array, same shape as self) is required unless self
+        ``gradient`` (Tensor or array, same shape as self) is required unless self
         holds a single element.  The graph is freed afterwards unless
-        ``retain_graph=True``.
+        ``retain_graph=True``.  ``inputs``: accumulate only into these tensors' ``.grad``
+        (leaves or not).  ``create_graph=True`` (higher-order gradients) is not supported.
         """
-        from minipool.autograd import run_backward
+        from minipool import autograd
 
-        run_backward(self, grad, retain_graph)
+        if create_graph:
+            raise NotImplementedError("backward: create_graph=True (gradients of gradients) is not "
+                                      "supported: minipool's backward is first-order")
+        if inputs is None:
+            autograd.run_backward(self, gradient, bool(retain_graph))
+            return
+        inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+        if not inputs:
+            raise RuntimeError("backward: inputs= must not be empty (leave it out for every leaf)")
+        grads = autograd.grad(self, inputs, gradient, retain_graph=retain_graph, allow_unused=True)
+        for t, g in zip(inputs, grads):
+            if g is not None:
+                t.grad = g if t.grad is None else Tensor._from_result(t.grad.data + g.data, False)
+
+    def register_hook(self, hook: Callable[["Tensor"], Optional["Tensor"]]) -> Any:
+        """Call ``hook(grad)`` each time this tensor's gradient is computed; a returned tensor
+        replaces the gradient.  Returns a handle whose ``remove()`` takes the hook off."""
+        from minipool import autograd
+
+        return autograd.register_hook(self, hook)
+
+    def retain_grad(self) -> None:
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` after backward, as PyTorch."""
+        from minipool import autograd
+
+        autograd.retain_grad(self)
 
     # -- array-like views -------------------------------------------------------
     @property

@@ -86,8 +86,8 @@ def test_graph_is_freed_after_grad_unless_retained():
 
 
 def run_hooks(lib):
-    hook = (lambda t, f: t.register_hook(f)) if lib is torch else mp.autograd.register_hook
-    retain = (lambda t: t.retain_grad()) if lib is torch else mp.autograd.retain_grad
+    hook = lambda t, f: t.register_hook(f)  # noqa: E731
+    retain = lambda t: t.retain_grad()  # noqa: E731
     x = lib.tensor([1.0, -2.0, 3.0], requires_grad=True)
     h = x * 2
     seen = []
@@ -123,3 +123,24 @@ def test_gradcheck_lives_where_torch_has_it():
     assert mp.autograd.gradcheck is mp.gradcheck and mp.autograd.Function is mp.Function
     x = mp.tensor(np.linspace(-1, 1, 6).reshape(1, 1, 2, 3), requires_grad=True)
     assert mp.autograd.gradcheck(lambda t: F.max_pool2d(t, 2, ceil_mode=True), (x,))
+
+
+def run_backward_options(lib):
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    w = lib.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    h = x * w
+    y = h * h
+    y.backward(gradient=lib.tensor([1.0, 0.5, -1.0]), retain_graph=True)
+    first = (x.grad.tolist(), w.grad.tolist())
+    x.grad = None
+    w.grad = None
+    h.retain_grad()
+    y.backward(lib.tensor([1.0, 1.0, 1.0]), inputs=[w, h])  # only these get .grad
+    return first, x.grad, w.grad.tolist(), h.grad.tolist()
+
+
+def test_backward_takes_torch_keywords_and_inputs():
+    assert run_backward_options(mp) == run_backward_options(torch)
+    x = mp.tensor([1.0], requires_grad=True)
+    with pytest.raises(NotImplementedError, match="first-order"):
+        (x * x).sum().backward(create_graph=True)
