@@ -63,3 +63,19 @@ bool_ = _np.dtype(_np.bool_)
 bool = bool_  # noqa: A001  (mp.bool as torch.bool; shadows the builtin only in this file, below here)
 __all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "double", "int8",
             "int16", "int32", "int64", "long", "uint8", "bool_", "bool"]
+# torch.* names for the ops (torch.exp, torch.sort, ...), and Tensor methods' function forms.
+from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal, exp, floor,  # noqa: E402
+                                      isclose, isfinite, isinf, isnan, log, mul, neg, pow, relu,
+                                      round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
+from minipool.ops.elementwise import clip as clamp  # noqa: E402
+from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
+from minipool.ops.linalg import matmul  # noqa: E402
+from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
+from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
+                                transpose, unsqueeze)
+__all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
+            "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "round", "rsqrt",
+            "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
+            "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
+            "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
+            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze"]

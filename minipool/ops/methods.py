@@ -8,10 +8,10 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minipool._typing import Dims, TensorLike
+from minipool._typing import Dims, DTypeLike, TensorLike
 from minipool.ops import elementwise as ew
-from minipool.ops import linalg, reduce, shape
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of
+from minipool.ops import indexing, linalg, reduce, shape
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of, full
 
 
 def _reflected(fn):
@@ -328,6 +328,70 @@ _METHODS = {
     "unsqueeze": shape.unsqueeze, "broadcast_to": shape.broadcast_to, "expand": expand,
     "clone": clone, "contiguous": contiguous,
 }
+
+
+# --------------------------------------------------------------------------- new tensors, half
+def _new(fill):
+    def method(self, *size: Union[int, float, Sequence[int]], dtype: Optional[DTypeLike] = None,
+               requires_grad: bool = False, **kwargs) -> Tensor:
+        value = kwargs.pop("fill_value") if fill is None and "fill_value" in kwargs else None
+        if fill is None and value is None:
+            if not size:
+                raise TypeError("new_full: missing the size and fill_value arguments")
+            *size, value = size
+        if kwargs:
+            raise TypeError(f"new_*: unexpected keyword argument(s) {', '.join(kwargs)}")
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        t = full(size, fill if fill is not None else value, dtype=self.dtype if dtype is None else dtype)
+        return t.requires_grad_(requires_grad)
+    return method
+
+
+new_zeros = _new(0)
+new_zeros.__doc__ = """A tensor of zeros of ``size``, with this tensor's dtype unless ``dtype`` is given.
+
+    >>> import minipool as mp
+    >>> mp.tensor([1, 2]).new_zeros(2, 3).dtype
+    dtype('int64')
+    """
+new_ones = _new(1)
+new_ones.__doc__ = "A tensor of ones of ``size``, with this tensor's dtype unless ``dtype`` is given."
+new_full = _new(None)
+new_full.__doc__ = """``new_full(size, fill_value)``: a tensor of ``size`` filled with ``fill_value``,
+    with this tensor's dtype unless ``dtype`` is given.
+
+    >>> import minipool as mp
+    >>> mp.zeros(1).new_full((2,), 7.0).numpy()
+    array([7., 7.], dtype=float32)
+    """
+
+
+def half(self) -> Tensor:
+    """Cast to float16.  minipool does not differentiate float16 tensors: the result carries
+    no gradient (PyTorch's does); cast back with ``.float()`` for training."""
+    return self.astype(np.float16)
+
+
+def _round(self, *, decimals: int = 0) -> Tensor:
+    return ew.round(self, decimals=decimals)
+
+
+def _gather(self, dim: int, index: Tensor) -> Tensor:
+    return indexing.gather(self, dim, index)
+
+
+_METHODS.update({
+    "t": shape.t, "repeat": shape.repeat, "split": shape.split, "chunk": shape.chunk,
+    "gather": _gather, "masked_fill": indexing.masked_fill, "nonzero": indexing.nonzero,
+    "sort": indexing.sort, "argsort": indexing.argsort, "topk": indexing.topk,
+    "prod": reduce.prod, "cumsum": reduce.cumsum, "norm": reduce.norm,
+    "all": reduce.all, "any": reduce.any,
+    "square": ew.square, "rsqrt": ew.rsqrt, "sin": ew.sin, "cos": ew.cos, "floor": ew.floor,
+    "ceil": ew.ceil, "round": _round, "sign": ew.sign, "isnan": ew.isnan, "isinf": ew.isinf,
+    "isfinite": ew.isfinite, "isclose": ew.isclose, "allclose": ew.allclose, "equal": ew.equal,
+    "new_zeros": new_zeros, "new_ones": new_ones, "new_full": new_full, "half": half,
+})
 
 
 def _reversed_axes(self) -> Tensor:
