@@ -474,7 +474,8 @@ def square(x: TensorLike) -> Tensor:
     x = as_tensor(x)
     if x.dtype == np.bool_:
         x = Tensor(x.data.astype(np.int64))
-    return Square.apply(x)
+    with np.errstate(over="ignore"):
+        return Square.apply(x)
 
 
 def rsqrt(x: TensorLike) -> Tensor:
@@ -495,7 +496,8 @@ def sin(x: TensorLike) -> Tensor:
     >>> mp.sin(mp.tensor([0.0])).numpy()
     array([0.], dtype=float32)
     """
-    return Sin.apply(_as_float(x))
+    with np.errstate(invalid="ignore"):  # sin(+-inf) is NaN, quietly as in PyTorch
+        return Sin.apply(_as_float(x))
 
 
 def cos(x: TensorLike) -> Tensor:
@@ -505,7 +507,8 @@ def cos(x: TensorLike) -> Tensor:
     >>> mp.cos(mp.tensor([0.0])).numpy()
     array([1.], dtype=float32)
     """
-    return Cos.apply(_as_float(x))
+    with np.errstate(invalid="ignore"):
+        return Cos.apply(_as_float(x))
 
 
 class _Step(Function):
@@ -681,12 +684,12 @@ def allclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: fl
 
 
 def equal(input: TensorLike, other: TensorLike) -> bool:
-    """True if both have the same shape, the same dtype and equal elements (NaN is not
-    equal to itself): a Python bool, as ``torch.equal``.
+    """True if both have the same shape and equal elements (compared after type promotion;
+    NaN is not equal to itself): a Python bool, as ``torch.equal``.
 
     >>> import minipool as mp
     >>> mp.equal(mp.tensor([1.0, 2.0]), mp.tensor([1.0, 2.0])), mp.equal(mp.tensor([1.0]), mp.tensor([[1.0]]))
     (True, False)
     """
     a, b = as_tensor(input), as_tensor(other)
-    return a.shape == b.shape and a.dtype == b.dtype and builtins.bool(np.all(a.data == b.data))
+    return a.shape == b.shape and builtins.bool(np.all(a.data == b.data))

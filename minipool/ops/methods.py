@@ -370,7 +370,8 @@ new_full.__doc__ = """``new_full(size, fill_value)``: a tensor of ``size`` fille
 def half(self) -> Tensor:
     """Cast to float16.  minipool does not differentiate float16 tensors: the result carries
     no gradient (PyTorch's does); cast back with ``.float()`` for training."""
-    return self.astype(np.float16)
+    with np.errstate(over="ignore"):  # beyond 65504 is inf, quietly as in PyTorch
+        return self.astype(np.float16)
 
 
 def _round(self, *, decimals: int = 0) -> Tensor:

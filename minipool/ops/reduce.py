@@ -526,7 +526,8 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdim):
         flat = x.reshape(-1) if axis is None else x
-        out = np.prod(flat, axis=0 if axis is None else axis, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):  # IEEE inf/NaN, quietly as in PyTorch
+            out = np.prod(flat, axis=0 if axis is None else axis, keepdims=True)
         if ctx.requires_grad:
             ctx.save_for_backward(x, out)
             ctx.meta = (axis, keepdim)
@@ -543,12 +544,12 @@ class Prod(Function):
         elif not keepdim:
             grad = np.expand_dims(grad, axis)
         flat = x.reshape(-1) if axis is None else x
-        if not np.any(flat == 0):
-            with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.any(flat == 0):
                 local = out / flat
-        else:
-            local = _exclusive_products(flat, 0 if axis is None else axis)
-        return (grad * local).reshape(x.shape), None, None
+            else:
+                local = _exclusive_products(flat, 0 if axis is None else axis)
+            return (grad * local).reshape(x.shape), None, None
 
 
 def prod(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False, *,
@@ -582,11 +583,13 @@ class CumSum(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        return np.cumsum(x, axis=axis)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, quietly
+            return np.cumsum(x, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
 
 
 def cumsum(x: TensorLike, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
@@ -628,7 +631,7 @@ class Norm(Function):
     @staticmethod
     def forward(ctx, x, p, dims, keepdim):
         a = np.abs(x)
-        with np.errstate(divide="ignore", over="ignore"):  # 0 ** -1 is inf, as in PyTorch
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # 0 ** -1 is inf, as in PyTorch
             out = _vector_norm(a, p, dims, x.dtype)
         if ctx.requires_grad:
             ctx.save_for_backward(x, out)
@@ -641,23 +644,26 @@ class Norm(Function):
         p, dims, keepdim = ctx.meta
         if not keepdim:
             grad = np.expand_dims(grad, dims)
-        zero = np.zeros((), grad.dtype)
-        if p == 0:
-            return np.zeros_like(x), None, None, None
-        if p == 1:
-            return grad * np.sign(x), None, None, None
-        if p in (np.inf, -np.inf):
-            hit = np.abs(x) == out
-            share = hit / np.sum(hit, axis=dims, keepdims=True)
-            return (grad * np.sign(x) * share).astype(x.dtype, copy=False), None, None, None
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if p == 2:
-                local = x / out
-            else:
-                power = np.asarray(p, dtype=x.dtype)
-                local = np.sign(x) * np.abs(x) ** (power - 1) / out ** (power - 1)
-            local = np.where((out == 0) | (x == 0), zero, local)
-        return grad * local, None, None, None
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return _norm_backward(x, out, p, dims, grad), None, None, None
+
+
+def _norm_backward(x, out, p, dims, grad):
+    """grad times d norm / d x, with ``out`` the norm kept as length-1 axes (see Norm)."""
+    if p == 0:
+        return np.zeros_like(x)
+    if p == 1:
+        return grad * np.sign(x)
+    if p in (np.inf, -np.inf):
+        hit = np.abs(x) == out
+        share = hit / np.sum(hit, axis=dims, keepdims=True)
+        return (grad * np.sign(x) * share).astype(x.dtype, copy=False)
+    if p == 2:
+        local = x / out
+    else:
+        power = np.asarray(p, dtype=x.dtype)
+        local = np.sign(x) * np.abs(x) ** (power - 1) / out ** (power - 1)
+    return grad * np.where((out == 0) | (x == 0), np.zeros((), x.dtype), local)
 
 
 def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim: bool = False,

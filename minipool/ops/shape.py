@@ -288,6 +288,8 @@ def repeat(x: TensorLike, *sizes: Union[int, Sequence[int]]) -> Tensor:
            [1., 2., 1., 2.]], dtype=float32)
     """
     x = as_tensor(x)
+    if not sizes:
+        raise TypeError("repeat: missing the sizes (one per dimension, e.g. x.repeat(2, 1))")
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     for s in sizes:
