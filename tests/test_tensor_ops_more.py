@@ -393,6 +393,7 @@ def test_norm_refuses_integers_unknown_p_and_an_empty_max():
         torch.norm(torch.tensor([1, 2]))
     with pytest.raises(TypeError, match="norm: expected a floating-point input, got dtype int64"):
         mp.norm(mp.tensor([1, 2]))
+    same(torch.norm(torch.ones(2, 3), "nuc"), torch.tensor(6.0) ** 0.5, rtol=1e-6)  # torch has it
     with pytest.raises(ValueError, match="p='nuc' is not supported"):
         mp.norm(mp.ones(2, 3), "nuc")
     with pytest.raises(ValueError, match="p='abc' is not supported"):
@@ -807,6 +808,7 @@ def test_half_casts_to_float16_like_torch_but_carries_no_gradient():
     assert m.half().dtype == mp.float16 == mp.half
     x = mp.tensor([1.0, 2.0], requires_grad=True)
     assert not x.half().requires_grad  # docs/differences.md: minipool differentiates float32/64 only
+    assert torch.tensor([1.0, 2.0], requires_grad=True).half().requires_grad
 
 
 # =========================================================================== module-level names

@@ -331,40 +331,40 @@ _METHODS = {
 
 
 # --------------------------------------------------------------------------- new tensors, half
-def _new(fill):
-    def method(self, *size: Union[int, float, Sequence[int]], dtype: Optional[DTypeLike] = None,
-               requires_grad: bool = False, **kwargs) -> Tensor:
-        value = kwargs.pop("fill_value") if fill is None and "fill_value" in kwargs else None
-        if fill is None and value is None:
-            if not size:
-                raise TypeError("new_full: missing the size and fill_value arguments")
-            *size, value = size
-        if kwargs:
-            raise TypeError(f"new_*: unexpected keyword argument(s) {', '.join(kwargs)}")
-        if len(size) == 1 and isinstance(size[0], (tuple, list)):
-            size = tuple(size[0])
-        t = full(size, fill if fill is not None else value, dtype=self.dtype if dtype is None else dtype)
-        return t.requires_grad_(requires_grad)
-    return method
+def _new_tensor(self, size, value, dtype, requires_grad):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    t = full(size, value, dtype=self.dtype if dtype is None else dtype)
+    return t.requires_grad_(requires_grad)
 
 
-new_zeros = _new(0)
-new_zeros.__doc__ = """A tensor of zeros of ``size``, with this tensor's dtype unless ``dtype`` is given.
+def new_zeros(self, *size: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros of ``size``, with this tensor's dtype unless ``dtype`` is given.
 
     >>> import minipool as mp
     >>> mp.tensor([1, 2]).new_zeros(2, 3).dtype
     dtype('int64')
     """
-new_ones = _new(1)
-new_ones.__doc__ = "A tensor of ones of ``size``, with this tensor's dtype unless ``dtype`` is given."
-new_full = _new(None)
-new_full.__doc__ = """``new_full(size, fill_value)``: a tensor of ``size`` filled with ``fill_value``,
-    with this tensor's dtype unless ``dtype`` is given.
+    return _new_tensor(self, size, 0, dtype, requires_grad)
+
+
+def new_ones(self, *size: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+             requires_grad: bool = False) -> Tensor:
+    """A tensor of ones of ``size``, with this tensor's dtype unless ``dtype`` is given."""
+    return _new_tensor(self, size, 1, dtype, requires_grad)
+
+
+def new_full(self, size: Sequence[int], fill_value: float, *, dtype: Optional[DTypeLike] = None,
+             requires_grad: bool = False) -> Tensor:
+    """A tensor of ``size`` filled with ``fill_value``, with this tensor's dtype unless
+    ``dtype`` is given.
 
     >>> import minipool as mp
     >>> mp.zeros(1).new_full((2,), 7.0).numpy()
     array([7., 7.], dtype=float32)
     """
+    return _new_tensor(self, (size,), fill_value, dtype, requires_grad)
 
 
 def half(self) -> Tensor:
