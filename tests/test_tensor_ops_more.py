@@ -514,6 +514,8 @@ def test_split_matches_numpy_and_torch_and_the_pieces_gradients_add_up(shape, si
         for p, r in zip(pieces, np.split(a, np.cumsum(sizes)[:-1], axis=dim)):
             np.testing.assert_array_equal(p.numpy(), r)
     same(mp.cat(list(pieces), dim), t)
+    for p, e in zip(m.split(split_size=sizes, dim=dim), mp.split(m, split_size_or_sections=sizes, dim=dim)):
+        same(p, e)
     same_grads(lambda v: mp.cat([p * (i + 1) for i, p in enumerate(v.split(sizes, dim))], dim),
                lambda v: torch.cat([p * (i + 1) for i, p in enumerate(v.split(sizes, dim))], dim), a)
 

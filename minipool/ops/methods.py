@@ -4,7 +4,7 @@ Kept apart from tensor.py so the engine does not import the ops that use it.
 Also here: the in-place methods (``add_``, ``mul_``, ``+=``, ``zero_``, ...) with
 PyTorch's safety rules, and the few small Functions they and ``clone`` need.
 """
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -378,12 +378,16 @@ def _round(self, *, decimals: int = 0) -> Tensor:
     return ew.round(self, decimals=decimals)
 
 
+def _split(self, split_size: Union[int, Sequence[int]], dim: int = 0) -> Tuple[Tensor, ...]:
+    return shape.split(self, split_size, dim)  # (Tensor.split names its size argument split_size)
+
+
 def _gather(self, dim: int, index: Tensor) -> Tensor:
     return indexing.gather(self, dim, index)
 
 
 _METHODS.update({
-    "t": shape.t, "repeat": shape.repeat, "split": shape.split, "chunk": shape.chunk,
+    "t": shape.t, "repeat": shape.repeat, "split": _split, "chunk": shape.chunk,
     "gather": _gather, "masked_fill": indexing.masked_fill, "nonzero": indexing.nonzero,
     "sort": indexing.sort, "argsort": indexing.argsort, "topk": indexing.topk,
     "prod": reduce.prod, "cumsum": reduce.cumsum, "norm": reduce.norm,
