@@ -67,6 +67,23 @@ from minipool import autograd, cuda, utils  # noqa: E402
 __all__ += ["autograd", "as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
             "set_grad_enabled", "device", "compile", "cuda", "utils"]
 
+# torch.* names for the ops (torch.exp, torch.sort, ...), and Tensor methods' function forms.
+from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal, exp, floor,  # noqa: E402
+                                      isclose, isfinite, isinf, isnan, log, mul, neg, pow, relu,
+                                      round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
+from minipool.ops.elementwise import clip as clamp  # noqa: E402
+from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
+from minipool.ops.linalg import matmul  # noqa: E402
+from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
+from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
+                                transpose, unsqueeze)
+__all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
+            "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "round", "rsqrt",
+            "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
+            "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
+            "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
+            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze"]
+
 # PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.
 _NOT_HERE = {
     "autocast": "minipool computes in float32 or float64 only (no mixed precision); remove autocast",

@@ -8,6 +8,7 @@ order, adding each contribution into ``.grad`` of the leaves.
 """
 from __future__ import annotations  # hints name Tensor inside its own class body
 
+import builtins
 import importlib
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple, Union
@@ -781,6 +782,38 @@ class Tensor:
 
     clamp = clip
 
+    def square(self) -> Tensor:
+        """Elementwise ``x * x``."""
+        return _ops.elementwise.square(self)
+
+    def rsqrt(self) -> Tensor:
+        """Elementwise ``1 / sqrt(x)``."""
+        return _ops.elementwise.rsqrt(self)
+
+    def sin(self) -> Tensor:
+        """Elementwise sine (radians)."""
+        return _ops.elementwise.sin(self)
+
+    def cos(self) -> Tensor:
+        """Elementwise cosine (radians)."""
+        return _ops.elementwise.cos(self)
+
+    def floor(self) -> Tensor:
+        """Elementwise floor (gradient 0)."""
+        return _ops.elementwise.floor(self)
+
+    def ceil(self) -> Tensor:
+        """Elementwise ceiling (gradient 0)."""
+        return _ops.elementwise.ceil(self)
+
+    def round(self, *, decimals: int = 0) -> Tensor:
+        """Elementwise round to ``decimals`` places, halves to even (gradient 0)."""
+        return _ops.elementwise.round(self, decimals=decimals)
+
+    def sign(self) -> Tensor:
+        """Elementwise -1, 0 or 1 (gradient 0)."""
+        return _ops.elementwise.sign(self)
+
     # -- comparisons (bool tensors, no gradient) -------------------------------
     # The operators give NotImplemented for an operand that is no tensor, number or array
     # (so ``t == None`` is False, as in PyTorch); the methods raise a TypeError instead.
@@ -833,6 +866,32 @@ class Tensor:
     def ne(self, other: TensorLike) -> Tensor:
         """``self != other``: a bool tensor."""
         return _ops.elementwise.compare(np.not_equal, self, other)
+
+    def isnan(self) -> Tensor:
+        """Elementwise: is NaN (bool tensor)."""
+        return _ops.elementwise.isnan(self)
+
+    def isinf(self) -> Tensor:
+        """Elementwise: is +inf or -inf (bool tensor)."""
+        return _ops.elementwise.isinf(self)
+
+    def isfinite(self) -> Tensor:
+        """Elementwise: neither inf nor NaN (bool tensor)."""
+        return _ops.elementwise.isfinite(self)
+
+    def isclose(self, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+                equal_nan: bool = False) -> Tensor:
+        """Elementwise ``|self - other| <= atol + rtol * |other|`` (bool tensor)."""
+        return _ops.elementwise.isclose(self, other, rtol, atol, equal_nan)
+
+    def allclose(self, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+                 equal_nan: bool = False) -> "builtins.bool":
+        """Whether every element is close to ``other`` (see :meth:`isclose`)."""
+        return _ops.elementwise.allclose(self, other, rtol, atol, equal_nan)
+
+    def equal(self, other: TensorLike) -> "builtins.bool":
+        """Whether both have the same shape and equal elements."""
+        return _ops.elementwise.equal(self, other)
 
     # -- in place (PyTorch's rules; minipool.ops.inplace) ----------------------
     def add_(self, other: TensorLike, *, alpha: float = 1) -> Tensor:
@@ -946,6 +1005,56 @@ class Tensor:
         """log(sum(exp(self))) over ``dim``, computed stably."""
         return _ops.reduce.logsumexp(self, dim, keepdim)
 
+    def prod(self, dim: Optional[int] = None, keepdim: bool = False, *,
+             dtype: Optional[DTypeLike] = None) -> Tensor:
+        """Product over ``dim`` (an int, or None for all)."""
+        return _ops.reduce.prod(self, dim, keepdim, dtype=dtype)
+
+    def cumsum(self, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
+        """Running sum along ``dim``."""
+        return _ops.reduce.cumsum(self, dim, dtype=dtype)
+
+    def norm(self, p: Union[str, float] = "fro", dim: Dims = None, keepdim: bool = False,
+             dtype: Optional[DTypeLike] = None) -> Tensor:
+        """The p-norm over ``dim`` ('fro' and 2 are the Euclidean norm; 1, inf, -inf, 0, any p)."""
+        return _ops.reduce.norm(self, p, dim, keepdim, dtype)
+
+    def all(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Whether every element is non-zero, over ``dim``."""
+        return _ops.reduce.all(self, dim, keepdim)
+
+    def any(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
+        """Whether some element is non-zero, over ``dim``."""
+        return _ops.reduce.any(self, dim, keepdim)
+
+    # -- indexing and sorting (minipool.ops.indexing) ---------------------------
+    def gather(self, dim: int, index: TensorLike) -> Tensor:
+        """Values picked along ``dim`` by ``index``."""
+        return _ops.indexing.gather(self, dim, index)
+
+    def masked_fill(self, mask: TensorLike, value: Union[float, "Tensor"]) -> Tensor:
+        """``value`` where the bool ``mask`` is True, self elsewhere."""
+        return _ops.indexing.masked_fill(self, mask, value)
+
+    def nonzero(self, *, as_tuple: bool = False) -> Union[Tensor, Tuple[Tensor, ...]]:
+        """The indices of the non-zero elements."""
+        return _ops.indexing.nonzero(self, as_tuple=as_tuple)
+
+    def sort(self, dim: int = -1, descending: bool = False, *,
+             stable: Optional[bool] = None) -> Tuple[Tensor, Tensor]:
+        """``(values, indices)`` sorted along ``dim`` (stable; NaN largest)."""
+        return _ops.indexing.sort(self, dim, descending, stable=stable)
+
+    def argsort(self, dim: int = -1, descending: bool = False, *,
+                stable: Optional[bool] = None) -> Tensor:
+        """The indices that sort along ``dim``."""
+        return _ops.indexing.argsort(self, dim, descending, stable=stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True,
+             sorted: bool = True) -> Tuple[Tensor, Tensor]:
+        """``(values, indices)`` of the ``k`` largest (or smallest) along ``dim``."""
+        return _ops.indexing.topk(self, k, dim, largest, sorted)
+
     # -- shape and copies (minipool.ops.shape, minipool.ops.inplace) -----------
     def reshape(self, *shape: Union[int, Sequence[int]]) -> Tensor:
         """The same values in a new shape (one entry may be -1)."""
@@ -993,6 +1102,59 @@ class Tensor:
     def contiguous(self) -> Tensor:
         """Self when already C-contiguous, else a differentiable contiguous copy."""
         return _ops.inplace.contiguous(self)
+
+    def t(self) -> Tensor:
+        """A matrix's transpose (0-d and 1-d tensors unchanged)."""
+        return _ops.shape.t(self)
+
+    def repeat(self, *sizes: Union[int, Sequence[int]]) -> Tensor:
+        """Tiled ``sizes`` times along each axis."""
+        return _ops.shape.repeat(self, *sizes)
+
+    def split(self, split_size: Union[int, Sequence[int]], dim: int = 0) -> Tuple[Tensor, ...]:
+        """Pieces of ``split_size`` along ``dim`` (or of the listed sizes)."""
+        return _ops.shape.split(self, split_size, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
+        """``chunks`` nearly equal pieces along ``dim``."""
+        return _ops.shape.chunk(self, chunks, dim)
+
+    def new_zeros(self, *size: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+                  requires_grad: "builtins.bool" = False) -> Tensor:
+        """Zeros of ``size``, with this tensor's dtype unless ``dtype`` is given.
+
+        >>> import minipool as mp
+        >>> mp.tensor([1, 2]).new_zeros(2, 3).dtype
+        dtype('int64')
+        """
+        return self._new(size, 0, dtype, requires_grad)
+
+    def new_ones(self, *size: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+                 requires_grad: "builtins.bool" = False) -> Tensor:
+        """Ones of ``size``, with this tensor's dtype unless ``dtype`` is given."""
+        return self._new(size, 1, dtype, requires_grad)
+
+    def new_full(self, size: Sequence[int], fill_value: float, *,
+                 dtype: Optional[DTypeLike] = None, requires_grad: "builtins.bool" = False) -> Tensor:
+        """``size`` filled with ``fill_value``, with this tensor's dtype unless ``dtype`` is given.
+
+        >>> import minipool as mp
+        >>> mp.zeros(1).new_full((2,), 7.0).numpy()
+        array([7., 7.], dtype=float32)
+        """
+        return self._new((size,), fill_value, dtype, requires_grad)
+
+    def _new(self, size, value, dtype, requires_grad):
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        made = full(size, value, dtype=self.dtype if dtype is None else dtype)
+        return made.requires_grad_(requires_grad)
+
+    def half(self) -> Tensor:
+        """Cast to float16.  minipool does not differentiate float16 tensors: the result carries
+        no gradient (PyTorch's does); cast back with ``.float()`` for training."""
+        with np.errstate(over="ignore"):  # beyond 65504 is inf, quietly as in PyTorch
+            return self.astype(np.float16)
 
     # Named after Python types, so defined last: the class body below this line
     # would see these methods under those names.

@@ -1,4 +1,5 @@
 """Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
+import builtins
 from typing import Any, Optional
 
 import numpy as np
@@ -10,7 +11,9 @@ from minipool._validate import is_real_operand
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
-           "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor"]
+           "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
+           "square", "rsqrt", "sin", "cos", "floor", "ceil", "round", "sign", "isnan", "isinf",
+           "isfinite", "isclose", "allclose", "equal"]
 
 
 def as_tensor(x, like=None):
@@ -478,3 +481,261 @@ def cast(x, dtype):
     if x.requires_grad and dtype not in FLOAT_DTYPES:
         return Tensor(x.data.astype(dtype))  # integer results carry no gradient
     return Cast.apply(x, dtype)
+
+
+# --------------------------------------------------------------------------- more unary maths
+class Square(_Unary):
+    f = staticmethod(np.square)
+    df = staticmethod(lambda x, y: 2 * x)
+
+
+class Rsqrt(_Unary):
+    f = staticmethod(lambda x: 1 / np.sqrt(x))
+    df = staticmethod(lambda x, y: -0.5 * y * y * y)  # d x^(-1/2) = -x^(-3/2) / 2
+
+
+class Sin(_Unary):
+    f = staticmethod(np.sin)
+    df = staticmethod(lambda x, y: np.cos(x))
+
+
+class Cos(_Unary):
+    f = staticmethod(np.cos)
+    df = staticmethod(lambda x, y: -np.sin(x))
+
+
+def _as_float(x):
+    """Integers and bools become float32 (PyTorch's default dtype) for maths with real results."""
+    x = as_tensor(x)
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype(np.float32))
+
+
+def square(x: TensorLike) -> Tensor:
+    """Elementwise ``x * x`` (integers stay integers, bools become int64, as in PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.square(mp.tensor([-2.0, 3.0])).numpy()
+    array([4., 9.], dtype=float32)
+    """
+    x = as_tensor(x)
+    if x.dtype == np.bool_:
+        x = Tensor(x.data.astype(np.int64))
+    with np.errstate(over="ignore"):
+        return Square.apply(x)
+
+
+def rsqrt(x: TensorLike) -> Tensor:
+    """Elementwise ``1 / sqrt(x)`` (inf at 0, NaN below; integers give float32).
+
+    >>> import minipool as mp
+    >>> mp.rsqrt(mp.tensor([4.0, 0.25])).numpy()
+    array([0.5, 2. ], dtype=float32)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return Rsqrt.apply(_as_float(x))
+
+
+def sin(x: TensorLike) -> Tensor:
+    """Elementwise sine (radians; integers give float32).
+
+    >>> import minipool as mp
+    >>> mp.sin(mp.tensor([0.0])).numpy()
+    array([0.], dtype=float32)
+    """
+    with np.errstate(invalid="ignore"):  # sin(+-inf) is NaN, quietly as in PyTorch
+        return Sin.apply(_as_float(x))
+
+
+def cos(x: TensorLike) -> Tensor:
+    """Elementwise cosine (radians; integers give float32).
+
+    >>> import minipool as mp
+    >>> mp.cos(mp.tensor([0.0])).numpy()
+    array([1.], dtype=float32)
+    """
+    with np.errstate(invalid="ignore"):
+        return Cos.apply(_as_float(x))
+
+
+class _Step(Function):
+    """A piecewise-constant function ``f``: the gradient is 0 everywhere, as in PyTorch."""
+
+    @classmethod
+    def forward(cls, ctx, x, *args):
+        return cls.f(x, *args)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.zeros_like(grad), None  # (None: round's decimals)
+
+
+def _round_half_even(x, decimals):
+    if decimals == 0:
+        return np.rint(x)  # halves go to the even neighbour, as in PyTorch
+    # PyTorch's formula, with the power of ten in the tensor's dtype
+    scale = np.asarray(10.0 ** builtins.abs(decimals), dtype=x.dtype)
+    return np.rint(x * scale) / scale if decimals > 0 else np.rint(x / scale) * scale
+
+
+def _sign(a):
+    return (a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)  # False at NaN, so NaN gives 0
+
+
+class Floor(_Step):
+    f = staticmethod(np.floor)
+
+
+class Ceil(_Step):
+    f = staticmethod(np.ceil)
+
+
+class Round(_Step):
+    f = staticmethod(_round_half_even)
+
+
+class Sign(_Step):
+    f = staticmethod(_sign)
+
+
+def _rounding(name, fn, x, *args):
+    x = as_tensor(x)
+    if x.dtype == np.bool_:
+        raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); cast first, "
+                        "e.g. x.float()")
+    if x.dtype.kind != "f":
+        return Tensor(x.data.copy())  # an integer is already whole
+    return fn.apply(x, *args)
+
+
+def floor(x: TensorLike) -> Tensor:
+    """Elementwise largest whole number <= x (integers unchanged); gradient 0.
+
+    >>> import minipool as mp
+    >>> mp.floor(mp.tensor([-1.5, 1.5])).numpy()
+    array([-2.,  1.], dtype=float32)
+    """
+    return _rounding("floor", Floor, x)
+
+
+def ceil(x: TensorLike) -> Tensor:
+    """Elementwise smallest whole number >= x (integers unchanged); gradient 0.
+
+    >>> import minipool as mp
+    >>> mp.ceil(mp.tensor([-1.5, 1.5])).numpy()
+    array([-1.,  2.], dtype=float32)
+    """
+    return _rounding("ceil", Ceil, x)
+
+
+def round(x: TensorLike, *, decimals: int = 0) -> Tensor:
+    """Elementwise round to ``decimals`` places, halves to even (``round(2.5) == 2``);
+    gradient 0.  Integers are returned unchanged (only with ``decimals=0``, as in PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.round(mp.tensor([0.5, 1.5, 2.5, -0.5])).numpy()
+    array([ 0.,  2.,  2., -0.], dtype=float32)
+    >>> mp.round(mp.tensor([1.26]), decimals=1).numpy()
+    array([1.3], dtype=float32)
+    """
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
+        raise TypeError(f"round: decimals must be an int, got {decimals!r}")
+    x = as_tensor(x)
+    if decimals != 0 and x.dtype.kind != "f":
+        raise TypeError(f"round: decimals={decimals} needs a floating-point tensor, got {x.dtype}")
+    return _rounding("round", Round, x, int(decimals))
+
+
+def sign(x: TensorLike) -> Tensor:
+    """Elementwise -1, 0 or 1 (0 at +-0 and NaN, bools unchanged, as in PyTorch); gradient 0.
+
+    >>> import minipool as mp
+    >>> mp.sign(mp.tensor([-2.0, 0.0, 3.0, float("nan")])).numpy()
+    array([-1.,  0.,  1.,  0.], dtype=float32)
+    """
+    x = as_tensor(x)
+    if x.dtype == np.bool_:
+        return Tensor(x.data.copy())
+    if x.dtype.kind != "f":
+        return Tensor(_sign(x.data))
+    return Sign.apply(x)
+
+
+def _test(fn, x):
+    x = as_tensor(x)
+    return Tensor(np.asarray(fn(x.data), dtype=np.bool_))
+
+
+def isnan(x: TensorLike) -> Tensor:
+    """Elementwise ``x != x``: a bool tensor.
+
+    >>> import minipool as mp
+    >>> mp.isnan(mp.tensor([1.0, float("nan")])).numpy()
+    array([False,  True])
+    """
+    return _test(np.isnan, x)
+
+
+def isinf(x: TensorLike) -> Tensor:
+    """Elementwise ``x`` is +inf or -inf: a bool tensor.
+
+    >>> import minipool as mp
+    >>> mp.isinf(mp.tensor([1.0, float("-inf")])).numpy()
+    array([False,  True])
+    """
+    return _test(np.isinf, x)
+
+
+def isfinite(x: TensorLike) -> Tensor:
+    """Elementwise neither inf nor NaN: a bool tensor.
+
+    >>> import minipool as mp
+    >>> mp.isfinite(mp.tensor([1.0, float("inf"), float("nan")])).numpy()
+    array([ True, False, False])
+    """
+    return _test(np.isfinite, x)
+
+
+def _close_operands(name, a, b):
+    a, b = as_tensor(a), as_tensor(b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name}: input and other must have the same dtype, got {a.dtype} "
+                        f"and {b.dtype} (as in PyTorch); cast one, e.g. other.to(input.dtype)")
+    _check_broadcast(a, b, name)
+    return a.data, b.data
+
+
+def isclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Tensor:
+    """Elementwise ``|input - other| <= atol + rtol * |other|`` (broadcast): a bool tensor.
+    Infinities are close only to themselves.
+
+    >>> import minipool as mp
+    >>> mp.isclose(mp.tensor([1.0, 2.0]), mp.tensor([1.0 + 1e-7, 2.1])).numpy()
+    array([ True, False])
+    """
+    a, b = _close_operands("isclose", input, other)
+    return Tensor(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=bool(equal_nan)))
+
+
+def allclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
+    """Whether every element of ``input`` is close to ``other`` (see :func:`isclose`):
+    a Python bool.
+
+    >>> import minipool as mp
+    >>> mp.allclose(mp.tensor([1.0, 2.0]), mp.tensor([1.0, 2.0 + 1e-6]))
+    True
+    """
+    return builtins.bool(np.all(isclose(input, other, rtol, atol, equal_nan).data))
+
+
+def equal(input: TensorLike, other: TensorLike) -> bool:
+    """True if both have the same shape and equal elements (compared after type promotion;
+    NaN is not equal to itself): a Python bool, as ``torch.equal``.
+
+    >>> import minipool as mp
+    >>> mp.equal(mp.tensor([1.0, 2.0]), mp.tensor([1.0, 2.0])), mp.equal(mp.tensor([1.0]), mp.tensor([[1.0]]))
+    (True, False)
+    """
+    a, b = as_tensor(input), as_tensor(other)
+    return a.shape == b.shape and builtins.bool(np.all(a.data == b.data))

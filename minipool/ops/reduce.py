@@ -5,17 +5,18 @@ reached through ``builtins``.
 """
 import builtins
 from collections import namedtuple
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
-from minipool._typing import Dims, PoolOutput, TensorLike
+from minipool._typing import Dims, DTypeLike, PoolOutput, TensorLike
 from minipool._validate import flag
-from minipool.ops.elementwise import as_tensor, unbroadcast
+from minipool.ops.elementwise import as_tensor, cast, unbroadcast
 from minipool.tensor import Function, Tensor, _dim_index
 
 __all__ = ["sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
-           "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims"]
+           "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims",
+           "prod", "cumsum", "norm", "all", "any"]
 
 # What max(x, dim)/min(x, dim) return, as PyTorch's torch.return_types.max/min.
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -505,3 +506,234 @@ def logsumexp(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     array(1000.6932, dtype=float32)
     """
     return _reduction(LogSumExp, x, dim, keepdim, "logsumexp")
+
+
+# --------------------------------------------------------------------------- prod, cumsum, norm, all, any
+def _accumulating_dtype(x, dtype):
+    """PyTorch's result dtype for sum-like ops: ``dtype`` if given, else int64 for bools
+    and integers, else the input's own."""
+    if dtype is not None:
+        return cast(x, np.dtype(dtype))
+    if x.dtype.kind in "biu":
+        return Tensor(x.data.astype(np.int64))
+    return x
+
+
+def _exclusive_products(x, axis):
+    """For each element, the product of the others along ``axis`` (no division, so zeros are fine)."""
+    n = x.shape[axis]
+    ones = np.ones_like(np.take(x, [0], axis=axis)) if n else np.ones_like(x)
+    before = np.concatenate([ones, np.cumprod(np.take(x, range(n - 1), axis=axis), axis=axis)], axis)
+    flipped = np.flip(x, axis)
+    after = np.concatenate([ones, np.cumprod(np.take(flipped, range(n - 1), axis=axis), axis=axis)], axis)
+    return before * np.flip(after, axis)
+
+
+class Prod(Function):
+    """Product along one axis (or of every element).  The gradient is out / x when the
+    input has no zero (PyTorch's rule, so inf inputs give NaN as there), else the product
+    of the other elements, which is right however many zeros there are."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdim):
+        flat = x.reshape(-1) if axis is None else x
+        with np.errstate(over="ignore", invalid="ignore"):  # IEEE inf/NaN, quietly as in PyTorch
+            out = np.prod(flat, axis=0 if axis is None else axis, keepdims=True)
+        if ctx.requires_grad:
+            ctx.save_for_backward(x, out)
+            ctx.meta = (axis, keepdim)
+        if axis is None:
+            return out.reshape(()) if not keepdim else out.reshape((1,) * x.ndim)
+        return out if keepdim else np.squeeze(out, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        axis, keepdim = ctx.meta
+        if axis is None:
+            grad = grad.reshape(1)
+        elif not keepdim:
+            grad = np.expand_dims(grad, axis)
+        flat = x.reshape(-1) if axis is None else x
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.any(flat == 0):
+                local = out / flat
+            else:
+                local = _exclusive_products(flat, 0 if axis is None else axis)
+            return (grad * local).reshape(x.shape), None, None
+
+
+def prod(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False, *,
+         dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Product of all elements, or along one ``dim`` (an int, as in PyTorch).  Bools and
+    integers give int64 unless ``dtype`` says otherwise; the gradient handles zeros.
+
+    >>> import minipool as mp
+    >>> mp.prod(mp.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).numpy()
+    array([ 2., 12.], dtype=float32)
+    >>> mp.tensor([2, 3, 4]).prod().item()
+    24
+    """
+    x = _accumulating_dtype(as_tensor(x), dtype)
+    if dim is None:
+        if keepdim:
+            raise TypeError("prod: keepdim needs a dim (PyTorch's prod takes no keepdim without one)")
+        return Prod.apply(x, None, False)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"prod: dim must be one int, got {dim!r}; reduce one axis at a time")
+    axis = _dim_index(dim, x.ndim, "prod")
+    if x.ndim == 0:
+        return Prod.apply(x, None, False)
+    return Prod.apply(x, axis, bool(keepdim))
+
+
+class CumSum(Function):
+    """Running sum along one axis; the gradient is the running sum of the gradient taken
+    from the other end."""
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.axis = axis
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, quietly
+            return np.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
+
+
+def cumsum(x: TensorLike, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Running sum along ``dim`` (required, as in PyTorch).  Bools and integers give int64
+    unless ``dtype`` says otherwise.
+
+    >>> import minipool as mp
+    >>> mp.cumsum(mp.tensor([1.0, 2.0, 3.0]), 0).numpy()
+    array([1., 3., 6.], dtype=float32)
+    """
+    x = _accumulating_dtype(as_tensor(x), dtype)
+    axis = _dim_index(dim, x.ndim, "cumsum")
+    if x.ndim == 0:
+        return CumSum.apply(x.reshape(1), 0).reshape(())
+    return CumSum.apply(x, axis)
+
+
+def _vector_norm(a, p, dims, dtype):
+    """The p-norm of ``a`` = |x| over ``dims``, kept as length-1 axes."""
+    if p == np.inf:
+        return np.max(a, axis=dims, keepdims=True)
+    if p == -np.inf:
+        return np.min(a, axis=dims, keepdims=True)
+    if p == 0:
+        return np.sum(a != 0, axis=dims, keepdims=True).astype(dtype)
+    if p == 1:
+        return np.sum(a, axis=dims, keepdims=True)
+    if p == 2:
+        return np.sqrt(np.sum(a * a, axis=dims, keepdims=True))
+    power = np.asarray(p, dtype=dtype)
+    return np.sum(a ** power, axis=dims, keepdims=True) ** (1 / power)
+
+
+class Norm(Function):
+    """The vector p-norm over ``dims``: (sum |x|^p)^(1/p); p=inf the largest |x|, -inf the
+    smallest, 0 the count of non-zeros.  Gradients as PyTorch's: 0 where the norm is 0
+    (and at x == 0), tied extremes share it equally for p=+-inf, 0 for p=0."""
+
+    @staticmethod
+    def forward(ctx, x, p, dims, keepdim):
+        a = np.abs(x)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # 0 ** -1 is inf, as in PyTorch
+            out = _vector_norm(a, p, dims, x.dtype)
+        if ctx.requires_grad:
+            ctx.save_for_backward(x, out)
+            ctx.meta = (p, dims, keepdim)
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, out = ctx.saved_tensors
+        p, dims, keepdim = ctx.meta
+        if not keepdim:
+            grad = np.expand_dims(grad, dims)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return _norm_backward(x, out, p, dims, grad), None, None, None
+
+
+def _norm_backward(x, out, p, dims, grad):
+    """grad times d norm / d x, with ``out`` the norm kept as length-1 axes (see Norm)."""
+    if p == 0:
+        return np.zeros_like(x)
+    if p == 1:
+        return grad * np.sign(x)
+    if p in (np.inf, -np.inf):
+        hit = np.abs(x) == out
+        share = hit / np.sum(hit, axis=dims, keepdims=True)
+        return (grad * np.sign(x) * share).astype(x.dtype, copy=False)
+    if p == 2:
+        local = x / out
+    else:
+        power = np.asarray(p, dtype=x.dtype)
+        local = np.sign(x) * np.abs(x) ** (power - 1) / out ** (power - 1)
+    return grad * np.where((out == 0) | (x == 0), np.zeros((), x.dtype), local)
+
+
+def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim: bool = False,
+         dtype: Optional[DTypeLike] = None) -> Tensor:
+    """The vector p-norm of all elements, or over ``dim`` (an int or a tuple), as
+    ``torch.norm`` (which is ``torch.linalg.vector_norm`` for these): ``p`` is "fro" (= 2),
+    a number, ``inf`` or ``-inf``.  ``dtype`` casts the input first.  ``p="nuc"`` (the
+    nuclear norm) is not supported.
+
+    >>> import minipool as mp
+    >>> mp.norm(mp.tensor([3.0, -4.0])).item()
+    5.0
+    >>> mp.tensor([[3.0, -4.0], [1.0, 0.0]]).norm(p=1, dim=1).numpy()
+    array([7., 1.], dtype=float32)
+    """
+    x = as_tensor(x)
+    if dtype is not None:
+        x = cast(x, np.dtype(dtype))
+    if x.dtype.kind != "f":
+        raise TypeError(f"norm: expected a floating-point input, got dtype {x.dtype}; cast "
+                        "it first, e.g. x.float()")
+    if isinstance(p, str):
+        if p != "fro":
+            raise ValueError(f"norm: p={p!r} is not supported; use 'fro' or a number")
+        if dim is not None and not isinstance(dim, (int, np.integer)) and len(dim) > 2:
+            raise ValueError(f"norm: p='fro' takes at most 2 dims, got dim={dim!r}")
+        p = 2
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or np.isnan(p):
+        raise TypeError(f"norm: p must be 'fro' or a number, got {p!r}")
+    dims = normalize_dims(None if dim == () else dim, x.ndim, "norm")
+    if p in (np.inf, -np.inf) and builtins.any(x.shape[d] == 0 for d in dims):
+        raise ValueError(f"norm: the {p} norm of an empty tensor (shape {x.shape}) has no value")
+    return Norm.apply(x, float(p), dims, bool(keepdim))
+
+
+def _logical(name, fn, x, dim, keepdim):
+    x = as_tensor(x)
+    dims = normalize_dims(dim, x.ndim, name)
+    out = fn(x.data != 0, axis=dims, keepdims=bool(keepdim))  # NaN is non-zero: true
+    return Tensor(np.asarray(out, dtype=np.uint8 if x.dtype == np.uint8 else np.bool_))
+
+
+def all(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    """Whether every element is non-zero, over ``dim`` (int, tuple or None for all): a
+    bool tensor (uint8 for a uint8 input, as in PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.all(mp.tensor([[1.0, 0.0], [2.0, 3.0]]), dim=1).numpy()
+    array([False,  True])
+    """
+    return _logical("all", np.all, x, dim, keepdim)
+
+
+def any(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
+    """Whether some element is non-zero, over ``dim`` (int, tuple or None for all): a bool
+    tensor (uint8 for a uint8 input, as in PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.tensor([0.0, 0.0, 2.0]).any().item()
+    True
+    """
+    return _logical("any", np.any, x, dim, keepdim)

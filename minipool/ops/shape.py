@@ -1,16 +1,16 @@
 """Ops that move data without arithmetic: reshape, permute, indexing, concatenation."""
 import math
-from typing import Sequence, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
 from minipool._typing import Dims, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
-from minipool.tensor import Function, Tensor
+from minipool.tensor import Function, Tensor, _dim_index
 
 __all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
-           "squeeze", "unsqueeze", "broadcast_to", "expand"]
+           "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk"]
 
 
 class Reshape(Function):
@@ -256,3 +256,137 @@ def stack(tensors: Sequence[TensorLike], dim: int = 0) -> Tensor:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {tensors[0].shape}")
     return cat([unsqueeze(t, dim) for t in tensors], dim=dim)
+
+
+def t(x: TensorLike) -> Tensor:
+    """A matrix's transpose; a 0-d or 1-d tensor comes back as it is (a view), as in PyTorch.
+
+    >>> import minipool as mp
+    >>> mp.t(mp.zeros(2, 3)).shape
+    (3, 2)
+    """
+    x = as_tensor(x)
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dimensions, got {x.ndim} (shape "
+                         f"{x.shape}); use transpose(dim0, dim1) or permute")
+    return transpose(x, 0, 1) if x.ndim == 2 else Reshape.apply(x, x.shape)
+
+
+class Repeat(Function):
+    """Tile the input ``reps`` times along each axis; the gradient sums over the tiles."""
+
+    @staticmethod
+    def forward(ctx, x, reps):
+        ctx.in_shape = x.shape
+        ctx.reps = reps
+        return np.tile(x.reshape((1,) * (len(reps) - x.ndim) + x.shape), reps)
+
+    @staticmethod
+    def backward(ctx, grad):
+        reps, in_shape = ctx.reps, ctx.in_shape
+        tile = (1,) * (len(reps) - len(in_shape)) + in_shape
+        # output axis i is (tile number, position in the tile): sum over the tile numbers
+        split = [d for r, n in zip(reps, tile) for d in (r, n)]
+        summed = grad.reshape(split).sum(axis=tuple(range(0, 2 * len(reps), 2)))
+        return summed.reshape(in_shape), None
+
+
+def repeat(x: TensorLike, *sizes: Union[int, Sequence[int]]) -> Tensor:
+    """Tile ``x``: ``repeat(x, 2, 3)`` repeats it twice along dim 0 and three times along
+    dim 1 (``np.tile``); ``sizes`` may be longer than x's dims (new leading dims).
+
+    >>> import minipool as mp
+    >>> mp.tensor([1.0, 2.0]).repeat(2, 2).numpy()
+    array([[1., 2., 1., 2.],
+           [1., 2., 1., 2.]], dtype=float32)
+    """
+    x = as_tensor(x)
+    if not sizes:
+        raise TypeError("repeat: missing the sizes (one per dimension, e.g. x.repeat(2, 1))")
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"repeat: sizes must be non-negative ints, got {tuple(sizes)}")
+    if len(sizes) < x.ndim:
+        raise ValueError(f"repeat: {len(sizes)} sizes given for a {x.ndim}-d tensor; the number "
+                         "of repeat sizes can not be smaller than the number of dimensions")
+    return Repeat.apply(x, tuple(int(s) for s in sizes))
+
+
+class Narrow(Function):
+    """Elements ``start:stop`` along ``axis`` (a view); the gradient lands in that slice."""
+
+    @staticmethod
+    def forward(ctx, x, axis, start, stop):
+        ctx.meta = (x.shape, axis, start, stop)
+        return x[(slice(None),) * axis + (slice(start, stop),)]
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, axis, start, stop = ctx.meta
+        out = np.zeros(shape, dtype=grad.dtype)
+        out[(slice(None),) * axis + (slice(start, stop),)] = grad
+        return out, None, None, None
+
+
+def _pieces(x, axis, sizes):
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    return tuple(Narrow.apply(x, axis, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def _split_axis(x, dim, name):
+    if x.ndim == 0:
+        raise ValueError(f"{name}: a 0-d tensor cannot be split; it has no dimension")
+    return _dim_index(dim, x.ndim, name)
+
+
+def split(x: TensorLike, split_size_or_sections: Union[int, Sequence[int]],
+          dim: int = 0) -> Tuple[Tensor, ...]:
+    """Cut ``x`` along ``dim`` into pieces of ``split_size_or_sections`` elements (an int:
+    the last piece may be shorter) or of the listed sizes (which must add up to the
+    length of ``dim``).  A tuple of views; each piece's gradient lands in its slice.
+
+    >>> import minipool as mp
+    >>> [p.tolist() for p in mp.arange(5.0).split(2)]
+    [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    >>> [p.shape for p in mp.zeros(2, 5).split([1, 4], dim=1)]
+    [(2, 1), (2, 4)]
+    """
+    x = as_tensor(x)
+    axis = _split_axis(x, dim, "split")
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
+        size = int(split_size_or_sections)
+        if size < 0 or (size == 0 and n != 0):
+            raise ValueError(f"split: split_size must be positive (0 only for a dimension of "
+                             f"size 0), got {size} for dim {dim} of size {n}")
+        count = max(-(-n // size), 1) if size else 1
+        sizes = [size] * (count - 1) + [n - size * (count - 1)]
+    else:
+        sizes = list(split_size_or_sections)
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in sizes):
+            raise ValueError(f"split: split_size_or_sections must be an int or a list of "
+                             f"non-negative ints, got {split_size_or_sections!r}")
+        if sum(sizes) != n:
+            raise ValueError(f"split: split_size_or_sections {sizes} must add up to {n}, the "
+                             f"size of dim {dim}, but add up to {sum(sizes)}")
+    return _pieces(x, axis, sizes)
+
+
+def chunk(x: TensorLike, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
+    """Cut ``x`` along ``dim`` into ``chunks`` pieces of ``ceil(size / chunks)`` elements;
+    as in PyTorch there may be fewer pieces than asked (6 in 4 chunks gives 3 of 2).
+
+    >>> import minipool as mp
+    >>> [p.tolist() for p in mp.arange(5.0).chunk(3)]
+    [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    """
+    x = as_tensor(x)
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    axis = _split_axis(x, dim, "chunk")
+    n = x.shape[axis]
+    if n == 0:  # PyTorch gives `chunks` empty pieces here
+        return _pieces(x, axis, [0] * int(chunks))
+    return split(x, -(-n // int(chunks)), axis)
