@@ -121,6 +121,9 @@ def _affine(op, value, name, shape, dtype, what):
 def normalized_shape_argument(normalized_shape, where):
     """An int or a sequence of ints >= 0 as a tuple (shared with the LayerNorm layer)."""
     shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else normalized_shape
+    if isinstance(shape, (str, bytes)):
+        raise TypeError(f"{where}: normalized_shape must be an int or a sequence of ints, "
+                        f"got {normalized_shape!r}")
     try:
         shape = tuple(shape)
     except TypeError:
@@ -192,6 +195,9 @@ def group_norm(input: TensorLike, num_groups: int, weight: Optional[TensorLike] 
     bias = _affine(op, bias, "bias", (C,), x.dtype, "one per channel")
     spatial = int(np.prod(x.shape[2:], dtype=np.int64))
     G = int(num_groups)
+    if N * (C // G) * spatial == 1:  # PyTorch's rule (it counts the batch too)
+        raise ValueError(f"{op}: expected more than 1 value per group, got input of shape "
+                         f"{x.shape} with num_groups={num_groups}")
     return _apply(x, (N, G, C // G, spatial), weight, bias, eps)
 
 
