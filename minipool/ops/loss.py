@@ -631,8 +631,8 @@ class KLDivFn(Function):
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 if ctx.log_target:  # d/dt exp(t) (t - x) = exp(t) (t - x + 1)
                     grad_t = grad * p * (t - x + 1)
-                else:  # d/dt (t log t - t x) = log t + 1 - x
-                    grad_t = grad * (np.log(t) + 1 - x)
+                else:  # d/dt (t log t - t x) = log t + 1 - x; NaN at t = 0, as PyTorch's xlogy
+                    grad_t = grad * np.where(t == 0, np.nan, np.log(t) + 1 - x)
         return grad_x, grad_t
 
 
