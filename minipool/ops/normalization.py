@@ -41,51 +41,56 @@ class SliceNormFn(Function):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf flow through
             R, G, K, P = x.shape
             count = K * P
-            xd = x.astype(np.float64)  # a copy: normalised in place below
-            mean = xd.sum(axis=(2, 3), keepdims=True) / count
-            xd -= mean
-            var = np.einsum("rgkp,rgkp->rg", xd, xd)[:, :, None, None] / count
+            xd = np.array(x, dtype=np.float64, order="C")  # a copy: worked on in place below
+            rows = xd.reshape(R * G, count)  # one row per normalised slice
+            mean = rows.sum(axis=1) / count
+            rows -= mean[:, None]
+            var = np.einsum("ij,ij->i", rows, rows) / count
             invstd = 1.0 / np.sqrt(var + eps)
-            xd *= invstd
-            xhat = xd
+            rows *= invstd[:, None]
             if running is not None and R and count:
                 running_mean, running_var, momentum = running
-                unbiased = var * (count / (count - 1))
+                unbiased = var.reshape(R, G) * (count / (count - 1))
                 running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
-                                     + momentum * mean.mean(axis=0).ravel())
+                                     + momentum * mean.reshape(R, G).mean(axis=0))
                 running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
-                                    + momentum * unbiased.mean(axis=0).ravel())
-            out = xhat
+                                    + momentum * unbiased.mean(axis=0))
+            if ctx.requires_grad:
+                ctx.invstd = invstd.reshape(R, G, 1, 1)
+                # the normalised values, kept apart from the affine output computed in place
+                affine = weight is not None or bias is not None
+                xhat = xd.astype(x.dtype, copy=affine or x.dtype != np.float64)
+                ctx.save_for_backward(xhat, weight)
             if weight is not None:
-                out = out * weight.astype(np.float64)[None, :, :, None]
+                xd *= weight.astype(np.float64)[None, :, :, None]
             if bias is not None:
-                out = out + bias.astype(np.float64)[None, :, :, None]
-        if ctx.requires_grad:
-            ctx.invstd = invstd
-            ctx.save_for_backward(xhat.astype(x.dtype, copy=False), weight)
-        return out.astype(x.dtype, copy=False)
+                xd += bias.astype(np.float64)[None, :, :, None]
+        return xd.astype(x.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
         xhat, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x = grad_w = grad_b = None
+        R, G, K, P = xhat.shape
+        count = K * P
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            g = grad.astype(np.float64)
+            g = np.array(grad, dtype=np.float64, order="C")  # a copy: scaled in place below
             if need_w:
-                grad_w = np.einsum("rgkp,rgkp->gk", g, xhat).astype(xhat.dtype)
+                grad_w = (g * xhat).sum(axis=(0, 3)).astype(xhat.dtype)
             if need_b:
                 grad_b = g.sum(axis=(0, 3)).astype(xhat.dtype)
             if need_x:
-                count = xhat.shape[2] * xhat.shape[3]
-                gy = g if weight is None else g * weight.astype(np.float64)[None, :, :, None]
+                if weight is not None:
+                    g *= weight.astype(np.float64)[None, :, :, None]
+                rows, xhat_rows = g.reshape(R * G, count), xhat.reshape(R * G, count)
                 # The slice's mean and variance depend on each of its values: two subtracted terms.
-                mean_gy = gy.sum(axis=(2, 3), keepdims=True) / count
-                mean_gy_xhat = np.einsum("rgkp,rgkp->rg", gy, xhat)[:, :, None, None] / count
-                gx = gy - mean_gy
-                gx -= xhat * mean_gy_xhat
-                gx *= ctx.invstd
-                grad_x = gx.astype(xhat.dtype, copy=False)
+                mean_g = rows.sum(axis=1) / count
+                mean_g_xhat = np.einsum("ij,ij->i", rows, xhat_rows, dtype=np.float64) / count
+                rows -= mean_g[:, None]
+                rows -= xhat_rows * mean_g_xhat[:, None]
+                g *= ctx.invstd
+                grad_x = g.astype(xhat.dtype, copy=False)
         return grad_x, grad_w, grad_b
 
 
