@@ -568,3 +568,29 @@ def test_half_is_refused_naming_float16():
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- ONNX export
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.Conv1d(2, 4, 3, padding=1, stride=2), (2, 9)),
+                                         (lambda: nn.Softmax2d(), (3, 4, 4))])
+def test_onnx_export_of_conv1d_and_softmax2d_runs_in_onnxruntime(layer, shape):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import minipool.onnx as mo
+    model = nn.Sequential(layer()).eval()
+    rng = np.random.default_rng(17)
+    proto = mo.build(model, mp.tensor(rng.standard_normal((2,) + shape).astype(np.float32)))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = rng.standard_normal((batch,) + shape).astype(np.float32)
+        np.testing.assert_allclose(session.run(None, {"input": x})[0], model(mp.tensor(x)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer,shape", [(lambda: nn.LayerNorm(6), (6,)), (lambda: nn.GroupNorm(2, 4), (4, 3)),
+                                         (lambda: nn.InstanceNorm1d(4), (4, 3))])
+def test_onnx_export_refuses_the_per_sample_norms_by_name(layer, shape):
+    import minipool.onnx as mo
+    model = nn.Sequential(layer())
+    with pytest.raises(mo.UnsupportedOpError, match=type(model[0]).__name__):
+        mo.build(model, mp.zeros(2, *shape))
