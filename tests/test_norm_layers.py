@@ -252,7 +252,8 @@ def test_instance_norm_eval_uses_running_stats_as_torch(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("p,dim", [(2.0, 1), (1.0, 0), (3.0, -1), (math.inf, 1), (2.0, (1, 2))])
+@pytest.mark.parametrize("p,dim", [(2.0, 1), (1.0, 0), (3.0, -1), (math.inf, 1), (2.0, (1, 2)), (1.5, 1),
+                                   (0.5, -1)])
 def test_normalize_torch_parity(dtype, p, dim):
     rng = np.random.default_rng(10)
     data = arr(rng, (3, 4, 5), dtype)
@@ -492,7 +493,8 @@ def test_hypothesis_instance_norm_as_torch(N, C, spatial, seed, momentum, stats)
 
 @settings(max_examples=50, deadline=None)
 @given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 2 ** 31),
-       p=st.sampled_from([1.0, 2.0, 3.0, math.inf]), zeros=st.booleans(), special=st.sampled_from([None, np.nan, np.inf]))
+       p=st.sampled_from([0.5, 1.0, 1.5, 2.0, 3.0, math.inf]), zeros=st.booleans(),
+       special=st.sampled_from([None, np.nan, np.inf]))
 def test_hypothesis_normalize_as_torch(shape, seed, p, zeros, special):
     rng = np.random.default_rng(seed)
     data = np.round(arr(rng, shape)) if zeros else arr(rng, shape)  # rounding makes zeros and ties

@@ -287,9 +287,12 @@ class VectorNormFn(Function):
             elif p == 1:
                 gx = np.sign(x) * grad
             else:
-                # d||x||_p / dx = x |x|^(p-2) / ||x||^(p-1); 0 where the norm is 0
+                # d||x||_p / dx = sign(x) |x|^(p-1) / ||x||^(p-1); 0 where x or the norm is 0
                 scale = np.where(norm == 0, 0, grad / np.power(norm, p - 1))
-                gx = x * np.power(np.abs(x), p - 2) * scale if p != 2 else x * scale
+                if p == 2:
+                    gx = x * scale
+                else:
+                    gx = np.where(x == 0, 0, np.sign(x) * np.power(np.abs(x), p - 1)) * scale
         return gx.astype(x.dtype, copy=False)
 
 
