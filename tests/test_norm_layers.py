@@ -562,3 +562,58 @@ def test_hypothesis_cosine_similarity_as_torch(shape, seed, broadcast, eps):
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- kernel threads
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", ["layer", "group", "instance"])
+def test_one_and_two_threads_give_identical_bits(dtype, case):
+    """The kernel's threads take whole slices: forward and all gradients keep their bits."""
+    from minipool import _config
+    from minipool._kernels import openmp_helpers
+    rng = np.random.default_rng(18)
+    shape = (64, 8, 12, 12)
+    data = arr(rng, shape, dtype, 2.0, 1.0)
+    data.reshape(-1)[rng.integers(0, data.size, 10)] = np.nan  # NaN stays in its slices
+    weight, bias, g = arr(rng, 8, dtype), arr(rng, 8, dtype), arr(rng, shape, dtype)
+
+    def run():
+        x, w, b = (mp.tensor(a, requires_grad=True) for a in (data, weight, bias))
+        if case == "layer":
+            w, b = (mp.tensor(arr(np.random.default_rng(19), (12, 12), dtype), requires_grad=True)
+                    for _ in range(2))
+            out = F.layer_norm(x, (12, 12), w, b)
+        elif case == "group":
+            out = F.group_norm(x, 4, w, b)
+        else:
+            out = F.instance_norm(x, None, None, w, b)
+        out.backward(mp.tensor(g))
+        return [a.tobytes() for a in (out.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy())]
+
+    from minipool import _cpu_load
+    before, adaptive_before = mp.get_num_threads(), _cpu_load.adaptive()
+    mp.set_adaptive_threads(False)  # the full team even while other processes keep cores busy
+    try:
+        mp.set_num_threads(1)
+        reference = run()
+        mp.set_num_threads(2)
+        if openmp_helpers.openmp_enabled():  # else the kernels stay serial and this proves less
+            assert _config.kernel_threads(64 * 8, data.size) == 2
+        for _ in range(2):
+            assert run() == reference
+    finally:
+        mp.set_num_threads(before)
+        mp.set_adaptive_threads(adaptive_before)
+
+
+@pytest.mark.parametrize("fn", [lambda x, w, b: F.layer_norm(x, (3, 4), w.reshape(3, 4), b.reshape(3, 4)),
+                                lambda x, w, b: F.group_norm(x.reshape(0, 12, 1), 3, w, b)])
+def test_empty_batch_gives_empty_output_and_zero_parameter_gradients(fn):
+    x = mp.tensor(np.zeros((0, 3, 4)), requires_grad=True)
+    w, b = mp.tensor(np.ones(12), requires_grad=True), mp.tensor(np.zeros(12), requires_grad=True)
+    out = fn(x, w, b)
+    assert out.numpy().size == 0
+    out.sum().backward()
+    assert x.grad.shape == (0, 3, 4)
+    np.testing.assert_array_equal(w.grad.numpy(), 0)
+    np.testing.assert_array_equal(b.grad.numpy(), 0)

@@ -13,6 +13,7 @@ As ``batch_norm`` (minipool.ops.batchnorm), statistics and both passes run in
 float64 and are rounded once to the input's dtype, and the backward is the
 fused textbook gradient, per slice:
 ``dx = invstd * (gy - mean(gy) - xhat * mean(gy * xhat))`` with ``gy = g * weight``.
+The loops are ``minipool/_kernels/slice_norm.pyx`` (threads take whole slices).
 """
 import math
 import numbers
@@ -20,78 +21,85 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from minipool import _config
+from minipool._kernels import slice_norm
 from minipool._typing import TensorLike
 from minipool.ops.batchnorm import batch_norm
 from minipool.ops.elementwise import as_tensor, div, mul
 from minipool.ops.reduce import normalize_dims, sum as reduce_sum
-from minipool.ops.shape import broadcast_to, reshape
+from minipool.ops.shape import broadcast_to
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["layer_norm", "group_norm", "instance_norm", "normalize", "cosine_similarity"]
 
 
+def _threads(slices, size):
+    return _config.kernel_threads(slices, 2 * size)
+
+
 class SliceNormFn(Function):
-    """The differentiable op behind the three norms.  ``x`` is (R, G, K, P); ``weight`` and
-    ``bias`` are (G, K) or None.  ``running`` is None or ``(running_mean, running_var,
-    momentum)``, (G,) arrays moved in place towards the slice statistics averaged over R
-    (the variance with Bessel's correction), as PyTorch's instance_norm does."""
+    """The differentiable op behind the three norms (the loops: ``_kernels/slice_norm.pyx``).
+
+    ``x`` (any shape) is seen as ``view`` = (R, G, K, P); ``weight`` and ``bias`` (any
+    shape of G * K values) as (G, K), or None.  Gradients come back in the inputs' shapes
+    (no reshape nodes around the op: it runs for every norm layer of every step).
+    ``running`` is None or ``(running_mean, running_var, momentum)``, (G,) arrays moved in
+    place towards the slice statistics averaged over R (the variance with Bessel's
+    correction), as PyTorch's instance_norm does."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, *, eps, running=None):
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf flow through
-            R, G, K, P = x.shape
-            count = K * P
-            xd = np.array(x, dtype=np.float64, order="C")  # a copy: worked on in place below
-            rows = xd.reshape(R * G, count)  # one row per normalised slice
-            mean = rows.sum(axis=1) / count
-            rows -= mean[:, None]
-            var = np.einsum("ij,ij->i", rows, rows) / count
-            invstd = 1.0 / np.sqrt(var + eps)
-            rows *= invstd[:, None]
-            if running is not None and R and count:
-                running_mean, running_var, momentum = running
-                unbiased = var.reshape(R, G) * (count / (count - 1))
-                running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
-                                     + momentum * mean.reshape(R, G).mean(axis=0))
-                running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
-                                    + momentum * unbiased.mean(axis=0))
-            if ctx.requires_grad:
-                ctx.invstd = invstd.reshape(R, G, 1, 1)
-                # the normalised values, kept apart from the affine output computed in place
-                affine = weight is not None or bias is not None
-                xhat = xd.astype(x.dtype, copy=affine or x.dtype != np.float64)
-                ctx.save_for_backward(xhat, weight)
-            if weight is not None:
-                xd *= weight.astype(np.float64)[None, :, :, None]
-            if bias is not None:
-                xd += bias.astype(np.float64)[None, :, :, None]
-        return xd.astype(x.dtype, copy=False)
+    def forward(ctx, x, weight, bias, *, view, eps, running=None):
+        R, G, K, P = view
+        count = K * P
+        x3 = np.ascontiguousarray(x).reshape(R * G, K, P)
+        y = np.empty_like(x3)
+        keep = ctx.requires_grad
+        xhat = np.empty_like(x3) if keep else _unused(x.dtype, 3)
+        mean, var, invstd = (np.empty(R * G) for _ in range(3))
+        w = _unused(x.dtype, 2) if weight is None else np.ascontiguousarray(weight).reshape(G, K)
+        b = _unused(x.dtype, 2) if bias is None else np.ascontiguousarray(bias).reshape(G, K)
+        slice_norm.forward(x3, y, xhat, w, b, G, eps, mean, var, invstd, keep,
+                           weight is not None, bias is not None, _threads(R * G, x3.size))
+        if running is not None and R and count:
+            running_mean, running_var, momentum = running
+            unbiased = var.reshape(R, G) * (count / (count - 1))  # instance_norm: count > 1
+            running_mean[...] = ((1.0 - momentum) * running_mean.astype(np.float64)
+                                 + momentum * mean.reshape(R, G).mean(axis=0))
+            running_var[...] = ((1.0 - momentum) * running_var.astype(np.float64)
+                                + momentum * unbiased.mean(axis=0))
+        if keep:
+            ctx.invstd, ctx.groups = invstd, G
+            ctx.shapes = (x.shape, None if weight is None else weight.shape,
+                          None if bias is None else bias.shape)
+            ctx.save_for_backward(xhat, w if weight is not None else None)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
         xhat, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = grad_w = grad_b = None
-        R, G, K, P = xhat.shape
-        count = K * P
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            g = np.array(grad, dtype=np.float64, order="C")  # a copy: scaled in place below
-            if need_w:
-                grad_w = (g * xhat).sum(axis=(0, 3)).astype(xhat.dtype)
-            if need_b:
-                grad_b = g.sum(axis=(0, 3)).astype(xhat.dtype)
-            if need_x:
-                if weight is not None:
-                    g *= weight.astype(np.float64)[None, :, :, None]
-                rows, xhat_rows = g.reshape(R * G, count), xhat.reshape(R * G, count)
-                # The slice's mean and variance depend on each of its values: two subtracted terms.
-                mean_g = rows.sum(axis=1) / count
-                mean_g_xhat = np.einsum("ij,ij->i", rows, xhat_rows, dtype=np.float64) / count
-                rows -= mean_g[:, None]
-                rows -= xhat_rows * mean_g_xhat[:, None]
-                g *= ctx.invstd
-                grad_x = g.astype(xhat.dtype, copy=False)
-        return grad_x, grad_w, grad_b
+        S, K, P = xhat.shape
+        G = ctx.groups
+        grad3 = np.ascontiguousarray(grad, dtype=xhat.dtype).reshape(S, K, P)
+        grad_x = np.empty_like(xhat) if need_x else _unused(xhat.dtype, 3)
+        sum_g, sum_g_xhat = np.zeros((S, K)), np.zeros((S, K))
+        w = _unused(xhat.dtype, 2) if weight is None else weight
+        slice_norm.backward(grad3, xhat, w, G, ctx.invstd, grad_x, sum_g, sum_g_xhat,
+                            weight is not None, need_x, _threads(S, xhat.size))
+        R = S // G if G else 0
+        # over the samples in a fixed order: the same bits for any thread count
+        x_shape, w_shape, b_shape = ctx.shapes
+        grad_w = grad_b = None
+        if need_w:
+            grad_w = sum_g_xhat.reshape(R, G, K).sum(axis=0).astype(xhat.dtype).reshape(w_shape)
+        if need_b:
+            grad_b = sum_g.reshape(R, G, K).sum(axis=0).astype(xhat.dtype).reshape(b_shape)
+        return (grad_x.reshape(x_shape) if need_x else None), grad_w, grad_b
+
+
+def _unused(dtype, ndim):
+    """A placeholder for an array the kernel is told not to touch."""
+    return np.zeros((1,) * ndim, dtype)
 
 
 def _float_input(op, input, min_ndim, form):
@@ -142,11 +150,7 @@ def normalized_shape_argument(normalized_shape, where):
 
 
 def _apply(x, view, weight, bias, eps, running=None):
-    G, K = view[1], view[2]
-    weight = None if weight is None else reshape(weight, (G, K))
-    bias = None if bias is None else reshape(bias, (G, K))
-    out = SliceNormFn.apply(reshape(x, view), weight, bias, eps=eps, running=running)
-    return reshape(out, x.shape)
+    return SliceNormFn.apply(x, weight, bias, view=view, eps=eps, running=running)
 
 
 def layer_norm(input: TensorLike, normalized_shape: Union[int, Sequence[int]],
