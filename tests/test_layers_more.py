@@ -594,3 +594,16 @@ def test_onnx_export_refuses_the_per_sample_norms_by_name(layer, shape):
     model = nn.Sequential(layer())
     with pytest.raises(mo.UnsupportedOpError, match=type(model[0]).__name__):
         mo.build(model, mp.zeros(2, *shape))
+
+
+def test_summary_counts_the_new_layers():
+    """Parameters as torch counts them; Conv1d's multiply-adds are output x (C/groups x k);
+    an Embedding model is summarised on integer zeros (dtype="int64")."""
+    net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.LayerNorm(12), nn.Linear(12, 2))
+    s = mp.summary(net, (2, 3), dtype="int64", verbose=0)
+    assert s.total_params == 40 + 24 + 26 and s.total_mult_adds == 2 * 2 * 12
+    conv = nn.Sequential(nn.Conv1d(2, 4, 3), nn.GroupNorm(2, 4), nn.InstanceNorm1d(4, affine=True))
+    s = mp.summary(conv, (1, 2, 8), verbose=0)
+    twin = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.GroupNorm(2, 4), torch.nn.InstanceNorm1d(4, affine=True))
+    assert s.total_params == sum(p.numel() for p in twin.parameters())
+    assert s.total_mult_adds == 4 * 6 * (2 * 3)
