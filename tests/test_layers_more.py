@@ -607,3 +607,40 @@ def test_summary_counts_the_new_layers():
     twin = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.GroupNorm(2, 4), torch.nn.InstanceNorm1d(4, affine=True))
     assert s.total_params == sum(p.numel() for p in twin.parameters())
     assert s.total_mult_adds == 4 * 6 * (2 * 3)
+
+
+def test_a_users_tiny_net_trains_step_for_step_as_torch():
+    """Embedding -> Conv1d -> GroupNorm -> InstanceNorm1d -> LayerNorm -> Linear, five SGD steps
+    with a KL-divergence loss: the loss and every parameter follow PyTorch's (float64)."""
+    def build(m):
+        body = m.Sequential(m.Conv1d(4, 6, 3, padding="same"), m.GroupNorm(3, 6), m.ReLU(),
+                            m.InstanceNorm1d(6, affine=True, track_running_stats=True), m.Flatten(),
+                            m.LayerNorm(6 * 7), m.Linear(6 * 7, 5))
+        return m.Embedding(9, 4, padding_idx=0), body
+
+    theirs = [mod.double() for mod in build(torch.nn)]
+    ours = [mod.double() for mod in build(nn)]
+    for a, t in zip(ours, theirs):
+        a.load_state_dict({k: v.numpy().copy() for k, v in t.state_dict().items()})
+    opt = mp.optim.SGD([p for mod in ours for p in mod.parameters()], lr=0.1, momentum=0.9)
+    t_opt = torch.optim.SGD([p for mod in theirs for p in mod.parameters()], lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(20)
+    for step in range(5):
+        tokens = rng.integers(0, 9, (8, 7))
+        target = rng.dirichlet(np.ones(5), size=8)
+
+        def forward(emb, body, tensor):
+            return body(emb(tensor(tokens)).permute(0, 2, 1))  # (N, L, C) -> (N, C, L)
+
+        out = forward(*ours, mp.tensor)
+        t_out = forward(*theirs, torch.tensor)
+        loss = F.kl_div(F.log_softmax(out, 1), mp.tensor(target), reduction="batchmean")
+        t_loss = TF.kl_div(TF.log_softmax(t_out, 1), torch.tensor(target), reduction="batchmean")
+        assert loss.item() == pytest.approx(t_loss.item(), rel=1e-10)
+        opt.zero_grad(), t_opt.zero_grad()
+        loss.backward(), t_loss.backward()
+        opt.step(), t_opt.step()
+        for a, t in zip(ours, theirs):
+            for key, value in t.state_dict().items():
+                np.testing.assert_allclose(np.asarray(a.state_dict()[key]), value.numpy(), rtol=1e-9, atol=1e-11,
+                                           err_msg=f"step {step}: {key}")
