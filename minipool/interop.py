@@ -54,7 +54,18 @@ _LAYERS = {
     "ConvTranspose2d": ("ConvTranspose2d", ("in_channels", "out_channels", "kernel_size", "stride",
                                             "padding", "output_padding", "groups", "bias",
                                             "dilation", "padding_mode")),
+    "Conv1d": ("Conv1d", ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                          "dilation", "groups", "bias", "padding_mode")),
     "Linear": ("Linear", ("in_features", "out_features", "bias")),
+    "Embedding": ("Embedding", ("num_embeddings", "embedding_dim", "padding_idx", "max_norm",
+                                "norm_type", "scale_grad_by_freq", "sparse")),
+    "LayerNorm": ("LayerNorm", ("normalized_shape", "eps", "elementwise_affine", "bias")),
+    "GroupNorm": ("GroupNorm", ("num_groups", "num_channels", "eps", "affine", "bias")),
+    "InstanceNorm1d": ("InstanceNorm1d", ("num_features", "eps", "momentum", "affine",
+                                          "track_running_stats", "bias")),
+    "InstanceNorm2d": ("InstanceNorm2d", ("num_features", "eps", "momentum", "affine",
+                                          "track_running_stats", "bias")),
+    "Softmax2d": ("Softmax2d", ()),
     "BatchNorm1d": ("BatchNorm1d", ("num_features", "eps", "momentum", "affine",
                                     "track_running_stats")),
     "BatchNorm2d": ("BatchNorm2d", ("num_features", "eps", "momentum", "affine",
@@ -89,7 +100,8 @@ _LAYERS = {
     "PixelUnshuffle": ("PixelUnshuffle", ("downscale_factor",)),
 }
 # layers whose constructor takes the parameters' dtype
-_TYPED = {"Conv2d", "ConvTranspose2d", "Linear", "BatchNorm1d", "BatchNorm2d"}
+_TYPED = {"Conv1d", "Conv2d", "ConvTranspose2d", "Linear", "BatchNorm1d", "BatchNorm2d", "Embedding",
+          "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d"}
 # model classes with their own forward: minipool class -> (build torch twin, read torch twin)
 _TWINS = {}
 

@@ -1,9 +1,10 @@
 """Layers: thin Modules holding parameters and calling ``minipool.nn.functional``."""
 from minipool.nn import functional  # noqa: F401
 from minipool.nn.module import Module, Parameter, Sequential  # noqa: F401
-from minipool.nn.activation import Flatten, Identity, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh  # noqa: F401
+from minipool.nn.activation import (Flatten, Identity, LogSoftmax, ReLU, Sigmoid, Softmax,  # noqa: F401
+                                   Softmax2d, Tanh)
 from minipool.nn import init  # noqa: F401
-from minipool.nn.conv import Conv2d, ConvTranspose2d  # noqa: F401
+from minipool.nn.conv import Conv1d, Conv2d, ConvTranspose2d  # noqa: F401
 from minipool.nn.linear import Dropout, Linear  # noqa: F401
 from minipool.nn.loss import CrossEntropyLoss, MSELoss, NLLLoss  # noqa: F401
 from minipool.nn.upsampling import (PixelShuffle, PixelUnshuffle, UpSampling2D, Upsample,  # noqa: F401
@@ -14,6 +15,9 @@ from minipool.nn.keras import (Activation, BatchNormalization, Conv2D, Conv2DTra
                               Convolution2D, Convolution2DTranspose, Dense, ZeroPadding2D)
 from minipool.nn.activation import (ELU, GELU, Dropout2d, Hardtanh, LeakyReLU, ReLU6,  # noqa: F401
                                    SiLU, Softplus)
-from minipool.nn.loss import BCELoss, BCEWithLogitsLoss, HuberLoss, L1Loss, SmoothL1Loss  # noqa: F401
+from minipool.nn.loss import (BCELoss, BCEWithLogitsLoss, HuberLoss, KLDivLoss, L1Loss,  # noqa: F401
+                             SmoothL1Loss)
 from minipool.nn.container import ModuleDict, ModuleList  # noqa: F401
 from minipool.nn import utils  # noqa: F401
+from minipool.nn.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm  # noqa: F401
+from minipool.nn.embedding import Embedding  # noqa: F401

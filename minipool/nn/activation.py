@@ -10,7 +10,7 @@ from minipool.nn.module import Module
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten", "Identity",
+__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
 
 
@@ -109,6 +109,17 @@ class Softmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of each pixel: ``F.softmax(x, dim=-3)`` of a (N, C, H, W)
+    or (C, H, W) input, as ``torch.nn.Softmax2d``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if getattr(x, "ndim", None) not in (3, 4):
+            raise ValueError(f"Softmax2d: input must be (N, C, H, W) or (C, H, W), "
+                             f"got shape {getattr(x, 'shape', None)}")
+        return F.softmax(x, -3)
 
 
 class LogSoftmax(Softmax):

@@ -1,5 +1,5 @@
-"""2-d convolution layers: Conv2d and ConvTranspose2d, thin holders over F.conv2d and
-F.conv_transpose2d that make and initialise the weight."""
+"""Convolution layers: Conv1d, Conv2d and ConvTranspose2d, thin holders over F.conv1d,
+F.conv2d and F.conv_transpose2d that make and initialise the weight."""
 from typing import Optional, Union
 
 import numpy as np
@@ -8,12 +8,12 @@ import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool._validate import check_parameter_shape, parse_data_format, positive_int
-from minipool.ops.conv import padding_argument, pair
+from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, positive_int
+from minipool.ops.conv import MAX_GEOMETRY, conv1d_padding_argument, padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for, transposed_padding
 from minipool.tensor import Tensor
 
-__all__ = ["Conv2d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
 
 class _ConvNd(Module):
@@ -149,3 +149,71 @@ class ConvTranspose2d(_ConvNd):
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   output_padding, self.groups, self.dilation,
                                   data_format=self.data_format)
+
+
+class Conv1d(Module):
+    """1-d convolution with a learnable (out_channels, in_channels // groups, kernel_size)
+    weight and optional bias, as ``torch.nn.Conv1d`` (``padding_mode='zeros'`` only);
+    ``F.conv1d`` runs it on the conv2d kernel.  Arguments are kept as 1-tuples, as PyTorch's.
+
+    >>> import numpy as np, minipool as mp
+    >>> conv = mp.nn.Conv1d(4, 8, 3, padding="same", generator=np.random.default_rng(0))
+    >>> conv
+    Conv1d(4, 8, kernel_size=(3,), stride=(1,), padding=same)
+    >>> conv(mp.zeros(2, 4, 10)).shape
+    (2, 8, 10)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
+                 dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Optional[str] = None,
+                 dtype: Optional[DTypeLike] = None, *, generator: GeneratorLike = None) -> None:
+        super().__init__()
+        where = "Conv1d"
+        self.in_channels = positive_int(in_channels, "in_channels", where)
+        self.out_channels = positive_int(out_channels, "out_channels", where)
+        self.groups = positive_int(groups, "groups", where)
+        if self.in_channels % self.groups:
+            raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
+        if self.out_channels % self.groups:
+            raise ValueError(f"{where}: out_channels={out_channels} must be divisible by groups={groups}")
+        self.kernel_size = int_tuple(kernel_size, 1, "kernel_size", where, 1, MAX_GEOMETRY)
+        self.stride = int_tuple(stride, 1, "stride", where, 1, MAX_GEOMETRY)
+        self.dilation = int_tuple(dilation, 1, "dilation", where, 1, MAX_GEOMETRY)
+        padding = conv1d_padding_argument(padding, self.stride[0], where)
+        self.padding = padding if isinstance(padding, str) else (padding,)
+        if padding_mode != "zeros":
+            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
+                             f"implements), got {padding_mode!r}")
+        if device not in (None, "cpu"):
+            raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU "
+                             f"only), got {device!r}")
+        self.padding_mode = padding_mode
+        shape = check_parameter_shape(
+            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
+            "in_channels, out_channels and kernel_size", where)
+        dtype = np.float32 if dtype is None else dtype
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None):
+        init.default_layer_init_(self.weight, self.bias, generator)
+
+    def forward(self, input: Tensor) -> Tensor:
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return F.conv1d(input, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
+                        self.groups)
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

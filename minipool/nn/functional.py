@@ -9,7 +9,7 @@ from minipool.ops.linalg import matmul  # noqa: F401
 from minipool.ops.reduce import log_softmax, logsumexp, max, mean, min, softmax, sum  # noqa: F401
 from minipool.ops.shape import (broadcast_to, cat, flatten, permute, reshape, squeeze,  # noqa: F401
                                 stack, transpose, unsqueeze)
-from minipool.ops.conv import conv2d  # noqa: F401
+from minipool.ops.conv import conv1d, conv2d  # noqa: F401
 from minipool.ops.conv_transpose import conv_transpose2d  # noqa: F401
 from minipool.ops.nn_ops import dropout, linear  # noqa: F401
 from minipool.ops.loss import cross_entropy, mse_loss, nll_loss  # noqa: F401
@@ -21,7 +21,10 @@ from minipool.ops.activations import (dropout2d, elu, gelu, hardtanh, leaky_relu
                                       silu, softplus)
 from minipool.ops.padding import one_hot, pad  # noqa: F401
 from minipool.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_logits,  # noqa: F401
-                               huber_loss, l1_loss, smooth_l1_loss)
+                               huber_loss, kl_div, l1_loss, smooth_l1_loss)
+from minipool.ops.normalization import (cosine_similarity, group_norm, instance_norm,  # noqa: F401
+                                        layer_norm, normalize)
+from minipool.ops.embedding import embedding  # noqa: F401
 
 clamp = clip
 concatenate = cat

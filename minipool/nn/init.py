@@ -13,6 +13,7 @@ values; without one the shared default from ``minipool._random`` is used
 True
 """
 import math
+import statistics
 
 import numpy as np
 
@@ -22,7 +23,8 @@ from minipool.tensor import FLOAT_DTYPES, Tensor
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
-           "fan_in_and_fan_out", "default_layer_init_", "manual_seed"]
+           "fan_in_and_fan_out", "default_layer_init_", "manual_seed", "trunc_normal_",
+           "orthogonal_"]
 
 
 def _target(tensor, where):
@@ -155,3 +157,57 @@ def default_layer_init_(weight, bias=None, generator=None):
         fan_in, _ = fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         uniform_(bias, -bound, bound, generator)
+
+
+def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+    """Fill with samples from N(mean, std**2) truncated to [a, b] (absolute bounds, as
+    PyTorch's).  Drawn by redrawing the samples that fall outside while the interval
+    holds a fair share of the mass, else by the inverse normal CDF of a uniform sample
+    over the interval's probability range; both give exactly the truncated law."""
+    _target(tensor, "trunc_normal_")
+    for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"init.trunc_normal_: {name} must be a number, got {value!r}")
+    if not std > 0:
+        raise ValueError(f"init.trunc_normal_: std must be > 0, got {std}")
+    if not a < b:
+        raise ValueError(f"init.trunc_normal_: needs a < b, got a={a}, b={b}")
+    rng = _random.resolve(generator, "init.trunc_normal_")
+    unit = statistics.NormalDist()
+    low, high = unit.cdf((a - mean) / std), unit.cdf((b - mean) / std)
+    n = int(np.prod(tensor.shape))
+    if high - low >= 0.25:  # on average fewer than 4 draws per sample
+        values = np.empty(0)
+        while values.size < n:
+            draws = rng.normal(mean, std, 2 * (n - values.size) + 16)
+            values = np.concatenate([values, draws[(draws >= a) & (draws <= b)]])
+        values = values[:n]
+    else:  # a far tail: sample the CDF range (one Python call per value; rare and small)
+        u = rng.uniform(low, high, n)
+        values = np.array([mean + std * unit.inv_cdf(min(max(p, 1e-300), 1 - 1e-16)) for p in u])
+        values = np.clip(values, a, b)
+    return _fill(tensor, values.reshape(tensor.shape))
+
+
+def orthogonal_(tensor, gain=1.0, generator=None):
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2013), as PyTorch's:
+    the tensor is seen as (shape[0], rest); its rows (or columns, whichever are fewer)
+    are orthonormal.  Q of the QR decomposition of a Gaussian matrix, with the signs of
+    R's diagonal folded in so the law is uniform (Haar)."""
+    _target(tensor, "orthogonal_")
+    if tensor.ndim < 2:
+        raise ValueError(f"init.orthogonal_: tensor must have at least 2 dimensions, "
+                         f"got shape {tensor.shape}")
+    if tensor.data.size == 0:
+        return tensor
+    rows = tensor.shape[0]
+    cols = tensor.data.size // rows
+    rng = _random.resolve(generator, "init.orthogonal_")
+    flat = rng.normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (gain * q).reshape(tensor.shape))

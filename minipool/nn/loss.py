@@ -9,7 +9,7 @@ from minipool.nn.module import Module
 from minipool.tensor import Tensor
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "L1Loss",
-           "SmoothL1Loss", "HuberLoss"]
+           "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
 
 
 # The loss layers hold their arguments; the functional losses check them at every call
@@ -140,3 +140,24 @@ class HuberLoss(_ReducedLoss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(Module):
+    """``F.kl_div(input, target, reduction=..., log_target=...)`` as a layer (input:
+    log-probabilities; ``reduction="batchmean"`` gives the KL divergence per sample).
+
+    >>> import numpy as np, minipool as mp
+    >>> loss_fn = mp.nn.KLDivLoss(reduction="batchmean")
+    >>> loss_fn(mp.tensor(np.log([[0.5, 0.5]])), mp.tensor([[0.5, 0.5]])).item()
+    0.0
+    """
+
+    def __init__(self, *, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        if reduction not in ("mean", "batchmean", "sum", "none"):
+            raise ValueError(f"KLDivLoss: reduction must be one of ('mean', 'batchmean', 'sum', "
+                             f"'none'), got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -321,6 +321,13 @@ class Module:
         self._cast_floats(np.dtype(np.float32))
         return self
 
+    def half(self):
+        """Refused: minipool's ops compute in float32 or float64 only (its kernels and
+        most ops reject float16 input), so a float16 model could not run."""
+        raise TypeError("Module.half: float16 is not supported: minipool's ops and kernels "
+                        "compute in float32 or float64 only (conv2d, pooling and the norms refuse "
+                        "float16 input); keep the model in float32 (.float()) or use .double()")
+
     def cpu(self):
         return self
 
@@ -433,6 +440,43 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+    def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end (named by its position); returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: module must be a Module, got {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
+    def extend(self, modules) -> "Sequential":
+        """Append every module of an iterable (another Sequential too); returns self."""
+        try:
+            modules = list(modules)
+        except TypeError:
+            raise TypeError(f"Sequential.extend: expected an iterable of Modules, "
+                            f"got {type(modules).__name__}") from None
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential.extend: entry {i} is a {type(m).__name__}, not a Module")
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> "Sequential":
+        """Insert ``module`` before position ``index`` (-len <= index <= len); the modules
+        are renamed "0", "1", ... in their new order, as PyTorch does; returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.insert: module must be a Module, got {type(module).__name__}")
+        n = len(self)
+        if isinstance(index, bool) or not isinstance(index, int) or not -n <= index <= n:
+            raise IndexError(f"Sequential.insert: index must be an int in [{-n}, {n}], got {index!r}")
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+        return self
 
     def forward(self, x: Tensor) -> Any:
         for m in self._modules.values():

@@ -1,6 +1,6 @@
-"""Gradient clipping: ``clip_grad_norm_`` and ``clip_grad_value_``, as ``torch.nn.utils``.
-
-Both work in place on ``p.grad`` of every parameter that has one and skip the others.
+"""``torch.nn.utils``' helpers: gradient clipping (``clip_grad_norm_``, ``clip_grad_value_``,
+in place on ``p.grad`` of every parameter that has one, skipping the others) and
+``parameters_to_vector`` / ``vector_to_parameters``.
 """
 import math
 import numbers
@@ -9,7 +9,7 @@ import numpy as np
 
 from minipool.tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
 
 
 def _grads(parameters, where):
@@ -105,3 +105,63 @@ def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
     clip_value = _number(clip_value, "clip_value", where)
     for g in grads:
         np.clip(g, -clip_value, clip_value, out=g)
+
+
+def _parameter_list(parameters, where):
+    if isinstance(parameters, Tensor):
+        raise TypeError(f"{where}: parameters must be an iterable of Tensors (e.g. "
+                        "model.parameters()), got a single Tensor")
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(f"{where}: parameters must be an iterable of Tensors, "
+                        f"got {type(parameters).__name__}") from None
+    for i, p in enumerate(parameters):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{where}: parameters[{i}] is a {type(p).__name__}, not a Tensor")
+    return parameters
+
+
+def parameters_to_vector(parameters) -> Tensor:
+    """Every parameter flattened and concatenated into one 1-d Tensor (differentiable:
+    a gradient of the vector reaches the parameters).
+
+    >>> import minipool as mp
+    >>> net = mp.nn.Linear(3, 2)
+    >>> mp.nn.utils.parameters_to_vector(net.parameters()).shape
+    (8,)
+    """
+    from minipool.ops.shape import cat, reshape
+    parameters = _parameter_list(parameters, "parameters_to_vector")
+    if not parameters:
+        raise ValueError("parameters_to_vector: parameters is empty (nothing to concatenate)")
+    dtypes = {p.dtype for p in parameters}
+    if len(dtypes) > 1:
+        raise TypeError(f"parameters_to_vector: the parameters mix dtypes {sorted(map(str, dtypes))}")
+    return cat([reshape(p, (-1,)) for p in parameters])
+
+
+def vector_to_parameters(vec, parameters) -> None:
+    """Copy consecutive slices of the 1-d ``vec`` into the parameters' values (in place,
+    outside autograd: each parameter stays the same object, so optimisers keep it).
+
+    >>> import minipool as mp
+    >>> net = mp.nn.Linear(1, 1)
+    >>> mp.nn.utils.vector_to_parameters(mp.tensor([2.0, 3.0]), net.parameters())
+    >>> net.weight.item(), net.bias.item()
+    (2.0, 3.0)
+    """
+    where = "vector_to_parameters"
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"{where}: vec must be a Tensor, got {type(vec).__name__}")
+    if vec.ndim != 1:
+        raise ValueError(f"{where}: vec must be 1-d, got shape {vec.shape}")
+    parameters = _parameter_list(parameters, where)
+    total = sum(p.data.size for p in parameters)
+    if vec.shape[0] != total:
+        raise ValueError(f"{where}: vec has {vec.shape[0]} values but the parameters hold {total}")
+    offset = 0
+    for p in parameters:
+        n = p.data.size
+        p.data[...] = vec.data[offset:offset + n].reshape(p.shape)
+        offset += n

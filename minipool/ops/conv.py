@@ -25,13 +25,14 @@ from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
 from minipool._typing import IntOrTuple, TensorLike
-from minipool._validate import conv_bias, conv_operands, int_pair, parse_data_format
+from minipool._validate import (conv_bias, conv_operands, int_pair, int_tuple, parse_data_format,
+                                single_int)
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
-from minipool.tensor import Function, Tensor
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
-__all__ = ["conv2d", "conv_output_size", "pair", "gemm_backend"]
+__all__ = ["conv1d", "conv2d", "conv_output_size", "pair", "gemm_backend"]
 
 
 MAX_GEOMETRY = 2 ** 31 - 1  # kernel sizes, strides, paddings and dilations (as PyTorch's int32 limit)
@@ -299,3 +300,68 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     x = reshape(input, (1,) + input.shape) if unbatched else input
     out = (Conv2dChannelsLastFn if channels_last else Conv2dFn).apply(x, weight, bias, geometry)
     return reshape(out, out.shape[1:]) if unbatched else out
+
+
+def conv1d_padding_argument(padding, stride, op="conv1d"):
+    """``padding`` of a 1-d convolution checked: "same" (stride 1 only), "valid" or one int
+    (or a 1-tuple).  Shared by ``conv1d`` and the ``Conv1d`` layer."""
+    if isinstance(padding, str):
+        return padding_argument(padding, (1, stride), op)
+    return int_tuple(padding, 1, "padding", op, 0, MAX_GEOMETRY)[0]
+
+
+def conv1d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None,
+           stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1,
+           groups: int = 1) -> Tensor:
+    """1-d convolution over an (N, C, L) or (C, L) input, as ``torch.nn.functional.conv1d``.
+
+    ``weight`` is (out_channels, in_channels // groups, k), ``bias`` (out_channels,)
+    or None; ``stride``, ``padding`` and ``dilation`` are ints (or 1-tuples),
+    ``padding`` may be ``"same"`` (stride 1) or ``"valid"``.  It runs as ``conv2d``
+    over a height-1 image with a height-1 kernel (same kernel, same gradients).
+
+    >>> import numpy as np, minipool as mp, minipool.nn.functional as F
+    >>> x = mp.tensor(np.arange(5.0).reshape(1, 1, 5))
+    >>> F.conv1d(x, mp.tensor(np.ones((1, 1, 2))), padding=1).numpy()
+    array([[[0., 1., 3., 5., 7., 4.]]])
+    """
+    op = "conv1d"
+    input, weight = as_tensor(input), as_tensor(weight)
+    if input.ndim not in (2, 3):
+        raise ValueError(f"{op}: input must be (N, C, L) or (C, L), got shape {input.shape}")
+    if weight.ndim != 3:
+        raise ValueError(f"{op}: weight must be (out_channels, in_channels/groups, k), "
+                         f"got shape {weight.shape}")
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
+    groups = single_int(groups, "groups", op)
+    stride = int_tuple(stride, 1, "stride", op, 1, MAX_GEOMETRY)[0]
+    dilation = int_tuple(dilation, 1, "dilation", op, 1, MAX_GEOMETRY)[0]
+    padding = conv1d_padding_argument(padding, stride, op)
+    C, L = input.shape[-2:]
+    O, C_group, k = weight.shape
+    if O == 0 or k == 0:
+        raise ValueError(f"{op}: weight shape {weight.shape} has an empty dimension")
+    if O % groups:
+        raise ValueError(f"{op}: out_channels {O} (weight.shape[0]) must be divisible by "
+                         f"groups={groups}")
+    if C != C_group * groups:
+        raise ValueError(f"{op}: input has {C} channels but weight expects "
+                         f"{C_group} x groups={groups} = {C_group * groups}")
+    if L == 0:
+        raise ValueError(f"{op}: input length must be >= 1, got shape {input.shape}")
+    pads = 0 if padding == "valid" else padding
+    if not isinstance(pads, str) and conv_output_size(L, k, stride, pads, pads, dilation) < 1:
+        raise ValueError(f"{op}: input of length {L} padded by {pads} on each side is shorter "
+                         f"than the dilated kernel ({dilation * (k - 1) + 1})")
+    if bias is not None:
+        bias = as_tensor(bias)
+        if bias.shape != (O,):
+            raise ValueError(f"{op}: bias must have shape ({O},), got {bias.shape}")
+    padding2 = padding if isinstance(padding, str) else (0, padding)
+    x4 = reshape(input, input.shape[:-1] + (1, L))  # a height-1 image
+    out = conv2d(x4, reshape(weight, (O, C_group, 1, k)), bias, (1, stride), padding2,
+                 (1, dilation), groups)
+    return reshape(out, out.shape[:-2] + out.shape[-1:])

@@ -19,11 +19,13 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import TensorLike
-from minipool.ops.elementwise import as_tensor
+from minipool.ops.elementwise import as_tensor, div
+from minipool.ops.reduce import mean, sum as reduce_sum
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "huber_loss"]
+           "binary_cross_entropy_with_logits", "l1_loss", "smooth_l1_loss", "huber_loss",
+           "kl_div"]
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -599,3 +601,80 @@ def huber_loss(input: TensorLike, target: TensorLike, reduction: str = "mean",
         return loss, dx, (None if dx is None else -dx)
 
     return ElementwiseLossFn.apply(input, target, kernel, reduction)
+
+
+# -- Kullback-Leibler divergence -------------------------------------------------------
+class KLDivFn(Function):
+    """Pointwise ``target * (log(target) - input)`` (0 where target is 0, as ``xlogy``), or
+    with ``log_target`` ``exp(target) * (target - input)``; ``input`` is log-probabilities."""
+
+    @staticmethod
+    def forward(ctx, x, t, *, log_target):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if log_target:
+                p = np.exp(t)
+                loss = p * (t - x)
+            else:
+                p = t
+                loss = np.where(t == 0, 0, t * np.log(np.where(t == 0, 1, t))) - t * x
+        if ctx.requires_grad:
+            ctx.log_target = log_target
+            ctx.save_for_backward(x, t, p)
+        return loss.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t, p = ctx.saved_tensors
+        grad_x = -grad * p if ctx.needs_input_grad[0] else None
+        grad_t = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                if ctx.log_target:  # d/dt exp(t) (t - x) = exp(t) (t - x + 1)
+                    grad_t = grad * p * (t - x + 1)
+                else:  # d/dt (t log t - t x) = log t + 1 - x; NaN at t = 0, as PyTorch's xlogy
+                    grad_t = grad * np.where(t == 0, np.nan, np.log(t) + 1 - x)
+        return grad_x, grad_t
+
+
+def kl_div(input: TensorLike, target: TensorLike, *, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence of ``input`` (log-probabilities) from ``target``
+    (probabilities, or log-probabilities with ``log_target=True``), as
+    ``torch.nn.functional.kl_div``.
+
+    ``reduction``: "mean" (over every element, PyTorch's default, which is not the
+    mathematical KL divergence), "batchmean" (the sum divided by the batch size
+    ``input.shape[0]``: the KL divergence per sample), "sum" or "none".
+
+    >>> import numpy as np, minipool as mp, minipool.nn.functional as F
+    >>> logq = mp.tensor(np.log([[0.5, 0.5]]))
+    >>> round(F.kl_div(logq, mp.tensor([[0.25, 0.75]]), reduction="batchmean").item(), 4)
+    0.1308
+    """
+    op = "kl_div"
+    if reduction not in REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS + ('batchmean',)}, "
+                         f"got {reduction!r}")
+    if not isinstance(log_target, (bool, np.bool_)):
+        raise TypeError(f"{op}: log_target must be a bool, got {log_target!r}")
+    input = as_tensor(input)
+    if input.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
+    if not isinstance(target, Tensor):
+        target = Tensor(np.asarray(target, dtype=input.dtype))
+    elif target.dtype != input.dtype:
+        if target.requires_grad or target.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: target dtype {target.dtype} differs from input dtype {input.dtype}")
+        target = Tensor(target.data.astype(input.dtype))
+    if target.shape != input.shape:
+        raise ValueError(f"{op}: target shape {target.shape} differs from input shape {input.shape}")
+    loss = KLDivFn.apply(input, target, log_target=bool(log_target))
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return mean(loss)
+    total = reduce_sum(loss)
+    if reduction == "batchmean" and input.ndim:
+        with np.errstate(invalid="ignore"):  # an empty batch: 0 / 0 = nan, as PyTorch
+            return div(total, Tensor(np.asarray(input.shape[0], input.dtype)))
+    return total
