@@ -52,8 +52,8 @@ class Case:
 
 
 @st.composite
-def cases(draw, mode):
-    rank = draw(st.sampled_from(RANKS[mode]))
+def cases(draw, mode, ranks=None):
+    rank = draw(st.sampled_from(ranks or RANKS[mode]))
     n = rank - 2
     side = MAX_SIDE[n]
     in_sizes = tuple(draw(st.integers(1, side)) for _ in range(n))
@@ -391,8 +391,9 @@ def test_nearest_replication_fast_path_is_bit_identical_to_general_gather(factor
 @FAST
 @given(data=st.data())
 def test_channels_last_is_bit_identical_to_channels_first(mode, data):
-    case = data.draw(cases(mode))
-    assume(len(case.shape) == 4)
+    # drawn 4-d (assume() dropped 2 of 3 nearest cases: hypothesis' filter health check
+    # failed with --hypothesis-seed=41328974035706890955164865902639785704)
+    case = data.draw(cases(mode, ranks=(4,)))
     x = make_input(case)
     g = np.random.default_rng(case.seed + 3).standard_normal(
         F.interpolate(x, mode=mode, **case.kwargs).shape).astype(case.dtype)
