@@ -16,6 +16,7 @@ are left as a list.
 """
 import bisect
 import collections.abc
+import math
 import numbers
 
 import numpy as np
@@ -118,10 +119,11 @@ def random_split(dataset, lengths, generator=None):
     """
     n = len(dataset)
     lengths = list(lengths)
-    if lengths and all(isinstance(x, float) for x in lengths) and abs(sum(lengths) - 1) < 1e-9:
+    total = sum(lengths)
+    if math.isclose(total, 1) and total <= 1:  # fractions, PyTorch's rule (a sum over 1 is not)
         if any(not 0 <= x <= 1 for x in lengths):
             raise ValueError(f"random_split: fractions must be in [0, 1], got {lengths}")
-        counts = [int(np.floor(n * x)) for x in lengths]
+        counts = [math.floor(n * x) for x in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
         lengths = counts
