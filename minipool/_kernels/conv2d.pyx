@@ -1,10 +1,13 @@
-"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, one image at a time.
+"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time.
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
 one column per output pixel of the block; it stays in cache), multiplies it
 by the weight with one GEMM per group straight into the image's NCHW output,
 and adds the bias.  Nothing is reordered and no batch-sized buffer exists.
+Small planes put a few images' column blocks side by side, one GEMM for all
+(see ``plan_batch`` and the "images" section): the numbers below then count
+GEMMs where they say images.
 
 Backward, per image and block, with ``G`` the image's output gradient seen
 as (O, Ho*Wo) (NCHW already is that layout):
@@ -385,15 +388,22 @@ cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
     """(O, rows*Wo) with row stride ``ld`` -> its transpose (width, O), output row r
     starting at column r*row_stride, zeros in between: the right-hand factor of the
     weight-gradient GEMM, which OpenBLAS multiplies fastest untransposed."""
-    cdef Py_ssize_t o, r, ow
+    cdef Py_ssize_t o, o0, o1, r, ow
     cdef const floating* s
+    cdef floating* d
     for r in range(rows):
         if r + 1 < rows and row_stride > g.Wo:
             memset(dst + (r * row_stride + g.Wo) * g.O, 0, (row_stride - g.Wo) * g.O * sizeof(floating))
-        for o in range(g.O):
-            s = narrow + o * ld + r * g.Wo
+        # 8 channels at a time: each pixel gets one 32-byte run (one channel at a time
+        # wrote single floats O apart: the weight gradient of 3->32 3x3 on 32x32 without
+        # a bias took 4.3 ms instead of 2.7, batch 64, 1 thread)
+        for o0 in range(0, g.O, 8):
+            o1 = min(o0 + 8, g.O)
+            s = narrow + r * g.Wo
             for ow in range(g.Wo):
-                dst[(r * row_stride + ow) * g.O + o] = s[ow]
+                d = dst + (r * row_stride + ow) * g.O
+                for o in range(o0, o1):
+                    d[o] = s[o * ld + ow]
 
 
 # ---------------------------------------------------------------- images

@@ -2,7 +2,8 @@
 
 The work is done by ``minipool/_kernels/conv2d.pyx``: each thread takes whole
 images, lays one image's receptive fields out as a small column matrix that
-stays in cache, and multiplies it with the weight (one GEMM per group, through
+stays in cache (small planes: a few images' side by side, ``GEMM_COLUMNS``), and
+multiplies it with the weight (one GEMM per group, through
 the ``cblas_?gemm`` of NumPy's OpenBLAS, called from the kernel without the
 GIL) straight into the NCHW output.  Backward recomputes the columns per image
 for the weight gradient and sums the output gradient's rows for the bias (both
