@@ -213,8 +213,8 @@ def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_
 
     ``block_rows`` as in ``plan``, except that a block over ``block_elements`` is
     only halved while the halves keep ``gemm_columns // 2`` columns (BLAS runs
-    narrow products slowly: 128 channels on 8x8 planes are one 78-column block, not
-    two of 38), up to 4x ``block_elements``.  When one block holds a whole image,
+    narrow products slowly: 128 channels on 8x8 planes are one 64-column block, not
+    two of 32), up to 4x ``block_elements``.  When one block holds a whole image,
     ``images`` images share one GEMM, their column blocks side by side: as many as
     give at most ``gemm_columns`` columns (and 4x ``block_elements``), keeping at
     least ``min_gemms`` GEMMs per batch (work for every thread).  Only the shape
