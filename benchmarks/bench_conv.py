@@ -1,4 +1,4 @@
-"""conv2d on the LeNet-5 shapes (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM per image) against PyTorch CPU eager.
+"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM) against PyTorch CPU eager, and against this machine's sgemm roof.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
@@ -7,6 +7,11 @@ median wall time, at each thread count, and the arithmetic rate this gives
 process with ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and
 ``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels
 and PyTorch use the same count.
+
+The sweep table puts each layer's GFLOP/s next to the sgemm roof: the GFLOP/s
+of one large float32 GEMM through NumPy's OpenBLAS at the same thread count
+(conv2d is a GEMM after im2col, so no conv kernel built on it can beat that by
+much).
 
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
@@ -36,6 +41,36 @@ TRANSPOSED_AND_NHWC_SHAPES = [
     ("transposed 32->16 4x4 s2 p1 on 7x7", "conv_transpose2d", 64, 32, 7, 7, 16, 4, 2, 1, True, False),
     ("transposed 32->16 4x4 s2 p1 NHWC", "conv_transpose2d", 64, 32, 7, 7, 16, 4, 2, 1, True, True),
 ]
+# tiny-CNN layers, same row format: 1-256 channels, 3x3 padding 1 and 5x5 padding 2,
+# planes 4-64 px; the first three are the CIFAR-shaped net's convolutions
+SWEEP_SHAPES = [
+    ("3->32 3x3 p1 on 32x32", "conv2d", 64, 3, 32, 32, 32, 3, 1, 1, False, False),
+    ("32->64 3x3 p1 on 16x16", "conv2d", 64, 32, 16, 16, 64, 3, 1, 1, True, False),
+    ("64->128 3x3 p1 on 8x8", "conv2d", 64, 64, 8, 8, 128, 3, 1, 1, True, False),
+    ("1->16 3x3 p1 on 28x28", "conv2d", 64, 1, 28, 28, 16, 3, 1, 1, False, False),
+    ("8->16 3x3 p1 on 64x64", "conv2d", 64, 8, 64, 64, 16, 3, 1, 1, True, False),
+    ("16->16 3x3 p1 on 32x32", "conv2d", 64, 16, 32, 32, 16, 3, 1, 1, True, False),
+    ("32->32 3x3 p1 on 32x32", "conv2d", 64, 32, 32, 32, 32, 3, 1, 1, True, False),
+    ("128->128 3x3 p1 on 8x8", "conv2d", 64, 128, 8, 8, 128, 3, 1, 1, True, False),
+    ("128->256 3x3 p1 on 4x4", "conv2d", 64, 128, 4, 4, 256, 3, 1, 1, True, False),
+    ("256->256 3x3 p1 on 4x4", "conv2d", 64, 256, 4, 4, 256, 3, 1, 1, True, False),
+    ("3->16 5x5 p2 on 32x32", "conv2d", 64, 3, 32, 32, 16, 5, 1, 2, False, False),
+    ("16->32 5x5 p2 on 16x16", "conv2d", 64, 16, 16, 16, 32, 5, 1, 2, True, False),
+    ("32->64 5x5 p2 on 8x8", "conv2d", 64, 32, 8, 8, 64, 5, 1, 2, True, False),
+    ("64->64 5x5 p2 on 4x4", "conv2d", 64, 64, 4, 4, 64, 5, 1, 2, True, False),
+]
+ROOF_SIZE = 2048  # the roof's GEMM: (ROOF_SIZE x ROOF_SIZE) @ (ROOF_SIZE x ROOF_SIZE), float32
+
+
+def sgemm_roof(repeats, warmup):
+    """GFLOP/s of one large float32 GEMM (NumPy's matmul, OpenBLAS at this process's thread
+    count): the most a GEMM-based convolution can reach here."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((ROOF_SIZE, ROOF_SIZE), dtype=np.float32)
+    b = rng.standard_normal((ROOF_SIZE, ROOF_SIZE), dtype=np.float32)
+    c = np.empty_like(a)
+    seconds = median_time(lambda: np.matmul(a, b, out=c), max(3, repeats // 3), warmup)
+    return 2 * ROOF_SIZE ** 3 / seconds / 1e9
 
 
 def measure(threads, repeats, warmup, use_torch):
@@ -90,6 +125,11 @@ def measure(threads, repeats, warmup, use_torch):
         rows.append(row)
     for case in TRANSPOSED_AND_NHWC_SHAPES:
         rows.append(measure_case(case, threads, repeats, warmup, torch, rng))
+    for case in SWEEP_SHAPES:
+        rows.append(dict(measure_case(case, threads, repeats, warmup, torch, rng), sweep=True))
+    roof = sgemm_roof(repeats, warmup)
+    for row in rows:
+        row["roof"] = roof
     return rows
 
 
@@ -171,6 +211,40 @@ def main(argv=None):
           "computes weight and bias gradients, and the input gradient for all but conv1 (as inside "
           "LeNet-5); NHWC rows: minipool's data_format='channels_last' against torch's "
           "channels_last memory format\n")
+    print(markdown_table(*_time_table([r for r in rows if not r.get("sweep")])))
+    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)")
+    print("\nsgemm roof (NumPy matmul of two float32 "
+          f"{ROOF_SIZE}x{ROOF_SIZE} matrices): "
+          + ", ".join(f"{r['roof']:.0f} GFLOP/s at {r['threads']} thread(s)"
+                      for r in rows if r["case"] == rows[0]["case"]))
+    print("\nTiny-CNN layer sweep: stride 1, batch 64, fwd+bwd with the input gradient except "
+          "for first layers (1 or 3 input channels)\n")
+    print(markdown_table(*_sweep_table([r for r in rows if r.get("sweep")])))
+    return 0
+
+
+def _sweep_table(rows):
+    """Headers and rows of the sweep: times, speed-ups, GFLOP/s and % of the sgemm roof."""
+    headers = ["case", "threads"]
+    for step in ("fwd", "fwd+bwd"):
+        headers += [f"minipool {step}", f"torch {step}", "speed-up", "GFLOP/s", "of roof"]
+    table = []
+    for r in rows:
+        line = [r["case"], r["threads"]]
+        for key in ("fwd", "fb"):
+            rate = r[f"flop_{key}"] / r[f"mp_{key}"] / 1e9
+            torch_time, speed_up = "-", "-"
+            if f"torch_{key}" in r:
+                torch_time = format_seconds(r[f"torch_{key}"])
+                speed_up = f"{r[f'torch_{key}'] / r[f'mp_{key}']:.2f}x"
+            line += [format_seconds(r[f"mp_{key}"]), torch_time, speed_up, f"{rate:.0f}",
+                     f"{rate / r['roof']:.0%}"]
+        table.append(line)
+    return headers, table
+
+
+def _time_table(rows):
+    """Headers and rows of the LeNet-5, transposed and NHWC table."""
     table = []
     for r in rows:
         line = [r["case"], r["threads"], format_seconds(r["mp_fwd"])]
@@ -181,17 +255,15 @@ def main(argv=None):
             line += [format_seconds(r["torch_fb"]), f"{r['torch_fb'] / r['mp_fb']:.2f}x"]
         line.append(f"{r['flop_fwd'] / r['mp_fwd'] / 1e9:.0f} / {r['flop_fb'] / r['mp_fb'] / 1e9:.0f}")
         table.append(line)
+    torch = any("torch_fwd" in r for r in rows)
     headers = ["case", "threads", "minipool fwd"]
-    if torch is not None:
+    if torch:
         headers += ["torch fwd", "speed-up"]
     headers.append("minipool fwd+bwd")
-    if torch is not None:
+    if torch:
         headers += ["torch fwd+bwd", "speed-up"]
     headers.append("minipool GFLOP/s fwd / fwd+bwd")
-    print(markdown_table(headers, table))
-    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)")
-
-    return 0
+    return headers, table
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, one image at a time.
+"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time.
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
 one column per output pixel of the block; it stays in cache), multiplies it
 by the weight with one GEMM per group straight into the image's NCHW output,
 and adds the bias.  Nothing is reordered and no batch-sized buffer exists.
+Small planes put a few images' column blocks side by side, one GEMM for all
+(see ``plan_batch`` and the "images" section): the numbers below then count
+GEMMs where they say images.
 
 Backward, per image and block, with ``G`` the image's output gradient seen
 as (O, Ho*Wo) (NCHW already is that layout):
@@ -129,6 +132,7 @@ cdef struct Geometry:
     Py_ssize_t groups, O      # output channels (all groups)
     Py_ssize_t K_group, O_group
     Py_ssize_t block_rows     # output rows per column block
+    Py_ssize_t images         # images per GEMM (> 1 only when one block holds a whole image)
     bint shifted              # stride 1: columns are shifted copies of whole plane rows
     Py_ssize_t Hs, Ws         # the (padded) planes the shifted columns are cut from
     bint padded               # ... which then differ from the input planes
@@ -150,6 +154,7 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     g.K_group = (C // g.groups) * g.kh * g.kw
     g.O_group = O // g.groups
     g.block_rows = block_rows
+    g.images = 1
     # Shifted columns compute Ws/Wo times the output columns and copy the padded
     # planes (Hs x Ws): worth it only while the kernel's reach is at most the output
     # size (LeNet's 5x5 on 14x14 -> 10x10: 1.4x); huge padding or dilation gathers.
@@ -160,6 +165,11 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
+    # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
+    # then cost more than gathering saves once they pass 20% of the output (3x3 and
+    # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)
+    if g.shifted and C >= 16 and 5 * _block_width(&g, g.Ho) > 6 * g.Ho * g.Wo:
+        g.shifted = False
     g.padded = g.shifted and (g.Hs != H or g.Ws != W)
     return g
 
@@ -177,27 +187,51 @@ cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:
 
 
 cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept nogil:
-    """What one thread's workspace row holds (see _forward_image / _backward_image):
-    forward:  padded planes | cols | wide output (shifted only)
+    """What one thread's workspace row holds (see _forward_images / _backward_images):
+    forward:  padded planes | cols | wide output (shifted or several images only)
     backward: padded planes | padded gradient planes | cols | grad_cols | wide G | G.T | ones"""
     cdef Py_ssize_t width = _block_width(g, g.block_rows) if g.Ho and g.Wo else 0
-    cdef Py_ssize_t taps = g.C * g.kh * g.kw
+    cdef Py_ssize_t taps = g.C * g.kh * g.kw, ld = g.images * width
     if backward:
-        return 2 * _source_size(g) + 2 * taps * width + 2 * g.O * width + width
-    return _source_size(g) + taps * width + (g.O * width if g.shifted else 0)
+        return 2 * _source_size(g) + 2 * taps * ld + 2 * g.O * ld + width
+    return _source_size(g) + taps * ld + (g.O * ld if g.shifted or g.images > 1 else 0)
 
 
 def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
          Py_ssize_t block_elements):
     """(block_rows, forward workspace, backward workspace): output rows per column
     block, so that a block's columns stay under ``block_elements``, and the
-    elements each thread needs then."""
+    elements each thread needs then (one image per GEMM)."""
+    block_rows, _, forward, backward = plan_batch(1, C, H, W, O, geometry, block_elements, 0, 1)
+    return block_rows, forward, backward
+
+
+def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+               object geometry, Py_ssize_t block_elements, Py_ssize_t gemm_columns,
+               Py_ssize_t min_gemms):
+    """(block_rows, images, forward workspace, backward workspace) for a batch of N.
+
+    ``block_rows`` as in ``plan``, except that a block over ``block_elements`` is
+    only halved while the halves keep ``gemm_columns // 2`` columns (BLAS runs
+    narrow products slowly: 128 channels on 8x8 planes are one 64-column block, not
+    two of 32), up to 4x ``block_elements``.  When one block holds a whole image,
+    ``images`` images share one GEMM, their column blocks side by side: as many as
+    give at most ``gemm_columns`` columns (and 4x ``block_elements``), keeping at
+    least ``min_gemms`` GEMMs per batch (work for every thread).  Only the shape
+    decides: the bits do not depend on the thread count."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
-    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho
+    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho, width, cap = 4 * block_elements
     while rows > 1 and taps * _block_width(&g, rows) > block_elements:
+        if (taps * _block_width(&g, rows) <= cap
+                and 2 * _block_width(&g, (rows + 1) // 2) < gemm_columns):
+            break
         rows = (rows + 1) // 2
     g.block_rows = max(rows, 1)
-    return g.block_rows, _workspace_elements(&g, False), _workspace_elements(&g, True)
+    if g.block_rows == g.Ho and g.Ho and g.Wo:
+        width = _block_width(&g, g.Ho)
+        g.images = max(1, min(gemm_columns // width, N // max(min_gemms, 1),
+                              cap // max(taps * width, 1)))
+    return g.block_rows, g.images, _workspace_elements(&g, False), _workspace_elements(&g, True)
 
 
 cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
@@ -303,23 +337,23 @@ cdef void _pad_planes(const floating* image, floating* padded, const Geometry* g
             memcpy(d, image + (c * g.H + h) * g.W, g.W * sizeof(floating))
 
 
-cdef void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width,
+cdef void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width, Py_ssize_t ld,
                         const Geometry* g, Py_ssize_t oh0) noexcept nogil:
-    """cols (C*kh*kw, width): tap (ki, kj) of channel c is the run of ``width`` plane
-    pixels from (oh0 + ki*dh, kj*dw)."""
+    """cols (C*kh*kw, width), row stride ``ld``: tap (ki, kj) of channel c is the run of
+    ``width`` plane pixels from (oh0 + ki*dh, kj*dw)."""
     cdef Py_ssize_t c, ki, kj
     cdef floating* d
     cdef const floating* s
     for c in range(g.C):
         for ki in range(g.kh):
             for kj in range(g.kw):
-                d = cols + ((c * g.kh + ki) * g.kw + kj) * width
+                d = cols + ((c * g.kh + ki) * g.kw + kj) * ld
                 s = planes + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
                 memcpy(d, s, width * sizeof(floating))  # libc's copy uses the CPU's widest stores
 
 
-cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, floating* planes_grad,
-                          const Geometry* g, Py_ssize_t oh0) noexcept nogil:
+cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, Py_ssize_t ld,
+                          floating* planes_grad, const Geometry* g, Py_ssize_t oh0) noexcept nogil:
     """The adjoint of ``_shifted_cols``: add each tap's run back where it was cut."""
     cdef Py_ssize_t c, ki, kj, j
     cdef floating* d
@@ -327,25 +361,26 @@ cdef void _shifted_col2im(const floating* cols, Py_ssize_t width, floating* plan
     for c in range(g.C):
         for ki in range(g.kh):
             for kj in range(g.kw):
-                s = cols + ((c * g.kh + ki) * g.kw + kj) * width
+                s = cols + ((c * g.kh + ki) * g.kw + kj) * ld
                 d = planes_grad + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
                 for j in range(width):
                     d[j] += s[j]
 
 
-cdef void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_ssize_t width,
-                      const Geometry* g, Py_ssize_t rows) noexcept nogil:
-    """(O, rows*Wo) with row stride ``ld`` -> (O, width) with Ws - Wo zeros after each row."""
+cdef void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_ssize_t wide_ld,
+                      Py_ssize_t row_stride, const Geometry* g, Py_ssize_t rows) noexcept nogil:
+    """(O, rows*Wo) with row stride ``ld`` -> (O, ...) with row stride ``wide_ld``, output
+    row r starting at column r*row_stride, row_stride - Wo zeros in between."""
     cdef Py_ssize_t o, r
     cdef floating* d
     cdef const floating* s
     for o in range(g.O):
         for r in range(rows):
-            d = wide + o * width + r * g.Ws
+            d = wide + o * wide_ld + r * row_stride
             s = narrow + o * ld + r * g.Wo
             memcpy(d, s, g.Wo * sizeof(floating))
-            if r + 1 < rows:
-                memset(d + g.Wo, 0, (g.Ws - g.Wo) * sizeof(floating))
+            if r + 1 < rows and row_stride > g.Wo:
+                memset(d + g.Wo, 0, (row_stride - g.Wo) * sizeof(floating))
 
 
 cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
@@ -353,87 +388,125 @@ cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
     """(O, rows*Wo) with row stride ``ld`` -> its transpose (width, O), output row r
     starting at column r*row_stride, zeros in between: the right-hand factor of the
     weight-gradient GEMM, which OpenBLAS multiplies fastest untransposed."""
-    cdef Py_ssize_t o, r, ow
+    cdef Py_ssize_t o, ow0, ow1, r, ow
     cdef const floating* s
+    cdef floating* d
     for r in range(rows):
         if r + 1 < rows and row_stride > g.Wo:
             memset(dst + (r * row_stride + g.Wo) * g.O, 0, (row_stride - g.Wo) * g.O * sizeof(floating))
-        for o in range(g.O):
-            s = narrow + o * ld + r * g.Wo
-            for ow in range(g.Wo):
-                dst[(r * row_stride + ow) * g.O + o] = s[ow]
+        # 8 pixels at a time: their 8 rows of O values are written while in L1 (all the
+        # pixels of one channel at a time wrote floats O apart over the whole block: the
+        # weight gradient of 3->32 3x3 on 32x32 without a bias took 2.3 or 4.2 ms,
+        # depending on the run; batch 64, 1 thread)
+        for ow0 in range(0, g.Wo, 8):
+            ow1 = min(ow0 + 8, g.Wo)
+            d = dst + (r * row_stride) * g.O
+            for o in range(g.O):
+                s = narrow + o * ld + r * g.Wo
+                for ow in range(ow0, ow1):
+                    d[ow * g.O + o] = s[ow]
 
 
-# ---------------------------------------------------------------- one image
-cdef void _forward_image(const floating* image, const floating* weight, const floating* bias,
-                         floating* out, floating* work, const Geometry* g) noexcept nogil:
-    """out (O, Ho*Wo) of one image, block of output rows by block."""
-    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, o, r, ow
-    cdef Py_ssize_t max_width = _block_width(g, g.block_rows)
-    cdef const floating* planes = image
-    cdef floating* cols
-    cdef floating* wide_out
+# ---------------------------------------------------------------- images
+# A GEMM over one image's block of a small plane is narrow (a 4x4 plane: 16-22
+# columns), and BLAS runs narrow products far below its peak.  When a whole image
+# is one block, ``count`` images (plan_batch's choice) lay their column blocks side
+# by side, image i in columns [i*width, (i+1)*width) of a block of row stride
+# ld = count*width, and one GEMM serves them all; its output goes through the wide
+# block (the images' outputs are not adjacent in NCHW).
+cdef void _forward_images(const floating* images, Py_ssize_t count, const floating* weight,
+                          const floating* bias, floating* out, floating* work,
+                          const Geometry* g) noexcept nogil:
+    """out (O, Ho*Wo) of ``count`` consecutive images (count > 1: whole-image blocks)."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
+    cdef Py_ssize_t oh0, oh1, width, ld, grp, o, r, ow, i
+    cdef Py_ssize_t row_stride = g.Ws if g.shifted else g.Wo
+    cdef Py_ssize_t max_ld = _block_width(g, g.block_rows) * count
+    cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
+    cdef const floating* planes
+    cdef floating* cols = work + _source_size(g)
+    cdef floating* wide_out = cols + g.C * g.kh * g.kw * max_ld
     cdef floating* d
     cdef const floating* s
     cdef floating b
-    if g.padded:
-        _pad_planes(image, work, g)
-        planes = work
-    cols = work + _source_size(g)
-    wide_out = cols + g.C * g.kh * g.kw * max_width
     oh0 = 0
     while oh0 < g.Ho:
         oh1 = min(oh0 + g.block_rows, g.Ho)
         width = _block_width(g, oh1 - oh0)
-        if g.shifted:
-            _shifted_cols(planes, cols, width, g, oh0)
-        else:
-            _im2col_block(image, cols, width, g, oh0, oh1)
-        for grp in range(g.groups):
-            if g.shifted:  # into the wide block, then keep the first Wo of every Ws columns
-                _gemm(False, False, g.O_group, width, g.K_group,
-                      weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * width, width,
-                      False, wide_out + grp * g.O_group * width, width)
+        ld = count * width
+        for i in range(count):
+            planes = images + i * in_image
+            if g.shifted:
+                if g.padded:
+                    if count > 1 or oh0 == 0:  # one image: padded once for all its blocks
+                        _pad_planes(planes, work, g)
+                    planes = work
+                _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
             else:
+                _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
+        for grp in range(g.groups):
+            if direct:
                 _gemm(False, False, g.O_group, width, g.K_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * width, width,
+                      cols + grp * g.K_group * ld, ld,
                       False, out + grp * g.O_group * L + oh0 * g.Wo, L)
-        if g.shifted:  # keep the first Wo of every Ws columns, adding the bias
-            for o in range(g.O):
-                b = bias[o] if bias != NULL else 0
-                d = out + o * L + oh0 * g.Wo
-                for r in range(oh1 - oh0):
-                    s = wide_out + o * width + r * g.Ws
-                    for ow in range(g.Wo):
-                        d[r * g.Wo + ow] = s[ow] + b
-        elif bias != NULL:  # the product is already in place
-            for o in range(g.O):
-                b = bias[o]
-                d = out + o * L + oh0 * g.Wo
-                for ow in range((oh1 - oh0) * g.Wo):
-                    d[ow] += b
+            else:  # into the wide block, then keep the first Wo of every row_stride columns
+                _gemm(False, False, g.O_group, ld, g.K_group,
+                      weight + grp * g.O_group * g.K_group, g.K_group,
+                      cols + grp * g.K_group * ld, ld,
+                      False, wide_out + grp * g.O_group * ld, ld)
+        if direct:
+            if bias != NULL:  # the product is already in place
+                for o in range(g.O):
+                    b = bias[o]
+                    d = out + o * L + oh0 * g.Wo
+                    for ow in range((oh1 - oh0) * g.Wo):
+                        d[ow] += b
+        else:  # copy each image's output rows out of the wide block, adding the bias
+            for i in range(count):
+                for o in range(g.O):
+                    b = bias[o] if bias != NULL else 0
+                    d = out + i * out_image + o * L + oh0 * g.Wo
+                    for r in range(oh1 - oh0):
+                        s = wide_out + o * ld + i * width + r * row_stride
+                        for ow in range(g.Wo):
+                            d[r * g.Wo + ow] = s[ow] + b
         oh0 = oh1
 
 
-cdef void _backward_image(const floating* image, const floating* weight, bint weight_finite,
-                          const floating* grad, floating* image_grad,
-                          floating* weight_grad_t, floating* bias_grad, bint accumulate,
-                          floating* work, const Geometry* g) noexcept nogil:
-    """One image's share of the gradients: ``weight_grad_t`` (groups, K_group, O_group)
-    (+)= cols @ G.T and ``bias_grad`` (O,) (+)= G @ ones, when given; ``image_grad``
-    (C, H, W) = col2im(W.T @ G) when given.  G is the image's output gradient, (O, Ho*Wo)."""
-    cdef Py_ssize_t L = g.Ho * g.Wo, oh0, oh1, width, grp, c, h
+cdef void _crop_planes(const floating* planes_grad, floating* image_grad,
+                       const Geometry* g) noexcept nogil:
+    """The (C, H, W) image inside padded (C, Hs, Ws) planes: their borders cut off."""
+    cdef Py_ssize_t c, h
+    for c in range(g.C):
+        for h in range(g.H):
+            memcpy(image_grad + (c * g.H + h) * g.W,
+                   planes_grad + (c * g.Hs + h + g.ph) * g.Ws + g.pw, g.W * sizeof(floating))
+
+
+cdef void _backward_images(const floating* images, Py_ssize_t count, const floating* weight,
+                           bint weight_finite, const floating* grads, floating* image_grads,
+                           floating* weight_grad_t, floating* bias_grad, bint accumulate,
+                           floating* work, const Geometry* g) noexcept nogil:
+    """``count`` consecutive images' share of the gradients: ``weight_grad_t`` (groups,
+    K_group, O_group) (+)= cols @ G.T and ``bias_grad`` (O,) (+)= G @ ones, when given;
+    ``image_grads`` (count, C, H, W) = col2im(W.T @ G) when given.  G is the images'
+    output gradient, (O, Ho*Wo) each; count > 1 only with whole-image blocks."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
+    cdef Py_ssize_t oh0, oh1, width, ld, grp, h, i, row_stride
     cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
-    cdef bint shifted = g.shifted
-    cdef const floating* planes = image
-    cdef floating* planes_grad = image_grad
+    cdef Py_ssize_t max_ld = max_width * count
+    cdef bint shifted = g.shifted, widen
+    cdef const floating* planes
+    cdef floating* planes_grad
+    cdef floating* image_grad
+    cdef floating* padded_grad = work + _source_size(g)
     cdef floating* cols = work + 2 * _source_size(g)
-    cdef floating* grad_cols = cols + taps * max_width
-    cdef floating* wide_grad = grad_cols + taps * max_width
-    cdef floating* grad_t = wide_grad + g.O * max_width
-    cdef floating* ones = grad_t + g.O * max_width
+    cdef floating* grad_cols = cols + taps * max_ld
+    cdef floating* wide_grad = grad_cols + taps * max_ld
+    cdef floating* grad_t = wide_grad + g.O * max_ld
+    cdef floating* ones = grad_t + g.O * max_ld
+    cdef const floating* grad
     cdef const floating* G
     cdef Py_ssize_t ldg
     # OpenBLAS multiplies cols @ G.T up to ~1.5x faster from a copied G.T when there are
@@ -441,70 +514,81 @@ cdef void _backward_image(const floating* image, const floating* weight, bint we
     # (measured on LeNet's conv1 and conv2 and a few other shapes)
     cdef bint transposed_grad = g.O_group >= 16
     # the dropped columns must meet finite values to add exactly nothing
-    if shifted and weight_grad_t != NULL and not _all_finite(image, g.C * g.H * g.W):
+    for i in range(count):
+        if shifted and weight_grad_t != NULL and not _all_finite(images + i * in_image, in_image):
+            shifted = False
+    if shifted and image_grads != NULL and not weight_finite:
         shifted = False
-    if shifted and image_grad != NULL and not weight_finite:
-        shifted = False
-    if shifted and g.padded:
-        if weight_grad_t != NULL:
-            _pad_planes(image, work, g)
-            planes = work
-        if image_grad != NULL:
-            planes_grad = work + _source_size(g)
+    row_stride = g.Ws if shifted else g.Wo
+    widen = shifted or count > 1  # G from a wide block, else read in place
+    # padded gradient planes: one image's at a time (count > 1: a single block)
+    cdef bint pad_grad = shifted and g.padded and image_grads != NULL
     if bias_grad != NULL:
         for h in range(max_width):
             ones[h] = 1
-    if planes_grad != NULL:
-        memset(planes_grad, 0, ((g.C * g.Hs * g.Ws) if (shifted and g.padded) else (g.C * g.H * g.W))
-               * sizeof(floating))
+    if image_grads != NULL:
+        if pad_grad and count == 1:
+            memset(padded_grad, 0, g.C * g.Hs * g.Ws * sizeof(floating))
+        elif not pad_grad:
+            memset(image_grads, 0, count * in_image * sizeof(floating))
     oh0 = 0
     while oh0 < g.Ho:
         oh1 = min(oh0 + g.block_rows, g.Ho)
-        if shifted:
-            width = _block_width(g, oh1 - oh0)
-            if image_grad != NULL or (weight_grad_t != NULL and not transposed_grad):
-                _widen_rows(grad + oh0 * g.Wo, L, wide_grad, width, g, oh1 - oh0)
-            G, ldg = wide_grad, width
+        width = (oh1 - oh0 - 1) * row_stride + g.Wo
+        ld = count * width
+        for i in range(count):
+            grad = grads + i * out_image + oh0 * g.Wo
             if weight_grad_t != NULL:
-                _shifted_cols(planes, cols, width, g, oh0)
+                planes = images + i * in_image
+                if shifted:
+                    if g.padded:
+                        if count > 1 or oh0 == 0:
+                            _pad_planes(planes, work, g)
+                        planes = work
+                    _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
+                else:
+                    _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
+            if widen and (image_grads != NULL or (weight_grad_t != NULL and not transposed_grad)):
+                _widen_rows(grad, L, wide_grad + i * width, ld, row_stride, g, oh1 - oh0)
+            if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
+                _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad, L, ones, 1,
+                      accumulate or oh0 > 0 or i > 0, bias_grad, 1)
+            if weight_grad_t != NULL and transposed_grad:
+                _transpose_rows(grad, L, grad_t + i * width * g.O, row_stride, g, oh1 - oh0)
+        if widen:
+            G, ldg = wide_grad, ld
         else:
-            width = (oh1 - oh0) * g.Wo
-            G, ldg = grad + oh0 * g.Wo, L
-            if weight_grad_t != NULL:
-                _im2col_block(image, cols, width, g, oh0, oh1)
-        if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
-            _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad + oh0 * g.Wo, L, ones, 1,
-                  accumulate or oh0 > 0, bias_grad, 1)
-        if weight_grad_t != NULL and transposed_grad:
-            _transpose_rows(grad + oh0 * g.Wo, L, grad_t, g.Ws if shifted else g.Wo, g, oh1 - oh0)
+            G, ldg = grads + oh0 * g.Wo, L
         for grp in range(g.groups):
-            if weight_grad_t != NULL:  # (K, width) @ (width, O); G.T copied or read transposed
+            if weight_grad_t != NULL:  # (K, ld) @ (ld, O); G.T copied or read transposed
                 if transposed_grad:
-                    _gemm(False, False, g.K_group, g.O_group, width,
-                          cols + grp * g.K_group * width, width,
+                    _gemm(False, False, g.K_group, g.O_group, ld,
+                          cols + grp * g.K_group * ld, ld,
                           grad_t + grp * g.O_group, g.O,
                           accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
                 else:
-                    _gemm(False, True, g.K_group, g.O_group, width,
-                          cols + grp * g.K_group * width, width,
+                    _gemm(False, True, g.K_group, g.O_group, ld,
+                          cols + grp * g.K_group * ld, ld,
                           G + grp * g.O_group * ldg, ldg,
                           accumulate or oh0 > 0, weight_grad_t + grp * g.K_group * g.O_group, g.O_group)
-            if image_grad != NULL:
-                _gemm(True, False, g.K_group, width, g.O_group,
+            if image_grads != NULL:
+                _gemm(True, False, g.K_group, ld, g.O_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
                       G + grp * g.O_group * ldg, ldg,
-                      False, grad_cols + grp * g.K_group * width, width)
-        if image_grad != NULL:
-            if shifted:
-                _shifted_col2im(grad_cols, width, planes_grad, g, oh0)
-            else:
-                _col2im_block(grad_cols, width, image_grad, g, oh0, oh1)
+                      False, grad_cols + grp * g.K_group * ld, ld)
+        if image_grads != NULL:
+            for i in range(count):
+                image_grad = image_grads + i * in_image
+                if not shifted:
+                    _col2im_block(grad_cols + i * width, ld, image_grad, g, oh0, oh1)
+                    continue
+                planes_grad = padded_grad if pad_grad else image_grad
+                if pad_grad and count > 1:
+                    memset(padded_grad, 0, g.C * g.Hs * g.Ws * sizeof(floating))
+                _shifted_col2im(grad_cols + i * width, width, ld, planes_grad, g, oh0)
+                if pad_grad and (count > 1 or oh1 == g.Ho):  # crop the borders off
+                    _crop_planes(padded_grad, image_grad, g)
         oh0 = oh1
-    if image_grad != NULL and shifted and g.padded:  # crop the borders off
-        for c in range(g.C):
-            for h in range(g.H):
-                memcpy(image_grad + (c * g.H + h) * g.W,
-                       planes_grad + (c * g.Hs + h + g.ph) * g.Ws + g.pw, g.W * sizeof(floating))
 
 
 # ---------------------------------------------------------------- entry points
@@ -519,16 +603,27 @@ def _check_workspace(workspace, Py_ssize_t threads, Py_ssize_t per_thread):
                          f"than ({threads}, {per_thread})")
 
 
+cdef void _set_images(Geometry* g, Py_ssize_t images) except *:
+    if images < 1:
+        raise ValueError(f"conv2d kernel: images must be >= 1, got {images}")
+    if images > 1 and g.block_rows < g.Ho:
+        raise ValueError(f"conv2d kernel: {images} images per GEMM need whole-image blocks "
+                         f"(block_rows {g.block_rows} < {g.Ho} output rows)")
+    g.images = images
+
+
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
                    floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
-                   floating[:, ::1] workspace, int num_threads):
+                   floating[:, ::1] workspace, int num_threads, Py_ssize_t images=1):
     """out (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C/groups*kh*kw)) + bias.
 
-    ``block_rows`` and the workspace per thread come from ``plan``: ``workspace``
-    is (num_threads, forward elements) at least."""
+    ``block_rows``, ``images`` (per GEMM) and the workspace per thread come from
+    ``plan_batch`` (or ``plan``, one image): ``workspace`` is (num_threads, forward
+    elements) at least."""
     cdef Py_ssize_t N = x.shape[0], n, t
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
+    _set_images(&g, images)
     cdef Py_ssize_t per_thread = _workspace_elements(&g, False)
     cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
@@ -551,26 +646,31 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef floating* op = &out[0, 0, 0, 0]
     cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
-    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+    cdef Py_ssize_t gemms = (N + images - 1) // images
+    for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
-        _forward_image(xp + n * in_image, wp, bias_ptr, op + n * out_image,
-                       wsp + t * per_thread if wsp != NULL else NULL, &g)
+        _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
+                        op + n * images * out_image,
+                        wsp + t * per_thread if wsp != NULL else NULL, &g)
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                     const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
                     object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
-                    int num_threads):
+                    int num_threads, Py_ssize_t images=1):
     """Fill ``grad_x`` (N, C, H, W), ``weight_slots`` (S, groups, C/groups*kh*kw,
     O/groups) -- the weight gradient transposed per group -- and ``bias_slots``
-    (S, O); any may be None.  Slot s receives the sum over images n = s, s + S,
-    s + 2S, ... in that order (the caller adds the slots in order).
-    ``workspace``: (num_threads, backward elements from ``plan``) at least."""
-    # without slots every image is a "slot" of its own (shared out freely)
+    (S, O); any may be None.  The images go ``images`` per GEMM (as in
+    ``conv2d_forward``); slot s receives the sum over GEMMs m = s, s + S, s + 2S,
+    ... in that order (the caller adds the slots in order).
+    ``workspace``: (num_threads, backward elements from ``plan_batch``) at least."""
+    # without slots every GEMM is a "slot" of its own (shared out freely)
     cdef Py_ssize_t N = x.shape[0], s, n, t, o, j, S = max(x.shape[0], 1)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
+    _set_images(&g, images)
     cdef Py_ssize_t per_thread = _workspace_elements(&g, True)
+    cdef Py_ssize_t gemms = (N + images - 1) // images
     cdef floating[:, :, :, ::1] gx
     cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
@@ -597,7 +697,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
                              f"(S >= 1, {g.groups}, {g.K_group}, {g.O_group})")
         if slots.size:
             slotp = &slots[0, 0, 0, 0]
-            for s in range(N, S):  # slots without images hold zeros
+            for s in range(gemms, S):  # slots without images hold zeros
                 slots[s, :, :, :] = 0
     if bias_slots is not None:
         bslots = bias_slots
@@ -629,19 +729,20 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef const floating* gp = &grad[0, 0, 0, 0]
     cdef floating* wsp = &workspace[0, 0]
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
-    cdef Py_ssize_t busy_slots = min(S, N)
-    # Slots, not images, are shared out: a slot's images must be added in order.
-    # Dynamic scheduling balances slots with unequal image counts; it moves
+    cdef Py_ssize_t busy_slots = min(S, gemms)
+    # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
+    # Dynamic scheduling balances slots with unequal GEMM counts; it moves
     # whole slots between threads, so the sums do not change.
     for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
         t = threadid()
         n = s
-        while n < N:
-            _backward_image(xp + n * in_image, wp, weight_finite, gp + n * out_image,
-                            gxp + n * in_image if gxp != NULL else NULL,
-                            slotp + s * slot_size if slotp != NULL else NULL,
-                            bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
-                            wsp + t * per_thread, &g)
+        while n < gemms:
+            _backward_images(xp + n * images * in_image, min(images, N - n * images), wp,
+                             weight_finite, gp + n * images * out_image,
+                             gxp + n * images * in_image if gxp != NULL else NULL,
+                             slotp + s * slot_size if slotp != NULL else NULL,
+                             bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
+                             wsp + t * per_thread, &g)
             n = n + S
 
 
@@ -750,8 +851,8 @@ def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, :
             _cl_backward_image(NULL, wp, xp + n * in_image, op + n * out_image, NULL, NULL, False,
                                wsp + t * per_thread, &g)
         else:
-            _backward_image(NULL, wp, weight_finite, xp + n * in_image, op + n * out_image, NULL,
-                            NULL, False, wsp + t * per_thread, &g)
+            _backward_images(NULL, 1, wp, weight_finite, xp + n * in_image, op + n * out_image,
+                             NULL, NULL, False, wsp + t * per_thread, &g)
         if bias_ptr != NULL:
             _add_bias(op + n * out_image, bias_ptr, g.C, pixels, channels_last)
 

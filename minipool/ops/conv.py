@@ -2,7 +2,8 @@
 
 The work is done by ``minipool/_kernels/conv2d.pyx``: each thread takes whole
 images, lays one image's receptive fields out as a small column matrix that
-stays in cache, and multiplies it with the weight (one GEMM per group, through
+stays in cache (small planes: a few images' side by side, ``GEMM_COLUMNS``), and
+multiplies it with the weight (one GEMM per group, through
 the ``cblas_?gemm`` of NumPy's OpenBLAS, called from the kernel without the
 GIL) straight into the NCHW output.  Backward recomputes the columns per image
 for the weight gradient and sums the output gradient's rows for the bias (both
@@ -38,6 +39,10 @@ __all__ = ["conv1d", "conv2d", "conv_output_size", "pair", "gemm_backend"]
 MAX_GEOMETRY = 2 ** 31 - 1  # kernel sizes, strides, paddings and dilations (as PyTorch's int32 limit)
 BLOCK_ELEMENTS = 1 << 16  # a thread's column block (256 KiB in float32): meant to stay in L2
 WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; see the kernel)
+# Small planes: images share a GEMM up to this many columns (BLAS runs narrow
+# products slowly), while the batch still makes MIN_GEMMS GEMMs (work for every thread)
+GEMM_COLUMNS = 512
+MIN_GEMMS = 8
 
 _blas = gemm_addresses()
 if _blas is not None:
@@ -59,13 +64,20 @@ def _blocks(C, H, W, O, geometry, budget):
     return kernels.plan(C, H, W, O, geometry, budget)
 
 
+@functools.lru_cache(maxsize=256)
+def _batch_blocks(N, C, H, W, O, geometry, budget, gemm_columns, min_gemms):
+    return kernels.plan_batch(N, C, H, W, O, geometry, budget, gemm_columns, min_gemms)
+
+
 def _plan(x_shape, O, geometry):
-    """(output rows per column block, forward and backward workspace per thread, threads)."""
+    """(output rows per column block, images per GEMM, forward and backward workspace per
+    thread, threads)."""
     N, C, H, W = x_shape
-    block_rows, forward, backward = _blocks(C, H, W, O, geometry, BLOCK_ELEMENTS)
+    block_rows, images, forward, backward = _batch_blocks(N, C, H, W, O, geometry, BLOCK_ELEMENTS,
+                                                          GEMM_COLUMNS, MIN_GEMMS)
     kh, kw, Ho, Wo = geometry.kh, geometry.kw, geometry.Ho, geometry.Wo
     threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
-    return block_rows, forward, backward, threads
+    return block_rows, images, forward, backward, threads
 
 
 class ConvGeometry(NamedTuple):
@@ -95,11 +107,12 @@ class Conv2dFn(Function):
         weight2 = np.ascontiguousarray(weight).reshape(weight.shape[0], -1)
         N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        block_rows, per_thread, _, threads = _plan(x.shape, O, geometry)
+        block_rows, images, per_thread, _, threads = _plan(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
         with single_threaded():
-            kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads)
+            kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads,
+                                   images)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
             ctx.save_for_backward(x, weight2)
@@ -112,7 +125,7 @@ class Conv2dFn(Function):
         groups = geometry.groups
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad = np.ascontiguousarray(grad, dtype=x.dtype)
-        block_rows, _, per_thread, threads = _plan(x.shape, weight2.shape[0], geometry)
+        block_rows, images, _, per_thread, threads = _plan(x.shape, weight2.shape[0], geometry)
         grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
         O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
         slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
@@ -121,7 +134,7 @@ class Conv2dFn(Function):
             workspace = scratch.empty((threads, per_thread), x.dtype)
             with single_threaded():
                 kernels.conv2d_backward(x, weight2, grad, grad_x, slots, bias_slots, geometry,
-                                        block_rows, workspace, threads)
+                                        block_rows, workspace, threads, images)
         grad_w = grad_b = None
         if need_w:
             grad_w_t = slots[0].copy()

@@ -516,3 +516,119 @@ def test_zero_input_channels_give_the_bias_and_its_gradient():
     np.testing.assert_array_equal(y.numpy(), np.broadcast_to(b.numpy()[None, :, None, None], (2, 3, 3, 3)))
     np.testing.assert_allclose(b.grad.numpy(), g.sum(axis=(0, 2, 3)), rtol=1e-13)
     assert w.grad.shape == (3, 0, 3, 3) and x.grad.shape == (2, 0, 5, 5)
+
+
+# ------------------------------------------------------------------ several images per GEMM
+# (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias); with the fixture below
+# every batch goes 2-3 images per GEMM and its last GEMM holds fewer
+MULTI_IMAGE_CASES = [
+    (7, 3, 5, 6, 4, 3, 1, 1, 1, 1, True),            # shifted columns from padded planes
+    (7, 2, 6, 5, 16, 3, 1, 0, 1, 1, True),           # shifted, G.T copied (16 outputs)
+    (5, 16, 4, 4, 8, 3, 1, 1, 1, 1, True),           # 16 channels on 4x4: gathered columns
+    (5, 16, 5, 3, 32, (3, 2), 2, 1, 1, 2, False),    # strided, grouped, odd plane
+    (6, 4, 6, 6, 6, 3, 1, 2, 2, 2, True),            # dilated, grouped
+]
+MULTI_IDS = [f"multi{i}" for i in range(len(MULTI_IMAGE_CASES))]
+
+
+@pytest.fixture
+def images_per_gemm(monkeypatch):
+    """Many images per GEMM even for tiny batches; yields the ``images`` each kernel call got."""
+    from minipool.ops import conv as conv_module
+    monkeypatch.setattr(conv_module, "GEMM_COLUMNS", 1 << 20)
+    monkeypatch.setattr(conv_module, "MIN_GEMMS", 2)
+    seen = []
+    for name in ("conv2d_forward", "conv2d_backward"):
+        def spy(*args, _kernel=getattr(kernels, name)):
+            seen.append(args[-1])
+            return _kernel(*args)
+        monkeypatch.setattr(conv_module.kernels, name, spy)
+    yield seen
+    assert seen and min(seen) > 1  # the path under test was taken
+
+
+@pytest.mark.parametrize("case", MULTI_IMAGE_CASES, ids=MULTI_IDS)
+def test_images_per_gemm_match_loop_reference(case, images_per_gemm):
+    x, w, b, kw = make(case, seed=7)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
+                               reference(x, w, b, **kw, grad_out=g)):
+        if got is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("case", MULTI_IMAGE_CASES, ids=MULTI_IDS)
+def test_images_per_gemm_match_torch(case, images_per_gemm):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float32, seed=8)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    ref = torch.nn.functional.conv2d(xt, wt, bt, **kw)
+    ref.backward(torch.tensor(g))
+    pairs = [(out, ref), (gx, xt.grad), (gw, wt.grad)] + ([(gb, bt.grad)] if b is not None else [])
+    for name, (got, want) in zip(["out", "grad_x", "grad_w", "grad_b"], pairs):
+        want = want.detach().numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("case", MULTI_IMAGE_CASES[:3], ids=MULTI_IDS[:3])
+def test_images_per_gemm_gradcheck_float64(case, images_per_gemm):
+    x, w, b, kw = make(case, seed=9)
+    x = x[:4, :4]  # 4 images, 2 per GEMM; a short finite-difference loop
+    w = w[:, :x.shape[1] // kw["groups"]]
+    inputs = [mp.tensor(x, requires_grad=True), mp.tensor(w, requires_grad=True)]
+    if b is not None:
+        inputs.append(mp.tensor(b, requires_grad=True))
+    assert mp.gradcheck(lambda *t: F.conv2d(*t, **kw), inputs)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_images_per_gemm_non_finite_input_takes_gathered_columns(value, images_per_gemm):
+    """One non-finite image sends its whole GEMM to gathered columns (shifted ones would
+    let its dropped columns meet the finite gradient); the others' gradients stay exact."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((5, 2, 7, 9))
+    w = rng.standard_normal((3, 2, 3, 3))
+    x[1, 0, 3, 0] = value
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isfinite(gx[[0, 2, 3, 4]]).all()
+
+
+@pytest.mark.parametrize("shape,out_channels,padding", [
+    ((64, 32, 8, 8), 64, 1),   # 16+ channels on 8x8: gathered columns, 8 images per GEMM
+    ((19, 3, 6, 6), 8, 1),     # shifted columns from padded planes, a last GEMM of 1 image
+    ((33, 16, 4, 4), 16, 2),   # 5x5 on 4x4 planes: mostly padding
+])
+def test_images_per_gemm_one_and_two_threads_are_bit_identical(shape, out_channels, padding):
+    from minipool.ops import conv as conv_module
+    k = 5 if padding == 2 else 3
+    geometry = conv_module.ConvGeometry(k, k, 1, 1, padding, padding, 1, 1, shape[2], shape[3], 1)
+    assert conv_module._plan(shape, out_channels, geometry)[1] > 1  # as planned by default
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((out_channels, shape[1], k, k)).astype(np.float32)
+    b = rng.standard_normal(out_channels).astype(np.float32)
+    results = [with_threads(t, lambda: run(x, w, b, dict(padding=padding))) for t in (1, 2)]
+    for one, two_ in zip(*results):
+        np.testing.assert_array_equal(one, two_)
+
+
+def test_plan_batch_keeps_whole_blocks_wide_and_bounded():
+    geometry = (3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1)
+    # 128 channels on 8x8: one 64-column gathered block of 1152 taps, not two of 32
+    rows, images, forward, backward = kernels.plan_batch(64, 128, 8, 8, 128, geometry, 1 << 16, 512, 8)
+    assert (rows, images) == (8, 3)  # 3 images: 4x the budget bounds the block
+    assert forward >= 1152 * 64 * images
+    assert kernels.plan_batch(16, 128, 8, 8, 128, geometry, 1 << 16, 512, 8)[1] == 2  # 8 GEMMs
+    assert kernels.plan_batch(64, 128, 8, 8, 128, geometry, 1 << 16, 0, 8)[1] == 1
+    assert kernels.plan(128, 8, 8, 128, geometry, 1 << 16)[0] == 4  # one image per GEMM: halved
+    with pytest.raises(ValueError, match="images"):
+        x = np.zeros((2, 128, 8, 8), np.float32)
+        kernels.conv2d_forward(x, np.zeros((128, 1152), np.float32), None,
+                               np.zeros((2, 128, 8, 8), np.float32), geometry, 4,
+                               np.zeros((1, forward), np.float32), 1, 2)
