@@ -71,7 +71,7 @@ def test_state_dict_keys_skip_non_persistent_buffers_like_torch():
     sd = {k: v.detach().numpy() for k, v in t.state_dict().items()}
     m.load_state_dict(sd)
     x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
-    np.testing.assert_allclose(m(mp.tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(m(mp.tensor(x)).numpy(), t(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)  # float32: a sum near 0
 
 
 def test_assigning_to_a_buffer_name_keeps_it_a_buffer():
