@@ -83,10 +83,12 @@ import sys
 root = os.path.realpath(sys.argv[1]) + os.sep
 import minipool
 from minipool._build_info import BUILD_INFO
-from minipool._kernels import (activation, blur_pool, conv2d, memory_cache, openmp_helpers, pooling,
+from minipool._kernels import (activation, blur_pool, conv2d, memory_cache, openmp_helpers,
+                               pool_extreme, pool_fractional, pool_stochastic, pool_sum, pool_windows,
                                upsampling)
 
-for module in (minipool, pooling, upsampling, conv2d, openmp_helpers, activation, blur_pool, memory_cache):
+for module in (minipool, pool_windows, pool_extreme, pool_sum, pool_stochastic, pool_fractional,
+               upsampling, conv2d, openmp_helpers, activation, blur_pool, memory_cache):
     path = os.path.realpath(module.__file__)
     assert path.startswith(root), f"{module.__name__} comes from {path}, not from {root}"
 assert BUILD_INFO["debug_build"] is True, BUILD_INFO

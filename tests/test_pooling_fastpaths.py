@@ -307,7 +307,7 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
         mp.set_num_threads(old)
     # the kernel itself, every thread count and channel block (as the op splits
     # channels when there are fewer images than threads)
-    from minipool._kernels import pooling as K
+    from minipool._kernels import pool_extreme as K
     view = call.layout.view
     codes = np.empty(call.out_view, dtype=np.uint8)
     out = np.empty(call.out_view, dtype=dtype)

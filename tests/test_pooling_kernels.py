@@ -1,4 +1,4 @@
-"""Kernel-level checks of the pooling kernels (minipool/_kernels/pooling.pyx).
+"""Kernel-level checks of the pooling kernels (minipool/_kernels/pool_*.pyx).
 
 The reference tests (test_pooling_reference.py, test_pooling_torch.py) check
 *what* every op computes.  These check the kernels' internal promises:
@@ -252,13 +252,13 @@ def test_windows_over_255_cells_keep_int32_offsets_and_route_correctly():
 
 def test_no_argmax_is_stored_when_no_graph_is_recorded(monkeypatch):
     stored = []
-    kernel = _functions.K.extreme_forward
+    kernel = _functions.pool_extreme.extreme_forward
 
     def spy(x, out, codes, tables, is_min, store, block, threads):
         stored.append((store, codes.size))
         return kernel(x, out, codes, tables, is_min, store, block, threads)
 
-    monkeypatch.setattr(_functions.K, "extreme_forward", spy)
+    monkeypatch.setattr(_functions.pool_extreme, "extreme_forward", spy)
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
     with mp.no_grad():
         out = F.max_pool2d(mp.tensor(x, requires_grad=True), 2)

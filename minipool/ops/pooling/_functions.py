@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from minipool import _config
-from minipool._kernels import pooling as K
+from minipool._kernels import pool_extreme, pool_stochastic, pool_sum
 from minipool.tensor import Function
 
 _NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kept
@@ -49,7 +49,7 @@ def plane_indices(call, codes, n_threads):
     else:
         indices = np.empty(codes.shape, dtype=np.int64)
         if codes.size:  # (no channels: the kernel would address element [b, 0, 0] of nothing)
-            K.codes_to_indices(codes, indices, call.tables, n_threads)
+            pool_extreme.codes_to_indices(codes, indices, call.tables, n_threads)
     return indices.reshape(call.out_shape)
 
 
@@ -63,7 +63,7 @@ class ExtremePool(Function):
         out = np.empty(call.out_view, dtype=x.dtype)
         store = ctx.requires_grad or return_indices
         codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        K.extreme_forward(xk, out, codes, call.tables, is_min, store, block, n_threads)
+        pool_extreme.extreme_forward(xk, out, codes, call.tables, is_min, store, block, n_threads)
         if ctx.requires_grad:
             ctx.call, ctx.codes = call, codes
         out = out.reshape(call.out_shape)
@@ -85,9 +85,9 @@ def route_gradient(call, codes, grad):
     if call.tiled and call.tables.whole_plane and codes.dtype == np.uint8 and codes.size:
         # every cell is written once; the kernel moves the gradients' bits
         bits = _BITS[g.dtype]
-        K.route_tiled(g.view(bits), codes, grad_in.view(bits), call.tables, block, n_threads)
+        pool_extreme.route_tiled(g.view(bits), codes, grad_in.view(bits), call.tables, block, n_threads)
     else:
-        K.extreme_backward(g, codes, grad_in, call.tables, block, n_threads)
+        pool_extreme.extreme_backward(g, codes, grad_in, call.tables, block, n_threads)
     return grad_in.reshape(call.layout.shape)
 
 
@@ -109,7 +109,7 @@ class SumPool(Function):
         n_threads, block = _threads(call)
         xk = _view(x, call.layout.view)
         out = np.empty(call.out_view, dtype=x.dtype)
-        K.sum_forward(xk, out, call.tables, power_code(p), p, block, n_threads)
+        pool_sum.sum_forward(xk, out, call.tables, power_code(p), p, block, n_threads)
         if ctx.requires_grad:
             ctx.call, ctx.p = call, p
             if p != 1.0:
@@ -123,12 +123,12 @@ class SumPool(Function):
         if ctx.p == 1.0:
             g = _view(grad, call.out_view, grad.dtype)
             grad_in = np.empty(call.layout.view, dtype=g.dtype)
-            K.sum_backward(g, grad_in, call.tables, call.tiled, block, n_threads)
+            pool_sum.sum_backward(g, grad_in, call.tables, call.tiled, block, n_threads)
         else:
             xk, out = ctx.saved_tensors
             g = _view(grad, call.out_view, xk.dtype)
             grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-            K.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, block, n_threads)
+            pool_sum.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, block, n_threads)
         return grad_in.reshape(call.layout.shape)
 
 
@@ -142,7 +142,7 @@ class StochasticTrainPool(Function):
         out = np.empty(call.out_view, dtype=x.dtype)
         store = ctx.requires_grad
         codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        K.stochastic_train_forward(xk, _view(uniforms, call.out_view, np.float64), out, codes,
+        pool_stochastic.stochastic_train_forward(xk, _view(uniforms, call.out_view, np.float64), out, codes,
                                    call.tables, store, n_threads)
         if store:
             ctx.call, ctx.codes = call, codes
@@ -161,7 +161,7 @@ class StochasticEvalPool(Function):
         n_threads, _ = _threads(call)
         xk = _view(x, call.layout.view)
         out = np.empty(call.out_view, dtype=x.dtype)
-        K.stochastic_eval_forward(xk, out, call.tables, n_threads)
+        pool_stochastic.stochastic_eval_forward(xk, out, call.tables, n_threads)
         if ctx.requires_grad:
             ctx.call = call
             ctx.save_for_backward(xk, out)
@@ -174,7 +174,7 @@ class StochasticEvalPool(Function):
         n_threads, _ = _threads(call)
         g = _view(grad, call.out_view, xk.dtype)
         grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-        K.stochastic_eval_backward(xk, out, g, grad_in, call.tables, n_threads)
+        pool_stochastic.stochastic_eval_backward(xk, out, g, grad_in, call.tables, n_threads)
         return grad_in.reshape(call.layout.shape)
 
 
@@ -192,7 +192,7 @@ class MaxUnpool(Function):
         ik = _view(indices, (planes, n_in), np.int64)
         out = np.empty((planes, n_out), dtype=x.dtype)
         n_threads = _config.kernel_threads(planes, xk.size + out.size)
-        K.unpool_forward(xk, ik, out, n_threads)
+        pool_stochastic.unpool_forward(xk, ik, out, n_threads)
         if ctx.requires_grad:
             ctx.indices, ctx.in_shape, ctx.n_out = ik, x.shape, n_out
         return out.reshape(out_shape)
@@ -203,5 +203,5 @@ class MaxUnpool(Function):
         g = _view(grad, (ik.shape[0], ctx.n_out), grad.dtype)
         grad_in = np.empty(ik.shape, dtype=g.dtype)
         n_threads = _config.kernel_threads(ik.shape[0], ik.size + g.size)
-        K.unpool_backward(g, ik, grad_in, n_threads)
+        pool_stochastic.unpool_backward(g, ik, grad_in, n_threads)
         return grad_in.reshape(ctx.in_shape)

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from minipool._kernels.pooling import WindowTables
+from minipool._kernels.pool_windows import WindowTables
 from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
 from minipool.ops._layout import Layout
 

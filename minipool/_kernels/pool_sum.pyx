@@ -1,0 +1,607 @@
+"""Average, sum and LP pooling kernels, forward and backward.
+
+The window tables and the layout they walk are described in pool_windows.pyx.
+"""
+from cython.parallel cimport prange
+from libc.math cimport INFINITY, pow, sqrt
+from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
+                          uint8_t, uint32_t, uint64_t)
+from libc.string cimport memcpy, memset
+
+from minipool._kernels._openmp cimport omp_get_thread_num
+from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
+                                             MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
+                                             _cells, _divisor, _out_row, _row_parts, _rows,
+                                             _units, _zero_block, bits_t, code_t, floating,
+                                             pool_t)
+
+import numpy as np
+
+cdef enum:
+    POWER_GENERAL = 0       # LP pooling with any p: pow(x, p) and pow(s, 1/p)
+    POWER_ONE = 1           # plain sums (avg, sum, LP with p = 1)
+    POWER_TWO = 2           # x*x and sqrt
+    SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
+    LANES = 16              # larger ones in LANES partial sums (see _window_sum)
+    LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
+    LANE_GAP = 8            # padding between lane buffers: 64 channels of float32 would
+                            # put 16 lanes exactly 4 KiB apart, in step with the input's
+                            # cells (4K aliasing: loads stall on unrelated stores)
+
+
+cdef inline floating _raise(floating v, int power, double p) noexcept nogil:
+    if power == POWER_ONE:
+        return v
+    if power == POWER_TWO:
+        return v * v
+    return <floating>pow(v, p)
+
+
+cdef inline floating _root(floating s, int power, double p) noexcept nogil:
+    if power == POWER_ONE:
+        return s
+    if power == POWER_TWO:
+        return <floating>sqrt(s)
+    return <floating>pow(s, 1.0 / p)
+
+
+cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
+                           int power, double p) noexcept nogil:
+    """One cell of n windows: acc[i] += xs[i * stride] ** p."""
+    cdef Py_ssize_t i
+    if power == POWER_ONE:
+        for i in range(n):
+            acc[i] += xs[i * stride]
+    elif power == POWER_TWO:
+        for i in range(n):
+            acc[i] += xs[i * stride] * xs[i * stride]
+    else:
+        for i in range(n):
+            acc[i] += <floating>pow(xs[i * stride], p)
+
+
+cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floating* acc,
+                                   Py_ssize_t n, int power, double p) noexcept nogil:
+    if stride == 1:
+        _sum_pass(xs, 1, acc, n, power, p)
+    elif stride == 2:
+        _sum_pass(xs, 2, acc, n, power, p)
+    else:
+        _sum_pass(xs, stride, acc, n, power, p)
+
+
+cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane0,
+                               floating* lanes, int power, double p) noexcept nogil:
+    """lanes[(lane0 + j) % LANES] += a[j] ** p for j < n, in order of j.  The whole
+    blocks of LANES cells run on local accumulators (no aliasing with ``a``), so
+    they stay in vector registers."""
+    cdef floating acc[LANES]
+    cdef Py_ssize_t j = 0, t, lane = lane0
+    while lane != 0 and j < n:          # up to the next lane-0 cell
+        lanes[lane] += _raise(a[j], power, p)
+        j += 1
+        lane = (lane + 1) % LANES
+    if j + LANES <= n:
+        for t in range(LANES):
+            acc[t] = lanes[t]
+        while j + LANES <= n:
+            for t in range(LANES):
+                acc[t] += _raise(a[j + t], power, p)
+            j += LANES
+        for t in range(LANES):
+            lanes[t] = acc[t]
+    t = 0
+    while j < n:
+        lanes[t] += _raise(a[j], power, p)
+        j += 1
+        t += 1
+
+
+cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_ssize_t nr,
+                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw, int power,
+                                 double p) noexcept nogil:
+    """Sum of x ** p over one window of a plane.
+
+    The summation order every path and both layouts share: a window of at
+    most SCAN_SUM_MAX cells is summed from 0 in scan order; in a larger one
+    (global pooling) the cell with ordinal k (scan order) goes to partial sum
+    k % LANES, each partial sum runs from 0 in scan order, and the partial
+    sums are added from 0 in lane order: LANES independent chains instead of
+    one.  Consecutive rows that touch in memory are one run."""
+    cdef Py_ssize_t r, j, k, run
+    cdef floating total = 0
+    cdef floating lanes[LANES]
+    if nr * nw <= SCAN_SUM_MAX:
+        for r in range(nr):
+            for j in range(nw):
+                total += _raise(x[rows[r] + w0 + j * sw], power, p)
+        return total
+    for j in range(LANES):
+        lanes[j] = 0
+    k = 0
+    r = 0
+    while r < nr:
+        if sw == 1:
+            run = nw
+            while r + 1 < nr and rows[r + 1] == rows[r] + nw:   # rows touch: one run
+                run += nw
+                r += 1
+            if power == POWER_ONE:  # constant power: the block loop vectorises
+                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes,
+                               POWER_ONE, p)
+            else:
+                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, power, p)
+            k += run
+        else:
+            for j in range(nw):
+                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], power, p)
+            k += nw
+        r += 1
+    for j in range(LANES):
+        total += lanes[j]
+    return total
+
+
+cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                      Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+    """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time
+    (summed as _window_sum says, like every path)."""
+    cdef Py_ssize_t ow, nw
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    for ow in range(lo, hi):
+        nw = w.count[2][ow] if nr > 0 else 0
+        out[o_row + ow] = (_root(_window_sum(x, rows, nr, w.first[2][ow], nw, w.step[2], power,
+                                             p), power, p)
+                           / <floating>_divisor(w, od, oh, ow))
+
+
+cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
+                        const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                        Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+    """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell
+    (into one of LANES partial sums per output for windows of > SCAN_SUM_MAX cells)."""
+    cdef Py_ssize_t start, n, i, r, j, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating s
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef const floating* r2
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power == POWER_ONE
+    # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
+    cdef bint laned = nr * kw > SCAN_SUM_MAX
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
+    cdef Py_ssize_t width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK, ls
+    start = lo
+    while start < hi:
+        n = min(width, hi - start)
+        c = 2 * start + w.span_origin
+        if laned:
+            ls = n + LANE_GAP
+            for i in range(LANES * ls):
+                lanes[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, lanes + ((r * kw + j) % LANES) * ls, n, power, p)
+            for i in range(n):
+                s = 0
+                for j in range(LANES):
+                    s += lanes[j * ls + i]
+                acc[i] = s
+        elif unrolled and w.fast == FAST_2X2:
+            r0 = x + rows[0] + c
+            r1 = x + rows[1] + c
+            for i in range(n):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                acc[i] = s
+        elif unrolled:
+            r0 = x + rows[0] + c
+            r1 = x + rows[1] + c
+            r2 = x + rows[2] + c
+            for i in range(n):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r0[2 * i + 2]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                s += r1[2 * i + 2]
+                s += r2[2 * i]
+                s += r2[2 * i + 1]
+                s += r2[2 * i + 2]
+                acc[i] = s
+        else:
+            for i in range(n):
+                acc[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, acc, n, power, p)
+        for i in range(n):
+            out[o_row + start + i] = (_root(acc[i], power, p)
+                                      / <floating>_divisor(w, od, oh, start + i))
+        start += n
+
+
+cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                        Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
+                        Py_ssize_t od, Py_ssize_t oh, int power, double p) noexcept nogil:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC block, summed
+    channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
+    cdef floating div, total
+    cdef Py_ssize_t ls
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        # windows of more than SCAN_SUM_MAX cells: LANES partial sums per channel
+        width = <Py_ssize_t>CHUNK if nr * nw <= SCAN_SUM_MAX else <Py_ssize_t>LANE_CHUNK
+        while cstart < c0 + nc:
+            n = min(width, c0 + nc - cstart)
+            if nr * nw <= SCAN_SUM_MAX:
+                for i in range(n):
+                    acc[i] = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, power, p)
+                for i in range(n):
+                    out[o + cstart + i] = _root(acc[i], power, p) / div
+            else:
+                ls = n + LANE_GAP
+                for i in range(LANES * ls):
+                    lanes[i] = 0
+                k = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        lane = k % LANES
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * ls,
+                                  n, power, p)
+                        k += 1
+                for i in range(n):
+                    total = 0
+                    for lane in range(LANES):
+                        total += lanes[lane * ls + i]
+                    out[o + cstart + i] = _root(total, power, p) / div
+            cstart += n
+
+
+cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes,
+                           Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
+                           int power, double p) noexcept nogil:
+    """n_planes planes walked side by side (see _extreme_plane_group): each plane's
+    sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
+    independent chains already, so their planes go one at a time (contiguous runs)."""
+    cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, q, o
+    cdef floating acc[MAX_GROUP]
+    cdef floating div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            for ow in range(w.size_out[2]):
+                o = _out_row(w, od, oh) + ow
+                w0 = w.first[2][ow]
+                nw = w.count[2][ow] if nr > 0 else 0
+                div = <floating>_divisor(w, od, oh, ow)
+                if nr * nw > SCAN_SUM_MAX:
+                    for q in range(n_planes):
+                        out[q * S_out + o] = (_root(_window_sum(x + q * S_in, rows, nr, w0, nw,
+                                                                w.step[2], power, p), power, p)
+                                              / div)
+                    continue
+                for q in range(n_planes):
+                    acc[q] = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        s = rows[r] + w0 + j * w.step[2]
+                        for q in range(n_planes):
+                            acc[q] += _raise(x[q * S_in + s], power, p)
+                for q in range(n_planes):
+                    out[q * S_out + o] = _root(acc[q], power, p) / div
+
+
+cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noexcept nogil:
+    """A plane whose windows are all whole 2x2 stride 2: plain sums / divisor, one
+    loop per output row and no other per-row work (same sum order as every path)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
+    cdef const floating* r0
+    cdef const floating* r1
+    cdef floating s
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            o_row = _out_row(w, od, oh)
+            for i in range(oW):
+                s = 0
+                s += r0[2 * i]
+                s += r0[2 * i + 1]
+                s += r1[2 * i]
+                s += r1[2 * i + 1]
+                out[o_row + i] = s / <floating>_divisor(w, od, oh, i)
+
+
+cdef void _sum_channels_2x2(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                            Py_ssize_t nc, const Windows* w) noexcept nogil:
+    """An NHWC block whose windows are all whole 2x2 stride 2: channel-wise sums of
+    the four cells / divisor (same order as every path)."""
+    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
+    cdef const floating* p0
+    cdef const floating* p1
+    cdef floating s, div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            for ow in range(w.size_out[2]):
+                p0 = x + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p1 = p0 + W * C
+                o = (_out_row(w, od, oh) + ow) * C
+                div = <floating>_divisor(w, od, oh, ow)
+                for i in range(c0, c0 + nc):
+                    s = 0
+                    s += p0[i]
+                    s += p0[C + i]
+                    s += p1[i]
+                    s += p1[C + i]
+                    out[o + i] = s / div
+
+
+def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
+                int power, double p, Py_ssize_t block, int num_threads):
+    """Average / sum / LP pooling of x (B, S_in, C) into out (B, S_out, C).
+
+    ``power`` 1: sum / divisor (avg; sum pooling has divisor 1); 2: sqrt of the
+    sum of squares; 0: (sum x^p)^(1/p).  LP tables have divisor 1.
+    ``block``: channels per unit (NHWC), or planes walked side by side (C == 1).
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, lo, hi
+    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
+    if C == 1 and block > 1:  # planes walked side by side, ``block`` per unit
+        block = min(block, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + block - 1) // block, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * block
+            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(block, B - b), x.shape[1],
+                             out.shape[1], &w, &scratch[omp_get_thread_num(), 0], power, p)
+        return
+    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
+        b = u // n_blocks
+        c0 = (u % n_blocks) * block
+        nc = min(block, C - c0)
+        rows = &scratch[omp_get_thread_num(), 0]
+        if C == 1 and w.whole_plane and power == POWER_ONE:
+            _sum_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], &w)
+            continue
+        if w.whole_plane and power == POWER_ONE:
+            _sum_channels_2x2(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w)
+            continue
+        for od in range(w.size_out[0]):
+            for oh in range(w.size_out[1]):
+                nr = _rows(&w, od, oh, rows)
+                if C > 1:
+                    _sum_channels(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w, rows, nr, od, oh,
+                                  power, p)
+                    continue
+                lo = 0
+                hi = 0
+                _row_parts(&w, nr, power != POWER_GENERAL, &lo, &hi)
+                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, 0, lo, power, p)
+                _sum_row_pass(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, lo, hi, power,
+                              p)
+                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, hi,
+                            w.size_out[2], power, p)
+
+
+cdef inline void _add_pass(floating* gs, Py_ssize_t stride, const floating* q,
+                           Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        gs[i * stride] += q[i]
+
+
+cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                      Py_ssize_t oh) noexcept nogil:
+    """grad_in[cell] += grad_out / divisor for every real cell of every window of one
+    row of a plane.  Each input cell receives its windows' shares in window order
+    in every path: scalar windows left of the span, then row passes over the span
+    with the window cells taken right to left, then scalar windows on the right."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, lo = 0, hi = 0, start, n, i, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating q[CHUNK]
+    cdef floating g
+    _row_parts(w, nr, True, &lo, &hi)
+    for ow in range(w.size_out[2]):
+        if ow == lo and lo < hi:  # the span, in row passes
+            start = lo
+            while start < hi:
+                n = min(<Py_ssize_t>CHUNK, hi - start)
+                for i in range(n):
+                    q[i] = grad_out[o_row + start + i] / <floating>_divisor(w, od, oh, start + i)
+                for r in range(nr):
+                    for j in range(kw - 1, -1, -1):
+                        c = rows[r] + w.span_origin + start * stride + j * sw
+                        if stride == 1:
+                            _add_pass(grad_in + c, 1, q, n)
+                        elif stride == 2:
+                            _add_pass(grad_in + c, 2, q, n)
+                        else:
+                            _add_pass(grad_in + c, stride, q, n)
+                start += n
+        if lo <= ow < hi:
+            continue
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        g = grad_out[o_row + ow] / <floating>_divisor(w, od, oh, ow)
+        for r in range(nr):
+            for j in range(nw):
+                grad_in[rows[r] + w0 + j * sw] += g
+
+
+cdef void _spread_tiled_plane(const floating* grad_out, floating* grad_in,
+                              const Windows* w) noexcept nogil:
+    """A plane tiled by 2x2 stride 2 windows: write grad_out / divisor to all four
+    cells of each window (no zeroing pass, no adds)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
+    cdef floating* r0
+    cdef floating* r1
+    cdef floating q
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            o_row = _out_row(w, od, oh)
+            for i in range(oW):
+                q = grad_out[o_row + i] / <floating>_divisor(w, od, oh, i)
+                r0[2 * i] = q
+                r0[2 * i + 1] = q
+                r1[2 * i] = q
+                r1[2 * i + 1] = q
+
+
+cdef void _spread_channels_tiled(const floating* grad_out, floating* grad_in, Py_ssize_t C,
+                                 Py_ssize_t c0, Py_ssize_t nc, const Windows* w) noexcept nogil:
+    """An NHWC block tiled by 2x2 stride 2 windows: write grad_out / divisor to the
+    four cells of each window, channel-wise."""
+    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
+    cdef floating* p0
+    cdef floating* p1
+    cdef floating q, div
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            for ow in range(w.size_out[2]):
+                p0 = grad_in + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p1 = p0 + W * C
+                o = (_out_row(w, od, oh) + ow) * C
+                div = <floating>_divisor(w, od, oh, ow)
+                for i in range(c0, c0 + nc):
+                    q = grad_out[o + i] / div
+                    p0[i] = q
+                    p0[C + i] = q
+                    p1[i] = q
+                    p1[C + i] = q
+
+
+cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
+                           Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                           Py_ssize_t oh) noexcept nogil:
+    """NHWC: grad_in[cell, c] += grad_out[c] / divisor, windows in order."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating q[CHUNK]
+    cdef floating div
+    cdef floating* gp
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            for i in range(n):
+                q[i] = grad_out[o + cstart + i] / div
+            for r in range(nr):
+                for j in range(nw):
+                    gp = grad_in + (rows[r] + w0 + j * sw) * C + cstart
+                    for i in range(n):
+                        gp[i] += q[i]
+            cstart += n
+
+
+def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
+                 WindowTables tables, bint tiled, Py_ssize_t block, int num_threads):
+    """Gradient of avg/sum pooling: every real cell gets grad_out / divisor."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
+    cdef Py_ssize_t u, b, c0, nc, od, oh, nr
+    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
+    cdef bint write = tiled and w.whole_plane
+    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
+        b = u // n_blocks
+        c0 = (u % n_blocks) * block
+        nc = min(block, C - c0)
+        rows = &scratch[omp_get_thread_num(), 0]
+        if write and C == 1:
+            _spread_tiled_plane(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w)
+            continue
+        if write:
+            _spread_channels_tiled(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w)
+            continue
+        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
+        for od in range(w.size_out[0]):
+            for oh in range(w.size_out[1]):
+                nr = _rows(&w, od, oh, rows)
+                if C > 1:
+                    _spread_channels(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows,
+                                     nr, od, oh)
+                else:
+                    _spread_row(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, rows, nr, od, oh)
+
+
+def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
+                const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
+                WindowTables tables, double p, Py_ssize_t block, int num_threads):
+    """Gradient of LP pooling: d out / d x_i = x_i^(p-1) / out^(p-1).
+
+    A window whose output is 0 passes no gradient (the derivative is undefined
+    there; PyTorch returns NaN)."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
+    cdef Py_ssize_t u, b, c0, nc, od, oh, ow, nr, r, j, c, w0, nw, s, o
+    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
+    cdef floating y, q, v
+    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
+        b = u // n_blocks
+        c0 = (u % n_blocks) * block
+        nc = min(block, C - c0)
+        rows = &scratch[omp_get_thread_num(), 0]
+        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
+        for od in range(w.size_out[0]):
+            for oh in range(w.size_out[1]):
+                nr = _rows(&w, od, oh, rows)
+                for ow in range(w.size_out[2]):
+                    o = _out_row(&w, od, oh) + ow
+                    w0 = w.first[2][ow]
+                    nw = w.count[2][ow]
+                    for c in range(c0, c0 + nc):
+                        y = out[b, o, c]
+                        if y == 0:
+                            continue
+                        if p == 1.0:
+                            q = grad_out[b, o, c]
+                        elif p == 2.0:
+                            q = grad_out[b, o, c] / y
+                        else:
+                            q = grad_out[b, o, c] / <floating>pow(y, p - 1.0)
+                        for r in range(nr):
+                            for j in range(nw):
+                                s = rows[r] + w0 + j * w.step[2]
+                                v = x[b, s, c]
+                                if p == 1.0:
+                                    grad_in[b, s, c] += q
+                                elif p == 2.0:
+                                    grad_in[b, s, c] += q * v
+                                else:
+                                    grad_in[b, s, c] += q * <floating>pow(v, p - 1.0)
+
