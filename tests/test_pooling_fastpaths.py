@@ -219,7 +219,7 @@ def test_tiled_max_backward_routes_like_the_loop_reference(h, w, planes, seed, d
         got = leaf.grad.numpy().transpose(0, 3, 1, 2)
     same(got, expected, f"{layout} gradient")
     call = window_call("max_pool2d", x.shape, 2, 2, 2, 0, 1, False, None, "one")
-    assert call.tiled
+    assert call.tiled == (w > 2)        # (one window per row: no W stride, no quads path)
     general = mp.tensor(x, requires_grad=True)
     ExtremePool.apply(general, call=call.variant(False, False)).backward(grad)
     same(general.grad, expected, "generic zero-and-add path")
@@ -292,7 +292,7 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
     last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     grad_last = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
     call = window_call(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
-    tiled = call.tiled and call.tables.whole_plane
+    tiled = call.tiled
     assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
     expected = scatter_reference(grad, indices.numpy(), h * w).reshape(x.shape)
     expected_last = np.ascontiguousarray(expected.transpose(0, 2, 3, 1))
@@ -311,16 +311,13 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
     view = call.layout.view
     codes = np.empty(call.out_view, dtype=np.uint8)
     out = np.empty(call.out_view, dtype=dtype)
-    K.extreme_forward(last.reshape(view), out, codes, call.tables, is_min, True, channels, 1)
-    bits = BITS[np.dtype(dtype)]
+    K.extreme_forward(last.reshape(view), out, codes, call.tables, call.forward_path, is_min,
+                      True, channels, 1)
     g = grad_last.reshape(call.out_view)
     for threads, block in ((1, channels), (2, channels), (2, -(-channels // 2)), (2, 1),
                            (2, 5)):
         got = np.full(view, np.nan, dtype=dtype)                # every cell must be written
-        if tiled:
-            K.route_tiled(g.view(bits), codes, got.view(bits), call.tables, block, threads)
-        else:
-            K.extreme_backward(g, codes, got, call.tables, block, threads)
+        K.extreme_backward(g, codes, got, call.tables, call.backward_path, block, threads)
         same_bits(got.reshape(last.shape), expected_last, f"{threads} threads, block {block}")
 
 

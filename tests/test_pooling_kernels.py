@@ -254,9 +254,9 @@ def test_no_argmax_is_stored_when_no_graph_is_recorded(monkeypatch):
     stored = []
     kernel = _functions.pool_extreme.extreme_forward
 
-    def spy(x, out, codes, tables, is_min, store, block, threads):
+    def spy(x, out, codes, tables, path, is_min, store, unit_size, threads):
         stored.append((store, codes.size))
-        return kernel(x, out, codes, tables, is_min, store, block, threads)
+        return kernel(x, out, codes, tables, path, is_min, store, unit_size, threads)
 
     monkeypatch.setattr(_functions.pool_extreme, "extreme_forward", spy)
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))

@@ -12,8 +12,10 @@ from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
                                              MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
                                              _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _units, _zero_block, bits_t, code_t, floating,
-                                             pool_t)
+                                             _units, _unit, _zero_unit, Path, PATH_ROWS, PATH_CHANNELS,
+                                             PATH_PLANE_GROUP, PATH_QUADS_PLANE,
+                                             PATH_QUADS_CHANNELS, Unit, bits_t, code_t,
+                                             floating, pool_t)
 
 import numpy as np
 
@@ -23,17 +25,17 @@ cdef enum:
 NO_CELL_CODE = NO_CELL_U8
 
 
-def _plane_scratch(WindowTables tables, Py_ssize_t plane_out, Py_ssize_t C, bint needed,
-                   int num_threads):
-    """Per-thread int codes of one output plane (for _extreme_plane_2x2)."""
-    if needed and C == 1 and tables.whole_plane:
+def _plane_scratch(Py_ssize_t plane_out, Path path, bint needed, int num_threads):
+    """Per-thread int codes of one output plane (PATH_QUADS_PLANE)."""
+    if needed and path == PATH_QUADS_PLANE:
         return np.empty((max(1, num_threads), max(1, plane_out)), dtype=np.intc)
     return np.empty((1, 1), dtype=np.intc)
 
 
-def _row_scratch(Py_ssize_t row_out, bint needed, int num_threads):
-    """Per-thread int codes of one NHWC output row (for _route_quads_channels)."""
-    return np.empty((max(1, num_threads), max(1, row_out) if needed else 1), dtype=np.intc)
+def _row_scratch(Py_ssize_t row_out, Path path, int num_threads):
+    """Per-thread int codes of one NHWC output row (PATH_QUADS_CHANNELS backward)."""
+    width = max(1, row_out) if path == PATH_QUADS_CHANNELS else 1
+    return np.empty((max(1, num_threads), width), dtype=np.intc)
 
 
 # Min pooling is max pooling in "key space": every value is mapped through an
@@ -477,67 +479,84 @@ cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py
                     cstart += n
 
 
+cdef void _extreme_rows(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
+                        Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """PATH_ROWS: one plane, row by row: scalar windows left and right of the W
+    span, row passes (uint8 codes only) over it."""
+    cdef Py_ssize_t od, oh, nr, o_row, lo, hi
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            o_row = _out_row(w, od, oh)
+            lo = 0
+            hi = 0
+            if code_t is uint8_t:  # row passes keep uint8 ordinals only
+                _row_parts(w, nr, True, &lo, &hi)
+            _extreme_scalar(x, out, codes, w, rows, nr, o_row, 0, lo, flip)
+            if code_t is uint8_t:
+                _extreme_row_pass(x, out, codes, w, rows, nr, o_row, lo, hi, flip)
+            _extreme_scalar(x, out, codes, w, rows, nr, o_row, hi, w.size_out[2], flip)
+
+
+cdef void _extreme_channel_rows(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
+                                Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """PATH_CHANNELS: channels [c0, c0+nc) of one NHWC image, row by row."""
+    cdef Py_ssize_t od, oh, nr
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _extreme_channels(x, out, codes, C, c0, nc, w, rows, nr, _out_row(w, od, oh), flip)
+
+
 def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
-                    WindowTables tables, bint is_min, bint store, Py_ssize_t block,
-                    int num_threads):
-    """Max (``is_min`` False) or min pooling of x (B, S_in, C) into out (B, S_out, C).
+                    WindowTables tables, Path path, bint is_min, bint store,
+                    Py_ssize_t unit_size, int num_threads):
+    """Max (``is_min`` False) or min pooling of x (B, S_in, C) into out (B, S_out, C),
+    along ``path`` (PoolPlan.forward_path; see the module docstring).
 
     With ``store`` the winning cell of each output goes to ``codes`` (same shape
     as out); without it ``codes`` is ignored (pass any 1x1x1 uint8 array).
-    ``block``: channels per unit of work (NHWC), or planes walked side by side
-    per unit (NCHW, C == 1; see ``_extreme_plane_group``).
+    ``unit_size``: channels (planes, for PATH_PLANE_GROUP) per unit of work.
     """
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, o_row, lo, hi
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef int[:, ::1] plane_codes = _plane_scratch(tables, out.shape[1], C, store, num_threads)
-    cdef Py_ssize_t* rows
-    cdef code_t* kp
+    cdef int[:, ::1] plane_codes = _plane_scratch(out.shape[1], path, store, num_threads)
+    cdef Unit unit
     cdef const pool_t* type_tag = NULL
     cdef pool_t flip = _flip(type_tag, is_min)
-    if C == 1 and block > 1:  # planes walked side by side, ``block`` per unit
-        block = min(block, <Py_ssize_t>MAX_GROUP)
-        for u in prange((B + block - 1) // block, nogil=True, schedule="static",
+    tables.check_path(path, C)
+    if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
+        raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
+    if path == PATH_PLANE_GROUP:
+        unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
                         num_threads=num_threads):
-            b = u * block
+            b = u * unit_size
             _extreme_plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
-                                 min(block, B - b), x.shape[1], out.shape[1], &w,
+                                 min(unit_size, B - b), x.shape[1], out.shape[1], &w,
                                  &scratch[omp_get_thread_num(), 0], flip)
         return
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        rows = &scratch[omp_get_thread_num(), 0]
-        kp = &codes[b, 0, 0] if store else NULL
-        if code_t is uint8_t:
-            if C == 1 and w.whole_plane:
-                _extreme_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], kp, &w, flip,
-                                   &plane_codes[omp_get_thread_num(), 0])
-                continue
-            if w.whole_plane:
-                _extreme_channels_2x2(&x[b, 0, 0], &out[b, 0, 0], kp, C, c0, nc, &w, flip)
-                continue
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                o_row = _out_row(&w, od, oh)
-                if C > 1:
-                    _extreme_channels(&x[b, 0, 0], &out[b, 0, 0], kp, C, c0, nc, &w, rows, nr,
-                                      o_row, flip)
-                    continue
-                lo = 0
-                hi = 0
-                if code_t is uint8_t:  # row passes keep uint8 ordinals only
-                    _row_parts(&w, nr, True, &lo, &hi)
-                _extreme_scalar(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row, 0, lo,
-                                flip)
-                if code_t is uint8_t:
-                    _extreme_row_pass(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row,
-                                      lo, hi, flip)
-                _extreme_scalar(&x[b, 0, 0], &out[b, 0, 0], kp, &w, rows, nr, o_row, hi,
-                                w.size_out[2], flip)
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS:
+            _extreme_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                          &codes[unit.b, 0, 0] if store else NULL, &w,
+                          &scratch[omp_get_thread_num(), 0], flip)
+        elif path == PATH_CHANNELS:
+            _extreme_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                  &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
+                                  &w, &scratch[omp_get_thread_num(), 0], flip)
+        elif code_t is uint8_t and path == PATH_QUADS_PLANE:
+            _extreme_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                               &codes[unit.b, 0, 0] if store else NULL, &w, flip,
+                               &plane_codes[omp_get_thread_num(), 0])
+        elif code_t is uint8_t:
+            _extreme_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                  &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
+                                  &w, flip)
 
 
 cdef void _route_row(const floating* grad_out, const code_t* codes, floating* grad_in,
@@ -569,32 +588,6 @@ cdef void _route_row(const floating* grad_out, const code_t* codes, floating* gr
                     continue
                 s = k
             grad_in[s * C + c] += grad_out[o + c]
-
-
-def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
-                     floating[:, :, ::1] grad_in, WindowTables tables, Py_ssize_t block,
-                     int num_threads):
-    """Route grad_out (B, S_out, C) to the cells recorded in ``codes``: grad_in is
-    zeroed, then grad_in[winner] += grad_out, windows in order (any geometry;
-    inputs tiled by 2x2 stride 2 windows have ``route_tiled``)."""
-    cdef Windows w = tables.w
-    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
-    cdef Py_ssize_t u, b, c0, nc, od, oh, nr, o_row
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef Py_ssize_t* rows
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        rows = &scratch[omp_get_thread_num(), 0]
-        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                o_row = _out_row(&w, od, oh)
-                _route_row(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc,
-                           &w, rows, nr, o_row)
 
 
 cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
@@ -754,35 +747,67 @@ cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* g
                 p1[C + c] = _keep_if(v, k, 3)
 
 
-def route_tiled(const bits_t[:, :, ::1] grad_out, const uint8_t[:, :, ::1] codes,
-                bits_t[:, :, ::1] grad_in, WindowTables tables, Py_ssize_t block,
-                int num_threads):
-    """Max-pool backward for inputs tiled by 2x2 stride 2 windows (``tables.whole_plane``
-    and the caller's ``tiled``): every input cell is written once, the gradient
-    at each window's winner (uint8 ordinal) and 0 elsewhere.
+cdef void _route_rows(const floating* grad_out, const code_t* codes, floating* grad_in,
+                      Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                      Py_ssize_t* rows) noexcept nogil:
+    """PATH_ROWS / PATH_CHANNELS: grad_in zeroed, then grad_in[winner] += grad_out,
+    row by row, windows in order (any geometry)."""
+    cdef Py_ssize_t od, oh, nr
+    _zero_unit(grad_in, S, C, c0, nc)
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _route_row(grad_out, codes, grad_in, C, c0, nc, w, rows, nr, _out_row(w, od, oh))
 
-    The gradients come as their bits (uint32 / uint64 views of float32 /
-    float64 arrays): routing only moves values, so integer masks do it exactly
-    (NaN payloads and signed zeros included) and vectorise without selects.
+
+def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
+                     floating[:, :, ::1] grad_in, WindowTables tables, Path path,
+                     Py_ssize_t unit_size, int num_threads):
+    """Route grad_out (B, S_out, C) to the cells recorded in ``codes`` along ``path``
+    (PoolPlan.backward_path; see the module docstring).
+
+    The QUADS paths (2x2 stride 2 windows tiling the input exactly) write every
+    input cell once, the gradient at each window's winner and 0 elsewhere.  They
+    move the gradients' bits (uint32 / uint64): routing only moves values, so
+    integer masks do it exactly (NaN payloads and signed zeros included) and
+    vectorise without selects.
     """
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], u, b, c0, nc
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
-    cdef int[:, ::1] wide = _plane_scratch(tables, rows_out * oW, C, True, num_threads)
-    cdef int[:, ::1] row_wide = _row_scratch(oW * C, C > 1, num_threads)
-    if not w.whole_plane or grad_in.shape[1] != 4 * rows_out * oW:
-        raise ValueError("route_tiled needs 2x2 stride 2 windows tiling the input exactly")
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        if C == 1:
-            _route_quads_plane(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], rows_out,
-                               oW, &wide[omp_get_thread_num(), 0])
-        else:
-            _route_quads_channels(&grad_out[b, 0, 0], &codes[b, 0, 0], &grad_in[b, 0, 0], C, c0,
-                                  nc, rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef int[:, ::1] wide = _plane_scratch(rows_out * oW, path, True, num_threads)
+    cdef int[:, ::1] row_wide = _row_scratch(oW * C, path, num_threads)
+    cdef Unit unit
+    tables.check_path(path, C)
+    if path == PATH_PLANE_GROUP:
+        raise ValueError("extreme_backward: PATH_PLANE_GROUP is a forward path only")
+    if path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS:
+        if code_t is int32_t or S != 4 * rows_out * oW:
+            raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
+                             "stride 2 windows tiling the input exactly")
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS or path == PATH_CHANNELS:
+            _route_rows(&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S,
+                        C, unit.c0, unit.nc, &w, &scratch[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is float and path == PATH_QUADS_PLANE:
+            _route_quads_plane(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                               <uint32_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
+                               &wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is double and path == PATH_QUADS_PLANE:
+            _route_quads_plane(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                               <uint64_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
+                               &wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is float:
+            _route_quads_channels(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                                  <uint32_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is double:
+            _route_quads_channels(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                                  <uint64_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
 
 
 cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,

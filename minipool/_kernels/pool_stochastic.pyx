@@ -12,7 +12,7 @@ from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
                                              MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
                                              _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _units, _zero_block, bits_t, code_t, floating,
+                                             _units, _zero_unit, bits_t, code_t, floating,
                                              pool_t)
 
 import numpy as np
@@ -124,7 +124,7 @@ def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, :
     cdef floating s1, q, y
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         rows = &scratch[omp_get_thread_num(), 0]
-        _zero_block(&grad_in[b, 0, 0], S, C, 0, C)
+        _zero_unit(&grad_in[b, 0, 0], S, C, 0, C)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)

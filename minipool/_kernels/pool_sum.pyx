@@ -12,15 +12,13 @@ from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
                                              MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
                                              _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _units, _zero_block, bits_t, code_t, floating,
-                                             pool_t)
+                                             _unit, _units, _zero_unit, Path, PATH_CHANNELS, PATH_PLANE_GROUP,
+                                             PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
+                                             Unit, floating)
 
 import numpy as np
 
 cdef enum:
-    POWER_GENERAL = 0       # LP pooling with any p: pow(x, p) and pow(s, 1/p)
-    POWER_ONE = 1           # plain sums (avg, sum, LP with p = 1)
-    POWER_TWO = 2           # x*x and sqrt
     SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
     LANES = 16              # larger ones in LANES partial sums (see _window_sum)
     LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
@@ -29,56 +27,66 @@ cdef enum:
                             # cells (4K aliasing: loads stall on unrelated stores)
 
 
-cdef inline floating _raise(floating v, int power, double p) noexcept nogil:
-    if power == POWER_ONE:
+# The power p is a compile-time kind tag: every loop is compiled once per kind,
+# straight-line, with no per-element test of p.
+cdef struct PowerOne:       # plain sums: avg, sum, LP with p = 1
+    char unused
+cdef struct PowerTwo:       # x*x and sqrt: LP with p = 2
+    char unused
+cdef struct PowerAny:       # pow(x, p) and pow(s, 1/p): LP with any other p
+    double p
+
+ctypedef fused power_t:
+    PowerOne
+    PowerTwo
+    PowerAny
+
+
+cdef inline floating _raise(floating v, power_t pw) noexcept nogil:
+    if power_t is PowerOne:
         return v
-    if power == POWER_TWO:
+    elif power_t is PowerTwo:
         return v * v
-    return <floating>pow(v, p)
+    else:
+        return <floating>pow(v, pw.p)
 
 
-cdef inline floating _root(floating s, int power, double p) noexcept nogil:
-    if power == POWER_ONE:
+cdef inline floating _root(floating s, power_t pw) noexcept nogil:
+    if power_t is PowerOne:
         return s
-    if power == POWER_TWO:
+    elif power_t is PowerTwo:
         return <floating>sqrt(s)
-    return <floating>pow(s, 1.0 / p)
+    else:
+        return <floating>pow(s, 1.0 / pw.p)
 
 
 cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
-                           int power, double p) noexcept nogil:
+                           power_t pw) noexcept nogil:
     """One cell of n windows: acc[i] += xs[i * stride] ** p."""
     cdef Py_ssize_t i
-    if power == POWER_ONE:
-        for i in range(n):
-            acc[i] += xs[i * stride]
-    elif power == POWER_TWO:
-        for i in range(n):
-            acc[i] += xs[i * stride] * xs[i * stride]
-    else:
-        for i in range(n):
-            acc[i] += <floating>pow(xs[i * stride], p)
+    for i in range(n):
+        acc[i] += _raise(xs[i * stride], pw)
 
 
 cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floating* acc,
-                                   Py_ssize_t n, int power, double p) noexcept nogil:
+                                   Py_ssize_t n, power_t pw) noexcept nogil:
     if stride == 1:
-        _sum_pass(xs, 1, acc, n, power, p)
+        _sum_pass(xs, 1, acc, n, pw)
     elif stride == 2:
-        _sum_pass(xs, 2, acc, n, power, p)
+        _sum_pass(xs, 2, acc, n, pw)
     else:
-        _sum_pass(xs, stride, acc, n, power, p)
+        _sum_pass(xs, stride, acc, n, pw)
 
 
 cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane0,
-                               floating* lanes, int power, double p) noexcept nogil:
+                               floating* lanes, power_t pw) noexcept nogil:
     """lanes[(lane0 + j) % LANES] += a[j] ** p for j < n, in order of j.  The whole
     blocks of LANES cells run on local accumulators (no aliasing with ``a``), so
     they stay in vector registers."""
     cdef floating acc[LANES]
     cdef Py_ssize_t j = 0, t, lane = lane0
     while lane != 0 and j < n:          # up to the next lane-0 cell
-        lanes[lane] += _raise(a[j], power, p)
+        lanes[lane] += _raise(a[j], pw)
         j += 1
         lane = (lane + 1) % LANES
     if j + LANES <= n:
@@ -86,20 +94,20 @@ cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane
             acc[t] = lanes[t]
         while j + LANES <= n:
             for t in range(LANES):
-                acc[t] += _raise(a[j + t], power, p)
+                acc[t] += _raise(a[j + t], pw)
             j += LANES
         for t in range(LANES):
             lanes[t] = acc[t]
     t = 0
     while j < n:
-        lanes[t] += _raise(a[j], power, p)
+        lanes[t] += _raise(a[j], pw)
         j += 1
         t += 1
 
 
 cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_ssize_t nr,
-                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw, int power,
-                                 double p) noexcept nogil:
+                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
+                                 power_t pw) noexcept nogil:
     """Sum of x ** p over one window of a plane.
 
     The summation order every path and both layouts share: a window of at
@@ -114,7 +122,7 @@ cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_s
     if nr * nw <= SCAN_SUM_MAX:
         for r in range(nr):
             for j in range(nw):
-                total += _raise(x[rows[r] + w0 + j * sw], power, p)
+                total += _raise(x[rows[r] + w0 + j * sw], pw)
         return total
     for j in range(LANES):
         lanes[j] = 0
@@ -126,15 +134,11 @@ cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_s
             while r + 1 < nr and rows[r + 1] == rows[r] + nw:   # rows touch: one run
                 run += nw
                 r += 1
-            if power == POWER_ONE:  # constant power: the block loop vectorises
-                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes,
-                               POWER_ONE, p)
-            else:
-                _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, power, p)
+            _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, pw)
             k += run
         else:
             for j in range(nw):
-                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], power, p)
+                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], pw)
             k += nw
         r += 1
     for j in range(LANES):
@@ -144,21 +148,20 @@ cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_s
 
 cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
                       const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
-                      Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+                      Py_ssize_t lo, Py_ssize_t hi, power_t pw) noexcept nogil:
     """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time
     (summed as _window_sum says, like every path)."""
     cdef Py_ssize_t ow, nw
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     for ow in range(lo, hi):
         nw = w.count[2][ow] if nr > 0 else 0
-        out[o_row + ow] = (_root(_window_sum(x, rows, nr, w.first[2][ow], nw, w.step[2], power,
-                                             p), power, p)
+        out[o_row + ow] = (_root(_window_sum(x, rows, nr, w.first[2][ow], nw, w.step[2], pw), pw)
                            / <floating>_divisor(w, od, oh, ow))
 
 
 cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
                         const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
-                        Py_ssize_t lo, Py_ssize_t hi, int power, double p) noexcept nogil:
+                        Py_ssize_t lo, Py_ssize_t hi, power_t pw) noexcept nogil:
     """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell
     (into one of LANES partial sums per output for windows of > SCAN_SUM_MAX cells)."""
     cdef Py_ssize_t start, n, i, r, j, c
@@ -169,7 +172,7 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
     cdef const floating* r0
     cdef const floating* r1
     cdef const floating* r2
-    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power == POWER_ONE
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power_t is PowerOne
     # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
     cdef bint laned = nr * kw > SCAN_SUM_MAX
     cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
@@ -185,7 +188,7 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
             for r in range(nr):
                 for j in range(kw):
                     _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
-                                      stride, lanes + ((r * kw + j) % LANES) * ls, n, power, p)
+                                      stride, lanes + ((r * kw + j) % LANES) * ls, n, pw)
             for i in range(n):
                 s = 0
                 for j in range(LANES):
@@ -223,16 +226,16 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
             for r in range(nr):
                 for j in range(kw):
                     _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
-                                      stride, acc, n, power, p)
+                                      stride, acc, n, pw)
         for i in range(n):
-            out[o_row + start + i] = (_root(acc[i], power, p)
+            out[o_row + start + i] = (_root(acc[i], pw)
                                       / <floating>_divisor(w, od, oh, start + i))
         start += n
 
 
 cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
                         Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
-                        Py_ssize_t od, Py_ssize_t oh, int power, double p) noexcept nogil:
+                        Py_ssize_t od, Py_ssize_t oh, power_t pw) noexcept nogil:
     """Every window of one output row, channels [c0, c0+nc) of one NHWC block, summed
     channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
     cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
@@ -256,9 +259,9 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
                     acc[i] = 0
                 for r in range(nr):
                     for j in range(nw):
-                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, power, p)
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, pw)
                 for i in range(n):
-                    out[o + cstart + i] = _root(acc[i], power, p) / div
+                    out[o + cstart + i] = _root(acc[i], pw) / div
             else:
                 ls = n + LANE_GAP
                 for i in range(LANES * ls):
@@ -268,19 +271,19 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
                     for j in range(nw):
                         lane = k % LANES
                         _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * ls,
-                                  n, power, p)
+                                  n, pw)
                         k += 1
                 for i in range(n):
                     total = 0
                     for lane in range(LANES):
                         total += lanes[lane * ls + i]
-                    out[o + cstart + i] = _root(total, power, p) / div
+                    out[o + cstart + i] = _root(total, pw) / div
             cstart += n
 
 
 cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes,
                            Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
-                           int power, double p) noexcept nogil:
+                           power_t pw) noexcept nogil:
     """n_planes planes walked side by side (see _extreme_plane_group): each plane's
     sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
     independent chains already, so their planes go one at a time (contiguous runs)."""
@@ -298,7 +301,7 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
                 if nr * nw > SCAN_SUM_MAX:
                     for q in range(n_planes):
                         out[q * S_out + o] = (_root(_window_sum(x + q * S_in, rows, nr, w0, nw,
-                                                                w.step[2], power, p), power, p)
+                                                                w.step[2], pw), pw)
                                               / div)
                     continue
                 for q in range(n_planes):
@@ -307,14 +310,15 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
                     for j in range(nw):
                         s = rows[r] + w0 + j * w.step[2]
                         for q in range(n_planes):
-                            acc[q] += _raise(x[q * S_in + s], power, p)
+                            acc[q] += _raise(x[q * S_in + s], pw)
                 for q in range(n_planes):
-                    out[q * S_out + o] = _root(acc[q], power, p) / div
+                    out[q * S_out + o] = _root(acc[q], pw) / div
 
 
-cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noexcept nogil:
-    """A plane whose windows are all whole 2x2 stride 2: plain sums / divisor, one
-    loop per output row and no other per-row work (same sum order as every path)."""
+cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w,
+                         power_t pw) noexcept nogil:
+    """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2, one loop
+    per output row and no other per-row work (same sum order as every path)."""
     cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
     cdef const floating* r0
     cdef const floating* r1
@@ -326,17 +330,17 @@ cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w) noe
             o_row = _out_row(w, od, oh)
             for i in range(oW):
                 s = 0
-                s += r0[2 * i]
-                s += r0[2 * i + 1]
-                s += r1[2 * i]
-                s += r1[2 * i + 1]
-                out[o_row + i] = s / <floating>_divisor(w, od, oh, i)
+                s += _raise(r0[2 * i], pw)
+                s += _raise(r0[2 * i + 1], pw)
+                s += _raise(r1[2 * i], pw)
+                s += _raise(r1[2 * i + 1], pw)
+                out[o_row + i] = _root(s, pw) / <floating>_divisor(w, od, oh, i)
 
 
 cdef void _sum_channels_2x2(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
-                            Py_ssize_t nc, const Windows* w) noexcept nogil:
-    """An NHWC block whose windows are all whole 2x2 stride 2: channel-wise sums of
-    the four cells / divisor (same order as every path)."""
+                            Py_ssize_t nc, const Windows* w, power_t pw) noexcept nogil:
+    """PATH_QUADS_CHANNELS: channels [c0, c0+nc) of an NHWC image whose windows are
+    all whole 2x2 stride 2, summed channel-wise (same order as every path)."""
     cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
     cdef const floating* p0
     cdef const floating* p1
@@ -350,60 +354,89 @@ cdef void _sum_channels_2x2(const floating* x, floating* out, Py_ssize_t C, Py_s
                 div = <floating>_divisor(w, od, oh, ow)
                 for i in range(c0, c0 + nc):
                     s = 0
-                    s += p0[i]
-                    s += p0[C + i]
-                    s += p1[i]
-                    s += p1[C + i]
-                    out[o + i] = s / div
+                    s += _raise(p0[i], pw)
+                    s += _raise(p0[C + i], pw)
+                    s += _raise(p1[i], pw)
+                    s += _raise(p1[C + i], pw)
+                    out[o + i] = _root(s, pw) / div
+
+
+cdef void _sum_rows(const floating* x, floating* out, const Windows* w, Py_ssize_t* rows,
+                    power_t pw) noexcept nogil:
+    """PATH_ROWS: one plane, row by row: scalar windows left and right of the W
+    span, row passes over it (not for PowerAny: pow dominates, passes would not pay)."""
+    cdef Py_ssize_t od, oh, nr, lo, hi
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            lo = 0
+            hi = 0
+            _row_parts(w, nr, not (power_t is PowerAny), &lo, &hi)
+            _sum_scalar(x, out, w, rows, nr, od, oh, 0, lo, pw)
+            _sum_row_pass(x, out, w, rows, nr, od, oh, lo, hi, pw)
+            _sum_scalar(x, out, w, rows, nr, od, oh, hi, w.size_out[2], pw)
+
+
+cdef void _sum_channel_rows(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                            Py_ssize_t nc, const Windows* w, Py_ssize_t* rows,
+                            power_t pw) noexcept nogil:
+    """PATH_CHANNELS: channels [c0, c0+nc) of one NHWC image, row by row."""
+    cdef Py_ssize_t od, oh, nr
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _sum_channels(x, out, C, c0, nc, w, rows, nr, od, oh, pw)
+
+
+cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, const Windows* w,
+                       Path path, power_t pw, Py_ssize_t unit_size,
+                       Py_ssize_t[:, ::1] scratch, int num_threads):
+    """sum_forward for one power kind (the switch on the path)."""
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
+    cdef Unit unit
+    if path == PATH_PLANE_GROUP:
+        unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * unit_size
+            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(unit_size, B - b), x.shape[1],
+                             out.shape[1], w, &scratch[omp_get_thread_num(), 0], pw)
+        return
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS:
+            _sum_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, &scratch[omp_get_thread_num(), 0],
+                      pw)
+        elif path == PATH_CHANNELS:
+            _sum_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w,
+                              &scratch[omp_get_thread_num(), 0], pw)
+        elif path == PATH_QUADS_PLANE:
+            _sum_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
+        else:
+            _sum_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
 
 
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
-                int power, double p, Py_ssize_t block, int num_threads):
-    """Average / sum / LP pooling of x (B, S_in, C) into out (B, S_out, C).
-
-    ``power`` 1: sum / divisor (avg; sum pooling has divisor 1); 2: sqrt of the
-    sum of squares; 0: (sum x^p)^(1/p).  LP tables have divisor 1.
-    ``block``: channels per unit (NHWC), or planes walked side by side (C == 1).
+                Path path, double p, Py_ssize_t unit_size, int num_threads):
+    """(sum over each window's real cells of x^p)^(1/p) / divisor, x (B, S_in, C) into
+    out (B, S_out, C), along ``path`` (PoolPlan.forward_path; see the module
+    docstring): average (p = 1), sum (p = 1, divisor 1) and LP pooling (divisor 1).
+    ``unit_size``: channels (planes, for PATH_PLANE_GROUP) per unit of work.
     """
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b, c0, nc, od, oh, nr, lo, hi
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef Py_ssize_t* rows
-    if C == 1 and block > 1:  # planes walked side by side, ``block`` per unit
-        block = min(block, <Py_ssize_t>MAX_GROUP)
-        for u in prange((B + block - 1) // block, nogil=True, schedule="static",
-                        num_threads=num_threads):
-            b = u * block
-            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(block, B - b), x.shape[1],
-                             out.shape[1], &w, &scratch[omp_get_thread_num(), 0], power, p)
-        return
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        rows = &scratch[omp_get_thread_num(), 0]
-        if C == 1 and w.whole_plane and power == POWER_ONE:
-            _sum_plane_2x2(&x[b, 0, 0], &out[b, 0, 0], &w)
-            continue
-        if w.whole_plane and power == POWER_ONE:
-            _sum_channels_2x2(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w)
-            continue
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                if C > 1:
-                    _sum_channels(&x[b, 0, 0], &out[b, 0, 0], C, c0, nc, &w, rows, nr, od, oh,
-                                  power, p)
-                    continue
-                lo = 0
-                hi = 0
-                _row_parts(&w, nr, power != POWER_GENERAL, &lo, &hi)
-                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, 0, lo, power, p)
-                _sum_row_pass(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, lo, hi, power,
-                              p)
-                _sum_scalar(&x[b, 0, 0], &out[b, 0, 0], &w, rows, nr, od, oh, hi,
-                            w.size_out[2], power, p)
+    cdef PowerOne one
+    cdef PowerTwo two
+    cdef PowerAny any_p
+    tables.check_path(path, x.shape[2])
+    if p == 1.0:
+        _sum_forward(x, out, &w, path, one, unit_size, scratch, num_threads)
+    elif p == 2.0:
+        _sum_forward(x, out, &w, path, two, unit_size, scratch, num_threads)
+    else:
+        any_p.p = p
+        _sum_forward(x, out, &w, path, any_p, unit_size, scratch, num_threads)
 
 
 cdef inline void _add_pass(floating* gs, Py_ssize_t stride, const floating* q,
@@ -525,41 +558,53 @@ cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize
             cstart += n
 
 
+cdef void _spread_rows(const floating* grad_out, floating* grad_in, Py_ssize_t S,
+                       Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                       Py_ssize_t* rows) noexcept nogil:
+    """PATH_ROWS / PATH_CHANNELS: grad_in zeroed, then every real cell += its
+    windows' shares, row by row."""
+    cdef Py_ssize_t od, oh, nr
+    _zero_unit(grad_in, S, C, c0, nc)
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            if C > 1:
+                _spread_channels(grad_out, grad_in, C, c0, nc, w, rows, nr, od, oh)
+            else:
+                _spread_row(grad_out, grad_in, w, rows, nr, od, oh)
+
+
 def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
-                 WindowTables tables, bint tiled, Py_ssize_t block, int num_threads):
-    """Gradient of avg/sum pooling: every real cell gets grad_out / divisor."""
+                 WindowTables tables, Path path, Py_ssize_t unit_size, int num_threads):
+    """Gradient of avg/sum pooling along ``path`` (PoolPlan.backward_path; see the
+    module docstring): every real cell gets grad_out / divisor."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1]
-    cdef Py_ssize_t u, b, c0, nc, od, oh, nr
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef Py_ssize_t* rows
-    cdef bint write = tiled and w.whole_plane
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
-        rows = &scratch[omp_get_thread_num(), 0]
-        if write and C == 1:
-            _spread_tiled_plane(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w)
-            continue
-        if write:
-            _spread_channels_tiled(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w)
-            continue
-        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                if C > 1:
-                    _spread_channels(&grad_out[b, 0, 0], &grad_in[b, 0, 0], C, c0, nc, &w, rows,
-                                     nr, od, oh)
-                else:
-                    _spread_row(&grad_out[b, 0, 0], &grad_in[b, 0, 0], &w, rows, nr, od, oh)
+    cdef Unit unit
+    tables.check_path(path, C)
+    if path == PATH_PLANE_GROUP:
+        raise ValueError("sum_backward: PATH_PLANE_GROUP is a forward path only")
+    if ((path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS)
+            and S != 4 * w.size_out[0] * w.size_out[1] * w.size_out[2]):
+        raise ValueError("sum_backward: the QUADS paths need 2x2 stride 2 windows tiling the "
+                         "input exactly")
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_QUADS_PLANE:
+            _spread_tiled_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w)
+        elif path == PATH_QUADS_CHANNELS:
+            _spread_channels_tiled(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
+                                   unit.nc, &w)
+        else:
+            _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc,
+                         &w, &scratch[omp_get_thread_num(), 0])
 
 
 def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
                 const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
-                WindowTables tables, double p, Py_ssize_t block, int num_threads):
+                WindowTables tables, double p, Py_ssize_t unit_size, int num_threads):
     """Gradient of LP pooling: d out / d x_i = x_i^(p-1) / out^(p-1).
 
     A window whose output is 0 passes no gradient (the derivative is undefined
@@ -567,16 +612,18 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
     cdef Py_ssize_t u, b, c0, nc, od, oh, ow, nr, r, j, c, w0, nw, s, o
-    cdef Py_ssize_t n_blocks = (C + block - 1) // block
+    cdef Unit unit
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
     cdef floating y, q, v
-    for u in prange(_units(B, C, block), nogil=True, schedule="static", num_threads=num_threads):
-        b = u // n_blocks
-        c0 = (u % n_blocks) * block
-        nc = min(block, C - c0)
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        b = unit.b
+        c0 = unit.c0
+        nc = unit.nc
         rows = &scratch[omp_get_thread_num(), 0]
-        _zero_block(&grad_in[b, 0, 0], S, C, c0, nc)
+        _zero_unit(&grad_in[b, 0, 0], S, C, c0, nc)
         for od in range(w.size_out[0]):
             for oh in range(w.size_out[1]):
                 nr = _rows(&w, od, oh, rows)

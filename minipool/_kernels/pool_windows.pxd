@@ -32,6 +32,16 @@ cdef enum:
     MIN_ROW_PASS = 4        # shorter spans run the scalar loop (same results, less overhead)
     MAX_GROUP = 16          # planes walked side by side when each has few, large windows
 
+# Which loop nest a kernel entry runs.  Python decides it once per geometry
+# (``PoolPlan.forward_path`` / ``backward_path``, the same values); every
+# entry switches on it, and each family's module docstring maps path to function.
+cpdef enum Path:
+    PATH_ROWS = 0           # NCHW planes (C == 1), one output row at a time
+    PATH_CHANNELS = 1       # NHWC (C > 1), one output row at a time, runs of channels
+    PATH_PLANE_GROUP = 2    # NCHW planes with few, large windows, several side by side
+    PATH_QUADS_PLANE = 3    # NCHW planes whose windows are all whole 2x2 stride 2
+    PATH_QUADS_CHANNELS = 4  # NHWC, the same
+
 
 cdef struct Windows:
     Py_ssize_t size_in[3]
@@ -108,11 +118,30 @@ cdef inline void _row_parts(const Windows* w, Py_ssize_t nr, bint enabled, Py_ss
         hi[0] = 0
 
 
-cdef inline Py_ssize_t _units(Py_ssize_t B, Py_ssize_t C, Py_ssize_t block) noexcept nogil:
-    return B * ((C + block - 1) // block) if C > 0 else 0
+# ----------------------------------------------------------------------------- units of work
+# The OpenMP team splits a call into units: one index b of the (B, S, C) view and
+# a slice of ``unit_size`` channels (one plane for NCHW, where C == 1).
+cdef struct Unit:
+    Py_ssize_t b            # image (NHWC) or plane (NCHW)
+    Py_ssize_t c0           # first channel of the slice
+    Py_ssize_t nc           # channels in the slice
 
 
-cdef inline void _zero_block(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0,
+cdef inline Py_ssize_t _units(Py_ssize_t B, Py_ssize_t C, Py_ssize_t unit_size) noexcept nogil:
+    return B * ((C + unit_size - 1) // unit_size) if C > 0 else 0
+
+
+cdef inline Unit _unit(Py_ssize_t u, Py_ssize_t C, Py_ssize_t unit_size) noexcept nogil:
+    """Unit number u of a call (numbered b-major, as ``_units`` counts them)."""
+    cdef Unit unit
+    cdef Py_ssize_t slices = (C + unit_size - 1) // unit_size
+    unit.b = u // slices
+    unit.c0 = (u % slices) * unit_size
+    unit.nc = min(unit_size, C - unit.c0)
+    return unit
+
+
+cdef inline void _zero_unit(floating* grad_in, Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0,
                              Py_ssize_t nc) noexcept nogil:
     cdef Py_ssize_t s
     if nc == C:

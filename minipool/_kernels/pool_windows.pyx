@@ -47,7 +47,9 @@ cdef class WindowTables:
     ``first``, ``count`` (intp) and ``divisor`` (float64) are three arrays each
     (axes d, h, w) of that axis's output length.  ``span`` is the W-axis
     regular span ``(lo, hi, origin, stride, cells)`` (``lo == hi`` if none);
-    ``fast`` is 0, 1 (2x2 stride 2) or 2 (3x3 stride 2 padding 1).
+    ``fast`` is 0, 1 (2x2 stride 2) or 2 (3x3 stride 2 padding 1): the unrolled
+    loops rows of that many (d, h) rows take.  ``whole_plane``: every window is
+    a whole 2x2 stride 2 one (what the QUADS paths need).
     """
 
     def __init__(self, first, count, divisor, size_in, step, span, int fast):
@@ -77,11 +79,12 @@ cdef class WindowTables:
         self.w.span_lo, self.w.span_hi = lo, hi
         self.w.span_origin, self.w.span_stride, self.w.span_cells = origin, stride, cells
         self.w.max_rows = max(1, int(np.max(keep[1])) * int(np.max(keep[4])))
-        # the unrolled loops assume their exact window shape along W: else no fast path
-        if fast == FAST_2X2 and (stride, cells, origin, self.w.step[2]) != (2, 2, 0, 1):
-            fast = FAST_NONE
-        if fast == FAST_3X3 and (stride, cells, origin, self.w.step[2]) != (2, 3, -1, 1):
-            fast = FAST_NONE
+        # the unrolled loops read their exact window shape along W (PoolPlan asks
+        # for them only then): refuse, rather than read outside a window
+        if ((fast == FAST_2X2 and (stride, cells, origin, self.w.step[2]) != (2, 2, 0, 1))
+                or (fast == FAST_3X3 and (stride, cells, origin, self.w.step[2]) != (2, 3, -1, 1))
+                or fast not in (FAST_NONE, FAST_2X2, FAST_3X3)):
+            raise ValueError(f"unrolled kind {fast} does not fit the W span {span}")
         self.w.fast = fast
         self.w.fast_rows = 2 if fast == FAST_2X2 else 3
         self.w.whole_plane = (fast == FAST_2X2 and bool((keep[1] == 1).all())
@@ -94,3 +97,14 @@ cdef class WindowTables:
     def row_scratch(self, int num_threads):
         """Per-thread room for ``_rows`` (the (d, h) rows of one output row's windows)."""
         return np.empty((max(1, num_threads), self.max_rows), dtype=np.intp)
+
+    def check_path(self, Path path, Py_ssize_t C):
+        """ValueError if ``path`` cannot walk these tables with C channels: a wrong
+        plan must fail here, not read outside the input."""
+        if path not in (PATH_ROWS, PATH_CHANNELS, PATH_PLANE_GROUP, PATH_QUADS_PLANE,
+                        PATH_QUADS_CHANNELS):
+            raise ValueError(f"unknown kernel path {path}")
+        if C != 1 and path in (PATH_ROWS, PATH_PLANE_GROUP, PATH_QUADS_PLANE):
+            raise ValueError(f"kernel path {path} takes planes (C == 1), got C = {C}")
+        if path in (PATH_QUADS_PLANE, PATH_QUADS_CHANNELS) and not self.w.whole_plane:
+            raise ValueError(f"kernel path {path} needs whole 2x2 stride 2 windows")

@@ -17,24 +17,24 @@ _NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kep
 
 
 def _threads(call):
-    """Thread count and block for a kernel call on ``call``'s layout.
+    """Thread count and unit size for a kernel call on ``call``'s layout.
 
-    A unit of parallel work is one block b and a slice of channels; NHWC
-    inputs with fewer images than threads split their channels so every
-    thread gets work (the split never changes a result).  For NCHW planes
-    the block is the number of planes walked side by side (1 unless the
-    planes have a few large windows).
+    A unit of parallel work is one index b of the (B, S, C) view and a slice
+    of ``unit_size`` channels; NHWC inputs with fewer images than threads
+    split their channels so every thread gets work (the split never changes
+    a result).  NCHW units are one plane, or ``plane_group`` planes walked
+    side by side on PATH_PLANE_GROUP.
     """
     B, S, C = call.layout.view
     work = B * S * C + B * call.out_view[1] * C
     n_threads = _config.kernel_threads(B * C, work)
     if C == 1:
         return n_threads, call.plane_group
-    block = C
+    unit_size = C
     if C > 1 and B < n_threads:
         slices = -(-n_threads // max(B, 1))
-        block = max(1, -(-C // slices))
-    return n_threads, max(block, 1)
+        unit_size = max(1, -(-C // slices))
+    return n_threads, max(unit_size, 1)
 
 
 def _view(array, shape, dtype=None):
@@ -58,12 +58,13 @@ class ExtremePool(Function):
 
     @staticmethod
     def forward(ctx, x, *, call, is_min=False, return_indices=False):
-        n_threads, block = _threads(call)
+        n_threads, unit_size = _threads(call)
         xk = _view(x, call.layout.view)
         out = np.empty(call.out_view, dtype=x.dtype)
         store = ctx.requires_grad or return_indices
         codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        pool_extreme.extreme_forward(xk, out, codes, call.tables, is_min, store, block, n_threads)
+        pool_extreme.extreme_forward(xk, out, codes, call.tables, call.forward_path, is_min,
+                                     store, unit_size, n_threads)
         if ctx.requires_grad:
             ctx.call, ctx.codes = call, codes
         out = out.reshape(call.out_shape)
@@ -78,27 +79,13 @@ class ExtremePool(Function):
 
 def route_gradient(call, codes, grad):
     """grad_in[argmax] += grad_out: the backward of max/min and stochastic training pools."""
-    n_threads, block = _threads(call)
+    n_threads, unit_size = _threads(call)
     dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
     g = _view(grad, call.out_view, dtype)
     grad_in = np.empty(call.layout.view, dtype=g.dtype)
-    if call.tiled and call.tables.whole_plane and codes.dtype == np.uint8 and codes.size:
-        # every cell is written once; the kernel moves the gradients' bits
-        bits = _BITS[g.dtype]
-        pool_extreme.route_tiled(g.view(bits), codes, grad_in.view(bits), call.tables, block, n_threads)
-    else:
-        pool_extreme.extreme_backward(g, codes, grad_in, call.tables, block, n_threads)
+    pool_extreme.extreme_backward(g, codes, grad_in, call.tables, call.backward_path, unit_size,
+                                  n_threads)
     return grad_in.reshape(call.layout.shape)
-
-
-_BITS = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
-
-
-POWER_GENERAL, POWER_ONE, POWER_TWO = 0, 1, 2
-
-
-def power_code(p):
-    return POWER_ONE if p == 1.0 else POWER_TWO if p == 2.0 else POWER_GENERAL
 
 
 class SumPool(Function):
@@ -106,10 +93,10 @@ class SumPool(Function):
 
     @staticmethod
     def forward(ctx, x, *, call, p=1.0):
-        n_threads, block = _threads(call)
+        n_threads, unit_size = _threads(call)
         xk = _view(x, call.layout.view)
         out = np.empty(call.out_view, dtype=x.dtype)
-        pool_sum.sum_forward(xk, out, call.tables, power_code(p), p, block, n_threads)
+        pool_sum.sum_forward(xk, out, call.tables, call.forward_path, p, unit_size, n_threads)
         if ctx.requires_grad:
             ctx.call, ctx.p = call, p
             if p != 1.0:
@@ -119,16 +106,17 @@ class SumPool(Function):
     @staticmethod
     def backward(ctx, grad):
         call = ctx.call
-        n_threads, block = _threads(call)
+        n_threads, unit_size = _threads(call)
         if ctx.p == 1.0:
             g = _view(grad, call.out_view, grad.dtype)
             grad_in = np.empty(call.layout.view, dtype=g.dtype)
-            pool_sum.sum_backward(g, grad_in, call.tables, call.tiled, block, n_threads)
+            pool_sum.sum_backward(g, grad_in, call.tables, call.backward_path, unit_size,
+                                  n_threads)
         else:
             xk, out = ctx.saved_tensors
             g = _view(grad, call.out_view, xk.dtype)
             grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-            pool_sum.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, block, n_threads)
+            pool_sum.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, unit_size, n_threads)
         return grad_in.reshape(call.layout.shape)
 
 

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from minipool._kernels.pool_windows import WindowTables
+from minipool._kernels.pool_windows import Path, WindowTables
 from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
 from minipool.ops._layout import Layout
 
@@ -167,12 +167,22 @@ def _tiles(size, first, count, k):
                 and np.array_equal(first, k * np.arange(len(first))))
 
 
+def _unrolled(fast, span, w_dilation):
+    """``fast`` if the W span has the exact window shape its unrolled loops read
+    (2x2: windows 2 cells at stride 2 from column 0; 3x3: 3 cells at stride 2
+    from column -1), else FAST_NONE (e.g. one output column: no stride)."""
+    _, _, origin, stride, cells = span
+    shape = {FAST_2X2: (2, 2, 0, 1), FAST_3X3: (2, 3, -1, 1)}.get(fast)
+    return fast if shape == (stride, cells, origin, w_dilation) else FAST_NONE
+
+
 class PoolCall:
     """Everything one call geometry needs: layout, window tables, output shape,
-    argmax storage dtype and the fast path that applies (if any)."""
+    argmax storage dtype, and the plan: which kernel path runs forward and
+    backward (``Path``, decided here once; the kernels switch on it)."""
 
     __slots__ = ("layout", "tables", "out_spatial", "out_shape", "out_view", "code_dtype",
-                 "fast", "tiled", "plane_group", "_axes")
+                 "fast", "tiled", "plane_group", "forward_path", "backward_path", "_axes")
 
     def __init__(self, layout, axes, fast=FAST_NONE, row_passes=True):
         # axes: per axis d, h, w: (input size, first, count, divisor factor, dilation)
@@ -182,7 +192,8 @@ class PoolCall:
         self.out_shape = layout.out_shape(self.out_spatial)
         self.out_view = layout.out_view(self.out_spatial)
         span = _regular_span(first[2], count[2], step[2]) if row_passes else (0, 0, 0, 1, 0)
-        self.tables = WindowTables(first, count, factor, sizes, step, span, fast)
+        self.fast = _unrolled(fast, span, step[2]) if row_passes else FAST_NONE
+        self.tables = WindowTables(first, count, factor, sizes, step, span, self.fast)
         cells = math.prod(int(c.max()) for c in count)
         if cells <= UINT8_CODE_LIMIT:
             self.code_dtype = np.dtype(np.uint8)
@@ -191,13 +202,24 @@ class PoolCall:
         else:
             raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
                              f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
-        self.fast = fast if row_passes else FAST_NONE
         # planes with a few large windows (global pooling) are walked 8 side by side
         few_large = math.prod(self.out_spatial) <= 4 and cells >= 16
         self.plane_group = 8 if few_large and not layout.channels_last and row_passes else 1
         # 2x2 stride 2 windows covering the input exactly: backward writes every cell
-        self.tiled = self.fast == FAST_2X2 and all(
+        self.tiled = self.tables.whole_plane and all(
             _tiles(n, f, c, k) for n, f, c, k in zip(sizes, first, count, (1, 2, 2)))
+        self.forward_path, self.backward_path = self._paths(layout.view[2] == 1)
+
+    def _paths(self, planes):
+        """(forward, backward) kernel path: the one place that picks a loop nest.
+        ``planes``: the (B, S, C) view has C == 1 (NCHW, or one NHWC channel)."""
+        general = Path.PATH_ROWS if planes else Path.PATH_CHANNELS
+        quads = Path.PATH_QUADS_PLANE if planes else Path.PATH_QUADS_CHANNELS
+        if planes and self.plane_group > 1:
+            forward = Path.PATH_PLANE_GROUP
+        else:
+            forward = quads if self.tables.whole_plane else general
+        return forward, quads if self.tiled else general
 
     def variant(self, fast=True, row_passes=True):
         """The same geometry with the unrolled fast paths and/or the row passes
