@@ -559,19 +559,15 @@ cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize
 
 
 cdef void _spread_rows(const floating* grad_out, floating* grad_in, Py_ssize_t S,
-                       Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                       Py_ssize_t* rows) noexcept nogil:
-    """PATH_ROWS / PATH_CHANNELS: grad_in zeroed, then every real cell += its
-    windows' shares, row by row."""
+                       const Windows* w, Py_ssize_t* rows) noexcept nogil:
+    """PATH_ROWS: one plane zeroed, then every real cell += its windows' shares,
+    row by row."""
     cdef Py_ssize_t od, oh, nr
-    _zero_unit(grad_in, S, C, c0, nc)
+    _zero_unit(grad_in, S, 1, 0, 1)
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
             nr = _rows(w, od, oh, rows)
-            if C > 1:
-                _spread_channels(grad_out, grad_in, C, c0, nc, w, rows, nr, od, oh)
-            else:
-                _spread_row(grad_out, grad_in, w, rows, nr, od, oh)
+            _spread_row(grad_out, grad_in, w, rows, nr, od, oh)
 
 
 def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
@@ -580,7 +576,9 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     module docstring): every real cell gets grad_out / divisor."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
+    cdef Py_ssize_t od, oh, nr
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
     cdef Unit unit
     tables.check_path(path, C)
     if path == PATH_PLANE_GROUP:
@@ -597,9 +595,19 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
         elif path == PATH_QUADS_CHANNELS:
             _spread_channels_tiled(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
                                    unit.nc, &w)
+        elif path == PATH_ROWS:
+            _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, &w,
+                         &scratch[omp_get_thread_num(), 0])
         else:
-            _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc,
-                         &w, &scratch[omp_get_thread_num(), 0])
+            # PATH_CHANNELS: the row walk stays here; moved into a helper, GCC compiles
+            # _spread_channels 1.3x slower (32x64x56x56 NHWC, 3x3 stride 2)
+            rows = &scratch[omp_get_thread_num(), 0]
+            _zero_unit(&grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc)
+            for od in range(w.size_out[0]):
+                for oh in range(w.size_out[1]):
+                    nr = _rows(&w, od, oh, rows)
+                    _spread_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
+                                     unit.nc, &w, rows, nr, od, oh)
 
 
 def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
