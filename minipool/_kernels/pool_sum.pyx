@@ -41,6 +41,15 @@ ctypedef fused power_t:
     PowerTwo
     PowerAny
 
+cdef struct Spread:         # the backward of avg/sum on the QUADS paths (see _quads_plane)
+    char unused
+
+ctypedef fused quad_t:
+    PowerOne
+    PowerTwo
+    PowerAny
+    Spread
+
 
 cdef inline floating _raise(floating v, power_t pw) noexcept nogil:
     if power_t is PowerOne:
@@ -315,50 +324,77 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
                     out[q * S_out + o] = _root(acc[q], pw) / div
 
 
-cdef void _sum_plane_2x2(const floating* x, floating* out, const Windows* w,
-                         power_t pw) noexcept nogil:
-    """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2, one loop
-    per output row and no other per-row work (same sum order as every path)."""
+cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
+                       quad_t op) noexcept nogil:
+    """PATH_QUADS_PLANE, a plane whose windows are all whole 2x2 stride 2, one loop per
+    output row and no other per-row work.  Forward (``op`` a power kind): dst[o] =
+    (sum of its window's cells of src raised to p)^(1/p) / divisor, in scan order
+    like every path.  Backward (Spread): each window's four cells of dst = src[o] /
+    divisor (the windows tile the input: no zeroing pass, no adds)."""
     cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
-    cdef const floating* r0
-    cdef const floating* r1
+    cdef floating* cells        # the windows' cells: read forward, written backward
+    cdef floating* r0
+    cdef floating* r1
     cdef floating s
+    if quad_t is Spread:
+        cells = dst
+    else:
+        cells = <floating*>src
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
-            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r0 = cells + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
             r1 = r0 + W
             o_row = _out_row(w, od, oh)
             for i in range(oW):
-                s = 0
-                s += _raise(r0[2 * i], pw)
-                s += _raise(r0[2 * i + 1], pw)
-                s += _raise(r1[2 * i], pw)
-                s += _raise(r1[2 * i + 1], pw)
-                out[o_row + i] = _root(s, pw) / <floating>_divisor(w, od, oh, i)
+                if quad_t is Spread:
+                    s = src[o_row + i] / <floating>_divisor(w, od, oh, i)
+                    r0[2 * i] = s
+                    r0[2 * i + 1] = s
+                    r1[2 * i] = s
+                    r1[2 * i + 1] = s
+                else:
+                    s = 0
+                    s += _raise(r0[2 * i], op)
+                    s += _raise(r0[2 * i + 1], op)
+                    s += _raise(r1[2 * i], op)
+                    s += _raise(r1[2 * i + 1], op)
+                    dst[o_row + i] = _root(s, op) / <floating>_divisor(w, od, oh, i)
 
 
-cdef void _sum_channels_2x2(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
-                            Py_ssize_t nc, const Windows* w, power_t pw) noexcept nogil:
-    """PATH_QUADS_CHANNELS: channels [c0, c0+nc) of an NHWC image whose windows are
-    all whole 2x2 stride 2, summed channel-wise (same order as every path)."""
+cdef void _quads_channels(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
+                          Py_ssize_t nc, const Windows* w, quad_t op) noexcept nogil:
+    """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image,
+    channel-wise (each window cell is a run of channels)."""
     cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
-    cdef const floating* p0
-    cdef const floating* p1
+    cdef floating* cells
+    cdef floating* p0
+    cdef floating* p1
     cdef floating s, div
+    if quad_t is Spread:
+        cells = dst
+    else:
+        cells = <floating*>src
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
             for ow in range(w.size_out[2]):
-                p0 = x + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p0 = cells + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
                 p1 = p0 + W * C
                 o = (_out_row(w, od, oh) + ow) * C
                 div = <floating>_divisor(w, od, oh, ow)
                 for i in range(c0, c0 + nc):
-                    s = 0
-                    s += _raise(p0[i], pw)
-                    s += _raise(p0[C + i], pw)
-                    s += _raise(p1[i], pw)
-                    s += _raise(p1[C + i], pw)
-                    out[o + i] = _root(s, pw) / div
+                    if quad_t is Spread:
+                        s = src[o + i] / div
+                        p0[i] = s
+                        p0[C + i] = s
+                        p1[i] = s
+                        p1[C + i] = s
+                    else:
+                        s = 0
+                        s += _raise(p0[i], op)
+                        s += _raise(p0[C + i], op)
+                        s += _raise(p1[i], op)
+                        s += _raise(p1[C + i], op)
+                        dst[o + i] = _root(s, op) / div
 
 
 cdef void _sum_rows(const floating* x, floating* out, const Windows* w, Py_ssize_t* rows,
@@ -412,9 +448,9 @@ cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, con
             _sum_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w,
                               &scratch[omp_get_thread_num(), 0], pw)
         elif path == PATH_QUADS_PLANE:
-            _sum_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
+            _quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
         else:
-            _sum_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
+            _quads_channels(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
 
 
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
@@ -486,50 +522,6 @@ cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows
                 grad_in[rows[r] + w0 + j * sw] += g
 
 
-cdef void _spread_tiled_plane(const floating* grad_out, floating* grad_in,
-                              const Windows* w) noexcept nogil:
-    """A plane tiled by 2x2 stride 2 windows: write grad_out / divisor to all four
-    cells of each window (no zeroing pass, no adds)."""
-    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
-    cdef floating* r0
-    cdef floating* r1
-    cdef floating q
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            r0 = grad_in + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
-            r1 = r0 + W
-            o_row = _out_row(w, od, oh)
-            for i in range(oW):
-                q = grad_out[o_row + i] / <floating>_divisor(w, od, oh, i)
-                r0[2 * i] = q
-                r0[2 * i + 1] = q
-                r1[2 * i] = q
-                r1[2 * i + 1] = q
-
-
-cdef void _spread_channels_tiled(const floating* grad_out, floating* grad_in, Py_ssize_t C,
-                                 Py_ssize_t c0, Py_ssize_t nc, const Windows* w) noexcept nogil:
-    """An NHWC block tiled by 2x2 stride 2 windows: write grad_out / divisor to the
-    four cells of each window, channel-wise."""
-    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
-    cdef floating* p0
-    cdef floating* p1
-    cdef floating q, div
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            for ow in range(w.size_out[2]):
-                p0 = grad_in + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
-                p1 = p0 + W * C
-                o = (_out_row(w, od, oh) + ow) * C
-                div = <floating>_divisor(w, od, oh, ow)
-                for i in range(c0, c0 + nc):
-                    q = grad_out[o + i] / div
-                    p0[i] = q
-                    p0[C + i] = q
-                    p1[i] = q
-                    p1[C + i] = q
-
-
 cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
                            Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
@@ -580,6 +572,7 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
     cdef Unit unit
+    cdef Spread spread
     tables.check_path(path, C)
     if path == PATH_PLANE_GROUP:
         raise ValueError("sum_backward: PATH_PLANE_GROUP is a forward path only")
@@ -591,10 +584,10 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
         if path == PATH_QUADS_PLANE:
-            _spread_tiled_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w)
+            _quads_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w, spread)
         elif path == PATH_QUADS_CHANNELS:
-            _spread_channels_tiled(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
-                                   unit.nc, &w)
+            _quads_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                            &w, spread)
         elif path == PATH_ROWS:
             _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, &w,
                          &scratch[omp_get_thread_num(), 0])
