@@ -3,26 +3,22 @@
 The window tables and the layout they walk are described in pool_windows.pyx.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, pow, sqrt
-from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
-                          uint8_t, uint32_t, uint64_t)
-from libc.string cimport memcpy, memset
+from libc.math cimport INFINITY
+from libc.stdint cimport INT32_MIN, INT64_MIN, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
-                                             MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
-                                             _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _units, _unit, _zero_unit, Path, PATH_ROWS, PATH_CHANNELS,
-                                             PATH_PLANE_GROUP, PATH_QUADS_PLANE,
-                                             PATH_QUADS_CHANNELS, Unit, bits_t, code_t,
-                                             floating, pool_t)
+                                             NO_CELL_U8, PATH_CHANNELS, PATH_PLANE_GROUP,
+                                             PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
+                                             Path, Unit, WindowCursor, WindowTables, Windows,
+                                             _before_first_window, _cells, _next_window,
+                                             _out_row, _row_parts, _rows, _unit, _units,
+                                             _zero_unit, bits_t, code_t, floating, pool_t)
 
 import numpy as np
 
 cdef enum:
     PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
-
-NO_CELL_CODE = NO_CELL_U8
 
 
 def _plane_scratch(Py_ssize_t plane_out, Path path, bint needed, int num_threads):
@@ -307,38 +303,33 @@ cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_s
     (global and coarse adaptive pooling): each plane keeps its own running max,
     updated in scan order, but the planes' independent updates interleave
     instead of waiting on one another."""
-    cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, p, o
+    cdef Py_ssize_t r, j, s, p
     cdef pool_t acc[MAX_GROUP]
     cdef int code[MAX_GROUP]
     cdef pool_t v, m
     cdef int k, cell, first
     cdef bint better
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            nr = _rows(w, od, oh, rows)
-            for ow in range(w.size_out[2]):
-                o = _out_row(w, od, oh) + ow
-                w0 = w.first[2][ow]
-                nw = w.count[2][ow] if nr > 0 else 0
-                first = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)
+        for p in range(n_planes):
+            acc[p] = _lowest(x)
+            code[p] = first
+        for r in range(cur.nr):
+            for j in range(cur.nw):
+                s = rows[r] + cur.w0 + j * w.step[2]
+                cell = <int>(r * cur.nw + j) if code_t is uint8_t else <int>s
                 for p in range(n_planes):
-                    acc[p] = _lowest(x)
-                    code[p] = first
-                for r in range(nr):
-                    for j in range(nw):
-                        s = rows[r] + w0 + j * w.step[2]
-                        cell = <int>(r * nw + j) if code_t is uint8_t else <int>s
-                        for p in range(n_planes):
-                            v = _key(x[p * S_in + s], flip)
-                            m = acc[p]
-                            k = code[p]
-                            better = _beats(v, m)
-                            acc[p] = v if better else m
-                            code[p] = cell if better else k
-                for p in range(n_planes):
-                    out[p * S_out + o] = _key(acc[p], flip)
-                    if codes != NULL:
-                        codes[p * S_out + o] = <code_t>code[p]
+                    v = _key(x[p * S_in + s], flip)
+                    m = acc[p]
+                    k = code[p]
+                    better = _beats(v, m)
+                    acc[p] = v if better else m
+                    code[p] = cell if better else k
+        for p in range(n_planes):
+            out[p * S_out + cur.o] = _key(acc[p], flip)
+            if codes != NULL:
+                codes[p * S_out + cur.o] = <code_t>code[p]
 
 
 cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
@@ -812,27 +803,24 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
 
 cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
                          Py_ssize_t* rows) noexcept nogil:
-    cdef Py_ssize_t od, oh, ow, c, nr, o, w0, nw, table_width
+    cdef Py_ssize_t c, o, table_width = -1
     cdef Py_ssize_t rel[NO_CELL_U8]
     cdef code_t k
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            nr = _rows(w, od, oh, rows)
-            table_width = -1
-            for ow in range(w.size_out[2]):
-                o = (_out_row(w, od, oh) + ow) * C
-                w0 = w.first[2][ow]
-                nw = w.count[2][ow]
-                if code_t is uint8_t:
-                    if nr > 0 and nw > 0 and nw != table_width:
-                        _cells(rows, nr, nw, w.step[2], rel)
-                        table_width = nw
-                for c in range(C):
-                    k = codes[o + c]
-                    if code_t is uint8_t:
-                        indices[o + c] = -1 if k == NO_CELL_U8 else w0 + rel[k]
-                    else:
-                        indices[o + c] = k
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        o = cur.o * C
+        if cur.ow == 0:
+            table_width = -1            # new rows: the cell table is stale
+        if code_t is uint8_t:
+            if cur.nw > 0 and cur.nw != table_width:
+                _cells(rows, cur.nr, cur.nw, w.step[2], rel)
+                table_width = cur.nw
+        for c in range(C):
+            k = codes[o + c]
+            if code_t is uint8_t:
+                indices[o + c] = -1 if k == NO_CELL_U8 else cur.w0 + rel[k]
+            else:
+                indices[o + c] = k
 
 
 def codes_to_indices(const code_t[:, :, ::1] codes, int64_t[:, :, ::1] indices,

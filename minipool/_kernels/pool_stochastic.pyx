@@ -3,19 +3,14 @@
 The window tables and the layout they walk are described in pool_windows.pyx.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, pow, sqrt
-from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
-                          uint8_t, uint32_t, uint64_t)
-from libc.string cimport memcpy, memset
+from libc.stdint cimport int32_t, int64_t, uint8_t
+from libc.string cimport memset
 
 from minipool._kernels._openmp cimport omp_get_thread_num
-from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
-                                             MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
-                                             _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _units, _zero_unit, bits_t, code_t, floating,
-                                             pool_t)
+from minipool._kernels.pool_windows cimport (WindowCursor, WindowTables, Windows,
+                                             _before_first_window, _next_window, _zero_unit,
+                                             code_t, floating, pool_t)
 
-import numpy as np
 
 
 cdef inline Py_ssize_t _sample_cell(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
@@ -59,57 +54,62 @@ def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1
     (see _sample_cell), from the caller's uniforms (same shape as out).  The
     codes route the gradient exactly like max pooling's."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, od, oh, ow, nr, c, o, s
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, c, s
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
+    cdef WindowCursor cur
     cdef int k
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         rows = &scratch[omp_get_thread_num(), 0]
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                for ow in range(w.size_out[2]):
-                    o = _out_row(&w, od, oh) + ow
-                    for c in range(C):
-                        # Assigned here so Cython makes k thread-private: it is otherwise only
-                        # written through &k, and a shared k raced between threads.
-                        k = 0
-                        s = _sample_cell(&x[b, 0, c], C, rows, nr, w.first[2][ow],
-                                         w.count[2][ow], w.step[2], uniforms[b, o, c], &k)
-                        out[b, o, c] = x[b, s, c]
-                        if store:
-                            if code_t is uint8_t:
-                                codes[b, o, c] = <uint8_t>k
-                            else:
-                                codes[b, o, c] = <int32_t>s
+        cur = _before_first_window()
+        while _next_window(&w, rows, &cur):
+            for c in range(C):
+                # Assigned here so Cython makes k thread-private: it is otherwise only
+                # written through &k, and a shared k raced between threads.
+                k = 0
+                s = _sample_cell(&x[b, 0, c], C, rows, cur.nr, cur.w0, cur.nw, w.step[2],
+                                 uniforms[b, cur.o, c], &k)
+                out[b, cur.o, c] = x[b, s, c]
+                if store:
+                    if code_t is uint8_t:
+                        codes[b, cur.o, c] = <uint8_t>k
+                    else:
+                        codes[b, cur.o, c] = <int32_t>s
+
+
+cdef inline floating _window_total(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
+                                   Py_ssize_t nr, Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
+                                   floating* squares) noexcept nogil:
+    """Sum of one window's cells (channel-offset ``x``, cells C apart), from 0 in scan
+    order; the sum of their squares goes to ``squares`` unless it is NULL."""
+    cdef Py_ssize_t r, j
+    cdef floating total = 0, v
+    for r in range(nr):
+        for j in range(nw):
+            v = x[(rows[r] + w0 + j * sw) * C]
+            total = total + v
+            if squares != NULL:
+                squares[0] = squares[0] + v * v
+    return total
 
 
 def stochastic_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                             WindowTables tables, int num_threads):
     """Stochastic pooling, inference: sum(a^2) / sum(a) per window (0 for a zero window)."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, od, oh, ow, nr, r, j, c, w0, nw, o
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, c
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
-    cdef floating s1, s2, v
+    cdef WindowCursor cur
+    cdef floating s1, s2
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         rows = &scratch[omp_get_thread_num(), 0]
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                for ow in range(w.size_out[2]):
-                    o = _out_row(&w, od, oh) + ow
-                    w0 = w.first[2][ow]
-                    nw = w.count[2][ow]
-                    for c in range(C):
-                        s1 = 0
-                        s2 = 0
-                        for r in range(nr):
-                            for j in range(nw):
-                                v = x[b, rows[r] + w0 + j * w.step[2], c]
-                                s1 = s1 + v
-                                s2 = s2 + v * v
-                        out[b, o, c] = s2 / s1 if s1 != 0 else 0
+        cur = _before_first_window()
+        while _next_window(&w, rows, &cur):
+            for c in range(C):
+                s2 = 0
+                s1 = _window_total(&x[b, 0, c], C, rows, cur.nr, cur.w0, cur.nw, w.step[2], &s2)
+                out[b, cur.o, c] = s2 / s1 if s1 != 0 else 0
 
 
 def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
@@ -118,33 +118,26 @@ def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, :
     """d/da_i of sum(a^2)/sum(a) = (2 a_i - out) / sum(a); nothing for a zero window."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
-    cdef Py_ssize_t b, od, oh, ow, nr, r, j, c, w0, nw, o, s
+    cdef Py_ssize_t b, r, j, c, s
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
+    cdef WindowCursor cur
     cdef floating s1, q, y
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         rows = &scratch[omp_get_thread_num(), 0]
         _zero_unit(&grad_in[b, 0, 0], S, C, 0, C)
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                for ow in range(w.size_out[2]):
-                    o = _out_row(&w, od, oh) + ow
-                    w0 = w.first[2][ow]
-                    nw = w.count[2][ow]
-                    for c in range(C):
-                        s1 = 0
-                        for r in range(nr):
-                            for j in range(nw):
-                                s1 = s1 + x[b, rows[r] + w0 + j * w.step[2], c]
-                        if s1 == 0:
-                            continue
-                        q = grad_out[b, o, c] / s1
-                        y = out[b, o, c]
-                        for r in range(nr):
-                            for j in range(nw):
-                                s = rows[r] + w0 + j * w.step[2]
-                                grad_in[b, s, c] += q * (2 * x[b, s, c] - y)
+        cur = _before_first_window()
+        while _next_window(&w, rows, &cur):
+            for c in range(C):
+                s1 = _window_total(&x[b, 0, c], C, rows, cur.nr, cur.w0, cur.nw, w.step[2], NULL)
+                if s1 == 0:
+                    continue
+                q = grad_out[b, cur.o, c] / s1
+                y = out[b, cur.o, c]
+                for r in range(cur.nr):
+                    for j in range(cur.nw):
+                        s = rows[r] + cur.w0 + j * w.step[2]
+                        grad_in[b, s, c] += q * (2 * x[b, s, c] - y)
 
 
 # ----------------------------------------------------------------------------- unpooling

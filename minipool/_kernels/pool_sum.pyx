@@ -3,20 +3,16 @@
 The window tables and the layout they walk are described in pool_windows.pyx.
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY, pow, sqrt
-from libc.stdint cimport (INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, int32_t, int64_t,
-                          uint8_t, uint32_t, uint64_t)
-from libc.string cimport memcpy, memset
+from libc.math cimport pow, sqrt
 
 from minipool._kernels._openmp cimport omp_get_thread_num
-from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
-                                             MIN_ROW_PASS, NO_CELL_U8, WindowTables, Windows,
-                                             _cells, _divisor, _out_row, _row_parts, _rows,
-                                             _unit, _units, _zero_unit, Path, PATH_CHANNELS, PATH_PLANE_GROUP,
+from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GROUP,
+                                             PATH_CHANNELS, PATH_PLANE_GROUP,
                                              PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
-                                             Unit, floating)
-
-import numpy as np
+                                             Path, Unit, WindowCursor, WindowTables, Windows,
+                                             _before_first_window, _divisor, _next_window,
+                                             _out_row, _row_parts, _rows, _unit, _units,
+                                             _zero_unit, floating)
 
 cdef enum:
     SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
@@ -296,32 +292,26 @@ cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes
     """n_planes planes walked side by side (see _extreme_plane_group): each plane's
     sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
     independent chains already, so their planes go one at a time (contiguous runs)."""
-    cdef Py_ssize_t od, oh, ow, nr, w0, nw, r, j, s, q, o
+    cdef Py_ssize_t r, j, s, q
     cdef floating acc[MAX_GROUP]
     cdef floating div
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            nr = _rows(w, od, oh, rows)
-            for ow in range(w.size_out[2]):
-                o = _out_row(w, od, oh) + ow
-                w0 = w.first[2][ow]
-                nw = w.count[2][ow] if nr > 0 else 0
-                div = <floating>_divisor(w, od, oh, ow)
-                if nr * nw > SCAN_SUM_MAX:
-                    for q in range(n_planes):
-                        out[q * S_out + o] = (_root(_window_sum(x + q * S_in, rows, nr, w0, nw,
-                                                                w.step[2], pw), pw)
-                                              / div)
-                    continue
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        div = <floating>_divisor(w, cur.od, cur.oh, cur.ow)
+        if cur.nr * cur.nw > SCAN_SUM_MAX:
+            for q in range(n_planes):
+                out[q * S_out + cur.o] = (_root(_window_sum(x + q * S_in, rows, cur.nr, cur.w0,
+                                                            cur.nw, w.step[2], pw), pw) / div)
+            continue
+        for q in range(n_planes):
+            acc[q] = 0
+        for r in range(cur.nr):
+            for j in range(cur.nw):
+                s = rows[r] + cur.w0 + j * w.step[2]
                 for q in range(n_planes):
-                    acc[q] = 0
-                for r in range(nr):
-                    for j in range(nw):
-                        s = rows[r] + w0 + j * w.step[2]
-                        for q in range(n_planes):
-                            acc[q] += _raise(x[q * S_in + s], pw)
-                for q in range(n_planes):
-                    out[q * S_out + o] = _root(acc[q], pw) / div
+                    acc[q] += _raise(x[q * S_in + s], pw)
+        for q in range(n_planes):
+            out[q * S_out + cur.o] = _root(acc[q], pw) / div
 
 
 cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
@@ -612,8 +602,9 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
     there; PyTorch returns NaN)."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
-    cdef Py_ssize_t u, b, c0, nc, od, oh, ow, nr, r, j, c, w0, nw, s, o
+    cdef Py_ssize_t u, b, c0, nc, r, j, c, s, o
     cdef Unit unit
+    cdef WindowCursor cur
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef Py_ssize_t* rows
     cdef floating y, q, v
@@ -625,31 +616,27 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
         nc = unit.nc
         rows = &scratch[omp_get_thread_num(), 0]
         _zero_unit(&grad_in[b, 0, 0], S, C, c0, nc)
-        for od in range(w.size_out[0]):
-            for oh in range(w.size_out[1]):
-                nr = _rows(&w, od, oh, rows)
-                for ow in range(w.size_out[2]):
-                    o = _out_row(&w, od, oh) + ow
-                    w0 = w.first[2][ow]
-                    nw = w.count[2][ow]
-                    for c in range(c0, c0 + nc):
-                        y = out[b, o, c]
-                        if y == 0:
-                            continue
+        cur = _before_first_window()
+        while _next_window(&w, rows, &cur):
+            o = cur.o
+            for c in range(c0, c0 + nc):
+                y = out[b, o, c]
+                if y == 0:
+                    continue
+                if p == 1.0:
+                    q = grad_out[b, o, c]
+                elif p == 2.0:
+                    q = grad_out[b, o, c] / y
+                else:
+                    q = grad_out[b, o, c] / <floating>pow(y, p - 1.0)
+                for r in range(cur.nr):
+                    for j in range(cur.nw):
+                        s = rows[r] + cur.w0 + j * w.step[2]
+                        v = x[b, s, c]
                         if p == 1.0:
-                            q = grad_out[b, o, c]
+                            grad_in[b, s, c] += q
                         elif p == 2.0:
-                            q = grad_out[b, o, c] / y
+                            grad_in[b, s, c] += q * v
                         else:
-                            q = grad_out[b, o, c] / <floating>pow(y, p - 1.0)
-                        for r in range(nr):
-                            for j in range(nw):
-                                s = rows[r] + w0 + j * w.step[2]
-                                v = x[b, s, c]
-                                if p == 1.0:
-                                    grad_in[b, s, c] += q
-                                elif p == 2.0:
-                                    grad_in[b, s, c] += q * v
-                                else:
-                                    grad_in[b, s, c] += q * <floating>pow(v, p - 1.0)
+                            grad_in[b, s, c] += q * <floating>pow(v, p - 1.0)
 

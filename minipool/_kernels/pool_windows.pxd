@@ -118,6 +118,52 @@ cdef inline void _row_parts(const Windows* w, Py_ssize_t nr, bint enabled, Py_ss
         hi[0] = 0
 
 
+# One window at a time, in output order (the walk of the kernels whose loops run
+# per window: stochastic, LP backward, argmax indices, plane groups):
+#     cur = _before_first_window()
+#     while _next_window(w, rows, &cur): ... cur.o, cur.nr rows in ``rows``, cur.w0, cur.nw
+# (``cur`` is assigned, not only written through &cur, so prange makes it private.)
+cdef struct WindowCursor:
+    Py_ssize_t od, oh, ow   # the window's output position
+    Py_ssize_t o            # its spatial output offset
+    Py_ssize_t nr           # its (d, h) rows, listed in ``rows`` (-1 before the first)
+    Py_ssize_t w0, nw       # its first real W column and real W cells (0 if nr is 0)
+
+
+cdef inline WindowCursor _before_first_window() noexcept nogil:
+    cdef WindowCursor cur
+    cur.od = 0
+    cur.oh = 0
+    cur.ow = -1
+    cur.o = -1
+    cur.nr = -1
+    cur.w0 = 0
+    cur.nw = 0
+    return cur
+
+
+cdef inline bint _next_window(const Windows* w, Py_ssize_t* rows,
+                              WindowCursor* cur) noexcept nogil:
+    """Step ``cur`` to the next window (refilling ``rows`` when the output row
+    changes); False after the last one."""
+    cur.ow += 1
+    if cur.ow == w.size_out[2]:
+        cur.ow = 0
+        cur.oh += 1
+        if cur.oh == w.size_out[1]:
+            cur.oh = 0
+            cur.od += 1
+            if cur.od == w.size_out[0]:
+                return False
+        cur.nr = _rows(w, cur.od, cur.oh, rows)
+    elif cur.nr < 0:
+        cur.nr = _rows(w, cur.od, cur.oh, rows)
+    cur.o += 1                  # output offsets run in the same order
+    cur.w0 = w.first[2][cur.ow]
+    cur.nw = w.count[2][cur.ow] if cur.nr > 0 else 0
+    return True
+
+
 # ----------------------------------------------------------------------------- units of work
 # The OpenMP team splits a call into units: one index b of the (B, S, C) view and
 # a slice of ``unit_size`` channels (one plane for NCHW, where C == 1).
