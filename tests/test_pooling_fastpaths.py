@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import adaptive_call, window_call
+from minipool.ops.pooling._functions import ExtremePool, PowerSumPool
+from minipool.ops.pooling._geometry import adaptive_plan, window_plan
 
 SOME = settings(max_examples=40, deadline=None)
 LANES = 16
@@ -94,16 +94,16 @@ def test_global_average_is_the_same_in_every_path_layout_and_thread_count(dtype)
     rng = np.random.default_rng(3)
     x = spread_floats(rng, (3, 7, 29, 31), dtype)      # 21 planes: a partial group of 8
     expected = adaptive_avg_reference(x[:1, :2], (1, 1))
-    call = adaptive_call("adaptive_avg_pool2d", x.shape, 2, 1, None)
+    call = adaptive_plan("adaptive_avg_pool2d", x.shape, 2, 1, None)
     assert call.plane_group > 1
     results = {}
     old = mp.get_num_threads()
     try:
         for threads in (1, 2):
             mp.set_num_threads(threads)
-            results[f"grouped, {threads} threads"] = SumPool.apply(mp.tensor(x), call=call).numpy()
-            results[f"one plane at a time, {threads} threads"] = SumPool.apply(
-                mp.tensor(x), call=call.variant(False, False)).numpy()
+            results[f"grouped, {threads} threads"] = PowerSumPool.apply(mp.tensor(x), plan=call).numpy()
+            results[f"one plane at a time, {threads} threads"] = PowerSumPool.apply(
+                mp.tensor(x), plan=call.variant(False, False)).numpy()
             last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             got = F.global_avg_pool2d(mp.tensor(last), keepdim=True, data_format="channels_last")
             results[f"NHWC, {threads} threads"] = got.numpy().transpose(0, 3, 1, 2)
@@ -123,21 +123,21 @@ def test_large_windows_agree_across_paths_and_layouts(k, s, ceil, h, w, seed, p)
     rng = np.random.default_rng(seed)
     x = np.abs(spread_floats(rng, (2, 3, h, w), np.float32))
     try:
-        call = window_call("avg_pool2d", x.shape, 2, k, s, 0, 1, ceil, None, "count")
+        call = window_plan("avg_pool2d", x.shape, 2, k, s, 0, 1, ceil, None, "count")
     except ValueError:
         return                                                  # input smaller than the kernel
     grad = rng.standard_normal(call.out_shape).astype(np.float32)
-    out = [SumPool.apply(mp.tensor(x, requires_grad=True), call=c, p=p)
+    out = [PowerSumPool.apply(mp.tensor(x, requires_grad=True), plan=c, p=p)
            for c in (call, call.variant(False, False))]
     same(out[1], out[0], "row passes vs one window at a time")
     last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    call_last = window_call("avg_pool2d", last.shape, 2, k, s, 0, 1, ceil, "channels_last",
+    call_last = window_plan("avg_pool2d", last.shape, 2, k, s, 0, 1, ceil, "channels_last",
                             "count")
     leaf = mp.tensor(last, requires_grad=True)
-    got = SumPool.apply(leaf, call=call_last, p=p)
+    got = PowerSumPool.apply(leaf, plan=call_last, p=p)
     same(got.numpy().transpose(0, 3, 1, 2), out[0], "NHWC vs NCHW")
     first = mp.tensor(x, requires_grad=True)
-    SumPool.apply(first, call=call, p=p).backward(grad)
+    PowerSumPool.apply(first, plan=call, p=p).backward(grad)
     got.backward(np.ascontiguousarray(grad.transpose(0, 2, 3, 1)))
     same(leaf.grad.numpy().transpose(0, 3, 1, 2), first.grad, "gradient, NHWC vs NCHW")
 
@@ -218,10 +218,10 @@ def test_tiled_max_backward_routes_like_the_loop_reference(h, w, planes, seed, d
             np.ascontiguousarray(grad.transpose(0, 2, 3, 1)))
         got = leaf.grad.numpy().transpose(0, 3, 1, 2)
     same(got, expected, f"{layout} gradient")
-    call = window_call("max_pool2d", x.shape, 2, 2, 2, 0, 1, False, None, "one")
+    call = window_plan("max_pool2d", x.shape, 2, 2, 2, 0, 1, False, None, "one")
     assert call.tiled == (w > 2)        # (one window per row: no W stride, no quads path)
     general = mp.tensor(x, requires_grad=True)
-    ExtremePool.apply(general, call=call.variant(False, False)).backward(grad)
+    ExtremePool.apply(general, plan=call.variant(False, False)).backward(grad)
     same(general.grad, expected, "generic zero-and-add path")
 
 
@@ -291,7 +291,7 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
         same(indices, _argmax_indices(x, 2), "forward argmax against loops")
     last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     grad_last = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
-    call = window_call(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
+    call = window_plan(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
     tiled = call.tiled
     assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
     expected = scatter_reference(grad, indices.numpy(), h * w).reshape(x.shape)

@@ -1,6 +1,24 @@
 """Max and min pooling kernels: forward, backward (gradient routing), argmax indices.
 
-The window tables and the layout they walk are described in pool_windows.pyx.
+The window tables, the (B, S, C) layout and the units of parallel work are
+described in pool_windows.pyx.  Python picks the path once per geometry
+(``PoolPlan.forward_path`` / ``backward_path``); each entry switches on it:
+
+    path                  extreme_forward (per unit)     extreme_backward (per unit)
+    PATH_ROWS             _extreme_rows: _extreme_scalar  _route_rows: zero, then
+                          at the borders, _extreme_row_    _route_row += per output row
+                          pass over the W span (unrolled
+                          2x2 / 3x3 rows: _unrolled_span)
+    PATH_CHANNELS         _extreme_channel_rows:           _route_rows
+                          _extreme_channels per row
+                          (whole 2x2 / 3x3 windows:
+                          _extreme_window)
+    PATH_PLANE_GROUP      _extreme_plane_group             (forward only)
+    PATH_QUADS_PLANE      _extreme_plane_2x2               _route_quads_plane (writes
+                                                           every cell, gradient bits)
+    PATH_QUADS_CHANNELS   _extreme_channels_2x2            _route_quads_channels
+
+``codes_to_indices`` turns stored codes into PyTorch's int64 indices (any path).
 """
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
@@ -255,7 +273,7 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
                             Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                             const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
                             pool_t flip) noexcept nogil:
-    """Every window of one output row, channels [c0, c0+nc) of one NHWC block:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC image:
     each window cell is a contiguous run of channels (vectorised along C).  Whole
     2x2 / 3x3 windows (the W span of a fast geometry's full rows) keep their max
     in registers; other windows take one buffer pass per cell."""
@@ -334,7 +352,7 @@ cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_s
 
 cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
                              pool_t flip, int* plane_codes) noexcept nogil:
-    """A plane whose windows are all whole 2x2 stride 2 (no border windows): one
+    """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2: one
     unrolled loop per output row and no other per-row work; the codes of the
     whole plane are packed to uint8 at once (small planes, e.g. LeNet's, are
     dominated by per-row overheads otherwise)."""
@@ -448,8 +466,9 @@ cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_
 cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
                                 Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                                 pool_t flip) noexcept nogil:
-    """An NHWC block whose windows are all whole 2x2 stride 2: each window's four
-    cells are four runs of channels, compared channel-wise (vectorised along C)."""
+    """PATH_QUADS_CHANNELS: an NHWC image whose windows are all whole 2x2 stride 2;
+    each window's four cells are four runs of channels, compared channel-wise
+    (vectorised along C)."""
     cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
     cdef const pool_t* r0
     cdef int chunk_codes[CHUNK]
@@ -689,14 +708,14 @@ cdef inline void _route_channels_four(const bits_t* gr, const int* kr, bits_t* p
 cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
                                 Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
                                 Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
-    """An NHWC block tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
+    """An NHWC image tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
     row R writes input rows 2R and 2R+1 (each window's cells are four runs of
     channels, p0, p0 + C, p1, p1 + C), the gradient at the winner and 0
     elsewhere.  A row's codes are widened to int first (``wide``, oW * C); the
     channels go four at a time, the last four overlapping the
     previous ones when nc is not a multiple of 4 (same values rewritten, inside
-    the block), so LeNet's 6 channels are two vector groups, not a loop of 6;
-    blocks of 1-3 channels take the scalar loop."""
+    the slice), so LeNet's 6 channels are two vector groups, not a loop of 6;
+    slices of 1-3 channels take the scalar loop."""
     cdef Py_ssize_t R, ow, i, c, o, end = c0 + nc, W = 2 * oW
     cdef bits_t* p0
     cdef bits_t* p1
@@ -801,7 +820,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
                                   rows_out, oW, &row_wide[omp_get_thread_num(), 0])
 
 
-cdef void _indices_block(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
+cdef void _indices_of(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
                          Py_ssize_t* rows) noexcept nogil:
     cdef Py_ssize_t c, o, table_width = -1
     cdef Py_ssize_t rel[NO_CELL_U8]
@@ -830,6 +849,6 @@ def codes_to_indices(const code_t[:, :, ::1] codes, int64_t[:, :, ::1] indices,
     cdef Py_ssize_t B = codes.shape[0], C = codes.shape[2], b
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        _indices_block(&codes[b, 0, 0], &indices[b, 0, 0], C, &w,
+        _indices_of(&codes[b, 0, 0], &indices[b, 0, 0], C, &w,
                        &scratch[omp_get_thread_num(), 0])
 

@@ -1,6 +1,24 @@
 """Average, sum and LP pooling kernels, forward and backward.
 
-The window tables and the layout they walk are described in pool_windows.pyx.
+All three are (sum of x^p over a window's real cells)^(1/p) / divisor: average
+(p = 1), sum (p = 1, divisor 1), LP (divisor 1).  The power is a compile-time
+kind tag (``power_t``), so each loop is compiled straight-line per kind.  The
+window tables, the (B, S, C) layout and the units of parallel work are
+described in pool_windows.pyx.  Python picks the path once per geometry
+(``PoolPlan.forward_path`` / ``backward_path``); each entry switches on it:
+
+    path                  sum_forward (per unit)          sum_backward (per unit)
+    PATH_ROWS             _sum_rows: _sum_scalar at the   _spread_rows: zero, then
+                          borders, _sum_row_pass over     _spread_row per row
+                          the W span (not for PowerAny)
+    PATH_CHANNELS         _sum_channel_rows:              _spread_channels per row
+                          _sum_channels per row
+    PATH_PLANE_GROUP      _sum_plane_group                (forward only)
+    PATH_QUADS_PLANE      _quads_plane(power kind)        _quads_plane(Spread)
+    PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
+
+``lp_backward`` (p != 1) walks one window at a time on every path.  Every path
+sums a window in the order _window_sum defines, so all give the same bits.
 """
 from cython.parallel cimport prange
 from libc.math cimport pow, sqrt
@@ -243,7 +261,7 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
 cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
                         Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
                         Py_ssize_t od, Py_ssize_t oh, power_t pw) noexcept nogil:
-    """Every window of one output row, channels [c0, c0+nc) of one NHWC block, summed
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC image, summed
     channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
     cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
     cdef Py_ssize_t o_row = _out_row(w, od, oh)

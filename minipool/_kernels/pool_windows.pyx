@@ -9,7 +9,7 @@ product of its three axes' cell lists, scanned row-major (d, h, w).  1-d and
 just other tables.  For one output row (od, oh) the (d, h) rows of its
 windows are the same for every ow, so ``_rows`` lists them once per row.
 
-Layout.  Every kernel sees its input as ``(B, S, C)``: B independent blocks,
+Layout.  Every kernel sees its input as ``(B, S, C)``: B independent parts,
 S = D*H*W spatial cells, C channels innermost.  Channels-last data (NHWC) is
 that layout as is: each window is walked once and the inner loops run over
 contiguous channels (the compiler vectorises them).  Channels-first data
@@ -26,10 +26,19 @@ that order (sums of windows with more than SCAN_SUM_MAX cells go to LANES
 partial sums by cell ordinal, see _window_sum), so all paths and both
 layouts give bit-identical results.
 
-Parallelism.  The OpenMP team splits the work into *units*: one block b and
-a slice of channels (NHWC) or one plane (NCHW).  A unit owns every output
-and every gradient cell of its slice, so backward scatters are plain ``+=``
-without atomics and the result is bit-identical for any thread count.
+Paths.  Which loop nest runs is decided once, in Python (``PoolPlan`` in
+minipool/ops/pooling/_geometry.py, the ``Path`` enum of pool_windows.pxd);
+every kernel entry switches on it, and the module docstrings of pool_extreme
+and pool_sum map each path to its functions.  ``WindowTables.check_path``
+refuses a path the tables cannot take, so a wrong plan raises instead of
+reading outside the input.
+
+Parallelism.  The OpenMP team splits the work into *units* (``_unit``): one
+index b of the view and a slice of ``unit_size`` channels (NHWC) or one plane
+(NCHW; ``unit_size`` planes side by side on PATH_PLANE_GROUP).  A unit owns
+every output and every gradient cell of its slice, so backward scatters are
+plain ``+=`` without atomics and the result is bit-identical for any thread
+count.
 
 Argmax storage ("codes").  Max/min/stochastic forward store, per output, which
 cell won: a uint8 *ordinal* among the window's real cells in scan order when

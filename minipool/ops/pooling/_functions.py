@@ -1,7 +1,7 @@
 """The differentiable pooling Functions: each runs a kernel forward and backward.
 
-They receive a ``PoolCall`` (geometry built and checked by ``_geometry``),
-view the input as ``(B, S, C)`` blocks, and keep only what backward needs:
+They receive a ``PoolPlan`` (geometry built and checked by ``_geometry``),
+view the input as ``(B, S, C)`` (see pool_windows.pyx) and keep only what backward needs:
 max/min/stochastic keep the compact argmax codes (uint8 or int32, never
 int64), and only when a graph is being recorded.
 """
@@ -16,8 +16,8 @@ from minipool.tensor import Function
 _NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kept
 
 
-def _threads(call):
-    """Thread count and unit size for a kernel call on ``call``'s layout.
+def _threads(plan):
+    """Thread count and unit size for the kernel calls of ``plan``.
 
     A unit of parallel work is one index b of the (B, S, C) view and a slice
     of ``unit_size`` channels; NHWC inputs with fewer images than threads
@@ -25,11 +25,11 @@ def _threads(call):
     a result).  NCHW units are one plane, or ``plane_group`` planes walked
     side by side on PATH_PLANE_GROUP.
     """
-    B, S, C = call.layout.view
-    work = B * S * C + B * call.out_view[1] * C
+    B, S, C = plan.layout.view
+    work = B * S * C + B * plan.out_view[1] * C
     n_threads = _config.kernel_threads(B * C, work)
     if C == 1:
-        return n_threads, call.plane_group
+        return n_threads, plan.plane_group
     unit_size = C
     if C > 1 and B < n_threads:
         slices = -(-n_threads // max(B, 1))
@@ -42,128 +42,128 @@ def _view(array, shape, dtype=None):
     return np.ascontiguousarray(array, dtype=dtype).reshape(shape)
 
 
-def plane_indices(call, codes, n_threads):
+def plane_indices(plan, codes, n_threads):
     """PyTorch's int64 indices (flat position in each input plane) from argmax codes."""
     if codes.dtype == np.int32:
         indices = codes.astype(np.int64)
     else:
         indices = np.empty(codes.shape, dtype=np.int64)
         if codes.size:  # (no channels: the kernel would address element [b, 0, 0] of nothing)
-            pool_extreme.codes_to_indices(codes, indices, call.tables, n_threads)
-    return indices.reshape(call.out_shape)
+            pool_extreme.codes_to_indices(codes, indices, plan.tables, n_threads)
+    return indices.reshape(plan.out_shape)
 
 
 class ExtremePool(Function):
     """Max (or min) pooling; backward routes the gradient to the kept argmax."""
 
     @staticmethod
-    def forward(ctx, x, *, call, is_min=False, return_indices=False):
-        n_threads, unit_size = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
+    def forward(ctx, x, *, plan, is_min=False, return_indices=False):
+        n_threads, unit_size = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
         store = ctx.requires_grad or return_indices
-        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        pool_extreme.extreme_forward(xk, out, codes, call.tables, call.forward_path, is_min,
+        codes = np.empty(plan.out_view, dtype=plan.code_dtype) if store else _NO_CODES
+        pool_extreme.extreme_forward(xk, out, codes, plan.tables, plan.forward_path, is_min,
                                      store, unit_size, n_threads)
         if ctx.requires_grad:
-            ctx.call, ctx.codes = call, codes
-        out = out.reshape(call.out_shape)
+            ctx.plan, ctx.codes = plan, codes
+        out = out.reshape(plan.out_shape)
         if return_indices:
-            return out, plane_indices(call, codes, n_threads)
+            return out, plane_indices(plan, codes, n_threads)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return route_gradient(ctx.call, ctx.codes, grad)
+        return route_gradient(ctx.plan, ctx.codes, grad)
 
 
-def route_gradient(call, codes, grad):
+def route_gradient(plan, codes, grad):
     """grad_in[argmax] += grad_out: the backward of max/min and stochastic training pools."""
-    n_threads, unit_size = _threads(call)
+    n_threads, unit_size = _threads(plan)
     dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
-    g = _view(grad, call.out_view, dtype)
-    grad_in = np.empty(call.layout.view, dtype=g.dtype)
-    pool_extreme.extreme_backward(g, codes, grad_in, call.tables, call.backward_path, unit_size,
+    g = _view(grad, plan.out_view, dtype)
+    grad_in = np.empty(plan.layout.view, dtype=g.dtype)
+    pool_extreme.extreme_backward(g, codes, grad_in, plan.tables, plan.backward_path, unit_size,
                                   n_threads)
-    return grad_in.reshape(call.layout.shape)
+    return grad_in.reshape(plan.layout.shape)
 
 
-class SumPool(Function):
+class PowerSumPool(Function):
     """Average, sum (divisor 1) and LP pooling ((sum x^p)^(1/p), divisor 1)."""
 
     @staticmethod
-    def forward(ctx, x, *, call, p=1.0):
-        n_threads, unit_size = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
-        pool_sum.sum_forward(xk, out, call.tables, call.forward_path, p, unit_size, n_threads)
+    def forward(ctx, x, *, plan, p=1.0):
+        n_threads, unit_size = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
+        pool_sum.sum_forward(xk, out, plan.tables, plan.forward_path, p, unit_size, n_threads)
         if ctx.requires_grad:
-            ctx.call, ctx.p = call, p
+            ctx.plan, ctx.p = plan, p
             if p != 1.0:
                 ctx.save_for_backward(xk, out)
-        return out.reshape(call.out_shape)
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        call = ctx.call
-        n_threads, unit_size = _threads(call)
+        plan = ctx.plan
+        n_threads, unit_size = _threads(plan)
         if ctx.p == 1.0:
-            g = _view(grad, call.out_view, grad.dtype)
-            grad_in = np.empty(call.layout.view, dtype=g.dtype)
-            pool_sum.sum_backward(g, grad_in, call.tables, call.backward_path, unit_size,
+            g = _view(grad, plan.out_view, grad.dtype)
+            grad_in = np.empty(plan.layout.view, dtype=g.dtype)
+            pool_sum.sum_backward(g, grad_in, plan.tables, plan.backward_path, unit_size,
                                   n_threads)
         else:
             xk, out = ctx.saved_tensors
-            g = _view(grad, call.out_view, xk.dtype)
-            grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-            pool_sum.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, unit_size, n_threads)
-        return grad_in.reshape(call.layout.shape)
+            g = _view(grad, plan.out_view, xk.dtype)
+            grad_in = np.empty(plan.layout.view, dtype=xk.dtype)
+            pool_sum.lp_backward(xk, out, g, grad_in, plan.tables, ctx.p, unit_size, n_threads)
+        return grad_in.reshape(plan.layout.shape)
 
 
 class StochasticTrainPool(Function):
     """Stochastic pooling, training mode: one sampled cell per window."""
 
     @staticmethod
-    def forward(ctx, x, *, call, uniforms):
-        n_threads, _ = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
+    def forward(ctx, x, *, plan, uniforms):
+        n_threads, _ = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
         store = ctx.requires_grad
-        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        pool_stochastic.stochastic_train_forward(xk, _view(uniforms, call.out_view, np.float64), out, codes,
-                                   call.tables, store, n_threads)
+        codes = np.empty(plan.out_view, dtype=plan.code_dtype) if store else _NO_CODES
+        pool_stochastic.stochastic_train_forward(xk, _view(uniforms, plan.out_view, np.float64), out, codes,
+                                   plan.tables, store, n_threads)
         if store:
-            ctx.call, ctx.codes = call, codes
-        return out.reshape(call.out_shape)
+            ctx.plan, ctx.codes = plan, codes
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return route_gradient(ctx.call, ctx.codes, grad)
+        return route_gradient(ctx.plan, ctx.codes, grad)
 
 
 class StochasticEvalPool(Function):
     """Stochastic pooling, inference mode: sum(a^2) / sum(a) per window."""
 
     @staticmethod
-    def forward(ctx, x, *, call):
-        n_threads, _ = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
-        pool_stochastic.stochastic_eval_forward(xk, out, call.tables, n_threads)
+    def forward(ctx, x, *, plan):
+        n_threads, _ = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
+        pool_stochastic.stochastic_eval_forward(xk, out, plan.tables, n_threads)
         if ctx.requires_grad:
-            ctx.call = call
+            ctx.plan = plan
             ctx.save_for_backward(xk, out)
-        return out.reshape(call.out_shape)
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        call = ctx.call
+        plan = ctx.plan
         xk, out = ctx.saved_tensors
-        n_threads, _ = _threads(call)
-        g = _view(grad, call.out_view, xk.dtype)
-        grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-        pool_stochastic.stochastic_eval_backward(xk, out, g, grad_in, call.tables, n_threads)
-        return grad_in.reshape(call.layout.shape)
+        n_threads, _ = _threads(plan)
+        g = _view(grad, plan.out_view, xk.dtype)
+        grad_in = np.empty(plan.layout.view, dtype=xk.dtype)
+        pool_stochastic.stochastic_eval_backward(xk, out, g, grad_in, plan.tables, n_threads)
+        return grad_in.reshape(plan.layout.shape)
 
 
 class MaxUnpool(Function):

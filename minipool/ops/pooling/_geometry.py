@@ -14,9 +14,9 @@ Every pooling op passes its user arguments through here:
   ceil_mode rule; TensorFlow's SAME split, for padding="same");
 * ``axis_windows`` / ``adaptive_axis`` build one axis's table: first real
   cell, number of real cells and divisor factor per output position;
-* ``window_call`` / ``adaptive_call`` put it together into a ``PoolCall``.
+* ``window_plan`` / ``adaptive_plan`` put it together into a ``PoolPlan``.
 
-The arguments are checked on every call; the ``PoolCall`` built from the
+The arguments are checked on every call; the ``PoolPlan`` built from the
 checked values is cached, so a training loop pays for the tables once.
 """
 import functools
@@ -28,7 +28,7 @@ from minipool._kernels.pool_windows import Path, WindowTables
 from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
 from minipool.ops._layout import Layout
 
-__all__ = ["PoolCall", "window_call", "adaptive_call", "int_tuple", "layout_of",
+__all__ = ["PoolPlan", "window_plan", "adaptive_plan", "int_tuple", "layout_of",
            "parse_data_format", "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES",
            "FLOAT_DTYPES"]
 
@@ -176,7 +176,7 @@ def _unrolled(fast, span, w_dilation):
     return fast if shape == (stride, cells, origin, w_dilation) else FAST_NONE
 
 
-class PoolCall:
+class PoolPlan:
     """Everything one call geometry needs: layout, window tables, output shape,
     argmax storage dtype, and the plan: which kernel path runs forward and
     backward (``Path``, decided here once; the kernels switch on it)."""
@@ -225,7 +225,7 @@ class PoolCall:
         """The same geometry with the unrolled fast paths and/or the row passes
         switched off (``variant(False, False)`` walks one window at a time): the
         plainer kernel paths, to check the others against."""
-        return PoolCall(self.layout, self._axes, self.fast if fast else FAST_NONE, row_passes)
+        return PoolPlan(self.layout, self._axes, self.fast if fast else FAST_NONE, row_passes)
 
 
 def _trivial_axis():
@@ -249,9 +249,9 @@ def _pad3(values, fill):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
+def window_plan(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
                 data_format, divisor):
-    """The PoolCall of a sliding-window pool (max/min/avg/sum/LP/stochastic).
+    """The PoolPlan of a sliding-window pool (max/min/avg/sum/LP/stochastic).
 
     ``divisor`` is "one", "count", "span" or ("override", value).  String
     padding ("valid"/"same") follows Keras; SAME average pools divide by the
@@ -283,12 +283,12 @@ def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mo
                     f"{op}: padding {_compact(padding)} is more than half the effective kernel "
                     f"size {effective} (padding must be <= {effective // 2} for kernel_size "
                     f"{_compact(kernel)}, dilation {_compact(dilation)})")
-    return _window_call(op, tuple(shape), rank, kernel, stride, padding, dilation,
+    return _window_plan(op, tuple(shape), rank, kernel, stride, padding, dilation,
                         bool(ceil_mode), channels_last, divisor)
 
 
 @functools.lru_cache(maxsize=1024)
-def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, channels_last,
+def _window_plan(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, channels_last,
                  divisor):
     layout = layout_of(op, shape, rank, channels_last)
     spatial = layout.spatial
@@ -318,11 +318,11 @@ def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, 
         axes[0] = axes[0][:3] + (axes[0][3] * override,) + axes[0][4:]
     fast = _fast_kind(_pad3(kernel, 1), _pad3(stride, 1), _pad3(before, 0), _pad3(after, 0),
                       _pad3(dilation, 1), layout)
-    return PoolCall(layout, axes, fast)
+    return PoolPlan(layout, axes, fast)
 
 
-def adaptive_call(op, shape, rank, output_size, data_format, zero_size="planes"):
-    """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size.
+def adaptive_plan(op, shape, rank, output_size, data_format, zero_size="planes"):
+    """The PoolPlan of an adaptive pool; ``None`` in output_size keeps that input size.
     ``zero_size``: which dimensions may be 0 (PyTorch's rule differs by op; see
     ``_check_empty_dims``)."""
     channels_last = parse_data_format(op, data_format)
@@ -336,14 +336,14 @@ def adaptive_call(op, shape, rank, output_size, data_format, zero_size="planes")
     if math.prod(sizes) > INT32_PLANE_LIMIT:
         raise ValueError(f"{op}: output_size {sizes} makes output planes of {math.prod(sizes)} "
                          f"cells, more than the limit {INT32_PLANE_LIMIT}")
-    return _adaptive_call(op, tuple(shape), rank, sizes, channels_last, zero_size)
+    return _adaptive_plan(op, tuple(shape), rank, sizes, channels_last, zero_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _adaptive_call(op, shape, rank, sizes, channels_last, zero_size):
+def _adaptive_plan(op, shape, rank, sizes, channels_last, zero_size):
     layout = layout_of(op, shape, rank, channels_last, zero_size)
     axes = [_trivial_axis()] * (3 - rank)
     for n, o in zip(layout.spatial, sizes):
         first, count, factor = adaptive_axis(n, o)
         axes.append((n, first, count, factor, 1))
-    return PoolCall(layout, axes)
+    return PoolPlan(layout, axes)
