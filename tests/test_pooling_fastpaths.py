@@ -101,7 +101,8 @@ def test_global_average_is_the_same_in_every_path_layout_and_thread_count(dtype)
     try:
         for threads in (1, 2):
             mp.set_num_threads(threads)
-            results[f"grouped, {threads} threads"] = PowerSumPool.apply(mp.tensor(x), plan=call).numpy()
+            results[f"grouped, {threads} threads"] = PowerSumPool.apply(mp.tensor(x),
+                                                                        plan=call).numpy()
             results[f"one plane at a time, {threads} threads"] = PowerSumPool.apply(
                 mp.tensor(x), plan=call.variant(False, False)).numpy()
             last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))

@@ -205,6 +205,23 @@ cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssiz
             out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, 1, flip, &codes[i]), flip)
 
 
+cdef inline void _start_chunk(pool_t* acc, int* chunk_codes, int first,
+                              Py_ssize_t n) noexcept nogil:
+    """n running maxima before their windows' first cell: the lowest key, code ``first``."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        acc[i] = _lowest(acc)
+        chunk_codes[i] = first
+
+
+cdef inline void _store_codes(code_t* codes, const int* chunk_codes, Py_ssize_t n) noexcept nogil:
+    """The chunk's int codes to the caller's storage (none if ``codes`` is NULL)."""
+    cdef Py_ssize_t i
+    if codes != NULL:
+        for i in range(n):
+            codes[i] = <code_t>chunk_codes[i]
+
+
 cdef void _extreme_scalar(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
                           Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
@@ -253,9 +270,7 @@ cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const 
         elif unrolled:
             _unrolled_span(x, rows, c, n, w.fast, _flip(x, True), out + o_row + start, kp)
         else:
-            for i in range(n):
-                acc[i] = _lowest(x)
-                chunk_codes[i] = 0
+            _start_chunk(acc, chunk_codes, 0, n)
             for r in range(nr):
                 for j in range(kw):
                     _extreme_pass_strided(
@@ -263,9 +278,7 @@ cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const 
                         acc, kp, <int>(r * kw + j), n)
             for i in range(n):
                 out[o_row + start + i] = _key(acc[i], flip)
-        if codes != NULL:
-            for i in range(n):
-                codes[o_row + start + i] = <uint8_t>chunk_codes[i]
+        _store_codes(codes + o_row + start if codes != NULL else NULL, chunk_codes, n)
         start += n
 
 
@@ -298,9 +311,7 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
                                 x + (last_row + w0) * C + cstart, C, n, w.fast, flip,
                                 out + o + cstart, kp)
             else:
-                for i in range(n):
-                    acc[i] = _lowest(x)
-                    chunk_codes[i] = first
+                _start_chunk(acc, chunk_codes, first, n)
                 for r in range(nr):
                     for j in range(nw):
                         s = rows[r] + w0 + j * sw
@@ -308,9 +319,7 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
                                       <int>(r * nw + j) if code_t is uint8_t else <int>s, n)
                 for i in range(n):
                     out[o + cstart + i] = _key(acc[i], flip)
-            if codes != NULL:
-                for i in range(n):
-                    codes[o + cstart + i] = <code_t>chunk_codes[i]
+            _store_codes(codes + o + cstart if codes != NULL else NULL, chunk_codes, n)
             cstart += n
 
 

@@ -184,6 +184,25 @@ cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
                            / <floating>_divisor(w, od, oh, ow))
 
 
+cdef inline void _sum_whole_span(const floating* r0, const floating* r1, const floating* r2,
+                                 Py_ssize_t n, int k, floating* acc) noexcept nogil:
+    """Plain sums of n whole k x k stride 2 windows (k = 2 or 3), window i starting
+    at column 2i of rows r0, r1 (, r2), from 0 in scan order, into acc."""
+    cdef Py_ssize_t i
+    cdef int t
+    cdef floating s
+    for i in range(n):
+        s = 0
+        for t in range(k):
+            s += r0[2 * i + t]
+        for t in range(k):
+            s += r1[2 * i + t]
+        if k == 3:
+            for t in range(k):
+                s += r2[2 * i + t]
+        acc[i] = s
+
+
 cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
                         const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
                         Py_ssize_t lo, Py_ssize_t hi, power_t pw) noexcept nogil:
@@ -194,9 +213,6 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating acc[CHUNK]
     cdef floating s
-    cdef const floating* r0
-    cdef const floating* r1
-    cdef const floating* r2
     cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power_t is PowerOne
     # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
     cdef bint laned = nr * kw > SCAN_SUM_MAX
@@ -219,32 +235,10 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
                 for j in range(LANES):
                     s += lanes[j * ls + i]
                 acc[i] = s
-        elif unrolled and w.fast == FAST_2X2:
-            r0 = x + rows[0] + c
-            r1 = x + rows[1] + c
-            for i in range(n):
-                s = 0
-                s += r0[2 * i]
-                s += r0[2 * i + 1]
-                s += r1[2 * i]
-                s += r1[2 * i + 1]
-                acc[i] = s
+        elif unrolled and w.fast == FAST_2X2:   # (constant k: the cell loops unroll)
+            _sum_whole_span(x + rows[0] + c, x + rows[1] + c, NULL, n, 2, acc)
         elif unrolled:
-            r0 = x + rows[0] + c
-            r1 = x + rows[1] + c
-            r2 = x + rows[2] + c
-            for i in range(n):
-                s = 0
-                s += r0[2 * i]
-                s += r0[2 * i + 1]
-                s += r0[2 * i + 2]
-                s += r1[2 * i]
-                s += r1[2 * i + 1]
-                s += r1[2 * i + 2]
-                s += r2[2 * i]
-                s += r2[2 * i + 1]
-                s += r2[2 * i + 2]
-                acc[i] = s
+            _sum_whole_span(x + rows[0] + c, x + rows[1] + c, x + rows[2] + c, n, 3, acc)
         else:
             for i in range(n):
                 acc[i] = 0

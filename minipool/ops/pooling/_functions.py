@@ -130,8 +130,9 @@ class StochasticTrainPool(Function):
         out = np.empty(plan.out_view, dtype=x.dtype)
         store = ctx.requires_grad
         codes = np.empty(plan.out_view, dtype=plan.code_dtype) if store else _NO_CODES
-        pool_stochastic.stochastic_train_forward(xk, _view(uniforms, plan.out_view, np.float64), out, codes,
-                                   plan.tables, store, n_threads)
+        uniforms = _view(uniforms, plan.out_view, np.float64)
+        pool_stochastic.stochastic_train_forward(xk, uniforms, out, codes, plan.tables, store,
+                                                 n_threads)
         if store:
             ctx.plan, ctx.codes = plan, codes
         return out.reshape(plan.out_shape)

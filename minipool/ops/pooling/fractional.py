@@ -63,7 +63,8 @@ class FractionalMaxPool(Function):
         indices = np.empty(out_view, dtype=np.int64)
         n_threads = _config.kernel_threads(B * C, xk.size + 2 * out.size)
         if out.size:
-            pool_fractional.fractional_max_forward(xk, out, indices, *starts, *sizes, *kernel, n_threads)
+            pool_fractional.fractional_max_forward(xk, out, indices, *starts, *sizes, *kernel,
+                                                   n_threads)
         if ctx.requires_grad:
             ctx.indices, ctx.view, ctx.in_shape = indices, view, x.shape
         return out.reshape(out_shape), indices.reshape(out_shape)
