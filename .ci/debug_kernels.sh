@@ -83,10 +83,12 @@ import sys
 root = os.path.realpath(sys.argv[1]) + os.sep
 import minipool
 from minipool._build_info import BUILD_INFO
-from minipool._kernels import (activation, blur_pool, conv2d, memory_cache, openmp_helpers, pooling,
-                               upsampling)
+from minipool._kernels import (activation, blur_pool, conv2d, memory_cache, openmp_helpers,
+                               pool_extreme, pool_fractional, pool_stochastic, pool_sum, pool_windows,
+                               slice_norm, upsampling)
 
-for module in (minipool, pooling, upsampling, conv2d, openmp_helpers, activation, blur_pool, memory_cache):
+for module in (minipool, pool_windows, pool_extreme, pool_sum, pool_stochastic, pool_fractional,
+               upsampling, conv2d, openmp_helpers, activation, blur_pool, memory_cache, slice_norm):
     path = os.path.realpath(module.__file__)
     assert path.startswith(root), f"{module.__name__} comes from {path}, not from {root}"
 assert BUILD_INFO["debug_build"] is True, BUILD_INFO
@@ -112,7 +114,7 @@ export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
     tests/reliability/test_reliability_fuzz.py tests/reliability/test_reliability_threads.py \
     tests/reliability/test_reliability_indices.py \
     tests/core/test_training_step_fast_paths.py tests/core/test_activations.py \
-    tests/core/test_memory_cache.py -k "not rss_is_flat" \
+    tests/core/test_memory_cache.py tests/core/test_norm_layers.py -k "not rss_is_flat" \
     --deselect tests/conv/test_conv_transpose.py::test_bad_arguments_torch_also_rejects \
     --deselect tests/pooling/test_fractional_pool.py::test_hypothesis_against_torch "$@"
 # (deselected here only: they make PyTorch throw C++ exceptions, which abort the process under

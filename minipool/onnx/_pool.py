@@ -25,7 +25,7 @@ from minipool.ops.pooling import adaptive, blur, stochastic, unpool, window
 
 
 class _Window:
-    """A window pool's resolved geometry, per spatial axis (window_call's rules)."""
+    """A window pool's resolved geometry, per spatial axis (window_plan's rules)."""
 
     def __init__(self, op, x, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format):
         self.channels_last = parse_data_format(op, data_format)

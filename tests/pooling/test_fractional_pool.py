@@ -515,7 +515,7 @@ def test_bad_input(call, error, match):
 
 
 def test_kernel_entry_refuses_out_of_range_starts():
-    from minipool._kernels import pooling as K
+    from minipool._kernels import pool_fractional as K
     x = np.zeros((1, 9, 1))
     out, idx = np.empty((1, 2, 1)), np.empty((1, 2, 1), np.int64)
     zero = np.zeros((1, 1), np.int64)

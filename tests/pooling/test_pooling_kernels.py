@@ -1,4 +1,4 @@
-"""Kernel-level checks of the pooling kernels (minipool/_kernels/pooling.pyx).
+"""Kernel-level checks of the pooling kernels (minipool/_kernels/pool_*.pyx).
 
 The reference tests (test_pooling_vs_reference.py, references/test_pooling_torch_parity.py) check
 *what* every op computes.  These check the kernels' internal promises:
@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool.ops.pooling import _functions
-from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import adaptive_call, window_call
+from minipool.ops.pooling._functions import ExtremePool, PowerSumPool
+from minipool.ops.pooling._geometry import adaptive_plan, window_plan
 from tests.helpers import fixed_threads
 from tests.pooling.pooling_cases import assert_identical as same
 
@@ -40,16 +40,16 @@ def with_specials(rng, shape, dtype):
 
 
 def run_extreme(x, call, is_min, grad):
-    """Forward (values + int64 indices) and backward through one PoolCall."""
+    """Forward (values + int64 indices) and backward through one PoolPlan."""
     leaf = mp.tensor(x, requires_grad=True)
-    out, idx = ExtremePool.apply(leaf, call=call, is_min=is_min, return_indices=True)
+    out, idx = ExtremePool.apply(leaf, plan=call, is_min=is_min, return_indices=True)
     out.backward(grad)
     return out.numpy(), idx.numpy(), leaf.grad.numpy()
 
 
 def run_sum(x, call, grad, p=1.0):
     leaf = mp.tensor(x, requires_grad=True)
-    out = SumPool.apply(leaf, call=call, p=p)
+    out = PowerSumPool.apply(leaf, plan=call, p=p)
     out.backward(grad)
     return out.numpy(), leaf.grad.numpy()
 
@@ -72,7 +72,7 @@ def test_fast_row_pass_and_scalar_paths_are_bit_identical(geometry, h, w, seed, 
     rng = np.random.default_rng(seed)
     shape = (2, 3, h, w)
     try:
-        call = window_call("max_pool2d", shape, 2, k, s, p, d, ceil, None, "one")
+        call = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, None, "one")
     except ValueError:
         return  # input too small for this geometry
     x = with_specials(rng, shape, dtype)
@@ -83,7 +83,7 @@ def test_fast_row_pass_and_scalar_paths_are_bit_identical(geometry, h, w, seed, 
         for what, a, b in zip(("values", "indices", "gradient"), results[0], other):
             same(a, b, f"{name} vs fast path: {what}")
     if d == 1:
-        avg = window_call("avg_pool2d", shape, 2, k, s, p, 1, ceil, None, "span")
+        avg = window_plan("avg_pool2d", shape, 2, k, s, p, 1, ceil, None, "span")
         sums = [run_sum(x, c, grad) for c in (avg, avg.variant(fast=False),
                                                avg.variant(False, False))]
         for other in sums[1:]:
@@ -100,7 +100,7 @@ def test_channels_last_fast_and_general_paths_are_bit_identical(geometry, h, w, 
     rng = np.random.default_rng(seed)
     shape = (2, h, w, channels)                # more than 256 channels crosses a buffer chunk
     try:
-        call = window_call("max_pool2d", shape, 2, k, s, p, d, ceil, "channels_last", "one")
+        call = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, "channels_last", "one")
     except ValueError:
         return
     x = with_specials(rng, shape, np.float32)
@@ -110,7 +110,7 @@ def test_channels_last_fast_and_general_paths_are_bit_identical(geometry, h, w, 
     for what, a, b in zip(("values", "indices", "gradient"), fast, plain):
         same(a, b, f"channels_last fast vs general: {what}")
     if d == 1:
-        avg = window_call("avg_pool2d", shape, 2, k, s, p, 1, ceil, "channels_last", "span")
+        avg = window_plan("avg_pool2d", shape, 2, k, s, p, 1, ceil, "channels_last", "span")
         a = run_sum(x, avg, grad)
         b = run_sum(x, avg.variant(False, False), grad)
         same(a[0], b[0], "channels_last average")
@@ -156,7 +156,7 @@ def test_planes_walked_side_by_side_match_planes_one_at_a_time(output_size):
     # few large windows per plane (global pooling): 8 planes are walked together
     rng = np.random.default_rng(8)
     x = with_specials(rng, (3, 7, 9, 23), np.float64)          # 21 planes: a partial group
-    call = adaptive_call("adaptive_max_pool2d", x.shape, 2, output_size, None)
+    call = adaptive_plan("adaptive_max_pool2d", x.shape, 2, output_size, None)
     assert call.plane_group > 1
     grad = rng.integers(-4, 5, call.out_shape).astype(np.float64)
     grouped = run_extreme(x, call, False, grad)
@@ -243,13 +243,13 @@ def test_windows_over_255_cells_keep_int32_offsets_and_route_correctly():
 
 def test_no_argmax_is_stored_when_no_graph_is_recorded(monkeypatch):
     stored = []
-    kernel = _functions.K.extreme_forward
+    kernel = _functions.pool_extreme.extreme_forward
 
-    def spy(x, out, codes, tables, is_min, store, block, threads):
+    def spy(x, out, codes, tables, path, is_min, store, unit_size, threads):
         stored.append((store, codes.size))
-        return kernel(x, out, codes, tables, is_min, store, block, threads)
+        return kernel(x, out, codes, tables, path, is_min, store, unit_size, threads)
 
-    monkeypatch.setattr(_functions.K, "extreme_forward", spy)
+    monkeypatch.setattr(_functions.pool_extreme, "extreme_forward", spy)
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8))
     with mp.no_grad():
         out = F.max_pool2d(mp.tensor(x, requires_grad=True), 2)
@@ -331,13 +331,13 @@ def test_integer_max_and_min_pool_like_floats(dtype):
 def test_long_rows_cross_the_kernel_buffer_boundary():
     # rows of more than 256 outputs are processed in chunks; results must not change
     x = with_specials(np.random.default_rng(6), (1, 2, 6, 1100), np.float32)
-    call = window_call("max_pool2d", x.shape, 2, 2, None, 0, 1, False, None, "one")
+    call = window_plan("max_pool2d", x.shape, 2, 2, None, 0, 1, False, None, "one")
     grad = np.random.default_rng(7).integers(-4, 5, call.out_shape).astype(np.float32)
     fast = run_extreme(x, call, False, grad)
     plain = run_extreme(x, call.variant(False, False), False, grad)
     for what, a, b in zip(("values", "indices", "gradient"), fast, plain):
         same(a, b, what)
-    call = window_call("avg_pool2d", x.shape, 2, 3, 1, 1, 1, False, None, "span")
+    call = window_plan("avg_pool2d", x.shape, 2, 3, 1, 1, 1, False, None, "span")
     fast = run_sum(x, call, np.ones(call.out_shape, np.float32))
     plain = run_sum(x, call.variant(False, False), np.ones(call.out_shape, np.float32))
     same(fast[0], plain[0], "avg values")

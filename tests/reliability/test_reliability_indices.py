@@ -20,14 +20,14 @@ import pytest
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool._kernels.pooling import NO_CELL_CODE
+from minipool._kernels.pool_extreme import NO_CELL_CODE
 from minipool.ops.pooling import _geometry
 
 INT32_MAX = 2 ** 31 - 1
 
 
 def max_pool_call(shape, kernel, data_format=None):
-    return _geometry.window_call("max_pool2d", shape, 2, kernel, None, 0, 1, False,
+    return _geometry.window_plan("max_pool2d", shape, 2, kernel, None, 0, 1, False,
                                  data_format, "one")
 
 
@@ -59,7 +59,7 @@ def test_planes_too_large_for_int32_codes_are_refused_with_the_limit(shape, data
 
 def test_adaptive_windows_of_a_huge_plane_are_refused():
     with pytest.raises(ValueError, match=str(INT32_MAX)):
-        _geometry.adaptive_call("adaptive_max_pool2d", (1, 1, 50000, 50000), 2, (1, 1), None)
+        _geometry.adaptive_plan("adaptive_max_pool2d", (1, 1, 50000, 50000), 2, (1, 1), None)
 
 
 def test_refusal_happens_before_anything_is_allocated():

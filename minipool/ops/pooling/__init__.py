@@ -8,8 +8,9 @@
 * ``spp``: spatial pyramid pooling (He et al. 2014).
 
 ``_geometry`` turns arguments into window tables (one place for every kind),
-``_functions`` holds the autograd Functions and ``minipool/_kernels/pooling.pyx``
-the kernels.
+``_functions`` holds the autograd Functions; the kernels are
+``minipool/_kernels/pool_*.pyx`` (one file per family, shared helpers in
+``pool_windows.pxd``).
 """
 from minipool.ops.pooling.adaptive import (adaptive_avg_pool1d, adaptive_avg_pool2d,  # noqa: F401
                                            adaptive_avg_pool3d, adaptive_max_pool1d,

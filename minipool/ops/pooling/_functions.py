@@ -1,7 +1,7 @@
 """The differentiable pooling Functions: each runs a kernel forward and backward.
 
-They receive a ``PoolCall`` (geometry built and checked by ``_geometry``),
-view the input as ``(B, S, C)`` blocks, and keep only what backward needs:
+They receive a ``PoolPlan`` (geometry built and checked by ``_geometry``),
+view the input as ``(B, S, C)`` (see pool_windows.pyx) and keep only what backward needs:
 max/min/stochastic keep the compact argmax codes (uint8 or int32, never
 int64), and only when a graph is being recorded.
 """
@@ -10,31 +10,31 @@ import math
 import numpy as np
 
 from minipool import _config
-from minipool._kernels import pooling as K
+from minipool._kernels import pool_extreme, pool_stochastic, pool_sum
 from minipool.tensor import Function
 
 _NO_CODES = np.zeros((1, 1, 1), dtype=np.uint8)   # passed when no argmax is kept
 
 
-def _threads(call):
-    """Thread count and block for a kernel call on ``call``'s layout.
+def _threads(plan):
+    """Thread count and unit size for the kernel calls of ``plan``.
 
-    A unit of parallel work is one block b and a slice of channels; NHWC
-    inputs with fewer images than threads split their channels so every
-    thread gets work (the split never changes a result).  For NCHW planes
-    the block is the number of planes walked side by side (1 unless the
-    planes have a few large windows).
+    A unit of parallel work is one index b of the (B, S, C) view and a slice
+    of ``unit_size`` channels; NHWC inputs with fewer images than threads
+    split their channels so every thread gets work (the split never changes
+    a result).  NCHW units are one plane, or ``plane_group`` planes walked
+    side by side on PATH_PLANE_GROUP.
     """
-    B, S, C = call.layout.view
-    work = B * S * C + B * call.out_view[1] * C
+    B, S, C = plan.layout.view
+    work = B * S * C + B * plan.out_view[1] * C
     n_threads = _config.kernel_threads(B * C, work)
     if C == 1:
-        return n_threads, call.plane_group
-    block = C
+        return n_threads, plan.plane_group
+    unit_size = C
     if C > 1 and B < n_threads:
         slices = -(-n_threads // max(B, 1))
-        block = max(1, -(-C // slices))
-    return n_threads, max(block, 1)
+        unit_size = max(1, -(-C // slices))
+    return n_threads, max(unit_size, 1)
 
 
 def _view(array, shape, dtype=None):
@@ -42,140 +42,129 @@ def _view(array, shape, dtype=None):
     return np.ascontiguousarray(array, dtype=dtype).reshape(shape)
 
 
-def plane_indices(call, codes, n_threads):
+def plane_indices(plan, codes, n_threads):
     """PyTorch's int64 indices (flat position in each input plane) from argmax codes."""
     if codes.dtype == np.int32:
         indices = codes.astype(np.int64)
     else:
         indices = np.empty(codes.shape, dtype=np.int64)
         if codes.size:  # (no channels: the kernel would address element [b, 0, 0] of nothing)
-            K.codes_to_indices(codes, indices, call.tables, n_threads)
-    return indices.reshape(call.out_shape)
+            pool_extreme.codes_to_indices(codes, indices, plan.tables, n_threads)
+    return indices.reshape(plan.out_shape)
 
 
 class ExtremePool(Function):
     """Max (or min) pooling; backward routes the gradient to the kept argmax."""
 
     @staticmethod
-    def forward(ctx, x, *, call, is_min=False, return_indices=False):
-        n_threads, block = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
+    def forward(ctx, x, *, plan, is_min=False, return_indices=False):
+        n_threads, unit_size = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
         store = ctx.requires_grad or return_indices
-        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        K.extreme_forward(xk, out, codes, call.tables, is_min, store, block, n_threads)
+        codes = np.empty(plan.out_view, dtype=plan.code_dtype) if store else _NO_CODES
+        pool_extreme.extreme_forward(xk, out, codes, plan.tables, plan.forward_path, is_min,
+                                     store, unit_size, n_threads)
         if ctx.requires_grad:
-            ctx.call, ctx.codes = call, codes
-        out = out.reshape(call.out_shape)
+            ctx.plan, ctx.codes = plan, codes
+        out = out.reshape(plan.out_shape)
         if return_indices:
-            return out, plane_indices(call, codes, n_threads)
+            return out, plane_indices(plan, codes, n_threads)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return route_gradient(ctx.call, ctx.codes, grad)
+        return route_gradient(ctx.plan, ctx.codes, grad)
 
 
-def route_gradient(call, codes, grad):
+def route_gradient(plan, codes, grad):
     """grad_in[argmax] += grad_out: the backward of max/min and stochastic training pools."""
-    n_threads, block = _threads(call)
+    n_threads, unit_size = _threads(plan)
     dtype = grad.dtype if grad.dtype in (np.float32, np.float64) else np.float64
-    g = _view(grad, call.out_view, dtype)
-    grad_in = np.empty(call.layout.view, dtype=g.dtype)
-    if call.tiled and call.tables.whole_plane and codes.dtype == np.uint8 and codes.size:
-        # every cell is written once; the kernel moves the gradients' bits
-        bits = _BITS[g.dtype]
-        K.route_tiled(g.view(bits), codes, grad_in.view(bits), call.tables, block, n_threads)
-    else:
-        K.extreme_backward(g, codes, grad_in, call.tables, block, n_threads)
-    return grad_in.reshape(call.layout.shape)
+    g = _view(grad, plan.out_view, dtype)
+    grad_in = np.empty(plan.layout.view, dtype=g.dtype)
+    pool_extreme.extreme_backward(g, codes, grad_in, plan.tables, plan.backward_path, unit_size,
+                                  n_threads)
+    return grad_in.reshape(plan.layout.shape)
 
 
-_BITS = {np.dtype(np.float32): np.uint32, np.dtype(np.float64): np.uint64}
-
-
-POWER_GENERAL, POWER_ONE, POWER_TWO = 0, 1, 2
-
-
-def power_code(p):
-    return POWER_ONE if p == 1.0 else POWER_TWO if p == 2.0 else POWER_GENERAL
-
-
-class SumPool(Function):
+class PowerSumPool(Function):
     """Average, sum (divisor 1) and LP pooling ((sum x^p)^(1/p), divisor 1)."""
 
     @staticmethod
-    def forward(ctx, x, *, call, p=1.0):
-        n_threads, block = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
-        K.sum_forward(xk, out, call.tables, power_code(p), p, block, n_threads)
+    def forward(ctx, x, *, plan, p=1.0):
+        n_threads, unit_size = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
+        pool_sum.sum_forward(xk, out, plan.tables, plan.forward_path, p, unit_size, n_threads)
         if ctx.requires_grad:
-            ctx.call, ctx.p = call, p
+            ctx.plan, ctx.p = plan, p
             if p != 1.0:
                 ctx.save_for_backward(xk, out)
-        return out.reshape(call.out_shape)
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        call = ctx.call
-        n_threads, block = _threads(call)
+        plan = ctx.plan
+        n_threads, unit_size = _threads(plan)
         if ctx.p == 1.0:
-            g = _view(grad, call.out_view, grad.dtype)
-            grad_in = np.empty(call.layout.view, dtype=g.dtype)
-            K.sum_backward(g, grad_in, call.tables, call.tiled, block, n_threads)
+            g = _view(grad, plan.out_view, grad.dtype)
+            grad_in = np.empty(plan.layout.view, dtype=g.dtype)
+            pool_sum.sum_backward(g, grad_in, plan.tables, plan.backward_path, unit_size,
+                                  n_threads)
         else:
             xk, out = ctx.saved_tensors
-            g = _view(grad, call.out_view, xk.dtype)
-            grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-            K.lp_backward(xk, out, g, grad_in, call.tables, ctx.p, block, n_threads)
-        return grad_in.reshape(call.layout.shape)
+            g = _view(grad, plan.out_view, xk.dtype)
+            grad_in = np.empty(plan.layout.view, dtype=xk.dtype)
+            pool_sum.lp_backward(xk, out, g, grad_in, plan.tables, ctx.p, unit_size, n_threads)
+        return grad_in.reshape(plan.layout.shape)
 
 
 class StochasticTrainPool(Function):
     """Stochastic pooling, training mode: one sampled cell per window."""
 
     @staticmethod
-    def forward(ctx, x, *, call, uniforms):
-        n_threads, _ = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
+    def forward(ctx, x, *, plan, uniforms):
+        n_threads, _ = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
         store = ctx.requires_grad
-        codes = np.empty(call.out_view, dtype=call.code_dtype) if store else _NO_CODES
-        K.stochastic_train_forward(xk, _view(uniforms, call.out_view, np.float64), out, codes,
-                                   call.tables, store, n_threads)
+        codes = np.empty(plan.out_view, dtype=plan.code_dtype) if store else _NO_CODES
+        uniforms = _view(uniforms, plan.out_view, np.float64)
+        pool_stochastic.stochastic_train_forward(xk, uniforms, out, codes, plan.tables, store,
+                                                 n_threads)
         if store:
-            ctx.call, ctx.codes = call, codes
-        return out.reshape(call.out_shape)
+            ctx.plan, ctx.codes = plan, codes
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        return route_gradient(ctx.call, ctx.codes, grad)
+        return route_gradient(ctx.plan, ctx.codes, grad)
 
 
 class StochasticEvalPool(Function):
     """Stochastic pooling, inference mode: sum(a^2) / sum(a) per window."""
 
     @staticmethod
-    def forward(ctx, x, *, call):
-        n_threads, _ = _threads(call)
-        xk = _view(x, call.layout.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
-        K.stochastic_eval_forward(xk, out, call.tables, n_threads)
+    def forward(ctx, x, *, plan):
+        n_threads, _ = _threads(plan)
+        xk = _view(x, plan.layout.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
+        pool_stochastic.stochastic_eval_forward(xk, out, plan.tables, n_threads)
         if ctx.requires_grad:
-            ctx.call = call
+            ctx.plan = plan
             ctx.save_for_backward(xk, out)
-        return out.reshape(call.out_shape)
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        call = ctx.call
+        plan = ctx.plan
         xk, out = ctx.saved_tensors
-        n_threads, _ = _threads(call)
-        g = _view(grad, call.out_view, xk.dtype)
-        grad_in = np.empty(call.layout.view, dtype=xk.dtype)
-        K.stochastic_eval_backward(xk, out, g, grad_in, call.tables, n_threads)
-        return grad_in.reshape(call.layout.shape)
+        n_threads, _ = _threads(plan)
+        g = _view(grad, plan.out_view, xk.dtype)
+        grad_in = np.empty(plan.layout.view, dtype=xk.dtype)
+        pool_stochastic.stochastic_eval_backward(xk, out, g, grad_in, plan.tables, n_threads)
+        return grad_in.reshape(plan.layout.shape)
 
 
 class MaxUnpool(Function):
@@ -192,7 +181,7 @@ class MaxUnpool(Function):
         ik = _view(indices, (planes, n_in), np.int64)
         out = np.empty((planes, n_out), dtype=x.dtype)
         n_threads = _config.kernel_threads(planes, xk.size + out.size)
-        K.unpool_forward(xk, ik, out, n_threads)
+        pool_stochastic.unpool_forward(xk, ik, out, n_threads)
         if ctx.requires_grad:
             ctx.indices, ctx.in_shape, ctx.n_out = ik, x.shape, n_out
         return out.reshape(out_shape)
@@ -203,5 +192,5 @@ class MaxUnpool(Function):
         g = _view(grad, (ik.shape[0], ctx.n_out), grad.dtype)
         grad_in = np.empty(ik.shape, dtype=g.dtype)
         n_threads = _config.kernel_threads(ik.shape[0], ik.size + g.size)
-        K.unpool_backward(g, ik, grad_in, n_threads)
+        pool_stochastic.unpool_backward(g, ik, grad_in, n_threads)
         return grad_in.reshape(ctx.in_shape)

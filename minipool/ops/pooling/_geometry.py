@@ -14,9 +14,9 @@ Every pooling op passes its user arguments through here:
   ceil_mode rule; TensorFlow's SAME split, for padding="same");
 * ``axis_windows`` / ``adaptive_axis`` build one axis's table: first real
   cell, number of real cells and divisor factor per output position;
-* ``window_call`` / ``adaptive_call`` put it together into a ``PoolCall``.
+* ``window_plan`` / ``adaptive_plan`` put it together into a ``PoolPlan``.
 
-The arguments are checked on every call; the ``PoolCall`` built from the
+The arguments are checked on every call; the ``PoolPlan`` built from the
 checked values is cached, so a training loop pays for the tables once.
 """
 import functools
@@ -24,11 +24,11 @@ import math
 
 import numpy as np
 
-from minipool._kernels.pooling import WindowTables
+from minipool._kernels.pool_windows import Path, WindowTables
 from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
 from minipool.ops._layout import Layout
 
-__all__ = ["PoolCall", "window_call", "adaptive_call", "int_tuple", "layout_of",
+__all__ = ["PoolPlan", "window_plan", "adaptive_plan", "int_tuple", "layout_of",
            "parse_data_format", "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES",
            "FLOAT_DTYPES"]
 
@@ -167,12 +167,22 @@ def _tiles(size, first, count, k):
                 and np.array_equal(first, k * np.arange(len(first))))
 
 
-class PoolCall:
+def _unrolled(fast, span, w_dilation):
+    """``fast`` if the W span has the exact window shape its unrolled loops read
+    (2x2: windows 2 cells at stride 2 from column 0; 3x3: 3 cells at stride 2
+    from column -1), else FAST_NONE (e.g. one output column: no stride)."""
+    _, _, origin, stride, cells = span
+    shape = {FAST_2X2: (2, 2, 0, 1), FAST_3X3: (2, 3, -1, 1)}.get(fast)
+    return fast if shape == (stride, cells, origin, w_dilation) else FAST_NONE
+
+
+class PoolPlan:
     """Everything one call geometry needs: layout, window tables, output shape,
-    argmax storage dtype and the fast path that applies (if any)."""
+    argmax storage dtype, and the plan: which kernel path runs forward and
+    backward (``Path``, decided here once; the kernels switch on it)."""
 
     __slots__ = ("layout", "tables", "out_spatial", "out_shape", "out_view", "code_dtype",
-                 "fast", "tiled", "plane_group", "_axes")
+                 "fast", "tiled", "plane_group", "forward_path", "backward_path", "_axes")
 
     def __init__(self, layout, axes, fast=FAST_NONE, row_passes=True):
         # axes: per axis d, h, w: (input size, first, count, divisor factor, dilation)
@@ -182,7 +192,8 @@ class PoolCall:
         self.out_shape = layout.out_shape(self.out_spatial)
         self.out_view = layout.out_view(self.out_spatial)
         span = _regular_span(first[2], count[2], step[2]) if row_passes else (0, 0, 0, 1, 0)
-        self.tables = WindowTables(first, count, factor, sizes, step, span, fast)
+        self.fast = _unrolled(fast, span, step[2]) if row_passes else FAST_NONE
+        self.tables = WindowTables(first, count, factor, sizes, step, span, self.fast)
         cells = math.prod(int(c.max()) for c in count)
         if cells <= UINT8_CODE_LIMIT:
             self.code_dtype = np.dtype(np.uint8)
@@ -191,19 +202,30 @@ class PoolCall:
         else:
             raise ValueError(f"input planes of {layout.view[1]} cells with windows of {cells} "
                              f"cells are too large (limit {INT32_PLANE_LIMIT} cells per plane)")
-        self.fast = fast if row_passes else FAST_NONE
         # planes with a few large windows (global pooling) are walked 8 side by side
         few_large = math.prod(self.out_spatial) <= 4 and cells >= 16
         self.plane_group = 8 if few_large and not layout.channels_last and row_passes else 1
         # 2x2 stride 2 windows covering the input exactly: backward writes every cell
-        self.tiled = self.fast == FAST_2X2 and all(
+        self.tiled = self.tables.whole_plane and all(
             _tiles(n, f, c, k) for n, f, c, k in zip(sizes, first, count, (1, 2, 2)))
+        self.forward_path, self.backward_path = self._paths(layout.view[2] == 1)
+
+    def _paths(self, planes):
+        """(forward, backward) kernel path: the one place that picks a loop nest.
+        ``planes``: the (B, S, C) view has C == 1 (NCHW, or one NHWC channel)."""
+        general = Path.PATH_ROWS if planes else Path.PATH_CHANNELS
+        quads = Path.PATH_QUADS_PLANE if planes else Path.PATH_QUADS_CHANNELS
+        if planes and self.plane_group > 1:
+            forward = Path.PATH_PLANE_GROUP
+        else:
+            forward = quads if self.tables.whole_plane else general
+        return forward, quads if self.tiled else general
 
     def variant(self, fast=True, row_passes=True):
         """The same geometry with the unrolled fast paths and/or the row passes
         switched off (``variant(False, False)`` walks one window at a time): the
         plainer kernel paths, to check the others against."""
-        return PoolCall(self.layout, self._axes, self.fast if fast else FAST_NONE, row_passes)
+        return PoolPlan(self.layout, self._axes, self.fast if fast else FAST_NONE, row_passes)
 
 
 def _trivial_axis():
@@ -227,9 +249,9 @@ def _pad3(values, fill):
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
+def window_plan(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mode,
                 data_format, divisor):
-    """The PoolCall of a sliding-window pool (max/min/avg/sum/LP/stochastic).
+    """The PoolPlan of a sliding-window pool (max/min/avg/sum/LP/stochastic).
 
     ``divisor`` is "one", "count", "span" or ("override", value).  String
     padding ("valid"/"same") follows Keras; SAME average pools divide by the
@@ -261,12 +283,12 @@ def window_call(op, shape, rank, kernel_size, stride, padding, dilation, ceil_mo
                     f"{op}: padding {_compact(padding)} is more than half the effective kernel "
                     f"size {effective} (padding must be <= {effective // 2} for kernel_size "
                     f"{_compact(kernel)}, dilation {_compact(dilation)})")
-    return _window_call(op, tuple(shape), rank, kernel, stride, padding, dilation,
+    return _window_plan(op, tuple(shape), rank, kernel, stride, padding, dilation,
                         bool(ceil_mode), channels_last, divisor)
 
 
 @functools.lru_cache(maxsize=1024)
-def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, channels_last,
+def _window_plan(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, channels_last,
                  divisor):
     layout = layout_of(op, shape, rank, channels_last)
     spatial = layout.spatial
@@ -296,11 +318,11 @@ def _window_call(op, shape, rank, kernel, stride, padding, dilation, ceil_mode, 
         axes[0] = axes[0][:3] + (axes[0][3] * override,) + axes[0][4:]
     fast = _fast_kind(_pad3(kernel, 1), _pad3(stride, 1), _pad3(before, 0), _pad3(after, 0),
                       _pad3(dilation, 1), layout)
-    return PoolCall(layout, axes, fast)
+    return PoolPlan(layout, axes, fast)
 
 
-def adaptive_call(op, shape, rank, output_size, data_format, zero_size="planes"):
-    """The PoolCall of an adaptive pool; ``None`` in output_size keeps that input size.
+def adaptive_plan(op, shape, rank, output_size, data_format, zero_size="planes"):
+    """The PoolPlan of an adaptive pool; ``None`` in output_size keeps that input size.
     ``zero_size``: which dimensions may be 0 (PyTorch's rule differs by op; see
     ``_check_empty_dims``)."""
     channels_last = parse_data_format(op, data_format)
@@ -314,14 +336,14 @@ def adaptive_call(op, shape, rank, output_size, data_format, zero_size="planes")
     if math.prod(sizes) > INT32_PLANE_LIMIT:
         raise ValueError(f"{op}: output_size {sizes} makes output planes of {math.prod(sizes)} "
                          f"cells, more than the limit {INT32_PLANE_LIMIT}")
-    return _adaptive_call(op, tuple(shape), rank, sizes, channels_last, zero_size)
+    return _adaptive_plan(op, tuple(shape), rank, sizes, channels_last, zero_size)
 
 
 @functools.lru_cache(maxsize=256)
-def _adaptive_call(op, shape, rank, sizes, channels_last, zero_size):
+def _adaptive_plan(op, shape, rank, sizes, channels_last, zero_size):
     layout = layout_of(op, shape, rank, channels_last, zero_size)
     axes = [_trivial_axis()] * (3 - rank)
     for n, o in zip(layout.spatial, sizes):
         first, count, factor = adaptive_axis(n, o)
         axes.append((n, first, count, factor, 1))
-    return PoolCall(layout, axes)
+    return PoolPlan(layout, axes)

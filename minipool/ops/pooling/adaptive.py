@@ -9,8 +9,8 @@ from typing import Optional
 
 from minipool._typing import IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, adaptive_call,
+from minipool.ops.pooling._functions import ExtremePool, PowerSumPool
+from minipool.ops.pooling._geometry import (FLOAT_DTYPES, MAX_DTYPES, adaptive_plan,
                                             check_dtype, parse_data_format)
 from minipool.tensor import Tensor
 
@@ -22,8 +22,8 @@ __all__ = ["adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
 def _adaptive_max(op, input, rank, output_size, return_indices, data_format):
     x = as_tensor(input)
     check_dtype(op, x.dtype, MAX_DTYPES)
-    call = adaptive_call(op, x.shape, rank, output_size, data_format)
-    return ExtremePool.apply(x, call=call, return_indices=bool(return_indices))
+    plan = adaptive_plan(op, x.shape, rank, output_size, data_format)
+    return ExtremePool.apply(x, plan=plan, return_indices=bool(return_indices))
 
 
 def _adaptive_avg(op, input, rank, output_size, data_format):
@@ -31,8 +31,8 @@ def _adaptive_avg(op, input, rank, output_size, data_format):
     check_dtype(op, x.dtype, FLOAT_DTYPES)
     # PyTorch 2.13 refuses 0 channels in batched 3-d input only (1-d/2-d return empty)
     zero_size = "planes" if rank == 3 else "any"
-    call = adaptive_call(op, x.shape, rank, output_size, data_format, zero_size)
-    return SumPool.apply(x, call=call)
+    plan = adaptive_plan(op, x.shape, rank, output_size, data_format, zero_size)
+    return PowerSumPool.apply(x, plan=plan)
 
 
 def adaptive_max_pool1d(input: TensorLike, output_size: IntOrTuple, return_indices: bool = False,

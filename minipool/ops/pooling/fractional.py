@@ -19,7 +19,7 @@ one U[0, 1) per plane and axis in the input's dtype, (N, C, axis) order.
 The max rule is max pooling's (``v > best or isnan(v)`` from -inf; a window
 of -inf keeps its first cell); indices are flat positions in the input plane.
 The per-plane starts go to their own kernel entry
-(``fractional_max_forward`` in ``minipool/_kernels/pooling.pyx``).
+(``fractional_max_forward`` in ``minipool/_kernels/pool_fractional.pyx``).
 """
 import math
 from typing import Optional, Tuple, Union
@@ -27,7 +27,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from minipool import _config, _random
-from minipool._kernels import pooling as K
+from minipool._kernels import pool_fractional
 from minipool._typing import GeneratorLike, IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._geometry import (FLOAT_DTYPES, INT32_PLANE_LIMIT, check_dtype,
@@ -63,7 +63,8 @@ class FractionalMaxPool(Function):
         indices = np.empty(out_view, dtype=np.int64)
         n_threads = _config.kernel_threads(B * C, xk.size + 2 * out.size)
         if out.size:
-            K.fractional_max_forward(xk, out, indices, *starts, *sizes, *kernel, n_threads)
+            pool_fractional.fractional_max_forward(xk, out, indices, *starts, *sizes, *kernel,
+                                                   n_threads)
         if ctx.requires_grad:
             ctx.indices, ctx.view, ctx.in_shape = indices, view, x.shape
         return out.reshape(out_shape), indices.reshape(out_shape)
@@ -76,7 +77,7 @@ class FractionalMaxPool(Function):
         grad_in = np.zeros(ctx.view, dtype=g.dtype)
         if indices.size:
             n_threads = _config.kernel_threads(B * C, grad_in.size + 2 * g.size)
-            K.fractional_max_backward(g, indices, grad_in, n_threads)
+            pool_fractional.fractional_max_backward(g, indices, grad_in, n_threads)
         return grad_in.reshape(ctx.in_shape)
 
 

@@ -20,7 +20,7 @@ from minipool import _random
 from minipool._typing import GeneratorLike, IntOrTuple, TensorLike
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.pooling._functions import StochasticEvalPool, StochasticTrainPool
-from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_call
+from minipool.ops.pooling._geometry import FLOAT_DTYPES, check_dtype, window_plan
 from minipool.tensor import Tensor
 
 __all__ = ["stochastic_pool2d"]
@@ -32,12 +32,12 @@ def as_generator(generator, op="stochastic_pool2d"):
     return _random.resolve(generator, op)
 
 
-def _uniforms(rng, call):
+def _uniforms(rng, plan):
     """U[0, 1) per output, drawn in channels-first order."""
-    layout = call.layout
+    layout = plan.layout
     if not layout.channels_last:
-        return rng.random(call.out_shape)
-    shape = call.out_shape
+        return rng.random(plan.out_shape)
+    shape = plan.out_shape
     rank = layout.rank
     first = shape[:-rank - 1] + shape[-1:] + shape[-rank - 1:-1]
     return np.moveaxis(rng.random(first), -rank - 1, -1)
@@ -63,12 +63,12 @@ def stochastic_pool2d(input: TensorLike, kernel_size: IntOrTuple,
     op = "stochastic_pool2d"
     x = as_tensor(input)
     check_dtype(op, x.dtype, FLOAT_DTYPES)
-    call = window_call(op, x.shape, 2, kernel_size, stride, 0, 1, False, data_format, "one")
+    plan = window_plan(op, x.shape, 2, kernel_size, stride, 0, 1, False, data_format, "one")
     if x.data.size:
         lowest = np.min(x.data)
         if not lowest >= 0:
             raise ValueError(f"{op}: input must be non-negative (e.g. after ReLU), since "
                              f"p_i = a_i / sum(a) must be a probability; found {lowest}")
     if training:
-        return StochasticTrainPool.apply(x, call=call, uniforms=_uniforms(as_generator(generator), call))
-    return StochasticEvalPool.apply(x, call=call)
+        return StochasticTrainPool.apply(x, plan=plan, uniforms=_uniforms(as_generator(generator), plan))
+    return StochasticEvalPool.apply(x, plan=plan)

@@ -30,8 +30,8 @@ import numpy as np
 
 from minipool._typing import IntOrTuple, PoolOutput, TensorLike
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.pooling._functions import ExtremePool, SumPool
-from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_call
+from minipool.ops.pooling._functions import ExtremePool, PowerSumPool
+from minipool.ops.pooling._geometry import FLOAT_DTYPES, MAX_DTYPES, check_dtype, window_plan
 from minipool.tensor import Function, Tensor
 
 __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d", "min_pool3d",
@@ -39,22 +39,22 @@ __all__ = ["max_pool1d", "max_pool2d", "max_pool3d", "min_pool1d", "min_pool2d",
            "lp_pool1d", "lp_pool2d", "lp_pool3d"]
 
 
-def _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format,
+def _plan(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode, data_format,
           divisor, dtypes):
     x = as_tensor(input)
     check_dtype(op, x.dtype, dtypes)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"{op}: ceil_mode must be a bool, got {ceil_mode!r}")
-    call = window_call(op, x.shape, rank, kernel_size, stride, padding, dilation,
+    plan = window_plan(op, x.shape, rank, kernel_size, stride, padding, dilation,
                        bool(ceil_mode), data_format, divisor)
-    return x, call
+    return x, plan
 
 
 def _extreme(op, is_min, input, rank, kernel_size, stride, padding, dilation, ceil_mode,
              return_indices, data_format):
-    x, call = _call(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode,
+    x, plan = _plan(op, input, rank, kernel_size, stride, padding, dilation, ceil_mode,
                     data_format, "one", MAX_DTYPES)
-    return ExtremePool.apply(x, call=call, is_min=is_min, return_indices=bool(return_indices))
+    return ExtremePool.apply(x, plan=plan, is_min=is_min, return_indices=bool(return_indices))
 
 
 def _divisor_rule(op, count_include_pad, divisor_override):
@@ -70,15 +70,15 @@ def _divisor_rule(op, count_include_pad, divisor_override):
 def _average(op, input, rank, kernel_size, stride, padding, ceil_mode, count_include_pad,
              divisor_override, data_format):
     divisor = _divisor_rule(op, count_include_pad, divisor_override)
-    x, call = _call(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
+    x, plan = _plan(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
                     divisor, FLOAT_DTYPES)
-    return SumPool.apply(x, call=call)
+    return PowerSumPool.apply(x, plan=plan)
 
 
 def _sum(op, input, rank, kernel_size, stride, padding, ceil_mode, data_format):
-    x, call = _call(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
+    x, plan = _plan(op, input, rank, kernel_size, stride, padding, 1, ceil_mode, data_format,
                     "one", FLOAT_DTYPES)
-    return SumPool.apply(x, call=call)
+    return PowerSumPool.apply(x, plan=plan)
 
 
 class _LpAbs(Function):
@@ -110,9 +110,9 @@ def _lp(op, input, rank, norm_type, kernel_size, stride, ceil_mode, data_format)
                         ceil_mode, False, data_format)
     if not p > 0:
         raise ValueError(f"{op}: norm_type must be > 0 (or +-inf), got {norm_type!r}")
-    x, call = _call(op, input, rank, kernel_size, stride, 0, 1, ceil_mode, data_format, "one",
+    x, plan = _plan(op, input, rank, kernel_size, stride, 0, 1, ceil_mode, data_format, "one",
                     FLOAT_DTYPES)
-    return SumPool.apply(x, call=call, p=p)
+    return PowerSumPool.apply(x, plan=plan, p=p)
 
 
 # Keras / TensorFlow spellings of PyTorch's arguments, taken as keywords: strides=2 or

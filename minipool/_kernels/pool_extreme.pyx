@@ -1,0 +1,865 @@
+"""Max and min pooling kernels: forward, backward (gradient routing), argmax indices.
+
+The window tables, the (B, S, C) layout and the units of parallel work are
+described in pool_windows.pyx.  Python picks the path once per geometry
+(``PoolPlan.forward_path`` / ``backward_path``); each entry switches on it:
+
+    path                  extreme_forward (per unit)     extreme_backward (per unit)
+    PATH_ROWS             _extreme_rows: _extreme_scalar  _route_rows: zero, then
+                          at the borders, _extreme_row_    _route_row += per output row
+                          pass over the W span (unrolled
+                          2x2 / 3x3 rows: _unrolled_span)
+    PATH_CHANNELS         _extreme_channel_rows:           _route_rows
+                          _extreme_channels per row
+                          (whole 2x2 / 3x3 windows:
+                          _extreme_window)
+    PATH_PLANE_GROUP      _extreme_plane_group             (forward only)
+    PATH_QUADS_PLANE      _extreme_plane_2x2               _route_quads_plane (writes
+                                                           every cell, gradient bits)
+    PATH_QUADS_CHANNELS   _extreme_channels_2x2            _route_quads_channels
+
+``codes_to_indices`` turns stored codes into PyTorch's int64 indices (any path).
+"""
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport INT32_MIN, INT64_MIN, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+
+from minipool._kernels._openmp cimport omp_get_thread_num
+from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
+                                             NO_CELL_U8, PATH_CHANNELS, PATH_PLANE_GROUP,
+                                             PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
+                                             Path, Unit, WindowCursor, WindowTables, Windows,
+                                             _before_first_window, _cells, _next_window,
+                                             _out_row, _row_parts, _rows, _unit, _units,
+                                             _zero_unit, bits_t, code_t, floating, pool_t)
+
+import numpy as np
+
+NO_CELL_CODE = NO_CELL_U8  # the uint8 code of "no cell" (windows holding no input cell)
+
+cdef enum:
+    PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
+
+
+def _plane_scratch(Py_ssize_t plane_out, Path path, bint needed, int num_threads):
+    """Per-thread int codes of one output plane (PATH_QUADS_PLANE)."""
+    if needed and path == PATH_QUADS_PLANE:
+        return np.empty((max(1, num_threads), max(1, plane_out)), dtype=np.intc)
+    return np.empty((1, 1), dtype=np.intc)
+
+
+def _row_scratch(Py_ssize_t row_out, Path path, int num_threads):
+    """Per-thread int codes of one NHWC output row (PATH_QUADS_CHANNELS backward)."""
+    width = max(1, row_out) if path == PATH_QUADS_CHANNELS else 1
+    return np.empty((max(1, num_threads), width), dtype=np.intc)
+
+
+# Min pooling is max pooling in "key space": every value is mapped through an
+# order-reversing bijection (x -> -x for floats, x -> ~x for integers), the
+# max rule runs unchanged, and the winner is mapped back.  Both maps are exact
+# and involutions, keep NaN a NaN, and keep the first of tied values first,
+# so min inherits PyTorch's rules mirrored; and the loops hold one plain
+# comparison, whichever the kind.
+
+cdef inline pool_t _flip(const pool_t* type_tag, bint is_min) noexcept nogil:
+    """The key-space map's parameter: a sign for floats, a bit mask for integers."""
+    if pool_t is float or pool_t is double:
+        return -1 if is_min else 1
+    else:
+        return <pool_t>(-1) if is_min else 0
+
+
+cdef inline pool_t _key(pool_t v, pool_t flip) noexcept nogil:
+    if pool_t is float or pool_t is double:
+        return v * flip
+    else:
+        return v ^ flip
+
+
+cdef inline pool_t _lowest(const pool_t* type_tag) noexcept nogil:
+    """Where a max scan starts: -inf, or the integer type's lowest value."""
+    if pool_t is float or pool_t is double:
+        return -INFINITY
+    elif pool_t is int32_t:
+        return INT32_MIN
+    elif pool_t is int64_t:
+        return INT64_MIN
+    else:
+        return 0
+
+
+cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
+    """PyTorch's rule: strictly greater (so the first tie wins) or NaN (so NaN
+    propagates).  Bitwise |, not a branch, so loops become vector blends."""
+    if pool_t is float or pool_t is double:
+        return (v > best) | (v != v)
+    else:
+        return v > best
+
+
+cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
+                            Py_ssize_t first_cell) noexcept nogil:
+    """The code a window starts with: its first cell, or "no cell"."""
+    if code_t is uint8_t:
+        return 0 if n_cells > 0 else NO_CELL_U8
+    else:
+        return <int>first_cell if n_cells > 0 else -1
+
+
+cdef inline void _take(pool_t v, int code, pool_t* best, int* best_code) noexcept nogil:
+    # every select picks between values already loaded: GCC does not speculate
+    # a load hidden in one arm, and would leave the loop scalar
+    cdef pool_t m = best[0]
+    cdef int k = best_code[0]
+    cdef bint better = _beats(v, m)
+    best[0] = v if better else m
+    best_code[0] = code if better else k
+
+
+cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
+                               int* codes, int cell, Py_ssize_t n) noexcept nogil:
+    """One cell of n windows: keys acc[i] vs xs[i * stride]; codes (if any) get
+    ``cell`` where it wins.  Codes are ints so the vector blends stay 32-bit."""
+    cdef Py_ssize_t i
+    cdef pool_t v, m
+    cdef int k
+    cdef bint better
+    if codes == NULL:
+        for i in range(n):
+            v = _key(xs[i * stride], flip)
+            m = acc[i]
+            acc[i] = v if _beats(v, m) else m
+    else:
+        for i in range(n):
+            v = _key(xs[i * stride], flip)
+            m = acc[i]
+            k = codes[i]
+            better = _beats(v, m)
+            acc[i] = v if better else m
+            codes[i] = cell if better else k
+
+
+cdef inline void _extreme_pass_strided(const pool_t* xs, Py_ssize_t stride, pool_t flip,
+                                       pool_t* acc, int* codes, int cell,
+                                       Py_ssize_t n) noexcept nogil:
+    """_extreme_pass with the common strides spelled out, so each call is compiled
+    for a constant stride."""
+    if stride == 1:
+        _extreme_pass(xs, 1, flip, acc, codes, cell, n)
+    elif stride == 2:
+        _extreme_pass(xs, 2, flip, acc, codes, cell, n)
+    else:
+        _extreme_pass(xs, stride, flip, acc, codes, cell, n)
+
+
+cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c,
+                                Py_ssize_t right, pool_t flip, int* code) noexcept nogil:
+    """Max key of the 2x2 window whose top-left cell is r0[c] (its right neighbour
+    is ``right`` further: 1 in a plane, C in NHWC); its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + right], flip), 1, &m, code)
+    _take(_key(r1[c], flip), 2, &m, code)
+    _take(_key(r1[c + right], flip), 3, &m, code)
+    return m
+
+
+cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t* r2,
+                                Py_ssize_t c, Py_ssize_t right, pool_t flip,
+                                int* code) noexcept nogil:
+    """Max key of the 3x3 window whose top-left cell is r0[c] (its right neighbours
+    are ``right`` and ``2 * right`` further); its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + right], flip), 1, &m, code)
+    _take(_key(r0[c + 2 * right], flip), 2, &m, code)
+    _take(_key(r1[c], flip), 3, &m, code)
+    _take(_key(r1[c + right], flip), 4, &m, code)
+    _take(_key(r1[c + 2 * right], flip), 5, &m, code)
+    _take(_key(r2[c], flip), 6, &m, code)
+    _take(_key(r2[c + right], flip), 7, &m, code)
+    _take(_key(r2[c + 2 * right], flip), 8, &m, code)
+    return m
+
+
+cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssize_t c,
+                                Py_ssize_t n, int fast, pool_t flip, pool_t* out,
+                                int* codes) noexcept nogil:
+    """n whole 2x2 (3x3) windows, window i starting at column c + 2i of the rows:
+    values to out, ordinals to codes (if not NULL)."""
+    cdef Py_ssize_t i
+    cdef int unused
+    # row pointers in locals: the compiler cannot tell that stores to out leave rows alone
+    cdef const pool_t* r0 = x + rows[0] + c
+    cdef const pool_t* r1 = x + rows[1] + c
+    cdef const pool_t* r2 = x + rows[2] + c if fast == FAST_3X3 else r1
+    if fast == FAST_2X2 and codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &unused), flip)
+    elif fast == FAST_2X2:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &codes[i]), flip)
+    elif codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, 1, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(r0, r1, r2, 2 * i, 1, flip, &codes[i]), flip)
+
+
+cdef inline void _start_chunk(pool_t* acc, int* chunk_codes, int first,
+                              Py_ssize_t n) noexcept nogil:
+    """n running maxima before their windows' first cell: the lowest key, code ``first``."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        acc[i] = _lowest(acc)
+        chunk_codes[i] = first
+
+
+cdef inline void _store_codes(code_t* codes, const int* chunk_codes, Py_ssize_t n) noexcept nogil:
+    """The chunk's int codes to the caller's storage (none if ``codes`` is NULL)."""
+    cdef Py_ssize_t i
+    if codes != NULL:
+        for i in range(n):
+            codes[i] = <code_t>chunk_codes[i]
+
+
+cdef void _extreme_scalar(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
+                          const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                          Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
+    """Windows lo..hi of one row of a plane, one window at a time (any window)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s
+    cdef pool_t m, v
+    cdef int code
+    cdef bint better
+    for ow in range(lo, hi):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        m = _lowest(x)
+        code = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+        for r in range(nr):
+            for j in range(nw):
+                s = rows[r] + w0 + j * sw
+                v = _key(x[s], flip)
+                better = _beats(v, m)
+                m = v if better else m
+                if code_t is uint8_t:
+                    code = <int>(r * nw + j) if better else code
+                else:
+                    code = <int>s if better else code
+        out[o_row + ow] = _key(m, flip)
+        if codes != NULL:
+            codes[o_row + ow] = <code_t>code
+
+
+cdef void _extreme_row_pass(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
+                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                            Py_ssize_t lo, Py_ssize_t hi, pool_t flip) noexcept nogil:
+    """Windows lo..hi of one row of a plane, all inside the W span: a row pass per
+    window cell (vectorised along W), or the unrolled 2x2 / 3x3 loops."""
+    cdef Py_ssize_t start, n, i, r, j, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
+    cdef pool_t acc[CHUNK]
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows
+    start = lo
+    while start < hi:
+        n = min(<Py_ssize_t>CHUNK, hi - start)
+        c = 2 * start + w.span_origin  # unrolled: window start + i begins at column c + 2i
+        if unrolled and flip == _flip(x, False):  # constant flips fold away (max pooling)
+            _unrolled_span(x, rows, c, n, w.fast, _flip(x, False), out + o_row + start, kp)
+        elif unrolled:
+            _unrolled_span(x, rows, c, n, w.fast, _flip(x, True), out + o_row + start, kp)
+        else:
+            _start_chunk(acc, chunk_codes, 0, n)
+            for r in range(nr):
+                for j in range(kw):
+                    _extreme_pass_strided(
+                        x + rows[r] + w.span_origin + start * stride + j * sw, stride, flip,
+                        acc, kp, <int>(r * kw + j), n)
+            for i in range(n):
+                out[o_row + start + i] = _key(acc[i], flip)
+        _store_codes(codes + o_row + start if codes != NULL else NULL, chunk_codes, n)
+        start += n
+
+
+cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
+                            Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                            const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row,
+                            pool_t flip) noexcept nogil:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC image:
+    each window cell is a contiguous run of channels (vectorised along C).  Whole
+    2x2 / 3x3 windows (the W span of a fast geometry's full rows) keep their max
+    in registers; other windows take one buffer pass per cell."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, s, cstart, n, i, o
+    cdef pool_t acc[CHUNK]
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    cdef int first
+    # unrolled windows have at most 9 cells: their codes are always uint8 ordinals
+    cdef bint unrolled = code_t is uint8_t and w.fast != FAST_NONE and nr == w.fast_rows
+    cdef Py_ssize_t last_row = rows[w.fast_rows - 1] if unrolled else 0
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        first = _first_code(codes, nw, rows[0] + w0 if nw > 0 else 0)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            if unrolled and w.span_lo <= ow < w.span_hi:
+                _extreme_window(x + (rows[0] + w0) * C + cstart, x + (rows[1] + w0) * C + cstart,
+                                x + (last_row + w0) * C + cstart, C, n, w.fast, flip,
+                                out + o + cstart, kp)
+            else:
+                _start_chunk(acc, chunk_codes, first, n)
+                for r in range(nr):
+                    for j in range(nw):
+                        s = rows[r] + w0 + j * sw
+                        _extreme_pass(x + s * C + cstart, 1, flip, acc, kp,
+                                      <int>(r * nw + j) if code_t is uint8_t else <int>s, n)
+                for i in range(n):
+                    out[o + cstart + i] = _key(acc[i], flip)
+            _store_codes(codes + o + cstart if codes != NULL else NULL, chunk_codes, n)
+            cstart += n
+
+
+cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t n_planes,
+                               Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w,
+                               Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """n_planes planes walked side by side, for planes with a few large windows
+    (global and coarse adaptive pooling): each plane keeps its own running max,
+    updated in scan order, but the planes' independent updates interleave
+    instead of waiting on one another."""
+    cdef Py_ssize_t r, j, s, p
+    cdef pool_t acc[MAX_GROUP]
+    cdef int code[MAX_GROUP]
+    cdef pool_t v, m
+    cdef int k, cell, first
+    cdef bint better
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)
+        for p in range(n_planes):
+            acc[p] = _lowest(x)
+            code[p] = first
+        for r in range(cur.nr):
+            for j in range(cur.nw):
+                s = rows[r] + cur.w0 + j * w.step[2]
+                cell = <int>(r * cur.nw + j) if code_t is uint8_t else <int>s
+                for p in range(n_planes):
+                    v = _key(x[p * S_in + s], flip)
+                    m = acc[p]
+                    k = code[p]
+                    better = _beats(v, m)
+                    acc[p] = v if better else m
+                    code[p] = cell if better else k
+        for p in range(n_planes):
+            out[p * S_out + cur.o] = _key(acc[p], flip)
+            if codes != NULL:
+                codes[p * S_out + cur.o] = <code_t>code[p]
+
+
+cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
+                             pool_t flip, int* plane_codes) noexcept nogil:
+    """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2: one
+    unrolled loop per output row and no other per-row work; the codes of the
+    whole plane are packed to uint8 at once (small planes, e.g. LeNet's, are
+    dominated by per-row overheads otherwise)."""
+    cdef Py_ssize_t od, oh, o_row, i, W = w.size_in[2], oW = w.size_out[2]
+    cdef Py_ssize_t rows[2]
+    cdef int* kp = plane_codes if codes != NULL else NULL
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            rows[0] = (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            rows[1] = rows[0] + W
+            o_row = _out_row(w, od, oh)
+            if flip == _flip(x, False):  # constant flips fold away (max pooling)
+                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, False), out + o_row,
+                               kp + o_row if kp != NULL else NULL)
+            else:
+                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, True), out + o_row,
+                               kp + o_row if kp != NULL else NULL)
+    if codes != NULL:
+        for i in range(w.size_out[0] * w.size_out[1] * oW):
+            codes[i] = <uint8_t>plane_codes[i]
+
+
+cdef inline pool_t _tap(const pool_t* p0, const pool_t* p1, const pool_t* p2, Py_ssize_t i,
+                        Py_ssize_t C, int t, int kw) noexcept nogil:
+    """Channel i of cell t (scan order) of a whole kw x kw NHWC window with rows p0, p1, p2."""
+    cdef const pool_t* row = p0 if t < kw else (p1 if t < 2 * kw else p2)
+    return row[i + (t % kw) * C]
+
+
+cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const pool_t* p2,
+                                   Py_ssize_t C, Py_ssize_t n, int kw, pool_t flip,
+                                   pool_t* out, int* codes) noexcept nogil:
+    """Floats: n channels of one whole kw x kw NHWC window, for windows without NaN.
+
+    Without NaN, PyTorch's rule (``v > m or isnan(v)``, first tie wins) is a plain
+    ``v > m`` (one max instruction), and the winner is the first cell equal to
+    the max (-0 == +0 and ``>`` treats them alike), found in a second pass that
+    counts the cells before it.  A NaN among the cells (or +inf with -inf) makes
+    their running sum NaN: then nothing is trusted and False is returned (the
+    caller redoes the chunk with the exact rule)."""
+    cdef Py_ssize_t i
+    cdef int t, cells = kw * kw, found, before
+    cdef pool_t m, v, total
+    cdef bint bad = False
+    for i in range(n):
+        m = _key(p0[i], flip)
+        total = m
+        for t in range(1, cells):
+            v = _key(_tap(p0, p1, p2, i, C, t, kw), flip)
+            m = v if v > m else m
+            total = total + v
+        out[i] = _key(m, flip)
+        bad = bad | (total != total)
+    if bad:
+        return False
+    if codes != NULL:
+        for i in range(n):
+            m = _key(out[i], flip)      # the key again (negation is exact)
+            found = 0
+            before = cells
+            for t in range(cells):
+                found = found | -(<int>(_key(_tap(p0, p1, p2, i, C, t, kw), flip) == m))
+                before = before + found  # -1 for the winner and every cell after it
+            codes[i] = before
+    return True
+
+
+cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
+                                          const pool_t* p2, Py_ssize_t C, Py_ssize_t n,
+                                          int fast, pool_t flip, pool_t* out,
+                                          int* codes) noexcept nogil:
+    """n channels of one whole 2x2 (3x3) NHWC window whose rows start at p0, p1 (, p2):
+    every cell is a run of channels, so the loop runs along C (vectorised) with the
+    running max and ordinal in registers instead of a buffer pass per cell.  Float
+    windows without NaN take _window_max_plain."""
+    cdef Py_ssize_t i
+    cdef int unused
+    if pool_t is float or pool_t is double:
+        # (two passes pay off only over enough channels: fewer run the exact loop at once)
+        if n >= PLAIN_MIN and _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3,
+                                                flip, out, codes):
+            return
+    if fast == FAST_2X2 and codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
+    elif fast == FAST_2X2:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &codes[i]), flip)
+    elif codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &codes[i]), flip)
+
+
+cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_t* p2,
+                                 Py_ssize_t C, Py_ssize_t n, int fast, pool_t flip, pool_t* out,
+                                 int* codes) noexcept nogil:
+    """_extreme_window_channels compiled for constant flips and window shapes."""
+    if fast == FAST_2X2 and flip == _flip(p0, False):
+        _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, False), out, codes)
+    elif fast == FAST_2X2:
+        _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, True), out, codes)
+    elif flip == _flip(p0, False):
+        _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, False), out, codes)
+    else:
+        _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, True), out, codes)
+
+
+cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
+                                Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                pool_t flip) noexcept nogil:
+    """PATH_QUADS_CHANNELS: an NHWC image whose windows are all whole 2x2 stride 2;
+    each window's four cells are four runs of channels, compared channel-wise
+    (vectorised along C)."""
+    cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
+    cdef const pool_t* r0
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
+            for ow in range(w.size_out[2]):
+                o = (_out_row(w, od, oh) + ow) * C
+                cstart = c0
+                while cstart < c0 + nc:
+                    n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+                    _extreme_window(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
+                                    NULL, C, n, FAST_2X2, flip, out + o + cstart, kp)
+                    if codes != NULL:
+                        for i in range(n):
+                            codes[o + cstart + i] = <uint8_t>chunk_codes[i]
+                    cstart += n
+
+
+cdef void _extreme_rows(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
+                        Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """PATH_ROWS: one plane, row by row: scalar windows left and right of the W
+    span, row passes (uint8 codes only) over it."""
+    cdef Py_ssize_t od, oh, nr, o_row, lo, hi
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            o_row = _out_row(w, od, oh)
+            lo = 0
+            hi = 0
+            if code_t is uint8_t:  # row passes keep uint8 ordinals only
+                _row_parts(w, nr, True, &lo, &hi)
+            _extreme_scalar(x, out, codes, w, rows, nr, o_row, 0, lo, flip)
+            if code_t is uint8_t:
+                _extreme_row_pass(x, out, codes, w, rows, nr, o_row, lo, hi, flip)
+            _extreme_scalar(x, out, codes, w, rows, nr, o_row, hi, w.size_out[2], flip)
+
+
+cdef void _extreme_channel_rows(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t C,
+                                Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                Py_ssize_t* rows, pool_t flip) noexcept nogil:
+    """PATH_CHANNELS: channels [c0, c0+nc) of one NHWC image, row by row."""
+    cdef Py_ssize_t od, oh, nr
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _extreme_channels(x, out, codes, C, c0, nc, w, rows, nr, _out_row(w, od, oh), flip)
+
+
+def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
+                    WindowTables tables, Path path, bint is_min, bint store,
+                    Py_ssize_t unit_size, int num_threads):
+    """Max (``is_min`` False) or min pooling of x (B, S_in, C) into out (B, S_out, C),
+    along ``path`` (PoolPlan.forward_path; see the module docstring).
+
+    With ``store`` the winning cell of each output goes to ``codes`` (same shape
+    as out); without it ``codes`` is ignored (pass any 1x1x1 uint8 array).
+    ``unit_size``: channels (planes, for PATH_PLANE_GROUP) per unit of work.
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef int[:, ::1] plane_codes = _plane_scratch(out.shape[1], path, store, num_threads)
+    cdef Unit unit
+    cdef const pool_t* type_tag = NULL
+    cdef pool_t flip = _flip(type_tag, is_min)
+    tables.check_path(path, C)
+    if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
+        raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
+    if path == PATH_PLANE_GROUP:
+        unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * unit_size
+            _extreme_plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                                 min(unit_size, B - b), x.shape[1], out.shape[1], &w,
+                                 &scratch[omp_get_thread_num(), 0], flip)
+        return
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS:
+            _extreme_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                          &codes[unit.b, 0, 0] if store else NULL, &w,
+                          &scratch[omp_get_thread_num(), 0], flip)
+        elif path == PATH_CHANNELS:
+            _extreme_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                  &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
+                                  &w, &scratch[omp_get_thread_num(), 0], flip)
+        elif code_t is uint8_t and path == PATH_QUADS_PLANE:
+            _extreme_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                               &codes[unit.b, 0, 0] if store else NULL, &w, flip,
+                               &plane_codes[omp_get_thread_num(), 0])
+        elif code_t is uint8_t:
+            _extreme_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                  &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
+                                  &w, flip)
+
+
+cdef void _route_row(const floating* grad_out, const code_t* codes, floating* grad_in,
+                     Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                     const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row) noexcept nogil:
+    """grad_in[winner] += grad_out for every window of one output row, windows in
+    order (so overlapping windows add up in one fixed order)."""
+    cdef Py_ssize_t ow, w0, nw, o, c, s, table_width = -1
+    cdef Py_ssize_t rel[NO_CELL_U8]      # cell offsets by ordinal, for windows nw wide
+    cdef code_t k
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow]
+        if code_t is uint8_t:
+            if nr == 0 or nw == 0:
+                continue
+            if nw != table_width:
+                _cells(rows, nr, nw, w.step[2], rel)
+                table_width = nw
+        o = (o_row + ow) * C
+        for c in range(c0, c0 + nc):
+            k = codes[o + c]
+            if code_t is uint8_t:
+                if k == NO_CELL_U8:
+                    continue
+                s = w0 + rel[k]
+            else:
+                if k < 0:
+                    continue
+                s = k
+            grad_in[s * C + c] += grad_out[o + c]
+
+
+cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
+    """The bits of 0.0 + v if the window's winner is ``cell``, else 0 (the bits of
+    +0.0): an AND with an all-ones / all-zeros mask, which vectorises without any
+    select.  0.0 + v is v except that -0.0 becomes +0.0, as in PyTorch (and our
+    general path), which fill the gradient with zeros and add."""
+    cdef bits_t sign = (<bits_t>1) << (8 * sizeof(bits_t) - 1)
+    v = v & ~(sign & (<bits_t>0 - <bits_t>(v == sign)))  # -0.0 -> +0.0
+    return v & (<bits_t>0 - <bits_t>(code == cell))
+
+
+cdef inline void _route_quads_four(const bits_t* gr, const int* kr, bits_t* r0, bits_t* r1,
+                                   Py_ssize_t i) noexcept nogil:
+    """Outputs i..i+3 of one row: all loads first, then the 16 stores, in straight
+    code the compiler turns into a few vector operations (no alias checks)."""
+    cdef bits_t g0 = gr[i], g1 = gr[i + 1], g2 = gr[i + 2], g3 = gr[i + 3]
+    cdef int k0 = kr[i], k1 = kr[i + 1], k2 = kr[i + 2], k3 = kr[i + 3]
+    cdef bits_t* t = r0 + 2 * i
+    cdef bits_t* b = r1 + 2 * i
+    t[0] = _keep_if(g0, k0, 0)
+    t[1] = _keep_if(g0, k0, 1)
+    t[2] = _keep_if(g1, k1, 0)
+    t[3] = _keep_if(g1, k1, 1)
+    t[4] = _keep_if(g2, k2, 0)
+    t[5] = _keep_if(g2, k2, 1)
+    t[6] = _keep_if(g3, k3, 0)
+    t[7] = _keep_if(g3, k3, 1)
+    b[0] = _keep_if(g0, k0, 2)
+    b[1] = _keep_if(g0, k0, 3)
+    b[2] = _keep_if(g1, k1, 2)
+    b[3] = _keep_if(g1, k1, 3)
+    b[4] = _keep_if(g2, k2, 2)
+    b[5] = _keep_if(g2, k2, 3)
+    b[6] = _keep_if(g3, k3, 2)
+    b[7] = _keep_if(g3, k3, 3)
+
+
+cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
+                             Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+    """A plane tiled by 2x2 stride 2 windows (rows_out output rows of oW): write
+    each window's four cells, the gradient at the winner and 0 elsewhere, as
+    two whole input rows per output row (no zeroing pass, no adds, no branch).
+    The codes are widened to int for the whole plane first (``wide``); rows go
+    four outputs at a time, the last four of a row overlapping the previous
+    ones when oW is not a multiple of 4 (they write the same values again), so
+    short rows (LeNet's 14) have no scalar remainder."""
+    cdef Py_ssize_t R, i, W = 2 * oW
+    cdef bits_t* r0
+    cdef bits_t* r1
+    cdef const bits_t* gr
+    cdef const int* kr
+    cdef bits_t v
+    cdef int k
+    for i in range(rows_out * oW):
+        wide[i] = codes[i]
+    for R in range(rows_out):
+        r0 = grad_in + 2 * R * W
+        r1 = r0 + W
+        gr = g + R * oW
+        kr = wide + R * oW
+        if oW >= 4:
+            i = 0
+            while i + 4 <= oW:
+                _route_quads_four(gr, kr, r0, r1, i)
+                i += 4
+            if i < oW:
+                _route_quads_four(gr, kr, r0, r1, oW - 4)
+            continue
+        for i in range(oW):
+            v = gr[i]
+            k = kr[i]
+            r0[2 * i] = _keep_if(v, k, 0)
+            r0[2 * i + 1] = _keep_if(v, k, 1)
+            r1[2 * i] = _keep_if(v, k, 2)
+            r1[2 * i + 1] = _keep_if(v, k, 3)
+
+
+cdef inline void _route_channels_four(const bits_t* gr, const int* kr, bits_t* p0, bits_t* p1,
+                                      Py_ssize_t C, Py_ssize_t c) noexcept nogil:
+    """Channels c..c+3 of one NHWC window (cells at p0, p0 + C, p1, p1 + C): loads
+    first, then four runs of four stores, which the compiler turns into vector
+    operations without alias checks (a loop over few channels would not be)."""
+    cdef bits_t g0 = gr[c], g1 = gr[c + 1], g2 = gr[c + 2], g3 = gr[c + 3]
+    cdef int k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3]
+    cdef bits_t* t0 = p0 + c
+    cdef bits_t* t1 = p0 + C + c
+    cdef bits_t* b0 = p1 + c
+    cdef bits_t* b1 = p1 + C + c
+    t0[0] = _keep_if(g0, k0, 0)
+    t0[1] = _keep_if(g1, k1, 0)
+    t0[2] = _keep_if(g2, k2, 0)
+    t0[3] = _keep_if(g3, k3, 0)
+    t1[0] = _keep_if(g0, k0, 1)
+    t1[1] = _keep_if(g1, k1, 1)
+    t1[2] = _keep_if(g2, k2, 1)
+    t1[3] = _keep_if(g3, k3, 1)
+    b0[0] = _keep_if(g0, k0, 2)
+    b0[1] = _keep_if(g1, k1, 2)
+    b0[2] = _keep_if(g2, k2, 2)
+    b0[3] = _keep_if(g3, k3, 2)
+    b1[0] = _keep_if(g0, k0, 3)
+    b1[1] = _keep_if(g1, k1, 3)
+    b1[2] = _keep_if(g2, k2, 3)
+    b1[3] = _keep_if(g3, k3, 3)
+
+
+cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
+                                Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                                Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+    """An NHWC image tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
+    row R writes input rows 2R and 2R+1 (each window's cells are four runs of
+    channels, p0, p0 + C, p1, p1 + C), the gradient at the winner and 0
+    elsewhere.  A row's codes are widened to int first (``wide``, oW * C); the
+    channels go four at a time, the last four overlapping the
+    previous ones when nc is not a multiple of 4 (same values rewritten, inside
+    the slice), so LeNet's 6 channels are two vector groups, not a loop of 6;
+    slices of 1-3 channels take the scalar loop."""
+    cdef Py_ssize_t R, ow, i, c, o, end = c0 + nc, W = 2 * oW
+    cdef bits_t* p0
+    cdef bits_t* p1
+    cdef const bits_t* gr
+    cdef const int* kr
+    cdef const uint8_t* kb
+    cdef bits_t v
+    cdef int k
+    for R in range(rows_out):
+        kb = codes + R * oW * C
+        gr = g + R * oW * C
+        if nc == C:
+            for i in range(oW * C):
+                wide[i] = kb[i]
+        else:
+            for ow in range(oW):
+                for c in range(c0, end):
+                    wide[ow * C + c] = kb[ow * C + c]
+        for ow in range(oW):
+            o = ow * C
+            gr = g + R * oW * C + o
+            kr = wide + o
+            p0 = grad_in + (2 * R * W + 2 * ow) * C
+            p1 = p0 + W * C
+            if nc >= 4:
+                c = c0
+                while c + 4 <= end:
+                    _route_channels_four(gr, kr, p0, p1, C, c)
+                    c += 4
+                if c < end:
+                    _route_channels_four(gr, kr, p0, p1, C, end - 4)
+                continue
+            for c in range(c0, end):
+                v = gr[c]
+                k = kr[c]
+                p0[c] = _keep_if(v, k, 0)
+                p0[C + c] = _keep_if(v, k, 1)
+                p1[c] = _keep_if(v, k, 2)
+                p1[C + c] = _keep_if(v, k, 3)
+
+
+cdef void _route_rows(const floating* grad_out, const code_t* codes, floating* grad_in,
+                      Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                      Py_ssize_t* rows) noexcept nogil:
+    """PATH_ROWS / PATH_CHANNELS: grad_in zeroed, then grad_in[winner] += grad_out,
+    row by row, windows in order (any geometry)."""
+    cdef Py_ssize_t od, oh, nr
+    _zero_unit(grad_in, S, C, c0, nc)
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _route_row(grad_out, codes, grad_in, C, c0, nc, w, rows, nr, _out_row(w, od, oh))
+
+
+def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1] codes,
+                     floating[:, :, ::1] grad_in, WindowTables tables, Path path,
+                     Py_ssize_t unit_size, int num_threads):
+    """Route grad_out (B, S_out, C) to the cells recorded in ``codes`` along ``path``
+    (PoolPlan.backward_path; see the module docstring).
+
+    The QUADS paths (2x2 stride 2 windows tiling the input exactly) write every
+    input cell once, the gradient at each window's winner and 0 elsewhere.  They
+    move the gradients' bits (uint32 / uint64): routing only moves values, so
+    integer masks do it exactly (NaN payloads and signed zeros included) and
+    vectorise without selects.
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
+    cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef int[:, ::1] wide = _plane_scratch(rows_out * oW, path, True, num_threads)
+    cdef int[:, ::1] row_wide = _row_scratch(oW * C, path, num_threads)
+    cdef Unit unit
+    tables.check_path(path, C)
+    if path == PATH_PLANE_GROUP:
+        raise ValueError("extreme_backward: PATH_PLANE_GROUP is a forward path only")
+    if path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS:
+        if code_t is int32_t or S != 4 * rows_out * oW:
+            raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
+                             "stride 2 windows tiling the input exactly")
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS or path == PATH_CHANNELS:
+            _route_rows(&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S,
+                        C, unit.c0, unit.nc, &w, &scratch[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is float and path == PATH_QUADS_PLANE:
+            _route_quads_plane(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                               <uint32_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
+                               &wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is double and path == PATH_QUADS_PLANE:
+            _route_quads_plane(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                               <uint64_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
+                               &wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is float:
+            _route_quads_channels(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                                  <uint32_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+        elif code_t is uint8_t and floating is double:
+            _route_quads_channels(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
+                                  <uint64_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+
+
+cdef void _indices_of(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
+                         Py_ssize_t* rows) noexcept nogil:
+    cdef Py_ssize_t c, o, table_width = -1
+    cdef Py_ssize_t rel[NO_CELL_U8]
+    cdef code_t k
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        o = cur.o * C
+        if cur.ow == 0:
+            table_width = -1            # new rows: the cell table is stale
+        if code_t is uint8_t:
+            if cur.nw > 0 and cur.nw != table_width:
+                _cells(rows, cur.nr, cur.nw, w.step[2], rel)
+                table_width = cur.nw
+        for c in range(C):
+            k = codes[o + c]
+            if code_t is uint8_t:
+                indices[o + c] = -1 if k == NO_CELL_U8 else cur.w0 + rel[k]
+            else:
+                indices[o + c] = k
+
+
+def codes_to_indices(const code_t[:, :, ::1] codes, int64_t[:, :, ::1] indices,
+                     WindowTables tables, int num_threads):
+    """PyTorch's int64 indices (flat position in the input plane, -1 for no cell)."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = codes.shape[0], C = codes.shape[2], b
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
+        _indices_of(&codes[b, 0, 0], &indices[b, 0, 0], C, &w,
+                       &scratch[omp_get_thread_num(), 0])
+

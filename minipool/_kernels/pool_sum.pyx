@@ -1,0 +1,660 @@
+"""Average, sum and LP pooling kernels, forward and backward.
+
+All three are (sum of x^p over a window's real cells)^(1/p) / divisor: average
+(p = 1), sum (p = 1, divisor 1), LP (divisor 1).  The power is a compile-time
+kind tag (``power_t``), so each loop is compiled straight-line per kind.  The
+window tables, the (B, S, C) layout and the units of parallel work are
+described in pool_windows.pyx.  Python picks the path once per geometry
+(``PoolPlan.forward_path`` / ``backward_path``); each entry switches on it:
+
+    path                  sum_forward (per unit)          sum_backward (per unit)
+    PATH_ROWS             _sum_rows: _sum_scalar at the   _spread_rows: zero, then
+                          borders, _sum_row_pass over     _spread_row per row
+                          the W span (not for PowerAny)
+    PATH_CHANNELS         _sum_channel_rows:              _spread_channels per row
+                          _sum_channels per row
+    PATH_PLANE_GROUP      _sum_plane_group                (forward only)
+    PATH_QUADS_PLANE      _quads_plane(power kind)        _quads_plane(Spread)
+    PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
+
+``lp_backward`` (p != 1) walks one window at a time on every path.  Every path
+sums a window in the order _window_sum defines, so all give the same bits.
+"""
+from cython.parallel cimport prange
+from libc.math cimport pow, sqrt
+
+from minipool._kernels._openmp cimport omp_get_thread_num
+from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GROUP,
+                                             PATH_CHANNELS, PATH_PLANE_GROUP,
+                                             PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
+                                             Path, Unit, WindowCursor, WindowTables, Windows,
+                                             _before_first_window, _divisor, _next_window,
+                                             _out_row, _row_parts, _rows, _unit, _units,
+                                             _zero_unit, floating)
+
+cdef enum:
+    SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
+    LANES = 16              # larger ones in LANES partial sums (see _window_sum)
+    LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
+    LANE_GAP = 8            # padding between lane buffers: 64 channels of float32 would
+                            # put 16 lanes exactly 4 KiB apart, in step with the input's
+                            # cells (4K aliasing: loads stall on unrelated stores)
+
+# the summation order's two numbers, for the tests that re-derive the order (see _window_sum)
+SCAN_SUM_MAX_CELLS = SCAN_SUM_MAX
+SUM_LANES = LANES
+
+
+# The power p is a compile-time kind tag: every loop is compiled once per kind,
+# straight-line, with no per-element test of p.
+cdef struct PowerOne:       # plain sums: avg, sum, LP with p = 1
+    char unused
+cdef struct PowerTwo:       # x*x and sqrt: LP with p = 2
+    char unused
+cdef struct PowerAny:       # pow(x, p) and pow(s, 1/p): LP with any other p
+    double p
+
+ctypedef fused power_t:
+    PowerOne
+    PowerTwo
+    PowerAny
+
+cdef struct Spread:         # the backward of avg/sum on the QUADS paths (see _quads_plane)
+    char unused
+
+ctypedef fused quad_t:
+    PowerOne
+    PowerTwo
+    PowerAny
+    Spread
+
+
+cdef inline floating _raise(floating v, power_t pw) noexcept nogil:
+    if power_t is PowerOne:
+        return v
+    elif power_t is PowerTwo:
+        return v * v
+    else:
+        return <floating>pow(v, pw.p)
+
+
+cdef inline floating _root(floating s, power_t pw) noexcept nogil:
+    if power_t is PowerOne:
+        return s
+    elif power_t is PowerTwo:
+        return <floating>sqrt(s)
+    else:
+        return <floating>pow(s, 1.0 / pw.p)
+
+
+cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
+                           power_t pw) noexcept nogil:
+    """One cell of n windows: acc[i] += xs[i * stride] ** p."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        # x + acc, not acc + x: GCC keeps the order, and this one runs global average
+        # pooling of 32x64x56x56 NHWC 1.25x faster (A/B, min of 75)
+        acc[i] = _raise(xs[i * stride], pw) + acc[i]
+
+
+cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floating* acc,
+                                   Py_ssize_t n, power_t pw) noexcept nogil:
+    if stride == 1:
+        _sum_pass(xs, 1, acc, n, pw)
+    elif stride == 2:
+        _sum_pass(xs, 2, acc, n, pw)
+    else:
+        _sum_pass(xs, stride, acc, n, pw)
+
+
+cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane0,
+                               floating* lanes, power_t pw) noexcept nogil:
+    """lanes[(lane0 + j) % LANES] += a[j] ** p for j < n, in order of j.  The whole
+    blocks of LANES cells run on local accumulators (no aliasing with ``a``), so
+    they stay in vector registers."""
+    cdef floating acc[LANES]
+    cdef Py_ssize_t j = 0, t, lane = lane0
+    while lane != 0 and j < n:          # up to the next lane-0 cell
+        lanes[lane] += _raise(a[j], pw)
+        j += 1
+        lane = (lane + 1) % LANES
+    if j + LANES <= n:
+        for t in range(LANES):
+            acc[t] = lanes[t]
+        while j + LANES <= n:
+            for t in range(LANES):
+                acc[t] += _raise(a[j + t], pw)
+            j += LANES
+        for t in range(LANES):
+            lanes[t] = acc[t]
+    t = 0
+    while j < n:
+        lanes[t] += _raise(a[j], pw)
+        j += 1
+        t += 1
+
+
+cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_ssize_t nr,
+                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
+                                 power_t pw) noexcept nogil:
+    """Sum of x ** p over one window of a plane.
+
+    The summation order every path and both layouts share: a window of at
+    most SCAN_SUM_MAX cells is summed from 0 in scan order; in a larger one
+    (global pooling) the cell with ordinal k (scan order) goes to partial sum
+    k % LANES, each partial sum runs from 0 in scan order, and the partial
+    sums are added from 0 in lane order: LANES independent chains instead of
+    one.  Consecutive rows that touch in memory are one run."""
+    cdef Py_ssize_t r, j, k, run
+    cdef floating total = 0
+    cdef floating lanes[LANES]
+    if nr * nw <= SCAN_SUM_MAX:
+        for r in range(nr):
+            for j in range(nw):
+                total += _raise(x[rows[r] + w0 + j * sw], pw)
+        return total
+    for j in range(LANES):
+        lanes[j] = 0
+    k = 0
+    r = 0
+    while r < nr:
+        if sw == 1:
+            run = nw
+            while r + 1 < nr and rows[r + 1] == rows[r] + nw:   # rows touch: one run
+                run += nw
+                r += 1
+            _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, pw)
+            k += run
+        else:
+            for j in range(nw):
+                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], pw)
+            k += nw
+        r += 1
+    for j in range(LANES):
+        total += lanes[j]
+    return total
+
+
+cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                      Py_ssize_t lo, Py_ssize_t hi, power_t pw) noexcept nogil:
+    """out = (sum over real cells of x^p)^(1/p) / divisor, one window at a time
+    (summed as _window_sum says, like every path)."""
+    cdef Py_ssize_t ow, nw
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    for ow in range(lo, hi):
+        nw = w.count[2][ow] if nr > 0 else 0
+        out[o_row + ow] = (_root(_window_sum(x, rows, nr, w.first[2][ow], nw, w.step[2], pw), pw)
+                           / <floating>_divisor(w, od, oh, ow))
+
+
+cdef inline void _sum_whole_span(const floating* r0, const floating* r1, const floating* r2,
+                                 Py_ssize_t n, int k, floating* acc) noexcept nogil:
+    """Plain sums of n whole k x k stride 2 windows (k = 2 or 3), window i starting
+    at column 2i of rows r0, r1 (, r2), from 0 in scan order, into acc."""
+    cdef Py_ssize_t i
+    cdef int t
+    cdef floating s
+    for i in range(n):
+        s = 0
+        for t in range(k):
+            s += r0[2 * i + t]
+        for t in range(k):
+            s += r1[2 * i + t]
+        if k == 3:
+            for t in range(k):
+                s += r2[2 * i + t]
+        acc[i] = s
+
+
+cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
+                        const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                        Py_ssize_t lo, Py_ssize_t hi, power_t pw) noexcept nogil:
+    """Windows lo..hi of one row of a plane, inside the W span: a row pass per cell
+    (into one of LANES partial sums per output for windows of > SCAN_SUM_MAX cells)."""
+    cdef Py_ssize_t start, n, i, r, j, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells, sw = w.step[2]
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating s
+    cdef bint unrolled = w.fast != FAST_NONE and nr == w.fast_rows and power_t is PowerOne
+    # windows of more than SCAN_SUM_MAX cells: LANES partial sums per output (_window_sum)
+    cdef bint laned = nr * kw > SCAN_SUM_MAX
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
+    cdef Py_ssize_t width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK, ls
+    start = lo
+    while start < hi:
+        n = min(width, hi - start)
+        c = 2 * start + w.span_origin
+        if laned:
+            ls = n + LANE_GAP
+            for i in range(LANES * ls):
+                lanes[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, lanes + ((r * kw + j) % LANES) * ls, n, pw)
+            for i in range(n):
+                s = 0
+                for j in range(LANES):
+                    s += lanes[j * ls + i]
+                acc[i] = s
+        elif unrolled and w.fast == FAST_2X2:   # (constant k: the cell loops unroll)
+            _sum_whole_span(x + rows[0] + c, x + rows[1] + c, NULL, n, 2, acc)
+        elif unrolled:
+            _sum_whole_span(x + rows[0] + c, x + rows[1] + c, x + rows[2] + c, n, 3, acc)
+        else:
+            for i in range(n):
+                acc[i] = 0
+            for r in range(nr):
+                for j in range(kw):
+                    _sum_pass_strided(x + rows[r] + w.span_origin + start * stride + j * sw,
+                                      stride, acc, n, pw)
+        for i in range(n):
+            out[o_row + start + i] = (_root(acc[i], pw)
+                                      / <floating>_divisor(w, od, oh, start + i))
+        start += n
+
+
+cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                        Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
+                        Py_ssize_t od, Py_ssize_t oh, power_t pw) noexcept nogil:
+    """Every window of one output row, channels [c0, c0+nc) of one NHWC image, summed
+    channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating acc[CHUNK]
+    cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
+    cdef floating div, total
+    cdef Py_ssize_t ls
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        # windows of more than SCAN_SUM_MAX cells: LANES partial sums per channel
+        width = <Py_ssize_t>CHUNK if nr * nw <= SCAN_SUM_MAX else <Py_ssize_t>LANE_CHUNK
+        while cstart < c0 + nc:
+            n = min(width, c0 + nc - cstart)
+            if nr * nw <= SCAN_SUM_MAX:
+                for i in range(n):
+                    acc[i] = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, pw)
+                for i in range(n):
+                    out[o + cstart + i] = _root(acc[i], pw) / div
+            else:
+                ls = n + LANE_GAP
+                for i in range(LANES * ls):
+                    lanes[i] = 0
+                k = 0
+                for r in range(nr):
+                    for j in range(nw):
+                        lane = k % LANES
+                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * ls,
+                                  n, pw)
+                        k += 1
+                for i in range(n):
+                    total = 0
+                    for lane in range(LANES):
+                        total += lanes[lane * ls + i]
+                    out[o + cstart + i] = _root(total, pw) / div
+            cstart += n
+
+
+cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes,
+                           Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
+                           power_t pw) noexcept nogil:
+    """n_planes planes walked side by side (see _extreme_plane_group): each plane's
+    sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
+    independent chains already, so their planes go one at a time (contiguous runs)."""
+    cdef Py_ssize_t r, j, s, q
+    cdef floating acc[MAX_GROUP]
+    cdef floating div
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        div = <floating>_divisor(w, cur.od, cur.oh, cur.ow)
+        if cur.nr * cur.nw > SCAN_SUM_MAX:
+            for q in range(n_planes):
+                out[q * S_out + cur.o] = (_root(_window_sum(x + q * S_in, rows, cur.nr, cur.w0,
+                                                            cur.nw, w.step[2], pw), pw) / div)
+            continue
+        for q in range(n_planes):
+            acc[q] = 0
+        for r in range(cur.nr):
+            for j in range(cur.nw):
+                s = rows[r] + cur.w0 + j * w.step[2]
+                for q in range(n_planes):
+                    acc[q] += _raise(x[q * S_in + s], pw)
+        for q in range(n_planes):
+            out[q * S_out + cur.o] = _root(acc[q], pw) / div
+
+
+cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
+                       quad_t op) noexcept nogil:
+    """PATH_QUADS_PLANE, a plane whose windows are all whole 2x2 stride 2, one loop per
+    output row and no other per-row work.  Forward (``op`` a power kind): dst[o] =
+    (sum of its window's cells of src raised to p)^(1/p) / divisor, in scan order
+    like every path.  Backward (Spread): each window's four cells of dst = src[o] /
+    divisor (the windows tile the input: no zeroing pass, no adds)."""
+    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
+    cdef floating* cells        # the windows' cells: read forward, written backward
+    cdef floating* r0
+    cdef floating* r1
+    cdef floating s
+    if quad_t is Spread:
+        cells = dst
+    else:
+        cells = <floating*>src
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            r0 = cells + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            r1 = r0 + W
+            o_row = _out_row(w, od, oh)
+            for i in range(oW):
+                if quad_t is Spread:
+                    s = src[o_row + i] / <floating>_divisor(w, od, oh, i)
+                    r0[2 * i] = s
+                    r0[2 * i + 1] = s
+                    r1[2 * i] = s
+                    r1[2 * i + 1] = s
+                else:
+                    s = 0
+                    s += _raise(r0[2 * i], op)
+                    s += _raise(r0[2 * i + 1], op)
+                    s += _raise(r1[2 * i], op)
+                    s += _raise(r1[2 * i + 1], op)
+                    dst[o_row + i] = _root(s, op) / <floating>_divisor(w, od, oh, i)
+
+
+cdef void _quads_channels(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
+                          Py_ssize_t nc, const Windows* w, quad_t op) noexcept nogil:
+    """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image,
+    channel-wise (each window cell is a run of channels)."""
+    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
+    cdef floating* cells
+    cdef floating* p0
+    cdef floating* p1
+    cdef floating s, div
+    if quad_t is Spread:
+        cells = dst
+    else:
+        cells = <floating*>src
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            for ow in range(w.size_out[2]):
+                p0 = cells + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
+                p1 = p0 + W * C
+                o = (_out_row(w, od, oh) + ow) * C
+                div = <floating>_divisor(w, od, oh, ow)
+                for i in range(c0, c0 + nc):
+                    if quad_t is Spread:
+                        s = src[o + i] / div
+                        p0[i] = s
+                        p0[C + i] = s
+                        p1[i] = s
+                        p1[C + i] = s
+                    else:
+                        s = 0
+                        s += _raise(p0[i], op)
+                        s += _raise(p0[C + i], op)
+                        s += _raise(p1[i], op)
+                        s += _raise(p1[C + i], op)
+                        dst[o + i] = _root(s, op) / div
+
+
+cdef void _sum_rows(const floating* x, floating* out, const Windows* w, Py_ssize_t* rows,
+                    power_t pw) noexcept nogil:
+    """PATH_ROWS: one plane, row by row: scalar windows left and right of the W
+    span, row passes over it (not for PowerAny: pow dominates, passes would not pay)."""
+    cdef Py_ssize_t od, oh, nr, lo, hi
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            lo = 0
+            hi = 0
+            _row_parts(w, nr, not (power_t is PowerAny), &lo, &hi)
+            _sum_scalar(x, out, w, rows, nr, od, oh, 0, lo, pw)
+            _sum_row_pass(x, out, w, rows, nr, od, oh, lo, hi, pw)
+            _sum_scalar(x, out, w, rows, nr, od, oh, hi, w.size_out[2], pw)
+
+
+cdef void _sum_channel_rows(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
+                            Py_ssize_t nc, const Windows* w, Py_ssize_t* rows,
+                            power_t pw) noexcept nogil:
+    """PATH_CHANNELS: channels [c0, c0+nc) of one NHWC image, row by row."""
+    cdef Py_ssize_t od, oh, nr
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _sum_channels(x, out, C, c0, nc, w, rows, nr, od, oh, pw)
+
+
+cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, const Windows* w,
+                       Path path, power_t pw, Py_ssize_t unit_size,
+                       Py_ssize_t[:, ::1] scratch, int num_threads):
+    """sum_forward for one power kind (the switch on the path)."""
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
+    cdef Unit unit
+    if path == PATH_PLANE_GROUP:
+        unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
+        for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
+                        num_threads=num_threads):
+            b = u * unit_size
+            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(unit_size, B - b), x.shape[1],
+                             out.shape[1], w, &scratch[omp_get_thread_num(), 0], pw)
+        return
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_ROWS:
+            _sum_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, &scratch[omp_get_thread_num(), 0],
+                      pw)
+        elif path == PATH_CHANNELS:
+            _sum_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w,
+                              &scratch[omp_get_thread_num(), 0], pw)
+        elif path == PATH_QUADS_PLANE:
+            _quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
+        else:
+            _quads_channels(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
+
+
+def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
+                Path path, double p, Py_ssize_t unit_size, int num_threads):
+    """(sum over each window's real cells of x^p)^(1/p) / divisor, x (B, S_in, C) into
+    out (B, S_out, C), along ``path`` (PoolPlan.forward_path; see the module
+    docstring): average (p = 1), sum (p = 1, divisor 1) and LP pooling (divisor 1).
+    ``unit_size``: channels (planes, for PATH_PLANE_GROUP) per unit of work.
+    """
+    cdef Windows w = tables.w
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef PowerOne one
+    cdef PowerTwo two
+    cdef PowerAny any_p
+    tables.check_path(path, x.shape[2])
+    if p == 1.0:
+        _sum_forward(x, out, &w, path, one, unit_size, scratch, num_threads)
+    elif p == 2.0:
+        _sum_forward(x, out, &w, path, two, unit_size, scratch, num_threads)
+    else:
+        any_p.p = p
+        _sum_forward(x, out, &w, path, any_p, unit_size, scratch, num_threads)
+
+
+cdef inline void _add_pass(floating* gs, Py_ssize_t stride, const floating* q,
+                           Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        gs[i * stride] += q[i]
+
+
+cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows* w,
+                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                      Py_ssize_t oh) noexcept nogil:
+    """grad_in[cell] += grad_out / divisor for every real cell of every window of one
+    row of a plane.  Each input cell receives its windows' shares in window order
+    in every path: scalar windows left of the span, then row passes over the span
+    with the window cells taken right to left, then scalar windows on the right."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, lo = 0, hi = 0, start, n, i, c
+    cdef Py_ssize_t stride = w.span_stride, kw = w.span_cells
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating q[CHUNK]
+    cdef floating g
+    _row_parts(w, nr, True, &lo, &hi)
+    for ow in range(w.size_out[2]):
+        if ow == lo and lo < hi:  # the span, in row passes
+            start = lo
+            while start < hi:
+                n = min(<Py_ssize_t>CHUNK, hi - start)
+                for i in range(n):
+                    q[i] = grad_out[o_row + start + i] / <floating>_divisor(w, od, oh, start + i)
+                for r in range(nr):
+                    for j in range(kw - 1, -1, -1):
+                        c = rows[r] + w.span_origin + start * stride + j * sw
+                        if stride == 1:
+                            _add_pass(grad_in + c, 1, q, n)
+                        elif stride == 2:
+                            _add_pass(grad_in + c, 2, q, n)
+                        else:
+                            _add_pass(grad_in + c, stride, q, n)
+                start += n
+        if lo <= ow < hi:
+            continue
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        g = grad_out[o_row + ow] / <floating>_divisor(w, od, oh, ow)
+        for r in range(nr):
+            for j in range(nw):
+                grad_in[rows[r] + w0 + j * sw] += g
+
+
+cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
+                           Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
+                           Py_ssize_t oh) noexcept nogil:
+    """NHWC: grad_in[cell, c] += grad_out[c] / divisor, windows in order."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
+    cdef Py_ssize_t o_row = _out_row(w, od, oh)
+    cdef floating q[CHUNK]
+    cdef floating div
+    cdef floating* gp
+    for ow in range(w.size_out[2]):
+        w0 = w.first[2][ow]
+        nw = w.count[2][ow] if nr > 0 else 0
+        div = <floating>_divisor(w, od, oh, ow)
+        o = (o_row + ow) * C
+        cstart = c0
+        while cstart < c0 + nc:
+            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+            for i in range(n):
+                q[i] = grad_out[o + cstart + i] / div
+            for r in range(nr):
+                for j in range(nw):
+                    gp = grad_in + (rows[r] + w0 + j * sw) * C + cstart
+                    for i in range(n):
+                        gp[i] += q[i]
+            cstart += n
+
+
+cdef void _spread_rows(const floating* grad_out, floating* grad_in, Py_ssize_t S,
+                       const Windows* w, Py_ssize_t* rows) noexcept nogil:
+    """PATH_ROWS: one plane zeroed, then every real cell += its windows' shares,
+    row by row."""
+    cdef Py_ssize_t od, oh, nr
+    _zero_unit(grad_in, S, 1, 0, 1)
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            nr = _rows(w, od, oh, rows)
+            _spread_row(grad_out, grad_in, w, rows, nr, od, oh)
+
+
+def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
+                 WindowTables tables, Path path, Py_ssize_t unit_size, int num_threads):
+    """Gradient of avg/sum pooling along ``path`` (PoolPlan.backward_path; see the
+    module docstring): every real cell gets grad_out / divisor."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
+    cdef Py_ssize_t od, oh, nr
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
+    cdef Unit unit
+    cdef Spread spread
+    tables.check_path(path, C)
+    if path == PATH_PLANE_GROUP:
+        raise ValueError("sum_backward: PATH_PLANE_GROUP is a forward path only")
+    if ((path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS)
+            and S != 4 * w.size_out[0] * w.size_out[1] * w.size_out[2]):
+        raise ValueError("sum_backward: the QUADS paths need 2x2 stride 2 windows tiling the "
+                         "input exactly")
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        if path == PATH_QUADS_PLANE:
+            _quads_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w, spread)
+        elif path == PATH_QUADS_CHANNELS:
+            _quads_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
+                            &w, spread)
+        elif path == PATH_ROWS:
+            _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, &w,
+                         &scratch[omp_get_thread_num(), 0])
+        else:
+            # PATH_CHANNELS: the row walk stays here; moved into a helper, GCC compiles
+            # _spread_channels 1.3x slower (32x64x56x56 NHWC, 3x3 stride 2)
+            rows = &scratch[omp_get_thread_num(), 0]
+            _zero_unit(&grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc)
+            for od in range(w.size_out[0]):
+                for oh in range(w.size_out[1]):
+                    nr = _rows(&w, od, oh, rows)
+                    _spread_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
+                                     unit.nc, &w, rows, nr, od, oh)
+
+
+def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
+                const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in,
+                WindowTables tables, double p, Py_ssize_t unit_size, int num_threads):
+    """Gradient of LP pooling: d out / d x_i = x_i^(p-1) / out^(p-1).
+
+    A window whose output is 0 passes no gradient (the derivative is undefined
+    there; PyTorch returns NaN)."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
+    cdef Py_ssize_t u, b, c0, nc, r, j, c, s, o
+    cdef Unit unit
+    cdef WindowCursor cur
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* rows
+    cdef floating y, q, v
+    for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
+                    num_threads=num_threads):
+        unit = _unit(u, C, unit_size)
+        b = unit.b
+        c0 = unit.c0
+        nc = unit.nc
+        rows = &scratch[omp_get_thread_num(), 0]
+        _zero_unit(&grad_in[b, 0, 0], S, C, c0, nc)
+        cur = _before_first_window()
+        while _next_window(&w, rows, &cur):
+            o = cur.o
+            for c in range(c0, c0 + nc):
+                y = out[b, o, c]
+                if y == 0:
+                    continue
+                if p == 1.0:
+                    q = grad_out[b, o, c]
+                elif p == 2.0:
+                    q = grad_out[b, o, c] / y
+                else:
+                    q = grad_out[b, o, c] / <floating>pow(y, p - 1.0)
+                for r in range(cur.nr):
+                    for j in range(cur.nw):
+                        s = rows[r] + cur.w0 + j * w.step[2]
+                        v = x[b, s, c]
+                        if p == 1.0:
+                            grad_in[b, s, c] += q
+                        elif p == 2.0:
+                            grad_in[b, s, c] += q * v
+                        else:
+                            grad_in[b, s, c] += q * <floating>pow(v, p - 1.0)
+
