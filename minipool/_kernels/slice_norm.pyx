@@ -17,6 +17,7 @@ samples, taken by the caller in a fixed order.
 Threads take whole slices (``prange`` over S), so every value sees the same
 operations in the same order whatever the thread count.
 """
+cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
@@ -79,6 +80,9 @@ cdef double _dot(const floating* a, const floating* b, Py_ssize_t n) noexcept no
     return (a0 + a1) + (a2 + a3)
 
 
+# IEEE division in both builds: a zero variance with eps = 0 gives inf / NaN as in PyTorch
+# (the debug build's cdivision=False would raise ZeroDivisionError in a noexcept function)
+@cython.cdivision(True)
 cdef void _forward_slice(const floating* x, floating* y, floating* xhat, const floating* w,
                          const floating* b, Py_ssize_t K, Py_ssize_t P, double eps,
                          double* mean_out, double* var_out, double* invstd_out) noexcept nogil:
@@ -126,6 +130,7 @@ def forward(const floating[:, :, ::1] x, floating[:, :, ::1] y, floating[:, :, :
                        K, P, eps, &mean[s], &var[s], &invstd[s])
 
 
+@cython.cdivision(True)
 cdef void _backward_slice(const floating* g, const floating* xhat, const floating* w,
                           floating* gx, double invstd, Py_ssize_t K, Py_ssize_t P,
                           double* sum_g, double* sum_g_xhat) noexcept nogil:
