@@ -186,38 +186,14 @@ MP_AA_BACKWARD_PLANES(double, mp_aa_backward_planes_d_avx2, mp_aa_backward_plane
 #define MP_HAVE_X86_DISPATCH 0
 #endif
 
-typedef void (*mp_aa_combine_f_t)(const float *restrict, float *restrict, Py_ssize_t, Py_ssize_t,
-                                  const Py_ssize_t *, const Py_ssize_t *, const float *,
-                                  Py_ssize_t, Py_ssize_t);
-typedef void (*mp_aa_combine_d_t)(const double *restrict, double *restrict, Py_ssize_t,
-                                  Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
-                                  const double *, Py_ssize_t, Py_ssize_t);
-typedef void (*mp_aa_backward_planes_f_t)(const float *restrict, float *restrict,
-                                          Py_ssize_t planes, Py_ssize_t g_plane,
-                                          Py_ssize_t gx_plane, Py_ssize_t H, Py_ssize_t W,
-                                          Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t *,
-                                          const Py_ssize_t *, const float *, const Py_ssize_t *,
-                                          const Py_ssize_t *, const float *);
-typedef void (*mp_aa_backward_planes_d_t)(const double *restrict, double *restrict,
-                                          Py_ssize_t planes, Py_ssize_t g_plane,
-                                          Py_ssize_t gx_plane, Py_ssize_t H, Py_ssize_t W,
-                                          Py_ssize_t C, Py_ssize_t OW, const Py_ssize_t *,
-                                          const Py_ssize_t *, const double *, const Py_ssize_t *,
-                                          const Py_ssize_t *, const double *);
-
-typedef void (*mp_aa_rows_f_t)(const float *restrict, float *restrict, Py_ssize_t, Py_ssize_t,
-                               Py_ssize_t, Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
-                               const float *, Py_ssize_t, Py_ssize_t);
-typedef void (*mp_aa_rows_d_t)(const double *restrict, double *restrict, Py_ssize_t, Py_ssize_t,
-                               Py_ssize_t, Py_ssize_t, const Py_ssize_t *, const Py_ssize_t *,
-                               const double *, Py_ssize_t, Py_ssize_t);
-
-static mp_aa_rows_f_t mp_aa_rows_f = mp_aa_rows_f_portable;
-static mp_aa_rows_d_t mp_aa_rows_d = mp_aa_rows_d_portable;
-static mp_aa_combine_f_t mp_aa_combine_f = mp_aa_combine_f_portable;
-static mp_aa_combine_d_t mp_aa_combine_d = mp_aa_combine_d_portable;
-static mp_aa_backward_planes_f_t mp_aa_backward_planes_f = mp_aa_backward_planes_f_portable;
-static mp_aa_backward_planes_d_t mp_aa_backward_planes_d = mp_aa_backward_planes_d_portable;
+/* The dispatch pointers start at the portable versions (same prototypes by construction). */
+#define MP_DISPATCH(NAME) static __typeof__(&NAME##_portable) NAME = NAME##_portable;
+MP_DISPATCH(mp_aa_rows_f)
+MP_DISPATCH(mp_aa_rows_d)
+MP_DISPATCH(mp_aa_combine_f)
+MP_DISPATCH(mp_aa_combine_d)
+MP_DISPATCH(mp_aa_backward_planes_f)
+MP_DISPATCH(mp_aa_backward_planes_d)
 
 /* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
  * Tests call it with allow = 0 and 1 and compare the bits. */

@@ -46,7 +46,22 @@ def _eps(eps, where):
     return eps
 
 
-class LayerNorm(Module):
+class _AffineNorm(Module):
+    """What LayerNorm and GroupNorm share: an optional weight (ones) and bias (zeros) of
+    ``shape``, and resetting them."""
+
+    def _make_affine(self, shape, affine, bias, dtype):
+        self.weight = Parameter(np.ones(shape, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(shape, dtype)) if affine and bias else None
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            self.weight.data[...] = 1
+        if self.bias is not None:
+            self.bias.data[...] = 0
+
+
+class LayerNorm(_AffineNorm):
     """``F.layer_norm`` over the last ``len(normalized_shape)`` axes, with an elementwise
     ``weight`` and ``bias`` of ``normalized_shape`` (``elementwise_affine``, ``bias``).
 
@@ -66,15 +81,7 @@ class LayerNorm(Module):
         self.elementwise_affine = bool(elementwise_affine)
         dtype = float_dtype(dtype, device, where)
         check_parameter_shape(self.normalized_shape, "normalized_shape", where)
-        shape = self.normalized_shape
-        self.weight = Parameter(np.ones(shape, dtype)) if self.elementwise_affine else None
-        self.bias = Parameter(np.zeros(shape, dtype)) if self.elementwise_affine and bias else None
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        self._make_affine(self.normalized_shape, self.elementwise_affine, bias, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
@@ -84,7 +91,7 @@ class LayerNorm(Module):
                 f"{self.elementwise_affine}, bias={self.bias is not None}")
 
 
-class GroupNorm(Module):
+class GroupNorm(_AffineNorm):
     """``F.group_norm`` with ``num_groups`` groups of ``num_channels`` channels and a
     per-channel ``weight`` and ``bias`` (``affine``).
 
@@ -108,14 +115,7 @@ class GroupNorm(Module):
         self.affine = bool(affine)
         dtype = float_dtype(dtype, device, where)
         C = check_parameter_shape((self.num_channels,), "num_channels", where)
-        self.weight = Parameter(np.ones(C, dtype)) if self.affine else None
-        self.bias = Parameter(np.zeros(C, dtype)) if self.affine and bias else None
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            self.weight.data[...] = 1
-        if self.bias is not None:
-            self.bias.data[...] = 0
+        self._make_affine(C, self.affine, bias, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
