@@ -6,7 +6,7 @@ at 0.05, seed 0), minus the validation split, checkpoints on every epoch and
 Ctrl-C handling.  On the same 2,000 test digits it reaches the command line's
 accuracy (99.65% here against its 99.40%: the command line generates 10,000
 digits and holds 1,000 out for validation, so its 9,000 training digits differ).
-The weights are saved as <out>/lenet5.npz, a checkpoint that
+The weights are saved as <out>/lenet5.safetensors, a checkpoint that
 `python -m minipool evaluate --checkpoint` and examples/what_the_network_sees.py read.
 
     python examples/train_lenet5.py [--quick] [--out DIR] [--epochs N]
@@ -79,7 +79,7 @@ def main(argv=None):
             f"test accuracy {100 * test_accuracy:.2f}% ({seconds:.1f} s)")
 
     # 4. Save the weights in the command line's checkpoint format.
-    path = os.path.join(args.out, "lenet5.npz")
+    path = os.path.join(args.out, "lenet5.safetensors")
     save_checkpoint(path, {"kind": "best", "model": {"name": model.name, "config": {}},
                            "normalization": [mean, std], "classes": list(train_set.classes),
                            "train_config": {"dataset": "synthetic"}},

@@ -1,7 +1,7 @@
 """What LeNet-5 sees: one digit's feature maps after each convolution and each pooling layer.
 
-Loads a trained checkpoint (--checkpoint, e.g. runs/lenet5-synthetic/best.npz from
-`python -m minipool train`, or lenet5.npz from examples/train_lenet5.py); without
+Loads a trained checkpoint (--checkpoint, e.g. runs/lenet5-synthetic/best.safetensors from
+`python -m minipool train`, or lenet5.safetensors from examples/train_lenet5.py); without
 one it first trains a small model through the same public API (minipool.train).
 Convolutions find strokes and edges; each 2x2 max pooling halves the map and
 keeps the strongest response of each window, so the pattern survives while its
@@ -54,7 +54,7 @@ def train_small_model(out_dir, quick, log):
         f"{', a small quick run' if quick else ''})")
     run_training(TrainConfig(out=os.path.join(out_dir, "training_run"), progress="none", **size),
                  log=lambda *a: None)
-    return os.path.join(out_dir, "training_run", "best.npz")
+    return os.path.join(out_dir, "training_run", "best.safetensors")
 
 
 def test_digit(meta, index):
@@ -75,7 +75,7 @@ def test_digit(meta, index):
 
 def main(argv=None):
     def more(parser):
-        parser.add_argument("--checkpoint", help="a checkpoint (.npz) written by a training run")
+        parser.add_argument("--checkpoint", help="a checkpoint (.safetensors) written by a training run")
         parser.add_argument("--digit", type=int, default=0, help="index of the test digit to show")
 
     args = parse_args(__doc__.splitlines()[0], argv, more)

@@ -115,7 +115,7 @@ def _add_train_parser(sub):
                         "to split)")
     p.add_argument("--seed", type=int, help="default 0; same seed, same run")
     p.add_argument("--out", help="output folder (default runs/<model>-<dataset>)")
-    p.add_argument("--resume", metavar="CKPT", help="continue a run from its last.npz (or best.npz)")
+    p.add_argument("--resume", metavar="CKPT", help="continue a run from its last.safetensors (or best.safetensors; .npz checkpoints of minipool <= 0.1 too)")
     extra = p.add_argument_group("more options")
     extra.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
     extra.add_argument("--weight-decay", type=float,

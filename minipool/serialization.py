@@ -153,7 +153,7 @@ def save(obj, f):
     if hasattr(f, "write"):
         _write(f, head, blobs)
         return
-    from minipool.checkpoint import atomic_write_bytes
+    from minipool._atomic import atomic_write_bytes
     atomic_write_bytes(f, lambda fh: _write(fh, head, blobs))
 
 
@@ -337,7 +337,7 @@ def save_file(tensors, filename, metadata=None):
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())):
         raise TypeError("save_file: metadata must be a dict of str -> str")
     head, blobs = _encode_file(tensors, metadata)
-    from minipool.checkpoint import atomic_write_bytes
+    from minipool._atomic import atomic_write_bytes
     atomic_write_bytes(filename, lambda fh: _write(fh, head, blobs))
 
 

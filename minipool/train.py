@@ -7,8 +7,8 @@ epoch, batch)``, so the same seed gives the same history whatever the thread
 count, and a run resumed from a checkpoint ends with exactly the weights of an
 uninterrupted one.
 
-Files written to ``out``: ``best.npz`` (the weights with the best validation
-accuracy, written atomically), ``last.npz`` (a resumable checkpoint written
+Files written to ``out``: ``best.safetensors`` (the weights with the best validation
+accuracy, written atomically), ``last.safetensors`` (a resumable checkpoint written
 after every epoch and on Ctrl-C), ``metrics.json``, and PNG plots when
 matplotlib is installed.
 
@@ -219,14 +219,17 @@ class _TrainingRun:
     def open_output_folder(self, resuming):
         """Create ``out``; when resuming, keep the best weights saved so far for the report."""
         os.makedirs(self.cfg.out, exist_ok=True)
-        self.best_path = os.path.join(self.cfg.out, "best.npz")
-        self.last_path = os.path.join(self.cfg.out, "last.npz")
+        self.best_path = os.path.join(self.cfg.out, "best" + checkpoint.EXTENSION)
+        self.last_path = os.path.join(self.cfg.out, "last" + checkpoint.EXTENSION)
         self.best_state = None
-        if resuming and os.path.isfile(self.best_path):
-            try:
-                self.best_state = checkpoint.load_checkpoint(self.best_path)[1]["model"]
-            except checkpoint.CheckpointError:
-                self.best_state = None
+        if resuming:
+            # a run begun by minipool <= 0.1 kept its best weights in best.npz
+            for best in (self.best_path, os.path.join(self.cfg.out, "best.npz")):
+                try:
+                    self.best_state = checkpoint.load_checkpoint(best)[1]["model"]
+                    break
+                except checkpoint.CheckpointError:
+                    continue
 
     def log_overview(self):
         """One line: the model, the data sizes and every setting that shapes the run."""
@@ -339,7 +342,7 @@ class _TrainingRun:
 
     # ----------------------------------------------------------------- checkpoints
     def save_checkpoints(self, epoch, improved):
-        """After an epoch: last.npz always, best.npz too when the epoch is the best so far."""
+        """After an epoch: last.safetensors always, best.safetensors too when the epoch is the best so far."""
         meta, state = self._checkpoint({"epoch": epoch + 1, "batch": 0})
         if improved:
             checkpoint.save_checkpoint(self.best_path, dict(meta, kind="best"), state)
@@ -347,7 +350,7 @@ class _TrainingRun:
         checkpoint.save_checkpoint(self.last_path, meta, state)
 
     def save_resumable_checkpoint(self, position):
-        """last.npz in the middle of an epoch (after Ctrl-C)."""
+        """last.safetensors in the middle of an epoch (after Ctrl-C)."""
         checkpoint.save_checkpoint(self.last_path, *self._checkpoint(position))
 
     def _checkpoint(self, position):
@@ -393,7 +396,7 @@ class _TrainingRun:
 
 def _diverged(what, epoch, batch, cfg):
     return (f"{what} at epoch {epoch + 1}, batch {batch + 1}; training stopped. The last good "
-            f"checkpoints are kept in {cfg.out} (best.npz, last.npz where written). Try a smaller "
+            f"checkpoints are kept in {cfg.out} (best.safetensors, last.safetensors where written). Try a smaller "
             f"--lr (now {cfg.lr:g}).")
 
 

@@ -22,7 +22,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert "test accuracy" in printed and "confusion matrix" in printed and "recall" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["test_accuracy"] <= 1 and len(metrics["history"]) == 1
-    assert main(["evaluate", "--checkpoint", str(out / "best.npz"), "--test-size", "100"]) == 0
+    assert main(["evaluate", "--checkpoint", str(out / "best.safetensors"), "--test-size", "100"]) == 0
     printed = capsys.readouterr().out
     assert f"accuracy {100 * metrics['test_accuracy']:.2f}%" in printed
 
@@ -30,7 +30,7 @@ def test_train_then_evaluate(tmp_path, capsys):
 def test_evaluate_on_real_mnist_when_present(tmp_path, capsys, mnist_dir):
     out = tmp_path / "run"
     assert main(["train", *TINY, "--dataset", "mnist", "--data-dir", mnist_dir, "--out", str(out)]) == 0
-    assert main(["evaluate", "--checkpoint", str(out / "best.npz"), "--dataset", "mnist",
+    assert main(["evaluate", "--checkpoint", str(out / "best.safetensors"), "--dataset", "mnist",
                  "--data-dir", mnist_dir, "--test-size", "100"]) == 0
     assert "on mnist test (100 images)" in capsys.readouterr().out
 
@@ -79,7 +79,7 @@ def test_resume_with_a_checkpoint_of_another_model(tmp_path, capsys):
     assert main(["train", *TINY, "--out", str(out)]) == 0
     before = (out / "metrics.json").read_bytes()
     capsys.readouterr()
-    assert main(["train", "--resume", str(out / "last.npz"), "--model", "lenet5-classic"]) == 2
+    assert main(["train", "--resume", str(out / "last.safetensors"), "--model", "lenet5-classic"]) == 2
     err = capsys.readouterr().err
     assert "lenet5" in err and "Traceback" not in err
     assert (out / "metrics.json").read_bytes() == before
@@ -110,14 +110,14 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_finishes_identically(tmp_path):
     assert full.returncode == 0
     assert cut.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
-    meta, _ = checkpoint.load_checkpoint(tmp_path / "cut" / "last.npz")
+    meta, _ = checkpoint.load_checkpoint(tmp_path / "cut" / "last.safetensors")
     assert meta["position"]["epoch"] < 3
-    resumed = run_cli(["--resume", str(tmp_path / "cut" / "last.npz"), "--progress", "none"], tmp_path)
+    resumed = run_cli(["--resume", str(tmp_path / "cut" / "last.safetensors"), "--progress", "none"], tmp_path)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "resuming from" in out
-    a = checkpoint.load_checkpoint(tmp_path / "full" / "last.npz")[1]["model"]
-    b = checkpoint.load_checkpoint(tmp_path / "cut" / "last.npz")[1]["model"]
+    a = checkpoint.load_checkpoint(tmp_path / "full" / "last.safetensors")[1]["model"]
+    b = checkpoint.load_checkpoint(tmp_path / "cut" / "last.safetensors")[1]["model"]
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     ma = json.loads((tmp_path / "full" / "metrics.json").read_text())

@@ -81,19 +81,19 @@ def test_cifar10_run_infers_the_dataset_and_evaluates(tmp_path, capsys, colour_m
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["dataset"] == "cifar10" and metrics["classes"] == list(CIFAR10.classes)
     assert metrics["test_images"] == 10 and len(metrics["confusion_matrix"]) == 10
-    meta, state = checkpoint.load_checkpoint(out / "best.npz")
+    meta, state = checkpoint.load_checkpoint(out / "best.safetensors")
     assert meta["model"]["config"]["in_channels"] == 3
     assert state["model"]["conv.weight"].shape == (4, 3, 3, 3)
     mean, std = meta["normalization"]
     pixels = arrays["train"][0].astype(np.float64) / 255
     assert len(mean) == 3 and len(std) == 3  # per channel, from the training split only
     assert np.all(np.abs(np.array(mean) - pixels.mean(axis=(0, 2, 3))) < 0.05)
-    code, printed, err = run(["evaluate", "--checkpoint", str(out / "best.npz"), "--data-dir", str(data)],
+    code, printed, err = run(["evaluate", "--checkpoint", str(out / "best.safetensors"), "--data-dir", str(data)],
                              capsys)
     assert code == 0, err
     assert f"on cifar10 test (10 images): accuracy {100 * metrics['test_accuracy']:.2f}%" in printed
     # a colour checkpoint does not fit grey digits: one clear message, no traceback
-    code, _, err = run(["evaluate", "--checkpoint", str(out / "best.npz"), "--dataset", "synthetic"], capsys)
+    code, _, err = run(["evaluate", "--checkpoint", str(out / "best.safetensors"), "--dataset", "synthetic"], capsys)
     assert code == 2 and "does not fit" in err and "Traceback" not in err
 
 
@@ -110,7 +110,7 @@ def test_cifar100_from_the_archive_builds_100_outputs(tmp_path, capsys, colour_m
     code, _, err = run(["train", *TINY, "--model", colour_model, "--dataset", "cifar100",
                         "--data-dir", str(data), "--out", str(out)], capsys)
     assert code == 0, err
-    meta, state = checkpoint.load_checkpoint(out / "best.npz")
+    meta, state = checkpoint.load_checkpoint(out / "best.safetensors")
     assert meta["model"]["config"]["num_classes"] == 100 and state["model"]["fc.weight"].shape[0] == 100
     assert meta["classes"] == list(CIFAR100.classes)
 

@@ -191,7 +191,7 @@ def test_train_lenet5(lenet_run):
     from minipool.data import SyntheticDigits
     from minipool.train import load_model_from_checkpoint
 
-    model, meta, _ = load_model_from_checkpoint(str(out_dir / "lenet5.npz"))
+    model, meta, _ = load_model_from_checkpoint(str(out_dir / "lenet5.safetensors"))
     assert model.name == "lenet5"
     test = SyntheticDigits(200, seed=2 ** 31 - 1)
     mean, std = meta["normalization"]
@@ -214,12 +214,12 @@ def test_what_the_network_sees_trains_a_model_first(tmp_path):
     out = run_example("what_the_network_sees", tmp_path)
     check_outputs("what_the_network_sees", tmp_path)
     assert "no --checkpoint given: training LeNet-5 first" in out
-    assert (tmp_path / "training_run" / "best.npz").is_file()
+    assert (tmp_path / "training_run" / "best.safetensors").is_file()
     assert layer_table(out) == LAYER_SHAPES
 
 
 def test_what_the_network_sees_text_only_from_a_checkpoint(tmp_path, lenet_run):
-    checkpoint = str(lenet_run[0] / "lenet5.npz")
+    checkpoint = str(lenet_run[0] / "lenet5.safetensors")
     out = run_example("what_the_network_sees", tmp_path, "--checkpoint", checkpoint, "--digit", "3",
                       matplotlib=False)
     check_outputs("what_the_network_sees", tmp_path, matplotlib=False)

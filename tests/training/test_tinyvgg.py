@@ -119,5 +119,5 @@ def test_trainer_runs_tiny_vgg(tmp_path):
     metrics = train.run_training(cfg, log=lambda *a, **k: None)
     assert metrics["test_accuracy"] > 0.3
     # the checkpoint (with the BatchNorm buffers) rebuilds the same model
-    result = train.evaluate_checkpoint(tmp_path / "best.npz", test_size=100, log=lambda *a, **k: None)
+    result = train.evaluate_checkpoint(tmp_path / "best.safetensors", test_size=100, log=lambda *a, **k: None)
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])

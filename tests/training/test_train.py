@@ -6,6 +6,7 @@ import signal
 import numpy as np
 import pytest
 
+import minipool as mp
 from minipool import checkpoint, train
 from minipool.report import confusion_matrix, format_confusion_matrix
 
@@ -36,7 +37,7 @@ def test_checkpoint_round_trip_keeps_structure_and_dtypes(tmp_path):
              "optimizer": {"state": {0: {"momentum_buffer": np.ones(3, np.float32)}, 1: {}},
                            "param_groups": [{"lr": 0.1, "params": [0, 1], "betas": (0.9, 0.999)}]},
              "scheduler": None, "step": np.int64(7), "flag": True, "name": "x"}
-    path = tmp_path / "c.npz"
+    path = tmp_path / "c.safetensors"
     checkpoint.save_checkpoint(path, {"epoch": 2, "big": 2 ** 70, "nan": float("nan")}, state)
     meta, loaded = checkpoint.load_checkpoint(path)
     assert meta["epoch"] == 2 and meta["big"] == 2 ** 70 and np.isnan(meta["nan"])
@@ -45,40 +46,72 @@ def test_checkpoint_round_trip_keeps_structure_and_dtypes(tmp_path):
     assert list(loaded["optimizer"]["state"]) == [0, 1]  # integer keys survive
     assert loaded["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.999)
     assert loaded["scheduler"] is None and loaded["step"] == 7 and loaded["flag"] is True
-    assert os.listdir(tmp_path) == ["c.npz"]  # no temporary file left behind
+    assert sorted(loaded) == sorted(state)
+    assert os.listdir(tmp_path) == ["c.safetensors"]  # no temporary file left behind
+
+
+def test_checkpoint_opens_with_mp_load_as_a_torch_checkpoint_would(tmp_path):
+    """ckpt = mp.load(path); model.load_state_dict(ckpt["model"]): the torch.load habit."""
+    model = mp.nn.Sequential(mp.nn.Conv2d(1, 2, 3), mp.nn.Flatten(), mp.nn.Linear(8, 3))
+    path = tmp_path / "best.safetensors"
+    checkpoint.save_checkpoint(path, {"epoch": 1}, {"model": model.state_dict()})
+    ckpt = mp.load(path)
+    assert ckpt["meta"] == {"epoch": 1}
+    other = mp.nn.Sequential(mp.nn.Conv2d(1, 2, 3), mp.nn.Flatten(), mp.nn.Linear(8, 3))
+    other.load_state_dict(ckpt["model"])
+    for (k, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+
+
+def _legacy_npz(path, meta, state_node, **arrays):
+    """A checkpoint as minipool <= 0.1 wrote it: arrays plus a JSON __meta__ entry."""
+    np.savez(path, __meta__=np.array(json.dumps({"format": checkpoint.FORMAT_NAME, "version": 1,
+                                                 "meta": meta, "state": state_node})), **arrays)
+
+
+def test_legacy_npz_checkpoint_still_loads(tmp_path):
+    path = tmp_path / "old.npz"
+    w = np.arange(4, dtype=np.float32)
+    _legacy_npz(path, {"epoch": 3}, {"__dict__": [["model", {"__dict__": [["w", {"__array__": "a0"}]]}],
+                                                  ["betas", {"__list__": [0.9, 0.99], "tuple": True}]]},
+                a0=w)
+    meta, state = checkpoint.load_checkpoint(path)
+    assert meta == {"epoch": 3} and state["betas"] == (0.9, 0.99)
+    np.testing.assert_array_equal(state["model"]["w"], w)
 
 
 def test_checkpoint_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
-    np.savez(path, __meta__=np.array(json.dumps({"format": checkpoint.FORMAT_NAME, "version": 1,
-                                                 "meta": {}, "state": {"__array__": "a0"}})),
-             a0=np.array([{"payload": 1}], dtype=object))
+    _legacy_npz(path, {}, {"__array__": "a0"}, a0=np.array([{"payload": 1}], dtype=object))
     with pytest.raises(checkpoint.CheckpointError, match="evil.npz"):
         checkpoint.load_checkpoint(path)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a zip file at all", None])
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", "npz", "safetensors"])
 def test_bad_checkpoint_files_name_the_file(tmp_path, content):
-    path = tmp_path / "bad.npz"
-    if content is None:  # a valid npz that is not ours
-        np.savez(path, x=np.ones(2))
+    path = tmp_path / "bad.ckpt"
+    if content == "npz":  # a valid npz that is not ours
+        with open(path, "wb") as f:
+            np.savez(f, x=np.ones(2))
+    elif content == "safetensors":  # a valid safetensors file that is not a checkpoint
+        mp.save({"weight": mp.ones(2)}, path)
     else:
         path.write_bytes(content)
-    with pytest.raises(checkpoint.CheckpointError, match="bad.npz"):
+    with pytest.raises(checkpoint.CheckpointError, match="bad.ckpt"):
         checkpoint.load_checkpoint(path)
 
 
 def test_truncated_checkpoint_is_reported(tmp_path):
-    path = tmp_path / "cut.npz"
+    path = tmp_path / "cut.safetensors"
     checkpoint.save_checkpoint(path, {}, {"w": np.ones(1000)})
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(checkpoint.CheckpointError, match="cut.npz"):
+    with pytest.raises(checkpoint.CheckpointError, match="cut.safetensors"):
         checkpoint.load_checkpoint(path)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
-    path = tmp_path / "keep.npz"
+    path = tmp_path / "keep.safetensors"
     checkpoint.save_checkpoint(path, {"v": 1}, {"w": np.ones(3)})
 
     def failing(f):
@@ -88,12 +121,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with pytest.raises(RuntimeError):
         checkpoint.atomic_write_bytes(path, failing)
     assert checkpoint.load_checkpoint(path)[0] == {"v": 1}
-    assert os.listdir(tmp_path) == ["keep.npz"]
+    assert os.listdir(tmp_path) == ["keep.safetensors"]
 
 
-def test_checkpoint_refuses_objects():
+def test_checkpoint_refuses_objects_and_reserved_keys(tmp_path):
     with pytest.raises(TypeError, match="cannot store"):
-        checkpoint.save_checkpoint("/tmp/never.npz", {}, {"f": object()})
+        checkpoint.save_checkpoint(tmp_path / "never.safetensors", {}, {"f": object()})
+    with pytest.raises(TypeError, match="meta"):
+        checkpoint.save_checkpoint(tmp_path / "never.safetensors", {}, {"meta": 1})
+    assert os.listdir(tmp_path) == []
 
 
 # ------------------------------------------------------------------ reports
@@ -139,7 +175,7 @@ def test_a_small_run_writes_everything_and_learns(tmp_path):
     metrics = train.run_training(tiny_config(tmp_path, train_size=600, epochs=3, batch_size=32, plots=True),
                                  log=quiet)
     files = set(os.listdir(tmp_path))
-    assert {"best.npz", "last.npz", "metrics.json"} <= files
+    assert {"best.safetensors", "last.safetensors", "metrics.json"} <= files
     assert {"curves.png", "confusion_matrix.png", "filters.png", "feature_maps.png"} <= files
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test_accuracy"] == metrics["test_accuracy"] and len(saved["history"]) == 3
@@ -147,7 +183,7 @@ def test_a_small_run_writes_everything_and_learns(tmp_path):
     assert np.array(saved["confusion_matrix"]).sum() == 100
     assert metrics["test_accuracy"] > 0.5  # far above chance (0.1) after 3 short epochs
     # the best checkpoint reproduces the reported test accuracy
-    result = train.evaluate_checkpoint(tmp_path / "best.npz", test_size=100, log=quiet)
+    result = train.evaluate_checkpoint(tmp_path / "best.safetensors", test_size=100, log=quiet)
     assert result["accuracy"] == pytest.approx(metrics["test_accuracy"])
 
 
@@ -161,8 +197,8 @@ def test_same_seed_same_history_whatever_the_thread_count(tmp_path):
     finally:
         minipool.set_num_threads(before)
     assert without_timing(a["history"]) == without_timing(b["history"])
-    for k, v in model_state(tmp_path / "a" / "last.npz").items():
-        np.testing.assert_array_equal(v, model_state(tmp_path / "b" / "last.npz")[k])
+    for k, v in model_state(tmp_path / "a" / "last.safetensors").items():
+        np.testing.assert_array_equal(v, model_state(tmp_path / "b" / "last.safetensors")[k])
     c = train.run_training(tiny_config(tmp_path / "c", seed=4), log=quiet)
     assert without_timing(c["history"]) != without_timing(a["history"])
 
@@ -192,7 +228,7 @@ def test_interrupt_and_resume_gives_the_same_weights(tmp_path, monkeypatch, opti
     resumed = train.run_training(train.TrainConfig(progress="none"), resume=info.value.path,
                                  explicit={"progress"}, log=quiet)
     assert without_timing(resumed["history"]) == without_timing(full["history"])
-    final_full, final_resumed = model_state(tmp_path / "full" / "last.npz"), model_state(tmp_path / "cut" / "last.npz")
+    final_full, final_resumed = model_state(tmp_path / "full" / "last.safetensors"), model_state(tmp_path / "cut" / "last.safetensors")
     for k, v in final_full.items():
         np.testing.assert_array_equal(v, final_resumed[k], err_msg=k)
     assert resumed["test_accuracy"] == full["test_accuracy"]
@@ -213,14 +249,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(train, "_loss_fn", poisoned)
     with pytest.raises(train.TrainingDiverged, match="nan.*--lr"):
         train.run_training(tiny_config(tmp_path), log=quiet)
-    meta, state = checkpoint.load_checkpoint(tmp_path / "best.npz")
+    meta, state = checkpoint.load_checkpoint(tmp_path / "best.safetensors")
     assert meta["position"]["epoch"] == 1
     assert all(np.isfinite(v).all() for v in state["model"].values())
-    assert checkpoint.load_checkpoint(tmp_path / "last.npz")[0]["position"] == {"epoch": 1, "batch": 0}
+    assert checkpoint.load_checkpoint(tmp_path / "last.safetensors")[0]["position"] == {"epoch": 1, "batch": 0}
 
 
 def test_weights_broken_by_the_last_step_are_not_checkpointed(tmp_path, monkeypatch):
-    """A finite loss whose step leaves NaN weights: caught before last.npz is overwritten."""
+    """A finite loss whose step leaves NaN weights: caught before last.safetensors is overwritten."""
     real_step = train.build_optimizer
 
     def poisoning_optimizer(cfg, params):
@@ -238,7 +274,7 @@ def test_weights_broken_by_the_last_step_are_not_checkpointed(tmp_path, monkeypa
     monkeypatch.setattr(train, "build_optimizer", poisoning_optimizer)
     with pytest.raises(train.TrainingDiverged, match="non-finite"):
         train.run_training(tiny_config(tmp_path, epochs=3), log=quiet)
-    meta, state = checkpoint.load_checkpoint(tmp_path / "last.npz")
+    meta, state = checkpoint.load_checkpoint(tmp_path / "last.safetensors")
     assert meta["position"] == {"epoch": 1, "batch": 0}
     assert all(np.isfinite(v).all() for v in state["model"].values())
 
@@ -246,13 +282,13 @@ def test_weights_broken_by_the_last_step_are_not_checkpointed(tmp_path, monkeypa
 def test_resume_refuses_a_checkpoint_of_another_model(tmp_path):
     train.run_training(tiny_config(tmp_path, epochs=1), log=quiet)
     with pytest.raises(train.TrainError, match="lenet5"):
-        train.run_training(train.TrainConfig(model="lenet5-classic"), resume=tmp_path / "last.npz",
+        train.run_training(train.TrainConfig(model="lenet5-classic"), resume=tmp_path / "last.safetensors",
                            explicit={"model"}, log=quiet)
     with pytest.raises(train.TrainError, match="batch-size"):
-        train.run_training(train.TrainConfig(batch_size=8), resume=tmp_path / "last.npz",
+        train.run_training(train.TrainConfig(batch_size=8), resume=tmp_path / "last.safetensors",
                            explicit={"batch_size"}, log=quiet)
     with pytest.raises(train.TrainError, match="schedule"):
-        train.run_training(train.TrainConfig(epochs=5), resume=tmp_path / "last.npz",
+        train.run_training(train.TrainConfig(epochs=5), resume=tmp_path / "last.safetensors",
                            explicit={"epochs"}, log=quiet)
 
 
