@@ -17,6 +17,8 @@ write for the same PyTorch model, and the other way round.  Anything else
 strings, None and arrays) is flattened: every array becomes a tensor named by
 its path (``state.0.exp_avg``) and the structure goes, as JSON, into
 ``__metadata__["minipool"]``, so the file stays a valid safetensors file.
+``__metadata__["minipool_crc32"]`` is the CRC-32 of that structure and the
+data, checked on loading (safetensors itself has no checksum).
 
 Files are written to a temporary name and renamed into place (a reader sees
 the old file or the new one); a damaged, truncated or foreign file raises
@@ -33,6 +35,7 @@ import json
 import math
 import os
 import struct
+import zlib
 from collections import OrderedDict
 
 import numpy as np
@@ -48,7 +51,8 @@ DTYPES = {"BOOL": np.dtype("?"), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
           "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8")}
 _NAMES = {(dt.kind, dt.itemsize): name for name, dt in DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024  # the reference implementation's limit too
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2 adds the CRC-32 (files of version 1 still load)
+_CRC_KEY = "minipool_crc32"
 
 
 class SerializationError(ValueError):
@@ -110,8 +114,9 @@ class _Flattener:
                         "arrays, numbers, strings, None, lists, tuples and dicts)")
 
 
-def _encode_file(arrays, metadata):
-    """The header bytes (length prefix included) and the arrays to write after them."""
+def _encode_file(arrays, metadata, checksum=False):
+    """The header bytes (length prefix included) and the arrays to write after them.
+    ``checksum``: add ``metadata[_CRC_KEY]``, the CRC-32 of ``metadata["minipool"]`` and the data."""
     header, blobs, offset = OrderedDict(), [], 0
     for name, value in arrays.items():
         array = value.data if isinstance(value, Tensor) else np.asarray(value)
@@ -121,11 +126,23 @@ def _encode_file(arrays, metadata):
                         "data_offsets": [offset, offset + data.nbytes]}
         blobs.append(data)
         offset += data.nbytes
+    if checksum:
+        metadata = dict(metadata, **{_CRC_KEY: f"{_crc32(metadata['minipool'], blobs):08x}"})
     if metadata:
         header["__metadata__"] = dict(metadata)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
     text += b" " * (-(8 + len(text)) % 8)  # the data starts 8-byte aligned
     return struct.pack("<Q", len(text)) + text, blobs
+
+
+def _crc32(text, blobs):
+    """CRC-32 of the structure text and the data: safetensors has no checksum of its own, and a
+    flipped bit in a weight or in the structure must not load as a different checkpoint."""
+    crc = zlib.crc32(text.encode("utf-8"))
+    for data in blobs:
+        if data.nbytes:
+            crc = zlib.crc32(memoryview(data).cast("B"), crc)
+    return crc
 
 
 def _write(f, head, blobs):
@@ -149,7 +166,7 @@ def save(obj, f):
     meta = {"format": "pt",
             "minipool": json.dumps({"version": _FORMAT_VERSION, "structure": structure},
                                    separators=(",", ":"))}
-    head, blobs = _encode_file(flat.arrays, meta)  # every check before any byte is written
+    head, blobs = _encode_file(flat.arrays, meta, checksum=True)  # every check before any byte is written
     if hasattr(f, "write"):
         _write(f, head, blobs)
         return
@@ -295,6 +312,14 @@ def _from_bytes(raw, where):
     if not _is_int(version) or version > _FORMAT_VERSION:
         raise SerializationError(f"{where} was written by a newer minipool (format {version!r}, "
                                  f"this one reads {_FORMAT_VERSION})")
+    if version < 1:
+        raise SerializationError(f"{where} is damaged: minipool format {version!r}")
+    if version >= 2:
+        (n,) = struct.unpack("<Q", raw[:8])
+        crc = zlib.crc32(memoryview(raw)[8 + n:], zlib.crc32(meta["minipool"].encode("utf-8")))
+        if meta.get(_CRC_KEY) != f"{crc:08x}":
+            raise SerializationError(f"{where} is damaged: its CRC-32 does not match its content "
+                                     "(a changed byte or a truncated copy)")
     rebuild = _Rebuilder(arrays, where)
     try:
         obj = rebuild.decode(structure)

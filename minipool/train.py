@@ -346,7 +346,7 @@ class _TrainingRun:
         meta, state = self._checkpoint({"epoch": epoch + 1, "batch": 0})
         if improved:
             checkpoint.save_checkpoint(self.best_path, dict(meta, kind="best"), state)
-            self.best_state = state["model"]
+            self.best_state = {k: v.clone() for k, v in state["model"].items()}  # a snapshot: state_dict() views the live weights
         checkpoint.save_checkpoint(self.last_path, meta, state)
 
     def save_resumable_checkpoint(self, position):

@@ -1,12 +1,30 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 from typing import Any
 
 import numpy as np
 
 from minipool.tensor import Tensor
 
-__all__ = ["Parameter", "Module", "Sequential"]
+__all__ = ["Parameter", "Module", "Sequential", "IncompatibleKeys"]
+
+# What load_state_dict returns, as PyTorch's ``_IncompatibleKeys``.
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _copy_into(t, values):
+    """Write ``values`` into ``t``'s memory (cast to its dtype) and count it as an in-place
+    change, as PyTorch's ``param.copy_`` under no_grad does: a graph that saved ``t``
+    refuses to backpropagate through the old values."""
+    from minipool.tensor import _version_of
+
+    if t.data.flags.writeable:
+        np.copyto(t.data, values, casting="unsafe")
+        box = _version_of(t)
+        box.value += 1
+        box.op = "load_state_dict()"
+    else:  # a read-only array (e.g. from np.broadcast_to) cannot take the values
+        t.data = values.astype(t.dtype, copy=True)
 
 
 class Parameter(Tensor):
@@ -357,10 +375,24 @@ class Module:
                 p.grad.data[...] = 0
 
     # -- persistence -------------------------------------------------------------
-    def state_dict(self):
-        """Name -> NumPy array copy of every parameter and persistent buffer, in PyTorch's
-        order and with its key names (a module reachable under two names appears under both)."""
-        return OrderedDict((name, t.data.copy()) for name, t in self._state_items())
+    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+        """Name -> tensor for every parameter and persistent buffer, in PyTorch's order and
+        with its key names (a module reachable under two names appears under both).
+
+        As in PyTorch the tensors are detached views of the live weights (they change when
+        the model trains: ``{k: v.clone() ...}`` or ``copy.deepcopy`` keeps a snapshot);
+        ``keep_vars=True`` gives the Parameters themselves.
+
+        >>> import minipool as mp
+        >>> lin = mp.nn.Linear(2, 1)
+        >>> sd = lin.state_dict()
+        >>> list(sd), sd["weight"].requires_grad, sd["weight"].numpy() is lin.weight.data
+        (['weight', 'bias'], False, True)
+        """
+        out = OrderedDict() if destination is None else destination
+        for name, t in self._state_items(prefix):
+            out[name] = t if keep_vars else t.detach()
+        return out
 
     def _state_items(self, prefix=""):
         for name, p in self._parameters.items():
@@ -374,10 +406,12 @@ class Module:
                 yield from child._state_items(f"{prefix}{name}.")
 
     def load_state_dict(self, state, strict=True):
-        """Copy arrays (or Tensors) into the parameters and buffers, in place.
+        """Copy arrays (or Tensors) into the parameters and buffers, in place (views from
+        ``state_dict()`` see the new values, as in PyTorch).
 
         Nothing is changed unless every key and shape fits (when ``strict``);
-        the error lists the missing, unexpected and mismatched entries.
+        the error lists the missing, unexpected and mismatched entries.  Returns
+        ``(missing_keys, unexpected_keys)`` as PyTorch does (empty when ``strict``).
         """
         own = OrderedDict(self._state_items())
         incoming = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
@@ -396,7 +430,8 @@ class Module:
             raise ValueError(f"load_state_dict into {type(self).__name__} failed: " + " | ".join(problems))
         for k, t in own.items():
             if k in incoming:
-                t.data = incoming[k].astype(t.dtype, copy=True)
+                _copy_into(t, incoming[k])
+        return IncompatibleKeys(missing, unexpected)
 
     # -- display -------------------------------------------------------------------
     def extra_repr(self):

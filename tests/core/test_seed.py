@@ -23,7 +23,7 @@ def _one_run(seed):
     mp.manual_seed(seed)
     model = mp.nn.Sequential(mp.nn.Conv2d(1, 3, 3), mp.nn.ReLU(), mp.nn.StochasticPool2d(2),
                              mp.nn.Flatten(), mp.nn.Dropout(0.5), mp.nn.Linear(48, 4))
-    weights = {k: v.copy() for k, v in model.state_dict().items()}
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
     x = mp.rand(2, 1, 10, 10)
     noise = mp.randn(5)
     out = model(x).numpy().copy()          # stochastic pooling and dropout both draw here

@@ -114,7 +114,7 @@ def test_summary_leaves_the_model_as_it_was():
     net = nn.Sequential(*layers)
     net.train()
     net[1].eval()
-    before_state = {k: v.copy() for k, v in net.state_dict().items()}
+    before_state = {k: v.clone() for k, v in net.state_dict().items()}
     mp.manual_seed(0)
     rng_before = mp.default_generator().bit_generator.state
     mp.summary(net, (2, 1, 6, 6), verbose=0)

@@ -24,7 +24,7 @@ def test_lenet5_shapes_and_keys():
         "fc2.weight": (84, 120), "fc2.bias": (84,),
         "fc3.weight": (10, 84), "fc3.bias": (10,),
     }
-    assert sum(v.size for v in net.state_dict().values()) == 61706  # the usual LeNet-5 count
+    assert sum(v.numel() for v in net.state_dict().values()) == 61706  # the usual LeNet-5 count
     x, _ = batch()
     assert net(mp.tensor(x)).shape == (8, 10)
     maps = net.feature_maps(mp.tensor(x))
@@ -239,7 +239,7 @@ def test_rbf_prototypes_are_plus_minus_one_bitmaps():
 
 def torch_classic(torch, net):
     """The classic network rebuilt with torch ops, reading minipool's weights."""
-    w = {k: torch.from_numpy(v.copy()) for k, v in net.state_dict().items()}
+    w = {k: torch.from_numpy(v.numpy().copy()) for k, v in net.state_dict().items()}
 
     def squash(a):
         return 1.7159 * torch.tanh(a * 2 / 3)

@@ -56,7 +56,7 @@ def test_same_keys_and_training_steps_as_torch():
     net = TinyVGG(in_channels=3, num_classes=5, widths=(4, 8), seed=0)
     twin = torch_twin((4, 8), 3, 5).double()
     assert set(net.state_dict()) == set(twin.state_dict())
-    twin.load_state_dict({k: torch.tensor(v) for k, v in net.state_dict().items()})
+    twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in net.state_dict().items()})
     for p in net.parameters():
         p.data = p.data.astype(np.float64)
     for b in (b for _, b in net.named_buffers() if b.data.dtype == np.float32):
