@@ -194,3 +194,57 @@ def test_zero_grad_set_to_none_semantics_match_torch():
     m.zero_grad(set_to_none=False)  # nothing to zero: stays None, as torch
     t.zero_grad(set_to_none=False)
     assert all(p.grad is None for p in m.parameters()) and all(p.grad is None for p in t.parameters())
+
+
+def _train_step(model, lib):
+    opt = (mp.optim if lib is nn else torch.optim).SGD(model.parameters(), lr=0.1)
+    x = np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3)
+    out = model(mp.tensor(x) if lib is nn else torch.tensor(x, dtype=torch.float32))
+    (out * out).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_state_dict_views_the_live_weights_and_clone_keeps_a_snapshot(lib):
+    """The early-stopping habit: state_dict() follows training; {k: v.clone()} does not."""
+    model = lib.Linear(3, 2)
+    live = model.state_dict()
+    snapshot = {k: v.clone() for k, v in live.items()}
+    assert not live["weight"].requires_grad and live["weight"].numel() == 6
+    _train_step(model, lib)
+    weight = model.weight.detach().numpy()
+    np.testing.assert_array_equal(live["weight"].numpy(), weight)        # a view: it moved
+    assert not np.array_equal(snapshot["weight"].numpy(), weight)        # the snapshot did not
+    result = model.load_state_dict(snapshot)
+    np.testing.assert_array_equal(live["weight"].numpy(), snapshot["weight"].numpy())  # in place
+    assert tuple(result) == ([], []) and result.missing_keys == []
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_load_state_dict_non_strict_returns_missing_and_unexpected_keys(lib):
+    model = lib.Sequential(lib.Linear(3, 2), lib.ReLU(), lib.Linear(2, 1))
+    state = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("2.")}
+    state["extra.weight"] = state["0.weight"].clone()
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    assert missing == ["2.weight", "2.bias"] and unexpected == ["extra.weight"]
+
+
+def test_state_dict_keep_vars_and_prefix_as_torch():
+    ours, theirs = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    assert ours.state_dict(keep_vars=True)["weight"] is ours.weight
+    assert theirs.state_dict(keep_vars=True)["weight"] is theirs.weight
+    assert list(ours.state_dict(prefix="net.")) == list(theirs.state_dict(prefix="net."))
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_load_state_dict_between_forward_and_backward_is_refused(lib):
+    """load_state_dict changes the weights in place, so a graph that saved them must not
+    backpropagate through the old values: both libraries raise at backward."""
+    model = lib.Linear(3, 2)
+    x = np.ones((1, 3), np.float32)
+    x = mp.tensor(x, requires_grad=True) if lib is nn else torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    out = model(x)  # the input's gradient needs the weight: the graph saves it
+    model.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    loss = (out * out).sum()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation|in-place"):
+        loss.backward()

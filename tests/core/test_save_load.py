@@ -367,3 +367,27 @@ def test_no_pickle_anywhere():
     source = inspect.getsource(ser)
     assert "pickle" not in source.replace("no pickle anywhere", "")
     assert "allow_pickle" not in source
+
+
+def test_a_flipped_bit_in_the_data_or_structure_of_a_saved_file_is_caught(tmp_path):
+    """safetensors has no checksum; minipool's files carry a CRC-32 of structure and data."""
+    path = tmp_path / "w.safetensors"
+    mp.save({"weight": mp.tensor(np.arange(8, dtype=np.float32)), "step": 3}, path)
+    raw = path.read_bytes()
+    header_end = 8 + int.from_bytes(raw[:8], "little")
+    for i in (len(raw) - 1, header_end, raw.index(b'\\"step\\",3') + len(b'\\"step\\",')):
+        path.write_bytes(raw[:i] + bytes([raw[i] ^ 1]) + raw[i + 1:])
+        with pytest.raises(mp.serialization.SerializationError, match="CRC-32"):
+            mp.load(path)
+
+
+def test_files_of_format_1_without_a_checksum_still_load(tmp_path):
+    """Files written before the checksum existed (format 1) keep loading."""
+    from minipool import serialization
+    path = tmp_path / "old.safetensors"
+    structure = {"__dict__": [["w", {"__tensor__": "w"}]], "ordered": False}
+    meta = {"format": "pt", "minipool": json.dumps({"version": 1, "structure": structure})}
+    head, blobs = serialization._encode_file({"w": np.ones(3, np.float32)}, meta)
+    with open(path, "wb") as f:
+        serialization._write(f, head, blobs)
+    np.testing.assert_array_equal(mp.load(path)["w"].numpy(), np.ones(3, np.float32))
