@@ -22,6 +22,7 @@ PICTURES = {  # example -> the pictures it draws when matplotlib is installed
     "translation_invariance": ["translation_invariance.png"],
     "image_pooling": ["image_pooling.png"],
     "gradient_unit_tests": [],
+    "upsampling_by_hand": ["upsampling_by_hand.png"],
     "train_lenet5": ["train_lenet5.png"],
     "what_the_network_sees": ["what_the_network_sees.png"],
 }
@@ -83,6 +84,34 @@ def test_pooling_by_hand(tmp_path):
     assert "out[3] cells [6, 7, 8] values [-2, 0, past end]" in ceil
     # stochastic pooling in evaluation: sum(a^2)/sum(a) per window
     assert "evaluation (probability-weighted average): [[2.5 2] [3 1]]" in text
+
+
+def test_upsampling_by_hand(tmp_path):
+    out = run_example("upsampling_by_hand", tmp_path)
+    check_outputs("upsampling_by_hand", tmp_path)
+    text = flat(out)
+    # x = [1, 2, 4, 3] doubled: nearest repeats each cell; linear (half-pixel centres) mixes
+    # neighbours 3:1 and 1:3, and clamps the first source (-0.25) to the first cell
+    assert "nearest -> [1, 1, 2, 2, 4, 4, 3, 3]" in text
+    x = np.array([1.0, 2.0, 4.0, 3.0])
+    half_pixel = [x[0], .75 * x[0] + .25 * x[1], .25 * x[0] + .75 * x[1], .75 * x[1] + .25 * x[2],
+                  .25 * x[1] + .75 * x[2], .75 * x[2] + .25 * x[3], .25 * x[2] + .75 * x[3], x[3]]
+    assert "linear -> [" + ", ".join(f"{v:.4g}" for v in half_pixel) + "]" in text
+    assert "out[0] source -0.25, clamped to 0" in text
+    corners = np.interp(np.arange(8) * 3 / 7, np.arange(4), x)  # align_corners=True
+    assert "linear -> [" + ", ".join(f"{v:.4g}" for v in corners) + "]" in text
+    # 4 -> 3: nearest takes floor(i*4/3) = 0, 1, 2; nearest-exact floor((i+.5)*4/3) = 0, 2, 3
+    assert "nearest 4 -> 3 copies cells [0, 1, 2]" in text
+    assert "nearest-exact 4 -> 3 copies cells [0, 2, 3]" in text
+    # stride-2 stamps of a 3x3 kernel: 1 2 1 2 ... in each direction, 4 where two rows of 2 meet
+    assert "1-D stamp counts [1, 2, 1, 2, 1, 2, 1] -> a checkerboard" in text
+    assert "1 2 1 2 1 2 1 2 4 2 4 2 4 2" in text
+    assert "1-D stamp counts [1, 1, 1, 1, 1, 1, 1, 1] -> even inside" in text
+    assert "1-D stamp counts [1, 2, 2, 2, 2, 2, 2, 1] -> even inside" in text
+    assert re.search(r"largest relative difference \d\.\de-1[3-9]", text)
+    # pixel_shuffle: channel c = 2*dy + dx of x = 1..16 as (4, 2, 2)
+    shuffled = np.arange(1, 17).reshape(2, 2, 2, 2).transpose(2, 0, 3, 1).reshape(4, 4)
+    assert " ".join(str(v) for v in shuffled.ravel()) in text
 
 
 def test_argmax_routing(tmp_path):
@@ -231,7 +260,7 @@ def test_what_the_network_sees_text_only_from_a_checkpoint(tmp_path, lenet_run):
 
 # ------------------------------------------------------------------------- headless, no matplotlib
 @pytest.mark.parametrize("name", ["pooling_by_hand", "argmax_routing", "translation_invariance",
-                                  "image_pooling"])
+                                  "image_pooling", "upsampling_by_hand"])
 def test_text_only_without_matplotlib(tmp_path, name):
     out = run_example(name, tmp_path, matplotlib=False)
     text = check_outputs(name, tmp_path, matplotlib=False)
