@@ -45,6 +45,24 @@ def get_num_threads():
     return _num_threads
 
 
+# Under load a kernel that can run on the load-tolerant team (conv2d, see
+# ``kernel_team``) keeps its full team when a call does at least this many
+# multiply-adds (~2 ms of one core): a thread descheduled for a time slice while
+# it holds a chunk then delays the call by a small part of what it contributes.
+LOAD_TEAM_WORK = 1 << 26
+LOAD_TEAM_MODES = ("auto", "always", "never")
+
+
+def _load_team_from_env():
+    mode = os.environ.get("MINIPOOL_LOAD_TEAM", "auto").strip().lower() or "auto"
+    if mode not in LOAD_TEAM_MODES:
+        raise ValueError(f"MINIPOOL_LOAD_TEAM={mode!r} must be one of {', '.join(LOAD_TEAM_MODES)}")
+    return mode
+
+
+_load_team_mode = _load_team_from_env()
+
+
 def kernel_threads(n_planes, work):
     """Threads for a kernel call over ``n_planes`` independent planes touching
     ``work`` elements: 1 for small jobs, never more threads than planes, nor
@@ -52,6 +70,40 @@ def kernel_threads(n_planes, work):
     if work < PARALLEL_WORK_THRESHOLD or n_planes < 2 or _num_threads == 1:
         return 1
     return max(1, min(_num_threads, n_planes, _cpu_load.free_threads()))
+
+
+def kernel_team(n_planes, work, multiply_adds):
+    """``(threads, load_team)`` for a kernel that can share its chunks out on the
+    load-tolerant team (``minipool/_kernels/load_team.h``) instead of an OpenMP region.
+
+    Quiet machine: ``kernel_threads`` on OpenMP, as every kernel.  When other
+    processes' load has shrunk the team (``minipool._cpu_load``) and the call is
+    long (``multiply_adds >= LOAD_TEAM_WORK``), the full team runs on the
+    load-tolerant team: the thread that shares a core with the other process adds
+    the part of a core it gets, and the call never waits for it to be scheduled
+    unless it holds a chunk.  Short calls stay on one thread (a time slice of
+    waiting would cost more than the thread adds).  ``MINIPOOL_LOAD_TEAM``
+    (``auto``, ``always``: whenever threads > 1, ``never``) is for tests and benchmarks.
+    """
+    threads = kernel_threads(n_planes, work)
+    if _load_team_mode == "never" or work < PARALLEL_WORK_THRESHOLD:
+        return threads, False
+    full = max(1, min(_num_threads, n_planes))
+    if _load_team_mode == "always":
+        return full, full > 1
+    if threads < full and multiply_adds >= LOAD_TEAM_WORK:
+        return full, True
+    return threads, False
+
+
+def set_load_team(mode):
+    """``"auto"`` (the default), ``"always"`` or ``"never"``: when kernels that can use
+    the load-tolerant team do (see ``kernel_team``); for tests and benchmarks."""
+    global _load_team_mode
+    if mode not in LOAD_TEAM_MODES:
+        raise ValueError(f"set_load_team: mode must be one of {LOAD_TEAM_MODES}, got {mode!r}")
+    previous, _load_team_mode = _load_team_mode, mode
+    return previous
 
 
 def set_adaptive_threads(enabled):
