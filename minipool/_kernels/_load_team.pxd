@@ -4,3 +4,4 @@ cdef extern from "load_team.h" nogil:
     ctypedef void (*mp_chunk_fn)(void* context, Py_ssize_t chunk, int worker) noexcept nogil
     void mp_team_run(mp_chunk_fn fn, void* context, Py_ssize_t chunks, int threads)
     int mp_team_helpers()
+    void mp_team_set_helper_delay_us(long delay)

@@ -33,9 +33,11 @@ column blocks hold one row per output pixel.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uintptr_t
+from posix.unistd cimport usleep
 from libc.string cimport memcpy, memset
 
-from minipool._kernels._load_team cimport mp_team_helpers, mp_team_run
+from minipool._kernels._load_team cimport (mp_team_helpers, mp_team_run,
+                                           mp_team_set_helper_delay_us)
 
 # Row-major CBLAS enum values (cblas.h)
 cdef enum:
@@ -667,6 +669,43 @@ cdef void _backward_chunk(void* context, Py_ssize_t s, int worker) noexcept nogi
 def load_team_helpers():
     """Helper threads the load-tolerant team has started in this process (for tests)."""
     return mp_team_helpers()
+
+
+def set_load_team_helper_delay(double seconds):
+    """Tests: every helper sleeps ``seconds`` after taking a job, before claiming
+    a chunk (a thread the OS descheduled at the worst moment); 0 turns it off."""
+    mp_team_set_helper_delay_us(<long>(seconds * 1e6))
+
+
+cdef struct SelfTestJob:
+    long* runs        # per chunk: times it ran
+    int* workers      # per chunk: who ran it last
+    int chunk_us      # every chunk sleeps this long ...
+    int helper_us     # ... and this much longer on a helper
+
+
+cdef void _self_test_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
+    cdef SelfTestJob* job = <SelfTestJob*>context
+    cdef int pause = job.chunk_us + (job.helper_us if worker != 0 else 0)
+    if pause > 0:
+        usleep(pause)
+    job.runs[c] += 1
+    job.workers[c] = worker
+
+
+def load_team_self_test(long[::1] runs, int[::1] workers, int threads, int chunk_us=0,
+                        int helper_us=0):
+    """Tests: run the team over ``runs.shape[0]`` chunks that count their runs in
+    ``runs``, record their worker in ``workers`` and sleep ``chunk_us`` (+ ``helper_us``
+    on a helper) microseconds."""
+    cdef SelfTestJob job
+    if workers.shape[0] != runs.shape[0]:
+        raise ValueError("load_team_self_test: runs and workers must have the same length")
+    if runs.shape[0] == 0:
+        return
+    job.runs, job.workers, job.chunk_us, job.helper_us = &runs[0], &workers[0], chunk_us, helper_us
+    with nogil:
+        mp_team_run(_self_test_chunk, &job, runs.shape[0], threads)
 
 
 # ---------------------------------------------------------------- entry points

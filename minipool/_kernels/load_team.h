@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <time.h>
 /* Py_ssize_t: included after Python.h, as Cython's generated C does */
 
 #define MP_TEAM_MAX_HELPERS 63
@@ -57,6 +58,9 @@ static mp_team_t mp_team = {
     PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0,
 };
 static int mp_team_atfork_registered = 0;
+/* Tests: a helper sleeps this long between taking a job and claiming its first
+ * chunk, as if the OS had descheduled it there. */
+static _Atomic long mp_team_helper_delay_us = 0;
 
 /* Claim and run chunks of job `generation` until none is left; returns chunks run. */
 static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *context,
@@ -98,6 +102,11 @@ static void *mp_team_helper(void *arg) {
         void *context = mp_team.context;
         Py_ssize_t chunks = mp_team.chunks;
         pthread_mutex_unlock(&mp_team.lock);
+        long delay = atomic_load_explicit(&mp_team_helper_delay_us, memory_order_relaxed);
+        if (delay > 0) {
+            struct timespec pause = {delay / 1000000, (delay % 1000000) * 1000};
+            nanosleep(&pause, NULL);
+        }
         mp_team_work(generation, fn, context, chunks, worker);
         pthread_mutex_lock(&mp_team.lock);
     }
@@ -182,6 +191,10 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
         pthread_mutex_unlock(&mp_team.lock);
     }
     pthread_mutex_unlock(&mp_team.caller);
+}
+
+static void mp_team_set_helper_delay_us(long delay) {
+    atomic_store_explicit(&mp_team_helper_delay_us, delay, memory_order_relaxed);
 }
 
 /* Helper threads started so far (for tests). */
