@@ -36,7 +36,7 @@ from libc.stdint cimport int64_t, uintptr_t
 from posix.unistd cimport usleep
 from libc.string cimport memcpy, memset
 
-from minipool._kernels._load_team cimport (mp_team_helpers, mp_team_run,
+from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
                                            mp_team_set_helper_delay_us)
 
 # Row-major CBLAS enum values (cblas.h)
@@ -595,12 +595,14 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
         oh0 = oh1
 
 
-# ---------------------------------------------------------------- load-tolerant team
-# With ``load_team`` the entry points share their images (forward) or slots
-# (backward) out on load_team.h's team instead of an OpenMP region: the caller
-# does not wait for a thread the OS has descheduled (another process busy on its
-# core) unless that thread holds a chunk.  A chunk is the same GEMM (or slot)
-# whoever runs it; the worker index only picks the workspace row.
+# ---------------------------------------------------------------- chunks and the load-tolerant team
+# The entry points' parallel loops run chunks: a GEMM of images (forward) or a
+# slot (backward), described by an ``ImagesJob``.  An OpenMP region runs them, or,
+# with ``load_team``, load_team.h's team: its caller does not wait for a thread
+# the OS has descheduled (another process busy on its core) unless that thread
+# holds a chunk.  A chunk is the same GEMM (or slot) whoever runs it; the worker
+# index only picks the workspace row.  (Both loops call the chunk functions, so
+# each pass has one call site and the compiler inlines it as before.)
 cdef struct ImagesJob:
     const void* x
     const void* weight
@@ -611,24 +613,24 @@ cdef struct ImagesJob:
     void* bias_slots
     void* workspace
     Py_ssize_t N, images, gemms, S, per_thread, slot_size
-    bint weight_finite, is_double
+    bint weight_finite
     const Geometry* g
 
 
-cdef inline void _forward_gemm(const floating* xp, const floating* wp, const floating* bias_ptr,
-                               floating* op, floating* wsp, Py_ssize_t n, Py_ssize_t N,
-                               Py_ssize_t images, const Geometry* g) noexcept nogil:
+cdef void _forward_gemm(const floating* xp, const floating* wp, const floating* bias_ptr,
+                        floating* op, floating* wsp, Py_ssize_t n, Py_ssize_t N,
+                        Py_ssize_t images, const Geometry* g) noexcept nogil:
     """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
                     op + n * images * out_image, wsp, g)
 
 
-cdef inline void _backward_slot(const floating* xp, const floating* wp, bint weight_finite,
-                                const floating* gp, floating* gxp, floating* slotp,
-                                floating* bslotp, floating* wsp, Py_ssize_t s, Py_ssize_t S,
-                                Py_ssize_t gemms, Py_ssize_t N, Py_ssize_t images,
-                                Py_ssize_t slot_size, const Geometry* g) noexcept nogil:
+cdef void _backward_slot(const floating* xp, const floating* wp, bint weight_finite,
+                         const floating* gp, floating* gxp, floating* slotp,
+                         floating* bslotp, floating* wsp, Py_ssize_t s, Py_ssize_t S,
+                         Py_ssize_t gemms, Py_ssize_t N, Py_ssize_t images,
+                         Py_ssize_t slot_size, const Geometry* g) noexcept nogil:
     """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
     while n < gemms:
@@ -640,30 +642,34 @@ cdef inline void _backward_slot(const floating* xp, const floating* wp, bint wei
         n = n + S
 
 
-cdef void _forward_chunk(void* context, Py_ssize_t n, int worker) noexcept nogil:
+cdef void _forward_chunk_f32(void* context, Py_ssize_t n, int worker) noexcept nogil:
     cdef ImagesJob* job = <ImagesJob*>context
-    if job.is_double:
-        _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.bias,
-                      <double*>job.out, <double*>job.workspace + worker * job.per_thread
-                      if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
-    else:
-        _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.bias,
-                      <float*>job.out, <float*>job.workspace + worker * job.per_thread
-                      if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
+    _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.bias,
+                  <float*>job.out, <float*>job.workspace + worker * job.per_thread
+                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
 
 
-cdef void _backward_chunk(void* context, Py_ssize_t s, int worker) noexcept nogil:
+cdef void _forward_chunk_f64(void* context, Py_ssize_t n, int worker) noexcept nogil:
     cdef ImagesJob* job = <ImagesJob*>context
-    if job.is_double:
-        _backward_slot(<const double*>job.x, <const double*>job.weight, job.weight_finite,
-                       <const double*>job.grad, <double*>job.out, <double*>job.slots,
-                       <double*>job.bias_slots, <double*>job.workspace + worker * job.per_thread,
-                       s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
-    else:
-        _backward_slot(<const float*>job.x, <const float*>job.weight, job.weight_finite,
-                       <const float*>job.grad, <float*>job.out, <float*>job.slots,
-                       <float*>job.bias_slots, <float*>job.workspace + worker * job.per_thread,
-                       s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
+    _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.bias,
+                  <double*>job.out, <double*>job.workspace + worker * job.per_thread
+                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
+
+
+cdef void _backward_chunk_f32(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _backward_slot(<const float*>job.x, <const float*>job.weight, job.weight_finite,
+                   <const float*>job.grad, <float*>job.out, <float*>job.slots,
+                   <float*>job.bias_slots, <float*>job.workspace + worker * job.per_thread,
+                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
+
+
+cdef void _backward_chunk_f64(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _backward_slot(<const double*>job.x, <const double*>job.weight, job.weight_finite,
+                   <const double*>job.grad, <double*>job.out, <double*>job.slots,
+                   <double*>job.bias_slots, <double*>job.workspace + worker * job.per_thread,
+                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
 
 
 def load_team_helpers():
@@ -766,17 +772,18 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
     cdef Py_ssize_t gemms = (N + images - 1) // images
     cdef ImagesJob job
+    job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
+    job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
+    cdef mp_chunk_fn chunk = _forward_chunk_f64 if floating is double else _forward_chunk_f32
     if load_team and num_threads > 1:
-        job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
-        job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
-        job.is_double = floating is double
         with nogil:
-            mp_team_run(_forward_chunk, &job, gemms, num_threads)
+            mp_team_run(chunk, &job, gemms, num_threads)
         return
     for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
-        t = threadid()
-        _forward_gemm(xp, wp, bias_ptr, op, wsp + t * per_thread if wsp != NULL else NULL,
-                      n, N, images, &g)
+        if floating is double:
+            _forward_chunk_f64(&job, n, threadid())
+        else:
+            _forward_chunk_f32(&job, n, threadid())
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
@@ -860,18 +867,20 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
     # Dynamic scheduling balances slots with unequal GEMM counts; it moves
     # whole slots between threads, so the sums do not change.
+    job.x, job.weight, job.grad, job.out, job.workspace = xp, wp, gp, gxp, wsp
+    job.slots, job.bias_slots, job.weight_finite = slotp, bslotp, weight_finite
+    job.N, job.images, job.gemms, job.S, job.g = N, images, gemms, S, &g
+    job.per_thread, job.slot_size = per_thread, slot_size
+    cdef mp_chunk_fn chunk = _backward_chunk_f64 if floating is double else _backward_chunk_f32
     if load_team and num_threads > 1:
-        job.x, job.weight, job.grad, job.out, job.workspace = xp, wp, gp, gxp, wsp
-        job.slots, job.bias_slots, job.weight_finite = slotp, bslotp, weight_finite
-        job.N, job.images, job.gemms, job.S, job.g = N, images, gemms, S, &g
-        job.per_thread, job.slot_size, job.is_double = per_thread, slot_size, floating is double
         with nogil:
-            mp_team_run(_backward_chunk, &job, busy_slots, num_threads)
+            mp_team_run(chunk, &job, busy_slots, num_threads)
         return
     for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
-        t = threadid()
-        _backward_slot(xp, wp, weight_finite, gp, gxp, slotp, bslotp, wsp + t * per_thread,
-                       s, S, gemms, N, images, slot_size, &g)
+        if floating is double:
+            _backward_chunk_f64(&job, s, threadid())
+        else:
+            _backward_chunk_f32(&job, s, threadid())
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, object geometry, int num_threads=1):
