@@ -3,6 +3,8 @@
 The kernels take their thread count from here on every call, so
 ``set_num_threads`` takes effect at once.  At import the count comes from
 ``MINIPOOL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of CPUs.
+Under load (``minipool._cpu_load``) ``kernel_threads`` shrinks the team, and
+``kernel_team`` moves long convolutions to the load-tolerant team instead.
 """
 import os
 import platform
@@ -157,6 +159,7 @@ def show_config(file=None):
         f"  adaptive team  " + (f"on (other processes busy on {_cpu_load.other_load():.1f} cores: "
                                 f"up to {_cpu_load.free_threads()} threads now)"
                                 if _cpu_load.adaptive() else "off"),
+        f"  load team      {_load_team_mode} (long convolutions under load; MINIPOOL_LOAD_TEAM)",
         f"  compiler       {BUILD_INFO.get('compiler', 'unknown')}",
         f"  compile flags  {' '.join(BUILD_INFO.get('compile_args', [])) or 'unknown'}",
         f"  link flags     {' '.join(BUILD_INFO.get('link_args', [])) or '(none)'}",
