@@ -3,6 +3,8 @@
 The kernels take their thread count from here on every call, so
 ``set_num_threads`` takes effect at once.  At import the count comes from
 ``MINIPOOL_NUM_THREADS``, else ``OMP_NUM_THREADS``, else the number of CPUs.
+Under load (``minipool._cpu_load``) ``kernel_threads`` shrinks the team, and
+``kernel_team`` moves long convolutions to the load-tolerant team instead.
 """
 import os
 import platform
@@ -45,6 +47,24 @@ def get_num_threads():
     return _num_threads
 
 
+# Under load a kernel that can run on the load-tolerant team (conv2d, see
+# ``kernel_team``) keeps its full team when a call does at least this many
+# multiply-adds (~2 ms of one core): a thread descheduled for a time slice while
+# it holds a chunk then delays the call by a small part of what it contributes.
+LOAD_TEAM_WORK = 1 << 26
+LOAD_TEAM_MODES = ("auto", "always", "never")
+
+
+def _load_team_from_env():
+    mode = os.environ.get("MINIPOOL_LOAD_TEAM", "auto").strip().lower() or "auto"
+    if mode not in LOAD_TEAM_MODES:
+        raise ValueError(f"MINIPOOL_LOAD_TEAM={mode!r} must be one of {', '.join(LOAD_TEAM_MODES)}")
+    return mode
+
+
+_load_team_mode = _load_team_from_env()
+
+
 def kernel_threads(n_planes, work):
     """Threads for a kernel call over ``n_planes`` independent planes touching
     ``work`` elements: 1 for small jobs, never more threads than planes, nor
@@ -52,6 +72,40 @@ def kernel_threads(n_planes, work):
     if work < PARALLEL_WORK_THRESHOLD or n_planes < 2 or _num_threads == 1:
         return 1
     return max(1, min(_num_threads, n_planes, _cpu_load.free_threads()))
+
+
+def kernel_team(n_planes, work, multiply_adds):
+    """``(threads, load_team)`` for a kernel that can share its chunks out on the
+    load-tolerant team (``minipool/_kernels/load_team.h``) instead of an OpenMP region.
+
+    Quiet machine: ``kernel_threads`` on OpenMP, as every kernel.  When other
+    processes' load has shrunk the team (``minipool._cpu_load``) and the call is
+    long (``multiply_adds >= LOAD_TEAM_WORK``), the full team runs on the
+    load-tolerant team: the thread that shares a core with the other process adds
+    the part of a core it gets, and the call never waits for it to be scheduled
+    unless it holds a chunk.  Short calls stay on one thread (a time slice of
+    waiting would cost more than the thread adds).  ``MINIPOOL_LOAD_TEAM``
+    (``auto``, ``always``: whenever threads > 1, ``never``) is for tests and benchmarks.
+    """
+    threads = kernel_threads(n_planes, work)
+    if _load_team_mode == "never" or work < PARALLEL_WORK_THRESHOLD:
+        return threads, False
+    full = max(1, min(_num_threads, n_planes))
+    if _load_team_mode == "always":
+        return full, full > 1
+    if threads < full and multiply_adds >= LOAD_TEAM_WORK:
+        return full, True
+    return threads, False
+
+
+def set_load_team(mode):
+    """``"auto"`` (the default), ``"always"`` or ``"never"``: when kernels that can use
+    the load-tolerant team do (see ``kernel_team``); for tests and benchmarks."""
+    global _load_team_mode
+    if mode not in LOAD_TEAM_MODES:
+        raise ValueError(f"set_load_team: mode must be one of {LOAD_TEAM_MODES}, got {mode!r}")
+    previous, _load_team_mode = _load_team_mode, mode
+    return previous
 
 
 def set_adaptive_threads(enabled):
@@ -105,6 +159,7 @@ def show_config(file=None):
         f"  adaptive team  " + (f"on (other processes busy on {_cpu_load.other_load():.1f} cores: "
                                 f"up to {_cpu_load.free_threads()} threads now)"
                                 if _cpu_load.adaptive() else "off"),
+        f"  load team      {_load_team_mode} (long convolutions under load; MINIPOOL_LOAD_TEAM)",
         f"  compiler       {BUILD_INFO.get('compiler', 'unknown')}",
         f"  compile flags  {' '.join(BUILD_INFO.get('compile_args', [])) or 'unknown'}",
         f"  link flags     {' '.join(BUILD_INFO.get('link_args', [])) or '(none)'}",

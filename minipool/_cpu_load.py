@@ -16,6 +16,14 @@ is the other processes' load, in cores.  A team shrinks when the free cores
 fall 0.6 below its size and grows back when they rise 0.6 above: a band, so
 that a load near the middle does not make it flap.  Where ``/proc/stat`` is not
 readable the team is never shrunk.
+
+A shrunk team leaves the share of the busy core that the scheduler would give
+our second thread (a third of a core on 2 cores with one busy: 4/3 of a core
+for our two threads) unused.  Long conv2d calls take it back: under load they
+keep the full team on ``minipool/_kernels/load_team.h``, a team whose caller
+waits only for chunks a thread has claimed, never for a descheduled thread to
+check in (``minipool._config.kernel_team``).  Short calls stay on one thread:
+there a time slice of waiting for a chunk would cost more than the thread adds.
 """
 import os
 import threading

@@ -33,7 +33,11 @@ column blocks hold one row per output pixel.
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uintptr_t
+from posix.unistd cimport usleep
 from libc.string cimport memcpy, memset
+
+from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
+                                           mp_team_set_helper_delay_us)
 
 # Row-major CBLAS enum values (cblas.h)
 cdef enum:
@@ -591,6 +595,125 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
         oh0 = oh1
 
 
+# ---------------------------------------------------------------- chunks and the load-tolerant team
+# The entry points' parallel loops run chunks: a GEMM of images (forward) or a
+# slot (backward), described by an ``ImagesJob``.  An OpenMP region runs them, or,
+# with ``load_team``, load_team.h's team: its caller does not wait for a thread
+# the OS has descheduled (another process busy on its core) unless that thread
+# holds a chunk.  A chunk is the same GEMM (or slot) whoever runs it; the worker
+# index only picks the workspace row.  (Both loops call the chunk functions, so
+# each pass has one call site and the compiler inlines it as before.)
+cdef struct ImagesJob:
+    const void* x
+    const void* weight
+    const void* bias          # forward
+    const void* grad          # backward
+    void* out                 # forward output or backward grad_x (may be NULL)
+    void* slots
+    void* bias_slots
+    void* workspace
+    Py_ssize_t N, images, gemms, S, per_thread, slot_size
+    bint weight_finite
+    const Geometry* g
+
+
+cdef void _forward_gemm(const floating* xp, const floating* wp, const floating* bias_ptr,
+                        floating* op, floating* wsp, Py_ssize_t n, Py_ssize_t N,
+                        Py_ssize_t images, const Geometry* g) noexcept nogil:
+    """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
+                    op + n * images * out_image, wsp, g)
+
+
+cdef void _backward_slot(const floating* xp, const floating* wp, bint weight_finite,
+                         const floating* gp, floating* gxp, floating* slotp,
+                         floating* bslotp, floating* wsp, Py_ssize_t s, Py_ssize_t S,
+                         Py_ssize_t gemms, Py_ssize_t N, Py_ssize_t images,
+                         Py_ssize_t slot_size, const Geometry* g) noexcept nogil:
+    """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
+    while n < gemms:
+        _backward_images(xp + n * images * in_image, min(images, N - n * images), wp,
+                         weight_finite, gp + n * images * out_image,
+                         gxp + n * images * in_image if gxp != NULL else NULL,
+                         slotp + s * slot_size if slotp != NULL else NULL,
+                         bslotp + s * g.O if bslotp != NULL else NULL, n >= S, wsp, g)
+        n = n + S
+
+
+cdef void _forward_chunk_f32(void* context, Py_ssize_t n, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.bias,
+                  <float*>job.out, <float*>job.workspace + worker * job.per_thread
+                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
+
+
+cdef void _forward_chunk_f64(void* context, Py_ssize_t n, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.bias,
+                  <double*>job.out, <double*>job.workspace + worker * job.per_thread
+                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
+
+
+cdef void _backward_chunk_f32(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _backward_slot(<const float*>job.x, <const float*>job.weight, job.weight_finite,
+                   <const float*>job.grad, <float*>job.out, <float*>job.slots,
+                   <float*>job.bias_slots, <float*>job.workspace + worker * job.per_thread,
+                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
+
+
+cdef void _backward_chunk_f64(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    cdef ImagesJob* job = <ImagesJob*>context
+    _backward_slot(<const double*>job.x, <const double*>job.weight, job.weight_finite,
+                   <const double*>job.grad, <double*>job.out, <double*>job.slots,
+                   <double*>job.bias_slots, <double*>job.workspace + worker * job.per_thread,
+                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
+
+
+def load_team_helpers():
+    """Helper threads the load-tolerant team has started in this process (for tests)."""
+    return mp_team_helpers()
+
+
+def set_load_team_helper_delay(double seconds):
+    """Tests: every helper sleeps ``seconds`` after taking a job, before claiming
+    a chunk (a thread the OS descheduled at the worst moment); 0 turns it off."""
+    mp_team_set_helper_delay_us(<long>(seconds * 1e6))
+
+
+cdef struct SelfTestJob:
+    long* runs        # per chunk: times it ran
+    int* workers      # per chunk: who ran it last
+    int chunk_us      # every chunk sleeps this long ...
+    int helper_us     # ... and this much longer on a helper
+
+
+cdef void _self_test_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
+    cdef SelfTestJob* job = <SelfTestJob*>context
+    cdef int pause = job.chunk_us + (job.helper_us if worker != 0 else 0)
+    if pause > 0:
+        usleep(pause)
+    job.runs[c] += 1
+    job.workers[c] = worker
+
+
+def load_team_self_test(long[::1] runs, int[::1] workers, int threads, int chunk_us=0,
+                        int helper_us=0):
+    """Tests: run the team over ``runs.shape[0]`` chunks that count their runs in
+    ``runs``, record their worker in ``workers`` and sleep ``chunk_us`` (+ ``helper_us``
+    on a helper) microseconds."""
+    cdef SelfTestJob job
+    if workers.shape[0] != runs.shape[0]:
+        raise ValueError("load_team_self_test: runs and workers must have the same length")
+    if runs.shape[0] == 0:
+        return
+    job.runs, job.workers, job.chunk_us, job.helper_us = &runs[0], &workers[0], chunk_us, helper_us
+    with nogil:
+        mp_team_run(_self_test_chunk, &job, runs.shape[0], threads)
+
+
 # ---------------------------------------------------------------- entry points
 def _dims(view):
     """A typed memoryview's shape as a tuple (for error messages)."""
@@ -614,12 +737,14 @@ cdef void _set_images(Geometry* g, Py_ssize_t images) except *:
 
 def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
                    floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
-                   floating[:, ::1] workspace, int num_threads, Py_ssize_t images=1):
+                   floating[:, ::1] workspace, int num_threads, Py_ssize_t images=1,
+                   bint load_team=False):
     """out (N, O, Ho, Wo) = conv(x (N, C, H, W), weight (O, C/groups*kh*kw)) + bias.
 
     ``block_rows``, ``images`` (per GEMM) and the workspace per thread come from
     ``plan_batch`` (or ``plan``, one image): ``workspace`` is (num_threads, forward
-    elements) at least."""
+    elements) at least.  ``load_team``: share the GEMMs out on the load-tolerant
+    team (same bits) instead of an OpenMP region."""
     cdef Py_ssize_t N = x.shape[0], n, t
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
@@ -645,25 +770,33 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* wp = &weight[0, 0] if weight.size else NULL
     cdef floating* op = &out[0, 0, 0, 0]
     cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
-    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef Py_ssize_t gemms = (N + images - 1) // images
+    cdef ImagesJob job
+    job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
+    job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
+    cdef mp_chunk_fn chunk = _forward_chunk_f64 if floating is double else _forward_chunk_f32
+    if load_team and num_threads > 1:
+        with nogil:
+            mp_team_run(chunk, &job, gemms, num_threads)
+        return
     for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
-        t = threadid()
-        _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
-                        op + n * images * out_image,
-                        wsp + t * per_thread if wsp != NULL else NULL, &g)
+        if floating is double:
+            _forward_chunk_f64(&job, n, threadid())
+        else:
+            _forward_chunk_f32(&job, n, threadid())
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                     const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
                     object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
-                    int num_threads, Py_ssize_t images=1):
+                    int num_threads, Py_ssize_t images=1, bint load_team=False):
     """Fill ``grad_x`` (N, C, H, W), ``weight_slots`` (S, groups, C/groups*kh*kw,
     O/groups) -- the weight gradient transposed per group -- and ``bias_slots``
     (S, O); any may be None.  The images go ``images`` per GEMM (as in
     ``conv2d_forward``); slot s receives the sum over GEMMs m = s, s + S, s + 2S,
     ... in that order (the caller adds the slots in order).
-    ``workspace``: (num_threads, backward elements from ``plan_batch``) at least."""
+    ``workspace``: (num_threads, backward elements from ``plan_batch``) at least.
+    ``load_team``: share the slots out on the load-tolerant team (same bits)."""
     # without slots every GEMM is a "slot" of its own (shared out freely)
     cdef Py_ssize_t N = x.shape[0], s, n, t, o, j, S = max(x.shape[0], 1)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
@@ -728,22 +861,26 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef bint weight_finite = _all_finite(wp, weight.shape[0] * weight.shape[1])
     cdef const floating* gp = &grad[0, 0, 0, 0]
     cdef floating* wsp = &workspace[0, 0]
-    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
+    cdef Py_ssize_t slot_size = g.O * g.K_group
     cdef Py_ssize_t busy_slots = min(S, gemms)
+    cdef ImagesJob job
     # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
     # Dynamic scheduling balances slots with unequal GEMM counts; it moves
     # whole slots between threads, so the sums do not change.
+    job.x, job.weight, job.grad, job.out, job.workspace = xp, wp, gp, gxp, wsp
+    job.slots, job.bias_slots, job.weight_finite = slotp, bslotp, weight_finite
+    job.N, job.images, job.gemms, job.S, job.g = N, images, gemms, S, &g
+    job.per_thread, job.slot_size = per_thread, slot_size
+    cdef mp_chunk_fn chunk = _backward_chunk_f64 if floating is double else _backward_chunk_f32
+    if load_team and num_threads > 1:
+        with nogil:
+            mp_team_run(chunk, &job, busy_slots, num_threads)
+        return
     for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
-        t = threadid()
-        n = s
-        while n < gemms:
-            _backward_images(xp + n * images * in_image, min(images, N - n * images), wp,
-                             weight_finite, gp + n * images * out_image,
-                             gxp + n * images * in_image if gxp != NULL else NULL,
-                             slotp + s * slot_size if slotp != NULL else NULL,
-                             bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
-                             wsp + t * per_thread, &g)
-            n = n + S
+        if floating is double:
+            _backward_chunk_f64(&job, s, threadid())
+        else:
+            _backward_chunk_f32(&job, s, threadid())
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, object geometry, int num_threads=1):

@@ -71,13 +71,14 @@ def _batch_blocks(N, C, H, W, O, geometry, budget, gemm_columns, min_gemms):
 
 def _plan(x_shape, O, geometry):
     """(output rows per column block, images per GEMM, forward and backward workspace per
-    thread, threads)."""
+    thread, threads, load_team: run on the load-tolerant team, see ``_config.kernel_team``)."""
     N, C, H, W = x_shape
     block_rows, images, forward, backward = _batch_blocks(N, C, H, W, O, geometry, BLOCK_ELEMENTS,
                                                           GEMM_COLUMNS, MIN_GEMMS)
     kh, kw, Ho, Wo = geometry.kh, geometry.kw, geometry.Ho, geometry.Wo
-    threads = _config.kernel_threads(N, C * kh * kw * N * Ho * Wo)
-    return block_rows, images, forward, backward, threads
+    columns = C * kh * kw * N * Ho * Wo
+    threads, load_team = _config.kernel_team(N, columns, columns * (O // geometry.groups))
+    return block_rows, images, forward, backward, threads, load_team
 
 
 class ConvGeometry(NamedTuple):
@@ -107,12 +108,12 @@ class Conv2dFn(Function):
         weight2 = np.ascontiguousarray(weight).reshape(weight.shape[0], -1)
         N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, O, Ho, Wo), dtype=x.dtype)
-        block_rows, images, per_thread, _, threads = _plan(x.shape, O, geometry)
+        block_rows, images, per_thread, _, threads, load_team = _plan(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
         with single_threaded():
             kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads,
-                                   images)
+                                   images, load_team=load_team)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
             ctx.save_for_backward(x, weight2)
@@ -125,7 +126,8 @@ class Conv2dFn(Function):
         groups = geometry.groups
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad = np.ascontiguousarray(grad, dtype=x.dtype)
-        block_rows, images, _, per_thread, threads = _plan(x.shape, weight2.shape[0], geometry)
+        block_rows, images, _, per_thread, threads, load_team = _plan(x.shape, weight2.shape[0],
+                                                                      geometry)
         grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
         O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
         slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
@@ -134,7 +136,7 @@ class Conv2dFn(Function):
             workspace = scratch.empty((threads, per_thread), x.dtype)
             with single_threaded():
                 kernels.conv2d_backward(x, weight2, grad, grad_x, slots, bias_slots, geometry,
-                                        block_rows, workspace, threads, images)
+                                        block_rows, workspace, threads, images, load_team=load_team)
         grad_w = grad_b = None
         if need_w:
             grad_w_t = slots[0].copy()
