@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
-from minipool._random import default_generator, initial_seed, manual_seed  # noqa: E402
-__all__ += ["manual_seed", "initial_seed", "default_generator"]
+from minipool._random import Generator, default_generator, initial_seed, manual_seed  # noqa: E402
+from minipool.tensor import get_default_dtype, set_default_dtype  # noqa: E402
+__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_default_dtype",
+            "set_default_dtype"]
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
 # Tensor habits: reductions and copies as module functions, torch.max style (issue 12, part 2).
@@ -73,7 +75,8 @@ from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal,
                                       round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
 from minipool.ops.elementwise import clip as clamp  # noqa: E402
 from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
-from minipool.ops.linalg import matmul  # noqa: E402
+from minipool.ops.linalg import bmm, einsum, matmul  # noqa: E402
+from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
                                 transpose, unsqueeze)
@@ -82,7 +85,8 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
-            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze"]
+            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
+            "std_mean", "var_mean"]
 
 # PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.
 _NOT_HERE = {

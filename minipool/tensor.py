@@ -24,9 +24,33 @@ if TYPE_CHECKING:  # minipool._typing imports this module
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
 
-DEFAULT_DTYPE = np.dtype(np.float32)
 _CPU = _device.device("cpu")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_default_dtype = FLOAT_DTYPES[0]
+
+
+def get_default_dtype():
+    """The float dtype that factories (``zeros``, ``randn``, ...), ``tensor`` of Python floats
+    and new layers' parameters use when no dtype is given: float32 unless changed.
+
+    >>> import minipool as mp
+    >>> mp.get_default_dtype()
+    dtype('float32')
+    """
+    return _default_dtype
+
+
+def set_default_dtype(dtype):
+    """Make ``dtype`` (float32 or float64) the default float dtype, as ``torch.set_default_dtype``
+    (per process; gradcheck scripts set float64).  Tensors already made keep their dtype."""
+    global _default_dtype
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d not in FLOAT_DTYPES:
+        raise TypeError(f"set_default_dtype: dtype must be mp.float32 or mp.float64, got {dtype!r}")
+    _default_dtype = d
 
 
 # --------------------------------------------------------------------------- grad mode
@@ -384,7 +408,7 @@ def _as_array(data, dtype=None):
     else:
         arr = np.asarray(data, dtype=dtype)
         if dtype is None and arr.dtype == np.float64:
-            arr = arr.astype(DEFAULT_DTYPE)  # Python floats default to float32, as in PyTorch
+            arr = arr.astype(_default_dtype)  # Python floats: the default dtype, as in PyTorch
     if arr.dtype == object:
         raise TypeError(f"cannot make a Tensor from {type(data).__name__} holding Python objects")
     if arr.dtype.kind not in "biuf":
@@ -604,7 +628,7 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype != DEFAULT_DTYPE:
+        if self.data.dtype != _default_dtype:
             extra += f", dtype={self.data.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.name}"
@@ -1178,6 +1202,38 @@ class Tensor:
         """Cast to bool (nonzero is True; no gradient)."""
         return self.astype(np.bool_)
 
+    def type(self, dtype: Optional[Union[DTypeLike, str]] = None,
+             non_blocking: bool = False) -> Union[str, Tensor]:
+        """With no argument, the type's name in PyTorch's style ('minipool.FloatTensor' for
+        float32, 'minipool.LongTensor' for int64, ...); with a dtype or such a name
+        ('torch.DoubleTensor' works too) this tensor cast to it, self if it already is.
+
+        >>> import minipool as mp
+        >>> x = mp.zeros(2); x.type(), x.type(mp.float64).dtype, x.type("torch.LongTensor").type()
+        ('minipool.FloatTensor', dtype('float64'), 'minipool.LongTensor')
+        """
+        if dtype is None:
+            name = _TENSOR_TYPE_NAMES.get(self.data.dtype)
+            if name is None:  # float16 and uint16/32/64 have no torch CPU tensor type name
+                return f"minipool.Tensor[{self.data.dtype}]"
+            return f"minipool.{name}"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            by_name = {v: k for k, v in _TENSOR_TYPE_NAMES.items()}
+            wanted = by_name.get(dtype.rsplit(".", 1)[-1])
+            if wanted is None or dtype.count(".") != 1 or dtype.split(".")[0] not in ("torch", "minipool"):
+                raise ValueError(f"type: unknown tensor type {dtype!r}; give a dtype (e.g. "
+                                 f"mp.float64) or one of {sorted('minipool.' + n for n in by_name)}")
+            dtype = wanted
+        dtype = _to_dtype(dtype, "type")
+        return self if dtype == self.data.dtype else self.astype(dtype)
+
+
+# Tensor.type()'s names: PyTorch's legacy CPU tensor types, by dtype
+_TENSOR_TYPE_NAMES = {np.dtype(t): n for t, n in (
+    (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.float16, "HalfTensor"),
+    (np.int64, "LongTensor"), (np.int32, "IntTensor"), (np.int16, "ShortTensor"),
+    (np.int8, "CharTensor"), (np.uint8, "ByteTensor"), (np.bool_, "BoolTensor"))}
+
 
 class Size(tuple):
     """A tensor's shape, as ``Tensor.size()`` returns it: a tuple of ints.
@@ -1261,7 +1317,8 @@ def _parse_to_args(op, args, kwargs):
 def tensor(data, dtype=None, requires_grad=False):
     """Make a Tensor from a list, scalar, array or Tensor (the data is copied).
 
-    Python floats become float32 (the working dtype); NumPy arrays keep their dtype.
+    Python floats become the default dtype (float32; see :func:`set_default_dtype`); NumPy
+    arrays keep their dtype.
 
     >>> import minipool as mp
     >>> mp.tensor([1.5, 2.0]).dtype
@@ -1280,17 +1337,17 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
-def zeros(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
-    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+def zeros(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
-    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+def ones(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.ones(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype=DEFAULT_DTYPE, requires_grad=False):
+def full(shape, fill_value, dtype=None, requires_grad=False):
     return Tensor(np.full(_shape_arg((shape,) if isinstance(shape, int) else (tuple(shape),)),
-                          fill_value, dtype=dtype), requires_grad=requires_grad)
+                          fill_value, dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -1301,24 +1358,24 @@ def ones_like(t, dtype=None, requires_grad=False):
     return Tensor(np.ones_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def randn(*shape, dtype=None, requires_grad=False, generator=None):
     """Standard normal samples; ``generator``: None (the default, see ``mp.manual_seed``), an int
-    seed or a ``np.random.Generator``."""
+    seed, an ``mp.Generator`` or a ``np.random.Generator``."""
     rng = _random.resolve(generator, "randn")
-    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def rand(*shape, dtype=None, requires_grad=False, generator=None):
     """Uniform samples in [0, 1); ``generator`` as in :func:`randn`."""
     rng = _random.resolve(generator, "rand")
-    return Tensor(rng.random(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(rng.random(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    """Like ``np.arange``; float arguments give float32."""
+    """Like ``np.arange``; float arguments give the default dtype (float32)."""
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and arr.dtype == np.float64:
-        dtype = DEFAULT_DTYPE
+        dtype = _default_dtype
     return Tensor(arr if dtype is None else arr.astype(dtype), requires_grad=requires_grad)
 
 
@@ -1365,12 +1422,12 @@ def randperm(n, *, dtype=None, generator=None):
     return Tensor(perm.astype(_dtype_of(dtype, np.int64)))
 
 
-def empty(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
+def empty(*shape, dtype=None, requires_grad=False):
     """An uninitialised tensor, as in PyTorch: its values are whatever the memory held."""
-    return Tensor(np.empty(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.empty(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def eye(n, m=None, *, dtype=DEFAULT_DTYPE, requires_grad=False):
+def eye(n, m=None, *, dtype=None, requires_grad=False):
     """The n x m identity matrix (m = n by default).
 
     >>> import minipool as mp
@@ -1378,12 +1435,12 @@ def eye(n, m=None, *, dtype=DEFAULT_DTYPE, requires_grad=False):
     [[1.0, 0.0], [0.0, 1.0]]
     """
     m = n if m is None else m
-    return Tensor(np.eye(_shape_arg((n,))[0], _shape_arg((m,))[0], dtype=dtype),
+    return Tensor(np.eye(_shape_arg((n,))[0], _shape_arg((m,))[0], dtype=_dtype_of(dtype, _default_dtype)),
                   requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=DEFAULT_DTYPE, requires_grad=False):
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32).
+def linspace(start, end, steps, *, dtype=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype).
 
     >>> import minipool as mp
     >>> mp.linspace(0, 1, 5).tolist()
@@ -1391,7 +1448,8 @@ def linspace(start, end, steps, *, dtype=DEFAULT_DTYPE, requires_grad=False):
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
-    return Tensor(np.linspace(start, end, int(steps)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(np.linspace(start, end, int(steps)).astype(_dtype_of(dtype, _default_dtype)),
+                  requires_grad=requires_grad)
 
 
 def as_tensor(data, dtype=None):
