@@ -45,10 +45,10 @@ def set_default_dtype(dtype):
     (per process; gradcheck scripts set float64).  Tensors already made keep their dtype."""
     global _default_dtype
     try:
-        d = np.dtype(dtype)
+        d = None if dtype is None else np.dtype(dtype)
     except TypeError:
         d = None
-    if d not in FLOAT_DTYPES:
+    if d is None or d not in FLOAT_DTYPES:  # (np.dtype("float64") == None is True)
         raise TypeError(f"set_default_dtype: dtype must be mp.float32 or mp.float64, got {dtype!r}")
     _default_dtype = d
 

@@ -162,7 +162,7 @@ class Unflatten(Module):
                 list(unflattened_size).count(-1) > 1:
             raise ValueError(f"Unflatten: unflattened_size must be non-empty sizes >= 0 with at "
                              f"most one -1, got {unflattened_size!r}")
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        self.dim, self.unflattened_size = dim, unflattened_size  # kept as given, for the repr
 
     def forward(self, x: Tensor) -> Tensor:
         shape = x.shape

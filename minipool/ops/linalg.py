@@ -103,7 +103,7 @@ def _explicit_einsum(equation, shapes):
             if k < 0:
                 raise ValueError(f"einsum: operand subscripts {sub!r} need more dims than {shape}")
             sub = sub.replace("...", ell[n_ellipsis - k:])
-        if len(sub) != len(shape) or not sub.isalpha():
+        if len(sub) != len(shape) or not (sub.isalpha() or sub == ""):
             raise ValueError(f"einsum: subscripts {sub!r} do not match an operand of shape {shape}")
         subs.append(sub)
     if arrow:
@@ -148,9 +148,11 @@ class Einsum(Function):
                               grad, *[x for _, x in others])
             g = np.expand_dims(g, [k for k, c in enumerate(letters) if c not in reached])
             g = np.broadcast_to(g, [sizes[c] for c in letters])
-            full = np.zeros([sizes[c] for c in sub], dtype=a.dtype)
-            # a repeated letter (a diagonal, 'ii->i') gets the gradient on its diagonal only
-            np.einsum(sub + "->" + letters, full)[...] = g
+            if letters == sub:
+                full = np.array(g, dtype=a.dtype)
+            else:  # a repeated letter (a diagonal, 'ii->i') gets the gradient on its diagonal only
+                full = np.zeros([sizes[c] for c in sub], dtype=a.dtype)
+                np.einsum(sub + "->" + letters, full)[...] = g
             grads.append(unbroadcast(full, a.shape) if full.shape != a.shape else full)
         return (None, None) + tuple(grads)
 
