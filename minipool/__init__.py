@@ -75,7 +75,9 @@ from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal,
                                       round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
 from minipool.ops.elementwise import clip as clamp  # noqa: E402
 from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
-from minipool.ops.linalg import bmm, einsum, matmul  # noqa: E402
+from minipool.ops.linalg import bmm, dot, einsum, matmul, mm, mv, outer  # noqa: E402
+from minipool.tensor import (empty_like, finfo, full_like, iinfo, is_floating_point,  # noqa: E402
+                             is_tensor, numel, rand_like, randn_like)
 from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
@@ -86,7 +88,22 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
             "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
-            "std_mean", "var_mean"]
+            "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
+            "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
+            "eq", "ne", "lt", "le", "gt", "ge"]
+
+
+def _comparison(name):
+    def compare(input, other):
+        if not isinstance(input, Tensor):
+            input = tensor(input)
+        return getattr(input, name)(other)
+    compare.__name__ = compare.__qualname__ = name
+    compare.__doc__ = f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, as torch.{name}."
+    return compare
+
+
+eq, ne, lt, le, gt, ge = (_comparison(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
 
 # PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.
 _NOT_HERE = {

@@ -1119,6 +1119,18 @@ class Tensor:
         """A broadcast view of ``sizes``; -1 keeps that dimension's size, as in PyTorch."""
         return _ops.shape.expand(self, *sizes)
 
+    def expand_as(self, other: Tensor) -> Tensor:
+        """``self.expand(other.shape)``."""
+        return _ops.shape.expand(self, tuple(other.shape))
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """``self.view(other.shape)``."""
+        return self.view(tuple(other.shape))
+
+    def is_floating_point(self) -> "builtins.bool":
+        """True for float16/32/64 tensors."""
+        return self.data.dtype.kind == "f"
+
     def clone(self) -> Tensor:
         """A differentiable copy that owns its memory."""
         return _ops.inplace.clone(self)
@@ -1348,6 +1360,72 @@ def ones(*shape, dtype=None, requires_grad=False):
 def full(shape, fill_value, dtype=None, requires_grad=False):
     return Tensor(np.full(_shape_arg((shape,) if isinstance(shape, int) else (tuple(shape),)),
                           fill_value, dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
+
+
+def _like(where, t, dtype, float_only=False):
+    """The shape and dtype (``input``'s unless given) of a ``*_like`` factory's result."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{where}: input must be a Tensor, got {type(t).__name__}")
+    dtype = t.dtype if dtype is None else np.dtype(dtype)
+    if float_only and dtype.kind != "f":
+        raise TypeError(f"{where}: draws floats, so input (or dtype) must be a float tensor, got "
+                        f"{dtype}; pass dtype=mp.float32")
+    return t.shape, dtype
+
+
+def randn_like(input, *, dtype=None, requires_grad=False):
+    """``randn`` of ``input``'s shape and dtype (from the shared generator, as PyTorch's)."""
+    shape, dtype = _like("randn_like", input, dtype, float_only=True)
+    return randn(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def rand_like(input, *, dtype=None, requires_grad=False):
+    """``rand`` of ``input``'s shape and dtype."""
+    shape, dtype = _like("rand_like", input, dtype, float_only=True)
+    return rand(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, requires_grad=False):
+    """``fill_value`` in ``input``'s shape and dtype (a float value truncates into an int dtype,
+    as PyTorch)."""
+    shape, dtype = _like("full_like", input, dtype)
+    return full(shape, fill_value, dtype=dtype, requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, requires_grad=False):
+    """An uninitialised tensor of ``input``'s shape and dtype."""
+    shape, dtype = _like("empty_like", input, dtype)
+    return empty(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def numel(input) -> int:
+    """The number of elements of ``input``, as ``torch.numel``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"numel: input must be a Tensor, got {type(input).__name__}")
+    return input.numel()
+
+
+def is_tensor(obj) -> bool:
+    """True when ``obj`` is a minipool Tensor (Parameters included), as ``torch.is_tensor``."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input) -> bool:
+    """True when ``input`` is a float16/32/64 Tensor, as ``torch.is_floating_point``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_floating_point: input must be a Tensor, got {type(input).__name__}")
+    return input.is_floating_point()
+
+
+def finfo(type=None):
+    """Machine limits of a float dtype (the default dtype if None): ``eps``, ``max``, ``min``,
+    ``tiny``, ``bits``, ``resolution`` -- NumPy's ``finfo``, which has torch.finfo's fields."""
+    return np.finfo(_default_dtype if type is None else type)
+
+
+def iinfo(type):
+    """Limits of an integer dtype (``min``, ``max``, ``bits``): NumPy's ``iinfo``."""
+    return np.iinfo(type)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):

@@ -6,7 +6,7 @@ from minipool._typing import TensorLike
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor
 
-__all__ = ["matmul", "bmm", "einsum"]
+__all__ = ["matmul", "bmm", "einsum", "mm", "mv", "dot", "outer"]
 
 
 class MatMul(Function):
@@ -186,3 +186,39 @@ def einsum(equation: str, *operands) -> Tensor:
                                  f"{sizes[c]} elsewhere")
             sizes[c] = max(sizes.get(c, 1), n)
     return Einsum.apply(subs, out, *tensors)
+
+
+def _check_dims(where, wanted, **operands):
+    """Each operand as a Tensor with the number of dims ``wanted`` (one per operand), and one dtype."""
+    tensors = [as_tensor(v) for v in operands.values()]
+    for (name, t), nd in zip(zip(operands, tensors), wanted):
+        if t.ndim != nd:
+            raise ValueError(f"{where}: {name} must be {nd}-d, got shape {t.shape}")
+    if len({t.dtype for t in tensors}) > 1:
+        raise TypeError(f"{where}: operands must have the same dtype, got "
+                        f"{[str(t.dtype) for t in tensors]}")
+    return tensors
+
+
+def mm(input: TensorLike, mat2: TensorLike) -> Tensor:
+    """Matrix product of two 2-d tensors (no broadcasting), as ``torch.mm``."""
+    return matmul(*_check_dims("mm", (2, 2), input=input, mat2=mat2))
+
+
+def mv(input: TensorLike, vec: TensorLike) -> Tensor:
+    """Matrix-vector product of a 2-d and a 1-d tensor, as ``torch.mv``."""
+    return matmul(*_check_dims("mv", (2, 1), input=input, vec=vec))
+
+
+def dot(input: TensorLike, tensor: TensorLike) -> Tensor:
+    """Inner product of two 1-d tensors of the same size, as ``torch.dot``."""
+    a, b = _check_dims("dot", (1, 1), input=input, tensor=tensor)
+    if a.shape != b.shape:
+        raise ValueError(f"dot: input and tensor must have the same size, got {a.shape[0]} and {b.shape[0]}")
+    return matmul(a, b)
+
+
+def outer(input: TensorLike, vec2: TensorLike) -> Tensor:
+    """Outer product of two 1-d tensors, as ``torch.outer``: (n,) and (m,) give (n, m)."""
+    a, b = _check_dims("outer", (1, 1), input=input, vec2=vec2)
+    return Einsum.apply(["i", "j"], "ij", a, b)

@@ -445,3 +445,104 @@ def test_unflatten_errors(make, err, text):
 def test_weight_reparametrisations_are_refused_by_name(name):
     with pytest.raises(AttributeError, match="no weight re-parametrisation.*BatchNorm2d"):
         getattr(nn.utils, name)
+
+
+# --------------------------------------------------------------------------- more torch.* names
+def _matmul_loops(a, b):
+    """(n, k) @ (k, m) by three loops (1-d operands as a row / a column, squeezed back)."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    out = np.zeros((a2.shape[0], b2.shape[1]))
+    for i, j, k in itertools.product(range(a2.shape[0]), range(b2.shape[1]), range(a2.shape[1])):
+        out[i, j] += a2[i, k] * b2[k, j]
+    return out.reshape(([a.shape[0]] if a.ndim == 2 else []) + ([b.shape[1]] if b.ndim == 2 else []))
+
+
+@pytest.mark.parametrize("name, shapes", [("mm", [(2, 3), (3, 4)]), ("mv", [(2, 3), (3,)]),
+                                          ("dot", [(4,), (4,)]), ("outer", [(3,), (2,)])])
+def test_mm_mv_dot_outer_match_loops_torch_and_gradcheck(name, shapes):
+    rng = np.random.default_rng(6)
+    a, b = (rng.standard_normal(s) for s in shapes)
+    got = getattr(mp, name)(mp.tensor(a), mp.tensor(b))
+    want = getattr(torch, name)(torch.tensor(a), torch.tensor(b)).numpy()
+    ref = np.multiply.outer(a, b) if name == "outer" else _matmul_loops(a, b)
+    assert got.shape == want.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-12)
+    assert mp.gradcheck(getattr(mp, name), [mp.tensor(a, requires_grad=True), mp.tensor(b, requires_grad=True)])
+    assert getattr(mp, name)(mp.tensor(a.astype(np.float32)), mp.tensor(b.astype(np.float32))).dtype == np.float32
+
+
+@pytest.mark.parametrize("name, shapes", [("mm", [(2, 3), (3,)]), ("mm", [(2, 3), (4, 2)]),
+                                          ("mv", [(2, 3), (2, 3)]), ("mv", [(2, 3), (2,)]),
+                                          ("dot", [(3,), (4,)]), ("dot", [(2, 2), (2, 2)]),
+                                          ("outer", [(2, 2), (2,)])])
+def test_mm_mv_dot_outer_refuse_what_torch_refuses(name, shapes):
+    with pytest.raises(RuntimeError):
+        getattr(torch, name)(*(torch.ones(s) for s in shapes))
+    with pytest.raises(ValueError, match=f"^{name}|matmul"):
+        getattr(mp, name)(*(mp.ones(*s) for s in shapes))
+
+
+@pytest.mark.parametrize("name", ["randn_like", "rand_like", "full_like", "empty_like"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_like_factories_take_shape_and_dtype_from_input(name, dtype):
+    extra = (2.5,) if name == "full_like" else ()
+    x, t = mp.zeros(2, 3, dtype=getattr(mp, dtype)), torch.zeros(2, 3, dtype=getattr(torch, dtype))
+    got, want = getattr(mp, name)(x, *extra), getattr(torch, name)(t, *extra)
+    assert got.shape == tuple(want.shape) and str(got.dtype) == str(want.dtype).replace("torch.", "")
+    as64 = getattr(mp, name)(x, *extra, dtype=mp.float64, requires_grad=True)
+    assert as64.dtype == np.float64 and as64.requires_grad
+    if name == "full_like":
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+        assert mp.full_like(mp.zeros(2, dtype=mp.int64), 2.7).tolist() == \
+            torch.full_like(torch.zeros(2, dtype=torch.int64), 2.7).tolist()
+    if name == "rand_like":
+        assert 0 <= got.numpy().min() and got.numpy().max() < 1
+    if name in ("randn_like", "rand_like"):
+        mp.manual_seed(3)
+        a = getattr(mp, name)(x).numpy()
+        mp.manual_seed(3)
+        np.testing.assert_array_equal(getattr(mp, name)(x).numpy(), a)
+
+
+@pytest.mark.parametrize("call, err, text", [
+    (lambda: mp.randn_like(mp.zeros(2, dtype=mp.int64)), TypeError, "must be a float tensor"),
+    (lambda: mp.rand_like(np.zeros(2)), TypeError, "input must be a Tensor"),
+    (lambda: mp.numel([1, 2]), TypeError, "numel: input must be a Tensor"),
+    (lambda: mp.is_floating_point(1.0), TypeError, "input must be a Tensor"),
+])
+def test_like_and_predicates_errors(call, err, text):
+    with pytest.raises(err, match=text):
+        call()
+
+
+def test_predicates_numel_finfo_iinfo_and_views_as_torch():
+    for dtype in ("float32", "float64", "int64", "bool"):
+        x, t = mp.zeros(2, 3, dtype=getattr(mp, dtype)), torch.zeros(2, 3, dtype=getattr(torch, dtype))
+        assert mp.is_floating_point(x) == x.is_floating_point() == torch.is_floating_point(t)
+        assert mp.numel(x) == torch.numel(t) == 6
+    assert mp.is_tensor(nn.Parameter(mp.zeros(1))) and not mp.is_tensor(np.zeros(1))
+    for dtype in ("float32", "float64"):
+        ours, theirs = mp.finfo(getattr(mp, dtype)), torch.finfo(getattr(torch, dtype))
+        for field in ("eps", "max", "min", "tiny", "bits"):  # (resolution: NumPy rounds it to the dtype)
+            assert float(getattr(ours, field)) == getattr(theirs, field), (dtype, field)
+    assert mp.finfo().eps == torch.finfo().eps  # the default dtype
+    assert (mp.iinfo(mp.int64).max, mp.iinfo(mp.uint8).min) == (torch.iinfo(torch.int64).max, 0)
+    a = mp.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    b = a.expand_as(mp.zeros(4, 3))
+    assert b.shape == (4, 3)
+    b.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [[4.0, 4.0, 4.0]])
+    assert mp.arange(6).view_as(mp.zeros(2, 3)).tolist() == torch.arange(6).view_as(torch.zeros(2, 3)).tolist()
+
+
+@pytest.mark.parametrize("name", ["eq", "ne", "lt", "le", "gt", "ge"])
+def test_comparison_functions_match_torch(name):
+    a = np.array([1.0, np.nan, -np.inf, 2.0, 3.0])
+    b = np.array([1.0, np.nan, -np.inf, 3.0, 2.0])
+    got = getattr(mp, name)(mp.tensor(a), mp.tensor(b))
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got.numpy(), getattr(torch, name)(torch.tensor(a), torch.tensor(b)).numpy())
+    np.testing.assert_array_equal(getattr(mp, name)(mp.tensor(a), 2.0).numpy(),
+                                  getattr(torch, name)(torch.tensor(a), 2.0).numpy())
