@@ -1,8 +1,8 @@
-"""Adagrad, Adadelta, Adamax, NAdam and RAdam, with PyTorch's update rules (its single-tensor
+"""Adagrad, Adadelta, Adamax, NAdam, RAdam and ASGD, with PyTorch's update rules (its single-tensor
 CPU path, operation for operation, so float64 trajectories agree to rounding).
 
 Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp_avg",
-"exp_avg_sq", "exp_inf", "mu_product"), so a state_dict reads the same.
+"exp_avg_sq", "exp_inf", "mu_product", "eta", "mu", "ax"), so a state_dict reads the same.
 """
 import numpy as np
 
@@ -10,7 +10,7 @@ from minipool.optim.adam import _lerp_
 from minipool.optim.optimizer import Optimizer, check_number
 from minipool.tensor import get_default_dtype
 
-__all__ = ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"]
+__all__ = ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
 
 
 def _check_betas(name, group):
@@ -258,3 +258,43 @@ class RAdam(_Adaptive):
             p.data -= corrected * lr * (bias_correction2 ** 0.5 / root) * rect
         else:
             p.data -= corrected * lr
+
+
+class ASGD(_Adaptive):
+    """Averaged SGD (Polyak and Juditsky, 1992) as ``torch.optim.ASGD``: an SGD step with a
+    decaying rate ``eta_t = lr / (1 + lambd * lr * t) ** alpha`` (and a ``1 - lambd * eta``
+    shrink of p), plus a running average ``ax`` of the parameters from step ``t0`` on.
+    As PyTorch, eta and mu are held in the default dtype (float32 unless changed)."""
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+                                      weight_decay=weight_decay, maximize=maximize))
+
+    def check_group(self, group):
+        check_number("ASGD", "lr", group["lr"], low=0)
+        check_number("ASGD", "weight_decay", group["weight_decay"], low=0)
+        for name in ("lambd", "alpha", "t0"):
+            check_number("ASGD", name, group[name])
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["eta"] = float(get_default_dtype().type(group["lr"]))
+        state["mu"] = 1.0
+        state["ax"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        scalar = get_default_dtype().type
+        lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        p.data *= 1 - lambd * eta
+        p.data += -eta * g
+        ax = state["ax"]
+        if state["mu"] != 1:
+            ax += (p.data - ax) * state["mu"]
+        else:
+            ax[...] = p.data
+        step = state["step"]
+        state["eta"] = float(scalar(lr / ((1 + lambd * lr * step) ** group["alpha"])))
+        state["mu"] = float(scalar(1 / max(1, step - group["t0"])))

@@ -1,4 +1,4 @@
-"""Adagrad, Adadelta, Adamax, NAdam, RAdam and the schedules LinearLR, ConstantLR,
+"""Adagrad, Adadelta, Adamax, NAdam, RAdam, ASGD and the schedules LinearLR, ConstantLR,
 PolynomialLR, CosineAnnealingWarmRestarts, CyclicLR, SequentialLR and ChainedScheduler.
 
 Each is run beside torch.optim on the same parameters and gradients, every step compared
@@ -28,6 +28,8 @@ OPTIMISERS = {
               dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True)],
     "RAdam": [dict(), dict(lr=0.01, betas=(0.8, 0.9), weight_decay=0.1),
               dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True)],
+    "ASGD": [dict(), dict(lr=0.05, lambd=0.01, alpha=0.5, t0=10, weight_decay=0.1),
+             dict(lr=0.02, t0=3, maximize=True)],
 }
 CASES = [(name, i) for name, options in OPTIMISERS.items() for i in range(len(options))]
 
@@ -100,6 +102,7 @@ def test_optimiser_resumes_bit_identically(name):
     ("Adadelta", dict(weight_decay=-1), "weight_decay"), ("Adamax", dict(betas=(1.0, 0.9)), r"betas\[0\]"),
     ("Adamax", dict(betas=0.9), "betas must be a pair"), ("NAdam", dict(momentum_decay=-1), "momentum_decay"),
     ("RAdam", dict(betas=(0.9, -0.1)), r"betas\[1\]"), ("RAdam", dict(lr="fast"), "lr must be a real number"),
+    ("ASGD", dict(lr=-0.1), "lr must be >= 0"), ("ASGD", dict(weight_decay=-1), "weight_decay"),
 ])
 def test_optimiser_arguments_are_validated(name, kwargs, words):
     with pytest.raises(ValueError, match=words):
