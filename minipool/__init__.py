@@ -79,6 +79,7 @@ from minipool.ops.linalg import bmm, dot, einsum, matmul, mm, mv, outer  # noqa:
 from minipool.tensor import (empty_like, finfo, full_like, iinfo, is_floating_point,  # noqa: E402
                              is_tensor, numel, rand_like, randn_like)
 from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
+from minipool.ops.shape import flip, roll  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
                                 transpose, unsqueeze)
@@ -90,7 +91,7 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
             "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
             "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
-            "eq", "ne", "lt", "le", "gt", "ge"]
+            "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll"]
 
 
 def _comparison(name):
@@ -113,7 +114,16 @@ _NOT_HERE = {
     "backends": "minipool has no backend switches (its kernels are its own; see mp.show_config())",
     "distributed": "minipool trains in one process (parallel experiments: python -m minipool "
                    "experiment --jobs/--scheduler)",
+    "linalg": "minipool has no linear-algebra module (mp.norm, mp.matmul, mp.einsum are there; "
+              "for decompositions use NumPy on t.numpy())",
+    "set_printoptions": "minipool prints through NumPy: use numpy.set_printoptions",
 }
+for _legacy, _dtype_name in (("FloatTensor", "float32"), ("DoubleTensor", "float64"),
+                             ("LongTensor", "int64"), ("IntTensor", "int32"), ("ByteTensor", "uint8"),
+                             ("BoolTensor", "bool"), ("HalfTensor", "float16")):
+    _NOT_HERE[_legacy] = (f"the legacy typed constructors are not there: make one with "
+                          f"mp.tensor(data, dtype=mp.{_dtype_name}); test the type with "
+                          f"x.dtype == mp.{_dtype_name}")
 
 
 def __getattr__(name):

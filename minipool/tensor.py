@@ -1119,6 +1119,52 @@ class Tensor:
         """A broadcast view of ``sizes``; -1 keeps that dimension's size, as in PyTorch."""
         return _ops.shape.expand(self, *sizes)
 
+    def flip(self, *dims: Union[int, Sequence[int]]) -> Tensor:
+        """A copy reversed along ``dims`` (``x.flip(3)`` or ``x.flip([2, 3])``), as torch."""
+        return _ops.shape.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts: Union[int, Sequence[int]],
+             dims: Union[int, Sequence[int], None] = None) -> Tensor:
+        """Elements shifted cyclically along ``dims`` (see ``mp.roll``)."""
+        return _ops.shape.roll(self, shifts, dims)
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two dims swapped (a batch of matrices transposed); needs 2 dims or more."""
+        if self.data.ndim < 2:
+            raise ValueError(f"mT: needs a tensor of at least 2 dims, got shape {self.shape}")
+        return _ops.shape.transpose(self, -2, -1)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *,
+                generator: Any = None) -> Tensor:
+        """Fill in place with N(mean, std**2) samples, as ``Tensor.normal_`` (e.g.
+        ``m.weight.data.normal_(0.0, 0.02)``); ``generator`` as in ``mp.randn``."""
+        from minipool.nn import init
+        self._check_random_fill("normal_")
+        with no_grad():
+            return init.normal_(self, mean, std, generator=generator)
+
+    def uniform_(self, *bounds: float, generator: Any = None, **named: float) -> Tensor:
+        """Fill in place with U(from, to) samples (default 0, 1), as ``Tensor.uniform_(from, to)``
+        (``from`` is a Python keyword: give the bounds by position, or as ``**{"from": a}``)."""
+        from minipool.nn import init
+        unknown = set(named) - {"from", "to"}
+        if unknown or len(bounds) > 2:
+            raise TypeError(f"uniform_: takes (from=0, to=1), got {len(bounds)} positional and "
+                            f"{sorted(named)} keyword bounds")
+        low, high = (list(bounds) + [None, None])[:2]
+        low = named.get("from", 0.0 if low is None else low)
+        high = named.get("to", 1.0 if high is None else high)
+        self._check_random_fill("uniform_")
+        with no_grad():
+            return init.uniform_(self, low, high, generator=generator)
+
+    def _check_random_fill(self, op):
+        if self._requires_grad and _grad_mode.enabled:  # PyTorch refuses it too
+            raise RuntimeError(f"{op}: a tensor that requires grad cannot be filled in place while "
+                               f"gradients are recorded; wrap it in `with mp.no_grad():` (or use "
+                               f"nn.init.{op}, which does)")
+
     def expand_as(self, other: Tensor) -> Tensor:
         """``self.expand(other.shape)``."""
         return _ops.shape.expand(self, tuple(other.shape))

@@ -21,4 +21,5 @@ __all__ += ["RMSprop", "MultiStepLR", "ExponentialLR", "LambdaLR", "ReduceLROnPl
 from minipool.optim.adaptive import ASGD, Adadelta, Adagrad, Adamax, NAdam, RAdam  # noqa: F401
 __all__ += ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
 from minipool.optim.lr_scheduler import (ChainedScheduler, ConstantLR, CosineAnnealingWarmRestarts,  # noqa: F401
-                                         CyclicLR, LinearLR, PolynomialLR, SequentialLR)
+                                         CyclicLR, LinearLR, MultiplicativeLR, PolynomialLR,
+                                         SequentialLR)

@@ -1,6 +1,6 @@
 """Learning-rate schedules with PyTorch's semantics: StepLR, MultiStepLR, ExponentialLR, LambdaLR,
 CosineAnnealingLR, OneCycleLR, LinearLR, ConstantLR, PolynomialLR, CosineAnnealingWarmRestarts,
-CyclicLR, ReduceLROnPlateau (stepped with a metric), and the combinators SequentialLR and
+CyclicLR, MultiplicativeLR, ReduceLROnPlateau (stepped with a metric), and the combinators SequentialLR and
 ChainedScheduler.
 
 Construction applies the schedule's value at step 0; each ``step()`` (call it
@@ -19,7 +19,7 @@ from minipool.optim.optimizer import Optimizer, check_number
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiStepLR", "ExponentialLR",
            "LambdaLR", "ReduceLROnPlateau", "LinearLR", "ConstantLR", "PolynomialLR",
-           "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler"]
+           "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler", "MultiplicativeLR"]
 
 
 class LRScheduler:
@@ -362,6 +362,43 @@ class LambdaLR(LRScheduler):
         for fn, attrs in zip(self.lr_lambdas, saved):
             if attrs is not None:
                 fn.__dict__.update(attrs)
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the rate by ``lr_lambda(epoch)`` at every epoch after the first (one function,
+    or one per group), as ``torch.optim.lr_scheduler.MultiplicativeLR``.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = MultiplicativeLR(opt, lambda epoch: 0.5)
+    >>> opt.step(); sched.step(); opt.step(); sched.step(); sched.get_last_lr()
+    [0.25]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"MultiplicativeLR: optimizer must be a minipool Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"MultiplicativeLR: expected {n} lr_lambdas (one per parameter "
+                                 f"group), got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for i, fn in enumerate(self.lr_lambdas):
+            if not callable(fn):
+                raise TypeError(f"MultiplicativeLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for lr, fn in zip(self._current_lrs(), self.lr_lambdas)]
+
+    state_dict = LambdaLR.state_dict
+    load_state_dict = LambdaLR.load_state_dict
 
 
 class ReduceLROnPlateau(LRScheduler):

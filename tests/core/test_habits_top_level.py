@@ -546,3 +546,126 @@ def test_comparison_functions_match_torch(name):
     np.testing.assert_array_equal(got.numpy(), getattr(torch, name)(torch.tensor(a), torch.tensor(b)).numpy())
     np.testing.assert_array_equal(getattr(mp, name)(mp.tensor(a), 2.0).numpy(),
                                   getattr(torch, name)(torch.tensor(a), 2.0).numpy())
+
+
+# --------------------------------------------------------------------------- flip, roll, mT, fills
+def _flip_loops(a, axes):
+    out = np.empty_like(a)
+    for idx in itertools.product(*map(range, a.shape)):
+        src = tuple(a.shape[d] - 1 - i if d in axes else i for d, i in enumerate(idx))
+        out[idx] = a[src]
+    return out
+
+
+def _roll_loops(a, shifts, axes):
+    out = np.empty_like(a)
+    for idx in itertools.product(*map(range, a.shape)):
+        dst = list(idx)
+        for s, d in zip(shifts, axes):
+            dst[d] = (dst[d] + s) % a.shape[d]
+        out[tuple(dst)] = a[idx]
+    return out
+
+
+@pytest.mark.parametrize("dims", [(0,), (1,), (-1,), (0, 2), (2, 1, 0), ()])
+def test_flip_matches_loops_torch_and_gradcheck(dims):
+    a = np.random.default_rng(7).standard_normal((2, 3, 4))
+    got = mp.flip(mp.tensor(a), list(dims))
+    np.testing.assert_array_equal(got.numpy(), torch.flip(torch.tensor(a), list(dims)).numpy())
+    np.testing.assert_array_equal(got.numpy(), _flip_loops(a, {d % 3 for d in dims}))
+    if dims:
+        np.testing.assert_array_equal(mp.tensor(a).flip(*dims).numpy(), torch.tensor(a).flip(*dims).numpy())
+    assert mp.gradcheck(lambda v: mp.flip(v, list(dims)), [mp.tensor(a, requires_grad=True)])
+    assert got.numpy().base is None or not np.shares_memory(got.numpy(), a)
+
+
+@pytest.mark.parametrize("shifts, dims", [(1, None), (-3, None), (7, None), (1, 0), (2, -1),
+                                          ((1, -2), (0, 2)), ((5, 5), (1, 1))])
+def test_roll_matches_loops_torch_and_gradcheck(shifts, dims):
+    a = np.random.default_rng(8).standard_normal((2, 3, 4))
+    got = mp.roll(mp.tensor(a), shifts, dims)
+    np.testing.assert_array_equal(got.numpy(), torch.roll(torch.tensor(a), shifts, dims).numpy())
+    if dims is None:
+        ref = _roll_loops(a.reshape(-1), [shifts], [0]).reshape(a.shape)
+    else:
+        s = shifts if isinstance(shifts, tuple) else (shifts,)
+        d = dims if isinstance(dims, tuple) else (dims,)
+        ref = _roll_loops(a, s, [x % 3 for x in d])
+    np.testing.assert_array_equal(got.numpy(), ref)
+    np.testing.assert_array_equal(mp.tensor(a).roll(shifts, dims).numpy(), got.numpy())
+    assert mp.gradcheck(lambda v: mp.roll(v, shifts, dims), [mp.tensor(a, requires_grad=True)])
+
+
+@pytest.mark.parametrize("call, err, text", [
+    (lambda: mp.flip(mp.zeros(2, 2), [0, 0]), ValueError, "duplicates"),
+    (lambda: mp.flip(mp.zeros(2, 2), [2]), (ValueError, IndexError), "out of range|dim"),
+    (lambda: mp.roll(mp.zeros(2, 2), (1, 2)), ValueError, "without dims"),
+    (lambda: mp.roll(mp.zeros(2, 2), (1, 2), 0), ValueError, "same length"),
+    (lambda: mp.roll(mp.zeros(2, 2), 1.5, 0), TypeError, "shifts must be an int"),
+    (lambda: mp.zeros(3).mT, ValueError, "at least 2 dims"),
+])
+def test_flip_roll_mT_errors(call, err, text):
+    with pytest.raises(err, match=text):
+        call()
+
+
+def test_mT_as_torch():
+    a = np.random.default_rng(9).standard_normal((2, 3, 4))
+    np.testing.assert_array_equal(mp.tensor(a).mT.numpy(), torch.tensor(a).mT.numpy())
+    assert mp.gradcheck(lambda v: v.mT, [mp.tensor(a, requires_grad=True)])
+
+
+def test_normal_and_uniform_fill_in_place_as_torch():
+    w = mp.zeros(2000, dtype=mp.float64)
+    assert w.normal_(0.5, 2.0) is w
+    assert abs(w.numpy().mean() - 0.5) < 0.2 and abs(w.numpy().std() - 2.0) < 0.2
+    assert w.uniform_(-3, -1) is w and -3 <= w.numpy().min() and w.numpy().max() < -1
+    w.uniform_(**{"from": 2, "to": 4})
+    assert 2 <= w.numpy().min() and w.numpy().max() < 4
+    w.uniform_()
+    assert 0 <= w.numpy().min() and w.numpy().max() < 1
+    a = mp.zeros(5).normal_(generator=mp.Generator().manual_seed(1)).numpy()
+    np.testing.assert_array_equal(mp.zeros(5).normal_(generator=mp.Generator().manual_seed(1)).numpy(), a)
+    layer, twin = nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    for fill in ("normal_", "uniform_"):
+        with pytest.raises(RuntimeError):
+            getattr(twin.weight, fill)()
+        with pytest.raises(RuntimeError, match="wrap it in `with mp.no_grad"):
+            getattr(layer.weight, fill)()
+        with mp.no_grad():
+            getattr(layer.weight, fill)()
+    with pytest.raises(TypeError, match="takes \\(from=0, to=1\\)"):
+        mp.zeros(2).uniform_(0, 1, 2)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        mp.zeros(2, dtype=mp.int64).normal_()
+
+
+# --------------------------------------------------------------------------- padding layers
+@pytest.mark.parametrize("name, args", [("ZeroPad2d", (1,)), ("ZeroPad2d", ((1, 0, 2, -1),)),
+                                        ("ConstantPad2d", ((1, 2, 0, 1), 3.5)), ("ConstantPad2d", (2, -1.0)),
+                                        ("ReflectionPad2d", (2,)), ("ReflectionPad2d", ((1, 0, 2, 1),)),
+                                        ("ReplicationPad2d", ((3, 0, 1, 2),)), ("ReplicationPad2d", (1,))])
+def test_padding_layers_match_torch_and_gradcheck(name, args):
+    a = np.random.default_rng(10).standard_normal((2, 3, 4, 5))
+    layer, twin = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(layer) == repr(twin)
+    np.testing.assert_array_equal(layer(mp.tensor(a)).numpy(), twin(torch.tensor(a)).numpy())
+    np.testing.assert_array_equal(layer(mp.tensor(a[0])).numpy(), twin(torch.tensor(a[0])).numpy())  # 3-d
+    assert mp.gradcheck(layer, [mp.tensor(a[:1, :2], requires_grad=True)])
+
+
+def test_padding_layers_refuse_bad_padding():
+    for bad in ((1, 2), 1.5, (1, 2, 3, "4"), True):
+        with pytest.raises(TypeError, match="padding must be an int or 4 ints"):
+            nn.ZeroPad2d(bad)
+    with pytest.raises(ValueError, match="reflect"):
+        nn.ReflectionPad2d(4)(mp.zeros(1, 1, 3, 3))
+
+
+# --------------------------------------------------------------------------- names that are not there
+@pytest.mark.parametrize("name, words", [("FloatTensor", "mp.tensor\\(data, dtype=mp.float32\\)"),
+                                         ("LongTensor", "dtype=mp.int64"), ("linalg", "no linear-algebra"),
+                                         ("set_printoptions", "numpy.set_printoptions")])
+def test_missing_torch_names_say_the_minipool_way(name, words):
+    with pytest.raises(AttributeError, match=words):
+        getattr(mp, name)

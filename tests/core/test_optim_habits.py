@@ -282,3 +282,17 @@ def test_schedule_arguments_are_validated(make, err, words):
     opt = optim.SGD([Parameter(mp.zeros(1))], lr=1.0, momentum=0.9)
     with pytest.raises(err, match=words):
         make(opt)
+
+
+def test_multiplicative_lr_matches_torch_and_resumes():
+    fns = [lambda e: 0.9, lambda e: 1.0 if e % 3 else 0.5]
+    make = lambda L, o: L.MultiplicativeLR(o, fns)  # noqa: E731
+    np.testing.assert_allclose(_rates(mp, make), _rates(torch, make), rtol=1e-14)
+    make_one = lambda L, o: L.MultiplicativeLR(o, lambda e: 0.95)  # noqa: E731
+    np.testing.assert_allclose(_rates(mp, make_one), _rates(torch, make_one), rtol=1e-14)
+    init, grads = make_params(np.float32), gradient_sequence(12, np.float32)
+    assert_resumes_bit_identically(lambda p: optim.SGD(p, lr=0.1), lambda o: optim.lr_scheduler.MultiplicativeLR(
+        o, lambda e: 0.8), init, grads)
+    with pytest.raises(ValueError, match="expected 2 lr_lambdas"):
+        optim.lr_scheduler.MultiplicativeLR(optim.SGD([{"params": [Parameter(mp.zeros(1))]},
+                                                       {"params": [Parameter(mp.zeros(1))]}], lr=1.0), [fns[0]])
