@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
-from minipool._random import default_generator, initial_seed, manual_seed  # noqa: E402
-__all__ += ["manual_seed", "initial_seed", "default_generator"]
+from minipool._random import Generator, default_generator, initial_seed, manual_seed  # noqa: E402
+from minipool.tensor import get_default_dtype, set_default_dtype  # noqa: E402
+__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_default_dtype",
+            "set_default_dtype"]
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
 # Tensor habits: reductions and copies as module functions, torch.max style (issue 12, part 2).
@@ -73,7 +75,11 @@ from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal,
                                       round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
 from minipool.ops.elementwise import clip as clamp  # noqa: E402
 from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
-from minipool.ops.linalg import matmul  # noqa: E402
+from minipool.ops.linalg import bmm, dot, einsum, matmul, mm, mv, outer  # noqa: E402
+from minipool.tensor import (empty_like, finfo, full_like, iinfo, is_floating_point,  # noqa: E402
+                             is_tensor, numel, rand_like, randn_like)
+from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
+from minipool.ops.shape import flip, roll  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
                                 transpose, unsqueeze)
@@ -82,7 +88,23 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
-            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze"]
+            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
+            "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
+            "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
+            "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll"]
+
+
+def _comparison(name):
+    def compare(input, other):
+        if not isinstance(input, Tensor):
+            input = tensor(input)
+        return getattr(input, name)(other)
+    compare.__name__ = compare.__qualname__ = name
+    compare.__doc__ = f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, as torch.{name}."
+    return compare
+
+
+eq, ne, lt, le, gt, ge = (_comparison(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
 
 # PyTorch names minipool does not have: say so, and where to look, instead of a bare AttributeError.
 _NOT_HERE = {
@@ -92,7 +114,16 @@ _NOT_HERE = {
     "backends": "minipool has no backend switches (its kernels are its own; see mp.show_config())",
     "distributed": "minipool trains in one process (parallel experiments: python -m minipool "
                    "experiment --jobs/--scheduler)",
+    "linalg": "minipool has no linear-algebra module (mp.norm, mp.matmul, mp.einsum are there; "
+              "for decompositions use NumPy on t.numpy())",
+    "set_printoptions": "minipool prints through NumPy: use numpy.set_printoptions",
 }
+for _legacy, _dtype_name in (("FloatTensor", "float32"), ("DoubleTensor", "float64"),
+                             ("LongTensor", "int64"), ("IntTensor", "int32"), ("ByteTensor", "uint8"),
+                             ("BoolTensor", "bool"), ("HalfTensor", "float16")):
+    _NOT_HERE[_legacy] = (f"the legacy typed constructors are not there: make one with "
+                          f"mp.tensor(data, dtype=mp.{_dtype_name}); test the type with "
+                          f"x.dtype == mp.{_dtype_name}")
 
 
 def __getattr__(name):

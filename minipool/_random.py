@@ -8,7 +8,8 @@ and resolves it here, with one rule:
 * an int seed (>= 0): a fresh ``np.random.default_rng(seed)`` -- a call given
   the same seed draws the same numbers; a layer resolves it once, at
   construction, and then draws a reproducible sequence;
-* a ``np.random.Generator``: used as is (its state advances).
+* an :class:`Generator` (``mp.Generator``, torch's habit) or a
+  ``np.random.Generator``: used as is (its state advances).
 
 ``manual_seed`` reseeds the default generator *in place*, so layers that kept
 a reference to it (e.g. a StochasticPool2d built with ``generator=None``)
@@ -20,9 +21,15 @@ follow the new seed too.  It is per process, not per thread.
 >>> bool((a == b).all())
 True
 """
+import json
+import secrets
+
 import numpy as np
 
-__all__ = ["default_generator", "manual_seed", "initial_seed", "resolve", "fresh_seed"]
+__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "resolve", "fresh_seed"]
+
+# torch.Generator()'s seed before any manual_seed: a new Generator is reproducible, as there
+_TORCH_DEFAULT_SEED = 67280421310721
 
 _default = np.random.default_rng()
 _initial_seed = None
@@ -74,6 +81,72 @@ def initial_seed():
     return _initial_seed
 
 
+class Generator:
+    """``torch.Generator``'s interface over a NumPy ``PCG64`` generator; every ``generator=``
+    argument in minipool accepts one.  The numbers differ from PyTorch's (another algorithm);
+    the habits work: ``random_split(ds, [0.8, 0.2], generator=mp.Generator().manual_seed(42))``.
+
+    A new Generator starts from PyTorch's fixed default seed (not from the clock), so two
+    unseeded Generators draw the same numbers, as two ``torch.Generator()`` do.
+
+    >>> import minipool as mp
+    >>> g = mp.Generator().manual_seed(42)
+    >>> a = mp.rand(2, generator=g); state = g.get_state(); b = mp.rand(2, generator=g)
+    >>> _ = g.set_state(state); bool((mp.rand(2, generator=g) == b).all()), g.initial_seed()
+    (True, 42)
+    """
+
+    def __init__(self, device="cpu"):
+        if str(device).split(":")[0] != "cpu":
+            raise RuntimeError(f"Generator: minipool runs on the CPU only, so device {device!r} "
+                               "is not available; use Generator() or Generator('cpu')")
+        self.device = "cpu"
+        self._rng = np.random.default_rng(_TORCH_DEFAULT_SEED)
+        self._initial_seed = _TORCH_DEFAULT_SEED
+
+    def manual_seed(self, seed):
+        """Reseed in place (layers holding this generator follow) and return self."""
+        seed = _check_seed(seed, "Generator.manual_seed")
+        self._rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+        self._initial_seed = seed
+        return self
+
+    def seed(self):
+        """Reseed from the operating system's entropy and return the new seed (an int)."""
+        new_seed = secrets.randbits(63)
+        self.manual_seed(new_seed)
+        return new_seed
+
+    def initial_seed(self):
+        """The seed of the last ``manual_seed``/``seed`` (PyTorch's default seed before that)."""
+        return self._initial_seed
+
+    def get_state(self):
+        """The generator's state as a uint8 Tensor, for :meth:`set_state` (as PyTorch's
+        ByteTensor; its bytes are minipool's own encoding, not PyTorch's)."""
+        from minipool.tensor import Tensor
+        raw = json.dumps(self._rng.bit_generator.state, sort_keys=True).encode()
+        return Tensor(np.frombuffer(raw, np.uint8).copy())
+
+    def set_state(self, new_state):
+        """Restore a state from :meth:`get_state`; returns self."""
+        data = np.asarray(getattr(new_state, "data", new_state))
+        try:
+            if data.dtype != np.uint8 or data.ndim != 1:
+                raise ValueError
+            state = json.loads(data.tobytes().decode())
+            if state.get("bit_generator") != type(self._rng.bit_generator).__name__:
+                raise ValueError
+            self._rng.bit_generator.state = state
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise ValueError("Generator.set_state: new_state must be a uint8 Tensor from "
+                             "mp.Generator.get_state()") from None
+        return self
+
+    def __repr__(self):
+        return f"<minipool.Generator initial_seed={self._initial_seed}>"
+
+
 def resolve(generator, where):
     """A ``np.random.Generator`` from None (the shared default), an int seed or a Generator.
 
@@ -90,13 +163,15 @@ def resolve(generator, where):
     """
     if generator is None:
         return _default
+    if isinstance(generator, Generator):
+        return generator._rng
     if isinstance(generator, np.random.Generator):
         return generator
     if isinstance(generator, (int, np.integer)) and not isinstance(generator, bool):
         if generator < 0:
             raise ValueError(f"{where}: generator seed must be >= 0, got {generator}")
         return np.random.default_rng(int(generator))
-    raise TypeError(f"{where}: generator must be None, an int seed or a "
+    raise TypeError(f"{where}: generator must be None, an int seed, an mp.Generator or a "
                     f"numpy.random.Generator, got {type(generator).__name__}")
 
 

@@ -334,7 +334,29 @@ def _from_bytes(raw, where):
     return obj
 
 
-def load(f):
+def _cpu_location(value, where):
+    """True when ``value`` names the CPU (a str, mp.device or torch.device); a clear error for
+    another device."""
+    name = str(value)
+    if name.split(":")[0] == "cpu":
+        return True
+    raise RuntimeError(f"{where}: minipool loads everything onto the CPU (it has no other "
+                       f"device), so {name!r} is not available; use map_location='cpu' or leave "
+                       "it out")
+
+
+def _map_tensors(obj, fn):
+    """``obj`` with every Tensor inside its dicts, lists and tuples replaced by ``fn(tensor)``."""
+    if isinstance(obj, Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, _map_tensors(v, fn)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    return obj
+
+
+def load(f, map_location=None, *, weights_only=None, mmap=None):
     """Read what :func:`save` wrote, or any safetensors file, from ``f`` (a path or a binary file).
 
     A file written by minipool comes back as it was saved (Tensors as
@@ -342,15 +364,46 @@ def load(f):
     file (e.g. from ``safetensors.torch.save_file``) as an ordered
     name -> Tensor dict, ready for ``Module.load_state_dict``.  Nothing is
     executed while reading, and a bad file raises :class:`SerializationError`.
+
+    ``torch.load``'s options, for scripts that pass them: everything loads onto
+    the CPU, so ``map_location`` may be None, ``"cpu"``, a CPU device, a dict
+    whose targets are the CPU (``{"cuda:0": "cpu"}``) or a function called as
+    ``fn(tensor, "cpu")`` for each Tensor (``lambda storage, loc: storage``);
+    another device is an error.  ``weights_only`` (True, False or None) changes
+    nothing: minipool's files hold only data (no code), so every load is weights-only.
+    ``mmap`` (None or False) is accepted; True is refused (files are read whole).
     """
+    if weights_only not in (None, True, False):
+        raise TypeError(f"load: weights_only must be True, False or None, got {weights_only!r}")
+    if mmap:
+        raise ValueError("load: mmap=True is not supported (minipool reads the file whole); "
+                         "leave mmap out")
+    mapper = None
+    if callable(map_location) and not hasattr(map_location, "type"):
+        mapper = map_location
+    elif isinstance(map_location, dict):
+        for target in map_location.values():
+            _cpu_location(target, "load")
+    elif map_location is not None:
+        _cpu_location(map_location, "load")
     if hasattr(f, "read"):
-        return _from_bytes(f.read(), getattr(f, "name", "the file object"))
-    path = os.fspath(f)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"load: no such file: {path}")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    return _from_bytes(raw, path)
+        obj = _from_bytes(f.read(), getattr(f, "name", "the file object"))
+    else:
+        path = os.fspath(f)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"load: no such file: {path}")
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        obj = _from_bytes(raw, path)
+    if mapper is not None:
+        def apply(t):
+            out = mapper(t, "cpu")
+            if not isinstance(out, Tensor):
+                raise TypeError(f"load: map_location returned a {type(out).__name__} for a "
+                                "Tensor; it must return a Tensor (e.g. lambda storage, loc: storage)")
+            return out
+        obj = _map_tensors(obj, apply)
+    return obj
 
 
 def save_file(tensors, filename, metadata=None):

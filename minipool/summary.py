@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minipool.tensor import FLOAT_DTYPES, Tensor, no_grad
+from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype, no_grad
 
 __all__ = ["summary", "ModelSummary", "LayerInfo"]
 
@@ -191,7 +191,7 @@ def summary(model, input_size=None, *, input_data=None, dtype=None, depth=3, ver
         shapes = _check_sizes(input_size)
         if dtype is None:
             dtype = next((p.dtype for p in model.parameters() if p.dtype in FLOAT_DTYPES),
-                         np.dtype(np.float32))
+                         get_default_dtype())
         dtype = np.dtype(dtype)
         if dtype.kind not in "biuf":
             raise TypeError(f"summary: dtype must be a numeric dtype, got {dtype}")

@@ -24,9 +24,33 @@ if TYPE_CHECKING:  # minipool._typing imports this module
 __all__ = ["Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "tensor",
            "zeros", "ones", "zeros_like", "ones_like", "randn", "rand", "arange", "full"]
 
-DEFAULT_DTYPE = np.dtype(np.float32)
 _CPU = _device.device("cpu")
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_default_dtype = FLOAT_DTYPES[0]
+
+
+def get_default_dtype():
+    """The float dtype that factories (``zeros``, ``randn``, ...), ``tensor`` of Python floats
+    and new layers' parameters use when no dtype is given: float32 unless changed.
+
+    >>> import minipool as mp
+    >>> mp.get_default_dtype()
+    dtype('float32')
+    """
+    return _default_dtype
+
+
+def set_default_dtype(dtype):
+    """Make ``dtype`` (float32 or float64) the default float dtype, as ``torch.set_default_dtype``
+    (per process; gradcheck scripts set float64).  Tensors already made keep their dtype."""
+    global _default_dtype
+    try:
+        d = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d is None or d not in FLOAT_DTYPES:  # (np.dtype("float64") == None is True)
+        raise TypeError(f"set_default_dtype: dtype must be mp.float32 or mp.float64, got {dtype!r}")
+    _default_dtype = d
 
 
 # --------------------------------------------------------------------------- grad mode
@@ -384,7 +408,7 @@ def _as_array(data, dtype=None):
     else:
         arr = np.asarray(data, dtype=dtype)
         if dtype is None and arr.dtype == np.float64:
-            arr = arr.astype(DEFAULT_DTYPE)  # Python floats default to float32, as in PyTorch
+            arr = arr.astype(_default_dtype)  # Python floats: the default dtype, as in PyTorch
     if arr.dtype == object:
         raise TypeError(f"cannot make a Tensor from {type(data).__name__} holding Python objects")
     if arr.dtype.kind not in "biuf":
@@ -604,7 +628,7 @@ class Tensor:
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype != DEFAULT_DTYPE:
+        if self.data.dtype != _default_dtype:
             extra += f", dtype={self.data.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.name}"
@@ -1095,6 +1119,64 @@ class Tensor:
         """A broadcast view of ``sizes``; -1 keeps that dimension's size, as in PyTorch."""
         return _ops.shape.expand(self, *sizes)
 
+    def flip(self, *dims: Union[int, Sequence[int]]) -> Tensor:
+        """A copy reversed along ``dims`` (``x.flip(3)`` or ``x.flip([2, 3])``), as torch."""
+        return _ops.shape.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts: Union[int, Sequence[int]],
+             dims: Union[int, Sequence[int], None] = None) -> Tensor:
+        """Elements shifted cyclically along ``dims`` (see ``mp.roll``)."""
+        return _ops.shape.roll(self, shifts, dims)
+
+    @property
+    def mT(self) -> Tensor:
+        """The last two dims swapped (a batch of matrices transposed); needs 2 dims or more."""
+        if self.data.ndim < 2:
+            raise ValueError(f"mT: needs a tensor of at least 2 dims, got shape {self.shape}")
+        return _ops.shape.transpose(self, -2, -1)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *,
+                generator: Any = None) -> Tensor:
+        """Fill in place with N(mean, std**2) samples, as ``Tensor.normal_`` (e.g.
+        ``m.weight.data.normal_(0.0, 0.02)``); ``generator`` as in ``mp.randn``."""
+        from minipool.nn import init
+        self._check_random_fill("normal_")
+        with no_grad():
+            return init.normal_(self, mean, std, generator=generator)
+
+    def uniform_(self, *bounds: float, generator: Any = None, **named: float) -> Tensor:
+        """Fill in place with U(from, to) samples (default 0, 1), as ``Tensor.uniform_(from, to)``
+        (``from`` is a Python keyword: give the bounds by position, or as ``**{"from": a}``)."""
+        from minipool.nn import init
+        unknown = set(named) - {"from", "to"}
+        if unknown or len(bounds) > 2:
+            raise TypeError(f"uniform_: takes (from=0, to=1), got {len(bounds)} positional and "
+                            f"{sorted(named)} keyword bounds")
+        low, high = (list(bounds) + [None, None])[:2]
+        low = named.get("from", 0.0 if low is None else low)
+        high = named.get("to", 1.0 if high is None else high)
+        self._check_random_fill("uniform_")
+        with no_grad():
+            return init.uniform_(self, low, high, generator=generator)
+
+    def _check_random_fill(self, op):
+        if self._requires_grad and _grad_mode.enabled:  # PyTorch refuses it too
+            raise RuntimeError(f"{op}: a tensor that requires grad cannot be filled in place while "
+                               f"gradients are recorded; wrap it in `with mp.no_grad():` (or use "
+                               f"nn.init.{op}, which does)")
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        """``self.expand(other.shape)``."""
+        return _ops.shape.expand(self, tuple(other.shape))
+
+    def view_as(self, other: Tensor) -> Tensor:
+        """``self.view(other.shape)``."""
+        return self.view(tuple(other.shape))
+
+    def is_floating_point(self) -> "builtins.bool":
+        """True for float16/32/64 tensors."""
+        return self.data.dtype.kind == "f"
+
     def clone(self) -> Tensor:
         """A differentiable copy that owns its memory."""
         return _ops.inplace.clone(self)
@@ -1177,6 +1259,38 @@ class Tensor:
     def bool(self) -> Tensor:
         """Cast to bool (nonzero is True; no gradient)."""
         return self.astype(np.bool_)
+
+    def type(self, dtype: Optional[Union[DTypeLike, str]] = None,
+             non_blocking: bool = False) -> Union[str, Tensor]:
+        """With no argument, the type's name in PyTorch's style ('minipool.FloatTensor' for
+        float32, 'minipool.LongTensor' for int64, ...); with a dtype or such a name
+        ('torch.DoubleTensor' works too) this tensor cast to it, self if it already is.
+
+        >>> import minipool as mp
+        >>> x = mp.zeros(2); x.type(), x.type(mp.float64).dtype, x.type("torch.LongTensor").type()
+        ('minipool.FloatTensor', dtype('float64'), 'minipool.LongTensor')
+        """
+        if dtype is None:
+            name = _TENSOR_TYPE_NAMES.get(self.data.dtype)
+            if name is None:  # float16 and uint16/32/64 have no torch CPU tensor type name
+                return f"minipool.Tensor[{self.data.dtype}]"
+            return f"minipool.{name}"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            by_name = {v: k for k, v in _TENSOR_TYPE_NAMES.items()}
+            wanted = by_name.get(dtype.rsplit(".", 1)[-1])
+            if wanted is None or dtype.count(".") != 1 or dtype.split(".")[0] not in ("torch", "minipool"):
+                raise ValueError(f"type: unknown tensor type {dtype!r}; give a dtype (e.g. "
+                                 f"mp.float64) or one of {sorted('minipool.' + n for n in by_name)}")
+            dtype = wanted
+        dtype = _to_dtype(dtype, "type")
+        return self if dtype == self.data.dtype else self.astype(dtype)
+
+
+# Tensor.type()'s names: PyTorch's legacy CPU tensor types, by dtype
+_TENSOR_TYPE_NAMES = {np.dtype(t): n for t, n in (
+    (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.float16, "HalfTensor"),
+    (np.int64, "LongTensor"), (np.int32, "IntTensor"), (np.int16, "ShortTensor"),
+    (np.int8, "CharTensor"), (np.uint8, "ByteTensor"), (np.bool_, "BoolTensor"))}
 
 
 class Size(tuple):
@@ -1261,7 +1375,8 @@ def _parse_to_args(op, args, kwargs):
 def tensor(data, dtype=None, requires_grad=False):
     """Make a Tensor from a list, scalar, array or Tensor (the data is copied).
 
-    Python floats become float32 (the working dtype); NumPy arrays keep their dtype.
+    Python floats become the default dtype (float32; see :func:`set_default_dtype`); NumPy
+    arrays keep their dtype.
 
     >>> import minipool as mp
     >>> mp.tensor([1.5, 2.0]).dtype
@@ -1280,17 +1395,83 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
-def zeros(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
-    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+def zeros(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.zeros(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
-    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+def ones(*shape, dtype=None, requires_grad=False):
+    return Tensor(np.ones(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype=DEFAULT_DTYPE, requires_grad=False):
+def full(shape, fill_value, dtype=None, requires_grad=False):
     return Tensor(np.full(_shape_arg((shape,) if isinstance(shape, int) else (tuple(shape),)),
-                          fill_value, dtype=dtype), requires_grad=requires_grad)
+                          fill_value, dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
+
+
+def _like(where, t, dtype, float_only=False):
+    """The shape and dtype (``input``'s unless given) of a ``*_like`` factory's result."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{where}: input must be a Tensor, got {type(t).__name__}")
+    dtype = t.dtype if dtype is None else np.dtype(dtype)
+    if float_only and dtype.kind != "f":
+        raise TypeError(f"{where}: draws floats, so input (or dtype) must be a float tensor, got "
+                        f"{dtype}; pass dtype=mp.float32")
+    return t.shape, dtype
+
+
+def randn_like(input, *, dtype=None, requires_grad=False):
+    """``randn`` of ``input``'s shape and dtype (from the shared generator, as PyTorch's)."""
+    shape, dtype = _like("randn_like", input, dtype, float_only=True)
+    return randn(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def rand_like(input, *, dtype=None, requires_grad=False):
+    """``rand`` of ``input``'s shape and dtype."""
+    shape, dtype = _like("rand_like", input, dtype, float_only=True)
+    return rand(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, requires_grad=False):
+    """``fill_value`` in ``input``'s shape and dtype (a float value truncates into an int dtype,
+    as PyTorch)."""
+    shape, dtype = _like("full_like", input, dtype)
+    return full(shape, fill_value, dtype=dtype, requires_grad=requires_grad)
+
+
+def empty_like(input, *, dtype=None, requires_grad=False):
+    """An uninitialised tensor of ``input``'s shape and dtype."""
+    shape, dtype = _like("empty_like", input, dtype)
+    return empty(*shape, dtype=dtype, requires_grad=requires_grad)
+
+
+def numel(input) -> int:
+    """The number of elements of ``input``, as ``torch.numel``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"numel: input must be a Tensor, got {type(input).__name__}")
+    return input.numel()
+
+
+def is_tensor(obj) -> bool:
+    """True when ``obj`` is a minipool Tensor (Parameters included), as ``torch.is_tensor``."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input) -> bool:
+    """True when ``input`` is a float16/32/64 Tensor, as ``torch.is_floating_point``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"is_floating_point: input must be a Tensor, got {type(input).__name__}")
+    return input.is_floating_point()
+
+
+def finfo(type=None):
+    """Machine limits of a float dtype (the default dtype if None): ``eps``, ``max``, ``min``,
+    ``tiny``, ``bits``, ``resolution`` -- NumPy's ``finfo``, which has torch.finfo's fields."""
+    return np.finfo(_default_dtype if type is None else type)
+
+
+def iinfo(type):
+    """Limits of an integer dtype (``min``, ``max``, ``bits``): NumPy's ``iinfo``."""
+    return np.iinfo(type)
 
 
 def zeros_like(t, dtype=None, requires_grad=False):
@@ -1301,24 +1482,24 @@ def ones_like(t, dtype=None, requires_grad=False):
     return Tensor(np.ones_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def randn(*shape, dtype=None, requires_grad=False, generator=None):
     """Standard normal samples; ``generator``: None (the default, see ``mp.manual_seed``), an int
-    seed or a ``np.random.Generator``."""
+    seed, an ``mp.Generator`` or a ``np.random.Generator``."""
     rng = _random.resolve(generator, "randn")
-    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=DEFAULT_DTYPE, requires_grad=False, generator=None):
+def rand(*shape, dtype=None, requires_grad=False, generator=None):
     """Uniform samples in [0, 1); ``generator`` as in :func:`randn`."""
     rng = _random.resolve(generator, "rand")
-    return Tensor(rng.random(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(rng.random(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    """Like ``np.arange``; float arguments give float32."""
+    """Like ``np.arange``; float arguments give the default dtype (float32)."""
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and arr.dtype == np.float64:
-        dtype = DEFAULT_DTYPE
+        dtype = _default_dtype
     return Tensor(arr if dtype is None else arr.astype(dtype), requires_grad=requires_grad)
 
 
@@ -1365,12 +1546,12 @@ def randperm(n, *, dtype=None, generator=None):
     return Tensor(perm.astype(_dtype_of(dtype, np.int64)))
 
 
-def empty(*shape, dtype=DEFAULT_DTYPE, requires_grad=False):
+def empty(*shape, dtype=None, requires_grad=False):
     """An uninitialised tensor, as in PyTorch: its values are whatever the memory held."""
-    return Tensor(np.empty(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.empty(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def eye(n, m=None, *, dtype=DEFAULT_DTYPE, requires_grad=False):
+def eye(n, m=None, *, dtype=None, requires_grad=False):
     """The n x m identity matrix (m = n by default).
 
     >>> import minipool as mp
@@ -1378,12 +1559,12 @@ def eye(n, m=None, *, dtype=DEFAULT_DTYPE, requires_grad=False):
     [[1.0, 0.0], [0.0, 1.0]]
     """
     m = n if m is None else m
-    return Tensor(np.eye(_shape_arg((n,))[0], _shape_arg((m,))[0], dtype=dtype),
+    return Tensor(np.eye(_shape_arg((n,))[0], _shape_arg((m,))[0], dtype=_dtype_of(dtype, _default_dtype)),
                   requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=DEFAULT_DTYPE, requires_grad=False):
-    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32).
+def linspace(start, end, steps, *, dtype=None, requires_grad=False):
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype).
 
     >>> import minipool as mp
     >>> mp.linspace(0, 1, 5).tolist()
@@ -1391,7 +1572,8 @@ def linspace(start, end, steps, *, dtype=DEFAULT_DTYPE, requires_grad=False):
     """
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
         raise ValueError(f"linspace: steps must be an int >= 0, got {steps!r}")
-    return Tensor(np.linspace(start, end, int(steps)).astype(dtype), requires_grad=requires_grad)
+    return Tensor(np.linspace(start, end, int(steps)).astype(_dtype_of(dtype, _default_dtype)),
+                  requires_grad=requires_grad)
 
 
 def as_tensor(data, dtype=None):

@@ -110,7 +110,7 @@ def random_split(dataset, lengths, generator=None):
     """Split ``dataset`` into non-overlapping :class:`Subset` s of the given lengths (ints summing
     to ``len(dataset)``, or fractions summing to 1: the remainder goes one by one to the first
     parts, as PyTorch does).  ``generator``: None (the default, see ``mp.manual_seed``), an int
-    seed or a ``np.random.Generator``.  The split is random and reproducible, but not the
+    seed, an ``mp.Generator`` or a ``np.random.Generator``.  The split is random and reproducible, but not the
     same permutation PyTorch draws from the same seed (different generators).
 
     >>> parts = random_split(list(range(10)), [0.8, 0.2], generator=0)

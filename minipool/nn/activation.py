@@ -1,5 +1,5 @@
 """Parameter-free layers: activations, channel dropout and Flatten."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from minipool.nn.module import Module
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
 
-__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Identity",
+__all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Unflatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
 
 
@@ -139,6 +139,53 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (one entry may be -1), as ``torch.nn.Unflatten``:
+    the inverse of :class:`Flatten` (e.g. a decoder's Linear output back to (C, H, W)).
+
+    >>> import minipool as mp
+    >>> mp.nn.Unflatten(1, (2, 3))(mp.zeros(4, 6)).shape
+    (4, 2, 3)
+    """
+
+    def __init__(self, dim: int, unflattened_size: Sequence[int]) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"Unflatten: dim must be an int, got {type(dim).__name__}")
+        if not isinstance(unflattened_size, (tuple, list)) or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in unflattened_size):
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got "
+                            f"{unflattened_size!r}")
+        if not unflattened_size or any(n < -1 for n in unflattened_size) or \
+                list(unflattened_size).count(-1) > 1:
+            raise ValueError(f"Unflatten: unflattened_size must be non-empty sizes >= 0 with at "
+                             f"most one -1, got {unflattened_size!r}")
+        self.dim, self.unflattened_size = dim, unflattened_size  # kept as given, for the repr
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        if not -len(shape) <= self.dim < len(shape):
+            raise IndexError(f"Unflatten: dim {self.dim} is out of range for an input of "
+                             f"{len(shape)} dims")
+        d = self.dim % len(shape)
+        sizes = list(self.unflattened_size)
+        known = 1
+        for n in sizes:
+            known *= n if n != -1 else 1
+        if -1 in sizes and known and shape[d] % known == 0:
+            sizes[sizes.index(-1)] = shape[d] // known
+        product = 1
+        for n in sizes:
+            product *= n
+        if -1 in sizes or product != shape[d]:
+            raise ValueError(f"Unflatten: sizes {self.unflattened_size} do not multiply up to "
+                             f"dim {self.dim}'s size {shape[d]} (input shape {tuple(shape)})")
+        return x.reshape(tuple(shape[:d]) + tuple(sizes) + tuple(shape[d + 1:]))
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Identity(Module):

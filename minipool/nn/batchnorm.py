@@ -28,7 +28,7 @@ import minipool.nn.functional as F
 from minipool._typing import DTypeLike
 from minipool._validate import check_parameter_shape, parse_data_format, positive_int
 from minipool.nn.module import Module, Parameter
-from minipool.tensor import FLOAT_DTYPES, Tensor
+from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -54,7 +54,7 @@ class _BatchNorm(Module):
         if device not in (None, "cpu"):
             raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU only), "
                              f"got {device!r}")
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
         if dtype not in FLOAT_DTYPES:
             raise TypeError(f"{where}: dtype must be float32 or float64, got {dtype}")
         self.eps, self.momentum = eps, momentum

@@ -11,7 +11,7 @@ from minipool.nn.module import Module, Parameter
 from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, positive_int
 from minipool.ops.conv import MAX_GEOMETRY, conv1d_padding_argument, padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for, transposed_padding
-from minipool.tensor import Tensor
+from minipool.tensor import Tensor, get_default_dtype
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
 
@@ -51,6 +51,7 @@ class _ConvNd(Module):
             (self.out_channels, self.in_channels // self.groups)
         shape = check_parameter_shape(channels + self.kernel_size,
                                       "in_channels, out_channels and kernel_size", where)
+        dtype = get_default_dtype() if dtype is None else dtype
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters(generator)
@@ -98,7 +99,7 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
                  stride: IntOrTuple = 1, padding: Union[IntOrTuple, str] = 0,
                  dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", *, dtype: DTypeLike = np.float32,
+                 padding_mode: str = "zeros", *, dtype: Optional[DTypeLike] = None,
                  generator: GeneratorLike = None, data_format: str = "channels_first") -> None:
         super().__init__("Conv2d", in_channels, out_channels, kernel_size, stride, padding,
                          dilation, False, 0, groups, bias, padding_mode, dtype, generator,
@@ -134,7 +135,7 @@ class ConvTranspose2d(_ConvNd):
                  stride: IntOrTuple = 1, padding: IntOrTuple = 0,
                  output_padding: IntOrTuple = 0, groups: int = 1, bias: bool = True,
                  dilation: IntOrTuple = 1, padding_mode: str = "zeros", *,
-                 dtype: DTypeLike = np.float32, generator: GeneratorLike = None,
+                 dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None,
                  data_format: str = "channels_first") -> None:
         super().__init__("ConvTranspose2d", in_channels, out_channels, kernel_size, stride,
                          padding, dilation, True, output_padding, groups, bias, padding_mode,
@@ -193,7 +194,7 @@ class Conv1d(Module):
         shape = check_parameter_shape(
             (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
             "in_channels, out_channels and kernel_size", where)
-        dtype = np.float32 if dtype is None else dtype
+        dtype = get_default_dtype() if dtype is None else dtype
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters(generator)

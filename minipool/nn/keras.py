@@ -45,7 +45,7 @@ from minipool._validate import check_parameter_shape, int_pair, parse_data_forma
 from minipool.nn.module import Module, Parameter
 from minipool.ops.batchnorm import normalize_over_axis
 from minipool.ops.elementwise import as_tensor
-from minipool.tensor import FLOAT_DTYPES, Tensor
+from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
 
 __all__ = ["Dense", "Conv2D", "Convolution2D", "Conv2DTranspose", "Convolution2DTranspose",
            "BatchNormalization", "ZeroPadding2D", "Activation"]
@@ -139,8 +139,8 @@ class _Lazy(Module):
     def _weight_dtype(self, dtype):
         if self._dtype is not None:
             return self._dtype
-        dtype = np.dtype(np.float32 if dtype is None else dtype)
-        return dtype if dtype in FLOAT_DTYPES else np.dtype(np.float32)
+        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+        return dtype if dtype in FLOAT_DTYPES else get_default_dtype()
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x)

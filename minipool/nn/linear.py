@@ -1,4 +1,6 @@
 """Fully connected layer and dropout."""
+from typing import Optional
+
 import numpy as np
 
 import minipool.nn.functional as F
@@ -7,7 +9,7 @@ from minipool import _random
 from minipool._validate import check_parameter_shape, positive_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool.tensor import Tensor
+from minipool.tensor import Tensor, get_default_dtype
 
 __all__ = ["Linear", "Dropout"]
 
@@ -27,12 +29,13 @@ class Linear(Module):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 dtype: DTypeLike = np.float32, generator: GeneratorLike = None) -> None:
+                 dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None) -> None:
         super().__init__()
         self.in_features = positive_int(in_features, "in_features", "Linear")
         self.out_features = positive_int(out_features, "out_features", "Linear")
         shape = check_parameter_shape((self.out_features, self.in_features),
                                       "in_features and out_features", "Linear")
+        dtype = get_default_dtype() if dtype is None else dtype
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters(generator)

@@ -165,3 +165,16 @@ def vector_to_parameters(vec, parameters) -> None:
         n = p.data.size
         p.data[...] = vec.data[offset:offset + n].reshape(p.shape)
         offset += n
+
+
+_REPARAMETRISATIONS = ("weight_norm", "spectral_norm", "parametrize", "parametrizations",
+                       "remove_weight_norm", "remove_spectral_norm")
+
+
+def __getattr__(name):
+    if name in _REPARAMETRISATIONS:
+        raise AttributeError(f"module 'minipool.nn.utils' has no attribute {name!r}: minipool has "
+                             "no weight re-parametrisation; normalise activations instead "
+                             "(nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm) or clip gradients "
+                             "(nn.utils.clip_grad_norm_)")
+    raise AttributeError(f"module 'minipool.nn.utils' has no attribute {name!r}")

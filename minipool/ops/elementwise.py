@@ -1,6 +1,6 @@
 """Elementwise ops: arithmetic with broadcasting, unary maths, activations, where/clip."""
 import builtins
-from typing import Any, Optional
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
@@ -8,7 +8,7 @@ from minipool import _config
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, get_default_dtype
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
@@ -370,13 +370,25 @@ class Where(Function):
                 unbroadcast(np.where(ctx.cond, zero, grad), sb))
 
 
-def where(condition: TensorLike, a: TensorLike, b: TensorLike) -> Tensor:
+def where(condition: TensorLike, a: Optional[TensorLike] = None,
+          b: Optional[TensorLike] = None) -> Union[Tensor, Tuple[Tensor, ...]]:
     """Pick ``a`` where ``condition`` holds, else ``b`` (broadcast); gradient follows the pick.
+
+    With ``condition`` alone, as ``torch.where(condition)``: the indices where it is
+    non-zero, one int64 tensor per dimension (``nonzero(condition, as_tuple=True)``).
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.where(mp.tensor([True, False]), mp.tensor([1.0, 2.0]), 0.0).numpy()
     array([1., 0.], dtype=float32)
+    >>> mp.where(mp.tensor([0, 3, 5]))[0].tolist()
+    [1, 2]
     """
+    if a is None and b is None:
+        from minipool.ops.indexing import nonzero
+        return nonzero(condition, as_tuple=True)
+    if a is None or b is None:
+        raise TypeError("where: give both a and b (values where condition holds and where it "
+                        "does not), or neither (the indices where condition is non-zero)")
     cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
     a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
@@ -505,9 +517,9 @@ class Cos(_Unary):
 
 
 def _as_float(x):
-    """Integers and bools become float32 (PyTorch's default dtype) for maths with real results."""
+    """Integers and bools become the default dtype (float32, as PyTorch) for maths with real results."""
     x = as_tensor(x)
-    return x if x.dtype.kind == "f" else Tensor(x.data.astype(np.float32))
+    return x if x.dtype.kind == "f" else Tensor(x.data.astype(get_default_dtype()))
 
 
 def square(x: TensorLike) -> Tensor:

@@ -5,7 +5,7 @@ reached through ``builtins``.
 """
 import builtins
 from collections import namedtuple
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from minipool._validate import flag
 from minipool.ops.elementwise import as_tensor, cast, unbroadcast
 from minipool.tensor import Function, Tensor, _dim_index
 
-__all__ = ["sum", "mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
+__all__ = ["sum", "mean", "var_mean", "std_mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
            "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims",
            "prod", "cumsum", "norm", "all", "any"]
 
@@ -418,6 +418,25 @@ def std(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None, keepdi
     array(1.4142135, dtype=float32)
     """
     return _var("std", x, dim, unbiased, keepdim, correction, True)
+
+
+def var_mean(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None,
+             keepdim: bool = False, *, correction: Optional[float] = None) -> Tuple[Tensor, Tensor]:
+    """``(var(x, ...), mean(x, dim, keepdim))`` in one call, as ``torch.var_mean``.
+
+    >>> import minipool as mp
+    >>> [t.item() for t in mp.var_mean(mp.tensor([1.0, 3.0]))]
+    [2.0, 2.0]
+    """
+    return (_var("var_mean", x, dim, unbiased, keepdim, correction, False),
+            mean(x, dim, keepdim))
+
+
+def std_mean(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None,
+             keepdim: bool = False, *, correction: Optional[float] = None) -> Tuple[Tensor, Tensor]:
+    """``(std(x, ...), mean(x, dim, keepdim))`` in one call, as ``torch.std_mean``."""
+    return (_var("std_mean", x, dim, unbiased, keepdim, correction, True),
+            mean(x, dim, keepdim))
 
 
 def _log_softmax(x, axis):

@@ -10,7 +10,8 @@ from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
 
 __all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
-           "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk"]
+           "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk",
+           "flip", "roll"]
 
 
 class Reshape(Function):
@@ -390,3 +391,69 @@ def chunk(x: TensorLike, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
     if n == 0:  # PyTorch gives `chunks` empty pieces here
         return _pieces(x, axis, [0] * int(chunks))
     return split(x, -(-n // int(chunks)), axis)
+
+
+def _each_dim(dims, ndim, op):
+    """Every entry of ``dims`` (an int or a sequence) as an axis index, repeats kept."""
+    dims = [dims] if isinstance(dims, (int, np.integer)) else list(dims)
+    return tuple(normalize_dims(d, ndim, op)[0] for d in dims)
+
+
+class Flip(Function):
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return np.flip(x, axes).copy()  # a copy, as PyTorch's flip
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(grad, ctx.axes).copy(), None
+
+
+def flip(x: TensorLike, dims: Union[int, Sequence[int]]) -> Tensor:
+    """Reverse the order of elements along ``dims`` (a copy), as ``torch.flip``.
+
+    >>> import minipool as mp
+    >>> mp.flip(mp.tensor([[1, 2], [3, 4]]), [1]).tolist()
+    [[2, 1], [4, 3]]
+    """
+    x = as_tensor(x)
+    axes = _each_dim(dims, x.ndim, "flip")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"flip: dims has duplicates: {dims}")
+    return Flip.apply(x, tuple(axes))
+
+
+class Roll(Function):
+    @staticmethod
+    def forward(ctx, x, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        return np.roll(x, shifts, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.roll(grad, tuple(-s for s in ctx.shifts), ctx.axes), None, None
+
+
+def roll(x: TensorLike, shifts: Union[int, Sequence[int]],
+         dims: Union[int, Sequence[int], None] = None) -> Tensor:
+    """Shift elements along ``dims`` by ``shifts`` (cyclically); with ``dims=None`` the
+    flattened tensor is rolled and the shape restored, as ``torch.roll``.
+
+    >>> import minipool as mp
+    >>> mp.roll(mp.tensor([1, 2, 3, 4]), 1).tolist()
+    [4, 1, 2, 3]
+    """
+    x = as_tensor(x)
+    shift_list = list(shifts) if isinstance(shifts, (tuple, list)) else [shifts]
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in shift_list):
+        raise TypeError(f"roll: shifts must be an int or a sequence of ints, got {shifts!r}")
+    if dims is None:
+        if len(shift_list) != 1:
+            raise ValueError(f"roll: without dims, shifts must be one int, got {shifts!r}")
+        return reshape(Roll.apply(reshape(x, (-1,)), (int(shift_list[0]),), (0,)), x.shape)
+    axes = _each_dim(dims, x.ndim, "roll")  # a repeated dim rolls twice, as PyTorch
+    if len(axes) != len(shift_list):
+        raise ValueError(f"roll: shifts and dims must have the same length, got {len(shift_list)} "
+                         f"and {len(axes)}")
+    return Roll.apply(x, tuple(int(s) for s in shift_list), tuple(axes))

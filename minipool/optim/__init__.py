@@ -1,4 +1,4 @@
-"""Optimisers (SGD, Adam, AdamW, RMSprop) and learning-rate schedules, with PyTorch's update rules.
+"""Optimisers (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, NAdam, RAdam, ASGD) and learning-rate schedules, with PyTorch's update rules.
 
 >>> import minipool as mp
 >>> net = mp.nn.Linear(4, 2)
@@ -18,3 +18,8 @@ from minipool.optim.lr_scheduler import ExponentialLR, LambdaLR, MultiStepLR, Re
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "LRScheduler", "StepLR",
            "CosineAnnealingLR", "OneCycleLR"]
 __all__ += ["RMSprop", "MultiStepLR", "ExponentialLR", "LambdaLR", "ReduceLROnPlateau"]
+from minipool.optim.adaptive import ASGD, Adadelta, Adagrad, Adamax, NAdam, RAdam  # noqa: F401
+__all__ += ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
+from minipool.optim.lr_scheduler import (ChainedScheduler, ConstantLR, CosineAnnealingWarmRestarts,  # noqa: F401
+                                         CyclicLR, LinearLR, MultiplicativeLR, PolynomialLR,
+                                         SequentialLR)

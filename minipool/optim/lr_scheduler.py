@@ -1,11 +1,14 @@
 """Learning-rate schedules with PyTorch's semantics: StepLR, MultiStepLR, ExponentialLR, LambdaLR,
-CosineAnnealingLR, OneCycleLR, and ReduceLROnPlateau (stepped with a metric).
+CosineAnnealingLR, OneCycleLR, LinearLR, ConstantLR, PolynomialLR, CosineAnnealingWarmRestarts,
+CyclicLR, MultiplicativeLR, ReduceLROnPlateau (stepped with a metric), and the combinators SequentialLR and
+ChainedScheduler.
 
 Construction applies the schedule's value at step 0; each ``step()`` (call it
 after ``optimizer.step()``) advances one epoch (or one batch, for OneCycleLR)
 and writes the new rate into every ``param_group["lr"]``.  ``state_dict()``
 holds everything but the optimizer, so a checkpoint resumes the schedule.
 """
+import bisect
 import math
 import numbers
 import types
@@ -15,7 +18,8 @@ from minipool._validate import positive_int
 from minipool.optim.optimizer import Optimizer, check_number
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiStepLR", "ExponentialLR",
-           "LambdaLR", "ReduceLROnPlateau"]
+           "LambdaLR", "ReduceLROnPlateau", "LinearLR", "ConstantLR", "PolynomialLR",
+           "CosineAnnealingWarmRestarts", "CyclicLR", "SequentialLR", "ChainedScheduler", "MultiplicativeLR"]
 
 
 class LRScheduler:
@@ -36,6 +40,11 @@ class LRScheduler:
                                    "resuming with last_epoch >= 0 needs the optimizer state loaded first")
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
+        self._is_initial = False
+        self._initial_step()
+
+    def _initial_step(self):
+        """The step construction takes (SequentialLR repeats it for a later schedule)."""
         self._step_count = 0
         self._is_initial = True
         try:
@@ -56,8 +65,19 @@ class LRScheduler:
                           "call optimizer.step() first, or the first rate of the schedule is skipped",
                           UserWarning, stacklevel=2)
         self._step_count += 1
-        self.last_epoch += 1
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        self._update_lr()
+
+    def _update_lr(self, epoch=None):
+        """One epoch on (``epoch=None``), or straight to ``epoch`` by the closed form where the
+        schedule has one (SequentialLR restarts a schedule at 0 this way, as PyTorch)."""
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            closed = getattr(self, "_get_closed_form_lr", None)
+            values = closed() if closed is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -94,6 +114,9 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self):
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
 
 class CosineAnnealingLR(LRScheduler):
     """Anneal from the initial rate to ``eta_min`` along half a cosine over ``T_max`` epochs.
@@ -121,6 +144,10 @@ class CosineAnnealingLR(LRScheduler):
                     for base, lr in zip(self.base_lrs, self._current_lrs())]
         return [(1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
                 * (lr - eta_min) + eta_min for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]
 
 
 class OneCycleLR(LRScheduler):
@@ -261,6 +288,10 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma ** times for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self):
+        passed = sum(n for m, n in self.milestones.items() if m <= self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the rate by ``gamma`` every epoch.
@@ -280,6 +311,9 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
 
 
 class LambdaLR(LRScheduler):
@@ -328,6 +362,43 @@ class LambdaLR(LRScheduler):
         for fn, attrs in zip(self.lr_lambdas, saved):
             if attrs is not None:
                 fn.__dict__.update(attrs)
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the rate by ``lr_lambda(epoch)`` at every epoch after the first (one function,
+    or one per group), as ``torch.optim.lr_scheduler.MultiplicativeLR``.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = MultiplicativeLR(opt, lambda epoch: 0.5)
+    >>> opt.step(); sched.step(); opt.step(); sched.step(); sched.get_last_lr()
+    [0.25]
+    """
+
+    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"MultiplicativeLR: optimizer must be a minipool Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"MultiplicativeLR: expected {n} lr_lambdas (one per parameter "
+                                 f"group), got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        for i, fn in enumerate(self.lr_lambdas):
+            if not callable(fn):
+                raise TypeError(f"MultiplicativeLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for lr, fn in zip(self._current_lrs(), self.lr_lambdas)]
+
+    state_dict = LambdaLR.state_dict
+    load_state_dict = LambdaLR.load_state_dict
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -438,4 +509,373 @@ class ReduceLROnPlateau(LRScheduler):
                     group["lr"] = new
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()
+
+
+class LinearLR(LRScheduler):
+    """Scale the rate linearly from ``start_factor`` to ``end_factor`` times the initial rate
+    over ``total_iters`` epochs, then keep it (a warm-up, with PyTorch's defaults 1/3 -> 1 over 5).
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.75, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+        check_number("LinearLR", "start_factor", start_factor, low=0, high=1, low_open=True)
+        check_number("LinearLR", "end_factor", end_factor, low=0, high=1)
+        self.start_factor, self.end_factor = start_factor, end_factor
+        self.total_iters = positive_int(total_iters, "total_iters", "LinearLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.start_factor for lr in self._current_lrs()]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        change = self.end_factor - self.start_factor
+        return [lr * (1.0 + change / (self.total_iters * self.start_factor + (self.last_epoch - 1) * change))
+                for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base * (self.start_factor + (self.end_factor - self.start_factor)
+                        * min(self.total_iters, self.last_epoch) / self.total_iters)
+                for base in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """The rate times ``factor`` for the first ``total_iters`` epochs, then the initial rate.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = ConstantLR(opt, factor=0.5, total_iters=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.5, 1.0, 1.0]
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+        # factor 0 is accepted as PyTorch does, though its rate then never comes back (0 * 1/0)
+        check_number("ConstantLR", "factor", factor, low=0, high=1)
+        self.factor = factor
+        self.total_iters = positive_int(total_iters, "total_iters", "ConstantLR")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base * (self.factor + (self.last_epoch >= self.total_iters) * (1 - self.factor))
+                for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the rate to 0 over ``total_iters`` epochs as ``(1 - t / total_iters) ** power``."""
+
+    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
+        self.total_iters = positive_int(total_iters, "total_iters", "PolynomialLR")
+        self.power = check_number("PolynomialLR", "power", power)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current_lrs()
+        decay = ((1.0 - self.last_epoch / self.total_iters)
+                 / (1.0 - (self.last_epoch - 1) / self.total_iters)) ** self.power
+        return [lr * decay for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self):
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """SGDR (Loshchilov and Hutter, 2017): cosine annealing from the initial rate to
+    ``eta_min`` over ``T_0`` epochs, then a restart; each period is ``T_mult`` times the last.
+    ``step(epoch)`` (a float, for per-batch fractions of an epoch) jumps there, as PyTorch.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = CosineAnnealingWarmRestarts(opt, T_0=2)
+    >>> rates = []
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 3))
+    >>> rates
+    [0.5, 1.0, 0.5, 1.0]
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
+        self.T_0 = positive_int(T_0, "T_0", "CosineAnnealingWarmRestarts")
+        self.T_mult = positive_int(T_mult, "T_mult", "CosineAnnealingWarmRestarts")
+        self.eta_min = check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
+        self.T_i = self.T_0
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self):
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base in self.base_lrs]
+
+    def step(self, epoch=None):
+        if self._step_count == 1 and self.optimizer._step_calls == 0:
+            warnings.warn("CosineAnnealingWarmRestarts.step() was called before optimizer.step(); "
+                          "call optimizer.step() first, or the first rate of the schedule is skipped",
+                          UserWarning, stacklevel=2)
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur %= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            check_number("CosineAnnealingWarmRestarts.step", "epoch", epoch, low=0)
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult ** n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+
+class CyclicLR(LRScheduler):
+    """Cyclical learning rates (Smith, 2017), stepped once per batch: the rate goes from
+    ``base_lr`` up to ``max_lr`` over ``step_size_up`` steps and back over ``step_size_down``
+    (default: the same), the swing scaled per ``mode`` ("triangular": 1, "triangular2": halved
+    each cycle, "exp_range": ``gamma ** step``) or by ``scale_fn``.  With ``cycle_momentum``
+    the momentum (or Adam's beta1) moves the other way between ``max_momentum`` and
+    ``base_momentum``.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0, momentum=0.9)
+    >>> sched = CyclicLR(opt, base_lr=0.1, max_lr=0.5, step_size_up=2)
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(round(sched.get_last_lr()[0], 3))
+    >>> rates
+    [0.1, 0.3, 0.5, 0.3, 0.1]
+    """
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
+                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
+                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"CyclicLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
+        base_lrs = OneCycleLR._per_group("base_lr", base_lr, optimizer)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = OneCycleLR._per_group("max_lr", max_lr, optimizer)
+        up = float(positive_int(step_size_up, "step_size_up", "CyclicLR"))
+        down = float(positive_int(step_size_down, "step_size_down", "CyclicLR")) \
+            if step_size_down is not None else up
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode must be 'triangular', 'triangular2' or 'exp_range' "
+                             f"(or give scale_fn), got {mode!r}")
+        if scale_fn is not None and not callable(scale_fn):
+            raise TypeError(f"CyclicLR: scale_fn must be callable, got {type(scale_fn).__name__}")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("CyclicLR: cycle_momentum=True needs an optimizer with momentum "
+                                 "or betas; pass cycle_momentum=False")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = OneCycleLR._per_group("base_momentum", base_momentum, optimizer)
+            self.max_momentums = OneCycleLR._per_group("max_momentum", max_momentum, optimizer)
+            if last_epoch == -1:
+                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums,
+                                                optimizer.param_groups):
+                    self._set_momentum(group, m_max)
+                    group["max_momentum"] = m_max
+                    group["base_momentum"] = m_base
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self):
+        if self._scale_fn_custom is None and self.mode in ("triangular", "triangular2"):
+            self.scale_mode = "cycle"  # these modes scale per cycle whatever scale_mode says
+        elif self._scale_fn_custom is None:
+            self.scale_mode = "iterations"
+
+    def scale_fn(self, x):
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    _set_momentum = OneCycleLR._set_momentum
+
+    def get_lr(self):
+        cycle = math.floor(1 + self.last_epoch / self.total_size)
+        x = 1.0 + self.last_epoch / self.total_size - cycle
+        scale = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        at = cycle if self.scale_mode == "cycle" else self.last_epoch
+        lrs = [base + (top - base) * scale * self.scale_fn(at)
+               for base, top in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums):
+                self._set_momentum(group, high - (high - low) * scale * self.scale_fn(at))
+        return lrs
+
+    def state_dict(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_scale_fn_custom")}
+        fn = self._scale_fn_custom  # plain functions cannot be saved (as PyTorch: pass it again)
+        state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) \
+            else dict(vars(fn)) if hasattr(fn, "__dict__") else None
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        attrs = state.pop("_scale_fn_custom", None)
+        self.__dict__.update(state)
+        if attrs is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(attrs)
+        self._init_scale_fn()
+
+
+def _check_schedulers(where, schedulers, optimizer):
+    """A non-empty list of step()-only schedules of ``optimizer`` (the first one's if None)."""
+    schedulers = list(schedulers)
+    if not schedulers:
+        raise ValueError(f"{where}: schedulers is empty; give at least one schedule")
+    optimizer = optimizer if optimizer is not None else getattr(schedulers[0], "optimizer", None)
+    for i, sched in enumerate(schedulers):
+        if not isinstance(sched, LRScheduler):
+            raise TypeError(f"{where}: schedulers[{i}] is a {type(sched).__name__}, not a schedule")
+        if isinstance(sched, ReduceLROnPlateau):
+            raise ValueError(f"{where}: schedulers[{i}] is a ReduceLROnPlateau, which steps with a "
+                             "metric; step it yourself after the others")
+        if sched.optimizer is not optimizer:
+            raise ValueError(f"{where}: schedulers[{i}] ({type(sched).__name__}) belongs to another "
+                             "optimizer; every schedule must drive the same one")
+    return schedulers, optimizer
+
+
+class _Combined(LRScheduler):
+    """state_dict / load_state_dict of a schedule made of schedules (each saved in turn)."""
+
+    def state_dict(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        saved = state.pop("_schedulers")
+        if len(saved) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved state has {len(saved)} "
+                             f"schedules, this one has {len(self._schedulers)}")
+        self.__dict__.update(state)
+        for sched, sub in zip(self._schedulers, saved):
+            sched.load_state_dict(sub)
+
+
+class SequentialLR(_Combined):
+    """Run ``schedulers[0]`` until epoch ``milestones[0]``, then ``schedulers[1]`` from its start,
+    and so on (a warm-up followed by a decay), as ``torch.optim.lr_scheduler.SequentialLR``.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> warm = LinearLR(opt, start_factor=0.5, total_iters=2)
+    >>> decay = ExponentialLR(opt, gamma=0.5)
+    >>> sched = SequentialLR(opt, [warm, decay], milestones=[2])
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(4):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.75, 1.0, 0.5, 0.25]
+    """
+
+    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+        self._schedulers, optimizer = _check_schedulers("SequentialLR", schedulers, optimizer)
+        for i, sched in enumerate(self._schedulers):
+            if isinstance(sched, _Combined):  # PyTorch fails at the milestone (no get_lr there)
+                raise ValueError(f"SequentialLR: schedulers[{i}] is a {type(sched).__name__}; a schedule "
+                                 "made of schedules cannot restart at a milestone: list its parts instead")
+        milestones = list(milestones)
+        if len(milestones) != len(self._schedulers) - 1:
+            raise ValueError(f"SequentialLR: expected {len(self._schedulers) - 1} milestones (one fewer "
+                             f"than schedulers), got {len(milestones)}")
+        self._milestones = milestones
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:  # undo the schedules' own first steps
+            group["lr"] = group["initial_lr"]
+        self._undo(self)
+        first = self._schedulers[bisect.bisect_right(milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def _undo(self, sched):
+        if hasattr(sched, "_schedulers"):
+            for inner in sched._schedulers:
+                self._undo(inner)
+        elif hasattr(sched, "last_epoch"):
+            sched.last_epoch -= 1
+
+    def step(self):
+        self.last_epoch += 1
+        idx = bisect.bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sched._update_lr(0)  # the next schedule starts from its epoch 0
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+
+class ChainedScheduler(_Combined):
+    """Step every schedule in ``schedulers`` at each ``step()``, so their factors multiply
+    (e.g. ConstantLR warm-up and ExponentialLR decay at once), as PyTorch's ChainedScheduler.
+
+    >>> import minipool as mp
+    >>> opt = mp.optim.SGD([mp.nn.Parameter(mp.zeros(1))], lr=1.0)
+    >>> sched = ChainedScheduler([ConstantLR(opt, factor=0.5, total_iters=2), ExponentialLR(opt, 0.5)])
+    >>> rates = [sched.get_last_lr()[0]]
+    >>> for _ in range(3):
+    ...     opt.step(); sched.step(); rates.append(sched.get_last_lr()[0])
+    >>> rates
+    [0.5, 0.25, 0.25, 0.125]
+    """
+
+    def __init__(self, schedulers, optimizer=None):
+        self._schedulers, self.optimizer = _check_schedulers("ChainedScheduler", schedulers, optimizer)
+        self._last_lr = self._current_lrs()
+
+    def step(self):
+        for sched in self._schedulers:
+            sched.step()
         self._last_lr = self._current_lrs()

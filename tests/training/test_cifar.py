@@ -542,7 +542,7 @@ def test_random_transforms_draw_from_the_shared_or_given_generator(make):
     first = seeded(x)
     np.testing.assert_array_equal(first, again(x))
     assert not np.array_equal(first, seeded(x)), "the seeded generator advances between calls"
-    with pytest.raises(TypeError, match="generator must be None, an int seed or a numpy.random.Generator"):
+    with pytest.raises(TypeError, match="generator must be None, an int seed, an mp.Generator or a numpy.random.Generator"):
         make(generator="42")
     with pytest.raises(ValueError, match="generator seed must be >= 0"):
         make(generator=-1)

@@ -1,0 +1,300 @@
+"""Adagrad, Adadelta, Adamax, NAdam, RAdam and ASGD, with PyTorch's update rules (its single-tensor
+CPU path, operation for operation, so float64 trajectories agree to rounding).
+
+Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp_avg",
+"exp_avg_sq", "exp_inf", "mu_product", "eta", "mu", "ax"), so a state_dict reads the same.
+"""
+import numpy as np
+
+from minipool.optim.adam import _lerp_
+from minipool.optim.optimizer import Optimizer, check_number
+from minipool.tensor import get_default_dtype
+
+__all__ = ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
+
+
+def _check_betas(name, group):
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+    check_number(name, "betas[0]", betas[0], low=0, high=1, high_open=True)
+    check_number(name, "betas[1]", betas[1], low=0, high=1, high_open=True)
+    group["betas"] = tuple(betas)
+
+
+class _Adaptive(Optimizer):
+    """The loop every optimiser here shares: per parameter with a gradient, fresh state on
+    the first step, then ``update(p, g, state, group)`` on the (maximize-negated) gradient."""
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = self._grad(p, group["maximize"])
+                if g is None:
+                    continue
+                state = self.state.setdefault(p, {})
+                if not state:
+                    self.init_state(p, state, group)
+                state["step"] += 1
+                self.update(p, g, state, group)
+        return loss
+
+
+class Adagrad(_Adaptive):
+    """Adagrad (Duchi et al., 2011) as ``torch.optim.Adagrad``.  For step t::
+
+        g = g + weight_decay * p
+        sum = sum + g * g                      (starts at initial_accumulator_value)
+        p = p - lr / (1 + (t - 1) * lr_decay) * g / (sqrt(sum) + eps)
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.tensor([1.0, -2.0], dtype="float64"))
+    >>> opt = mp.optim.Adagrad([w], lr=0.1)
+    >>> (w * w).sum().backward(); opt.step()
+    >>> w.numpy().round(4)
+    array([ 0.9, -1.9])
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                 eps=1e-10, *, maximize=False):
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+        for group in self.param_groups:  # PyTorch makes the state at construction
+            for p in group["params"]:
+                self.init_state(p, self.state.setdefault(p, {}), group)
+
+    def check_group(self, group):
+        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
+            check_number("Adagrad", name, group[name], low=0)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+
+    def update(self, p, g, state, group):
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] += g * g
+        std = np.sqrt(state["sum"])
+        std += group["eps"]
+        p.data += -clr * (g / std)
+
+
+class Adadelta(_Adaptive):
+    """Adadelta (Zeiler, 2012) as ``torch.optim.Adadelta``::
+
+        g = g + weight_decay * p
+        v = rho * v + (1 - rho) * g * g
+        d = sqrt(u + eps) / sqrt(v + eps) * g
+        u = rho * u + (1 - rho) * d * d
+        p = p - lr * d
+    """
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def check_group(self, group):
+        check_number("Adadelta", "lr", group["lr"], low=0)
+        check_number("Adadelta", "rho", group["rho"], low=0, high=1)
+        check_number("Adadelta", "eps", group["eps"], low=0)
+        check_number("Adadelta", "weight_decay", group["weight_decay"], low=0)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["square_avg"] = np.zeros_like(p.data)
+        state["acc_delta"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        rho, eps = group["rho"], group["eps"]
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg *= rho
+        square_avg += (1 - rho) * g * g
+        std = np.sqrt(square_avg + eps)
+        delta = np.sqrt(acc_delta + eps)
+        delta /= std
+        delta *= g
+        acc_delta *= rho
+        acc_delta += (1 - rho) * delta * delta
+        p.data += -group["lr"] * delta
+
+
+class Adamax(_Adaptive):
+    """Adamax (the infinity-norm Adam variant) as ``torch.optim.Adamax``::
+
+        g = g + weight_decay * p
+        m = m + (1 - beta1) * (g - m)
+        u = max(beta2 * u, |g| + eps)
+        p = p - lr / (1 - beta1**t) * m / u
+    """
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      maximize=maximize))
+
+    def check_group(self, group):
+        check_number("Adamax", "lr", group["lr"], low=0)
+        check_number("Adamax", "eps", group["eps"], low=0)
+        check_number("Adamax", "weight_decay", group["weight_decay"], low=0)
+        _check_betas("Adamax", group)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p.data)
+        state["exp_inf"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        beta1, beta2 = group["betas"]
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        _lerp_(state["exp_avg"], g, 1 - beta1)
+        exp_inf = state["exp_inf"]
+        exp_inf *= beta2
+        bound = np.abs(g)
+        bound += group["eps"]
+        np.maximum(exp_inf, bound, out=exp_inf)
+        clr = group["lr"] / (1 - beta1 ** state["step"])
+        p.data += -clr * (state["exp_avg"] / exp_inf)
+
+
+class NAdam(_Adaptive):
+    """NAdam (Dozat, 2016: Adam with Nesterov momentum) as ``torch.optim.NAdam``, with its
+    momentum schedule mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2) and, with
+    ``decoupled_weight_decay``, AdamW-style decay (NAdamW)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    def check_group(self, group):
+        check_number("NAdam", "lr", group["lr"], low=0)
+        check_number("NAdam", "eps", group["eps"], low=0)
+        check_number("NAdam", "weight_decay", group["weight_decay"], low=0)
+        check_number("NAdam", "momentum_decay", group["momentum_decay"], low=0)
+        _check_betas("NAdam", group)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["mu_product"] = 1.0
+        state["exp_avg"] = np.zeros_like(p.data)
+        state["exp_avg_sq"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
+        weight_decay = group["weight_decay"]
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.data *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p.data
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * group["momentum_decay"])))
+        # PyTorch keeps the product in a tensor of the default dtype (float32 unless changed)
+        scalar = get_default_dtype().type
+        mu_product = state["mu_product"] = float(scalar(state["mu_product"]) * scalar(mu))
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        _lerp_(exp_avg, g, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * g * g
+        denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step))
+        denom += group["eps"]
+        p.data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
+        p.data += ((-lr * mu_next) / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+
+
+class RAdam(_Adaptive):
+    """RAdam (Liu et al., 2019: Adam with the variance of its adaptive rate rectified) as
+    ``torch.optim.RAdam``; while the rectification is undefined (rho_t <= 5) the step is
+    plain momentum SGD.  ``decoupled_weight_decay``: AdamW-style decay."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                 decoupled_weight_decay=False, *, maximize=False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay,
+                                      maximize=maximize))
+
+    def check_group(self, group):
+        check_number("RAdam", "lr", group["lr"], low=0)
+        check_number("RAdam", "eps", group["eps"], low=0)
+        check_number("RAdam", "weight_decay", group["weight_decay"], low=0)
+        _check_betas("RAdam", group)
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["exp_avg"] = np.zeros_like(p.data)
+        state["exp_avg_sq"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
+        weight_decay = group["weight_decay"]
+        if weight_decay != 0:
+            if group["decoupled_weight_decay"]:
+                p.data *= 1 - lr * weight_decay
+            else:
+                g = g + weight_decay * p.data
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        _lerp_(exp_avg, g, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * g * g
+        bias_correction2 = 1 - beta2 ** step
+        corrected = exp_avg / (1 - beta1 ** step)
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+        if rho_t > 5.0:
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            root = np.sqrt(exp_avg_sq)
+            root += group["eps"]
+            p.data -= corrected * lr * (bias_correction2 ** 0.5 / root) * rect
+        else:
+            p.data -= corrected * lr
+
+
+class ASGD(_Adaptive):
+    """Averaged SGD (Polyak and Juditsky, 1992) as ``torch.optim.ASGD``: an SGD step with a
+    decaying rate ``eta_t = lr / (1 + lambd * lr * t) ** alpha`` (and a ``1 - lambd * eta``
+    shrink of p), plus a running average ``ax`` of the parameters from step ``t0`` on.
+    As PyTorch, eta and mu are held in the default dtype (float32 unless changed)."""
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, *,
+                 maximize=False):
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
+                                      weight_decay=weight_decay, maximize=maximize))
+
+    def check_group(self, group):
+        check_number("ASGD", "lr", group["lr"], low=0)
+        check_number("ASGD", "weight_decay", group["weight_decay"], low=0)
+        for name in ("lambd", "alpha", "t0"):
+            check_number("ASGD", name, group[name])
+
+    def init_state(self, p, state, group):
+        state["step"] = 0
+        state["eta"] = float(get_default_dtype().type(group["lr"]))
+        state["mu"] = 1.0
+        state["ax"] = np.zeros_like(p.data)
+
+    def update(self, p, g, state, group):
+        scalar = get_default_dtype().type
+        lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p.data
+        p.data *= 1 - lambd * eta
+        p.data += -eta * g
+        ax = state["ax"]
+        if state["mu"] != 1:
+            ax += (p.data - ax) * state["mu"]
+        else:
+            ax[...] = p.data
+        step = state["step"]
+        state["eta"] = float(scalar(lr / ((1 + lambd * lr * step) ** group["alpha"])))
+        state["mu"] = float(scalar(1 / max(1, step - group["t0"])))
