@@ -35,6 +35,8 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uintptr_t
 from libc.string cimport memcpy, memset
 
+import numpy as np
+
 # Row-major CBLAS enum values (cblas.h)
 cdef enum:
     ROW_MAJOR = 101
@@ -50,6 +52,17 @@ ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, in
                            const float*, int, float, float*, int) noexcept nogil
 ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
                            const double*, int, double, double*, int) noexcept nogil
+
+cdef extern from "conv2d_tiles.h" nogil:
+    void mp_conv_product_f(const float* w, Py_ssize_t O, const float* src, Py_ssize_t channels,
+                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
+                           Py_ssize_t taps, Py_ssize_t n, float* out, Py_ssize_t ldo)
+    void mp_conv_product_d(const double* w, Py_ssize_t O, const double* src, Py_ssize_t channels,
+                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
+                           Py_ssize_t taps, Py_ssize_t n, double* out, Py_ssize_t ldo)
+    int mp_pick_conv_tiles(int allow)
+    enum: TILE_ROWS "MP_CONV_MR"
+    enum: TILE_SLACK "MP_CONV_SLACK"
 
 cdef void* _sgemm = NULL
 cdef void* _dgemm = NULL
@@ -123,6 +136,86 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize
     _loop_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)
 
 
+# ---------------------------------------------------------------- tiles
+# The forward product can also run on conv2d_tiles.h's register tiles instead of
+# BLAS: TILE_ROWS output channels by 2 vectors of output pixels, each output one
+# running sum over its (c, ki, kj) products in order.  With stride 1 (shifted
+# columns, one image per product) the tiles read the padded planes directly, so
+# no column block is built.  ``_tile_mode`` 0: never; 1: where ``_tiles_win``
+# says; 2: always (tests).
+cdef int _tile_mode = 1
+cdef Py_ssize_t[1] _NO_TAP_OFFSET = [0]  # a column block: one "tap" per row
+
+
+def use_tiles(int mode):
+    """0: BLAS for every forward product; 1: tiles where they measured faster; 2: tiles
+    for every forward product (tests).  Returns the previous mode."""
+    global _tile_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_tiles: mode must be 0, 1 or 2, got {mode}")
+    previous, _tile_mode = _tile_mode, mode
+    return previous
+
+
+def use_cpu_avx2(bint allow=True):
+    """Run the tiles on AVX2 registers when ``allow`` and the CPU has AVX2 (the
+    default), else the baseline x86-64 build: the same bits either way.  Returns
+    whether AVX2 is now in use."""
+    return mp_pick_conv_tiles(allow) == 1
+
+
+use_cpu_avx2(True)
+
+
+cdef bint _tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): stride 1
+    straight from the planes, one image per product, output rows of 16+ pixels, and
+    64+ steps per sum or a single panel of output channels.  (16-32 channel layers on
+    16x16 and 32x32 planes 1.06-1.2x, LeNet's conv1 1.17x; 8x8 planes and smaller,
+    LeNet's conv2 (10x10 rows) and 3x3 first layers stay on BLAS: 0.75-0.92x there.)"""
+    return (g.shifted and g.images == 1 and g.Wo >= 16
+            and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
+
+
+def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+               Py_ssize_t block_rows, Py_ssize_t images):
+    """Whether ``conv2d_forward`` runs this shape's products on the tiles (with the
+    current ``use_tiles`` mode)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, block_rows)
+    _set_images(&g, images)
+    return _on_tiles(&g)
+
+
+cdef bint _on_tiles(const Geometry* g) noexcept nogil:
+    return g.K_group > 0 and (_tile_mode == 2 or (_tile_mode == 1 and _tiles_win(g)))
+
+
+cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
+                       Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
+    """(O, K_group) -> per group, panels of TILE_ROWS output channels side by side for
+    each product step, (panels, K_group, TILE_ROWS), zero rows past the last channel."""
+    cdef Py_ssize_t panels = (O_group + TILE_ROWS - 1) // TILE_ROWS, grp, o, k
+    cdef floating* d
+    memset(packed, 0, groups * panels * TILE_ROWS * K_group * sizeof(floating))
+    for grp in range(groups):
+        for o in range(O_group):
+            d = packed + ((grp * panels + o // TILE_ROWS) * K_group) * TILE_ROWS + o % TILE_ROWS
+            for k in range(K_group):
+                d[k * TILE_ROWS] = weight[(grp * O_group + o) * K_group + k]
+
+
+cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const floating* src,
+                               Py_ssize_t channels, Py_ssize_t channel_stride,
+                               const Py_ssize_t* tap_offset, Py_ssize_t taps, Py_ssize_t n,
+                               floating* out, Py_ssize_t ldo) noexcept nogil:
+    """out (O, n), row stride ``ldo``, = the packed weight of O channels times the src
+    rows (see conv2d_tiles.h)."""
+    if floating is float:
+        mp_conv_product_f(packed, O, src, channels, channel_stride, tap_offset, taps, n, out, ldo)
+    else:
+        mp_conv_product_d(packed, O, src, channels, channel_stride, tap_offset, taps, n, out, ldo)
+
+
 # ---------------------------------------------------------------- geometry
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
@@ -186,15 +279,22 @@ cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:
     return g.C * g.Hs * g.Ws if g.padded else 0
 
 
+cdef inline Py_ssize_t _forward_planes(const Geometry* g) noexcept nogil:
+    """The forward pass's copy of an image's planes: padded ones, or any stride-1
+    image on tiles (whose last vectors read past the last plane: TILE_SLACK)."""
+    return g.C * g.Hs * g.Ws if g.shifted else 0
+
+
 cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept nogil:
     """What one thread's workspace row holds (see _forward_images / _backward_images):
-    forward:  padded planes | cols | wide output (shifted or several images only)
+    forward:  planes | cols | wide output (shifted or several images only) | tiles' slack
     backward: padded planes | padded gradient planes | cols | grad_cols | wide G | G.T | ones"""
     cdef Py_ssize_t width = _block_width(g, g.block_rows) if g.Ho and g.Wo else 0
     cdef Py_ssize_t taps = g.C * g.kh * g.kw, ld = g.images * width
     if backward:
         return 2 * _source_size(g) + 2 * taps * ld + 2 * g.O * ld + width
-    return _source_size(g) + taps * ld + (g.O * ld if g.shifted or g.images > 1 else 0)
+    return (_forward_planes(g) + taps * ld + (g.O * ld if g.shifted or g.images > 1 else 0)
+            + TILE_SLACK)
 
 
 def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -415,16 +515,24 @@ cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
 # ld = count*width, and one GEMM serves them all; its output goes through the wide
 # block (the images' outputs are not adjacent in NCHW).
 cdef void _forward_images(const floating* images, Py_ssize_t count, const floating* weight,
+                          const floating* packed, const Py_ssize_t* tap_offset,
                           const floating* bias, floating* out, floating* work,
                           const Geometry* g) noexcept nogil:
-    """out (O, Ho*Wo) of ``count`` consecutive images (count > 1: whole-image blocks)."""
+    """out (O, Ho*Wo) of ``count`` consecutive images (count > 1: whole-image blocks).
+    With a ``packed`` weight the products run on tiles (one image on shifted columns:
+    straight from the planes, at ``tap_offset``), else on BLAS."""
     cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
     cdef Py_ssize_t oh0, oh1, width, ld, grp, o, r, ow, i
     cdef Py_ssize_t row_stride = g.Ws if g.shifted else g.Wo
     cdef Py_ssize_t max_ld = _block_width(g, g.block_rows) * count
     cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
-    cdef const floating* planes
-    cdef floating* cols = work + _source_size(g)
+    cdef bint from_planes = packed != NULL and count == 1 and g.shifted
+    cdef Py_ssize_t Cg = g.C // g.groups, taps = g.kh * g.kw, plane = g.Hs * g.Ws
+    cdef Py_ssize_t panel = (g.O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * g.K_group
+    cdef floating* dst
+    cdef Py_ssize_t ldd
+    cdef const floating* planes = images
+    cdef floating* cols = work + _forward_planes(g)
     cdef floating* wide_out = cols + g.C * g.kh * g.kw * max_ld
     cdef floating* d
     cdef const floating* s
@@ -437,24 +545,29 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
         for i in range(count):
             planes = images + i * in_image
             if g.shifted:
-                if g.padded:
+                if g.padded or from_planes:
                     if count > 1 or oh0 == 0:  # one image: padded once for all its blocks
                         _pad_planes(planes, work, g)
                     planes = work
-                _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
+                if not from_planes:
+                    _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
             else:
                 _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
         for grp in range(g.groups):
             if direct:
-                _gemm(False, False, g.O_group, width, g.K_group,
-                      weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * ld, ld,
-                      False, out + grp * g.O_group * L + oh0 * g.Wo, L)
-            else:  # into the wide block, then keep the first Wo of every row_stride columns
+                dst, ldd = out + grp * g.O_group * L + oh0 * g.Wo, L
+            else:
+                dst, ldd = wide_out + grp * g.O_group * ld, ld
+            if from_planes:
+                _tile_product(packed + grp * panel, g.O_group, planes + grp * Cg * plane + oh0 * g.Ws,
+                              Cg, plane, tap_offset, taps, width, dst, ldd)
+            elif packed != NULL:
+                _tile_product(packed + grp * panel, g.O_group, cols + grp * g.K_group * ld,
+                              g.K_group, ld, _NO_TAP_OFFSET, 1, ld, dst, ldd)
+            else:  # not direct: the wide block, whose first Wo of every row_stride columns are kept
                 _gemm(False, False, g.O_group, ld, g.K_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * ld, ld,
-                      False, wide_out + grp * g.O_group * ld, ld)
+                      cols + grp * g.K_group * ld, ld, False, dst, ldd)
         if direct:
             if bias != NULL:  # the product is already in place
                 for o in range(g.O):
@@ -647,10 +760,25 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef Py_ssize_t gemms = (N + images - 1) // images
+    cdef floating[::1] packed_view
+    cdef Py_ssize_t[::1] tap_offset_view
+    cdef const floating* packed = NULL
+    cdef const Py_ssize_t* tap_offset = NULL
+    cdef Py_ssize_t panels = (g.O_group + TILE_ROWS - 1) // TILE_ROWS, ki, kj
+    if _on_tiles(&g):
+        packed_view = np.empty(g.groups * panels * TILE_ROWS * g.K_group,
+                               np.float32 if floating is float else np.float64)
+        packed = &packed_view[0]
+        _pack_weight(wp, &packed_view[0], g.groups, g.O_group, g.K_group)
+        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                tap_offset_view[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
+        tap_offset = &tap_offset_view[0]
     for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
-        _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
-                        op + n * images * out_image,
+        _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, packed,
+                        tap_offset, bias_ptr, op + n * images * out_image,
                         wsp + t * per_thread if wsp != NULL else NULL, &g)
 
 
