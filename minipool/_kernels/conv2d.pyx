@@ -56,10 +56,12 @@ ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, 
 cdef extern from "conv2d_tiles.h" nogil:
     void mp_conv_product_f(const float* w, Py_ssize_t O, const float* src, Py_ssize_t channels,
                            Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
-                           Py_ssize_t taps, Py_ssize_t n, float* out, Py_ssize_t ldo)
+                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
+                           float* out, Py_ssize_t ldo, Py_ssize_t out_row)
     void mp_conv_product_d(const double* w, Py_ssize_t O, const double* src, Py_ssize_t channels,
                            Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
-                           Py_ssize_t taps, Py_ssize_t n, double* out, Py_ssize_t ldo)
+                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
+                           double* out, Py_ssize_t ldo, Py_ssize_t out_row)
     int mp_pick_conv_tiles(int allow)
     enum: TILE_ROWS "MP_CONV_MR"
     enum: TILE_SLACK "MP_CONV_SLACK"
@@ -168,12 +170,13 @@ use_cpu_avx2(True)
 
 
 cdef bint _tiles_win(const Geometry* g) noexcept nogil:
-    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): stride 1
-    straight from the planes, one image per product, output rows of 16+ pixels, and
-    64+ steps per sum or a single panel of output channels.  (16-32 channel layers on
-    16x16 and 32x32 planes 1.06-1.2x, LeNet's conv1 1.17x; 8x8 planes and smaller,
-    LeNet's conv2 (10x10 rows) and 3x3 first layers stay on BLAS: 0.75-0.92x there.)"""
-    return (g.shifted and g.images == 1 and g.Wo >= 16
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): straight
+    from the planes (stride 1), row by row (rows of whole 8-pixel vectors) or one image
+    at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
+    channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
+    conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
+    stay on BLAS: 0.75-0.95x there.)"""
+    return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
             and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
 
 
@@ -206,14 +209,17 @@ cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t grou
 
 cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const floating* src,
                                Py_ssize_t channels, Py_ssize_t channel_stride,
-                               const Py_ssize_t* tap_offset, Py_ssize_t taps, Py_ssize_t n,
-                               floating* out, Py_ssize_t ldo) noexcept nogil:
-    """out (O, n), row stride ``ldo``, = the packed weight of O channels times the src
-    rows (see conv2d_tiles.h)."""
+                               const Py_ssize_t* tap_offset, Py_ssize_t taps, Py_ssize_t rows,
+                               Py_ssize_t n, Py_ssize_t src_row, floating* out, Py_ssize_t ldo,
+                               Py_ssize_t out_row) noexcept nogil:
+    """out (O, rows x n), channel stride ``ldo``, = the packed weight of O channels times
+    the src rows (see conv2d_tiles.h)."""
     if floating is float:
-        mp_conv_product_f(packed, O, src, channels, channel_stride, tap_offset, taps, n, out, ldo)
+        mp_conv_product_f(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
+                          src_row, out, ldo, out_row)
     else:
-        mp_conv_product_d(packed, O, src, channels, channel_stride, tap_offset, taps, n, out, ldo)
+        mp_conv_product_d(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
+                          src_row, out, ldo, out_row)
 
 
 # ---------------------------------------------------------------- geometry
@@ -229,6 +235,8 @@ cdef struct Geometry:
     bint shifted              # stride 1: columns are shifted copies of whole plane rows
     Py_ssize_t Hs, Ws         # the (padded) planes the shifted columns are cut from
     bint padded               # ... which then differ from the input planes
+    bint shiftable            # stride 1 and a reach within the output: planes usable as above
+    bint by_rows              # forward on tiles row by row from the planes (conv2d_forward)
 
 
 cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -258,6 +266,7 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
+    g.shiftable, g.by_rows = g.shifted, False
     # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
     # then cost more than gathering saves once they pass 20% of the output (3x3 and
     # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)
@@ -283,6 +292,12 @@ cdef inline Py_ssize_t _forward_planes(const Geometry* g) noexcept nogil:
     """The forward pass's copy of an image's planes: padded ones, or any stride-1
     image on tiles (whose last vectors read past the last plane: TILE_SLACK)."""
     return g.C * g.Hs * g.Ws if g.shifted else 0
+
+
+cdef Py_ssize_t _forward_workspace(const Geometry* g) noexcept nogil:
+    """The forward workspace: enough for BLAS and for tiles by rows (planes and slack)."""
+    return max(_workspace_elements(g, False),
+               g.C * g.Hs * g.Ws + TILE_SLACK if g.shiftable else 0)
 
 
 cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept nogil:
@@ -331,7 +346,7 @@ def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_
         width = _block_width(&g, g.Ho)
         g.images = max(1, min(gemm_columns // width, N // max(min_gemms, 1),
                               cap // max(taps * width, 1)))
-    return g.block_rows, g.images, _workspace_elements(&g, False), _workspace_elements(&g, True)
+    return g.block_rows, g.images, _forward_workspace(&g), _workspace_elements(&g, True)
 
 
 cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
@@ -525,8 +540,8 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
     cdef Py_ssize_t oh0, oh1, width, ld, grp, o, r, ow, i
     cdef Py_ssize_t row_stride = g.Ws if g.shifted else g.Wo
     cdef Py_ssize_t max_ld = _block_width(g, g.block_rows) * count
-    cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
     cdef bint from_planes = packed != NULL and count == 1 and g.shifted
+    cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
     cdef Py_ssize_t Cg = g.C // g.groups, taps = g.kh * g.kw, plane = g.Hs * g.Ws
     cdef Py_ssize_t panel = (g.O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * g.K_group
     cdef floating* dst
@@ -537,6 +552,9 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
     cdef floating* d
     cdef const floating* s
     cdef floating b
+    if packed != NULL and g.by_rows:
+        _forward_rows(images, count, packed, tap_offset, bias, out, work, g)
+        return
     oh0 = 0
     while oh0 < g.Ho:
         oh1 = min(oh0 + g.block_rows, g.Ho)
@@ -558,12 +576,12 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
                 dst, ldd = out + grp * g.O_group * L + oh0 * g.Wo, L
             else:
                 dst, ldd = wide_out + grp * g.O_group * ld, ld
-            if from_planes:
+            if from_planes:  # one run per tap, the Ws - Wo pixels between rows dropped later
                 _tile_product(packed + grp * panel, g.O_group, planes + grp * Cg * plane + oh0 * g.Ws,
-                              Cg, plane, tap_offset, taps, width, dst, ldd)
+                              Cg, plane, tap_offset, taps, 1, width, 0, dst, ldd, 0)
             elif packed != NULL:
                 _tile_product(packed + grp * panel, g.O_group, cols + grp * g.K_group * ld,
-                              g.K_group, ld, _NO_TAP_OFFSET, 1, ld, dst, ldd)
+                              g.K_group, ld, _NO_TAP_OFFSET, 1, 1, ld, 0, dst, ldd, 0)
             else:  # not direct: the wide block, whose first Wo of every row_stride columns are kept
                 _gemm(False, False, g.O_group, ld, g.K_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
@@ -585,6 +603,31 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
                         for ow in range(g.Wo):
                             d[r * g.Wo + ow] = s[ow] + b
         oh0 = oh1
+
+
+cdef void _forward_rows(const floating* images, Py_ssize_t count, const floating* packed,
+                        const Py_ssize_t* tap_offset, const floating* bias, floating* out,
+                        floating* work, const Geometry* g) noexcept nogil:
+    """``_forward_images`` on tiles going row by row (output rows of whole 8-pixel
+    vectors): each image's padded planes, then the whole product straight into ``out``
+    (no column block, no pixel computed and dropped), then the bias."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
+    cdef Py_ssize_t Cg = g.C // g.groups, plane = g.Hs * g.Ws, i, grp, o, j
+    cdef Py_ssize_t panel = (g.O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * g.K_group
+    cdef floating* d
+    cdef floating b
+    for i in range(count):
+        _pad_planes(images + i * in_image, work, g)
+        for grp in range(g.groups):
+            _tile_product(packed + grp * panel, g.O_group, work + grp * Cg * plane, Cg, plane,
+                          tap_offset, g.kh * g.kw, g.Ho, g.Wo, g.Ws,
+                          out + i * out_image + grp * g.O_group * L, L, g.Wo)
+        if bias != NULL:
+            for o in range(g.O):
+                b = bias[o]
+                d = out + i * out_image + o * L
+                for j in range(L):
+                    d[j] += b
 
 
 cdef void _crop_planes(const floating* planes_grad, floating* image_grad,
@@ -737,7 +780,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     _set_images(&g, images)
-    cdef Py_ssize_t per_thread = _workspace_elements(&g, False)
+    cdef Py_ssize_t per_thread = _forward_workspace(&g)
     cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
@@ -766,6 +809,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t panels = (g.O_group + TILE_ROWS - 1) // TILE_ROWS, ki, kj
     if _on_tiles(&g):
+        if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
+            g.by_rows = g.shifted = True
+            g.padded = g.Hs != g.H or g.Ws != g.W
         packed_view = np.empty(g.groups * panels * TILE_ROWS * g.K_group,
                                np.float32 if floating is float else np.float64)
         packed = &packed_view[0]

@@ -46,69 +46,101 @@ typedef double mp_vd32 __attribute__((vector_size(32)));
  * elements after the last src row. */
 #define MP_CONV_SLACK 16
 
-/* One tile: rows (<= MR) output channels by NV vectors of pixels from p, of
- * which `valid` are stored; `resume`: the sums continue from the values in out
- * (exactly as if never stored: a stored float is the sum itself). */
+/* One tile: rows (<= MR) output channels by NV vectors of pixels, vector v
+ * read at p + v*src_step and written at p + v*out_step (the next run of the
+ * row, or the next row when a row is one vector); `valid` < NV*VL: only that
+ * many pixels (one contiguous run) are stored.  `resume`: the sums continue
+ * from the values in out (exactly as if never stored: a stored value is the
+ * sum itself). */
 #define MP_CONV_TILE(T, V, NAME, MADD, ATTR)                                               \
     ATTR static inline __attribute__((always_inline)) void NAME(                           \
         const T *restrict w, const T *restrict src, Py_ssize_t channels,                   \
         Py_ssize_t channel_stride, const Py_ssize_t *restrict tap_offset, Py_ssize_t taps, \
-        Py_ssize_t p, Py_ssize_t valid, T *restrict out, Py_ssize_t ldo, Py_ssize_t rows,  \
-        int resume, const int NV) {                                                        \
+        Py_ssize_t src_step, Py_ssize_t valid, T *restrict out, Py_ssize_t ldo,            \
+        Py_ssize_t out_step, Py_ssize_t rows, int resume, const int NV) {                  \
         enum { VL = sizeof(V) / sizeof(T) };                                               \
         V acc[MP_CONV_MR][2];                                                              \
         for (int r = 0; r < MP_CONV_MR; r++)                                               \
             for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                               \
         if (resume)                                                                        \
-            for (Py_ssize_t r = 0; r < rows; r++)                                          \
-                memcpy(acc[r], out + r * ldo + p, valid * sizeof(T));                      \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                        \
+                if (valid == NV * VL)                                                      \
+                    for (int v = 0; v < NV; v++)                                           \
+                        memcpy(&acc[r][v], out + r * ldo + v * out_step, sizeof(V));       \
+                else                                                                       \
+                    memcpy(acc[r], out + r * ldo, valid * sizeof(T));                      \
+            }                                                                              \
         for (Py_ssize_t c = 0; c < channels; c++) {                                        \
-            const T *s_c = src + c * channel_stride + p;                                   \
+            const T *s_c = src + c * channel_stride;                                       \
             for (Py_ssize_t t = 0; t < taps; t++, w += MP_CONV_MR) {                       \
                 const T *s = s_c + tap_offset[t];                                          \
                 V x[2];                                                                    \
-                for (int v = 0; v < NV; v++) memcpy(&x[v], s + v * VL, sizeof(V));         \
+                for (int v = 0; v < NV; v++) memcpy(&x[v], s + v * src_step, sizeof(V));   \
                 for (int r = 0; r < MP_CONV_MR; r++) {                                     \
                     const T wr = w[r];                                                     \
                     for (int v = 0; v < NV; v++) acc[r][v] = MADD(x[v], wr, acc[r][v]);    \
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
-        for (Py_ssize_t r = 0; r < rows; r++)                                              \
-            memcpy(out + r * ldo + p, acc[r], valid * sizeof(T));                          \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                            \
+            if (valid == NV * VL)                                                          \
+                for (int v = 0; v < NV; v++)                                               \
+                    memcpy(out + r * ldo + v * out_step, &acc[r][v], sizeof(V));           \
+            else                                                                           \
+                memcpy(out + r * ldo, acc[r], valid * sizeof(T));                          \
+        }                                                                                  \
     }
 
-/* out (O, n), row stride ldo: the whole product.  Blocked as a GEMM is: a
- * chunk of about MP_CONV_STEPS product steps at a time (its src tile stays in
- * L1 while every panel of output channels passes over it, its weights in L2),
- * each sum resumed where the previous chunk left it: the order of every
- * output's steps does not change. */
+/* out (O, rows x n pixels), channel stride ldo, row stride out_row: the whole
+ * product, pixel row i read from src + i*src_row (one row: a column block or
+ * the planes' shifted runs; several: the planes' rows, no pixel wasted between
+ * them).  Blocked as a GEMM is: a chunk of about MP_CONV_STEPS product steps
+ * at a time (its src tile stays in L1 while every panel of output channels
+ * passes over it, its weights in L2), each sum resumed where the previous
+ * chunk left it: the order of every output's steps does not change. */
 #define MP_CONV_STEPS 256
 #define MP_CONV_PRODUCT(T, V, NAME, TILE, ATTR)                                            \
     ATTR static void NAME(const T *restrict w, Py_ssize_t O, const T *restrict src,        \
                           Py_ssize_t channels, Py_ssize_t channel_stride,                  \
                           const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,          \
-                          Py_ssize_t n, T *restrict out, Py_ssize_t ldo) {                 \
+                          Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,               \
+                          T *restrict out, Py_ssize_t ldo, Py_ssize_t out_row) {           \
         enum { VL = sizeof(V) / sizeof(T) };                                               \
-        Py_ssize_t panels = (O + MP_CONV_MR - 1) / MP_CONV_MR, panel = channels * taps * MP_CONV_MR; \
+        Py_ssize_t panels = (O + MP_CONV_MR - 1) / MP_CONV_MR;                             \
+        Py_ssize_t panel = channels * taps * MP_CONV_MR;                                   \
         Py_ssize_t chunk = MP_CONV_STEPS / taps > 1 ? MP_CONV_STEPS / taps : 1;            \
         for (Py_ssize_t c0 = 0; c0 < channels; c0 += chunk) {                              \
             Py_ssize_t cn = channels - c0 < chunk ? channels - c0 : chunk;                 \
-            const T *s = src + c0 * channel_stride;                                        \
-            for (Py_ssize_t p = 0; p < n; p += 2 * VL) {                                   \
-                /* the last pixels: whole vectors read (MP_CONV_SLACK), theirs stored */   \
-                Py_ssize_t valid = n - p < 2 * VL ? n - p : 2 * VL;                        \
-                for (Py_ssize_t k = 0; k < panels; k++) {                                  \
-                    const T *wk = w + k * panel + c0 * taps * MP_CONV_MR;                  \
-                    Py_ssize_t rows = O - k * MP_CONV_MR < MP_CONV_MR ? O - k * MP_CONV_MR : MP_CONV_MR; \
-                    if (valid > VL)                                                        \
-                        TILE(wk, s, cn, channel_stride, tap_offset, taps, p, valid,        \
-                             out + k * MP_CONV_MR * ldo, ldo, rows, c0 > 0, 2);            \
-                    else                                                                   \
-                        TILE(wk, s, cn, channel_stride, tap_offset, taps, p, valid,        \
-                             out + k * MP_CONV_MR * ldo, ldo, rows, c0 > 0, 1);            \
+            const T *s0 = src + c0 * channel_stride;                                       \
+            const T *wc = w + c0 * taps * MP_CONV_MR;                                      \
+            Py_ssize_t i = 0;                                                              \
+            if (n == VL) /* rows of one vector: two rows per tile */                       \
+                for (; i + 1 < rows; i += 2)                                               \
+                    for (Py_ssize_t k = 0; k < panels; k++) {                              \
+                        Py_ssize_t left = O - k * MP_CONV_MR;                              \
+                        TILE(wc + k * panel, s0 + i * src_row, cn, channel_stride,         \
+                             tap_offset, taps, src_row, 2 * VL,                            \
+                             out + k * MP_CONV_MR * ldo + i * out_row, ldo, out_row,       \
+                             left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 2);            \
+                    }                                                                      \
+            for (; i < rows; i++)                                                          \
+                for (Py_ssize_t p = 0; p < n; p += 2 * VL) {                               \
+                    /* a row's last pixels: whole vectors read (MP_CONV_SLACK) */          \
+                    Py_ssize_t valid = n - p < 2 * VL ? n - p : 2 * VL;                    \
+                    for (Py_ssize_t k = 0; k < panels; k++) {                              \
+                        Py_ssize_t left = O - k * MP_CONV_MR;                              \
+                        const T *s = s0 + i * src_row + p;                                 \
+                        T *d = out + k * MP_CONV_MR * ldo + i * out_row + p;               \
+                        if (valid > VL)                                                    \
+                            TILE(wc + k * panel, s, cn, channel_stride, tap_offset, taps,  \
+                                 VL, valid, d, ldo, VL,                                    \
+                                 left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 2);        \
+                        else                                                               \
+                            TILE(wc + k * panel, s, cn, channel_stride, tap_offset, taps,  \
+                                 VL, valid, d, ldo, VL,                                    \
+                                 left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 1);        \
+                    }                                                                      \
                 }                                                                          \
-            }                                                                              \
         }                                                                                  \
     }
 

@@ -169,7 +169,8 @@ def test_tiles_carry_non_finite_values_where_blas_does(value, where, tiles):
     ((64, 1, 32, 32), 6, 5, True),     # LeNet's conv1: one panel of output channels
     ((64, 6, 14, 14), 16, 5, False),   # LeNet's conv2: rows of 10 pixels stay on BLAS
     ((64, 3, 32, 32), 32, 3, False),   # 3x3 first layer: 27 steps per sum
-    ((64, 64, 8, 8), 128, 3, False),   # 8x8 planes: several images per product
+    ((64, 64, 8, 8), 128, 3, True),    # 8x8 planes: row by row, one image at a time
+    ((64, 64, 4, 4), 64, 5, False),    # 4x4 planes: half-vector rows
 ])
 def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
     from minipool.ops import conv as conv_module
@@ -178,9 +179,10 @@ def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
     geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
                                         W + 2 * pad - k + 1, 1)
     block_rows, images = conv_module._plan(shape, out_channels, geometry)[:2]
-    assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images) == on_tiles
-    previous = kernels.use_tiles(0)
+    previous = kernels.use_tiles(1)
     try:
+        assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images) == on_tiles
+        kernels.use_tiles(0)
         assert not kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
         kernels.use_tiles(2)
         assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
