@@ -108,7 +108,10 @@ typedef double mp_vd32 __attribute__((vector_size(32)));
         enum { VL = sizeof(V) / sizeof(T) };                                               \
         Py_ssize_t panels = (O + MP_CONV_MR - 1) / MP_CONV_MR;                             \
         Py_ssize_t panel = channels * taps * MP_CONV_MR;                                   \
-        Py_ssize_t chunk = MP_CONV_STEPS / taps > 1 ? MP_CONV_STEPS / taps : 1;            \
+        /* channels per chunk: the fewest chunks of <= MP_CONV_STEPS steps, evened out */  \
+        Py_ssize_t most = MP_CONV_STEPS / taps > 1 ? MP_CONV_STEPS / taps : 1;             \
+        Py_ssize_t chunks = (channels + most - 1) / most;                                  \
+        Py_ssize_t chunk = chunks > 1 ? (channels + chunks - 1) / chunks : most;           \
         for (Py_ssize_t c0 = 0; c0 < channels; c0 += chunk) {                              \
             Py_ssize_t cn = channels - c0 < chunk ? channels - c0 : chunk;                 \
             const T *s0 = src + c0 * channel_stride;                                       \

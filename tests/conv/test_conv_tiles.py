@@ -193,3 +193,27 @@ def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
 def test_use_tiles_rejects_an_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         kernels.use_tiles(3)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_input_gradient_keeps_the_scatter_for_a_non_finite_weight(value, tiles):
+    """On tiles the input gradient is a convolution of the padded output gradient, whose
+    zeros would meet the inf: only a finite weight takes that path."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 6, 8))
+    w = rng.standard_normal((5, 3, 3, 3))
+    w[2, 1, 0, 0] = value
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isfinite(gx).sum() > 0
+    geometry = conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 6, 8, 1)
+    grad_x = np.empty_like(x)
+    assert not conv_module._input_grad_on_tiles(x.shape, w.reshape(5, -1), g, geometry, grad_x)
+    w[2, 1, 0, 0] = 0.5
+    assert conv_module._input_grad_on_tiles(x.shape, w.reshape(5, -1), g, geometry, grad_x)
+    np.testing.assert_allclose(grad_x, reference(x, w, None, 1, 1, 1, 1, grad_out=g)[1],
+                               rtol=1e-12, atol=1e-12)
