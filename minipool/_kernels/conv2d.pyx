@@ -781,19 +781,13 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
                                 block_rows)
     _set_images(&g, images)
     cdef Py_ssize_t per_thread = _forward_workspace(&g)
-    cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
     if ((out.shape[0], out.shape[1], out.shape[2], out.shape[3]) != (N, g.O, g.Ho, g.Wo)
             or weight.shape[1] != g.K_group):
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.O:
-            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
-        if g.O:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
     if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return
     _check_workspace(workspace, num_threads, per_thread)
@@ -828,6 +822,58 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
                         wsp + t * per_thread if wsp != NULL else NULL, &g)
 
 
+cdef const floating* _bias_pointer(object bias, Py_ssize_t channels, floating* like,
+                                   str op) except? NULL:
+    """The first of ``bias``'s ``channels`` entries (checked), of ``like``'s type; NULL for
+    None or no channels."""
+    cdef const floating[::1] view
+    if bias is None:
+        return NULL
+    view = bias
+    if view.shape[0] != channels:
+        raise ValueError(f"{op} kernel: bias has {view.shape[0]} entries, expected {channels}")
+    return &view[0] if channels else NULL
+
+
+cdef floating* _first(object array, floating* like, str name) except? NULL:
+    """The first element of ``array``, C-contiguous, writable and of ``like``'s type
+    (checked: a reshaped copy would take the writes); NULL for None or an empty array.
+    The caller holds the array."""
+    cdef floating[::1] flat
+    if array is None:
+        return NULL
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:
+        raise ValueError(f"conv2d kernel: {name} must be C-contiguous")
+    flat = array.reshape(-1)
+    return &flat[0] if flat.shape[0] else NULL
+
+
+def _backward_buffers(x, grad_x, weight_slots, bias_slots, tuple slot_shape, Py_ssize_t O,
+                      Py_ssize_t used):
+    """Check the backward entries' optional buffers (``slot_shape``: a weight slot's),
+    zero the weight slots past the first ``used`` (no product reaches them) and the bias
+    slots; return the number of slots S (the batch's images when there are none)."""
+    cdef Py_ssize_t S = max(x.shape[0], 1)
+    if grad_x is not None and _dims(grad_x) != _dims(x):
+        raise ValueError(f"conv2d kernel: grad_x has shape {_dims(grad_x)}, expected {_dims(x)}")
+    if weight_slots is not None:
+        S = weight_slots.shape[0]
+        if S < 1 or _dims(weight_slots)[1:] != slot_shape:
+            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(weight_slots)}, "
+                             f"expected (S >= 1, {', '.join(map(str, slot_shape))})")
+        weight_slots[used:] = 0
+    if bias_slots is not None:
+        if bias_slots.shape[1] != O or (weight_slots is not None and bias_slots.shape[0] != S):
+            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bias_slots)}, expected "
+                             f"({S if weight_slots is not None else 'S'}, {O})")
+        S = bias_slots.shape[0]
+        if S < 1:
+            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
+        bias_slots[...] = 0
+    return S
+
+
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                     const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
                     object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
@@ -845,8 +891,6 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     _set_images(&g, images)
     cdef Py_ssize_t per_thread = _workspace_elements(&g, True)
     cdef Py_ssize_t gemms = (N + images - 1) // images
-    cdef floating[:, :, :, ::1] gx
-    cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
     cdef floating* gxp = NULL
     cdef floating* slotp = NULL
@@ -856,41 +900,19 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
             or weight.shape[1] != g.K_group):
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"grad {_dims(grad)} do not match geometry {geometry}")
-    if grad_x is not None:
-        gx = grad_x
-        if (gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3]) != (N, g.C, g.H, g.W):
-            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
-        if gx.size:
-            gxp = &gx[0, 0, 0, 0]
-    if weight_slots is not None:
-        slots = weight_slots
-        S = slots.shape[0]
-        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.K_group
-                or slots.shape[3] != g.O_group):
-            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
-                             f"(S >= 1, {g.groups}, {g.K_group}, {g.O_group})")
-        if slots.size:
-            slotp = &slots[0, 0, 0, 0]
-            for s in range(gemms, S):  # slots without images hold zeros
-                slots[s, :, :, :] = 0
-    if bias_slots is not None:
-        bslots = bias_slots
-        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
-            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
-                             f"({S if weight_slots is not None else 'S'}, {g.O})")
-        S = bslots.shape[0]
-        if S < 1:
-            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
-        if bslots.size:
-            bslotp = &bslots[0, 0]
-        bslots[:, :] = 0
+    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.K_group, g.O_group),
+                          g.O, gemms)
+    gxp = _first(grad_x, <floating*>NULL, "grad_x")
+    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
+    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
     cdef Py_ssize_t L = g.Ho * g.Wo
     if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients ...
         if gxp != NULL:
-            gx[:, :, :, :] = 0
+            grad_x[...] = 0
         if slotp != NULL:
-            slots[:, :, :, :] = 0
+            weight_slots[...] = 0
         if bslotp != NULL:  # ... but for the bias (no input channels at all)
+            bslots = bias_slots
             for n in range(N):
                 for o in range(g.O):
                     for j in range(L):
@@ -989,20 +1011,13 @@ def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, :
     cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, True) if channels_last else _workspace_elements(&g, True)
     cdef tuple x_shape = (N, g.Ho, g.Wo, g.O) if channels_last else (N, g.O, g.Ho, g.Wo)
-    cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     cdef floating* op
     num_threads = max(num_threads, 1)
     if _dims(x) != x_shape or weight.shape[1] != g.K_group:
         raise ValueError(f"conv_transpose2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.C:
-            raise ValueError(f"conv_transpose2d kernel: bias has {bias_view.shape[0]} entries, "
-                             f"expected {g.C}")
-        if g.C:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.C, <floating*>NULL, "conv_transpose2d")
     cdef Py_ssize_t in_image = g.O * g.Ho * g.Wo, out_image = g.C * g.H * g.W
     if N == 0 or out_image == 0:
         return
@@ -1240,18 +1255,12 @@ def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, False)
-    cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
     if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.O:
-            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
-        if g.O:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
     if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return
     _check_workspace(workspace, num_threads, per_thread)
@@ -1277,8 +1286,6 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, True)
-    cdef floating[:, :, :, ::1] gx
-    cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
     cdef floating* gxp = NULL
     cdef floating* slotp = NULL
@@ -1287,41 +1294,19 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
     if _dims(grad) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"grad {_dims(grad)} do not match geometry {geometry}")
-    if grad_x is not None:
-        gx = grad_x
-        if _dims(gx) != _dims(x):
-            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
-        if gx.size:
-            gxp = &gx[0, 0, 0, 0]
-    if weight_slots is not None:
-        slots = weight_slots
-        S = slots.shape[0]
-        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.O_group
-                or slots.shape[3] != g.K_group):
-            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
-                             f"(S >= 1, {g.groups}, {g.O_group}, {g.K_group})")
-        if slots.size:
-            slotp = &slots[0, 0, 0, 0]
-            for s in range(N, S):  # slots without images hold zeros
-                slots[s, :, :, :] = 0
-    if bias_slots is not None:
-        bslots = bias_slots
-        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
-            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
-                             f"({S if weight_slots is not None else 'S'}, {g.O})")
-        S = bslots.shape[0]
-        if S < 1:
-            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
-        if bslots.size:
-            bslotp = &bslots[0, 0]
-        bslots[:, :] = 0
+    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.O_group, g.K_group),
+                          g.O, N)
+    gxp = _first(grad_x, <floating*>NULL, "grad_x")
+    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
+    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
     cdef Py_ssize_t L = g.Ho * g.Wo
     if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:
         if gxp != NULL:
-            gx[:, :, :, :] = 0
+            grad_x[...] = 0
         if slotp != NULL:
-            slots[:, :, :, :] = 0
+            weight_slots[...] = 0
         if bslotp != NULL and N and L:  # no input channels: the bias still has a gradient
+            bslots = bias_slots
             for n in range(N):
                 for s in range(L):
                     for t in range(g.O):
