@@ -1,4 +1,5 @@
-"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time.
+"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time,
+or register tiles straight from the planes.
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
@@ -25,6 +26,18 @@ address, found by ``minipool/_blas.py``, one thread per call: the threads here
 already cover the cores).  Without one, a plain loop GEMM gives the same
 results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
 for tests and benchmarks.
+
+The forward product has a second engine, ``conv2d_tiles.h`` (section "tiles"):
+6 output channels by 2 AVX vectors of output pixels held in registers, each
+output ONE chain of fma over its (c, ki, kj) products in order, so the bits
+depend on the shape alone (not on the thread count, nor on the AVX2 or the
+baseline build).  With stride 1 the tiles read the padded planes themselves,
+output row by output row when rows are whole 8-pixel vectors (no column block,
+no pixel computed and dropped, straight into the NCHW output); else over the
+column block.  ``_tiles_win`` picks them where they measured faster than BLAS
+(3x3 and 5x5 layers with 64+ products per output on 8x8-64x64 planes, and
+LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
+forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
 
 Two later sections reuse these passes: the transposed convolution (its forward
 is the input-gradient pass above) and the channels-last (NHWC) kernels, whose
@@ -181,16 +194,18 @@ cdef bint _tiles_win(const Geometry* g) noexcept nogil:
 
 
 def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
-               Py_ssize_t block_rows, Py_ssize_t images):
+               Py_ssize_t block_rows, Py_ssize_t images, bint float64=False):
     """Whether ``conv2d_forward`` runs this shape's products on the tiles (with the
     current ``use_tiles`` mode)."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, block_rows)
     _set_images(&g, images)
-    return _on_tiles(&g)
+    return _on_tiles(&g, float64)
 
 
-cdef bint _on_tiles(const Geometry* g) noexcept nogil:
-    return g.K_group > 0 and (_tile_mode == 2 or (_tile_mode == 1 and _tiles_win(g)))
+cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1 keeps float64 on BLAS: the tiles were measured in float32 only."""
+    return g.K_group > 0 and (_tile_mode == 2 or (_tile_mode == 1 and not float64
+                                                  and _tiles_win(g)))
 
 
 cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
@@ -802,7 +817,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef const Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t panels = (g.O_group + TILE_ROWS - 1) // TILE_ROWS, ki, kj
-    if _on_tiles(&g):
+    if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W

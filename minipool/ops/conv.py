@@ -11,6 +11,12 @@ summed over images in fixed slots, so the bits do not depend on the thread
 count), and scatters ``W.T @ G`` back into the input gradient planes the thread
 owns.
 
+Where they measured faster, the forward product runs on the kernel's register
+tiles instead (stride 1: straight from the padded planes, no column block; see
+the kernel's docstring), and so does a stride-1 input gradient, computed as the
+forward convolution of the output gradient with the flipped weight
+(``_input_grad_on_tiles``).
+
 Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
 while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
 restored afterwards) -- also when the kernel itself runs on one thread, since a
@@ -115,7 +121,8 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
         return False
     flipped = ConvGeometry(kh, kw, 1, 1, qh, qw, dh, dw, H, W, groups)
     block_rows, images, per_thread, _, threads = _plan((N, O, Ho, Wo), C, flipped)
-    if not kernels.uses_tiles(O, Ho, Wo, C, flipped, block_rows, images):
+    if not kernels.uses_tiles(O, Ho, Wo, C, flipped, block_rows, images,
+                              grad.dtype == np.float64):
         return False
     if not np.isfinite(weight2).all():
         return False
