@@ -8,6 +8,8 @@ output channels, pixel runs and sums end inside a tile, a vector or a chunk.
 """
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
@@ -94,9 +96,11 @@ def test_tiles_gradcheck_float64(case, tiles):
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tiles_one_and_two_threads_are_bit_identical(case, dtype, tiles):
+    """Forward and all gradients (the input gradient also runs on the tiles)."""
     x, w, b, kw = make(case, dtype, seed=5)
-    one, two = (with_threads(t, lambda: forward(x, w, b, **kw)) for t in (1, 2))
-    np.testing.assert_array_equal(one, two)
+    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
+    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
+        np.testing.assert_array_equal(a, b_, err_msg=name)
 
 
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
@@ -217,3 +221,32 @@ def test_input_gradient_keeps_the_scatter_for_a_non_finite_weight(value, tiles):
     assert conv_module._input_grad_on_tiles(x.shape, w.reshape(5, -1), g, geometry, grad_x)
     np.testing.assert_allclose(grad_x, reference(x, w, None, 1, 1, 1, 1, grad_out=g)[1],
                                rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.sampled_from([1, 2]), cpg=st.integers(1, 3),
+       opg=st.integers(1, 8), H=st.integers(1, 9), W=st.integers(1, 20),
+       k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2),
+       dilation=st.integers(1, 2), ties=st.booleans(),
+       special=st.sampled_from([None, np.inf, -np.inf, np.nan]), seed=st.integers(0, 99))
+def test_random_geometry_on_tiles_matches_reference(N, groups, cpg, opg, H, W, k, stride, pad,
+                                                    dilation, ties, special, seed):
+    """Any geometry, small integer values (ties: equal products and sums) or one inf/NaN in
+    the input: forward and gradients as the loop reference."""
+    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
+        return  # the kernel does not fit (covered by the error tests)
+    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
+    x, w, b, kwargs = make(case, np.float64, seed)
+    if ties:
+        x, w = np.round(x * 2), np.round(w * 2)
+    if special is not None:
+        x[0, 0, H // 2, W // 2] = special
+    previous = kernels.use_tiles(2)
+    try:
+        out, gx, gw, gb, g = run(x, w, b, kwargs)
+    finally:
+        kernels.use_tiles(previous)
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, b, **kwargs, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
