@@ -287,6 +287,7 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--engines-worker":
+        sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--engines", argv[1]]  # as typed
         return compare_engines(int(argv[1]))
     if argv and argv[0] == "--engines":  # in a 1-thread process, as the sweep's workers
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIPOOL_NUM_THREADS="1", OMP_NUM_THREADS="1")
