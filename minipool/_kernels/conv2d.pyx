@@ -76,6 +76,7 @@ cdef extern from "conv2d_tiles.h" nogil:
                            Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
                            double* out, Py_ssize_t ldo, Py_ssize_t out_row)
     int mp_pick_conv_tiles(int allow)
+    Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0)
     enum: TILE_ROWS "MP_CONV_MR"
     enum: TILE_SLACK "MP_CONV_SLACK"
 
@@ -210,16 +211,25 @@ cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
 
 cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
                        Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
-    """(O, K_group) -> per group, panels of TILE_ROWS output channels side by side for
-    each product step, (panels, K_group, TILE_ROWS), zero rows past the last channel."""
-    cdef Py_ssize_t panels = (O_group + TILE_ROWS - 1) // TILE_ROWS, grp, o, k
+    """(O, K_group) -> per group (``_packed_group`` elements apart), panel after panel
+    (conv2d_tiles.h's widths: 6 or 4 channels), the panel starting at channel o0 at
+    o0*K_group as (K_group, width), zero rows past the last channel."""
+    cdef Py_ssize_t group_size = _packed_group(O_group, K_group), grp, o, o0 = 0, width, k
     cdef floating* d
-    memset(packed, 0, groups * panels * TILE_ROWS * K_group * sizeof(floating))
-    for grp in range(groups):
-        for o in range(O_group):
-            d = packed + ((grp * panels + o // TILE_ROWS) * K_group) * TILE_ROWS + o % TILE_ROWS
-            for k in range(K_group):
-                d[k * TILE_ROWS] = weight[(grp * O_group + o) * K_group + k]
+    memset(packed, 0, groups * group_size * sizeof(floating))
+    while o0 < O_group:
+        width = mp_conv_panel_width(O_group, o0)
+        for grp in range(groups):
+            for o in range(o0, min(o0 + width, O_group)):
+                d = packed + grp * group_size + o0 * K_group + (o - o0)
+                for k in range(K_group):
+                    d[k * width] = weight[(grp * O_group + o) * K_group + k]
+        o0 += width
+
+
+cdef inline Py_ssize_t _packed_group(Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
+    """A group's packed weight: its panels cover at most O_group rounded up to 6 rows."""
+    return (O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * K_group
 
 
 cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const floating* src,
@@ -558,7 +568,7 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
     cdef bint from_planes = packed != NULL and count == 1 and g.shifted
     cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
     cdef Py_ssize_t Cg = g.C // g.groups, taps = g.kh * g.kw, plane = g.Hs * g.Ws
-    cdef Py_ssize_t panel = (g.O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * g.K_group
+    cdef Py_ssize_t panel = _packed_group(g.O_group, g.K_group)
     cdef floating* dst
     cdef Py_ssize_t ldd
     cdef const floating* planes = images
@@ -628,7 +638,7 @@ cdef void _forward_rows(const floating* images, Py_ssize_t count, const floating
     (no column block, no pixel computed and dropped), then the bias."""
     cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
     cdef Py_ssize_t Cg = g.C // g.groups, plane = g.Hs * g.Ws, i, grp, o, j
-    cdef Py_ssize_t panel = (g.O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * g.K_group
+    cdef Py_ssize_t panel = _packed_group(g.O_group, g.K_group)
     cdef floating* d
     cdef floating b
     for i in range(count):
@@ -816,12 +826,12 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef Py_ssize_t[::1] tap_offset_view
     cdef const floating* packed = NULL
     cdef const Py_ssize_t* tap_offset = NULL
-    cdef Py_ssize_t panels = (g.O_group + TILE_ROWS - 1) // TILE_ROWS, ki, kj
+    cdef Py_ssize_t ki, kj
     if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
-        packed_view = np.empty(g.groups * panels * TILE_ROWS * g.K_group,
+        packed_view = np.empty(g.groups * _packed_group(g.O_group, g.K_group),
                                np.float32 if floating is float else np.float64)
         packed = &packed_view[0]
         _pack_weight(wp, &packed_view[0], g.groups, g.O_group, g.K_group)

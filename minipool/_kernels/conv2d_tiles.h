@@ -18,12 +18,14 @@
  * on the tile an output falls in, not on the build (AVX2 fma instructions on
  * 32-byte vectors, or the C library's fma() lane by lane on 16-byte ones), not
  * on the thread count.  (Unfused multiply-then-add reached only ~90 GFLOP/s
- * per core here: twice the instructions for the front end.)  The weight is packed by the caller, MR output channels side
- * by side per product step (zero rows past the last channel: computed, not
- * stored).
+ * per core here: twice the instructions for the front end.)
  *
- * The tile is MR output channels by 2 vectors of pixels in registers: per
- * step, 2 loads of pixels and MR broadcast weights feed 2*MR fma (12 of the
+ * The weight is packed by the caller, a panel's MR (6 or 4) output channels
+ * side by side per product step, as above (see mp_conv_panel_width; zero rows
+ * past the last channel: computed, not stored).
+ *
+ * The tile is 6 (or 4) output channels by 2 vectors of pixels in registers:
+ * per step, 2 loads of pixels and 6 broadcast weights feed 12 fma (12 of the
  * 16 AVX registers hold the sums).
  *
  * Needs Python.h (for Py_ssize_t) and <string.h>, included before this file by
@@ -33,7 +35,17 @@
 #include <math.h>
 #include <string.h>
 
-#define MP_CONV_MR 6
+#define MP_CONV_MR 6 /* the widest panel */
+
+/* The output channels go in panels of 6 rows, or 4 where 6 would leave rows
+ * computed for nothing (16 channels: 6+6+4; 32: 6+6+6+6+4+4): the width of the
+ * panel starting at channel o0 of O.  The weight is packed panel after panel,
+ * panel o0 at o0*K.  (A 4-row tile holds 8 sums: still enough to hide the fma
+ * latency.) */
+static inline Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0) {
+    Py_ssize_t left = O - o0;
+    return left <= 4 || left == 7 || left == 8 ? 4 : 6;
+}
 
 /* SSE vectors in the baseline build, AVX ones in the AVX2 build */
 typedef float mp_vf16 __attribute__((vector_size(16)));
@@ -57,10 +69,10 @@ typedef double mp_vd32 __attribute__((vector_size(32)));
         const T *restrict w, const T *restrict src, Py_ssize_t channels,                   \
         Py_ssize_t channel_stride, const Py_ssize_t *restrict tap_offset, Py_ssize_t taps, \
         Py_ssize_t src_step, Py_ssize_t valid, T *restrict out, Py_ssize_t ldo,            \
-        Py_ssize_t out_step, Py_ssize_t rows, int resume, const int NV) {                  \
+        Py_ssize_t out_step, Py_ssize_t rows, int resume, const int MR, const int NV) {    \
         enum { VL = sizeof(V) / sizeof(T) };                                               \
         V acc[MP_CONV_MR][2];                                                              \
-        for (int r = 0; r < MP_CONV_MR; r++)                                               \
+        for (int r = 0; r < MR; r++)                                                       \
             for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                               \
         if (resume)                                                                        \
             for (Py_ssize_t r = 0; r < rows; r++) {                                        \
@@ -72,11 +84,11 @@ typedef double mp_vd32 __attribute__((vector_size(32)));
             }                                                                              \
         for (Py_ssize_t c = 0; c < channels; c++) {                                        \
             const T *s_c = src + c * channel_stride;                                       \
-            for (Py_ssize_t t = 0; t < taps; t++, w += MP_CONV_MR) {                       \
+            for (Py_ssize_t t = 0; t < taps; t++, w += MR) {                               \
                 const T *s = s_c + tap_offset[t];                                          \
                 V x[2];                                                                    \
                 for (int v = 0; v < NV; v++) memcpy(&x[v], s + v * src_step, sizeof(V));   \
-                for (int r = 0; r < MP_CONV_MR; r++) {                                     \
+                for (int r = 0; r < MR; r++) {                                             \
                     const T wr = w[r];                                                     \
                     for (int v = 0; v < NV; v++) acc[r][v] = MADD(x[v], wr, acc[r][v]);    \
                 }                                                                          \
@@ -106,42 +118,52 @@ typedef double mp_vd32 __attribute__((vector_size(32)));
                           Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,               \
                           T *restrict out, Py_ssize_t ldo, Py_ssize_t out_row) {           \
         enum { VL = sizeof(V) / sizeof(T) };                                               \
-        Py_ssize_t panels = (O + MP_CONV_MR - 1) / MP_CONV_MR;                             \
-        Py_ssize_t panel = channels * taps * MP_CONV_MR;                                   \
         /* channels per chunk: the fewest chunks of <= MP_CONV_STEPS steps, evened out */  \
         Py_ssize_t most = MP_CONV_STEPS / taps > 1 ? MP_CONV_STEPS / taps : 1;             \
         Py_ssize_t chunks = (channels + most - 1) / most;                                  \
         Py_ssize_t chunk = chunks > 1 ? (channels + chunks - 1) / chunks : most;           \
+        Py_ssize_t K = channels * taps;                                                    \
         for (Py_ssize_t c0 = 0; c0 < channels; c0 += chunk) {                              \
             Py_ssize_t cn = channels - c0 < chunk ? channels - c0 : chunk;                 \
             const T *s0 = src + c0 * channel_stride;                                       \
-            const T *wc = w + c0 * taps * MP_CONV_MR;                                      \
             Py_ssize_t i = 0;                                                              \
             if (n == VL) /* rows of one vector: two rows per tile */                       \
                 for (; i + 1 < rows; i += 2)                                               \
-                    for (Py_ssize_t k = 0; k < panels; k++) {                              \
-                        Py_ssize_t left = O - k * MP_CONV_MR;                              \
-                        TILE(wc + k * panel, s0 + i * src_row, cn, channel_stride,         \
-                             tap_offset, taps, src_row, 2 * VL,                            \
-                             out + k * MP_CONV_MR * ldo + i * out_row, ldo, out_row,       \
-                             left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 2);            \
+                    for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                        \
+                        wd = mp_conv_panel_width(O, o0);                                   \
+                        const T *wk = w + o0 * K + c0 * taps * wd;                         \
+                        const T *s = s0 + i * src_row;                                     \
+                        T *d = out + o0 * ldo + i * out_row;                               \
+                        Py_ssize_t nr = O - o0 < wd ? O - o0 : wd;                         \
+                        if (wd == 6)                                                       \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, src_row,     \
+                                 2 * VL, d, ldo, out_row, nr, c0 > 0, 6, 2);               \
+                        else                                                               \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, src_row,     \
+                                 2 * VL, d, ldo, out_row, nr, c0 > 0, 4, 2);               \
                     }                                                                      \
             for (; i < rows; i++)                                                          \
                 for (Py_ssize_t p = 0; p < n; p += 2 * VL) {                               \
                     /* a row's last pixels: whole vectors read (MP_CONV_SLACK) */          \
                     Py_ssize_t valid = n - p < 2 * VL ? n - p : 2 * VL;                    \
-                    for (Py_ssize_t k = 0; k < panels; k++) {                              \
-                        Py_ssize_t left = O - k * MP_CONV_MR;                              \
+                    for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                        \
+                        wd = mp_conv_panel_width(O, o0);                                   \
+                        const T *wk = w + o0 * K + c0 * taps * wd;                         \
                         const T *s = s0 + i * src_row + p;                                 \
-                        T *d = out + k * MP_CONV_MR * ldo + i * out_row + p;               \
-                        if (valid > VL)                                                    \
-                            TILE(wc + k * panel, s, cn, channel_stride, tap_offset, taps,  \
-                                 VL, valid, d, ldo, VL,                                    \
-                                 left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 2);        \
+                        T *d = out + o0 * ldo + i * out_row + p;                           \
+                        Py_ssize_t nr = O - o0 < wd ? O - o0 : wd;                         \
+                        if (wd == 6 && valid > VL)                                         \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, VL, valid,   \
+                                 d, ldo, VL, nr, c0 > 0, 6, 2);                            \
+                        else if (wd == 6)                                                  \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, VL, valid,   \
+                                 d, ldo, VL, nr, c0 > 0, 6, 1);                            \
+                        else if (valid > VL)                                               \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, VL, valid,   \
+                                 d, ldo, VL, nr, c0 > 0, 4, 2);                            \
                         else                                                               \
-                            TILE(wc + k * panel, s, cn, channel_stride, tap_offset, taps,  \
-                                 VL, valid, d, ldo, VL,                                    \
-                                 left < MP_CONV_MR ? left : MP_CONV_MR, c0 > 0, 1);        \
+                            TILE(wk, s, cn, channel_stride, tap_offset, taps, VL, valid,   \
+                                 d, ldo, VL, nr, c0 > 0, 4, 1);                            \
                     }                                                                      \
                 }                                                                          \
         }                                                                                  \
