@@ -1,4 +1,4 @@
-"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM) against PyTorch CPU eager, and against this machine's sgemm roof.
+"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM, or register tiles) against PyTorch CPU eager, and against this machine's sgemm roof.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
@@ -15,6 +15,14 @@ much).
 
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
+    python benchmarks/bench_conv.py --engines [REPEATS]
+
+``--engines`` compares the conv2d kernel's two forward engines on the LeNet and
+sweep layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, the kernel
+before the register tiles) against the automatic choice (``use_tiles(1)``,
+the default), and PyTorch, each timed in CPU time (``time.thread_time``, so
+other processes on a busy machine count less), interleaved in one process,
+the minimum of REPEATS (default 7) rounds.
 """
 import json
 import os
@@ -188,9 +196,104 @@ def measure_case(case, threads, repeats, warmup, torch, rng):
     return row
 
 
+def compare_engines(repeats):
+    """The ``--engines`` table (see the module docstring); run at 1 thread."""
+    import time
+
+    import minipool as mp
+    import minipool.nn.functional as F
+    from minipool._blas import single_threaded
+    from minipool._kernels import conv2d as kernels
+    torch = import_torch(False)
+    if torch is not None:
+        torch.set_num_threads(1)
+
+    def cpu_time(fn, inner):
+        start = time.thread_time()
+        for _ in range(inner):
+            fn()
+        return (time.thread_time() - start) / inner
+
+    a = np.random.default_rng(1).standard_normal((ROOF_SIZE, ROOF_SIZE)).astype(np.float32)
+    with single_threaded():
+        roof = 2 * ROOF_SIZE ** 3 / min(cpu_time(lambda: a @ a, 1) for _ in range(5)) / 1e9
+    print(machine_line(torch))
+    print(f"sgemm roof (NumPy OpenBLAS {ROOF_SIZE}^3 float32, 1 thread, CPU time, min of 5): "
+          f"{roof:.0f} GFLOP/s")
+    print(f"conv2d float32, batch 64, 1 thread, CPU time, min of {repeats} interleaved rounds; "
+          "fwd+bwd: weight, bias and (not for first layers) input gradients\n")
+    headers = ["case", "step", "BLAS only", "automatic", "torch", "GFLOP/s BLAS / auto",
+               "of roof BLAS / auto", "speed-up vs torch BLAS / auto"]
+    rows = []
+    rng = np.random.default_rng(0)
+    cases = ([(n, "conv2d", N, C, H, W, O, k, 1, 0, g, False) for n, N, C, H, W, O, k, g in SHAPES]
+             + SWEEP_SHAPES)
+    for name, _, N, C, H, W, O, k, stride, pad, input_grad, _ in cases:
+        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+        w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+        g = rng.standard_normal((N, O, Ho, Wo)).astype(np.float32)
+        xt = mp.tensor(x, requires_grad=input_grad)
+        wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
+        for step in ("fwd", "fwd+bwd"):
+            train = step == "fwd+bwd"
+
+            def engine(mode):
+                def run():
+                    kernels.use_tiles(mode)
+                    if train:
+                        F.conv2d(xt, wt, bt, stride=stride, padding=pad).backward(g)
+                    else:
+                        with mp.no_grad():
+                            F.conv2d(xt, wt, bt, stride=stride, padding=pad)
+                return run
+
+            fns = {"blas": engine(0), "auto": engine(1)}
+            if torch is not None:
+                tx = torch.from_numpy(x).requires_grad_(input_grad)
+                tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
+                tg = torch.from_numpy(g)
+
+                def torch_run():
+                    if train:
+                        torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad).backward(tg)
+                    else:
+                        with torch.no_grad():
+                            torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad)
+                fns["torch"] = torch_run
+            flop = 2 * N * O * Ho * Wo * C * k * k * ((3 if input_grad else 2) if train else 1)
+            inner = max(1, int(2e8 / flop))
+            best = dict.fromkeys(fns, float("inf"))
+            for fn in fns.values():
+                fn()
+            for _ in range(repeats):
+                for key, fn in fns.items():
+                    best[key] = min(best[key], cpu_time(fn, inner))
+            kernels.use_tiles(1)
+            rate = {key: flop / best[key] / 1e9 for key in ("blas", "auto")}
+            speed = (f"{best['torch'] / best['blas']:.2f}x / {best['torch'] / best['auto']:.2f}x"
+                     if "torch" in best else "")
+            rows.append([name, step, format_seconds(best["blas"]), format_seconds(best["auto"]),
+                         format_seconds(best["torch"]) if "torch" in best else "",
+                         f"{rate['blas']:.0f} / {rate['auto']:.0f}",
+                         f"{rate['blas'] / roof:.0%} / {rate['auto'] / roof:.0%}", speed])
+    print(markdown_table(headers, rows))
+    print("\nspeed-up = torch time / minipool time (> 1: minipool is faster)")
+    return 0
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
+    if argv and argv[0] == "--engines-worker":
+        sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--engines", argv[1]]  # as typed
+        return compare_engines(int(argv[1]))
+    if argv and argv[0] == "--engines":  # in a 1-thread process, as the sweep's workers
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIPOOL_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        repeats = argv[1] if len(argv) > 1 else "7"
+        return subprocess.run([sys.executable, os.path.abspath(__file__), "--engines-worker", repeats],
+                              env=env).returncode
     if argv and argv[0] == "--worker":
         threads, repeats, warmup, use_torch = (int(a) for a in argv[1:5])
         print(json.dumps(measure(threads, repeats, warmup, bool(use_torch))))

@@ -1,4 +1,5 @@
-"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time.
+"""2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time,
+or register tiles straight from the planes.
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
@@ -26,6 +27,18 @@ already cover the cores).  Without one, a plain loop GEMM gives the same
 results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
 for tests and benchmarks.
 
+The forward product has a second engine, ``conv2d_tiles.h`` (section "tiles"):
+6 output channels by 2 AVX vectors of output pixels held in registers, each
+output ONE chain of fma over its (c, ki, kj) products in order, so the bits
+depend on the shape alone (not on the thread count, nor on the AVX2 or the
+baseline build).  With stride 1 the tiles read the padded planes themselves,
+output row by output row when rows are whole 8-pixel vectors (no column block,
+no pixel computed and dropped, straight into the NCHW output); else over the
+column block.  ``_tiles_win`` picks them where they measured faster than BLAS
+(3x3 and 5x5 layers with 64+ products per output on 8x8-64x64 planes, and
+LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
+forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
+
 Two later sections reuse these passes: the transposed convolution (its forward
 is the input-gradient pass above) and the channels-last (NHWC) kernels, whose
 column blocks hold one row per output pixel.
@@ -35,6 +48,8 @@ from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t, uintptr_t
 from posix.unistd cimport usleep
 from libc.string cimport memcpy, memset
+
+import numpy as np
 
 from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
                                            mp_team_set_helper_delay_us)
@@ -54,6 +69,20 @@ ctypedef void (*sgemm32_t)(int, int, int, int, int, int, float, const float*, in
                            const float*, int, float, float*, int) noexcept nogil
 ctypedef void (*dgemm32_t)(int, int, int, int, int, int, double, const double*, int,
                            const double*, int, double, double*, int) noexcept nogil
+
+cdef extern from "conv2d_tiles.h" nogil:
+    void mp_conv_product_f(const float* w, Py_ssize_t O, const float* src, Py_ssize_t channels,
+                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
+                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
+                           float* out, Py_ssize_t ldo, Py_ssize_t out_row)
+    void mp_conv_product_d(const double* w, Py_ssize_t O, const double* src, Py_ssize_t channels,
+                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
+                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
+                           double* out, Py_ssize_t ldo, Py_ssize_t out_row)
+    int mp_pick_conv_tiles(int allow)
+    Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0)
+    enum: TILE_ROWS "MP_CONV_MR"
+    enum: TILE_SLACK "MP_CONV_SLACK"
 
 cdef void* _sgemm = NULL
 cdef void* _dgemm = NULL
@@ -127,6 +156,101 @@ cdef void _gemm(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize
     _loop_gemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)
 
 
+# ---------------------------------------------------------------- tiles
+# The forward product can also run on conv2d_tiles.h's register tiles instead of
+# BLAS: TILE_ROWS output channels by 2 vectors of output pixels, each output one
+# running sum over its (c, ki, kj) products in order.  With stride 1 (shifted
+# columns, one image per product) the tiles read the padded planes directly, so
+# no column block is built.  ``_tile_mode`` 0: never; 1: where ``_tiles_win``
+# says; 2: always (tests).
+cdef int _tile_mode = 1
+cdef Py_ssize_t[1] _NO_TAP_OFFSET = [0]  # a column block: one "tap" per row
+
+
+def use_tiles(int mode):
+    """0: BLAS for every forward product; 1: tiles where they measured faster; 2: tiles
+    for every forward product (tests).  Returns the previous mode."""
+    global _tile_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_tiles: mode must be 0, 1 or 2, got {mode}")
+    previous, _tile_mode = _tile_mode, mode
+    return previous
+
+
+def use_cpu_avx2(bint allow=True):
+    """Run the tiles on AVX2 registers when ``allow`` and the CPU has AVX2 (the
+    default), else the baseline x86-64 build: the same bits either way.  Returns
+    whether AVX2 is now in use."""
+    return mp_pick_conv_tiles(allow) == 1
+
+
+use_cpu_avx2(True)
+
+
+cdef bint _tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): straight
+    from the planes (stride 1), row by row (rows of whole 8-pixel vectors) or one image
+    at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
+    channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
+    conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
+    stay on BLAS: 0.75-0.95x there.)"""
+    return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
+            and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
+
+
+def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+               Py_ssize_t block_rows, Py_ssize_t images, bint float64=False):
+    """Whether ``conv2d_forward`` runs this shape's products on the tiles (with the
+    current ``use_tiles`` mode)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, block_rows)
+    _set_images(&g, images)
+    return _on_tiles(&g, float64)
+
+
+cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1 keeps float64 on BLAS: the tiles were measured in float32 only."""
+    return g.K_group > 0 and (_tile_mode == 2 or (_tile_mode == 1 and not float64
+                                                  and _tiles_win(g)))
+
+
+cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
+                       Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
+    """(O, K_group) -> per group (``_packed_group`` elements apart), panel after panel
+    (conv2d_tiles.h's widths: 6 or 4 channels), the panel starting at channel o0 at
+    o0*K_group as (K_group, width), zero rows past the last channel."""
+    cdef Py_ssize_t group_size = _packed_group(O_group, K_group), grp, o, o0 = 0, width, k
+    cdef floating* d
+    memset(packed, 0, groups * group_size * sizeof(floating))
+    while o0 < O_group:
+        width = mp_conv_panel_width(O_group, o0)
+        for grp in range(groups):
+            for o in range(o0, min(o0 + width, O_group)):
+                d = packed + grp * group_size + o0 * K_group + (o - o0)
+                for k in range(K_group):
+                    d[k * width] = weight[(grp * O_group + o) * K_group + k]
+        o0 += width
+
+
+cdef inline Py_ssize_t _packed_group(Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
+    """A group's packed weight: its panels cover at most O_group rounded up to 6 rows."""
+    return (O_group + TILE_ROWS - 1) // TILE_ROWS * TILE_ROWS * K_group
+
+
+cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const floating* src,
+                               Py_ssize_t channels, Py_ssize_t channel_stride,
+                               const Py_ssize_t* tap_offset, Py_ssize_t taps, Py_ssize_t rows,
+                               Py_ssize_t n, Py_ssize_t src_row, floating* out, Py_ssize_t ldo,
+                               Py_ssize_t out_row) noexcept nogil:
+    """out (O, rows x n), channel stride ``ldo``, = the packed weight of O channels times
+    the src rows (see conv2d_tiles.h)."""
+    if floating is float:
+        mp_conv_product_f(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
+                          src_row, out, ldo, out_row)
+    else:
+        mp_conv_product_d(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
+                          src_row, out, ldo, out_row)
+
+
 # ---------------------------------------------------------------- geometry
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
@@ -140,6 +264,8 @@ cdef struct Geometry:
     bint shifted              # stride 1: columns are shifted copies of whole plane rows
     Py_ssize_t Hs, Ws         # the (padded) planes the shifted columns are cut from
     bint padded               # ... which then differ from the input planes
+    bint shiftable            # stride 1 and a reach within the output: planes usable as above
+    bint by_rows              # forward on tiles row by row from the planes (conv2d_forward)
 
 
 cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -169,6 +295,7 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
+    g.shiftable, g.by_rows = g.shifted, False
     # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
     # then cost more than gathering saves once they pass 20% of the output (3x3 and
     # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)
@@ -190,15 +317,28 @@ cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:
     return g.C * g.Hs * g.Ws if g.padded else 0
 
 
+cdef inline Py_ssize_t _forward_planes(const Geometry* g) noexcept nogil:
+    """The forward pass's copy of an image's planes: padded ones, or any stride-1
+    image on tiles (whose last vectors read past the last plane: TILE_SLACK)."""
+    return g.C * g.Hs * g.Ws if g.shifted else 0
+
+
+cdef Py_ssize_t _forward_workspace(const Geometry* g) noexcept nogil:
+    """The forward workspace: enough for BLAS and for tiles by rows (planes and slack)."""
+    return max(_workspace_elements(g, False),
+               g.C * g.Hs * g.Ws + TILE_SLACK if g.shiftable else 0)
+
+
 cdef Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noexcept nogil:
     """What one thread's workspace row holds (see _forward_images / _backward_images):
-    forward:  padded planes | cols | wide output (shifted or several images only)
+    forward:  planes | cols | wide output (shifted or several images only) | tiles' slack
     backward: padded planes | padded gradient planes | cols | grad_cols | wide G | G.T | ones"""
     cdef Py_ssize_t width = _block_width(g, g.block_rows) if g.Ho and g.Wo else 0
     cdef Py_ssize_t taps = g.C * g.kh * g.kw, ld = g.images * width
     if backward:
         return 2 * _source_size(g) + 2 * taps * ld + 2 * g.O * ld + width
-    return _source_size(g) + taps * ld + (g.O * ld if g.shifted or g.images > 1 else 0)
+    return (_forward_planes(g) + taps * ld + (g.O * ld if g.shifted or g.images > 1 else 0)
+            + TILE_SLACK)
 
 
 def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -235,7 +375,7 @@ def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_
         width = _block_width(&g, g.Ho)
         g.images = max(1, min(gemm_columns // width, N // max(min_gemms, 1),
                               cap // max(taps * width, 1)))
-    return g.block_rows, g.images, _workspace_elements(&g, False), _workspace_elements(&g, True)
+    return g.block_rows, g.images, _forward_workspace(&g), _workspace_elements(&g, True)
 
 
 cdef inline void _valid_span(Py_ssize_t out_len, Py_ssize_t stride, Py_ssize_t offset,
@@ -419,20 +559,31 @@ cdef void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
 # ld = count*width, and one GEMM serves them all; its output goes through the wide
 # block (the images' outputs are not adjacent in NCHW).
 cdef void _forward_images(const floating* images, Py_ssize_t count, const floating* weight,
+                          const floating* packed, const Py_ssize_t* tap_offset,
                           const floating* bias, floating* out, floating* work,
                           const Geometry* g) noexcept nogil:
-    """out (O, Ho*Wo) of ``count`` consecutive images (count > 1: whole-image blocks)."""
+    """out (O, Ho*Wo) of ``count`` consecutive images (count > 1: whole-image blocks).
+    With a ``packed`` weight the products run on tiles (one image on shifted columns:
+    straight from the planes, at ``tap_offset``), else on BLAS."""
     cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
     cdef Py_ssize_t oh0, oh1, width, ld, grp, o, r, ow, i
     cdef Py_ssize_t row_stride = g.Ws if g.shifted else g.Wo
     cdef Py_ssize_t max_ld = _block_width(g, g.block_rows) * count
+    cdef bint from_planes = packed != NULL and count == 1 and g.shifted
     cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
-    cdef const floating* planes
-    cdef floating* cols = work + _source_size(g)
+    cdef Py_ssize_t Cg = g.C // g.groups, taps = g.kh * g.kw, plane = g.Hs * g.Ws
+    cdef Py_ssize_t panel = _packed_group(g.O_group, g.K_group)
+    cdef floating* dst
+    cdef Py_ssize_t ldd
+    cdef const floating* planes = images
+    cdef floating* cols = work + _forward_planes(g)
     cdef floating* wide_out = cols + g.C * g.kh * g.kw * max_ld
     cdef floating* d
     cdef const floating* s
     cdef floating b
+    if packed != NULL and g.by_rows:
+        _forward_rows(images, count, packed, tap_offset, bias, out, work, g)
+        return
     oh0 = 0
     while oh0 < g.Ho:
         oh1 = min(oh0 + g.block_rows, g.Ho)
@@ -441,24 +592,29 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
         for i in range(count):
             planes = images + i * in_image
             if g.shifted:
-                if g.padded:
+                if g.padded or from_planes:
                     if count > 1 or oh0 == 0:  # one image: padded once for all its blocks
                         _pad_planes(planes, work, g)
                     planes = work
-                _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
+                if not from_planes:
+                    _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
             else:
                 _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
         for grp in range(g.groups):
             if direct:
-                _gemm(False, False, g.O_group, width, g.K_group,
-                      weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * ld, ld,
-                      False, out + grp * g.O_group * L + oh0 * g.Wo, L)
-            else:  # into the wide block, then keep the first Wo of every row_stride columns
+                dst, ldd = out + grp * g.O_group * L + oh0 * g.Wo, L
+            else:
+                dst, ldd = wide_out + grp * g.O_group * ld, ld
+            if from_planes:  # one run per tap, the Ws - Wo pixels between rows dropped later
+                _tile_product(packed + grp * panel, g.O_group, planes + grp * Cg * plane + oh0 * g.Ws,
+                              Cg, plane, tap_offset, taps, 1, width, 0, dst, ldd, 0)
+            elif packed != NULL:
+                _tile_product(packed + grp * panel, g.O_group, cols + grp * g.K_group * ld,
+                              g.K_group, ld, _NO_TAP_OFFSET, 1, 1, ld, 0, dst, ldd, 0)
+            else:  # not direct: the wide block, whose first Wo of every row_stride columns are kept
                 _gemm(False, False, g.O_group, ld, g.K_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
-                      cols + grp * g.K_group * ld, ld,
-                      False, wide_out + grp * g.O_group * ld, ld)
+                      cols + grp * g.K_group * ld, ld, False, dst, ldd)
         if direct:
             if bias != NULL:  # the product is already in place
                 for o in range(g.O):
@@ -476,6 +632,31 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
                         for ow in range(g.Wo):
                             d[r * g.Wo + ow] = s[ow] + b
         oh0 = oh1
+
+
+cdef void _forward_rows(const floating* images, Py_ssize_t count, const floating* packed,
+                        const Py_ssize_t* tap_offset, const floating* bias, floating* out,
+                        floating* work, const Geometry* g) noexcept nogil:
+    """``_forward_images`` on tiles going row by row (output rows of whole 8-pixel
+    vectors): each image's padded planes, then the whole product straight into ``out``
+    (no column block, no pixel computed and dropped), then the bias."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, in_image = g.C * g.H * g.W, out_image = g.O * L
+    cdef Py_ssize_t Cg = g.C // g.groups, plane = g.Hs * g.Ws, i, grp, o, j
+    cdef Py_ssize_t panel = _packed_group(g.O_group, g.K_group)
+    cdef floating* d
+    cdef floating b
+    for i in range(count):
+        _pad_planes(images + i * in_image, work, g)
+        for grp in range(g.groups):
+            _tile_product(packed + grp * panel, g.O_group, work + grp * Cg * plane, Cg, plane,
+                          tap_offset, g.kh * g.kw, g.Ho, g.Wo, g.Ws,
+                          out + i * out_image + grp * g.O_group * L, L, g.Wo)
+        if bias != NULL:
+            for o in range(g.O):
+                b = bias[o]
+                d = out + i * out_image + o * L
+                for j in range(L):
+                    d[j] += b
 
 
 cdef void _crop_planes(const floating* planes_grad, floating* image_grad,
@@ -607,6 +788,8 @@ cdef struct ImagesJob:
     const void* x
     const void* weight
     const void* bias          # forward
+    const void* packed        # forward on tiles: the packed weight (else NULL: BLAS)
+    const Py_ssize_t* tap_offset
     const void* grad          # backward
     void* out                 # forward output or backward grad_x (may be NULL)
     void* slots
@@ -617,13 +800,14 @@ cdef struct ImagesJob:
     const Geometry* g
 
 
-cdef void _forward_gemm(const floating* xp, const floating* wp, const floating* bias_ptr,
+cdef void _forward_gemm(const floating* xp, const floating* wp, const floating* packed,
+                        const Py_ssize_t* tap_offset, const floating* bias_ptr,
                         floating* op, floating* wsp, Py_ssize_t n, Py_ssize_t N,
                         Py_ssize_t images, const Geometry* g) noexcept nogil:
     """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
-    _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, bias_ptr,
-                    op + n * images * out_image, wsp, g)
+    _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, packed,
+                    tap_offset, bias_ptr, op + n * images * out_image, wsp, g)
 
 
 cdef void _backward_slot(const floating* xp, const floating* wp, bint weight_finite,
@@ -644,14 +828,16 @@ cdef void _backward_slot(const floating* xp, const floating* wp, bint weight_fin
 
 cdef void _forward_chunk_f32(void* context, Py_ssize_t n, int worker) noexcept nogil:
     cdef ImagesJob* job = <ImagesJob*>context
-    _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.bias,
+    _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.packed,
+                  job.tap_offset, <const float*>job.bias,
                   <float*>job.out, <float*>job.workspace + worker * job.per_thread
                   if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
 
 
 cdef void _forward_chunk_f64(void* context, Py_ssize_t n, int worker) noexcept nogil:
     cdef ImagesJob* job = <ImagesJob*>context
-    _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.bias,
+    _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.packed,
+                  job.tap_offset, <const double*>job.bias,
                   <double*>job.out, <double*>job.workspace + worker * job.per_thread
                   if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
 
@@ -749,20 +935,14 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     _set_images(&g, images)
-    cdef Py_ssize_t per_thread = _workspace_elements(&g, False)
-    cdef const floating[::1] bias_view
+    cdef Py_ssize_t per_thread = _forward_workspace(&g)
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
     if ((out.shape[0], out.shape[1], out.shape[2], out.shape[3]) != (N, g.O, g.Ho, g.Wo)
             or weight.shape[1] != g.K_group):
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.O:
-            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
-        if g.O:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
     if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return
     _check_workspace(workspace, num_threads, per_thread)
@@ -771,8 +951,27 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef floating* op = &out[0, 0, 0, 0]
     cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
     cdef Py_ssize_t gemms = (N + images - 1) // images
+    cdef floating[::1] packed_view
+    cdef Py_ssize_t[::1] tap_offset_view
+    cdef const floating* packed = NULL
+    cdef const Py_ssize_t* tap_offset = NULL
+    cdef Py_ssize_t ki, kj
+    if _on_tiles(&g, floating is double):
+        if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
+            g.by_rows = g.shifted = True
+            g.padded = g.Hs != g.H or g.Ws != g.W
+        packed_view = np.empty(g.groups * _packed_group(g.O_group, g.K_group),
+                               np.float32 if floating is float else np.float64)
+        packed = &packed_view[0]
+        _pack_weight(wp, &packed_view[0], g.groups, g.O_group, g.K_group)
+        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                tap_offset_view[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
+        tap_offset = &tap_offset_view[0]
     cdef ImagesJob job
     job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
+    job.packed, job.tap_offset = packed, tap_offset
     job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
     cdef mp_chunk_fn chunk = _forward_chunk_f64 if floating is double else _forward_chunk_f32
     if load_team and num_threads > 1:
@@ -784,6 +983,58 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
             _forward_chunk_f64(&job, n, threadid())
         else:
             _forward_chunk_f32(&job, n, threadid())
+
+
+cdef const floating* _bias_pointer(object bias, Py_ssize_t channels, floating* like,
+                                   str op) except? NULL:
+    """The first of ``bias``'s ``channels`` entries (checked), of ``like``'s type; NULL for
+    None or no channels."""
+    cdef const floating[::1] view
+    if bias is None:
+        return NULL
+    view = bias
+    if view.shape[0] != channels:
+        raise ValueError(f"{op} kernel: bias has {view.shape[0]} entries, expected {channels}")
+    return &view[0] if channels else NULL
+
+
+cdef floating* _first(object array, floating* like, str name) except? NULL:
+    """The first element of ``array``, C-contiguous, writable and of ``like``'s type
+    (checked: a reshaped copy would take the writes); NULL for None or an empty array.
+    The caller holds the array."""
+    cdef floating[::1] flat
+    if array is None:
+        return NULL
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:
+        raise ValueError(f"conv2d kernel: {name} must be C-contiguous")
+    flat = array.reshape(-1)
+    return &flat[0] if flat.shape[0] else NULL
+
+
+def _backward_buffers(x, grad_x, weight_slots, bias_slots, tuple slot_shape, Py_ssize_t O,
+                      Py_ssize_t used):
+    """Check the backward entries' optional buffers (``slot_shape``: a weight slot's),
+    zero the weight slots past the first ``used`` (no product reaches them) and the bias
+    slots; return the number of slots S (the batch's images when there are none)."""
+    cdef Py_ssize_t S = max(x.shape[0], 1)
+    if grad_x is not None and _dims(grad_x) != _dims(x):
+        raise ValueError(f"conv2d kernel: grad_x has shape {_dims(grad_x)}, expected {_dims(x)}")
+    if weight_slots is not None:
+        S = weight_slots.shape[0]
+        if S < 1 or _dims(weight_slots)[1:] != slot_shape:
+            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(weight_slots)}, "
+                             f"expected (S >= 1, {', '.join(map(str, slot_shape))})")
+        weight_slots[used:] = 0
+    if bias_slots is not None:
+        if bias_slots.shape[1] != O or (weight_slots is not None and bias_slots.shape[0] != S):
+            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bias_slots)}, expected "
+                             f"({S if weight_slots is not None else 'S'}, {O})")
+        S = bias_slots.shape[0]
+        if S < 1:
+            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
+        bias_slots[...] = 0
+    return S
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
@@ -804,8 +1055,6 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     _set_images(&g, images)
     cdef Py_ssize_t per_thread = _workspace_elements(&g, True)
     cdef Py_ssize_t gemms = (N + images - 1) // images
-    cdef floating[:, :, :, ::1] gx
-    cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
     cdef floating* gxp = NULL
     cdef floating* slotp = NULL
@@ -815,41 +1064,19 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
             or weight.shape[1] != g.K_group):
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"grad {_dims(grad)} do not match geometry {geometry}")
-    if grad_x is not None:
-        gx = grad_x
-        if (gx.shape[0], gx.shape[1], gx.shape[2], gx.shape[3]) != (N, g.C, g.H, g.W):
-            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
-        if gx.size:
-            gxp = &gx[0, 0, 0, 0]
-    if weight_slots is not None:
-        slots = weight_slots
-        S = slots.shape[0]
-        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.K_group
-                or slots.shape[3] != g.O_group):
-            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
-                             f"(S >= 1, {g.groups}, {g.K_group}, {g.O_group})")
-        if slots.size:
-            slotp = &slots[0, 0, 0, 0]
-            for s in range(gemms, S):  # slots without images hold zeros
-                slots[s, :, :, :] = 0
-    if bias_slots is not None:
-        bslots = bias_slots
-        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
-            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
-                             f"({S if weight_slots is not None else 'S'}, {g.O})")
-        S = bslots.shape[0]
-        if S < 1:
-            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
-        if bslots.size:
-            bslotp = &bslots[0, 0]
-        bslots[:, :] = 0
+    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.K_group, g.O_group),
+                          g.O, gemms)
+    gxp = _first(grad_x, <floating*>NULL, "grad_x")
+    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
+    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
     cdef Py_ssize_t L = g.Ho * g.Wo
     if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients ...
         if gxp != NULL:
-            gx[:, :, :, :] = 0
+            grad_x[...] = 0
         if slotp != NULL:
-            slots[:, :, :, :] = 0
+            weight_slots[...] = 0
         if bslotp != NULL:  # ... but for the bias (no input channels at all)
+            bslots = bias_slots
             for n in range(N):
                 for o in range(g.O):
                     for j in range(L):
@@ -952,20 +1179,13 @@ def conv_transpose2d_forward(const floating[:, :, :, ::1] x, const floating[:, :
     cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, True) if channels_last else _workspace_elements(&g, True)
     cdef tuple x_shape = (N, g.Ho, g.Wo, g.O) if channels_last else (N, g.O, g.Ho, g.Wo)
-    cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     cdef floating* op
     num_threads = max(num_threads, 1)
     if _dims(x) != x_shape or weight.shape[1] != g.K_group:
         raise ValueError(f"conv_transpose2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.C:
-            raise ValueError(f"conv_transpose2d kernel: bias has {bias_view.shape[0]} entries, "
-                             f"expected {g.C}")
-        if g.C:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.C, <floating*>NULL, "conv_transpose2d")
     cdef Py_ssize_t in_image = g.O * g.Ho * g.Wo, out_image = g.C * g.H * g.W
     if N == 0 or out_image == 0:
         return
@@ -1203,18 +1423,12 @@ def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, False)
-    cdef const floating[::1] bias_view
     cdef const floating* bias_ptr = NULL
     num_threads = max(num_threads, 1)
     if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
-    if bias is not None:
-        bias_view = bias
-        if bias_view.shape[0] != g.O:
-            raise ValueError(f"conv2d kernel: bias has {bias_view.shape[0]} entries, expected {g.O}")
-        if g.O:
-            bias_ptr = &bias_view[0]
+    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
     if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return
     _check_workspace(workspace, num_threads, per_thread)
@@ -1240,8 +1454,6 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, True)
-    cdef floating[:, :, :, ::1] gx
-    cdef floating[:, :, :, ::1] slots
     cdef floating[:, ::1] bslots
     cdef floating* gxp = NULL
     cdef floating* slotp = NULL
@@ -1250,41 +1462,19 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
     if _dims(grad) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"grad {_dims(grad)} do not match geometry {geometry}")
-    if grad_x is not None:
-        gx = grad_x
-        if _dims(gx) != _dims(x):
-            raise ValueError(f"conv2d kernel: grad_x has shape {_dims(gx)}, expected {_dims(x)}")
-        if gx.size:
-            gxp = &gx[0, 0, 0, 0]
-    if weight_slots is not None:
-        slots = weight_slots
-        S = slots.shape[0]
-        if (S < 1 or slots.shape[1] != g.groups or slots.shape[2] != g.O_group
-                or slots.shape[3] != g.K_group):
-            raise ValueError(f"conv2d kernel: weight_slots has shape {_dims(slots)}, expected "
-                             f"(S >= 1, {g.groups}, {g.O_group}, {g.K_group})")
-        if slots.size:
-            slotp = &slots[0, 0, 0, 0]
-            for s in range(N, S):  # slots without images hold zeros
-                slots[s, :, :, :] = 0
-    if bias_slots is not None:
-        bslots = bias_slots
-        if bslots.shape[1] != g.O or (weight_slots is not None and bslots.shape[0] != S):
-            raise ValueError(f"conv2d kernel: bias_slots has shape {_dims(bslots)}, expected "
-                             f"({S if weight_slots is not None else 'S'}, {g.O})")
-        S = bslots.shape[0]
-        if S < 1:
-            raise ValueError("conv2d kernel: bias_slots needs at least one slot")
-        if bslots.size:
-            bslotp = &bslots[0, 0]
-        bslots[:, :] = 0
+    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.O_group, g.K_group),
+                          g.O, N)
+    gxp = _first(grad_x, <floating*>NULL, "grad_x")
+    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
+    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
     cdef Py_ssize_t L = g.Ho * g.Wo
     if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:
         if gxp != NULL:
-            gx[:, :, :, :] = 0
+            grad_x[...] = 0
         if slotp != NULL:
-            slots[:, :, :, :] = 0
+            weight_slots[...] = 0
         if bslotp != NULL and N and L:  # no input channels: the bias still has a gradient
+            bslots = bias_slots
             for n in range(N):
                 for s in range(L):
                     for t in range(g.O):

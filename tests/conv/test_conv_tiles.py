@@ -1,0 +1,252 @@
+"""conv2d's register-tiled forward product (minipool/_kernels/conv2d_tiles.h).
+
+``use_tiles(2)`` puts every forward product on the tiles (``0``: BLAS, ``1``:
+where they measured faster).  Checked against the loop reference in
+``tests/references/conv_reference.py``, PyTorch, float64 central differences, 1
+vs 2 threads and the baseline vs the AVX2 build bit for bit, on shapes whose
+output channels, pixel runs and sums end inside a tile, a vector or a chunk.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minipool as mp
+import minipool.nn.functional as F
+from minipool._kernels import conv2d as kernels
+from tests.conv.test_conv import make, reference, run
+from tests.helpers import with_threads
+
+# (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
+TILE_CASES = [
+    (2, 3, 9, 21, 7, 3, 1, 1, 1, 1, True),        # 7 channels: a tile of 6 and one row
+    (1, 2, 5, 5, 13, 3, 1, 0, 1, 1, False),       # 3 output pixels: only a partial vector
+    (2, 5, 11, 37, 6, 5, 1, 2, 1, 1, True),       # rows of 37: 2 full tiles and a tail
+    (1, 40, 6, 10, 9, 3, 1, 1, 1, 1, True),       # 360 steps: a sum resumed after a chunk
+    (2, 300, 3, 4, 5, 1, 1, 0, 1, 1, True),       # 1x1 kernel, 300 channels: chunks of taps=1
+    (2, 4, 12, 12, 8, 3, 1, 2, 2, 2, True),       # dilated and grouped
+    (2, 6, 9, 9, 12, 3, 2, 1, 1, 3, False),       # stride 2: tiles over gathered columns
+    (64, 2, 4, 4, 7, 3, 1, 1, 1, 1, True),        # 4x4 planes: several images per product
+]
+TILE_IDS = [f"tile{i}" for i in range(len(TILE_CASES))]
+
+
+@pytest.fixture
+def tiles():
+    """Every forward product on the tiles."""
+    previous = kernels.use_tiles(2)
+    try:
+        yield
+    finally:
+        kernels.use_tiles(previous)
+
+
+@pytest.fixture
+def no_tiles():
+    previous = kernels.use_tiles(0)
+    try:
+        yield
+    finally:
+        kernels.use_tiles(previous)
+
+
+def forward(x, w, b, **kwargs):
+    with mp.no_grad():
+        return F.conv2d(mp.tensor(x), mp.tensor(w), None if b is None else mp.tensor(b),
+                        **kwargs).numpy()
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+def test_tiles_match_loop_reference(case, tiles):
+    x, w, b, kw = make(case)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
+                               reference(x, w, b, **kw, grad_out=g)):
+        if got is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+def test_tiles_match_torch_float32(case, tiles):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float32, seed=3)
+    got = forward(x, w, b, **kw)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                      None if b is None else torch.from_numpy(b), **kw).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", TILE_CASES[:4], ids=TILE_IDS[:4])
+def test_tiles_gradcheck_float64(case, tiles):
+    x, w, b, kw = make(case, seed=4)
+    x, w = x[:1] * 0.5, w * 0.5
+    rng = np.random.default_rng(8)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    for target, analytic in ((x, gx), (w, gw)):
+        for index in map(tuple, rng.integers(0, target.shape, size=(4, target.ndim))):
+            old, eps = target[index], 1e-6
+            target[index] = old + eps
+            plus = (forward(x, w, b, **kw) * g).sum()
+            target[index] = old - eps
+            minus = (forward(x, w, b, **kw) * g).sum()
+            target[index] = old
+            assert abs((plus - minus) / (2 * eps) - analytic[index]) < 1e-6 * max(1, abs(analytic[index]))
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiles_one_and_two_threads_are_bit_identical(case, dtype, tiles):
+    """Forward and all gradients (the input gradient also runs on the tiles)."""
+    x, w, b, kw = make(case, dtype, seed=5)
+    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
+    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
+        np.testing.assert_array_equal(a, b_, err_msg=name)
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_baseline_and_avx2_builds_give_the_same_bits(case, dtype, tiles):
+    x, w, b, kw = make(case, dtype, seed=6)
+    if not kernels.use_cpu_avx2(True):
+        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
+    try:
+        avx2 = forward(x, w, b, **kw)
+        assert not kernels.use_cpu_avx2(False)
+        baseline = forward(x, w, b, **kw)
+    finally:
+        kernels.use_cpu_avx2(True)
+    np.testing.assert_array_equal(avx2, baseline)
+
+
+def fma_sums(x, w, b):
+    """The tiles' own order for a valid stride-1 convolution, one output at a time:
+    acc = fma(w, x, acc) over (c, ki, kj) from 0, then + bias (float64 math on float32
+    values: every fma here is exact before its one rounding to float32)."""
+    N, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    out = np.empty((N, O, H - kh + 1, W - kw + 1), np.float32)
+    for n in range(N):
+        for o in range(O):
+            for i in range(out.shape[2]):
+                for j in range(out.shape[3]):
+                    acc = np.float32(0)
+                    for c in range(C):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                exact = np.float64(w[o, c, ki, kj]) * np.float64(x[n, c, i + ki, j + kj])
+                                acc = np.float32(exact + np.float64(acc))
+                    out[n, o, i, j] = acc + b[o]
+    return out
+
+
+def test_tiles_round_each_step_once_in_channel_tap_order(tiles):
+    """Bit for bit the documented sum.  Integers below 2**20 and 2**12: a product needs
+    up to 32 bits (float32 would round it, float64 holds it) and a sum stays below
+    2**40, so float64's add is exact and its rounding to float32 is the fma's one
+    rounding.  Unfused steps, or another order, would round elsewhere."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2 ** 20, 2 ** 20, (2, 3, 6, 19)).astype(np.float32)
+    w = rng.integers(-2 ** 12, 2 ** 12, (7, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    np.testing.assert_array_equal(forward(x, w, b), fma_sums(x, w, b))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["input", "weight"])
+def test_tiles_carry_non_finite_values_where_blas_does(value, where, tiles):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 7, 20))
+    w = rng.standard_normal((7, 3, 3, 3))
+    if where == "input":
+        x[1, 0, 3, 0] = value
+    else:
+        w[1, 0, 2, 0] = value
+    got = forward(x, w, None, padding=1)
+    with np.errstate(invalid="ignore"):
+        want = reference(x, w, None, 1, 1, 1, 1)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(got).sum() > 0
+
+
+@pytest.mark.parametrize("shape,out_channels,k,on_tiles", [
+    ((64, 16, 32, 32), 16, 3, True),   # 16->16 3x3 on 32x32: measured faster on tiles
+    ((64, 1, 32, 32), 6, 5, True),     # LeNet's conv1: one panel of output channels
+    ((64, 6, 14, 14), 16, 5, False),   # LeNet's conv2: rows of 10 pixels stay on BLAS
+    ((64, 3, 32, 32), 32, 3, False),   # 3x3 first layer: 27 steps per sum
+    ((64, 64, 8, 8), 128, 3, True),    # 8x8 planes: row by row, one image at a time
+    ((64, 64, 4, 4), 64, 5, False),    # 4x4 planes: half-vector rows
+])
+def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
+    from minipool.ops import conv as conv_module
+    N, C, H, W = shape
+    pad = k // 2 if C > 1 else 0
+    geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
+                                        W + 2 * pad - k + 1, 1)
+    block_rows, images = conv_module._plan(shape, out_channels, geometry)[:2]
+    previous = kernels.use_tiles(1)
+    try:
+        assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images) == on_tiles
+        kernels.use_tiles(0)
+        assert not kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
+        kernels.use_tiles(2)
+        assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
+    finally:
+        kernels.use_tiles(previous)
+
+
+def test_use_tiles_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        kernels.use_tiles(3)
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_input_gradient_keeps_the_scatter_for_a_non_finite_weight(value, tiles):
+    """On tiles the input gradient is a convolution of the padded output gradient, whose
+    zeros would meet the inf: only a finite weight takes that path."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 3, 6, 8))
+    w = rng.standard_normal((5, 3, 3, 3))
+    w[2, 1, 0, 0] = value
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    assert np.isfinite(gx).sum() > 0
+    geometry = conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 6, 8, 1)
+    grad_x = np.empty_like(x)
+    assert not conv_module._input_grad_on_tiles(x.shape, w.reshape(5, -1), g, geometry, grad_x)
+    w[2, 1, 0, 0] = 0.5
+    assert conv_module._input_grad_on_tiles(x.shape, w.reshape(5, -1), g, geometry, grad_x)
+    np.testing.assert_allclose(grad_x, reference(x, w, None, 1, 1, 1, 1, grad_out=g)[1],
+                               rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.sampled_from([1, 2]), cpg=st.integers(1, 3),
+       opg=st.integers(1, 8), H=st.integers(1, 9), W=st.integers(1, 20),
+       k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2),
+       dilation=st.integers(1, 2), ties=st.booleans(),
+       special=st.sampled_from([None, np.inf, -np.inf, np.nan]), seed=st.integers(0, 99))
+def test_random_geometry_on_tiles_matches_reference(N, groups, cpg, opg, H, W, k, stride, pad,
+                                                    dilation, ties, special, seed):
+    """Any geometry, small integer values (ties: equal products and sums) or one inf/NaN in
+    the input: forward and gradients as the loop reference."""
+    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
+        return  # the kernel does not fit (covered by the error tests)
+    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
+    x, w, b, kwargs = make(case, np.float64, seed)
+    if ties:
+        x, w = np.round(x * 2), np.round(w * 2)
+    if special is not None:
+        x[0, 0, H // 2, W // 2] = special
+    previous = kernels.use_tiles(2)
+    try:
+        out, gx, gw, gb, g = run(x, w, b, kwargs)
+    finally:
+        kernels.use_tiles(previous)
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, b, **kwargs, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
