@@ -177,11 +177,17 @@ def use_tiles(int mode):
     return previous
 
 
+cdef bint _avx2_tiles = False  # mode 1 needs them: the baseline build calls libc fma() per lane
+
+
 def use_cpu_avx2(bint allow=True):
     """Run the tiles on AVX2 registers when ``allow`` and the CPU has AVX2 (the
     default), else the baseline x86-64 build: the same bits either way.  Returns
-    whether AVX2 is now in use."""
-    return mp_pick_conv_tiles(allow) == 1
+    whether AVX2 is now in use.  Without AVX2, mode 1 keeps every product on BLAS
+    (the baseline tiles are for tests and exotic CPUs, and slow)."""
+    global _avx2_tiles
+    _avx2_tiles = mp_pick_conv_tiles(allow) == 1
+    return _avx2_tiles
 
 
 use_cpu_avx2(True)
@@ -208,9 +214,10 @@ def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
 
 
 cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
-    """Mode 1 keeps float64 on BLAS: the tiles were measured in float32 only."""
+    """Mode 1 keeps float64 on BLAS (the tiles were measured in float32 only), and
+    everything on BLAS without the AVX2 build."""
     return g.K_group > 0 and (_tile_mode == 2 or (_tile_mode == 1 and not float64
-                                                  and _tiles_win(g)))
+                                                  and _avx2_tiles and _tiles_win(g)))
 
 
 cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,

@@ -184,14 +184,20 @@ def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
                                         W + 2 * pad - k + 1, 1)
     block_rows, images = conv_module._plan(shape, out_channels, geometry)[:2]
     previous = kernels.use_tiles(1)
+    avx2 = kernels.use_cpu_avx2(True)
     try:
-        assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images) == on_tiles
+        assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images) == (
+            on_tiles and avx2)
+        kernels.use_cpu_avx2(False)  # the baseline build is slow: automatic mode keeps BLAS
+        assert not kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
+        kernels.use_cpu_avx2(True)
         kernels.use_tiles(0)
         assert not kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
         kernels.use_tiles(2)
         assert kernels.uses_tiles(C, H, W, out_channels, geometry, block_rows, images)
     finally:
         kernels.use_tiles(previous)
+        kernels.use_cpu_avx2(True)
 
 
 def test_use_tiles_rejects_an_unknown_mode():
