@@ -25,6 +25,9 @@ from minipool.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_l
 from minipool.ops.normalization import (cosine_similarity, group_norm, instance_norm,  # noqa: F401
                                         layer_norm, normalize)
 from minipool.ops.embedding import embedding  # noqa: F401
+from minipool.ops.activations_more import (celu, glu, hardshrink, hardsigmoid, hardswish,  # noqa: F401
+                                           logsigmoid, mish, selu, softmin, softshrink, softsign,
+                                           tanhshrink, threshold)
 
 clamp = clip
 concatenate = cat
