@@ -7,18 +7,24 @@ gradient conventions of its vectorised kernel at the kinks and for NaN
 (``minipool/ops/activations.py`` explains why the vectorised body is the one to
 follow).  selu and celu are elu with PyTorch's (alpha, scale, input_scale).
 softsign, tanhshrink and softmin are compositions in PyTorch too, and here.
+Also PyTorch's in-place spellings (relu_, elu_, ...) and dropout1d/dropout3d.
 """
+import numbers
 from typing import Optional
 
 import numpy as np
 
-from minipool._typing import TensorLike
-from minipool.ops.activations import _finish, _float_input, _quiet, _real, _scalar
+from minipool._typing import GeneratorLike, TensorLike
+from minipool.ops.activations import (_finish, _float_input, _quiet, _real, _scalar, dropout2d,
+                                      elu, hardtanh, leaky_relu)
+from minipool.ops.elementwise import as_tensor, relu
 from minipool.ops.reduce import softmax
-from minipool.tensor import Function, Tensor
+from minipool.tensor import Function, Tensor, is_grad_enabled
 
 __all__ = ["hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "celu", "threshold",
-           "hardshrink", "softshrink", "softsign", "tanhshrink", "softmin", "glu"]
+           "hardshrink", "softshrink", "softsign", "tanhshrink", "softmin", "glu", "relu_",
+           "elu_", "leaky_relu_", "hardtanh_", "celu_", "selu_", "threshold_", "dropout1d",
+           "dropout3d"]
 
 # PyTorch's SELU constants (Klambauer et al., 2017)
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -279,6 +285,9 @@ def threshold(input: TensorLike, threshold: float, value: float, inplace: bool =
     return _finish(ThresholdFn, input, inplace, "threshold", t, v)
 
 
+_threshold = threshold  # for threshold_, whose argument of that name hides the function
+
+
 def _lambd(lambd, where):
     lam = _real(lambd, "lambd", where)
     if lam < 0:
@@ -356,3 +365,125 @@ def glu(input: TensorLike, dim: int = -1) -> Tensor:
         raise ValueError(f"glu: the size of dim {dim} must be even (it is halved), "
                          f"got {input.shape[axis]} in shape {input.shape}")
     return GluFn.apply(input, axis)
+
+
+# --------------------------------------------------------------------------- torch's x_ forms
+# PyTorch's in-place spellings, each the op with inplace=True: the result is written
+# over ``input`` (which must not need a gradient: minipool records no in-place writes).
+def relu_(input: Tensor) -> Tensor:
+    """``relu(input, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.relu_(mp.tensor([-1.0, 2.0])).numpy()
+    array([0., 2.], dtype=float32)
+    """
+    return relu(input, inplace=True)
+
+
+def elu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """``elu(input, alpha, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.elu_(mp.tensor([2.0])).numpy()
+    array([2.], dtype=float32)
+    """
+    return elu(input, alpha, inplace=True)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """``leaky_relu(input, negative_slope, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.leaky_relu_(mp.tensor([-1.0]), 0.5).numpy()
+    array([-0.5], dtype=float32)
+    """
+    return leaky_relu(input, negative_slope, inplace=True)
+
+
+def hardtanh_(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """``hardtanh(input, min_val, max_val, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.hardtanh_(mp.tensor([3.0])).numpy()
+    array([1.], dtype=float32)
+    """
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def celu_(input: Tensor, alpha: float = 1.0) -> Tensor:
+    """``celu(input, alpha, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.celu_(mp.tensor([2.0])).numpy()
+    array([2.], dtype=float32)
+    """
+    return celu(input, alpha, inplace=True)
+
+
+def selu_(input: Tensor) -> Tensor:
+    """``selu(input, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.selu_(mp.tensor([0.0])).numpy()
+    array([0.], dtype=float32)
+    """
+    return selu(input, inplace=True)
+
+
+def threshold_(input: Tensor, threshold: float, value: float) -> Tensor:
+    """``threshold(input, threshold, value, inplace=True)``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.threshold_(mp.tensor([0.0, 2.0]), 1.0, -1.0).numpy()
+    array([-1.,  2.], dtype=float32)
+    """
+    return _threshold(input, threshold, value, inplace=True)
+
+
+# --------------------------------------------------------------------------- channel dropout
+def _channel_dropout(input, p, training, inplace, generator, where, spatial):
+    """dropout1d / dropout3d: (N, C, *spatial) or unbatched (C, *spatial), whole channels
+    zeroed: dropout2d's per-(n, c) mask on an (N, C, -1, 1) view."""
+    input = as_tensor(input)
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"{where}: p must be a probability in [0, 1], got {p!r}")
+    if input.ndim not in (spatial + 1, spatial + 2):
+        raise ValueError(f"{where}: input must be {spatial + 2}-D (N, C, ...) or {spatial + 1}-D "
+                         f"(C, ...) unbatched, got shape {input.shape}")
+    if not training or p == 0:
+        return input
+    if inplace and input.requires_grad and is_grad_enabled():
+        raise ValueError(f"{where}: inplace=True is not supported on a tensor that requires grad "
+                         f"(minipool records no in-place writes); call {where}(x) with inplace=False")
+    lead = input.shape[:2] if input.ndim == spatial + 2 else (1, input.shape[0])
+    out = dropout2d(input.reshape(lead + (-1, 1)), p, training, False, generator)
+    out = out.reshape(input.shape)
+    if not inplace:
+        return out
+    input.data[...] = out.data
+    return input
+
+
+def dropout1d(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: GeneratorLike = None) -> Tensor:
+    """Zero whole channels of an (N, C, L) or (C, L) input with probability ``p`` while
+    ``training``, scaling the rest by 1/(1-p) (dropout2d's mask, one draw per channel).
+
+    >>> import numpy as np, minipool as mp, minipool.nn.functional as F
+    >>> y = F.dropout1d(mp.ones((2, 3, 5)), 0.5, generator=np.random.default_rng(0))
+    >>> bool(np.all(y.numpy().std(axis=2) == 0))
+    True
+    """
+    return _channel_dropout(input, p, training, inplace, generator, "dropout1d", 1)
+
+
+def dropout3d(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,
+              generator: GeneratorLike = None) -> Tensor:
+    """dropout1d for (N, C, D, H, W) or (C, D, H, W) inputs.
+
+    >>> import numpy as np, minipool as mp, minipool.nn.functional as F
+    >>> y = F.dropout3d(mp.ones((2, 3, 2, 2, 2)), 0.5, generator=np.random.default_rng(0))
+    >>> bool(np.all(y.numpy().reshape(6, 8).std(axis=1) == 0))
+    True
+    """
+    return _channel_dropout(input, p, training, inplace, generator, "dropout3d", 3)

@@ -237,3 +237,74 @@ def test_errors_name_the_argument():
         F.hardsigmoid(x, inplace=True)
     y = mp.tensor([-4.0, 4.0])
     assert F.hardswish(y, inplace=True) is y and y.numpy().tolist() == [0.0, 4.0]
+
+
+# --------------------------------------------------------------------------- in-place forms, dropout1d/3d
+@pytest.mark.parametrize("name,call,out_of_place", [
+    ("relu_", lambda x: F.relu_(x), lambda x: F.relu(x)),
+    ("elu_", lambda x: F.elu_(x, 0.5), lambda x: F.elu(x, 0.5)),
+    ("leaky_relu_", lambda x: F.leaky_relu_(x, 0.2), lambda x: F.leaky_relu(x, 0.2)),
+    ("hardtanh_", lambda x: F.hardtanh_(x, -0.5, 0.5), lambda x: F.hardtanh(x, -0.5, 0.5)),
+    ("celu_", lambda x: F.celu_(x, 2.0), lambda x: F.celu(x, 2.0)),
+    ("selu_", lambda x: F.selu_(x), lambda x: F.selu(x)),
+    ("threshold_", lambda x: F.threshold_(x, 0.1, 7.0), lambda x: F.threshold(x, 0.1, 7.0)),
+    ("relu(inplace=True)", lambda x: F.relu(x, inplace=True), lambda x: F.relu(x)),
+])
+def test_inplace_forms_write_over_the_input_and_refuse_graph_inputs(name, call, out_of_place):
+    v = np.random.default_rng(7).standard_normal(9)
+    want = out_of_place(mp.tensor(v)).numpy()
+    x = mp.tensor(v)
+    assert call(x) is x
+    assert_close(x.numpy(), want, rtol=0)
+    with pytest.raises(ValueError, match="inplace=True is not supported"):
+        call(mp.tensor(v, requires_grad=True))
+
+
+@pytest.mark.parametrize("fn,shape", [(F.dropout1d, (4, 5, 6)), (F.dropout1d, (5, 6)),
+                                      (F.dropout3d, (2, 5, 2, 3, 2)), (F.dropout3d, (5, 2, 3, 2))])
+def test_channel_dropout_zeroes_whole_channels_and_scales_the_rest(fn, shape):
+    x = mp.tensor(np.random.default_rng(8).uniform(1, 2, shape), requires_grad=True)
+    y = fn(x, 0.4, generator=np.random.default_rng(9))
+    lead = shape[:2] if len(shape) in (3, 5) else (shape[0],)
+    ratio = (y.numpy() / x.numpy()).reshape(lead + (-1,))
+    assert np.allclose(ratio, ratio[..., :1], rtol=1e-6)  # one draw per channel
+    assert set(np.unique(ratio).round(6)) <= {0.0, round(1 / 0.6, 6)}
+    y.sum().backward()
+    assert_close(x.grad.numpy(), y.numpy() / x.numpy(), rtol=1e-6)
+    assert fn(x, 0.4, training=False) is x
+
+
+def test_channel_dropout_errors():
+    with pytest.raises(ValueError, match="dropout1d: input must be 3-D"):
+        F.dropout1d(mp.ones((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="dropout3d: p must be a probability"):
+        F.dropout3d(mp.ones((2, 3, 4, 5, 6)), 1.5)
+
+
+# --------------------------------------------------------------------------- the rest of torch's names
+TYPING_NAMES = {"Callable", "DType", "Optional", "Tensor", "ScalingType", "SwizzleType", "List",
+                "Union", "Tuple", "BroadcastingList1", "BroadcastingList2", "BroadcastingList3"}
+
+
+def test_every_torch_functional_name_exists_or_says_what_to_use():
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    generic = []
+    for name in sorted(n for n in dir(TF) if not n.startswith("_") and callable(getattr(TF, n))):
+        if name in TYPING_NAMES or hasattr(F, name):
+            continue
+        with pytest.raises(AttributeError, match=f"has no attribute '{name}': ") as err:
+            getattr(F, name)
+        if "see the README" in str(err.value):
+            generic.append(name)
+    assert generic == []
+
+
+def test_missing_names_keep_hasattr_false_and_the_hint_runs():
+    assert not hasattr(F, "grid_sample") and not hasattr(F, "conv3d")
+    x = mp.tensor(np.arange(24.0).reshape(1, 4, 2, 3))  # the channel_shuffle hint, g = 2
+    y = x.reshape(1, 2, 2, 2, 3).transpose(1, 2).reshape(1, 4, 2, 3)
+    assert y.numpy()[0, :, 0, 0].tolist() == [0.0, 12.0, 6.0, 18.0]
+    v = np.random.default_rng(10).standard_normal((3, 5))
+    rms = mp.tensor(v) * ((mp.tensor(v) * mp.tensor(v)).mean(-1, keepdim=True) + 1e-6).rsqrt()
+    assert_close(rms.numpy(), v / np.sqrt((v * v).mean(-1, keepdims=True) + 1e-6), rtol=1e-6)
