@@ -1,4 +1,4 @@
-"""layer_norm, group_norm, instance_norm and embedding.
+"""layer_norm, group_norm, instance_norm, embedding and the activations of activations_more.
 
 * layer_norm: LayerNormalization (opset 17 on); before 17 the same statistics from
   ReduceMean (mean, then the mean of the squared deviations: the biased variance).
@@ -8,10 +8,16 @@
 * group_norm: InstanceNormalization over an (N, G, -1) view (each group is one
   "instance"), reshaped back, then the per-channel weight and bias.
 * embedding: Gather of the table's rows (axis 0).
+* hardsigmoid, hardswish, mish, selu, celu, softsign, hard/softshrink: their ONNX ops
+  (HardSwish from opset 14, Mish from 18, compositions before); logsigmoid is
+  -Softplus(-x), threshold a Where.
 """
+import inspect
+
 import numpy as np
 
 from minipool.onnx.table import converts
+from minipool.ops import activations_more as M
 from minipool.ops import embedding as E
 from minipool.ops import normalization as N
 
@@ -89,3 +95,63 @@ def embedding(g, event):
         g.fail("embedding with max_norm (it rescales the table's rows as it reads them) has no "
                "ONNX form here; renormalise the weight once and export with max_norm=None")
     return g.node("Gather", [g.value(a["weight"]), g.value(a["input"])], axis=0)
+
+
+# ----------------------------------------------------------------------------- more activations
+# (minipool/ops/activations_more.py; each functional is traced with its PyTorch arguments)
+@converts(M.hardsigmoid)
+def hardsigmoid(g, event):
+    return g.node("HardSigmoid", [g.value(event.args["input"])], alpha=1.0 / 6, beta=0.5)
+
+
+@converts(M.hardswish)
+def hardswish(g, event):
+    x = g.value(event.args["input"])
+    if g.opset >= 14:
+        return g.node("HardSwish", [x])
+    return g.node("Mul", [x, g.node("HardSigmoid", [x], alpha=1.0 / 6, beta=0.5)])
+
+
+@converts(M.logsigmoid)
+def logsigmoid(g, event):
+    x = g.value(event.args["input"])
+    return g.node("Neg", [g.node("Softplus", [g.node("Neg", [x])])])
+
+
+@converts(M.mish)
+def mish(g, event):
+    x = g.value(event.args["input"])
+    if g.opset >= 18:
+        return g.node("Mish", [x])
+    return g.node("Mul", [x, g.node("Tanh", [g.node("Softplus", [x])])])
+
+
+@converts(M.selu)
+def selu(g, event):
+    return g.node("Selu", [g.value(event.args["input"])], alpha=M.SELU_ALPHA, gamma=M.SELU_SCALE)
+
+
+@converts(M.celu)
+def celu(g, event):
+    return g.node("Celu", [g.value(event.args["input"])], alpha=float(event.args["alpha"]))
+
+
+@converts(M.softsign)
+def softsign(g, event):
+    return g.node("Softsign", [g.value(event.args["input"])])
+
+
+@converts(M.hardshrink, M.softshrink)
+def shrink(g, event):
+    lambd = float(event.args["lambd"])
+    soft = event.key is inspect.unwrap(M.softshrink)
+    return g.node("Shrink", [g.value(event.args["input"])], lambd=lambd, bias=lambd if soft else 0.0)
+
+
+@converts(M.threshold)
+def threshold(g, event):
+    a = event.args
+    x_t = a["input"]
+    x = g.value(x_t)
+    above = g.node("Greater", [x, g.scalar(a["threshold"], x_t.dtype)])
+    return g.node("Where", [above, x, g.scalar(a["value"], x_t.dtype)])

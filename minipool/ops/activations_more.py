@@ -450,13 +450,16 @@ def _channel_dropout(input, p, training, inplace, generator, where, spatial):
     if input.ndim not in (spatial + 1, spatial + 2):
         raise ValueError(f"{where}: input must be {spatial + 2}-D (N, C, ...) or {spatial + 1}-D "
                          f"(C, ...) unbatched, got shape {input.shape}")
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"{where}: training must be True or False, got {training!r}")
     if not training or p == 0:
         return input
     if inplace and input.requires_grad and is_grad_enabled():
         raise ValueError(f"{where}: inplace=True is not supported on a tensor that requires grad "
                          f"(minipool records no in-place writes); call {where}(x) with inplace=False")
     lead = input.shape[:2] if input.ndim == spatial + 2 else (1, input.shape[0])
-    out = dropout2d(input.reshape(lead + (-1, 1)), p, training, False, generator)
+    cells = int(np.prod(input.shape[input.ndim - spatial:], dtype=np.int64))  # (not -1: size 0)
+    out = dropout2d(input.reshape(lead + (cells, 1)), p, training, False, generator)
     out = out.reshape(input.shape)
     if not inplace:
         return out

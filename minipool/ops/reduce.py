@@ -481,6 +481,8 @@ def _softmax_axis(x, dim, name):
                              f"implicit choice would be dim {0 if x.ndim == 3 else 1}); "
                              f"e.g. {name}(x, dim=1) over the channels")
         dim = -1
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int (one dimension), got {dim!r}")
     return normalize_dims(dim, x.ndim, name)[0]
 
 
@@ -595,7 +597,7 @@ def prod(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False, *,
     axis = _dim_index(dim, x.ndim, "prod")
     if x.ndim == 0:
         return Prod.apply(x, None, False)
-    return Prod.apply(x, axis, bool(keepdim))
+    return Prod.apply(x, axis, flag(keepdim, "keepdim", "prod"))
 
 
 class CumSum(Function):
@@ -718,7 +720,7 @@ def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim:
     dims = normalize_dims(None if dim == () else dim, x.ndim, "norm")
     if p in (np.inf, -np.inf) and builtins.any(x.shape[d] == 0 for d in dims):
         raise ValueError(f"norm: the {p} norm of an empty tensor (shape {x.shape}) has no value")
-    return Norm.apply(x, float(p), dims, bool(keepdim))
+    return Norm.apply(x, float(p), dims, flag(keepdim, "keepdim", "norm"))
 
 
 def _logical(name, fn, x, dim, keepdim):

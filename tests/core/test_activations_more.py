@@ -308,3 +308,36 @@ def test_missing_names_keep_hasattr_false_and_the_hint_runs():
     v = np.random.default_rng(10).standard_normal((3, 5))
     rms = mp.tensor(v) * ((mp.tensor(v) * mp.tensor(v)).mean(-1, keepdim=True) + 1e-6).rsqrt()
     assert_close(rms.numpy(), v / np.sqrt((v * v).mean(-1, keepdims=True) + 1e-6), rtol=1e-6)
+
+
+def test_softmax_family_takes_one_int_dim():
+    # a dims tuple used to be cut to its first entry (found by the reliability fuzz)
+    for fn in (F.softmax, F.log_softmax, F.softmin):
+        with pytest.raises(TypeError, match="dim must be an int"):
+            fn(mp.ones((2, 3)), dim=(0, 1))
+
+
+# --------------------------------------------------------------------------- found by the fuzz's new families
+@pytest.mark.parametrize("call,name", [
+    (lambda x: mp.sort(x, descending=2.0), "descending"),
+    (lambda x: mp.argsort(x, descending="yes"), "descending"),
+    (lambda x: mp.topk(x, 1, largest=1), "largest"),
+    (lambda x: mp.topk(x, 1, sorted=None), "sorted"),
+    (lambda x: mp.nonzero(x, as_tuple=1.5), "as_tuple"),
+    (lambda x: mp.prod(x, 0, keepdim=2.0), "keepdim"),
+    (lambda x: mp.norm(x, 2.0, 0, keepdim=(2, None)), "keepdim"),
+])
+def test_tensor_op_flags_must_be_bools(call, name):
+    # a truthy non-bool used to be taken as True (PyTorch raises a TypeError)
+    with pytest.raises(TypeError, match=f"{name} must be a bool"):
+        call(mp.tensor([3.0, 1.0, 2.0]))
+
+
+def test_split_names_a_non_int_size_and_add_keeps_a_numpy_alpha_exact():
+    with pytest.raises(TypeError, match="split_size_or_sections must be an int or a list"):
+        mp.split(mp.ones(4), 2.0)
+    torch = pytest.importorskip("torch")
+    x = mp.tensor(np.array([0.5]))
+    x.add_(-0.25783711941954557, alpha=np.float32(2.0))  # was rounded through float32
+    t = torch.tensor([0.5], dtype=torch.float64).add_(-0.25783711941954557, alpha=np.float32(2.0))
+    assert x.numpy().tolist() == t.tolist()

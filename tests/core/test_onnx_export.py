@@ -845,3 +845,15 @@ def test_embedding_with_max_norm_is_refused_by_name():
     model = nn.Sequential(nn.Embedding(10, 4, max_norm=1.0))
     with pytest.raises(mo.UnsupportedOpError, match="embedding with max_norm.*in layer '0' \\(Embedding\\)"):
         mo.build(model, mp.tensor(_indices(2, 0)))
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("name,fn", [
+    ("hardsigmoid", F.hardsigmoid), ("hardswish", F.hardswish), ("logsigmoid", F.logsigmoid),
+    ("mish", F.mish), ("selu", F.selu), ("celu", lambda x: F.celu(x, 0.7)),
+    ("softsign", F.softsign), ("hardshrink", lambda x: F.hardshrink(x, 0.7)),
+    ("softshrink", lambda x: F.softshrink(x, 0.7)), ("threshold", lambda x: F.threshold(x, 0.2, -3.0)),
+])
+def test_more_activations(name, fn, opset):
+    data = lambda b, seed: (_data((b, 3, 5, 5), seed) * 4).astype(np.float32)  # noqa: E731  (past the kinks)
+    roundtrip(Fn(fn), (3, 5, 5), opset=opset, data=data)
