@@ -16,7 +16,8 @@ from hypothesis.extra import numpy as hnp
 import minipool as mp
 import minipool.nn.functional as F
 from minipool.testing import assert_close
-from tests.core.test_activations import torch_values_and_grads
+from tests.core.test_activations import (assert_matches_math_reference, assert_torch_parity,
+                                         torch_values_and_grads)
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -103,12 +104,7 @@ WITH_NONFINITE = np.concatenate([SPECIAL, [np.nan, np.inf, -np.inf]])
 
 @pytest.mark.parametrize("name,fn,ref,_tname,_kw", CASES, ids=IDS)
 def test_matches_math_reference_values_and_derivatives(name, fn, ref, _tname, _kw):
-    x = mp.tensor(SPECIAL, dtype="float64", requires_grad=True)
-    y = fn(x)
-    y.sum().backward()
-    want = [ref(float(v)) for v in SPECIAL]
-    np.testing.assert_allclose(y.numpy(), [w[0] for w in want], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(x.grad.numpy(), [w[1] for w in want], rtol=1e-10, atol=1e-15)
+    assert_matches_math_reference(fn, ref, SPECIAL)
 
 
 @pytest.mark.parametrize("name,fn,ref,_tname,_kw", CASES, ids=IDS)
@@ -125,15 +121,7 @@ def test_torch_parity_values_and_gradients(name, fn, ref, tname, kw, dtype):
     pytest.importorskip("torch")
     r = np.random.default_rng(2)
     v = np.concatenate([WITH_NONFINITE, r.standard_normal(40) * 4]).astype(dtype)
-    g = r.standard_normal(v.shape).astype(dtype)
-    x = mp.tensor(v, requires_grad=True)
-    y = fn(x)
-    y.backward(mp.tensor(g))
-    ty, tgrad = torch_values_and_grads(tname, kw, v, g)
-    tol = 1e-6 if dtype == "float32" else 1e-13
-    assert y.dtype == np.dtype(dtype) and x.grad.dtype == np.dtype(dtype)
-    assert_close(y.numpy(), ty, rtol=tol, atol=tol, what=f"{name} forward")
-    assert_close(x.grad.numpy(), tgrad, rtol=tol * 10, atol=tol, what=f"{name} backward")
+    assert_torch_parity(name, fn, tname, kw, v, r.standard_normal(v.shape).astype(dtype))
 
 
 @pytest.mark.parametrize("name,fn,ref,tname,kw", CASES, ids=IDS)
