@@ -35,19 +35,48 @@ cdef inline void _relu_grad_block(const floating* y, const floating* g, floating
         out[i] = 0 if y[i] <= 0 else grad
 
 
+cdef inline void _erf_block(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = <floating>c_erf(<double>x[i])  # in double, then rounded: as math.erf per element
+
+
+cdef inline Py_ssize_t _block_count(Py_ssize_t n) noexcept nogil:
+    return (n + BLOCK - 1) // BLOCK
+
+
 def blocks(Py_ssize_t n):
     """How many blocks (units of parallel work) ``n`` elements make."""
-    return (n + BLOCK - 1) // BLOCK
+    return _block_count(n)
+
+
+cdef enum UnaryOp:
+    RELU
+    ERF
+
+
+cdef inline void _unary_block(UnaryOp op, const floating* x, floating* y,
+                              Py_ssize_t n) noexcept nogil:
+    # one switch per block: each case is its own vectorisable loop
+    if op == RELU:
+        _relu_block(x, y, n)
+    else:
+        _erf_block(x, y, n)
+
+
+cdef void _unary_map(UnaryOp op, const floating[::1] x, floating[::1] y, int threads) noexcept:
+    """``y = op(x)`` element by element (the callers check the lengths), whole blocks per thread."""
+    cdef Py_ssize_t n = x.shape[0], b, start
+    for b in prange(_block_count(n), nogil=True, num_threads=threads, schedule="static"):
+        start = b * BLOCK
+        _unary_block(op, &x[start], &y[start], min(BLOCK, n - start))
 
 
 def relu_forward(const floating[::1] x, floating[::1] y, int threads):
     """``y = relu(x)`` (same length, flat)."""
-    cdef Py_ssize_t n = x.shape[0], b, start
-    if y.shape[0] != n:
+    if y.shape[0] != x.shape[0]:
         raise ValueError("relu_forward: x and y differ in length")
-    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
-        start = b * BLOCK
-        _relu_block(&x[start], &y[start], min(BLOCK, n - start))
+    _unary_map(RELU, x, y, threads)
 
 
 def relu_backward(const floating[::1] y, const floating[::1] grad, floating[::1] out, int threads):
@@ -55,22 +84,13 @@ def relu_backward(const floating[::1] y, const floating[::1] grad, floating[::1]
     cdef Py_ssize_t n = y.shape[0], b, start
     if grad.shape[0] != n or out.shape[0] != n:
         raise ValueError("relu_backward: y, grad and out differ in length")
-    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
+    for b in prange(_block_count(n), nogil=True, num_threads=threads, schedule="static"):
         start = b * BLOCK
         _relu_grad_block(&y[start], &grad[start], &out[start], min(BLOCK, n - start))
 
 
-cdef inline void _erf_block(const floating* x, floating* out, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        out[i] = <floating>c_erf(<double>x[i])  # in double, then rounded: as math.erf per element
-
-
 def erf(const floating[::1] x, floating[::1] out, int threads):
     """``out = erf(x)`` (libm's double-precision erf, rounded to the dtype), for exact GELU."""
-    cdef Py_ssize_t n = x.shape[0], b, start
-    if out.shape[0] != n:
+    if out.shape[0] != x.shape[0]:
         raise ValueError("erf: x and out differ in length")
-    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, num_threads=threads, schedule="static"):
-        start = b * BLOCK
-        _erf_block(&x[start], &out[start], min(BLOCK, n - start))
+    _unary_map(ERF, x, out, threads)

@@ -157,62 +157,47 @@
                   src_w, tw_w);                                                            \
     }
 
+/* Every loop for one dtype and one instruction set: T, the name suffix, its fma and the
+ * function attribute (empty for the baseline build). */
+#define MP_AA_FAMILY(T, SUFFIX, FMA, ATTR)                                                  \
+    MP_AA_COMBINE(T, mp_aa_combine_##SUFFIX, FMA, ATTR)                                     \
+    MP_AA_BACKWARD_PLANE(T, mp_aa_backward_plane_##SUFFIX, FMA, ATTR)                       \
+    MP_AA_ROWS(T, mp_aa_rows_##SUFFIX, mp_aa_combine_##SUFFIX, FMA, ATTR)                   \
+    MP_AA_BACKWARD_PLANES(T, mp_aa_backward_planes_##SUFFIX, mp_aa_backward_plane_##SUFFIX, \
+                          FMA, ATTR)
+
 #define MP_PORTABLE
-MP_AA_COMBINE(float, mp_aa_combine_f_portable, fmaf, MP_PORTABLE)
-MP_AA_COMBINE(double, mp_aa_combine_d_portable, fma, MP_PORTABLE)
-MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_portable, fmaf, MP_PORTABLE)
-MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_portable, fma, MP_PORTABLE)
-MP_AA_ROWS(float, mp_aa_rows_f_portable, mp_aa_combine_f_portable, fmaf, MP_PORTABLE)
-MP_AA_BACKWARD_PLANES(float, mp_aa_backward_planes_f_portable, mp_aa_backward_plane_f_portable, fmaf,
-                      MP_PORTABLE)
-MP_AA_ROWS(double, mp_aa_rows_d_portable, mp_aa_combine_d_portable, fma, MP_PORTABLE)
-MP_AA_BACKWARD_PLANES(double, mp_aa_backward_planes_d_portable, mp_aa_backward_plane_d_portable, fma,
-                      MP_PORTABLE)
+MP_AA_FAMILY(float, f_portable, fmaf, MP_PORTABLE)
+MP_AA_FAMILY(double, d_portable, fma, MP_PORTABLE)
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define MP_HAVE_X86_DISPATCH 1
 #define MP_AVX2_FMA __attribute__((target("avx2,fma")))
-MP_AA_COMBINE(float, mp_aa_combine_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
-MP_AA_COMBINE(double, mp_aa_combine_d_avx2, __builtin_fma, MP_AVX2_FMA)
-MP_AA_BACKWARD_PLANE(float, mp_aa_backward_plane_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
-MP_AA_BACKWARD_PLANE(double, mp_aa_backward_plane_d_avx2, __builtin_fma, MP_AVX2_FMA)
-MP_AA_ROWS(float, mp_aa_rows_f_avx2, mp_aa_combine_f_avx2, __builtin_fmaf, MP_AVX2_FMA)
-MP_AA_BACKWARD_PLANES(float, mp_aa_backward_planes_f_avx2, mp_aa_backward_plane_f_avx2, __builtin_fmaf,
-                      MP_AVX2_FMA)
-MP_AA_ROWS(double, mp_aa_rows_d_avx2, mp_aa_combine_d_avx2, __builtin_fma, MP_AVX2_FMA)
-MP_AA_BACKWARD_PLANES(double, mp_aa_backward_planes_d_avx2, mp_aa_backward_plane_d_avx2, __builtin_fma,
-                      MP_AVX2_FMA)
+MP_AA_FAMILY(float, f_avx2, __builtin_fmaf, MP_AVX2_FMA)
+MP_AA_FAMILY(double, d_avx2, __builtin_fma, MP_AVX2_FMA)
 #else
 #define MP_HAVE_X86_DISPATCH 0
 #endif
 
+/* The loops chosen at run time, one list for the pointers and for both ways of setting them. */
+#define MP_AA_DISPATCHED(X) \
+    X(mp_aa_rows_f) X(mp_aa_rows_d) X(mp_aa_combine_f) X(mp_aa_combine_d) \
+    X(mp_aa_backward_planes_f) X(mp_aa_backward_planes_d)
+
 /* The dispatch pointers start at the portable versions (same prototypes by construction). */
 #define MP_DISPATCH(NAME) static __typeof__(&NAME##_portable) NAME = NAME##_portable;
-MP_DISPATCH(mp_aa_rows_f)
-MP_DISPATCH(mp_aa_rows_d)
-MP_DISPATCH(mp_aa_combine_f)
-MP_DISPATCH(mp_aa_combine_d)
-MP_DISPATCH(mp_aa_backward_planes_f)
-MP_DISPATCH(mp_aa_backward_planes_d)
+MP_AA_DISPATCHED(MP_DISPATCH)
+#define MP_USE_PORTABLE(NAME) NAME = NAME##_portable;
+#define MP_USE_AVX2(NAME) NAME = NAME##_avx2;
 
 /* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
  * Tests call it with allow = 0 and 1 and compare the bits. */
 static int mp_pick_aa_kernels(int allow) {
-    mp_aa_combine_f = mp_aa_combine_f_portable;
-    mp_aa_combine_d = mp_aa_combine_d_portable;
-    mp_aa_rows_f = mp_aa_rows_f_portable;
-    mp_aa_rows_d = mp_aa_rows_d_portable;
-    mp_aa_backward_planes_f = mp_aa_backward_planes_f_portable;
-    mp_aa_backward_planes_d = mp_aa_backward_planes_d_portable;
+    MP_AA_DISPATCHED(MP_USE_PORTABLE)
 #if MP_HAVE_X86_DISPATCH
     __builtin_cpu_init();
     if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mp_aa_combine_f = mp_aa_combine_f_avx2;
-        mp_aa_combine_d = mp_aa_combine_d_avx2;
-        mp_aa_rows_f = mp_aa_rows_f_avx2;
-        mp_aa_rows_d = mp_aa_rows_d_avx2;
-        mp_aa_backward_planes_f = mp_aa_backward_planes_f_avx2;
-        mp_aa_backward_planes_d = mp_aa_backward_planes_d_avx2;
+        MP_AA_DISPATCHED(MP_USE_AVX2)
         return 1;
     }
 #endif

@@ -35,12 +35,24 @@ from cython cimport floating
 from minipool._kernels._openmp cimport omp_get_thread_num
 
 
+cdef struct PlaneShape:
+    # P planes of (D, H, W, C) in, (OD, OH, OW, C) out
+    Py_ssize_t P, D, H, W, C, OD, OH, OW
+
+
+cdef PlaneShape _plane_shape(const Py_ssize_t* in5, const Py_ssize_t* out5) noexcept:
+    """The shapes from the input and output arrays' (planes, D, H, W, C) shapes."""
+    cdef PlaneShape s
+    s.P, s.D, s.H, s.W, s.C = in5[0], in5[1], in5[2], in5[3], in5[4]
+    s.OD, s.OH, s.OW = out5[1], out5[2], out5[3]
+    return s
+
+
 # --------------------------------------------------------------------------- nearest
-cdef void _nearest_plane(const floating* x, floating* out,
-                         Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
+cdef void _nearest_plane(const floating* x, floating* out, PlaneShape s,
                          const Py_ssize_t* src_d, const Py_ssize_t* src_h,
                          const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
+    cdef Py_ssize_t D = s.D, H = s.H, W = s.W, C = s.C, OD = s.OD, OH = s.OH, OW = s.OW
     cdef Py_ssize_t od, oh, ow, w, r
     cdef Py_ssize_t row = OW * C
     cdef Py_ssize_t slab = OH * row
@@ -154,14 +166,13 @@ cdef void _nearest_backward_blocks(const floating* g, floating* gx,
                 k = k + 2
 
 
-cdef void _nearest_backward_plane(const floating* g, floating* gx,
-                                  Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                                  Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
+cdef void _nearest_backward_plane(const floating* g, floating* gx, PlaneShape s,
                                   const Py_ssize_t* src_d, const Py_ssize_t* src_h,
                                   const Py_ssize_t* src_w, Py_ssize_t repeat_w) noexcept nogil:
     """The scatter-add: zero the plane, then add every output cell in order.  For
     channels-first planes this beats folding rows without the zero-fill (the
     memset's full-line stores; measured), so only channels last takes the block path."""
+    cdef Py_ssize_t D = s.D, H = s.H, W = s.W, C = s.C, OD = s.OD, OH = s.OH, OW = s.OW
     cdef Py_ssize_t od, oh, ow, w, r, c
     cdef floating* row
     cdef floating* pixel
@@ -200,13 +211,12 @@ def nearest_forward(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1]
 
     ``repeat_w`` > 0 promises ``src_w[ow] == ow // repeat_w`` (replication).
     """
-    cdef Py_ssize_t p, P = x.shape[0]
-    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3], C = x.shape[4]
-    cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    if P == 0 or OD * OH * OW * C == 0:
+    cdef Py_ssize_t p
+    cdef PlaneShape s = _plane_shape(x.shape, out.shape)
+    if s.P == 0 or s.OD * s.OH * s.OW * s.C == 0:
         return
-    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        _nearest_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], D, H, W, OD, OH, OW, C,
+    for p in prange(s.P, nogil=True, num_threads=num_threads, schedule="static"):
+        _nearest_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], s,
                        &src_d[0], &src_h[0], &src_w[0], repeat_w)
 
 
@@ -219,24 +229,21 @@ def nearest_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, 
     Channels last (C > 1) with integer factors on every axis (``repeat_w`` > 0, D
     and H checked here) sums each input pixel's output block directly, in that order.
     """
-    cdef Py_ssize_t p, P = grad_x.shape[0]
-    cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
-    cdef Py_ssize_t C = grad_x.shape[4]
-    cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
+    cdef Py_ssize_t p
+    cdef PlaneShape s = _plane_shape(grad_x.shape, grad.shape)
     cdef Py_ssize_t rd = 0, rh = 0
-    if P == 0 or D * H * W * C == 0:
+    if s.P == 0 or s.D * s.H * s.W * s.C == 0:
         return
-    if repeat_w > 0 and C > 1:
-        rd = _replication(&src_d[0], D, OD)
-        rh = _replication(&src_h[0], H, OH)
+    if repeat_w > 0 and s.C > 1:
+        rd = _replication(&src_d[0], s.D, s.OD)
+        rh = _replication(&src_h[0], s.H, s.OH)
     if rd > 0 and rh > 0:
-        for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
+        for p in prange(s.P, nogil=True, num_threads=num_threads, schedule="static"):
             _nearest_backward_blocks(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
-                                     D, H, W, C, rd, rh, repeat_w)
+                                     s.D, s.H, s.W, s.C, rd, rh, repeat_w)
         return
-    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        _nearest_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
-                                D, H, W, OD, OH, OW, C,
+    for p in prange(s.P, nogil=True, num_threads=num_threads, schedule="static"):
+        _nearest_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0], s,
                                 &src_d[0], &src_h[0], &src_w[0], repeat_w)
 
 
@@ -388,9 +395,12 @@ cdef inline void _combine_csr(const floating* src, floating* dst, Py_ssize_t n, 
                     d[c] = d[c] + s[c] * we
 
 
-cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating* buf2,
-                      Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                      Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
+cdef inline Py_ssize_t _taps_buf1_size(PlaneShape s) noexcept nogil:
+    """A thread's scratch row: buf1 (D, H, OW, C) for the W pass, then buf2 (D, OH, OW, C)."""
+    return s.D * s.H * s.OW * s.C
+
+
+cdef void _taps_plane(const floating* x, floating* out, floating* work, PlaneShape s,
                       const Py_ssize_t* idx_d, const floating* w_d, Py_ssize_t K_d,
                       const unsigned char* need_d, bint act_d,
                       const Py_ssize_t* idx_h, const floating* w_h, Py_ssize_t K_h,
@@ -400,6 +410,9 @@ cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating
     """One plane, W axis then H then D; an inactive axis is the identity and is skipped.
     ``need_*`` marks the input rows/slabs some tap reads, so downsampling skips the rest.
     Along W a channels-first row is a gather, a channels-last one combines C-vectors."""
+    cdef Py_ssize_t D = s.D, H = s.H, W = s.W, C = s.C, OD = s.OD, OH = s.OH, OW = s.OW
+    cdef floating* buf1 = work
+    cdef floating* buf2 = work + _taps_buf1_size(s)
     cdef const floating* cur = x
     cdef floating* dst
     cdef Py_ssize_t d, h, r
@@ -432,9 +445,8 @@ cdef void _taps_plane(const floating* x, floating* out, floating* buf1, floating
         _combine_taps(cur, out, OD, OH * row_out, idx_d, w_d, K_d)
 
 
-cdef void _taps_backward_plane(const floating* g, floating* gx, floating* buf1, floating* buf2,
-                               Py_ssize_t D, Py_ssize_t H, Py_ssize_t W,
-                               Py_ssize_t OD, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t C,
+cdef void _taps_backward_plane(const floating* g, floating* gx, floating* work,
+                               PlaneShape s,
                                const Py_ssize_t* ptr_d, const Py_ssize_t* src_d,
                                const floating* tw_d, bint act_d,
                                const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
@@ -443,6 +455,9 @@ cdef void _taps_backward_plane(const floating* g, floating* gx, floating* buf1, 
                                const floating* tw_w, bint act_w,
                                Py_ssize_t x2_lo, Py_ssize_t x2_hi) noexcept nogil:
     """The transpose of _taps_plane: D, then H, then W, through the CSR tables."""
+    cdef Py_ssize_t D = s.D, H = s.H, W = s.W, C = s.C, OD = s.OD, OH = s.OH, OW = s.OW
+    cdef floating* buf1 = work
+    cdef floating* buf2 = work + _taps_buf1_size(s)
     cdef const floating* cur = g
     cdef floating* dst
     cdef Py_ssize_t d, r
@@ -482,16 +497,12 @@ def taps_forward(const floating[:, :, :, :, ::1] x, floating[:, :, :, :, ::1] ou
     ``x2_lo < x2_hi`` promises the half-pixel x2 stencil on W for pairs m in that range
     (used when C == 1).
     """
-    cdef Py_ssize_t p, tid, P = x.shape[0]
-    cdef Py_ssize_t D = x.shape[1], H = x.shape[2], W = x.shape[3], C = x.shape[4]
-    cdef Py_ssize_t OD = out.shape[1], OH = out.shape[2], OW = out.shape[3]
-    cdef Py_ssize_t size1 = D * H * OW * C
-    if P == 0 or OD * OH * OW * C == 0:
+    cdef Py_ssize_t p
+    cdef PlaneShape s = _plane_shape(x.shape, out.shape)
+    if s.P == 0 or s.OD * s.OH * s.OW * s.C == 0:
         return
-    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        tid = omp_get_thread_num()
-        _taps_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], &work[tid, 0], &work[tid, size1],
-                    D, H, W, OD, OH, OW, C,
+    for p in prange(s.P, nogil=True, num_threads=num_threads, schedule="static"):
+        _taps_plane(&x[p, 0, 0, 0, 0], &out[p, 0, 0, 0, 0], &work[omp_get_thread_num(), 0], s,
                     &idx_d[0, 0], &w_d[0, 0], idx_d.shape[1], &need_d[0], act_d,
                     &idx_h[0, 0], &w_h[0, 0], idx_h.shape[1], &need_h[0], act_h,
                     &idx_w[0, 0], &w_w[0, 0], idx_w.shape[1], act_w, x2_lo, x2_hi)
@@ -512,18 +523,13 @@ def taps_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1
     ``work``: one row of at least (D*H*OW + D*OH*OW) * C elements per thread.
     ``x2_lo < x2_hi`` promises the transposed x2 stencil on W for rows in that range.
     """
-    cdef Py_ssize_t p, tid, P = grad_x.shape[0]
-    cdef Py_ssize_t D = grad_x.shape[1], H = grad_x.shape[2], W = grad_x.shape[3]
-    cdef Py_ssize_t C = grad_x.shape[4]
-    cdef Py_ssize_t OD = grad.shape[1], OH = grad.shape[2], OW = grad.shape[3]
-    cdef Py_ssize_t size1 = D * H * OW * C
-    if P == 0 or D * H * W * C == 0:
+    cdef Py_ssize_t p
+    cdef PlaneShape s = _plane_shape(grad_x.shape, grad.shape)
+    if s.P == 0 or s.D * s.H * s.W * s.C == 0:
         return
-    for p in prange(P, nogil=True, num_threads=num_threads, schedule="static"):
-        tid = omp_get_thread_num()
+    for p in prange(s.P, nogil=True, num_threads=num_threads, schedule="static"):
         _taps_backward_plane(&grad[p, 0, 0, 0, 0], &grad_x[p, 0, 0, 0, 0],
-                             &work[tid, 0], &work[tid, size1],
-                             D, H, W, OD, OH, OW, C,
+                             &work[omp_get_thread_num(), 0], s,
                              &ptr_d[0], &src_d[0], &tw_d[0], act_d,
                              &ptr_h[0], &src_h[0], &tw_h[0], act_h,
                              &ptr_w[0], &src_w[0], &tw_w[0], act_w, x2_lo, x2_hi)

@@ -25,7 +25,69 @@ from minipool.ops.loss import (binary_cross_entropy, binary_cross_entropy_with_l
 from minipool.ops.normalization import (cosine_similarity, group_norm, instance_norm,  # noqa: F401
                                         layer_norm, normalize)
 from minipool.ops.embedding import embedding  # noqa: F401
+from minipool.ops.activations_more import (celu, celu_, dropout1d, dropout3d, elu_, glu,  # noqa: F401
+                                           hardshrink, hardsigmoid, hardswish, hardtanh_,
+                                           leaky_relu_, logsigmoid, mish, relu_, selu, selu_,
+                                           softmin, softshrink, softsign, tanhshrink, threshold,
+                                           threshold_)
 
 clamp = clip
 concatenate = cat
 from minipool.ops.reduce import amax, amin, argmax, argmin, maximum, minimum, std, var  # noqa: F401,E402
+
+# torch.nn.functional names minipool does not have: an AttributeError that says what to
+# use instead, never a silent near-miss (docs/differences.md lists them).
+_LOSSES = ("minipool's losses are cross_entropy, nll_loss, mse_loss, l1_loss, smooth_l1_loss, "
+           "huber_loss, binary_cross_entropy(_with_logits) and kl_div; compose this one from "
+           "tensor ops (F.relu, F.cosine_similarity, mp.norm, .mean()), autograd follows")
+_WITH_INDICES = "call F.{base}(..., return_indices=True), which returns (output, indices)"
+_NOT_HERE = {
+    **{name: "minipool has conv1d, conv2d and conv_transpose2d (2-D CNNs)"
+       for name in ("conv3d", "conv_transpose1d", "conv_transpose3d", "conv_tbc")},
+    **{f"{base}_with_indices": _WITH_INDICES.format(base=base)
+       for base in ("max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d",
+                    "adaptive_max_pool2d", "adaptive_max_pool3d", "fractional_max_pool2d",
+                    "fractional_max_pool3d")},
+    **{name: _LOSSES for name in (
+        "cosine_embedding_loss", "hinge_embedding_loss", "margin_ranking_loss",
+        "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
+        "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+        "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "linear_cross_entropy")},
+    "pairwise_distance": "compose it: mp.norm(x1 - x2 + 1e-6, dim=-1) is PyTorch's p=2 default",
+    "pdist": "compose it from mp.norm over the pairs of rows you need",
+    "alpha_dropout": "minipool has no alpha dropout (SELU networks); F.dropout and F.dropout1d/2d/3d",
+    "feature_alpha_dropout": "minipool has no alpha dropout (SELU networks); F.dropout2d",
+    "affine_grid": "spatial transformers are not in minipool; F.interpolate resizes",
+    "grid_sample": "spatial transformers are not in minipool; F.interpolate resizes",
+    "fold": "minipool has no fold/unfold (its conv kernels do their own im2col); use F.conv2d",
+    "unfold": "minipool has no fold/unfold (its conv kernels do their own im2col); use F.conv2d",
+    "bilinear": "minipool has no bilinear layer; F.linear on the concatenated inputs",
+    "channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)",
+    "native_channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2)"
+                              ".reshape(n, c, h, w)",
+    "embedding_bag": "F.embedding(indices, weight) then .sum(dim) or .mean(dim) over the bag",
+    "gumbel_softmax": "not in minipool; F.softmax of (logits + Gumbel noise) / tau",
+    "local_response_norm": "not in minipool; F.batch_norm, F.layer_norm or F.group_norm",
+    "rms_norm": "compose it: x * ((x * x).mean(-1, keepdim=True) + eps).rsqrt() * weight",
+    "prelu": "minipool has no learned-slope PReLU; F.leaky_relu has a fixed slope",
+    "rrelu": "minipool has no randomized ReLU; in eval mode it is "
+             "F.leaky_relu(x, (lower + upper) / 2)",
+    "rrelu_": "minipool has no randomized ReLU; in eval mode it is "
+              "F.leaky_relu_(x, (lower + upper) / 2)",
+    **{name: "attention and grouped/scaled matmuls are outside a tiny-CNN library; "
+             "F.softmax and mp.matmul compose plain attention"
+       for name in ("scaled_dot_product_attention", "multi_head_attention_forward",
+                    "grouped_mm", "scaled_mm", "scaled_grouped_mm")},
+    **{name: "a PyTorch internal (its __torch_function__ and argument plumbing); "
+             "nothing to call here"
+       for name in ("handle_torch_function", "has_torch_function", "has_torch_function_unary",
+                    "has_torch_function_variadic", "boolean_dispatch", "assert_int_or_pair")},
+}
+
+
+def __getattr__(name):
+    reason = _NOT_HERE.get(name)
+    if reason is None:
+        reason = ("minipool implements the part of torch.nn.functional that tiny CNNs use: "
+                  "see the README's tables and docs/differences.md")
+    raise AttributeError(f"module 'minipool.nn.functional' has no attribute {name!r}: {reason}")

@@ -74,8 +74,9 @@ def build(model, example_input, opset=None, dynamic_batch=True, input_name="inpu
         raise TypeError(f"export: model must be a minipool Module (or callable), got "
                         f"{type(model).__name__}")
     x = example_input if isinstance(example_input, Tensor) else Tensor(np.asarray(example_input))
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"export: example_input must be float32 or float64, got {x.dtype}")
+    if x.dtype not in (np.float32, np.float64, np.int32, np.int64):
+        raise TypeError(f"export: example_input must be float32 or float64 (or int32/int64 "
+                        f"indices, for a model that starts with an Embedding), got {x.dtype}")
     if x.ndim < 1:
         raise ValueError("export: example_input must have a batch axis (at least 1-D)")
     if not isinstance(dynamic_batch, (bool, np.bool_)):
@@ -94,7 +95,11 @@ def build(model, example_input, opset=None, dynamic_batch=True, input_name="inpu
     if not outputs:
         raise TypeError(f"export: the model must return a Tensor (or a tuple of them), got "
                         f"{type(result).__name__}")
-    g = Graph(opset, x.dtype)
+    float_dtype = x.dtype  # for Python-number constants: an index input takes the weights' type
+    if x.dtype.kind != "f":
+        params = list(model.parameters()) if hasattr(model, "parameters") else []
+        float_dtype = params[0].dtype if params else np.dtype(np.float32)
+    g = Graph(opset, float_dtype)
     if hasattr(model, "named_modules"):
         g.layer_names = {id(m): name for name, m in model.named_modules()}
     g.bind(x, input_name, 0 if dynamic_batch else None)

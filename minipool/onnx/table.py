@@ -1,6 +1,6 @@
 """The op table: which traced op (a functional or a Function class) becomes which ONNX nodes.
 
-Each family module (``_basic``, ``_conv``, ``_pool``, ``_resize``) registers its
+Each family module (``_basic``, ``_conv``, ``_norm``, ``_pool``, ``_resize``) registers its
 converters with :func:`converts`.  A converter takes the Graph and the traced
 event and returns the output's value name (or a tuple of names for a tuple
 output).  An op missing from the table makes the export fail naming the op
@@ -28,7 +28,7 @@ def converts(*keys):
 
 def converters() -> dict:
     """The table (op key -> converter), loading every family on first use."""
-    from minipool.onnx import _basic, _conv, _pool, _resize  # noqa: F401  (they register)
+    from minipool.onnx import _basic, _conv, _norm, _pool, _resize  # noqa: F401  (they register)
     return _TABLE
 
 

@@ -345,14 +345,20 @@ def sigmoid(x: TensorLike) -> Tensor:
     return _unary(Sigmoid, x)
 
 
-def relu(x: TensorLike) -> Tensor:
+def relu(x: TensorLike, inplace: bool = False) -> Tensor:
     """Elementwise ``max(x, 0)``; the gradient is 0 for ``x <= 0``.
+
+    ``inplace=True`` writes the result over ``x`` (a tensor no graph records, as for
+    the other activations) and returns it.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.relu(mp.tensor([-1.0, 0.0, 2.0])).numpy()
     array([0., 0., 2.], dtype=float32)
     """
-    return _unary(Relu, x)
+    if not inplace:
+        return _unary(Relu, x)
+    from minipool.ops.activations import _finish  # it imports this module
+    return _finish(Relu, as_tensor(x), True, "relu")
 
 
 class Where(Function):

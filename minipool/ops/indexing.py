@@ -9,6 +9,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from minipool._typing import TensorLike
+from minipool._validate import flag
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor, _dim_index
 
@@ -191,7 +192,7 @@ def sort(x: TensorLike, dim: int = -1, descending: bool = False, *,
     >>> values.numpy(), indices.numpy()
     (array([ 1.,  1.,  3., nan], dtype=float32), array([1, 3, 0, 2]))
     """
-    values, indices = _sorted("sort", x, dim, bool(descending))
+    values, indices = _sorted("sort", x, dim, flag(descending, "descending", "sort"))
     return SortResult(values, indices)
 
 
@@ -205,7 +206,7 @@ def argsort(x: TensorLike, dim: int = -1, descending: bool = False, *,
     array([0, 2, 1])
     """
     x = as_tensor(x)
-    return _sorted("argsort", x.detach(), dim, bool(descending))[1]
+    return _sorted("argsort", x.detach(), dim, flag(descending, "descending", "argsort"))[1]
 
 
 def topk(x: TensorLike, k: int, dim: int = -1, largest: bool = True,
@@ -227,7 +228,8 @@ def topk(x: TensorLike, k: int, dim: int = -1, largest: bool = True,
     if not 0 <= k <= n:
         raise ValueError(f"topk: k={k} is out of range for dim {dim} of size {n} "
                          f"(expected 0 <= k <= {n})")
-    values, indices = _sorted("topk", x, dim, bool(largest), int(k))
+    flag(sorted, "sorted", "topk")
+    values, indices = _sorted("topk", x, dim, flag(largest, "largest", "topk"), int(k))
     return TopkResult(values, indices)
 
 
@@ -243,6 +245,6 @@ def nonzero(x: TensorLike, *, as_tuple: bool = False) -> Union[Tensor, Tuple[Ten
            [1, 0]])
     """
     data = as_tensor(x).data
-    if as_tuple:
+    if flag(as_tuple, "as_tuple", "nonzero"):
         return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(data)))
     return Tensor(np.argwhere(data).astype(np.int64))

@@ -203,6 +203,8 @@ def _arith_(x, name, ufunc, op, other, alpha, keep_self):
     other = _checked(name, "other", other)
     if not is_real(alpha):
         raise TypeError(f"{name}: alpha must be a real number, got {alpha!r}")
+    if isinstance(alpha, np.generic):  # a NumPy float32 scalar would round a Python-float
+        alpha = alpha.item()           # `other` to float32 (PyTorch keeps it a double)
     if alpha != 1:
         other = other * alpha
     if _records(x, name, (other,)):

@@ -492,11 +492,24 @@ class LogSumExp(Function):
 def _softmax_axis(x, dim, name):
     if x.ndim == 0:
         raise ValueError(f"{name}: needs at least 1 dimension")
+    if dim is None:
+        # PyTorch's deprecated implicit dim is the last one up to 2-D, dim 1 or 0 beyond:
+        # follow it where it is the last dim, say so where a silent choice would differ
+        if x.ndim > 2:
+            raise ValueError(f"{name}: pass dim for a {x.ndim}-D input (PyTorch's deprecated "
+                             f"implicit choice would be dim {0 if x.ndim == 3 else 1}); "
+                             f"e.g. {name}(x, dim=1) over the channels")
+        dim = -1
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int (one dimension), got {dim!r}")
     return normalize_dims(dim, x.ndim, name)[0]
 
 
-def softmax(x: TensorLike, dim: int = -1) -> Tensor:
+def softmax(x: TensorLike, dim: Optional[int] = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable).
+
+    Without ``dim``: the last dim of a 1-D or 2-D input (what PyTorch picks); beyond 2-D
+    ``dim`` is required.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.softmax(mp.tensor([0.0, 0.0]), 0).numpy()
@@ -506,8 +519,8 @@ def softmax(x: TensorLike, dim: int = -1) -> Tensor:
     return Softmax.apply(x, _softmax_axis(x, dim, "softmax"))
 
 
-def log_softmax(x: TensorLike, dim: int = -1) -> Tensor:
-    """x - logsumexp(x) along ``dim`` (stable for large inputs).
+def log_softmax(x: TensorLike, dim: Optional[int] = None) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (stable for large inputs); ``dim`` as for softmax.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.log_softmax(mp.tensor([0.0, 0.0]), 0).numpy()
@@ -603,7 +616,7 @@ def prod(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False, *,
     axis = _dim_index(dim, x.ndim, "prod")
     if x.ndim == 0:
         return Prod.apply(x, None, False)
-    return Prod.apply(x, axis, bool(keepdim))
+    return Prod.apply(x, axis, flag(keepdim, "keepdim", "prod"))
 
 
 class CumSum(Function):
@@ -726,7 +739,7 @@ def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim:
     dims = normalize_dims(None if dim == () else dim, x.ndim, "norm")
     if p in (np.inf, -np.inf) and builtins.any(x.shape[d] == 0 for d in dims):
         raise ValueError(f"norm: the {p} norm of an empty tensor (shape {x.shape}) has no value")
-    return Norm.apply(x, float(p), dims, bool(keepdim))
+    return Norm.apply(x, float(p), dims, flag(keepdim, "keepdim", "norm"))
 
 
 def _logical(name, fn, x, dim, keepdim):

@@ -365,6 +365,9 @@ def split(x: TensorLike, split_size_or_sections: Union[int, Sequence[int]],
         count = max(-(-n // size), 1) if size else 1
         sizes = [size] * (count - 1) + [n - size * (count - 1)]
     else:
+        if not isinstance(split_size_or_sections, (list, tuple, np.ndarray)):
+            raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, "
+                            f"got {split_size_or_sections!r}")
         sizes = list(split_size_or_sections)
         if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in sizes):
             raise ValueError(f"split: split_size_or_sections must be an int or a list of "

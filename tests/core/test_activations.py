@@ -91,14 +91,20 @@ SPECIAL = np.array([-30.0, -6.0, -2.5, -1.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 1.0, 2
                     6.0, 6.5, 10.0, 10.1, 19.9, 20.0, 20.5, 45.0, -0.0])
 
 
-@pytest.mark.parametrize("name,fn,ref,_tname,_kw", CASES, ids=IDS)
-def test_matches_math_reference_values_and_derivatives(name, fn, ref, _tname, _kw):
-    x = mp.tensor(SPECIAL, dtype="float64", requires_grad=True)
+def assert_matches_math_reference(fn, ref, points):
+    """Values and derivatives of ``fn`` at ``points`` (float64) against ``ref(v) -> (value,
+    derivative)``; shared with test_activations_more.py."""
+    x = mp.tensor(points, dtype="float64", requires_grad=True)
     y = fn(x)
     y.sum().backward()
-    want = [ref(float(v)) for v in SPECIAL]
+    want = [ref(float(v)) for v in points]
     np.testing.assert_allclose(y.numpy(), [w[0] for w in want], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(x.grad.numpy(), [w[1] for w in want], rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,fn,ref,_tname,_kw", CASES, ids=IDS)
+def test_matches_math_reference_values_and_derivatives(name, fn, ref, _tname, _kw):
+    assert_matches_math_reference(fn, ref, SPECIAL)
 
 
 @pytest.mark.parametrize("name,fn,ref,_tname,_kw", CASES, ids=IDS)
@@ -149,13 +155,18 @@ def test_torch_parity_values_and_gradients(name, fn, ref, tname, kw, dtype):
     v = np.concatenate([WITH_NONFINITE, r.standard_normal(40) * 4]).astype(dtype)
     if name == "gelu" and dtype == "float32":
         v = v[v != np.inf]  # PyTorch's float32 gelu(+inf) is NaN (ours +inf): own test below
-    g = r.standard_normal(v.shape).astype(dtype)
+    assert_torch_parity(name, fn, tname, kw, v, r.standard_normal(v.shape).astype(dtype))
+
+
+def assert_torch_parity(name, fn, tname, kw, v, g):
+    """``fn``'s values and gradients (cotangent ``g``) against PyTorch's on ``v``, at the
+    tolerance of v's dtype; shared with test_activations_more.py."""
     x = mp.tensor(v, requires_grad=True)
     y = fn(x)
     y.backward(mp.tensor(g))
     ty, tgrad = torch_values_and_grads(tname, kw, v, g)
-    tol = 1e-6 if dtype == "float32" else 1e-13
-    assert y.dtype == np.dtype(dtype) and x.grad.dtype == np.dtype(dtype)
+    tol = 1e-6 if v.dtype == np.float32 else 1e-13
+    assert y.dtype == v.dtype and x.grad.dtype == v.dtype
     assert_close(y.numpy(), ty, rtol=tol, atol=tol, what=f"{name} forward")
     assert_close(x.grad.numpy(), tgrad, rtol=tol * 10, atol=tol, what=f"{name} backward")
 

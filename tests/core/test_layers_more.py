@@ -572,8 +572,10 @@ def test_bad_input_is_named(call, error, match):
 
 # ----------------------------------------------------------------------------- ONNX export
 @pytest.mark.parametrize("layer,shape", [(lambda: nn.Conv1d(2, 4, 3, padding=1, stride=2), (2, 9)),
-                                         (lambda: nn.Softmax2d(), (3, 4, 4))])
-def test_onnx_export_of_conv1d_and_softmax2d_runs_in_onnxruntime(layer, shape):
+                                         (lambda: nn.Softmax2d(), (3, 4, 4)),
+                                         (lambda: nn.LayerNorm(6), (6,)), (lambda: nn.GroupNorm(2, 4), (4, 3)),
+                                         (lambda: nn.InstanceNorm1d(4), (4, 3))])
+def test_onnx_export_of_conv1d_softmax2d_and_the_norms_runs_in_onnxruntime(layer, shape):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     import minipool.onnx as mo
@@ -587,13 +589,12 @@ def test_onnx_export_of_conv1d_and_softmax2d_runs_in_onnxruntime(layer, shape):
                                    rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("layer,shape", [(lambda: nn.LayerNorm(6), (6,)), (lambda: nn.GroupNorm(2, 4), (4, 3)),
-                                         (lambda: nn.InstanceNorm1d(4), (4, 3))])
-def test_onnx_export_refuses_the_per_sample_norms_by_name(layer, shape):
+def test_onnx_export_refuses_an_embedding_with_max_norm_by_name():
+    # (the norms export since this session: see tests/core/test_onnx_export.py)
     import minipool.onnx as mo
-    model = nn.Sequential(layer())
-    with pytest.raises(mo.UnsupportedOpError, match=type(model[0]).__name__):
-        mo.build(model, mp.zeros(2, *shape))
+    model = nn.Sequential(nn.Embedding(5, 2, max_norm=1.0))
+    with pytest.raises(mo.UnsupportedOpError, match="Embedding"):
+        mo.build(model, mp.zeros(2, 3, dtype="int64"))
 
 
 def test_summary_counts_the_new_layers():

@@ -617,7 +617,10 @@ def test_bad_opset(opset):
 
 
 def test_bad_arguments():
-    with pytest.raises(TypeError, match="example_input"):
+    with pytest.raises(TypeError, match="example_input must be float32 or float64"):
+        mo.build(LeNet5(seed=0), np.zeros((1, 1, 32, 32), np.float16))
+    # integer inputs are indices (for an Embedding); a conv refuses them by name
+    with pytest.raises(TypeError, match="conv2d: input must be float32 or float64, got int64"):
         mo.build(LeNet5(seed=0), np.zeros((1, 1, 32, 32), np.int64))
     with pytest.raises(TypeError, match="dynamic_batch"):
         mo.build(LeNet5(seed=0), mp.zeros(1, 1, 32, 32), dynamic_batch="yes")
@@ -770,3 +773,87 @@ def test_pool_padding_that_reaches_the_kernel_is_refused():
     pool = Fn(lambda t: F.max_pool2d(t, (1, 2), (2, 2), (0, 1), (1, 2), ceil_mode=True))
     with pytest.raises(mo.UnsupportedOpError, match="reaches the kernel size"):
         mo.build(pool, mp.zeros(2, 2, 2, 2))
+
+
+# ----------------------------------------------------------------------------- norm layers, Embedding
+def _randomise_affine(model, seed=0):
+    """Random weights and biases, so a dropped or misplaced affine step shows."""
+    r = np.random.default_rng(seed)
+    for name, p in model.named_parameters():
+        if name.endswith(("weight", "bias")) and p.ndim == 1:
+            p.data[...] = r.uniform(0.5, 1.5, p.shape).astype(p.dtype)
+    return model
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_as_layer_normalization_or_reduce_mean(opset, affine):
+    model = _randomise_affine(nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 6, 6],
+                                                                            elementwise_affine=affine)))
+    proto = roundtrip(model, (3, 8, 8), opset=opset)
+    assert ("LayerNormalization" in op_types(proto)) == (opset >= 17)
+    if opset >= 17:
+        assert attrs_of(proto, "LayerNormalization")["axis"] == 1
+
+
+def test_layer_norm_over_the_last_axis_with_bias_only():
+    fn = Fn(lambda x: F.layer_norm(x, (8,), bias=mp.tensor(np.linspace(-1, 1, 8, dtype=np.float32)),
+                                   eps=1e-3))
+    roundtrip(fn, (5, 8))
+
+
+@pytest.mark.parametrize("groups,affine", [(1, True), (2, True), (4, False)])
+def test_group_norm_from_instance_normalization(groups, affine):
+    model = _randomise_affine(nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(groups, 4, affine=affine)))
+    proto = roundtrip(model, (3, 7, 7))
+    assert "InstanceNormalization" in op_types(proto)
+
+
+def test_group_norm_of_a_sequence_input():
+    roundtrip(Fn(lambda x: F.group_norm(x, 3, eps=1e-2)), (6, 10))
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_instance_norm_with_plane_statistics(affine):
+    model = _randomise_affine(nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=affine)))
+    assert "InstanceNormalization" in op_types(roundtrip(model, (3, 7, 7)))
+    roundtrip(nn.InstanceNorm1d(3), (3, 9))
+
+
+def test_instance_norm_with_running_statistics_is_batch_normalization():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.InstanceNorm2d(4, affine=True, track_running_stats=True))
+    _randomise_affine(model)
+    model.train()
+    for seed in range(3):  # move the running statistics away from (0, 1)
+        model(mp.tensor(_data((2, 3, 7, 7), seed)))
+    assert "BatchNormalization" in op_types(roundtrip(model, (3, 7, 7)))
+
+
+def _indices(b, seed):
+    return np.random.default_rng(seed).integers(0, 10, (b, 6)).astype(np.int64)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0])
+def test_embedding_is_gather(padding_idx):
+    model = nn.Sequential(nn.Embedding(10, 4, padding_idx=padding_idx, generator=np.random.default_rng(0)),
+                          nn.Flatten(), nn.Linear(24, 3))
+    proto = roundtrip(model, (6,), data=_indices)
+    assert op_types(proto)[0] == "Gather" and attrs_of(proto, "Gather")["axis"] == 0
+
+
+def test_embedding_with_max_norm_is_refused_by_name():
+    model = nn.Sequential(nn.Embedding(10, 4, max_norm=1.0))
+    with pytest.raises(mo.UnsupportedOpError, match="embedding with max_norm.*in layer '0' \\(Embedding\\)"):
+        mo.build(model, mp.tensor(_indices(2, 0)))
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("name,fn", [
+    ("hardsigmoid", F.hardsigmoid), ("hardswish", F.hardswish), ("logsigmoid", F.logsigmoid),
+    ("mish", F.mish), ("selu", F.selu), ("celu", lambda x: F.celu(x, 0.7)),
+    ("softsign", F.softsign), ("hardshrink", lambda x: F.hardshrink(x, 0.7)),
+    ("softshrink", lambda x: F.softshrink(x, 0.7)), ("threshold", lambda x: F.threshold(x, 0.2, -3.0)),
+])
+def test_more_activations(name, fn, opset):
+    data = lambda b, seed: (_data((b, 3, 5, 5), seed) * 4).astype(np.float32)  # noqa: E731  (past the kinks)
+    roundtrip(Fn(fn), (3, 5, 5), opset=opset, data=data)

@@ -12,7 +12,11 @@ values; zero, negative, huge, fractional, NaN, bool, None, string or
 wrongly-sized kernel/stride/padding/dilation/sizes; mismatched or
 out-of-range unpooling indices; bad modes, flags and factors.  The Tensor methods
 (comparisons, argmax/argmin, max(dim), std/var, in-place ops, casts, item
-assignment) get bad operands, dims, flags, dtypes, devices and indices.
+assignment) get bad operands, dims, flags, dtypes, devices and indices.  The newer
+functional names (the activations of activations_more, softmin/glu, the per-sample
+norms, normalize/cosine_similarity, embedding, kl_div, dropout1d/3d) and the torch.*
+tensor ops (sort/argsort/topk, gather, masked_fill, nonzero, cumsum, prod, norm,
+split, chunk) get bad arguments too, their results checked against NumPy.
 
 Output is one JSON object per line, flushed at once:
 
@@ -458,6 +462,11 @@ FAMILIES = ([(op, make_window_call) for op in WINDOW_OPS]
 FAMILIES += [("conv_transpose2d", make_conv_variant_call), ("conv2d_channels_last", make_conv_variant_call)]
 
 # ----------------------------------------------------------------------------- mutations
+# a mutated input can leave the other arguments unfit (a dim, a shape, a second input)
+FUNCTIONAL_INPUT_NAMES = INPUT_NAMES + ("dim", "size", "shape", "broadcast", "index", "empty",
+                                        "channels", "group", "more than 1", "0-d", "range", "k=")
+
+
 def mutate_input(rng, call, position=0):
     x = call.args[position]
     x = x.numpy() if isinstance(x, mp.Tensor) else np.asarray(x)
@@ -495,6 +504,8 @@ def mutate_input(rng, call, position=0):
         return "input", desc, INPUT_NAMES + ("channel", "height", "width")
     if call.meta["family"] == "habit":  # the other arguments may no longer fit the input
         return "input", desc, HABIT_INPUT_NAMES
+    if call.meta["family"] in ("functional", "tensor_op"):
+        return "input", desc, FUNCTIONAL_INPUT_NAMES
     return "input", desc, INPUT_NAMES
 
 
@@ -1182,6 +1193,11 @@ def check_backward(call, result):
     if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear") or \
             call.meta["family"] == "habit" and call.op not in HABIT_DIFFERENTIABLE:
         return []
+    if call.meta["family"] == "tensor_op" and call.op in ("argsort", "nonzero"):
+        return []  # integer results
+    p = call.kwargs.get("p")
+    if call.op == "normalize" and isinstance(p, (int, float)) and abs(p) > 1e3:
+        return []  # |x| ** p overflows: PyTorch's gradient is NaN there too
     x0 = as_array(call.args[0])
     if x0.dtype not in (np.float32, np.float64) or x0.size == 0 or not np.isfinite(x0).all():
         return []
@@ -1693,6 +1709,301 @@ HABIT_OPS = list(HABIT_FUNCS)
 EXTRA_MUTATIONS["habit"] = habit_mutation
 EXTRA_CHECKS["habit"] = check_habit
 FAMILIES += [(op, make_habit_call) for op in HABIT_OPS]
+
+
+# ----------------------------------------------------------------------------- functional additions
+# The torch.nn.functional names added since issue 12: the pointwise activations, softmin/glu,
+# the per-sample norms, normalize/cosine_similarity, embedding, kl_div and channel dropout.
+# Results are checked against NumPy written again here (float64, cast back).
+def _np_sig(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def _np_softplus(v):
+    return np.maximum(v, 0) + np.log1p(np.exp(-np.abs(v)))
+
+
+SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+POINTWISE = {  # op: (numpy reference of float64 x and the kwargs, {kwarg: valid values})
+    "hardsigmoid": (lambda v, kw: np.clip(v + 3, 0, 6) / 6, {}),  # (celu: in _functional_reference)
+    "hardswish": (lambda v, kw: v * np.clip(v + 3, 0, 6) / 6, {}),
+    "logsigmoid": (lambda v, kw: np.minimum(v, 0) - np.log1p(np.exp(-np.abs(v))), {}),
+    "mish": (lambda v, kw: v * np.tanh(_np_softplus(v)), {}),
+    "selu": (lambda v, kw: SELU[1] * np.where(v > 0, v, SELU[0] * np.expm1(v)), {}),
+    # (exp - 1, not expm1: PyTorch's formula, whose rounding a huge alpha shows)
+    "celu": (lambda v, kw: np.where(v > 0, v, (np.exp(v / kw.get("alpha", 1.0)) - 1) * kw.get("alpha", 1.0)),
+             {"alpha": [0.5, 1.0, 2.0]}),
+    "threshold": (lambda v, kw: np.where(v <= kw["threshold"], kw["value"], v),  # NaN passes
+                  {"threshold": [-0.5, 0.0, 1.0], "value": [-1.0, 0.0, 3.0]}),
+    "hardshrink": (lambda v, kw: np.where(np.abs(v) <= kw.get("lambd", 0.5), 0, v),
+                   {"lambd": [0.0, 0.5, 1.5]}),
+    "softshrink": (lambda v, kw: np.sign(v) * np.maximum(np.abs(v) - kw.get("lambd", 0.5), 0),
+                   {"lambd": [0.0, 0.5, 1.5]}),
+    "softsign": (lambda v, kw: v / (1 + np.abs(v)), {}),
+    "tanhshrink": (lambda v, kw: v - np.tanh(v), {}),
+}
+FUNCTIONAL_OPS = list(POINTWISE) + ["softmin", "glu", "layer_norm", "group_norm", "instance_norm",
+                                    "normalize", "cosine_similarity", "embedding", "kl_div",
+                                    "dropout1d", "dropout3d"]
+FUNCTIONAL_ARGS = {  # op: the keyword arguments a mutation may spoil
+    "softmin": ["dim"], "glu": ["dim"], "layer_norm": ["normalized_shape", "eps"],
+    "group_norm": ["num_groups", "eps"], "instance_norm": ["eps", "momentum"],
+    "normalize": ["p", "dim", "eps"], "cosine_similarity": ["dim", "eps"],
+    "embedding": ["padding_idx", "max_norm"], "kl_div": ["reduction", "log_target"],
+    "dropout1d": ["p", "training"], "dropout3d": ["p", "training"],
+}
+
+
+def make_functional_call(rng, op):
+    dtype = [np.float32, np.float64][rng.integers(2)]
+    meta = dict(family="functional")
+    if op in POINTWISE:
+        shape = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(0, 4))))
+        kwargs = {k: float(rng.choice(v)) for k, v in POINTWISE[op][1].items()
+                  if k in ("threshold", "value") or rng.integers(2)}
+        return Call(op, getattr(F, op), [random_values(rng, shape, dtype) * 3], kwargs, meta)
+    if op in ("softmin", "glu"):
+        shape = (int(rng.integers(1, 4)), 2 * int(rng.integers(1, 4)))
+        return Call(op, getattr(F, op), [random_values(rng, shape, dtype)],
+                    dict(dim=int(rng.choice([0, 1, -1])) if op == "softmin" else 1), meta)
+    if op in ("layer_norm", "group_norm", "instance_norm"):
+        n, c, length = int(rng.integers(1, 4)), 2 * int(rng.integers(1, 3)), int(rng.integers(2, 5))
+        x = random_values(rng, (n, c, length), dtype)
+        if op == "layer_norm":
+            return Call(op, F.layer_norm, [x], dict(normalized_shape=(c, length)[-int(rng.integers(1, 3)):],
+                                                    eps=1e-5), meta)
+        if op == "group_norm":
+            return Call(op, F.group_norm, [x], dict(num_groups=int(rng.choice([1, 2])), eps=1e-5), meta)
+        return Call(op, F.instance_norm, [x], dict(eps=1e-5, momentum=0.1), meta)
+    if op in ("normalize", "cosine_similarity"):
+        x = random_values(rng, (int(rng.integers(1, 4)), 3), dtype)
+        if op == "normalize":
+            return Call(op, F.normalize, [x], dict(p=float(rng.choice([1.0, 2.0])), dim=1, eps=1e-12), meta)
+        return Call(op, F.cosine_similarity, [x, random_values(rng, x.shape, dtype)],
+                    dict(dim=1, eps=1e-8), meta)
+    if op == "embedding":
+        weight = random_values(rng, (6, 3), dtype)
+        idx = rng.integers(0, 6, size=(int(rng.integers(1, 4)), 2))
+        meta.update(weight=weight, allowed=["ValueError", "TypeError", "IndexError"])  # as torch
+        return Call(op, lambda i, **kw: F.embedding(i, weight, **kw), [idx], {}, meta)
+    if op == "kl_div":
+        x = np.log(np.abs(random_values(rng, (2, 3), dtype)) + 0.1)
+        t = np.abs(random_values(rng, (2, 3), dtype))
+        return Call(op, F.kl_div, [x, t / t.sum(1, keepdims=True)],
+                    dict(reduction=str(rng.choice(["mean", "sum", "batchmean", "none"]))), meta)
+    rank = 1 if op == "dropout1d" else 3
+    shape = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + (2,) * rank
+    return Call(op, getattr(F, op), [random_values(rng, shape, dtype)],
+                dict(p=float(rng.choice([0.0, 0.5, 1.0])), training=True,
+                     generator=np.random.default_rng(int(rng.integers(100)))), meta)
+
+
+def functional_mutation(rng, call):
+    names = list(FUNCTIONAL_ARGS.get(call.op, POINTWISE.get(call.op, (None, {}))[1]))
+    if call.op in ("embedding", "kl_div") and rng.random() < 0.4:
+        if call.op == "embedding":  # an index outside the table
+            call.args[0] = np.array([[0, [6, -7, 2 ** 40][rng.integers(3)]]])
+            return "input", "index out of range", ("index", "indices", "range", "num_embeddings")
+        call.args[1] = np.ones((3, 2))
+        return "target", "target of another shape", ("target", "shape")
+    if not names:
+        return mutate_input(rng, call)
+    name = names[rng.integers(len(names))]
+    value = pick_bad(rng)
+    if name in ("reduction",):
+        value = ["average", None, 1, "MEAN"][rng.integers(4)]
+    call.kwargs[name] = value
+    return name, f"{name}={describe(value)}", (name,) + {
+        "normalized_shape": ("shape",), "num_groups": ("group", "channels"), "p": ("probability",),
+        "dim": ("dimension",), "lambd": ("lambd",)}.get(name, ())
+
+
+def _functional_reference(call, x):
+    op, kw = call.op, call.kwargs
+    v = x.astype(np.float64)
+    if op == "celu":  # in the input's dtype: a huge alpha makes exp(x / alpha) - 1 cancel,
+        a, dt = kw.get("alpha", 1.0), x.dtype.type  # as it does in PyTorch's kernel
+        return np.where(x > 0, x, (np.exp(x * dt(1.0 / a)) - 1) * dt(a))
+    if op in POINTWISE:
+        return POINTWISE[op][0](v, kw)
+    if op == "softmin":
+        axis = -1 if kw["dim"] is None else kw["dim"]  # None: the last dim up to 2-D
+        e = np.exp(-v - np.max(-v, axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+    if op == "glu":
+        a, b = np.split(v, 2, axis=kw["dim"])
+        return a * _np_sig(b)
+    if op in ("layer_norm", "group_norm", "instance_norm"):
+        if op == "layer_norm":
+            axes = tuple(range(v.ndim - len(kw["normalized_shape"]), v.ndim))
+            grouped = v
+        else:
+            groups = kw["num_groups"] if op == "group_norm" else v.shape[1]
+            if v.size == 0:
+                return v
+            grouped, axes = v.reshape(v.shape[0], groups, -1), (2,)
+        mean = grouped.mean(axis=axes, keepdims=True)
+        var = ((grouped - mean) ** 2).mean(axis=axes, keepdims=True)
+        return ((grouped - mean) / np.sqrt(var + kw["eps"])).reshape(v.shape)
+    if op in ("normalize", "cosine_similarity") and not isinstance(kw["dim"], (int, np.integer)):
+        return None  # a dims tuple the op took: no second formula here
+    if op == "normalize":
+        norm = np.linalg.norm(v, ord=kw["p"], axis=int(kw["dim"]), keepdims=True)  # inf, 0, ...
+        return v / np.maximum(norm, kw["eps"])
+    if op == "cosine_similarity":  # each input over its own norm clamped to eps, as PyTorch
+        v, y = np.broadcast_arrays(v, as_array(call.args[1]).astype(np.float64))
+        axis = int(kw["dim"])
+        nx = np.maximum(np.linalg.norm(v, axis=axis, keepdims=True), kw["eps"])
+        ny = np.maximum(np.linalg.norm(y, axis=axis, keepdims=True), kw["eps"])
+        return (v / nx * (y / ny)).sum(axis=axis)
+    if op == "embedding":
+        return call.meta["weight"][x]
+    if op == "kl_div":
+        t = as_array(call.args[1]).astype(np.float64)
+        with np.errstate(all="ignore"):
+            if kw.get("log_target"):
+                terms = np.exp(t) * (t - v)
+            else:
+                terms = np.where(t > 0, t * (np.log(t) - v), 0.0)
+        return {"none": terms, "sum": terms.sum(), "mean": terms.mean(),
+                "batchmean": terms.sum() / v.shape[0]}[kw["reduction"]]
+    return None  # channel dropout: checked by its own rule
+
+
+def check_functional(call, x, result):
+    out = array_of(first(result))
+    if call.op in ("dropout1d", "dropout3d"):
+        p = call.kwargs["p"]
+        if call.kwargs["training"] is False or p == 0:  # (False is among the bad values)
+            return [] if close(out, x, x.dtype, exact=True) else [f"{call.op} changed its input"]
+        cells = int(np.prod(x.shape[2:], dtype=np.int64))
+        ratio = np.where(x != 0, out / np.where(x == 0, 1, x), 0).reshape(x.shape[:2] + (cells,))
+        scale = 0.0 if p == 1 else 1 / (1 - p)
+        finite = np.isfinite(x).reshape(ratio.shape).all(axis=2)
+        ok = np.isclose(ratio, 0) | np.isclose(ratio, scale, rtol=1e-5)
+        return [] if out.shape == x.shape and ok[finite].all() else [f"{call.op} is not x * mask"]
+    expected = _functional_reference(call, x)
+    if expected is None:
+        return []
+    dtype = call.meta["weight"].dtype if call.op == "embedding" else x.dtype
+    if out.dtype != dtype or out.shape != np.shape(expected):
+        return [f"{call.op} gave {out.dtype}{out.shape}, expected {dtype}{np.shape(expected)}"]
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    if not np.allclose(out, expected, rtol=tol, atol=tol, equal_nan=True):
+        return [f"{call.op} differs from NumPy"]
+    return []
+
+
+EXTRA_MUTATIONS["functional"] = functional_mutation
+EXTRA_CHECKS["functional"] = check_functional
+FAMILIES += [(op, make_functional_call) for op in FUNCTIONAL_OPS]
+
+
+# ----------------------------------------------------------------------------- the torch.* tensor ops
+# sort/argsort/topk, gather, masked_fill, nonzero, cumsum, prod, norm, split, chunk (the top-level
+# torch.* forms), each against NumPy (stable sorts: NumPy's kind="stable", NaN last).
+TENSOR_OPS = ["sort", "argsort", "topk", "gather", "masked_fill", "nonzero", "cumsum", "prod",
+              "norm", "split", "chunk"]
+TENSOR_ARGS = {"sort": ["dim", "descending"], "argsort": ["dim", "descending"],
+               "topk": ["k", "dim", "largest"], "gather": ["dim", "index"], "masked_fill": ["mask", "value"],
+               "nonzero": ["as_tuple"], "cumsum": ["dim"], "prod": ["dim", "keepdim"],
+               "norm": ["p", "dim", "keepdim"], "split": ["split_size_or_sections", "dim"],
+               "chunk": ["chunks", "dim"]}
+
+
+def make_tensor_op_call(rng, op):
+    dtype = [np.float32, np.float64][rng.integers(2)]
+    shape = tuple(int(n) for n in rng.integers(1, 5, size=int(rng.integers(1, 4))))
+    x = random_values(rng, shape, dtype)
+    dim = int(rng.integers(-len(shape), len(shape)))
+    meta = dict(family="tensor_op", allowed=["ValueError", "TypeError", "IndexError"])  # torch's
+    kw = {}
+    if op in ("sort", "argsort"):
+        kw = dict(dim=dim, descending=bool(rng.integers(2)))
+    elif op == "topk":
+        kw = dict(k=int(rng.integers(0, shape[dim] + 1)), dim=dim, largest=bool(rng.integers(2)))
+    elif op == "gather":
+        index = rng.integers(0, shape[dim], size=shape)
+        kw = dict(dim=dim, index=index)
+    elif op == "masked_fill":
+        kw = dict(mask=rng.random(shape) < 0.5, value=float(rng.standard_normal()))
+    elif op == "nonzero":
+        x = np.where(rng.random(shape) < 0.5, 0, x).astype(dtype)
+    elif op in ("cumsum", "prod"):
+        kw = dict(dim=dim)
+    elif op == "norm":
+        kw = dict(p=float(rng.choice([1.0, 2.0, 3.0])), dim=dim)
+    elif op == "split":
+        kw = dict(split_size_or_sections=int(rng.integers(1, shape[dim] + 1)), dim=dim)
+    else:
+        kw = dict(chunks=int(rng.integers(1, 5)), dim=dim)
+    return Call(op, getattr(mp, op), [x], kw, meta)
+
+
+def tensor_op_mutation(rng, call):
+    name = TENSOR_ARGS[call.op][rng.integers(len(TENSOR_ARGS[call.op]))]
+    value = pick_bad(rng)
+    if name in ("index", "mask"):
+        value = [np.ones((7, 7), np.int64) * 9, np.array([1.5]), "a", None, np.ones(3, np.int64) * -9,
+                 np.zeros((2, 2, 2, 2, 2), np.bool_)][rng.integers(6)]
+    call.kwargs[name] = value
+    return name, f"{name}={describe(value)}", (name, "dimension", "index", "shape", "broadcast",
+                                               "size", "range", "section", "chunk", "bool", "k")
+
+
+def _tensor_op_reference(call, x):
+    op, kw = call.op, call.kwargs
+    if any(not isinstance(kw.get(k, 0), (int, np.integer)) or isinstance(kw.get(k), bool)
+           for k in ("dim", "k", "chunks", "split_size_or_sections")) \
+            or x.dtype not in (np.float32, np.float64) or x.ndim == 0:
+        return None  # an odd argument or input the op took: no second formula here
+    if op in ("sort", "argsort", "topk"):
+        descending = kw.get("descending", op == "topk" and kw.get("largest", True))
+        if np.isnan(x).any() or not isinstance(descending, (bool, np.bool_)):
+            return None  # NaN's place is checked by the sort tests
+        order = np.argsort(-x if descending else x, axis=kw["dim"], kind="stable")
+        if op == "argsort":
+            return [order]
+        values = np.take_along_axis(x, order, kw["dim"])
+        return [np.take(values, range(kw["k"]), axis=kw["dim"]) if op == "topk" else values]
+    if op == "gather":
+        return [np.take_along_axis(x, np.asarray(kw["index"]), kw["dim"])]
+    if op == "masked_fill":
+        return [np.where(kw["mask"], x.dtype.type(kw["value"]), x)]
+    if op == "nonzero":
+        return list(np.nonzero(np.atleast_1d(x))) if kw.get("as_tuple") is True else [np.argwhere(x != 0)]
+    if op == "cumsum":
+        return [np.cumsum(x, axis=kw["dim"])]
+    if op == "prod":
+        return [np.prod(x.astype(np.float64), axis=kw["dim"], keepdims=kw.get("keepdim") is True)]
+    if op == "norm":
+        return [np.sum(np.abs(x.astype(np.float64)) ** kw["p"], axis=kw["dim"],
+                       keepdims=kw.get("keepdim") is True) ** (1 / kw["p"])]
+    size = x.shape[kw["dim"]]
+    if size == 0:  # PyTorch: one empty piece from split, `chunks` empty pieces from chunk
+        return [x] * (1 if op == "split" else kw["chunks"])
+    step = kw["split_size_or_sections"] if op == "split" else -(-size // kw["chunks"])
+    return [np.take(x, range(i, min(i + step, size)), axis=kw["dim"]) for i in range(0, size, step)]
+
+
+def check_tensor_op(call, x, result):
+    expected = _tensor_op_reference(call, x)
+    if expected is None:
+        return []
+    got = [result] if isinstance(result, mp.Tensor) else list(result)
+    got = got[:1] if call.op in ("sort", "topk") else got
+    if len(got) != len(expected):
+        return [f"{call.op} gave {len(got)} results, expected {len(expected)}"]
+    for g, e in zip(got, expected):
+        g = array_of(g)
+        if g.shape != e.shape or not np.allclose(g, e, rtol=1e-4, atol=1e-5, equal_nan=True):
+            return [f"{call.op} differs from NumPy"]
+    return []
+
+
+EXTRA_MUTATIONS["tensor_op"] = tensor_op_mutation
+EXTRA_CHECKS["tensor_op"] = check_tensor_op
+FAMILIES += [(op, make_tensor_op_call) for op in TENSOR_OPS]
 
 
 if __name__ == "__main__":
