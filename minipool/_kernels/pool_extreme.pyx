@@ -13,7 +13,7 @@ described in pool_windows.pyx.  Python picks the path once per geometry
                           _extreme_channels per row
                           (whole 2x2 / 3x3 windows:
                           _extreme_window)
-    PATH_PLANE_GROUP      _extreme_plane_group             (forward only)
+    PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)    (forward only)
     PATH_QUADS_PLANE      _extreme_plane_2x2               _route_quads_plane (writes
                                                            every cell, gradient bits)
     PATH_QUADS_CHANNELS   _extreme_channels_2x2            _route_quads_channels
@@ -21,8 +21,7 @@ described in pool_windows.pyx.  Python picks the path once per geometry
 ``codes_to_indices`` turns stored codes into PyTorch's int64 indices (any path).
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
-from libc.stdint cimport INT32_MIN, INT64_MIN, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
@@ -32,6 +31,8 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              _before_first_window, _cells, _next_window,
                                              _out_row, _row_parts, _rows, _unit, _units,
                                              _zero_unit, bits_t, code_t, floating, pool_t)
+from minipool._kernels.pool_kinds cimport (KeepMax, KeepMin, _beats, _first_code, _flip, _key,
+                                           _lowest, _plane_group, _take)
 
 import numpy as np
 
@@ -52,68 +53,6 @@ def _row_scratch(Py_ssize_t row_out, Path path, int num_threads):
     """Per-thread int codes of one NHWC output row (PATH_QUADS_CHANNELS backward)."""
     width = max(1, row_out) if path == PATH_QUADS_CHANNELS else 1
     return np.empty((max(1, num_threads), width), dtype=np.intc)
-
-
-# Min pooling is max pooling in "key space": every value is mapped through an
-# order-reversing bijection (x -> -x for floats, x -> ~x for integers), the
-# max rule runs unchanged, and the winner is mapped back.  Both maps are exact
-# and involutions, keep NaN a NaN, and keep the first of tied values first,
-# so min inherits PyTorch's rules mirrored; and the loops hold one plain
-# comparison, whichever the kind.
-
-cdef inline pool_t _flip(const pool_t* type_tag, bint is_min) noexcept nogil:
-    """The key-space map's parameter: a sign for floats, a bit mask for integers."""
-    if pool_t is float or pool_t is double:
-        return -1 if is_min else 1
-    else:
-        return <pool_t>(-1) if is_min else 0
-
-
-cdef inline pool_t _key(pool_t v, pool_t flip) noexcept nogil:
-    if pool_t is float or pool_t is double:
-        return v * flip
-    else:
-        return v ^ flip
-
-
-cdef inline pool_t _lowest(const pool_t* type_tag) noexcept nogil:
-    """Where a max scan starts: -inf, or the integer type's lowest value."""
-    if pool_t is float or pool_t is double:
-        return -INFINITY
-    elif pool_t is int32_t:
-        return INT32_MIN
-    elif pool_t is int64_t:
-        return INT64_MIN
-    else:
-        return 0
-
-
-cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
-    """PyTorch's rule: strictly greater (so the first tie wins) or NaN (so NaN
-    propagates).  Bitwise |, not a branch, so loops become vector blends."""
-    if pool_t is float or pool_t is double:
-        return (v > best) | (v != v)
-    else:
-        return v > best
-
-
-cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
-                            Py_ssize_t first_cell) noexcept nogil:
-    """The code a window starts with: its first cell, or "no cell"."""
-    if code_t is uint8_t:
-        return 0 if n_cells > 0 else NO_CELL_U8
-    else:
-        return <int>first_cell if n_cells > 0 else -1
-
-
-cdef inline void _take(pool_t v, int code, pool_t* best, int* best_code) noexcept nogil:
-    # every select picks between values already loaded: GCC does not speculate
-    # a load hidden in one arm, and would leave the loop scalar
-    cdef pool_t m = best[0]
-    cdef int k = best_code[0]
-    cdef bint better = _beats(v, m)
-    best[0] = v if better else m
-    best_code[0] = code if better else k
 
 
 cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
@@ -325,42 +264,6 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
             cstart += n
 
 
-cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t n_planes,
-                               Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w,
-                               Py_ssize_t* rows, pool_t flip) noexcept nogil:
-    """n_planes planes walked side by side, for planes with a few large windows
-    (global and coarse adaptive pooling): each plane keeps its own running max,
-    updated in scan order, but the planes' independent updates interleave
-    instead of waiting on one another."""
-    cdef Py_ssize_t r, j, s, p
-    cdef pool_t acc[MAX_GROUP]
-    cdef int code[MAX_GROUP]
-    cdef pool_t v, m
-    cdef int k, cell, first
-    cdef bint better
-    cdef WindowCursor cur = _before_first_window()
-    while _next_window(w, rows, &cur):
-        first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)
-        for p in range(n_planes):
-            acc[p] = _lowest(x)
-            code[p] = first
-        for r in range(cur.nr):
-            for j in range(cur.nw):
-                s = rows[r] + cur.w0 + j * w.step[2]
-                cell = <int>(r * cur.nw + j) if code_t is uint8_t else <int>s
-                for p in range(n_planes):
-                    v = _key(x[p * S_in + s], flip)
-                    m = acc[p]
-                    k = code[p]
-                    better = _beats(v, m)
-                    acc[p] = v if better else m
-                    code[p] = cell if better else k
-        for p in range(n_planes):
-            out[p * S_out + cur.o] = _key(acc[p], flip)
-            if codes != NULL:
-                codes[p * S_out + cur.o] = <code_t>code[p]
-
-
 cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
                              pool_t flip, int* plane_codes) noexcept nogil:
     """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2: one
@@ -547,6 +450,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     cdef Unit unit
     cdef const pool_t* type_tag = NULL
     cdef pool_t flip = _flip(type_tag, is_min)
+    cdef KeepMax keep_max
+    cdef KeepMin keep_min
     tables.check_path(path, C)
     if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
         raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
@@ -555,9 +460,14 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
                         num_threads=num_threads):
             b = u * unit_size
-            _extreme_plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
-                                 min(unit_size, B - b), x.shape[1], out.shape[1], &w,
-                                 &scratch[omp_get_thread_num(), 0], flip)
+            if is_min:
+                _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                             min(unit_size, B - b), x.shape[1], out.shape[1], &w,
+                             &scratch[omp_get_thread_num(), 0], keep_min)
+            else:
+                _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                             min(unit_size, B - b), x.shape[1], out.shape[1], &w,
+                             &scratch[omp_get_thread_num(), 0], keep_max)
         return
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
