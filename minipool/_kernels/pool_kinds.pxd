@@ -221,9 +221,11 @@ cdef inline void _plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ss
             div = <pool_t>_divisor(w, cur.od, cur.oh, cur.ow)
             if cur.nr * cur.nw > SCAN_SUM_MAX:
                 for q in range(n_planes):
-                    out[q * S_out + cur.o] = (_root(_window_sum(x + q * S_in, rows, cur.nr,
-                                                                cur.w0, cur.nw, w.step[2], kind),
-                                                    kind) / div)
+                    # (the cast only types integer pool_t, never used with sums)
+                    out[q * S_out + cur.o] = <pool_t>(_root(_window_sum(x + q * S_in, rows,
+                                                                        cur.nr, cur.w0, cur.nw,
+                                                                        w.step[2], kind),
+                                                            kind) / div)
                 continue
             for q in range(n_planes):
                 acc[q] = 0
@@ -243,4 +245,4 @@ cdef inline void _plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ss
                 if codes != NULL:
                     codes[q * S_out + cur.o] = <code_t>code[q]
             else:
-                out[q * S_out + cur.o] = _root(acc[q], kind) / div
+                out[q * S_out + cur.o] = <pool_t>(_root(acc[q], kind) / div)

@@ -21,34 +21,38 @@ cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
     return v & (<bits_t>0 - <bits_t>(code == cell))
 
 
-cdef inline void _route_quads_four(const bits_t* gr, const int* kr, bits_t* r0, bits_t* r1,
-                                   Py_ssize_t i) noexcept nogil:
-    """Outputs i..i+3 of one row: all loads first, then the 16 stores, in straight
-    code the compiler turns into a few vector operations (no alias checks)."""
+cdef inline void _route_cell(bits_t* dst, Py_ssize_t step, int cell, bits_t g0, bits_t g1,
+                             bits_t g2, bits_t g3, int k0, int k1, int k2, int k3) noexcept nogil:
+    """Cell ``cell`` of four items, step apart: the item's gradient where that
+    cell won, else 0."""
+    dst[0] = _keep_if(g0, k0, cell)
+    dst[step] = _keep_if(g1, k1, cell)
+    dst[2 * step] = _keep_if(g2, k2, cell)
+    dst[3 * step] = _keep_if(g3, k3, cell)
+
+
+cdef inline void _route_four(const bits_t* gr, const int* kr, bits_t* top, bits_t* bottom,
+                             Py_ssize_t i, Py_ssize_t step, Py_ssize_t right) noexcept nogil:
+    """Items i..i+3: four windows of a plane (step 2, right 1) or four channels of
+    one NHWC window (step 1, right C).  Item i + m has its gradient at gr[i + m],
+    its code at kr[i + m] and its cells at top[(i + m) * step], ``right`` further,
+    and the same in ``bottom``.  All loads first, then the 16 stores (cell by
+    cell: runs the compiler turns into vector operations without alias checks;
+    a loop over few items would not vectorise)."""
     cdef bits_t g0 = gr[i], g1 = gr[i + 1], g2 = gr[i + 2], g3 = gr[i + 3]
     cdef int k0 = kr[i], k1 = kr[i + 1], k2 = kr[i + 2], k3 = kr[i + 3]
-    cdef bits_t* t = r0 + 2 * i
-    cdef bits_t* b = r1 + 2 * i
-    t[0] = _keep_if(g0, k0, 0)
-    t[1] = _keep_if(g0, k0, 1)
-    t[2] = _keep_if(g1, k1, 0)
-    t[3] = _keep_if(g1, k1, 1)
-    t[4] = _keep_if(g2, k2, 0)
-    t[5] = _keep_if(g2, k2, 1)
-    t[6] = _keep_if(g3, k3, 0)
-    t[7] = _keep_if(g3, k3, 1)
-    b[0] = _keep_if(g0, k0, 2)
-    b[1] = _keep_if(g0, k0, 3)
-    b[2] = _keep_if(g1, k1, 2)
-    b[3] = _keep_if(g1, k1, 3)
-    b[4] = _keep_if(g2, k2, 2)
-    b[5] = _keep_if(g2, k2, 3)
-    b[6] = _keep_if(g3, k3, 2)
-    b[7] = _keep_if(g3, k3, 3)
+    cdef bits_t* t0 = top + i * step
+    cdef bits_t* t1 = top + i * step + right
+    cdef bits_t* b0 = bottom + i * step
+    cdef bits_t* b1 = bottom + i * step + right
+    _route_cell(t0, step, 0, g0, g1, g2, g3, k0, k1, k2, k3)
+    _route_cell(t1, step, 1, g0, g1, g2, g3, k0, k1, k2, k3)
+    _route_cell(b0, step, 2, g0, g1, g2, g3, k0, k1, k2, k3)
+    _route_cell(b1, step, 3, g0, g1, g2, g3, k0, k1, k2, k3)
 
 
 cdef inline void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
-                             Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+                                    Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
     """A plane tiled by 2x2 stride 2 windows (rows_out output rows of oW): write
     each window's four cells, the gradient at the winner and 0 elsewhere, as
     two whole input rows per output row (no zeroing pass, no adds, no branch).
@@ -73,10 +77,10 @@ cdef inline void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_
         if oW >= 4:
             i = 0
             while i + 4 <= oW:
-                _route_quads_four(gr, kr, r0, r1, i)
+                _route_four(gr, kr, r0, r1, i, 2, 1)
                 i += 4
             if i < oW:
-                _route_quads_four(gr, kr, r0, r1, oW - 4)
+                _route_four(gr, kr, r0, r1, oW - 4, 2, 1)
             continue
         for i in range(oW):
             v = gr[i]
@@ -87,38 +91,10 @@ cdef inline void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_
             r1[2 * i + 1] = _keep_if(v, k, 3)
 
 
-cdef inline void _route_channels_four(const bits_t* gr, const int* kr, bits_t* p0, bits_t* p1,
-                                      Py_ssize_t C, Py_ssize_t c) noexcept nogil:
-    """Channels c..c+3 of one NHWC window (cells at p0, p0 + C, p1, p1 + C): loads
-    first, then four runs of four stores, which the compiler turns into vector
-    operations without alias checks (a loop over few channels would not be)."""
-    cdef bits_t g0 = gr[c], g1 = gr[c + 1], g2 = gr[c + 2], g3 = gr[c + 3]
-    cdef int k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3]
-    cdef bits_t* t0 = p0 + c
-    cdef bits_t* t1 = p0 + C + c
-    cdef bits_t* b0 = p1 + c
-    cdef bits_t* b1 = p1 + C + c
-    t0[0] = _keep_if(g0, k0, 0)
-    t0[1] = _keep_if(g1, k1, 0)
-    t0[2] = _keep_if(g2, k2, 0)
-    t0[3] = _keep_if(g3, k3, 0)
-    t1[0] = _keep_if(g0, k0, 1)
-    t1[1] = _keep_if(g1, k1, 1)
-    t1[2] = _keep_if(g2, k2, 1)
-    t1[3] = _keep_if(g3, k3, 1)
-    b0[0] = _keep_if(g0, k0, 2)
-    b0[1] = _keep_if(g1, k1, 2)
-    b0[2] = _keep_if(g2, k2, 2)
-    b0[3] = _keep_if(g3, k3, 2)
-    b1[0] = _keep_if(g0, k0, 3)
-    b1[1] = _keep_if(g1, k1, 3)
-    b1[2] = _keep_if(g2, k2, 3)
-    b1[3] = _keep_if(g3, k3, 3)
-
-
 cdef inline void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
-                                Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
-                                Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
+                                       Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                                       Py_ssize_t rows_out, Py_ssize_t oW,
+                                       int* wide) noexcept nogil:
     """An NHWC image tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
     row R writes input rows 2R and 2R+1 (each window's cells are four runs of
     channels, p0, p0 + C, p1, p1 + C), the gradient at the winner and 0
@@ -154,10 +130,10 @@ cdef inline void _route_quads_channels(const bits_t* g, const uint8_t* codes, bi
             if nc >= 4:
                 c = c0
                 while c + 4 <= end:
-                    _route_channels_four(gr, kr, p0, p1, C, c)
+                    _route_four(gr, kr, p0, p1, c, 1, C)
                     c += 4
                 if c < end:
-                    _route_channels_four(gr, kr, p0, p1, C, end - 4)
+                    _route_four(gr, kr, p0, p1, end - 4, 1, C)
                 continue
             for c in range(c0, end):
                 v = gr[c]
