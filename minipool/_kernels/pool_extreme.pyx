@@ -45,17 +45,15 @@ cdef enum:
     PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
 
 
-def _plane_scratch(Py_ssize_t plane_out, Path path, bint needed, int num_threads):
-    """Per-thread int codes of one output plane (PATH_QUADS_PLANE)."""
-    if needed and path == PATH_QUADS_PLANE:
-        return np.empty((max(1, num_threads), max(1, plane_out)), dtype=np.intc)
-    return np.empty((1, 1), dtype=np.intc)
-
-
-def _row_scratch(Py_ssize_t row_out, Path path, int num_threads):
-    """Per-thread int codes of one NHWC output row (PATH_QUADS_CHANNELS backward)."""
-    width = max(1, row_out) if path == PATH_QUADS_CHANNELS else 1
-    return np.empty((max(1, num_threads), width), dtype=np.intc)
+cdef int* _thread_ints(Py_ssize_t width, int num_threads, list keep) except NULL:
+    """Scratch of ``width`` ints per thread (thread t's at + t * width) for the QUADS
+    paths' widened codes; the array goes to ``keep``, which the caller holds.
+    Only those paths allocate it: every other call skips the array and its
+    memoryview (about 1 us of a backward call's fixed cost)."""
+    array = np.empty(max(1, num_threads) * max(1, width), dtype=np.intc)
+    cdef int[::1] view = array
+    keep.append(array)
+    return &view[0]
 
 
 cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
@@ -449,7 +447,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef int[:, ::1] plane_codes = _plane_scratch(out.shape[1], path, store, num_threads)
+    cdef int* plane_codes = NULL     # PATH_QUADS_PLANE with codes: per-thread int codes
+    cdef list keep = []
     cdef Unit unit
     cdef const pool_t* type_tag = NULL
     cdef pool_t flip = _flip(type_tag, is_min)
@@ -458,6 +457,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     tables.check_path(path, C)
     if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
         raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
+    if store and path == PATH_QUADS_PLANE:
+        plane_codes = _thread_ints(out.shape[1], num_threads, keep)
     if path == PATH_PLANE_GROUP:
         unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
         for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
@@ -486,7 +487,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         elif code_t is uint8_t and path == PATH_QUADS_PLANE:
             _extreme_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                &codes[unit.b, 0, 0] if store else NULL, &w, flip,
-                               &plane_codes[omp_get_thread_num(), 0])
+                               plane_codes + omp_get_thread_num() * out.shape[1]
+                               if plane_codes != NULL else NULL)
         elif code_t is uint8_t:
             _extreme_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                   &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
@@ -553,8 +555,9 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef int[:, ::1] wide = _plane_scratch(rows_out * oW, path, True, num_threads)
-    cdef int[:, ::1] row_wide = _row_scratch(oW * C, path, num_threads)
+    cdef int* wide = NULL            # QUADS paths: per-thread codes widened to int
+    cdef Py_ssize_t wide_width = rows_out * oW if path == PATH_QUADS_PLANE else oW * C
+    cdef list keep = []
     cdef Unit unit
     tables.check_path(path, C)
     if path == PATH_PLANE_GROUP:
@@ -563,6 +566,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         if code_t is int32_t or S != 4 * rows_out * oW:
             raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
                              "stride 2 windows tiling the input exactly")
+        wide = _thread_ints(wide_width, num_threads, keep)
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
@@ -572,19 +576,19 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         elif code_t is uint8_t and floating is float and path == PATH_QUADS_PLANE:
             _route_quads_plane(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                <uint32_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
-                               &wide[omp_get_thread_num(), 0])
+                               wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is double and path == PATH_QUADS_PLANE:
             _route_quads_plane(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                <uint64_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
-                               &wide[omp_get_thread_num(), 0])
+                               wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is float:
             _route_quads_channels(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                   <uint32_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
-                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+                                  rows_out, oW, wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is double:
             _route_quads_channels(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                   <uint64_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
-                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+                                  rows_out, oW, wide + omp_get_thread_num() * wide_width)
 
 
 cdef void _indices_of(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,
