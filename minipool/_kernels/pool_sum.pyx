@@ -18,7 +18,8 @@ described in pool_windows.pyx.  Python picks the path once per geometry
     PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
 
 ``lp_backward`` (p != 1) walks one window at a time on every path.  Every path
-sums a window in the order _window_sum defines, so all give the same bits.
+sums a window in the order _window_sum (pool_kinds.pxd) defines, so all give
+the same bits.
 """
 from cython.parallel cimport prange
 from libc.math cimport pow
