@@ -13,16 +13,17 @@ described in pool_windows.pyx.  Python picks the path once per geometry
                           _extreme_channels per row
                           (whole 2x2 / 3x3 windows:
                           _extreme_window)
-    PATH_PLANE_GROUP      _extreme_plane_group             (forward only)
+    PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)    (forward only)
     PATH_QUADS_PLANE      _extreme_plane_2x2               _route_quads_plane (writes
-                                                           every cell, gradient bits)
+                                                           every cell, gradient bits;
+                                                           pool_quads.pxd)
     PATH_QUADS_CHANNELS   _extreme_channels_2x2            _route_quads_channels
+                                                           (pool_quads.pxd)
 
 ``codes_to_indices`` turns stored codes into PyTorch's int64 indices (any path).
 """
 from cython.parallel cimport prange
-from libc.math cimport INFINITY
-from libc.stdint cimport INT32_MIN, INT64_MIN, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NONE, MAX_GROUP,
@@ -31,7 +32,10 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              Path, Unit, WindowCursor, WindowTables, Windows,
                                              _before_first_window, _cells, _next_window,
                                              _out_row, _row_parts, _rows, _unit, _units,
-                                             _zero_unit, bits_t, code_t, floating, pool_t)
+                                             _zero_unit, code_t, floating, pool_t)
+from minipool._kernels.pool_quads cimport _route_quads_channels, _route_quads_plane
+from minipool._kernels.pool_kinds cimport (KeepMax, KeepMin, _beats, _first_code, _flip, _key,
+                                           _lowest, _plane_group, _take)
 
 import numpy as np
 
@@ -41,79 +45,15 @@ cdef enum:
     PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
 
 
-def _plane_scratch(Py_ssize_t plane_out, Path path, bint needed, int num_threads):
-    """Per-thread int codes of one output plane (PATH_QUADS_PLANE)."""
-    if needed and path == PATH_QUADS_PLANE:
-        return np.empty((max(1, num_threads), max(1, plane_out)), dtype=np.intc)
-    return np.empty((1, 1), dtype=np.intc)
-
-
-def _row_scratch(Py_ssize_t row_out, Path path, int num_threads):
-    """Per-thread int codes of one NHWC output row (PATH_QUADS_CHANNELS backward)."""
-    width = max(1, row_out) if path == PATH_QUADS_CHANNELS else 1
-    return np.empty((max(1, num_threads), width), dtype=np.intc)
-
-
-# Min pooling is max pooling in "key space": every value is mapped through an
-# order-reversing bijection (x -> -x for floats, x -> ~x for integers), the
-# max rule runs unchanged, and the winner is mapped back.  Both maps are exact
-# and involutions, keep NaN a NaN, and keep the first of tied values first,
-# so min inherits PyTorch's rules mirrored; and the loops hold one plain
-# comparison, whichever the kind.
-
-cdef inline pool_t _flip(const pool_t* type_tag, bint is_min) noexcept nogil:
-    """The key-space map's parameter: a sign for floats, a bit mask for integers."""
-    if pool_t is float or pool_t is double:
-        return -1 if is_min else 1
-    else:
-        return <pool_t>(-1) if is_min else 0
-
-
-cdef inline pool_t _key(pool_t v, pool_t flip) noexcept nogil:
-    if pool_t is float or pool_t is double:
-        return v * flip
-    else:
-        return v ^ flip
-
-
-cdef inline pool_t _lowest(const pool_t* type_tag) noexcept nogil:
-    """Where a max scan starts: -inf, or the integer type's lowest value."""
-    if pool_t is float or pool_t is double:
-        return -INFINITY
-    elif pool_t is int32_t:
-        return INT32_MIN
-    elif pool_t is int64_t:
-        return INT64_MIN
-    else:
-        return 0
-
-
-cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
-    """PyTorch's rule: strictly greater (so the first tie wins) or NaN (so NaN
-    propagates).  Bitwise |, not a branch, so loops become vector blends."""
-    if pool_t is float or pool_t is double:
-        return (v > best) | (v != v)
-    else:
-        return v > best
-
-
-cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
-                            Py_ssize_t first_cell) noexcept nogil:
-    """The code a window starts with: its first cell, or "no cell"."""
-    if code_t is uint8_t:
-        return 0 if n_cells > 0 else NO_CELL_U8
-    else:
-        return <int>first_cell if n_cells > 0 else -1
-
-
-cdef inline void _take(pool_t v, int code, pool_t* best, int* best_code) noexcept nogil:
-    # every select picks between values already loaded: GCC does not speculate
-    # a load hidden in one arm, and would leave the loop scalar
-    cdef pool_t m = best[0]
-    cdef int k = best_code[0]
-    cdef bint better = _beats(v, m)
-    best[0] = v if better else m
-    best_code[0] = code if better else k
+cdef int* _thread_ints(Py_ssize_t width, int num_threads, list keep) except NULL:
+    """Scratch of ``width`` ints per thread (thread t's at + t * width) for the QUADS
+    paths' widened codes; the array goes to ``keep``, which the caller holds.
+    Only those paths allocate it: every other call skips the array and its
+    memoryview (about 1 us of a backward call's fixed cost)."""
+    array = np.empty(max(1, num_threads) * max(1, width), dtype=np.intc)
+    cdef int[::1] view = array
+    keep.append(array)
+    return &view[0]
 
 
 cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
@@ -325,42 +265,6 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
             cstart += n
 
 
-cdef void _extreme_plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t n_planes,
-                               Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w,
-                               Py_ssize_t* rows, pool_t flip) noexcept nogil:
-    """n_planes planes walked side by side, for planes with a few large windows
-    (global and coarse adaptive pooling): each plane keeps its own running max,
-    updated in scan order, but the planes' independent updates interleave
-    instead of waiting on one another."""
-    cdef Py_ssize_t r, j, s, p
-    cdef pool_t acc[MAX_GROUP]
-    cdef int code[MAX_GROUP]
-    cdef pool_t v, m
-    cdef int k, cell, first
-    cdef bint better
-    cdef WindowCursor cur = _before_first_window()
-    while _next_window(w, rows, &cur):
-        first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)
-        for p in range(n_planes):
-            acc[p] = _lowest(x)
-            code[p] = first
-        for r in range(cur.nr):
-            for j in range(cur.nw):
-                s = rows[r] + cur.w0 + j * w.step[2]
-                cell = <int>(r * cur.nw + j) if code_t is uint8_t else <int>s
-                for p in range(n_planes):
-                    v = _key(x[p * S_in + s], flip)
-                    m = acc[p]
-                    k = code[p]
-                    better = _beats(v, m)
-                    acc[p] = v if better else m
-                    code[p] = cell if better else k
-        for p in range(n_planes):
-            out[p * S_out + cur.o] = _key(acc[p], flip)
-            if codes != NULL:
-                codes[p * S_out + cur.o] = <code_t>code[p]
-
-
 cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
                              pool_t flip, int* plane_codes) noexcept nogil:
     """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2: one
@@ -543,21 +447,31 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef int[:, ::1] plane_codes = _plane_scratch(out.shape[1], path, store, num_threads)
+    cdef int* plane_codes = NULL     # PATH_QUADS_PLANE with codes: per-thread int codes
+    cdef list keep = []
     cdef Unit unit
     cdef const pool_t* type_tag = NULL
     cdef pool_t flip = _flip(type_tag, is_min)
+    cdef KeepMax keep_max
+    cdef KeepMin keep_min
     tables.check_path(path, C)
     if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
         raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
+    if store and path == PATH_QUADS_PLANE:
+        plane_codes = _thread_ints(out.shape[1], num_threads, keep)
     if path == PATH_PLANE_GROUP:
         unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
         for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
                         num_threads=num_threads):
             b = u * unit_size
-            _extreme_plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
-                                 min(unit_size, B - b), x.shape[1], out.shape[1], &w,
-                                 &scratch[omp_get_thread_num(), 0], flip)
+            if is_min:
+                _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                             min(unit_size, B - b), x.shape[1], out.shape[1], &w,
+                             &scratch[omp_get_thread_num(), 0], keep_min)
+            else:
+                _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
+                             min(unit_size, B - b), x.shape[1], out.shape[1], &w,
+                             &scratch[omp_get_thread_num(), 0], keep_max)
         return
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
@@ -573,7 +487,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         elif code_t is uint8_t and path == PATH_QUADS_PLANE:
             _extreme_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                &codes[unit.b, 0, 0] if store else NULL, &w, flip,
-                               &plane_codes[omp_get_thread_num(), 0])
+                               plane_codes + omp_get_thread_num() * out.shape[1]
+                               if plane_codes != NULL else NULL)
         elif code_t is uint8_t:
             _extreme_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                   &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
@@ -611,163 +526,6 @@ cdef void _route_row(const floating* grad_out, const code_t* codes, floating* gr
             grad_in[s * C + c] += grad_out[o + c]
 
 
-cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:
-    """The bits of 0.0 + v if the window's winner is ``cell``, else 0 (the bits of
-    +0.0): an AND with an all-ones / all-zeros mask, which vectorises without any
-    select.  0.0 + v is v except that -0.0 becomes +0.0, as in PyTorch (and our
-    general path), which fill the gradient with zeros and add."""
-    cdef bits_t sign = (<bits_t>1) << (8 * sizeof(bits_t) - 1)
-    v = v & ~(sign & (<bits_t>0 - <bits_t>(v == sign)))  # -0.0 -> +0.0
-    return v & (<bits_t>0 - <bits_t>(code == cell))
-
-
-cdef inline void _route_quads_four(const bits_t* gr, const int* kr, bits_t* r0, bits_t* r1,
-                                   Py_ssize_t i) noexcept nogil:
-    """Outputs i..i+3 of one row: all loads first, then the 16 stores, in straight
-    code the compiler turns into a few vector operations (no alias checks)."""
-    cdef bits_t g0 = gr[i], g1 = gr[i + 1], g2 = gr[i + 2], g3 = gr[i + 3]
-    cdef int k0 = kr[i], k1 = kr[i + 1], k2 = kr[i + 2], k3 = kr[i + 3]
-    cdef bits_t* t = r0 + 2 * i
-    cdef bits_t* b = r1 + 2 * i
-    t[0] = _keep_if(g0, k0, 0)
-    t[1] = _keep_if(g0, k0, 1)
-    t[2] = _keep_if(g1, k1, 0)
-    t[3] = _keep_if(g1, k1, 1)
-    t[4] = _keep_if(g2, k2, 0)
-    t[5] = _keep_if(g2, k2, 1)
-    t[6] = _keep_if(g3, k3, 0)
-    t[7] = _keep_if(g3, k3, 1)
-    b[0] = _keep_if(g0, k0, 2)
-    b[1] = _keep_if(g0, k0, 3)
-    b[2] = _keep_if(g1, k1, 2)
-    b[3] = _keep_if(g1, k1, 3)
-    b[4] = _keep_if(g2, k2, 2)
-    b[5] = _keep_if(g2, k2, 3)
-    b[6] = _keep_if(g3, k3, 2)
-    b[7] = _keep_if(g3, k3, 3)
-
-
-cdef void _route_quads_plane(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
-                             Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
-    """A plane tiled by 2x2 stride 2 windows (rows_out output rows of oW): write
-    each window's four cells, the gradient at the winner and 0 elsewhere, as
-    two whole input rows per output row (no zeroing pass, no adds, no branch).
-    The codes are widened to int for the whole plane first (``wide``); rows go
-    four outputs at a time, the last four of a row overlapping the previous
-    ones when oW is not a multiple of 4 (they write the same values again), so
-    short rows (LeNet's 14) have no scalar remainder."""
-    cdef Py_ssize_t R, i, W = 2 * oW
-    cdef bits_t* r0
-    cdef bits_t* r1
-    cdef const bits_t* gr
-    cdef const int* kr
-    cdef bits_t v
-    cdef int k
-    for i in range(rows_out * oW):
-        wide[i] = codes[i]
-    for R in range(rows_out):
-        r0 = grad_in + 2 * R * W
-        r1 = r0 + W
-        gr = g + R * oW
-        kr = wide + R * oW
-        if oW >= 4:
-            i = 0
-            while i + 4 <= oW:
-                _route_quads_four(gr, kr, r0, r1, i)
-                i += 4
-            if i < oW:
-                _route_quads_four(gr, kr, r0, r1, oW - 4)
-            continue
-        for i in range(oW):
-            v = gr[i]
-            k = kr[i]
-            r0[2 * i] = _keep_if(v, k, 0)
-            r0[2 * i + 1] = _keep_if(v, k, 1)
-            r1[2 * i] = _keep_if(v, k, 2)
-            r1[2 * i + 1] = _keep_if(v, k, 3)
-
-
-cdef inline void _route_channels_four(const bits_t* gr, const int* kr, bits_t* p0, bits_t* p1,
-                                      Py_ssize_t C, Py_ssize_t c) noexcept nogil:
-    """Channels c..c+3 of one NHWC window (cells at p0, p0 + C, p1, p1 + C): loads
-    first, then four runs of four stores, which the compiler turns into vector
-    operations without alias checks (a loop over few channels would not be)."""
-    cdef bits_t g0 = gr[c], g1 = gr[c + 1], g2 = gr[c + 2], g3 = gr[c + 3]
-    cdef int k0 = kr[c], k1 = kr[c + 1], k2 = kr[c + 2], k3 = kr[c + 3]
-    cdef bits_t* t0 = p0 + c
-    cdef bits_t* t1 = p0 + C + c
-    cdef bits_t* b0 = p1 + c
-    cdef bits_t* b1 = p1 + C + c
-    t0[0] = _keep_if(g0, k0, 0)
-    t0[1] = _keep_if(g1, k1, 0)
-    t0[2] = _keep_if(g2, k2, 0)
-    t0[3] = _keep_if(g3, k3, 0)
-    t1[0] = _keep_if(g0, k0, 1)
-    t1[1] = _keep_if(g1, k1, 1)
-    t1[2] = _keep_if(g2, k2, 1)
-    t1[3] = _keep_if(g3, k3, 1)
-    b0[0] = _keep_if(g0, k0, 2)
-    b0[1] = _keep_if(g1, k1, 2)
-    b0[2] = _keep_if(g2, k2, 2)
-    b0[3] = _keep_if(g3, k3, 2)
-    b1[0] = _keep_if(g0, k0, 3)
-    b1[1] = _keep_if(g1, k1, 3)
-    b1[2] = _keep_if(g2, k2, 3)
-    b1[3] = _keep_if(g3, k3, 3)
-
-
-cdef void _route_quads_channels(const bits_t* g, const uint8_t* codes, bits_t* grad_in,
-                                Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
-                                Py_ssize_t rows_out, Py_ssize_t oW, int* wide) noexcept nogil:
-    """An NHWC image tiled by 2x2 stride 2 windows, channels [c0, c0+nc): output
-    row R writes input rows 2R and 2R+1 (each window's cells are four runs of
-    channels, p0, p0 + C, p1, p1 + C), the gradient at the winner and 0
-    elsewhere.  A row's codes are widened to int first (``wide``, oW * C); the
-    channels go four at a time, the last four overlapping the
-    previous ones when nc is not a multiple of 4 (same values rewritten, inside
-    the slice), so LeNet's 6 channels are two vector groups, not a loop of 6;
-    slices of 1-3 channels take the scalar loop."""
-    cdef Py_ssize_t R, ow, i, c, o, end = c0 + nc, W = 2 * oW
-    cdef bits_t* p0
-    cdef bits_t* p1
-    cdef const bits_t* gr
-    cdef const int* kr
-    cdef const uint8_t* kb
-    cdef bits_t v
-    cdef int k
-    for R in range(rows_out):
-        kb = codes + R * oW * C
-        gr = g + R * oW * C
-        if nc == C:
-            for i in range(oW * C):
-                wide[i] = kb[i]
-        else:
-            for ow in range(oW):
-                for c in range(c0, end):
-                    wide[ow * C + c] = kb[ow * C + c]
-        for ow in range(oW):
-            o = ow * C
-            gr = g + R * oW * C + o
-            kr = wide + o
-            p0 = grad_in + (2 * R * W + 2 * ow) * C
-            p1 = p0 + W * C
-            if nc >= 4:
-                c = c0
-                while c + 4 <= end:
-                    _route_channels_four(gr, kr, p0, p1, C, c)
-                    c += 4
-                if c < end:
-                    _route_channels_four(gr, kr, p0, p1, C, end - 4)
-                continue
-            for c in range(c0, end):
-                v = gr[c]
-                k = kr[c]
-                p0[c] = _keep_if(v, k, 0)
-                p0[C + c] = _keep_if(v, k, 1)
-                p1[c] = _keep_if(v, k, 2)
-                p1[C + c] = _keep_if(v, k, 3)
-
-
 cdef void _route_rows(const floating* grad_out, const code_t* codes, floating* grad_in,
                       Py_ssize_t S, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                       Py_ssize_t* rows) noexcept nogil:
@@ -797,8 +555,9 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef int[:, ::1] wide = _plane_scratch(rows_out * oW, path, True, num_threads)
-    cdef int[:, ::1] row_wide = _row_scratch(oW * C, path, num_threads)
+    cdef int* wide = NULL            # QUADS paths: per-thread codes widened to int
+    cdef Py_ssize_t wide_width = rows_out * oW if path == PATH_QUADS_PLANE else oW * C
+    cdef list keep = []
     cdef Unit unit
     tables.check_path(path, C)
     if path == PATH_PLANE_GROUP:
@@ -807,6 +566,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         if code_t is int32_t or S != 4 * rows_out * oW:
             raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
                              "stride 2 windows tiling the input exactly")
+        wide = _thread_ints(wide_width, num_threads, keep)
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
@@ -816,19 +576,19 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         elif code_t is uint8_t and floating is float and path == PATH_QUADS_PLANE:
             _route_quads_plane(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                <uint32_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
-                               &wide[omp_get_thread_num(), 0])
+                               wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is double and path == PATH_QUADS_PLANE:
             _route_quads_plane(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                <uint64_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
-                               &wide[omp_get_thread_num(), 0])
+                               wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is float:
             _route_quads_channels(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                   <uint32_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
-                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+                                  rows_out, oW, wide + omp_get_thread_num() * wide_width)
         elif code_t is uint8_t and floating is double:
             _route_quads_channels(<const uint64_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                   <uint64_t*>&grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
-                                  rows_out, oW, &row_wide[omp_get_thread_num(), 0])
+                                  rows_out, oW, wide + omp_get_thread_num() * wide_width)
 
 
 cdef void _indices_of(const code_t* codes, int64_t* indices, Py_ssize_t C, const Windows* w,

@@ -47,36 +47,6 @@ cdef inline Py_ssize_t _sample_cell(const floating* x, Py_ssize_t C, const Py_ss
     return pick if found else last
 
 
-def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] uniforms,
-                             floating[:, :, ::1] out, code_t[:, :, ::1] codes,
-                             WindowTables tables, bint store, int num_threads):
-    """Stochastic pooling, training: one cell per window drawn with p_i = a_i / sum(a)
-    (see _sample_cell), from the caller's uniforms (same shape as out).  The
-    codes route the gradient exactly like max pooling's."""
-    cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, c, s
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef Py_ssize_t* rows
-    cdef WindowCursor cur
-    cdef int k
-    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        rows = &scratch[omp_get_thread_num(), 0]
-        cur = _before_first_window()
-        while _next_window(&w, rows, &cur):
-            for c in range(C):
-                # Assigned here so Cython makes k thread-private: it is otherwise only
-                # written through &k, and a shared k raced between threads.
-                k = 0
-                s = _sample_cell(&x[b, 0, c], C, rows, cur.nr, cur.w0, cur.nw, w.step[2],
-                                 uniforms[b, cur.o, c], &k)
-                out[b, cur.o, c] = x[b, s, c]
-                if store:
-                    if code_t is uint8_t:
-                        codes[b, cur.o, c] = <uint8_t>k
-                    else:
-                        codes[b, cur.o, c] = <int32_t>s
-
-
 cdef inline floating _window_total(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
                                    Py_ssize_t nr, Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
                                    floating* squares) noexcept nogil:
@@ -93,23 +63,72 @@ cdef inline floating _window_total(const floating* x, Py_ssize_t C, const Py_ssi
     return total
 
 
+# The two forwards differ only in what one window gives: a compile-time tag.
+cdef struct DrawCell:       # training: one cell drawn per window (see _sample_cell)
+    char unused
+cdef struct SquareRatio:    # inference: sum(a^2) / sum(a) (0 for a zero window)
+    char unused
+
+ctypedef fused stochastic_t:
+    DrawCell
+    SquareRatio
+
+
+cdef void _stochastic_image(const floating* x, const double* uniforms, floating* out,
+                            code_t* codes, Py_ssize_t C, const Windows* w, Py_ssize_t* rows,
+                            stochastic_t kind) noexcept nogil:
+    """Every window of one (S, C) image, channel by channel: DrawCell writes the
+    drawn cell's value (and its code, if ``codes`` is not NULL) from the
+    window's uniform; SquareRatio writes sum(a^2) / sum(a)."""
+    cdef Py_ssize_t c, o, s
+    cdef int k
+    cdef floating s1, s2
+    cdef WindowCursor cur = _before_first_window()
+    while _next_window(w, rows, &cur):
+        for c in range(C):
+            o = cur.o * C + c
+            if stochastic_t is DrawCell:
+                k = 0
+                s = _sample_cell(x + c, C, rows, cur.nr, cur.w0, cur.nw, w.step[2], uniforms[o],
+                                 &k)
+                out[o] = x[s * C + c]
+                if codes != NULL:
+                    if code_t is uint8_t:
+                        codes[o] = <uint8_t>k
+                    else:
+                        codes[o] = <int32_t>s
+            else:
+                s2 = 0
+                s1 = _window_total(x + c, C, rows, cur.nr, cur.w0, cur.nw, w.step[2], &s2)
+                out[o] = s2 / s1 if s1 != 0 else 0
+
+
+def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] uniforms,
+                             floating[:, :, ::1] out, code_t[:, :, ::1] codes,
+                             WindowTables tables, bint store, int num_threads):
+    """Stochastic pooling, training: one cell per window drawn with p_i = a_i / sum(a)
+    (see _sample_cell), from the caller's uniforms (same shape as out).  The
+    codes route the gradient exactly like max pooling's."""
+    cdef Windows w = tables.w
+    cdef Py_ssize_t B = x.shape[0], b
+    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef DrawCell draw
+    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
+        _stochastic_image(&x[b, 0, 0], &uniforms[b, 0, 0], &out[b, 0, 0],
+                          &codes[b, 0, 0] if store else NULL, x.shape[2], &w,
+                          &scratch[omp_get_thread_num(), 0], draw)
+
+
 def stochastic_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                             WindowTables tables, int num_threads):
     """Stochastic pooling, inference: sum(a^2) / sum(a) per window (0 for a zero window)."""
     cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], C = x.shape[2], b, c
+    cdef Py_ssize_t B = x.shape[0], b
     cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
-    cdef Py_ssize_t* rows
-    cdef WindowCursor cur
-    cdef floating s1, s2
+    cdef SquareRatio ratio
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        rows = &scratch[omp_get_thread_num(), 0]
-        cur = _before_first_window()
-        while _next_window(&w, rows, &cur):
-            for c in range(C):
-                s2 = 0
-                s1 = _window_total(&x[b, 0, c], C, rows, cur.nr, cur.w0, cur.nw, w.step[2], &s2)
-                out[b, cur.o, c] = s2 / s1 if s1 != 0 else 0
+        _stochastic_image(&x[b, 0, 0], NULL, &out[b, 0, 0], <uint8_t*>NULL, x.shape[2], &w,
+                          &scratch[omp_get_thread_num(), 0], ratio)
 
 
 def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,

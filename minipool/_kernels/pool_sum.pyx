@@ -13,15 +13,17 @@ described in pool_windows.pyx.  Python picks the path once per geometry
                           the W span (not for PowerAny)
     PATH_CHANNELS         _sum_channel_rows:              _spread_channels per row
                           _sum_channels per row
-    PATH_PLANE_GROUP      _sum_plane_group                (forward only)
+    PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)   (forward only)
     PATH_QUADS_PLANE      _quads_plane(power kind)        _quads_plane(Spread)
     PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
 
 ``lp_backward`` (p != 1) walks one window at a time on every path.  Every path
-sums a window in the order _window_sum defines, so all give the same bits.
+sums a window in the order _window_sum (pool_kinds.pxd) defines, so all give
+the same bits.
 """
 from cython.parallel cimport prange
-from libc.math cimport pow, sqrt
+from libc.math cimport pow
+from libc.stdint cimport uint8_t
 
 from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GROUP,
@@ -31,10 +33,11 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GRO
                                              _before_first_window, _divisor, _next_window,
                                              _out_row, _row_parts, _rows, _unit, _units,
                                              _zero_unit, floating)
+from minipool._kernels.pool_kinds cimport (LANES, SCAN_SUM_MAX, PowerAny, PowerOne, PowerTwo,
+                                           _plane_group, _raise, _root,
+                                           _window_sum, power_t)
 
 cdef enum:
-    SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
-    LANES = 16              # larger ones in LANES partial sums (see _window_sum)
     LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
     LANE_GAP = 8            # padding between lane buffers: 64 channels of float32 would
                             # put 16 lanes exactly 4 KiB apart, in step with the input's
@@ -45,20 +48,6 @@ SCAN_SUM_MAX_CELLS = SCAN_SUM_MAX
 SUM_LANES = LANES
 
 
-# The power p is a compile-time kind tag: every loop is compiled once per kind,
-# straight-line, with no per-element test of p.
-cdef struct PowerOne:       # plain sums: avg, sum, LP with p = 1
-    char unused
-cdef struct PowerTwo:       # x*x and sqrt: LP with p = 2
-    char unused
-cdef struct PowerAny:       # pow(x, p) and pow(s, 1/p): LP with any other p
-    double p
-
-ctypedef fused power_t:
-    PowerOne
-    PowerTwo
-    PowerAny
-
 cdef struct Spread:         # the backward of avg/sum on the QUADS paths (see _quads_plane)
     char unused
 
@@ -67,24 +56,6 @@ ctypedef fused quad_t:
     PowerTwo
     PowerAny
     Spread
-
-
-cdef inline floating _raise(floating v, power_t pw) noexcept nogil:
-    if power_t is PowerOne:
-        return v
-    elif power_t is PowerTwo:
-        return v * v
-    else:
-        return <floating>pow(v, pw.p)
-
-
-cdef inline floating _root(floating s, power_t pw) noexcept nogil:
-    if power_t is PowerOne:
-        return s
-    elif power_t is PowerTwo:
-        return <floating>sqrt(s)
-    else:
-        return <floating>pow(s, 1.0 / pw.p)
 
 
 cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
@@ -105,74 +76,6 @@ cdef inline void _sum_pass_strided(const floating* xs, Py_ssize_t stride, floati
         _sum_pass(xs, 2, acc, n, pw)
     else:
         _sum_pass(xs, stride, acc, n, pw)
-
-
-cdef inline void _lanes_add_run(const floating* a, Py_ssize_t n, Py_ssize_t lane0,
-                               floating* lanes, power_t pw) noexcept nogil:
-    """lanes[(lane0 + j) % LANES] += a[j] ** p for j < n, in order of j.  The whole
-    blocks of LANES cells run on local accumulators (no aliasing with ``a``), so
-    they stay in vector registers."""
-    cdef floating acc[LANES]
-    cdef Py_ssize_t j = 0, t, lane = lane0
-    while lane != 0 and j < n:          # up to the next lane-0 cell
-        lanes[lane] += _raise(a[j], pw)
-        j += 1
-        lane = (lane + 1) % LANES
-    if j + LANES <= n:
-        for t in range(LANES):
-            acc[t] = lanes[t]
-        while j + LANES <= n:
-            for t in range(LANES):
-                acc[t] += _raise(a[j + t], pw)
-            j += LANES
-        for t in range(LANES):
-            lanes[t] = acc[t]
-    t = 0
-    while j < n:
-        lanes[t] += _raise(a[j], pw)
-        j += 1
-        t += 1
-
-
-cdef inline floating _window_sum(const floating* x, const Py_ssize_t* rows, Py_ssize_t nr,
-                                 Py_ssize_t w0, Py_ssize_t nw, Py_ssize_t sw,
-                                 power_t pw) noexcept nogil:
-    """Sum of x ** p over one window of a plane.
-
-    The summation order every path and both layouts share: a window of at
-    most SCAN_SUM_MAX cells is summed from 0 in scan order; in a larger one
-    (global pooling) the cell with ordinal k (scan order) goes to partial sum
-    k % LANES, each partial sum runs from 0 in scan order, and the partial
-    sums are added from 0 in lane order: LANES independent chains instead of
-    one.  Consecutive rows that touch in memory are one run."""
-    cdef Py_ssize_t r, j, k, run
-    cdef floating total = 0
-    cdef floating lanes[LANES]
-    if nr * nw <= SCAN_SUM_MAX:
-        for r in range(nr):
-            for j in range(nw):
-                total += _raise(x[rows[r] + w0 + j * sw], pw)
-        return total
-    for j in range(LANES):
-        lanes[j] = 0
-    k = 0
-    r = 0
-    while r < nr:
-        if sw == 1:
-            run = nw
-            while r + 1 < nr and rows[r + 1] == rows[r] + nw:   # rows touch: one run
-                run += nw
-                r += 1
-            _lanes_add_run(x + rows[r] - (run - nw) + w0, run, k % LANES, lanes, pw)
-            k += run
-        else:
-            for j in range(nw):
-                lanes[(k + j) % LANES] += _raise(x[rows[r] + w0 + j * sw], pw)
-            k += nw
-        r += 1
-    for j in range(LANES):
-        total += lanes[j]
-    return total
 
 
 cdef void _sum_scalar(const floating* x, floating* out, const Windows* w,
@@ -304,34 +207,6 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
             cstart += n
 
 
-cdef void _sum_plane_group(const floating* x, floating* out, Py_ssize_t n_planes,
-                           Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w, Py_ssize_t* rows,
-                           power_t pw) noexcept nogil:
-    """n_planes planes walked side by side (see _extreme_plane_group): each plane's
-    sum in _window_sum's order.  Windows of more than SCAN_SUM_MAX cells have LANES
-    independent chains already, so their planes go one at a time (contiguous runs)."""
-    cdef Py_ssize_t r, j, s, q
-    cdef floating acc[MAX_GROUP]
-    cdef floating div
-    cdef WindowCursor cur = _before_first_window()
-    while _next_window(w, rows, &cur):
-        div = <floating>_divisor(w, cur.od, cur.oh, cur.ow)
-        if cur.nr * cur.nw > SCAN_SUM_MAX:
-            for q in range(n_planes):
-                out[q * S_out + cur.o] = (_root(_window_sum(x + q * S_in, rows, cur.nr, cur.w0,
-                                                            cur.nw, w.step[2], pw), pw) / div)
-            continue
-        for q in range(n_planes):
-            acc[q] = 0
-        for r in range(cur.nr):
-            for j in range(cur.nw):
-                s = rows[r] + cur.w0 + j * w.step[2]
-                for q in range(n_planes):
-                    acc[q] += _raise(x[q * S_in + s], pw)
-        for q in range(n_planes):
-            out[q * S_out + cur.o] = _root(acc[q], pw) / div
-
-
 cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
                        quad_t op) noexcept nogil:
     """PATH_QUADS_PLANE, a plane whose windows are all whole 2x2 stride 2, one loop per
@@ -443,8 +318,8 @@ cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, con
         for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
                         num_threads=num_threads):
             b = u * unit_size
-            _sum_plane_group(&x[b, 0, 0], &out[b, 0, 0], min(unit_size, B - b), x.shape[1],
-                             out.shape[1], w, &scratch[omp_get_thread_num(), 0], pw)
+            _plane_group(&x[b, 0, 0], &out[b, 0, 0], <uint8_t*>NULL, min(unit_size, B - b),
+                         x.shape[1], out.shape[1], w, &scratch[omp_get_thread_num(), 0], pw)
         return
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):

@@ -23,8 +23,8 @@ per-row bookkeeping.  Border windows go through a scalar loop.  Planes with
 a few large windows (global pooling) are walked several side by side.
 Every path visits a window's cells in scan order and accumulates from 0 in
 that order (sums of windows with more than SCAN_SUM_MAX cells go to LANES
-partial sums by cell ordinal, see _window_sum), so all paths and both
-layouts give bit-identical results.
+partial sums by cell ordinal, see _window_sum in pool_kinds.pxd), so all
+paths and both layouts give bit-identical results.
 
 Paths.  Which loop nest runs is decided once, in Python (``PoolPlan`` in
 minipool/ops/pooling/_geometry.py, the ``Path`` enum of pool_windows.pxd);
@@ -32,6 +32,12 @@ every kernel entry switches on it, and the module docstrings of pool_extreme
 and pool_sum map each path to its functions.  ``WindowTables.check_path``
 refuses a path the tables cannot take, so a wrong plan raises instead of
 reading outside the input.
+
+Kinds.  What a window's cells become (running max, running min, sum of
+powers) is a compile-time tag of pool_kinds.pxd (``kind_t``): a walk every
+kind shares (``_plane_group``) is written once and compiled per kind.  The
+.pxd files hold inline functions only, so they are compiled into each module
+that cimports them, inlined like the module's own code.
 
 Parallelism.  The OpenMP team splits the work into *units* (``_unit``): one
 index b of the view and a slice of ``unit_size`` channels (NHWC) or one plane

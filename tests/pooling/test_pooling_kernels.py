@@ -171,6 +171,54 @@ def test_planes_walked_side_by_side_match_planes_one_at_a_time(output_size):
         same(a[1], b[1], f"grouped sum p={p} gradient")
 
 
+def window_extreme_loops(x, out_w, is_min):
+    """Adaptive (1, out_w) max or min pooling by loops: PyTorch's window bounds and
+    rule in scan order (a NaN always takes over, so the last NaN wins; a tie keeps
+    the first), the winner's value and plane index."""
+    n, c, h, w = x.shape
+    values = np.empty((n, c, 1, out_w), x.dtype)
+    indices = np.empty((n, c, 1, out_w), np.int64)
+    for ow in range(out_w):
+        w0, w1 = (ow * w) // out_w, -((-(ow + 1) * w) // out_w)
+        for b in range(n):
+            for ch in range(c):
+                best = None
+                for r in range(h):
+                    for col in range(w0, w1):
+                        v = x[b, ch, r, col]
+                        m = None if best is None else x[b, ch][best]
+                        if m is None or v != v or (v < m if is_min else v > m):
+                            best = (r, col)
+                values[b, ch, 0, ow] = x[b, ch][best]
+                indices[b, ch, 0, ow] = best[0] * w + best[1]
+    return values, indices
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.int64, np.uint8])
+@pytest.mark.parametrize("is_min", [False, True])
+def test_planes_walked_side_by_side_for_min_max_and_integers(dtype, is_min):
+    # the side-by-side walk is compiled per kind (KeepMax / KeepMin) and element type
+    rng = np.random.default_rng(10)
+    shape = (3, 7, 9, 23)                                       # 21 planes: a partial group
+    if np.dtype(dtype).kind == "f":
+        x = with_specials(rng, shape, dtype)
+    else:
+        info = np.iinfo(dtype)
+        x = rng.integers(0, 4, size=shape).astype(dtype)         # many ties
+        x.flat[::17] = info.min
+        x.flat[5::19] = info.max
+    call = adaptive_plan("adaptive_max_pool2d", x.shape, 2, (1, 2), None)
+    assert call.plane_group > 1
+    outs = {}
+    for name, plan in (("grouped", call), ("one plane at a time", call.variant(False, False))):
+        out, idx = ExtremePool.apply(mp.tensor(x), plan=plan, is_min=is_min, return_indices=True)
+        outs[name] = (out.numpy(), idx.numpy())
+    expected = window_extreme_loops(x, 2, is_min)
+    for name, (values, indices) in outs.items():
+        same(values, expected[0], f"{name} values")
+        same(indices, expected[1], f"{name} indices")
+
+
 # ----------------------------------------------------------------------------- threads
 THREAD_CASES = [
     ("max 2x2", lambda t: F.max_pool2d(t, 2, return_indices=True)),
