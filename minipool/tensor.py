@@ -1017,12 +1017,12 @@ class Tensor:
         """Variance over ``dim`` (Bessel's correction by default, as PyTorch)."""
         return _ops.reduce.var(self, dim, unbiased, keepdim, correction=correction)
 
-    def softmax(self, dim: int = -1) -> Tensor:
-        """Softmax along ``dim``."""
+    def softmax(self, dim: int) -> Tensor:
+        """Softmax along ``dim`` (required, as in PyTorch's ``Tensor.softmax``)."""
         return _ops.reduce.softmax(self, dim)
 
-    def log_softmax(self, dim: int = -1) -> Tensor:
-        """Log of the softmax along ``dim``, computed stably."""
+    def log_softmax(self, dim: int) -> Tensor:
+        """Log of the softmax along ``dim`` (required, as in PyTorch), computed stably."""
         return _ops.reduce.log_softmax(self, dim)
 
     def logsumexp(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
@@ -1404,6 +1404,12 @@ def ones(*shape, dtype=None, requires_grad=False):
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False):
+    """``shape`` filled with ``fill_value``; without ``dtype`` the type follows the value, as
+    in PyTorch: bool -> bool, int -> int64, float -> the default float dtype."""
+    if dtype is None:
+        value = fill_value.item() if isinstance(fill_value, (Tensor, np.generic)) else fill_value
+        dtype = (np.bool_ if isinstance(value, (bool, np.bool_)) else
+                 np.int64 if isinstance(value, int) else _default_dtype)
     return Tensor(np.full(_shape_arg((shape,) if isinstance(shape, int) else (tuple(shape),)),
                           fill_value, dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 

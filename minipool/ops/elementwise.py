@@ -292,7 +292,7 @@ def exp(x: TensorLike) -> Tensor:
     >>> F.exp(mp.tensor([0.0, 1.0])).numpy()
     array([1.      , 2.718282], dtype=float32)
     """
-    return _unary(Exp, x)
+    return _unary(Exp, _as_float(x))
 
 
 def log(x: TensorLike) -> Tensor:
@@ -302,7 +302,7 @@ def log(x: TensorLike) -> Tensor:
     >>> F.log(mp.tensor([1.0, 4.0])).numpy()
     array([0.       , 1.3862944], dtype=float32)
     """
-    return _unary(Log, x)
+    return _unary(Log, _as_float(x))
 
 
 def sqrt(x: TensorLike) -> Tensor:
@@ -312,7 +312,7 @@ def sqrt(x: TensorLike) -> Tensor:
     >>> F.sqrt(mp.tensor([4.0, 9.0])).numpy()
     array([2., 3.], dtype=float32)
     """
-    return _unary(Sqrt, x)
+    return _unary(Sqrt, _as_float(x))
 
 
 def abs(x: TensorLike) -> Tensor:
@@ -332,7 +332,7 @@ def tanh(x: TensorLike) -> Tensor:
     >>> F.tanh(mp.tensor([0.0])).numpy()
     array([0.], dtype=float32)
     """
-    return _unary(Tanh, x)
+    return _unary(Tanh, _as_float(x))
 
 
 def sigmoid(x: TensorLike) -> Tensor:
@@ -342,7 +342,7 @@ def sigmoid(x: TensorLike) -> Tensor:
     >>> F.sigmoid(mp.tensor([0.0])).numpy()
     array([0.5], dtype=float32)
     """
-    return _unary(Sigmoid, x)
+    return _unary(Sigmoid, _as_float(x))
 
 
 def relu(x: TensorLike, inplace: bool = False) -> Tensor:

@@ -669,3 +669,28 @@ def test_padding_layers_refuse_bad_padding():
 def test_missing_torch_names_say_the_minipool_way(name, words):
     with pytest.raises(AttributeError, match=words):
         getattr(mp, name)
+
+
+@pytest.mark.parametrize("value", [7, True, 7.5, np.int64(3), np.float64(2.5)])
+def test_full_infers_its_dtype_from_the_value_as_torch(value):
+    ours, theirs = mp.full((2,), value), torch.full((2,), value)
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    assert ours.tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_tensor_softmax_needs_dim_as_torch(name):
+    for lib in (mp, torch):
+        with pytest.raises(TypeError, match="dim"):
+            getattr(lib.ones(2, 3), name)()
+    np.testing.assert_allclose(getattr(mp.ones(2, 3), name)(1).numpy(),
+                               getattr(torch.ones(2, 3), name)(1).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "tanh", "sigmoid", "sin", "cos", "rsqrt"])
+def test_float_maths_of_an_int_tensor_give_the_default_float_dtype_as_torch(name):
+    """sigmoid of an int tensor used to stay int64 (all zeros); exp/log/sqrt/tanh gave float64."""
+    ours, theirs = getattr(mp, name)(mp.tensor([1, 2, 4])), getattr(torch, name)(torch.tensor([1, 2, 4]))
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert getattr(mp.tensor([1, 2, 4]), name)().dtype == ours.dtype
