@@ -14,6 +14,26 @@ def _lerp_(start, end, weight):
         start[...] = end - (end - start) * (1 - weight)
 
 
+def _decay(p, g, lr, weight_decay, decoupled):
+    """The gradient after weight decay: L2 (``g + wd * p``), or decoupled (AdamW: ``p`` shrinks
+    in place by ``1 - lr * wd`` and ``g`` is unchanged)."""
+    if weight_decay != 0:
+        if decoupled:
+            p.data *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * p.data
+    return g
+
+
+def _update_moments(state, g, beta1, beta2):
+    """Adam's running moments, in place: exp_avg lerps toward g, exp_avg_sq toward g*g."""
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    _lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    return exp_avg, exp_avg_sq
+
+
 class Adam(Optimizer):
     """Adam (Kingma and Ba, 2015) with PyTorch's update rule.  For step t::
 
@@ -71,15 +91,8 @@ class Adam(Optimizer):
                         state["max_exp_avg_sq"] = np.zeros_like(p.data)
                 state["step"] += 1
                 step = state["step"]
-                if weight_decay != 0:
-                    if self.decoupled_weight_decay:
-                        p.data *= 1 - lr * weight_decay
-                    else:
-                        g = g + weight_decay * p.data
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                _lerp_(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += (1 - beta2) * g * g
+                g = _decay(p, g, lr, weight_decay, self.decoupled_weight_decay)
+                exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
                 if group["amsgrad"]:
                     np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
                     second = state["max_exp_avg_sq"]

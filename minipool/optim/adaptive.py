@@ -6,7 +6,7 @@ Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp
 """
 import numpy as np
 
-from minipool.optim.adam import _lerp_
+from minipool.optim.adam import _decay, _lerp_, _update_moments
 from minipool.optim.optimizer import Optimizer, check_number
 from minipool.tensor import get_default_dtype
 
@@ -192,21 +192,13 @@ class NAdam(_Adaptive):
 
     def update(self, p, g, state, group):
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
-        weight_decay = group["weight_decay"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p.data
+        g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
         mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * group["momentum_decay"])))
         # PyTorch keeps the product in a tensor of the default dtype (float32 unless changed)
         scalar = get_default_dtype().type
         mu_product = state["mu_product"] = float(scalar(state["mu_product"]) * scalar(mu))
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
+        exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step))
         denom += group["eps"]
         p.data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
@@ -237,16 +229,8 @@ class RAdam(_Adaptive):
 
     def update(self, p, g, state, group):
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
-        weight_decay = group["weight_decay"]
-        if weight_decay != 0:
-            if group["decoupled_weight_decay"]:
-                p.data *= 1 - lr * weight_decay
-            else:
-                g = g + weight_decay * p.data
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
+        g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
+        exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         bias_correction2 = 1 - beta2 ** step
         corrected = exp_avg / (1 - beta1 ** step)
         rho_inf = 2 / (1 - beta2) - 1
