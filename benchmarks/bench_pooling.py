@@ -56,13 +56,13 @@ def time_minipool(op, x_np, data_format, mode, args):
         ctx = y.grad_fn
         g = np.ones(y.shape, dtype=np.float32)
         seconds = median_time(lambda: type(ctx).backward(ctx, g), args.repeats, args.warmup)
-        return seconds, y.data.nbytes + kept + x_np.nbytes
+        return seconds, y.numpy().nbytes + kept + x_np.nbytes
     if mode == "infer":
         with mp.no_grad():
             seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
     else:
         seconds = median_time(lambda: op(x, data_format), args.repeats, args.warmup)
-    return seconds, x_np.nbytes + y.data.nbytes + kept
+    return seconds, x_np.nbytes + y.numpy().nbytes + kept
 
 
 def time_torch(torch, op, x_np, channels_last, mode, args):

@@ -58,7 +58,7 @@ def main(argv=None):
     model = LeNet5(seed=0)
     optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     scheduler = optim.OneCycleLR(optimizer, max_lr=0.05, total_steps=epochs * len(loader))
-    log(f"LeNet-5: {sum(p.data.size for p in model.parameters()):,} parameters; "
+    log(f"LeNet-5: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train_set)} training and {len(test_set)} test digits; {epochs} epoch(s)")
 
     # 3. The loop: forward, loss, backward, step.

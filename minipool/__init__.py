@@ -80,6 +80,8 @@ from minipool.tensor import (empty_like, finfo, full_like, iinfo, is_floating_po
                              is_tensor, numel, rand_like, randn_like)
 from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
 from minipool.ops.shape import flip, roll  # noqa: E402
+from minipool.ops.discrete import bincount, multinomial, unique  # noqa: E402
+from minipool.ops.margin_losses import cdist  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
                                 transpose, unsqueeze)
@@ -91,7 +93,7 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
             "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
             "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
-            "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll"]
+            "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll", "unique", "bincount", "multinomial", "cdist"]
 
 
 def _comparison(name):

@@ -46,12 +46,12 @@ def _topological_order(root):
 
 def _initial_grad(root, grad):
     if grad is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(
                 f"backward() needs a grad argument for a non-scalar output (shape {root.shape}); "
                 "pass grad=ones of that shape, or reduce it first, e.g. y.sum().backward()")
-        return np.ones_like(root.data)
-    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+        return np.ones_like(root._data)
+    g = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
     if g.shape != root.shape:
         raise ValueError(f"backward(): grad has shape {g.shape} but the output has shape {root.shape}")
     return g.astype(root.dtype, copy=False)
@@ -65,7 +65,7 @@ def _accumulate(grads, node, g, source):
         g = np.asarray(g)
     shape = node._shape
     if shape is None:  # a leaf Tensor
-        shape = node.data.shape
+        shape = node._data.shape
     if g.shape != shape:
         raise RuntimeError(f"internal error: {source.name}.backward gave a gradient of shape "
                            f"{g.shape} for an input of shape {shape}")
@@ -89,9 +89,9 @@ def _store_leaf_grad(leaf, g):
     """Add the collected gradient into ``leaf.grad``: a new array, or ``g`` itself when
     nothing else can see it (it owns its memory and no one else refers to it -- the
     case for the fresh arrays ops return -- so adopting it saves a copy per parameter)."""
-    g = g.astype(leaf.data.dtype, copy=False)
+    g = g.astype(leaf._data.dtype, copy=False)
     if leaf.grad is not None:
-        total = leaf.grad.data + g
+        total = leaf.grad._data + g
     elif _SOLE_OWNER_REFS is not None and g.base is None and g.flags.writeable \
             and sys.getrefcount(g) <= _SOLE_OWNER_REFS:
         total = g
@@ -188,7 +188,7 @@ def _tensor_hooks(node, g, retain):
     for hook in list(node.__dict__.get("_hooks", ())):
         result = hook(Tensor(g))
         if result is not None:
-            result = result.data if isinstance(result, Tensor) else np.asarray(result)
+            result = result._data if isinstance(result, Tensor) else np.asarray(result)
             if result.shape != g.shape:
                 raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} returned a gradient "
                                    f"of shape {result.shape}; the tensor's gradient has shape "
@@ -197,7 +197,7 @@ def _tensor_hooks(node, g, retain):
     ref = node.__dict__.get("_retained")
     tensor = ref() if (retain and ref is not None) else None
     if tensor is not None:
-        total = g.copy() if tensor.grad is None else tensor.grad.data + g
+        total = g.copy() if tensor.grad is None else tensor.grad._data + g
         tensor.grad = Tensor._from_result(total, False)
     return g
 
@@ -253,7 +253,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError("autograd.grad: one of the differentiated Tensors appears to not "
                                    "have been used in the graph; set allow_unused=True if this is "
                                    "what you want")
-            result.append(Tensor(np.zeros_like(t.data)) if materialize_grads else None)
+            result.append(Tensor(np.zeros_like(t._data)) if materialize_grads else None)
         else:
             result.append(Tensor._from_result(np.array(g, dtype=t.dtype), False))
     return tuple(result)

@@ -195,7 +195,7 @@ def to_torch(model, torch):
     twin = _torch_tree(model, torch, "")
     twin = twin.to({np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}[dtype])
     ours = model.state_dict()
-    incoming = {k: torch.from_numpy(np.array(v.data if isinstance(v, Tensor) else v, copy=True))
+    incoming = {k: torch.from_numpy(np.array(v._data if isinstance(v, Tensor) else v, copy=True))
                 for k, v in ours.items()}
     try:
         twin.load_state_dict(incoming, strict=True)
@@ -249,7 +249,7 @@ def from_torch(module, torch):
     state = OrderedDict((k, v.detach().cpu().numpy().copy()) for k, v in module.state_dict().items())
     for name, p in model.named_parameters():  # a registered twin's reader may pick float32
         if name in state and state[name].dtype in FLOAT_DTYPES and state[name].dtype != p.dtype:
-            p.data = p.data.astype(state[name].dtype)
+            p._data = p._data.astype(state[name].dtype)
     model.load_state_dict(state)
     _copy_modes(dict(module.named_modules()), model.named_modules())
     return model

@@ -84,7 +84,7 @@ class _Flattener:
     def encode(self, obj, path):
         if isinstance(obj, Tensor):
             name = self._name(path)
-            self.arrays[name] = obj.data
+            self.arrays[name] = obj._data
             from minipool.nn.module import Parameter
             node = {"__tensor__": name}
             if isinstance(obj, Parameter):
@@ -119,7 +119,7 @@ def _encode_file(arrays, metadata, checksum=False):
     ``checksum``: add ``metadata[_CRC_KEY]``, the CRC-32 of ``metadata["minipool"]`` and the data."""
     header, blobs, offset = OrderedDict(), [], 0
     for name, value in arrays.items():
-        array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
         dtype = _dtype_name(array, name)
         data = np.asarray(array, dtype=DTYPES[dtype], order="C")  # little-endian; keeps 0-d
         header[name] = {"dtype": dtype, "shape": list(data.shape),

@@ -73,7 +73,7 @@ def _shape_of(value):
 
 def _numel(value):
     if isinstance(value, Tensor):
-        return int(value.data.size)
+        return int(value._data.size)
     if isinstance(value, (tuple, list)) and value:
         return _numel(value[0])  # e.g. (values, indices): the values
     return 0
@@ -239,12 +239,12 @@ def summary(model, input_size=None, *, input_data=None, dtype=None, depth=3, ver
             if p is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            row.num_params += int(p.data.size)
-            row.trainable_params += int(p.data.size) if p.requires_grad else 0
+            row.num_params += int(p._data.size)
+            row.trainable_params += int(p._data.size) if p.requires_grad else 0
     total = sum(r.num_params for r in rows)
     trainable = sum(r.trainable_params for r in rows)
     total_mult_adds = sum(r.mult_adds for r in rows)
-    params_bytes = sum(p.data.nbytes for p in {id(p): p for p in model.parameters()}.values())
+    params_bytes = sum(p._data.nbytes for p in {id(p): p for p in model.parameters()}.values())
 
     # fold rows deeper than ``depth`` into their ancestor at ``depth``
     shown = []

@@ -247,7 +247,7 @@ def _saved_versions(saved, args, raw, out, result):
 def _share_view_version(out, result, args):
     """An op result that views an input's memory shares that input's version counter."""
     for a in args:
-        if isinstance(a, Tensor) and _same_memory(result, a.data):
+        if isinstance(a, Tensor) and _same_memory(result, a._data):
             box = out._vbox = _version_of(a)
             box.shared = True
             return
@@ -325,7 +325,7 @@ class Function:
         any_needs = False
         for a in args:
             if isinstance(a, Tensor):
-                raw.append(a.data)
+                raw.append(a._data)
                 flag = a._requires_grad
                 needs.append(flag)
                 if flag:
@@ -400,7 +400,7 @@ _ops = _OpModules()
 
 def _as_array(data, dtype=None):
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         dtype = np.dtype(dtype)
     if isinstance(data, np.ndarray) or isinstance(data, np.generic):
@@ -438,7 +438,7 @@ class Tensor:
 
     def __init__(self, data: Any, dtype: Optional[DTypeLike] = None,
                  requires_grad: bool = False) -> None:
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
         self.requires_grad = requires_grad
@@ -450,7 +450,7 @@ class Tensor:
         if array.dtype.kind not in "biuf":
             return Tensor(array, requires_grad=requires_grad)
         t = _new_tensor(Tensor)
-        t.data = array
+        t._data = array
         t.grad = None
         t._ctx = None
         t._requires_grad = requires_grad
@@ -464,9 +464,9 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         flag = bool(flag)
-        if flag and self.data.dtype not in FLOAT_DTYPES:
+        if flag and self._data.dtype not in FLOAT_DTYPES:
             raise TypeError(
-                f"only float32/float64 tensors can require gradients, got dtype {self.data.dtype}")
+                f"only float32/float64 tensors can require gradients, got dtype {self._data.dtype}")
         if not flag and self._ctx is not None:
             raise RuntimeError("requires_grad can only be switched off on a leaf tensor; "
                                "use .detach() on a result")
@@ -480,9 +480,33 @@ class Tensor:
     def grad_fn(self) -> Optional[Function]:
         return self._ctx
 
+    @property
+    def data(self) -> Tensor:
+        """PyTorch's ``.data``: a Tensor sharing this tensor's memory, outside any graph, with its
+        own version counter, so in-place changes through it (``w.data.normal_(0, 0.02)``) are not
+        seen by autograd's saved-value check.  ``numpy()`` gives the NumPy array.
+
+        >>> import minipool as mp
+        >>> w = mp.zeros(2, requires_grad=True)
+        >>> w.data.fill_(3.0).requires_grad, w.tolist()
+        (False, [3.0, 3.0])
+        """
+        return Tensor._from_result(self._data, False)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        # PyTorch: swaps in another tensor's memory (any shape/dtype), no version bump
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(value).__name__} "
+                            "(wrap an array with mp.from_numpy(array))")
+        if self._requires_grad and value._data.dtype not in FLOAT_DTYPES:
+            raise RuntimeError("Tensor.data: a tensor that requires gradients must keep a float "
+                               f"dtype, got {value._data.dtype}")
+        self._data = value._data
+
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and its version counter), outside any graph."""
-        t = Tensor(self.data)
+        t = Tensor(self._data)
         box = t._vbox = _version_of(self)
         box.shared = True
         return t
@@ -532,7 +556,7 @@ class Tensor:
         grads = autograd.grad(self, inputs, gradient, retain_graph=retain_graph, allow_unused=True)
         for t, g in zip(inputs, grads):
             if g is not None:
-                t.grad = g if t.grad is None else Tensor._from_result(t.grad.data + g.data, False)
+                t.grad = g if t.grad is None else Tensor._from_result(t.grad._data + g._data, False)
 
     def register_hook(self, hook: Callable[["Tensor"], Optional["Tensor"]]) -> Any:
         """Call ``hook(grad)`` each time this tensor's gradient is computed; a returned tensor
@@ -550,15 +574,15 @@ class Tensor:
     # -- array-like views -------------------------------------------------------
     @property
     def shape(self) -> Tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def size(self, dim: Optional[int] = None) -> Union[Tuple[int, ...], int]:
         """The shape as a :class:`Size` (a tuple), or the length of dimension ``dim``.
@@ -568,7 +592,7 @@ class Tensor:
         >>> t.size(), t.size(-1)
         (Size([2, 3]), 3)
         """
-        shape = self.data.shape
+        shape = self._data.shape
         if dim is None:
             return Size(shape)
         if not shape and isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
@@ -577,22 +601,22 @@ class Tensor:
 
     def dim(self) -> int:
         """The number of dimensions (``ndim``)."""
-        return self.data.ndim
+        return self._data.ndim
 
     ndimension = dim
 
     def numel(self) -> int:
         """The number of elements."""
-        return self.data.size
+        return self._data.size
 
     nelement = numel
 
     def element_size(self) -> int:
         """Bytes per element."""
-        return self.data.itemsize
+        return self._data.itemsize
 
     def is_contiguous(self) -> bool:
-        return self.data.flags.c_contiguous
+        return self._data.flags.c_contiguous
 
     @property
     def device(self) -> "_device.device":
@@ -604,32 +628,32 @@ class Tensor:
         return False
 
     def __len__(self):
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self) -> Union[float, int, bool]:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
         if dtype is None:
-            return self.data if copy is not True else self.data.copy()
-        return self.data.astype(dtype, copy=bool(copy) or self.data.dtype != dtype)
+            return self._data if copy is not True else self._data.copy()
+        return self._data.astype(dtype, copy=bool(copy) or self._data.dtype != dtype)
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, separator=", ", prefix="tensor(")
         extra = ""
-        if self.data.dtype != _default_dtype:
-            extra += f", dtype={self.data.dtype}"
+        if self._data.dtype != _default_dtype:
+            extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx.name}"
         elif self.requires_grad:
@@ -637,9 +661,9 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def __bool__(self):
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError("the truth value of a tensor with more than one element is ambiguous")
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self):
         return float(self.item())
@@ -971,9 +995,10 @@ class Tensor:
         """Sum over ``dim`` (all axes when None)."""
         return _ops.reduce.sum(self, dim, keepdim)
 
-    def mean(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
-        """Mean over ``dim`` (all axes when None)."""
-        return _ops.reduce.mean(self, dim, keepdim)
+    def mean(self, dim: Dims = None, keepdim: bool = False, *,
+             dtype: Optional[DTypeLike] = None) -> Tensor:
+        """Mean over ``dim`` (all axes when None); an integer tensor needs ``dtype``, as in PyTorch."""
+        return _ops.reduce.mean(self, dim, keepdim, dtype=dtype)
 
     def max(self, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
         """The largest value, or (values, indices) along an int ``dim``, as ``torch.max``."""
@@ -1017,13 +1042,13 @@ class Tensor:
         """Variance over ``dim`` (Bessel's correction by default, as PyTorch)."""
         return _ops.reduce.var(self, dim, unbiased, keepdim, correction=correction)
 
-    def softmax(self, dim: int) -> Tensor:
+    def softmax(self, dim: int, dtype: Optional[DTypeLike] = None) -> Tensor:
         """Softmax along ``dim`` (required, as in PyTorch's ``Tensor.softmax``)."""
-        return _ops.reduce.softmax(self, dim)
+        return _ops.reduce.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim: int) -> Tensor:
+    def log_softmax(self, dim: int, dtype: Optional[DTypeLike] = None) -> Tensor:
         """Log of the softmax along ``dim`` (required, as in PyTorch), computed stably."""
-        return _ops.reduce.log_softmax(self, dim)
+        return _ops.reduce.log_softmax(self, dim, dtype=dtype)
 
     def logsumexp(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """log(sum(exp(self))) over ``dim``, computed stably."""
@@ -1097,7 +1122,7 @@ class Tensor:
     @property
     def T(self) -> Tensor:
         """The axes in reverse order (a matrix's transpose)."""
-        return _ops.shape.permute(self, tuple(reversed(range(self.data.ndim))))
+        return _ops.shape.permute(self, tuple(reversed(range(self._data.ndim))))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Axes ``start_dim`` to ``end_dim`` merged into one."""
@@ -1131,7 +1156,7 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         """The last two dims swapped (a batch of matrices transposed); needs 2 dims or more."""
-        if self.data.ndim < 2:
+        if self._data.ndim < 2:
             raise ValueError(f"mT: needs a tensor of at least 2 dims, got shape {self.shape}")
         return _ops.shape.transpose(self, -2, -1)
 
@@ -1175,7 +1200,7 @@ class Tensor:
 
     def is_floating_point(self) -> "builtins.bool":
         """True for float16/32/64 tensors."""
-        return self.data.dtype.kind == "f"
+        return self._data.dtype.kind == "f"
 
     def clone(self) -> Tensor:
         """A differentiable copy that owns its memory."""
@@ -1271,9 +1296,9 @@ class Tensor:
         ('minipool.FloatTensor', dtype('float64'), 'minipool.LongTensor')
         """
         if dtype is None:
-            name = _TENSOR_TYPE_NAMES.get(self.data.dtype)
+            name = _TENSOR_TYPE_NAMES.get(self._data.dtype)
             if name is None:  # float16 and uint16/32/64 have no torch CPU tensor type name
-                return f"minipool.Tensor[{self.data.dtype}]"
+                return f"minipool.Tensor[{self._data.dtype}]"
             return f"minipool.{name}"
         if isinstance(dtype, str) and dtype.endswith("Tensor"):
             by_name = {v: k for k, v in _TENSOR_TYPE_NAMES.items()}
@@ -1283,7 +1308,7 @@ class Tensor:
                                  f"mp.float64) or one of {sorted('minipool.' + n for n in by_name)}")
             dtype = wanted
         dtype = _to_dtype(dtype, "type")
-        return self if dtype == self.data.dtype else self.astype(dtype)
+        return self if dtype == self._data.dtype else self.astype(dtype)
 
 
 # Tensor.type()'s names: PyTorch's legacy CPU tensor types, by dtype

@@ -34,15 +34,15 @@ def _projection(shape, seed):
 def numerical_grad(fn, inputs, index, v, eps):
     """Central-difference estimate of d(sum(v * fn(*inputs)))/d(inputs[index])."""
     x = inputs[index]
-    flat = x.data.reshape(-1)  # a view: the inputs are contiguous float64 copies
+    flat = x._data.reshape(-1)  # a view: the inputs are contiguous float64 copies
     grad = np.zeros(flat.shape, dtype=np.float64)
     with no_grad():
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps
-            plus = np.sum(v * _output_tensor(fn(*inputs), "").data)
+            plus = np.sum(v * _output_tensor(fn(*inputs), "")._data)
             flat[i] = orig - eps
-            minus = np.sum(v * _output_tensor(fn(*inputs), "").data)
+            minus = np.sum(v * _output_tensor(fn(*inputs), "")._data)
             flat[i] = orig
             grad[i] = (plus - minus) / (2 * eps)
     return grad.reshape(x.shape)
@@ -67,7 +67,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=None):
     """
     if isinstance(inputs, Tensor):
         inputs = [inputs]
-    inputs = [Tensor(np.array(t.data, dtype=np.float64), requires_grad=t.requires_grad)
+    inputs = [Tensor(np.array(t._data, dtype=np.float64), requires_grad=t.requires_grad)
               if isinstance(t, Tensor) else t for t in inputs]
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
@@ -82,7 +82,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=None):
     out.backward(v)
     for i in checked:
         x = inputs[i]
-        analytic = np.zeros(x.shape) if x.grad is None else np.asarray(x.grad.data, np.float64)
+        analytic = np.zeros(x.shape) if x.grad is None else np.asarray(x.grad._data, np.float64)
         numeric = numerical_grad(fn, inputs, i, v, eps)
         _compare(analytic, numeric, atol, rtol, f"gradient of {names[i]} (shape {x.shape})",
                  "analytic", "numerical")
@@ -119,6 +119,6 @@ def assert_grad_close(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
 
 def assert_close(actual, expected, rtol=1e-6, atol=0.0, what="values"):
     """Assert two arrays/Tensors match elementwise (NaN equals NaN, infinities must match)."""
-    actual = actual.data if isinstance(actual, Tensor) else actual
-    expected = expected.data if isinstance(expected, Tensor) else expected
+    actual = actual._data if isinstance(actual, Tensor) else actual
+    expected = expected._data if isinstance(expected, Tensor) else expected
     _compare(actual, expected, atol, rtol, what)

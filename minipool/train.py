@@ -235,7 +235,7 @@ class _TrainingRun:
         """One line: the model, the data sizes and every setting that shapes the run."""
         cfg, model = self.cfg, self.model
         n_params = model.trainable_parameter_count() if hasattr(model, "trainable_parameter_count") \
-            else sum(p.data.size for p in model.parameters())
+            else sum(p._data.size for p in model.parameters())
         self.log(f"training {cfg.model} ({n_params:,} parameters) on {cfg.dataset}: {len(self.train_set)} "
                  f"train / {len(self.val_set)} validation / {len(self.test_set)} test images, {cfg.epochs} "
                  f"epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}, schedule {cfg.schedule}, "
@@ -289,9 +289,9 @@ class _TrainingRun:
             self.optimizer.step()
             if self.schedule_per_step:
                 self.scheduler.step()
-            n = len(y.data)
+            n = len(y._data)
             loss_sum += loss_value * n
-            correct += int((out.data.argmax(axis=1) == y.data).sum())
+            correct += int((out._data.argmax(axis=1) == y._data).sum())
             seen += n
             elapsed = epoch_seconds + time.perf_counter() - tick
             progress.update(b + 1, loss_sum / seen, correct / seen, seen / max(elapsed, 1e-9))
@@ -313,7 +313,7 @@ class _TrainingRun:
             val_loss, val_acc = 0.0, 0.0
         # the last step of the epoch may have broken the weights with a finite loss:
         # never write such weights over the last good checkpoint
-        if not math.isfinite(val_loss) or not all(np.isfinite(p.data).all() for p in self.model.parameters()):
+        if not math.isfinite(val_loss) or not all(np.isfinite(p._data).all() for p in self.model.parameters()):
             raise TrainingDiverged(_diverged("the weights became non-finite", epoch,
                                              self.steps_per_epoch - 1, self.cfg))
         return val_loss, val_acc
@@ -406,7 +406,7 @@ def _plots(cfg, model, history, matrix, classes, test_x, log):
         sample = test_x[:1]
         with no_grad():
             model.eval()
-            maps = {k: v.data[0] for k, v in model.feature_maps(Tensor(np.ascontiguousarray(sample))).items()}
+            maps = {k: v._data[0] for k, v in model.feature_maps(Tensor(np.ascontiguousarray(sample))).items()}
             model.train()
         return save_plots(cfg.out, history, matrix, classes, filters=model.first_layer_filters(),
                           feature_maps=maps, sample=sample[0, 0])

@@ -145,7 +145,7 @@ def default_collate(batch):
         raise TypeError("default_collate: batch must be a non-empty list of samples")
     first = batch[0]
     if isinstance(first, Tensor):
-        return Tensor(np.stack([_same_kind(s, Tensor).data for s in batch]))
+        return Tensor(np.stack([_same_kind(s, Tensor)._data for s in batch]))
     if isinstance(first, np.ndarray):
         if first.dtype.kind in "OSUV":
             raise TypeError(f"default_collate: cannot batch NumPy arrays of dtype {first.dtype}")

@@ -30,9 +30,11 @@ class DataLoader:
     of an ``(images, labels)`` dataset.
 
     PyTorch's loading options: ``num_workers`` must be 0 (batches are read in
-    this process: minipool's datasets are NumPy arrays in memory), ``sampler``
-    and ``batch_sampler`` are not supported (use ``shuffle`` or a ``Subset``),
-    ``pin_memory`` has no effect (CPU only, as in PyTorch without an accelerator).  Each ``iter()`` is one
+    this process: minipool's datasets are NumPy arrays in memory); ``sampler`` (an
+    iterable of indices, e.g. :class:`~minipool.data.sampler.WeightedRandomSampler`) replaces
+    ``shuffle``, ``batch_sampler`` (an iterable of index lists) replaces ``batch_size``,
+    ``shuffle``, ``sampler`` and ``drop_last``, as in PyTorch (a resumed epoch then needs the
+    sampler to draw the same order again); ``pin_memory`` has no effect (CPU only, as in PyTorch without an accelerator).  Each ``iter()`` is one
     epoch; the epoch number advances by itself, or set it with
     :meth:`set_epoch` (a resumed run does).  ``start_batch`` in
     :meth:`batches` skips the first batches of the epoch without computing them.
@@ -51,8 +53,19 @@ class DataLoader:
                  *, generator=None, collate_fn=None, num_workers=0, pin_memory=False, sampler=None,
                  batch_sampler=None, worker_init_fn=None, persistent_workers=False,
                  prefetch_factor=None, timeout=0):
-        _refuse_worker_options(num_workers, sampler, batch_sampler, worker_init_fn,
-                               persistent_workers, prefetch_factor, timeout)
+        _refuse_worker_options(num_workers, worker_init_fn, persistent_workers, prefetch_factor, timeout)
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle (the "
+                             "sampler gives the order; use RandomSampler for a shuffled one)")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, "
+                             "shuffle, sampler, and drop_last (the batch sampler decides all four)")
+        for name, value in (("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if value is not None and not hasattr(value, "__iter__"):
+                raise TypeError(f"DataLoader: {name} must be an iterable of "
+                                f"{'indices' if name == 'sampler' else 'lists of indices'}, "
+                                f"got {type(value).__name__}")
+        self.sampler, self.batch_sampler = sampler, batch_sampler
         if collate_fn is not None and not callable(collate_fn):
             raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
         self.collate_fn = collate_fn
@@ -77,14 +90,19 @@ class DataLoader:
         self.epoch = 0
 
     def __len__(self):
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.dataset if self.sampler is None else self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
     def order(self, epoch):
-        """The example indices of ``epoch`` in the order they are served."""
+        """The example indices of ``epoch`` in the order they are served (a sampler's draw when
+        the loader has one)."""
+        if self.sampler is not None:
+            return np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
@@ -93,10 +111,10 @@ class DataLoader:
     def batches(self, epoch=None, start_batch=0):
         """Yield the batches of ``epoch`` (default: the current one) from ``start_batch`` on."""
         epoch = self.epoch if epoch is None else int(epoch)
-        order = self.order(epoch)
         get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
-        for b in range(int(start_batch), len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        for b, idx in enumerate(self._index_batches(epoch)):
+            if b < start_batch:
+                continue
             if get_batch is None:
                 batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in idx])
                 if self.transform is None:
@@ -110,14 +128,23 @@ class DataLoader:
                 images = self.transform(images, rng)
             yield Tensor(np.ascontiguousarray(images, dtype=np.float32)), Tensor(np.asarray(labels, np.int64))
 
+    def _index_batches(self, epoch):
+        if self.batch_sampler is not None:
+            for indices in self.batch_sampler:
+                yield np.fromiter((int(i) for i in indices), dtype=np.int64)
+            return
+        order = self.order(epoch)
+        for b in range(len(order) // self.batch_size if self.drop_last else -(-len(order) // self.batch_size)):
+            yield order[b * self.batch_size:(b + 1) * self.batch_size]
+
     @staticmethod
     def _pair(batch):
         if not isinstance(batch, (list, tuple)) or len(batch) != 2:
             raise ValueError("DataLoader: transform= needs batches of (images, labels); this "
                              "dataset's batches are not pairs (apply the transform in the dataset)")
         images, labels = batch
-        images = images.data if isinstance(images, Tensor) else np.asarray(images)
-        labels = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+        images = images._data if isinstance(images, Tensor) else np.asarray(images)
+        labels = labels._data if isinstance(labels, Tensor) else np.asarray(labels)
         if labels.dtype.kind not in "iub":
             raise ValueError(f"DataLoader: transform= needs integer class labels, got {labels.dtype}")
         return images, labels
@@ -129,8 +156,7 @@ class DataLoader:
 
 
 
-def _refuse_worker_options(num_workers, sampler, batch_sampler, worker_init_fn, persistent_workers,
-                           prefetch_factor, timeout):
+def _refuse_worker_options(num_workers, worker_init_fn, persistent_workers, prefetch_factor, timeout):
     """PyTorch's multi-process loading options, refused by name instead of ignored."""
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
         raise ValueError(f"DataLoader: num_workers must be an int >= 0, got {num_workers!r}")
@@ -138,10 +164,6 @@ def _refuse_worker_options(num_workers, sampler, batch_sampler, worker_init_fn, 
         raise ValueError(f"DataLoader: num_workers={num_workers} is not supported: minipool reads "
                          f"batches in this process (its datasets are arrays in memory); use "
                          f"num_workers=0")
-    for name, value in (("sampler", sampler), ("batch_sampler", batch_sampler)):
-        if value is not None:
-            raise ValueError(f"DataLoader: {name}= is not supported; use shuffle=True (with "
-                             f"seed= or generator=) or pass a Subset of the dataset")
     for name, value, default in (("worker_init_fn", worker_init_fn, None),
                                  ("persistent_workers", persistent_workers, False),
                                  ("prefetch_factor", prefetch_factor, None), ("timeout", timeout, 0)):

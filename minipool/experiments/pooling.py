@@ -82,7 +82,7 @@ def run(spec):
     train_error = training.error_rate(model, xtr[keep], ytr[keep])
     metrics = {"test_error": test_error, "train_error": train_error, "gap": test_error - train_error,
                "seconds_per_epoch": seconds, "train_images": int(len(ytr)), "epochs": s["epochs"],
-               "parameters": int(sum(p.data.size for p in model.parameters()))}
+               "parameters": int(sum(p._data.size for p in model.parameters()))}
     return metrics, {}
 
 

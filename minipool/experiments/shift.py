@@ -85,9 +85,9 @@ def _outputs(model, images, batch_size=500):
         for start in range(0, len(images), batch_size):
             x = Tensor(training.lenet_input(images[start:start + batch_size]))
             p1, p2 = model.feature_maps(x)
-            preds.append(model(x).data.argmax(axis=1))
-            maps1.append(p1.data)
-            maps2.append(p2.data.reshape(len(p2.data), -1))
+            preds.append(model(x)._data.argmax(axis=1))
+            maps1.append(p1._data)
+            maps2.append(p2._data.reshape(len(p2._data), -1))
     model.train()
     return np.concatenate(preds), np.concatenate(maps1), np.concatenate(maps2)
 

@@ -56,8 +56,8 @@ class TrainableSubsampling(nn.Module):
 
         self.sub = Subsampling(channels)
         # the paper's init: uniform +-2.4/fan_in with 4 inputs per unit
-        self.sub.weight.data = rng.uniform(-0.6, 0.6, channels).astype(np.float32)
-        self.sub.bias.data = rng.uniform(-0.6, 0.6, channels).astype(np.float32)
+        self.sub.weight._data = rng.uniform(-0.6, 0.6, channels).astype(np.float32)
+        self.sub.bias._data = rng.uniform(-0.6, 0.6, channels).astype(np.float32)
 
     def forward(self, x):
         return F.relu(self.sub(x))
@@ -111,8 +111,8 @@ class PooledLeNet(nn.Module):
         self.fc3 = nn.Linear(84, 10)
         for layer in (self.conv1, self.conv2, self.fc1, self.fc2, self.fc3):
             bound = 1 / np.sqrt(np.prod(layer.weight.shape[1:]))
-            layer.weight.data = rng.uniform(-bound, bound, layer.weight.shape).astype(np.float32)
-            layer.bias.data = rng.uniform(-bound, bound, layer.bias.shape).astype(np.float32)
+            layer.weight._data = rng.uniform(-bound, bound, layer.weight.shape).astype(np.float32)
+            layer.bias._data = rng.uniform(-bound, bound, layer.bias.shape).astype(np.float32)
         build = POOLINGS[pooling][1]
         # the pooling layers get generators of their own (stochastic, fractional draws)
         self.pool1 = build(6, 14, np.random.default_rng(variant_seed(seed, pooling + "/pool1")))
@@ -209,7 +209,7 @@ def predict(model, x, batch_size=500):
     preds = []
     with no_grad():
         for start in range(0, len(x), batch_size):
-            preds.append(model(Tensor(x[start:start + batch_size])).data.argmax(axis=1))
+            preds.append(model(Tensor(x[start:start + batch_size]))._data.argmax(axis=1))
     model.train()
     return np.concatenate(preds) if preds else np.zeros(0, np.int64)
 

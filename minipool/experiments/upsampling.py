@@ -92,7 +92,7 @@ def _predict(model, x, batch_size=250):
     outs = []
     with no_grad():
         for start in range(0, len(x), batch_size):
-            outs.append(model(Tensor(x[start:start + batch_size])).data)
+            outs.append(model(Tensor(x[start:start + batch_size]))._data)
     model.train()
     return np.concatenate(outs)
 
@@ -122,7 +122,7 @@ def run(spec):
     tick = time.perf_counter()
     out = _predict(model, xte)
     ms_per_image = 1000 * (time.perf_counter() - tick) / max(1, len(xte))
-    metrics = {"psnr": float(psnr(out, yte).mean()), "parameters": int(sum(p.data.size for p in model.parameters())),
+    metrics = {"psnr": float(psnr(out, yte).mean()), "parameters": int(sum(p._data.size for p in model.parameters())),
                "train_seconds": train_seconds, "ms_per_image": ms_per_image,
                "train_images": int(len(ytr)) if model.trainable else 0, "epochs": s["epochs"]}
     artifacts = {}

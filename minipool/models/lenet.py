@@ -28,7 +28,7 @@ __all__ = ["LeNet5", "LeNet5Classic", "C3_TABLE", "RBF_BITMAPS", "c3_connections
 
 
 def _uniform_(param, bound, rng):
-    param.data = rng.uniform(-bound, bound, param.shape).astype(param.dtype)
+    param._data = rng.uniform(-bound, bound, param.shape).astype(param.dtype)
 
 
 def _add_layers(module, nn, num_classes):
@@ -100,10 +100,10 @@ class LeNet5(nn.Module):
         return F.cross_entropy(logits, targets)
 
     def first_layer_filters(self):
-        return self.conv1.weight.data
+        return self.conv1.weight._data
 
     def trainable_parameter_count(self):
-        return sum(p.data.size for p in self.parameters())
+        return sum(p._data.size for p in self.parameters())
 
     def to_torch(self, torch):
         """This network as a ``torch.nn.Module`` holding a copy of its weights.
@@ -148,7 +148,7 @@ class LeNet5(nn.Module):
 def _numpy_copy(value):
     """A NumPy copy of a torch tensor (any device, with or without grad), a Tensor or an array."""
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     elif callable(getattr(value, "detach", None)):
         value = value.detach().cpu().numpy()
     return np.array(value, copy=True)
@@ -494,12 +494,12 @@ class LeNet5Classic(nn.Module):
         for layer in (self.s2, self.s4):  # four inputs per unit
             _uniform_(layer.weight, 2.4 / 4, rng)
             _uniform_(layer.bias, 2.4 / 4, rng)
-        mask = self.c3.connections.data
+        mask = self.c3.connections._data
         fan_in = mask.sum(axis=(1, 2, 3)) * 25                   # 75, 100 or 150 per C3 map
         bound = (2.4 / fan_in).astype(np.float32)
-        self.c3.weight.data = (rng.uniform(-1, 1, self.c3.weight.shape).astype(np.float32)
+        self.c3.weight._data = (rng.uniform(-1, 1, self.c3.weight.shape).astype(np.float32)
                                * bound[:, None, None, None] * mask)
-        self.c3.bias.data = (rng.uniform(-1, 1, 16) * bound).astype(np.float32)
+        self.c3.bias._data = (rng.uniform(-1, 1, 16) * bound).astype(np.float32)
 
     def feature_maps(self, x):
         maps = OrderedDict()
@@ -526,11 +526,11 @@ class LeNet5Classic(nn.Module):
         return F.cross_entropy(F.cat([scores, rubbish], dim=1), targets)
 
     def first_layer_filters(self):
-        return self.c1.weight.data
+        return self.c1.weight._data
 
     def trainable_parameter_count(self):
         """Parameters that can change: the unconnected C3 kernels do not count (60,000 with
         the RBF output, the paper's number)."""
-        unconnected = self.c3.weight.data.size - int(
-            np.broadcast_to(self.c3.connections.data, self.c3.weight.shape).sum())
-        return sum(p.data.size for p in self.parameters()) - unconnected
+        unconnected = self.c3.weight._data.size - int(
+            np.broadcast_to(self.c3.connections._data, self.c3.weight.shape).sum())
+        return sum(p._data.size for p in self.parameters()) - unconnected

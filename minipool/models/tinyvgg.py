@@ -74,7 +74,7 @@ class TinyVGG(nn.Module):
         return self.classifier(F.global_avg_pool2d(x))
 
     def first_layer_filters(self):
-        return self.features[0].weight.data
+        return self.features[0].weight._data
 
     def trainable_parameter_count(self):
-        return sum(p.data.size for p in self.parameters())
+        return sum(p._data.size for p in self.parameters())

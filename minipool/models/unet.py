@@ -112,8 +112,8 @@ class TinyUNet(nn.Module):
                 m for m in (getattr(self.up, "reduce", None), self.up.conv) if m is not None):
             fan_in = int(np.prod(module.weight.shape[1:]))  # ConvTranspose2d: (out, kh, kw) as PyTorch
             bound = 1 / np.sqrt(fan_in)
-            module.weight.data = rng.uniform(-bound, bound, module.weight.shape).astype(np.float32)
-            module.bias.data = rng.uniform(-bound, bound, module.bias.shape).astype(np.float32)
+            module.weight._data = rng.uniform(-bound, bound, module.weight.shape).astype(np.float32)
+            module.bias._data = rng.uniform(-bound, bound, module.bias.shape).astype(np.float32)
 
     @property
     def config(self):
@@ -140,4 +140,4 @@ class TinyUNet(nn.Module):
         return F.mse_loss(output, target)
 
     def trainable_parameter_count(self):
-        return sum(p.data.size for p in self.parameters())
+        return sum(p._data.size for p in self.parameters())

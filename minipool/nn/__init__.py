@@ -22,4 +22,5 @@ from minipool.nn import utils  # noqa: F401
 from minipool.nn.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm  # noqa: F401
 from minipool.nn.embedding import Embedding  # noqa: F401
 from minipool.nn.activation import Unflatten  # noqa: F401
+from minipool.nn.activation_learned import PReLU, RReLU  # noqa: F401
 from minipool.nn.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d  # noqa: F401

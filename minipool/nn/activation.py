@@ -62,7 +62,7 @@ class ReLU(Module):
         if getattr(x, "requires_grad", False) and mp_grad_enabled():
             raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
                              "(minipool records no in-place writes); use ReLU() (inplace=False)")
-        x.data[...] = y.data
+        x._data[...] = y._data
         return x
 
     def extra_repr(self):
@@ -80,12 +80,12 @@ def _keras_relu(x, max_value, negative_slope, threshold):
     # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
     # TensorFlow).  NaN propagates: through the sloped piece when there is one (gradient
     # negative_slope, as leaky_relu), else through the x piece (gradient 1, as relu6)
-    upper = x.data > threshold if threshold == 0 else x.data >= threshold
+    upper = x._data > threshold if threshold == 0 else x._data >= threshold
     if not negative_slope:
-        upper = upper | np.isnan(x.data)
+        upper = upper | np.isnan(x._data)
     y = F.where(upper, x, below)
     if max_value is not None:
-        y = F.where(x.data >= max_value, max_value, y)
+        y = F.where(x._data >= max_value, max_value, y)
     return y
 
 

@@ -72,16 +72,16 @@ class _BatchNorm(Module):
 
     def reset_running_stats(self):
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            self.running_mean._data[...] = 0
+            self.running_var._data[...] = 1
+            self.num_batches_tracked._data[...] = 0
 
     def reset_parameters(self):
         self.reset_running_stats()
         if self.weight is not None:
-            self.weight.data[...] = 1
+            self.weight._data[...] = 1
         if self.bias is not None:
-            self.bias.data[...] = 0
+            self.bias._data[...] = 0
 
     def _check_input_dim(self, input):
         ndim = getattr(input, "ndim", None)
@@ -94,14 +94,14 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         counting = self.training and self.track_running_stats
         if counting:
-            batches = int(self.num_batches_tracked.data) + 1
+            batches = int(self.num_batches_tracked._data) + 1
             if self.momentum is None:  # cumulative moving average over the batches seen
                 factor = 1.0 / batches
         use_batch_stats = self.training or self.running_mean is None
         out = F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                            use_batch_stats, factor, self.eps, data_format=self.data_format)
         if counting:  # counted once the batch went through (a refused batch leaves no trace)
-            self.num_batches_tracked.data[...] = batches
+            self.num_batches_tracked._data[...] = batches
         return out
 
     def extra_repr(self):

@@ -54,7 +54,7 @@ class Embedding(Module):
                                     requires_grad=not _freeze)
             self.reset_parameters(generator)
         else:
-            data = _weight.data if isinstance(_weight, Tensor) else np.asarray(_weight)
+            data = _weight._data if isinstance(_weight, Tensor) else np.asarray(_weight)
             if data.shape != shape:
                 raise ValueError(f"{where}: _weight must have shape {shape} (num_embeddings, "
                                  f"embedding_dim), got {data.shape}")
@@ -65,7 +65,7 @@ class Embedding(Module):
         init.normal_(self.weight, generator=generator)
         if self.padding_idx is not None:
             with no_grad():
-                self.weight.data[self.padding_idx] = 0
+                self.weight._data[self.padding_idx] = 0
 
     def forward(self, input: Tensor) -> Tensor:
         return F.embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,

@@ -30,6 +30,9 @@ from minipool.ops.activations_more import (celu, celu_, dropout1d, dropout3d, el
                                            leaky_relu_, logsigmoid, mish, relu_, selu, selu_,
                                            softmin, softshrink, softsign, tanhshrink, threshold,
                                            threshold_)
+from minipool.ops.activations_learned import prelu, rrelu, rrelu_  # noqa: F401
+from minipool.ops.margin_losses import (cosine_embedding_loss, hinge_embedding_loss,  # noqa: F401
+                                        margin_ranking_loss, multi_margin_loss, triplet_margin_loss)
 
 clamp = clip
 concatenate = cat
@@ -38,7 +41,9 @@ from minipool.ops.reduce import amax, amin, argmax, argmin, maximum, minimum, st
 # torch.nn.functional names minipool does not have: an AttributeError that says what to
 # use instead, never a silent near-miss (docs/differences.md lists them).
 _LOSSES = ("minipool's losses are cross_entropy, nll_loss, mse_loss, l1_loss, smooth_l1_loss, "
-           "huber_loss, binary_cross_entropy(_with_logits) and kl_div; compose this one from "
+           "huber_loss, binary_cross_entropy(_with_logits), kl_div and the margin losses "
+           "(margin_ranking, hinge_embedding, cosine_embedding, triplet_margin, multi_margin); "
+           "compose this one from "
            "tensor ops (F.relu, F.cosine_similarity, mp.norm, .mean()), autograd follows")
 _WITH_INDICES = "call F.{base}(..., return_indices=True), which returns (output, indices)"
 _NOT_HERE = {
@@ -49,9 +54,8 @@ _NOT_HERE = {
                     "adaptive_max_pool2d", "adaptive_max_pool3d", "fractional_max_pool2d",
                     "fractional_max_pool3d")},
     **{name: _LOSSES for name in (
-        "cosine_embedding_loss", "hinge_embedding_loss", "margin_ranking_loss",
-        "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss",
-        "soft_margin_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss",
+        "multilabel_margin_loss", "multilabel_soft_margin_loss",
+        "soft_margin_loss", "triplet_margin_with_distance_loss",
         "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "linear_cross_entropy")},
     "pairwise_distance": "compose it: mp.norm(x1 - x2 + 1e-6, dim=-1) is PyTorch's p=2 default",
     "pdist": "compose it from mp.norm over the pairs of rows you need",
@@ -69,11 +73,6 @@ _NOT_HERE = {
     "gumbel_softmax": "not in minipool; F.softmax of (logits + Gumbel noise) / tau",
     "local_response_norm": "not in minipool; F.batch_norm, F.layer_norm or F.group_norm",
     "rms_norm": "compose it: x * ((x * x).mean(-1, keepdim=True) + eps).rsqrt() * weight",
-    "prelu": "minipool has no learned-slope PReLU; F.leaky_relu has a fixed slope",
-    "rrelu": "minipool has no randomized ReLU; in eval mode it is "
-             "F.leaky_relu(x, (lower + upper) / 2)",
-    "rrelu_": "minipool has no randomized ReLU; in eval mode it is "
-              "F.leaky_relu_(x, (lower + upper) / 2)",
     **{name: "attention and grouped/scaled matmuls are outside a tiny-CNN library; "
              "F.softmax and mp.matmul compose plain attention"
        for name in ("scaled_dot_product_attention", "multi_head_attention_forward",

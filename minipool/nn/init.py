@@ -1,6 +1,6 @@
 """Parameter initialisation, in place, with PyTorch's formulas (``torch.nn.init``).
 
-Every function fills ``tensor.data`` in place and returns ``tensor``.  Pass
+Every function fills ``tensor`` in place and returns ``tensor``.  Pass
 ``generator`` (a ``np.random.Generator`` or an int seed) for reproducible
 values; without one the shared default from ``minipool._random`` is used
 (``mp.manual_seed`` reseeds it).
@@ -37,7 +37,7 @@ def _target(tensor, where):
 
 
 def _fill(tensor, values):
-    tensor.data[...] = values  # in place: views of the parameter see the new values
+    tensor._data[...] = values  # in place: views of the parameter see the new values
     return tensor
 
 
@@ -198,10 +198,10 @@ def orthogonal_(tensor, gain=1.0, generator=None):
     if tensor.ndim < 2:
         raise ValueError(f"init.orthogonal_: tensor must have at least 2 dimensions, "
                          f"got shape {tensor.shape}")
-    if tensor.data.size == 0:
+    if tensor._data.size == 0:
         return tensor
     rows = tensor.shape[0]
-    cols = tensor.data.size // rows
+    cols = tensor._data.size // rows
     rng = _random.resolve(generator, "init.orthogonal_")
     flat = rng.normal(0.0, 1.0, (rows, cols))
     if rows < cols:

@@ -231,12 +231,12 @@ class Dense(_Lazy):
     def get_weights(self):
         if not self.built:
             return []
-        return [self.weight.data.T.copy()] + ([self.bias.data.copy()] if self.use_bias else [])
+        return [self.weight._data.T.copy()] + ([self.bias._data.copy()] if self.use_bias else [])
 
     def _load_keras(self, weights):
-        self.weight.data = np.ascontiguousarray(weights[0].T, dtype=self.weight.dtype)
+        self.weight._data = np.ascontiguousarray(weights[0].T, dtype=self.weight.dtype)
         if self.use_bias:
-            self.bias.data = np.array(weights[1], dtype=self.bias.dtype)
+            self.bias._data = np.array(weights[1], dtype=self.bias.dtype)
 
     def extra_repr(self):
         return (f"units={self.units}, activation={_activation_name(self.activation)!r}, "
@@ -301,14 +301,14 @@ class _KerasConv(_Lazy):
     def get_weights(self):
         if not self.built:
             return []
-        kernel = np.ascontiguousarray(self.weight.data.transpose(2, 3, 1, 0))
-        return [kernel] + ([self.bias.data.copy()] if self.use_bias else [])
+        kernel = np.ascontiguousarray(self.weight._data.transpose(2, 3, 1, 0))
+        return [kernel] + ([self.bias._data.copy()] if self.use_bias else [])
 
     def _load_keras(self, weights):
-        self.weight.data = np.ascontiguousarray(np.transpose(weights[0], (3, 2, 0, 1)),
+        self.weight._data = np.ascontiguousarray(np.transpose(weights[0], (3, 2, 0, 1)),
                                                 dtype=self.weight.dtype)
         if self.use_bias:
-            self.bias.data = np.array(weights[1], dtype=self.bias.dtype)
+            self.bias._data = np.array(weights[1], dtype=self.bias.dtype)
 
     def extra_repr(self):
         return (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
@@ -536,13 +536,13 @@ class BatchNormalization(_Lazy):
         if not self.built:
             return []
         own = [self.gamma, self.beta, self.moving_mean, self.moving_variance]
-        return [t.data.copy() for t in own if t is not None]
+        return [t._data.copy() for t in own if t is not None]
 
     def _load_keras(self, weights):
         own = [t for t in (self.gamma, self.beta, self.moving_mean, self.moving_variance)
                if t is not None]
         for t, w in zip(own, weights):
-            t.data[...] = w
+            t._data[...] = w
 
     def extra_repr(self):
         return (f"axis={self.axis}, momentum={self.momentum}, epsilon={self.epsilon}, "

@@ -18,20 +18,20 @@ def _copy_into(t, values):
     refuses to backpropagate through the old values."""
     from minipool.tensor import _version_of
 
-    if t.data.flags.writeable:
-        np.copyto(t.data, values, casting="unsafe")
+    if t._data.flags.writeable:
+        np.copyto(t._data, values, casting="unsafe")
         box = _version_of(t)
         box.value += 1
         box.op = "load_state_dict()"
     else:  # a read-only array (e.g. from np.broadcast_to) cannot take the values
-        t.data = values.astype(t.dtype, copy=True)
+        t._data = values.astype(t.dtype, copy=True)
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad by default)."""
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter(" + super().__repr__() + ")"
@@ -325,9 +325,9 @@ class Module:
     def _cast_floats(self, dtype):
         for t in list(self.parameters()) + list(self.buffers()):
             if t.dtype.kind == "f" and t.dtype != dtype:
-                t.data = t.data.astype(dtype)
+                t._data = t._data.astype(dtype)
                 if t.grad is not None:
-                    t.grad = Tensor(t.grad.data.astype(dtype))
+                    t.grad = Tensor(t.grad._data.astype(dtype))
 
     def double(self):
         """Floating-point parameters and buffers to float64; returns self."""
@@ -372,7 +372,7 @@ class Module:
                 p.grad = None
             else:
                 p.grad = p.grad.detach()
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     # -- persistence -------------------------------------------------------------
     def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
@@ -386,7 +386,7 @@ class Module:
         >>> import minipool as mp
         >>> lin = mp.nn.Linear(2, 1)
         >>> sd = lin.state_dict()
-        >>> list(sd), sd["weight"].requires_grad, sd["weight"].numpy() is lin.weight.data
+        >>> list(sd), sd["weight"].requires_grad, sd["weight"].numpy() is lin.weight.numpy()
         (['weight', 'bias'], False, True)
         """
         out = OrderedDict() if destination is None else destination
@@ -414,7 +414,7 @@ class Module:
         ``(missing_keys, unexpected_keys)`` as PyTorch does (empty when ``strict``).
         """
         own = OrderedDict(self._state_items())
-        incoming = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in state.items()}
+        incoming = {k: np.asarray(v._data if isinstance(v, Tensor) else v) for k, v in state.items()}
         missing = [k for k in own if k not in incoming]
         unexpected = [k for k in incoming if k not in own]
         mismatched = [f"{k}: checkpoint {incoming[k].shape} vs model {own[k].shape}"

@@ -25,7 +25,7 @@ def _grads(parameters, where):
         if not isinstance(p, Tensor):
             raise TypeError(f"{where}: parameters[{i}] is a {type(p).__name__}, not a Tensor")
         if p.grad is not None:
-            grads.append(p.grad.data)
+            grads.append(p.grad._data)
     return grads
 
 
@@ -157,13 +157,13 @@ def vector_to_parameters(vec, parameters) -> None:
     if vec.ndim != 1:
         raise ValueError(f"{where}: vec must be 1-d, got shape {vec.shape}")
     parameters = _parameter_list(parameters, where)
-    total = sum(p.data.size for p in parameters)
+    total = sum(p._data.size for p in parameters)
     if vec.shape[0] != total:
         raise ValueError(f"{where}: vec has {vec.shape[0]} values but the parameters hold {total}")
     offset = 0
     for p in parameters:
-        n = p.data.size
-        p.data[...] = vec.data[offset:offset + n].reshape(p.shape)
+        n = p._data.size
+        p._data[...] = vec._data[offset:offset + n].reshape(p.shape)
         offset += n
 
 

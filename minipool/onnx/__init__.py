@@ -126,8 +126,8 @@ def build(model, example_input, opset=None, dynamic_batch=True, input_name="inpu
     for k, tensor in enumerate(outputs):
         name = output_name if len(outputs) == 1 else f"{output_name}_{k}"
         g.nodes.append(helper.make_node("Identity", [g.value(tensor)], [name], name=g.fresh("n_out")))
-        out_infos.append(_value_info(g, name, tensor.data, g.batch_of(tensor)))
-    graph = helper.make_graph(g.nodes, type(model).__name__, [_value_info(g, input_name, x.data, g.batch_of(x))],
+        out_infos.append(_value_info(g, name, tensor._data, g.batch_of(tensor)))
+    graph = helper.make_graph(g.nodes, type(model).__name__, [_value_info(g, input_name, x._data, g.batch_of(x))],
                               out_infos, initializer=g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="minipool")

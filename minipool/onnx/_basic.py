@@ -227,5 +227,5 @@ def linear(g, event):
     if x.ndim == 2:
         inputs = [g.value(x), g.value(weight)] + ([g.value(bias)] if bias is not None else [])
         return g.node("Gemm", inputs, transB=1)
-    out = g.node("MatMul", [g.value(x), g.const(np.ascontiguousarray(weight.data.T), "weight_t")])
+    out = g.node("MatMul", [g.value(x), g.const(np.ascontiguousarray(weight._data.T), "weight_t")])
     return out if bias is None else g.node("Add", [out, g.value(bias)])

@@ -62,7 +62,7 @@ def conv_transpose2d(g, event):
         if any(tail):
             out = g.node("Pad", [out, g.ints([0, 0, 0, 0, 0, 0] + tail)])
         if split_bias:
-            b = g.const(np.asarray(bias.data).reshape(-1, 1, 1), "bias")
+            b = g.const(np.asarray(bias._data).reshape(-1, 1, 1), "bias")
             out = g.node("Add", [out, b])
         return out
     return channels_first_around(g, g.value(x), 4, 2, bool(channels_last), body)

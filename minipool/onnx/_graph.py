@@ -57,7 +57,7 @@ class Graph:
             name = self._names.get(id(value))
             if name is not None:
                 return name
-            return self.const(value.data, key=value)
+            return self.const(value._data, key=value)
         if isinstance(value, np.ndarray):
             return self.const(value, key=value)
         return self.const(np.asarray(value, dtype=dtype or self.dtype))

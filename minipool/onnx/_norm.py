@@ -33,7 +33,7 @@ def _per_channel(g, name, value, op, ndim):
     """``name * weight`` or ``name + bias`` with a (C,) vector broadcast over (N, C, ...)."""
     if value is None:
         return name
-    shaped = g.const(np.asarray(value.data).reshape((-1,) + (1,) * (ndim - 2)), "affine")
+    shaped = g.const(np.asarray(value._data).reshape((-1,) + (1,) * (ndim - 2)), "affine")
     return g.node(op, [name, shaped])
 
 

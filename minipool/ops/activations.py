@@ -57,7 +57,7 @@ def _finish(fn, input, inplace, where, *args):
         raise ValueError(f"{where}: inplace=True is not supported on a tensor that requires grad "
                          f"(minipool records no in-place writes); call {where}(x) with inplace=False")
     out = fn.apply(input, *args)
-    input.data[...] = out.data
+    input._data[...] = out._data
     return input
 
 

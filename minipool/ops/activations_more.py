@@ -463,7 +463,7 @@ def _channel_dropout(input, p, training, inplace, generator, where, spatial):
     out = out.reshape(input.shape)
     if not inplace:
         return out
-    input.data[...] = out.data
+    input._data[...] = out._data
     return input
 
 

@@ -123,7 +123,7 @@ def _channel_array(op, value, name, C, dtype, axis_text):
         return None, None
     if not isinstance(value, (Tensor, np.ndarray)):
         raise TypeError(f"{op}: {name} must be a Tensor or None, got {type(value).__name__}")
-    data = value.data if isinstance(value, Tensor) else value
+    data = value._data if isinstance(value, Tensor) else value
     if data.shape != (C,):
         raise ValueError(f"{op}: {name} must have shape ({C},) for an input with {C} channels "
                          f"({axis_text}), got shape {data.shape}")
@@ -170,7 +170,7 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
                          "(training=False)")
     weight = _channel_array(op, weight, "weight", C, x.dtype, axis_text)[0]
     bias = _channel_array(op, bias, "bias", C, x.dtype, axis_text)[0]
-    count = x.data.size // C if C else 0
+    count = x._data.size // C if C else 0
     if training and count == 1 and not keras:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got input "
                          f"of shape {x.shape} (one value per channel has no variance)")

@@ -395,7 +395,7 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
     if a is None or b is None:
         raise TypeError("where: give both a and b (values where condition holds and where it "
                         "does not), or neither (the indices where condition is non-zero)")
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition, dtype=bool)
+    cond = np.asarray(condition._data if isinstance(condition, Tensor) else condition, dtype=bool)
     a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
     b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
     try:
@@ -454,7 +454,7 @@ def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
     """
     op = COMPARISONS[ufunc]
     if isinstance(b, Tensor):
-        b = b.data
+        b = b._data
     elif not is_real_operand(b):
         raise TypeError(f"{op}: other must be a tensor, a real number or an array of them, "
                         f"got {type(b).__name__}")
@@ -463,7 +463,7 @@ def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
     except ValueError:
         raise ValueError(f"{op}: other of shape {np.shape(b)} cannot be broadcast with the "
                          f"tensor's shape {a.shape}") from None
-    return Tensor(np.asarray(ufunc(a.data, b), dtype=np.bool_))
+    return Tensor(np.asarray(ufunc(a._data, b), dtype=np.bool_))
 
 
 def compare_operator(ufunc: np.ufunc, a: Tensor, b: Any) -> Any:
@@ -497,7 +497,7 @@ def cast(x, dtype):
     if x.dtype == dtype:
         return x
     if x.requires_grad and dtype not in FLOAT_DTYPES:
-        return Tensor(x.data.astype(dtype))  # integer results carry no gradient
+        return Tensor(x._data.astype(dtype))  # integer results carry no gradient
     return Cast.apply(x, dtype)
 
 
@@ -525,7 +525,7 @@ class Cos(_Unary):
 def _as_float(x):
     """Integers and bools become the default dtype (float32, as PyTorch) for maths with real results."""
     x = as_tensor(x)
-    return x if x.dtype.kind == "f" else Tensor(x.data.astype(get_default_dtype()))
+    return x if x.dtype.kind == "f" else Tensor(x._data.astype(get_default_dtype()))
 
 
 def square(x: TensorLike) -> Tensor:
@@ -537,7 +537,7 @@ def square(x: TensorLike) -> Tensor:
     """
     x = as_tensor(x)
     if x.dtype == np.bool_:
-        x = Tensor(x.data.astype(np.int64))
+        x = Tensor(x._data.astype(np.int64))
     with np.errstate(over="ignore"):
         return Square.apply(x)
 
@@ -621,7 +621,7 @@ def _rounding(name, fn, x, *args):
         raise TypeError(f"{name}: not implemented for bool tensors (as in PyTorch); cast first, "
                         "e.g. x.float()")
     if x.dtype.kind != "f":
-        return Tensor(x.data.copy())  # an integer is already whole
+        return Tensor(x._data.copy())  # an integer is already whole
     return fn.apply(x, *args)
 
 
@@ -672,15 +672,15 @@ def sign(x: TensorLike) -> Tensor:
     """
     x = as_tensor(x)
     if x.dtype == np.bool_:
-        return Tensor(x.data.copy())
+        return Tensor(x._data.copy())
     if x.dtype.kind != "f":
-        return Tensor(_sign(x.data))
+        return Tensor(_sign(x._data))
     return Sign.apply(x)
 
 
 def _test(fn, x):
     x = as_tensor(x)
-    return Tensor(np.asarray(fn(x.data), dtype=np.bool_))
+    return Tensor(np.asarray(fn(x._data), dtype=np.bool_))
 
 
 def isnan(x: TensorLike) -> Tensor:
@@ -719,7 +719,7 @@ def _close_operands(name, a, b):
         raise TypeError(f"{name}: input and other must have the same dtype, got {a.dtype} "
                         f"and {b.dtype} (as in PyTorch); cast one, e.g. other.to(input.dtype)")
     _check_broadcast(a, b, name)
-    return a.data, b.data
+    return a._data, b._data
 
 
 def isclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
@@ -744,7 +744,7 @@ def allclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: fl
     >>> mp.allclose(mp.tensor([1.0, 2.0]), mp.tensor([1.0, 2.0 + 1e-6]))
     True
     """
-    return builtins.bool(np.all(isclose(input, other, rtol, atol, equal_nan).data))
+    return builtins.bool(np.all(isclose(input, other, rtol, atol, equal_nan)._data))
 
 
 def equal(input: TensorLike, other: TensorLike) -> bool:
@@ -756,4 +756,4 @@ def equal(input: TensorLike, other: TensorLike) -> bool:
     (True, False)
     """
     a, b = as_tensor(input), as_tensor(other)
-    return a.shape == b.shape and builtins.bool(np.all(a.data == b.data))
+    return a.shape == b.shape and builtins.bool(np.all(a._data == b._data))

@@ -92,7 +92,7 @@ def embedding(input: TensorLike, weight: TensorLike, padding_idx: Optional[int] 
     """
     op = "embedding"
     if isinstance(input, Tensor):
-        indices = input.data
+        indices = input._data
     else:
         indices = np.asarray(input)
     if indices.dtype.kind not in "iu":
@@ -120,7 +120,7 @@ def embedding(input: TensorLike, weight: TensorLike, padding_idx: Optional[int] 
         if isinstance(norm_type, bool) or not isinstance(norm_type, numbers.Real) or not norm_type > 0:
             raise ValueError(f"{op}: norm_type must be a number > 0, got {norm_type!r}")
         if indices.size:
-            _renorm_rows(weight.data, indices, float(max_norm), float(norm_type))
+            _renorm_rows(weight._data, indices, float(max_norm), float(norm_type))
     indices = indices.astype(np.intp, copy=False)
     return EmbeddingFn.apply(weight, indices, padding_idx=padding_idx,
                              scale_grad_by_freq=bool(scale_grad_by_freq))

@@ -60,7 +60,7 @@ def gather(x: TensorLike, dim: int, index: TensorLike) -> Tensor:
            [4., 3.]], dtype=float32)
     """
     x = as_tensor(x)
-    idx = np.asarray(index.data if isinstance(index, Tensor) else index)
+    idx = np.asarray(index._data if isinstance(index, Tensor) else index)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"gather: index must be an integer tensor, got dtype {idx.dtype}")
     axis = _dim_index(dim, x.ndim, "gather")
@@ -112,7 +112,7 @@ def masked_fill(x: TensorLike, mask: TensorLike, value: Union[float, Tensor]) ->
     array([1., 0., 0.], dtype=float32)
     """
     x = as_tensor(x)
-    m = np.asarray(mask.data if isinstance(mask, Tensor) else mask)
+    m = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
     if m.dtype != np.bool_:
         raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype} "
                         "(as in PyTorch); compare to make one, e.g. x > 0")
@@ -244,7 +244,7 @@ def nonzero(x: TensorLike, *, as_tuple: bool = False) -> Union[Tensor, Tuple[Ten
     array([[0, 1],
            [1, 0]])
     """
-    data = as_tensor(x).data
+    data = as_tensor(x)._data
     if flag(as_tuple, "as_tuple", "nonzero"):
         return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(np.atleast_1d(data)))
     return Tensor(np.argwhere(data).astype(np.int64))

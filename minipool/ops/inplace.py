@@ -44,7 +44,7 @@ def clone(x: TensorLike) -> Tensor:
 
 def contiguous(x: TensorLike) -> Tensor:
     """Self when already C-contiguous, else a differentiable contiguous copy."""
-    return x if x.data.flags.c_contiguous else Clone.apply(x)
+    return x if x._data.flags.c_contiguous else Clone.apply(x)
 
 
 class Fill(Function):
@@ -131,7 +131,7 @@ def _bump(t, name):
 
 
 def _write_error(t, name, err):
-    if not t.data.flags.writeable:
+    if not t._data.flags.writeable:
         return RuntimeError(f"{name}: this tensor's memory is read-only (an expand/broadcast_to "
                             "view, or a read-only array): clone() it before changing it in place")
     if isinstance(err, OverflowError):  # a Python int beyond the dtype: PyTorch's error type
@@ -154,7 +154,7 @@ def _checked(name, what, value):
 
 def _raw(other):
     if isinstance(other, Tensor):
-        return other.data
+        return other._data
     return other if isinstance(other, (int, float, bool, np.generic, np.ndarray)) else np.asarray(other)
 
 
@@ -162,7 +162,7 @@ def _mutate(t, name, ufunc, *operands):
     """Apply ``ufunc`` into t's own array (NumPy same_kind casting: float64 into float32
     is fine, a float into an int tensor is refused, as in PyTorch)."""
     try:
-        ufunc(t.data, *operands, out=t.data, casting="same_kind")
+        ufunc(t._data, *operands, out=t._data, casting="same_kind")
     except (TypeError, ValueError, OverflowError) as e:
         raise _write_error(t, name, e) from None
     _bump(t, name)
@@ -174,7 +174,7 @@ def _record(t, name, op, others, keep_self):
     array is overwritten and t takes the op's node as its grad_fn (the op's inputs
     keep pointing at t's previous node).  ``keep_self`` copies the old values when
     the op's backward needs them."""
-    src = Tensor._from_result(t.data.copy() if keep_self else t.data, t._requires_grad)
+    src = Tensor._from_result(t._data.copy() if keep_self else t._data, t._requires_grad)
     src._ctx = t._ctx
     cast = []
     for o in others:
@@ -189,7 +189,7 @@ def _record(t, name, op, others, keep_self):
         raise RuntimeError(f"{name}: result type {res.dtype} can't be cast to the desired "
                            f"output type {t.dtype}")
     try:
-        np.copyto(t.data, res.data, casting="same_kind")
+        np.copyto(t._data, res._data, casting="same_kind")
     except (TypeError, ValueError) as e:
         raise _write_error(t, name, e) from None
     t._ctx = res._ctx
@@ -256,7 +256,7 @@ def fill_(x: Tensor, value: TensorLike) -> Tensor:
         v = value if isinstance(value, Tensor) and value._requires_grad else _raw(value)
         return _record(x, "fill_", Fill.apply, (v,), False)
     try:
-        np.copyto(x.data, _raw(value), casting="unsafe")
+        np.copyto(x._data, _raw(value), casting="unsafe")
     except (TypeError, ValueError, OverflowError) as e:
         raise _write_error(x, "fill_", e) from None
     _bump(x, "fill_")
@@ -287,7 +287,7 @@ def copy_(x: Tensor, src: TensorLike) -> Tensor:
     if _records(x, "copy_", (src_t,)):
         return _record(x, "copy_", CopyFrom.apply, (src_t,), False)
     try:
-        np.copyto(x.data, src_t.data, casting="unsafe")
+        np.copyto(x._data, src_t._data, casting="unsafe")
     except (TypeError, ValueError) as e:
         raise _write_error(x, "copy_", e) from None
     _bump(x, "copy_")
@@ -306,7 +306,7 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
     if _records(x, "clamp_", ()):
         return _record(x, "clamp_", lambda t: ew.clip(t, min, max), (), False)
     try:
-        np.clip(x.data, min, max, out=x.data, casting="same_kind")
+        np.clip(x._data, min, max, out=x._data, casting="same_kind")
     except (TypeError, ValueError) as e:
         raise _write_error(x, "clamp_", e) from None
     _bump(x, "clamp_")
@@ -346,7 +346,7 @@ def setitem(x: Tensor, index: object, value: TensorLike) -> Tensor:
     try:
         if _records(x, "setitem", (v,)):
             return _record(x, "setitem", lambda s, val: SetItem.apply(s, val, index), (v,), False)
-        x.data[index] = v.data
+        x._data[index] = v._data
     except IndexError as e:
         raise IndexError(f"setitem: index {index!r} is invalid for a tensor of shape "
                          f"{x.shape}: {e}") from None
@@ -354,7 +354,7 @@ def setitem(x: Tensor, index: object, value: TensorLike) -> Tensor:
         raise TypeError(f"setitem: cannot write value into the tensor at index {index!r} "
                         f"({e})") from None
     except ValueError as e:
-        if not x.data.flags.writeable:
+        if not x._data.flags.writeable:
             raise _write_error(x, "setitem", e) from None
         raise RuntimeError(f"setitem: the value of shape {v.shape} cannot be broadcast to the "
                            f"shape {x.shape} indexed by {index!r} ({e})") from None

@@ -179,7 +179,7 @@ def _validated_class_args(where, input, target, weight, reduction, label_smoothi
     num_classes = input.shape[1] if input.ndim >= 2 else input.shape[0]
     if num_classes == 0:
         raise ValueError(f"{where}: input has no classes (shape {input.shape})")
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = np.asarray(target._data if isinstance(target, Tensor) else target)
     probabilities = False
     if t.dtype.kind == "f" and allow_probabilities and t.shape == input.shape:
         probabilities = True
@@ -196,7 +196,7 @@ def _validated_class_args(where, input, target, weight, reduction, label_smoothi
             or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{where}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if weight is not None:
-        weight = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+        weight = np.asarray(weight._data if isinstance(weight, Tensor) else weight)
         if weight.shape != (num_classes,) or weight.dtype.kind not in "fiu":
             raise ValueError(f"{where}: weight must be a float vector of shape ({num_classes},), "
                              f"got shape {weight.shape} and dtype {weight.dtype}")
@@ -318,7 +318,7 @@ def mse_loss(input: TensorLike, target: TensorLike, *, reduction: str = "mean") 
     elif target.dtype != input.dtype:
         if target.requires_grad:
             raise TypeError(f"mse_loss: target dtype {target.dtype} differs from input dtype {input.dtype}")
-        target = Tensor(target.data.astype(input.dtype))
+        target = Tensor(target._data.astype(input.dtype))
     if target.shape != input.shape:
         raise ValueError(f"mse_loss: target shape {target.shape} differs from input shape {input.shape}")
     return MseFn.apply(input, target, reduction)
@@ -380,7 +380,7 @@ def _float_pair(where, input, target, *, target_grad=True):
     elif target.dtype != input.dtype:
         if target.requires_grad:
             raise TypeError(f"{where}: target dtype {target.dtype} differs from input dtype {input.dtype}")
-        target = Tensor(target.data.astype(input.dtype))
+        target = Tensor(target._data.astype(input.dtype))
     if target.shape != input.shape:
         raise ValueError(f"{where}: target shape {target.shape} differs from input shape {input.shape} "
                          "(PyTorch would broadcast or refuse; minipool needs the same shape)")
@@ -395,7 +395,7 @@ def _constant_weight(where, name, weight, dtype):
         if weight.requires_grad:
             raise ValueError(f"{where}: {name} requires grad, but minipool treats {name} as a constant; "
                              f"pass {name}.detach() (or a NumPy array)")
-        weight = weight.data
+        weight = weight._data
     weight = np.asarray(weight)
     if weight.dtype.kind not in "fiu":
         raise TypeError(f"{where}: {name} must hold numbers, got dtype {weight.dtype}")
@@ -433,7 +433,7 @@ def binary_cross_entropy(input: TensorLike, target: TensorLike,
     """
     check_reduction(reduction, "binary_cross_entropy")
     input, target = _float_pair("binary_cross_entropy", input, target)
-    x = input.data
+    x = input._data
     if x.size and not np.all((x >= 0) & (x <= 1)):
         raise ValueError("binary_cross_entropy: all elements of input must be probabilities in [0, 1] "
                          "(NaN is refused too); for logits use binary_cross_entropy_with_logits")
@@ -665,7 +665,7 @@ def kl_div(input: TensorLike, target: TensorLike, *, reduction: str = "mean",
     elif target.dtype != input.dtype:
         if target.requires_grad or target.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: target dtype {target.dtype} differs from input dtype {input.dtype}")
-        target = Tensor(target.data.astype(input.dtype))
+        target = Tensor(target._data.astype(input.dtype))
     if target.shape != input.shape:
         raise ValueError(f"{op}: target shape {target.shape} differs from input shape {input.shape}")
     loss = KLDivFn.apply(input, target, log_target=bool(log_target))

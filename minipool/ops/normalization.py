@@ -252,7 +252,7 @@ def instance_norm(input: TensorLike, running_mean: Optional[TensorLike] = None,
     if running_mean is not None:
         rm = _affine(op, running_mean, "running_mean", (C,), x.dtype, "one per channel")
         rv = _affine(op, running_var, "running_var", (C,), x.dtype, "one per channel")
-        running = (rm.data, rv.data, float(momentum))
+        running = (rm._data, rv._data, float(momentum))
     return _apply(x, (N, C, 1, spatial), weight, bias, eps, running)
 
 

@@ -88,7 +88,7 @@ class IndexPadFn(Function):
 def _pad_pairs(pad, ndim):
     """(left, right) per dimension of the input from PyTorch's last-dim-first flat tuple."""
     if isinstance(pad, (Tensor, np.ndarray)):
-        pad = np.asarray(pad.data if isinstance(pad, Tensor) else pad).tolist()
+        pad = np.asarray(pad._data if isinstance(pad, Tensor) else pad).tolist()
     if not isinstance(pad, (tuple, list)):
         raise TypeError(f"pad: pad must be a tuple of ints, got {type(pad).__name__}")
     for amount in pad:
@@ -192,7 +192,7 @@ def one_hot(tensor: TensorLike, num_classes: int = -1) -> Tensor:
     array([[1, 0, 0],
            [0, 0, 1]])
     """
-    t = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    t = np.asarray(tensor._data if isinstance(tensor, Tensor) else tensor)
     if t.dtype.kind not in "iu":
         raise TypeError(f"one_hot: tensor must hold integer class indices, got dtype {t.dtype}")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < -1:

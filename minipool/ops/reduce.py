@@ -12,7 +12,7 @@ import numpy as np
 from minipool._typing import Dims, DTypeLike, PoolOutput, TensorLike
 from minipool._validate import flag
 from minipool.ops.elementwise import as_tensor, cast, unbroadcast
-from minipool.tensor import Function, Tensor, _dim_index
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _dim_index, get_default_dtype
 
 __all__ = ["sum", "mean", "var_mean", "std_mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
            "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims",
@@ -124,14 +124,35 @@ def sum(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     return _reduction(Sum, x, dim, keepdim, "sum")
 
 
-def mean(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
-    """Mean over ``dim`` (an int, a tuple, or None for all).
+def _float_input(name, x, dtype, refusal=RuntimeError):
+    """``x`` cast to ``dtype`` when one is given (PyTorch casts before the op); an integer or
+    bool input without one is refused, as PyTorch does, rather than silently made float64."""
+    x = as_tensor(x)
+    if dtype is not None:
+        try:
+            wanted = np.dtype(dtype)
+        except TypeError:
+            wanted = None
+        if wanted is None or wanted not in FLOAT_DTYPES:  # (np.dtype("float64") == None is True)
+            raise TypeError(f"{name}: dtype must be mp.float32 or mp.float64, got {dtype!r}")
+        return cast(x, wanted)
+    if x.dtype.kind != "f":
+        raise refusal(f"{name}(): could not infer output dtype. Input dtype must be a floating "
+                      f"point dtype, got {x.dtype} (as in PyTorch): use x.float().{name}(...) "
+                      f"or {name}(..., dtype=mp.float32)")
+    return x
+
+
+def mean(x: TensorLike, dim: Dims = None, keepdim: bool = False, *,
+         dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Mean over ``dim`` (an int, a tuple, or None for all); a float input, or ``dtype`` to
+    cast to first (an integer tensor is refused, as in PyTorch).
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.mean(mp.tensor([[1.0, 2.0], [3.0, 4.0]]), 0).numpy()
     array([2., 3.], dtype=float32)
     """
-    return _reduction(Mean, x, dim, keepdim, "mean")
+    return _reduction(Mean, _float_input("mean", x, dtype), dim, keepdim, "mean")
 
 
 def amax(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
@@ -309,14 +330,14 @@ def _arg(name, pick, x, dim, keepdim):
     if x.numel() == 0:
         raise ValueError(f"{name}: cannot take the {name} of an empty tensor of shape {x.shape}")
     if dim is None:
-        out = pick(x.data.reshape(-1))
+        out = pick(x._data.reshape(-1))
         if keepdim:
             out = np.reshape(out, (1,) * x.ndim)
     else:
         axis = _dim_index(dim, x.ndim, name)
         if x.ndim == 0:
             return Tensor(np.zeros((), np.int64))
-        out = pick(x.data, axis=axis, keepdims=keepdim)
+        out = pick(x._data, axis=axis, keepdims=keepdim)
     return Tensor(np.asarray(out, dtype=np.int64))
 
 
@@ -392,7 +413,8 @@ def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
     if isinstance(correction, bool) or not isinstance(correction, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: correction must be a number, got {correction!r}")
     if x.dtype.kind != "f":
-        raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
+        raise RuntimeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype} (PyTorch's "
+                           f"RuntimeError too): use x.float().{name}(...)")
     dims = normalize_dims(dim, x.ndim, name)
     return Var.apply(x, dims, correction, flag(keepdim, "keepdim", name), take_sqrt)
 
@@ -505,8 +527,10 @@ def _softmax_axis(x, dim, name):
     return normalize_dims(dim, x.ndim, name)[0]
 
 
-def softmax(x: TensorLike, dim: Optional[int] = None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable).
+def softmax(x: TensorLike, dim: Optional[int] = None, _stacklevel: int = 3,
+            dtype: Optional[DTypeLike] = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim``, computed from the max-shifted values (stable);
+    ``dtype`` casts the input first (an integer input needs it, as in PyTorch).
 
     Without ``dim``: the last dim of a 1-D or 2-D input (what PyTorch picks); beyond 2-D
     ``dim`` is required.
@@ -515,18 +539,20 @@ def softmax(x: TensorLike, dim: Optional[int] = None) -> Tensor:
     >>> F.softmax(mp.tensor([0.0, 0.0]), 0).numpy()
     array([0.5, 0.5], dtype=float32)
     """
-    x = as_tensor(x)
+    x = _float_input("softmax", x, dtype, NotImplementedError)
     return Softmax.apply(x, _softmax_axis(x, dim, "softmax"))
 
 
-def log_softmax(x: TensorLike, dim: Optional[int] = None) -> Tensor:
-    """x - logsumexp(x) along ``dim`` (stable for large inputs); ``dim`` as for softmax.
+def log_softmax(x: TensorLike, dim: Optional[int] = None, _stacklevel: int = 3,
+                dtype: Optional[DTypeLike] = None) -> Tensor:
+    """x - logsumexp(x) along ``dim`` (stable for large inputs); ``dim`` and ``dtype`` as for
+    softmax.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.log_softmax(mp.tensor([0.0, 0.0]), 0).numpy()
     array([-0.6931472, -0.6931472], dtype=float32)
     """
-    x = as_tensor(x)
+    x = _float_input("log_softmax", x, dtype, NotImplementedError)
     return LogSoftmax.apply(x, _softmax_axis(x, dim, "log_softmax"))
 
 
@@ -537,6 +563,9 @@ def logsumexp(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     >>> F.logsumexp(mp.tensor([1000.0, 1000.0]), 0).numpy()
     array(1000.6932, dtype=float32)
     """
+    x = as_tensor(x)
+    if x.dtype.kind != "f":  # PyTorch: an integer or bool input gives the default float dtype
+        x = cast(x, get_default_dtype())
     return _reduction(LogSumExp, x, dim, keepdim, "logsumexp")
 
 
@@ -547,7 +576,7 @@ def _accumulating_dtype(x, dtype):
     if dtype is not None:
         return cast(x, np.dtype(dtype))
     if x.dtype.kind in "biu":
-        return Tensor(x.data.astype(np.int64))
+        return Tensor(x._data.astype(np.int64))
     return x
 
 
@@ -745,7 +774,7 @@ def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim:
 def _logical(name, fn, x, dim, keepdim):
     x = as_tensor(x)
     dims = normalize_dims(dim, x.ndim, name)
-    out = fn(x.data != 0, axis=dims, keepdims=bool(keepdim))  # NaN is non-zero: true
+    out = fn(x._data != 0, axis=dims, keepdims=bool(keepdim))  # NaN is non-zero: true
     return Tensor(np.asarray(out, dtype=np.uint8 if x.dtype == np.uint8 else np.bool_))
 
 

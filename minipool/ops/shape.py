@@ -179,7 +179,7 @@ def expand(x: Tensor, *sizes: Union[int, Sequence[int]]) -> Tensor:
 def plain_index(idx):
     """Tensors inside an index become arrays."""
     if isinstance(idx, Tensor):
-        return idx.data
+        return idx._data
     if isinstance(idx, tuple):
         return tuple(plain_index(i) for i in idx)
     return idx
@@ -203,7 +203,7 @@ def getitem(x, idx):
     x = as_tensor(x)
     idx = plain_index(idx)
     try:
-        x.data[idx]
+        x._data[idx]
     except IndexError as e:
         raise IndexError(f"index {idx!r} is invalid for a tensor of shape {x.shape}: {e}") from None
     return GetItem.apply(x, idx)

@@ -19,9 +19,9 @@ def _decay(p, g, lr, weight_decay, decoupled):
     in place by ``1 - lr * wd`` and ``g`` is unchanged)."""
     if weight_decay != 0:
         if decoupled:
-            p.data *= 1 - lr * weight_decay
+            p._data *= 1 - lr * weight_decay
         else:
-            g = g + weight_decay * p.data
+            g = g + weight_decay * p._data
     return g
 
 
@@ -85,10 +85,10 @@ class Adam(Optimizer):
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
+                    state["exp_avg"] = np.zeros_like(p._data)
+                    state["exp_avg_sq"] = np.zeros_like(p._data)
                     if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                        state["max_exp_avg_sq"] = np.zeros_like(p._data)
                 state["step"] += 1
                 step = state["step"]
                 g = _decay(p, g, lr, weight_decay, self.decoupled_weight_decay)
@@ -104,7 +104,7 @@ class Adam(Optimizer):
                 denom += eps
                 update = -step_size * exp_avg
                 update /= denom
-                p.data += update
+                p._data += update
         return loss
 
 

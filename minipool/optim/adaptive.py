@@ -73,16 +73,16 @@ class Adagrad(_Adaptive):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
+        state["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
 
     def update(self, p, g, state, group):
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p._data
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         state["sum"] += g * g
         std = np.sqrt(state["sum"])
         std += group["eps"]
-        p.data += -clr * (g / std)
+        p._data += -clr * (g / std)
 
 
 class Adadelta(_Adaptive):
@@ -107,13 +107,13 @@ class Adadelta(_Adaptive):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["square_avg"] = np.zeros_like(p.data)
-        state["acc_delta"] = np.zeros_like(p.data)
+        state["square_avg"] = np.zeros_like(p._data)
+        state["acc_delta"] = np.zeros_like(p._data)
 
     def update(self, p, g, state, group):
         rho, eps = group["rho"], group["eps"]
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p._data
         square_avg, acc_delta = state["square_avg"], state["acc_delta"]
         square_avg *= rho
         square_avg += (1 - rho) * g * g
@@ -123,7 +123,7 @@ class Adadelta(_Adaptive):
         delta *= g
         acc_delta *= rho
         acc_delta += (1 - rho) * delta * delta
-        p.data += -group["lr"] * delta
+        p._data += -group["lr"] * delta
 
 
 class Adamax(_Adaptive):
@@ -148,13 +148,13 @@ class Adamax(_Adaptive):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p.data)
-        state["exp_inf"] = np.zeros_like(p.data)
+        state["exp_avg"] = np.zeros_like(p._data)
+        state["exp_inf"] = np.zeros_like(p._data)
 
     def update(self, p, g, state, group):
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
+            g = g + group["weight_decay"] * p._data
         _lerp_(state["exp_avg"], g, 1 - beta1)
         exp_inf = state["exp_inf"]
         exp_inf *= beta2
@@ -162,7 +162,7 @@ class Adamax(_Adaptive):
         bound += group["eps"]
         np.maximum(exp_inf, bound, out=exp_inf)
         clr = group["lr"] / (1 - beta1 ** state["step"])
-        p.data += -clr * (state["exp_avg"] / exp_inf)
+        p._data += -clr * (state["exp_avg"] / exp_inf)
 
 
 class NAdam(_Adaptive):
@@ -187,8 +187,8 @@ class NAdam(_Adaptive):
     def init_state(self, p, state, group):
         state["step"] = 0
         state["mu_product"] = 1.0
-        state["exp_avg"] = np.zeros_like(p.data)
-        state["exp_avg_sq"] = np.zeros_like(p.data)
+        state["exp_avg"] = np.zeros_like(p._data)
+        state["exp_avg_sq"] = np.zeros_like(p._data)
 
     def update(self, p, g, state, group):
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
@@ -201,8 +201,8 @@ class NAdam(_Adaptive):
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step))
         denom += group["eps"]
-        p.data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
-        p.data += ((-lr * mu_next) / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+        p._data += (-lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
+        p._data += ((-lr * mu_next) / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
 
 
 class RAdam(_Adaptive):
@@ -224,8 +224,8 @@ class RAdam(_Adaptive):
 
     def init_state(self, p, state, group):
         state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p.data)
-        state["exp_avg_sq"] = np.zeros_like(p.data)
+        state["exp_avg"] = np.zeros_like(p._data)
+        state["exp_avg_sq"] = np.zeros_like(p._data)
 
     def update(self, p, g, state, group):
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
@@ -239,9 +239,9 @@ class RAdam(_Adaptive):
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
             root = np.sqrt(exp_avg_sq)
             root += group["eps"]
-            p.data -= corrected * lr * (bias_correction2 ** 0.5 / root) * rect
+            p._data -= corrected * lr * (bias_correction2 ** 0.5 / root) * rect
         else:
-            p.data -= corrected * lr
+            p._data -= corrected * lr
 
 
 class ASGD(_Adaptive):
@@ -265,20 +265,20 @@ class ASGD(_Adaptive):
         state["step"] = 0
         state["eta"] = float(get_default_dtype().type(group["lr"]))
         state["mu"] = 1.0
-        state["ax"] = np.zeros_like(p.data)
+        state["ax"] = np.zeros_like(p._data)
 
     def update(self, p, g, state, group):
         scalar = get_default_dtype().type
         lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
         if group["weight_decay"] != 0:
-            g = g + group["weight_decay"] * p.data
-        p.data *= 1 - lambd * eta
-        p.data += -eta * g
+            g = g + group["weight_decay"] * p._data
+        p._data *= 1 - lambd * eta
+        p._data += -eta * g
         ax = state["ax"]
         if state["mu"] != 1:
-            ax += (p.data - ax) * state["mu"]
+            ax += (p._data - ax) * state["mu"]
         else:
-            ax[...] = p.data
+            ax[...] = p._data
         step = state["step"]
         state["eta"] = float(scalar(lr / ((1 + lambd * lr * step) ** group["alpha"])))
         state["mu"] = float(scalar(1 / max(1, step - group["t0"])))

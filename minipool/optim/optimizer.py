@@ -1,6 +1,6 @@
 """The Optimizer base class: parameter groups, zero_grad, state_dict / load_state_dict.
 
-Subclasses implement ``step()``; every update is in place on ``p.data`` with
+Subclasses implement ``step()``; every update is in place on the parameter's array with
 vectorised NumPy (no graph is recorded, no new parameter arrays are made).
 """
 import copy
@@ -8,9 +8,13 @@ import numbers
 
 import numpy as np
 
-from minipool.tensor import FLOAT_DTYPES, Tensor, enable_grad
+from minipool.tensor import FLOAT_DTYPES, Tensor, enable_grad, get_default_dtype
 
 __all__ = ["Optimizer", "check_number"]
+
+# State entries kept as Python numbers while stepping; state_dict() gives them as 0-d tensors of
+# the default dtype, as PyTorch does (the values are exact there: they are rounded to it already).
+_SCALAR_STATE = {"step": int, "mu_product": float, "eta": float, "mu": float}
 
 
 def check_number(where, name, value, low=None, high=None, low_open=False, high_open=False):
@@ -21,6 +25,16 @@ def check_number(where, name, value, low=None, high=None, low_open=False, high_o
         raise ValueError(f"{where}: {name} must be {'>' if low_open else '>='} {low}, got {value!r}")
     if high is not None and (value >= high if high_open else value > high):
         raise ValueError(f"{where}: {name} must be {'<' if high_open else '<='} {high}, got {value!r}")
+    return value
+
+
+def _saved_state_value(key, value):
+    """A state entry as ``state_dict()`` gives it: a Tensor copy of a buffer, a 0-d Tensor of a
+    counter (PyTorch's types), anything else as it is."""
+    if isinstance(value, np.ndarray):
+        return Tensor(value.copy())
+    if key in _SCALAR_STATE and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return Tensor(np.asarray(value, dtype=get_default_dtype()))
     return value
 
 
@@ -90,7 +104,7 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 elif p.grad is not None:
-                    p.grad.data[...] = 0
+                    p.grad._data[...] = 0
 
     def step(self, closure=None):
         raise NotImplementedError(f"{type(self).__name__} must define step()")
@@ -107,7 +121,7 @@ class Optimizer:
         """The gradient array of ``p`` (negated when maximising), or None when it has none."""
         if p.grad is None:
             return None
-        g = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
+        g = p.grad._data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
         if g.shape != p.shape:
             raise ValueError(f"gradient of shape {g.shape} for a parameter of shape {p.shape}")
         return -g if maximize else g
@@ -116,8 +130,9 @@ class Optimizer:
     def state_dict(self):
         """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}.
 
-        Parameters are numbered across groups in order, as in PyTorch; arrays
-        are copies, so later steps do not change a saved dict.
+        Parameters are numbered across groups in order, as in PyTorch; the state's buffers and
+        counters are Tensors (``"step"`` a 0-d one, as PyTorch's) holding copies, so later steps
+        do not change a saved dict.
         """
         index = {}
         groups = []
@@ -132,8 +147,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-                                           for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {k: _saved_state_value(k, v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
@@ -159,7 +173,10 @@ class Optimizer:
             entry = {}
             for k, v in values.items():
                 if isinstance(v, (np.ndarray, Tensor)):
-                    v = np.asarray(v.data if isinstance(v, Tensor) else v)
+                    v = np.asarray(v._data if isinstance(v, Tensor) else v)
+                    if v.ndim == 0 and (k in _SCALAR_STATE or p.ndim > 0):  # a 0-d counter
+                        entry[k] = _SCALAR_STATE.get(k, float)(v.item())
+                        continue
                     if v.shape != p.shape:
                         raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {key} has "
                                          f"shape {v.shape}, the parameter has shape {p.shape}")

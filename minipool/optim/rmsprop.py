@@ -53,14 +53,14 @@ class RMSprop(Optimizer):
                 state = self.state.setdefault(p, {})
                 if not state:
                     state["step"] = 0
-                    state["square_avg"] = np.zeros_like(p.data)
+                    state["square_avg"] = np.zeros_like(p._data)
                     if momentum > 0:
-                        state["momentum_buffer"] = np.zeros_like(p.data)
+                        state["momentum_buffer"] = np.zeros_like(p._data)
                     if centered:
-                        state["grad_avg"] = np.zeros_like(p.data)
+                        state["grad_avg"] = np.zeros_like(p._data)
                 state["step"] += 1
                 if weight_decay != 0:
-                    g = g + weight_decay * p.data
+                    g = g + weight_decay * p._data
                 square_avg = state["square_avg"]
                 square_avg *= alpha
                 square_avg += (1 - alpha) * g * g
@@ -75,7 +75,7 @@ class RMSprop(Optimizer):
                     buf = state["momentum_buffer"]
                     buf *= momentum
                     buf += g / avg
-                    p.data -= lr * buf
+                    p._data -= lr * buf
                 else:
-                    p.data -= lr * (g / avg)
+                    p._data -= lr * (g / avg)
         return loss

@@ -49,7 +49,7 @@ class SGD(Optimizer):
                 if g is None:
                     continue
                 if weight_decay != 0:
-                    g = g + weight_decay * p.data
+                    g = g + weight_decay * p._data
                 if momentum != 0:
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
@@ -62,5 +62,5 @@ class SGD(Optimizer):
                         else:
                             buf += (1 - dampening) * g
                     g = g + momentum * buf if nesterov else buf
-                p.data -= lr * g
+                p._data -= lr * g
         return loss

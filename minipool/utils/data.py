@@ -10,6 +10,9 @@ works as it does in PyTorch.  They live in :mod:`minipool.data`.
 from minipool.data.generic import (ConcatDataset, Dataset, Subset, TensorDataset,  # noqa: F401
                                    default_collate, random_split)
 from minipool.data.loader import DataLoader  # noqa: F401
+from minipool.data.sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler,  # noqa: F401
+                                   SubsetRandomSampler, WeightedRandomSampler)
 
 __all__ = ["DataLoader", "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split",
-           "default_collate"]
+           "default_collate", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
+           "WeightedRandomSampler", "BatchSampler"]

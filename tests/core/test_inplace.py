@@ -345,11 +345,11 @@ def test_random_inplace_chains_match_torch_values_and_gradients(shape, seed, ops
         np.testing.assert_allclose(om.grad.numpy(), ot.grad.numpy(), rtol=1e-10, atol=1e-12, equal_nan=True)
 
 
-def test_data_is_the_numpy_array_and_changes_through_it_are_not_versioned_like_torch():
-    # minipool's .data is the NumPy array itself (shared, not copied); as with torch's
-    # .data, writing through it bypasses the version counter and the leaf rule
+def test_data_shares_memory_and_changes_through_it_are_not_versioned_like_torch():
+    # .data is a Tensor sharing the memory, outside the graph, with its own version counter:
+    # writing through it bypasses the saved-value check and the leaf rule, as in torch
     p, tp = mp.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
-    assert isinstance(p.data, np.ndarray) and p.data is p.numpy()
+    assert isinstance(p.data, mp.Tensor) and p.data.numpy() is p.numpy()
     ym, yt = p * p, tp * tp
     p.data -= 1.0
     tp.data -= 1.0

@@ -18,10 +18,10 @@ nn = mp.nn
 def test_from_numpy_shares_memory_both_ways(dtype):
     a = np.zeros((2, 3), dtype=dtype)
     t = mp.from_numpy(a)
-    assert t.dtype == a.dtype and t.shape == (2, 3) and np.shares_memory(t.data, a)
+    assert t.dtype == a.dtype and t.shape == (2, 3) and np.shares_memory(t.numpy(), a)
     a[1, 2] = 1
     assert t.numpy()[1, 2] == 1
-    t.data[0, 0] = 1
+    t.numpy()[0, 0] = 1
     assert a[0, 0] == 1
 
 
@@ -145,7 +145,7 @@ def _as_f32(model):
     for p in model.parameters():
         p.data = p.data.astype(np.float32)
     for name, b in model.named_buffers():
-        if b is not None and b.data.dtype == np.float64:
+        if b is not None and b.numpy().dtype == np.float64:
             b.data = b.data.astype(np.float32)
     return model
 
@@ -214,7 +214,7 @@ def test_round_trips_and_independent_copies():
     with torch.no_grad():
         theirs.conv1.weight.fill_(0)
     assert np.abs(ours.conv1.weight.numpy()).sum() > 0 and np.abs(again.conv1.weight.numpy()).sum() > 0
-    ours.fc.weight.data[...] = 0
+    ours.fc.weight.numpy()[...] = 0
     assert np.abs(again.fc.weight.numpy()).sum() > 0
 
 

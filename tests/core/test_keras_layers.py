@@ -137,8 +137,8 @@ def test_conv2d_forward_backward_match_torch(dtype, tol, strides, padding, kerne
     y.backward(g)
     # torch: NCHW, TensorFlow's SAME padding made explicit
     xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.weight.data, requires_grad=True)
-    bt = torch.tensor(layer.bias.data, requires_grad=True)
+    wt = torch.tensor(layer.weight.numpy(), requires_grad=True)
+    bt = torch.tensor(layer.bias.numpy(), requires_grad=True)
     pads = (0, 0, 0, 0)
     if padding == "same":
         (top, bottom), (left, right) = tf_same_pads(7, kernel, strides, 1), tf_same_pads(8, kernel, strides, 1)
@@ -165,7 +165,7 @@ def test_conv2d_gradcheck_asymmetric_same(data_format):
         layer.weight, layer.bias = w, b
         return layer(x)
 
-    assert mp.gradcheck(run, [x, mp.tensor(w.data, requires_grad=True), mp.tensor(b.data, requires_grad=True)])
+    assert mp.gradcheck(run, [x, mp.tensor(w.numpy(), requires_grad=True), mp.tensor(b.numpy(), requires_grad=True)])
 
 
 def test_conv2d_channels_first_equals_channels_last():
@@ -223,7 +223,7 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d(n, k, s, padding, C, Fo, use_
     y = arr(rng, cx.shape)
     ty = tconv(mp.tensor(y))
     assert ty.shape == x_shape
-    tconv.weight.data = conv.weight.data.copy()  # (Fo, C, k, k): conv's (out, in) is tconv's (in, out)
+    tconv.weight.data = conv.weight.data.clone()  # (Fo, C, k, k): conv's (out, in) is tconv's (in, out)
     ty = tconv(mp.tensor(y)).numpy()
     np.testing.assert_allclose(np.sum(cx.numpy() * y), np.sum(x * ty), rtol=1e-10, atol=1e-10)
 
@@ -240,13 +240,13 @@ def test_conv2d_transpose_matches_torch(padding, output_padding, k, s, dtype, to
     x = arr(rng, (2, 4, 5, 2), dtype)
     xm = mp.tensor(x, requires_grad=True)
     layer(xm)
-    layer.bias.data = arr(rng, 3, dtype)
+    layer.bias.data = mp.tensor(arr(rng, 3, dtype))
     y = layer(xm)
     g = arr(rng, y.shape, dtype)
     y.backward(g)
     xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.weight.data, requires_grad=True)
-    bt = torch.tensor(layer.bias.data, requires_grad=True)
+    wt = torch.tensor(layer.weight.numpy(), requires_grad=True)
+    bt = torch.tensor(layer.bias.numpy(), requires_grad=True)
     full = TF.conv_transpose2d(xt.permute(0, 3, 1, 2), wt, None, s)  # (N, 3, (n-1)s+k, ...)
     target = layer.output_sides((4, 5))
     begin = [0 if padding == "valid" else tf_same_pads(L, k, s, 1)[0] for L in target]
@@ -277,7 +277,7 @@ def test_conv2d_transpose_gradcheck():
     layer = nn.Conv2DTranspose(2, 3, strides=2, padding="same", dtype=np.float64)  # the cropping path
     x = mp.tensor(arr(rng, (1, 3, 2, 2)), requires_grad=True)
     layer(x)
-    w = mp.tensor(layer.weight.data, requires_grad=True)
+    w = mp.tensor(layer.weight.numpy(), requires_grad=True)
     b = mp.tensor(arr(rng, 2), requires_grad=True)
 
     def run(x, w, b):

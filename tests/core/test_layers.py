@@ -219,9 +219,9 @@ def test_init_distributions():
 
 def test_init_is_in_place_reproducible_and_validated():
     w = nn.Parameter(np.zeros((4, 3), np.float32))
-    buffer = w.data
+    buffer = w.numpy()
     assert init.uniform_(w, generator=rng(19)) is w
-    assert w.data is buffer and w.dtype == np.float32
+    assert w.numpy() is buffer and w.dtype == np.float32
     first = w.numpy().copy()
     init.uniform_(w, generator=rng(19))
     np.testing.assert_array_equal(w.numpy(), first)

@@ -23,7 +23,7 @@ def test_user_arrays_never_use_the_cache():
     y.sum().backward()
     assert get_handler_name() == "default_allocator"          # outside minipool: NumPy's own
     assert get_handler_name(np.empty(1 << 20)) == "default_allocator"
-    owner = y.data
+    owner = y.numpy()
     while isinstance(owner.base, np.ndarray):  # a view: the array that owns the memory
         owner = owner.base
     assert get_handler_name(owner) == "minipool_memory_cache"   # made inside an op

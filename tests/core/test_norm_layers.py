@@ -299,7 +299,7 @@ def test_nan_and_inf_flow_as_torch():
 # ----------------------------------------------------------------------------- layers vs torch
 def copy_params(ours, theirs):
     for name, value in theirs.state_dict().items():
-        getattr(ours, name).data[...] = value.numpy()
+        getattr(ours, name).numpy()[...] = value.numpy()
 
 
 @pytest.mark.parametrize("make", [

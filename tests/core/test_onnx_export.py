@@ -105,7 +105,7 @@ def test_tiny_unet_if_registered():
 def test_trained_weights_not_initial_ones():
     """Weights are read at export time: a changed parameter changes the exported model."""
     net = LeNet5(seed=0)
-    net.fc3.bias.data[...] = np.arange(10, dtype=np.float32)
+    net.fc3.bias.numpy()[...] = np.arange(10, dtype=np.float32)
     roundtrip(net, (1, 32, 32))
 
 
@@ -227,10 +227,10 @@ def test_softmax_logsoftmax_and_reductions():
 
 def test_batchnorm_dropout_eval():
     bn = nn.BatchNorm2d(3)
-    bn.running_mean.data[...] = [0.5, -1.0, 2.0]
-    bn.running_var.data[...] = [2.0, 0.5, 1.5]
-    bn.weight.data[...] = [1.5, 0.5, -1.0]
-    bn.bias.data[...] = [0.1, 0.2, 0.3]
+    bn.running_mean.numpy()[...] = [0.5, -1.0, 2.0]
+    bn.running_var.numpy()[...] = [2.0, 0.5, 1.5]
+    bn.weight.numpy()[...] = [1.5, 0.5, -1.0]
+    bn.bias.numpy()[...] = [0.1, 0.2, 0.3]
     net = nn.Sequential(bn, nn.Dropout(0.5), nn.Dropout2d(0.3), nn.Flatten(), nn.Linear(48, 4),
                         nn.BatchNorm1d(4))
     net.train()
@@ -633,7 +633,7 @@ def test_bad_arguments():
 def _checkpoint(tmp_path, model, name, config):
     from minipool import checkpoint
     path = tmp_path / "best.npz"
-    state = {k: np.asarray(v.data if hasattr(v, "data") else v) for k, v in model.state_dict().items()}
+    state = {k: np.asarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in model.state_dict().items()}
     checkpoint.save_checkpoint(str(path), {"model": {"name": name, "config": config}}, {"model": state})
     return path
 
@@ -781,7 +781,7 @@ def _randomise_affine(model, seed=0):
     r = np.random.default_rng(seed)
     for name, p in model.named_parameters():
         if name.endswith(("weight", "bias")) and p.ndim == 1:
-            p.data[...] = r.uniform(0.5, 1.5, p.shape).astype(p.dtype)
+            p.numpy()[...] = r.uniform(0.5, 1.5, p.shape).astype(p.dtype)
     return model
 
 

@@ -149,11 +149,11 @@ def test_schedules_by_hand():
 
 def test_updates_are_in_place_and_record_no_graph():
     w = Parameter(np.ones((3, 3), np.float32))
-    buffer = w.data
+    buffer = w.numpy()
     opt = optim.Adam([w], lr=0.1)
     (w * w).sum().backward()
     opt.step()
-    assert w.data is buffer and w.dtype == np.float32 and w.is_leaf
+    assert w.numpy() is buffer and w.dtype == np.float32 and w.is_leaf
     assert not np.array_equal(buffer, 1)
     opt.zero_grad()
     assert w.grad is None

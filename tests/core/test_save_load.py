@@ -91,7 +91,7 @@ def test_a_file_written_by_hand_loads_as_name_to_tensor(tmp_path, code):
     assert list(out) == ["b", "a"] and all(isinstance(v, mp.Tensor) for v in out.values())
     np.testing.assert_array_equal(out["a"].numpy(), a)
     np.testing.assert_array_equal(out["b"].numpy(), b)
-    assert out["a"].data.flags.writeable
+    assert out["a"].numpy().flags.writeable
 
 
 def test_non_contiguous_big_endian_and_nonfinite_arrays(tmp_path):

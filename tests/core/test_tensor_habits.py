@@ -433,7 +433,7 @@ def test_var_std_bad_input():
         x.var(0, unbiased=True, correction=1)
     with pytest.raises(TypeError, match="correction must be a number"):
         x.var(0, correction="1")
-    with pytest.raises(TypeError, match="floating-point"):
+    with pytest.raises(RuntimeError, match="floating-point"):  # torch: RuntimeError too
         mp.tensor([1, 2]).std()
     with pytest.raises(ValueError, match="out of range"):
         x.var(3)

@@ -82,7 +82,7 @@ def describe(value):
     if isinstance(value, np.ndarray):
         return f"array{value.shape}:{value.dtype}:strides{value.strides}"
     if isinstance(value, mp.Tensor):
-        return f"tensor{value.shape}:{value.dtype}:strides{value.data.strides}"
+        return f"tensor{value.shape}:{value.dtype}:strides{value.numpy().strides}"
     text = repr(value)
     return text if len(text) < 60 else text[:57] + "..."
 

@@ -117,7 +117,7 @@ def cifar_step(dtype, seed=0):
     if dtype == np.float64:
         model.double()
     for p in model.parameters():
-        p.data[...] = (rng.standard_normal(p.shape) * 0.1).astype(dtype)
+        p.numpy()[...] = (rng.standard_normal(p.shape) * 0.1).astype(dtype)
     x = mp.tensor(rng.standard_normal((64, 3, 32, 32)).astype(dtype))
     out = model(x)
     (out * out).sum().backward()

@@ -39,7 +39,7 @@ def same_content(a, b):
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(same_content, a, b))
     if isinstance(a, Tensor):
-        return type(b) is type(a) and same_content(a.data, b.data)
+        return type(b) is type(a) and same_content(a.numpy(), b.numpy())
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
     return type(a) is type(b) and a == b

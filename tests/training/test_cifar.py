@@ -186,7 +186,7 @@ def test_dataset_api_batches_subset_mean_std(tmp_path):
     np.testing.assert_allclose(mean, pixels.mean(axis=(0, 2, 3)), rtol=1e-12)
     np.testing.assert_allclose(std, pixels.std(axis=(0, 2, 3)), rtol=1e-12)
     loader = DataLoader(ds, batch_size=10, shuffle=True, seed=2)
-    seen = np.concatenate([yb.data for _, yb in loader])
+    seen = np.concatenate([yb.numpy() for _, yb in loader])
     assert sorted(seen.tolist()) == sorted(labels.tolist())
     xb, _ = next(iter(loader))
     assert xb.shape == (10, 3, 32, 32)

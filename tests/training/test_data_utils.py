@@ -132,8 +132,8 @@ def test_transform_needs_image_label_pairs():
 @pytest.mark.parametrize("kwargs, text", [
     (dict(num_workers=2), "num_workers=2 is not supported"),
     (dict(num_workers=-1), "num_workers must be an int >= 0"),
-    (dict(sampler=[0, 1]), "sampler= is not supported"),
-    (dict(batch_sampler=[[0]]), "batch_sampler= is not supported"),
+    (dict(sampler=[0, 1], shuffle=True), "sampler option is mutually exclusive with shuffle"),
+    (dict(batch_sampler=[[0]]), "batch_sampler option is mutually exclusive with batch_size"),
     (dict(persistent_workers=True), "persistent_workers is an option of worker processes"),
     (dict(prefetch_factor=2), "prefetch_factor is an option of worker processes"),
     (dict(worker_init_fn=print), "worker_init_fn is an option of worker processes"),

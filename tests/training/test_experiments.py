@@ -151,7 +151,7 @@ def test_tiny_unet_registered_shapes_and_parameter_counts():
         assert net(x).shape == (2, 1, 28, 28)
         assert net.trainable_parameter_count() == shared + extra
         again = TinyUNet(name, channels=c, seed=0)
-        assert all((a.data == b.data).all() for a, b in zip(net.parameters(), again.parameters()))
+        assert all((a.numpy() == b.numpy()).all() for a, b in zip(net.parameters(), again.parameters()))
     for name in ("nearest", "bilinear", "bicubic"):
         assert TinyUNet(name).trainable_parameter_count() == 0
 

@@ -88,7 +88,7 @@ def test_lenet5_to_torch_is_the_textbook_network_with_our_weights():
     with torch.no_grad():
         theirs.conv1.weight.add_(1.0)
     assert not np.array_equal(ours.conv1.weight.numpy(), theirs.conv1.weight.detach().numpy())
-    ours.fc3.bias.data[...] = 5.0
+    ours.fc3.bias.numpy()[...] = 5.0
     assert not np.any(theirs.fc3.bias.detach().numpy() == 5.0)
 
 
@@ -200,7 +200,7 @@ def effective_parameter_count(model):
         if name == "c3.weight":
             total += int(np.count_nonzero(model.c3.connections.numpy() * np.ones(p.shape)))
         else:
-            total += p.data.size
+            total += p.numpy().size
     return total
 
 
@@ -216,7 +216,7 @@ def test_classic_layer_sizes_and_trainable_parameters_match_the_paper():
         if layer == "c3":  # only the connected kernels are trainable
             n = int(np.broadcast_to(net.c3.connections.numpy(), net.c3.weight.shape).sum()) + 16
         else:
-            n = sum(p.data.size for p in sub.parameters())
+            n = sum(p.numpy().size for p in sub.parameters())
         assert n == count, layer
     assert effective_parameter_count(net) == sum(per_layer.values()) == 60000  # the paper's total
     assert net.trainable_parameter_count() == 60000

@@ -59,7 +59,7 @@ def test_same_keys_and_training_steps_as_torch():
     twin.load_state_dict({k: torch.tensor(v.numpy()) for k, v in net.state_dict().items()})
     for p in net.parameters():
         p.data = p.data.astype(np.float64)
-    for b in (b for _, b in net.named_buffers() if b.data.dtype == np.float32):
+    for b in (b for _, b in net.named_buffers() if b.numpy().dtype == np.float32):
         b.data = b.data.astype(np.float64)
     opt = mp.optim.SGD(list(net.parameters()), lr=0.1, momentum=0.9)
     topt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)

@@ -267,7 +267,7 @@ def test_weights_broken_by_the_last_step_are_not_checkpointed(tmp_path, monkeypa
             step()
             calls["n"] += 1
             if calls["n"] == 16:  # the last step of the second epoch (8 batches per epoch)
-                params[0].data[...] = np.nan
+                params[0].numpy()[...] = np.nan
         opt.step = poisoned_step
         return opt
 

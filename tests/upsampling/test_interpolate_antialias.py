@@ -287,7 +287,7 @@ def _run_both(x, kw):
             t = mp.tensor(x, requires_grad=True)
             y = F.interpolate(t, antialias=True, **kw)
             (y * mp.tensor(np.linspace(-2, 3, y.numel()).reshape(y.shape).astype(x.dtype))).sum().backward()
-            results.append((y.data.copy(), t.grad.data.copy()))
+            results.append((y.numpy().copy(), t.grad.numpy().copy()))
     finally:
         kernels.use_cpu_fma(True)
     return results

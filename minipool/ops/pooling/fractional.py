@@ -127,7 +127,7 @@ def _samples(op, samples, rank, n_batch, channels, dtype, generator, in_shape):
         return rng.random(shape, dtype=dtype)
     if generator is not None:
         raise ValueError(f"{op}: give _random_samples or generator, not both")
-    u = samples.data if isinstance(samples, Tensor) else samples
+    u = samples.numpy() if isinstance(samples, Tensor) else samples
     if not isinstance(u, np.ndarray):
         raise TypeError(f"{op}: _random_samples must be a tensor or array of shape {shape}, "
                         f"got {type(samples).__name__}")

@@ -64,8 +64,8 @@ def stochastic_pool2d(input: TensorLike, kernel_size: IntOrTuple,
     x = as_tensor(input)
     check_dtype(op, x.dtype, FLOAT_DTYPES)
     plan = window_plan(op, x.shape, 2, kernel_size, stride, 0, 1, False, data_format, "one")
-    if x.data.size:
-        lowest = np.min(x.data)
+    if x.numpy().size:
+        lowest = np.min(x.numpy())
         if not lowest >= 0:
             raise ValueError(f"{op}: input must be non-negative (e.g. after ReLU), since "
                              f"p_i = a_i / sum(a) must be a probability; found {lowest}")

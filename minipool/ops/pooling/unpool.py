@@ -53,7 +53,7 @@ def _unpool(op, rank, input, indices, kernel_size, stride, padding, output_size)
     x = as_tensor(input)
     check_dtype(op, x.dtype, MAX_DTYPES)
     layout = layout_of(op, x.shape, rank, zero_size="planes")  # PyTorch's rule
-    idx = indices.data if isinstance(indices, Tensor) else np.asarray(indices)
+    idx = indices.numpy() if isinstance(indices, Tensor) else np.asarray(indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: indices must be an integer array (as max_pool returns), "
                         f"got dtype {idx.dtype}")
