@@ -9,7 +9,8 @@ from minipool.nn.module import Module
 from minipool.tensor import Tensor
 
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "L1Loss",
-           "SmoothL1Loss", "HuberLoss", "KLDivLoss"]
+           "SmoothL1Loss", "HuberLoss", "KLDivLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
+           "CosineEmbeddingLoss", "TripletMarginLoss", "MultiMarginLoss"]
 
 
 # The loss layers hold their arguments; the functional losses check them at every call
@@ -161,3 +162,101 @@ class KLDivLoss(Module):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
+class _MarginLoss(_ReducedLoss):
+    def __init__(self, margin: float, size_average: None, reduce: None, reduction: str) -> None:
+        super().__init__(reduction)
+        if size_average is not None or reduce is not None:
+            raise ValueError(f"{type(self).__name__}: size_average and reduce are PyTorch's "
+                             "deprecated arguments; use reduction='mean', 'sum' or 'none'")
+        self.margin = margin
+
+
+class MarginRankingLoss(_MarginLoss):
+    """``F.margin_ranking_loss(input1, input2, target, margin)`` as a layer.
+
+    >>> import minipool as mp
+    >>> mp.nn.MarginRankingLoss(0.5)(mp.tensor([1.0]), mp.tensor([1.0]), mp.tensor([1.0])).item()
+    0.5
+    """
+
+    def __init__(self, margin: float = 0.0, size_average: None = None, reduce: None = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return F.margin_ranking_loss(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class HingeEmbeddingLoss(_MarginLoss):
+    """``F.hinge_embedding_loss(input, target, margin)`` as a layer.
+
+    >>> import minipool as mp
+    >>> mp.nn.HingeEmbeddingLoss()(mp.tensor([0.25]), mp.tensor([-1.0])).item()
+    0.75
+    """
+
+    def __init__(self, margin: float = 1.0, size_average: None = None, reduce: None = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.hinge_embedding_loss(input, target, self.margin, reduction=self.reduction)
+
+
+class CosineEmbeddingLoss(_MarginLoss):
+    """``F.cosine_embedding_loss(input1, input2, target, margin)`` as a layer.
+
+    >>> import minipool as mp
+    >>> mp.nn.CosineEmbeddingLoss()(mp.tensor([[1.0, 0.0]]), mp.tensor([[2.0, 0.0]]), mp.tensor([1.0])).item()
+    0.0
+    """
+
+    def __init__(self, margin: float = 0.0, size_average: None = None, reduce: None = None,
+                 reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+
+    def forward(self, input1: Tensor, input2: Tensor, target: Tensor) -> Tensor:
+        return F.cosine_embedding_loss(input1, input2, target, self.margin, reduction=self.reduction)
+
+
+class TripletMarginLoss(_MarginLoss):
+    """``F.triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap)`` as a layer.
+
+    >>> import minipool as mp
+    >>> x = mp.tensor([[0.0, 0.0]])
+    >>> mp.nn.TripletMarginLoss(margin=1.0, eps=0.0)(x, x, x).item()
+    1.0
+    """
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 size_average: None = None, reduce: None = None, reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+        self.p, self.eps, self.swap = p, eps, swap
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps,
+                                     self.swap, reduction=self.reduction)
+
+
+class MultiMarginLoss(_MarginLoss):
+    """``F.multi_margin_loss(input, target, p, margin, weight)`` as a layer (``weight`` a buffer).
+
+    >>> import minipool as mp
+    >>> mp.nn.MultiMarginLoss()(mp.tensor([[0.0, 2.0]]), mp.tensor([1])).item()
+    0.0
+    """
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Optional[TensorLike] = None,
+                 size_average: None = None, reduce: None = None, reduction: str = "mean") -> None:
+        super().__init__(margin, size_average, reduce, reduction)
+        self.p = p
+        if weight is None:
+            self.weight = None
+        else:
+            self.register_buffer("weight", weight if isinstance(weight, Tensor) else np.asarray(weight))
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.multi_margin_loss(input, target, self.p, self.margin, self.weight,
+                                   reduction=self.reduction)

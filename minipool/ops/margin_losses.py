@@ -45,6 +45,8 @@ def _real(op, name, value):
 def _reduce(loss, reduction):
     if reduction == "none":
         return loss
+    if reduction == "mean" and loss.numel() == 0:  # NaN, as PyTorch, without NumPy's warning
+        return reduce_sum(loss) * math.nan
     return reduce_sum(loss) if reduction == "sum" else reduce_mean(loss)
 
 
@@ -245,6 +247,9 @@ def multi_margin_loss(input: TensorLike, target: TensorLike, p: int = 1, margin:
             raise TypeError(f"{op}: weight dtype {w.dtype} must equal the input's {x.dtype}")
         if w.shape != (c,):
             raise RuntimeError(f"{op}: weight must have shape ({c},) (one per class), got {w.shape}")
+        if w.requires_grad:  # PyTorch refuses it too, when called
+            raise RuntimeError(f"{op}: is not differentiable with respect to weight; pass "
+                               "weight.detach() (it must not require grad)")
         terms = terms * unsqueeze(w[Tensor(labels)], 1)
     loss = reduce_sum(terms, 1) / c
     if x.ndim == 1:
