@@ -23,6 +23,7 @@ from minipool.nn.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d,
 from minipool.nn.embedding import Embedding  # noqa: F401
 from minipool.nn.activation import Unflatten  # noqa: F401
 from minipool.nn.activation_learned import PReLU, RReLU  # noqa: F401
+from minipool.nn.fold import Fold, Unfold  # noqa: F401
 from minipool.nn.loss import (CosineEmbeddingLoss, HingeEmbeddingLoss, MarginRankingLoss,  # noqa: F401
                               MultiMarginLoss, TripletMarginLoss)
 from minipool.nn.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d  # noqa: F401

@@ -31,6 +31,7 @@ from minipool.ops.activations_more import (celu, celu_, dropout1d, dropout3d, el
                                            softmin, softshrink, softsign, tanhshrink, threshold,
                                            threshold_)
 from minipool.ops.activations_learned import prelu, rrelu, rrelu_  # noqa: F401
+from minipool.ops.fold import fold, unfold  # noqa: F401
 from minipool.ops.margin_losses import (cosine_embedding_loss, hinge_embedding_loss,  # noqa: F401
                                         margin_ranking_loss, multi_margin_loss, triplet_margin_loss)
 
@@ -63,8 +64,6 @@ _NOT_HERE = {
     "feature_alpha_dropout": "minipool has no alpha dropout (SELU networks); F.dropout2d",
     "affine_grid": "spatial transformers are not in minipool; F.interpolate resizes",
     "grid_sample": "spatial transformers are not in minipool; F.interpolate resizes",
-    "fold": "minipool has no fold/unfold (its conv kernels do their own im2col); use F.conv2d",
-    "unfold": "minipool has no fold/unfold (its conv kernels do their own im2col); use F.conv2d",
     "bilinear": "minipool has no bilinear layer; F.linear on the concatenated inputs",
     "channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)",
     "native_channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2)"
