@@ -12,9 +12,10 @@ Traceback (most recent call last):
   ...
 ValueError: max_pool2d: data_format must be 'channels_first' or 'channels_last', got 'NHWC'
 """
+import contextlib
 import math
 import numbers
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from minipool.tensor import FLOAT_DTYPES
 
 __all__ = ["is_int", "is_real", "flag", "is_real_operand", "positive_int", "single_int", "int_tuple", "int_pair",
            "parse_data_format", "check_parameter_shape", "conv_operands", "conv_bias",
-           "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT"]
+           "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT", "named_allocation"]
 
 # A single weight larger than this (8 GiB of float32) is far beyond any model minipool is
 # for; refusing it up front beats NumPy's MemoryError that names no argument.
@@ -30,6 +31,21 @@ MAX_PARAMETER_ELEMENTS = 2 ** 31 - 1
 ARG_LIMIT = 2 ** 62  # window arguments stay clear of int64 overflow in the tables
 
 DATA_FORMATS = ("channels_first", "channels_last")
+
+
+@contextlib.contextmanager
+def named_allocation(op: str, asked: str) -> Iterator[None]:
+    """Inside: NumPy's MemoryError (or its "array is too big" ValueError) for a result too large
+    to allocate becomes a ValueError naming ``op`` and the arguments that ``asked`` for it."""
+    try:
+        yield
+    except (MemoryError, OverflowError):
+        raise ValueError(f"{op}: {asked} asks for a result larger than can be allocated") from None
+    except ValueError as e:
+        if not any(w in str(e) for w in ("too big", "maximum supported dimension",
+                                          "Maximum allowed dimension")):
+            raise
+        raise ValueError(f"{op}: {asked} asks for a result larger than can be allocated") from None
 
 
 def is_int(value: Any) -> bool:

@@ -742,6 +742,30 @@ class Tensor:
         """``self ** other``."""
         return _ops.elementwise.pow(self, other)
 
+    def __mod__(self, other: TensorLike) -> Tensor:
+        """``self % other`` (``torch.remainder``: the sign of ``other``)."""
+        return _ops.elementwise.remainder(self, other)
+
+    def __rmod__(self, other: TensorLike) -> Tensor:
+        """``other % self``."""
+        return _ops.elementwise.remainder(other, self)
+
+    def __floordiv__(self, other: TensorLike) -> Tensor:
+        """``self // other`` (``torch.floor_divide``; not differentiable)."""
+        return _ops.elementwise.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: TensorLike) -> Tensor:
+        """``other // self``."""
+        return _ops.elementwise.floor_divide(other, self)
+
+    def remainder(self, other: TensorLike) -> Tensor:
+        """``self % other``, as ``Tensor.remainder``."""
+        return _ops.elementwise.remainder(self, other)
+
+    def floor_divide(self, other: TensorLike) -> Tensor:
+        """``self // other``, as ``Tensor.floor_divide``."""
+        return _ops.elementwise.floor_divide(self, other)
+
     def __rpow__(self, other: TensorLike) -> Tensor:
         """``other ** self``."""
         return _ops.elementwise.pow(_ops.elementwise.as_tensor(other, like=self), self)

@@ -11,6 +11,7 @@ import numpy as np
 from minipool import _random
 from minipool._typing import GeneratorLike, TensorLike
 from minipool.ops.activations import _float_input, _quiet, _real
+from minipool.ops.elementwise import tensor_argument
 from minipool.tensor import Function, Tensor, is_grad_enabled
 
 __all__ = ["prelu", "rrelu", "rrelu_"]
@@ -50,7 +51,7 @@ def prelu(input: TensorLike, weight: TensorLike) -> Tensor:
     array([-0.5,  3. ], dtype=float32)
     """
     x = _float_input(input, "prelu")
-    w = _float_input(weight, "prelu")
+    w = tensor_argument("prelu", "weight", weight)
     if w.dtype != x.dtype:
         raise TypeError(f"prelu: weight dtype {w.dtype} must equal the input's dtype {x.dtype}")
     if w.ndim > 1:

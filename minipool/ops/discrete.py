@@ -10,7 +10,8 @@ import numpy as np
 
 from minipool import _random
 from minipool._typing import TensorLike
-from minipool.ops.elementwise import as_tensor
+from minipool._validate import named_allocation
+from minipool.ops.elementwise import tensor_argument
 from minipool.tensor import Tensor
 
 __all__ = ["unique", "bincount", "multinomial"]
@@ -35,7 +36,7 @@ def unique(input: TensorLike, sorted: bool = True, return_inverse: bool = False,
     ([1, 2, 3], [1, 1, 2])
     """
     op = "unique"
-    x = as_tensor(input)
+    x = tensor_argument(op, "input", input)
     _flag(sorted, "sorted", op)  # the result is sorted either way (PyTorch's CPU result is too)
     want_inverse, want_counts = _flag(return_inverse, "return_inverse", op), _flag(return_counts, "return_counts", op)
     a = x.numpy()
@@ -85,7 +86,7 @@ def bincount(input: TensorLike, weights: Optional[TensorLike] = None, minlength:
     [1, 0, 2, 0, 0, 1]
     """
     op = "bincount"
-    x = as_tensor(input)
+    x = tensor_argument(op, "input", input)
     if x.ndim != 1:
         raise RuntimeError(f"{op}: input must be 1-D, got shape {x.shape}")
     if x.dtype.kind not in "iu":  # PyTorch's NotImplementedError (a RuntimeError) for float/bool
@@ -95,14 +96,17 @@ def bincount(input: TensorLike, weights: Optional[TensorLike] = None, minlength:
     a = x.numpy().astype(np.int64)
     if a.size and a.min() < 0:
         raise RuntimeError(f"{op}: input must hold non-negative values, found {int(a.min())}")
-    if weights is None or a.size == 0:  # PyTorch: an empty input gives int64 zeros, weights or not
-        return Tensor(np.bincount(a, minlength=int(minlength)).astype(np.int64))
-    w = as_tensor(weights)
-    if w.shape != x.shape:
+    asked = f"minlength={minlength} and max(input)={int(a.max()) if a.size else None}"
+    w = None if weights is None else tensor_argument(op, "weights", weights)
+    if w is not None and w.shape != x.shape:
         raise RuntimeError(f"{op}: weights must have the input's shape {x.shape}, got {w.shape}")
+    if w is None or a.size == 0:  # PyTorch: an empty input gives int64 zeros, weights or not
+        with named_allocation(op, asked):
+            return Tensor(np.bincount(a, minlength=int(minlength)).astype(np.int64))
     # PyTorch: float32 weights give float32 sums, anything else float64
     dtype = np.float32 if w.dtype == np.float32 else np.float64
-    sums = np.zeros(builtins.max(int(minlength), int(a.max()) + 1 if a.size else 0), dtype=np.float64)
+    with named_allocation(op, asked):
+        sums = np.zeros(builtins.max(int(minlength), int(a.max()) + 1), dtype=np.float64)
     np.add.at(sums, a, w.numpy().astype(np.float64))
     return Tensor(sums.astype(dtype))
 
@@ -121,7 +125,7 @@ def multinomial(input: TensorLike, num_samples: int, replacement: bool = False, 
     [1, 1]
     """
     op = "multinomial"
-    x = as_tensor(input)
+    x = tensor_argument(op, "input", input)
     if x.dtype.kind != "f":
         raise RuntimeError(f"{op}: input must be a float tensor of weights, got dtype {x.dtype}")
     if x.ndim not in (1, 2):
@@ -143,6 +147,12 @@ def multinomial(input: TensorLike, num_samples: int, replacement: bool = False, 
                            "without replacement (pass replacement=True)")
     rng = _random.resolve(generator, op)
     n = int(num_samples)
+    with named_allocation(op, f"num_samples={n}"):
+        return Tensor(_draw(rng, w, n, with_replacement).reshape(x.shape[:-1] + (n,)))
+
+
+def _draw(rng, w, n, with_replacement):
+    """(rows, n) int64 category indices drawn from the rows of weights ``w``."""
     if with_replacement:
         cdf = np.cumsum(w, axis=1)
         u = rng.random((w.shape[0], n)) * cdf[:, -1:]
@@ -156,4 +166,4 @@ def multinomial(input: TensorLike, num_samples: int, replacement: bool = False, 
         # in proportion to the weights left; zero weights get negative keys: last, in random order
         keys = np.where(w > 0, w / rng.exponential(size=w.shape), -rng.random(w.shape))
         out = np.argsort(-keys, axis=1, kind="stable")[:, :n].astype(np.int64)
-    return Tensor(out.reshape(x.shape[:-1] + (n,)))
+    return out

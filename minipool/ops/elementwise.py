@@ -8,7 +8,7 @@ from minipool import _config
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, get_default_dtype
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, get_default_dtype, is_grad_enabled
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
@@ -26,6 +26,16 @@ def as_tensor(x, like=None):
     if like is not None and isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
         return Tensor(np.asarray(x, dtype=like.dtype if like.dtype in FLOAT_DTYPES else None))
     return Tensor(x)
+
+
+def tensor_argument(op, name, value):
+    """``as_tensor(value)``, or a TypeError naming ``op``'s argument ``name`` when ``value``
+    (None, a string, a ragged list, ...) is no array of numbers."""
+    try:
+        return as_tensor(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{op}: {name} must be a tensor (or an array of numbers), got "
+                        f"{type(value).__name__}: {e}") from None
 
 
 def unbroadcast(grad, shape):
@@ -169,6 +179,74 @@ def div(a: TensorLike, b: TensorLike) -> Tensor:
     array([0.5, 1.5], dtype=float32)
     """
     return _binary(Div, a, b, "div")
+
+
+class Remainder(Function):
+    """``a - floor(a / b) * b`` (Python's ``%``: the sign of ``b``), as ``torch.remainder``."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):  # x % 0.0 is NaN silently, as in PyTorch
+            return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        ga = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
+        gb = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gb = unbroadcast(-grad * np.floor(a / b), b.shape)
+        return ga, gb
+
+
+def _integer_division_operands(a, b, name):
+    """Tensors for ``a`` and ``b``: a Python float with an integer tensor gives the default
+    float dtype (PyTorch's promotion); an integer divisor of 0 is PyTorch's ZeroDivisionError."""
+    if not isinstance(a, Tensor):
+        a = Tensor(np.asarray(a, dtype=get_default_dtype())) if isinstance(a, float) else as_tensor(a, like=b)
+    if not isinstance(b, Tensor):
+        b = Tensor(np.asarray(b, dtype=get_default_dtype())) if isinstance(b, float) else as_tensor(b, like=a)
+    if a.dtype.kind == "c" or b.dtype.kind == "c":
+        raise TypeError(f"{name}: complex tensors are not supported, got {a.dtype} and {b.dtype}")
+    if a.dtype.kind in "biu" and b.dtype.kind == "f":  # an integer tensor takes the float's dtype
+        a = Tensor(a.numpy().astype(b.dtype))
+    elif b.dtype.kind in "biu" and a.dtype.kind == "f":
+        b = Tensor(b.numpy().astype(a.dtype))
+    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and np.any(b.numpy() == 0):
+        raise ZeroDivisionError(f"{name}: integer division by zero (as in PyTorch); divide floats "
+                                "for inf/NaN")
+    _check_broadcast(a, b, name)
+    return a, b
+
+
+def remainder(input: TensorLike, other: TensorLike) -> Tensor:
+    """``input % other`` with the sign of ``other`` (Python's and ``torch.remainder``'s rule);
+    differentiable in both for floats (d/dother = -floor(input / other)).
+
+    >>> import minipool as mp
+    >>> mp.remainder(mp.tensor([5, -5]), 3).tolist()
+    [2, 1]
+    """
+    a, b = _integer_division_operands(input, other, "remainder")
+    return Remainder.apply(a, b)
+
+
+def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:
+    """``floor(input / other)``, as ``input // other`` and ``torch.floor_divide``.  Not
+    differentiable: a tensor that requires grad is refused here (PyTorch refuses at backward).
+
+    >>> import minipool as mp
+    >>> mp.floor_divide(mp.tensor([5, -5]), 2).tolist()
+    [2, -3]
+    """
+    a, b = _integer_division_operands(input, other, "floor_divide")
+    if (a.requires_grad or b.requires_grad) and is_grad_enabled():
+        raise RuntimeError("floor_divide: the derivative is not implemented (in PyTorch either); "
+                           "divide x.detach(), or use (x / y).floor() for a zero gradient")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return Tensor(np.floor_divide(a.numpy(), b.numpy()))
 
 
 def pow(a: TensorLike, b: TensorLike) -> Tensor:

@@ -11,8 +11,8 @@ from typing import Tuple
 import numpy as np
 
 from minipool._typing import TensorLike
-from minipool._validate import int_pair
-from minipool.ops.elementwise import as_tensor
+from minipool._validate import int_pair, named_allocation
+from minipool.ops.elementwise import tensor_argument
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["unfold", "fold"]
@@ -28,7 +28,7 @@ def _blocks(op, size, kernel, dilation, padding, stride):
     counts = tuple((size[a] + 2 * padding[a] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
                    for a in (0, 1))
     if min(counts) < 1:
-        raise RuntimeError(f"{op}: an image of spatial size {tuple(size)} with kernel_size "
+        raise RuntimeError(f"{op}: an input of spatial size {tuple(size)} with kernel_size "
                            f"{kernel}, dilation {dilation}, padding {padding}, stride {stride} "
                            f"has {counts} sliding blocks; each must be at least 1")
     return counts
@@ -88,7 +88,7 @@ class FoldFn(Function):
 
 
 def _float(op, input, ranks, form):
-    x = as_tensor(input)
+    x = tensor_argument(op, "input", input)
     if x.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{op}: input must be float32 or float64, got {x.dtype}")
     if x.ndim not in ranks:
@@ -113,7 +113,8 @@ def unfold(input: TensorLike, kernel_size: int, dilation: int = 1, padding: int 
     geometry = _geometry(op, kernel_size, dilation, padding, stride)
     batched = x if x.ndim == 4 else x.reshape((1,) + x.shape)
     counts = _blocks(op, x.shape[-2:], *geometry)
-    out = UnfoldFn.apply(batched, geometry, counts)
+    with named_allocation(op, f"kernel_size={kernel_size}, padding={padding}, stride={stride}"):
+        out = UnfoldFn.apply(batched, geometry, counts)
     return out if x.ndim == 4 else out.reshape(out.shape[1:])
 
 
@@ -144,5 +145,6 @@ def fold(input: TensorLike, output_size: Tuple[int, int], kernel_size: int, dila
                            f"padding {geometry[2]}, stride {geometry[3]} makes "
                            f"{counts[0]} * {counts[1]} = {counts[0] * counts[1]}")
     batched = x if x.ndim == 3 else x.reshape((1,) + x.shape)
-    out = FoldFn.apply(batched, size, geometry, counts)
+    with named_allocation(op, f"output_size={output_size}, padding={padding}"):
+        out = FoldFn.apply(batched, size, geometry, counts)
     return out if x.ndim == 3 else out.reshape(out.shape[1:])

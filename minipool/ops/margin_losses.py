@@ -3,7 +3,8 @@
 cdist and the five margin/embedding losses are compositions of differentiable ops (the
 p-norm, clamp, where), written in PyTorch's order so the kinks get PyTorch's gradients:
 ``clamp(min=0)`` passes the gradient at 0 (margin_ranking, hinge_embedding,
-cosine_embedding, triplet), multi_margin's hinge does not (its kernel tests ``z > 0``).
+cosine_embedding, triplet), multi_margin's hinge does not (its kernel tests ``z > 0``, so a
+NaN score adds nothing there, as in PyTorch).
 """
 import math
 import numbers
@@ -12,12 +13,12 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import TensorLike
-from minipool.ops.elementwise import as_tensor, clip, relu, sqrt, where
+from minipool.ops.elementwise import clip, sqrt, tensor_argument, where
 from minipool.ops.loss import check_reduction
 from minipool.ops.normalization import vector_norm
 from minipool.ops.reduce import mean as reduce_mean, minimum, sum as reduce_sum
 from minipool.ops.shape import squeeze, unsqueeze
-from minipool.tensor import FLOAT_DTYPES, Tensor
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["cdist", "margin_ranking_loss", "hinge_embedding_loss", "cosine_embedding_loss",
            "triplet_margin_loss", "multi_margin_loss"]
@@ -26,7 +27,7 @@ __all__ = ["cdist", "margin_ranking_loss", "hinge_embedding_loss", "cosine_embed
 def _floats(op, **tensors):
     out = []
     for name, value in tensors.items():
-        t = as_tensor(value)
+        t = tensor_argument(op, name, value)
         if t.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{op}: {name} must be float32 or float64, got {t.dtype}")
         out.append(t)
@@ -58,10 +59,24 @@ def _broadcast(op, **tensors):
         raise ValueError(f"{op}: the shapes {shapes} cannot be broadcast together") from None
 
 
+class CountNonzeroFn(Function):
+    """The count of non-zero differences along the last axis (cdist's p=0): a step function,
+    whose gradient is 0 everywhere (PyTorch's too)."""
+
+    @staticmethod
+    def forward(ctx, diff):
+        ctx.shape = diff.shape
+        return np.count_nonzero(diff, axis=-1).astype(diff.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.zeros(ctx.shape, grad.dtype)
+
+
 def cdist(x1: TensorLike, x2: TensorLike, p: float = 2.0, compute_mode: Optional[str] = None) -> Tensor:
     """The ``p``-norm distance between every row of ``x1`` (..., P, M) and every row of ``x2``
     (..., R, M): a (..., P, R) tensor, batch dims broadcast, as ``torch.cdist``.  ``p=0``
-    counts the differing entries (no gradient), ``p=math.inf`` is the largest difference.
+    counts the differing entries (a zero gradient), ``p=math.inf`` is the largest difference.
     Computed from the differences (PyTorch's exact mode; its default switches to a matrix
     product for p=2 beyond 25 rows, which rounds differently).
 
@@ -85,7 +100,7 @@ def cdist(x1: TensorLike, x2: TensorLike, p: float = 2.0, compute_mode: Optional
         raise ValueError(f"{op}: {compute_mode!r} is not a valid compute_mode")
     diff = unsqueeze(a, -2) - unsqueeze(b, -3)  # (..., P, R, M)
     if p == 0:
-        return Tensor(np.count_nonzero(diff.numpy(), axis=-1).astype(a.dtype))
+        return CountNonzeroFn.apply(diff)
     if diff.shape[-1] == 0:  # no columns: every distance is 0
         return Tensor(np.zeros(diff.shape[:-1], a.dtype))
     return squeeze(vector_norm(diff, p, -1, op), -1)
@@ -147,7 +162,7 @@ def cosine_embedding_loss(input1: TensorLike, input2: TensorLike, target: Tensor
     _legacy(op, size_average, reduce)
     check_reduction(reduction, op)
     a, b = _floats(op, input1=input1, input2=input2)
-    y = as_tensor(target)
+    y = tensor_argument(op, "target", target)
     if a.ndim not in (1, 2) or a.shape != b.shape:
         raise RuntimeError(f"{op}: input1 and input2 must have one shape, (N, D) or (D,), got "
                            f"{a.shape} and {b.shape}")
@@ -219,8 +234,8 @@ def multi_margin_loss(input: TensorLike, target: TensorLike, p: int = 1, margin:
     _legacy(op, size_average, reduce)
     check_reduction(reduction, op)
     (x,) = _floats(op, input=input)
-    y = as_tensor(target)
-    if p not in (1, 2) or isinstance(p, bool):
+    y = tensor_argument(op, "target", target)
+    if isinstance(p, bool) or not isinstance(p, numbers.Integral) or p not in (1, 2):
         raise ValueError(f"{op}: p must be 1 or 2, got {p!r}")
     if x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] == 0) or x.shape[-1:] == (0,):
         raise RuntimeError(f"{op}: input must be (N, C) or (C,) with C > 0, got shape {x.shape}")
@@ -235,12 +250,15 @@ def multi_margin_loss(input: TensorLike, target: TensorLike, p: int = 1, margin:
     if labels.size and (labels.min() < 0 or labels.max() >= c):
         raise IndexError(f"{op}: target values must be class indices in [0, {c - 1}], got "
                          f"{labels.min()}..{labels.max()}")
-    others = np.ones((n, c), dtype=rows.dtype)
-    others[np.arange(n), labels] = 0  # the target's own term is left out
+    others = np.ones((n, c), dtype=bool)
+    others[np.arange(n), labels] = False  # the target's own term is left out
     chosen = rows[Tensor(np.arange(n)), Tensor(labels)]
-    hinge = relu(_real(op, "margin", margin) - unsqueeze(chosen, 1) + rows)  # 0 gradient at 0
+    z = _real(op, "margin", margin) - unsqueeze(chosen, 1) + rows
+    zero = Tensor(np.zeros((), rows.dtype))
+    # PyTorch's kernel adds a term only where z > 0 and skips the target's own: a select, not a
+    # product, so an inf or NaN there adds nothing (NaN > 0 is false) and gets no gradient
+    hinge = where(Tensor(others & (z.numpy() > 0)), z, zero)
     terms = hinge * hinge if p == 2 else hinge
-    terms = terms * Tensor(others)
     if weight is not None:
         (w,) = _floats(op, weight=weight)
         if w.dtype != x.dtype:

@@ -104,7 +104,7 @@ def test_layers_match_torchs():
 
 
 @pytest.mark.parametrize("call, error, text", [
-    (lambda lib: lib.nn.functional.unfold(lib.ones(1, 1, 2, 2), 3), RuntimeError, "unfold: an image of spatial size"),
+    (lambda lib: lib.nn.functional.unfold(lib.ones(1, 1, 2, 2), 3), RuntimeError, "unfold: an input of spatial size"),
     (lambda lib: lib.nn.functional.unfold(lib.ones(2, 3), 2), (RuntimeError, IndexError), "unfold: input must be"),
     (lambda lib: lib.nn.functional.fold(lib.ones(1, 5, 4), (3, 3), 2), RuntimeError, "must be divisible"),
     (lambda lib: lib.nn.functional.fold(lib.ones(1, 4, 5), (3, 3), 2), RuntimeError, "has 5 blocks"),

@@ -16,7 +16,8 @@ assignment) get bad operands, dims, flags, dtypes, devices and indices.  The new
 functional names (the activations of activations_more, softmin/glu, the per-sample
 norms, normalize/cosine_similarity, embedding, kl_div, dropout1d/3d) and the torch.*
 tensor ops (sort/argsort/topk, gather, masked_fill, nonzero, cumsum, prod, norm,
-split, chunk) get bad arguments too, their results checked against NumPy.
+split, chunk) get bad arguments too, their results checked against NumPy; so do
+prelu/rrelu, unfold/fold, cdist, unique/bincount/multinomial and the margin losses.
 
 Output is one JSON object per line, flushed at once:
 
@@ -506,6 +507,8 @@ def mutate_input(rng, call, position=0):
         return "input", desc, HABIT_INPUT_NAMES
     if call.meta["family"] in ("functional", "tensor_op"):
         return "input", desc, FUNCTIONAL_INPUT_NAMES
+    if call.meta["family"] == "habit3":  # the first argument under its PyTorch name
+        return "input", desc, FUNCTIONAL_INPUT_NAMES + (HABIT3_FIRST.get(call.op, "input"),)
     return "input", desc, INPUT_NAMES
 
 
@@ -1193,10 +1196,10 @@ def check_backward(call, result):
     if call.meta["family"] in ("layer", "loss", "dropout", "shuffle", "linear") or \
             call.meta["family"] == "habit" and call.op not in HABIT_DIFFERENTIABLE:
         return []
-    if call.meta["family"] == "tensor_op" and call.op in ("argsort", "nonzero"):
-        return []  # integer results
+    if call.meta["family"] == "tensor_op" and call.op in ("argsort", "nonzero") or call.meta.get("no_grad"):
+        return []  # integer results (or ops without a gradient)
     p = call.kwargs.get("p")
-    if call.op == "normalize" and isinstance(p, (int, float)) and abs(p) > 1e3:
+    if call.op in ("normalize", "triplet_margin_loss") and isinstance(p, (int, float)) and abs(p) > 1e3:
         return []  # |x| ** p overflows: PyTorch's gradient is NaN there too
     x0 = as_array(call.args[0])
     if x0.dtype not in (np.float32, np.float64) or x0.size == 0 or not np.isfinite(x0).all():
@@ -1848,7 +1851,7 @@ def _functional_reference(call, x):
     if op in ("normalize", "cosine_similarity") and not isinstance(kw["dim"], (int, np.integer)):
         return None  # a dims tuple the op took: no second formula here
     if op == "normalize":
-        norm = np.linalg.norm(v, ord=kw["p"], axis=int(kw["dim"]), keepdims=True)  # inf, 0, ...
+        norm = np.linalg.norm(v, ord=float(kw["p"]), axis=int(kw["dim"]), keepdims=True)  # inf, 0, ...
         return v / np.maximum(norm, kw["eps"])
     if op == "cosine_similarity":  # each input over its own norm clamped to eps, as PyTorch
         v, y = np.broadcast_arrays(v, as_array(call.args[1]).astype(np.float64))
@@ -1976,6 +1979,8 @@ def _tensor_op_reference(call, x):
         return [np.cumsum(x, axis=kw["dim"])]
     if op == "prod":
         return [np.prod(x.astype(np.float64), axis=kw["dim"], keepdims=kw.get("keepdim") is True)]
+    if op == "norm" and kw["p"] == 0:  # PyTorch's 0-"norm": how many entries are non-zero
+        return [np.sum(x != 0, axis=kw["dim"], keepdims=kw.get("keepdim") is True).astype(np.float64)]
     if op == "norm":
         return [np.sum(np.abs(x.astype(np.float64)) ** kw["p"], axis=kw["dim"],
                        keepdims=kw.get("keepdim") is True) ** (1 / kw["p"])]
@@ -2004,6 +2009,199 @@ def check_tensor_op(call, x, result):
 EXTRA_MUTATIONS["tensor_op"] = tensor_op_mutation
 EXTRA_CHECKS["tensor_op"] = check_tensor_op
 FAMILIES += [(op, make_tensor_op_call) for op in TENSOR_OPS]
+
+
+# ----------------------------------------------------------------------------- habits, round 3
+# prelu/rrelu, unfold/fold, cdist, unique/bincount/multinomial and the margin losses, each
+# result against NumPy written again here (small inputs: plain loops where it is clearer).
+HABIT3_ARGS = {
+    "prelu": ["weight"], "rrelu": ["lower", "upper", "training"],
+    "unfold": ["kernel_size", "dilation", "padding", "stride"],
+    "fold": ["output_size", "kernel_size", "dilation", "padding", "stride"], "cdist": ["x2", "p"],
+    "unique": ["dim", "return_counts", "return_inverse"], "bincount": ["minlength", "weights"],
+    "multinomial": ["num_samples", "replacement"],
+    "margin_ranking_loss": ["margin", "reduction", "target"], "hinge_embedding_loss": ["margin", "reduction", "target"],
+    "cosine_embedding_loss": ["margin", "reduction", "target"],
+    "triplet_margin_loss": ["margin", "p", "eps", "swap", "reduction"],
+    "multi_margin_loss": ["p", "margin", "weight", "reduction", "target"],
+}
+HABIT3_OPS = list(HABIT3_ARGS)
+HABIT3_FIRST = {"cdist": "x1", "margin_ranking_loss": "input1", "cosine_embedding_loss": "input1",
+                "triplet_margin_loss": "anchor"}
+HABIT3_NO_GRAD = ("unique", "bincount", "multinomial")
+
+
+def make_habit3_call(rng, op):
+    dtype = [np.float32, np.float64][rng.integers(2)]
+    meta = dict(family="habit3", no_grad=op in HABIT3_NO_GRAD,
+                allowed=["ValueError", "TypeError", "RuntimeError", "IndexError", "NotImplementedError"])
+    n, d = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+    fn = getattr(mp, op) if op in ("cdist", "unique", "bincount", "multinomial") else getattr(F, op)
+    if op == "prelu":
+        x = random_values(rng, (n, d, 3), dtype)
+        return Call(op, fn, [x], dict(weight=random_values(rng, (int(rng.choice([1, d])),), dtype)), meta)
+    if op == "rrelu":
+        return Call(op, fn, [random_values(rng, (n, d), dtype)], dict(lower=0.1, upper=0.3, training=False), meta)
+    if op in ("unfold", "fold"):
+        size, kernel = (int(rng.integers(2, 6)), int(rng.integers(2, 6))), int(rng.integers(1, 3))
+        geometry = dict(kernel_size=kernel, dilation=1, padding=int(rng.integers(0, 2)), stride=int(rng.integers(1, 3)))
+        x = random_values(rng, (n, d) + size, dtype)
+        if op == "unfold":
+            return Call(op, fn, [x], geometry, meta)
+        cols = random_values(rng, F.unfold(mp.Tensor(x), **geometry).shape, dtype)
+        return Call(op, fn, [cols], dict(output_size=size, **geometry), meta)
+    if op == "cdist":
+        return Call(op, fn, [random_values(rng, (n, d), dtype)],
+                    dict(x2=random_values(rng, (int(rng.integers(1, 4)), d), dtype),
+                         p=float(rng.choice([0.0, 1.0, 2.0, 3.0, np.inf]))), meta)
+    if op == "unique":
+        x = rng.integers(0, 4, size=(n, d)).astype([np.int64, dtype][rng.integers(2)])
+        return Call(op, fn, [x], dict(return_inverse=bool(rng.integers(2)), return_counts=bool(rng.integers(2)),
+                                      dim=[None, 0, 1][rng.integers(3)]), meta)
+    if op == "bincount":
+        x = rng.integers(0, 6, size=int(rng.integers(0, 8)))
+        return Call(op, fn, [x], dict(minlength=int(rng.integers(0, 8)),
+                                      weights=None if rng.integers(2) else random_values(rng, x.shape, dtype)), meta)
+    if op == "multinomial":
+        w = np.abs(random_values(rng, (n, d), dtype)) + dtype(0.01)
+        return Call(op, fn, [w], dict(num_samples=int(rng.integers(1, d + 1)), replacement=bool(rng.integers(2)),
+                                      generator=int(rng.integers(100))), meta)
+    reduction = str(rng.choice(["mean", "sum", "none"]))
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(dtype)
+    if op == "margin_ranking_loss":
+        return Call(op, fn, [random_values(rng, (n,), dtype)],
+                    dict(input2=random_values(rng, (n,), dtype), target=sign, margin=0.2, reduction=reduction), meta)
+    if op == "hinge_embedding_loss":
+        return Call(op, fn, [np.abs(random_values(rng, (n,), dtype))], dict(target=sign, margin=1.0, reduction=reduction), meta)
+    if op == "cosine_embedding_loss":
+        return Call(op, fn, [random_values(rng, (n, d), dtype)],
+                    dict(input2=random_values(rng, (n, d), dtype), target=sign, margin=0.1, reduction=reduction), meta)
+    if op == "triplet_margin_loss":
+        return Call(op, fn, [random_values(rng, (n, d), dtype)],
+                    dict(positive=random_values(rng, (n, d), dtype), negative=random_values(rng, (n, d), dtype),
+                         margin=1.0, p=2.0, eps=1e-6, swap=bool(rng.integers(2)), reduction=reduction), meta)
+    return Call(op, fn, [random_values(rng, (n, d), dtype)],
+                dict(target=rng.integers(0, d, size=n), p=int(rng.choice([1, 2])), margin=1.0,
+                     weight=None if rng.integers(2) else np.abs(random_values(rng, (d,), dtype)),
+                     reduction=reduction), meta)
+
+
+def habit3_mutation(rng, call):
+    names = HABIT3_ARGS[call.op]
+    name = names[rng.integers(len(names))]
+    value = pick_bad(rng)
+    if name == "reduction":
+        value = ["average", None, 1, "MEAN"][rng.integers(4)]
+    elif name in ("weight", "target", "weights", "x2") and rng.random() < 0.6:
+        value = [np.ones((7, 7)), np.array([1.5]), np.zeros((0,)), np.ones(3, np.int64) * -9, "a"][rng.integers(5)]
+    call.kwargs[name] = value
+    return name, f"{name}={describe(value)}", (name, "shape", "dims", "dtype", "int", "float", "size", "columns",
+                                               "bool", "number", "class", "channels", "slopes", "blocks")
+
+
+def _unfold_loop(x, k, pad, stride):
+    n, c, h, w = x.shape
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    out = np.zeros((n, c * k * k, oh * ow), x.dtype)
+    for ch in range(c):
+        for i in range(k):
+            for j in range(k):
+                for r in range(oh):
+                    for q in range(ow):
+                        y, z = r * stride - pad + i, q * stride - pad + j
+                        if 0 <= y < h and 0 <= z < w:
+                            out[:, (ch * k + i) * k + j, r * ow + q] = x[:, ch, y, z]
+    return out
+
+
+def _reduced(loss, reduction):
+    return {"none": loss, "sum": loss.sum(), "mean": loss.mean() if loss.size else np.nan}[reduction]
+
+
+def _habit3_reference(call, x):
+    op, kw = call.op, call.kwargs
+    v = x.astype(np.float64)
+    if op == "prelu":
+        w = as_array(kw["weight"]).astype(np.float64)
+        slope = w.reshape(()) if w.size == 1 else w.reshape((1, -1) + (1,) * (x.ndim - 2))
+        return np.where(v > 0, v, slope * v)
+    if op == "rrelu":
+        if kw["training"] is not False:
+            return None  # random slopes: the layer's own test checks their law
+        return np.where(v > 0, v, (float(kw["lower"]) + float(kw["upper"])) / 2 * v)
+    if op == "unfold":
+        plain = all(type(kw[k]) is int for k in ("kernel_size", "padding", "stride")) and kw["dilation"] == 1
+        return _unfold_loop(v, kw["kernel_size"], kw["padding"], kw["stride"]) if x.ndim == 4 and plain else None
+    if op == "cdist":
+        d = np.abs(v[:, None, :] - as_array(kw["x2"]).astype(np.float64)[None, :, :])
+        p = kw["p"]
+        return np.count_nonzero(d, -1) if p == 0 else d.max(-1, initial=0) if p == np.inf else (d ** p).sum(-1) ** (1 / p)
+    if op == "unique":
+        return np.unique(x, axis=kw["dim"]) if not np.isnan(v).any() else None
+    if op == "bincount":
+        w = kw["weights"]
+        return np.bincount(x, None if w is None else as_array(w).astype(np.float64), kw["minlength"])
+    if op == "margin_ranking_loss":
+        y = as_array(kw["target"]).astype(np.float64)
+        return _reduced(np.maximum(-y * (v - as_array(kw["input2"])) + kw["margin"], 0), kw["reduction"])
+    if op == "hinge_embedding_loss":
+        y = as_array(kw["target"])  # a target neither 1 nor -1 gets both parts, as in PyTorch
+        return _reduced(np.where(y != 1, np.maximum(kw["margin"] - v, 0), 0) + np.where(y != -1, v, 0),
+                        kw["reduction"])
+    if op == "cosine_embedding_loss":
+        b = as_array(kw["input2"]).astype(np.float64)
+        cos = (v * b).sum(1) / np.sqrt(((v * v).sum(1) + 1e-12) * ((b * b).sum(1) + 1e-12))
+        y = as_array(kw["target"])  # a target neither 1 nor -1 gives 0, as in PyTorch
+        return _reduced(np.where(y == 1, 1 - cos, 0) + np.where(y == -1, np.maximum(cos - kw["margin"], 0), 0),
+                        kw["reduction"])
+    if op == "triplet_margin_loss":
+        pos, neg = (as_array(kw[k]).astype(np.float64) for k in ("positive", "negative"))
+        if x.ndim != 2 or not all(isinstance(kw[k], float) for k in ("p", "eps", "margin")):
+            return None
+        def dist(a, b):
+            return np.linalg.norm(a - b + kw["eps"], ord=kw["p"], axis=1)
+        d_pos, d_neg = dist(v, pos), dist(v, neg)
+        if kw["swap"] is True:
+            d_neg = np.minimum(d_neg, dist(pos, neg))
+        return _reduced(np.maximum(d_pos - d_neg + kw["margin"], 0), kw["reduction"])
+    if op == "multi_margin_loss" and x.ndim == 2:
+        y, w = np.asarray(kw["target"]), kw["weight"]
+        losses = []
+        for row, t in zip(x, y):  # in the input's dtype: a huge margin squared overflows there too
+            z = x.dtype.type(kw["margin"]) - row[t] + row
+            hinge = np.where(z > 0, z, 0) ** kw["p"]  # PyTorch's kernel tests z > 0: NaN adds 0
+            hinge[t] = 0
+            losses.append(hinge.sum() * (1.0 if w is None else float(as_array(w)[t])) / row.size)
+        return _reduced(np.array(losses), kw["reduction"])
+    return None  # fold (its own test checks values) and multinomial (checked below)
+
+
+def check_habit3(call, x, result):
+    out = array_of(first(result))
+    if call.op == "multinomial":
+        n = call.kwargs["num_samples"]
+        rows = out.reshape(-1, n) if out.size else out
+        ok = out.dtype == np.int64 and out.shape == x.shape[:-1] + (n,) and ((out >= 0) & (out < x.shape[-1])).all()
+        if ok and call.kwargs["replacement"] is False:
+            ok = all(len(set(r)) == n for r in rows)
+        return [] if ok else [f"multinomial gave {out.dtype}{out.shape}: {out.tolist()}"]
+    if call.op == "fold":
+        size = call.kwargs["output_size"]
+        return [] if out.shape[-2:] == tuple(size) else [f"fold gave shape {out.shape}, not {size}"]
+    if any(not isinstance(a, np.ndarray) for a in call.args) or x.dtype.kind not in "fiu":
+        return []  # a list input the op took: no second formula here
+    expected = _habit3_reference(call, x)
+    if expected is None:
+        return []
+    tol = 1e-4 if out.dtype == np.float32 else 1e-9
+    if out.shape != np.shape(expected) or not np.allclose(out, expected, rtol=tol, atol=tol, equal_nan=True):
+        return [f"{call.op} differs from NumPy: {out.shape} vs {np.shape(expected)}"]
+    return []
+
+
+EXTRA_MUTATIONS["habit3"] = habit3_mutation
+EXTRA_CHECKS["habit3"] = check_habit3
+FAMILIES += [(op, make_habit3_call) for op in HABIT3_OPS]
 
 
 if __name__ == "__main__":
