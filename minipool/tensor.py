@@ -759,11 +759,21 @@ class Tensor:
         return _ops.elementwise.floor_divide(other, self)
 
     def remainder(self, other: TensorLike) -> Tensor:
-        """``self % other``, as ``Tensor.remainder``."""
+        """``self % other``, as ``Tensor.remainder`` (the sign of ``other``).
+
+        >>> import minipool as mp
+        >>> mp.tensor([-1, 4]).remainder(3).tolist()
+        [2, 1]
+        """
         return _ops.elementwise.remainder(self, other)
 
     def floor_divide(self, other: TensorLike) -> Tensor:
-        """``self // other``, as ``Tensor.floor_divide``."""
+        """``self // other``, as ``Tensor.floor_divide`` (rounds toward -inf).
+
+        >>> import minipool as mp
+        >>> mp.tensor([-1, 4]).floor_divide(3).tolist()
+        [-1, 1]
+        """
         return _ops.elementwise.floor_divide(self, other)
 
     def __rpow__(self, other: TensorLike) -> Tensor:

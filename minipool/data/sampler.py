@@ -12,6 +12,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Sized
 import numpy as np
 
 from minipool import _random
+from minipool._validate import named_allocation
 from minipool.ops.discrete import multinomial
 from minipool.tensor import Tensor
 
@@ -78,17 +79,19 @@ class RandomSampler(Sampler):
 
     @property
     def num_samples(self) -> int:
+        """How many indices an epoch gives (the dataset's length unless given)."""
         return len(self.data_source) if self._num_samples is None else self._num_samples
 
     def __iter__(self) -> Iterator[int]:
         n, rng = len(self.data_source), _random.resolve(self.generator, "RandomSampler")
-        if self.replacement:
-            if n == 0:
-                raise ValueError("RandomSampler: cannot draw with replacement from an empty dataset")
-            return iter(rng.integers(0, n, self.num_samples).tolist())
-        whole, rest = divmod(self.num_samples, n) if n else (0, 0)
-        parts = [rng.permutation(n) for _ in range(whole)] + [rng.permutation(n)[:rest]]
-        return iter(np.concatenate(parts).tolist())
+        if self.replacement and n == 0:
+            raise ValueError("RandomSampler: cannot draw with replacement from an empty dataset")
+        with named_allocation("RandomSampler", f"num_samples={self.num_samples}"):
+            if self.replacement:
+                return iter(rng.integers(0, n, self.num_samples).tolist())
+            whole, rest = divmod(self.num_samples, n) if n else (0, 0)
+            parts = [rng.permutation(n) for _ in range(whole)] + [rng.permutation(n)[:rest]]
+            return iter(np.concatenate(parts).tolist())
 
     def __len__(self) -> int:
         return self.num_samples

@@ -130,3 +130,9 @@ def test_dataloader_conflicting_options_are_torchs_value_errors(kwargs, text):
 def test_dataloader_sampler_must_be_iterable():
     with pytest.raises(TypeError, match="DataLoader: sampler must be an iterable of indices"):
         data.DataLoader(_ds(mp), sampler=5)
+
+
+def test_a_huge_num_samples_is_a_named_value_error_not_a_memory_error():
+    sampler = data.RandomSampler(range(3), replacement=True, num_samples=2 ** 62)
+    with pytest.raises(ValueError, match="RandomSampler: num_samples=4611686018427387904 asks for a result larger"):
+        iter(sampler)
