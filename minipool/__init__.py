@@ -94,13 +94,20 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll"]
 
 
+from minipool._typing import TensorLike as _TensorLike  # noqa: E402
+
+
 def _comparison(name):
-    def compare(input, other):
+    def compare(input: _TensorLike, other: _TensorLike) -> Tensor:
         if not isinstance(input, Tensor):
             input = tensor(input)
         return getattr(input, name)(other)
     compare.__name__ = compare.__qualname__ = name
-    compare.__doc__ = f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, as torch.{name}."
+    expected = {"eq": "[False, True]", "ne": "[True, False]", "lt": "[True, False]",
+                "le": "[True, True]", "gt": "[False, False]", "ge": "[False, True]"}[name]
+    compare.__doc__ = (f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, "
+                       f"as torch.{name}.\n\n    >>> import minipool as mp\n"
+                       f"    >>> mp.{name}(mp.tensor([1, 2]), 2).tolist()\n    {expected}\n")
     return compare
 
 

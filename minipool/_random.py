@@ -23,6 +23,7 @@ True
 """
 import json
 import secrets
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -35,8 +36,13 @@ _default = np.random.default_rng()
 _initial_seed = None
 
 
-def default_generator():
-    """The shared ``np.random.Generator`` behind ``generator=None``."""
+def default_generator() -> np.random.Generator:
+    """The shared ``np.random.Generator`` behind ``generator=None``.
+
+    >>> import minipool as mp
+    >>> mp.default_generator() is mp.manual_seed(0)
+    True
+    """
     return _default
 
 
@@ -56,7 +62,7 @@ def _check_seed(seed, where):
     raise TypeError(f"{where}: seed must be an int >= 0, got {type(seed).__name__}")
 
 
-def manual_seed(seed):
+def manual_seed(seed: Union[int, Sequence[int]]) -> np.random.Generator:
     """Reseed the shared default generator (in place) and return it, as ``torch.manual_seed``.
 
     One call makes every draw that is given no explicit generator reproducible:
@@ -76,8 +82,13 @@ def manual_seed(seed):
     return _default
 
 
-def initial_seed():
-    """The last seed given to :func:`manual_seed` (None before the first call)."""
+def initial_seed() -> Optional[Union[int, List[int]]]:
+    """The last seed given to :func:`manual_seed` (None before the first call).
+
+    >>> import minipool as mp
+    >>> _ = mp.manual_seed(7); mp.initial_seed()
+    7
+    """
     return _initial_seed
 
 
@@ -96,7 +107,7 @@ class Generator:
     (True, 42)
     """
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device: str = "cpu") -> None:
         if str(device).split(":")[0] != "cpu":
             raise RuntimeError(f"Generator: minipool runs on the CPU only, so device {device!r} "
                                "is not available; use Generator() or Generator('cpu')")

@@ -90,16 +90,22 @@ def _keras_relu(x, max_value, negative_slope, threshold):
 
 
 class Tanh(Module):
+    """Elementwise ``tanh`` (``F.tanh``), as ``torch.nn.Tanh``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """Elementwise logistic sigmoid (``F.sigmoid``), as ``torch.nn.Sigmoid``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
 class Softmax(Module):
+    """Softmax along ``dim`` (``F.softmax``), as ``torch.nn.Softmax``."""
+
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
@@ -123,6 +129,8 @@ class Softmax2d(Module):
 
 
 class LogSoftmax(Softmax):
+    """Log-softmax along ``dim`` (``F.log_softmax``), as ``torch.nn.LogSoftmax``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.dim)
 
@@ -189,6 +197,8 @@ class Unflatten(Module):
 
 
 class Identity(Module):
+    """Returns its input unchanged (a placeholder layer), as ``torch.nn.Identity``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x
 

@@ -30,7 +30,7 @@ def _copy_into(t, values):
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad by default)."""
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
         super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -362,7 +362,7 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the parameters' gradients: ``None`` (the default, as in PyTorch), or,
         with ``set_to_none=False``, zeros written into the existing gradient tensors."""
         for p in self.parameters():
