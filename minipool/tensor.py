@@ -1322,7 +1322,7 @@ class Size(tuple):
     def __repr__(self):
         return f"Size({list(self)})"
 
-    def numel(self):
+    def numel(self) -> int:
         n = 1
         for s in self:
             n *= s

@@ -70,13 +70,13 @@ class _BatchNorm(Module):
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean.data[...] = 0
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.weight is not None:
             self.weight.data[...] = 1
@@ -104,7 +104,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked.data[...] = batches
         return out
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
              f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
         if self.data_format == "channels_last":

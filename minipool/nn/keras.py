@@ -34,7 +34,7 @@ Whether a layer trains (batch statistics in BatchNormalization) follows
 ((8, 1, 3, 3), (3, 3, 1, 8))
 """
 import numbers
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -132,7 +132,8 @@ class _Lazy(Module):
         if self._pending_shape is not None:  # Keras's input_shape= (without the batch axis)
             self.build((None,) + tuple(self._pending_shape))
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         """Make the parameters for inputs of ``input_shape`` (the batch entry may be None)."""
         raise NotImplementedError(f"{type(self).__name__} must define build(input_shape, dtype)")
 
@@ -148,14 +149,14 @@ class _Lazy(Module):
             self.build(x.shape, x.dtype)
         return self.call(x)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define call(x)")
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         """The weights as NumPy arrays in Keras's layout and order (empty until built)."""
         return []
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Load arrays given in Keras's layout and order (builds nothing: call after building)."""
         own = self.get_weights()
         weights = [np.asarray(w) for w in weights]
@@ -209,7 +210,8 @@ class Dense(_Lazy):
         self.weight = self.bias = None
         self._finish_init()
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None or input_shape[-1] < 1:
             raise ValueError(f"Dense: inputs need a last axis of at least 1 feature, "
                              f"got shape {tuple(input_shape)}")
@@ -222,13 +224,13 @@ class Dense(_Lazy):
         self.bias = Parameter(np.zeros(self.units, dtype)) if self.use_bias else None
         self.built = True
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Dense: the layer was built for {self.in_features} input features "
                              f"(last axis), got input of shape {x.shape}")
         return _apply(self._act, F.linear(x, self.weight, self.bias))
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         return [self.weight.data.T.copy()] + ([self.bias.data.copy()] if self.use_bias else [])
@@ -238,7 +240,7 @@ class Dense(_Lazy):
         if self.use_bias:
             self.bias.data = np.array(weights[1], dtype=self.bias.dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"units={self.units}, activation={_activation_name(self.activation)!r}, "
                 f"use_bias={self.use_bias}, in_features={self.in_features}")
 
@@ -277,7 +279,8 @@ class _KerasConv(_Lazy):
     def _spatial(self, shape):
         return tuple(shape[1:3]) if self.data_format == "channels_last" else tuple(shape[2:4])
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         if len(input_shape) != 4 or input_shape[self._channel_axis] is None \
                 or input_shape[self._channel_axis] < 1:
             layout = "(N, H, W, C)" if self.data_format == "channels_last" else "(N, C, H, W)"
@@ -298,7 +301,7 @@ class _KerasConv(_Lazy):
                              f"{self.in_channels} channels (data_format={self.data_format!r}), "
                              f"got shape {x.shape}")
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         kernel = np.ascontiguousarray(self.weight.data.transpose(2, 3, 1, 0))
@@ -310,7 +313,7 @@ class _KerasConv(_Lazy):
         if self.use_bias:
             self.bias.data = np.array(weights[1], dtype=self.bias.dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
                 f"padding={self.padding!r}, data_format={self.data_format!r}, "
                 f"dilation_rate={self.dilation_rate}, activation={_activation_name(self.activation)!r}, "
@@ -345,7 +348,7 @@ class Conv2D(_KerasConv):
     def _weight_shape(self):
         return (self.filters, self.in_channels) + self.kernel_size
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         self._check(x)
         padding = 0
         if self.padding == "same":
@@ -402,7 +405,7 @@ class Conv2DTranspose(_KerasConv):
     def _weight_shape(self):
         return (self.in_channels, self.filters) + self.kernel_size
 
-    def output_sides(self, sides):
+    def output_sides(self, sides: Sequence[int]) -> Tuple[int, ...]:
         """Keras's output side for each input side."""
         out = []
         for i, (n, k, s, d) in enumerate(zip(sides, self.kernel_size, self.strides,
@@ -415,7 +418,7 @@ class Conv2DTranspose(_KerasConv):
                 out.append((n - 1) * s + k - 2 * pad + self.output_padding[i])
         return tuple(out)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         self._check(x)
         sides = self._spatial(x.shape)
         target = self.output_sides(sides)
@@ -442,7 +445,7 @@ class Conv2DTranspose(_KerasConv):
                 y = y + F.reshape(self.bias, shape)
         return _apply(self._act, y)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s if self.output_padding is None else s + f", output_padding={self.output_padding}"
 
@@ -507,7 +510,8 @@ class BatchNormalization(_Lazy):
         self.gamma = self.beta = None
         self._finish_init()
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         ndim = len(input_shape)
         if not -ndim <= self.axis < ndim or ndim < 2:
             raise ValueError(f"BatchNormalization: axis={self.axis} is not an axis of an input "
@@ -524,7 +528,7 @@ class BatchNormalization(_Lazy):
         self.register_buffer("moving_variance", Tensor(np.ones(C, dtype)))
         self.built = True
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         if not -x.ndim <= self.axis < x.ndim or x.shape[self.axis] != self.num_features:
             raise ValueError(f"BatchNormalization: the layer was built for {self.num_features} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")
@@ -532,7 +536,7 @@ class BatchNormalization(_Lazy):
                                    self.gamma, self.beta, self.training, 1.0 - self.momentum,
                                    self.epsilon, self.axis, keras=True)
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         own = [self.gamma, self.beta, self.moving_mean, self.moving_variance]
@@ -544,7 +548,7 @@ class BatchNormalization(_Lazy):
         for t, w in zip(own, weights):
             t.data[...] = w
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"axis={self.axis}, momentum={self.momentum}, epsilon={self.epsilon}, "
                 f"center={self.center}, scale={self.scale}, num_features={self.num_features}")
 
@@ -590,7 +594,7 @@ class ZeroPadding2D(Module):
         spec = (left, right, top, bottom)
         return F.pad(x, (0, 0) + spec if self.data_format == "channels_last" else spec)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"padding={self.padding}, data_format={self.data_format!r}"
 
 
@@ -610,5 +614,5 @@ class Activation(Module):
     def forward(self, x: Tensor) -> Tensor:
         return _apply(self._act, as_tensor(x))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return repr(_activation_name(self.activation))

@@ -1,5 +1,5 @@
 """Adam and AdamW."""
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -64,7 +64,7 @@ class Adam(Optimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         name = type(self).__name__
         check_number(name, "lr", group["lr"], low=0, low_open=True)
         check_number(name, "eps", group["eps"], low=0)

@@ -4,7 +4,7 @@ CPU path, operation for operation, so float64 trajectories agree to rounding).
 Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp_avg",
 "exp_avg_sq", "exp_inf", "mu_product", "eta", "mu", "ax"), so a state_dict reads the same.
 """
-from typing import Any, Callable, Iterable, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -70,15 +70,15 @@ class Adagrad(_Adaptive):
             for p in group["params"]:
                 self.init_state(p, self.state.setdefault(p, {}), group)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             check_number("Adagrad", name, group[name], low=0)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.data
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
@@ -103,18 +103,18 @@ class Adadelta(_Adaptive):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("Adadelta", "lr", group["lr"], low=0)
         check_number("Adadelta", "rho", group["rho"], low=0, high=1)
         check_number("Adadelta", "eps", group["eps"], low=0)
         check_number("Adadelta", "weight_decay", group["weight_decay"], low=0)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["square_avg"] = np.zeros_like(p.data)
         state["acc_delta"] = np.zeros_like(p.data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.data
@@ -145,18 +145,18 @@ class Adamax(_Adaptive):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("Adamax", "lr", group["lr"], low=0)
         check_number("Adamax", "eps", group["eps"], low=0)
         check_number("Adamax", "weight_decay", group["weight_decay"], low=0)
         _check_betas("Adamax", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["exp_avg"] = np.zeros_like(p.data)
         state["exp_inf"] = np.zeros_like(p.data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p.data
@@ -184,20 +184,20 @@ class NAdam(_Adaptive):
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("NAdam", "lr", group["lr"], low=0)
         check_number("NAdam", "eps", group["eps"], low=0)
         check_number("NAdam", "weight_decay", group["weight_decay"], low=0)
         check_number("NAdam", "momentum_decay", group["momentum_decay"], low=0)
         _check_betas("NAdam", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["mu_product"] = 1.0
         state["exp_avg"] = np.zeros_like(p.data)
         state["exp_avg_sq"] = np.zeros_like(p.data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
@@ -225,18 +225,18 @@ class RAdam(_Adaptive):
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("RAdam", "lr", group["lr"], low=0)
         check_number("RAdam", "eps", group["eps"], low=0)
         check_number("RAdam", "weight_decay", group["weight_decay"], low=0)
         _check_betas("RAdam", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["exp_avg"] = np.zeros_like(p.data)
         state["exp_avg_sq"] = np.zeros_like(p.data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
@@ -265,19 +265,19 @@ class ASGD(_Adaptive):
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
                                       weight_decay=weight_decay, maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("ASGD", "lr", group["lr"], low=0)
         check_number("ASGD", "weight_decay", group["weight_decay"], low=0)
         for name in ("lambd", "alpha", "t0"):
             check_number("ASGD", name, group[name])
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["eta"] = float(get_default_dtype().type(group["lr"]))
         state["mu"] = 1.0
         state["ax"] = np.zeros_like(p.data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         scalar = get_default_dtype().type
         lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
         if group["weight_decay"] != 0:

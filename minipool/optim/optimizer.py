@@ -50,7 +50,7 @@ class Optimizer:
             self.add_param_group(group)
 
     # -- groups ---------------------------------------------------------------
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         """Validate one group's hyper-parameters (subclasses override)."""
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
 """RMSprop (Hinton's lecture 6e), with PyTorch's update rule."""
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("RMSprop", "lr", group["lr"], low=0)
         check_number("RMSprop", "alpha", group["alpha"], low=0)
         check_number("RMSprop", "eps", group["eps"], low=0)

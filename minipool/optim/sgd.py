@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov."""
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("SGD", "lr", group["lr"], low=0, low_open=True)
         check_number("SGD", "momentum", group["momentum"], low=0)
         check_number("SGD", "dampening", group["dampening"])
