@@ -88,15 +88,23 @@ def _compact(values: Tuple[int, ...]):
 
 
 def int_tuple(value: Any, rank: int, name: str, op: str, minimum: int,
-              maximum: int = ARG_LIMIT) -> Tuple[int, ...]:
-    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each in
-    [minimum, maximum].  bools, floats and arrays are refused by name (TypeError)."""
+              maximum: int = ARG_LIMIT, *, exact: bool = False) -> Tuple[int, ...]:
+    """An int or a sequence of ``rank`` ints, each in [minimum, maximum]: the one checker of
+    kernel sizes, strides, paddings, dilations, factors and output sizes.
+
+    bools, floats and arrays are refused by name (TypeError).  A 1-sequence is broadcast, as
+    pooling and interpolate take it; with ``exact`` (convolutions, as PyTorch's) a sequence
+    must have exactly ``rank`` entries, and another length is a ValueError."""
+    form = f"an int or a tuple of {rank} ints"
     if is_int(value):
         values = (int(value),) * rank
-    elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(map(is_int, value)):
+    elif isinstance(value, (tuple, list)) and len(value) in ((rank,) if exact else (1, rank)) \
+            and all(map(is_int, value)):
         values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
+    elif exact and isinstance(value, (tuple, list)) and len(value) != rank:
+        raise ValueError(f"{op}: {name} must be {form}, got {value!r}")
     else:
-        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
+        raise TypeError(f"{op}: {name} must be {form}, got {value!r}")
     for v in values:
         if v < minimum:
             raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
