@@ -26,7 +26,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, parse_data_format, positive_int
+from minipool._validate import check_parameter_shape, parse_data_format, single_int
 from minipool.nn.module import Module, Parameter
 from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
 
@@ -43,7 +43,7 @@ class _BatchNorm(Module):
                  bias: bool = True, data_format: Optional[str] = None) -> None:
         super().__init__()
         where = type(self).__name__
-        self.num_features = positive_int(num_features, "num_features", where)
+        self.num_features = single_int(num_features, "num_features", where)
         check_parameter_shape((self.num_features,), "num_features", where)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
             raise ValueError(f"{where}: eps must be a number >= 0, got {eps!r}")

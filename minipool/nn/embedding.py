@@ -5,7 +5,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool.nn.normalization import float_dtype
@@ -39,8 +39,8 @@ class Embedding(Module):
                  generator: GeneratorLike = None) -> None:
         super().__init__()
         where = "Embedding"
-        self.num_embeddings = positive_int(num_embeddings, "num_embeddings", where)
-        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", where)
+        self.num_embeddings = single_int(num_embeddings, "num_embeddings", where)
+        self.embedding_dim = single_int(embedding_dim, "embedding_dim", where)
         self.padding_idx = padding_index(padding_idx, self.num_embeddings, where)
         if sparse:
             raise ValueError(f"{where}: sparse=True is not supported (minipool has dense "

@@ -41,7 +41,7 @@ import numpy as np
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
-from minipool._validate import check_parameter_shape, int_pair, parse_data_format
+from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, single_int
 from minipool.nn.module import Module, Parameter
 from minipool.ops.batchnorm import normalize_over_axis
 from minipool.ops.elementwise import as_tensor
@@ -201,9 +201,7 @@ class Dense(_Lazy):
                 raise ValueError("Dense: give input_dim or input_shape, not both")
             input_shape = (input_dim,)
         super().__init__(dtype, generator, input_shape)
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
-            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
-        self.units, self.use_bias = int(units), bool(use_bias)
+        self.units, self.use_bias = single_int(units, "units", "Dense"), bool(use_bias)
         self.activation = activation
         self._act = get_activation(activation, "Dense")
         self.in_features = None
@@ -256,12 +254,10 @@ class _KerasConv(_Lazy):
                  generator: GeneratorLike) -> None:
         super().__init__(dtype, generator, input_shape)
         where = self._where
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
-            raise ValueError(f"{where}: filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
-        self.kernel_size = int_pair(kernel_size, "kernel_size", where, 1)
-        self.strides = int_pair(strides, "strides", where, 1)
-        self.dilation_rate = int_pair(dilation_rate, "dilation_rate", where, 1)
+        self.filters = single_int(filters, "filters", where)
+        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", where, 1, exact=True)
+        self.strides = int_tuple(strides, 2, "strides", where, 1, exact=True)
+        self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", where, 1, exact=True)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 cannot be combined with dilation_rate > 1 "
                              f"(as in Keras), got strides={strides!r}, dilation_rate={dilation_rate!r}")
@@ -393,7 +389,7 @@ class Conv2DTranspose(_KerasConv):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
                          activation, use_bias, input_shape, dtype, generator)
         if output_padding is not None:
-            output_padding = int_pair(output_padding, "output_padding", self._where, 0)
+            output_padding = int_tuple(output_padding, 2, "output_padding", self._where, 0, exact=True)
             for op, s in zip(output_padding, self.strides):
                 if op >= s:
                     raise ValueError(f"{self._where}: output_padding must be smaller than "
@@ -569,10 +565,10 @@ class ZeroPadding2D(Module):
         super().__init__()
         if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
                 all(isinstance(p, (tuple, list)) for p in padding):
-            rows = int_pair(padding[0], "padding", "ZeroPadding2D", 0)
-            cols = int_pair(padding[1], "padding", "ZeroPadding2D", 0)
+            rows = int_tuple(padding[0], 2, "padding", "ZeroPadding2D", 0, exact=True)
+            cols = int_tuple(padding[1], 2, "padding", "ZeroPadding2D", 0, exact=True)
         else:
-            rows_each, cols_each = int_pair(padding, "padding", "ZeroPadding2D", 0)
+            rows_each, cols_each = int_tuple(padding, 2, "padding", "ZeroPadding2D", 0, exact=True)
             rows, cols = (rows_each, rows_each), (cols_each, cols_each)
         if max(rows + cols) > MAX_PADDING:
             raise ValueError(f"ZeroPadding2D: padding must be <= {MAX_PADDING}, got {padding!r}")

@@ -6,7 +6,7 @@ import numpy as np
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike
 from minipool import _random
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool.tensor import Tensor, get_default_dtype
@@ -31,8 +31,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None) -> None:
         super().__init__()
-        self.in_features = positive_int(in_features, "in_features", "Linear")
-        self.out_features = positive_int(out_features, "out_features", "Linear")
+        self.in_features = single_int(in_features, "in_features", "Linear")
+        self.out_features = single_int(out_features, "out_features", "Linear")
         shape = check_parameter_shape((self.out_features, self.in_features),
                                       "in_features and out_features", "Linear")
         dtype = get_default_dtype() if dtype is None else dtype

@@ -20,7 +20,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn.batchnorm import _BatchNorm
 from minipool.nn.module import Module, Parameter
 from minipool.ops.normalization import normalized_shape_argument
@@ -106,8 +106,8 @@ class GroupNorm(_AffineNorm):
                  bias: bool = True) -> None:
         super().__init__()
         where = "GroupNorm"
-        self.num_groups = positive_int(num_groups, "num_groups", where)
-        self.num_channels = positive_int(num_channels, "num_channels", where)
+        self.num_groups = single_int(num_groups, "num_groups", where)
+        self.num_channels = single_int(num_channels, "num_channels", where)
         if self.num_channels % self.num_groups:
             raise ValueError(f"{where}: num_groups={num_groups} must divide "
                              f"num_channels={num_channels}")

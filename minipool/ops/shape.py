@@ -5,6 +5,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 
 from minipool._typing import Dims, TensorLike
+from minipool._validate import single_int
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
@@ -387,8 +388,7 @@ def chunk(x: TensorLike, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
     [[0.0, 1.0], [2.0, 3.0], [4.0]]
     """
     x = as_tensor(x)
-    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    chunks = single_int(chunks, "chunks", "chunk")
     axis = _split_axis(x, dim, "chunk")
     n = x.shape[axis]
     if n == 0:  # PyTorch gives `chunks` empty pieces here

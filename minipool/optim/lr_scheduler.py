@@ -15,7 +15,7 @@ import types
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from minipool._validate import positive_int
+from minipool._validate import single_int
 from minipool.optim.optimizer import Optimizer, check_number
 
 # a rate (or momentum) for all parameter groups, or one per group
@@ -112,7 +112,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  last_epoch: int = -1) -> None:
-        self.step_size = positive_int(step_size, "step_size", "StepLR")
+        self.step_size = single_int(step_size, "step_size", "StepLR")
         self.gamma = check_number("StepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
@@ -136,7 +136,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
+        self.T_max = single_int(T_max, "T_max", "CosineAnnealingLR")
         self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0)
         super().__init__(optimizer, last_epoch)
 
@@ -179,10 +179,10 @@ class OneCycleLR(LRScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"OneCycleLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
         if total_steps is not None:
-            self.total_steps = positive_int(total_steps, "total_steps", "OneCycleLR")
+            self.total_steps = single_int(total_steps, "total_steps", "OneCycleLR")
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (positive_int(epochs, "epochs", "OneCycleLR")
-                                * positive_int(steps_per_epoch, "steps_per_epoch", "OneCycleLR"))
+            self.total_steps = (single_int(epochs, "epochs", "OneCycleLR")
+                                * single_int(steps_per_epoch, "steps_per_epoch", "OneCycleLR"))
         else:
             raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
         check_number("OneCycleLR", "pct_start", pct_start, low=0, high=1)
@@ -543,7 +543,7 @@ class LinearLR(LRScheduler):
         check_number("LinearLR", "start_factor", start_factor, low=0, high=1, low_open=True)
         check_number("LinearLR", "end_factor", end_factor, low=0, high=1)
         self.start_factor, self.end_factor = start_factor, end_factor
-        self.total_iters = positive_int(total_iters, "total_iters", "LinearLR")
+        self.total_iters = single_int(total_iters, "total_iters", "LinearLR")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:
@@ -579,7 +579,7 @@ class ConstantLR(LRScheduler):
         # factor 0 is accepted as PyTorch does, though its rate then never comes back (0 * 1/0)
         check_number("ConstantLR", "factor", factor, low=0, high=1)
         self.factor = factor
-        self.total_iters = positive_int(total_iters, "total_iters", "ConstantLR")
+        self.total_iters = single_int(total_iters, "total_iters", "ConstantLR")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[float]:
@@ -599,7 +599,7 @@ class PolynomialLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
                  last_epoch: int = -1) -> None:
-        self.total_iters = positive_int(total_iters, "total_iters", "PolynomialLR")
+        self.total_iters = single_int(total_iters, "total_iters", "PolynomialLR")
         self.power = check_number("PolynomialLR", "power", power)
         super().__init__(optimizer, last_epoch)
 
@@ -632,8 +632,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
                  last_epoch: int = -1) -> None:
-        self.T_0 = positive_int(T_0, "T_0", "CosineAnnealingWarmRestarts")
-        self.T_mult = positive_int(T_mult, "T_mult", "CosineAnnealingWarmRestarts")
+        self.T_0 = single_int(T_0, "T_0", "CosineAnnealingWarmRestarts")
+        self.T_mult = single_int(T_mult, "T_mult", "CosineAnnealingWarmRestarts")
         self.eta_min = check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
         self.T_i = self.T_0
         self.T_cur = last_epoch
@@ -706,8 +706,8 @@ class CyclicLR(LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
         self.max_lrs = OneCycleLR._per_group("max_lr", max_lr, optimizer)
-        up = float(positive_int(step_size_up, "step_size_up", "CyclicLR"))
-        down = float(positive_int(step_size_down, "step_size_down", "CyclicLR")) \
+        up = float(single_int(step_size_up, "step_size_up", "CyclicLR"))
+        down = float(single_int(step_size_down, "step_size_down", "CyclicLR")) \
             if step_size_down is not None else up
         self.total_size = up + down
         self.step_ratio = up / self.total_size

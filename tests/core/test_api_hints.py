@@ -221,19 +221,38 @@ def test_int_tuple_refuses_by_name(value, error, message):
         V.int_tuple(value, 2, "kernel_size", "max_pool2d", 1)
 
 
-def test_int_pair_and_single_int_messages():
-    assert V.int_pair(3, "stride", "conv2d", 1) == (3, 3)
-    with pytest.raises(ValueError, match=r"conv2d: stride must be an int or a pair of ints"):
-        V.int_pair((1, 2, 3), "stride", "conv2d", 1)
-    with pytest.raises(TypeError, match=r"conv2d: stride must be an int or a pair of ints"):
-        V.int_pair((1, 2.0), "stride", "conv2d", 1)
+def test_exact_int_tuple_and_single_int_messages():
+    # exact: conv-style arguments, as PyTorch's convolutions take them (no 1-tuple broadcast;
+    # a sequence of another length is a ValueError)
+    assert V.int_tuple(3, 2, "stride", "conv2d", 1, exact=True) == (3, 3)
+    assert V.int_tuple([1, 2], 2, "stride", "conv2d", 1, exact=True) == (1, 2)
+    for wrong_length in ((1, 2, 3), (2,)):
+        with pytest.raises(ValueError, match=r"conv2d: stride must be an int or a tuple of 2 ints"):
+            V.int_tuple(wrong_length, 2, "stride", "conv2d", 1, exact=True)
+    with pytest.raises(TypeError, match=r"conv2d: stride must be an int or a tuple of 2 ints"):
+        V.int_tuple((1, 2.0), 2, "stride", "conv2d", 1, exact=True)
     with pytest.raises(ValueError, match=r"conv2d: stride must be <= 7, got \(8, 1\)"):
-        V.int_pair((8, 1), "stride", "conv2d", 1, 7)
+        V.int_tuple((8, 1), 2, "stride", "conv2d", 1, 7, exact=True)
+    assert V.int_tuple((2,), 2, "kernel_size", "max_pool2d", 1) == (2, 2)  # pooling broadcasts
     assert V.single_int(np.int32(4), "upscale_factor", "pixel_shuffle") == 4
     with pytest.raises(TypeError, match="pixel_shuffle: upscale_factor must be an int, got 2.0"):
         V.single_int(2.0, "upscale_factor", "pixel_shuffle")
     with pytest.raises(ValueError, match="pixel_shuffle: upscale_factor must be >= 1, got 0"):
         V.single_int(0, "upscale_factor", "pixel_shuffle")
+    # layers count channels and features with it too: a non-int is a TypeError, as in PyTorch
+    with pytest.raises(TypeError, match="Linear: in_features must be an int, got 2.5"):
+        nn.Linear(2.5, 3)
+    with pytest.raises(ValueError, match="Conv2d: groups must be >= 1, got 0"):
+        nn.Conv2d(2, 2, 3, groups=0)
+    with pytest.raises(ValueError, match="StepLR: step_size must be >= 1, got 0"):
+        mp.optim.lr_scheduler.StepLR(mp.optim.SGD([nn.Parameter(mp.zeros(1))]), 0)
+
+
+def test_one_integer_checker():
+    # the retired checkers stay retired: every op, layer and scheduler uses _validate's
+    source = "\n".join(path.read_text() for path in (ROOT / "minipool").rglob("*.py"))
+    for retired in ("def positive_int", "def int_pair", "def _check_factor", "def as_generator"):
+        assert retired not in source
 
 
 def test_conv_layer_and_functional_share_the_padding_rule():
