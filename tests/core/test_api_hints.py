@@ -384,3 +384,8 @@ def test_docs_cite_environment_variables_the_code_reads():
                       for var in re.findall(r"\bMINIPOOL_[A-Z0-9_]+", doc.read_text())
                       if var not in code})
     assert missing == []
+
+
+def test_readme_stays_short():
+    # the README is for outsiders and stays at most ~20 KB; details go to docs/ and benchmarks/
+    assert (ROOT / "README.md").stat().st_size <= 20 * 1024
