@@ -82,14 +82,14 @@ from minipool.ops.reduce import std_mean, var_mean  # noqa: E402
 from minipool.ops.shape import flip, roll  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
-                                transpose, unsqueeze)
+                                transpose, unflatten, unsqueeze)
 __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
             "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "round", "rsqrt",
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
-            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
-            "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
+            "reshape", "split", "squeeze", "t", "transpose", "unflatten", "unsqueeze", "bmm",
+            "einsum", "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
             "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
             "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll"]
 

@@ -1116,6 +1116,10 @@ class Tensor:
         """Axes ``start_dim`` to ``end_dim`` merged into one."""
         return _ops.shape.flatten(self, start_dim, end_dim)
 
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        """Axis ``dim`` split into ``sizes`` (one may be -1), as ``Tensor.unflatten``."""
+        return _ops.shape.unflatten(self, dim, sizes)
+
     def squeeze(self, dim: Dims = None) -> Tensor:
         """Size-1 axes removed (only ``dim`` when given)."""
         return _ops.shape.squeeze(self, dim)

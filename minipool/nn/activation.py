@@ -8,6 +8,7 @@ from minipool._typing import GeneratorLike
 from minipool import _random
 from minipool.nn.module import Module
 from minipool.ops.elementwise import as_tensor
+from minipool.ops.shape import check_unflatten_sizes, unflatten
 from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Unflatten", "Identity",
@@ -162,35 +163,11 @@ class Unflatten(Module):
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"Unflatten: dim must be an int, got {type(dim).__name__}")
-        if not isinstance(unflattened_size, (tuple, list)) or not all(
-                isinstance(n, int) and not isinstance(n, bool) for n in unflattened_size):
-            raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got "
-                            f"{unflattened_size!r}")
-        if not unflattened_size or any(n < -1 for n in unflattened_size) or \
-                list(unflattened_size).count(-1) > 1:
-            raise ValueError(f"Unflatten: unflattened_size must be non-empty sizes >= 0 with at "
-                             f"most one -1, got {unflattened_size!r}")
+        check_unflatten_sizes(unflattened_size, "Unflatten", "unflattened_size")  # as PyTorch's
         self.dim, self.unflattened_size = dim, unflattened_size  # kept as given, for the repr
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        if not -len(shape) <= self.dim < len(shape):
-            raise IndexError(f"Unflatten: dim {self.dim} is out of range for an input of "
-                             f"{len(shape)} dims")
-        d = self.dim % len(shape)
-        sizes = list(self.unflattened_size)
-        known = 1
-        for n in sizes:
-            known *= n if n != -1 else 1
-        if -1 in sizes and known and shape[d] % known == 0:
-            sizes[sizes.index(-1)] = shape[d] // known
-        product = 1
-        for n in sizes:
-            product *= n
-        if -1 in sizes or product != shape[d]:
-            raise ValueError(f"Unflatten: sizes {self.unflattened_size} do not multiply up to "
-                             f"dim {self.dim}'s size {shape[d]} (input shape {tuple(shape)})")
-        return x.reshape(tuple(shape[:d]) + tuple(sizes) + tuple(shape[d + 1:]))
+        return unflatten(x, self.dim, self.unflattened_size)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
