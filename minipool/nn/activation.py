@@ -1,15 +1,13 @@
 """Parameter-free layers: activations, channel dropout and Flatten."""
 from typing import Optional, Sequence
 
-import numpy as np
-
 import minipool.nn.functional as F
 from minipool._typing import GeneratorLike
 from minipool import _random
 from minipool.nn.module import Module
-from minipool.ops.elementwise import as_tensor
+from minipool.ops.activations import keras_relu
 from minipool.ops.shape import check_unflatten_sizes, unflatten
-from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
+from minipool.tensor import Tensor
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Unflatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
@@ -54,40 +52,13 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
-            y = F.relu(x)
-        else:
-            y = _keras_relu(x, self.max_value, self.negative_slope, self.threshold)
-        if not self.inplace:
-            return y
-        if getattr(x, "requires_grad", False) and mp_grad_enabled():
-            raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
-                             "(minipool records no in-place writes); use ReLU() (inplace=False)")
-        x.data[...] = y.data
-        return x
+        return keras_relu(x, self.max_value, self.negative_slope, self.threshold, self.inplace)
 
     def extra_repr(self) -> str:
         parts = [f"{name}={getattr(self, name)}" for name, default in
                  (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))
                  if getattr(self, name) != default]
         return ", ".join(parts + (["inplace=True"] if self.inplace else []))
-
-
-def _keras_relu(x, max_value, negative_slope, threshold):
-    """Keras's piecewise ReLU from ``where`` picks, so each piece carries its own gradient."""
-    x = as_tensor(x)
-    below = negative_slope * (x - threshold) if negative_slope else 0.0
-    # x == threshold takes the x piece (Keras's formula) unless threshold is 0, where both
-    # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
-    # TensorFlow).  NaN propagates: through the sloped piece when there is one (gradient
-    # negative_slope, as leaky_relu), else through the x piece (gradient 1, as relu6)
-    upper = x.data > threshold if threshold == 0 else x.data >= threshold
-    if not negative_slope:
-        upper = upper | np.isnan(x.data)
-    y = F.where(upper, x, below)
-    if max_value is not None:
-        y = F.where(x.data >= max_value, max_value, y)
-    return y
 
 
 class Tanh(Module):
