@@ -85,26 +85,33 @@ from minipool.ops.margin_losses import cdist  # noqa: E402
 from minipool.ops.elementwise import floor_divide, remainder  # noqa: E402
 from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
-                                transpose, unsqueeze)
+                                transpose, unflatten, unsqueeze)
 __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
             "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "round", "rsqrt",
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",
-            "reshape", "split", "squeeze", "t", "transpose", "unsqueeze", "bmm", "einsum",
-            "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
+            "reshape", "split", "squeeze", "t", "transpose", "unflatten", "unsqueeze", "bmm",
+            "einsum", "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
             "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
             "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll", "unique", "bincount", "multinomial", "cdist",
             "remainder", "floor_divide"]
 
 
+from minipool._typing import TensorLike as _TensorLike  # noqa: E402
+
+
 def _comparison(name):
-    def compare(input, other):
+    def compare(input: _TensorLike, other: _TensorLike) -> Tensor:
         if not isinstance(input, Tensor):
             input = tensor(input)
         return getattr(input, name)(other)
     compare.__name__ = compare.__qualname__ = name
-    compare.__doc__ = f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, as torch.{name}."
+    expected = {"eq": "[False, True]", "ne": "[True, False]", "lt": "[True, False]",
+                "le": "[True, True]", "gt": "[False, False]", "ge": "[False, True]"}[name]
+    compare.__doc__ = (f"``input.{name}(other)``: an elementwise comparison giving a bool tensor, "
+                       f"as torch.{name}.\n\n    >>> import minipool as mp\n"
+                       f"    >>> mp.{name}(mp.tensor([1, 2]), 2).tolist()\n    {expected}\n")
     return compare
 
 

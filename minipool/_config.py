@@ -9,6 +9,7 @@ Under load (``minipool._cpu_load``) ``kernel_threads`` shrinks the team, and
 import os
 import platform
 import sys
+from typing import Optional, TextIO
 
 from minipool import _cpu_load
 from minipool._kernels import openmp_helpers
@@ -42,8 +43,13 @@ def _threads_from_env():
 _num_threads = _threads_from_env() if openmp_helpers.openmp_enabled() else 1
 
 
-def get_num_threads():
-    """The number of threads minipool's kernels use (1 in a serial build)."""
+def get_num_threads() -> int:
+    """The number of threads minipool's kernels use (1 in a serial build).
+
+    >>> import minipool
+    >>> minipool.get_num_threads() >= 1
+    True
+    """
     return _num_threads
 
 
@@ -108,7 +114,7 @@ def set_load_team(mode):
     return previous
 
 
-def set_adaptive_threads(enabled):
+def set_adaptive_threads(enabled: bool) -> None:
     """Let kernels use fewer threads than ``get_num_threads()`` while other
     processes keep cores busy (``True``, the default), or always the full count.
 
@@ -124,7 +130,7 @@ def set_adaptive_threads(enabled):
     _cpu_load.set_adaptive(enabled)
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use ``n`` threads in every kernel from now on.
 
     >>> import minipool
@@ -141,8 +147,13 @@ def set_num_threads(n):
     _num_threads = n if openmp_helpers.openmp_enabled() else 1
 
 
-def show_config(file=None):
-    """Print the version, the build (OpenMP, compiler, flags) and the thread count."""
+def show_config(file: Optional[TextIO] = None) -> None:
+    """Print the version, the build (OpenMP, compiler, flags) and the thread count.
+
+    >>> import io, minipool
+    >>> out = io.StringIO(); minipool.show_config(out); out.getvalue().startswith("minipool ")
+    True
+    """
     from minipool import __version__
     import numpy as np
 

@@ -1,5 +1,7 @@
 """``torch.device`` and ``torch.compile`` for a CPU-only, eager library."""
 
+from typing import Any, Callable, Optional
+
 __all__ = ["device", "compile"]
 
 
@@ -16,7 +18,7 @@ class device:
     RuntimeError: device: minipool runs on the CPU only (NumPy arrays), so device 'cuda' is not available; use 'cpu'
     """
 
-    def __init__(self, type: str = "cpu", index=None):
+    def __init__(self, type: str = "cpu", index: Optional[int] = None) -> None:
         name = str(type)
         kind, _, number = name.partition(":")
         if kind != "cpu":
@@ -40,7 +42,7 @@ class device:
         return hash((self.type, self.index))
 
 
-def compile(model=None, **options):
+def compile(model: Optional[Callable] = None, **options: Any) -> Callable:
     """``torch.compile``: minipool runs eagerly and its kernels are compiled ahead of time, so
     there is nothing to compile: the model (or function) comes back unchanged.  Usable as
     ``compile(model)`` and as a decorator, with or without options.

@@ -70,13 +70,23 @@ def set_memory_cache(max_bytes: int) -> None:
 
 
 def empty_memory_cache() -> None:
-    """Give every block the cache holds back to the system (arrays in use are untouched)."""
+    """Give every block the cache holds back to the system (arrays in use are untouched).
+
+    >>> import minipool as mp
+    >>> mp.empty_memory_cache(); mp.memory_cache_info()["held"]
+    0
+    """
     memory_cache.clear()
 
 
 def memory_cache_info() -> dict:
     """``{"limit", "held", "blocks", "hits", "misses"}``: the cap and bytes held now, in bytes,
-    the number of blocks held, and how many requests it served or passed to malloc since import."""
+    the number of blocks held, and how many requests it served or passed to malloc since import.
+
+    >>> import minipool as mp
+    >>> sorted(mp.memory_cache_info())
+    ['blocks', 'held', 'hits', 'limit', 'misses']
+    """
     return memory_cache.info()
 
 

@@ -23,10 +23,15 @@ True
 """
 import json
 import secrets
+from typing import TYPE_CHECKING, List, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "resolve", "fresh_seed"]
+if TYPE_CHECKING:  # minipool.tensor imports this module
+    from minipool.tensor import Tensor
+
+__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "resolve", "kept",
+           "fresh_seed"]
 
 # torch.Generator()'s seed before any manual_seed: a new Generator is reproducible, as there
 _TORCH_DEFAULT_SEED = 67280421310721
@@ -35,8 +40,13 @@ _default = np.random.default_rng()
 _initial_seed = None
 
 
-def default_generator():
-    """The shared ``np.random.Generator`` behind ``generator=None``."""
+def default_generator() -> np.random.Generator:
+    """The shared ``np.random.Generator`` behind ``generator=None``.
+
+    >>> import minipool as mp
+    >>> mp.default_generator() is mp.manual_seed(0)
+    True
+    """
     return _default
 
 
@@ -56,7 +66,7 @@ def _check_seed(seed, where):
     raise TypeError(f"{where}: seed must be an int >= 0, got {type(seed).__name__}")
 
 
-def manual_seed(seed):
+def manual_seed(seed: Union[int, Sequence[int]]) -> np.random.Generator:
     """Reseed the shared default generator (in place) and return it, as ``torch.manual_seed``.
 
     One call makes every draw that is given no explicit generator reproducible:
@@ -76,8 +86,13 @@ def manual_seed(seed):
     return _default
 
 
-def initial_seed():
-    """The last seed given to :func:`manual_seed` (None before the first call)."""
+def initial_seed() -> Optional[Union[int, List[int]]]:
+    """The last seed given to :func:`manual_seed` (None before the first call).
+
+    >>> import minipool as mp
+    >>> _ = mp.manual_seed(7); mp.initial_seed()
+    7
+    """
     return _initial_seed
 
 
@@ -96,7 +111,7 @@ class Generator:
     (True, 42)
     """
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device: str = "cpu") -> None:
         if str(device).split(":")[0] != "cpu":
             raise RuntimeError(f"Generator: minipool runs on the CPU only, so device {device!r} "
                                "is not available; use Generator() or Generator('cpu')")
@@ -104,31 +119,31 @@ class Generator:
         self._rng = np.random.default_rng(_TORCH_DEFAULT_SEED)
         self._initial_seed = _TORCH_DEFAULT_SEED
 
-    def manual_seed(self, seed):
+    def manual_seed(self, seed: Union[int, Sequence[int]]) -> "Generator":
         """Reseed in place (layers holding this generator follow) and return self."""
         seed = _check_seed(seed, "Generator.manual_seed")
         self._rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
         self._initial_seed = seed
         return self
 
-    def seed(self):
+    def seed(self) -> int:
         """Reseed from the operating system's entropy and return the new seed (an int)."""
         new_seed = secrets.randbits(63)
         self.manual_seed(new_seed)
         return new_seed
 
-    def initial_seed(self):
+    def initial_seed(self) -> Union[int, List[int]]:
         """The seed of the last ``manual_seed``/``seed`` (PyTorch's default seed before that)."""
         return self._initial_seed
 
-    def get_state(self):
+    def get_state(self) -> "Tensor":
         """The generator's state as a uint8 Tensor, for :meth:`set_state` (as PyTorch's
         ByteTensor; its bytes are minipool's own encoding, not PyTorch's)."""
         from minipool.tensor import Tensor
         raw = json.dumps(self._rng.bit_generator.state, sort_keys=True).encode()
         return Tensor(np.frombuffer(raw, np.uint8).copy())
 
-    def set_state(self, new_state):
+    def set_state(self, new_state: "Tensor") -> "Generator":
         """Restore a state from :meth:`get_state`; returns self."""
         data = np.asarray(getattr(new_state, "data", new_state))
         try:
@@ -173,6 +188,18 @@ def resolve(generator, where):
         return np.random.default_rng(int(generator))
     raise TypeError(f"{where}: generator must be None, an int seed, an mp.Generator or a "
                     f"numpy.random.Generator, got {type(generator).__name__}")
+
+
+def kept(generator, where):
+    """What a layer or a transform keeps from its own ``generator=``: None stays None (the
+    shared default, looked up at each call, so ``manual_seed`` and copies of the layer follow
+    it); an int seed or a Generator is resolved once, here, so the layer draws one
+    reproducible sequence instead of the same numbers at every call.
+
+    >>> kept(None, "Dropout") is None, kept(3, "Dropout").random() == resolve(3, "x").random()
+    (True, True)
+    """
+    return None if generator is None else resolve(generator, where)
 
 
 def fresh_seed(generator=None, where="fresh_seed"):

@@ -21,7 +21,7 @@ import numpy as np
 
 from minipool.tensor import FLOAT_DTYPES
 
-__all__ = ["is_int", "is_real", "flag", "is_real_operand", "positive_int", "single_int", "int_tuple", "int_pair",
+__all__ = ["is_int", "is_real", "flag", "is_real_operand", "single_int", "int_tuple",
            "parse_data_format", "check_parameter_shape", "conv_operands", "conv_bias",
            "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT", "named_allocation"]
 
@@ -62,15 +62,9 @@ def is_real(value: Any) -> bool:
         not isinstance(value, (bool, np.bool_))
 
 
-def positive_int(value: Any, name: str, where: str) -> int:
-    """``value`` as an int >= 1, or a ValueError naming ``where: name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def single_int(value: Any, name: str, op: str, minimum: int = 1) -> int:
-    """One int >= ``minimum`` (a factor, a count): TypeError for a non-int, else ValueError."""
+    """One int >= ``minimum`` (a factor, a count, a layer's channels or features): a
+    TypeError for a non-int (bools included), a ValueError below ``minimum``."""
     if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {value!r}")
     if value < minimum:
@@ -104,38 +98,29 @@ def _compact(values: Tuple[int, ...]):
 
 
 def int_tuple(value: Any, rank: int, name: str, op: str, minimum: int,
-              maximum: int = ARG_LIMIT) -> Tuple[int, ...]:
-    """An int or a sequence of ``rank`` ints (a 1-sequence is broadcast), each in
-    [minimum, maximum].  bools, floats and arrays are refused by name (TypeError)."""
+              maximum: int = ARG_LIMIT, *, exact: bool = False) -> Tuple[int, ...]:
+    """An int or a sequence of ``rank`` ints, each in [minimum, maximum]: the one checker of
+    kernel sizes, strides, paddings, dilations, factors and output sizes.
+
+    bools, floats and arrays are refused by name (TypeError).  A 1-sequence is broadcast, as
+    pooling and interpolate take it; with ``exact`` (convolutions, as PyTorch's) a sequence
+    must have exactly ``rank`` entries, and another length is a ValueError."""
+    form = f"an int or a tuple of {rank} ints"
     if is_int(value):
         values = (int(value),) * rank
-    elif isinstance(value, (tuple, list)) and len(value) in (1, rank) and all(map(is_int, value)):
+    elif isinstance(value, (tuple, list)) and len(value) in ((rank,) if exact else (1, rank)) \
+            and all(map(is_int, value)):
         values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
+    elif exact and isinstance(value, (tuple, list)) and len(value) != rank:
+        raise ValueError(f"{op}: {name} must be {form}, got {value!r}")
     else:
-        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
+        raise TypeError(f"{op}: {name} must be {form}, got {value!r}")
     for v in values:
         if v < minimum:
             raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
         if v > maximum:
             raise ValueError(f"{op}: {name} must be <= {maximum}, got {_compact(values)}")
     return values
-
-
-def int_pair(value: Any, name: str, op: str, minimum: int,
-             maximum: Optional[int] = None) -> Tuple[int, int]:
-    """An int or a sequence of exactly 2 ints, each in [minimum, maximum] (conv-style
-    arguments; a sequence of another length is a ValueError, a non-int a TypeError)."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    for v in items:
-        if not is_int(v):
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-        if maximum is not None and v > maximum:
-            raise ValueError(f"{op}: {name} must be <= {maximum}, got {value!r}")
-    return int(items[0]), int(items[1])
 
 
 def parse_data_format(op: str, data_format: Optional[str],
@@ -180,17 +165,14 @@ def conv_operands(op: str, input: Any, weight: Any, groups: Any, channels_last: 
         raise TypeError(f"{op}: input must be float32 or float64, got {input.dtype}")
     if weight.dtype != input.dtype:
         raise TypeError(f"{op}: weight dtype {weight.dtype} differs from input dtype {input.dtype}")
-    if not is_int(groups):
-        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
-    if groups < 1:
-        raise ValueError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    groups = single_int(groups, "groups", op)
     if channels_last:
         H, W, C = input.shape[-3:]
     else:
         C, H, W = input.shape[-3:]
     if H == 0 or W == 0:  # as PyTorch; padding would otherwise make outputs out of no input
         raise ValueError(f"{op}: input spatial size must be >= 1, got shape {input.shape}")
-    return int(groups), (C, H, W)
+    return groups, (C, H, W)
 
 
 def conv_bias(op: str, bias: Any, out_channels: int, dtype: np.dtype, counted: str = "") -> None:

@@ -28,11 +28,15 @@ from minipool.tensor import FLOAT_DTYPES, Tensor
 __all__ = ["from_numpy", "to_torch", "from_torch", "register_twin", "supported_layers"]
 
 
-def from_numpy(array):
+def from_numpy(array: np.ndarray) -> Tensor:
     """A Tensor sharing ``array``'s memory: changes to one show in the other.
 
     Like ``torch.from_numpy`` it takes an ``np.ndarray`` of a numeric or bool
     dtype (any byte order and strides) and never copies.
+
+    >>> import numpy as np, minipool as mp
+    >>> a = np.zeros(2, np.float32); t = mp.from_numpy(a); a[1] = 5; t.tolist()
+    [0.0, 5.0]
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__} "

@@ -37,6 +37,7 @@ import os
 import struct
 import zlib
 from collections import OrderedDict
+from typing import IO, Any, Optional, Union
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def _write(f, head, blobs):
             f.write(memoryview(data).cast("B"))
 
 
-def save(obj, f):
+def save(obj: Any, f: Union[str, "os.PathLike[str]", IO[bytes]]) -> None:
     """Write ``obj`` to ``f`` (a path, or a binary file object) as a safetensors file.
 
     ``obj`` is a Tensor, an array, or nested dicts / lists / tuples of them with
@@ -160,6 +161,11 @@ def save(obj, f):
     ``state_dict()``, a checkpoint).  Dtypes: float16/32/64, int8-64,
     uint8-64 and bool.  A path is written atomically (temporary file, then
     rename).  Shared storage is not kept: a tensor stored twice is written twice.
+
+    >>> import io, minipool as mp
+    >>> buffer = io.BytesIO(); mp.save({"w": mp.ones(2)}, buffer); _ = buffer.seek(0)
+    >>> mp.load(buffer)["w"].tolist()
+    [1.0, 1.0]
     """
     flat = _Flattener()
     structure = flat.encode(obj, [])  # a state_dict's tensors keep its keys as their names
@@ -356,7 +362,8 @@ def _map_tensors(obj, fn):
     return obj
 
 
-def load(f, map_location=None, *, weights_only=None, mmap=None):
+def load(f: Union[str, "os.PathLike[str]", IO[bytes]], map_location: Any = None, *,
+         weights_only: Optional[bool] = None, mmap: Optional[bool] = None) -> Any:
     """Read what :func:`save` wrote, or any safetensors file, from ``f`` (a path or a binary file).
 
     A file written by minipool comes back as it was saved (Tensors as
@@ -372,6 +379,11 @@ def load(f, map_location=None, *, weights_only=None, mmap=None):
     another device is an error.  ``weights_only`` (True, False or None) changes
     nothing: minipool's files hold only data (no code), so every load is weights-only.
     ``mmap`` (None or False) is accepted; True is refused (files are read whole).
+
+    >>> import io, minipool as mp
+    >>> buffer = io.BytesIO(); mp.save([mp.zeros(1), 3], buffer); _ = buffer.seek(0)
+    >>> mp.load(buffer, map_location="cpu")[1]
+    3
     """
     if weights_only not in (None, True, False):
         raise TypeError(f"load: weights_only must be True, False or None, got {weights_only!r}")

@@ -38,6 +38,7 @@ Params size (MB): 0.00
 """
 import math
 from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -165,7 +166,9 @@ def _check_sizes(input_size):
     return shapes
 
 
-def summary(model, input_size=None, *, input_data=None, dtype=None, depth=3, verbose=1):
+def summary(model: Any, input_size: Optional[Union[Sequence[int], Sequence[Sequence[int]]]] = None,
+            *, input_data: Any = None, dtype: Any = None, depth: int = 3,
+            verbose: int = 1) -> "ModelSummary":
     """Print and return a table of ``model``'s layers (see the module docstring).
 
     ``input_size`` is the full input shape, batch included (``(1, 1, 32, 32)``),
@@ -174,6 +177,11 @@ def summary(model, input_size=None, *, input_data=None, dtype=None, depth=3, ver
     parameter, else float32).  ``input_data`` (a Tensor, array or a list of
     them) is used instead when given.  Rows deeper than ``depth`` are folded
     into their ancestor's counts.  ``verbose=0`` returns without printing.
+
+    >>> import minipool as mp
+    >>> table = mp.summary(mp.nn.Linear(4, 2), (1, 4), verbose=0)
+    >>> table.total_params
+    10
     """
     from minipool.nn.module import Module
     if not isinstance(model, Module):

@@ -29,7 +29,7 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _default_dtype = FLOAT_DTYPES[0]
 
 
-def get_default_dtype():
+def get_default_dtype() -> np.dtype:
     """The float dtype that factories (``zeros``, ``randn``, ...), ``tensor`` of Python floats
     and new layers' parameters use when no dtype is given: float32 unless changed.
 
@@ -40,9 +40,16 @@ def get_default_dtype():
     return _default_dtype
 
 
-def set_default_dtype(dtype):
+def set_default_dtype(dtype: DTypeLike) -> None:
     """Make ``dtype`` (float32 or float64) the default float dtype, as ``torch.set_default_dtype``
-    (per process; gradcheck scripts set float64).  Tensors already made keep their dtype."""
+    (per process; gradcheck scripts set float64).  Tensors already made keep their dtype.
+
+    >>> import minipool as mp
+    >>> mp.set_default_dtype(mp.float64); mp.tensor([0.5]).dtype
+    dtype('float64')
+    >>> mp.set_default_dtype(mp.float32); mp.tensor([0.5]).dtype
+    dtype('float32')
+    """
     global _default_dtype
     try:
         d = None if dtype is None else np.dtype(dtype)
@@ -61,8 +68,14 @@ class _GradMode(threading.local):
 _grad_mode = _GradMode()
 
 
-def is_grad_enabled():
-    """True unless inside ``no_grad()`` (per Python thread)."""
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()`` (per Python thread).
+
+    >>> import minipool as mp
+    >>> with mp.no_grad():
+    ...     mp.is_grad_enabled()
+    False
+    """
     return _grad_mode.enabled
 
 
@@ -121,7 +134,7 @@ class inference_mode(_SetGradMode):
     False
     """
 
-    def __init__(self, mode=True):
+    def __init__(self, mode: bool = True) -> None:
         if callable(mode):  # used as a bare decorator: @mp.inference_mode
             raise TypeError("inference_mode: write @mp.inference_mode() (with parentheses), "
                             "as in PyTorch")
@@ -150,7 +163,7 @@ class set_grad_enabled(_SetGradMode):
     True
     """
 
-    def __init__(self, mode):
+    def __init__(self, mode: bool) -> None:
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
         self._previous = _grad_mode.enabled
@@ -1162,6 +1175,10 @@ class Tensor:
         """Axes ``start_dim`` to ``end_dim`` merged into one."""
         return _ops.shape.flatten(self, start_dim, end_dim)
 
+    def unflatten(self, dim: int, sizes: Sequence[int]) -> Tensor:
+        """Axis ``dim`` split into ``sizes`` (one may be -1), as ``Tensor.unflatten``."""
+        return _ops.shape.unflatten(self, dim, sizes)
+
     def squeeze(self, dim: Dims = None) -> Tensor:
         """Size-1 axes removed (only ``dim`` when given)."""
         return _ops.shape.squeeze(self, dim)
@@ -1197,16 +1214,18 @@ class Tensor:
     def normal_(self, mean: float = 0.0, std: float = 1.0, *,
                 generator: Any = None) -> Tensor:
         """Fill in place with N(mean, std**2) samples, as ``Tensor.normal_`` (e.g.
-        ``m.weight.data.normal_(0.0, 0.02)``); ``generator`` as in ``mp.randn``."""
-        from minipool.nn import init
+        ``m.weight.data.normal_(0.0, 0.02)``); ``generator`` as in ``mp.randn``.
+        ``nn.init.normal_`` is this, without the requires-grad check."""
         self._check_random_fill("normal_")
-        with no_grad():
-            return init.normal_(self, mean, std, generator=generator)
+        if std < 0:
+            raise ValueError(f"normal_: std must be >= 0, got {std}")
+        self.data[...] = _random.resolve(generator, "normal_").normal(mean, std, self.shape)
+        return self
 
     def uniform_(self, *bounds: float, generator: Any = None, **named: float) -> Tensor:
         """Fill in place with U(from, to) samples (default 0, 1), as ``Tensor.uniform_(from, to)``
-        (``from`` is a Python keyword: give the bounds by position, or as ``**{"from": a}``)."""
-        from minipool.nn import init
+        (``from`` is a Python keyword: give the bounds by position, or as ``**{"from": a}``).
+        ``nn.init.uniform_`` is this, without the requires-grad check."""
         unknown = set(named) - {"from", "to"}
         if unknown or len(bounds) > 2:
             raise TypeError(f"uniform_: takes (from=0, to=1), got {len(bounds)} positional and "
@@ -1215,10 +1234,14 @@ class Tensor:
         low = named.get("from", 0.0 if low is None else low)
         high = named.get("to", 1.0 if high is None else high)
         self._check_random_fill("uniform_")
-        with no_grad():
-            return init.uniform_(self, low, high, generator=generator)
+        if not low <= high:
+            raise ValueError(f"uniform_: needs from <= to, got from={low}, to={high}")
+        self.data[...] = _random.resolve(generator, "uniform_").uniform(low, high, self.shape)
+        return self
 
     def _check_random_fill(self, op):
+        if self.data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: tensor must be float32 or float64, got {self.data.dtype}")
         if self._requires_grad and _grad_mode.enabled:  # PyTorch refuses it too
             raise RuntimeError(f"{op}: a tensor that requires grad cannot be filled in place while "
                                f"gradients are recorded; wrap it in `with mp.no_grad():` (or use "
@@ -1362,7 +1385,7 @@ class Size(tuple):
     def __repr__(self):
         return f"Size({list(self)})"
 
-    def numel(self):
+    def numel(self) -> int:
         n = 1
         for s in self:
             n *= s
@@ -1431,7 +1454,7 @@ def _parse_to_args(op, args, kwargs):
 
 
 # --------------------------------------------------------------------------- creation
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data: Any, dtype: Optional[DTypeLike] = None, requires_grad: bool = False) -> Tensor:
     """Make a Tensor from a list, scalar, array or Tensor (the data is copied).
 
     Python floats become the default dtype (float32; see :func:`set_default_dtype`); NumPy
@@ -1454,17 +1477,37 @@ def _shape_arg(shape):
     return tuple(int(s) for s in shape)
 
 
-def zeros(*shape, dtype=None, requires_grad=False):
+def zeros(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+          requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (the default float dtype unless ``dtype`` is given).
+
+    >>> import minipool as mp
+    >>> mp.zeros(2, 3).shape, mp.zeros((2,), dtype=mp.int64).tolist()
+    ((2, 3), [0, 0])
+    """
     return Tensor(np.zeros(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def ones(*shape, dtype=None, requires_grad=False):
+def ones(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+         requires_grad: bool = False) -> Tensor:
+    """A tensor of ones (the default float dtype unless ``dtype`` is given).
+
+    >>> import minipool as mp
+    >>> mp.ones(2).tolist()
+    [1.0, 1.0]
+    """
     return Tensor(np.ones(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def full(shape, fill_value, dtype=None, requires_grad=False):
+def full(shape: Union[int, Sequence[int]], fill_value: Any, dtype: Optional[DTypeLike] = None,
+         requires_grad: bool = False) -> Tensor:
     """``shape`` filled with ``fill_value``; without ``dtype`` the type follows the value, as
-    in PyTorch: bool -> bool, int -> int64, float -> the default float dtype."""
+    in PyTorch: bool -> bool, int -> int64, float -> the default float dtype.
+
+    >>> import minipool as mp
+    >>> mp.full((2,), 7).tolist(), mp.full((2,), 7).dtype
+    ([7, 7], dtype('int64'))
+    """
     if dtype is None:
         value = fill_value.item() if isinstance(fill_value, (Tensor, np.generic)) else fill_value
         dtype = (np.bool_ if isinstance(value, (bool, np.bool_)) else
@@ -1484,84 +1527,165 @@ def _like(where, t, dtype, float_only=False):
     return t.shape, dtype
 
 
-def randn_like(input, *, dtype=None, requires_grad=False):
-    """``randn`` of ``input``'s shape and dtype (from the shared generator, as PyTorch's)."""
+def randn_like(input: Tensor, *, dtype: Optional[DTypeLike] = None,
+               requires_grad: bool = False) -> Tensor:
+    """``randn`` of ``input``'s shape and dtype (from the shared generator, as PyTorch's).
+
+    >>> import minipool as mp
+    >>> mp.randn_like(mp.zeros(2, 3, dtype=mp.float64)).dtype
+    dtype('float64')
+    """
     shape, dtype = _like("randn_like", input, dtype, float_only=True)
     return randn(*shape, dtype=dtype, requires_grad=requires_grad)
 
 
-def rand_like(input, *, dtype=None, requires_grad=False):
-    """``rand`` of ``input``'s shape and dtype."""
+def rand_like(input: Tensor, *, dtype: Optional[DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
+    """``rand`` of ``input``'s shape and dtype.
+
+    >>> import minipool as mp
+    >>> mp.rand_like(mp.zeros(2, 3)).shape
+    (2, 3)
+    """
     shape, dtype = _like("rand_like", input, dtype, float_only=True)
     return rand(*shape, dtype=dtype, requires_grad=requires_grad)
 
 
-def full_like(input, fill_value, *, dtype=None, requires_grad=False):
+def full_like(input: Tensor, fill_value: Any, *, dtype: Optional[DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
     """``fill_value`` in ``input``'s shape and dtype (a float value truncates into an int dtype,
-    as PyTorch)."""
+    as PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.full_like(mp.zeros(2, dtype=mp.int64), 2.7).tolist()
+    [2, 2]
+    """
     shape, dtype = _like("full_like", input, dtype)
     return full(shape, fill_value, dtype=dtype, requires_grad=requires_grad)
 
 
-def empty_like(input, *, dtype=None, requires_grad=False):
-    """An uninitialised tensor of ``input``'s shape and dtype."""
+def empty_like(input: Tensor, *, dtype: Optional[DTypeLike] = None,
+               requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor of ``input``'s shape and dtype.
+
+    >>> import minipool as mp
+    >>> mp.empty_like(mp.zeros(2, 3)).shape
+    (2, 3)
+    """
     shape, dtype = _like("empty_like", input, dtype)
     return empty(*shape, dtype=dtype, requires_grad=requires_grad)
 
 
-def numel(input) -> int:
-    """The number of elements of ``input``, as ``torch.numel``."""
+def numel(input: Tensor) -> int:
+    """The number of elements of ``input``, as ``torch.numel``.
+
+    >>> import minipool as mp
+    >>> mp.numel(mp.zeros(2, 3))
+    6
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"numel: input must be a Tensor, got {type(input).__name__}")
     return input.numel()
 
 
-def is_tensor(obj) -> bool:
-    """True when ``obj`` is a minipool Tensor (Parameters included), as ``torch.is_tensor``."""
+def is_tensor(obj: Any) -> bool:
+    """True when ``obj`` is a minipool Tensor (Parameters included), as ``torch.is_tensor``.
+
+    >>> import minipool as mp
+    >>> mp.is_tensor(mp.zeros(1)), mp.is_tensor([0.0])
+    (True, False)
+    """
     return isinstance(obj, Tensor)
 
 
-def is_floating_point(input) -> bool:
-    """True when ``input`` is a float16/32/64 Tensor, as ``torch.is_floating_point``."""
+def is_floating_point(input: Tensor) -> bool:
+    """True when ``input`` is a float16/32/64 Tensor, as ``torch.is_floating_point``.
+
+    >>> import minipool as mp
+    >>> mp.is_floating_point(mp.zeros(1)), mp.is_floating_point(mp.arange(3))
+    (True, False)
+    """
     if not isinstance(input, Tensor):
         raise TypeError(f"is_floating_point: input must be a Tensor, got {type(input).__name__}")
     return input.is_floating_point()
 
 
-def finfo(type=None):
+def finfo(type: Optional[DTypeLike] = None) -> np.finfo:
     """Machine limits of a float dtype (the default dtype if None): ``eps``, ``max``, ``min``,
-    ``tiny``, ``bits``, ``resolution`` -- NumPy's ``finfo``, which has torch.finfo's fields."""
+    ``tiny``, ``bits``, ``resolution`` -- NumPy's ``finfo``, which has torch.finfo's fields.
+
+    >>> import minipool as mp
+    >>> mp.finfo().bits, mp.finfo(mp.float64).bits
+    (32, 64)
+    """
     return np.finfo(_default_dtype if type is None else type)
 
 
-def iinfo(type):
-    """Limits of an integer dtype (``min``, ``max``, ``bits``): NumPy's ``iinfo``."""
+def iinfo(type: DTypeLike) -> np.iinfo:
+    """Limits of an integer dtype (``min``, ``max``, ``bits``): NumPy's ``iinfo``.
+
+    >>> import minipool as mp
+    >>> int(mp.iinfo(mp.uint8).max)
+    255
+    """
     return np.iinfo(type)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
+def zeros_like(t: TensorLike, dtype: Optional[DTypeLike] = None,
+               requires_grad: bool = False) -> Tensor:
+    """Zeros of ``t``'s shape and dtype (``dtype`` overrides the dtype).
+
+    >>> import minipool as mp
+    >>> mp.zeros_like(mp.ones(2)).tolist()
+    [0.0, 0.0]
+    """
     return Tensor(np.zeros_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
+def ones_like(t: TensorLike, dtype: Optional[DTypeLike] = None,
+              requires_grad: bool = False) -> Tensor:
+    """Ones of ``t``'s shape and dtype (``dtype`` overrides the dtype).
+
+    >>> import minipool as mp
+    >>> mp.ones_like(mp.zeros(2, dtype=mp.int64)).tolist()
+    [1, 1]
+    """
     return Tensor(np.ones_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
-def randn(*shape, dtype=None, requires_grad=False, generator=None):
+def randn(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+          requires_grad: bool = False, generator: Any = None) -> Tensor:
     """Standard normal samples; ``generator``: None (the default, see ``mp.manual_seed``), an int
-    seed, an ``mp.Generator`` or a ``np.random.Generator``."""
+    seed, an ``mp.Generator`` or a ``np.random.Generator``.
+
+    >>> import minipool as mp
+    >>> bool((mp.randn(3, generator=5) == mp.randn(3, generator=5)).all())
+    True
+    """
     rng = _random.resolve(generator, "randn")
     return Tensor(rng.standard_normal(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad=False, generator=None):
-    """Uniform samples in [0, 1); ``generator`` as in :func:`randn`."""
+def rand(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+         requires_grad: bool = False, generator: Any = None) -> Tensor:
+    """Uniform samples in [0, 1); ``generator`` as in :func:`randn`.
+
+    >>> import minipool as mp
+    >>> x = mp.rand(2, 3, generator=0).numpy(); x.shape, bool(((x >= 0) & (x < 1)).all())
+    ((2, 3), True)
+    """
     rng = _random.resolve(generator, "rand")
     return Tensor(rng.random(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False):
-    """Like ``np.arange``; float arguments give the default dtype (float32)."""
+def arange(start: float, stop: Optional[float] = None, step: float = 1,
+           dtype: Optional[DTypeLike] = None, requires_grad: bool = False) -> Tensor:
+    """Like ``np.arange``; float arguments give the default dtype (float32).
+
+    >>> import minipool as mp
+    >>> mp.arange(3).tolist(), mp.arange(0, 1, 0.5).tolist()
+    ([0, 1, 2], [0.0, 0.5])
+    """
     arr = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and arr.dtype == np.float64:
         dtype = _default_dtype
@@ -1573,7 +1697,9 @@ def _dtype_of(dtype, default):
     return np.dtype(default if dtype is None else dtype)
 
 
-def randint(low, high=None, size=None, *, dtype=None, generator=None, requires_grad=False):
+def randint(low: int, high: Optional[int] = None, size: Optional[Sequence[int]] = None, *,
+            dtype: Optional[DTypeLike] = None, generator: Any = None,
+            requires_grad: bool = False) -> Tensor:
     """Integers drawn uniformly from [low, high) (``randint(high, size)`` starts at 0), int64
     unless ``dtype`` says otherwise; ``generator`` as in :func:`randn`.
 
@@ -1598,7 +1724,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, requires_g
     return Tensor(values.astype(_dtype_of(dtype, np.int64)), requires_grad=requires_grad)
 
 
-def randperm(n, *, dtype=None, generator=None):
+def randperm(n: int, *, dtype: Optional[DTypeLike] = None, generator: Any = None) -> Tensor:
     """A random permutation of 0 .. n-1 (int64); ``generator`` as in :func:`randn`.
 
     >>> import minipool as mp
@@ -1611,12 +1737,19 @@ def randperm(n, *, dtype=None, generator=None):
     return Tensor(perm.astype(_dtype_of(dtype, np.int64)))
 
 
-def empty(*shape, dtype=None, requires_grad=False):
-    """An uninitialised tensor, as in PyTorch: its values are whatever the memory held."""
+def empty(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+          requires_grad: bool = False) -> Tensor:
+    """An uninitialised tensor, as in PyTorch: its values are whatever the memory held.
+
+    >>> import minipool as mp
+    >>> mp.empty(2, 3).shape
+    (2, 3)
+    """
     return Tensor(np.empty(_shape_arg(shape), dtype=_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
 
 
-def eye(n, m=None, *, dtype=None, requires_grad=False):
+def eye(n: int, m: Optional[int] = None, *, dtype: Optional[DTypeLike] = None,
+        requires_grad: bool = False) -> Tensor:
     """The n x m identity matrix (m = n by default).
 
     >>> import minipool as mp
@@ -1628,7 +1761,8 @@ def eye(n, m=None, *, dtype=None, requires_grad=False):
                   requires_grad=requires_grad)
 
 
-def linspace(start, end, steps, *, dtype=None, requires_grad=False):
+def linspace(start: float, end: float, steps: int, *, dtype: Optional[DTypeLike] = None,
+             requires_grad: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (the default dtype).
 
     >>> import minipool as mp
@@ -1641,7 +1775,7 @@ def linspace(start, end, steps, *, dtype=None, requires_grad=False):
                   requires_grad=requires_grad)
 
 
-def as_tensor(data, dtype=None):
+def as_tensor(data: Any, dtype: Optional[DTypeLike] = None) -> Tensor:
     """A Tensor sharing memory with ``data`` when it is already a NumPy array or Tensor of that
     dtype (as PyTorch's ``as_tensor``); otherwise a new one, as :func:`tensor` makes.
 

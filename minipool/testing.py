@@ -5,6 +5,8 @@
 >>> x = mp.tensor([0.5, -1.0, 2.0], dtype="float64", requires_grad=True)
 >>> assert_grad_close(lambda t: (t * t.tanh()).sum(), [x])
 """
+from typing import Any, Callable, Optional, Sequence
+
 import numpy as np
 
 from minipool.tensor import Tensor, no_grad
@@ -48,7 +50,8 @@ def numerical_grad(fn, inputs, index, v, eps):
     return grad.reshape(x.shape)
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0, names=None):
+def gradcheck(fn: Callable[..., Any], inputs: Any, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, seed: int = 0, names: Optional[Sequence[str]] = None) -> bool:
     """Check the analytic gradient of ``fn`` against float64 central differences.
 
     ``inputs`` is a sequence of Tensors (or non-tensor arguments passed through);

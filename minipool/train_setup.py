@@ -131,7 +131,7 @@ class TrainConfig:
         return cfg
 
     def validate(self):
-        def positive_int(name, allow_none=False, allow_zero=False):
+        def check_count(name, allow_none=False, allow_zero=False):
             value = getattr(self, name)
             if value is None and allow_none:
                 return
@@ -146,12 +146,12 @@ class TrainConfig:
             raise TrainError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         if self.classic_output not in ("rbf", "softmax"):
             raise TrainError(f"classic output must be 'rbf' or 'softmax', got {self.classic_output!r}")
-        positive_int("epochs")
-        positive_int("batch_size")
-        positive_int("threads", allow_none=True)
-        positive_int("train_size", allow_none=True)
-        positive_int("test_size", allow_none=True)
-        positive_int("val_size", allow_zero=True)
+        check_count("epochs")
+        check_count("batch_size")
+        check_count("threads", allow_none=True)
+        check_count("train_size", allow_none=True)
+        check_count("test_size", allow_none=True)
+        check_count("val_size", allow_zero=True)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
             raise TrainError(f"learning rate (--lr) must be a number > 0, got {self.lr!r}")
         if not 0 <= self.momentum < 1:

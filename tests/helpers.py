@@ -8,6 +8,10 @@ from minipool import _cpu_load
 # the checkout: the folder holding tests/, examples/ and (when testing the source tree) minipool/
 CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# SELU's published constants (Klambauer et al., 2017), for the references that check selu
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
 
 def subprocess_env(**overrides):
     """Environment for a Python subprocess that imports ``tests.*`` and the very minipool

@@ -11,7 +11,7 @@ import numpy as np
 
 from minipool import _random
 
-from minipool._validate import positive_int
+from minipool._validate import is_int
 from minipool.data.generic import default_collate
 from minipool.tensor import Tensor
 
@@ -71,7 +71,9 @@ class DataLoader:
         self.collate_fn = collate_fn
         self.pin_memory = bool(pin_memory)
         self.dataset = dataset
-        self.batch_size = positive_int(batch_size, "batch_size", "DataLoader")
+        if not is_int(batch_size) or batch_size < 1:  # any bad value is a ValueError, as PyTorch's
+            raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         if seed is None:
             # PyTorch draws the shuffling from its global RNG; here the loader's own base

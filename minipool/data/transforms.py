@@ -22,7 +22,7 @@ import numbers
 
 import numpy as np
 
-from minipool._random import resolve
+from minipool._random import kept, resolve
 
 __all__ = ["Compose", "Pad", "Normalize", "RandomShift", "RandomAffine", "RandomCrop",
            "RandomHorizontalFlip"]
@@ -40,12 +40,6 @@ def _as_batch(images):
 def _rng(rng, generator=None, where="transform"):
     """The call's ``rng`` if given, else the transform's own ``generator``, else the shared default."""
     return resolve(rng if rng is not None else generator, where)
-
-
-def _check_generator(generator, where):
-    """A transform's own ``generator=``: None stays None (the shared default, at call time); an
-    int seed becomes its generator once, here, so the transform draws a reproducible sequence."""
-    return None if generator is None else resolve(generator, where)
 
 
 class Compose:
@@ -123,7 +117,7 @@ class RandomShift:
     along each axis, filling with ``fill``."""
 
     def __init__(self, max_shift=2, fill=0.0, generator=None):
-        self.generator = _check_generator(generator, "RandomShift")
+        self.generator = kept(generator, "RandomShift")
         if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or max_shift < 0:
             raise ValueError(f"RandomShift: max_shift must be an int >= 0, got {max_shift!r}")
         self.max_shift, self.fill = int(max_shift), float(fill)
@@ -150,7 +144,7 @@ class RandomAffine:
 
     def __init__(self, degrees=0.0, translate=(0.0, 0.0), scale=(1.0, 1.0), shear=0.0, fill=0.0,
                  generator=None):
-        self.generator = _check_generator(generator, "RandomAffine")
+        self.generator = kept(generator, "RandomAffine")
         self.degrees = float(degrees)
         self.translate = tuple(float(t) for t in translate)
         self.scale = tuple(float(s) for s in scale)
@@ -278,7 +272,7 @@ class RandomCrop:
             raise ValueError(f"RandomCrop: fill must be a finite number or one per channel, got {fill!r}")
         self.fill, self.padding_mode = fill, padding_mode
         self.pad_if_needed = bool(pad_if_needed)
-        self.generator = _check_generator(generator, "RandomCrop")
+        self.generator = kept(generator, "RandomCrop")
 
     def _pad(self, batch, left, top, right, bottom):
         if not (left or top or right or bottom):
@@ -339,7 +333,7 @@ class RandomHorizontalFlip:
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"RandomHorizontalFlip: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
-        self.generator = _check_generator(generator, "RandomHorizontalFlip")
+        self.generator = kept(generator, "RandomHorizontalFlip")
 
     def __call__(self, images, rng=None):
         batch, single = _as_batch(images)

@@ -1,14 +1,13 @@
 """Parameter-free layers: activations, channel dropout and Flatten."""
 from typing import Optional, Sequence
 
-import numpy as np
-
 import minipool.nn.functional as F
 from minipool._typing import GeneratorLike
 from minipool import _random
 from minipool.nn.module import Module
-from minipool.ops.elementwise import as_tensor
-from minipool.tensor import Tensor, is_grad_enabled as mp_grad_enabled
+from minipool.ops.activations import keras_relu
+from minipool.ops.shape import check_unflatten_sizes, unflatten
+from minipool.tensor import Tensor
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Unflatten", "Identity",
            "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
@@ -53,53 +52,32 @@ class ReLU(Module):
         self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.max_value is None and self.negative_slope == 0 and self.threshold == 0:
-            y = F.relu(x)
-        else:
-            y = _keras_relu(x, self.max_value, self.negative_slope, self.threshold)
-        if not self.inplace:
-            return y
-        if getattr(x, "requires_grad", False) and mp_grad_enabled():
-            raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
-                             "(minipool records no in-place writes); use ReLU() (inplace=False)")
-        x._data[...] = y._data
-        return x
+        return keras_relu(x, self.max_value, self.negative_slope, self.threshold, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         parts = [f"{name}={getattr(self, name)}" for name, default in
                  (("max_value", None), ("negative_slope", 0.0), ("threshold", 0.0))
                  if getattr(self, name) != default]
         return ", ".join(parts + (["inplace=True"] if self.inplace else []))
 
 
-def _keras_relu(x, max_value, negative_slope, threshold):
-    """Keras's piecewise ReLU from ``where`` picks, so each piece carries its own gradient."""
-    x = as_tensor(x)
-    below = negative_slope * (x - threshold) if negative_slope else 0.0
-    # x == threshold takes the x piece (Keras's formula) unless threshold is 0, where both
-    # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
-    # TensorFlow).  NaN propagates: through the sloped piece when there is one (gradient
-    # negative_slope, as leaky_relu), else through the x piece (gradient 1, as relu6)
-    upper = x._data > threshold if threshold == 0 else x._data >= threshold
-    if not negative_slope:
-        upper = upper | np.isnan(x._data)
-    y = F.where(upper, x, below)
-    if max_value is not None:
-        y = F.where(x._data >= max_value, max_value, y)
-    return y
-
-
 class Tanh(Module):
+    """Elementwise ``tanh`` (``F.tanh``), as ``torch.nn.Tanh``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)
 
 
 class Sigmoid(Module):
+    """Elementwise logistic sigmoid (``F.sigmoid``), as ``torch.nn.Sigmoid``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.sigmoid(x)
 
 
 class Softmax(Module):
+    """Softmax along ``dim`` (``F.softmax``), as ``torch.nn.Softmax``."""
+
     def __init__(self, dim: int = -1) -> None:
         super().__init__()
         self.dim = dim
@@ -107,7 +85,7 @@ class Softmax(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}"
 
 
@@ -123,6 +101,8 @@ class Softmax2d(Module):
 
 
 class LogSoftmax(Softmax):
+    """Log-softmax along ``dim`` (``F.log_softmax``), as ``torch.nn.LogSoftmax``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.dim)
 
@@ -137,7 +117,7 @@ class Flatten(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.flatten(x, self.start_dim, self.end_dim)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
@@ -154,41 +134,19 @@ class Unflatten(Module):
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"Unflatten: dim must be an int, got {type(dim).__name__}")
-        if not isinstance(unflattened_size, (tuple, list)) or not all(
-                isinstance(n, int) and not isinstance(n, bool) for n in unflattened_size):
-            raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got "
-                            f"{unflattened_size!r}")
-        if not unflattened_size or any(n < -1 for n in unflattened_size) or \
-                list(unflattened_size).count(-1) > 1:
-            raise ValueError(f"Unflatten: unflattened_size must be non-empty sizes >= 0 with at "
-                             f"most one -1, got {unflattened_size!r}")
+        check_unflatten_sizes(unflattened_size, "Unflatten", "unflattened_size")  # as PyTorch's
         self.dim, self.unflattened_size = dim, unflattened_size  # kept as given, for the repr
 
     def forward(self, x: Tensor) -> Tensor:
-        shape = x.shape
-        if not -len(shape) <= self.dim < len(shape):
-            raise IndexError(f"Unflatten: dim {self.dim} is out of range for an input of "
-                             f"{len(shape)} dims")
-        d = self.dim % len(shape)
-        sizes = list(self.unflattened_size)
-        known = 1
-        for n in sizes:
-            known *= n if n != -1 else 1
-        if -1 in sizes and known and shape[d] % known == 0:
-            sizes[sizes.index(-1)] = shape[d] // known
-        product = 1
-        for n in sizes:
-            product *= n
-        if -1 in sizes or product != shape[d]:
-            raise ValueError(f"Unflatten: sizes {self.unflattened_size} do not multiply up to "
-                             f"dim {self.dim}'s size {shape[d]} (input shape {tuple(shape)})")
-        return x.reshape(tuple(shape[:d]) + tuple(sizes) + tuple(shape[d + 1:]))
+        return unflatten(x, self.dim, self.unflattened_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
 
 
 class Identity(Module):
+    """Returns its input unchanged (a placeholder layer), as ``torch.nn.Identity``."""
+
     def forward(self, x: Tensor) -> Tensor:
         return x
 
@@ -208,7 +166,7 @@ class LeakyReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
@@ -222,7 +180,7 @@ class GELU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, approximate=self.approximate)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"approximate={self.approximate!r}"
 
 
@@ -236,7 +194,7 @@ class SiLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
@@ -250,7 +208,7 @@ class ELU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
@@ -272,7 +230,7 @@ class Hardtanh(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"min_val={self.min_val}, max_val={self.max_val}" + (", inplace=True" if self.inplace else "")
 
 
@@ -282,7 +240,7 @@ class ReLU6(Hardtanh):
     def __init__(self, inplace: bool = False) -> None:
         super().__init__(0.0, 6.0, inplace)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
 
 
@@ -296,7 +254,7 @@ class Softplus(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
@@ -316,10 +274,10 @@ class Dropout2d(Module):
             raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
         self.p = p
         self.inplace = inplace
-        self.generator = _random.resolve(generator, "Dropout2d") if generator is not None else None
+        self.generator = _random.kept(generator, "Dropout2d")
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

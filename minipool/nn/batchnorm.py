@@ -26,7 +26,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, parse_data_format, positive_int
+from minipool._validate import check_parameter_shape, parse_data_format, single_int
 from minipool.nn.module import Module, Parameter
 from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
 
@@ -43,7 +43,7 @@ class _BatchNorm(Module):
                  bias: bool = True, data_format: Optional[str] = None) -> None:
         super().__init__()
         where = type(self).__name__
-        self.num_features = positive_int(num_features, "num_features", where)
+        self.num_features = single_int(num_features, "num_features", where)
         check_parameter_shape((self.num_features,), "num_features", where)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
             raise ValueError(f"{where}: eps must be a number >= 0, got {eps!r}")
@@ -70,13 +70,13 @@ class _BatchNorm(Module):
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
-    def reset_running_stats(self):
+    def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean._data[...] = 0
             self.running_var._data[...] = 1
             self.num_batches_tracked._data[...] = 0
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         self.reset_running_stats()
         if self.weight is not None:
             self.weight._data[...] = 1
@@ -104,7 +104,7 @@ class _BatchNorm(Module):
             self.num_batches_tracked._data[...] = batches
         return out
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
              f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}")
         if self.data_format == "channels_last":

@@ -3,7 +3,7 @@ and eval() reach them, without defining how they are called (write your own forw
 import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from minipool.nn.module import Module
 
@@ -88,12 +88,12 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList + {type(other).__name__}: only a ModuleList can be added")
         return ModuleList(list(self) + list(other))
 
-    def append(self, module):
+    def append(self, module: Module) -> "ModuleList":
         """Add ``module`` at the end; returns self."""
         _put(self, str(len(self)), _check_module(module, "ModuleList.append"))
         return self
 
-    def extend(self, modules):
+    def extend(self, modules: Any) -> "ModuleList":
         """Append every module of an iterable; returns self."""
         if not isinstance(modules, Iterable) or isinstance(modules, Module) and not isinstance(
                 modules, (ModuleList,)):
@@ -103,7 +103,7 @@ class ModuleList(Module):
             self.append(m)
         return self
 
-    def insert(self, index, module):
+    def insert(self, index: int, module: Module) -> None:
         """Insert ``module`` before position ``index`` (list semantics)."""
         modules = list(self._modules.values())
         modules.insert(operator.index(index), _check_module(module, "ModuleList.insert"))
@@ -156,25 +156,25 @@ class ModuleDict(Module):
     def __contains__(self, key):
         return key in self._modules
 
-    def keys(self):
+    def keys(self) -> Iterable[str]:
         return self._modules.keys()
 
-    def items(self):
+    def items(self) -> Iterable[Tuple[str, Module]]:
         return self._modules.items()
 
-    def values(self):
+    def values(self) -> Iterable[Module]:
         return self._modules.values()
 
-    def clear(self):
+    def clear(self) -> None:
         for key in list(self._modules):
             delattr(self, key)
 
-    def pop(self, key):
+    def pop(self, key: str) -> Module:
         module = self[key]
         del self[key]
         return module
 
-    def update(self, modules):
+    def update(self, modules: Any) -> None:
         """Add (or replace) entries from a mapping or an iterable of (key, module) pairs."""
         if isinstance(modules, (Mapping, ModuleDict)):
             pairs = list(modules.items())

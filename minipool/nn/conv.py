@@ -8,7 +8,7 @@ import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, positive_int
+from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, single_int
 from minipool.ops.conv import MAX_GEOMETRY, conv1d_padding_argument, padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for, transposed_padding
 from minipool.tensor import Tensor, get_default_dtype
@@ -28,9 +28,9 @@ class _ConvNd(Module):
                  bias: bool, padding_mode: str, dtype: DTypeLike, generator: GeneratorLike,
                  data_format: str) -> None:
         super().__init__()
-        self.in_channels = positive_int(in_channels, "in_channels", where)
-        self.out_channels = positive_int(out_channels, "out_channels", where)
-        self.groups = positive_int(groups, "groups", where)
+        self.in_channels = single_int(in_channels, "in_channels", where)
+        self.out_channels = single_int(out_channels, "out_channels", where)
+        self.groups = single_int(groups, "groups", where)
         for name, count in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
             if count % self.groups:
                 raise ValueError(f"{where}: {name}={count} must be divisible by groups={groups}")
@@ -60,7 +60,7 @@ class _ConvNd(Module):
         # the fan-in of either layout is weight.shape[1] * kh * kw, as PyTorch's
         init.default_layer_init_(self.weight, self.bias, generator)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
@@ -172,9 +172,9 @@ class Conv1d(Module):
                  dtype: Optional[DTypeLike] = None, *, generator: GeneratorLike = None) -> None:
         super().__init__()
         where = "Conv1d"
-        self.in_channels = positive_int(in_channels, "in_channels", where)
-        self.out_channels = positive_int(out_channels, "out_channels", where)
-        self.groups = positive_int(groups, "groups", where)
+        self.in_channels = single_int(in_channels, "in_channels", where)
+        self.out_channels = single_int(out_channels, "out_channels", where)
+        self.groups = single_int(groups, "groups", where)
         if self.in_channels % self.groups:
             raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
         if self.out_channels % self.groups:
@@ -199,7 +199,7 @@ class Conv1d(Module):
         self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
         self.reset_parameters(generator)
 
-    def reset_parameters(self, generator=None):
+    def reset_parameters(self, generator: GeneratorLike = None) -> None:
         init.default_layer_init_(self.weight, self.bias, generator)
 
     def forward(self, input: Tensor) -> Tensor:
@@ -207,7 +207,7 @@ class Conv1d(Module):
         return F.conv1d(input, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
                         self.groups)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,):
             s += f", padding={self.padding}"

@@ -5,7 +5,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool.nn.normalization import float_dtype
@@ -39,8 +39,8 @@ class Embedding(Module):
                  generator: GeneratorLike = None) -> None:
         super().__init__()
         where = "Embedding"
-        self.num_embeddings = positive_int(num_embeddings, "num_embeddings", where)
-        self.embedding_dim = positive_int(embedding_dim, "embedding_dim", where)
+        self.num_embeddings = single_int(num_embeddings, "num_embeddings", where)
+        self.embedding_dim = single_int(embedding_dim, "embedding_dim", where)
         self.padding_idx = padding_index(padding_idx, self.num_embeddings, where)
         if sparse:
             raise ValueError(f"{where}: sparse=True is not supported (minipool has dense "
@@ -61,7 +61,7 @@ class Embedding(Module):
             data = data.astype(float_dtype(dtype or data.dtype, device, where), copy=True)
             self.weight = Parameter(data, requires_grad=not _freeze)
 
-    def reset_parameters(self, generator=None):
+    def reset_parameters(self, generator: GeneratorLike = None) -> None:
         init.normal_(self.weight, generator=generator)
         if self.padding_idx is not None:
             with no_grad():
@@ -72,9 +72,10 @@ class Embedding(Module):
                            self.scale_grad_by_freq, self.sparse)
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: Optional[int] = None,
-                        max_norm: Optional[float] = None, norm_type: float = 2.0,
-                        scale_grad_by_freq: bool = False, sparse: bool = False) -> "Embedding":
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        padding_idx: Optional[int] = None, max_norm: Optional[float] = None,
+                        norm_type: float = 2.0, scale_grad_by_freq: bool = False,
+                        sparse: bool = False) -> "Embedding":
         """An Embedding holding a copy of the 2-d ``embeddings``; ``freeze`` (the default)
         keeps it out of training (``weight.requires_grad=False``)."""
         shape = getattr(embeddings, "shape", None)
@@ -83,7 +84,7 @@ class Embedding(Module):
         return cls(shape[0], shape[1], padding_idx, max_norm, norm_type, scale_grad_by_freq,
                    sparse, _weight=embeddings, _freeze=freeze)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         if self.padding_idx is not None:
             s += f", padding_idx={self.padding_idx}"

@@ -14,12 +14,14 @@ True
 """
 import math
 import statistics
+from typing import Optional, Tuple
 
 import numpy as np
 
 from minipool import _random
 from minipool._random import manual_seed  # noqa: F401  (re-exported for convenience)
-from minipool.tensor import FLOAT_DTYPES, Tensor
+from minipool._typing import GeneratorLike
+from minipool.tensor import FLOAT_DTYPES, Tensor, no_grad
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
@@ -41,7 +43,7 @@ def _fill(tensor, values):
     return tensor
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
     """The recommended gain for ``nonlinearity`` (PyTorch's table).
 
     >>> calculate_gain("relu") == 2 ** 0.5, calculate_gain("tanh")
@@ -68,8 +70,13 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
-def fan_in_and_fan_out(tensor):
-    """(fan_in, fan_out) of a weight: dims 1 and 0 times the receptive field size."""
+def fan_in_and_fan_out(tensor: Tensor) -> Tuple[int, int]:
+    """(fan_in, fan_out) of a weight: dims 1 and 0 times the receptive field size.
+
+    >>> import minipool as mp
+    >>> fan_in_and_fan_out(mp.zeros(6, 1, 5, 5))
+    (25, 150)
+    """
     if tensor.ndim < 2:
         raise ValueError(f"fan in and fan out need a tensor with at least 2 dimensions, "
                          f"got shape {tensor.shape}")
@@ -77,45 +84,84 @@ def fan_in_and_fan_out(tensor):
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
-def uniform_(tensor, a=0.0, b=1.0, generator=None):
-    """Fill with samples from U(a, b)."""
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    """Fill with samples from U(a, b): ``tensor.uniform_(a, b)``, also on a parameter.
+
+    >>> import minipool as mp
+    >>> w = uniform_(mp.zeros(4), 2.0, 3.0, generator=0).numpy()
+    >>> bool(((w >= 2) & (w < 3)).all())
+    True
+    """
     _target(tensor, "uniform_")
     if not a <= b:
         raise ValueError(f"init.uniform_: needs a <= b, got a={a}, b={b}")
-    rng = _random.resolve(generator, "init.uniform_")
-    return _fill(tensor, rng.uniform(a, b, tensor.shape))
+    with no_grad():
+        return tensor.uniform_(a, b, generator=generator)
 
 
-def normal_(tensor, mean=0.0, std=1.0, generator=None):
-    """Fill with samples from N(mean, std**2)."""
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    """Fill with samples from N(mean, std**2): ``tensor.normal_(mean, std)``, also on a parameter.
+
+    >>> import minipool as mp
+    >>> normal_(mp.zeros(3), std=0.0).tolist()
+    [0.0, 0.0, 0.0]
+    """
     _target(tensor, "normal_")
     if std < 0:
         raise ValueError(f"init.normal_: std must be >= 0, got {std}")
-    rng = _random.resolve(generator, "init.normal_")
-    return _fill(tensor, rng.normal(mean, std, tensor.shape))
+    with no_grad():
+        return tensor.normal_(mean, std, generator=generator)
 
 
-def constant_(tensor, val):
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill with ``val``.
+
+    >>> import minipool as mp
+    >>> constant_(mp.zeros(2), 0.5).tolist()
+    [0.5, 0.5]
+    """
     return _fill(_target(tensor, "constant_"), val)
 
 
-def zeros_(tensor):
+def zeros_(tensor: Tensor) -> Tensor:
+    """Fill with zeros.
+
+    >>> import minipool as mp
+    >>> zeros_(mp.ones(2)).tolist()
+    [0.0, 0.0]
+    """
     return constant_(tensor, 0.0)
 
 
-def ones_(tensor):
+def ones_(tensor: Tensor) -> Tensor:
+    """Fill with ones.
+
+    >>> import minipool as mp
+    >>> ones_(mp.zeros(2)).tolist()
+    [1.0, 1.0]
+    """
     return constant_(tensor, 1.0)
 
 
-def xavier_uniform_(tensor, gain=1.0, generator=None):
-    """U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    """U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010).
+
+    >>> import minipool as mp
+    >>> bool(abs(xavier_uniform_(mp.zeros(3, 5), generator=0).numpy()).max() <= 0.75 ** 0.5)
+    True
+    """
     fan_in, fan_out = fan_in_and_fan_out(_target(tensor, "xavier_uniform_"))
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
     return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor, gain=1.0, generator=None):
-    """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
+    """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out)).
+
+    >>> import minipool as mp
+    >>> xavier_normal_(mp.zeros(300, 500), generator=0).numpy().std().round(3)
+    np.float32(0.05)
+    """
     fan_in, fan_out = fan_in_and_fan_out(_target(tensor, "xavier_normal_"))
     std = gain * math.sqrt(2.0 / (fan_in + fan_out)) if fan_in + fan_out else 0.0
     return normal_(tensor, 0.0, std, generator)
@@ -131,25 +177,44 @@ def _kaiming_std(tensor, a, mode, nonlinearity, where):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu", generator: GeneratorLike = None) -> Tensor:
     """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015).
 
     PyTorch's default for Conv2d and Linear weights is ``a=sqrt(5)``, which makes
     b = 1 / sqrt(fan_in).
+
+    >>> import minipool as mp
+    >>> w = kaiming_uniform_(mp.zeros(4, 16), a=5 ** 0.5, generator=0).numpy()
+    >>> bool(abs(w).max() <= 0.25)
+    True
     """
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
-    """N(0, std**2) with std = gain / sqrt(fan)."""
+def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu", generator: GeneratorLike = None) -> Tensor:
+    """N(0, std**2) with std = gain / sqrt(fan).
+
+    >>> import minipool as mp
+    >>> kaiming_normal_(mp.zeros(500, 200), nonlinearity="relu", generator=0).numpy().std().round(2)
+    np.float32(0.1)
+    """
     std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
     return normal_(tensor, 0.0, std, generator)
 
 
-def default_layer_init_(weight, bias=None, generator=None):
+def default_layer_init_(weight: Tensor, bias: Optional[Tensor] = None,
+                        generator: GeneratorLike = None) -> None:
     """PyTorch's default for Linear and Conv2d: ``kaiming_uniform_(weight, a=sqrt(5))``
-    (i.e. U(+-1/sqrt(fan_in))) and bias ~ U(+-1/sqrt(fan_in))."""
+    (i.e. U(+-1/sqrt(fan_in))) and bias ~ U(+-1/sqrt(fan_in)).
+
+    >>> import minipool as mp
+    >>> w, b = mp.zeros(3, 4), mp.zeros(3)
+    >>> default_layer_init_(w, b, generator=0); bool(abs(b.numpy()).max() <= 0.5)
+    True
+    """
     # Resolved once: an int seed must give one stream for weight then bias, not two equal ones.
     generator = _random.resolve(generator, "init.default_layer_init_")
     kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
@@ -159,11 +224,18 @@ def default_layer_init_(weight, bias=None, generator=None):
         uniform_(bias, -bound, bound, generator)
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator: GeneratorLike = None) -> Tensor:
     """Fill with samples from N(mean, std**2) truncated to [a, b] (absolute bounds, as
     PyTorch's).  Drawn by redrawing the samples that fall outside while the interval
     holds a fair share of the mass, else by the inverse normal CDF of a uniform sample
-    over the interval's probability range; both give exactly the truncated law."""
+    over the interval's probability range; both give exactly the truncated law.
+
+    >>> import minipool as mp
+    >>> w = trunc_normal_(mp.zeros(1000), a=-0.5, b=0.5, generator=0).numpy()
+    >>> bool(w.min() >= -0.5 and w.max() <= 0.5)
+    True
+    """
     _target(tensor, "trunc_normal_")
     for name, value in (("mean", mean), ("std", std), ("a", a), ("b", b)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
@@ -189,11 +261,17 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     return _fill(tensor, values.reshape(tensor.shape))
 
 
-def orthogonal_(tensor, gain=1.0, generator=None):
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator: GeneratorLike = None) -> Tensor:
     """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al., 2013), as PyTorch's:
     the tensor is seen as (shape[0], rest); its rows (or columns, whichever are fewer)
     are orthonormal.  Q of the QR decomposition of a Gaussian matrix, with the signs of
-    R's diagonal folded in so the law is uniform (Haar)."""
+    R's diagonal folded in so the law is uniform (Haar).
+
+    >>> import numpy as np, minipool as mp
+    >>> q = orthogonal_(mp.zeros(3, 5, dtype=mp.float64), generator=0).numpy()
+    >>> np.allclose(q @ q.T, np.eye(3))
+    True
+    """
     _target(tensor, "orthogonal_")
     if tensor.ndim < 2:
         raise ValueError(f"init.orthogonal_: tensor must have at least 2 dimensions, "

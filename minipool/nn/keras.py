@@ -34,14 +34,14 @@ Whether a layer trains (batch statistics in BatchNormalization) follows
 ((8, 1, 3, 3), (3, 3, 1, 8))
 """
 import numbers
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
-from minipool._validate import check_parameter_shape, int_pair, parse_data_format
+from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, single_int
 from minipool.nn.module import Module, Parameter
 from minipool.ops.batchnorm import normalize_over_axis
 from minipool.ops.elementwise import as_tensor
@@ -132,7 +132,8 @@ class _Lazy(Module):
         if self._pending_shape is not None:  # Keras's input_shape= (without the batch axis)
             self.build((None,) + tuple(self._pending_shape))
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         """Make the parameters for inputs of ``input_shape`` (the batch entry may be None)."""
         raise NotImplementedError(f"{type(self).__name__} must define build(input_shape, dtype)")
 
@@ -148,14 +149,14 @@ class _Lazy(Module):
             self.build(x.shape, x.dtype)
         return self.call(x)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} must define call(x)")
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         """The weights as NumPy arrays in Keras's layout and order (empty until built)."""
         return []
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Load arrays given in Keras's layout and order (builds nothing: call after building)."""
         own = self.get_weights()
         weights = [np.asarray(w) for w in weights]
@@ -200,16 +201,15 @@ class Dense(_Lazy):
                 raise ValueError("Dense: give input_dim or input_shape, not both")
             input_shape = (input_dim,)
         super().__init__(dtype, generator, input_shape)
-        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
-            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
-        self.units, self.use_bias = int(units), bool(use_bias)
+        self.units, self.use_bias = single_int(units, "units", "Dense"), bool(use_bias)
         self.activation = activation
         self._act = get_activation(activation, "Dense")
         self.in_features = None
         self.weight = self.bias = None
         self._finish_init()
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         if len(input_shape) < 1 or input_shape[-1] is None or input_shape[-1] < 1:
             raise ValueError(f"Dense: inputs need a last axis of at least 1 feature, "
                              f"got shape {tuple(input_shape)}")
@@ -222,13 +222,13 @@ class Dense(_Lazy):
         self.bias = Parameter(np.zeros(self.units, dtype)) if self.use_bias else None
         self.built = True
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"Dense: the layer was built for {self.in_features} input features "
                              f"(last axis), got input of shape {x.shape}")
         return _apply(self._act, F.linear(x, self.weight, self.bias))
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         return [self.weight._data.T.copy()] + ([self.bias._data.copy()] if self.use_bias else [])
@@ -238,7 +238,7 @@ class Dense(_Lazy):
         if self.use_bias:
             self.bias._data = np.array(weights[1], dtype=self.bias.dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"units={self.units}, activation={_activation_name(self.activation)!r}, "
                 f"use_bias={self.use_bias}, in_features={self.in_features}")
 
@@ -254,12 +254,10 @@ class _KerasConv(_Lazy):
                  generator: GeneratorLike) -> None:
         super().__init__(dtype, generator, input_shape)
         where = self._where
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
-            raise ValueError(f"{where}: filters must be a positive int, got {filters!r}")
-        self.filters = int(filters)
-        self.kernel_size = int_pair(kernel_size, "kernel_size", where, 1)
-        self.strides = int_pair(strides, "strides", where, 1)
-        self.dilation_rate = int_pair(dilation_rate, "dilation_rate", where, 1)
+        self.filters = single_int(filters, "filters", where)
+        self.kernel_size = int_tuple(kernel_size, 2, "kernel_size", where, 1, exact=True)
+        self.strides = int_tuple(strides, 2, "strides", where, 1, exact=True)
+        self.dilation_rate = int_tuple(dilation_rate, 2, "dilation_rate", where, 1, exact=True)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{where}: strides > 1 cannot be combined with dilation_rate > 1 "
                              f"(as in Keras), got strides={strides!r}, dilation_rate={dilation_rate!r}")
@@ -277,7 +275,8 @@ class _KerasConv(_Lazy):
     def _spatial(self, shape):
         return tuple(shape[1:3]) if self.data_format == "channels_last" else tuple(shape[2:4])
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         if len(input_shape) != 4 or input_shape[self._channel_axis] is None \
                 or input_shape[self._channel_axis] < 1:
             layout = "(N, H, W, C)" if self.data_format == "channels_last" else "(N, C, H, W)"
@@ -298,7 +297,7 @@ class _KerasConv(_Lazy):
                              f"{self.in_channels} channels (data_format={self.data_format!r}), "
                              f"got shape {x.shape}")
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         kernel = np.ascontiguousarray(self.weight._data.transpose(2, 3, 1, 0))
@@ -310,7 +309,7 @@ class _KerasConv(_Lazy):
         if self.use_bias:
             self.bias._data = np.array(weights[1], dtype=self.bias.dtype)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"filters={self.filters}, kernel_size={self.kernel_size}, strides={self.strides}, "
                 f"padding={self.padding!r}, data_format={self.data_format!r}, "
                 f"dilation_rate={self.dilation_rate}, activation={_activation_name(self.activation)!r}, "
@@ -345,7 +344,7 @@ class Conv2D(_KerasConv):
     def _weight_shape(self):
         return (self.filters, self.in_channels) + self.kernel_size
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         self._check(x)
         padding = 0
         if self.padding == "same":
@@ -390,7 +389,7 @@ class Conv2DTranspose(_KerasConv):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate,
                          activation, use_bias, input_shape, dtype, generator)
         if output_padding is not None:
-            output_padding = int_pair(output_padding, "output_padding", self._where, 0)
+            output_padding = int_tuple(output_padding, 2, "output_padding", self._where, 0, exact=True)
             for op, s in zip(output_padding, self.strides):
                 if op >= s:
                     raise ValueError(f"{self._where}: output_padding must be smaller than "
@@ -402,7 +401,7 @@ class Conv2DTranspose(_KerasConv):
     def _weight_shape(self):
         return (self.in_channels, self.filters) + self.kernel_size
 
-    def output_sides(self, sides):
+    def output_sides(self, sides: Sequence[int]) -> Tuple[int, ...]:
         """Keras's output side for each input side."""
         out = []
         for i, (n, k, s, d) in enumerate(zip(sides, self.kernel_size, self.strides,
@@ -415,7 +414,7 @@ class Conv2DTranspose(_KerasConv):
                 out.append((n - 1) * s + k - 2 * pad + self.output_padding[i])
         return tuple(out)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         self._check(x)
         sides = self._spatial(x.shape)
         target = self.output_sides(sides)
@@ -442,7 +441,7 @@ class Conv2DTranspose(_KerasConv):
                 y = y + F.reshape(self.bias, shape)
         return _apply(self._act, y)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = super().extra_repr()
         return s if self.output_padding is None else s + f", output_padding={self.output_padding}"
 
@@ -507,7 +506,8 @@ class BatchNormalization(_Lazy):
         self.gamma = self.beta = None
         self._finish_init()
 
-    def build(self, input_shape, dtype=None):
+    def build(self, input_shape: Sequence[Optional[int]],
+              dtype: Optional[DTypeLike] = None) -> None:
         ndim = len(input_shape)
         if not -ndim <= self.axis < ndim or ndim < 2:
             raise ValueError(f"BatchNormalization: axis={self.axis} is not an axis of an input "
@@ -524,7 +524,7 @@ class BatchNormalization(_Lazy):
         self.register_buffer("moving_variance", Tensor(np.ones(C, dtype)))
         self.built = True
 
-    def call(self, x):
+    def call(self, x: Tensor) -> Tensor:
         if not -x.ndim <= self.axis < x.ndim or x.shape[self.axis] != self.num_features:
             raise ValueError(f"BatchNormalization: the layer was built for {self.num_features} "
                              f"features on axis {self.axis}, got input of shape {x.shape}")
@@ -532,7 +532,7 @@ class BatchNormalization(_Lazy):
                                    self.gamma, self.beta, self.training, 1.0 - self.momentum,
                                    self.epsilon, self.axis, keras=True)
 
-    def get_weights(self):
+    def get_weights(self) -> List[np.ndarray]:
         if not self.built:
             return []
         own = [self.gamma, self.beta, self.moving_mean, self.moving_variance]
@@ -544,7 +544,7 @@ class BatchNormalization(_Lazy):
         for t, w in zip(own, weights):
             t._data[...] = w
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"axis={self.axis}, momentum={self.momentum}, epsilon={self.epsilon}, "
                 f"center={self.center}, scale={self.scale}, num_features={self.num_features}")
 
@@ -565,10 +565,10 @@ class ZeroPadding2D(Module):
         super().__init__()
         if isinstance(padding, (tuple, list)) and len(padding) == 2 and \
                 all(isinstance(p, (tuple, list)) for p in padding):
-            rows = int_pair(padding[0], "padding", "ZeroPadding2D", 0)
-            cols = int_pair(padding[1], "padding", "ZeroPadding2D", 0)
+            rows = int_tuple(padding[0], 2, "padding", "ZeroPadding2D", 0, exact=True)
+            cols = int_tuple(padding[1], 2, "padding", "ZeroPadding2D", 0, exact=True)
         else:
-            rows_each, cols_each = int_pair(padding, "padding", "ZeroPadding2D", 0)
+            rows_each, cols_each = int_tuple(padding, 2, "padding", "ZeroPadding2D", 0, exact=True)
             rows, cols = (rows_each, rows_each), (cols_each, cols_each)
         if max(rows + cols) > MAX_PADDING:
             raise ValueError(f"ZeroPadding2D: padding must be <= {MAX_PADDING}, got {padding!r}")
@@ -590,7 +590,7 @@ class ZeroPadding2D(Module):
         spec = (left, right, top, bottom)
         return F.pad(x, (0, 0) + spec if self.data_format == "channels_last" else spec)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"padding={self.padding}, data_format={self.data_format!r}"
 
 
@@ -610,5 +610,5 @@ class Activation(Module):
     def forward(self, x: Tensor) -> Tensor:
         return _apply(self._act, as_tensor(x))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return repr(_activation_name(self.activation))

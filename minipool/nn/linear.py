@@ -6,7 +6,7 @@ import numpy as np
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike
 from minipool import _random
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
 from minipool.tensor import Tensor, get_default_dtype
@@ -31,8 +31,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  dtype: Optional[DTypeLike] = None, generator: GeneratorLike = None) -> None:
         super().__init__()
-        self.in_features = positive_int(in_features, "in_features", "Linear")
-        self.out_features = positive_int(out_features, "out_features", "Linear")
+        self.in_features = single_int(in_features, "in_features", "Linear")
+        self.out_features = single_int(out_features, "out_features", "Linear")
         shape = check_parameter_shape((self.out_features, self.in_features),
                                       "in_features and out_features", "Linear")
         dtype = get_default_dtype() if dtype is None else dtype
@@ -40,13 +40,13 @@ class Linear(Module):
         self.bias = Parameter(np.empty(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters(generator)
 
-    def reset_parameters(self, generator=None):
+    def reset_parameters(self, generator: GeneratorLike = None) -> None:
         init.default_layer_init_(self.weight, self.bias, generator)
 
     def forward(self, input: Tensor) -> Tensor:
         return F.linear(input, self.weight, self.bias)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
@@ -70,10 +70,10 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = p
         self.inplace = inplace
-        self.generator = _random.resolve(generator, "Dropout") if generator is not None else None
+        self.generator = _random.kept(generator, "Dropout")
 
     def forward(self, input: Tensor) -> Tensor:
         return F.dropout(input, self.p, self.training, self.inplace, generator=self.generator)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"

@@ -1,6 +1,6 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
 from collections import OrderedDict, namedtuple
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _copy_into(t, values):
 class Parameter(Tensor):
     """A Tensor that a Module registers as trainable (requires_grad by default)."""
 
-    def __init__(self, data, requires_grad=True):
+    def __init__(self, data: Any, requires_grad: bool = True) -> None:
         super().__init__(data._data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
 
     def __repr__(self):
@@ -42,12 +42,13 @@ class RemovableHandle:
 
     _next_id = 0
 
-    def __init__(self, registry, hook):
+    def __init__(self, registry: "OrderedDict[int, Callable[..., Any]]",
+                 hook: Callable[..., Any]) -> None:
         self._registry, self.id = registry, RemovableHandle._next_id
         RemovableHandle._next_id += 1
         registry[self.id] = hook
 
-    def remove(self):
+    def remove(self) -> None:
         self._registry.pop(self.id, None)
 
     def __enter__(self):
@@ -117,7 +118,7 @@ class Module:
         if hasattr(self, name) and name not in registry:
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
 
-    def register_buffer(self, name, tensor, persistent=True):
+    def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
         """A non-trainable tensor (running statistics, fixed prototypes) that ``to()``
         converts and, if ``persistent``, ``state_dict()`` saves.  ``None`` reserves the
         name (nothing is saved); arrays are wrapped in a Tensor.
@@ -142,7 +143,7 @@ class Module:
         else:
             self._non_persistent_buffers.add(name)
 
-    def register_parameter(self, name, param):
+    def register_parameter(self, name: str, param: Optional["Parameter"]) -> None:
         """Register ``param`` (a Parameter, or None to reserve the name) under ``name``."""
         self._check_new_name(name, "parameter", self._parameters)
         if param is not None and not isinstance(param, Parameter):
@@ -156,7 +157,7 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def add_module(self, name, module):
+    def add_module(self, name: str, module: Optional["Module"]) -> None:
         """Register a child module (``None`` reserves the name), as ``setattr`` would."""
         self._check_new_name(name, "module", self._modules)
         if module is not None and not isinstance(module, Module):
@@ -171,7 +172,7 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target):
+    def get_submodule(self, target: str) -> "Module":
         """The module at dotted path ``target`` ("" is self)."""
         mod = self
         for part in target.split(".") if target else ():
@@ -209,7 +210,7 @@ class Module:
             object.__setattr__(self, "_forward_hooks", hooks)
         return RemovableHandle(hooks[kind], hook)
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after each forward; a non-None return
         replaces the output.  Returns a handle: ``handle.remove()`` unregisters it.
 
@@ -223,13 +224,13 @@ class Module:
         """
         return self._add_hook("post", hook)
 
-    def register_forward_pre_hook(self, hook):
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a non-None return replaces
         the positional arguments (a tuple, or a single value)."""
         return self._add_hook("pre", hook)
 
     # -- traversal -----------------------------------------------------------
-    def named_children(self):
+    def named_children(self) -> Iterator[Tuple[str, "Module"]]:
         """(name, module) of the direct children, each module once."""
         seen = set()
         for name, child in self._modules.items():
@@ -237,11 +238,12 @@ class Module:
                 seen.add(id(child))
                 yield name, child
 
-    def children(self):
+    def children(self) -> Iterator["Module"]:
         for _, child in self.named_children():
             yield child
 
-    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+    def named_modules(self, memo: Optional[set] = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, "Module"]]:
         """(dotted name, module) of self and every descendant, depth first; a module
         reachable twice is listed once unless ``remove_duplicate=False``."""
         if isinstance(memo, str):  # the old call named_modules(prefix)
@@ -258,7 +260,7 @@ class Module:
                 yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
                                                remove_duplicate)
 
-    def modules(self):
+    def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
             yield m
 
@@ -271,21 +273,22 @@ class Module:
                     seen.add(id(t))
                     yield (f"{mod_name}.{name}" if mod_name else name), t
 
-    def named_parameters(self, prefix="", recurse=True):
+    def named_parameters(self, prefix: str = "",
+                         recurse: bool = True) -> Iterator[Tuple[str, "Parameter"]]:
         return self._named_members("_parameters", prefix, recurse)
 
-    def parameters(self, recurse=True):
+    def parameters(self, recurse: bool = True) -> Iterator["Parameter"]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix="", recurse=True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, Tensor]]:
         return self._named_members("_buffers", prefix, recurse)
 
-    def buffers(self, recurse=True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def apply(self, fn):
+    def apply(self, fn: Callable[["Module"], Any]) -> "Module":
         """Call ``fn(module)`` on every child (depth first), then on self; returns self.
 
         >>> import minipool as mp
@@ -300,14 +303,14 @@ class Module:
         fn(self)
         return self
 
-    def requires_grad_(self, requires_grad=True):
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
         """Switch gradient recording of every parameter on or off; returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     # -- dtype and device ----------------------------------------------------------
-    def to(self, *args, **kwargs):
+    def to(self, *args, **kwargs) -> "Module":
         """Convert the floating-point parameters and buffers in place to a dtype
         (``to(mp.float64)``, ``to(tensor)``); ``to("cpu")`` is accepted and changes
         nothing (minipool runs on the CPU only; any other device is an error).
@@ -329,40 +332,40 @@ class Module:
                 if t.grad is not None:
                     t.grad = Tensor(t.grad._data.astype(dtype))
 
-    def double(self):
+    def double(self) -> "Module":
         """Floating-point parameters and buffers to float64; returns self."""
         self._cast_floats(np.dtype(np.float64))
         return self
 
-    def float(self):
+    def float(self) -> "Module":
         """Floating-point parameters and buffers to float32; returns self."""
         self._cast_floats(np.dtype(np.float32))
         return self
 
-    def half(self):
+    def half(self) -> "Module":
         """Refused: minipool's ops compute in float32 or float64 only (its kernels and
         most ops reject float16 input), so a float16 model could not run."""
         raise TypeError("Module.half: float16 is not supported: minipool's ops and kernels "
                         "compute in float32 or float64 only (conv2d, pooling and the norms refuse "
                         "float16 input); keep the model in float32 (.float()) or use .double()")
 
-    def cpu(self):
+    def cpu(self) -> "Module":
         return self
 
-    def cuda(self, device=None):
+    def cuda(self, device: Any = None) -> "Module":
         raise RuntimeError("minipool runs on the CPU only (NumPy arrays): there is no CUDA "
                            "device; leave the module where it is (or call .cpu())")
 
     # -- modes and gradients ---------------------------------------------------
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self):
+    def eval(self) -> "Module":
         return self.train(False)
 
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the parameters' gradients: ``None`` (the default, as in PyTorch), or,
         with ``set_to_none=False``, zeros written into the existing gradient tensors."""
         for p in self.parameters():
@@ -375,7 +378,8 @@ class Module:
                 p.grad._data[...] = 0
 
     # -- persistence -------------------------------------------------------------
-    def state_dict(self, *, destination=None, prefix: str = "", keep_vars: bool = False):
+    def state_dict(self, *, destination: Optional[dict] = None, prefix: str = "",
+                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
         """Name -> tensor for every parameter and persistent buffer, in PyTorch's order and
         with its key names (a module reachable under two names appears under both).
 
@@ -405,7 +409,7 @@ class Module:
             if child is not None:
                 yield from child._state_items(f"{prefix}{name}.")
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays (or Tensors) into the parameters and buffers, in place (views from
         ``state_dict()`` see the new values, as in PyTorch).
 
@@ -434,7 +438,7 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # -- display -------------------------------------------------------------------
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ""
 
     def __repr__(self):
@@ -483,7 +487,7 @@ class Sequential(Module):
         setattr(self, str(len(self)), module)
         return self
 
-    def extend(self, modules) -> "Sequential":
+    def extend(self, modules: Any) -> "Sequential":
         """Append every module of an iterable (another Sequential too); returns self."""
         try:
             modules = list(modules)

@@ -20,7 +20,7 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, positive_int
+from minipool._validate import check_parameter_shape, single_int
 from minipool.nn.batchnorm import _BatchNorm
 from minipool.nn.module import Module, Parameter
 from minipool.ops.normalization import normalized_shape_argument
@@ -54,7 +54,7 @@ class _AffineNorm(Module):
         self.weight = Parameter(np.ones(shape, dtype)) if affine else None
         self.bias = Parameter(np.zeros(shape, dtype)) if affine and bias else None
 
-    def reset_parameters(self):
+    def reset_parameters(self) -> None:
         if self.weight is not None:
             self.weight._data[...] = 1
         if self.bias is not None:
@@ -86,7 +86,7 @@ class LayerNorm(_AffineNorm):
     def forward(self, input: Tensor) -> Tensor:
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine="
                 f"{self.elementwise_affine}, bias={self.bias is not None}")
 
@@ -106,8 +106,8 @@ class GroupNorm(_AffineNorm):
                  bias: bool = True) -> None:
         super().__init__()
         where = "GroupNorm"
-        self.num_groups = positive_int(num_groups, "num_groups", where)
-        self.num_channels = positive_int(num_channels, "num_channels", where)
+        self.num_groups = single_int(num_groups, "num_groups", where)
+        self.num_channels = single_int(num_channels, "num_channels", where)
         if self.num_channels % self.num_groups:
             raise ValueError(f"{where}: num_groups={num_groups} must divide "
                              f"num_channels={num_channels}")
@@ -120,7 +120,7 @@ class GroupNorm(_AffineNorm):
     def forward(self, input: Tensor) -> Tensor:
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
                 f"bias={self.bias is not None}")
 

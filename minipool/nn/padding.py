@@ -26,7 +26,7 @@ class _Pad2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         return pad(x, self.padding, mode=self.mode)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.padding}"
 
 
@@ -49,7 +49,7 @@ class ConstantPad2d(_Pad2d):
     def forward(self, x: Tensor) -> Tensor:
         return pad(x, self.padding, mode="constant", value=self.value)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"padding={self.padding}, value={self.value}"
 
 

@@ -13,10 +13,10 @@ to "channels_last", keepdims).
 from typing import Optional, Sequence, Tuple, Union
 
 import minipool.nn.functional as F
+from minipool import _random
 from minipool._typing import GeneratorLike, IntOrTuple, PoolOutput, TensorLike
 from minipool._validate import parse_data_format
 from minipool.nn.module import Module
-from minipool.ops.pooling.stochastic import as_generator
 from minipool.tensor import Tensor
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool2d", "AvgPool1d", "AvgPool2d",
@@ -47,7 +47,7 @@ class _MaxPoolNd(Module):
         return type(self)._pool(input, self.kernel_size, self.stride, self.padding, self.dilation,
                                 self.ceil_mode, self.return_indices, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, self._shown)
 
 
@@ -98,7 +98,7 @@ class _AvgPoolNd(Module):
                                 self.count_include_pad, self.divisor_override,
                                 data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, self._shown)
 
 
@@ -140,7 +140,7 @@ class SumPool2d(Module):
         return F.sum_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("kernel_size", "stride", "padding"))
 
 
@@ -159,7 +159,7 @@ class LPPool2d(Module):
         return F.lp_pool2d(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode,
                            data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("norm_type", "kernel_size", "stride", "ceil_mode"))
 
 
@@ -177,7 +177,7 @@ class AdaptiveMaxPool2d(Module):
         return F.adaptive_max_pool2d(input, self.output_size, self.return_indices,
                                      data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("output_size",))
 
 
@@ -192,7 +192,7 @@ class AdaptiveAvgPool2d(Module):
     def forward(self, input: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(input, self.output_size, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("output_size",))
 
 
@@ -206,7 +206,7 @@ class GlobalMaxPool2d(Module):
     def forward(self, input: Tensor) -> Tensor:
         return F.global_max_pool2d(input, self.keepdim, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("keepdim",))
 
 
@@ -235,13 +235,13 @@ class StochasticPool2d(Module):
                  generator: GeneratorLike = None, data_format: Optional[str] = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.data_format = kernel_size, stride, data_format
-        self.generator = as_generator(generator, "StochasticPool2d")
+        self.generator = _random.kept(generator, "StochasticPool2d")
 
     def forward(self, input: Tensor) -> Tensor:
         return F.stochastic_pool2d(input, self.kernel_size, self.stride, training=self.training,
                                    generator=self.generator, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("kernel_size", "stride"))
 
 
@@ -264,7 +264,7 @@ class MaxUnpool2d(Module):
         return F.max_unpool2d(input, indices, self.kernel_size, self.stride, self.padding,
                               output_size)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("kernel_size", "stride", "padding"))
 
 
@@ -295,7 +295,7 @@ class MaxPooling2D(Module):
         return type(self)._pool(input, self.pool_size, self.strides, self.padding,
                                 data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("pool_size", "strides", "padding", "data_format"))
 
 
@@ -320,7 +320,7 @@ class GlobalAveragePooling2D(Module):
     def forward(self, input: Tensor) -> Tensor:
         return type(self)._pool(input, self.keepdims, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("data_format", "keepdims"))
 
 
@@ -369,7 +369,7 @@ class BlurPool2d(Module):
         self._check_channels(input)
         return F.blur_pool2d(input, self.kernel_size, self.stride, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("channels", "kernel_size", "stride"))
 
 
@@ -394,7 +394,7 @@ class MaxBlurPool2d(BlurPool2d):
         return F.max_blur_pool2d(input, self.kernel_size, self.blur_kernel_size, self.stride,
                                  data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("kernel_size", "blur_kernel_size", "stride", "channels"))
 
 
@@ -426,14 +426,14 @@ class _FractionalMaxPoolNd(Module):
         self.return_indices, self.data_format = return_indices, data_format
         self.register_buffer("_random_samples", _random_samples)  # as PyTorch: in state_dict
         # a seed becomes one Generator here, so a seeded layer draws a reproducible sequence
-        self.generator = None if generator is None else as_generator(generator, name)
+        self.generator = _random.kept(generator, name)
 
     def forward(self, input: Tensor) -> PoolOutput:
         return type(self)._pool(input, self.kernel_size, self.output_size, self.output_ratio,
                                 self.return_indices, _random_samples=self._random_samples,
                                 generator=self.generator, data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("kernel_size", "output_size", "output_ratio"))
 
 
@@ -498,7 +498,7 @@ class SpatialPyramidPool2d(Module):
         return F.spatial_pyramid_pool2d(input, self.levels, self.mode,
                                         data_format=self.data_format)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return _describe(self, ("levels", "mode"))
 
 __all__ += ["FractionalMaxPool2d", "FractionalMaxPool3d", "LPPool1d", "LPPool3d",

@@ -33,7 +33,7 @@ class Upsample(Module):
         return F.interpolate(x, self.size, self.scale_factor, self.mode, self.align_corners,
                              self.recompute_scale_factor)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
         extra = f", align_corners={self.align_corners}" if self.align_corners is not None else ""
         return f"{what}, mode={self.mode!r}{extra}"
@@ -70,7 +70,7 @@ class PixelShuffle(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.pixel_shuffle(x, self.upscale_factor)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"upscale_factor={self.upscale_factor}"
 
 
@@ -84,7 +84,7 @@ class PixelUnshuffle(Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.pixel_unshuffle(x, self.downscale_factor)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"
 
 
@@ -108,6 +108,6 @@ class UpSampling2D(Module):
     def forward(self, x: Tensor) -> Tensor:
         return upsampling2d(x, self.size, self.data_format, self.interpolation)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return (f"size={self.size}, data_format={self.data_format!r}, "
                 f"interpolation={self.interpolation!r}")

@@ -4,10 +4,14 @@ in place on ``p.grad`` of every parameter that has one, skipping the others) and
 """
 import math
 import numbers
+from typing import Iterable, Optional, Union
 
 import numpy as np
 
 from minipool.tensor import Tensor
+
+#: One tensor, or an iterable of them (``model.parameters()``), as torch.nn.utils takes.
+Parameters = Union[Tensor, Iterable[Tensor]]
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
 
@@ -50,8 +54,8 @@ def _vector_norm(a, norm_type):
     return np.power(np.power(a, norm_type).sum(), 1.0 / norm_type)
 
 
-def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False, foreach=None) -> Tensor:
+def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False, foreach: Optional[bool] = None) -> Tensor:
     """Scale the gradients in place so that their joint ``norm_type``-norm is at most ``max_norm``.
 
     The total norm is the norm of the per-parameter gradient norms (``inf``: the
@@ -90,7 +94,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     return Tensor(np.asarray(total, dtype=dtype))
 
 
-def clip_grad_value_(parameters, clip_value: float, foreach=None) -> None:
+def clip_grad_value_(parameters: Parameters, clip_value: float,
+                     foreach: Optional[bool] = None) -> None:
     """Clamp every gradient entry into ``[-clip_value, clip_value]`` in place (NaN stays NaN).
 
     >>> import minipool as mp
@@ -122,7 +127,7 @@ def _parameter_list(parameters, where):
     return parameters
 
 
-def parameters_to_vector(parameters) -> Tensor:
+def parameters_to_vector(parameters: Parameters) -> Tensor:
     """Every parameter flattened and concatenated into one 1-d Tensor (differentiable:
     a gradient of the vector reaches the parameters).
 
@@ -141,7 +146,7 @@ def parameters_to_vector(parameters) -> Tensor:
     return cat([reshape(p, (-1,)) for p in parameters])
 
 
-def vector_to_parameters(vec, parameters) -> None:
+def vector_to_parameters(vec: Tensor, parameters: Parameters) -> None:
     """Copy consecutive slices of the 1-d ``vec`` into the parameters' values (in place,
     outside autograd: each parameter stays the same object, so optimisers keep it).
 

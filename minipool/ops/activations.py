@@ -24,16 +24,18 @@ names the out-of-place call, since minipool's graph does not track in-place writ
 import math
 import numbers
 import warnings
+from typing import Optional
 
 import numpy as np
 
 from minipool import _config, _random
 from minipool._kernels import activation
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops.elementwise import as_tensor
+from minipool.ops.elementwise import as_tensor, relu, where
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, is_grad_enabled
 
-__all__ = ["leaky_relu", "gelu", "silu", "elu", "relu6", "hardtanh", "softplus", "dropout2d"]
+__all__ = ["leaky_relu", "gelu", "silu", "elu", "relu6", "hardtanh", "softplus", "dropout2d",
+           "keras_relu"]
 
 
 def _float_input(input, where):
@@ -132,6 +134,39 @@ def hardtanh(input: TensorLike, min_val: float = -1.0, max_val: float = 1.0,
     if lo > hi:
         raise ValueError(f"hardtanh: min_val must be <= max_val, got min_val={lo}, max_val={hi}")
     return _finish(HardtanhFn, input, inplace, "hardtanh", lo, hi)
+
+
+def keras_relu(input: TensorLike, max_value: Optional[float] = None, negative_slope: float = 0.0,
+               threshold: float = 0.0, inplace: bool = False) -> Tensor:
+    """Keras's piecewise ReLU (``nn.ReLU`` with Keras's arguments): ``max_value`` if
+    ``x >= max_value``, ``x`` if ``threshold <= x < max_value``, else
+    ``negative_slope * (x - threshold)``; each piece carries its own gradient.
+
+    >>> import minipool as mp
+    >>> keras_relu(mp.tensor([-2.0, 0.5, 3.0, 8.0]), 6.0, 0.1, 1.0).numpy()
+    array([-0.3 , -0.05,  3.  ,  6.  ], dtype=float32)
+    """
+    x = as_tensor(input)
+    if max_value is None and negative_slope == 0 and threshold == 0:
+        return relu(x, inplace)
+    if inplace and x.requires_grad and is_grad_enabled():
+        raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
+                         "(minipool records no in-place writes); use ReLU() (inplace=False)")
+    below = negative_slope * (x - threshold) if negative_slope else 0.0
+    # x == threshold takes the x piece (Keras's formula) unless threshold is 0, where both
+    # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
+    # TensorFlow).  NaN propagates: through the sloped piece when there is one (gradient
+    # negative_slope, as leaky_relu), else through the x piece (gradient 1, as relu6)
+    upper = x._data > threshold if threshold == 0 else x._data >= threshold
+    if not negative_slope:
+        upper = upper | np.isnan(x._data)
+    y = where(upper, x, below)
+    if max_value is not None:
+        y = where(x._data >= max_value, max_value, y)
+    if not inplace:
+        return y
+    x._data[...] = y._data
+    return x
 
 
 def relu6(input: TensorLike, inplace: bool = False) -> Tensor:

@@ -32,8 +32,7 @@ from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
 from minipool._typing import IntOrTuple, TensorLike
-from minipool._validate import (conv_bias, conv_operands, int_pair, int_tuple, parse_data_format,
-                                single_int)
+from minipool._validate import conv_bias, conv_operands, int_tuple, parse_data_format, single_int
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
@@ -57,7 +56,7 @@ if _blas is not None:
 
 def pair(value, name, minimum, op="conv2d"):
     """``value`` (int or sequence of 2 ints) as a 2-tuple of ints in [minimum, MAX_GEOMETRY]."""
-    return int_pair(value, name, op, minimum, MAX_GEOMETRY)
+    return int_tuple(value, 2, name, op, minimum, MAX_GEOMETRY, exact=True)
 
 
 def conv_output_size(size, kernel, stride, pad_before, pad_after, dilation):

@@ -201,17 +201,32 @@ def _check_dims(where, wanted, **operands):
 
 
 def mm(input: TensorLike, mat2: TensorLike) -> Tensor:
-    """Matrix product of two 2-d tensors (no broadcasting), as ``torch.mm``."""
+    """Matrix product of two 2-d tensors (no broadcasting), as ``torch.mm``.
+
+    >>> import minipool as mp
+    >>> mp.mm(mp.tensor([[1.0, 2.0]]), mp.tensor([[3.0], [4.0]])).tolist()
+    [[11.0]]
+    """
     return matmul(*_check_dims("mm", (2, 2), input=input, mat2=mat2))
 
 
 def mv(input: TensorLike, vec: TensorLike) -> Tensor:
-    """Matrix-vector product of a 2-d and a 1-d tensor, as ``torch.mv``."""
+    """Matrix-vector product of a 2-d and a 1-d tensor, as ``torch.mv``.
+
+    >>> import minipool as mp
+    >>> mp.mv(mp.tensor([[1.0, 2.0], [0.0, 1.0]]), mp.tensor([3.0, 4.0])).tolist()
+    [11.0, 4.0]
+    """
     return matmul(*_check_dims("mv", (2, 1), input=input, vec=vec))
 
 
 def dot(input: TensorLike, tensor: TensorLike) -> Tensor:
-    """Inner product of two 1-d tensors of the same size, as ``torch.dot``."""
+    """Inner product of two 1-d tensors of the same size, as ``torch.dot``.
+
+    >>> import minipool as mp
+    >>> mp.dot(mp.tensor([1.0, 2.0]), mp.tensor([3.0, 4.0])).item()
+    11.0
+    """
     a, b = _check_dims("dot", (1, 1), input=input, tensor=tensor)
     if a.shape != b.shape:
         raise ValueError(f"dot: input and tensor must have the same size, got {a.shape[0]} and {b.shape[0]}")
@@ -219,6 +234,11 @@ def dot(input: TensorLike, tensor: TensorLike) -> Tensor:
 
 
 def outer(input: TensorLike, vec2: TensorLike) -> Tensor:
-    """Outer product of two 1-d tensors, as ``torch.outer``: (n,) and (m,) give (n, m)."""
+    """Outer product of two 1-d tensors, as ``torch.outer``: (n,) and (m,) give (n, m).
+
+    >>> import minipool as mp
+    >>> mp.outer(mp.tensor([1.0, 2.0]), mp.tensor([3.0, 4.0, 5.0])).tolist()
+    [[3.0, 4.0, 5.0], [6.0, 8.0, 10.0]]
+    """
     a, b = _check_dims("outer", (1, 1), input=input, vec2=vec2)
     return Einsum.apply(["i", "j"], "ij", a, b)

@@ -24,6 +24,7 @@ import numpy as np
 from minipool import _config
 from minipool._kernels import slice_norm
 from minipool._typing import TensorLike
+from minipool._validate import single_int
 from minipool.ops.batchnorm import batch_norm
 from minipool.ops.elementwise import as_tensor, div, mul
 from minipool.ops.reduce import normalize_dims, sum as reduce_sum
@@ -193,8 +194,7 @@ def group_norm(input: TensorLike, num_groups: int, weight: Optional[TensorLike] 
     """
     op = "group_norm"
     x = _float_input(op, input, 2, "(N, C, ...)")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) or num_groups < 1:
-        raise ValueError(f"{op}: num_groups must be an int >= 1, got {num_groups!r}")
+    num_groups = single_int(num_groups, "num_groups", op)
     N, C = x.shape[:2]
     if C % num_groups:
         raise ValueError(f"{op}: num_groups={num_groups} must divide the number of channels "

@@ -456,7 +456,12 @@ def var_mean(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None,
 
 def std_mean(x: TensorLike, dim: Dims = None, unbiased: Optional[bool] = None,
              keepdim: bool = False, *, correction: Optional[float] = None) -> Tuple[Tensor, Tensor]:
-    """``(std(x, ...), mean(x, dim, keepdim))`` in one call, as ``torch.std_mean``."""
+    """``(std(x, ...), mean(x, dim, keepdim))`` in one call, as ``torch.std_mean``.
+
+    >>> import minipool as mp
+    >>> [round(t.item(), 4) for t in mp.std_mean(mp.tensor([1.0, 3.0]))]
+    [1.4142, 2.0]
+    """
     return (_var("std_mean", x, dim, unbiased, keepdim, correction, True),
             mean(x, dim, keepdim))
 

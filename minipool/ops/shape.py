@@ -5,11 +5,12 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 
 from minipool._typing import Dims, TensorLike
+from minipool._validate import is_int, single_int
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
 
-__all__ = ["reshape", "transpose", "permute", "flatten", "getitem", "cat", "stack",
+__all__ = ["reshape", "transpose", "permute", "flatten", "unflatten", "getitem", "cat", "stack",
            "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk",
            "flip", "roll"]
 
@@ -104,6 +105,44 @@ def flatten(x: TensorLike, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     # math.prod: exact Python ints, and a tenth of np.prod's call cost
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return Reshape.apply(x, shape)
+
+
+def check_unflatten_sizes(sizes: Sequence[int], op: str = "unflatten",
+                          name: str = "sizes") -> Tuple[int, ...]:
+    """``sizes`` as a non-empty tuple of ints >= 0 with at most one -1 (the size inferred);
+    nn.Unflatten checks its ``unflattened_size`` with it at construction, as PyTorch's."""
+    if not isinstance(sizes, (tuple, list)) or not all(is_int(n) for n in sizes):
+        raise TypeError(f"{op}: {name} must be a tuple of ints, got {sizes!r}")
+    if not sizes or any(n < -1 for n in sizes) or list(sizes).count(-1) > 1:
+        raise ValueError(f"{op}: {name} must be non-empty sizes >= 0 with at most one -1, "
+                         f"got {sizes!r}")
+    return tuple(int(n) for n in sizes)
+
+
+def unflatten(x: TensorLike, dim: int, sizes: Sequence[int]) -> Tensor:
+    """Split axis ``dim`` into ``sizes`` (one entry may be -1), as ``torch.unflatten``: the
+    inverse of :func:`flatten`.
+
+    >>> import minipool as mp
+    >>> mp.unflatten(mp.zeros(4, 6), 1, (2, -1)).shape
+    (4, 2, 3)
+    """
+    x = as_tensor(x)
+    if not is_int(dim):
+        raise TypeError(f"unflatten: dim must be an int, got {dim!r}")
+    given = sizes
+    sizes = list(check_unflatten_sizes(sizes))
+    shape = x.shape
+    if not -len(shape) <= dim < len(shape):
+        raise IndexError(f"unflatten: dim {dim} is out of range for an input of {len(shape)} dims")
+    d = dim % len(shape)
+    known = math.prod(n for n in sizes if n != -1)
+    if -1 in sizes and known and shape[d] % known == 0:
+        sizes[sizes.index(-1)] = shape[d] // known
+    if -1 in sizes or math.prod(sizes) != shape[d]:
+        raise ValueError(f"unflatten: sizes {tuple(given)} do not multiply up to dim {dim}'s size "
+                         f"{shape[d]} (input shape {tuple(shape)})")
+    return Reshape.apply(x, shape[:d] + tuple(sizes) + shape[d + 1:])
 
 
 def squeeze(x: TensorLike, dim: Dims = None) -> Tensor:
@@ -387,8 +426,7 @@ def chunk(x: TensorLike, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
     [[0.0, 1.0], [2.0, 3.0], [4.0]]
     """
     x = as_tensor(x)
-    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    chunks = single_int(chunks, "chunks", "chunk")
     axis = _split_axis(x, dim, "chunk")
     n = x.shape[axis]
     if n == 0:  # PyTorch gives `chunks` empty pieces here

@@ -37,7 +37,7 @@ import numpy as np
 from minipool._config import kernel_threads
 from minipool._kernels import upsampling as _k
 from minipool._typing import IntOrTuple, TensorLike
-from minipool._validate import int_pair, is_int, is_real, parse_data_format, single_int
+from minipool._validate import int_tuple, is_int, is_real, parse_data_format, single_int
 from minipool.ops._layout import Layout
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import permute, reshape
@@ -798,7 +798,7 @@ KERAS_INTERPOLATIONS = ("nearest", "bilinear")
 def upsampling2d_arguments(size, data_format, interpolation, op="UpSampling2D"):
     """Keras UpSampling2D's arguments checked and normalised:
     ``((rows, cols), "channels_last" | "channels_first", interpolation)``."""
-    factors = int_pair(size, "size", op, 1)
+    factors = int_tuple(size, 2, "size", op, 1, exact=True)
     if interpolation not in KERAS_INTERPOLATIONS:
         raise ValueError(f"{op}: interpolation must be 'nearest' or 'bilinear', "
                          f"got {interpolation!r}")

@@ -1,4 +1,6 @@
 """Adam and AdamW."""
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
 import numpy as np
 
 from minipool.optim.optimizer import Optimizer, check_number
@@ -54,13 +56,15 @@ class Adam(Optimizer):
 
     decoupled_weight_decay = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         name = type(self).__name__
         check_number(name, "lr", group["lr"], low=0, low_open=True)
         check_number(name, "eps", group["eps"], low=0)
@@ -72,7 +76,7 @@ class Adam(Optimizer):
         check_number(name, "betas[1]", betas[1], low=0, high=1, high_open=True)
         group["betas"] = tuple(betas)
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
         loss = self._run_closure(closure)
         for group in self.param_groups:
@@ -114,6 +118,8 @@ class AdamW(Adam):
 
     decoupled_weight_decay = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -4,6 +4,8 @@ CPU path, operation for operation, so float64 trajectories agree to rounding).
 Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp_avg",
 "exp_avg_sq", "exp_inf", "mu_product", "eta", "mu", "ax"), so a state_dict reads the same.
 """
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+
 import numpy as np
 
 from minipool.optim.adam import _decay, _lerp_, _update_moments
@@ -26,7 +28,7 @@ class _Adaptive(Optimizer):
     """The loop every optimiser here shares: per parameter with a gradient, fresh state on
     the first step, then ``update(p, g, state, group)`` on the (maximize-negated) gradient."""
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
         loss = self._run_closure(closure)
         for group in self.param_groups:
@@ -57,8 +59,9 @@ class Adagrad(_Adaptive):
     array([ 0.9, -1.9])
     """
 
-    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
-                 eps=1e-10, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0,
+                 weight_decay: float = 0, initial_accumulator_value: float = 0, eps: float = 1e-10,
+                 *, maximize: bool = False) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps,
                         maximize=maximize)
@@ -67,15 +70,15 @@ class Adagrad(_Adaptive):
             for p in group["params"]:
                 self.init_state(p, self.state.setdefault(p, {}), group)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             check_number("Adagrad", name, group[name], low=0)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
         clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
@@ -95,22 +98,23 @@ class Adadelta(_Adaptive):
         p = p - lr * d
     """
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("Adadelta", "lr", group["lr"], low=0)
         check_number("Adadelta", "rho", group["rho"], low=0, high=1)
         check_number("Adadelta", "eps", group["eps"], low=0)
         check_number("Adadelta", "weight_decay", group["weight_decay"], low=0)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["square_avg"] = np.zeros_like(p._data)
         state["acc_delta"] = np.zeros_like(p._data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
@@ -135,23 +139,24 @@ class Adamax(_Adaptive):
         p = p - lr / (1 - beta1**t) * m / u
     """
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *,
-                 maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("Adamax", "lr", group["lr"], low=0)
         check_number("Adamax", "eps", group["eps"], low=0)
         check_number("Adamax", "weight_decay", group["weight_decay"], low=0)
         _check_betas("Adamax", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["exp_avg"] = np.zeros_like(p._data)
         state["exp_inf"] = np.zeros_like(p._data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
@@ -170,27 +175,29 @@ class NAdam(_Adaptive):
     momentum schedule mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2) and, with
     ``decoupled_weight_decay``, AdamW-style decay (NAdamW)."""
 
-    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 momentum_decay=4e-3, decoupled_weight_decay=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 2e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3,
+                 decoupled_weight_decay: bool = False, *, maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("NAdam", "lr", group["lr"], low=0)
         check_number("NAdam", "eps", group["eps"], low=0)
         check_number("NAdam", "weight_decay", group["weight_decay"], low=0)
         check_number("NAdam", "momentum_decay", group["momentum_decay"], low=0)
         _check_betas("NAdam", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["mu_product"] = 1.0
         state["exp_avg"] = np.zeros_like(p._data)
         state["exp_avg_sq"] = np.zeros_like(p._data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
@@ -210,24 +217,26 @@ class RAdam(_Adaptive):
     ``torch.optim.RAdam``; while the rectification is undefined (rho_t <= 5) the step is
     plain momentum SGD.  ``decoupled_weight_decay``: AdamW-style decay."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 decoupled_weight_decay=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3,
+                 betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, decoupled_weight_decay: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       decoupled_weight_decay=decoupled_weight_decay,
                                       maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("RAdam", "lr", group["lr"], low=0)
         check_number("RAdam", "eps", group["eps"], low=0)
         check_number("RAdam", "weight_decay", group["weight_decay"], low=0)
         _check_betas("RAdam", group)
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["exp_avg"] = np.zeros_like(p._data)
         state["exp_avg_sq"] = np.zeros_like(p._data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
@@ -250,24 +259,25 @@ class ASGD(_Adaptive):
     shrink of p), plus a running average ``ax`` of the parameters from step ``t0`` on.
     As PyTorch, eta and mu are held in the default dtype (float32 unless changed)."""
 
-    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, *,
-                 maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, lambd: float = 1e-4,
+                 alpha: float = 0.75, t0: float = 1e6, weight_decay: float = 0, *,
+                 maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
                                       weight_decay=weight_decay, maximize=maximize))
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("ASGD", "lr", group["lr"], low=0)
         check_number("ASGD", "weight_decay", group["weight_decay"], low=0)
         for name in ("lambd", "alpha", "t0"):
             check_number("ASGD", name, group[name])
 
-    def init_state(self, p, state, group):
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = 0
         state["eta"] = float(get_default_dtype().type(group["lr"]))
         state["mu"] = 1.0
         state["ax"] = np.zeros_like(p._data)
 
-    def update(self, p, g, state, group):
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         scalar = get_default_dtype().type
         lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
         if group["weight_decay"] != 0:

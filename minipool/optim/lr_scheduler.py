@@ -13,9 +13,15 @@ import math
 import numbers
 import types
 import warnings
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from minipool._validate import positive_int
+from minipool._validate import single_int
 from minipool.optim.optimizer import Optimizer, check_number
+
+# a rate (or momentum) for all parameter groups, or one per group
+FloatOrList = Union[float, Sequence[float]]
+# a factor function of the epoch, or one per parameter group
+LambdaOrList = Union[Callable[[int], float], Sequence[Callable[[int], float]]]
 
 __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiStepLR", "ExponentialLR",
            "LambdaLR", "ReduceLROnPlateau", "LinearLR", "ConstantLR", "PolynomialLR",
@@ -25,7 +31,7 @@ __all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR", "OneCycleLR", "MultiSte
 class LRScheduler:
     """Base class: subclasses define ``get_lr()`` from ``last_epoch`` and the current rates."""
 
-    def __init__(self, optimizer, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: optimizer must be a minipool Optimizer, "
                             f"got {type(optimizer).__name__}")
@@ -52,14 +58,14 @@ class LRScheduler:
         finally:
             self._is_initial = False
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         raise NotImplementedError(f"{type(self).__name__} must define get_lr()")
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> List[float]:
         """The rates the last ``step()`` set, one per parameter group."""
         return list(self._last_lr)
 
-    def step(self):
+    def step(self) -> None:
         if self._step_count == 1 and self.optimizer._step_calls == 0:
             warnings.warn(f"{type(self).__name__}.step() was called before optimizer.step(); "
                           "call optimizer.step() first, or the first rate of the schedule is skipped",
@@ -81,10 +87,10 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.__dict__.update(state_dict)
 
     def _current_lrs(self):
@@ -104,12 +110,13 @@ class StepLR(LRScheduler):
     [1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
-    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
-        self.step_size = positive_int(step_size, "step_size", "StepLR")
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
+        self.step_size = single_int(step_size, "step_size", "StepLR")
         self.gamma = check_number("StepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
@@ -127,12 +134,13 @@ class CosineAnnealingLR(LRScheduler):
     schedule, and continues past T_max as a cosine (rising again).
     """
 
-    def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
-        self.T_max = positive_int(T_max, "T_max", "CosineAnnealingLR")
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        self.T_max = single_int(T_max, "T_max", "CosineAnnealingLR")
         self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         t, T, eta_min = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._current_lrs()
@@ -162,17 +170,19 @@ class OneCycleLR(LRScheduler):
     ``total_steps`` times raises ValueError.
     """
 
-    def __init__(self, optimizer, max_lr, total_steps=None, epochs=None, steps_per_epoch=None,
-                 pct_start=0.3, anneal_strategy="cos", cycle_momentum=True, base_momentum=0.85,
-                 max_momentum=0.95, div_factor=25.0, final_div_factor=1e4, three_phase=False,
-                 last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, max_lr: FloatOrList, total_steps: Optional[int] = None,
+                 epochs: Optional[int] = None, steps_per_epoch: Optional[int] = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos", cycle_momentum: bool = True,
+                 base_momentum: FloatOrList = 0.85, max_momentum: FloatOrList = 0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4, three_phase: bool = False,
+                 last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"OneCycleLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
         if total_steps is not None:
-            self.total_steps = positive_int(total_steps, "total_steps", "OneCycleLR")
+            self.total_steps = single_int(total_steps, "total_steps", "OneCycleLR")
         elif epochs is not None and steps_per_epoch is not None:
-            self.total_steps = (positive_int(epochs, "epochs", "OneCycleLR")
-                                * positive_int(steps_per_epoch, "steps_per_epoch", "OneCycleLR"))
+            self.total_steps = (single_int(epochs, "epochs", "OneCycleLR")
+                                * single_int(steps_per_epoch, "steps_per_epoch", "OneCycleLR"))
         else:
             raise ValueError("OneCycleLR: give total_steps, or both epochs and steps_per_epoch")
         check_number("OneCycleLR", "pct_start", pct_start, low=0, high=1)
@@ -235,7 +245,7 @@ class OneCycleLR(LRScheduler):
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"OneCycleLR: stepped {step} times, but total_steps is {self.total_steps}")
@@ -267,7 +277,8 @@ class MultiStepLR(LRScheduler):
     [0.5, 0.5, 0.25, 0.25]
     """
 
-    def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1,
+                 last_epoch: int = -1) -> None:
         try:
             milestones = list(milestones)
         except TypeError:
@@ -282,7 +293,7 @@ class MultiStepLR(LRScheduler):
         self.gamma = check_number("MultiStepLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         times = self.milestones.get(self.last_epoch, 0)
         if self._is_initial or times == 0:
             return self._current_lrs()
@@ -303,11 +314,11 @@ class ExponentialLR(LRScheduler):
     [0.5]
     """
 
-    def __init__(self, optimizer, gamma, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
         self.gamma = check_number("ExponentialLR", "gamma", gamma, low=0, low_open=True)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
@@ -330,7 +341,7 @@ class LambdaLR(LRScheduler):
     [0.5]
     """
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, lr_lambda: LambdaOrList, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"LambdaLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
         n = len(optimizer.param_groups)
@@ -346,16 +357,16 @@ class LambdaLR(LRScheduler):
                 raise TypeError(f"LambdaLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         return [base * fn(self.last_epoch) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(vars(fn))
                                if hasattr(fn, "__dict__") else None for fn in self.lr_lambdas]
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state = dict(state_dict)
         saved = state.pop("lr_lambdas", None) or []
         self.__dict__.update(state)
@@ -375,7 +386,7 @@ class MultiplicativeLR(LRScheduler):
     [0.25]
     """
 
-    def __init__(self, optimizer, lr_lambda, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, lr_lambda: LambdaOrList, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"MultiplicativeLR: optimizer must be a minipool Optimizer, got "
                             f"{type(optimizer).__name__}")
@@ -392,7 +403,7 @@ class MultiplicativeLR(LRScheduler):
                 raise TypeError(f"MultiplicativeLR: lr_lambda[{i}] must be callable, got {type(fn).__name__}")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self._is_initial:
             return self._current_lrs()
         return [lr * fn(self.last_epoch) for lr, fn in zip(self._current_lrs(), self.lr_lambdas)]
@@ -421,8 +432,9 @@ class ReduceLROnPlateau(LRScheduler):
     [0.1]
     """
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
-                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: FloatOrList = 0, eps: float = 1e-8) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"ReduceLROnPlateau: optimizer must be a minipool Optimizer, "
                             f"got {type(optimizer).__name__}")
@@ -464,18 +476,18 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     @property
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
         return self.cooldown_counter > 0
 
-    def is_better(self, a, best):
+    def is_better(self, a: float, best: float) -> bool:
         if self.mode == "min":
             return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
         return a > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         raise NotImplementedError("ReduceLROnPlateau sets rates from the metric in step(metrics)")
 
-    def step(self, metrics, epoch=None):
+    def step(self, metrics: float, epoch: Optional[int] = None) -> None:
         """Record this epoch's ``metrics`` (a number, or a 1-element Tensor/array) and
         lower the rates if it has not improved for more than ``patience`` epochs.
 
@@ -526,14 +538,15 @@ class LinearLR(LRScheduler):
     [0.5, 0.75, 1.0, 1.0]
     """
 
-    def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
+                 total_iters: int = 5, last_epoch: int = -1) -> None:
         check_number("LinearLR", "start_factor", start_factor, low=0, high=1, low_open=True)
         check_number("LinearLR", "end_factor", end_factor, low=0, high=1)
         self.start_factor, self.end_factor = start_factor, end_factor
-        self.total_iters = positive_int(total_iters, "total_iters", "LinearLR")
+        self.total_iters = single_int(total_iters, "total_iters", "LinearLR")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self.last_epoch == 0:
             return [lr * self.start_factor for lr in self._current_lrs()]
         if self._is_initial or self.last_epoch > self.total_iters:
@@ -561,14 +574,15 @@ class ConstantLR(LRScheduler):
     [0.5, 0.5, 1.0, 1.0]
     """
 
-    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
         # factor 0 is accepted as PyTorch does, though its rate then never comes back (0 * 1/0)
         check_number("ConstantLR", "factor", factor, low=0, high=1)
         self.factor = factor
-        self.total_iters = positive_int(total_iters, "total_iters", "ConstantLR")
+        self.total_iters = single_int(total_iters, "total_iters", "ConstantLR")
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self.last_epoch == 0:
             return [lr * self.factor for lr in self._current_lrs()]
         if self.last_epoch != self.total_iters:
@@ -583,12 +597,13 @@ class ConstantLR(LRScheduler):
 class PolynomialLR(LRScheduler):
     """Decay the rate to 0 over ``total_iters`` epochs as ``(1 - t / total_iters) ** power``."""
 
-    def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
-        self.total_iters = positive_int(total_iters, "total_iters", "PolynomialLR")
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        self.total_iters = single_int(total_iters, "total_iters", "PolynomialLR")
         self.power = check_number("PolynomialLR", "power", power)
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         if self._is_initial or self.last_epoch > self.total_iters:
             return self._current_lrs()
         decay = ((1.0 - self.last_epoch / self.total_iters)
@@ -615,19 +630,20 @@ class CosineAnnealingWarmRestarts(LRScheduler):
     [0.5, 1.0, 0.5, 1.0]
     """
 
-    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0, last_epoch=-1):
-        self.T_0 = positive_int(T_0, "T_0", "CosineAnnealingWarmRestarts")
-        self.T_mult = positive_int(T_mult, "T_mult", "CosineAnnealingWarmRestarts")
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0,
+                 last_epoch: int = -1) -> None:
+        self.T_0 = single_int(T_0, "T_0", "CosineAnnealingWarmRestarts")
+        self.T_mult = single_int(T_mult, "T_mult", "CosineAnnealingWarmRestarts")
         self.eta_min = check_number("CosineAnnealingWarmRestarts", "eta_min", eta_min)
         self.T_i = self.T_0
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
                 for base in self.base_lrs]
 
-    def step(self, epoch=None):
+    def step(self, epoch: Optional[int] = None) -> None:
         if self._step_count == 1 and self.optimizer._step_calls == 0:
             warnings.warn("CosineAnnealingWarmRestarts.step() was called before optimizer.step(); "
                           "call optimizer.step() first, or the first rate of the schedule is skipped",
@@ -677,9 +693,12 @@ class CyclicLR(LRScheduler):
     [0.1, 0.3, 0.5, 0.3, 0.1]
     """
 
-    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None,
-                 mode="triangular", gamma=1.0, scale_fn=None, scale_mode="cycle",
-                 cycle_momentum=True, base_momentum=0.8, max_momentum=0.9, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, base_lr: FloatOrList, max_lr: FloatOrList,
+                 step_size_up: int = 2000, step_size_down: Optional[int] = None,
+                 mode: str = "triangular", gamma: float = 1.0,
+                 scale_fn: Optional[Callable[[float], float]] = None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum: FloatOrList = 0.8,
+                 max_momentum: FloatOrList = 0.9, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"CyclicLR: optimizer must be a minipool Optimizer, got {type(optimizer).__name__}")
         base_lrs = OneCycleLR._per_group("base_lr", base_lr, optimizer)
@@ -687,8 +706,8 @@ class CyclicLR(LRScheduler):
             for lr, group in zip(base_lrs, optimizer.param_groups):
                 group["lr"] = lr
         self.max_lrs = OneCycleLR._per_group("max_lr", max_lr, optimizer)
-        up = float(positive_int(step_size_up, "step_size_up", "CyclicLR"))
-        down = float(positive_int(step_size_down, "step_size_down", "CyclicLR")) \
+        up = float(single_int(step_size_up, "step_size_up", "CyclicLR"))
+        down = float(single_int(step_size_down, "step_size_down", "CyclicLR")) \
             if step_size_down is not None else up
         self.total_size = up + down
         self.step_ratio = up / self.total_size
@@ -726,7 +745,7 @@ class CyclicLR(LRScheduler):
         elif self._scale_fn_custom is None:
             self.scale_mode = "iterations"
 
-    def scale_fn(self, x):
+    def scale_fn(self, x: float) -> float:
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
@@ -737,7 +756,7 @@ class CyclicLR(LRScheduler):
 
     _set_momentum = OneCycleLR._set_momentum
 
-    def get_lr(self):
+    def get_lr(self) -> List[float]:
         cycle = math.floor(1 + self.last_epoch / self.total_size)
         x = 1.0 + self.last_epoch / self.total_size - cycle
         scale = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
@@ -750,14 +769,14 @@ class CyclicLR(LRScheduler):
                 self._set_momentum(group, high - (high - low) * scale * self.scale_fn(at))
         return lrs
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_scale_fn_custom")}
         fn = self._scale_fn_custom  # plain functions cannot be saved (as PyTorch: pass it again)
         state["_scale_fn_custom"] = None if fn is None or isinstance(fn, types.FunctionType) \
             else dict(vars(fn)) if hasattr(fn, "__dict__") else None
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state = dict(state_dict)
         attrs = state.pop("_scale_fn_custom", None)
         self.__dict__.update(state)
@@ -787,12 +806,12 @@ def _check_schedulers(where, schedulers, optimizer):
 class _Combined(LRScheduler):
     """state_dict / load_state_dict of a schedule made of schedules (each saved in turn)."""
 
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         state = dict(state_dict)
         saved = state.pop("_schedulers")
         if len(saved) != len(self._schedulers):
@@ -819,7 +838,8 @@ class SequentialLR(_Combined):
     [0.5, 0.75, 1.0, 0.5, 0.25]
     """
 
-    def __init__(self, optimizer, schedulers, milestones, last_epoch=-1):
+    def __init__(self, optimizer: Optimizer, schedulers: Sequence["LRScheduler"],
+                 milestones: Iterable[int], last_epoch: int = -1) -> None:
         self._schedulers, optimizer = _check_schedulers("SequentialLR", schedulers, optimizer)
         for i, sched in enumerate(self._schedulers):
             if isinstance(sched, _Combined):  # PyTorch fails at the milestone (no get_lr there)
@@ -846,7 +866,7 @@ class SequentialLR(_Combined):
         elif hasattr(sched, "last_epoch"):
             sched.last_epoch -= 1
 
-    def step(self):
+    def step(self) -> None:
         self.last_epoch += 1
         idx = bisect.bisect_right(self._milestones, self.last_epoch)
         sched = self._schedulers[idx]
@@ -871,11 +891,12 @@ class ChainedScheduler(_Combined):
     [0.5, 0.25, 0.25, 0.125]
     """
 
-    def __init__(self, schedulers, optimizer=None):
+    def __init__(self, schedulers: Sequence["LRScheduler"],
+                 optimizer: Optional[Optimizer] = None) -> None:
         self._schedulers, self.optimizer = _check_schedulers("ChainedScheduler", schedulers, optimizer)
         self._last_lr = self._current_lrs()
 
-    def step(self):
+    def step(self) -> None:
         for sched in self._schedulers:
             sched.step()
         self._last_lr = self._current_lrs()

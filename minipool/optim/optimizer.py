@@ -5,6 +5,7 @@ vectorised NumPy (no graph is recorded, no new parameter arrays are made).
 """
 import copy
 import numbers
+from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class Optimizer:
     (per-group options override the defaults).
     """
 
-    def __init__(self, params, defaults):
+    def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
@@ -63,10 +64,10 @@ class Optimizer:
             self.add_param_group(group)
 
     # -- groups ---------------------------------------------------------------
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         """Validate one group's hyper-parameters (subclasses override)."""
 
-    def add_param_group(self, param_group):
+    def add_param_group(self, param_group: Dict[str, Any]) -> None:
         """Add a group of parameters, filling unspecified options from the defaults."""
         if not isinstance(param_group, dict):
             raise TypeError(f"{type(self).__name__}: a parameter group must be a dict, "
@@ -97,7 +98,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     # -- gradients and steps ---------------------------------------------------
-    def zero_grad(self, set_to_none=True):
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: set ``p.grad`` to None (default) or fill it with zeros."""
         for group in self.param_groups:
             for p in group["params"]:
@@ -106,7 +107,7 @@ class Optimizer:
                 elif p.grad is not None:
                     p.grad._data[...] = 0
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define step()")
 
     def _run_closure(self, closure):
@@ -127,7 +128,7 @@ class Optimizer:
         return -g if maximize else g
 
     # -- persistence -----------------------------------------------------------
-    def state_dict(self):
+    def state_dict(self) -> Dict[str, Any]:
         """{"state": {index: {name: value}}, "param_groups": [{..., "params": [index, ...]}]}.
 
         Parameters are numbered across groups in order, as in PyTorch; the state's buffers and
@@ -150,7 +151,7 @@ class Optimizer:
                     state[index[id(p)]] = {k: _saved_state_value(k, v) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         """Restore hyper-parameters and state saved by ``state_dict()`` (checked before anything changes)."""
         name = type(self).__name__
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:

@@ -1,4 +1,6 @@
 """RMSprop (Hinton's lecture 6e), with PyTorch's update rule."""
+from typing import Any, Callable, Dict, Iterable, Optional
+
 import numpy as np
 
 from minipool.optim.optimizer import Optimizer, check_number
@@ -27,20 +29,21 @@ class RMSprop(Optimizer):
     array([ 0.9, -1.9])
     """
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0, momentum: float = 0,
+                 centered: bool = False, *, maximize: bool = False) -> None:
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("RMSprop", "lr", group["lr"], low=0)
         check_number("RMSprop", "alpha", group["alpha"], low=0)
         check_number("RMSprop", "eps", group["eps"], low=0)
         check_number("RMSprop", "weight_decay", group["weight_decay"], low=0)
         check_number("RMSprop", "momentum", group["momentum"], low=0)
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
         loss = self._run_closure(closure)
         for group in self.param_groups:

@@ -1,4 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, weight decay and Nesterov."""
+from typing import Any, Callable, Dict, Iterable, Optional
+
 import numpy as np
 
 from minipool.optim.optimizer import Optimizer, check_number
@@ -23,13 +25,14 @@ class SGD(Optimizer):
     array([ 0.8, -1.6], dtype=float32)
     """
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False, *, maximize=False):
+    def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False, *,
+                 maximize: bool = False) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def check_group(self, group):
+    def check_group(self, group: Dict[str, Any]) -> None:
         check_number("SGD", "lr", group["lr"], low=0, low_open=True)
         check_number("SGD", "momentum", group["momentum"], low=0)
         check_number("SGD", "dampening", group["dampening"])
@@ -38,7 +41,7 @@ class SGD(Optimizer):
             raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
-    def step(self, closure=None):
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
         loss = self._run_closure(closure)
         for group in self.param_groups:

@@ -16,11 +16,10 @@ from hypothesis.extra import numpy as hnp
 import minipool as mp
 import minipool.nn.functional as F
 from minipool.testing import assert_close
+from tests.helpers import SELU_ALPHA, SELU_SCALE
 from tests.core.test_activations import (assert_matches_math_reference, assert_torch_parity,
                                          torch_values_and_grads)
 
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _sig(v):

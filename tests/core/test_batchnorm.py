@@ -304,7 +304,7 @@ def test_bad_input_errors():
 
 
 def test_layer_bad_arguments():
-    with pytest.raises(ValueError, match="num_features must be a positive int"):
+    with pytest.raises(ValueError, match="num_features must be >= 1, got 0"):
         nn.BatchNorm2d(0)
     with pytest.raises(ValueError, match="momentum must be a number in"):
         nn.BatchNorm2d(3, momentum=-0.1)

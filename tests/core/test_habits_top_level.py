@@ -694,3 +694,15 @@ def test_float_maths_of_an_int_tensor_give_the_default_float_dtype_as_torch(name
     assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
     assert getattr(mp.tensor([1, 2, 4]), name)().dtype == ours.dtype
+
+
+@pytest.mark.parametrize("dim, size, shape", [(1, (2, -1), (4, 6)), (-1, (3, 1, 2), (2, 6)),
+                                              (0, (2, 2), (4, 3))])
+def test_unflatten_function_and_method_match_torch(dim, size, shape):
+    a = np.random.default_rng(5).standard_normal(shape)
+    expected = torch.unflatten(torch.tensor(a), dim, size).numpy()
+    np.testing.assert_array_equal(mp.unflatten(mp.tensor(a), dim, size).numpy(), expected)
+    np.testing.assert_array_equal(mp.tensor(a).unflatten(dim, size).numpy(), expected)
+    assert mp.gradcheck(lambda t: t.unflatten(dim, size), [mp.tensor(a, requires_grad=True)])
+    with pytest.raises(ValueError, match="do not multiply up"):
+        mp.unflatten(mp.tensor(a), dim, (7, 5))

@@ -81,7 +81,7 @@ def test_dense_eager_build_and_errors():
     assert nn.Dense(2, input_shape=(6,)).weight.shape == (2, 6)
     with pytest.raises(ValueError, match="built for 7 input features"):
         layer(mp.ones(2, 5))
-    with pytest.raises(ValueError, match="units must be a positive int"):
+    with pytest.raises(ValueError, match="Dense: units must be >= 1, got 0"):
         nn.Dense(0)
     with pytest.raises(ValueError, match="activation must be None, a callable or one of"):
         nn.Dense(3, activation="relu7")
@@ -181,7 +181,7 @@ def test_conv2d_channels_first_equals_channels_last():
 
 
 def test_conv2d_errors():
-    with pytest.raises(ValueError, match="filters must be a positive int"):
+    with pytest.raises(ValueError, match="filters must be >= 1, got"):
         nn.Conv2D(0, 3)
     with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
         nn.Conv2D(2, 3, padding="causal")
@@ -189,7 +189,7 @@ def test_conv2d_errors():
         nn.Conv2D(2, 3, strides=2, dilation_rate=2)
     with pytest.raises(ValueError, match="data_format"):
         nn.Conv2D(2, 3, data_format="NHWC")
-    with pytest.raises(TypeError, match="kernel_size must be an int or a pair"):
+    with pytest.raises(TypeError, match="kernel_size must be an int or a tuple of 2 ints"):
         nn.Conv2D(2, 2.5)
     layer = nn.Conv2D(2, 3, input_shape=(8, 8, 3))
     assert layer.weight.shape == (2, 3, 3, 3)
@@ -388,7 +388,7 @@ def test_zero_padding(padding, want, data_format):
 def test_zero_padding_errors():
     with pytest.raises(ValueError, match="padding must be >= 0"):
         nn.ZeroPadding2D(-1)
-    with pytest.raises(TypeError, match="padding must be an int or a pair"):
+    with pytest.raises(TypeError, match="padding must be an int or a tuple of 2 ints"):
         nn.ZeroPadding2D("same")
     with pytest.raises(ValueError, match="expects 4-D input"):
         nn.ZeroPadding2D(1)(mp.ones(3, 3, 1))

@@ -1,13 +1,14 @@
 """mp.manual_seed and the one generator rule (None / int seed / np.random.Generator) everywhere."""
+import copy
+
 import numpy as np
 import pytest
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool import _random
 from minipool.data import ArrayDataset, DataLoader
+from minipool.data.transforms import RandomCrop
 from minipool.nn import init
-from minipool.ops.pooling.stochastic import as_generator
 
 
 def _dataset(n=20):
@@ -130,13 +131,29 @@ def test_bad_generators_are_rejected_everywhere(name, bad, err, msg):
         _entry_points()[name](bad)
 
 
-def test_the_two_old_resolvers_are_now_one():
-    for g in (None, 3, np.random.default_rng(1)):
-        a, b = as_generator(g), _random.resolve(g, "x")
-        if g is None or isinstance(g, np.random.Generator):
-            assert a is b
-        else:
-            assert a.random() == b.random()
+def test_layers_keep_none_and_resolve_a_seed_once():
+    # one rule for every layer and transform that takes generator=: None stays None (the shared
+    # default at each call, so a deep copy still follows manual_seed); a seed becomes one Generator
+    layers = {"Dropout": lambda g: mp.nn.Dropout(0.5, generator=g),
+              "Dropout2d": lambda g: mp.nn.Dropout2d(0.5, generator=g),
+              "StochasticPool2d": lambda g: mp.nn.StochasticPool2d(2, generator=g),
+              "FractionalMaxPool2d": lambda g: mp.nn.FractionalMaxPool2d(2, output_size=3, generator=g),
+              "RandomCrop": lambda g: RandomCrop(4, generator=g)}
+    for name, make in layers.items():
+        assert make(None).generator is None, name
+        seeded = make(5).generator
+        assert isinstance(seeded, np.random.Generator), name
+        assert seeded.random() == np.random.default_rng(5).random(), name
+        g = np.random.default_rng(1)
+        assert make(g).generator is g, name
+    x = mp.tensor(np.random.default_rng(0).uniform(0.1, 1.0, (1, 2, 8, 8)))
+    layer = copy.deepcopy(mp.nn.StochasticPool2d(2))
+    mp.manual_seed(3)
+    first = layer(x).numpy()
+    mp.manual_seed(3)
+    np.testing.assert_array_equal(layer(x).numpy(), first)
+    mp.manual_seed(3)
+    np.testing.assert_array_equal(F.stochastic_pool2d(x, 2, generator=None).numpy(), first)
 
 
 def test_int_seeded_layer_init_draws_weight_and_bias_from_one_stream():

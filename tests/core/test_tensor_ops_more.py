@@ -552,7 +552,7 @@ def test_split_and_chunk_refuse_bad_sizes_naming_them():
         x.split(2, dim=1)
     with pytest.raises(ValueError, match="a 0-d tensor cannot be split"):
         mp.tensor(1.0).split(1)
-    with pytest.raises(ValueError, match="chunk: chunks must be a positive int, got 0"):
+    with pytest.raises(ValueError, match="chunk: chunks must be >= 1, got 0"):
         x.chunk(0)
     with pytest.raises(IndexError, match="chunk: dimension out of range"):
         x.chunk(2, -2)

@@ -23,8 +23,7 @@ import minipool.nn as nn
 import minipool.nn.functional as F
 from minipool._kernels import blur_pool as K
 from tests.helpers import fixed_threads
-
-DTYPES = (np.float32, np.float64)
+from tests.pooling.pooling_cases import FLOAT_DTYPES
 
 
 # ----------------------------------------------------------------------------- references
@@ -144,7 +143,7 @@ def bits_equal(a, b):
 
 
 # ----------------------------------------------------------------------------- loop reference
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("k", range(1, 8))
 @pytest.mark.parametrize("s", (1, 2, 3))
 def test_matches_loop_reference_bit_for_bit(dtype, k, s):
@@ -222,7 +221,7 @@ def tol(dtype):
     return dict(rtol=2e-6, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-14)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("channels_last", (False, True))
 @pytest.mark.parametrize("k,s", [(1, 2), (2, 2), (3, 2), (3, 1), (4, 2), (5, 3), (6, 2), (7, 1),
                                  (7, 2), ((3, 5), (1, 2))])
@@ -241,7 +240,7 @@ def test_torch_parity(dtype, channels_last, k, s):
     np.testing.assert_allclose(grad, xt.grad.numpy(), **tol(dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("channels_last", (False, True))
 def test_layers_match_torch(dtype, channels_last):
     torch = pytest.importorskip("torch")
@@ -271,7 +270,7 @@ def test_layers_match_torch(dtype, channels_last):
         np.testing.assert_allclose(grad, xt.grad.numpy(), **tol(dtype), err_msg=repr(layer))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_nan_and_inf_like_torch(dtype):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
@@ -319,7 +318,7 @@ def blur_cases(draw):
     n, c = draw(st.integers(0, 2)), draw(st.integers(1, 3))
     batched = draw(st.booleans()) or n == 0
     channels_last = draw(st.booleans())
-    dtype = draw(st.sampled_from(DTYPES))
+    dtype = draw(st.sampled_from(FLOAT_DTYPES))
     spatial = (H, W, c) if channels_last else (c, H, W)
     shape = ((n,) if batched else ()) + spatial
     seed = draw(st.integers(0, 2**32 - 1))
@@ -364,7 +363,7 @@ def test_hypothesis_against_torch(case):
 
 
 # ----------------------------------------------------------------------------- properties
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @given(value=st.floats(-1e30, 1e30, allow_nan=False), k=st.integers(1, 7), s=st.integers(1, 3),
        channels_last=st.booleans())
 @settings(max_examples=60, deadline=None)
@@ -380,7 +379,7 @@ def test_constant_image_stays_constant(dtype, value, k, s, channels_last):
 
 
 @given(value=st.integers(-2**16, 2**16), k=st.integers(1, 7), s=st.integers(1, 3),
-       dtype=st.sampled_from(DTYPES))
+       dtype=st.sampled_from(FLOAT_DTYPES))
 @settings(max_examples=60, deadline=None)
 def test_constant_integer_image_stays_exactly_constant(value, k, s, dtype):
     """With a 17-bit integer every product (weights C(k-1, t) / 2**(k-1), C <= 20) and
@@ -404,7 +403,7 @@ def test_stride_one_blur_commutes_with_shifts_inside(k):
 
 @pytest.mark.skipif(not mp._config.openmp_helpers.openmp_enabled(),
                     reason="a serial build has one thread")
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape,fmt", [((4, 8, 40, 40), None), ((1, 40, 40, 24), "channels_last"),
                                        ((3, 40, 40, 16), "channels_last")])
 def test_one_and_two_threads_same_bits(dtype, shape, fmt):
@@ -425,7 +424,7 @@ def test_one_and_two_threads_same_bits(dtype, shape, fmt):
     assert bits_equal(results[0][1], results[1][1])
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_kernel_gives_same_bits_for_any_threads_and_channel_slices(dtype):
     """The kernel entry points directly: thread counts 1-3 and channel slices 1..C agree."""
     from minipool.ops.pooling.blur import _axis_tables, _filter

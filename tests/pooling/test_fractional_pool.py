@@ -23,8 +23,7 @@ import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
 from tests.helpers import fixed_threads
-
-DTYPES = (np.float32, np.float64)
+from tests.pooling.pooling_cases import FLOAT_DTYPES
 
 
 # ----------------------------------------------------------------------------- reference
@@ -143,7 +142,7 @@ def fits(spatial, kernel, out):
     return all(o + k - slack <= n for o, k, n in zip(out, kernel, spatial))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape,kernel,out", CASES)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_matches_loop_reference(shape, kernel, out, dtype, channels_last):
@@ -186,7 +185,7 @@ def test_starts_use_the_input_dtype():
 torch_cases = CASES + [((3, 5, 5), (2, 2), (3, 3)), ((2, 3, 4, 6), (2, 2), (2, 4))]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("shape,kernel,out", torch_cases)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_torch_parity_bit_for_bit(shape, kernel, out, dtype, channels_last):
@@ -316,7 +315,7 @@ def test_hypothesis_against_reference(geometry, data):
         with pytest.raises(ValueError, match="too large"):
             pool(len(kernel))(mp.zeros(*shape), kernel, output_size=out)
         return
-    dtype = data.draw(st.sampled_from(DTYPES))
+    dtype = data.draw(st.sampled_from(FLOAT_DTYPES))
     x = np.array(data.draw(st.lists(VALUES, min_size=math.prod(shape),
                                     max_size=math.prod(shape))), dtype=dtype).reshape(shape)
     rank = len(kernel)
@@ -346,7 +345,7 @@ def test_hypothesis_against_torch(geometry, data):
              torch.nn.functional.fractional_max_pool3d)(torch.zeros(shape), kernel,
                                                          output_size=out)
         return
-    dtype = data.draw(st.sampled_from(DTYPES))
+    dtype = data.draw(st.sampled_from(FLOAT_DTYPES))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     x = rng.choice(np.array([0.0, -1.0, 1.0, np.nan, np.inf, -np.inf, 3.0]),
                    size=shape).astype(dtype)

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.pooling.pooling_cases import FLOAT_DTYPES
 
-DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=2e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
 
@@ -70,7 +70,7 @@ def triple(v):
     return (v,) * 3 if isinstance(v, int) else tuple(v)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5, 0.7])
 @pytest.mark.parametrize("shape,kernel,stride", CASES)
 def test_matches_loop_reference(shape, kernel, stride, p, dtype):
@@ -87,7 +87,7 @@ def test_matches_loop_reference(shape, kernel, stride, p, dtype):
                                **{**TOL[dtype], "atol": 1e-5 if dtype == np.float32 else 1e-11})
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5])
 @pytest.mark.parametrize("shape,kernel,stride", CASES)
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -117,7 +117,7 @@ def test_torch_parity_whole_windows(shape, kernel, stride, p, dtype, channels_la
                                atol=1e-5 if dtype == np.float32 else 1e-12, equal_nan=True)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("p", [math.inf, -math.inf])
 @pytest.mark.parametrize("op,rank", [("lp_pool1d", 1), ("lp_pool2d", 2), ("lp_pool3d", 3)])
 @pytest.mark.parametrize("ceil_mode", [False, True])

@@ -39,17 +39,17 @@ def with_specials(rng, shape, dtype):
     return x.astype(dtype)
 
 
-def run_extreme(x, call, is_min, grad):
+def run_extreme(x, plan, is_min, grad):
     """Forward (values + int64 indices) and backward through one PoolPlan."""
     leaf = mp.tensor(x, requires_grad=True)
-    out, idx = ExtremePool.apply(leaf, plan=call, is_min=is_min, return_indices=True)
+    out, idx = ExtremePool.apply(leaf, plan=plan, is_min=is_min, return_indices=True)
     out.backward(grad)
     return out.numpy(), idx.numpy(), leaf.grad.numpy()
 
 
-def run_sum(x, call, grad, p=1.0):
+def run_sum(x, plan, grad, p=1.0):
     leaf = mp.tensor(x, requires_grad=True)
-    out = PowerSumPool.apply(leaf, plan=call, p=p)
+    out = PowerSumPool.apply(leaf, plan=plan, p=p)
     out.backward(grad)
     return out.numpy(), leaf.grad.numpy()
 
@@ -72,13 +72,13 @@ def test_fast_row_pass_and_scalar_paths_are_bit_identical(geometry, h, w, seed, 
     rng = np.random.default_rng(seed)
     shape = (2, 3, h, w)
     try:
-        call = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, None, "one")
+        plan = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, None, "one")
     except ValueError:
         return  # input too small for this geometry
     x = with_specials(rng, shape, dtype)
-    grad = rng.integers(-4, 5, call.out_shape).astype(dtype)
+    grad = rng.integers(-4, 5, plan.out_shape).astype(dtype)
     results = [run_extreme(x, c, is_min, grad)
-               for c in (call, call.variant(fast=False), call.variant(False, False))]
+               for c in (plan, plan.variant(fast=False), plan.variant(False, False))]
     for name, other in zip(("row passes", "scalar"), results[1:]):
         for what, a, b in zip(("values", "indices", "gradient"), results[0], other):
             same(a, b, f"{name} vs fast path: {what}")
@@ -100,13 +100,13 @@ def test_channels_last_fast_and_general_paths_are_bit_identical(geometry, h, w, 
     rng = np.random.default_rng(seed)
     shape = (2, h, w, channels)                # more than 256 channels crosses a buffer chunk
     try:
-        call = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, "channels_last", "one")
+        plan = window_plan("max_pool2d", shape, 2, k, s, p, d, ceil, "channels_last", "one")
     except ValueError:
         return
     x = with_specials(rng, shape, np.float32)
-    grad = rng.integers(-4, 5, call.out_shape).astype(np.float32)
-    fast = run_extreme(x, call, is_min, grad)
-    plain = run_extreme(x, call.variant(False, False), is_min, grad)
+    grad = rng.integers(-4, 5, plan.out_shape).astype(np.float32)
+    fast = run_extreme(x, plan, is_min, grad)
+    plain = run_extreme(x, plan.variant(False, False), is_min, grad)
     for what, a, b in zip(("values", "indices", "gradient"), fast, plain):
         same(a, b, f"channels_last fast vs general: {what}")
     if d == 1:
@@ -156,17 +156,17 @@ def test_planes_walked_side_by_side_match_planes_one_at_a_time(output_size):
     # few large windows per plane (global pooling): 8 planes are walked together
     rng = np.random.default_rng(8)
     x = with_specials(rng, (3, 7, 9, 23), np.float64)          # 21 planes: a partial group
-    call = adaptive_plan("adaptive_max_pool2d", x.shape, 2, output_size, None)
-    assert call.plane_group > 1
-    grad = rng.integers(-4, 5, call.out_shape).astype(np.float64)
-    grouped = run_extreme(x, call, False, grad)
-    single = run_extreme(x, call.variant(False, False), False, grad)
+    plan = adaptive_plan("adaptive_max_pool2d", x.shape, 2, output_size, None)
+    assert plan.plane_group > 1
+    grad = rng.integers(-4, 5, plan.out_shape).astype(np.float64)
+    grouped = run_extreme(x, plan, False, grad)
+    single = run_extreme(x, plan.variant(False, False), False, grad)
     for what, a, b in zip(("values", "indices", "gradient"), grouped, single):
         same(a, b, f"grouped max {what}")
     positive = np.abs(np.nan_to_num(x, posinf=3.0, neginf=-3.0))
     for p in (1.0, 2.0, 2.5):
-        a = run_sum(positive, call, grad, p)
-        b = run_sum(positive, call.variant(False, False), grad, p)
+        a = run_sum(positive, plan, grad, p)
+        b = run_sum(positive, plan.variant(False, False), grad, p)
         same(a[0], b[0], f"grouped sum p={p}")
         same(a[1], b[1], f"grouped sum p={p} gradient")
 
@@ -207,11 +207,11 @@ def test_planes_walked_side_by_side_for_min_max_and_integers(dtype, is_min):
         x = rng.integers(0, 4, size=shape).astype(dtype)         # many ties
         x.flat[::17] = info.min
         x.flat[5::19] = info.max
-    call = adaptive_plan("adaptive_max_pool2d", x.shape, 2, (1, 2), None)
-    assert call.plane_group > 1
+    plan = adaptive_plan("adaptive_max_pool2d", x.shape, 2, (1, 2), None)
+    assert plan.plane_group > 1
     outs = {}
-    for name, plan in (("grouped", call), ("one plane at a time", call.variant(False, False))):
-        out, idx = ExtremePool.apply(mp.tensor(x), plan=plan, is_min=is_min, return_indices=True)
+    for name, variant in (("grouped", plan), ("one plane at a time", plan.variant(False, False))):
+        out, idx = ExtremePool.apply(mp.tensor(x), plan=variant, is_min=is_min, return_indices=True)
         outs[name] = (out.numpy(), idx.numpy())
     expected = window_extreme_loops(x, 2, is_min)
     for name, (values, indices) in outs.items():
@@ -379,14 +379,14 @@ def test_integer_max_and_min_pool_like_floats(dtype):
 def test_long_rows_cross_the_kernel_buffer_boundary():
     # rows of more than 256 outputs are processed in chunks; results must not change
     x = with_specials(np.random.default_rng(6), (1, 2, 6, 1100), np.float32)
-    call = window_plan("max_pool2d", x.shape, 2, 2, None, 0, 1, False, None, "one")
-    grad = np.random.default_rng(7).integers(-4, 5, call.out_shape).astype(np.float32)
-    fast = run_extreme(x, call, False, grad)
-    plain = run_extreme(x, call.variant(False, False), False, grad)
+    plan = window_plan("max_pool2d", x.shape, 2, 2, None, 0, 1, False, None, "one")
+    grad = np.random.default_rng(7).integers(-4, 5, plan.out_shape).astype(np.float32)
+    fast = run_extreme(x, plan, False, grad)
+    plain = run_extreme(x, plan.variant(False, False), False, grad)
     for what, a, b in zip(("values", "indices", "gradient"), fast, plain):
         same(a, b, what)
-    call = window_plan("avg_pool2d", x.shape, 2, 3, 1, 1, 1, False, None, "span")
-    fast = run_sum(x, call, np.ones(call.out_shape, np.float32))
-    plain = run_sum(x, call.variant(False, False), np.ones(call.out_shape, np.float32))
+    plan = window_plan("avg_pool2d", x.shape, 2, 3, 1, 1, 1, False, None, "span")
+    fast = run_sum(x, plan, np.ones(plan.out_shape, np.float32))
+    plain = run_sum(x, plan.variant(False, False), np.ones(plan.out_shape, np.float32))
     same(fast[0], plain[0], "avg values")
     same(fast[1], plain[1], "avg gradient")

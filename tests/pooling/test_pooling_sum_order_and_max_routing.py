@@ -88,14 +88,14 @@ def test_global_average_is_the_same_in_every_path_layout_and_thread_count(dtype)
     rng = np.random.default_rng(3)
     x = spread_floats(rng, (3, 7, 29, 31), dtype)      # 21 planes: a partial group of 8
     expected = adaptive_avg_reference(x[:1, :2], (1, 1))
-    call = adaptive_plan("adaptive_avg_pool2d", x.shape, 2, 1, None)
-    assert call.plane_group > 1
+    plan = adaptive_plan("adaptive_avg_pool2d", x.shape, 2, 1, None)
+    assert plan.plane_group > 1
     results = {}
     for threads in (1, 2):
         with fixed_threads(threads):
-            results[f"grouped, {threads} threads"] = PowerSumPool.apply(mp.tensor(x), plan=call).numpy()
+            results[f"grouped, {threads} threads"] = PowerSumPool.apply(mp.tensor(x), plan=plan).numpy()
             results[f"one plane at a time, {threads} threads"] = PowerSumPool.apply(
-                mp.tensor(x), plan=call.variant(False, False)).numpy()
+                mp.tensor(x), plan=plan.variant(False, False)).numpy()
             last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             got = F.global_avg_pool2d(mp.tensor(last), keepdim=True, data_format="channels_last")
             results[f"NHWC, {threads} threads"] = got.numpy().transpose(0, 3, 1, 2)
@@ -113,21 +113,21 @@ def test_large_windows_agree_across_paths_and_layouts(k, s, ceil, h, w, seed, p)
     rng = np.random.default_rng(seed)
     x = np.abs(spread_floats(rng, (2, 3, h, w), np.float32))
     try:
-        call = window_plan("avg_pool2d", x.shape, 2, k, s, 0, 1, ceil, None, "count")
+        plan = window_plan("avg_pool2d", x.shape, 2, k, s, 0, 1, ceil, None, "count")
     except ValueError:
         return                                                  # input smaller than the kernel
-    grad = rng.standard_normal(call.out_shape).astype(np.float32)
+    grad = rng.standard_normal(plan.out_shape).astype(np.float32)
     out = [PowerSumPool.apply(mp.tensor(x, requires_grad=True), plan=c, p=p)
-           for c in (call, call.variant(False, False))]
+           for c in (plan, plan.variant(False, False))]
     same(out[1], out[0], "row passes vs one window at a time")
     last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    call_last = window_plan("avg_pool2d", last.shape, 2, k, s, 0, 1, ceil, "channels_last",
+    plan_last = window_plan("avg_pool2d", last.shape, 2, k, s, 0, 1, ceil, "channels_last",
                             "count")
     leaf = mp.tensor(last, requires_grad=True)
-    got = PowerSumPool.apply(leaf, plan=call_last, p=p)
+    got = PowerSumPool.apply(leaf, plan=plan_last, p=p)
     same(got.numpy().transpose(0, 3, 1, 2), out[0], "NHWC vs NCHW")
     first = mp.tensor(x, requires_grad=True)
-    PowerSumPool.apply(first, plan=call, p=p).backward(grad)
+    PowerSumPool.apply(first, plan=plan, p=p).backward(grad)
     got.backward(np.ascontiguousarray(grad.transpose(0, 2, 3, 1)))
     same(leaf.grad.numpy().transpose(0, 3, 1, 2), first.grad, "gradient, NHWC vs NCHW")
 
@@ -208,10 +208,10 @@ def test_tiled_max_backward_routes_like_the_loop_reference(h, w, planes, seed, d
             np.ascontiguousarray(grad.transpose(0, 2, 3, 1)))
         got = leaf.grad.numpy().transpose(0, 3, 1, 2)
     same(got, expected, f"{layout} gradient")
-    call = window_plan("max_pool2d", x.shape, 2, 2, 2, 0, 1, False, None, "one")
-    assert call.tiled == (w > 2)        # (one window per row: no W stride, no quads path)
+    plan = window_plan("max_pool2d", x.shape, 2, 2, 2, 0, 1, False, None, "one")
+    assert plan.tiled == (w > 2)        # (one window per row: no W stride, no quads path)
     general = mp.tensor(x, requires_grad=True)
-    ExtremePool.apply(general, plan=call.variant(False, False)).backward(grad)
+    ExtremePool.apply(general, plan=plan.variant(False, False)).backward(grad)
     same(general.grad, expected, "generic zero-and-add path")
 
 
@@ -281,8 +281,8 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
         same(indices, _argmax_indices(x, 2), "forward argmax against loops")
     last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     grad_last = np.ascontiguousarray(grad.transpose(0, 2, 3, 1))
-    call = window_plan(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
-    tiled = call.tiled
+    plan = window_plan(pool.__name__, last.shape, 2, 2, 2, 0, 1, False, "channels_last", "one")
+    tiled = plan.tiled
     assert tiled == (odd == (0, 0) and ow > 1)        # (one window per row: no W span)
     expected = scatter_reference(grad, indices.numpy(), h * w).reshape(x.shape)
     expected_last = np.ascontiguousarray(expected.transpose(0, 2, 3, 1))
@@ -291,20 +291,22 @@ def test_channels_last_max_backward_routes_bits_like_the_loop_reference(oh, ow, 
             leaf = mp.tensor(last, requires_grad=True)
             pool(leaf, 2, data_format="channels_last").backward(grad_last)
             same_bits(leaf.grad, expected_last, f"public op, {threads} threads")
-    # the kernel itself, every thread count and channel block (as the op splits
+    # the kernel itself, every thread count and channel slice (as the op splits
     # channels when there are fewer images than threads)
     from minipool._kernels import pool_extreme as K
-    view = call.layout.view
-    codes = np.empty(call.out_view, dtype=np.uint8)
-    out = np.empty(call.out_view, dtype=dtype)
-    K.extreme_forward(last.reshape(view), out, codes, call.tables, call.forward_path, is_min,
+    view = plan.layout.view
+    codes = np.empty(plan.out_view, dtype=np.uint8)
+    out = np.empty(plan.out_view, dtype=dtype)
+    K.extreme_forward(last.reshape(view), out, codes, plan.tables, plan.forward_path, is_min,
                       True, channels, 1)
-    g = grad_last.reshape(call.out_view)
-    for threads, block in ((1, channels), (2, channels), (2, -(-channels // 2)), (2, 1),
-                           (2, 5)):
+    g = grad_last.reshape(plan.out_view)
+    for threads, channel_slice in ((1, channels), (2, channels), (2, -(-channels // 2)), (2, 1),
+                                   (2, 5)):
         got = np.full(view, np.nan, dtype=dtype)                # every cell must be written
-        K.extreme_backward(g, codes, got, call.tables, call.backward_path, block, threads)
-        same_bits(got.reshape(last.shape), expected_last, f"{threads} threads, block {block}")
+        K.extreme_backward(g, codes, got, plan.tables, plan.backward_path, channel_slice,
+                           threads)
+        same_bits(got.reshape(last.shape), expected_last,
+                  f"{threads} threads, slices of {channel_slice}")
 
 
 def _argmax_indices(x, k):

@@ -16,8 +16,7 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
-
-DTYPES = (np.float32, np.float64)
+from tests.pooling.pooling_cases import FLOAT_DTYPES
 
 
 def bins(n, l):
@@ -62,7 +61,7 @@ def run(x, levels, mode, grad=None, channels_last=False):
     return y.numpy(), np.moveaxis(g, -1, 1) if channels_last else g
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("mode", ["max", "avg"])
 @pytest.mark.parametrize("shape,levels", [((2, 3, 13, 9), (1, 2, 4)), ((1, 2, 5, 7), (3, 1)),
                                           ((2, 1, 2, 3), (4,)), ((1, 4, 8, 8), (1, 2, 3, 6))])
@@ -79,7 +78,7 @@ def test_matches_loop_reference(shape, levels, mode, dtype, channels_last):
         np.testing.assert_allclose(y, ref, rtol=1e-6 if dtype == np.float32 else 1e-14)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 @pytest.mark.parametrize("mode", ["max", "avg"])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("shape,levels", [((2, 3, 13, 9), (1, 2, 4)), ((3, 5, 6), (2, 3)),

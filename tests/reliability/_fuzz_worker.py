@@ -47,6 +47,7 @@ import numpy as np
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.helpers import SELU_ALPHA, SELU_SCALE
 from tests.references import conv_reference
 from tests.references import pooling_reference as pref
 from tests.references import upsampling_reference as uref
@@ -1726,13 +1727,12 @@ def _np_softplus(v):
     return np.maximum(v, 0) + np.log1p(np.exp(-np.abs(v)))
 
 
-SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
 POINTWISE = {  # op: (numpy reference of float64 x and the kwargs, {kwarg: valid values})
     "hardsigmoid": (lambda v, kw: np.clip(v + 3, 0, 6) / 6, {}),  # (celu: in _functional_reference)
     "hardswish": (lambda v, kw: v * np.clip(v + 3, 0, 6) / 6, {}),
     "logsigmoid": (lambda v, kw: np.minimum(v, 0) - np.log1p(np.exp(-np.abs(v))), {}),
     "mish": (lambda v, kw: v * np.tanh(_np_softplus(v)), {}),
-    "selu": (lambda v, kw: SELU[1] * np.where(v > 0, v, SELU[0] * np.expm1(v)), {}),
+    "selu": (lambda v, kw: SELU_SCALE * np.where(v > 0, v, SELU_ALPHA * np.expm1(v)), {}),
     # (exp - 1, not expm1: PyTorch's formula, whose rounding a huge alpha shows)
     "celu": (lambda v, kw: np.where(v > 0, v, (np.exp(v / kw.get("alpha", 1.0)) - 1) * kw.get("alpha", 1.0)),
              {"alpha": [0.5, 1.0, 2.0]}),

@@ -23,10 +23,7 @@ import minipool.nn.functional as F
 from minipool._kernels.pool_extreme import NO_CELL_CODE
 from minipool.ops.pooling import _geometry
 
-INT32_MAX = 2 ** 31 - 1
-
-
-def max_pool_call(shape, kernel, data_format=None):
+def max_pool_plan(shape, kernel, data_format=None):
     return _geometry.window_plan("max_pool2d", shape, 2, kernel, None, 0, 1, False,
                                  data_format, "one")
 
@@ -40,12 +37,12 @@ def max_pool_call(shape, kernel, data_format=None):
 ])
 def test_argmax_codes_are_compact_only_where_they_fit(shape, kernel, dtype):
     data_format = "channels_last" if shape[-1] == 5000 else None
-    call = max_pool_call(shape, kernel, data_format)
-    assert call.code_dtype == np.dtype(dtype)
+    plan = max_pool_plan(shape, kernel, data_format)
+    assert plan.code_dtype == np.dtype(dtype)
     spatial = shape[1:3] if data_format else shape[2:]
     cells = int(np.prod(np.broadcast_to(kernel, 2)))
     if dtype == np.int32:   # an int32 plane offset must be able to name every cell
-        assert int(np.prod(spatial)) <= INT32_MAX
+        assert int(np.prod(spatial)) <= np.iinfo(np.int32).max
     else:                   # uint8 ordinals 0..cells-1 must stay below the kernel's "no cell" code
         assert cells <= NO_CELL_CODE
 
@@ -53,12 +50,12 @@ def test_argmax_codes_are_compact_only_where_they_fit(shape, kernel, dtype):
 @pytest.mark.parametrize("shape,data_format", [((1, 1, 46341, 46341), None),
                                                ((1, 46341, 46341, 1), "channels_last")])
 def test_planes_too_large_for_int32_codes_are_refused_with_the_limit(shape, data_format):
-    with pytest.raises(ValueError, match=str(INT32_MAX)):
-        max_pool_call(shape, 16, data_format)
+    with pytest.raises(ValueError, match=str(_geometry.INT32_PLANE_LIMIT)):
+        max_pool_plan(shape, 16, data_format)
 
 
 def test_adaptive_windows_of_a_huge_plane_are_refused():
-    with pytest.raises(ValueError, match=str(INT32_MAX)):
+    with pytest.raises(ValueError, match=str(_geometry.INT32_PLANE_LIMIT)):
         _geometry.adaptive_plan("adaptive_max_pool2d", (1, 1, 50000, 50000), 2, (1, 1), None)
 
 

@@ -22,15 +22,13 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn as nn
 import minipool.nn.functional as F
+from tests.upsampling.upsampling_cases import FRACTIONS, RANKS
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
 
 PARITY = settings(max_examples=40, deadline=None)
-RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
-         "bilinear": (4,), "bicubic": (4,), "trilinear": (5,)}
 MAX_SIDE = {1: 40, 2: 24, 3: 9}
-FRACTIONS = (0.3, 0.5, 0.75, 1.1, 1.5, 1.7, 2.1, 2.5, 3.3, 1 / 3, 2 / 3)
 
 
 @st.composite

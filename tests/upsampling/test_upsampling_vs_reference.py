@@ -25,13 +25,11 @@ from minipool._kernels import upsampling as kernels
 from minipool.ops import upsampling as U
 from tests.helpers import fixed_threads
 from tests.references import upsampling_reference as R
+from tests.upsampling.upsampling_cases import FRACTIONS, RANKS
 
 FAST = settings(max_examples=25, deadline=None)
 NEAREST = ("nearest", "nearest-exact")
-RANKS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
-         "bilinear": (4,), "bicubic": (4,), "trilinear": (5,)}
 INTERPOLATING = ("linear", "bilinear", "bicubic", "trilinear")
-FRACTIONS = (0.3, 0.5, 0.75, 1.1, 1.5, 1.7, 2.1, 2.5, 3.3, 1 / 3, 2 / 3)
 MAX_SIDE = {1: 9, 2: 6, 3: 4}  # per spatial rank: keeps the Python reference fast
 
 

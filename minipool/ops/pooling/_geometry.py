@@ -27,12 +27,12 @@ import numpy as np
 from minipool._kernels.pool_windows import Path, WindowTables
 from minipool._validate import ARG_LIMIT, _compact, int_tuple, parse_data_format  # noqa: F401
 from minipool.ops._layout import Layout
+from minipool.tensor import FLOAT_DTYPES
 
 __all__ = ["PoolPlan", "window_plan", "adaptive_plan", "int_tuple", "layout_of",
            "parse_data_format", "check_dtype", "pooled_length", "same_padding", "MAX_DTYPES",
            "FLOAT_DTYPES"]
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # PyTorch 2.13 max-pools these on the CPU; minipool's max/min kernels take the same.
 MAX_DTYPES = FLOAT_DTYPES + (np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.uint8))
 

@@ -95,7 +95,7 @@ def _axis_tables(n, k, s):
     return n_out, src, start, np.array(outs, np.int64), np.array(taps, np.int64)
 
 
-class _BlurCall:
+class _BlurPlan:
     """A checked blur_pool2d geometry: the (B, H, W, C) view, tables and filters."""
 
     __slots__ = ("shape", "view", "out_shape", "out_view", "rows", "cols", "fh", "fw")
@@ -128,43 +128,44 @@ class _BlurCall:
 
 
 def _schedule(view, out_view):
-    """Threads and channel slice: a unit is one block and a slice of its channels; with
-    fewer blocks than threads (channels-last, small batch) the channels are split."""
+    """Threads and the channel slice: a unit of parallel work is one (H, W, C) block and a
+    slice of its channels; with fewer blocks than threads (channels-last, small batch) the
+    channels are split into slices of ``channel_slice`` channels."""
     B, H, W, C = view
     work = B * H * W * C + math.prod(out_view)
     threads = _config.kernel_threads(B * C, work)
-    block = C
+    channel_slice = C
     if C > 1 and 0 < B < threads:
-        block = max(1, -(-C // -(-threads // B)))
-    return threads, block
+        channel_slice = max(1, -(-C // -(-threads // B)))
+    return threads, channel_slice
 
 
 class BlurPool(Function):
     """The separable binomial blur with reflect padding and stride; backward is its transpose."""
 
     @staticmethod
-    def forward(ctx, x, *, call):
-        xk = np.ascontiguousarray(x).reshape(call.view)
-        out = np.empty(call.out_view, dtype=x.dtype)
-        threads, block = _schedule(call.view, call.out_view)
-        fh, fw = call.fh.astype(x.dtype), call.fw.astype(x.dtype)
-        K.blur_forward(xk, out, call.rows[1], call.cols[1], fh, fw, block, threads)
+    def forward(ctx, x, *, plan):
+        xk = np.ascontiguousarray(x).reshape(plan.view)
+        out = np.empty(plan.out_view, dtype=x.dtype)
+        threads, channel_slice = _schedule(plan.view, plan.out_view)
+        fh, fw = plan.fh.astype(x.dtype), plan.fw.astype(x.dtype)
+        K.blur_forward(xk, out, plan.rows[1], plan.cols[1], fh, fw, channel_slice, threads)
         if ctx.requires_grad:
-            ctx.call = call
-        return out.reshape(call.out_shape)
+            ctx.plan = plan
+        return out.reshape(plan.out_shape)
 
     @staticmethod
     def backward(ctx, grad):
-        call = ctx.call
+        plan = ctx.plan
         dtype = grad.dtype if grad.dtype in FLOAT_DTYPES else np.dtype(np.float64)
-        g = np.ascontiguousarray(grad, dtype=dtype).reshape(call.out_view)
-        grad_in = np.empty(call.view, dtype=dtype)
-        threads, block = _schedule(call.view, call.out_view)
-        _, _, hstart, hout, htap = call.rows
-        _, _, wstart, wout, wtap = call.cols
+        g = np.ascontiguousarray(grad, dtype=dtype).reshape(plan.out_view)
+        grad_in = np.empty(plan.view, dtype=dtype)
+        threads, channel_slice = _schedule(plan.view, plan.out_view)
+        _, _, hstart, hout, htap = plan.rows
+        _, _, wstart, wout, wtap = plan.cols
         K.blur_backward(g, grad_in, hstart, hout, htap, wstart, wout, wtap,
-                        call.fh.astype(dtype), call.fw.astype(dtype), block, threads)
-        return grad_in.reshape(call.shape)
+                        plan.fh.astype(dtype), plan.fw.astype(dtype), channel_slice, threads)
+        return grad_in.reshape(plan.shape)
 
 
 def blur_pool2d(input: TensorLike, kernel_size: IntOrTuple = 3, stride: IntOrTuple = 2,
@@ -186,8 +187,8 @@ def blur_pool2d(input: TensorLike, kernel_size: IntOrTuple = 3, stride: IntOrTup
     kernel = int_tuple(kernel_size, 2, "kernel_size", op, 1, MAX_KERNEL)
     strides = int_tuple(stride, 2, "stride", op, 1, MAX_STRIDE)
     channels_last = parse_data_format(op, data_format)
-    call = _BlurCall(op, x.shape, kernel, strides, channels_last)
-    return BlurPool.apply(x, call=call)
+    plan = _BlurPlan(op, x.shape, kernel, strides, channels_last)
+    return BlurPool.apply(x, plan=plan)
 
 
 def max_blur_pool2d(input: TensorLike, kernel_size: IntOrTuple = 2,

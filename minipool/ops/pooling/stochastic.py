@@ -26,12 +26,6 @@ from minipool.tensor import Tensor
 __all__ = ["stochastic_pool2d"]
 
 
-def as_generator(generator, op="stochastic_pool2d"):
-    """A ``numpy.random.Generator`` from None (the shared default, which ``mp.manual_seed``
-    reseeds), an int seed or a Generator: minipool's one rule, ``minipool._random.resolve``."""
-    return _random.resolve(generator, op)
-
-
 def _uniforms(rng, plan):
     """U[0, 1) per output, drawn in channels-first order."""
     layout = plan.layout
@@ -70,5 +64,6 @@ def stochastic_pool2d(input: TensorLike, kernel_size: IntOrTuple,
             raise ValueError(f"{op}: input must be non-negative (e.g. after ReLU), since "
                              f"p_i = a_i / sum(a) must be a probability; found {lowest}")
     if training:
-        return StochasticTrainPool.apply(x, plan=plan, uniforms=_uniforms(as_generator(generator), plan))
+        rng = _random.resolve(generator, op)
+        return StochasticTrainPool.apply(x, plan=plan, uniforms=_uniforms(rng, plan))
     return StochasticEvalPool.apply(x, plan=plan)
