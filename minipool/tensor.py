@@ -1219,7 +1219,7 @@ class Tensor:
         self._check_random_fill("normal_")
         if std < 0:
             raise ValueError(f"normal_: std must be >= 0, got {std}")
-        self.data[...] = _random.resolve(generator, "normal_").normal(mean, std, self.shape)
+        self._data[...] = _random.resolve(generator, "normal_").normal(mean, std, self.shape)
         return self
 
     def uniform_(self, *bounds: float, generator: Any = None, **named: float) -> Tensor:
@@ -1236,12 +1236,12 @@ class Tensor:
         self._check_random_fill("uniform_")
         if not low <= high:
             raise ValueError(f"uniform_: needs from <= to, got from={low}, to={high}")
-        self.data[...] = _random.resolve(generator, "uniform_").uniform(low, high, self.shape)
+        self._data[...] = _random.resolve(generator, "uniform_").uniform(low, high, self.shape)
         return self
 
     def _check_random_fill(self, op):
-        if self.data.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{op}: tensor must be float32 or float64, got {self.data.dtype}")
+        if self._data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op}: tensor must be float32 or float64, got {self._data.dtype}")
         if self._requires_grad and _grad_mode.enabled:  # PyTorch refuses it too
             raise RuntimeError(f"{op}: a tensor that requires grad cannot be filled in place while "
                                f"gradients are recorded; wrap it in `with mp.no_grad():` (or use "

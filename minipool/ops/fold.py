@@ -11,7 +11,7 @@ from typing import Tuple
 import numpy as np
 
 from minipool._typing import TensorLike
-from minipool._validate import int_pair, named_allocation
+from minipool._validate import int_tuple, named_allocation
 from minipool.ops.elementwise import tensor_argument
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
@@ -19,8 +19,10 @@ __all__ = ["unfold", "fold"]
 
 
 def _geometry(op, kernel_size, dilation, padding, stride):
-    return (int_pair(kernel_size, "kernel_size", op, 1), int_pair(dilation, "dilation", op, 1),
-            int_pair(padding, "padding", op, 0), int_pair(stride, "stride", op, 1))
+    return (int_tuple(kernel_size, 2, "kernel_size", op, 1, exact=True),
+            int_tuple(dilation, 2, "dilation", op, 1, exact=True),
+            int_tuple(padding, 2, "padding", op, 0, exact=True),
+            int_tuple(stride, 2, "stride", op, 1, exact=True))
 
 
 def _blocks(op, size, kernel, dilation, padding, stride):
@@ -131,7 +133,7 @@ def fold(input: TensorLike, output_size: Tuple[int, int], kernel_size: int, dila
     """
     op = "fold"
     x = _float(op, input, (2, 3), "(N, C * kh * kw, L) or (C * kh * kw, L)")
-    size = int_pair(output_size, "output_size", op, 1)
+    size = int_tuple(output_size, 2, "output_size", op, 1, exact=True)
     geometry = _geometry(op, kernel_size, dilation, padding, stride)
     kernel = geometry[0]
     per_channel = kernel[0] * kernel[1]
