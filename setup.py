@@ -82,8 +82,9 @@ LINK_ARGS = list(OPENMP_FLAGS or [])
 # only, not on how long the functions before it happen to be.  Without it, an edit
 # anywhere in a module moved unrelated loops and their timings (the same machine code
 # ran 120 or 153 us by its start address mod 64).  Measured across bench_pooling's
-# rows before it was adopted; the other kernels keep GCC's default placement.
-PLACED_KERNELS = ("pool_", "blur_pool")
+# rows before it was adopted; the other kernels keep GCC's default placement
+# (blur_pool too: its NHWC forward measured 1.10x slower with it).
+PLACED_KERNELS = ("pool_",)
 PLACEMENT_ARGS = ["-falign-functions=64"]
 
 DIRECTIVES = {
