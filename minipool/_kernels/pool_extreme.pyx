@@ -339,14 +339,14 @@ cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const poo
 cdef void _window_groups_3x3(const pool_t* p0, const pool_t* p1, const pool_t* p2,
                              Py_ssize_t C, Py_ssize_t n, pool_t flip, pool_t* out,
                              int* codes) noexcept nogil:
-    """n >= 4 channels of a whole 3x3 NHWC window (see _extreme_window_channels), four
-    at a time: the exact rule in loops of constant length 4, which GCC turns into
-    straight-line vector code.  When n is not a multiple of 4 the last group
-    overlaps the previous one (its channels get the same values again), so LeNet's
-    6 channels are two vector groups instead of one and a scalar remainder of 2
-    (3x3 s2 p1 forward, LeNet NHWC: 0.88x the time).  Out of line: inlined, GCC
-    stops inlining its caller.  (2x2 windows keep the plain loop: GCC leaves this
-    one scalar and branchy for them, 6x slower.)"""
+    """4 <= n < PLAIN_MIN channels of a whole 3x3 NHWC window, four at a time: the
+    exact rule (as _extreme_window_channels) in loops of constant length 4, which
+    GCC turns into straight-line vector code.  When n is not a multiple of 4 the
+    last group overlaps the previous one (its channels get the same values again),
+    so LeNet's 6 channels are two vector groups instead of one and a scalar
+    remainder of 2 (3x3 s2 p1 forward, LeNet NHWC: 0.85x the time).  Out of line:
+    inlined, GCC stops inlining its caller.  (2x2 windows keep the plain loop: GCC
+    leaves this one scalar and branchy for them, 6x slower.)"""
     cdef Py_ssize_t i = 0, g, j
     cdef int unused
     while i < n:
@@ -375,9 +375,6 @@ cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
         if n >= PLAIN_MIN and _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3,
                                                 flip, out, codes):
             return
-    if fast == FAST_3X3 and 4 <= n < PLAIN_MIN:
-        _window_groups_3x3(p0, p1, p2, C, n, flip, out, codes)
-        return
     if fast == FAST_2X2 and codes == NULL:
         for i in range(n):
             out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
@@ -395,11 +392,16 @@ cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
 cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_t* p2,
                                  Py_ssize_t C, Py_ssize_t n, int fast, pool_t flip, pool_t* out,
                                  int* codes) noexcept nogil:
-    """_extreme_window_channels compiled for constant flips and window shapes."""
+    """_extreme_window_channels compiled for constant flips and window shapes (3x3
+    windows of 4-15 channels: _window_groups_3x3)."""
     if fast == FAST_2X2 and flip == _flip(p0, False):
         _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, False), out, codes)
     elif fast == FAST_2X2:
         _extreme_window_channels(p0, p1, p1, C, n, FAST_2X2, _flip(p0, True), out, codes)
+    elif 4 <= n < PLAIN_MIN and flip == _flip(p0, False):
+        _window_groups_3x3(p0, p1, p2, C, n, _flip(p0, False), out, codes)
+    elif 4 <= n < PLAIN_MIN:
+        _window_groups_3x3(p0, p1, p2, C, n, _flip(p0, True), out, codes)
     elif flip == _flip(p0, False):
         _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, False), out, codes)
     else:
