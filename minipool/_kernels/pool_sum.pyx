@@ -11,8 +11,9 @@ described in pool_windows.pyx.  Python picks the path once per geometry
     PATH_ROWS             _sum_rows: _sum_scalar at the   _spread_rows: zero, then
                           borders, _sum_row_pass over     _spread_row per row
                           the W span (not for PowerAny)
-    PATH_CHANNELS         _sum_channel_rows:              _spread_channels per row
-                          _sum_channels per row
+    PATH_CHANNELS         _sum_channel_rows:              zero, then
+                          _channel_windows(power kind)    _channel_windows(Spread)
+                          per row                         per row
     PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)   (forward only)
     PATH_QUADS_PLANE      _quads_plane(power kind)        _quads_plane(Spread)
     PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
@@ -48,10 +49,10 @@ SCAN_SUM_MAX_CELLS = SCAN_SUM_MAX
 SUM_LANES = LANES
 
 
-cdef struct Spread:         # the backward of avg/sum on the QUADS paths (see _quads_plane)
+cdef struct Spread:         # the backward of avg/sum (see _quads_plane, _channel_windows)
     char unused
 
-ctypedef fused quad_t:
+ctypedef fused sum_op_t:     # forward (a power kind) or backward (Spread)
     PowerOne
     PowerTwo
     PowerAny
@@ -159,35 +160,52 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
         start += n
 
 
-cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize_t c0,
-                        Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows, Py_ssize_t nr,
-                        Py_ssize_t od, Py_ssize_t oh, power_t pw) noexcept nogil:
-    """Every window of one output row, channels [c0, c0+nc) of one NHWC image, summed
-    channel-wise in _window_sum's order (cell k into lane buffer k % LANES)."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width
+cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
+                           Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows,
+                           Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
+                           sum_op_t op) noexcept nogil:
+    """PATH_CHANNELS: every window of one output row, channels [c0, c0+nc) of one
+    NHWC image, a chunk of channels at a time.  Forward (``op`` a power kind):
+    dst = (sum of the window's cells of src ** p)^(1/p) / divisor, summed
+    channel-wise in _window_sum's order (cell k into lane buffer k % LANES).
+    Backward (Spread): every real cell of dst += src / divisor, windows in order."""
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width, ls
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
-    cdef floating acc[CHUNK]
+    cdef floating acc[CHUNK]        # forward: the chunk's sums; backward: its shares
     cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
     cdef floating div, total
-    cdef Py_ssize_t ls
+    cdef floating* cell
+    cdef bint laned
     for ow in range(w.size_out[2]):
         w0 = w.first[2][ow]
         nw = w.count[2][ow] if nr > 0 else 0
         div = <floating>_divisor(w, od, oh, ow)
         o = (o_row + ow) * C
         cstart = c0
-        # windows of more than SCAN_SUM_MAX cells: LANES partial sums per channel
-        width = <Py_ssize_t>CHUNK if nr * nw <= SCAN_SUM_MAX else <Py_ssize_t>LANE_CHUNK
+        # forward sums of more than SCAN_SUM_MAX cells: LANES partial sums per channel
+        if sum_op_t is Spread:
+            laned = False
+        else:
+            laned = nr * nw > SCAN_SUM_MAX
+        width = <Py_ssize_t>LANE_CHUNK if laned else <Py_ssize_t>CHUNK
         while cstart < c0 + nc:
             n = min(width, c0 + nc - cstart)
-            if nr * nw <= SCAN_SUM_MAX:
+            if sum_op_t is Spread:
+                for i in range(n):
+                    acc[i] = src[o + cstart + i] / div
+                for r in range(nr):
+                    for j in range(nw):
+                        cell = dst + (rows[r] + w0 + j * sw) * C + cstart
+                        for i in range(n):
+                            cell[i] += acc[i]
+            elif not laned:
                 for i in range(n):
                     acc[i] = 0
                 for r in range(nr):
                     for j in range(nw):
-                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, pw)
+                        _sum_pass(src + (rows[r] + w0 + j * sw) * C + cstart, 1, acc, n, op)
                 for i in range(n):
-                    out[o + cstart + i] = _root(acc[i], pw) / div
+                    dst[o + cstart + i] = _root(acc[i], op) / div
             else:
                 ls = n + LANE_GAP
                 for i in range(LANES * ls):
@@ -196,88 +214,82 @@ cdef void _sum_channels(const floating* x, floating* out, Py_ssize_t C, Py_ssize
                 for r in range(nr):
                     for j in range(nw):
                         lane = k % LANES
-                        _sum_pass(x + (rows[r] + w0 + j * sw) * C + cstart, 1, lanes + lane * ls,
-                                  n, pw)
+                        _sum_pass(src + (rows[r] + w0 + j * sw) * C + cstart, 1,
+                                  lanes + lane * ls, n, op)
                         k += 1
                 for i in range(n):
                     total = 0
                     for lane in range(LANES):
                         total += lanes[lane * ls + i]
-                    out[o + cstart + i] = _root(total, pw) / div
+                    dst[o + cstart + i] = _root(total, op) / div
             cstart += n
 
 
+cdef inline floating* _quad_cells(const floating* src, floating* dst,
+                                  sum_op_t op) noexcept nogil:
+    """The windows' cells on the QUADS paths: src, read forward; dst, written backward."""
+    if sum_op_t is Spread:
+        return dst
+    else:
+        return <floating*>src
+
+
+cdef inline void _quad(const floating* src, floating* dst, floating* top, floating* bottom,
+                       Py_ssize_t o, Py_ssize_t right, floating div, sum_op_t op) noexcept nogil:
+    """One whole 2x2 window, cells top[0], top[right], bottom[0], bottom[right], output
+    o.  Forward: dst[o] = (sum of the cells raised to p, in scan order)^(1/p) / div;
+    backward (Spread): every cell = src[o] / div."""
+    cdef floating s
+    if sum_op_t is Spread:
+        s = src[o] / div
+        top[0] = s
+        top[right] = s
+        bottom[0] = s
+        bottom[right] = s
+    else:
+        s = 0
+        s += _raise(top[0], op)
+        s += _raise(top[right], op)
+        s += _raise(bottom[0], op)
+        s += _raise(bottom[right], op)
+        dst[o] = _root(s, op) / div
+
+
 cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
-                       quad_t op) noexcept nogil:
+                       sum_op_t op) noexcept nogil:
     """PATH_QUADS_PLANE, a plane whose windows are all whole 2x2 stride 2, one loop per
     output row and no other per-row work.  Forward (``op`` a power kind): dst[o] =
     (sum of its window's cells of src raised to p)^(1/p) / divisor, in scan order
     like every path.  Backward (Spread): each window's four cells of dst = src[o] /
     divisor (the windows tile the input: no zeroing pass, no adds)."""
     cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
-    cdef floating* cells        # the windows' cells: read forward, written backward
+    cdef floating* cells = _quad_cells(src, dst, op)
     cdef floating* r0
-    cdef floating* r1
-    cdef floating s
-    if quad_t is Spread:
-        cells = dst
-    else:
-        cells = <floating*>src
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
             r0 = cells + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
-            r1 = r0 + W
             o_row = _out_row(w, od, oh)
             for i in range(oW):
-                if quad_t is Spread:
-                    s = src[o_row + i] / <floating>_divisor(w, od, oh, i)
-                    r0[2 * i] = s
-                    r0[2 * i + 1] = s
-                    r1[2 * i] = s
-                    r1[2 * i + 1] = s
-                else:
-                    s = 0
-                    s += _raise(r0[2 * i], op)
-                    s += _raise(r0[2 * i + 1], op)
-                    s += _raise(r1[2 * i], op)
-                    s += _raise(r1[2 * i + 1], op)
-                    dst[o_row + i] = _root(s, op) / <floating>_divisor(w, od, oh, i)
+                _quad(src, dst, r0 + 2 * i, r0 + W + 2 * i, o_row + i, 1,
+                      <floating>_divisor(w, od, oh, i), op)
 
 
 cdef void _quads_channels(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
-                          Py_ssize_t nc, const Windows* w, quad_t op) noexcept nogil:
+                          Py_ssize_t nc, const Windows* w, sum_op_t op) noexcept nogil:
     """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image,
     channel-wise (each window cell is a run of channels)."""
     cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
-    cdef floating* cells
+    cdef floating* cells = _quad_cells(src, dst, op)
     cdef floating* p0
-    cdef floating* p1
-    cdef floating s, div
-    if quad_t is Spread:
-        cells = dst
-    else:
-        cells = <floating*>src
+    cdef floating div
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
             for ow in range(w.size_out[2]):
                 p0 = cells + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
-                p1 = p0 + W * C
                 o = (_out_row(w, od, oh) + ow) * C
                 div = <floating>_divisor(w, od, oh, ow)
                 for i in range(c0, c0 + nc):
-                    if quad_t is Spread:
-                        s = src[o + i] / div
-                        p0[i] = s
-                        p0[C + i] = s
-                        p1[i] = s
-                        p1[C + i] = s
-                    else:
-                        s = 0
-                        s += _raise(p0[i], op)
-                        s += _raise(p0[C + i], op)
-                        s += _raise(p1[i], op)
-                        s += _raise(p1[C + i], op)
-                        dst[o + i] = _root(s, op) / div
+                    _quad(src, dst, p0 + i, p0 + W * C + i, o + i, C, div, op)
 
 
 cdef void _sum_rows(const floating* x, floating* out, const Windows* w, Py_ssize_t* rows,
@@ -304,7 +316,7 @@ cdef void _sum_channel_rows(const floating* x, floating* out, Py_ssize_t C, Py_s
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):
             nr = _rows(w, od, oh, rows)
-            _sum_channels(x, out, C, c0, nc, w, rows, nr, od, oh, pw)
+            _channel_windows(x, out, C, c0, nc, w, rows, nr, od, oh, pw)
 
 
 cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, const Windows* w,
@@ -405,34 +417,6 @@ cdef void _spread_row(const floating* grad_out, floating* grad_in, const Windows
                 grad_in[rows[r] + w0 + j * sw] += g
 
 
-cdef void _spread_channels(const floating* grad_out, floating* grad_in, Py_ssize_t C,
-                           Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                           const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t od,
-                           Py_ssize_t oh) noexcept nogil:
-    """NHWC: grad_in[cell, c] += grad_out[c] / divisor, windows in order."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o
-    cdef Py_ssize_t o_row = _out_row(w, od, oh)
-    cdef floating q[CHUNK]
-    cdef floating div
-    cdef floating* gp
-    for ow in range(w.size_out[2]):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow] if nr > 0 else 0
-        div = <floating>_divisor(w, od, oh, ow)
-        o = (o_row + ow) * C
-        cstart = c0
-        while cstart < c0 + nc:
-            n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-            for i in range(n):
-                q[i] = grad_out[o + cstart + i] / div
-            for r in range(nr):
-                for j in range(nw):
-                    gp = grad_in + (rows[r] + w0 + j * sw) * C + cstart
-                    for i in range(n):
-                        gp[i] += q[i]
-            cstart += n
-
-
 cdef void _spread_rows(const floating* grad_out, floating* grad_in, Py_ssize_t S,
                        const Windows* w, Py_ssize_t* rows) noexcept nogil:
     """PATH_ROWS: one plane zeroed, then every real cell += its windows' shares,
@@ -476,14 +460,14 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
                          &scratch[omp_get_thread_num(), 0])
         else:
             # PATH_CHANNELS: the row walk stays here; moved into a helper, GCC compiles
-            # _spread_channels 1.3x slower (32x64x56x56 NHWC, 3x3 stride 2)
+            # _channel_windows' backward 1.3x slower (32x64x56x56 NHWC, 3x3 stride 2)
             rows = &scratch[omp_get_thread_num(), 0]
             _zero_unit(&grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc)
             for od in range(w.size_out[0]):
                 for oh in range(w.size_out[1]):
                     nr = _rows(&w, od, oh, rows)
-                    _spread_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
-                                     unit.nc, &w, rows, nr, od, oh)
+                    _channel_windows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C,
+                                     unit.c0, unit.nc, &w, rows, nr, od, oh, spread)
 
 
 def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,

@@ -345,7 +345,9 @@ def test_network_shapes_on_larger_planes_match_reference(kind, geometry, channel
         assert_near(grad, ref_grad, dtype, f"{kind} gradient")
 
 
-@pytest.mark.parametrize("channels", [1, 3, 8, 17])
+# 4, 6 and 11 channels: whole 3x3 windows go in groups of four channels, the last group
+# overlapping the one before (pool_extreme's _window_groups_3x3)
+@pytest.mark.parametrize("channels", [1, 3, 4, 6, 8, 11, 17])
 def test_channels_last_with_various_channel_counts(channels):
     x = make_input(22, (2, channels, 9, 11), np.float32, "special")
     out, idx = F.max_pool2d(mp.tensor(nhwc(x)), 3, 2, 1, return_indices=True,
@@ -353,6 +355,13 @@ def test_channels_last_with_various_channel_counts(channels):
     ref, ref_idx = R.max_pool(x, 3, 2, 1)
     assert_identical(out, nhwc(ref))
     assert_identical(idx, nhwc(ref_idx))
+    values_only = F.max_pool2d(mp.tensor(nhwc(x)), 3, 2, 1, data_format="channels_last")
+    assert_identical(values_only, nhwc(ref))
+    low, low_idx = F.min_pool2d(mp.tensor(nhwc(x)), 3, 2, 1, return_indices=True,
+                                data_format="channels_last")
+    ref_low, ref_low_idx = R.max_pool(-x, 3, 2, 1)   # min is max of the negated input
+    assert_identical(low, nhwc(-ref_low))
+    assert_identical(low_idx, nhwc(ref_low_idx))
     avg = F.avg_pool2d(mp.tensor(nhwc(x)), 2, data_format="channels_last")
     assert_near(avg, nhwc(R.avg_pool(x, 2)), np.float32)
 
