@@ -172,13 +172,25 @@ def test_torch_parity(shape, dtype, training, affine, stats, channels_last, mome
     want = torch_run(x, rm, rv, w, b, training, momentum, eps, g)
     got = minipool_run(x, rm, rv, w, b, training, momentum, eps, g, channels_last)
     tol = TOL[dtype]
-    np.testing.assert_allclose(got[0], want[0], **tol)
-    for mine, theirs in zip(got[1] + got[2], want[1] + want[2]):
+    # float32 on a nearly constant channel (e.g. 2 values a rounding apart) is ill-conditioned:
+    # there both libraries are judged against float64 torch, and minipool must be as close to it
+    # as float32 torch is (within 2x) or within the tolerance of torch
+    exact = None
+    if dtype == np.float32:
+        up = [None if a is None else a.astype(np.float64) for a in (x, rm, rv, w, b, g)]
+        exact = torch_run(up[0], up[1], up[2], up[3], up[4], training, momentum, eps, up[5])
+    for k, (mine, theirs) in enumerate(zip([got[0]] + got[1] + got[2],
+                                           [want[0]] + want[1] + want[2])):
         assert (mine is None) == (theirs is None)
-        if mine is not None:
-            assert mine.dtype == dtype
-            np.testing.assert_allclose(mine, theirs, rtol=tol["rtol"],
-                                       atol=tol["atol"] * max(1.0, float(np.abs(theirs).max())))
+        if mine is None:
+            continue
+        assert mine.dtype == dtype
+        atol = tol["atol"] * max(1.0, float(np.abs(theirs).max()))
+        close = np.isclose(mine, theirs, rtol=tol["rtol"], atol=atol, equal_nan=True)
+        if exact is not None and not close.all():
+            truth = ([exact[0]] + exact[1] + exact[2])[k]
+            close |= np.abs(mine - truth) <= 2 * np.abs(theirs.astype(np.float64) - truth) + atol
+        assert close.all(), (k, mine[~close], theirs[~close])
 
 
 def test_empty_batch_as_torch():

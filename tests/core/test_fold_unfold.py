@@ -121,7 +121,7 @@ def test_bad_shapes_are_named(call, error, text):
     (dict(kernel_size=2, padding=-1), ValueError, "padding must be >= 0"),
     (dict(kernel_size=2, stride=0), ValueError, "stride must be >= 1"),
     (dict(kernel_size=2, dilation=(1, 0)), ValueError, "dilation must be >= 1"),
-    (dict(kernel_size=2.5), TypeError, "kernel_size must be an int or a pair"),
+    (dict(kernel_size=2.5), TypeError, "kernel_size must be an int or a tuple of 2 ints"),
 ])
 def test_bad_geometry_arguments_are_named(kwargs, error, text):
     with pytest.raises((RuntimeError, TypeError)):  # torch refuses each one too
