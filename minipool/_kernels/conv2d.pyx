@@ -86,7 +86,7 @@ from libc.string cimport memset
 
 import numpy as np
 
-from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
+from minipool._kernels._load_team cimport (mp_team_helpers, mp_team_run,
                                            mp_team_set_helper_delay_us)
 from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _backward_buffers,
                                              _bias_pointer, _block_width, _check_workspace,
@@ -243,65 +243,58 @@ cdef struct ImagesJob:
     void* workspace
     Py_ssize_t N, images, gemms, S, per_thread, slot_size
     bint weight_finite
+    bint float64              # the arrays hold doubles (else floats)
     const Geometry* g
 
 
-cdef void _forward_gemm(const floating* xp, const floating* wp, const floating* packed,
-                        const Py_ssize_t* tap_offset, const floating* bias_ptr,
-                        floating* op, floating* wsp, Py_ssize_t n, Py_ssize_t N,
-                        Py_ssize_t images, const Geometry* g) noexcept nogil:
+# The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
+# each reads the type from the job and calls the fused pass, whose ``like`` argument
+# (a NULL of the type) picks the specialisation.
+cdef void _forward_chunk(void* context, Py_ssize_t n, int worker) noexcept nogil:
+    if (<ImagesJob*>context).float64:
+        _forward_gemm(<ImagesJob*>context, n, worker, <double*>NULL)
+    else:
+        _forward_gemm(<ImagesJob*>context, n, worker, <float*>NULL)
+
+
+cdef void _backward_chunk(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    if (<ImagesJob*>context).float64:
+        _backward_slot(<ImagesJob*>context, s, worker, <double*>NULL)
+    else:
+        _backward_slot(<ImagesJob*>context, s, worker, <float*>NULL)
+
+
+cdef void _forward_gemm(const ImagesJob* job, Py_ssize_t n, int worker,
+                        floating* like) noexcept nogil:
     """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
+    cdef const Geometry* g = job.g
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
-    _forward_images(xp + n * images * in_image, min(images, N - n * images), wp, packed,
-                    tap_offset, bias_ptr, op + n * images * out_image, wsp, g)
+    cdef Py_ssize_t first = n * job.images
+    _forward_images(<const floating*>job.x + first * in_image, min(job.images, job.N - first),
+                    <const floating*>job.weight, <const floating*>job.packed, job.tap_offset,
+                    <const floating*>job.bias, <floating*>job.out + first * out_image,
+                    <floating*>job.workspace + worker * job.per_thread
+                    if job.workspace != NULL else NULL, g)
 
 
-cdef void _backward_slot(const floating* xp, const floating* wp, bint weight_finite,
-                         const floating* gp, floating* gxp, floating* slotp,
-                         floating* bslotp, floating* wsp, Py_ssize_t s, Py_ssize_t S,
-                         Py_ssize_t gemms, Py_ssize_t N, Py_ssize_t images,
-                         Py_ssize_t slot_size, const Geometry* g) noexcept nogil:
+cdef void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
+                         floating* like) noexcept nogil:
     """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
+    cdef const Geometry* g = job.g
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
-    while n < gemms:
-        _backward_images(xp + n * images * in_image, min(images, N - n * images), wp,
-                         weight_finite, gp + n * images * out_image,
+    cdef Py_ssize_t images = job.images
+    cdef floating* gxp = <floating*>job.out
+    cdef floating* slotp = <floating*>job.slots
+    cdef floating* bslotp = <floating*>job.bias_slots
+    while n < job.gemms:
+        _backward_images(<const floating*>job.x + n * images * in_image,
+                         min(images, job.N - n * images), <const floating*>job.weight,
+                         job.weight_finite, <const floating*>job.grad + n * images * out_image,
                          gxp + n * images * in_image if gxp != NULL else NULL,
-                         slotp + s * slot_size if slotp != NULL else NULL,
-                         bslotp + s * g.O if bslotp != NULL else NULL, n >= S, wsp, g)
-        n = n + S
-
-
-cdef void _forward_chunk_f32(void* context, Py_ssize_t n, int worker) noexcept nogil:
-    cdef ImagesJob* job = <ImagesJob*>context
-    _forward_gemm(<const float*>job.x, <const float*>job.weight, <const float*>job.packed,
-                  job.tap_offset, <const float*>job.bias,
-                  <float*>job.out, <float*>job.workspace + worker * job.per_thread
-                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
-
-
-cdef void _forward_chunk_f64(void* context, Py_ssize_t n, int worker) noexcept nogil:
-    cdef ImagesJob* job = <ImagesJob*>context
-    _forward_gemm(<const double*>job.x, <const double*>job.weight, <const double*>job.packed,
-                  job.tap_offset, <const double*>job.bias,
-                  <double*>job.out, <double*>job.workspace + worker * job.per_thread
-                  if job.workspace != NULL else NULL, n, job.N, job.images, job.g)
-
-
-cdef void _backward_chunk_f32(void* context, Py_ssize_t s, int worker) noexcept nogil:
-    cdef ImagesJob* job = <ImagesJob*>context
-    _backward_slot(<const float*>job.x, <const float*>job.weight, job.weight_finite,
-                   <const float*>job.grad, <float*>job.out, <float*>job.slots,
-                   <float*>job.bias_slots, <float*>job.workspace + worker * job.per_thread,
-                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
-
-
-cdef void _backward_chunk_f64(void* context, Py_ssize_t s, int worker) noexcept nogil:
-    cdef ImagesJob* job = <ImagesJob*>context
-    _backward_slot(<const double*>job.x, <const double*>job.weight, job.weight_finite,
-                   <const double*>job.grad, <double*>job.out, <double*>job.slots,
-                   <double*>job.bias_slots, <double*>job.workspace + worker * job.per_thread,
-                   s, job.S, job.gemms, job.N, job.images, job.slot_size, job.g)
+                         slotp + s * job.slot_size if slotp != NULL else NULL,
+                         bslotp + s * g.O if bslotp != NULL else NULL, n >= job.S,
+                         <floating*>job.workspace + worker * job.per_thread, g)
+        n = n + job.S
 
 
 def load_team_helpers():
@@ -408,16 +401,13 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
     job.packed, job.tap_offset = packed, tap_offset
     job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
-    cdef mp_chunk_fn chunk = _forward_chunk_f64 if floating is double else _forward_chunk_f32
+    job.float64 = floating is double
     if load_team and num_threads > 1:
         with nogil:
-            mp_team_run(chunk, &job, gemms, num_threads)
+            mp_team_run(_forward_chunk, &job, gemms, num_threads)
         return
     for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
-        if floating is double:
-            _forward_chunk_f64(&job, n, threadid())
-        else:
-            _forward_chunk_f32(&job, n, threadid())
+        _forward_chunk(&job, n, threadid())
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
@@ -481,16 +471,13 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     job.slots, job.bias_slots, job.weight_finite = slotp, bslotp, weight_finite
     job.N, job.images, job.gemms, job.S, job.g = N, images, gemms, S, &g
     job.per_thread, job.slot_size = per_thread, slot_size
-    cdef mp_chunk_fn chunk = _backward_chunk_f64 if floating is double else _backward_chunk_f32
+    job.float64 = floating is double
     if load_team and num_threads > 1:
         with nogil:
-            mp_team_run(chunk, &job, busy_slots, num_threads)
+            mp_team_run(_backward_chunk, &job, busy_slots, num_threads)
         return
     for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
-        if floating is double:
-            _backward_chunk_f64(&job, s, threadid())
-        else:
-            _backward_chunk_f32(&job, s, threadid())
+        _backward_chunk(&job, s, threadid())
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, object geometry, int num_threads=1):
