@@ -11,6 +11,8 @@
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
+from minipool._kernels.conv_gemm cimport noinline_void
+
 
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
@@ -98,7 +100,7 @@ cdef inline bint _all_finite(const floating* values, Py_ssize_t n) noexcept nogi
 
 
 # ------------------------------------------- gathered columns (any stride)
-cdef inline void _gathered_taps(floating* cols, Py_ssize_t ld, floating* image, const Geometry* g,
+cdef inline noinline_void _gathered_taps(floating* cols, Py_ssize_t ld, floating* image, const Geometry* g,
                                 Py_ssize_t oh0, Py_ssize_t oh1, bint to_cols) noexcept nogil:
     """The column block of output rows [oh0, oh1) of one image, either way round.
 
@@ -165,7 +167,7 @@ cdef inline void _col2im_block(const floating* cols, Py_ssize_t ld, floating* im
 # computes and drops them; backward gives them a zero gradient, which adds
 # nothing as long as the values they meet are finite (checked; otherwise the
 # image takes the gathered path).
-cdef inline void _pad_planes(const floating* image, floating* padded, const Geometry* g) noexcept nogil:
+cdef inline noinline_void _pad_planes(const floating* image, floating* padded, const Geometry* g) noexcept nogil:
     """The image's planes inside zero borders: (C, Hs, Ws), pixel (h, w) at (h+ph, w+pw)."""
     cdef Py_ssize_t c, h
     cdef floating* d
@@ -191,7 +193,7 @@ cdef inline void _shifted_cols(const floating* planes, floating* cols, Py_ssize_
                 memcpy(d, s, width * sizeof(floating))  # libc's copy uses the CPU's widest stores
 
 
-cdef inline void _shifted_col2im(const floating* cols, Py_ssize_t width, Py_ssize_t ld,
+cdef inline noinline_void _shifted_col2im(const floating* cols, Py_ssize_t width, Py_ssize_t ld,
                                  floating* planes_grad, const Geometry* g, Py_ssize_t oh0) noexcept nogil:
     """The adjoint of ``_shifted_cols``: add each tap's run back where it was cut."""
     cdef Py_ssize_t c, ki, kj, j
@@ -222,7 +224,7 @@ cdef inline void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wi
                 memset(d + g.Wo, 0, (row_stride - g.Wo) * sizeof(floating))
 
 
-cdef inline void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
+cdef inline noinline_void _transpose_rows(const floating* narrow, Py_ssize_t ld, floating* dst,
                                  Py_ssize_t row_stride, const Geometry* g, Py_ssize_t rows) noexcept nogil:
     """(O, rows*Wo) with row stride ``ld`` -> its transpose (width, O), output row r
     starting at column r*row_stride, zeros in between: the right-hand factor of the

@@ -12,7 +12,7 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _block_width
                                              _crop_planes, _im2col_block, _pad_planes,
                                              _shifted_col2im, _shifted_cols, _transpose_rows,
                                              _widen_rows)
-from minipool._kernels.conv_gemm cimport _gemm
+from minipool._kernels.conv_gemm cimport _gemm, noinline_void
 
 # conv2d_tiles.h: the register tiles' product (one per float type), their panel
 # width and the build they run on (AVX2 or baseline, picked by conv2d.use_cpu_avx2)
@@ -86,7 +86,7 @@ cdef inline Py_ssize_t _workspace_elements(const Geometry* g, bint backward) noe
 # by side, image i in columns [i*width, (i+1)*width) of a block of row stride
 # ld = count*width, and one GEMM serves them all; its output goes through the wide
 # block (the images' outputs are not adjacent in NCHW).
-cdef inline void _forward_images(const floating* images, Py_ssize_t count, const floating* weight,
+cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t count, const floating* weight,
                                  const floating* packed, const Py_ssize_t* tap_offset,
                                  const floating* bias, floating* out, floating* work,
                                  const Geometry* g) noexcept nogil:

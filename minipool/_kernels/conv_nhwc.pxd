@@ -20,7 +20,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from minipool._kernels.conv_columns cimport Geometry, _add_bias, _col2im_block, _im2col_block
-from minipool._kernels.conv_gemm cimport _gemm
+from minipool._kernels.conv_gemm cimport _gemm, noinline_void
 
 
 cdef inline Py_ssize_t _cl_workspace(const Geometry* g, bint backward) noexcept nogil:
@@ -31,7 +31,7 @@ cdef inline Py_ssize_t _cl_workspace(const Geometry* g, bint backward) noexcept 
     return taps * width
 
 
-cdef inline void _cl_taps(floating* cols, floating* image, const Geometry* g, Py_ssize_t oh0,
+cdef inline noinline_void _cl_taps(floating* cols, floating* image, const Geometry* g, Py_ssize_t oh0,
                           Py_ssize_t oh1, bint to_cols) noexcept nogil:
     """im2col of output rows [oh0, oh1) of an NHWC image into pixel rows of ``cols``
     (padding: zeros), or with ``to_cols`` false its adjoint: every tap added back into
