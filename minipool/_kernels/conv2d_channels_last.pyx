@@ -1,0 +1,124 @@
+"""2-d convolution, channels last (NHWC), float32 and float64: im2col + GEMM per image.
+
+The column blocks, the passes over an image and the (ki, kj, c) order of the sums
+are described in conv_nhwc.pxd.  Each thread takes whole images (forward) or
+weight-gradient slots (backward: image n goes to slot n % S, a slot's images in
+order, as in conv2d.pyx), so the bits do not depend on the thread count.
+minipool/ops/conv.py plans the blocks (``plan_channels_last``) and calls:
+
+    entry point                      per image (conv_nhwc.pxd)
+    conv2d_forward_channels_last     _cl_forward_image: one input channel: the
+                                     NCHW column block (K, P), _im2col_block, one
+                                     GEMM read transposed; else pixel rows of
+                                     taps, _cl_taps (one group and no horizontal
+                                     dilation: _cl_runs), one GEMM per group;
+                                     then _add_bias
+    conv2d_backward_channels_last    _cl_backward_image: bias (ones @ G), weight
+                                     (G.T @ cols) and input (G @ W, added back by
+                                     _cl_taps or _col2im_block) per block
+
+The transposed convolution's NHWC forward is in conv_transpose2d.pyx.  (This file
+was split out of conv2d.pyx; conv2d re-exports its entry points.)
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+
+from minipool._kernels.conv_columns cimport (Geometry, _backward_buffers, _bias_pointer,
+                                             _check_workspace, _dims, _first, _geometry)
+from minipool._kernels.conv_nhwc cimport _cl_backward_image, _cl_forward_image, _cl_workspace
+
+
+def plan_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                       Py_ssize_t block_elements):
+    """As conv2d's ``plan``, for the channels-last kernels."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef Py_ssize_t taps = C * g.kh * g.kw, rows = g.Ho
+    while rows > 1 and taps * rows * g.Wo > block_elements:
+        rows = (rows + 1) // 2
+    g.block_rows = max(rows, 1)
+    return g.block_rows, _cl_workspace(&g, False), _cl_workspace(&g, True)
+
+
+def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight, bias,
+                                 floating[:, :, :, ::1] out, object geometry, Py_ssize_t block_rows,
+                                 floating[:, ::1] workspace, int num_threads):
+    """out (N, Ho, Wo, O) = conv(x (N, H, W, C), weight (O, kh*kw*C/groups)) + bias;
+    ``block_rows`` and the workspace (forward size) from ``plan_channels_last``."""
+    cdef Py_ssize_t N = x.shape[0], n, t
+    cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t per_thread = _cl_workspace(&g, False)
+    cdef const floating* bias_ptr = NULL
+    num_threads = max(num_threads, 1)
+    if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
+    if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
+    cdef const floating* wp = &weight[0, 0] if weight.size else NULL
+    cdef floating* op = &out[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
+        t = threadid()
+        _cl_forward_image(xp + n * in_image, wp, bias_ptr, op + n * out_image,
+                          wsp + t * per_thread if wsp != NULL else NULL, &g)
+
+
+def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                                  const floating[:, :, :, ::1] grad, grad_x, weight_slots, bias_slots,
+                                  object geometry, Py_ssize_t block_rows, floating[:, ::1] workspace,
+                                  int num_threads):
+    """As ``conv2d_backward`` for NHWC: x (N, H, W, C), grad (N, Ho, Wo, O), ``grad_x``
+    like x, ``weight_slots`` (S, groups, O/groups, kh*kw*C/groups) -- the weight gradient
+    in the permuted layout, NOT transposed -- and ``bias_slots`` (S, O); any may be None."""
+    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)
+    cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
+                                block_rows)
+    cdef Py_ssize_t per_thread = _cl_workspace(&g, True)
+    cdef floating[:, ::1] bslots
+    cdef floating* gxp = NULL
+    cdef floating* slotp = NULL
+    cdef floating* bslotp = NULL
+    num_threads = max(num_threads, 1)
+    if _dims(grad) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"grad {_dims(grad)} do not match geometry {geometry}")
+    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.O_group, g.K_group),
+                          g.O, N)
+    gxp = _first(grad_x, <floating*>NULL, "grad_x")
+    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
+    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
+    cdef Py_ssize_t L = g.Ho * g.Wo
+    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:
+        if gxp != NULL:
+            grad_x[...] = 0
+        if slotp != NULL:
+            weight_slots[...] = 0
+        if bslotp != NULL and N and L:  # no input channels: the bias still has a gradient
+            bslots = bias_slots
+            for n in range(N):
+                for s in range(L):
+                    for t in range(g.O):
+                        bslots[n % S, t] += grad[n, s // g.Wo, s % g.Wo, t]
+        return
+    _check_workspace(workspace, num_threads, per_thread)
+    cdef const floating* xp = &x[0, 0, 0, 0]
+    cdef const floating* wp = &weight[0, 0]
+    cdef const floating* gp = &grad[0, 0, 0, 0]
+    cdef floating* wsp = &workspace[0, 0]
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
+    cdef Py_ssize_t busy_slots = min(S, N)
+    for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
+        t = threadid()
+        n = s
+        while n < N:
+            _cl_backward_image(xp + n * in_image, wp, gp + n * out_image,
+                               gxp + n * in_image if gxp != NULL else NULL,
+                               slotp + s * slot_size if slotp != NULL else NULL,
+                               bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
+                               wsp + t * per_thread, &g)
+            n = n + S
