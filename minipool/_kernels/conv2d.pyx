@@ -45,7 +45,7 @@ column blocks hold one row per output pixel.
 """
 from cython cimport floating
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from posix.unistd cimport usleep
 from libc.string cimport memcpy, memset
 
@@ -83,6 +83,28 @@ cdef extern from "conv2d_tiles.h" nogil:
     Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0)
     enum: TILE_ROWS "MP_CONV_MR"
     enum: TILE_SLACK "MP_CONV_SLACK"
+
+cdef extern from "conv2d_direct.h" nogil:  # see section "direct"
+    void mp_direct_images_f(const float* w, Py_ssize_t O, const float* x, Py_ssize_t count,
+                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
+                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
+                            const Py_ssize_t* pixel_order, Py_ssize_t L, const float* bias,
+                            float* out, Py_ssize_t out_image)
+    void mp_direct_images_d(const double* w, Py_ssize_t O, const double* x, Py_ssize_t count,
+                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
+                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
+                            const Py_ssize_t* pixel_order, Py_ssize_t L, const double* bias,
+                            double* out, Py_ssize_t out_image)
+    void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                          Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
+                          Py_ssize_t* pixel_base, uint64_t* pixel_taps, Py_ssize_t* pixel_order)
+    Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item)
+    Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ssize_t item)
+    int mp_pick_conv_direct(int allow)
+    enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"
 
 cdef void* _sgemm = NULL
 cdef void* _dgemm = NULL
@@ -187,6 +209,7 @@ def use_cpu_avx2(bint allow=True):
     (the baseline tiles are for tests and exotic CPUs, and slow)."""
     global _avx2_tiles
     _avx2_tiles = mp_pick_conv_tiles(allow) == 1
+    mp_pick_conv_direct(allow)  # the direct kernel (section "direct") follows the same choice
     return _avx2_tiles
 
 
@@ -258,6 +281,103 @@ cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const float
                           src_row, out, ldo, out_row)
 
 
+# ---------------------------------------------------------------- direct
+# conv2d_direct.h's kernel: output channels in the vector lanes, a few output pixels
+# in registers, input pixels broadcast from the image itself, the taps in the padding
+# skipped.  The same bits as the tiles for a finite weight (see the header), so only
+# such weights take it.  ``_direct_mode`` 0: never; 1: where ``_direct_win`` says
+# (unless ``use_tiles(0)``); 2: always (tests).
+cdef int _direct_mode = 1
+
+
+def use_direct(int mode):
+    """0: never the direct kernel; 1: where it measured faster (the default); 2: for
+    every forward with a finite weight and at most 64 taps (tests).  Returns the
+    previous mode."""
+    global _direct_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_direct: mode must be 0, 1 or 2, got {mode}")
+    previous, _direct_mode = _direct_mode, mode
+    return previous
+
+
+cdef bint _direct_win(const Geometry* g) noexcept nogil:
+    """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
+    batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
+    (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
+    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS).  First layers (1-3
+    channels, 9-75 products per output: the scalar stores of the transposed tile cost
+    too much) and 16x16 planes and up stay on the tiles or BLAS (0.5-0.97x there)."""
+    return g.C // g.groups >= 4 and (g.Ho * g.Wo <= 64 or (g.Wo % 8 != 0 and g.Ho * g.Wo <= 256))
+
+
+cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1: float32 with the AVX2 build only (as ``_on_tiles``).  The caller also
+    checks that the weight is finite."""
+    return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
+            (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
+                                   and _avx2_tiles and _direct_win(g))))
+
+
+def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                bint float64=False):
+    """Whether ``conv2d_forward`` runs this shape on the direct kernel (with the current
+    modes; a weight with inf or NaN never does)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return _on_direct(&g, float64)
+
+
+cdef void _prepare_direct(Geometry* g, const floating* weight, floating* packed,
+                          Py_ssize_t* tap_offset, Py_ssize_t* pixel_base,
+                          uint64_t* pixel_taps) noexcept nogil:
+    """The packed weight (conv2d_direct.h's blocks, per group), the taps' offsets in
+    the unpadded plane, the pixel tables (``pixel_base``: 2 x Ho*Wo, the bases then
+    the order); and ``g`` set to use them."""
+    cdef Py_ssize_t item = sizeof(floating), group_size, grp, o, o0, width, k, ki, kj
+    cdef floating* d
+    group_size = mp_direct_packed_size(g.O_group, g.K_group, item)
+    memset(packed, 0, g.groups * group_size * item)
+    o0 = 0
+    while o0 < g.O_group:
+        width = mp_direct_block_width(g.O_group, o0, item)
+        for grp in range(g.groups):
+            for o in range(o0, min(o0 + width, g.O_group)):
+                d = packed + grp * group_size + o0 * g.K_group + (o - o0)
+                for k in range(g.K_group):
+                    d[k * width] = weight[(grp * g.O_group + o) * g.K_group + k]
+        o0 += width
+    for ki in range(g.kh):
+        for kj in range(g.kw):
+            tap_offset[ki * g.kw + kj] = ki * g.dh * g.W + kj * g.dw
+    mp_direct_pixels(g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo,
+                     pixel_base, pixel_taps, pixel_base + g.Ho * g.Wo)
+    g.direct, g.pixel_base, g.pixel_taps = True, pixel_base, pixel_taps
+    g.pixel_order = pixel_base + g.Ho * g.Wo
+
+
+cdef void _forward_direct(const floating* images, Py_ssize_t count, const floating* packed,
+                          const Py_ssize_t* tap_offset, const floating* bias, floating* out,
+                          const Geometry* g) noexcept nogil:
+    """``count`` consecutive images, group by group, on the direct kernel."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, plane = g.H * g.W, Cg = g.C // g.groups, grp
+    cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
+    cdef const floating* x
+    cdef const floating* b
+    cdef floating* o
+    for grp in range(g.groups):
+        x = images + grp * Cg * plane
+        o = out + grp * g.O_group * L
+        b = bias + grp * g.O_group if bias != NULL else NULL
+        if floating is float:
+            mp_direct_images_f(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
+                               g.pixel_order, L, b, o, g.O * L)
+        else:
+            mp_direct_images_d(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
+                               g.pixel_order, L, b, o, g.O * L)
+
+
 # ---------------------------------------------------------------- geometry
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
@@ -273,6 +393,10 @@ cdef struct Geometry:
     bint padded               # ... which then differ from the input planes
     bint shiftable            # stride 1 and a reach within the output: planes usable as above
     bint by_rows              # forward on tiles row by row from the planes (conv2d_forward)
+    bint direct               # forward on the direct kernel (section "direct"): then these
+    const Py_ssize_t* pixel_base  # ... per output pixel: its window's start in the plane
+    const uint64_t* pixel_taps    # ... and its taps inside the plane
+    const Py_ssize_t* pixel_order # ... the pixels grouped by those taps
 
 
 cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -302,7 +426,8 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
-    g.shiftable, g.by_rows = g.shifted, False
+    g.shiftable, g.by_rows, g.direct = g.shifted, False, False
+    g.pixel_base, g.pixel_taps, g.pixel_order = NULL, NULL, NULL
     # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
     # then cost more than gathering saves once they pass 20% of the output (3x3 and
     # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)
@@ -590,6 +715,9 @@ cdef void _forward_images(const floating* images, Py_ssize_t count, const floati
     cdef floating b
     if packed != NULL and g.by_rows:
         _forward_rows(images, count, packed, tap_offset, bias, out, work, g)
+        return
+    if packed != NULL and g.direct:  # section "direct": no workspace, straight into out
+        _forward_direct(images, count, packed, tap_offset, bias, out, g)
         return
     oh0 = 0
     while oh0 < g.Ho:
@@ -963,7 +1091,19 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef const Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t ki, kj
-    if _on_tiles(&g, floating is double):
+    cdef Py_ssize_t[::1] pixel_base_view
+    cdef uint64_t[::1] pixel_taps_view
+    if _on_direct(&g, floating is double) and _all_finite(wp, g.O * g.K_group):  # "direct"
+        packed_view = np.empty(g.groups * mp_direct_packed_size(g.O_group, g.K_group,
+                                                                sizeof(floating)),
+                               np.float32 if floating is float else np.float64)
+        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        pixel_base_view = np.empty(2 * g.Ho * g.Wo, np.intp)  # the bases, then the order
+        pixel_taps_view = np.empty(g.Ho * g.Wo, np.uint64)
+        _prepare_direct(&g, wp, &packed_view[0], &tap_offset_view[0], &pixel_base_view[0],
+                        &pixel_taps_view[0])
+        packed, tap_offset = &packed_view[0], &tap_offset_view[0]
+    elif _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
