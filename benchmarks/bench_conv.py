@@ -1,4 +1,4 @@
-"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM, or register tiles) against PyTorch CPU eager, and against this machine's sgemm roof.
+"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM, register tiles or the direct kernel) against PyTorch CPU eager, and against this machine's sgemm roof.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
@@ -17,9 +17,10 @@ much).
     python benchmarks/bench_conv.py --quick       # smoke run
     python benchmarks/bench_conv.py --engines [REPEATS]
 
-``--engines`` compares the conv2d kernel's two forward engines on the LeNet and
+``--engines`` compares the conv2d kernel's forward engines on the LeNet and
 sweep layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, the kernel
-before the register tiles) against the automatic choice (``use_tiles(1)``,
+before the register tiles and the direct kernel) against the automatic choice
+(``use_tiles(1)`` and ``use_direct(1)``,
 the default), and PyTorch, each timed in CPU time (``time.thread_time``, so
 other processes on a busy machine count less), interleaved in one process,
 the minimum of REPEATS (default 7) rounds.

@@ -39,6 +39,12 @@ column block.  ``_tiles_win`` picks them where they measured faster than BLAS
 LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
 forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
 
+A third forward engine, ``conv2d_direct.h`` (section "direct"), puts output
+channels in the vector lanes and reads the input pixels from the image itself,
+skipping the taps that fall in the padding (31-51% of them on 4x4 planes): the
+same bits as the tiles for a finite weight.  ``_direct_win`` picks it for small
+planes (up to 8x8) and rows that are not whole vectors (LeNet's conv2).
+
 Two later sections reuse these passes: the transposed convolution (its forward
 is the input-gradient pass above) and the channels-last (NHWC) kernels, whose
 column blocks hold one row per output pixel.
@@ -222,7 +228,7 @@ cdef bint _tiles_win(const Geometry* g) noexcept nogil:
     at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
     channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
     conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
-    stay on BLAS: 0.75-0.95x there.)"""
+    stay on BLAS: 0.75-0.95x there; ``_direct_win`` takes LeNet's conv2, 4x4 and 8x8.)"""
     return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
             and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
 
@@ -353,6 +359,13 @@ cdef void _prepare_direct(Geometry* g, const floating* weight, floating* packed,
                      pixel_base, pixel_taps, pixel_base + g.Ho * g.Wo)
     g.direct, g.pixel_base, g.pixel_taps = True, pixel_base, pixel_taps
     g.pixel_order = pixel_base + g.Ho * g.Wo
+
+
+cdef inline Py_ssize_t _direct_images(const Geometry* g) noexcept nogil:
+    """Images per call: a pixel group's points (its pixels in every image of the call) then
+    fill whole tiles, 6 points (blocks of 16 channels) or 12 (the last block of up to 8):
+    on a 4x4 plane a corner's group is one pixel (5x5: every group)."""
+    return 12 if 0 < g.O_group % 16 <= 8 else 6
 
 
 cdef void _forward_direct(const floating* images, Py_ssize_t count, const floating* packed,
@@ -1103,6 +1116,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
         _prepare_direct(&g, wp, &packed_view[0], &tap_offset_view[0], &pixel_base_view[0],
                         &pixel_taps_view[0])
         packed, tap_offset = &packed_view[0], &tap_offset_view[0]
+        images = _direct_images(&g)  # not GEMMs: images per call of the direct kernel
+        gemms = (N + images - 1) // images
     elif _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True

@@ -2,8 +2,8 @@
  * vector lanes, a few output pixels in registers, each input pixel broadcast
  * straight from the image: no padded planes, no column block, and the taps
  * that fall in the padding are skipped, not multiplied by zero.  For small
- * planes (3x3 padded on 4x4: 31% of the taps are padding), rows that do not
- * fill whole pixel vectors (LeNet's 10-pixel rows) and first layers.
+ * planes (3x3 padded on 4x4: 31% of the taps are padding) and rows that do
+ * not fill whole pixel vectors (LeNet's 10-pixel rows).
  *
  *   out[o][p] = bias[o] + sum over c < channels, then t < taps with bit t of
  *               pixel_taps[p] set, in that order, of
@@ -22,8 +22,15 @@
  * The weight is packed by the caller in blocks of output channels
  * (mp_direct_block_width: 2 AVX vectors, or 1 for the last few channels),
  * the block starting at channel o0 at o0*K as (K, width), lanes past the last
- * channel zero (computed, not stored).  pixel_base / pixel_taps come from
- * mp_direct_pixels, once per shape.
+ * channel zero (computed, not stored).  pixel_base / pixel_taps / pixel_order
+ * come from mp_direct_pixels, once per shape.
+ *
+ * Each tile's points share their taps (a group of pixels with the same taps
+ * inside the plane, in one image or across the images of a call: a 4x4 plane's
+ * corner pixels of 6 images make one tile), so the loop over taps has no branch
+ * and each weight load serves every point.  The outputs leave a tile
+ * transposed (scalar stores): that is why first layers, with 9-75 products per
+ * output, stay on the tiles.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
@@ -34,12 +41,14 @@
 
 /* The widest block: 2 AVX vectors (16 floats, 8 doubles); the baseline build
  * holds the same block in 4 SSE vectors. */
-#define MP_DIRECT_MAX_VECTORS 6 /* 24 floats in SSE vectors */
+#define MP_DIRECT_MAX_VECTORS 4
 #define MP_DIRECT_MAX_TAPS 64 /* a pixel's valid taps are one 64-bit mask */
-#define MP_DIRECT_PIXELS 12   /* pixels per tile at most (one vector of channels) */
+#define MP_DIRECT_PIXELS 12   /* points per tile at most (one vector of channels) */
 
-/* Output channels per block at channel o0 of O: 3 32-byte vectors of T (by 4
- * pixels), or 2 (by 6) or 1 (by 12) for the last channels when they fit. */
+/* Output channels per block at channel o0 of O: 2 32-byte vectors of T (by 6
+ * points: 12 sums, 2 weights and a broadcast in the 16 AVX registers), or 1 (by
+ * 12 points) for the last channels when they fit.  (3 vectors by 4 points need
+ * all 16: gcc kept one sum in memory, 4x slower.) */
 static inline Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item) {
     Py_ssize_t lanes = 32 / item, left = O - o0;
     return left <= lanes ? lanes : 2 * lanes;
@@ -148,7 +157,7 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
             const T *wk = w + o0 * K;                                                         \
             const T *bk = bias ? bias + o0 : NULL;                                            \
             Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                      \
-            const int np = wd == 3 * LANES ? 4 : wd == 2 * LANES ? 6 : 12;                    \
+            const int np = wd == 2 * LANES ? 6 : 12;                                          \
             for (Py_ssize_t g0 = 0, g1; g0 < L; g0 = g1) {                                    \
                 const uint64_t mask = pixel_taps[pixel_order[g0]];                            \
                 for (g1 = g0 + 1; g1 < L && pixel_taps[pixel_order[g1]] == mask; g1++) {}     \
@@ -165,10 +174,7 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                         at[q] = i * image + pixel_base[pixel];                                \
                         put[q] = i * out_image + o0 * L + pixel;                              \
                     }                                                                         \
-                    if (np == 4)                                                              \
-                        TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
-                             n, bk, out, L, rows, 3 * LANES / VL, 4);                         \
-                    else if (np == 6)                                                         \
+                    if (np == 6)                                                              \
                         TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
                              n, bk, out, L, rows, 2 * LANES / VL, 6);                         \
                     else                                                                      \

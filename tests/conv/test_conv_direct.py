@@ -30,6 +30,8 @@ DIRECT_CASES = [
     (2, 6, 8, 8, 12, 3, 1, 2, 2, 2, True),         # dilated and grouped
     (4, 2, 3, 5, 8, (2, 3), (1, 2), (1, 0), 1, 1, True),  # uneven kernel and stride
     (1, 1, 6, 6, 1, 1, 1, 0, 1, 1, True),          # 1x1 kernel, one channel each way
+    (13, 4, 4, 4, 9, 3, 1, 1, 1, 1, True),         # calls of 6 images: 6 + 6 + 1
+    (14, 5, 4, 4, 5, 3, 1, 1, 1, 1, False),        # calls of 12 images (8 or fewer channels)
 ]
 DIRECT_IDS = [f"direct{i}" for i in range(len(DIRECT_CASES))]
 
