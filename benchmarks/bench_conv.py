@@ -1,4 +1,4 @@
-"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM, or register tiles) against PyTorch CPU eager, and against this machine's sgemm roof.
+"""conv2d on the LeNet-5 shapes, a sweep of tiny-CNN layers (and conv_transpose2d, channels-last rows): minipool (im2col + BLAS GEMM, register tiles or the direct kernel) against PyTorch CPU eager, and against this machine's sgemm roof.
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
@@ -16,13 +16,21 @@ much).
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
     python benchmarks/bench_conv.py --engines [REPEATS]
+    python benchmarks/bench_conv.py --against DIR [REPEATS]
 
-``--engines`` compares the conv2d kernel's two forward engines on the LeNet and
+``--engines`` compares the conv2d kernel's forward engines on the LeNet and
 sweep layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, the kernel
-before the register tiles) against the automatic choice (``use_tiles(1)``,
+before the register tiles and the direct kernel) against the automatic choice
+(``use_tiles(1)`` and ``use_direct(1)``,
 the default), and PyTorch, each timed in CPU time (``time.thread_time``, so
 other processes on a busy machine count less), interleaved in one process,
 the minimum of REPEATS (default 7) rounds.
+
+``--against DIR`` times the forward of the same layers at the kernel level
+(``conv2d_forward`` with the plan of ``minipool.ops.conv``) with the conv2d
+extension compiled in DIR (another checkout's ``minipool/_kernels``, or a copy
+of its .so) against this checkout's and PyTorch, in the same way (1 thread, CPU
+time, interleaved, min of REPEATS rounds, default 7): A/B for kernel changes.
 """
 import json
 import os
@@ -283,12 +291,98 @@ def compare_engines(repeats):
     return 0
 
 
+def compare_kernels(base_dir, repeats):
+    """The ``--against`` table (see the module docstring); run at 1 thread."""
+    import importlib.util
+    import time
+
+    from minipool._blas import single_threaded
+    from minipool._kernels import conv2d as ours
+    from minipool.ops import conv as conv_ops
+    torch = import_torch(False)
+    if torch is not None:
+        torch.set_num_threads(1)
+    so = [f for f in sorted(os.listdir(base_dir)) if f.startswith("conv2d.") and f.endswith(".so")]
+    if not so:
+        raise SystemExit(f"--against: no conv2d extension (conv2d.*.so) in {base_dir}")
+    spec = importlib.util.spec_from_file_location("minipool._kernels.conv2d",
+                                                  os.path.join(base_dir, so[0]))
+    base = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(base)
+    base.use_blas(*conv_ops._blas)
+
+    def cpu_time(fn):
+        start = time.thread_time()
+        fn()
+        return time.thread_time() - start
+
+    a = np.random.default_rng(1).standard_normal((ROOF_SIZE, ROOF_SIZE)).astype(np.float32)
+    with single_threaded():
+        roof = 2 * ROOF_SIZE ** 3 / min(cpu_time(lambda: a @ a) for _ in range(5)) / 1e9
+    print(machine_line(torch))
+    print(f"sgemm roof (NumPy OpenBLAS {ROOF_SIZE}^3 float32, 1 thread, CPU time, min of 5): "
+          f"{roof:.0f} GFLOP/s")
+    print(f"conv2d forward (kernel level), float32, batch 64, 1 thread, CPU time, min of {repeats} "
+          "interleaved rounds; A: the extension in the given folder, B: this checkout\n")
+    headers = ["case", "A", "B", "torch", "GFLOP/s A / B", "of roof A / B",
+               "speed-up vs torch A / B", "B vs A"]
+    rows = []
+    rng = np.random.default_rng(0)
+    cases = ([(n, "conv2d", N, C, H, W, O, k, 1, 0, g, False) for n, N, C, H, W, O, k, g in SHAPES]
+             + SWEEP_SHAPES)
+    with single_threaded():
+        for name, _, N, C, H, W, O, k, stride, pad, _, _ in cases:
+            Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+            geometry = conv_ops.ConvGeometry(k, k, stride, stride, pad, pad, 1, 1, Ho, Wo, 1)
+            block_rows, images, per_thread = conv_ops._plan((N, C, H, W), O, geometry)[:3]
+            x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+            w = (rng.standard_normal((O, C * k * k)) * 0.1).astype(np.float32)
+            b = rng.standard_normal(O).astype(np.float32)
+            work = np.empty((1, per_thread), np.float32)
+            outs = {key: np.empty((N, O, Ho, Wo), np.float32) for key in "AB"}
+            fns = {key: (lambda mod=mod, key=key: mod.conv2d_forward(
+                       x, w, b, outs[key], geometry, block_rows, work, 1, images))
+                   for key, mod in (("A", base), ("B", ours))}
+            if torch is not None:
+                xt, wt, bt = torch.tensor(x), torch.tensor(w.reshape(O, C, k, k)), torch.tensor(b)
+                fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, bt, stride=stride,
+                                                                  padding=pad)
+            best = dict.fromkeys(fns, float("inf"))
+            for fn in fns.values():
+                fn()
+            for _ in range(repeats):
+                for key, fn in fns.items():
+                    best[key] = min(best[key], cpu_time(fn))
+            np.testing.assert_allclose(outs["B"], outs["A"], rtol=1e-3, atol=1e-3, err_msg=name)
+            rate = {key: 2 * N * O * Ho * Wo * C * k * k / best[key] / 1e9 for key in "AB"}
+            speed = (f"{best['torch'] / best['A']:.2f}x / {best['torch'] / best['B']:.2f}x"
+                     if "torch" in best else "")
+            rows.append([name, format_seconds(best["A"]), format_seconds(best["B"]),
+                         format_seconds(best["torch"]) if "torch" in best else "",
+                         f"{rate['A']:.0f} / {rate['B']:.0f}",
+                         f"{rate['A'] / roof:.0%} / {rate['B'] / roof:.0%}", speed,
+                         f"{best['A'] / best['B']:.2f}x"])
+    print(markdown_table(headers, rows))
+    print("\nnominal multiply-adds (padding taps included); speed-up = torch time / minipool time")
+    return 0
+
+
 def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--engines-worker":
         sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--engines", argv[1]]  # as typed
         return compare_engines(int(argv[1]))
+    if argv and argv[0] == "--against-worker":
+        sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--against", *argv[1:3]]  # as typed
+        return compare_kernels(argv[1], int(argv[2]))
+    if argv and argv[0] == "--against":  # in a 1-thread process, as --engines
+        if len(argv) < 2:
+            raise SystemExit("--against needs a folder holding the other conv2d extension")
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIPOOL_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        return subprocess.run([sys.executable, os.path.abspath(__file__), "--against-worker",
+                               argv[1], argv[2] if len(argv) > 2 else "7"],
+                              env=env).returncode
     if argv and argv[0] == "--engines":  # in a 1-thread process, as the sweep's workers
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIPOOL_NUM_THREADS="1", OMP_NUM_THREADS="1")
         repeats = argv[1] if len(argv) > 1 else "7"

@@ -39,12 +39,27 @@ column block.  ``_tiles_win`` picks them where they measured faster than BLAS
 LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
 forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
 
+A third forward engine, ``conv2d_direct.h`` (conv_direct.pxd, section "direct"),
+puts output channels in the vector lanes and reads the input pixels from the
+image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
+planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
+it for small planes (up to 8x8) and rows that are not whole vectors (LeNet's
+conv2).
+
+The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
+gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
+vector lanes, straight from one image's padded planes (or over the column
+block), in an order fixed by the shape; ``_wgrad_tiles_win`` picks them where
+they measured faster (one image per product from its planes: first layers,
+LeNet's conv1, 16x16 and larger planes).
+
 Files.  This module holds the NCHW entry points, the tiles' switches and the
 load-tolerant team; what they run is in .pxd files of inline functions, compiled
 into each module that cimports them (as pool_windows.pxd for pooling):
 conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx, the one
 copy), conv_columns.pxd (``Geometry``, the column builders, the argument
-checks), conv_nchw.pxd (the passes over images below and their workspace).  The
+checks), conv_nchw.pxd (the passes over images below and their workspace),
+conv_direct.pxd (the direct engine's tables and call).  The
 transposed convolution's forward (the input-gradient pass run forward) is
 conv_transpose2d.pyx, the channels-last (NHWC) kernels conv2d_channels_last.pyx;
 their entry points and ``use_blas`` are re-exported here, so callers import
@@ -55,6 +70,8 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
+    conv2d_forward, direct (_on_direct,    _forward_images -> _forward_direct: 6 or
+      a finite weight; _prepare_direct)    12 images per call, straight into the output
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
       vectors (g.by_rows)                  straight into the output, bias
@@ -73,6 +90,9 @@ runs whole chunks of it:
                                            weight _shifted_cols / _im2col_block, then
                                            _gemm with G.T (_transpose_rows, 16+
                                            channels per group) or G (_widen_rows);
+                                           on wgrad tiles (g.wgrad_tiles): weight
+                                           and bias _wgrad_product from the planes
+                                           (one image) or over the column block;
                                            input _gemm (W.T @ G), then
                                            _shifted_col2im (+ _crop_planes) or
                                            _col2im_block.  Shifted only while the
@@ -81,6 +101,7 @@ runs whole chunks of it:
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint64_t
 from posix.unistd cimport usleep
 from libc.string cimport memset
 
@@ -92,9 +113,12 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _backward_bu
                                              _bias_pointer, _block_width, _check_workspace,
                                              _col2im_block, _dims, _first, _geometry,
                                              _im2col_block)
+from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _direct_images, _prepare_direct,
+                                            mp_direct_packed_size, mp_pick_conv_direct)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
                                           _forward_workspace, _packed_group, _workspace_elements,
-                                          mp_conv_panel_width, mp_pick_conv_tiles)
+                                          mp_conv_panel_width, mp_pick_conv_tiles,
+                                          mp_pick_wgrad_tiles)
 
 # The other families and the BLAS switch, re-exported: callers use this one module.
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
@@ -134,6 +158,8 @@ def use_cpu_avx2(bint allow=True):
     (the baseline tiles are for tests and exotic CPUs, and slow)."""
     global _avx2_tiles
     _avx2_tiles = mp_pick_conv_tiles(allow) == 1
+    mp_pick_conv_direct(allow)  # the direct kernel (section "direct") follows the same choice
+    mp_pick_wgrad_tiles(allow)  # and so do the weight-gradient tiles
     return _avx2_tiles
 
 
@@ -146,7 +172,7 @@ cdef bint _tiles_win(const Geometry* g) noexcept nogil:
     at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
     channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
     conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
-    stay on BLAS: 0.75-0.95x there.)"""
+    stay on BLAS: 0.75-0.95x there; ``_direct_win`` takes LeNet's conv2, 4x4 and 8x8.)"""
     return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
             and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
 
@@ -183,6 +209,95 @@ cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t grou
                 for k in range(K_group):
                     d[k * width] = weight[(grp * O_group + o) * K_group + k]
         o0 += width
+
+
+# ---------------------------------------------------------------- direct
+# conv_direct.pxd's engine (conv2d_direct.h): output channels in the vector lanes, the
+# taps in the padding skipped.  The same bits as the tiles for a finite weight, so only
+# such weights take it.  ``_direct_mode`` 0: never; 1: where ``_direct_win`` says
+# (unless ``use_tiles(0)``); 2: always (tests).
+cdef int _direct_mode = 1
+
+
+def use_direct(int mode):
+    """0: never the direct kernel; 1: where it measured faster (the default); 2: for
+    every forward with a finite weight and at most 64 taps (tests).  Returns the
+    previous mode."""
+    global _direct_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_direct: mode must be 0, 1 or 2, got {mode}")
+    previous, _direct_mode = _direct_mode, mode
+    return previous
+
+
+cdef bint _direct_win(const Geometry* g) noexcept nogil:
+    """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
+    batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
+    (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
+    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS).  First layers (1-3
+    channels, 9-75 products per output: the scalar stores of the transposed tile cost
+    too much) and 16x16 planes and up stay on the tiles or BLAS (0.5-0.97x there)."""
+    return g.C // g.groups >= 4 and (g.Ho * g.Wo <= 64 or (g.Wo % 8 != 0 and g.Ho * g.Wo <= 256))
+
+
+cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1: float32 with the AVX2 build only (as ``_on_tiles``).  The caller also
+    checks that the weight is finite."""
+    return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
+            (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
+                                   and _avx2_tiles and _direct_win(g))))
+
+
+def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                bint float64=False):
+    """Whether ``conv2d_forward`` runs this shape on the direct kernel (with the current
+    modes; a weight with inf or NaN never does)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return _on_direct(&g, float64)
+
+
+# ---------------------------------------------------------------- weight gradient on tiles
+# The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
+# conv2d_wgrad.h's tiles (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS: 3
+# output channels by 4 taps in registers, summing over pixels, every sum in an order
+# fixed by the shape (see the header).  Stride 1 reads the padded planes themselves
+# (no column block); otherwise the gathered column block.  ``_wgrad_mode`` 0: never;
+# 1: where ``_wgrad_tiles_win`` says; 2: always (tests).
+cdef int _wgrad_mode = 1
+
+
+def use_wgrad_tiles(int mode):
+    """0: BLAS for every weight-gradient product; 1: tiles where they measured faster;
+    2: tiles for every one (tests).  Returns the previous mode."""
+    global _wgrad_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_wgrad_tiles: mode must be 0, 1 or 2, got {mode}")
+    previous, _wgrad_mode = _wgrad_mode, mode
+    return previous
+
+
+cdef bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
+    weight gradient alone): one image at a time straight from its planes (first layers
+    1.0-1.7x, LeNet's conv1 1.3x, 32x32 and 16x16 planes even to 1.06x).  Several
+    small images per product (column blocks: LeNet's conv2, 8x8 and 4x4 planes) stay
+    on BLAS: 0.7-0.85x there."""
+    return g.shifted and g.images == 1
+
+
+cdef bint _wgrad_on_tiles(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1: float32 on the AVX2 build only (as ``_on_tiles``)."""
+    return g.K_group > 0 and (_wgrad_mode == 2 or (_wgrad_mode == 1 and not float64
+                                                   and _avx2_tiles and _wgrad_tiles_win(g)))
+
+
+def uses_wgrad_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                     Py_ssize_t block_rows, Py_ssize_t images, bint float64=False):
+    """Whether ``conv2d_backward`` runs this shape's weight gradient on the tiles (with
+    the current ``use_wgrad_tiles`` mode)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, block_rows)
+    _set_images(&g, images)
+    return _wgrad_on_tiles(&g, float64)
 
 
 def plan(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -384,7 +499,21 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef const Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t ki, kj
-    if _on_tiles(&g, floating is double):
+    cdef Py_ssize_t[::1] pixel_base_view
+    cdef uint64_t[::1] pixel_taps_view
+    if _on_direct(&g, floating is double) and _all_finite(wp, g.O * g.K_group):  # "direct"
+        packed_view = np.empty(g.groups * mp_direct_packed_size(g.O_group, g.K_group,
+                                                                sizeof(floating)),
+                               np.float32 if floating is float else np.float64)
+        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        pixel_base_view = np.empty(2 * g.Ho * g.Wo, np.intp)  # the bases, then the order
+        pixel_taps_view = np.empty(g.Ho * g.Wo, np.uint64)
+        _prepare_direct(&g, wp, &packed_view[0], &tap_offset_view[0], &pixel_base_view[0],
+                        &pixel_taps_view[0])
+        packed, tap_offset = &packed_view[0], &tap_offset_view[0]
+        images = _direct_images(&g)  # not GEMMs: images per call of the direct kernel
+        gemms = (N + images - 1) // images
+    elif _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
@@ -463,6 +592,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef floating* wsp = &workspace[0, 0]
     cdef Py_ssize_t slot_size = g.O * g.K_group
     cdef Py_ssize_t busy_slots = min(S, gemms)
+    g.wgrad_tiles = slotp != NULL and _wgrad_on_tiles(&g, floating is double)  # weight gradient on tiles
     cdef ImagesJob job
     # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
     # Dynamic scheduling balances slots with unequal GEMM counts; it moves

@@ -9,6 +9,7 @@
 # there, as when they all lived in one conv2d.pyx.  (A cdef function cimported
 # from another .pyx would be called through a pointer instead: never inlined.)
 from cython cimport floating
+from libc.stdint cimport uint64_t
 from libc.string cimport memcpy, memset
 
 from minipool._kernels.conv_gemm cimport noinline_void
@@ -28,6 +29,11 @@ cdef struct Geometry:
     bint padded               # ... which then differ from the input planes
     bint shiftable            # stride 1 and a reach within the output: planes usable as above
     bint by_rows              # forward on tiles row by row from the planes (conv2d_forward)
+    bint wgrad_tiles          # weight gradient on conv2d_wgrad.h's tiles (conv2d_backward)
+    bint direct               # forward on the direct kernel (conv_direct.pxd): then these
+    const Py_ssize_t* pixel_base  # ... per output pixel: its window's start in the plane
+    const uint64_t* pixel_taps    # ... and its taps inside the plane
+    const Py_ssize_t* pixel_order # ... the pixels grouped by those taps
 
 
 cdef inline Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -57,7 +63,8 @@ cdef inline Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssiz
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
-    g.shiftable, g.by_rows = g.shifted, False
+    g.shiftable, g.by_rows, g.wgrad_tiles, g.direct = g.shifted, False, False, False
+    g.pixel_base, g.pixel_taps, g.pixel_order = NULL, NULL, NULL
     # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
     # then cost more than gathering saves once they pass 20% of the output (3x3 and
     # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)

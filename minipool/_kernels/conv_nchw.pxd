@@ -12,6 +12,7 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _block_width
                                              _crop_planes, _im2col_block, _pad_planes,
                                              _shifted_col2im, _shifted_cols, _transpose_rows,
                                              _widen_rows)
+from minipool._kernels.conv_direct cimport _forward_direct
 from minipool._kernels.conv_gemm cimport _gemm, noinline_void
 
 # conv2d_tiles.h: the register tiles' product (one per float type), their panel
@@ -29,6 +30,33 @@ cdef extern from "conv2d_tiles.h" nogil:
     Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0)
     enum: TILE_ROWS "MP_CONV_MR"
     enum: TILE_SLACK "MP_CONV_SLACK"
+
+# conv2d_wgrad.h: the weight gradient's tiles (conv2d.pyx, "weight gradient on tiles")
+cdef extern from "conv2d_wgrad.h" nogil:
+    void mp_wgrad_product_f(const float* src, Py_ssize_t channels, Py_ssize_t channel_stride,
+                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
+                            const float* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
+                            float* out, Py_ssize_t ldo, int accumulate)
+    void mp_wgrad_product_d(const double* src, Py_ssize_t channels, Py_ssize_t channel_stride,
+                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
+                            const double* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
+                            double* out, Py_ssize_t ldo, int accumulate)
+    int mp_pick_wgrad_tiles(int allow)
+
+
+cdef inline void _wgrad_product(const floating* src, Py_ssize_t channels,
+                                Py_ssize_t channel_stride, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t tap_row, Py_ssize_t tap_col, const floating* G,
+                                Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n, floating* out,
+                                Py_ssize_t ldo, bint accumulate) noexcept nogil:
+    """out (channels*kh*kw, O), row stride ``ldo``, (+)= the source rows times G.T (see
+    conv2d_wgrad.h)."""
+    if floating is float:
+        mp_wgrad_product_f(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
+                           n, out, ldo, accumulate)
+    else:
+        mp_wgrad_product_d(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
+                           n, out, ldo, accumulate)
 
 
 cdef inline Py_ssize_t _packed_group(Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
@@ -98,7 +126,7 @@ cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t cou
     cdef Py_ssize_t row_stride = g.Ws if g.shifted else g.Wo
     cdef Py_ssize_t max_ld = _block_width(g, g.block_rows) * count
     cdef bint from_planes = packed != NULL and count == 1 and g.shifted
-    cdef bint direct = count == 1 and not g.shifted  # the product lands in ``out`` itself
+    cdef bint into_out = count == 1 and not g.shifted  # the product lands in ``out`` itself
     cdef Py_ssize_t Cg = g.C // g.groups, taps = g.kh * g.kw, plane = g.Hs * g.Ws
     cdef Py_ssize_t panel = _packed_group(g.O_group, g.K_group)
     cdef floating* dst
@@ -112,6 +140,9 @@ cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t cou
     cdef Py_ssize_t no_tap_offset = 0  # a column block: one "tap" per row
     if packed != NULL and g.by_rows:
         _forward_rows(images, count, packed, tap_offset, bias, out, work, g)
+        return
+    if packed != NULL and g.direct:  # conv_direct.pxd: no workspace, straight into out
+        _forward_direct(images, count, packed, tap_offset, bias, out, g)
         return
     oh0 = 0
     while oh0 < g.Ho:
@@ -130,7 +161,7 @@ cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t cou
             else:
                 _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
         for grp in range(g.groups):
-            if direct:
+            if into_out:
                 dst, ldd = out + grp * g.O_group * L + oh0 * g.Wo, L
             else:
                 dst, ldd = wide_out + grp * g.O_group * ld, ld
@@ -140,11 +171,11 @@ cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t cou
             elif packed != NULL:
                 _tile_product(packed + grp * panel, g.O_group, cols + grp * g.K_group * ld,
                               g.K_group, ld, &no_tap_offset, 1, 1, ld, 0, dst, ldd, 0)
-            else:  # not direct: the wide block, whose first Wo of every row_stride columns are kept
+            else:  # not into_out: the wide block, whose first Wo of every row_stride columns are kept
                 _gemm(False, False, g.O_group, ld, g.K_group,
                       weight + grp * g.O_group * g.K_group, g.K_group,
                       cols + grp * g.K_group * ld, ld, False, dst, ldd)
-        if direct:
+        if into_out:
             if bias != NULL:  # the product is already in place
                 for o in range(g.O):
                     b = bias[o]
@@ -201,7 +232,7 @@ cdef inline void _backward_images(const floating* images, Py_ssize_t count, cons
     cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
     cdef Py_ssize_t max_ld = max_width * count
     cdef bint shifted = g.shifted, widen
-    cdef const floating* planes
+    cdef const floating* planes = images
     cdef floating* planes_grad
     cdef floating* image_grad
     cdef floating* padded_grad = work + _source_size(g)
@@ -216,7 +247,8 @@ cdef inline void _backward_images(const floating* images, Py_ssize_t count, cons
     # OpenBLAS multiplies cols @ G.T up to ~1.5x faster from a copied G.T when there are
     # 16+ output channels per group; with fewer the copy costs more than it saves
     # (measured on LeNet's conv1 and conv2 and a few other shapes)
-    cdef bint transposed_grad = g.O_group >= 16
+    cdef bint transposed_grad = g.O_group >= 16 and not g.wgrad_tiles
+    cdef Py_ssize_t Cg = g.C // g.groups, plane = g.Hs * g.Ws
     # the dropped columns must meet finite values to add exactly nothing
     for i in range(count):
         if shifted and weight_grad_t != NULL and not _all_finite(images + i * in_image, in_image):
@@ -249,12 +281,22 @@ cdef inline void _backward_images(const floating* images, Py_ssize_t count, cons
                         if count > 1 or oh0 == 0:
                             _pad_planes(planes, work, g)
                         planes = work
-                    _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
+                    if not g.wgrad_tiles or count > 1:  # one image on tiles: from its planes (below)
+                        _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
                 else:
                     _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
             if widen and (image_grads != NULL or (weight_grad_t != NULL and not transposed_grad)):
                 _widen_rows(grad, L, wide_grad + i * width, ld, row_stride, g, oh1 - oh0)
-            if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
+            if weight_grad_t != NULL and g.wgrad_tiles and shifted and count == 1:  # from the planes
+                for grp in range(g.groups):
+                    _wgrad_product(planes + grp * Cg * plane + oh0 * g.Ws, Cg, plane, g.kh, g.kw,
+                                   g.dh * g.Ws, g.dw, wide_grad + grp * g.O_group * ld + i * width,
+                                   ld, g.O_group, width, weight_grad_t + grp * g.K_group * g.O_group,
+                                   g.O_group, accumulate or oh0 > 0 or i > 0)
+                if bias_grad != NULL:  # the bias too: G's rows times a source row of ones
+                    _wgrad_product(ones, 1, 0, 1, 1, 0, 0, wide_grad + i * width, ld, g.O, width,
+                                   bias_grad, 1, accumulate or oh0 > 0 or i > 0)
+            elif bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
                 _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad, L, ones, 1,
                       accumulate or oh0 > 0 or i > 0, bias_grad, 1)
             if weight_grad_t != NULL and transposed_grad:
@@ -265,7 +307,13 @@ cdef inline void _backward_images(const floating* images, Py_ssize_t count, cons
             G, ldg = grads + oh0 * g.Wo, L
         for grp in range(g.groups):
             if weight_grad_t != NULL:  # (K, ld) @ (ld, O); G.T copied or read transposed
-                if transposed_grad:
+                if g.wgrad_tiles:
+                    if not shifted or count > 1:  # over the column block (several images: long sums)
+                        _wgrad_product(cols + grp * g.K_group * ld, g.K_group, ld, 1, 1, 0, 0,
+                                       G + grp * g.O_group * ldg, ldg, g.O_group, ld,
+                                       weight_grad_t + grp * g.K_group * g.O_group, g.O_group,
+                                       accumulate or oh0 > 0)
+                elif transposed_grad:
                     _gemm(False, False, g.K_group, g.O_group, ld,
                           cols + grp * g.K_group * ld, ld,
                           grad_t + grp * g.O_group, g.O,

@@ -171,10 +171,10 @@ def test_tiles_carry_non_finite_values_where_blas_does(value, where, tiles):
 @pytest.mark.parametrize("shape,out_channels,k,on_tiles", [
     ((64, 16, 32, 32), 16, 3, True),   # 16->16 3x3 on 32x32: measured faster on tiles
     ((64, 1, 32, 32), 6, 5, True),     # LeNet's conv1: one panel of output channels
-    ((64, 6, 14, 14), 16, 5, False),   # LeNet's conv2: rows of 10 pixels stay on BLAS
+    ((64, 6, 14, 14), 16, 5, False),   # LeNet's conv2: rows of 10 pixels (the direct kernel)
     ((64, 3, 32, 32), 32, 3, False),   # 3x3 first layer: 27 steps per sum
     ((64, 64, 8, 8), 128, 3, True),    # 8x8 planes: row by row, one image at a time
-    ((64, 64, 4, 4), 64, 5, False),    # 4x4 planes: half-vector rows
+    ((64, 64, 4, 4), 64, 5, False),    # 4x4 planes: half-vector rows (the direct kernel)
 ])
 def test_automatic_choice_is_the_measured_one(shape, out_channels, k, on_tiles):
     from minipool.ops import conv as conv_module

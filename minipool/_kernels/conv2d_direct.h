@@ -1,0 +1,232 @@
+/* conv2d's direct forward (see conv2d.pyx, "direct"): output channels in the
+ * vector lanes, a few output pixels in registers, each input pixel broadcast
+ * straight from the image: no padded planes, no column block, and the taps
+ * that fall in the padding are skipped, not multiplied by zero.  For small
+ * planes (3x3 padded on 4x4: 31% of the taps are padding) and rows that do
+ * not fill whole pixel vectors (LeNet's 10-pixel rows).
+ *
+ *   out[o][p] = bias[o] + sum over c < channels, then t < taps with bit t of
+ *               pixel_taps[p] set, in that order, of
+ *               w[o][c][t] * x[c*plane + pixel_base[p] + tap_offset[t]]
+ *
+ * Each output is ONE running sum from 0 over its real products in (c, ki, kj)
+ * order, each step a fused multiply-add, then one add of the bias: the same
+ * sum conv2d_tiles.h takes, less the products with a padding zero.  Those add
+ * exactly nothing there (fma(0, w, s) = s for a finite w: s starts at +0 and
+ * a sum of +0 and -0 is +0, so s is never -0), so for a finite weight the two
+ * give the same bits; the caller keeps a weight with inf or NaN off this path
+ * (0 * inf is NaN: the padding must meet it).  A lane is one output channel
+ * on its own, so the bits depend on the shape alone (not on the tile, the
+ * build or the thread count).
+ *
+ * The weight is packed by the caller in blocks of output channels
+ * (mp_direct_block_width: 2 AVX vectors, or 1 for the last few channels),
+ * the block starting at channel o0 at o0*K as (K, width), lanes past the last
+ * channel zero (computed, not stored).  pixel_base / pixel_taps / pixel_order
+ * come from mp_direct_pixels, once per shape.
+ *
+ * Each tile's points share their taps (a group of pixels with the same taps
+ * inside the plane, in one image or across the images of a call: a 4x4 plane's
+ * corner pixels of 6 images make one tile), so the loop over taps has no branch
+ * and each weight load serves every point.  The outputs leave a tile
+ * transposed (scalar stores): that is why first layers, with 9-75 products per
+ * output, stay on the tiles.
+ *
+ * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
+#ifndef MINIPOOL_CONV2D_DIRECT_H
+#define MINIPOOL_CONV2D_DIRECT_H
+#include "conv2d_tiles.h" /* the vector types, the fma and the CPU choice it shares */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The widest block: 2 AVX vectors (16 floats, 8 doubles); the baseline build
+ * holds the same block in 4 SSE vectors. */
+#define MP_DIRECT_MAX_VECTORS 4
+#define MP_DIRECT_MAX_TAPS 64 /* a pixel's valid taps are one 64-bit mask */
+#define MP_DIRECT_PIXELS 12   /* points per tile at most (one vector of channels) */
+
+/* Output channels per block at channel o0 of O: 2 32-byte vectors of T (by 6
+ * points: 12 sums, 2 weights and a broadcast in the 16 AVX registers), or 1 (by
+ * 12 points) for the last channels when they fit.  (3 vectors by 4 points need
+ * all 16: gcc kept one sum in memory, 4x slower.) */
+static inline Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item) {
+    Py_ssize_t lanes = 32 / item, left = O - o0;
+    return left <= lanes ? lanes : 2 * lanes;
+}
+
+/* The packed weight's size for O channels (its blocks round O up). */
+static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ssize_t item) {
+    Py_ssize_t lanes = 32 / item;
+    return (O + lanes - 1) / lanes * lanes * K;
+}
+
+/* Per output pixel p (row-major over Ho x Wo): where its window starts in the
+ * unpadded (H, W) plane (may be outside it) and which of the kh*kw taps land
+ * inside (bit ki*kw + kj); and pixel_order: the pixels grouped by that mask
+ * (the groups in order of first appearance, each in row-major order). */
+static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                             Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
+                             Py_ssize_t *pixel_base, uint64_t *pixel_taps,
+                             Py_ssize_t *pixel_order) {
+    Py_ssize_t L = Ho * Wo, placed = 0;
+    for (Py_ssize_t oh = 0; oh < Ho; oh++)
+        for (Py_ssize_t ow = 0; ow < Wo; ow++) {
+            Py_ssize_t h0 = oh * sh - ph, w0 = ow * sw - pw;
+            uint64_t mask = 0;
+            for (Py_ssize_t ki = 0; ki < kh; ki++)
+                for (Py_ssize_t kj = 0; kj < kw; kj++) {
+                    Py_ssize_t h = h0 + ki * dh, w = w0 + kj * dw;
+                    if (h >= 0 && h < H && w >= 0 && w < W) mask |= (uint64_t)1 << (ki * kw + kj);
+                }
+            pixel_base[oh * Wo + ow] = h0 * W + w0;
+            pixel_taps[oh * Wo + ow] = mask;
+        }
+    /* a pixel starts a group unless an earlier pixel has its mask */
+    for (Py_ssize_t p = 0; p < L; p++) {
+        Py_ssize_t q = 0;
+        while (q < p && pixel_taps[q] != pixel_taps[p]) q++;
+        if (q < p) continue;
+        for (q = p; q < L; q++)
+            if (pixel_taps[q] == pixel_taps[p]) pixel_order[placed++] = q;
+    }
+}
+
+/* One tile: NV vectors of output channels (the block at w, `rows` of them
+ * stored) by NP points, each an output pixel of one image that have the same
+ * taps inside the plane: point p reads x[at[p] + c*plane + offset[j]] for its
+ * j < valid taps (weight at c*taps*width + weight_at[j]) and writes
+ * out[put[p] + r*L]; only the first `count` points are real (the others
+ * repeat point 0: computed, not stored). */
+#define MP_DIRECT_TILE(T, V, NAME, MADD, ATTR)                                                \
+    ATTR static inline __attribute__((always_inline)) void NAME(                              \
+        const T *restrict w, const T *restrict x, Py_ssize_t channels, Py_ssize_t plane,      \
+        Py_ssize_t taps, const Py_ssize_t *restrict offset,                                   \
+        const Py_ssize_t *restrict weight_at, Py_ssize_t valid, const Py_ssize_t *at,         \
+        const Py_ssize_t *put, Py_ssize_t count, const T *restrict bias, T *restrict out,     \
+        Py_ssize_t L, Py_ssize_t rows, const int NV, const int NP) {                          \
+        enum { VL = sizeof(V) / sizeof(T) };                                                  \
+        typedef V VU __attribute__((aligned(sizeof(T)), may_alias)); /* unaligned loads */   \
+        V acc[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS];                                       \
+        Py_ssize_t from[MP_DIRECT_PIXELS];                                                    \
+        for (int p = 0; p < NP; p++) {                                                        \
+            from[p] = at[p < count ? p : 0];                                                  \
+            for (int v = 0; v < NV; v++) acc[p][v] = (V){0};                                  \
+        }                                                                                     \
+        for (Py_ssize_t c = 0; c < channels; c++) {                                           \
+            const T *wc = w + c * taps * (NV * VL);                                           \
+            const T *xc = x + c * plane;                                                      \
+            for (Py_ssize_t j = 0; j < valid; j++) {                                          \
+                const VU *wt = (const VU *)(wc + weight_at[j]);                               \
+                V wv[MP_DIRECT_MAX_VECTORS];                                                  \
+                for (int v = 0; v < NV; v++) wv[v] = wt[v];                                   \
+                const T *xt = xc + offset[j];                                                 \
+                for (int p = 0; p < NP; p++) {                                                \
+                    const T xs = xt[from[p]];                                                 \
+                    for (int v = 0; v < NV; v++) acc[p][v] = MADD(wv[v], xs, acc[p][v]);      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        T sums[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS * VL];                                 \
+        for (int p = 0; p < NP; p++)                                                          \
+            for (int v = 0; v < NV; v++) memcpy(&sums[p][v * VL], &acc[p][v], sizeof(V));     \
+        for (Py_ssize_t r = 0; r < rows; r++) {                                               \
+            const T b = bias ? bias[r] : 0;                                                   \
+            for (Py_ssize_t p = 0; p < count; p++) out[put[p] + r * L] = sums[p][r] + b;      \
+        }                                                                                     \
+    }
+
+/* out (count images of O x L, out_image apart) from x (count images of
+ * `channels` planes, image apart): block by block of output channels; in a
+ * block, group by group of pixels with the same taps (pixel_order), the
+ * group's points (pixel, image) in tiles of NP: the products with padding are
+ * never issued, and a tile's points share every weight load. */
+#define MP_DIRECT_IMAGES(T, V, NAME, TILE, ATTR)                                              \
+    ATTR static void NAME(const T *restrict w, Py_ssize_t O, const T *restrict x,             \
+                          Py_ssize_t count, Py_ssize_t channels, Py_ssize_t image,            \
+                          Py_ssize_t plane, const Py_ssize_t *restrict tap_offset,            \
+                          Py_ssize_t taps, const Py_ssize_t *restrict pixel_base,             \
+                          const uint64_t *restrict pixel_taps,                                \
+                          const Py_ssize_t *restrict pixel_order, Py_ssize_t L,               \
+                          const T *restrict bias, T *restrict out, Py_ssize_t out_image) {    \
+        enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
+        Py_ssize_t K = channels * taps, offset[MP_DIRECT_MAX_TAPS], weight_at[MP_DIRECT_MAX_TAPS]; \
+        Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
+        for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                       \
+            wd = mp_direct_block_width(O, o0, sizeof(T));                                     \
+            const T *wk = w + o0 * K;                                                         \
+            const T *bk = bias ? bias + o0 : NULL;                                            \
+            Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                      \
+            const int np = wd == 2 * LANES ? 6 : 12;                                          \
+            for (Py_ssize_t g0 = 0, g1; g0 < L; g0 = g1) {                                    \
+                const uint64_t mask = pixel_taps[pixel_order[g0]];                            \
+                for (g1 = g0 + 1; g1 < L && pixel_taps[pixel_order[g1]] == mask; g1++) {}     \
+                Py_ssize_t valid = 0, pixels = g1 - g0;                                       \
+                for (Py_ssize_t t = 0; t < taps; t++)                                         \
+                    if ((mask >> t) & 1) {                                                    \
+                        offset[valid] = tap_offset[t];                                        \
+                        weight_at[valid++] = t * wd;                                          \
+                    }                                                                         \
+                for (Py_ssize_t q0 = 0; q0 < pixels * count; q0 += np) {                      \
+                    Py_ssize_t n = pixels * count - q0 < np ? pixels * count - q0 : np;       \
+                    for (Py_ssize_t q = 0; q < n; q++) {                                      \
+                        Py_ssize_t i = (q0 + q) / pixels, pixel = pixel_order[g0 + (q0 + q) % pixels]; \
+                        at[q] = i * image + pixel_base[pixel];                                \
+                        put[q] = i * out_image + o0 * L + pixel;                              \
+                    }                                                                         \
+                    if (np == 6)                                                              \
+                        TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
+                             n, bk, out, L, rows, 2 * LANES / VL, 6);                         \
+                    else                                                                      \
+                        TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
+                             n, bk, out, L, rows, LANES / VL, 12);                            \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+/* fma lane by lane (the baseline build: the C library's fma, the same bits) */
+static inline mp_vf16 mp_direct_madd_f16(mp_vf16 w, float x, mp_vf16 acc) {
+    for (int l = 0; l < 4; l++) acc[l] = fmaf(w[l], x, acc[l]);
+    return acc;
+}
+static inline mp_vd16 mp_direct_madd_d16(mp_vd16 w, double x, mp_vd16 acc) {
+    for (int l = 0; l < 2; l++) acc[l] = fma(w[l], x, acc[l]);
+    return acc;
+}
+#define MP_PORTABLE_DIRECT
+MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_direct_madd_f16, MP_PORTABLE_DIRECT)
+MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_direct_madd_d16, MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_images_f_portable, mp_direct_tile_f_portable, MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_images_d_portable, mp_direct_tile_d_portable, MP_PORTABLE_DIRECT)
+
+#if MP_CONV_HAVE_X86_DISPATCH
+#define mp_direct_madd_f32(w, x, acc) ((mp_vf32)_mm256_fmadd_ps((__m256)(w), _mm256_set1_ps(x), (__m256)(acc)))
+#define mp_direct_madd_d32(w, x, acc) ((mp_vd32)_mm256_fmadd_pd((__m256d)(w), _mm256_set1_pd(x), (__m256d)(acc)))
+MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_direct_madd_f32, MP_CONV_AVX2)
+MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_direct_madd_d32, MP_CONV_AVX2)
+MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_images_f_avx2, mp_direct_tile_f_avx2, MP_CONV_AVX2)
+MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_images_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
+#endif
+
+static __typeof__(&mp_direct_images_f_portable) mp_direct_images_f = mp_direct_images_f_portable;
+static __typeof__(&mp_direct_images_d_portable) mp_direct_images_d = mp_direct_images_d_portable;
+
+/* As mp_pick_conv_tiles (conv2d_tiles.h, included first): AVX2+FMA when
+ * `allow` and the CPU has both; returns 1 if so. */
+static int mp_pick_conv_direct(int allow) {
+    mp_direct_images_f = mp_direct_images_f_portable;
+    mp_direct_images_d = mp_direct_images_d_portable;
+#if MP_CONV_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        mp_direct_images_f = mp_direct_images_f_avx2;
+        mp_direct_images_d = mp_direct_images_d_avx2;
+        return 1;
+    }
+#endif
+    (void)allow;
+    return 0;
+}
+#endif

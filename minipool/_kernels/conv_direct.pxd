@@ -1,0 +1,93 @@
+# The direct forward engine (conv2d_direct.h): output channels in the vector lanes, a
+# few output pixels in registers, input pixels broadcast from the image itself, the
+# taps in the padding skipped (31-51% of all taps on 4x4 planes).  The same bits as
+# the tiles for a finite weight (see the header), so only such weights take it;
+# conv2d.pyx decides where (``_direct_win``) and prepares the tables once per call.
+# Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
+from cython cimport floating
+from libc.stdint cimport uint64_t
+from libc.string cimport memset
+
+from minipool._kernels.conv_columns cimport Geometry
+from minipool._kernels.conv_gemm cimport noinline_void
+
+cdef extern from "conv2d_direct.h" nogil:
+    void mp_direct_images_f(const float* w, Py_ssize_t O, const float* x, Py_ssize_t count,
+                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
+                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
+                            const Py_ssize_t* pixel_order, Py_ssize_t L, const float* bias,
+                            float* out, Py_ssize_t out_image)
+    void mp_direct_images_d(const double* w, Py_ssize_t O, const double* x, Py_ssize_t count,
+                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
+                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
+                            const Py_ssize_t* pixel_order, Py_ssize_t L, const double* bias,
+                            double* out, Py_ssize_t out_image)
+    void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                          Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
+                          Py_ssize_t* pixel_base, uint64_t* pixel_taps, Py_ssize_t* pixel_order)
+    Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item)
+    Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ssize_t item)
+    int mp_pick_conv_direct(int allow)
+    enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"
+
+
+cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, floating* packed,
+                                          Py_ssize_t* tap_offset, Py_ssize_t* pixel_base,
+                                          uint64_t* pixel_taps) noexcept nogil:
+    """The packed weight (conv2d_direct.h's blocks, per group), the taps' offsets in
+    the unpadded plane, the pixel tables (``pixel_base``: 2 x Ho*Wo, the bases then
+    the order); and ``g`` set to use them."""
+    cdef Py_ssize_t item = sizeof(floating), group_size, grp, o, o0, width, k, ki, kj
+    cdef floating* d
+    group_size = mp_direct_packed_size(g.O_group, g.K_group, item)
+    memset(packed, 0, g.groups * group_size * item)
+    o0 = 0
+    while o0 < g.O_group:
+        width = mp_direct_block_width(g.O_group, o0, item)
+        for grp in range(g.groups):
+            for o in range(o0, min(o0 + width, g.O_group)):
+                d = packed + grp * group_size + o0 * g.K_group + (o - o0)
+                for k in range(g.K_group):
+                    d[k * width] = weight[(grp * g.O_group + o) * g.K_group + k]
+        o0 += width
+    for ki in range(g.kh):
+        for kj in range(g.kw):
+            tap_offset[ki * g.kw + kj] = ki * g.dh * g.W + kj * g.dw
+    mp_direct_pixels(g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo,
+                     pixel_base, pixel_taps, pixel_base + g.Ho * g.Wo)
+    g.direct, g.pixel_base, g.pixel_taps = True, pixel_base, pixel_taps
+    g.pixel_order = pixel_base + g.Ho * g.Wo
+
+
+cdef inline Py_ssize_t _direct_images(const Geometry* g) noexcept nogil:
+    """Images per call: a pixel group's points (its pixels in every image of the call) then
+    fill whole tiles, 6 points (blocks of 16 channels) or 12 (the last block of up to 8):
+    on a 4x4 plane a corner's group is one pixel (5x5: every group)."""
+    return 12 if 0 < g.O_group % 16 <= 8 else 6
+
+
+cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t count,
+                                          const floating* packed, const Py_ssize_t* tap_offset,
+                                          const floating* bias, floating* out,
+                                          const Geometry* g) noexcept nogil:
+    """``count`` consecutive images, group by group, on the direct kernel."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, plane = g.H * g.W, Cg = g.C // g.groups, grp
+    cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
+    cdef const floating* x
+    cdef const floating* b
+    cdef floating* o
+    for grp in range(g.groups):
+        x = images + grp * Cg * plane
+        o = out + grp * g.O_group * L
+        b = bias + grp * g.O_group if bias != NULL else NULL
+        if floating is float:
+            mp_direct_images_f(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
+                               g.pixel_order, L, b, o, g.O * L)
+        else:
+            mp_direct_images_d(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
+                               g.pixel_order, L, b, o, g.O * L)

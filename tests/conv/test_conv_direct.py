@@ -1,0 +1,251 @@
+"""conv2d's direct forward kernel (minipool/_kernels/conv2d_direct.h).
+
+``use_direct(2)`` puts every forward with a finite weight on it (``0``: never, ``1``:
+where it measured faster).  Checked against the loop reference in
+``tests/references/conv_reference.py``, PyTorch, the register tiles bit for bit (the
+same sums, less the products with padding zeros), 1 vs 2 threads and the baseline vs
+the AVX2 build bit for bit, on shapes whose output channels end inside a block of 8 or
+16, whose pixel groups (same taps inside the plane) end inside a tile of 6 or 12
+points, and whose images share tiles.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minipool as mp
+import minipool.nn.functional as F
+from minipool._kernels import conv2d as kernels
+from minipool.ops import conv as conv_module
+from tests.conv.test_conv import make, reference, run
+from tests.helpers import with_threads
+
+# (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
+DIRECT_CASES = [
+    (3, 5, 4, 4, 7, 3, 1, 1, 1, 1, True),          # 4x4, 3x3 pad 1: 9 pixel groups, 7 channels
+    (5, 4, 4, 4, 17, 5, 1, 2, 1, 1, True),         # 5x5 pad 2: a block of 16 and one of 8
+    (2, 6, 14, 14, 16, 5, 1, 0, 1, 1, True),       # LeNet's conv2: one group of 100 pixels
+    (1, 3, 7, 11, 9, 2, 1, 2, 1, 1, False),        # 2x2 pad 2: corner pixels with no tap at all
+    (2, 4, 9, 13, 33, 3, 2, 1, 1, 1, True),        # stride 2, 33 channels: 16 + 16 + 8 (1 real)
+    (2, 6, 8, 8, 12, 3, 1, 2, 2, 2, True),         # dilated and grouped
+    (4, 2, 3, 5, 8, (2, 3), (1, 2), (1, 0), 1, 1, True),  # uneven kernel and stride
+    (1, 1, 6, 6, 1, 1, 1, 0, 1, 1, True),          # 1x1 kernel, one channel each way
+    (13, 4, 4, 4, 9, 3, 1, 1, 1, 1, True),         # calls of 6 images: 6 + 6 + 1
+    (14, 5, 4, 4, 5, 3, 1, 1, 1, 1, False),        # calls of 12 images (8 or fewer channels)
+]
+DIRECT_IDS = [f"direct{i}" for i in range(len(DIRECT_CASES))]
+
+
+@pytest.fixture
+def direct():
+    """Every forward with a finite weight on the direct kernel."""
+    previous = kernels.use_direct(2)
+    try:
+        yield
+    finally:
+        kernels.use_direct(previous)
+
+
+def forward(x, w, b, **kwargs):
+    with mp.no_grad():
+        return F.conv2d(mp.tensor(x), mp.tensor(w), None if b is None else mp.tensor(b),
+                        **kwargs).numpy()
+
+
+def geometry_of(x, w, stride, padding, dilation, groups):
+    """conv_module's ConvGeometry for symmetric int-pair arguments (the cases above)."""
+    two = lambda v: (v, v) if np.isscalar(v) else tuple(v)  # noqa: E731
+    (sh, sw), (ph, pw), (dh, dw) = two(stride), two(padding), two(dilation)
+    kh, kw = w.shape[2:]
+    Ho = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return conv_module.ConvGeometry(kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+def test_direct_runs_these_cases(case, direct):
+    """The cases below test the direct kernel only if it takes them."""
+    x, w, b, kw = make(case)
+    assert kernels.uses_direct(x.shape[1], x.shape[2], x.shape[3], w.shape[0],
+                               geometry_of(x, w, **kw), True)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+def test_direct_matches_loop_reference(case, direct):
+    x, w, b, kw = make(case)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    ref = reference(x, w, b, **kw, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
+        if got is not None:
+            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+def test_direct_matches_torch_float32(case, direct):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float32, seed=3)
+    got = forward(x, w, b, **kw)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w),
+                                      None if b is None else torch.tensor(b), **kw).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_gives_the_tiles_bits(case, dtype):
+    """The same fma chain per output, without the padding's products (which add exactly
+    nothing for a finite weight): bit for bit the tiles' result."""
+    x, w, b, kw = make(case, dtype, seed=4)
+    previous = kernels.use_direct(2), kernels.use_tiles(2)
+    try:
+        on_direct = forward(x, w, b, **kw)
+        kernels.use_direct(0)
+        on_tiles = forward(x, w, b, **kw)
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+    np.testing.assert_array_equal(on_direct, on_tiles)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_one_and_two_threads_are_bit_identical(case, dtype, direct):
+    x, w, b, kw = make(case, dtype, seed=5)
+    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
+    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
+        np.testing.assert_array_equal(a, b_, err_msg=name)
+
+
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_direct_baseline_and_avx2_builds_give_the_same_bits(case, dtype, direct):
+    x, w, b, kw = make(case, dtype, seed=6)
+    if not kernels.use_cpu_avx2(True):
+        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
+    try:
+        avx2 = forward(x, w, b, **kw)
+        assert not kernels.use_cpu_avx2(False)
+        baseline = forward(x, w, b, **kw)
+    finally:
+        kernels.use_cpu_avx2(True)
+    np.testing.assert_array_equal(avx2, baseline)
+
+
+def test_direct_rounds_each_step_once_in_channel_tap_order(direct):
+    """Bit for bit the documented sum with padding 1 (its taps skipped).  Integers below
+    2**20 and 2**12: every product and partial sum is exact in float64, so rounding
+    each step to float32 there is the fma's one rounding."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2 ** 20, 2 ** 20, (3, 5, 4, 6)).astype(np.float32)
+    w = rng.integers(-2 ** 12, 2 ** 12, (11, 5, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(11).astype(np.float32)
+    N, C, H, W = x.shape
+    want = np.empty((N, 11, H, W), np.float32)
+    for n in range(N):
+        for o in range(11):
+            for i in range(H):
+                for j in range(W):
+                    acc = np.float32(0)
+                    for c in range(C):
+                        for ki in range(3):
+                            for kj in range(3):
+                                h, v = i + ki - 1, j + kj - 1
+                                if 0 <= h < H and 0 <= v < W:
+                                    exact = np.float64(w[o, c, ki, kj]) * np.float64(x[n, c, h, v])
+                                    acc = np.float32(exact + np.float64(acc))
+                    want[n, o, i, j] = acc + b[o]
+    np.testing.assert_array_equal(forward(x, w, b, padding=1), want)
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_direct_carries_a_non_finite_input(value, direct):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 4, 4, 4))
+    w = rng.standard_normal((9, 4, 3, 3))
+    x[1, 2, 0, 3] = value
+    got = forward(x, w, None, padding=1)
+    with np.errstate(invalid="ignore"):
+        want = reference(x, w, None, 1, 1, 1, 1)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isfinite(got).sum() > 0 and not np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_a_non_finite_weight_meets_the_padding(value, direct):
+    """0 * inf is NaN: the padding must meet such a weight, so it takes the tiles or
+    BLAS, which multiply the padding's zeros (the border outputs become NaN)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 4, 4, 4))
+    w = rng.standard_normal((6, 4, 3, 3))
+    w[2, 1, 0, 0] = value
+    got = forward(x, w, None, padding=1)
+    with np.errstate(invalid="ignore"):
+        want = reference(x, w, None, 1, 1, 1, 1)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.isnan(got[:, 2, 0, :]).all()  # the top row's tap (0, 0) is in the padding
+    assert np.isfinite(got[:, 3]).all()
+
+
+@pytest.mark.parametrize("shape,out_channels,k,pad,on_direct", [
+    ((64, 6, 14, 14), 16, 5, 0, True),      # LeNet's conv2: rows of 10 pixels
+    ((64, 256, 4, 4), 256, 3, 1, True),     # 4x4 planes
+    ((64, 64, 4, 4), 64, 5, 2, True),
+    ((64, 64, 8, 8), 128, 3, 1, True),      # 8x8 planes
+    ((64, 16, 16, 16), 32, 5, 2, False),    # 16x16: the tiles
+    ((64, 1, 32, 32), 6, 5, 0, False),      # first layers: tiles or BLAS
+    ((64, 3, 32, 32), 32, 3, 1, False),
+])
+def test_automatic_choice_is_the_measured_one(shape, out_channels, k, pad, on_direct):
+    N, C, H, W = shape
+    geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
+                                        W + 2 * pad - k + 1, 1)
+    previous = kernels.use_direct(1), kernels.use_tiles(1)
+    avx2 = kernels.use_cpu_avx2(True)
+    try:
+        assert kernels.uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
+        assert not kernels.uses_direct(C, H, W, out_channels, geometry, True)  # float64
+        kernels.use_cpu_avx2(False)  # the baseline build is slow: automatic mode keeps BLAS
+        assert not kernels.uses_direct(C, H, W, out_channels, geometry)
+        kernels.use_cpu_avx2(True)
+        kernels.use_tiles(0)  # BLAS only
+        assert not kernels.uses_direct(C, H, W, out_channels, geometry)
+        kernels.use_direct(2)
+        assert kernels.uses_direct(C, H, W, out_channels, geometry, True)
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+        kernels.use_cpu_avx2(True)
+
+
+def test_use_direct_rejects_an_unknown_mode():
+    with pytest.raises(ValueError, match="use_direct: mode"):
+        kernels.use_direct(3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), groups=st.sampled_from([1, 2]), cpg=st.integers(1, 3),
+       opg=st.integers(1, 18), H=st.integers(1, 9), W=st.integers(1, 12),
+       k=st.integers(1, 5), stride=st.integers(1, 2), pad=st.integers(0, 3),
+       dilation=st.integers(1, 2), ties=st.booleans(),
+       special=st.sampled_from([None, np.inf, -np.inf, np.nan]), seed=st.integers(0, 99))
+def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, k, stride, pad,
+                                                     dilation, ties, special, seed):
+    """Any geometry, small integer values (ties: equal products and sums) or one inf/NaN in
+    the input: forward and gradients as the loop reference."""
+    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
+        return  # the kernel does not fit (covered by the error tests)
+    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
+    x, w, b, kwargs = make(case, np.float64, seed)
+    if ties:
+        x, w = np.round(x * 2), np.round(w * 2)
+    if special is not None:
+        x[0, 0, H // 2, W // 2] = special
+    previous = kernels.use_direct(2)
+    try:
+        out, gx, gw, gb, g = run(x, w, b, kwargs)
+    finally:
+        kernels.use_direct(previous)
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, b, **kwargs, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
