@@ -84,6 +84,18 @@ cdef extern from "conv2d_tiles.h" nogil:
     enum: TILE_ROWS "MP_CONV_MR"
     enum: TILE_SLACK "MP_CONV_SLACK"
 
+# weight gradient on tiles (conv2d_wgrad.h; see "weight gradient on tiles" below)
+cdef extern from "conv2d_wgrad.h" nogil:
+    void mp_wgrad_product_f(const float* src, Py_ssize_t channels, Py_ssize_t channel_stride,
+                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
+                            const float* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
+                            float* out, Py_ssize_t ldo, int accumulate)
+    void mp_wgrad_product_d(const double* src, Py_ssize_t channels, Py_ssize_t channel_stride,
+                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
+                            const double* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
+                            double* out, Py_ssize_t ldo, int accumulate)
+    int mp_pick_wgrad_tiles(int allow)
+
 cdef void* _sgemm = NULL
 cdef void* _dgemm = NULL
 cdef bint _ilp64 = False
@@ -187,6 +199,7 @@ def use_cpu_avx2(bint allow=True):
     (the baseline tiles are for tests and exotic CPUs, and slow)."""
     global _avx2_tiles
     _avx2_tiles = mp_pick_conv_tiles(allow) == 1
+    mp_pick_wgrad_tiles(allow)  # weight gradient on tiles: the same CPU test
     return _avx2_tiles
 
 
@@ -258,6 +271,65 @@ cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const float
                           src_row, out, ldo, out_row)
 
 
+# ---------------------------------------------------------------- weight gradient on tiles
+# The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
+# conv2d_wgrad.h's tiles instead of BLAS: 3 output channels by 4 taps in
+# registers, summing over pixels, every sum in an order fixed by the shape (see
+# the header).  Stride 1 reads the padded planes themselves (no column block);
+# otherwise the gathered column block.  ``_wgrad_mode`` 0: never; 1: where
+# ``_wgrad_tiles_win`` says; 2: always (tests).
+cdef int _wgrad_mode = 1
+
+
+def use_wgrad_tiles(int mode):
+    """0: BLAS for every weight-gradient product; 1: tiles where they measured faster;
+    2: tiles for every one (tests).  Returns the previous mode."""
+    global _wgrad_mode
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_wgrad_tiles: mode must be 0, 1 or 2, got {mode}")
+    previous, _wgrad_mode = _wgrad_mode, mode
+    return previous
+
+
+cdef bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
+    weight gradient alone): one image at a time straight from its planes (first layers
+    1.0-1.7x, LeNet's conv1 1.3x, 32x32 and 16x16 planes even to 1.06x).  Several
+    small images per product (column blocks: LeNet's conv2, 8x8 and 4x4 planes) stay
+    on BLAS: 0.7-0.85x there."""
+    return g.shifted and g.images == 1
+
+
+cdef bint _wgrad_on_tiles(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1: float32 on the AVX2 build only (as ``_on_tiles``)."""
+    return g.K_group > 0 and (_wgrad_mode == 2 or (_wgrad_mode == 1 and not float64
+                                                   and _avx2_tiles and _wgrad_tiles_win(g)))
+
+
+def uses_wgrad_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                     Py_ssize_t block_rows, Py_ssize_t images, bint float64=False):
+    """Whether ``conv2d_backward`` runs this shape's weight gradient on the tiles (with
+    the current ``use_wgrad_tiles`` mode)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, block_rows)
+    _set_images(&g, images)
+    return _wgrad_on_tiles(&g, float64)
+
+
+cdef inline void _wgrad_product(const floating* src, Py_ssize_t channels,
+                                Py_ssize_t channel_stride, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t tap_row, Py_ssize_t tap_col, const floating* G,
+                                Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n, floating* out,
+                                Py_ssize_t ldo, bint accumulate) noexcept nogil:
+    """out (channels*kh*kw, O), row stride ``ldo``, (+)= the source rows times G.T (see
+    conv2d_wgrad.h)."""
+    if floating is float:
+        mp_wgrad_product_f(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
+                           n, out, ldo, accumulate)
+    else:
+        mp_wgrad_product_d(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
+                           n, out, ldo, accumulate)
+
+
 # ---------------------------------------------------------------- geometry
 cdef struct Geometry:
     Py_ssize_t C, H, W        # input planes
@@ -273,6 +345,7 @@ cdef struct Geometry:
     bint padded               # ... which then differ from the input planes
     bint shiftable            # stride 1 and a reach within the output: planes usable as above
     bint by_rows              # forward on tiles row by row from the planes (conv2d_forward)
+    bint wgrad_tiles          # weight gradient on conv2d_wgrad.h's tiles (conv2d_backward)
 
 
 cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
@@ -302,7 +375,7 @@ cdef Geometry _geometry(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, 
     # padding, which shifted planes cannot hold; gathered columns read only what they need.
     g.shifted = (g.sh == 1 and g.sw == 1 and (g.kh - 1) * g.dh <= g.Ho
                  and (g.kw - 1) * g.dw <= g.Wo and g.Hs >= H + g.ph and g.Ws >= W + g.pw)
-    g.shiftable, g.by_rows = g.shifted, False
+    g.shiftable, g.by_rows, g.wgrad_tiles = g.shifted, False, False
     # With 16+ channels the GEMM outweighs the copies: columns computed and dropped
     # then cost more than gathering saves once they pass 20% of the output (3x3 and
     # 5x5 kernels on 4x4 and 8x8 planes: gathered 1.1-1.2x faster; 16x16 and up: even)
@@ -689,7 +762,7 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
     cdef Py_ssize_t max_width = _block_width(g, g.block_rows), taps = g.C * g.kh * g.kw
     cdef Py_ssize_t max_ld = max_width * count
     cdef bint shifted = g.shifted, widen
-    cdef const floating* planes
+    cdef const floating* planes = images
     cdef floating* planes_grad
     cdef floating* image_grad
     cdef floating* padded_grad = work + _source_size(g)
@@ -704,7 +777,8 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
     # OpenBLAS multiplies cols @ G.T up to ~1.5x faster from a copied G.T when there are
     # 16+ output channels per group; with fewer the copy costs more than it saves
     # (measured on LeNet's conv1 and conv2 and a few other shapes)
-    cdef bint transposed_grad = g.O_group >= 16
+    cdef bint transposed_grad = g.O_group >= 16 and not g.wgrad_tiles
+    cdef Py_ssize_t Cg = g.C // g.groups, plane = g.Hs * g.Ws
     # the dropped columns must meet finite values to add exactly nothing
     for i in range(count):
         if shifted and weight_grad_t != NULL and not _all_finite(images + i * in_image, in_image):
@@ -737,11 +811,18 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
                         if count > 1 or oh0 == 0:
                             _pad_planes(planes, work, g)
                         planes = work
-                    _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
+                    if not g.wgrad_tiles or count > 1:  # one image on tiles: from its planes (below)
+                        _shifted_cols(planes, cols + i * width, width, ld, g, oh0)
                 else:
                     _im2col_block(planes, cols + i * width, ld, g, oh0, oh1)
             if widen and (image_grads != NULL or (weight_grad_t != NULL and not transposed_grad)):
                 _widen_rows(grad, L, wide_grad + i * width, ld, row_stride, g, oh1 - oh0)
+            if weight_grad_t != NULL and g.wgrad_tiles and shifted and count == 1:  # from the planes
+                for grp in range(g.groups):
+                    _wgrad_product(planes + grp * Cg * plane + oh0 * g.Ws, Cg, plane, g.kh, g.kw,
+                                   g.dh * g.Ws, g.dw, wide_grad + grp * g.O_group * ld + i * width,
+                                   ld, g.O_group, width, weight_grad_t + grp * g.K_group * g.O_group,
+                                   g.O_group, accumulate or oh0 > 0 or i > 0)
             if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
                 _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad, L, ones, 1,
                       accumulate or oh0 > 0 or i > 0, bias_grad, 1)
@@ -753,7 +834,13 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
             G, ldg = grads + oh0 * g.Wo, L
         for grp in range(g.groups):
             if weight_grad_t != NULL:  # (K, ld) @ (ld, O); G.T copied or read transposed
-                if transposed_grad:
+                if g.wgrad_tiles:
+                    if not shifted or count > 1:  # over the column block (several images: long sums)
+                        _wgrad_product(cols + grp * g.K_group * ld, g.K_group, ld, 1, 1, 0, 0,
+                                       G + grp * g.O_group * ldg, ldg, g.O_group, ld,
+                                       weight_grad_t + grp * g.K_group * g.O_group, g.O_group,
+                                       accumulate or oh0 > 0)
+                elif transposed_grad:
                     _gemm(False, False, g.K_group, g.O_group, ld,
                           cols + grp * g.K_group * ld, ld,
                           grad_t + grp * g.O_group, g.O,
@@ -1097,6 +1184,7 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     cdef floating* wsp = &workspace[0, 0]
     cdef Py_ssize_t slot_size = g.O * g.K_group
     cdef Py_ssize_t busy_slots = min(S, gemms)
+    g.wgrad_tiles = slotp != NULL and _wgrad_on_tiles(&g, floating is double)  # weight gradient on tiles
     cdef ImagesJob job
     # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
     # Dynamic scheduling balances slots with unequal GEMM counts; it moves
