@@ -39,6 +39,13 @@ column block.  ``_tiles_win`` picks them where they measured faster than BLAS
 LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
 forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
 
+The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
+gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
+vector lanes, straight from one image's padded planes (or over the column
+block), in an order fixed by the shape; ``_wgrad_tiles_win`` picks them where
+they measured faster (one image per product: first layers, LeNet's conv1,
+16x16 and larger planes).
+
 Two later sections reuse these passes: the transposed convolution (its forward
 is the input-gradient pass above) and the channels-last (NHWC) kernels, whose
 column blocks hold one row per output pixel.
@@ -823,7 +830,10 @@ cdef void _backward_images(const floating* images, Py_ssize_t count, const float
                                    g.dh * g.Ws, g.dw, wide_grad + grp * g.O_group * ld + i * width,
                                    ld, g.O_group, width, weight_grad_t + grp * g.K_group * g.O_group,
                                    g.O_group, accumulate or oh0 > 0 or i > 0)
-            if bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
+                if bias_grad != NULL:  # the bias too: G's rows times a source row of ones
+                    _wgrad_product(ones, 1, 0, 1, 1, 0, 0, wide_grad + i * width, ld, g.O, width,
+                                   bias_grad, 1, accumulate or oh0 > 0 or i > 0)
+            elif bias_grad != NULL:  # row sums of G as a GEMM: BLAS's wide loads, in a fixed order
                 _gemm(False, False, g.O, 1, (oh1 - oh0) * g.Wo, grad, L, ones, 1,
                       accumulate or oh0 > 0 or i > 0, bias_grad, 1)
             if weight_grad_t != NULL and transposed_grad:
