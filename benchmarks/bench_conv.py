@@ -15,16 +15,20 @@ much).
 
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
-    python benchmarks/bench_conv.py --engines [REPEATS]
+    python benchmarks/bench_conv.py --engines [REPEATS [BASELINE]]
     python benchmarks/bench_conv.py --against DIR [REPEATS]
 
-``--engines`` compares the conv2d kernel's forward engines on the LeNet and
-sweep layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, the kernel
-before the register tiles and the direct kernel) against the automatic choice
-(``use_tiles(1)`` and ``use_direct(1)``,
-the default), and PyTorch, each timed in CPU time (``time.thread_time``, so
-other processes on a busy machine count less), interleaved in one process,
-the minimum of REPEATS (default 7) rounds.
+``--engines`` compares the conv2d kernel's engines on the LeNet and sweep
+layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, which also turns the
+direct kernel off, and ``use_wgrad_tiles(0)``: the kernel before the register
+tiles) against the automatic choice (mode 1, the default), and PyTorch, each
+timed in CPU time (``time.thread_time``, so other processes on a busy machine
+count less), interleaved in one process, the minimum of REPEATS (default 7)
+rounds.  With a BASELINE (the path of another build's compiled conv2d kernel,
+e.g. an older commit's), the first column is minipool forward and backward on
+that kernel instead, so a change can be timed A/B in one process:
+
+    python benchmarks/bench_conv.py --engines 9 path/to/old/conv2d.cpython-311-x86_64-linux-gnu.so
 
 ``--against DIR`` times the forward of the same layers at the kernel level
 (``conv2d_forward`` with the plan of ``minipool.ops.conv``) with the conv2d
@@ -204,7 +208,21 @@ def measure_case(case, threads, repeats, warmup, torch, rng):
     return row
 
 
-def compare_engines(repeats):
+def load_baseline_kernel(path):
+    """Another build's conv2d kernel module, loaded beside ours (its init function is
+    PyInit_conv2d: the module must be called conv2d), routed to NumPy's BLAS as ours."""
+    import importlib.util
+
+    from minipool._blas import gemm_addresses
+    spec = importlib.util.spec_from_file_location("conv2d", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if gemm_addresses() is not None:
+        module.use_blas(*gemm_addresses())
+    return module
+
+
+def compare_engines(repeats, baseline=None):
     """The ``--engines`` table (see the module docstring); run at 1 thread."""
     import time
 
@@ -212,6 +230,8 @@ def compare_engines(repeats):
     import minipool.nn.functional as F
     from minipool._blas import single_threaded
     from minipool._kernels import conv2d as kernels
+    from minipool.ops import conv as conv_ops
+    old_kernels = load_baseline_kernel(baseline) if baseline else None
     torch = import_torch(False)
     if torch is not None:
         torch.set_num_threads(1)
@@ -230,8 +250,14 @@ def compare_engines(repeats):
           f"{roof:.0f} GFLOP/s")
     print(f"conv2d float32, batch 64, 1 thread, CPU time, min of {repeats} interleaved rounds; "
           "fwd+bwd: weight, bias and (not for first layers) input gradients\n")
-    headers = ["case", "step", "BLAS only", "automatic", "torch", "GFLOP/s BLAS / auto",
-               "of roof BLAS / auto", "speed-up vs torch BLAS / auto"]
+    first = "A" if baseline else "BLAS"
+    if baseline:
+        print(f"A: minipool on the baseline kernel {os.path.basename(baseline)} given; "
+              "B: on this build's (automatic engines)\n")
+    headers = ["case", "step", "A (baseline)" if baseline else "BLAS only",
+               "B (this build)" if baseline else "automatic", "torch",
+               f"GFLOP/s {first} / auto", f"of roof {first} / auto",
+               f"speed-up vs torch {first} / auto"]
     rows = []
     rng = np.random.default_rng(0)
     cases = ([(n, "conv2d", N, C, H, W, O, k, 1, 0, g, False) for n, N, C, H, W, O, k, g in SHAPES]
@@ -247,17 +273,22 @@ def compare_engines(repeats):
         for step in ("fwd", "fwd+bwd"):
             train = step == "fwd+bwd"
 
-            def engine(mode):
+            def engine(mode, module=kernels):
                 def run():
                     kernels.use_tiles(mode)
-                    if train:
-                        F.conv2d(xt, wt, bt, stride=stride, padding=pad).backward(g)
-                    else:
-                        with mp.no_grad():
-                            F.conv2d(xt, wt, bt, stride=stride, padding=pad)
+                    kernels.use_wgrad_tiles(mode)
+                    conv_ops.kernels = module
+                    try:
+                        if train:
+                            F.conv2d(xt, wt, bt, stride=stride, padding=pad).backward(g)
+                        else:
+                            with mp.no_grad():
+                                F.conv2d(xt, wt, bt, stride=stride, padding=pad)
+                    finally:
+                        conv_ops.kernels = kernels
                 return run
 
-            fns = {"blas": engine(0), "auto": engine(1)}
+            fns = {"blas": engine(1, old_kernels) if baseline else engine(0), "auto": engine(1)}
             if torch is not None:
                 tx = torch.from_numpy(x).requires_grad_(input_grad)
                 tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
@@ -279,6 +310,7 @@ def compare_engines(repeats):
                 for key, fn in fns.items():
                     best[key] = min(best[key], cpu_time(fn, inner))
             kernels.use_tiles(1)
+            kernels.use_wgrad_tiles(1)
             rate = {key: flop / best[key] / 1e9 for key in ("blas", "auto")}
             speed = (f"{best['torch'] / best['blas']:.2f}x / {best['torch'] / best['auto']:.2f}x"
                      if "torch" in best else "")
@@ -371,8 +403,8 @@ def main(argv=None):
     if argv is None:
         argv = sys.argv[1:]
     if argv and argv[0] == "--engines-worker":
-        sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--engines", argv[1]]  # as typed
-        return compare_engines(int(argv[1]))
+        sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--engines"] + argv[1:]  # as typed
+        return compare_engines(int(argv[1]), argv[2] if len(argv) > 2 else None)
     if argv and argv[0] == "--against-worker":
         sys.argv = [os.path.join("benchmarks", "bench_conv.py"), "--against", *argv[1:3]]  # as typed
         return compare_kernels(argv[1], int(argv[2]))
@@ -386,8 +418,9 @@ def main(argv=None):
     if argv and argv[0] == "--engines":  # in a 1-thread process, as the sweep's workers
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINIPOOL_NUM_THREADS="1", OMP_NUM_THREADS="1")
         repeats = argv[1] if len(argv) > 1 else "7"
-        return subprocess.run([sys.executable, os.path.abspath(__file__), "--engines-worker", repeats],
-                              env=env).returncode
+        baseline = [os.path.abspath(argv[2])] if len(argv) > 2 else []
+        return subprocess.run([sys.executable, os.path.abspath(__file__), "--engines-worker", repeats]
+                              + baseline, env=env).returncode
     if argv and argv[0] == "--worker":
         threads, repeats, warmup, use_torch = (int(a) for a in argv[1:5])
         print(json.dumps(measure(threads, repeats, warmup, bool(use_torch))))

@@ -15,7 +15,8 @@ Where they measured faster, the forward product runs on the kernel's register
 tiles instead (stride 1: straight from the padded planes, no column block; see
 the kernel's docstring), and so does a stride-1 input gradient, computed as the
 forward convolution of the output gradient with the flipped weight
-(``_input_grad_on_tiles``).
+(``_input_grad_on_tiles``), and the weight gradient (the kernel's own tiles,
+``conv2d_wgrad.h``: a sum over pixels per weight element, in a fixed order).
 
 Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
 while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
