@@ -138,13 +138,19 @@ from minipool._kernels.conv_transpose2d import conv_transpose2d_forward  # noqa:
 cdef int _tile_mode = 1
 
 
+def _engine_mode(str name, int mode):
+    """An engine switch's mode (use_tiles, use_direct, use_wgrad_tiles): 0 never, 1 where
+    it measured faster, 2 always (tests)."""
+    if mode not in (0, 1, 2):
+        raise ValueError(f"{name}: mode must be 0, 1 or 2, got {mode}")
+    return mode
+
+
 def use_tiles(int mode):
     """0: BLAS for every forward product; 1: tiles where they measured faster; 2: tiles
     for every forward product (tests).  Returns the previous mode."""
     global _tile_mode
-    if mode not in (0, 1, 2):
-        raise ValueError(f"use_tiles: mode must be 0, 1 or 2, got {mode}")
-    previous, _tile_mode = _tile_mode, mode
+    previous, _tile_mode = _tile_mode, _engine_mode("use_tiles", mode)
     return previous
 
 
@@ -224,9 +230,7 @@ def use_direct(int mode):
     every forward with a finite weight and at most 64 taps (tests).  Returns the
     previous mode."""
     global _direct_mode
-    if mode not in (0, 1, 2):
-        raise ValueError(f"use_direct: mode must be 0, 1 or 2, got {mode}")
-    previous, _direct_mode = _direct_mode, mode
+    previous, _direct_mode = _direct_mode, _engine_mode("use_direct", mode)
     return previous
 
 
@@ -270,9 +274,7 @@ def use_wgrad_tiles(int mode):
     """0: BLAS for every weight-gradient product; 1: tiles where they measured faster;
     2: tiles for every one (tests).  Returns the previous mode."""
     global _wgrad_mode
-    if mode not in (0, 1, 2):
-        raise ValueError(f"use_wgrad_tiles: mode must be 0, 1 or 2, got {mode}")
-    previous, _wgrad_mode = _wgrad_mode, mode
+    previous, _wgrad_mode = _wgrad_mode, _engine_mode("use_wgrad_tiles", mode)
     return previous
 
 

@@ -186,26 +186,16 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
         }                                                                                     \
     }
 
-/* fma lane by lane (the baseline build: the C library's fma, the same bits) */
-static inline mp_vf16 mp_direct_madd_f16(mp_vf16 w, float x, mp_vf16 acc) {
-    for (int l = 0; l < 4; l++) acc[l] = fmaf(w[l], x, acc[l]);
-    return acc;
-}
-static inline mp_vd16 mp_direct_madd_d16(mp_vd16 w, double x, mp_vd16 acc) {
-    for (int l = 0; l < 2; l++) acc[l] = fma(w[l], x, acc[l]);
-    return acc;
-}
+/* The tiles' fma (a weight vector times a broadcast pixel here: the same product) */
 #define MP_PORTABLE_DIRECT
-MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_direct_madd_f16, MP_PORTABLE_DIRECT)
-MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_direct_madd_d16, MP_PORTABLE_DIRECT)
+MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_madd_f16, MP_PORTABLE_DIRECT)
+MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_madd_d16, MP_PORTABLE_DIRECT)
 MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_images_f_portable, mp_direct_tile_f_portable, MP_PORTABLE_DIRECT)
 MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_images_d_portable, mp_direct_tile_d_portable, MP_PORTABLE_DIRECT)
 
 #if MP_CONV_HAVE_X86_DISPATCH
-#define mp_direct_madd_f32(w, x, acc) ((mp_vf32)_mm256_fmadd_ps((__m256)(w), _mm256_set1_ps(x), (__m256)(acc)))
-#define mp_direct_madd_d32(w, x, acc) ((mp_vd32)_mm256_fmadd_pd((__m256d)(w), _mm256_set1_pd(x), (__m256d)(acc)))
-MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_direct_madd_f32, MP_CONV_AVX2)
-MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_direct_madd_d32, MP_CONV_AVX2)
+MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_madd_f32, MP_CONV_AVX2)
+MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_madd_d32, MP_CONV_AVX2)
 MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_images_f_avx2, mp_direct_tile_f_avx2, MP_CONV_AVX2)
 MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_images_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
 #endif
@@ -213,20 +203,12 @@ MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_images_d_avx2, mp_direct_tile_d_avx2
 static __typeof__(&mp_direct_images_f_portable) mp_direct_images_f = mp_direct_images_f_portable;
 static __typeof__(&mp_direct_images_d_portable) mp_direct_images_d = mp_direct_images_d_portable;
 
-/* As mp_pick_conv_tiles (conv2d_tiles.h, included first): AVX2+FMA when
- * `allow` and the CPU has both; returns 1 if so. */
-static int mp_pick_conv_direct(int allow) {
-    mp_direct_images_f = mp_direct_images_f_portable;
-    mp_direct_images_d = mp_direct_images_d_portable;
-#if MP_CONV_HAVE_X86_DISPATCH
-    __builtin_cpu_init();
-    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mp_direct_images_f = mp_direct_images_f_avx2;
-        mp_direct_images_d = mp_direct_images_d_avx2;
-        return 1;
-    }
-#endif
-    (void)allow;
-    return 0;
+/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
+ * both; returns 1 if so. */
+static inline int mp_pick_conv_direct(int allow) {
+    int avx2 = mp_conv_cpu_avx2(allow);
+    MP_CONV_PICK(avx2, mp_direct_images_f);
+    MP_CONV_PICK(avx2, mp_direct_images_d);
+    return avx2;
 }
 #endif

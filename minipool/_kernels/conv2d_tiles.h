@@ -200,23 +200,34 @@ MP_CONV_PRODUCT(double, mp_vd32, mp_conv_product_d_avx2, mp_conv_tile_d_avx2, MP
 #define MP_CONV_HAVE_X86_DISPATCH 0
 #endif
 
+/* The one CPU test of the conv engines (tiles, direct, weight gradient): 1 when
+ * `allow` and the CPU has AVX2 and FMA.  Tests call the picks with allow = 0 and
+ * 1 and compare the bits. */
+static inline int mp_conv_cpu_avx2(int allow) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    __builtin_cpu_init();
+    return allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    (void)allow;
+    return 0;
+#endif
+}
+
+/* FN = its AVX2 build (FN##_avx2) or its portable one (FN##_portable) */
+#if MP_CONV_HAVE_X86_DISPATCH
+#define MP_CONV_PICK(avx2, FN) ((FN) = (avx2) ? FN##_avx2 : FN##_portable)
+#else
+#define MP_CONV_PICK(avx2, FN) ((FN) = FN##_portable)
+#endif
+
 static __typeof__(&mp_conv_product_f_portable) mp_conv_product_f = mp_conv_product_f_portable;
 static __typeof__(&mp_conv_product_d_portable) mp_conv_product_d = mp_conv_product_d_portable;
 
-/* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
- * Tests call it with allow = 0 and 1 and compare the bits. */
-static int mp_pick_conv_tiles(int allow) {
-    mp_conv_product_f = mp_conv_product_f_portable;
-    mp_conv_product_d = mp_conv_product_d_portable;
-#if MP_CONV_HAVE_X86_DISPATCH
-    __builtin_cpu_init();
-    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mp_conv_product_f = mp_conv_product_f_avx2;
-        mp_conv_product_d = mp_conv_product_d_avx2;
-        return 1;
-    }
-#endif
-    (void)allow;
-    return 0;
+/* The tiles' build: AVX2+FMA when `allow` and the CPU has both; returns 1 if so. */
+static inline int mp_pick_conv_tiles(int allow) {
+    int avx2 = mp_conv_cpu_avx2(allow);
+    MP_CONV_PICK(avx2, mp_conv_product_f);
+    MP_CONV_PICK(avx2, mp_conv_product_d);
+    return avx2;
 }
 #endif

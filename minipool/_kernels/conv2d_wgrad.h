@@ -30,6 +30,7 @@
 #define MINIPOOL_CONV2D_WGRAD_H
 #include <math.h>
 #include <string.h>
+#include "conv2d_tiles.h" /* the CPU choice the conv engines share (mp_pick_wgrad_tiles) */
 
 #define MP_WG_MO 3       /* output channels per tile */
 #define MP_WG_NT 4       /* source rows per tile */
@@ -207,19 +208,12 @@ MP_WG_PRODUCT(double, mp_wgrad_product_d_avx2, mp_wg_tile_d_avx2, MP_WG_AVX2)
 static __typeof__(&mp_wgrad_product_f_portable) mp_wgrad_product_f = mp_wgrad_product_f_portable;
 static __typeof__(&mp_wgrad_product_d_portable) mp_wgrad_product_d = mp_wgrad_product_d_portable;
 
-/* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so. */
-static int mp_pick_wgrad_tiles(int allow) {
-    mp_wgrad_product_f = mp_wgrad_product_f_portable;
-    mp_wgrad_product_d = mp_wgrad_product_d_portable;
-#if MP_WG_HAVE_X86_DISPATCH
-    __builtin_cpu_init();
-    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        mp_wgrad_product_f = mp_wgrad_product_f_avx2;
-        mp_wgrad_product_d = mp_wgrad_product_d_avx2;
-        return 1;
-    }
-#endif
-    (void)allow;
-    return 0;
+/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
+ * both; returns 1 if so. */
+static inline int mp_pick_wgrad_tiles(int allow) {
+    int avx2 = mp_conv_cpu_avx2(allow);
+    MP_CONV_PICK(avx2, mp_wgrad_product_f);
+    MP_CONV_PICK(avx2, mp_wgrad_product_d);
+    return avx2;
 }
 #endif
