@@ -40,12 +40,12 @@ __all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "ge
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
 # Tensor habits: reductions and copies as module functions, torch.max style (issue 12, part 2).
-from minipool.ops.reduce import (amax, amin, argmax, argmin, max, maximum, mean, min,  # noqa: E402
-                                 minimum, std, sum, var)
+from minipool.ops.reduce import (amax, amin, argmax, argmin, max, maximum, mean, median,  # noqa: E402
+                                 min, minimum, nanmean, std, sum, var)
 from minipool.ops.inplace import clone  # noqa: E402
 from minipool.tensor import Size  # noqa: E402
 __all__ += ["max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum", "std", "var",
-            "sum", "mean", "clone", "Size"]
+            "sum", "mean", "median", "nanmean", "clone", "Size"]
 from minipool.summary import summary  # noqa: E402  (the function; the module stays minipool.summary in sys.modules)
 __all__ += ["summary"]
 from minipool import interop  # noqa: E402

@@ -1055,6 +1055,15 @@ class Tensor:
         """The smallest value, or (values, indices) along an int ``dim``, as ``torch.min``."""
         return _ops.reduce.min(self, dim, keepdim)
 
+    def median(self, dim: Optional[int] = None, keepdim: bool = False) -> PoolOutput:
+        """The lower median, or (values, indices) along an int ``dim``, as ``torch.median``."""
+        return _ops.reduce.median(self, dim, keepdim)
+
+    def nanmean(self, dim: Dims = None, keepdim: bool = False, *,
+                dtype: Optional[DTypeLike] = None) -> Tensor:
+        """The mean of the values that are not NaN, as ``torch.nanmean``."""
+        return _ops.reduce.nanmean(self, dim, keepdim, dtype=dtype)
+
     def amax(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
         """The largest values over ``dim``; ties share the gradient."""
         return _ops.reduce.amax(self, dim, keepdim)

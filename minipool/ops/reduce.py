@@ -16,11 +16,12 @@ from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _dim_index, get_defa
 
 __all__ = ["sum", "mean", "var_mean", "std_mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
            "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims",
-           "prod", "cumsum", "norm", "all", "any"]
+           "prod", "cumsum", "norm", "all", "any", "median", "nanmean"]
 
 # What max(x, dim)/min(x, dim) return, as PyTorch's torch.return_types.max/min.
 MaxResult = namedtuple("max", ["values", "indices"])
 MinResult = namedtuple("min", ["values", "indices"])
+MedianResult = namedtuple("median", ["values", "indices"])
 
 
 def normalize_dims(dim, ndim, op):
@@ -322,6 +323,103 @@ def min(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> PoolOutput:
     array(1., dtype=float32)
     """
     return _extreme("min", x, dim, keepdim, Min, _MinAt, minimum, MinResult)
+
+
+def _lower_median_index(x, axis, keepdims):
+    """Index of the lower median along ``axis`` (of n values the ((n - 1) // 2)-th smallest,
+    the first of ties in a stable sort), or of the first NaN where there is one."""
+    order = np.argsort(x, axis=axis, kind="stable")  # NaN sorts last
+    n = x.shape[axis]
+    idx = np.take(order, [(n - 1) // 2], axis=axis)
+    if x.dtype.kind == "f":
+        nan = np.isnan(x)
+        has_nan = nan.any(axis=axis, keepdims=True)
+        idx = np.where(has_nan, np.argmax(nan, axis=axis, keepdims=True), idx)
+    return idx if keepdims else np.squeeze(idx, axis)
+
+
+class _MedianAt(_ExtremeAt):
+    pick = staticmethod(_lower_median_index)
+
+
+class _Median(Function):
+    """The whole tensor's lower median; its gradient is shared equally among the elements
+    equal to it (among the NaNs when it is NaN), as PyTorch's median()."""
+
+    @staticmethod
+    def forward(ctx, x):
+        flat = x.reshape(-1)
+        value = flat[_lower_median_index(flat, 0, False)]
+        if ctx.requires_grad:
+            ctx.meta = (x, value)
+        return np.asarray(value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, value = ctx.meta
+        same = np.isnan(x) if np.isnan(value) else x == value
+        return np.where(same, grad / np.count_nonzero(same), 0).astype(x.dtype, copy=False)
+
+
+def median(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False) -> PoolOutput:
+    """PyTorch's ``median``: the lower median (of n values the ((n - 1) // 2)-th smallest,
+    not the mean of the middle two), NaN if there is one.  ``median(x)`` is 0-d;
+    ``median(x, dim)`` the named tuple ``(values, indices)`` (int64); the gradient goes
+    to the element at the index.  (Among equal medians PyTorch does not promise which
+    index it returns; minipool returns the first in a stable sort.)
+
+    >>> import minipool as mp
+    >>> mp.median(mp.tensor([3.0, 1.0, 4.0, 2.0])).numpy()
+    array(2., dtype=float32)
+    >>> mp.tensor([[3.0, 1.0, 2.0], [9.0, 8.0, 7.0]]).median(dim=1).indices.numpy()
+    array([2, 1])
+    """
+    x = as_tensor(x)
+    if dim is None:
+        if keepdim:
+            raise TypeError("median: keepdim needs a dim")
+        if x.numel() == 0:
+            return Tensor(np.full((), np.nan, x.dtype))
+        return _Median.apply(x)
+    if isinstance(dim, (tuple, list, Tensor)):
+        raise TypeError("median: dim must be one int (values and indices along it)")
+    return _extreme("median", x, dim, keepdim, None, _MedianAt, None, MedianResult)
+
+
+def nanmean(x: TensorLike, dim: Dims = None, keepdim: bool = False, *,
+            dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Mean over ``dim`` of the values that are not NaN (NaN where all are), as
+    ``torch.nanmean``; the gradient is 1/count for each counted value, 0 for the NaNs.
+    An integer tensor is refused, as in PyTorch, unless ``dtype`` is given.
+
+    >>> import minipool as mp
+    >>> mp.nanmean(mp.tensor([1.0, float("nan"), 3.0])).numpy()
+    array(2., dtype=float32)
+    """
+    return _reduction(NanMean, _float_input("nanmean", x, dtype), dim, keepdim, "nanmean")
+
+
+class NanMean(Function):
+    """nansum / count over ``dims``; backward (grad / count) * (x is not NaN), so an all-NaN
+    slice (count 0) gets NaN gradients, as PyTorch's (its nanmean is that quotient)."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim):
+        kept = ~np.isnan(x)
+        count = np.sum(kept, axis=dims, keepdims=True).astype(x.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.sum(np.where(kept, x, 0), axis=dims, keepdims=True) / count
+        if ctx.requires_grad:
+            ctx.meta = (kept, count, dims, keepdim)
+        return out if keepdim else np.squeeze(out, axis=dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        kept, count, dims, keepdim = ctx.meta
+        if not keepdim:
+            grad = np.expand_dims(grad, dims)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (grad / count) * kept, None, None
 
 
 def _arg(name, pick, x, dim, keepdim):
