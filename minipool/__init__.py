@@ -46,6 +46,10 @@ from minipool.ops.inplace import clone  # noqa: E402
 from minipool.tensor import Size  # noqa: E402
 __all__ += ["max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum", "std", "var",
             "sum", "mean", "median", "nanmean", "clone", "Size"]
+from minipool.ops.logical import (bitwise_and, bitwise_not, bitwise_or, bitwise_xor,  # noqa: E402
+                                  logical_and, logical_not, logical_or, logical_xor)
+__all__ += ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+            "logical_and", "logical_or", "logical_xor", "logical_not"]
 from minipool.summary import summary  # noqa: E402  (the function; the module stays minipool.summary in sys.modules)
 __all__ += ["summary"]
 from minipool import interop  # noqa: E402

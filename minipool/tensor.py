@@ -763,6 +763,38 @@ class Tensor:
         """``other % self``."""
         return _ops.elementwise.remainder(other, self)
 
+    def __and__(self, other: TensorLike) -> Tensor:
+        """``self & other`` (bool or integer tensors, ``torch.bitwise_and``)."""
+        return _ops.logical.bitwise_and(self, other)
+
+    def __rand__(self, other: TensorLike) -> Tensor:
+        """``other & self``."""
+        return _ops.logical.bitwise_and(other, self)
+
+    def __or__(self, other: TensorLike) -> Tensor:
+        """``self | other`` (``torch.bitwise_or``)."""
+        return _ops.logical.bitwise_or(self, other)
+
+    def __ror__(self, other: TensorLike) -> Tensor:
+        """``other | self``."""
+        return _ops.logical.bitwise_or(other, self)
+
+    def __xor__(self, other: TensorLike) -> Tensor:
+        """``self ^ other`` (``torch.bitwise_xor``)."""
+        return _ops.logical.bitwise_xor(self, other)
+
+    def __rxor__(self, other: TensorLike) -> Tensor:
+        """``other ^ self``."""
+        return _ops.logical.bitwise_xor(other, self)
+
+    def __invert__(self) -> Tensor:
+        """``~self`` (``torch.bitwise_not``: logical not of a bool tensor)."""
+        return _ops.logical.bitwise_not(self)
+
+    def logical_not(self) -> Tensor:
+        """``self == 0`` as a bool tensor, as ``Tensor.logical_not``."""
+        return _ops.logical.logical_not(self)
+
     def __floordiv__(self, other: TensorLike) -> Tensor:
         """``self // other`` (``torch.floor_divide``; not differentiable)."""
         return _ops.elementwise.floor_divide(self, other)
