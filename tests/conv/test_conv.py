@@ -89,6 +89,30 @@ def run(x, w, b, kwargs, grad_out_seed=1):
     return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), (None if b is None else bt.grad.numpy()), g
 
 
+def check_random_geometry(switch, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
+                          special, seed):
+    """One hypothesis geometry with an engine forced on (``switch``: e.g. kernels.use_tiles,
+    called with 2, then with its previous mode): small integer values (ties: equal products
+    and sums) or one inf/NaN in the input; forward and every gradient as the loop reference."""
+    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
+        return  # the kernel does not fit (covered by the error tests)
+    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
+    x, w, b, kwargs = make(case, np.float64, seed)
+    if ties:
+        x, w = np.round(x * 2), np.round(w * 2)
+    if special is not None:
+        x[0, 0, H // 2, W // 2] = special
+    previous = switch(2)
+    try:
+        out, gx, gw, gb, g = run(x, w, b, kwargs)
+    finally:
+        switch(previous)
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, b, **kwargs, grad_out=g)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_forward_and_gradients_match_loop_reference(case):
     x, w, b, kw = make(case)

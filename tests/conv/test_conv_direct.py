@@ -17,7 +17,7 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool.ops import conv as conv_module
-from tests.conv.test_conv import make, reference, run
+from tests.conv.test_conv import check_random_geometry, make, reference, run
 from tests.helpers import with_threads
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -232,20 +232,5 @@ def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, 
                                                      dilation, ties, special, seed):
     """Any geometry, small integer values (ties: equal products and sums) or one inf/NaN in
     the input: forward and gradients as the loop reference."""
-    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
-        return  # the kernel does not fit (covered by the error tests)
-    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
-    x, w, b, kwargs = make(case, np.float64, seed)
-    if ties:
-        x, w = np.round(x * 2), np.round(w * 2)
-    if special is not None:
-        x[0, 0, H // 2, W // 2] = special
-    previous = kernels.use_direct(2)
-    try:
-        out, gx, gw, gb, g = run(x, w, b, kwargs)
-    finally:
-        kernels.use_direct(previous)
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, b, **kwargs, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
+    check_random_geometry(kernels.use_direct, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
+                          special, seed)
