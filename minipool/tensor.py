@@ -941,6 +941,89 @@ class Tensor:
         """Elementwise -1, 0 or 1 (gradient 0)."""
         return _ops.elementwise.sign(self)
 
+    # -- more maths (minipool.ops.math_more) -------------------------------------
+    def log1p(self) -> Tensor:
+        """Elementwise ``log(1 + x)``."""
+        return _ops.math_more.log1p(self)
+
+    def expm1(self) -> Tensor:
+        """Elementwise ``exp(x) - 1``."""
+        return _ops.math_more.expm1(self)
+
+    def log2(self) -> Tensor:
+        """Elementwise base-2 logarithm."""
+        return _ops.math_more.log2(self)
+
+    def log10(self) -> Tensor:
+        """Elementwise base-10 logarithm."""
+        return _ops.math_more.log10(self)
+
+    def erf(self) -> Tensor:
+        """Elementwise error function."""
+        return _ops.math_more.erf(self)
+
+    def erfc(self) -> Tensor:
+        """Elementwise ``1 - erf(x)``."""
+        return _ops.math_more.erfc(self)
+
+    def erfinv(self) -> Tensor:
+        """Elementwise inverse error function."""
+        return _ops.math_more.erfinv(self)
+
+    def sinh(self) -> Tensor:
+        """Elementwise hyperbolic sine."""
+        return _ops.math_more.sinh(self)
+
+    def cosh(self) -> Tensor:
+        """Elementwise hyperbolic cosine."""
+        return _ops.math_more.cosh(self)
+
+    def tan(self) -> Tensor:
+        """Elementwise tangent."""
+        return _ops.math_more.tan(self)
+
+    def asin(self) -> Tensor:
+        """Elementwise inverse sine."""
+        return _ops.math_more.asin(self)
+
+    def acos(self) -> Tensor:
+        """Elementwise inverse cosine."""
+        return _ops.math_more.acos(self)
+
+    def atan(self) -> Tensor:
+        """Elementwise inverse tangent."""
+        return _ops.math_more.atan(self)
+
+    arcsin, arccos, arctan = asin, acos, atan
+
+    def atan2(self, other: TensorLike) -> Tensor:
+        """Elementwise angle of (other, self)."""
+        return _ops.math_more.atan2(self, other)
+
+    arctan2 = atan2
+
+    def hypot(self, other: TensorLike) -> Tensor:
+        """Elementwise ``sqrt(self**2 + other**2)``."""
+        return _ops.math_more.hypot(self, other)
+
+    def trunc(self) -> Tensor:
+        """Elementwise round toward zero (gradient 0)."""
+        return _ops.math_more.trunc(self)
+
+    def cumprod(self, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
+        """Running product along ``dim``."""
+        return _ops.math_more.cumprod(self, dim, dtype=dtype)
+
+    def diff(self, n: int = 1, dim: int = -1, prepend: Optional[TensorLike] = None,
+             append: Optional[TensorLike] = None) -> Tensor:
+        """The ``n``-th forward difference along ``dim``."""
+        return _ops.math_more.diff(self, n, dim, prepend, append)
+
+    def nan_to_num(self, nan: float = 0.0, posinf: Optional[float] = None,
+                   neginf: Optional[float] = None) -> Tensor:
+        """NaN, +inf, -inf replaced by finite numbers."""
+        return _ops.math_more.nan_to_num(self, nan, posinf, neginf)
+
     # -- comparisons (bool tensors, no gradient) -------------------------------
     # The operators give NotImplemented for an operand that is no tensor, number or array
     # (so ``t == None`` is False, as in PyTorch); the methods raise a TypeError instead.
@@ -1191,6 +1274,118 @@ class Tensor:
              sorted: bool = True) -> Tuple[Tensor, Tensor]:
         """``(values, indices)`` of the ``k`` largest (or smallest) along ``dim``."""
         return _ops.indexing.topk(self, k, dim, largest, sorted)
+
+    # -- scatter, index_*, masks, triangles (minipool.ops.indexing_more) -------
+    def scatter(self, dim: int, index: TensorLike, src: Any = None, value: Any = None, *,
+                reduce: Optional[str] = None) -> Tensor:
+        """A copy with ``src`` (or the number ``value``) written at ``index`` along ``dim``."""
+        return _ops.indexing_more.scatter(self, dim, index, src, value, reduce=reduce)
+
+    def scatter_(self, dim: int, index: TensorLike, src: Any = None, value: Any = None, *,
+                 reduce: Optional[str] = None) -> Tensor:
+        """In place: :meth:`scatter`."""
+        return _ops.indexing_more.run_in_place(
+            self, "scatter_", lambda t, s: _ops.indexing_more.scatter(t, dim, index, s, reduce=reduce),
+            src if value is None else value)
+
+    def scatter_add(self, dim: int, index: TensorLike, src: Tensor) -> Tensor:
+        """A copy with ``src`` added at ``index`` along ``dim``."""
+        return _ops.indexing_more.scatter_add(self, dim, index, src)
+
+    def scatter_add_(self, dim: int, index: TensorLike, src: Tensor) -> Tensor:
+        """In place: :meth:`scatter_add`."""
+        return _ops.indexing_more.run_in_place(
+            self, "scatter_add_", lambda t, s: _ops.indexing_more.scatter_add(t, dim, index, s), src)
+
+    def scatter_reduce(self, dim: int, index: TensorLike, src: Tensor, reduce: str, *,
+                       include_self: bool = True) -> Tensor:
+        """A copy where each indexed cell becomes the ``reduce`` of the src values landing there."""
+        return _ops.indexing_more.scatter_reduce(self, dim, index, src, reduce,
+                                                 include_self=include_self)
+
+    def scatter_reduce_(self, dim: int, index: TensorLike, src: Tensor, reduce: str, *,
+                        include_self: bool = True) -> Tensor:
+        """In place: :meth:`scatter_reduce`."""
+        return _ops.indexing_more.run_in_place(
+            self, "scatter_reduce_", lambda t, s: _ops.indexing_more.scatter_reduce(
+                t, dim, index, s, reduce, include_self=include_self), src)
+
+    def index_select(self, dim: int, index: TensorLike) -> Tensor:
+        """The slices along ``dim`` at the integer vector ``index``."""
+        return _ops.indexing_more.index_select(self, dim, index)
+
+    def index_add(self, dim: int, index: TensorLike, source: TensorLike, *,
+                  alpha: float = 1) -> Tensor:
+        """A copy with ``alpha * source`` added into the slices at ``index`` along ``dim``."""
+        return _ops.indexing_more.index_add(self, dim, index, source, alpha=alpha)
+
+    def index_add_(self, dim: int, index: TensorLike, source: TensorLike, *,
+                   alpha: float = 1) -> Tensor:
+        """In place: :meth:`index_add`."""
+        return _ops.indexing_more.run_in_place(
+            self, "index_add_", lambda t, s: _ops.indexing_more.index_add(t, dim, index, s, alpha=alpha),
+            source)
+
+    def index_copy(self, dim: int, index: TensorLike, source: TensorLike) -> Tensor:
+        """A copy with the slices at ``index`` along ``dim`` replaced by ``source``'s."""
+        return _ops.indexing_more.index_copy(self, dim, index, source)
+
+    def index_copy_(self, dim: int, index: TensorLike, source: TensorLike) -> Tensor:
+        """In place: :meth:`index_copy`."""
+        return _ops.indexing_more.run_in_place(
+            self, "index_copy_", lambda t, s: _ops.indexing_more.index_copy(t, dim, index, s), source)
+
+    def index_fill(self, dim: int, index: TensorLike, value: Any) -> Tensor:
+        """A copy with the slices at ``index`` along ``dim`` set to ``value``."""
+        return _ops.indexing_more.index_fill(self, dim, index, value)
+
+    def index_fill_(self, dim: int, index: TensorLike, value: Any) -> Tensor:
+        """In place: :meth:`index_fill`."""
+        return _ops.indexing_more.run_in_place(
+            self, "index_fill_", lambda t, v: _ops.indexing_more.index_fill(t, dim, index, v), value)
+
+    def masked_select(self, mask: TensorLike) -> Tensor:
+        """The elements where the bool ``mask`` is true, as a 1-d tensor."""
+        return _ops.indexing_more.masked_select(self, mask)
+
+    def take_along_dim(self, indices: TensorLike, dim: Optional[int] = None) -> Tensor:
+        """Values picked along ``dim`` by ``indices`` (other dims broadcast)."""
+        return _ops.indexing_more.take_along_dim(self, indices, dim)
+
+    def repeat_interleave(self, repeats: Any, dim: Optional[int] = None, *,
+                          output_size: Optional[int] = None) -> Tensor:
+        """Each element (or slice along ``dim``) repeated ``repeats`` times in place."""
+        return _ops.indexing_more.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def unbind(self, dim: int = 0) -> Tuple[Tensor, ...]:
+        """The slices along ``dim``, that dimension removed."""
+        return _ops.indexing_more.unbind(self, dim)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims, the rest 0."""
+        return _ops.indexing_more.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims, the rest 0."""
+        return _ops.indexing_more.triu(self, diagonal)
+
+    def tril_(self, diagonal: int = 0) -> Tensor:
+        """In place: :meth:`tril`."""
+        return _ops.indexing_more.run_in_place(
+            self, "tril_", lambda t: _ops.indexing_more.tril(t, diagonal))
+
+    def triu_(self, diagonal: int = 0) -> Tensor:
+        """In place: :meth:`triu`."""
+        return _ops.indexing_more.run_in_place(
+            self, "triu_", lambda t: _ops.indexing_more.triu(t, diagonal))
+
+    def count_nonzero(self, dim: Dims = None) -> Tensor:
+        """The number of non-zero elements over ``dim`` (int64)."""
+        return _ops.indexing_more.count_nonzero(self, dim)
+
+    def bernoulli(self, p: Optional[float] = None, *, generator: Any = None) -> Tensor:
+        """1 with probability self (or ``p``) elementwise, else 0 (see ``mp.bernoulli``)."""
+        return _ops.sampling.bernoulli(self, p, generator=generator)
 
     # -- shape and copies (minipool.ops.shape, minipool.ops.inplace) -----------
     def reshape(self, *shape: Union[int, Sequence[int]]) -> Tensor:

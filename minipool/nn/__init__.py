@@ -27,3 +27,8 @@ from minipool.nn.fold import Fold, Unfold  # noqa: F401
 from minipool.nn.loss import (CosineEmbeddingLoss, HingeEmbeddingLoss, MarginRankingLoss,  # noqa: F401
                               MultiMarginLoss, TripletMarginLoss)
 from minipool.nn.padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d  # noqa: F401
+from minipool.nn.activation_more import (CELU, GLU, SELU, Hardshrink, Hardsigmoid,  # noqa: F401
+                                        Hardswish, LogSigmoid, Mish, Softmin, Softshrink,
+                                        Softsign, Tanhshrink, Threshold)
+from minipool.nn.distance import CosineSimilarity, PairwiseDistance  # noqa: F401
+from minipool.nn.upsampling import ChannelShuffle  # noqa: F401

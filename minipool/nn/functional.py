@@ -38,6 +38,9 @@ from minipool.ops.margin_losses import (cosine_embedding_loss, hinge_embedding_l
 clamp = clip
 concatenate = cat
 from minipool.ops.reduce import amax, amin, argmax, argmin, maximum, minimum, std, var  # noqa: F401,E402
+from minipool.ops.normalization import pairwise_distance  # noqa: F401,E402
+from minipool.ops.upsampling import channel_shuffle  # noqa: F401,E402
+native_channel_shuffle = channel_shuffle
 
 # torch.nn.functional names minipool does not have: an AttributeError that says what to
 # use instead, never a silent near-miss (docs/differences.md lists them).
@@ -58,16 +61,12 @@ _NOT_HERE = {
         "multilabel_margin_loss", "multilabel_soft_margin_loss",
         "soft_margin_loss", "triplet_margin_with_distance_loss",
         "poisson_nll_loss", "gaussian_nll_loss", "ctc_loss", "linear_cross_entropy")},
-    "pairwise_distance": "compose it: mp.norm(x1 - x2 + 1e-6, dim=-1) is PyTorch's p=2 default",
     "pdist": "compose it from mp.norm over the pairs of rows you need",
     "alpha_dropout": "minipool has no alpha dropout (SELU networks); F.dropout and F.dropout1d/2d/3d",
     "feature_alpha_dropout": "minipool has no alpha dropout (SELU networks); F.dropout2d",
     "affine_grid": "spatial transformers are not in minipool; F.interpolate resizes",
     "grid_sample": "spatial transformers are not in minipool; F.interpolate resizes",
     "bilinear": "minipool has no bilinear layer; F.linear on the concatenated inputs",
-    "channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)",
-    "native_channel_shuffle": "reshape: x.reshape(n, g, c // g, h, w).transpose(1, 2)"
-                              ".reshape(n, c, h, w)",
     "embedding_bag": "F.embedding(indices, weight) then .sum(dim) or .mean(dim) over the bag",
     "gumbel_softmax": "not in minipool; F.softmax of (logits + Gumbel noise) / tau",
     "local_response_norm": "not in minipool; F.batch_norm, F.layer_norm or F.group_norm",

@@ -20,7 +20,8 @@ from minipool.nn.module import Module
 from minipool.tensor import Tensor
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "MinPool2d", "AvgPool1d", "AvgPool2d",
-           "AvgPool3d", "SumPool2d", "LPPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d",
+           "AvgPool3d", "SumPool2d", "LPPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+           "AdaptiveMaxPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d",
            "GlobalMaxPool2d", "GlobalAvgPool2d", "StochasticPool2d", "MaxUnpool2d",
            "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D",
            "GlobalMaxPooling2D"]
@@ -163,9 +164,11 @@ class LPPool2d(Module):
         return _describe(self, ("norm_type", "kernel_size", "stride", "ceil_mode"))
 
 
-class AdaptiveMaxPool2d(Module):
-    """Adaptive max pooling to ``output_size``; see
-    :func:`minipool.nn.functional.adaptive_max_pool2d`."""
+class _AdaptiveMaxPoolNd(Module):
+    """Adaptive max pooling to ``output_size`` over the last 1, 2 or 3 dims; see
+    :func:`minipool.nn.functional.adaptive_max_pool2d` (and its 1d/3d forms)."""
+
+    pool = None
 
     def __init__(self, output_size: IntOrTuple, return_indices: bool = False,
                  data_format: Optional[str] = None) -> None:
@@ -174,26 +177,65 @@ class AdaptiveMaxPool2d(Module):
         self.data_format = data_format
 
     def forward(self, input: Tensor) -> PoolOutput:
-        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices,
-                                     data_format=self.data_format)
+        return type(self).pool(input, self.output_size, self.return_indices,
+                               data_format=self.data_format)
 
     def extra_repr(self) -> str:
         return _describe(self, ("output_size",))
 
 
-class AdaptiveAvgPool2d(Module):
-    """Adaptive average pooling to ``output_size``; see
-    :func:`minipool.nn.functional.adaptive_avg_pool2d`."""
+class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (C, L) or (N, C, L); see ``F.adaptive_max_pool1d``."""
+
+    pool = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (C, H, W) or (N, C, H, W); see ``F.adaptive_max_pool2d``."""
+
+    pool = staticmethod(F.adaptive_max_pool2d)
+
+
+class AdaptiveMaxPool3d(_AdaptiveMaxPoolNd):
+    """Adaptive max pooling of (C, D, H, W) or (N, C, D, H, W); see ``F.adaptive_max_pool3d``."""
+
+    pool = staticmethod(F.adaptive_max_pool3d)
+
+
+class _AdaptiveAvgPoolNd(Module):
+    """Adaptive average pooling to ``output_size`` over the last 1, 2 or 3 dims; see
+    :func:`minipool.nn.functional.adaptive_avg_pool2d` (and its 1d/3d forms)."""
+
+    pool = None
 
     def __init__(self, output_size: IntOrTuple, data_format: Optional[str] = None) -> None:
         super().__init__()
         self.output_size, self.data_format = output_size, data_format
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.adaptive_avg_pool2d(input, self.output_size, data_format=self.data_format)
+        return type(self).pool(input, self.output_size, data_format=self.data_format)
 
     def extra_repr(self) -> str:
         return _describe(self, ("output_size",))
+
+
+class AdaptiveAvgPool1d(_AdaptiveAvgPoolNd):
+    """Adaptive average pooling of (C, L) or (N, C, L); see ``F.adaptive_avg_pool1d``."""
+
+    pool = staticmethod(F.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptiveAvgPoolNd):
+    """Adaptive average pooling of (C, H, W) or (N, C, H, W); see ``F.adaptive_avg_pool2d``."""
+
+    pool = staticmethod(F.adaptive_avg_pool2d)
+
+
+class AdaptiveAvgPool3d(_AdaptiveAvgPoolNd):
+    """Adaptive average pooling of (C, D, H, W) or (N, C, D, H, W); see
+    ``F.adaptive_avg_pool3d``."""
+
+    pool = staticmethod(F.adaptive_avg_pool3d)
 
 
 class GlobalMaxPool2d(Module):

@@ -111,3 +111,22 @@ class UpSampling2D(Module):
     def extra_repr(self) -> str:
         return (f"size={self.size}, data_format={self.data_format!r}, "
                 f"interpolation={self.interpolation!r}")
+
+
+class ChannelShuffle(Module):
+    """Interleave the channels of ``groups`` groups; see ``F.channel_shuffle``.
+
+    >>> import minipool as mp
+    >>> mp.nn.ChannelShuffle(2)
+    ChannelShuffle(groups=2)
+    """
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

@@ -31,7 +31,8 @@ from minipool.ops.reduce import normalize_dims, sum as reduce_sum
 from minipool.ops.shape import broadcast_to
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
-__all__ = ["layer_norm", "group_norm", "instance_norm", "normalize", "cosine_similarity"]
+__all__ = ["layer_norm", "group_norm", "instance_norm", "normalize", "cosine_similarity",
+           "pairwise_distance"]
 
 
 def _threads(slices, size):
@@ -385,3 +386,32 @@ def cosine_similarity(x1: TensorLike, x2: TensorLike, dim: int = 1, eps: float =
     unit_a = div(a, ClampMinValueFn.apply(vector_norm(a, 2.0, dim, op), minimum=eps))
     unit_b = div(b, ClampMinValueFn.apply(vector_norm(b, 2.0, dim, op), minimum=eps))
     return reduce_sum(mul(unit_a, unit_b), dim)
+
+
+def pairwise_distance(x1: TensorLike, x2: TensorLike, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """The ``p``-norm of ``x1 - x2 + eps`` over the last dimension (they broadcast), as
+    ``torch.nn.functional.pairwise_distance`` (``eps`` keeps the gradient finite where
+    the points coincide).
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.pairwise_distance(mp.tensor([[1.0, 1.0]]), mp.tensor([[1.0, 1.0]]), eps=0.0).tolist()
+    [0.0]
+    """
+    from minipool.ops.elementwise import add, sub
+    from minipool.ops.reduce import norm
+    op = "pairwise_distance"
+    a = _float_input(op, x1, 0, "a floating-point tensor")
+    b = _float_input(op, x2, 0, "a floating-point tensor")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: x1 dtype {a.dtype} differs from x2 dtype {b.dtype}")
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise RuntimeError(f"{op}: x1 of shape {a.shape} and x2 of shape {b.shape} cannot be "
+                           "broadcast together") from None
+    p = _norm_order(op, p)
+    difference = add(sub(a, b), eps)
+    if difference.ndim == 0:
+        return norm(difference.reshape(1), p, dim=-1, keepdim=keepdim).reshape(())
+    return norm(difference, p, dim=-1, keepdim=keepdim)

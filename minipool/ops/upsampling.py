@@ -45,7 +45,7 @@ from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
            "pixel_shuffle", "pixel_unshuffle", "repeat_upsample", "upsampling2d",
-           "upsampling2d_arguments"]
+           "upsampling2d_arguments", "channel_shuffle"]
 
 MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 MAX_SIDE = 2 ** 31 - 1  # longest output axis (PyTorch's int32 geometry limit; tables are O(side))
@@ -886,3 +886,26 @@ def pixel_unshuffle(input: TensorLike, downscale_factor: int) -> Tensor:
     y = reshape(x, (*batch, c, h // r, r, w // r, r))
     y = permute(y, (*range(nb), nb, nb + 2, nb + 4, nb + 1, nb + 3))
     return reshape(y, (*batch, c * r * r, h // r, w // r))
+
+
+def channel_shuffle(input: TensorLike, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` groups (ShuffleNet's shuffle): (N, C, *) with
+    channel ``g * (C // groups) + k`` moved to ``k * groups + g``.
+
+    >>> import minipool as mp, minipool.nn.functional as F
+    >>> F.channel_shuffle(mp.arange(6.0).reshape(1, 6, 1), 2).reshape(-1).tolist()
+    [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+    """
+    x = as_tensor(input)
+    g = single_int(groups, "groups", "channel_shuffle")
+    if g <= 0:
+        raise RuntimeError(f"channel_shuffle: groups must be positive, got {g}")
+    if x.ndim < 3:
+        raise RuntimeError(f"channel_shuffle: input must have at least 3 dimensions (N, C, *), "
+                           f"got shape {x.shape}")
+    n, c, *rest = x.shape
+    if c % g:
+        raise RuntimeError(f"channel_shuffle: the number of channels ({c}) must be divisible by "
+                           f"groups ({g})")
+    y = reshape(x, (n, g, c // g, *rest))
+    return reshape(permute(y, (0, 2, 1, *range(3, y.ndim))), (n, c, *rest))
