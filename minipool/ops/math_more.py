@@ -201,8 +201,9 @@ class Atan2(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = grad / (a * a + b * b)
+        squared = a * a + b * b
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 at the origin, as PyTorch
+            scale = np.where(squared == 0, 0, grad / squared).astype(grad.dtype, copy=False)
         return unbroadcast(scale * b, a.shape), unbroadcast(-scale * a, b.shape)
 
 
@@ -241,10 +242,10 @@ def hypot(input: TensorLike, other: TensorLike) -> Tensor:
     >>> mp.hypot(mp.tensor([3.0]), mp.tensor([4.0])).tolist()
     [5.0]
     """
-    for name, v in (("input", input), ("other", other)):
-        if isinstance(v, Tensor) and v.dtype.kind != "f":
-            raise RuntimeError(f"hypot: {name} must be a float tensor, got {v.dtype} "
-                               "(as in PyTorch); cast it, e.g. t.float()")
+    kinds = [np.asarray(v._data if isinstance(v, Tensor) else v).dtype.kind for v in (input, other)]
+    if "f" not in kinds:
+        raise RuntimeError("hypot: input or other must be a float tensor, got only integers "
+                           "(PyTorch refuses them too); cast one, e.g. t.float()")
     a, b = _float_pair("hypot", input, other)
     with np.errstate(over="ignore"):
         return Hypot.apply(a, b)
@@ -331,6 +332,8 @@ def diff(input: TensorLike, n: int = 1, dim: int = -1, prepend: Optional[TensorL
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise RuntimeError(f"diff: n must be a non-negative int, got {n!r}")
     axis = _dim_index(dim, x.ndim, "diff")
+    if n == 0:  # PyTorch returns the input itself, prepend/append unused
+        return x
     parts = []
     for name, extra in (("prepend", prepend), (None, x), ("append", append)):
         if extra is None:
