@@ -897,8 +897,8 @@ def channel_shuffle(input: TensorLike, groups: int) -> Tensor:
     [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
     """
     x = as_tensor(input)
-    g = single_int(groups, "groups", "channel_shuffle")
-    if g <= 0:
+    g = single_int(groups, "groups", "channel_shuffle", minimum=-2 ** 63)
+    if g <= 0:  # PyTorch's class for it
         raise RuntimeError(f"channel_shuffle: groups must be positive, got {g}")
     if x.ndim < 3:
         raise RuntimeError(f"channel_shuffle: input must have at least 3 dimensions (N, C, *), "
