@@ -105,19 +105,21 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
 from minipool.ops.indexing_more import (count_nonzero, index_add, index_copy, index_fill,  # noqa: E402
                                         index_select, masked_select, repeat_interleave, scatter,
                                         scatter_add, scatter_reduce, take_along_dim, tril, triu,
-                                        unbind)
+                                        unbind, narrow, movedim, swapaxes, diagonal, trace)
 from minipool.ops.shape import broadcast_to  # noqa: E402
 from minipool.ops.math_more import (acos, asin, atan, atan2, cosh, cumprod, diff, erf, erfc,  # noqa: E402
                                     erfinv, expm1, hypot, log1p, log2, log10, logspace, meshgrid,
                                     nan_to_num, sinh, tan, trunc)
 from minipool.ops.sampling import bernoulli, randint_like  # noqa: E402
 arcsin, arccos, arctan, arctan2 = asin, acos, atan, atan2
+moveaxis, swapdims = movedim, swapaxes
 __all__ += ["scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_copy",
             "index_fill", "masked_select", "take_along_dim", "repeat_interleave", "unbind", "tril",
             "triu", "count_nonzero", "broadcast_to", "log1p", "expm1", "log2", "log10", "erf",
             "erfc", "erfinv", "sinh", "cosh", "tan", "asin", "acos", "atan", "arcsin", "arccos",
             "arctan", "atan2", "arctan2", "hypot", "trunc", "cumprod", "diff", "nan_to_num",
-            "logspace", "meshgrid", "bernoulli", "randint_like"]
+            "logspace", "meshgrid", "bernoulli", "randint_like", "narrow", "movedim", "moveaxis",
+            "swapaxes", "swapdims", "diagonal", "trace"]
 
 
 from minipool._typing import TensorLike as _TensorLike  # noqa: E402

@@ -1383,6 +1383,30 @@ class Tensor:
         """The number of non-zero elements over ``dim`` (int64)."""
         return _ops.indexing_more.count_nonzero(self, dim)
 
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        """Elements ``start .. start + length - 1`` along ``dim``."""
+        return _ops.indexing_more.narrow(self, dim, start, length)
+
+    def movedim(self, source: Union[int, Sequence[int]], destination: Union[int, Sequence[int]]) -> Tensor:
+        """The dims ``source`` moved to ``destination``."""
+        return _ops.indexing_more.movedim(self, source, destination)
+
+    moveaxis = movedim
+
+    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
+        """Dims ``axis0`` and ``axis1`` swapped."""
+        return _ops.indexing_more.swapaxes(self, axis0, axis1)
+
+    swapdims = swapaxes
+
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """The diagonal of the planes (dim1, dim2), ``offset`` above or below it."""
+        return _ops.indexing_more.diagonal(self, offset, dim1, dim2)
+
+    def trace(self) -> Tensor:
+        """The sum of the main diagonal of a 2-d tensor."""
+        return _ops.indexing_more.trace(self)
+
     def bernoulli(self, p: Optional[float] = None, *, generator: Any = None) -> Tensor:
         """1 with probability self (or ``p``) elementwise, else 0 (see ``mp.bernoulli``)."""
         return _ops.sampling.bernoulli(self, p, generator=generator)

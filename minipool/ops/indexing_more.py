@@ -17,10 +17,12 @@ from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.ops.indexing import _gather_cells
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
+from minipool.ops import shape as _shape
 
 __all__ = ["scatter", "scatter_add", "scatter_reduce", "index_select", "index_add", "index_fill",
            "index_copy", "masked_select", "take_along_dim", "repeat_interleave", "unbind", "tril",
-           "triu", "count_nonzero", "run_in_place"]
+           "triu", "count_nonzero", "narrow", "movedim", "swapaxes", "diagonal", "trace",
+           "run_in_place"]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -655,3 +657,123 @@ def count_nonzero(input: TensorLike, dim: Dims = None) -> Tensor:
     x = as_tensor(input)
     dims = normalize_dims(dim, x.ndim, "count_nonzero")
     return Tensor(np.asarray(np.count_nonzero(x._data, axis=dims), dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- narrow, movedim, diagonal
+def narrow(input: TensorLike, dim: int, start: int, length: int) -> Tensor:
+    """Elements ``start .. start + length - 1`` along ``dim`` (a negative start counts
+    from the end); the gradient lands in that slice.
+
+    >>> import minipool as mp
+    >>> mp.narrow(mp.tensor([[1, 2, 3], [4, 5, 6]]), 1, 1, 2).tolist()
+    [[2, 3], [5, 6]]
+    """
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise RuntimeError("narrow: cannot be applied to a 0-d tensor")
+    axis = _dim_index(dim, x.ndim, "narrow")
+    for name, v in (("start", start), ("length", length)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"narrow: {name} must be an int, got {v!r}")
+    size = x.shape[axis]
+    if not -size <= start <= size:
+        raise IndexError(f"narrow: start ({start}) is out of range for dimension {dim} of size {size}")
+    start = start + size if start < 0 else start
+    if length < 0 or start + length > size:
+        raise RuntimeError(f"narrow: start ({start}) + length ({length}) exceeds dimension {dim} "
+                           f"of size {size}")
+    return _shape.Narrow.apply(x, axis, int(start), int(start + length))
+
+
+def _dim_list(op, dims, ndim):
+    dims = [dims] if isinstance(dims, (int, np.integer)) else list(dims)
+    axes = [_dim_index(d, ndim, op) for d in dims]
+    if len(set(axes)) != len(axes):
+        raise RuntimeError(f"{op}: repeated dim in {dims}")
+    return axes
+
+
+def movedim(input: TensorLike, source: Union[int, Tuple[int, ...]],
+            destination: Union[int, Tuple[int, ...]]) -> Tensor:
+    """The dims ``source`` moved to the positions ``destination`` (the others keep their
+    order), as ``torch.movedim`` / NumPy's ``moveaxis``.
+
+    >>> import minipool as mp
+    >>> mp.movedim(mp.zeros(2, 3, 4), 0, -1).shape
+    (3, 4, 2)
+    """
+    x = as_tensor(input)
+    src, dst = _dim_list("movedim", source, x.ndim), _dim_list("movedim", destination, x.ndim)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: source ({len(src)} dims) and destination ({len(dst)} dims) "
+                           "must have the same number of dims")
+    if x.ndim == 0:
+        return x
+    order = [d for d in range(x.ndim) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return _shape.permute(x, tuple(order))
+
+
+def swapaxes(input: TensorLike, axis0: int, axis1: int) -> Tensor:
+    """Dims ``axis0`` and ``axis1`` swapped (``transpose(input, axis0, axis1)``).
+
+    >>> import minipool as mp
+    >>> mp.swapaxes(mp.zeros(2, 3, 4), 0, 2).shape
+    (4, 3, 2)
+    """
+    x = as_tensor(input)
+    for d in (axis0, axis1):
+        _dim_index(d, x.ndim, "swapaxes")
+    return _shape.transpose(x, axis0, axis1)
+
+
+class _Diagonal(Function):
+    @staticmethod
+    def forward(ctx, x, offset, axis1, axis2):
+        ctx.meta = (x.shape, offset, axis1, axis2)
+        return np.diagonal(x, offset, axis1, axis2).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape, offset, axis1, axis2 = ctx.meta
+        out = np.zeros(shape, grad.dtype)
+        view = np.diagonal(out, offset, axis1, axis2)
+        view.flags.writeable = True  # np.diagonal gives a read-only view of out
+        view[...] = grad
+        return out, None, None, None
+
+
+def diagonal(input: TensorLike, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The diagonal of the planes (dim1, dim2), ``offset`` above (> 0) or below it, as
+    the last dimension of the result.
+
+    >>> import minipool as mp
+    >>> mp.diagonal(mp.tensor([[1, 2, 3], [4, 5, 6]]), 1).tolist()
+    [2, 6]
+    """
+    x = as_tensor(input)
+    if x.ndim < 2:
+        raise RuntimeError(f"diagonal: input must have at least 2 dimensions, got {x.ndim}")
+    a1, a2 = _dim_index(dim1, x.ndim, "diagonal"), _dim_index(dim2, x.ndim, "diagonal")
+    if a1 == a2:
+        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be the same dimension ({dim1}, {dim2})")
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise TypeError(f"diagonal: offset must be an int, got {offset!r}")
+    return _Diagonal.apply(x, int(offset), a1, a2)
+
+
+def trace(input: TensorLike) -> Tensor:
+    """The sum of the main diagonal of a 2-d tensor (integers give int64, as in PyTorch).
+
+    >>> import minipool as mp
+    >>> mp.trace(mp.tensor([[1, 2], [3, 4]])).item()
+    5
+    """
+    x = as_tensor(input)
+    if x.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix (2-d), got {x.ndim}-d")
+    if x.dtype.kind in "bui":
+        return Tensor(np.asarray(np.trace(x._data), dtype=np.int64))
+    from minipool.ops.reduce import sum as reduce_sum
+    return reduce_sum(diagonal(x))

@@ -353,3 +353,60 @@ def test_error_classes_are_torch_classes():
                       (lambda: torch.tril(torch.zeros(3)), RuntimeError)]:
         with pytest.raises(err):
             call()
+
+
+# --------------------------------------------------------------------------- narrow, movedim, diagonal
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from([(4,), (3, 4), (2, 3, 4), (2, 1, 3, 2)]), data=st.data())
+def test_narrow_movedim_swapaxes_diagonal_match_torch(shape, data):
+    x = draw_array(data, shape)
+    n = len(shape)
+    dim = data.draw(st.integers(-n, n - 1))
+    size = shape[dim]
+    start = data.draw(st.integers(-size, size))
+    length = data.draw(st.integers(0, size - (start % size if start < 0 or start < size else size)))
+    assert_parity(lambda lib, a: lib.narrow(a, dim, start, length), [x], grads=(0,))
+    k = data.draw(st.integers(1, n))
+    source = tuple(data.draw(st.permutations(range(n)))[:k])
+    destination = tuple(d - n if data.draw(st.booleans()) else d
+                        for d in data.draw(st.permutations(range(n)))[:k])
+    assert_parity(lambda lib, a: lib.movedim(a, source, destination), [x], grads=(0,))
+    assert_parity(lambda lib, a: a.moveaxis(source[0], destination[0]), [x], grads=(0,))
+    assert_parity(lambda lib, a: lib.swapaxes(a, dim, -1), [x], grads=(0,))
+    if n >= 2:
+        offset = data.draw(st.integers(-4, 4))
+        d1, d2 = data.draw(st.permutations(range(n)))[:2]
+        assert_parity(lambda lib, a: lib.diagonal(a, offset, d1, d2), [x], grads=(0,))
+    if n == 2:
+        assert_parity(lambda lib, a: lib.trace(a), [x], grads=(0,))
+        ints = np.arange(x.size).reshape(shape)
+        assert_parity(lambda lib, a: a.trace(), [ints])
+        np.testing.assert_array_equal(mp.trace(mp.tensor(ints)).item(),
+                                      sum(ints[i, i] for i in range(min(shape))))
+
+
+def test_diagonal_loop_reference_and_gradcheck():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    got = mp.diagonal(mp.tensor(x), 1, 2, 1).numpy()
+    # element k sits at index k along dim1 (axis 2) and k + offset along dim2 (axis 1)
+    want = np.array([[x[b, k + 1, k] for k in range(2)] for b in range(2)])
+    np.testing.assert_array_equal(got, want)
+    assert mp.gradcheck(lambda a: mp.diagonal(a, -1) * 2, [mp.tensor(np.random.default_rng(0).standard_normal((4, 3)),
+                                                                    requires_grad=True)])
+    assert mp.gradcheck(lambda a: mp.narrow(a, 1, -3, 2), [mp.tensor(x, requires_grad=True)])
+
+
+@pytest.mark.parametrize("call, err, text", [
+    (lambda: mp.narrow(mp.zeros(3), 0, 4, 0), IndexError, "start"),
+    (lambda: mp.narrow(mp.zeros(3), 0, 1, 3), RuntimeError, "exceeds"),
+    (lambda: mp.narrow(mp.tensor(1.0), 0, 0, 1), RuntimeError, "0-d"),
+    (lambda: mp.movedim(mp.zeros(2, 3), (0, 0), (1, 0)), RuntimeError, "repeated dim"),
+    (lambda: mp.movedim(mp.zeros(2, 3), (0,), (1, 0)), RuntimeError, "same number"),
+    (lambda: mp.diagonal(mp.zeros(3), 0), RuntimeError, "at least 2 dimensions"),
+    (lambda: mp.diagonal(mp.zeros(3, 3), 0, 1, -1), RuntimeError, "cannot be the same"),
+    (lambda: mp.trace(mp.zeros(2, 2, 2)), RuntimeError, "2-d"),
+    (lambda: mp.swapaxes(mp.zeros(2, 3), 0, 2), IndexError, "dimension out of range"),
+])
+def test_shape_extras_errors(call, err, text):
+    with pytest.raises(err, match=text):
+        call()
