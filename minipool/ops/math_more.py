@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from minipool._typing import DTypeLike, TensorLike
+from minipool.ops.activations import _erf
 from minipool.ops.elementwise import (_Step, _Unary, _as_float, _check_broadcast, _rounding,
                                       as_tensor, unbroadcast)
 from minipool.tensor import Function, Tensor, _dim_index, get_default_dtype
@@ -21,13 +22,16 @@ __all__ = ["log1p", "expm1", "log2", "log10", "erf", "erfc", "erfinv", "sinh", "
            "logspace", "meshgrid"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
-_erf64 = np.vectorize(math.erf, otypes=[np.float64])
-_erfc64 = np.vectorize(math.erfc, otypes=[np.float64])
+_erfc64 = np.vectorize(math.erfc, otypes=[np.float64])  # (no kernel: 1 - erf loses its digits)
+
+
+def _erf64(x):
+    return _erf(np.asarray(x, np.float64))  # libm's erf, the parallel kernel gelu uses
 
 
 def _in_dtype(fn):
     """``fn`` computed in float64, rounded once to the input's dtype: NumPy's float32
-    loops can be an ulp or more off (log10(100) is 2.0000002), math has no float32 erf."""
+    loops can be an ulp or more off (log10(100) is 2.0000002)."""
     return lambda x: fn(x.astype(np.float64)).astype(x.dtype, copy=False)
 
 
