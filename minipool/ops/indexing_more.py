@@ -1,11 +1,13 @@
 """More ops that pick or place elements by index: scatter (+ add/reduce), index_select /
 index_add / index_fill / index_copy, masked_select, take_along_dim, repeat_interleave,
-unbind, tril/triu and count_nonzero, with PyTorch's rules and gradients.
+unbind, tril/triu, count_nonzero, narrow, movedim, swapaxes, diagonal and trace, with
+PyTorch's rules and gradients (docs/tensor_ops.md).
 
 Indices are never wrapped: a negative or too-large index raises the exception class
-PyTorch raises for that op (take_along_dim too, which PyTorch checks only for dim=None).  A repeated index accumulates gradient (the cell is read
-twice); a repeated index that *writes* (scatter, index_copy) keeps the last write,
-where PyTorch leaves the winner undefined.
+PyTorch raises for that op (take_along_dim too, which PyTorch checks only for dim=None).
+A repeated index accumulates gradient (the cell is read twice); a repeated index that
+*writes* (scatter, index_copy) keeps the last write, where PyTorch leaves the winner
+undefined.
 """
 from typing import Optional, Tuple, Union
 
