@@ -23,6 +23,10 @@
 #ifndef MINIPOOL_LOAD_TEAM_H
 #define MINIPOOL_LOAD_TEAM_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -61,6 +65,18 @@ static int mp_team_atfork_registered = 0;
 /* Tests: a helper sleeps this long between taking a job and claiming its first
  * chunk, as if the OS had descheduled it there. */
 static _Atomic long mp_team_helper_delay_us = 0;
+/* Diagnostics (benchmarks): jobs run, chunks the helpers ran, and the time the
+ * caller spent in jobs and waiting for a helper's claimed chunk, in ns. */
+static _Atomic uint64_t mp_team_stat_jobs = 0, mp_team_stat_helper_chunks = 0;
+static _Atomic uint64_t mp_team_stat_job_ns = 0, mp_team_stat_wait_ns = 0;
+static _Atomic uint64_t mp_team_stat_same_cpu = 0;
+static _Atomic int mp_team_caller_cpu = -1;
+
+static uint64_t mp_team_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 /* Claim and run chunks of job `generation` until none is left; returns chunks run. */
 static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *context,
@@ -73,6 +89,9 @@ static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *contex
         if (!atomic_compare_exchange_weak_explicit(&mp_team.claim, &seen, seen + 1,
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;  /* `seen` now holds the current value */
+        if (!worker) atomic_store_explicit(&mp_team_caller_cpu, sched_getcpu(), memory_order_relaxed);
+        if (worker && sched_getcpu() == atomic_load_explicit(&mp_team_caller_cpu, memory_order_relaxed))
+            atomic_fetch_add_explicit(&mp_team_stat_same_cpu, 1, memory_order_relaxed);
         fn(context, (Py_ssize_t)(seen & 0xffffffffu), worker);
         ran++;
         /* release: the chunk's writes are visible to the caller that sees the count */
@@ -107,7 +126,8 @@ static void *mp_team_helper(void *arg) {
             struct timespec pause = {delay / 1000000, (delay % 1000000) * 1000};
             nanosleep(&pause, NULL);
         }
-        mp_team_work(generation, fn, context, chunks, worker);
+        Py_ssize_t ran = mp_team_work(generation, fn, context, chunks, worker);
+        atomic_fetch_add_explicit(&mp_team_stat_helper_chunks, (uint64_t)ran, memory_order_relaxed);
         pthread_mutex_lock(&mp_team.lock);
     }
     return NULL;
@@ -169,6 +189,8 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
         for (c = 0; c < chunks; c++) fn(context, c, 0);  /* alone: busy team or nothing to share */
         return;
     }
+    uint64_t start = mp_team_now_ns();
+    atomic_store_explicit(&mp_team_caller_cpu, sched_getcpu(), memory_order_relaxed);
     pthread_mutex_lock(&mp_team.lock);
     if (mp_team_grow(helpers) < helpers) helpers = mp_team.helpers;
     uint32_t generation = ++mp_team.generation;
@@ -183,6 +205,7 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
 
     mp_team_work(generation, fn, context, chunks, 0);
 
+    uint64_t alone = mp_team_now_ns();
     if (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks) {
         /* a helper still runs a chunk it claimed: sleep until the last one ends */
         pthread_mutex_lock(&mp_team.lock);
@@ -190,7 +213,20 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
             pthread_cond_wait(&mp_team.job_finished, &mp_team.lock);
         pthread_mutex_unlock(&mp_team.lock);
     }
+    uint64_t end = mp_team_now_ns();
+    atomic_fetch_add_explicit(&mp_team_stat_jobs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mp_team_stat_job_ns, end - start, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mp_team_stat_wait_ns, end - alone, memory_order_relaxed);
     pthread_mutex_unlock(&mp_team.caller);
+}
+
+/* The diagnostics above, read and reset: {jobs, helper chunks, job ns, wait ns}. */
+static void mp_team_take_stats(uint64_t *out) {
+    out[0] = atomic_exchange_explicit(&mp_team_stat_jobs, 0, memory_order_relaxed);
+    out[1] = atomic_exchange_explicit(&mp_team_stat_helper_chunks, 0, memory_order_relaxed);
+    out[2] = atomic_exchange_explicit(&mp_team_stat_job_ns, 0, memory_order_relaxed);
+    out[3] = atomic_exchange_explicit(&mp_team_stat_wait_ns, 0, memory_order_relaxed);
+    out[4] = atomic_exchange_explicit(&mp_team_stat_same_cpu, 0, memory_order_relaxed);
 }
 
 static void mp_team_set_helper_delay_us(long delay) {
