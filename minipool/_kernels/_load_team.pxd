@@ -8,3 +8,4 @@ cdef extern from "load_team.h" nogil:
     int mp_team_helpers()
     void mp_team_set_helper_delay_us(long delay)
     void mp_team_take_stats(uint64_t* out)
+    void mp_team_set_pull_after_ns(long ns, int place)

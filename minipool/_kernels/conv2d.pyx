@@ -108,7 +108,8 @@ from libc.string cimport memset
 import numpy as np
 
 from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
-                                           mp_team_set_helper_delay_us, mp_team_take_stats)
+                                           mp_team_set_helper_delay_us, mp_team_set_pull_after_ns,
+                                           mp_team_take_stats)
 from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
@@ -431,10 +432,18 @@ def load_team_helpers():
 
 def load_team_stats():
     """(jobs, chunks the helpers ran, seconds in jobs, seconds the caller waited for a
-    helper's claimed chunk) since the last call (diagnostics for benchmarks)."""
+    helper's claimed chunk, times it moved helpers to its core) since the last call
+    (diagnostics for benchmarks)."""
     cdef uint64_t stats[5]
     mp_team_take_stats(stats)
     return stats[0], stats[1], stats[2] * 1e-9, stats[3] * 1e-9, stats[4]
+
+
+def set_load_team_placement(double pull_after, bint keep_off=True):
+    """Experiments (load_team.h): how long the team's caller waits for a helper's last
+    chunk before it moves the helper onto its own core (negative: never), and whether
+    each job keeps the helpers off the caller's core."""
+    mp_team_set_pull_after_ns(<long>(pull_after * 1e9), keep_off)
 
 
 def set_load_team_helper_delay(double seconds):

@@ -62,6 +62,12 @@ static mp_team_t mp_team = {
     PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0,
 };
 static int mp_team_atfork_registered = 0;
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+/* Each helper's kernel thread id (0 until it has started), for ``mp_team_pull_helpers``. */
+static _Atomic pid_t mp_team_tid[MP_TEAM_MAX_HELPERS + 1];
+#endif
 /* Tests: a helper sleeps this long between taking a job and claiming its first
  * chunk, as if the OS had descheduled it there. */
 static _Atomic long mp_team_helper_delay_us = 0;
@@ -69,8 +75,6 @@ static _Atomic long mp_team_helper_delay_us = 0;
  * caller spent in jobs and waiting for a helper's claimed chunk, in ns. */
 static _Atomic uint64_t mp_team_stat_jobs = 0, mp_team_stat_helper_chunks = 0;
 static _Atomic uint64_t mp_team_stat_job_ns = 0, mp_team_stat_wait_ns = 0;
-static _Atomic uint64_t mp_team_stat_same_cpu = 0;
-static _Atomic int mp_team_caller_cpu = -1;
 
 static uint64_t mp_team_now_ns(void) {
     struct timespec t;
@@ -89,9 +93,6 @@ static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *contex
         if (!atomic_compare_exchange_weak_explicit(&mp_team.claim, &seen, seen + 1,
                                                    memory_order_acq_rel, memory_order_acquire))
             continue;  /* `seen` now holds the current value */
-        if (!worker) atomic_store_explicit(&mp_team_caller_cpu, sched_getcpu(), memory_order_relaxed);
-        if (worker && sched_getcpu() == atomic_load_explicit(&mp_team_caller_cpu, memory_order_relaxed))
-            atomic_fetch_add_explicit(&mp_team_stat_same_cpu, 1, memory_order_relaxed);
         fn(context, (Py_ssize_t)(seen & 0xffffffffu), worker);
         ran++;
         /* release: the chunk's writes are visible to the caller that sees the count */
@@ -107,6 +108,9 @@ static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *contex
 
 static void *mp_team_helper(void *arg) {
     int worker = (int)(intptr_t)arg;
+#ifdef __linux__
+    atomic_store_explicit(&mp_team_tid[worker], (pid_t)syscall(SYS_gettid), memory_order_release);
+#endif
     uint32_t done_generation = 0;  /* so a new helper joins the job that made it */
     pthread_mutex_lock(&mp_team.lock);
     for (;;) {
@@ -141,6 +145,10 @@ static void mp_team_after_fork_child(void) {
     pthread_cond_init(&mp_team.job_posted, NULL);
     pthread_cond_init(&mp_team.job_finished, NULL);
     mp_team.helpers = 0;
+#ifdef __linux__
+    for (int w = 0; w <= MP_TEAM_MAX_HELPERS; w++)  /* the parent's threads, not ours */
+        atomic_store_explicit(&mp_team_tid[w], 0, memory_order_relaxed);
+#endif
 }
 
 /* Start helpers until there are `wanted` (under `lock`); returns how many exist. */
@@ -176,6 +184,70 @@ static int mp_team_grow(int wanted) {
     return mp_team.helpers;
 }
 
+/* Where the helpers run (Linux).  A helper that sleeps between jobs is woken
+ * onto a busy core, most often the caller's own (no core is idle when another
+ * process keeps one busy), and then only takes turns with the caller: measured,
+ * the helper ran half the chunks while the process got one core in all.  So
+ * each job keeps the helpers off the caller's core (``mp_team_place_helpers``;
+ * one system call when the caller has moved, else none): there they take the
+ * share of the other core that the scheduler gives them.  And when the caller
+ * has run out of chunks while a helper still holds one, the helper is most
+ * often descheduled (the other process's turn on that core): the caller moves
+ * it onto its own core, which it leaves idle while it sleeps, and the kernel
+ * migrates a waiting thread at once (``mp_team_pull_helpers``). */
+static int mp_team_kept_off = -2;  /* the core the helpers are kept off; -1 none, -2 unknown */
+
+static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
+#ifdef __linux__
+    int w, all = 1;
+    for (w = 1; w <= helpers; w++) {
+        pid_t tid = atomic_load_explicit(&mp_team_tid[w], memory_order_acquire);
+        if (tid > 0) sched_setaffinity(tid, sizeof(cpu_set_t), cpus);
+        else all = 0;  /* not started yet: placed at a later job */
+    }
+    return all;
+#else
+    (void)helpers; (void)cpus;
+    return 0;
+#endif
+}
+
+static void mp_team_place_helpers(int helpers) {
+#ifdef __linux__
+    cpu_set_t cpus;
+    int cpu = sched_getcpu();
+    if (cpu == mp_team_kept_off && cpu >= 0) return;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(cpu_set_t), &cpus) != 0)
+        return;
+    if (CPU_ISSET(cpu, &cpus) && CPU_COUNT(&cpus) > 1) CPU_CLR(cpu, &cpus);
+    mp_team_kept_off = mp_team_set_helper_cpus(helpers, &cpus) ? cpu : -2;
+#else
+    (void)helpers;
+#endif
+}
+
+static int mp_team_pull_helpers(int helpers) {
+#ifdef __linux__
+    cpu_set_t here;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return 0;
+    CPU_ZERO(&here);
+    CPU_SET(cpu, &here);
+    mp_team_set_helper_cpus(helpers, &here);
+    mp_team_kept_off = -2;  /* placed again at the next job */
+    return 1;
+#else
+    (void)helpers;
+    return 0;
+#endif
+}
+
+/* How long the caller spins for a helper's last chunk before it pulls the
+ * helper over (a helper that is running finishes within a chunk's time). */
+static _Atomic long mp_team_pull_after_ns = 100000;
+static _Atomic uint64_t mp_team_stat_pulls = 0;
+static _Atomic int mp_team_place = 1;  /* keep helpers off the caller's core (experiments) */
+
 /* Run fn(context, c, worker) for every c in [0, chunks) on the caller and up to
  * threads - 1 helpers; return when every chunk is done.  Chunks may run in any
  * order, each exactly once; `worker` < threads. */
@@ -190,9 +262,9 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
         return;
     }
     uint64_t start = mp_team_now_ns();
-    atomic_store_explicit(&mp_team_caller_cpu, sched_getcpu(), memory_order_relaxed);
     pthread_mutex_lock(&mp_team.lock);
     if (mp_team_grow(helpers) < helpers) helpers = mp_team.helpers;
+    if (atomic_load_explicit(&mp_team_place, memory_order_relaxed)) mp_team_place_helpers(helpers);
     uint32_t generation = ++mp_team.generation;
     mp_team.fn = fn;
     mp_team.context = context;
@@ -207,11 +279,21 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
 
     uint64_t alone = mp_team_now_ns();
     if (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks) {
-        /* a helper still runs a chunk it claimed: sleep until the last one ends */
-        pthread_mutex_lock(&mp_team.lock);
-        while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks)
-            pthread_cond_wait(&mp_team.job_finished, &mp_team.lock);
-        pthread_mutex_unlock(&mp_team.lock);
+        /* a helper still runs a chunk it claimed: give it a chunk's time, then
+         * pull it onto this core and sleep until the last chunk ends */
+        long patience = atomic_load_explicit(&mp_team_pull_after_ns, memory_order_relaxed);
+        int pulled = 0;
+        while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks
+               && (long)(mp_team_now_ns() - alone) < patience)
+            ;
+        if (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks) {
+            if (patience >= 0) pulled = mp_team_pull_helpers(helpers);
+            atomic_fetch_add_explicit(&mp_team_stat_pulls, (uint64_t)pulled, memory_order_relaxed);
+            pthread_mutex_lock(&mp_team.lock);
+            while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks)
+                pthread_cond_wait(&mp_team.job_finished, &mp_team.lock);
+            pthread_mutex_unlock(&mp_team.lock);
+        }
     }
     uint64_t end = mp_team_now_ns();
     atomic_fetch_add_explicit(&mp_team_stat_jobs, 1, memory_order_relaxed);
@@ -226,7 +308,20 @@ static void mp_team_take_stats(uint64_t *out) {
     out[1] = atomic_exchange_explicit(&mp_team_stat_helper_chunks, 0, memory_order_relaxed);
     out[2] = atomic_exchange_explicit(&mp_team_stat_job_ns, 0, memory_order_relaxed);
     out[3] = atomic_exchange_explicit(&mp_team_stat_wait_ns, 0, memory_order_relaxed);
-    out[4] = atomic_exchange_explicit(&mp_team_stat_same_cpu, 0, memory_order_relaxed);
+    out[4] = atomic_exchange_explicit(&mp_team_stat_pulls, 0, memory_order_relaxed);
+}
+
+static void mp_team_set_pull_after_ns(long ns, int place) {
+    atomic_store_explicit(&mp_team_pull_after_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&mp_team_place, place, memory_order_relaxed);
+    if (!place) {  /* every core again */
+        cpu_set_t cpus;
+        pthread_mutex_lock(&mp_team.lock);
+        if (sched_getaffinity(0, sizeof(cpu_set_t), &cpus) == 0)
+            mp_team_set_helper_cpus(mp_team.helpers, &cpus);
+        mp_team_kept_off = -2;
+        pthread_mutex_unlock(&mp_team.lock);
+    }
 }
 
 static void mp_team_set_helper_delay_us(long delay) {
