@@ -9,7 +9,10 @@
  * returns as soon as every *claimed* chunk is finished: a helper that wakes
  * late finds the counter exhausted and goes back to sleep, having touched
  * nothing.  Idle helpers sleep on a condition variable (they never spin), so
- * they leave their core to whoever needs it between jobs.
+ * they leave their core to whoever needs it between jobs.  On Linux each job
+ * keeps the helpers off the caller's core, and a caller left waiting for a
+ * claimed chunk moves its helper onto its own core (see "Where the helpers
+ * run"): without that the helper shared the caller's core and added nothing.
  *
  * Bits: a chunk's result must depend only on its index (never on which thread
  * runs it); ``worker`` (0 for the caller, 1.. for helpers) only selects
