@@ -198,10 +198,10 @@ static int mp_team_grow(int wanted) {
  * often descheduled (the other process's turn on that core): the caller moves
  * it onto its own core, which it leaves idle while it sleeps, and the kernel
  * migrates a waiting thread at once (``mp_team_pull_helpers``). */
+#ifdef __linux__
 static int mp_team_kept_off = -2;  /* the core the helpers are kept off; -1 none, -2 unknown */
 
 static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
-#ifdef __linux__
     int w, all = 1;
     for (w = 1; w <= helpers; w++) {
         pid_t tid = atomic_load_explicit(&mp_team_tid[w], memory_order_acquire);
@@ -209,14 +209,9 @@ static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
         else all = 0;  /* not started yet: placed at a later job */
     }
     return all;
-#else
-    (void)helpers; (void)cpus;
-    return 0;
-#endif
 }
 
 static void mp_team_place_helpers(int helpers) {
-#ifdef __linux__
     cpu_set_t cpus;
     int cpu = sched_getcpu();
     if (cpu == mp_team_kept_off && cpu >= 0) return;
@@ -224,13 +219,9 @@ static void mp_team_place_helpers(int helpers) {
         return;
     if (CPU_ISSET(cpu, &cpus) && CPU_COUNT(&cpus) > 1) CPU_CLR(cpu, &cpus);
     mp_team_kept_off = mp_team_set_helper_cpus(helpers, &cpus) ? cpu : -2;
-#else
-    (void)helpers;
-#endif
 }
 
 static int mp_team_pull_helpers(int helpers) {
-#ifdef __linux__
     cpu_set_t here;
     int cpu = sched_getcpu();
     if (cpu < 0 || cpu >= CPU_SETSIZE) return 0;
@@ -239,11 +230,20 @@ static int mp_team_pull_helpers(int helpers) {
     mp_team_set_helper_cpus(helpers, &here);
     mp_team_kept_off = -2;  /* placed again at the next job */
     return 1;
-#else
-    (void)helpers;
-    return 0;
-#endif
 }
+
+/* Every core of the caller's set again (tests, experiments); under ``lock``. */
+static void mp_team_unplace_helpers(void) {
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof(cpu_set_t), &cpus) == 0)
+        mp_team_set_helper_cpus(mp_team.helpers, &cpus);
+    mp_team_kept_off = -2;
+}
+#else  /* elsewhere the scheduler places the helpers */
+static void mp_team_place_helpers(int helpers) { (void)helpers; }
+static int mp_team_pull_helpers(int helpers) { (void)helpers; return 0; }
+static void mp_team_unplace_helpers(void) {}
+#endif
 
 /* How long the caller spins for a helper's last chunk before it pulls the
  * helper over (a helper that is running finishes within a chunk's time). */
@@ -318,11 +318,8 @@ static void mp_team_set_pull_after_ns(long ns, int place) {
     atomic_store_explicit(&mp_team_pull_after_ns, ns, memory_order_relaxed);
     atomic_store_explicit(&mp_team_place, place, memory_order_relaxed);
     if (!place) {  /* every core again */
-        cpu_set_t cpus;
         pthread_mutex_lock(&mp_team.lock);
-        if (sched_getaffinity(0, sizeof(cpu_set_t), &cpus) == 0)
-            mp_team_set_helper_cpus(mp_team.helpers, &cpus);
-        mp_team_kept_off = -2;
+        mp_team_unplace_helpers();
         pthread_mutex_unlock(&mp_team.lock);
     }
 }
