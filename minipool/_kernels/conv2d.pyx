@@ -107,12 +107,12 @@ from libc.string cimport memset
 
 import numpy as np
 
-from minipool._kernels._load_team cimport (mp_team_helpers, mp_team_run,
-                                           mp_team_set_helper_delay_us)
-from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _backward_buffers,
-                                             _bias_pointer, _block_width, _check_workspace,
-                                             _col2im_block, _dims, _first, _geometry,
-                                             _im2col_block)
+from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
+                                           mp_team_set_helper_delay_us, mp_team_set_pull_after_ns,
+                                           mp_team_take_stats)
+from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
+                                             _backward_arrays, _block_width, _col2im_block,
+                                             _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _direct_images, _prepare_direct,
                                             mp_direct_packed_size, mp_pick_conv_direct)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
@@ -345,23 +345,33 @@ def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_
 # with ``load_team``, load_team.h's team: its caller does not wait for a thread
 # the OS has descheduled (another process busy on its core) unless that thread
 # holds a chunk.  A chunk is the same GEMM (or slot) whoever runs it; the worker
-# index only picks the workspace row.  (Both loops call the chunk functions, so
-# each pass has one call site and the compiler inlines it as before.)
+# index only picks the workspace row.  ``_run_chunks`` is the one launch: both
+# loops call the chunk function through the team's pointer type (a chunk is a
+# whole GEMM or slot: the indirect call costs nothing next to it).
 cdef struct ImagesJob:
-    const void* x
-    const void* weight
-    const void* bias          # forward
+    ConvArrays arrays         # checked by the entry point (conv_columns.pxd)
     const void* packed        # forward on tiles: the packed weight (else NULL: BLAS)
     const Py_ssize_t* tap_offset
-    const void* grad          # backward
-    void* out                 # forward output or backward grad_x (may be NULL)
-    void* slots
-    void* bias_slots
-    void* workspace
-    Py_ssize_t N, images, gemms, S, per_thread, slot_size
+    Py_ssize_t N, images, gemms, per_thread, slot_size
     bint weight_finite
     bint float64              # the arrays hold doubles (else floats)
     const Geometry* g
+
+
+cdef void _run_chunks(ImagesJob* job, mp_chunk_fn chunk, Py_ssize_t chunks, Py_ssize_t N,
+                      Py_ssize_t images, Py_ssize_t per_thread, const Geometry* g, bint float64,
+                      int num_threads, bint load_team) except *:
+    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads: on the
+    load-tolerant team, or an OpenMP region (dynamic: it moves whole chunks between
+    threads, so the bits do not change; backward slots may hold unequal GEMM counts)."""
+    cdef Py_ssize_t c
+    job.N, job.images, job.per_thread, job.g, job.float64 = N, images, per_thread, g, float64
+    if load_team and num_threads > 1:
+        with nogil:
+            mp_team_run(chunk, job, chunks, num_threads)
+        return
+    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=num_threads):
+        chunk(job, c, threadid())
 
 
 # The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
@@ -387,11 +397,12 @@ cdef void _forward_gemm(const ImagesJob* job, Py_ssize_t n, int worker,
     cdef const Geometry* g = job.g
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef Py_ssize_t first = n * job.images
-    _forward_images(<const floating*>job.x + first * in_image, min(job.images, job.N - first),
-                    <const floating*>job.weight, <const floating*>job.packed, job.tap_offset,
-                    <const floating*>job.bias, <floating*>job.out + first * out_image,
-                    <floating*>job.workspace + worker * job.per_thread
-                    if job.workspace != NULL else NULL, g)
+    cdef const ConvArrays* a = &job.arrays
+    _forward_images(<const floating*>a.x + first * in_image, min(job.images, job.N - first),
+                    <const floating*>a.weight, <const floating*>job.packed, job.tap_offset,
+                    <const floating*>a.bias, <floating*>a.out + first * out_image,
+                    <floating*>a.workspace + worker * job.per_thread
+                    if a.workspace != NULL else NULL, g)
 
 
 cdef void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
@@ -399,24 +410,40 @@ cdef void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
     """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
     cdef const Geometry* g = job.g
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
-    cdef Py_ssize_t images = job.images
-    cdef floating* gxp = <floating*>job.out
-    cdef floating* slotp = <floating*>job.slots
-    cdef floating* bslotp = <floating*>job.bias_slots
+    cdef Py_ssize_t images = job.images, S = job.arrays.S
+    cdef floating* gxp = <floating*>job.arrays.out
+    cdef floating* slotp = <floating*>job.arrays.slots
+    cdef floating* bslotp = <floating*>job.arrays.bias_slots
     while n < job.gemms:
-        _backward_images(<const floating*>job.x + n * images * in_image,
-                         min(images, job.N - n * images), <const floating*>job.weight,
-                         job.weight_finite, <const floating*>job.grad + n * images * out_image,
+        _backward_images(<const floating*>job.arrays.x + n * images * in_image,
+                         min(images, job.N - n * images), <const floating*>job.arrays.weight,
+                         job.weight_finite, <const floating*>job.arrays.grad + n * images * out_image,
                          gxp + n * images * in_image if gxp != NULL else NULL,
                          slotp + s * job.slot_size if slotp != NULL else NULL,
-                         bslotp + s * g.O if bslotp != NULL else NULL, n >= job.S,
-                         <floating*>job.workspace + worker * job.per_thread, g)
-        n = n + job.S
+                         bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
+                         <floating*>job.arrays.workspace + worker * job.per_thread, g)
+        n = n + S
 
 
 def load_team_helpers():
     """Helper threads the load-tolerant team has started in this process (for tests)."""
     return mp_team_helpers()
+
+
+def load_team_stats():
+    """(jobs, chunks the helpers ran, seconds in jobs, seconds the caller waited for a
+    helper's claimed chunk, times it moved helpers to its core) since the last call
+    (diagnostics for benchmarks)."""
+    cdef uint64_t stats[5]
+    mp_team_take_stats(stats)
+    return stats[0], stats[1], stats[2] * 1e-9, stats[3] * 1e-9, stats[4]
+
+
+def set_load_team_placement(double pull_after, bint keep_off=True):
+    """Experiments (load_team.h): how long the team's caller waits for a helper's last
+    chunk before it moves the helper onto its own core (negative: never), and whether
+    each job keeps the helpers off the caller's core."""
+    mp_team_set_pull_after_ns(<long>(pull_after * 1e9), keep_off)
 
 
 def set_load_team_helper_delay(double seconds):
@@ -476,25 +503,17 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     ``plan_batch`` (or ``plan``, one image): ``workspace`` is (num_threads, forward
     elements) at least.  ``load_team``: share the GEMMs out on the load-tolerant
     team (same bits) instead of an OpenMP region."""
-    cdef Py_ssize_t N = x.shape[0], n, t
+    cdef Py_ssize_t N = x.shape[0]
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     _set_images(&g, images)
     cdef Py_ssize_t per_thread = _forward_workspace(&g)
-    cdef const floating* bias_ptr = NULL
+    cdef ImagesJob job
     num_threads = max(num_threads, 1)
-    if ((out.shape[0], out.shape[1], out.shape[2], out.shape[3]) != (N, g.O, g.Ho, g.Wo)
-            or weight.shape[1] != g.K_group):
-        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
-                         f"out {_dims(out)} do not match geometry {geometry}")
-    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
-    if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+    if not _forward_arrays(x, weight, bias, out, (N, g.O, g.Ho, g.Wo), workspace, num_threads,
+                           per_thread, &g, geometry, &job.arrays):
         return
-    _check_workspace(workspace, num_threads, per_thread)
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
-    cdef const floating* wp = &weight[0, 0] if weight.size else NULL
-    cdef floating* op = &out[0, 0, 0, 0]
-    cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
+    cdef const floating* wp = <const floating*>job.arrays.weight
     cdef Py_ssize_t gemms = (N + images - 1) // images
     cdef floating[::1] packed_view
     cdef Py_ssize_t[::1] tap_offset_view
@@ -528,17 +547,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
             for kj in range(g.kw):
                 tap_offset_view[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
         tap_offset = &tap_offset_view[0]
-    cdef ImagesJob job
-    job.x, job.weight, job.bias, job.out, job.workspace = xp, wp, bias_ptr, op, wsp
     job.packed, job.tap_offset = packed, tap_offset
-    job.N, job.images, job.per_thread, job.g = N, images, per_thread, &g
-    job.float64 = floating is double
-    if load_team and num_threads > 1:
-        with nogil:
-            mp_team_run(_forward_chunk, &job, gemms, num_threads)
-        return
-    for n in prange(gemms, nogil=True, schedule="static", num_threads=num_threads):
-        _forward_chunk(&job, n, threadid())
+    _run_chunks(&job, _forward_chunk, gemms, N, images, per_thread, &g, floating is double,
+                num_threads, load_team)
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
@@ -552,64 +563,33 @@ def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weigh
     ... in that order (the caller adds the slots in order).
     ``workspace``: (num_threads, backward elements from ``plan_batch``) at least.
     ``load_team``: share the slots out on the load-tolerant team (same bits)."""
-    # without slots every GEMM is a "slot" of its own (shared out freely)
-    cdef Py_ssize_t N = x.shape[0], s, n, t, o, j, S = max(x.shape[0], 1)
+    cdef Py_ssize_t N = x.shape[0], n, o, j, S
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], weight.shape[0], geometry,
                                 block_rows)
     _set_images(&g, images)
     cdef Py_ssize_t per_thread = _workspace_elements(&g, True)
     cdef Py_ssize_t gemms = (N + images - 1) // images
     cdef floating[:, ::1] bslots
-    cdef floating* gxp = NULL
-    cdef floating* slotp = NULL
-    cdef floating* bslotp = NULL
+    cdef ImagesJob job
     num_threads = max(num_threads, 1)
-    if ((grad.shape[0], grad.shape[1], grad.shape[2], grad.shape[3]) != (N, g.O, g.Ho, g.Wo)
-            or weight.shape[1] != g.K_group):
-        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
-                         f"grad {_dims(grad)} do not match geometry {geometry}")
-    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.K_group, g.O_group),
-                          g.O, gemms)
-    gxp = _first(grad_x, <floating*>NULL, "grad_x")
-    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
-    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
-    cdef Py_ssize_t L = g.Ho * g.Wo
-    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:  # no products: zero gradients ...
-        if gxp != NULL:
-            grad_x[...] = 0
-        if slotp != NULL:
-            weight_slots[...] = 0
-        if bslotp != NULL:  # ... but for the bias (no input channels at all)
-            bslots = bias_slots
+    if not _backward_arrays(x, weight, grad, (N, g.O, g.Ho, g.Wo), grad_x, weight_slots,
+                            bias_slots, (g.groups, g.K_group, g.O_group), gemms, workspace,
+                            num_threads, per_thread, &g, geometry, &job.arrays):
+        if bias_slots is not None:  # no products, but the bias (no input channels at all)
+            bslots, S = bias_slots, job.arrays.S
             for n in range(N):
                 for o in range(g.O):
-                    for j in range(L):
+                    for j in range(g.Ho * g.Wo):
                         bslots[n % S, o] += grad[n, o, j // g.Wo, j % g.Wo]
         return
-    _check_workspace(workspace, num_threads, per_thread)
-    cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef const floating* wp = &weight[0, 0]
-    cdef bint weight_finite = _all_finite(wp, weight.shape[0] * weight.shape[1])
-    cdef const floating* gp = &grad[0, 0, 0, 0]
-    cdef floating* wsp = &workspace[0, 0]
-    cdef Py_ssize_t slot_size = g.O * g.K_group
-    cdef Py_ssize_t busy_slots = min(S, gemms)
-    g.wgrad_tiles = slotp != NULL and _wgrad_on_tiles(&g, floating is double)  # weight gradient on tiles
-    cdef ImagesJob job
+    job.weight_finite = _all_finite(<const floating*>job.arrays.weight,
+                                    weight.shape[0] * weight.shape[1])
+    g.wgrad_tiles = (job.arrays.slots != NULL  # the weight gradient on tiles
+                     and _wgrad_on_tiles(&g, floating is double))
+    job.gemms, job.slot_size = gemms, g.O * g.K_group
     # Slots, not GEMMs, are shared out: a slot's GEMMs must be added in order.
-    # Dynamic scheduling balances slots with unequal GEMM counts; it moves
-    # whole slots between threads, so the sums do not change.
-    job.x, job.weight, job.grad, job.out, job.workspace = xp, wp, gp, gxp, wsp
-    job.slots, job.bias_slots, job.weight_finite = slotp, bslotp, weight_finite
-    job.N, job.images, job.gemms, job.S, job.g = N, images, gemms, S, &g
-    job.per_thread, job.slot_size = per_thread, slot_size
-    job.float64 = floating is double
-    if load_team and num_threads > 1:
-        with nogil:
-            mp_team_run(_backward_chunk, &job, busy_slots, num_threads)
-        return
-    for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):
-        _backward_chunk(&job, s, threadid())
+    _run_chunks(&job, _backward_chunk, min(job.arrays.S, gemms), N, images, per_thread, &g,
+                floating is double, num_threads, load_team)
 
 
 def im2col(const floating[:, :, :, ::1] x, floating[:, ::1] cols, object geometry, int num_threads=1):

@@ -23,8 +23,8 @@ was split out of conv2d.pyx; conv2d re-exports its entry points.)
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
-from minipool._kernels.conv_columns cimport (Geometry, _backward_buffers, _bias_pointer,
-                                             _check_workspace, _dims, _first, _geometry)
+from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _backward_arrays,
+                                             _forward_arrays, _geometry)
 from minipool._kernels.conv_nhwc cimport _cl_backward_image, _cl_forward_image, _cl_workspace
 
 
@@ -48,19 +48,16 @@ def conv2d_forward_channels_last(const floating[:, :, :, ::1] x, const floating[
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, False)
-    cdef const floating* bias_ptr = NULL
+    cdef ConvArrays arrays
     num_threads = max(num_threads, 1)
-    if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
-        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
-                         f"out {_dims(out)} do not match geometry {geometry}")
-    bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
-    if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+    if not _forward_arrays(x, weight, bias, out, (N, g.Ho, g.Wo, g.O), workspace, num_threads,
+                           per_thread, &g, geometry, &arrays):
         return
-    _check_workspace(workspace, num_threads, per_thread)
-    cdef const floating* xp = &x[0, 0, 0, 0] if x.size else NULL
-    cdef const floating* wp = &weight[0, 0] if weight.size else NULL
-    cdef floating* op = &out[0, 0, 0, 0]
-    cdef floating* wsp = &workspace[0, 0] if workspace.size else NULL
+    cdef const floating* xp = <const floating*>arrays.x
+    cdef const floating* wp = <const floating*>arrays.weight
+    cdef const floating* bias_ptr = <const floating*>arrays.bias
+    cdef floating* op = <floating*>arrays.out
+    cdef floating* wsp = <floating*>arrays.workspace
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     for n in prange(N, nogil=True, schedule="static", num_threads=num_threads):
         t = threadid()
@@ -75,41 +72,32 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
     """As ``conv2d_backward`` for NHWC: x (N, H, W, C), grad (N, Ho, Wo, O), ``grad_x``
     like x, ``weight_slots`` (S, groups, O/groups, kh*kw*C/groups) -- the weight gradient
     in the permuted layout, NOT transposed -- and ``bias_slots`` (S, O); any may be None."""
-    cdef Py_ssize_t N = x.shape[0], s, n, t, S = max(x.shape[0], 1)
+    cdef Py_ssize_t N = x.shape[0], s, n, t, S
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry,
                                 block_rows)
     cdef Py_ssize_t per_thread = _cl_workspace(&g, True)
-    cdef floating[:, ::1] bslots
-    cdef floating* gxp = NULL
-    cdef floating* slotp = NULL
-    cdef floating* bslotp = NULL
-    num_threads = max(num_threads, 1)
-    if _dims(grad) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
-        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
-                         f"grad {_dims(grad)} do not match geometry {geometry}")
-    S = _backward_buffers(x, grad_x, weight_slots, bias_slots, (g.groups, g.O_group, g.K_group),
-                          g.O, N)
-    gxp = _first(grad_x, <floating*>NULL, "grad_x")
-    slotp = _first(weight_slots, <floating*>NULL, "weight_slots")
-    bslotp = _first(bias_slots, <floating*>NULL, "bias_slots")
     cdef Py_ssize_t L = g.Ho * g.Wo
-    if N == 0 or g.O == 0 or L == 0 or g.K_group == 0:
-        if gxp != NULL:
-            grad_x[...] = 0
-        if slotp != NULL:
-            weight_slots[...] = 0
-        if bslotp != NULL and N and L:  # no input channels: the bias still has a gradient
-            bslots = bias_slots
+    cdef floating[:, ::1] bslots
+    cdef ConvArrays arrays
+    num_threads = max(num_threads, 1)
+    if not _backward_arrays(x, weight, grad, (N, g.Ho, g.Wo, g.O), grad_x, weight_slots,
+                            bias_slots, (g.groups, g.O_group, g.K_group), N, workspace,
+                            num_threads, per_thread, &g, geometry, &arrays):
+        if bias_slots is not None:  # no input channels: the bias still has a gradient
+            bslots, S = bias_slots, arrays.S
             for n in range(N):
                 for s in range(L):
                     for t in range(g.O):
                         bslots[n % S, t] += grad[n, s // g.Wo, s % g.Wo, t]
         return
-    _check_workspace(workspace, num_threads, per_thread)
-    cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef const floating* wp = &weight[0, 0]
-    cdef const floating* gp = &grad[0, 0, 0, 0]
-    cdef floating* wsp = &workspace[0, 0]
+    S = arrays.S
+    cdef const floating* xp = <const floating*>arrays.x
+    cdef const floating* wp = <const floating*>arrays.weight
+    cdef const floating* gp = <const floating*>arrays.grad
+    cdef floating* gxp = <floating*>arrays.out
+    cdef floating* slotp = <floating*>arrays.slots
+    cdef floating* bslotp = <floating*>arrays.bias_slots
+    cdef floating* wsp = <floating*>arrays.workspace
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * L, slot_size = g.O * g.K_group
     cdef Py_ssize_t busy_slots = min(S, N)
     for s in prange(busy_slots, nogil=True, schedule="dynamic", num_threads=num_threads):

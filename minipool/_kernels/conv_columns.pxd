@@ -319,6 +319,71 @@ cdef inline floating* _first(object array, floating* like, str name) except? NUL
     return &flat[0] if flat.shape[0] else NULL
 
 
+cdef struct ConvArrays:
+    # An entry point's arrays after its checks (``_forward_arrays``, ``_backward_arrays``):
+    # first elements, NULL where absent or empty.
+    const void* x
+    const void* weight
+    const void* bias       # forward
+    const void* grad       # backward
+    void* out              # forward output, or the input gradient
+    void* slots            # backward: weight and bias slots
+    void* bias_slots
+    void* workspace
+    Py_ssize_t S           # backward: slots
+
+
+cdef inline bint _forward_arrays(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                                 bias, floating[:, :, :, ::1] out, tuple out_dims,
+                                 floating[:, ::1] workspace, Py_ssize_t threads,
+                                 Py_ssize_t per_thread, const Geometry* g, object geometry,
+                                 ConvArrays* arrays) except -1:
+    """The forward entry points' checks (``out`` of shape ``out_dims`` and the weight rows
+    against the geometry, the bias, then the workspace) and their arrays' first elements;
+    False when there is no output to compute."""
+    if _dims(out) != out_dims or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    arrays.bias = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
+    if x.shape[0] == 0 or g.O == 0 or g.Ho * g.Wo == 0:
+        return False
+    _check_workspace(workspace, threads, per_thread)
+    arrays.x = &x[0, 0, 0, 0] if x.size else NULL
+    arrays.weight = &weight[0, 0] if weight.size else NULL
+    arrays.out = &out[0, 0, 0, 0]
+    arrays.workspace = &workspace[0, 0] if workspace.size else NULL
+    return True
+
+
+cdef inline bint _backward_arrays(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
+                                  const floating[:, :, :, ::1] grad, tuple grad_dims, grad_x,
+                                  weight_slots, bias_slots, tuple slot_shape, Py_ssize_t used,
+                                  floating[:, ::1] workspace, Py_ssize_t threads,
+                                  Py_ssize_t per_thread, const Geometry* g, object geometry,
+                                  ConvArrays* arrays) except -1:
+    """The backward entry points' checks (``grad`` of shape ``grad_dims``, the weight rows,
+    the optional buffers: see ``_backward_buffers``, then the workspace) and their arrays'
+    first elements; False when no product exists (no pixel, channel or tap): then the
+    input and weight gradients are zeroed and the caller sums the bias gradient."""
+    if _dims(grad) != grad_dims or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"grad {_dims(grad)} do not match geometry {geometry}")
+    arrays.S = _backward_buffers(x, grad_x, weight_slots, bias_slots, slot_shape, g.O, used)
+    arrays.out = _first(grad_x, <floating*>NULL, "grad_x")
+    arrays.slots = _first(weight_slots, <floating*>NULL, "weight_slots")
+    arrays.bias_slots = _first(bias_slots, <floating*>NULL, "bias_slots")
+    if x.shape[0] == 0 or g.O == 0 or g.Ho * g.Wo == 0 or g.K_group == 0:
+        if grad_x is not None:
+            grad_x[...] = 0
+        if weight_slots is not None:
+            weight_slots[...] = 0
+        return False
+    _check_workspace(workspace, threads, per_thread)
+    arrays.x, arrays.weight, arrays.grad = &x[0, 0, 0, 0], &weight[0, 0], &grad[0, 0, 0, 0]
+    arrays.workspace = &workspace[0, 0]
+    return True
+
+
 cdef inline _backward_buffers(x, grad_x, weight_slots, bias_slots, tuple slot_shape,
                               Py_ssize_t O, Py_ssize_t used):
     """Check the backward entries' optional buffers (``slot_shape``: a weight slot's),

@@ -9,7 +9,10 @@
  * returns as soon as every *claimed* chunk is finished: a helper that wakes
  * late finds the counter exhausted and goes back to sleep, having touched
  * nothing.  Idle helpers sleep on a condition variable (they never spin), so
- * they leave their core to whoever needs it between jobs.
+ * they leave their core to whoever needs it between jobs.  On Linux each job
+ * keeps the helpers off the caller's core, and a caller left waiting for a
+ * claimed chunk moves its helper onto its own core (see "Where the helpers
+ * run"): without that the helper shared the caller's core and added nothing.
  *
  * Bits: a chunk's result must depend only on its index (never on which thread
  * runs it); ``worker`` (0 for the caller, 1.. for helpers) only selects
@@ -23,6 +26,10 @@
 #ifndef MINIPOOL_LOAD_TEAM_H
 #define MINIPOOL_LOAD_TEAM_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -58,9 +65,25 @@ static mp_team_t mp_team = {
     PTHREAD_MUTEX_INITIALIZER, 0, NULL, NULL, 0, 0, 0, 0, 0, 0,
 };
 static int mp_team_atfork_registered = 0;
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+/* Each helper's kernel thread id (0 until it has started), for ``mp_team_pull_helpers``. */
+static _Atomic pid_t mp_team_tid[MP_TEAM_MAX_HELPERS + 1];
+#endif
 /* Tests: a helper sleeps this long between taking a job and claiming its first
  * chunk, as if the OS had descheduled it there. */
 static _Atomic long mp_team_helper_delay_us = 0;
+/* Diagnostics (benchmarks): jobs run, chunks the helpers ran, and the time the
+ * caller spent in jobs and waiting for a helper's claimed chunk, in ns. */
+static _Atomic uint64_t mp_team_stat_jobs = 0, mp_team_stat_helper_chunks = 0;
+static _Atomic uint64_t mp_team_stat_job_ns = 0, mp_team_stat_wait_ns = 0;
+
+static uint64_t mp_team_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 
 /* Claim and run chunks of job `generation` until none is left; returns chunks run. */
 static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *context,
@@ -88,6 +111,9 @@ static Py_ssize_t mp_team_work(uint32_t generation, mp_chunk_fn fn, void *contex
 
 static void *mp_team_helper(void *arg) {
     int worker = (int)(intptr_t)arg;
+#ifdef __linux__
+    atomic_store_explicit(&mp_team_tid[worker], (pid_t)syscall(SYS_gettid), memory_order_release);
+#endif
     uint32_t done_generation = 0;  /* so a new helper joins the job that made it */
     pthread_mutex_lock(&mp_team.lock);
     for (;;) {
@@ -107,7 +133,8 @@ static void *mp_team_helper(void *arg) {
             struct timespec pause = {delay / 1000000, (delay % 1000000) * 1000};
             nanosleep(&pause, NULL);
         }
-        mp_team_work(generation, fn, context, chunks, worker);
+        Py_ssize_t ran = mp_team_work(generation, fn, context, chunks, worker);
+        atomic_fetch_add_explicit(&mp_team_stat_helper_chunks, (uint64_t)ran, memory_order_relaxed);
         pthread_mutex_lock(&mp_team.lock);
     }
     return NULL;
@@ -121,6 +148,10 @@ static void mp_team_after_fork_child(void) {
     pthread_cond_init(&mp_team.job_posted, NULL);
     pthread_cond_init(&mp_team.job_finished, NULL);
     mp_team.helpers = 0;
+#ifdef __linux__
+    for (int w = 0; w <= MP_TEAM_MAX_HELPERS; w++)  /* the parent's threads, not ours */
+        atomic_store_explicit(&mp_team_tid[w], 0, memory_order_relaxed);
+#endif
 }
 
 /* Start helpers until there are `wanted` (under `lock`); returns how many exist. */
@@ -156,6 +187,70 @@ static int mp_team_grow(int wanted) {
     return mp_team.helpers;
 }
 
+/* Where the helpers run (Linux).  A helper that sleeps between jobs is woken
+ * onto a busy core, most often the caller's own (no core is idle when another
+ * process keeps one busy), and then only takes turns with the caller: measured,
+ * the helper ran half the chunks while the process got one core in all.  So
+ * each job keeps the helpers off the caller's core (``mp_team_place_helpers``;
+ * one system call when the caller has moved, else none): there they take the
+ * share of the other core that the scheduler gives them.  And when the caller
+ * has run out of chunks while a helper still holds one, the helper is most
+ * often descheduled (the other process's turn on that core): the caller moves
+ * it onto its own core, which it leaves idle while it sleeps, and the kernel
+ * migrates a waiting thread at once (``mp_team_pull_helpers``). */
+#ifdef __linux__
+static int mp_team_kept_off = -2;  /* the core the helpers are kept off; -1 none, -2 unknown */
+
+static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
+    int w, all = 1;
+    for (w = 1; w <= helpers; w++) {
+        pid_t tid = atomic_load_explicit(&mp_team_tid[w], memory_order_acquire);
+        if (tid > 0) sched_setaffinity(tid, sizeof(cpu_set_t), cpus);
+        else all = 0;  /* not started yet: placed at a later job */
+    }
+    return all;
+}
+
+static void mp_team_place_helpers(int helpers) {
+    cpu_set_t cpus;
+    int cpu = sched_getcpu();
+    if (cpu == mp_team_kept_off && cpu >= 0) return;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(cpu_set_t), &cpus) != 0)
+        return;
+    if (CPU_ISSET(cpu, &cpus) && CPU_COUNT(&cpus) > 1) CPU_CLR(cpu, &cpus);
+    mp_team_kept_off = mp_team_set_helper_cpus(helpers, &cpus) ? cpu : -2;
+}
+
+static int mp_team_pull_helpers(int helpers) {
+    cpu_set_t here;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return 0;
+    CPU_ZERO(&here);
+    CPU_SET(cpu, &here);
+    mp_team_set_helper_cpus(helpers, &here);
+    mp_team_kept_off = -2;  /* placed again at the next job */
+    return 1;
+}
+
+/* Every core of the caller's set again (tests, experiments); under ``lock``. */
+static void mp_team_unplace_helpers(void) {
+    cpu_set_t cpus;
+    if (sched_getaffinity(0, sizeof(cpu_set_t), &cpus) == 0)
+        mp_team_set_helper_cpus(mp_team.helpers, &cpus);
+    mp_team_kept_off = -2;
+}
+#else  /* elsewhere the scheduler places the helpers */
+static void mp_team_place_helpers(int helpers) { (void)helpers; }
+static int mp_team_pull_helpers(int helpers) { (void)helpers; return 0; }
+static void mp_team_unplace_helpers(void) {}
+#endif
+
+/* How long the caller spins for a helper's last chunk before it pulls the
+ * helper over (a helper that is running finishes within a chunk's time). */
+static _Atomic long mp_team_pull_after_ns = 100000;
+static _Atomic uint64_t mp_team_stat_pulls = 0;
+static _Atomic int mp_team_place = 1;  /* keep helpers off the caller's core (experiments) */
+
 /* Run fn(context, c, worker) for every c in [0, chunks) on the caller and up to
  * threads - 1 helpers; return when every chunk is done.  Chunks may run in any
  * order, each exactly once; `worker` < threads. */
@@ -169,8 +264,10 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
         for (c = 0; c < chunks; c++) fn(context, c, 0);  /* alone: busy team or nothing to share */
         return;
     }
+    uint64_t start = mp_team_now_ns();
     pthread_mutex_lock(&mp_team.lock);
     if (mp_team_grow(helpers) < helpers) helpers = mp_team.helpers;
+    if (atomic_load_explicit(&mp_team_place, memory_order_relaxed)) mp_team_place_helpers(helpers);
     uint32_t generation = ++mp_team.generation;
     mp_team.fn = fn;
     mp_team.context = context;
@@ -183,14 +280,48 @@ static void mp_team_run(mp_chunk_fn fn, void *context, Py_ssize_t chunks, int th
 
     mp_team_work(generation, fn, context, chunks, 0);
 
+    uint64_t alone = mp_team_now_ns();
     if (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks) {
-        /* a helper still runs a chunk it claimed: sleep until the last one ends */
+        /* a helper still runs a chunk it claimed: give it a chunk's time, then
+         * pull it onto this core and sleep until the last chunk ends */
+        long patience = atomic_load_explicit(&mp_team_pull_after_ns, memory_order_relaxed);
+        int pulled = 0;
+        while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks
+               && (long)(mp_team_now_ns() - alone) < patience)
+            ;
+        if (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks) {
+            if (patience >= 0) pulled = mp_team_pull_helpers(helpers);
+            atomic_fetch_add_explicit(&mp_team_stat_pulls, (uint64_t)pulled, memory_order_relaxed);
+            pthread_mutex_lock(&mp_team.lock);
+            while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks)
+                pthread_cond_wait(&mp_team.job_finished, &mp_team.lock);
+            pthread_mutex_unlock(&mp_team.lock);
+        }
+    }
+    uint64_t end = mp_team_now_ns();
+    atomic_fetch_add_explicit(&mp_team_stat_jobs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mp_team_stat_job_ns, end - start, memory_order_relaxed);
+    atomic_fetch_add_explicit(&mp_team_stat_wait_ns, end - alone, memory_order_relaxed);
+    pthread_mutex_unlock(&mp_team.caller);
+}
+
+/* The diagnostics above, read and reset: {jobs, helper chunks, job ns, wait ns}. */
+static void mp_team_take_stats(uint64_t *out) {
+    out[0] = atomic_exchange_explicit(&mp_team_stat_jobs, 0, memory_order_relaxed);
+    out[1] = atomic_exchange_explicit(&mp_team_stat_helper_chunks, 0, memory_order_relaxed);
+    out[2] = atomic_exchange_explicit(&mp_team_stat_job_ns, 0, memory_order_relaxed);
+    out[3] = atomic_exchange_explicit(&mp_team_stat_wait_ns, 0, memory_order_relaxed);
+    out[4] = atomic_exchange_explicit(&mp_team_stat_pulls, 0, memory_order_relaxed);
+}
+
+static void mp_team_set_pull_after_ns(long ns, int place) {
+    atomic_store_explicit(&mp_team_pull_after_ns, ns, memory_order_relaxed);
+    atomic_store_explicit(&mp_team_place, place, memory_order_relaxed);
+    if (!place) {  /* every core again */
         pthread_mutex_lock(&mp_team.lock);
-        while (atomic_load_explicit(&mp_team.finished, memory_order_acquire) < chunks)
-            pthread_cond_wait(&mp_team.job_finished, &mp_team.lock);
+        mp_team_unplace_helpers();
         pthread_mutex_unlock(&mp_team.lock);
     }
-    pthread_mutex_unlock(&mp_team.caller);
 }
 
 static void mp_team_set_helper_delay_us(long delay) {

@@ -84,6 +84,51 @@ def test_the_caller_waits_for_a_chunk_a_slow_helper_claimed():
     assert elapsed >= 0.1  # its chunk takes 100 ms: the call cannot end before it
 
 
+def thread_cpu_sets():
+    """Every thread of this process: its allowed CPUs (Linux)."""
+    sets = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            sets.append(frozenset(os.sched_getaffinity(int(tid))))
+        except OSError:  # the thread ended meanwhile
+            pass
+    return sets
+
+
+needs_two_cpus = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2,
+    reason="helper placement needs Linux and two CPUs")
+
+
+@pytest.fixture
+def placement():
+    """``kernels.set_load_team_placement`` for one test; the defaults are restored."""
+    yield kernels.set_load_team_placement
+    kernels.set_load_team_placement(-1.0, False)  # every core again, then the defaults
+    kernels.set_load_team_placement(1e-4, True)
+
+
+@needs_two_cpus
+def test_helpers_are_kept_off_the_callers_core(placement):
+    placement(-1.0, True)  # never pulled: the placement of the job stays
+    everything = frozenset(os.sched_getaffinity(0))
+    self_test(64, 2, chunk_us=200)
+    kept_off = [everything - cpus for cpus in thread_cpu_sets() if cpus < everything]
+    assert kept_off and all(len(missing) == 1 for missing in kept_off), kept_off
+    placement(-1.0, False)
+    assert all(cpus == everything for cpus in thread_cpu_sets())
+
+
+@needs_two_cpus
+def test_a_waiting_caller_pulls_the_helper_onto_its_core(placement):
+    placement(0.0, True)
+    kernels.load_team_stats()
+    runs, workers = self_test(40, 2, chunk_us=500, helper_us=50_000)  # the helper's chunk: 50 ms
+    assert (runs == 1).all() and (workers == 1).any()
+    assert kernels.load_team_stats()[4] >= 1  # the caller ran out of chunks first and pulled
+    assert any(len(cpus) == 1 for cpus in thread_cpu_sets())  # the helper, on the caller's core
+
+
 def test_helpers_are_started_once():
     self_test(50, 3, chunk_us=500)
     started = kernels.load_team_helpers()
