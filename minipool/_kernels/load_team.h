@@ -200,6 +200,7 @@ static int mp_team_grow(int wanted) {
  * migrates a waiting thread at once (``mp_team_pull_helpers``). */
 #ifdef __linux__
 static int mp_team_kept_off = -2;  /* the core the helpers are kept off; -1 none, -2 unknown */
+static cpu_set_t mp_team_kept_within;  /* the caller's CPU set when they were placed */
 
 static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
     int w, all = 1;
@@ -212,12 +213,16 @@ static int mp_team_set_helper_cpus(int helpers, const cpu_set_t *cpus) {
 }
 
 static void mp_team_place_helpers(int helpers) {
-    cpu_set_t cpus;
+    /* The caller's set is read every job (one cheap system call, jobs are long):
+     * a user who narrows the process's CPUs later also narrows the helpers'. */
+    cpu_set_t within, cpus;
     int cpu = sched_getcpu();
-    if (cpu == mp_team_kept_off && cpu >= 0) return;
-    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(cpu_set_t), &cpus) != 0)
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(cpu_set_t), &within) != 0)
         return;
+    if (cpu == mp_team_kept_off && CPU_EQUAL(&within, &mp_team_kept_within)) return;
+    cpus = within;
     if (CPU_ISSET(cpu, &cpus) && CPU_COUNT(&cpus) > 1) CPU_CLR(cpu, &cpus);
+    mp_team_kept_within = within;
     mp_team_kept_off = mp_team_set_helper_cpus(helpers, &cpus) ? cpu : -2;
 }
 

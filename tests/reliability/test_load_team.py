@@ -120,6 +120,27 @@ def test_helpers_are_kept_off_the_callers_core(placement):
 
 
 @needs_two_cpus
+def test_helpers_follow_a_narrowed_cpu_set(placement):
+    """A user who narrows the process's CPUs after the helpers were placed narrows them too:
+    the helpers never run where the caller may not."""
+    def cpu_set(tid):
+        return frozenset(os.sched_getaffinity(tid))
+
+    placement(-1.0, True)
+    everything = cpu_set(0)
+    self_test(64, 2, chunk_us=200)  # helpers placed: off the caller's core
+    helpers = [int(t) for t in os.listdir("/proc/self/task") if cpu_set(int(t)) < everything]
+    assert helpers
+    only = min(everything)
+    os.sched_setaffinity(0, {only})
+    try:
+        self_test(64, 2, chunk_us=200)
+        assert all(cpu_set(tid) <= {only} for tid in helpers), [cpu_set(t) for t in helpers]
+    finally:
+        os.sched_setaffinity(0, everything)
+
+
+@needs_two_cpus
 def test_a_waiting_caller_pulls_the_helper_onto_its_core(placement):
     placement(0.0, True)
     kernels.load_team_stats()
