@@ -237,11 +237,17 @@ class Conv2dChannelsLastFn(Function):
         N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, Ho, Wo, O), dtype=x.dtype)
         block_rows, per_thread, _, threads = _plan_channels_last(x.shape, O, geometry)
-        workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
-        with single_threaded():
-            kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
-                                                 workspace, threads)
+        N, H, W, C = x.shape
+        if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
+                and np.isfinite(weight2).all()):  # a padding tap must meet inf or NaN
+            kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
+                                                kernels.direct_by_planes(Ho, Wo))
+        else:
+            workspace = scratch.empty((threads, per_thread), x.dtype)
+            with single_threaded():
+                kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
+                                                     workspace, threads)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
             ctx.save_for_backward(x, weight2)
