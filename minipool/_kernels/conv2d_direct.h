@@ -106,35 +106,36 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
 
 /* One tile: NV vectors of output channels (the block at w, `rows` of them
  * stored) by NP points, each an output pixel of one image that have the same
- * taps inside the plane: point p reads x[at[p] + c*plane + offset[j]] for its
- * j < valid taps (weight at c*taps*width + weight_at[j]) and writes
- * out[put[p] + r*L]; only the first `count` points are real (the others
- * repeat point 0: computed, not stored). */
+ * taps inside the plane: point p reads x[at[p] + c*plane + tap[2j]] for its
+ * j < valid taps (weight at c*taps*width + tap[2j + 1]: one table, one
+ * register) and writes out[put[p] + r*out_channel]; only the first `count`
+ * points are real (the others repeat point 0: computed, not stored). */
 #define MP_DIRECT_TILE(T, V, NAME, MADD, ATTR)                                                \
     ATTR static inline __attribute__((always_inline)) void NAME(                              \
         const T *restrict w, const T *restrict x, Py_ssize_t channels, Py_ssize_t plane,      \
-        Py_ssize_t taps, const Py_ssize_t *restrict offset,                                   \
-        const Py_ssize_t *restrict weight_at, Py_ssize_t valid, const Py_ssize_t *at,         \
+        Py_ssize_t taps, const Py_ssize_t *restrict tap, Py_ssize_t valid,                    \
+        const Py_ssize_t *at,                                                                 \
         const Py_ssize_t *put, Py_ssize_t count, const T *restrict bias, T *restrict out,     \
         Py_ssize_t out_channel, Py_ssize_t rows, const int NV, const int NP) {                \
         enum { VL = sizeof(V) / sizeof(T) };                                                  \
         typedef V VU __attribute__((aligned(sizeof(T)), may_alias)); /* unaligned loads */   \
         V acc[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS];                                       \
-        Py_ssize_t from[MP_DIRECT_PIXELS];                                                    \
+        /* each point's own base, one shared index: base + index addressing, no adds */     \
+        const T *point[MP_DIRECT_PIXELS];                                                     \
         for (int p = 0; p < NP; p++) {                                                        \
-            from[p] = at[p < count ? p : 0];                                                  \
+            point[p] = x + at[p < count ? p : 0];                                             \
             for (int v = 0; v < NV; v++) acc[p][v] = (V){0};                                  \
         }                                                                                     \
         for (Py_ssize_t c = 0; c < channels; c++) {                                           \
             const T *wc = w + c * taps * (NV * VL);                                           \
-            const T *xc = x + c * plane;                                                      \
+            const Py_ssize_t xc = c * plane;                                                  \
             for (Py_ssize_t j = 0; j < valid; j++) {                                          \
-                const VU *wt = (const VU *)(wc + weight_at[j]);                               \
+                const VU *wt = (const VU *)(wc + tap[2 * j + 1]);                             \
                 V wv[MP_DIRECT_MAX_VECTORS];                                                  \
                 for (int v = 0; v < NV; v++) wv[v] = wt[v];                                   \
-                const T *xt = xc + offset[j];                                                 \
+                const Py_ssize_t xt = xc + tap[2 * j];                                        \
                 for (int p = 0; p < NP; p++) {                                                \
-                    const T xs = xt[from[p]];                                                 \
+                    const T xs = point[p][xt];                                                \
                     for (int v = 0; v < NV; v++) acc[p][v] = MADD(wv[v], xs, acc[p][v]);      \
                 }                                                                             \
             }                                                                                 \
@@ -181,7 +182,7 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                           const T *restrict bias, T *restrict out, Py_ssize_t out_image,      \
                           Py_ssize_t out_pixel, Py_ssize_t out_channel) {                     \
         enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
-        Py_ssize_t K = channels * taps, offset[MP_DIRECT_MAX_TAPS], weight_at[MP_DIRECT_MAX_TAPS]; \
+        Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];                          \
         Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
         for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                       \
             wd = mp_direct_block_width(O, o0, sizeof(T));                                     \
@@ -195,8 +196,8 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                 Py_ssize_t valid = 0, pixels = g1 - g0;                                       \
                 for (Py_ssize_t t = 0; t < taps; t++)                                         \
                     if ((mask >> t) & 1) {                                                    \
-                        offset[valid] = tap_offset[t];                                        \
-                        weight_at[valid++] = t * wd;                                          \
+                        tap[2 * valid] = tap_offset[t]; /* then its weight's place */        \
+                        tap[2 * valid++ + 1] = t * wd;                                        \
                     }                                                                         \
                 for (Py_ssize_t q0 = 0; q0 < pixels * count; q0 += np) {                      \
                     Py_ssize_t n = pixels * count - q0 < np ? pixels * count - q0 : np;       \
@@ -206,10 +207,10 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                         put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;        \
                     }                                                                         \
                     if (np == 6)                                                              \
-                        TILE(wk, x, channels, channel_stride, taps, offset, weight_at, valid, \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 2 * LANES / VL, 6);      \
                     else                                                                      \
-                        TILE(wk, x, channels, channel_stride, taps, offset, weight_at, valid, \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, LANES / VL, 12);         \
                 }                                                                             \
             }                                                                                 \
