@@ -44,7 +44,9 @@ puts output channels in the vector lanes and reads the input pixels from the
 image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
 planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
 it for small planes (up to 8x8) and rows that are not whole vectors (LeNet's
-conv2).
+conv2).  The same kernel with NHWC strides runs channels-last forwards
+(conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
+output channels in the lanes are then the NHWC output's own runs.
 
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
@@ -256,16 +258,16 @@ cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:
 
 cdef bint _direct_win_channels_last(const Geometry* g) noexcept nogil:
     """Where the direct kernel on NHWC measured faster than the NHWC im2col + BLAS path
-    (1 thread, CPU time, batch 64, float32): every layer tried with 3+ input channels per
-    group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-2.9x; LeNet's conv2 1.9x).  (One input
-    channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
+    (1 thread, CPU time, batch 64, float32, min of 5): every layer tried with 3+ input
+    channels per group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-3.0x; LeNet's conv2 2.2x).
+    (One input channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
     return g.C // g.groups >= 3
 
 
 def direct_by_planes(Py_ssize_t Ho, Py_ssize_t Wo):
     """Whether ``conv2d_direct_channels_last`` should copy each call's images as NCHW
-    planes first: measured faster up to 100-pixel outputs (4x4 1.1-1.5x, 8x8 1.05x,
-    LeNet's conv2 1.13x), slower from 256 (16x16 0.92x, 32x32 0.54x)."""
+    planes first: measured as fast or faster up to 100-pixel outputs (4x4 1.06-1.46x, 8x8
+    1.0-1.06x, LeNet's conv2 1.13x), mixed on 16x16 (0.92-1.03x) and up to 0.54x on 32x32."""
     return Ho * Wo <= 128
 
 

@@ -1,4 +1,5 @@
-"""2-d convolution, channels last (NHWC), float32 and float64: im2col + GEMM per image.
+"""2-d convolution, channels last (NHWC), float32 and float64: im2col + GEMM per image, or
+the direct kernel (forward, section "direct" at the end).
 
 The column blocks, the passes over an image and the (ki, kj, c) order of the sums
 are described in conv_nhwc.pxd.  Each thread takes whole images (forward) or

@@ -118,8 +118,8 @@ cdef inline noinline_void _forward_direct_channels_last(
         const Py_ssize_t* tap_offset, const floating* bias, floating* out,
         const Geometry* g, bint planes) noexcept nogil:
     """``count`` consecutive images, NHWC or (``planes``) NCHW, into NHWC output, group by
-    group, on the direct kernel (tables from ``_prepare_direct(..., channels_last=not
-    planes)``): the same sums as ``_forward_direct``, so the same bits."""
+    group, on the direct kernel (tables from ``_prepare_direct(..., channels_last=True,
+    nhwc_offsets=not planes)``): the same sums as ``_forward_direct``, so the same bits."""
     cdef Py_ssize_t L = g.Ho * g.Wo, Cg = g.C // g.groups, grp, plane = g.H * g.W
     cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
     cdef Py_ssize_t channel_stride = plane if planes else 1, pixel_step = 1 if planes else g.C
