@@ -44,7 +44,9 @@ puts output channels in the vector lanes and reads the input pixels from the
 image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
 planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
 it for small planes (up to 8x8) and rows that are not whole vectors (LeNet's
-conv2).
+conv2).  The same kernel with NHWC strides runs channels-last forwards
+(conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
+output channels in the lanes are then the NHWC output's own runs.
 
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
@@ -122,8 +124,9 @@ from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_
 
 # The other families and the BLAS switch, re-exported: callers use this one module.
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
+                                                    conv2d_direct_channels_last,
                                                     conv2d_forward_channels_last,
-                                                    plan_channels_last)
+                                                    plan_channels_last, use_cpu_avx2_direct)
 from minipool._kernels.conv_gemm import blas_in_use, use_blas  # noqa: F401
 from minipool._kernels.conv_transpose2d import conv_transpose2d_forward  # noqa: F401
 
@@ -165,6 +168,7 @@ def use_cpu_avx2(bint allow=True):
     global _avx2_tiles
     _avx2_tiles = mp_pick_conv_tiles(allow) == 1
     mp_pick_conv_direct(allow)  # the direct kernel (section "direct") follows the same choice
+    use_cpu_avx2_direct(allow)  # its channels-last copy too
     mp_pick_wgrad_tiles(allow)  # and so do the weight-gradient tiles
     return _avx2_tiles
 
@@ -250,6 +254,31 @@ cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:
     return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
             (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
                                    and _avx2_tiles and _direct_win(g))))
+
+
+cdef bint _direct_win_channels_last(const Geometry* g) noexcept nogil:
+    """Where the direct kernel on NHWC measured faster than the NHWC im2col + BLAS path
+    (1 thread, CPU time, batch 64, float32, min of 5): every layer tried with 3+ input
+    channels per group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-3.0x; LeNet's conv2 2.2x).
+    (One input channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
+    return g.C // g.groups >= 3
+
+
+def direct_by_planes(Py_ssize_t Ho, Py_ssize_t Wo):
+    """Whether ``conv2d_direct_channels_last`` should copy each call's images as NCHW
+    planes first: measured as fast or faster up to 100-pixel outputs (4x4 1.06-1.46x, 8x8
+    1.0-1.06x, LeNet's conv2 1.13x), mixed on 16x16 (0.92-1.03x) and up to 0.54x on 32x32."""
+    return Ho * Wo <= 128
+
+
+def uses_direct_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                              object geometry, bint float64=False):
+    """Whether a channels-last forward of this shape runs on the direct kernel
+    (``conv2d_direct_channels_last``; the caller also checks the weight is finite)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
+            (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
+                                   and _avx2_tiles and _direct_win_channels_last(&g))))
 
 
 def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

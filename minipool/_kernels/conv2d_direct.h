@@ -45,6 +45,9 @@
 #define MP_DIRECT_MAX_VECTORS 4
 #define MP_DIRECT_MAX_TAPS 64 /* a pixel's valid taps are one 64-bit mask */
 #define MP_DIRECT_PIXELS 12   /* points per tile at most (one vector of channels) */
+/* pixel groups at most: (kh(kh+1)/2 + 1) row intervals times (kw(kw+1)/2 + 1) column
+ * ones, largest for a 64x1 kernel (2081 x 2) */
+#define MP_DIRECT_GROUPS 4162
 
 /* Output channels per block at channel o0 of O: 2 32-byte vectors of T (by 6
  * points: 12 sums, 2 weights and a broadcast in the 16 AVX registers), or 1 (by
@@ -83,11 +86,19 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
             pixel_base[oh * Wo + ow] = h0 * W + w0;
             pixel_taps[oh * Wo + ow] = mask;
         }
-    /* a pixel starts a group unless an earlier pixel has its mask */
-    for (Py_ssize_t p = 0; p < L; p++) {
-        Py_ssize_t q = 0;
-        while (q < p && pixel_taps[q] != pixel_taps[p]) q++;
-        if (q < p) continue;
+    /* a pixel starts a group unless an earlier pixel has its mask: checked against the
+     * groups found so far (a row's valid taps are an interval of ki, a column's of kj, so
+     * there are at most MP_DIRECT_GROUPS: linear in L, not quadratic) */
+    uint64_t seen[MP_DIRECT_GROUPS];
+    Py_ssize_t groups = 0;
+    for (Py_ssize_t p = 0, q; p < L; p++) {
+        for (q = 0; q < groups && seen[q] != pixel_taps[p]; q++) {}
+        if (q < groups) continue;
+        if (groups == MP_DIRECT_GROUPS) { /* not reached (see above); stay correct anyway */
+            for (q = 0; q < p && pixel_taps[q] != pixel_taps[p]; q++) {}
+            if (q < p) continue;
+        } else
+            seen[groups++] = pixel_taps[p];
         for (q = p; q < L; q++)
             if (pixel_taps[q] == pixel_taps[p]) pixel_order[placed++] = q;
     }
@@ -95,63 +106,83 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
 
 /* One tile: NV vectors of output channels (the block at w, `rows` of them
  * stored) by NP points, each an output pixel of one image that have the same
- * taps inside the plane: point p reads x[at[p] + c*plane + offset[j]] for its
- * j < valid taps (weight at c*taps*width + weight_at[j]) and writes
- * out[put[p] + r*L]; only the first `count` points are real (the others
- * repeat point 0: computed, not stored). */
+ * taps inside the plane: point p reads x[at[p] + c*plane + tap[2j]] for its
+ * j < valid taps (weight at c*taps*width + tap[2j + 1]: one table, one
+ * register) and writes out[put[p] + r*out_channel]; only the first `count`
+ * points are real (the others repeat point 0: computed, not stored). */
 #define MP_DIRECT_TILE(T, V, NAME, MADD, ATTR)                                                \
     ATTR static inline __attribute__((always_inline)) void NAME(                              \
         const T *restrict w, const T *restrict x, Py_ssize_t channels, Py_ssize_t plane,      \
-        Py_ssize_t taps, const Py_ssize_t *restrict offset,                                   \
-        const Py_ssize_t *restrict weight_at, Py_ssize_t valid, const Py_ssize_t *at,         \
+        Py_ssize_t taps, const Py_ssize_t *restrict tap, Py_ssize_t valid,                    \
+        const Py_ssize_t *at,                                                                 \
         const Py_ssize_t *put, Py_ssize_t count, const T *restrict bias, T *restrict out,     \
-        Py_ssize_t L, Py_ssize_t rows, const int NV, const int NP) {                          \
+        Py_ssize_t out_channel, Py_ssize_t rows, const int NV, const int NP) {                \
         enum { VL = sizeof(V) / sizeof(T) };                                                  \
         typedef V VU __attribute__((aligned(sizeof(T)), may_alias)); /* unaligned loads */   \
         V acc[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS];                                       \
-        Py_ssize_t from[MP_DIRECT_PIXELS];                                                    \
+        /* each point's own base, one shared index: base + index addressing, no adds */     \
+        const T *point[MP_DIRECT_PIXELS];                                                     \
         for (int p = 0; p < NP; p++) {                                                        \
-            from[p] = at[p < count ? p : 0];                                                  \
+            point[p] = x + at[p < count ? p : 0];                                             \
             for (int v = 0; v < NV; v++) acc[p][v] = (V){0};                                  \
         }                                                                                     \
         for (Py_ssize_t c = 0; c < channels; c++) {                                           \
             const T *wc = w + c * taps * (NV * VL);                                           \
-            const T *xc = x + c * plane;                                                      \
+            const Py_ssize_t xc = c * plane;                                                  \
             for (Py_ssize_t j = 0; j < valid; j++) {                                          \
-                const VU *wt = (const VU *)(wc + weight_at[j]);                               \
+                const VU *wt = (const VU *)(wc + tap[2 * j + 1]);                             \
                 V wv[MP_DIRECT_MAX_VECTORS];                                                  \
                 for (int v = 0; v < NV; v++) wv[v] = wt[v];                                   \
-                const T *xt = xc + offset[j];                                                 \
+                const Py_ssize_t xt = xc + tap[2 * j];                                        \
                 for (int p = 0; p < NP; p++) {                                                \
-                    const T xs = xt[from[p]];                                                 \
+                    const T xs = point[p][xt];                                                \
                     for (int v = 0; v < NV; v++) acc[p][v] = MADD(wv[v], xs, acc[p][v]);      \
                 }                                                                             \
             }                                                                                 \
+        }                                                                                     \
+        if (out_channel == 1 && rows == NV * VL) { /* channels last: whole vectors out */     \
+            V bv[MP_DIRECT_MAX_VECTORS];                                                      \
+            for (int v = 0; v < NV; v++) {                                                    \
+                bv[v] = (V){0};                                                               \
+                if (bias) memcpy(&bv[v], bias + v * VL, sizeof(V));                           \
+            }                                                                                 \
+            for (int p = 0; p < NP && p < count; p++)                                         \
+                for (int v = 0; v < NV; v++) {                                                \
+                    V s = acc[p][v] + bv[v];                                                  \
+                    memcpy(out + put[p] + v * VL, &s, sizeof(V));                             \
+                }                                                                             \
+            return;                                                                           \
         }                                                                                     \
         T sums[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS * VL];                                 \
         for (int p = 0; p < NP; p++)                                                          \
             for (int v = 0; v < NV; v++) memcpy(&sums[p][v * VL], &acc[p][v], sizeof(V));     \
         for (Py_ssize_t r = 0; r < rows; r++) {                                               \
             const T b = bias ? bias[r] : 0;                                                   \
-            for (Py_ssize_t p = 0; p < count; p++) out[put[p] + r * L] = sums[p][r] + b;      \
+            for (Py_ssize_t p = 0; p < count; p++)                                            \
+                out[put[p] + r * out_channel] = sums[p][r] + b;                               \
         }                                                                                     \
     }
 
-/* out (count images of O x L, out_image apart) from x (count images of
- * `channels` planes, image apart): block by block of output channels; in a
- * block, group by group of pixels with the same taps (pixel_order), the
- * group's points (pixel, image) in tiles of NP: the products with padding are
- * never issued, and a tile's points share every weight load. */
+/* out (count images of O channels by L pixels, out_image apart; a pixel out_pixel
+ * apart, a channel out_channel) from x (count images of `channels` channels,
+ * image apart; a channel channel_stride apart, pixel p's window at pixel_base[p]
+ * * pixel_step): NCHW is (out_pixel, out_channel) = (1, L), channel_stride =
+ * plane, pixel_step = 1; NHWC (O, 1), 1 and C, the tap offsets scaled by C too.
+ * Block by block of output channels; in a block, group by group of pixels with
+ * the same taps (pixel_order), the group's points (pixel, image) in tiles of
+ * NP: the products with padding are never issued, and a tile's points share
+ * every weight load. */
 #define MP_DIRECT_IMAGES(T, V, NAME, TILE, ATTR)                                              \
     ATTR static void NAME(const T *restrict w, Py_ssize_t O, const T *restrict x,             \
                           Py_ssize_t count, Py_ssize_t channels, Py_ssize_t image,            \
-                          Py_ssize_t plane, const Py_ssize_t *restrict tap_offset,            \
+                          Py_ssize_t channel_stride, const Py_ssize_t *restrict tap_offset,   \
                           Py_ssize_t taps, const Py_ssize_t *restrict pixel_base,             \
-                          const uint64_t *restrict pixel_taps,                                \
+                          Py_ssize_t pixel_step, const uint64_t *restrict pixel_taps,         \
                           const Py_ssize_t *restrict pixel_order, Py_ssize_t L,               \
-                          const T *restrict bias, T *restrict out, Py_ssize_t out_image) {    \
+                          const T *restrict bias, T *restrict out, Py_ssize_t out_image,      \
+                          Py_ssize_t out_pixel, Py_ssize_t out_channel) {                     \
         enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
-        Py_ssize_t K = channels * taps, offset[MP_DIRECT_MAX_TAPS], weight_at[MP_DIRECT_MAX_TAPS]; \
+        Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];                          \
         Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
         for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                       \
             wd = mp_direct_block_width(O, o0, sizeof(T));                                     \
@@ -165,22 +196,22 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                 Py_ssize_t valid = 0, pixels = g1 - g0;                                       \
                 for (Py_ssize_t t = 0; t < taps; t++)                                         \
                     if ((mask >> t) & 1) {                                                    \
-                        offset[valid] = tap_offset[t];                                        \
-                        weight_at[valid++] = t * wd;                                          \
+                        tap[2 * valid] = tap_offset[t]; /* then its weight's place */        \
+                        tap[2 * valid++ + 1] = t * wd;                                        \
                     }                                                                         \
                 for (Py_ssize_t q0 = 0; q0 < pixels * count; q0 += np) {                      \
                     Py_ssize_t n = pixels * count - q0 < np ? pixels * count - q0 : np;       \
                     for (Py_ssize_t q = 0; q < n; q++) {                                      \
                         Py_ssize_t i = (q0 + q) / pixels, pixel = pixel_order[g0 + (q0 + q) % pixels]; \
-                        at[q] = i * image + pixel_base[pixel];                                \
-                        put[q] = i * out_image + o0 * L + pixel;                              \
+                        at[q] = i * image + pixel_base[pixel] * pixel_step;                   \
+                        put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;        \
                     }                                                                         \
                     if (np == 6)                                                              \
-                        TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
-                             n, bk, out, L, rows, 2 * LANES / VL, 6);                         \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 2 * LANES / VL, 6);      \
                     else                                                                      \
-                        TILE(wk, x, channels, plane, taps, offset, weight_at, valid, at, put, \
-                             n, bk, out, L, rows, LANES / VL, 12);                            \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, LANES / VL, 12);         \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -190,25 +221,39 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
 #define MP_PORTABLE_DIRECT
 MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_madd_f16, MP_PORTABLE_DIRECT)
 MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_madd_d16, MP_PORTABLE_DIRECT)
-MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_images_f_portable, mp_direct_tile_f_portable, MP_PORTABLE_DIRECT)
-MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_images_d_portable, mp_direct_tile_d_portable, MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_strided_f_portable, mp_direct_tile_f_portable, MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_strided_d_portable, mp_direct_tile_d_portable, MP_PORTABLE_DIRECT)
 
 #if MP_CONV_HAVE_X86_DISPATCH
 MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_madd_f32, MP_CONV_AVX2)
 MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_madd_d32, MP_CONV_AVX2)
-MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_images_f_avx2, mp_direct_tile_f_avx2, MP_CONV_AVX2)
-MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_images_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
+MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_strided_f_avx2, mp_direct_tile_f_avx2, MP_CONV_AVX2)
+MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_strided_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
 #endif
 
-static __typeof__(&mp_direct_images_f_portable) mp_direct_images_f = mp_direct_images_f_portable;
-static __typeof__(&mp_direct_images_d_portable) mp_direct_images_d = mp_direct_images_d_portable;
+static __typeof__(&mp_direct_strided_f_portable) mp_direct_strided_f = mp_direct_strided_f_portable;
+static __typeof__(&mp_direct_strided_d_portable) mp_direct_strided_d = mp_direct_strided_d_portable;
+
+/* NCHW images (see MP_DIRECT_IMAGES): channel stride plane, output channel stride L */
+#define MP_DIRECT_NCHW(T, NAME, STRIDED)                                                      \
+    static inline void NAME(const T *w, Py_ssize_t O, const T *x, Py_ssize_t count,           \
+                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,          \
+                            const Py_ssize_t *tap_offset, Py_ssize_t taps,                    \
+                            const Py_ssize_t *pixel_base, const uint64_t *pixel_taps,         \
+                            const Py_ssize_t *pixel_order, Py_ssize_t L, const T *bias,       \
+                            T *out, Py_ssize_t out_image) {                                   \
+        STRIDED(w, O, x, count, channels, image, plane, tap_offset, taps, pixel_base, 1,      \
+                pixel_taps, pixel_order, L, bias, out, out_image, 1, L);                      \
+    }
+MP_DIRECT_NCHW(float, mp_direct_images_f, mp_direct_strided_f)
+MP_DIRECT_NCHW(double, mp_direct_images_d, mp_direct_strided_d)
 
 /* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
  * both; returns 1 if so. */
 static inline int mp_pick_conv_direct(int allow) {
     int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_direct_images_f);
-    MP_CONV_PICK(avx2, mp_direct_images_d);
+    MP_CONV_PICK(avx2, mp_direct_strided_f);
+    MP_CONV_PICK(avx2, mp_direct_strided_d);
     return avx2;
 }
 #endif

@@ -24,6 +24,20 @@ cdef extern from "conv2d_direct.h" nogil:
                             const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
                             const Py_ssize_t* pixel_order, Py_ssize_t L, const double* bias,
                             double* out, Py_ssize_t out_image)
+    void mp_direct_strided_f(const float* w, Py_ssize_t O, const float* x, Py_ssize_t count,
+                             Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
+                             const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                             const Py_ssize_t* pixel_base, Py_ssize_t pixel_step,
+                             const uint64_t* pixel_taps, const Py_ssize_t* pixel_order,
+                             Py_ssize_t L, const float* bias, float* out, Py_ssize_t out_image,
+                             Py_ssize_t out_pixel, Py_ssize_t out_channel)
+    void mp_direct_strided_d(const double* w, Py_ssize_t O, const double* x, Py_ssize_t count,
+                             Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
+                             const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                             const Py_ssize_t* pixel_base, Py_ssize_t pixel_step,
+                             const uint64_t* pixel_taps, const Py_ssize_t* pixel_order,
+                             Py_ssize_t L, const double* bias, double* out, Py_ssize_t out_image,
+                             Py_ssize_t out_pixel, Py_ssize_t out_channel)
     void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
                           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                           Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -36,11 +50,15 @@ cdef extern from "conv2d_direct.h" nogil:
 
 cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, floating* packed,
                                           Py_ssize_t* tap_offset, Py_ssize_t* pixel_base,
-                                          uint64_t* pixel_taps) noexcept nogil:
+                                          uint64_t* pixel_taps, bint channels_last=False,
+                                          bint nhwc_offsets=False) noexcept nogil:
     """The packed weight (conv2d_direct.h's blocks, per group), the taps' offsets in
     the unpadded plane, the pixel tables (``pixel_base``: 2 x Ho*Wo, the bases then
-    the order); and ``g`` set to use them."""
+    the order); and ``g`` set to use them.  ``channels_last``: the weight is (O,
+    kh*kw*C/groups) (conv2d_channels_last.pyx's), packed in the same (c, ki, kj)
+    order; ``nhwc_offsets``: the taps' offsets count NHWC values (times C)."""
     cdef Py_ssize_t item = sizeof(floating), group_size, grp, o, o0, width, k, ki, kj
+    cdef Py_ssize_t taps = g.kh * g.kw, Cg = g.C // g.groups
     cdef floating* d
     group_size = mp_direct_packed_size(g.O_group, g.K_group, item)
     memset(packed, 0, g.groups * group_size * item)
@@ -50,12 +68,14 @@ cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, f
         for grp in range(g.groups):
             for o in range(o0, min(o0 + width, g.O_group)):
                 d = packed + grp * group_size + o0 * g.K_group + (o - o0)
-                for k in range(g.K_group):
-                    d[k * width] = weight[(grp * g.O_group + o) * g.K_group + k]
+                for k in range(g.K_group):  # k = c*taps + t; channels last: t*Cg + c
+                    d[k * width] = weight[(grp * g.O_group + o) * g.K_group
+                                          + ((k % taps) * Cg + k // taps if channels_last else k)]
         o0 += width
     for ki in range(g.kh):
         for kj in range(g.kw):
-            tap_offset[ki * g.kw + kj] = ki * g.dh * g.W + kj * g.dw
+            tap_offset[ki * g.kw + kj] = ((ki * g.dh * g.W + kj * g.dw) * g.C if nhwc_offsets
+                                          else ki * g.dh * g.W + kj * g.dw)
     mp_direct_pixels(g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.Ho, g.Wo,
                      pixel_base, pixel_taps, pixel_base + g.Ho * g.Wo)
     g.direct, g.pixel_base, g.pixel_taps = True, pixel_base, pixel_taps
@@ -91,3 +111,30 @@ cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t cou
             mp_direct_images_d(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
                                plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
                                g.pixel_order, L, b, o, g.O * L)
+
+
+cdef inline noinline_void _forward_direct_channels_last(
+        const floating* images, Py_ssize_t count, const floating* packed,
+        const Py_ssize_t* tap_offset, const floating* bias, floating* out,
+        const Geometry* g, bint planes) noexcept nogil:
+    """``count`` consecutive images, NHWC or (``planes``) NCHW, into NHWC output, group by
+    group, on the direct kernel (tables from ``_prepare_direct(..., channels_last=True,
+    nhwc_offsets=not planes)``): the same sums as ``_forward_direct``, so the same bits."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, Cg = g.C // g.groups, grp, plane = g.H * g.W
+    cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
+    cdef Py_ssize_t channel_stride = plane if planes else 1, pixel_step = 1 if planes else g.C
+    cdef const floating* b
+    cdef const floating* x
+    for grp in range(g.groups):
+        b = bias + grp * g.O_group if bias != NULL else NULL
+        x = images + grp * Cg * channel_stride
+        if floating is float:
+            mp_direct_strided_f(packed + grp * group_size, g.O_group, x, count, Cg,
+                                g.C * plane, channel_stride, tap_offset, g.kh * g.kw,
+                                g.pixel_base, pixel_step, g.pixel_taps, g.pixel_order, L, b,
+                                out + grp * g.O_group, g.O * L, g.O, 1)
+        else:
+            mp_direct_strided_d(packed + grp * group_size, g.O_group, x, count, Cg,
+                                g.C * plane, channel_stride, tap_offset, g.kh * g.kw,
+                                g.pixel_base, pixel_step, g.pixel_taps, g.pixel_order, L, b,
+                                out + grp * g.O_group, g.O * L, g.O, 1)

@@ -228,7 +228,9 @@ def weight_from_channels_last(slots, weight_shape):
 class Conv2dChannelsLastFn(Function):
     """``Conv2dFn`` for an (N, H, W, C) input and (N, Ho, Wo, O) output: the kernel cuts its
     column rows from the input's pixel rows and writes the output's pixel rows, so the
-    batch is never transposed.  The weight keeps PyTorch's layout outside the kernel."""
+    batch is never transposed.  The weight keeps PyTorch's layout outside the kernel.
+    The forward runs on the direct kernel where it measured faster (``uses_direct_channels_last``;
+    a weight with inf or NaN keeps the column path: a padding tap must meet it)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, geometry):
@@ -237,11 +239,17 @@ class Conv2dChannelsLastFn(Function):
         N, O, Ho, Wo = x.shape[0], weight.shape[0], geometry.Ho, geometry.Wo
         out = np.empty((N, Ho, Wo, O), dtype=x.dtype)
         block_rows, per_thread, _, threads = _plan_channels_last(x.shape, O, geometry)
-        workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
-        with single_threaded():
-            kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
-                                                 workspace, threads)
+        N, H, W, C = x.shape
+        if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
+                and np.isfinite(weight2).all()):  # a padding tap must meet inf or NaN
+            kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
+                                                kernels.direct_by_planes(Ho, Wo))
+        else:
+            workspace = scratch.empty((threads, per_thread), x.dtype)
+            with single_threaded():
+                kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
+                                                     workspace, threads)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
             ctx.save_for_backward(x, weight2)
@@ -316,7 +324,8 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     (N, H, W, C) or (H, W, C) input and returns (N, Ho, Wo, out_channels) without
     transposing the batch; the weight keeps PyTorch's (out_channels, in_channels //
     groups, kh, kw) layout.  The values agree with channels-first to rounding (the
-    taps are summed in another order), not bit for bit.
+    taps are summed in another order), not bit for bit -- except where the forward runs on
+    the direct kernel (``kernels.uses_direct_channels_last``), which sums as channels-first.
 
     >>> import numpy as np, minipool as mp
     >>> import minipool.nn.functional as F
