@@ -25,7 +25,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _backward_arrays,
-                                             _forward_arrays, _geometry)
+                                             _bias_pointer, _dims, _forward_arrays, _geometry)
 from minipool._kernels.conv_nhwc cimport _cl_backward_image, _cl_forward_image, _cl_workspace
 
 
