@@ -200,15 +200,8 @@ MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_images_f_avx2, mp_direct_tile_f_avx2,
 MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_images_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
 #endif
 
-static __typeof__(&mp_direct_images_f_portable) mp_direct_images_f = mp_direct_images_f_portable;
-static __typeof__(&mp_direct_images_d_portable) mp_direct_images_d = mp_direct_images_d_portable;
-
-/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
- * both; returns 1 if so. */
-static inline int mp_pick_conv_direct(int allow) {
-    int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_direct_images_f);
-    MP_CONV_PICK(avx2, mp_direct_images_d);
-    return avx2;
-}
+/* mp_direct_images_f/_d and mp_pick_conv_direct, as the tiles' (conv2d_tiles.h) */
+MP_CONV_ENGINE(mp_direct_images, mp_pick_conv_direct)
+#define mp_direct_images(w, ...) \
+    MP_FLOAT_OR_DOUBLE(w, mp_direct_images_f, mp_direct_images_d)(w, __VA_ARGS__)
 #endif
