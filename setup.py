@@ -83,9 +83,13 @@ LINK_ARGS = list(OPENMP_FLAGS or [])
 # anywhere in a module moved unrelated loops and their timings (the same machine code
 # ran 120 or 153 us by its start address mod 64).  Measured across bench_pooling's
 # rows before it was adopted; the other kernels keep GCC's default placement
-# (blur_pool too: its NHWC forward measured 1.10x slower with it).
+# (blur_pool too: its NHWC forward measured 1.10x slower with it).  Loops start on a
+# 64-byte line too: within a function, a hot loop's offset still moved with any edit
+# above it (global avg pooling NHWC ran 1.12x slower with its add loop straddling a
+# line; max pooling's LeNet NHWC backward 1.2x), and 64 held both against the
+# pre-restructure kernels where 32 fixed one and not the other.
 PLACED_KERNELS = ("pool_",)
-PLACEMENT_ARGS = ["-falign-functions=64"]
+PLACEMENT_ARGS = ["-falign-functions=64", "-falign-loops=64"]
 
 DIRECTIVES = {
     "language_level": 3,

@@ -204,4 +204,12 @@ static int mp_pick_aa_kernels(int allow) {
     (void)allow;
     return 0;
 }
+
+/* Each float/double pair by one name, for Cython (float_or_double.h) */
+#include "float_or_double.h"
+#define mp_aa_rows(src, ...) MP_FLOAT_OR_DOUBLE(src, mp_aa_rows_f, mp_aa_rows_d)(src, __VA_ARGS__)
+#define mp_aa_combine(src, ...) \
+    MP_FLOAT_OR_DOUBLE(src, mp_aa_combine_f, mp_aa_combine_d)(src, __VA_ARGS__)
+#define mp_aa_backward_planes(g, ...) \
+    MP_FLOAT_OR_DOUBLE(g, mp_aa_backward_planes_f, mp_aa_backward_planes_d)(g, __VA_ARGS__)
 #endif

@@ -190,6 +190,36 @@ cdef void _backward_unit(const floating* g, floating* gx, floating* gw,
                         dst[c] = dst[c] + fj * gr[c]
 
 
+cdef Py_ssize_t _channel_slices(Py_ssize_t B, Py_ssize_t C, Py_ssize_t* cblock) noexcept:
+    """How many slices of ``cblock`` channels each block is cut into (0: no work);
+    a ``cblock`` outside 1..C becomes C (whole blocks)."""
+    if cblock[0] < 1 or cblock[0] > C:
+        cblock[0] = C
+    if B == 0 or C == 0:
+        return 0
+    return (C + cblock[0] - 1) // cblock[0]
+
+
+cdef struct Unit:           # one unit of parallel work: block b, channels [c0, c1)
+    Py_ssize_t b, c0, c1
+
+
+cdef inline Unit _unit(Py_ssize_t u, Py_ssize_t slices, Py_ssize_t cblock,
+                       Py_ssize_t C) noexcept nogil:
+    """Unit u of the blocks cut into ``slices`` slices of ``cblock`` channels."""
+    cdef Unit unit
+    unit.b = u // slices
+    unit.c0 = (u % slices) * cblock
+    unit.c1 = min(unit.c0 + cblock, C)
+    return unit
+
+
+cdef floating[:, ::1] _thread_rows(int threads, Py_ssize_t size, floating tag):
+    """One work buffer of ``size`` elements per thread, allocated with the GIL (a failure
+    is a MemoryError); ``tag`` only picks the float type."""
+    return np.empty((threads, size), dtype=np.float32 if floating is float else np.float64)
+
+
 def _check_tables(const int64_t[:, ::1] rows, const int64_t[:, ::1] cols, Py_ssize_t H,
                   Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t kh, Py_ssize_t kw):
     cdef Py_ssize_t a, b
@@ -215,28 +245,24 @@ def blur_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
     cdef Py_ssize_t B = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t Ho = out.shape[1], Wo = out.shape[2]
     cdef Py_ssize_t kh = rows.shape[1], kw = cols.shape[1]
-    cdef Py_ssize_t slices, units, u, b, c0, c1
+    cdef Py_ssize_t slices, u
+    cdef Unit unit
     cdef floating[:, ::1] work
     if out.shape[0] != B or out.shape[3] != C:
         raise ValueError("blur_forward: input and output blocks or channels differ")
     if fh.shape[0] != kh or fw.shape[0] != kw or kh < 1 or kw < 1:
         raise ValueError("blur_forward: filters do not match the tap tables")
     _check_tables(rows, cols, H, W, Ho, Wo, kh, kw)
-    if cblock < 1 or cblock > C:
-        cblock = C
-    if B == 0 or C == 0:
+    slices = _channel_slices(B, C, &cblock)
+    if slices == 0:
         return
-    slices = (C + cblock - 1) // cblock
-    units = B * slices
-    threads = max(1, min(threads, units))
-    # one row buffer per thread, allocated with the GIL (a failure is a MemoryError)
-    work = np.empty((threads, W * cblock), dtype=np.float32 if floating is float else np.float64)
-    for u in prange(units, nogil=True, num_threads=threads, schedule="static"):
-        b = u // slices
-        c0 = (u % slices) * cblock
-        c1 = min(c0 + cblock, C)
-        _forward_unit(&x[b, 0, 0, 0], &out[b, 0, 0, 0], &work[omp_get_thread_num(), 0],
-                      &rows[0, 0], &cols[0, 0], &fh[0], &fw[0], kh, kw, Ho, Wo, W, C, c0, c1)
+    threads = max(1, min(threads, B * slices))
+    work = _thread_rows(threads, W * cblock, fh[0])  # one row buffer
+    for u in prange(B * slices, nogil=True, num_threads=threads, schedule="static"):
+        unit = _unit(u, slices, cblock, C)
+        _forward_unit(&x[unit.b, 0, 0, 0], &out[unit.b, 0, 0, 0], &work[omp_get_thread_num(), 0],
+                      &rows[0, 0], &cols[0, 0], &fh[0], &fw[0], kh, kw, Ho, Wo, W, C,
+                      unit.c0, unit.c1)
 
 
 def blur_backward(const floating[:, :, :, ::1] g, floating[:, :, :, ::1] gx,
@@ -249,7 +275,8 @@ def blur_backward(const floating[:, :, :, ::1] g, floating[:, :, :, ::1] gx,
     ``tap`` list the (output, tap) pairs that read q, in summation order."""
     cdef Py_ssize_t B = gx.shape[0], H = gx.shape[1], W = gx.shape[2], C = gx.shape[3]
     cdef Py_ssize_t Ho = g.shape[1], Wo = g.shape[2]
-    cdef Py_ssize_t slices, units, u, b, c0, c1, q, e
+    cdef Py_ssize_t slices, u, q, e
+    cdef Unit unit
     cdef floating[:, ::1] work
     if g.shape[0] != B or g.shape[3] != C:
         raise ValueError("blur_backward: gradient and input blocks or channels differ")
@@ -272,19 +299,13 @@ def blur_backward(const floating[:, :, :, ::1] g, floating[:, :, :, ::1] gx,
     for e in range(wout.shape[0]):
         if not (0 <= wout[e] < Wo and 0 <= wtap[e] < fw.shape[0]):
             raise ValueError("blur_backward: a column entry lies outside the gradient or filter")
-    if cblock < 1 or cblock > C:
-        cblock = C
-    if B == 0 or C == 0:
+    slices = _channel_slices(B, C, &cblock)
+    if slices == 0:
         return
-    slices = (C + cblock - 1) // cblock
-    units = B * slices
-    threads = max(1, min(threads, units))
-    # one (Ho, W) buffer per thread
-    work = np.empty((threads, Ho * W * cblock), dtype=np.float32 if floating is float else np.float64)
-    for u in prange(units, nogil=True, num_threads=threads, schedule="static"):
-        b = u // slices
-        c0 = (u % slices) * cblock
-        c1 = min(c0 + cblock, C)
-        _backward_unit(&g[b, 0, 0, 0], &gx[b, 0, 0, 0], &work[omp_get_thread_num(), 0],
+    threads = max(1, min(threads, B * slices))
+    work = _thread_rows(threads, Ho * W * cblock, fh[0])  # one (Ho, W) buffer
+    for u in prange(B * slices, nogil=True, num_threads=threads, schedule="static"):
+        unit = _unit(u, slices, cblock, C)
+        _backward_unit(&g[unit.b, 0, 0, 0], &gx[unit.b, 0, 0, 0], &work[omp_get_thread_num(), 0],
                        &hstart[0], &hout[0], &htap[0], &wstart[0], &wout[0], &wtap[0],
-                       &fh[0], &fw[0], H, W, Ho, Wo, C, c0, c1)
+                       &fh[0], &fw[0], H, W, Ho, Wo, C, unit.c0, unit.c1)

@@ -231,29 +231,8 @@ MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_strided_f_avx2, mp_direct_tile_f_avx2
 MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_strided_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
 #endif
 
-static __typeof__(&mp_direct_strided_f_portable) mp_direct_strided_f = mp_direct_strided_f_portable;
-static __typeof__(&mp_direct_strided_d_portable) mp_direct_strided_d = mp_direct_strided_d_portable;
-
-/* NCHW images (see MP_DIRECT_IMAGES): channel stride plane, output channel stride L */
-#define MP_DIRECT_NCHW(T, NAME, STRIDED)                                                      \
-    static inline void NAME(const T *w, Py_ssize_t O, const T *x, Py_ssize_t count,           \
-                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,          \
-                            const Py_ssize_t *tap_offset, Py_ssize_t taps,                    \
-                            const Py_ssize_t *pixel_base, const uint64_t *pixel_taps,         \
-                            const Py_ssize_t *pixel_order, Py_ssize_t L, const T *bias,       \
-                            T *out, Py_ssize_t out_image) {                                   \
-        STRIDED(w, O, x, count, channels, image, plane, tap_offset, taps, pixel_base, 1,      \
-                pixel_taps, pixel_order, L, bias, out, out_image, 1, L);                      \
-    }
-MP_DIRECT_NCHW(float, mp_direct_images_f, mp_direct_strided_f)
-MP_DIRECT_NCHW(double, mp_direct_images_d, mp_direct_strided_d)
-
-/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
- * both; returns 1 if so. */
-static inline int mp_pick_conv_direct(int allow) {
-    int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_direct_strided_f);
-    MP_CONV_PICK(avx2, mp_direct_strided_d);
-    return avx2;
-}
+/* mp_direct_strided_f/_d and mp_pick_conv_direct, as the tiles' (conv2d_tiles.h) */
+MP_CONV_ENGINE(mp_direct_strided, mp_pick_conv_direct)
+#define mp_direct_strided(w, ...) \
+    MP_FLOAT_OR_DOUBLE(w, mp_direct_strided_f, mp_direct_strided_d)(w, __VA_ARGS__)
 #endif

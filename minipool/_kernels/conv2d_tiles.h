@@ -220,14 +220,22 @@ static inline int mp_conv_cpu_avx2(int allow) {
 #define MP_CONV_PICK(avx2, FN) ((FN) = FN##_portable)
 #endif
 
-static __typeof__(&mp_conv_product_f_portable) mp_conv_product_f = mp_conv_product_f_portable;
-static __typeof__(&mp_conv_product_d_portable) mp_conv_product_d = mp_conv_product_d_portable;
+/* A conv engine's entry points FN##_f and FN##_d (float, double): pointers that start
+ * at the portable builds; PICK(allow) points them at the AVX2 builds when `allow`
+ * and the CPU has AVX2 and FMA, and returns 1 if so.  Each engine also names the
+ * pair once for Cython (FN, see float_or_double.h). */
+#define MP_CONV_ENGINE(FN, PICK)                                  \
+    static __typeof__(&FN##_f_portable) FN##_f = FN##_f_portable; \
+    static __typeof__(&FN##_d_portable) FN##_d = FN##_d_portable; \
+    static inline int PICK(int allow) {                           \
+        int avx2 = mp_conv_cpu_avx2(allow);                       \
+        MP_CONV_PICK(avx2, FN##_f);                               \
+        MP_CONV_PICK(avx2, FN##_d);                               \
+        return avx2;                                              \
+    }
 
-/* The tiles' build: AVX2+FMA when `allow` and the CPU has both; returns 1 if so. */
-static inline int mp_pick_conv_tiles(int allow) {
-    int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_conv_product_f);
-    MP_CONV_PICK(avx2, mp_conv_product_d);
-    return avx2;
-}
+#include "float_or_double.h"
+MP_CONV_ENGINE(mp_conv_product, mp_pick_conv_tiles)
+#define mp_conv_product(w, ...) \
+    MP_FLOAT_OR_DOUBLE(w, mp_conv_product_f, mp_conv_product_d)(w, __VA_ARGS__)
 #endif

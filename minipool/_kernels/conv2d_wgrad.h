@@ -205,15 +205,8 @@ MP_WG_PRODUCT(double, mp_wgrad_product_d_avx2, mp_wg_tile_d_avx2, MP_WG_AVX2)
 #define MP_WG_HAVE_X86_DISPATCH 0
 #endif
 
-static __typeof__(&mp_wgrad_product_f_portable) mp_wgrad_product_f = mp_wgrad_product_f_portable;
-static __typeof__(&mp_wgrad_product_d_portable) mp_wgrad_product_d = mp_wgrad_product_d_portable;
-
-/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
- * both; returns 1 if so. */
-static inline int mp_pick_wgrad_tiles(int allow) {
-    int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_wgrad_product_f);
-    MP_CONV_PICK(avx2, mp_wgrad_product_d);
-    return avx2;
-}
+/* mp_wgrad_product_f/_d and mp_pick_wgrad_tiles, as the tiles' (conv2d_tiles.h) */
+MP_CONV_ENGINE(mp_wgrad_product, mp_pick_wgrad_tiles)
+#define mp_wgrad_product(src, ...) \
+    MP_FLOAT_OR_DOUBLE(src, mp_wgrad_product_f, mp_wgrad_product_d)(src, __VA_ARGS__)
 #endif

@@ -185,34 +185,38 @@ cdef inline noinline_void _pad_planes(const floating* image, floating* padded, c
             memcpy(d, image + (c * g.H + h) * g.W, g.W * sizeof(floating))
 
 
+cdef inline void _shifted_runs(floating* cols, Py_ssize_t width, Py_ssize_t ld, floating* planes,
+                               const Geometry* g, Py_ssize_t oh0, bint add_back) noexcept nogil:
+    """Row (c, ki, kj) of cols (row stride ``ld``) and its run of ``width`` plane pixels
+    from (oh0 + ki*dh, kj*dw) of channel c: copy each run into its row, or (``add_back``,
+    the adjoint) add each row onto its run.  Always called with a constant ``add_back``:
+    inlined, each caller keeps only its own loop."""
+    cdef Py_ssize_t c, ki, kj, j
+    cdef floating* row
+    cdef floating* run
+    for c in range(g.C):
+        for ki in range(g.kh):
+            for kj in range(g.kw):
+                row = cols + ((c * g.kh + ki) * g.kw + kj) * ld
+                run = planes + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
+                if add_back:
+                    for j in range(width):
+                        run[j] += row[j]
+                else:
+                    memcpy(row, run, width * sizeof(floating))  # libc's copy: the CPU's widest stores
+
+
 cdef inline void _shifted_cols(const floating* planes, floating* cols, Py_ssize_t width, Py_ssize_t ld,
                                const Geometry* g, Py_ssize_t oh0) noexcept nogil:
     """cols (C*kh*kw, width), row stride ``ld``: tap (ki, kj) of channel c is the run of
     ``width`` plane pixels from (oh0 + ki*dh, kj*dw)."""
-    cdef Py_ssize_t c, ki, kj
-    cdef floating* d
-    cdef const floating* s
-    for c in range(g.C):
-        for ki in range(g.kh):
-            for kj in range(g.kw):
-                d = cols + ((c * g.kh + ki) * g.kw + kj) * ld
-                s = planes + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
-                memcpy(d, s, width * sizeof(floating))  # libc's copy uses the CPU's widest stores
+    _shifted_runs(cols, width, ld, <floating*>planes, g, oh0, False)  # planes are only read
 
 
 cdef inline noinline_void _shifted_col2im(const floating* cols, Py_ssize_t width, Py_ssize_t ld,
                                  floating* planes_grad, const Geometry* g, Py_ssize_t oh0) noexcept nogil:
     """The adjoint of ``_shifted_cols``: add each tap's run back where it was cut."""
-    cdef Py_ssize_t c, ki, kj, j
-    cdef floating* d
-    cdef const floating* s
-    for c in range(g.C):
-        for ki in range(g.kh):
-            for kj in range(g.kw):
-                s = cols + ((c * g.kh + ki) * g.kw + kj) * ld
-                d = planes_grad + (c * g.Hs + oh0 + ki * g.dh) * g.Ws + kj * g.dw
-                for j in range(width):
-                    d[j] += s[j]
+    _shifted_runs(<floating*>cols, width, ld, planes_grad, g, oh0, True)  # cols are only read
 
 
 cdef inline void _widen_rows(const floating* narrow, Py_ssize_t ld, floating* wide, Py_ssize_t wide_ld,

@@ -12,32 +12,17 @@ from minipool._kernels.conv_columns cimport Geometry
 from minipool._kernels.conv_gemm cimport noinline_void
 
 cdef extern from "conv2d_direct.h" nogil:
-    void mp_direct_images_f(const float* w, Py_ssize_t O, const float* x, Py_ssize_t count,
-                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
-                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
-                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
-                            const Py_ssize_t* pixel_order, Py_ssize_t L, const float* bias,
-                            float* out, Py_ssize_t out_image)
-    void mp_direct_images_d(const double* w, Py_ssize_t O, const double* x, Py_ssize_t count,
-                            Py_ssize_t channels, Py_ssize_t image, Py_ssize_t plane,
-                            const Py_ssize_t* tap_offset, Py_ssize_t taps,
-                            const Py_ssize_t* pixel_base, const uint64_t* pixel_taps,
-                            const Py_ssize_t* pixel_order, Py_ssize_t L, const double* bias,
-                            double* out, Py_ssize_t out_image)
-    void mp_direct_strided_f(const float* w, Py_ssize_t O, const float* x, Py_ssize_t count,
-                             Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
-                             const Py_ssize_t* tap_offset, Py_ssize_t taps,
-                             const Py_ssize_t* pixel_base, Py_ssize_t pixel_step,
-                             const uint64_t* pixel_taps, const Py_ssize_t* pixel_order,
-                             Py_ssize_t L, const float* bias, float* out, Py_ssize_t out_image,
-                             Py_ssize_t out_pixel, Py_ssize_t out_channel)
-    void mp_direct_strided_d(const double* w, Py_ssize_t O, const double* x, Py_ssize_t count,
-                             Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
-                             const Py_ssize_t* tap_offset, Py_ssize_t taps,
-                             const Py_ssize_t* pixel_base, Py_ssize_t pixel_step,
-                             const uint64_t* pixel_taps, const Py_ssize_t* pixel_order,
-                             Py_ssize_t L, const double* bias, double* out, Py_ssize_t out_image,
-                             Py_ssize_t out_pixel, Py_ssize_t out_channel)
+    # float or double pointers, all of one type: the header picks the build by them
+    # (float_or_double.h; void pointers here only let Cython pass either through).
+    # NCHW: channel stride a plane, pixel step 1, output pixel step 1, channel step L;
+    # NHWC: channel stride 1, pixel step C, output pixel step O, channel step 1.
+    void mp_direct_strided(const void* w, Py_ssize_t O, const void* x, Py_ssize_t count,
+                           Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
+                           const Py_ssize_t* tap_offset, Py_ssize_t taps,
+                           const Py_ssize_t* pixel_base, Py_ssize_t pixel_step,
+                           const uint64_t* pixel_taps, const Py_ssize_t* pixel_order,
+                           Py_ssize_t L, const void* bias, void* out, Py_ssize_t out_image,
+                           Py_ssize_t out_pixel, Py_ssize_t out_channel)
     void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
                           Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                           Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -103,14 +88,9 @@ cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t cou
         x = images + grp * Cg * plane
         o = out + grp * g.O_group * L
         b = bias + grp * g.O_group if bias != NULL else NULL
-        if floating is float:
-            mp_direct_images_f(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
-                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
-                               g.pixel_order, L, b, o, g.O * L)
-        else:
-            mp_direct_images_d(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
-                               plane, tap_offset, g.kh * g.kw, g.pixel_base, g.pixel_taps,
-                               g.pixel_order, L, b, o, g.O * L)
+        mp_direct_strided(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                          plane, tap_offset, g.kh * g.kw, g.pixel_base, 1, g.pixel_taps,
+                          g.pixel_order, L, b, o, g.O * L, 1, L)
 
 
 cdef inline noinline_void _forward_direct_channels_last(
@@ -128,13 +108,7 @@ cdef inline noinline_void _forward_direct_channels_last(
     for grp in range(g.groups):
         b = bias + grp * g.O_group if bias != NULL else NULL
         x = images + grp * Cg * channel_stride
-        if floating is float:
-            mp_direct_strided_f(packed + grp * group_size, g.O_group, x, count, Cg,
-                                g.C * plane, channel_stride, tap_offset, g.kh * g.kw,
-                                g.pixel_base, pixel_step, g.pixel_taps, g.pixel_order, L, b,
-                                out + grp * g.O_group, g.O * L, g.O, 1)
-        else:
-            mp_direct_strided_d(packed + grp * group_size, g.O_group, x, count, Cg,
-                                g.C * plane, channel_stride, tap_offset, g.kh * g.kw,
-                                g.pixel_base, pixel_step, g.pixel_taps, g.pixel_order, L, b,
-                                out + grp * g.O_group, g.O * L, g.O, 1)
+        mp_direct_strided(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+                          channel_stride, tap_offset, g.kh * g.kw, g.pixel_base, pixel_step,
+                          g.pixel_taps, g.pixel_order, L, b, out + grp * g.O_group, g.O * L,
+                          g.O, 1)

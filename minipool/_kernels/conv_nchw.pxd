@@ -15,17 +15,15 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _block_width
 from minipool._kernels.conv_direct cimport _forward_direct
 from minipool._kernels.conv_gemm cimport _gemm, noinline_void
 
-# conv2d_tiles.h: the register tiles' product (one per float type), their panel
-# width and the build they run on (AVX2 or baseline, picked by conv2d.use_cpu_avx2)
+# conv2d_tiles.h: the register tiles' product, their panel width and the build they run
+# on (AVX2 or baseline, picked by conv2d.use_cpu_avx2).  A product takes float or double
+# pointers, all of one type: the C header picks the float or double build by them
+# (float_or_double.h); void pointers here only let Cython pass either through.
 cdef extern from "conv2d_tiles.h" nogil:
-    void mp_conv_product_f(const float* w, Py_ssize_t O, const float* src, Py_ssize_t channels,
-                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
-                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
-                           float* out, Py_ssize_t ldo, Py_ssize_t out_row)
-    void mp_conv_product_d(const double* w, Py_ssize_t O, const double* src, Py_ssize_t channels,
-                           Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
-                           Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
-                           double* out, Py_ssize_t ldo, Py_ssize_t out_row)
+    void mp_conv_product(const void* w, Py_ssize_t O, const void* src, Py_ssize_t channels,
+                         Py_ssize_t channel_stride, const Py_ssize_t* tap_offset,
+                         Py_ssize_t taps, Py_ssize_t rows, Py_ssize_t n, Py_ssize_t src_row,
+                         void* out, Py_ssize_t ldo, Py_ssize_t out_row)
     int mp_pick_conv_tiles(int allow)
     Py_ssize_t mp_conv_panel_width(Py_ssize_t O, Py_ssize_t o0)
     enum: TILE_ROWS "MP_CONV_MR"
@@ -33,14 +31,10 @@ cdef extern from "conv2d_tiles.h" nogil:
 
 # conv2d_wgrad.h: the weight gradient's tiles (conv2d.pyx, "weight gradient on tiles")
 cdef extern from "conv2d_wgrad.h" nogil:
-    void mp_wgrad_product_f(const float* src, Py_ssize_t channels, Py_ssize_t channel_stride,
-                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
-                            const float* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
-                            float* out, Py_ssize_t ldo, int accumulate)
-    void mp_wgrad_product_d(const double* src, Py_ssize_t channels, Py_ssize_t channel_stride,
-                            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
-                            const double* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
-                            double* out, Py_ssize_t ldo, int accumulate)
+    void mp_wgrad_product(const void* src, Py_ssize_t channels, Py_ssize_t channel_stride,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tap_row, Py_ssize_t tap_col,
+                          const void* g, Py_ssize_t ldg, Py_ssize_t O, Py_ssize_t n,
+                          void* out, Py_ssize_t ldo, int accumulate)
     int mp_pick_wgrad_tiles(int allow)
 
 
@@ -51,12 +45,8 @@ cdef inline void _wgrad_product(const floating* src, Py_ssize_t channels,
                                 Py_ssize_t ldo, bint accumulate) noexcept nogil:
     """out (channels*kh*kw, O), row stride ``ldo``, (+)= the source rows times G.T (see
     conv2d_wgrad.h)."""
-    if floating is float:
-        mp_wgrad_product_f(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
-                           n, out, ldo, accumulate)
-    else:
-        mp_wgrad_product_d(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O,
-                           n, out, ldo, accumulate)
+    mp_wgrad_product(src, channels, channel_stride, kh, kw, tap_row, tap_col, G, ldg, O, n,
+                     out, ldo, accumulate)
 
 
 cdef inline Py_ssize_t _packed_group(Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
@@ -71,12 +61,8 @@ cdef inline void _tile_product(const floating* packed, Py_ssize_t O, const float
                                Py_ssize_t out_row) noexcept nogil:
     """out (O, rows x n), channel stride ``ldo``, = the packed weight of O channels times
     the src rows (see conv2d_tiles.h)."""
-    if floating is float:
-        mp_conv_product_f(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
-                          src_row, out, ldo, out_row)
-    else:
-        mp_conv_product_d(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
-                          src_row, out, ldo, out_row)
+    mp_conv_product(packed, O, src, channels, channel_stride, tap_offset, taps, rows, n,
+                    src_row, out, ldo, out_row)
 
 
 cdef inline Py_ssize_t _source_size(const Geometry* g) noexcept nogil:

@@ -530,30 +530,31 @@ cdef void _route_row(const floating* grad_out, const code_t* codes, floating* gr
                      const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t o_row) noexcept nogil:
     """grad_in[winner] += grad_out for every window of one output row, windows in
     order (so overlapping windows add up in one fixed order)."""
-    cdef Py_ssize_t ow, w0, nw, o, c, s, table_width = -1
-    cdef Py_ssize_t rel[NO_CELL_U8]      # cell offsets by ordinal, for windows nw wide
-    cdef code_t k
+    cdef Py_ssize_t ow, nw, c, table_width = -1
+    cdef Py_ssize_t rel[NO_CELL_U8]      # element offsets (cell * C) by ordinal, windows nw wide
+    cdef const floating* g
+    cdef const code_t* k
+    cdef floating* window                # uint8 codes: the window's first cell, channel 0
     for ow in range(w.size_out[2]):
-        w0 = w.first[2][ow]
-        nw = w.count[2][ow]
+        g = grad_out + (o_row + ow) * C
+        k = codes + (o_row + ow) * C
         if code_t is uint8_t:
+            nw = w.count[2][ow]
             if nr == 0 or nw == 0:
                 continue
             if nw != table_width:
-                _cells(rows, nr, nw, w.step[2], rel)
+                _cells(rows, nr, nw, w.step[2], C, rel)
                 table_width = nw
-        o = (o_row + ow) * C
-        for c in range(c0, c0 + nc):
-            k = codes[o + c]
-            if code_t is uint8_t:
-                if k == NO_CELL_U8:
-                    continue
-                s = w0 + rel[k]
-            else:
-                if k < 0:
-                    continue
-                s = k
-            grad_in[s * C + c] += grad_out[o + c]
+            window = grad_in + w.first[2][ow] * C
+            # the offset scaled once per table, not per channel: the loop is a load of
+            # the code, a test and one add (LeNet NHWC 3x3 s2 backward: 1.2x)
+            for c in range(c0, c0 + nc):
+                if k[c] != NO_CELL_U8:
+                    window[rel[k[c]] + c] += g[c]
+        else:
+            for c in range(c0, c0 + nc):
+                if k[c] >= 0:
+                    grad_in[k[c] * C + c] += g[c]
 
 
 cdef void _route_rows(const floating* grad_out, const code_t* codes, floating* grad_in,
@@ -633,7 +634,7 @@ cdef void _indices_of(const code_t* codes, int64_t* indices, Py_ssize_t C, const
             table_width = -1            # new rows: the cell table is stale
         if code_t is uint8_t:
             if cur.nw > 0 and cur.nw != table_width:
-                _cells(rows, cur.nr, cur.nw, w.step[2], rel)
+                _cells(rows, cur.nr, cur.nw, w.step[2], 1, rel)
                 table_width = cur.nw
         for c in range(C):
             k = codes[o + c]

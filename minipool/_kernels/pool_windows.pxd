@@ -96,12 +96,13 @@ cdef inline double _divisor(const Windows* w, Py_ssize_t od, Py_ssize_t oh,
 
 
 cdef inline Py_ssize_t _cells(const Py_ssize_t* rows, Py_ssize_t nr, Py_ssize_t nw,
-                              Py_ssize_t sw, Py_ssize_t* rel) noexcept nogil:
-    """``rel[k]``: offset of the window cell with ordinal k from the window's first column."""
+                              Py_ssize_t sw, Py_ssize_t scale, Py_ssize_t* rel) noexcept nogil:
+    """``rel[k]``: offset of the window cell with ordinal k from the window's first column,
+    times ``scale`` (1: in cells; C: in elements of a (S, C) block)."""
     cdef Py_ssize_t r, j, n = 0
     for r in range(nr):
         for j in range(nw):
-            rel[n] = rows[r] + j * sw
+            rel[n] = (rows[r] + j * sw) * scale
             n += 1
     return n
 

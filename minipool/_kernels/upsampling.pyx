@@ -550,30 +550,20 @@ def taps_backward(const floating[:, :, :, :, ::1] grad, floating[:, :, :, :, ::1
 from libc.math cimport fma, fmaf
 
 cdef extern from "antialias_loops.h" nogil:
-    void mp_aa_combine_f(const float* src, float* dst, Py_ssize_t n, Py_ssize_t L,
-                         const Py_ssize_t* start, const Py_ssize_t* count,
-                         const float* w, Py_ssize_t K, Py_ssize_t vec)
-    void mp_aa_combine_d(const double* src, double* dst, Py_ssize_t n, Py_ssize_t L,
-                         const Py_ssize_t* start, const Py_ssize_t* count,
-                         const double* w, Py_ssize_t K, Py_ssize_t vec)
-    void mp_aa_backward_planes_f(const float* g, float* gx, Py_ssize_t planes,
-                                 Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,
-                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
-                                 const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
-                                 const float* tw_h, const Py_ssize_t* ptr_w,
-                                 const Py_ssize_t* src_w, const float* tw_w)
-    void mp_aa_backward_planes_d(const double* g, double* gx, Py_ssize_t planes,
-                                 Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,
-                                 Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
-                                 const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
-                                 const double* tw_h, const Py_ssize_t* ptr_w,
-                                 const Py_ssize_t* src_w, const double* tw_w)
-    void mp_aa_rows_f(const float* src, float* dst, Py_ssize_t rows, Py_ssize_t n_in,
-                      Py_ssize_t n_out, Py_ssize_t L, const Py_ssize_t* start,
-                      const Py_ssize_t* count, const float* w, Py_ssize_t K, Py_ssize_t vec)
-    void mp_aa_rows_d(const double* src, double* dst, Py_ssize_t rows, Py_ssize_t n_in,
-                      Py_ssize_t n_out, Py_ssize_t L, const Py_ssize_t* start,
-                      const Py_ssize_t* count, const double* w, Py_ssize_t K, Py_ssize_t vec)
+    # float or double pointers, all of one type: the header picks the build by them
+    # (float_or_double.h; void pointers here only let Cython pass either through)
+    void mp_aa_combine(const void* src, void* dst, Py_ssize_t n, Py_ssize_t L,
+                       const Py_ssize_t* start, const Py_ssize_t* count,
+                       const void* w, Py_ssize_t K, Py_ssize_t vec)
+    void mp_aa_backward_planes(const void* g, void* gx, Py_ssize_t planes,
+                               Py_ssize_t g_plane, Py_ssize_t gx_plane, Py_ssize_t H,
+                               Py_ssize_t W, Py_ssize_t C, Py_ssize_t OW,
+                               const Py_ssize_t* ptr_h, const Py_ssize_t* src_h,
+                               const void* tw_h, const Py_ssize_t* ptr_w,
+                               const Py_ssize_t* src_w, const void* tw_w)
+    void mp_aa_rows(const void* src, void* dst, Py_ssize_t rows, Py_ssize_t n_in,
+                    Py_ssize_t n_out, Py_ssize_t L, const Py_ssize_t* start,
+                    const Py_ssize_t* count, const void* w, Py_ssize_t K, Py_ssize_t vec)
     int mp_pick_aa_kernels(int allow)
     enum: PLANE_BLOCK "MP_AA_ROW_BLOCK"
 
@@ -609,10 +599,7 @@ cdef inline void _aa_combine(const floating* src, floating* dst, Py_ssize_t n, P
                              const Py_ssize_t* start, const Py_ssize_t* count,
                              const floating* w, Py_ssize_t K, Py_ssize_t vec) noexcept nogil:
     """Row o of dst (length L) = taps of rows start[o] .. start[o]+count[o]-1 of src."""
-    if floating is float:
-        mp_aa_combine_f(src, dst, n, L, start, count, w, K, vec)
-    else:
-        mp_aa_combine_d(src, dst, n, L, start, count, w, K, vec)
+    mp_aa_combine(src, dst, n, L, start, count, w, K, vec)
 
 
 def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
@@ -649,12 +636,8 @@ def aa_forward(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out,
         cur = &x[p, 0, 0, 0]
         if act_w:
             mid = &work[tid, 0] if act_h else &out[p, 0, 0, 0]
-            if floating is float:
-                mp_aa_rows_f(cur, mid, H, W, OW, C, &start_w[0], &count_w[0], &w_w[0, 0],
-                             w_w.shape[1], vec)
-            else:
-                mp_aa_rows_d(cur, mid, H, W, OW, C, &start_w[0], &count_w[0], &w_w[0, 0],
-                             w_w.shape[1], vec)
+            mp_aa_rows(cur, mid, H, W, OW, C, &start_w[0], &count_w[0], &w_w[0, 0],
+                       w_w.shape[1], vec)
             cur = mid
         if act_h:
             _aa_combine(cur, &out[p, 0, 0, 0], OH, OW * C,
@@ -690,11 +673,6 @@ def aa_backward(const floating[:, :, :, ::1] grad, floating[:, :, :, ::1] grad_x
                     schedule="static"):
         p = b * PLANE_BLOCK
         nb = min(PLANE_BLOCK, P - p)
-        if floating is float:
-            mp_aa_backward_planes_f(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], nb, g_plane, gx_plane,
-                                    H, W, C, OW, &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0],
-                                    &src_w[0], &tw_w[0])
-        else:
-            mp_aa_backward_planes_d(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], nb, g_plane, gx_plane,
-                                    H, W, C, OW, &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0],
-                                    &src_w[0], &tw_w[0])
+        mp_aa_backward_planes(&grad[p, 0, 0, 0], &grad_x[p, 0, 0, 0], nb, g_plane, gx_plane,
+                              H, W, C, OW, &ptr_h[0], &src_h[0], &tw_h[0], &ptr_w[0],
+                              &src_w[0], &tw_w[0])
