@@ -52,7 +52,7 @@ vector lanes, straight from one image's padded planes (or over the column
 block), in an order fixed by the shape; ``_wgrad_tiles_win`` picks them where
 they measured faster (one image per product from its planes: first layers,
 LeNet's conv1, 16x16 and larger planes).  Where 6+ input channels meet small
-planes (up to 16x16, LeNet's conv2), ``conv2d_weight_grad_outer`` computes the
+planes and large (LeNet's conv2 too), ``conv2d_weight_grad_outer`` computes the
 whole weight gradient instead, before ``conv2d_backward`` (section "weight
 gradient by outer products", ``conv2d_wgrad_outer.h``): 6 input channels by 16
 output channels in registers, summed over the batch, skipping the taps that
@@ -289,7 +289,8 @@ cdef bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
     weight gradient alone): one image at a time straight from its planes (first layers
     1.0-1.7x, LeNet's conv1 1.3x, 32x32 and 16x16 planes even to 1.06x).  Several
     small images per product (column blocks: LeNet's conv2, 8x8 and 4x4 planes) stay
-    on BLAS: 0.7-0.85x there."""
+    on BLAS: 0.7-0.85x there.  (``conv2d_weight_grad_outer`` takes most layers with 6+
+    input channels first: see "weight gradient by outer products".)"""
     return g.shifted and g.images == 1
 
 
@@ -349,11 +350,12 @@ def use_wgrad_outer(int mode):
 
 cdef bint _wgrad_outer_win(const Geometry* g) noexcept nogil:
     """Where the outer products measured faster than BLAS and the tiles (1 thread, CPU
-    time, batch 64, float32, the weight gradient alone): 6+ input and 8+ output channels
-    per group on planes of up to 256 output pixels (4x4: 1.9-3.0x, 8x8: 1.4-1.8x, 16x16
-    1.0-1.7x, LeNet's conv2 1.8x).  32x32 planes measured even (0.95-1.06x) and 64x64
-    slower (0.83x): BLAS or the tiles keep them, and the first layers (1-3 channels)."""
-    return g.C // g.groups >= 6 and g.O_group >= 8 and g.Ho * g.Wo <= 256
+    time, batch 64, float32, the weight gradient alone): 8+ output channels per group
+    and 6+ input channels (4x4 planes: 1.9-3.7x, 8x8: 1.5-2.2x, 16x16: 1.3-1.8x,
+    32x32: 1.3x, 8->16 on 64x64: 1.2x, LeNet's conv2: 2.0x), or 3 with a 5x5 kernel
+    (3->16 on 32x32: 1.16x).  First layers with 9-25 products per output stay on the
+    tiles: 3->32 3x3 even, 1->16 3x3 0.55x, LeNet's conv1 0.16x (a tile of 1-3 rows)."""
+    return g.O_group >= 8 and (g.C // g.groups >= 6 or g.K_group >= 64)
 
 
 cdef bint _wgrad_outer_on(const Geometry* g, bint float64) noexcept nogil:

@@ -229,9 +229,13 @@ def test_outer_products_carry_non_finite_values_as_the_reference(value, where, p
     ((64, 128, 8, 8), 128, 3, 1, True),    # 8x8 planes
     ((64, 16, 16, 16), 32, 5, 2, True),    # 16x16 planes
     ((64, 6, 14, 14), 16, 5, 0, True),     # LeNet's conv2
-    ((64, 32, 32, 32), 32, 3, 1, False),   # 32x32 planes: even, BLAS or tiles keep them
-    ((64, 3, 32, 32), 32, 3, 1, False),    # first layers
+    ((64, 32, 32, 32), 32, 3, 1, True),    # 32x32 planes
+    ((64, 8, 64, 64), 16, 3, 1, True),     # 64x64 planes
+    ((64, 3, 32, 32), 16, 5, 2, True),     # a first layer with 75 products per output
+    ((64, 3, 32, 32), 32, 3, 1, False),    # first layers with fewer: the tiles
+    ((64, 1, 28, 28), 16, 3, 1, False),
     ((64, 1, 32, 32), 6, 5, 0, False),     # LeNet's conv1
+    ((64, 16, 8, 8), 4, 3, 1, False),      # 4 output channels: a vector half empty
 ])
 def test_automatic_outer_choice_is_the_measured_one(shape, out_channels, k, pad, on_outer):
     from minipool.ops.conv import ConvGeometry
