@@ -325,11 +325,11 @@ cdef extern from "conv2d_wgrad_outer.h" nogil:
     void mp_wgrad_outer_f(const float* x, Py_ssize_t channels, Py_ssize_t x_image,
                           Py_ssize_t images, const float* g, Py_ssize_t g_image, Py_ssize_t O,
                           const mp_wgo_geometry* geo, float* work, float* out, Py_ssize_t ldo,
-                          int accumulate)
+                          float* bias, int accumulate)
     void mp_wgrad_outer_d(const double* x, Py_ssize_t channels, Py_ssize_t x_image,
                           Py_ssize_t images, const double* g, Py_ssize_t g_image, Py_ssize_t O,
                           const mp_wgo_geometry* geo, double* work, double* out, Py_ssize_t ldo,
-                          int accumulate)
+                          double* bias, int accumulate)
     Py_ssize_t mp_wgrad_outer_work(Py_ssize_t O, Py_ssize_t Wo, Py_ssize_t elem_size)
     int mp_pick_wgrad_outer(int allow)
     enum: OUTER_ROWS "MP_WGO_MR"
@@ -379,6 +379,7 @@ cdef struct OuterJob:
     const void* x
     const void* grad
     void* out                 # (O, K_group): the weight gradient
+    void* bias                # (O,): the bias gradient, or NULL
     void* work                # per thread: the pixel-major G, then the chunk's (K, panel) sums
     Py_ssize_t N, splits, panels, blocks, block, per_thread, sums_at
     bint float64
@@ -411,16 +412,19 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
     cdef floating* sums = work + job.sums_at
     cdef floating* out = (<floating*>job.out + (part * g.O + grp * g.O_group + o0) * g.K_group
                           + c0 * taps)
+    cdef floating* bias = NULL  # the first block of channels sums the panel's bias
+    if job.bias != NULL and c0 == 0:
+        bias = <floating*>job.bias + part * g.O + grp * g.O_group + o0
     n0, n1 = part * job.N // job.splits, (part + 1) * job.N // job.splits
     cdef const floating* x = (<const floating*>job.x + n0 * g.C * plane
                               + (grp * (g.C // g.groups) + c0) * plane)
     cdef const floating* G = <const floating*>job.grad + n0 * g.O * L + (grp * g.O_group + o0) * L
     if floating is float:
         mp_wgrad_outer_f(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums,
-                         panel, False)
+                         panel, <float*>bias, False)
     else:
         mp_wgrad_outer_d(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums,
-                         panel, False)
+                         panel, <double*>bias, False)
     for o in range(on):
         for k in range(cn * taps):
             out[o * g.K_group + k] = sums[k * panel + o]
@@ -428,19 +432,21 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
 
 def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
                              floating[:, ::1] out, object geometry, int num_threads,
-                             bint load_team=False):
+                             bint load_team=False, bias=None):
     """Fill ``out`` (O, C/groups*kh*kw) with the weight gradient of conv2d(x) for the output
-    gradient ``grad`` on the outer products and return True, if they run this call (see
-    ``uses_wgrad_outer``; also not for an empty batch or a ``grad`` with inf or NaN);
-    else return False and leave ``out`` alone.  ``load_team``: share the chunks out on
-    the load-tolerant team (same bits)."""
+    gradient ``grad`` on the outer products, and ``bias`` (O,) if given with the bias
+    gradient, and return True, if they run this call (see ``uses_wgrad_outer``; also not
+    for an empty batch or a ``grad`` with inf or NaN); else return False and leave both
+    alone.  ``load_team``: share the chunks out on the load-tolerant team (same bits)."""
     cdef Py_ssize_t N = x.shape[0], panel = OUTER_PANEL_BYTES // sizeof(floating)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], grad.shape[1], geometry, 1)
     cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c
     if ((grad.shape[0], grad.shape[2], grad.shape[3]) != (N, g.Ho, g.Wo)
-            or (out.shape[0], out.shape[1]) != (g.O, g.K_group)):
+            or (out.shape[0], out.shape[1]) != (g.O, g.K_group)
+            or (bias is not None and bias.shape != (g.O,))):
         raise ValueError(f"conv2d_weight_grad_outer: shapes x {_dims(x)}, grad {_dims(grad)}, "
-                         f"out {_dims(out)} do not match geometry {geometry}")
+                         f"out {_dims(out)}, bias {None if bias is None else bias.shape} "
+                         f"do not match geometry {geometry}")
     if not _wgrad_outer_on(&g, floating is double) or N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return False
     cdef const floating* gp = &grad[0, 0, 0, 0]
@@ -468,8 +474,13 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     cdef floating[:, ::1] work_view = work
     parts = np.empty((job.splits, g.O, g.K_group), work.dtype) if job.splits > 1 else None
     cdef floating[:, :, ::1] parts_view = parts
+    cdef floating[::1] bias_view = None
+    if bias is not None:
+        bias_parts = np.empty((job.splits, g.O), work.dtype) if job.splits > 1 else bias
+        bias_view = bias_parts.reshape(-1)
     job.x, job.grad, job.work = &x[0, 0, 0, 0], &grad[0, 0, 0, 0], &work_view[0, 0]
     job.out = &parts_view[0, 0, 0] if job.splits > 1 else &out[0, 0]
+    job.bias = &bias_view[0] if bias is not None else NULL
     job.N, job.float64, job.g = N, floating is double, &g
     job.geo.H, job.geo.W, job.geo.Ho, job.geo.Wo, job.geo.kh, job.geo.kw = g.H, g.W, g.Ho, g.Wo, g.kh, g.kw
     job.geo.sh, job.geo.sw, job.geo.ph, job.geo.pw, job.geo.dh, job.geo.dw = g.sh, g.sw, g.ph, g.pw, g.dh, g.dw
@@ -484,6 +495,10 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
         total[...] = parts[0]
         for part in parts[1:]:  # part 0 + part 1 + ..., in order
             total += part
+        if bias is not None:
+            bias[...] = bias_parts[0]
+            for part in bias_parts[1:]:
+                bias += part
     return True
 
 

@@ -143,12 +143,15 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
 
 /* The whole product (see the top of this file).  x: the group's first channel
  * of the first image (x_image apart); g: the group's first output channel
- * (O rows of Ho*Wo, g_image apart); out: (channels*kh*kw, O), row stride ldo. */
+ * (O rows of Ho*Wo, g_image apart); out: (channels*kh*kw, O), row stride ldo.
+ * bias (NULL: none) (+)= the sums of g's rows, each ONE chain of adds over the
+ * images in order, all their output pixels row by row. */
 #define MP_WGO_PRODUCT(T, V, NAME, TILE, LAYOUT, ATTR)                                      \
     ATTR static void NAME(const T *restrict x, Py_ssize_t channels, Py_ssize_t x_image,     \
                           Py_ssize_t images, const T *restrict g, Py_ssize_t g_image,       \
                           Py_ssize_t O, const mp_wgo_geometry *geo, T *restrict work,       \
-                          T *restrict out, Py_ssize_t ldo, int accumulate) {                \
+                          T *restrict out, Py_ssize_t ldo, T *restrict bias,                \
+                          int accumulate) {                                                 \
         enum { VL = sizeof(V) / sizeof(T), PANEL = MP_WGO_PANEL_BYTES / sizeof(T) };        \
         const Py_ssize_t H = geo->H, W = geo->W, Ho = geo->Ho, Wo = geo->Wo;                \
         const Py_ssize_t L = Ho * Wo, plane = H * W, taps = geo->kh * geo->kw;              \
@@ -168,6 +171,16 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                         LAYOUT(g + (i0 + i) * g_image + p * PANEL * L + r0 * Wo, L,         \
                                O - p * PANEL < PANEL ? O - p * PANEL : PANEL, pixels,       \
                                work + (p * block + i * pixels) * PANEL);                    \
+                for (Py_ssize_t p = 0; bias && p < panels; p++) {                           \
+                    Py_ssize_t valid = O - p * PANEL < PANEL ? O - p * PANEL : PANEL;       \
+                    T sums[PANEL];                                                          \
+                    memset(sums, 0, sizeof(sums));                                          \
+                    if (accumulate || !first) memcpy(sums, bias + p * PANEL, valid * sizeof(T)); \
+                    for (Py_ssize_t j = 0; j < block; j++)                                  \
+                        for (int o = 0; o < PANEL; o++)                                     \
+                            sums[o] = sums[o] + work[(p * block + j) * PANEL + o];          \
+                    memcpy(bias + p * PANEL, sums, valid * sizeof(T));                      \
+                }                                                                           \
                 /* a tile's channels stay in L1 while its taps pass */                      \
                 for (Py_ssize_t p = 0; p < panels; p++) {                                   \
                     Py_ssize_t valid = O - p * PANEL < PANEL ? O - p * PANEL : PANEL;       \

@@ -177,9 +177,10 @@ class Conv2dFn(Function):
             grad_x_kernel = grad_x
         O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
         grad_w = np.empty(weight2.shape, x.dtype) if need_w else None
+        grad_b = np.empty(weight2.shape[0], x.dtype) if need_b else None
         if need_w and kernels.conv2d_weight_grad_outer(x, grad, grad_w, geometry, threads,
-                                                       load_team=load_team):
-            need_w = False  # done on the outer products (see the kernel), no slots
+                                                       load_team=load_team, bias=grad_b):
+            need_w = need_b = False  # done on the outer products (see the kernel), no slots
         # slot s sums GEMMs s, s + S, ...: with fewer GEMMs than WEIGHT_SLOTS the slots past
         # them would stay zero (only the shape decides: the same bits for any thread count)
         used = max(1, min(WEIGHT_SLOTS, -(-x.shape[0] // images)))
@@ -191,7 +192,6 @@ class Conv2dFn(Function):
                 kernels.conv2d_backward(x, weight2, grad, grad_x_kernel, slots, bias_slots,
                                         geometry, block_rows, workspace, threads, images,
                                         load_team=load_team)
-        grad_b = None
         if need_w:  # the slots added in slot order and transposed, in one pass
             kernels.add_weight_slots(slots, grad_w.reshape(groups, O_group, K_group), threads)
         if grad_w is not None:

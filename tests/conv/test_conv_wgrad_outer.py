@@ -78,8 +78,14 @@ def test_outer_products_run_the_weight_gradient(case, wgrad_outer):
     geometry = geometry_of(x, w, out_shape, kw["stride"], kw["padding"], kw["dilation"],
                            kw["groups"])
     got = np.full((w.shape[0], w[0].size), np.nan, np.float32)
-    assert kernels.conv2d_weight_grad_outer(x, g, got, geometry, 1)
-    np.testing.assert_array_equal(got.reshape(w.shape), weight_grad(x, w, kw, g))
+    got_bias = np.full(w.shape[0], np.nan, np.float32)
+    assert kernels.conv2d_weight_grad_outer(x, g, got, geometry, 1, bias=got_bias)
+    wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(np.zeros(w.shape[0], np.float32),
+                                                         requires_grad=True)
+    F.conv2d(mp.tensor(x), wt, bt, **kw).backward(g)
+    np.testing.assert_array_equal(got.reshape(w.shape), wt.grad.numpy())
+    np.testing.assert_array_equal(got_bias, bt.grad.numpy())
+    np.testing.assert_allclose(got_bias, g.astype(np.float64).sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("case", OUTER_CASES, ids=OUTER_IDS)
@@ -138,6 +144,8 @@ def test_outer_baseline_and_avx2_builds_give_the_same_bits(case, dtype, wgrad_ou
     finally:
         kernels.use_cpu_avx2(True)
     np.testing.assert_array_equal(avx2[2], baseline[2])
+    if b is not None:
+        np.testing.assert_array_equal(avx2[3], baseline[3])
 
 
 def documented_order(x, g, kh, kw, stride, padding, dilation):
@@ -147,7 +155,8 @@ def documented_order(x, g, kh, kw, stride, padding, dilation):
     over its images in order and their output pixels row by row whose tap lies inside
     the input; the parts added in order.  The values are integers whose products and
     chain sums float64 holds exactly, so float64's add rounded to float32 is the fma's
-    one rounding."""
+    one rounding.  The bias: per o, the same parts, each one chain of adds over all the
+    part's output pixels."""
     N, C, H, W = x.shape
     _, O, Ho, Wo = g.shape
     tiles = -(-O // 16) * -(-C // 6)
@@ -170,7 +179,17 @@ def documented_order(x, g, kh, kw, stride, padding, dilation):
                                         acc = np.float32(exact + np.float64(acc))
                         total = acc if total is None else np.float32(total + acc)
                     out[o, c, ki, kj] = total
-    return out
+    bias = np.empty(O, np.float32)
+    for o in range(O):
+        total = None
+        for part in range(parts):
+            acc = np.float32(0)
+            for n in range(part * N // parts, (part + 1) * N // parts):
+                for value in g[n, o].reshape(-1):
+                    acc = np.float32(acc + value)
+            total = acc if total is None else np.float32(total + acc)
+        bias[o] = total
+    return out, bias
 
 
 @pytest.mark.parametrize("N,C,H,O,k,stride,padding,dilation", [
@@ -190,8 +209,11 @@ def test_outer_products_sum_in_the_documented_order(N, C, H, O, k, stride, paddi
     with mp.no_grad():
         shape = F.conv2d(mp.tensor(x), mp.tensor(w), **kwargs).shape
     g = rng.integers(-2 ** 12, 2 ** 12, shape).astype(np.float32)
-    want = documented_order(x, g, k, k, stride, padding, dilation)
-    np.testing.assert_array_equal(weight_grad(x, w, kwargs, g), want)
+    want, want_bias = documented_order(x, g, k, k, stride, padding, dilation)
+    wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(np.zeros(O, np.float32), requires_grad=True)
+    F.conv2d(mp.tensor(x), wt, bt, **kwargs).backward(g)
+    np.testing.assert_array_equal(wt.grad.numpy(), want)
+    np.testing.assert_array_equal(bt.grad.numpy(), want_bias)
     exact = reference(x.astype(np.float64), w.astype(np.float64), None, stride, padding,
                       dilation, 1, grad_out=g.astype(np.float64))[2]
     assert not np.array_equal(want, exact.astype(np.float32))  # the order shows in the bits
@@ -278,6 +300,9 @@ def test_weight_grad_outer_rejects_mismatched_shapes(wgrad_outer):
         kernels.conv2d_weight_grad_outer(x, g, np.zeros((8, 53), np.float32), geometry, 1)
     with pytest.raises(ValueError, match="conv2d_weight_grad_outer: shapes"):
         kernels.conv2d_weight_grad_outer(x, g[:1], np.zeros((8, 54), np.float32), geometry, 1)
+    with pytest.raises(ValueError, match="conv2d_weight_grad_outer: shapes"):
+        kernels.conv2d_weight_grad_outer(x, g, np.zeros((8, 54), np.float32), geometry, 1,
+                                         bias=np.zeros(7, np.float32))
 
 
 def test_add_weight_slots_adds_in_slot_order_and_transposes():
