@@ -20,8 +20,8 @@ much).
 
 ``--engines`` compares the conv2d kernel's engines on the LeNet and sweep
 layers at 1 thread: OpenBLAS GEMMs only (``use_tiles(0)``, which also turns the
-direct kernel off, and ``use_wgrad_tiles(0)``: the kernel before the register
-tiles) against the automatic choice (mode 1, the default), and PyTorch, each
+direct kernel off, ``use_wgrad_tiles(0)`` and ``use_wgrad_outer(0)``: the kernel
+before the register tiles) against the automatic choice (mode 1, the default), and PyTorch, each
 timed in CPU time (``time.thread_time``, so other processes on a busy machine
 count less), interleaved in one process, the minimum of REPEATS (default 7)
 rounds.  With a BASELINE (the path of another build's compiled conv2d kernel,
@@ -217,6 +217,16 @@ def load_baseline_kernel(path):
     spec = importlib.util.spec_from_file_location("conv2d", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # entry points newer than the baseline: what the conv op did before them
+    if not hasattr(module, "conv2d_weight_grad_outer"):
+        module.conv2d_weight_grad_outer = lambda *args, **kwargs: False
+    if not hasattr(module, "add_weight_slots"):
+        def add_weight_slots(slots, out, num_threads=1):
+            total = slots[0].copy()
+            for part in slots[1:]:  # in slot order, as the conv op added them
+                total += part
+            out[...] = total.transpose(0, 2, 1)
+        module.add_weight_slots = add_weight_slots
     if gemm_addresses() is not None:
         module.use_blas(*gemm_addresses())
     return module
@@ -277,6 +287,7 @@ def compare_engines(repeats, baseline=None):
                 def run():
                     kernels.use_tiles(mode)
                     kernels.use_wgrad_tiles(mode)
+                    kernels.use_wgrad_outer(mode)
                     conv_ops.kernels = module
                     try:
                         if train:
@@ -311,6 +322,7 @@ def compare_engines(repeats, baseline=None):
                     best[key] = min(best[key], cpu_time(fn, inner))
             kernels.use_tiles(1)
             kernels.use_wgrad_tiles(1)
+            kernels.use_wgrad_outer(1)
             rate = {key: flop / best[key] / 1e9 for key in ("blas", "auto")}
             speed = (f"{best['torch'] / best['blas']:.2f}x / {best['torch'] / best['auto']:.2f}x"
                      if "torch" in best else "")

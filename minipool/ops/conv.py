@@ -16,7 +16,9 @@ tiles instead (stride 1: straight from the padded planes, no column block; see
 the kernel's docstring), and so does a stride-1 input gradient, computed as the
 forward convolution of the output gradient with the flipped weight
 (``_input_grad_on_tiles``), and the weight gradient (the kernel's own tiles,
-``conv2d_wgrad.h``: a sum over pixels per weight element, in a fixed order).
+``conv2d_wgrad.h``: a sum over pixels per weight element, in a fixed order; or,
+for many channels on small planes, its outer products that skip the padding,
+``conv2d_weight_grad_outer``, which need no slots).
 
 Threads: our OpenMP threads cover the cores, so OpenBLAS is held to one thread
 while a kernel runs (``minipool._blas.single_threaded``; NumPy's own setting is
@@ -174,20 +176,26 @@ class Conv2dFn(Function):
         else:
             grad_x_kernel = grad_x
         O_group, K_group = weight2.shape[0] // groups, weight2.shape[1]
-        slots = scratch.empty((WEIGHT_SLOTS, groups, K_group, O_group), x.dtype) if need_w else None
-        bias_slots = np.empty((WEIGHT_SLOTS, weight2.shape[0]), x.dtype) if need_b else None
+        grad_w = np.empty(weight2.shape, x.dtype) if need_w else None
+        grad_b = np.empty(weight2.shape[0], x.dtype) if need_b else None
+        if need_w and kernels.conv2d_weight_grad_outer(x, grad, grad_w, geometry, threads,
+                                                       load_team=load_team, bias=grad_b):
+            need_w = need_b = False  # done on the outer products (see the kernel), no slots
+        # slot s sums GEMMs s, s + S, ...: with fewer GEMMs than WEIGHT_SLOTS the slots past
+        # them would stay zero (only the shape decides: the same bits for any thread count)
+        used = max(1, min(WEIGHT_SLOTS, -(-x.shape[0] // images)))
+        slots = scratch.empty((used, groups, K_group, O_group), x.dtype) if need_w else None
+        bias_slots = np.empty((used, weight2.shape[0]), x.dtype) if need_b else None
         if need_x or need_w or need_b:
             workspace = scratch.empty((threads, per_thread), x.dtype)
             with single_threaded():
                 kernels.conv2d_backward(x, weight2, grad, grad_x_kernel, slots, bias_slots,
                                         geometry, block_rows, workspace, threads, images,
                                         load_team=load_team)
-        grad_w = grad_b = None
-        if need_w:
-            grad_w_t = slots[0].copy()
-            for part in slots[1:]:  # in slot order: the same bits for any thread count
-                grad_w_t += part
-            grad_w = np.ascontiguousarray(grad_w_t.transpose(0, 2, 1)).reshape(ctx.weight_shape)
+        if need_w:  # the slots added in slot order and transposed, in one pass
+            kernels.add_weight_slots(slots, grad_w.reshape(groups, O_group, K_group), threads)
+        if grad_w is not None:
+            grad_w = grad_w.reshape(ctx.weight_shape)
         if need_b:
             grad_b = bias_slots[0].copy()
             for part in bias_slots[1:]:
