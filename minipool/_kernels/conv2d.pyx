@@ -351,14 +351,12 @@ def uses_wgrad_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, obj
 cdef extern from "conv2d_wgrad_outer.h" nogil:
     ctypedef struct mp_wgo_geometry:
         Py_ssize_t H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
-    void mp_wgrad_outer_f(const float* x, Py_ssize_t channels, Py_ssize_t x_image,
-                          Py_ssize_t images, const float* g, Py_ssize_t g_image, Py_ssize_t O,
-                          const mp_wgo_geometry* geo, float* work, float* out, Py_ssize_t ldo,
-                          float* bias, int accumulate)
-    void mp_wgrad_outer_d(const double* x, Py_ssize_t channels, Py_ssize_t x_image,
-                          Py_ssize_t images, const double* g, Py_ssize_t g_image, Py_ssize_t O,
-                          const mp_wgo_geometry* geo, double* work, double* out, Py_ssize_t ldo,
-                          double* bias, int accumulate)
+    # float or double pointers, all of one type: the header picks the build by them
+    # (float_or_double.h; void pointers here only let Cython pass either through)
+    void mp_wgrad_outer(const void* x, Py_ssize_t channels, Py_ssize_t x_image,
+                        Py_ssize_t images, const void* g, Py_ssize_t g_image, Py_ssize_t O,
+                        const mp_wgo_geometry* geo, void* work, void* out, Py_ssize_t ldo,
+                        void* bias, int accumulate)
     Py_ssize_t mp_wgrad_outer_work(Py_ssize_t O, Py_ssize_t Wo, Py_ssize_t elem_size)
     int mp_pick_wgrad_outer(int allow)
     enum: OUTER_ROWS "MP_WGO_MR"
@@ -448,12 +446,8 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
     cdef const floating* x = (<const floating*>job.x + n0 * g.C * plane
                               + (grp * (g.C // g.groups) + c0) * plane)
     cdef const floating* G = <const floating*>job.grad + n0 * g.O * L + (grp * g.O_group + o0) * L
-    if floating is float:
-        mp_wgrad_outer_f(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums,
-                         panel, <float*>bias, False)
-    else:
-        mp_wgrad_outer_d(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums,
-                         panel, <double*>bias, False)
+    mp_wgrad_outer(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums, panel,
+                   bias, False)
     for o in range(on):
         for k in range(cn * taps):
             out[o * g.K_group + k] = sums[k * panel + o]

@@ -266,15 +266,8 @@ MP_WGO_PRODUCT(double, mp_vd32, mp_wgrad_outer_d_avx2, mp_wgo_tile_d_avx2, mp_wg
                MP_CONV_AVX2)
 #endif
 
-static __typeof__(&mp_wgrad_outer_f_portable) mp_wgrad_outer_f = mp_wgrad_outer_f_portable;
-static __typeof__(&mp_wgrad_outer_d_portable) mp_wgrad_outer_d = mp_wgrad_outer_d_portable;
-
-/* As mp_pick_conv_tiles (conv2d_tiles.h): AVX2+FMA when `allow` and the CPU has
- * both; returns 1 if so. */
-static inline int mp_pick_wgrad_outer(int allow) {
-    int avx2 = mp_conv_cpu_avx2(allow);
-    MP_CONV_PICK(avx2, mp_wgrad_outer_f);
-    MP_CONV_PICK(avx2, mp_wgrad_outer_d);
-    return avx2;
-}
+/* mp_wgrad_outer_f/_d and mp_pick_wgrad_outer, as the tiles' (conv2d_tiles.h) */
+MP_CONV_ENGINE(mp_wgrad_outer, mp_pick_wgrad_outer)
+#define mp_wgrad_outer(x, ...) \
+    MP_FLOAT_OR_DOUBLE(x, mp_wgrad_outer_f, mp_wgrad_outer_d)(x, __VA_ARGS__)
 #endif
