@@ -437,6 +437,44 @@ def _as_array(data, dtype=None):
 
 _new_tensor = object.__new__
 
+# What to use for PyTorch Tensor methods minipool leaves out (AttributeError messages).
+_MISSING_METHODS = {
+    **dict.fromkeys(("t_", "transpose_", "squeeze_", "unsqueeze_", "swapaxes_", "swapdims_",
+                     "resize_", "resize_as_", "set_", "as_strided", "as_strided_"),
+                    "minipool changes no tensor's shape in place: reassign the result, e.g. "
+                    "t = t.transpose(0, 1) / t.unsqueeze(0) / t.reshape(...)"),
+    **dict.fromkeys(("apply_", "map_", "map2_"),
+                    "no per-element Python callbacks: compute on t.numpy() (shared memory) "
+                    "under mp.no_grad(), or compose tensor ops"),
+    **dict.fromkeys(("storage", "untyped_storage", "storage_offset", "storage_type", "is_shared",
+                     "share_memory_", "pin_memory", "is_pinned", "record_stream"),
+                    "a minipool tensor is a NumPy array in CPU memory: t.numpy() is it "
+                    "(its .base, .strides, .ctypes.data describe the memory)"),
+    **dict.fromkeys(("bfloat16", "cfloat", "cdouble", "chalf"),
+                    "minipool tensors are bool, integer or float16/32/64: use .float(), .double(), "
+                    ".half(), .long(), .int(), .bool() or .to(dtype) with a NumPy dtype "
+                    "(e.g. t.to('uint8'))"),
+    "register_post_accumulate_grad_hook": "use p.register_hook(fn) (called with each gradient "
+                                          "before it is added) or read p.grad after backward()",
+    "new": "use t.new_empty(*size), t.new_zeros(*size) or t.new_tensor(data)",
+    "output_nr": "minipool ops have one differentiable output: it is always 0",
+    **dict.fromkeys(("to_sparse", "to_sparse_coo", "to_sparse_csr", "to_dense", "dequantize",
+                     "int_repr"), "minipool tensors are dense and unquantized"),
+}
+
+
+class _Missing:
+    """A Tensor method PyTorch has and minipool leaves out: reading it raises an AttributeError
+    saying what to use instead (so ``hasattr`` stays False).  A class attribute rather than a
+    ``__getattr__``, which NumPy's probes (``__array_interface__`` ...) would slow down."""
+
+    def __init__(self, name, hint):
+        self.name, self.hint = name, hint
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError(f"'Tensor' object has no attribute {self.name!r}: {self.hint}")
+
+
 
 
 class Tensor:
@@ -1559,6 +1597,71 @@ class Tensor:
         with np.errstate(over="ignore"):  # beyond 65504 is inf, quietly as in PyTorch
             return self.astype(np.float16)
 
+    # PyTorch's other names for the same ops
+    multiply, divide, true_divide, subtract, negative, absolute = mul, div, div, sub, neg, abs
+    multiply_, divide_, true_divide_, subtract_, negative_, absolute_ = mul_, div_, div_, sub_, neg_, abs_
+    fix_ = trunc_
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+    swapaxes = swapdims = transpose
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        """``self.reshape(other.shape)``.
+
+        >>> import minipool as mp
+        >>> mp.arange(6).reshape_as(mp.zeros(2, 3)).shape
+        (2, 3)
+        """
+        return self.reshape(other.shape)
+
+    def stride(self, dim: Optional[int] = None) -> Union[Tuple[int, ...], int]:
+        """Steps between elements along each dimension, in elements (NumPy's ``strides`` are
+        in bytes), or along ``dim``.
+
+        >>> import minipool as mp
+        >>> mp.zeros(2, 3).stride(), mp.zeros(2, 3).t().stride(0)
+        ((3, 1), 1)
+        """
+        steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[_dim_index(dim, self._data.ndim, "stride")]
+
+    def byte(self) -> Tensor:
+        """Cast to uint8 (no gradient)."""
+        return self.astype(np.uint8)
+
+    def char(self) -> Tensor:
+        """Cast to int8 (no gradient)."""
+        return self.astype(np.int8)
+
+    def short(self) -> Tensor:
+        """Cast to int16 (no gradient)."""
+        return self.astype(np.int16)
+
+    def data_ptr(self) -> int:
+        """The address of the first element (NumPy's ``ctypes.data``)."""
+        return self._data.ctypes.data
+
+    def is_signed(self) -> "builtins.bool":
+        """Whether the dtype holds negative numbers (floats and signed integers)."""
+        return self._data.dtype.kind in "if"
+
+    def is_complex(self) -> "builtins.bool":
+        """False: minipool has no complex tensors."""
+        return False
+
+    def get_device(self) -> int:
+        """-1, PyTorch's number for the CPU (minipool's only device)."""
+        return -1
+
+    @property
+    def is_cpu(self) -> "builtins.bool":
+        return True
+
+    @property
+    def retains_grad(self) -> "builtins.bool":
+        """Whether ``retain_grad()`` was called on this non-leaf tensor (False for a leaf)."""
+        ctx = self._ctx
+        return ctx is not None and ctx.__dict__.get("_retained") is not None
+
     # Named after Python types, so defined last: the class body below this line
     # would see these methods under those names.
     def float(self) -> Tensor:
@@ -1612,6 +1715,10 @@ _TENSOR_TYPE_NAMES = {np.dtype(t): n for t, n in (
     (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.float16, "HalfTensor"),
     (np.int64, "LongTensor"), (np.int32, "IntTensor"), (np.int16, "ShortTensor"),
     (np.int8, "CharTensor"), (np.uint8, "ByteTensor"), (np.bool_, "BoolTensor"))}
+
+
+for _name, _hint in _MISSING_METHODS.items():
+    setattr(Tensor, _name, _Missing(_name, _hint))
 
 
 class Size(tuple):

@@ -181,6 +181,26 @@ class Module:
             mod = mod._modules[part]
         return mod
 
+    def get_parameter(self, target: str) -> "Parameter":
+        """The parameter at dotted path ``target`` (e.g. ``"0.weight"``), as PyTorch's.
+
+        >>> import minipool as mp
+        >>> mp.nn.Sequential(mp.nn.Linear(2, 3)).get_parameter("0.bias").shape
+        (3,)
+        """
+        return self._get_member(target, "_parameters", "parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` (e.g. ``"0.running_mean"``), as PyTorch's."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target, registry, what):
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if name not in getattr(mod, registry):
+            raise AttributeError(f"{type(mod).__name__} has no {what} {name!r} (in {target!r})")
+        return getattr(mod, registry)[name]
+
     def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 

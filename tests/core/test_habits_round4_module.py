@@ -248,3 +248,18 @@ def test_state_is_a_defaultdict_and_state_dict_copies():
     assert saved["exp_avg"] is not opt.state[p]["exp_avg"]
     assert not np.shares_memory(saved["exp_avg"].numpy(), opt.state[p]["exp_avg"].numpy())
     assert opt.state[p]["step"].dtype == mp.get_default_dtype() and opt.state[p]["step"].ndim == 0
+
+
+def test_get_parameter_and_get_buffer_match_torch():
+    made = [lib.nn.Sequential(lib.nn.Linear(2, 3), lib.nn.BatchNorm1d(3)) for lib in (mp, torch)]
+    for m in made:
+        assert tuple(m.get_parameter("0.weight").shape) == (3, 2)
+        assert tuple(m.get_buffer("1.running_var").shape) == (3,)
+        assert m.get_parameter("1.bias") is m[1].bias
+    for target in ("0.nope", "7.weight"):
+        for m in made:
+            with pytest.raises(AttributeError):
+                m.get_parameter(target)
+    for m in made:
+        with pytest.raises(AttributeError):
+            m.get_buffer("0.weight")

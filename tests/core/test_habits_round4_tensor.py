@@ -278,3 +278,81 @@ def test_mixed_integer_float_promotion_is_numpys_as_documented():
     ft, it = torch.tensor([1.5]), torch.tensor([2])
     assert (ft + it).dtype == (it * 2.5).dtype == (it / it).dtype == torch.float32
     assert (f + i.float()).dtype == np.float32  # the documented way to PyTorch's dtype
+
+
+# --------------------------------------------------------------------------- more Tensor names
+@pytest.mark.parametrize("alias, name", [("multiply", "mul"), ("divide", "div"), ("true_divide", "div"),
+                                         ("subtract", "sub"), ("greater", "gt"), ("less_equal", "le"),
+                                         ("not_equal", "ne"), ("greater_equal", "ge"), ("less", "lt")])
+def test_torch_alias_names_give_the_same_results(alias, name):
+    a, b = np.array([1.5, -2.0, 3.0], np.float32), np.array([1.5, 2.0, -1.0], np.float32)
+    ours = getattr(mp.tensor(a), alias)(mp.tensor(b))
+    theirs = getattr(torch.tensor(a), alias)(torch.tensor(b))
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(ours.numpy(), getattr(mp.tensor(a), name)(mp.tensor(b)).numpy())
+
+
+def test_in_place_and_shape_aliases_match_torch():
+    for alias in ("negative_", "absolute_", "fix_"):
+        ours, theirs = mp.tensor([-1.5, 2.5]), torch.tensor([-1.5, 2.5])
+        getattr(ours, alias)()
+        getattr(theirs, alias)()
+        assert ours.tolist() == theirs.tolist()
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for alias in ("swapaxes", "swapdims"):
+        assert getattr(mp.tensor(x), alias)(0, 2).shape == tuple(getattr(torch.tensor(x), alias)(0, 2).shape)
+    assert mp.arange(6).reshape_as(mp.zeros(3, 2)).tolist() == torch.arange(6).reshape_as(
+        torch.zeros(3, 2)).tolist()
+
+
+@pytest.mark.parametrize("shape, view", [((2, 3), None), ((2, 3, 4), "t"), ((4, 6), "slice")])
+def test_stride_and_data_ptr_match_torch(shape, view):
+    ours, theirs = mp.zeros(*shape), torch.zeros(*shape)
+    if view == "t":
+        ours, theirs = ours.transpose(0, 2), theirs.transpose(0, 2)
+    elif view == "slice":
+        ours, theirs = ours[1:, ::2], theirs[1:, ::2]
+    assert ours.stride() == theirs.stride()
+    assert [ours.stride(d) for d in range(-ours.ndim, ours.ndim)] == \
+        [theirs.stride(d) for d in range(-theirs.ndim, theirs.ndim)]
+    base = mp.zeros(4, 6)
+    assert base[1:].data_ptr() - base.data_ptr() == 6 * base.element_size()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64", "int8", "uint8", "bool", "float16"])
+def test_dtype_questions_and_small_int_casts_match_torch(dtype):
+    ours, theirs = mp.zeros(2, dtype=dtype), torch.zeros(2, dtype=getattr(torch, dtype))
+    assert ours.is_signed() == theirs.is_signed()
+    assert ours.is_complex() == theirs.is_complex() is False
+    assert ours.get_device() == theirs.get_device() == -1 and ours.is_cpu
+    data = np.array([1.7, -2.2, 100.0])
+    for cast, want in (("byte", "uint8"), ("char", "int8"), ("short", "int16")):
+        a = getattr(mp.tensor(data[2:]), cast)()
+        b = getattr(torch.tensor(data[2:]), cast)()
+        assert str(a.dtype) == str(b.dtype).replace("torch.", "") == want
+        assert a.tolist() == b.tolist()
+
+
+def test_retains_grad_matches_torch():
+    for lib in (mp, torch):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        assert not x.retains_grad and not y.retains_grad
+        y.retain_grad()
+        assert y.retains_grad and not x.retains_grad
+
+
+@pytest.mark.parametrize("name, words", [("t_", "t = t.transpose"), ("unsqueeze_", "in place"),
+                                         ("apply_", "t.numpy()"), ("storage", "NumPy array"),
+                                         ("bfloat16", ".float()"), ("to_sparse", "dense"),
+                                         ("register_post_accumulate_grad_hook", "register_hook"),
+                                         ("new", "new_empty")])
+def test_left_out_tensor_methods_name_the_minipool_way(name, words):
+    t = mp.ones(2)
+    assert hasattr(torch.ones(2), name) and not hasattr(t, name)
+    with pytest.raises(AttributeError, match=f"no attribute '{name}'") as info:
+        getattr(t, name)
+    assert words in str(info.value)
+    with pytest.raises(AttributeError):
+        mp.ones(2).nonexistent_thing
