@@ -1,4 +1,5 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
+import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
@@ -602,7 +603,11 @@ def _call_with_backward_hooks(module, args, kwargs):
         grad_output = _hook_grads(module, hooks["pre"], (Tensor(grad),))
         record["grad_output"] = tuple(None if g is None else Tensor(_raw_grad(g, grad))
                                       for g in grad_output)
-        if not wanting:  # no input gradient will come: PyTorch calls the hooks now, with None
+        if not wanting and hooks["post"]:
+            # no input gradient will come: PyTorch calls the hooks now, with None, and warns
+            warnings.warn("Full backward hook is firing when gradients are computed with "
+                          "respect to module outputs since no inputs require gradients",
+                          UserWarning, stacklevel=2)
             _hook_grads(module, hooks["post"], tuple(None for _ in tensor_slots), record["grad_output"])
         return _raw_grad(grad_output[0], grad)
 

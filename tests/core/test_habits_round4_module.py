@@ -73,6 +73,11 @@ def test_full_backward_hooks_match_torch(replace_input, replace_output):
 
 def test_backward_hook_when_no_input_requires_grad_matches_torch():
     ours, theirs = (run_hooked(lib, False, False, x_requires_grad=False) for lib in (mp, torch))
+    for lib in (mp, torch):
+        layer = linear(lib)
+        layer.register_full_backward_hook(lambda m, gi, go: None)
+        with pytest.warns(UserWarning, match="no inputs require gradients"):
+            layer(lib.tensor(X)).sum().backward()
     assert ours[0][1][1] == [None] and theirs[0][1][1] == [None]
     np.testing.assert_allclose(ours[0][1][2][0], theirs[0][1][2][0], rtol=1e-12)
     np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-12)
