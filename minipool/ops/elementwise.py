@@ -8,7 +8,7 @@ from minipool import _config
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, get_default_dtype, is_grad_enabled
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _as_array, get_default_dtype, is_grad_enabled
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
@@ -25,7 +25,7 @@ def as_tensor(x, like=None):
         return x
     if like is not None and isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
         return Tensor(np.asarray(x, dtype=like.dtype if like.dtype in FLOAT_DTYPES else None))
-    return Tensor(x)
+    return Tensor(_as_array(x))  # as mp.tensor reads data (mp.Tensor(3) would be a shape)
 
 
 def tensor_argument(op, name, value):

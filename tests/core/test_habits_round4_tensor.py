@@ -356,3 +356,13 @@ def test_left_out_tensor_methods_name_the_minipool_way(name, words):
     assert words in str(info.value)
     with pytest.raises(AttributeError):
         mp.ones(2).nonexistent_thing
+
+
+def test_ops_read_lists_and_ints_as_data_not_as_legacy_sizes():
+    # mp.Tensor(3) is a shape now; operands and targets given as numbers/lists stay data
+    assert (mp.tensor([1, 2]) + [1, 2]).tolist() == [2, 4] and (mp.tensor([1, 2]) + [1, 2]).dtype == np.int64
+    assert mp.where(mp.tensor([True, False]), 3, mp.tensor([1, 2])).tolist() == [3, 2]
+    logits = np.array([[1.0, 2.0, 0.5], [0.1, -1.0, 2.0]], np.float32)
+    np.testing.assert_allclose(mp.nn.functional.cross_entropy(mp.tensor(logits), [0, 2]).item(),
+                               torch.nn.functional.cross_entropy(torch.tensor(logits),
+                                                                 torch.tensor([0, 2])).item(), rtol=1e-6)
