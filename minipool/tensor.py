@@ -1637,8 +1637,8 @@ class Tensor:
         return self.astype(np.int16)
 
     def data_ptr(self) -> int:
-        """The address of the first element (NumPy's ``ctypes.data``)."""
-        return self._data.ctypes.data
+        """The address of the first element (NumPy's ``__array_interface__`` data pointer)."""
+        return self._data.__array_interface__["data"][0]
 
     def is_signed(self) -> "builtins.bool":
         """Whether the dtype holds negative numbers (floats and signed integers)."""
