@@ -49,7 +49,8 @@ def reference(name, v):
         "round_": lambda: float(round(v)) if math.isfinite(v) else v,  # Python rounds half to even
         "sign_": lambda: (v > 0) - (v < 0), "trunc_": lambda: float(math.trunc(v))
         if math.isfinite(v) else v, "frac_": lambda: v - math.trunc(v) if math.isfinite(v) else math.nan,
-        "square_": lambda: v * v, "rsqrt_": lambda: 1 / math.sqrt(v) if v > 0 else math.inf,
+        "square_": lambda: v * v,
+        "rsqrt_": lambda: 1 / math.sqrt(v) if v != 0 else math.copysign(math.inf, v),  # 1/-0 = -inf
         "sin_": lambda: math.sin(v) if math.isfinite(v) else math.nan,
         "cos_": lambda: math.cos(v) if math.isfinite(v) else math.nan,
     }
