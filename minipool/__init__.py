@@ -50,6 +50,10 @@ from minipool.ops.logical import (bitwise_and, bitwise_not, bitwise_or, bitwise_
                                   logical_and, logical_not, logical_or, logical_xor)
 __all__ += ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
             "logical_and", "logical_or", "logical_xor", "logical_not"]
+from minipool.autograd import is_anomaly_check_nan_enabled, is_anomaly_enabled  # noqa: E402
+__all__ += ["is_anomaly_enabled", "is_anomaly_check_nan_enabled"]
+from minipool.ops.pointwise import addcdiv, addcmul, frac, lerp, trunc  # noqa: E402
+__all__ += ["addcmul", "addcdiv", "lerp", "trunc", "frac"]
 from minipool.summary import summary  # noqa: E402  (the function; the module stays minipool.summary in sys.modules)
 __all__ += ["summary"]
 from minipool import interop  # noqa: E402

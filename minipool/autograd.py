@@ -1,13 +1,15 @@
 """The backward pass: one walk over the graph in reverse topological order."""
 import sys
 import weakref
+from typing import Any, Callable
 
 import numpy as np
 
 from minipool import _memory
 from minipool.tensor import Function, Tensor, check_saved_versions, no_grad
 
-__all__ = ["run_backward", "grad", "Function", "gradcheck", "register_hook", "retain_grad", "RemovableHandle"]
+__all__ = ["run_backward", "grad", "Function", "gradcheck", "register_hook", "retain_grad", "RemovableHandle",
+           "set_detect_anomaly", "detect_anomaly", "is_anomaly_enabled", "is_anomaly_check_nan_enabled"]
 
 
 def _topological_order(root):
@@ -33,7 +35,7 @@ def _topological_order(root):
             continue
         if node._freed:
             raise RuntimeError(
-                f"trying to backward through the graph a second time (through {node.name}): "
+                f"trying to backward through the graph a second time (through {node.name()}): "
                 "its saved values were freed by the first backward(); "
                 "call backward(retain_graph=True) the first time if you need to")
         stack.append(node)
@@ -67,7 +69,7 @@ def _accumulate(grads, node, g, source):
     if shape is None:  # a leaf Tensor
         shape = node._data.shape
     if g.shape != shape:
-        raise RuntimeError(f"internal error: {source.name}.backward gave a gradient of shape "
+        raise RuntimeError(f"internal error: {source.name()}.backward gave a gradient of shape "
                            f"{g.shape} for an input of shape {shape}")
     key = id(node)
     previous = grads.get(key)
@@ -111,6 +113,7 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
     order, leaves = _topological_order(start)
     grads = {id(start): _initial_grad(root, grad)}
     captured = {}
+    check_nan = _anomaly.enabled and _anomaly.check_nan
     with no_grad(), _memory.scope():  # gradients come from minipool's memory cache
         for ctx in reversed(order):
             g = grads.pop(id(ctx), None)
@@ -127,9 +130,11 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
             input_grads = ctx.backward(ctx, g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
+            if check_nan:
+                _check_nan(ctx, input_grads)
             inputs = ctx._inputs
             if len(input_grads) < len(inputs):
-                raise RuntimeError(f"{ctx.name}.backward returned {len(input_grads)} gradients "
+                raise RuntimeError(f"{ctx.name()}.backward returned {len(input_grads)} gradients "
                                    f"for {len(inputs)} inputs")
             for parent, pg in zip(inputs, input_grads):
                 if pg is not None and parent is not None:
@@ -147,6 +152,107 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
                 elif key in capture:
                     captured[key] = grads.pop(key)
     return captured if capture is not None else None
+
+
+# --------------------------------------------------------------------------- anomaly mode
+class _AnomalyMode:
+    """Process-wide, as PyTorch's: whether backward checks every op's gradients for NaN."""
+
+    enabled = False
+    check_nan = True
+
+
+_anomaly = _AnomalyMode()
+
+
+def _check_nan(ctx, input_grads):
+    for i, g in enumerate(input_grads):
+        if g is not None and np.asarray(g).dtype.kind == "f" and np.isnan(g).any():
+            raise RuntimeError(f"Function '{ctx.name()}' returned nan values in its {i}th output "
+                               f"(its gradient for input {i}; found by anomaly detection)")
+
+
+def is_anomaly_enabled() -> bool:
+    """Whether anomaly detection is on (see :class:`detect_anomaly`).
+
+    >>> import minipool as mp
+    >>> mp.autograd.is_anomaly_enabled()
+    False
+    """
+    return _anomaly.enabled
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    """Whether anomaly detection checks the gradients for NaN (its only check here).
+
+    >>> import minipool as mp
+    >>> mp.autograd.is_anomaly_check_nan_enabled()
+    True
+    """
+    return _anomaly.check_nan
+
+
+class set_detect_anomaly:
+    """Turn anomaly detection on or off, as a call (from now on) or as a context manager (restored
+    at its end), as PyTorch's.  When on (with ``check_nan``), backward raises a RuntimeError naming
+    the op whose backward first produced a NaN gradient.  Unlike PyTorch it keeps no forward
+    stack traces: the op's name is the clue.
+
+    >>> import minipool as mp
+    >>> x = mp.tensor([0.0], requires_grad=True)
+    >>> with mp.autograd.set_detect_anomaly(True):
+    ...     try:
+    ...         (x.sqrt() * 0).sum().backward()  # 0 * (d sqrt at 0 = inf) is NaN
+    ...     except RuntimeError as e:
+    ...         print(str(e).split(" (")[0])
+    Function 'Sqrt' returned nan values in its 0th output
+    """
+
+    def __init__(self, mode: bool, check_nan: bool = True) -> None:
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_detect_anomaly: mode must be a bool, got {type(mode).__name__}")
+        self._previous = (_anomaly.enabled, _anomaly.check_nan)
+        _anomaly.enabled, _anomaly.check_nan = bool(mode), bool(check_nan)
+
+    def __enter__(self) -> "set_detect_anomaly":
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        _anomaly.enabled, _anomaly.check_nan = self._previous
+        return False
+
+
+class detect_anomaly:
+    """Anomaly detection on inside this block (or decorated function): see
+    :class:`set_detect_anomaly`.
+
+    >>> import minipool as mp
+    >>> with mp.autograd.detect_anomaly():
+    ...     mp.autograd.is_anomaly_enabled()
+    True
+    """
+
+    def __init__(self, check_nan: bool = True) -> None:
+        self._check_nan = bool(check_nan)
+
+    def __enter__(self) -> "detect_anomaly":
+        self._previous = (_anomaly.enabled, _anomaly.check_nan)
+        _anomaly.enabled, _anomaly.check_nan = True, self._check_nan
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        _anomaly.enabled, _anomaly.check_nan = self._previous
+        return False
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(self._check_nan):
+                return func(*args, **kwargs)
+
+        return wrapper
 
 
 # --------------------------------------------------------------------------- hooks

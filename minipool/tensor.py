@@ -274,7 +274,7 @@ def check_saved_versions(ctx):
             by = f" by {box.op}" if box.op else ""
             raise RuntimeError(
                 "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: {ctx.name} saved {what} at version {value}, which was changed"
+                f"inplace operation: {ctx.name()} saved {what} at version {value}, which was changed"
                 f"{by} and is now at version {box.value}; use the out-of-place op (e.g. "
                 "y = y.mul(2) instead of y.mul_(2)) or .clone() the tensor before changing it")
 
@@ -384,8 +384,13 @@ class Function:
         self.__dict__.clear()
         self._freed = True
 
-    @property
     def name(self) -> str:
+        """The op's name (its class name), as PyTorch's ``grad_fn.name()``.
+
+        >>> import minipool as mp
+        >>> (mp.ones(1, requires_grad=True) * 2).grad_fn.name()
+        'Mul'
+        """
         return type(self).__name__
 
 
@@ -432,6 +437,45 @@ def _as_array(data, dtype=None):
 
 _new_tensor = object.__new__
 
+# What to use for PyTorch Tensor methods minipool leaves out (AttributeError messages).
+_MISSING_METHODS = {
+    **dict.fromkeys(("t_", "transpose_", "squeeze_", "unsqueeze_", "swapaxes_", "swapdims_",
+                     "resize_", "resize_as_", "set_", "as_strided", "as_strided_"),
+                    "minipool changes no tensor's shape in place: reassign the result, e.g. "
+                    "t = t.transpose(0, 1) / t.unsqueeze(0) / t.reshape(...)"),
+    **dict.fromkeys(("apply_", "map_", "map2_"),
+                    "no per-element Python callbacks: compute on t.numpy() (shared memory) "
+                    "under mp.no_grad(), or compose tensor ops"),
+    **dict.fromkeys(("storage", "untyped_storage", "storage_offset", "storage_type", "is_shared",
+                     "share_memory_", "pin_memory", "is_pinned", "record_stream"),
+                    "a minipool tensor is a NumPy array in CPU memory: t.numpy() is it "
+                    "(its .base, .strides, .ctypes.data describe the memory)"),
+    **dict.fromkeys(("bfloat16", "cfloat", "cdouble", "chalf"),
+                    "minipool tensors are bool, integer or float16/32/64: use .float(), .double(), "
+                    ".half(), .long(), .int(), .bool() or .to(dtype) with a NumPy dtype "
+                    "(e.g. t.to('uint8'))"),
+    "register_post_accumulate_grad_hook": "use p.register_hook(fn) (called with each gradient "
+                                          "before it is added) or read p.grad after backward()",
+    "new": "use t.new_empty(*size), t.new_zeros(*size) or t.new_tensor(data)",
+    "output_nr": "minipool ops have one differentiable output: it is always 0",
+    **dict.fromkeys(("to_sparse", "to_sparse_coo", "to_sparse_csr", "to_dense", "dequantize",
+                     "int_repr"), "minipool tensors are dense and unquantized"),
+}
+
+
+class _Missing:
+    """A Tensor method PyTorch has and minipool leaves out: reading it raises an AttributeError
+    saying what to use instead (so ``hasattr`` stays False).  A class attribute rather than a
+    ``__getattr__``, which NumPy's probes (``__array_interface__`` ...) would slow down."""
+
+    def __init__(self, name, hint):
+        self.name, self.hint = name, hint
+
+    def __get__(self, obj, owner=None):
+        raise AttributeError(f"'Tensor' object has no attribute {self.name!r}: {self.hint}")
+
+
+
 
 class Tensor:
     """An n-dimensional array that can record the ops applied to it.
@@ -449,8 +493,23 @@ class Tensor:
     _vbox = None  # the _Version counter, made on first need
     _shape = None  # (a Function node's output shape; None marks a Tensor node for backward)
 
-    def __init__(self, data: Any, dtype: Optional[DTypeLike] = None,
-                 requires_grad: bool = False) -> None:
+    def __init__(self, data: Any = (), dtype: Optional[DTypeLike] = None,
+                 requires_grad: bool = False, *more_sizes: int) -> None:
+        if type(data) is int and (dtype is None or type(dtype) in (int, float)):
+            # PyTorch's legacy constructor: Tensor(3, 4) is an uninitialised float tensor
+            sizes = (data,) + ((dtype,) if dtype is not None else ()) + \
+                ((requires_grad,) if requires_grad is not False else ()) + more_sizes
+            if not all(type(s) is int for s in sizes):
+                raise TypeError(f"Tensor(*sizes): every size must be an int, got {sizes!r}; "
+                                "mp.empty(*sizes) makes an uninitialised tensor of that shape")
+            if min(sizes) < 0:
+                raise RuntimeError(f"Tensor(*sizes): negative dimension in {sizes!r}")
+            data, dtype, requires_grad = np.empty(sizes, _default_dtype), None, False
+        elif more_sizes:
+            raise TypeError("Tensor(data, dtype=None, requires_grad=False): too many arguments; "
+                            "mp.empty(*sizes) makes a tensor of a shape, mp.tensor(data) one of values")
+        elif dtype is None and type(data) in (list, tuple):
+            dtype = _default_dtype  # PyTorch's Tensor(sequence) is always of the default dtype
         self._data = _as_array(data, dtype)
         self.grad = None
         self._ctx = None
@@ -628,6 +687,21 @@ class Tensor:
         """Bytes per element."""
         return self._data.itemsize
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element, as ``element_size()``.
+
+        >>> import minipool as mp
+        >>> mp.zeros(3).itemsize, mp.zeros(3, dtype=mp.float64).nbytes
+        (4, 24)
+        """
+        return self._data.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the elements take (``numel() * element_size()``; a view counts its own)."""
+        return self._data.size * self._data.itemsize
+
     def is_contiguous(self) -> bool:
         return self._data.flags.c_contiguous
 
@@ -668,10 +742,17 @@ class Tensor:
         if self._data.dtype != _default_dtype:
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
-            extra += f", grad_fn={self._ctx.name}"
+            extra += f", grad_fn={self._ctx.name()}"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
+
+    def __format__(self, spec: str) -> str:
+        # PyTorch: a 0-d tensor formats as its Python number (f"{loss:.4f}"); any other
+        # tensor only with an empty spec (its repr), else object.__format__'s TypeError.
+        if self._data.ndim == 0 and type(self) is Tensor:
+            return self._data.item().__format__(spec)
+        return object.__format__(self, spec)
 
     def __bool__(self):
         if self._data.size != 1:
@@ -845,13 +926,13 @@ class Tensor:
         """``self[index] = value``, in place (PyTorch's rules; see ``minipool.ops.inplace.setitem``)."""
         _ops.inplace.setitem(self, index, value)
 
-    def add(self, other: TensorLike) -> Tensor:
-        """``self + other``."""
-        return _ops.elementwise.add(self, other)
+    def add(self, other: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor:
+        """``self + alpha * other``."""
+        return _ops.elementwise.add(self, other, alpha=alpha)
 
-    def sub(self, other: TensorLike) -> Tensor:
-        """``self - other``."""
-        return _ops.elementwise.sub(self, other)
+    def sub(self, other: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor:
+        """``self - alpha * other``."""
+        return _ops.elementwise.sub(self, other, alpha=alpha)
 
     def mul(self, other: TensorLike) -> Tensor:
         """``self * other``."""
@@ -1152,10 +1233,140 @@ class Tensor:
         """In place: values above ``max`` set to ``max``."""
         return _ops.inplace.clamp_(self, None, max)
 
+    # In-place forms of pointwise ops: each runs the out-of-place op and writes its result
+    # back (recorded in the graph when needed), with add_'s rules (minipool.ops.inplace).
+    def sqrt_(self) -> Tensor:
+        """In place: elementwise the square root (any in-place op on a leaf that requires grad
+        raises, as in PyTorch; on a result it is recorded in the graph).
+
+        >>> import minipool as mp
+        >>> mp.tensor([4.0, 9.0]).sqrt_().tolist()
+        [2.0, 3.0]
+        """
+        return _ops.inplace._pointwise_(self, "sqrt_", _ops.elementwise.sqrt)
+
+    def exp_(self) -> Tensor:
+        """In place: elementwise e ** self."""
+        return _ops.inplace._pointwise_(self, "exp_", _ops.elementwise.exp)
+
+    def log_(self) -> Tensor:
+        """In place: elementwise the natural log."""
+        return _ops.inplace._pointwise_(self, "log_", _ops.elementwise.log)
+
+    def abs_(self) -> Tensor:
+        """In place: elementwise the absolute value."""
+        return _ops.inplace._pointwise_(self, "abs_", _ops.elementwise.abs)
+
+    def sigmoid_(self) -> Tensor:
+        """In place: elementwise the logistic function."""
+        return _ops.inplace._pointwise_(self, "sigmoid_", _ops.elementwise.sigmoid)
+
+    def tanh_(self) -> Tensor:
+        """In place: elementwise tanh."""
+        return _ops.inplace._pointwise_(self, "tanh_", _ops.elementwise.tanh)
+
+    def relu_(self) -> Tensor:
+        """In place: elementwise max(self, 0)."""
+        return _ops.inplace._pointwise_(self, "relu_", _ops.elementwise.relu)
+
+    def floor_(self) -> Tensor:
+        """In place: elementwise floor (gradient 0)."""
+        return _ops.inplace._pointwise_(self, "floor_", _ops.elementwise.floor)
+
+    def ceil_(self) -> Tensor:
+        """In place: elementwise ceil (gradient 0)."""
+        return _ops.inplace._pointwise_(self, "ceil_", _ops.elementwise.ceil)
+
+    def sign_(self) -> Tensor:
+        """In place: elementwise -1, 0 or 1 (gradient 0)."""
+        return _ops.inplace._pointwise_(self, "sign_", _ops.elementwise.sign)
+
+    def trunc_(self) -> Tensor:
+        """In place: elementwise rounded towards zero (gradient 0)."""
+        return _ops.inplace._pointwise_(self, "trunc_", _ops.pointwise.trunc)
+
+    def frac_(self) -> Tensor:
+        """In place: elementwise the fractional part."""
+        return _ops.inplace._pointwise_(self, "frac_", _ops.pointwise.frac)
+
+    def square_(self) -> Tensor:
+        """In place: elementwise self * self."""
+        return _ops.inplace._pointwise_(self, "square_", _ops.elementwise.square)
+
+    def rsqrt_(self) -> Tensor:
+        """In place: elementwise 1 / sqrt(self)."""
+        return _ops.inplace._pointwise_(self, "rsqrt_", _ops.elementwise.rsqrt)
+
+    def sin_(self) -> Tensor:
+        """In place: elementwise the sine."""
+        return _ops.inplace._pointwise_(self, "sin_", _ops.elementwise.sin)
+
+    def cos_(self) -> Tensor:
+        """In place: elementwise the cosine."""
+        return _ops.inplace._pointwise_(self, "cos_", _ops.elementwise.cos)
+
+    def round_(self, *, decimals: int = 0) -> Tensor:
+        """In place: round to ``decimals`` places, halves to even (gradient 0)."""
+        return _ops.inplace._pointwise_(self, "round_", lambda t: _ops.elementwise.round(
+            t, decimals=decimals))
+
+    def pow_(self, exponent: TensorLike) -> Tensor:
+        """In place: ``self ** exponent``."""
+        return _ops.inplace._pointwise_(self, "pow_", _ops.elementwise.pow, exponent)
+
+    def addcmul_(self, tensor1: TensorLike, tensor2: TensorLike, *,
+                 value: Union[int, float] = 1) -> Tensor:
+        """In place: ``self += value * tensor1 * tensor2``."""
+        return _ops.inplace._pointwise_(self, "addcmul_", lambda t, a, b: _ops.pointwise.addcmul(
+            t, a, b, value=value), tensor1, tensor2)
+
+    def addcdiv_(self, tensor1: TensorLike, tensor2: TensorLike, *,
+                 value: Union[int, float] = 1) -> Tensor:
+        """In place: ``self += value * tensor1 / tensor2``."""
+        return _ops.inplace._pointwise_(self, "addcdiv_", lambda t, a, b: _ops.pointwise.addcdiv(
+            t, a, b, value=value), tensor1, tensor2)
+
+    def lerp_(self, end: TensorLike, weight: Union[float, TensorLike]) -> Tensor:
+        """In place: ``self += weight * (end - self)``."""
+        return _ops.inplace._pointwise_(self, "lerp_", _ops.pointwise.lerp, end, weight)
+
+    def trunc(self) -> Tensor:
+        """Elementwise rounding towards zero (gradient 0)."""
+        return _ops.pointwise.trunc(self)
+
+    fix = trunc
+
+    def frac(self) -> Tensor:
+        """Elementwise fractional part ``self - self.trunc()``."""
+        return _ops.pointwise.frac(self)
+
+    def addcmul(self, tensor1: TensorLike, tensor2: TensorLike, *,
+                value: Union[int, float] = 1) -> Tensor:
+        """``self + value * tensor1 * tensor2``."""
+        return _ops.pointwise.addcmul(self, tensor1, tensor2, value=value)
+
+    def addcdiv(self, tensor1: TensorLike, tensor2: TensorLike, *,
+                value: Union[int, float] = 1) -> Tensor:
+        """``self + value * tensor1 / tensor2``."""
+        return _ops.pointwise.addcdiv(self, tensor1, tensor2, value=value)
+
+    def lerp(self, end: TensorLike, weight: Union[float, TensorLike]) -> Tensor:
+        """``self + weight * (end - self)``."""
+        return _ops.pointwise.lerp(self, end, weight)
+
+    def clamp_min(self, min: float) -> Tensor:
+        """Values below ``min`` set to ``min``."""
+        return _ops.elementwise.clip(self, min, None)
+
+    def clamp_max(self, max: float) -> Tensor:
+        """Values above ``max`` set to ``max``."""
+        return _ops.elementwise.clip(self, None, max)
+
     # -- reductions (minipool.ops.reduce) --------------------------------------
-    def sum(self, dim: Dims = None, keepdim: bool = False) -> Tensor:
-        """Sum over ``dim`` (all axes when None)."""
-        return _ops.reduce.sum(self, dim, keepdim)
+    def sum(self, dim: Dims = None, keepdim: bool = False, *,
+            dtype: Optional[DTypeLike] = None) -> Tensor:
+        """Sum over ``dim`` (all axes when None), in ``dtype`` when given (cast first, as PyTorch)."""
+        return _ops.reduce.sum(self, dim, keepdim, dtype=dtype)
 
     def mean(self, dim: Dims = None, keepdim: bool = False, *,
              dtype: Optional[DTypeLike] = None) -> Tensor:
@@ -1568,10 +1779,35 @@ class Tensor:
         """
         return self._new((size,), fill_value, dtype, requires_grad)
 
+    def new_empty(self, *size: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
+                  requires_grad: "builtins.bool" = False) -> Tensor:
+        """An uninitialised tensor of ``size``, with this tensor's dtype unless ``dtype`` is given.
+
+        >>> import minipool as mp
+        >>> mp.tensor([1, 2]).new_empty((2, 3)).shape
+        (2, 3)
+        """
+        return self._new(size, None, dtype, requires_grad)
+
+    def new_tensor(self, data: Any, dtype: Optional[DTypeLike] = None,
+                   requires_grad: "builtins.bool" = False) -> Tensor:
+        """A new tensor holding a copy of ``data``, in this tensor's dtype unless ``dtype`` is
+        given (a float ``data`` on an integer tensor is truncated, as in PyTorch); outside any graph.
+
+        >>> import minipool as mp
+        >>> mp.tensor([1, 2]).new_tensor([3.7, -1.5]).tolist()
+        [3, -1]
+        """
+        if isinstance(data, Tensor):
+            data = data._data
+        made = Tensor(np.array(data, dtype=self.dtype if dtype is None else np.dtype(dtype)))
+        return made.requires_grad_(requires_grad)
+
     def _new(self, size, value, dtype, requires_grad):
         if len(size) == 1 and isinstance(size[0], (tuple, list)):
             size = tuple(size[0])
-        made = full(size, value, dtype=self.dtype if dtype is None else dtype)
+        dtype = self.dtype if dtype is None else dtype
+        made = empty(size, dtype=dtype) if value is None else full(size, value, dtype=dtype)
         return made.requires_grad_(requires_grad)
 
     def half(self) -> Tensor:
@@ -1579,6 +1815,71 @@ class Tensor:
         no gradient (PyTorch's does); cast back with ``.float()`` for training."""
         with np.errstate(over="ignore"):  # beyond 65504 is inf, quietly as in PyTorch
             return self.astype(np.float16)
+
+    # PyTorch's other names for the same ops
+    multiply, divide, true_divide, subtract, negative, absolute = mul, div, div, sub, neg, abs
+    multiply_, divide_, true_divide_, subtract_, negative_, absolute_ = mul_, div_, div_, sub_, neg_, abs_
+    fix_ = trunc_
+    greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+    swapaxes = swapdims = transpose
+
+    def reshape_as(self, other: Tensor) -> Tensor:
+        """``self.reshape(other.shape)``.
+
+        >>> import minipool as mp
+        >>> mp.arange(6).reshape_as(mp.zeros(2, 3)).shape
+        (2, 3)
+        """
+        return self.reshape(other.shape)
+
+    def stride(self, dim: Optional[int] = None) -> Union[Tuple[int, ...], int]:
+        """Steps between elements along each dimension, in elements (NumPy's ``strides`` are
+        in bytes), or along ``dim``.
+
+        >>> import minipool as mp
+        >>> mp.zeros(2, 3).stride(), mp.zeros(2, 3).t().stride(0)
+        ((3, 1), 1)
+        """
+        steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[_dim_index(dim, self._data.ndim, "stride")]
+
+    def byte(self) -> Tensor:
+        """Cast to uint8 (no gradient)."""
+        return self.astype(np.uint8)
+
+    def char(self) -> Tensor:
+        """Cast to int8 (no gradient)."""
+        return self.astype(np.int8)
+
+    def short(self) -> Tensor:
+        """Cast to int16 (no gradient)."""
+        return self.astype(np.int16)
+
+    def data_ptr(self) -> int:
+        """The address of the first element (NumPy's ``__array_interface__`` data pointer)."""
+        return self._data.__array_interface__["data"][0]
+
+    def is_signed(self) -> "builtins.bool":
+        """Whether the dtype holds negative numbers (floats and signed integers)."""
+        return self._data.dtype.kind in "if"
+
+    def is_complex(self) -> "builtins.bool":
+        """False: minipool has no complex tensors."""
+        return False
+
+    def get_device(self) -> int:
+        """-1, PyTorch's number for the CPU (minipool's only device)."""
+        return -1
+
+    @property
+    def is_cpu(self) -> "builtins.bool":
+        return True
+
+    @property
+    def retains_grad(self) -> "builtins.bool":
+        """Whether ``retain_grad()`` was called on this non-leaf tensor (False for a leaf)."""
+        ctx = self._ctx
+        return ctx is not None and ctx.__dict__.get("_retained") is not None
 
     # Named after Python types, so defined last: the class body below this line
     # would see these methods under those names.
@@ -1633,6 +1934,10 @@ _TENSOR_TYPE_NAMES = {np.dtype(t): n for t, n in (
     (np.float32, "FloatTensor"), (np.float64, "DoubleTensor"), (np.float16, "HalfTensor"),
     (np.int64, "LongTensor"), (np.int32, "IntTensor"), (np.int16, "ShortTensor"),
     (np.int8, "CharTensor"), (np.uint8, "ByteTensor"), (np.bool_, "BoolTensor"))}
+
+
+for _name, _hint in _MISSING_METHODS.items():
+    setattr(Tensor, _name, _Missing(_name, _hint))
 
 
 class Size(tuple):

@@ -17,7 +17,7 @@ from minipool.nn.activation import (ELU, GELU, Dropout2d, Hardtanh, LeakyReLU, R
                                    SiLU, Softplus)
 from minipool.nn.loss import (BCELoss, BCEWithLogitsLoss, HuberLoss, KLDivLoss, L1Loss,  # noqa: F401
                              SmoothL1Loss)
-from minipool.nn.container import ModuleDict, ModuleList  # noqa: F401
+from minipool.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: F401
 from minipool.nn import utils  # noqa: F401
 from minipool.nn.normalization import GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm  # noqa: F401
 from minipool.nn.embedding import Embedding  # noqa: F401

@@ -1,10 +1,11 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
+import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
-from minipool.tensor import Tensor
+from minipool.tensor import Function, Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "IncompatibleKeys"]
 
@@ -181,10 +182,32 @@ class Module:
             mod = mod._modules[part]
         return mod
 
+    def get_parameter(self, target: str) -> "Parameter":
+        """The parameter at dotted path ``target`` (e.g. ``"0.weight"``), as PyTorch's.
+
+        >>> import minipool as mp
+        >>> mp.nn.Sequential(mp.nn.Linear(2, 3)).get_parameter("0.bias").shape
+        (3,)
+        """
+        return self._get_member(target, "_parameters", "parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` (e.g. ``"0.running_mean"``), as PyTorch's."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target, registry, what):
+        path, _, name = target.rpartition(".")
+        mod = self.get_submodule(path)
+        if name not in getattr(mod, registry):
+            raise AttributeError(f"{type(mod).__name__} has no {what} {name!r} (in {target!r})")
+        return getattr(mod, registry)[name]
+
     def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if "_backward_hooks" in self.__dict__ and any(self._backward_hooks.values()):
+            return _call_with_backward_hooks(self, args, kwargs)
         hooks = self.__dict__.get("_forward_hooks")  # None until a hook is registered
         if not hooks:
             return self.forward(*args, **kwargs)
@@ -228,6 +251,45 @@ class Module:
         """Call ``hook(module, args)`` before each forward; a non-None return replaces
         the positional arguments (a tuple, or a single value)."""
         return self._add_hook("pre", hook)
+
+    def _add_backward_hook(self, kind, hook, what):
+        if not callable(hook):
+            raise TypeError(f"{what}: hook must be callable, got {type(hook).__name__}")
+        hooks = self.__dict__.get("_backward_hooks")
+        if hooks is None:
+            hooks = {"pre": OrderedDict(), "post": OrderedDict()}
+            object.__setattr__(self, "_backward_hooks", hooks)
+        return RemovableHandle(hooks[kind], hook)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients for the module's
+        inputs are computed, as PyTorch: tuples of Tensors (None for an input that needs no
+        gradient); a returned tuple replaces ``grad_input``.  minipool supports modules with one
+        Tensor output and at most one Tensor input that requires grad (any layer; a loss with
+        its target); others raise, naming ``Tensor.register_hook`` as the way.
+
+        >>> import minipool as mp
+        >>> lin = mp.nn.Linear(2, 1)
+        >>> seen = []
+        >>> h = lin.register_full_backward_hook(lambda m, gi, go: seen.append((gi[0].shape, go[0].shape)))
+        >>> lin(mp.ones(3, 2, requires_grad=True)).sum().backward()
+        >>> seen
+        [((3, 2), (3, 1))]
+        """
+        return self._add_backward_hook("post", hook, "register_full_backward_hook")
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradient of the module's output is
+        computed, before it flows into the module; a returned tuple replaces ``grad_output``
+        (same support as :meth:`register_full_backward_hook`)."""
+        return self._add_backward_hook("pre", hook, "register_full_backward_pre_hook")
+
+    def register_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """PyTorch's deprecated non-full backward hook (its grad_input is that of the module's last
+        op): not in minipool; raises, naming ``register_full_backward_hook``."""
+        raise NotImplementedError("register_backward_hook: PyTorch deprecated it (its grad_input is "
+                                  "the last op's, not the module's); use "
+                                  "module.register_full_backward_hook(hook) as PyTorch advises")
 
     # -- traversal -----------------------------------------------------------
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:
@@ -449,6 +511,107 @@ class Module:
                 lines.append(f"  ({name}): {child_repr}")
             return "\n".join(lines) + "\n)"
         return lines[0] + ")"
+
+
+class _BackwardHookPoint(Function):
+    """An identity op on a module's output or input whose backward runs the module's full
+    backward (pre-)hooks on the gradient flowing through it (a copy, so the caller's tensor
+    and the module's view of it keep separate version counters)."""
+
+    @staticmethod
+    def forward(ctx, x, on_grad):
+        ctx.on_grad = on_grad
+        return np.array(x, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.on_grad(grad), None
+
+
+def _hook_grads(module, hooks, grads, grad_output=None):
+    """Run ``hooks``: ``hook(module, grads)`` (pre-hooks, on grad_output) or
+    ``hook(module, grads, grad_output)`` (hooks, on grad_input); a non-None return replaces
+    ``grads`` (a tuple of as many Tensors or None), as PyTorch checks."""
+    for hook in tuple(hooks.values()):
+        result = hook(module, grads) if grad_output is None else hook(module, grads, grad_output)
+        if result is None:
+            continue
+        result = tuple(result) if isinstance(result, (tuple, list)) else (result,)
+        if len(result) != len(grads):
+            raise RuntimeError(f"backward hook {getattr(hook, '__name__', hook)!r} returned "
+                               f"{len(result)} gradients, expected {len(grads)}")
+        grads = result
+    return grads
+
+
+def _raw_grad(value, like):
+    if value is None:
+        return np.zeros_like(like)
+    value = value._data if isinstance(value, Tensor) else np.asarray(value)
+    if value.shape != like.shape:
+        raise RuntimeError(f"backward hook returned a gradient of shape {value.shape} for one of "
+                           f"shape {like.shape}")
+    return value.astype(like.dtype, copy=False)
+
+
+def _call_with_backward_hooks(module, args, kwargs):
+    """``module(*args, **kwargs)`` with its forward hooks, and its full backward (pre-)hooks
+    wired in through identity points on the output and on the input that requires grad."""
+    from minipool.tensor import is_grad_enabled
+
+    hooks = module._backward_hooks
+    name = type(module).__name__
+    tensor_slots = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
+    wanting = [i for i in tensor_slots if args[i].requires_grad]
+    if len(wanting) > 1 or any(isinstance(v, Tensor) and v.requires_grad for v in kwargs.values()):
+        raise NotImplementedError(
+            f"{name}: minipool's full backward hooks support modules with at most one positional "
+            "Tensor input that requires grad; register Tensor.register_hook on each input "
+            "(e.g. in a forward pre-hook) to see their gradients")
+    record = {}
+    if wanting and is_grad_enabled():
+        slot = wanting[0]
+
+        def on_input_grad(grad):
+            grad_input = tuple(Tensor(grad) if i == slot else None for i in tensor_slots)
+            grad_input = _hook_grads(module, hooks["post"], grad_input, record["grad_output"])
+            return _raw_grad(grad_input[tensor_slots.index(slot)], grad)
+
+        args = list(args)
+        args[slot] = _BackwardHookPoint.apply(args[slot], on_input_grad)
+        args = tuple(args)
+    hooks_fwd = module.__dict__.get("_forward_hooks")
+    if hooks_fwd:
+        for pre in tuple(hooks_fwd["pre"].values()):
+            changed = pre(module, args)
+            if changed is not None:
+                args = changed if isinstance(changed, tuple) else (changed,)
+    result = module.forward(*args, **kwargs)
+    if hooks_fwd:
+        for post in tuple(hooks_fwd["post"].values()):
+            changed = post(module, args, result)
+            if changed is not None:
+                result = changed
+    if not isinstance(result, Tensor):
+        raise NotImplementedError(
+            f"{name}: minipool's full backward hooks support modules with one Tensor output, this "
+            f"one returned {type(result).__name__}; register Tensor.register_hook on its outputs")
+    if not result.requires_grad:
+        return result
+
+    def on_output_grad(grad):
+        grad_output = _hook_grads(module, hooks["pre"], (Tensor(grad),))
+        record["grad_output"] = tuple(None if g is None else Tensor(_raw_grad(g, grad))
+                                      for g in grad_output)
+        if not wanting and hooks["post"]:
+            # no input gradient will come: PyTorch calls the hooks now, with None, and warns
+            warnings.warn("Full backward hook is firing when gradients are computed with "
+                          "respect to module outputs since no inputs require gradients",
+                          UserWarning, stacklevel=2)
+            _hook_grads(module, hooks["post"], tuple(None for _ in tensor_slots), record["grad_output"])
+        return _raw_grad(grad_output[0], grad)
+
+    return _BackwardHookPoint.apply(result, on_output_grad)
 
 
 class Sequential(Module):

@@ -8,7 +8,7 @@ from minipool import _config
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, get_default_dtype, is_grad_enabled
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _as_array, get_default_dtype, is_grad_enabled
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
@@ -25,7 +25,7 @@ def as_tensor(x, like=None):
         return x
     if like is not None and isinstance(x, (int, float, bool)) and not isinstance(x, np.generic):
         return Tensor(np.asarray(x, dtype=like.dtype if like.dtype in FLOAT_DTYPES else None))
-    return Tensor(x)
+    return Tensor(_as_array(x))  # as mp.tensor reads data (mp.Tensor(3) would be a shape)
 
 
 def tensor_argument(op, name, value):
@@ -140,24 +140,46 @@ def _binary(fn, a, b, name):
     return fn.apply(a, b)
 
 
-def add(a: TensorLike, b: TensorLike) -> Tensor:
-    """Elementwise ``a + b`` with NumPy broadcasting; a number takes the tensor's dtype.
+def _times_alpha(a, b, alpha, name):
+    """``b * alpha`` for add/sub's ``alpha`` (b itself when alpha is 1), as PyTorch's."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: alpha must be a real number, got {alpha!r}")
+    if alpha == 1:
+        return b
+    if isinstance(alpha, (float, np.floating)) and all(
+            not isinstance(t, Tensor) or t.dtype.kind != "f" for t in (a, b)) and \
+            not isinstance(b, float):
+        raise RuntimeError(f"{name}: for integral input tensors, argument alpha must not be a "
+                           "floating point number (as in PyTorch)")
+    if not isinstance(b, Tensor):
+        b = as_tensor(b, like=a if isinstance(a, Tensor) else None)
+    return mul(b, alpha.item() if isinstance(alpha, np.generic) else alpha)
+
+
+def add(a: TensorLike, b: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor:
+    """Elementwise ``a + alpha * b`` with NumPy broadcasting; a number takes the tensor's dtype.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.add(mp.tensor([1.0, 2.0]), 0.5).numpy()
     array([1.5, 2.5], dtype=float32)
+    >>> mp.add(mp.tensor([1.0, 2.0]), mp.tensor([1.0, 1.0]), alpha=3).numpy()
+    array([4., 5.], dtype=float32)
     """
+    if alpha != 1 or type(alpha) is not int:
+        b = _times_alpha(a, b, alpha, "add")
     return _binary(Add, a, b, "add")
 
 
-def sub(a: TensorLike, b: TensorLike) -> Tensor:
-    """Elementwise ``a - b`` with NumPy broadcasting.
+def sub(a: TensorLike, b: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor:
+    """Elementwise ``a - alpha * b`` with NumPy broadcasting.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.sub(mp.tensor([1.0, 2.0]), mp.tensor([[1.0], [2.0]])).numpy()
     array([[ 0.,  1.],
            [-1.,  0.]], dtype=float32)
     """
+    if alpha != 1 or type(alpha) is not int:
+        b = _times_alpha(a, b, alpha, "sub")
     return _binary(Sub, a, b, "sub")
 
 
@@ -260,28 +282,46 @@ def pow(a: TensorLike, b: TensorLike) -> Tensor:
 
 
 class _Unary(Function):
-    """y = f(x) with dy/dx computed from x and y; subclasses set ``f`` and ``df``."""
+    """y = f(x) with dy/dx computed from x and y; subclasses set ``f`` and ``df``.
+    ``uses_input = False`` (df reads only y) saves y alone, so changing x in place
+    afterwards is fine, as in PyTorch (whose exp, sqrt, tanh, sigmoid save their result)."""
+
+    uses_input = True
 
     @classmethod
     def forward(cls, ctx, x):
         y = cls.f(x)
-        ctx.save_for_backward(x, y)
+        if cls.uses_input:
+            ctx.save_for_backward(x, y)
+        else:
+            ctx.save_for_backward(y)
         return y
 
     @classmethod
     def backward(cls, ctx, grad):
-        x, y = ctx.saved_tensors
+        if cls.uses_input:
+            x, y = ctx.saved_tensors
+        else:
+            x, (y,) = None, ctx.saved_tensors
         return grad * cls.df(x, y)
 
 
-class Neg(_Unary):
-    f = staticmethod(np.negative)
-    df = staticmethod(lambda x, y: -np.ones_like(x))
+class Neg(Function):
+    """-x: its gradient needs nothing saved."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.negative(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
 
 
 class Exp(_Unary):
     f = staticmethod(np.exp)
     df = staticmethod(lambda x, y: y)
+    uses_input = False
 
 
 class Log(_Unary):
@@ -292,6 +332,7 @@ class Log(_Unary):
 class Sqrt(_Unary):
     f = staticmethod(np.sqrt)
     df = staticmethod(lambda x, y: 0.5 / y)
+    uses_input = False
 
 
 class Abs(_Unary):
@@ -302,6 +343,7 @@ class Abs(_Unary):
 class Tanh(_Unary):
     f = staticmethod(np.tanh)
     df = staticmethod(lambda x, y: 1 - y * y)
+    uses_input = False
 
 
 def _sigmoid(x):
@@ -313,6 +355,7 @@ def _sigmoid(x):
 class Sigmoid(_Unary):
     f = staticmethod(_sigmoid)
     df = staticmethod(lambda x, y: y * (1 - y))
+    uses_input = False
 
 
 class Relu(Function):
@@ -588,6 +631,7 @@ class Square(_Unary):
 class Rsqrt(_Unary):
     f = staticmethod(lambda x: 1 / np.sqrt(x))
     df = staticmethod(lambda x, y: -0.5 * y * y * y)  # d x^(-1/2) = -x^(-3/2) / 2
+    uses_input = False
 
 
 class Sin(_Unary):

@@ -10,7 +10,7 @@ from minipool._typing import TensorLike
 from minipool._validate import is_real, is_real_operand
 from minipool.ops import elementwise as ew
 from minipool.ops.shape import plain_index
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _grad_mode, _version_of, no_grad
 
 __all__ = ["clone", "contiguous", "add_", "sub_", "mul_", "div_", "neg_", "fill_", "zero_",
            "copy_", "clamp_", "setitem"]
@@ -182,6 +182,14 @@ def _record(t, name, op, others, keep_self):
             o = o.astype(t.dtype)  # differentiable: the result lands in t's dtype anyway
         cast.append(o)
     res = op(src, *cast)
+    _write_result(t, name, res)
+    t._ctx = res._ctx
+    t._requires_grad = res._requires_grad
+    return t
+
+
+def _write_result(t, name, res):
+    """Copy the out-of-place result ``res`` into t's array (same shape; a dtype t can hold)."""
     if res.shape != t.shape:
         raise RuntimeError(f"{name}: output with shape {t.shape} doesn't match the broadcast "
                            f"shape {res.shape}; an in-place op keeps its tensor's shape")
@@ -192,10 +200,19 @@ def _record(t, name, op, others, keep_self):
         np.copyto(t._data, res._data, casting="same_kind")
     except (TypeError, ValueError) as e:
         raise _write_error(t, name, e) from None
-    t._ctx = res._ctx
-    t._requires_grad = res._requires_grad
     _bump(t, name)
-    return t
+
+
+def _pointwise_(x, name, op, *others):
+    """``x = op(x, *others)`` in place for any out-of-place op: recorded in the graph (the op
+    sees a copy of x's old values, which its backward may need), or, when nothing records,
+    computed and written into x's array.  Same rules as every op here."""
+    if _records(x, name, others):
+        return _record(x, name, op, others, keep_self=True)
+    with no_grad():
+        res = op(x, *others)
+    _write_result(x, name, res)
+    return x
 
 
 def _arith_(x, name, ufunc, op, other, alpha, keep_self):

@@ -115,13 +115,19 @@ def _reduction(fn, x, dim, keepdim, name):
     return fn.apply(x, dims, flag(keepdim, "keepdim", name))
 
 
-def sum(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
-    """Sum over ``dim`` (an int, a tuple, or None for all).
+def sum(x: TensorLike, dim: Dims = None, keepdim: bool = False, *,
+        dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Sum over ``dim`` (an int, a tuple, or None for all); ``dtype`` casts the input first,
+    and bools and integers sum in int64 without one, as in PyTorch.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.sum(mp.tensor([[1.0, 2.0], [3.0, 4.0]]), 1).numpy()
     array([3., 7.], dtype=float32)
+    >>> mp.sum(mp.tensor([1.5, 2.5]), dtype=mp.float64).dtype
+    dtype('float64')
     """
+    if dtype is not None or (isinstance(x, Tensor) and x.dtype.kind in "biu"):
+        x = _accumulating_dtype(as_tensor(x), dtype)
     return _reduction(Sum, x, dim, keepdim, "sum")
 
 

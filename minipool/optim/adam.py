@@ -3,7 +3,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-from minipool.optim.optimizer import Optimizer, check_number
+from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
 
 __all__ = ["Adam", "AdamW"]
 
@@ -29,7 +29,7 @@ def _decay(p, g, lr, weight_decay, decoupled):
 
 def _update_moments(state, g, beta1, beta2):
     """Adam's running moments, in place: exp_avg lerps toward g, exp_avg_sq toward g*g."""
-    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
     _lerp_(exp_avg, g, 1 - beta1)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * g * g
@@ -88,18 +88,17 @@ class Adam(Optimizer):
                     continue
                 state = self.state.setdefault(p, {})
                 if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p._data)
-                    state["exp_avg_sq"] = np.zeros_like(p._data)
+                    state["step"] = state_scalar(0)
+                    state["exp_avg"] = state_buffer(np.zeros_like(p._data))
+                    state["exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
                     if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = np.zeros_like(p._data)
-                state["step"] += 1
-                step = state["step"]
+                        state["max_exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
+                step = tick(state)
                 g = _decay(p, g, lr, weight_decay, self.decoupled_weight_decay)
                 exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
                 if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
-                    second = state["max_exp_avg_sq"]
+                    second = state["max_exp_avg_sq"]._data
+                    np.maximum(second, exp_avg_sq, out=second)
                 else:
                     second = exp_avg_sq
                 step_size = lr / (1 - beta1 ** step)

@@ -9,8 +9,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 import numpy as np
 
 from minipool.optim.adam import _decay, _lerp_, _update_moments
-from minipool.optim.optimizer import Optimizer, check_number
-from minipool.tensor import get_default_dtype
+from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
 
 __all__ = ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
 
@@ -39,7 +38,7 @@ class _Adaptive(Optimizer):
                 state = self.state.setdefault(p, {})
                 if not state:
                     self.init_state(p, state, group)
-                state["step"] += 1
+                tick(state)
                 self.update(p, g, state, group)
         return loss
 
@@ -75,15 +74,16 @@ class Adagrad(_Adaptive):
             check_number("Adagrad", name, group[name], low=0)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["sum"] = np.full_like(p._data, group["initial_accumulator_value"])
+        state["step"] = state_scalar(0)
+        state["sum"] = state_buffer(np.full_like(p._data, group["initial_accumulator_value"]))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
-        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
-        state["sum"] += g * g
-        std = np.sqrt(state["sum"])
+        clr = group["lr"] / (1 + (state["step"].item() - 1) * group["lr_decay"])
+        total = state["sum"]._data
+        total += g * g
+        std = np.sqrt(total)
         std += group["eps"]
         p._data += -clr * (g / std)
 
@@ -110,15 +110,15 @@ class Adadelta(_Adaptive):
         check_number("Adadelta", "weight_decay", group["weight_decay"], low=0)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["square_avg"] = np.zeros_like(p._data)
-        state["acc_delta"] = np.zeros_like(p._data)
+        state["step"] = state_scalar(0)
+        state["square_avg"] = state_buffer(np.zeros_like(p._data))
+        state["acc_delta"] = state_buffer(np.zeros_like(p._data))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         rho, eps = group["rho"], group["eps"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
-        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
         square_avg *= rho
         square_avg += (1 - rho) * g * g
         std = np.sqrt(square_avg + eps)
@@ -152,22 +152,22 @@ class Adamax(_Adaptive):
         _check_betas("Adamax", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p._data)
-        state["exp_inf"] = np.zeros_like(p._data)
+        state["step"] = state_scalar(0)
+        state["exp_avg"] = state_buffer(np.zeros_like(p._data))
+        state["exp_inf"] = state_buffer(np.zeros_like(p._data))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         beta1, beta2 = group["betas"]
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
-        _lerp_(state["exp_avg"], g, 1 - beta1)
-        exp_inf = state["exp_inf"]
+        exp_avg, exp_inf = state["exp_avg"]._data, state["exp_inf"]._data
+        _lerp_(exp_avg, g, 1 - beta1)
         exp_inf *= beta2
         bound = np.abs(g)
         bound += group["eps"]
         np.maximum(exp_inf, bound, out=exp_inf)
-        clr = group["lr"] / (1 - beta1 ** state["step"])
-        p._data += -clr * (state["exp_avg"] / exp_inf)
+        clr = group["lr"] / (1 - beta1 ** state["step"].item())
+        p._data += -clr * (exp_avg / exp_inf)
 
 
 class NAdam(_Adaptive):
@@ -192,19 +192,20 @@ class NAdam(_Adaptive):
         _check_betas("NAdam", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["mu_product"] = 1.0
-        state["exp_avg"] = np.zeros_like(p._data)
-        state["exp_avg_sq"] = np.zeros_like(p._data)
+        state["step"] = state_scalar(0)
+        state["mu_product"] = state_scalar(1.0)
+        state["exp_avg"] = state_buffer(np.zeros_like(p._data))
+        state["exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"].item()
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
         mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * group["momentum_decay"])))
         # PyTorch keeps the product in a tensor of the default dtype (float32 unless changed)
-        scalar = get_default_dtype().type
-        mu_product = state["mu_product"] = float(scalar(state["mu_product"]) * scalar(mu))
+        product = state["mu_product"]._data
+        product[()] = product * product.dtype.type(mu)
+        mu_product = product.item()
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step))
         denom += group["eps"]
@@ -232,12 +233,12 @@ class RAdam(_Adaptive):
         _check_betas("RAdam", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["exp_avg"] = np.zeros_like(p._data)
-        state["exp_avg_sq"] = np.zeros_like(p._data)
+        state["step"] = state_scalar(0)
+        state["exp_avg"] = state_buffer(np.zeros_like(p._data))
+        state["exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"]
+        lr, (beta1, beta2), step = group["lr"], group["betas"], state["step"].item()
         g = _decay(p, g, lr, group["weight_decay"], group["decoupled_weight_decay"])
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         bias_correction2 = 1 - beta2 ** step
@@ -272,23 +273,22 @@ class ASGD(_Adaptive):
             check_number("ASGD", name, group[name])
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        state["step"] = 0
-        state["eta"] = float(get_default_dtype().type(group["lr"]))
-        state["mu"] = 1.0
-        state["ax"] = np.zeros_like(p._data)
+        state["step"] = state_scalar(0)
+        state["eta"] = state_scalar(group["lr"])
+        state["mu"] = state_scalar(1.0)
+        state["ax"] = state_buffer(np.zeros_like(p._data))
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
-        scalar = get_default_dtype().type
-        lr, lambd, eta = group["lr"], group["lambd"], state["eta"]
+        lr, lambd, eta = group["lr"], group["lambd"], state["eta"].item()
         if group["weight_decay"] != 0:
             g = g + group["weight_decay"] * p._data
         p._data *= 1 - lambd * eta
         p._data += -eta * g
-        ax = state["ax"]
-        if state["mu"] != 1:
-            ax += (p._data - ax) * state["mu"]
+        ax, mu = state["ax"]._data, state["mu"].item()
+        if mu != 1:
+            ax += (p._data - ax) * mu
         else:
             ax[...] = p._data
-        step = state["step"]
-        state["eta"] = float(scalar(lr / ((1 + lambd * lr * step) ** group["alpha"])))
-        state["mu"] = float(scalar(1 / max(1, step - group["t0"])))
+        step = state["step"].item()
+        state["eta"]._data[...] = lr / ((1 + lambd * lr * step) ** group["alpha"])
+        state["mu"]._data[...] = 1 / max(1, step - group["t0"])

@@ -5,17 +5,37 @@ vectorised NumPy (no graph is recorded, no new parameter arrays are made).
 """
 import copy
 import numbers
+from collections import defaultdict
 from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
 from minipool.tensor import FLOAT_DTYPES, Tensor, enable_grad, get_default_dtype
 
-__all__ = ["Optimizer", "check_number"]
+__all__ = ["Optimizer", "check_number", "state_buffer", "state_scalar", "tick"]
 
-# State entries kept as Python numbers while stepping; state_dict() gives them as 0-d tensors of
-# the default dtype, as PyTorch does (the values are exact there: they are rounded to it already).
-_SCALAR_STATE = {"step": int, "mu_product": float, "eta": float, "mu": float}
+# Per-parameter state entries that are 0-d counters of the default dtype (float32 unless changed),
+# as PyTorch keeps them; the others are buffers of the parameter's shape and dtype.
+_SCALAR_STATE = ("step", "mu_product", "eta", "mu")
+
+
+def state_buffer(array: np.ndarray) -> Tensor:
+    """An optimiser state buffer: a Tensor owning ``array``, which the step updates in place
+    through ``._data`` (so ``opt.state[p]["exp_avg"]`` is a Tensor, as in PyTorch, at no cost)."""
+    return Tensor._from_result(array, False)
+
+
+def state_scalar(value: float) -> Tensor:
+    """A 0-d counter of the default dtype (``"step"``, ``"mu_product"``, ...), as PyTorch's."""
+    return Tensor._from_result(np.array(value, dtype=get_default_dtype()), False)
+
+
+def tick(state: Dict[str, Any]) -> float:
+    """Add 1 to ``state["step"]`` in place and return the new count."""
+    counter = state["step"]._data
+    step = counter.item() + 1.0  # (a 0-d ndarray's += costs ~20x this)
+    counter[()] = step
+    return step
 
 
 def check_number(where, name, value, low=None, high=None, low_open=False, high_open=False):
@@ -30,12 +50,12 @@ def check_number(where, name, value, low=None, high=None, low_open=False, high_o
 
 
 def _saved_state_value(key, value):
-    """A state entry as ``state_dict()`` gives it: a Tensor copy of a buffer, a 0-d Tensor of a
-    counter (PyTorch's types), anything else as it is."""
+    """A state entry as ``state_dict()`` gives it: a Tensor copy of a buffer or counter
+    (PyTorch's types), anything else as it is."""
+    if isinstance(value, Tensor):
+        return Tensor(value._data.copy())
     if isinstance(value, np.ndarray):
         return Tensor(value.copy())
-    if key in _SCALAR_STATE and isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return Tensor(np.asarray(value, dtype=get_default_dtype()))
     return value
 
 
@@ -49,7 +69,7 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Any], defaults: Dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        self.state = {}
+        self.state = defaultdict(dict)  # parameter -> {name: Tensor}, as torch.optim's
         self.param_groups = []
         self._step_calls = 0
         if isinstance(params, Tensor):
@@ -173,22 +193,25 @@ class Optimizer:
             p = by_index[key]
             entry = {}
             for k, v in values.items():
+                if k in _SCALAR_STATE and isinstance(v, numbers.Real) and not isinstance(v, bool):
+                    entry[k] = state_scalar(v)
+                    continue
                 if isinstance(v, (np.ndarray, Tensor)):
                     v = np.asarray(v._data if isinstance(v, Tensor) else v)
                     if v.ndim == 0 and (k in _SCALAR_STATE or p.ndim > 0):  # a 0-d counter
-                        entry[k] = _SCALAR_STATE.get(k, float)(v.item())
+                        entry[k] = state_scalar(v.item())
                         continue
                     if v.shape != p.shape:
                         raise ValueError(f"{name}.load_state_dict: state '{k}' of parameter {key} has "
                                          f"shape {v.shape}, the parameter has shape {p.shape}")
-                    v = v.astype(p.dtype, copy=True)
+                    v = state_buffer(v.astype(p.dtype, copy=True))
                 entry[k] = v
             new_state[p] = entry
         for saved, group in zip(saved_groups, self.param_groups):
             for k, v in saved.items():
                 if k != "params":
                     group[k] = copy.deepcopy(v)
-        self.state = new_state
+        self.state = defaultdict(dict, new_state)
 
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]

@@ -3,7 +3,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
-from minipool.optim.optimizer import Optimizer, check_number
+from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
 
 __all__ = ["RMSprop"]
 
@@ -55,27 +55,27 @@ class RMSprop(Optimizer):
                     continue
                 state = self.state.setdefault(p, {})
                 if not state:
-                    state["step"] = 0
-                    state["square_avg"] = np.zeros_like(p._data)
+                    state["step"] = state_scalar(0)
+                    state["square_avg"] = state_buffer(np.zeros_like(p._data))
                     if momentum > 0:
-                        state["momentum_buffer"] = np.zeros_like(p._data)
+                        state["momentum_buffer"] = state_buffer(np.zeros_like(p._data))
                     if centered:
-                        state["grad_avg"] = np.zeros_like(p._data)
-                state["step"] += 1
+                        state["grad_avg"] = state_buffer(np.zeros_like(p._data))
+                tick(state)
                 if weight_decay != 0:
                     g = g + weight_decay * p._data
-                square_avg = state["square_avg"]
+                square_avg = state["square_avg"]._data
                 square_avg *= alpha
                 square_avg += (1 - alpha) * g * g
                 if centered:
-                    grad_avg = state["grad_avg"]
+                    grad_avg = state["grad_avg"]._data
                     grad_avg += (1 - alpha) * (g - grad_avg)
                     avg = np.sqrt(square_avg - grad_avg * grad_avg)
                 else:
                     avg = np.sqrt(square_avg)
                 avg += eps
                 if momentum > 0:
-                    buf = state["momentum_buffer"]
+                    buf = state["momentum_buffer"]._data
                     buf *= momentum
                     buf += g / avg
                     p._data -= lr * buf

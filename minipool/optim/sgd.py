@@ -3,7 +3,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
-from minipool.optim.optimizer import Optimizer, check_number
+from minipool.optim.optimizer import Optimizer, check_number, state_buffer
 
 __all__ = ["SGD"]
 
@@ -57,8 +57,10 @@ class SGD(Optimizer):
                     state = self.state.setdefault(p, {})
                     buf = state.get("momentum_buffer")
                     if buf is None:
-                        buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype, copy=True)
+                        buf = np.array(g, dtype=p.dtype, copy=True)
+                        state["momentum_buffer"] = state_buffer(buf)
                     else:
+                        buf = buf._data
                         buf *= momentum
                         if dampening == 0:
                             buf += g

@@ -91,7 +91,15 @@ def test_loading_either_form_continues_torchs_trajectory(name, form):
     resumed_p = [Parameter(mp.tensor(p.detach().numpy().copy())) for p in theirs_p]
     resumed = getattr(optim, name)(resumed_p, **SETTINGS[name])
     resumed.load_state_dict(state)
-    assert all(type(v) in (int, float, np.ndarray) for s in resumed.state.values() for v in s.values())
+    for p, entry in resumed.state.items():  # Tensors as torch's state, copies of what was loaded
+        for k, v in entry.items():
+            assert type(v) is mp.Tensor, (k, type(v))
+            want = mp.get_default_dtype() if v.ndim == 0 and p.ndim else p.dtype
+            assert v.dtype == want, (k, v.dtype)
+            for saved_entry in state["state"].values():
+                given = saved_entry.get(k)
+                if isinstance(given, (mp.Tensor, torch.Tensor)):
+                    assert not np.shares_memory(v.numpy(), given.numpy()), k
     _steps(resumed, resumed_p, mp, 4, 8, dtype)
     _steps(theirs, theirs_p, torch, 4, 8, dtype)
     for a, b in zip(resumed_p, theirs_p):

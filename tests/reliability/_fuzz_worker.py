@@ -72,12 +72,13 @@ class Call:
 
 
 def as_array(value):
-    """The array minipool makes of an argument (lists: Python floats become float32)."""
+    """The array minipool makes of an argument (mp.tensor's rules: Python floats become
+    float32, ints int64; not the legacy mp.Tensor(list), which is always float as PyTorch's)."""
     if isinstance(value, mp.Tensor):
         return value.numpy()
     if isinstance(value, np.ndarray):
         return value
-    return mp.Tensor(value).numpy()
+    return mp.tensor(value).numpy()
 
 
 def describe(value):
@@ -473,7 +474,7 @@ def mutate_input(rng, call, position=0):
     x = call.args[position]
     x = x.numpy() if isinstance(x, mp.Tensor) else np.asarray(x)
     if isinstance(call.args[position], list):  # an earlier mutation made it a list
-        x = mp.Tensor(call.args[position]).numpy()
+        x = mp.tensor(call.args[position]).numpy()
     what = rng.integers(6)
     if what == 0:    # wrong rank
         x = x.reshape(x.shape + (1,)) if rng.integers(2) or x.ndim < 2 else x.reshape(-1)
