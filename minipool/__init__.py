@@ -113,7 +113,7 @@ from minipool.ops.indexing_more import (count_nonzero, index_add, index_copy, in
 from minipool.ops.shape import broadcast_to  # noqa: E402
 from minipool.ops.math_more import (acos, asin, atan, atan2, cosh, cumprod, diff, erf, erfc,  # noqa: E402
                                     erfinv, expm1, hypot, log1p, log2, log10, logspace, meshgrid,
-                                    nan_to_num, sinh, tan, trunc)
+                                    nan_to_num, sinh, tan)
 from minipool.ops.sampling import bernoulli, randint_like  # noqa: E402
 arcsin, arccos, arctan, arctan2 = asin, acos, atan, atan2
 moveaxis, swapdims = movedim, swapaxes
@@ -121,7 +121,7 @@ __all__ += ["scatter", "scatter_add", "scatter_reduce", "index_select", "index_a
             "index_fill", "masked_select", "take_along_dim", "repeat_interleave", "unbind", "tril",
             "triu", "count_nonzero", "broadcast_to", "log1p", "expm1", "log2", "log10", "erf",
             "erfc", "erfinv", "sinh", "cosh", "tan", "asin", "acos", "atan", "arcsin", "arccos",
-            "arctan", "atan2", "arctan2", "hypot", "trunc", "cumprod", "diff", "nan_to_num",
+            "arctan", "atan2", "arctan2", "hypot", "cumprod", "diff", "nan_to_num",
             "logspace", "meshgrid", "bernoulli", "randint_like", "narrow", "movedim", "moveaxis",
             "swapaxes", "swapdims", "diagonal", "trace"]
 

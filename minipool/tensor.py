@@ -1087,10 +1087,6 @@ class Tensor:
         """Elementwise ``sqrt(self**2 + other**2)``."""
         return _ops.math_more.hypot(self, other)
 
-    def trunc(self) -> Tensor:
-        """Elementwise round toward zero (gradient 0)."""
-        return _ops.math_more.trunc(self)
-
     def cumprod(self, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
         """Running product along ``dim``."""
         return _ops.math_more.cumprod(self, dim, dtype=dtype)
@@ -1603,12 +1599,6 @@ class Tensor:
         return _ops.indexing_more.movedim(self, source, destination)
 
     moveaxis = movedim
-
-    def swapaxes(self, axis0: int, axis1: int) -> Tensor:
-        """Dims ``axis0`` and ``axis1`` swapped."""
-        return _ops.indexing_more.swapaxes(self, axis0, axis1)
-
-    swapdims = swapaxes
 
     def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
         """The diagonal of the planes (dim1, dim2), ``offset`` above or below it."""

@@ -13,12 +13,12 @@ import numpy as np
 
 from minipool._typing import DTypeLike, TensorLike
 from minipool.ops.activations import _erf
-from minipool.ops.elementwise import (_Step, _Unary, _as_float, _check_broadcast, _rounding,
+from minipool.ops.elementwise import (_Unary, _as_float, _check_broadcast,
                                       as_tensor, unbroadcast)
 from minipool.tensor import Function, Tensor, _dim_index, get_default_dtype
 
 __all__ = ["log1p", "expm1", "log2", "log10", "erf", "erfc", "erfinv", "sinh", "cosh", "tan",
-           "asin", "acos", "atan", "atan2", "hypot", "trunc", "cumprod", "diff", "nan_to_num",
+           "asin", "acos", "atan", "atan2", "hypot", "cumprod", "diff", "nan_to_num",
            "logspace", "meshgrid"]
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -164,20 +164,6 @@ atan = _math("atan", np.arctan, lambda x, y: 1 / (1 + x * x), """Inverse tangent
     >>> mp.atan(mp.tensor([0.0])).tolist()
     [0.0]
     """)
-
-
-class Trunc(_Step):
-    f = staticmethod(np.trunc)
-
-
-def trunc(input: TensorLike) -> Tensor:
-    """Round toward zero (integers unchanged); gradient 0.
-
-    >>> import minipool as mp
-    >>> mp.trunc(mp.tensor([-1.7, 1.7])).tolist()
-    [-1.0, 1.0]
-    """
-    return _rounding("trunc", Trunc, input)
 
 
 # --------------------------------------------------------------------------- binary
