@@ -38,8 +38,8 @@ def assert_same(ours, theirs, rtol=1e-6):
 
 def reference(name, v):
     """Each op on one Python float, by hand."""
-    if name in ("sqrt_", "rsqrt_", "log_") and v < 0 or math.isnan(v):
-        return math.nan
+    if name in ("sqrt_", "rsqrt_", "log_") and v < 0 or math.isnan(v) and name != "sign_":
+        return math.nan  # (the sign of NaN is 0 in PyTorch: neither > 0 nor < 0)
     table = {
         "sqrt_": lambda: math.sqrt(v), "exp_": lambda: math.exp(v) if v < 700 else math.inf,
         "log_": lambda: math.log(v) if v > 0 else -math.inf, "abs_": lambda: abs(v),
