@@ -114,14 +114,18 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
     grads = {id(start): _initial_grad(root, grad)}
     captured = {}
     check_nan = _anomaly.enabled and _anomaly.check_nan
-    with no_grad(), _memory.scope():  # gradients come from minipool's memory cache
+    users_errors = np.geterr()
+    # Gradients at a domain's edge (1/x at 0, 1/sqrt(1 - x*x) at 1, inf - inf) are inf or NaN
+    # silently, as PyTorch's: NumPy's warnings stay off here, on for the user's hooks.
+    with no_grad(), _memory.scope(), np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for ctx in reversed(order):
             g = grads.pop(id(ctx), None)
             if g is None:
                 continue
             extra = ctx.__dict__  # hooks and retain_grad() of the tensor ctx produced, if any
             if "_hooks" in extra or "_retained" in extra:
-                g = _tensor_hooks(ctx, g, capture is None)
+                with np.errstate(**users_errors):
+                    g = _tensor_hooks(ctx, g, capture is None)
             if capture is not None and id(ctx) in capture:
                 captured[id(ctx)] = g
             for box, value, _ in ctx._checks:

@@ -100,7 +100,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return np.divide(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is +-inf or NaN, silently
+            return np.divide(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -324,13 +325,22 @@ class Exp(_Unary):
     uses_input = False
 
 
+def _quietly(f):
+    """``f`` with NumPy's divide/invalid warnings off: log(0) = -inf and sqrt(-1) = NaN are
+    results, silently, as in PyTorch."""
+    def run(x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return f(x)
+    return run
+
+
 class Log(_Unary):
-    f = staticmethod(np.log)
+    f = staticmethod(_quietly(np.log))
     df = staticmethod(lambda x, y: 1 / x)
 
 
 class Sqrt(_Unary):
-    f = staticmethod(np.sqrt)
+    f = staticmethod(_quietly(np.sqrt))
     df = staticmethod(lambda x, y: 0.5 / y)
     uses_input = False
 

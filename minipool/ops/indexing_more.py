@@ -79,7 +79,8 @@ class _Scatter(Function):
         out = x.copy()
         values = src if np.ndim(src) == 0 else _src_part(src, index.shape)
         if accumulate:
-            np.add.at(out, cells, values)
+            with np.errstate(invalid="ignore"):  # inf + -inf is NaN, silently as in PyTorch
+                np.add.at(out, cells, values)
         else:
             out[cells] = values
         ctx.meta = (cells, np.shape(src), index.shape, accumulate)

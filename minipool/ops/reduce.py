@@ -57,7 +57,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.meta = (x.shape, dims, keepdim)
-        return np.sum(x, axis=dims, keepdims=keepdim)
+        with np.errstate(invalid="ignore"):  # inf + -inf is NaN, silently as in PyTorch
+            return np.sum(x, axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):

@@ -1,0 +1,66 @@
+"""Results at a domain's edge (log(0), sqrt(-1), x / 0, the gradient of asin at 1, inf + -inf
+in scatter_add) are inf or NaN silently in PyTorch; minipool gives the same values and raises
+no NumPy RuntimeWarning (a script run with -W error must not stop), while the user's own NumPy
+code inside a gradient hook keeps the user's error settings."""
+import warnings
+
+import numpy as np
+import pytest
+
+import minipool as mp
+
+torch = pytest.importorskip("torch")
+
+EDGE = [0.0, -1.0, 1.0, -0.0, float("inf"), float("-inf"), float("nan")]
+
+
+@pytest.mark.parametrize("name", ["log", "sqrt", "asin", "acos", "log2", "log10", "log1p",
+                                  "rsqrt", "erfinv"])
+def test_unary_edges_are_quiet_and_match_torch(name):
+    x = mp.tensor(EDGE, dtype=mp.float64, requires_grad=True)
+    t = torch.tensor(EDGE, dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = getattr(mp, name)(x)
+        y.backward(mp.ones(len(EDGE), dtype=mp.float64))
+    getattr(torch, name)(t).backward(torch.ones(len(EDGE), dtype=torch.float64))
+    # the same inf / NaN / signed-zero places; finite values to the last bits (log10's gradient
+    # is 1/(x ln 10) there, rounded differently by 1 ulp)
+    np.testing.assert_allclose(y.detach().numpy(), getattr(torch, name)(t).detach().numpy(),
+                               rtol=1e-15, atol=0)
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-15, atol=0)
+
+
+def test_division_by_zero_is_quiet_and_matches_torch():
+    a = mp.tensor([1.0, -1.0, 0.0], requires_grad=True)
+    ta = torch.tensor([1.0, -1.0, 0.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = a / 0.0
+        y.sum().backward()
+    (ta / 0.0).sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), (ta / 0.0).detach().numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+
+
+def test_scatter_add_of_opposite_infinities_is_quiet():
+    index, src = [0, 0], [float("inf"), float("-inf")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = mp.zeros(2).scatter_add(0, mp.tensor(index), mp.tensor(src))
+    theirs = torch.zeros(2).scatter_add(0, torch.tensor(index), torch.tensor(src))
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_a_hook_keeps_the_users_numpy_error_settings():
+    x = mp.tensor([4.0], requires_grad=True)
+    y = mp.sqrt(x)
+
+    def hook(g):
+        np.log(np.zeros(1))  # the user's own NumPy code: warns as the user asked
+        return g
+
+    y.register_hook(hook)
+    with np.errstate(divide="raise"):
+        with pytest.raises(FloatingPointError):
+            y.backward()
