@@ -112,6 +112,7 @@ export MINIPOOL_FUZZ_CALLS="${MINIPOOL_FUZZ_CALLS:-6000}"
     tests/upsampling/test_interpolate_uint8.py \
     tests/conv/test_conv.py tests/conv/test_conv_transpose.py tests/conv/test_conv_channels_last.py \
     tests/conv/test_conv_tiles.py tests/conv/test_conv_direct.py tests/conv/test_conv_wgrad.py \
+    tests/conv/test_conv_wgrad_outer.py tests/conv/test_conv_direct_channels_last.py \
     tests/reliability/test_reliability_fuzz.py tests/reliability/test_reliability_threads.py \
     tests/reliability/test_reliability_indices.py tests/reliability/test_load_team.py \
     tests/core/test_training_step_fast_paths.py tests/core/test_activations.py \
