@@ -208,6 +208,11 @@ class Module:
     def __call__(self, *args, **kwargs):
         if "_backward_hooks" in self.__dict__ and any(self._backward_hooks.values()):
             return _call_with_backward_hooks(self, args, kwargs)
+        return self._forward_with_hooks(args, kwargs)
+
+    def _forward_with_hooks(self, args, kwargs):
+        """``forward`` between the forward pre-hooks and hooks, which may replace its
+        arguments and its result."""
         hooks = self.__dict__.get("_forward_hooks")  # None until a hook is registered
         if not hooks:
             return self.forward(*args, **kwargs)
@@ -580,18 +585,7 @@ def _call_with_backward_hooks(module, args, kwargs):
         args = list(args)
         args[slot] = _BackwardHookPoint.apply(args[slot], on_input_grad)
         args = tuple(args)
-    hooks_fwd = module.__dict__.get("_forward_hooks")
-    if hooks_fwd:
-        for pre in tuple(hooks_fwd["pre"].values()):
-            changed = pre(module, args)
-            if changed is not None:
-                args = changed if isinstance(changed, tuple) else (changed,)
-    result = module.forward(*args, **kwargs)
-    if hooks_fwd:
-        for post in tuple(hooks_fwd["post"].values()):
-            changed = post(module, args, result)
-            if changed is not None:
-                result = changed
+    result = module._forward_with_hooks(args, kwargs)
     if not isinstance(result, Tensor):
         raise NotImplementedError(
             f"{name}: minipool's full backward hooks support modules with one Tensor output, this "
