@@ -656,3 +656,53 @@ def test_plan_batch_keeps_whole_blocks_wide_and_bounded():
         kernels.conv2d_forward(x, np.zeros((128, 1152), np.float32), None,
                                np.zeros((2, 128, 8, 8), np.float32), geometry, 4,
                                np.zeros((1, forward), np.float32), 1, 2)
+
+
+# ---------------------------------------------------------------- weight-gradient engines
+# The weight-gradient engines' tests (test_conv_wgrad.py: tiles, test_conv_wgrad_outer.py:
+# outer products) run these checks with the engine forced on by their fixture.
+def weight_grad(x, w, kwargs, g):
+    """conv2d's weight gradient for the output gradient g (no bias, no input gradient)."""
+    wt = mp.tensor(w, requires_grad=True)
+    F.conv2d(mp.tensor(x), wt, None, **kwargs).backward(g)
+    return wt.grad.numpy()
+
+
+def check_weight_grad_matches_torch_float32(case):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float32, seed=3)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    tw = torch.from_numpy(w).requires_grad_()
+    torch.nn.functional.conv2d(torch.from_numpy(x), tw, None, **kw).backward(torch.from_numpy(g))
+    want = tw.grad.numpy()
+    np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def check_weight_grad_finite_differences(case):
+    """float64 central differences at 4 random weights of a 2-image batch."""
+    x, w, b, kw = make(case, seed=4)
+    x, w = x[:2] * 0.5, w * 0.5
+    rng = np.random.default_rng(8)
+    with mp.no_grad():
+        g = rng.standard_normal(F.conv2d(mp.tensor(x), mp.tensor(w), **kw).shape)
+    analytic = weight_grad(x, w, kw, g)
+
+    def loss():
+        with mp.no_grad():
+            return (F.conv2d(mp.tensor(x), mp.tensor(w), **kw).numpy() * g).sum()
+
+    for index in map(tuple, rng.integers(0, w.shape, size=(4, w.ndim))):
+        old, eps = w[index], 1e-6
+        w[index] = old + eps
+        plus = loss()
+        w[index] = old - eps
+        minus = loss()
+        w[index] = old
+        assert abs((plus - minus) / (2 * eps) - analytic[index]) < 1e-6 * max(1, abs(analytic[index]))
+
+
+def check_one_and_two_threads_bit_identical(case, dtype):
+    x, w, b, kw = make(case, dtype, seed=5)
+    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
+    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
+        np.testing.assert_array_equal(a, b_, err_msg=name)

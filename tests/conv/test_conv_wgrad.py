@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from tests.conv.test_conv import check_random_geometry, make, reference, run
-from tests.helpers import with_threads
+from tests.conv.test_conv import (check_one_and_two_threads_bit_identical, check_random_geometry,
+                                  check_weight_grad_finite_differences,
+                                  check_weight_grad_matches_torch_float32, make, reference, run,
+                                  weight_grad)
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
 WGRAD_CASES = [
@@ -42,13 +44,6 @@ def wgrad_tiles():
         kernels.use_wgrad_tiles(previous)
 
 
-def weight_grad(x, w, kwargs, g):
-    """conv2d's weight gradient for the output gradient g (no bias, no input gradient)."""
-    wt = mp.tensor(w, requires_grad=True)
-    F.conv2d(mp.tensor(x), wt, None, **kwargs).backward(g)
-    return wt.grad.numpy()
-
-
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
 def test_wgrad_tiles_match_loop_reference(case, wgrad_tiles):
     x, w, b, kw = make(case)
@@ -61,45 +56,18 @@ def test_wgrad_tiles_match_loop_reference(case, wgrad_tiles):
 
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
 def test_wgrad_tiles_match_torch_float32(case, wgrad_tiles):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, np.float32, seed=3)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    tw = torch.from_numpy(w).requires_grad_()
-    torch.nn.functional.conv2d(torch.from_numpy(x), tw, None, **kw).backward(torch.from_numpy(g))
-    want = tw.grad.numpy()
-    np.testing.assert_allclose(gw, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+    check_weight_grad_matches_torch_float32(case)
 
 
 @pytest.mark.parametrize("case", WGRAD_CASES[:6], ids=WGRAD_IDS[:6])
 def test_wgrad_tiles_gradcheck_float64(case, wgrad_tiles):
-    x, w, b, kw = make(case, seed=4)
-    x, w = x[:2] * 0.5, w * 0.5
-    rng = np.random.default_rng(8)
-    with mp.no_grad():
-        g = rng.standard_normal(F.conv2d(mp.tensor(x), mp.tensor(w), **kw).shape)
-    analytic = weight_grad(x, w, kw, g)
-
-    def loss():
-        with mp.no_grad():
-            return (F.conv2d(mp.tensor(x), mp.tensor(w), **kw).numpy() * g).sum()
-
-    for index in map(tuple, rng.integers(0, w.shape, size=(4, w.ndim))):
-        old, eps = w[index], 1e-6
-        w[index] = old + eps
-        plus = loss()
-        w[index] = old - eps
-        minus = loss()
-        w[index] = old
-        assert abs((plus - minus) / (2 * eps) - analytic[index]) < 1e-6 * max(1, abs(analytic[index]))
+    check_weight_grad_finite_differences(case)
 
 
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_wgrad_tiles_one_and_two_threads_are_bit_identical(case, dtype, wgrad_tiles):
-    x, w, b, kw = make(case, dtype, seed=5)
-    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
-    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
-        np.testing.assert_array_equal(a, b_, err_msg=name)
+    check_one_and_two_threads_bit_identical(case, dtype)
 
 
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
