@@ -132,6 +132,29 @@ def small_column_blocks_inputs(kwargs, monkeypatch):
     return x, w, b
 
 
+def check_bias_free_matches_loop_reference(x, w, padding):
+    """A bias-free conv2d of ``x`` and ``w`` (which may hold inf or NaN) with ``padding``:
+    output, input and weight gradients as the loop reference (1e-12).  Returns (out,
+    grad_x, grad_w, grad_out)."""
+    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, None, 1, padding, 1, 1, grad_out=g)
+    for name, got, want in zip(RESULT_NAMES, (out, gx, gw), ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    return out, gx, gw, g
+
+
+def inputs_with_inf_and_nan(where):
+    """x (2, 2, 7, 9) and w (3, 2, 3, 3) with inf, -inf and NaN at three random places of
+    the input (``where="input"``) or of the weight."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 2, 7, 9))
+    w = rng.standard_normal((3, 2, 3, 3))
+    target = x if where == "input" else w
+    target.flat[rng.choice(target.size, 3, replace=False)] = [np.inf, -np.inf, np.nan]
+    return x, w
+
+
 def check_matches_loop_reference(case, tol=1e-12, seed=0):
     """Forward and every gradient of ``make(case, seed=seed)`` as the loop reference,
     to ``tol`` (relative and absolute)."""

@@ -15,8 +15,10 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d import col2im, im2col
-from tests.conv.conv_checks import (check_matches_loop_reference, check_matches_torch, make,
-                                    out_len, reference, run, small_column_blocks_inputs)
+from tests.conv.conv_checks import (check_bias_free_matches_loop_reference,
+                                    check_matches_loop_reference, check_matches_torch,
+                                    inputs_with_inf_and_nan, make, out_len, reference, run,
+                                    small_column_blocks_inputs)
 from tests.conv.conv_checks import check_random_geometry  # noqa: F401 (importable from here too)
 from tests.helpers import with_threads
 
@@ -247,11 +249,7 @@ def test_non_finite_values_reach_exactly_the_outputs_they_touch(where, value, pa
         x[1, 0, 3, 0] = value  # first column: the pixel just after the previous row's garbage
     else:
         w[1, 0, 0, 2] = value
-    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, None, 1, padding, 1, 1, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    out, gx, gw, g = check_bias_free_matches_loop_reference(x, w, padding)
     assert np.isfinite(gw).sum() > 0 and np.isfinite(gx).sum() > 0  # not all swamped
 
 
@@ -259,11 +257,7 @@ def test_non_finite_values_reach_exactly_the_outputs_they_touch(where, value, pa
 @pytest.mark.parametrize("padding", [0, 1])
 def test_non_finite_values_match_torch(where, padding):
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 2, 7, 9))
-    w = rng.standard_normal((3, 2, 3, 3))
-    target = x if where == "input" else w
-    target.flat[rng.choice(target.size, 3, replace=False)] = [np.inf, -np.inf, np.nan]
+    x, w = inputs_with_inf_and_nan(where)
     out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ref = torch.nn.functional.conv2d(xt, wt, padding=padding)
@@ -507,11 +501,7 @@ def test_images_per_gemm_non_finite_input_takes_gathered_columns(value, images_p
     x = rng.standard_normal((5, 2, 7, 9))
     w = rng.standard_normal((3, 2, 3, 3))
     x[1, 0, 3, 0] = value
-    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    out, gx, gw, g = check_bias_free_matches_loop_reference(x, w, 1)
     assert np.isfinite(gx[[0, 2, 3, 4]]).all()
 
 
