@@ -19,11 +19,12 @@ from typing import Any, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from minipool.tensor import FLOAT_DTYPES
+from minipool.tensor import FLOAT_DTYPES, get_default_dtype
 
 __all__ = ["is_int", "is_real", "flag", "is_real_operand", "single_int", "int_tuple",
            "parse_data_format", "check_parameter_shape", "conv_operands", "conv_bias",
-           "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT", "named_allocation"]
+           "check_device", "float_dtype", "MAX_PARAMETER_ELEMENTS", "ARG_LIMIT",
+           "named_allocation"]
 
 # A single weight larger than this (8 GiB of float32) is far beyond any model minipool is
 # for; refusing it up front beats NumPy's MemoryError that names no argument.
@@ -149,6 +150,22 @@ def check_parameter_shape(shape: Sequence[int], names: str, where: str) -> Tuple
         raise ValueError(f"{where}: {names} give a weight of shape {tuple(shape)} = {count} "
                          f"elements, more than the limit of {MAX_PARAMETER_ELEMENTS}")
     return tuple(int(s) for s in shape)
+
+
+def check_device(device: Any, where: str) -> None:
+    """A layer's ``device`` argument must be None or 'cpu'."""
+    if device not in (None, "cpu"):
+        raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU only), "
+                         f"got {device!r}")
+
+
+def float_dtype(dtype: Any, device: Any, where: str) -> np.dtype:
+    """The parameters' dtype (the default dtype, float32, if None); ``device`` must be None or 'cpu'."""
+    check_device(device, where)
+    dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{where}: dtype must be float32 or float64, got {dtype}")
+    return dtype
 
 
 def conv_operands(op: str, input: Any, weight: Any, groups: Any, channels_last: bool,

@@ -27,7 +27,8 @@ import zlib
 import numpy as np
 
 from minipool.data.dataset import ArrayDataset
-from minipool.data.mnist import DatasetNotFoundError, _file_digest, default_data_dir
+from minipool.data.mnist import (DatasetNotFoundError, _file_digest, default_data_dir,
+                                 missing_files_message)
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFARError"]
 
@@ -206,15 +207,10 @@ class CIFAR10(ArrayDataset):
         return [(f"{path}:{self.base_folder}/{n}", found[n]) for n in names]
 
     def _missing_message(self, names, reason=""):
-        where = self.root if os.path.isdir(self.root) else f"{self.root} (does not exist)"
-        text = f"{type(self).__name__} files not found in {where}: {', '.join(names)}."
-        if reason:
-            text += " " + reason
-        fetch = "" if reason else " or pass --download (download=True) to fetch it there,"
-        text += (f"\nTo fix it, copy {self.archive} (the binary version, published at {self.url}; "
-                 f"the archive itself or its extracted {self.base_folder} folder) into {self.root},"
-                 f"{fetch} or point --data-dir (root=) at a folder that has them.")
-        return text
+        return missing_files_message(
+            self, names, reason, f"{self.archive} (the binary version, published at {self.url}; "
+                                 f"the archive itself or its extracted {self.base_folder} folder)",
+            "it")
 
     # -- download ----------------------------------------------------------------------
     def download(self):

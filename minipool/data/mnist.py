@@ -36,6 +36,21 @@ def _file_digest(path, algorithm):
     return digest.hexdigest()
 
 
+def missing_files_message(dataset, names, reason, copy_what, fetched):
+    """What ``dataset`` (MNIST, CIFAR10, ...) did not find in its root (``names``, or why:
+    ``reason``) and how to fix it: copy ``copy_what`` there, download (``fetched``: "it" or
+    "them"; not offered when a ``reason`` says the files are there but unusable), or point
+    root= elsewhere."""
+    root = dataset.root
+    where = root if os.path.isdir(root) else f"{root} (does not exist)"
+    text = f"{type(dataset).__name__} files not found in {where}: {', '.join(names)}."
+    if reason:
+        text += " " + reason
+    fetch = "" if reason else f" or pass --download (download=True) to fetch {fetched} there,"
+    return (text + f"\nTo fix it, copy {copy_what} into {root},{fetch} or point --data-dir "
+                   f"(root=) at a folder that has them.")
+
+
 class MNIST(ArrayDataset):
     """The MNIST handwritten digits: 28x28 uint8 images, labels 0-9.
 
@@ -98,15 +113,9 @@ class MNIST(ArrayDataset):
         raise DatasetNotFoundError(self._missing_message([gz_name]))
 
     def _missing_message(self, names, reason=""):
-        where = self.root if os.path.isdir(self.root) else f"{self.root} (does not exist)"
-        text = f"{type(self).__name__} files not found in {where}: {', '.join(names)}."
-        if reason:
-            text += " " + reason
-        fetch = "" if reason else " or pass --download (download=True) to fetch them there,"
-        text += (f"\nTo fix it, copy {', '.join(self.resources)} (plain or .gz; published at "
-                 f"{' or '.join(self.mirrors)}) into {self.root},{fetch} or point --data-dir "
-                 f"(root=) at a folder that has them.")
-        return text
+        return missing_files_message(
+            self, names, reason, f"{', '.join(self.resources)} (plain or .gz; published at "
+                                 f"{' or '.join(self.mirrors)})", "them")
 
     # -- download ----------------------------------------------------------------------
     def download(self, names=None):

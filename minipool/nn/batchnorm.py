@@ -26,9 +26,9 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, parse_data_format, single_int
+from minipool._validate import check_parameter_shape, float_dtype, parse_data_format, single_int
 from minipool.nn.module import Module, Parameter
-from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
+from minipool.tensor import Tensor
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -51,12 +51,7 @@ class _BatchNorm(Module):
                                      or not 0 <= momentum <= 1):
             raise ValueError(f"{where}: momentum must be a number in [0, 1] or None "
                              f"(cumulative average), got {momentum!r}")
-        if device not in (None, "cpu"):
-            raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU only), "
-                             f"got {device!r}")
-        dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{where}: dtype must be float32 or float64, got {dtype}")
+        dtype = float_dtype(dtype, device, where)
         self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         self.data_format = "channels_last" if parse_data_format(where, data_format) else "channels_first"

@@ -8,12 +8,42 @@ import minipool.nn.functional as F
 from minipool._typing import DTypeLike, GeneratorLike, IntOrTuple
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool._validate import check_parameter_shape, int_tuple, parse_data_format, single_int
+from minipool._validate import (check_device, check_parameter_shape, int_tuple, parse_data_format,
+                                single_int)
 from minipool.ops.conv import MAX_GEOMETRY, conv1d_padding_argument, padding_argument, pair
 from minipool.ops.conv_transpose import output_padding_for, transposed_padding
 from minipool.tensor import Tensor, get_default_dtype
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
+
+
+def _channels_and_groups(where, in_channels, out_channels, groups):
+    """(in_channels, out_channels, groups) as ints; both channel counts divisible by groups."""
+    counts = {name: single_int(value, name, where) for name, value in
+              (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups))}
+    for name in ("in_channels", "out_channels"):
+        if counts[name] % counts["groups"]:
+            raise ValueError(f"{where}: {name}={counts[name]} must be divisible by groups={groups}")
+    return counts["in_channels"], counts["out_channels"], counts["groups"]
+
+
+def _check_padding_mode(where, padding_mode):
+    """PyTorch checks it at construction too; minipool pads with zeros only."""
+    if padding_mode != "zeros":
+        raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
+                         f"implements), got {padding_mode!r}")
+    return padding_mode
+
+
+def _init_weight_and_bias(layer, channels, bias, dtype, generator, where):
+    """``layer.weight`` of shape ``channels + layer.kernel_size`` and ``layer.bias`` (one per
+    output channel, or None), made in ``dtype`` (the default dtype if None) and initialised."""
+    shape = check_parameter_shape(channels + layer.kernel_size,
+                                  "in_channels, out_channels and kernel_size", where)
+    dtype = get_default_dtype() if dtype is None else dtype
+    layer.weight = Parameter(np.empty(shape, dtype=dtype))
+    layer.bias = Parameter(np.empty(layer.out_channels, dtype=dtype)) if bias else None
+    layer.reset_parameters(generator)
 
 
 class _ConvNd(Module):
@@ -28,12 +58,8 @@ class _ConvNd(Module):
                  bias: bool, padding_mode: str, dtype: DTypeLike, generator: GeneratorLike,
                  data_format: str) -> None:
         super().__init__()
-        self.in_channels = single_int(in_channels, "in_channels", where)
-        self.out_channels = single_int(out_channels, "out_channels", where)
-        self.groups = single_int(groups, "groups", where)
-        for name, count in (("in_channels", self.in_channels), ("out_channels", self.out_channels)):
-            if count % self.groups:
-                raise ValueError(f"{where}: {name}={count} must be divisible by groups={groups}")
+        self.in_channels, self.out_channels, self.groups = _channels_and_groups(
+            where, in_channels, out_channels, groups)
         self.kernel_size = pair(kernel_size, "kernel_size", 1, where)
         self.stride = pair(stride, "stride", 1, where)
         self.padding = transposed_padding(padding, where) if transposed else \
@@ -41,20 +67,12 @@ class _ConvNd(Module):
         self.dilation = pair(dilation, "dilation", 1, where)
         # checked against stride and dilation in forward, as PyTorch does
         self.output_padding = pair(output_padding, "output_padding", 0, where)
-        if padding_mode != "zeros":  # PyTorch checks it at construction too
-            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
-                             f"implements), got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.padding_mode = _check_padding_mode(where, padding_mode)
         self.data_format = "channels_last" if parse_data_format(where, data_format) \
             else "channels_first"
         channels = (self.in_channels, self.out_channels // self.groups) if transposed else \
             (self.out_channels, self.in_channels // self.groups)
-        shape = check_parameter_shape(channels + self.kernel_size,
-                                      "in_channels, out_channels and kernel_size", where)
-        dtype = get_default_dtype() if dtype is None else dtype
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
-        self.reset_parameters(generator)
+        _init_weight_and_bias(self, channels, bias, dtype, generator, where)
 
     def reset_parameters(self, generator: GeneratorLike = None) -> None:
         # the fan-in of either layout is weight.shape[1] * kh * kw, as PyTorch's
@@ -172,32 +190,17 @@ class Conv1d(Module):
                  dtype: Optional[DTypeLike] = None, *, generator: GeneratorLike = None) -> None:
         super().__init__()
         where = "Conv1d"
-        self.in_channels = single_int(in_channels, "in_channels", where)
-        self.out_channels = single_int(out_channels, "out_channels", where)
-        self.groups = single_int(groups, "groups", where)
-        if self.in_channels % self.groups:
-            raise ValueError(f"{where}: in_channels={in_channels} must be divisible by groups={groups}")
-        if self.out_channels % self.groups:
-            raise ValueError(f"{where}: out_channels={out_channels} must be divisible by groups={groups}")
+        self.in_channels, self.out_channels, self.groups = _channels_and_groups(
+            where, in_channels, out_channels, groups)
         self.kernel_size = int_tuple(kernel_size, 1, "kernel_size", where, 1, MAX_GEOMETRY)
         self.stride = int_tuple(stride, 1, "stride", where, 1, MAX_GEOMETRY)
         self.dilation = int_tuple(dilation, 1, "dilation", where, 1, MAX_GEOMETRY)
         padding = conv1d_padding_argument(padding, self.stride[0], where)
         self.padding = padding if isinstance(padding, str) else (padding,)
-        if padding_mode != "zeros":
-            raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
-                             f"implements), got {padding_mode!r}")
-        if device not in (None, "cpu"):
-            raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU "
-                             f"only), got {device!r}")
-        self.padding_mode = padding_mode
-        shape = check_parameter_shape(
-            (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
-            "in_channels, out_channels and kernel_size", where)
-        dtype = get_default_dtype() if dtype is None else dtype
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        self.bias = Parameter(np.empty(self.out_channels, dtype=dtype)) if bias else None
-        self.reset_parameters(generator)
+        self.padding_mode = _check_padding_mode(where, padding_mode)
+        check_device(device, where)
+        _init_weight_and_bias(self, (self.out_channels, self.in_channels // self.groups), bias,
+                              dtype, generator, where)
 
     def reset_parameters(self, generator: GeneratorLike = None) -> None:
         init.default_layer_init_(self.weight, self.bias, generator)

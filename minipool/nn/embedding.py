@@ -8,7 +8,7 @@ from minipool._typing import DTypeLike, GeneratorLike
 from minipool._validate import check_parameter_shape, single_int
 from minipool.nn import init
 from minipool.nn.module import Module, Parameter
-from minipool.nn.normalization import float_dtype
+from minipool._validate import float_dtype
 from minipool.ops.embedding import padding_index
 from minipool.tensor import Tensor, no_grad
 

@@ -20,24 +20,13 @@ import numpy as np
 
 import minipool.nn.functional as F
 from minipool._typing import DTypeLike
-from minipool._validate import check_parameter_shape, single_int
+from minipool._validate import check_parameter_shape, float_dtype, single_int
 from minipool.nn.batchnorm import _BatchNorm
 from minipool.nn.module import Module, Parameter
 from minipool.ops.normalization import normalized_shape_argument
-from minipool.tensor import FLOAT_DTYPES, Tensor, get_default_dtype
+from minipool.tensor import Tensor
 
 __all__ = ["LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "float_dtype"]
-
-
-def float_dtype(dtype, device, where):
-    """The parameters' dtype (the default dtype, float32, if None); ``device`` must be None or 'cpu'."""
-    if device not in (None, "cpu"):
-        raise ValueError(f"{where}: device must be None or 'cpu' (minipool runs on the CPU only), "
-                         f"got {device!r}")
-    dtype = np.dtype(get_default_dtype() if dtype is None else dtype)
-    if dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{where}: dtype must be float32 or float64, got {dtype}")
-    return dtype
 
 
 def _eps(eps, where):

@@ -32,6 +32,7 @@ from minipool import _config, _random
 from minipool._kernels import activation
 from minipool._typing import GeneratorLike, TensorLike
 from minipool.ops.elementwise import as_tensor, relu, where
+from minipool.ops.nn_ops import DropoutFn, inverted_dropout_mask
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, is_grad_enabled
 
 __all__ = ["leaky_relu", "gelu", "silu", "elu", "relu6", "hardtanh", "softplus", "dropout2d",
@@ -346,20 +347,14 @@ def softplus(input: TensorLike, beta: float = 1.0, threshold: float = 20.0) -> T
     return SoftplusFn.apply(input, b, t)
 
 
-class ChannelDropoutFn(Function):
+class ChannelDropoutFn(DropoutFn):
+    """Dropout of whole channels (DropoutFn's backward)."""
+
     @staticmethod
     def forward(ctx, x, p, generator):
         # one draw per (sample, channel), broadcast over the spatial dims
-        mask_shape = x.shape[:2] + (1,) * (x.ndim - 2)
-        draw = generator.random(mask_shape, dtype=x.dtype)
-        scale = np.asarray(0.0 if p == 1 else 1.0 / (1.0 - p), dtype=x.dtype)
-        mask = (draw >= p) * scale
-        ctx.mask = mask
-        return x * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad * ctx.mask, None, None
+        ctx.mask = inverted_dropout_mask(x.shape[:2] + (1,) * (x.ndim - 2), p, generator, x.dtype)
+        return x * ctx.mask
 
 
 def dropout2d(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,

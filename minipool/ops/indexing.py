@@ -102,6 +102,21 @@ class MaskedFill(Function):
         return unbroadcast(np.where(mask, zero, grad), shape), np.asarray(under.sum()), None
 
 
+def bool_mask(op, mask, shape, dtype_error, shape_error):
+    """``mask`` as a bool array that broadcasts with ``shape``; else ``dtype_error`` or
+    ``shape_error`` (the exception types PyTorch's ``op`` raises) naming the mask."""
+    m = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
+    if m.dtype != np.bool_:
+        raise dtype_error(f"{op}: mask must be a bool tensor, got dtype {m.dtype} "
+                          "(as in PyTorch); compare to make one, e.g. x > 0")
+    try:
+        np.broadcast_shapes(shape, m.shape)
+    except ValueError:
+        raise shape_error(f"{op}: mask of shape {m.shape} cannot be broadcast with the "
+                          f"input's shape {shape}") from None
+    return m
+
+
 def masked_fill(x: TensorLike, mask: TensorLike, value: Union[float, Tensor]) -> Tensor:
     """``value`` (a number or 0-d tensor, cast to x's dtype) where the bool ``mask`` is
     true, else ``x``; mask and x broadcast together.
@@ -112,15 +127,7 @@ def masked_fill(x: TensorLike, mask: TensorLike, value: Union[float, Tensor]) ->
     array([1., 0., 0.], dtype=float32)
     """
     x = as_tensor(x)
-    m = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
-    if m.dtype != np.bool_:
-        raise TypeError(f"masked_fill: mask must be a bool tensor, got dtype {m.dtype} "
-                        "(as in PyTorch); compare to make one, e.g. x > 0")
-    try:
-        np.broadcast_shapes(x.shape, m.shape)
-    except ValueError:
-        raise ValueError(f"masked_fill: mask of shape {m.shape} cannot be broadcast with the "
-                         f"input's shape {x.shape}") from None
+    m = bool_mask("masked_fill", mask, x.shape, TypeError, ValueError)
     if isinstance(value, Tensor):
         if value.ndim != 0:
             raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got a "

@@ -16,7 +16,7 @@ import numpy as np
 from minipool._typing import Dims, TensorLike
 from minipool.ops import inplace as _inplace
 from minipool.ops.elementwise import as_tensor, unbroadcast
-from minipool.ops.indexing import _gather_cells
+from minipool.ops.indexing import _gather_cells, bool_mask
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
 from minipool.ops import shape as _shape
@@ -465,15 +465,7 @@ def masked_select(input: TensorLike, mask: TensorLike) -> Tensor:
     array([1., 3.], dtype=float32)
     """
     x = as_tensor(input)
-    m = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
-    if m.dtype != np.bool_:
-        raise RuntimeError(f"masked_select: mask must be a bool tensor, got dtype {m.dtype} "
-                           "(as in PyTorch); compare to make one, e.g. x > 0")
-    try:
-        np.broadcast_shapes(x.shape, m.shape)
-    except ValueError:
-        raise RuntimeError(f"masked_select: mask of shape {m.shape} cannot be broadcast with "
-                           f"the input's shape {x.shape}") from None
+    m = bool_mask("masked_select", mask, x.shape, RuntimeError, RuntimeError)
     return _MaskedSelect.apply(x, m)
 
 

@@ -79,16 +79,21 @@ def linear(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     return LinearFn.apply(input, weight, bias)
 
 
+def inverted_dropout_mask(shape, p, generator, dtype):
+    """One draw per element of ``shape``: kept with probability 1 - p and scaled by
+    1 / (1 - p), so the expected output equals the input (inverted dropout); 0 where dropped."""
+    draw = generator.random(shape, dtype=dtype)
+    scale = np.asarray(0.0 if p == 1 else 1.0 / (1.0 - p), dtype=dtype)
+    return (draw >= p) * scale
+
+
 class DropoutFn(Function):
+    """Dropout of each element; the gradient passes through the same mask."""
+
     @staticmethod
     def forward(ctx, x, p, generator):
-        # Keep each element with probability 1 - p and scale the kept ones by
-        # 1 / (1 - p), so the expected output equals the input (inverted dropout).
-        draw = generator.random(x.shape, dtype=x.dtype)
-        scale = np.asarray(0.0 if p == 1 else 1.0 / (1.0 - p), dtype=x.dtype)
-        mask = (draw >= p) * scale
-        ctx.mask = mask
-        return x * mask
+        ctx.mask = inverted_dropout_mask(x.shape, p, generator, x.dtype)
+        return x * ctx.mask
 
     @staticmethod
     def backward(ctx, grad):

@@ -1,9 +1,10 @@
 """Adam and AdamW."""
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
-from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
+from minipool.optim.optimizer import (PerParameterOptimizer, check_betas, check_number,
+                                      state_buffer, state_scalar)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -36,7 +37,7 @@ def _update_moments(state, g, beta1, beta2):
     return exp_avg, exp_avg_sq
 
 
-class Adam(Optimizer):
+class Adam(PerParameterOptimizer):
     """Adam (Kingma and Ba, 2015) with PyTorch's update rule.  For step t::
 
         g = g + weight_decay * p            (Adam; AdamW instead does p *= 1 - lr * weight_decay)
@@ -69,46 +70,31 @@ class Adam(Optimizer):
         check_number(name, "lr", group["lr"], low=0, low_open=True)
         check_number(name, "eps", group["eps"], low=0)
         check_number(name, "weight_decay", group["weight_decay"], low=0)
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        check_number(name, "betas[0]", betas[0], low=0, high=1, high_open=True)
-        check_number(name, "betas[1]", betas[1], low=0, high=1, high_open=True)
-        group["betas"] = tuple(betas)
+        check_betas(name, group)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                g = self._grad(p, group["maximize"])
-                if g is None:
-                    continue
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = state_scalar(0)
-                    state["exp_avg"] = state_buffer(np.zeros_like(p._data))
-                    state["exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
-                step = tick(state)
-                g = _decay(p, g, lr, weight_decay, self.decoupled_weight_decay)
-                exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
-                if group["amsgrad"]:
-                    second = state["max_exp_avg_sq"]._data
-                    np.maximum(second, exp_avg_sq, out=second)
-                else:
-                    second = exp_avg_sq
-                step_size = lr / (1 - beta1 ** step)
-                denom = np.sqrt(second)
-                denom /= (1 - beta2 ** step) ** 0.5
-                denom += eps
-                update = -step_size * exp_avg
-                update /= denom
-                p._data += update
-        return loss
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = state_scalar(0)
+        state["exp_avg"] = state_buffer(np.zeros_like(p._data))
+        state["exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = state_buffer(np.zeros_like(p._data))
+
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        lr, eps, (beta1, beta2), step = group["lr"], group["eps"], group["betas"], state["step"].item()
+        g = _decay(p, g, lr, group["weight_decay"], self.decoupled_weight_decay)
+        exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
+        if group["amsgrad"]:
+            second = state["max_exp_avg_sq"]._data
+            np.maximum(second, exp_avg_sq, out=second)
+        else:
+            second = exp_avg_sq
+        step_size = lr / (1 - beta1 ** step)
+        denom = np.sqrt(second)
+        denom /= (1 - beta2 ** step) ** 0.5
+        denom += eps
+        update = -step_size * exp_avg
+        update /= denom
+        p._data += update
 
 
 class AdamW(Adam):

@@ -4,46 +4,18 @@ CPU path, operation for operation, so float64 trajectories agree to rounding).
 Each keeps PyTorch's state names ("step", "sum", "square_avg", "acc_delta", "exp_avg",
 "exp_avg_sq", "exp_inf", "mu_product", "eta", "mu", "ax"), so a state_dict reads the same.
 """
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
 from minipool.optim.adam import _decay, _lerp_, _update_moments
-from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
+from minipool.optim.optimizer import (PerParameterOptimizer, check_betas, check_group_numbers,
+                                      check_number, state_buffer, state_scalar)
 
 __all__ = ["Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD"]
 
 
-def _check_betas(name, group):
-    betas = group["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-    check_number(name, "betas[0]", betas[0], low=0, high=1, high_open=True)
-    check_number(name, "betas[1]", betas[1], low=0, high=1, high_open=True)
-    group["betas"] = tuple(betas)
-
-
-class _Adaptive(Optimizer):
-    """The loop every optimiser here shares: per parameter with a gradient, fresh state on
-    the first step, then ``update(p, g, state, group)`` on the (maximize-negated) gradient."""
-
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = self._grad(p, group["maximize"])
-                if g is None:
-                    continue
-                state = self.state.setdefault(p, {})
-                if not state:
-                    self.init_state(p, state, group)
-                tick(state)
-                self.update(p, g, state, group)
-        return loss
-
-
-class Adagrad(_Adaptive):
+class Adagrad(PerParameterOptimizer):
     """Adagrad (Duchi et al., 2011) as ``torch.optim.Adagrad``.  For step t::
 
         g = g + weight_decay * p
@@ -70,8 +42,8 @@ class Adagrad(_Adaptive):
                 self.init_state(p, self.state.setdefault(p, {}), group)
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        for name in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            check_number("Adagrad", name, group[name], low=0)
+        check_group_numbers("Adagrad", group, ("lr", "lr_decay", "weight_decay",
+                                               "initial_accumulator_value", "eps"), low=0)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = state_scalar(0)
@@ -88,7 +60,7 @@ class Adagrad(_Adaptive):
         p._data += -clr * (g / std)
 
 
-class Adadelta(_Adaptive):
+class Adadelta(PerParameterOptimizer):
     """Adadelta (Zeiler, 2012) as ``torch.optim.Adadelta``::
 
         g = g + weight_decay * p
@@ -130,7 +102,7 @@ class Adadelta(_Adaptive):
         p._data += -group["lr"] * delta
 
 
-class Adamax(_Adaptive):
+class Adamax(PerParameterOptimizer):
     """Adamax (the infinity-norm Adam variant) as ``torch.optim.Adamax``::
 
         g = g + weight_decay * p
@@ -146,10 +118,8 @@ class Adamax(_Adaptive):
                                       maximize=maximize))
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        check_number("Adamax", "lr", group["lr"], low=0)
-        check_number("Adamax", "eps", group["eps"], low=0)
-        check_number("Adamax", "weight_decay", group["weight_decay"], low=0)
-        _check_betas("Adamax", group)
+        check_group_numbers("Adamax", group, ("lr", "eps", "weight_decay"), low=0)
+        check_betas("Adamax", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = state_scalar(0)
@@ -170,7 +140,7 @@ class Adamax(_Adaptive):
         p._data += -clr * (exp_avg / exp_inf)
 
 
-class NAdam(_Adaptive):
+class NAdam(PerParameterOptimizer):
     """NAdam (Dozat, 2016: Adam with Nesterov momentum) as ``torch.optim.NAdam``, with its
     momentum schedule mu_t = beta1 (1 - 0.96^(t momentum_decay) / 2) and, with
     ``decoupled_weight_decay``, AdamW-style decay (NAdamW)."""
@@ -185,11 +155,8 @@ class NAdam(_Adaptive):
                                       maximize=maximize))
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        check_number("NAdam", "lr", group["lr"], low=0)
-        check_number("NAdam", "eps", group["eps"], low=0)
-        check_number("NAdam", "weight_decay", group["weight_decay"], low=0)
-        check_number("NAdam", "momentum_decay", group["momentum_decay"], low=0)
-        _check_betas("NAdam", group)
+        check_group_numbers("NAdam", group, ("lr", "eps", "weight_decay", "momentum_decay"), low=0)
+        check_betas("NAdam", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = state_scalar(0)
@@ -213,7 +180,7 @@ class NAdam(_Adaptive):
         p._data += ((-lr * mu_next) / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
 
 
-class RAdam(_Adaptive):
+class RAdam(PerParameterOptimizer):
     """RAdam (Liu et al., 2019: Adam with the variance of its adaptive rate rectified) as
     ``torch.optim.RAdam``; while the rectification is undefined (rho_t <= 5) the step is
     plain momentum SGD.  ``decoupled_weight_decay``: AdamW-style decay."""
@@ -227,10 +194,8 @@ class RAdam(_Adaptive):
                                       maximize=maximize))
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        check_number("RAdam", "lr", group["lr"], low=0)
-        check_number("RAdam", "eps", group["eps"], low=0)
-        check_number("RAdam", "weight_decay", group["weight_decay"], low=0)
-        _check_betas("RAdam", group)
+        check_group_numbers("RAdam", group, ("lr", "eps", "weight_decay"), low=0)
+        check_betas("RAdam", group)
 
     def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         state["step"] = state_scalar(0)
@@ -254,7 +219,7 @@ class RAdam(_Adaptive):
             p._data -= corrected * lr
 
 
-class ASGD(_Adaptive):
+class ASGD(PerParameterOptimizer):
     """Averaged SGD (Polyak and Juditsky, 1992) as ``torch.optim.ASGD``: an SGD step with a
     decaying rate ``eta_t = lr / (1 + lambd * lr * t) ** alpha`` (and a ``1 - lambd * eta``
     shrink of p), plus a running average ``ax`` of the parameters from step ``t0`` on.

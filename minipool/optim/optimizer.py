@@ -12,7 +12,8 @@ import numpy as np
 
 from minipool.tensor import FLOAT_DTYPES, Tensor, enable_grad, get_default_dtype
 
-__all__ = ["Optimizer", "check_number", "state_buffer", "state_scalar", "tick"]
+__all__ = ["Optimizer", "PerParameterOptimizer", "check_betas", "check_group_numbers", "check_number",
+           "state_buffer", "state_scalar", "tick"]
 
 # Per-parameter state entries that are 0-d counters of the default dtype (float32 unless changed),
 # as PyTorch keeps them; the others are buffers of the parameter's shape and dtype.
@@ -47,6 +48,24 @@ def check_number(where, name, value, low=None, high=None, low_open=False, high_o
     if high is not None and (value >= high if high_open else value > high):
         raise ValueError(f"{where}: {name} must be {'<' if high_open else '<='} {high}, got {value!r}")
     return value
+
+
+def check_group_numbers(where, group, names, **bounds):
+    """``check_number`` on each of ``group``'s entries ``names``, in order, with the same
+    ``bounds`` (e.g. ``low=0``)."""
+    for name in names:
+        check_number(where, name, group[name], **bounds)
+
+
+def check_betas(where, group):
+    """Check ``group["betas"]`` (a pair, each in [0, 1)) and store it as a tuple; errors name
+    ``where`` and the beta."""
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{where}: betas must be a pair (beta1, beta2), got {betas!r}")
+    check_number(where, "betas[0]", betas[0], low=0, high=1, high_open=True)
+    check_number(where, "betas[1]", betas[1], low=0, high=1, high_open=True)
+    group["betas"] = tuple(betas)
 
 
 def _saved_state_value(key, value):
@@ -221,3 +240,30 @@ class Optimizer:
                 if k != "params":
                     lines.append(f"    {k}: {group[k]}")
         return "\n".join(lines) + "\n)"
+
+
+class PerParameterOptimizer(Optimizer):
+    """The loop most optimisers share: per parameter with a gradient, fresh state on the
+    first step (``init_state(p, state, group)``), the step counter ticked, then
+    ``update(p, g, state, group)`` on the (maximize-negated) gradient."""
+
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define init_state()")
+
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must define update()")
+
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                g = self._grad(p, group["maximize"])
+                if g is None:
+                    continue
+                state = self.state.setdefault(p, {})
+                if not state:
+                    self.init_state(p, state, group)
+                tick(state)
+                self.update(p, g, state, group)
+        return loss

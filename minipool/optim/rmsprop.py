@@ -1,14 +1,15 @@
 """RMSprop (Hinton's lecture 6e), with PyTorch's update rule."""
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable
 
 import numpy as np
 
-from minipool.optim.optimizer import Optimizer, check_number, state_buffer, state_scalar, tick
+from minipool.optim.optimizer import (PerParameterOptimizer, check_group_numbers, state_buffer,
+                                      state_scalar)
 
 __all__ = ["RMSprop"]
 
 
-class RMSprop(Optimizer):
+class RMSprop(PerParameterOptimizer):
     """RMSprop as ``torch.optim.RMSprop``.  For each parameter p with gradient g::
 
         g = g + weight_decay * p
@@ -37,48 +38,35 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        check_number("RMSprop", "lr", group["lr"], low=0)
-        check_number("RMSprop", "alpha", group["alpha"], low=0)
-        check_number("RMSprop", "eps", group["eps"], low=0)
-        check_number("RMSprop", "weight_decay", group["weight_decay"], low=0)
-        check_number("RMSprop", "momentum", group["momentum"], low=0)
+        check_group_numbers("RMSprop", group, ("lr", "alpha", "eps", "weight_decay", "momentum"),
+                            low=0)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
-            weight_decay, momentum, centered = group["weight_decay"], group["momentum"], group["centered"]
-            for p in group["params"]:
-                g = self._grad(p, group["maximize"])
-                if g is None:
-                    continue
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = state_scalar(0)
-                    state["square_avg"] = state_buffer(np.zeros_like(p._data))
-                    if momentum > 0:
-                        state["momentum_buffer"] = state_buffer(np.zeros_like(p._data))
-                    if centered:
-                        state["grad_avg"] = state_buffer(np.zeros_like(p._data))
-                tick(state)
-                if weight_decay != 0:
-                    g = g + weight_decay * p._data
-                square_avg = state["square_avg"]._data
-                square_avg *= alpha
-                square_avg += (1 - alpha) * g * g
-                if centered:
-                    grad_avg = state["grad_avg"]._data
-                    grad_avg += (1 - alpha) * (g - grad_avg)
-                    avg = np.sqrt(square_avg - grad_avg * grad_avg)
-                else:
-                    avg = np.sqrt(square_avg)
-                avg += eps
-                if momentum > 0:
-                    buf = state["momentum_buffer"]._data
-                    buf *= momentum
-                    buf += g / avg
-                    p._data -= lr * buf
-                else:
-                    p._data -= lr * (g / avg)
-        return loss
+    def init_state(self, p: Any, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = state_scalar(0)
+        state["square_avg"] = state_buffer(np.zeros_like(p._data))
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = state_buffer(np.zeros_like(p._data))
+        if group["centered"]:
+            state["grad_avg"] = state_buffer(np.zeros_like(p._data))
+
+    def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        alpha, weight_decay = group["alpha"], group["weight_decay"]
+        if weight_decay != 0:
+            g = g + weight_decay * p._data
+        square_avg = state["square_avg"]._data
+        square_avg *= alpha
+        square_avg += (1 - alpha) * g * g
+        if group["centered"]:
+            grad_avg = state["grad_avg"]._data
+            grad_avg += (1 - alpha) * (g - grad_avg)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg)
+        else:
+            avg = np.sqrt(square_avg)
+        avg += group["eps"]
+        if group["momentum"] > 0:
+            buf = state["momentum_buffer"]._data
+            buf *= group["momentum"]
+            buf += g / avg
+            p._data -= group["lr"] * buf
+        else:
+            p._data -= group["lr"] * (g / avg)

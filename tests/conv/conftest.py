@@ -2,6 +2,7 @@
 import pytest
 
 from minipool._kernels import conv2d as kernels
+from tests.conv.conv_checks import engine_forced_on
 
 
 @pytest.fixture
@@ -15,3 +16,32 @@ def loop_gemm():
     finally:
         if conv_module._blas is not None:
             kernels.use_blas(*conv_module._blas)
+
+
+# Each engine forced on for a test: every call it can take (the switch's mode 2).
+@pytest.fixture
+def direct():
+    """Every forward with a finite weight on the direct kernel."""
+    with engine_forced_on(kernels.use_direct):
+        yield
+
+
+@pytest.fixture
+def tiles():
+    """Every forward product on the register tiles."""
+    with engine_forced_on(kernels.use_tiles):
+        yield
+
+
+@pytest.fixture
+def wgrad_tiles():
+    """Every weight-gradient product on the tiles."""
+    with engine_forced_on(kernels.use_wgrad_tiles):
+        yield
+
+
+@pytest.fixture
+def wgrad_outer():
+    """Every weight gradient (with a finite output gradient) on the outer products."""
+    with engine_forced_on(kernels.use_wgrad_outer):
+        yield

@@ -15,39 +15,12 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d import col2im, im2col
+from tests.conv.conv_checks import (check_bias_free_matches_loop_reference,
+                                    check_matches_loop_reference, check_matches_torch,
+                                    inputs_with_inf_and_nan, make, out_len, reference, run,
+                                    small_column_blocks_inputs)
+from tests.conv.conv_checks import check_random_geometry  # noqa: F401 (importable from here too)
 from tests.helpers import with_threads
-from tests.references.conv_reference import conv2d_with_grads
-
-
-def out_len(size, k, s, before, after, d):
-    return (size + before + after - d * (k - 1) - 1) // s + 1
-
-
-def resolve_padding(padding, kernel, dilation):
-    """(top, bottom, left, right) as PyTorch defines them."""
-    if padding == "valid":
-        return 0, 0, 0, 0
-    if padding == "same":
-        pads = []
-        for k, d in zip(kernel, dilation):
-            total = d * (k - 1)
-            pads += [total // 2, total - total // 2]
-        return tuple(pads)
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
-    return ph, ph, pw, pw
-
-
-def two(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def reference(x, w, b, stride, padding, dilation, groups, grad_out=None):
-    kh, kw = w.shape[2:]
-    stride, dilation = two(stride), two(dilation)
-    top, bottom, left, right = resolve_padding(padding, (kh, kw), dilation)
-    out_hw = (out_len(x.shape[2], kh, stride[0], top, bottom, dilation[0]),
-              out_len(x.shape[3], kw, stride[1], left, right, dilation[1]))
-    return conv2d_with_grads(x, w, b, stride, top, left, out_hw, dilation, groups, grad_out)
 
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -67,50 +40,6 @@ CASES = [
     (2, 4, 6, 7, 32, 3, 1, 1, 1, 2, True),           # ... and shifted, padded, grouped
 ]
 IDS = [f"case{i}" for i in range(len(CASES))]
-
-
-def make(case, dtype=np.float64, seed=0):
-    N, C, H, W, O, k, s, p, d, g, bias = case
-    rng = np.random.default_rng(seed)
-    kh, kw = two(k)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((O, C // g, kh, kw)).astype(dtype)
-    b = rng.standard_normal(O).astype(dtype) if bias else None
-    return x, w, b, dict(stride=s, padding=p, dilation=d, groups=g)
-
-
-def run(x, w, b, kwargs, grad_out_seed=1):
-    xt = mp.tensor(x, requires_grad=True)
-    wt = mp.tensor(w, requires_grad=True)
-    bt = None if b is None else mp.tensor(b, requires_grad=True)
-    out = F.conv2d(xt, wt, bt, **kwargs)
-    g = np.random.default_rng(grad_out_seed).standard_normal(out.shape).astype(x.dtype)
-    out.backward(g)
-    return out.numpy(), xt.grad.numpy(), wt.grad.numpy(), (None if b is None else bt.grad.numpy()), g
-
-
-def check_random_geometry(switch, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
-                          special, seed):
-    """One hypothesis geometry with an engine forced on (``switch``: e.g. kernels.use_tiles,
-    called with 2, then with its previous mode): small integer values (ties: equal products
-    and sums) or one inf/NaN in the input; forward and every gradient as the loop reference."""
-    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
-        return  # the kernel does not fit (covered by the error tests)
-    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
-    x, w, b, kwargs = make(case, np.float64, seed)
-    if ties:
-        x, w = np.round(x * 2), np.round(w * 2)
-    if special is not None:
-        x[0, 0, H // 2, W // 2] = special
-    previous = switch(2)
-    try:
-        out, gx, gw, gb, g = run(x, w, b, kwargs)
-    finally:
-        switch(previous)
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, b, **kwargs, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -292,11 +221,7 @@ def test_one_and_two_threads_are_bit_identical(shape, out_channels, kwargs):
 def test_column_blocks_match_whole_images(kwargs, monkeypatch):
     """A small block budget cuts every image into several blocks of output rows."""
     from minipool.ops import conv as conv_module
-    rng = np.random.default_rng(21)
-    x = rng.standard_normal((3, 4, 19, 17))
-    w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3))
-    b = rng.standard_normal(6)
-    monkeypatch.setattr(conv_module, "BLOCK_ELEMENTS", 300)
+    x, w, b = small_column_blocks_inputs(kwargs, monkeypatch)
     blocks = conv_module._plan(x.shape, 6, conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0]
     assert blocks < 19 // 2
     blocked = run(x, w, b, kwargs)
@@ -308,12 +233,7 @@ def test_column_blocks_match_whole_images(kwargs, monkeypatch):
 
 @pytest.mark.parametrize("case", CASES[:6], ids=IDS[:6])
 def test_loop_gemm_matches_reference(case, loop_gemm):
-    x, w, b, kw = make(case)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
-                               reference(x, w, b, **kw, grad_out=g)):
-        if got is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    check_matches_loop_reference(case)
 
 
 @pytest.mark.parametrize("where", ["input", "weight"])
@@ -329,11 +249,7 @@ def test_non_finite_values_reach_exactly_the_outputs_they_touch(where, value, pa
         x[1, 0, 3, 0] = value  # first column: the pixel just after the previous row's garbage
     else:
         w[1, 0, 0, 2] = value
-    out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, None, 1, padding, 1, 1, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    out, gx, gw, g = check_bias_free_matches_loop_reference(x, w, padding)
     assert np.isfinite(gw).sum() > 0 and np.isfinite(gx).sum() > 0  # not all swamped
 
 
@@ -341,11 +257,7 @@ def test_non_finite_values_reach_exactly_the_outputs_they_touch(where, value, pa
 @pytest.mark.parametrize("padding", [0, 1])
 def test_non_finite_values_match_torch(where, padding):
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 2, 7, 9))
-    w = rng.standard_normal((3, 2, 3, 3))
-    target = x if where == "input" else w
-    target.flat[rng.choice(target.size, 3, replace=False)] = [np.inf, -np.inf, np.nan]
+    x, w = inputs_with_inf_and_nan(where)
     out, gx, gw, gb, g = run(x, w, None, dict(padding=padding))
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     ref = torch.nn.functional.conv2d(xt, wt, padding=padding)
@@ -362,18 +274,7 @@ torch_cases = CASES + [(64, 1, 32, 32, 6, 5, 1, 0, 1, 1, True), (64, 6, 14, 14, 
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("case", torch_cases, ids=[f"case{i}" for i in range(len(torch_cases))])
 def test_matches_torch(case, dtype, rtol):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, dtype, seed=5)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    bt = None if b is None else torch.tensor(b, requires_grad=True)
-    ref = torch.nn.functional.conv2d(xt, wt, bt, **kw)
-    ref.backward(torch.tensor(g))
-    pairs = [(out, ref), (gx, xt.grad), (gw, wt.grad)] + ([(gb, bt.grad)] if b is not None else [])
-    for name, (got, want) in zip(["out", "grad_x", "grad_w", "grad_b"], pairs):
-        want = want.detach().numpy()
-        scale = np.abs(want).max()
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale, err_msg=name)
+    check_matches_torch(case, dtype, rtol, seed=5)
 
 
 # ------------------------------------------------------------------ errors
@@ -573,27 +474,12 @@ def images_per_gemm(monkeypatch):
 
 @pytest.mark.parametrize("case", MULTI_IMAGE_CASES, ids=MULTI_IDS)
 def test_images_per_gemm_match_loop_reference(case, images_per_gemm):
-    x, w, b, kw = make(case, seed=7)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
-                               reference(x, w, b, **kw, grad_out=g)):
-        if got is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    check_matches_loop_reference(case, seed=7)
 
 
 @pytest.mark.parametrize("case", MULTI_IMAGE_CASES, ids=MULTI_IDS)
 def test_images_per_gemm_match_torch(case, images_per_gemm):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, np.float32, seed=8)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    bt = None if b is None else torch.tensor(b, requires_grad=True)
-    ref = torch.nn.functional.conv2d(xt, wt, bt, **kw)
-    ref.backward(torch.tensor(g))
-    pairs = [(out, ref), (gx, xt.grad), (gw, wt.grad)] + ([(gb, bt.grad)] if b is not None else [])
-    for name, (got, want) in zip(["out", "grad_x", "grad_w", "grad_b"], pairs):
-        want = want.detach().numpy()
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max(), err_msg=name)
+    check_matches_torch(case, np.float32, 1e-5, seed=8)
 
 
 @pytest.mark.parametrize("case", MULTI_IMAGE_CASES[:3], ids=MULTI_IDS[:3])
@@ -615,11 +501,7 @@ def test_images_per_gemm_non_finite_input_takes_gathered_columns(value, images_p
     x = rng.standard_normal((5, 2, 7, 9))
     w = rng.standard_normal((3, 2, 3, 3))
     x[1, 0, 3, 0] = value
-    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    out, gx, gw, g = check_bias_free_matches_loop_reference(x, w, 1)
     assert np.isfinite(gx[[0, 2, 3, 4]]).all()
 
 

@@ -17,7 +17,9 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from tests.helpers import with_threads
-from tests.conv.test_conv import CASES, IDS, make, reference, out_len, two
+from tests.conv.conv_checks import (inputs_with_inf_and_nan, make, out_len, reference,
+                                    small_column_blocks_inputs, two)
+from tests.conv.test_conv import CASES, IDS
 from tests.conv.test_conv_transpose import CASES as T_CASES, IDS as T_IDS, make as t_make, scatter_reference
 
 CL = dict(data_format="channels_last")
@@ -166,11 +168,7 @@ def test_conv2d_matches_torch(case, dtype, rtol, unbatched):
 @pytest.mark.parametrize("where", ["input", "weight"])
 def test_conv2d_non_finite_values_match_torch(where):
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, 2, 7, 9))
-    w = rng.standard_normal((3, 2, 3, 3))
-    target = x if where == "input" else w
-    target.flat[rng.choice(target.size, 3, replace=False)] = [np.inf, -np.inf, np.nan]
+    x, w = inputs_with_inf_and_nan(where)
     for kw in (dict(padding=1), dict(stride=2)):
         out, gx, gw, gb, g = run(F.conv2d, nhwc(x), w, None, kw)
         xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
@@ -203,11 +201,7 @@ def test_one_and_two_threads_are_bit_identical(fn, shape, w_shape, kwargs):
                                     dict(padding="same", dilation=2, groups=2)])
 def test_column_blocks_match_whole_images(kwargs, monkeypatch):
     from minipool.ops import conv as conv_module
-    rng = np.random.default_rng(21)
-    x = rng.standard_normal((3, 4, 19, 17))
-    w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3))
-    b = rng.standard_normal(6)
-    monkeypatch.setattr(conv_module, "BLOCK_ELEMENTS", 300)
+    x, w, b = small_column_blocks_inputs(kwargs, monkeypatch)
     assert conv_module._plan_channels_last((3, 19, 17, 4), 6,
                                            conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 19, 17, 1))[0] < 19 // 2
     blocked = run(F.conv2d, nhwc(x), w, b, kwargs)

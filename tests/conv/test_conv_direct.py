@@ -13,12 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minipool as mp
-import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool.ops import conv as conv_module
-from tests.conv.test_conv import check_random_geometry, make, reference, run
-from tests.helpers import with_threads
+from tests.conv.conv_checks import (check_automatic_direct_choice,
+                                    check_avx2_and_baseline_builds_agree,
+                                    check_direct_carries_a_non_finite_input,
+                                    check_forward_matches_torch_float32,
+                                    check_matches_loop_reference,
+                                    check_non_finite_weight_meets_the_padding,
+                                    check_random_geometry, forward, forward_result, make)
+from tests.conv.test_conv import check_one_and_two_threads_bit_identical
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
 DIRECT_CASES = [
@@ -34,22 +38,6 @@ DIRECT_CASES = [
     (14, 5, 4, 4, 5, 3, 1, 1, 1, 1, False),        # calls of 12 images (8 or fewer channels)
 ]
 DIRECT_IDS = [f"direct{i}" for i in range(len(DIRECT_CASES))]
-
-
-@pytest.fixture
-def direct():
-    """Every forward with a finite weight on the direct kernel."""
-    previous = kernels.use_direct(2)
-    try:
-        yield
-    finally:
-        kernels.use_direct(previous)
-
-
-def forward(x, w, b, **kwargs):
-    with mp.no_grad():
-        return F.conv2d(mp.tensor(x), mp.tensor(w), None if b is None else mp.tensor(b),
-                        **kwargs).numpy()
 
 
 def geometry_of(x, w, stride, padding, dilation, groups):
@@ -72,22 +60,12 @@ def test_direct_runs_these_cases(case, direct):
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 def test_direct_matches_loop_reference(case, direct):
-    x, w, b, kw = make(case)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    ref = reference(x, w, b, **kw, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb), ref):
-        if got is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11, err_msg=name)
+    check_matches_loop_reference(case, tol=1e-11)
 
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 def test_direct_matches_torch_float32(case, direct):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, np.float32, seed=3)
-    got = forward(x, w, b, **kw)
-    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w),
-                                      None if b is None else torch.tensor(b), **kw).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    check_forward_matches_torch_float32(case, forward, atol_scales_with_output=False)
 
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
@@ -110,25 +88,13 @@ def test_direct_gives_the_tiles_bits(case, dtype):
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_one_and_two_threads_are_bit_identical(case, dtype, direct):
-    x, w, b, kw = make(case, dtype, seed=5)
-    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
-    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
-        np.testing.assert_array_equal(a, b_, err_msg=name)
+    check_one_and_two_threads_bit_identical(case, dtype)
 
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_baseline_and_avx2_builds_give_the_same_bits(case, dtype, direct):
-    x, w, b, kw = make(case, dtype, seed=6)
-    if not kernels.use_cpu_avx2(True):
-        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
-    try:
-        avx2 = forward(x, w, b, **kw)
-        assert not kernels.use_cpu_avx2(False)
-        baseline = forward(x, w, b, **kw)
-    finally:
-        kernels.use_cpu_avx2(True)
-    np.testing.assert_array_equal(avx2, baseline)
+    check_avx2_and_baseline_builds_agree(case, dtype, forward_result)
 
 
 def test_direct_rounds_each_step_once_in_channel_tap_order(direct):
@@ -159,31 +125,14 @@ def test_direct_rounds_each_step_once_in_channel_tap_order(direct):
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_direct_carries_a_non_finite_input(value, direct):
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((3, 4, 4, 4))
-    w = rng.standard_normal((9, 4, 3, 3))
-    x[1, 2, 0, 3] = value
-    got = forward(x, w, None, padding=1)
-    with np.errstate(invalid="ignore"):
-        want = reference(x, w, None, 1, 1, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.isfinite(got).sum() > 0 and not np.isfinite(got).all()
+    check_direct_carries_a_non_finite_input(forward, value)
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_a_non_finite_weight_meets_the_padding(value, direct):
     """0 * inf is NaN: the padding must meet such a weight, so it takes the tiles or
     BLAS, which multiply the padding's zeros (the border outputs become NaN)."""
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 4, 4, 4))
-    w = rng.standard_normal((6, 4, 3, 3))
-    w[2, 1, 0, 0] = value
-    got = forward(x, w, None, padding=1)
-    with np.errstate(invalid="ignore"):
-        want = reference(x, w, None, 1, 1, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.isnan(got[:, 2, 0, :]).all()  # the top row's tap (0, 0) is in the padding
-    assert np.isfinite(got[:, 3]).all()
+    check_non_finite_weight_meets_the_padding(forward, value)
 
 
 @pytest.mark.parametrize("shape,out_channels,k,pad,on_direct", [
@@ -196,25 +145,7 @@ def test_a_non_finite_weight_meets_the_padding(value, direct):
     ((64, 3, 32, 32), 32, 3, 1, False),
 ])
 def test_automatic_choice_is_the_measured_one(shape, out_channels, k, pad, on_direct):
-    N, C, H, W = shape
-    geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
-                                        W + 2 * pad - k + 1, 1)
-    previous = kernels.use_direct(1), kernels.use_tiles(1)
-    avx2 = kernels.use_cpu_avx2(True)
-    try:
-        assert kernels.uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
-        assert not kernels.uses_direct(C, H, W, out_channels, geometry, True)  # float64
-        kernels.use_cpu_avx2(False)  # the baseline build is slow: automatic mode keeps BLAS
-        assert not kernels.uses_direct(C, H, W, out_channels, geometry)
-        kernels.use_cpu_avx2(True)
-        kernels.use_tiles(0)  # BLAS only
-        assert not kernels.uses_direct(C, H, W, out_channels, geometry)
-        kernels.use_direct(2)
-        assert kernels.uses_direct(C, H, W, out_channels, geometry, True)
-    finally:
-        kernels.use_direct(previous[0])
-        kernels.use_tiles(previous[1])
-        kernels.use_cpu_avx2(True)
+    check_automatic_direct_choice(kernels.uses_direct, shape, out_channels, k, pad, on_direct)
 
 
 def test_use_direct_rejects_an_unknown_mode():

@@ -17,20 +17,15 @@ import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from minipool.ops import conv as conv_module
-from tests.conv.test_conv import make, reference
+from tests.conv.conv_checks import (check_automatic_direct_choice,
+                                    check_avx2_and_baseline_builds_agree,
+                                    check_direct_carries_a_non_finite_input,
+                                    check_forward_matches_torch_float32,
+                                    check_non_finite_weight_meets_the_padding, make,
+                                    random_geometry_inputs, reference)
 from tests.conv.test_conv_channels_last import CL, nchw, nhwc, run
 from tests.conv.test_conv_direct import DIRECT_CASES, DIRECT_IDS, geometry_of
 from tests.helpers import with_threads
-
-
-@pytest.fixture
-def direct():
-    """Every forward with a finite weight on the direct kernel."""
-    previous = kernels.use_direct(2)
-    try:
-        yield
-    finally:
-        kernels.use_direct(previous)
 
 
 def forward(x, w, b, **kwargs):
@@ -70,13 +65,8 @@ def test_direct_channels_last_matches_loop_reference(case, direct):
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 def test_direct_channels_last_matches_torch_float32(case, direct):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, np.float32, seed=3)
-    got = forward(x, w, b, **kw)
-    tx = torch.tensor(x).contiguous(memory_format=torch.channels_last)
-    want = torch.nn.functional.conv2d(tx, torch.tensor(w), None if b is None else torch.tensor(b),
-                                      **kw).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    check_forward_matches_torch_float32(case, forward, atol_scales_with_output=False,
+                                        torch_channels_last=True)
 
 
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
@@ -111,46 +101,20 @@ def test_direct_channels_last_through_conv2d_one_and_two_threads(case, direct):
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=DIRECT_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_direct_channels_last_baseline_and_avx2_builds_give_the_same_bits(case, dtype, direct):
-    x, w, b, kw = make(case, dtype, seed=6)
-    if not kernels.use_cpu_avx2(True):
-        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
-    try:
-        avx2 = [kernel_forward(x, w, b, kw, by_planes) for by_planes in (False, True)]
-        assert not kernels.use_cpu_avx2(False)
-        baseline = [kernel_forward(x, w, b, kw, by_planes) for by_planes in (False, True)]
-    finally:
-        kernels.use_cpu_avx2(True)
-    for a, b_ in zip(avx2, baseline):
-        np.testing.assert_array_equal(a, b_)
+    check_avx2_and_baseline_builds_agree(case, dtype, lambda x, w, b, kw: [
+        kernel_forward(x, w, b, kw, by_planes) for by_planes in (False, True)])
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_direct_channels_last_carries_a_non_finite_input(value, direct):
-    rng = np.random.default_rng(10)
-    x = rng.standard_normal((3, 4, 4, 4))
-    w = rng.standard_normal((9, 4, 3, 3))
-    x[1, 2, 0, 3] = value
-    got = forward(x, w, None, padding=1)
-    with np.errstate(invalid="ignore"):
-        want = reference(x, w, None, 1, 1, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.isfinite(got).sum() > 0 and not np.isfinite(got).all()
+    check_direct_carries_a_non_finite_input(forward, value)
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
 def test_a_non_finite_weight_meets_the_padding_channels_last(value, direct):
     """0 * inf is NaN: such a weight takes the im2col path (the border outputs become
     NaN), and the direct entry point refuses it by name."""
-    rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 4, 4, 4))
-    w = rng.standard_normal((6, 4, 3, 3))
-    w[2, 1, 0, 0] = value
-    got = forward(x, w, None, padding=1)
-    with np.errstate(invalid="ignore"):
-        want = reference(x, w, None, 1, 1, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.isnan(got[:, 2, 0, :]).all()  # the top row's tap (0, 0) is in the padding
-    assert np.isfinite(got[:, 3]).all()
+    x, w = check_non_finite_weight_meets_the_padding(forward, value)
     with pytest.raises(ValueError, match="weight must be finite"):
         kernel_forward(x, w, None, dict(stride=1, padding=1, dilation=1, groups=1), False)
 
@@ -175,26 +139,8 @@ def test_direct_channels_last_rejects_mismatched_shapes():
 ])
 def test_automatic_choice_channels_last_is_the_measured_one(shape, out_channels, k, pad,
                                                             on_direct):
-    N, C, H, W = shape
-    geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
-                                        W + 2 * pad - k + 1, 1)
-    previous = kernels.use_direct(1), kernels.use_tiles(1)
-    avx2 = kernels.use_cpu_avx2(True)
-    try:
-        assert kernels.uses_direct_channels_last(C, H, W, out_channels, geometry) == (
-            on_direct and avx2)
-        assert not kernels.uses_direct_channels_last(C, H, W, out_channels, geometry, True)
-        kernels.use_cpu_avx2(False)  # the baseline build is slow: automatic mode keeps BLAS
-        assert not kernels.uses_direct_channels_last(C, H, W, out_channels, geometry)
-        kernels.use_cpu_avx2(True)
-        kernels.use_tiles(0)  # BLAS only
-        assert not kernels.uses_direct_channels_last(C, H, W, out_channels, geometry)
-        kernels.use_direct(2)
-        assert kernels.uses_direct_channels_last(C, H, W, out_channels, geometry, True)
-    finally:
-        kernels.use_direct(previous[0])
-        kernels.use_tiles(previous[1])
-        kernels.use_cpu_avx2(True)
+    check_automatic_direct_choice(kernels.uses_direct_channels_last, shape, out_channels, k,
+                                  pad, on_direct)
 
 
 def test_direct_by_planes_is_the_measured_choice():
@@ -212,14 +158,11 @@ def test_random_geometry_on_direct_channels_last_matches_reference(
         N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties, by_planes, special, seed):
     """Any geometry, small integer values (ties) or one inf/NaN in the input, NHWC read in
     place or as planes: as the loop reference, and through conv2d with every gradient."""
-    if min(H, W) + 2 * pad - dilation * (k - 1) < 1:
-        return  # the kernel does not fit (covered by the error tests)
-    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
-    x, w, b, kw = make(case, np.float64, seed)
-    if ties:
-        x, w = np.round(x * 2), np.round(w * 2)
-    if special is not None:
-        x[0, 0, H // 2, W // 2] = special
+    inputs = random_geometry_inputs(N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
+                                    special, seed)
+    if inputs is None:
+        return
+    x, w, b, kw = inputs
     with np.errstate(invalid="ignore"):
         ref = reference(x, w, b, **kw, grad_out=None)[0]
     np.testing.assert_allclose(kernel_forward(x, w, b, kw, by_planes), ref, rtol=1e-11,

@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import minipool as mp
-import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from tests.conv.test_conv import check_random_geometry, make, reference, run
-from tests.helpers import with_threads
+from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
+                                    check_bias_free_matches_loop_reference,
+                                    check_forward_matches_torch_float32,
+                                    check_matches_loop_reference, check_random_geometry, forward,
+                                    forward_result, make, reference, run)
+from tests.conv.test_conv import check_one_and_two_threads_bit_identical
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
 TILE_CASES = [
@@ -32,16 +34,6 @@ TILE_IDS = [f"tile{i}" for i in range(len(TILE_CASES))]
 
 
 @pytest.fixture
-def tiles():
-    """Every forward product on the tiles."""
-    previous = kernels.use_tiles(2)
-    try:
-        yield
-    finally:
-        kernels.use_tiles(previous)
-
-
-@pytest.fixture
 def no_tiles():
     previous = kernels.use_tiles(0)
     try:
@@ -50,30 +42,14 @@ def no_tiles():
         kernels.use_tiles(previous)
 
 
-def forward(x, w, b, **kwargs):
-    with mp.no_grad():
-        return F.conv2d(mp.tensor(x), mp.tensor(w), None if b is None else mp.tensor(b),
-                        **kwargs).numpy()
-
-
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
 def test_tiles_match_loop_reference(case, tiles):
-    x, w, b, kw = make(case)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
-                               reference(x, w, b, **kw, grad_out=g)):
-        if got is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    check_matches_loop_reference(case)
 
 
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
 def test_tiles_match_torch_float32(case, tiles):
-    torch = pytest.importorskip("torch")
-    x, w, b, kw = make(case, np.float32, seed=3)
-    got = forward(x, w, b, **kw)
-    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
-                                      None if b is None else torch.from_numpy(b), **kw).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    check_forward_matches_torch_float32(case, forward, atol_scales_with_output=True)
 
 
 @pytest.mark.parametrize("case", TILE_CASES[:4], ids=TILE_IDS[:4])
@@ -97,25 +73,13 @@ def test_tiles_gradcheck_float64(case, tiles):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tiles_one_and_two_threads_are_bit_identical(case, dtype, tiles):
     """Forward and all gradients (the input gradient also runs on the tiles)."""
-    x, w, b, kw = make(case, dtype, seed=5)
-    one, two = (with_threads(t, lambda: run(x, w, b, kw)) for t in (1, 2))
-    for name, a, b_ in zip(["out", "grad_x", "grad_w", "grad_b", "g"], one, two):
-        np.testing.assert_array_equal(a, b_, err_msg=name)
+    check_one_and_two_threads_bit_identical(case, dtype)
 
 
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_baseline_and_avx2_builds_give_the_same_bits(case, dtype, tiles):
-    x, w, b, kw = make(case, dtype, seed=6)
-    if not kernels.use_cpu_avx2(True):
-        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
-    try:
-        avx2 = forward(x, w, b, **kw)
-        assert not kernels.use_cpu_avx2(False)
-        baseline = forward(x, w, b, **kw)
-    finally:
-        kernels.use_cpu_avx2(True)
-    np.testing.assert_array_equal(avx2, baseline)
+    check_avx2_and_baseline_builds_agree(case, dtype, forward_result)
 
 
 def fma_sums(x, w, b):
@@ -214,11 +178,7 @@ def test_input_gradient_keeps_the_scatter_for_a_non_finite_weight(value, tiles):
     x = rng.standard_normal((2, 3, 6, 8))
     w = rng.standard_normal((5, 3, 3, 3))
     w[2, 1, 0, 0] = value
-    out, gx, gw, gb, g = run(x, w, None, dict(padding=1))
-    with np.errstate(invalid="ignore"):
-        ref = reference(x, w, None, 1, 1, 1, 1, grad_out=g)
-    for name, got, want in zip(["out", "grad_x", "grad_w"], (out, gx, gw), ref):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    out, gx, gw, g = check_bias_free_matches_loop_reference(x, w, 1)
     assert np.isfinite(gx).sum() > 0
     geometry = conv_module.ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 6, 8, 1)
     grad_x = np.empty_like(x)

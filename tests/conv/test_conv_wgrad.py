@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from tests.conv.test_conv import (check_one_and_two_threads_bit_identical, check_random_geometry,
+from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
+                                    check_matches_loop_reference, check_random_geometry, reference,
+                                    weight_and_bias_grads)
+from tests.conv.test_conv import (check_one_and_two_threads_bit_identical,
                                   check_weight_grad_finite_differences,
-                                  check_weight_grad_matches_torch_float32, make, reference, run,
-                                  weight_grad)
+                                  check_weight_grad_matches_torch_float32, weight_grad)
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
 WGRAD_CASES = [
@@ -34,24 +36,9 @@ WGRAD_CASES = [
 WGRAD_IDS = [f"wgrad{i}" for i in range(len(WGRAD_CASES))]
 
 
-@pytest.fixture
-def wgrad_tiles():
-    """Every weight-gradient product on the tiles."""
-    previous = kernels.use_wgrad_tiles(2)
-    try:
-        yield
-    finally:
-        kernels.use_wgrad_tiles(previous)
-
-
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
 def test_wgrad_tiles_match_loop_reference(case, wgrad_tiles):
-    x, w, b, kw = make(case)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], (out, gx, gw, gb),
-                               reference(x, w, b, **kw, grad_out=g)):
-        if got is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, err_msg=name)
+    check_matches_loop_reference(case)
 
 
 @pytest.mark.parametrize("case", WGRAD_CASES, ids=WGRAD_IDS)
@@ -75,18 +62,7 @@ def test_wgrad_tiles_one_and_two_threads_are_bit_identical(case, dtype, wgrad_ti
 def test_wgrad_baseline_and_avx2_builds_give_the_same_bits(case, dtype, wgrad_tiles):
     """The weight and bias gradients (the forward and input gradient may take BLAS in the
     baseline build's automatic mode)."""
-    x, w, b, kw = make(case, dtype, seed=6)
-    if not kernels.use_cpu_avx2(True):
-        pytest.skip("this CPU has no AVX2+FMA: only the baseline build runs")
-    try:
-        avx2 = run(x, w, b, kw)
-        assert not kernels.use_cpu_avx2(False)
-        baseline = run(x, w, b, kw)
-    finally:
-        kernels.use_cpu_avx2(True)
-    np.testing.assert_array_equal(avx2[2], baseline[2])
-    if b is not None:
-        np.testing.assert_array_equal(avx2[3], baseline[3])
+    check_avx2_and_baseline_builds_agree(case, dtype, weight_and_bias_grads)
 
 
 def lane_order_sums(x, g, kh, kw):

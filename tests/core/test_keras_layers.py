@@ -27,6 +27,23 @@ def tf_same_pads(n, k, s, d):
     return total // 2, total - total // 2
 
 
+def torch_leaves(x, layer):
+    """The input and the layer's weight and bias as torch tensors that collect gradients."""
+    return tuple(torch.tensor(a, requires_grad=True)
+                 for a in (x, layer.weight.numpy(), layer.bias.numpy()))
+
+
+def assert_matches_torch(y, xm, layer, yt, leaves, tol):
+    """The layer's output ``y`` and the gradients of its input ``xm``, weight and bias as
+    torch's (``yt`` and the ``leaves`` after its backward), to ``tol`` (atol 10 * tol for the
+    parameters, whose gradients are sums over the batch and the pixels)."""
+    xt, wt, bt = leaves
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.weight.grad.numpy(), wt.grad.numpy(), rtol=tol, atol=10 * tol)
+    np.testing.assert_allclose(layer.bias.grad.numpy(), bt.grad.numpy(), rtol=tol, atol=10 * tol)
+
+
 def conv_nhwc_loops(x, kernel_hwio, bias, strides, padding, dilation):
     """Keras's Conv2D by loops: NHWC input, HWIO kernel, TensorFlow's SAME/VALID."""
     N, H, W, C = x.shape
@@ -136,19 +153,14 @@ def test_conv2d_forward_backward_match_torch(dtype, tol, strides, padding, kerne
     g = arr(rng, y.shape, dtype)
     y.backward(g)
     # torch: NCHW, TensorFlow's SAME padding made explicit
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.weight.numpy(), requires_grad=True)
-    bt = torch.tensor(layer.bias.numpy(), requires_grad=True)
+    xt, wt, bt = leaves = torch_leaves(x, layer)
     pads = (0, 0, 0, 0)
     if padding == "same":
         (top, bottom), (left, right) = tf_same_pads(7, kernel, strides, 1), tf_same_pads(8, kernel, strides, 1)
         pads = (left, right, top, bottom)
     yt = TF.relu(TF.conv2d(TF.pad(xt.permute(0, 3, 1, 2), pads), wt, bt, strides)).permute(0, 2, 3, 1)
     yt.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.weight.grad.numpy(), wt.grad.numpy(), rtol=tol, atol=tol * 10)
-    np.testing.assert_allclose(layer.bias.grad.numpy(), bt.grad.numpy(), rtol=tol, atol=tol * 10)
+    assert_matches_torch(y, xm, layer, yt, leaves, tol)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -244,9 +256,7 @@ def test_conv2d_transpose_matches_torch(padding, output_padding, k, s, dtype, to
     y = layer(xm)
     g = arr(rng, y.shape, dtype)
     y.backward(g)
-    xt = torch.tensor(x, requires_grad=True)
-    wt = torch.tensor(layer.weight.numpy(), requires_grad=True)
-    bt = torch.tensor(layer.bias.numpy(), requires_grad=True)
+    xt, wt, bt = leaves = torch_leaves(x, layer)
     full = TF.conv_transpose2d(xt.permute(0, 3, 1, 2), wt, None, s)  # (N, 3, (n-1)s+k, ...)
     target = layer.output_sides((4, 5))
     begin = [0 if padding == "valid" else tf_same_pads(L, k, s, 1)[0] for L in target]
@@ -256,10 +266,7 @@ def test_conv2d_transpose_matches_torch(padding, output_padding, k, s, dtype, to
     yt = yt.permute(0, 2, 3, 1)
     assert tuple(yt.shape) == y.shape
     yt.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=tol, atol=tol)
-    np.testing.assert_allclose(layer.weight.grad.numpy(), wt.grad.numpy(), rtol=tol, atol=10 * tol)
-    np.testing.assert_allclose(layer.bias.grad.numpy(), bt.grad.numpy(), rtol=tol, atol=10 * tol)
+    assert_matches_torch(y, xm, layer, yt, leaves, tol)
 
 
 def test_conv2d_transpose_output_sizes_and_errors():

@@ -415,6 +415,27 @@ def test_gradcheck_float64(case):
 
 
 # ----------------------------------------------------------------------------- hypothesis
+def affine_operands(rng, affine, shape, tensors):
+    """Random weight and bias of ``shape`` as (minipool, torch) pairs, added to ``tensors``
+    (checked gradient by gradient); (w, wt, b, bt), all None without ``affine``."""
+    if not affine:
+        return None, None, None, None
+    (w, wt), (b, bt) = both(arr(rng, shape)), both(arr(rng, shape))
+    tensors.update(weight=(w, wt), bias=(b, bt))
+    return w, wt, b, bt
+
+
+def check_hypothesis_case_as_torch(rng, out, t_out, tensors, backward=True):
+    """``out`` as torch's ``t_out`` (1e-7); with ``backward``, the gradients of a random
+    cotangent for every (minipool, torch) pair in ``tensors`` (1e-6)."""
+    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-7, atol=1e-7)
+    if backward:
+        g = rng.standard_normal(out.shape)
+        out.backward(mp.tensor(g)), t_out.backward(torch.tensor(g))
+        for name, (a, tt) in tensors.items():
+            np.testing.assert_allclose(a.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+
+
 @settings(max_examples=40, deadline=None)
 @given(batch=st.integers(0, 3), extra=st.lists(st.integers(1, 4), min_size=1, max_size=3),
        k=st.integers(1, 3), affine=st.booleans(), eps=st.sampled_from([1e-5, 1e-2, 0.0]),
@@ -430,17 +451,9 @@ def test_hypothesis_layer_norm_as_torch(batch, extra, k, affine, eps, seed, ties
         data += np.arange(data.size).reshape(shape) * 1e-3  # no constant row: 0 / 0 otherwise
     x, xt = both(data)
     tensors = {"input": (x, xt)}
-    w = wt = b = bt = None
-    if affine:
-        (w, wt), (b, bt) = both(arr(rng, normalized)), both(arr(rng, normalized))
-        tensors.update(weight=(w, wt), bias=(b, bt))
+    w, wt, b, bt = affine_operands(rng, affine, normalized, tensors)
     out, t_out = F.layer_norm(x, normalized, w, b, eps), TF.layer_norm(xt, normalized, wt, bt, eps)
-    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-7, atol=1e-7)
-    if data.size and eps > 0:
-        g = rng.standard_normal(out.shape)
-        out.backward(mp.tensor(g)), t_out.backward(torch.tensor(g))
-        for name, (a, tt) in tensors.items():
-            np.testing.assert_allclose(a.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+    check_hypothesis_case_as_torch(rng, out, t_out, tensors, backward=data.size and eps > 0)
 
 
 @settings(max_examples=40, deadline=None)
@@ -457,16 +470,9 @@ def test_hypothesis_group_norm_as_torch(N, per, groups, spatial, seed, affine, t
         data = np.round(data)
     x, xt = both(data)
     tensors = {"input": (x, xt)}
-    w = wt = b = bt = None
-    if affine:
-        (w, wt), (b, bt) = both(arr(rng, C)), both(arr(rng, C))
-        tensors.update(weight=(w, wt), bias=(b, bt))
+    w, wt, b, bt = affine_operands(rng, affine, C, tensors)
     out, t_out = F.group_norm(x, groups, w, b), TF.group_norm(xt, groups, wt, bt)
-    np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-7, atol=1e-7)
-    g = rng.standard_normal(out.shape)
-    out.backward(mp.tensor(g)), t_out.backward(torch.tensor(g))
-    for name, (a, tt) in tensors.items():
-        np.testing.assert_allclose(a.grad.numpy(), tt.grad.numpy(), rtol=1e-6, atol=1e-6, err_msg=name)
+    check_hypothesis_case_as_torch(rng, out, t_out, tensors)
 
 
 @settings(max_examples=40, deadline=None)

@@ -124,6 +124,25 @@ def run_minipool(x, kernel, out, samples, grad, channels_last=False):
     return back(y.numpy()), back(idx.numpy()), back(t.grad.numpy())
 
 
+def run_torch(x, kernel, out, samples, grad):
+    """values, indices, input gradient of PyTorch's op on the same windows (``samples``);
+    callers skip first when torch is missing."""
+    import torch
+    tx = torch.tensor(x, requires_grad=True)
+    torch_pool = torch.nn.functional.fractional_max_pool2d if len(kernel) == 2 else \
+        torch.nn.functional.fractional_max_pool3d
+    ty, ti = torch_pool(tx, kernel, output_size=out, return_indices=True,
+                        _random_samples=torch.tensor(samples))
+    ty.backward(torch.tensor(grad))
+    return ty.detach().numpy(), ti.numpy(), tx.grad.numpy()
+
+
+def same_bits_as_torch(ours, torch_results):
+    """values, indices and input gradient (run_minipool's and run_torch's) bit for bit."""
+    for what, a, b in zip(("values", "indices", "gradient"), ours, torch_results):
+        same_bits(a, b, what)
+
+
 # ----------------------------------------------------------------------------- reference parity
 CASES = [  # (input shape, kernel, output size)
     ((2, 3, 10, 9), (3, 3), (4, 5)),        # overlapping windows
@@ -189,7 +208,7 @@ torch_cases = CASES + [((3, 5, 5), (2, 2), (3, 3)), ((2, 3, 4, 6), (2, 2), (2, 4
 @pytest.mark.parametrize("shape,kernel,out", torch_cases)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_torch_parity_bit_for_bit(shape, kernel, out, dtype, channels_last):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     rank = len(kernel)
     batched = len(shape) == rank + 2
     rng = np.random.default_rng(sum(shape))
@@ -203,21 +222,12 @@ def test_torch_parity_bit_for_bit(shape, kernel, out, dtype, channels_last):
     samples = rng.random((n, c, rank), dtype=dtype)
     full_out = (shape[:-rank] + out)
     grad = rng.standard_normal(full_out).astype(dtype)
-
-    tx = torch.tensor(x, requires_grad=True)
-    tf = torch.nn.functional.fractional_max_pool2d if rank == 2 else \
-        torch.nn.functional.fractional_max_pool3d
-    ty, ti = tf(tx, kernel, output_size=out, return_indices=True,
-                _random_samples=torch.tensor(samples))
-    ty.backward(torch.tensor(grad))
-
+    theirs = run_torch(x, kernel, out, samples, grad)
     xb, gb = (x, grad) if batched else (x[None], grad[None])
     values, indices, gin = run_minipool(xb, kernel, out, samples, gb, channels_last)
     if not batched:
         values, indices, gin = values[0], indices[0], gin[0]
-    same_bits(values, ty.detach().numpy(), "values")
-    same_bits(indices, ti.numpy(), "indices")
-    same_bits(gin, tx.grad.numpy(), "gradient")
+    same_bits_as_torch((values, indices, gin), theirs)
 
 
 def test_unbatched_input_equals_a_batch_of_one():
@@ -352,17 +362,9 @@ def test_hypothesis_against_torch(geometry, data):
     rank = len(kernel)
     samples = rng.random(shape[:2] + (rank,), dtype=dtype)
     grad = rng.standard_normal(shape[:2] + out).astype(dtype)
-    tx = torch.tensor(x, requires_grad=True)
-    tf = torch.nn.functional.fractional_max_pool2d if rank == 2 else \
-        torch.nn.functional.fractional_max_pool3d
-    ty, ti = tf(tx, kernel, output_size=out, return_indices=True,
-                _random_samples=torch.tensor(samples))
-    ty.backward(torch.tensor(grad))
-    values, indices, gin = run_minipool(x, kernel, out, samples, grad,
-                                        channels_last=data.draw(st.booleans()))
-    same_bits(values, ty.detach().numpy(), "values")
-    same_bits(indices, ti.numpy(), "indices")
-    same_bits(gin, tx.grad.numpy(), "gradient")
+    theirs = run_torch(x, kernel, out, samples, grad)
+    same_bits_as_torch(run_minipool(x, kernel, out, samples, grad,
+                                    channels_last=data.draw(st.booleans())), theirs)
 
 
 # ----------------------------------------------------------------------------- generator

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from minipool import _random
 from minipool.data import (CIFAR10, CIFAR100, CIFARError, DataLoader, DatasetNotFoundError,
                            transforms)
+from tests.training.training_checks import check_offline_download_fails_with_instructions
 
 # ------------------------------------------------------------------ writing the official format
 
@@ -306,12 +307,8 @@ def test_damaged_archives_raise_naming_the_archive(tmp_path):
 def test_download_offline_fails_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setattr(CIFAR10, "url", "http://127.0.0.1:9/cifar-10-binary.tar.gz")
     monkeypatch.setattr(CIFAR10, "download_timeout", 5)
-    with pytest.raises(DatasetNotFoundError) as info:
-        CIFAR10(tmp_path / "cache", train=False, download=True)
-    message = str(info.value)
-    assert "Download failed" in message and "127.0.0.1:9" in message
-    assert str(tmp_path / "cache") in message and "copy" in message and "--download (" not in message
-    assert os.listdir(tmp_path / "cache") == [], "partial downloads must be removed"
+    check_offline_download_fails_with_instructions(
+        lambda cache: CIFAR10(cache, train=False, download=True), tmp_path / "cache")
 
 
 def _serve_archive(tmp_path, monkeypatch, cls=CIFAR10):

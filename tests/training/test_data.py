@@ -10,6 +10,7 @@ import pytest
 from minipool.data import (MNIST, ArrayDataset, DataLoader, DatasetNotFoundError, FashionMNIST,
                            IDXError, SyntheticDigits, default_data_dir, read_idx, transforms,
                            write_idx)
+from tests.training.training_checks import check_offline_download_fails_with_instructions
 
 
 
@@ -139,12 +140,8 @@ def test_mnist_missing_files_say_where_to_put_them(tmp_path):
 def test_download_offline_fails_with_instructions(tmp_path, monkeypatch):
     monkeypatch.setattr(MNIST, "mirrors", ("http://127.0.0.1:9/",))
     monkeypatch.setattr(MNIST, "download_timeout", 5)
-    with pytest.raises(DatasetNotFoundError) as info:
-        MNIST(tmp_path / "cache", train=False, download=True)
-    message = str(info.value)
-    assert "Download failed" in message and "127.0.0.1:9" in message
-    assert str(tmp_path / "cache") in message and "copy" in message and "--download (" not in message
-    assert not [p for p in os.listdir(tmp_path / "cache")], "partial downloads must be removed"
+    check_offline_download_fails_with_instructions(
+        lambda cache: MNIST(cache, train=False, download=True), tmp_path / "cache")
 
 
 def _file_mirror(tmp_path, monkeypatch):

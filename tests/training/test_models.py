@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import minipool as mp
-import minipool.nn.functional as F
 from minipool.models import LeNet5, LeNet5Classic, build_model
 from minipool.models.lenet import RBF_BITMAPS, c3_connections, lenet5_torch, rbf_prototypes
+from tests.training.training_checks import step_side_by_side
 
 
 def batch(n=8, seed=0):
@@ -168,15 +168,8 @@ def test_one_sgd_step_matches_pytorch(momentum, weight_decay):
     opt = optim.SGD(list(ours.parameters()), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     for step in range(2):  # the second step exercises the momentum buffer
-        loss = F.cross_entropy(ours(mp.tensor(x)), mp.tensor(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        tloss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x)), torch.from_numpy(y))
-        topt.zero_grad()
-        tloss.backward()
-        topt.step()
-        assert loss.item() == pytest.approx(tloss.item(), rel=1e-5)
+        loss, tloss = step_side_by_side(torch, ours, opt, theirs, topt, x, y)
+        assert loss == pytest.approx(tloss, rel=1e-5)
         expected = theirs.state_dict()
         for k, v in ours.state_dict().items():
             np.testing.assert_allclose(v, expected[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)

@@ -7,6 +7,7 @@ import minipool.nn.functional as F
 from minipool import train
 from minipool.data import SyntheticDigits
 from minipool.models import MODELS, TinyVGG, build_model
+from tests.training.training_checks import step_side_by_side
 
 torch = pytest.importorskip("torch")
 
@@ -70,15 +71,8 @@ def test_same_keys_and_training_steps_as_torch():
     rng = np.random.default_rng(0)
     for _ in range(10):
         x, y = rng.standard_normal((6, 3, 16, 16)), rng.integers(0, 5, 6)
-        loss = F.cross_entropy(net(mp.tensor(x)), mp.tensor(y))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        tloss = torch.nn.functional.cross_entropy(twin_forward(torch.tensor(x)), torch.tensor(y))
-        topt.zero_grad()
-        tloss.backward()
-        topt.step()
-        assert loss.item() == pytest.approx(tloss.item(), rel=1e-9)
+        loss, tloss = step_side_by_side(torch, net, opt, twin_forward, topt, x, y)
+        assert loss == pytest.approx(tloss, rel=1e-9)
     for k, v in twin.state_dict().items():
         np.testing.assert_allclose(net.state_dict()[k], v.numpy(), rtol=1e-8, atol=1e-10, err_msg=k)
     net.eval()
