@@ -276,3 +276,36 @@ def test_16x16_5x5_on_direct_gives_the_tiles_bits_and_torch_values():
     want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
                                       padding=2).numpy()
     np.testing.assert_allclose(automatic, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("N, C, H, O, k, pad, bias", [
+    (7, 6, 14, 16, 5, 0, True),    # LeNet's conv2: rows of 10, runs of 6 pixels in a row
+    (7, 6, 14, 16, 5, 0, False),
+    (3, 8, 16, 20, 5, 2, True),    # 16x16: a full block of 16 (runs) and one of 4 (scalar)
+    (2, 4, 12, 32, 3, 1, False),   # 12x12: runs across two blocks
+])
+@pytest.mark.parametrize("avx2", [True, False])
+def test_direct_output_runs_give_the_tiles_bits(N, C, H, O, k, pad, bias, avx2):
+    """Tiles whose 6 points are one run of an output row are stored transposed in
+    registers (AVX2, outputs of 100+ pixels): the same bits as the tiles, bias or not,
+    and as the baseline build's scalar stores."""
+    rng = np.random.default_rng(N * 100 + O)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32) if bias else None
+    previous = kernels.use_direct(2), kernels.use_tiles(2)
+    try:
+        kernels.use_cpu_avx2(avx2)
+        on_direct = forward(x, w, b, padding=pad)
+        kernels.use_direct(0)  # every product on the tiles
+        kernels.use_cpu_avx2(True)
+        on_tiles = forward(x, w, b, padding=pad)
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+        kernels.use_cpu_avx2(True)
+    np.testing.assert_array_equal(on_direct, on_tiles)
+    want = reference(x.astype(np.float64), w.astype(np.float64),
+                     None if b is None else b.astype(np.float64), stride=1, padding=pad,
+                     dilation=1, groups=1)[0]
+    np.testing.assert_allclose(on_direct, want, rtol=1e-4, atol=1e-4)
