@@ -43,8 +43,8 @@ A third forward engine, ``conv2d_direct.h`` (conv_direct.pxd, section "direct"),
 puts output channels in the vector lanes and reads the input pixels from the
 image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
 planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
-it for small planes (up to 8x8) and rows that are not whole vectors (LeNet's
-conv2).  The same kernel with NHWC strides runs channels-last forwards
+it for small planes (up to 8x8), rows that are not whole vectors (LeNet's
+conv2) and 5x5 kernels on 16x16 planes.  The same kernel with NHWC strides runs channels-last forwards
 (conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
 output channels in the lanes are then the NHWC output's own runs.
 

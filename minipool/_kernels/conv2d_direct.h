@@ -29,8 +29,9 @@
  * inside the plane, in one image or across the images of a call: a 4x4 plane's
  * corner pixels of 6 images make one tile), so the loop over taps has no branch
  * and each weight load serves every point.  The outputs leave a tile
- * transposed (scalar stores): that is why first layers, with 9-75 products per
- * output, stay on the tiles.
+ * transposed (scalar stores; 6 points on one run of an output row: two 8x8
+ * transposes in registers, see mp_direct_store_run_f_avx2): that is why first
+ * layers, with 9-75 products per output, stay on the tiles.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
