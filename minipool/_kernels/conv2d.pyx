@@ -43,8 +43,8 @@ A third forward engine, ``conv2d_direct.h`` (conv_direct.pxd, section "direct"),
 puts output channels in the vector lanes and reads the input pixels from the
 image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
 planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
-it for small planes (up to 8x8) and rows that are not whole vectors (LeNet's
-conv2).  The same kernel with NHWC strides runs channels-last forwards
+it for small planes (up to 8x8), rows that are not whole vectors (LeNet's
+conv2) and 5x5 kernels on 16x16 planes.  The same kernel with NHWC strides runs channels-last forwards
 (conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
 output channels in the lanes are then the NHWC output's own runs.
 
@@ -251,10 +251,16 @@ cdef bint _direct_win(const Geometry* g) noexcept nogil:
     """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
     batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
     (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
-    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS).  First layers (1-3
-    channels, 9-75 products per output: the scalar stores of the transposed tile cost
-    too much) and 16x16 planes and up stay on the tiles or BLAS (0.5-0.97x there)."""
-    return g.C // g.groups >= 4 and (g.Ho * g.Wo <= 64 or (g.Wo % 8 != 0 and g.Ho * g.Wo <= 256))
+    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS), or 5x5 (25+ taps)
+    at stride 1 with 8+ input channels on up to 256 (16x16 padded by 2, 14% of the taps
+    in the padding: 1.04-1.17x the tiles for 8-64 channels; 4 channels: 0.87-0.9x).
+    First layers (1-3 channels, 9-75 products per output: the scalar stores of the
+    transposed tile cost too much), 3x3 on 16x16 (0.96-0.98x) and 32x32 planes and up
+    stay on the tiles or BLAS (0.5-1.0x there)."""
+    return g.C // g.groups >= 4 and (
+        g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
+            g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
+                              and g.C // g.groups >= 8))))
 
 
 cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:

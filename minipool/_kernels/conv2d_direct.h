@@ -29,8 +29,9 @@
  * inside the plane, in one image or across the images of a call: a 4x4 plane's
  * corner pixels of 6 images make one tile), so the loop over taps has no branch
  * and each weight load serves every point.  The outputs leave a tile
- * transposed (scalar stores): that is why first layers, with 9-75 products per
- * output, stay on the tiles.
+ * transposed (scalar stores; 6 points on one run of an output row: two 8x8
+ * transposes in registers, see mp_direct_store_run_f_avx2): that is why first
+ * layers, with 9-75 products per output, stay on the tiles.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
@@ -63,6 +64,37 @@ static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ss
     Py_ssize_t lanes = 32 / item;
     return (O + lanes - 1) / lanes * lanes * K;
 }
+
+/* The packed weight of `groups` groups (mp_direct_packed_size elements apart) from
+ * weight (groups*O rows of K = channels*taps): block by block (mp_direct_block_width),
+ * the block at channel o0 at o0*K as (K, width), k = c*taps + t, lanes past the last
+ * channel zero.  `channels_last`: a row holds (t, c) instead (conv2d_channels_last.pyx's
+ * weight), packed in the same (c, t) order.  Every element is written (no memset
+ * first), each k's lanes side by side: the writes run contiguously and the rows are
+ * read as `width` sequential streams (the transposed order, a store per cache line,
+ * took 5% of a 128->256 layer's forward on 4x4 planes). */
+#define MP_DIRECT_PACK(T, NAME)                                                                \
+    static void NAME(const T *restrict weight, T *restrict packed, Py_ssize_t groups,         \
+                     Py_ssize_t O, Py_ssize_t channels, Py_ssize_t taps, int channels_last) { \
+        Py_ssize_t K = channels * taps, size = mp_direct_packed_size(O, K, sizeof(T));        \
+        for (Py_ssize_t grp = 0; grp < groups; grp++)                                          \
+            for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                    \
+                wd = mp_direct_block_width(O, o0, sizeof(T));                                  \
+                Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                   \
+                const T *src = weight + (grp * O + o0) * K;                                    \
+                T *d = packed + grp * size + o0 * K;                                           \
+                for (Py_ssize_t c = 0; c < channels; c++)                                      \
+                    for (Py_ssize_t t = 0; t < taps; t++, d += wd) {                           \
+                        const T *s = src + (channels_last ? t * channels + c : c * taps + t);  \
+                        Py_ssize_t r = 0;                                                      \
+                        for (; r < rows; r++) d[r] = s[r * K];                                 \
+                        for (; r < wd; r++) d[r] = 0;                                          \
+                    }                                                                          \
+            }                                                                                  \
+    }
+MP_DIRECT_PACK(float, mp_direct_pack_f)
+MP_DIRECT_PACK(double, mp_direct_pack_d)
+#define mp_direct_pack(w, ...) MP_FLOAT_OR_DOUBLE(w, mp_direct_pack_f, mp_direct_pack_d)(w, __VA_ARGS__)
 
 /* Per output pixel p (row-major over Ho x Wo): where its window starts in the
  * unpadded (H, W) plane (may be outside it) and which of the kh*kw taps land
@@ -110,13 +142,13 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
  * j < valid taps (weight at c*taps*width + tap[2j + 1]: one table, one
  * register) and writes out[put[p] + r*out_channel]; only the first `count`
  * points are real (the others repeat point 0: computed, not stored). */
-#define MP_DIRECT_TILE(T, V, NAME, MADD, ATTR)                                                \
+#define MP_DIRECT_TILE(T, V, NAME, MADD, STORE_RUN, ATTR)                                     \
     ATTR static inline __attribute__((always_inline)) void NAME(                              \
         const T *restrict w, const T *restrict x, Py_ssize_t channels, Py_ssize_t plane,      \
         Py_ssize_t taps, const Py_ssize_t *restrict tap, Py_ssize_t valid,                    \
         const Py_ssize_t *at,                                                                 \
         const Py_ssize_t *put, Py_ssize_t count, const T *restrict bias, T *restrict out,     \
-        Py_ssize_t out_channel, Py_ssize_t rows, const int NV, const int NP) {                \
+        Py_ssize_t out_channel, Py_ssize_t rows, const int RUN, const int NV, const int NP) { \
         enum { VL = sizeof(V) / sizeof(T) };                                                  \
         typedef V VU __attribute__((aligned(sizeof(T)), may_alias)); /* unaligned loads */   \
         V acc[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS];                                       \
@@ -153,6 +185,12 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                 }                                                                             \
             return;                                                                           \
         }                                                                                     \
+        if (RUN && NP == 6 && NV * VL == 16) { /* the caller checked rows and count */      \
+            V sum[2][6]; /* [vector][point] */                                               \
+            for (int v = 0; v < 2; v++)                                                       \
+                for (int q = 0; q < 6; q++) sum[v][q] = acc[q < NP ? q : 0][v];               \
+            if (STORE_RUN(sum, bias, out + put[0], out_channel)) return;                      \
+        }                                                                                     \
         T sums[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS * VL];                                 \
         for (int p = 0; p < NP; p++)                                                          \
             for (int v = 0; v < NV; v++) memcpy(&sums[p][v * VL], &acc[p][v], sizeof(V));     \
@@ -172,7 +210,7 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
  * the same taps (pixel_order), the group's points (pixel, image) in tiles of
  * NP: the products with padding are never issued, and a tile's points share
  * every weight load. */
-#define MP_DIRECT_IMAGES(T, V, NAME, TILE, ATTR)                                              \
+#define MP_DIRECT_IMAGES(T, V, NAME, TILE, RUNS, ATTR)                                        \
     ATTR static void NAME(const T *restrict w, Py_ssize_t O, const T *restrict x,             \
                           Py_ssize_t count, Py_ssize_t channels, Py_ssize_t image,            \
                           Py_ssize_t channel_stride, const Py_ssize_t *restrict tap_offset,   \
@@ -199,36 +237,105 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                         tap[2 * valid] = tap_offset[t]; /* then its weight's place */        \
                         tap[2 * valid++ + 1] = t * wd;                                        \
                     }                                                                         \
-                for (Py_ssize_t q0 = 0; q0 < pixels * count; q0 += np) {                      \
+                /* point q0 + q is (image i, the group's pixel k): counted, not divided */   \
+                for (Py_ssize_t q0 = 0, i = 0, k = 0; q0 < pixels * count; q0 += np) {       \
                     Py_ssize_t n = pixels * count - q0 < np ? pixels * count - q0 : np;       \
+                    int run = out_pixel == 1; /* the points one run of the output? */       \
                     for (Py_ssize_t q = 0; q < n; q++) {                                      \
-                        Py_ssize_t i = (q0 + q) / pixels, pixel = pixel_order[g0 + (q0 + q) % pixels]; \
+                        Py_ssize_t pixel = pixel_order[g0 + k];                               \
                         at[q] = i * image + pixel_base[pixel] * pixel_step;                   \
                         put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;        \
+                        run &= put[q] == put[0] + q;                                          \
+                        if (++k == pixels) k = 0, i++;                                        \
                     }                                                                         \
-                    if (np == 6)                                                              \
+                    if (RUNS && np == 6 && run && n == 6 && rows == 2 * LANES)              \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
-                             at, put, n, bk, out, out_channel, rows, 2 * LANES / VL, 6);      \
+                             at, put, n, bk, out, out_channel, rows, 1, 2 * LANES / VL, 6);   \
+                    else if (np == 6)                                                         \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 0, 2 * LANES / VL, 6);   \
                     else                                                                      \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
-                             at, put, n, bk, out, out_channel, rows, LANES / VL, 12);         \
+                             at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 12);      \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
     }
 
-/* The tiles' fma (a weight vector times a broadcast pixel here: the same product) */
+/* The tiles' fma (a weight vector times a broadcast pixel here: the same product).
+ * STORE_RUN: a full tile of 16 channels whose points are one run of an NCHW output row
+ * (put[p] = put[0] + p) may be stored transposed in registers instead of scalar by
+ * scalar (AVX2 float only: 0 = not taken, the scalar stores run) */
+#define MP_DIRECT_NO_STORE_RUN(sum, bias, out, ld) ((void)(sum), 0)
 #define MP_PORTABLE_DIRECT
-MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_madd_f16, MP_PORTABLE_DIRECT)
-MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_madd_d16, MP_PORTABLE_DIRECT)
-MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_strided_f_portable, mp_direct_tile_f_portable, MP_PORTABLE_DIRECT)
-MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_strided_d_portable, mp_direct_tile_d_portable, MP_PORTABLE_DIRECT)
+MP_DIRECT_TILE(float, mp_vf16, mp_direct_tile_f_portable, mp_madd_f16, MP_DIRECT_NO_STORE_RUN,
+               MP_PORTABLE_DIRECT)
+MP_DIRECT_TILE(double, mp_vd16, mp_direct_tile_d_portable, mp_madd_d16, MP_DIRECT_NO_STORE_RUN,
+               MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(float, mp_vf16, mp_direct_strided_f_portable, mp_direct_tile_f_portable, 0,
+                 MP_PORTABLE_DIRECT)
+MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_strided_d_portable, mp_direct_tile_d_portable, 0,
+                 MP_PORTABLE_DIRECT)
 
 #if MP_CONV_HAVE_X86_DISPATCH
-MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_madd_f32, MP_CONV_AVX2)
-MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_madd_d32, MP_CONV_AVX2)
-MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_strided_f_avx2, mp_direct_tile_f_avx2, MP_CONV_AVX2)
-MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_strided_d_avx2, mp_direct_tile_d_avx2, MP_CONV_AVX2)
+/* 6 points by 16 channels (sum[0..1][p]) plus the bias (the same one add per output as
+ * the scalar stores), each 8 channels transposed as an 8x8 block (points 6 and 7 zero),
+ * channel r's 6 points stored at out + r*ld (4 + 2: a masked store is slow on AMD).  A stored
+ * value is the same sum either way: only the stores change. */
+MP_CONV_AVX2 static inline int mp_direct_store_run_f_avx2(const mp_vf32 sum[2][6],
+                                                          const float *bias, float *out,
+                                                          Py_ssize_t ld) {
+    for (int v = 0; v < 2; v++) {
+        __m256 b = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();
+        __m256 r[8], t[8], s[8];
+        for (int p = 0; p < 8; p++)
+            r[p] = p < 6 ? _mm256_add_ps((__m256)sum[v][p], b) : _mm256_setzero_ps();
+        for (int p = 0; p < 8; p += 2) {
+            t[p] = _mm256_unpacklo_ps(r[p], r[p + 1]);
+            t[p + 1] = _mm256_unpackhi_ps(r[p], r[p + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) {
+            s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+            s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+            s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+            s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+        }
+        for (int k = 0; k < 4; k++) { /* channel k: points 0-3 in s[k], 4-5 in s[k + 4] */
+            float *o = out + (8 * v + k) * ld, *o4 = out + (8 * v + k + 4) * ld;
+            _mm_storeu_ps(o, _mm256_castps256_ps128(s[k]));
+            _mm_storel_pi((__m64 *)(o + 4), _mm256_castps256_ps128(s[k + 4]));
+            _mm_storeu_ps(o4, _mm256_extractf128_ps(s[k], 1));
+            _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(s[k + 4], 1));
+        }
+    }
+    return 1;
+}
+MP_DIRECT_TILE(float, mp_vf32, mp_direct_tile_f_avx2, mp_madd_f32, mp_direct_store_run_f_avx2,
+               MP_CONV_AVX2)
+MP_DIRECT_TILE(double, mp_vd32, mp_direct_tile_d_avx2, mp_madd_d32, MP_DIRECT_NO_STORE_RUN,
+               MP_CONV_AVX2)
+MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_strided_f_avx2_tiles, mp_direct_tile_f_avx2, 0,
+                 MP_CONV_AVX2)
+MP_DIRECT_IMAGES(float, mp_vf32, mp_direct_strided_f_avx2_runs, mp_direct_tile_f_avx2, 1,
+                 MP_CONV_AVX2)
+MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_strided_d_avx2, mp_direct_tile_d_avx2, 0, MP_CONV_AVX2)
+/* The copy that stores runs in registers where it measured faster: NCHW outputs of
+ * 100+ pixels (A/B in one process, 1 thread, CPU time: LeNet's conv2 1.06-1.13x,
+ * 16->32 5x5 on 16x16 ~1.02-1.05x).  On 4x4 and 8x8 planes (no runs, or 1,152+
+ * products per output) the copy without that branch is 1-4% faster: the branch alone
+ * changes how the compiler lays out the loops around the tile. */
+MP_CONV_AVX2 static void mp_direct_strided_f_avx2(
+        const float *restrict w, Py_ssize_t O, const float *restrict x, Py_ssize_t count,
+        Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
+        const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,
+        const Py_ssize_t *restrict pixel_base, Py_ssize_t pixel_step,
+        const uint64_t *restrict pixel_taps, const Py_ssize_t *restrict pixel_order, Py_ssize_t L,
+        const float *restrict bias, float *restrict out, Py_ssize_t out_image,
+        Py_ssize_t out_pixel, Py_ssize_t out_channel) {
+    (out_pixel == 1 && L >= 100 ? mp_direct_strided_f_avx2_runs : mp_direct_strided_f_avx2_tiles)(
+        w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base,
+        pixel_step, pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel);
+}
 #endif
 
 /* mp_direct_strided_f/_d and mp_pick_conv_direct, as the tiles' (conv2d_tiles.h) */

@@ -6,7 +6,6 @@
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
 from libc.stdint cimport uint64_t
-from libc.string cimport memset
 
 from minipool._kernels.conv_columns cimport Geometry
 from minipool._kernels.conv_gemm cimport noinline_void
@@ -29,6 +28,8 @@ cdef extern from "conv2d_direct.h" nogil:
                           Py_ssize_t* pixel_base, uint64_t* pixel_taps, Py_ssize_t* pixel_order)
     Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item)
     Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ssize_t item)
+    void mp_direct_pack(const void* weight, void* packed, Py_ssize_t groups, Py_ssize_t O,
+                        Py_ssize_t channels, Py_ssize_t taps, int channels_last)
     int mp_pick_conv_direct(int allow)
     enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"
 
@@ -42,21 +43,9 @@ cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, f
     the order); and ``g`` set to use them.  ``channels_last``: the weight is (O,
     kh*kw*C/groups) (conv2d_channels_last.pyx's), packed in the same (c, ki, kj)
     order; ``nhwc_offsets``: the taps' offsets count NHWC values (times C)."""
-    cdef Py_ssize_t item = sizeof(floating), group_size, grp, o, o0, width, k, ki, kj
-    cdef Py_ssize_t taps = g.kh * g.kw, Cg = g.C // g.groups
-    cdef floating* d
-    group_size = mp_direct_packed_size(g.O_group, g.K_group, item)
-    memset(packed, 0, g.groups * group_size * item)
-    o0 = 0
-    while o0 < g.O_group:
-        width = mp_direct_block_width(g.O_group, o0, item)
-        for grp in range(g.groups):
-            for o in range(o0, min(o0 + width, g.O_group)):
-                d = packed + grp * group_size + o0 * g.K_group + (o - o0)
-                for k in range(g.K_group):  # k = c*taps + t; channels last: t*Cg + c
-                    d[k * width] = weight[(grp * g.O_group + o) * g.K_group
-                                          + ((k % taps) * Cg + k // taps if channels_last else k)]
-        o0 += width
+    cdef Py_ssize_t ki, kj
+    mp_direct_pack(weight, packed, g.groups, g.O_group, g.C // g.groups, g.kh * g.kw,
+                   channels_last)
     for ki in range(g.kh):
         for kj in range(g.kw):
             tap_offset[ki * g.kw + kj] = ((ki * g.dh * g.W + kj * g.dw) * g.C if nhwc_offsets

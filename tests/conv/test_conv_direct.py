@@ -140,7 +140,7 @@ def test_a_non_finite_weight_meets_the_padding(value, direct):
     ((64, 256, 4, 4), 256, 3, 1, True),     # 4x4 planes
     ((64, 64, 4, 4), 64, 5, 2, True),
     ((64, 64, 8, 8), 128, 3, 1, True),      # 8x8 planes
-    ((64, 16, 16, 16), 32, 5, 2, False),    # 16x16: the tiles
+    ((64, 16, 16, 16), 32, 5, 2, True),     # 16x16, 5x5, 8+ channels
     ((64, 1, 32, 32), 6, 5, 0, False),      # first layers: tiles or BLAS
     ((64, 3, 32, 32), 32, 3, 1, False),
 ])
@@ -165,3 +165,78 @@ def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, 
     the input: forward and gradients as the loop reference."""
     check_random_geometry(kernels.use_direct, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
                           special, seed)
+
+
+@pytest.mark.parametrize("shape, out_channels, k, pad, stride, on_direct", [
+    ((64, 8, 16, 16), 16, 5, 2, 1, True),    # 5x5 on 16x16: the padding's taps skipped
+    ((64, 64, 16, 16), 32, 5, 2, 1, True),
+    ((64, 4, 16, 16), 16, 5, 2, 1, False),   # 4 channels: the tiles measured faster
+    ((64, 32, 16, 16), 64, 3, 1, 1, False),  # 3x3 on 16x16: the tiles
+    ((64, 16, 32, 32), 16, 5, 2, 1, False),  # 32x32 planes: the tiles
+    ((64, 16, 32, 32), 16, 5, 2, 2, False),  # stride 2 onto 16x16: not measured, not taken
+])
+def test_automatic_choice_on_16x16_planes(shape, out_channels, k, pad, stride, on_direct):
+    N, C, H, W = shape
+    Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
+    geometry = conv_module.ConvGeometry(k, k, stride, stride, pad, pad, 1, 1, Ho, Wo, 1)
+    previous = kernels.use_direct(1), kernels.use_tiles(1)
+    avx2 = kernels.use_cpu_avx2(True)
+    try:
+        assert kernels.uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
+        assert not kernels.uses_direct(C, H, W, out_channels, geometry, True)  # float64
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+
+
+def test_16x16_5x5_on_direct_gives_the_tiles_bits_and_torch_values():
+    """The automatic choice (direct) against the tiles and PyTorch on a 16x16 5x5 layer."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 8, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((16, 8, 5, 5)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    previous = kernels.use_direct(1)
+    try:
+        automatic = forward(x, w, b, padding=2)
+        kernels.use_direct(0)
+        on_tiles = forward(x, w, b, padding=2)
+    finally:
+        kernels.use_direct(previous)
+    np.testing.assert_array_equal(automatic, on_tiles)
+    want = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
+                                      padding=2).numpy()
+    np.testing.assert_allclose(automatic, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("N, C, H, O, k, pad, bias", [
+    (7, 6, 14, 16, 5, 0, True),    # LeNet's conv2: rows of 10, runs of 6 pixels in a row
+    (7, 6, 14, 16, 5, 0, False),
+    (3, 8, 16, 20, 5, 2, True),    # 16x16: a full block of 16 (runs) and one of 4 (scalar)
+    (2, 4, 12, 32, 3, 1, False),   # 12x12: runs across two blocks
+])
+@pytest.mark.parametrize("avx2", [True, False])
+def test_direct_output_runs_give_the_tiles_bits(N, C, H, O, k, pad, bias, avx2):
+    """Tiles whose 6 points are one run of an output row are stored transposed in
+    registers (AVX2, outputs of 100+ pixels): the same bits as the tiles, bias or not,
+    and as the baseline build's scalar stores."""
+    rng = np.random.default_rng(N * 100 + O)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32) if bias else None
+    previous = kernels.use_direct(2), kernels.use_tiles(2)
+    try:
+        kernels.use_cpu_avx2(avx2)
+        on_direct = forward(x, w, b, padding=pad)
+        kernels.use_direct(0)  # every product on the tiles
+        kernels.use_cpu_avx2(True)
+        on_tiles = forward(x, w, b, padding=pad)
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+        kernels.use_cpu_avx2(True)
+    np.testing.assert_array_equal(on_direct, on_tiles)
+    want = reference(x.astype(np.float64), w.astype(np.float64),
+                     None if b is None else b.astype(np.float64), stride=1, padding=pad,
+                     dilation=1, groups=1)[0]
+    np.testing.assert_allclose(on_direct, want, rtol=1e-4, atol=1e-4)
