@@ -253,8 +253,12 @@ cdef bint _direct_win(const Geometry* g) noexcept nogil:
     (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
     whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS).  First layers (1-3
     channels, 9-75 products per output: the scalar stores of the transposed tile cost
-    too much) and 16x16 planes and up stay on the tiles or BLAS (0.5-0.97x there)."""
-    return g.C // g.groups >= 4 and (g.Ho * g.Wo <= 64 or (g.Wo % 8 != 0 and g.Ho * g.Wo <= 256))
+    too much) and 16x16 planes and up stay on the tiles or BLAS (0.5-0.97x there) --
+    except 5x5 kernels on 16x16 planes with 16+ output channels per group (23% of the
+    taps in the padding): 1.07-1.17x the tiles (16-64 -> 16-64 channels; 16->8: 0.71x),
+    also as the input gradient of 16->32 5x5 (1.16x; ``_input_grad_on_tiles``)."""
+    return g.C // g.groups >= 4 and (g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
+        g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.O_group >= 16))))
 
 
 cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:

@@ -191,7 +191,9 @@ def test_a_non_finite_weight_meets_the_padding(value, direct):
     ((64, 256, 4, 4), 256, 3, 1, True),     # 4x4 planes
     ((64, 64, 4, 4), 64, 5, 2, True),
     ((64, 64, 8, 8), 128, 3, 1, True),      # 8x8 planes
-    ((64, 16, 16, 16), 32, 5, 2, False),    # 16x16: the tiles
+    ((64, 16, 16, 16), 32, 5, 2, True),     # 16x16 5x5 with 16+ outputs
+    ((64, 16, 16, 16), 8, 5, 2, False),     # 16x16: the tiles
+    ((64, 32, 16, 16), 64, 3, 1, False),
     ((64, 1, 32, 32), 6, 5, 0, False),      # first layers: tiles or BLAS
     ((64, 3, 32, 32), 32, 3, 1, False),
 ])
