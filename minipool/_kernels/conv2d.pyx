@@ -247,6 +247,12 @@ def use_direct(int mode):
     return previous
 
 
+def forward_engines_automatic():
+    """Whether ``use_tiles`` and ``use_direct`` are both in mode 1 (where they measured
+    faster): minipool/ops/conv.py then also picks the input gradient's path by measure."""
+    return _tile_mode == 1 and _direct_mode == 1
+
+
 cdef bint _direct_win(const Geometry* g) noexcept nogil:
     """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
     batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels

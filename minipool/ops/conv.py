@@ -107,6 +107,15 @@ class ConvGeometry(NamedTuple):
     groups: int
 
 
+def _input_grad_scatter_wins(C_group, kh, kw):
+    """Whether the kernel's own input gradient (``W.T @ G`` on BLAS, scattered) beats the
+    flipped forward for a layer with ``C_group`` input channels per group: the flipped
+    forward then has as few output channels, a mostly empty tile (1 thread, CPU time,
+    batch 64, float32, min of 5: 1 channel 1.6-2.0x (1->6 5x5 to 1->64 3x3, 16x16-64x64
+    planes), 2-3 channels 3x3 1.08-1.19x; 3->16 5x5 0.82x stays on the flipped forward)."""
+    return C_group == 1 or (C_group <= 3 and kh * kw <= 9)
+
+
 def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     """Fill ``grad_x`` as a forward convolution on the kernel's tiles or its direct
     kernel, if they would run it (see ``kernels.uses_tiles``, ``kernels.uses_direct``:
@@ -121,7 +130,9 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     N, C, H, W = x_shape
     O = weight2.shape[0]
     qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    if sh != 1 or sw != 1 or qh < 0 or qw < 0 or 0 in x_shape or O == 0:
+    if (sh != 1 or sw != 1 or qh < 0 or qw < 0 or 0 in x_shape or O == 0
+            or (kernels.forward_engines_automatic()
+                and _input_grad_scatter_wins(C // groups, kh, kw))):
         return False
     flipped = ConvGeometry(kh, kw, 1, 1, qh, qw, dh, dw, H, W, groups)
     block_rows, images, per_thread, _, threads, load_team = _plan((N, O, Ho, Wo), C, flipped)

@@ -236,3 +236,29 @@ def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, 
     the input: forward and gradients as the loop reference."""
     check_random_geometry(kernels.use_direct, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
                           special, seed)
+
+
+def test_direct_on_16x16_planes_with_5x5_kernels_gives_the_tiles_bits():
+    """16->32 5x5 on 16x16 runs its forward and its input gradient (a forward 32->16)
+    on the direct kernel: the same bits as on the tiles, and the reference's values."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 16, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 5, 5)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    geometry = conv_module.ConvGeometry(5, 5, 1, 1, 2, 2, 1, 1, 16, 16, 1)
+    flipped = conv_module.ConvGeometry(5, 5, 1, 1, 2, 2, 1, 1, 16, 16, 1)
+    avx2 = kernels.use_cpu_avx2(True)
+    assert kernels.uses_direct(16, 16, 16, 32, geometry) == avx2
+    assert kernels.uses_direct(32, 16, 16, 16, flipped) == avx2
+    direct = run(x, w, b, dict(padding=2))
+    previous = kernels.use_direct(0)
+    try:
+        tiles = run(x, w, b, dict(padding=2))
+    finally:
+        kernels.use_direct(previous)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], direct, tiles):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    want = reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 2, 1, 1,
+                     grad_out=direct[4].astype(np.float64))
+    for name, got, ref in zip(["out", "grad_x", "grad_w", "grad_b"], direct, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3, err_msg=name)
