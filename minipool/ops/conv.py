@@ -324,7 +324,10 @@ class Conv2dChannelsLastFn(Function):
     column rows from the input's pixel rows and writes the output's pixel rows, so the
     batch is never transposed.  The weight keeps PyTorch's layout outside the kernel.
     The forward runs on the direct kernel where it measured faster (``uses_direct_channels_last``;
-    a weight with inf or NaN keeps the column path: a padding tap must meet it)."""
+    a weight with inf or NaN keeps the column path: a padding tap must meet it); so does a
+    stride-1 input gradient (``_input_grad_channels_last``), and the weight gradient runs on
+    the outer products where they pay for transposing the batch
+    (``_weight_grad_outer_channels_last``)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, geometry):
