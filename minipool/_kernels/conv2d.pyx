@@ -247,20 +247,27 @@ def use_direct(int mode):
     return previous
 
 
+def forward_engines_automatic():
+    """Whether ``use_tiles`` and ``use_direct`` are both in mode 1 (where they measured
+    faster): minipool/ops/conv.py then also picks the input gradient's path by measure."""
+    return _tile_mode == 1 and _direct_mode == 1
+
+
 cdef bint _direct_win(const Geometry* g) noexcept nogil:
     """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
     batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
     (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
     whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS), or 5x5 (25+ taps)
-    at stride 1 with 8+ input channels on up to 256 (16x16 padded by 2, 14% of the taps
-    in the padding: 1.04-1.17x the tiles for 8-64 channels; 4 channels: 0.87-0.9x).
-    First layers (1-3 channels, 9-75 products per output: the scalar stores of the
-    transposed tile cost too much), 3x3 on 16x16 (0.96-0.98x) and 32x32 planes and up
-    stay on the tiles or BLAS (0.5-1.0x there)."""
+    at stride 1 with 8+ input and 16+ output channels per group on up to 256 (16x16
+    padded by 2, 14-23% of the taps in the padding: 1.04-1.17x the tiles for 8-64
+    channels, also as the input gradient of 16->32 5x5, ``_input_grad_on_tiles``; 4
+    input channels 0.87-0.9x, 16->8 0.71x).  First layers (1-3 channels, 9-75 products
+    per output: the scalar stores of the transposed tile cost too much), 3x3 on 16x16
+    (0.96-0.98x) and 32x32 planes and up stay on the tiles or BLAS (0.5-1.0x there)."""
     return g.C // g.groups >= 4 and (
         g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
             g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
-                              and g.C // g.groups >= 8))))
+                              and g.C // g.groups >= 8 and g.O_group >= 16))))
 
 
 cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:

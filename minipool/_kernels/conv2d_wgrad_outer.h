@@ -112,6 +112,92 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         for (int r = 0; r < MR; r++) memcpy(out + r * ldo, acc[r], valid * sizeof(T));      \
     }
 
+/* A tile of MRC <= 3 channels by NT taps of one kernel row (MRC*NT <= 6 rows: a
+ * first layer's 1-3 channels alone would leave the fma latency exposed), over
+ * `images` images of `rows` rows; x: the row's column 0 (channel c at c*plane, tap
+ * t's pixel q at q*sw + w_off + t*dw); g: the block's row, pixel q at q*PANEL.
+ * Tap t sums pixels [lo[t], hi[t]) of each row: the pixels where only some taps lie
+ * inside one tap at a time, those all share in one pass, so every output still adds
+ * its pixels in increasing order (the one-tap tile's bits).  Row (c, t) goes to
+ * out + c*ldo_c + t*ldo_t. */
+#define MP_WGO_TAPS_TILE(T, V, NAME, MADD, ATTR)                                            \
+    ATTR static inline __attribute__((always_inline)) void NAME(                            \
+        const T *restrict x, Py_ssize_t plane, Py_ssize_t x_image, Py_ssize_t x_row,        \
+        Py_ssize_t sw, Py_ssize_t w_off, Py_ssize_t dw, const T *restrict g,                \
+        Py_ssize_t g_image, Py_ssize_t g_row, Py_ssize_t images, Py_ssize_t rows,           \
+        const Py_ssize_t *lo, const Py_ssize_t *hi, T *restrict out, Py_ssize_t ldo_c,      \
+        Py_ssize_t ldo_t, Py_ssize_t valid, int resume, const int MRC, const int NT,        \
+        const int NV) {                                                                     \
+        enum { VL = sizeof(V) / sizeof(T), PANEL = MP_WGO_PANEL_BYTES / sizeof(T) };        \
+        V acc[MP_WGO_MR][MP_WGO_PANEL_BYTES / 16];                                          \
+        Py_ssize_t first = lo[0], last = hi[0], all_lo = lo[0], all_hi = hi[0];             \
+        for (int t = 1; t < NT; t++) {                                                      \
+            first = lo[t] < first ? lo[t] : first;                                          \
+            last = hi[t] > last ? hi[t] : last;                                             \
+            all_lo = lo[t] > all_lo ? lo[t] : all_lo;                                       \
+            all_hi = hi[t] < all_hi ? hi[t] : all_hi;                                       \
+        }                                                                                   \
+        if (all_hi < all_lo) all_hi = all_lo;                                               \
+        for (int r = 0; r < MRC * NT; r++)                                                  \
+            for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                                \
+        if (resume)                                                                         \
+            for (int t = 0; t < NT; t++)                                                    \
+                for (int c = 0; c < MRC; c++)                                               \
+                    memcpy(acc[t * MRC + c], out + c * ldo_c + t * ldo_t, valid * sizeof(T)); \
+        for (Py_ssize_t i = 0; i < images; i++)                                             \
+            for (Py_ssize_t h = 0; h < rows; h++) {                                         \
+                const T *xs = x + i * x_image + h * x_row + w_off;                          \
+                const T *gs = g + i * g_image + h * g_row;                                  \
+                for (Py_ssize_t q = first; q < last; q++) {                                 \
+                    V gv[MP_WGO_PANEL_BYTES / 16];                                          \
+                    if (q == all_lo) /* every tap inside */                                 \
+                        for (; q < all_hi; q++) {                                           \
+                            for (int v = 0; v < NV; v++)                                    \
+                                memcpy(&gv[v], gs + q * PANEL + v * VL, sizeof(V));         \
+                            for (int t = 0; t < NT; t++)                                    \
+                                for (int c = 0; c < MRC; c++) {                             \
+                                    const T xr = xs[c * plane + q * sw + t * dw];           \
+                                    for (int v = 0; v < NV; v++)                            \
+                                        acc[t * MRC + c][v] =                               \
+                                            MADD(gv[v], xr, acc[t * MRC + c][v]);           \
+                                }                                                           \
+                        }                                                                   \
+                    if (q >= last) break;                                                   \
+                    for (int v = 0; v < NV; v++) memcpy(&gv[v], gs + q * PANEL + v * VL, sizeof(V)); \
+                    for (int t = 0; t < NT; t++)                                            \
+                        if (lo[t] <= q && q < hi[t])                                        \
+                            for (int c = 0; c < MRC; c++) {                                 \
+                                const T xr = xs[c * plane + q * sw + t * dw];               \
+                                for (int v = 0; v < NV; v++)                                \
+                                    acc[t * MRC + c][v] = MADD(gv[v], xr, acc[t * MRC + c][v]); \
+                            }                                                               \
+                }                                                                           \
+            }                                                                               \
+        for (int t = 0; t < NT; t++)                                                        \
+            for (int c = 0; c < MRC; c++)                                                   \
+                memcpy(out + c * ldo_c + t * ldo_t, acc[t * MRC + c], valid * sizeof(T));   \
+    }
+
+/* The taps tile for (mrc, nt), mrc*nt <= 6 and nt >= 2, and `nv` vectors */
+#define MP_WGO_TAPS_NV(TILE, mrc, nt, nv, ...)                                              \
+    switch (nv) {                                                                           \
+    case 4: TILE(__VA_ARGS__, mrc, nt, 4); break;                                           \
+    case 3: TILE(__VA_ARGS__, mrc, nt, 3); break;                                           \
+    case 2: TILE(__VA_ARGS__, mrc, nt, 2); break;                                           \
+    default: TILE(__VA_ARGS__, mrc, nt, 1); break;                                          \
+    }
+#define MP_WGO_TAPS_CALL(TILE, mrc, nt, nv, ...)                                            \
+    switch ((mrc) * 8 + (nt)) {                                                             \
+    case 3 * 8 + 2: MP_WGO_TAPS_NV(TILE, 3, 2, nv, __VA_ARGS__) break;                      \
+    case 2 * 8 + 3: MP_WGO_TAPS_NV(TILE, 2, 3, nv, __VA_ARGS__) break;                      \
+    case 2 * 8 + 2: MP_WGO_TAPS_NV(TILE, 2, 2, nv, __VA_ARGS__) break;                      \
+    case 1 * 8 + 6: MP_WGO_TAPS_NV(TILE, 1, 6, nv, __VA_ARGS__) break;                      \
+    case 1 * 8 + 5: MP_WGO_TAPS_NV(TILE, 1, 5, nv, __VA_ARGS__) break;                      \
+    case 1 * 8 + 4: MP_WGO_TAPS_NV(TILE, 1, 4, nv, __VA_ARGS__) break;                      \
+    case 1 * 8 + 3: MP_WGO_TAPS_NV(TILE, 1, 3, nv, __VA_ARGS__) break;                      \
+    default: MP_WGO_TAPS_NV(TILE, 1, 2, nv, __VA_ARGS__) break;                             \
+    }
+
 /* The tile for `mr` channels and `nv` vectors (the tile's MR and NV are constants) */
 #define MP_WGO_CALL(TILE, mr, nv, ...)                                                      \
     switch ((mr) * 8 + (nv)) {                                                              \
@@ -146,7 +232,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
  * (O rows of Ho*Wo, g_image apart); out: (channels*kh*kw, O), row stride ldo.
  * bias (NULL: none) (+)= the sums of g's rows, each ONE chain of adds over the
  * images in order, all their output pixels row by row. */
-#define MP_WGO_PRODUCT(T, V, NAME, TILE, LAYOUT, ATTR)                                      \
+#define MP_WGO_PRODUCT(T, V, NAME, TILE, TAPS_TILE, LAYOUT, ATTR)                           \
     ATTR static void NAME(const T *restrict x, Py_ssize_t channels, Py_ssize_t x_image,     \
                           Py_ssize_t images, const T *restrict g, Py_ssize_t g_image,       \
                           Py_ssize_t O, const mp_wgo_geometry *geo, T *restrict work,       \
@@ -193,9 +279,26 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                             lo_h = lo_h > r0 ? lo_h : r0;                                   \
                             hi_h = hi_h < r1 ? hi_h : r1;                                   \
                             if (hi_h < lo_h) hi_h = lo_h;                                   \
-                            for (Py_ssize_t kj = 0; kj < geo->kw; kj++) {                   \
+                            for (Py_ssize_t kj = 0, nt; kj < geo->kw; kj += nt) {           \
                                 Py_ssize_t w_off = kj * geo->dw - geo->pw, lo_w, hi_w;      \
                                 Py_ssize_t t = ki * geo->kw + kj;                           \
+                                nt = mr > 3 ? 1 : 6 / mr < geo->kw - kj ? 6 / mr : geo->kw - kj; \
+                                if (nt > 1) { /* 1-3 channels: several taps of the row */   \
+                                    Py_ssize_t lo[6], hi[6];                                \
+                                    for (Py_ssize_t u = 0; u < nt; u++)                     \
+                                        mp_wgo_inside(Wo, geo->sw, w_off + u * geo->dw, W,  \
+                                                      &lo[u], &hi[u]);                      \
+                                    MP_WGO_TAPS_CALL(TAPS_TILE, mr, nt, nv,                 \
+                                        x + i0 * x_image + c0 * plane                       \
+                                            + (lo_h * geo->sh + h_off) * W,                 \
+                                        plane, x_image, geo->sh * W, geo->sw, w_off,        \
+                                        geo->dw, work + p * block * PANEL                   \
+                                            + (lo_h - r0) * Wo * PANEL,                     \
+                                        pixels * PANEL, Wo * PANEL, count, hi_h - lo_h, lo, \
+                                        hi, out + (c0 * taps + t) * ldo + p * PANEL,        \
+                                        taps * ldo, ldo, valid, resume)                     \
+                                    continue;                                               \
+                                }                                                           \
                                 mp_wgo_inside(Wo, geo->sw, w_off, W, &lo_w, &hi_w);         \
                                 /* the first inside pixel, in x and in the block */         \
                                 const T *x0 = x + i0 * x_image + c0 * plane                 \
@@ -219,15 +322,21 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
 
 #define MP_WGO_PORTABLE
 MP_WGO_TILE(float, mp_vf16, mp_wgo_tile_f_portable, mp_madd_f16, MP_WGO_PORTABLE)
+MP_WGO_TAPS_TILE(float, mp_vf16, mp_wgo_taps_f_portable, mp_madd_f16, MP_WGO_PORTABLE)
 MP_WGO_TILE(double, mp_vd16, mp_wgo_tile_d_portable, mp_madd_d16, MP_WGO_PORTABLE)
-MP_WGO_PRODUCT(float, mp_vf16, mp_wgrad_outer_f_portable, mp_wgo_tile_f_portable, mp_wgo_layout_f,
+MP_WGO_TAPS_TILE(double, mp_vd16, mp_wgo_taps_d_portable, mp_madd_d16, MP_WGO_PORTABLE)
+MP_WGO_PRODUCT(float, mp_vf16, mp_wgrad_outer_f_portable, mp_wgo_tile_f_portable, mp_wgo_taps_f_portable,
+               mp_wgo_layout_f,
                MP_WGO_PORTABLE)
-MP_WGO_PRODUCT(double, mp_vd16, mp_wgrad_outer_d_portable, mp_wgo_tile_d_portable, mp_wgo_layout_d,
+MP_WGO_PRODUCT(double, mp_vd16, mp_wgrad_outer_d_portable, mp_wgo_tile_d_portable, mp_wgo_taps_d_portable,
+               mp_wgo_layout_d,
                MP_WGO_PORTABLE)
 
 #if MP_CONV_HAVE_X86_DISPATCH
 MP_WGO_TILE(float, mp_vf32, mp_wgo_tile_f_avx2, mp_madd_f32, MP_CONV_AVX2)
+MP_WGO_TAPS_TILE(float, mp_vf32, mp_wgo_taps_f_avx2, mp_madd_f32, MP_CONV_AVX2)
 MP_WGO_TILE(double, mp_vd32, mp_wgo_tile_d_avx2, mp_madd_d32, MP_CONV_AVX2)
+MP_WGO_TAPS_TILE(double, mp_vd32, mp_wgo_taps_d_avx2, mp_madd_d32, MP_CONV_AVX2)
 /* The float layout 8 pixels x 8 rows at a time: an 8x8 transpose in registers
  * (the plain loop moved one float per cycle or so: 10-20% of a 16x16 plane's time) */
 MP_CONV_AVX2 static inline void mp_wgo_layout_f_avx2(const float *restrict g, Py_ssize_t ld,
@@ -260,9 +369,11 @@ MP_CONV_AVX2 static inline void mp_wgo_layout_f_avx2(const float *restrict g, Py
         }
     mp_wgo_layout_f(g + j, ld, rows, pixels - j, d + j * PANEL);
 }
-MP_WGO_PRODUCT(float, mp_vf32, mp_wgrad_outer_f_avx2, mp_wgo_tile_f_avx2, mp_wgo_layout_f_avx2,
+MP_WGO_PRODUCT(float, mp_vf32, mp_wgrad_outer_f_avx2, mp_wgo_tile_f_avx2, mp_wgo_taps_f_avx2,
+               mp_wgo_layout_f_avx2,
                MP_CONV_AVX2)
-MP_WGO_PRODUCT(double, mp_vd32, mp_wgrad_outer_d_avx2, mp_wgo_tile_d_avx2, mp_wgo_layout_d,
+MP_WGO_PRODUCT(double, mp_vd32, mp_wgrad_outer_d_avx2, mp_wgo_tile_d_avx2, mp_wgo_taps_d_avx2,
+               mp_wgo_layout_d,
                MP_CONV_AVX2)
 #endif
 

@@ -107,6 +107,15 @@ class ConvGeometry(NamedTuple):
     groups: int
 
 
+def _input_grad_scatter_wins(C_group, kh, kw):
+    """Whether the kernel's own input gradient (``W.T @ G`` on BLAS, scattered) beats the
+    flipped forward for a layer with ``C_group`` input channels per group: the flipped
+    forward then has as few output channels, a mostly empty tile (1 thread, CPU time,
+    batch 64, float32, min of 5: 1 channel 1.6-2.0x (1->6 5x5 to 1->64 3x3, 16x16-64x64
+    planes), 2-3 channels 3x3 1.08-1.19x; 3->16 5x5 0.82x stays on the flipped forward)."""
+    return C_group == 1 or (C_group <= 3 and kh * kw <= 9)
+
+
 def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     """Fill ``grad_x`` as a forward convolution on the kernel's tiles or its direct
     kernel, if they would run it (see ``kernels.uses_tiles``, ``kernels.uses_direct``:
@@ -121,7 +130,9 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     N, C, H, W = x_shape
     O = weight2.shape[0]
     qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
-    if sh != 1 or sw != 1 or qh < 0 or qw < 0 or 0 in x_shape or O == 0:
+    if (sh != 1 or sw != 1 or qh < 0 or qw < 0 or 0 in x_shape or O == 0
+            or (kernels.forward_engines_automatic()
+                and _input_grad_scatter_wins(C // groups, kh, kw))):
         return False
     flipped = ConvGeometry(kh, kw, 1, 1, qh, qw, dh, dw, H, W, groups)
     block_rows, images, per_thread, _, threads, load_team = _plan((N, O, Ho, Wo), C, flipped)
@@ -233,12 +244,90 @@ def weight_from_channels_last(slots, weight_shape):
     return np.ascontiguousarray(total.reshape(O, kh, kw, C_group).transpose(0, 3, 1, 2))
 
 
+def forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_thread, threads):
+    """out (N, Ho, Wo, O) = the channels-last conv2d of x (N, H, W, C) with ``weight2``
+    (``channels_last_weight``), on the direct kernel where it measured faster
+    (``uses_direct_channels_last``; a weight with inf or NaN keeps the column path: a
+    padding tap must meet it), else im2col + BLAS.  Also the channels-last transposed
+    convolution's input gradient (1 thread, CPU time: 1.7x for 32->16 4x4 stride 2)."""
+    N, H, W, C = x.shape
+    O, Ho, Wo = out.shape[3], out.shape[1], out.shape[2]
+    if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
+            and np.isfinite(weight2).all()):
+        kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
+                                            kernels.direct_by_planes(Ho, Wo))
+    else:
+        workspace = scratch.empty((threads, per_thread), x.dtype)
+        with single_threaded():
+            kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
+                                                 workspace, threads)
+
+
+def _input_grad_channels_last(x_shape, weight2, grad, geometry, grad_x):
+    """``_input_grad_on_tiles`` for channels-last: fill ``grad_x`` (N, H, W, C) as the
+    channels-last forward of the output gradient with the flipped weight, if that forward
+    would run on the direct kernel (``uses_direct_channels_last``) and the weight is
+    finite (the padding's zeros meet every weight value), on planes up to 32x32; returns
+    whether it did.  ``weight2`` is (O, kh*kw*C/groups) (``channels_last_weight``).
+    Measured fwd+bwd against the column scatter (1 thread, CPU time, batch 64, min of 5):
+    1.04-1.17x on 3x3 and 5x5 layers with 16-256 channels on 4x4-32x32 planes (LeNet's
+    conv2 even); 8->16 on 64x64 0.96x."""
+    kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, groups = geometry
+    N, H, W, C = x_shape
+    O = weight2.shape[0]
+    qh, qw = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    if sh != 1 or sw != 1 or qh < 0 or qw < 0 or 0 in x_shape or O == 0 or H * W > 1024:
+        return False
+    flipped = ConvGeometry(kh, kw, 1, 1, qh, qw, dh, dw, H, W, groups)
+    if not (kernels.uses_direct_channels_last(O, Ho, Wo, C, flipped, grad.dtype == np.float64)
+            and np.isfinite(weight2).all()):
+        return False
+    O_group, C_group = O // groups, C // groups
+    weight_t = (weight2.reshape(groups, O_group, kh, kw, C_group)[:, :, ::-1, ::-1]
+                .transpose(0, 4, 2, 3, 1).reshape(C, kh * kw * O_group))
+    threads = _config.kernel_threads(N, O * kh * kw * N * H * W)
+    kernels.conv2d_direct_channels_last(grad, np.ascontiguousarray(weight_t), None, grad_x,
+                                        flipped, threads, kernels.direct_by_planes(H, W))
+    return True
+
+
+def _channels_last_outer_wins(H, W, kh, kw):
+    """Where transposing a channels-last batch for the outer products measured faster than
+    the channels-last column slots (fwd+bwd, 1 thread, CPU time, batch 64, min of 5):
+    planes up to 14x14 (LeNet's conv2 1.19x, 8x8 1.04-1.14x, 4x4 1.26-1.31x) and 5x5
+    kernels on 16x16 (1.11x); 3x3 on 16x16 0.96x, 32x32 and up 0.92x."""
+    return H * W <= 196 or (H * W <= 256 and kh * kw >= 25)
+
+
+def _weight_grad_outer_channels_last(x, grad, geometry, weight_shape, threads, need_b):
+    """(weight gradient in the weight's layout, bias gradient or None) on conv2d's outer
+    products, which read NCHW: the batch and the output gradient are transposed first
+    (cheaper than the channels-last column slots where the outer products run at all);
+    (None, None) where they do not run (see ``uses_wgrad_outer``; also an output gradient
+    with inf or NaN)."""
+    N, H, W, C = x.shape
+    kh, kw = weight_shape[2:]
+    if not (_channels_last_outer_wins(H, W, kh, kw) and kernels.uses_wgrad_outer(
+            C, H, W, weight_shape[0], geometry, x.dtype == np.float64)):
+        return None, None
+    grad_w = np.empty((weight_shape[0], int(np.prod(weight_shape[1:]))), x.dtype)
+    grad_b = np.empty(weight_shape[0], x.dtype) if need_b else None
+    if kernels.conv2d_weight_grad_outer(np.ascontiguousarray(x.transpose(0, 3, 1, 2)),
+                                        np.ascontiguousarray(grad.transpose(0, 3, 1, 2)), grad_w,
+                                        geometry, threads, bias=grad_b):
+        return grad_w.reshape(weight_shape), grad_b
+    return None, None
+
+
 class Conv2dChannelsLastFn(Function):
     """``Conv2dFn`` for an (N, H, W, C) input and (N, Ho, Wo, O) output: the kernel cuts its
     column rows from the input's pixel rows and writes the output's pixel rows, so the
     batch is never transposed.  The weight keeps PyTorch's layout outside the kernel.
     The forward runs on the direct kernel where it measured faster (``uses_direct_channels_last``;
-    a weight with inf or NaN keeps the column path: a padding tap must meet it)."""
+    a weight with inf or NaN keeps the column path: a padding tap must meet it); so does a
+    stride-1 input gradient (``_input_grad_channels_last``), and the weight gradient runs on
+    the outer products where they pay for transposing the batch
+    (``_weight_grad_outer_channels_last``)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, geometry):
@@ -248,16 +337,7 @@ class Conv2dChannelsLastFn(Function):
         out = np.empty((N, Ho, Wo, O), dtype=x.dtype)
         block_rows, per_thread, _, threads = _plan_channels_last(x.shape, O, geometry)
         bias = None if bias is None else np.ascontiguousarray(bias)
-        N, H, W, C = x.shape
-        if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
-                and np.isfinite(weight2).all()):  # a padding tap must meet inf or NaN
-            kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
-                                                kernels.direct_by_planes(Ho, Wo))
-        else:
-            workspace = scratch.empty((threads, per_thread), x.dtype)
-            with single_threaded():
-                kernels.conv2d_forward_channels_last(x, weight2, bias, out, geometry, block_rows,
-                                                     workspace, threads)
+        forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_thread, threads)
         if ctx.requires_grad:
             ctx.geometry, ctx.weight_shape = geometry, weight.shape
             ctx.save_for_backward(x, weight2)
@@ -273,16 +353,27 @@ class Conv2dChannelsLastFn(Function):
         O = weight2.shape[0]
         block_rows, _, per_thread, threads = _plan_channels_last(x.shape, O, geometry)
         grad_x = np.empty(x.shape, dtype=x.dtype) if need_x else None
+        if need_x and _input_grad_channels_last(x.shape, weight2, grad, geometry, grad_x):
+            need_x, grad_x_kernel = False, None
+        else:
+            grad_x_kernel = grad_x
+        grad_w = grad_b = None
+        if need_w:
+            grad_w, grad_b = _weight_grad_outer_channels_last(x, grad, geometry, ctx.weight_shape,
+                                                              threads, need_b)
+            if grad_w is not None:
+                need_w = need_b = False
         slots = scratch.empty((WEIGHT_SLOTS, groups, O // groups, weight2.shape[1]), x.dtype) \
             if need_w else None
         bias_slots = np.empty((WEIGHT_SLOTS, O), x.dtype) if need_b else None
         if need_x or need_w or need_b:
             workspace = scratch.empty((threads, per_thread), x.dtype)
             with single_threaded():
-                kernels.conv2d_backward_channels_last(x, weight2, grad, grad_x, slots, bias_slots,
-                                                      geometry, block_rows, workspace, threads)
-        grad_w = weight_from_channels_last(slots, ctx.weight_shape) if need_w else None
-        grad_b = None
+                kernels.conv2d_backward_channels_last(x, weight2, grad, grad_x_kernel, slots,
+                                                      bias_slots, geometry, block_rows, workspace,
+                                                      threads)
+        if need_w:
+            grad_w = weight_from_channels_last(slots, ctx.weight_shape)
         if need_b:
             grad_b = bias_slots[0].copy()
             for part in bias_slots[1:]:

@@ -364,3 +364,90 @@ def test_kernels_reject_mismatched_buffers():
                                          np.zeros((1, backward - 1), np.float32), 1, True)
     kernels.conv_transpose2d_forward(out, w, None, x, geometry, block_rows, ws, 1, True)
     np.testing.assert_array_equal(x, 0)
+
+
+# ------------------------------------------------------------------ backward engines
+def _forced_backward_engines(fn):
+    """``fn()`` with the channels-last input gradient on the direct kernel and the weight
+    gradient on the outer products wherever they can run (float64 too)."""
+    previous = kernels.use_direct(2), kernels.use_wgrad_outer(2)
+    try:
+        return fn()
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_wgrad_outer(previous[1])
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), groups=st.sampled_from([1, 2]), cpg=st.integers(1, 3),
+       opg=st.integers(1, 3), H=st.integers(1, 7), W=st.integers(1, 7),
+       k=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2),
+       dilation=st.integers(1, 2), seed=st.integers(0, 99),
+       special=st.sampled_from([None, np.nan, np.inf]), where=st.sampled_from(["x", "w", "g"]))
+def test_conv2d_backward_engines_match_reference(N, groups, cpg, opg, H, W, k, stride, pad,
+                                                 dilation, seed, special, where):
+    """Channels-last backward on the flipped direct forward (input gradient) and the outer
+    products (weight and bias gradients), any geometry, float64, one inf or NaN in the
+    input, the weight or the output gradient: the loop reference's values (a non-finite
+    weight keeps the column scatter, a non-finite output gradient the column slots)."""
+    if out_len(H, k, stride, pad, pad, dilation) < 1 or out_len(W, k, stride, pad, pad, dilation) < 1:
+        return
+    case = (N, cpg * groups, H, W, opg * groups, k, stride, pad, dilation, groups, True)
+    x, w, b, kwargs = make(case, np.float64, seed)
+    Ho, Wo = out_len(H, k, stride, pad, pad, dilation), out_len(W, k, stride, pad, pad, dilation)
+    g = np.random.default_rng(seed + 1).standard_normal((N, Ho, Wo, opg * groups))
+    target = {"x": x, "w": w, "g": g}[where]
+    if special is not None:
+        target.flat[seed % target.size] = special
+    out, gx, gw, gb, _ = _forced_backward_engines(lambda: run(F.conv2d, nhwc(x), w, b, kwargs,
+                                                              grad=g))
+    with np.errstate(invalid="ignore"):
+        ref = reference(x, w, b, **kwargs, grad_out=nchw(g))
+    compare((nchw(out), nchw(gx), gw, gb), ref, rtol=1e-11, atol=1e-11)
+
+
+def test_conv2d_backward_engines_automatic_choice():
+    """float32 on AVX2: LeNet's conv2 and a 4x4 layer take both engines, a 32x32 layer the
+    direct input gradient only, a 64x64 layer neither; where the outer products run, the
+    weight and bias gradients are the channels-first ones bit for bit (the same outer
+    products on the transposed batch)."""
+    from minipool.ops import conv as conv_module
+    avx2 = kernels.use_cpu_avx2(True)
+    rng = np.random.default_rng(4)
+    for (N, C, H, O, k, pad), direct, outer in [((8, 6, 14, 16, 5, 0), True, True),
+                                                ((8, 32, 4, 64, 3, 1), True, True),
+                                                ((2, 16, 32, 16, 3, 1), True, False),
+                                                ((1, 8, 64, 16, 3, 1), False, False)]:
+        x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+        w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+        b = rng.standard_normal(O).astype(np.float32)
+        Ho = H + 2 * pad - k + 1
+        g = rng.standard_normal((N, O, Ho, Ho)).astype(np.float32)
+        geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, Ho, Ho, 1)
+        gx = np.empty((N, H, H, C), np.float32)
+        assert conv_module._input_grad_channels_last(
+            gx.shape, conv_module.channels_last_weight(w), nhwc(g), geometry, gx) == (direct and avx2)
+        on_outer = conv_module._weight_grad_outer_channels_last(
+            nhwc(x), nhwc(g), geometry, w.shape, 1, True)[0] is not None
+        assert on_outer == (outer and avx2)
+        got = run(F.conv2d, nhwc(x), w, b, dict(padding=pad), grad=nhwc(g))
+        xt, wt, bt = (mp.tensor(a, requires_grad=True) for a in (x, w, b))
+        F.conv2d(xt, wt, bt, padding=pad).backward(g)
+        if on_outer:
+            np.testing.assert_array_equal(got[2], wt.grad.numpy())
+            np.testing.assert_array_equal(got[3], bt.grad.numpy())
+        ref = reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, pad,
+                        1, 1, grad_out=g.astype(np.float64))
+        compare((nchw(got[0]), nchw(got[1]), got[2], got[3]), ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape,w_shape,pad", [((64, 14, 14, 6), (16, 6, 5, 5), 0),
+                                               ((64, 4, 4, 64), (64, 64, 5, 5), 2)])
+def test_conv2d_backward_engines_one_and_two_threads_bit_identical(shape, w_shape, pad):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = (rng.standard_normal(w_shape) * 0.1).astype(np.float32)
+    b = rng.standard_normal(w_shape[0]).astype(np.float32)
+    results = [with_threads(t, lambda: run(F.conv2d, x, w, b, dict(padding=pad))) for t in (1, 2)]
+    for one, two_ in zip(*results):
+        np.testing.assert_array_equal(one, two_)

@@ -21,7 +21,8 @@ from tests.conv.conv_checks import (check_automatic_direct_choice,
                                     check_forward_matches_torch_float32,
                                     check_matches_loop_reference,
                                     check_non_finite_weight_meets_the_padding,
-                                    check_random_geometry, forward, forward_result, make)
+                                    check_random_geometry, forward, forward_result, make,
+                                    reference, run)
 from tests.conv.test_conv import check_one_and_two_threads_bit_identical
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -140,7 +141,9 @@ def test_a_non_finite_weight_meets_the_padding(value, direct):
     ((64, 256, 4, 4), 256, 3, 1, True),     # 4x4 planes
     ((64, 64, 4, 4), 64, 5, 2, True),
     ((64, 64, 8, 8), 128, 3, 1, True),      # 8x8 planes
-    ((64, 16, 16, 16), 32, 5, 2, True),     # 16x16, 5x5, 8+ channels
+    ((64, 16, 16, 16), 32, 5, 2, True),     # 16x16, 5x5, 8+ in and 16+ out channels
+    ((64, 16, 16, 16), 8, 5, 2, False),     # 16x16 onto 8 channels: the tiles
+    ((64, 32, 16, 16), 64, 3, 1, False),
     ((64, 1, 32, 32), 6, 5, 0, False),      # first layers: tiles or BLAS
     ((64, 3, 32, 32), 32, 3, 1, False),
 ])
@@ -240,3 +243,29 @@ def test_direct_output_runs_give_the_tiles_bits(N, C, H, O, k, pad, bias, avx2):
                      None if b is None else b.astype(np.float64), stride=1, padding=pad,
                      dilation=1, groups=1)[0]
     np.testing.assert_allclose(on_direct, want, rtol=1e-4, atol=1e-4)
+
+
+def test_direct_on_16x16_planes_with_5x5_kernels_gives_the_tiles_bits():
+    """16->32 5x5 on 16x16 runs its forward and its input gradient (a forward 32->16)
+    on the direct kernel: the same bits as on the tiles, and the reference's values."""
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((2, 16, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 5, 5)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    geometry = conv_module.ConvGeometry(5, 5, 1, 1, 2, 2, 1, 1, 16, 16, 1)
+    flipped = conv_module.ConvGeometry(5, 5, 1, 1, 2, 2, 1, 1, 16, 16, 1)
+    avx2 = kernels.use_cpu_avx2(True)
+    assert kernels.uses_direct(16, 16, 16, 32, geometry) == avx2
+    assert kernels.uses_direct(32, 16, 16, 16, flipped) == avx2
+    direct = run(x, w, b, dict(padding=2))
+    previous = kernels.use_direct(0)
+    try:
+        tiles = run(x, w, b, dict(padding=2))
+    finally:
+        kernels.use_direct(previous)
+    for name, got, want in zip(["out", "grad_x", "grad_w", "grad_b"], direct, tiles):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    want = reference(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), 1, 2, 1, 1,
+                     grad_out=direct[4].astype(np.float64))
+    for name, got, ref in zip(["out", "grad_x", "grad_w", "grad_b"], direct, want):
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3, err_msg=name)

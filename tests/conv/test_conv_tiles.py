@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import minipool as mp
+import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
                                     check_bias_free_matches_loop_reference,
@@ -201,3 +203,36 @@ def test_random_geometry_on_tiles_matches_reference(N, groups, cpg, opg, H, W, k
     the input: forward and gradients as the loop reference."""
     check_random_geometry(kernels.use_tiles, N, groups, cpg, opg, H, W, k, stride, pad, dilation, ties,
                           special, seed)
+
+
+@pytest.mark.parametrize("C,O,k,pad,flipped", [
+    (1, 16, 3, 1, False),  # one input channel: the kernel's scatter (1.6-2.0x)
+    (3, 32, 3, 1, False),  # 2-3 channels with a 3x3 kernel: the scatter too
+    (3, 16, 5, 2, True),   # 3 channels, 5x5: the flipped forward
+    (8, 16, 3, 1, True),
+])
+def test_input_gradient_path_is_the_measured_one(C, O, k, pad, flipped):
+    """With the engines automatic, layers with 1-3 input channels (3x3) keep the kernel's
+    scatter for the input gradient; forced tiles still take the flipped forward (so the
+    tests above reach it); the gradient is the loop reference's either way."""
+    from minipool.ops import conv as conv_module
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, C, 16, 16)).astype(np.float32)
+    w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((2, O, 16, 16)).astype(np.float32)
+    geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, 16, 16, 1)
+    avx2 = kernels.use_cpu_avx2(True)
+    want = reference(x.astype(np.float64), w.astype(np.float64), None, 1, pad, 1, 1,
+                     grad_out=g.astype(np.float64))[1]
+    grad_x = np.empty_like(x)
+    assert conv_module._input_grad_on_tiles(x.shape, w.reshape(O, -1), g, geometry,
+                                            grad_x) == (flipped and avx2)
+    previous = kernels.use_tiles(2)
+    try:
+        assert conv_module._input_grad_on_tiles(x.shape, w.reshape(O, -1), g, geometry, grad_x)
+        np.testing.assert_allclose(grad_x, want, rtol=1e-4, atol=1e-4)
+    finally:
+        kernels.use_tiles(previous)
+    xt, wt = mp.tensor(x, requires_grad=True), mp.tensor(w, requires_grad=True)
+    F.conv2d(xt, wt, padding=pad).backward(g)
+    np.testing.assert_allclose(xt.grad.numpy(), want, rtol=1e-4, atol=1e-4)

@@ -456,3 +456,69 @@ def test_bad_arguments_torch_also_rejects():
     # and accepts output_padding below the dilation although not below the stride
     torch.nn.functional.conv_transpose2d(x, w, groups=2, output_padding=1, dilation=2)
     F.conv_transpose2d(mp.zeros(1, 4, 5, 5), mp.zeros(4, 3, 3, 3), groups=2, output_padding=1, dilation=2)
+
+
+# ------------------------------------------------------------------ backward engines
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] > 0], ids=[i for c, i in zip(CASES, IDS) if c[0] > 0])
+def test_weight_gradient_on_outer_products_matches_scatter_loop(case):
+    """NCHW weight gradients run on conv2d's outer products (forced here for float64,
+    any geometry): the scatter loop's values."""
+    from minipool._kernels import conv2d as kernels
+    x, w, b, kw = make(case)
+    previous = kernels.use_wgrad_outer(2)
+    try:
+        out, gx, gw, gb, g = run(x, w, b, kw)
+    finally:
+        kernels.use_wgrad_outer(previous)
+    want = scatter_reference(x, w, b, **kw, grad_out=g)[2]
+    np.testing.assert_allclose(gw, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [None, np.inf, np.nan])
+def test_float32_weight_gradient_path_matches_torch(value):
+    """The benchmark's decoder layer in float32: the weight gradient on the outer products
+    (automatic, AVX2), the same bits as forced, PyTorch's values; an inf or NaN in x (the
+    outer products' output gradient) keeps the slots: PyTorch's inf and NaN."""
+    torch = pytest.importorskip("torch")
+    from minipool._kernels import conv2d as kernels
+    from minipool.ops.conv import ConvGeometry
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((8, 32, 7, 7)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 4, 4)) * 0.1).astype(np.float32)
+    if value is not None:
+        x[3, 5, 2, 2] = value
+    kw = dict(stride=2, padding=1)
+    geometry = ConvGeometry(4, 4, 2, 2, 1, 1, 1, 1, 7, 7, 1)
+    assert kernels.uses_wgrad_outer(16, 14, 14, 32, geometry) == kernels.use_cpu_avx2(True)
+    out, gx, gw, gb, g = run(x, w, None, kw)
+    previous = kernels.use_wgrad_outer(2)
+    try:
+        forced = run(x, w, None, kw)[2]
+    finally:
+        kernels.use_wgrad_outer(previous)
+    np.testing.assert_array_equal(gw, forced)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv_transpose2d(xt, wt, **kw).backward(torch.tensor(g))
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    assert np.isfinite(gw).all() == (value is None)
+
+
+def test_channels_last_input_gradient_on_the_direct_kernel():
+    """The channels-last input gradient (a channels-last conv2d of the output gradient)
+    runs on the direct kernel as conv2d's channels-last forward does: the NCHW input
+    gradient's bits (the direct kernel sums as channels-first) and the loop's values."""
+    from minipool._kernels import conv2d as kernels
+    from minipool.ops.conv import ConvGeometry
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 32, 7, 7)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 4, 4)) * 0.1).astype(np.float32)
+    kw = dict(stride=2, padding=1)
+    geometry = ConvGeometry(4, 4, 2, 2, 1, 1, 1, 1, 7, 7, 1)
+    assert kernels.uses_direct_channels_last(16, 14, 14, 32, geometry) == kernels.use_cpu_avx2(True)
+    first = run(x, w, None, kw)
+    xt = mp.tensor(np.ascontiguousarray(np.moveaxis(x, 1, -1)), requires_grad=True)
+    out = F.conv_transpose2d(xt, mp.tensor(w), **kw, data_format="channels_last")
+    out.backward(np.ascontiguousarray(np.moveaxis(first[4], 1, -1)))
+    np.testing.assert_array_equal(np.moveaxis(xt.grad.numpy(), -1, 1), first[1])
+    want = scatter_reference(x, w, None, **kw, grad_out=first[4])[1]
+    np.testing.assert_allclose(first[1], want, rtol=1e-4, atol=1e-4)

@@ -280,3 +280,43 @@ def test_random_geometry_wgrad_on_outer_products_matches_reference(N, groups, cp
     gradient as the loop reference."""
     check_random_geometry(kernels.use_wgrad_outer, N, groups, cpg, opg, H, W, k, stride, pad,
                           dilation, ties, special, seed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(channels=st.integers(1, 3), O=st.integers(1, 20), H=st.integers(1, 9), W=st.integers(1, 12),
+       kh=st.integers(1, 5), kw=st.integers(1, 7), stride=st.integers(1, 2),
+       pad=st.integers(0, 3), dilation=st.integers(1, 2), N=st.integers(1, 3),
+       double=st.booleans(), avx2=st.booleans(), seed=st.integers(0, 99))
+def test_few_channel_tiles_give_the_one_tap_tiles_bits(channels, O, H, W, kh, kw, stride, pad,
+                                                       dilation, N, double, avx2, seed):
+    """A tile of 1-3 input channels takes several taps of a kernel row at once (the pixels
+    only some of them reach one tap at a time): each output's sum keeps its order, so the
+    bits are those of the same channels in 8-channel tiles (4 + 4, one tap per tile) --
+    an output depends only on its own channel -- for any geometry, build and dtype.  (With
+    fewer than 4 panels of outputs the batch is split by the tile count: one image then.)"""
+    from minipool.ops.conv import ConvGeometry, conv_output_size
+    if O <= 16:
+        N = 1
+    else:
+        O += 32  # 4 panels: no split of the batch for either
+    Ho = conv_output_size(H, kh, stride, pad, pad, dilation)
+    Wo = conv_output_size(W, kw, stride, pad, pad, dilation)
+    if Ho < 1 or Wo < 1:
+        return
+    dtype = np.float64 if double else np.float32
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, 8, H, W)).astype(dtype)
+    g = rng.standard_normal((N, O, Ho, Wo)).astype(dtype)
+    geometry = ConvGeometry(kh, kw, stride, stride, pad, pad, dilation, dilation, Ho, Wo, 1)
+    previous = kernels.use_wgrad_outer(2)
+    kernels.use_cpu_avx2(avx2)
+    try:
+        few = np.empty((O, channels * kh * kw), dtype)
+        eight = np.empty((O, 8 * kh * kw), dtype)
+        assert kernels.conv2d_weight_grad_outer(np.ascontiguousarray(x[:, :channels]), g, few,
+                                                geometry, 1)
+        assert kernels.conv2d_weight_grad_outer(x, g, eight, geometry, 1)
+    finally:
+        kernels.use_wgrad_outer(previous)
+        kernels.use_cpu_avx2(True)
+    np.testing.assert_array_equal(few, eight[:, :channels * kh * kw])
