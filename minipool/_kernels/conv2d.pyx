@@ -120,8 +120,8 @@ from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team
 from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
-from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _direct_images, _prepare_direct,
-                                            mp_direct_packed_size, mp_pick_conv_direct)
+from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _forward_on_direct, _launch,
+                                            mp_pick_conv_direct)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
                                           _forward_workspace, _packed_group, _workspace_elements,
                                           mp_conv_panel_width, mp_pick_conv_tiles,
@@ -401,17 +401,12 @@ cdef struct ImagesJob:
 cdef void _run_chunks(ImagesJob* job, mp_chunk_fn chunk, Py_ssize_t chunks, Py_ssize_t N,
                       Py_ssize_t images, Py_ssize_t per_thread, const Geometry* g, bint float64,
                       int num_threads, bint load_team) except *:
-    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads: on the
-    load-tolerant team, or an OpenMP region (dynamic: it moves whole chunks between
-    threads, so the bits do not change; backward slots may hold unequal GEMM counts)."""
-    cdef Py_ssize_t c
+    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads (conv_direct.pxd's
+    ``_launch``: the load-tolerant team or a dynamic OpenMP region; backward slots may
+    hold unequal GEMM counts)."""
     job.N, job.images, job.per_thread, job.g, job.float64 = N, images, per_thread, g, float64
-    if load_team and num_threads > 1:
-        with nogil:
-            mp_team_run(chunk, job, chunks, num_threads)
-        return
-    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=num_threads):
-        chunk(job, c, threadid())
+    with nogil:
+        _launch(chunk, job, chunks, num_threads, load_team)
 
 
 # The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
@@ -560,21 +555,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef const Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t ki, kj
-    cdef Py_ssize_t[::1] pixel_base_view
-    cdef uint64_t[::1] pixel_taps_view
-    if _on_direct(&g, floating is double) and _all_finite(wp, g.O * g.K_group):  # "direct"
-        packed_view = np.empty(g.groups * mp_direct_packed_size(g.O_group, g.K_group,
-                                                                sizeof(floating)),
-                               np.float32 if floating is float else np.float64)
-        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
-        pixel_base_view = np.empty(2 * g.Ho * g.Wo, np.intp)  # the bases, then the order
-        pixel_taps_view = np.empty(g.Ho * g.Wo, np.uint64)
-        _prepare_direct(&g, wp, &packed_view[0], &tap_offset_view[0], &pixel_base_view[0],
-                        &pixel_taps_view[0])
-        packed, tap_offset = &packed_view[0], &tap_offset_view[0]
-        images = _direct_images(&g)  # not GEMMs: images per call of the direct kernel
-        gemms = (N + images - 1) // images
-    elif _on_tiles(&g, floating is double):
+    if _on_direct(&g, floating is double) and _forward_on_direct(  # "direct" (conv_direct.pxd)
+            &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
+            <floating*>job.arrays.out, num_threads, load_team, False, False):
+        return  # (False: a weight with inf or NaN, which must meet the padding)
+    if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
