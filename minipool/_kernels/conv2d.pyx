@@ -120,7 +120,8 @@ from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team
 from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
-from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _forward_on_direct, _launch,
+from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
+                                            _forward_on_direct, _launch, _split_direct,
                                             mp_pick_conv_direct)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
                                           _forward_workspace, _packed_group, _workspace_elements,
@@ -288,6 +289,24 @@ def uses_direct_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize
     return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
             (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
                                    and _avx2_tiles and _direct_win_channels_last(&g))))
+
+
+def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                 object geometry, bint float64=False):
+    """(images per chunk, output-channel ranges, channels per range, range-major) of a
+    forward of N images on the direct kernel (conv_direct.pxd, "the launch"); for
+    tests and benchmarks."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef DirectJob job
+    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo
+    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
+        raise ValueError(f"direct_split: no direct forward for {N} images of {C}x{H}x{W} "
+                         f"to {O} channels with geometry {geometry}")
+    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)  # as _forward_on_direct's
+    _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
+    job.g, job.N, job.float64 = &g, N, float64
+    _split_direct(&job)
+    return job.count, job.ranges, job.range_channels, bool(job.range_major)
 
 
 def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
