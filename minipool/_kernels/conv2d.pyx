@@ -77,8 +77,10 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
-    conv2d_forward, direct (_on_direct,    _forward_images -> _forward_direct: 6 or
-      a finite weight; _prepare_direct)    12 images per call, straight into the output
+    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own two passes (_forward_on_direct):
+      a finite weight)                     the weight packed range by range of output
+                                           channels, then _forward_direct on a few
+                                           images by one range, straight into the output
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
       vectors (g.by_rows)                  straight into the output, bias

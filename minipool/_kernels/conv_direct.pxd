@@ -2,7 +2,8 @@
 # few output pixels in registers, input pixels broadcast from the image itself, the
 # taps in the padding skipped (31-51% of all taps on 4x4 planes).  The same bits as
 # the tiles for a finite weight (see the header), so only such weights take it;
-# conv2d.pyx decides where (``_direct_win``) and prepares the tables once per call.
+# conv2d.pyx decides where (``_direct_win``); ``_forward_on_direct`` ("the launch") prepares
+# the tables once per call and runs the packing and the product on the threads.
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
