@@ -112,6 +112,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t
 from posix.unistd cimport usleep
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -571,11 +572,9 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
         return
     cdef const floating* wp = <const floating*>job.arrays.weight
     cdef Py_ssize_t gemms = (N + images - 1) // images
-    cdef floating[::1] packed_view
-    cdef Py_ssize_t[::1] tap_offset_view
     cdef const floating* packed = NULL
-    cdef const Py_ssize_t* tap_offset = NULL
-    cdef Py_ssize_t ki, kj
+    cdef Py_ssize_t* tap_offset = NULL
+    cdef Py_ssize_t ki, kj, taps = g.kh * g.kw, packed_size
     if _on_direct(&g, floating is double) and _forward_on_direct(  # "direct" (conv_direct.pxd)
             &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
             <floating*>job.arrays.out, num_threads, load_team, False, False):
@@ -584,18 +583,21 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
-        packed_view = np.empty(g.groups * _packed_group(g.O_group, g.K_group),
-                               np.float32 if floating is float else np.float64)
-        packed = &packed_view[0]
-        _pack_weight(wp, &packed_view[0], g.groups, g.O_group, g.K_group)
-        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        packed_size = g.groups * _packed_group(g.O_group, g.K_group)
+        tap_offset = <Py_ssize_t*>malloc(taps * sizeof(Py_ssize_t) + packed_size * sizeof(floating))
+        if tap_offset == NULL:
+            raise MemoryError("conv2d kernel: no memory for the packed weight")
+        packed = <const floating*>(tap_offset + taps)
+        _pack_weight(wp, <floating*>packed, g.groups, g.O_group, g.K_group)
         for ki in range(g.kh):
             for kj in range(g.kw):
-                tap_offset_view[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
-        tap_offset = &tap_offset_view[0]
+                tap_offset[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
     job.packed, job.tap_offset = packed, tap_offset
-    _run_chunks(&job, _forward_chunk, gemms, N, images, per_thread, &g, floating is double,
-                num_threads, load_team)
+    try:
+        _run_chunks(&job, _forward_chunk, gemms, N, images, per_thread, &g, floating is double,
+                    num_threads, load_team)
+    finally:
+        free(tap_offset)
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,

@@ -7,7 +7,7 @@
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
@@ -272,17 +272,18 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
     cdef Py_ssize_t packed_size = g.groups * mp_direct_packed_size(g.O_group, g.K_group, item)
     cdef Py_ssize_t planes_size = N * g.C * g.H * g.W if by_planes else 0
     cdef Py_ssize_t flags = g.groups * ((g.O_group + lanes_2 - 1) // lanes_2)
-    cdef char* memory = <char*>malloc((taps + 3 * L) * sizeof(Py_ssize_t)
-                                      + (packed_size + planes_size) * item + flags)
+    cdef Py_ssize_t floats = ((packed_size + planes_size) * item + 7) // 8 * 8  # bytes
+    cdef char* memory = <char*>malloc(63 + floats + (taps + 3 * L) * sizeof(Py_ssize_t) + flags)
     if memory == NULL:
         raise MemoryError("conv2d direct kernel: no memory for its tables")
-    cdef Py_ssize_t* tap_offset = <Py_ssize_t*>memory
+    # the packed weight first, on a cache line (its blocks are whole 64-byte lines)
+    job.packed = <void*>(memory + (64 - <uintptr_t>memory % 64) % 64)
+    job.planes = <void*>(<floating*>job.packed + packed_size)
+    cdef Py_ssize_t* tap_offset = <Py_ssize_t*>(<char*>job.packed + floats)
     cdef Py_ssize_t* pixel_base = tap_offset + taps
     cdef uint64_t* pixel_taps = <uint64_t*>(pixel_base + 2 * L)
     cdef bint finite = True
-    job.packed = <void*>(pixel_taps + L)
-    job.planes = <void*>(<floating*>job.packed + packed_size)
-    job.finite = <char*>(<floating*>job.planes + planes_size)
+    job.finite = <char*>(pixel_taps + L)
     job.x, job.weight, job.bias, job.out, job.tap_offset, job.g = x, weight, bias, out, tap_offset, g
     job.N, job.float64, job.channels_last, job.by_planes = N, floating is double, channels_last, by_planes
     try:
