@@ -77,8 +77,10 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
-    conv2d_forward, direct (_on_direct,    _forward_images -> _forward_direct: 6 or
-      a finite weight; _prepare_direct)    12 images per call, straight into the output
+    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own two passes (_forward_on_direct):
+      a finite weight)                     the weight packed range by range of output
+                                           channels, then _forward_direct on a few
+                                           images by one range, straight into the output
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
       vectors (g.by_rows)                  straight into the output, bias
@@ -110,6 +112,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t
 from posix.unistd cimport usleep
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 import numpy as np
@@ -120,8 +123,9 @@ from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team
 from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
-from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, _direct_images, _prepare_direct,
-                                            mp_direct_packed_size, mp_pick_conv_direct)
+from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
+                                            _forward_on_direct, _launch, _split_direct,
+                                            mp_pick_conv_direct)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
                                           _forward_workspace, _packed_group, _workspace_elements,
                                           mp_conv_panel_width, mp_pick_conv_tiles,
@@ -303,6 +307,24 @@ def uses_direct_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize
                                    and _avx2_tiles and _direct_win_channels_last(&g))))
 
 
+def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                 object geometry, bint float64=False):
+    """(images per chunk, output-channel ranges, channels per range, range-major) of a
+    forward of N images on the direct kernel (conv_direct.pxd, "the launch"); for
+    tests and benchmarks."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef DirectJob job
+    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo
+    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
+        raise ValueError(f"direct_split: no direct forward for {N} images of {C}x{H}x{W} "
+                         f"to {O} channels with geometry {geometry}")
+    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)  # as _forward_on_direct's
+    _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
+    job.g, job.N, job.float64 = &g, N, float64
+    _split_direct(&job)
+    return job.count, job.ranges, job.range_channels, bool(job.range_major)
+
+
 def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
                 bint float64=False):
     """Whether ``conv2d_forward`` runs this shape on the direct kernel (with the current
@@ -414,17 +436,12 @@ cdef struct ImagesJob:
 cdef void _run_chunks(ImagesJob* job, mp_chunk_fn chunk, Py_ssize_t chunks, Py_ssize_t N,
                       Py_ssize_t images, Py_ssize_t per_thread, const Geometry* g, bint float64,
                       int num_threads, bint load_team) except *:
-    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads: on the
-    load-tolerant team, or an OpenMP region (dynamic: it moves whole chunks between
-    threads, so the bits do not change; backward slots may hold unequal GEMM counts)."""
-    cdef Py_ssize_t c
+    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads (conv_direct.pxd's
+    ``_launch``: the load-tolerant team or a dynamic OpenMP region; backward slots may
+    hold unequal GEMM counts)."""
     job.N, job.images, job.per_thread, job.g, job.float64 = N, images, per_thread, g, float64
-    if load_team and num_threads > 1:
-        with nogil:
-            mp_team_run(chunk, job, chunks, num_threads)
-        return
-    for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=num_threads):
-        chunk(job, c, threadid())
+    with nogil:
+        _launch(chunk, job, chunks, num_threads, load_team)
 
 
 # The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
@@ -568,41 +585,32 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
         return
     cdef const floating* wp = <const floating*>job.arrays.weight
     cdef Py_ssize_t gemms = (N + images - 1) // images
-    cdef floating[::1] packed_view
-    cdef Py_ssize_t[::1] tap_offset_view
     cdef const floating* packed = NULL
-    cdef const Py_ssize_t* tap_offset = NULL
-    cdef Py_ssize_t ki, kj
-    cdef Py_ssize_t[::1] pixel_base_view
-    cdef uint64_t[::1] pixel_taps_view
-    if _on_direct(&g, floating is double) and _all_finite(wp, g.O * g.K_group):  # "direct"
-        packed_view = np.empty(g.groups * mp_direct_packed_size(g.O_group, g.K_group,
-                                                                sizeof(floating)),
-                               np.float32 if floating is float else np.float64)
-        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
-        pixel_base_view = np.empty(2 * g.Ho * g.Wo, np.intp)  # the bases, then the order
-        pixel_taps_view = np.empty(g.Ho * g.Wo, np.uint64)
-        _prepare_direct(&g, wp, &packed_view[0], &tap_offset_view[0], &pixel_base_view[0],
-                        &pixel_taps_view[0])
-        packed, tap_offset = &packed_view[0], &tap_offset_view[0]
-        images = _direct_images(&g)  # not GEMMs: images per call of the direct kernel
-        gemms = (N + images - 1) // images
-    elif _on_tiles(&g, floating is double):
+    cdef Py_ssize_t* tap_offset = NULL
+    cdef Py_ssize_t ki, kj, taps = g.kh * g.kw, packed_size
+    if _on_direct(&g, floating is double) and _forward_on_direct(  # "direct" (conv_direct.pxd)
+            &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
+            <floating*>job.arrays.out, num_threads, load_team, False, False):
+        return  # (False: a weight with inf or NaN, which must meet the padding)
+    if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
             g.padded = g.Hs != g.H or g.Ws != g.W
-        packed_view = np.empty(g.groups * _packed_group(g.O_group, g.K_group),
-                               np.float32 if floating is float else np.float64)
-        packed = &packed_view[0]
-        _pack_weight(wp, &packed_view[0], g.groups, g.O_group, g.K_group)
-        tap_offset_view = np.empty(g.kh * g.kw, np.intp)
+        packed_size = g.groups * _packed_group(g.O_group, g.K_group)
+        tap_offset = <Py_ssize_t*>malloc(taps * sizeof(Py_ssize_t) + packed_size * sizeof(floating))
+        if tap_offset == NULL:
+            raise MemoryError("conv2d kernel: no memory for the packed weight")
+        packed = <const floating*>(tap_offset + taps)
+        _pack_weight(wp, <floating*>packed, g.groups, g.O_group, g.K_group)
         for ki in range(g.kh):
             for kj in range(g.kw):
-                tap_offset_view[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
-        tap_offset = &tap_offset_view[0]
+                tap_offset[ki * g.kw + kj] = ki * g.dh * g.Ws + kj * g.dw
     job.packed, job.tap_offset = packed, tap_offset
-    _run_chunks(&job, _forward_chunk, gemms, N, images, per_thread, &g, floating is double,
-                num_threads, load_team)
+    try:
+        _run_chunks(&job, _forward_chunk, gemms, N, images, per_thread, &g, floating is double,
+                    num_threads, load_team)
+    finally:
+        free(tap_offset)
 
 
 def conv2d_backward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,

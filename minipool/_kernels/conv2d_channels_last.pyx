@@ -119,14 +119,7 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
 # sums (in (c, ki, kj) order, padding taps skipped) as the NCHW direct kernel, so the
 # same bits as channels-first there.  conv2d.pyx owns the switch and the CPU choice
 # (``uses_direct_channels_last``); minipool/ops/conv.py calls this where it says so.
-from libc.stdint cimport uint64_t
-
-import numpy as np
-
-from minipool._kernels.conv_columns cimport _all_finite
-from minipool._kernels.conv_direct cimport (_direct_images, _forward_direct_channels_last,
-                                            _prepare_direct, mp_direct_packed_size,
-                                            mp_pick_conv_direct)
+from minipool._kernels.conv_direct cimport _forward_on_direct, mp_pick_conv_direct
 
 
 def use_cpu_avx2_direct(bint allow=True):
@@ -134,33 +127,19 @@ def use_cpu_avx2_direct(bint allow=True):
     return mp_pick_conv_direct(allow) == 1
 
 
-cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
-                            Py_ssize_t pixels, Py_ssize_t C) noexcept nogil:
-    """``count`` NHWC images (pixels, C) copied as NCHW planes (C, pixels)."""
-    cdef Py_ssize_t i, p, c
-    cdef const floating* src
-    cdef floating* dst
-    for i in range(count):
-        src = images + i * pixels * C
-        dst = planes + i * pixels * C
-        for p in range(pixels):
-            for c in range(C):
-                dst[c * pixels + p] = src[p * C + c]
-
-
 def conv2d_direct_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,
                                 bias, floating[:, :, :, ::1] out, object geometry,
                                 int num_threads, bint by_planes=False):
     """out (N, Ho, Wo, O) = conv(x (N, H, W, C), weight (O, kh*kw*C/groups)) + bias on the
     direct kernel; the weight must be finite (a padding tap must meet inf or NaN: the
-    caller keeps such weights on ``conv2d_forward_channels_last``).  ``by_planes``: each
-    call's images are first copied as NCHW planes (a tile's points, spread over 6 images
-    and the taps, then read few cache lines: NHWC pixels 4 KiB apart share L1 sets),
-    the output still written NHWC; the same sums, so the same bits."""
-    cdef Py_ssize_t N = x.shape[0], n, images, calls, t
+    caller keeps such weights on ``conv2d_forward_channels_last``).  ``by_planes``: the
+    images are first copied as NCHW planes (a tile's points, spread over 6 images and
+    the taps, then read few cache lines: NHWC pixels 4 KiB apart share L1 sets), the
+    output still written NHWC; the same sums, so the same bits.  The chunks and their
+    two passes are conv2d's (conv_direct.pxd, "the launch")."""
+    cdef Py_ssize_t N = x.shape[0]
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry, 1)
     cdef const floating* bias_ptr = NULL
-    num_threads = max(num_threads, 1)
     if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
         raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
                          f"out {_dims(out)} do not match geometry {geometry}")
@@ -170,36 +149,6 @@ def conv2d_direct_channels_last(const floating[:, :, :, ::1] x, const floating[:
     bias_ptr = _bias_pointer(bias, g.O, <floating*>NULL, "conv2d")
     if N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
         return
-    cdef const floating* wp = &weight[0, 0]
-    if not _all_finite(wp, g.O * g.K_group):
+    if not _forward_on_direct(&g, &x[0, 0, 0, 0], N, &weight[0, 0], bias_ptr, &out[0, 0, 0, 0],
+                              max(num_threads, 1), False, True, by_planes):
         raise ValueError("conv2d direct kernel: the weight must be finite")
-    dtype = np.float32 if floating is float else np.float64
-    cdef floating[::1] packed = np.empty(g.groups * mp_direct_packed_size(
-        g.O_group, g.K_group, sizeof(floating)), dtype)
-    cdef Py_ssize_t[::1] tap_offset = np.empty(g.kh * g.kw, np.intp)
-    cdef Py_ssize_t[::1] pixel_base = np.empty(2 * g.Ho * g.Wo, np.intp)  # bases, then order
-    cdef uint64_t[::1] pixel_taps = np.empty(g.Ho * g.Wo, np.uint64)
-    _prepare_direct(&g, wp, &packed[0], &tap_offset[0], &pixel_base[0], &pixel_taps[0], True,
-                    not by_planes)
-    images = _direct_images(&g)
-    calls = (N + images - 1) // images
-    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
-    cdef floating[:, ::1] planes = np.empty((num_threads if by_planes else 0, images * in_image),
-                                            dtype)
-    cdef floating* planes_p = &planes[0, 0] if by_planes and planes.size else NULL
-    cdef const floating* xp = &x[0, 0, 0, 0]
-    cdef floating* op = &out[0, 0, 0, 0]
-    cdef const floating* pp = &packed[0]
-    cdef const Py_ssize_t* tp = &tap_offset[0]
-    for n in prange(calls, nogil=True, schedule="static", num_threads=num_threads):
-        t = threadid()
-        if planes_p != NULL:
-            _planes_of(xp + n * images * in_image, min(images, N - n * images),
-                       planes_p + t * images * in_image, g.H * g.W, g.C)
-            _forward_direct_channels_last(planes_p + t * images * in_image,
-                                          min(images, N - n * images), pp, tp, bias_ptr,
-                                          op + n * images * out_image, &g, True)
-        else:
-            _forward_direct_channels_last(xp + n * images * in_image,
-                                          min(images, N - n * images), pp, tp, bias_ptr,
-                                          op + n * images * out_image, &g, False)

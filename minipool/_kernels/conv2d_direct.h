@@ -65,32 +65,33 @@ static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ss
     return (O + lanes - 1) / lanes * lanes * K;
 }
 
-/* The packed weight of `groups` groups (mp_direct_packed_size elements apart) from
- * weight (groups*O rows of K = channels*taps): block by block (mp_direct_block_width),
- * the block at channel o0 at o0*K as (K, width), k = c*taps + t, lanes past the last
- * channel zero.  `channels_last`: a row holds (t, c) instead (conv2d_channels_last.pyx's
- * weight), packed in the same (c, t) order.  Every element is written (no memset
- * first), each k's lanes side by side: the writes run contiguously and the rows are
- * read as `width` sequential streams (the transposed order, a store per cache line,
- * took 5% of a 128->256 layer's forward on 4x4 planes). */
+/* Output channels [o_begin, o_end) (block boundaries) of one group's packed weight
+ * (mp_direct_packed_size elements) from its O rows of K = channels*taps: block by
+ * block (mp_direct_block_width), the block at channel o0 at o0*K as (K, width),
+ * k = c*taps + t, lanes past the last channel zero.  `channels_last`: a row holds
+ * (t, c) instead (conv2d_channels_last.pyx's weight), packed in the same (c, t)
+ * order.  Every element is written (no memset first), each k's lanes side by side:
+ * the writes run contiguously and the rows are read as `width` sequential streams
+ * (the transposed order, a store per cache line, took 5% of a 128->256 layer's
+ * forward on 4x4 planes).  The caller splits the channels into ranges over threads. */
 #define MP_DIRECT_PACK(T, NAME)                                                                \
-    static void NAME(const T *restrict weight, T *restrict packed, Py_ssize_t groups,         \
-                     Py_ssize_t O, Py_ssize_t channels, Py_ssize_t taps, int channels_last) { \
-        Py_ssize_t K = channels * taps, size = mp_direct_packed_size(O, K, sizeof(T));        \
-        for (Py_ssize_t grp = 0; grp < groups; grp++)                                          \
-            for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                    \
-                wd = mp_direct_block_width(O, o0, sizeof(T));                                  \
-                Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                   \
-                const T *src = weight + (grp * O + o0) * K;                                    \
-                T *d = packed + grp * size + o0 * K;                                           \
-                for (Py_ssize_t c = 0; c < channels; c++)                                      \
-                    for (Py_ssize_t t = 0; t < taps; t++, d += wd) {                           \
-                        const T *s = src + (channels_last ? t * channels + c : c * taps + t);  \
-                        Py_ssize_t r = 0;                                                      \
-                        for (; r < rows; r++) d[r] = s[r * K];                                 \
-                        for (; r < wd; r++) d[r] = 0;                                          \
-                    }                                                                          \
-            }                                                                                  \
+    static void NAME(const T *restrict weight, T *restrict packed, Py_ssize_t O,              \
+                     Py_ssize_t o_begin, Py_ssize_t o_end, Py_ssize_t channels,               \
+                     Py_ssize_t taps, int channels_last) {                                    \
+        Py_ssize_t K = channels * taps;                                                        \
+        for (Py_ssize_t o0 = o_begin, wd; o0 < o_end; o0 += wd) {                              \
+            wd = mp_direct_block_width(O, o0, sizeof(T));                                      \
+            Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                       \
+            const T *src = weight + o0 * K;                                                    \
+            T *d = packed + o0 * K;                                                            \
+            for (Py_ssize_t c = 0; c < channels; c++)                                          \
+                for (Py_ssize_t t = 0; t < taps; t++, d += wd) {                               \
+                    const T *s = src + (channels_last ? t * channels + c : c * taps + t);      \
+                    Py_ssize_t r = 0;                                                          \
+                    for (; r < rows; r++) d[r] = s[r * K];                                     \
+                    for (; r < wd; r++) d[r] = 0;                                              \
+                }                                                                              \
+        }                                                                                      \
     }
 MP_DIRECT_PACK(float, mp_direct_pack_f)
 MP_DIRECT_PACK(double, mp_direct_pack_d)

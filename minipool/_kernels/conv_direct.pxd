@@ -2,13 +2,17 @@
 # few output pixels in registers, input pixels broadcast from the image itself, the
 # taps in the padding skipped (31-51% of all taps on 4x4 planes).  The same bits as
 # the tiles for a finite weight (see the header), so only such weights take it;
-# conv2d.pyx decides where (``_direct_win``) and prepares the tables once per call.
+# conv2d.pyx decides where (``_direct_win``); ``_forward_on_direct`` ("the launch") prepares
+# the tables once per call and runs the packing and the product on the threads.
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
-from libc.stdint cimport uint64_t
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
 
-from minipool._kernels.conv_columns cimport Geometry
+from minipool._kernels.conv_columns cimport Geometry, _all_finite
 from minipool._kernels.conv_gemm cimport noinline_void
+from minipool._kernels._load_team cimport mp_chunk_fn, mp_team_run
 
 cdef extern from "conv2d_direct.h" nogil:
     # float or double pointers, all of one type: the header picks the build by them
@@ -28,24 +32,19 @@ cdef extern from "conv2d_direct.h" nogil:
                           Py_ssize_t* pixel_base, uint64_t* pixel_taps, Py_ssize_t* pixel_order)
     Py_ssize_t mp_direct_block_width(Py_ssize_t O, Py_ssize_t o0, Py_ssize_t item)
     Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ssize_t item)
-    void mp_direct_pack(const void* weight, void* packed, Py_ssize_t groups, Py_ssize_t O,
-                        Py_ssize_t channels, Py_ssize_t taps, int channels_last)
+    void mp_direct_pack(const void* weight, void* packed, Py_ssize_t O, Py_ssize_t o_begin,
+                        Py_ssize_t o_end, Py_ssize_t channels, Py_ssize_t taps,
+                        int channels_last)
     int mp_pick_conv_direct(int allow)
     enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"
 
 
-cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, floating* packed,
-                                          Py_ssize_t* tap_offset, Py_ssize_t* pixel_base,
-                                          uint64_t* pixel_taps, bint channels_last=False,
-                                          bint nhwc_offsets=False) noexcept nogil:
-    """The packed weight (conv2d_direct.h's blocks, per group), the taps' offsets in
-    the unpadded plane, the pixel tables (``pixel_base``: 2 x Ho*Wo, the bases then
-    the order); and ``g`` set to use them.  ``channels_last``: the weight is (O,
-    kh*kw*C/groups) (conv2d_channels_last.pyx's), packed in the same (c, ki, kj)
-    order; ``nhwc_offsets``: the taps' offsets count NHWC values (times C)."""
+cdef inline void _direct_tables(Geometry* g, Py_ssize_t* tap_offset, Py_ssize_t* pixel_base,
+                                uint64_t* pixel_taps, bint nhwc_offsets) noexcept nogil:
+    """The taps' offsets in the unpadded plane, the pixel tables (``pixel_base``: 2 x
+    Ho*Wo, the bases then the order); and ``g`` set to use them.  ``nhwc_offsets``: the
+    taps' offsets count NHWC values (times C)."""
     cdef Py_ssize_t ki, kj
-    mp_direct_pack(weight, packed, g.groups, g.O_group, g.C // g.groups, g.kh * g.kw,
-                   channels_last)
     for ki in range(g.kh):
         for kj in range(g.kw):
             tap_offset[ki * g.kw + kj] = ((ki * g.dh * g.W + kj * g.dw) * g.C if nhwc_offsets
@@ -56,48 +55,236 @@ cdef inline noinline_void _prepare_direct(Geometry* g, const floating* weight, f
     g.pixel_order = pixel_base + g.Ho * g.Wo
 
 
-cdef inline Py_ssize_t _direct_images(const Geometry* g) noexcept nogil:
-    """Images per call: a pixel group's points (its pixels in every image of the call) then
-    fill whole tiles, 6 points (blocks of 16 channels) or 12 (the last block of up to 8):
-    on a 4x4 plane a corner's group is one pixel (5x5: every group)."""
-    return 12 if 0 < g.O_group % 16 <= 8 else 6
+cdef inline bint _pack_direct(const Geometry* g, const floating* weight, floating* packed,
+                              Py_ssize_t grp, Py_ssize_t o_begin, Py_ssize_t o_end,
+                              bint channels_last) noexcept nogil:
+    """Group ``grp``'s channels [o_begin, o_end) (block boundaries) of the packed weight
+    (conv2d_direct.h's ``mp_direct_pack``: the block at o0 at o0*K_group as (K_group,
+    width), lanes past the last channel zero); returns whether those weight rows are
+    finite.  ``channels_last``: the weight is (O, kh*kw*C/groups)
+    (conv2d_channels_last.pyx's), packed in the same (c, ki, kj) order."""
+    cdef const floating* rows = weight + grp * g.O_group * g.K_group
+    cdef bint finite = _all_finite(rows + o_begin * g.K_group, (o_end - o_begin) * g.K_group)
+    mp_direct_pack(rows, packed + grp * mp_direct_packed_size(g.O_group, g.K_group,
+                                                              sizeof(floating)),
+                   g.O_group, o_begin, o_end, g.C // g.groups, g.kh * g.kw, channels_last)
+    return finite
 
 
 cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t count,
                                           const floating* packed, const Py_ssize_t* tap_offset,
-                                          const floating* bias, floating* out,
-                                          const Geometry* g) noexcept nogil:
-    """``count`` consecutive images, group by group, on the direct kernel."""
+                                          const floating* bias, floating* out, const Geometry* g,
+                                          Py_ssize_t o_begin, Py_ssize_t o_end,
+                                          bint channels_last, bint planes) noexcept nogil:
+    """Output channels [o_begin, o_end) (block boundaries) of every group of ``count``
+    consecutive images, on the direct kernel: NCHW images into NCHW output, or
+    (``channels_last``) NHWC images -- NCHW planes with ``planes`` -- into NHWC output
+    (tables from ``_direct_tables(..., nhwc_offsets=not planes)``, the weight packed
+    with ``channels_last``): the same sums either way, so the same bits."""
     cdef Py_ssize_t L = g.Ho * g.Wo, plane = g.H * g.W, Cg = g.C // g.groups, grp
     cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
-    cdef const floating* x
-    cdef const floating* b
-    cdef floating* o
+    cdef bint nhwc_in = channels_last and not planes
+    cdef Py_ssize_t channel_stride = 1 if nhwc_in else plane, pixel_step = g.C if nhwc_in else 1
+    cdef Py_ssize_t out_pixel = g.O if channels_last else 1
+    cdef Py_ssize_t out_channel = 1 if channels_last else L
     for grp in range(g.groups):
-        x = images + grp * Cg * plane
-        o = out + grp * g.O_group * L
-        b = bias + grp * g.O_group if bias != NULL else NULL
-        mp_direct_strided(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
-                          plane, tap_offset, g.kh * g.kw, g.pixel_base, 1, g.pixel_taps,
-                          g.pixel_order, L, b, o, g.O * L, 1, L)
-
-
-cdef inline noinline_void _forward_direct_channels_last(
-        const floating* images, Py_ssize_t count, const floating* packed,
-        const Py_ssize_t* tap_offset, const floating* bias, floating* out,
-        const Geometry* g, bint planes) noexcept nogil:
-    """``count`` consecutive images, NHWC or (``planes``) NCHW, into NHWC output, group by
-    group, on the direct kernel (tables from ``_prepare_direct(..., channels_last=True,
-    nhwc_offsets=not planes)``): the same sums as ``_forward_direct``, so the same bits."""
-    cdef Py_ssize_t L = g.Ho * g.Wo, Cg = g.C // g.groups, grp, plane = g.H * g.W
-    cdef Py_ssize_t group_size = mp_direct_packed_size(g.O_group, g.K_group, sizeof(floating))
-    cdef Py_ssize_t channel_stride = plane if planes else 1, pixel_step = 1 if planes else g.C
-    cdef const floating* b
-    cdef const floating* x
-    for grp in range(g.groups):
-        b = bias + grp * g.O_group if bias != NULL else NULL
-        x = images + grp * Cg * channel_stride
-        mp_direct_strided(packed + grp * group_size, g.O_group, x, count, Cg, g.C * plane,
+        mp_direct_strided(packed + grp * group_size + o_begin * g.K_group, o_end - o_begin,
+                          images + grp * Cg * channel_stride, count, Cg, g.C * plane,
                           channel_stride, tap_offset, g.kh * g.kw, g.pixel_base, pixel_step,
-                          g.pixel_taps, g.pixel_order, L, b, out + grp * g.O_group, g.O * L,
-                          g.O, 1)
+                          g.pixel_taps, g.pixel_order, L,
+                          bias + grp * g.O_group + o_begin if bias != NULL else NULL,
+                          out + (grp * g.O_group + o_begin) * out_channel, g.O * L,
+                          out_pixel, out_channel)
+
+
+# ---------------------------------------------------------------- the launch
+# A forward on the direct kernel is two passes over chunks, each an OpenMP region
+# (or load_team.h's team): first the packed weight (and, for channels-last by planes,
+# the images copied as NCHW planes), range by range of output channels, each range
+# checking its weight rows are finite; then chunks of ``count`` images by one range
+# of output channels.  Each output is the same sum whatever chunk computes it (a lane
+# is one output channel), so the split changes no bit; it is chosen from the shape.
+cdef enum:
+    DIRECT_CHUNKS = 48        # forward chunks wanted per call: <= 1/24 of it left over
+    DIRECT_SERIAL_PACK = 1 << 15  # elements packed (and copied) below which one thread does it
+    # chunks range by range above this packed weight (half of this machine's 2 MiB L2,
+    # 1 thread, CPU time: 128->256 and 256->256 on 4x4, 1.2 and 2.4 MB, 2-3% faster
+    # range-major; 64->128 and 128->128 on 8x8, 0.3 and 0.6 MB, 4-6% faster image-major)
+    DIRECT_RANGE_MAJOR_BYTES = 1 << 20
+
+
+cdef struct DirectJob:
+    const void* x               # the images (NCHW; NHWC when channels_last and not planes)
+    const void* weight          # (O, K_group); channels last (O, kh*kw*C/groups)
+    const void* bias
+    void* out
+    void* packed
+    void* planes                # channels last by planes: the batch as NCHW planes
+    const Py_ssize_t* tap_offset
+    char* finite                # per packing chunk: whether its weight rows are finite
+    const Geometry* g
+    Py_ssize_t N, count, calls, ranges, range_channels
+    bint float64, channels_last, by_planes, range_major
+
+
+cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    while b:
+        a, b = b, a % b
+    return a
+
+
+cdef inline void _split_direct(DirectJob* job) noexcept nogil:
+    """``count`` images per chunk: the fewest whose points fill whole tiles in every
+    pixel group (6 points a tile, 12 with a last block of one vector: as many tile
+    slots computed and dropped as with 6 or 12 images, often none); then the output
+    channels in ranges of whole 2-vector blocks, enough for about DIRECT_CHUNKS chunks
+    (balanced threads: a batch of 64 on 4x4 planes was 11 chunks of 6 images)."""
+    cdef const Geometry* g = job.g
+    cdef Py_ssize_t lanes = 32 // (8 if job.float64 else 4), L = g.Ho * g.Wo, p, run = 1
+    cdef Py_ssize_t points = 12 if 0 < g.O_group % (2 * lanes) <= lanes else 6
+    cdef Py_ssize_t common = points, blocks = (g.O_group + 2 * lanes - 1) // (2 * lanes), per
+    for p in range(1, L):
+        if g.pixel_taps[g.pixel_order[p]] == g.pixel_taps[g.pixel_order[p - 1]]:
+            run += 1
+        else:
+            common, run = _gcd(common, run), 1
+    common = _gcd(common, run)
+    job.count = points // common
+    job.calls = (job.N + job.count - 1) // job.count
+    job.ranges = min(blocks, max(1, (DIRECT_CHUNKS + job.calls - 1) // job.calls))
+    per = (blocks + job.ranges - 1) // job.ranges
+    job.ranges = (blocks + per - 1) // per
+    job.range_channels = per * 2 * lanes
+    job.range_major = (g.groups * mp_direct_packed_size(g.O_group, g.K_group, 32 // lanes)
+                       * (32 // lanes) > DIRECT_RANGE_MAJOR_BYTES)
+
+
+cdef inline void _direct_range(const DirectJob* job, Py_ssize_t j, Py_ssize_t* o_begin,
+                               Py_ssize_t* o_end) noexcept nogil:
+    o_begin[0] = j * job.range_channels
+    o_end[0] = min(job.g.O_group, o_begin[0] + job.range_channels)
+
+
+cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
+                            Py_ssize_t pixels, Py_ssize_t C) noexcept nogil:
+    """``count`` NHWC images (pixels, C) copied as NCHW planes (C, pixels)."""
+    cdef Py_ssize_t i, p, c
+    cdef const floating* src
+    cdef floating* dst
+    for i in range(count):
+        src = images + i * pixels * C
+        dst = planes + i * pixels * C
+        for p in range(pixels):
+            for c in range(C):
+                dst[c * pixels + p] = src[p * C + c]
+
+
+cdef inline void _prepare_chunk(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
+    """Packing chunk ``c``: (group, range) c // ranges, c % ranges; past the groups'
+    ranges, channels-last by planes: image call c - groups*ranges copied as planes."""
+    cdef const Geometry* g = job.g
+    cdef Py_ssize_t o_begin, o_end, n, in_image = g.C * g.H * g.W
+    if c < g.groups * job.ranges:
+        _direct_range(job, c % job.ranges, &o_begin, &o_end)
+        job.finite[c] = _pack_direct(g, <const floating*>job.weight, <floating*>job.packed,
+                                     c // job.ranges, o_begin, o_end, job.channels_last)
+        return
+    n = (c - g.groups * job.ranges) * job.count
+    _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
+               <floating*>job.planes + n * in_image, g.H * g.W, g.C)
+
+
+cdef inline void _compute_chunk(const DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
+    """Forward chunk ``c``: images [i*count, (i+1)*count) and range j, consecutive
+    chunks on the same images (i = c // ranges), or, for a weight too large to stay
+    in L2 beside them (``range_major``), on the same range (j = c // calls)."""
+    cdef const Geometry* g = job.g
+    cdef Py_ssize_t i = c % job.calls if job.range_major else c // job.ranges
+    cdef Py_ssize_t j = c // job.calls if job.range_major else c % job.ranges
+    cdef Py_ssize_t o_begin, o_end, n = i * job.count
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    cdef const floating* x = <const floating*>job.x
+    if job.by_planes:
+        x = <const floating*>job.planes
+    _direct_range(job, j, &o_begin, &o_end)
+    _forward_direct(x + n * in_image, min(job.count, job.N - n), <const floating*>job.packed,
+                    job.tap_offset, <const floating*>job.bias, <floating*>job.out + n * out_image,
+                    g, o_begin, o_end, job.channels_last, job.by_planes)
+
+
+# the team's chunk signature (no float type in it): the job says which
+cdef inline void _direct_prepare_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
+    if (<DirectJob*>context).float64:
+        _prepare_chunk(<DirectJob*>context, c, <double*>NULL)
+    else:
+        _prepare_chunk(<DirectJob*>context, c, <float*>NULL)
+
+
+cdef inline void _direct_compute_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
+    if (<DirectJob*>context).float64:
+        _compute_chunk(<DirectJob*>context, c, <double*>NULL)
+    else:
+        _compute_chunk(<DirectJob*>context, c, <float*>NULL)
+
+
+cdef inline void _launch(mp_chunk_fn chunk, void* context, Py_ssize_t chunks, int num_threads,
+                         bint load_team) noexcept nogil:
+    """Run ``chunk`` for each of ``chunks``: inline on one thread, on the load-tolerant
+    team, or in an OpenMP region (dynamic: it moves whole chunks between threads, so
+    the bits do not change)."""
+    cdef Py_ssize_t c
+    if num_threads <= 1 or chunks <= 1:
+        for c in range(chunks):
+            chunk(context, c, 0)
+    elif load_team:
+        mp_team_run(chunk, context, chunks, num_threads)
+    else:
+        for c in prange(chunks, schedule="dynamic", num_threads=num_threads):
+            chunk(context, c, threadid())
+
+
+cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N,
+                                    const floating* weight, const floating* bias,
+                                    floating* out, int num_threads, bint load_team,
+                                    bint channels_last, bint by_planes) except -1:
+    """out = the convolution on the direct kernel (layouts as ``_forward_direct``;
+    ``by_planes``: channels-last images copied as NCHW planes first); returns False,
+    having written nothing, when the weight is not finite (a padding tap must meet
+    inf or NaN: the caller takes another path).  One allocation for the tables, the
+    packed weight and the planes, freed here."""
+    cdef DirectJob job
+    cdef Py_ssize_t L = g.Ho * g.Wo, taps = g.kh * g.kw, c, prepare_chunks
+    cdef Py_ssize_t item = sizeof(floating), lanes_2 = 64 // sizeof(floating)
+    cdef Py_ssize_t packed_size = g.groups * mp_direct_packed_size(g.O_group, g.K_group, item)
+    cdef Py_ssize_t planes_size = N * g.C * g.H * g.W if by_planes else 0
+    cdef Py_ssize_t flags = g.groups * ((g.O_group + lanes_2 - 1) // lanes_2)
+    cdef Py_ssize_t floats = ((packed_size + planes_size) * item + 7) // 8 * 8  # bytes
+    cdef char* memory = <char*>malloc(63 + floats + (taps + 3 * L) * sizeof(Py_ssize_t) + flags)
+    if memory == NULL:
+        raise MemoryError("conv2d direct kernel: no memory for its tables")
+    # the packed weight first, on a cache line (its blocks are whole 64-byte lines)
+    job.packed = <void*>(memory + (64 - <uintptr_t>memory % 64) % 64)
+    job.planes = <void*>(<floating*>job.packed + packed_size)
+    cdef Py_ssize_t* tap_offset = <Py_ssize_t*>(<char*>job.packed + floats)
+    cdef Py_ssize_t* pixel_base = tap_offset + taps
+    cdef uint64_t* pixel_taps = <uint64_t*>(pixel_base + 2 * L)
+    cdef bint finite = True
+    job.finite = <char*>(pixel_taps + L)
+    job.x, job.weight, job.bias, job.out, job.tap_offset, job.g = x, weight, bias, out, tap_offset, g
+    job.N, job.float64, job.channels_last, job.by_planes = N, floating is double, channels_last, by_planes
+    try:
+        with nogil:
+            _direct_tables(g, tap_offset, pixel_base, pixel_taps, channels_last and not by_planes)
+            _split_direct(&job)
+            prepare_chunks = g.groups * job.ranges + (job.calls if by_planes else 0)
+            _launch(_direct_prepare_chunk, &job, prepare_chunks,
+                    num_threads if packed_size + planes_size >= DIRECT_SERIAL_PACK else 1,
+                    load_team)
+            for c in range(g.groups * job.ranges):
+                finite &= job.finite[c]
+            if finite:
+                _launch(_direct_compute_chunk, &job, job.ranges * job.calls, num_threads,
+                        load_team)
+    finally:
+        free(memory)
+    return finite

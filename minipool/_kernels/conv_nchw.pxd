@@ -12,7 +12,6 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _block_width
                                              _crop_planes, _im2col_block, _pad_planes,
                                              _shifted_col2im, _shifted_cols, _transpose_rows,
                                              _widen_rows)
-from minipool._kernels.conv_direct cimport _forward_direct
 from minipool._kernels.conv_gemm cimport _gemm, noinline_void
 
 # conv2d_tiles.h: the register tiles' product, their panel width and the build they run
@@ -126,9 +125,6 @@ cdef inline noinline_void _forward_images(const floating* images, Py_ssize_t cou
     cdef Py_ssize_t no_tap_offset = 0  # a column block: one "tap" per row
     if packed != NULL and g.by_rows:
         _forward_rows(images, count, packed, tap_offset, bias, out, work, g)
-        return
-    if packed != NULL and g.direct:  # conv_direct.pxd: no workspace, straight into out
-        _forward_direct(images, count, packed, tap_offset, bias, out, g)
         return
     oh0 = 0
     while oh0 < g.Ho:
