@@ -103,6 +103,15 @@ cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
         return v > best
 
 
+cdef inline pool_t _kind_flip(const pool_t* type_tag, quad_op_t kind) noexcept nogil:
+    """The key-space map's parameter of a kind tag: min pooling's, else max pooling's
+    (sums never use it)."""
+    if quad_op_t is KeepMin:
+        return _flip(type_tag, True)
+    else:
+        return _flip(type_tag, False)
+
+
 cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
                             Py_ssize_t first_cell) noexcept nogil:
     """The code a window starts with: its first cell, or "no cell"."""
@@ -184,7 +193,8 @@ cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const poo
             m = v if v > m else m
             total = total + v
         out[i] = _key(m, flip)
-        bad = bad | (total != total)
+        if pool_t is float or pool_t is double:   # (only floats come here)
+            bad = bad | (total != total)
     if bad:
         return False
     if codes != NULL:
@@ -350,12 +360,8 @@ cdef inline void _plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ss
     cdef pool_t acc[MAX_GROUP]
     cdef int code[MAX_GROUP]
     cdef int cell = 0, first = 0
-    cdef pool_t flip = 0, div = 1
+    cdef pool_t flip = _kind_flip(x, kind), div = 1
     cdef WindowCursor cur = _before_first_window()
-    if kind_t is KeepMax:
-        flip = _flip(x, False)
-    elif kind_t is KeepMin:
-        flip = _flip(x, True)
     while _next_window(w, rows, &cur):
         if kind_t is KeepMax or kind_t is KeepMin:
             first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)

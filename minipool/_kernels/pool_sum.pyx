@@ -152,6 +152,21 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
         start += n
 
 
+cdef inline void _lanes_add_cells(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
+                                  Py_ssize_t nr, Py_ssize_t nw, Py_ssize_t sw, floating* lanes,
+                                  Py_ssize_t n, Py_ssize_t ls, power_t pw) noexcept nogil:
+    """n channels of every cell of one NHWC window (the window's first column at x) into
+    lane buffers ls apart, cell k (scan order) into lane k % LANES.  Called with a
+    constant n for whole chunks of LANE_CHUNK channels (global pooling): GCC then
+    unrolls each cell's pass whole, and no short loop is left whose time depends on
+    where it falls in a 64-byte line (see setup.py, pool_sum's placement)."""
+    cdef Py_ssize_t r, j, k = 0
+    for r in range(nr):
+        for j in range(nw):
+            _sum_pass(x + (rows[r] + j * sw) * C, 1, lanes + (k % LANES) * ls, n, pw)
+            k += 1
+
+
 cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
                            Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows,
                            Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
@@ -161,7 +176,7 @@ cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_
     dst = (sum of the window's cells of src ** p)^(1/p) / divisor, summed
     channel-wise in _window_sum's order (cell k into lane buffer k % LANES).
     Backward (Spread): every real cell of dst += src / divisor, windows in order."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width, ls
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, lane, width, ls
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating acc[CHUNK]        # forward: the chunk's sums; backward: its shares
     cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
@@ -202,13 +217,12 @@ cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_
                 ls = n + LANE_GAP
                 for i in range(LANES * ls):
                     lanes[i] = 0
-                k = 0
-                for r in range(nr):
-                    for j in range(nw):
-                        lane = k % LANES
-                        _sum_pass(src + (rows[r] + w0 + j * sw) * C + cstart, 1,
-                                  lanes + lane * ls, n, op)
-                        k += 1
+                if n == LANE_CHUNK:     # (a constant count: see _lanes_add_cells)
+                    _lanes_add_cells(src + w0 * C + cstart, C, rows, nr, nw, sw, lanes,
+                                     LANE_CHUNK, LANE_CHUNK + LANE_GAP, op)
+                else:
+                    _lanes_add_cells(src + w0 * C + cstart, C, rows, nr, nw, sw, lanes, n, ls,
+                                     op)
                 for i in range(n):
                     total = 0
                     for lane in range(LANES):
