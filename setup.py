@@ -87,9 +87,23 @@ LINK_ARGS = list(OPENMP_FLAGS or [])
 # 64-byte line too: within a function, a hot loop's offset still moved with any edit
 # above it (global avg pooling NHWC ran 1.12x slower with its add loop straddling a
 # line; max pooling's LeNet NHWC backward 1.2x), and 64 held both against the
-# pre-restructure kernels where 32 fixed one and not the other.
+# pre-restructure kernels where 32 fixed one and not the other.  Except in pool_sum:
+# there, padding every loop to a line put the NOPs in front of the short loops
+# entered once per window cell (avg 3x3 s1 backward, LeNet NHWC: 9% of the samples,
+# 1.08x the time without it), and the one loop that needed the line (global average
+# pooling's lane pass) is now unrolled whole instead (_lanes_add_cells).
 PLACED_KERNELS = ("pool_",)
 PLACEMENT_ARGS = ["-falign-functions=64", "-falign-loops=64"]
+UNALIGNED_LOOPS = ("pool_sum",)
+
+
+def placement_args(module):
+    """Code placement flags for kernel module ``module`` (see above)."""
+    if not module.startswith(PLACED_KERNELS):
+        return []
+    if module in UNALIGNED_LOOPS:
+        return [a for a in PLACEMENT_ARGS if not a.startswith("-falign-loops")]
+    return PLACEMENT_ARGS
 
 DIRECTIVES = {
     "language_level": 3,
@@ -130,14 +144,13 @@ def extensions():
         name = pyx[:-4].replace(os.sep, ".")
         if only and name.rsplit(".", 1)[1] not in only:
             continue
-        placed = name.rsplit(".", 1)[1].startswith(PLACED_KERNELS)
         exts.append(
             Extension(
                 name,
                 [pyx],
                 include_dirs=[numpy.get_include(), os.path.join("minipool", "_kernels")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-                extra_compile_args=COMPILE_ARGS + (PLACEMENT_ARGS if placed else []),
+                extra_compile_args=COMPILE_ARGS + placement_args(name.rsplit(".", 1)[1]),
                 extra_link_args=LINK_ARGS,
             )
         )

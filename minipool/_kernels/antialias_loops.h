@@ -18,6 +18,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu_features.h"
+
 /* dst row o (length L) = the taps of src rows start[o] .. start[o]+count[o]-1
  * with weights w[o*K + j]: acc = s0*w0, then the first vec*floor((count-1)/vec)
  * steps unfused (acc + s*w), the rest fused (fma(s, w, acc)). */
@@ -170,13 +172,10 @@
 MP_AA_FAMILY(float, f_portable, fmaf, MP_PORTABLE)
 MP_AA_FAMILY(double, d_portable, fma, MP_PORTABLE)
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#define MP_HAVE_X86_DISPATCH 1
+#if MP_CPU_X86_DISPATCH
 #define MP_AVX2_FMA __attribute__((target("avx2,fma")))
 MP_AA_FAMILY(float, f_avx2, __builtin_fmaf, MP_AVX2_FMA)
 MP_AA_FAMILY(double, d_avx2, __builtin_fma, MP_AVX2_FMA)
-#else
-#define MP_HAVE_X86_DISPATCH 0
 #endif
 
 /* The loops chosen at run time, one list for the pointers and for both ways of setting them. */
@@ -190,13 +189,12 @@ MP_AA_DISPATCHED(MP_DISPATCH)
 #define MP_USE_PORTABLE(NAME) NAME = NAME##_portable;
 #define MP_USE_AVX2(NAME) NAME = NAME##_avx2;
 
-/* Use the AVX2+FMA versions when `allow` and the CPU has both; returns 1 if so.
- * Tests call it with allow = 0 and 1 and compare the bits. */
+/* Use the AVX2+FMA versions when `allow` and the CPU has both (cpu_features.h);
+ * returns 1 if so.  Tests call it with allow = 0 and 1 and compare the bits. */
 static int mp_pick_aa_kernels(int allow) {
     MP_AA_DISPATCHED(MP_USE_PORTABLE)
-#if MP_HAVE_X86_DISPATCH
-    __builtin_cpu_init();
-    if (allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+#if MP_CPU_X86_DISPATCH
+    if (mp_cpu_avx2_fma(allow)) {
         MP_AA_DISPATCHED(MP_USE_AVX2)
         return 1;
     }

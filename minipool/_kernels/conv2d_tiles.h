@@ -34,6 +34,7 @@
 #define MINIPOOL_CONV2D_TILES_H
 #include <math.h>
 #include <string.h>
+#include "cpu_features.h" /* mp_cpu_avx2_fma: the package's one CPU test */
 
 #define MP_CONV_MR 6 /* the widest panel */
 
@@ -205,8 +206,7 @@ MP_CONV_PRODUCT(double, mp_vd32, mp_conv_product_d_avx2, mp_conv_tile_d_avx2, MP
  * 1 and compare the bits. */
 static inline int mp_conv_cpu_avx2(int allow) {
 #if MP_CONV_HAVE_X86_DISPATCH
-    __builtin_cpu_init();
-    return allow && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return mp_cpu_avx2_fma(allow);
 #else
     (void)allow;
     return 0;

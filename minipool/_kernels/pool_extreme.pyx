@@ -15,11 +15,11 @@ described in pool_windows.pyx.  Python picks the path once per geometry
                           _extreme_window; 3x3 with 4-15
                           channels: _window_groups_3x3)
     PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)    (forward only)
-    PATH_QUADS_PLANE      _extreme_plane_2x2               _route_quads_plane (writes
-                                                           every cell, gradient bits;
-                                                           pool_quads.pxd)
-    PATH_QUADS_CHANNELS   _extreme_channels_2x2            _route_quads_channels
-                                                           (pool_quads.pxd)
+    PATH_QUADS_PLANE      _quads_plane(KeepMax/KeepMin)    _route_quads_plane (writes
+                          (pool_quads.pxd, shared with     every cell, gradient bits;
+                          avg/sum/LP)                      pool_quads.pxd)
+    PATH_QUADS_CHANNELS   _quads_channels(KeepMax/KeepMin) _route_quads_channels
+                          (pool_quads.pxd, shared)         (pool_quads.pxd)
 
 ``codes_to_indices`` turns stored codes into PyTorch's int64 indices (any path).
 """
@@ -34,16 +34,15 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              _before_first_window, _cells, _next_window,
                                              _out_row, _row_parts, _rows, _unit, _units,
                                              _zero_unit, code_t, floating, pool_t)
-from minipool._kernels.pool_quads cimport _route_quads_channels, _route_quads_plane
-from minipool._kernels.pool_kinds cimport (KeepMax, KeepMin, _beats, _first_code, _flip, _key,
-                                           _lowest, _plane_group, _take)
+from minipool._kernels.pool_quads cimport (_quads_channels, _quads_plane, _route_quads_channels,
+                                           _route_quads_plane)
+from minipool._kernels.pool_kinds cimport (PLAIN_MIN, KeepMax, KeepMin, _beats, _extreme_2x2,
+                                           _extreme_3x3, _extreme_window_channels, _first_code,
+                                           _flip, _key, _lowest, _plane_group, _take)
 
 import numpy as np
 
 NO_CELL_CODE = NO_CELL_U8  # the uint8 code of "no cell" (windows holding no input cell)
-
-cdef enum:
-    PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
 
 
 cdef int* _thread_ints(Py_ssize_t width, int num_threads, list keep) except NULL:
@@ -91,36 +90,6 @@ cdef inline void _extreme_pass_strided(const pool_t* xs, Py_ssize_t stride, pool
         _extreme_pass(xs, 2, flip, acc, codes, cell, n)
     else:
         _extreme_pass(xs, stride, flip, acc, codes, cell, n)
-
-
-cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c,
-                                Py_ssize_t right, pool_t flip, int* code) noexcept nogil:
-    """Max key of the 2x2 window whose top-left cell is r0[c] (its right neighbour
-    is ``right`` further: 1 in a plane, C in NHWC); its ordinal goes to code."""
-    cdef pool_t m = _key(r0[c], flip)
-    code[0] = 0
-    _take(_key(r0[c + right], flip), 1, &m, code)
-    _take(_key(r1[c], flip), 2, &m, code)
-    _take(_key(r1[c + right], flip), 3, &m, code)
-    return m
-
-
-cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t* r2,
-                                Py_ssize_t c, Py_ssize_t right, pool_t flip,
-                                int* code) noexcept nogil:
-    """Max key of the 3x3 window whose top-left cell is r0[c] (its right neighbours
-    are ``right`` and ``2 * right`` further); its ordinal goes to code."""
-    cdef pool_t m = _key(r0[c], flip)
-    code[0] = 0
-    _take(_key(r0[c + right], flip), 1, &m, code)
-    _take(_key(r0[c + 2 * right], flip), 2, &m, code)
-    _take(_key(r1[c], flip), 3, &m, code)
-    _take(_key(r1[c + right], flip), 4, &m, code)
-    _take(_key(r1[c + 2 * right], flip), 5, &m, code)
-    _take(_key(r2[c], flip), 6, &m, code)
-    _take(_key(r2[c + right], flip), 7, &m, code)
-    _take(_key(r2[c + 2 * right], flip), 8, &m, code)
-    return m
 
 
 cdef inline void _unrolled_span(const pool_t* x, const Py_ssize_t* rows, Py_ssize_t c,
@@ -266,76 +235,6 @@ cdef void _extreme_channels(const pool_t* x, pool_t* out, code_t* codes, Py_ssiz
             cstart += n
 
 
-cdef void _extreme_plane_2x2(const pool_t* x, pool_t* out, uint8_t* codes, const Windows* w,
-                             pool_t flip, int* plane_codes) noexcept nogil:
-    """PATH_QUADS_PLANE: a plane whose windows are all whole 2x2 stride 2: one
-    unrolled loop per output row and no other per-row work; the codes of the
-    whole plane are packed to uint8 at once (small planes, e.g. LeNet's, are
-    dominated by per-row overheads otherwise)."""
-    cdef Py_ssize_t od, oh, o_row, i, W = w.size_in[2], oW = w.size_out[2]
-    cdef Py_ssize_t rows[2]
-    cdef int* kp = plane_codes if codes != NULL else NULL
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            rows[0] = (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
-            rows[1] = rows[0] + W
-            o_row = _out_row(w, od, oh)
-            if flip == _flip(x, False):  # constant flips fold away (max pooling)
-                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, False), out + o_row,
-                               kp + o_row if kp != NULL else NULL)
-            else:
-                _unrolled_span(x, rows, 0, oW, FAST_2X2, _flip(x, True), out + o_row,
-                               kp + o_row if kp != NULL else NULL)
-    if codes != NULL:
-        for i in range(w.size_out[0] * w.size_out[1] * oW):
-            codes[i] = <uint8_t>plane_codes[i]
-
-
-cdef inline pool_t _tap(const pool_t* p0, const pool_t* p1, const pool_t* p2, Py_ssize_t i,
-                        Py_ssize_t C, int t, int kw) noexcept nogil:
-    """Channel i of cell t (scan order) of a whole kw x kw NHWC window with rows p0, p1, p2."""
-    cdef const pool_t* row = p0 if t < kw else (p1 if t < 2 * kw else p2)
-    return row[i + (t % kw) * C]
-
-
-cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const pool_t* p2,
-                                   Py_ssize_t C, Py_ssize_t n, int kw, pool_t flip,
-                                   pool_t* out, int* codes) noexcept nogil:
-    """Floats: n channels of one whole kw x kw NHWC window, for windows without NaN.
-
-    Without NaN, PyTorch's rule (``v > m or isnan(v)``, first tie wins) is a plain
-    ``v > m`` (one max instruction), and the winner is the first cell equal to
-    the max (-0 == +0 and ``>`` treats them alike), found in a second pass that
-    counts the cells before it.  A NaN among the cells (or +inf with -inf) makes
-    their running sum NaN: then nothing is trusted and False is returned (the
-    caller redoes the chunk with the exact rule)."""
-    cdef Py_ssize_t i
-    cdef int t, cells = kw * kw, found, before
-    cdef pool_t m, v, total
-    cdef bint bad = False
-    for i in range(n):
-        m = _key(p0[i], flip)
-        total = m
-        for t in range(1, cells):
-            v = _key(_tap(p0, p1, p2, i, C, t, kw), flip)
-            m = v if v > m else m
-            total = total + v
-        out[i] = _key(m, flip)
-        bad = bad | (total != total)
-    if bad:
-        return False
-    if codes != NULL:
-        for i in range(n):
-            m = _key(out[i], flip)      # the key again (negation is exact)
-            found = 0
-            before = cells
-            for t in range(cells):
-                found = found | -(<int>(_key(_tap(p0, p1, p2, i, C, t, kw), flip) == m))
-                before = before + found  # -1 for the winner and every cell after it
-            codes[i] = before
-    return True
-
-
 cdef void _window_groups_3x3(const pool_t* p0, const pool_t* p1, const pool_t* p2,
                              Py_ssize_t C, Py_ssize_t n, pool_t flip, pool_t* out,
                              int* codes) noexcept nogil:
@@ -360,35 +259,6 @@ cdef void _window_groups_3x3(const pool_t* p0, const pool_t* p1, const pool_t* p
         i += 4
 
 
-cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
-                                          const pool_t* p2, Py_ssize_t C, Py_ssize_t n,
-                                          int fast, pool_t flip, pool_t* out,
-                                          int* codes) noexcept nogil:
-    """n channels of one whole 2x2 (3x3) NHWC window whose rows start at p0, p1 (, p2):
-    every cell is a run of channels, so the loop runs along C (vectorised) with the
-    running max and ordinal in registers instead of a buffer pass per cell.  Float
-    windows without NaN take _window_max_plain."""
-    cdef Py_ssize_t i
-    cdef int unused
-    if pool_t is float or pool_t is double:
-        # (two passes pay off only over enough channels: fewer run the exact loop at once)
-        if n >= PLAIN_MIN and _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3,
-                                                flip, out, codes):
-            return
-    if fast == FAST_2X2 and codes == NULL:
-        for i in range(n):
-            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
-    elif fast == FAST_2X2:
-        for i in range(n):
-            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &codes[i]), flip)
-    elif codes == NULL:
-        for i in range(n):
-            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &unused), flip)
-    else:
-        for i in range(n):
-            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &codes[i]), flip)
-
-
 cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_t* p2,
                                  Py_ssize_t C, Py_ssize_t n, int fast, pool_t flip, pool_t* out,
                                  int* codes) noexcept nogil:
@@ -406,32 +276,6 @@ cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_
         _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, False), out, codes)
     else:
         _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, True), out, codes)
-
-
-cdef void _extreme_channels_2x2(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
-                                Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
-                                pool_t flip) noexcept nogil:
-    """PATH_QUADS_CHANNELS: an NHWC image whose windows are all whole 2x2 stride 2;
-    each window's four cells are four runs of channels, compared channel-wise
-    (vectorised along C)."""
-    cdef Py_ssize_t od, oh, ow, i, n, cstart, o, W = w.size_in[2]
-    cdef const pool_t* r0
-    cdef int chunk_codes[CHUNK]
-    cdef int* kp = chunk_codes if codes != NULL else NULL
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            r0 = x + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
-            for ow in range(w.size_out[2]):
-                o = (_out_row(w, od, oh) + ow) * C
-                cstart = c0
-                while cstart < c0 + nc:
-                    n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
-                    _extreme_window(r0 + 2 * ow * C + cstart, r0 + (W + 2 * ow) * C + cstart,
-                                    NULL, C, n, FAST_2X2, flip, out + o + cstart, kp)
-                    if codes != NULL:
-                        for i in range(n):
-                            codes[o + cstart + i] = <uint8_t>chunk_codes[i]
-                    cstart += n
 
 
 cdef void _extreme_rows(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
@@ -462,6 +306,29 @@ cdef void _extreme_channel_rows(const pool_t* x, pool_t* out, code_t* codes, Py_
         for oh in range(w.size_out[1]):
             nr = _rows(w, od, oh, rows)
             _extreme_channels(x, out, codes, C, c0, nc, w, rows, nr, _out_row(w, od, oh), flip)
+
+
+cdef void _extreme_quads_plane(const pool_t* x, pool_t* out, uint8_t* codes, int* wide,
+                               const Windows* w, bint is_min) noexcept nogil:
+    """PATH_QUADS_PLANE: pool_quads' walk for max or min pooling (out of line)."""
+    cdef KeepMax keep_max
+    cdef KeepMin keep_min
+    if is_min:
+        _quads_plane(x, out, codes, wide, w, keep_min)
+    else:
+        _quads_plane(x, out, codes, wide, w, keep_max)
+
+
+cdef void _extreme_quads_channels(const pool_t* x, pool_t* out, uint8_t* codes, Py_ssize_t C,
+                                  Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                  bint is_min) noexcept nogil:
+    """PATH_QUADS_CHANNELS: pool_quads' walk for max or min pooling (out of line)."""
+    cdef KeepMax keep_max
+    cdef KeepMin keep_min
+    if is_min:
+        _quads_channels(x, out, codes, C, c0, nc, w, keep_min)
+    else:
+        _quads_channels(x, out, codes, C, c0, nc, w, keep_max)
 
 
 def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, :, ::1] codes,
@@ -515,14 +382,14 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
                                   &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
                                   &w, &scratch[omp_get_thread_num(), 0], flip)
         elif code_t is uint8_t and path == PATH_QUADS_PLANE:
-            _extreme_plane_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
-                               &codes[unit.b, 0, 0] if store else NULL, &w, flip,
-                               plane_codes + omp_get_thread_num() * out.shape[1]
-                               if plane_codes != NULL else NULL)
+            _extreme_quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                 &codes[unit.b, 0, 0] if store else NULL,
+                                 plane_codes + omp_get_thread_num() * out.shape[1]
+                                 if plane_codes != NULL else NULL, &w, is_min)
         elif code_t is uint8_t:
-            _extreme_channels_2x2(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
-                                  &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
-                                  &w, flip)
+            _extreme_quads_channels(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
+                                    &codes[unit.b, 0, 0] if store else NULL, C, unit.c0,
+                                    unit.nc, &w, is_min)
 
 
 cdef void _route_row(const floating* grad_out, const code_t* codes, floating* grad_in,

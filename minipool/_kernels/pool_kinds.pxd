@@ -8,13 +8,14 @@
 from libc.math cimport INFINITY, pow, sqrt
 from libc.stdint cimport INT32_MIN, INT64_MIN, int32_t, int64_t, uint8_t
 
-from minipool._kernels.pool_windows cimport (MAX_GROUP, NO_CELL_U8, WindowCursor, Windows,
-                                             _before_first_window, _divisor, _next_window,
-                                             code_t, pool_t)
+from minipool._kernels.pool_windows cimport (FAST_2X2, MAX_GROUP, NO_CELL_U8, WindowCursor,
+                                             Windows, _before_first_window, _divisor,
+                                             _next_window, code_t, pool_t)
 
 cdef enum:
     SCAN_SUM_MAX = 64       # windows up to this many cells are summed in scan order,
     LANES = 16              # larger ones in LANES partial sums (see _window_sum)
+    PLAIN_MIN = 16          # fewest channels for _window_max_plain (same results either way)
 
 
 cdef struct KeepMax:        # max pooling: the first greatest cell (NaN wins)
@@ -33,12 +34,29 @@ ctypedef fused power_t:
     PowerTwo
     PowerAny
 
+cdef struct Spread:         # the backward of avg/sum: every cell gets its window's share
+    char unused
+
 ctypedef fused kind_t:
     KeepMax
     KeepMin
     PowerOne
     PowerTwo
     PowerAny
+
+ctypedef fused sum_op_t:    # a sum's forward (a power kind) or backward (Spread)
+    PowerOne
+    PowerTwo
+    PowerAny
+    Spread
+
+ctypedef fused quad_op_t:   # what the QUADS walkers (pool_quads.pxd) do with a 2x2 window
+    KeepMax
+    KeepMin
+    PowerOne
+    PowerTwo
+    PowerAny
+    Spread
 
 
 # ----------------------------------------------------------------------------- max and min
@@ -85,6 +103,15 @@ cdef inline bint _beats(pool_t v, pool_t best) noexcept nogil:
         return v > best
 
 
+cdef inline pool_t _kind_flip(const pool_t* type_tag, quad_op_t kind) noexcept nogil:
+    """The key-space map's parameter of a kind tag: min pooling's, else max pooling's
+    (sums never use it)."""
+    if quad_op_t is KeepMin:
+        return _flip(type_tag, True)
+    else:
+        return _flip(type_tag, False)
+
+
 cdef inline int _first_code(const code_t* type_tag, Py_ssize_t n_cells,
                             Py_ssize_t first_cell) noexcept nogil:
     """The code a window starts with: its first cell, or "no cell"."""
@@ -102,6 +129,113 @@ cdef inline void _take(pool_t v, int code, pool_t* best, int* best_code) noexcep
     cdef bint better = _beats(v, m)
     best[0] = v if better else m
     best_code[0] = code if better else k
+
+
+# ----------------------------------------------------------------------------- whole 2x2 / 3x3 windows
+# (the unrolled windows of max / min pooling's fast geometries, in a plane or NHWC)
+cdef inline pool_t _extreme_2x2(const pool_t* r0, const pool_t* r1, Py_ssize_t c,
+                                Py_ssize_t right, pool_t flip, int* code) noexcept nogil:
+    """Max key of the 2x2 window whose top-left cell is r0[c] (its right neighbour
+    is ``right`` further: 1 in a plane, C in NHWC); its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + right], flip), 1, &m, code)
+    _take(_key(r1[c], flip), 2, &m, code)
+    _take(_key(r1[c + right], flip), 3, &m, code)
+    return m
+
+
+cdef inline pool_t _extreme_3x3(const pool_t* r0, const pool_t* r1, const pool_t* r2,
+                                Py_ssize_t c, Py_ssize_t right, pool_t flip,
+                                int* code) noexcept nogil:
+    """Max key of the 3x3 window whose top-left cell is r0[c] (its right neighbours
+    are ``right`` and ``2 * right`` further); its ordinal goes to code."""
+    cdef pool_t m = _key(r0[c], flip)
+    code[0] = 0
+    _take(_key(r0[c + right], flip), 1, &m, code)
+    _take(_key(r0[c + 2 * right], flip), 2, &m, code)
+    _take(_key(r1[c], flip), 3, &m, code)
+    _take(_key(r1[c + right], flip), 4, &m, code)
+    _take(_key(r1[c + 2 * right], flip), 5, &m, code)
+    _take(_key(r2[c], flip), 6, &m, code)
+    _take(_key(r2[c + right], flip), 7, &m, code)
+    _take(_key(r2[c + 2 * right], flip), 8, &m, code)
+    return m
+
+
+cdef inline pool_t _tap(const pool_t* p0, const pool_t* p1, const pool_t* p2, Py_ssize_t i,
+                        Py_ssize_t C, int t, int kw) noexcept nogil:
+    """Channel i of cell t (scan order) of a whole kw x kw NHWC window with rows p0, p1, p2."""
+    cdef const pool_t* row = p0 if t < kw else (p1 if t < 2 * kw else p2)
+    return row[i + (t % kw) * C]
+
+
+cdef inline bint _window_max_plain(const pool_t* p0, const pool_t* p1, const pool_t* p2,
+                                   Py_ssize_t C, Py_ssize_t n, int kw, pool_t flip,
+                                   pool_t* out, int* codes) noexcept nogil:
+    """Floats: n channels of one whole kw x kw NHWC window, for windows without NaN.
+
+    Without NaN, PyTorch's rule (``v > m or isnan(v)``, first tie wins) is a plain
+    ``v > m`` (one max instruction), and the winner is the first cell equal to
+    the max (-0 == +0 and ``>`` treats them alike), found in a second pass that
+    counts the cells before it.  A NaN among the cells (or +inf with -inf) makes
+    their running sum NaN: then nothing is trusted and False is returned (the
+    caller redoes the chunk with the exact rule)."""
+    cdef Py_ssize_t i
+    cdef int t, cells = kw * kw, found, before
+    cdef pool_t m, v, total
+    cdef bint bad = False
+    for i in range(n):
+        m = _key(p0[i], flip)
+        total = m
+        for t in range(1, cells):
+            v = _key(_tap(p0, p1, p2, i, C, t, kw), flip)
+            m = v if v > m else m
+            total = total + v
+        out[i] = _key(m, flip)
+        if pool_t is float or pool_t is double:   # (only floats come here)
+            bad = bad | (total != total)
+    if bad:
+        return False
+    if codes != NULL:
+        for i in range(n):
+            m = _key(out[i], flip)      # the key again (negation is exact)
+            found = 0
+            before = cells
+            for t in range(cells):
+                found = found | -(<int>(_key(_tap(p0, p1, p2, i, C, t, kw), flip) == m))
+                before = before + found  # -1 for the winner and every cell after it
+            codes[i] = before
+    return True
+
+
+cdef inline void _extreme_window_channels(const pool_t* p0, const pool_t* p1,
+                                          const pool_t* p2, Py_ssize_t C, Py_ssize_t n,
+                                          int fast, pool_t flip, pool_t* out,
+                                          int* codes) noexcept nogil:
+    """n channels of one whole 2x2 (3x3) NHWC window whose rows start at p0, p1 (, p2):
+    every cell is a run of channels, so the loop runs along C (vectorised) with the
+    running max and ordinal in registers instead of a buffer pass per cell.  Float
+    windows without NaN take _window_max_plain."""
+    cdef Py_ssize_t i
+    cdef int unused
+    if pool_t is float or pool_t is double:
+        # (two passes pay off only over enough channels: fewer run the exact loop at once)
+        if n >= PLAIN_MIN and _window_max_plain(p0, p1, p2, C, n, 2 if fast == FAST_2X2 else 3,
+                                                flip, out, codes):
+            return
+    if fast == FAST_2X2 and codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &unused), flip)
+    elif fast == FAST_2X2:
+        for i in range(n):
+            out[i] = _key(_extreme_2x2(p0, p1, i, C, flip, &codes[i]), flip)
+    elif codes == NULL:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &unused), flip)
+    else:
+        for i in range(n):
+            out[i] = _key(_extreme_3x3(p0, p1, p2, i, C, flip, &codes[i]), flip)
 
 
 # ----------------------------------------------------------------------------- sums of powers
@@ -191,6 +325,27 @@ cdef inline pool_t _window_sum(const pool_t* x, const Py_ssize_t* rows, Py_ssize
     return total
 
 
+cdef inline void _quad(const pool_t* src, pool_t* dst, pool_t* top, pool_t* bottom,
+                       Py_ssize_t o, Py_ssize_t right, pool_t div, sum_op_t op) noexcept nogil:
+    """One whole 2x2 window of a sum, cells top[0], top[right], bottom[0], bottom[right],
+    output o.  Forward: dst[o] = (sum of the cells raised to p, in scan order)^(1/p) /
+    div; backward (Spread): every cell = src[o] / div."""
+    cdef pool_t s
+    if sum_op_t is Spread:
+        s = src[o] / div
+        top[0] = s
+        top[right] = s
+        bottom[0] = s
+        bottom[right] = s
+    else:
+        s = 0
+        s += _raise(top[0], op)
+        s += _raise(top[right], op)
+        s += _raise(bottom[0], op)
+        s += _raise(bottom[right], op)
+        dst[o] = _root(s, op) / div
+
+
 # ----------------------------------------------------------------------------- any kind
 cdef inline void _plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ssize_t n_planes,
                               Py_ssize_t S_in, Py_ssize_t S_out, const Windows* w,
@@ -205,12 +360,8 @@ cdef inline void _plane_group(const pool_t* x, pool_t* out, code_t* codes, Py_ss
     cdef pool_t acc[MAX_GROUP]
     cdef int code[MAX_GROUP]
     cdef int cell = 0, first = 0
-    cdef pool_t flip = 0, div = 1
+    cdef pool_t flip = _kind_flip(x, kind), div = 1
     cdef WindowCursor cur = _before_first_window()
-    if kind_t is KeepMax:
-        flip = _flip(x, False)
-    elif kind_t is KeepMin:
-        flip = _flip(x, True)
     while _next_window(w, rows, &cur):
         if kind_t is KeepMax or kind_t is KeepMin:
             first = _first_code(codes, cur.nw, rows[0] + cur.w0 if cur.nw > 0 else 0)

@@ -1,14 +1,118 @@
-# Max / min pooling backward on the QUADS paths (2x2 stride 2 windows tiling the
-# input exactly): every input cell is written once, the gradient at its
-# window's winner and 0 elsewhere, as integer bit masks (uint32 / uint64
-# views of the gradient).  Cimported by pool_extreme only: an inline function
-# of a .pxd is compiled into the module that cimports it, so these loops stay
-# in pool_extreme's translation unit, inlined and optimised with their caller
-# exactly as when they were written there.  (A cdef function cimported from
-# another .pyx module is called through a pointer instead: never inlined.)
+# The QUADS paths: windows of 2x2 stride 2 tiling the input exactly (the common
+# pooling layer).  Their forward walks, one per layout, serve every kind through
+# pool_kinds' compile-time tags (max, min, avg/sum/LP, and the avg/sum backward
+# that writes each window's share): the walk is written once, and each
+# specialisation holds only its kind's window loop.  Max / min pooling's backward
+# writes every input cell once, the gradient at its window's winner and 0
+# elsewhere, as integer bit masks (uint32 / uint64 views of the gradient).
+# An inline function of a .pxd is compiled into each module that cimports it
+# (pool_extreme, pool_sum), so these loops are inlined and optimised with their
+# callers exactly as when they were written there.  (A cdef function cimported
+# from another .pyx module is called through a pointer instead: never inlined.)
 from libc.stdint cimport uint8_t
 
-from minipool._kernels.pool_windows cimport bits_t
+from minipool._kernels.pool_kinds cimport (KeepMax, KeepMin, Spread, _extreme_2x2,
+                                           _extreme_window_channels, _key, _kind_flip, _quad,
+                                           quad_op_t)
+from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, Windows, _divisor, _out_row,
+                                             bits_t, pool_t)
+
+
+cdef inline void _quads_plane(const pool_t* src, pool_t* dst, uint8_t* codes, int* wide,
+                              const Windows* w, quad_op_t op) noexcept nogil:
+    """PATH_QUADS_PLANE forward (and Spread, the avg/sum backward) for one plane whose
+    windows are all whole 2x2 stride 2: one loop per output row, no other per-row work.
+
+    Max / min: dst[o] = the window's extreme of src; with ``codes`` its ordinal, kept
+    as int in ``wide`` (a plane of scratch) and packed to uint8 for the whole plane at
+    the end (LeNet's small planes are dominated by per-row costs otherwise).  A power
+    kind: dst[o] = (sum of the window's cells of src raised to p, scan order)^(1/p) /
+    divisor.  Spread: each window's four cells of dst = src[o] / divisor (the windows
+    tile the input: no zeroing pass, no adds)."""
+    cdef Py_ssize_t od, oh, i, o_row, corner, W = w.size_in[2], oW = w.size_out[2]
+    cdef pool_t flip = _kind_flip(src, op)
+    cdef const pool_t* r0
+    cdef const pool_t* r1
+    cdef pool_t* out
+    cdef pool_t* cells
+    cdef int* kp
+    cdef int unused
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            corner = (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
+            o_row = _out_row(w, od, oh)
+            if quad_op_t is KeepMax or quad_op_t is KeepMin:
+                # row pointers in locals: the compiler cannot tell that stores to out
+                # leave them alone
+                r0 = src + corner
+                r1 = r0 + W
+                out = dst + o_row
+                if codes == NULL:
+                    for i in range(oW):
+                        out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &unused), flip)
+                else:
+                    kp = wide + o_row
+                    for i in range(oW):
+                        out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &kp[i]), flip)
+            else:
+                if quad_op_t is Spread:         # the cells are written
+                    cells = dst + corner
+                else:                           # the cells are read
+                    cells = <pool_t*>src + corner
+                for i in range(oW):
+                    _quad(src, dst, cells + 2 * i, cells + W + 2 * i, o_row + i, 1,
+                          <pool_t>_divisor(w, od, oh, i), op)
+    if quad_op_t is KeepMax or quad_op_t is KeepMin:
+        if codes != NULL:
+            for i in range(w.size_out[0] * w.size_out[1] * oW):
+                codes[i] = <uint8_t>wide[i]
+
+
+cdef inline void _quads_channels(const pool_t* src, pool_t* dst, uint8_t* codes, Py_ssize_t C,
+                                 Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
+                                 quad_op_t op) noexcept nogil:
+    """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image whose
+    windows are all whole 2x2 stride 2; each window cell is a run of channels, so the
+    loops run along C (vectorised).  Max / min go a chunk of channels at a time
+    (_extreme_window_channels: running max and ordinal in registers)."""
+    cdef Py_ssize_t od, oh, ow, i, n, o, o_row, p, corner, cstart, W = w.size_in[2]
+    cdef pool_t flip = _kind_flip(src, op)
+    cdef pool_t div
+    cdef pool_t* cells
+    cdef int chunk_codes[CHUNK]
+    cdef int* kp = chunk_codes if codes != NULL else NULL
+    for od in range(w.size_out[0]):
+        for oh in range(w.size_out[1]):
+            # once per row: the compiler cannot tell that stores to dst leave the tables
+            # alone, and would reload them per window (LeNet NHWC: 7% more instructions)
+            corner = (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W * C
+            o_row = _out_row(w, od, oh)
+            for ow in range(w.size_out[2]):
+                p = corner + 2 * ow * C
+                o = (o_row + ow) * C
+                if quad_op_t is KeepMax or quad_op_t is KeepMin:
+                    cstart = c0
+                    while cstart < c0 + nc:
+                        n = min(<Py_ssize_t>CHUNK, c0 + nc - cstart)
+                        # (the third row: unused by 2x2 windows)
+                        _extreme_window_channels(src + p + cstart, src + p + W * C + cstart,
+                                                 src + p + W * C + cstart, C, n, FAST_2X2, flip,
+                                                 dst + o + cstart, kp)
+                        if codes != NULL:
+                            for i in range(n):
+                                codes[o + cstart + i] = <uint8_t>chunk_codes[i]
+                        cstart += n
+                else:
+                    if quad_op_t is Spread:
+                        cells = dst + p
+                    else:
+                        cells = <pool_t*>src + p
+                    div = <pool_t>_divisor(w, od, oh, ow)
+                    for i in range(c0, c0 + nc):
+                        _quad(src, dst, cells + i, cells + W * C + i, o + i, C, div, op)
+
+
+# ----------------------------------------------------------------------------- max / min backward
 
 
 cdef inline bits_t _keep_if(bits_t v, int code, int cell) noexcept nogil:

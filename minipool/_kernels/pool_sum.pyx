@@ -17,6 +17,7 @@ described in pool_windows.pyx.  Python picks the path once per geometry
     PATH_PLANE_GROUP      _plane_group (pool_kinds.pxd)   (forward only)
     PATH_QUADS_PLANE      _quads_plane(power kind)        _quads_plane(Spread)
     PATH_QUADS_CHANNELS   _quads_channels(power kind)     _quads_channels(Spread)
+                          (both walks in pool_quads.pxd, shared with max/min pooling)
 
 ``lp_backward`` (p != 1) walks one window at a time on every path.  Every path
 sums a window in the order _window_sum (pool_kinds.pxd) defines, so all give
@@ -35,8 +36,9 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GRO
                                              _out_row, _row_parts, _rows, _unit, _units,
                                              _zero_unit, floating)
 from minipool._kernels.pool_kinds cimport (LANES, SCAN_SUM_MAX, PowerAny, PowerOne, PowerTwo,
-                                           _plane_group, _raise, _root,
-                                           _window_sum, power_t)
+                                           Spread, _plane_group, _raise, _root, _window_sum,
+                                           power_t, sum_op_t)
+from minipool._kernels.pool_quads cimport _quads_channels, _quads_plane
 
 cdef enum:
     LANE_CHUNK = 64         # channels per lane buffer (NHWC sums of large windows)
@@ -47,16 +49,6 @@ cdef enum:
 # the summation order's two numbers, for the tests that re-derive the order (see _window_sum)
 SCAN_SUM_MAX_CELLS = SCAN_SUM_MAX
 SUM_LANES = LANES
-
-
-cdef struct Spread:         # the backward of avg/sum (see _quads_plane, _channel_windows)
-    char unused
-
-ctypedef fused sum_op_t:     # forward (a power kind) or backward (Spread)
-    PowerOne
-    PowerTwo
-    PowerAny
-    Spread
 
 
 cdef inline void _sum_pass(const floating* xs, Py_ssize_t stride, floating* acc, Py_ssize_t n,
@@ -160,6 +152,21 @@ cdef void _sum_row_pass(const floating* x, floating* out, const Windows* w,
         start += n
 
 
+cdef inline void _lanes_add_cells(const floating* x, Py_ssize_t C, const Py_ssize_t* rows,
+                                  Py_ssize_t nr, Py_ssize_t nw, Py_ssize_t sw, floating* lanes,
+                                  Py_ssize_t n, Py_ssize_t ls, power_t pw) noexcept nogil:
+    """n channels of every cell of one NHWC window (the window's first column at x) into
+    lane buffers ls apart, cell k (scan order) into lane k % LANES.  Called with a
+    constant n for whole chunks of LANE_CHUNK channels (global pooling): GCC then
+    unrolls each cell's pass whole, and no short loop is left whose time depends on
+    where it falls in a 64-byte line (see setup.py, pool_sum's placement)."""
+    cdef Py_ssize_t r, j, k = 0
+    for r in range(nr):
+        for j in range(nw):
+            _sum_pass(x + (rows[r] + j * sw) * C, 1, lanes + (k % LANES) * ls, n, pw)
+            k += 1
+
+
 cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
                            Py_ssize_t nc, const Windows* w, const Py_ssize_t* rows,
                            Py_ssize_t nr, Py_ssize_t od, Py_ssize_t oh,
@@ -169,7 +176,7 @@ cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_
     dst = (sum of the window's cells of src ** p)^(1/p) / divisor, summed
     channel-wise in _window_sum's order (cell k into lane buffer k % LANES).
     Backward (Spread): every real cell of dst += src / divisor, windows in order."""
-    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, k, lane, width, ls
+    cdef Py_ssize_t ow, w0, nw, sw = w.step[2], r, j, cstart, n, i, o, lane, width, ls
     cdef Py_ssize_t o_row = _out_row(w, od, oh)
     cdef floating acc[CHUNK]        # forward: the chunk's sums; backward: its shares
     cdef floating lanes[LANES * (LANE_CHUNK + LANE_GAP)]
@@ -210,13 +217,12 @@ cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_
                 ls = n + LANE_GAP
                 for i in range(LANES * ls):
                     lanes[i] = 0
-                k = 0
-                for r in range(nr):
-                    for j in range(nw):
-                        lane = k % LANES
-                        _sum_pass(src + (rows[r] + w0 + j * sw) * C + cstart, 1,
-                                  lanes + lane * ls, n, op)
-                        k += 1
+                if n == LANE_CHUNK:     # (a constant count: see _lanes_add_cells)
+                    _lanes_add_cells(src + w0 * C + cstart, C, rows, nr, nw, sw, lanes,
+                                     LANE_CHUNK, LANE_CHUNK + LANE_GAP, op)
+                else:
+                    _lanes_add_cells(src + w0 * C + cstart, C, rows, nr, nw, sw, lanes, n, ls,
+                                     op)
                 for i in range(n):
                     total = 0
                     for lane in range(LANES):
@@ -225,71 +231,16 @@ cdef void _channel_windows(const floating* src, floating* dst, Py_ssize_t C, Py_
             cstart += n
 
 
-cdef inline floating* _quad_cells(const floating* src, floating* dst,
-                                  sum_op_t op) noexcept nogil:
-    """The windows' cells on the QUADS paths: src, read forward; dst, written backward."""
-    if sum_op_t is Spread:
-        return dst
-    else:
-        return <floating*>src
+cdef void _sum_quads_plane(const floating* src, floating* dst, const Windows* w,
+                           sum_op_t op) noexcept nogil:
+    """PATH_QUADS_PLANE: pool_quads' walk for a sum's forward or backward (out of line)."""
+    _quads_plane(src, dst, <uint8_t*>NULL, <int*>NULL, w, op)
 
 
-cdef inline void _quad(const floating* src, floating* dst, floating* top, floating* bottom,
-                       Py_ssize_t o, Py_ssize_t right, floating div, sum_op_t op) noexcept nogil:
-    """One whole 2x2 window, cells top[0], top[right], bottom[0], bottom[right], output
-    o.  Forward: dst[o] = (sum of the cells raised to p, in scan order)^(1/p) / div;
-    backward (Spread): every cell = src[o] / div."""
-    cdef floating s
-    if sum_op_t is Spread:
-        s = src[o] / div
-        top[0] = s
-        top[right] = s
-        bottom[0] = s
-        bottom[right] = s
-    else:
-        s = 0
-        s += _raise(top[0], op)
-        s += _raise(top[right], op)
-        s += _raise(bottom[0], op)
-        s += _raise(bottom[right], op)
-        dst[o] = _root(s, op) / div
-
-
-cdef void _quads_plane(const floating* src, floating* dst, const Windows* w,
-                       sum_op_t op) noexcept nogil:
-    """PATH_QUADS_PLANE, a plane whose windows are all whole 2x2 stride 2, one loop per
-    output row and no other per-row work.  Forward (``op`` a power kind): dst[o] =
-    (sum of its window's cells of src raised to p)^(1/p) / divisor, in scan order
-    like every path.  Backward (Spread): each window's four cells of dst = src[o] /
-    divisor (the windows tile the input: no zeroing pass, no adds)."""
-    cdef Py_ssize_t od, oh, i, o_row, W = w.size_in[2], oW = w.size_out[2]
-    cdef floating* cells = _quad_cells(src, dst, op)
-    cdef floating* r0
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            r0 = cells + (w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W
-            o_row = _out_row(w, od, oh)
-            for i in range(oW):
-                _quad(src, dst, r0 + 2 * i, r0 + W + 2 * i, o_row + i, 1,
-                      <floating>_divisor(w, od, oh, i), op)
-
-
-cdef void _quads_channels(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
-                          Py_ssize_t nc, const Windows* w, sum_op_t op) noexcept nogil:
-    """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image,
-    channel-wise (each window cell is a run of channels)."""
-    cdef Py_ssize_t od, oh, ow, i, o, W = w.size_in[2]
-    cdef floating* cells = _quad_cells(src, dst, op)
-    cdef floating* p0
-    cdef floating div
-    for od in range(w.size_out[0]):
-        for oh in range(w.size_out[1]):
-            for ow in range(w.size_out[2]):
-                p0 = cells + ((w.first[0][od] * w.size_in[1] + w.first[1][oh]) * W + 2 * ow) * C
-                o = (_out_row(w, od, oh) + ow) * C
-                div = <floating>_divisor(w, od, oh, ow)
-                for i in range(c0, c0 + nc):
-                    _quad(src, dst, p0 + i, p0 + W * C + i, o + i, C, div, op)
+cdef void _sum_quads_channels(const floating* src, floating* dst, Py_ssize_t C, Py_ssize_t c0,
+                              Py_ssize_t nc, const Windows* w, sum_op_t op) noexcept nogil:
+    """PATH_QUADS_CHANNELS: pool_quads' walk for a sum's forward or backward (out of line)."""
+    _quads_channels(src, dst, <uint8_t*>NULL, C, c0, nc, w, op)
 
 
 cdef void _sum_rows(const floating* x, floating* out, const Windows* w, Py_ssize_t* rows,
@@ -343,9 +294,9 @@ cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, con
             _sum_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w,
                               &scratch[omp_get_thread_num(), 0], pw)
         elif path == PATH_QUADS_PLANE:
-            _quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
+            _sum_quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
         else:
-            _quads_channels(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
+            _sum_quads_channels(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w, pw)
 
 
 def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTables tables,
@@ -451,10 +402,10 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
         if path == PATH_QUADS_PLANE:
-            _quads_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w, spread)
+            _sum_quads_plane(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], &w, spread)
         elif path == PATH_QUADS_CHANNELS:
-            _quads_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0, unit.nc,
-                            &w, spread)
+            _sum_quads_channels(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], C, unit.c0,
+                                unit.nc, &w, spread)
         elif path == PATH_ROWS:
             _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, &w,
                          &scratch[omp_get_thread_num(), 0])
