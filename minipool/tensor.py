@@ -805,8 +805,8 @@ class Tensor:
         return _ops.elementwise.add(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
-        """``other + self`` (a Python number takes self's float dtype)."""
-        return _ops.elementwise.add(_ops.elementwise.as_tensor(other, like=self), self)
+        """``other + self``."""
+        return _ops.elementwise.add(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
         """``self - other``."""
@@ -814,7 +814,7 @@ class Tensor:
 
     def __rsub__(self, other: TensorLike) -> Tensor:
         """``other - self``."""
-        return _ops.elementwise.sub(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.sub(other, self)
 
     def __mul__(self, other: TensorLike) -> Tensor:
         """``self * other``."""
@@ -822,7 +822,7 @@ class Tensor:
 
     def __rmul__(self, other: TensorLike) -> Tensor:
         """``other * self``."""
-        return _ops.elementwise.mul(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.mul(other, self)
 
     def __truediv__(self, other: TensorLike) -> Tensor:
         """``self / other``."""
@@ -830,7 +830,7 @@ class Tensor:
 
     def __rtruediv__(self, other: TensorLike) -> Tensor:
         """``other / self``."""
-        return _ops.elementwise.div(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.div(other, self)
 
     def __pow__(self, other: TensorLike) -> Tensor:
         """``self ** other``."""
@@ -904,7 +904,7 @@ class Tensor:
 
     def __rpow__(self, other: TensorLike) -> Tensor:
         """``other ** self``."""
-        return _ops.elementwise.pow(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.pow(other, self)
 
     def __matmul__(self, other: TensorLike) -> Tensor:
         """``self @ other``."""

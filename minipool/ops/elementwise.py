@@ -5,6 +5,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from minipool import _config
+from minipool._promotion import promoted, promoted_float, result_type
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
@@ -133,12 +134,34 @@ class Pow(Function):
 
 
 def _binary(fn, a, b, name):
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = as_tensor(b, like=a)
+    """``fn`` on ``a`` and ``b`` converted to PyTorch's result dtype (``minipool._promotion``).
+    The common cases -- two tensors of one dtype, a float tensor with a Python number -- keep
+    their dtype with no promotion lookup."""
+    if type(a) is Tensor:
+        kind = a._data.dtype.kind
+        if type(b) is Tensor and b._data.dtype == a._data.dtype:
+            pass
+        elif kind == "f" and (type(b) is float or type(b) is int):
+            b = Tensor._from_result(np.asarray(b, a._data.dtype), False)
+        else:
+            a, b = promoted(a, b)
+    elif type(b) is Tensor and b._data.dtype.kind == "f" and (type(a) is float or type(a) is int):
+        a = Tensor._from_result(np.asarray(a, b._data.dtype), False)
+    else:
+        a, b = promoted(a, b)
     _check_broadcast(a, b, name)
     return fn.apply(a, b)
+
+
+def _is_bool(x):
+    return isinstance(x, bool) or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
+
+
+def _refuse_bool_result(name, a, b):
+    """PyTorch implements pow, remainder and floor_divide for no bool result dtype."""
+    if result_type(a, b) == np.bool_:
+        raise NotImplementedError(f"{name}: not implemented for bool operands (as in PyTorch); "
+                                  "cast first, e.g. x.long()")
 
 
 def _times_alpha(a, b, alpha, name):
@@ -181,6 +204,10 @@ def sub(a: TensorLike, b: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor
     """
     if alpha != 1 or type(alpha) is not int:
         b = _times_alpha(a, b, alpha, "sub")
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("sub: subtraction, the `-` operator, with a bool tensor is not supported "
+                           "(as in PyTorch); to invert a mask use `~` or logical_not(), else cast "
+                           "first, e.g. x.long()")
     return _binary(Sub, a, b, "sub")
 
 
@@ -201,6 +228,8 @@ def div(a: TensorLike, b: TensorLike) -> Tensor:
     >>> F.div(mp.tensor([1.0, 3.0]), 2).numpy()
     array([0.5, 1.5], dtype=float32)
     """
+    if type(a) is not Tensor or a._data.dtype.kind != "f":  # (a float tensor: _binary's fast path)
+        a, b = promoted_float(a, b)  # int / int is a float, as in PyTorch
     return _binary(Div, a, b, "div")
 
 
@@ -225,19 +254,10 @@ class Remainder(Function):
 
 
 def _integer_division_operands(a, b, name):
-    """Tensors for ``a`` and ``b``: a Python float with an integer tensor gives the default
-    float dtype (PyTorch's promotion); an integer divisor of 0 is PyTorch's ZeroDivisionError."""
-    if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(a, dtype=get_default_dtype())) if isinstance(a, float) else as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(b, dtype=get_default_dtype())) if isinstance(b, float) else as_tensor(b, like=a)
-    if a.dtype.kind == "c" or b.dtype.kind == "c":
-        raise TypeError(f"{name}: complex tensors are not supported, got {a.dtype} and {b.dtype}")
-    if a.dtype.kind in "biu" and b.dtype.kind == "f":  # an integer tensor takes the float's dtype
-        a = Tensor(a.numpy().astype(b.dtype))
-    elif b.dtype.kind in "biu" and a.dtype.kind == "f":
-        b = Tensor(b.numpy().astype(a.dtype))
-    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and np.any(b.numpy() == 0):
+    """Tensors for ``a`` and ``b`` of their result dtype (PyTorch's promotion); an integer
+    divisor of 0 is PyTorch's ZeroDivisionError."""
+    a, b = promoted(a, b)
+    if a.dtype.kind in "biu" and np.any(b._data == 0):
         raise ZeroDivisionError(f"{name}: integer division by zero (as in PyTorch); divide floats "
                                 "for inf/NaN")
     _check_broadcast(a, b, name)
@@ -252,6 +272,7 @@ def remainder(input: TensorLike, other: TensorLike) -> Tensor:
     >>> mp.remainder(mp.tensor([5, -5]), 3).tolist()
     [2, 1]
     """
+    _refuse_bool_result("remainder", input, other)
     a, b = _integer_division_operands(input, other, "remainder")
     return Remainder.apply(a, b)
 
@@ -264,6 +285,7 @@ def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:
     >>> mp.floor_divide(mp.tensor([5, -5]), 2).tolist()
     [2, -3]
     """
+    _refuse_bool_result("floor_divide", input, other)
     a, b = _integer_division_operands(input, other, "floor_divide")
     if (a.requires_grad or b.requires_grad) and is_grad_enabled():
         raise RuntimeError("floor_divide: the derivative is not implemented (in PyTorch either); "
@@ -279,6 +301,11 @@ def pow(a: TensorLike, b: TensorLike) -> Tensor:
     >>> F.pow(mp.tensor([2.0, 3.0]), 2).numpy()
     array([4., 9.], dtype=float32)
     """
+    if type(a) is not Tensor or a._data.dtype.kind != "f":  # (a float tensor: _binary's fast path)
+        if result_type(a, b) == np.bool_:
+            if not isinstance(b, bool):  # PyTorch has bool ** Python bool only
+                _refuse_bool_result("pow", a, b)
+            return Tensor(np.logical_or(as_tensor(a)._data, not b))  # x ** True = x, x ** False = 1
     return _binary(Pow, a, b, "pow")
 
 
@@ -527,8 +554,7 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
         raise TypeError("where: give both a and b (values where condition holds and where it "
                         "does not), or neither (the indices where condition is non-zero)")
     cond = np.asarray(condition._data if isinstance(condition, Tensor) else condition, dtype=bool)
-    a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
-    b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
+    a, b = promoted(a, b)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
     except ValueError:
@@ -540,9 +566,10 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
 class Clip(Function):
     @staticmethod
     def forward(ctx, x, lo, hi):
-        out = np.clip(x, lo, hi)
+        out = np.clip(x, lo, hi)  # (tensor bounds may broadcast x to a larger shape)
         # Gradient passes where the value was not clipped (PyTorch's clamp rule: bounds inclusive).
-        mask = np.ones(x.shape, dtype=bool)
+        ctx.shape = x.shape
+        mask = np.ones(out.shape, dtype=bool)
         if lo is not None:
             mask &= x >= lo
         if hi is not None:
@@ -554,7 +581,7 @@ class Clip(Function):
     def backward(ctx, grad):
         # A select, not a multiply: a NaN or inf gradient at a clamped element gives 0
         # (NaN * 0 would be NaN), as PyTorch's clamp backward does.
-        return np.where(ctx.mask, grad, grad.dtype.type(0)), None, None
+        return unbroadcast(np.where(ctx.mask, grad, grad.dtype.type(0)), ctx.shape), None, None
 
 
 def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
@@ -566,7 +593,13 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     """
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    return Clip.apply(as_tensor(x), min, max)
+    bounds = [v for v in (min, max) if v is not None]
+    x, *bounds = promoted(x, *bounds)
+    if x.dtype == np.bool_ and not any(isinstance(v, Tensor) for v in (min, max)):
+        raise NotImplementedError("clamp: not implemented for bool tensors with number bounds (as "
+                                  "in PyTorch); cast first, e.g. x.long()")
+    lo, hi = (bounds.pop(0)._data if v is not None else None for v in (min, max))
+    return Clip.apply(x, lo, hi)
 
 
 COMPARISONS = {np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",

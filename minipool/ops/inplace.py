@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from minipool._promotion import check_inplace, result_type
 from minipool._typing import TensorLike
 from minipool._validate import is_real, is_real_operand
 from minipool.ops import elementwise as ew
@@ -193,9 +194,7 @@ def _write_result(t, name, res):
     if res.shape != t.shape:
         raise RuntimeError(f"{name}: output with shape {t.shape} doesn't match the broadcast "
                            f"shape {res.shape}; an in-place op keeps its tensor's shape")
-    if not np.can_cast(res.dtype, t.dtype, "same_kind"):
-        raise RuntimeError(f"{name}: result type {res.dtype} can't be cast to the desired "
-                           f"output type {t.dtype}")
+    check_inplace(name, res.dtype, t.dtype)
     try:
         np.copyto(t._data, res._data, casting="same_kind")
     except (TypeError, ValueError) as e:
@@ -225,8 +224,17 @@ def _arith_(x, name, ufunc, op, other, alpha, keep_self):
     if alpha != 1:
         other = other * alpha
     if _records(x, name, (other,)):
-        return _record(x, name, op, (ew.as_tensor(other, like=x),), keep_self)
-    return _mutate(x, name, ufunc, _raw(other))
+        return _record(x, name, op, (other,), keep_self)
+    if (type(other) is Tensor and other._data.dtype == x._data.dtype) or \
+            (x._data.dtype.kind == "f" and (type(other) is float or type(other) is int)):
+        return _mutate(x, name, ufunc, _raw(other))  # x's own dtype: no promotion to check
+    try:
+        with no_grad():
+            res = op(x, other)  # PyTorch's result dtype (and its refusals: a bool in sub_ ...)
+    except OverflowError as e:  # a Python int beyond the dtype
+        raise _write_error(x, name, e) from None
+    _write_result(x, name, res)
+    return x
 
 
 def add_(x: Tensor, other: TensorLike, alpha: float = 1) -> Tensor:
@@ -320,6 +328,7 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
             raise TypeError(f"clamp_: {label} must be a number in minipool, got a Tensor")
         if bound is not None and not is_real(bound):
             raise TypeError(f"clamp_: {label} must be a real number or None, got {bound!r}")
+    check_inplace("clamp_", result_type(x, *(b for b in (min, max) if b is not None)), x.dtype)
     if _records(x, "clamp_", ()):
         return _record(x, "clamp_", lambda t: ew.clip(t, min, max), (), False)
     try:

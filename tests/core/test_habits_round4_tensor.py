@@ -271,15 +271,6 @@ def test_anomaly_mode_passes_finite_gradients_unchanged():
     np.testing.assert_allclose(x.grad.numpy(), (np.exp(x.numpy()) * (1 + x.numpy())), rtol=1e-6)
 
 
-def test_mixed_integer_float_promotion_is_numpys_as_documented():
-    # docs/differences.md: minipool promotes as NumPy; PyTorch keeps the float operand's dtype
-    f, i = mp.tensor([1.5]), mp.tensor([2])
-    assert (f + i).dtype == np.float64 and (i * 2.5).dtype == np.float64 and (i / i).dtype == np.float64
-    ft, it = torch.tensor([1.5]), torch.tensor([2])
-    assert (ft + it).dtype == (it * 2.5).dtype == (it / it).dtype == torch.float32
-    assert (f + i.float()).dtype == np.float32  # the documented way to PyTorch's dtype
-
-
 # --------------------------------------------------------------------------- more Tensor names
 @pytest.mark.parametrize("alias, name", [("multiply", "mul"), ("divide", "div"), ("true_divide", "div"),
                                          ("subtract", "sub"), ("greater", "gt"), ("less_equal", "le"),
