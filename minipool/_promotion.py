@@ -158,6 +158,11 @@ def as_dtype(x, dtype):
 
 def promoted(*operands):
     """Every operand as a Tensor of their :func:`result_type`."""
+    for x in operands:  # one dtype: nothing to promote (the common case)
+        if type(x) is not Tensor or x._data.dtype != operands[0]._data.dtype:
+            break
+    else:
+        return operands
     dtype = result_type(*operands)
     return tuple(as_dtype(x, dtype) for x in operands)
 

@@ -5,7 +5,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from minipool import _config
-from minipool._promotion import promoted, promoted_float, result_type
+from minipool._promotion import promoted, result_type
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
@@ -53,8 +53,11 @@ def unbroadcast(grad, shape):
 
 
 def _check_broadcast(a, b, op):
+    """A ValueError naming ``op`` when the shapes of ``a`` and ``b`` cannot broadcast."""
+    if a._data.shape == b._data.shape or not b._data.ndim or not a._data.ndim:
+        return  # (the common cases, without NumPy's broadcast_shapes call)
     try:
-        return np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
 
@@ -100,6 +103,8 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype.kind != "f":  # (a and b share a dtype) int / int is a float, as in PyTorch
+            a, b = a.astype(get_default_dtype()), b.astype(get_default_dtype())
         ctx.save_for_backward(a, b)
         with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is +-inf or NaN, silently
             return np.divide(a, b)
@@ -138,11 +143,12 @@ def _binary(fn, a, b, name):
     The common cases -- two tensors of one dtype, a float tensor with a Python number -- keep
     their dtype with no promotion lookup."""
     if type(a) is Tensor:
-        kind = a._data.dtype.kind
-        if type(b) is Tensor and b._data.dtype == a._data.dtype:
-            pass
-        elif kind == "f" and (type(b) is float or type(b) is int):
-            b = Tensor._from_result(np.asarray(b, a._data.dtype), False)
+        dtype = a._data.dtype
+        if type(b) is Tensor:
+            if b._data.dtype is not dtype and b._data.dtype != dtype:
+                a, b = promoted(a, b)
+        elif dtype.kind == "f" and (type(b) is float or type(b) is int):
+            b = Tensor._from_result(np.asarray(b, dtype), False)
         else:
             a, b = promoted(a, b)
     elif type(b) is Tensor and b._data.dtype.kind == "f" and (type(a) is float or type(a) is int):
@@ -228,8 +234,6 @@ def div(a: TensorLike, b: TensorLike) -> Tensor:
     >>> F.div(mp.tensor([1.0, 3.0]), 2).numpy()
     array([0.5, 1.5], dtype=float32)
     """
-    if type(a) is not Tensor or a._data.dtype.kind != "f":  # (a float tensor: _binary's fast path)
-        a, b = promoted_float(a, b)  # int / int is a float, as in PyTorch
     return _binary(Div, a, b, "div")
 
 
@@ -554,7 +558,8 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
         raise TypeError("where: give both a and b (values where condition holds and where it "
                         "does not), or neither (the indices where condition is non-zero)")
     cond = np.asarray(condition._data if isinstance(condition, Tensor) else condition, dtype=bool)
-    a, b = promoted(a, b)
+    if type(a) is not Tensor or type(b) is not Tensor or a._data.dtype is not b._data.dtype:
+        a, b = promoted(a, b)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
     except ValueError:
@@ -593,6 +598,10 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     """
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
+    if type(x) is Tensor and x._data.dtype.kind == "f" and \
+            (min is None or type(min) is float or type(min) is int) and \
+            (max is None or type(max) is float or type(max) is int):
+        return Clip.apply(x, min, max)  # number bounds keep a float tensor's dtype
     bounds = [v for v in (min, max) if v is not None]
     x, *bounds = promoted(x, *bounds)
     if x.dtype == np.bool_ and not any(isinstance(v, Tensor) for v in (min, max)):
@@ -617,13 +626,19 @@ def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
     array([ True, False])
     """
     op = COMPARISONS[ufunc]
-    if isinstance(b, Tensor):
-        b = b._data
-    elif not is_real_operand(b):
+    if not isinstance(b, Tensor) and not is_real_operand(b):
         raise TypeError(f"{op}: other must be a tensor, a real number or an array of them, "
                         f"got {type(b).__name__}")
+    if isinstance(b, Tensor) and b._data.dtype == a._data.dtype:
+        b = b._data
+    elif a._data.dtype.kind == "f" and (type(b) is float or type(b) is int):
+        pass  # NumPy compares a Python number in the tensor's float dtype, as PyTorch
+    else:  # compared in PyTorch's result dtype: float32 0.1 == float64 0-d 0.1 is True
+        a, b = promoted(a, b)
+        b = b._data
     try:
-        np.broadcast_shapes(a.shape, np.shape(b))
+        if type(b) is not float and type(b) is not int:  # (a number broadcasts anywhere)
+            np.broadcast_shapes(a.shape, np.shape(b))
     except ValueError:
         raise ValueError(f"{op}: other of shape {np.shape(b)} cannot be broadcast with the "
                          f"tensor's shape {a.shape}") from None

@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from minipool._promotion import check_inplace, result_type
+from minipool._promotion import check_inplace
 from minipool._typing import TensorLike
 from minipool._validate import is_real, is_real_operand
 from minipool.ops import elementwise as ew
@@ -196,7 +196,7 @@ def _write_result(t, name, res):
                            f"shape {res.shape}; an in-place op keeps its tensor's shape")
     check_inplace(name, res.dtype, t.dtype)
     try:
-        np.copyto(t._data, res._data, casting="same_kind")
+        np.copyto(t._data, res._data, casting="unsafe")  # (int16 into uint8 wraps, as PyTorch)
     except (TypeError, ValueError) as e:
         raise _write_error(t, name, e) from None
     _bump(t, name)
@@ -225,9 +225,10 @@ def _arith_(x, name, ufunc, op, other, alpha, keep_self):
         other = other * alpha
     if _records(x, name, (other,)):
         return _record(x, name, op, (other,), keep_self)
-    if (type(other) is Tensor and other._data.dtype == x._data.dtype) or \
-            (x._data.dtype.kind == "f" and (type(other) is float or type(other) is int)):
-        return _mutate(x, name, ufunc, _raw(other))  # x's own dtype: no promotion to check
+    kind = type(other)
+    if (other._data.dtype is x._data.dtype if kind is Tensor else kind is float or kind is int) \
+            and x._data.dtype.kind == "f":
+        return _mutate(x, name, ufunc, other._data if kind is Tensor else other)  # x's own dtype
     try:
         with no_grad():
             res = op(x, other)  # PyTorch's result dtype (and its refusals: a bool in sub_ ...)
@@ -326,16 +327,17 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
     for bound, label in ((min, "min"), (max, "max")):
         if isinstance(bound, Tensor):
             raise TypeError(f"clamp_: {label} must be a number in minipool, got a Tensor")
-        if bound is not None and not is_real(bound):
+        if bound is not None and not (is_real(bound) or isinstance(bound, (bool, np.bool_))):
             raise TypeError(f"clamp_: {label} must be a real number or None, got {bound!r}")
-    check_inplace("clamp_", result_type(x, *(b for b in (min, max) if b is not None)), x.dtype)
     if _records(x, "clamp_", ()):
         return _record(x, "clamp_", lambda t: ew.clip(t, min, max), (), False)
-    try:
-        np.clip(x._data, min, max, out=x._data, casting="same_kind")
-    except (TypeError, ValueError) as e:
-        raise _write_error(x, "clamp_", e) from None
-    _bump(x, "clamp_")
+    if x._data.dtype.kind == "f" and all(type(b) in (float, int) or b is None for b in (min, max)):
+        np.clip(x._data, min, max, out=x._data)  # x's own dtype: no promotion to check
+        _bump(x, "clamp_")
+        return x
+    with no_grad():
+        res = ew.clip(x, min, max)
+    _write_result(x, "clamp_", res)
     return x
 
 
