@@ -14,7 +14,7 @@ from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _as_array, get_defau
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
            "square", "rsqrt", "sin", "cos", "floor", "ceil", "round", "sign", "isnan", "isinf",
-           "isfinite", "isclose", "allclose", "equal"]
+           "isfinite", "isclose", "allclose", "equal", "reciprocal"]
 
 
 def as_tensor(x, like=None):
@@ -692,6 +692,12 @@ class Rsqrt(_Unary):
     uses_input = False
 
 
+class Reciprocal(_Unary):
+    f = staticmethod(_quietly(np.reciprocal))  # 1 / 0 is inf, quietly as in PyTorch
+    df = staticmethod(lambda x, y: -y * y)  # d(1/x) = -1/x^2
+    uses_input = False
+
+
 class Sin(_Unary):
     f = staticmethod(np.sin)
     df = staticmethod(lambda x, y: np.cos(x))
@@ -731,6 +737,19 @@ def rsqrt(x: TensorLike) -> Tensor:
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         return Rsqrt.apply(_as_float(x))
+
+
+def reciprocal(x: TensorLike) -> Tensor:
+    """Elementwise ``1 / x`` (inf at 0; integers and bools give the default float dtype, as
+    ``torch.reciprocal``).
+
+    >>> import minipool as mp
+    >>> mp.reciprocal(mp.tensor([2.0, -0.5])).numpy()
+    array([ 0.5, -2. ], dtype=float32)
+    >>> mp.reciprocal(mp.tensor([4])).numpy()
+    array([0.25], dtype=float32)
+    """
+    return Reciprocal.apply(_as_float(x))
 
 
 def sin(x: TensorLike) -> Tensor:

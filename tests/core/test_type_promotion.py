@@ -256,3 +256,31 @@ def test_in_place_error_names_the_cast_as_torch():
     f += mp.tensor([0.1, 0.2], dtype=mp.float64)  # a wider float is fine: computed there, cast back
     assert f.dtype == np.float32
     np.testing.assert_array_equal(f.numpy(), np.array([1.1, 2.2], dtype=np.float32))
+
+
+@pytest.mark.parametrize("op", ["bitwise_and", "bitwise_or", "logical_and", "matmul", "addcdiv", "hypot"])
+def test_more_binary_ops_match_torch(op):
+    call = {"bitwise_and": lambda L, a, b: a & b, "bitwise_or": lambda L, a, b: a | b,
+            "logical_and": lambda L, a, b: L.logical_and(a, b), "matmul": lambda L, a, b: L.matmul(a, b),
+            "addcdiv": lambda L, a, b: L.addcdiv(a, b, a), "hypot": lambda L, a, b: L.hypot(a, b)}[op]
+    mismatches = []
+    for (da, ka), (db, kb) in itertools.product(itertools.product(DTYPES, KINDS), repeat=2):
+        if ka in ("python", "numpy") and kb in ("python", "numpy"):
+            continue
+        try:
+            theirs = call(torch, _value(da, ka, torch), _value(db, kb, torch))
+        except TypeError:
+            continue
+        except Exception as e:  # noqa: BLE001
+            theirs = e
+        try:
+            ours = call(mp, _value(da, ka, mp), _value(db, kb, mp))
+        except Exception as e:  # noqa: BLE001
+            ours = e
+        case = f"{op}({da} {ka}, {db} {kb})"
+        if isinstance(theirs, Exception) or isinstance(ours, Exception):
+            if isinstance(theirs, Exception) != isinstance(ours, Exception):
+                mismatches.append(f"{case}: torch {theirs!r:.60}, minipool {ours!r:.60}")
+        elif str(ours.dtype) != str(theirs.dtype).replace("torch.", ""):
+            mismatches.append(f"{case}: torch {theirs.dtype}, minipool {ours.dtype}")
+    assert not mismatches, f"{len(mismatches)} mismatches:\n" + "\n".join(mismatches[:40])
