@@ -120,7 +120,8 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = np.power(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0 ** -1 is inf, quietly
+            out = np.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -350,19 +351,19 @@ class Neg(Function):
         return -grad
 
 
-class Exp(_Unary):
-    f = staticmethod(np.exp)
-    df = staticmethod(lambda x, y: y)
-    uses_input = False
-
-
 def _quietly(f):
-    """``f`` with NumPy's divide/invalid warnings off: log(0) = -inf and sqrt(-1) = NaN are
-    results, silently, as in PyTorch."""
+    """``f`` with NumPy's divide/invalid/overflow warnings off: log(0) = -inf, sqrt(-1) = NaN
+    and exp(1000) = inf are results, silently, as in PyTorch."""
     def run(x):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return f(x)
     return run
+
+
+class Exp(_Unary):
+    f = staticmethod(_quietly(np.exp))
+    df = staticmethod(lambda x, y: y)
+    uses_input = False
 
 
 class Log(_Unary):

@@ -609,7 +609,8 @@ class LogSumExp(Function):
     def forward(ctx, x, dims, keepdim):
         m = np.max(x, axis=dims, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf, quietly
+            out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
         ctx.save_for_backward(x, out)
         ctx.meta = (x.shape, dims, keepdim)
         return out if keepdim else np.squeeze(out, axis=dims)
