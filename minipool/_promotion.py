@@ -140,14 +140,14 @@ def result_type(*operands: Any) -> np.dtype:
     return _combine(dimensioned, _combine(zero_dim, numbers))
 
 
-def as_dtype(x, dtype):
+def as_dtype(x, dtype, name="operand"):
     """Operand ``x`` as a Tensor of ``dtype``: a tensor through a differentiable cast (so its
     gradient comes back in its own dtype, as PyTorch's), a number as a 0-d constant (an int
     wraps around a narrower integer dtype, as in PyTorch: uint8 tensor + 300 adds 44)."""
     if isinstance(x, Tensor):
         return x if x._data.dtype == dtype else x.to(dtype)
     if type(x) is int and not -2 ** 63 <= x < 2 ** 64:
-        raise OverflowError(f"the value {x} does not fit the {dtype} tensor (int too big to "
+        raise OverflowError(f"{name} {x} does not fit the {dtype} of the op (int too big to "
                             "convert, as in PyTorch)")
     arr = np.asarray(x.item() if isinstance(x, np.generic) else x)
     if arr.dtype != dtype:
@@ -164,7 +164,11 @@ def promoted(*operands):
     else:
         return operands
     dtype = result_type(*operands)
-    return tuple(as_dtype(x, dtype) for x in operands)
+    names = _OPERAND_NAMES if len(operands) == 2 else [f"operand {i}" for i in range(len(operands))]
+    return tuple(as_dtype(x, dtype, n) for x, n in zip(operands, names))
+
+
+_OPERAND_NAMES = ("input", "other")
 
 
 def promoted_float(*operands):
@@ -173,7 +177,7 @@ def promoted_float(*operands):
     dtype = result_type(*operands)
     if dtype.kind != "f":
         dtype = get_default_dtype()
-    return tuple(as_dtype(x, dtype) for x in operands)
+    return tuple(as_dtype(x, dtype, n) for x, n in zip(operands, _OPERAND_NAMES))
 
 
 def check_inplace(name: str, result: np.dtype, out: np.dtype) -> None:
@@ -181,5 +185,5 @@ def check_inplace(name: str, result: np.dtype, out: np.dtype) -> None:
     if _CATEGORY[result.kind] > _CATEGORY[out.kind]:
         raise RuntimeError(
             f"{name}: result type {TORCH_NAMES.get(result, result)} can't be cast to the desired "
-            f"output type {TORCH_NAMES.get(out, out)} (as in PyTorch: the result is {result}, the "
-            f"tensor {out}); use the out-of-place op, or cast the tensor first (e.g. t.float())")
+            f"output type {TORCH_NAMES.get(out, out)} (as in PyTorch: the result's dtype is {result}, "
+            f"the tensor's {out}); use the out-of-place op, or cast the tensor first (e.g. t.float())")
