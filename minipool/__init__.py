@@ -35,6 +35,8 @@ __all__ = [
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
 from minipool._random import Generator, default_generator, initial_seed, manual_seed  # noqa: E402
 from minipool.tensor import get_default_dtype, set_default_dtype  # noqa: E402
+from minipool._promotion import can_cast, promote_types, result_type  # noqa: E402
+__all__ += ["result_type", "promote_types", "can_cast"]
 __all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_default_dtype",
             "set_default_dtype"]
 from minipool.serialization import load, save  # noqa: E402
@@ -80,7 +82,8 @@ __all__ += ["autograd", "as_tensor", "empty", "eye", "linspace", "randint", "ran
 # torch.* names for the ops (torch.exp, torch.sort, ...), and Tensor methods' function forms.
 from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal, exp, floor,  # noqa: E402
                                       isclose, isfinite, isinf, isnan, log, mul, neg, pow, relu,
-                                      round, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh)
+                                      reciprocal, round, rsqrt, sigmoid, sign, sin, sqrt, square,
+                                      sub, tanh)
 from minipool.ops.elementwise import clip as clamp  # noqa: E402
 from minipool.ops.indexing import argsort, gather, masked_fill, nonzero, sort, topk  # noqa: E402
 from minipool.ops.linalg import bmm, dot, einsum, matmul, mm, mv, outer  # noqa: E402
@@ -95,7 +98,7 @@ from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, 
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
                                 transpose, unflatten, unsqueeze)
 __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
-            "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "round", "rsqrt",
+            "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "reciprocal", "round", "rsqrt",
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
             "gather", "masked_fill", "nonzero", "sort", "topk", "matmul", "all", "any", "cumsum",
             "log_softmax", "logsumexp", "norm", "prod", "softmax", "chunk", "flatten", "permute",

@@ -69,7 +69,7 @@ def _accumulate(grads, node, g, source):
     if shape is None:  # a leaf Tensor
         shape = node._data.shape
     if g.shape != shape:
-        raise RuntimeError(f"internal error: {source.name()}.backward gave a gradient of shape "
+        raise RuntimeError(f"internal error: {source.op_name()}.backward gave a gradient of shape "
                            f"{g.shape} for an input of shape {shape}")
     key = id(node)
     previous = grads.get(key)
@@ -138,7 +138,7 @@ def run_backward(root, grad=None, retain_graph=False, capture=None):
                 _check_nan(ctx, input_grads)
             inputs = ctx._inputs
             if len(input_grads) < len(inputs):
-                raise RuntimeError(f"{ctx.name()}.backward returned {len(input_grads)} gradients "
+                raise RuntimeError(f"{ctx.op_name()}.backward returned {len(input_grads)} gradients "
                                    f"for {len(inputs)} inputs")
             for parent, pg in zip(inputs, input_grads):
                 if pg is not None and parent is not None:
@@ -209,7 +209,7 @@ class set_detect_anomaly:
     ...         (x.sqrt() * 0).sum().backward()  # 0 * (d sqrt at 0 = inf) is NaN
     ...     except RuntimeError as e:
     ...         print(str(e).split(" (")[0])
-    Function 'Sqrt' returned nan values in its 0th output
+    Function 'SqrtBackward0' returned nan values in its 0th output
     """
 
     def __init__(self, mode: bool, check_nan: bool = True) -> None:

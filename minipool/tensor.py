@@ -385,13 +385,36 @@ class Function:
         self._freed = True
 
     def name(self) -> str:
-        """The op's name (its class name), as PyTorch's ``grad_fn.name()``.
+        """PyTorch's name for the op's backward node, as ``grad_fn.name()``: ``'MulBackward0'``
+        for minipool's ops, ``'<Class>Backward'`` for a user's Function subclass (PyTorch's
+        rule for custom Functions).  :meth:`op_name` is minipool's short name.
 
         >>> import minipool as mp
-        >>> (mp.ones(1, requires_grad=True) * 2).grad_fn.name()
-        'Mul'
+        >>> y = mp.ones(1, requires_grad=True) * 2
+        >>> y.grad_fn.name(), y.grad_fn.op_name()
+        ('MulBackward0', 'Mul')
         """
+        cls = type(self)
+        if not cls.__module__.startswith("minipool."):
+            return cls.__name__ + "Backward"
+        short = cls.__name__
+        return _TORCH_NODE_NAMES.get(short) or short.strip("_").removesuffix("Fn") + "Backward0"
+
+    def op_name(self) -> str:
+        """minipool's name for the op (its Function class): ``'Mul'``, ``'Conv2dFn'``, ..."""
         return type(self).__name__
+
+
+# PyTorch's node names where minipool's op class is named otherwise (the rest: <Name>Backward0).
+# Some of PyTorch's depend on the arguments (sum over a dim is SumBackward1, a tensor exponent
+# PowBackward1, indexing SelectBackward0 / SliceBackward0 / IndexBackward0); these give the
+# commonest one.
+_TORCH_NODE_NAMES = {
+    "Reshape": "ViewBackward0", "MatMul": "MmBackward0", "Conv2dFn": "ConvolutionBackward0",
+    "Clip": "ClampBackward1", "Cast": "ToCopyBackward0", "Square": "PowBackward0",
+    "MseFn": "MseLossBackward0", "ClassLossFn": "NllLossBackward0", "_MaxAt": "MaxBackward0",
+    "_MinAt": "MinBackward0", "GetItem": "SelectBackward0", "DropoutFn": "MulBackward0",
+}
 
 
 # --------------------------------------------------------------------------- Tensor
@@ -742,7 +765,7 @@ class Tensor:
         if self._data.dtype != _default_dtype:
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
-            extra += f", grad_fn={self._ctx.name()}"
+            extra += f", grad_fn=<{self._ctx.name()}>"
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
@@ -805,8 +828,8 @@ class Tensor:
         return _ops.elementwise.add(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
-        """``other + self`` (a Python number takes self's float dtype)."""
-        return _ops.elementwise.add(_ops.elementwise.as_tensor(other, like=self), self)
+        """``other + self``."""
+        return _ops.elementwise.add(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
         """``self - other``."""
@@ -814,7 +837,7 @@ class Tensor:
 
     def __rsub__(self, other: TensorLike) -> Tensor:
         """``other - self``."""
-        return _ops.elementwise.sub(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.sub(other, self)
 
     def __mul__(self, other: TensorLike) -> Tensor:
         """``self * other``."""
@@ -822,7 +845,7 @@ class Tensor:
 
     def __rmul__(self, other: TensorLike) -> Tensor:
         """``other * self``."""
-        return _ops.elementwise.mul(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.mul(other, self)
 
     def __truediv__(self, other: TensorLike) -> Tensor:
         """``self / other``."""
@@ -830,7 +853,7 @@ class Tensor:
 
     def __rtruediv__(self, other: TensorLike) -> Tensor:
         """``other / self``."""
-        return _ops.elementwise.div(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.div(other, self)
 
     def __pow__(self, other: TensorLike) -> Tensor:
         """``self ** other``."""
@@ -904,7 +927,7 @@ class Tensor:
 
     def __rpow__(self, other: TensorLike) -> Tensor:
         """``other ** self``."""
-        return _ops.elementwise.pow(_ops.elementwise.as_tensor(other, like=self), self)
+        return _ops.elementwise.pow(other, self)
 
     def __matmul__(self, other: TensorLike) -> Tensor:
         """``self @ other``."""
@@ -997,6 +1020,10 @@ class Tensor:
     def rsqrt(self) -> Tensor:
         """Elementwise ``1 / sqrt(x)``."""
         return _ops.elementwise.rsqrt(self)
+
+    def reciprocal(self) -> Tensor:
+        """Elementwise ``1 / self`` (a float; inf at 0)."""
+        return _ops.elementwise.reciprocal(self)
 
     def sin(self) -> Tensor:
         """Elementwise sine (radians)."""
@@ -1292,6 +1319,10 @@ class Tensor:
     def rsqrt_(self) -> Tensor:
         """In place: elementwise 1 / sqrt(self)."""
         return _ops.inplace._pointwise_(self, "rsqrt_", _ops.elementwise.rsqrt)
+
+    def reciprocal_(self) -> Tensor:
+        """In place: elementwise 1 / self (an integer tensor raises, as in PyTorch)."""
+        return _ops.inplace._pointwise_(self, "reciprocal_", _ops.elementwise.reciprocal)
 
     def sin_(self) -> Tensor:
         """In place: elementwise the sine."""

@@ -5,6 +5,7 @@ from typing import Any, Optional, Tuple, Union
 import numpy as np
 
 from minipool import _config
+from minipool._promotion import promoted, result_type
 from minipool._kernels import activation
 from minipool._typing import TensorLike
 from minipool._validate import is_real_operand
@@ -13,7 +14,7 @@ from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _as_array, get_defau
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "sqrt", "abs", "tanh",
            "sigmoid", "relu", "where", "clip", "cast", "compare", "unbroadcast", "as_tensor",
            "square", "rsqrt", "sin", "cos", "floor", "ceil", "round", "sign", "isnan", "isinf",
-           "isfinite", "isclose", "allclose", "equal"]
+           "isfinite", "isclose", "allclose", "equal", "reciprocal"]
 
 
 def as_tensor(x, like=None):
@@ -52,8 +53,11 @@ def unbroadcast(grad, shape):
 
 
 def _check_broadcast(a, b, op):
+    """A ValueError naming ``op`` when the shapes of ``a`` and ``b`` cannot broadcast."""
+    if a._data.shape == b._data.shape or not b._data.ndim or not a._data.ndim:
+        return  # (the common cases, without NumPy's broadcast_shapes call)
     try:
-        return np.broadcast_shapes(a.shape, b.shape)
+        np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
 
@@ -99,6 +103,8 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
+        if a.dtype.kind != "f":  # (a and b share a dtype) int / int is a float, as in PyTorch
+            a, b = a.astype(get_default_dtype()), b.astype(get_default_dtype())
         ctx.save_for_backward(a, b)
         with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is +-inf or NaN, silently
             return np.divide(a, b)
@@ -114,7 +120,8 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = np.power(a, b)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0 ** -1 is inf, quietly
+            out = np.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -133,12 +140,35 @@ class Pow(Function):
 
 
 def _binary(fn, a, b, name):
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = as_tensor(b, like=a)
+    """``fn`` on ``a`` and ``b`` converted to PyTorch's result dtype (``minipool._promotion``).
+    The common cases -- two tensors of one dtype, a float tensor with a Python number -- keep
+    their dtype with no promotion lookup."""
+    if type(a) is Tensor:
+        dtype = a._data.dtype
+        if type(b) is Tensor:
+            if b._data.dtype is not dtype and b._data.dtype != dtype:
+                a, b = promoted(a, b)
+        elif dtype.kind == "f" and (type(b) is float or type(b) is int):
+            b = Tensor._from_result(np.asarray(b, dtype), False)
+        else:
+            a, b = promoted(a, b)
+    elif type(b) is Tensor and b._data.dtype.kind == "f" and (type(a) is float or type(a) is int):
+        a = Tensor._from_result(np.asarray(a, b._data.dtype), False)
+    else:
+        a, b = promoted(a, b)
     _check_broadcast(a, b, name)
     return fn.apply(a, b)
+
+
+def _is_bool(x):
+    return isinstance(x, bool) or (isinstance(x, Tensor) and x._data.dtype == np.bool_)
+
+
+def _refuse_bool_result(name, a, b):
+    """PyTorch implements pow, remainder and floor_divide for no bool result dtype."""
+    if result_type(a, b) == np.bool_:
+        raise NotImplementedError(f"{name}: not implemented for bool operands (as in PyTorch); "
+                                  "cast first, e.g. x.long()")
 
 
 def _times_alpha(a, b, alpha, name):
@@ -181,6 +211,10 @@ def sub(a: TensorLike, b: TensorLike, *, alpha: Union[int, float] = 1) -> Tensor
     """
     if alpha != 1 or type(alpha) is not int:
         b = _times_alpha(a, b, alpha, "sub")
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("sub: subtraction, the `-` operator, with a bool tensor is not supported "
+                           "(as in PyTorch); to invert a mask use `~` or logical_not(), else cast "
+                           "first, e.g. x.long()")
     return _binary(Sub, a, b, "sub")
 
 
@@ -225,19 +259,10 @@ class Remainder(Function):
 
 
 def _integer_division_operands(a, b, name):
-    """Tensors for ``a`` and ``b``: a Python float with an integer tensor gives the default
-    float dtype (PyTorch's promotion); an integer divisor of 0 is PyTorch's ZeroDivisionError."""
-    if not isinstance(a, Tensor):
-        a = Tensor(np.asarray(a, dtype=get_default_dtype())) if isinstance(a, float) else as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = Tensor(np.asarray(b, dtype=get_default_dtype())) if isinstance(b, float) else as_tensor(b, like=a)
-    if a.dtype.kind == "c" or b.dtype.kind == "c":
-        raise TypeError(f"{name}: complex tensors are not supported, got {a.dtype} and {b.dtype}")
-    if a.dtype.kind in "biu" and b.dtype.kind == "f":  # an integer tensor takes the float's dtype
-        a = Tensor(a.numpy().astype(b.dtype))
-    elif b.dtype.kind in "biu" and a.dtype.kind == "f":
-        b = Tensor(b.numpy().astype(a.dtype))
-    if a.dtype.kind in "biu" and b.dtype.kind in "biu" and np.any(b.numpy() == 0):
+    """Tensors for ``a`` and ``b`` of their result dtype (PyTorch's promotion); an integer
+    divisor of 0 is PyTorch's ZeroDivisionError."""
+    a, b = promoted(a, b)
+    if a.dtype.kind in "biu" and np.any(b._data == 0):
         raise ZeroDivisionError(f"{name}: integer division by zero (as in PyTorch); divide floats "
                                 "for inf/NaN")
     _check_broadcast(a, b, name)
@@ -252,6 +277,7 @@ def remainder(input: TensorLike, other: TensorLike) -> Tensor:
     >>> mp.remainder(mp.tensor([5, -5]), 3).tolist()
     [2, 1]
     """
+    _refuse_bool_result("remainder", input, other)
     a, b = _integer_division_operands(input, other, "remainder")
     return Remainder.apply(a, b)
 
@@ -264,6 +290,7 @@ def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:
     >>> mp.floor_divide(mp.tensor([5, -5]), 2).tolist()
     [2, -3]
     """
+    _refuse_bool_result("floor_divide", input, other)
     a, b = _integer_division_operands(input, other, "floor_divide")
     if (a.requires_grad or b.requires_grad) and is_grad_enabled():
         raise RuntimeError("floor_divide: the derivative is not implemented (in PyTorch either); "
@@ -279,6 +306,11 @@ def pow(a: TensorLike, b: TensorLike) -> Tensor:
     >>> F.pow(mp.tensor([2.0, 3.0]), 2).numpy()
     array([4., 9.], dtype=float32)
     """
+    if type(a) is not Tensor or a._data.dtype.kind != "f":  # (a float tensor: _binary's fast path)
+        if result_type(a, b) == np.bool_:
+            if not isinstance(b, bool):  # PyTorch has bool ** Python bool only
+                _refuse_bool_result("pow", a, b)
+            return Tensor(np.logical_or(as_tensor(a)._data, not b))  # x ** True = x, x ** False = 1
     return _binary(Pow, a, b, "pow")
 
 
@@ -319,19 +351,19 @@ class Neg(Function):
         return -grad
 
 
-class Exp(_Unary):
-    f = staticmethod(np.exp)
-    df = staticmethod(lambda x, y: y)
-    uses_input = False
-
-
 def _quietly(f):
-    """``f`` with NumPy's divide/invalid warnings off: log(0) = -inf and sqrt(-1) = NaN are
-    results, silently, as in PyTorch."""
+    """``f`` with NumPy's divide/invalid/overflow warnings off: log(0) = -inf, sqrt(-1) = NaN
+    and exp(1000) = inf are results, silently, as in PyTorch."""
     def run(x):
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return f(x)
     return run
+
+
+class Exp(_Unary):
+    f = staticmethod(_quietly(np.exp))
+    df = staticmethod(lambda x, y: y)
+    uses_input = False
 
 
 class Log(_Unary):
@@ -527,8 +559,8 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
         raise TypeError("where: give both a and b (values where condition holds and where it "
                         "does not), or neither (the indices where condition is non-zero)")
     cond = np.asarray(condition._data if isinstance(condition, Tensor) else condition, dtype=bool)
-    a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
-    b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
+    if type(a) is not Tensor or type(b) is not Tensor or a._data.dtype is not b._data.dtype:
+        a, b = promoted(a, b)
     try:
         np.broadcast_shapes(cond.shape, a.shape, b.shape)
     except ValueError:
@@ -540,9 +572,10 @@ def where(condition: TensorLike, a: Optional[TensorLike] = None,
 class Clip(Function):
     @staticmethod
     def forward(ctx, x, lo, hi):
-        out = np.clip(x, lo, hi)
+        out = np.clip(x, lo, hi)  # (tensor bounds may broadcast x to a larger shape)
         # Gradient passes where the value was not clipped (PyTorch's clamp rule: bounds inclusive).
-        mask = np.ones(x.shape, dtype=bool)
+        ctx.shape = x.shape
+        mask = np.ones(out.shape, dtype=bool)
         if lo is not None:
             mask &= x >= lo
         if hi is not None:
@@ -554,7 +587,7 @@ class Clip(Function):
     def backward(ctx, grad):
         # A select, not a multiply: a NaN or inf gradient at a clamped element gives 0
         # (NaN * 0 would be NaN), as PyTorch's clamp backward does.
-        return np.where(ctx.mask, grad, grad.dtype.type(0)), None, None
+        return unbroadcast(np.where(ctx.mask, grad, grad.dtype.type(0)), ctx.shape), None, None
 
 
 def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
@@ -566,7 +599,17 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     """
     if min is None and max is None:
         raise ValueError("clip: at least one of min and max must be given")
-    return Clip.apply(as_tensor(x), min, max)
+    if type(x) is Tensor and x._data.dtype.kind == "f" and \
+            (min is None or type(min) is float or type(min) is int) and \
+            (max is None or type(max) is float or type(max) is int):
+        return Clip.apply(x, min, max)  # number bounds keep a float tensor's dtype
+    bounds = [v for v in (min, max) if v is not None]
+    x, *bounds = promoted(x, *bounds)
+    if x.dtype == np.bool_ and not any(isinstance(v, Tensor) for v in (min, max)):
+        raise NotImplementedError("clamp: not implemented for bool tensors with number bounds (as "
+                                  "in PyTorch); cast first, e.g. x.long()")
+    lo, hi = (bounds.pop(0)._data if v is not None else None for v in (min, max))
+    return Clip.apply(x, lo, hi)
 
 
 COMPARISONS = {np.less: "lt", np.less_equal: "le", np.greater: "gt", np.greater_equal: "ge",
@@ -584,13 +627,19 @@ def compare(ufunc: np.ufunc, a: Tensor, b: TensorLike) -> Tensor:
     array([ True, False])
     """
     op = COMPARISONS[ufunc]
-    if isinstance(b, Tensor):
-        b = b._data
-    elif not is_real_operand(b):
+    if not isinstance(b, Tensor) and not is_real_operand(b):
         raise TypeError(f"{op}: other must be a tensor, a real number or an array of them, "
                         f"got {type(b).__name__}")
+    if isinstance(b, Tensor) and b._data.dtype == a._data.dtype:
+        b = b._data
+    elif a._data.dtype.kind == "f" and (type(b) is float or type(b) is int):
+        pass  # NumPy compares a Python number in the tensor's float dtype, as PyTorch
+    else:  # compared in PyTorch's result dtype: float32 0.1 == float64 0-d 0.1 is True
+        a, b = promoted(a, b)
+        b = b._data
     try:
-        np.broadcast_shapes(a.shape, np.shape(b))
+        if type(b) is not float and type(b) is not int:  # (a number broadcasts anywhere)
+            np.broadcast_shapes(a.shape, np.shape(b))
     except ValueError:
         raise ValueError(f"{op}: other of shape {np.shape(b)} cannot be broadcast with the "
                          f"tensor's shape {a.shape}") from None
@@ -644,6 +693,12 @@ class Rsqrt(_Unary):
     uses_input = False
 
 
+class Reciprocal(_Unary):
+    f = staticmethod(_quietly(np.reciprocal))  # 1 / 0 is inf, quietly as in PyTorch
+    df = staticmethod(lambda x, y: -y * y)  # d(1/x) = -1/x^2
+    uses_input = False
+
+
 class Sin(_Unary):
     f = staticmethod(np.sin)
     df = staticmethod(lambda x, y: np.cos(x))
@@ -683,6 +738,19 @@ def rsqrt(x: TensorLike) -> Tensor:
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         return Rsqrt.apply(_as_float(x))
+
+
+def reciprocal(x: TensorLike) -> Tensor:
+    """Elementwise ``1 / x`` (inf at 0; integers and bools give the default float dtype, as
+    ``torch.reciprocal``).
+
+    >>> import minipool as mp
+    >>> mp.reciprocal(mp.tensor([2.0, -0.5])).numpy()
+    array([ 0.5, -2. ], dtype=float32)
+    >>> mp.reciprocal(mp.tensor([4])).numpy()
+    array([0.25], dtype=float32)
+    """
+    return Reciprocal.apply(_as_float(x))
 
 
 def sin(x: TensorLike) -> Tensor:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from minipool._promotion import check_inplace
 from minipool._typing import TensorLike
 from minipool._validate import is_real, is_real_operand
 from minipool.ops import elementwise as ew
@@ -193,11 +194,9 @@ def _write_result(t, name, res):
     if res.shape != t.shape:
         raise RuntimeError(f"{name}: output with shape {t.shape} doesn't match the broadcast "
                            f"shape {res.shape}; an in-place op keeps its tensor's shape")
-    if not np.can_cast(res.dtype, t.dtype, "same_kind"):
-        raise RuntimeError(f"{name}: result type {res.dtype} can't be cast to the desired "
-                           f"output type {t.dtype}")
+    check_inplace(name, res.dtype, t.dtype)
     try:
-        np.copyto(t._data, res._data, casting="same_kind")
+        np.copyto(t._data, res._data, casting="unsafe")  # (int16 into uint8 wraps, as PyTorch)
     except (TypeError, ValueError) as e:
         raise _write_error(t, name, e) from None
     _bump(t, name)
@@ -225,8 +224,18 @@ def _arith_(x, name, ufunc, op, other, alpha, keep_self):
     if alpha != 1:
         other = other * alpha
     if _records(x, name, (other,)):
-        return _record(x, name, op, (ew.as_tensor(other, like=x),), keep_self)
-    return _mutate(x, name, ufunc, _raw(other))
+        return _record(x, name, op, (other,), keep_self)
+    kind = type(other)
+    if (other._data.dtype is x._data.dtype if kind is Tensor else kind is float or kind is int) \
+            and x._data.dtype.kind == "f":
+        return _mutate(x, name, ufunc, other._data if kind is Tensor else other)  # x's own dtype
+    try:
+        with no_grad():
+            res = op(x, other)  # PyTorch's result dtype (and its refusals: a bool in sub_ ...)
+    except OverflowError as e:  # a Python int beyond the dtype
+        raise _write_error(x, name, e) from None
+    _write_result(x, name, res)
+    return x
 
 
 def add_(x: Tensor, other: TensorLike, alpha: float = 1) -> Tensor:
@@ -318,15 +327,17 @@ def clamp_(x: Tensor, min: Optional[float] = None, max: Optional[float] = None) 
     for bound, label in ((min, "min"), (max, "max")):
         if isinstance(bound, Tensor):
             raise TypeError(f"clamp_: {label} must be a number in minipool, got a Tensor")
-        if bound is not None and not is_real(bound):
+        if bound is not None and not (is_real(bound) or isinstance(bound, (bool, np.bool_))):
             raise TypeError(f"clamp_: {label} must be a real number or None, got {bound!r}")
     if _records(x, "clamp_", ()):
         return _record(x, "clamp_", lambda t: ew.clip(t, min, max), (), False)
-    try:
-        np.clip(x._data, min, max, out=x._data, casting="same_kind")
-    except (TypeError, ValueError) as e:
-        raise _write_error(x, "clamp_", e) from None
-    _bump(x, "clamp_")
+    if x._data.dtype.kind == "f" and all(type(b) in (float, int) or b is None for b in (min, max)):
+        np.clip(x._data, min, max, out=x._data)  # x's own dtype: no promotion to check
+        _bump(x, "clamp_")
+        return x
+    with no_grad():
+        res = ew.clip(x, min, max)
+    _write_result(x, "clamp_", res)
     return x
 
 

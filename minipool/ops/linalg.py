@@ -43,6 +43,12 @@ def matmul(a: TensorLike, b: TensorLike) -> Tensor:
     (2, 4)
     """
     a, b = as_tensor(a), as_tensor(b)
+    if a.dtype != b.dtype:  # PyTorch promotes no matrix product's operands
+        raise RuntimeError(f"matmul: expected both operands to have the same dtype, but got "
+                           f"{a.dtype} and {b.dtype} (as in PyTorch); cast one, e.g. b.to(a.dtype)")
+    if a.dtype == np.bool_:
+        raise NotImplementedError("matmul: not implemented for bool tensors (as in PyTorch); cast "
+                                  "first, e.g. a.long() @ b.long()")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes {a.shape} and {b.shape}")
     k_a = a.shape[-1]

@@ -3,6 +3,7 @@ no gradient flows through them (their outputs are bool or integer)."""
 import numpy as np
 
 from minipool._typing import TensorLike
+from minipool._promotion import promoted
 from minipool.ops.elementwise import _check_broadcast, as_tensor
 from minipool.tensor import Tensor
 
@@ -11,10 +12,7 @@ __all__ = ["bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
 
 
 def _operands(a, b, name):
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b)
-    if not isinstance(b, Tensor):
-        b = as_tensor(b, like=a)
+    a, b = promoted(a, b)  # PyTorch's result dtype: bool & 1 is int64, int8 & int16 tensors int16
     _check_broadcast(a, b, name)
     return a, b
 

@@ -12,6 +12,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from minipool._typing import DTypeLike, TensorLike
+from minipool._promotion import promoted_float
 from minipool.ops.activations import _erf
 from minipool.ops.elementwise import (_Unary, _as_float, _check_broadcast,
                                       as_tensor, unbroadcast)
@@ -168,16 +169,8 @@ atan = _math("atan", np.arctan, lambda x, y: 1 / (1 + x * x), """Inverse tangent
 
 # --------------------------------------------------------------------------- binary
 def _float_pair(op, a, b):
-    """Both operands as float tensors of PyTorch's result dtype (a Python number takes
-    the other's dtype; ints become the default float; float32 with float64 is float64)."""
-    if not isinstance(a, Tensor):
-        a = as_tensor(a, like=b if isinstance(b, Tensor) else None)
-    if not isinstance(b, Tensor):
-        b = as_tensor(b, like=a)
-    floats = [t.dtype for t in (a, b) if t.dtype.kind == "f"]
-    dtype = np.result_type(*floats) if floats else get_default_dtype()
-    a, b = (t if t.dtype == dtype else t.to(dtype) if t.dtype.kind == "f"
-            else Tensor(t._data.astype(dtype)) for t in (a, b))
+    """Both operands as tensors of PyTorch's result dtype, the default float one for integers."""
+    a, b = promoted_float(a, b)
     _check_broadcast(a, b, op)
     return a, b
 

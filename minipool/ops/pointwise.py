@@ -6,6 +6,7 @@ from typing import Union
 
 import numpy as np
 
+from minipool._promotion import result_type
 from minipool._typing import TensorLike
 from minipool._validate import is_real
 from minipool.ops import elementwise as ew
@@ -80,6 +81,9 @@ def addcmul(input: TensorLike, tensor1: TensorLike, tensor2: TensorLike, *,
     array([5. , 8.5], dtype=float32)
     """
     (x, t1, t2), value = _fused_operands("addcmul", input, tensor1, tensor2, value)
+    if result_type(x, t1, t2) == np.bool_:
+        raise NotImplementedError("addcmul: not implemented for bool tensors (as in PyTorch); "
+                                  "cast first, e.g. x.long()")
     if all(t.dtype.kind != "f" for t in (x, t1, t2)):
         value = int(value)  # PyTorch casts value to the integer dtype (0.5 -> 0)
     return ew.add(x, ew.mul(ew.mul(t1, value) if value != 1 else t1, t2))

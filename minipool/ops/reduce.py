@@ -10,6 +10,7 @@ from typing import Optional, Tuple, Union
 import numpy as np
 
 from minipool._typing import Dims, DTypeLike, PoolOutput, TensorLike
+from minipool._promotion import promoted
 from minipool._validate import flag
 from minipool.ops.elementwise import as_tensor, cast, unbroadcast
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _dim_index, get_default_dtype
@@ -252,8 +253,7 @@ class _Minimum(_Binary):
 
 
 def _pairwise(fn, a, b, name):
-    a = a if isinstance(a, Tensor) else as_tensor(a, like=b if isinstance(b, Tensor) else None)
-    b = b if isinstance(b, Tensor) else as_tensor(b, like=a)
+    a, b = promoted(a, b)
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
@@ -609,7 +609,8 @@ class LogSumExp(Function):
     def forward(ctx, x, dims, keepdim):
         m = np.max(x, axis=dims, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf, quietly
+            out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
         ctx.save_for_backward(x, out)
         ctx.meta = (x.shape, dims, keepdim)
         return out if keepdim else np.squeeze(out, axis=dims)

@@ -5,6 +5,7 @@ from typing import Sequence, Tuple, Union
 import numpy as np
 
 from minipool._typing import Dims, TensorLike
+from minipool._promotion import promoted
 from minipool._validate import is_int, single_int
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
@@ -270,6 +271,7 @@ def cat(tensors: Sequence[TensorLike], dim: int = 0) -> Tensor:
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("cat: needs at least one tensor")
+    tensors = promoted(*tensors)
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated; use stack")

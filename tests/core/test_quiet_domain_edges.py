@@ -64,3 +64,16 @@ def test_a_hook_keeps_the_users_numpy_error_settings():
     with np.errstate(divide="raise"):
         with pytest.raises(FloatingPointError):
             y.backward()
+
+
+@pytest.mark.parametrize("name", ["exp", "pow", "logsumexp", "reciprocal"])
+def test_overflow_and_zero_powers_are_quiet_and_match_torch(name):
+    values = [0.0, -1.0, 2.0, 1e30, -1e30, 100.0, float("inf"), float("nan")]
+    call = {"exp": lambda L, x: L.exp(x), "pow": lambda L, x: x ** (x - 1.0),
+            "logsumexp": lambda L, x: L.logsumexp(x[:6], 0), "reciprocal": lambda L, x: L.reciprocal(x)}[name]
+    x = mp.tensor(values, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = call(mp, x)
+    theirs = call(torch, torch.tensor(values)).numpy()
+    np.testing.assert_allclose(y.detach().numpy(), theirs, rtol=1e-6, atol=0)
