@@ -126,12 +126,17 @@ import numpy as np
 from minipool._kernels.conv_columns cimport _all_finite
 from minipool._kernels.conv_direct cimport (_direct_images, _forward_direct_channels_last,
                                             _prepare_direct, mp_direct_packed_size,
-                                            mp_pick_conv_direct)
+                                            mp_pick_conv_direct, mp_use_direct_avx512)
 
 
 def use_cpu_avx2_direct(bint allow=True):
     """This module's copy of the direct kernel's build (conv2d.use_cpu_avx2 calls it)."""
     return mp_pick_conv_direct(allow) == 1
+
+
+def use_cpu_avx512_direct(int mode=1):
+    """This module's copy of the direct kernel's AVX-512 mode (conv2d.use_cpu_avx512 calls it)."""
+    return mp_use_direct_avx512(mode) == 1
 
 
 cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
