@@ -16,8 +16,8 @@
 
 #define MP_CONV_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define MP_DIRECT_AVX512_PIXELS 12 /* points per tile at most */
-/* points per tile taken: 8 (16 sums) measured 1-5% faster than 12 on 4x4 and 8x8
- * planes (12 points' pixel pointers do not fit the 16 general registers) */
+/* points per tile taken: 8 (16 sums); 12 measured no faster (their 12 pixel pointers
+ * do not fit the 16 general registers: gcc keeps some on the stack) */
 #define MP_DIRECT_AVX512_STEP 8
 
 /* 1 when the CPU runs AVX-512F and VL (the OS saving the zmm state included:
@@ -131,14 +131,17 @@ MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(
         }
     }
 }
-/* Where the AVX-512 tiles measured >= 3% faster than AVX2's (A/B in one process, 1
- * thread, CPU time, batch 64, min of 11 interleaved): 32+ output channels (pairs of
- * blocks: one block of 16 by 8-12 points was 0.82-0.98x) on outputs of up to 16 pixels
- * (3x3 on 4x4: 1.05-1.06x; 5x5: 1.17-1.26x) or 5x5 on up to 64 (8x8: 1.05-1.09x).
- * 3x3 on 8x8 measured 0.97-1.06x and 16x16 0.98-1.01x: those stay on AVX2. */
+/* Where the AVX-512 tiles measured >= 3% faster than AVX2's, again and again (A/B in one
+ * process, 1 thread, CPU time, batch 64, min of 11-21 interleaved rounds, repeated): 5x5
+ * with 32+ output channels on outputs of up to 16 pixels (64->64 and 256->256 on 4x4:
+ * 1.11-1.26x; every pixel there is its own group of 6 points, 9-25 taps: 32 channels per
+ * broadcast halve the pixel loads).  Elsewhere no robust gain, so AVX2 stays: 3x3 on 4x4
+ * 0.97-1.06x, 5x5 on 8x8 0.94-1.09x, 3x3 on 8x8 0.97-1.06x, 16x16 0.98-1.01x, one block
+ * of 16 channels (by 8-12 points) 0.82-0.98x.  Both reach ~90% of this machine's 1-core
+ * sgemm rate on 4x4 planes (in real products): Zen 4 runs a zmm fma as two halves. */
 static int mp_direct_avx512_mode = 1; /* 2: every shape (tests); see mp_use_direct_avx512 */
 static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L) {
-    return mp_direct_avx512_mode == 2 || (O >= 32 && (L <= 16 || (taps >= 25 && L <= 64)));
+    return mp_direct_avx512_mode == 2 || (O >= 32 && taps >= 25 && L <= 16);
 }
 
 /* mp_direct_strided_f's AVX-512 build: its tiles where mp_direct_avx512_wins, AVX2's

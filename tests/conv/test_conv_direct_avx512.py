@@ -86,28 +86,28 @@ def test_the_cpu_test_matches_the_cpu_flags():
         assert not kernels.use_cpu_avx512(0)
         assert kernels.use_cpu_avx512(2) == want
         assert not kernels.use_cpu_avx2(False)  # the baseline build: no AVX-512 either
-        assert not kernels.direct_avx512_runs(64, 9, 16)
+        assert not kernels.direct_avx512_runs(64, 25, 16)
     finally:
         kernels.use_cpu_avx2(True)
         kernels.use_cpu_avx512(1)
 
 
 def test_the_automatic_mode_takes_the_measured_shapes():
-    """Mode 1: 32+ channels on up to 16 output pixels, or 5x5 on up to 64; AVX2 elsewhere."""
+    """Mode 1: 5x5 with 32+ output channels on up to 16 output pixels; AVX2 elsewhere."""
     if not has_avx512():
         pytest.skip("this CPU has no AVX-512F+VL")
-    assert kernels.direct_avx512_runs(256, 9, 16)      # 3x3 on 4x4
     assert kernels.direct_avx512_runs(64, 25, 16)      # 5x5 on 4x4
-    assert kernels.direct_avx512_runs(64, 25, 64)      # 5x5 on 8x8
-    assert not kernels.direct_avx512_runs(128, 9, 64)  # 3x3 on 8x8: measured no faster
-    assert not kernels.direct_avx512_runs(16, 9, 16)   # one block of 16: slower
+    assert kernels.direct_avx512_runs(256, 25, 16)
+    assert not kernels.direct_avx512_runs(256, 9, 16)  # 3x3 on 4x4: no robust gain
+    assert not kernels.direct_avx512_runs(64, 25, 64)  # 5x5 on 8x8: neither
+    assert not kernels.direct_avx512_runs(16, 25, 16)  # one block of 16: slower
     assert not kernels.direct_avx512_runs(32, 25, 256)  # 16x16
     assert not kernels.direct_avx512_runs(16, 25, 100)  # LeNet's conv2
     try:
         kernels.use_cpu_avx512(2)
         assert kernels.direct_avx512_runs(16, 25, 100)
         kernels.use_cpu_avx512(0)
-        assert not kernels.direct_avx512_runs(256, 9, 16)
+        assert not kernels.direct_avx512_runs(64, 25, 16)
     finally:
         kernels.use_cpu_avx512(1)
 
