@@ -46,7 +46,9 @@ planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
 it for small planes (up to 8x8), rows that are not whole vectors (LeNet's
 conv2) and 5x5 kernels on 16x16 planes.  The same kernel with NHWC strides runs channels-last forwards
 (conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
-output channels in the lanes are then the NHWC output's own runs.
+output channels in the lanes are then the NHWC output's own runs.  On a CPU with
+AVX-512F+VL its float32 tiles for 5x5 on 4x4 planes (32+ output channels) run on zmm
+registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
 
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
@@ -125,7 +127,8 @@ from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
                                             _forward_on_direct, _launch, _split_direct,
-                                            mp_pick_conv_direct)
+                                            mp_direct_avx512_runs, mp_pick_conv_direct,
+                                            mp_use_direct_avx512)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
                                           _forward_workspace, _packed_group, _workspace_elements,
                                           mp_conv_panel_width, mp_pick_conv_tiles,
@@ -135,7 +138,8 @@ from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
                                                     conv2d_direct_channels_last,
                                                     conv2d_forward_channels_last,
-                                                    plan_channels_last, use_cpu_avx2_direct)
+                                                    plan_channels_last, use_cpu_avx2_direct,
+                                                    use_cpu_avx512_direct)
 from minipool._kernels.conv_gemm import blas_in_use, use_blas  # noqa: F401
 from minipool._kernels.conv_transpose2d import conv_transpose2d_forward  # noqa: F401
 from minipool._kernels.conv2d_weight_grad import (add_weight_slots, conv2d_weight_grad_outer,  # noqa: F401
@@ -187,6 +191,23 @@ def use_cpu_avx2(bint allow=True):
 
 
 use_cpu_avx2(True)
+
+
+def use_cpu_avx512(int mode=1):
+    """The direct kernel's float32 tiles (section "direct") on AVX-512 registers, when the
+    AVX2 build is in use and the CPU has AVX-512F+VL: 0 never (AVX2), 1 for the shapes
+    where they measured faster (the default), 2 for every shape (tests).  The same bits
+    either way (conv2d_direct_avx512.h).  Returns whether the AVX-512 build is now picked;
+    ``use_cpu_avx2`` keeps this mode."""
+    mode = _engine_mode("use_cpu_avx512", mode)
+    use_cpu_avx512_direct(mode)  # the channels-last copy too
+    return mp_use_direct_avx512(mode) == 1
+
+
+def direct_avx512_runs(Py_ssize_t O_group, Py_ssize_t taps, Py_ssize_t pixels):
+    """Whether a float32 direct forward with ``O_group`` output channels per group, ``taps``
+    kernel taps and ``pixels`` output pixels runs on the AVX-512 tiles now (tests)."""
+    return mp_direct_avx512_runs(O_group, taps, pixels) == 1
 
 
 cdef bint _tiles_win(const Geometry* g) noexcept nogil:

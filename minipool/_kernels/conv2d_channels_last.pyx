@@ -119,12 +119,18 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
 # sums (in (c, ki, kj) order, padding taps skipped) as the NCHW direct kernel, so the
 # same bits as channels-first there.  conv2d.pyx owns the switch and the CPU choice
 # (``uses_direct_channels_last``); minipool/ops/conv.py calls this where it says so.
-from minipool._kernels.conv_direct cimport _forward_on_direct, mp_pick_conv_direct
+from minipool._kernels.conv_direct cimport (_forward_on_direct, mp_pick_conv_direct,
+                                            mp_use_direct_avx512)
 
 
 def use_cpu_avx2_direct(bint allow=True):
     """This module's copy of the direct kernel's build (conv2d.use_cpu_avx2 calls it)."""
     return mp_pick_conv_direct(allow) == 1
+
+
+def use_cpu_avx512_direct(int mode=1):
+    """This module's copy of the direct kernel's AVX-512 mode (conv2d.use_cpu_avx512 calls it)."""
+    return mp_use_direct_avx512(mode) == 1
 
 
 def conv2d_direct_channels_last(const floating[:, :, :, ::1] x, const floating[:, ::1] weight,

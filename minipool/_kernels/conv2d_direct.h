@@ -31,7 +31,8 @@
  * and each weight load serves every point.  The outputs leave a tile
  * transposed (scalar stores; 6 points on one run of an output row: two 8x8
  * transposes in registers, see mp_direct_store_run_f_avx2): that is why first
- * layers, with 9-75 products per output, stay on the tiles.
+ * layers, with 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
+ * the float32 tile of 32 channels for 5x5 on 4x4 planes: conv2d_direct_avx512.h.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
@@ -339,8 +340,48 @@ MP_CONV_AVX2 static void mp_direct_strided_f_avx2(
 }
 #endif
 
-/* mp_direct_strided_f/_d and mp_pick_conv_direct, as the tiles' (conv2d_tiles.h) */
-MP_CONV_ENGINE(mp_direct_strided, mp_pick_conv_direct)
+#if MP_CONV_HAVE_X86_DISPATCH
+#include "conv2d_direct_avx512.h"
+#endif
+
+/* mp_direct_strided_f/_d as the tiles' (conv2d_tiles.h), picked by mp_pick_conv_direct:
+ * AVX2 when allowed and the CPU has it, then float32 on AVX-512 (conv2d_direct_avx512.h:
+ * the shapes where it measured faster) when the CPU has that too and
+ * mp_use_direct_avx512 allows it. */
+MP_CONV_ENGINE(mp_direct_strided, mp_pick_conv_direct_avx2)
+static int mp_direct_avx2_allowed = 1;
+static inline int mp_pick_conv_direct(int allow) {
+    int avx2 = mp_pick_conv_direct_avx2(allow);
+    mp_direct_avx2_allowed = allow;
+#if MP_CONV_HAVE_X86_DISPATCH
+    if (avx2 && mp_direct_avx512_mode && mp_direct_cpu_avx512())
+        mp_direct_strided_f = mp_direct_strided_f_avx512;
+#endif
+    return avx2;
+}
+/* The AVX-512 build's mode: 0 never (AVX2 only: the tests compare the two on one
+ * machine), 1 where it measured faster (the default), 2 for every float32 shape
+ * (tests).  Returns 1 if float32 now runs on it. */
+static inline int mp_use_direct_avx512(int mode) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    mp_direct_avx512_mode = mode;
+    mp_pick_conv_direct(mp_direct_avx2_allowed);
+    return mp_direct_strided_f == mp_direct_strided_f_avx512;
+#else
+    (void)mode;
+    return 0;
+#endif
+}
+/* Whether a float32 call with O output channels per group, `taps` and L output pixels
+ * runs on the AVX-512 tiles now (tests). */
+static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    return mp_direct_strided_f == mp_direct_strided_f_avx512 && mp_direct_avx512_wins(O, taps, L);
+#else
+    (void)O, (void)taps, (void)L;
+    return 0;
+#endif
+}
 #define mp_direct_strided(w, ...) \
     MP_FLOAT_OR_DOUBLE(w, mp_direct_strided_f, mp_direct_strided_d)(w, __VA_ARGS__)
 #endif

@@ -36,6 +36,8 @@ cdef extern from "conv2d_direct.h" nogil:
                         Py_ssize_t o_end, Py_ssize_t channels, Py_ssize_t taps,
                         int channels_last)
     int mp_pick_conv_direct(int allow)
+    int mp_use_direct_avx512(int mode)
+    int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L)
     enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"
 
 
