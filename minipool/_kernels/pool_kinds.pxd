@@ -331,8 +331,9 @@ cdef inline void _quad(const pool_t* src, pool_t* dst, pool_t* top, pool_t* bott
     output o.  Forward: dst[o] = (sum of the cells raised to p, in scan order)^(1/p) /
     div; backward (Spread): every cell = src[o] / div."""
     cdef pool_t s
+    # the casts: the debug build (no cdivision) divides integers as Python does
     if sum_op_t is Spread:
-        s = src[o] / div
+        s = <pool_t>(src[o] / div)
         top[0] = s
         top[right] = s
         bottom[0] = s
@@ -343,7 +344,7 @@ cdef inline void _quad(const pool_t* src, pool_t* dst, pool_t* top, pool_t* bott
         s += _raise(top[right], op)
         s += _raise(bottom[0], op)
         s += _raise(bottom[right], op)
-        dst[o] = _root(s, op) / div
+        dst[o] = <pool_t>(_root(s, op) / div)
 
 
 # ----------------------------------------------------------------------------- any kind
