@@ -140,6 +140,9 @@ def extensions():
     # MINIPOOL_BUILD_ONLY=pooling,upsampling rebuilds just those (faster iteration).
     only = {s for s in os.environ.get("MINIPOOL_BUILD_ONLY", "").split(",") if s}
     exts = []
+    # Every kernel module is rebuilt when a C header changes: headers include one another
+    # (conv2d_direct.h -> conv2d_tiles.h -> cpu_features.h), which Cython does not follow.
+    headers = sorted(glob.glob(os.path.join("minipool", "_kernels", "*.h")))
     for pyx in sorted(glob.glob(os.path.join("minipool", "_kernels", "*.pyx"))):
         name = pyx[:-4].replace(os.sep, ".")
         if only and name.rsplit(".", 1)[1] not in only:
@@ -148,6 +151,7 @@ def extensions():
             Extension(
                 name,
                 [pyx],
+                depends=headers,
                 include_dirs=[numpy.get_include(), os.path.join("minipool", "_kernels")],
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
                 extra_compile_args=COMPILE_ARGS + placement_args(name.rsplit(".", 1)[1]),
