@@ -203,6 +203,20 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
         }                                                                                     \
     }
 
+/* The strided entry's parameters and arguments, in one place (every build and copy of
+ * it, and the dispatchers that pick one, share them). */
+#define MP_DIRECT_STRIDED_PARAMS(T)                                                            \
+    const T *restrict w, Py_ssize_t O, const T *restrict x, Py_ssize_t count,                 \
+        Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,                      \
+        const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,                                \
+        const Py_ssize_t *restrict pixel_base, Py_ssize_t pixel_step,                          \
+        const uint64_t *restrict pixel_taps, const Py_ssize_t *restrict pixel_order,           \
+        Py_ssize_t L, const T *restrict bias, T *restrict out, Py_ssize_t out_image,           \
+        Py_ssize_t out_pixel, Py_ssize_t out_channel
+#define MP_DIRECT_STRIDED_ARGS                                                                 \
+    w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base, pixel_step, \
+        pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel
+
 /* out (count images of O channels by L pixels, out_image apart; a pixel out_pixel
  * apart, a channel out_channel) from x (count images of `channels` channels,
  * image apart; a channel channel_stride apart, pixel p's window at pixel_base[p]
@@ -213,14 +227,7 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
  * NP: the products with padding are never issued, and a tile's points share
  * every weight load. */
 #define MP_DIRECT_IMAGES(T, V, NAME, TILE, RUNS, ATTR)                                        \
-    ATTR static void NAME(const T *restrict w, Py_ssize_t O, const T *restrict x,             \
-                          Py_ssize_t count, Py_ssize_t channels, Py_ssize_t image,            \
-                          Py_ssize_t channel_stride, const Py_ssize_t *restrict tap_offset,   \
-                          Py_ssize_t taps, const Py_ssize_t *restrict pixel_base,             \
-                          Py_ssize_t pixel_step, const uint64_t *restrict pixel_taps,         \
-                          const Py_ssize_t *restrict pixel_order, Py_ssize_t L,               \
-                          const T *restrict bias, T *restrict out, Py_ssize_t out_image,      \
-                          Py_ssize_t out_pixel, Py_ssize_t out_channel) {                     \
+    ATTR static void NAME(MP_DIRECT_STRIDED_PARAMS(T)) {                                      \
         enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
         Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];                          \
         Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
@@ -326,17 +333,9 @@ MP_DIRECT_IMAGES(double, mp_vd32, mp_direct_strided_d_avx2, mp_direct_tile_d_avx
  * 16->32 5x5 on 16x16 ~1.02-1.05x).  On 4x4 and 8x8 planes (no runs, or 1,152+
  * products per output) the copy without that branch is 1-4% faster: the branch alone
  * changes how the compiler lays out the loops around the tile. */
-MP_CONV_AVX2 static void mp_direct_strided_f_avx2(
-        const float *restrict w, Py_ssize_t O, const float *restrict x, Py_ssize_t count,
-        Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
-        const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,
-        const Py_ssize_t *restrict pixel_base, Py_ssize_t pixel_step,
-        const uint64_t *restrict pixel_taps, const Py_ssize_t *restrict pixel_order, Py_ssize_t L,
-        const float *restrict bias, float *restrict out, Py_ssize_t out_image,
-        Py_ssize_t out_pixel, Py_ssize_t out_channel) {
-    (out_pixel == 1 && L >= 100 ? mp_direct_strided_f_avx2_runs : mp_direct_strided_f_avx2_tiles)(
-        w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base,
-        pixel_step, pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel);
+MP_CONV_AVX2 static void mp_direct_strided_f_avx2(MP_DIRECT_STRIDED_PARAMS(float)) {
+    (out_pixel == 1 && L >= 100 ? mp_direct_strided_f_avx2_runs
+                                : mp_direct_strided_f_avx2_tiles)(MP_DIRECT_STRIDED_ARGS);
 }
 #endif
 

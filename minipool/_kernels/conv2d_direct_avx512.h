@@ -83,14 +83,7 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_tile_
 
 /* MP_DIRECT_IMAGES's loops with tiles of up to 12 points on 32 channels (two packed
  * blocks of 16), 16 (one) or 8 (the last block: the AVX2 tile). */
-MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(
-        const float *restrict w, Py_ssize_t O, const float *restrict x, Py_ssize_t count,
-        Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
-        const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,
-        const Py_ssize_t *restrict pixel_base, Py_ssize_t pixel_step,
-        const uint64_t *restrict pixel_taps, const Py_ssize_t *restrict pixel_order, Py_ssize_t L,
-        const float *restrict bias, float *restrict out, Py_ssize_t out_image,
-        Py_ssize_t out_pixel, Py_ssize_t out_channel) {
+MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PARAMS(float)) {
     Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];
     Py_ssize_t at[MP_DIRECT_AVX512_PIXELS], put[MP_DIRECT_AVX512_PIXELS];
     for (Py_ssize_t o0 = 0, step; o0 < O; o0 += step) {
@@ -147,17 +140,8 @@ static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
 /* mp_direct_strided_f's AVX-512 build: its tiles where mp_direct_avx512_wins, AVX2's
  * elsewhere.  Itself an AVX2 function: the AVX2 kernel inlined into an AVX-512 one
  * would be compiled anew for AVX-512 (not what was measured). */
-MP_CONV_AVX2 static void mp_direct_strided_f_avx512(
-        const float *restrict w, Py_ssize_t O, const float *restrict x, Py_ssize_t count,
-        Py_ssize_t channels, Py_ssize_t image, Py_ssize_t channel_stride,
-        const Py_ssize_t *restrict tap_offset, Py_ssize_t taps,
-        const Py_ssize_t *restrict pixel_base, Py_ssize_t pixel_step,
-        const uint64_t *restrict pixel_taps, const Py_ssize_t *restrict pixel_order, Py_ssize_t L,
-        const float *restrict bias, float *restrict out, Py_ssize_t out_image,
-        Py_ssize_t out_pixel, Py_ssize_t out_channel) {
+MP_CONV_AVX2 static void mp_direct_strided_f_avx512(MP_DIRECT_STRIDED_PARAMS(float)) {
     (mp_direct_avx512_wins(O, taps, L) ? mp_direct_strided_f_avx512_tiles
-                                       : mp_direct_strided_f_avx2)(
-        w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base,
-        pixel_step, pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel);
+                                       : mp_direct_strided_f_avx2)(MP_DIRECT_STRIDED_ARGS);
 }
 #endif
