@@ -62,12 +62,12 @@ whole weight gradient instead, before ``conv2d_backward`` (conv2d_weight_grad.py
 output channels in registers, summed over the batch, skipping the taps that
 fall in the padding, no slots.
 
-Files.  This module holds the NCHW entry points, the tiles' switches and the
-load-tolerant team; what they run is in .pxd files of inline functions, compiled
+Files.  This module holds the NCHW entry points, the engines' switches and the
+load-tolerant team's test hooks; what they run is in .pxd files of inline functions, compiled
 into each module that cimports them (as pool_windows.pxd for pooling):
 conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx, the one
 copy), conv_columns.pxd (``Geometry``, the column builders, the argument
-checks), conv_nchw.pxd (the passes over images below and their workspace),
+checks), conv_nchw.pxd (the passes over images below, their workspace and chunks),
 conv_direct.pxd (the direct engine's tables and call).  The
 transposed convolution's forward (the input-gradient pass run forward) is
 conv_transpose2d.pyx, the channels-last (NHWC) kernels conv2d_channels_last.pyx;
@@ -119,20 +119,20 @@ from libc.string cimport memset
 
 import numpy as np
 
-from minipool._kernels._load_team cimport (mp_chunk_fn, mp_team_helpers, mp_team_run,
+from minipool._kernels._load_team cimport (mp_team_helpers, mp_team_run,
                                            mp_team_set_helper_delay_us, mp_team_set_pull_after_ns,
                                            mp_team_take_stats)
-from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite,
+from minipool._kernels.conv_columns cimport (Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
-                                            _forward_on_direct, _launch, _split_direct,
+                                            _forward_on_direct, _split_direct,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
-from minipool._kernels.conv_nchw cimport (TILE_ROWS, _backward_images, _forward_images,
-                                          _forward_workspace, _packed_group, _workspace_elements,
-                                          mp_conv_panel_width, mp_pick_conv_tiles,
-                                          mp_pick_wgrad_tiles)
+from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
+                                          _forward_chunk, _forward_workspace, _packed_group,
+                                          _run_chunks, _workspace_elements, mp_conv_panel_width,
+                                          mp_pick_conv_tiles, mp_pick_wgrad_tiles)
 
 # The other families and the BLAS switch, re-exported: callers use this one module.
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
@@ -435,85 +435,10 @@ def plan_batch(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_
     return g.block_rows, g.images, _forward_workspace(&g), _workspace_elements(&g, True)
 
 
-# ---------------------------------------------------------------- chunks and the load-tolerant team
-# The entry points' parallel loops run chunks: a GEMM of images (forward) or a
-# slot (backward), described by an ``ImagesJob``.  An OpenMP region runs them, or,
-# with ``load_team``, load_team.h's team: its caller does not wait for a thread
-# the OS has descheduled (another process busy on its core) unless that thread
-# holds a chunk.  A chunk is the same GEMM (or slot) whoever runs it; the worker
-# index only picks the workspace row.  ``_run_chunks`` is the one launch: both
-# loops call the chunk function through the team's pointer type (a chunk is a
-# whole GEMM or slot: the indirect call costs nothing next to it).
-cdef struct ImagesJob:
-    ConvArrays arrays         # checked by the entry point (conv_columns.pxd)
-    const void* packed        # forward on tiles: the packed weight (else NULL: BLAS)
-    const Py_ssize_t* tap_offset
-    Py_ssize_t N, images, gemms, per_thread, slot_size
-    bint weight_finite
-    bint float64              # the arrays hold doubles (else floats)
-    const Geometry* g
-
-
-cdef void _run_chunks(ImagesJob* job, mp_chunk_fn chunk, Py_ssize_t chunks, Py_ssize_t N,
-                      Py_ssize_t images, Py_ssize_t per_thread, const Geometry* g, bint float64,
-                      int num_threads, bint load_team) except *:
-    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads (conv_direct.pxd's
-    ``_launch``: the load-tolerant team or a dynamic OpenMP region; backward slots may
-    hold unequal GEMM counts)."""
-    job.N, job.images, job.per_thread, job.g, job.float64 = N, images, per_thread, g, float64
-    with nogil:
-        _launch(chunk, job, chunks, num_threads, load_team)
-
-
-# The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
-# each reads the type from the job and calls the fused pass, whose ``like`` argument
-# (a NULL of the type) picks the specialisation.
-cdef void _forward_chunk(void* context, Py_ssize_t n, int worker) noexcept nogil:
-    if (<ImagesJob*>context).float64:
-        _forward_gemm(<ImagesJob*>context, n, worker, <double*>NULL)
-    else:
-        _forward_gemm(<ImagesJob*>context, n, worker, <float*>NULL)
-
-
-cdef void _backward_chunk(void* context, Py_ssize_t s, int worker) noexcept nogil:
-    if (<ImagesJob*>context).float64:
-        _backward_slot(<ImagesJob*>context, s, worker, <double*>NULL)
-    else:
-        _backward_slot(<ImagesJob*>context, s, worker, <float*>NULL)
-
-
-cdef void _forward_gemm(const ImagesJob* job, Py_ssize_t n, int worker,
-                        floating* like) noexcept nogil:
-    """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
-    cdef const Geometry* g = job.g
-    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
-    cdef Py_ssize_t first = n * job.images
-    cdef const ConvArrays* a = &job.arrays
-    _forward_images(<const floating*>a.x + first * in_image, min(job.images, job.N - first),
-                    <const floating*>a.weight, <const floating*>job.packed, job.tap_offset,
-                    <const floating*>a.bias, <floating*>a.out + first * out_image,
-                    <floating*>a.workspace + worker * job.per_thread
-                    if a.workspace != NULL else NULL, g)
-
-
-cdef void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
-                         floating* like) noexcept nogil:
-    """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
-    cdef const Geometry* g = job.g
-    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
-    cdef Py_ssize_t images = job.images, S = job.arrays.S
-    cdef floating* gxp = <floating*>job.arrays.out
-    cdef floating* slotp = <floating*>job.arrays.slots
-    cdef floating* bslotp = <floating*>job.arrays.bias_slots
-    while n < job.gemms:
-        _backward_images(<const floating*>job.arrays.x + n * images * in_image,
-                         min(images, job.N - n * images), <const floating*>job.arrays.weight,
-                         job.weight_finite, <const floating*>job.arrays.grad + n * images * out_image,
-                         gxp + n * images * in_image if gxp != NULL else NULL,
-                         slotp + s * job.slot_size if slotp != NULL else NULL,
-                         bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
-                         <floating*>job.arrays.workspace + worker * job.per_thread, g)
-        n = n + S
+# ---------------------------------------------------------------- the load-tolerant team
+# The entry points' chunks run on ``_run_chunks`` (conv_nchw.pxd): an OpenMP region
+# or load_team.h's team, whose caller does not wait for a thread the OS has
+# descheduled.  Its switches and tests:
 
 
 def load_team_helpers():

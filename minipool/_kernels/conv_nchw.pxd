@@ -2,17 +2,20 @@
 # threads: the forward product of one image's column blocks (or a few images' side
 # by side) on BLAS or on conv2d_tiles.h's register tiles, and the backward's
 # weight, bias and input gradients of the same blocks; plus the workspace each
-# needs.  conv_transpose2d.pyx runs the backward's input-gradient pass as its
+# needs; and the chunks those passes are shared out in (``_run_chunks``).
+# conv_transpose2d.pyx runs the backward's input-gradient pass as its
 # forward.  Inline functions only, compiled into (and inlined within) each module
 # that cimports them; see conv_columns.pxd.
 from cython cimport floating
 from libc.string cimport memset
 
-from minipool._kernels.conv_columns cimport (Geometry, _all_finite, _block_width, _col2im_block,
-                                             _crop_planes, _im2col_block, _pad_planes,
+from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite, _block_width,
+                                             _col2im_block, _crop_planes, _im2col_block, _pad_planes,
                                              _shifted_col2im, _shifted_cols, _transpose_rows,
                                              _widen_rows)
+from minipool._kernels.conv_direct cimport _launch
 from minipool._kernels.conv_gemm cimport _gemm, noinline_void
+from minipool._kernels._load_team cimport mp_chunk_fn
 
 # conv2d_tiles.h: the register tiles' product, their panel width and the build they run
 # on (AVX2 or baseline, picked by conv2d.use_cpu_avx2).  A product takes float or double
@@ -325,3 +328,82 @@ cdef inline void _backward_images(const floating* images, Py_ssize_t count, cons
         oh0 = oh1
 
 
+# ---------------------------------------------------------------- chunks
+# The entry points' parallel loops run chunks: a GEMM of images (forward) or a
+# slot (backward), described by an ``ImagesJob``.  An OpenMP region runs them, or,
+# with ``load_team``, load_team.h's team: its caller does not wait for a thread
+# the OS has descheduled (another process busy on its core) unless that thread
+# holds a chunk.  A chunk is the same GEMM (or slot) whoever runs it; the worker
+# index only picks the workspace row.  ``_run_chunks`` is the one launch: both
+# loops call the chunk function through the team's pointer type (a chunk is a
+# whole GEMM or slot: the indirect call costs nothing next to it).
+cdef struct ImagesJob:
+    ConvArrays arrays         # checked by the entry point (conv_columns.pxd)
+    const void* packed        # forward on tiles: the packed weight (else NULL: BLAS)
+    const Py_ssize_t* tap_offset
+    Py_ssize_t N, images, gemms, per_thread, slot_size
+    bint weight_finite
+    bint float64              # the arrays hold doubles (else floats)
+    const Geometry* g
+
+
+cdef inline void _run_chunks(ImagesJob* job, mp_chunk_fn chunk, Py_ssize_t chunks, Py_ssize_t N,
+                             Py_ssize_t images, Py_ssize_t per_thread, const Geometry* g, bint float64,
+                             int num_threads, bint load_team) except *:
+    """Run ``chunk`` for each of ``chunks`` on ``num_threads`` threads (conv_direct.pxd's
+    ``_launch``: the load-tolerant team or a dynamic OpenMP region; backward slots may
+    hold unequal GEMM counts)."""
+    job.N, job.images, job.per_thread, job.g, job.float64 = N, images, per_thread, g, float64
+    with nogil:
+        _launch(chunk, job, chunks, num_threads, load_team)
+
+
+# The chunk functions have the team's signature (mp_chunk_fn: no float type in it), so
+# each reads the type from the job and calls the fused pass, whose ``like`` argument
+# (a NULL of the type) picks the specialisation.
+cdef inline void _forward_chunk(void* context, Py_ssize_t n, int worker) noexcept nogil:
+    if (<ImagesJob*>context).float64:
+        _forward_gemm(<ImagesJob*>context, n, worker, <double*>NULL)
+    else:
+        _forward_gemm(<ImagesJob*>context, n, worker, <float*>NULL)
+
+
+cdef inline void _backward_chunk(void* context, Py_ssize_t s, int worker) noexcept nogil:
+    if (<ImagesJob*>context).float64:
+        _backward_slot(<ImagesJob*>context, s, worker, <double*>NULL)
+    else:
+        _backward_slot(<ImagesJob*>context, s, worker, <float*>NULL)
+
+
+cdef inline void _forward_gemm(const ImagesJob* job, Py_ssize_t n, int worker,
+                               floating* like) noexcept nogil:
+    """GEMM ``n`` of the forward: images [n*images, min((n+1)*images, N))."""
+    cdef const Geometry* g = job.g
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
+    cdef Py_ssize_t first = n * job.images
+    cdef const ConvArrays* a = &job.arrays
+    _forward_images(<const floating*>a.x + first * in_image, min(job.images, job.N - first),
+                    <const floating*>a.weight, <const floating*>job.packed, job.tap_offset,
+                    <const floating*>a.bias, <floating*>a.out + first * out_image,
+                    <floating*>a.workspace + worker * job.per_thread
+                    if a.workspace != NULL else NULL, g)
+
+
+cdef inline void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
+                                floating* like) noexcept nogil:
+    """Slot ``s`` of the backward: GEMMs s, s + S, ... in that order."""
+    cdef const Geometry* g = job.g
+    cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo, n = s
+    cdef Py_ssize_t images = job.images, S = job.arrays.S
+    cdef floating* gxp = <floating*>job.arrays.out
+    cdef floating* slotp = <floating*>job.arrays.slots
+    cdef floating* bslotp = <floating*>job.arrays.bias_slots
+    while n < job.gemms:
+        _backward_images(<const floating*>job.arrays.x + n * images * in_image,
+                         min(images, job.N - n * images), <const floating*>job.arrays.weight,
+                         job.weight_finite, <const floating*>job.arrays.grad + n * images * out_image,
+                         gxp + n * images * in_image if gxp != NULL else NULL,
+                         slotp + s * job.slot_size if slotp != NULL else NULL,
+                         bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
+                         <floating*>job.arrays.workspace + worker * job.per_thread, g)
+        n = n + S
