@@ -916,6 +916,15 @@ class Tensor:
         """
         return _ops.elementwise.remainder(self, other)
 
+    def fmod(self, other: TensorLike) -> Tensor:
+        """``self`` modulo ``other`` with the sign of ``self``, as ``Tensor.fmod``.
+
+        >>> import minipool as mp
+        >>> mp.tensor([-1, 4]).fmod(3).tolist()
+        [-1, 1]
+        """
+        return _ops.elementwise.fmod(self, other)
+
     def floor_divide(self, other: TensorLike) -> Tensor:
         """``self // other``, as ``Tensor.floor_divide`` (rounds toward -inf).
 

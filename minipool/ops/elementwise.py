@@ -239,23 +239,32 @@ def div(a: TensorLike, b: TensorLike) -> Tensor:
 
 
 class Remainder(Function):
-    """``a - floor(a / b) * b`` (Python's ``%``: the sign of ``b``), as ``torch.remainder``."""
+    """``a - floor(a / b) * b`` (Python's ``%``: the sign of ``b``), as ``torch.remainder``;
+    :class:`Fmod` swaps in C's rule."""
+    _values = staticmethod(np.remainder)
+    _quotient = staticmethod(np.floor)  # the rounding of a / b the result subtracts
 
-    @staticmethod
-    def forward(ctx, a, b):
+    @classmethod
+    def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
         with np.errstate(divide="ignore", invalid="ignore"):  # x % 0.0 is NaN silently, as in PyTorch
-            return np.remainder(a, b)
+            return cls._values(a, b)
 
-    @staticmethod
-    def backward(ctx, grad):
+    @classmethod
+    def backward(cls, ctx, grad):
         a, b = ctx.saved_tensors
         ga = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
         gb = None
         if ctx.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = unbroadcast(-grad * np.floor(a / b), b.shape)
+                gb = unbroadcast(-grad * cls._quotient(a / b), b.shape)
         return ga, gb
+
+
+class Fmod(Remainder):
+    """``a - trunc(a / b) * b`` (C's ``fmod``: the sign of ``a``), as ``torch.fmod``."""
+    _values = staticmethod(np.fmod)
+    _quotient = staticmethod(np.trunc)
 
 
 def _integer_division_operands(a, b, name):
@@ -280,6 +289,19 @@ def remainder(input: TensorLike, other: TensorLike) -> Tensor:
     _refuse_bool_result("remainder", input, other)
     a, b = _integer_division_operands(input, other, "remainder")
     return Remainder.apply(a, b)
+
+
+def fmod(input: TensorLike, other: TensorLike) -> Tensor:
+    """``input`` modulo ``other`` with the sign of ``input`` (C's ``fmod``, ``torch.fmod``);
+    differentiable in both for floats (d/dother = -trunc(input / other)).
+
+    >>> import minipool as mp
+    >>> mp.fmod(mp.tensor([5, -5]), 3).tolist()
+    [2, -2]
+    """
+    _refuse_bool_result("fmod", input, other)
+    a, b = _integer_division_operands(input, other, "fmod")
+    return Fmod.apply(a, b)
 
 
 def floor_divide(input: TensorLike, other: TensorLike) -> Tensor:

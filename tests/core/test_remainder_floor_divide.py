@@ -1,7 +1,12 @@
-"""``%`` / ``//`` (torch.remainder / torch.floor_divide) against torch and Python's own rule."""
+"""``%`` / ``//`` / fmod (torch.remainder / torch.floor_divide / torch.fmod) against torch and
+Python's own rules (``%`` and ``math.fmod``)."""
+import math
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minipool as mp
 
@@ -59,3 +64,58 @@ def test_floor_divide_of_a_tensor_that_requires_grad_is_refused():
     with mp.no_grad():
         assert (x // 2).tolist() == [0.0]
     assert (x.detach() // 2).tolist() == [0.0]
+
+
+FMOD_CASES = [
+    ([5, -5, 7, -7, 0], [3, 3, -2, -2, 4]), ([5.5, -5.5, 0.0, -0.0, 7.25], [2.0, 2.0, -1.5, 3.0, -0.5]),
+    ([5, -5, 9], 2), ([1.5, -2.5], 0.75), ([5, -3], 2.5), ([1.0, -1.0, 0.0], [0.0, 0.0, 0.0]),
+    ([np.inf, np.nan, 3.0, -3.0], [2.0, 2.0, np.inf, -np.inf]),
+]
+
+
+@pytest.mark.parametrize("a, b", FMOD_CASES)
+def test_fmod_matches_torch_and_c_rule(a, b):
+    ma, ta = mp.tensor(a), torch.tensor(a)
+    mb, tb = (mp.tensor(b), torch.tensor(b)) if isinstance(b, list) else (b, b)
+    ours, theirs = mp.fmod(ma, mb), torch.fmod(ta, tb)
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    np.testing.assert_array_equal(ma.fmod(mb).numpy(), ours.numpy())
+    divisors = b if isinstance(b, list) else [b] * len(a)
+    if all(isinstance(v, float) for v in a + divisors) and 0.0 not in divisors:
+        want = [math.fmod(u, v) if math.isfinite(u) else math.nan for u, v in zip(a, divisors)]
+        np.testing.assert_array_equal(ours.numpy(), np.array(want, dtype=ours.numpy().dtype))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e3, 1e3).filter(lambda v: v != 0)),
+                min_size=1, max_size=8))
+def test_fmod_keeps_the_sign_of_the_dividend_and_matches_c(pairs):
+    a = np.array([p[0] for p in pairs])
+    b = np.array([p[1] for p in pairs])
+    got = mp.fmod(mp.tensor(a, dtype=mp.float64), mp.tensor(b, dtype=mp.float64)).numpy()
+    for value, u, v in zip(got, a, b):
+        assert value == math.fmod(u, v)
+        assert value == 0 or math.copysign(1, value) == math.copysign(1, u)
+
+
+def test_fmod_gradients_match_torch():
+    a, b = np.array([5.5, -2.5, 7.0]), np.array([2.0, 2.0, -3.0])
+    am, bm = mp.tensor(a, requires_grad=True), mp.tensor(b, requires_grad=True)
+    at, bt = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (mp.fmod(am, bm) * mp.tensor([1.0, 2.0, 3.0], dtype=mp.float64)).sum().backward()
+    (torch.fmod(at, bt) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    np.testing.assert_array_equal(am.grad.numpy(), at.grad.numpy())
+    np.testing.assert_array_equal(bm.grad.numpy(), bt.grad.numpy())  # -trunc(a / b), not -floor
+    assert bm.grad.tolist() == [-2.0, 2.0, 6.0]
+    assert mp.gradcheck(mp.fmod, (mp.tensor([0.3, -1.7], dtype=mp.float64, requires_grad=True),
+                                  mp.tensor([0.7, 0.6], dtype=mp.float64, requires_grad=True)))
+
+
+def test_fmod_refuses_integer_zero_and_bool_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.fmod(torch.tensor([1]), 0)
+    with pytest.raises(ZeroDivisionError, match="fmod: integer division by zero"):
+        mp.fmod(mp.tensor([1]), 0)
+    with pytest.raises(NotImplementedError, match="fmod: not implemented for bool"):
+        mp.fmod(mp.tensor([True]), mp.tensor([True]))
