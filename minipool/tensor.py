@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Tuple, Unio
 import numpy as np
 
 from minipool import _memory, _random
+from minipool._numpy_errors import QUIET as _QUIET_NUMPY, state as _numpy_errors
 from minipool import _device
 
 if TYPE_CHECKING:  # minipool._typing imports this module
@@ -356,9 +357,11 @@ class Function:
         ctx.needs_input_grad = tuple(needs)
         ctx.requires_grad = record  # ops may skip saving state (e.g. argmax) when False
         previous = _memory.activate()  # the op's arrays come from minipool's memory cache
+        errors = _numpy_errors.set(_QUIET_NUMPY)  # inf - inf is NaN without a warning, as in PyTorch
         try:
             result = cls.forward(ctx, *raw, **kwargs)
         finally:
+            _numpy_errors.reset(errors)
             _memory.restore(previous)
         extras = ()
         if isinstance(result, tuple):

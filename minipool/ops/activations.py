@@ -68,16 +68,6 @@ def _scalar(value, dtype):
     return np.asarray(value, dtype=dtype)
 
 
-def _quiet(method):
-    """Run ``method`` without NumPy's warnings for inf * 0 and overflow: infinite
-    inputs give NaN or inf silently, as in PyTorch."""
-    def wrapper(*args):
-        with np.errstate(invalid="ignore", over="ignore"):
-            return method(*args)
-    wrapper.__name__, wrapper.__doc__ = method.__name__, method.__doc__
-    return wrapper
-
-
 class LeakyReluFn(Function):
     @staticmethod
     def forward(ctx, x, slope):
@@ -184,19 +174,15 @@ def relu6(input: TensorLike, inplace: bool = False) -> Tensor:
 
 class EluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, alpha):
         negative = ~(x > 0)  # NaN takes the exp branch: NaN value and gradient
-        with np.errstate(over="ignore"):
-            # exp only where it is used: large positive x would overflow to no purpose
-            e = np.exp(np.where(negative, x, np.zeros((), x.dtype)))
+        e = np.exp(np.where(negative, x, np.zeros((), x.dtype)))
         out = np.where(negative, _scalar(alpha, x.dtype) * (e - 1), x)
         if ctx.requires_grad:
             ctx.negative, ctx.e, ctx.alpha = negative, e, alpha
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         slope = _scalar(ctx.alpha, grad.dtype) * ctx.e
         return np.where(ctx.negative, grad * slope, grad), None
@@ -223,7 +209,6 @@ def _sigmoid(x):
 
 class SiluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x):
         s = _sigmoid(x)
         if ctx.requires_grad:
@@ -231,7 +216,6 @@ class SiluFn(Function):
         return x * s
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, s = ctx.saved_tensors
         return grad * (s * (1 + x * (1 - s)))
@@ -266,7 +250,6 @@ def _erf(x):
 
 class GeluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, approximate):
         if approximate == "tanh":
             inner = _scalar(_SQRT_2_OVER_PI, x.dtype) * (x + _scalar(_GELU_CUBIC, x.dtype) * x * x * x)
@@ -283,7 +266,6 @@ class GeluFn(Function):
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, saved = ctx.saved_tensors
         dt = grad.dtype
@@ -314,7 +296,6 @@ def gelu(input: TensorLike, approximate: str = "none") -> Tensor:
 
 class SoftplusFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, beta, threshold):
         bx = x * _scalar(beta, x.dtype)
         linear = bx > threshold
@@ -326,7 +307,6 @@ class SoftplusFn(Function):
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         return np.where(ctx.linear, grad, grad * _sigmoid(ctx.bx).astype(grad.dtype, copy=False)), None, None
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from minipool import _random
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops.activations import _float_input, _quiet, _real
+from minipool.ops.activations import _float_input, _real
 from minipool.ops.elementwise import tensor_argument
 from minipool.tensor import Function, Tensor, is_grad_enabled
 
@@ -19,7 +19,6 @@ __all__ = ["prelu", "rrelu", "rrelu_"]
 
 class PreluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, weight, shape):
         slope = weight.reshape(shape)
         positive = x > 0
@@ -29,7 +28,6 @@ class PreluFn(Function):
         return np.where(positive, x, slope * x)
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, slope = ctx.saved_tensors
         positive, weight_shape = ctx.meta
@@ -68,7 +66,6 @@ def prelu(input: TensorLike, weight: TensorLike) -> Tensor:
 
 class RreluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, slope):
         slope = np.where(x > 0, np.asarray(1, x.dtype), slope)  # 1 where the input passes
         if ctx.requires_grad:

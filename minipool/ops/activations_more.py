@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops.activations import (_finish, _float_input, _quiet, _real, _scalar, dropout2d,
+from minipool.ops.activations import (_finish, _float_input, _real, _scalar, dropout2d,
                                       elu, hardtanh, leaky_relu)
 from minipool.ops.elementwise import as_tensor, relu
 from minipool.ops.reduce import softmax
@@ -48,7 +48,6 @@ class HardsigmoidFn(Function):
 
 class HardswishFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x):
         three, six = _scalar(3, x.dtype), _scalar(6, x.dtype)
         if ctx.requires_grad:
@@ -66,7 +65,6 @@ class HardswishFn(Function):
 
 class LogsigmoidFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x):
         z = np.exp(-np.abs(x))
         if ctx.requires_grad:
@@ -74,7 +72,6 @@ class LogsigmoidFn(Function):
         return np.minimum(x, _scalar(0, x.dtype)) - np.log1p(z)
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, z = ctx.saved_tensors
         negative = x < 0
@@ -85,7 +82,6 @@ class LogsigmoidFn(Function):
 
 class MishFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x):
         t = np.tanh(np.log1p(np.exp(x)))
         if ctx.requires_grad:
@@ -93,7 +89,6 @@ class MishFn(Function):
         return x * t
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, t = ctx.saved_tensors
         one = _scalar(1, grad.dtype)
@@ -108,7 +103,6 @@ class ScaledEluFn(Function):
     ``1 / float32(alpha)``, not the forward's double ``1 / alpha``."""
 
     @staticmethod
-    @_quiet
     def forward(ctx, x, alpha, scale, input_scale, backward_scale):
         negative = ~(x > 0)
         negcoef = _scalar(alpha, x.dtype) * _scalar(scale, x.dtype)
@@ -122,7 +116,6 @@ class ScaledEluFn(Function):
         return out
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         alpha, scale, input_scale = ctx.coefs
         dt = grad.dtype
@@ -170,7 +163,6 @@ class SoftsignFn(Function):
     abs through its sign), so inf and NaN give what it gives."""
 
     @staticmethod
-    @_quiet
     def forward(ctx, x):
         d = np.abs(x) + _scalar(1, x.dtype)
         if ctx.requires_grad:
@@ -178,7 +170,6 @@ class SoftsignFn(Function):
         return x / d
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         x, d = ctx.saved_tensors
         return grad / d + (-grad * x / (d * d)) * np.sign(x)
@@ -186,7 +177,6 @@ class SoftsignFn(Function):
 
 class GluFn(Function):
     @staticmethod
-    @_quiet
     def forward(ctx, x, axis):
         a, b = np.split(x, 2, axis=axis)
         one = _scalar(1, x.dtype)
@@ -197,7 +187,6 @@ class GluFn(Function):
         return a * sig
 
     @staticmethod
-    @_quiet
     def backward(ctx, grad):
         a, sig = ctx.saved_tensors
         one = _scalar(1, grad.dtype)

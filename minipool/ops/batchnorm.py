@@ -37,9 +37,8 @@ class BatchNormFn(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, running, training, momentum, eps, unbiased):
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN/inf flow through
-            return BatchNormFn._forward(ctx, x, weight, bias, running, training, momentum, eps,
-                                        unbiased)
+        return BatchNormFn._forward(ctx, x, weight, bias, running, training, momentum, eps,
+                                    unbiased)
 
     @staticmethod
     def _forward(ctx, x, weight, bias, running, training, momentum, eps, unbiased):
@@ -78,8 +77,7 @@ class BatchNormFn(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            return BatchNormFn._backward(ctx, grad)
+        return BatchNormFn._backward(ctx, grad)
 
     @staticmethod
     def _backward(ctx, grad):

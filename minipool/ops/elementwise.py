@@ -106,8 +106,7 @@ class Div(Function):
         if a.dtype.kind != "f":  # (a and b share a dtype) int / int is a float, as in PyTorch
             a, b = a.astype(get_default_dtype()), b.astype(get_default_dtype())
         ctx.save_for_backward(a, b)
-        with np.errstate(divide="ignore", invalid="ignore"):  # x / 0 is +-inf or NaN, silently
-            return np.divide(a, b)
+        return np.divide(a, b)
 
     @staticmethod
     def backward(ctx, grad):
@@ -120,8 +119,7 @@ class Div(Function):
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # 0 ** -1 is inf, quietly
-            out = np.power(a, b)
+        out = np.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -133,8 +131,7 @@ class Pow(Function):
             ga = unbroadcast(grad * b * np.power(a, b - 1), a.shape)
         if ctx.needs_input_grad[1]:
             # d/db a^b = a^b log a; defined as 0 where a == 0 (the limit for b > 0).
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
+            log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
             gb = unbroadcast(grad * out * log_a, b.shape)
         return ga, gb
 
@@ -247,8 +244,7 @@ class Remainder(Function):
     @classmethod
     def forward(cls, ctx, a, b):
         ctx.save_for_backward(a, b)
-        with np.errstate(divide="ignore", invalid="ignore"):  # x % 0.0 is NaN silently, as in PyTorch
-            return cls._values(a, b)
+        return cls._values(a, b)
 
     @classmethod
     def backward(cls, ctx, grad):
@@ -256,8 +252,7 @@ class Remainder(Function):
         ga = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
         gb = None
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = unbroadcast(-grad * cls._quotient(a / b), b.shape)
+            gb = unbroadcast(-grad * cls._quotient(a / b), b.shape)
         return ga, gb
 
 
@@ -373,28 +368,19 @@ class Neg(Function):
         return -grad
 
 
-def _quietly(f):
-    """``f`` with NumPy's divide/invalid/overflow warnings off: log(0) = -inf, sqrt(-1) = NaN
-    and exp(1000) = inf are results, silently, as in PyTorch."""
-    def run(x):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return f(x)
-    return run
-
-
 class Exp(_Unary):
-    f = staticmethod(_quietly(np.exp))
+    f = staticmethod(np.exp)
     df = staticmethod(lambda x, y: y)
     uses_input = False
 
 
 class Log(_Unary):
-    f = staticmethod(_quietly(np.log))
+    f = staticmethod(np.log)
     df = staticmethod(lambda x, y: 1 / x)
 
 
 class Sqrt(_Unary):
-    f = staticmethod(_quietly(np.sqrt))
+    f = staticmethod(np.sqrt)
     df = staticmethod(lambda x, y: 0.5 / y)
     uses_input = False
 
@@ -716,7 +702,7 @@ class Rsqrt(_Unary):
 
 
 class Reciprocal(_Unary):
-    f = staticmethod(_quietly(np.reciprocal))  # 1 / 0 is inf, quietly as in PyTorch
+    f = staticmethod(np.reciprocal)  # 1 / 0 is inf, quietly as in PyTorch
     df = staticmethod(lambda x, y: -y * y)  # d(1/x) = -1/x^2
     uses_input = False
 
@@ -747,8 +733,7 @@ def square(x: TensorLike) -> Tensor:
     x = as_tensor(x)
     if x.dtype == np.bool_:
         x = Tensor(x._data.astype(np.int64))
-    with np.errstate(over="ignore"):
-        return Square.apply(x)
+    return Square.apply(x)
 
 
 def rsqrt(x: TensorLike) -> Tensor:
@@ -758,8 +743,7 @@ def rsqrt(x: TensorLike) -> Tensor:
     >>> mp.rsqrt(mp.tensor([4.0, 0.25])).numpy()
     array([0.5, 2. ], dtype=float32)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return Rsqrt.apply(_as_float(x))
+    return Rsqrt.apply(_as_float(x))
 
 
 def reciprocal(x: TensorLike) -> Tensor:
@@ -782,8 +766,7 @@ def sin(x: TensorLike) -> Tensor:
     >>> mp.sin(mp.tensor([0.0])).numpy()
     array([0.], dtype=float32)
     """
-    with np.errstate(invalid="ignore"):  # sin(+-inf) is NaN, quietly as in PyTorch
-        return Sin.apply(_as_float(x))
+    return Sin.apply(_as_float(x))
 
 
 def cos(x: TensorLike) -> Tensor:
@@ -793,8 +776,7 @@ def cos(x: TensorLike) -> Tensor:
     >>> mp.cos(mp.tensor([0.0])).numpy()
     array([1.], dtype=float32)
     """
-    with np.errstate(invalid="ignore"):
-        return Cos.apply(_as_float(x))
+    return Cos.apply(_as_float(x))
 
 
 class _Step(Function):

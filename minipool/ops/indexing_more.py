@@ -79,8 +79,7 @@ class _Scatter(Function):
         out = x.copy()
         values = src if np.ndim(src) == 0 else _src_part(src, index.shape)
         if accumulate:
-            with np.errstate(invalid="ignore"):  # inf + -inf is NaN, silently as in PyTorch
-                np.add.at(out, cells, values)
+            np.add.at(out, cells, values)
         else:
             out[cells] = values
         ctx.meta = (cells, np.shape(src), index.shape, accumulate)
@@ -245,9 +244,8 @@ class _ScatterReduce(Function):
             np.multiply.at(nonzero_prod, cells, np.where(values == 0, 1, values))
 
             def others(v, z, nz, o, g):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return g * np.where(v != 0, np.where(z == 0, o / np.where(v != 0, v, 1), 0),
-                                        np.where(z == 1, nz, 0))
+                return g * np.where(v != 0, np.where(z == 0, o / np.where(v != 0, v, 1), 0),
+                                    np.where(z == 1, nz, 0))
             grad_x_hit = others(x, zeros, nonzero_prod, out, grad)
             grad_values = others(values, zeros[cells], nonzero_prod[cells], out[cells], grad[cells])
         grad_x = np.where(hit, grad_x_hit if include_self else 0, grad).astype(grad.dtype, copy=False)

@@ -139,8 +139,7 @@ class ClassLossFn(Function):
                 loss = loss - np.where(keep, (class_weight * logp).sum(axis=1), 0) * smooth
                 q += spread
             denominator = row_weight.sum()
-        with np.errstate(invalid="ignore", divide="ignore"):  # all rows ignored: 0/0 = nan
-            out = _reduce_rows(loss, x, reduction, denominator)
+        out = _reduce_rows(loss, x, reduction, denominator)
         if ctx.requires_grad:
             ctx.meta = (x.shape, reduction, denominator, from_logits)
             ctx.q = q
@@ -158,8 +157,7 @@ class ClassLossFn(Function):
         elif reduction == "sum":
             row_grad = grad
         else:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                row_grad = grad / np.asarray(denominator, dtype=grad.dtype)
+            row_grad = grad / np.asarray(denominator, dtype=grad.dtype)
         if from_logits:
             d_rows = np.exp(ctx.logp) * q.sum(axis=1, keepdims=True) - q
         else:
@@ -353,8 +351,7 @@ class ElementwiseLossFn(Function):
 
     @staticmethod
     def forward(ctx, x, target, kernel, reduction):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            loss, dx, dt = kernel(x, target, ctx.requires_grad, ctx.needs_input_grad[1])
+        loss, dx, dt = kernel(x, target, ctx.requires_grad, ctx.needs_input_grad[1])
         out = _reduce_elements(loss, reduction)
         if ctx.requires_grad:
             ctx.d = (dx, dt)
@@ -610,13 +607,12 @@ class KLDivFn(Function):
 
     @staticmethod
     def forward(ctx, x, t, *, log_target):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if log_target:
-                p = np.exp(t)
-                loss = p * (t - x)
-            else:
-                p = t
-                loss = np.where(t == 0, 0, t * np.log(np.where(t == 0, 1, t))) - t * x
+        if log_target:
+            p = np.exp(t)
+            loss = p * (t - x)
+        else:
+            p = t
+            loss = np.where(t == 0, 0, t * np.log(np.where(t == 0, 1, t))) - t * x
         if ctx.requires_grad:
             ctx.log_target = log_target
             ctx.save_for_backward(x, t, p)
@@ -628,11 +624,10 @@ class KLDivFn(Function):
         grad_x = -grad * p if ctx.needs_input_grad[0] else None
         grad_t = None
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                if ctx.log_target:  # d/dt exp(t) (t - x) = exp(t) (t - x + 1)
-                    grad_t = grad * p * (t - x + 1)
-                else:  # d/dt (t log t - t x) = log t + 1 - x; NaN at t = 0, as PyTorch's xlogy
-                    grad_t = grad * np.where(t == 0, np.nan, np.log(t) + 1 - x)
+            if ctx.log_target:  # d/dt exp(t) (t - x) = exp(t) (t - x + 1)
+                grad_t = grad * p * (t - x + 1)
+            else:  # d/dt (t log t - t x) = log t + 1 - x; NaN at t = 0, as PyTorch's xlogy
+                grad_t = grad * np.where(t == 0, np.nan, np.log(t) + 1 - x)
         return grad_x, grad_t
 
 

@@ -62,8 +62,7 @@ def _erfinv64(y):
 
 
 def _unary(cls, x):
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return cls.apply(_as_float(x))
+    return cls.apply(_as_float(x))
 
 
 def _math(name, f, df, doc):
@@ -185,8 +184,7 @@ class Atan2(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         squared = a * a + b * b
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 at the origin, as PyTorch
-            scale = np.where(squared == 0, 0, grad / squared).astype(grad.dtype, copy=False)
+        scale = np.where(squared == 0, 0, grad / squared).astype(grad.dtype, copy=False)
         return unbroadcast(scale * b, a.shape), unbroadcast(-scale * a, b.shape)
 
 
@@ -200,8 +198,7 @@ class Hypot(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = grad / out
+        scale = grad / out
         return unbroadcast(scale * a, a.shape), unbroadcast(scale * b, b.shape)
 
 
@@ -230,8 +227,7 @@ def hypot(input: TensorLike, other: TensorLike) -> Tensor:
         raise RuntimeError("hypot: input or other must be a float tensor, got only integers "
                            "(PyTorch refuses them too); cast one, e.g. t.float()")
     a, b = _float_pair("hypot", input, other)
-    with np.errstate(over="ignore"):
-        return Hypot.apply(a, b)
+    return Hypot.apply(a, b)
 
 
 # --------------------------------------------------------------------------- cumprod, diff
@@ -268,8 +264,7 @@ class CumProd(Function):
         rows_x = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
         rows_g = np.moveaxis(grad, axis, -1).reshape(rows_x.shape)
         rows_o = np.moveaxis(out, axis, -1).reshape(rows_x.shape)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            result = np.cumsum((rows_g * rows_o)[:, ::-1], axis=1)[:, ::-1] / rows_x
+        result = np.cumsum((rows_g * rows_o)[:, ::-1], axis=1)[:, ::-1] / rows_x
         for r in np.flatnonzero((rows_x == 0).any(axis=1)):
             result[r] = _cumprod_grad_row(rows_x[r], rows_g[r])
         moved = np.moveaxis(x, axis, -1).shape
@@ -293,8 +288,7 @@ def cumprod(input: TensorLike, dim: int, *, dtype: Optional[DTypeLike] = None) -
     axis = _dim_index(dim, x.ndim, "cumprod")
     if x.ndim == 0:
         return CumProd.apply(x.reshape(1), 0).reshape(())
-    with np.errstate(over="ignore", invalid="ignore"):
-        return CumProd.apply(x, axis)
+    return CumProd.apply(x, axis)
 
 
 def diff(input: TensorLike, n: int = 1, dim: int = -1, prepend: Optional[TensorLike] = None,
@@ -367,8 +361,7 @@ def nan_to_num(input: TensorLike, nan: float = 0.0, posinf: Optional[float] = No
     x = as_tensor(input)
     if x.dtype.kind != "f":
         return Tensor(x._data.copy())
-    with np.errstate(over="ignore"):  # a bound beyond the dtype becomes inf, as in PyTorch
-        return NanToNum.apply(x, nan, posinf, neginf)
+    return NanToNum.apply(x, nan, posinf, neginf)
 
 
 # --------------------------------------------------------------------------- factories

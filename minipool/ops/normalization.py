@@ -265,15 +265,14 @@ class VectorNormFn(Function):
     @staticmethod
     def forward(ctx, x, *, p, axes):
         a = np.abs(x)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if p == math.inf:
-                norm = a.max(axis=axes, keepdims=True, initial=0)
-            elif p == 2:
-                norm = np.sqrt(np.sum(a * a, axis=axes, keepdims=True))
-            elif p == 1:
-                norm = np.sum(a, axis=axes, keepdims=True)
-            else:
-                norm = np.power(np.sum(np.power(a, p), axis=axes, keepdims=True), 1.0 / p)
+        if p == math.inf:
+            norm = a.max(axis=axes, keepdims=True, initial=0)
+        elif p == 2:
+            norm = np.sqrt(np.sum(a * a, axis=axes, keepdims=True))
+        elif p == 1:
+            norm = np.sum(a, axis=axes, keepdims=True)
+        else:
+            norm = np.power(np.sum(np.power(a, p), axis=axes, keepdims=True), 1.0 / p)
         if ctx.requires_grad:
             ctx.p, ctx.axes = p, axes
             ctx.save_for_backward(x, norm)
@@ -283,21 +282,20 @@ class VectorNormFn(Function):
     def backward(ctx, grad):
         x, norm = ctx.saved_tensors
         p = ctx.p
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if p == math.inf:
-                a = np.abs(x)
-                tied = (a == norm) | np.isnan(a)
-                share = grad / tied.sum(axis=ctx.axes, keepdims=True)
-                gx = np.sign(x) * share * tied
-            elif p == 1:
-                gx = np.sign(x) * grad
+        if p == math.inf:
+            a = np.abs(x)
+            tied = (a == norm) | np.isnan(a)
+            share = grad / tied.sum(axis=ctx.axes, keepdims=True)
+            gx = np.sign(x) * share * tied
+        elif p == 1:
+            gx = np.sign(x) * grad
+        else:
+            # d||x||_p / dx = sign(x) |x|^(p-1) / ||x||^(p-1); 0 where x or the norm is 0
+            scale = np.where(norm == 0, 0, grad / np.power(norm, p - 1))
+            if p == 2:
+                gx = x * scale
             else:
-                # d||x||_p / dx = sign(x) |x|^(p-1) / ||x||^(p-1); 0 where x or the norm is 0
-                scale = np.where(norm == 0, 0, grad / np.power(norm, p - 1))
-                if p == 2:
-                    gx = x * scale
-                else:
-                    gx = np.where(x == 0, 0, np.sign(x) * np.power(np.abs(x), p - 1)) * scale
+                gx = np.where(x == 0, 0, np.sign(x) * np.power(np.abs(x), p - 1)) * scale
         return gx.astype(x.dtype, copy=False)
 
 

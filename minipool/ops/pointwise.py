@@ -24,8 +24,7 @@ class Frac(Function):
 
     @staticmethod
     def forward(ctx, x):
-        with np.errstate(invalid="ignore"):
-            return x - np.trunc(x)
+        return x - np.trunc(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -113,9 +112,8 @@ class Lerp(Function):
 
     @staticmethod
     def forward(ctx, x, end, weight):
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in PyTorch
-            diff = end - x
-            out = np.where(np.abs(weight) < 0.5, x + weight * diff, end - diff * (1 - weight))
+        diff = end - x
+        out = np.where(np.abs(weight) < 0.5, x + weight * diff, end - diff * (1 - weight))
         ctx.save_for_backward(diff, weight)
         ctx.shapes = (x.shape, end.shape, np.shape(weight))
         return out.astype(np.result_type(x, end), copy=False)
@@ -124,10 +122,9 @@ class Lerp(Function):
     def backward(ctx, grad):
         diff, weight = ctx.saved_tensors
         x_shape, end_shape, w_shape = ctx.shapes
-        with np.errstate(invalid="ignore", over="ignore"):
-            gx = ew.unbroadcast(grad * (1 - weight), x_shape) if ctx.needs_input_grad[0] else None
-            gend = ew.unbroadcast(grad * weight, end_shape) if ctx.needs_input_grad[1] else None
-            gw = ew.unbroadcast(grad * diff, w_shape) if ctx.needs_input_grad[2] else None
+        gx = ew.unbroadcast(grad * (1 - weight), x_shape) if ctx.needs_input_grad[0] else None
+        gend = ew.unbroadcast(grad * weight, end_shape) if ctx.needs_input_grad[1] else None
+        gw = ew.unbroadcast(grad * diff, w_shape) if ctx.needs_input_grad[2] else None
         return gx, gend, gw
 
 

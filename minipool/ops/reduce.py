@@ -58,8 +58,7 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim):
         ctx.meta = (x.shape, dims, keepdim)
-        with np.errstate(invalid="ignore"):  # inf + -inf is NaN, silently as in PyTorch
-            return np.sum(x, axis=dims, keepdims=keepdim)
+        return np.sum(x, axis=dims, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx, grad):
@@ -414,8 +413,7 @@ class NanMean(Function):
     def forward(ctx, x, dims, keepdim):
         kept = ~np.isnan(x)
         count = np.sum(kept, axis=dims, keepdims=True).astype(x.dtype)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.sum(np.where(kept, x, 0), axis=dims, keepdims=True) / count
+        out = np.sum(np.where(kept, x, 0), axis=dims, keepdims=True) / count
         if ctx.requires_grad:
             ctx.meta = (kept, count, dims, keepdim)
         return out if keepdim else np.squeeze(out, axis=dims)
@@ -425,8 +423,7 @@ class NanMean(Function):
         kept, count, dims, keepdim = ctx.meta
         if not keepdim:
             grad = np.expand_dims(grad, dims)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (grad / count) * kept, None, None
+        return (grad / count) * kept, None, None
 
 
 def _arg(name, pick, x, dim, keepdim):
@@ -476,11 +473,10 @@ class Var(Function):
     def forward(ctx, x, dims, correction, keepdim, take_sqrt):
         n = int(np.prod([x.shape[d] for d in dims]))
         divisor = builtins.max(n - correction, 0)
-        with np.errstate(divide="ignore", invalid="ignore"):  # inf/NaN inputs give NaN, quietly
-            centred = x - np.mean(x, axis=dims, keepdims=True)
-            out = np.sum(centred * centred, axis=dims, keepdims=True) / np.asarray(divisor, x.dtype)
-            if take_sqrt:
-                out = np.sqrt(out)
+        centred = x - np.mean(x, axis=dims, keepdims=True)
+        out = np.sum(centred * centred, axis=dims, keepdims=True) / np.asarray(divisor, x.dtype)
+        if take_sqrt:
+            out = np.sqrt(out)
         if ctx.requires_grad:
             if take_sqrt:
                 ctx.save_for_backward(out)
@@ -492,16 +488,15 @@ class Var(Function):
         centred, divisor, dims, keepdim, take_sqrt = ctx.meta
         if not keepdim:
             grad = np.expand_dims(grad, dims)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if take_sqrt:  # d std = d var / (2 std); 0 where std is 0, as PyTorch
-                (out,) = ctx.saved_tensors
-                grad = np.where(out == 0, np.zeros((), grad.dtype), grad / (2 * out))
-            if divisor == 0 and not take_sqrt:
-                # No valid divisor (N <= correction): the forward is inf/NaN and PyTorch's
-                # gradient is inf with the sign of grad, NaN where x equals the mean.
-                return np.inf * grad * np.abs(centred), None, None, None, None
-            scale = 2 * grad / np.asarray(divisor, grad.dtype)
-            return scale * centred, None, None, None, None
+        if take_sqrt:  # d std = d var / (2 std); 0 where std is 0, as PyTorch
+            (out,) = ctx.saved_tensors
+            grad = np.where(out == 0, np.zeros((), grad.dtype), grad / (2 * out))
+        if divisor == 0 and not take_sqrt:
+            # No valid divisor (N <= correction): the forward is inf/NaN and PyTorch's
+            # gradient is inf with the sign of grad, NaN where x equals the mean.
+            return np.inf * grad * np.abs(centred), None, None, None, None
+        scale = 2 * grad / np.asarray(divisor, grad.dtype)
+        return scale * centred, None, None, None, None
 
 
 def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
@@ -609,8 +604,7 @@ class LogSumExp(Function):
     def forward(ctx, x, dims, keepdim):
         m = np.max(x, axis=dims, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf, quietly
-            out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
+        out = m + np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True))
         ctx.save_for_backward(x, out)
         ctx.meta = (x.shape, dims, keepdim)
         return out if keepdim else np.squeeze(out, axis=dims)
@@ -709,8 +703,7 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, x, axis, keepdim):
         flat = x.reshape(-1) if axis is None else x
-        with np.errstate(over="ignore", invalid="ignore"):  # IEEE inf/NaN, quietly as in PyTorch
-            out = np.prod(flat, axis=0 if axis is None else axis, keepdims=True)
+        out = np.prod(flat, axis=0 if axis is None else axis, keepdims=True)
         if ctx.requires_grad:
             ctx.save_for_backward(x, out)
             ctx.meta = (axis, keepdim)
@@ -727,12 +720,11 @@ class Prod(Function):
         elif not keepdim:
             grad = np.expand_dims(grad, axis)
         flat = x.reshape(-1) if axis is None else x
-        with np.errstate(over="ignore", invalid="ignore"):
-            if not np.any(flat == 0):
-                local = out / flat
-            else:
-                local = _exclusive_products(flat, 0 if axis is None else axis)
-            return (grad * local).reshape(x.shape), None, None
+        if not np.any(flat == 0):
+            local = out / flat
+        else:
+            local = _exclusive_products(flat, 0 if axis is None else axis)
+        return (grad * local).reshape(x.shape), None, None
 
 
 def prod(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False, *,
@@ -766,13 +758,11 @@ class CumSum(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.axis = axis
-        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf is NaN, quietly
-            return np.cumsum(x, axis=axis)
+        return np.cumsum(x, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
+        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis), None
 
 
 def cumsum(x: TensorLike, dim: int, *, dtype: Optional[DTypeLike] = None) -> Tensor:
@@ -814,8 +804,7 @@ class Norm(Function):
     @staticmethod
     def forward(ctx, x, p, dims, keepdim):
         a = np.abs(x)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # 0 ** -1 is inf, as in PyTorch
-            out = _vector_norm(a, p, dims, x.dtype)
+        out = _vector_norm(a, p, dims, x.dtype)
         if ctx.requires_grad:
             ctx.save_for_backward(x, out)
             ctx.meta = (p, dims, keepdim)
@@ -827,8 +816,7 @@ class Norm(Function):
         p, dims, keepdim = ctx.meta
         if not keepdim:
             grad = np.expand_dims(grad, dims)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            return _norm_backward(x, out, p, dims, grad), None, None, None
+        return _norm_backward(x, out, p, dims, grad), None, None, None
 
 
 def _norm_backward(x, out, p, dims, grad):

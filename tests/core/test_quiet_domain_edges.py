@@ -1,13 +1,16 @@
 """Results at a domain's edge (log(0), sqrt(-1), x / 0, the gradient of asin at 1, inf + -inf
-in scatter_add) are inf or NaN silently in PyTorch; minipool gives the same values and raises
-no NumPy RuntimeWarning (a script run with -W error must not stop), while the user's own NumPy
-code inside a gradient hook keeps the user's error settings."""
+in scatter_add, inf - inf, 0 * inf, overflow) are inf or NaN silently in PyTorch; minipool gives
+the same values and raises no NumPy RuntimeWarning (a script run with -W error must not stop),
+while the user's own NumPy code (outside the ops, inside a gradient hook) keeps the user's error
+settings (minipool/_numpy_errors.py)."""
+import importlib
 import warnings
 
 import numpy as np
 import pytest
 
 import minipool as mp
+from minipool._numpy_errors import _PublicErrstate
 
 torch = pytest.importorskip("torch")
 
@@ -77,3 +80,78 @@ def test_overflow_and_zero_powers_are_quiet_and_match_torch(name):
         y = call(mp, x)
     theirs = call(torch, torch.tensor(values)).numpy()
     np.testing.assert_allclose(y.detach().numpy(), theirs, rtol=1e-6, atol=0)
+
+
+tensor_module = importlib.import_module("minipool.tensor")
+
+INF = float("inf")
+EDGES = [INF, -INF, 3e38, 0.0, -0.0, 1.0]
+
+# name -> (minipool op, torch op): each meets inf - inf, 0 * inf or an overflow below
+OPS = {
+    "add": (lambda m, a, b: a + b, lambda t, a, b: a + b),
+    "sub": (lambda m, a, b: a - b, lambda t, a, b: a - b),
+    "mul": (lambda m, a, b: a * b, lambda t, a, b: a * b),
+    "div": (lambda m, a, b: a / b, lambda t, a, b: a / b),
+    "sum": (lambda m, a, b: (a * b).sum(), lambda t, a, b: (a * b).sum()),
+    "mean": (lambda m, a, b: a.mean(), lambda t, a, b: a.mean()),
+    "softmax": (lambda m, a, b: m.nn.functional.softmax(a, dim=0),
+                lambda t, a, b: t.softmax(a, dim=0)),
+    "mse_loss": (lambda m, a, b: m.nn.functional.mse_loss(a, b),
+                 lambda t, a, b: t.nn.functional.mse_loss(a, b)),
+    "matmul": (lambda m, a, b: a.reshape(1, -1) @ b.reshape(-1, 1),
+               lambda t, a, b: a.reshape(1, -1) @ b.reshape(-1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_ops_are_silent_at_inf_and_overflow_and_match_torch(name):
+    ours, theirs = OPS[name]
+    a = np.array(EDGES, dtype=np.float32)
+    b = np.array(EDGES[::-1], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any NumPy RuntimeWarning fails the test
+        got = ours(mp, mp.tensor(a, requires_grad=True), mp.tensor(b, requires_grad=True))
+        got.sum().backward()
+    want = theirs(torch, torch.tensor(a), torch.tensor(b))
+    np.testing.assert_array_equal(got.detach().numpy(), want.numpy())
+
+
+def test_the_users_numpy_settings_are_kept_outside_minipool():
+    before = np.geterr()
+    try:
+        np.seterr(all="raise")
+        out = mp.tensor([INF]) - mp.tensor([INF])  # silent inside minipool, as torch
+        assert np.isnan(out.numpy()).all()
+        assert np.geterr()["invalid"] == "raise"
+        with pytest.raises(FloatingPointError):
+            np.array([INF]) - np.array([INF])  # the user's own NumPy still raises
+    finally:
+        np.seterr(**before)
+    assert np.geterr() == before
+
+
+class _Fails(mp.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        assert np.geterr()["invalid"] == "ignore"  # a user's Function runs quiet too
+        raise ArithmeticError("inside the op")
+
+
+def test_the_setting_is_restored_when_an_op_raises():
+    before = np.geterr()
+    with pytest.raises(ArithmeticError, match="inside the op"):
+        _Fails.apply(mp.ones(2))
+    assert np.geterr() == before
+
+
+def test_the_public_errstate_fallback_gives_the_same(monkeypatch):
+    """A NumPy without the context variable: the np.errstate stand-in, same results."""
+    monkeypatch.setattr(tensor_module, "_numpy_errors", _PublicErrstate())
+    monkeypatch.setattr(tensor_module, "_QUIET_NUMPY", {"all": "ignore"})
+    before = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = mp.tensor([INF, 3e38]) * mp.tensor([0.0, 10.0])
+    assert np.isnan(out.numpy()[0]) and out.numpy()[1] == INF
+    assert np.geterr() == before
