@@ -33,7 +33,8 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              Path, Unit, WindowCursor, WindowTables, Windows,
                                              _before_first_window, _cells, _next_window,
                                              _out_row, _row_parts, _rows, _unit, _units,
-                                             _zero_unit, code_t, floating, pool_t)
+                                             _zero_unit, code_t, floating, noinline_void,
+                                             pool_t)
 from minipool._kernels.pool_quads cimport (_quads_channels, _quads_plane, _route_quads_channels,
                                            _route_quads_plane)
 from minipool._kernels.pool_kinds cimport (PLAIN_MIN, KeepMax, KeepMin, _beats, _extreme_2x2,
@@ -278,10 +279,12 @@ cdef inline void _extreme_window(const pool_t* p0, const pool_t* p1, const pool_
         _extreme_window_channels(p0, p1, p2, C, n, FAST_3X3, _flip(p0, True), out, codes)
 
 
-cdef void _extreme_rows(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
-                        Py_ssize_t* rows, pool_t flip) noexcept nogil:
+cdef noinline_void _extreme_rows(const pool_t* x, pool_t* out, code_t* codes, const Windows* w,
+                                 Py_ssize_t* rows, pool_t flip) noexcept nogil:
     """PATH_ROWS: one plane, row by row: scalar windows left and right of the W
-    span, row passes (uint8 codes only) over it."""
+    span, row passes (uint8 codes only) over it.  Out of line (noinline_void): inlined
+    into extreme_forward's OpenMP body, the scalar windows' loop kept its pointer and
+    counters on the stack (max 5x5 s1 p2 / 3x3 s2 p1 LeNet NCHW: 1.04x / 1.03x)."""
     cdef Py_ssize_t od, oh, nr, o_row, lo, hi
     for od in range(w.size_out[0]):
         for oh in range(w.size_out[1]):

@@ -68,13 +68,45 @@ cdef inline void _quads_plane(const pool_t* src, pool_t* dst, uint8_t* codes, in
                 codes[i] = <uint8_t>wide[i]
 
 
+cdef inline void _four(pool_t* run, pool_t q0, pool_t q1, pool_t q2, pool_t q3) noexcept nogil:
+    run[0] = q0
+    run[1] = q1
+    run[2] = q2
+    run[3] = q3
+
+
+cdef inline void _spread_groups(const pool_t* g, pool_t* top, pool_t* bottom, Py_ssize_t C,
+                                Py_ssize_t c0, Py_ssize_t nc, pool_t div) noexcept nogil:
+    """The avg/sum backward of one NHWC window, channels [c0, c0+nc) with nc >= 4: each of
+    its four cells (runs of channels at top, top + C, bottom, bottom + C) gets g / div.
+    Four channels at a time, the four quotients first, then the 16 stores: straight-line
+    vector code, no alias checks or remainder loops (LeNet's 6 channels paid both per
+    window).  When nc is not a multiple of 4 the last group overlaps the previous one
+    and writes the same values again."""
+    cdef Py_ssize_t c = c0, end = c0 + nc
+    cdef pool_t q0, q1, q2, q3
+    while c < end:
+        c = min(c, end - 4)
+        # the casts: the debug build (no cdivision) divides integers as Python does
+        q0 = <pool_t>(g[c] / div)
+        q1 = <pool_t>(g[c + 1] / div)
+        q2 = <pool_t>(g[c + 2] / div)
+        q3 = <pool_t>(g[c + 3] / div)
+        _four(top + c, q0, q1, q2, q3)
+        _four(top + C + c, q0, q1, q2, q3)
+        _four(bottom + c, q0, q1, q2, q3)
+        _four(bottom + C + c, q0, q1, q2, q3)
+        c += 4
+
+
 cdef inline void _quads_channels(const pool_t* src, pool_t* dst, uint8_t* codes, Py_ssize_t C,
                                  Py_ssize_t c0, Py_ssize_t nc, const Windows* w,
                                  quad_op_t op) noexcept nogil:
     """PATH_QUADS_CHANNELS: _quads_plane for channels [c0, c0+nc) of an NHWC image whose
     windows are all whole 2x2 stride 2; each window cell is a run of channels, so the
     loops run along C (vectorised).  Max / min go a chunk of channels at a time
-    (_extreme_window_channels: running max and ordinal in registers)."""
+    (_extreme_window_channels: running max and ordinal in registers); the avg/sum
+    backward four channels at a time (_spread_groups)."""
     cdef Py_ssize_t od, oh, ow, i, n, o, o_row, p, corner, cstart, W = w.size_in[2]
     cdef pool_t flip = _kind_flip(src, op)
     cdef pool_t div
@@ -102,6 +134,9 @@ cdef inline void _quads_channels(const pool_t* src, pool_t* dst, uint8_t* codes,
                             for i in range(n):
                                 codes[o + cstart + i] = <uint8_t>chunk_codes[i]
                         cstart += n
+                elif quad_op_t is Spread and nc >= 4:
+                    _spread_groups(src + o, dst + p, dst + p + W * C, C, c0, nc,
+                                   <pool_t>_divisor(w, od, oh, ow))
                 else:
                     if quad_op_t is Spread:
                         cells = dst + p

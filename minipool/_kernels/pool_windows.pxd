@@ -23,6 +23,19 @@ ctypedef fused bits_t:      # the bits of a float32 / float64 gradient, moved as
     uint32_t
     uint64_t
 
+# A kernel function whose loops gcc would otherwise inline into a large OpenMP body
+# returns ``noinline_void`` (a plain C void, kept out of line): there its loop
+# variables compete with the caller's for registers, and spill to the stack.
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define MP_POOL_NOINLINE_VOID __attribute__((noinline)) void
+    #else
+    #define MP_POOL_NOINLINE_VOID void
+    #endif
+    """
+    ctypedef void noinline_void "MP_POOL_NOINLINE_VOID"
+
 cdef enum:
     NO_CELL_U8 = 255        # uint8 code of a window with no real cell
     FAST_NONE = 0

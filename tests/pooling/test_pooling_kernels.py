@@ -390,3 +390,28 @@ def test_long_rows_cross_the_kernel_buffer_boundary():
     plain = run_sum(x, plan.variant(False, False), np.ones(plan.out_shape, np.float32))
     same(fast[0], plain[0], "avg values")
     same(fast[1], plain[1], "avg gradient")
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 5, 6, 7, 8, 9, 17])
+@pytest.mark.parametrize("name", ["avg", "sum"])
+@pytest.mark.parametrize("images, threads", [(2, 1), (1, 2)])
+def test_2x2_channels_last_backward_gives_every_channel_its_share(channels, name, images,
+                                                                   threads):
+    """Whole 2x2 stride 2 windows, NHWC: the avg/sum backward writes four channels at a
+    time, the last group overlapping the previous one when a slice's channel count is
+    not a multiple of 4 (one image on 2 threads: each thread a slice of the channels).
+    Every cell gets its window's gradient / 4 (sum: / 1), bit for bit, -0.0 included."""
+    rng = np.random.default_rng(channels)
+    shape = (images, 64, 64, channels)
+    x = rng.standard_normal(shape).astype(np.float32)
+    grad = with_specials(rng, (images, 32, 32, channels), np.float32)
+    grad[rng.random(grad.shape) < 0.05] = -0.0
+    op = F.avg_pool2d if name == "avg" else F.sum_pool2d
+    with fixed_threads(threads):
+        leaf = mp.tensor(x, requires_grad=True)
+        op(leaf, 2, data_format="channels_last").backward(grad)
+    share = grad / np.float32(4 if name == "avg" else 1)
+    expected = np.repeat(np.repeat(share, 2, axis=1), 2, axis=2)
+    got = leaf.grad.numpy()
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32)), name
