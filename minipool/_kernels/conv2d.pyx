@@ -129,6 +129,7 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             _forward_on_direct, _split_direct,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
+from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
@@ -354,6 +355,42 @@ def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object g
     return _on_direct(&g, float64)
 
 
+# ---------------------------------------------------------------- first layers
+# conv_first.pxd's engine (conv2d_first.h): 1-3 input channels, 3x3 or 5x5, stride 1,
+# float32, every step unrolled, rows stored under a mask, the bias fused: the same bits
+# as the tiles.  ``_first_mode`` 0: never; 1: where ``_first_win`` says; 2: wherever
+# it fits (tests).
+cdef int _first_mode = 1
+
+
+def use_first(int mode):
+    """0: never the first-layer kernel; 1: where it measured faster (the default); 2:
+    for every float32 forward it fits (tests).  Returns the previous mode."""
+    global _first_mode
+    previous, _first_mode = _first_mode, _engine_mode("use_first", mode)
+    return previous
+
+
+cdef bint _first_win(const Geometry* g) noexcept nogil:
+    """Where the first-layer kernel measured faster than the tiles and BLAS: see
+    ``_first_mode``."""
+    return True
+
+
+cdef bint _on_first(const Geometry* g) noexcept nogil:
+    """Float32 on the AVX2 build only (mode 1 also needs ``use_tiles`` on)."""
+    return _avx2_tiles and _first_fits(g) and (
+        _first_mode == 2 or (_first_mode == 1 and _tile_mode != 0 and _first_win(g)))
+
+
+def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+               bint float64=False):
+    """Whether ``conv2d_forward`` runs this shape on the first-layer kernel (with the
+    current modes)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return not float64 and _on_first(&g)
+
+
 # ---------------------------------------------------------------- weight gradient on tiles
 # The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
 # conv2d_wgrad.h's tiles (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS: 3
@@ -538,6 +575,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
             &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
             <floating*>job.arrays.out, num_threads, load_team, False, False):
         return  # (False: a weight with inf or NaN, which must meet the padding)
+    if floating is float:
+        if _on_first(&g):  # "first layers" (conv_first.pxd)
+            _forward_on_first(&g, <const float*>job.arrays.x, N, wp, <const float*>job.arrays.bias,
+                              <float*>job.arrays.out, num_threads, load_team)
+            return
     if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
