@@ -372,9 +372,13 @@ def use_first(int mode):
 
 
 cdef bint _first_win(const Geometry* g) noexcept nogil:
-    """Where the first-layer kernel measured faster than the tiles and BLAS: see
-    ``_first_mode``."""
-    return True
+    """Where the first-layer kernel measured faster than the tiles and BLAS (1 thread,
+    CPU time, batch 64, min of 5, 1 and 3 channels, 3x3 p0/p1 and 5x5 p2 on 8x8-64x64
+    planes, 6-64 output channels): rows of 16+ output pixels (a whole tile), with one
+    input channel or 16+ output channels: 1.1-2.1x (3->32 3x3 on 32x32 1.5x, 1->16 on
+    28x28 1.3x, 3->16 5x5 on 32x32 1.1x, LeNet's conv1 1.3x); rows under 16 pixels
+    (tiles stored under a mask) 0.6-0.9x, 3 channels to 6 0.83-1.2x."""
+    return g.Wo >= 16 and (g.C == 1 or g.O >= 16)
 
 
 cdef bint _on_first(const Geometry* g) noexcept nogil:

@@ -4,7 +4,7 @@
  * sums -- the loops over channels and taps read from tables, the column block or
  * wide block of rows that are not whole vectors, the bias in a second pass.  Here
  * the channels and taps are compile-time constants (every step unrolled, each tap a
- * fixed offset from one of kh row pointers), a tile of MP_FIRST_R output channels by
+ * fixed offset from one of kh row pointers), a tile of 4 or 6 output channels by
  * MP_FIRST_V vectors of pixels walks one output row (its last vector stored under a
  * mask: no pixel written twice, none dropped), and the bias is added as a tile is
  * stored.
@@ -17,8 +17,8 @@
  * (conv2d_tiles.h) and the direct kernel, for any weight (a padding tap meets the
  * weight as there: inf * 0 = NaN).
  *
- * The weight is packed by mp_first_pack: panel after panel of MP_FIRST_R output
- * channels, the panel at o0 at o0*K as (K, MP_FIRST_R), zero past the last channel.
+ * The weight is packed by mp_first_pack: panel after panel of R = mp_first_panel(O)
+ * output channels, the panel at o0 at o0*K as (K, R), zero past the last channel.
  * AVX2 + FMA only (mp_pick_conv_tiles's CPU test): conv2d.pyx runs it only there.
  *
  * Needs Python.h (for Py_ssize_t), included before this file by Cython's C. */
@@ -27,23 +27,30 @@
 #include <string.h>
 #include "cpu_features.h"
 
-#define MP_FIRST_R 4 /* output channels per tile */
 #define MP_FIRST_V 2 /* 8-float vectors of pixels per tile */
-/* How far past its row a tile reads the planes (its last vector's lanes past Wo,
- * computed and not stored): the caller leaves this many readable floats after them. */
+/* How far past its row a tile reads the planes (a row narrower than a tile: its last
+ * vector's lanes past Wo, computed and not stored): the caller leaves this many
+ * readable floats after them. */
 #define MP_FIRST_SLACK (8 * MP_FIRST_V)
 
+/* Output channels per tile: 4 (8 sums), or 6 (12 sums) where 4 would leave a
+ * mostly empty last tile and 6 none (LeNet's conv1: 6 channels, 1.2x). */
+static inline Py_ssize_t mp_first_panel(Py_ssize_t O) {
+    return O % 4 != 0 && O % 6 == 0 ? 6 : 4;
+}
+
 static inline Py_ssize_t mp_first_packed_size(Py_ssize_t O, Py_ssize_t K) {
-    return (O + MP_FIRST_R - 1) / MP_FIRST_R * MP_FIRST_R * K;
+    Py_ssize_t R = mp_first_panel(O);
+    return (O + R - 1) / R * R * K;
 }
 
 static inline void mp_first_pack(const float *weight, float *packed, Py_ssize_t O,
                                  Py_ssize_t K) {
+    Py_ssize_t R = mp_first_panel(O);
     memset(packed, 0, mp_first_packed_size(O, K) * sizeof(float));
     for (Py_ssize_t o = 0; o < O; o++)
         for (Py_ssize_t k = 0; k < K; k++)
-            packed[(o - o % MP_FIRST_R) * K + k * MP_FIRST_R + o % MP_FIRST_R] =
-                weight[o * K + k];
+            packed[(o - o % R) * K + k * R + o % R] = weight[o * K + k];
 }
 
 #if MP_CPU_X86_DISPATCH
@@ -56,9 +63,9 @@ static inline void mp_first_pack(const float *weight, float *packed, Py_ssize_t 
 MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_tile(
     const float *restrict w, const float *restrict src, Py_ssize_t plane, Py_ssize_t Ws,
     const int C, const int KH, const int KW, const float *restrict bias, Py_ssize_t rows,
-    float *restrict out, Py_ssize_t ldo, Py_ssize_t valid) {
-    enum { R = MP_FIRST_R, V = MP_FIRST_V };
-    __m256 acc[R][V];
+    float *restrict out, Py_ssize_t ldo, Py_ssize_t valid, const int R) {
+    enum { V = MP_FIRST_V };
+    __m256 acc[6][V];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < V; v++) acc[r][v] = _mm256_setzero_ps();
     for (int c = 0; c < C; c++)
@@ -95,16 +102,28 @@ MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_tile(
 MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_image_body(
     const float *restrict planes, Py_ssize_t plane, Py_ssize_t Ws, const int C,
     const int KH, const int KW, const float *restrict packed, Py_ssize_t O,
-    const float *restrict bias, Py_ssize_t Ho, Py_ssize_t Wo, float *restrict out) {
+    const float *restrict bias, Py_ssize_t Ho, Py_ssize_t Wo, float *restrict out,
+    const int R) {
     Py_ssize_t K = C * KH * KW, L = Ho * Wo;
-    for (Py_ssize_t o0 = 0; o0 < O; o0 += MP_FIRST_R) {
-        Py_ssize_t rows = O - o0 < MP_FIRST_R ? O - o0 : MP_FIRST_R;
+    for (Py_ssize_t o0 = 0; o0 < O; o0 += R) {
+        Py_ssize_t rows = O - o0 < R ? O - o0 : R;
         const float *w = packed + o0 * K;
         const float *b = bias != NULL ? bias + o0 : NULL;
-        for (Py_ssize_t i = 0; i < Ho; i++)
-            for (Py_ssize_t j = 0; j < Wo; j += 8 * MP_FIRST_V)
+        for (Py_ssize_t i = 0; i < Ho; i++) {
+            Py_ssize_t j = 0;
+            for (; j + 8 * MP_FIRST_V <= Wo; j += 8 * MP_FIRST_V)
                 mp_first_tile(w, planes + i * Ws + j, plane, Ws, C, KH, KW, b, rows,
-                              out + o0 * L + i * Wo + j, L, Wo - j);
+                              out + o0 * L + i * Wo + j, L, 8 * MP_FIRST_V, R);
+            if (j < Wo) {
+                /* the row's last pixels: a whole tile ending at the row's end where the
+                 * row has one (the pixels it shares with the previous tile get the same
+                 * sums again), else stored under a mask */
+                if (Wo >= 8 * MP_FIRST_V)
+                    j = Wo - 8 * MP_FIRST_V;
+                mp_first_tile(w, planes + i * Ws + j, plane, Ws, C, KH, KW, b, rows,
+                              out + o0 * L + i * Wo + j, L, Wo - j, R);
+            }
+        }
     }
 }
 
@@ -112,7 +131,12 @@ MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_image_b
     MP_FIRST_AVX2 static void mp_first_image_##C##_##KH##x##KW(                            \
         const float *planes, Py_ssize_t plane, Py_ssize_t Ws, const float *packed,         \
         Py_ssize_t O, const float *bias, Py_ssize_t Ho, Py_ssize_t Wo, float *out) {       \
-        mp_first_image_body(planes, plane, Ws, C, KH, KW, packed, O, bias, Ho, Wo, out); \
+        if (mp_first_panel(O) == 6)                                                        \
+            mp_first_image_body(planes, plane, Ws, C, KH, KW, packed, O, bias, Ho, Wo, out,\
+                                6);                                                        \
+        else                                                                               \
+            mp_first_image_body(planes, plane, Ws, C, KH, KW, packed, O, bias, Ho, Wo, out,\
+                                4);                                                        \
     }
 MP_FIRST_IMAGE(1, 3, 3)
 MP_FIRST_IMAGE(2, 3, 3)
