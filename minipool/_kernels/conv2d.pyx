@@ -68,7 +68,8 @@ into each module that cimports them (as pool_windows.pxd for pooling):
 conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx, the one
 copy), conv_columns.pxd (``Geometry``, the column builders, the argument
 checks), conv_nchw.pxd (the passes over images below, their workspace and chunks),
-conv_direct.pxd (the direct engine's tables and call).  The
+conv_direct.pxd (the direct engine's tables and call), conv_first.pxd (the
+first-layer forward, conv2d_first.h: section "first layers").  The
 transposed convolution's forward (the input-gradient pass run forward) is
 conv_transpose2d.pyx, the channels-last (NHWC) kernels conv2d_channels_last.pyx;
 their entry points and ``use_blas`` are re-exported here, so callers import
@@ -83,6 +84,8 @@ runs whole chunks of it:
       a finite weight)                     the weight packed range by range of output
                                            channels, then _forward_direct on a few
                                            images by one range, straight into the output
+    conv2d_forward, first layers           conv_first.pxd: _pad_planes, then conv2d_first.h's
+      (_on_first: 1-3 channels, 3x3/5x5)   unrolled tiles straight into the output, bias fused
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
       vectors (g.by_rows)                  straight into the output, bias
