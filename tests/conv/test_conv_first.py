@@ -162,3 +162,19 @@ def test_first_random_geometry_gives_the_tiles_bits(N, C, O, H, W, k, pad, ties,
 def test_use_first_rejects_bad_modes():
     with pytest.raises(ValueError, match="use_first"):
         kernels.use_first(3)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_first_on_the_load_team_gives_the_same_bits(threads):
+    """The kernel's chunks (one image each, a worker's own planes) on the load-tolerant
+    team and in an OpenMP region, at the kernel level: every output written, the same
+    bits as one thread."""
+    from tests.conv.test_conv_direct_split import kernel_forward
+    x, w, b, kw = make((5, 3, 20, 24, 16, 3, 1, 1, 1, 1, True), np.float32, seed=11)
+    geometry = geometry_of(x, w, 1)
+    assert kernels.uses_first(3, 20, 24, 16, geometry)
+    one = kernel_forward(x, w, b, geometry, 1)
+    np.testing.assert_allclose(one, reference(*(a.astype(np.float64) for a in (x, w, b)),
+                                              **kw)[0], rtol=1e-5, atol=1e-5)
+    for load_team in (False, True):
+        np.testing.assert_array_equal(kernel_forward(x, w, b, geometry, threads, load_team), one)
