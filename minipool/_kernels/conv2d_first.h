@@ -5,9 +5,10 @@
  * wide block of rows that are not whole vectors, the bias in a second pass.  Here
  * the channels and taps are compile-time constants (every step unrolled, each tap a
  * fixed offset from one of kh row pointers), a tile of 4 or 6 output channels by
- * MP_FIRST_V vectors of pixels walks one output row (its last vector stored under a
- * mask: no pixel written twice, none dropped), and the bias is added as a tile is
- * stored.
+ * MP_FIRST_V vectors of pixels walks one output row (a row's last tile moved back to
+ * end at the row's end: the pixels it shares with the tile before get the same sums
+ * again; a row narrower than a tile stored under a mask), and the bias is added as a
+ * tile is stored.
  *
  *   out[o][i][j] = sum over c < C, ki < kh, kj < kw, in that order, of
  *                  w[o][c][ki][kj] * planes[c][i + ki][j + kj]   (+ bias[o])
