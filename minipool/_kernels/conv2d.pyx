@@ -68,7 +68,8 @@ into each module that cimports them (as pool_windows.pxd for pooling):
 conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx, the one
 copy), conv_columns.pxd (``Geometry``, the column builders, the argument
 checks), conv_nchw.pxd (the passes over images below, their workspace and chunks),
-conv_direct.pxd (the direct engine's tables and call).  The
+conv_direct.pxd (the direct engine's tables and call), conv_first.pxd (the
+first-layer forward, conv2d_first.h: section "first layers").  The
 transposed convolution's forward (the input-gradient pass run forward) is
 conv_transpose2d.pyx, the channels-last (NHWC) kernels conv2d_channels_last.pyx;
 their entry points and ``use_blas`` are re-exported here, so callers import
@@ -83,6 +84,8 @@ runs whole chunks of it:
       a finite weight)                     the weight packed range by range of output
                                            channels, then _forward_direct on a few
                                            images by one range, straight into the output
+    conv2d_forward, first layers           conv_first.pxd: _pad_planes, then conv2d_first.h's
+      (_on_first: 1-3 channels, 3x3/5x5)   unrolled tiles straight into the output, bias fused
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
       vectors (g.by_rows)                  straight into the output, bias
@@ -129,6 +132,7 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             _forward_on_direct, _split_direct,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
+from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
@@ -354,6 +358,46 @@ def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object g
     return _on_direct(&g, float64)
 
 
+# ---------------------------------------------------------------- first layers
+# conv_first.pxd's engine (conv2d_first.h): 1-3 input channels, 3x3 or 5x5, stride 1,
+# float32, every step unrolled, rows stored under a mask, the bias fused: the same bits
+# as the tiles.  ``_first_mode`` 0: never; 1: where ``_first_win`` says; 2: wherever
+# it fits (tests).
+cdef int _first_mode = 1
+
+
+def use_first(int mode):
+    """0: never the first-layer kernel; 1: where it measured faster (the default); 2:
+    for every float32 forward it fits (tests).  Returns the previous mode."""
+    global _first_mode
+    previous, _first_mode = _first_mode, _engine_mode("use_first", mode)
+    return previous
+
+
+cdef bint _first_win(const Geometry* g) noexcept nogil:
+    """Where the first-layer kernel measured faster than the tiles and BLAS (1 thread,
+    CPU time, batch 64, min of 5, 1 and 3 channels, 3x3 p0/p1 and 5x5 p2 on 8x8-64x64
+    planes, 6-64 output channels): rows of 16+ output pixels (a whole tile), with one
+    input channel or 16+ output channels: 1.1-2.1x (3->32 3x3 on 32x32 1.5x, 1->16 on
+    28x28 1.3x, 3->16 5x5 on 32x32 1.1x, LeNet's conv1 1.3x); rows under 16 pixels
+    (tiles stored under a mask) 0.6-0.9x, 3 channels to 6 0.83-1.2x."""
+    return g.Wo >= 16 and (g.C == 1 or g.O >= 16)
+
+
+cdef bint _on_first(const Geometry* g) noexcept nogil:
+    """Float32 on the AVX2 build only (mode 1 also needs ``use_tiles`` on)."""
+    return _avx2_tiles and _first_fits(g) and (
+        _first_mode == 2 or (_first_mode == 1 and _tile_mode != 0 and _first_win(g)))
+
+
+def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+               bint float64=False):
+    """Whether ``conv2d_forward`` runs this shape on the first-layer kernel (with the
+    current modes)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return not float64 and _on_first(&g)
+
+
 # ---------------------------------------------------------------- weight gradient on tiles
 # The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
 # conv2d_wgrad.h's tiles (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS: 3
@@ -538,6 +582,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
             &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
             <floating*>job.arrays.out, num_threads, load_team, False, False):
         return  # (False: a weight with inf or NaN, which must meet the padding)
+    if floating is float:
+        if _on_first(&g):  # "first layers" (conv_first.pxd)
+            _forward_on_first(&g, <const float*>job.arrays.x, N, wp, <const float*>job.arrays.bias,
+                              <float*>job.arrays.out, num_threads, load_team)
+            return
     if _on_tiles(&g, floating is double):
         if g.shiftable and g.Wo % 8 == 0:  # rows of whole 8-pixel vectors: see _forward_images
             g.by_rows = g.shifted = True
