@@ -194,6 +194,24 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
             if (STORE_RUN(sum, bias, out + put[0], out_channel)) return;                      \
         }                                                                                     \
         T sums[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS * VL];                                 \
+        if (count == NP && rows == NV * VL) { /* a full tile: fixed trip counts */            \
+            V bv[MP_DIRECT_MAX_VECTORS];                                                      \
+            for (int v = 0; v < NV; v++) {                                                    \
+                bv[v] = (V){0};                                                               \
+                if (bias) memcpy(&bv[v], bias + v * VL, sizeof(V));                           \
+            }                                                                                 \
+            T *o[MP_DIRECT_PIXELS];                                                           \
+            for (int p = 0; p < NP; p++) {                                                    \
+                o[p] = out + put[p];                                                          \
+                for (int v = 0; v < NV; v++) {                                                \
+                    V s = acc[p][v] + bv[v];                                                  \
+                    memcpy(&sums[p][v * VL], &s, sizeof(V));                                  \
+                }                                                                             \
+            }                                                                                 \
+            for (int r = 0; r < NV * VL; r++)                                                 \
+                for (int p = 0; p < NP; p++) o[p][r * out_channel] = sums[p][r];              \
+            return;                                                                           \
+        }                                                                                     \
         for (int p = 0; p < NP; p++)                                                          \
             for (int v = 0; v < NV; v++) memcpy(&sums[p][v * VL], &acc[p][v], sizeof(V));     \
         for (Py_ssize_t r = 0; r < rows; r++) {                                               \
@@ -217,6 +235,29 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
     w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base, pixel_step, \
         pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel
 
+/* The scratch of NCHW outputs of a few pixels: a tile's points (one pixel of one image
+ * each) are NCHW values a plane apart, a cache line each: 96 lines touched per tile of
+ * 6 points by 16 channels.  In the scratch, as (image, pixel, channel), a point's
+ * channels are whole vectors; one pass per block then writes out NCHW rows (the same
+ * value, the same one add of the bias). */
+#define MP_DIRECT_SCRATCH_BYTES (12 * 64 * 16 * 4) /* 12 images of 64 pixels, 16 floats */
+#define MP_DIRECT_SCRATCH_OUT(T, NAME)                                                         \
+    static inline void NAME(const T *restrict scratch, Py_ssize_t wd, Py_ssize_t count,       \
+                            Py_ssize_t L, Py_ssize_t rows, const T *restrict bias,            \
+                            T *restrict out, Py_ssize_t out_image, Py_ssize_t out_channel) {  \
+        for (Py_ssize_t i = 0; i < count; i++)                                                 \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                            \
+                const T b = bias ? bias[r] : 0;                                                \
+                const T *s = scratch + i * L * wd + r;                                         \
+                T *d = out + i * out_image + r * out_channel;                                  \
+                for (Py_ssize_t p = 0; p < L; p++) d[p] = s[p * wd] + b;                       \
+            }                                                                                  \
+    }
+MP_DIRECT_SCRATCH_OUT(float, mp_direct_scratch_out_f)
+MP_DIRECT_SCRATCH_OUT(double, mp_direct_scratch_out_d)
+#define mp_direct_scratch_out(s, ...) \
+    MP_FLOAT_OR_DOUBLE(s, mp_direct_scratch_out_f, mp_direct_scratch_out_d)(s, __VA_ARGS__)
+
 /* out (count images of O channels by L pixels, out_image apart; a pixel out_pixel
  * apart, a channel out_channel) from x (count images of `channels` channels,
  * image apart; a channel channel_stride apart, pixel p's window at pixel_base[p]
@@ -231,12 +272,23 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
         enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
         Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];                          \
         Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
+        /* NCHW outputs of a few pixels: each block's sums go to `scratch` as (image,        \
+         * pixel, channel), whole vectors, then out (see mp_direct_scratch_out) */           \
+        T scratch[MP_DIRECT_SCRATCH_BYTES / sizeof(T)];                                       \
+        const int via_scratch = !RUNS && out_pixel == 1 &&                                    \
+                                count * L * 2 * LANES * (Py_ssize_t)sizeof(T) <=              \
+                                    MP_DIRECT_SCRATCH_BYTES;                                  \
+        T *const out_nchw = out;                                                              \
+        const T *const bias_nchw = bias;                                                      \
+        const Py_ssize_t out_image_nchw = out_image, out_channel_nchw = out_channel;          \
+        if (via_scratch) bias = NULL, out = scratch;                                          \
         for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                       \
             wd = mp_direct_block_width(O, o0, sizeof(T));                                     \
             const T *wk = w + o0 * K;                                                         \
             const T *bk = bias ? bias + o0 : NULL;                                            \
             Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                      \
             const int np = wd == 2 * LANES ? 6 : 12;                                          \
+            if (via_scratch) out_image = L * wd, out_pixel = wd, out_channel = 1, rows = wd;  \
             for (Py_ssize_t g0 = 0, g1; g0 < L; g0 = g1) {                                    \
                 const uint64_t mask = pixel_taps[pixel_order[g0]];                            \
                 for (g1 = g0 + 1; g1 < L && pixel_taps[pixel_order[g1]] == mask; g1++) {}     \
@@ -253,7 +305,8 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                     for (Py_ssize_t q = 0; q < n; q++) {                                      \
                         Py_ssize_t pixel = pixel_order[g0 + k];                               \
                         at[q] = i * image + pixel_base[pixel] * pixel_step;                   \
-                        put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;        \
+                        put[q] = i * out_image + pixel * out_pixel +                          \
+                                 (via_scratch ? 0 : o0 * out_channel);                         \
                         run &= put[q] == put[0] + q;                                          \
                         if (++k == pixels) k = 0, i++;                                        \
                     }                                                                         \
@@ -268,6 +321,11 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                              at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 12);      \
                 }                                                                             \
             }                                                                                 \
+            if (via_scratch)                                                                  \
+                mp_direct_scratch_out(scratch, wd, count, L, O - o0 < wd ? O - o0 : wd,       \
+                                      bias_nchw ? bias_nchw + o0 : NULL,                      \
+                                      out_nchw + o0 * out_channel_nchw, out_image_nchw,       \
+                                      out_channel_nchw);                                      \
         }                                                                                     \
     }
 
