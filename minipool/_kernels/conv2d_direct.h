@@ -313,9 +313,15 @@ MP_DIRECT_SCRATCH_OUT(double, mp_direct_scratch_out_d)
                     if (RUNS && np == 6 && run && n == 6 && rows == 2 * LANES)              \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 1, 2 * LANES / VL, 6);   \
-                    else if (np == 6)                                                         \
+                    else if (np == 6 && n > 4)                                                \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 0, 2 * LANES / VL, 6);   \
+                    else if (np == 6) /* a last tile of 4 points or fewer: 8 sums */          \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 0, 2 * LANES / VL, 4);   \
+                    else if (n <= 8) /* 8 sums of 12 */                                       \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 8);       \
                     else                                                                      \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 12);      \
