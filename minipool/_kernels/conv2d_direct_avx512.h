@@ -138,17 +138,21 @@ MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PA
                                   out_channel_nchw);
     }
 }
-/* Where the AVX-512 tiles measured >= 3% faster than AVX2's, again and again (A/B in one
- * process, 1 thread, CPU time, batch 64, min of 11-21 interleaved rounds, repeated): 5x5
- * with 32+ output channels on outputs of up to 16 pixels (64->64 and 256->256 on 4x4:
- * 1.11-1.26x; every pixel there is its own group of 6 points, 9-25 taps: 32 channels per
- * broadcast halve the pixel loads).  Elsewhere no robust gain, so AVX2 stays: 3x3 on 4x4
- * 0.97-1.06x, 5x5 on 8x8 0.94-1.09x, 3x3 on 8x8 0.97-1.06x, 16x16 0.98-1.01x, one block
- * of 16 channels (by 8-12 points) 0.82-0.98x.  Both reach ~90% of this machine's 1-core
- * sgemm rate on 4x4 planes (in real products): Zen 4 runs a zmm fma as two halves. */
+/* Where the AVX-512 tiles measured faster than AVX2's, again and again (A/B in one
+ * process, 1 thread, CPU time, batch 64, min of 9-21 interleaved rounds, repeated): 3x3
+ * and 5x5 with 32+ output channels on outputs of up to 16 pixels (5x5 64->64 and 256->256
+ * on 4x4: 1.11-1.26x; every pixel there is its own group of 6 points, 9-25 taps: 32
+ * channels per broadcast halve the pixel loads, and each weight line serves 8 points, not
+ * 6: the weight does not stay in L1 and comes from L2).  3x3 on 4x4 measured 0.97-1.06x
+ * while the AVX2 loops alone stored through the scratch; with the scratch here too, 1.00-
+ * 1.08x (32->32 1.01-1.02x, 64->64 1.00x, 64->128 1.00-1.08x, 128->128 1.04-1.06x,
+ * 128->256 1.01-1.05x, 256->256 1.03-1.04x).  Elsewhere no robust gain, so AVX2 stays:
+ * 5x5 on 8x8 0.94-0.98x, 3x3 on 8x8 0.97-1.02x, 16x16 0.95-1.01x, one block of 16
+ * channels (by 8-12 points) 0.82-0.98x, LeNet's conv2 0.93x.  Zen 4 runs a zmm fma as
+ * two halves: the same peak as AVX2's. */
 static int mp_direct_avx512_mode = 1; /* 2: every shape (tests); see mp_use_direct_avx512 */
 static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L) {
-    return mp_direct_avx512_mode == 2 || (O >= 32 && taps >= 25 && L <= 16);
+    return mp_direct_avx512_mode == 2 || (O >= 32 && taps >= 9 && L <= 16);
 }
 
 /* mp_direct_strided_f's AVX-512 build: its tiles where mp_direct_avx512_wins, AVX2's
