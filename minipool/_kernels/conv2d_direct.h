@@ -29,9 +29,11 @@
  * inside the plane, in one image or across the images of a call: a 4x4 plane's
  * corner pixels of 6 images make one tile), so the loop over taps has no branch
  * and each weight load serves every point.  The outputs leave a tile
- * transposed (scalar stores; 6 points on one run of an output row: two 8x8
- * transposes in registers, see mp_direct_store_run_f_avx2): that is why first
- * layers, with 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
+ * transposed: NCHW outputs of up to 64 pixels through a scratch of whole vectors
+ * and one pass per block of channels (MP_DIRECT_SCRATCH_OUT); larger ones by
+ * scalar stores (6 points on one run of an output row: two 8x8 transposes in
+ * registers, see mp_direct_store_run_f_avx2): that is why first layers, with
+ * 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
  * the float32 tile of 32 channels for 3x3 and 5x5 on 4x4 planes: conv2d_direct_avx512.h.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
