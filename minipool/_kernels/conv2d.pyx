@@ -47,8 +47,8 @@ it for small planes (up to 8x8), rows that are not whole vectors (LeNet's
 conv2) and 5x5 kernels on 16x16 planes.  The same kernel with NHWC strides runs channels-last forwards
 (conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
 output channels in the lanes are then the NHWC output's own runs.  On a CPU with
-AVX-512F+VL its float32 tiles for 5x5 on 4x4 planes (32+ output channels) run on zmm
-registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
+AVX-512F+VL its float32 tiles for 3x3 and 5x5 on 4x4 planes (32+ output channels) run on
+zmm registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
 
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in

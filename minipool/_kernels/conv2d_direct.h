@@ -29,10 +29,12 @@
  * inside the plane, in one image or across the images of a call: a 4x4 plane's
  * corner pixels of 6 images make one tile), so the loop over taps has no branch
  * and each weight load serves every point.  The outputs leave a tile
- * transposed (scalar stores; 6 points on one run of an output row: two 8x8
- * transposes in registers, see mp_direct_store_run_f_avx2): that is why first
- * layers, with 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
- * the float32 tile of 32 channels for 5x5 on 4x4 planes: conv2d_direct_avx512.h.
+ * transposed: NCHW outputs of up to 64 pixels through a scratch of whole vectors
+ * and one pass per block of channels (MP_DIRECT_SCRATCH_OUT); larger ones by
+ * scalar stores (6 points on one run of an output row: two 8x8 transposes in
+ * registers, see mp_direct_store_run_f_avx2): that is why first layers, with
+ * 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
+ * the float32 tile of 32 channels for 3x3 and 5x5 on 4x4 planes: conv2d_direct_avx512.h.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
@@ -75,7 +77,7 @@ static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ss
  * the writes run contiguously and the rows are read as `width` sequential streams
  * (the transposed order, a store per cache line, took 5% of a 128->256 layer's
  * forward on 4x4 planes).  The caller splits the channels into ranges over threads. */
-#define MP_DIRECT_PACK(T, NAME)                                                                \
+#define MP_DIRECT_PACK(T, NAME, PACK_FULL)                                                     \
     static void NAME(const T *restrict weight, T *restrict packed, Py_ssize_t O,              \
                      Py_ssize_t o_begin, Py_ssize_t o_end, Py_ssize_t channels,               \
                      Py_ssize_t taps, int channels_last) {                                    \
@@ -85,6 +87,7 @@ static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ss
             Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                       \
             const T *src = weight + o0 * K;                                                    \
             T *d = packed + o0 * K;                                                            \
+            if (!channels_last && rows == wd && PACK_FULL(src, d, K, wd)) continue;            \
             for (Py_ssize_t c = 0; c < channels; c++)                                          \
                 for (Py_ssize_t t = 0; t < taps; t++, d += wd) {                               \
                     const T *s = src + (channels_last ? t * channels + c : c * taps + t);      \
@@ -94,8 +97,34 @@ static inline Py_ssize_t mp_direct_packed_size(Py_ssize_t O, Py_ssize_t K, Py_ss
                 }                                                                              \
         }                                                                                      \
     }
-MP_DIRECT_PACK(float, mp_direct_pack_f)
-MP_DIRECT_PACK(double, mp_direct_pack_d)
+/* A full block of `wd` rows of K (not channels last) packed 4 k by 4 rows at a time: four
+ * 16-byte loads, a 4x4 transpose in registers, four stores (the scalar copy, one load and
+ * one store per element, was 2-3% of a 128->256 3x3 forward on 4x4 planes).  Returns 0
+ * where it does not apply (the scalar loop packs the block then). */
+#if MP_CONV_HAVE_X86_DISPATCH
+static inline int mp_direct_pack_full_f(const float *restrict src, float *restrict d,
+                                        Py_ssize_t K, Py_ssize_t wd) {
+    Py_ssize_t k = 0;
+    for (; k + 4 <= K; k += 4)
+        for (Py_ssize_t r = 0; r < wd; r += 4) {
+            __m128 a = _mm_loadu_ps(src + r * K + k), b = _mm_loadu_ps(src + (r + 1) * K + k);
+            __m128 c = _mm_loadu_ps(src + (r + 2) * K + k), e = _mm_loadu_ps(src + (r + 3) * K + k);
+            _MM_TRANSPOSE4_PS(a, b, c, e);
+            _mm_storeu_ps(d + k * wd + r, a);
+            _mm_storeu_ps(d + (k + 1) * wd + r, b);
+            _mm_storeu_ps(d + (k + 2) * wd + r, c);
+            _mm_storeu_ps(d + (k + 3) * wd + r, e);
+        }
+    for (; k < K; k++)
+        for (Py_ssize_t r = 0; r < wd; r++) d[k * wd + r] = src[r * K + k];
+    return 1;
+}
+#else
+#define mp_direct_pack_full_f(src, d, K, wd) 0
+#endif
+#define mp_direct_pack_full_d(src, d, K, wd) 0
+MP_DIRECT_PACK(float, mp_direct_pack_f, mp_direct_pack_full_f)
+MP_DIRECT_PACK(double, mp_direct_pack_d, mp_direct_pack_full_d)
 #define mp_direct_pack(w, ...) MP_FLOAT_OR_DOUBLE(w, mp_direct_pack_f, mp_direct_pack_d)(w, __VA_ARGS__)
 
 /* Per output pixel p (row-major over Ho x Wo): where its window starts in the
@@ -194,6 +223,24 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
             if (STORE_RUN(sum, bias, out + put[0], out_channel)) return;                      \
         }                                                                                     \
         T sums[MP_DIRECT_PIXELS][MP_DIRECT_MAX_VECTORS * VL];                                 \
+        if (count == NP && rows == NV * VL) { /* a full tile: fixed trip counts */            \
+            V bv[MP_DIRECT_MAX_VECTORS];                                                      \
+            for (int v = 0; v < NV; v++) {                                                    \
+                bv[v] = (V){0};                                                               \
+                if (bias) memcpy(&bv[v], bias + v * VL, sizeof(V));                           \
+            }                                                                                 \
+            T *o[MP_DIRECT_PIXELS];                                                           \
+            for (int p = 0; p < NP; p++) {                                                    \
+                o[p] = out + put[p];                                                          \
+                for (int v = 0; v < NV; v++) {                                                \
+                    V s = acc[p][v] + bv[v];                                                  \
+                    memcpy(&sums[p][v * VL], &s, sizeof(V));                                  \
+                }                                                                             \
+            }                                                                                 \
+            for (int r = 0; r < NV * VL; r++)                                                 \
+                for (int p = 0; p < NP; p++) o[p][r * out_channel] = sums[p][r];              \
+            return;                                                                           \
+        }                                                                                     \
         for (int p = 0; p < NP; p++)                                                          \
             for (int v = 0; v < NV; v++) memcpy(&sums[p][v * VL], &acc[p][v], sizeof(V));     \
         for (Py_ssize_t r = 0; r < rows; r++) {                                               \
@@ -217,6 +264,29 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
     w, O, x, count, channels, image, channel_stride, tap_offset, taps, pixel_base, pixel_step, \
         pixel_taps, pixel_order, L, bias, out, out_image, out_pixel, out_channel
 
+/* The scratch of NCHW outputs of a few pixels: a tile's points (one pixel of one image
+ * each) are NCHW values a plane apart, a cache line each: 96 lines touched per tile of
+ * 6 points by 16 channels.  In the scratch, as (image, pixel, channel), a point's
+ * channels are whole vectors; one pass per block then writes out NCHW rows (the same
+ * value, the same one add of the bias). */
+#define MP_DIRECT_SCRATCH_BYTES (12 * 64 * 16 * 4) /* 12 images of 64 pixels, 16 floats */
+#define MP_DIRECT_SCRATCH_OUT(T, NAME)                                                         \
+    static inline void NAME(const T *restrict scratch, Py_ssize_t wd, Py_ssize_t count,       \
+                            Py_ssize_t L, Py_ssize_t rows, const T *restrict bias,            \
+                            T *restrict out, Py_ssize_t out_image, Py_ssize_t out_channel) {  \
+        for (Py_ssize_t i = 0; i < count; i++)                                                 \
+            for (Py_ssize_t r = 0; r < rows; r++) {                                            \
+                const T b = bias ? bias[r] : 0;                                                \
+                const T *s = scratch + i * L * wd + r;                                         \
+                T *d = out + i * out_image + r * out_channel;                                  \
+                for (Py_ssize_t p = 0; p < L; p++) d[p] = s[p * wd] + b;                       \
+            }                                                                                  \
+    }
+MP_DIRECT_SCRATCH_OUT(float, mp_direct_scratch_out_f)
+MP_DIRECT_SCRATCH_OUT(double, mp_direct_scratch_out_d)
+#define mp_direct_scratch_out(s, ...) \
+    MP_FLOAT_OR_DOUBLE(s, mp_direct_scratch_out_f, mp_direct_scratch_out_d)(s, __VA_ARGS__)
+
 /* out (count images of O channels by L pixels, out_image apart; a pixel out_pixel
  * apart, a channel out_channel) from x (count images of `channels` channels,
  * image apart; a channel channel_stride apart, pixel p's window at pixel_base[p]
@@ -231,12 +301,23 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
         enum { VL = sizeof(V) / sizeof(T), LANES = 32 / sizeof(T) };                          \
         Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];                          \
         Py_ssize_t at[MP_DIRECT_PIXELS], put[MP_DIRECT_PIXELS];                               \
+        /* NCHW outputs of a few pixels: each block's sums go to `scratch` as (image,        \
+         * pixel, channel), whole vectors, then out (see mp_direct_scratch_out) */           \
+        T scratch[MP_DIRECT_SCRATCH_BYTES / sizeof(T)];                                       \
+        const int via_scratch = !RUNS && out_pixel == 1 &&                                    \
+                                count * L * 2 * LANES * (Py_ssize_t)sizeof(T) <=              \
+                                    MP_DIRECT_SCRATCH_BYTES;                                  \
+        T *const out_nchw = out;                                                              \
+        const T *const bias_nchw = bias;                                                      \
+        const Py_ssize_t out_image_nchw = out_image, out_channel_nchw = out_channel;          \
+        if (via_scratch) bias = NULL, out = scratch;                                          \
         for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                       \
             wd = mp_direct_block_width(O, o0, sizeof(T));                                     \
             const T *wk = w + o0 * K;                                                         \
             const T *bk = bias ? bias + o0 : NULL;                                            \
             Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                      \
             const int np = wd == 2 * LANES ? 6 : 12;                                          \
+            if (via_scratch) out_image = L * wd, out_pixel = wd, out_channel = 1, rows = wd;  \
             for (Py_ssize_t g0 = 0, g1; g0 < L; g0 = g1) {                                    \
                 const uint64_t mask = pixel_taps[pixel_order[g0]];                            \
                 for (g1 = g0 + 1; g1 < L && pixel_taps[pixel_order[g1]] == mask; g1++) {}     \
@@ -253,21 +334,33 @@ static void mp_direct_pixels(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize
                     for (Py_ssize_t q = 0; q < n; q++) {                                      \
                         Py_ssize_t pixel = pixel_order[g0 + k];                               \
                         at[q] = i * image + pixel_base[pixel] * pixel_step;                   \
-                        put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;        \
+                        put[q] = i * out_image + pixel * out_pixel +                          \
+                                 (via_scratch ? 0 : o0 * out_channel);                         \
                         run &= put[q] == put[0] + q;                                          \
                         if (++k == pixels) k = 0, i++;                                        \
                     }                                                                         \
                     if (RUNS && np == 6 && run && n == 6 && rows == 2 * LANES)              \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 1, 2 * LANES / VL, 6);   \
-                    else if (np == 6)                                                         \
+                    else if (np == 6 && n > 4)                                                \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 0, 2 * LANES / VL, 6);   \
+                    else if (np == 6) /* a last tile of 4 points or fewer: 8 sums */          \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 0, 2 * LANES / VL, 4);   \
+                    else if (n <= 8) /* 8 sums of 12 */                                       \
+                        TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
+                             at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 8);       \
                     else                                                                      \
                         TILE(wk, x, channels, channel_stride, taps, tap, valid,               \
                              at, put, n, bk, out, out_channel, rows, 0, LANES / VL, 12);      \
                 }                                                                             \
             }                                                                                 \
+            if (via_scratch)                                                                  \
+                mp_direct_scratch_out(scratch, wd, count, L, O - o0 < wd ? O - o0 : wd,       \
+                                      bias_nchw ? bias_nchw + o0 : NULL,                      \
+                                      out_nchw + o0 * out_channel_nchw, out_image_nchw,       \
+                                      out_channel_nchw);                                      \
         }                                                                                     \
     }
 

@@ -86,13 +86,22 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_tile_
 MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PARAMS(float)) {
     Py_ssize_t K = channels * taps, tap[2 * MP_DIRECT_MAX_TAPS];
     Py_ssize_t at[MP_DIRECT_AVX512_PIXELS], put[MP_DIRECT_AVX512_PIXELS];
+    /* NCHW outputs of a few pixels through a scratch of whole vectors, as the AVX2 loops */
+    float scratch[MP_DIRECT_SCRATCH_BYTES / sizeof(float)];
+    const int via_scratch = out_pixel == 1 && count * L * 32 * (Py_ssize_t)sizeof(float) <=
+                                                  MP_DIRECT_SCRATCH_BYTES;
+    float *const out_nchw = out;
+    const float *const bias_nchw = bias;
+    const Py_ssize_t out_image_nchw = out_image, out_channel_nchw = out_channel;
+    if (via_scratch) bias = NULL, out = scratch;
     for (Py_ssize_t o0 = 0, step; o0 < O; o0 += step) {
         const Py_ssize_t wd = mp_direct_block_width(O, o0, sizeof(float)), left = O - o0;
         const int pair = wd == 16 && left > 24; /* the next block is one of 16 too */
         step = pair ? 32 : wd;
         const float *wk = w + o0 * K;
         const float *bk = bias ? bias + o0 : NULL;
-        const Py_ssize_t rows = left < step ? left : step;
+        Py_ssize_t rows = left < step ? left : step;
+        if (via_scratch) out_image = L * step, out_pixel = step, out_channel = 1, rows = step;
         for (Py_ssize_t g0 = 0, g1; g0 < L; g0 = g1) {
             const uint64_t mask = pixel_taps[pixel_order[g0]];
             for (g1 = g0 + 1; g1 < L && pixel_taps[pixel_order[g1]] == mask; g1++) {}
@@ -108,7 +117,7 @@ MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PA
                 for (Py_ssize_t q = 0; q < n; q++) {
                     Py_ssize_t pixel = pixel_order[g0 + k];
                     at[q] = i * image + pixel_base[pixel] * pixel_step;
-                    put[q] = i * out_image + pixel * out_pixel + o0 * out_channel;
+                    put[q] = i * out_image + pixel * out_pixel + (via_scratch ? 0 : o0 * out_channel);
                     if (++k == pixels) k = 0, i++;
                 }
                 if (pair)
@@ -122,19 +131,28 @@ MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PA
                                           put, n, bk, out, out_channel, rows, 0, 1, 12);
             }
         }
+        if (via_scratch)
+            mp_direct_scratch_out(scratch, step, count, L, left < step ? left : step,
+                                  bias_nchw ? bias_nchw + o0 : NULL,
+                                  out_nchw + o0 * out_channel_nchw, out_image_nchw,
+                                  out_channel_nchw);
     }
 }
-/* Where the AVX-512 tiles measured >= 3% faster than AVX2's, again and again (A/B in one
- * process, 1 thread, CPU time, batch 64, min of 11-21 interleaved rounds, repeated): 5x5
- * with 32+ output channels on outputs of up to 16 pixels (64->64 and 256->256 on 4x4:
- * 1.11-1.26x; every pixel there is its own group of 6 points, 9-25 taps: 32 channels per
- * broadcast halve the pixel loads).  Elsewhere no robust gain, so AVX2 stays: 3x3 on 4x4
- * 0.97-1.06x, 5x5 on 8x8 0.94-1.09x, 3x3 on 8x8 0.97-1.06x, 16x16 0.98-1.01x, one block
- * of 16 channels (by 8-12 points) 0.82-0.98x.  Both reach ~90% of this machine's 1-core
- * sgemm rate on 4x4 planes (in real products): Zen 4 runs a zmm fma as two halves. */
+/* Where the AVX-512 tiles measured faster than AVX2's, again and again (A/B in one
+ * process, 1 thread, CPU time, batch 64, min of 9-21 interleaved rounds, repeated): 3x3
+ * and 5x5 with 32+ output channels on outputs of up to 16 pixels (5x5 64->64 and 256->256
+ * on 4x4: 1.11-1.26x; every pixel there is its own group of 6 points, 9-25 taps: 32
+ * channels per broadcast halve the pixel loads, and each weight line serves 8 points, not
+ * 6: the weight does not stay in L1 and comes from L2).  3x3 on 4x4 measured 0.97-1.06x
+ * while the AVX2 loops alone stored through the scratch; with the scratch here too, 1.00-
+ * 1.08x (32->32 1.01-1.02x, 64->64 1.00x, 64->128 1.00-1.08x, 128->128 1.04-1.06x,
+ * 128->256 1.01-1.05x, 256->256 1.03-1.04x).  Elsewhere no robust gain, so AVX2 stays:
+ * 5x5 on 8x8 0.94-0.98x, 3x3 on 8x8 0.97-1.02x, 16x16 0.95-1.01x, one block of 16
+ * channels (by 8-12 points) 0.82-0.98x, LeNet's conv2 0.93x.  Zen 4 runs a zmm fma as
+ * two halves: the same peak as AVX2's. */
 static int mp_direct_avx512_mode = 1; /* 2: every shape (tests); see mp_use_direct_avx512 */
 static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L) {
-    return mp_direct_avx512_mode == 2 || (O >= 32 && taps >= 25 && L <= 16);
+    return mp_direct_avx512_mode == 2 || (O >= 32 && taps >= 9 && L <= 16);
 }
 
 /* mp_direct_strided_f's AVX-512 build: its tiles where mp_direct_avx512_wins, AVX2's

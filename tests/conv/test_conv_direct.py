@@ -269,3 +269,37 @@ def test_direct_on_16x16_planes_with_5x5_kernels_gives_the_tiles_bits():
                      grad_out=direct[4].astype(np.float64))
     for name, got, ref in zip(["out", "grad_x", "grad_w", "grad_b"], direct, want):
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3, err_msg=name)
+
+
+@pytest.mark.parametrize("N, C, H, O, k, pad, bias", [
+    (7, 5, 4, 40, 3, 1, True),     # K = 45 (packed 4 by 4, one left), 16 + 16 + 8 or 32 + 8
+    (13, 3, 8, 17, 5, 2, False),   # 64 pixels, calls of 6 + 6 + 1 images: tiles of 4 points
+    (5, 6, 6, 24, 3, 1, True),     # 36 pixels, a block of 16 and one of 8
+    (14, 4, 4, 5, 3, 1, True),     # one block of 8: calls of 12 + 2 images, tiles of 8 points
+])
+@pytest.mark.parametrize("avx512", [0, 2])
+def test_direct_scratch_stores_and_remainder_tiles_give_the_tiles_bits(N, C, H, O, k, pad, bias,
+                                                                       avx512):
+    """float32 NCHW outputs of up to 64 pixels leave the direct tiles through a scratch of
+    whole vectors (AVX2 and AVX-512 builds), a group's last few points run in smaller
+    tiles, the weight is packed 4 by 4: bit for bit the tiles' result, the reference's
+    values."""
+    rng = np.random.default_rng(N * 100 + O)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((O, C, k, k)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(O).astype(np.float32) if bias else None
+    previous = kernels.use_direct(2), kernels.use_tiles(2), kernels.use_cpu_avx512(1)
+    try:
+        kernels.use_cpu_avx512(avx512)
+        on_direct = forward(x, w, b, padding=pad)
+        kernels.use_direct(0)
+        on_tiles = forward(x, w, b, padding=pad)
+    finally:
+        kernels.use_direct(previous[0])
+        kernels.use_tiles(previous[1])
+        kernels.use_cpu_avx512(1)
+    np.testing.assert_array_equal(on_direct, on_tiles)
+    want = reference(x.astype(np.float64), w.astype(np.float64),
+                     None if b is None else b.astype(np.float64), stride=1, padding=pad,
+                     dilation=1, groups=1)[0]
+    np.testing.assert_allclose(on_direct, want, rtol=1e-4, atol=1e-4)

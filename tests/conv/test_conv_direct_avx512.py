@@ -93,12 +93,16 @@ def test_the_cpu_test_matches_the_cpu_flags():
 
 
 def test_the_automatic_mode_takes_the_measured_shapes():
-    """Mode 1: 5x5 with 32+ output channels on up to 16 output pixels; AVX2 elsewhere."""
+    """Mode 1: 3x3 and 5x5 with 32+ output channels on up to 16 output pixels; AVX2
+    elsewhere."""
     if not has_avx512():
         pytest.skip("this CPU has no AVX-512F+VL")
     assert kernels.direct_avx512_runs(64, 25, 16)      # 5x5 on 4x4
     assert kernels.direct_avx512_runs(256, 25, 16)
-    assert not kernels.direct_avx512_runs(256, 9, 16)  # 3x3 on 4x4: no robust gain
+    assert kernels.direct_avx512_runs(256, 9, 16)      # 3x3 on 4x4
+    assert kernels.direct_avx512_runs(32, 9, 16)
+    assert not kernels.direct_avx512_runs(256, 9, 64)  # 3x3 on 8x8: no robust gain
+    assert not kernels.direct_avx512_runs(256, 4, 16)  # 2x2: not measured
     assert not kernels.direct_avx512_runs(64, 25, 64)  # 5x5 on 8x8: neither
     assert not kernels.direct_avx512_runs(16, 25, 16)  # one block of 16: slower
     assert not kernels.direct_avx512_runs(32, 25, 256)  # 16x16
