@@ -265,3 +265,57 @@ def add_weight_slots(const floating[:, :, :, ::1] slots, floating[:, :, ::1] out
                     num_threads=max(num_threads, 1)):
         _add_slot_rows(&slots[0, b // blocks, 0, 0], S, groups * K * O, K, O, b % blocks * 16,
                        &out[b // blocks, 0, 0])
+
+
+def sum_rows(const floating[:, ::1] rows, floating[::1] out):
+    """out[c] = the sum of column c of ``rows`` (M, C): one running sum from +0 over the
+    rows in order, as NumPy's ``sum`` over the leading axes of a C-contiguous array adds
+    them (the same bits), without its call per row (a channels-last bias gradient:
+    12,544 rows of 16 took 0.30 ms in NumPy, a third of the layer's backward)."""
+    cdef Py_ssize_t M = rows.shape[0], C = rows.shape[1], i, c
+    if out.shape[0] != C:
+        raise ValueError(f"sum_rows: out has {out.shape[0]} elements, expected {C} (rows "
+                         f"{_dims(rows)})")
+    with nogil:
+        for c in range(C):
+            out[c] = 0
+        for i in range(M):
+            for c in range(C):
+                out[c] = out[c] + rows[i, c]
+
+
+def flip_weight(const floating[:, ::1] weight, floating[:, ::1] out, Py_ssize_t groups,
+                Py_ssize_t taps, int num_threads=1):
+    """out (C, O/groups*taps) = conv2d's weight (O, C/groups*taps) for the stride-1 input
+    gradient run as a forward: per group, input and output channels swapped and the
+    taps reversed (out[c, o*taps + t] = weight[o, c*taps + taps-1-t]); returns whether
+    ``weight`` is finite (the caller needs both; one call instead of NumPy's strided
+    copy, 0.33 ms for 256->256 3x3, and its isfinite pass).  Blocks of 16 channels
+    over the threads: each reads 16*taps consecutive values of a row at a time."""
+    cdef Py_ssize_t O = weight.shape[0], K = weight.shape[1], Cg, Og, nb, b, grp, c0, c1
+    cdef Py_ssize_t o, c, t
+    if groups < 1 or taps < 1 or K % taps or O % groups:
+        raise ValueError(f"flip_weight: weight {_dims(weight)} does not split into "
+                         f"groups={groups} and taps={taps}")
+    Cg, Og = K // taps, O // groups
+    if (out.shape[0], out.shape[1]) != (Cg * groups, Og * taps):
+        raise ValueError(f"flip_weight: out has shape {_dims(out)}, expected "
+                         f"{(Cg * groups, Og * taps)}")
+    if O == 0 or K == 0:
+        return True
+    cdef bint finite
+    cdef const floating* src
+    cdef floating* dst
+    nb = (Cg + 15) // 16
+    with nogil:
+        finite = _all_finite(&weight[0, 0], O * K)
+        for b in prange(groups * nb, schedule="static", num_threads=max(num_threads, 1)):
+            grp, c0 = b // nb, b % nb * 16
+            c1 = min(c0 + 16, Cg)
+            for o in range(Og):
+                src = &weight[grp * Og + o, 0]
+                for c in range(c0, c1):
+                    dst = &out[grp * Cg + c, o * taps]
+                    for t in range(taps):
+                        dst[t] = src[c * taps + taps - 1 - t]
+    return finite

@@ -34,6 +34,7 @@ import numpy as np
 from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
+from minipool._kernels.conv2d_weight_grad import flip_weight
 from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import conv_bias, conv_operands, int_tuple, parse_data_format, single_int
 from minipool.ops._workspace import scratch
@@ -140,14 +141,12 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
                                grad.dtype == np.float64)
             or kernels.uses_direct(O, Ho, Wo, C, flipped, grad.dtype == np.float64)):
         return False
-    if not np.isfinite(weight2).all():
+    weight_t = scratch.empty((C, O // groups * kh * kw), grad.dtype)
+    if not flip_weight(weight2, weight_t, groups, kh * kw, threads):
         return False
-    O_group, C_group = O // groups, C // groups
-    weight_t = (weight2.reshape(groups, O_group, C_group, kh, kw)[:, :, :, ::-1, ::-1]
-                .transpose(0, 2, 1, 3, 4).reshape(C, O_group * kh * kw))
     workspace = scratch.empty((threads, per_thread), grad.dtype)
     with single_threaded():
-        kernels.conv2d_forward(grad, np.ascontiguousarray(weight_t), None, grad_x, flipped,
+        kernels.conv2d_forward(grad, weight_t, None, grad_x, flipped,
                                block_rows, workspace, threads, images, load_team=load_team)
     return True
 

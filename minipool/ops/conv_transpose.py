@@ -27,6 +27,7 @@ import numpy as np
 from minipool import _config
 from minipool._blas import single_threaded
 from minipool._kernels import conv2d as kernels
+from minipool._kernels.conv2d_weight_grad import sum_rows
 from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import conv_bias, conv_operands, parse_data_format
 from minipool.ops._workspace import scratch
@@ -162,8 +163,11 @@ class ConvTranspose2dFn(Function):
                     for part in slots[1:]:  # in slot order: the same bits for any thread count
                         total += part
                     grad_w = np.ascontiguousarray(total.transpose(0, 2, 1)).reshape(ctx.weight_shape)
-        if need_b:  # NumPy's sum: one thread, a fixed order
-            grad_b = grad.sum(axis=(0, 1, 2) if channels_last else (0, 2, 3))
+        if need_b and channels_last:  # NumPy's order (its sum's bits), without its call per pixel
+            grad_b = np.empty(grad.shape[3], grad.dtype)
+            sum_rows(grad.reshape(-1, grad.shape[3]), grad_b)
+        elif need_b:  # NumPy's sum: one thread, a fixed order
+            grad_b = grad.sum(axis=(0, 2, 3))
         return grad_x, grad_w, grad_b, None, None, None
 
 

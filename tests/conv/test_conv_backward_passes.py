@@ -1,0 +1,158 @@
+"""conv2d's and conv_transpose2d's backward helpers in conv2d_weight_grad.pyx:
+``flip_weight`` (the stride-1 input gradient's weight, with the finite check) and
+``sum_rows`` (a channels-last transposed convolution's bias gradient in NumPy's order).
+
+Checked against loop references, NumPy's own bits, PyTorch, float64 central
+differences, and 1 / 2 / 3 threads bit for bit.
+"""
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minipool as mp
+import minipool.nn.functional as F
+from minipool._kernels.conv2d_weight_grad import flip_weight, sum_rows
+from tests.conv.conv_checks import reference
+from tests.helpers import fixed_threads
+
+
+def flip_by_loops(weight, groups):
+    """The flipped weight element by element: out[c, o*taps + t] = w[o, c', taps-1-t]."""
+    O, Cg, kh, kw = weight.shape
+    Og, taps = O // groups, kh * kw
+    out = np.empty((Cg * groups, Og * taps), weight.dtype)
+    for grp in range(groups):
+        for o in range(Og):
+            for c in range(Cg):
+                for ki in range(kh):
+                    for kj in range(kw):
+                        out[grp * Cg + c, o * taps + ki * kw + kj] = \
+                            weight[grp * Og + o, c, kh - 1 - ki, kw - 1 - kj]
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.sampled_from([1, 2, 3]), opg=st.integers(1, 9), cpg=st.integers(1, 40),
+       kh=st.integers(1, 5), kw=st.integers(1, 5), threads=st.sampled_from([1, 2, 3]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_flip_weight_matches_the_loop_reference(groups, opg, cpg, kh, kw, threads, dtype):
+    """Channel blocks of 16 that end inside a group, 1-25 taps, any thread count."""
+    rng = np.random.default_rng(opg * 100 + cpg)
+    weight = rng.standard_normal((groups * opg, cpg, kh, kw)).astype(dtype)
+    out = np.full((groups * cpg, opg * kh * kw), np.nan, dtype)
+    assert flip_weight(weight.reshape(groups * opg, -1), out, groups, kh * kw, threads)
+    np.testing.assert_array_equal(out, flip_by_loops(weight, groups))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_flip_weight_reports_a_non_finite_weight(value):
+    weight = np.ones((4, 3, 3, 3), np.float32)
+    weight[3, 2, 2, 1] = value
+    out = np.empty((3, 4 * 9), np.float32)
+    assert not flip_weight(weight.reshape(4, -1), out, 1, 9)
+    np.testing.assert_array_equal(out, flip_by_loops(weight, 1))  # copied all the same
+
+
+def test_flip_weight_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="out has shape"):
+        flip_weight(np.ones((4, 27), np.float32), np.empty((4, 36), np.float32), 1, 9)
+    with pytest.raises(ValueError, match="does not split"):
+        flip_weight(np.ones((4, 26), np.float32), np.empty((3, 36), np.float32), 1, 9)
+
+
+@pytest.mark.parametrize("k,padding,value", [(3, 1, np.inf), (5, 2, np.nan)])
+def test_input_gradient_with_a_non_finite_weight_matches_the_loop_reference(k, padding, value):
+    """float32 16->32 on 6x6 planes runs its input gradient as the flipped forward; a
+    weight with inf or NaN keeps the scatter there (the flipped forward's padding zeros
+    would meet it): the input gradient is still the reference's, inf or NaN where it has them."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 16, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((32, 16, k, k)).astype(np.float32)
+    g = rng.standard_normal((3, 32, 6, 6)).astype(np.float32)
+    finite = mp.tensor(x, requires_grad=True)
+    F.conv2d(finite, mp.tensor(w), padding=padding).backward(g)
+    w[5, 7, 1, 2] = value
+    xt = mp.tensor(x, requires_grad=True)
+    F.conv2d(xt, mp.tensor(w), padding=padding).backward(g)
+    with np.errstate(invalid="ignore"):
+        want = reference(x, w, None, 1, padding, 1, 1, grad_out=g)[1]
+    got = xt.grad.numpy()
+    assert not np.isfinite(want).all()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # inf and NaN where it has them
+    # the other input channels: the finite weight's values (another engine: not its bits)
+    np.testing.assert_allclose(got[:, 8:], finite.grad.numpy()[:, 8:], rtol=1e-4, atol=1e-4)
+
+
+def test_sum_rows_gives_numpys_bits():
+    """NumPy sums a C-contiguous array over its leading axes row after row from +0:
+    the same bits, with values of wildly different size (any other order rounds
+    elsewhere), inf, NaN and -0 (all -0 sums to +0)."""
+    rng = np.random.default_rng(5)
+    for dtype in (np.float32, np.float64):
+        g = rng.standard_normal((7, 5, 6, 19)).astype(dtype)
+        g.reshape(-1)[::11] *= 1e7
+        g[2, 1, 3, 4], g[0, 0, 0, 5], g[1, 1, 1, 6] = np.inf, np.nan, -np.inf
+        g[:, :, :, 7] = -0.0
+        out = np.empty(19, dtype)
+        sum_rows(g.reshape(-1, 19), out)
+        want = g.sum(axis=(0, 1, 2))
+        np.testing.assert_array_equal(out, want)
+        assert not np.signbit(out[7])
+        loop = np.zeros(19, dtype)
+        for row in g.reshape(-1, 19):
+            loop = loop + row
+        np.testing.assert_array_equal(out, loop)
+
+
+def test_sum_rows_of_no_rows_is_zero_and_shapes_are_checked():
+    out = np.full(3, np.nan, np.float32)
+    sum_rows(np.empty((0, 3), np.float32), out)
+    np.testing.assert_array_equal(out, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="out has 2 elements"):
+        sum_rows(np.ones((4, 3), np.float32), np.empty(2, np.float32))
+
+
+def transposed_grads(x, w, b, g, channels_last, threads):
+    xt = mp.tensor(x, requires_grad=True)
+    wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
+    fmt = dict(data_format="channels_last") if channels_last else {}
+    with fixed_threads(threads):
+        F.conv_transpose2d(xt, wt, bt, stride=2, padding=1, **fmt).backward(g)
+    return xt.grad.numpy(), wt.grad.numpy(), bt.grad.numpy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channels_last_transposed_bias_gradient(dtype):
+    """The channels-last transposed convolution's bias gradient: NumPy's sum's bits, 1 and
+    2 threads alike, PyTorch's values and the channels-first result's."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((5, 7, 6, 32)).astype(dtype)   # NHWC
+    w = rng.standard_normal((32, 16, 4, 4)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    g = rng.standard_normal((5, 14, 12, 16)).astype(dtype)  # NHWC output gradient
+    one = transposed_grads(x, w, b, g, True, 1)
+    two = transposed_grads(x, w, b, g, True, 2)
+    for a, c in zip(one, two):
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(one[2], g.sum(axis=(0, 1, 2)))
+    first = transposed_grads(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), w, b,
+                             np.ascontiguousarray(g.transpose(0, 3, 1, 2)), False, 1)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(one[2], first[2], rtol=tol, atol=tol)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
+    tb = torch.from_numpy(b).requires_grad_()
+    torch.nn.functional.conv_transpose2d(tx, torch.from_numpy(w), tb, stride=2, padding=1) \
+        .backward(torch.from_numpy(g.transpose(0, 3, 1, 2).copy()))
+    np.testing.assert_allclose(one[2], tb.grad.numpy(), rtol=tol, atol=tol)
+
+
+def test_channels_last_transposed_bias_gradchecks_in_float64():
+    rng = np.random.default_rng(7)
+    x = mp.tensor(rng.standard_normal((2, 3, 3, 4)))
+    w = mp.tensor(rng.standard_normal((4, 3, 3, 3)))
+    b = mp.tensor(rng.standard_normal(3), requires_grad=True)
+    assert mp.autograd.gradcheck(
+        lambda bias: F.conv_transpose2d(x, w, bias, stride=2, padding=1,
+                                        data_format="channels_last"), (b,))
