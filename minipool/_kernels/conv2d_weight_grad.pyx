@@ -165,7 +165,7 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     alone.  ``load_team``: share the chunks out on the load-tolerant team (same bits)."""
     cdef Py_ssize_t N = x.shape[0], panel = OUTER_PANEL_BYTES // sizeof(floating)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], grad.shape[1], geometry, 1)
-    cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c
+    cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c, b
     if ((grad.shape[0], grad.shape[2], grad.shape[3]) != (N, g.Ho, g.Wo)
             or (out.shape[0], out.shape[1]) != (g.O, g.K_group)
             or (bias is not None and bias.shape != (g.O,))):
@@ -190,6 +190,15 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     # too few tiles to share out (LeNet's conv2: one panel of 6 channels): the batch in
     # 2-4 parts of its own sums, added in order at the end; only the shape decides
     job.splits = min(N, max(1, 4 // (g.groups * job.panels * ((Cg + OUTER_ROWS - 1) // OUTER_ROWS))))
+    # chunks that do not share out evenly leave one thread a chunk behind at the end
+    # (16->16: blocks of 6, 6 and 4 channels, 10 units against 6 on 2 threads): rather
+    # fewer even blocks, whole tiles or not (16 = 8 + 8, tiles of 4), when some count does
+    b = job.blocks
+    while num_threads > 1 and job.splits == 1 and b > 1 and g.groups * job.panels * b % num_threads:
+        b -= 1
+    if b < job.blocks and g.groups * job.panels * b % num_threads == 0:
+        job.block = (Cg + b - 1) // b
+        job.blocks = (Cg + job.block - 1) // job.block
     chunks = job.splits * g.groups * job.panels * job.blocks
     num_threads = max(1, min(num_threads, chunks))
     job.sums_at = mp_wgrad_outer_work(panel, g.Wo, sizeof(floating))

@@ -156,3 +156,42 @@ def test_channels_last_transposed_bias_gradchecks_in_float64():
     assert mp.autograd.gradcheck(
         lambda bias: F.conv_transpose2d(x, w, bias, stride=2, padding=1,
                                         data_format="channels_last"), (b,))
+
+
+# (N, C, H, O, k, padding): at 2 threads the outer products' chunks of input channels
+# would not share out evenly, so the blocks become fewer and even (16 = 8 + 8, tiles of 4)
+EVEN_BLOCK_CASES = [
+    (4, 16, 8, 16, 3, 1),     # one panel: 2 blocks of 8 instead of 6 + 6 + 4
+    (3, 16, 6, 48, 3, 1),     # three panels: 6 chunks instead of 9
+    (2, 30, 5, 16, 5, 2),     # 30 channels: 8 + 8 + 8 + 6 instead of 5 blocks of 6
+]
+
+
+@pytest.mark.parametrize("case", EVEN_BLOCK_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outer_product_chunks_give_the_same_bits_for_any_thread_count(case, dtype):
+    from minipool._kernels.conv2d_weight_grad import conv2d_weight_grad_outer, use_wgrad_outer
+    from minipool.ops.conv import ConvGeometry
+    N, C, H, O, k, padding = case
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((N, C, H, H)).astype(dtype)
+    g = rng.standard_normal((N, O, H, H)).astype(dtype)
+    geometry = ConvGeometry(k, k, 1, 1, padding, padding, 1, 1, H, H, 1)
+    previous = use_wgrad_outer(2)
+    try:
+        results = []
+        for threads in (1, 2, 3, 4):
+            out = np.full((O, C * k * k), np.nan, dtype)
+            bias = np.full(O, np.nan, dtype)
+            assert conv2d_weight_grad_outer(x, g, out, geometry, threads, bias=bias)
+            results.append((out, bias))
+    finally:
+        use_wgrad_outer(previous)
+    for out, bias in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(bias, results[0][1])
+    want = reference(x.astype(np.float64), np.zeros((O, C, k, k)), np.zeros(O), 1, padding, 1,
+                     1, grad_out=g.astype(np.float64))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(results[0][0].reshape(O, C, k, k), want[2], rtol=tol, atol=tol)
+    np.testing.assert_allclose(results[0][1], want[3], rtol=tol, atol=tol)
