@@ -195,3 +195,28 @@ def test_outer_product_chunks_give_the_same_bits_for_any_thread_count(case, dtyp
     tol = 1e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(results[0][0].reshape(O, C, k, k), want[2], rtol=tol, atol=tol)
     np.testing.assert_allclose(results[0][1], want[3], rtol=tol, atol=tol)
+
+
+def test_channels_last_transposed_input_gradient_reads_the_gradient_in_place(monkeypatch):
+    """The measured choice: the direct kernel straight from the NHWC output gradient (not
+    copied as planes first), with the bits of the planes copy and of 1 thread."""
+    from minipool._kernels import conv2d as kernels
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((6, 7, 7, 32)).astype(np.float32)
+    w = (rng.standard_normal((32, 16, 4, 4)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((6, 14, 14, 16)).astype(np.float32)
+    seen, direct = [], kernels.conv2d_direct_channels_last
+
+    def recording(*args):
+        seen.append(args[-1])
+        return direct(*args)
+
+    monkeypatch.setattr(kernels, "conv2d_direct_channels_last", recording)
+    got = transposed_grads(x, w, np.zeros(16, np.float32), g, True, 2)[0]
+    assert seen == ([False] if kernels.use_cpu_avx2(True) else [])
+    if seen:
+        from minipool.ops.conv import ConvGeometry, channels_last_weight
+        planes = np.empty_like(got)
+        geometry = ConvGeometry(4, 4, 2, 2, 1, 1, 1, 1, 7, 7, 1)
+        direct(g, channels_last_weight(w), None, planes, geometry, 1, True)
+        np.testing.assert_array_equal(got, planes)
