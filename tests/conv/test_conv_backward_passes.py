@@ -198,8 +198,9 @@ def test_outer_product_chunks_give_the_same_bits_for_any_thread_count(case, dtyp
 
 
 def test_channels_last_transposed_input_gradient_reads_the_gradient_in_place(monkeypatch):
-    """The measured choice: the direct kernel straight from the NHWC output gradient (not
-    copied as planes first), with the bits of the planes copy and of 1 thread."""
+    """The measured choice: a gradient of 16 channels goes to the direct kernel straight from
+    NHWC (not copied as planes first), with the bits of the planes copy and of 1 thread;
+    one of 64 channels keeps conv2d's own choice (copied as planes for a 4x4 output)."""
     from minipool._kernels import conv2d as kernels
     rng = np.random.default_rng(10)
     x = rng.standard_normal((6, 7, 7, 32)).astype(np.float32)
@@ -220,3 +221,7 @@ def test_channels_last_transposed_input_gradient_reads_the_gradient_in_place(mon
         geometry = ConvGeometry(4, 4, 2, 2, 1, 1, 1, 1, 7, 7, 1)
         direct(g, channels_last_weight(w), None, planes, geometry, 1, True)
         np.testing.assert_array_equal(got, planes)
+    seen.clear()
+    transposed_grads(x[..., :16], np.ascontiguousarray(w[:16, :, :, :].repeat(4, axis=1)),
+                     np.zeros(64, np.float32), g.repeat(4, axis=3), True, 1)
+    assert seen == ([kernels.direct_by_planes(7, 7)] if kernels.use_cpu_avx2(True) else [])
