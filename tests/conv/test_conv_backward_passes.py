@@ -225,3 +225,36 @@ def test_channels_last_transposed_input_gradient_reads_the_gradient_in_place(mon
     transposed_grads(x[..., :16], np.ascontiguousarray(w[:16, :, :, :].repeat(4, axis=1)),
                      np.zeros(64, np.float32), g.repeat(4, axis=3), True, 1)
     assert seen == ([kernels.direct_by_planes(7, 7)] if kernels.use_cpu_avx2(True) else [])
+
+
+@pytest.mark.parametrize("out_channels,in_place", [(32, True), (64, False)])
+def test_channels_last_input_gradient_copies_planes_only_for_wide_gradients(
+        monkeypatch, out_channels, in_place):
+    """conv2d's channels-last stride-1 input gradient on 8x8 planes: a 32-channel output
+    gradient is read in place, a 64-channel one copied as planes (the measured choice);
+    either way the input gradient has the planes copy's bits."""
+    from minipool._kernels import conv2d as kernels
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5, 8, 8, 16)).astype(np.float32)
+    w = (rng.standard_normal((out_channels, 16, 3, 3)) * 0.1).astype(np.float32)
+    g = rng.standard_normal((5, 8, 8, out_channels)).astype(np.float32)
+    seen, direct = [], kernels.conv2d_direct_channels_last
+
+    def recording(*args):
+        seen.append(args[-1])
+        return direct(*args)
+
+    monkeypatch.setattr(kernels, "conv2d_direct_channels_last", recording)
+    xt = mp.tensor(x, requires_grad=True)
+    F.conv2d(xt, mp.tensor(w), padding=1, data_format="channels_last").backward(g)
+    if not kernels.use_cpu_avx2(True):
+        return
+    assert len(seen) == 2 and seen[1] == (not in_place)  # forward, then the input gradient
+    from minipool.ops.conv import ConvGeometry, channels_last_weight
+    flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    planes = np.empty_like(x)
+    direct(g, channels_last_weight(flipped), None, planes,
+           ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 1), 1, True)
+    np.testing.assert_array_equal(xt.grad.numpy(), planes)
+    want = reference(np.moveaxis(x, -1, 1), w, None, 1, 1, 1, 1, grad_out=np.moveaxis(g, -1, 1))
+    np.testing.assert_allclose(xt.grad.numpy(), np.moveaxis(want[1], 1, -1), rtol=1e-4, atol=1e-4)
