@@ -1,11 +1,16 @@
 """conv2d's weight gradient as outer products (``conv2d_wgrad_outer.h``), and the weight
-slots' sum, for float32 and float64; conv2d re-exports the entry points.
+slots' sum, for float32 and float64; conv2d re-exports those two entry points.  Two small
+passes of the backward live here too (minipool.ops imports them from this module):
+``flip_weight`` (the stride-1 input gradient's weight) and ``sum_rows`` (a channels-last
+transposed convolution's bias gradient).
 
     entry point                    per chunk
     conv2d_weight_grad_outer       _outer_chunk -> _outer_part: mp_wgrad_outer over one part
                                    of the batch, one group, one panel of output channels and
                                    one block of input channels, copied out transposed
     add_weight_slots               _add_slot_rows: 16 rows of every slot, added in slot order
+    flip_weight                    16 channels of one group, all its output channels
+    sum_rows                       one thread
 
 The engine runs where ``_wgrad_outer_win`` measured it faster, on the AVX2 build and while
 conv2d's ``use_wgrad_tiles`` is automatic: conv2d tells this module both
