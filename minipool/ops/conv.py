@@ -34,6 +34,7 @@ import numpy as np
 from minipool import _config
 from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
+from minipool._kernels.conv2d_weight_grad import flip_weight
 from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import conv_bias, conv_operands, int_tuple, parse_data_format, single_int
 from minipool.ops._workspace import scratch
@@ -140,14 +141,12 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
                                grad.dtype == np.float64)
             or kernels.uses_direct(O, Ho, Wo, C, flipped, grad.dtype == np.float64)):
         return False
-    if not np.isfinite(weight2).all():
+    weight_t = scratch.empty((C, O // groups * kh * kw), grad.dtype)
+    if not flip_weight(weight2, weight_t, groups, kh * kw, threads):
         return False
-    O_group, C_group = O // groups, C // groups
-    weight_t = (weight2.reshape(groups, O_group, C_group, kh, kw)[:, :, :, ::-1, ::-1]
-                .transpose(0, 2, 1, 3, 4).reshape(C, O_group * kh * kw))
     workspace = scratch.empty((threads, per_thread), grad.dtype)
     with single_threaded():
-        kernels.conv2d_forward(grad, np.ascontiguousarray(weight_t), None, grad_x, flipped,
+        kernels.conv2d_forward(grad, weight_t, None, grad_x, flipped,
                                block_rows, workspace, threads, images, load_team=load_team)
     return True
 
@@ -244,18 +243,21 @@ def weight_from_channels_last(slots, weight_shape):
     return np.ascontiguousarray(total.reshape(O, kh, kw, C_group).transpose(0, 3, 1, 2))
 
 
-def forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_thread, threads):
+def forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_thread, threads,
+                          by_planes=None):
     """out (N, Ho, Wo, O) = the channels-last conv2d of x (N, H, W, C) with ``weight2``
     (``channels_last_weight``), on the direct kernel where it measured faster
     (``uses_direct_channels_last``; a weight with inf or NaN keeps the column path: a
     padding tap must meet it), else im2col + BLAS.  Also the channels-last transposed
-    convolution's input gradient (1 thread, CPU time: 1.7x for 32->16 4x4 stride 2)."""
+    convolution's input gradient (1 thread, CPU time: 1.7x for 32->16 4x4 stride 2).
+    ``by_planes``: the direct kernel's choice (None: ``kernels.direct_by_planes``)."""
     N, H, W, C = x.shape
     O, Ho, Wo = out.shape[3], out.shape[1], out.shape[2]
     if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
             and np.isfinite(weight2).all()):
         kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
-                                            kernels.direct_by_planes(Ho, Wo))
+                                            kernels.direct_by_planes(Ho, Wo)
+                                            if by_planes is None else by_planes)
     else:
         workspace = scratch.empty((threads, per_thread), x.dtype)
         with single_threaded():
@@ -286,8 +288,12 @@ def _input_grad_channels_last(x_shape, weight2, grad, geometry, grad_x):
     weight_t = (weight2.reshape(groups, O_group, kh, kw, C_group)[:, :, ::-1, ::-1]
                 .transpose(0, 4, 2, 3, 1).reshape(C, kh * kw * O_group))
     threads = _config.kernel_threads(N, O * kh * kw * N * H * W)
+    # a gradient of up to 32 channels is read in place, not copied as planes first (the
+    # same bits; 1 thread, CPU time, min of 15: 1.04-1.16x on 4x4 and 8x8 planes, 6-32
+    # input channels); with 64-256 the copy won where conv2d's choice makes it (to 0.71x)
     kernels.conv2d_direct_channels_last(grad, np.ascontiguousarray(weight_t), None, grad_x,
-                                        flipped, threads, kernels.direct_by_planes(H, W))
+                                        flipped, threads,
+                                        O > 32 and kernels.direct_by_planes(H, W))
     return True
 
 
