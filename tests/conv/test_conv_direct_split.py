@@ -145,3 +145,48 @@ def test_direct_split_rejects_a_shape_the_kernel_cannot_run():
     x, w = np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 9, 9))
     with pytest.raises(ValueError, match="direct_split"):
         kernels.direct_split(1, 2, 4, 4, 3, geometry_of(x, w, 1, 4, 1, 1))
+
+
+# One launch: every chunk first runs the preparing pieces still unclaimed (the packed
+# weight's ranges, channels-last planes), waits for all of them, then computes.
+ONE_LAUNCH_CASES = SPLIT_CASES + [
+    ((12, 32, 4, 4, 64, 3, 1, 1, 1, 16, True), None),   # 16 groups: 16 packing pieces
+]
+
+
+@pytest.mark.parametrize("case", [c for c, _ in ONE_LAUNCH_CASES],
+                         ids=[f"launch{i}" for i in range(len(ONE_LAUNCH_CASES))])
+@pytest.mark.parametrize("helper_delay", [0.0, 0.003])
+def test_one_launch_gives_the_same_bits_whoever_prepares(case, helper_delay, direct):
+    """A helper that joins late (the caller then packs every range alone) or at once
+    (the pieces shared out): the same bits as one thread, on the team and OpenMP."""
+    x, w, b, kw = make(case, np.float32, seed=15)
+    geometry = geometry_of(x, w, **kw)
+    alone = kernel_forward(x, w, b, geometry, 1)
+    kernels.set_load_team_helper_delay(helper_delay)
+    try:
+        for threads, team in [(2, True), (3, True), (2, False)]:
+            np.testing.assert_array_equal(kernel_forward(x, w, b, geometry, threads, team), alone,
+                                          err_msg=f"{threads} threads, team {team}")
+    finally:
+        kernels.set_load_team_helper_delay(0)
+
+
+@pytest.mark.parametrize("team", [False, True])
+@pytest.mark.parametrize("channel", [0, 100, 255])
+def test_a_non_finite_weight_in_any_range_writes_nothing_on_the_direct_kernel(team, channel,
+                                                                             direct):
+    """Ranges are packed while other chunks may already wait to compute: none may write
+    before every range is known finite (the other path then fills the whole output,
+    whose last values were not written by the direct kernel either)."""
+    x, w, b, kw = make(((64, 128, 4, 4, 256, 3, 1, 1, 1, 1, True)), np.float32, seed=16)
+    w[channel, 5, 1, 1] = np.nan  # the centre tap: no padding meets it, every output does
+    geometry = geometry_of(x, w, **kw)
+    out = kernel_forward(x, w, b, geometry, 2, team)
+    assert np.isnan(out[:, channel]).all() and not np.isnan(np.delete(out, channel, 1)).any()
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w_nhwc = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+    untouched = np.full((64, 4, 4, 256), -7.0, np.float32)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        kernels.conv2d_direct_channels_last(x_nhwc, w_nhwc, b, untouched, geometry, 2, True)
+    assert (untouched == -7.0).all()
