@@ -102,12 +102,12 @@ cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t cou
 # ---------------------------------------------------------------- the launch
 # A forward on the direct kernel is one parallel launch (an OpenMP region or
 # load_team.h's team) over chunks of ``count`` images by one range of output
-# channels.  Before its product every chunk first claims and runs "preparing" work
-# left unclaimed: the packed weight range by range of output channels (each range
-# checking its weight rows are finite) and, for channels-last by planes, the images
-# copied as NCHW planes; then it waits until every preparing piece is finished (the
-# first chunks' threads share them out, as a first region did) and computes only when
-# the whole weight was finite, so a weight with inf or NaN writes nothing.  One launch
+# channels.  Before its product every chunk first claims and runs "preparing" pieces
+# left unclaimed: the packed weight in pieces of a few blocks of output channels
+# (each checking its weight rows are finite) and, for channels-last by planes, the
+# images copied as NCHW planes; then it waits until every piece is finished (the first
+# chunks' threads share them out, as a first region did) and computes only when the
+# whole weight was finite, so a weight with inf or NaN writes nothing.  One launch
 # instead of two saves a region's start and end (a wake of the team's sleeping helper
 # under load).  Each output is the same sum whatever chunk computes it (a lane is one
 # output channel), so the split changes no bit; it is chosen from the shape.
@@ -117,12 +117,17 @@ cdef enum:
     # 1 thread, CPU time: 128->256 and 256->256 on 4x4, 1.2 and 2.4 MB, 2-3% faster
     # range-major; 64->128 and 128->128 on 8x8, 0.3 and 0.6 MB, 4-6% faster image-major)
     DIRECT_RANGE_MAJOR_BYTES = 1 << 20
+    # the last chunks in claim order run as two halves of their range (whole blocks):
+    # a thread that runs out of chunks then waits at most a half chunk for the other
+    # (which may also be a helper on a busy core, load_team.h), not a whole one
+    DIRECT_TAIL_CHUNKS = 4
+    DIRECT_PACK_PIECES = 16   # at most this many packing pieces per group (whole blocks)
 
 
 # The preparing pieces' counters, shared by the launch's threads (GCC atomics: Cython
 # has none).  A chunk waiting for a piece another thread holds spins for about a
-# piece's time (the pieces are short: a range of the packed weight), then sleeps in
-# short naps, leaving its core to that thread if the OS put both on one core.
+# piece's time (the pieces are short: at most a 16th of a group's packed weight),
+# then sleeps in short naps, leaving its core to that thread if the OS put both on one core.
 cdef extern from *:
     """
     #include <time.h>
@@ -171,7 +176,10 @@ cdef struct DirectJob:
     const Py_ssize_t* tap_offset
     const Geometry* g
     Py_ssize_t N, count, calls, ranges, range_channels
-    Py_ssize_t pieces           # preparing pieces: groups*ranges packs (+ calls copies)
+    Py_ssize_t chunks           # ranges*calls, the last ``tail`` of them run as two halves
+    Py_ssize_t tail, half_channels
+    Py_ssize_t pack_pieces, piece_channels  # per group: packing pieces of piece_channels
+    Py_ssize_t pieces           # preparing pieces: groups*pack_pieces (+ calls copies)
     Py_ssize_t next_piece       # the next unclaimed piece (shared)
     Py_ssize_t pieces_done      # pieces finished (shared)
     char not_finite             # set by a pack that met inf or NaN (shared)
@@ -208,12 +216,38 @@ cdef inline void _split_direct(DirectJob* job) noexcept nogil:
     job.range_channels = per * 2 * lanes
     job.range_major = (g.groups * mp_direct_packed_size(g.O_group, g.K_group, 32 // lanes)
                        * (32 // lanes) > DIRECT_RANGE_MAJOR_BYTES)
+    # the tail: halves of whole blocks (a range of one block stays whole)
+    job.tail = min(DIRECT_TAIL_CHUNKS, job.ranges * job.calls) if per > 1 else 0
+    job.half_channels = (per + 1) // 2 * 2 * lanes
+    job.chunks = job.ranges * job.calls + job.tail
+    per = (blocks + DIRECT_PACK_PIECES - 1) // DIRECT_PACK_PIECES
+    job.piece_channels = per * 2 * lanes
+    job.pack_pieces = (blocks + per - 1) // per
 
 
 cdef inline void _direct_range(const DirectJob* job, Py_ssize_t j, Py_ssize_t* o_begin,
                                Py_ssize_t* o_end) noexcept nogil:
     o_begin[0] = j * job.range_channels
     o_end[0] = min(job.g.O_group, o_begin[0] + job.range_channels)
+
+
+cdef inline Py_ssize_t _whole_chunk(const DirectJob* job, Py_ssize_t c, Py_ssize_t* o_begin,
+                                    Py_ssize_t* o_end) noexcept nogil:
+    """The (image call, range) chunk that launch chunk ``c`` is, or is half of (the last
+    ``tail`` whole chunks run as two: their range's first ``half_channels``, then the
+    rest; a half may be empty), as ``i * ranges + j``; its channels in [o_begin, o_end)."""
+    cdef Py_ssize_t whole = c, first_tail = job.ranges * job.calls - job.tail, j
+    if c >= first_tail:
+        whole = first_tail + (c - first_tail) // 2
+    cdef Py_ssize_t i = whole % job.calls if job.range_major else whole // job.ranges
+    j = whole // job.calls if job.range_major else whole % job.ranges
+    _direct_range(job, j, o_begin, o_end)
+    if c >= first_tail:
+        if (c - first_tail) % 2 == 0:
+            o_end[0] = min(o_end[0], o_begin[0] + job.half_channels)
+        else:
+            o_begin[0] = min(o_end[0], o_begin[0] + job.half_channels)
+    return i * job.ranges + j
 
 
 cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
@@ -231,18 +265,20 @@ cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* 
 
 
 cdef inline void _prepare_piece(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
-    """Preparing piece ``c``: (group, range) c // ranges, c % ranges of the packed weight
-    (flagging a weight with inf or NaN); past the groups' ranges, channels-last by
-    planes: image call c - groups*ranges copied as planes."""
+    """Preparing piece ``c``: group c // pack_pieces, channels from (c % pack_pieces) *
+    piece_channels, of the packed weight (flagging a weight with inf or NaN); past
+    the groups' pieces, channels-last by planes: image call c - groups*pack_pieces
+    copied as planes."""
     cdef const Geometry* g = job.g
     cdef Py_ssize_t o_begin, o_end, n, in_image = g.C * g.H * g.W
-    if c < g.groups * job.ranges:
-        _direct_range(job, c % job.ranges, &o_begin, &o_end)
+    if c < g.groups * job.pack_pieces:
+        o_begin = c % job.pack_pieces * job.piece_channels
+        o_end = min(g.O_group, o_begin + job.piece_channels)
         if not _pack_direct(g, <const floating*>job.weight, <floating*>job.packed,
-                            c // job.ranges, o_begin, o_end, job.channels_last):
+                            c // job.pack_pieces, o_begin, o_end, job.channels_last):
             mp_direct_flag(&job.not_finite)
         return
-    n = (c - g.groups * job.ranges) * job.count
+    n = (c - g.groups * job.pack_pieces) * job.count
     _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
                <floating*>job.planes + n * in_image, g.H * g.W, g.C)
 
@@ -250,12 +286,11 @@ cdef inline void _prepare_piece(DirectJob* job, Py_ssize_t c, floating* like) no
 cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
     """Forward chunk ``c``: first the preparing pieces still unclaimed, then, once every
     piece is finished and the weight finite, images [i*count, (i+1)*count) by range
-    j, consecutive chunks on the same images (i = c // ranges), or, for a weight too
-    large to stay in L2 beside them (``range_major``), on the same range (j = c // calls)."""
+    j (or half of it, ``_whole_chunk``), consecutive chunks on the same images (i =
+    c // ranges), or, for a weight too large to stay in L2 beside them
+    (``range_major``), on the same range (j = c // calls)."""
     cdef const Geometry* g = job.g
-    cdef Py_ssize_t i = c % job.calls if job.range_major else c // job.ranges
-    cdef Py_ssize_t j = c // job.calls if job.range_major else c % job.ranges
-    cdef Py_ssize_t o_begin, o_end, n = i * job.count, piece
+    cdef Py_ssize_t o_begin, o_end, n, piece
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef const floating* x = <const floating*>job.x
     if mp_direct_seen(&job.pieces_done) < job.pieces:
@@ -270,7 +305,9 @@ cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) no
         return
     if job.by_planes:
         x = <const floating*>job.planes
-    _direct_range(job, j, &o_begin, &o_end)
+    n = _whole_chunk(job, c, &o_begin, &o_end) // job.ranges * job.count
+    if o_begin == o_end:
+        return
     _forward_direct(x + n * in_image, min(job.count, job.N - n), <const floating*>job.packed,
                     job.tap_offset, <const floating*>job.bias, <floating*>job.out + n * out_image,
                     g, o_begin, o_end, job.channels_last, job.by_planes)
@@ -331,8 +368,8 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
         with nogil:
             _direct_tables(g, tap_offset, pixel_base, pixel_taps, channels_last and not by_planes)
             _split_direct(&job)
-            job.pieces = g.groups * job.ranges + (job.calls if by_planes else 0)
-            _launch(_direct_chunk, &job, job.ranges * job.calls, num_threads, load_team)
+            job.pieces = g.groups * job.pack_pieces + (job.calls if by_planes else 0)
+            _launch(_direct_chunk, &job, job.chunks, num_threads, load_team)
     finally:
         free(memory)
     return not job.not_finite

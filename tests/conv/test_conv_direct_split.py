@@ -190,3 +190,43 @@ def test_a_non_finite_weight_in_any_range_writes_nothing_on_the_direct_kernel(te
     with pytest.raises(ValueError, match="weight must be finite"):
         kernels.conv2d_direct_channels_last(x_nhwc, w_nhwc, b, untouched, geometry, 2, True)
     assert (untouched == -7.0).all()
+
+
+COVER_CASES = [(64, 128, 8, 128, 3, 1), (64, 256, 4, 256, 3, 1), (64, 6, 14, 16, 5, 0),
+               (13, 16, 4, 40, 3, 1), (7, 128, 4, 256, 3, 1), (5, 4, 10, 24, 5, 0),
+               (64, 64, 4, 64, 5, 2), (3, 8, 4, 72, 3, 1), (1, 8, 4, 8, 3, 1), (64, 32, 8, 200, 3, 1)]
+
+
+@pytest.mark.parametrize("case", COVER_CASES)
+@pytest.mark.parametrize("float64", [False, True])
+def test_the_launch_chunks_cover_every_output_once(case, float64):
+    """The chunks (the last few split into two halves of their range) hold every image
+    and output channel exactly once, on whole 2-vector blocks; the packing pieces cover
+    every channel once, at most 16 per group."""
+    N, C, H, O, k, pad = case
+    x, w = np.zeros((N, C, H, H)), np.zeros((O, C, k, k))
+    chunks, pieces = kernels.direct_chunks(N, C, H, H, O, geometry_of(x, w, 1, pad, 1, 1), float64)
+    block = 8 if float64 else 16
+    count, ranges, _, _ = kernels.direct_split(N, C, H, H, O, geometry_of(x, w, 1, pad, 1, 1),
+                                               float64)
+    assert len(chunks) >= ranges * -(-N // count)
+    seen = np.zeros((N, O), int)
+    for c, (first, images, o_begin, o_end) in enumerate(chunks):
+        if o_begin == o_end:  # the second half of a short last range: nothing to do
+            assert c >= len(chunks) - 8 and o_end == O
+            continue
+        assert images >= 1 and o_begin % block == 0 and (o_end % block == 0 or o_end == O)
+        seen[first:first + images, o_begin:o_end] += 1
+    assert (seen == 1).all()
+    covered = np.zeros(O, int)
+    for o_begin, o_end in pieces:
+        assert o_begin % block == 0 and o_begin < o_end
+        covered[o_begin:o_end] += 1
+    assert (covered == 1).all() and len(pieces) <= 16
+
+
+def test_the_last_chunks_are_halves_of_a_range():
+    x, w = np.zeros((64, 128, 8, 8)), np.zeros((128, 128, 3, 3))
+    chunks, _ = kernels.direct_chunks(64, 128, 8, 8, 128, geometry_of(x, w, 1, 1, 1, 1))
+    widths = [o_end - o_begin for _, _, o_begin, o_end in chunks]
+    assert widths[:-8] == [32] * (len(chunks) - 8) and widths[-8:] == [16] * 8
