@@ -79,9 +79,9 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
-    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own two passes (_forward_on_direct):
-      a finite weight)                     the weight packed range by range of output
-                                           channels, then _forward_direct on a few
+    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own launch (_forward_on_direct):
+      a finite weight)                     the weight packed in pieces by the first
+                                           chunks' threads, then _forward_direct on a few
                                            images by one range, straight into the output
     conv2d_forward, tiles (_on_tiles):
       stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product

@@ -105,7 +105,8 @@ cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t cou
 # channels.  Before its product every chunk first claims and runs "preparing" pieces
 # left unclaimed: the packed weight in pieces of a few blocks of output channels
 # (each checking its weight rows are finite) and, for channels-last by planes, the
-# images copied as NCHW planes; then it waits until every piece is finished (the first
+# images copied as NCHW planes (unless each call's images have one chunk: it copies
+# its own, just before use); then it waits until every piece is finished (the first
 # chunks' threads share them out, as a first region did) and computes only when the
 # whole weight was finite, so a weight with inf or NaN writes nothing.  One launch
 # instead of two saves a region's start and end (a wake of the team's sleeping helper
@@ -180,6 +181,7 @@ cdef struct DirectJob:
     Py_ssize_t tail, half_channels
     Py_ssize_t pack_pieces, piece_channels  # per group: packing pieces of piece_channels
     Py_ssize_t pieces           # preparing pieces: groups*pack_pieces (+ calls copies)
+    bint own_planes             # by planes, one chunk per call: it copies its own images
     Py_ssize_t next_piece       # the next unclaimed piece (shared)
     Py_ssize_t pieces_done      # pieces finished (shared)
     char not_finite             # set by a pack that met inf or NaN (shared)
@@ -308,6 +310,9 @@ cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) no
     n = _whole_chunk(job, c, &o_begin, &o_end) // job.ranges * job.count
     if o_begin == o_end:
         return
+    if job.own_planes:  # copied just before use, still in cache
+        _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
+                   <floating*>job.planes + n * in_image, g.H * g.W, g.C)
     _forward_direct(x + n * in_image, min(job.count, job.N - n), <const floating*>job.packed,
                     job.tap_offset, <const floating*>job.bias, <floating*>job.out + n * out_image,
                     g, o_begin, o_end, job.channels_last, job.by_planes)
@@ -368,7 +373,9 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
         with nogil:
             _direct_tables(g, tap_offset, pixel_base, pixel_taps, channels_last and not by_planes)
             _split_direct(&job)
-            job.pieces = g.groups * job.pack_pieces + (job.calls if by_planes else 0)
+            job.own_planes = by_planes and job.ranges == 1 and job.tail == 0
+            job.pieces = g.groups * job.pack_pieces + (job.calls if by_planes and not
+                                                       job.own_planes else 0)
             _launch(_direct_chunk, &job, job.chunks, num_threads, load_team)
     finally:
         free(memory)

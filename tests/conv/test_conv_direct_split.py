@@ -1,8 +1,9 @@
 """The direct forward's launch (minipool/_kernels/conv_direct.pxd, "the launch").
 
-A forward on the direct kernel packs the weight in a parallel first pass, range by
-range of output channels (each range checks its own rows are finite), then runs
-chunks of a few images by one range of output channels.  Each output is the same sum
+A forward on the direct kernel is one launch of chunks of a few images by one range
+of output channels (the last few by half a range); the chunks first pack the weight
+in pieces of whole blocks (each checking its own rows are finite) and wait for every
+piece.  Each output is the same sum
 whatever chunk holds it, so the split must change no bit: checked against the
 register tiles (the same sums with the padding's products), 1 vs 2 threads, an
 OpenMP region vs the load-tolerant team, and NCHW vs channels-last, on shapes whose
@@ -230,3 +231,20 @@ def test_the_last_chunks_are_halves_of_a_range():
     chunks, _ = kernels.direct_chunks(64, 128, 8, 8, 128, geometry_of(x, w, 1, 1, 1, 1))
     widths = [o_end - o_begin for _, _, o_begin, o_end in chunks]
     assert widths[:-8] == [32] * (len(chunks) - 8) and widths[-8:] == [16] * 8
+
+
+@pytest.mark.parametrize("N", [1, 7, 64])
+def test_channels_last_by_planes_copies_each_calls_images_once(N):
+    """One range of output channels (LeNet's conv2): each chunk copies its own call's
+    images as planes just before its product; any batch (a last call of fewer images),
+    any team size: the channels-first bits."""
+    x, w, b, kw = make((N, 6, 14, 14, 16, 5, 1, 0, 1, 1, True), np.float32, seed=17)
+    geometry = geometry_of(x, w, **kw)
+    assert kernels.direct_split(N, 6, 14, 14, 16, geometry)[1] == 1
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w_nhwc = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+    channels_first = forward(x, w, b, **kw).transpose(0, 2, 3, 1)
+    for threads in (1, 2, 3):
+        out = np.full(channels_first.shape, -7.0, np.float32)
+        kernels.conv2d_direct_channels_last(x_nhwc, w_nhwc, b, out, geometry, threads, True)
+        np.testing.assert_array_equal(out, channels_first, err_msg=f"{threads} threads")
