@@ -80,9 +80,9 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
-    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own two passes (_forward_on_direct):
-      a finite weight)                     the weight packed range by range of output
-                                           channels, then _forward_direct on a few
+    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own launch (_forward_on_direct):
+      a finite weight)                     the weight packed in pieces by the first
+                                           chunks' threads, then _forward_direct on a few
                                            images by one range, straight into the output
     conv2d_forward, first layers           conv_first.pxd: _pad_planes, then conv2d_first.h's
       (_on_first: 1-3 channels, 3x3/5x5)   unrolled tiles straight into the output, bias fused
@@ -129,7 +129,7 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
-                                            _forward_on_direct, _split_direct,
+                                            _forward_on_direct, _split_direct, _whole_chunk,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
@@ -348,6 +348,31 @@ def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssiz
     job.g, job.N, job.float64 = &g, N, float64
     _split_direct(&job)
     return job.count, job.ranges, job.range_channels, bool(job.range_major)
+
+
+def direct_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                  object geometry, bint float64=False):
+    """The direct forward's launch chunks in claim order, each (first image, images,
+    first channel, end channel) within a group, and its packing pieces, each (first
+    channel, end channel) (conv_direct.pxd, "the launch"); for tests."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    cdef DirectJob job
+    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo, c, whole, o_begin, o_end
+    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
+        raise ValueError(f"direct_chunks: no direct forward for {N} images of {C}x{H}x{W} "
+                         f"to {O} channels with geometry {geometry}")
+    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)
+    _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
+    job.g, job.N, job.float64 = &g, N, float64
+    _split_direct(&job)
+    chunks = []
+    for c in range(job.chunks):
+        whole = _whole_chunk(&job, c, &o_begin, &o_end)
+        first = whole // job.ranges * job.count
+        chunks.append((first, min(job.count, N - first), o_begin, o_end))
+    pieces = [(p * job.piece_channels, min(g.O_group, (p + 1) * job.piece_channels))
+              for p in range(job.pack_pieces)]
+    return chunks, pieces
 
 
 def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

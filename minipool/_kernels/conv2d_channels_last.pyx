@@ -142,7 +142,7 @@ def conv2d_direct_channels_last(const floating[:, :, :, ::1] x, const floating[:
     images are first copied as NCHW planes (a tile's points, spread over 6 images and
     the taps, then read few cache lines: NHWC pixels 4 KiB apart share L1 sets), the
     output still written NHWC; the same sums, so the same bits.  The chunks and their
-    two passes are conv2d's (conv_direct.pxd, "the launch")."""
+    one launch are conv2d's (conv_direct.pxd, "the launch")."""
     cdef Py_ssize_t N = x.shape[0]
     cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry, 1)
     cdef const floating* bias_ptr = NULL

@@ -3,7 +3,7 @@
 # taps in the padding skipped (31-51% of all taps on 4x4 planes).  The same bits as
 # the tiles for a finite weight (see the header), so only such weights take it;
 # conv2d.pyx decides where (``_direct_win``); ``_forward_on_direct`` ("the launch") prepares
-# the tables once per call and runs the packing and the product on the threads.
+# the tables once per call and runs the packing and the product on the threads, in one launch.
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -100,19 +100,71 @@ cdef inline noinline_void _forward_direct(const floating* images, Py_ssize_t cou
 
 
 # ---------------------------------------------------------------- the launch
-# A forward on the direct kernel is two passes over chunks, each an OpenMP region
-# (or load_team.h's team): first the packed weight (and, for channels-last by planes,
-# the images copied as NCHW planes), range by range of output channels, each range
-# checking its weight rows are finite; then chunks of ``count`` images by one range
-# of output channels.  Each output is the same sum whatever chunk computes it (a lane
-# is one output channel), so the split changes no bit; it is chosen from the shape.
+# A forward on the direct kernel is one parallel launch (an OpenMP region or
+# load_team.h's team) over chunks of ``count`` images by one range of output
+# channels.  Before its product every chunk first claims and runs "preparing" pieces
+# left unclaimed: the packed weight in pieces of a few blocks of output channels
+# (each checking its weight rows are finite) and, for channels-last by planes, the
+# images copied as NCHW planes (unless each call's images have one chunk: it copies
+# its own, just before use); then it waits until every piece is finished (the first
+# chunks' threads share them out, as a first region did) and computes only when the
+# whole weight was finite, so a weight with inf or NaN writes nothing.  One launch
+# instead of two saves a region's start and end (a wake of the team's sleeping helper
+# under load).  Each output is the same sum whatever chunk computes it (a lane is one
+# output channel), so the split changes no bit; it is chosen from the shape.
 cdef enum:
     DIRECT_CHUNKS = 48        # forward chunks wanted per call: <= 1/24 of it left over
-    DIRECT_SERIAL_PACK = 1 << 15  # elements packed (and copied) below which one thread does it
     # chunks range by range above this packed weight (half of this machine's 2 MiB L2,
     # 1 thread, CPU time: 128->256 and 256->256 on 4x4, 1.2 and 2.4 MB, 2-3% faster
     # range-major; 64->128 and 128->128 on 8x8, 0.3 and 0.6 MB, 4-6% faster image-major)
     DIRECT_RANGE_MAJOR_BYTES = 1 << 20
+    # the last chunks in claim order run as two halves of their range (whole blocks):
+    # a thread that runs out of chunks then waits at most a half chunk for the other
+    # (which may also be a helper on a busy core, load_team.h), not a whole one
+    DIRECT_TAIL_CHUNKS = 4
+    DIRECT_PACK_PIECES = 16   # at most this many packing pieces per group (whole blocks)
+
+
+# The preparing pieces' counters, shared by the launch's threads (GCC atomics: Cython
+# has none).  A chunk waiting for a piece another thread holds spins for about a
+# piece's time (the pieces are short: at most a 16th of a group's packed weight),
+# then sleeps in short naps, leaving its core to that thread if the OS put both on one core.
+cdef extern from *:
+    """
+    #include <time.h>
+    static inline Py_ssize_t mp_direct_claim(Py_ssize_t *next) {
+        return __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
+    }
+    static inline Py_ssize_t mp_direct_seen(Py_ssize_t *counter) {
+        return __atomic_load_n(counter, __ATOMIC_ACQUIRE);
+    }
+    static inline void mp_direct_finished(Py_ssize_t *done) {
+        __atomic_fetch_add(done, 1, __ATOMIC_RELEASE);  /* the piece's writes come first */
+    }
+    static inline void mp_direct_flag(char *flag) { __atomic_store_n(flag, 1, __ATOMIC_RELAXED); }
+    static inline void mp_direct_wait(Py_ssize_t *done, Py_ssize_t target) {
+        struct timespec start, now, nap = {0, 20000};
+        long spins = 0;
+        int sleeping = 0;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        while (__atomic_load_n(done, __ATOMIC_ACQUIRE) < target) {
+            if (sleeping) { nanosleep(&nap, NULL); continue; }
+    #if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+    #endif
+            if (++spins % 256 == 0) {  /* ~250 us of spinning, then naps */
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                sleeping = (now.tv_sec - start.tv_sec) * 1000000000L
+                           + (now.tv_nsec - start.tv_nsec) > 250000L;
+            }
+        }
+    }
+    """
+    Py_ssize_t mp_direct_claim(Py_ssize_t* next) nogil
+    Py_ssize_t mp_direct_seen(Py_ssize_t* counter) nogil
+    void mp_direct_finished(Py_ssize_t* done) nogil
+    void mp_direct_flag(char* flag) nogil
+    void mp_direct_wait(Py_ssize_t* done, Py_ssize_t target) nogil
 
 
 cdef struct DirectJob:
@@ -123,9 +175,16 @@ cdef struct DirectJob:
     void* packed
     void* planes                # channels last by planes: the batch as NCHW planes
     const Py_ssize_t* tap_offset
-    char* finite                # per packing chunk: whether its weight rows are finite
     const Geometry* g
     Py_ssize_t N, count, calls, ranges, range_channels
+    Py_ssize_t chunks           # ranges*calls, the last ``tail`` of them run as two halves
+    Py_ssize_t tail, half_channels
+    Py_ssize_t pack_pieces, piece_channels  # per group: packing pieces of piece_channels
+    Py_ssize_t pieces           # preparing pieces: groups*pack_pieces (+ calls copies)
+    bint own_planes             # by planes, one chunk per call: it copies its own images
+    Py_ssize_t next_piece       # the next unclaimed piece (shared)
+    Py_ssize_t pieces_done      # pieces finished (shared)
+    char not_finite             # set by a pack that met inf or NaN (shared)
     bint float64, channels_last, by_planes, range_major
 
 
@@ -159,12 +218,38 @@ cdef inline void _split_direct(DirectJob* job) noexcept nogil:
     job.range_channels = per * 2 * lanes
     job.range_major = (g.groups * mp_direct_packed_size(g.O_group, g.K_group, 32 // lanes)
                        * (32 // lanes) > DIRECT_RANGE_MAJOR_BYTES)
+    # the tail: halves of whole blocks (a range of one block stays whole)
+    job.tail = min(DIRECT_TAIL_CHUNKS, job.ranges * job.calls) if per > 1 else 0
+    job.half_channels = (per + 1) // 2 * 2 * lanes
+    job.chunks = job.ranges * job.calls + job.tail
+    per = (blocks + DIRECT_PACK_PIECES - 1) // DIRECT_PACK_PIECES
+    job.piece_channels = per * 2 * lanes
+    job.pack_pieces = (blocks + per - 1) // per
 
 
 cdef inline void _direct_range(const DirectJob* job, Py_ssize_t j, Py_ssize_t* o_begin,
                                Py_ssize_t* o_end) noexcept nogil:
     o_begin[0] = j * job.range_channels
     o_end[0] = min(job.g.O_group, o_begin[0] + job.range_channels)
+
+
+cdef inline Py_ssize_t _whole_chunk(const DirectJob* job, Py_ssize_t c, Py_ssize_t* o_begin,
+                                    Py_ssize_t* o_end) noexcept nogil:
+    """The (image call, range) chunk that launch chunk ``c`` is, or is half of (the last
+    ``tail`` whole chunks run as two: their range's first ``half_channels``, then the
+    rest; a half may be empty), as ``i * ranges + j``; its channels in [o_begin, o_end)."""
+    cdef Py_ssize_t whole = c, first_tail = job.ranges * job.calls - job.tail, j
+    if c >= first_tail:
+        whole = first_tail + (c - first_tail) // 2
+    cdef Py_ssize_t i = whole % job.calls if job.range_major else whole // job.ranges
+    j = whole // job.calls if job.range_major else whole % job.ranges
+    _direct_range(job, j, o_begin, o_end)
+    if c >= first_tail:
+        if (c - first_tail) % 2 == 0:
+            o_end[0] = min(o_end[0], o_begin[0] + job.half_channels)
+        else:
+            o_begin[0] = min(o_end[0], o_begin[0] + job.half_channels)
+    return i * job.ranges + j
 
 
 cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
@@ -181,48 +266,60 @@ cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* 
                 dst[c * pixels + p] = src[p * C + c]
 
 
-cdef inline void _prepare_chunk(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
-    """Packing chunk ``c``: (group, range) c // ranges, c % ranges; past the groups'
-    ranges, channels-last by planes: image call c - groups*ranges copied as planes."""
+cdef inline void _prepare_piece(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
+    """Preparing piece ``c``: group c // pack_pieces, channels from (c % pack_pieces) *
+    piece_channels, of the packed weight (flagging a weight with inf or NaN); past
+    the groups' pieces, channels-last by planes: image call c - groups*pack_pieces
+    copied as planes."""
     cdef const Geometry* g = job.g
     cdef Py_ssize_t o_begin, o_end, n, in_image = g.C * g.H * g.W
-    if c < g.groups * job.ranges:
-        _direct_range(job, c % job.ranges, &o_begin, &o_end)
-        job.finite[c] = _pack_direct(g, <const floating*>job.weight, <floating*>job.packed,
-                                     c // job.ranges, o_begin, o_end, job.channels_last)
+    if c < g.groups * job.pack_pieces:
+        o_begin = c % job.pack_pieces * job.piece_channels
+        o_end = min(g.O_group, o_begin + job.piece_channels)
+        if not _pack_direct(g, <const floating*>job.weight, <floating*>job.packed,
+                            c // job.pack_pieces, o_begin, o_end, job.channels_last):
+            mp_direct_flag(&job.not_finite)
         return
-    n = (c - g.groups * job.ranges) * job.count
+    n = (c - g.groups * job.pack_pieces) * job.count
     _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
                <floating*>job.planes + n * in_image, g.H * g.W, g.C)
 
 
-cdef inline void _compute_chunk(const DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
-    """Forward chunk ``c``: images [i*count, (i+1)*count) and range j, consecutive
-    chunks on the same images (i = c // ranges), or, for a weight too large to stay
-    in L2 beside them (``range_major``), on the same range (j = c // calls)."""
+cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) noexcept nogil:
+    """Forward chunk ``c``: first the preparing pieces still unclaimed, then, once every
+    piece is finished and the weight finite, images [i*count, (i+1)*count) by range
+    j (or half of it, ``_whole_chunk``), consecutive chunks on the same images (i =
+    c // ranges), or, for a weight too large to stay in L2 beside them
+    (``range_major``), on the same range (j = c // calls)."""
     cdef const Geometry* g = job.g
-    cdef Py_ssize_t i = c % job.calls if job.range_major else c // job.ranges
-    cdef Py_ssize_t j = c // job.calls if job.range_major else c % job.ranges
-    cdef Py_ssize_t o_begin, o_end, n = i * job.count
+    cdef Py_ssize_t o_begin, o_end, n, piece
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef const floating* x = <const floating*>job.x
+    if mp_direct_seen(&job.pieces_done) < job.pieces:
+        while mp_direct_seen(&job.next_piece) < job.pieces:
+            piece = mp_direct_claim(&job.next_piece)
+            if piece >= job.pieces:
+                break
+            _prepare_piece(job, piece, like)
+            mp_direct_finished(&job.pieces_done)
+        mp_direct_wait(&job.pieces_done, job.pieces)
+    if job.not_finite:
+        return
     if job.by_planes:
         x = <const floating*>job.planes
-    _direct_range(job, j, &o_begin, &o_end)
+    n = _whole_chunk(job, c, &o_begin, &o_end) // job.ranges * job.count
+    if o_begin == o_end:
+        return
+    if job.own_planes:  # copied just before use, still in cache
+        _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
+                   <floating*>job.planes + n * in_image, g.H * g.W, g.C)
     _forward_direct(x + n * in_image, min(job.count, job.N - n), <const floating*>job.packed,
                     job.tap_offset, <const floating*>job.bias, <floating*>job.out + n * out_image,
                     g, o_begin, o_end, job.channels_last, job.by_planes)
 
 
 # the team's chunk signature (no float type in it): the job says which
-cdef inline void _direct_prepare_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
-    if (<DirectJob*>context).float64:
-        _prepare_chunk(<DirectJob*>context, c, <double*>NULL)
-    else:
-        _prepare_chunk(<DirectJob*>context, c, <float*>NULL)
-
-
-cdef inline void _direct_compute_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
+cdef inline void _direct_chunk(void* context, Py_ssize_t c, int worker) noexcept nogil:
     if (<DirectJob*>context).float64:
         _compute_chunk(<DirectJob*>context, c, <double*>NULL)
     else:
@@ -255,13 +352,12 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
     inf or NaN: the caller takes another path).  One allocation for the tables, the
     packed weight and the planes, freed here."""
     cdef DirectJob job
-    cdef Py_ssize_t L = g.Ho * g.Wo, taps = g.kh * g.kw, c, prepare_chunks
-    cdef Py_ssize_t item = sizeof(floating), lanes_2 = 64 // sizeof(floating)
+    cdef Py_ssize_t L = g.Ho * g.Wo, taps = g.kh * g.kw
+    cdef Py_ssize_t item = sizeof(floating)
     cdef Py_ssize_t packed_size = g.groups * mp_direct_packed_size(g.O_group, g.K_group, item)
     cdef Py_ssize_t planes_size = N * g.C * g.H * g.W if by_planes else 0
-    cdef Py_ssize_t flags = g.groups * ((g.O_group + lanes_2 - 1) // lanes_2)
     cdef Py_ssize_t floats = ((packed_size + planes_size) * item + 7) // 8 * 8  # bytes
-    cdef char* memory = <char*>malloc(63 + floats + (taps + 3 * L) * sizeof(Py_ssize_t) + flags)
+    cdef char* memory = <char*>malloc(63 + floats + (taps + 3 * L) * sizeof(Py_ssize_t))
     if memory == NULL:
         raise MemoryError("conv2d direct kernel: no memory for its tables")
     # the packed weight first, on a cache line (its blocks are whole 64-byte lines)
@@ -270,23 +366,17 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
     cdef Py_ssize_t* tap_offset = <Py_ssize_t*>(<char*>job.packed + floats)
     cdef Py_ssize_t* pixel_base = tap_offset + taps
     cdef uint64_t* pixel_taps = <uint64_t*>(pixel_base + 2 * L)
-    cdef bint finite = True
-    job.finite = <char*>(pixel_taps + L)
     job.x, job.weight, job.bias, job.out, job.tap_offset, job.g = x, weight, bias, out, tap_offset, g
     job.N, job.float64, job.channels_last, job.by_planes = N, floating is double, channels_last, by_planes
+    job.next_piece, job.pieces_done, job.not_finite = 0, 0, 0
     try:
         with nogil:
             _direct_tables(g, tap_offset, pixel_base, pixel_taps, channels_last and not by_planes)
             _split_direct(&job)
-            prepare_chunks = g.groups * job.ranges + (job.calls if by_planes else 0)
-            _launch(_direct_prepare_chunk, &job, prepare_chunks,
-                    num_threads if packed_size + planes_size >= DIRECT_SERIAL_PACK else 1,
-                    load_team)
-            for c in range(g.groups * job.ranges):
-                finite &= job.finite[c]
-            if finite:
-                _launch(_direct_compute_chunk, &job, job.ranges * job.calls, num_threads,
-                        load_team)
+            job.own_planes = by_planes and job.ranges == 1 and job.tail == 0
+            job.pieces = g.groups * job.pack_pieces + (job.calls if by_planes and not
+                                                       job.own_planes else 0)
+            _launch(_direct_chunk, &job, job.chunks, num_threads, load_team)
     finally:
         free(memory)
-    return finite
+    return not job.not_finite

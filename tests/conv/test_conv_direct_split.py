@@ -1,8 +1,9 @@
 """The direct forward's launch (minipool/_kernels/conv_direct.pxd, "the launch").
 
-A forward on the direct kernel packs the weight in a parallel first pass, range by
-range of output channels (each range checks its own rows are finite), then runs
-chunks of a few images by one range of output channels.  Each output is the same sum
+A forward on the direct kernel is one launch of chunks of a few images by one range
+of output channels (the last few by half a range); the chunks first pack the weight
+in pieces of whole blocks (each checking its own rows are finite) and wait for every
+piece.  Each output is the same sum
 whatever chunk holds it, so the split must change no bit: checked against the
 register tiles (the same sums with the padding's products), 1 vs 2 threads, an
 OpenMP region vs the load-tolerant team, and NCHW vs channels-last, on shapes whose
@@ -145,3 +146,105 @@ def test_direct_split_rejects_a_shape_the_kernel_cannot_run():
     x, w = np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 9, 9))
     with pytest.raises(ValueError, match="direct_split"):
         kernels.direct_split(1, 2, 4, 4, 3, geometry_of(x, w, 1, 4, 1, 1))
+
+
+# One launch: every chunk first runs the preparing pieces still unclaimed (the packed
+# weight's ranges, channels-last planes), waits for all of them, then computes.
+ONE_LAUNCH_CASES = SPLIT_CASES + [
+    ((12, 32, 4, 4, 64, 3, 1, 1, 1, 16, True), None),   # 16 groups: 16 packing pieces
+]
+
+
+@pytest.mark.parametrize("case", [c for c, _ in ONE_LAUNCH_CASES],
+                         ids=[f"launch{i}" for i in range(len(ONE_LAUNCH_CASES))])
+@pytest.mark.parametrize("helper_delay", [0.0, 0.003])
+def test_one_launch_gives_the_same_bits_whoever_prepares(case, helper_delay, direct):
+    """A helper that joins late (the caller then packs every range alone) or at once
+    (the pieces shared out): the same bits as one thread, on the team and OpenMP."""
+    x, w, b, kw = make(case, np.float32, seed=15)
+    geometry = geometry_of(x, w, **kw)
+    alone = kernel_forward(x, w, b, geometry, 1)
+    kernels.set_load_team_helper_delay(helper_delay)
+    try:
+        for threads, team in [(2, True), (3, True), (2, False)]:
+            np.testing.assert_array_equal(kernel_forward(x, w, b, geometry, threads, team), alone,
+                                          err_msg=f"{threads} threads, team {team}")
+    finally:
+        kernels.set_load_team_helper_delay(0)
+
+
+@pytest.mark.parametrize("team", [False, True])
+@pytest.mark.parametrize("channel", [0, 100, 255])
+def test_a_non_finite_weight_in_any_range_writes_nothing_on_the_direct_kernel(team, channel,
+                                                                             direct):
+    """Ranges are packed while other chunks may already wait to compute: none may write
+    before every range is known finite (the other path then fills the whole output,
+    whose last values were not written by the direct kernel either)."""
+    x, w, b, kw = make(((64, 128, 4, 4, 256, 3, 1, 1, 1, 1, True)), np.float32, seed=16)
+    w[channel, 5, 1, 1] = np.nan  # the centre tap: no padding meets it, every output does
+    geometry = geometry_of(x, w, **kw)
+    out = kernel_forward(x, w, b, geometry, 2, team)
+    assert np.isnan(out[:, channel]).all() and not np.isnan(np.delete(out, channel, 1)).any()
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w_nhwc = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+    untouched = np.full((64, 4, 4, 256), -7.0, np.float32)
+    with pytest.raises(ValueError, match="weight must be finite"):
+        kernels.conv2d_direct_channels_last(x_nhwc, w_nhwc, b, untouched, geometry, 2, True)
+    assert (untouched == -7.0).all()
+
+
+COVER_CASES = [(64, 128, 8, 128, 3, 1), (64, 256, 4, 256, 3, 1), (64, 6, 14, 16, 5, 0),
+               (13, 16, 4, 40, 3, 1), (7, 128, 4, 256, 3, 1), (5, 4, 10, 24, 5, 0),
+               (64, 64, 4, 64, 5, 2), (3, 8, 4, 72, 3, 1), (1, 8, 4, 8, 3, 1), (64, 32, 8, 200, 3, 1)]
+
+
+@pytest.mark.parametrize("case", COVER_CASES)
+@pytest.mark.parametrize("float64", [False, True])
+def test_the_launch_chunks_cover_every_output_once(case, float64):
+    """The chunks (the last few split into two halves of their range) hold every image
+    and output channel exactly once, on whole 2-vector blocks; the packing pieces cover
+    every channel once, at most 16 per group."""
+    N, C, H, O, k, pad = case
+    x, w = np.zeros((N, C, H, H)), np.zeros((O, C, k, k))
+    chunks, pieces = kernels.direct_chunks(N, C, H, H, O, geometry_of(x, w, 1, pad, 1, 1), float64)
+    block = 8 if float64 else 16
+    count, ranges, _, _ = kernels.direct_split(N, C, H, H, O, geometry_of(x, w, 1, pad, 1, 1),
+                                               float64)
+    assert len(chunks) >= ranges * -(-N // count)
+    seen = np.zeros((N, O), int)
+    for c, (first, images, o_begin, o_end) in enumerate(chunks):
+        if o_begin == o_end:  # the second half of a short last range: nothing to do
+            assert c >= len(chunks) - 8 and o_end == O
+            continue
+        assert images >= 1 and o_begin % block == 0 and (o_end % block == 0 or o_end == O)
+        seen[first:first + images, o_begin:o_end] += 1
+    assert (seen == 1).all()
+    covered = np.zeros(O, int)
+    for o_begin, o_end in pieces:
+        assert o_begin % block == 0 and o_begin < o_end
+        covered[o_begin:o_end] += 1
+    assert (covered == 1).all() and len(pieces) <= 16
+
+
+def test_the_last_chunks_are_halves_of_a_range():
+    x, w = np.zeros((64, 128, 8, 8)), np.zeros((128, 128, 3, 3))
+    chunks, _ = kernels.direct_chunks(64, 128, 8, 8, 128, geometry_of(x, w, 1, 1, 1, 1))
+    widths = [o_end - o_begin for _, _, o_begin, o_end in chunks]
+    assert widths[:-8] == [32] * (len(chunks) - 8) and widths[-8:] == [16] * 8
+
+
+@pytest.mark.parametrize("N", [1, 7, 64])
+def test_channels_last_by_planes_copies_each_calls_images_once(N):
+    """One range of output channels (LeNet's conv2): each chunk copies its own call's
+    images as planes just before its product; any batch (a last call of fewer images),
+    any team size: the channels-first bits."""
+    x, w, b, kw = make((N, 6, 14, 14, 16, 5, 1, 0, 1, 1, True), np.float32, seed=17)
+    geometry = geometry_of(x, w, **kw)
+    assert kernels.direct_split(N, 6, 14, 14, 16, geometry)[1] == 1
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    w_nhwc = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
+    channels_first = forward(x, w, b, **kw).transpose(0, 2, 3, 1)
+    for threads in (1, 2, 3):
+        out = np.full(channels_first.shape, -7.0, np.float32)
+        kernels.conv2d_direct_channels_last(x_nhwc, w_nhwc, b, out, geometry, threads, True)
+        np.testing.assert_array_equal(out, channels_first, err_msg=f"{threads} threads")
