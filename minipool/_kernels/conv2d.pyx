@@ -129,6 +129,7 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             _forward_on_direct, _split_direct,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
+from minipool._kernels.conv_winograd cimport _forward_on_winograd, mp_pick_conv_winograd
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
@@ -186,6 +187,7 @@ def use_cpu_avx2(bint allow=True):
     mp_pick_conv_direct(allow)  # the direct kernel (section "direct") follows the same choice
     use_cpu_avx2_direct(allow)  # its channels-last copy too
     mp_pick_wgrad_tiles(allow)  # and so do the weight-gradient tiles
+    mp_pick_conv_winograd(allow)  # and the Winograd engine's transforms (section "winograd")
     use_cpu_avx2_outer(allow)  # and the weight gradient's outer products (their own module)
     return _avx2_tiles
 
@@ -352,6 +354,50 @@ def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object g
     modes; a weight with inf or NaN never does)."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
     return _on_direct(&g, float64)
+
+
+# ---------------------------------------------------------------- winograd
+# conv_winograd.pxd's engine (conv2d_winograd.h): F(2x2, 3x3), 16 products per input
+# channel, output channel and 2x2 output tile instead of 36, float32 only.  Not the
+# direct products' bits (docs/semantics.md); a weight, input or output with inf or NaN
+# falls back to the other engines.  ``_winograd_mode`` 0: never; 1: where
+# ``_winograd_win`` says (unless ``use_tiles(0)``); 2: every shape it can run (tests).
+cdef int _winograd_mode = 1
+
+
+def use_winograd(int mode):
+    """0: never the Winograd engine (the direct products' rounding everywhere); 1: where
+    it measured faster (the default); 2: every float32 3x3 stride-1 forward it can run
+    (tests).  Returns the previous mode."""
+    global _winograd_mode
+    previous, _winograd_mode = _winograd_mode, _engine_mode("use_winograd", mode)
+    return previous
+
+
+cdef bint _winograd_fits(const Geometry* g) noexcept nogil:
+    """The shapes the engine computes: 3x3, stride 1, dilation 1, one group."""
+    return (g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1
+            and g.groups == 1 and g.C > 0 and g.O > 0 and g.Ho > 0 and g.Wo > 0)
+
+
+cdef bint _winograd_win(const Geometry* g) noexcept nogil:
+    """Where the engine measured faster than the one picked before it (see
+    benchmarks/bench_conv.py --winograd)."""
+    return g.C >= 16 and g.O >= 16 and 16 <= g.Ho * g.Wo <= 32 * 32
+
+
+cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
+    return (not float64 and _winograd_fits(g) and
+            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode != 0 and _avx2_tiles
+                                     and _winograd_win(g))))
+
+
+def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                  bint float64=False):
+    """Whether ``conv2d_forward`` tries this shape on the Winograd engine (with the
+    current mode; a weight, input or output with inf or NaN then falls back)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return _on_winograd(&g, float64)
 
 
 # ---------------------------------------------------------------- weight gradient on tiles
@@ -534,6 +580,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t ki, kj, taps = g.kh * g.kw, packed_size
+    if floating is float:
+        if _on_winograd(&g, False) and _forward_on_winograd(  # "winograd" (conv_winograd.pxd)
+                &g, <const float*>job.arrays.x, N, <const float*>wp,
+                <const float*>job.arrays.bias, <float*>job.arrays.out, num_threads, load_team):
+            return  # (False: inf or NaN somewhere: the engines below compute it all again)
     if _on_direct(&g, floating is double) and _forward_on_direct(  # "direct" (conv_direct.pxd)
             &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
             <floating*>job.arrays.out, num_threads, load_team, False, False):
