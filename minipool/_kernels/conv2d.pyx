@@ -381,9 +381,14 @@ cdef bint _winograd_fits(const Geometry* g) noexcept nogil:
 
 
 cdef bint _winograd_win(const Geometry* g) noexcept nogil:
-    """Where the engine measured faster than the one picked before it (see
-    benchmarks/bench_conv.py --winograd)."""
-    return g.C >= 16 and g.O >= 16 and 16 <= g.Ho * g.Wo <= 32 * 32
+    """Where the engine measured faster than the one picked before it (1 thread, CPU
+    time, batch 64, min of 5 interleaved): 32+ channels each way and 2^18+ products
+    of a channel pair by an output pixel (32->32 on 32x32 1.34x, 64->64 on 16x16 1.5x,
+    64->64 and 128->128 on 8x8 1.2x and 1.5x, 128->256 and 256->256 on 4x4 1.2x).
+    Fewer (32->32 on 8x8 0.98x, 64->64 on 4x4 0.96x) or 16 channels (16->16 on 32x32
+    0.9x) stay put: the transforms cost more than the products saved."""
+    return (g.C >= 32 and g.O >= 32 and g.Ho * g.Wo <= 64 * 64
+            and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
 
 
 cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:

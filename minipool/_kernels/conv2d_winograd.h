@@ -231,21 +231,136 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
         return finite;                                                                     \
     }
 
+/* Small planes (up to 4 tiles a row) by images: 8 images side by side in the vector
+ * lanes, the tile order of a chunk position-major, t = (i*tw + j)*lanes + n, lanes =
+ * `count` rounded up to 8 (the lanes past the chunk's images compute zeros, dropped).
+ * The same operations per value as above (so the same bits), on full vectors where a
+ * tile row would fill 2 or 4 of 8 lanes.  Each image's padded channel plane is first
+ * laid out in `plane` pixel by pixel, 8 images a pixel. */
+static inline Py_ssize_t mp_wino_lanes(Py_ssize_t count) { return (count + 7) / 8 * 8; }
+static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
+    Py_ssize_t in = (2 * th + 2) * (2 * tw + 2) * 8, out = 4 * th * tw * 8;
+    return in > out ? in : out;
+}
+
+#define MP_WINO_INPUT_IMAGES(NAME, ATTR)                                                   \
+    ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
+                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
+                         Py_ssize_t e_stride, float *restrict plane) {                     \
+        Py_ssize_t pr = 2 * th + 2, pc = 2 * tw + 2, lanes = mp_wino_lanes(count);         \
+        Py_ssize_t rows = H < pr - ph ? H : pr - ph, cols = W < pc - pw ? W : pc - pw;     \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
+            Py_ssize_t valid = count - n0 < 8 ? count - n0 : 8;                            \
+            for (Py_ssize_t c = 0; c < C; c++) {                                           \
+                memset(plane, 0, pr * pc * 8 * sizeof(float));                             \
+                for (Py_ssize_t l = 0; l < valid; l++) {                                   \
+                    const float *src = x + ((n0 + l) * C + c) * H * W;                     \
+                    for (Py_ssize_t k = 0; k < H * W; k++) finite &= src[k] - src[k] == 0; \
+                    for (Py_ssize_t y = 0; y < rows; y++)                                  \
+                        for (Py_ssize_t q = 0; q < cols; q++)                              \
+                            plane[((y + ph) * pc + q + pw) * 8 + l] = src[y * W + q];      \
+                }                                                                          \
+                float *v = V + c * ld + n0;                                                \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j++) {                                  \
+                        mp_wf8 h[4][4], d0, d1, d2, d3;                                    \
+                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
+                            const float *p = plane + ((2 * i + r) * pc + 2 * j) * 8;       \
+                            memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                    \
+                            memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);              \
+                            h[r][0] = d0 - d2;                                             \
+                            h[r][1] = d1 + d2;                                             \
+                            h[r][2] = d2 - d1;                                             \
+                            h[r][3] = d1 - d3;                                             \
+                        }                                                                  \
+                        float *dst = v + (i * tw + j) * lanes;                             \
+                        for (int k = 0; k < 4; k++) { /* B^T (d B): over the rows */       \
+                            mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];         \
+                            mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];         \
+                            memcpy(dst + k * e_stride, &t0, 32);                           \
+                            memcpy(dst + (4 + k) * e_stride, &t1, 32);                     \
+                            memcpy(dst + (8 + k) * e_stride, &t2, 32);                     \
+                            memcpy(dst + (12 + k) * e_stride, &t3, 32);                    \
+                        }                                                                  \
+                    }                                                                      \
+            }                                                                              \
+        }                                                                                  \
+        return finite;                                                                     \
+    }
+
+#define MP_WINO_OUTPUT_IMAGES(NAME, ATTR)                                                  \
+    ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
+                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,     \
+                         Py_ssize_t Ho, Py_ssize_t Wo, const float *restrict bias,         \
+                         float *restrict out, float *restrict plane) {                     \
+        Py_ssize_t lanes = mp_wino_lanes(count), pc = 2 * tw;                              \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
+            Py_ssize_t valid = count - n0 < 8 ? count - n0 : 8;                            \
+            for (Py_ssize_t o = 0; o < O; o++) {                                           \
+                float b = bias ? bias[o] : 0.0f;                                           \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j++) {                                  \
+                        mp_wf8 s[2][4];                                                    \
+                        for (int k = 0; k < 4; k++) { /* A^T M: over the rows */           \
+                            mp_wf8 m0, m1, m2, m3;                                         \
+                            const float *p = M + o * ld + (i * tw + j) * lanes + n0        \
+                                             + k * e_stride;                               \
+                            memcpy(&m0, p, 32), memcpy(&m1, p + 4 * e_stride, 32);         \
+                            memcpy(&m2, p + 8 * e_stride, 32);                             \
+                            memcpy(&m3, p + 12 * e_stride, 32);                            \
+                            s[0][k] = (m0 + m1) + m2;                                      \
+                            s[1][k] = (m1 - m2) - m3;                                      \
+                        }                                                                  \
+                        for (int r = 0; r < 2; r++) { /* (A^T M) A: over the columns */    \
+                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
+                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
+                            if (bias) q0 += b, q1 += b;                                    \
+                            float *d = plane + ((2 * i + r) * pc + 2 * j) * 8;             \
+                            memcpy(d, &q0, 32), memcpy(d + 8, &q1, 32);                    \
+                        }                                                                  \
+                    }                                                                      \
+                for (Py_ssize_t l = 0; l < valid; l++) {                                   \
+                    float *y = out + ((n0 + l) * O + o) * Ho * Wo;                         \
+                    for (Py_ssize_t r = 0; r < Ho; r++)                                    \
+                        for (Py_ssize_t q = 0; q < Wo; q++) {                              \
+                            float value = plane[(r * pc + q) * 8 + l];                     \
+                            y[r * Wo + q] = value;                                         \
+                            finite &= value - value == 0;                                  \
+                        }                                                                  \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        return finite;                                                                     \
+    }
+
 MP_WINO_INPUT(mp_wino_input_portable, )
 MP_WINO_OUTPUT(mp_wino_output_portable, )
+MP_WINO_INPUT_IMAGES(mp_wino_input_images_portable, )
+MP_WINO_OUTPUT_IMAGES(mp_wino_output_images_portable, )
 #if MP_CONV_HAVE_X86_DISPATCH
 MP_WINO_INPUT(mp_wino_input_avx2, MP_CONV_AVX2)
 MP_WINO_OUTPUT(mp_wino_output_avx2, MP_CONV_AVX2)
+MP_WINO_INPUT_IMAGES(mp_wino_input_images_avx2, MP_CONV_AVX2)
+MP_WINO_OUTPUT_IMAGES(mp_wino_output_images_avx2, MP_CONV_AVX2)
 #endif
 
 static __typeof__(&mp_wino_input_portable) mp_wino_input = mp_wino_input_portable;
 static __typeof__(&mp_wino_output_portable) mp_wino_output = mp_wino_output_portable;
+static __typeof__(&mp_wino_input_images_portable) mp_wino_input_images =
+    mp_wino_input_images_portable;
+static __typeof__(&mp_wino_output_images_portable) mp_wino_output_images =
+    mp_wino_output_images_portable;
 
 /* The transforms' build follows the tiles' (conv2d.use_cpu_avx2): the same bits. */
 static inline int mp_pick_conv_winograd(int allow) {
     int avx2 = mp_conv_cpu_avx2(allow);
     MP_CONV_PICK(avx2, mp_wino_input);
     MP_CONV_PICK(avx2, mp_wino_output);
+    MP_CONV_PICK(avx2, mp_wino_input_images);
+    MP_CONV_PICK(avx2, mp_wino_output_images);
     return avx2;
 }
 

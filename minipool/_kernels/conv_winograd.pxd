@@ -26,12 +26,23 @@ cdef extern from "conv2d_winograd.h" nogil:
                        Py_ssize_t O,
                        Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,
                        const float* bias, float* out)
+    Py_ssize_t mp_wino_lanes(Py_ssize_t count)
+    Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw)
+    int mp_wino_input_images(const float* x, Py_ssize_t count, Py_ssize_t C, Py_ssize_t H,
+                             Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th,
+                             Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t e_stride,
+                             float* plane)
+    int mp_wino_output_images(const float* M, Py_ssize_t ld, Py_ssize_t e_stride,
+                              Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,
+                              Py_ssize_t Ho, Py_ssize_t Wo, const float* bias, float* out,
+                              float* plane)
     int mp_pick_conv_winograd(int allow)
 
 cdef enum:
     WINO_TILES = 64          # tiles per chunk wanted: the products' width (4 images of 8x8)
     WINO_MIN_CHUNKS = 4      # ... while a batch still makes this many chunks
     WINO_WEIGHT_RANGE = 48   # output channels per weight-transform chunk (whole panels)
+    WINO_IMAGES_TW = 4       # tile rows of up to this many tiles go by images (the header)
 
 
 cdef struct WinogradJob:
@@ -44,6 +55,7 @@ cdef struct WinogradJob:
     char* finite             # per chunk: its weight range (first pass) or images and outputs
     Py_ssize_t C, H, W, O, ph, pw, Ho, Wo, th, tw
     Py_ssize_t N, count, chunks, ld, v_stride, m_stride, per_worker
+    bint by_images           # 8 images in the vector lanes (small planes)
 
 
 cdef inline Py_ssize_t _winograd_count(Py_ssize_t N, Py_ssize_t tiles) noexcept nogil:
@@ -65,17 +77,24 @@ cdef inline void _winograd_chunk(void* context, Py_ssize_t k, int worker) noexce
     non-finite (and stops) at an input or output that is not finite."""
     cdef WinogradJob* job = <WinogradJob*>context
     cdef Py_ssize_t n = k * job.count, count = min(job.count, job.N - n)
-    cdef Py_ssize_t T = count * job.th * job.tw
+    cdef Py_ssize_t T = (mp_wino_lanes(count) if job.by_images else count) * job.th * job.tw
     cdef float* V = job.work + worker * job.per_worker
     cdef float* M = V + 16 * job.v_stride
     cdef float* plane = M + 16 * job.m_stride
-    if not mp_wino_input(job.x + n * job.C * job.H * job.W, count, job.C, job.H, job.W,
-                         job.ph, job.pw, job.th, job.tw, V, job.ld, job.v_stride, plane):
+    cdef const float* x = job.x + n * job.C * job.H * job.W
+    cdef float* out = job.out + n * job.O * job.Ho * job.Wo
+    if not (mp_wino_input_images if job.by_images else mp_wino_input)(
+            x, count, job.C, job.H, job.W, job.ph, job.pw, job.th, job.tw, V, job.ld,
+            job.v_stride, plane):
         job.finite[k] = False
         return
     mp_wino_products(job.U, job.O, job.C, V, job.v_stride, T, job.ld, M, job.m_stride)
-    job.finite[k] = mp_wino_output(M, job.ld, job.m_stride, count, job.O, job.th, job.tw, job.Ho, job.Wo,
-                                   job.bias, job.out + n * job.O * job.Ho * job.Wo)
+    if job.by_images:
+        job.finite[k] = mp_wino_output_images(M, job.ld, job.m_stride, count, job.O, job.th,
+                                              job.tw, job.Ho, job.Wo, job.bias, out, plane)
+    else:
+        job.finite[k] = mp_wino_output(M, job.ld, job.m_stride, count, job.O, job.th, job.tw,
+                                       job.Ho, job.Wo, job.bias, out)
 
 
 cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssize_t N,
@@ -94,10 +113,15 @@ cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssiz
     job.C, job.H, job.W, job.O, job.ph, job.pw = g.C, g.H, g.W, g.O, g.ph, g.pw
     job.Ho, job.Wo, job.th, job.tw = g.Ho, g.Wo, (g.Ho + 1) // 2, (g.Wo + 1) // 2
     job.N, job.count = N, _winograd_count(N, job.th * job.tw)
+    job.by_images = job.tw <= WINO_IMAGES_TW
+    if job.by_images:  # whole vectors of 8 images, unless the batch is smaller
+        job.count = min(mp_wino_lanes(job.count), N)
     job.chunks = (N + job.count - 1) // job.count
-    job.ld = mp_wino_ld(job.count * job.th * job.tw)
+    job.ld = mp_wino_ld((mp_wino_lanes(job.count) if job.by_images else job.count)
+                        * job.th * job.tw)
     job.v_stride, job.m_stride = mp_wino_e_stride(g.C, job.ld), mp_wino_e_stride(g.O, job.ld)
-    job.per_worker = (16 * (job.v_stride + job.m_stride) + mp_wino_plane(job.th, job.tw)
+    job.per_worker = (16 * (job.v_stride + job.m_stride) + (
+        mp_wino_plane_images(job.th, job.tw) if job.by_images else mp_wino_plane(job.th, job.tw))
                       + 15) // 16 * 16
     cdef char* memory = <char*>malloc(63 + (u_size + threads * job.per_worker) * sizeof(float)
                                       + max(ranges, job.chunks))
