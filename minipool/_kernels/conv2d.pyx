@@ -1,5 +1,5 @@
 """2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time,
-or register tiles straight from the planes.
+register tiles straight from the planes, a direct kernel, or Winograd F(2x2, 3x3).
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
@@ -50,6 +50,13 @@ output channels in the lanes are then the NHWC output's own runs.  On a CPU with
 AVX-512F+VL its float32 tiles for 5x5 on 4x4 planes (32+ output channels) run on zmm
 registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
 
+A fourth, ``conv2d_winograd.h`` (conv_winograd.pxd, "winograd"), runs float32 3x3 stride-1
+layers as Winograd F(2x2, 3x3): 16 products per (input channel, output channel, 2x2 output
+tile) instead of 36, as 16 GEMMs on the tiles above between transformed weights and 4x4 input
+patches.  Its rounding is its own (docs/differences.md), a function of the shape alone; inf or
+NaN anywhere sends the call to the other engines.  ``_winograd_win`` picks it for 32+ channels
+each way (1.2-1.5x at 1 thread); ``use_winograd(0)`` turns it off.
+
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
 vector lanes, straight from one image's padded planes (or over the column
@@ -79,6 +86,12 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
+    conv2d_forward, winograd (_on_winograd, conv_winograd.pxd's two passes (_forward_on_winograd):
+      float32 3x3 stride 1, one group)     the weight transformed range by range of output
+                                           channels, then chunks of images: input
+                                           transform, 16 tile products, output transform
+                                           (+ bias) into the output; all again on the
+                                           engines below at a non-finite value
     conv2d_forward, direct (_on_direct,    conv_direct.pxd's own two passes (_forward_on_direct):
       a finite weight)                     the weight packed range by range of output
                                            channels, then _forward_direct on a few
@@ -129,7 +142,8 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             _forward_on_direct, _split_direct,
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
-from minipool._kernels.conv_winograd cimport _forward_on_winograd, mp_pick_conv_winograd
+from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
+                                              mp_pick_conv_winograd)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
@@ -357,11 +371,9 @@ def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object g
 
 
 # ---------------------------------------------------------------- winograd
-# conv_winograd.pxd's engine (conv2d_winograd.h): F(2x2, 3x3), 16 products per input
-# channel, output channel and 2x2 output tile instead of 36, float32 only.  Not the
-# direct products' bits (docs/semantics.md); a weight, input or output with inf or NaN
-# falls back to the other engines.  ``_winograd_mode`` 0: never; 1: where
-# ``_winograd_win`` says (unless ``use_tiles(0)``); 2: every shape it can run (tests).
+# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` 0: never;
+# 1: where ``_winograd_win`` says (while the other forward engines are automatic too);
+# 2: every shape it can run (tests).
 cdef int _winograd_mode = 1
 
 
@@ -372,12 +384,6 @@ def use_winograd(int mode):
     global _winograd_mode
     previous, _winograd_mode = _winograd_mode, _engine_mode("use_winograd", mode)
     return previous
-
-
-cdef bint _winograd_fits(const Geometry* g) noexcept nogil:
-    """The shapes the engine computes: 3x3, stride 1, dilation 1, one group."""
-    return (g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1
-            and g.groups == 1 and g.C > 0 and g.O > 0 and g.Ho > 0 and g.Wo > 0)
 
 
 cdef bint _winograd_win(const Geometry* g) noexcept nogil:
@@ -392,9 +398,11 @@ cdef bint _winograd_win(const Geometry* g) noexcept nogil:
 
 
 cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1 only while the tiles and the direct kernel are automatic too (either forced
+    on takes every call it can)."""
     return (not float64 and _winograd_fits(g) and
-            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode != 0 and _avx2_tiles
-                                     and _winograd_win(g))))
+            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode == 1 and _direct_mode == 1
+                                     and _avx2_tiles and _winograd_win(g))))
 
 
 def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

@@ -45,6 +45,12 @@ cdef enum:
     WINO_IMAGES_TW = 4       # tile rows of up to this many tiles go by images (the header)
 
 
+cdef inline bint _winograd_fits(const Geometry* g) noexcept nogil:
+    """The shapes the engine computes: 3x3, stride 1, dilation 1, one group."""
+    return (g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1
+            and g.groups == 1 and g.C > 0 and g.O > 0 and g.Ho > 0 and g.Wo > 0)
+
+
 cdef struct WinogradJob:
     const float* x
     const float* weight
