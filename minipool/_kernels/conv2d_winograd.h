@@ -15,14 +15,15 @@
  *
  * Every value is computed by the same operations in the same order wherever it falls
  * (tile, vector lane, chunk, thread, build): the transforms are fixed sequences of
- * additions (and halvings, exact) with no fused multiply-add (setup.py compiles with
- * -ffp-contract=off), and the 16 products run on conv2d_tiles.h's register tiles,
- * each sum one chain of fma over the input channels in order.  So the bits depend
- * on the shape alone.  They are not the direct products' bits: see docs/semantics.md.
+ * additions (and halvings: exact above the subnormals) with no fused multiply-add
+ * (setup.py compiles with -ffp-contract=off), and the 16 products run on
+ * conv2d_tiles.h's register tiles, each sum one chain of fma over the input channels
+ * in order.  So the bits depend on the shape alone.  They are not the direct products'
+ * bits: see docs/differences.md.
  *
  * Layouts, per chunk of images (T tiles in all, ld >= T + MP_WINO_SLACK):
- *   V: 16 x (C rows of ld): V[e][c][t], tile t = image*tiles + i*tw + j, the 16
- *      mp_wino_e_stride(C, ld) apart
+ *   V: 16 x (C rows of ld): V[e][c][t], tile t = image*tiles + i*tw + j (small planes:
+ *      (i*tw + j)*lanes + image, see "by images"), the 16 mp_wino_e_stride(C, ld) apart
  *   M: 16 x (O rows of ld), mp_wino_e_stride(O, ld) apart
  *   U: 16 x the packed weight of conv2d_tiles.h (panels of 6 or 4 output channels,
  *      each (C, width)), mp_wino_packed(O, C) elements apart.
@@ -231,7 +232,7 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
         return finite;                                                                     \
     }
 
-/* Small planes (up to 4 tiles a row) by images: 8 images side by side in the vector
+/* By images: small planes (up to 4 tiles a row), 8 images side by side in the vector
  * lanes, the tile order of a chunk position-major, t = (i*tw + j)*lanes + n, lanes =
  * `count` rounded up to 8 (the lanes past the chunk's images compute zeros, dropped).
  * The same operations per value as above (so the same bits), on full vectors where a

@@ -23,8 +23,7 @@ cdef extern from "conv2d_winograd.h" nogil:
                           Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld, float* M,
                           Py_ssize_t m_stride)
     int mp_wino_output(const float* M, Py_ssize_t ld, Py_ssize_t e_stride, Py_ssize_t count,
-                       Py_ssize_t O,
-                       Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,
+                       Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,
                        const float* bias, float* out)
     Py_ssize_t mp_wino_lanes(Py_ssize_t count)
     Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw)
@@ -39,10 +38,11 @@ cdef extern from "conv2d_winograd.h" nogil:
     int mp_pick_conv_winograd(int allow)
 
 cdef enum:
-    WINO_TILES = 64          # tiles per chunk wanted: the products' width (4 images of 8x8)
+    WINO_TILES = 64          # tiles per chunk wanted: the products' width (16 images of 4x4)
     WINO_MIN_CHUNKS = 4      # ... while a batch still makes this many chunks
     WINO_WEIGHT_RANGE = 48   # output channels per weight-transform chunk (whole panels)
-    WINO_IMAGES_TW = 4       # tile rows of up to this many tiles go by images (the header)
+    WINO_IMAGES_TW = 4       # tile rows of up to this many tiles go by images, 8 a vector
+                             # (the header; 4x4 planes: 1.05x -> 1.2x the direct engine)
 
 
 cdef inline bint _winograd_fits(const Geometry* g) noexcept nogil:

@@ -30,9 +30,10 @@ WINOGRAD_CASES = [
     (4, 17, 11, 13, 13, 3, 1, 2, 1, 1, True),      # padding 2, odd channel counts
     (5, 3, 6, 5, 10, 3, 1, 0, 1, 1, True),         # no padding: 4x3 output
     (1, 2, 3, 3, 1, 3, 1, 0, 1, 1, False),         # one output pixel: one tile, 3 of 4 dropped
-    (9, 8, 20, 19, 33, 3, 1, 1, 1, 1, True),       # tile rows of 10 (a vector and a part), 33 channels
+    (9, 8, 20, 19, 33, 3, 1, 1, 1, 1, True),       # tile rows of 10 (a vector + 2), 33 channels
     (2, 40, 2, 17, 6, 3, 1, (2, 1), 1, 1, True),   # uneven padding, a plane of 2 rows
-    (64, 6, 4, 4, 5, 3, 1, 1, 1, 1, True),         # chunks of 16 images
+    (64, 6, 4, 4, 5, 3, 1, 1, 1, 1, True),         # chunks of 16 images, 8 a vector
+    (12, 4, 10, 10, 7, 3, 1, 1, 1, 1, False),      # tile rows of 5: chunks of 3 images by rows
 ]
 WINOGRAD_IDS = [f"winograd{i}" for i in range(len(WINOGRAD_CASES))]
 
