@@ -75,8 +75,8 @@ static int mp_wino_weight(const float *restrict weight, Py_ssize_t O, Py_ssize_t
         for (Py_ssize_t o = O; o < o0 + wd; o++) /* computed by the tiles, never stored */
             for (int e = 0; e < 16; e++)
                 for (Py_ssize_t c = 0; c < C; c++) U[e * packed + o0 * C + c * wd + (o - o0)] = 0;
-        for (Py_ssize_t o = o0; o < o0 + wd && o < O; o++)
-            for (Py_ssize_t c = 0; c < C; c++) {
+        for (Py_ssize_t c = 0; c < C; c++) /* a panel's row of channels c at a time: */
+            for (Py_ssize_t o = o0; o < o0 + wd && o < O; o++) { /* contiguous stores */
                 const float *g = weight + (o * C + c) * 9;
                 float t[4][3], u[4][4];
                 for (int k = 0; k < 9; k++) finite &= g[k] - g[k] == 0;
