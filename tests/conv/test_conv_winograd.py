@@ -96,12 +96,12 @@ def rounding_bound(x, w, b, padding):
 
     An output of tile (i, j) is y = sum over 9 (a, k) of +-M[a, k], M = sum over c of
     U[c] V[c] (one fma chain: relative error <= C u of sum |U| |V|).  |U| <= S_c, the sum of
-    |w| over the 3x3 kernel (the rows and columns of G sum to at most 1 in magnitude), and
+    |w| over the 3x3 kernel (each entry of U is sum G[a,i] G[b,j] w[i,j], |G| <= 1), and
     |V| <= P_c, the sum of |x| over the tile's 4x4 patch (each row of B^T has two entries
     of magnitude 1).  The transforms add at most 2 (input), 4 (weight) and 5 (output and
     bias) roundings to each term: so |error| <= 9 (C + 11) u sum_c S_c P_c + u |b|.  Loose
     (the real error is ~100x smaller) but a wrong tile, tap or channel is O(1) off."""
-    (ph, pw), (N, C, H, W), O = padding_pair(padding), x.shape, w.shape[0]
+    (ph, pw), (N, C, H, W) = padding_pair(padding), x.shape
     Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
     th, tw = (Ho + 1) // 2, (Wo + 1) // 2
     padded = np.zeros((N, C, 2 * th + 2, 2 * tw + 2))
