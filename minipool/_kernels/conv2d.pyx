@@ -1,5 +1,5 @@
 """2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time,
-or register tiles straight from the planes.
+register tiles straight from the planes, a direct kernel, or Winograd F(2x2, 3x3).
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
@@ -50,6 +50,13 @@ output channels in the lanes are then the NHWC output's own runs.  On a CPU with
 AVX-512F+VL its float32 tiles for 3x3 and 5x5 on 4x4 planes (32+ output channels) run on
 zmm registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
 
+A fourth, ``conv2d_winograd.h`` (conv_winograd.pxd, "winograd"), runs float32 3x3 stride-1
+layers as Winograd F(2x2, 3x3): 16 products per (input channel, output channel, 2x2 output
+tile) instead of 36, as 16 GEMMs on the tiles above between transformed weights and 4x4 input
+patches.  Its rounding is its own (docs/differences.md), a function of the shape alone; inf or
+NaN anywhere sends the call to the other engines.  ``_winograd_win`` picks it for 32+ channels
+each way (1.2-1.5x at 1 thread); ``use_winograd(0)`` turns it off.
+
 The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
 gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
 vector lanes, straight from one image's padded planes (or over the column
@@ -80,6 +87,12 @@ Paths.  Each entry point decides its path once per call, from the plan
 runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
+    conv2d_forward, winograd (_on_winograd, conv_winograd.pxd's two passes (_forward_on_winograd):
+      float32 3x3 stride 1, one group)     the weight transformed range by range of output
+                                           channels, then chunks of images: input
+                                           transform, 16 tile products, output transform
+                                           (+ bias) into the output; all again on the
+                                           engines below at a non-finite value
     conv2d_forward, direct (_on_direct,    conv_direct.pxd's own launch (_forward_on_direct):
       a finite weight)                     the weight packed in pieces by the first
                                            chunks' threads, then _forward_direct on a few
@@ -133,6 +146,8 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
+from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
+                                              mp_pick_conv_winograd)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
@@ -190,6 +205,7 @@ def use_cpu_avx2(bint allow=True):
     mp_pick_conv_direct(allow)  # the direct kernel (section "direct") follows the same choice
     use_cpu_avx2_direct(allow)  # its channels-last copy too
     mp_pick_wgrad_tiles(allow)  # and so do the weight-gradient tiles
+    mp_pick_conv_winograd(allow)  # and the Winograd engine's transforms (section "winograd")
     use_cpu_avx2_outer(allow)  # and the weight gradient's outer products (their own module)
     return _avx2_tiles
 
@@ -423,6 +439,49 @@ def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
     return not float64 and _on_first(&g)
 
 
+# ---------------------------------------------------------------- winograd
+# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` 0: never;
+# 1: where ``_winograd_win`` says (while the other forward engines are automatic too);
+# 2: every shape it can run (tests).
+cdef int _winograd_mode = 1
+
+
+def use_winograd(int mode):
+    """0: never the Winograd engine (the direct products' rounding everywhere); 1: where
+    it measured faster (the default); 2: every float32 3x3 stride-1 forward it can run
+    (tests).  Returns the previous mode."""
+    global _winograd_mode
+    previous, _winograd_mode = _winograd_mode, _engine_mode("use_winograd", mode)
+    return previous
+
+
+cdef bint _winograd_win(const Geometry* g) noexcept nogil:
+    """Where the engine measured faster than the one picked before it (1 thread, CPU
+    time, batch 64, min of 5 interleaved): 32+ channels each way and 2^18+ products
+    of a channel pair by an output pixel (32->32 on 32x32 1.34x, 64->64 on 16x16 1.5x,
+    64->64 and 128->128 on 8x8 1.2x and 1.5x, 128->256 and 256->256 on 4x4 1.2x).
+    Fewer (32->32 on 8x8 0.98x, 64->64 on 4x4 0.96x) or 16 channels (16->16 on 32x32
+    0.9x) stay put: the transforms cost more than the products saved."""
+    return (g.C >= 32 and g.O >= 32 and g.Ho * g.Wo <= 64 * 64
+            and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
+
+
+cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
+    """Mode 1 only while the tiles and the direct kernel are automatic too (either forced
+    on takes every call it can)."""
+    return (not float64 and _winograd_fits(g) and
+            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode == 1 and _direct_mode == 1
+                                     and _avx2_tiles and _winograd_win(g))))
+
+
+def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                  bint float64=False):
+    """Whether ``conv2d_forward`` tries this shape on the Winograd engine (with the
+    current mode; a weight, input or output with inf or NaN then falls back)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return _on_winograd(&g, float64)
+
+
 # ---------------------------------------------------------------- weight gradient on tiles
 # The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
 # conv2d_wgrad.h's tiles (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS: 3
@@ -603,6 +662,11 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, ::1] weight
     cdef const floating* packed = NULL
     cdef Py_ssize_t* tap_offset = NULL
     cdef Py_ssize_t ki, kj, taps = g.kh * g.kw, packed_size
+    if floating is float:
+        if _on_winograd(&g, False) and _forward_on_winograd(  # "winograd" (conv_winograd.pxd)
+                &g, <const float*>job.arrays.x, N, <const float*>wp,
+                <const float*>job.arrays.bias, <float*>job.arrays.out, num_threads, load_team):
+            return  # (False: inf or NaN somewhere: the engines below compute it all again)
     if _on_direct(&g, floating is double) and _forward_on_direct(  # "direct" (conv_direct.pxd)
             &g, <const floating*>job.arrays.x, N, wp, <const floating*>job.arrays.bias,
             <floating*>job.arrays.out, num_threads, load_team, False, False):

@@ -118,9 +118,9 @@ def _input_grad_scatter_wins(C_group, kh, kw):
 
 
 def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
-    """Fill ``grad_x`` as a forward convolution on the kernel's tiles or its direct
-    kernel, if they would run it (see ``kernels.uses_tiles``, ``kernels.uses_direct``:
-    the same bits); returns whether it did.
+    """Fill ``grad_x`` as a forward convolution on the kernel's tiles, its direct
+    kernel or its Winograd engine (3x3), if they would run it (see ``kernels.uses_tiles``,
+    ``kernels.uses_direct``, ``kernels.uses_winograd``); returns whether it did.
 
     With stride 1, input pixel h gets G[h + ph - ki*dh] W[ki] over the taps ki: the
     output gradient G, padded by q = dh*(kh-1) - ph on top (and left), correlated with
@@ -139,7 +139,8 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     block_rows, images, per_thread, _, threads, load_team = _plan((N, O, Ho, Wo), C, flipped)
     if not (kernels.uses_tiles(O, Ho, Wo, C, flipped, block_rows, images,
                                grad.dtype == np.float64)
-            or kernels.uses_direct(O, Ho, Wo, C, flipped, grad.dtype == np.float64)):
+            or kernels.uses_direct(O, Ho, Wo, C, flipped, grad.dtype == np.float64)
+            or kernels.uses_winograd(O, Ho, Wo, C, flipped, grad.dtype == np.float64)):
         return False
     weight_t = scratch.empty((C, O // groups * kh * kw), grad.dtype)
     if not flip_weight(weight2, weight_t, groups, kh * kw, threads):

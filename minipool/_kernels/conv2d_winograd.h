@@ -1,0 +1,378 @@
+/* conv2d's Winograd engine, F(2x2, 3x3), float32 (see conv2d.pyx, "winograd", and
+ * conv_winograd.pxd): a 3x3, stride-1, dilation-1 convolution computed tile by tile,
+ * a tile being 2x2 output pixels of one output channel, from the 4x4 input patch
+ * that covers them:
+ *
+ *     U = G g G^T        (per output channel o and input channel c: 4x4 from the 3x3 weight)
+ *     V = B^T d B        (per input channel and tile: 4x4 from the 4x4 patch d)
+ *     M[e] = U[e] V[e]   (e < 16: 16 independent products (O x C) @ (C x tiles))
+ *     Y = A^T M A (+ b)  (per output channel and tile: the 2x2 outputs)
+ *
+ * 16 multiplications per (input channel, output channel, tile) instead of 36.
+ *
+ *     G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+ *     A^T = [1 1 1 0; 0 1 -1 -1]
+ *
+ * Every value is computed by the same operations in the same order wherever it falls
+ * (tile, vector lane, chunk, thread, build): the transforms are fixed sequences of
+ * additions (and halvings: exact above the subnormals) with no fused multiply-add
+ * (setup.py compiles with -ffp-contract=off), and the 16 products run on
+ * conv2d_tiles.h's register tiles, each sum one chain of fma over the input channels
+ * in order.  So the bits depend on the shape alone.  They are not the direct products'
+ * bits: see docs/differences.md.
+ *
+ * Layouts, per chunk of images (T tiles in all, ld >= T + MP_WINO_SLACK):
+ *   V: 16 x (C rows of ld): V[e][c][t], tile t = image*tiles + i*tw + j (small planes:
+ *      (i*tw + j)*lanes + image, see "by images"), the 16 mp_wino_e_stride(C, ld) apart
+ *   M: 16 x (O rows of ld), mp_wino_e_stride(O, ld) apart
+ *   U: 16 x the packed weight of conv2d_tiles.h (panels of 6 or 4 output channels,
+ *      each (C, width)), mp_wino_packed(O, C) elements apart.
+ *
+ * Needs Python.h (for Py_ssize_t) and <string.h>, included before this file by
+ * Cython's generated C. */
+#ifndef MINIPOOL_CONV2D_WINOGRAD_H
+#define MINIPOOL_CONV2D_WINOGRAD_H
+#include <string.h>
+#include "conv2d_tiles.h" /* the products' tiles, mp_conv_panel_width, the AVX2 pick */
+
+/* How far past T a row of V or M is written or read: the transforms' last 8-lane
+ * vector, the tiles' last vectors (MP_CONV_SLACK). */
+#define MP_WINO_SLACK 16
+
+typedef float mp_wf8 __attribute__((vector_size(32)));
+
+/* The elements of one of the 16 packed weights. */
+static inline Py_ssize_t mp_wino_packed(Py_ssize_t O, Py_ssize_t C) {
+    return (O + MP_CONV_MR - 1) / MP_CONV_MR * MP_CONV_MR * C;
+}
+
+/* A row of V or M: T tiles, rounded up to whole vectors, and the slack. */
+static inline Py_ssize_t mp_wino_ld(Py_ssize_t T) { return (T + 7) / 8 * 8 + MP_WINO_SLACK; }
+
+/* The distance between V[e] and V[e + 1] (or M's), `rows` rows of ld: 64 bytes past a
+ * multiple of 4 KiB, so that the 16 streams the transforms read or write side by side
+ * fall in 16 different L1 sets (a multiple of 4 KiB puts them all in one). */
+static inline Py_ssize_t mp_wino_e_stride(Py_ssize_t rows, Py_ssize_t ld) {
+    return (rows * ld + 1023) / 1024 * 1024 + 16;
+}
+
+/* The deinterleaved padded plane of one input channel (see mp_wino_input): rows of
+ * even and odd columns, each `mp_wino_half_row(tw)` long (a multiple of 8). */
+static inline Py_ssize_t mp_wino_half_row(Py_ssize_t tw) { return (tw + 1 + 8 + 7) / 8 * 8; }
+static inline Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw) {
+    return (2 * (2 * th + 2) + 2) * mp_wino_half_row(tw); /* and the row before its split */
+}
+
+/* U for output channels [o_begin, o_end) (panel boundaries) from the weight (O, C*9):
+ * U[e] packed as conv2d_tiles.h's panels, zero rows past O in the last panel.
+ * Returns 1 when those weights are all finite. */
+static int mp_wino_weight(const float *restrict weight, Py_ssize_t O, Py_ssize_t C,
+                          Py_ssize_t o_begin, Py_ssize_t o_end, float *restrict U) {
+    Py_ssize_t packed = mp_wino_packed(O, C);
+    int finite = 1;
+    for (Py_ssize_t o0 = o_begin, wd; o0 < o_end; o0 += wd) {
+        wd = mp_conv_panel_width(O, o0);
+        for (Py_ssize_t o = O; o < o0 + wd; o++) /* computed by the tiles, never stored */
+            for (int e = 0; e < 16; e++)
+                for (Py_ssize_t c = 0; c < C; c++) U[e * packed + o0 * C + c * wd + (o - o0)] = 0;
+        for (Py_ssize_t c = 0; c < C; c++) /* a panel's row of channels c at a time: */
+            for (Py_ssize_t o = o0; o < o0 + wd && o < O; o++) { /* contiguous stores */
+                const float *g = weight + (o * C + c) * 9;
+                float t[4][3], u[4][4];
+                for (int k = 0; k < 9; k++) finite &= g[k] - g[k] == 0;
+                for (int k = 0; k < 3; k++) { /* G g: over the rows */
+                    t[0][k] = g[k];
+                    t[1][k] = ((g[k] + g[3 + k]) + g[6 + k]) * 0.5f;
+                    t[2][k] = ((g[k] - g[3 + k]) + g[6 + k]) * 0.5f;
+                    t[3][k] = g[6 + k];
+                }
+                for (int a = 0; a < 4; a++) { /* (G g) G^T: over the columns */
+                    u[a][0] = t[a][0];
+                    u[a][1] = ((t[a][0] + t[a][1]) + t[a][2]) * 0.5f;
+                    u[a][2] = ((t[a][0] - t[a][1]) + t[a][2]) * 0.5f;
+                    u[a][3] = t[a][2];
+                }
+                float *d = U + o0 * C + c * wd + (o - o0);
+                for (int e = 0; e < 16; e++) d[e * packed] = u[e / 4][e % 4];
+            }
+    }
+    return finite;
+}
+
+/* Lanes 0-7 of the pair (a, b) picked by the index vector (0-7: a's, 8-15: b's). */
+typedef int mp_wi8 __attribute__((vector_size(32)));
+#if defined(__clang__)
+#define MP_WINO_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define MP_WINO_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#define MP_WINO_LOW(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define MP_WINO_HIGH(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#else
+#define MP_WINO_EVEN(a, b) __builtin_shuffle(a, b, (mp_wi8){0, 2, 4, 6, 8, 10, 12, 14})
+#define MP_WINO_ODD(a, b) __builtin_shuffle(a, b, (mp_wi8){1, 3, 5, 7, 9, 11, 13, 15})
+#define MP_WINO_LOW(a, b) __builtin_shuffle(a, b, (mp_wi8){0, 8, 1, 9, 2, 10, 3, 11})
+#define MP_WINO_HIGH(a, b) __builtin_shuffle(a, b, (mp_wi8){4, 12, 5, 13, 6, 14, 7, 15})
+#endif
+
+/* V for `count` images (C, H, W each) of a chunk, image n's tiles from column
+ * n*th*tw of V.  Each image's channel is first laid out in `plane`, padded (zeros: ph
+ * rows on top, pw columns on the left, the rest to whole tiles plus a vector) and
+ * split into its even and odd columns, so that 8 neighbouring tiles of a tile row
+ * read contiguous vectors there; then B^T d B, 8 tiles at a time.  A vector's lanes
+ * past the row's last tile land in the next tile row's slots (which that row then
+ * overwrites) or in the slack.  Returns 1 when the images are all finite. */
+#define MP_WINO_INPUT(NAME, ATTR)                                                          \
+    ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
+                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
+                         Py_ssize_t e_stride, float *restrict plane) {                     \
+        Py_ssize_t half = mp_wino_half_row(tw), rows = 2 * th + 2, tiles = th * tw;        \
+        Py_ssize_t copied = W < 2 * half - pw ? W : 2 * half - pw;                         \
+        float *line = plane + 2 * rows * half; /* one padded row, before the split */      \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n = 0; n < count; n++)                                             \
+            for (Py_ssize_t c = 0; c < C; c++) {                                           \
+                const float *src = x + (n * C + c) * H * W;                                \
+                for (Py_ssize_t r = 0; r < rows; r++) {                                    \
+                    float *even = plane + 2 * r * half, *odd = even + half;                \
+                    Py_ssize_t y = r - ph;                                                 \
+                    if (y < 0 || y >= H) {                                                 \
+                        memset(even, 0, 2 * half * sizeof(float));                         \
+                        continue;                                                          \
+                    }                                                                      \
+                    const float *row = src + y * W;                                        \
+                    for (Py_ssize_t k = 0; k < W; k++) finite &= row[k] - row[k] == 0;     \
+                    memset(line, 0, 2 * half * sizeof(float));                            \
+                    memcpy(line + pw, row, copied * sizeof(float));                        \
+                    for (Py_ssize_t j = 0; j < half; j += 8) {                             \
+                        mp_wf8 a, b, ve, vo;                                               \
+                        memcpy(&a, line + 2 * j, 32), memcpy(&b, line + 2 * j + 8, 32);    \
+                        ve = MP_WINO_EVEN(a, b), vo = MP_WINO_ODD(a, b);                   \
+                        memcpy(even + j, &ve, 32), memcpy(odd + j, &vo, 32);               \
+                    }                                                                      \
+                }                                                                          \
+                float *v = V + c * ld + n * tiles;                                         \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
+                        mp_wf8 h[4][4], e0, e1, o0, o1;                                    \
+                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
+                            const float *even = plane + 2 * (2 * i + r) * half + j;        \
+                            const float *odd = even + half;                                \
+                            memcpy(&e0, even, 32), memcpy(&e1, even + 1, 32);              \
+                            memcpy(&o0, odd, 32), memcpy(&o1, odd + 1, 32);                \
+                            h[r][0] = e0 - e1;                                             \
+                            h[r][1] = o0 + e1;                                             \
+                            h[r][2] = e1 - o0;                                             \
+                            h[r][3] = o0 - o1;                                             \
+                        }                                                                  \
+                        float *dst = v + i * tw + j;                                       \
+                        for (int k = 0; k < 4; k++) { /* B^T (d B): over the rows */       \
+                            mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];         \
+                            mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];         \
+                            memcpy(dst + k * e_stride, &t0, 32);                           \
+                            memcpy(dst + (4 + k) * e_stride, &t1, 32);                     \
+                            memcpy(dst + (8 + k) * e_stride, &t2, 32);                     \
+                            memcpy(dst + (12 + k) * e_stride, &t3, 32);                    \
+                        }                                                                  \
+                    }                                                                      \
+            }                                                                              \
+        return finite;                                                                     \
+    }
+
+/* out (count images of O planes Ho x Wo) = A^T M A (+ bias), 8 tiles of a tile row at
+ * a time (their 2x2 outputs interleaved back into 16 pixels of each of 2 rows), the
+ * pixels past Ho, Wo dropped.  Returns 1 when every output is finite (huge finite
+ * values can overflow in the transforms: the caller then falls back). */
+#define MP_WINO_OUTPUT(NAME, ATTR)                                                         \
+    ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
+                         Py_ssize_t count,                                                 \
+                         Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho,        \
+                         Py_ssize_t Wo, const float *restrict bias, float *restrict out) { \
+        Py_ssize_t tiles = th * tw;                                                        \
+        mp_wf8 ok = {0};                                                                   \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n = 0; n < count; n++)                                             \
+            for (Py_ssize_t o = 0; o < O; o++) {                                           \
+                const float *m = M + o * ld + n * tiles;                                   \
+                float *y = out + (n * O + o) * Ho * Wo, b = bias ? bias[o] : 0.0f;         \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
+                        mp_wf8 s[2][4];                                                    \
+                        for (int k = 0; k < 4; k++) { /* A^T M: over the rows */           \
+                            mp_wf8 m0, m1, m2, m3;                                         \
+                            const float *p = m + i * tw + j + k * e_stride;                \
+                            memcpy(&m0, p, 32), memcpy(&m1, p + 4 * e_stride, 32);         \
+                            memcpy(&m2, p + 8 * e_stride, 32);                             \
+                            memcpy(&m3, p + 12 * e_stride, 32);                            \
+                            s[0][k] = (m0 + m1) + m2;                                      \
+                            s[1][k] = (m1 - m2) - m3;                                      \
+                        }                                                                  \
+                        Py_ssize_t pixels = Wo - 2 * j < 16 ? Wo - 2 * j : 16;             \
+                        for (int r = 0; r < 2 && 2 * i + r < Ho; r++) {                    \
+                            /* (A^T M) A: over the columns */                              \
+                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
+                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
+                            if (bias) q0 += b, q1 += b;                                    \
+                            mp_wf8 lo = MP_WINO_LOW(q0, q1), hi = MP_WINO_HIGH(q0, q1);    \
+                            float *d = y + (2 * i + r) * Wo + 2 * j;                       \
+                            if (pixels == 16) {                                            \
+                                memcpy(d, &lo, 32), memcpy(d + 8, &hi, 32);                \
+                                ok += (lo - lo) + (hi - hi);                               \
+                            } else {                                                       \
+                                float both[16];                                            \
+                                memcpy(both, &lo, 32), memcpy(both + 8, &hi, 32);          \
+                                for (Py_ssize_t l = 0; l < pixels; l++) {                  \
+                                    d[l] = both[l];                                        \
+                                    finite &= both[l] - both[l] == 0;                      \
+                                }                                                          \
+                            }                                                              \
+                        }                                                                  \
+                    }                                                                      \
+            }                                                                              \
+        for (int l = 0; l < 8; l++) finite &= ok[l] == 0;                                  \
+        return finite;                                                                     \
+    }
+
+/* By images: small planes (up to 4 tiles a row), 8 images side by side in the vector
+ * lanes, the tile order of a chunk position-major, t = (i*tw + j)*lanes + n, lanes =
+ * `count` rounded up to 8 (the lanes past the chunk's images compute zeros, dropped).
+ * The same operations per value as above (so the same bits), on full vectors where a
+ * tile row would fill 2 or 4 of 8 lanes.  Each image's padded channel plane is first
+ * laid out in `plane` pixel by pixel, 8 images a pixel. */
+static inline Py_ssize_t mp_wino_lanes(Py_ssize_t count) { return (count + 7) / 8 * 8; }
+static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
+    Py_ssize_t in = (2 * th + 2) * (2 * tw + 2) * 8, out = 4 * th * tw * 8;
+    return in > out ? in : out;
+}
+
+#define MP_WINO_INPUT_IMAGES(NAME, ATTR)                                                   \
+    ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
+                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
+                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
+                         Py_ssize_t e_stride, float *restrict plane) {                     \
+        Py_ssize_t pr = 2 * th + 2, pc = 2 * tw + 2, lanes = mp_wino_lanes(count);         \
+        Py_ssize_t rows = H < pr - ph ? H : pr - ph, cols = W < pc - pw ? W : pc - pw;     \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
+            Py_ssize_t valid = count - n0 < 8 ? count - n0 : 8;                            \
+            for (Py_ssize_t c = 0; c < C; c++) {                                           \
+                memset(plane, 0, pr * pc * 8 * sizeof(float));                             \
+                for (Py_ssize_t l = 0; l < valid; l++) {                                   \
+                    const float *src = x + ((n0 + l) * C + c) * H * W;                     \
+                    for (Py_ssize_t k = 0; k < H * W; k++) finite &= src[k] - src[k] == 0; \
+                    for (Py_ssize_t y = 0; y < rows; y++)                                  \
+                        for (Py_ssize_t q = 0; q < cols; q++)                              \
+                            plane[((y + ph) * pc + q + pw) * 8 + l] = src[y * W + q];      \
+                }                                                                          \
+                float *v = V + c * ld + n0;                                                \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j++) {                                  \
+                        mp_wf8 h[4][4], d0, d1, d2, d3;                                    \
+                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
+                            const float *p = plane + ((2 * i + r) * pc + 2 * j) * 8;       \
+                            memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                    \
+                            memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);              \
+                            h[r][0] = d0 - d2;                                             \
+                            h[r][1] = d1 + d2;                                             \
+                            h[r][2] = d2 - d1;                                             \
+                            h[r][3] = d1 - d3;                                             \
+                        }                                                                  \
+                        float *dst = v + (i * tw + j) * lanes;                             \
+                        for (int k = 0; k < 4; k++) { /* B^T (d B): over the rows */       \
+                            mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];         \
+                            mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];         \
+                            memcpy(dst + k * e_stride, &t0, 32);                           \
+                            memcpy(dst + (4 + k) * e_stride, &t1, 32);                     \
+                            memcpy(dst + (8 + k) * e_stride, &t2, 32);                     \
+                            memcpy(dst + (12 + k) * e_stride, &t3, 32);                    \
+                        }                                                                  \
+                    }                                                                      \
+            }                                                                              \
+        }                                                                                  \
+        return finite;                                                                     \
+    }
+
+#define MP_WINO_OUTPUT_IMAGES(NAME, ATTR)                                                  \
+    ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
+                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,     \
+                         Py_ssize_t Ho, Py_ssize_t Wo, const float *restrict bias,         \
+                         float *restrict out, float *restrict plane) {                     \
+        Py_ssize_t lanes = mp_wino_lanes(count), pc = 2 * tw;                              \
+        int finite = 1;                                                                    \
+        for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
+            Py_ssize_t valid = count - n0 < 8 ? count - n0 : 8;                            \
+            for (Py_ssize_t o = 0; o < O; o++) {                                           \
+                float b = bias ? bias[o] : 0.0f;                                           \
+                for (Py_ssize_t i = 0; i < th; i++)                                        \
+                    for (Py_ssize_t j = 0; j < tw; j++) {                                  \
+                        mp_wf8 s[2][4];                                                    \
+                        for (int k = 0; k < 4; k++) { /* A^T M: over the rows */           \
+                            mp_wf8 m0, m1, m2, m3;                                         \
+                            const float *p = M + o * ld + (i * tw + j) * lanes + n0        \
+                                             + k * e_stride;                               \
+                            memcpy(&m0, p, 32), memcpy(&m1, p + 4 * e_stride, 32);         \
+                            memcpy(&m2, p + 8 * e_stride, 32);                             \
+                            memcpy(&m3, p + 12 * e_stride, 32);                            \
+                            s[0][k] = (m0 + m1) + m2;                                      \
+                            s[1][k] = (m1 - m2) - m3;                                      \
+                        }                                                                  \
+                        for (int r = 0; r < 2; r++) { /* (A^T M) A: over the columns */    \
+                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
+                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
+                            if (bias) q0 += b, q1 += b;                                    \
+                            float *d = plane + ((2 * i + r) * pc + 2 * j) * 8;             \
+                            memcpy(d, &q0, 32), memcpy(d + 8, &q1, 32);                    \
+                        }                                                                  \
+                    }                                                                      \
+                for (Py_ssize_t l = 0; l < valid; l++) {                                   \
+                    float *y = out + ((n0 + l) * O + o) * Ho * Wo;                         \
+                    for (Py_ssize_t r = 0; r < Ho; r++)                                    \
+                        for (Py_ssize_t q = 0; q < Wo; q++) {                              \
+                            float value = plane[(r * pc + q) * 8 + l];                     \
+                            y[r * Wo + q] = value;                                         \
+                            finite &= value - value == 0;                                  \
+                        }                                                                  \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        return finite;                                                                     \
+    }
+
+MP_WINO_INPUT(mp_wino_input_portable, )
+MP_WINO_OUTPUT(mp_wino_output_portable, )
+MP_WINO_INPUT_IMAGES(mp_wino_input_images_portable, )
+MP_WINO_OUTPUT_IMAGES(mp_wino_output_images_portable, )
+#if MP_CONV_HAVE_X86_DISPATCH
+MP_WINO_INPUT(mp_wino_input_avx2, MP_CONV_AVX2)
+MP_WINO_OUTPUT(mp_wino_output_avx2, MP_CONV_AVX2)
+MP_WINO_INPUT_IMAGES(mp_wino_input_images_avx2, MP_CONV_AVX2)
+MP_WINO_OUTPUT_IMAGES(mp_wino_output_images_avx2, MP_CONV_AVX2)
+#endif
+
+static __typeof__(&mp_wino_input_portable) mp_wino_input = mp_wino_input_portable;
+static __typeof__(&mp_wino_output_portable) mp_wino_output = mp_wino_output_portable;
+static __typeof__(&mp_wino_input_images_portable) mp_wino_input_images =
+    mp_wino_input_images_portable;
+static __typeof__(&mp_wino_output_images_portable) mp_wino_output_images =
+    mp_wino_output_images_portable;
+
+/* The transforms' build follows the tiles' (conv2d.use_cpu_avx2): the same bits. */
+static inline int mp_pick_conv_winograd(int allow) {
+    int avx2 = mp_conv_cpu_avx2(allow);
+    MP_CONV_PICK(avx2, mp_wino_input);
+    MP_CONV_PICK(avx2, mp_wino_output);
+    MP_CONV_PICK(avx2, mp_wino_input_images);
+    MP_CONV_PICK(avx2, mp_wino_output_images);
+    return avx2;
+}
+
+/* M[e] = U[e] V[e] for the 16 e, on the tiles (mp_conv_product_f: AVX2 or portable,
+ * as picked for the tiles). */
+static void mp_wino_products(const float *U, Py_ssize_t O, Py_ssize_t C, const float *V,
+                             Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld, float *M,
+                             Py_ssize_t m_stride) {
+    static const Py_ssize_t no_offset = 0;
+    for (int e = 0; e < 16; e++)
+        mp_conv_product_f(U + e * mp_wino_packed(O, C), O, V + e * v_stride, C, ld, &no_offset,
+                          1, 1, T, 0, M + e * m_stride, ld, 0);
+}
+#endif
