@@ -27,60 +27,43 @@ already cover the cores).  Without one, a plain loop GEMM gives the same
 results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
 for tests and benchmarks.
 
-The forward product has a second engine, ``conv2d_tiles.h`` (section "tiles"):
-6 output channels by 2 AVX vectors of output pixels held in registers, each
-output ONE chain of fma over its (c, ki, kj) products in order, so the bits
-depend on the shape alone (not on the thread count, nor on the AVX2 or the
-baseline build).  With stride 1 the tiles read the padded planes themselves,
-output row by output row when rows are whole 8-pixel vectors (no column block,
-no pixel computed and dropped, straight into the NCHW output); else over the
-column block.  ``_tiles_win`` picks them where they measured faster than BLAS
-(3x3 and 5x5 layers with 64+ products per output on 8x8-64x64 planes, and
-LeNet's conv1).  minipool/ops/conv.py also runs a stride-1 input gradient as a
-forward convolution on the tiles (see ``_input_grad_on_tiles`` there).
-
-A third forward engine, ``conv2d_direct.h`` (conv_direct.pxd, section "direct"),
-puts output channels in the vector lanes and reads the input pixels from the
-image itself, skipping the taps that fall in the padding (31-51% of them on 4x4
-planes): the same bits as the tiles for a finite weight.  ``_direct_win`` picks
-it for small planes (up to 8x8), rows that are not whole vectors (LeNet's
-conv2) and 5x5 kernels on 16x16 planes.  The same kernel with NHWC strides runs channels-last forwards
-(conv2d_channels_last.pyx, section "direct"; ``uses_direct_channels_last``):
-output channels in the lanes are then the NHWC output's own runs.  On a CPU with
-AVX-512F+VL its float32 tiles for 3x3 and 5x5 on 4x4 planes (32+ output channels) run on
-zmm registers (``conv2d_direct_avx512.h``; ``use_cpu_avx512``): the same bits.
-
-A fourth, ``conv2d_winograd.h`` (conv_winograd.pxd, "winograd"), runs float32 3x3 stride-1
-layers as Winograd F(2x2, 3x3): 16 products per (input channel, output channel, 2x2 output
-tile) instead of 36, as 16 GEMMs on the tiles above between transformed weights and 4x4 input
-patches.  Its rounding is its own (docs/differences.md), a function of the shape alone; inf or
-NaN anywhere sends the call to the other engines.  ``_winograd_win`` picks it for 32+ channels
-each way (1.2-1.5x at 1 thread); ``use_winograd(0)`` turns it off.
-
-The weight gradient has tiles of its own, ``conv2d_wgrad.h`` (section "weight
-gradient on tiles"): 3 output channels by 4 taps, each a sum over pixels in
-vector lanes, straight from one image's padded planes (or over the column
-block), in an order fixed by the shape; ``_wgrad_tiles_win`` picks them where
-they measured faster (one image per product from its planes: first layers,
-LeNet's conv1, 16x16 and larger planes).  Where 6+ input channels meet small
-planes and large (LeNet's conv2 too), ``conv2d_weight_grad_outer`` computes the
-whole weight gradient instead, before ``conv2d_backward`` (conv2d_weight_grad.pyx,
-``conv2d_wgrad_outer.h``; re-exported here): 6 input channels by 16
-output channels in registers, summed over the batch, skipping the taps that
-fall in the padding, no slots.
+Beside BLAS the forward has four engines, each picked where it measured faster
+(conv_picks.pxd: ``_tiles_win`` ... ``_winograd_win``, with the numbers) and each
+output one fixed chain of fma, so the bits depend on the shape alone (not on the
+thread count, nor on the AVX2, AVX-512 or baseline build):
+  tiles (``conv2d_tiles.h``): 6 output channels by 2 AVX vectors of output pixels
+      in registers, read from the padded planes (stride 1: row by row when rows are
+      whole 8-pixel vectors) or over the column block; 8x8-64x64 planes.
+  direct (``conv2d_direct.h``, conv_direct.pxd): output channels in the vector lanes,
+      input pixels read from the image, the taps that fall in the padding skipped
+      (31-51% on 4x4 planes): the tiles' bits for a finite weight; small planes, rows
+      that are not whole vectors (LeNet's conv2), 5x5 on 16x16.  With NHWC strides it
+      runs channels-last forwards (conv2d_channels_last.pyx); on AVX-512F+VL its
+      float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``).
+  first layers (``conv2d_first.h``, conv_first.pxd): 1-3 input channels, every step
+      unrolled, the bias fused: the tiles' bits.
+  winograd (``conv2d_winograd.h``, conv_winograd.pxd): float32 3x3 stride 1 as F(2x2,
+      3x3), 16 products per (input channel, output channel, 2x2 tile) instead of 36, as
+      16 GEMMs on the tiles; its own rounding (docs/differences.md), inf or NaN anywhere
+      sends the call to the others; 32+ channels each way; ``use_winograd(0)``: off.
+minipool/ops/conv.py also runs a stride-1 input gradient as a forward on these
+(``_input_grad_on_tiles``).  The weight gradient has tiles of its own
+(``conv2d_wgrad.h``, section "weight gradient on tiles": 3 output channels by 4 taps,
+sums over pixels in lanes, from one image's planes or the column block); where 6+
+input channels meet small planes and large (LeNet's conv2 too),
+``conv2d_weight_grad_outer`` (conv2d_weight_grad.pyx, ``conv2d_wgrad_outer.h``)
+computes the whole weight gradient first: 6 input by 16 output channels in
+registers, summed over the batch, padding taps skipped, no slots.
 
 Files.  This module holds the NCHW entry points, the engines' switches and the
-load-tolerant team's test hooks; what they run is in .pxd files of inline functions, compiled
-into each module that cimports them (as pool_windows.pxd for pooling):
-conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx, the one
-copy), conv_columns.pxd (``Geometry``, the column builders, the argument
-checks), conv_nchw.pxd (the passes over images below, their workspace and chunks),
-conv_direct.pxd (the direct engine's tables and call), conv_first.pxd (the
-first-layer forward, conv2d_first.h: section "first layers").  The
-transposed convolution's forward (the input-gradient pass run forward) is
-conv_transpose2d.pyx, the channels-last (NHWC) kernels conv2d_channels_last.pyx;
-their entry points and ``use_blas`` are re-exported here, so callers import
-this one module.
+load-tolerant team's test hooks; what they run is in .pxd files of inline functions
+compiled into each module that cimports them (as pool_windows.pxd for pooling):
+conv_gemm.pxd (``_gemm``; the BLAS addresses live in conv_gemm.pyx), conv_columns.pxd
+(``Geometry``, column builders, argument checks), conv_nchw.pxd (the passes over
+images below, their workspace and chunks), conv_picks.pxd, conv_direct.pxd,
+conv_first.pxd, conv_winograd.pxd.  The transposed convolution's forward is
+conv_transpose2d.pyx, the channels-last kernels conv2d_channels_last.pyx; their entry
+points and ``use_blas`` are re-exported here, so callers import this one module.
 
 Paths.  Each entry point decides its path once per call, from the plan
 (``plan_batch``: block rows, images per GEMM) and the shape; each thread then
@@ -146,12 +129,14 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             mp_direct_avx512_runs, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
-from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
-                                              mp_pick_conv_winograd)
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _packed_group,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
                                           mp_pick_conv_tiles, mp_pick_wgrad_tiles)
+from minipool._kernels.conv_picks cimport (_direct_win, _direct_win_channels_last, _first_win,
+                                           _tiles_win, _wgrad_tiles_win, _winograd_win)
+from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
+                                              mp_pick_conv_winograd)
 
 # The other families and the BLAS switch, re-exported: callers use this one module.
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
@@ -230,17 +215,6 @@ def direct_avx512_runs(Py_ssize_t O_group, Py_ssize_t taps, Py_ssize_t pixels):
     return mp_direct_avx512_runs(O_group, taps, pixels) == 1
 
 
-cdef bint _tiles_win(const Geometry* g) noexcept nogil:
-    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): straight
-    from the planes (stride 1), row by row (rows of whole 8-pixel vectors) or one image
-    at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
-    channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
-    conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
-    stay on BLAS: 0.75-0.95x there; ``_direct_win`` takes LeNet's conv2, 4x4 and 8x8.)"""
-    return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
-            and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
-
-
 def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
                Py_ssize_t block_rows, Py_ssize_t images, bint float64=False):
     """Whether ``conv2d_forward`` runs this shape's products on the tiles (with the
@@ -298,37 +272,12 @@ def forward_engines_automatic():
     return _tile_mode == 1 and _direct_mode == 1
 
 
-cdef bint _direct_win(const Geometry* g) noexcept nogil:
-    """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
-    batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
-    (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
-    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS), or 5x5 (25+ taps)
-    at stride 1 with 8+ input and 16+ output channels per group on up to 256 (16x16
-    padded by 2, 14-23% of the taps in the padding: 1.04-1.17x the tiles for 8-64
-    channels, also as the input gradient of 16->32 5x5, ``_input_grad_on_tiles``; 4
-    input channels 0.87-0.9x, 16->8 0.71x).  First layers (1-3 channels, 9-75 products
-    per output: the scalar stores of the transposed tile cost too much), 3x3 on 16x16
-    (0.96-0.98x) and 32x32 planes and up stay on the tiles or BLAS (0.5-1.0x there)."""
-    return g.C // g.groups >= 4 and (
-        g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
-            g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
-                              and g.C // g.groups >= 8 and g.O_group >= 16))))
-
-
 cdef bint _on_direct(const Geometry* g, bint float64) noexcept nogil:
     """Mode 1: float32 with the AVX2 build only (as ``_on_tiles``).  The caller also
     checks that the weight is finite."""
     return (g.K_group > 0 and g.kh * g.kw <= DIRECT_MAX_TAPS and
             (_direct_mode == 2 or (_direct_mode == 1 and _tile_mode != 0 and not float64
                                    and _avx2_tiles and _direct_win(g))))
-
-
-cdef bint _direct_win_channels_last(const Geometry* g) noexcept nogil:
-    """Where the direct kernel on NHWC measured faster than the NHWC im2col + BLAS path
-    (1 thread, CPU time, batch 64, float32, min of 5): every layer tried with 3+ input
-    channels per group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-3.0x; LeNet's conv2 2.2x).
-    (One input channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
-    return g.C // g.groups >= 3
 
 
 def direct_by_planes(Py_ssize_t Ho, Py_ssize_t Wo):
@@ -415,16 +364,6 @@ def use_first(int mode):
     return previous
 
 
-cdef bint _first_win(const Geometry* g) noexcept nogil:
-    """Where the first-layer kernel measured faster than the tiles and BLAS (1 thread,
-    CPU time, batch 64, min of 5, 1 and 3 channels, 3x3 p0/p1 and 5x5 p2 on 8x8-64x64
-    planes, 6-64 output channels): rows of 16+ output pixels (a whole tile), with one
-    input channel or 16+ output channels: 1.1-2.1x (3->32 3x3 on 32x32 1.5x, 1->16 on
-    28x28 1.3x, 3->16 5x5 on 32x32 1.1x, LeNet's conv1 1.3x); rows under 16 pixels
-    (tiles stored under a mask) 0.6-0.9x, 3 channels to 6 0.83-1.2x."""
-    return g.Wo >= 16 and (g.C == 1 or g.O >= 16)
-
-
 cdef bint _on_first(const Geometry* g) noexcept nogil:
     """Float32 on the AVX2 build only (mode 1 also needs ``use_tiles`` on)."""
     return _avx2_tiles and _first_fits(g) and (
@@ -453,17 +392,6 @@ def use_winograd(int mode):
     global _winograd_mode
     previous, _winograd_mode = _winograd_mode, _engine_mode("use_winograd", mode)
     return previous
-
-
-cdef bint _winograd_win(const Geometry* g) noexcept nogil:
-    """Where the engine measured faster than the one picked before it (1 thread, CPU
-    time, batch 64, min of 5 interleaved): 32+ channels each way and 2^18+ products
-    of a channel pair by an output pixel (32->32 on 32x32 1.34x, 64->64 on 16x16 1.5x,
-    64->64 and 128->128 on 8x8 1.2x and 1.5x, 128->256 and 256->256 on 4x4 1.2x).
-    Fewer (32->32 on 8x8 0.98x, 64->64 on 4x4 0.96x) or 16 channels (16->16 on 32x32
-    0.9x) stay put: the transforms cost more than the products saved."""
-    return (g.C >= 32 and g.O >= 32 and g.Ho * g.Wo <= 64 * 64
-            and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
 
 
 cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
@@ -499,16 +427,6 @@ def use_wgrad_tiles(int mode):
     previous, _wgrad_mode = _wgrad_mode, _engine_mode("use_wgrad_tiles", mode)
     _follow_wgrad_tiles(_wgrad_mode == 1)  # the outer products run only while it is automatic
     return previous
-
-
-cdef bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
-    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
-    weight gradient alone): one image at a time straight from its planes (first layers
-    1.0-1.7x, LeNet's conv1 1.3x, 32x32 and 16x16 planes even to 1.06x).  Several
-    small images per product (column blocks: LeNet's conv2, 8x8 and 4x4 planes) stay
-    on BLAS: 0.7-0.85x there.  (``conv2d_weight_grad_outer`` takes most layers with 6+
-    input channels first: see "weight gradient by outer products".)"""
-    return g.shifted and g.images == 1
 
 
 cdef bint _wgrad_on_tiles(const Geometry* g, bint float64) noexcept nogil:

@@ -1,0 +1,73 @@
+# Where each conv2d engine runs, decided by the shape alone: every rule comes from an A/B
+# measurement (1 thread, CPU time, batch 64), quoted in its docstring.  conv2d.pyx
+# combines them with the switches (``use_tiles``, ``use_direct``, ...: the modes) in its
+# ``_on_*`` functions; the engines themselves are described there.  Inline functions
+# only (see conv_columns.pxd).
+from minipool._kernels.conv_columns cimport Geometry
+from minipool._kernels.conv_nchw cimport TILE_ROWS
+
+cdef inline bint _tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64): straight
+    from the planes (stride 1), row by row (rows of whole 8-pixel vectors) or one image
+    at a time on rows of 16+ pixels, with 64+ steps per sum or a single panel of output
+    channels.  (The sweep's 3x3 and 5x5 layers on 8x8-64x64 planes: 1.2-1.6x; LeNet's
+    conv1 1.2x; LeNet's conv2 (rows of 10), 3x3 first layers (27 steps) and 4x4 planes
+    stay on BLAS: 0.75-0.95x there; ``_direct_win`` takes LeNet's conv2, 4x4 and 8x8.)"""
+    return (g.shiftable and (g.Wo % 8 == 0 or (g.shifted and g.images == 1 and g.Wo >= 16))
+            and (g.K_group >= 64 or g.O_group <= TILE_ROWS))
+
+
+cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
+    """Where the direct kernel measured faster than tiles and BLAS (1 thread, CPU time,
+    batch 64, float32): 4+ input channels per group on planes of up to 64 output pixels
+    (4x4: 1.4x (3x3) and 2.4x (5x5) BLAS; 8x8: 1.1x the tiles), or rows that are not
+    whole 8-pixel vectors on up to 256 (LeNet's conv2: 1.4x BLAS), or 5x5 (25+ taps)
+    at stride 1 with 8+ input and 16+ output channels per group on up to 256 (16x16
+    padded by 2, 14-23% of the taps in the padding: 1.04-1.17x the tiles for 8-64
+    channels, also as the input gradient of 16->32 5x5, ``_input_grad_on_tiles``; 4
+    input channels 0.87-0.9x, 16->8 0.71x).  First layers (1-3 channels, 9-75 products
+    per output: the scalar stores of the transposed tile cost too much), 3x3 on 16x16
+    (0.96-0.98x) and 32x32 planes and up stay on the tiles or BLAS (0.5-1.0x there)."""
+    return g.C // g.groups >= 4 and (
+        g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
+            g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
+                              and g.C // g.groups >= 8 and g.O_group >= 16))))
+
+
+cdef inline bint _direct_win_channels_last(const Geometry* g) noexcept nogil:
+    """Where the direct kernel on NHWC measured faster than the NHWC im2col + BLAS path
+    (1 thread, CPU time, batch 64, float32, min of 5): every layer tried with 3+ input
+    channels per group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-3.0x; LeNet's conv2 2.2x).
+    (One input channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
+    return g.C // g.groups >= 3
+
+
+cdef inline bint _first_win(const Geometry* g) noexcept nogil:
+    """Where the first-layer kernel measured faster than the tiles and BLAS (1 thread,
+    CPU time, batch 64, min of 5, 1 and 3 channels, 3x3 p0/p1 and 5x5 p2 on 8x8-64x64
+    planes, 6-64 output channels): rows of 16+ output pixels (a whole tile), with one
+    input channel or 16+ output channels: 1.1-2.1x (3->32 3x3 on 32x32 1.5x, 1->16 on
+    28x28 1.3x, 3->16 5x5 on 32x32 1.1x, LeNet's conv1 1.3x); rows under 16 pixels
+    (tiles stored under a mask) 0.6-0.9x, 3 channels to 6 0.83-1.2x."""
+    return g.Wo >= 16 and (g.C == 1 or g.O >= 16)
+
+
+cdef inline bint _winograd_win(const Geometry* g) noexcept nogil:
+    """Where the engine measured faster than the one picked before it (1 thread, CPU
+    time, batch 64, min of 5 interleaved): 32+ channels each way and 2^18+ products
+    of a channel pair by an output pixel (32->32 on 32x32 1.34x, 64->64 on 16x16 1.5x,
+    64->64 and 128->128 on 8x8 1.2x and 1.5x, 128->256 and 256->256 on 4x4 1.2x).
+    Fewer (32->32 on 8x8 0.98x, 64->64 on 4x4 0.96x) or 16 channels (16->16 on 32x32
+    0.9x) stay put: the transforms cost more than the products saved."""
+    return (g.C >= 32 and g.O >= 32 and g.Ho * g.Wo <= 64 * 64
+            and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
+
+
+cdef inline bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
+    """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
+    weight gradient alone): one image at a time straight from its planes (first layers
+    1.0-1.7x, LeNet's conv1 1.3x, 32x32 and 16x16 planes even to 1.06x).  Several
+    small images per product (column blocks: LeNet's conv2, 8x8 and 4x4 planes) stay
+    on BLAS: 0.7-0.85x there.  (``conv2d_weight_grad_outer`` takes most layers with 6+
+    input channels first: see "weight gradient by outer products".)"""
+    return g.shifted and g.images == 1
