@@ -143,7 +143,8 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
             or kernels.uses_winograd(O, Ho, Wo, C, flipped, grad.dtype == np.float64)):
         return False
     weight_t = scratch.empty((C, O // groups * kh * kw), grad.dtype)
-    if not flip_weight(weight2, weight_t, groups, kh * kw, threads):
+    # An OpenMP region under load waits for a descheduled thread: one thread then.
+    if not flip_weight(weight2, weight_t, groups, kh * kw, 1 if load_team else threads):
         return False
     workspace = scratch.empty((threads, per_thread), grad.dtype)
     with single_threaded():
