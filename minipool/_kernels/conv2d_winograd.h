@@ -113,6 +113,31 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
 #define MP_WINO_HIGH(a, b) __builtin_shuffle(a, b, (mp_wi8){4, 12, 5, 13, 6, 14, 7, 15})
 #endif
 
+/* The input transform's second half, B^T (d B) over the rows of h (d B, 4 rows of 4 vectors
+ * of 8 lanes), stored as the 16 transformed values at dst + e * e_stride: one place for both
+ * input transforms below. */
+#define MP_WINO_STORE_ROWS(h, dst, e_stride)                                               \
+    for (int k = 0; k < 4; k++) {                                                          \
+        mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];                             \
+        mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];                             \
+        memcpy(dst + k * e_stride, &t0, 32);                                               \
+        memcpy(dst + (4 + k) * e_stride, &t1, 32);                                         \
+        memcpy(dst + (8 + k) * e_stride, &t2, 32);                                         \
+        memcpy(dst + (12 + k) * e_stride, &t3, 32);                                        \
+    }
+
+/* The output transform's first half, A^T M over the rows: s[r][k] (2 rows of 4 vectors)
+ * from the 16 products of 8 tiles at m + e * e_stride; both output transforms below. */
+#define MP_WINO_LOAD_ROWS(s, m, e_stride)                                                  \
+    for (int k = 0; k < 4; k++) {                                                          \
+        mp_wf8 m0, m1, m2, m3;                                                             \
+        const float *p = (m) + k * (e_stride);                                             \
+        memcpy(&m0, p, 32), memcpy(&m1, p + 4 * (e_stride), 32);                           \
+        memcpy(&m2, p + 8 * (e_stride), 32), memcpy(&m3, p + 12 * (e_stride), 32);         \
+        s[0][k] = (m0 + m1) + m2;                                                          \
+        s[1][k] = (m1 - m2) - m3;                                                          \
+    }
+
 /* V for `count` images (C, H, W each) of a chunk, image n's tiles from column
  * n*th*tw of V.  Each image's channel is first laid out in `plane`, padded (zeros: ph
  * rows on top, pw columns on the left, the rest to whole tiles plus a vector) and
@@ -165,14 +190,7 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                             h[r][3] = o0 - o1;                                             \
                         }                                                                  \
                         float *dst = v + i * tw + j;                                       \
-                        for (int k = 0; k < 4; k++) { /* B^T (d B): over the rows */       \
-                            mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];         \
-                            mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];         \
-                            memcpy(dst + k * e_stride, &t0, 32);                           \
-                            memcpy(dst + (4 + k) * e_stride, &t1, 32);                     \
-                            memcpy(dst + (8 + k) * e_stride, &t2, 32);                     \
-                            memcpy(dst + (12 + k) * e_stride, &t3, 32);                    \
-                        }                                                                  \
+                        MP_WINO_STORE_ROWS(h, dst, e_stride);                              \
                     }                                                                      \
             }                                                                              \
         return finite;                                                                     \
@@ -197,15 +215,7 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
                         mp_wf8 s[2][4];                                                    \
-                        for (int k = 0; k < 4; k++) { /* A^T M: over the rows */           \
-                            mp_wf8 m0, m1, m2, m3;                                         \
-                            const float *p = m + i * tw + j + k * e_stride;                \
-                            memcpy(&m0, p, 32), memcpy(&m1, p + 4 * e_stride, 32);         \
-                            memcpy(&m2, p + 8 * e_stride, 32);                             \
-                            memcpy(&m3, p + 12 * e_stride, 32);                            \
-                            s[0][k] = (m0 + m1) + m2;                                      \
-                            s[1][k] = (m1 - m2) - m3;                                      \
-                        }                                                                  \
+                        MP_WINO_LOAD_ROWS(s, m + i * tw + j, e_stride);                    \
                         Py_ssize_t pixels = Wo - 2 * j < 16 ? Wo - 2 * j : 16;             \
                         for (int r = 0; r < 2 && 2 * i + r < Ho; r++) {                    \
                             /* (A^T M) A: over the columns */                              \
@@ -277,14 +287,7 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                             h[r][3] = d1 - d3;                                             \
                         }                                                                  \
                         float *dst = v + (i * tw + j) * lanes;                             \
-                        for (int k = 0; k < 4; k++) { /* B^T (d B): over the rows */       \
-                            mp_wf8 t0 = h[0][k] - h[2][k], t1 = h[1][k] + h[2][k];         \
-                            mp_wf8 t2 = h[2][k] - h[1][k], t3 = h[1][k] - h[3][k];         \
-                            memcpy(dst + k * e_stride, &t0, 32);                           \
-                            memcpy(dst + (4 + k) * e_stride, &t1, 32);                     \
-                            memcpy(dst + (8 + k) * e_stride, &t2, 32);                     \
-                            memcpy(dst + (12 + k) * e_stride, &t3, 32);                    \
-                        }                                                                  \
+                        MP_WINO_STORE_ROWS(h, dst, e_stride);                              \
                     }                                                                      \
             }                                                                              \
         }                                                                                  \
@@ -305,16 +308,8 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j++) {                                  \
                         mp_wf8 s[2][4];                                                    \
-                        for (int k = 0; k < 4; k++) { /* A^T M: over the rows */           \
-                            mp_wf8 m0, m1, m2, m3;                                         \
-                            const float *p = M + o * ld + (i * tw + j) * lanes + n0        \
-                                             + k * e_stride;                               \
-                            memcpy(&m0, p, 32), memcpy(&m1, p + 4 * e_stride, 32);         \
-                            memcpy(&m2, p + 8 * e_stride, 32);                             \
-                            memcpy(&m3, p + 12 * e_stride, 32);                            \
-                            s[0][k] = (m0 + m1) + m2;                                      \
-                            s[1][k] = (m1 - m2) - m3;                                      \
-                        }                                                                  \
+                        MP_WINO_LOAD_ROWS(s, M + o * ld + (i * tw + j) * lanes + n0,       \
+                                          e_stride);                                       \
                         for (int r = 0; r < 2; r++) { /* (A^T M) A: over the columns */    \
                             mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
                             mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
