@@ -267,6 +267,15 @@ def forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_threa
                                                  workspace, threads)
 
 
+def gradient_by_planes(channels, Ho, Wo):
+    """Whether the direct kernel copies a channels-last output gradient of ``channels``
+    channels as NCHW planes before an input-gradient pass (``by_planes``).  Up to 32
+    channels it reads the gradient in place (the same bits; 1 thread, CPU time: 1.04-1.16x
+    on 4x4 and 8x8 planes, 1.05-1.44x for the transposed conv); with 64-256 the copy won
+    where conv2d's own choice makes it (``kernels.direct_by_planes``; 0.51-0.91x without)."""
+    return channels > 32 and kernels.direct_by_planes(Ho, Wo)
+
+
 def _input_grad_channels_last(x_shape, weight2, grad, geometry, grad_x):
     """``_input_grad_on_tiles`` for channels-last: fill ``grad_x`` (N, H, W, C) as the
     channels-last forward of the output gradient with the flipped weight, if that forward
@@ -290,12 +299,8 @@ def _input_grad_channels_last(x_shape, weight2, grad, geometry, grad_x):
     weight_t = (weight2.reshape(groups, O_group, kh, kw, C_group)[:, :, ::-1, ::-1]
                 .transpose(0, 4, 2, 3, 1).reshape(C, kh * kw * O_group))
     threads = _config.kernel_threads(N, O * kh * kw * N * H * W)
-    # a gradient of up to 32 channels is read in place, not copied as planes first (the
-    # same bits; 1 thread, CPU time, min of 15: 1.04-1.16x on 4x4 and 8x8 planes, 6-32
-    # input channels); with 64-256 the copy won where conv2d's choice makes it (to 0.71x)
     kernels.conv2d_direct_channels_last(grad, np.ascontiguousarray(weight_t), None, grad_x,
-                                        flipped, threads,
-                                        O > 32 and kernels.direct_by_planes(H, W))
+                                        flipped, threads, gradient_by_planes(O, H, W))
     return True
 
 

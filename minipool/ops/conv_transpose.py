@@ -33,7 +33,7 @@ from minipool._validate import conv_bias, conv_operands, parse_data_format
 from minipool.ops._workspace import scratch
 from minipool.ops.conv import (BLOCK_ELEMENTS, MAX_GEOMETRY, WEIGHT_SLOTS, ConvGeometry, _blocks,
                                _blocks_channels_last, channels_last_weight, forward_channels_last,
-                               pair, weight_from_channels_last)
+                               gradient_by_planes, pair, weight_from_channels_last)
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
 from minipool.tensor import Function, Tensor
@@ -134,14 +134,9 @@ class ConvTranspose2dFn(Function):
         grad_x = grad_w = grad_b = None
         with single_threaded():
             if need_x and channels_last:  # conv2d of the output gradient
-                # a gradient of up to 32 channels is read in place by the direct kernel,
-                # not copied as planes first (the same bits): 1.05-1.44x at 1 thread (CPU
-                # time) and 1.2-1.8x at 2 (wall) on 8 layers with 6-32 output channels
-                # (3x3-5x5, strides 1-2, 4x4-16x16 inputs); with 64-256 the copy won
-                # (0.51-0.91x without it), so conv2d's own choice stays there
                 grad_x = np.empty(x.shape, dtype=x.dtype)
                 forward_channels_last(grad, weight2, None, grad_x, geometry, block_rows, forward,
-                                      threads, by_planes=False if grad.shape[3] <= 32 else None)
+                                      threads, gradient_by_planes(grad.shape[3], *x.shape[1:3]))
             elif need_x:
                 grad_x = np.empty(x.shape, dtype=x.dtype)
                 workspace = scratch.empty((threads, forward), x.dtype)
