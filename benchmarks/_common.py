@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-__all__ = ["parse_args", "import_torch", "set_threads", "median_time", "gbps",
+__all__ = ["parse_args", "import_torch", "set_threads", "median_time", "median_times_in_turns", "gbps",
            "copy_bandwidth", "roof_fraction", "markdown_table", "machine_line",
            "format_seconds"]
 
@@ -100,6 +100,28 @@ def median_time(fn, repeats=25, warmup=3):
         if gc_was_enabled:
             gc.enable()
     return float(np.median(times))
+
+
+def median_times_in_turns(fns, repeats=25, warmup=3):
+    """Median wall time of each callable in ``fns`` in seconds, timed in turns (a, b, a, b,
+    ...): a slow stretch of a shared machine then falls on all of them alike, so their
+    ratio holds even when the times drift between runs."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for fn, fn_times in zip(fns, times):
+                start = time.perf_counter()
+                fn()
+                fn_times.append(time.perf_counter() - start)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return [float(np.median(fn_times)) for fn_times in times]
 
 
 def gbps(nbytes, seconds):

@@ -2,7 +2,8 @@
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
-median wall time, at each thread count, and the arithmetic rate this gives
+median wall time (minipool and PyTorch timed in turns, so a slow stretch of a
+shared machine falls on both), at each thread count, and the arithmetic rate this gives
 (multiply-adds x 2 / time, in GFLOP/s).  Every thread count runs in its own
 process with ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and
 ``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels
@@ -45,15 +46,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (format_seconds, import_torch, machine_line, markdown_table,  # noqa: E402
-                     median_time, parse_args)
+                     median_time, median_times_in_turns, parse_args)
 
-# (name, N, C, H, W, O, k, input needs a gradient)
-SHAPES = [
-    ("conv1 1->6 5x5 on 32x32", 64, 1, 32, 32, 6, 5, False),
-    ("conv2 6->16 5x5 on 14x14", 64, 6, 14, 14, 16, 5, True),
+# (name, op, N, C, H, W, O, k, stride, padding, input needs a gradient, channels_last); C
+# is the input's channels (in_channels of a transposed convolution), O the output's
+LENET_SHAPES = [
+    ("conv1 1->6 5x5 on 32x32", "conv2d", 64, 1, 32, 32, 6, 5, 1, 0, False, False),
+    ("conv2 6->16 5x5 on 14x14", "conv2d", 64, 6, 14, 14, 16, 5, 1, 0, True, False),
 ]
-# more rows: (name, op, N, C, H, W, O, k, stride, padding, input grad, channels_last); C is
-# the input's channels (in_channels of a transposed convolution), O the output's
 TRANSPOSED_AND_NHWC_SHAPES = [
     ("conv1 NHWC", "conv2d", 64, 1, 32, 32, 6, 5, 1, 0, False, True),
     ("conv2 NHWC", "conv2d", 64, 6, 14, 14, 16, 5, 1, 0, True, True),
@@ -96,7 +96,6 @@ def sgemm_roof(repeats, warmup):
 def measure(threads, repeats, warmup, use_torch):
     """Time every case in this process; return rows as plain dicts."""
     import minipool as mp
-    import minipool.nn.functional as F
 
     torch = import_torch(not use_torch)
     if torch is not None:
@@ -104,46 +103,7 @@ def measure(threads, repeats, warmup, use_torch):
     mp.set_num_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
-    for name, N, C, H, W, O, k, input_grad in SHAPES:
-        x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-        w = rng.standard_normal((O, C, k, k)).astype(np.float32) * 0.1
-        b = rng.standard_normal(O).astype(np.float32)
-        Ho, Wo = H - k + 1, W - k + 1
-        g = rng.standard_normal((N, O, Ho, Wo)).astype(np.float32)
-        xt = mp.tensor(x, requires_grad=input_grad)
-        wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
-
-        def mp_forward():
-            with mp.no_grad():
-                F.conv2d(xt, wt, bt)
-
-        def mp_train():
-            F.conv2d(xt, wt, bt).backward(g)
-
-        row = {"case": name, "threads": threads,
-               "mp_fwd": median_time(mp_forward, repeats, warmup),
-               "mp_fb": median_time(mp_train, repeats, warmup)}
-        if torch is not None:
-            tx = torch.from_numpy(x).requires_grad_(input_grad)
-            tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
-            tg = torch.from_numpy(g)
-
-            def torch_forward():
-                with torch.no_grad():
-                    torch.nn.functional.conv2d(tx, tw, tb)
-
-            def torch_train():
-                torch.nn.functional.conv2d(tx, tw, tb).backward(tg)
-
-            row["torch_fwd"] = median_time(torch_forward, repeats, warmup)
-            row["torch_fb"] = median_time(torch_train, repeats, warmup)
-
-        # multiply-adds: forward one per weight tap and output pixel; backward as many for
-        # the weight gradient and, where computed, as many again for the input gradient
-        macs = N * O * Ho * Wo * C * k * k
-        row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
-        rows.append(row)
-    for case in TRANSPOSED_AND_NHWC_SHAPES:
+    for case in LENET_SHAPES + TRANSPOSED_AND_NHWC_SHAPES:
         rows.append(measure_case(case, threads, repeats, warmup, torch, rng))
     for case in SWEEP_SHAPES:
         rows.append(dict(measure_case(case, threads, repeats, warmup, torch, rng), sweep=True))
@@ -154,8 +114,8 @@ def measure(threads, repeats, warmup, use_torch):
 
 
 def measure_case(case, threads, repeats, warmup, torch, rng):
-    """One row of TRANSPOSED_AND_NHWC_SHAPES (minipool's NHWC against torch's channels_last
-    memory format)."""
+    """One row (LeNet, transposed / NHWC or sweep shape: minipool's NHWC against torch's
+    channels_last memory format), each minipool timing in turns with PyTorch's."""
     import minipool as mp
     import minipool.nn.functional as F
 
@@ -184,10 +144,11 @@ def measure_case(case, threads, repeats, warmup, torch, rng):
     def mp_train():
         fn(xt, wt, bt, **kw, **fmt).backward(g_mp)
 
-    row = {"case": name, "threads": threads,
-           "mp_fwd": median_time(mp_forward, repeats, warmup),
-           "mp_fb": median_time(mp_train, repeats, warmup)}
-    if torch is not None:
+    row = {"case": name, "threads": threads}
+    if torch is None:
+        row["mp_fwd"], row["mp_fb"] = (median_time(fn, repeats, warmup)
+                                       for fn in (mp_forward, mp_train))
+    else:
         memory = torch.channels_last if channels_last else torch.contiguous_format
         tx = torch.from_numpy(x).contiguous(memory_format=memory).requires_grad_(input_grad)
         tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
@@ -201,8 +162,10 @@ def measure_case(case, threads, repeats, warmup, torch, rng):
         def torch_train():
             tfn(tx, tw, tb, **kw).backward(tg)
 
-        row["torch_fwd"] = median_time(torch_forward, repeats, warmup)
-        row["torch_fb"] = median_time(torch_train, repeats, warmup)
+        row["mp_fwd"], row["torch_fwd"] = median_times_in_turns([mp_forward, torch_forward],
+                                                                 repeats, warmup)
+        row["mp_fb"], row["torch_fb"] = median_times_in_turns([mp_train, torch_train],
+                                                              repeats, warmup)
     macs = N * O * (H * W if transposed else Ho * Wo) * C * k * k
     row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
     return row
@@ -270,8 +233,7 @@ def compare_engines(repeats, baseline=None):
                f"speed-up vs torch {first} / auto"]
     rows = []
     rng = np.random.default_rng(0)
-    cases = ([(n, "conv2d", N, C, H, W, O, k, 1, 0, g, False) for n, N, C, H, W, O, k, g in SHAPES]
-             + SWEEP_SHAPES)
+    cases = LENET_SHAPES + SWEEP_SHAPES
     for name, _, N, C, H, W, O, k, stride, pad, input_grad, _ in cases:
         x = rng.standard_normal((N, C, H, W)).astype(np.float32)
         w = (rng.standard_normal((O, C, k, k)) * 0.1).astype(np.float32)
@@ -372,8 +334,7 @@ def compare_kernels(base_dir, repeats):
                "speed-up vs torch A / B", "B vs A"]
     rows = []
     rng = np.random.default_rng(0)
-    cases = ([(n, "conv2d", N, C, H, W, O, k, 1, 0, g, False) for n, N, C, H, W, O, k, g in SHAPES]
-             + SWEEP_SHAPES)
+    cases = LENET_SHAPES + SWEEP_SHAPES
     with single_threaded():
         for name, _, N, C, H, W, O, k, stride, pad, _, _ in cases:
             Ho, Wo = (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1
