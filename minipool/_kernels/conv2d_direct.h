@@ -474,6 +474,21 @@ static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
     return 0;
 #endif
 }
+/* Whether a float32 NCHW call with O output channels per group and this geometry runs on
+ * the AVX-512 row tiles now (conv2d_direct_avx512.h: a block of 16 channels, 9+ of them). */
+static inline int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                                     Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
+                                     Py_ssize_t Wo) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    return mp_direct_strided_f == mp_direct_strided_f_avx512 && O > 8 &&
+           mp_direct_rows_kernel(kh, kw, sh, sw, ph, pw, dh, dw, H, W, Ho, Wo) != 0;
+#else
+    (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
+    (void)H, (void)W, (void)Ho, (void)Wo;
+    return 0;
+#endif
+}
 #define mp_direct_strided(w, ...) \
     MP_FLOAT_OR_DOUBLE(w, mp_direct_strided_f, mp_direct_strided_d)(w, __VA_ARGS__)
 #endif

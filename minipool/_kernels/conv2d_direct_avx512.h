@@ -295,19 +295,27 @@ MP_DIRECT_ROWS(3, 16)
 MP_DIRECT_ROWS(3, 8)
 MP_DIRECT_ROWS(3, 4)
 
-/* The row tiles' kernel size K and row width W when the call's tables are exactly those
- * of a stride-1 KxK convolution (K 3 or 5, undilated) padded by K/2 on NCHW planes of
- * rows of W = 4, 8 or 16 pixels into NCHW outputs (checked pixel by pixel: each output's
- * window and its taps inside the plane), else 0. */
-static inline int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t *K_out,
-                                       Py_ssize_t *W_out) {
-    (void)w, (void)O, (void)x, (void)count, (void)image, (void)bias, (void)out, (void)out_image,
-        (void)channels, (void)pixel_order, (void)out_channel;
+/* The row tiles' shapes: K (3 or 5) for a KxK convolution, stride 1, undilated, padded
+ * by K/2 (the output plane the input's) on rows of W = 4, 8 or 16 pixels, else 0. */
+static inline int mp_direct_rows_kernel(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                        Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W,
+                                        Py_ssize_t Ho, Py_ssize_t Wo) {
+    return (kh == 3 || kh == 5) && kw == kh && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
+                   ph == kh / 2 && pw == kh / 2 && (W == 4 || W == 8 || W == 16) && H > 0 &&
+                   Ho == H && Wo == W
+               ? (int)kh
+               : 0;
+}
+
+/* The row tiles for a call (NCHW in and out), if its tables are exactly those of one of
+ * their shapes (K from the taps, W from the offset of tap (1, 0), then every output's
+ * window and its taps inside the plane checked); returns whether they ran. */
+MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float)) {
     const Py_ssize_t K = taps == 9 ? 3 : taps == 25 ? 5 : 0, P = K / 2;
     if (!K || pixel_step != 1 || out_pixel != 1 || L != channel_stride) return 0;
-    const Py_ssize_t W = tap_offset[K];
-    if ((W != 4 && W != 8 && W != 16) || L % W) return 0;
-    const Py_ssize_t H = L / W;
+    const Py_ssize_t W = tap_offset[K], H = W > 0 ? L / W : 0;
+    if (!mp_direct_rows_kernel(K, K, 1, 1, P, P, 1, 1, H, W, H, W) || L != H * W) return 0;
     for (Py_ssize_t t = 0; t < taps; t++)
         if (tap_offset[t] != t / K * W + t % K) return 0;
     for (Py_ssize_t p = 0; p < L; p++) {
@@ -319,20 +327,12 @@ static inline int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize
                     mask |= (uint64_t)1 << (ki * K + kj);
         if (pixel_base[p] != (oh - P) * W + ow - P || pixel_taps[p] != mask) return 0;
     }
-    *K_out = K, *W_out = W;
-    return 1;
-}
-
-/* The row tiles for the call, or 0 when they do not apply (mp_direct_rows_shape) */
-MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float)) {
-    Py_ssize_t K, W;
-    if (!mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &K, &W)) return 0;
     void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
         K == 5 ? (W == 16 ? mp_direct_rows_f_avx512_5x16 : W == 8 ? mp_direct_rows_f_avx512_5x8
                                                                   : mp_direct_rows_f_avx512_5x4)
                : (W == 16 ? mp_direct_rows_f_avx512_3x16 : W == 8 ? mp_direct_rows_f_avx512_3x8
                                                                   : mp_direct_rows_f_avx512_3x4);
-    rows(MP_DIRECT_STRIDED_ARGS, L / W);
+    rows(MP_DIRECT_STRIDED_ARGS, H);
     return 1;
 }
 
