@@ -40,8 +40,8 @@ thread count, nor on the AVX2, AVX-512 or baseline build):
       that are not whole vectors (LeNet's conv2), 5x5 on 16x16.  With NHWC strides it
       runs channels-last forwards (conv2d_channels_last.pyx); on AVX-512F+VL its
       float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``), and
-      stride-1 3x3/5x5 "same" layers on 4x4, 8x8 and 16x16 planes run as whole output
-      rows (the row tiles: 3x3 on 16x16 too).
+      stride-1 3x3/5x5 "same" layers on rows of 4-64 pixels run as whole output rows
+      (the row tiles: then it takes 16x16-64x64 planes too).
   first layers (``conv2d_first.h``, conv_first.pxd): 1-3 input channels, every step
       unrolled, the bias fused: the tiles' bits.
   winograd (``conv2d_winograd.h``, conv_winograd.pxd): float32 3x3 stride 1 as F(2x2,

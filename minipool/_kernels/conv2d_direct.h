@@ -34,7 +34,9 @@
  * scalar stores (6 points on one run of an output row: two 8x8 transposes in
  * registers, see mp_direct_store_run_f_avx2): that is why first layers, with
  * 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
- * the float32 tile of 32 channels for 3x3 and 5x5 on 4x4 planes: conv2d_direct_avx512.h.
+ * (conv2d_direct_avx512.h) the float32 tile of 32 channels for 3x3 and 5x5 on 4x4
+ * planes, and the row tiles: stride-1 3x3 and 5x5 "same" layers on rows of 4-64
+ * pixels, a whole output row per tile, the padding taps left out at compile time.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H

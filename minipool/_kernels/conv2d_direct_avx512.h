@@ -156,8 +156,8 @@ static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
 }
 
 /* ---- row tiles: a whole output row of W pixels (4, 8 or 16) of 16/W images by 16
- * channels, for a stride-1 KxK convolution padded by K/2 (3x3 and 5x5: the same output
- * plane as the input).  A tile's points share their rows of taps (ki: the output row's),
+ * channels (rows of 32 or 64: 2 or 4 tiles of 16 pixels), for a stride-1 KxK convolution
+ * padded by K/2 (3x3 and 5x5: the same output plane as the input).  A tile's points share their rows of taps (ki: the output row's),
  * and which columns (kj) each point has is known at compile time from K and W: the
  * taps of a kernel row are unrolled, a point's pixel is an immediate offset from one
  * index shared by the tile, broadcast inside its fma ({1to16}), and a point's padding
@@ -194,15 +194,16 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_trans
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
-/* Output row oh of NI images (image i at x + i*image, its outputs at out + i*out_image)
- * by one packed block of 16 channels at w (`rows` of them stored); K, W and NI <= 16/W
- * are compile-time constants (the caller's always-inline copies). */
+/* Output row oh of NI images (image i at x + i*image, its outputs at out + i*out_image),
+ * its RL = min(W, 16) pixels from column Q0, by one packed block of 16 channels at w
+ * (`rows` of them stored); K, W, NI <= 16/RL and Q0 are compile-time constants (the
+ * caller's always-inline copies). */
 MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_tile_f(
         const float *restrict w, const float *restrict x, Py_ssize_t image, Py_ssize_t channels,
         Py_ssize_t plane, Py_ssize_t H, Py_ssize_t oh, const float *restrict bias,
         Py_ssize_t rows, float *restrict out, Py_ssize_t out_image, Py_ssize_t out_channel,
-        const int K, const int W, const int NI) {
-    const int P = K / 2;
+        const int K, const int W, const int NI, const int Q0) {
+    const int P = K / 2, RL = W < 16 ? W : 16;
     __m512 acc[16];
     for (int p = 0; p < 16; p++) acc[p] = _mm512_setzero_ps();
     const float *in[16];
@@ -218,24 +219,26 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_t
 #pragma GCC unroll 8
             for (int kj = 0; kj < K; kj++) {
                 const __m512 wv = _mm512_loadu_ps(wr + kj * 16);
-                const int q_begin = P - kj > 0 ? P - kj : 0, q_end = W + P - kj < W ? W + P - kj : W;
+                /* point q (column Q0 + q) has tap kj when 0 <= Q0 + q - P + kj < W */
+                const int q_begin = P - kj - Q0 > 0 ? P - kj - Q0 : 0,
+                          q_end = W + P - kj - Q0 < RL ? W + P - kj - Q0 : RL;
 #pragma GCC unroll 16
                 for (int i = 0; i < NI; i++)
 #pragma GCC unroll 16
                     for (int q = q_begin; q < q_end; q++)
-                        acc[i * W + q] = _mm512_fmadd_ps(wv, _mm512_set1_ps(in[i][row + q + kj]),
-                                                         acc[i * W + q]);
+                        acc[i * RL + q] = _mm512_fmadd_ps(
+                            wv, _mm512_set1_ps(in[i][row + Q0 + q + kj]), acc[i * RL + q]);
             }
         }
     }
     const __m512 b = bias ? _mm512_maskz_loadu_ps((__mmask16)((1u << rows) - 1), bias)
                           : _mm512_setzero_ps();
     for (int p = 0; p < 16; p++) acc[p] = _mm512_add_ps(acc[p], b);
-    mp_direct_transpose16(acc); /* acc[r]: channel r, lanes i*W + q */
+    mp_direct_transpose16(acc); /* acc[r]: channel r, lanes i*RL + q */
     for (Py_ssize_t r = 0; r < rows; r++) {
-        float *o = out + r * out_channel + oh * W;
+        float *o = out + r * out_channel + oh * W + Q0;
         for (int i = 0; i < NI; i++) {
-            if (W == 16) _mm512_storeu_ps(o, acc[r]);
+            if (RL == 16) _mm512_storeu_ps(o, acc[r]);
             else if (W == 8)
                 _mm256_storeu_ps(o + i * out_image,
                                  i ? _mm256_castpd_ps(_mm512_extractf64x4_pd((__m512d)acc[r], 1))
@@ -249,12 +252,12 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_t
     }
 }
 
-/* Every row of `count` images, block by block of 16 channels (16/W images a tile); a
- * last block of 8 on the AVX2 loops. */
+/* Every row of `count` images, block by block of 16 channels (16/W images a tile, or
+ * W/16 tiles a row); a last block of 8 on the AVX2 loops. */
 #define MP_DIRECT_ROWS(K, W)                                                                   \
     MP_CONV_AVX512 static void mp_direct_rows_f_avx512_##K##x##W(                             \
             MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t H) {                                   \
-        const Py_ssize_t KK = channels * K * K;                                                \
+        const Py_ssize_t KK = channels * K * K, TILE_IMAGES = W < 16 ? 16 / W : 1;            \
         for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                        \
             wd = mp_direct_block_width(O, o0, sizeof(float));                                  \
             if (wd != 16) { /* the last block of 8 */                                        \
@@ -268,41 +271,48 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_t
             const Py_ssize_t rows = O - o0 < 16 ? O - o0 : 16;                                 \
             const float *wk = w + o0 * KK, *bk = bias ? bias + o0 : NULL;                      \
             float *ok = out + o0 * out_channel;                                                \
-            for (Py_ssize_t i = 0; i < count; i += 16 / W)                                     \
+            for (Py_ssize_t i = 0; i < count; i += TILE_IMAGES)                                \
                 for (Py_ssize_t oh = 0; oh < H; oh++) {                                        \
                     const float *xi = x + i * image;                                           \
                     float *oi = ok + i * out_image;                                            \
-                    switch (count - i < 16 / W ? count - i : 16 / W) {                         \
-                    case 1: mp_direct_row_tile_f(wk, xi, image, channels, channel_stride, H, oh, \
-                                                 bk, rows, oi, out_image, out_channel, K, W, 1 < 16 / W ? 1 : 16 / W); \
-                        break;                                                                 \
-                    case 2: mp_direct_row_tile_f(wk, xi, image, channels, channel_stride, H, oh, \
-                                                 bk, rows, oi, out_image, out_channel, K, W, 2 < 16 / W ? 2 : 16 / W); \
-                        break;                                                                 \
-                    case 3: mp_direct_row_tile_f(wk, xi, image, channels, channel_stride, H, oh, \
-                                                 bk, rows, oi, out_image, out_channel, K, W, 3 < 16 / W ? 3 : 16 / W); \
-                        break;                                                                 \
-                    default: mp_direct_row_tile_f(wk, xi, image, channels, channel_stride, H, oh, \
-                                                  bk, rows, oi, out_image, out_channel, K, W, 16 / W); \
+                    switch (count - i < TILE_IMAGES ? count - i : TILE_IMAGES) {               \
+                    case 1: MP_DIRECT_ROW_TILES(K, W, 1); break;                               \
+                    case 2: MP_DIRECT_ROW_TILES(K, W, 2 < TILE_IMAGES ? 2 : TILE_IMAGES); break; \
+                    case 3: MP_DIRECT_ROW_TILES(K, W, 3 < TILE_IMAGES ? 3 : TILE_IMAGES); break; \
+                    default: MP_DIRECT_ROW_TILES(K, W, TILE_IMAGES);                           \
                     }                                                                          \
                 }                                                                              \
         }                                                                                      \
     }
+/* a row's tiles (rows of 32 or 64 pixels: 2 or 4 of 16) */
+#define MP_DIRECT_ROW_TILE(K, W, NI, Q0)                                                       \
+    mp_direct_row_tile_f(wk, xi, image, channels, channel_stride, H, oh, bk, rows, oi,        \
+                         out_image, out_channel, K, W, NI, Q0)
+#define MP_DIRECT_ROW_TILES(K, W, NI)                                                          \
+    do {                                                                                       \
+        MP_DIRECT_ROW_TILE(K, W, NI, 0);                                                       \
+        if (W >= 32) MP_DIRECT_ROW_TILE(K, W, NI, 16);                                         \
+        if (W == 64) MP_DIRECT_ROW_TILE(K, W, NI, 32), MP_DIRECT_ROW_TILE(K, W, NI, 48);       \
+    } while (0)
+MP_DIRECT_ROWS(5, 64)
+MP_DIRECT_ROWS(5, 32)
 MP_DIRECT_ROWS(5, 16)
 MP_DIRECT_ROWS(5, 8)
 MP_DIRECT_ROWS(5, 4)
+MP_DIRECT_ROWS(3, 64)
+MP_DIRECT_ROWS(3, 32)
 MP_DIRECT_ROWS(3, 16)
 MP_DIRECT_ROWS(3, 8)
 MP_DIRECT_ROWS(3, 4)
 
 /* The row tiles' shapes: K (3 or 5) for a KxK convolution, stride 1, undilated, padded
- * by K/2 (the output plane the input's) on rows of W = 4, 8 or 16 pixels, else 0. */
+ * by K/2 (the output plane the input's) on rows of W = 4, 8, 16, 32 or 64 pixels, else 0. */
 static inline int mp_direct_rows_kernel(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                                         Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                                         Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W,
                                         Py_ssize_t Ho, Py_ssize_t Wo) {
     return (kh == 3 || kh == 5) && kw == kh && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
-                   ph == kh / 2 && pw == kh / 2 && (W == 4 || W == 8 || W == 16) && H > 0 &&
+                   ph == kh / 2 && pw == kh / 2 && (W == 4 || W == 8 || W == 16 || W == 32 || W == 64) && H > 0 &&
                    Ho == H && Wo == W
                ? (int)kh
                : 0;
@@ -328,10 +338,16 @@ MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float))
         if (pixel_base[p] != (oh - P) * W + ow - P || pixel_taps[p] != mask) return 0;
     }
     void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
-        K == 5 ? (W == 16 ? mp_direct_rows_f_avx512_5x16 : W == 8 ? mp_direct_rows_f_avx512_5x8
-                                                                  : mp_direct_rows_f_avx512_5x4)
-               : (W == 16 ? mp_direct_rows_f_avx512_3x16 : W == 8 ? mp_direct_rows_f_avx512_3x8
-                                                                  : mp_direct_rows_f_avx512_3x4);
+        K == 5 ? (W == 64   ? mp_direct_rows_f_avx512_5x64
+                  : W == 32 ? mp_direct_rows_f_avx512_5x32
+                  : W == 16 ? mp_direct_rows_f_avx512_5x16
+                  : W == 8  ? mp_direct_rows_f_avx512_5x8
+                            : mp_direct_rows_f_avx512_5x4)
+               : (W == 64   ? mp_direct_rows_f_avx512_3x64
+                  : W == 32 ? mp_direct_rows_f_avx512_3x32
+                  : W == 16 ? mp_direct_rows_f_avx512_3x16
+                  : W == 8  ? mp_direct_rows_f_avx512_3x8
+                            : mp_direct_rows_f_avx512_3x4);
     rows(MP_DIRECT_STRIDED_ARGS, H);
     return 1;
 }

@@ -175,7 +175,7 @@ def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, 
     ((64, 64, 16, 16), 32, 5, 2, 1, True),
     ((64, 4, 16, 16), 16, 5, 2, 1, "rows"),  # 4 channels: the tiles (AVX2), the row tiles
     ((64, 32, 16, 16), 64, 3, 1, 1, "rows"),  # 3x3 on 16x16: as 4 channels
-    ((64, 16, 32, 32), 16, 5, 2, 1, False),  # 32x32 planes: the tiles
+    ((64, 16, 32, 32), 16, 5, 2, 1, "rows"),  # 32x32 planes: the tiles (AVX2), the row tiles
     ((64, 16, 32, 32), 16, 5, 2, 2, False),  # stride 2 onto 16x16: not measured, not taken
 ])
 def test_automatic_choice_on_16x16_planes(shape, out_channels, k, pad, stride, on_direct):

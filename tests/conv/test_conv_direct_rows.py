@@ -1,7 +1,7 @@
 """The direct kernel's AVX-512 row tiles (minipool/_kernels/conv2d_direct_avx512.h): a
 stride-1 3x3 or 5x5 convolution padded by k//2 on rows of 4, 8 or 16 pixels, a whole output
-row of 16/W images by 16 channels per tile, each point's padding taps left out at compile
-time.
+row of 16/W images (or a 16-pixel part of a row of 32 or 64) by 16 channels per tile, each
+point's padding taps left out at compile time.
 
 They run in ``use_cpu_avx512`` modes 1 and 2 and never in mode 0 (the AVX2 tiles) or on the
 baseline build: the bits are compared between those on shapes at the borders of the tiles
@@ -34,6 +34,8 @@ ROW_CASES = [
     (1, 4, 5, 4, 40, 5, 1, 2, 1, 1, True),      # 5 rows of 4, one image (a tile of 1 of 4)
     (2, 8, 8, 8, 32, 3, 1, 1, 1, 2, True),      # grouped: 16 output channels per group
     (2, 4, 16, 16, 16, 3, 1, 1, 1, 1, True),    # 3x3 on 16x16
+    (2, 4, 5, 32, 17, 5, 1, 2, 1, 1, True),     # rows of 32: two tiles of 16 pixels a row
+    (2, 4, 3, 64, 16, 3, 1, 1, 1, 1, False),    # rows of 64: four
 ]
 ROW_IDS = [f"rows{i}" for i in range(len(ROW_CASES))]
 # direct shapes that are not row-tile shapes (the pixel-group tiles run them)
@@ -95,24 +97,30 @@ def test_the_rule_takes_the_row_shapes_only(rows_or_avx2):
         kernels.use_cpu_avx2(True)
 
 
-def test_the_automatic_choice_takes_3x3_on_16x16_with_the_row_tiles():
-    """3x3 on 16x16 planes (rows that are whole vectors: the tiles' shape) go to the direct
-    kernel only where the row tiles run; 5x5 with 8+ channels went there before."""
+def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
+    """16x16-64x64 planes (rows that are whole vectors: the tiles' shape) go to the direct
+    kernel where the row tiles run (64x64 with 8+ input channels); 5x5 on 16x16 with 8+
+    channels went there before."""
     if not has_avx512():
         pytest.skip("this CPU has no AVX-512F+VL")
-    wide = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 16, 16, 1)
-    narrow = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 32, 32, 1)
-    five = ConvGeometry(5, 5, 1, 1, 2, 2, 1, 1, 16, 16, 1)
+
+    def same(k, size):
+        return ConvGeometry(k, k, 1, 1, k // 2, k // 2, 1, 1, size, size, 1)
     try:
         kernels.use_cpu_avx512(1)
-        assert kernels.uses_direct(16, 16, 16, 32, wide)
-        assert kernels.uses_direct(4, 16, 16, 16, five)    # 4 input channels: rows only
-        assert not kernels.uses_direct(16, 32, 32, 32, narrow)  # rows of 32: not theirs
-        assert not kernels.uses_direct(16, 16, 16, 8, wide)     # 8 output channels
+        assert kernels.uses_direct(16, 16, 16, 32, same(3, 16))
+        assert kernels.uses_direct(4, 16, 16, 16, same(5, 16))    # 4 input channels: rows only
+        assert kernels.uses_direct(16, 32, 32, 16, same(3, 32))
+        assert kernels.uses_direct(4, 32, 32, 16, same(5, 32))
+        assert kernels.uses_direct(8, 64, 64, 16, same(3, 64))
+        assert not kernels.uses_direct(4, 64, 64, 16, same(5, 64))  # 4 channels on 64x64
+        assert not kernels.uses_direct(16, 24, 24, 16, same(3, 24))  # rows of 24: not theirs
+        assert not kernels.uses_direct(16, 16, 16, 8, same(3, 16))   # 8 output channels
         kernels.use_cpu_avx512(0)
-        assert not kernels.uses_direct(16, 16, 16, 32, wide)
-        assert not kernels.uses_direct(4, 16, 16, 16, five)
-        assert kernels.uses_direct(16, 16, 16, 32, five)   # as before the row tiles
+        assert not kernels.uses_direct(16, 16, 16, 32, same(3, 16))
+        assert not kernels.uses_direct(4, 16, 16, 16, same(5, 16))
+        assert not kernels.uses_direct(16, 32, 32, 16, same(3, 32))
+        assert kernels.uses_direct(16, 16, 16, 32, same(5, 16))   # as before the row tiles
     finally:
         kernels.use_cpu_avx512(1)
 
