@@ -328,14 +328,22 @@ MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float))
     if (!mp_direct_rows_kernel(K, K, 1, 1, P, P, 1, 1, H, W, H, W) || L != H * W) return 0;
     for (Py_ssize_t t = 0; t < taps; t++)
         if (tap_offset[t] != t / K * W + t % K) return 0;
-    for (Py_ssize_t p = 0; p < L; p++) {
-        const Py_ssize_t oh = p / W, ow = p % W;
-        uint64_t mask = 0;
-        for (Py_ssize_t ki = 0; ki < K; ki++)
-            for (Py_ssize_t kj = 0; kj < K; kj++)
-                if (oh - P + ki >= 0 && oh - P + ki < H && ow - P + kj >= 0 && ow - P + kj < W)
-                    mask |= (uint64_t)1 << (ki * K + kj);
-        if (pixel_base[p] != (oh - P) * W + ow - P || pixel_taps[p] != mask) return 0;
+    /* a pixel's taps: those of its row's kernel rows inside the plane and of its column's
+     * kernel columns inside (one mask each, ANDed: O(L), not O(L*taps)) */
+    uint64_t column_taps[64];
+    for (Py_ssize_t ow = 0; ow < W; ow++) {
+        column_taps[ow] = 0;
+        for (Py_ssize_t t = 0; t < taps; t++)
+            if (ow - P + t % K >= 0 && ow - P + t % K < W) column_taps[ow] |= (uint64_t)1 << t;
+    }
+    for (Py_ssize_t oh = 0, p = 0; oh < H; oh++) {
+        uint64_t row_taps = 0;
+        for (Py_ssize_t t = 0; t < taps; t++)
+            if (oh - P + t / K >= 0 && oh - P + t / K < H) row_taps |= (uint64_t)1 << t;
+        for (Py_ssize_t ow = 0; ow < W; ow++, p++)
+            if (pixel_base[p] != (oh - P) * W + ow - P ||
+                pixel_taps[p] != (row_taps & column_taps[ow]))
+                return 0;
     }
     void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
         K == 5 ? (W == 64   ? mp_direct_rows_f_avx512_5x64

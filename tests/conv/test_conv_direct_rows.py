@@ -98,9 +98,9 @@ def test_the_rule_takes_the_row_shapes_only(rows_or_avx2):
 
 
 def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
-    """16x16-64x64 planes (rows that are whole vectors: the tiles' shape) go to the direct
-    kernel where the row tiles run (64x64 with 8+ input channels); 5x5 on 16x16 with 8+
-    channels went there before."""
+    """16x16-64x64 planes (rows that are whole vectors: the tiles' shape) go from the tiles
+    to the direct kernel where the row tiles run (64x64 with 8+ input channels); 5x5 on
+    16x16 with 8+ channels went there before."""
     if not has_avx512():
         pytest.skip("this CPU has no AVX-512F+VL")
 
@@ -116,6 +116,9 @@ def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
         assert not kernels.uses_direct(4, 64, 64, 16, same(5, 64))  # 4 channels on 64x64
         assert not kernels.uses_direct(16, 24, 24, 16, same(3, 24))  # rows of 24: not theirs
         assert not kernels.uses_direct(16, 16, 16, 8, same(3, 16))   # 8 output channels
+        # 36 products per output to 16 channels: on BLAS (its own rounding), kept there
+        assert not kernels.uses_tiles(4, 32, 32, 16, same(3, 32), 32, 1)
+        assert not kernels.uses_direct(4, 32, 32, 16, same(3, 32))
         kernels.use_cpu_avx512(0)
         assert not kernels.uses_direct(16, 16, 16, 32, same(3, 16))
         assert not kernels.uses_direct(4, 16, 16, 16, same(5, 16))
