@@ -39,7 +39,9 @@ thread count, nor on the AVX2, AVX-512 or baseline build):
       (31-51% on 4x4 planes): the tiles' bits for a finite weight; small planes, rows
       that are not whole vectors (LeNet's conv2), 5x5 on 16x16.  With NHWC strides it
       runs channels-last forwards (conv2d_channels_last.pyx); on AVX-512F+VL its
-      float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``).
+      float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``), and
+      stride-1 3x3/5x5 "same" layers on rows of 4-64 pixels run as whole output rows
+      (the row tiles: then it takes 16x16-64x64 planes too).
   first layers (``conv2d_first.h``, conv_first.pxd): 1-3 input channels, every step
       unrolled, the bias fused: the tiles' bits.
   winograd (``conv2d_winograd.h``, conv_winograd.pxd): float32 3x3 stride 1 as F(2x2,
@@ -126,7 +128,8 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
                                             _forward_on_direct, _split_direct, _whole_chunk,
-                                            mp_direct_avx512_runs, mp_pick_conv_direct,
+                                            mp_direct_avx512_runs, mp_direct_rows_run,
+                                            mp_pick_conv_direct,
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
@@ -213,6 +216,14 @@ def direct_avx512_runs(Py_ssize_t O_group, Py_ssize_t taps, Py_ssize_t pixels):
     """Whether a float32 direct forward with ``O_group`` output channels per group, ``taps``
     kernel taps and ``pixels`` output pixels runs on the AVX-512 tiles now (tests)."""
     return mp_direct_avx512_runs(O_group, taps, pixels) == 1
+
+
+def direct_rows_run(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry):
+    """Whether a float32 NCHW direct forward of this shape runs on the AVX-512 row tiles
+    now (conv2d_direct_avx512.h; tests)."""
+    cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
+    return mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                              g.H, g.W, g.Ho, g.Wo) == 1
 
 
 def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

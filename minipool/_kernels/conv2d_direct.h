@@ -34,7 +34,9 @@
  * scalar stores (6 points on one run of an output row: two 8x8 transposes in
  * registers, see mp_direct_store_run_f_avx2): that is why first layers, with
  * 9-75 products per output, stay on the tiles.  On CPUs with AVX-512
- * the float32 tile of 32 channels for 3x3 and 5x5 on 4x4 planes: conv2d_direct_avx512.h.
+ * (conv2d_direct_avx512.h) the float32 tile of 32 channels for 3x3 and 5x5 on 4x4
+ * planes, and the row tiles: stride-1 3x3 and 5x5 "same" layers on rows of 4-64
+ * pixels, a whole output row per tile, the padding taps left out at compile time.
  *
  * Needs Python.h (Py_ssize_t), included before this file by Cython's C. */
 #ifndef MINIPOOL_CONV2D_DIRECT_H
@@ -471,6 +473,21 @@ static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
     return mp_direct_strided_f == mp_direct_strided_f_avx512 && mp_direct_avx512_wins(O, taps, L);
 #else
     (void)O, (void)taps, (void)L;
+    return 0;
+#endif
+}
+/* Whether a float32 NCHW call with O output channels per group and this geometry runs on
+ * the AVX-512 row tiles now (conv2d_direct_avx512.h: a block of 16 channels, 9+ of them). */
+static inline int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                                     Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
+                                     Py_ssize_t Wo) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    return mp_direct_strided_f == mp_direct_strided_f_avx512 && O > 8 &&
+           mp_direct_rows_kernel(kh, kw, sh, sw, ph, pw, dh, dw, H, W, Ho, Wo) != 0;
+#else
+    (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
+    (void)H, (void)W, (void)Ho, (void)Wo;
     return 0;
 #endif
 }

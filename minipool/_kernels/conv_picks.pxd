@@ -4,6 +4,7 @@
 # ``_on_*`` functions; the engines themselves are described there.  Inline functions
 # only (see conv_columns.pxd).
 from minipool._kernels.conv_columns cimport Geometry
+from minipool._kernels.conv_direct cimport mp_direct_rows_run
 from minipool._kernels.conv_nchw cimport TILE_ROWS
 
 cdef inline bint _tiles_win(const Geometry* g) noexcept nogil:
@@ -27,11 +28,23 @@ cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
     channels, also as the input gradient of 16->32 5x5, ``_input_grad_on_tiles``; 4
     input channels 0.87-0.9x, 16->8 0.71x).  First layers (1-3 channels, 9-75 products
     per output: the scalar stores of the transposed tile cost too much), 3x3 on 16x16
-    (0.96-0.98x) and 32x32 planes and up stay on the tiles or BLAS (0.5-1.0x there)."""
+    (0.96-0.98x) and 32x32 planes and up stay on the tiles or BLAS (0.5-1.0x there).
+    Where its AVX-512 row tiles run (a CPU with AVX-512F+VL: stride-1 3x3/5x5 "same" on
+    rows of 4-64 pixels, 9+ output channels per group) it takes from the tiles (the same
+    bits; BLAS keeps its shapes and its own rounding) the planes of up to 32x32 with 4+
+    input channels and 64x64 with 8+, whatever the kernel (1 thread, CPU time, batch 64,
+    min of 7-11 interleaved, ``use_winograd(0)``, against the tiles):
+    16x16 3x3 16->16 1.27x, 16->32 1.17x, 32->64 1.16x, 64->64 1.15x, 8->16 1.30x, 5x5
+    4->16 and 4->32 1.21-1.23x; 32x32 3x3 16->16 1.14-1.16x, 32->32 1.14x, 8->16 1.09x,
+    5x5 16->16 1.15x, 4->16 1.05x; 64x64 3x3 8->16 1.00-1.11x, 16->16 1.09x, 5x5
+    16->16 1.14x, 8->32 1.37x, but 4->16 0.98-1.03x."""
     return g.C // g.groups >= 4 and (
         g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
             g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
-                              and g.C // g.groups >= 8 and g.O_group >= 16))))
+                              and g.C // g.groups >= 8 and g.O_group >= 16)))
+        or (_tiles_win(g) and (g.W <= 32 or g.C // g.groups >= 8)
+            and mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                   g.H, g.W, g.Ho, g.Wo)))
 
 
 cdef inline bint _direct_win_channels_last(const Geometry* g) noexcept nogil:

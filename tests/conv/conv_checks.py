@@ -264,14 +264,18 @@ def check_non_finite_weight_meets_the_padding(forward_nchw, value):
 def check_automatic_direct_choice(uses_direct, shape, out_channels, k, pad, on_direct):
     """The direct kernel's automatic mode (``uses_direct``: kernels.uses_direct or
     uses_direct_channels_last) takes a stride-1 square ``k`` x ``k`` convolution with
-    padding ``pad`` exactly when ``on_direct`` and the CPU has AVX2; never for float64,
-    on the baseline build or with the tiles off (BLAS only); mode 2 takes it always."""
+    padding ``pad`` exactly when ``on_direct`` and the CPU has AVX2 (``on_direct`` "rows":
+    exactly where the AVX-512 row tiles run, ``kernels.direct_rows_run``); never for
+    float64, on the baseline build or with the tiles off (BLAS only); mode 2 takes it
+    always."""
     from minipool.ops import conv as conv_module
     N, C, H, W = shape
     geometry = conv_module.ConvGeometry(k, k, 1, 1, pad, pad, 1, 1, H + 2 * pad - k + 1,
                                         W + 2 * pad - k + 1, 1)
     previous = kernels.use_direct(1), kernels.use_tiles(1)
     avx2 = kernels.use_cpu_avx2(True)
+    if on_direct == "rows":
+        on_direct = kernels.direct_rows_run(C, H, W, out_channels, geometry)
     try:
         assert uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
         assert not uses_direct(C, H, W, out_channels, geometry, True)  # float64
