@@ -134,7 +134,8 @@ from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
                                           mp_pick_conv_tiles, mp_pick_wgrad_tiles)
 from minipool._kernels.conv_picks cimport (_direct_win, _direct_win_channels_last, _first_win,
-                                           _tiles_win, _wgrad_tiles_win, _winograd_win)
+                                           _tiles_win, _wgrad_tiles_win, _winograd5_win,
+                                           _winograd_win)
 from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
                                               mp_pick_conv_winograd)
 
@@ -379,10 +380,11 @@ def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
 
 
 # ---------------------------------------------------------------- winograd
-# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` 0: never;
-# 1: where ``_winograd_win`` says (while the other forward engines are automatic too);
-# 2: every shape it can run (tests).
+# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` (3x3) and
+# ``_winograd5_mode`` (5x5) 0: never; 1: where ``_winograd_win`` (``_winograd5_win``) says,
+# while the other forward engines are automatic too; 2: every shape it can run (tests).
 cdef int _winograd_mode = 1
+cdef int _winograd5_mode = 0
 
 
 def use_winograd(int mode):
@@ -394,12 +396,24 @@ def use_winograd(int mode):
     return previous
 
 
+def use_winograd_5x5(int mode):
+    """F(2x2, 5x5) for float32 5x5 stride-1 forwards (and input gradients), an opt-in: 0
+    never (the default: its rounding error is ~3x the direct engine's on random data,
+    ~6x with values over 12 orders of magnitude, docs/differences.md); 1 where it
+    measured faster; 2 every shape it can run (tests).  ``use_winograd(0)`` also turns
+    it off.  Returns the previous mode."""
+    global _winograd5_mode
+    previous, _winograd5_mode = _winograd5_mode, _engine_mode("use_winograd_5x5", mode)
+    return previous
+
+
 cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
     """Mode 1 only while the tiles and the direct kernel are automatic too (either forced
     on takes every call it can)."""
-    return (not float64 and _winograd_fits(g) and
-            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode == 1 and _direct_mode == 1
-                                     and _avx2_tiles and _winograd_win(g))))
+    cdef int mode = _winograd5_mode if g.kh == 5 else _winograd_mode
+    return (not float64 and _winograd_fits(g) and _winograd_mode != 0 and
+            (mode == 2 or (mode == 1 and _tile_mode == 1 and _direct_mode == 1 and _avx2_tiles
+                           and (_winograd5_win(g) if g.kh == 5 else _winograd_win(g)))))
 
 
 def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

@@ -63,6 +63,12 @@ cdef inline bint _winograd_win(const Geometry* g) noexcept nogil:
             and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
 
 
+cdef inline bint _winograd5_win(const Geometry* g) noexcept nogil:
+    """5x5 (``use_winograd_5x5(1)``, an opt-in): where F(2x2, 5x5) measured faster than
+    the direct engine (1 thread, CPU time, batch 64, min of interleaved repeats): TODO."""
+    return g.C >= 16 and g.O >= 16 and g.Ho * g.Wo <= 64 * 64
+
+
 cdef inline bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
     """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
     weight gradient alone): one image at a time straight from its planes (first layers
