@@ -194,17 +194,17 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
     }
 
 /* F(2x2, 5x5)'s B^T on the 6 vectors d0-d5 (a row or a column of 8 patches), into
- * x[0-5] (the header's B^T: products by 2 as additions, exact). */
-#define MP_WINO5_B(d0, d1, d2, d3, d4, d5, x)                                              \
+ * x0-x5 (the header's B^T: products by 2 as additions, exact). */
+#define MP_WINO5_B(d0, d1, d2, d3, d4, d5, x0, x1, x2, x3, x4, x5)                         \
     do {                                                                                   \
         mp_wf8 a_ = d1 - d3, b_ = d4 - d2, s_ = d2 + d3, t_ = d3 - d2;                     \
         mp_wf8 p_ = (d0 - d2) + b_, q_ = b_ - a_, r_ = a_ + b_, u_ = a_ + (d5 - d3);       \
-        x[0] = (p_ + p_) - 3.0f * a_;                                                      \
-        x[1] = (q_ + q_) + 3.0f * s_;                                                      \
-        x[2] = (r_ + r_) + 3.0f * t_;                                                      \
-        x[3] = b_ - (a_ + a_);                                                             \
-        x[4] = (b_ + b_) + a_;                                                             \
-        x[5] = (u_ + u_) + 3.0f * b_;                                                      \
+        x0 = (p_ + p_) - 3.0f * a_;                                                        \
+        x1 = (q_ + q_) + 3.0f * s_;                                                        \
+        x2 = (r_ + r_) + 3.0f * t_;                                                        \
+        x3 = b_ - (a_ + a_);                                                               \
+        x4 = (b_ + b_) + a_;                                                               \
+        x5 = (u_ + u_) + 3.0f * b_;                                                        \
     } while (0)
 
 /* F(2x2, 5x5)'s A^T on the 6 vectors m0-m5: the two outputs y0, y1. */
@@ -212,6 +212,44 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
     do {                                                                                   \
         y0 = (m0 + (m1 + m2)) + (m3 + m4);                                                 \
         y1 = ((m1 - m2) + (m3 * 0.5f - (m4 + m4))) + m5;                                   \
+    } while (0)
+
+/* B^T (d B) over the rows of h (d B: 6 rows of 6 vectors, F(2x2, 5x5)), stored as the
+ * 36 transformed values at dst + e * e_stride (both input transforms). */
+#define MP_WINO5_STORE_ROWS(h, dst, e_stride)                                              \
+    for (int k = 0; k < 6; k++) {                                                          \
+        mp_wf8 x0, x1, x2, x3, x4, x5;                                                     \
+        MP_WINO5_B(h[0][k], h[1][k], h[2][k], h[3][k], h[4][k], h[5][k], x0, x1, x2, x3,   \
+                   x4, x5);                                                                \
+        float *e = (dst) + k * (e_stride);                                                 \
+        memcpy(e, &x0, 32), memcpy(e + 6 * (e_stride), &x1, 32);                           \
+        memcpy(e + 12 * (e_stride), &x2, 32), memcpy(e + 18 * (e_stride), &x3, 32);        \
+        memcpy(e + 24 * (e_stride), &x4, 32), memcpy(e + 30 * (e_stride), &x5, 32);        \
+    }
+
+/* The whole output transform A^T M A of 8 tiles, kernel r x r: q0[q], q1[q] (the tiles'
+ * two outputs of row q) from the products at m + e * e_stride, s (2 rows of 6 vectors)
+ * its scratch (both output transforms). */
+#define MP_WINO_COLUMNS(s, q0, q1, m, e_stride, r)                                         \
+    do {                                                                                   \
+        if ((r) == 3) {                                                                    \
+            MP_WINO_LOAD_ROWS(s, m, e_stride);                                             \
+            for (int q = 0; q < 2; q++) { /* (A^T M) A: over the columns */                \
+                q0[q] = (s[q][0] + s[q][1]) + s[q][2];                                     \
+                q1[q] = (s[q][1] - s[q][2]) - s[q][3];                                     \
+            }                                                                              \
+            break;                                                                         \
+        }                                                                                  \
+        for (int k = 0; k < 6; k++) { /* A^T M: over the rows */                           \
+            mp_wf8 v0, v1, v2, v3, v4, v5;                                                 \
+            const float *e = (m) + k * (e_stride);                                         \
+            memcpy(&v0, e, 32), memcpy(&v1, e + 6 * (e_stride), 32);                       \
+            memcpy(&v2, e + 12 * (e_stride), 32), memcpy(&v3, e + 18 * (e_stride), 32);    \
+            memcpy(&v4, e + 24 * (e_stride), 32), memcpy(&v5, e + 30 * (e_stride), 32);    \
+            MP_WINO5_A(v0, v1, v2, v3, v4, v5, s[0][k], s[1][k]);                          \
+        }                                                                                  \
+        for (int q = 0; q < 2; q++) /* (A^T M) A: over the columns */                      \
+            MP_WINO5_A(s[q][0], s[q][1], s[q][2], s[q][3], s[q][4], s[q][5], q0[q], q1[q]); \
     } while (0)
 
 /* V for `count` images (C, H, W each) of a chunk, image n's tiles from column
@@ -270,21 +308,17 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                             MP_WINO_STORE_ROWS(h, dst, e_stride);                          \
                             continue;                                                      \
                         }                                                                  \
-                        mp_wf8 h[6][6], d[6], t[6];                                        \
+                        mp_wf8 h[6][6], d0, d1, d2, d3, d4, d5;                            \
                         for (int q = 0; q < 6; q++) { /* d B: over the columns */          \
                             const float *even = plane + 2 * (2 * i + q) * half + j;        \
                             const float *odd = even + half;                                \
-                            memcpy(&d[0], even, 32), memcpy(&d[1], odd, 32);               \
-                            memcpy(&d[2], even + 1, 32), memcpy(&d[3], odd + 1, 32);       \
-                            memcpy(&d[4], even + 2, 32), memcpy(&d[5], odd + 2, 32);       \
-                            MP_WINO5_B(d[0], d[1], d[2], d[3], d[4], d[5], h[q]);          \
+                            memcpy(&d0, even, 32), memcpy(&d1, odd, 32);                   \
+                            memcpy(&d2, even + 1, 32), memcpy(&d3, odd + 1, 32);           \
+                            memcpy(&d4, even + 2, 32), memcpy(&d5, odd + 2, 32);           \
+                            MP_WINO5_B(d0, d1, d2, d3, d4, d5, h[q][0], h[q][1], h[q][2],  \
+                                       h[q][3], h[q][4], h[q][5]);                         \
                         }                                                                  \
-                        for (int k = 0; k < 6; k++) { /* B^T (d B): over the rows */       \
-                            MP_WINO5_B(h[0][k], h[1][k], h[2][k], h[3][k], h[4][k],        \
-                                       h[5][k], t);                                        \
-                            for (int a = 0; a < 6; a++)                                    \
-                                memcpy(dst + (6 * a + k) * e_stride, &t[a], 32);           \
-                        }                                                                  \
+                        MP_WINO5_STORE_ROWS(h, dst, e_stride);                             \
                     }                                                                      \
             }                                                                              \
         return finite;                                                                     \
@@ -310,25 +344,7 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
                         mp_wf8 s[2][6], q0[2], q1[2];                                      \
-                        const float *mt = m + i * tw + j; /* the 8 tiles' products */      \
-                        if (r == 3) {                                                      \
-                            MP_WINO_LOAD_ROWS(s, mt, e_stride);                            \
-                            for (int q = 0; q < 2; q++) { /* (A^T M) A: the columns */     \
-                                q0[q] = (s[q][0] + s[q][1]) + s[q][2];                     \
-                                q1[q] = (s[q][1] - s[q][2]) - s[q][3];                     \
-                            }                                                              \
-                        } else {                                                           \
-                            for (int k = 0; k < 6; k++) { /* A^T M: over the rows */       \
-                                mp_wf8 v[6];                                               \
-                                for (int a = 0; a < 6; a++)                                \
-                                    memcpy(&v[a], mt + (6 * a + k) * e_stride, 32);        \
-                                MP_WINO5_A(v[0], v[1], v[2], v[3], v[4], v[5], s[0][k],    \
-                                           s[1][k]);                                       \
-                            }                                                              \
-                            for (int q = 0; q < 2; q++) /* (A^T M) A: the columns */       \
-                                MP_WINO5_A(s[q][0], s[q][1], s[q][2], s[q][3], s[q][4],    \
-                                           s[q][5], q0[q], q1[q]);                         \
-                        }                                                                  \
+                        MP_WINO_COLUMNS(s, q0, q1, m + i * tw + j, e_stride, r);           \
                         Py_ssize_t pixels = Wo - 2 * j < 16 ? Wo - 2 * j : 16;             \
                         for (int q = 0; q < 2 && 2 * i + q < Ho; q++) {                    \
                             if (bias) q0[q] += b, q1[q] += b;                              \
@@ -360,17 +376,17 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
  * tile row would fill 2 or 4 of 8 lanes.  Each image's padded channel plane is first
  * laid out in `plane` pixel by pixel, 8 images a pixel. */
 static inline Py_ssize_t mp_wino_lanes(Py_ssize_t count) { return (count + 7) / 8 * 8; }
-static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
-    Py_ssize_t in = (2 * th + 2) * (2 * tw + 2) * 8, out = 4 * th * tw * 8;
+static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r) {
+    Py_ssize_t in = (2 * th + r - 1) * (2 * tw + r - 1) * 8, out = 4 * th * tw * 8;
     return in > out ? in : out;
 }
 
 #define MP_WINO_INPUT_IMAGES(NAME, ATTR)                                                   \
     ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
-                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
-                         Py_ssize_t e_stride, float *restrict plane) {                     \
-        Py_ssize_t pr = 2 * th + 2, pc = 2 * tw + 2, lanes = mp_wino_lanes(count);         \
+                         Py_ssize_t r, Py_ssize_t th, Py_ssize_t tw, float *restrict V,    \
+                         Py_ssize_t ld, Py_ssize_t e_stride, float *restrict plane) {      \
+        Py_ssize_t pr = 2 * th + r - 1, pc = 2 * tw + r - 1, lanes = mp_wino_lanes(count); \
         Py_ssize_t rows = H < pr - ph ? H : pr - ph, cols = W < pc - pw ? W : pc - pw;     \
         int finite = 1;                                                                    \
         for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
@@ -387,18 +403,31 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                 float *v = V + c * ld + n0;                                                \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j++) {                                  \
-                        mp_wf8 h[4][4], d0, d1, d2, d3;                                    \
-                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
-                            const float *p = plane + ((2 * i + r) * pc + 2 * j) * 8;       \
+                        float *dst = v + (i * tw + j) * lanes;                             \
+                        if (r == 3) {                                                      \
+                            mp_wf8 h[4][4], d0, d1, d2, d3;                                \
+                            for (int q = 0; q < 4; q++) { /* d B: over the columns */      \
+                                const float *p = plane + ((2 * i + q) * pc + 2 * j) * 8;   \
+                                memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                \
+                                memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);          \
+                                h[q][0] = d0 - d2;                                         \
+                                h[q][1] = d1 + d2;                                         \
+                                h[q][2] = d2 - d1;                                         \
+                                h[q][3] = d1 - d3;                                         \
+                            }                                                              \
+                            MP_WINO_STORE_ROWS(h, dst, e_stride);                          \
+                            continue;                                                      \
+                        }                                                                  \
+                        mp_wf8 h[6][6], d0, d1, d2, d3, d4, d5;                            \
+                        for (int q = 0; q < 6; q++) { /* d B: over the columns */          \
+                            const float *p = plane + ((2 * i + q) * pc + 2 * j) * 8;       \
                             memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                    \
                             memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);              \
-                            h[r][0] = d0 - d2;                                             \
-                            h[r][1] = d1 + d2;                                             \
-                            h[r][2] = d2 - d1;                                             \
-                            h[r][3] = d1 - d3;                                             \
+                            memcpy(&d4, p + 32, 32), memcpy(&d5, p + 40, 32);              \
+                            MP_WINO5_B(d0, d1, d2, d3, d4, d5, h[q][0], h[q][1], h[q][2],  \
+                                       h[q][3], h[q][4], h[q][5]);                         \
                         }                                                                  \
-                        float *dst = v + (i * tw + j) * lanes;                             \
-                        MP_WINO_STORE_ROWS(h, dst, e_stride);                              \
+                        MP_WINO5_STORE_ROWS(h, dst, e_stride);                             \
                     }                                                                      \
             }                                                                              \
         }                                                                                  \
@@ -407,9 +436,10 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
 
 #define MP_WINO_OUTPUT_IMAGES(NAME, ATTR)                                                  \
     ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
-                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,     \
-                         Py_ssize_t Ho, Py_ssize_t Wo, const float *restrict bias,         \
-                         float *restrict out, float *restrict plane) {                     \
+                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t r, Py_ssize_t th,      \
+                         Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,                      \
+                         const float *restrict bias, float *restrict out,                  \
+                         float *restrict plane) {                                          \
         Py_ssize_t lanes = mp_wino_lanes(count), pc = 2 * tw;                              \
         int finite = 1;                                                                    \
         for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
@@ -418,15 +448,13 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                 float b = bias ? bias[o] : 0.0f;                                           \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j++) {                                  \
-                        mp_wf8 s[2][4];                                                    \
-                        MP_WINO_LOAD_ROWS(s, M + o * ld + (i * tw + j) * lanes + n0,       \
-                                          e_stride);                                       \
-                        for (int r = 0; r < 2; r++) { /* (A^T M) A: over the columns */    \
-                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
-                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
-                            if (bias) q0 += b, q1 += b;                                    \
-                            float *d = plane + ((2 * i + r) * pc + 2 * j) * 8;             \
-                            memcpy(d, &q0, 32), memcpy(d + 8, &q1, 32);                    \
+                        mp_wf8 s[2][6], q0[2], q1[2];                                      \
+                        MP_WINO_COLUMNS(s, q0, q1, M + o * ld + (i * tw + j) * lanes + n0, \
+                                        e_stride, r);                                      \
+                        for (int q = 0; q < 2; q++) {                                      \
+                            if (bias) q0[q] += b, q1[q] += b;                              \
+                            float *d = plane + ((2 * i + q) * pc + 2 * j) * 8;             \
+                            memcpy(d, &q0[q], 32), memcpy(d + 8, &q1[q], 32);              \
                         }                                                                  \
                     }                                                                      \
                 for (Py_ssize_t l = 0; l < valid; l++) {                                   \

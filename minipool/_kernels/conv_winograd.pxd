@@ -28,24 +28,23 @@ cdef extern from "conv2d_winograd.h" nogil:
                        Py_ssize_t O, Py_ssize_t r, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho,
                        Py_ssize_t Wo, const float* bias, float* out)
     Py_ssize_t mp_wino_lanes(Py_ssize_t count)
-    Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw)
+    Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r)
     int mp_wino_input_images(const float* x, Py_ssize_t count, Py_ssize_t C, Py_ssize_t H,
-                             Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th,
-                             Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t e_stride,
-                             float* plane)
+                             Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t r,
+                             Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld,
+                             Py_ssize_t e_stride, float* plane)
     int mp_wino_output_images(const float* M, Py_ssize_t ld, Py_ssize_t e_stride,
-                              Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,
-                              Py_ssize_t Ho, Py_ssize_t Wo, const float* bias, float* out,
-                              float* plane)
+                              Py_ssize_t count, Py_ssize_t O, Py_ssize_t r, Py_ssize_t th,
+                              Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo, const float* bias,
+                              float* out, float* plane)
     int mp_pick_conv_winograd(int allow)
 
 cdef enum:
     WINO_TILES = 64          # tiles per chunk wanted: the products' width (16 images of 4x4)
     WINO_MIN_CHUNKS = 4      # ... while a batch still makes this many chunks
     WINO_WEIGHT_RANGE = 48   # output channels per weight-transform chunk (whole panels)
-    WINO_IMAGES_TW = 4       # 3x3 tile rows of up to this many tiles go by images, 8 a
-                             # vector (the header; 4x4 planes: 1.05x -> 1.2x the direct
-                             # engine); 5x5 always goes by rows
+    WINO_IMAGES_TW = 4       # tile rows of up to this many tiles go by images, 8 a vector
+                             # (the header; 4x4 planes: 1.05x -> 1.2x the direct engine)
 
 
 cdef inline bint _winograd_fits(const Geometry* g) noexcept nogil:
@@ -92,16 +91,16 @@ cdef inline void _winograd_chunk(void* context, Py_ssize_t k, int worker) noexce
     cdef float* plane = M + job.e * job.m_stride
     cdef const float* x = job.x + n * job.C * job.H * job.W
     cdef float* out = job.out + n * job.O * job.Ho * job.Wo
-    if not (mp_wino_input_images(x, count, job.C, job.H, job.W, job.ph, job.pw, job.th,
-                                 job.tw, V, job.ld, job.v_stride, plane) if job.by_images
-            else mp_wino_input(x, count, job.C, job.H, job.W, job.ph, job.pw, job.r, job.th,
-                               job.tw, V, job.ld, job.v_stride, plane)):
+    if not (mp_wino_input_images if job.by_images else mp_wino_input)(
+            x, count, job.C, job.H, job.W, job.ph, job.pw, job.r, job.th, job.tw, V, job.ld,
+            job.v_stride, plane):
         job.finite[k] = False
         return
     mp_wino_products(job.U, job.O, job.C, job.r, V, job.v_stride, T, job.ld, M, job.m_stride)
     if job.by_images:
-        job.finite[k] = mp_wino_output_images(M, job.ld, job.m_stride, count, job.O, job.th,
-                                              job.tw, job.Ho, job.Wo, job.bias, out, plane)
+        job.finite[k] = mp_wino_output_images(M, job.ld, job.m_stride, count, job.O, job.r,
+                                              job.th, job.tw, job.Ho, job.Wo, job.bias, out,
+                                              plane)
     else:
         job.finite[k] = mp_wino_output(M, job.ld, job.m_stride, count, job.O, job.r, job.th,
                                        job.tw, job.Ho, job.Wo, job.bias, out)
@@ -124,7 +123,7 @@ cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssiz
     job.Ho, job.Wo, job.th, job.tw = g.Ho, g.Wo, (g.Ho + 1) // 2, (g.Wo + 1) // 2
     job.r, job.e = g.kh, MP_WINO_E(g.kh)
     job.N, job.count = N, _winograd_count(N, job.th * job.tw)
-    job.by_images = job.tw <= WINO_IMAGES_TW and job.r == 3
+    job.by_images = job.tw <= WINO_IMAGES_TW
     if job.by_images:  # whole vectors of 8 images, unless the batch is smaller
         job.count = min(mp_wino_lanes(job.count), N)
     job.chunks = (N + job.count - 1) // job.count
@@ -132,7 +131,7 @@ cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssiz
                         * job.th * job.tw)
     job.v_stride, job.m_stride = mp_wino_e_stride(g.C, job.ld), mp_wino_e_stride(g.O, job.ld)
     job.per_worker = (job.e * (job.v_stride + job.m_stride) + (
-        mp_wino_plane_images(job.th, job.tw) if job.by_images
+        mp_wino_plane_images(job.th, job.tw, job.r) if job.by_images
         else mp_wino_plane(job.th, job.tw, job.r)) + 15) // 16 * 16
     cdef char* memory = <char*>malloc(63 + (u_size + threads * job.per_worker) * sizeof(float)
                                       + max(ranges, job.chunks))
