@@ -104,26 +104,31 @@ static inline void mp_wino_weight3(const float *restrict g, float *restrict u) {
 }
 
 /* u = G g G^T of one 5x5 kernel g (the header's G, F(2x2, 5x5)): the integer rows of G
- * in double (exact but for the rare sum of 25 terms past 53 bits), divided by the two
- * rows' denominators, rounded to float32 once. */
-static const double mp_wino5_g[6][5] = {{1, 0, 0, 0, 0},       {1, 1, 1, 1, 1},
-                                        {-1, 1, -1, 1, -1},    {-16, -8, -4, -2, -1},
-                                        {1, -2, 4, -8, 16},    {0, 0, 0, 0, 1}};
-static const double mp_wino5_g_den[6] = {2, 6, 6, 15, 30, 2};
+ * (times 2, 6, 6, 15, 30, 2) in double (its few roundings far below float32's), then
+ * scaled by the two rows' 1 / (den_a den_b) and rounded to float32 once. */
+#define MP_WINO5_G(g0, g1, g2, g3, g4, t0, t1, t2, t3, t4, t5)                              \
+    do {                                                                                   \
+        double even_ = (g0 + g2) + g4, odd_ = g1 + g3;                                     \
+        t0 = g0;                                                                           \
+        t1 = even_ + odd_;                                                                 \
+        t2 = odd_ - even_;                                                                 \
+        t3 = -((((16 * g0 + 8 * g1) + 4 * g2) + 2 * g3) + g4);                            \
+        t4 = (((g0 - 2 * g1) + 4 * g2) - 8 * g3) + 16 * g4;                                \
+        t5 = g4;                                                                           \
+    } while (0)
+static const double mp_wino5_g_scale[6] = {1.0 / 2, 1.0 / 6, 1.0 / 6, 1.0 / 15, 1.0 / 30, 1.0 / 2};
 static inline void mp_wino_weight5(const float *restrict g, float *restrict u) {
     double t[6][5];
-    for (int a = 0; a < 6; a++) /* G g: over the rows */
-        for (int k = 0; k < 5; k++) {
-            double sum = 0;
-            for (int i = 0; i < 5; i++) sum += mp_wino5_g[a][i] * g[5 * i + k];
-            t[a][k] = sum;
-        }
-    for (int a = 0; a < 6; a++) /* (G g) G^T: over the columns */
-        for (int b = 0; b < 6; b++) {
-            double sum = 0;
-            for (int k = 0; k < 5; k++) sum += t[a][k] * mp_wino5_g[b][k];
-            u[6 * a + b] = (float)(sum / (mp_wino5_g_den[a] * mp_wino5_g_den[b]));
-        }
+    for (int k = 0; k < 5; k++) /* G g: over the rows */
+        MP_WINO5_G((double)g[k], (double)g[5 + k], (double)g[10 + k], (double)g[15 + k],
+                   (double)g[20 + k], t[0][k], t[1][k], t[2][k], t[3][k], t[4][k], t[5][k]);
+    for (int a = 0; a < 6; a++) { /* (G g) G^T: over the columns */
+        double v[6];
+        MP_WINO5_G(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], v[0], v[1], v[2], v[3], v[4],
+                   v[5]);
+        for (int b = 0; b < 6; b++)
+            u[6 * a + b] = (float)(v[b] * (mp_wino5_g_scale[a] * mp_wino5_g_scale[b]));
+    }
 }
 
 /* U for output channels [o_begin, o_end) (panel boundaries) from the weight (O, C*r*r):
