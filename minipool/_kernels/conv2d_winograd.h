@@ -24,7 +24,7 @@
  *
  * 5x5 (r = 5): F(2x2, 5x5) on the 6x6 patch, 36 products per tile instead of 100, with
  * the interpolation points 0, 1, -1, 1/2, -2 and infinity (of the sets measured in
- * float32, the one with the smallest error: 0, +-1, +-2 had 1.2-3.6x its largest error),
+ * float32, the one with the smallest error: 0, +-1, +-2 had 2.4-3.8x its largest error),
  * B^T's rows scaled to integers (G's rows by the inverse), U computed in double and
  * rounded once:
  *
@@ -83,7 +83,8 @@ static inline Py_ssize_t mp_wino_half_row(Py_ssize_t tw, Py_ssize_t r) {
     return (tw + (r - 1) / 2 + 8 + 7) / 8 * 8;
 }
 static inline Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r) {
-    return (2 * (2 * th + r - 1) + 2) * mp_wino_half_row(tw, r); /* and the row before its split */
+    /* the rows, and one row before its split */
+    return (2 * (2 * th + r - 1) + 2) * mp_wino_half_row(tw, r);
 }
 
 /* u = G g G^T of one 3x3 kernel g (all in float32: halvings and additions). */
@@ -116,7 +117,8 @@ static inline void mp_wino_weight3(const float *restrict g, float *restrict u) {
         t4 = (((g0 - 2 * g1) + 4 * g2) - 8 * g3) + 16 * g4;                                \
         t5 = g4;                                                                           \
     } while (0)
-static const double mp_wino5_g_scale[6] = {1.0 / 2, 1.0 / 6, 1.0 / 6, 1.0 / 15, 1.0 / 30, 1.0 / 2};
+static const double mp_wino5_g_scale[6] = {1.0 / 2,  1.0 / 6,  1.0 / 6,
+                                           1.0 / 15, 1.0 / 30, 1.0 / 2};
 static inline void mp_wino_weight5(const float *restrict g, float *restrict u) {
     double t[6][5];
     for (int k = 0; k < 5; k++) /* G g: over the rows */

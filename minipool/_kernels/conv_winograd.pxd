@@ -49,8 +49,9 @@ cdef enum:
 
 cdef inline bint _winograd_fits(const Geometry* g) noexcept nogil:
     """The shapes the engine computes: 3x3 or 5x5, stride 1, dilation 1, one group."""
-    return ((g.kh == 3 or g.kh == 5) and g.kw == g.kh and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1
-            and g.groups == 1 and g.C > 0 and g.O > 0 and g.Ho > 0 and g.Wo > 0)
+    return ((g.kh == 3 or g.kh == 5) and g.kw == g.kh and g.sh == 1 and g.sw == 1
+            and g.dh == 1 and g.dw == 1 and g.groups == 1 and g.C > 0 and g.O > 0
+            and g.Ho > 0 and g.Wo > 0)
 
 
 cdef struct WinogradJob:

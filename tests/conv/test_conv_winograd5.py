@@ -47,7 +47,7 @@ EPS32 = float(np.finfo(np.float32).eps) / 2  # the unit roundoff u
 B_T = np.array([[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, 2, -5, 1, 2, 0],
                 [0, -2, -1, 2, 1, 0], [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]], float)
 G = np.array([[1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [-1, 1, -1, 1, -1], [-16, -8, -4, -2, -1],
-              [1, -2, 4, -8, 16], [0, 0, 0, 0, 1]], float) / np.array([2, 6, 6, 15, 30, 2.0])[:, None]
+              [1, -2, 4, -8, 16], [0, 0, 0, 0, 1]]) / np.array([2, 6, 6, 15, 30, 2.0])[:, None]
 A_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 0.5, -2, 1]])
 
 
@@ -92,7 +92,8 @@ def loop_reference(x, w, b, padding):
     for c in range(C):
         for ki in range(5):
             for kj in range(5):
-                out += w64[None, :, c, ki, kj, None, None] * padded[:, c:c + 1, ki:ki + Ho, kj:kj + Wo]
+                tap = padded[:, c:c + 1, ki:ki + Ho, kj:kj + Wo]
+                out += w64[None, :, c, ki, kj, None, None] * tap
     if b is not None:
         out += b.astype(np.float64)[None, :, None, None]
     return out
