@@ -1,5 +1,5 @@
 """2-d convolution (NCHW), float32 and float64: im2col + GEMM, an image (or a few) at a time,
-register tiles straight from the planes, a direct kernel, or Winograd F(2x2, 3x3).
+register tiles straight from the planes, a direct kernel, or Winograd F(2x2, 3x3)/(5x5).
 
 Each thread takes whole images.  For an image it lays the receptive fields of
 a block of output rows out as a small column matrix ``cols`` (C*kh*kw rows,
@@ -48,6 +48,7 @@ thread count, nor on the AVX2, AVX-512 or baseline build):
       3x3), 16 products per (input channel, output channel, 2x2 tile) instead of 36, as
       16 GEMMs on the tiles; its own rounding (docs/differences.md), inf or NaN anywhere
       sends the call to the others; 32+ channels each way; ``use_winograd(0)``: off.
+      5x5 as F(2x2, 5x5) (36 products instead of 100) only on ``use_winograd_5x5(1)``.
 minipool/ops/conv.py also runs a stride-1 input gradient as a forward on these
 (``_input_grad_on_tiles``).  The weight gradient has tiles of its own
 (``conv2d_wgrad.h``, section "weight gradient on tiles": 3 output channels by 4 taps,
@@ -73,9 +74,9 @@ runs whole chunks of it:
 
     entry point / case                     per chunk (_forward_gemm / _backward_slot)
     conv2d_forward, winograd (_on_winograd, conv_winograd.pxd's two passes (_forward_on_winograd):
-      float32 3x3 stride 1, one group)     the weight transformed range by range of output
+      float32 3x3/5x5 stride 1, one group) the weight transformed range by range of output
                                            channels, then chunks of images: input
-                                           transform, 16 tile products, output transform
+                                           transform, 16/36 tile products, output transform
                                            (+ bias) into the output; all again on the
                                            engines below at a non-finite value
     conv2d_forward, direct (_on_direct,    conv_direct.pxd's own launch (_forward_on_direct):
@@ -137,7 +138,8 @@ from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _run_chunks, _workspace_elements, mp_conv_panel_width,
                                           mp_pick_conv_tiles, mp_pick_wgrad_tiles)
 from minipool._kernels.conv_picks cimport (_direct_win, _direct_win_channels_last, _first_win,
-                                           _tiles_win, _wgrad_tiles_win, _winograd_win)
+                                           _tiles_win, _wgrad_tiles_win, _winograd5_win,
+                                           _winograd_win)
 from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
                                               mp_pick_conv_winograd)
 
@@ -390,10 +392,10 @@ def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
 
 
 # ---------------------------------------------------------------- winograd
-# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` 0: never;
-# 1: where ``_winograd_win`` says (while the other forward engines are automatic too);
-# 2: every shape it can run (tests).
-cdef int _winograd_mode = 1
+# conv_winograd.pxd's engine (see the module docstring).  ``_winograd_mode`` (3x3),
+# ``_winograd5_mode`` (5x5) 0: never; 1: where ``_winograd_win`` (``_winograd5_win``) says,
+# while the other forward engines are automatic too; 2: every shape it can run (tests).
+cdef int _winograd_mode = 1, _winograd5_mode = 0
 
 
 def use_winograd(int mode):
@@ -405,12 +407,21 @@ def use_winograd(int mode):
     return previous
 
 
+def use_winograd_5x5(int mode):
+    """Winograd for float32 5x5 stride 1, an opt-in: 0 never (the default: 3-8x the direct
+    engine's typical rounding error, docs/differences.md), 1 where it measured faster, 2
+    always (tests); ``use_winograd(0)`` turns it off too.  Returns the previous mode."""
+    global _winograd5_mode
+    previous, _winograd5_mode = _winograd5_mode, _engine_mode("use_winograd_5x5", mode)
+    return previous
+
+
 cdef bint _on_winograd(const Geometry* g, bint float64) noexcept nogil:
-    """Mode 1 only while the tiles and the direct kernel are automatic too (either forced
-    on takes every call it can)."""
-    return (not float64 and _winograd_fits(g) and
-            (_winograd_mode == 2 or (_winograd_mode == 1 and _tile_mode == 1 and _direct_mode == 1
-                                     and _avx2_tiles and _winograd_win(g))))
+    """Mode 1 only while the tiles and the direct kernel are automatic too."""
+    cdef int mode = _winograd5_mode if g.kh == 5 else _winograd_mode
+    return (not float64 and _winograd_fits(g) and _winograd_mode != 0 and (mode == 2 or (
+        mode == 1 and _tile_mode == 1 and _direct_mode == 1 and _avx2_tiles
+        and (_winograd5_win(g) if g.kh == 5 else _winograd_win(g)))))
 
 
 def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

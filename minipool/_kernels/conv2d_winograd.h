@@ -1,5 +1,6 @@
-/* conv2d's Winograd engine, F(2x2, 3x3), float32 (see conv2d.pyx, "winograd", and
- * conv_winograd.pxd): a 3x3, stride-1, dilation-1 convolution computed tile by tile,
+/* conv2d's Winograd engine, F(2x2, 3x3) and F(2x2, 5x5), float32 (see conv2d.pyx,
+ * "winograd", and conv_winograd.pxd): a 3x3 (or 5x5, below), stride-1, dilation-1
+ * convolution computed tile by tile,
  * a tile being 2x2 output pixels of one output channel, from the 4x4 input patch
  * that covers them:
  *
@@ -21,11 +22,27 @@
  * in order.  So the bits depend on the shape alone.  They are not the direct products'
  * bits: see docs/differences.md.
  *
- * Layouts, per chunk of images (T tiles in all, ld >= T + MP_WINO_SLACK):
- *   V: 16 x (C rows of ld): V[e][c][t], tile t = image*tiles + i*tw + j (small planes:
- *      (i*tw + j)*lanes + image, see "by images"), the 16 mp_wino_e_stride(C, ld) apart
- *   M: 16 x (O rows of ld), mp_wino_e_stride(O, ld) apart
- *   U: 16 x the packed weight of conv2d_tiles.h (panels of 6 or 4 output channels,
+ * 5x5 (r = 5): F(2x2, 5x5) on the 6x6 patch, 36 products per tile instead of 100, with
+ * the interpolation points 0, 1, -1, 1/2, -2 and infinity (of the sets measured in
+ * float32, the one with the smallest error: 0, +-1, +-2 had 2.4-3.8x its largest error),
+ * B^T's rows scaled to integers (G's rows by the inverse), U computed in double and
+ * rounded once:
+ *
+ *     B^T = [2 -3 -4  3 2 0]    G = [ 1/2    0     0     0     0  ]    A^T = [1 1  1  1   1 0]
+ *           [0 -2  1  5 2 0]        [ 1/6   1/6   1/6   1/6   1/6 ]          [0 1 -1 1/2 -2 1]
+ *           [0  2 -5  1 2 0]        [-1/6   1/6  -1/6   1/6  -1/6 ]
+ *           [0 -2 -1  2 1 0]        [-16/15 -8/15 -4/15 -2/15 -1/15]
+ *           [0  1 -2 -1 2 0]        [ 1/30 -2/30  4/30 -8/30 16/30]
+ *           [0  2 -3 -4 3 2]        [ 0     0     0     0    1/2 ]
+ *
+ * Below, "e" counts the transformed values of a tile: MP_WINO_E(r), 16 or 36.
+ *
+ * Layouts, per chunk of images (T tiles in all, ld >= T + MP_WINO_SLACK), for e
+ * transformed values a tile:
+ *   V: e x (C rows of ld): V[e][c][t], tile t = image*tiles + i*tw + j (small planes:
+ *      (i*tw + j)*lanes + image, see "by images"), the e mp_wino_e_stride(C, ld) apart
+ *   M: e x (O rows of ld), mp_wino_e_stride(O, ld) apart
+ *   U: e x the packed weight of conv2d_tiles.h (panels of 6 or 4 output channels,
  *      each (C, width)), mp_wino_packed(O, C) elements apart.
  *
  * Needs Python.h (for Py_ssize_t) and <string.h>, included before this file by
@@ -39,9 +56,12 @@
  * vector, the tiles' last vectors (MP_CONV_SLACK). */
 #define MP_WINO_SLACK 16
 
+/* The transformed values of a tile, kernel r x r (3 or 5): (r + 1)^2. */
+#define MP_WINO_E(r) (((r) + 1) * ((r) + 1))
+
 typedef float mp_wf8 __attribute__((vector_size(32)));
 
-/* The elements of one of the 16 packed weights. */
+/* The elements of one of the e packed weights. */
 static inline Py_ssize_t mp_wino_packed(Py_ssize_t O, Py_ssize_t C) {
     return (O + MP_CONV_MR - 1) / MP_CONV_MR * MP_CONV_MR * C;
 }
@@ -50,50 +70,92 @@ static inline Py_ssize_t mp_wino_packed(Py_ssize_t O, Py_ssize_t C) {
 static inline Py_ssize_t mp_wino_ld(Py_ssize_t T) { return (T + 7) / 8 * 8 + MP_WINO_SLACK; }
 
 /* The distance between V[e] and V[e + 1] (or M's), `rows` rows of ld: 64 bytes past a
- * multiple of 4 KiB, so that the 16 streams the transforms read or write side by side
- * fall in 16 different L1 sets (a multiple of 4 KiB puts them all in one). */
+ * multiple of 4 KiB, so that the e streams the transforms read or write side by side
+ * fall in different L1 sets (a multiple of 4 KiB puts them all in one). */
 static inline Py_ssize_t mp_wino_e_stride(Py_ssize_t rows, Py_ssize_t ld) {
     return (rows * ld + 1023) / 1024 * 1024 + 16;
 }
 
-/* The deinterleaved padded plane of one input channel (see mp_wino_input): rows of
- * even and odd columns, each `mp_wino_half_row(tw)` long (a multiple of 8). */
-static inline Py_ssize_t mp_wino_half_row(Py_ssize_t tw) { return (tw + 1 + 8 + 7) / 8 * 8; }
-static inline Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw) {
-    return (2 * (2 * th + 2) + 2) * mp_wino_half_row(tw); /* and the row before its split */
+/* The deinterleaved padded plane of one input channel (see mp_wino_input): 2*th + r - 1
+ * rows, each split into rows of even and odd columns `mp_wino_half_row(tw, r)` long (a
+ * multiple of 8: a tile's patch reaches (r - 1) / 2 columns past its own in each). */
+static inline Py_ssize_t mp_wino_half_row(Py_ssize_t tw, Py_ssize_t r) {
+    return (tw + (r - 1) / 2 + 8 + 7) / 8 * 8;
+}
+static inline Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r) {
+    /* the rows, and one row before its split */
+    return (2 * (2 * th + r - 1) + 2) * mp_wino_half_row(tw, r);
 }
 
-/* U for output channels [o_begin, o_end) (panel boundaries) from the weight (O, C*9):
+/* u = G g G^T of one 3x3 kernel g (all in float32: halvings and additions). */
+static inline void mp_wino_weight3(const float *restrict g, float *restrict u) {
+    float t[4][3];
+    for (int k = 0; k < 3; k++) { /* G g: over the rows */
+        t[0][k] = g[k];
+        t[1][k] = ((g[k] + g[3 + k]) + g[6 + k]) * 0.5f;
+        t[2][k] = ((g[k] - g[3 + k]) + g[6 + k]) * 0.5f;
+        t[3][k] = g[6 + k];
+    }
+    for (int a = 0; a < 4; a++) { /* (G g) G^T: over the columns */
+        u[4 * a + 0] = t[a][0];
+        u[4 * a + 1] = ((t[a][0] + t[a][1]) + t[a][2]) * 0.5f;
+        u[4 * a + 2] = ((t[a][0] - t[a][1]) + t[a][2]) * 0.5f;
+        u[4 * a + 3] = t[a][2];
+    }
+}
+
+/* u = G g G^T of one 5x5 kernel g (the header's G, F(2x2, 5x5)): the integer rows of G
+ * (times 2, 6, 6, 15, 30, 2) in double (its few roundings far below float32's), then
+ * scaled by the two rows' 1 / (den_a den_b) and rounded to float32 once. */
+#define MP_WINO5_G(g0, g1, g2, g3, g4, t0, t1, t2, t3, t4, t5)                              \
+    do {                                                                                   \
+        double even_ = (g0 + g2) + g4, odd_ = g1 + g3;                                     \
+        t0 = g0;                                                                           \
+        t1 = even_ + odd_;                                                                 \
+        t2 = odd_ - even_;                                                                 \
+        t3 = -((((16 * g0 + 8 * g1) + 4 * g2) + 2 * g3) + g4);                            \
+        t4 = (((g0 - 2 * g1) + 4 * g2) - 8 * g3) + 16 * g4;                                \
+        t5 = g4;                                                                           \
+    } while (0)
+static const double mp_wino5_g_scale[6] = {1.0 / 2,  1.0 / 6,  1.0 / 6,
+                                           1.0 / 15, 1.0 / 30, 1.0 / 2};
+static inline void mp_wino_weight5(const float *restrict g, float *restrict u) {
+    double t[6][5];
+    for (int k = 0; k < 5; k++) /* G g: over the rows */
+        MP_WINO5_G((double)g[k], (double)g[5 + k], (double)g[10 + k], (double)g[15 + k],
+                   (double)g[20 + k], t[0][k], t[1][k], t[2][k], t[3][k], t[4][k], t[5][k]);
+    for (int a = 0; a < 6; a++) { /* (G g) G^T: over the columns */
+        double v[6];
+        MP_WINO5_G(t[a][0], t[a][1], t[a][2], t[a][3], t[a][4], v[0], v[1], v[2], v[3], v[4],
+                   v[5]);
+        for (int b = 0; b < 6; b++)
+            u[6 * a + b] = (float)(v[b] * (mp_wino5_g_scale[a] * mp_wino5_g_scale[b]));
+    }
+}
+
+/* U for output channels [o_begin, o_end) (panel boundaries) from the weight (O, C*r*r):
  * U[e] packed as conv2d_tiles.h's panels, zero rows past O in the last panel.
  * Returns 1 when those weights are all finite. */
 static int mp_wino_weight(const float *restrict weight, Py_ssize_t O, Py_ssize_t C,
-                          Py_ssize_t o_begin, Py_ssize_t o_end, float *restrict U) {
-    Py_ssize_t packed = mp_wino_packed(O, C);
+                          Py_ssize_t r, Py_ssize_t o_begin, Py_ssize_t o_end, float *restrict U) {
+    Py_ssize_t packed = mp_wino_packed(O, C), taps = r * r, values = MP_WINO_E(r);
     int finite = 1;
     for (Py_ssize_t o0 = o_begin, wd; o0 < o_end; o0 += wd) {
         wd = mp_conv_panel_width(O, o0);
         for (Py_ssize_t o = O; o < o0 + wd; o++) /* computed by the tiles, never stored */
-            for (int e = 0; e < 16; e++)
+            for (Py_ssize_t e = 0; e < values; e++)
                 for (Py_ssize_t c = 0; c < C; c++) U[e * packed + o0 * C + c * wd + (o - o0)] = 0;
         for (Py_ssize_t c = 0; c < C; c++) /* a panel's row of channels c at a time: */
             for (Py_ssize_t o = o0; o < o0 + wd && o < O; o++) { /* contiguous stores */
-                const float *g = weight + (o * C + c) * 9;
-                float t[4][3], u[4][4];
-                for (int k = 0; k < 9; k++) finite &= g[k] - g[k] == 0;
-                for (int k = 0; k < 3; k++) { /* G g: over the rows */
-                    t[0][k] = g[k];
-                    t[1][k] = ((g[k] + g[3 + k]) + g[6 + k]) * 0.5f;
-                    t[2][k] = ((g[k] - g[3 + k]) + g[6 + k]) * 0.5f;
-                    t[3][k] = g[6 + k];
-                }
-                for (int a = 0; a < 4; a++) { /* (G g) G^T: over the columns */
-                    u[a][0] = t[a][0];
-                    u[a][1] = ((t[a][0] + t[a][1]) + t[a][2]) * 0.5f;
-                    u[a][2] = ((t[a][0] - t[a][1]) + t[a][2]) * 0.5f;
-                    u[a][3] = t[a][2];
-                }
+                const float *g = weight + (o * C + c) * taps;
+                float u[MP_WINO_E(5)];
+                for (Py_ssize_t k = 0; k < taps; k++) finite &= g[k] - g[k] == 0;
+                if (r == 3)
+                    mp_wino_weight3(g, u);
+                else
+                    mp_wino_weight5(g, u);
                 float *d = U + o0 * C + c * wd + (o - o0);
-                for (int e = 0; e < 16; e++) d[e * packed] = u[e / 4][e % 4];
+                for (Py_ssize_t e = 0; e < values; e++) d[e * packed] = u[e];
             }
     }
     return finite;
@@ -138,28 +200,87 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
         s[1][k] = (m1 - m2) - m3;                                                          \
     }
 
+/* F(2x2, 5x5)'s B^T on the 6 vectors d0-d5 (a row or a column of 8 patches), into
+ * x0-x5 (the header's B^T: products by 2 as additions, exact). */
+#define MP_WINO5_B(d0, d1, d2, d3, d4, d5, x0, x1, x2, x3, x4, x5)                         \
+    do {                                                                                   \
+        mp_wf8 a_ = d1 - d3, b_ = d4 - d2, s_ = d2 + d3, t_ = d3 - d2;                     \
+        mp_wf8 p_ = (d0 - d2) + b_, q_ = b_ - a_, r_ = a_ + b_, u_ = a_ + (d5 - d3);       \
+        x0 = (p_ + p_) - 3.0f * a_;                                                        \
+        x1 = (q_ + q_) + 3.0f * s_;                                                        \
+        x2 = (r_ + r_) + 3.0f * t_;                                                        \
+        x3 = b_ - (a_ + a_);                                                               \
+        x4 = (b_ + b_) + a_;                                                               \
+        x5 = (u_ + u_) + 3.0f * b_;                                                        \
+    } while (0)
+
+/* F(2x2, 5x5)'s A^T on the 6 vectors m0-m5: the two outputs y0, y1. */
+#define MP_WINO5_A(m0, m1, m2, m3, m4, m5, y0, y1)                                         \
+    do {                                                                                   \
+        y0 = (m0 + (m1 + m2)) + (m3 + m4);                                                 \
+        y1 = ((m1 - m2) + (m3 * 0.5f - (m4 + m4))) + m5;                                   \
+    } while (0)
+
+/* B^T (d B) over the rows of h (d B: 6 rows of 6 vectors, F(2x2, 5x5)), stored as the
+ * 36 transformed values at dst + e * e_stride (both input transforms). */
+#define MP_WINO5_STORE_ROWS(h, dst, e_stride)                                              \
+    for (int k = 0; k < 6; k++) {                                                          \
+        mp_wf8 x0, x1, x2, x3, x4, x5;                                                     \
+        MP_WINO5_B(h[0][k], h[1][k], h[2][k], h[3][k], h[4][k], h[5][k], x0, x1, x2, x3,   \
+                   x4, x5);                                                                \
+        float *e = (dst) + k * (e_stride);                                                 \
+        memcpy(e, &x0, 32), memcpy(e + 6 * (e_stride), &x1, 32);                           \
+        memcpy(e + 12 * (e_stride), &x2, 32), memcpy(e + 18 * (e_stride), &x3, 32);        \
+        memcpy(e + 24 * (e_stride), &x4, 32), memcpy(e + 30 * (e_stride), &x5, 32);        \
+    }
+
+/* The whole output transform A^T M A of 8 tiles, kernel r x r: q0[q], q1[q] (the tiles'
+ * two outputs of row q) from the products at m + e * e_stride, s (2 rows of 6 vectors)
+ * its scratch (both output transforms). */
+#define MP_WINO_COLUMNS(s, q0, q1, m, e_stride, r)                                         \
+    do {                                                                                   \
+        if ((r) == 3) {                                                                    \
+            MP_WINO_LOAD_ROWS(s, m, e_stride);                                             \
+            for (int q = 0; q < 2; q++) { /* (A^T M) A: over the columns */                \
+                q0[q] = (s[q][0] + s[q][1]) + s[q][2];                                     \
+                q1[q] = (s[q][1] - s[q][2]) - s[q][3];                                     \
+            }                                                                              \
+            break;                                                                         \
+        }                                                                                  \
+        for (int k = 0; k < 6; k++) { /* A^T M: over the rows */                           \
+            mp_wf8 v0, v1, v2, v3, v4, v5;                                                 \
+            const float *e = (m) + k * (e_stride);                                         \
+            memcpy(&v0, e, 32), memcpy(&v1, e + 6 * (e_stride), 32);                       \
+            memcpy(&v2, e + 12 * (e_stride), 32), memcpy(&v3, e + 18 * (e_stride), 32);    \
+            memcpy(&v4, e + 24 * (e_stride), 32), memcpy(&v5, e + 30 * (e_stride), 32);    \
+            MP_WINO5_A(v0, v1, v2, v3, v4, v5, s[0][k], s[1][k]);                          \
+        }                                                                                  \
+        for (int q = 0; q < 2; q++) /* (A^T M) A: over the columns */                      \
+            MP_WINO5_A(s[q][0], s[q][1], s[q][2], s[q][3], s[q][4], s[q][5], q0[q], q1[q]); \
+    } while (0)
+
 /* V for `count` images (C, H, W each) of a chunk, image n's tiles from column
- * n*th*tw of V.  Each image's channel is first laid out in `plane`, padded (zeros: ph
- * rows on top, pw columns on the left, the rest to whole tiles plus a vector) and
- * split into its even and odd columns, so that 8 neighbouring tiles of a tile row
- * read contiguous vectors there; then B^T d B, 8 tiles at a time.  A vector's lanes
- * past the row's last tile land in the next tile row's slots (which that row then
- * overwrites) or in the slack.  Returns 1 when the images are all finite. */
+ * n*th*tw of V, kernel r x r (3 or 5).  Each image's channel is first laid out in
+ * `plane`, padded (zeros: ph rows on top, pw columns on the left, the rest to whole
+ * tiles plus a vector) and split into its even and odd columns, so that 8 neighbouring
+ * tiles of a tile row read contiguous vectors there; then B^T d B, 8 tiles at a time.
+ * A vector's lanes past the row's last tile land in the next tile row's slots (which
+ * that row then overwrites) or in the slack.  Returns 1 when the images are all finite. */
 #define MP_WINO_INPUT(NAME, ATTR)                                                          \
     ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
-                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
-                         Py_ssize_t e_stride, float *restrict plane) {                     \
-        Py_ssize_t half = mp_wino_half_row(tw), rows = 2 * th + 2, tiles = th * tw;        \
-        Py_ssize_t copied = W < 2 * half - pw ? W : 2 * half - pw;                         \
+                         Py_ssize_t r, Py_ssize_t th, Py_ssize_t tw, float *restrict V,    \
+                         Py_ssize_t ld, Py_ssize_t e_stride, float *restrict plane) {      \
+        Py_ssize_t half = mp_wino_half_row(tw, r), rows = 2 * th + r - 1;                  \
+        Py_ssize_t tiles = th * tw, copied = W < 2 * half - pw ? W : 2 * half - pw;        \
         float *line = plane + 2 * rows * half; /* one padded row, before the split */      \
         int finite = 1;                                                                    \
         for (Py_ssize_t n = 0; n < count; n++)                                             \
             for (Py_ssize_t c = 0; c < C; c++) {                                           \
                 const float *src = x + (n * C + c) * H * W;                                \
-                for (Py_ssize_t r = 0; r < rows; r++) {                                    \
-                    float *even = plane + 2 * r * half, *odd = even + half;                \
-                    Py_ssize_t y = r - ph;                                                 \
+                for (Py_ssize_t q = 0; q < rows; q++) {                                    \
+                    float *even = plane + 2 * q * half, *odd = even + half;                \
+                    Py_ssize_t y = q - ph;                                                 \
                     if (y < 0 || y >= H) {                                                 \
                         memset(even, 0, 2 * half * sizeof(float));                         \
                         continue;                                                          \
@@ -178,19 +299,33 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                 float *v = V + c * ld + n * tiles;                                         \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
-                        mp_wf8 h[4][4], e0, e1, o0, o1;                                    \
-                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
-                            const float *even = plane + 2 * (2 * i + r) * half + j;        \
-                            const float *odd = even + half;                                \
-                            memcpy(&e0, even, 32), memcpy(&e1, even + 1, 32);              \
-                            memcpy(&o0, odd, 32), memcpy(&o1, odd + 1, 32);                \
-                            h[r][0] = e0 - e1;                                             \
-                            h[r][1] = o0 + e1;                                             \
-                            h[r][2] = e1 - o0;                                             \
-                            h[r][3] = o0 - o1;                                             \
-                        }                                                                  \
                         float *dst = v + i * tw + j;                                       \
-                        MP_WINO_STORE_ROWS(h, dst, e_stride);                              \
+                        if (r == 3) {                                                      \
+                            mp_wf8 h[4][4], e0, e1, o0, o1;                                \
+                            for (int q = 0; q < 4; q++) { /* d B: over the columns */      \
+                                const float *even = plane + 2 * (2 * i + q) * half + j;    \
+                                const float *odd = even + half;                            \
+                                memcpy(&e0, even, 32), memcpy(&e1, even + 1, 32);          \
+                                memcpy(&o0, odd, 32), memcpy(&o1, odd + 1, 32);            \
+                                h[q][0] = e0 - e1;                                         \
+                                h[q][1] = o0 + e1;                                         \
+                                h[q][2] = e1 - o0;                                         \
+                                h[q][3] = o0 - o1;                                         \
+                            }                                                              \
+                            MP_WINO_STORE_ROWS(h, dst, e_stride);                          \
+                            continue;                                                      \
+                        }                                                                  \
+                        mp_wf8 h[6][6], d0, d1, d2, d3, d4, d5;                            \
+                        for (int q = 0; q < 6; q++) { /* d B: over the columns */          \
+                            const float *even = plane + 2 * (2 * i + q) * half + j;        \
+                            const float *odd = even + half;                                \
+                            memcpy(&d0, even, 32), memcpy(&d1, odd, 32);                   \
+                            memcpy(&d2, even + 1, 32), memcpy(&d3, odd + 1, 32);           \
+                            memcpy(&d4, even + 2, 32), memcpy(&d5, odd + 2, 32);           \
+                            MP_WINO5_B(d0, d1, d2, d3, d4, d5, h[q][0], h[q][1], h[q][2],  \
+                                       h[q][3], h[q][4], h[q][5]);                         \
+                        }                                                                  \
+                        MP_WINO5_STORE_ROWS(h, dst, e_stride);                             \
                     }                                                                      \
             }                                                                              \
         return finite;                                                                     \
@@ -198,13 +333,14 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
 
 /* out (count images of O planes Ho x Wo) = A^T M A (+ bias), 8 tiles of a tile row at
  * a time (their 2x2 outputs interleaved back into 16 pixels of each of 2 rows), the
- * pixels past Ho, Wo dropped.  Returns 1 when every output is finite (huge finite
- * values can overflow in the transforms: the caller then falls back). */
+ * pixels past Ho, Wo dropped; kernel r x r (3 or 5).  Returns 1 when every output is
+ * finite (huge finite values can overflow in the transforms: the caller then falls
+ * back). */
 #define MP_WINO_OUTPUT(NAME, ATTR)                                                         \
     ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
-                         Py_ssize_t count,                                                 \
-                         Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho,        \
-                         Py_ssize_t Wo, const float *restrict bias, float *restrict out) { \
+                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t r, Py_ssize_t th,      \
+                         Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,                      \
+                         const float *restrict bias, float *restrict out) {                \
         Py_ssize_t tiles = th * tw;                                                        \
         mp_wf8 ok = {0};                                                                   \
         int finite = 1;                                                                    \
@@ -214,16 +350,14 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
                 float *y = out + (n * O + o) * Ho * Wo, b = bias ? bias[o] : 0.0f;         \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j += 8) {                               \
-                        mp_wf8 s[2][4];                                                    \
-                        MP_WINO_LOAD_ROWS(s, m + i * tw + j, e_stride);                    \
+                        mp_wf8 s[2][6], q0[2], q1[2];                                      \
+                        MP_WINO_COLUMNS(s, q0, q1, m + i * tw + j, e_stride, r);           \
                         Py_ssize_t pixels = Wo - 2 * j < 16 ? Wo - 2 * j : 16;             \
-                        for (int r = 0; r < 2 && 2 * i + r < Ho; r++) {                    \
-                            /* (A^T M) A: over the columns */                              \
-                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
-                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
-                            if (bias) q0 += b, q1 += b;                                    \
-                            mp_wf8 lo = MP_WINO_LOW(q0, q1), hi = MP_WINO_HIGH(q0, q1);    \
-                            float *d = y + (2 * i + r) * Wo + 2 * j;                       \
+                        for (int q = 0; q < 2 && 2 * i + q < Ho; q++) {                    \
+                            if (bias) q0[q] += b, q1[q] += b;                              \
+                            mp_wf8 lo = MP_WINO_LOW(q0[q], q1[q]);                         \
+                            mp_wf8 hi = MP_WINO_HIGH(q0[q], q1[q]);                        \
+                            float *d = y + (2 * i + q) * Wo + 2 * j;                       \
                             if (pixels == 16) {                                            \
                                 memcpy(d, &lo, 32), memcpy(d + 8, &hi, 32);                \
                                 ok += (lo - lo) + (hi - hi);                               \
@@ -249,17 +383,17 @@ typedef int mp_wi8 __attribute__((vector_size(32)));
  * tile row would fill 2 or 4 of 8 lanes.  Each image's padded channel plane is first
  * laid out in `plane` pixel by pixel, 8 images a pixel. */
 static inline Py_ssize_t mp_wino_lanes(Py_ssize_t count) { return (count + 7) / 8 * 8; }
-static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
-    Py_ssize_t in = (2 * th + 2) * (2 * tw + 2) * 8, out = 4 * th * tw * 8;
+static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r) {
+    Py_ssize_t in = (2 * th + r - 1) * (2 * tw + r - 1) * 8, out = 4 * th * tw * 8;
     return in > out ? in : out;
 }
 
 #define MP_WINO_INPUT_IMAGES(NAME, ATTR)                                                   \
     ATTR static int NAME(const float *restrict x, Py_ssize_t count, Py_ssize_t C,          \
                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,         \
-                         Py_ssize_t th, Py_ssize_t tw, float *restrict V, Py_ssize_t ld,   \
-                         Py_ssize_t e_stride, float *restrict plane) {                     \
-        Py_ssize_t pr = 2 * th + 2, pc = 2 * tw + 2, lanes = mp_wino_lanes(count);         \
+                         Py_ssize_t r, Py_ssize_t th, Py_ssize_t tw, float *restrict V,    \
+                         Py_ssize_t ld, Py_ssize_t e_stride, float *restrict plane) {      \
+        Py_ssize_t pr = 2 * th + r - 1, pc = 2 * tw + r - 1, lanes = mp_wino_lanes(count); \
         Py_ssize_t rows = H < pr - ph ? H : pr - ph, cols = W < pc - pw ? W : pc - pw;     \
         int finite = 1;                                                                    \
         for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
@@ -276,18 +410,31 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                 float *v = V + c * ld + n0;                                                \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j++) {                                  \
-                        mp_wf8 h[4][4], d0, d1, d2, d3;                                    \
-                        for (int r = 0; r < 4; r++) { /* d B: over the columns */          \
-                            const float *p = plane + ((2 * i + r) * pc + 2 * j) * 8;       \
+                        float *dst = v + (i * tw + j) * lanes;                             \
+                        if (r == 3) {                                                      \
+                            mp_wf8 h[4][4], d0, d1, d2, d3;                                \
+                            for (int q = 0; q < 4; q++) { /* d B: over the columns */      \
+                                const float *p = plane + ((2 * i + q) * pc + 2 * j) * 8;   \
+                                memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                \
+                                memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);          \
+                                h[q][0] = d0 - d2;                                         \
+                                h[q][1] = d1 + d2;                                         \
+                                h[q][2] = d2 - d1;                                         \
+                                h[q][3] = d1 - d3;                                         \
+                            }                                                              \
+                            MP_WINO_STORE_ROWS(h, dst, e_stride);                          \
+                            continue;                                                      \
+                        }                                                                  \
+                        mp_wf8 h[6][6], d0, d1, d2, d3, d4, d5;                            \
+                        for (int q = 0; q < 6; q++) { /* d B: over the columns */          \
+                            const float *p = plane + ((2 * i + q) * pc + 2 * j) * 8;       \
                             memcpy(&d0, p, 32), memcpy(&d1, p + 8, 32);                    \
                             memcpy(&d2, p + 16, 32), memcpy(&d3, p + 24, 32);              \
-                            h[r][0] = d0 - d2;                                             \
-                            h[r][1] = d1 + d2;                                             \
-                            h[r][2] = d2 - d1;                                             \
-                            h[r][3] = d1 - d3;                                             \
+                            memcpy(&d4, p + 32, 32), memcpy(&d5, p + 40, 32);              \
+                            MP_WINO5_B(d0, d1, d2, d3, d4, d5, h[q][0], h[q][1], h[q][2],  \
+                                       h[q][3], h[q][4], h[q][5]);                         \
                         }                                                                  \
-                        float *dst = v + (i * tw + j) * lanes;                             \
-                        MP_WINO_STORE_ROWS(h, dst, e_stride);                              \
+                        MP_WINO5_STORE_ROWS(h, dst, e_stride);                             \
                     }                                                                      \
             }                                                                              \
         }                                                                                  \
@@ -296,9 +443,10 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
 
 #define MP_WINO_OUTPUT_IMAGES(NAME, ATTR)                                                  \
     ATTR static int NAME(const float *restrict M, Py_ssize_t ld, Py_ssize_t e_stride,      \
-                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,     \
-                         Py_ssize_t Ho, Py_ssize_t Wo, const float *restrict bias,         \
-                         float *restrict out, float *restrict plane) {                     \
+                         Py_ssize_t count, Py_ssize_t O, Py_ssize_t r, Py_ssize_t th,      \
+                         Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,                      \
+                         const float *restrict bias, float *restrict out,                  \
+                         float *restrict plane) {                                          \
         Py_ssize_t lanes = mp_wino_lanes(count), pc = 2 * tw;                              \
         int finite = 1;                                                                    \
         for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
@@ -307,15 +455,13 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw) {
                 float b = bias ? bias[o] : 0.0f;                                           \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
                     for (Py_ssize_t j = 0; j < tw; j++) {                                  \
-                        mp_wf8 s[2][4];                                                    \
-                        MP_WINO_LOAD_ROWS(s, M + o * ld + (i * tw + j) * lanes + n0,       \
-                                          e_stride);                                       \
-                        for (int r = 0; r < 2; r++) { /* (A^T M) A: over the columns */    \
-                            mp_wf8 q0 = (s[r][0] + s[r][1]) + s[r][2];                     \
-                            mp_wf8 q1 = (s[r][1] - s[r][2]) - s[r][3];                     \
-                            if (bias) q0 += b, q1 += b;                                    \
-                            float *d = plane + ((2 * i + r) * pc + 2 * j) * 8;             \
-                            memcpy(d, &q0, 32), memcpy(d + 8, &q1, 32);                    \
+                        mp_wf8 s[2][6], q0[2], q1[2];                                      \
+                        MP_WINO_COLUMNS(s, q0, q1, M + o * ld + (i * tw + j) * lanes + n0, \
+                                        e_stride, r);                                      \
+                        for (int q = 0; q < 2; q++) {                                      \
+                            if (bias) q0[q] += b, q1[q] += b;                              \
+                            float *d = plane + ((2 * i + q) * pc + 2 * j) * 8;             \
+                            memcpy(d, &q0[q], 32), memcpy(d + 8, &q1[q], 32);              \
                         }                                                                  \
                     }                                                                      \
                 for (Py_ssize_t l = 0; l < valid; l++) {                                   \
@@ -360,13 +506,13 @@ static inline int mp_pick_conv_winograd(int allow) {
     return avx2;
 }
 
-/* M[e] = U[e] V[e] for the 16 e, on the tiles (mp_conv_product_f: AVX2 or portable,
- * as picked for the tiles). */
-static void mp_wino_products(const float *U, Py_ssize_t O, Py_ssize_t C, const float *V,
-                             Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld, float *M,
-                             Py_ssize_t m_stride) {
+/* M[e] = U[e] V[e] for the e (16 or 36: MP_WINO_E(r)), on the tiles (mp_conv_product_f:
+ * AVX2 or portable, as picked for the tiles). */
+static void mp_wino_products(const float *U, Py_ssize_t O, Py_ssize_t C, Py_ssize_t r,
+                             const float *V, Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld,
+                             float *M, Py_ssize_t m_stride) {
     static const Py_ssize_t no_offset = 0;
-    for (int e = 0; e < 16; e++)
+    for (Py_ssize_t e = 0; e < MP_WINO_E(r); e++)
         mp_conv_product_f(U + e * mp_wino_packed(O, C), O, V + e * v_stride, C, ld, &no_offset,
                           1, 1, T, 0, M + e * m_stride, ld, 0);
 }

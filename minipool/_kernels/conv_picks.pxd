@@ -76,6 +76,18 @@ cdef inline bint _winograd_win(const Geometry* g) noexcept nogil:
             and g.C * g.O * g.Ho * g.Wo >= 1 << 18)
 
 
+cdef inline bint _winograd5_win(const Geometry* g) noexcept nogil:
+    """5x5, once opted in (``use_winograd_5x5(1)``): where F(2x2, 5x5) measured faster
+    than the engine picked before it (1 thread, CPU time, batch 64, padding 2, min of 7
+    interleaved): 32+ channels each way on 8x8-64x64 planes (8x8: 32->32 1.1x,
+    32->64 1.1-1.3x, 64->64 1.3x; 16x16: 1.2-1.6x; 32x32: 1.4-2.0x), or 512+ channel
+    pairs on 32x32-64x64 (16->32, 32->16: 1.2x).  4x4 planes (0.5-0.9x), 16->32 on 16x16
+    (1.03-1.07x: no margin) and 16 channels or fewer each way (0.6-1.0x) stay put."""
+    return g.Ho * g.Wo <= 64 * 64 and (
+        (g.C >= 32 and g.O >= 32 and g.Ho * g.Wo >= 64)
+        or (g.C * g.O >= 512 and g.Ho * g.Wo >= 32 * 32))
+
+
 cdef inline bint _wgrad_tiles_win(const Geometry* g) noexcept nogil:
     """Where the tiles measured faster than BLAS (1 thread, CPU time, batch 64, the
     weight gradient alone): one image at a time straight from its planes (first layers

@@ -1,7 +1,8 @@
-# The Winograd F(2x2, 3x3) forward engine (conv2d_winograd.h), float32, 3x3, stride 1,
-# dilation 1, groups 1: conv2d.pyx decides where (``_winograd_win``); ``_forward_on_winograd``
-# transforms the weight once per call, then runs chunks of images, each through the
-# input transform, the 16 products and the output transform in its thread's workspace.
+# The Winograd F(2x2, 3x3) and F(2x2, 5x5) forward engine (conv2d_winograd.h), float32,
+# 3x3 or 5x5, stride 1, dilation 1, groups 1: conv2d.pyx decides where (``_winograd_win``,
+# ``_winograd5_win``); ``_forward_on_winograd`` transforms the weight once per call, then
+# runs chunks of images, each through the input transform, the 16 (36) products and the
+# output transform in its thread's workspace.
 # Every output is the same sum whatever chunk computes it, so the split changes no bit.
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from libc.stdlib cimport free, malloc
@@ -13,28 +14,29 @@ cdef extern from "conv2d_winograd.h" nogil:
     Py_ssize_t mp_wino_packed(Py_ssize_t O, Py_ssize_t C)
     Py_ssize_t mp_wino_ld(Py_ssize_t T)
     Py_ssize_t mp_wino_e_stride(Py_ssize_t rows, Py_ssize_t ld)
-    Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw)
-    int mp_wino_weight(const float* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t o_begin,
-                       Py_ssize_t o_end, float* U)
+    Py_ssize_t MP_WINO_E(Py_ssize_t r)
+    Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r)
+    int mp_wino_weight(const float* weight, Py_ssize_t O, Py_ssize_t C, Py_ssize_t r,
+                       Py_ssize_t o_begin, Py_ssize_t o_end, float* U)
     int mp_wino_input(const float* x, Py_ssize_t count, Py_ssize_t C, Py_ssize_t H,
-                      Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th, Py_ssize_t tw,
-                      float* V, Py_ssize_t ld, Py_ssize_t e_stride, float* plane)
-    void mp_wino_products(const float* U, Py_ssize_t O, Py_ssize_t C, const float* V,
-                          Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld, float* M,
-                          Py_ssize_t m_stride)
+                      Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t r, Py_ssize_t th,
+                      Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t e_stride, float* plane)
+    void mp_wino_products(const float* U, Py_ssize_t O, Py_ssize_t C, Py_ssize_t r,
+                          const float* V, Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld,
+                          float* M, Py_ssize_t m_stride)
     int mp_wino_output(const float* M, Py_ssize_t ld, Py_ssize_t e_stride, Py_ssize_t count,
-                       Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo,
-                       const float* bias, float* out)
+                       Py_ssize_t O, Py_ssize_t r, Py_ssize_t th, Py_ssize_t tw, Py_ssize_t Ho,
+                       Py_ssize_t Wo, const float* bias, float* out)
     Py_ssize_t mp_wino_lanes(Py_ssize_t count)
-    Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw)
+    Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t r)
     int mp_wino_input_images(const float* x, Py_ssize_t count, Py_ssize_t C, Py_ssize_t H,
-                             Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t th,
-                             Py_ssize_t tw, float* V, Py_ssize_t ld, Py_ssize_t e_stride,
-                             float* plane)
+                             Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t r,
+                             Py_ssize_t th, Py_ssize_t tw, float* V, Py_ssize_t ld,
+                             Py_ssize_t e_stride, float* plane)
     int mp_wino_output_images(const float* M, Py_ssize_t ld, Py_ssize_t e_stride,
-                              Py_ssize_t count, Py_ssize_t O, Py_ssize_t th, Py_ssize_t tw,
-                              Py_ssize_t Ho, Py_ssize_t Wo, const float* bias, float* out,
-                              float* plane)
+                              Py_ssize_t count, Py_ssize_t O, Py_ssize_t r, Py_ssize_t th,
+                              Py_ssize_t tw, Py_ssize_t Ho, Py_ssize_t Wo, const float* bias,
+                              float* out, float* plane)
     int mp_pick_conv_winograd(int allow)
 
 cdef enum:
@@ -46,9 +48,10 @@ cdef enum:
 
 
 cdef inline bint _winograd_fits(const Geometry* g) noexcept nogil:
-    """The shapes the engine computes: 3x3, stride 1, dilation 1, one group."""
-    return (g.kh == 3 and g.kw == 3 and g.sh == 1 and g.sw == 1 and g.dh == 1 and g.dw == 1
-            and g.groups == 1 and g.C > 0 and g.O > 0 and g.Ho > 0 and g.Wo > 0)
+    """The shapes the engine computes: 3x3 or 5x5, stride 1, dilation 1, one group."""
+    return ((g.kh == 3 or g.kh == 5) and g.kw == g.kh and g.sh == 1 and g.sw == 1
+            and g.dh == 1 and g.dw == 1 and g.groups == 1 and g.C > 0 and g.O > 0
+            and g.Ho > 0 and g.Wo > 0)
 
 
 cdef struct WinogradJob:
@@ -56,10 +59,10 @@ cdef struct WinogradJob:
     const float* weight
     const float* bias
     float* out
-    float* U                 # the 16 packed transformed weights
+    float* U                 # the e (16 or 36) packed transformed weights
     float* work              # per worker: V, M, the padded plane
     char* finite             # per chunk: its weight range (first pass) or images and outputs
-    Py_ssize_t C, H, W, O, ph, pw, Ho, Wo, th, tw
+    Py_ssize_t C, H, W, O, ph, pw, Ho, Wo, th, tw, r, e   # r: 3 or 5, e = MP_WINO_E(r)
     Py_ssize_t N, count, chunks, ld, v_stride, m_stride, per_worker
     bint by_images           # 8 images in the vector lanes (small planes)
 
@@ -74,7 +77,7 @@ cdef inline Py_ssize_t _winograd_count(Py_ssize_t N, Py_ssize_t tiles) noexcept 
 cdef inline void _winograd_weight_chunk(void* context, Py_ssize_t r, int worker) noexcept nogil:
     cdef WinogradJob* job = <WinogradJob*>context
     cdef Py_ssize_t o_begin = r * WINO_WEIGHT_RANGE
-    job.finite[r] = mp_wino_weight(job.weight, job.O, job.C, o_begin,
+    job.finite[r] = mp_wino_weight(job.weight, job.O, job.C, job.r, o_begin,
                                    min(job.O, o_begin + WINO_WEIGHT_RANGE), job.U)
 
 
@@ -85,22 +88,23 @@ cdef inline void _winograd_chunk(void* context, Py_ssize_t k, int worker) noexce
     cdef Py_ssize_t n = k * job.count, count = min(job.count, job.N - n)
     cdef Py_ssize_t T = (mp_wino_lanes(count) if job.by_images else count) * job.th * job.tw
     cdef float* V = job.work + worker * job.per_worker
-    cdef float* M = V + 16 * job.v_stride
-    cdef float* plane = M + 16 * job.m_stride
+    cdef float* M = V + job.e * job.v_stride
+    cdef float* plane = M + job.e * job.m_stride
     cdef const float* x = job.x + n * job.C * job.H * job.W
     cdef float* out = job.out + n * job.O * job.Ho * job.Wo
     if not (mp_wino_input_images if job.by_images else mp_wino_input)(
-            x, count, job.C, job.H, job.W, job.ph, job.pw, job.th, job.tw, V, job.ld,
+            x, count, job.C, job.H, job.W, job.ph, job.pw, job.r, job.th, job.tw, V, job.ld,
             job.v_stride, plane):
         job.finite[k] = False
         return
-    mp_wino_products(job.U, job.O, job.C, V, job.v_stride, T, job.ld, M, job.m_stride)
+    mp_wino_products(job.U, job.O, job.C, job.r, V, job.v_stride, T, job.ld, M, job.m_stride)
     if job.by_images:
-        job.finite[k] = mp_wino_output_images(M, job.ld, job.m_stride, count, job.O, job.th,
-                                              job.tw, job.Ho, job.Wo, job.bias, out, plane)
+        job.finite[k] = mp_wino_output_images(M, job.ld, job.m_stride, count, job.O, job.r,
+                                              job.th, job.tw, job.Ho, job.Wo, job.bias, out,
+                                              plane)
     else:
-        job.finite[k] = mp_wino_output(M, job.ld, job.m_stride, count, job.O, job.th, job.tw,
-                                       job.Ho, job.Wo, job.bias, out)
+        job.finite[k] = mp_wino_output(M, job.ld, job.m_stride, count, job.O, job.r, job.th,
+                                       job.tw, job.Ho, job.Wo, job.bias, out)
 
 
 cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssize_t N,
@@ -112,12 +116,13 @@ cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssiz
     allocation for the transformed weight, the flags and the workspaces, freed here."""
     cdef WinogradJob job
     cdef Py_ssize_t r, ranges = (g.O + WINO_WEIGHT_RANGE - 1) // WINO_WEIGHT_RANGE
-    cdef Py_ssize_t u_size = (16 * mp_wino_packed(g.O, g.C) + 15) // 16 * 16  # whole lines
+    cdef Py_ssize_t u_size = (MP_WINO_E(g.kh) * mp_wino_packed(g.O, g.C) + 15) // 16 * 16
     cdef int threads = max(1, num_threads)
     cdef bint finite = True
     job.x, job.weight, job.bias, job.out = x, weight, bias, out
     job.C, job.H, job.W, job.O, job.ph, job.pw = g.C, g.H, g.W, g.O, g.ph, g.pw
     job.Ho, job.Wo, job.th, job.tw = g.Ho, g.Wo, (g.Ho + 1) // 2, (g.Wo + 1) // 2
+    job.r, job.e = g.kh, MP_WINO_E(g.kh)
     job.N, job.count = N, _winograd_count(N, job.th * job.tw)
     job.by_images = job.tw <= WINO_IMAGES_TW
     if job.by_images:  # whole vectors of 8 images, unless the batch is smaller
@@ -126,9 +131,9 @@ cdef inline bint _forward_on_winograd(const Geometry* g, const float* x, Py_ssiz
     job.ld = mp_wino_ld((mp_wino_lanes(job.count) if job.by_images else job.count)
                         * job.th * job.tw)
     job.v_stride, job.m_stride = mp_wino_e_stride(g.C, job.ld), mp_wino_e_stride(g.O, job.ld)
-    job.per_worker = (16 * (job.v_stride + job.m_stride) + (
-        mp_wino_plane_images(job.th, job.tw) if job.by_images else mp_wino_plane(job.th, job.tw))
-                      + 15) // 16 * 16
+    job.per_worker = (job.e * (job.v_stride + job.m_stride) + (
+        mp_wino_plane_images(job.th, job.tw, job.r) if job.by_images
+        else mp_wino_plane(job.th, job.tw, job.r)) + 15) // 16 * 16
     cdef char* memory = <char*>malloc(63 + (u_size + threads * job.per_worker) * sizeof(float)
                                       + max(ranges, job.chunks))
     if memory == NULL:

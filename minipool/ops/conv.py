@@ -119,8 +119,9 @@ def _input_grad_scatter_wins(C_group, kh, kw):
 
 def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     """Fill ``grad_x`` as a forward convolution on the kernel's tiles, its direct
-    kernel or its Winograd engine (3x3), if they would run it (see ``kernels.uses_tiles``,
-    ``kernels.uses_direct``, ``kernels.uses_winograd``); returns whether it did.
+    kernel or its Winograd engine (3x3; 5x5 once opted in), if they would run it (see
+    ``kernels.uses_tiles``, ``kernels.uses_direct``, ``kernels.uses_winograd``); returns
+    whether it did.
 
     With stride 1, input pixel h gets G[h + ph - ki*dh] W[ki] over the taps ki: the
     output gradient G, padded by q = dh*(kh-1) - ph on top (and left), correlated with
