@@ -232,7 +232,7 @@ def _saved_versions(saved, args, raw, out, result):
                 break
             i += 1
         else:
-            if s is result:
+            if s is result or (s is not None and s is result.base):  # the output views s
                 i = -1
             else:
                 sb = getattr(s, "base", None)
