@@ -33,11 +33,13 @@ __all__ = [
 ]
 
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
-from minipool._random import Generator, default_generator, initial_seed, manual_seed  # noqa: E402
+from minipool._random import (Generator, default_generator, get_rng_state, initial_seed,  # noqa: E402
+                              manual_seed, set_rng_state)
 from minipool.tensor import get_default_dtype, set_default_dtype  # noqa: E402
 from minipool._promotion import can_cast, promote_types, result_type  # noqa: E402
 __all__ += ["result_type", "promote_types", "can_cast"]
-__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_default_dtype",
+__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_rng_state",
+            "set_rng_state", "get_default_dtype",
             "set_default_dtype"]
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
