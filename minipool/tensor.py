@@ -973,9 +973,9 @@ class Tensor:
         """``self * other``."""
         return _ops.elementwise.mul(self, other)
 
-    def div(self, other: TensorLike) -> Tensor:
-        """``self / other`` (true division)."""
-        return _ops.elementwise.div(self, other)
+    def div(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
+        """``self / other``: true division, or rounded with ``rounding_mode="trunc"``/``"floor"``."""
+        return _ops.elementwise.div(self, other, rounding_mode=rounding_mode)
 
     def pow(self, exponent: TensorLike) -> Tensor:
         """``self ** exponent``."""
@@ -1233,7 +1233,7 @@ class Tensor:
         return _ops.inplace.mul_(self, other)
 
     def div_(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
-        """In place: ``self /= other`` (true division only)."""
+        """In place: ``self /= other`` (``rounding_mode`` as in :meth:`div`)."""
         return _ops.inplace.div_(self, other, rounding_mode)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
