@@ -653,8 +653,12 @@ class Tensor:
             raise RuntimeError("backward: inputs= must not be empty (leave it out for every leaf)")
         grads = autograd.grad(self, inputs, gradient, retain_graph=retain_graph, allow_unused=True)
         for t, g in zip(inputs, grads):
-            if g is not None:
-                t.grad = g if t.grad is None else Tensor._from_result(t.grad._data + g._data, False)
+            if g is None:
+                continue
+            if t.grad is None:
+                t.grad = g
+            else:
+                autograd.add_into_grad(t, g._data)
 
     def register_hook(self, hook: Callable[["Tensor"], Optional["Tensor"]]) -> Any:
         """Call ``hook(grad)`` each time this tensor's gradient is computed; a returned tensor
