@@ -59,6 +59,34 @@ class RemovableHandle:
         self.remove()
 
 
+_LOOP = ("write the PyTorch loop: for x, y in loader: optimizer.zero_grad(); "
+         "loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step() "
+         "(the README's 'Your own training loop')")
+# Keras Model methods a Keras user reaches for, and the minipool way (an AttributeError says it).
+_KERAS_MODEL_WAYS = {
+    "compile": "pick an optimiser (mp.optim.Adam(model.parameters())) and a loss function, then "
+               + _LOOP,
+    "fit": _LOOP,
+    "train_on_batch": _LOOP,
+    "evaluate": "model.eval(), then compute the loss/accuracy of model(x) under `with mp.no_grad():`",
+    "predict": "model.eval(), then `with mp.no_grad(): model(x)`",
+    "summary": "mp.summary(model, input_size)",
+    "save_weights": "mp.save(model.state_dict(), path)",
+    "load_weights": "model.load_state_dict(mp.load(path))",
+    "trainable_weights": "[p for p in model.parameters() if p.requires_grad]",
+    "layers": "list(model.children()) (or list(model.modules()) for every level)",
+}
+
+
+def _takes_training(forward):
+    """Whether a ``forward`` has its own ``training`` parameter (or ``**kwargs``)."""
+    code = getattr(forward, "__code__", None)
+    if code is None:
+        return True
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    return "training" in names or bool(code.co_flags & 0x08)  # CO_VARKEYWORDS
+
+
 class Module:
     """Base class of layers and models.
 
@@ -86,6 +114,14 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
+
+    def __getattr__(self, name):
+        # only reached for a missing attribute: name the minipool way for Keras's Model methods
+        way = _KERAS_MODEL_WAYS.get(name)
+        if way is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} (a Keras "
+                             f"Model method; minipool models are PyTorch modules): {way}")
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
@@ -206,9 +242,27 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if kwargs and "training" in kwargs and not _takes_training(type(self).forward):
+            return self._call_in_mode(kwargs.pop("training"), args, kwargs)
         if "_backward_hooks" in self.__dict__ and any(self._backward_hooks.values()):
             return _call_with_backward_hooks(self, args, kwargs)
         return self._forward_with_hooks(args, kwargs)
+
+    def _call_in_mode(self, training, args, kwargs):
+        """Keras's ``model(x, training=False)``: this one call runs with every submodule in
+        that mode (``None``: as they are), then each gets its own mode back."""
+        if training is None:
+            return self(*args, **kwargs)
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: training must be True, False or None, "
+                            f"got {training!r}")
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(bool(training))
+        try:
+            return self(*args, **kwargs)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
 
     def _forward_with_hooks(self, args, kwargs):
         """``forward`` between the forward pre-hooks and hooks, which may replace its
@@ -643,6 +697,10 @@ class Sequential(Module):
             raise TypeError(f"Sequential.append: module must be a Module, got {type(module).__name__}")
         setattr(self, str(len(self)), module)
         return self
+
+    def add(self, layer: Module) -> None:
+        """Keras's ``model.add(layer)``: :meth:`append` (a Keras layer builds on its first call)."""
+        self.append(layer)
 
     def extend(self, modules: Any) -> "Sequential":
         """Append every module of an iterable (another Sequential too); returns self."""
