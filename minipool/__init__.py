@@ -77,9 +77,12 @@ __all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "d
 from minipool.tensor import (as_tensor, empty, eye, inference_mode, linspace, randint,  # noqa: E402
                              randperm, set_grad_enabled)
 from minipool._device import compile, device  # noqa: E402,A004
+from minipool._memory_format import (channels_last, contiguous_format, memory_format,  # noqa: E402
+                                     preserve_format)
 from minipool import autograd, cuda, utils  # noqa: E402
 __all__ += ["autograd", "as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
             "set_grad_enabled", "device", "compile", "cuda", "utils"]
+__all__ += ["memory_format", "contiguous_format", "channels_last", "preserve_format"]
 
 # torch.* names for the ops (torch.exp, torch.sort, ...), and Tensor methods' function forms.
 from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal, exp, floor,  # noqa: E402

@@ -732,8 +732,12 @@ class Tensor:
         """Bytes the elements take (``numel() * element_size()``; a view counts its own)."""
         return self._data.size * self._data.itemsize
 
-    def is_contiguous(self) -> bool:
-        return self._data.flags.c_contiguous
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        """Whether the elements lie in row-major order (or in ``memory_format``'s order)."""
+        if memory_format is None:
+            return self._data.flags.c_contiguous
+        from minipool import _memory_format
+        return _memory_format.is_contiguous(self, memory_format)
 
     @property
     def device(self) -> "_device.device":
@@ -812,8 +816,12 @@ class Tensor:
         """
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
+        memory_format = kwargs.pop("memory_format", None)
         dtype = _parse_to_args("to", args, kwargs)
         out = self if dtype is None else self.astype(dtype)
+        if memory_format is not None:
+            from minipool import _memory_format
+            out = _memory_format.contiguous(out, memory_format, "to")
         if copy and out is self:
             out = self.clone()
         return out
@@ -1771,9 +1779,13 @@ class Tensor:
         """A differentiable copy that owns its memory."""
         return _ops.inplace.clone(self)
 
-    def contiguous(self) -> Tensor:
-        """Self when already C-contiguous, else a differentiable contiguous copy."""
-        return _ops.inplace.contiguous(self)
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """Self when already C-contiguous, else a differentiable contiguous copy;
+        ``memory_format=mp.channels_last``: a 4-d tensor with its elements in NHWC order."""
+        if memory_format is None:
+            return _ops.inplace.contiguous(self)
+        from minipool import _memory_format
+        return _memory_format.contiguous(self, memory_format)
 
     def t(self) -> Tensor:
         """A matrix's transpose (0-d and 1-d tensors unchanged)."""

@@ -434,10 +434,16 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """Convert the floating-point parameters and buffers in place to a dtype
         (``to(mp.float64)``, ``to(tensor)``); ``to("cpu")`` is accepted and changes
-        nothing (minipool runs on the CPU only; any other device is an error).
+        nothing (minipool runs on the CPU only; any other device is an error), and so is
+        ``memory_format=mp.channels_last`` (PyTorch's speed hint; the weights keep their
+        memory order, results are the same).
         Parameters stay the same objects, so an optimiser built before keeps working."""
+        from minipool import _memory_format
         from minipool.tensor import _parse_to_args
 
+        memory_format = kwargs.pop("memory_format", None)
+        if memory_format is not None:  # changes memory order only, never a value: see below
+            _memory_format.check(memory_format, "Module.to")
         dtype = _parse_to_args("Module.to", args, kwargs)
         if dtype is not None:
             if dtype.kind != "f":
