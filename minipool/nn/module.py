@@ -5,6 +5,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
+from minipool._validate import parse_data_format
 from minipool.tensor import Function, Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "IncompatibleKeys"]
@@ -668,6 +669,28 @@ def _call_with_backward_hooks(module, args, kwargs):
     return _BackwardHookPoint.apply(result, on_output_grad)
 
 
+def _layout_of(module):
+    """The layout a layer reads a 4-d input in ("channels_first"/"channels_last"), or None
+    when it works on any (activations, dropout, ...)."""
+    d = module.__dict__
+    if "data_format" in d:
+        return "channels_last" if parse_data_format(type(module).__name__, d["data_format"]) \
+            else "channels_first"
+    if type(module).__name__ == "BatchNormalization" and d.get("axis") in (-1, 3, 1):
+        return "channels_first" if d["axis"] == 1 else "channels_last"
+    return None
+
+
+def _layout_error(name, module, wants, source, layout):
+    source_name, source_module = source
+    kind = type(module).__name__
+    return (f"Sequential: layer {name} ({kind}) reads {wants} input, but layer {source_name} "
+            f"({type(source_module).__name__}) gives {layout}: give {kind} "
+            f"data_format={layout!r} (or axis= for BatchNormalization). PyTorch-named layers "
+            "(Conv2d, MaxPool2d, BatchNorm2d, ...) are channels_first, Keras-named ones (Conv2D, "
+            "MaxPooling2D/MaxPool2D, BatchNormalization, ...) channels_last by default")
+
+
 class Sequential(Module):
     """Apply modules in order.
 
@@ -739,6 +762,20 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Tensor) -> Any:
-        for m in self._modules.values():
+        # The memory layout of a 4-d activation, followed from layer to layer, so that a
+        # PyTorch-named layer (Conv2d, MaxPool2d, BatchNorm2d: channels_first) after a
+        # Keras-named one (Conv2D, MaxPooling2D, BatchNormalization: channels_last), or the
+        # reverse, is an error rather than pooling or normalising the wrong axes.
+        layout = source = None
+        for name, m in self._modules.items():
+            wants = _layout_of(m) if type(x) is Tensor and x.ndim == 4 else None
+            if wants is not None and layout is not None and wants != layout:
+                raise ValueError(_layout_error(name, m, wants, source, layout))
+            shape = x.shape if type(x) is Tensor else None
             x = m(x)
+            if wants is not None:
+                layout, source = wants, (name, m)
+            elif layout is not None and not (type(x) is Tensor and x.shape == shape
+                                             and type(m).__module__.startswith("minipool.")):
+                layout = None  # a shape change by a layer that names no layout: unknown now
         return x
