@@ -1361,6 +1361,33 @@ class Tensor:
         return _ops.inplace._pointwise_(self, "round_", lambda t: _ops.elementwise.round(
             t, decimals=decimals))
 
+    def masked_fill_(self, mask: TensorLike, value: Union[float, "Tensor"]) -> Tensor:
+        """In place: ``value`` where the bool ``mask`` is True (``x.masked_fill_(pad, -inf)``)."""
+        return _ops.inplace._pointwise_(self, "masked_fill_", lambda t, m, v: _ops.indexing.masked_fill(
+            t, m, v), mask, value)
+
+    def fmod_(self, other: TensorLike) -> Tensor:
+        """In place: :meth:`fmod`."""
+        return _ops.inplace._pointwise_(self, "fmod_", _ops.elementwise.fmod, other)
+
+    def remainder_(self, other: TensorLike) -> Tensor:
+        """In place: :meth:`remainder` (``%=``)."""
+        return _ops.inplace._pointwise_(self, "remainder_", _ops.elementwise.remainder, other)
+
+    def log1p_(self) -> Tensor:
+        """In place: :meth:`log1p`."""
+        return _ops.inplace._pointwise_(self, "log1p_", _ops.math_more.log1p)
+
+    def expm1_(self) -> Tensor:
+        """In place: :meth:`expm1`."""
+        return _ops.inplace._pointwise_(self, "expm1_", _ops.math_more.expm1)
+
+    def nan_to_num_(self, nan: float = 0.0, posinf: Optional[float] = None,
+                    neginf: Optional[float] = None) -> Tensor:
+        """In place: :meth:`nan_to_num`."""
+        return _ops.inplace._pointwise_(self, "nan_to_num_", lambda t: _ops.math_more.nan_to_num(
+            t, nan, posinf, neginf))
+
     def pow_(self, exponent: TensorLike) -> Tensor:
         """In place: ``self ** exponent``."""
         return _ops.inplace._pointwise_(self, "pow_", _ops.elementwise.pow, exponent)
