@@ -114,7 +114,7 @@ class _Flattener:
         way = ""
         if callable(getattr(obj, "state_dict", None)):  # torch.save(model) / (optimizer) habit
             way = (f"; save its {type(obj).__name__}.state_dict() instead and load it into a new "
-                   "one with load_state_dict (minipool files hold data, never pickled objects)")
+                   "one with load_state_dict (minipool files hold data, not Python objects)")
         raise TypeError(f"save: cannot store {where} of type {type(obj).__name__} (only Tensors, "
                         f"arrays, numbers, strings, None, lists, tuples and dicts){way}")
 

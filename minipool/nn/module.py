@@ -271,31 +271,49 @@ class Module:
         hooks = self.__dict__.get("_forward_hooks")  # None until a hook is registered
         if not hooks:
             return self.forward(*args, **kwargs)
-        for pre in tuple(hooks["pre"].values()):
+        with_kwargs = hooks["with_kwargs"]
+        for key, pre in tuple(hooks["pre"].items()):
+            if key in with_kwargs:  # hook(module, args, kwargs) -> None or (args, kwargs)
+                changed = pre(self, args, kwargs)
+                if changed is not None:
+                    if not (isinstance(changed, tuple) and len(changed) == 2):
+                        raise RuntimeError("forward pre-hook registered with with_kwargs=True must "
+                                           f"return None or a tuple (new_args, new_kwargs), got "
+                                           f"{type(changed).__name__}")
+                    args, kwargs = changed
+                continue
             changed = pre(self, args)
             if changed is not None:
                 args = changed if isinstance(changed, tuple) else (changed,)
         result = self.forward(*args, **kwargs)
-        for post in tuple(hooks["post"].values()):
-            changed = post(self, args, result)
+        for key, post in tuple(hooks["post"].items()):
+            changed = post(self, args, kwargs, result) if key in with_kwargs else post(self, args, result)
             if changed is not None:
                 result = changed
         return result
 
     # -- hooks (as torch.nn.Module's; used by mp.summary) ---------------------------
-    def _add_hook(self, kind, hook):
+    def _add_hook(self, kind, hook, prepend=False, with_kwargs=False):
         if not callable(hook):
             raise TypeError(f"register_forward_{'pre_' if kind == 'pre' else ''}hook: hook must be "
                             f"callable, got {type(hook).__name__}")
         hooks = self.__dict__.get("_forward_hooks")
         if hooks is None:
-            hooks = {"pre": OrderedDict(), "post": OrderedDict()}
+            hooks = {"pre": OrderedDict(), "post": OrderedDict(), "with_kwargs": set()}
             object.__setattr__(self, "_forward_hooks", hooks)
-        return RemovableHandle(hooks[kind], hook)
+        handle = RemovableHandle(hooks[kind], hook)
+        if prepend:  # called before the hooks registered earlier, as PyTorch's prepend=True
+            hooks[kind].move_to_end(handle.id, last=False)
+        if with_kwargs:
+            hooks["with_kwargs"].add(handle.id)
+        return handle
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after each forward; a non-None return
-        replaces the output.  Returns a handle: ``handle.remove()`` unregisters it.
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args, kwargs,
+        output)`` with ``with_kwargs=True``); a non-None return replaces the output.
+        ``prepend=True`` runs it before the hooks registered earlier.  Returns a handle:
+        ``handle.remove()`` unregisters it.
 
         >>> import minipool as mp
         >>> relu = mp.nn.ReLU()
@@ -305,12 +323,15 @@ class Module:
         >>> seen
         [(2, 3)]
         """
-        return self._add_hook("post", hook)
+        return self._add_hook("post", hook, prepend, with_kwargs)
 
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a non-None return replaces
-        the positional arguments (a tuple, or a single value)."""
-        return self._add_hook("pre", hook)
+        the positional arguments (a tuple, or a single value).  With ``with_kwargs=True``:
+        ``hook(module, args, kwargs)``, returning None or ``(new_args, new_kwargs)``;
+        ``prepend`` as in :meth:`register_forward_hook`."""
+        return self._add_hook("pre", hook, prepend, with_kwargs)
 
     def _add_backward_hook(self, kind, hook, what):
         if not callable(hook):
