@@ -33,11 +33,13 @@ __all__ = [
 ]
 
 # Seeding, dtype names, NumPy interop (issue 12, part 3).
-from minipool._random import Generator, default_generator, initial_seed, manual_seed  # noqa: E402
+from minipool._random import (Generator, default_generator, get_rng_state, initial_seed,  # noqa: E402
+                              manual_seed, set_rng_state)
 from minipool.tensor import get_default_dtype, set_default_dtype  # noqa: E402
 from minipool._promotion import can_cast, promote_types, result_type  # noqa: E402
 __all__ += ["result_type", "promote_types", "can_cast"]
-__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_default_dtype",
+__all__ += ["manual_seed", "initial_seed", "default_generator", "Generator", "get_rng_state",
+            "set_rng_state", "get_default_dtype",
             "set_default_dtype"]
 from minipool.serialization import load, save  # noqa: E402
 __all__ += ["save", "load"]
@@ -75,9 +77,12 @@ __all__ += ["interop", "from_numpy", "float16", "half", "float32", "float64", "d
 from minipool.tensor import (as_tensor, empty, eye, inference_mode, linspace, randint,  # noqa: E402
                              randperm, set_grad_enabled)
 from minipool._device import compile, device  # noqa: E402,A004
+from minipool._memory_format import (channels_last, contiguous_format, memory_format,  # noqa: E402
+                                     preserve_format)
 from minipool import autograd, cuda, utils  # noqa: E402
 __all__ += ["autograd", "as_tensor", "empty", "eye", "linspace", "randint", "randperm", "inference_mode",
             "set_grad_enabled", "device", "compile", "cuda", "utils"]
+__all__ += ["memory_format", "contiguous_format", "channels_last", "preserve_format"]
 
 # torch.* names for the ops (torch.exp, torch.sort, ...), and Tensor methods' function forms.
 from minipool.ops.elementwise import (abs, add, allclose, ceil, cos, div, equal, exp, floor,  # noqa: E402

@@ -30,7 +30,8 @@ import numpy as np
 if TYPE_CHECKING:  # minipool.tensor imports this module
     from minipool.tensor import Tensor
 
-__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "resolve", "kept",
+__all__ = ["Generator", "default_generator", "manual_seed", "initial_seed", "get_rng_state",
+           "set_rng_state", "resolve", "kept",
            "fresh_seed"]
 
 # torch.Generator()'s seed before any manual_seed: a new Generator is reproducible, as there
@@ -139,27 +140,58 @@ class Generator:
     def get_state(self) -> "Tensor":
         """The generator's state as a uint8 Tensor, for :meth:`set_state` (as PyTorch's
         ByteTensor; its bytes are minipool's own encoding, not PyTorch's)."""
-        from minipool.tensor import Tensor
-        raw = json.dumps(self._rng.bit_generator.state, sort_keys=True).encode()
-        return Tensor(np.frombuffer(raw, np.uint8).copy())
+        return _state_of(self._rng)
 
     def set_state(self, new_state: "Tensor") -> "Generator":
         """Restore a state from :meth:`get_state`; returns self."""
-        data = np.asarray(getattr(new_state, "data", new_state))
-        try:
-            if data.dtype != np.uint8 or data.ndim != 1:
-                raise ValueError
-            state = json.loads(data.tobytes().decode())
-            if state.get("bit_generator") != type(self._rng.bit_generator).__name__:
-                raise ValueError
-            self._rng.bit_generator.state = state
-        except (ValueError, TypeError, KeyError, AttributeError):
-            raise ValueError("Generator.set_state: new_state must be a uint8 Tensor from "
-                             "mp.Generator.get_state()") from None
+        _restore(self._rng, new_state, "Generator.set_state", "mp.Generator.get_state()")
         return self
 
     def __repr__(self):
         return f"<minipool.Generator initial_seed={self._initial_seed}>"
+
+
+def _state_of(rng):
+    from minipool.tensor import Tensor
+    raw = json.dumps(rng.bit_generator.state, sort_keys=True).encode()
+    return Tensor(np.frombuffer(raw, np.uint8).copy())
+
+
+def _restore(rng, new_state, where, source):
+    data = np.asarray(getattr(new_state, "data", new_state))
+    try:
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise ValueError
+        state = json.loads(data.tobytes().decode())
+        if state.get("bit_generator") != type(rng.bit_generator).__name__:
+            raise ValueError
+        rng.bit_generator.state = state
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ValueError(f"{where}: new_state must be a uint8 Tensor from {source}") from None
+
+
+def get_rng_state() -> "Tensor":
+    """The shared default generator's state as a uint8 Tensor, as ``torch.get_rng_state``:
+    save it in a checkpoint and :func:`set_rng_state` resumes dropout, init and shuffling
+    draws where they were (the bytes are minipool's own encoding, not PyTorch's).
+
+    >>> import minipool as mp
+    >>> _ = mp.manual_seed(0); state = mp.get_rng_state(); a = mp.rand(2)
+    >>> mp.set_rng_state(state); bool((mp.rand(2) == a).all())
+    True
+    """
+    return _state_of(_default)
+
+
+def set_rng_state(new_state: "Tensor") -> None:
+    """Restore the shared default generator from :func:`get_rng_state` (``torch.set_rng_state``).
+
+    >>> import minipool as mp
+    >>> state = mp.get_rng_state(); a = mp.randn(2); mp.set_rng_state(state)
+    >>> bool((mp.randn(2) == a).all())
+    True
+    """
+    _restore(_default, new_state, "set_rng_state", "mp.get_rng_state()")
 
 
 def resolve(generator, where):

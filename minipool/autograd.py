@@ -93,13 +93,24 @@ def _store_leaf_grad(leaf, g):
     case for the fresh arrays ops return -- so adopting it saves a copy per parameter)."""
     g = g.astype(leaf._data.dtype, copy=False)
     if leaf.grad is not None:
-        total = leaf.grad._data + g
-    elif _SOLE_OWNER_REFS is not None and g.base is None and g.flags.writeable \
+        add_into_grad(leaf, g)
+        return
+    if _SOLE_OWNER_REFS is not None and g.base is None and g.flags.writeable \
             and sys.getrefcount(g) <= _SOLE_OWNER_REFS:
         total = g
     else:
         total = g.copy()
     leaf.grad = Tensor._from_result(total, False)
+
+
+def add_into_grad(t, g):
+    """``t.grad += g``: in place, as PyTorch accumulates, so a reference to ``t.grad`` (a
+    ``g = p.grad`` kept across steps, a zeroed ``p.grad.zero_()``) sees the new values."""
+    old = t.grad._data
+    if old.shape == g.shape and old.flags.writeable and np.can_cast(g.dtype, old.dtype, "same_kind"):
+        np.add(old, g, out=old, casting="same_kind")
+    else:
+        t.grad = Tensor._from_result(old + g, False)
 
 
 def run_backward(root, grad=None, retain_graph=False, capture=None):
@@ -307,6 +318,7 @@ def _tensor_hooks(node, g, retain):
     ref = node.__dict__.get("_retained")
     tensor = ref() if (retain and ref is not None) else None
     if tensor is not None:
+        # a non-leaf's retained gradient is replaced, not added into (PyTorch's rule too)
         total = g.copy() if tensor.grad is None else tensor.grad._data + g
         tensor.grad = Tensor._from_result(total, False)
     return g

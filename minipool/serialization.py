@@ -111,8 +111,12 @@ class _Flattener:
             kind = "__tuple__" if isinstance(obj, tuple) else "__list__"
             return {kind: [self.encode(v, path + [i]) for i, v in enumerate(obj)]}
         where = ".".join(str(p) for p in path) or "the object"
+        way = ""
+        if callable(getattr(obj, "state_dict", None)):  # torch.save(model) / (optimizer) habit
+            way = (f"; save its {type(obj).__name__}.state_dict() instead and load it into a new "
+                   "one with load_state_dict (minipool files hold data, not Python objects)")
         raise TypeError(f"save: cannot store {where} of type {type(obj).__name__} (only Tensors, "
-                        "arrays, numbers, strings, None, lists, tuples and dicts)")
+                        f"arrays, numbers, strings, None, lists, tuples and dicts){way}")
 
 
 def _encode_file(arrays, metadata, checksum=False):

@@ -232,7 +232,7 @@ def _saved_versions(saved, args, raw, out, result):
                 break
             i += 1
         else:
-            if s is result:
+            if s is result or (s is not None and s is result.base):  # the output views s
                 i = -1
             else:
                 sb = getattr(s, "base", None)
@@ -653,8 +653,12 @@ class Tensor:
             raise RuntimeError("backward: inputs= must not be empty (leave it out for every leaf)")
         grads = autograd.grad(self, inputs, gradient, retain_graph=retain_graph, allow_unused=True)
         for t, g in zip(inputs, grads):
-            if g is not None:
-                t.grad = g if t.grad is None else Tensor._from_result(t.grad._data + g._data, False)
+            if g is None:
+                continue
+            if t.grad is None:
+                t.grad = g
+            else:
+                autograd.add_into_grad(t, g._data)
 
     def register_hook(self, hook: Callable[["Tensor"], Optional["Tensor"]]) -> Any:
         """Call ``hook(grad)`` each time this tensor's gradient is computed; a returned tensor
@@ -728,8 +732,12 @@ class Tensor:
         """Bytes the elements take (``numel() * element_size()``; a view counts its own)."""
         return self._data.size * self._data.itemsize
 
-    def is_contiguous(self) -> bool:
-        return self._data.flags.c_contiguous
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        """Whether the elements lie in row-major order (or in ``memory_format``'s order)."""
+        if memory_format is None:
+            return self._data.flags.c_contiguous
+        from minipool import _memory_format
+        return _memory_format.is_contiguous(self, memory_format)
 
     @property
     def device(self) -> "_device.device":
@@ -808,8 +816,12 @@ class Tensor:
         """
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
+        memory_format = kwargs.pop("memory_format", None)
         dtype = _parse_to_args("to", args, kwargs)
         out = self if dtype is None else self.astype(dtype)
+        if memory_format is not None:
+            from minipool import _memory_format
+            out = _memory_format.contiguous(out, memory_format, "to")
         if copy and out is self:
             out = self.clone()
         return out
@@ -973,9 +985,9 @@ class Tensor:
         """``self * other``."""
         return _ops.elementwise.mul(self, other)
 
-    def div(self, other: TensorLike) -> Tensor:
-        """``self / other`` (true division)."""
-        return _ops.elementwise.div(self, other)
+    def div(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
+        """``self / other``: true division, or rounded with ``rounding_mode="trunc"``/``"floor"``."""
+        return _ops.elementwise.div(self, other, rounding_mode=rounding_mode)
 
     def pow(self, exponent: TensorLike) -> Tensor:
         """``self ** exponent``."""
@@ -1233,7 +1245,7 @@ class Tensor:
         return _ops.inplace.mul_(self, other)
 
     def div_(self, other: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
-        """In place: ``self /= other`` (true division only)."""
+        """In place: ``self /= other`` (``rounding_mode`` as in :meth:`div`)."""
         return _ops.inplace.div_(self, other, rounding_mode)
 
     __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
@@ -1348,6 +1360,33 @@ class Tensor:
         """In place: round to ``decimals`` places, halves to even (gradient 0)."""
         return _ops.inplace._pointwise_(self, "round_", lambda t: _ops.elementwise.round(
             t, decimals=decimals))
+
+    def masked_fill_(self, mask: TensorLike, value: Union[float, "Tensor"]) -> Tensor:
+        """In place: ``value`` where the bool ``mask`` is True (``x.masked_fill_(pad, -inf)``)."""
+        return _ops.inplace._pointwise_(self, "masked_fill_", lambda t, m, v: _ops.indexing.masked_fill(
+            t, m, v), mask, value)
+
+    def fmod_(self, other: TensorLike) -> Tensor:
+        """In place: :meth:`fmod`."""
+        return _ops.inplace._pointwise_(self, "fmod_", _ops.elementwise.fmod, other)
+
+    def remainder_(self, other: TensorLike) -> Tensor:
+        """In place: :meth:`remainder` (``%=``)."""
+        return _ops.inplace._pointwise_(self, "remainder_", _ops.elementwise.remainder, other)
+
+    def log1p_(self) -> Tensor:
+        """In place: :meth:`log1p`."""
+        return _ops.inplace._pointwise_(self, "log1p_", _ops.math_more.log1p)
+
+    def expm1_(self) -> Tensor:
+        """In place: :meth:`expm1`."""
+        return _ops.inplace._pointwise_(self, "expm1_", _ops.math_more.expm1)
+
+    def nan_to_num_(self, nan: float = 0.0, posinf: Optional[float] = None,
+                    neginf: Optional[float] = None) -> Tensor:
+        """In place: :meth:`nan_to_num`."""
+        return _ops.inplace._pointwise_(self, "nan_to_num_", lambda t: _ops.math_more.nan_to_num(
+            t, nan, posinf, neginf))
 
     def pow_(self, exponent: TensorLike) -> Tensor:
         """In place: ``self ** exponent``."""
@@ -1767,9 +1806,13 @@ class Tensor:
         """A differentiable copy that owns its memory."""
         return _ops.inplace.clone(self)
 
-    def contiguous(self) -> Tensor:
-        """Self when already C-contiguous, else a differentiable contiguous copy."""
-        return _ops.inplace.contiguous(self)
+    def contiguous(self, memory_format: Any = None) -> Tensor:
+        """Self when already C-contiguous, else a differentiable contiguous copy;
+        ``memory_format=mp.channels_last``: a 4-d tensor with its elements in NHWC order."""
+        if memory_format is None:
+            return _ops.inplace.contiguous(self)
+        from minipool import _memory_format
+        return _memory_format.contiguous(self, memory_format)
 
     def t(self) -> Tensor:
         """A matrix's transpose (0-d and 1-d tensors unchanged)."""

@@ -76,9 +76,11 @@ class Sigmoid(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim`` (``F.softmax``), as ``torch.nn.Softmax``."""
+    """Softmax along ``dim`` (``F.softmax``), as ``torch.nn.Softmax``.  Without ``dim``,
+    as ``F.softmax``: the last dim of a 1-d or 2-d input (PyTorch's implicit choice there),
+    a ValueError naming ``dim`` beyond (PyTorch would pick dim 0 or 1 with a warning)."""
 
-    def __init__(self, dim: int = -1) -> None:
+    def __init__(self, dim: Optional[int] = None) -> None:
         super().__init__()
         self.dim = dim
 

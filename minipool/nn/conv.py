@@ -27,12 +27,31 @@ def _channels_and_groups(where, in_channels, out_channels, groups):
     return counts["in_channels"], counts["out_channels"], counts["groups"]
 
 
-def _check_padding_mode(where, padding_mode):
-    """PyTorch checks it at construction too; minipool pads with zeros only."""
-    if padding_mode != "zeros":
-        raise ValueError(f"{where}: padding_mode must be 'zeros' (the only mode minipool "
-                         f"implements), got {padding_mode!r}")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_padding_mode(where, padding_mode, modes=PADDING_MODES):
+    """PyTorch checks it at construction too."""
+    if padding_mode not in modes:
+        raise ValueError(f"{where}: padding_mode must be one of {modes}, got {padding_mode!r}")
     return padding_mode
+
+
+def _pad_by_mode(layer, input):
+    """``input`` padded by ``F.pad(mode=layer.padding_mode)`` as PyTorch's non-"zeros"
+    padding modes do before a convolution with padding 0 ("same": the odd cell on the
+    right/bottom)."""
+    if layer.padding == "same":
+        totals = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size)]
+        pairs = [(t // 2, t - t // 2) for t in totals]
+    else:
+        pairs = [(p, p) for p in layer.padding]
+    widths = [w for pair in reversed(pairs) for w in pair]  # last axis first, as F.pad reads
+    channels_last = getattr(layer, "data_format", "channels_first") == "channels_last"
+    if channels_last:
+        input = input.permute(0, 3, 1, 2)
+    padded = F.pad(input, widths, mode=layer.padding_mode)
+    return padded.permute(0, 2, 3, 1) if channels_last else padded
 
 
 def _init_weight_and_bias(layer, channels, bias, dtype, generator, where):
@@ -67,7 +86,9 @@ class _ConvNd(Module):
         self.dilation = pair(dilation, "dilation", 1, where)
         # checked against stride and dilation in forward, as PyTorch does
         self.output_padding = pair(output_padding, "output_padding", 0, where)
-        self.padding_mode = _check_padding_mode(where, padding_mode)
+        # PyTorch's transposed convolutions pad with zeros only
+        self.padding_mode = _check_padding_mode(where, padding_mode,
+                                                ("zeros",) if transposed else PADDING_MODES)
         self.data_format = "channels_last" if parse_data_format(where, data_format) \
             else "channels_first"
         channels = (self.in_channels, self.out_channels // self.groups) if transposed else \
@@ -90,6 +111,8 @@ class _ConvNd(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         if self.data_format != "channels_first":
             s += f", data_format={self.data_format!r}"
         return s
@@ -97,7 +120,8 @@ class _ConvNd(Module):
 
 class Conv2d(_ConvNd):
     """2-d convolution with a learnable (out_channels, in_channels // groups, kh, kw)
-    weight and optional bias, as ``torch.nn.Conv2d`` (``padding_mode='zeros'`` only).
+    weight and optional bias, as ``torch.nn.Conv2d`` (every ``padding_mode``: the others
+    pad with ``F.pad`` first, as PyTorch does).
 
     Initialised as in PyTorch (``init.default_layer_init_``); ``generator`` makes
     the initial values reproducible.  ``data_format="channels_last"`` (keyword only,
@@ -124,7 +148,10 @@ class Conv2d(_ConvNd):
                          data_format)
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            input, padding = _pad_by_mode(self, input), 0
+        return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation,
                         self.groups, data_format=self.data_format)
 
 
@@ -172,7 +199,7 @@ class ConvTranspose2d(_ConvNd):
 
 class Conv1d(Module):
     """1-d convolution with a learnable (out_channels, in_channels // groups, kernel_size)
-    weight and optional bias, as ``torch.nn.Conv1d`` (``padding_mode='zeros'`` only);
+    weight and optional bias, as ``torch.nn.Conv1d`` (every ``padding_mode``, as Conv2d);
     ``F.conv1d`` runs it on the conv2d kernel.  Arguments are kept as 1-tuples, as PyTorch's.
 
     >>> import numpy as np, minipool as mp
@@ -207,6 +234,8 @@ class Conv1d(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        if self.padding_mode != "zeros":
+            input, padding = _pad_by_mode(self, input), 0
         return F.conv1d(input, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
                         self.groups)
 
@@ -220,4 +249,6 @@ class Conv1d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s

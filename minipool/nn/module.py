@@ -5,6 +5,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
 
 import numpy as np
 
+from minipool._validate import parse_data_format
 from minipool.tensor import Function, Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "IncompatibleKeys"]
@@ -59,6 +60,34 @@ class RemovableHandle:
         self.remove()
 
 
+_LOOP = ("write the PyTorch loop: for x, y in loader: optimizer.zero_grad(); "
+         "loss = F.cross_entropy(model(x), y); loss.backward(); optimizer.step() "
+         "(the README's 'Your own training loop')")
+# Keras Model methods a Keras user reaches for, and the minipool way (an AttributeError says it).
+_KERAS_MODEL_WAYS = {
+    "compile": "pick an optimiser (mp.optim.Adam(model.parameters())) and a loss function, then "
+               + _LOOP,
+    "fit": _LOOP,
+    "train_on_batch": _LOOP,
+    "evaluate": "model.eval(), then compute the loss/accuracy of model(x) under `with mp.no_grad():`",
+    "predict": "model.eval(), then `with mp.no_grad(): model(x)`",
+    "summary": "mp.summary(model, input_size)",
+    "save_weights": "mp.save(model.state_dict(), path)",
+    "load_weights": "model.load_state_dict(mp.load(path))",
+    "trainable_weights": "[p for p in model.parameters() if p.requires_grad]",
+    "layers": "list(model.children()) (or list(model.modules()) for every level)",
+}
+
+
+def _takes_training(forward):
+    """Whether a ``forward`` has its own ``training`` parameter (or ``**kwargs``)."""
+    code = getattr(forward, "__code__", None)
+    if code is None:
+        return True
+    names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    return "training" in names or bool(code.co_flags & 0x08)  # CO_VARKEYWORDS
+
+
 class Module:
     """Base class of layers and models.
 
@@ -86,6 +115,14 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "training", True)
+
+    def __getattr__(self, name):
+        # only reached for a missing attribute: name the minipool way for Keras's Model methods
+        way = _KERAS_MODEL_WAYS.get(name)
+        if way is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} (a Keras "
+                             f"Model method; minipool models are PyTorch modules): {way}")
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
@@ -206,9 +243,27 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        if kwargs and "training" in kwargs and not _takes_training(type(self).forward):
+            return self._call_in_mode(kwargs.pop("training"), args, kwargs)
         if "_backward_hooks" in self.__dict__ and any(self._backward_hooks.values()):
             return _call_with_backward_hooks(self, args, kwargs)
         return self._forward_with_hooks(args, kwargs)
+
+    def _call_in_mode(self, training, args, kwargs):
+        """Keras's ``model(x, training=False)``: this one call runs with every submodule in
+        that mode (``None``: as they are), then each gets its own mode back."""
+        if training is None:
+            return self(*args, **kwargs)
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}: training must be True, False or None, "
+                            f"got {training!r}")
+        modes = [(m, m.training) for m in self.modules()]
+        self.train(bool(training))
+        try:
+            return self(*args, **kwargs)
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
 
     def _forward_with_hooks(self, args, kwargs):
         """``forward`` between the forward pre-hooks and hooks, which may replace its
@@ -216,31 +271,49 @@ class Module:
         hooks = self.__dict__.get("_forward_hooks")  # None until a hook is registered
         if not hooks:
             return self.forward(*args, **kwargs)
-        for pre in tuple(hooks["pre"].values()):
+        with_kwargs = hooks["with_kwargs"]
+        for key, pre in tuple(hooks["pre"].items()):
+            if key in with_kwargs:  # hook(module, args, kwargs) -> None or (args, kwargs)
+                changed = pre(self, args, kwargs)
+                if changed is not None:
+                    if not (isinstance(changed, tuple) and len(changed) == 2):
+                        raise RuntimeError("forward pre-hook registered with with_kwargs=True must "
+                                           f"return None or a tuple (new_args, new_kwargs), got "
+                                           f"{type(changed).__name__}")
+                    args, kwargs = changed
+                continue
             changed = pre(self, args)
             if changed is not None:
                 args = changed if isinstance(changed, tuple) else (changed,)
         result = self.forward(*args, **kwargs)
-        for post in tuple(hooks["post"].values()):
-            changed = post(self, args, result)
+        for key, post in tuple(hooks["post"].items()):
+            changed = post(self, args, kwargs, result) if key in with_kwargs else post(self, args, result)
             if changed is not None:
                 result = changed
         return result
 
     # -- hooks (as torch.nn.Module's; used by mp.summary) ---------------------------
-    def _add_hook(self, kind, hook):
+    def _add_hook(self, kind, hook, prepend=False, with_kwargs=False):
         if not callable(hook):
             raise TypeError(f"register_forward_{'pre_' if kind == 'pre' else ''}hook: hook must be "
                             f"callable, got {type(hook).__name__}")
         hooks = self.__dict__.get("_forward_hooks")
         if hooks is None:
-            hooks = {"pre": OrderedDict(), "post": OrderedDict()}
+            hooks = {"pre": OrderedDict(), "post": OrderedDict(), "with_kwargs": set()}
             object.__setattr__(self, "_forward_hooks", hooks)
-        return RemovableHandle(hooks[kind], hook)
+        handle = RemovableHandle(hooks[kind], hook)
+        if prepend:  # called before the hooks registered earlier, as PyTorch's prepend=True
+            hooks[kind].move_to_end(handle.id, last=False)
+        if with_kwargs:
+            hooks["with_kwargs"].add(handle.id)
+        return handle
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after each forward; a non-None return
-        replaces the output.  Returns a handle: ``handle.remove()`` unregisters it.
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args, kwargs,
+        output)`` with ``with_kwargs=True``); a non-None return replaces the output.
+        ``prepend=True`` runs it before the hooks registered earlier.  Returns a handle:
+        ``handle.remove()`` unregisters it.
 
         >>> import minipool as mp
         >>> relu = mp.nn.ReLU()
@@ -250,12 +323,15 @@ class Module:
         >>> seen
         [(2, 3)]
         """
-        return self._add_hook("post", hook)
+        return self._add_hook("post", hook, prepend, with_kwargs)
 
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a non-None return replaces
-        the positional arguments (a tuple, or a single value)."""
-        return self._add_hook("pre", hook)
+        the positional arguments (a tuple, or a single value).  With ``with_kwargs=True``:
+        ``hook(module, args, kwargs)``, returning None or ``(new_args, new_kwargs)``;
+        ``prepend`` as in :meth:`register_forward_hook`."""
+        return self._add_hook("pre", hook, prepend, with_kwargs)
 
     def _add_backward_hook(self, kind, hook, what):
         if not callable(hook):
@@ -380,10 +456,16 @@ class Module:
     def to(self, *args, **kwargs) -> "Module":
         """Convert the floating-point parameters and buffers in place to a dtype
         (``to(mp.float64)``, ``to(tensor)``); ``to("cpu")`` is accepted and changes
-        nothing (minipool runs on the CPU only; any other device is an error).
+        nothing (minipool runs on the CPU only; any other device is an error), and so is
+        ``memory_format=mp.channels_last`` (PyTorch's speed hint; the weights keep their
+        memory order, results are the same).
         Parameters stay the same objects, so an optimiser built before keeps working."""
+        from minipool import _memory_format
         from minipool.tensor import _parse_to_args
 
+        memory_format = kwargs.pop("memory_format", None)
+        if memory_format is not None:  # changes memory order only, never a value: see below
+            _memory_format.check(memory_format, "Module.to")
         dtype = _parse_to_args("Module.to", args, kwargs)
         if dtype is not None:
             if dtype.kind != "f":
@@ -608,6 +690,28 @@ def _call_with_backward_hooks(module, args, kwargs):
     return _BackwardHookPoint.apply(result, on_output_grad)
 
 
+def _layout_of(module):
+    """The layout a layer reads a 4-d input in ("channels_first"/"channels_last"), or None
+    when it works on any (activations, dropout, ...)."""
+    d = module.__dict__
+    if "data_format" in d:
+        return "channels_last" if parse_data_format(type(module).__name__, d["data_format"]) \
+            else "channels_first"
+    if type(module).__name__ == "BatchNormalization" and d.get("axis") in (-1, 3, 1):
+        return "channels_first" if d["axis"] == 1 else "channels_last"
+    return None
+
+
+def _layout_error(name, module, wants, source, layout):
+    source_name, source_module = source
+    kind = type(module).__name__
+    return (f"Sequential: layer {name} ({kind}) reads {wants} input, but layer {source_name} "
+            f"({type(source_module).__name__}) gives {layout}: give {kind} "
+            f"data_format={layout!r} (or axis= for BatchNormalization). PyTorch-named layers "
+            "(Conv2d, MaxPool2d, BatchNorm2d, ...) are channels_first, Keras-named ones (Conv2D, "
+            "MaxPooling2D/MaxPool2D, BatchNormalization, ...) channels_last by default")
+
+
 class Sequential(Module):
     """Apply modules in order.
 
@@ -644,6 +748,10 @@ class Sequential(Module):
         setattr(self, str(len(self)), module)
         return self
 
+    def add(self, layer: Module) -> None:
+        """Keras's ``model.add(layer)``: :meth:`append` (a Keras layer builds on its first call)."""
+        self.append(layer)
+
     def extend(self, modules: Any) -> "Sequential":
         """Append every module of an iterable (another Sequential too); returns self."""
         try:
@@ -675,6 +783,20 @@ class Sequential(Module):
         return self
 
     def forward(self, x: Tensor) -> Any:
-        for m in self._modules.values():
+        # The memory layout of a 4-d activation, followed from layer to layer, so that a
+        # PyTorch-named layer (Conv2d, MaxPool2d, BatchNorm2d: channels_first) after a
+        # Keras-named one (Conv2D, MaxPooling2D, BatchNormalization: channels_last), or the
+        # reverse, is an error rather than pooling or normalising the wrong axes.
+        layout = source = None
+        for name, m in self._modules.items():
+            wants = _layout_of(m) if type(x) is Tensor and x.ndim == 4 else None
+            if wants is not None and layout is not None and wants != layout:
+                raise ValueError(_layout_error(name, m, wants, source, layout))
+            shape = x.shape if type(x) is Tensor else None
             x = m(x)
+            if wants is not None:
+                layout, source = wants, (name, m)
+            elif layout is not None and not (type(x) is Tensor and x.shape == shape
+                                             and type(m).__module__.startswith("minipool.")):
+                layout = None  # a shape change by a layer that names no layout: unknown now
         return x

@@ -31,9 +31,10 @@ import numpy as np
 from minipool import _config, _random
 from minipool._kernels import activation
 from minipool._typing import GeneratorLike, TensorLike
+from minipool.ops import inplace as _inplace
 from minipool.ops.elementwise import as_tensor, relu, where
 from minipool.ops.nn_ops import DropoutFn, inverted_dropout_mask
-from minipool.tensor import FLOAT_DTYPES, Function, Tensor, is_grad_enabled
+from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["leaky_relu", "gelu", "silu", "elu", "relu6", "hardtanh", "softplus", "dropout2d",
            "keras_relu"]
@@ -56,12 +57,14 @@ def _finish(fn, input, inplace, where, *args):
     """Apply ``fn``; with ``inplace`` write the result over ``input`` and return it."""
     if not inplace:
         return fn.apply(input, *args)
-    if input.requires_grad and is_grad_enabled():
-        raise ValueError(f"{where}: inplace=True is not supported on a tensor that requires grad "
-                         f"(minipool records no in-place writes); call {where}(x) with inplace=False")
-    out = fn.apply(input, *args)
-    input._data[...] = out._data
-    return input
+    return write_over(input, where, lambda x: fn.apply(x, *args))
+
+
+def write_over(input, where, op):
+    """``op(input)`` written over ``input`` (PyTorch's ``inplace=True``): recorded in the graph
+    when ``input`` is a result that requires grad (``nn.ReLU(inplace=True)`` after a conv or a
+    batch norm); a leaf that requires grad refuses, as PyTorch's in-place ops do."""
+    return _inplace._pointwise_(input, f"{where}(inplace=True)", op)
 
 
 def _scalar(value, dtype):
@@ -140,9 +143,8 @@ def keras_relu(input: TensorLike, max_value: Optional[float] = None, negative_sl
     x = as_tensor(input)
     if max_value is None and negative_slope == 0 and threshold == 0:
         return relu(x, inplace)
-    if inplace and x.requires_grad and is_grad_enabled():
-        raise ValueError("ReLU: inplace=True is not supported on a tensor that requires grad "
-                         "(minipool records no in-place writes); use ReLU() (inplace=False)")
+    if inplace:
+        return write_over(x, "ReLU", lambda t: keras_relu(t, max_value, negative_slope, threshold))
     below = negative_slope * (x - threshold) if negative_slope else 0.0
     # x == threshold takes the x piece (Keras's formula) unless threshold is 0, where both
     # pieces give 0 and the lower one's slope is the gradient of relu/leaky_relu at 0 (PyTorch,
@@ -154,10 +156,7 @@ def keras_relu(input: TensorLike, max_value: Optional[float] = None, negative_sl
     y = where(upper, x, below)
     if max_value is not None:
         y = where(x._data >= max_value, max_value, y)
-    if not inplace:
-        return y
-    x._data[...] = y._data
-    return x
+    return y
 
 
 def relu6(input: TensorLike, inplace: bool = False) -> Tensor:

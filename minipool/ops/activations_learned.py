@@ -10,9 +10,9 @@ import numpy as np
 
 from minipool import _random
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops.activations import _float_input, _real
+from minipool.ops.activations import _float_input, _real, write_over
 from minipool.ops.elementwise import tensor_argument
-from minipool.tensor import Function, Tensor, is_grad_enabled
+from minipool.tensor import Function, Tensor
 
 __all__ = ["prelu", "rrelu", "rrelu_"]
 
@@ -105,11 +105,7 @@ def rrelu(input: TensorLike, lower: float = 1.0 / 8, upper: float = 1.0 / 3, tra
     slope = _rrelu_slopes(x, lower, upper, builtins.bool(training), generator, "rrelu")
     if not inplace:
         return RreluFn.apply(x, slope)
-    if x.requires_grad and is_grad_enabled():
-        raise ValueError("rrelu: inplace=True is not supported on a tensor that requires grad "
-                         "(minipool records no in-place writes); call rrelu(x) with inplace=False")
-    x._data[...] = RreluFn.apply(x, slope)._data
-    return x
+    return write_over(x, "rrelu", lambda t: RreluFn.apply(t, slope))
 
 
 def rrelu_(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False, *,

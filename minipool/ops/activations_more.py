@@ -15,11 +15,11 @@ from typing import Optional
 import numpy as np
 
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops.activations import (_finish, _float_input, _real, _scalar, dropout2d,
+from minipool.ops.activations import (_finish, write_over, _float_input, _real, _scalar, dropout2d,
                                       elu, hardtanh, leaky_relu)
 from minipool.ops.elementwise import as_tensor, relu
 from minipool.ops.reduce import softmax
-from minipool.tensor import Function, Tensor, is_grad_enabled
+from minipool.tensor import Function, Tensor
 
 __all__ = ["hardsigmoid", "hardswish", "logsigmoid", "mish", "selu", "celu", "threshold",
            "hardshrink", "softshrink", "softsign", "tanhshrink", "softmin", "glu", "relu_",
@@ -358,7 +358,7 @@ def glu(input: TensorLike, dim: int = -1) -> Tensor:
 
 # --------------------------------------------------------------------------- torch's x_ forms
 # PyTorch's in-place spellings, each the op with inplace=True: the result is written
-# over ``input`` (which must not need a gradient: minipool records no in-place writes).
+# over ``input`` (recorded in the graph when ``input`` is a result that requires grad).
 def relu_(input: Tensor) -> Tensor:
     """``relu(input, inplace=True)``.
 
@@ -443,17 +443,12 @@ def _channel_dropout(input, p, training, inplace, generator, where, spatial):
         raise TypeError(f"{where}: training must be True or False, got {training!r}")
     if not training or p == 0:
         return input
-    if inplace and input.requires_grad and is_grad_enabled():
-        raise ValueError(f"{where}: inplace=True is not supported on a tensor that requires grad "
-                         f"(minipool records no in-place writes); call {where}(x) with inplace=False")
     lead = input.shape[:2] if input.ndim == spatial + 2 else (1, input.shape[0])
     cells = int(np.prod(input.shape[input.ndim - spatial:], dtype=np.int64))  # (not -1: size 0)
-    out = dropout2d(input.reshape(lead + (cells, 1)), p, training, False, generator)
-    out = out.reshape(input.shape)
-    if not inplace:
-        return out
-    input._data[...] = out._data
-    return input
+
+    def drop(x):
+        return dropout2d(x.reshape(lead + (cells, 1)), p, training, False, generator).reshape(x.shape)
+    return write_over(input, where, drop) if inplace else drop(input)
 
 
 def dropout1d(input: TensorLike, p: float = 0.5, training: bool = True, inplace: bool = False,

@@ -25,20 +25,27 @@ import numpy as np
 from minipool._typing import TensorLike
 from minipool._validate import parse_data_format
 from minipool.ops.elementwise import as_tensor
-from minipool.ops.shape import reshape
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
 __all__ = ["batch_norm"]
 
 
 class BatchNormFn(Function):
-    """The differentiable op behind ``batch_norm``.  ``x`` arrives as a (pre, C, post) view;
+    """The differentiable op behind ``batch_norm``.  ``x`` arrives in its own shape and is
+    viewed as (pre, C, post) inside (``axis`` is the channel axis), so the output is a fresh
+    tensor that in-place ops may change, as PyTorch's (``out += x`` in a residual block);
     ``running`` is ``None`` or ``(running_mean, running_var)`` arrays updated in place."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, *, running, training, momentum, eps, unbiased):
-        return BatchNormFn._forward(ctx, x, weight, bias, running, training, momentum, eps,
-                                    unbiased)
+    def forward(ctx, x, weight, bias, *, axis, running, training, momentum, eps, unbiased):
+        shape = x.shape
+        pre = int(np.prod(shape[:axis], dtype=np.int64))
+        post = int(np.prod(shape[axis + 1:], dtype=np.int64))
+        x3 = x.reshape(pre, shape[axis], post)
+        ctx.shape = shape
+        out = BatchNormFn._forward(ctx, x3, weight, bias, running, training, momentum, eps,
+                                   unbiased)
+        return out.reshape(shape)
 
     @staticmethod
     def _forward(ctx, x, weight, bias, running, training, momentum, eps, unbiased):
@@ -73,11 +80,15 @@ class BatchNormFn(Function):
         if ctx.requires_grad:
             ctx.training, ctx.invstd = training, invstd
             ctx.save_for_backward(xhat.astype(x.dtype, copy=False), weight)
-        return out.astype(x.dtype, copy=False)
+        out = out.astype(x.dtype, copy=False)
+        # float64 without weight and bias: out is xhat, which backward needs; a copy keeps an
+        # in-place change of the output (relu_, +=) away from it
+        return out.copy() if out is xhat and ctx.requires_grad else out
 
     @staticmethod
     def backward(ctx, grad):
-        return BatchNormFn._backward(ctx, grad)
+        grad_x, grad_w, grad_b = BatchNormFn._backward(ctx, grad.reshape(ctx.saved_tensors[0].shape))
+        return None if grad_x is None else grad_x.reshape(ctx.shape), grad_w, grad_b
 
     @staticmethod
     def _backward(ctx, grad):
@@ -175,13 +186,8 @@ def normalize_over_axis(op, input, running_mean, running_var, weight, bias, trai
     if rm is not None and not (rm.flags.writeable and rv.flags.writeable) and training:
         raise ValueError(f"{op}: running_mean and running_var must be writeable arrays "
                          "(they are updated in place)")
-    pre = int(np.prod(x.shape[:axis], dtype=np.int64))
-    post = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-    x3 = reshape(x, (pre, C, post))
-    out = BatchNormFn.apply(x3, weight, bias, running=None if rm is None else (rm, rv),
-                            training=training, momentum=momentum, eps=eps,
-                            unbiased=not keras)
-    return reshape(out, x.shape)
+    return BatchNormFn.apply(x, weight, bias, axis=axis, running=None if rm is None else (rm, rv),
+                             training=training, momentum=momentum, eps=eps, unbiased=not keras)
 
 
 def batch_norm(input: TensorLike, running_mean: TensorLike, running_var: TensorLike,

@@ -225,14 +225,45 @@ def mul(a: TensorLike, b: TensorLike) -> Tensor:
     return _binary(Mul, a, b, "mul")
 
 
-def div(a: TensorLike, b: TensorLike) -> Tensor:
-    """Elementwise ``a / b`` with NumPy broadcasting.
+def div(a: TensorLike, b: TensorLike, *, rounding_mode: Optional[str] = None) -> Tensor:
+    """Elementwise ``a / b`` with NumPy broadcasting, as ``torch.div``: true division, or
+    with ``rounding_mode="trunc"`` (toward 0) / ``"floor"`` (toward -inf, as ``//``) a
+    rounded quotient in the operands' result dtype (integers stay integers) whose
+    gradient is 0, as PyTorch's.
 
     >>> import minipool as mp, minipool.nn.functional as F
     >>> F.div(mp.tensor([1.0, 3.0]), 2).numpy()
     array([0.5, 1.5], dtype=float32)
+    >>> mp.div(mp.tensor([-7, 7]), 2, rounding_mode="trunc").tolist()
+    [-3, 3]
     """
-    return _binary(Div, a, b, "div")
+    if rounding_mode is None:
+        return _binary(Div, a, b, "div")
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    _refuse_bool_result("div", a, b)
+    a, b = _integer_division_operands(a, b, "div")
+    return RoundedDiv.apply(a, b, rounding_mode)
+
+
+class RoundedDiv(Function):
+    """``a / b`` rounded toward 0 or -inf; the gradient is 0 for both (PyTorch's rule)."""
+
+    @staticmethod
+    def forward(ctx, a, b, rounding_mode):
+        ctx.shapes = (a.shape, b.shape)
+        floor = np.floor_divide(a, b)  # Python's // (NumPy's divmod rule for floats too)
+        if rounding_mode == "floor":
+            return floor
+        if a.dtype.kind == "f":
+            return np.trunc(a / b)
+        # integers: the floor quotient moves up by one where the division was inexact and negative
+        return floor + ((floor * b != a) & ((a < 0) != (b < 0)))
+
+    @staticmethod
+    def backward(ctx, grad):
+        shape_a, shape_b = ctx.shapes
+        return np.zeros(shape_a, grad.dtype), np.zeros(shape_b, grad.dtype), None
 
 
 class Remainder(Function):
@@ -589,13 +620,28 @@ class Clip(Function):
         if hi is not None:
             mask &= x <= hi
         ctx.mask = mask
+        if any(ctx.needs_input_grad[1:]):  # tensor bounds that require grad
+            ctx.bounds = (x, lo, hi)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         # A select, not a multiply: a NaN or inf gradient at a clamped element gives 0
         # (NaN * 0 would be NaN), as PyTorch's clamp backward does.
-        return unbroadcast(np.where(ctx.mask, grad, grad.dtype.type(0)), ctx.shape), None, None
+        zero = grad.dtype.type(0)
+        grad_x = unbroadcast(np.where(ctx.mask, grad, zero), ctx.shape)
+        if not any(ctx.needs_input_grad[1:]):
+            return grad_x, None, None
+        # A bound gets the gradient where it is the output (PyTorch: where min > max, max wins).
+        x, lo, hi = ctx.bounds
+        grad_lo = grad_hi = None
+        if ctx.needs_input_grad[1]:
+            takes = x < lo if hi is None else (x < lo) & (lo < hi)
+            grad_lo = unbroadcast(np.where(takes, grad, zero), lo.shape)
+        if ctx.needs_input_grad[2]:
+            takes = x > hi if lo is None else (x > hi) | (hi < lo)
+            grad_hi = unbroadcast(np.where(takes, grad, zero), hi.shape)
+        return grad_x, grad_lo, grad_hi
 
 
 def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None) -> Tensor:
@@ -616,7 +662,7 @@ def clip(x: TensorLike, min: Optional[float] = None, max: Optional[float] = None
     if x.dtype == np.bool_ and not any(isinstance(v, Tensor) for v in (min, max)):
         raise NotImplementedError("clamp: not implemented for bool tensors with number bounds (as "
                                   "in PyTorch); cast first, e.g. x.long()")
-    lo, hi = (bounds.pop(0)._data if v is not None else None for v in (min, max))
+    lo, hi = (bounds.pop(0) if v is not None else None for v in (min, max))
     return Clip.apply(x, lo, hi)
 
 

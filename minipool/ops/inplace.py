@@ -257,10 +257,11 @@ def mul_(x: Tensor, other: TensorLike) -> Tensor:
 
 def div_(x: Tensor, other: TensorLike, rounding_mode: Optional[str] = None) -> Tensor:
     """In place: ``x = x / other`` (true division; integer tensors refuse it, as in
-    PyTorch).  ``rounding_mode`` is not supported."""
+    PyTorch), or ``x = div(x, other, rounding_mode=...)`` ("trunc" or "floor")."""
     if rounding_mode is not None:
-        raise ValueError("div_: rounding_mode is not supported by minipool; use "
-                         "t.div_(other) and then floor/trunc the result")
+        def rounded(t, o):
+            return ew.div(t, o, rounding_mode=rounding_mode)
+        return _pointwise_(x, "div_", rounded, _checked("div_", "other", other))
     return _arith_(x, "div_", np.divide, ew.div, other, 1, keep_self=True)
 
 

@@ -144,6 +144,11 @@ class ClassLossFn(Function):
             ctx.meta = (x.shape, reduction, denominator, from_logits)
             ctx.q = q
             ctx.logp = logp if from_logits else None
+            ctx.keep = None if probabilities else keep
+            ctx.target_scale = ctx.logp_rows = None
+            if probabilities and ctx.needs_input_grad[1]:  # d loss / d t = -(1 - s) w logp
+                ctx.target_scale = (1 - label_smoothing) * (1 if w is None else w)
+                ctx.logp_rows = logp
         return np.asarray(out, dtype=x.dtype)
 
     @staticmethod
@@ -163,7 +168,14 @@ class ClassLossFn(Function):
         else:
             d_rows = -q
         d_rows *= row_grad
-        return (_unrows(d_rows, shape),) + (None,) * 7
+        grad_target = None
+        if ctx.target_scale is not None:  # probabilities that require grad (distillation):
+            grad_target = _unrows(-ctx.target_scale * ctx.logp_rows * row_grad, shape)
+        if ctx.keep is not None and denominator == 0:
+            # the mean over no weight is 0/0: kept rows get nan (0 * inf), ignored rows keep
+            # gradient 0, as in PyTorch (a batch whose targets are all ignore_index)
+            d_rows[~ctx.keep] = 0
+        return (_unrows(d_rows, shape), grad_target) + (None,) * 6
 
 
 def _validated_class_args(where, input, target, weight, reduction, label_smoothing,
@@ -247,6 +259,8 @@ def cross_entropy(input: TensorLike, target: TensorLike, weight: Optional[Tensor
     all_kept = False
     if not probabilities:
         all_kept = _check_indices("cross_entropy", t, num_classes, ignore_index)
+    if probabilities and isinstance(target, Tensor) and target.requires_grad:
+        t = target.to(input.dtype)  # soft targets that require grad get their gradient, as in PyTorch
     return ClassLossFn.apply(input, t, weight, True, probabilities, ignore_index, reduction,
                              float(label_smoothing), all_kept=all_kept)
 

@@ -106,8 +106,8 @@ def dropout(input: TensorLike, p: float = 0.5, training: bool = True, inplace: b
 
     ``generator`` (a ``np.random.Generator``) makes the mask reproducible; without
     one the shared default from ``minipool._random`` is used.  With
-    ``training=False`` or ``p=0`` the input is returned unchanged.  ``inplace`` is
-    accepted for PyTorch compatibility; minipool always returns a new tensor.
+    ``training=False`` or ``p=0`` the input is returned unchanged.  ``inplace=True``
+    writes the result over ``input`` and returns it, as PyTorch's.
 
     >>> import numpy as np, minipool as mp
     >>> import minipool.nn.functional as F
@@ -123,4 +123,7 @@ def dropout(input: TensorLike, p: float = 0.5, training: bool = True, inplace: b
         return input
     if input.dtype not in FLOAT_DTYPES:
         raise TypeError(f"dropout: input must be float32 or float64, got {input.dtype}")
+    if inplace:
+        from minipool.ops.activations import write_over  # it imports this module
+        return write_over(input, "dropout", lambda x: DropoutFn.apply(x, float(p), generator))
     return DropoutFn.apply(input, float(p), generator)

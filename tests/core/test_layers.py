@@ -146,7 +146,7 @@ def test_conv_layer_init_bounds_state_dict_and_repr():
     with pytest.raises(ValueError, match="kernel_size"):
         nn.Conv2d(3, 4, 0)
     with pytest.raises(ValueError, match="padding_mode"):
-        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+        nn.Conv2d(3, 4, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="same"):
         nn.Conv2d(3, 4, 3, stride=2, padding="same")
 

@@ -132,8 +132,10 @@ def test_to_other_devices_and_bad_arguments_are_clear_errors():
         x.to(np.complex64)
     with pytest.raises(TypeError, match="neither a dtype nor a device"):
         x.to(True)
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match="to: memory_format must be mp.contiguous_format"):
         x.to(np.float32, memory_format=1)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        x.to(np.float32, memory_layout=1)
 
 
 # --------------------------------------------------------------------------- max/min(dim)
