@@ -224,6 +224,21 @@ def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
     return _on_tiles(&g, float64)
 
 
+def forward_uses_blas(const floating[:, ::1] weight, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                      object geometry, Py_ssize_t block_rows, Py_ssize_t images):
+    """Whether ``conv2d_forward`` with this weight (O, C/groups*kh*kw) may call BLAS: not
+    when its last resort is the first-layer kernel or the tiles, nor on the direct kernel
+    with a finite weight (it then computes the call, also after the Winograd engine
+    meets inf or NaN).  The caller then skips pinning OpenBLAS to one thread (a set and
+    a reset: 15-20 us a call when it runs on 2)."""
+    cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
+    _set_images(&g, images)
+    if (floating is float and _on_first(&g)) or _on_tiles(&g, floating is double):
+        return False
+    return not (_on_direct(&g, floating is double) and weight.shape[0] * weight.shape[1] > 0
+                and _all_finite(&weight[0, 0], weight.shape[0] * weight.shape[1]))
+
+
 cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
     """Mode 1 keeps float64 on BLAS (the tiles were measured in float32 only), and
     everything on BLAS without the AVX2 build."""
