@@ -240,7 +240,8 @@ cdef inline void _split_direct(DirectJob* job) noexcept nogil:
     job.range_channels = per * 2 * lanes
     job.range_major = (g.groups * mp_direct_packed_size(g.O_group, g.K_group, 32 // lanes)
                        * (32 // lanes) > DIRECT_RANGE_MAJOR_BYTES)
-    # the tail: halves of whole blocks (a range of one block stays whole)
+    # the tail: halves of whole blocks (a range of one block stays whole, or, on 2+
+    # threads, runs as halves of its images where their tiles fill: DIRECT_HALF_SLACK)
     job.tail = min(DIRECT_TAIL_CHUNKS, job.ranges * job.calls) if per > 1 else 0
     job.half_channels = (per + 1) // 2 * 2 * lanes
     job.tail_by_images = (per == 1 and job.threads > 1 and job.count > 1 and
