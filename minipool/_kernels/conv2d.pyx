@@ -128,9 +128,9 @@ from minipool._kernels.conv_columns cimport (Geometry, _all_finite,
                                              _backward_arrays, _block_width, _col2im_block,
                                              _dims, _forward_arrays, _geometry, _im2col_block)
 from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_tables,
-                                            _forward_on_direct, _split_direct, _whole_chunk,
-                                            mp_direct_avx512_runs, mp_direct_rows_run,
-                                            mp_pick_conv_direct,
+                                            _chunk_images, _forward_on_direct, _split_direct,
+                                            _whole_chunk, mp_direct_avx512_runs,
+                                            mp_direct_rows_run, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
@@ -237,6 +237,21 @@ def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
     return _on_tiles(&g, float64)
 
 
+def forward_uses_blas(const floating[:, ::1] weight, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                      object geometry, Py_ssize_t block_rows, Py_ssize_t images):
+    """Whether ``conv2d_forward`` with this weight (O, C/groups*kh*kw) may call BLAS: not
+    when its last resort is the first-layer kernel or the tiles, nor on the direct kernel
+    with a finite weight (it then computes the call, also after the Winograd engine
+    meets inf or NaN).  The caller then skips pinning OpenBLAS to one thread (a set and
+    a reset: 15-20 us a call when it runs on 2)."""
+    cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
+    _set_images(&g, images)
+    if (floating is float and _on_first(&g)) or _on_tiles(&g, floating is double):
+        return False
+    return not (_on_direct(&g, floating is double) and weight.shape[0] * weight.shape[1] > 0
+                and _all_finite(&weight[0, 0], weight.shape[0] * weight.shape[1]))
+
+
 cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
     """Mode 1 keeps float64 on BLAS (the tiles were measured in float32 only), and
     everything on BLAS without the AVX2 build."""
@@ -323,31 +338,31 @@ def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssiz
                          f"to {O} channels with geometry {geometry}")
     cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)  # as _forward_on_direct's
     _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
-    job.g, job.N, job.float64 = &g, N, float64
+    job.g, job.N, job.float64, job.threads = &g, N, float64, 1
     _split_direct(&job)
     return job.count, job.ranges, job.range_channels, bool(job.range_major)
 
 
 def direct_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
-                  object geometry, bint float64=False):
-    """The direct forward's launch chunks in claim order, each (first image, images,
-    first channel, end channel) within a group, and its packing pieces, each (first
-    channel, end channel) (conv_direct.pxd, "the launch"); for tests."""
+                  object geometry, bint float64=False, int threads=1):
+    """The direct forward's launch chunks in claim order on ``threads`` threads, each
+    (first image, images, first channel, end channel) within a group, and its packing
+    pieces, each (first channel, end channel) (conv_direct.pxd, "the launch"); for tests."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
     cdef DirectJob job
-    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo, c, whole, o_begin, o_end
+    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo, c, whole, o_begin, o_end, count
     if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
         raise ValueError(f"direct_chunks: no direct forward for {N} images of {C}x{H}x{W} "
                          f"to {O} channels with geometry {geometry}")
     cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)
     _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
-    job.g, job.N, job.float64 = &g, N, float64
+    job.g, job.N, job.float64, job.threads = &g, N, float64, threads
     _split_direct(&job)
     chunks = []
     for c in range(job.chunks):
         whole = _whole_chunk(&job, c, &o_begin, &o_end)
-        first = whole // job.ranges * job.count
-        chunks.append((first, min(job.count, N - first), o_begin, o_end))
+        first = _chunk_images(&job, c, whole, &count)
+        chunks.append((first, count, o_begin, o_end))
     pieces = [(p * job.piece_channels, min(g.O_group, (p + 1) * job.piece_channels))
               for p in range(job.pack_pieces)]
     return chunks, pieces

@@ -121,10 +121,14 @@ cdef enum:
     # 1 thread, CPU time: 128->256 and 256->256 on 4x4, 1.2 and 2.4 MB, 2-3% faster
     # range-major; 64->128 and 128->128 on 8x8, 0.3 and 0.6 MB, 4-6% faster image-major)
     DIRECT_RANGE_MAJOR_BYTES = 1 << 20
-    # the last chunks in claim order run as two halves of their range (whole blocks):
-    # a thread that runs out of chunks then waits at most a half chunk for the other
-    # (which may also be a helper on a busy core, load_team.h), not a whole one
+    # the last chunks in claim order run as two halves of their range (whole blocks), or,
+    # on 2+ threads, of their images where a range is one block: a thread that runs out
+    # of chunks then waits at most a half chunk for the other (which may also be a
+    # helper on a busy core, load_team.h), not a whole one
     DIRECT_TAIL_CHUNKS = 4
+    # ... halves of images only while their tiles hold at most 1/8 more slots than the
+    # whole's (16x16 planes, 5x5: 6%; 4x4: every pixel alone, a half fills half a tile)
+    DIRECT_HALF_SLACK = 8
     DIRECT_PACK_PIECES = 16   # at most this many packing pieces per group (whole blocks)
 
 
@@ -182,6 +186,9 @@ cdef struct DirectJob:
     Py_ssize_t N, count, calls, ranges, range_channels
     Py_ssize_t chunks           # ranges*calls, the last ``tail`` of them run as two halves
     Py_ssize_t tail, half_channels
+    bint tail_by_images         # the tail's halves split its images (half_count first)
+    Py_ssize_t half_count
+    int threads                 # the launch's (image halves only for 2+)
     Py_ssize_t pack_pieces, piece_channels  # per group: packing pieces of piece_channels
     Py_ssize_t pieces           # preparing pieces: groups*pack_pieces (+ calls copies)
     bint own_planes             # by planes, one chunk per call: it copies its own images
@@ -197,12 +204,26 @@ cdef inline Py_ssize_t _gcd(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a
 
 
+cdef inline Py_ssize_t _tile_slots(const Geometry* g, Py_ssize_t count,
+                                    Py_ssize_t points) noexcept nogil:
+    """Tiles of ``points`` slots that ``count`` images take, summed over the pixel groups
+    (pixels with the same taps, consecutive in pixel_order): the kernel's work, roughly."""
+    cdef Py_ssize_t L = g.Ho * g.Wo, p, run = 1, tiles = 0
+    for p in range(1, L):
+        if g.pixel_taps[g.pixel_order[p]] == g.pixel_taps[g.pixel_order[p - 1]]:
+            run += 1
+        else:
+            tiles, run = tiles + (run * count + points - 1) // points, 1
+    return tiles + (run * count + points - 1) // points
+
+
 cdef inline void _split_direct(DirectJob* job) noexcept nogil:
     """``count`` images per chunk: the fewest whose points fill whole tiles in every
     pixel group (6 points a tile, 12 with a last block of one vector: as many tile
     slots computed and dropped as with 6 or 12 images, often none); then the output
     channels in ranges of whole 2-vector blocks, enough for about DIRECT_CHUNKS chunks
-    (balanced threads: a batch of 64 on 4x4 planes was 11 chunks of 6 images)."""
+    (balanced threads: a batch of 64 on 4x4 planes was 11 chunks of 6 images).  The
+    last chunks run as halves (see DIRECT_TAIL_CHUNKS; ``job.threads`` set first)."""
     cdef const Geometry* g = job.g
     cdef Py_ssize_t lanes = 32 // (8 if job.float64 else 4), L = g.Ho * g.Wo, p, run = 1
     cdef Py_ssize_t points = 12 if 0 < g.O_group % (2 * lanes) <= lanes else 6
@@ -214,6 +235,7 @@ cdef inline void _split_direct(DirectJob* job) noexcept nogil:
             common, run = _gcd(common, run), 1
     common = _gcd(common, run)
     job.count = points // common
+    job.half_count = (job.count + 1) // 2
     job.calls = (job.N + job.count - 1) // job.count
     job.ranges = min(blocks, max(1, (DIRECT_CHUNKS + job.calls - 1) // job.calls))
     per = (blocks + job.ranges - 1) // job.ranges
@@ -221,9 +243,15 @@ cdef inline void _split_direct(DirectJob* job) noexcept nogil:
     job.range_channels = per * 2 * lanes
     job.range_major = (g.groups * mp_direct_packed_size(g.O_group, g.K_group, 32 // lanes)
                        * (32 // lanes) > DIRECT_RANGE_MAJOR_BYTES)
-    # the tail: halves of whole blocks (a range of one block stays whole)
+    # the tail: halves of whole blocks (a range of one block stays whole, or, on 2+
+    # threads, runs as halves of its images where their tiles fill: DIRECT_HALF_SLACK)
     job.tail = min(DIRECT_TAIL_CHUNKS, job.ranges * job.calls) if per > 1 else 0
     job.half_channels = (per + 1) // 2 * 2 * lanes
+    job.tail_by_images = (per == 1 and job.threads > 1 and job.count > 1 and
+                          2 * _tile_slots(g, job.half_count, points) * DIRECT_HALF_SLACK
+                          <= _tile_slots(g, job.count, points) * (DIRECT_HALF_SLACK + 1))
+    if job.tail_by_images:
+        job.tail = min(DIRECT_TAIL_CHUNKS, job.ranges * job.calls)
     job.chunks = job.ranges * job.calls + job.tail
     per = (blocks + DIRECT_PACK_PIECES - 1) // DIRECT_PACK_PIECES
     job.piece_channels = per * 2 * lanes
@@ -240,19 +268,34 @@ cdef inline Py_ssize_t _whole_chunk(const DirectJob* job, Py_ssize_t c, Py_ssize
                                     Py_ssize_t* o_end) noexcept nogil:
     """The (image call, range) chunk that launch chunk ``c`` is, or is half of (the last
     ``tail`` whole chunks run as two: their range's first ``half_channels``, then the
-    rest; a half may be empty), as ``i * ranges + j``; its channels in [o_begin, o_end)."""
+    rest; a half may be empty), as ``i * ranges + j``; its channels in [o_begin, o_end)
+    (the whole range when the halves split images: ``_chunk_images``)."""
     cdef Py_ssize_t whole = c, first_tail = job.ranges * job.calls - job.tail, j
     if c >= first_tail:
         whole = first_tail + (c - first_tail) // 2
     cdef Py_ssize_t i = whole % job.calls if job.range_major else whole // job.ranges
     j = whole // job.calls if job.range_major else whole % job.ranges
     _direct_range(job, j, o_begin, o_end)
-    if c >= first_tail:
+    if c >= first_tail and not job.tail_by_images:
         if (c - first_tail) % 2 == 0:
             o_end[0] = min(o_end[0], o_begin[0] + job.half_channels)
         else:
             o_begin[0] = min(o_end[0], o_begin[0] + job.half_channels)
     return i * job.ranges + j
+
+
+cdef inline Py_ssize_t _chunk_images(const DirectJob* job, Py_ssize_t c, Py_ssize_t whole,
+                                    Py_ssize_t* count) noexcept nogil:
+    """The first image of launch chunk ``c`` (whole chunk ``whole``, ``_whole_chunk``)
+    and, in ``count``, how many (0: the empty second half of a short last call)."""
+    cdef Py_ssize_t n = whole // job.ranges * job.count
+    count[0] = min(job.count, job.N - n)
+    if job.tail_by_images and c >= job.ranges * job.calls - job.tail:
+        if (c - (job.ranges * job.calls - job.tail)) % 2 == 0:
+            count[0] = min(count[0], job.half_count)
+        else:
+            n, count[0] = n + job.half_count, max(0, count[0] - job.half_count)
+    return n
 
 
 cdef inline void _planes_of(const floating* images, Py_ssize_t count, floating* planes,
@@ -295,7 +338,7 @@ cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) no
     c // ranges), or, for a weight too large to stay in L2 beside them
     (``range_major``), on the same range (j = c // calls)."""
     cdef const Geometry* g = job.g
-    cdef Py_ssize_t o_begin, o_end, n, piece
+    cdef Py_ssize_t o_begin, o_end, n, piece, count, whole
     cdef Py_ssize_t in_image = g.C * g.H * g.W, out_image = g.O * g.Ho * g.Wo
     cdef const floating* x = <const floating*>job.x
     if mp_direct_seen(&job.pieces_done) < job.pieces:
@@ -310,13 +353,14 @@ cdef inline void _compute_chunk(DirectJob* job, Py_ssize_t c, floating* like) no
         return
     if job.by_planes:
         x = <const floating*>job.planes
-    n = _whole_chunk(job, c, &o_begin, &o_end) // job.ranges * job.count
-    if o_begin == o_end:
+    whole = _whole_chunk(job, c, &o_begin, &o_end)
+    n = _chunk_images(job, c, whole, &count)
+    if o_begin == o_end or count == 0:
         return
     if job.own_planes:  # copied just before use, still in cache
-        _planes_of(<const floating*>job.x + n * in_image, min(job.count, job.N - n),
+        _planes_of(<const floating*>job.x + n * in_image, count,
                    <floating*>job.planes + n * in_image, g.H * g.W, g.C)
-    _forward_direct(x + n * in_image, min(job.count, job.N - n), <const floating*>job.packed,
+    _forward_direct(x + n * in_image, count, <const floating*>job.packed,
                     job.tap_offset, <const floating*>job.bias, <floating*>job.out + n * out_image,
                     g, o_begin, o_end, job.channels_last, job.by_planes)
 
@@ -371,12 +415,15 @@ cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N
     cdef uint64_t* pixel_taps = <uint64_t*>(pixel_base + 2 * L)
     job.x, job.weight, job.bias, job.out, job.tap_offset, job.g = x, weight, bias, out, tap_offset, g
     job.N, job.float64, job.channels_last, job.by_planes = N, floating is double, channels_last, by_planes
+    job.threads = num_threads
     job.next_piece, job.pieces_done, job.not_finite = 0, 0, 0
     try:
         with nogil:
             _direct_tables(g, tap_offset, pixel_base, pixel_taps, channels_last and not by_planes)
             _split_direct(&job)
-            job.own_planes = by_planes and job.ranges == 1 and job.tail == 0
+            # (image halves of one range: each chunk still holds images of its own)
+            job.own_planes = by_planes and job.ranges == 1 and (job.tail == 0
+                                                                or job.tail_by_images)
             job.pieces = g.groups * job.pack_pieces + (job.calls if by_planes and not
                                                        job.own_planes else 0)
             _launch(_direct_chunk, &job, job.chunks, num_threads, load_team)

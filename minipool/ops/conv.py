@@ -26,6 +26,7 @@ restored afterwards) -- also when the kernel itself runs on one thread, since a
 multi-threaded OpenBLAS GEMM can round differently and the results must not
 depend on the thread count.
 """
+import contextlib
 import functools
 from typing import NamedTuple, Optional, Union
 
@@ -148,10 +149,19 @@ def _input_grad_on_tiles(x_shape, weight2, grad, geometry, grad_x):
     if not flip_weight(weight2, weight_t, groups, kh * kw, 1 if load_team else threads):
         return False
     workspace = scratch.empty((threads, per_thread), grad.dtype)
-    with single_threaded():
+    with _blas_pinned(weight_t, O, Ho, Wo, flipped, block_rows, images):
         kernels.conv2d_forward(grad, weight_t, None, grad_x, flipped,
                                block_rows, workspace, threads, images, load_team=load_team)
     return True
+
+
+def _blas_pinned(weight2, C, H, W, geometry, block_rows, images):
+    """``single_threaded()`` around a forward that may call BLAS, else nothing to do
+    (``kernels.forward_uses_blas``: the direct, Winograd, first-layer and tile engines
+    never do)."""
+    if kernels.forward_uses_blas(weight2, C, H, W, geometry, block_rows, images):
+        return single_threaded()
+    return contextlib.nullcontext()
 
 
 class Conv2dFn(Function):
@@ -166,7 +176,7 @@ class Conv2dFn(Function):
         block_rows, images, per_thread, _, threads, load_team = _plan(x.shape, O, geometry)
         workspace = scratch.empty((threads, per_thread), x.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias)
-        with single_threaded():
+        with _blas_pinned(weight2, *x.shape[1:], geometry, block_rows, images):
             kernels.conv2d_forward(x, weight2, bias, out, geometry, block_rows, workspace, threads,
                                    images, load_team=load_team)
         if ctx.requires_grad:

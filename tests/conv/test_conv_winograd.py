@@ -286,3 +286,61 @@ def test_use_winograd_zero_keeps_the_direct_bits():
     finally:
         kernels.use_tiles(previous[0]), kernels.use_direct(previous[1])
     np.testing.assert_array_equal(off, tiles)
+
+
+# The weight's transform runs in pieces of 12 channels that the chunks share out in the
+# same launch; a piece starts on a panel of the packed weight (6 channels, 4 near the end).
+def kernel_forward(x, w, b, threads, load_team):
+    """conv2d_forward at the kernel level (padding 1), with the plan conv2d uses."""
+    N, C, H, W = x.shape
+    geometry = geometry_of(x, 1)
+    block_rows, images, per_thread, _ = kernels.plan_batch(N, C, H, W, w.shape[0], geometry,
+                                                          1 << 16, 512, 8)
+    out = np.full((N, w.shape[0], H, W), -7.0, np.float32)
+    kernels.conv2d_forward(x, np.ascontiguousarray(w.reshape(w.shape[0], -1)), b, out, geometry,
+                           block_rows, np.empty((threads, per_thread), np.float32), threads,
+                           images, load_team=load_team)
+    return out
+
+
+@pytest.mark.parametrize("O", [49, 50, 62, 97, 98, 110, 13, 14])
+def test_winograd_weight_pieces_end_on_panels(O, winograd):
+    """Output channel counts whose last 1-2 channels sit in the 4-wide panel before a
+    piece boundary (50 = 42 + 4 + 4: no panel starts at 48): within the bound of the loop
+    reference (the start build packed channels 48-49 of 50 twice, wrongly)."""
+    x, w, b, p = make32((3, 33, 5, 6, O, 3, 1, 1, 1, 1, True), seed=20)
+    check_within_bound(x, w, b, p)
+
+
+@pytest.mark.parametrize("N", [1, 2, 64])
+@pytest.mark.parametrize("helper_delay", [0.0, 0.003])
+def test_winograd_one_launch_gives_the_same_bits_whoever_transforms(N, helper_delay):
+    """A 256->50 weight (22 pieces) transformed by whichever threads claim its pieces, a
+    batch of 1 or 2 (fewer image chunks than threads: the other thread only helps with the
+    pieces), a helper that joins late: the same bits as one thread, on the team and OpenMP."""
+    x, w, b, _ = make32((N, 256, 4, 4, 50, 3, 1, 1, 1, 1, True), seed=21)
+    with winograd_mode(2):
+        alone = kernel_forward(x, w, b, 1, False)
+        kernels.set_load_team_helper_delay(helper_delay)
+        try:
+            for threads, team in [(2, True), (3, True), (2, False)]:
+                np.testing.assert_array_equal(kernel_forward(x, w, b, threads, team), alone,
+                                              err_msg=f"{threads} threads, team {team}")
+        finally:
+            kernels.set_load_team_helper_delay(0)
+    check_within_bound(x, w, b, 1)
+
+
+@pytest.mark.parametrize("team", [False, True])
+@pytest.mark.parametrize("channel", [0, 100, 255])
+def test_winograd_non_finite_weight_in_any_piece_falls_back(team, channel):
+    """A NaN in any piece of the weight: no chunk computes (they wait for every piece),
+    the call falls back, and the output is the other engines' (the -7 fill never shows)."""
+    x, w, b, _ = make32((8, 64, 4, 4, 256, 3, 1, 1, 1, 1, True), seed=22)
+    w[channel, 5, 1, 1] = np.nan
+    with winograd_mode(0):
+        want = kernel_forward(x, w, b, 1, False)
+    with winograd_mode(2):
+        got = kernel_forward(x, w, b, 2, team)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[:, channel]).all() and np.isfinite(np.delete(got, channel, axis=1)).all()
