@@ -24,8 +24,7 @@ is as cheap as reading it back, and a batch of it would not fit in cache.
 The GEMMs call the BLAS that NumPy was built with (its ``cblas_?gemm``
 address, found by ``minipool/_blas.py``, one thread per call: the threads here
 already cover the cores).  Without one, a plain loop GEMM gives the same
-results, slowly.  ``im2col`` and ``col2im`` over a whole batch are exposed
-for tests and benchmarks.
+results, slowly.  ``im2col`` / ``col2im`` over a batch are for tests and benchmarks.
 
 Beside BLAS the forward has four engines, each picked where it measured faster
 (conv_picks.pxd: ``_tiles_win`` ... ``_winograd_win``, with the numbers) and each
@@ -70,54 +69,37 @@ points and ``use_blas`` are re-exported here, so callers import this one module.
 
 Paths.  Each entry point decides its path once per call, from the plan
 (``plan_batch``: block rows, images per GEMM) and the shape; each thread then
-runs whole chunks of it:
+runs whole chunks of it (the engines' launches share the weight's packing or
+transform out to the first chunks, so a call is one parallel region):
 
-    entry point / case                     per chunk (_forward_gemm / _backward_slot)
-    conv2d_forward, winograd (_on_winograd, conv_winograd.pxd's two passes (_forward_on_winograd):
-      float32 3x3/5x5 stride 1, one group) the weight transformed range by range of output
-                                           channels, then chunks of images: input
-                                           transform, 16/36 tile products, output transform
-                                           (+ bias) into the output; all again on the
-                                           engines below at a non-finite value
-    conv2d_forward, direct (_on_direct,    conv_direct.pxd's own launch (_forward_on_direct):
-      a finite weight)                     the weight packed in pieces by the first
-                                           chunks' threads, then _forward_direct on a few
-                                           images by one range, straight into the output
-    conv2d_forward, first layers           conv_first.pxd: _pad_planes, then conv2d_first.h's
-      (_on_first: 1-3 channels, 3x3/5x5)   unrolled tiles straight into the output, bias fused
-    conv2d_forward, tiles (_on_tiles):
-      stride 1, rows of whole 8-pixel      _forward_rows: _pad_planes, _tile_product
-      vectors (g.by_rows)                  straight into the output, bias
-      stride 1, one image per product      _forward_images: _pad_planes, _tile_product
-                                           over the plane runs (from_planes)
-      otherwise                            _forward_images: _im2col_block or
-                                           _shifted_cols, _tile_product on the block
-    conv2d_forward, BLAS:
-      stride 1 reaching within the output  _forward_images: _shifted_cols (after
-      (g.shifted)                          _pad_planes if padded), _gemm into the
-                                           wide block, rows copied out with the bias
-      otherwise, one image per GEMM        _forward_images: _im2col_block, _gemm
-                                           straight into the output, bias (direct)
-      several images per GEMM              their blocks side by side, the wide block
+    entry point / case                     per chunk
+    conv2d_forward, winograd (_on_winograd) conv_winograd.pxd: unclaimed pieces of the
+                                           weight's transform, then images: input
+                                           transform, 16/36 products, output transform
+                                           (+ bias); all again below at a non-finite value
+    conv2d_forward, direct (_on_direct)    conv_direct.pxd: unclaimed weight pieces, then
+                                           _forward_direct on a few images by one range
+    conv2d_forward, first layers           conv_first.pxd: _pad_planes, conv2d_first.h's
+                                           tiles straight into the output, bias fused
+    conv2d_forward, tiles (_on_tiles)      _forward_rows (stride 1, whole 8-pixel rows) or
+                                           _forward_images: _pad_planes / _im2col_block /
+                                           _shifted_cols, then _tile_product
+    conv2d_forward, BLAS                   _forward_images: _shifted_cols (stride 1
+                                           within the output) or _im2col_block, _gemm
+                                           into the output or the wide block of several
+                                           images, rows copied out with the bias
     conv2d_backward                        _backward_images: bias _gemm (G @ ones);
-                                           weight _shifted_cols / _im2col_block, then
-                                           _gemm with G.T (_transpose_rows, 16+
-                                           channels per group) or G (_widen_rows);
-                                           on wgrad tiles (g.wgrad_tiles): weight
-                                           and bias _wgrad_product from the planes
-                                           (one image) or over the column block;
-                                           input _gemm (W.T @ G), then
-                                           _shifted_col2im (+ _crop_planes) or
-                                           _col2im_block.  Shifted only while the
-                                           values the dropped columns meet are finite
-    im2col / col2im (tests, benchmarks)    _im2col_block / _col2im_block per image
+                                           weight from _shifted_cols / _im2col_block by
+                                           _gemm or _wgrad_product (wgrad tiles); input
+                                           _gemm (W.T @ G), then _shifted_col2im (while
+                                           the dropped columns' values are finite) or
+                                           _col2im_block
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t
 from posix.unistd cimport usleep
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
 
 import numpy as np
 
@@ -134,8 +116,8 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             mp_use_direct_avx512)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
-                                          _forward_chunk, _forward_workspace, _packed_group,
-                                          _run_chunks, _workspace_elements, mp_conv_panel_width,
+                                          _forward_chunk, _forward_workspace, _pack_weight,
+                                          _packed_group, _run_chunks, _workspace_elements,
                                           mp_pick_conv_tiles, mp_pick_wgrad_tiles)
 from minipool._kernels.conv_picks cimport (_direct_win, _direct_win_channels_last, _first_win,
                                            _tiles_win, _wgrad_tiles_win, _winograd5_win,
@@ -259,24 +241,6 @@ cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
                                                   and _avx2_tiles and _tiles_win(g)))
 
 
-cdef void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
-                       Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
-    """(O, K_group) -> per group (``_packed_group`` elements apart), panel after panel
-    (conv2d_tiles.h's widths: 6 or 4 channels), the panel starting at channel o0 at
-    o0*K_group as (K_group, width), zero rows past the last channel."""
-    cdef Py_ssize_t group_size = _packed_group(O_group, K_group), grp, o, o0 = 0, width, k
-    cdef floating* d
-    memset(packed, 0, groups * group_size * sizeof(floating))
-    while o0 < O_group:
-        width = mp_conv_panel_width(O_group, o0)
-        for grp in range(groups):
-            for o in range(o0, min(o0 + width, O_group)):
-                d = packed + grp * group_size + o0 * K_group + (o - o0)
-                for k in range(K_group):
-                    d[k * width] = weight[(grp * O_group + o) * K_group + k]
-        o0 += width
-
-
 # ---------------------------------------------------------------- direct
 # conv_direct.pxd's engine (conv2d_direct.h): output channels in the vector lanes, the
 # taps in the padding skipped.  The same bits as the tiles for a finite weight, so only
@@ -325,6 +289,21 @@ def uses_direct_channels_last(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize
                                    and _avx2_tiles and _direct_win_channels_last(&g))))
 
 
+cdef object _split_for_tests(DirectJob* job, Geometry* g, Py_ssize_t N, bint float64,
+                             int threads, str name):
+    """``job`` split as ``_forward_on_direct`` splits it; returns the pixel tables ``g``
+    points into (the caller keeps them alive while it reads the job)."""
+    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo
+    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
+        raise ValueError(f"{name}: no direct forward for {N} images of {g.C}x{g.H}x{g.W} "
+                         f"to {g.O} channels")
+    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)  # as _forward_on_direct's
+    _direct_tables(g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
+    job.g, job.N, job.float64, job.threads = g, N, float64, threads
+    _split_direct(job)
+    return tables
+
+
 def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
                  object geometry, bint float64=False):
     """(images per chunk, output-channel ranges, channels per range, range-major) of a
@@ -332,14 +311,7 @@ def direct_split(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssiz
     tests and benchmarks."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
     cdef DirectJob job
-    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo
-    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
-        raise ValueError(f"direct_split: no direct forward for {N} images of {C}x{H}x{W} "
-                         f"to {O} channels with geometry {geometry}")
-    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)  # as _forward_on_direct's
-    _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
-    job.g, job.N, job.float64, job.threads = &g, N, float64, 1
-    _split_direct(&job)
+    tables = _split_for_tests(&job, &g, N, float64, 1, "direct_split")
     return job.count, job.ranges, job.range_channels, bool(job.range_major)
 
 
@@ -350,14 +322,8 @@ def direct_chunks(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssi
     pieces, each (first channel, end channel) (conv_direct.pxd, "the launch"); for tests."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
     cdef DirectJob job
-    cdef Py_ssize_t taps = g.kh * g.kw, L = g.Ho * g.Wo, c, whole, o_begin, o_end, count
-    if taps > DIRECT_MAX_TAPS or L == 0 or g.O_group == 0 or N < 1:
-        raise ValueError(f"direct_chunks: no direct forward for {N} images of {C}x{H}x{W} "
-                         f"to {O} channels with geometry {geometry}")
-    cdef Py_ssize_t[::1] tables = np.empty(taps + 3 * L, np.intp)
-    _direct_tables(&g, &tables[0], &tables[taps], <uint64_t*>&tables[taps + 2 * L], False)
-    job.g, job.N, job.float64, job.threads = &g, N, float64, threads
-    _split_direct(&job)
+    cdef Py_ssize_t c, whole, o_begin, o_end, count
+    tables = _split_for_tests(&job, &g, N, float64, threads, "direct_chunks")
     chunks = []
     for c in range(job.chunks):
         whole = _whole_chunk(&job, c, &o_begin, &o_end)

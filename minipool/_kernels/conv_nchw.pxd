@@ -407,3 +407,21 @@ cdef inline void _backward_slot(const ImagesJob* job, Py_ssize_t s, int worker,
                          bslotp + s * g.O if bslotp != NULL else NULL, n >= S,
                          <floating*>job.arrays.workspace + worker * job.per_thread, g)
         n = n + S
+
+
+cdef inline void _pack_weight(const floating* weight, floating* packed, Py_ssize_t groups,
+                       Py_ssize_t O_group, Py_ssize_t K_group) noexcept nogil:
+    """(O, K_group) -> per group (``_packed_group`` elements apart), panel after panel
+    (conv2d_tiles.h's widths: 6 or 4 channels), the panel starting at channel o0 at
+    o0*K_group as (K_group, width), zero rows past the last channel."""
+    cdef Py_ssize_t group_size = _packed_group(O_group, K_group), grp, o, o0 = 0, width, k
+    cdef floating* d
+    memset(packed, 0, groups * group_size * sizeof(floating))
+    while o0 < O_group:
+        width = mp_conv_panel_width(O_group, o0)
+        for grp in range(groups):
+            for o in range(o0, min(o0 + width, O_group)):
+                d = packed + grp * group_size + o0 * K_group + (o - o0)
+                for k in range(K_group):
+                    d[k * width] = weight[(grp * O_group + o) * K_group + k]
+        o0 += width
