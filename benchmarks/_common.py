@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-__all__ = ["parse_args", "import_torch", "set_threads", "median_time", "median_times_in_turns", "gbps",
-           "copy_bandwidth", "roof_fraction", "markdown_table", "machine_line",
+__all__ = ["parse_args", "import_torch", "set_threads", "median_time", "median_times_in_turns",
+           "gbps", "copy_bandwidth", "roof_fraction", "markdown_table", "machine_line",
            "format_seconds"]
 
 
@@ -86,20 +86,7 @@ def median_time(fn, repeats=25, warmup=3):
     The median (not the mean) so one preempted run on a shared machine does
     not move the result; the garbage collector is off while timing.
     """
-    for _ in range(warmup):
-        fn()
-    times = []
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return float(np.median(times))
+    return median_times_in_turns([fn], repeats, warmup)[0]
 
 
 def median_times_in_turns(fns, repeats=25, warmup=3):

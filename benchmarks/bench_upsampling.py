@@ -22,16 +22,14 @@ for PyTorch ``torch.autograd.grad`` of the recorded output.
 The antialiased rows ("aa ...") carry their own input shape in the label (--shape does
 not apply to them).
 """
-import gc
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (copy_bandwidth, format_seconds, gbps, import_torch, machine_line,  # noqa: E402
-                     markdown_table, parse_args, set_threads)
+                     markdown_table, median_times_in_turns, parse_args, set_threads)
 
 import minipool as mp  # noqa: E402
 import minipool.nn.functional as F  # noqa: E402
@@ -55,27 +53,6 @@ CASES += [(f"aa {mode} x{f} {'forward' if not bwd else 'backward'} {'x'.join(map
            mode, dict(scale_factor=f, antialias=True), bwd, shp)
           for shp in AA_SHAPES for f in (0.5, 0.3) for mode in ("bilinear", "bicubic")
           for bwd in (False, True) if not (bwd and mode == "bicubic")]
-
-
-def interleaved_medians(fns, repeats, warmup):
-    """Median wall time of each callable, timing them in turn within every repeat, so
-    load from other processes on a shared machine hits all of them alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times = [[] for _ in fns]
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for fn, bucket in zip(fns, times):
-                start = time.perf_counter()
-                fn()
-                bucket.append(time.perf_counter() - start)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return [float(np.median(b)) for b in times]
 
 
 def extract_own_options(argv):
@@ -156,7 +133,7 @@ def main(argv=None):
                 if torch is not None:
                     fns += [torch_case(torch, x, mode, kwargs, backward, last)
                             for last in (False, True)]
-                t, *torch_times = interleaved_medians(fns, args.repeats, args.warmup)
+                t, *torch_times = median_times_in_turns(fns, args.repeats, args.warmup)
                 bandwidth = gbps(nbytes, t)
                 roof = bandwidth / copy_bandwidth(nbytes / 2, args.repeats, args.warmup)
                 row = [label, threads, format_seconds(t), f"{bandwidth:.1f}", f"{roof:.2f}"]

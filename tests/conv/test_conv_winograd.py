@@ -64,27 +64,28 @@ def padding_pair(padding):
     return (padding, padding) if np.isscalar(padding) else tuple(padding)
 
 
-def make32(case, seed=0):
+def make32(case, seed=0, kernel=3):
     N, C, H, W, O, k, s, p, d, g, bias = case
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    w = rng.standard_normal((O, C, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((O, C, kernel, kernel)).astype(np.float32)
     b = rng.standard_normal(O).astype(np.float32) if bias else None
     return x, w, b, p
 
 
 def loop_reference(x, w, b, padding):
-    """The direct definition in float64, one tap and channel at a time: out[n, o, i, j] =
-    b[o] + sum over c, ki, kj of w[o, c, ki, kj] * x[n, c, i + ki - ph, j + kj - pw]."""
-    (ph, pw), (N, C, H, W), O = padding_pair(padding), x.shape, w.shape[0]
-    Ho, Wo = H + 2 * ph - 2, W + 2 * pw - 2
+    """The direct definition in float64 (a k x k kernel), one tap and channel at a time:
+    out[n, o, i, j] = b[o] + sum over c, ki, kj of w[o, c, ki, kj] * x[n, c, i + ki - ph,
+    j + kj - pw]."""
+    (ph, pw), (N, C, H, W), (O, _, k, _) = padding_pair(padding), x.shape, w.shape
+    Ho, Wo = H + 2 * ph - k + 1, W + 2 * pw - k + 1
     padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
     padded[:, :, ph:ph + H, pw:pw + W] = x
     out = np.zeros((N, O, Ho, Wo))
     for o in range(O):
         for c in range(C):
-            for ki in range(3):
-                for kj in range(3):
+            for ki in range(k):
+                for kj in range(k):
                     out[:, o] += float(w[o, c, ki, kj]) * padded[:, c, ki:ki + Ho, kj:kj + Wo]
         if b is not None:
             out[:, o] += float(b[o])

@@ -22,6 +22,8 @@ from minipool._kernels import conv2d as kernels
 from minipool.ops import conv as conv_module
 from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
                                     check_forward_matches_torch_float32, forward, forward_result)
+from tests.conv.test_conv_winograd import loop_reference, padding_pair
+from tests.conv.test_conv_winograd import make32 as make_3x3_or_5x5
 from tests.helpers import with_threads
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -67,36 +69,8 @@ def winograd5():
         yield
 
 
-def padding_pair(padding):
-    return (padding, padding) if np.isscalar(padding) else tuple(padding)
-
-
 def make32(case, seed=0):
-    N, C, H, W, O, k, s, p, d, g, bias = case
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
-    w = rng.standard_normal((O, C, 5, 5)).astype(np.float32)
-    b = rng.standard_normal(O).astype(np.float32) if bias else None
-    return x, w, b, p
-
-
-def loop_reference(x, w, b, padding):
-    """The direct definition in float64, one tap and input channel at a time: out[n, o, i, j]
-    = b[o] + sum over c, ki, kj of w[o, c, ki, kj] * x[n, c, i + ki - ph, j + kj - pw]."""
-    (ph, pw), (N, C, H, W), O = padding_pair(padding), x.shape, w.shape[0]
-    Ho, Wo = H + 2 * ph - 4, W + 2 * pw - 4
-    padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
-    padded[:, :, ph:ph + H, pw:pw + W] = x
-    out = np.zeros((N, O, Ho, Wo))
-    w64 = w.astype(np.float64)
-    for c in range(C):
-        for ki in range(5):
-            for kj in range(5):
-                tap = padded[:, c:c + 1, ki:ki + Ho, kj:kj + Wo]
-                out += w64[None, :, c, ki, kj, None, None] * tap
-    if b is not None:
-        out += b.astype(np.float64)[None, :, None, None]
-    return out
+    return make_3x3_or_5x5(case, seed, kernel=5)
 
 
 def rounding_bound(x, w, b, padding):
