@@ -106,16 +106,17 @@ def int_tuple(value: Any, rank: int, name: str, op: str, minimum: int,
     bools, floats and arrays are refused by name (TypeError).  A 1-sequence is broadcast, as
     pooling and interpolate take it; with ``exact`` (convolutions, as PyTorch's) a sequence
     must have exactly ``rank`` entries, and another length is a ValueError."""
-    form = f"an int or a tuple of {rank} ints"
-    if is_int(value):
+    if type(value) is int:  # the common case first: this runs on every op call
+        values = (value,) * rank
+    elif is_int(value):
         values = (int(value),) * rank
     elif isinstance(value, (tuple, list)) and len(value) in ((rank,) if exact else (1, rank)) \
             and all(map(is_int, value)):
         values = tuple(int(v) for v in value) * (rank if len(value) == 1 else 1)
     elif exact and isinstance(value, (tuple, list)) and len(value) != rank:
-        raise ValueError(f"{op}: {name} must be {form}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
     else:
-        raise TypeError(f"{op}: {name} must be {form}, got {value!r}")
+        raise TypeError(f"{op}: {name} must be an int or a tuple of {rank} ints, got {value!r}")
     for v in values:
         if v < minimum:
             raise ValueError(f"{op}: {name} must be >= {minimum}, got {_compact(values)}")
