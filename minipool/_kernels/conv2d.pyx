@@ -120,6 +120,7 @@ from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _packed_group, _run_chunks, _workspace_elements,
                                           mp_pick_conv_tiles, mp_pick_wgrad_tiles)
 from minipool._kernels.conv_picks cimport (_direct_win, _direct_win_channels_last, _first_win,
+                                           _first_win_channels_last,
                                            _tiles_win, _wgrad_tiles_win, _winograd5_win,
                                            _winograd_win)
 from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fits,
@@ -128,6 +129,7 @@ from minipool._kernels.conv_winograd cimport (_forward_on_winograd, _winograd_fi
 # The other families and the BLAS switch, re-exported: callers use this one module.
 from minipool._kernels.conv2d_channels_last import (conv2d_backward_channels_last,  # noqa: F401
                                                     conv2d_direct_channels_last,
+                                                    conv2d_first_channels_last,
                                                     conv2d_forward_channels_last,
                                                     plan_channels_last, use_cpu_avx2_direct,
                                                     use_cpu_avx512_direct)
@@ -365,11 +367,12 @@ cdef bint _on_first(const Geometry* g) noexcept nogil:
 
 
 def uses_first(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
-               bint float64=False):
+               bint float64=False, bint channels_last=False):
     """Whether ``conv2d_forward`` runs this shape on the first-layer kernel (with the
-    current modes)."""
+    current modes); ``channels_last``: whether ``conv2d_first_channels_last`` should."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
-    return not float64 and _on_first(&g)
+    return not float64 and _on_first(&g) and (
+        not channels_last or (C == 1 and (_first_mode == 2 or _first_win_channels_last(&g))))
 
 
 # ---------------------------------------------------------------- winograd

@@ -119,8 +119,34 @@ def conv2d_backward_channels_last(const floating[:, :, :, ::1] x, const floating
 # sums (in (c, ki, kj) order, padding taps skipped) as the NCHW direct kernel, so the
 # same bits as channels-first there.  conv2d.pyx owns the switch and the CPU choice
 # (``uses_direct_channels_last``); minipool/ops/conv.py calls this where it says so.
+from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_direct cimport (_forward_on_direct, mp_pick_conv_direct,
                                             mp_use_direct_avx512)
+
+
+cdef extern from "cpu_features.h" nogil:
+    int mp_cpu_avx2_fma(int allow)
+
+
+def conv2d_first_channels_last(const float[:, :, :, ::1] x, const float[:, ::1] weight, bias,
+                               float[:, :, :, ::1] out, object geometry, int num_threads):
+    """out (N, Ho, Wo, O) = conv(x (N, H, W, 1), weight (O, kh*kw)) + bias on conv2d's
+    first-layer kernel (conv_first.pxd): one input channel is NCHW memory too, so only the
+    output is written pixel by pixel.  Where ``conv2d.uses_first`` says (the caller asks);
+    the NCHW forward's bits."""
+    cdef Py_ssize_t N = x.shape[0]
+    cdef Geometry g = _geometry(x.shape[3], x.shape[1], x.shape[2], weight.shape[0], geometry, 1)
+    if _dims(out) != (N, g.Ho, g.Wo, g.O) or weight.shape[1] != g.K_group:
+        raise ValueError(f"conv2d kernel: shapes x {_dims(x)}, weight {_dims(weight)}, "
+                         f"out {_dims(out)} do not match geometry {geometry}")
+    if g.C != 1 or not _first_fits(&g) or not mp_cpu_avx2_fma(1):
+        raise ValueError("conv2d first-layer kernel (channels last): one input channel, a "
+                         "3x3 or 5x5 kernel at stride 1 and an AVX2 CPU only")
+    cdef const float* bias_ptr = _bias_pointer(bias, g.O, <float*>NULL, "conv2d")
+    if N == 0 or g.O == 0:
+        return
+    _forward_on_first(&g, &x[0, 0, 0, 0], N, &weight[0, 0], bias_ptr, &out[0, 0, 0, 0],
+                      max(num_threads, 1), False, True)
 
 
 def use_cpu_avx2_direct(bint allow=True):

@@ -51,8 +51,24 @@ cdef inline bint _direct_win_channels_last(const Geometry* g) noexcept nogil:
     """Where the direct kernel on NHWC measured faster than the NHWC im2col + BLAS path
     (1 thread, CPU time, batch 64, float32, min of 5): every layer tried with 3+ input
     channels per group, 3x3 and 5x5 on 4x4-32x32 planes (1.3-3.0x; LeNet's conv2 2.2x).
-    (One input channel keeps its NCHW column block: conv2d_channels_last.pyx.)"""
-    return g.C // g.groups >= 3
+    One input channel (1 thread, CPU time, batch 64, min of 3x15, 3x3 and 5x5 "same" on
+    28x28 and 64x64): 16 or 32 output channels at stride 1 on rows of 16+ pixels: 1.0-1.2x
+    the first-layer kernel, 1.6-1.9x the column block; other channel counts take the
+    first-layer kernel (``_first_win_channels_last``), the rest keeps the NCHW column
+    block (conv2d_channels_last.pyx)."""
+    return g.C // g.groups >= 3 or (g.C == 1 and g.groups == 1 and g.O % 16 == 0
+                                    and g.sh == 1 and g.sw == 1 and g.Wo >= 16)
+
+
+cdef inline bint _first_win_channels_last(const Geometry* g) noexcept nogil:
+    """Where an NHWC forward with one input channel (the same memory as NCHW) measured
+    faster on the first-layer kernel, its output staged per image and written pixel by
+    pixel, than on the direct kernel and the column block (1 thread, CPU time, batch 64,
+    min of 3x15): wherever ``_first_win`` takes the NCHW shape, but for 16 and 32 output
+    channels (0.82-0.96x the direct kernel there).  4-12 and 24 channels on 28x28 and
+    64x64, 3x3 and 5x5: 1.1-4.5x the direct kernel, 1.4-5.4x the column block; LeNet's
+    conv1 (6 channels, 5x5 on 32x32) 2.6x the direct kernel, 3.3x the column block."""
+    return g.O % 16 != 0
 
 
 cdef inline bint _first_win(const Geometry* g) noexcept nogil:

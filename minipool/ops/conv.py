@@ -261,12 +261,16 @@ def forward_channels_last(x, weight2, bias, out, geometry, block_rows, per_threa
     """out (N, Ho, Wo, O) = the channels-last conv2d of x (N, H, W, C) with ``weight2``
     (``channels_last_weight``), on the direct kernel where it measured faster
     (``uses_direct_channels_last``; a weight with inf or NaN keeps the column path: a
-    padding tap must meet it), else im2col + BLAS.  Also the channels-last transposed
+    padding tap must meet it), one input channel on the first-layer kernel
+    (``uses_first(channels_last=True)``: LeNet's conv1 3.3x the column block), else
+    im2col + BLAS.  Also the channels-last transposed
     convolution's input gradient (1 thread, CPU time: 1.7x for 32->16 4x4 stride 2).
     ``by_planes``: the direct kernel's choice (None: ``kernels.direct_by_planes``)."""
     N, H, W, C = x.shape
     O, Ho, Wo = out.shape[3], out.shape[1], out.shape[2]
-    if (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
+    if kernels.uses_first(C, H, W, O, geometry, x.dtype == np.float64, channels_last=True):
+        kernels.conv2d_first_channels_last(x, weight2, bias, out, geometry, threads)
+    elif (kernels.uses_direct_channels_last(C, H, W, O, geometry, x.dtype == np.float64)
             and np.isfinite(weight2).all()):
         kernels.conv2d_direct_channels_last(x, weight2, bias, out, geometry, threads,
                                             kernels.direct_by_planes(Ho, Wo)
