@@ -139,25 +139,6 @@ MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_image_b
             mp_first_image_body(planes, plane, Ws, C, KH, KW, packed, O, bias, Ho, Wo, out,\
                                 4);                                                        \
     }
-/* 8 vectors (rows r[0..7], 8 floats each) transposed in registers: r[i][j] -> r[j][i]. */
-MP_FIRST_AVX2 static inline __attribute__((always_inline)) void mp_first_transpose8(__m256 r[8]) {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-    }
-}
-
 /* An image's output staged as (O, L) written pixel by pixel as (L, O) (channels last),
  * 8 pixels by 8 channels at a time.  Under 8 channels each pixel's 8-float store runs
  * into the next pixel's slot, which the next store overwrites: so that nothing past
@@ -172,7 +153,7 @@ MP_FIRST_AVX2 static void mp_first_to_pixels(const float *restrict staged,
         for (; (p + 7) * O + 8 <= L * O && p + 8 <= L; p += 8) {
             for (int o = 0; o < 8; o++)
                 r[o] = o < O ? _mm256_loadu_ps(staged + o * L + p) : _mm256_setzero_ps();
-            mp_first_transpose8(r);
+            mp_transpose8_ps(r);
             for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + (p + i) * O, r[i]);
         }
     } else {
@@ -180,7 +161,7 @@ MP_FIRST_AVX2 static void mp_first_to_pixels(const float *restrict staged,
             for (Py_ssize_t o0 = 0; o0 < O; o0 += 8) {
                 Py_ssize_t first = o0 + 8 <= O ? o0 : O - 8;
                 for (int o = 0; o < 8; o++) r[o] = _mm256_loadu_ps(staged + (first + o) * L + p);
-                mp_first_transpose8(r);
+                mp_transpose8_ps(r);
                 for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + (p + i) * O + first, r[i]);
             }
     }

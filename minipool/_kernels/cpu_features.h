@@ -4,7 +4,8 @@
  * correctly rounded whichever unit computes it), so the test only picks a speed.
  *
  * MP_CPU_X86_DISPATCH is 1 where a function can be compiled for AVX2 + FMA with
- * __attribute__((target("avx2,fma"))) (GCC or Clang on x86-64), else 0. */
+ * __attribute__((target("avx2,fma"))) (GCC or Clang on x86-64), else 0.  The register
+ * helpers those builds share (an 8x8 transpose) live here too. */
 #ifndef MINIPOOL_CPU_FEATURES_H
 #define MINIPOOL_CPU_FEATURES_H
 
@@ -25,4 +26,28 @@ static inline int mp_cpu_avx2_fma(int allow) {
     return 0;
 #endif
 }
+
+#if MP_CPU_X86_DISPATCH
+#include <immintrin.h>
+/* Rows r[0..7] of 8 floats transposed in registers, r[i][j] -> r[j][i]: the AVX2 kernels'
+ * one 8x8 transpose, where channel rows become pixel rows or back. */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+mp_transpose8_ps(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+#endif
 #endif
