@@ -44,7 +44,7 @@ cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
                               and g.C // g.groups >= 8 and g.O_group >= 16)))
         or (_tiles_win(g) and (g.W <= 32 or g.C // g.groups >= 8)
             and mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                                   g.H, g.W, g.Ho, g.Wo)))
+                                   g.H, g.W, g.Ho, g.Wo) == 1))
 
 
 cdef inline bint _direct_win_channels_last(const Geometry* g) noexcept nogil:

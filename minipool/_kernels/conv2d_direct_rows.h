@@ -1,0 +1,222 @@
+/* The direct kernel's row tiles (conv2d_direct.h), the part every x86 build shares: which
+ * calls are their shape (below), and their AVX2 build ("AVX2 row tiles"); the AVX-512
+ * build is conv2d_direct_avx512.h's.  A stride-1 KxK convolution padded by K/2 (3x3, 5x5:
+ * the output plane the input's), undilated, on rows of 4-64 pixels: a tile's points lie on
+ * one output row, so they share their kernel rows, and which kernel columns each point has
+ * is known at compile time from K, W and the tile's first column: a kernel row's taps are
+ * unrolled, a point's pixel is an immediate offset from one pointer, and the padding taps
+ * are never issued.  Each output is still one running sum from +0 over its real products
+ * in (c, ki, kj) order, each step one fma, then one add of the bias (0 without one): the
+ * bits of the pixel-group tiles (and so of conv2d_tiles.h for a finite weight).
+ * Included from conv2d_direct.h inside its x86 block. */
+#ifndef MINIPOOL_CONV2D_DIRECT_ROWS_H
+#define MINIPOOL_CONV2D_DIRECT_ROWS_H
+
+/* The row tiles' shapes: K (3 or 5) for a KxK convolution, stride 1, undilated, padded
+ * by K/2 (the output plane the input's) on rows of W = 4, 8, 16, 32 or 64 pixels, else 0. */
+static inline int mp_direct_rows_kernel(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                                        Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W,
+                                        Py_ssize_t Ho, Py_ssize_t Wo) {
+    return (kh == 3 || kh == 5) && kw == kh && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
+                   ph == kh / 2 && pw == kh / 2 &&
+                   (W == 4 || W == 8 || W == 16 || W == 32 || W == 64) && H > 0 && Ho == H &&
+                   Wo == W
+               ? (int)kh
+               : 0;
+}
+
+/* K of a call (NCHW in and out) whose tables are exactly those of a row-tile shape (K from
+ * the taps, W from the offset of tap (1, 0), then every output's window and its taps inside
+ * the plane checked), its rows' width in *width; else 0. */
+static int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t *width) {
+    const Py_ssize_t K = taps == 9 ? 3 : taps == 25 ? 5 : 0, P = K / 2;
+    (void)w, (void)O, (void)x, (void)count, (void)channels, (void)image, (void)bias;
+    (void)out, (void)out_image, (void)out_channel;
+    if (!K || pixel_step != 1 || out_pixel != 1 || L != channel_stride) return 0;
+    const Py_ssize_t W = tap_offset[K], H = W > 0 ? L / W : 0;
+    if (!mp_direct_rows_kernel(K, K, 1, 1, P, P, 1, 1, H, W, H, W) || L != H * W) return 0;
+    for (Py_ssize_t t = 0; t < taps; t++)
+        if (tap_offset[t] != t / K * W + t % K) return 0;
+    /* a pixel's taps: those of its row's kernel rows inside the plane and of its column's
+     * kernel columns inside (one mask each, ANDed: O(L), not O(L*taps)) */
+    uint64_t column_taps[64];
+    for (Py_ssize_t ow = 0; ow < W; ow++) {
+        column_taps[ow] = 0;
+        for (Py_ssize_t t = 0; t < taps; t++)
+            if (ow - P + t % K >= 0 && ow - P + t % K < W) column_taps[ow] |= (uint64_t)1 << t;
+    }
+    for (Py_ssize_t oh = 0, p = 0; oh < H; oh++) {
+        uint64_t row_taps = 0;
+        for (Py_ssize_t t = 0; t < taps; t++)
+            if (oh - P + t / K >= 0 && oh - P + t / K < H) row_taps |= (uint64_t)1 << t;
+        for (Py_ssize_t ow = 0; ow < W; ow++, p++)
+            if (pixel_base[p] != (oh - P) * W + ow - P ||
+                pixel_taps[p] != (row_taps & column_taps[ow]))
+                return 0;
+    }
+    *width = W;
+    return (int)K;
+}
+
+/* ---- AVX2 row tiles: NP (4-6) neighbouring pixels of one output row by NV (1 or 2)
+ * vectors of 8 output channels (the packed block: 16 channels, or the last 8): up to 12
+ * sums, the kernel row's 2 weight vectors and a broadcast pixel in the 16 ymm registers
+ * (12 independent sums hide the fma's latency: 8 would not).  Each pixel broadcast serves
+ * NV fma, each weight load NP; the outputs leave through an 8x8 transpose in registers,
+ * as runs of the output row.  A row of W pixels: 4, 4 + 4 (W = 8) or a first tile of 6,
+ * tiles of 6 and 5 inside (every tap inside the plane: one copy, its column at run time)
+ * and a last tile of 5 (W = 16) or 6, the edge tiles' columns compile-time constants. */
+
+/* Output row oh's NP pixels from column q0 (EDGE_Q0 when that is >= 0: an edge tile, its
+ * padding taps left out; -1: inside, every tap real) by NV vectors of the packed block at
+ * w (K*K taps a channel, 8*NV lanes each), `rows` channels stored (bias16: their 16 biases,
+ * zero-padded); K, W, EDGE_Q0, NP and NV are compile-time constants. */
+MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_tile_f_avx2(
+        const float *restrict w, const float *restrict x, Py_ssize_t channels, Py_ssize_t plane,
+        Py_ssize_t H, Py_ssize_t oh, Py_ssize_t q0, const float *restrict bias16,
+        Py_ssize_t rows, float *restrict out, Py_ssize_t out_channel, const int K, const int W,
+        const int EDGE_Q0, const int NP, const int NV) {
+    const int P = K / 2;
+    if (EDGE_Q0 >= 0) q0 = EDGE_Q0;
+    __m256 acc[6][2];
+#pragma GCC unroll 6
+    for (int q = 0; q < NP; q++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) acc[q][v] = _mm256_setzero_ps();
+    /* the kernel rows inside the plane: 0 <= oh - P + ki < H */
+    const Py_ssize_t ki_begin = oh < P ? P - oh : 0, ki_end = oh + P >= H ? H + P - oh : K;
+    const float *xq = x + (oh - P) * W + q0 - P; /* + c*plane + ki*W + q + kj: point q's pixel */
+    /* a kernel row's taps: its weights at wr, the pixels of point q's tap kj at xr[q + kj] */
+#define MP_DIRECT_ROW_TAPS(wr, xr)                                                             \
+    _Pragma("GCC unroll 8") for (int kj = 0; kj < K; kj++) {                                   \
+        const __m256 w0 = _mm256_loadu_ps((wr) + kj * 8 * NV),                                  \
+                     w1 = NV == 2 ? _mm256_loadu_ps((wr) + kj * 16 + 8) : w0;                   \
+        /* tap kj's pixels through a pointer gcc cannot see through: else it keeps each      \
+         * pixel for its K taps, more than the 16 registers hold (sums spilled) */           \
+        const float *xk = (xr) + kj;                                                           \
+        __asm__("" : "+r"(xk));                                                                \
+        /* point q (column q0 + q) has tap kj when 0 <= q0 + q - P + kj < W */               \
+        const int q_begin = EDGE_Q0 >= 0 && P - kj - EDGE_Q0 > 0 ? P - kj - EDGE_Q0 : 0;       \
+        const int q_end = EDGE_Q0 >= 0 && W + P - kj - EDGE_Q0 < NP ? W + P - kj - EDGE_Q0 : NP; \
+        _Pragma("GCC unroll 8") for (int q = q_begin; q < q_end; q++) {                        \
+            const __m256 xs = _mm256_broadcast_ss(xk + q);                                     \
+            acc[q][0] = _mm256_fmadd_ps(w0, xs, acc[q][0]);                                    \
+            if (NV == 2) acc[q][1] = _mm256_fmadd_ps(w1, xs, acc[q][1]);                       \
+        }                                                                                      \
+    }
+    if (ki_begin == 0 && ki_end == K) { /* every kernel row inside: a channel's taps unrolled */
+        for (Py_ssize_t c = 0; c < channels; c++) {
+            const float *wc = w + c * K * K * 8 * NV, *xc = xq + c * plane;
+#pragma GCC unroll 8
+            for (int ki = 0; ki < K; ki++) MP_DIRECT_ROW_TAPS(wc + ki * K * 8 * NV, xc + ki * W)
+        }
+    } else
+        for (Py_ssize_t c = 0; c < channels; c++) {
+            const float *wc = w + c * K * K * 8 * NV, *xc = xq + c * plane;
+            for (Py_ssize_t ki = ki_begin; ki < ki_end; ki++)
+                MP_DIRECT_ROW_TAPS(wc + ki * K * 8 * NV, xc + ki * W)
+        }
+#undef MP_DIRECT_ROW_TAPS
+    float *o = out + oh * W + q0;
+    /* unrolled (the sums in registers need constant indices) */
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) {
+        const __m256 b = _mm256_loadu_ps(bias16 + 8 * v);
+        __m256 r[8], s[8];
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) r[q] = q < NP ? _mm256_add_ps(acc[q][v], b) : _mm256_setzero_ps();
+        mp_direct_transpose8_halves(r, s);
+        const Py_ssize_t stored = rows - 8 * v; /* channels of this vector stored */
+        if (stored >= 8) {
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) mp_direct_store_channel(o + (8 * v + k) * out_channel, s, k, NP);
+        } else
+            for (int k = 0; k < stored; k++)
+                mp_direct_store_channel(o + (8 * v + k) * out_channel, s, k, NP);
+    }
+}
+
+#define MP_DIRECT_ROW_TILE_AVX2(K, W, EDGE_Q0, NP, NV, q0)                                     \
+    mp_direct_row_tile_f_avx2(wk, xi, channels, channel_stride, H, oh, q0, bias16, rows, oi,  \
+                              out_channel, K, W, EDGE_Q0, NP, NV)
+/* One output row: its first tile, the inside ones (W - 6 - LAST = 6*n6 + 5*n5), its last */
+#define MP_DIRECT_ROW_AVX2(K, W, NV)                                                           \
+    do {                                                                                       \
+        if (W <= 8) {                                                                          \
+            MP_DIRECT_ROW_TILE_AVX2(K, W, 0, 4, NV, 0);                                        \
+            if (W == 8) MP_DIRECT_ROW_TILE_AVX2(K, W, 4, 4, NV, 4);                            \
+            break;                                                                             \
+        }                                                                                      \
+        enum { LAST = W == 16 ? 5 : 6, INSIDE = W - 6 - LAST, N5 = (6 - INSIDE % 6) % 6,      \
+               N6 = (INSIDE - 5 * N5) / 6 };                                                   \
+        MP_DIRECT_ROW_TILE_AVX2(K, W, 0, 6, NV, 0);                                            \
+        Py_ssize_t q0 = 6;                                                                     \
+        for (int t = 0; t < N6; t++, q0 += 6) MP_DIRECT_ROW_TILE_AVX2(K, W, -1, 6, NV, q0);    \
+        for (int t = 0; t < N5; t++, q0 += 5) MP_DIRECT_ROW_TILE_AVX2(K, W, -1, 5, NV, q0);    \
+        MP_DIRECT_ROW_TILE_AVX2(K, W, W - LAST, LAST, NV, 0);                                  \
+    } while (0)
+/* Every row of `count` images, block by block of output channels (16, or the last 8). */
+#define MP_DIRECT_ROWS_AVX2(K, W)                                                              \
+    MP_CONV_AVX2 static void mp_direct_rows_f_avx2_##K##x##W(MP_DIRECT_STRIDED_PARAMS(float),  \
+                                                            Py_ssize_t H) {                    \
+        const Py_ssize_t KK = channels * K * K;                                                \
+        (void)tap_offset, (void)pixel_base, (void)pixel_step, (void)pixel_taps;               \
+        (void)pixel_order, (void)L, (void)out_pixel;                                           \
+        for (Py_ssize_t o0 = 0, wd; o0 < O; o0 += wd) {                                        \
+            wd = mp_direct_block_width(O, o0, sizeof(float));                                  \
+            const Py_ssize_t rows = O - o0 < wd ? O - o0 : wd;                                 \
+            float bias16[16] = {0};                                                            \
+            if (bias) memcpy(bias16, bias + o0, rows * sizeof(float));                         \
+            const float *wk = w + o0 * KK;                                                     \
+            for (Py_ssize_t i = 0; i < count; i++) {                                           \
+                const float *xi = x + i * image;                                               \
+                float *oi = out + i * out_image + o0 * out_channel;                            \
+                for (Py_ssize_t oh = 0; oh < H; oh++) {                                        \
+                    if (wd == 16) MP_DIRECT_ROW_AVX2(K, W, 2);                                 \
+                    else MP_DIRECT_ROW_AVX2(K, W, 1);                                          \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+MP_DIRECT_ROWS_AVX2(5, 64)
+MP_DIRECT_ROWS_AVX2(5, 32)
+MP_DIRECT_ROWS_AVX2(5, 16)
+MP_DIRECT_ROWS_AVX2(5, 8)
+MP_DIRECT_ROWS_AVX2(5, 4)
+MP_DIRECT_ROWS_AVX2(3, 64)
+MP_DIRECT_ROWS_AVX2(3, 32)
+MP_DIRECT_ROWS_AVX2(3, 16)
+MP_DIRECT_ROWS_AVX2(3, 8)
+MP_DIRECT_ROWS_AVX2(3, 4)
+
+/* The AVX2 row tiles' mode (mp_use_direct_rows_avx2): 0 never, 1 where they measured
+ * faster (mp_direct_rows_avx2_wins), 2 on every row-tile shape (tests). */
+static int mp_direct_rows_avx2_mode = 1;
+/* Where the AVX2 row tiles measured faster than the pixel-group tiles (see
+ * mp_direct_rows_f_avx2): PLACEHOLDER, measured below */
+static inline int mp_direct_rows_avx2_wins(int K, Py_ssize_t W, Py_ssize_t O) {
+    (void)K, (void)O;
+    return mp_direct_rows_avx2_mode == 2 || (mp_direct_rows_avx2_mode == 1 && W >= 8);
+}
+
+/* The AVX2 row tiles for a call of their shape where they win; returns whether they ran. */
+MP_CONV_AVX2 static int mp_direct_rows_f_avx2(MP_DIRECT_STRIDED_PARAMS(float)) {
+    Py_ssize_t W = 0;
+    const int K = mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &W);
+    if (!K || !mp_direct_rows_avx2_wins(K, W, O)) return 0;
+    void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
+        K == 5 ? (W == 64   ? mp_direct_rows_f_avx2_5x64
+                  : W == 32 ? mp_direct_rows_f_avx2_5x32
+                  : W == 16 ? mp_direct_rows_f_avx2_5x16
+                  : W == 8  ? mp_direct_rows_f_avx2_5x8
+                            : mp_direct_rows_f_avx2_5x4)
+               : (W == 64   ? mp_direct_rows_f_avx2_3x64
+                  : W == 32 ? mp_direct_rows_f_avx2_3x32
+                  : W == 16 ? mp_direct_rows_f_avx2_3x16
+                  : W == 8  ? mp_direct_rows_f_avx2_3x8
+                            : mp_direct_rows_f_avx2_3x4);
+    rows(MP_DIRECT_STRIDED_ARGS, L / W);
+    return 1;
+}
+#endif
