@@ -214,7 +214,7 @@ def direct_rows_run(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, obje
     """Whether a float32 NCHW direct forward of this shape runs on the AVX-512 row tiles
     (``avx2``: the AVX2 ones) now (conv2d_direct_avx512.h, conv2d_direct_rows.h; tests)."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
-    return mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+    return mp_direct_rows_run(g.C // g.groups, g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
                               g.H, g.W, g.Ho, g.Wo) == (2 if avx2 else 1)
 
 

@@ -518,10 +518,10 @@ static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
     return 0;
 #endif
 }
-/* Which row tiles a float32 NCHW call with O output channels per group and this geometry
- * runs on now: 1 AVX-512's (conv2d_direct_avx512.h: a block of 16 channels, 9+ of them),
- * 2 AVX2's (conv2d_direct_rows.h, where they win), else 0. */
-static inline int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+/* Which row tiles a float32 NCHW call with `channels` input and O output channels per group
+ * and this geometry runs on now: 1 AVX-512's (conv2d_direct_avx512.h: a block of 16
+ * channels, 9+ of them), 2 AVX2's (conv2d_direct_rows.h, where they win), else 0. */
+static inline int mp_direct_rows_run(Py_ssize_t channels, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                                      Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
                                      Py_ssize_t Wo) {
@@ -529,11 +529,12 @@ static inline int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw,
     const int K = mp_direct_rows_kernel(kh, kw, sh, sw, ph, pw, dh, dw, H, W, Ho, Wo);
     if (!K) return 0;
     if (mp_direct_strided_f == mp_direct_strided_f_avx512) return O > 8;
-    return mp_direct_strided_f == mp_direct_strided_f_avx2_rows && mp_direct_rows_avx2_wins(K, W, O)
+    return mp_direct_strided_f == mp_direct_strided_f_avx2_rows &&
+                   mp_direct_rows_avx2_wins(K, W, channels, O)
                ? 2
                : 0;
 #else
-    (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
+    (void)channels, (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
     (void)H, (void)W, (void)Ho, (void)Wo;
     return 0;
 #endif

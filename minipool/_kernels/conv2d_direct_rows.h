@@ -74,14 +74,15 @@ static int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t *wid
  * zero-padded); K, W, EDGE_Q0, NP and NV are compile-time constants. */
 MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_tile_f_avx2(
         const float *restrict w, const float *restrict x, Py_ssize_t channels, Py_ssize_t plane,
-        Py_ssize_t H, Py_ssize_t oh, Py_ssize_t q0, const float *restrict bias16,
-        Py_ssize_t rows, float *restrict out, Py_ssize_t out_channel, const int K, const int W,
-        const int EDGE_Q0, const int NP, const int NV) {
+        Py_ssize_t image, Py_ssize_t H, Py_ssize_t oh, Py_ssize_t q0,
+        const float *restrict bias16, Py_ssize_t rows, float *restrict out, Py_ssize_t out_image,
+        Py_ssize_t out_channel, const int K, const int W, const int EDGE_Q0, const int NP,
+        const int NV, const int NI) {
     const int P = K / 2;
     if (EDGE_Q0 >= 0) q0 = EDGE_Q0;
     __m256 acc[6][2];
 #pragma GCC unroll 6
-    for (int q = 0; q < NP; q++)
+    for (int q = 0; q < NI * NP; q++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) acc[q][v] = _mm256_setzero_ps();
     /* the kernel rows inside the plane: 0 <= oh - P + ki < H */
@@ -99,10 +100,11 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_til
         /* point q (column q0 + q) has tap kj when 0 <= q0 + q - P + kj < W */               \
         const int q_begin = EDGE_Q0 >= 0 && P - kj - EDGE_Q0 > 0 ? P - kj - EDGE_Q0 : 0;       \
         const int q_end = EDGE_Q0 >= 0 && W + P - kj - EDGE_Q0 < NP ? W + P - kj - EDGE_Q0 : NP; \
+        _Pragma("GCC unroll 2") for (int i = 0; i < NI; i++)                                   \
         _Pragma("GCC unroll 8") for (int q = q_begin; q < q_end; q++) {                        \
-            const __m256 xs = _mm256_broadcast_ss(xk + q);                                     \
-            acc[q][0] = _mm256_fmadd_ps(w0, xs, acc[q][0]);                                    \
-            if (NV == 2) acc[q][1] = _mm256_fmadd_ps(w1, xs, acc[q][1]);                       \
+            const __m256 xs = _mm256_broadcast_ss(xk + i * image + q);                         \
+            acc[i * NP + q][0] = _mm256_fmadd_ps(w0, xs, acc[i * NP + q][0]);                  \
+            if (NV == 2) acc[i * NP + q][1] = _mm256_fmadd_ps(w1, xs, acc[i * NP + q][1]);     \
         }                                                                                      \
     }
     if (ki_begin == 0 && ki_end == K) { /* every kernel row inside: a channel's taps unrolled */
@@ -124,25 +126,48 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_til
     for (int v = 0; v < NV; v++) {
         const __m256 b = _mm256_loadu_ps(bias16 + 8 * v);
         __m256 r[8], s[8];
+        /* 1 image: point q in r[q]; 2: image i's point q in r[4i + q] (NP <= 4), so a
+         * channel's points 0-3 and 4-7 after the transpose are the two images' */
 #pragma GCC unroll 8
-        for (int q = 0; q < 8; q++) r[q] = q < NP ? _mm256_add_ps(acc[q][v], b) : _mm256_setzero_ps();
+        for (int p = 0; p < 8; p++) {
+            const int i = NI == 1 ? 0 : p / 4, q = NI == 1 ? p : p % 4;
+            r[p] = q < NP && i < NI ? _mm256_add_ps(acc[i * NP + q][v], b) : _mm256_setzero_ps();
+        }
         mp_direct_transpose8_halves(r, s);
         const Py_ssize_t stored = rows - 8 * v; /* channels of this vector stored */
+#define MP_DIRECT_ROW_STORE(k)                                                                 \
+    do {                                                                                       \
+        float *ok = o + (8 * v + (k)) * out_channel;                                           \
+        if (NI == 1) mp_direct_store_channel(ok, s, k, NP);                                    \
+        else {                                                                                 \
+            mp_direct_store_first(ok, (k) < 4 ? _mm256_castps256_ps128(s[k])                   \
+                                              : _mm256_extractf128_ps(s[(k) - 4], 1), NP);     \
+            mp_direct_store_first(ok + out_image, (k) < 4 ? _mm256_castps256_ps128(s[(k) + 4]) \
+                                                          : _mm256_extractf128_ps(s[k], 1), NP); \
+        }                                                                                      \
+    } while (0)
         if (stored >= 8) {
 #pragma GCC unroll 8
-            for (int k = 0; k < 8; k++) mp_direct_store_channel(o + (8 * v + k) * out_channel, s, k, NP);
+            for (int k = 0; k < 8; k++) MP_DIRECT_ROW_STORE(k);
         } else
-            for (int k = 0; k < stored; k++)
-                mp_direct_store_channel(o + (8 * v + k) * out_channel, s, k, NP);
+            for (int k = 0; k < stored; k++) MP_DIRECT_ROW_STORE(k);
+#undef MP_DIRECT_ROW_STORE
     }
 }
 
 #define MP_DIRECT_ROW_TILE_AVX2(K, W, EDGE_Q0, NP, NV, q0)                                     \
-    mp_direct_row_tile_f_avx2(wk, xi, channels, channel_stride, H, oh, q0, bias16, rows, oi,  \
-                              out_channel, K, W, EDGE_Q0, NP, NV)
+    mp_direct_row_tile_f_avx2(wk, xi, channels, channel_stride, image, H, oh, q0, bias16, rows, \
+                              oi, out_image, out_channel, K, W, EDGE_Q0, NP, NV, TILE_IMAGES)
 /* One output row: its first tile, the inside ones (W - 6 - LAST = 6*n6 + 5*n5), its last */
-#define MP_DIRECT_ROW_AVX2(K, W, NV)                                                           \
+#define MP_DIRECT_ROW_AVX2(K, W, NV, NI)                                                       \
     do {                                                                                       \
+        enum { TILE_IMAGES = NI };                                                             \
+        if (W == 8 && NI == 2) { /* 2 images by 3 pixels (12 sums), then by 2 */              \
+            MP_DIRECT_ROW_TILE_AVX2(K, W, 0, 3, NV, 0);                                        \
+            MP_DIRECT_ROW_TILE_AVX2(K, W, -1, 3, NV, 3);                                       \
+            MP_DIRECT_ROW_TILE_AVX2(K, W, 6, 2, NV, 0);                                        \
+            break;                                                                             \
+        }                                                                                      \
         if (W <= 8) {                                                                          \
             MP_DIRECT_ROW_TILE_AVX2(K, W, 0, 4, NV, 0);                                        \
             if (W == 8) MP_DIRECT_ROW_TILE_AVX2(K, W, 4, 4, NV, 4);                            \
@@ -169,12 +194,16 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_til
             float bias16[16] = {0};                                                            \
             if (bias) memcpy(bias16, bias + o0, rows * sizeof(float));                         \
             const float *wk = w + o0 * KK;                                                     \
-            for (Py_ssize_t i = 0; i < count; i++) {                                           \
+            /* rows of 8: two images a tile, the last one alone */                          \
+            for (Py_ssize_t i = 0, ni; i < count; i += ni) {                                   \
+                ni = W == 8 && count - i >= 2 ? 2 : 1;                                         \
                 const float *xi = x + i * image;                                               \
                 float *oi = out + i * out_image + o0 * out_channel;                            \
                 for (Py_ssize_t oh = 0; oh < H; oh++) {                                        \
-                    if (wd == 16) MP_DIRECT_ROW_AVX2(K, W, 2);                                 \
-                    else MP_DIRECT_ROW_AVX2(K, W, 1);                                          \
+                    if (ni == 2 && wd == 16) MP_DIRECT_ROW_AVX2(K, W, 2, 2);                   \
+                    else if (ni == 2) MP_DIRECT_ROW_AVX2(K, W, 1, 2);                          \
+                    else if (wd == 16) MP_DIRECT_ROW_AVX2(K, W, 2, 1);                         \
+                    else MP_DIRECT_ROW_AVX2(K, W, 1, 1);                                       \
                 }                                                                              \
             }                                                                                  \
         }                                                                                      \
@@ -193,18 +222,29 @@ MP_DIRECT_ROWS_AVX2(3, 4)
 /* The AVX2 row tiles' mode (mp_use_direct_rows_avx2): 0 never, 1 where they measured
  * faster (mp_direct_rows_avx2_wins), 2 on every row-tile shape (tests). */
 static int mp_direct_rows_avx2_mode = 1;
-/* Where the AVX2 row tiles measured faster than the pixel-group tiles (see
- * mp_direct_rows_f_avx2): PLACEHOLDER, measured below */
-static inline int mp_direct_rows_avx2_wins(int K, Py_ssize_t W, Py_ssize_t O) {
-    (void)K, (void)O;
-    return mp_direct_rows_avx2_mode == 2 || (mp_direct_rows_avx2_mode == 1 && W >= 8);
+/* Where the AVX2 row tiles (mode 1) measured faster than the engine picked before them, a
+ * KxK layer with `channels` input and O output channels per group on rows of W pixels
+ * (AVX2 (Zen 2), A/B in one process, 1 thread, CPU time, batch 64, min of 11-15
+ * interleaved, against the pixel-group tiles or conv2d_tiles.h where those ran): 5x5 with
+ * 9+ output channels on 16x16 planes with 4+ input channels (4->16 1.11x, 8->16 1.06x,
+ * 16->32 1.07x, 32->32 1.03x) and 32x32 with 8+ (8->16 1.04x, 16->16 1.11x, 16->32 1.10x,
+ * 32->32 1.11x).  Not: 4->16 on 32x32 0.94x, 64x64 planes 0.62x (each channel's plane a
+ * multiple of 4 KiB apart: the tile's rows share L1 sets), 8x8 planes 0.92-0.96x (2 images
+ * by 3 pixels a tile; the pixel-group tiles fill 6 points of equal taps across images),
+ * 3x3: 0.74-1.04x (16x16 0.98-1.04x, 32x32 0.87-0.93x: 9 taps a channel, the tile's fixed
+ * costs weigh more). */
+static inline int mp_direct_rows_avx2_wins(int K, Py_ssize_t W, Py_ssize_t channels,
+                                           Py_ssize_t O) {
+    return mp_direct_rows_avx2_mode == 2 ||
+           (mp_direct_rows_avx2_mode == 1 && K == 5 && O > 8 &&
+            ((W == 16 && channels >= 4) || (W == 32 && channels >= 8)));
 }
 
 /* The AVX2 row tiles for a call of their shape where they win; returns whether they ran. */
 MP_CONV_AVX2 static int mp_direct_rows_f_avx2(MP_DIRECT_STRIDED_PARAMS(float)) {
     Py_ssize_t W = 0;
     const int K = mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &W);
-    if (!K || !mp_direct_rows_avx2_wins(K, W, O)) return 0;
+    if (!K || !mp_direct_rows_avx2_wins(K, W, channels, O)) return 0;
     void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
         K == 5 ? (W == 64   ? mp_direct_rows_f_avx2_5x64
                   : W == 32 ? mp_direct_rows_f_avx2_5x32

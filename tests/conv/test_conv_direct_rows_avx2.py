@@ -25,6 +25,10 @@ from tests.conv.test_conv import check_one_and_two_threads_bit_identical
 from tests.conv.test_conv_direct_avx512 import fma_chain
 from tests.conv.test_conv_direct_rows import NOT_ROW_CASES, NOT_ROW_IDS, geometry
 
+# the AVX-512 tests' shapes that are not row-tile shapes by their geometry (their last, 8
+# output channels, is one here: a tile of one vector of channels)
+NOT_ROW_CASES, NOT_ROW_IDS = NOT_ROW_CASES[:5], NOT_ROW_IDS[:5]
+
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
 ROW_CASES = [
     (3, 4, 16, 16, 16, 5, 1, 2, 1, 1, True),    # rows of 16: tiles of 6, 5 and 5 pixels
