@@ -297,34 +297,14 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_t
         if (W >= 32) MP_DIRECT_ROW_TILE(K, W, NI, 16);                                         \
         if (W == 64) MP_DIRECT_ROW_TILE(K, W, NI, 32), MP_DIRECT_ROW_TILE(K, W, NI, 48);       \
     } while (0)
-MP_DIRECT_ROWS(5, 64)
-MP_DIRECT_ROWS(5, 32)
-MP_DIRECT_ROWS(5, 16)
-MP_DIRECT_ROWS(5, 8)
-MP_DIRECT_ROWS(5, 4)
-MP_DIRECT_ROWS(3, 64)
-MP_DIRECT_ROWS(3, 32)
-MP_DIRECT_ROWS(3, 16)
-MP_DIRECT_ROWS(3, 8)
-MP_DIRECT_ROWS(3, 4)
+MP_DIRECT_ROWS_EACH(MP_DIRECT_ROWS)
 
 /* The row tiles for a call of their shape (conv2d_direct_rows.h); returns whether they ran. */
 MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float)) {
     Py_ssize_t W = 0;
     const int K = mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &W);
     if (!K) return 0;
-    void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
-        K == 5 ? (W == 64   ? mp_direct_rows_f_avx512_5x64
-                  : W == 32 ? mp_direct_rows_f_avx512_5x32
-                  : W == 16 ? mp_direct_rows_f_avx512_5x16
-                  : W == 8  ? mp_direct_rows_f_avx512_5x8
-                            : mp_direct_rows_f_avx512_5x4)
-               : (W == 64   ? mp_direct_rows_f_avx512_3x64
-                  : W == 32 ? mp_direct_rows_f_avx512_3x32
-                  : W == 16 ? mp_direct_rows_f_avx512_3x16
-                  : W == 8  ? mp_direct_rows_f_avx512_3x8
-                            : mp_direct_rows_f_avx512_3x4);
-    rows(MP_DIRECT_STRIDED_ARGS, L / W);
+    MP_DIRECT_ROWS_OF(mp_direct_rows_f_avx512, K, W)(MP_DIRECT_STRIDED_ARGS, L / W);
     return 1;
 }
 

@@ -26,6 +26,22 @@ static inline int mp_direct_rows_kernel(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t
                : 0;
 }
 
+/* Each build's row-tile functions, PREFIX_KxW for K = 3, 5 and W = 4, 8, 16, 32, 64: M(K, W)
+ * for each (one such function defined), and the one for a call's K and W. */
+#define MP_DIRECT_ROWS_EACH(M) \
+    M(5, 64) M(5, 32) M(5, 16) M(5, 8) M(5, 4) M(3, 64) M(3, 32) M(3, 16) M(3, 8) M(3, 4)
+#define MP_DIRECT_ROWS_OF(PREFIX, K, W)                                                        \
+    ((K) == 5 ? ((W) == 64   ? PREFIX##_5x64                                                   \
+                 : (W) == 32 ? PREFIX##_5x32                                                   \
+                 : (W) == 16 ? PREFIX##_5x16                                                   \
+                 : (W) == 8  ? PREFIX##_5x8                                                    \
+                             : PREFIX##_5x4)                                                   \
+              : ((W) == 64   ? PREFIX##_3x64                                                   \
+                 : (W) == 32 ? PREFIX##_3x32                                                   \
+                 : (W) == 16 ? PREFIX##_3x16                                                   \
+                 : (W) == 8  ? PREFIX##_3x8                                                    \
+                             : PREFIX##_3x4))
+
 /* K of a call (NCHW in and out) whose tables are exactly those of a row-tile shape (K from
  * the taps, W from the offset of tap (1, 0), then every output's window and its taps inside
  * the plane checked), its rows' width in *width; else 0. */
@@ -208,16 +224,7 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_til
             }                                                                                  \
         }                                                                                      \
     }
-MP_DIRECT_ROWS_AVX2(5, 64)
-MP_DIRECT_ROWS_AVX2(5, 32)
-MP_DIRECT_ROWS_AVX2(5, 16)
-MP_DIRECT_ROWS_AVX2(5, 8)
-MP_DIRECT_ROWS_AVX2(5, 4)
-MP_DIRECT_ROWS_AVX2(3, 64)
-MP_DIRECT_ROWS_AVX2(3, 32)
-MP_DIRECT_ROWS_AVX2(3, 16)
-MP_DIRECT_ROWS_AVX2(3, 8)
-MP_DIRECT_ROWS_AVX2(3, 4)
+MP_DIRECT_ROWS_EACH(MP_DIRECT_ROWS_AVX2)
 
 /* The AVX2 row tiles' mode (mp_use_direct_rows_avx2): 0 never, 1 where they measured
  * faster (mp_direct_rows_avx2_wins), 2 on every row-tile shape (tests). */
@@ -245,18 +252,7 @@ MP_CONV_AVX2 static int mp_direct_rows_f_avx2(MP_DIRECT_STRIDED_PARAMS(float)) {
     Py_ssize_t W = 0;
     const int K = mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &W);
     if (!K || !mp_direct_rows_avx2_wins(K, W, channels, O)) return 0;
-    void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
-        K == 5 ? (W == 64   ? mp_direct_rows_f_avx2_5x64
-                  : W == 32 ? mp_direct_rows_f_avx2_5x32
-                  : W == 16 ? mp_direct_rows_f_avx2_5x16
-                  : W == 8  ? mp_direct_rows_f_avx2_5x8
-                            : mp_direct_rows_f_avx2_5x4)
-               : (W == 64   ? mp_direct_rows_f_avx2_3x64
-                  : W == 32 ? mp_direct_rows_f_avx2_3x32
-                  : W == 16 ? mp_direct_rows_f_avx2_3x16
-                  : W == 8  ? mp_direct_rows_f_avx2_3x8
-                            : mp_direct_rows_f_avx2_3x4);
-    rows(MP_DIRECT_STRIDED_ARGS, L / W);
+    MP_DIRECT_ROWS_OF(mp_direct_rows_f_avx2, K, W)(MP_DIRECT_STRIDED_ARGS, L / W);
     return 1;
 }
 #endif

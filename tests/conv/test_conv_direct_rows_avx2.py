@@ -88,6 +88,35 @@ def test_the_rule_takes_the_row_shapes_only(rows_avx2):
         kernels.use_direct_rows_avx2(3)
 
 
+def test_the_automatic_choice_takes_5x5_on_16x16_and_32x32():
+    """Mode 1 (AVX-512 off): 5x5 on 16x16 with 4+ input channels and 32x32 with 8+, 9+
+    output channels, on the direct kernel's row tiles; 3x3, 8x8 and 64x64 planes, 4
+    channels on 32x32 and 8 output channels keep their engines."""
+    if not kernels.use_cpu_avx2(True):
+        pytest.skip("this CPU has no AVX2 and FMA")
+
+    def same(k, size):
+        return ConvGeometry(k, k, 1, 1, k // 2, k // 2, 1, 1, size, size, 1)
+    taken = [(4, 16, 16, 5), (16, 16, 32, 5), (32, 16, 32, 5), (8, 32, 16, 5), (16, 32, 32, 5)]
+    kept = [(16, 16, 32, 3), (16, 32, 16, 3), (32, 8, 64, 5), (8, 64, 16, 5), (4, 32, 16, 5),
+            (16, 16, 8, 5), (3, 16, 16, 5)]
+    try:
+        kernels.use_cpu_avx512(0)
+        assert kernels.use_direct_rows_avx2(1)
+        for C, size, O, k in taken:
+            assert kernels.direct_rows_run(C, size, size, O, same(k, size), avx2=True), (C, size)
+            assert kernels.uses_direct(C, size, size, O, same(k, size)), (C, size, O, k)
+        for C, size, O, k in kept:
+            assert not kernels.direct_rows_run(C, size, size, O, same(k, size), avx2=True)
+        kernels.use_direct_rows_avx2(0)  # as before them: the tiles for these two
+        assert not kernels.uses_direct(4, 16, 16, 16, same(5, 16))
+        assert not kernels.uses_direct(16, 32, 32, 32, same(5, 32))
+        assert kernels.uses_direct(16, 16, 16, 32, same(5, 16))
+    finally:
+        kernels.use_direct_rows_avx2(1)
+        kernels.use_cpu_avx512(1)
+
+
 @pytest.mark.parametrize("case", ROW_CASES + NOT_ROW_CASES, ids=ROW_IDS + NOT_ROW_IDS)
 def test_the_row_tiles_give_the_pixel_group_bits(case, rows_avx2):
     x, w, b, kw = make(case, np.float32, seed=31)
