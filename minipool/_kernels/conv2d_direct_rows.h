@@ -80,14 +80,17 @@ static int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t *wid
  * sums, the kernel row's 2 weight vectors and a broadcast pixel in the 16 ymm registers
  * (12 independent sums hide the fma's latency: 8 would not).  Each pixel broadcast serves
  * NV fma, each weight load NP; the outputs leave through an 8x8 transpose in registers,
- * as runs of the output row.  A row of W pixels: 4, 4 + 4 (W = 8) or a first tile of 6,
- * tiles of 6 and 5 inside (every tap inside the plane: one copy, its column at run time)
- * and a last tile of 5 (W = 16) or 6, the edge tiles' columns compile-time constants. */
+ * as runs of the output row.  A row of W pixels: 4; on rows of 8, 3 + 3 + 2 pixels of 2
+ * images a tile (4 + 4 for a last single image); else a first tile of 6, tiles of 6 and 5
+ * inside (every tap inside the plane: one copy, its column at run time) and a last tile of
+ * 5 (W = 16) or 6, the edge tiles' columns compile-time constants.  (The inner loops need
+ * their registers: see the pointer laundering and the unroll pragmas below.) */
 
 /* Output row oh's NP pixels from column q0 (EDGE_Q0 when that is >= 0: an edge tile, its
  * padding taps left out; -1: inside, every tap real) by NV vectors of the packed block at
  * w (K*K taps a channel, 8*NV lanes each), `rows` channels stored (bias16: their 16 biases,
- * zero-padded); K, W, EDGE_Q0, NP and NV are compile-time constants. */
+ * zero-padded), of NI (1 or 2; 2 only with NP <= 4) images `image` apart, their outputs
+ * `out_image` apart; K, W, EDGE_Q0, NP, NV and NI are compile-time constants. */
 MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_tile_f_avx2(
         const float *restrict w, const float *restrict x, Py_ssize_t channels, Py_ssize_t plane,
         Py_ssize_t image, Py_ssize_t H, Py_ssize_t oh, Py_ssize_t q0,
