@@ -40,7 +40,8 @@ thread count, nor on the AVX2, AVX-512 or baseline build):
       runs channels-last forwards (conv2d_channels_last.pyx); on AVX-512F+VL its
       float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``), and
       stride-1 3x3/5x5 "same" layers on rows of 4-64 pixels run as whole output rows
-      (the row tiles: then it takes 16x16-64x64 planes too).
+      (the row tiles: then it takes 16x16-64x64 planes too); on AVX2 its row tiles
+      (4-6 pixels of a row, ``use_direct_rows_avx2``) run 5x5 on 16x16 and 32x32.
   first layers (``conv2d_first.h``, conv_first.pxd): 1-3 input channels, every step
       unrolled, the bias fused: the tiles' bits.
   winograd (``conv2d_winograd.h``, conv_winograd.pxd): float32 3x3 stride 1 as F(2x2,
@@ -113,7 +114,7 @@ from minipool._kernels.conv_direct cimport (DIRECT_MAX_TAPS, DirectJob, _direct_
                                             _chunk_images, _forward_on_direct, _split_direct,
                                             _whole_chunk, mp_direct_avx512_runs,
                                             mp_direct_rows_run, mp_pick_conv_direct,
-                                            mp_use_direct_avx512)
+                                            mp_use_direct_avx512, mp_use_direct_rows_avx2)
 from minipool._kernels.conv_first cimport _first_fits, _forward_on_first
 from minipool._kernels.conv_nchw cimport (TILE_ROWS, ImagesJob, _backward_chunk,
                                           _forward_chunk, _forward_workspace, _pack_weight,
@@ -204,12 +205,19 @@ def direct_avx512_runs(Py_ssize_t O_group, Py_ssize_t taps, Py_ssize_t pixels):
     return mp_direct_avx512_runs(O_group, taps, pixels) == 1
 
 
-def direct_rows_run(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry):
+def use_direct_rows_avx2(int mode=1):
+    """The direct kernel's AVX2 row tiles (conv2d_direct_rows.h, float32, the same bits): 0
+    never, 1 where they measured faster, 2 always (tests).  Returns whether now picked."""
+    return mp_use_direct_rows_avx2(_engine_mode("use_direct_rows_avx2", mode)) == 1
+
+
+def direct_rows_run(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,
+                    bint avx2=False):
     """Whether a float32 NCHW direct forward of this shape runs on the AVX-512 row tiles
-    now (conv2d_direct_avx512.h; tests)."""
+    (``avx2``: the AVX2 ones) now (conv2d_direct_avx512.h, conv2d_direct_rows.h; tests)."""
     cdef Geometry g = _geometry(C, H, W, O, geometry, 1)
-    return mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                              g.H, g.W, g.Ho, g.Wo) == 1
+    return mp_direct_rows_run(g.C // g.groups, g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                              g.dh, g.dw, g.H, g.W, g.Ho, g.Wo) == (2 if avx2 else 1)
 
 
 def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object geometry,

@@ -382,35 +382,57 @@ MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_strided_d_portable, mp_direct_tile_d
                  MP_PORTABLE_DIRECT)
 
 #if MP_CONV_HAVE_X86_DISPATCH
+/* r[p] (point p's 8 channels, p < 8) transposed by halves: channel k < 4 has its points
+ * 0-3 in the low half of s[k], 4-7 in the low half of s[k + 4]; channel k + 4 the high
+ * halves (the stores below take a row's points from them: no cross-lane permute). */
+MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_transpose8_halves(
+        const __m256 r[8], __m256 s[8]) {
+    __m256 t[8];
+    for (int p = 0; p < 8; p += 2) {
+        t[p] = _mm256_unpacklo_ps(r[p], r[p + 1]);
+        t[p + 1] = _mm256_unpackhi_ps(r[p], r[p + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+}
+/* The first n (0-4, a compile-time constant) floats of v at o: whole 16- and 8-byte stores
+ * (a masked store is slow on AMD). */
+MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_store_first(
+        float *o, __m128 v, const int n) {
+    if (n == 4) _mm_storeu_ps(o, v);
+    if (n == 2 || n == 3) _mm_storel_pi((__m64 *)o, v);
+    if (n == 3) _mm_store_ss(o + 2, _mm_movehl_ps(v, v));
+    if (n == 1) _mm_store_ss(o, v);
+}
+/* Channel k (< 8) of a block transposed by mp_direct_transpose8_halves: its first n points
+ * (a compile-time constant, up to 8) at o. */
+MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_store_channel(
+        float *o, const __m256 s[8], int k, const int n) {
+    const __m128 lo = k < 4 ? _mm256_castps256_ps128(s[k]) : _mm256_extractf128_ps(s[k - 4], 1);
+    mp_direct_store_first(o, lo, n < 4 ? n : 4);
+    if (n > 4)
+        mp_direct_store_first(o + 4, k < 4 ? _mm256_castps256_ps128(s[k + 4])
+                                           : _mm256_extractf128_ps(s[k], 1), n - 4);
+}
+
 /* 6 points by 16 channels (sum[0..1][p]) plus the bias (the same one add per output as
  * the scalar stores), each 8 channels transposed as an 8x8 block (points 6 and 7 zero),
- * channel r's 6 points stored at out + r*ld (4 + 2: a masked store is slow on AMD).  A stored
- * value is the same sum either way: only the stores change. */
+ * channel r's 6 points stored at out + r*ld.  A stored value is the same sum either way:
+ * only the stores change. */
 MP_CONV_AVX2 static inline int mp_direct_store_run_f_avx2(const mp_vf32 sum[2][6],
                                                           const float *bias, float *out,
                                                           Py_ssize_t ld) {
     for (int v = 0; v < 2; v++) {
         __m256 b = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();
-        __m256 r[8], t[8], s[8];
+        __m256 r[8], s[8];
         for (int p = 0; p < 8; p++)
             r[p] = p < 6 ? _mm256_add_ps((__m256)sum[v][p], b) : _mm256_setzero_ps();
-        for (int p = 0; p < 8; p += 2) {
-            t[p] = _mm256_unpacklo_ps(r[p], r[p + 1]);
-            t[p + 1] = _mm256_unpackhi_ps(r[p], r[p + 1]);
-        }
-        for (int h = 0; h < 8; h += 4) {
-            s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-            s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
-            s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-            s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
-        }
-        for (int k = 0; k < 4; k++) { /* channel k: points 0-3 in s[k], 4-5 in s[k + 4] */
-            float *o = out + (8 * v + k) * ld, *o4 = out + (8 * v + k + 4) * ld;
-            _mm_storeu_ps(o, _mm256_castps256_ps128(s[k]));
-            _mm_storel_pi((__m64 *)(o + 4), _mm256_castps256_ps128(s[k + 4]));
-            _mm_storeu_ps(o4, _mm256_extractf128_ps(s[k], 1));
-            _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(s[k + 4], 1));
-        }
+        mp_direct_transpose8_halves(r, s);
+        for (int k = 0; k < 8; k++) mp_direct_store_channel(out + (8 * v + k) * ld, s, k, 6);
     }
     return 1;
 }
@@ -435,7 +457,13 @@ MP_CONV_AVX2 static void mp_direct_strided_f_avx2(MP_DIRECT_STRIDED_PARAMS(float
 #endif
 
 #if MP_CONV_HAVE_X86_DISPATCH
+#include "conv2d_direct_rows.h"
 #include "conv2d_direct_avx512.h"
+/* mp_direct_strided_f's AVX2 build with its row tiles (conv2d_direct_rows.h) where they win */
+MP_CONV_AVX2 static void mp_direct_strided_f_avx2_rows(MP_DIRECT_STRIDED_PARAMS(float)) {
+    if (!mp_direct_rows_f_avx2(MP_DIRECT_STRIDED_ARGS))
+        mp_direct_strided_f_avx2(MP_DIRECT_STRIDED_ARGS);
+}
 #endif
 
 /* mp_direct_strided_f/_d as the tiles' (conv2d_tiles.h), picked by mp_pick_conv_direct:
@@ -448,6 +476,7 @@ static inline int mp_pick_conv_direct(int allow) {
     int avx2 = mp_pick_conv_direct_avx2(allow);
     mp_direct_avx2_allowed = allow;
 #if MP_CONV_HAVE_X86_DISPATCH
+    if (avx2 && mp_direct_rows_avx2_mode) mp_direct_strided_f = mp_direct_strided_f_avx2_rows;
     if (avx2 && mp_direct_avx512_mode && mp_direct_cpu_avx512())
         mp_direct_strided_f = mp_direct_strided_f_avx512;
 #endif
@@ -466,6 +495,19 @@ static inline int mp_use_direct_avx512(int mode) {
     return 0;
 #endif
 }
+/* The AVX2 row tiles' mode (conv2d_direct_rows.h: 0 never, 1 where they measured faster,
+ * 2 on every row-tile shape; AVX-512's row tiles, where picked, come first).  Returns 1 if
+ * float32 now runs on them. */
+static inline int mp_use_direct_rows_avx2(int mode) {
+#if MP_CONV_HAVE_X86_DISPATCH
+    mp_direct_rows_avx2_mode = mode;
+    mp_pick_conv_direct(mp_direct_avx2_allowed);
+    return mp_direct_strided_f == mp_direct_strided_f_avx2_rows;
+#else
+    (void)mode;
+    return 0;
+#endif
+}
 /* Whether a float32 call with O output channels per group, `taps` and L output pixels
  * runs on the AVX-512 tiles now (tests). */
 static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L) {
@@ -476,17 +518,23 @@ static inline int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
     return 0;
 #endif
 }
-/* Whether a float32 NCHW call with O output channels per group and this geometry runs on
- * the AVX-512 row tiles now (conv2d_direct_avx512.h: a block of 16 channels, 9+ of them). */
-static inline int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+/* Which row tiles a float32 NCHW call with `channels` input and O output channels per group
+ * and this geometry runs on now: 1 AVX-512's (conv2d_direct_avx512.h: a block of 16
+ * channels, 9+ of them), 2 AVX2's (conv2d_direct_rows.h, where they win), else 0. */
+static inline int mp_direct_rows_run(Py_ssize_t channels, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                                      Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho,
                                      Py_ssize_t Wo) {
 #if MP_CONV_HAVE_X86_DISPATCH
-    return mp_direct_strided_f == mp_direct_strided_f_avx512 && O > 8 &&
-           mp_direct_rows_kernel(kh, kw, sh, sw, ph, pw, dh, dw, H, W, Ho, Wo) != 0;
+    const int K = mp_direct_rows_kernel(kh, kw, sh, sw, ph, pw, dh, dw, H, W, Ho, Wo);
+    if (!K) return 0;
+    if (mp_direct_strided_f == mp_direct_strided_f_avx512) return O > 8;
+    return mp_direct_strided_f == mp_direct_strided_f_avx2_rows &&
+                   mp_direct_rows_avx2_wins(K, W, channels, O)
+               ? 2
+               : 0;
 #else
-    (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
+    (void)channels, (void)O, (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw, (void)dh, (void)dw;
     (void)H, (void)W, (void)Ho, (void)Wo;
     return 0;
 #endif

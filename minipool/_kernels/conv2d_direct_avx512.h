@@ -166,7 +166,8 @@ static inline int mp_direct_avx512_wins(Py_ssize_t O, Py_ssize_t taps, Py_ssize_
  * point; the outputs leave as rows (a 16x16 transpose in registers), no scratch.  Each
  * output is still one running sum over its real products in (c, ki, kj) order, then the
  * bias: the bits of the pixel-group tiles.  (Measured 93-97% of the FMA peak on 5x5
- * 16->32 on 16x16, 32->64 on 8x8 and 64->64 on 4x4, against 79-86% there before.) */
+ * 16->32 on 16x16, 32->64 on 8x8 and 64->64 on 4x4, against 79-86% there before.)  Which
+ * calls are their shape: conv2d_direct_rows.h (shared with the AVX2 row tiles). */
 
 /* 16 vectors (point p: its 16 channels) transposed in place (channel r: its 16 points) */
 MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_transpose16(
@@ -296,69 +297,14 @@ MP_CONV_AVX512 static inline __attribute__((always_inline)) void mp_direct_row_t
         if (W >= 32) MP_DIRECT_ROW_TILE(K, W, NI, 16);                                         \
         if (W == 64) MP_DIRECT_ROW_TILE(K, W, NI, 32), MP_DIRECT_ROW_TILE(K, W, NI, 48);       \
     } while (0)
-MP_DIRECT_ROWS(5, 64)
-MP_DIRECT_ROWS(5, 32)
-MP_DIRECT_ROWS(5, 16)
-MP_DIRECT_ROWS(5, 8)
-MP_DIRECT_ROWS(5, 4)
-MP_DIRECT_ROWS(3, 64)
-MP_DIRECT_ROWS(3, 32)
-MP_DIRECT_ROWS(3, 16)
-MP_DIRECT_ROWS(3, 8)
-MP_DIRECT_ROWS(3, 4)
+MP_DIRECT_ROWS_EACH(MP_DIRECT_ROWS)
 
-/* The row tiles' shapes: K (3 or 5) for a KxK convolution, stride 1, undilated, padded
- * by K/2 (the output plane the input's) on rows of W = 4, 8, 16, 32 or 64 pixels, else 0. */
-static inline int mp_direct_rows_kernel(Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                                        Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                                        Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W,
-                                        Py_ssize_t Ho, Py_ssize_t Wo) {
-    return (kh == 3 || kh == 5) && kw == kh && sh == 1 && sw == 1 && dh == 1 && dw == 1 &&
-                   ph == kh / 2 && pw == kh / 2 && (W == 4 || W == 8 || W == 16 || W == 32 || W == 64) && H > 0 &&
-                   Ho == H && Wo == W
-               ? (int)kh
-               : 0;
-}
-
-/* The row tiles for a call (NCHW in and out), if its tables are exactly those of one of
- * their shapes (K from the taps, W from the offset of tap (1, 0), then every output's
- * window and its taps inside the plane checked); returns whether they ran. */
+/* The row tiles for a call of their shape (conv2d_direct_rows.h); returns whether they ran. */
 MP_CONV_AVX2 static int mp_direct_rows_f_avx512(MP_DIRECT_STRIDED_PARAMS(float)) {
-    const Py_ssize_t K = taps == 9 ? 3 : taps == 25 ? 5 : 0, P = K / 2;
-    if (!K || pixel_step != 1 || out_pixel != 1 || L != channel_stride) return 0;
-    const Py_ssize_t W = tap_offset[K], H = W > 0 ? L / W : 0;
-    if (!mp_direct_rows_kernel(K, K, 1, 1, P, P, 1, 1, H, W, H, W) || L != H * W) return 0;
-    for (Py_ssize_t t = 0; t < taps; t++)
-        if (tap_offset[t] != t / K * W + t % K) return 0;
-    /* a pixel's taps: those of its row's kernel rows inside the plane and of its column's
-     * kernel columns inside (one mask each, ANDed: O(L), not O(L*taps)) */
-    uint64_t column_taps[64];
-    for (Py_ssize_t ow = 0; ow < W; ow++) {
-        column_taps[ow] = 0;
-        for (Py_ssize_t t = 0; t < taps; t++)
-            if (ow - P + t % K >= 0 && ow - P + t % K < W) column_taps[ow] |= (uint64_t)1 << t;
-    }
-    for (Py_ssize_t oh = 0, p = 0; oh < H; oh++) {
-        uint64_t row_taps = 0;
-        for (Py_ssize_t t = 0; t < taps; t++)
-            if (oh - P + t / K >= 0 && oh - P + t / K < H) row_taps |= (uint64_t)1 << t;
-        for (Py_ssize_t ow = 0; ow < W; ow++, p++)
-            if (pixel_base[p] != (oh - P) * W + ow - P ||
-                pixel_taps[p] != (row_taps & column_taps[ow]))
-                return 0;
-    }
-    void (*rows)(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t) =
-        K == 5 ? (W == 64   ? mp_direct_rows_f_avx512_5x64
-                  : W == 32 ? mp_direct_rows_f_avx512_5x32
-                  : W == 16 ? mp_direct_rows_f_avx512_5x16
-                  : W == 8  ? mp_direct_rows_f_avx512_5x8
-                            : mp_direct_rows_f_avx512_5x4)
-               : (W == 64   ? mp_direct_rows_f_avx512_3x64
-                  : W == 32 ? mp_direct_rows_f_avx512_3x32
-                  : W == 16 ? mp_direct_rows_f_avx512_3x16
-                  : W == 8  ? mp_direct_rows_f_avx512_3x8
-                            : mp_direct_rows_f_avx512_3x4);
-    rows(MP_DIRECT_STRIDED_ARGS, H);
+    Py_ssize_t W = 0;
+    const int K = mp_direct_rows_shape(MP_DIRECT_STRIDED_ARGS, &W);
+    if (!K) return 0;
+    MP_DIRECT_ROWS_OF(mp_direct_rows_f_avx512, K, W)(MP_DIRECT_STRIDED_ARGS, L / W);
     return 1;
 }
 

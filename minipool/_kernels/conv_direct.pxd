@@ -37,8 +37,9 @@ cdef extern from "conv2d_direct.h" nogil:
                         int channels_last)
     int mp_pick_conv_direct(int allow)
     int mp_use_direct_avx512(int mode)
+    int mp_use_direct_rows_avx2(int mode)
     int mp_direct_avx512_runs(Py_ssize_t O, Py_ssize_t taps, Py_ssize_t L)
-    int mp_direct_rows_run(Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+    int mp_direct_rows_run(Py_ssize_t channels, Py_ssize_t O, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                            Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
                            Py_ssize_t dw, Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo)
     enum: DIRECT_MAX_TAPS "MP_DIRECT_MAX_TAPS"

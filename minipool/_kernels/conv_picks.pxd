@@ -37,14 +37,19 @@ cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
     16x16 3x3 16->16 1.27x, 16->32 1.17x, 32->64 1.16x, 64->64 1.15x, 8->16 1.30x, 5x5
     4->16 and 4->32 1.21-1.23x; 32x32 3x3 16->16 1.14-1.16x, 32->32 1.14x, 8->16 1.09x,
     5x5 16->16 1.15x, 4->16 1.05x; 64x64 3x3 8->16 1.00-1.11x, 16->16 1.09x, 5x5
-    16->16 1.14x, 8->32 1.37x, but 4->16 0.98-1.03x."""
+    16->16 1.14x, 8->32 1.37x, but 4->16 0.98-1.03x.  On AVX2 (Zen 2) it takes the shapes
+    where its AVX2 row tiles run (conv2d_direct_rows.h's ``mp_direct_rows_avx2_wins``, with
+    the numbers: 5x5 on 16x16 with 4+ input channels, 32x32 with 8+; 1.03-1.11x the
+    pixel-group tiles or conv2d_tiles.h, 1 thread, CPU time, batch 64, min of 11-15)."""
     return g.C // g.groups >= 4 and (
         g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
             g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
                               and g.C // g.groups >= 8 and g.O_group >= 16)))
         or (_tiles_win(g) and (g.W <= 32 or g.C // g.groups >= 8)
-            and mp_direct_rows_run(g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
-                                   g.H, g.W, g.Ho, g.Wo)))
+            and mp_direct_rows_run(g.C // g.groups, g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph,
+                                   g.pw, g.dh, g.dw, g.H, g.W, g.Ho, g.Wo) == 1)
+        or mp_direct_rows_run(g.C // g.groups, g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                              g.dh, g.dw, g.H, g.W, g.Ho, g.Wo) == 2)
 
 
 cdef inline bint _direct_win_channels_last(const Geometry* g) noexcept nogil:

@@ -265,7 +265,7 @@ def check_automatic_direct_choice(uses_direct, shape, out_channels, k, pad, on_d
     """The direct kernel's automatic mode (``uses_direct``: kernels.uses_direct or
     uses_direct_channels_last) takes a stride-1 square ``k`` x ``k`` convolution with
     padding ``pad`` exactly when ``on_direct`` and the CPU has AVX2 (``on_direct`` "rows":
-    exactly where the AVX-512 row tiles run, ``kernels.direct_rows_run``); never for
+    exactly where the AVX-512 or AVX2 row tiles run, ``kernels.direct_rows_run``); never for
     float64, on the baseline build or with the tiles off (BLAS only); mode 2 takes it
     always."""
     from minipool.ops import conv as conv_module
@@ -275,7 +275,8 @@ def check_automatic_direct_choice(uses_direct, shape, out_channels, k, pad, on_d
     previous = kernels.use_direct(1), kernels.use_tiles(1)
     avx2 = kernels.use_cpu_avx2(True)
     if on_direct == "rows":
-        on_direct = kernels.direct_rows_run(C, H, W, out_channels, geometry)
+        on_direct = (kernels.direct_rows_run(C, H, W, out_channels, geometry)
+                     or kernels.direct_rows_run(C, H, W, out_channels, geometry, avx2=True))
     try:
         assert uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
         assert not uses_direct(C, H, W, out_channels, geometry, True)  # float64

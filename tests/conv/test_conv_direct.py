@@ -173,9 +173,9 @@ def test_random_geometry_on_direct_matches_reference(N, groups, cpg, opg, H, W, 
 @pytest.mark.parametrize("shape, out_channels, k, pad, stride, on_direct", [
     ((64, 8, 16, 16), 16, 5, 2, 1, True),    # 5x5 on 16x16: the padding's taps skipped
     ((64, 64, 16, 16), 32, 5, 2, 1, True),
-    ((64, 4, 16, 16), 16, 5, 2, 1, "rows"),  # 4 channels: the tiles (AVX2), the row tiles
-    ((64, 32, 16, 16), 64, 3, 1, 1, "rows"),  # 3x3 on 16x16: as 4 channels
-    ((64, 16, 32, 32), 16, 5, 2, 1, "rows"),  # 32x32 planes: the tiles (AVX2), the row tiles
+    ((64, 4, 16, 16), 16, 5, 2, 1, "rows"),  # 4 channels: the tiles, or the row tiles
+    ((64, 32, 16, 16), 64, 3, 1, 1, "rows"),  # 3x3 on 16x16: as 4 channels (not AVX2's)
+    ((64, 16, 32, 32), 16, 5, 2, 1, "rows"),  # 32x32 planes: the tiles, or the row tiles
     ((64, 16, 32, 32), 16, 5, 2, 2, False),  # stride 2 onto 16x16: not measured, not taken
 ])
 def test_automatic_choice_on_16x16_planes(shape, out_channels, k, pad, stride, on_direct):
@@ -184,8 +184,9 @@ def test_automatic_choice_on_16x16_planes(shape, out_channels, k, pad, stride, o
     geometry = conv_module.ConvGeometry(k, k, stride, stride, pad, pad, 1, 1, Ho, Wo, 1)
     previous = kernels.use_direct(1), kernels.use_tiles(1)
     avx2 = kernels.use_cpu_avx2(True)
-    if on_direct == "rows":  # only where the AVX-512 row tiles run
-        on_direct = kernels.direct_rows_run(C, H, W, out_channels, geometry)
+    if on_direct == "rows":  # only where the AVX-512 or the AVX2 row tiles run
+        on_direct = (kernels.direct_rows_run(C, H, W, out_channels, geometry)
+                     or kernels.direct_rows_run(C, H, W, out_channels, geometry, avx2=True))
     try:
         assert kernels.uses_direct(C, H, W, out_channels, geometry) == (on_direct and avx2)
         assert not kernels.uses_direct(C, H, W, out_channels, geometry, True)  # float64

@@ -120,11 +120,13 @@ def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
         assert not kernels.uses_tiles(4, 32, 32, 16, same(3, 32), 32, 1)
         assert not kernels.uses_direct(4, 32, 32, 16, same(3, 32))
         kernels.use_cpu_avx512(0)
+        kernels.use_direct_rows_avx2(0)  # AVX2 as before its own row tiles
         assert not kernels.uses_direct(16, 16, 16, 32, same(3, 16))
         assert not kernels.uses_direct(4, 16, 16, 16, same(5, 16))
         assert not kernels.uses_direct(16, 32, 32, 16, same(3, 32))
         assert kernels.uses_direct(16, 16, 16, 32, same(5, 16))   # as before the row tiles
     finally:
+        kernels.use_direct_rows_avx2(1)
         kernels.use_cpu_avx512(1)
 
 
