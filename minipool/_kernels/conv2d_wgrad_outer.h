@@ -38,6 +38,15 @@
 #define MP_WGO_MR 6          /* input channels per tile */
 #define MP_WGO_PANEL_BYTES 64 /* output channels per panel: 16 floats, 8 doubles */
 #define MP_WGO_BLOCK 256     /* pixels per block (unless one output row is longer) */
+#define MP_WGO_PACK 3072      /* values of a tile's planes packed side by side */
+
+/* `valid` values of a tile row between registers and out: a constant-size copy
+ * (moves, inlined) when all `full` lanes are valid, else a memcpy call */
+#define MP_WGO_COPY(T, dst, src, valid, full)                                                  \
+    do {                                                                                    \
+        if ((valid) == (full)) memcpy(dst, src, (full) * sizeof(T));                        \
+        else memcpy(dst, src, (valid) * sizeof(T));                                         \
+    } while (0)
 
 /* the call's geometry (the input planes, the output planes, the kernel) */
 typedef struct {
@@ -95,7 +104,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         for (int r = 0; r < MR; r++)                                                        \
             for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                                \
         if (resume)                                                                         \
-            for (int r = 0; r < MR; r++) memcpy(acc[r], out + r * ldo, valid * sizeof(T));  \
+            for (int r = 0; r < MR; r++) MP_WGO_COPY(T, acc[r], out + r * ldo, valid, NV * VL); \
         for (Py_ssize_t i = 0; i < images; i++)                                             \
             for (Py_ssize_t h = 0; h < rows; h++) {                                         \
                 const T *xs = x + i * x_image + h * x_row;                                  \
@@ -109,7 +118,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                     }                                                                       \
                 }                                                                           \
             }                                                                               \
-        for (int r = 0; r < MR; r++) memcpy(out + r * ldo, acc[r], valid * sizeof(T));      \
+        for (int r = 0; r < MR; r++) MP_WGO_COPY(T, out + r * ldo, acc[r], valid, NV * VL);    \
     }
 
 /* A tile of MRC <= 3 channels by NT taps of one kernel row (MRC*NT <= 6 rows: a
@@ -143,7 +152,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         if (resume)                                                                         \
             for (int t = 0; t < NT; t++)                                                    \
                 for (int c = 0; c < MRC; c++)                                               \
-                    memcpy(acc[t * MRC + c], out + c * ldo_c + t * ldo_t, valid * sizeof(T)); \
+                    MP_WGO_COPY(T, acc[t * MRC + c], out + c * ldo_c + t * ldo_t, valid, NV * VL); \
         for (Py_ssize_t i = 0; i < images; i++)                                             \
             for (Py_ssize_t h = 0; h < rows; h++) {                                         \
                 const T *xs = x + i * x_image + h * x_row + w_off;                          \
@@ -175,7 +184,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
             }                                                                               \
         for (int t = 0; t < NT; t++)                                                        \
             for (int c = 0; c < MRC; c++)                                                   \
-                memcpy(out + c * ldo_c + t * ldo_t, acc[t * MRC + c], valid * sizeof(T));   \
+                MP_WGO_COPY(T, out + c * ldo_c + t * ldo_t, acc[t * MRC + c], valid, NV * VL); \
     }
 
 /* The taps tile for (mrc, nt), mrc*nt <= 6 and nt >= 2, and `nv` vectors */
@@ -246,6 +255,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         Py_ssize_t whole = Wo * Ho <= MP_WGO_BLOCK ? MP_WGO_BLOCK / (Wo * Ho) : 0;          \
         Py_ssize_t block_rows = whole ? Ho : (MP_WGO_BLOCK / Wo > 1 ? MP_WGO_BLOCK / Wo : 1); \
         int first = 1;                                                                      \
+        T packed[MP_WGO_PACK];                                                              \
         for (Py_ssize_t i0 = 0; i0 < images;) {                                             \
             Py_ssize_t count = whole ? (images - i0 < whole ? images - i0 : whole) : 1;     \
             for (Py_ssize_t r0 = 0; r0 < Ho; r0 += block_rows, first = 0) {                 \
@@ -273,6 +283,19 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                     int nv = (int)((valid + VL - 1) / VL), resume = accumulate || !first;   \
                     for (Py_ssize_t c0 = 0, mr; c0 < channels; c0 += mr) {                  \
                         mr = mp_wgo_rows(channels - c0);                                    \
+                        /* the tile's planes of the block's images (tx_image apart) */      \
+                        const T *tx = x + i0 * x_image + c0 * plane;                        \
+                        Py_ssize_t tx_image = x_image;                                      \
+                        if (count > 1 && count * mr * plane <= MP_WGO_PACK) {               \
+                            /* side by side: images a multiple of 4 KB apart (64+          \
+                             * channels of 4x4) met in one L1 set and left it at each tap */ \
+                            for (Py_ssize_t i = 0; i < count; i++)                          \
+                                for (Py_ssize_t r = 0; r < mr; r++)                         \
+                                    memcpy(packed + (i * mr + r) * plane,                   \
+                                           tx + i * x_image + r * plane, plane * sizeof(T)); \
+                            tx = packed;                                                    \
+                            tx_image = mr * plane;                                          \
+                        }                                                                   \
                         for (Py_ssize_t ki = 0; ki < geo->kh; ki++) {                       \
                             Py_ssize_t h_off = ki * geo->dh - geo->ph, lo_h, hi_h;          \
                             mp_wgo_inside(Ho, geo->sh, h_off, H, &lo_h, &hi_h);             \
@@ -289,9 +312,8 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                                         mp_wgo_inside(Wo, geo->sw, w_off + u * geo->dw, W,  \
                                                       &lo[u], &hi[u]);                      \
                                     MP_WGO_TAPS_CALL(TAPS_TILE, mr, nt, nv,                 \
-                                        x + i0 * x_image + c0 * plane                       \
-                                            + (lo_h * geo->sh + h_off) * W,                 \
-                                        plane, x_image, geo->sh * W, geo->sw, w_off,        \
+                                        tx + (lo_h * geo->sh + h_off) * W,                  \
+                                        plane, tx_image, geo->sh * W, geo->sw, w_off,       \
                                         geo->dw, work + p * block * PANEL                   \
                                             + (lo_h - r0) * Wo * PANEL,                     \
                                         pixels * PANEL, Wo * PANEL, count, hi_h - lo_h, lo, \
@@ -301,12 +323,12 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                                 }                                                           \
                                 mp_wgo_inside(Wo, geo->sw, w_off, W, &lo_w, &hi_w);         \
                                 /* the first inside pixel, in x and in the block */         \
-                                const T *x0 = x + i0 * x_image + c0 * plane                 \
+                                const T *x0 = tx                                            \
                                               + (lo_h * geo->sh + h_off) * W                \
                                               + lo_w * geo->sw + w_off;                     \
                                 const T *g0 = work + p * block * PANEL                      \
                                               + ((lo_h - r0) * Wo + lo_w) * PANEL;          \
-                                MP_WGO_CALL(TILE, mr, nv, x0, plane, x_image, geo->sh * W,  \
+                                MP_WGO_CALL(TILE, mr, nv, x0, plane, tx_image, geo->sh * W, \
                                             geo->sw, g0, pixels * PANEL, Wo * PANEL, count, \
                                             hi_h - lo_h, hi_w - lo_w,                       \
                                             out + (c0 * taps + t) * ldo + p * PANEL,        \
