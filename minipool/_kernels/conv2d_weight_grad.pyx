@@ -51,17 +51,18 @@ def _follow_wgrad_tiles(bint automatic):
 # threads share out (group, output panel, block of input channels) chunks, each
 # summing over the whole batch: no slots, and an output's order does not depend on
 # the chunk it falls in.  Only while G is finite (an inf or NaN in G makes those
-# skipped products NaN).  ``_wgrad_outer_mode`` 0: never; 1: where
+# skipped products NaN): each chunk's layout of G says whether its part was, and a
+# call with any part that was not is thrown away.  ``_wgrad_outer_mode`` 0: never; 1: where
 # ``_wgrad_outer_win`` says; 2: always (tests).
 cdef extern from "conv2d_wgrad_outer.h" nogil:
     ctypedef struct mp_wgo_geometry:
         Py_ssize_t H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw
     # float or double pointers, all of one type: the header picks the build by them
     # (float_or_double.h; void pointers here only let Cython pass either through)
-    void mp_wgrad_outer(const void* x, Py_ssize_t channels, Py_ssize_t x_image,
+    int mp_wgrad_outer(const void* x, Py_ssize_t channels, Py_ssize_t x_image,
                         Py_ssize_t images, const void* g, Py_ssize_t g_image, Py_ssize_t O,
                         const mp_wgo_geometry* geo, void* work, void* out, Py_ssize_t ldo,
-                        void* bias, int accumulate)
+                       void* bias, int accumulate)
     Py_ssize_t mp_wgrad_outer_work(Py_ssize_t O, Py_ssize_t Wo, Py_ssize_t elem_size)
     int mp_pick_wgrad_outer(int allow)
     enum: OUTER_ROWS "MP_WGO_MR"
@@ -95,7 +96,7 @@ cdef bint _wgrad_outer_win(const Geometry* g) noexcept nogil:
 cdef bint _wgrad_outer_on(const Geometry* g, bint float64) noexcept nogil:
     """Mode 1: float32 on the AVX2 build only (as ``_on_tiles``), and only while
     ``use_wgrad_tiles`` is automatic too (0: BLAS for every weight gradient; 2: the tiles
-    for every one).  The caller also checks that the output gradient is finite."""
+    for every one).  The products also check that the output gradient is finite."""
     return g.K_group > 0 and (_wgrad_outer_mode == 2 or (
         _wgrad_outer_mode == 1 and _wgrad_tiles_auto and not float64 and _avx2
         and _wgrad_outer_win(g)))
@@ -115,6 +116,7 @@ cdef struct OuterJob:
     void* out                 # (O, K_group): the weight gradient
     void* bias                # (O,): the bias gradient, or NULL
     void* work                # per thread: the pixel-major G, then the chunk's (K, panel) sums
+    signed char* finite       # per chunk: its part of G was finite
     Py_ssize_t N, splits, panels, blocks, block, per_thread, sums_at
     bint float64
     mp_wgo_geometry geo
@@ -136,7 +138,7 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
     cdef const Geometry* g = job.g
     cdef Py_ssize_t panel = OUTER_PANEL_BYTES // sizeof(floating), taps = g.kh * g.kw
     cdef Py_ssize_t per_group = job.panels * job.blocks, L = g.Ho * g.Wo, plane = g.H * g.W
-    cdef Py_ssize_t part = chunk // (g.groups * per_group), n0, n1
+    cdef Py_ssize_t part = chunk // (g.groups * per_group), n0, n1, chunk_id = chunk
     chunk = chunk % (g.groups * per_group)
     cdef Py_ssize_t grp = chunk // per_group, p = chunk % per_group // job.blocks
     cdef Py_ssize_t c0 = chunk % job.blocks * job.block, o0 = p * panel
@@ -153,8 +155,8 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
     cdef const floating* x = (<const floating*>job.x + n0 * g.C * plane
                               + (grp * (g.C // g.groups) + c0) * plane)
     cdef const floating* G = <const floating*>job.grad + n0 * g.O * L + (grp * g.O_group + o0) * L
-    mp_wgrad_outer(x, cn, g.C * plane, n1 - n0, G, g.O * L, on, &job.geo, work, sums, panel,
-                   bias, False)
+    job.finite[chunk_id] = mp_wgrad_outer(x, cn, g.C * plane, n1 - n0, G, g.O * L, on,
+                                          &job.geo, work, sums, panel, bias, False)
     for o in range(on):
         for k in range(cn * taps):
             out[o * g.K_group + k] = sums[k * panel + o]
@@ -166,8 +168,9 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     """Fill ``out`` (O, C/groups*kh*kw) with the weight gradient of conv2d(x) for the output
     gradient ``grad`` on the outer products, and ``bias`` (O,) if given with the bias
     gradient, and return True, if they run this call (see ``uses_wgrad_outer``; also not
-    for an empty batch or a ``grad`` with inf or NaN); else return False and leave both
-    alone.  ``load_team``: share the chunks out on the load-tolerant team (same bits)."""
+    for an empty batch); else return False: then ``out`` and ``bias`` are untouched, or
+    (a ``grad`` with inf or NaN, found while the products ran) hold values to discard.
+    ``load_team``: share the chunks out on the load-tolerant team (same bits)."""
     cdef Py_ssize_t N = x.shape[0], panel = OUTER_PANEL_BYTES // sizeof(floating)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], grad.shape[1], geometry, 1)
     cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c, b
@@ -178,9 +181,6 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
                          f"out {_dims(out)}, bias {None if bias is None else bias.shape} "
                          f"do not match geometry {geometry}")
     if not _wgrad_outer_on(&g, floating is double) or N == 0 or g.O == 0 or g.Ho * g.Wo == 0:
-        return False
-    cdef const floating* gp = &grad[0, 0, 0, 0]
-    if not _all_finite(gp, N * g.O * g.Ho * g.Wo):
         return False
     cdef OuterJob job
     job.panels = (g.O_group + panel - 1) // panel
@@ -217,6 +217,9 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     if bias is not None:
         bias_parts = np.empty((job.splits, g.O), work.dtype) if job.splits > 1 else bias
         bias_view = bias_parts.reshape(-1)
+    finite = np.zeros(chunks, np.int8)
+    cdef signed char[::1] finite_view = finite
+    job.finite = &finite_view[0]
     job.x, job.grad, job.work = &x[0, 0, 0, 0], &grad[0, 0, 0, 0], &work_view[0, 0]
     job.out = &parts_view[0, 0, 0] if job.splits > 1 else &out[0, 0]
     job.bias = &bias_view[0] if bias is not None else NULL
@@ -229,6 +232,8 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     else:
         for c in prange(chunks, nogil=True, schedule="dynamic", num_threads=num_threads):
             _outer_chunk(&job, c, threadid())
+    if not finite.all():  # every chunk laid out its part of G: some had inf or NaN
+        return False
     if job.splits > 1:
         total = np.asarray(out)
         total[...] = parts[0]

@@ -11,8 +11,9 @@
  * Products with a tap in the padding are not computed: on 4x4 planes they are
  * 31% (3x3, padding 1) and 51% (5x5, padding 2) of an im2col GEMM's.  Such a
  * product is 0 * g, so leaving it out changes nothing while g is finite: the
- * caller runs this only when the output gradient is (an inf or NaN in g makes
- * those products NaN, as in the loop reference).
+ * product returns whether g was (checked while laying it out), and the caller
+ * uses its result only then (an inf or NaN in g makes those products NaN, as in
+ * the loop reference).
  *
  * Every output is ONE running sum, each step a fused multiply-add, over the
  * images in order, within an image the output pixels row by row (only those
@@ -38,6 +39,15 @@
 #define MP_WGO_MR 6          /* input channels per tile */
 #define MP_WGO_PANEL_BYTES 64 /* output channels per panel: 16 floats, 8 doubles */
 #define MP_WGO_BLOCK 256     /* pixels per block (unless one output row is longer) */
+#define MP_WGO_PACK 3072      /* values of a tile's planes packed side by side */
+
+/* `valid` values of a tile row between registers and out: a constant-size copy
+ * (moves, inlined) when all `full` lanes are valid, else a memcpy call */
+#define MP_WGO_COPY(T, dst, src, valid, full)                                                  \
+    do {                                                                                    \
+        if ((valid) == (full)) memcpy(dst, src, (full) * sizeof(T));                        \
+        else memcpy(dst, src, (valid) * sizeof(T));                                         \
+    } while (0)
 
 /* the call's geometry (the input planes, the output planes, the kernel) */
 typedef struct {
@@ -68,14 +78,21 @@ static inline int mp_wgo_rows(Py_ssize_t left) {
 }
 
 /* A panel of `rows` <= PANEL rows of G (row stride ld) over `pixels` pixels laid
- * out pixel-major: d[j*PANEL + o] = g[o*ld + j], zeros for o >= rows. */
+ * out pixel-major: d[j*PANEL + o] = g[o*ld + j], zeros for o >= rows; returns
+ * whether those values are all finite (the caller's check, in the pass that reads
+ * G anyway: a pass of its own was 7% of 16->16 on 32x32). */
 #define MP_WGO_LAYOUT(T, NAME)                                                              \
-    static inline void NAME(const T *restrict g, Py_ssize_t ld, Py_ssize_t rows,            \
-                            Py_ssize_t pixels, T *restrict d) {                             \
+    static inline int NAME(const T *restrict g, Py_ssize_t ld, Py_ssize_t rows,             \
+                           Py_ssize_t pixels, T *restrict d) {                              \
         enum { PANEL = MP_WGO_PANEL_BYTES / sizeof(T) };                                    \
+        int finite = 1;                                                                     \
         for (Py_ssize_t j = 0; j < pixels; j++)                                             \
-            for (Py_ssize_t o = 0; o < PANEL; o++)                                          \
-                d[j * PANEL + o] = o < rows ? g[o * ld + j] : 0;                            \
+            for (Py_ssize_t o = 0; o < PANEL; o++) {                                        \
+                T value = o < rows ? g[o * ld + j] : 0;                                     \
+                finite &= value - value == 0; /* inf - inf and NaN - NaN are NaN */         \
+                d[j * PANEL + o] = value;                                                   \
+            }                                                                               \
+        return finite;                                                                      \
     }
 MP_WGO_LAYOUT(float, mp_wgo_layout_f)
 MP_WGO_LAYOUT(double, mp_wgo_layout_d)
@@ -95,7 +112,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         for (int r = 0; r < MR; r++)                                                        \
             for (int v = 0; v < NV; v++) acc[r][v] = (V){0};                                \
         if (resume)                                                                         \
-            for (int r = 0; r < MR; r++) memcpy(acc[r], out + r * ldo, valid * sizeof(T));  \
+            for (int r = 0; r < MR; r++) MP_WGO_COPY(T, acc[r], out + r * ldo, valid, NV * VL); \
         for (Py_ssize_t i = 0; i < images; i++)                                             \
             for (Py_ssize_t h = 0; h < rows; h++) {                                         \
                 const T *xs = x + i * x_image + h * x_row;                                  \
@@ -109,7 +126,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                     }                                                                       \
                 }                                                                           \
             }                                                                               \
-        for (int r = 0; r < MR; r++) memcpy(out + r * ldo, acc[r], valid * sizeof(T));      \
+        for (int r = 0; r < MR; r++) MP_WGO_COPY(T, out + r * ldo, acc[r], valid, NV * VL);    \
     }
 
 /* A tile of MRC <= 3 channels by NT taps of one kernel row (MRC*NT <= 6 rows: a
@@ -143,7 +160,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         if (resume)                                                                         \
             for (int t = 0; t < NT; t++)                                                    \
                 for (int c = 0; c < MRC; c++)                                               \
-                    memcpy(acc[t * MRC + c], out + c * ldo_c + t * ldo_t, valid * sizeof(T)); \
+                    MP_WGO_COPY(T, acc[t * MRC + c], out + c * ldo_c + t * ldo_t, valid, NV * VL); \
         for (Py_ssize_t i = 0; i < images; i++)                                             \
             for (Py_ssize_t h = 0; h < rows; h++) {                                         \
                 const T *xs = x + i * x_image + h * x_row + w_off;                          \
@@ -175,7 +192,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
             }                                                                               \
         for (int t = 0; t < NT; t++)                                                        \
             for (int c = 0; c < MRC; c++)                                                   \
-                memcpy(out + c * ldo_c + t * ldo_t, acc[t * MRC + c], valid * sizeof(T));   \
+                MP_WGO_COPY(T, out + c * ldo_c + t * ldo_t, acc[t * MRC + c], valid, NV * VL); \
     }
 
 /* The taps tile for (mrc, nt), mrc*nt <= 6 and nt >= 2, and `nv` vectors */
@@ -231,9 +248,11 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
  * of the first image (x_image apart); g: the group's first output channel
  * (O rows of Ho*Wo, g_image apart); out: (channels*kh*kw, O), row stride ldo.
  * bias (NULL: none) (+)= the sums of g's rows, each ONE chain of adds over the
- * images in order, all their output pixels row by row. */
+ * images in order, all their output pixels row by row.  Returns whether g's
+ * values were all finite: if not, out and bias hold what the skipped products
+ * would have made NaN, and the caller must not use them. */
 #define MP_WGO_PRODUCT(T, V, NAME, TILE, TAPS_TILE, LAYOUT, ATTR)                           \
-    ATTR static void NAME(const T *restrict x, Py_ssize_t channels, Py_ssize_t x_image,     \
+    ATTR static int NAME(const T *restrict x, Py_ssize_t channels, Py_ssize_t x_image,      \
                           Py_ssize_t images, const T *restrict g, Py_ssize_t g_image,       \
                           Py_ssize_t O, const mp_wgo_geometry *geo, T *restrict work,       \
                           T *restrict out, Py_ssize_t ldo, T *restrict bias,                \
@@ -245,7 +264,8 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
         /* a block: `count` whole images, or rows [r0, r1) of one image */                  \
         Py_ssize_t whole = Wo * Ho <= MP_WGO_BLOCK ? MP_WGO_BLOCK / (Wo * Ho) : 0;          \
         Py_ssize_t block_rows = whole ? Ho : (MP_WGO_BLOCK / Wo > 1 ? MP_WGO_BLOCK / Wo : 1); \
-        int first = 1;                                                                      \
+        int first = 1, finite = 1;                                                          \
+        T packed[MP_WGO_PACK];                                                              \
         for (Py_ssize_t i0 = 0; i0 < images;) {                                             \
             Py_ssize_t count = whole ? (images - i0 < whole ? images - i0 : whole) : 1;     \
             for (Py_ssize_t r0 = 0; r0 < Ho; r0 += block_rows, first = 0) {                 \
@@ -254,7 +274,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                 /* the block's gradient, panel by panel, pixel-major (zeros past O) */      \
                 for (Py_ssize_t p = 0; p < panels; p++)                                     \
                     for (Py_ssize_t i = 0; i < count; i++)                                  \
-                        LAYOUT(g + (i0 + i) * g_image + p * PANEL * L + r0 * Wo, L,         \
+                        finite &= LAYOUT(g + (i0 + i) * g_image + p * PANEL * L + r0 * Wo, L, \
                                O - p * PANEL < PANEL ? O - p * PANEL : PANEL, pixels,       \
                                work + (p * block + i * pixels) * PANEL);                    \
                 for (Py_ssize_t p = 0; bias && p < panels; p++) {                           \
@@ -273,6 +293,19 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                     int nv = (int)((valid + VL - 1) / VL), resume = accumulate || !first;   \
                     for (Py_ssize_t c0 = 0, mr; c0 < channels; c0 += mr) {                  \
                         mr = mp_wgo_rows(channels - c0);                                    \
+                        /* the tile's planes of the block's images (tx_image apart) */      \
+                        const T *tx = x + i0 * x_image + c0 * plane;                        \
+                        Py_ssize_t tx_image = x_image;                                      \
+                        if (count > 1 && count * mr * plane <= MP_WGO_PACK) {               \
+                            /* side by side: images a multiple of 4 KB apart (64+          \
+                             * channels of 4x4) met in one L1 set and left it at each tap */ \
+                            for (Py_ssize_t i = 0; i < count; i++)                          \
+                                for (Py_ssize_t r = 0; r < mr; r++)                         \
+                                    memcpy(packed + (i * mr + r) * plane,                   \
+                                           tx + i * x_image + r * plane, plane * sizeof(T)); \
+                            tx = packed;                                                    \
+                            tx_image = mr * plane;                                          \
+                        }                                                                   \
                         for (Py_ssize_t ki = 0; ki < geo->kh; ki++) {                       \
                             Py_ssize_t h_off = ki * geo->dh - geo->ph, lo_h, hi_h;          \
                             mp_wgo_inside(Ho, geo->sh, h_off, H, &lo_h, &hi_h);             \
@@ -289,9 +322,8 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                                         mp_wgo_inside(Wo, geo->sw, w_off + u * geo->dw, W,  \
                                                       &lo[u], &hi[u]);                      \
                                     MP_WGO_TAPS_CALL(TAPS_TILE, mr, nt, nv,                 \
-                                        x + i0 * x_image + c0 * plane                       \
-                                            + (lo_h * geo->sh + h_off) * W,                 \
-                                        plane, x_image, geo->sh * W, geo->sw, w_off,        \
+                                        tx + (lo_h * geo->sh + h_off) * W,                  \
+                                        plane, tx_image, geo->sh * W, geo->sw, w_off,       \
                                         geo->dw, work + p * block * PANEL                   \
                                             + (lo_h - r0) * Wo * PANEL,                     \
                                         pixels * PANEL, Wo * PANEL, count, hi_h - lo_h, lo, \
@@ -301,12 +333,12 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
                                 }                                                           \
                                 mp_wgo_inside(Wo, geo->sw, w_off, W, &lo_w, &hi_w);         \
                                 /* the first inside pixel, in x and in the block */         \
-                                const T *x0 = x + i0 * x_image + c0 * plane                 \
+                                const T *x0 = tx                                            \
                                               + (lo_h * geo->sh + h_off) * W                \
                                               + lo_w * geo->sw + w_off;                     \
                                 const T *g0 = work + p * block * PANEL                      \
                                               + ((lo_h - r0) * Wo + lo_w) * PANEL;          \
-                                MP_WGO_CALL(TILE, mr, nv, x0, plane, x_image, geo->sh * W,  \
+                                MP_WGO_CALL(TILE, mr, nv, x0, plane, tx_image, geo->sh * W, \
                                             geo->sw, g0, pixels * PANEL, Wo * PANEL, count, \
                                             hi_h - lo_h, hi_w - lo_w,                       \
                                             out + (c0 * taps + t) * ldo + p * PANEL,        \
@@ -318,6 +350,7 @@ MP_WGO_LAYOUT(double, mp_wgo_layout_d)
             }                                                                               \
             i0 += count;                                                                    \
         }                                                                                   \
+        return finite;                                                                      \
     }
 
 #define MP_WGO_PORTABLE
@@ -339,16 +372,19 @@ MP_WGO_TILE(double, mp_vd32, mp_wgo_tile_d_avx2, mp_madd_d32, MP_CONV_AVX2)
 MP_WGO_TAPS_TILE(double, mp_vd32, mp_wgo_taps_d_avx2, mp_madd_d32, MP_CONV_AVX2)
 /* The float layout 8 pixels x 8 rows at a time: an 8x8 transpose in registers
  * (the plain loop moved one float per cycle or so: 10-20% of a 16x16 plane's time) */
-MP_CONV_AVX2 static inline void mp_wgo_layout_f_avx2(const float *restrict g, Py_ssize_t ld,
-                                                     Py_ssize_t rows, Py_ssize_t pixels,
-                                                     float *restrict d) {
+MP_CONV_AVX2 static inline int mp_wgo_layout_f_avx2(const float *restrict g, Py_ssize_t ld,
+                                                    Py_ssize_t rows, Py_ssize_t pixels,
+                                                    float *restrict d) {
     enum { PANEL = MP_WGO_PANEL_BYTES / sizeof(float) };
     Py_ssize_t j = 0;
+    __m256 nonfinite = _mm256_setzero_ps(); /* ORs of v - v: 0, or NaN bits at inf/NaN */
     for (; j + 8 <= pixels; j += 8)
         for (int o0 = 0; o0 < PANEL; o0 += 8) {
             __m256 r[8], a[8], b[8];
-            for (int o = 0; o < 8; o++)
+            for (int o = 0; o < 8; o++) {
                 r[o] = o0 + o < rows ? _mm256_loadu_ps(g + (o0 + o) * ld + j) : _mm256_setzero_ps();
+                nonfinite = _mm256_or_ps(nonfinite, _mm256_sub_ps(r[o], r[o]));
+            }
             for (int o = 0; o < 8; o += 2) {
                 a[o] = _mm256_unpacklo_ps(r[o], r[o + 1]);
                 a[o + 1] = _mm256_unpackhi_ps(r[o], r[o + 1]);
@@ -367,7 +403,8 @@ MP_CONV_AVX2 static inline void mp_wgo_layout_f_avx2(const float *restrict g, Py
                                  _mm256_permute2f128_ps(b[q], b[q + 4], 0x31));
             }
         }
-    mp_wgo_layout_f(g + j, ld, rows, pixels - j, d + j * PANEL);
+    int finite = mp_wgo_layout_f(g + j, ld, rows, pixels - j, d + j * PANEL);
+    return finite && !_mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q));
 }
 MP_WGO_PRODUCT(float, mp_vf32, mp_wgrad_outer_f_avx2, mp_wgo_tile_f_avx2, mp_wgo_taps_f_avx2,
                mp_wgo_layout_f_avx2,
