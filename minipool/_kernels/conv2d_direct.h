@@ -382,23 +382,6 @@ MP_DIRECT_IMAGES(double, mp_vd16, mp_direct_strided_d_portable, mp_direct_tile_d
                  MP_PORTABLE_DIRECT)
 
 #if MP_CONV_HAVE_X86_DISPATCH
-/* r[p] (point p's 8 channels, p < 8) transposed by halves: channel k < 4 has its points
- * 0-3 in the low half of s[k], 4-7 in the low half of s[k + 4]; channel k + 4 the high
- * halves (the stores below take a row's points from them: no cross-lane permute). */
-MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_transpose8_halves(
-        const __m256 r[8], __m256 s[8]) {
-    __m256 t[8];
-    for (int p = 0; p < 8; p += 2) {
-        t[p] = _mm256_unpacklo_ps(r[p], r[p + 1]);
-        t[p + 1] = _mm256_unpackhi_ps(r[p], r[p + 1]);
-    }
-    for (int h = 0; h < 8; h += 4) {
-        s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
-        s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
-        s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
-        s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
-    }
-}
 /* The first n (0-4, a compile-time constant) floats of v at o: whole 16- and 8-byte stores
  * (a masked store is slow on AMD). */
 MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_store_first(
@@ -408,7 +391,7 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_store_f
     if (n == 3) _mm_store_ss(o + 2, _mm_movehl_ps(v, v));
     if (n == 1) _mm_store_ss(o, v);
 }
-/* Channel k (< 8) of a block transposed by mp_direct_transpose8_halves: its first n points
+/* Channel k (< 8) of a block transposed by mp_transpose8_halves_ps: its first n points
  * (a compile-time constant, up to 8) at o. */
 MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_store_channel(
         float *o, const __m256 s[8], int k, const int n) {
@@ -431,7 +414,7 @@ MP_CONV_AVX2 static inline int mp_direct_store_run_f_avx2(const mp_vf32 sum[2][6
         __m256 r[8], s[8];
         for (int p = 0; p < 8; p++)
             r[p] = p < 6 ? _mm256_add_ps((__m256)sum[v][p], b) : _mm256_setzero_ps();
-        mp_direct_transpose8_halves(r, s);
+        mp_transpose8_halves_ps(r, s);
         for (int k = 0; k < 8; k++) mp_direct_store_channel(out + (8 * v + k) * ld, s, k, 6);
     }
     return 1;

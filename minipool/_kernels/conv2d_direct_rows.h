@@ -152,7 +152,7 @@ MP_CONV_AVX2 static inline __attribute__((always_inline)) void mp_direct_row_til
             const int i = NI == 1 ? 0 : p / 4, q = NI == 1 ? p : p % 4;
             r[p] = q < NP && i < NI ? _mm256_add_ps(acc[i * NP + q][v], b) : _mm256_setzero_ps();
         }
-        mp_direct_transpose8_halves(r, s);
+        mp_transpose8_halves_ps(r, s);
         const Py_ssize_t stored = rows - 8 * v; /* channels of this vector stored */
 #define MP_DIRECT_ROW_STORE(k)                                                                 \
     do {                                                                                       \

@@ -380,28 +380,13 @@ MP_CONV_AVX2 static inline int mp_wgo_layout_f_avx2(const float *restrict g, Py_
     __m256 nonfinite = _mm256_setzero_ps(); /* ORs of v - v: 0, or NaN bits at inf/NaN */
     for (; j + 8 <= pixels; j += 8)
         for (int o0 = 0; o0 < PANEL; o0 += 8) {
-            __m256 r[8], a[8], b[8];
+            __m256 r[8];
             for (int o = 0; o < 8; o++) {
                 r[o] = o0 + o < rows ? _mm256_loadu_ps(g + (o0 + o) * ld + j) : _mm256_setzero_ps();
                 nonfinite = _mm256_or_ps(nonfinite, _mm256_sub_ps(r[o], r[o]));
             }
-            for (int o = 0; o < 8; o += 2) {
-                a[o] = _mm256_unpacklo_ps(r[o], r[o + 1]);
-                a[o + 1] = _mm256_unpackhi_ps(r[o], r[o + 1]);
-            }
-            for (int o = 0; o < 8; o += 4) {
-                b[o] = _mm256_shuffle_ps(a[o], a[o + 2], 0x44);
-                b[o + 1] = _mm256_shuffle_ps(a[o], a[o + 2], 0xEE);
-                b[o + 2] = _mm256_shuffle_ps(a[o + 1], a[o + 3], 0x44);
-                b[o + 3] = _mm256_shuffle_ps(a[o + 1], a[o + 3], 0xEE);
-            }
-            /* b[0..3]: pixels 0, 1, 2, 3 of rows 0-3 (low half) and pixels 4-7 (high half) */
-            for (int q = 0; q < 4; q++) {
-                _mm256_storeu_ps(d + (j + q) * PANEL + o0,
-                                 _mm256_permute2f128_ps(b[q], b[q + 4], 0x20));
-                _mm256_storeu_ps(d + (j + q + 4) * PANEL + o0,
-                                 _mm256_permute2f128_ps(b[q], b[q + 4], 0x31));
-            }
+            mp_transpose8_ps(r); /* r[q]: pixel j + q's 8 rows */
+            for (int q = 0; q < 8; q++) _mm256_storeu_ps(d + (j + q) * PANEL + o0, r[q]);
         }
     int finite = mp_wgo_layout_f(g + j, ld, rows, pixels - j, d + j * PANEL);
     return finite && !_mm256_movemask_ps(_mm256_cmp_ps(nonfinite, nonfinite, _CMP_UNORD_Q));

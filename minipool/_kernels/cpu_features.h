@@ -5,7 +5,7 @@
  *
  * MP_CPU_X86_DISPATCH is 1 where a function can be compiled for AVX2 + FMA with
  * __attribute__((target("avx2,fma"))) (GCC or Clang on x86-64), else 0.  The register
- * helpers those builds share (an 8x8 transpose) live here too. */
+ * helpers those builds share (8x8 transposes) live here too. */
 #ifndef MINIPOOL_CPU_FEATURES_H
 #define MINIPOOL_CPU_FEATURES_H
 
@@ -29,21 +29,29 @@ static inline int mp_cpu_avx2_fma(int allow) {
 
 #if MP_CPU_X86_DISPATCH
 #include <immintrin.h>
-/* Rows r[0..7] of 8 floats transposed in registers, r[i][j] -> r[j][i]: the AVX2 kernels'
- * one 8x8 transpose, where channel rows become pixel rows or back. */
+/* r[p] (row p's 8 floats, p < 8) transposed by halves: column k < 4 has its rows 0-3 in
+ * the low half of s[k], 4-7 in the low half of s[k + 4]; column k + 4 the high halves
+ * (for stores that take a column's floats from them: no cross-lane permute). */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+mp_transpose8_halves_ps(const __m256 r[8], __m256 s[8]) {
+    __m256 t[8];
+    for (int p = 0; p < 8; p += 2) {
+        t[p] = _mm256_unpacklo_ps(r[p], r[p + 1]);
+        t[p + 1] = _mm256_unpackhi_ps(r[p], r[p + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {
+        s[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        s[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        s[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        s[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+    }
+}
+
+/* Rows r[0..7] of 8 floats transposed in place, r[i][j] -> r[j][i]. */
 __attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
 mp_transpose8_ps(__m256 r[8]) {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
+    __m256 s[8];
+    mp_transpose8_halves_ps(r, s);
     for (int i = 0; i < 4; i++) {
         r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
         r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
