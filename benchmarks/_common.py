@@ -111,6 +111,17 @@ def median_times_in_turns(fns, repeats=25, warmup=3):
     return [float(np.median(fn_times)) for fn_times in times]
 
 
+def best_time(fn, repeats, clock=time.perf_counter):
+    """The fastest of ``repeats`` calls of ``fn()`` in seconds by ``clock`` (wall time, or
+    ``time.thread_time`` for CPU time): the figure least moved by other work on the machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        fn()
+        best = min(best, clock() - start)
+    return best
+
+
 def gbps(nbytes, seconds):
     """Bandwidth in GB/s (10^9 bytes per second) for ``nbytes`` moved in ``seconds``."""
     return nbytes / seconds / 1e9 if seconds > 0 else float("inf")

@@ -15,9 +15,11 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import best_time  # noqa: E402
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES = {"32x64x56x56": (32, 64, 56, 56), "LeNet 64x6x28x28": (64, 6, 28, 28)}
@@ -69,15 +71,6 @@ class Build:
         return lambda: pool(x)
 
 
-def best_of(fn, calls):
-    best = float("inf")
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", required=True, help="the other checkout (built in place)")
@@ -109,7 +102,7 @@ def main(argv=None):
                     for r in range(args.rounds + 2):
                         for i in ((0, 1) if r % 2 == 0 else (1, 0)):
                             (old, new)[i].enter()
-                            seconds = best_of(runs[i], args.inner)
+                            seconds = best_time(runs[i], args.inner)
                             if r >= 2:  # two rounds of warm-up
                                 times[i].append(seconds)
                     med = [statistics.median(t) for t in times]

@@ -21,16 +21,7 @@ os.environ.setdefault("MINIPOOL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import format_seconds, import_torch, machine_line, markdown_table, parse_args  # noqa: E402
-
-
-def best_cpu_time(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - start)
-    return best
+from _common import best_time, format_seconds, import_torch, machine_line, markdown_table, parse_args  # noqa: E402
 
 
 def cases(mp, torch):
@@ -83,7 +74,7 @@ def main(argv=None):
         best = {key: float("inf") for key in runs}
         for _ in range(rounds):  # interleaved: a busy spell hits both libraries
             for key, fn in runs.items():
-                best[key] = min(best[key], best_cpu_time(fn, repeats))
+                best[key] = min(best[key], best_time(fn, repeats, time.thread_time))
         for p in ("fwd", "fwd+bwd"):
             ratio = best[f"torch {p}"] / best[f"mp {p}"]
             rows.append([name, p, format_seconds(best[f"mp {p}"]), format_seconds(best[f"torch {p}"]),
