@@ -32,9 +32,9 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
                                              Path, Unit, WindowCursor, WindowTables, Windows,
                                              _before_first_window, _cells, _next_window,
-                                             _out_row, _row_parts, _rows, _unit, _units,
-                                             _zero_unit, code_t, floating, noinline_void,
-                                             pool_t)
+                                             _out_row, _row_parts, _rows, _thread_rows, _unit,
+                                             _units, _zero_unit, code_t, floating,
+                                             noinline_void, pool_t)
 from minipool._kernels.pool_quads cimport (_quads_channels, _quads_plane, _route_quads_channels,
                                            _route_quads_plane)
 from minipool._kernels.pool_kinds cimport (PLAIN_MIN, KeepMax, KeepMin, _beats, _extreme_2x2,
@@ -346,7 +346,7 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     """
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* scratch = NULL     # the paths that walk rows: per-thread rows
     cdef int* plane_codes = NULL     # PATH_QUADS_PLANE with codes: per-thread int codes
     cdef list keep = []
     cdef Unit unit
@@ -359,6 +359,8 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
     if store and path == PATH_QUADS_PLANE:
         plane_codes = _thread_ints(out.shape[1], num_threads, keep)
+    if path != PATH_QUADS_PLANE and path != PATH_QUADS_CHANNELS:
+        scratch = tables.row_scratch(num_threads, keep)
     if path == PATH_PLANE_GROUP:
         unit_size = min(unit_size, <Py_ssize_t>MAX_GROUP)
         for u in prange((B + unit_size - 1) // unit_size, nogil=True, schedule="static",
@@ -367,11 +369,11 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
             if is_min:
                 _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
                              min(unit_size, B - b), x.shape[1], out.shape[1], &w,
-                             &scratch[omp_get_thread_num(), 0], keep_min)
+                             _thread_rows(scratch, &w), keep_min)
             else:
                 _plane_group(&x[b, 0, 0], &out[b, 0, 0], &codes[b, 0, 0] if store else NULL,
                              min(unit_size, B - b), x.shape[1], out.shape[1], &w,
-                             &scratch[omp_get_thread_num(), 0], keep_max)
+                             _thread_rows(scratch, &w), keep_max)
         return
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
@@ -379,11 +381,11 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
         if path == PATH_ROWS:
             _extreme_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                           &codes[unit.b, 0, 0] if store else NULL, &w,
-                          &scratch[omp_get_thread_num(), 0], flip)
+                          _thread_rows(scratch, &w), flip)
         elif path == PATH_CHANNELS:
             _extreme_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                   &codes[unit.b, 0, 0] if store else NULL, C, unit.c0, unit.nc,
-                                  &w, &scratch[omp_get_thread_num(), 0], flip)
+                                  &w, _thread_rows(scratch, &w), flip)
         elif code_t is uint8_t and path == PATH_QUADS_PLANE:
             _extreme_quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0],
                                  &codes[unit.b, 0, 0] if store else NULL,
@@ -455,7 +457,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
     cdef Windows w = tables.w
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t rows_out = w.size_out[0] * w.size_out[1], oW = w.size_out[2]
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* scratch = NULL     # the paths that walk rows: per-thread rows
     cdef int* wide = NULL            # QUADS paths: per-thread codes widened to int
     cdef Py_ssize_t wide_width = rows_out * oW if path == PATH_QUADS_PLANE else oW * C
     cdef list keep = []
@@ -468,12 +470,14 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
             raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
                              "stride 2 windows tiling the input exactly")
         wide = _thread_ints(wide_width, num_threads, keep)
+    else:
+        scratch = tables.row_scratch(num_threads, keep)
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
         if path == PATH_ROWS or path == PATH_CHANNELS:
             _route_rows(&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S,
-                        C, unit.c0, unit.nc, &w, &scratch[omp_get_thread_num(), 0])
+                        C, unit.c0, unit.nc, &w, _thread_rows(scratch, &w))
         elif code_t is uint8_t and floating is float and path == PATH_QUADS_PLANE:
             _route_quads_plane(<const uint32_t*>&grad_out[unit.b, 0, 0], &codes[unit.b, 0, 0],
                                <uint32_t*>&grad_in[unit.b, 0, 0], rows_out, oW,
@@ -519,8 +523,9 @@ def codes_to_indices(const code_t[:, :, ::1] codes, int64_t[:, :, ::1] indices,
     """PyTorch's int64 indices (flat position in the input plane, -1 for no cell)."""
     cdef Windows w = tables.w
     cdef Py_ssize_t B = codes.shape[0], C = codes.shape[2], b
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef list keep = []
+    cdef Py_ssize_t* scratch = tables.row_scratch(num_threads, keep)
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
         _indices_of(&codes[b, 0, 0], &indices[b, 0, 0], C, &w,
-                       &scratch[omp_get_thread_num(), 0])
+                       _thread_rows(scratch, &w))
 

@@ -35,6 +35,9 @@ cdef inline void _quads_plane(const pool_t* src, pool_t* dst, uint8_t* codes, in
     cdef const pool_t* r1
     cdef pool_t* out
     cdef pool_t* cells
+    cdef const pool_t* grad
+    cdef const double* d2
+    cdef double d01
     cdef int* kp
     cdef int unused
     for od in range(w.size_out[0]):
@@ -54,11 +57,19 @@ cdef inline void _quads_plane(const pool_t* src, pool_t* dst, uint8_t* codes, in
                     kp = wide + o_row
                     for i in range(oW):
                         out[i] = _key(_extreme_2x2(r0, r1, 2 * i, 1, flip, &kp[i]), flip)
+            elif quad_op_t is Spread:
+                # the row's tables and pointers in locals, as above: stores to the cells
+                # would otherwise reload them per window.  (d0 * d1) * d2 is _divisor's
+                # product in its order: the same bits.
+                cells = dst + corner
+                grad = src + o_row
+                d2 = w.divisor[2]
+                d01 = w.divisor[0][od] * w.divisor[1][oh]
+                for i in range(oW):
+                    _quad(grad, NULL, cells + 2 * i, cells + W + 2 * i, i, 1,
+                          <pool_t>(d01 * d2[i]), op)
             else:
-                if quad_op_t is Spread:         # the cells are written
-                    cells = dst + corner
-                else:                           # the cells are read
-                    cells = <pool_t*>src + corner
+                cells = <pool_t*>src + corner   # the cells are read
                 for i in range(oW):
                     _quad(src, dst, cells + 2 * i, cells + W + 2 * i, o_row + i, 1,
                           <pool_t>_divisor(w, od, oh, i), op)

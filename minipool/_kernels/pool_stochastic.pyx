@@ -6,10 +6,9 @@ from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.string cimport memset
 
-from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (WindowCursor, WindowTables, Windows,
-                                             _before_first_window, _next_window, _zero_unit,
-                                             code_t, floating, pool_t)
+                                             _before_first_window, _next_window, _thread_rows,
+                                             _zero_unit, code_t, floating, pool_t)
 
 
 
@@ -103,32 +102,43 @@ cdef void _stochastic_image(const floating* x, const double* uniforms, floating*
                 out[o] = s2 / s1 if s1 != 0 else 0
 
 
+cdef int _forward(const floating* x, const double* uniforms, floating* out, code_t* codes,
+                  Py_ssize_t B, Py_ssize_t S_in, Py_ssize_t S_out, Py_ssize_t C,
+                  WindowTables tables, int num_threads, stochastic_t kind) except -1:
+    """Both forwards: (B, S_in, C) images into (B, S_out, C) outputs, ``uniforms`` and
+    ``codes`` laid out as the outputs (or NULL), an image per unit of work."""
+    cdef Windows w = tables.w
+    cdef list keep = []
+    cdef Py_ssize_t* scratch = tables.row_scratch(num_threads, keep)
+    cdef Py_ssize_t b
+    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
+        _stochastic_image(x + b * S_in * C, uniforms + b * S_out * C if uniforms != NULL else NULL,
+                          out + b * S_out * C, codes + b * S_out * C if codes != NULL else NULL,
+                          C, &w, _thread_rows(scratch, &w), kind)
+    return 0
+
+
 def stochastic_train_forward(const floating[:, :, ::1] x, const double[:, :, ::1] uniforms,
                              floating[:, :, ::1] out, code_t[:, :, ::1] codes,
                              WindowTables tables, bint store, int num_threads):
     """Stochastic pooling, training: one cell per window drawn with p_i = a_i / sum(a)
     (see _sample_cell), from the caller's uniforms (same shape as out).  The
     codes route the gradient exactly like max pooling's."""
-    cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], b
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef DrawCell draw
-    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        _stochastic_image(&x[b, 0, 0], &uniforms[b, 0, 0], &out[b, 0, 0],
-                          &codes[b, 0, 0] if store else NULL, x.shape[2], &w,
-                          &scratch[omp_get_thread_num(), 0], draw)
+    if out.size == 0:       # no windows (and no element [0, 0, 0] to address)
+        return
+    _forward(&x[0, 0, 0], &uniforms[0, 0, 0], &out[0, 0, 0], &codes[0, 0, 0] if store else NULL,
+             x.shape[0], x.shape[1], out.shape[1], x.shape[2], tables, num_threads, draw)
 
 
 def stochastic_eval_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out,
                             WindowTables tables, int num_threads):
     """Stochastic pooling, inference: sum(a^2) / sum(a) per window (0 for a zero window)."""
-    cdef Windows w = tables.w
-    cdef Py_ssize_t B = x.shape[0], b
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
     cdef SquareRatio ratio
-    for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        _stochastic_image(&x[b, 0, 0], NULL, &out[b, 0, 0], <uint8_t*>NULL, x.shape[2], &w,
-                          &scratch[omp_get_thread_num(), 0], ratio)
+    if out.size == 0:
+        return
+    _forward(&x[0, 0, 0], NULL, &out[0, 0, 0], <uint8_t*>NULL, x.shape[0], x.shape[1],
+             out.shape[1], x.shape[2], tables, num_threads, ratio)
 
 
 def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
@@ -138,12 +148,13 @@ def stochastic_eval_backward(const floating[:, :, ::1] x, const floating[:, :, :
     cdef Windows w = tables.w
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], S = x.shape[1]
     cdef Py_ssize_t b, r, j, c, s
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef list keep = []
+    cdef Py_ssize_t* scratch = tables.row_scratch(num_threads, keep)
     cdef Py_ssize_t* rows
     cdef WindowCursor cur
     cdef floating s1, q, y
     for b in prange(B, nogil=True, schedule="static", num_threads=num_threads):
-        rows = &scratch[omp_get_thread_num(), 0]
+        rows = _thread_rows(scratch, &w)
         _zero_unit(&grad_in[b, 0, 0], S, C, 0, C)
         cur = _before_first_window()
         while _next_window(&w, rows, &cur):

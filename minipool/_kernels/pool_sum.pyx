@@ -27,14 +27,13 @@ from cython.parallel cimport prange
 from libc.math cimport pow
 from libc.stdint cimport uint8_t
 
-from minipool._kernels._openmp cimport omp_get_thread_num
 from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_NONE, MAX_GROUP,
                                              PATH_CHANNELS, PATH_PLANE_GROUP,
                                              PATH_QUADS_CHANNELS, PATH_QUADS_PLANE, PATH_ROWS,
                                              Path, Unit, WindowCursor, WindowTables, Windows,
                                              _before_first_window, _divisor, _next_window,
-                                             _out_row, _row_parts, _rows, _unit, _units,
-                                             _zero_unit, floating)
+                                             _out_row, _row_parts, _rows, _thread_rows, _unit,
+                                             _units, _zero_unit, floating)
 from minipool._kernels.pool_kinds cimport (LANES, SCAN_SUM_MAX, PowerAny, PowerOne, PowerTwo,
                                            Spread, _plane_group, _raise, _root, _window_sum,
                                            power_t, sum_op_t)
@@ -272,7 +271,7 @@ cdef void _sum_channel_rows(const floating* x, floating* out, Py_ssize_t C, Py_s
 
 cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, const Windows* w,
                        Path path, power_t pw, Py_ssize_t unit_size,
-                       Py_ssize_t[:, ::1] scratch, int num_threads):
+                       Py_ssize_t* scratch, int num_threads):
     """sum_forward for one power kind (the switch on the path)."""
     cdef Py_ssize_t B = x.shape[0], C = x.shape[2], u, b
     cdef Unit unit
@@ -282,17 +281,16 @@ cdef void _sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, con
                         num_threads=num_threads):
             b = u * unit_size
             _plane_group(&x[b, 0, 0], &out[b, 0, 0], <uint8_t*>NULL, min(unit_size, B - b),
-                         x.shape[1], out.shape[1], w, &scratch[omp_get_thread_num(), 0], pw)
+                         x.shape[1], out.shape[1], w, _thread_rows(scratch, w), pw)
         return
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
                     num_threads=num_threads):
         unit = _unit(u, C, unit_size)
         if path == PATH_ROWS:
-            _sum_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, &scratch[omp_get_thread_num(), 0],
-                      pw)
+            _sum_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, _thread_rows(scratch, w), pw)
         elif path == PATH_CHANNELS:
             _sum_channel_rows(&x[unit.b, 0, 0], &out[unit.b, 0, 0], C, unit.c0, unit.nc, w,
-                              &scratch[omp_get_thread_num(), 0], pw)
+                              _thread_rows(scratch, w), pw)
         elif path == PATH_QUADS_PLANE:
             _sum_quads_plane(&x[unit.b, 0, 0], &out[unit.b, 0, 0], w, pw)
         else:
@@ -307,11 +305,14 @@ def sum_forward(const floating[:, :, ::1] x, floating[:, :, ::1] out, WindowTabl
     ``unit_size``: channels (planes, for PATH_PLANE_GROUP) per unit of work.
     """
     cdef Windows w = tables.w
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* scratch = NULL     # the paths that walk rows: per-thread rows
+    cdef list keep = []
     cdef PowerOne one
     cdef PowerTwo two
     cdef PowerAny any_p
     tables.check_path(path, x.shape[2])
+    if path != PATH_QUADS_PLANE and path != PATH_QUADS_CHANNELS:
+        scratch = tables.row_scratch(num_threads, keep)
     if p == 1.0:
         _sum_forward(x, out, &w, path, one, unit_size, scratch, num_threads)
     elif p == 2.0:
@@ -387,11 +388,14 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
     cdef Windows w = tables.w
     cdef Py_ssize_t B = grad_out.shape[0], C = grad_out.shape[2], S = grad_in.shape[1], u
     cdef Py_ssize_t od, oh, nr
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef Py_ssize_t* scratch = NULL     # the paths that walk rows: per-thread rows
+    cdef list keep = []
     cdef Py_ssize_t* rows
     cdef Unit unit
     cdef Spread spread
     tables.check_path(path, C)
+    if path == PATH_ROWS or path == PATH_CHANNELS:
+        scratch = tables.row_scratch(num_threads, keep)
     if path == PATH_PLANE_GROUP:
         raise ValueError("sum_backward: PATH_PLANE_GROUP is a forward path only")
     if ((path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS)
@@ -408,11 +412,11 @@ def sum_backward(const floating[:, :, ::1] grad_out, floating[:, :, ::1] grad_in
                                 unit.nc, &w, spread)
         elif path == PATH_ROWS:
             _spread_rows(&grad_out[unit.b, 0, 0], &grad_in[unit.b, 0, 0], S, &w,
-                         &scratch[omp_get_thread_num(), 0])
+                         _thread_rows(scratch, &w))
         else:
             # PATH_CHANNELS: the row walk stays here; moved into a helper, GCC compiles
             # _channel_windows' backward 1.3x slower (32x64x56x56 NHWC, 3x3 stride 2)
-            rows = &scratch[omp_get_thread_num(), 0]
+            rows = _thread_rows(scratch, &w)
             _zero_unit(&grad_in[unit.b, 0, 0], S, C, unit.c0, unit.nc)
             for od in range(w.size_out[0]):
                 for oh in range(w.size_out[1]):
@@ -433,7 +437,8 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
     cdef Py_ssize_t u, b, c0, nc, r, j, c, s, o
     cdef Unit unit
     cdef WindowCursor cur
-    cdef Py_ssize_t[:, ::1] scratch = tables.row_scratch(num_threads)
+    cdef list keep = []
+    cdef Py_ssize_t* scratch = tables.row_scratch(num_threads, keep)
     cdef Py_ssize_t* rows
     cdef floating y, q, v
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",
@@ -442,7 +447,7 @@ def lp_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] out,
         b = unit.b
         c0 = unit.c0
         nc = unit.nc
-        rows = &scratch[omp_get_thread_num(), 0]
+        rows = _thread_rows(scratch, &w)
         _zero_unit(&grad_in[b, 0, 0], S, C, c0, nc)
         cur = _before_first_window()
         while _next_window(&w, rows, &cur):

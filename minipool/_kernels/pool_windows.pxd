@@ -4,6 +4,8 @@
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
 
+from minipool._kernels._openmp cimport omp_get_thread_num
+
 ctypedef fused pool_t:      # max/min (and unpooling) also take integer inputs, like PyTorch
     float
     double
@@ -81,6 +83,8 @@ cdef class WindowTables:
     cdef object _keep           # the arrays the pointers in ``w`` point into
     cdef readonly Py_ssize_t max_rows
     cdef readonly bint whole_plane
+    cdef int check_path(self, Path path, Py_ssize_t C) except -1
+    cdef Py_ssize_t* row_scratch(self, int num_threads, list keep) except NULL
 
 
 # ----------------------------------------------------------------------------- window walking
@@ -96,6 +100,11 @@ cdef inline Py_ssize_t _rows(const Windows* w, Py_ssize_t od, Py_ssize_t oh,
             rows[n] = (d * w.size_in[1] + w.first[1][oh] + jh * w.step[1]) * w.size_in[2]
             n += 1
     return n
+
+
+cdef inline Py_ssize_t* _thread_rows(Py_ssize_t* scratch, const Windows* w) noexcept nogil:
+    """This thread's room in ``WindowTables.row_scratch``."""
+    return scratch + omp_get_thread_num() * w.max_rows
 
 
 cdef inline Py_ssize_t _out_row(const Windows* w, Py_ssize_t od, Py_ssize_t oh) noexcept nogil:
