@@ -77,6 +77,8 @@ def main(argv=None):
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--inner", type=int, default=5, help="calls per round (minimum taken)")
+    parser.add_argument("--only", default="", help="run only the rows whose 'input case layout' "
+                        "contains this text (e.g. 'LeNet 64x6x28x28 avg 2x2 bwd')")
     args = parser.parse_args(argv)
     old, new = Build(os.path.abspath(args.old)), Build(HERE)
     print(f"old: {old.root}; new: {new.root}; {args.rounds} rounds, min of {args.inner} calls "
@@ -93,6 +95,8 @@ def main(argv=None):
             last = np.ascontiguousarray(first.transpose(0, 2, 3, 1))
             for case in CASES:
                 for layout, x_np in (("NCHW", first), ("NHWC", last)):
+                    if args.only not in f"{shape_name} {case} {layout}":
+                        continue
                     fmt = "channels_first" if layout == "NCHW" else "channels_last"
                     runs = []
                     for build in (old, new):
