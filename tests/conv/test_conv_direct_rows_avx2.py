@@ -21,8 +21,9 @@ from minipool._kernels import conv2d as kernels
 from minipool.ops.conv import ConvGeometry
 from tests.conv.conv_checks import check_forward_matches_torch_float32, make, reference
 from tests.conv.conv_checks import forward as forward_nchw
-from tests.conv.test_conv import check_one_and_two_threads_bit_identical
-from tests.conv.test_conv_direct_avx512 import fma_chain
+from tests.conv.row_tile_checks import (check_baseline_bits, check_bits_of_the_replaced_engine,
+                                        check_fma_chain, check_loop_reference,
+                                        check_non_finite_input, check_threads)
 from tests.conv.test_conv_direct_rows import NOT_ROW_CASES, NOT_ROW_IDS, geometry
 
 # the AVX-512 tests' shapes that are not row-tile shapes by their geometry (their last, 8
@@ -119,34 +120,17 @@ def test_the_automatic_choice_takes_5x5_on_16x16_and_32x32():
 
 @pytest.mark.parametrize("case", ROW_CASES + NOT_ROW_CASES, ids=ROW_IDS + NOT_ROW_IDS)
 def test_the_row_tiles_give_the_pixel_group_bits(case, rows_avx2):
-    x, w, b, kw = make(case, np.float32, seed=31)
-    rows_avx2(True)
-    rows = forward_nchw(x, w, b, **kw)
-    rows_avx2(False)
-    np.testing.assert_array_equal(rows, forward_nchw(x, w, b, **kw))
+    check_bits_of_the_replaced_engine(case, rows_avx2, seed=31)
 
 
 @pytest.mark.parametrize("case", ROW_CASES, ids=ROW_IDS)
 def test_the_row_tiles_give_the_baseline_bits(case, rows_avx2):
-    x, w, b, kw = make(case, np.float32, seed=32)
-    rows_avx2(True)
-    rows = forward_nchw(x, w, b, **kw)
-    try:
-        kernels.use_cpu_avx2(False)
-        np.testing.assert_array_equal(rows, forward_nchw(x, w, b, **kw))
-    finally:
-        kernels.use_cpu_avx2(True)
+    check_baseline_bits(case, rows_avx2, seed=32)
 
 
 @pytest.mark.parametrize("case", ROW_CASES, ids=ROW_IDS)
 def test_the_row_tiles_match_the_loop_reference(case, rows_avx2):
-    """float32 as the float64 loop reference, to float32's rounding."""
-    x, w, b, kw = make(case, np.float32, seed=33)
-    rows_avx2(True)
-    got = forward_nchw(x, w, b, **kw)
-    want = reference(x.astype(np.float64), w.astype(np.float64),
-                     None if b is None else b.astype(np.float64), **kw)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    check_loop_reference(case, rows_avx2, seed=33)
 
 
 @pytest.mark.parametrize("case", ROW_CASES, ids=ROW_IDS)
@@ -158,38 +142,18 @@ def test_the_row_tiles_match_torch(case, rows_avx2):
 @pytest.mark.parametrize("N, C, H, W, O, k", [(3, 5, 16, 16, 16, 5), (2, 4, 8, 8, 24, 3),
                                               (2, 3, 4, 32, 9, 5), (1, 3, 3, 64, 17, 3)])
 def test_the_row_tiles_round_each_step_once_in_channel_tap_order(N, C, H, W, O, k, rows_avx2):
-    rng = np.random.default_rng(34)
-    x = rng.integers(-2 ** 20, 2 ** 20, (N, C, H, W)).astype(np.float32)
-    w = rng.integers(-2 ** 12, 2 ** 12, (O, C, k, k)).astype(np.float32)
-    b = rng.standard_normal(O).astype(np.float32)
-    rows_avx2(True)
-    assert kernels.direct_rows_run(C, H, W, O, ConvGeometry(k, k, 1, 1, k // 2, k // 2, 1, 1,
-                                                            H, W, 1), avx2=True)
-    np.testing.assert_array_equal(forward_nchw(x, w, b, padding=k // 2),
-                                  fma_chain(x, w, b, k // 2))
+    check_fma_chain(N, C, H, W, O, k, rows_avx2, seed=34, avx2=True)
 
 
 @pytest.mark.parametrize("case", ROW_CASES, ids=ROW_IDS)
 def test_the_row_tiles_one_and_two_threads_are_bit_identical(case, rows_avx2):
-    rows_avx2(True)
-    check_one_and_two_threads_bit_identical(case, np.float32)
+    check_threads(case, rows_avx2)
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_the_row_tiles_carry_a_non_finite_input(value, rows_avx2):
-    """One inf or NaN at a 16x16 plane's corner: every output whose window holds it gets
-    it, as the loop reference; the others stay finite."""
-    rng = np.random.default_rng(35)
-    x = rng.standard_normal((3, 4, 16, 16)).astype(np.float32)
-    w = rng.standard_normal((20, 4, 5, 5)).astype(np.float32)
-    x[1, 2, 0, 15] = value
-    rows_avx2(True)
-    got = forward_nchw(x, w, None, padding=2)
-    with np.errstate(invalid="ignore"):
-        want = reference(x.astype(np.float64), w.astype(np.float64), None, 1, 2, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    reached = ~np.isfinite(want)
-    assert reached.any() and (~np.isfinite(got) == reached).all()
+    """One inf or NaN at a 16x16 plane's corner."""
+    check_non_finite_input(value, rows_avx2, (3, 4, 16, 16), 20, seed=35)
 
 
 @pytest.mark.parametrize("case", ROW_CASES[:4], ids=ROW_IDS[:4])
