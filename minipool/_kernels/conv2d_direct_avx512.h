@@ -128,7 +128,7 @@ MP_CONV_AVX512 static void mp_direct_strided_f_avx512_tiles(MP_DIRECT_STRIDED_PA
                                           valid, at, put, n, bk, out, out_channel, rows);
                 else /* the last block of 8: the AVX2 tile, 12 points at most */
                     mp_direct_tile_f_avx2(wk, x, channels, channel_stride, taps, tap, valid, at,
-                                          put, n, bk, out, out_channel, rows, 0, 1, 12);
+                                          put, n, bk, out, out_channel, rows, 0, 1, 12, 0);
             }
         }
         if (via_scratch)

@@ -52,20 +52,25 @@ static int mp_direct_rows_shape(MP_DIRECT_STRIDED_PARAMS(float), Py_ssize_t *wid
     if (!K || pixel_step != 1 || out_pixel != 1 || L != channel_stride) return 0;
     const Py_ssize_t W = tap_offset[K], H = W > 0 ? L / W : 0;
     if (!mp_direct_rows_kernel(K, K, 1, 1, P, P, 1, 1, H, W, H, W) || L != H * W) return 0;
-    for (Py_ssize_t t = 0; t < taps; t++)
-        if (tap_offset[t] != t / K * W + t % K) return 0;
+    /* (ki, kj) by nested loops, not t / K and t % K: a division per tap (idiv, once per
+     * chunk per call) was 1.3% of a 16->32 5x5 forward on 16x16 planes */
+    for (Py_ssize_t ki = 0, t = 0; ki < K; ki++)
+        for (Py_ssize_t kj = 0; kj < K; kj++, t++)
+            if (tap_offset[t] != ki * W + kj) return 0;
     /* a pixel's taps: those of its row's kernel rows inside the plane and of its column's
-     * kernel columns inside (one mask each, ANDed: O(L), not O(L*taps)) */
-    uint64_t column_taps[64];
+     * kernel columns inside (one mask each, ANDed: O(L), not O(L*taps)); kernel row ki's
+     * taps are the K bits from ki*K, column kj's every K-th bit from kj */
+    uint64_t column_taps[64], kernel_row = ((uint64_t)1 << K) - 1, kernel_column = 0;
+    for (Py_ssize_t ki = 0; ki < K; ki++) kernel_column |= (uint64_t)1 << (ki * K);
     for (Py_ssize_t ow = 0; ow < W; ow++) {
         column_taps[ow] = 0;
-        for (Py_ssize_t t = 0; t < taps; t++)
-            if (ow - P + t % K >= 0 && ow - P + t % K < W) column_taps[ow] |= (uint64_t)1 << t;
+        for (Py_ssize_t kj = 0; kj < K; kj++)
+            if (ow - P + kj >= 0 && ow - P + kj < W) column_taps[ow] |= kernel_column << kj;
     }
     for (Py_ssize_t oh = 0, p = 0; oh < H; oh++) {
         uint64_t row_taps = 0;
-        for (Py_ssize_t t = 0; t < taps; t++)
-            if (oh - P + t / K >= 0 && oh - P + t / K < H) row_taps |= (uint64_t)1 << t;
+        for (Py_ssize_t ki = 0; ki < K; ki++)
+            if (oh - P + ki >= 0 && oh - P + ki < H) row_taps |= kernel_row << (ki * K);
         for (Py_ssize_t ow = 0; ow < W; ow++, p++)
             if (pixel_base[p] != (oh - P) * W + ow - P ||
                 pixel_taps[p] != (row_taps & column_taps[ow]))

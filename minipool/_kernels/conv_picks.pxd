@@ -40,7 +40,12 @@ cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
     16->16 1.14x, 8->32 1.37x, but 4->16 0.98-1.03x.  On AVX2 (Zen 2) it takes the shapes
     where its AVX2 row tiles run (conv2d_direct_rows.h's ``mp_direct_rows_avx2_wins``, with
     the numbers: 5x5 on 16x16 with 4+ input channels, 32x32 with 8+; 1.03-1.11x the
-    pixel-group tiles or conv2d_tiles.h, 1 thread, CPU time, batch 64, min of 11-15)."""
+    pixel-group tiles or conv2d_tiles.h, 1 thread, CPU time, batch 64, min of 11-15).
+    Re-measured on AVX2 (Zen 2) once the pixel-group tiles read 5-tap runs (conv2d_direct.h,
+    ``mp_direct_tap_runs``; 1 thread, CPU time, batch 64, min of 15, one process): against
+    the row tiles on 16x16, 8->16 1.02x, 16->16 1.00x, 16->32 0.98x, 32->32 0.99x, 32->64
+    and 64->64 1.00x (2 threads, wall, min of 21: 0.97-1.01x): no margin, the row tiles
+    keep 16x16."""
     return g.C // g.groups >= 4 and (
         g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
             g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1
