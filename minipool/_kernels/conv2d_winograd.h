@@ -506,14 +506,14 @@ static inline int mp_pick_conv_winograd(int allow) {
     return avx2;
 }
 
-/* M[e] = U[e] V[e] for the e (16 or 36: MP_WINO_E(r)), on the tiles (mp_conv_product_f:
- * AVX2 or portable, as picked for the tiles). */
+/* M[e] = U[e] V[e] for the e (16 or 36: MP_WINO_E(r)), on the tiles for any taps
+ * (mp_conv_product_any_f: AVX2 or portable, as picked for the tiles). */
 static void mp_wino_products(const float *U, Py_ssize_t O, Py_ssize_t C, Py_ssize_t r,
                              const float *V, Py_ssize_t v_stride, Py_ssize_t T, Py_ssize_t ld,
                              float *M, Py_ssize_t m_stride) {
     static const Py_ssize_t no_offset = 0;
     for (Py_ssize_t e = 0; e < MP_WINO_E(r); e++)
-        mp_conv_product_f(U + e * mp_wino_packed(O, C), O, V + e * v_stride, C, ld, &no_offset,
-                          1, 1, T, 0, M + e * m_stride, ld, 0);
+        mp_conv_product_any_f(U + e * mp_wino_packed(O, C), O, V + e * v_stride, C, ld,
+                              &no_offset, 1, 1, T, 0, M + e * m_stride, ld, 0);
 }
 #endif

@@ -166,6 +166,24 @@ def check_matches_loop_reference(case, tol=1e-12, seed=0):
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=name)
 
 
+def check_central_differences(case):
+    """The input and weight gradients of ``make(case)``'s first image (float64, halved) at
+    4 random places each as central differences of the forward (eps 1e-6, to 1e-6)."""
+    x, w, b, kw = make(case, seed=4)
+    x, w = x[:1] * 0.5, w * 0.5
+    rng = np.random.default_rng(8)
+    out, gx, gw, gb, g = run(x, w, b, kw)
+    for target, analytic in ((x, gx), (w, gw)):
+        for index in map(tuple, rng.integers(0, target.shape, size=(4, target.ndim))):
+            old, eps = target[index], 1e-6
+            target[index] = old + eps
+            plus = (forward(x, w, b, **kw) * g).sum()
+            target[index] = old - eps
+            minus = (forward(x, w, b, **kw) * g).sum()
+            target[index] = old
+            assert abs((plus - minus) / (2 * eps) - analytic[index]) < 1e-6 * max(1, abs(analytic[index]))
+
+
 def check_matches_torch(case, dtype, rtol, seed):
     """Forward and every gradient as PyTorch's, to ``rtol`` (absolute: ``rtol`` times the
     largest of each result)."""

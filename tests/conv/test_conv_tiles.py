@@ -16,9 +16,10 @@ import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
 from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
                                     check_bias_free_matches_loop_reference,
+                                    check_central_differences,
                                     check_forward_matches_torch_float32,
                                     check_matches_loop_reference, check_random_geometry, forward,
-                                    forward_result, make, reference, run)
+                                    forward_result, reference)
 from tests.conv.test_conv import check_one_and_two_threads_bit_identical
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -56,19 +57,7 @@ def test_tiles_match_torch_float32(case, tiles):
 
 @pytest.mark.parametrize("case", TILE_CASES[:4], ids=TILE_IDS[:4])
 def test_tiles_gradcheck_float64(case, tiles):
-    x, w, b, kw = make(case, seed=4)
-    x, w = x[:1] * 0.5, w * 0.5
-    rng = np.random.default_rng(8)
-    out, gx, gw, gb, g = run(x, w, b, kw)
-    for target, analytic in ((x, gx), (w, gw)):
-        for index in map(tuple, rng.integers(0, target.shape, size=(4, target.ndim))):
-            old, eps = target[index], 1e-6
-            target[index] = old + eps
-            plus = (forward(x, w, b, **kw) * g).sum()
-            target[index] = old - eps
-            minus = (forward(x, w, b, **kw) * g).sum()
-            target[index] = old
-            assert abs((plus - minus) / (2 * eps) - analytic[index]) < 1e-6 * max(1, abs(analytic[index]))
+    check_central_differences(case)
 
 
 @pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
