@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 __all__ = ["parse_args", "import_torch", "set_threads", "median_time", "median_times_in_turns",
+           "in_turns", "best_in_turns", "best_time",
            "gbps", "copy_bandwidth", "roof_fraction", "markdown_table", "machine_line",
            "format_seconds"]
 
@@ -89,9 +90,19 @@ def median_time(fn, repeats=25, warmup=3):
     return median_times_in_turns([fn], repeats, warmup)[0]
 
 
+def in_turns(count, rounds):
+    """The order in which to time ``count`` contenders for ``rounds`` rounds: each round
+    every one once, a slow stretch of a shared machine then falling on all of them alike;
+    the order rotates from round to round (a, b, c; b, c, a; ...), since a call right after
+    a memory-heavy one (torch's, say) starts with a colder cache, and no contender may
+    always be the one that follows it."""
+    for r in range(rounds):
+        for i in range(count):
+            yield (r + i) % count
+
+
 def median_times_in_turns(fns, repeats=25, warmup=3):
-    """Median wall time of each callable in ``fns`` in seconds, timed in turns (a, b, a, b,
-    ...): a slow stretch of a shared machine then falls on all of them alike, so their
+    """Median wall time of each callable in ``fns`` in seconds, timed ``in_turns``: their
     ratio holds even when the times drift between runs."""
     for _ in range(warmup):
         for fn in fns:
@@ -100,11 +111,10 @@ def median_times_in_turns(fns, repeats=25, warmup=3):
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(repeats):
-            for fn, fn_times in zip(fns, times):
-                start = time.perf_counter()
-                fn()
-                fn_times.append(time.perf_counter() - start)
+        for i in in_turns(len(fns), repeats):
+            start = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - start)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -119,6 +129,16 @@ def best_time(fn, repeats, clock=time.perf_counter):
         start = clock()
         fn()
         best = min(best, clock() - start)
+    return best
+
+
+def best_in_turns(fns, rounds, time_one):
+    """The fastest time of each of ``fns`` (name -> callable) by ``time_one(fn)`` over
+    ``rounds`` rounds, timed ``in_turns``."""
+    keys = list(fns)
+    best = dict.fromkeys(keys, float("inf"))
+    for i in in_turns(len(keys), rounds):
+        best[keys[i]] = min(best[keys[i]], time_one(fns[keys[i]]))
     return best
 
 

@@ -35,7 +35,8 @@ that kernel instead, so a change can be timed A/B in one process:
 (``conv2d_forward`` with the plan of ``minipool.ops.conv``) with the conv2d
 extension compiled in DIR (another checkout's ``minipool/_kernels``, or a copy
 of its .so) against this checkout's and PyTorch, in the same way (1 thread, CPU
-time, interleaved, min of REPEATS rounds, default 7): A/B for kernel changes.
+time, in turns whose order rotates each round, min of REPEATS rounds, default 7): A/B
+for kernel changes.
 """
 import json
 import os
@@ -45,8 +46,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (format_seconds, import_torch, machine_line, markdown_table,  # noqa: E402
-                     median_time, median_times_in_turns, parse_args)
+from _common import (best_in_turns, format_seconds, import_torch, machine_line,  # noqa: E402
+                     markdown_table, median_time, median_times_in_turns, parse_args)
 
 # (name, op, N, C, H, W, O, k, stride, padding, input needs a gradient, channels_last); C
 # is the input's channels (in_channels of a transposed convolution), O the output's
@@ -278,12 +279,9 @@ def compare_engines(repeats, baseline=None):
                 fns["torch"] = torch_run
             flop = 2 * N * O * Ho * Wo * C * k * k * ((3 if input_grad else 2) if train else 1)
             inner = max(1, int(2e8 / flop))
-            best = dict.fromkeys(fns, float("inf"))
             for fn in fns.values():
                 fn()
-            for _ in range(repeats):
-                for key, fn in fns.items():
-                    best[key] = min(best[key], cpu_time(fn, inner))
+            best = best_in_turns(fns, repeats, lambda fn: cpu_time(fn, inner))
             kernels.use_tiles(1)
             kernels.use_wgrad_tiles(1)
             kernels.use_wgrad_outer(1)
@@ -354,12 +352,9 @@ def compare_kernels(base_dir, repeats):
                 xt, wt, bt = torch.tensor(x), torch.tensor(w.reshape(O, C, k, k)), torch.tensor(b)
                 fns["torch"] = lambda: torch.nn.functional.conv2d(xt, wt, bt, stride=stride,
                                                                   padding=pad)
-            best = dict.fromkeys(fns, float("inf"))
             for fn in fns.values():
                 fn()
-            for _ in range(repeats):
-                for key, fn in fns.items():
-                    best[key] = min(best[key], cpu_time(fn))
+            best = best_in_turns(fns, repeats, cpu_time)
             np.testing.assert_allclose(outs["B"], outs["A"], rtol=1e-3, atol=1e-3, err_msg=name)
             rate = {key: 2 * N * O * Ho * Wo * C * k * k / best[key] / 1e9 for key in "AB"}
             speed = (f"{best['torch'] / best['A']:.2f}x / {best['torch'] / best['B']:.2f}x"
