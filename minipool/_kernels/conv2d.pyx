@@ -27,28 +27,24 @@ already cover the cores).  Without one, a plain loop GEMM gives the same
 results, slowly.  ``im2col`` / ``col2im`` over a batch are for tests and benchmarks.
 
 Beside BLAS the forward has four engines, each picked where it measured faster
-(conv_picks.pxd: ``_tiles_win`` ... ``_winograd_win``, with the numbers) and each
-output one fixed chain of fma, so the bits depend on the shape alone (not on the
-thread count, nor on the AVX2, AVX-512 or baseline build):
-  tiles (``conv2d_tiles.h``): 6 output channels by 2 AVX vectors of output pixels
-      in registers, read from the padded planes (stride 1: row by row when rows are
-      whole 8-pixel vectors) or over the column block; 8x8-64x64 planes.
+(conv_picks.pxd, with the numbers) and each output one fixed chain of fma, so the bits
+depend on the shape alone (not on the thread count, nor on the AVX2, AVX-512 or
+baseline build); each header says how its loops go:
+  tiles (``conv2d_tiles.h``): 6 output channels by 2 vectors of output pixels in
+      registers, from the padded planes or the column block; 8x8-64x64 planes.
   direct (``conv2d_direct.h``, conv_direct.pxd): output channels in the vector lanes,
-      input pixels read from the image, the taps that fall in the padding skipped
-      (31-51% on 4x4 planes): the tiles' bits for a finite weight; small planes, rows
-      that are not whole vectors (LeNet's conv2), 5x5 on 16x16.  With NHWC strides it
-      runs channels-last forwards (conv2d_channels_last.pyx); on AVX-512F+VL its
-      float32 3x3/5x5 tiles on 4x4 planes use zmm registers (``use_cpu_avx512``), and
-      stride-1 3x3/5x5 "same" layers on rows of 4-64 pixels run as whole output rows
-      (the row tiles: then it takes 16x16-64x64 planes too); on AVX2 its row tiles
-      (4-6 pixels of a row, ``use_direct_rows_avx2``) run 5x5 on 16x16 and 32x32.
+      the taps that fall in the padding skipped: the tiles' bits for a finite weight;
+      small planes, rows that are not whole vectors (LeNet's conv2), 5x5 on 16x16; also
+      NHWC forwards (conv2d_channels_last.pyx).  Its row tiles (AVX-512F+VL:
+      ``use_cpu_avx512``, conv2d_direct_avx512.h; AVX2: ``use_direct_rows_avx2``,
+      conv2d_direct_rows.h) run stride-1 3x3/5x5 "same" layers a part of a row at a time.
   first layers (``conv2d_first.h``, conv_first.pxd): 1-3 input channels, every step
       unrolled, the bias fused: the tiles' bits.
   winograd (``conv2d_winograd.h``, conv_winograd.pxd): float32 3x3 stride 1 as F(2x2,
-      3x3), 16 products per (input channel, output channel, 2x2 tile) instead of 36, as
-      16 GEMMs on the tiles; its own rounding (docs/differences.md), inf or NaN anywhere
-      sends the call to the others; 32+ channels each way; ``use_winograd(0)``: off.
-      5x5 as F(2x2, 5x5) (36 products instead of 100) only on ``use_winograd_5x5(1)``.
+      3x3), 16 products per (input channel, output channel, 2x2 tile) instead of 36; its
+      own rounding (docs/differences.md), inf or NaN anywhere sends the call to the
+      others; 32+ channels each way; ``use_winograd(0)``: off.  5x5 as F(2x2, 5x5) only
+      on ``use_winograd_5x5(1)``.
 minipool/ops/conv.py also runs a stride-1 input gradient as a forward on these
 (``_input_grad_on_tiles``).  The weight gradient has tiles of its own
 (``conv2d_wgrad.h``, section "weight gradient on tiles": 3 output channels by 4 taps,
@@ -142,12 +138,7 @@ from minipool._kernels.conv2d_weight_grad import _follow_wgrad_tiles, use_cpu_av
 
 
 # ---------------------------------------------------------------- tiles
-# The forward product can also run on conv2d_tiles.h's register tiles instead of
-# BLAS: TILE_ROWS output channels by 2 vectors of output pixels, each output one
-# running sum over its (c, ki, kj) products in order.  With stride 1 (shifted
-# columns, one image per product) the tiles read the padded planes directly, so
-# no column block is built.  ``_tile_mode`` 0: never; 1: where ``_tiles_win``
-# says; 2: always (tests).
+# ``_tile_mode`` 0: never; 1: where ``_tiles_win`` says; 2: always (tests).
 cdef int _tile_mode = 1
 
 
@@ -252,10 +243,8 @@ cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:
 
 
 # ---------------------------------------------------------------- direct
-# conv_direct.pxd's engine (conv2d_direct.h): output channels in the vector lanes, the
-# taps in the padding skipped.  The same bits as the tiles for a finite weight, so only
-# such weights take it.  ``_direct_mode`` 0: never; 1: where ``_direct_win`` says
-# (unless ``use_tiles(0)``); 2: always (tests).
+# The tiles' bits for a finite weight, so only such weights take it.  ``_direct_mode``
+# 0: never; 1: where ``_direct_win`` says (unless ``use_tiles(0)``); 2: always (tests).
 cdef int _direct_mode = 1
 
 
@@ -353,10 +342,7 @@ def uses_direct(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object g
 
 
 # ---------------------------------------------------------------- first layers
-# conv_first.pxd's engine (conv2d_first.h): 1-3 input channels, 3x3 or 5x5, stride 1,
-# float32, every step unrolled, rows stored under a mask, the bias fused: the same bits
-# as the tiles.  ``_first_mode`` 0: never; 1: where ``_first_win`` says; 2: wherever
-# it fits (tests).
+# ``_first_mode`` 0: never; 1: where ``_first_win`` says; 2: wherever it fits (tests).
 cdef int _first_mode = 1
 
 
@@ -425,12 +411,9 @@ def uses_winograd(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object
 
 
 # ---------------------------------------------------------------- weight gradient on tiles
-# The weight gradient's product dW.T (K, O) (+)= X (K, n) @ G.T can run on
-# conv2d_wgrad.h's tiles (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS: 3
-# output channels by 4 taps in registers, summing over pixels, every sum in an order
-# fixed by the shape (see the header).  Stride 1 reads the padded planes themselves
-# (no column block); otherwise the gathered column block.  ``_wgrad_mode`` 0: never;
-# 1: where ``_wgrad_tiles_win`` says; 2: always (tests).
+# The product dW.T (K, O) (+)= X (K, n) @ G.T on conv2d_wgrad.h's tiles
+# (conv_nchw.pxd's ``_wgrad_product``) instead of BLAS, every sum in an order fixed by
+# the shape.  ``_wgrad_mode`` 0: never; 1: where ``_wgrad_tiles_win`` says; 2: always.
 cdef int _wgrad_mode = 1
 
 
