@@ -34,7 +34,7 @@ from minipool._kernels.pool_windows cimport (CHUNK, FAST_2X2, FAST_3X3, FAST_NON
                                              _before_first_window, _cells, _next_window,
                                              _out_row, _row_parts, _rows, _thread_rows, _unit,
                                              _units, _zero_unit, code_t, floating,
-                                             noinline_void, pool_t)
+                                             noinline_void, pool_t, thread_scratch)
 from minipool._kernels.pool_quads cimport (_quads_channels, _quads_plane, _route_quads_channels,
                                            _route_quads_plane)
 from minipool._kernels.pool_kinds cimport (PLAIN_MIN, KeepMax, KeepMin, _beats, _extreme_2x2,
@@ -44,17 +44,6 @@ from minipool._kernels.pool_kinds cimport (PLAIN_MIN, KeepMax, KeepMin, _beats, 
 import numpy as np
 
 NO_CELL_CODE = NO_CELL_U8  # the uint8 code of "no cell" (windows holding no input cell)
-
-
-cdef int* _thread_ints(Py_ssize_t width, int num_threads, list keep) except NULL:
-    """Scratch of ``width`` ints per thread (thread t's at + t * width) for the QUADS
-    paths' widened codes; the array goes to ``keep``, which the caller holds.
-    Only those paths allocate it: every other call skips the array and its
-    memoryview (about 1 us of a backward call's fixed cost)."""
-    array = np.empty(max(1, num_threads) * max(1, width), dtype=np.intc)
-    cdef int[::1] view = array
-    keep.append(array)
-    return &view[0]
 
 
 cdef inline void _extreme_pass(const pool_t* xs, Py_ssize_t stride, pool_t flip, pool_t* acc,
@@ -358,7 +347,7 @@ def extreme_forward(const pool_t[:, :, ::1] x, pool_t[:, :, ::1] out, code_t[:, 
     if code_t is int32_t and (path == PATH_QUADS_PLANE or path == PATH_QUADS_CHANNELS):
         raise ValueError("extreme_forward: the QUADS paths keep uint8 codes")
     if store and path == PATH_QUADS_PLANE:
-        plane_codes = _thread_ints(out.shape[1], num_threads, keep)
+        plane_codes = <int*>thread_scratch(out.shape[1], num_threads, np.intc, keep)
     if path != PATH_QUADS_PLANE and path != PATH_QUADS_CHANNELS:
         scratch = tables.row_scratch(num_threads, keep)
     if path == PATH_PLANE_GROUP:
@@ -469,7 +458,7 @@ def extreme_backward(const floating[:, :, ::1] grad_out, const code_t[:, :, ::1]
         if code_t is int32_t or S != 4 * rows_out * oW:
             raise ValueError("extreme_backward: the QUADS paths need uint8 codes and 2x2 "
                              "stride 2 windows tiling the input exactly")
-        wide = _thread_ints(wide_width, num_threads, keep)
+        wide = <int*>thread_scratch(wide_width, num_threads, np.intc, keep)
     else:
         scratch = tables.row_scratch(num_threads, keep)
     for u in prange(_units(B, C, unit_size), nogil=True, schedule="static",

@@ -102,6 +102,10 @@ cdef inline Py_ssize_t _rows(const Windows* w, Py_ssize_t od, Py_ssize_t oh,
     return n
 
 
+cdef void* thread_scratch(Py_ssize_t width, int num_threads, object dtype,
+                          list keep) except NULL
+
+
 cdef inline Py_ssize_t* _thread_rows(Py_ssize_t* scratch, const Windows* w) noexcept nogil:
     """This thread's room in ``WindowTables.row_scratch``."""
     return scratch + omp_get_thread_num() * w.max_rows

@@ -53,7 +53,20 @@ offset in the plane (-1 marks "no cell").  ``codes_to_indices`` turns them
 into PyTorch's int64 plane indices only when a caller asks for indices.
 """
 
+cimport numpy as cnp
 import numpy as np
+
+cnp.import_array()
+
+
+cdef void* thread_scratch(Py_ssize_t width, int num_threads, object dtype,
+                          list keep) except NULL:
+    """``width`` items of ``dtype`` per thread (thread t's at + t * width) for one kernel
+    call; the array goes to ``keep``, which the caller holds.  Only the paths that use it
+    ask: an array per call costs about 0.5 us of a kernel call's fixed cost."""
+    cdef cnp.ndarray array = np.empty(max(1, num_threads) * max(1, width), dtype=dtype)
+    keep.append(array)
+    return cnp.PyArray_DATA(array)
 
 
 cdef class WindowTables:
@@ -111,13 +124,8 @@ cdef class WindowTables:
 
     cdef Py_ssize_t* row_scratch(self, int num_threads, list keep) except NULL:
         """Per-thread room for ``_rows`` (the (d, h) rows of one output row's windows):
-        thread t's at + t * max_rows (``_thread_rows``).  The array goes to ``keep``,
-        which the caller holds.  Only paths that walk rows ask for it: an array and
-        its memoryview cost about 0.5 us of every call."""
-        array = np.empty(max(1, num_threads) * max(1, self.max_rows), dtype=np.intp)
-        cdef Py_ssize_t[::1] view = array
-        keep.append(array)
-        return &view[0]
+        thread t's at ``_thread_rows``; for the paths that walk rows (``thread_scratch``)."""
+        return <Py_ssize_t*>thread_scratch(self.max_rows, num_threads, np.intp, keep)
 
     cdef int check_path(self, Path path, Py_ssize_t C) except -1:
         """ValueError if ``path`` cannot walk these tables with C channels: a wrong

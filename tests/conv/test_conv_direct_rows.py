@@ -18,7 +18,7 @@ import pytest
 from minipool._kernels import conv2d as kernels
 from minipool.ops.conv import ConvGeometry
 from tests.conv.test_conv_direct_avx512 import has_avx512
-from tests.conv.row_tile_checks import (check_baseline_bits, check_bits_of_the_replaced_engine,
+from tests.conv.engine_checks import (check_baseline_bits, check_bits_of_the_replaced_engine,
                                         check_fma_chain, check_loop_reference,
                                         check_non_finite_input, check_threads)
 

@@ -21,7 +21,7 @@ from minipool._kernels import conv2d as kernels
 from minipool.ops.conv import ConvGeometry
 from tests.conv.conv_checks import check_forward_matches_torch_float32, make, reference
 from tests.conv.conv_checks import forward as forward_nchw
-from tests.conv.row_tile_checks import (check_baseline_bits, check_bits_of_the_replaced_engine,
+from tests.conv.engine_checks import (check_baseline_bits, check_bits_of_the_replaced_engine,
                                         check_fma_chain, check_loop_reference,
                                         check_non_finite_input, check_threads)
 from tests.conv.test_conv_direct_rows import NOT_ROW_CASES, NOT_ROW_IDS, geometry

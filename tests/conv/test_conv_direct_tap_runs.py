@@ -19,7 +19,8 @@ import pytest
 from minipool._kernels import conv2d as kernels
 from tests.conv.conv_checks import check_forward_matches_torch_float32, make, reference
 from tests.conv.conv_checks import forward as forward_nchw
-from tests.conv.test_conv import check_one_and_two_threads_bit_identical
+from tests.conv.engine_checks import (check_baseline_bits, check_loop_reference,
+                                      check_non_finite_input, check_threads)
 from tests.conv.test_conv_direct_avx512 import fma_chain
 
 # (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
@@ -64,13 +65,7 @@ def direct_avx2(direct):
 @pytest.mark.parametrize("case", RUN_CASES, ids=RUN_IDS)
 def test_the_tap_runs_give_the_baseline_bits(case, direct_avx2):
     """The baseline build reads every tap from the table: the tap-by-tap bits."""
-    x, w, b, kw = make(case, np.float32, seed=41)
-    got = forward_nchw(x, w, b, **kw)
-    try:
-        kernels.use_cpu_avx2(False)
-        np.testing.assert_array_equal(got, forward_nchw(x, w, b, **kw))
-    finally:
-        kernels.use_cpu_avx2(True)
+    check_baseline_bits(case, None, seed=41)
 
 
 @pytest.mark.parametrize("case", RUN_CASES[:12], ids=RUN_IDS[:12])
@@ -102,11 +97,7 @@ def test_the_tap_runs_round_each_step_once_in_channel_tap_order(N, C, H, O, dire
 
 @pytest.mark.parametrize("case", RUN_CASES[2:], ids=RUN_IDS[2:])
 def test_the_tap_runs_match_the_loop_reference(case, direct_avx2):
-    x, w, b, kw = make(case, np.float32, seed=44)
-    got = forward_nchw(x, w, b, **kw)
-    want = reference(x.astype(np.float64), w.astype(np.float64),
-                     None if b is None else b.astype(np.float64), **kw)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    check_loop_reference(case, None, seed=44)
 
 
 @pytest.mark.parametrize("case", RUN_CASES[2:], ids=RUN_IDS[2:])
@@ -117,7 +108,7 @@ def test_the_tap_runs_match_torch(case, direct_avx2):
 @pytest.mark.parametrize("case", RUN_CASES[2:4] + RUN_CASES[10:13],
                          ids=RUN_IDS[2:4] + RUN_IDS[10:13])
 def test_the_tap_runs_one_and_two_threads_are_bit_identical(case, direct_avx2):
-    check_one_and_two_threads_bit_identical(case, np.float32)
+    check_threads(case, None)
 
 
 def test_a_non_contiguous_input_gives_the_contiguous_bits(direct_avx2):
@@ -144,18 +135,8 @@ def test_float64_keeps_its_tiles_and_the_loop_reference(case, direct_avx2):
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
 def test_the_tap_runs_carry_a_non_finite_input(value, direct_avx2):
-    """One inf or NaN inside an 8x8 plane: every output whose window holds it gets it, as
-    the loop reference; the others stay finite."""
-    rng = np.random.default_rng(47)
-    x = rng.standard_normal((6, 4, 8, 8)).astype(np.float32)
-    w = rng.standard_normal((16, 4, 5, 5)).astype(np.float32)
-    x[2, 1, 4, 3] = value
-    got = forward_nchw(x, w, None, padding=2)
-    with np.errstate(invalid="ignore"):
-        want = reference(x.astype(np.float64), w.astype(np.float64), None, 1, 2, 1, 1)[0]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    reached = ~np.isfinite(want)
-    assert reached.any() and (~np.isfinite(got) == reached).all()
+    """One inf or NaN inside an 8x8 plane."""
+    check_non_finite_input(value, None, (6, 4, 8, 8), 16, seed=47, at=(2, 1, 4, 3))
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])

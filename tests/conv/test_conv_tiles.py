@@ -34,6 +34,20 @@ TILE_CASES = [
     (64, 2, 4, 4, 7, 3, 1, 1, 1, 1, True),        # 4x4 planes: several images per product
 ]
 TILE_IDS = [f"tile{i}" for i in range(len(TILE_CASES))]
+# 3x3 at dilation 1: the tiles for taps in rows of 3 (mp_conv_product3; test_conv_tiles_rows3.py)
+ROWS3_CASES = [
+    (2, 5, 8, 8, 1, 3, 1, 1, 1, 1, True),         # one output channel
+    (2, 13, 9, 16, 7, 3, 1, 1, 1, 1, False),      # 7 channels: 4 + 4 rows, odd plane height
+    (3, 5, 4, 4, 9, 3, 1, 1, 1, 1, True),         # 4x4 planes: several images per product
+    (2, 16, 32, 32, 15, 3, 1, 1, 1, 1, True),     # the sweep's plane, 15 channels
+    (1, 13, 64, 64, 17, 3, 1, 1, 1, 1, False),    # 64x64, 17 channels: 6 + 6 + 4 + 4 rows
+    (2, 10, 12, 12, 14, 3, 1, 1, 1, 2, True),     # groups
+    (2, 5, 11, 19, 9, 3, 1, 0, 1, 1, True),       # no padding, rows of 17: a vector's tail
+    (1, 7, 10, 10, 9, 3, 1, 2, 1, 1, False),      # padding 2
+    (1, 40, 6, 10, 5, 3, 1, 1, 1, 1, True),       # 360 steps: a sum resumed after a chunk
+]
+ROWS3_IDS = [f"rows3_{i}" for i in range(len(ROWS3_CASES))]
+ALL_CASES, ALL_IDS = TILE_CASES + ROWS3_CASES, TILE_IDS + ROWS3_IDS
 
 
 @pytest.fixture
@@ -45,29 +59,31 @@ def no_tiles():
         kernels.use_tiles(previous)
 
 
-@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 def test_tiles_match_loop_reference(case, tiles):
+    """Forward and all gradients (the input gradient runs on the tiles too)."""
     check_matches_loop_reference(case)
 
 
-@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 def test_tiles_match_torch_float32(case, tiles):
     check_forward_matches_torch_float32(case, forward, atol_scales_with_output=True)
 
 
-@pytest.mark.parametrize("case", TILE_CASES[:4], ids=TILE_IDS[:4])
+@pytest.mark.parametrize("case", TILE_CASES[:4] + ROWS3_CASES[:4],
+                         ids=TILE_IDS[:4] + ROWS3_IDS[:4])
 def test_tiles_gradcheck_float64(case, tiles):
     check_central_differences(case)
 
 
-@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tiles_one_and_two_threads_are_bit_identical(case, dtype, tiles):
     """Forward and all gradients (the input gradient also runs on the tiles)."""
     check_one_and_two_threads_bit_identical(case, dtype)
 
 
-@pytest.mark.parametrize("case", TILE_CASES, ids=TILE_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_baseline_and_avx2_builds_give_the_same_bits(case, dtype, tiles):
     check_avx2_and_baseline_builds_agree(case, dtype, forward_result)

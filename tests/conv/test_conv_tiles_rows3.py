@@ -1,10 +1,10 @@
 """conv2d's register tiles on taps in rows of 3 (minipool/_kernels/conv2d_tiles.h,
 ``mp_conv_product3``: 3x3 kernels at dilation 1, a kernel row's 3 steps unrolled).
 
-They replace the tiles for any taps on those kernels with the same fma chains, so
-beside the loop reference, PyTorch, float64 central differences, 1 vs 2 threads and
-the AVX2 vs baseline builds, they are checked bit for bit against the tiles for any
-taps (the same layer as a 3x4 kernel whose last column is zero: its extra steps add
+They replace the tiles for any taps on those kernels with the same fma chains.  Their
+shapes (ROWS3_CASES) take test_conv_tiles.py's checks (the loop reference, PyTorch,
+float64 central differences, 1 vs 2 threads, the AVX2 vs baseline builds); here they
+are checked bit for bit against the tiles for any taps (the same layer as a 3x4 kernel whose last column is zero: its extra steps add
 exactly 0, and its taps are not rows of 3) and against the direct kernel (which
 promises the tiles' bits for a finite weight).  Odd channel counts, planes of 4-64,
 groups, padding 0-2, bias or not, non-contiguous input, inf and NaN.
@@ -13,55 +13,10 @@ import numpy as np
 import pytest
 
 from minipool._kernels import conv2d as kernels
-from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
-                                    check_bias_free_matches_loop_reference,
-                                    check_central_differences,
-                                    check_forward_matches_torch_float32,
-                                    check_matches_loop_reference, engine_forced_on, forward,
-                                    forward_result, inputs_with_inf_and_nan, make)
-from tests.conv.test_conv import check_one_and_two_threads_bit_identical
+from tests.conv.conv_checks import (check_bias_free_matches_loop_reference, engine_forced_on,
+                                    forward, inputs_with_inf_and_nan, make)
+from tests.conv.test_conv_tiles import ROWS3_CASES, ROWS3_IDS
 
-# (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias): all 3x3 at dilation 1
-ROWS3_CASES = [
-    (2, 5, 8, 8, 1, 3, 1, 1, 1, 1, True),         # one output channel
-    (2, 13, 9, 16, 7, 3, 1, 1, 1, 1, False),      # 7 channels: 4 + 4 rows, odd plane height
-    (3, 5, 4, 4, 9, 3, 1, 1, 1, 1, True),         # 4x4 planes: several images per product
-    (2, 16, 32, 32, 15, 3, 1, 1, 1, 1, True),     # the sweep's plane, 15 channels
-    (1, 13, 64, 64, 17, 3, 1, 1, 1, 1, False),    # 64x64, 17 channels: 6 + 6 + 4 + 4 rows
-    (2, 10, 12, 12, 14, 3, 1, 1, 1, 2, True),     # groups
-    (2, 5, 11, 19, 9, 3, 1, 0, 1, 1, True),       # no padding, rows of 17: a vector's tail
-    (1, 7, 10, 10, 9, 3, 1, 2, 1, 1, False),      # padding 2
-    (1, 40, 6, 10, 5, 3, 1, 1, 1, 1, True),       # 360 steps: a sum resumed after a chunk
-]
-ROWS3_IDS = [f"rows3_{i}" for i in range(len(ROWS3_CASES))]
-
-
-@pytest.mark.parametrize("case", ROWS3_CASES, ids=ROWS3_IDS)
-def test_rows3_match_loop_reference(case, tiles):
-    """Forward and all gradients (the input gradient runs on the tiles too, flipped 3x3)."""
-    check_matches_loop_reference(case)
-
-
-@pytest.mark.parametrize("case", ROWS3_CASES, ids=ROWS3_IDS)
-def test_rows3_match_torch_float32(case, tiles):
-    check_forward_matches_torch_float32(case, forward, atol_scales_with_output=True)
-
-
-@pytest.mark.parametrize("case", ROWS3_CASES[:4], ids=ROWS3_IDS[:4])
-def test_rows3_gradcheck_float64(case, tiles):
-    check_central_differences(case)
-
-
-@pytest.mark.parametrize("case", ROWS3_CASES, ids=ROWS3_IDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rows3_one_and_two_threads_are_bit_identical(case, dtype, tiles):
-    check_one_and_two_threads_bit_identical(case, dtype)
-
-
-@pytest.mark.parametrize("case", ROWS3_CASES, ids=ROWS3_IDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rows3_avx2_and_baseline_builds_agree(case, dtype, tiles):
-    check_avx2_and_baseline_builds_agree(case, dtype, forward_result)
 
 
 @pytest.mark.parametrize("case", ROWS3_CASES, ids=ROWS3_IDS)

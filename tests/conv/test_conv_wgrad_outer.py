@@ -36,6 +36,18 @@ OUTER_CASES = [
     (64, 16, 4, 4, 16, 3, 1, 1, 1, 1, True),     # many images per block, chunks of channels
 ]
 OUTER_IDS = [f"outer{i}" for i in range(len(OUTER_CASES))]
+# conv2d_wgrad_outer.h's blocks of whole images (tests/conv/test_conv_wgrad_outer_blocks.py)
+PACKED_CASES = [
+    (20, 64, 4, 4, 16, 3, 1, 1, 1, 1, True),    # 4 KB between images: 16 per block, packed
+    (5, 13, 5, 5, 17, 3, 1, 1, 1, 1, False),    # tiles of 6, 4 and 3 channels; 17 = 16 + 1
+    (6, 9, 9, 7, 10, 3, 2, 0, 1, 1, True),      # stride 2, no padding: planes larger than outputs
+    (4, 8, 6, 6, 12, 5, 1, 2, 1, 2, True),      # 5x5 on 6x6, grouped: 4 channels per group
+    (3, 6, 8, 8, 8, 3, 1, 2, 2, 1, False),      # dilated: 4 images of 64 pixels per block
+    (2, 20, 20, 20, 8, 3, 1, 1, 1, 1, True),    # 400 pixels: blocks of rows, not packed
+]
+PACKED_IDS = [f"packed{i}" for i in range(len(PACKED_CASES))]
+# the checks every case takes
+ALL_CASES, ALL_IDS = OUTER_CASES + PACKED_CASES, OUTER_IDS + PACKED_IDS
 
 
 def geometry_of(x, w, out_shape, stride, padding, dilation, groups):
@@ -45,7 +57,7 @@ def geometry_of(x, w, out_shape, stride, padding, dilation, groups):
                         out_shape[2], out_shape[3], groups)
 
 
-@pytest.mark.parametrize("case", OUTER_CASES, ids=OUTER_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 def test_outer_products_match_loop_reference(case, wgrad_outer):
     check_matches_loop_reference(case)
 
@@ -70,23 +82,24 @@ def test_outer_products_run_the_weight_gradient(case, wgrad_outer):
     np.testing.assert_allclose(got_bias, g.astype(np.float64).sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("case", OUTER_CASES, ids=OUTER_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 def test_outer_products_match_torch_float32(case, wgrad_outer):
     check_weight_grad_matches_torch_float32(case)
 
 
-@pytest.mark.parametrize("case", OUTER_CASES[:7], ids=OUTER_IDS[:7])
+@pytest.mark.parametrize("case", OUTER_CASES[:7] + PACKED_CASES[1:5],
+                         ids=OUTER_IDS[:7] + PACKED_IDS[1:5])
 def test_outer_products_gradcheck_float64(case, wgrad_outer):
     check_weight_grad_finite_differences(case)
 
 
-@pytest.mark.parametrize("case", OUTER_CASES, ids=OUTER_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_outer_products_one_and_two_threads_are_bit_identical(case, dtype, wgrad_outer):
     check_one_and_two_threads_bit_identical(case, dtype)
 
 
-@pytest.mark.parametrize("case", OUTER_CASES, ids=OUTER_IDS)
+@pytest.mark.parametrize("case", ALL_CASES, ids=ALL_IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_outer_baseline_and_avx2_builds_give_the_same_bits(case, dtype, wgrad_outer):
     check_avx2_and_baseline_builds_agree(case, dtype, weight_and_bias_grads)
@@ -143,10 +156,19 @@ def documented_order(x, g, kh, kw, stride, padding, dilation):
 ])
 def test_outer_products_sum_in_the_documented_order(N, C, H, O, k, stride, padding, dilation,
                                                     wgrad_outer):
-    """Bit for bit the documented order.  Integers below 2**12: products below 2**24,
-    chain sums past 2**24 (float32 rounds them, float64 does not); another order or
-    unfused steps would round elsewhere."""
-    rng = np.random.default_rng(9)
+    """Bit for bit the documented order; another order or unfused steps would round
+    elsewhere, and the order shows in the bits (float64's exact sums differ)."""
+    x, g, want = check_documented_order(N, C, H, O, k, stride, padding, dilation, seed=9)
+    exact = reference(x.astype(np.float64), np.zeros((O, C, k, k)), None, stride, padding,
+                      dilation, 1, grad_out=g.astype(np.float64))[2]
+    assert not np.array_equal(want, exact.astype(np.float32))
+
+
+def check_documented_order(N, C, H, O, k, stride, padding, dilation, seed):
+    """The conv op's weight and bias gradients bit for bit as ``documented_order`` on
+    integers below 2**12 (products below 2**24, chain sums past it: float32 rounds them);
+    returns x, the output gradient and the weight gradient."""
+    rng = np.random.default_rng(seed)
     x = rng.integers(-2 ** 12, 2 ** 12, (N, C, H, H)).astype(np.float32)
     w = np.zeros((O, C, k, k), np.float32)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation)
@@ -158,9 +180,7 @@ def test_outer_products_sum_in_the_documented_order(N, C, H, O, k, stride, paddi
     F.conv2d(mp.tensor(x), wt, bt, **kwargs).backward(g)
     np.testing.assert_array_equal(wt.grad.numpy(), want)
     np.testing.assert_array_equal(bt.grad.numpy(), want_bias)
-    exact = reference(x.astype(np.float64), w.astype(np.float64), None, stride, padding,
-                      dilation, 1, grad_out=g.astype(np.float64))[2]
-    assert not np.array_equal(want, exact.astype(np.float32))  # the order shows in the bits
+    return x, g, want
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])

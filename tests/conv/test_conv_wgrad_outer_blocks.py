@@ -4,9 +4,10 @@ planes packed side by side before the taps pass (small planes; images 4 KB apart
 (the AVX2 layout's 8x8 transposes and its scalar tail, in any chunk of a 2-thread
 call) rather than in a pass of its own.
 
-Checked against the loop reference (float64), PyTorch (float32), float64 central
-differences, the documented summation order (tests/conv/test_conv_wgrad_outer.py's
-integer emulation), 1 vs 2 threads and the baseline vs the AVX2 build bit for bit.
+Their shapes (PACKED_CASES) take test_conv_wgrad_outer.py's checks: the loop reference
+(float64), PyTorch (float32), float64 central differences, 1 vs 2 threads and the
+baseline vs the AVX2 build bit for bit.  Here: the documented summation order (that
+file's integer emulation) and the finite check.
 """
 import numpy as np
 import pytest
@@ -14,52 +15,9 @@ import pytest
 import minipool as mp
 import minipool.nn.functional as F
 from minipool._kernels import conv2d as kernels
-from tests.conv.conv_checks import (check_avx2_and_baseline_builds_agree,
-                                    check_matches_loop_reference, reference,
-                                    weight_and_bias_grads)
-from tests.conv.test_conv import (check_one_and_two_threads_bit_identical,
-                                  check_weight_grad_finite_differences,
-                                  check_weight_grad_matches_torch_float32)
-from tests.conv.test_conv_wgrad_outer import documented_order, geometry_of
+from tests.conv.conv_checks import reference
+from tests.conv.test_conv_wgrad_outer import check_documented_order, geometry_of
 from tests.helpers import with_threads
-
-# (N, C, H, W, O, kernel, stride, padding, dilation, groups, bias)
-PACKED_CASES = [
-    (20, 64, 4, 4, 16, 3, 1, 1, 1, 1, True),    # 4 KB between images: 16 per block, packed
-    (5, 13, 5, 5, 17, 3, 1, 1, 1, 1, False),    # tiles of 6, 4 and 3 channels; 17 = 16 + 1
-    (6, 9, 9, 7, 10, 3, 2, 0, 1, 1, True),      # stride 2, no padding: planes larger than outputs
-    (4, 8, 6, 6, 12, 5, 1, 2, 1, 2, True),      # 5x5 on 6x6, grouped: 4 channels per group
-    (3, 6, 8, 8, 8, 3, 1, 2, 2, 1, False),      # dilated: 4 images of 64 pixels per block
-    (2, 20, 20, 20, 8, 3, 1, 1, 1, 1, True),    # 400 pixels: blocks of rows, not packed
-]
-PACKED_IDS = [f"packed{i}" for i in range(len(PACKED_CASES))]
-
-
-@pytest.mark.parametrize("case", PACKED_CASES, ids=PACKED_IDS)
-def test_packed_blocks_match_loop_reference(case, wgrad_outer):
-    check_matches_loop_reference(case)
-
-
-@pytest.mark.parametrize("case", PACKED_CASES, ids=PACKED_IDS)
-def test_packed_blocks_match_torch_float32(case, wgrad_outer):
-    check_weight_grad_matches_torch_float32(case)
-
-
-@pytest.mark.parametrize("case", PACKED_CASES[1:5], ids=PACKED_IDS[1:5])
-def test_packed_blocks_gradcheck_float64(case, wgrad_outer):
-    check_weight_grad_finite_differences(case)
-
-
-@pytest.mark.parametrize("case", PACKED_CASES, ids=PACKED_IDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_packed_blocks_one_and_two_threads_are_bit_identical(case, dtype, wgrad_outer):
-    check_one_and_two_threads_bit_identical(case, dtype)
-
-
-@pytest.mark.parametrize("case", PACKED_CASES, ids=PACKED_IDS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_packed_blocks_baseline_and_avx2_builds_give_the_same_bits(case, dtype, wgrad_outer):
-    check_avx2_and_baseline_builds_agree(case, dtype, weight_and_bias_grads)
 
 
 @pytest.mark.parametrize("N,C,H,O,k,stride,padding,dilation", [
@@ -70,19 +28,7 @@ def test_packed_blocks_baseline_and_avx2_builds_give_the_same_bits(case, dtype, 
 def test_packed_blocks_sum_in_the_documented_order(N, C, H, O, k, stride, padding, dilation,
                                                    wgrad_outer):
     """Bit for bit the documented order (integers whose chain sums float32 rounds)."""
-    rng = np.random.default_rng(11)
-    x = rng.integers(-2 ** 12, 2 ** 12, (N, C, H, H)).astype(np.float32)
-    w = np.zeros((O, C, k, k), np.float32)
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
-    with mp.no_grad():
-        shape = F.conv2d(mp.tensor(x), mp.tensor(w), **kwargs).shape
-    g = rng.integers(-2 ** 12, 2 ** 12, shape).astype(np.float32)
-    want, want_bias = documented_order(x, g, k, k, stride, padding, dilation)
-    wt = mp.tensor(w, requires_grad=True)
-    bt = mp.tensor(np.zeros(O, np.float32), requires_grad=True)
-    F.conv2d(mp.tensor(x), wt, bt, **kwargs).backward(g)
-    np.testing.assert_array_equal(wt.grad.numpy(), want)
-    np.testing.assert_array_equal(bt.grad.numpy(), want_bias)
+    check_documented_order(N, C, H, O, k, stride, padding, dilation, seed=11)
 
 
 # where the inf/NaN goes in an output gradient of (3, 40, 3, 11): 40 = 3 panels; 33
