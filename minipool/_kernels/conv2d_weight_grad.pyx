@@ -162,6 +162,17 @@ cdef void _outer_part(const OuterJob* job, Py_ssize_t chunk, int worker,
             out[o * g.K_group + k] = sums[k * panel + o]
 
 
+cdef void _add_parts(const floating* parts, Py_ssize_t splits, Py_ssize_t size,
+                     floating* out) noexcept nogil:
+    """out = part 0 + part 1 + ... (``splits`` parts of ``size`` values), added in order."""
+    cdef Py_ssize_t i, s
+    for i in range(size):
+        out[i] = parts[i]
+    for s in range(1, splits):
+        for i in range(size):
+            out[i] += parts[s * size + i]
+
+
 def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] grad,
                              floating[:, ::1] out, object geometry, int num_threads,
                              bint load_team=False, bias=None):
@@ -192,12 +203,17 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
                         if num_threads > 1 else 1))
     job.block = ((Cg + blocks - 1) // blocks + OUTER_ROWS - 1) // OUTER_ROWS * OUTER_ROWS
     job.blocks = (Cg + job.block - 1) // job.block
-    # too few tiles to share out (LeNet's conv2: one panel of 6 channels): the batch in
-    # 2-4 parts of its own sums, added in order at the end; only the shape decides
-    job.splits = min(N, max(1, 4 // (g.groups * job.panels * ((Cg + OUTER_ROWS - 1) // OUTER_ROWS))))
+    # fewer than 4 tiles to share out (LeNet's conv2: one panel of 6 channels; 16->16: 6, 6
+    # and 4): the batch in 4 parts of its own sums, each over all the channels, added in
+    # order at the end; only the shape decides.  (Against channel blocks of 8 + 8 for
+    # 16->16, 2 threads: 1.12x on 32x32 planes, 8->16 on 64x64 1.08x, LeNet's conv2 1.04x;
+    # 1 thread 0.99-1.03x, but 16->16 on 4x4 0.95x: 3 us.)
+    job.splits = min(N, 4) if g.groups * job.panels * ((Cg + OUTER_ROWS - 1) // OUTER_ROWS) < 4 else 1
+    if job.splits > 1:
+        job.block, job.blocks = Cg, 1
     # chunks that do not share out evenly leave one thread a chunk behind at the end
-    # (16->16: blocks of 6, 6 and 4 channels, 10 units against 6 on 2 threads): rather
-    # fewer even blocks, whole tiles or not (16 = 8 + 8, tiles of 4), when some count does
+    # (28->16: blocks of 6, 6, 6, 6 and 4 channels on 2 threads): rather fewer even
+    # blocks, whole tiles or not (28 = 4 x 7), when some count does
     b = job.blocks
     while num_threads > 1 and job.splits == 1 and b > 1 and g.groups * job.panels * b % num_threads:
         b -= 1
@@ -234,15 +250,14 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
             _outer_chunk(&job, c, threadid())
     if not finite.all():  # every chunk laid out its part of G: some had inf or NaN
         return False
+    cdef floating[::1] bias_out
     if job.splits > 1:
-        total = np.asarray(out)
-        total[...] = parts[0]
-        for part in parts[1:]:  # part 0 + part 1 + ..., in order
-            total += part
+        with nogil:
+            _add_parts(&parts_view[0, 0, 0], job.splits, g.O * g.K_group, &out[0, 0])
         if bias is not None:
-            bias[...] = bias_parts[0]
-            for part in bias_parts[1:]:
-                bias += part
+            bias_out = bias
+            with nogil:
+                _add_parts(&bias_view[0], job.splits, g.O, &bias_out[0])
     return True
 
 

@@ -107,8 +107,8 @@ def test_outer_baseline_and_avx2_builds_give_the_same_bits(case, dtype, wgrad_ou
 
 def documented_order(x, g, kh, kw, stride, padding, dilation):
     """conv2d_wgrad_outer.h's order for groups=1: per (o, c, ki, kj), the batch in
-    ``parts`` consecutive parts (conv2d_weight_grad_outer's choice: 4 // (panels of 16
-    output channels x tiles of 6 input channels), at most N), each ONE fma chain from 0
+    ``parts`` consecutive parts (conv2d_weight_grad_outer's choice: 4 where panels of 16
+    output channels x tiles of 6 input channels are fewer than 4, else 1; at most N), each ONE fma chain from 0
     over its images in order and their output pixels row by row whose tap lies inside
     the input; the parts added in order.  The values are integers whose products and
     chain sums float64 holds exactly, so float64's add rounded to float32 is the fma's
@@ -117,7 +117,7 @@ def documented_order(x, g, kh, kw, stride, padding, dilation):
     N, C, H, W = x.shape
     _, O, Ho, Wo = g.shape
     tiles = -(-O // 16) * -(-C // 6)
-    parts = min(N, max(1, 4 // tiles))
+    parts = min(N, 4) if tiles < 4 else 1
     out = np.empty((O, C, kh, kw), np.float32)
     for o in range(O):
         for c in range(C):
@@ -151,7 +151,7 @@ def documented_order(x, g, kh, kw, stride, padding, dilation):
 
 @pytest.mark.parametrize("N,C,H,O,k,stride,padding,dilation", [
     (3, 6, 5, 5, 3, 1, 1, 1),     # one tile: the batch in 3 parts
-    (2, 7, 6, 3, 3, 2, 2, 1),     # stride 2, 2 tiles: 2 parts
+    (2, 7, 6, 3, 3, 2, 2, 1),     # stride 2, 2 tiles: a part per image
     (1, 25, 18, 2, 3, 1, 1, 2),   # 324 pixels: two blocks of rows resumed; one part
 ])
 def test_outer_products_sum_in_the_documented_order(N, C, H, O, k, stride, padding, dilation,
@@ -313,7 +313,8 @@ def test_few_channel_tiles_give_the_one_tap_tiles_bits(channels, O, H, W, kh, kw
     only some of them reach one tap at a time): each output's sum keeps its order, so the
     bits are those of the same channels in 8-channel tiles (4 + 4, one tap per tile) --
     an output depends only on its own channel -- for any geometry, build and dtype.  (With
-    fewer than 4 panels of outputs the batch is split by the tile count: one image then.)"""
+    fewer than 4 tiles the batch is split in parts, which 1 and 8 channels would make alike
+    only for one image: one image then.)"""
     from minipool.ops.conv import ConvGeometry, conv_output_size
     if O <= 16:
         N = 1

@@ -21,7 +21,7 @@ from tests.helpers import with_threads
 
 
 @pytest.mark.parametrize("N,C,H,O,k,stride,padding,dilation", [
-    (4, 7, 5, 3, 3, 1, 1, 1),     # 4 images of 25 pixels in a block, tiles of 6 and 1: 2 parts
+    (4, 7, 5, 3, 3, 1, 1, 1),     # 4 images of 25 pixels, tiles of 6 and 1: a part per image
     (6, 5, 9, 4, 3, 2, 0, 1),     # stride 2, no padding: 81-pixel planes, 16-pixel outputs
     (3, 9, 4, 20, 3, 1, 1, 1),    # 2 panels x 2 tiles: one part of 3 images
 ])
