@@ -43,7 +43,10 @@ cdef extern from "conv2d_winograd.h" nogil:
 
 cdef enum:
     WINO_TILES = 64          # tiles per chunk wanted: the products' width (16 images of 4x4)
-    WINO_MIN_CHUNKS = 4      # ... while a batch still makes this many chunks
+    WINO_MIN_CHUNKS = 8      # ... while a batch still makes this many chunks (4x4 planes: 8
+                             # images a chunk; 4 chunks of 16 left a thread that started
+                             # late a whole chunk behind: 2 threads 1.02-1.26x, 1 thread
+                             # 1.02-1.05x on 128-256 channels, Zen 4)
     # output channels per piece of the weight's transform (2 panels of 6): the threads
     # wait for the last piece before their products, so short pieces (256->256: 22 of
     # about 60 us at 1 thread; 48 channels made 3 pieces for 128 channels, 2 on one thread)
