@@ -504,9 +504,11 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_s
                          const float *restrict bias, float *restrict out,                  \
                          float *restrict plane) {                                          \
         Py_ssize_t lanes = mp_wino_lanes(count), pc = 2 * tw;                              \
-        int finite = 1;                                                                    \
+        /* even planes: every value of the staged plane is an output, checked as vectors */ \
+        int finite = 1, even = Ho == 2 * th && Wo == 2 * tw;                               \
         for (Py_ssize_t n0 = 0; n0 < count; n0 += 8) {                                     \
             Py_ssize_t valid = count - n0 < 8 ? count - n0 : 8;                            \
+            mp_wi8 ok = {-1, -1, -1, -1, -1, -1, -1, -1};                                  \
             for (Py_ssize_t o = 0; o < O; o++) {                                           \
                 float b = bias ? bias[o] : 0.0f;                                           \
                 for (Py_ssize_t i = 0; i < th; i++)                                        \
@@ -516,6 +518,7 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_s
                                         e_stride, r);                                      \
                         for (int q = 0; q < 2; q++) {                                      \
                             if (bias) q0[q] += b, q1[q] += b;                              \
+                            ok &= (q0[q] - q0[q] == 0) & (q1[q] - q1[q] == 0);             \
                             float *d = plane + ((2 * i + q) * pc + 2 * j) * 8;             \
                             memcpy(d, &q0[q], 32), memcpy(d + 8, &q1[q], 32);              \
                         }                                                                  \
@@ -523,13 +526,14 @@ static inline Py_ssize_t mp_wino_plane_images(Py_ssize_t th, Py_ssize_t tw, Py_s
                 for (Py_ssize_t l = 0; l < valid; l++) {                                   \
                     float *y = out + ((n0 + l) * O + o) * Ho * Wo;                         \
                     for (Py_ssize_t r = 0; r < Ho; r++)                                    \
-                        for (Py_ssize_t q = 0; q < Wo; q++) {                              \
-                            float value = plane[(r * pc + q) * 8 + l];                     \
-                            y[r * Wo + q] = value;                                         \
-                            finite &= value - value == 0;                                  \
-                        }                                                                  \
+                        for (Py_ssize_t q = 0; q < Wo; q++)                                \
+                            y[r * Wo + q] = plane[(r * pc + q) * 8 + l];                   \
+                    if (!even)                                                             \
+                        for (Py_ssize_t k = 0; k < Ho * Wo; k++)                           \
+                            finite &= y[k] - y[k] == 0;                                    \
                 }                                                                          \
             }                                                                              \
+            for (Py_ssize_t l = 0; even && l < valid; l++) finite &= ok[l] != 0;           \
         }                                                                                  \
         return finite;                                                                     \
     }
