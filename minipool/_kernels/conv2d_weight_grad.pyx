@@ -184,7 +184,7 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
     ``load_team``: share the chunks out on the load-tolerant team (same bits)."""
     cdef Py_ssize_t N = x.shape[0], panel = OUTER_PANEL_BYTES // sizeof(floating)
     cdef Geometry g = _geometry(x.shape[1], x.shape[2], x.shape[3], grad.shape[1], geometry, 1)
-    cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c, b
+    cdef Py_ssize_t Cg = g.C // g.groups, blocks, chunks, c, b, tiles
     if ((grad.shape[0], grad.shape[2], grad.shape[3]) != (N, g.Ho, g.Wo)
             or (out.shape[0], out.shape[1]) != (g.O, g.K_group)
             or (bias is not None and bias.shape != (g.O,))):
@@ -195,31 +195,34 @@ def conv2d_weight_grad_outer(const floating[:, :, :, ::1] x, const floating[:, :
         return False
     cdef OuterJob job
     job.panels = (g.O_group + panel - 1) // panel
-    # blocks of whole tiles of input channels, enough chunks to share out (4 per thread
-    # when the channels allow; each block lays G out again); the chunking changes no sum
     num_threads = max(num_threads, 1)
-    blocks = max(1, min((Cg + OUTER_ROWS - 1) // OUTER_ROWS,
-                        (4 * num_threads - 1 + g.groups * job.panels) // (g.groups * job.panels)
-                        if num_threads > 1 else 1))
-    job.block = ((Cg + blocks - 1) // blocks + OUTER_ROWS - 1) // OUTER_ROWS * OUTER_ROWS
-    job.blocks = (Cg + job.block - 1) // job.block
     # fewer than 4 tiles to share out (LeNet's conv2: one panel of 6 channels; 16->16: 6, 6
     # and 4): the batch in 4 parts of its own sums, each over all the channels, added in
     # order at the end; only the shape decides.  (Against channel blocks of 8 + 8 for
     # 16->16, 2 threads: 1.12x on 32x32 planes, 8->16 on 64x64 1.08x, LeNet's conv2 1.04x;
     # 1 thread 0.99-1.03x, but 16->16 on 4x4 0.95x: 3 us.)
-    job.splits = min(N, 4) if g.groups * job.panels * ((Cg + OUTER_ROWS - 1) // OUTER_ROWS) < 4 else 1
+    tiles = g.groups * job.panels * ((Cg + OUTER_ROWS - 1) // OUTER_ROWS)
+    job.splits = min(N, 4) if tiles < 4 else 1
     if job.splits > 1:
         job.block, job.blocks = Cg, 1
-    # chunks that do not share out evenly leave one thread a chunk behind at the end
-    # (28->16: blocks of 6, 6, 6, 6 and 4 channels on 2 threads): rather fewer even
-    # blocks, whole tiles or not (28 = 4 x 7), when some count does
-    b = job.blocks
-    while num_threads > 1 and job.splits == 1 and b > 1 and g.groups * job.panels * b % num_threads:
-        b -= 1
-    if b < job.blocks and g.groups * job.panels * b % num_threads == 0:
-        job.block = (Cg + b - 1) // b
+    else:
+        # blocks of whole tiles of input channels, enough chunks to share out (4 per
+        # thread when the channels allow; each block lays G out again); the chunking
+        # changes no sum
+        blocks = max(1, min((Cg + OUTER_ROWS - 1) // OUTER_ROWS,
+                            (4 * num_threads - 1 + g.groups * job.panels) // (g.groups * job.panels)
+                            if num_threads > 1 else 1))
+        job.block = ((Cg + blocks - 1) // blocks + OUTER_ROWS - 1) // OUTER_ROWS * OUTER_ROWS
         job.blocks = (Cg + job.block - 1) // job.block
+        # chunks that do not share out evenly leave one thread a chunk behind at the end
+        # (28->16: blocks of 6, 6, 6, 6 and 4 channels on 2 threads): rather fewer even
+        # blocks, whole tiles or not (28 = 4 x 7), when some count does
+        b = job.blocks
+        while num_threads > 1 and b > 1 and g.groups * job.panels * b % num_threads:
+            b -= 1
+        if b < job.blocks and g.groups * job.panels * b % num_threads == 0:
+            job.block = (Cg + b - 1) // b
+            job.blocks = (Cg + job.block - 1) // job.block
     chunks = job.splits * g.groups * job.panels * job.blocks
     num_threads = max(1, min(num_threads, chunks))
     job.sums_at = mp_wgrad_outer_work(panel, g.Wo, sizeof(floating))

@@ -87,41 +87,25 @@ static inline Py_ssize_t mp_wino_plane(Py_ssize_t th, Py_ssize_t tw, Py_ssize_t 
     return (2 * (2 * th + r - 1) + 2) * mp_wino_half_row(tw, r);
 }
 
-/* u = G g G^T of one 3x3 kernel g (all in float32: halvings and additions). */
-static inline void mp_wino_weight3(const float *restrict g, float *restrict u) {
-    float t[4][3];
-    for (int k = 0; k < 3; k++) { /* G g: over the rows */
-        t[0][k] = g[k];
-        t[1][k] = ((g[k] + g[3 + k]) + g[6 + k]) * 0.5f;
-        t[2][k] = ((g[k] - g[3 + k]) + g[6 + k]) * 0.5f;
-        t[3][k] = g[6 + k];
-    }
-    for (int a = 0; a < 4; a++) { /* (G g) G^T: over the columns */
-        u[4 * a + 0] = t[a][0];
-        u[4 * a + 1] = ((t[a][0] + t[a][1]) + t[a][2]) * 0.5f;
-        u[4 * a + 2] = ((t[a][0] - t[a][1]) + t[a][2]) * 0.5f;
-        u[4 * a + 3] = t[a][2];
-    }
-}
-
-/* mp_wino_weight3 for MP_WINO_LANES kernels at once, g + l*stride (l < MP_WINO_LANES) each:
- * the same operations lane by lane (the same bits), in loops the compiler turns into
- * vector instructions (8 kernels: about a third of the scalar time). */
+/* u[e][l] = G g G^T of the 3x3 kernels g + l*stride, l < n <= MP_WINO_LANES (all in
+ * float32: halvings and additions), lane by lane: with n the constant MP_WINO_LANES the
+ * compiler turns the lane loops into vector instructions (8 kernels: about a third of
+ * the time of 8 single ones); every lane's operations, and so its bits, are the same. */
 #define MP_WINO_LANES 8
-static inline void mp_wino_weight3_lanes(const float *restrict g, Py_ssize_t stride,
-                                         float u[16][MP_WINO_LANES]) {
+static inline __attribute__((always_inline)) void mp_wino_weight3(
+        const float *restrict g, Py_ssize_t stride, int n, float u[16][MP_WINO_LANES]) {
     float v[9][MP_WINO_LANES], t[4][3][MP_WINO_LANES];
     for (int k = 0; k < 9; k++)
-        for (int l = 0; l < MP_WINO_LANES; l++) v[k][l] = g[l * stride + k];
-    for (int k = 0; k < 3; k++)
-        for (int l = 0; l < MP_WINO_LANES; l++) {
+        for (int l = 0; l < n; l++) v[k][l] = g[l * stride + k];
+    for (int k = 0; k < 3; k++) /* G g: over the rows */
+        for (int l = 0; l < n; l++) {
             t[0][k][l] = v[k][l];
             t[1][k][l] = ((v[k][l] + v[3 + k][l]) + v[6 + k][l]) * 0.5f;
             t[2][k][l] = ((v[k][l] - v[3 + k][l]) + v[6 + k][l]) * 0.5f;
             t[3][k][l] = v[6 + k][l];
         }
-    for (int a = 0; a < 4; a++)
-        for (int l = 0; l < MP_WINO_LANES; l++) {
+    for (int a = 0; a < 4; a++) /* (G g) G^T: over the columns */
+        for (int l = 0; l < n; l++) {
             u[4 * a + 0][l] = t[a][0][l];
             u[4 * a + 1][l] = ((t[a][0][l] + t[a][1][l]) + t[a][2][l]) * 0.5f;
             u[4 * a + 2][l] = ((t[a][0][l] - t[a][1][l]) + t[a][2][l]) * 0.5f;
@@ -177,38 +161,30 @@ static int mp_wino_weight(const float *restrict weight, Py_ssize_t O, Py_ssize_t
         wd = mp_conv_panel_width(O, o0);
         for (Py_ssize_t c0 = 0; c0 < C; c0 += MP_WINO_WEIGHT_BLOCK) {
             Py_ssize_t cn = C - c0 < MP_WINO_WEIGHT_BLOCK ? C - c0 : MP_WINO_WEIGHT_BLOCK;
-            Py_ssize_t c = 0;
-            if (r == 3) /* MP_WINO_LANES channels of an output channel at once */
-                for (; c + MP_WINO_LANES <= cn; c += MP_WINO_LANES)
-                    for (Py_ssize_t o = o0; o < o0 + wd; o++) {
-                        float u[16][MP_WINO_LANES];
-                        if (o < O) {
-                            const float *g = weight + (o * C + c0 + c) * taps;
-                            for (Py_ssize_t k = 0; k < taps * MP_WINO_LANES; k++)
-                                finite &= g[k] - g[k] == 0;
-                            mp_wino_weight3_lanes(g, taps, u);
-                        } else {
-                            memset(u, 0, sizeof u);
-                        }
-                        for (Py_ssize_t e = 0; e < values; e++)
-                            for (int l = 0; l < MP_WINO_LANES; l++)
-                                block[e][(c + l) * wd + (o - o0)] = u[e][l];
-                    }
-            for (; c < cn; c++)
+            for (Py_ssize_t c = 0; c < cn; c += MP_WINO_LANES) { /* n channels at once */
+                int n = cn - c < MP_WINO_LANES ? (int)(cn - c) : MP_WINO_LANES;
                 for (Py_ssize_t o = o0; o < o0 + wd; o++) {
-                    float u[MP_WINO_E(5)];
-                    if (o < O) {
-                        const float *g = weight + (o * C + c0 + c) * taps;
-                        for (Py_ssize_t k = 0; k < taps; k++) finite &= g[k] - g[k] == 0;
-                        if (r == 3)
-                            mp_wino_weight3(g, u);
+                    float u[MP_WINO_E(5)][MP_WINO_LANES];
+                    const float *g = weight + (o * C + c0 + c) * taps; /* n kernels in a row */
+                    if (o >= O) /* rows past O: computed by the tiles, never stored */
+                        memset(u, 0, sizeof u);
+                    else {
+                        for (Py_ssize_t k = 0; k < taps * n; k++) finite &= g[k] - g[k] == 0;
+                        if (r == 3 && n == MP_WINO_LANES)
+                            mp_wino_weight3(g, taps, MP_WINO_LANES, u);
+                        else if (r == 3)
+                            mp_wino_weight3(g, taps, n, u);
                         else
-                            mp_wino_weight5(g, u);
-                    } else { /* rows past O: computed by the tiles, never stored */
-                        for (Py_ssize_t e = 0; e < values; e++) u[e] = 0;
+                            for (int l = 0; l < n; l++) {
+                                float one[MP_WINO_E(5)];
+                                mp_wino_weight5(g + l * taps, one);
+                                for (Py_ssize_t e = 0; e < values; e++) u[e][l] = one[e];
+                            }
                     }
-                    for (Py_ssize_t e = 0; e < values; e++) block[e][c * wd + (o - o0)] = u[e];
+                    for (Py_ssize_t e = 0; e < values; e++)
+                        for (int l = 0; l < n; l++) block[e][(c + l) * wd + (o - o0)] = u[e][l];
                 }
+            }
             for (Py_ssize_t e = 0; e < values; e++)
                 memcpy(U + e * packed + o0 * C + c0 * wd, block[e],
                        (size_t)(cn * wd) * sizeof(float));
