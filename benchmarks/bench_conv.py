@@ -2,12 +2,17 @@
 
 For each shape: forward, and forward + backward (weight and bias gradients,
 plus the input gradient where a network needs it: not for the first layer),
-median wall time (minipool and PyTorch timed in turns, so a slow stretch of a
-shared machine falls on both), at each thread count, and the arithmetic rate this gives
-(multiply-adds x 2 / time, in GFLOP/s).  Every thread count runs in its own
-process with ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and
-``OMP_NUM_THREADS`` set before NumPy and PyTorch load, so minipool's kernels
-and PyTorch use the same count.
+median wall time, at each thread count, and the arithmetic rate this gives
+(multiply-adds x 2 / time, in GFLOP/s).  minipool, PyTorch and the roof each
+run in a process of their own, as a user's script runs one library: two OpenMP
+runtimes in one process interfere (after a parallel region each runtime's idle
+threads spin for a while, about 5 ms with libgomp's defaults, so a call of the
+other library that follows shares a core with that spin).  Every process gets
+``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and ``OMP_NUM_THREADS`` set
+before NumPy and PyTorch load, so minipool's kernels and PyTorch use the same
+count.  ``--rounds N`` runs the processes N times, alternating which library goes
+first, and reports each figure as the median of the rounds: a slow stretch of a
+shared host then falls on a round, not on a row.
 
 The sweep table puts each layer's GFLOP/s next to the sgemm roof: the GFLOP/s
 of one large float32 GEMM through NumPy's OpenBLAS at the same thread count
@@ -16,6 +21,7 @@ much).
 
     python benchmarks/bench_conv.py               # 1 and 2 threads
     python benchmarks/bench_conv.py --quick       # smoke run
+    python benchmarks/bench_conv.py --rounds 5    # each figure the median of 5 such runs
     python benchmarks/bench_conv.py --engines [REPEATS [BASELINE]]
     python benchmarks/bench_conv.py --against DIR [REPEATS]
 
@@ -47,7 +53,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (best_in_turns, format_seconds, import_torch, machine_line,  # noqa: E402
-                     markdown_table, median_time, median_times_in_turns, parse_args)
+                     markdown_table, median_time, parse_args)
 
 # (name, op, N, C, H, W, O, k, stride, padding, input needs a gradient, channels_last); C
 # is the input's channels (in_channels of a transposed convolution), O the output's
@@ -94,32 +100,32 @@ def sgemm_roof(repeats, warmup):
     return 2 * ROOF_SIZE ** 3 / seconds / 1e9
 
 
-def measure(threads, repeats, warmup, use_torch):
-    """Time every case in this process; return rows as plain dicts."""
-    import minipool as mp
+LIBRARIES = ("minipool", "torch", "roof")
 
-    torch = import_torch(not use_torch)
-    if torch is not None:
+
+def measure(threads, repeats, warmup, library):
+    """Time every case on one library (``LIBRARIES``: "roof" is the sgemm roof alone) in
+    this process; return rows as plain dicts."""
+    if library == "roof":
+        return [{"roof": sgemm_roof(repeats, warmup)}]
+    if library == "torch":
+        import torch
         torch.set_num_threads(threads)
-    mp.set_num_threads(threads)
+    else:
+        import minipool as mp
+        mp.set_num_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
     for case in LENET_SHAPES + TRANSPOSED_AND_NHWC_SHAPES:
-        rows.append(measure_case(case, threads, repeats, warmup, torch, rng))
+        rows.append(measure_case(case, threads, repeats, warmup, library, rng))
     for case in SWEEP_SHAPES:
-        rows.append(dict(measure_case(case, threads, repeats, warmup, torch, rng), sweep=True))
-    roof = sgemm_roof(repeats, warmup)
-    for row in rows:
-        row["roof"] = roof
+        rows.append(dict(measure_case(case, threads, repeats, warmup, library, rng), sweep=True))
     return rows
 
 
-def measure_case(case, threads, repeats, warmup, torch, rng):
+def measure_case(case, threads, repeats, warmup, library, rng):
     """One row (LeNet, transposed / NHWC or sweep shape: minipool's NHWC against torch's
-    channels_last memory format), each minipool timing in turns with PyTorch's."""
-    import minipool as mp
-    import minipool.nn.functional as F
-
+    channels_last memory format) on ``library`` ("minipool" or "torch")."""
     name, op, N, C, H, W, O, k, stride, padding, input_grad, channels_last = case
     transposed = op == "conv_transpose2d"
     x = rng.standard_normal((N, C, H, W)).astype(np.float32)
@@ -130,43 +136,36 @@ def measure_case(case, threads, repeats, warmup, torch, rng):
     else:
         Ho, Wo = (H + 2 * padding - k) // stride + 1, (W + 2 * padding - k) // stride + 1
     g = rng.standard_normal((N, O, Ho, Wo)).astype(np.float32)
-    fmt = dict(data_format="channels_last") if channels_last else {}
-    x_mp = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if channels_last else x
-    g_mp = np.ascontiguousarray(g.transpose(0, 2, 3, 1)) if channels_last else g
-    xt = mp.tensor(x_mp, requires_grad=input_grad)
-    wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
-    fn = getattr(F, op)
     kw = dict(stride=stride, padding=padding)
+    if library == "torch":
+        import torch
 
-    def mp_forward():
-        with mp.no_grad():
+        memory = torch.channels_last if channels_last else torch.contiguous_format
+        xt = torch.from_numpy(x).contiguous(memory_format=memory).requires_grad_(input_grad)
+        wt, bt = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
+        gt = torch.from_numpy(g).contiguous(memory_format=memory)
+        fn, no_grad, fmt = getattr(torch.nn.functional, op), torch.no_grad, {}
+    else:
+        import minipool as mp
+        import minipool.nn.functional as F
+
+        fmt = dict(data_format="channels_last") if channels_last else {}
+        x_mp = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if channels_last else x
+        gt = np.ascontiguousarray(g.transpose(0, 2, 3, 1)) if channels_last else g
+        xt = mp.tensor(x_mp, requires_grad=input_grad)
+        wt, bt = mp.tensor(w, requires_grad=True), mp.tensor(b, requires_grad=True)
+        fn, no_grad = getattr(F, op), mp.no_grad
+
+    def forward():
+        with no_grad():
             fn(xt, wt, bt, **kw, **fmt)
 
-    def mp_train():
-        fn(xt, wt, bt, **kw, **fmt).backward(g_mp)
+    def train():
+        fn(xt, wt, bt, **kw, **fmt).backward(gt)
 
+    key = "torch" if library == "torch" else "mp"
     row = {"case": name, "threads": threads}
-    if torch is None:
-        row["mp_fwd"], row["mp_fb"] = (median_time(fn, repeats, warmup)
-                                       for fn in (mp_forward, mp_train))
-    else:
-        memory = torch.channels_last if channels_last else torch.contiguous_format
-        tx = torch.from_numpy(x).contiguous(memory_format=memory).requires_grad_(input_grad)
-        tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(b).requires_grad_()
-        tg = torch.from_numpy(g).contiguous(memory_format=memory)
-        tfn = getattr(torch.nn.functional, op)
-
-        def torch_forward():
-            with torch.no_grad():
-                tfn(tx, tw, tb, **kw)
-
-        def torch_train():
-            tfn(tx, tw, tb, **kw).backward(tg)
-
-        row["mp_fwd"], row["torch_fwd"] = median_times_in_turns([mp_forward, torch_forward],
-                                                                 repeats, warmup)
-        row["mp_fb"], row["torch_fb"] = median_times_in_turns([mp_train, torch_train],
-                                                              repeats, warmup)
+    row[f"{key}_fwd"], row[f"{key}_fb"] = (median_time(f, repeats, warmup) for f in (forward, train))
     macs = N * O * (H * W if transposed else Ho * Wo) * C * k * k
     row["flop_fwd"], row["flop_fb"] = 2 * macs, 2 * macs * (3 if input_grad else 2)
     return row
@@ -392,21 +391,40 @@ def main(argv=None):
         return subprocess.run([sys.executable, os.path.abspath(__file__), "--engines-worker", repeats]
                               + baseline, env=env).returncode
     if argv and argv[0] == "--worker":
-        threads, repeats, warmup, use_torch = (int(a) for a in argv[1:5])
-        print(json.dumps(measure(threads, repeats, warmup, bool(use_torch))))
+        threads, repeats, warmup = (int(a) for a in argv[1:4])
+        if argv[4] not in LIBRARIES:
+            raise SystemExit(f"--worker: library must be one of {LIBRARIES}, got {argv[4]!r}")
+        print(json.dumps(measure(threads, repeats, warmup, argv[4])))
         return 0
+    rounds = 1
+    if "--rounds" in argv:  # the one option of this script's own; the rest are _common's
+        at = argv.index("--rounds")
+        try:
+            rounds = int(argv[at + 1])
+        except (IndexError, ValueError):
+            raise SystemExit("--rounds needs a count >= 1") from None
+        if rounds < 1:
+            raise SystemExit(f"--rounds needs a count >= 1, got {rounds}")
+        argv = argv[:at] + argv[at + 2:]
     args = parse_args(__doc__.splitlines()[0], argv)
     torch = import_torch(args.no_torch)
-    rows = []
-    for threads in args.threads:
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), MINIPOOL_NUM_THREADS=str(threads),
-                   OMP_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", str(threads),
-                              str(args.repeats), str(args.warmup), str(int(torch is not None))],
-                             env=env, check=True, capture_output=True, text=True)
-        rows.extend(json.loads(out.stdout.strip().splitlines()[-1]))
+    libraries = ["minipool", "roof"] + (["torch"] if torch is not None else [])
+    runs = {}  # (library, threads) -> one list of rows per round
+    for r in range(rounds):
+        for threads in args.threads:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads),
+                       MINIPOOL_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+            for library in libraries[r % 2:] + libraries[:r % 2]:  # who goes first alternates
+                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
+                                      str(threads), str(args.repeats), str(args.warmup), library],
+                                     env=env, check=True, capture_output=True, text=True)
+                runs.setdefault((library, threads), []).append(
+                    json.loads(out.stdout.strip().splitlines()[-1]))
+    rows = _median_over_rounds(runs, args.threads, torch is not None)
 
     print(machine_line(torch))
+    print(f"minipool, PyTorch and the roof each in a process of their own; each figure the "
+          f"median of {rounds} round(s) of those processes")
     print(f"conv2d and conv_transpose2d, float32, batch 64, median of {args.repeats} runs; fwd+bwd "
           "computes weight and bias gradients, and the input gradient for all but conv1 (as inside "
           "LeNet-5); NHWC rows: minipool's data_format='channels_last' against torch's "
@@ -421,6 +439,25 @@ def main(argv=None):
           "for first layers (1 or 3 input channels)\n")
     print(markdown_table(*_sweep_table([r for r in rows if r.get("sweep")])))
     return 0
+
+
+def _median_over_rounds(runs, thread_counts, with_torch):
+    """One row per case and thread count: minipool's times, PyTorch's and the roof, each
+    the median over the rounds (``runs``: (library, threads) -> a list of rows per round)."""
+    rows = []
+    for threads in thread_counts:
+        roof = float(np.median([run[0]["roof"] for run in runs[("roof", threads)]]))
+        libraries = [("minipool", "mp")] + ([("torch", "torch")] if with_torch else [])
+        per_library = [(key, runs[(library, threads)]) for library, key in libraries]
+        for i, row in enumerate(runs[("minipool", threads)][0]):
+            row = {k: v for k, v in row.items() if not k.startswith("mp_")}
+            for key, rounds in per_library:
+                for step in ("fwd", "fb"):
+                    name = f"{key}_{step}"
+                    row[name] = float(np.median([run[i][name] for run in rounds]))
+            row["roof"] = roof
+            rows.append(row)
+    return rows
 
 
 def _sweep_table(rows):
