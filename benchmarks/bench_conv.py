@@ -5,9 +5,10 @@ plus the input gradient where a network needs it: not for the first layer),
 median wall time, at each thread count, and the arithmetic rate this gives
 (multiply-adds x 2 / time, in GFLOP/s).  minipool, PyTorch and the roof each
 run in a process of their own, as a user's script runs one library: two OpenMP
-runtimes in one process interfere (after a parallel region each runtime's idle
-threads spin for a while, about 5 ms with libgomp's defaults, so a call of the
-other library that follows shares a core with that spin).  Every process gets
+runtimes in one process interfere.  After a parallel region each runtime's idle
+threads spin for a while (measured with libgomp's defaults at 2 threads: 8-10 ms
+of CPU time after a call), so a call of the other library that follows shares a
+core with that spin.  Every process gets
 ``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and ``OMP_NUM_THREADS`` set
 before NumPy and PyTorch load, so minipool's kernels and PyTorch use the same
 count.  ``--rounds N`` runs the processes N times, alternating which library goes
