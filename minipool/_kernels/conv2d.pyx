@@ -220,19 +220,28 @@ def uses_tiles(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, object ge
     return _on_tiles(&g, float64)
 
 
+# The largest weight forward_uses_blas scans for inf and NaN (about 13 us of scanning: a
+# pin of OpenBLAS costs 15-20 us).
+cdef enum:
+    FINITE_SCAN_LIMIT = 1 << 17
+
+
 def forward_uses_blas(const floating[:, ::1] weight, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
                       object geometry, Py_ssize_t block_rows, Py_ssize_t images):
     """Whether ``conv2d_forward`` with this weight (O, C/groups*kh*kw) may call BLAS: not
     when its last resort is the first-layer kernel or the tiles, nor on the direct kernel
     with a finite weight (it then computes the call, also after the Winograd engine
     meets inf or NaN).  The caller then skips pinning OpenBLAS to one thread (a set and
-    a reset: 15-20 us a call when it runs on 2)."""
+    a reset: 15-20 us a call when it runs on 2).  A weight of more than
+    FINITE_SCAN_LIMIT values is not scanned for that: the answer is "may", since the
+    scan would cost more than the pin it saves (256->256 3x3: about 60 us)."""
     cdef Geometry g = _geometry(C, H, W, weight.shape[0], geometry, block_rows)
+    cdef Py_ssize_t size = weight.shape[0] * weight.shape[1]
     _set_images(&g, images)
     if (floating is float and _on_first(&g)) or _on_tiles(&g, floating is double):
         return False
-    return not (_on_direct(&g, floating is double) and weight.shape[0] * weight.shape[1] > 0
-                and _all_finite(&weight[0, 0], weight.shape[0] * weight.shape[1]))
+    return not (_on_direct(&g, floating is double) and 0 < size <= FINITE_SCAN_LIMIT
+                and _all_finite(&weight[0, 0], size))
 
 
 cdef bint _on_tiles(const Geometry* g, bint float64) noexcept nogil:

@@ -4,7 +4,7 @@ OpenBLAS is pinned to one thread (``minipool._blas.single_threaded``: a set and 
 15-20 us when it runs on 2) only around a forward that may call BLAS
 (``kernels.forward_uses_blas``): the direct, Winograd, first-layer and tile engines never
 do; the shapes whose last resort is BLAS keep the pin when the direct kernel cannot take
-the weight (inf or NaN).  The bits do not change either way: checked against the pinned
+the weight (inf or NaN), or when the weight is too large to scan for that.  The bits do not change either way: checked against the pinned
 forward with OpenBLAS left on 2 threads.
 """
 import contextlib
@@ -28,6 +28,8 @@ PIN_CASES = [
     ((8, 1, 28, 16, 3, 1), "first layer", False, False),
     ((8, 16, 32, 16, 3, 1), "tiles", False, False),
     ((8, 6, 14, 16, 5, 0), "direct (LeNet's conv2), BLAS last", False, True),
+    # 589,824 weight values, past FINITE_SCAN_LIMIT: not scanned, so "may" even when finite
+    ((2, 256, 4, 256, 3, 1), "Winograd, BLAS last, weight too large to scan", True, True),
 ]
 PIN_IDS = [f"pin{i}" for i in range(len(PIN_CASES))]
 
