@@ -88,9 +88,14 @@ cdef bint _wgrad_outer_win(const Geometry* g) noexcept nogil:
     time, batch 64, float32, the weight gradient alone): 8+ output channels per group
     and 6+ input channels (4x4 planes: 1.9-3.7x, 8x8: 1.5-2.2x, 16x16: 1.3-1.8x,
     32x32: 1.3x, 8->16 on 64x64: 1.2x, LeNet's conv2: 2.0x), or 3 with a 5x5 kernel
-    (3->16 on 32x32: 1.16x).  First layers with 9-25 products per output stay on the
-    tiles: 3->32 3x3 even, 1->16 3x3 0.55x, LeNet's conv1 0.16x (a tile of 1-3 rows)."""
-    return g.O_group >= 8 and (g.C // g.groups >= 6 or g.K_group >= 64)
+    (3->16 on 32x32: 1.16x).  Since the several-taps tile (MP_WGO_TAPS_TILE), also
+    16+ output channels on 1-5 input channels (Zen 4, forward + backward without the
+    input gradient, min of 31 in turns with the tiles, 1 / 2 threads: 1->16 3x3 on
+    28x28 1.11x / 1.11x, 1->64 1.09x / 1.12x, 1->16 5x5 1.14x / 1.10x, 2->16 3x3 on
+    32x32 1.06x / 1.05x, 3->32 1.10x / 1.08x, 4->16 on 16x16 1.24x / 1.25x).  Fewer
+    output channels stay on the tiles: 1->12 3x3 1.00x / 0.98x, 1->8 0.84x / 0.89x,
+    LeNet's conv1 (1->6 5x5) 0.64x."""
+    return g.O_group >= 16 or (g.O_group >= 8 and (g.C // g.groups >= 6 or g.K_group >= 64))
 
 
 cdef bint _wgrad_outer_on(const Geometry* g, bint float64) noexcept nogil:

@@ -218,8 +218,11 @@ def test_outer_products_carry_non_finite_values_as_the_reference(value, where, p
     ((64, 32, 32, 32), 32, 3, 1, True),    # 32x32 planes
     ((64, 8, 64, 64), 16, 3, 1, True),     # 64x64 planes
     ((64, 3, 32, 32), 16, 5, 2, True),     # a first layer with 75 products per output
-    ((64, 3, 32, 32), 32, 3, 1, False),    # first layers with fewer: the tiles
-    ((64, 1, 28, 28), 16, 3, 1, False),
+    ((64, 3, 32, 32), 32, 3, 1, True),     # first layers with fewer: 16+ output channels
+    ((64, 1, 28, 28), 16, 3, 1, True),
+    ((64, 4, 16, 16), 16, 3, 1, True),
+    ((64, 1, 28, 28), 12, 3, 1, False),    # ... else the tiles
+    ((64, 1, 32, 32), 8, 3, 1, False),
     ((64, 1, 32, 32), 6, 5, 0, False),     # LeNet's conv1
     ((64, 16, 8, 8), 4, 3, 1, False),      # 4 output channels: a vector half empty
 ])
