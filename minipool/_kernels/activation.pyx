@@ -1,4 +1,5 @@
-"""ReLU forward and backward in one pass each, and erf for exact GELU, over flat C-contiguous arrays.
+"""ReLU forward and backward in one pass each, erf for exact GELU, and the in-place add of
+gradient accumulation, over flat C-contiguous arrays.
 
 NumPy needs four passes for a ReLU that keeps what its backward needs
 (maximum, compare, cast, subtract) and runs them on one thread; here the
@@ -94,3 +95,20 @@ def erf(const floating[::1] x, floating[::1] out, int threads):
     if out.shape[0] != x.shape[0]:
         raise ValueError("erf: x and out differ in length")
     _unary_map(ERF, x, out, threads)
+
+
+cdef inline void _add_block(floating* out, const floating* g, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[i] = out[i] + g[i]
+
+
+def add_into(floating[::1] out, const floating[::1] g, int threads):
+    """``out += g`` (same length, flat, same dtype): one IEEE addition per element, as
+    NumPy's ``np.add(out, g, out=out)``, on ``threads`` threads."""
+    cdef Py_ssize_t n = out.shape[0], b, start
+    if g.shape[0] != n:
+        raise ValueError("add_into: out and g differ in length")
+    for b in prange(_block_count(n), nogil=True, num_threads=threads, schedule="static"):
+        start = b * BLOCK
+        _add_block(&out[start], &g[start], min(BLOCK, n - start))
