@@ -45,7 +45,16 @@ cdef inline bint _direct_win(const Geometry* g) noexcept nogil:
     ``mp_direct_tap_runs``; 1 thread, CPU time, batch 64, min of 15, one process): against
     the row tiles on 16x16, 8->16 1.02x, 16->16 1.00x, 16->32 0.98x, 32->32 0.99x, 32->64
     and 64->64 1.00x (2 threads, wall, min of 21: 0.97-1.01x): no margin, the row tiles
-    keep 16x16."""
+    keep 16x16.  Three input channels with a 5x5 kernel on planes up to 32 wide go to the
+    AVX-512 row tiles too, ahead of the first-layer kernel (the same bits; Zen 4, forward,
+    median of 31 in turns, 1 / 2 threads: 3->16 on 16x16 1.16x / 1.23x, on 24x24 1.15x /
+    1.08x, on 32x32 1.06-1.07x / 1.03-1.07x, 3->32 on 16x16 1.19x / 1.30x, on 32x32 1.10x
+    / 1.08x, 3->64 1.00x / 1.13x); 1 channel (0.61-0.75x), 2 (1.03x / 0.99x), 3x3 (0.96-0.99x)
+    and 64x64 planes (1.00-1.02x) stay there."""
+    if (g.C // g.groups == 3 and g.kh * g.kw >= 25 and g.W <= 32
+            and mp_direct_rows_run(3, g.O_group, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+                                   g.H, g.W, g.Ho, g.Wo) == 1):
+        return True
     return g.C // g.groups >= 4 and (
         g.Ho * g.Wo <= 64 or (g.Ho * g.Wo <= 256 and (
             g.Wo % 8 != 0 or (g.kh * g.kw >= 25 and g.sh == 1 and g.sw == 1

@@ -36,6 +36,7 @@ ROW_CASES = [
     (2, 4, 16, 16, 16, 3, 1, 1, 1, 1, True),    # 3x3 on 16x16
     (2, 4, 5, 32, 17, 5, 1, 2, 1, 1, True),     # rows of 32: two tiles of 16 pixels a row
     (2, 4, 3, 64, 16, 3, 1, 1, 1, 1, False),    # rows of 64: four
+    (2, 3, 16, 16, 32, 5, 1, 2, 1, 1, True),    # a first layer: 3 channels, 5x5
 ]
 ROW_IDS = [f"rows{i}" for i in range(len(ROW_CASES))]
 # direct shapes that are not row-tile shapes (the pixel-group tiles run them)
@@ -116,6 +117,13 @@ def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
         assert not kernels.uses_direct(4, 64, 64, 16, same(5, 64))  # 4 channels on 64x64
         assert not kernels.uses_direct(16, 24, 24, 16, same(3, 24))  # rows of 24: not theirs
         assert not kernels.uses_direct(16, 16, 16, 8, same(3, 16))   # 8 output channels
+        # 3 input channels, 5x5, planes up to 32 wide: ahead of the first-layer kernel
+        assert kernels.uses_direct(3, 32, 32, 16, same(5, 32))
+        assert kernels.uses_direct(3, 16, 16, 32, same(5, 16))
+        assert not kernels.uses_direct(3, 64, 64, 16, same(5, 64))  # 64x64: the first-layer kernel
+        assert not kernels.uses_direct(3, 32, 32, 16, same(3, 32))  # 3x3: the first-layer kernel
+        assert not kernels.uses_direct(1, 32, 32, 16, same(5, 32))  # 1 channel: likewise
+        assert not kernels.uses_direct(3, 32, 32, 8, same(5, 32))   # 8 output channels
         # 36 products per output to 16 channels: on BLAS (its own rounding), kept there
         assert not kernels.uses_tiles(4, 32, 32, 16, same(3, 32), 32, 1)
         assert not kernels.uses_direct(4, 32, 32, 16, same(3, 32))
@@ -125,6 +133,7 @@ def test_the_automatic_choice_takes_16x16_to_64x64_with_the_row_tiles():
         assert not kernels.uses_direct(4, 16, 16, 16, same(5, 16))
         assert not kernels.uses_direct(16, 32, 32, 16, same(3, 32))
         assert kernels.uses_direct(16, 16, 16, 32, same(5, 16))   # as before the row tiles
+        assert not kernels.uses_direct(3, 32, 32, 16, same(5, 32))  # the first-layer kernel
     finally:
         kernels.use_direct_rows_avx2(1)
         kernels.use_cpu_avx512(1)
