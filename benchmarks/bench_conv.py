@@ -8,12 +8,12 @@ run in a process of their own, as a user's script runs one library: two OpenMP
 runtimes in one process interfere.  After a parallel region each runtime's idle
 threads spin for a while (measured with libgomp's defaults at 2 threads: 8-10 ms
 of CPU time after a call), so a call of the other library that follows shares a
-core with that spin.  Every process gets
-``OPENBLAS_NUM_THREADS``, ``MINIPOOL_NUM_THREADS`` and ``OMP_NUM_THREADS`` set
-before NumPy and PyTorch load, so minipool's kernels and PyTorch use the same
-count.  ``--rounds N`` runs the processes N times, alternating which library goes
-first, and reports each figure as the median of the rounds: a slow stretch of a
-shared host then falls on a round, not on a row.
+core with that spin.  Every process gets ``OPENBLAS_NUM_THREADS``,
+``MINIPOOL_NUM_THREADS`` and ``OMP_NUM_THREADS`` set before NumPy and PyTorch
+load, so minipool's kernels and PyTorch use the same count.  ``--rounds N`` runs
+the processes N times, alternating which library goes first, and reports each
+figure as the median of the rounds: a slow stretch of a shared host then falls
+on a round, not on a row.
 
 The sweep table puts each layer's GFLOP/s next to the sgemm roof: the GFLOP/s
 of one large float32 GEMM through NumPy's OpenBLAS at the same thread count
