@@ -469,8 +469,24 @@ class Relu(Function):
         return out
 
 
-def _threads(n):
-    return _config.kernel_threads(activation.blocks(n), 2 * n)
+def _threads(n, arrays=2):
+    """Threads for a flat ``activation`` kernel over ``n`` elements of ``arrays`` arrays."""
+    return _config.kernel_threads(activation.blocks(n), arrays * n)
+
+
+def add_in_place(out: np.ndarray, g: np.ndarray) -> bool:
+    """``out += g`` on minipool's threads (``activation.add_into``: NumPy's bits, one
+    rounding per element) when both are C-contiguous float32 or float64 arrays of one dtype
+    and shape that do not overlap and the size calls for threads (a 4 MiB gradient: 104 us
+    on one thread, 57 us on two); returns whether it did, else the caller adds with NumPy."""
+    if (out.dtype != g.dtype or out.dtype not in FLOAT_DTYPES or out.shape != g.shape
+            or not (out.flags.c_contiguous and g.flags.c_contiguous and out.flags.writeable)
+            or np.may_share_memory(out, g)):
+        return False
+    threads = _threads(out.size, 3)
+    if threads > 1:
+        activation.add_into(out.reshape(-1), g.reshape(-1), threads)
+    return threads > 1
 
 
 def _unary(fn, x):

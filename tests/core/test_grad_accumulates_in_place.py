@@ -62,11 +62,11 @@ def test_a_large_gradient_accumulates_in_place_with_numpys_bits(dtype, threads, 
     """Past the parallel threshold the add runs on minipool's threads
     (``activation.add_into``): still in place, each element numpy's one rounding,
     inf and NaN included, for any thread count."""
-    from minipool import autograd
+    from minipool._kernels import activation
     from tests.helpers import with_threads
     calls = []
-    kernel = autograd.activation.add_into
-    monkeypatch.setattr(autograd.activation, "add_into",
+    kernel = activation.add_into
+    monkeypatch.setattr(activation, "add_into",
                         lambda *args: (calls.append(args[2]), kernel(*args))[1])
     rng = np.random.default_rng(3)
     n = 300_001  # 37 blocks of 8,192 and a partial one
