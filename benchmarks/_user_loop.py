@@ -2,7 +2,7 @@
 
     python benchmarks/_user_loop.py LIBRARY NET MODE THREADS SECONDS
 
-LIBRARY is ``minipool`` or ``torch``; NET ``lenet`` or ``cifar``; MODE ``train``
+LIBRARY is ``minipool`` or ``torch``; NET ``lenet``, ``cifar`` or ``mlp``; MODE ``train``
 or ``infer``.  The script does only what a user's script does: import the
 library, set its thread count, build an ``nn.Sequential``, loop.  No BLAS or
 malloc settings, no internals.  It prints images/s (the median of several
@@ -31,6 +31,10 @@ if net == "lenet":  # LeNet-5 (ReLU, max pooling) on 1x28x28
         nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+elif net == "mlp":  # a multilayer perceptron on flattened 1x28x28: 784 -> 512 -> 512 -> 10
+    shape = (784,)
+    model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 10))
 else:  # CIFAR-shaped: 3x32x32, conv3x3 32/64/128 + ReLU + 2x2 max pooling, linear 2048 -> 10
     shape = (3, 32, 32)
     model = nn.Sequential(

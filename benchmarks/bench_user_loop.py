@@ -9,7 +9,7 @@ hits both; each figure is the median over ``--repeats`` processes.  With
 measures again, and stops them: how much of its quiet speed each library
 keeps on a busy machine.
 
-    python benchmarks/bench_user_loop.py                      # LeNet-5 and the CIFAR-shaped net
+    python benchmarks/bench_user_loop.py                      # LeNet-5, the CIFAR-shaped net, an MLP
     python benchmarks/bench_user_loop.py --busy 1             # + with one core taken
     python benchmarks/bench_user_loop.py --nets lenet --modes train --threads 2 --repeats 3
 """
@@ -25,7 +25,8 @@ from _common import import_torch, machine_line, markdown_table  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "_user_loop.py")
-NETS = {"lenet": "LeNet-5 (1x28x28)", "cifar": "CIFAR-shaped (3x32x32, conv 32/64/128)"}
+NETS = {"lenet": "LeNet-5 (1x28x28)", "cifar": "CIFAR-shaped (3x32x32, conv 32/64/128)",
+        "mlp": "MLP (784-512-512-10)"}
 SPIN = "import time\nwhile True:\n    pass\n"
 
 
@@ -65,7 +66,7 @@ class BusyCores:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--nets", default="lenet,cifar")
+    parser.add_argument("--nets", default="lenet,cifar,mlp")
     parser.add_argument("--modes", default="train,infer")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--busy", type=int, default=0, help="also measure with N busy processes")

@@ -6,13 +6,12 @@
 # the tables once per call and runs the packing and the product on the threads, in one launch.
 # Inline functions only, compiled into each module that cimports them (conv_columns.pxd).
 from cython cimport floating
-from cython.parallel cimport prange, threadid
 from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
 
 from minipool._kernels.conv_columns cimport Geometry, _all_finite
 from minipool._kernels.conv_gemm cimport noinline_void
-from minipool._kernels._load_team cimport mp_chunk_fn, mp_team_run
+from minipool._kernels._load_team cimport _launch
 
 cdef extern from "conv2d_direct.h" nogil:
     # float or double pointers, all of one type: the header picks the build by them
@@ -372,22 +371,6 @@ cdef inline void _direct_chunk(void* context, Py_ssize_t c, int worker) noexcept
         _compute_chunk(<DirectJob*>context, c, <double*>NULL)
     else:
         _compute_chunk(<DirectJob*>context, c, <float*>NULL)
-
-
-cdef inline void _launch(mp_chunk_fn chunk, void* context, Py_ssize_t chunks, int num_threads,
-                         bint load_team) noexcept nogil:
-    """Run ``chunk`` for each of ``chunks``: inline on one thread, on the load-tolerant
-    team, or in an OpenMP region (dynamic: it moves whole chunks between threads, so
-    the bits do not change)."""
-    cdef Py_ssize_t c
-    if num_threads <= 1 or chunks <= 1:
-        for c in range(chunks):
-            chunk(context, c, 0)
-    elif load_team:
-        mp_team_run(chunk, context, chunks, num_threads)
-    else:
-        for c in prange(chunks, schedule="dynamic", num_threads=num_threads):
-            chunk(context, c, threadid())
 
 
 cdef inline bint _forward_on_direct(Geometry* g, const floating* x, Py_ssize_t N,

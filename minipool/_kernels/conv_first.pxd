@@ -8,7 +8,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from minipool._kernels.conv_columns cimport Geometry, _pad_planes
-from minipool._kernels.conv_direct cimport _launch
+from minipool._kernels._load_team cimport _launch
 
 cdef extern from "conv2d_first.h" nogil:
     Py_ssize_t mp_first_packed_size(Py_ssize_t O, Py_ssize_t K)

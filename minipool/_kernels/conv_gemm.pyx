@@ -1,6 +1,6 @@
 """The BLAS state of the convolution kernels: which ``cblas_?gemm`` their GEMMs call.
 
-``use_blas`` is called once, by minipool/ops/conv.py, with the addresses
+``use_blas`` is called once, by minipool/ops/_gemm.py, with the addresses
 minipool/_blas.py found in NumPy's OpenBLAS (tests switch to the loop GEMM and
 back).  The variables live here, declared in conv_gemm.pxd; every kernel module
 (conv2d, conv2d_channels_last, conv_transpose2d) cimports ``_gemm`` from there and

@@ -13,9 +13,8 @@ from minipool._kernels.conv_columns cimport (ConvArrays, Geometry, _all_finite, 
                                              _col2im_block, _crop_planes, _im2col_block, _pad_planes,
                                              _shifted_col2im, _shifted_cols, _transpose_rows,
                                              _widen_rows)
-from minipool._kernels.conv_direct cimport _launch
 from minipool._kernels.conv_gemm cimport _gemm, noinline_void
-from minipool._kernels._load_team cimport mp_chunk_fn
+from minipool._kernels._load_team cimport _launch, mp_chunk_fn
 
 # conv2d_tiles.h: the register tiles' product, their panel width and the build they run
 # on (AVX2 or baseline, picked by conv2d.use_cpu_avx2).  A product takes float or double

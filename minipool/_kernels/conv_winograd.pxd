@@ -9,8 +9,9 @@
 from libc.stdlib cimport free, malloc
 
 from minipool._kernels.conv_columns cimport Geometry
-from minipool._kernels.conv_direct cimport (_launch, mp_direct_claim, mp_direct_finished,
-                                            mp_direct_flag, mp_direct_seen, mp_direct_wait)
+from minipool._kernels._load_team cimport _launch
+from minipool._kernels.conv_direct cimport (mp_direct_claim, mp_direct_finished, mp_direct_flag,
+                                            mp_direct_seen, mp_direct_wait)
 
 cdef extern from "conv2d_winograd.h" nogil:
     Py_ssize_t mp_wino_packed(Py_ssize_t O, Py_ssize_t C)

@@ -33,11 +33,12 @@ from typing import NamedTuple, Optional, Union
 import numpy as np
 
 from minipool import _config
-from minipool._blas import gemm_addresses, gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
+from minipool._blas import gemm_backend, single_threaded  # noqa: F401 (gemm_backend re-exported)
 from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d_weight_grad import flip_weight
 from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import conv_bias, conv_operands, int_tuple, parse_data_format, single_int
+from minipool.ops._gemm import BLAS
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
@@ -54,9 +55,7 @@ WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; 
 GEMM_COLUMNS = 512
 MIN_GEMMS = 8
 
-_blas = gemm_addresses()
-if _blas is not None:
-    kernels.use_blas(*_blas)
+_blas = BLAS  # NumPy's OpenBLAS, handed to the kernels by minipool.ops._gemm (tests switch back to it)
 
 
 def pair(value, name, minimum, op="conv2d"):

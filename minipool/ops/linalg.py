@@ -1,8 +1,10 @@
-"""Matrix products (NumPy's BLAS, held to one thread while minipool calls it: see ``minipool._blas``)."""
+"""Matrix products: 2-d float ones on minipool's threads (``minipool.ops._gemm``), the rest
+through NumPy's BLAS held to one thread while minipool calls it (see ``minipool._blas``)."""
 import numpy as np
 
 from minipool._blas import single_threaded
 from minipool._typing import TensorLike
+from minipool.ops._gemm import product
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor
 
@@ -13,12 +15,17 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        if a.ndim == 2 and b.ndim == 2:
+            return product(a, b)
         with single_threaded():
             return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
+        if a.ndim == 2 and b.ndim == 2:
+            return (product(grad, b, trans_b=True) if ctx.needs_input_grad[0] else None,
+                    product(a, grad, trans_a=True) if ctx.needs_input_grad[1] else None)
         # Treat 1-d operands as matrices so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

@@ -4,8 +4,8 @@ from typing import Optional
 import numpy as np
 
 from minipool import _random
-from minipool._blas import single_threaded
 from minipool._typing import GeneratorLike, TensorLike
+from minipool.ops._gemm import product
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
@@ -15,31 +15,30 @@ __all__ = ["linear", "dropout"]
 class LinearFn(Function):
     """y = x @ W.T + b in one node: one GEMM forward, two backward, bias added in place.
 
-    The GEMMs run with OpenBLAS held to one thread (``single_threaded``): minipool's
-    own OpenMP threads already cover the cores, and OpenBLAS's threads spinning
-    beside them made a plain training loop 6x slower."""
+    The GEMMs run on minipool's threads (``minipool.ops._gemm.product``), cut into
+    blocks by the shape alone, with OpenBLAS held to one thread inside each: its own
+    threads spinning beside minipool's OpenMP team made a plain training loop 6x slower."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        with single_threaded():
-            out = np.matmul(x, weight.T)
+        x2 = x.reshape(-1, weight.shape[1])
+        out = product(x2, weight, trans_b=True)
         if bias is not None:
             out += bias
         if ctx.requires_grad:
-            ctx.save_for_backward(x, weight)
-        return out
+            ctx.save_for_backward(x2, weight)
+            ctx.input_shape = x.shape
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        out_features, in_features = weight.shape
-        grad2d = grad.reshape(-1, out_features)
+        x2, weight = ctx.saved_tensors
+        grad2d = grad.reshape(-1, weight.shape[0])
         grad_x = grad_w = grad_b = None
-        with single_threaded():
-            if ctx.needs_input_grad[0]:
-                grad_x = np.matmul(grad, weight)
-            if ctx.needs_input_grad[1]:
-                grad_w = grad2d.T @ x.reshape(-1, in_features)
+        if ctx.needs_input_grad[0]:
+            grad_x = product(grad2d, weight).reshape(ctx.input_shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = product(grad2d, x2, trans_a=True)
         if ctx.needs_input_grad[2]:
             grad_b = grad2d.sum(axis=0)
         return grad_x, grad_w, grad_b

@@ -62,31 +62,32 @@ def test_user_blas_setting_survives_minipool_ops(user_threads):
 
 
 def test_blas_runs_on_one_thread_inside_minipool_ops():
-    # Record OpenBLAS's thread count at the moment each GEMM of linear/matmul runs.
+    # Record OpenBLAS's thread count at the moment each GEMM of linear/matmul runs: the
+    # matrix kernel calls it from minipool's threads, so OpenBLAS must be on one.
     result = run_script("""
     threadpool_limits(2, user_api="blas")
     import minipool as mp
     import minipool.nn.functional as F
     from minipool import _blas
-    from minipool.ops import linalg, nn_ops
+    from minipool.ops import _gemm
     seen = []
 
     class Spy:
         def __getattr__(self, name):
-            return getattr(np, name)
+            return getattr(kernel, name)
 
         @staticmethod
-        def matmul(a, b):
+        def matmul_into(*args):
             seen.append(_blas.blas_num_threads())
-            return np.matmul(a, b)
+            return kernel.matmul_into(*args)
 
-    linalg.np = nn_ops.np = Spy()
+    kernel, _gemm.kernel = _gemm.kernel, Spy()
     x = mp.randn(64, 400, requires_grad=True)
     w = mp.randn(120, 400, requires_grad=True)
     (F.linear(x, w) + x @ w.T).sum().backward()
     print(json.dumps(dict(seen=seen, after=blas_threads())))
     """)
-    assert len(result["seen"]) >= 3 and set(result["seen"]) == {1}
+    assert len(result["seen"]) == 6 and set(result["seen"]) == {1}  # 3 GEMMs each
     assert result["after"] == [2]
 
 
