@@ -3,6 +3,7 @@ from typing import Any, Dict, Iterable, Tuple
 
 import numpy as np
 
+from minipool.ops import optimizer_steps
 from minipool.optim.optimizer import (PerParameterOptimizer, check_betas, check_number,
                                       state_buffer, state_scalar)
 
@@ -81,6 +82,12 @@ class Adam(PerParameterOptimizer):
 
     def update(self, p: Any, g: np.ndarray, state: Dict[str, Any], group: Dict[str, Any]) -> None:
         lr, eps, (beta1, beta2), step = group["lr"], group["eps"], group["betas"], state["step"].item()
+        step_size, bias_root = lr / (1 - beta1 ** step), (1 - beta2 ** step) ** 0.5
+        if optimizer_steps.adam_step(p._data, g, state["exp_avg"]._data, state["exp_avg_sq"]._data,
+                                     state["max_exp_avg_sq"]._data if group["amsgrad"] else None,
+                                     lr, beta1, beta2, eps, group["weight_decay"],
+                                     self.decoupled_weight_decay, False, step_size, bias_root):
+            return  # the same update in one pass; below, in NumPy
         g = _decay(p, g, lr, group["weight_decay"], self.decoupled_weight_decay)
         exp_avg, exp_avg_sq = _update_moments(state, g, beta1, beta2)
         if group["amsgrad"]:
@@ -88,9 +95,8 @@ class Adam(PerParameterOptimizer):
             np.maximum(second, exp_avg_sq, out=second)
         else:
             second = exp_avg_sq
-        step_size = lr / (1 - beta1 ** step)
         denom = np.sqrt(second)
-        denom /= (1 - beta2 ** step) ** 0.5
+        denom /= bias_root
         denom += eps
         update = -step_size * exp_avg
         update /= denom

@@ -3,6 +3,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 import numpy as np
 
+from minipool.ops import optimizer_steps
 from minipool.optim.optimizer import Optimizer, check_number, state_buffer
 
 __all__ = ["SGD"]
@@ -48,14 +49,22 @@ class SGD(Optimizer):
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov = group["weight_decay"], group["nesterov"]
             for p in group["params"]:
-                g = self._grad(p, group["maximize"])
-                if g is None:
+                raw = self._grad(p)
+                if raw is None:
                     continue
+                state = self.state.setdefault(p, {}) if momentum != 0 else None
+                buf = None if state is None else state.get("momentum_buffer")
+                first = state is not None and buf is None
+                buf_data = np.empty_like(p._data) if first else None if buf is None else buf._data
+                if optimizer_steps.sgd_step(p._data, raw, buf_data, lr, momentum, dampening,
+                                            weight_decay, nesterov, group["maximize"], first):
+                    if first:
+                        state["momentum_buffer"] = state_buffer(buf_data)
+                    continue
+                g = -raw if group["maximize"] else raw  # the same update in NumPy
                 if weight_decay != 0:
                     g = g + weight_decay * p._data
                 if momentum != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
                     if buf is None:
                         buf = np.array(g, dtype=p.dtype, copy=True)
                         state["momentum_buffer"] = state_buffer(buf)
