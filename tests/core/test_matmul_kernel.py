@@ -191,3 +191,21 @@ def test_property_small_products_with_ties_nan_and_inf(M, N, K, trans_a, trans_b
         C = np.empty((M, N), dtype)
         kernel.matmul_into(A, B, C, trans_a, trans_b, False, 2)
         np.testing.assert_array_equal(C, want.astype(dtype))
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False), (False, False)])
+def test_the_kernel_gives_the_same_bits_on_any_team(trans_a, trans_b):
+    # The kernel called directly with each team (the ops above may run on fewer threads
+    # when the machine is busy): 1, 2 and 3 threads, OpenMP and the load-tolerant team.
+    rng = np.random.default_rng(5)
+    M, N, K = 96, 1024, 300
+    assert kernel.matmul_blocks(M, N, K) == 4
+    A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    outs = []
+    for threads, team in [(1, False), (2, False), (3, False), (2, True), (3, True)]:
+        C = np.empty((M, N), np.float32)
+        kernel.matmul_into(A, B, C, trans_a, trans_b, False, threads, team)
+        outs.append(C)
+    for other in outs[1:]:
+        assert np.array_equal(outs[0].view(np.uint32), other.view(np.uint32))

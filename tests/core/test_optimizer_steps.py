@@ -22,17 +22,9 @@ def same_bits(a, b):
     assert np.array_equal(a[~nan_a].view(raw), b[~nan_b].view(raw))
 
 
-def run(make_optimizer, dtype, steps, size, seed, specials, kernel, shape=None):
-    """Parameters and optimizer state after ``steps`` steps on random gradients."""
-    rng = np.random.default_rng(seed)
-    shape = shape or (size,)
-    start = rng.standard_normal(shape).astype(dtype)
-    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(steps)]
-    if specials:
-        for array in [start] + grads:
-            flat = array.reshape(-1)
-            flat[rng.integers(0, flat.size, 6)] = rng.choice(SPECIALS, 6)
-    p = mp.nn.Parameter(mp.tensor(start))
+def stepped(make_optimizer, start, grads, kernel):
+    """The parameter and the optimizer's buffers after one step per gradient."""
+    p = mp.nn.Parameter(mp.tensor(start.copy()))
     opt = make_optimizer([p])
     before = optimizer_steps.enabled
     optimizer_steps.enabled = kernel
@@ -44,8 +36,18 @@ def run(make_optimizer, dtype, steps, size, seed, specials, kernel, shape=None):
     finally:
         optimizer_steps.enabled = before
     state = opt.state[p]
-    buffers = [v.numpy() for k, v in sorted(state.items()) if k != "step"]
-    return [p.numpy()] + buffers
+    return [p.numpy()] + [v.numpy() for k, v in sorted(state.items()) if k != "step"]
+
+
+def run(make_optimizer, dtype, steps, size, seed, specials, kernel):
+    """``stepped`` on random values (a few of them SPECIALS) of ``size`` elements."""
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(steps)]
+    if specials:
+        for array in [start] + grads:
+            array[rng.integers(0, size, 6)] = rng.choice(SPECIALS, 6)
+    return stepped(make_optimizer, start, grads, kernel)
 
 
 SGDS = [dict(lr=0.1), dict(lr=0.05, momentum=0.9), dict(lr=0.05, momentum=0.9, nesterov=True),
@@ -93,6 +95,25 @@ def test_the_bits_do_not_depend_on_the_thread_count(make):
         mp.set_num_threads(before)
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
+            same_bits(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernels_give_the_same_bits_on_any_thread_count(dtype):
+    from minipool._kernels import optim_steps
+    rng = np.random.default_rng(6)
+    n = 50_000
+    values = [rng.standard_normal(n).astype(dtype) for _ in range(5)]
+    outs = []
+    for threads in (1, 2, 3):
+        p, g, buf, m, v = (a.copy() for a in values)
+        v = np.abs(v)
+        optim_steps.sgd_step(p, g, buf, 0.1, 0.9, 0.2, 0.01, True, False, False, threads)
+        optim_steps.adam_step(p, g, m, v, np.zeros(n, dtype), 0.1, 0.9, 0.99, 1e-8, 0.1, True,
+                              True, 0.5, 0.3, threads)
+        outs.append([p, buf, m, v])
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
             same_bits(a, b)
 
 
@@ -152,17 +173,6 @@ def test_property_any_hyperparameters_and_values(data, adam, dtype, size, lr, be
     else:
         make = lambda ps: mp.optim.SGD(ps, lr=lr, momentum=beta, weight_decay=decay,  # noqa: E731
                                        nesterov=flag and beta > 0)
-    results = []
-    for kernel in (True, False):
-        p = mp.nn.Parameter(mp.tensor(start.copy()))
-        opt = make([p])
-        optimizer_steps.enabled = kernel
-        try:
-            for g in grads:
-                p.grad = mp.tensor(g)
-                with np.errstate(all="ignore"):
-                    opt.step()
-        finally:
-            optimizer_steps.enabled = True
-        results.append(p.numpy())
-    same_bits(*results)
+    ours, reference = (stepped(make, start, grads, kernel) for kernel in (True, False))
+    for a, b in zip(ours, reference):
+        same_bits(a, b)
