@@ -76,10 +76,13 @@ def matmul_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K):
 
 def matmul_into(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
                 bint trans_a=False, bint trans_b=False, bint accumulate=False,
-                int num_threads=1, bint load_team=False):
+                int num_threads=1):
     """C = op(A) @ op(B), or C += ... with ``accumulate``; op(X) is X.T when its flag is
     set.  All three C-contiguous, one dtype (float32 or float64); C must not overlap A
-    or B.  ``num_threads``/``load_team`` as conv2d's kernels (``_config.kernel_team``)."""
+    or B.  The blocks go to an OpenMP region of ``num_threads`` (``_config.kernel_threads``:
+    fewer on a busy machine), never to the load-tolerant team: each module that calls
+    that team gets its own copy of it (load_team.h is compiled into each), with helper
+    threads of its own that conv2d's placement settings do not reach."""
     cdef Product p
     cdef Py_ssize_t M = A.shape[1] if trans_a else A.shape[0]
     cdef Py_ssize_t K = A.shape[0] if trans_a else A.shape[1]
@@ -98,4 +101,4 @@ def matmul_into(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, 
     p.by_columns, p.blocks = N >= M, _blocks(M, N, K)
     p.float64 = floating is double
     with nogil:
-        _launch(_product_chunk, &p, p.blocks, num_threads, load_team)
+        _launch(_product_chunk, &p, p.blocks, num_threads, False)

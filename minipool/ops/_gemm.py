@@ -42,7 +42,7 @@ def product(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool =
     N = b.shape[0] if trans_b else b.shape[1]
     out = np.empty((M, N), a.dtype)
     blocks = kernel.matmul_blocks(M, N, K)
-    threads, load_team = _config.kernel_team(blocks, M * K + K * N + M * N, M * N * K)
+    threads = _config.kernel_threads(blocks, M * K + K * N + M * N)
     with single_threaded():
-        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads, load_team)
+        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)
     return out

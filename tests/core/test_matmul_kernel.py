@@ -3,7 +3,7 @@ blocks by the shape alone and run on minipool's threads.
 
 Proven three ways: a loop reference written here (float64 sums), PyTorch parity, and a
 float64 finite-difference check of linear's gradient through a product of several
-blocks; plus the bits for any thread count and either team, and the cut's rule."""
+blocks; plus the bits for any thread count, and the cut's rule."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 import minipool as mp
 import minipool.nn.functional as F
-from minipool import _config
 from minipool._kernels import matmul as kernel
 
 
@@ -40,15 +39,10 @@ def row_column_product(a, b):
 
 @pytest.fixture
 def threads():
-    """Set minipool's thread count (and the team mode) for one test, then restore both."""
-    before, mode = mp.get_num_threads(), _config._load_team_mode
-
-    def use(n, team="auto"):
-        mp.set_num_threads(n)
-        _config.set_load_team(team)
-    yield use
+    """Set minipool's thread count for one test, then restore it."""
+    before = mp.get_num_threads()
+    yield mp.set_num_threads
     mp.set_num_threads(before)
-    _config.set_load_team(mode)
 
 
 def test_the_cut_depends_on_the_shape_alone():
@@ -107,8 +101,8 @@ def test_the_bits_do_not_depend_on_the_thread_count(threads, dtype):
     g = rng.standard_normal((96, 512)).astype(dtype)
     assert kernel.matmul_blocks(96, 512, 784) > 1 and kernel.matmul_blocks(512, 784, 96) > 1
     runs = []
-    for n, team in [(1, "auto"), (2, "auto"), (3, "auto"), (2, "always")]:
-        threads(n, team)
+    for n in (1, 2, 3):
+        threads(n)
         x.grad = w.grad = b.grad = None
         y = F.linear(x, w, b)
         y.backward(mp.tensor(g))
@@ -194,18 +188,18 @@ def test_property_small_products_with_ties_nan_and_inf(M, N, K, trans_a, trans_b
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False), (False, False)])
-def test_the_kernel_gives_the_same_bits_on_any_team(trans_a, trans_b):
-    # The kernel called directly with each team (the ops above may run on fewer threads
-    # when the machine is busy): 1, 2 and 3 threads, OpenMP and the load-tolerant team.
+def test_the_kernel_gives_the_same_bits_on_any_thread_count(trans_a, trans_b):
+    # The kernel called directly on 1, 2 and 3 threads (the ops above may run on fewer
+    # when the machine is busy).
     rng = np.random.default_rng(5)
     M, N, K = 96, 1024, 300
     assert kernel.matmul_blocks(M, N, K) == 4
     A = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     B = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     outs = []
-    for threads, team in [(1, False), (2, False), (3, False), (2, True), (3, True)]:
+    for threads in (1, 2, 3):
         C = np.empty((M, N), np.float32)
-        kernel.matmul_into(A, B, C, trans_a, trans_b, False, threads, team)
+        kernel.matmul_into(A, B, C, trans_a, trans_b, False, threads)
         outs.append(C)
     for other in outs[1:]:
         assert np.array_equal(outs[0].view(np.uint32), other.view(np.uint32))
