@@ -93,12 +93,13 @@ LINK_ARGS = list(OPENMP_FLAGS or [])
 # 1.08x the time without it), and the one loop that needed the line (global average
 # pooling's lane pass) is now unrolled whole instead (_lanes_add_cells).
 PLACED_KERNELS = ("pool_",)
+PLACEMENT_ARGS = ["-falign-functions=64", "-falign-loops=64"]
+UNALIGNED_LOOPS = ("pool_sum",)
+
 # Per module: optim_steps' loops call sqrt, which sets errno on a negative argument unless
 # told not to, and that call keeps GCC from vectorising them.  No result changes (sqrt is
 # correctly rounded either way); minipool never reads errno.
 MODULE_ARGS = {"optim_steps": ["-fno-math-errno"]}
-PLACEMENT_ARGS = ["-falign-functions=64", "-falign-loops=64"]
-UNALIGNED_LOOPS = ("pool_sum",)
 
 
 def placement_args(module):
