@@ -305,6 +305,7 @@ def compare_kernels(base_dir, repeats):
     from minipool._blas import single_threaded
     from minipool._kernels import conv2d as ours
     from minipool.ops import conv as conv_ops
+    from minipool.ops._gemm import BLAS
     torch = import_torch(False)
     if torch is not None:
         torch.set_num_threads(1)
@@ -315,7 +316,7 @@ def compare_kernels(base_dir, repeats):
                                                   os.path.join(base_dir, so[0]))
     base = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(base)
-    base.use_blas(*conv_ops._blas)
+    base.use_blas(*BLAS)
 
     def cpu_time(fn):
         start = time.thread_time()

@@ -38,7 +38,7 @@ from minipool._kernels import conv2d as kernels
 from minipool._kernels.conv2d_weight_grad import flip_weight
 from minipool._typing import IntOrTuple, TensorLike
 from minipool._validate import conv_bias, conv_operands, int_tuple, parse_data_format, single_int
-from minipool.ops._gemm import BLAS
+from minipool.ops import _gemm  # noqa: F401 (it hands NumPy's OpenBLAS to the kernels)
 from minipool.ops._workspace import scratch
 from minipool.ops.elementwise import as_tensor
 from minipool.ops.shape import reshape
@@ -54,9 +54,6 @@ WEIGHT_SLOTS = 16  # partial weight gradients (independent of the thread count; 
 # products slowly), while the batch still makes MIN_GEMMS GEMMs (work for every thread)
 GEMM_COLUMNS = 512
 MIN_GEMMS = 8
-
-_blas = BLAS  # NumPy's OpenBLAS, handed to the kernels by minipool.ops._gemm (tests switch back to it)
-
 
 def pair(value, name, minimum, op="conv2d"):
     """``value`` (int or sequence of 2 ints) as a 2-tuple of ints in [minimum, MAX_GEOMETRY]."""

@@ -27,7 +27,6 @@ class LinearFn(Function):
             out += bias
         if ctx.requires_grad:
             ctx.save_for_backward(x2, weight)
-            ctx.input_shape = x.shape
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
@@ -36,7 +35,7 @@ class LinearFn(Function):
         grad2d = grad.reshape(-1, weight.shape[0])
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = product(grad2d, weight).reshape(ctx.input_shape)
+            grad_x = product(grad2d, weight).reshape(grad.shape[:-1] + (weight.shape[1],))
         if ctx.needs_input_grad[1]:
             grad_w = product(grad2d, x2, trans_a=True)
         if ctx.needs_input_grad[2]:

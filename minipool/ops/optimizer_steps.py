@@ -1,7 +1,7 @@
 """The optimizers' per-parameter updates in one pass (``minipool/_kernels/optim_steps.pyx``).
 
 Each function does the update and returns True when its arrays suit the kernel:
-one dtype (float32 or float64), C-contiguous, writeable, no two sharing memory.
+``minipool.ops.elementwise.flat_in_place_operands``.
 Otherwise it returns False at once, having changed nothing, and the optimizer runs
 its NumPy code, which gives the same bits.
 """
@@ -11,7 +11,7 @@ import numpy as np
 
 from minipool import _config
 from minipool._kernels import optim_steps
-from minipool.tensor import FLOAT_DTYPES
+from minipool.ops.elementwise import flat_in_place_operands
 
 __all__ = ["sgd_step", "adam_step"]
 
@@ -21,16 +21,7 @@ enabled = True
 
 def _suits(written, read):
     """Whether the kernel can take these arrays: ``written`` are updated in place."""
-    arrays = written + read
-    dtype, shape = arrays[0].dtype, arrays[0].shape
-    if not enabled or dtype not in FLOAT_DTYPES:
-        return False
-    for a in arrays:
-        if a.dtype != dtype or a.shape != shape or not a.flags.c_contiguous:
-            return False
-    if not all(a.flags.writeable for a in written):
-        return False
-    return not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1:])
+    return enabled and flat_in_place_operands(written, read)
 
 
 def _threads(n, arrays):

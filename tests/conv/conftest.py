@@ -9,13 +9,14 @@ from tests.conv.conv_checks import engine_forced_on
 def loop_gemm():
     """conv2d with the loop GEMM stand-in (as on a NumPy without OpenBLAS)."""
     from minipool.ops import conv as conv_module
+    from minipool.ops._gemm import BLAS
     kernels.use_blas(0, 0, False)
     try:
         assert "loop GEMM" in conv_module.gemm_backend()
         yield
     finally:
-        if conv_module._blas is not None:
-            kernels.use_blas(*conv_module._blas)
+        if BLAS is not None:
+            kernels.use_blas(*BLAS)
 
 
 # Each engine forced on for a test: every call it can take (the switch's mode 2).
