@@ -3,24 +3,41 @@
 ``linear`` and ``matmul`` used to call NumPy's matmul with OpenBLAS held to one
 thread (its own threads spinning beside minipool's OpenMP team made a training
 loop 6x slower), so a network of linear layers ran on one core at any thread
-count.  Here the product is cut into blocks of C's columns (or rows, whichever
-C has more of), each one call of the BLAS GEMM conv2d uses (conv_gemm.pxd, still
-on one OpenBLAS thread), and minipool's threads share the blocks out.
+count.  Here the product is cut into blocks, and minipool's threads share the
+blocks out.  float32 products whose output rows are at least 64 wide run on
+register tiles (gemm_tiles.h, AVX-512 or AVX2: 1.1-1.5x OpenBLAS on batch-64
+linear layers, Zen 4, ``use_tiles``), each block a range of the tiles' rows or
+columns; the others call the BLAS GEMM conv2d uses (conv_gemm.pxd, still on one
+OpenBLAS thread), each block a range of C's columns (or rows, whichever C has
+more of).
 
 The cut depends on the shape alone (``matmul_blocks``), never on the thread
 count, so every element is the same computation whatever thread computes its
 block: the bits do not change with the thread count.  A block is at least
 MIN_BLOCK_EXTENT columns (rows) and BLOCK_MULTIPLY_ADDS multiply-adds, and the
 blocks are a power of two in number (an even share for 1, 2, 4 ... threads).
-Each extra block packs the other operand once more: measured on one thread,
+Each extra BLAS block packs the other operand once more: measured on one thread,
 64 x 784 @ 784 x 512 as 1, 2, 4 and 8 blocks of columns took 666, 673, 683 and
 700 us (OpenBLAS, Zen 4), and at 2 threads 2 blocks beat 4 (359 against 397 us),
 hence the 256-wide floor.
 """
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 
 from minipool._kernels._load_team cimport _launch
 from minipool._kernels.conv_gemm cimport _gemm
+
+cdef extern from "gemm_tiles.h" nogil:
+    ctypedef struct mp_gemm_job:
+        Py_ssize_t rows, cols
+    int mp_gemm_pick(int allow)
+    int mp_gemm_fits(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N)
+    Py_ssize_t mp_gemm_work(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K)
+    mp_gemm_job mp_gemm_plan(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                             const float* A, Py_ssize_t lda, const float* B, Py_ssize_t ldb,
+                             int accumulate, float* C, Py_ssize_t ldc, float* work)
+    void mp_gemm_block(const mp_gemm_job* g, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,
+                       Py_ssize_t c1, int pick)
 
 cdef enum:
     MIN_BLOCK_EXTENT = 256
@@ -34,6 +51,23 @@ cdef struct Product:
     void* C
     Py_ssize_t M, N, K, lda, ldb, ldc, blocks
     bint trans_a, trans_b, accumulate, by_columns, float64
+    int tiles                # float32 on gemm_tiles.h's build (2 AVX-512, 1 AVX2), 0: the BLAS
+    mp_gemm_job job          # ... its job, cut into blocks of D's rows or columns (by_columns)
+
+
+# gemm_tiles.h's build for float32 products (``use_tiles``): 2 AVX-512, 1 AVX2, 0 the BLAS
+cdef int _tiles = mp_gemm_pick(2)
+
+
+def use_tiles(int mode=2):
+    """float32 products on gemm_tiles.h's register tiles: 2 (the default) AVX-512 where the
+    CPU has it, else AVX2; 1 AVX2 at most; 0 the BLAS.  Returns the build now in use
+    (0 where the CPU has neither)."""
+    global _tiles
+    if mode not in (0, 1, 2):
+        raise ValueError(f"use_tiles: mode must be 0, 1 or 2, got {mode}")
+    _tiles = mp_gemm_pick(mode)
+    return _tiles
 
 
 cdef Py_ssize_t _blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K) noexcept nogil:
@@ -60,11 +94,36 @@ cdef inline void _product_block(Product* p, Py_ssize_t block, floating* kind) no
               C + begin * p.ldc, p.ldc)
 
 
+cdef inline Py_ssize_t _tile_edge(Py_ssize_t extent, Py_ssize_t block, Py_ssize_t blocks,
+                                  Py_ssize_t step) noexcept nogil:
+    """Where block ``block`` of ``blocks`` begins along ``extent``: the exact share,
+    rounded to a multiple of ``step`` (whole tiles), the last block ending at ``extent``."""
+    if block >= blocks:
+        return extent
+    return min(extent, (extent * block // blocks + step // 2) // step * step)
+
+
 cdef void _product_chunk(void* context, Py_ssize_t block, int worker) noexcept nogil:
-    if (<Product*>context).float64:
-        _product_block(<Product*>context, block, <double*>NULL)
+    cdef Product* p = <Product*>context
+    if p.tiles:  # a block of D's rows or of its columns (panels of 64: whole vectors)
+        if p.by_columns:
+            mp_gemm_block(&p.job, 0, p.job.rows, _tile_edge(p.job.cols, block, p.blocks, 64),
+                          _tile_edge(p.job.cols, block + 1, p.blocks, 64), p.tiles)
+        else:
+            mp_gemm_block(&p.job, _tile_edge(p.job.rows, block, p.blocks, 6),
+                          _tile_edge(p.job.rows, block + 1, p.blocks, 6), 0, p.job.cols,
+                          p.tiles)
+    elif p.float64:
+        _product_block(p, block, <double*>NULL)
     else:
-        _product_block(<Product*>context, block, <float*>NULL)
+        _product_block(p, block, <float*>NULL)
+
+
+def uses_tiles(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+               bint float64=False):
+    """Whether ``matmul_into`` computes this product on the register tiles (else the BLAS)."""
+    return (not float64 and _tiles != 0 and K > 0
+            and mp_gemm_fits(trans_a, trans_b, M, N) == 1)
 
 
 def matmul_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K):
@@ -100,5 +159,19 @@ def matmul_into(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, 
     p.trans_a, p.trans_b, p.accumulate = trans_a, trans_b, accumulate
     p.by_columns, p.blocks = N >= M, _blocks(M, N, K)
     p.float64 = floating is double
-    with nogil:
-        _launch(_product_chunk, &p, p.blocks, num_threads, False)
+    p.tiles = _tiles if uses_tiles(trans_a, trans_b, M, N, K, floating is double) else 0
+    cdef float* work = NULL
+    if p.tiles:
+        work = <float*>malloc(max(1, mp_gemm_work(trans_a, trans_b, M, N, K)) * sizeof(float))
+        if work == NULL:
+            raise MemoryError("matmul_into: no memory for the transposed copy")
+    try:
+        with nogil:
+            if p.tiles:
+                p.job = mp_gemm_plan(trans_a, trans_b, M, N, K, <const float*>p.A, p.lda,
+                                     <const float*>p.B, p.ldb, accumulate, <float*>p.C, p.ldc,
+                                     work)
+                p.by_columns = p.job.cols > p.job.rows
+            _launch(_product_chunk, &p, p.blocks, num_threads, False)
+    finally:
+        free(work)

@@ -4,8 +4,10 @@ NumPy's OpenBLAS, found once here (``minipool._blas.gemm_addresses``), is handed
 to the kernels (``conv_gemm.use_blas``), which call its ``cblas_?gemm`` from
 their own threads with OpenBLAS held to one thread (``single_threaded``).  The
 matrix kernel (``minipool/_kernels/matmul.pyx``) cuts a product into blocks by
-its shape alone, so the bits do not depend on the thread count.  Anything it does
-not take (other dtypes, no BLAS found) goes to ``np.matmul`` on one OpenBLAS thread.
+its shape alone, so the bits do not depend on the thread count; float32 products
+wide enough for its register tiles (``kernel.uses_tiles``) call no BLAS at all.
+Anything it does not take (other dtypes, no BLAS found) goes to ``np.matmul`` on
+one OpenBLAS thread.
 """
 import numpy as np
 
@@ -47,9 +49,10 @@ def product(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool =
     b, trans_b = _c_operand(b, trans_b)
     M, N = a.shape[0], b.shape[0]
     if (trans_b and not trans_a and M < N and M * N <= TRANSPOSED_MAX_OUTPUT
-            and M * N * a.shape[1] >= TRANSPOSED_MIN_WORK):
+            and M * N * a.shape[1] >= TRANSPOSED_MIN_WORK
+            and not kernel.uses_tiles(False, True, M, N, a.shape[1], a.dtype == np.float64)):
         # a @ b.T with fewer rows than columns (linear's forward: batch < out_features) runs
-        # faster in OpenBLAS as (b @ a.T).T, the copy included
+        # faster in OpenBLAS as (b @ a.T).T, the copy included (the tiles need no copy)
         return np.ascontiguousarray(_blocked(b, a, False, True).T)
     return _blocked(a, b, trans_a, trans_b)
 
@@ -61,6 +64,9 @@ def _blocked(a, b, trans_a, trans_b):
     out = np.empty((M, N), a.dtype)
     blocks = kernel.matmul_blocks(M, N, K)
     threads = _config.kernel_threads(blocks, M * K + K * N + M * N)
-    with single_threaded():
-        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)
+    if kernel.uses_tiles(trans_a, trans_b, M, N, K, a.dtype == np.float64):
+        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)  # no BLAS: no pin
+    else:
+        with single_threaded():
+            kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)
     return out

@@ -205,11 +205,13 @@ def test_the_kernel_gives_the_same_bits_on_any_thread_count(trans_a, trans_b):
         assert np.array_equal(outs[0].view(np.uint32), other.view(np.uint32))
 
 
+@pytest.mark.parametrize("tiles", [2, 0], ids=["tiles", "blas"])
 @pytest.mark.parametrize("M,N,K,transposed", [(64, 512, 784, True), (64, 84, 120, False),
                                               (256, 1024, 1024, False), (64, 10, 2048, False)])
-def test_a_times_b_transposed_takes_the_faster_orientation(monkeypatch, M, N, K, transposed):
-    # product(a, b, trans_b=True) computes (b @ a.T).T where OpenBLAS measured faster: the
-    # rule (ops._gemm) picks by the shape, and either way the values are the loop's.
+def test_a_times_b_transposed_takes_the_faster_orientation(monkeypatch, tiles, M, N, K, transposed):
+    # On the BLAS, product(a, b, trans_b=True) computes (b @ a.T).T where OpenBLAS measured
+    # faster: the rule (ops._gemm) picks by the shape.  The float32 tiles (gemm_tiles.h)
+    # take a @ b.T as it is.  Either way the values are the loop's.
     from minipool.ops import _gemm
     calls = []
     blocked = _gemm._blocked
@@ -217,8 +219,13 @@ def test_a_times_b_transposed_takes_the_faster_orientation(monkeypatch, M, N, K,
     rng = np.random.default_rng(6)
     a = rng.standard_normal((M, K)).astype(np.float32)
     b = rng.standard_normal((N, K)).astype(np.float32)
-    out = _gemm.product(a, b, trans_b=True)
+    try:
+        kernel.use_tiles(tiles)
+        on_tiles = kernel.uses_tiles(False, True, M, N, K)
+        out = _gemm.product(a, b, trans_b=True)
+    finally:
+        kernel.use_tiles(2)
     assert out.flags.c_contiguous and out.shape == (M, N)
-    assert calls == [(N, K) if transposed else (M, K)]
+    assert calls == [(N, K) if transposed and not on_tiles else (M, K)]
     rows = slice(0, 3)  # the loop reference on a few rows is enough for the orientation
     np.testing.assert_allclose(out[rows], row_column_product(a[rows], b.T), rtol=1e-4, atol=1e-3)

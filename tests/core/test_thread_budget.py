@@ -61,15 +61,19 @@ def test_user_blas_setting_survives_minipool_ops(user_threads):
         assert result["after"] == [user_threads]
 
 
-def test_blas_runs_on_one_thread_inside_minipool_ops():
+@pytest.mark.parametrize("tiles", [0, 2], ids=["blas", "tiles"])
+def test_blas_runs_on_one_thread_inside_minipool_ops(tiles):
     # Record OpenBLAS's thread count at the moment each GEMM of linear/matmul runs: the
-    # matrix kernel calls it from minipool's threads, so OpenBLAS must be on one.
-    result = run_script("""
+    # matrix kernel calls it from minipool's threads, so OpenBLAS must be on one.  A
+    # product on the float32 tiles (gemm_tiles.h) calls no BLAS, and leaves its count alone.
+    result = run_script(f"""
     threadpool_limits(2, user_api="blas")
     import minipool as mp
     import minipool.nn.functional as F
     from minipool import _blas
     from minipool.ops import _gemm
+    from minipool._kernels import matmul
+    matmul.use_tiles({tiles})
     seen = []
 
     class Spy:
@@ -77,9 +81,11 @@ def test_blas_runs_on_one_thread_inside_minipool_ops():
             return getattr(kernel, name)
 
         @staticmethod
-        def matmul_into(*args):
-            seen.append(_blas.blas_num_threads())
-            return kernel.matmul_into(*args)
+        def matmul_into(A, B, C, trans_a, trans_b, *rest):
+            M, K = A.shape[::-1] if trans_a else A.shape
+            on_tiles = kernel.uses_tiles(trans_a, trans_b, M, C.shape[1], K, A.dtype == "float64")
+            seen.append([_blas.blas_num_threads(), on_tiles])
+            return kernel.matmul_into(A, B, C, trans_a, trans_b, *rest)
 
     kernel, _gemm.kernel = _gemm.kernel, Spy()
     x = mp.randn(64, 400, requires_grad=True)
@@ -87,7 +93,11 @@ def test_blas_runs_on_one_thread_inside_minipool_ops():
     (F.linear(x, w) + x @ w.T).sum().backward()
     print(json.dumps(dict(seen=seen, after=blas_threads())))
     """)
-    assert len(result["seen"]) == 6 and set(result["seen"]) == {1}  # 3 GEMMs each
+    assert len(result["seen"]) == 6  # 3 GEMMs each
+    for threads, on_tiles in result["seen"]:
+        assert threads == (2 if on_tiles else 1)
+    if tiles == 0:
+        assert not any(on_tiles for _, on_tiles in result["seen"])
     assert result["after"] == [2]
 
 

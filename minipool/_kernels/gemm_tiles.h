@@ -1,0 +1,232 @@
+/* float32 C (+)= op(A) @ op(B) on register tiles (matmul.pyx: linear and matmul),
+ * for x86-64 with AVX-512 (6 rows by 4 zmm of 16 columns) or AVX2 + FMA (6 rows by 2
+ * ymm of 8).  Without either, or for float64, matmul.pyx calls the BLAS instead.
+ *
+ * One loop serves all four transposes: D (rows x cols) (+)= P Q, where P is read one
+ * element at a time (broadcast: any strides) and Q a row of columns at a time (each
+ * row contiguous), and D written through any strides:
+ *     A @ B      P = A, Q = B, D = C
+ *     A.T @ B    P = A read down its columns, Q = B, D = C
+ *     A.T @ B.T  D = C.T = B @ A: P = B, Q = A, D = C stored transposed
+ *     A @ B.T    the smaller of A and B copied transposed into `work` (K x its rows),
+ *                then one of the forms above.
+ * So no operand is packed except that one copy: linear's forward (batch rows against
+ * out_features rows) copies the batch, 64 x 784 of it against a 784 x 512 weight.
+ *
+ * The bits: each output is one chain of fma over k in order from +0, then, with
+ * `accumulate`, one add of C's old value (as a BLAS with beta = 1 rounds it).  The same
+ * on either build, any tile position and any cut of C into blocks: the bits depend on
+ * the shape alone.  (They are not OpenBLAS's: it splits and orders the sums its way.)
+ *
+ * Needs Python.h (Py_ssize_t) and <string.h>. */
+#ifndef MINIPOOL_GEMM_TILES_H
+#define MINIPOOL_GEMM_TILES_H
+#include <string.h>
+#include "cpu_features.h"
+
+#define MP_GEMM_MR 6 /* rows of a tile */
+
+/* P(r, k) = p[r * p_r + k * p_k]; Q(k, c) = q[k * q_k + c]; D(r, c) = d[r * d_r + c * d_c] */
+typedef struct {
+    const float *p;
+    Py_ssize_t p_r, p_k;
+    const float *q;
+    Py_ssize_t q_k;
+    float *d;
+    Py_ssize_t d_r, d_c;
+    Py_ssize_t rows, cols, K;
+    int accumulate;
+} mp_gemm_job;
+
+#if MP_CPU_X86_DISPATCH
+#define MP_GEMM_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define MP_GEMM_AVX2 __attribute__((target("avx2,fma")))
+
+/* The tile's sums (rows x n, n <= width) out to D: row by row where D's columns are
+ * contiguous; else column by column, each column's `rows` values contiguous in C (a row
+ * at a time put each value on another cache line, ldc apart: 4 KiB for 1024 columns,
+ * all in one L1 set). */
+static inline __attribute__((always_inline)) void mp_gemm_store(
+        const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t c0, int rows, Py_ssize_t n,
+        const float *tile, int width) {
+    if (g->d_c == 1) {
+        for (int r = 0; r < rows; r++) {
+            float *d = g->d + (r0 + r) * g->d_r + c0;
+            const float *t = tile + r * width;
+            if (g->accumulate)
+                for (Py_ssize_t c = 0; c < n; c++) d[c] = t[c] + d[c];
+            else
+                memcpy(d, t, (size_t)n * sizeof(float));
+        }
+        return;
+    }
+    for (Py_ssize_t c = 0; c < n; c++) {
+        float *d = g->d + r0 * g->d_r + (c0 + c) * g->d_c;
+        for (int r = 0; r < rows; r++)
+            d[r * g->d_r] = g->accumulate ? tile[r * width + c] + d[r * g->d_r]
+                                          : tile[r * width + c];
+    }
+}
+
+/* ROWS x (NV vectors) tile at (r0, c0), n <= NV * lanes valid columns (a masked load
+ * past them reads zeros).  VEC/LANES/... name the build's vector type and operations. */
+#define MP_GEMM_TILE(NAME, ATTR, VEC, LANES, NV, ZERO, SET1, FMA, LOAD, LOAD_MASKED, STORE,   \
+                     MASK_T, MASK_OF, ADD)                                                     \
+    ATTR static inline __attribute__((always_inline)) void NAME(                             \
+            const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t c0, Py_ssize_t n, const int ROWS) { \
+        VEC acc[MP_GEMM_MR][NV];                                                              \
+        for (int r = 0; r < ROWS; r++)                                                        \
+            for (int v = 0; v < NV; v++) acc[r][v] = ZERO;                                    \
+        const float *p = g->p + r0 * g->p_r, *q = g->q + c0;                                  \
+        const Py_ssize_t p_r = g->p_r, p_k = g->p_k, q_k = g->q_k;                            \
+        if (n == NV * LANES) {                                                                \
+            for (Py_ssize_t k = 0; k < g->K; k++, p += p_k, q += q_k) {                       \
+                VEC b[NV];                                                                    \
+                for (int v = 0; v < NV; v++) b[v] = LOAD(q + v * LANES);                      \
+                for (int r = 0; r < ROWS; r++) {                                              \
+                    const VEC a = SET1(p[r * p_r]);                                           \
+                    for (int v = 0; v < NV; v++) acc[r][v] = FMA(a, b[v], acc[r][v]);          \
+                }                                                                             \
+            }                                                                                 \
+        } else {                                                                              \
+            MASK_T mask[NV];                                                                  \
+            for (int v = 0; v < NV; v++) mask[v] = MASK_OF(n - v * LANES);                    \
+            for (Py_ssize_t k = 0; k < g->K; k++, p += p_k, q += q_k) {                       \
+                VEC b[NV];                                                                    \
+                for (int v = 0; v < NV; v++) b[v] = LOAD_MASKED(q + v * LANES, mask[v]);      \
+                for (int r = 0; r < ROWS; r++) {                                              \
+                    const VEC a = SET1(p[r * p_r]);                                           \
+                    for (int v = 0; v < NV; v++) acc[r][v] = FMA(a, b[v], acc[r][v]);          \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        if (g->d_c == 1 && n == NV * LANES) { /* whole vectors straight to D */               \
+            for (int r = 0; r < ROWS; r++) {                                                  \
+                float *d = g->d + (r0 + r) * g->d_r + c0;                                     \
+                for (int v = 0; v < NV; v++)                                                  \
+                    STORE(d + v * LANES, g->accumulate ? ADD(acc[r][v], LOAD(d + v * LANES))  \
+                                                       : acc[r][v]);                          \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
+        float tile[MP_GEMM_MR * NV * LANES];                                                  \
+        for (int r = 0; r < ROWS; r++)                                                        \
+            for (int v = 0; v < NV; v++) STORE(tile + (r * NV + v) * LANES, acc[r][v]);       \
+        mp_gemm_store(g, r0, c0, ROWS, n, tile, NV * LANES);                                  \
+    }
+
+/* D's rows [r0, r1) by columns [c0, c1): column panels outside (a panel of Q, K x
+ * width, stays in L2 while the row tiles pass over it), tiles of MP_GEMM_MR rows inside;
+ * the last tile's rows by a switch, so every ROWS is a constant. */
+#define MP_GEMM_RUN(NAME, TILE, ATTR, WIDTH)                                                   \
+    ATTR static void NAME(const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t c0,  \
+                          Py_ssize_t c1) {                                                     \
+        for (Py_ssize_t c = c0; c < c1; c += WIDTH) {                                         \
+            Py_ssize_t n = c1 - c < WIDTH ? c1 - c : WIDTH, r = r0;                           \
+            for (; r + MP_GEMM_MR <= r1; r += MP_GEMM_MR) TILE(g, r, c, n, MP_GEMM_MR);       \
+            switch (r1 - r) {                                                                 \
+            case 5: TILE(g, r, c, n, 5); break;                                               \
+            case 4: TILE(g, r, c, n, 4); break;                                               \
+            case 3: TILE(g, r, c, n, 3); break;                                               \
+            case 2: TILE(g, r, c, n, 2); break;                                               \
+            case 1: TILE(g, r, c, n, 1); break;                                               \
+            default: break;                                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+#define MP_GEMM_M512_MASK(n) ((__mmask16)((n) >= 16 ? 0xFFFF : (n) <= 0 ? 0 : (1u << (n)) - 1))
+#define MP_GEMM_M512_LOADM(x, m) _mm512_maskz_loadu_ps(m, x)
+MP_GEMM_TILE(mp_gemm_tile_avx512, MP_GEMM_AVX512, __m512, 16, 4, _mm512_setzero_ps(),
+             _mm512_set1_ps, _mm512_fmadd_ps, _mm512_loadu_ps, MP_GEMM_M512_LOADM,
+             _mm512_storeu_ps, __mmask16, MP_GEMM_M512_MASK, _mm512_add_ps)
+MP_GEMM_RUN(mp_gemm_rows_avx512, mp_gemm_tile_avx512, MP_GEMM_AVX512, 64)
+
+/* AVX2's masked load takes the lanes whose int has its top bit set */
+MP_GEMM_AVX2 static inline __m256i mp_gemm_m256_mask(Py_ssize_t n) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 : n > 8 ? 8 : n)), lane);
+}
+#define MP_GEMM_M256_LOADM(x, m) _mm256_maskload_ps(x, m)
+MP_GEMM_TILE(mp_gemm_tile_avx2, MP_GEMM_AVX2, __m256, 8, 2, _mm256_setzero_ps(),
+             _mm256_set1_ps, _mm256_fmadd_ps, _mm256_loadu_ps, MP_GEMM_M256_LOADM,
+             _mm256_storeu_ps, __m256i, mp_gemm_m256_mask, _mm256_add_ps)
+MP_GEMM_RUN(mp_gemm_rows_avx2, mp_gemm_tile_avx2, MP_GEMM_AVX2, 16)
+#endif /* MP_CPU_X86_DISPATCH */
+
+/* 2: AVX-512, 1: AVX2 + FMA, 0: neither (the caller uses the BLAS); `allow` caps it
+ * (the tests compare the builds). */
+static inline int mp_gemm_pick(int allow) {
+#if MP_CPU_X86_DISPATCH
+    __builtin_cpu_init();
+    if (allow >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+            && mp_cpu_avx2_fma(1))
+        return 2;
+    return allow >= 1 && mp_cpu_avx2_fma(1) ? 1 : 0;
+#else
+    (void)allow;
+    return 0;
+#endif
+}
+
+/* Whether the tiles take the product: D's columns fill at least one panel of 64 (a
+ * whole AVX-512 tile).  A @ B.T also needs both sides that wide: the copy then goes to
+ * the smaller side, and fewer rows (a batch of 1-32 against a wide weight) would fill a
+ * fraction of the lanes, or copy the weight (measured 0.04-0.84x OpenBLAS).  Otherwise
+ * the caller uses the BLAS. */
+static inline int mp_gemm_fits(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N) {
+    if (!trans_a && trans_b) return M >= 64 && N >= 64;
+    return (trans_a && trans_b ? M : N) >= 64;
+}
+
+/* The floats of `work` mp_gemm_plan needs: a transposed copy for A @ B.T. */
+static inline Py_ssize_t mp_gemm_work(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N,
+                                      Py_ssize_t K) {
+    return !trans_a && trans_b ? K * (M < N ? M : N) : 0;
+}
+
+/* The job for C (M x N, ldc) (+)= op(A) @ op(B), row-major (see the top); A @ B.T first
+ * copies the smaller operand transposed into `work` (mp_gemm_work floats), which
+ * mp_gemm_rows then reads: call this once, before any thread runs a block of rows. */
+static inline mp_gemm_job mp_gemm_plan(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N,
+                                       Py_ssize_t K, const float *A, Py_ssize_t lda,
+                                       const float *B, Py_ssize_t ldb, int accumulate,
+                                       float *C, Py_ssize_t ldc, float *work) {
+    mp_gemm_job g;
+    g.K = K, g.accumulate = accumulate;
+    if (!trans_a && trans_b) { /* A @ B.T: copy the smaller of A, B transposed */
+        const float *X = M < N ? A : B;
+        Py_ssize_t rows = M < N ? M : N, ldx = M < N ? lda : ldb;
+        for (Py_ssize_t i = 0; i < rows; i++)
+            for (Py_ssize_t k = 0; k < K; k++) work[k * rows + i] = X[i * ldx + k];
+        if (M < N) { /* C.T = B @ (A.T): P = B, Q = the copy, D = C transposed */
+            g.p = B, g.p_r = ldb, g.p_k = 1, g.q = work, g.q_k = M;
+            g.d = C, g.d_r = 1, g.d_c = ldc, g.rows = N, g.cols = M;
+        } else {     /* C = A @ (B.T): P = A, Q = the copy */
+            g.p = A, g.p_r = lda, g.p_k = 1, g.q = work, g.q_k = N;
+            g.d = C, g.d_r = ldc, g.d_c = 1, g.rows = M, g.cols = N;
+        }
+    } else if (trans_a && trans_b) { /* C.T = B @ A */
+        g.p = B, g.p_r = ldb, g.p_k = 1, g.q = A, g.q_k = lda;
+        g.d = C, g.d_r = 1, g.d_c = ldc, g.rows = N, g.cols = M;
+    } else { /* A @ B, A.T @ B */
+        g.p = A, g.p_r = trans_a ? 1 : lda, g.p_k = trans_a ? lda : 1, g.q = B, g.q_k = ldb;
+        g.d = C, g.d_r = ldc, g.d_c = 1, g.rows = M, g.cols = N;
+    }
+    return g;
+}
+
+/* The job's rows [r0, r1) by columns [c0, c1) (of D: C, or C.T when stored transposed)
+ * on the build `pick` (mp_gemm_pick: 1 or 2). */
+static inline void mp_gemm_block(const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t r1,
+                                 Py_ssize_t c0, Py_ssize_t c1, int pick) {
+#if MP_CPU_X86_DISPATCH
+    if (pick == 2)
+        mp_gemm_rows_avx512(g, r0, r1, c0, c1);
+    else if (pick == 1)
+        mp_gemm_rows_avx2(g, r0, r1, c0, c1);
+#else
+    (void)g, (void)r0, (void)r1, (void)c0, (void)c1, (void)pick;
+#endif
+}
+#endif
