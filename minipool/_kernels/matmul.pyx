@@ -5,8 +5,8 @@ thread (its own threads spinning beside minipool's OpenMP team made a training
 loop 6x slower), so a network of linear layers ran on one core at any thread
 count.  Here the product is cut into blocks, and minipool's threads share the
 blocks out.  float32 products whose output rows are at least 64 wide run on
-register tiles (gemm_tiles.h, AVX-512 or AVX2: 1.1-1.5x OpenBLAS on batch-64
-linear layers, Zen 4, ``use_tiles``), each block a range of the tiles' rows or
+register tiles where the CPU has AVX-512 (gemm_tiles.h: 1.1-1.5x OpenBLAS on
+batch-64 linear layers, Zen 4; ``use_tiles``), each block a range of the tiles' rows or
 columns; the others call the BLAS GEMM conv2d uses (conv_gemm.pxd, still on one
 OpenBLAS thread), each block a range of C's columns (or rows, whichever C has
 more of).
@@ -60,9 +60,10 @@ cdef int _tiles = mp_gemm_pick(2)
 
 
 def use_tiles(int mode=2):
-    """float32 products on gemm_tiles.h's register tiles: 2 (the default) AVX-512 where the
-    CPU has it, else AVX2; 1 AVX2 at most; 0 the BLAS.  Returns the build now in use
-    (0 where the CPU has neither)."""
+    """float32 products on gemm_tiles.h's register tiles: 2 (the default) the AVX-512
+    tiles where the CPU has AVX-512, else the BLAS; 1 the AVX2 tiles (slower than
+    OpenBLAS on some shapes: for tests and trials); 0 the BLAS.  Returns the build now
+    in use (0 where the CPU lacks the one asked for)."""
     global _tiles
     if mode not in (0, 1, 2):
         raise ValueError(f"use_tiles: mode must be 0, 1 or 2, got {mode}")
