@@ -5,14 +5,16 @@
  *
  * One loop serves all four transposes: D (rows x cols) (+)= P Q, where P is read one
  * element at a time (broadcast: any strides) and Q a row of columns at a time (each
- * row contiguous), and D written through any strides:
+ * row contiguous):
  *     A @ B      P = A, Q = B, D = C
  *     A.T @ B    P = A read down its columns, Q = B, D = C
- *     A.T @ B.T  D = C.T = B @ A: P = B, Q = A, D = C stored transposed
+ *     A.T @ B.T  D = C.T = B @ A: P = B, Q = A
  *     A @ B.T    the smaller of A and B copied transposed into `work` (K x its rows),
  *                then one of the forms above.
- * So no operand is packed except that one copy: linear's forward (batch rows against
- * out_features rows) copies the batch, 64 x 784 of it against a 784 x 512 weight.
+ * Where D is C.T, D goes to `work` and each block of it is then written into C
+ * transposed, 8x8 at a time.  So no operand is packed except that one copy: linear's
+ * forward (batch rows against out_features rows) copies the batch, 64 x 784 of it
+ * against a 784 x 512 weight.
  *
  * The bits: each output is one chain of fma over k in order from +0, then, with
  * `accumulate`, one add of C's old value (as a BLAS with beta = 1 rounds it).  The same
@@ -27,45 +29,36 @@
 
 #define MP_GEMM_MR 6 /* rows of a tile */
 
-/* P(r, k) = p[r * p_r + k * p_k]; Q(k, c) = q[k * q_k + c]; D(r, c) = d[r * d_r + c * d_c] */
+/* P(r, k) = p[r * p_r + k * p_k]; Q(k, c) = q[k * q_k + c]; D(r, c) = d[r * d_r + c] */
 typedef struct {
     const float *p;
     Py_ssize_t p_r, p_k;
     const float *q;
     Py_ssize_t q_k;
     float *d;
-    Py_ssize_t d_r, d_c;
+    Py_ssize_t d_r;
     Py_ssize_t rows, cols, K;
-    int accumulate;
+    int accumulate;   /* D += P Q (else D = P Q) */
+    float *c;         /* C, when D is C.T kept in `work` (else NULL) */
+    Py_ssize_t ldc;
+    int c_accumulate; /* ... C += D.T (else C = D.T) */
 } mp_gemm_job;
 
 #if MP_CPU_X86_DISPATCH
 #define MP_GEMM_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
 #define MP_GEMM_AVX2 __attribute__((target("avx2,fma")))
 
-/* The tile's sums (rows x n, n <= width) out to D: row by row where D's columns are
- * contiguous; else column by column, each column's `rows` values contiguous in C (a row
- * at a time put each value on another cache line, ldc apart: 4 KiB for 1024 columns,
- * all in one L1 set). */
+/* The tile's sums (rows x n, n <= width) out to D. */
 static inline __attribute__((always_inline)) void mp_gemm_store(
         const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t c0, int rows, Py_ssize_t n,
         const float *tile, int width) {
-    if (g->d_c == 1) {
-        for (int r = 0; r < rows; r++) {
-            float *d = g->d + (r0 + r) * g->d_r + c0;
-            const float *t = tile + r * width;
-            if (g->accumulate)
-                for (Py_ssize_t c = 0; c < n; c++) d[c] = t[c] + d[c];
-            else
-                memcpy(d, t, (size_t)n * sizeof(float));
-        }
-        return;
-    }
-    for (Py_ssize_t c = 0; c < n; c++) {
-        float *d = g->d + r0 * g->d_r + (c0 + c) * g->d_c;
-        for (int r = 0; r < rows; r++)
-            d[r * g->d_r] = g->accumulate ? tile[r * width + c] + d[r * g->d_r]
-                                          : tile[r * width + c];
+    for (int r = 0; r < rows; r++) {
+        float *d = g->d + (r0 + r) * g->d_r + c0;
+        const float *t = tile + r * width;
+        if (g->accumulate)
+            for (Py_ssize_t c = 0; c < n; c++) d[c] = t[c] + d[c];
+        else
+            memcpy(d, t, (size_t)n * sizeof(float));
     }
 }
 
@@ -101,7 +94,7 @@ static inline __attribute__((always_inline)) void mp_gemm_store(
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
-        if (g->d_c == 1 && n == NV * LANES) { /* whole vectors straight to D */               \
+        if (n == NV * LANES) { /* whole vectors straight to D */                            \
             for (int r = 0; r < ROWS; r++) {                                                  \
                 float *d = g->d + (r0 + r) * g->d_r + c0;                                     \
                 for (int v = 0; v < NV; v++)                                                  \
@@ -153,6 +146,56 @@ MP_GEMM_TILE(mp_gemm_tile_avx2, MP_GEMM_AVX2, __m256, 8, 2, _mm256_setzero_ps(),
              _mm256_set1_ps, _mm256_fmadd_ps, _mm256_loadu_ps, MP_GEMM_M256_LOADM,
              _mm256_storeu_ps, __m256i, mp_gemm_m256_mask, _mm256_add_ps)
 MP_GEMM_RUN(mp_gemm_rows_avx2, mp_gemm_tile_avx2, MP_GEMM_AVX2, 16)
+
+/* work (cols x rows, row-major) = X (rows x cols, row stride ldx) transposed: 8x8 blocks
+ * in registers, the edges one value at a time.  Element by element (a row of X at a
+ * time, its values 4 KiB apart in `work` for 1024 rows) it took 40-90 us of a 300 us
+ * batch-64 784->512 product. */
+MP_GEMM_AVX2 static void mp_gemm_transpose(const float *X, Py_ssize_t rows, Py_ssize_t cols,
+                                           Py_ssize_t ldx, float *work) {
+    Py_ssize_t i0 = 0;
+    for (; i0 + 8 <= rows; i0 += 8) {
+        Py_ssize_t k0 = 0;
+        for (; k0 + 8 <= cols; k0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(X + (i0 + i) * ldx + k0);
+            mp_transpose8_ps(r);
+            for (int k = 0; k < 8; k++) _mm256_storeu_ps(work + (k0 + k) * rows + i0, r[k]);
+        }
+        for (; k0 < cols; k0++)
+            for (Py_ssize_t i = i0; i < i0 + 8; i++) work[k0 * rows + i] = X[i * ldx + k0];
+    }
+    for (; i0 < rows; i0++)
+        for (Py_ssize_t k = 0; k < cols; k++) work[k * rows + i0] = X[i0 * ldx + k];
+}
+
+/* C[c, r] (+)= D[r, c] for D's rows [r0, r1) and columns [c0, c1): 8x8 blocks in
+ * registers, the edges one value at a time. */
+MP_GEMM_AVX2 static void mp_gemm_write_transposed(const mp_gemm_job *g, Py_ssize_t r0,
+                                                  Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1) {
+    const float *D = g->d;
+    float *C = g->c;
+    Py_ssize_t ld = g->d_r, ldc = g->ldc, r = r0;
+    for (; r + 8 <= r1; r += 8) {
+        Py_ssize_t c = c0;
+        for (; c + 8 <= c1; c += 8) {
+            __m256 v[8];
+            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(D + (r + i) * ld + c);
+            mp_transpose8_ps(v);
+            for (int j = 0; j < 8; j++) {
+                float *out = C + (c + j) * ldc + r;
+                _mm256_storeu_ps(out, g->c_accumulate ? _mm256_add_ps(v[j], _mm256_loadu_ps(out))
+                                                      : v[j]);
+            }
+        }
+        for (; c < c1; c++)
+            for (Py_ssize_t i = r; i < r + 8; i++)
+                C[c * ldc + i] = g->c_accumulate ? D[i * ld + c] + C[c * ldc + i] : D[i * ld + c];
+    }
+    for (; r < r1; r++)
+        for (Py_ssize_t c = c0; c < c1; c++)
+            C[c * ldc + r] = g->c_accumulate ? D[r * ld + c] + C[c * ldc + r] : D[r * ld + c];
+}
 #endif /* MP_CPU_X86_DISPATCH */
 
 /* The build `allow` asks for, where the CPU runs it: 2 AVX-512, 1 AVX2 + FMA, else 0
@@ -182,45 +225,49 @@ static inline int mp_gemm_fits(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_
     return (trans_a && trans_b ? M : N) >= 64;
 }
 
-/* The floats of `work` mp_gemm_plan needs: a transposed copy for A @ B.T. */
+/* The floats of `work` mp_gemm_plan needs: the transposed copy for A @ B.T, and D where
+ * it is C.T. */
 static inline Py_ssize_t mp_gemm_work(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N,
                                       Py_ssize_t K) {
-    return !trans_a && trans_b ? K * (M < N ? M : N) : 0;
+    if (!trans_a && trans_b) return K * (M < N ? M : N) + (M < N ? M * N : 0);
+    return trans_a && trans_b ? M * N : 0;
 }
 
 /* The job for C (M x N, ldc) (+)= op(A) @ op(B), row-major (see the top); A @ B.T first
  * copies the smaller operand transposed into `work` (mp_gemm_work floats), which
- * mp_gemm_rows then reads: call this once, before any thread runs a block of rows. */
+ * mp_gemm_block then reads: call this once, before any thread runs a block. */
 static inline mp_gemm_job mp_gemm_plan(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N,
                                        Py_ssize_t K, const float *A, Py_ssize_t lda,
                                        const float *B, Py_ssize_t ldb, int accumulate,
                                        float *C, Py_ssize_t ldc, float *work) {
     mp_gemm_job g;
-    g.K = K, g.accumulate = accumulate;
+    g.K = K, g.accumulate = accumulate, g.c = NULL, g.ldc = ldc, g.c_accumulate = accumulate;
+    g.d = C, g.d_r = ldc, g.rows = M, g.cols = N;
     if (!trans_a && trans_b) { /* A @ B.T: copy the smaller of A, B transposed */
         const float *X = M < N ? A : B;
         Py_ssize_t rows = M < N ? M : N, ldx = M < N ? lda : ldb;
+#if MP_CPU_X86_DISPATCH
+        mp_gemm_transpose(X, rows, K, ldx, work); /* the tiles run only where AVX2 does */
+#else
         for (Py_ssize_t i = 0; i < rows; i++)
             for (Py_ssize_t k = 0; k < K; k++) work[k * rows + i] = X[i * ldx + k];
-        if (M < N) { /* C.T = B @ (A.T): P = B, Q = the copy, D = C transposed */
-            g.p = B, g.p_r = ldb, g.p_k = 1, g.q = work, g.q_k = M;
-            g.d = C, g.d_r = 1, g.d_c = ldc, g.rows = N, g.cols = M;
-        } else {     /* C = A @ (B.T): P = A, Q = the copy */
+#endif
+        if (M < N) /* C.T = B @ (A.T): P = B, Q = the copy */
+            g.p = B, g.p_r = ldb, g.p_k = 1, g.q = work, g.q_k = M, g.d = work + K * M;
+        else       /* C = A @ (B.T): P = A, Q = the copy */
             g.p = A, g.p_r = lda, g.p_k = 1, g.q = work, g.q_k = N;
-            g.d = C, g.d_r = ldc, g.d_c = 1, g.rows = M, g.cols = N;
-        }
     } else if (trans_a && trans_b) { /* C.T = B @ A */
-        g.p = B, g.p_r = ldb, g.p_k = 1, g.q = A, g.q_k = lda;
-        g.d = C, g.d_r = 1, g.d_c = ldc, g.rows = N, g.cols = M;
+        g.p = B, g.p_r = ldb, g.p_k = 1, g.q = A, g.q_k = lda, g.d = work;
     } else { /* A @ B, A.T @ B */
         g.p = A, g.p_r = trans_a ? 1 : lda, g.p_k = trans_a ? lda : 1, g.q = B, g.q_k = ldb;
-        g.d = C, g.d_r = ldc, g.d_c = 1, g.rows = M, g.cols = N;
     }
+    if (g.d != C) /* D is C.T, in work: written into C block by block */
+        g.c = C, g.d_r = M, g.rows = N, g.cols = M, g.accumulate = 0;
     return g;
 }
 
-/* The job's rows [r0, r1) by columns [c0, c1) (of D: C, or C.T when stored transposed)
- * on the build `pick` (mp_gemm_pick: 1 or 2). */
+/* The job's rows [r0, r1) by columns [c0, c1) of D (C, or C.T: then written into C
+ * here) on the build `pick` (mp_gemm_pick: 1 or 2). */
 static inline void mp_gemm_block(const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t r1,
                                  Py_ssize_t c0, Py_ssize_t c1, int pick) {
 #if MP_CPU_X86_DISPATCH
@@ -228,6 +275,8 @@ static inline void mp_gemm_block(const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t
         mp_gemm_rows_avx512(g, r0, r1, c0, c1);
     else if (pick == 1)
         mp_gemm_rows_avx2(g, r0, r1, c0, c1);
+    if (g->c && pick)
+        mp_gemm_write_transposed(g, r0, r1, c0, c1);
 #else
     (void)g, (void)r0, (void)r1, (void)c0, (void)c1, (void)pick;
 #endif
