@@ -225,6 +225,11 @@ static inline int mp_gemm_fits(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_
     return (trans_a && trans_b ? M : N) >= 64;
 }
 
+/* Whether D is C.T (see the top): A.T @ B.T, and A @ B.T with fewer rows than columns. */
+static inline int mp_gemm_d_transposed(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N) {
+    return trans_b && (trans_a || M < N);
+}
+
 /* The floats of `work` mp_gemm_plan needs: the transposed copy for A @ B.T, and D where
  * it is C.T. */
 static inline Py_ssize_t mp_gemm_work(int trans_a, int trans_b, Py_ssize_t M, Py_ssize_t N,
@@ -261,7 +266,7 @@ static inline mp_gemm_job mp_gemm_plan(int trans_a, int trans_b, Py_ssize_t M, P
     } else { /* A @ B, A.T @ B */
         g.p = A, g.p_r = trans_a ? 1 : lda, g.p_k = trans_a ? lda : 1, g.q = B, g.q_k = ldb;
     }
-    if (g.d != C) /* D is C.T, in work: written into C block by block */
+    if (mp_gemm_d_transposed(trans_a, trans_b, M, N)) /* D in work: into C block by block */
         g.c = C, g.d_r = M, g.rows = N, g.cols = M, g.accumulate = 0;
     return g;
 }

@@ -62,9 +62,10 @@ def _blocked(a, b, trans_a, trans_b):
     M, K = a.shape[::-1] if trans_a else a.shape
     N = b.shape[0] if trans_b else b.shape[1]
     out = np.empty((M, N), a.dtype)
-    blocks = kernel.matmul_blocks(M, N, K)
+    float64 = a.dtype == np.float64
+    blocks = kernel.product_blocks(trans_a, trans_b, M, N, K, float64)
     threads = _config.kernel_threads(blocks, M * K + K * N + M * N)
-    if kernel.uses_tiles(trans_a, trans_b, M, N, K, a.dtype == np.float64):
+    if kernel.uses_tiles(trans_a, trans_b, M, N, K, float64):
         kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)  # no BLAS: no pin
     else:
         with single_threaded():
