@@ -11,9 +11,11 @@ columns; the others call the BLAS GEMM conv2d uses (conv_gemm.pxd, still on one
 OpenBLAS thread), each block a range of C's columns (or rows, whichever C has
 more of).
 
-The cut depends on the shape alone (``matmul_blocks``), never on the thread
+The BLAS cut depends on the shape alone (``matmul_blocks``), never on the thread
 count, so every element is the same computation whatever thread computes its
-block: the bits do not change with the thread count.  A block is at least
+block: the bits do not change with the thread count.  (The tiles' bits do not
+depend on any cut: there each product runs as one block per thread, up to
+``_tile_blocks``.)  A BLAS block is at least
 MIN_BLOCK_EXTENT columns (rows) and BLOCK_MULTIPLY_ADDS multiply-adds, and the
 blocks are a power of two in number (an even share for 1, 2, 4 ... threads).
 Each extra BLAS block packs the other operand once more: measured on one thread,
@@ -138,18 +140,23 @@ def product_blocks(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ss
                    bint float64=False):
     """The blocks ``matmul_into`` cuts this product into at most (the thread count it can
     use): on the tiles, up to ``_tile_blocks``; on the BLAS, ``matmul_blocks``."""
-    if not uses_tiles(trans_a, trans_b, M, N, K, float64):
-        return matmul_blocks(M, N, K)
+    if not _on_tiles(trans_a, trans_b, M, N, K, float64):
+        return _blocks(M, N, K)
     if mp_gemm_d_transposed(trans_a, trans_b, M, N):
         return _tile_blocks(N, M, K)
     return _tile_blocks(M, N, K)
 
 
+cdef inline bint _on_tiles(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                           bint float64) noexcept nogil:
+    return (not float64 and _tiles != 0 and K > 0
+            and mp_gemm_fits(trans_a, trans_b, M, N) == 1)
+
+
 def uses_tiles(bint trans_a, bint trans_b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                bint float64=False):
     """Whether ``matmul_into`` computes this product on the register tiles (else the BLAS)."""
-    return (not float64 and _tiles != 0 and K > 0
-            and mp_gemm_fits(trans_a, trans_b, M, N) == 1)
+    return _on_tiles(trans_a, trans_b, M, N, K, float64)
 
 
 def matmul_blocks(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K):
@@ -185,7 +192,7 @@ def matmul_into(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, 
     p.trans_a, p.trans_b, p.accumulate = trans_a, trans_b, accumulate
     p.by_columns, p.blocks = N >= M, _blocks(M, N, K)
     p.float64 = floating is double
-    p.tiles = _tiles if uses_tiles(trans_a, trans_b, M, N, K, floating is double) else 0
+    p.tiles = _tiles if _on_tiles(trans_a, trans_b, M, N, K, floating is double) else 0
     cdef float* work = NULL
     if p.tiles:
         work = <float*>malloc(max(1, mp_gemm_work(trans_a, trans_b, M, N, K)) * sizeof(float))

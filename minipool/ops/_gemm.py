@@ -52,7 +52,7 @@ def product(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool =
             and M * N * a.shape[1] >= TRANSPOSED_MIN_WORK
             and not kernel.uses_tiles(False, True, M, N, a.shape[1], a.dtype == np.float64)):
         # a @ b.T with fewer rows than columns (linear's forward: batch < out_features) runs
-        # faster in OpenBLAS as (b @ a.T).T, the copy included (the tiles need no copy)
+        # faster in OpenBLAS as (b @ a.T).T, the copy included (the tiles take it as it is)
         return np.ascontiguousarray(_blocked(b, a, False, True).T)
     return _blocked(a, b, trans_a, trans_b)
 
