@@ -147,12 +147,14 @@ MP_GEMM_TILE(mp_gemm_tile_avx2, MP_GEMM_AVX2, __m256, 8, 2, _mm256_setzero_ps(),
              _mm256_storeu_ps, __m256i, mp_gemm_m256_mask, _mm256_add_ps)
 MP_GEMM_RUN(mp_gemm_rows_avx2, mp_gemm_tile_avx2, MP_GEMM_AVX2, 16)
 
-/* work (cols x rows, row-major) = X (rows x cols, row stride ldx) transposed: 8x8 blocks
- * in registers, the edges one value at a time.  Element by element (a row of X at a
- * time, its values 4 KiB apart in `work` for 1024 rows) it took 40-90 us of a 300 us
- * batch-64 784->512 product. */
+/* Y (cols x rows, row stride ldy) (+)= X (rows x cols, row stride ldx) transposed, the
+ * add where `accumulate`: 8x8 blocks in registers, the edges one value at a time.  The
+ * copy for A @ B.T and the write of D into C where D is C.T.  (Element by element, a row
+ * of X at a time, the copy took 40-90 us of a 300 us batch-64 784->512 product; a store
+ * of D into C a value at a time, ldc apart, cost 18-40 us on 512->512.) */
 MP_GEMM_AVX2 static void mp_gemm_transpose(const float *X, Py_ssize_t rows, Py_ssize_t cols,
-                                           Py_ssize_t ldx, float *work) {
+                                           Py_ssize_t ldx, float *Y, Py_ssize_t ldy,
+                                           int accumulate) {
     Py_ssize_t i0 = 0;
     for (; i0 + 8 <= rows; i0 += 8) {
         Py_ssize_t k0 = 0;
@@ -160,41 +162,18 @@ MP_GEMM_AVX2 static void mp_gemm_transpose(const float *X, Py_ssize_t rows, Py_s
             __m256 r[8];
             for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(X + (i0 + i) * ldx + k0);
             mp_transpose8_ps(r);
-            for (int k = 0; k < 8; k++) _mm256_storeu_ps(work + (k0 + k) * rows + i0, r[k]);
-        }
-        for (; k0 < cols; k0++)
-            for (Py_ssize_t i = i0; i < i0 + 8; i++) work[k0 * rows + i] = X[i * ldx + k0];
-    }
-    for (; i0 < rows; i0++)
-        for (Py_ssize_t k = 0; k < cols; k++) work[k * rows + i0] = X[i0 * ldx + k];
-}
-
-/* C[c, r] (+)= D[r, c] for D's rows [r0, r1) and columns [c0, c1): 8x8 blocks in
- * registers, the edges one value at a time. */
-MP_GEMM_AVX2 static void mp_gemm_write_transposed(const mp_gemm_job *g, Py_ssize_t r0,
-                                                  Py_ssize_t r1, Py_ssize_t c0, Py_ssize_t c1) {
-    const float *D = g->d;
-    float *C = g->c;
-    Py_ssize_t ld = g->d_r, ldc = g->ldc, r = r0;
-    for (; r + 8 <= r1; r += 8) {
-        Py_ssize_t c = c0;
-        for (; c + 8 <= c1; c += 8) {
-            __m256 v[8];
-            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(D + (r + i) * ld + c);
-            mp_transpose8_ps(v);
-            for (int j = 0; j < 8; j++) {
-                float *out = C + (c + j) * ldc + r;
-                _mm256_storeu_ps(out, g->c_accumulate ? _mm256_add_ps(v[j], _mm256_loadu_ps(out))
-                                                      : v[j]);
+            for (int k = 0; k < 8; k++) {
+                float *y = Y + (k0 + k) * ldy + i0;
+                _mm256_storeu_ps(y, accumulate ? _mm256_add_ps(r[k], _mm256_loadu_ps(y)) : r[k]);
             }
         }
-        for (; c < c1; c++)
-            for (Py_ssize_t i = r; i < r + 8; i++)
-                C[c * ldc + i] = g->c_accumulate ? D[i * ld + c] + C[c * ldc + i] : D[i * ld + c];
+        for (; k0 < cols; k0++)
+            for (Py_ssize_t i = i0; i < i0 + 8; i++)
+                Y[k0 * ldy + i] = accumulate ? X[i * ldx + k0] + Y[k0 * ldy + i] : X[i * ldx + k0];
     }
-    for (; r < r1; r++)
-        for (Py_ssize_t c = c0; c < c1; c++)
-            C[c * ldc + r] = g->c_accumulate ? D[r * ld + c] + C[c * ldc + r] : D[r * ld + c];
+    for (; i0 < rows; i0++)
+        for (Py_ssize_t k = 0; k < cols; k++)
+            Y[k * ldy + i0] = accumulate ? X[i0 * ldx + k] + Y[k * ldy + i0] : X[i0 * ldx + k];
 }
 #endif /* MP_CPU_X86_DISPATCH */
 
@@ -251,11 +230,10 @@ static inline mp_gemm_job mp_gemm_plan(int trans_a, int trans_b, Py_ssize_t M, P
     if (!trans_a && trans_b) { /* A @ B.T: copy the smaller of A, B transposed */
         const float *X = M < N ? A : B;
         Py_ssize_t rows = M < N ? M : N, ldx = M < N ? lda : ldb;
-#if MP_CPU_X86_DISPATCH
-        mp_gemm_transpose(X, rows, K, ldx, work); /* the tiles run only where AVX2 does */
+#if MP_CPU_X86_DISPATCH /* (elsewhere mp_gemm_pick gives 0: no plan is made) */
+        mp_gemm_transpose(X, rows, K, ldx, work, rows, 0);
 #else
-        for (Py_ssize_t i = 0; i < rows; i++)
-            for (Py_ssize_t k = 0; k < K; k++) work[k * rows + i] = X[i * ldx + k];
+        (void)X, (void)ldx;
 #endif
         if (M < N) /* C.T = B @ (A.T): P = B, Q = the copy */
             g.p = B, g.p_r = ldb, g.p_k = 1, g.q = work, g.q_k = M, g.d = work + K * M;
@@ -280,8 +258,9 @@ static inline void mp_gemm_block(const mp_gemm_job *g, Py_ssize_t r0, Py_ssize_t
         mp_gemm_rows_avx512(g, r0, r1, c0, c1);
     else if (pick == 1)
         mp_gemm_rows_avx2(g, r0, r1, c0, c1);
-    if (g->c && pick)
-        mp_gemm_write_transposed(g, r0, r1, c0, c1);
+    if (g->c && pick) /* D is C.T: this block of it into C */
+        mp_gemm_transpose(g->d + r0 * g->d_r + c0, r1 - r0, c1 - c0, g->d_r,
+                          g->c + c0 * g->ldc + r0, g->ldc, g->c_accumulate);
 #else
     (void)g, (void)r0, (void)r1, (void)c0, (void)c1, (void)pick;
 #endif

@@ -5,8 +5,8 @@ thread (its own threads spinning beside minipool's OpenMP team made a training
 loop 6x slower), so a network of linear layers ran on one core at any thread
 count.  Here the product is cut into blocks, and minipool's threads share the
 blocks out.  float32 products whose output rows are at least 64 wide run on
-register tiles where the CPU has AVX-512 (gemm_tiles.h: 1.1-1.5x OpenBLAS on
-batch-64 linear layers, Zen 4; ``use_tiles``), each block a range of the tiles' rows or
+register tiles where the CPU has AVX-512 (gemm_tiles.h: 0.9-3.5x OpenBLAS per GEMM,
+1.46x on batch-64 linear forwards, Zen 4; ``use_tiles``), each block a range of the tiles' rows or
 columns; the others call the BLAS GEMM conv2d uses (conv_gemm.pxd, still on one
 OpenBLAS thread), each block a range of C's columns (or rows, whichever C has
 more of).
@@ -194,10 +194,11 @@ def matmul_into(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, 
     p.float64 = floating is double
     p.tiles = _tiles if _on_tiles(trans_a, trans_b, M, N, K, floating is double) else 0
     cdef float* work = NULL
-    if p.tiles:
-        work = <float*>malloc(max(1, mp_gemm_work(trans_a, trans_b, M, N, K)) * sizeof(float))
+    cdef Py_ssize_t work_size = mp_gemm_work(trans_a, trans_b, M, N, K) if p.tiles else 0
+    if work_size:
+        work = <float*>malloc(work_size * sizeof(float))
         if work == NULL:
-            raise MemoryError("matmul_into: no memory for the transposed copy")
+            raise MemoryError("matmul_into: no memory for the tiles' workspace")
     try:
         with nogil:
             if p.tiles:

@@ -9,6 +9,8 @@ wide enough for its register tiles (``kernel.uses_tiles``) call no BLAS at all.
 Anything it does not take (other dtypes, no BLAS found) goes to ``np.matmul`` on
 one OpenBLAS thread.
 """
+import contextlib
+
 import numpy as np
 
 from minipool import _config
@@ -47,27 +49,25 @@ def product(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool =
             return np.matmul(a.T if trans_a else a, b.T if trans_b else b)
     a, trans_a = _c_operand(a, trans_a)
     b, trans_b = _c_operand(b, trans_b)
-    M, N = a.shape[0], b.shape[0]
-    if (trans_b and not trans_a and M < N and M * N <= TRANSPOSED_MAX_OUTPUT
-            and M * N * a.shape[1] >= TRANSPOSED_MIN_WORK
-            and not kernel.uses_tiles(False, True, M, N, a.shape[1], a.dtype == np.float64)):
-        # a @ b.T with fewer rows than columns (linear's forward: batch < out_features) runs
-        # faster in OpenBLAS as (b @ a.T).T, the copy included (the tiles take it as it is)
-        return np.ascontiguousarray(_blocked(b, a, False, True).T)
-    return _blocked(a, b, trans_a, trans_b)
-
-
-def _blocked(a, b, trans_a, trans_b):
-    """op(a) @ op(b) on the matrix kernel (C-contiguous operands of one float dtype)."""
     M, K = a.shape[::-1] if trans_a else a.shape
     N = b.shape[0] if trans_b else b.shape[1]
-    out = np.empty((M, N), a.dtype)
     float64 = a.dtype == np.float64
-    blocks = kernel.product_blocks(trans_a, trans_b, M, N, K, float64)
+    tiles = kernel.uses_tiles(trans_a, trans_b, M, N, K, float64)
+    if (not tiles and trans_b and not trans_a and M < N and M * N <= TRANSPOSED_MAX_OUTPUT
+            and M * N * K >= TRANSPOSED_MIN_WORK):
+        # a @ b.T with fewer rows than columns (linear's forward: batch < out_features) runs
+        # faster in OpenBLAS as (b @ a.T).T, the copy included (the tiles take it as it is;
+        # the swapped product is not theirs either: their rule for a @ b.T is symmetric)
+        return np.ascontiguousarray(_blocked(b, a, False, True, N, M, K, False).T)
+    return _blocked(a, b, trans_a, trans_b, M, N, K, tiles)
+
+
+def _blocked(a, b, trans_a, trans_b, M, N, K, tiles):
+    """op(a) @ op(b), (M x K) @ (K x N), on the matrix kernel (C-contiguous operands of one
+    float dtype); ``tiles``: ``kernel.uses_tiles`` for it, so no BLAS pin is needed."""
+    out = np.empty((M, N), a.dtype)
+    blocks = kernel.product_blocks(trans_a, trans_b, M, N, K, a.dtype == np.float64)
     threads = _config.kernel_threads(blocks, M * K + K * N + M * N)
-    if kernel.uses_tiles(trans_a, trans_b, M, N, K, float64):
-        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)  # no BLAS: no pin
-    else:
-        with single_threaded():
-            kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)
+    with contextlib.nullcontext() if tiles else single_threaded():
+        kernel.matmul_into(a, b, out, trans_a, trans_b, False, threads)
     return out
