@@ -10,6 +10,7 @@ Anything it does not take (other dtypes, no BLAS found) goes to ``np.matmul`` on
 one OpenBLAS thread.
 """
 import contextlib
+import math
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from minipool import _config
 from minipool._blas import gemm_addresses, single_threaded
 from minipool._kernels import conv_gemm, matmul as kernel
 
-__all__ = ["BLAS", "product"]
+__all__ = ["BLAS", "product", "as_rows"]
 
 # a @ b.T as (b @ a.T).T (see ``product``) from this many multiply-adds, up to this many
 # outputs (the copy's cost).  1 thread, Zen 4, A/B in one process: batch-64 products
@@ -29,6 +30,12 @@ TRANSPOSED_MAX_OUTPUT = 1 << 17
 BLAS = gemm_addresses()  # (sgemm, dgemm, ilp64) or None: the kernels' loop GEMM
 if BLAS is not None:
     conv_gemm.use_blas(*BLAS)
+
+
+def as_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` (..., n) as a matrix (rows, n), its leading axes flattened: how ``linear`` and
+    ``x @ W`` hand a stack of rows to ``product`` (explicit sizes: ``reshape(-1, 0)`` fails)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
 
 
 def _c_operand(x, transposed):

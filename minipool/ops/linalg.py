@@ -1,10 +1,11 @@
-"""Matrix products: 2-d float ones on minipool's threads (``minipool.ops._gemm``), the rest
+"""Matrix products: float ones of a matrix by a matrix, or of a stack of matrices by one
+matrix (``x @ W`` with x (..., M, K)), on minipool's threads (``minipool.ops._gemm``); the rest
 through NumPy's BLAS held to one thread while minipool calls it (see ``minipool._blas``)."""
 import numpy as np
 
 from minipool._blas import single_threaded
 from minipool._typing import TensorLike
-from minipool.ops._gemm import product
+from minipool.ops._gemm import as_rows, product
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.tensor import Function, Tensor
 
@@ -15,17 +16,21 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        if a.ndim == 2 and b.ndim == 2:
-            return product(a, b)
+        if a.ndim >= 2 and b.ndim == 2:
+            # (..., M, K) @ (K, N) is one (rows, K) @ (K, N) product: on minipool's threads
+            out = product(as_rows(a), b)
+            return out.reshape(a.shape[:-1] + (b.shape[1],))
         with single_threaded():
             return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        if a.ndim == 2 and b.ndim == 2:
-            return (product(grad, b, trans_b=True) if ctx.needs_input_grad[0] else None,
-                    product(a, grad, trans_a=True) if ctx.needs_input_grad[1] else None)
+        if a.ndim >= 2 and b.ndim == 2:
+            g2 = as_rows(grad)
+            return (product(g2, b, trans_b=True).reshape(a.shape)
+                    if ctx.needs_input_grad[0] else None,
+                    product(as_rows(a), g2, trans_a=True) if ctx.needs_input_grad[1] else None)
         # Treat 1-d operands as matrices so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

@@ -5,7 +5,7 @@ import numpy as np
 
 from minipool import _random
 from minipool._typing import GeneratorLike, TensorLike
-from minipool.ops._gemm import product
+from minipool.ops._gemm import as_rows, product
 from minipool.ops.elementwise import as_tensor
 from minipool.tensor import FLOAT_DTYPES, Function, Tensor
 
@@ -22,7 +22,7 @@ class LinearFn(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        x2 = x.reshape(-1, weight.shape[1])
+        x2 = as_rows(x)
         out = product(x2, weight, trans_b=True)
         if bias is not None:
             out += bias
@@ -33,7 +33,7 @@ class LinearFn(Function):
     @staticmethod
     def backward(ctx, grad):
         x2, weight = ctx.saved_tensors
-        grad2d = grad.reshape(-1, weight.shape[0])
+        grad2d = as_rows(grad)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = product(grad2d, weight).reshape(grad.shape[:-1] + (weight.shape[1],))

@@ -229,3 +229,80 @@ def test_a_times_b_transposed_takes_the_faster_orientation(monkeypatch, tiles, M
     assert calls == [(N, K) if transposed and not on_tiles else (M, K)]
     rows = slice(0, 3)  # the loop reference on a few rows is enough for the orientation
     np.testing.assert_allclose(out[rows], row_column_product(a[rows], b.T), rtol=1e-4, atol=1e-3)
+
+
+# ---------------------------------------------------------------- a stack of matrices by one
+# (..., M, K) @ (K, N) runs as one (rows, K) @ (K, N) product on the kernel (ops.linalg).
+
+@pytest.mark.parametrize("shape_a,shape_b", [((3, 5, 7), (7, 4)), ((2, 3, 4, 6), (6, 70)),
+                                             ((4, 70, 80), (80, 96)), ((0, 5, 7), (7, 4)),
+                                             ((3, 0, 7), (7, 4)), ((3, 5, 0), (0, 4)),
+                                             ((3, 5, 7), (7, 0))])
+def test_stack_by_matrix_against_the_loop_reference(shape_a, shape_b):
+    rng = np.random.default_rng(11)
+    a = mp.tensor(rng.standard_normal(shape_a), requires_grad=True)
+    b = mp.tensor(rng.standard_normal(shape_b), requires_grad=True)
+    g = rng.standard_normal(shape_a[:-1] + shape_b[-1:])
+    out = a @ b
+    assert out.shape == shape_a[:-1] + shape_b[-1:]
+    rows = int(np.prod(shape_a[:-1]))
+    a2, g2 = a.numpy().reshape(rows, shape_a[-1]), g.reshape(rows, shape_b[-1])
+    N, K = shape_b[-1], shape_a[-1]
+    np.testing.assert_allclose(out.numpy().reshape(rows, N), loop_product(a2, b.numpy()),
+                               rtol=1e-12, atol=1e-12)
+    out.backward(mp.tensor(g))
+    np.testing.assert_allclose(a.grad.numpy().reshape(rows, K), loop_product(g2, b.numpy().T),
+                               rtol=1e-12, atol=1e-12)
+    # b's gradient sums over every matrix of the stack: one product over all their rows
+    np.testing.assert_allclose(b.grad.numpy(), loop_product(a2.T, g2), rtol=1e-12, atol=1e-12)
+
+
+def test_stack_by_matrix_gradcheck_on_a_transposed_view():
+    rng = np.random.default_rng(12)
+    base = mp.tensor(rng.standard_normal((2, 6, 5)), requires_grad=True)
+    b = mp.tensor(rng.standard_normal((6, 3)), requires_grad=True)
+    assert mp.gradcheck(lambda p, q: p.transpose(1, 2) @ q, [base, b])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_stack_by_matrix_bits_for_any_thread_count_and_pytorch(threads, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    a_np = rng.standard_normal((4, 64, 300)).astype(dtype)
+    b_np = rng.standard_normal((300, 256)).astype(dtype)
+    g_np = rng.standard_normal((4, 64, 256)).astype(dtype)
+    results = []
+    for n in (1, 2, 3):
+        threads(n)
+        a, b = mp.tensor(a_np, requires_grad=True), mp.tensor(b_np, requires_grad=True)
+        out = a @ b
+        out.backward(mp.tensor(g_np))
+        results.append((out.numpy(), a.grad.numpy(), b.grad.numpy()))
+    for other in results[1:]:
+        for x, y in zip(results[0], other):
+            np.testing.assert_array_equal(x, y)
+    ta, tb = torch.tensor(a_np, requires_grad=True), torch.tensor(b_np, requires_grad=True)
+    (ta @ tb).backward(torch.tensor(g_np))
+    tol = dict(rtol=2e-4, atol=2e-4) if dtype == "float32" else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(results[0][0], (ta @ tb).detach().numpy(), **tol)
+    np.testing.assert_allclose(results[0][1], ta.grad.numpy(), **tol)
+    np.testing.assert_allclose(results[0][2], tb.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((3, 0), (5, 0)), ((3, 4), (0, 4)), ((0, 4), (5, 4)),
+                                             ((2, 0, 4), (5, 4)), ((4,), (5, 4))])
+def test_linear_with_empty_sizes_as_pytorch(x_shape, w_shape):
+    # no features in or out: PyTorch gives the bias (or nothing) and zero gradients; minipool
+    # once failed in a reshape(-1, 0)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(14)
+    x_np = rng.standard_normal(x_shape)
+    w_np, b_np = rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    x, w, b = (mp.tensor(v, requires_grad=True) for v in (x_np, w_np, b_np))
+    tx, tw, tb = (torch.tensor(v, requires_grad=True) for v in (x_np, w_np, b_np))
+    y, ty = F.linear(x, w, b), torch.nn.functional.linear(tx, tw, tb)
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+    y.sum().backward()
+    ty.sum().backward()
+    for mine, theirs in ((x, tx), (w, tw), (b, tb)):
+        np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-12, atol=1e-12)
