@@ -6,7 +6,6 @@ OpenBLAS must run on one thread (``single_threaded``): each of our threads
 calling a multi-threaded OpenBLAS would oversubscribe the cores (LeNet's conv2,
 forward + backward: 2 ms -> 24 ms measured).
 """
-import contextlib
 import ctypes
 import os
 import threading
@@ -78,31 +77,49 @@ def set_blas_num_threads(n):
     return True
 
 
-_pin_lock = threading.Lock()
-_pins = [0, None]  # [calls inside single_threaded, OpenBLAS's thread count before the first]
+class _SingleThreaded:
+    """OpenBLAS on one thread inside the block, its thread count given back after it.
+
+    Blocks may overlap (several Python threads running conv2d): the first one in pins
+    OpenBLAS, the last one out restores it.  A plain class calling OpenBLAS's own
+    functions (a generator-based context manager and ctypes argument wrapping cost
+    2-3 us more per product: a third of a small linear layer's call)."""
+
+    __slots__ = ("lock", "depth", "before", "get", "set")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.depth = 0        # blocks inside, across threads
+        self.before = None    # OpenBLAS's thread count before the first one
+        self.get = self.set = False  # OpenBLAS's functions, or None, looked up on first use
+
+    def __enter__(self):
+        if self.get is False:
+            self.get = _openblas_function("get_num_threads")
+            self.set = _openblas_function("set_num_threads")
+        with self.lock:
+            if self.depth == 0:
+                self.before = None if self.get is None or self.set is None else self.get()
+                if self.before is not None and self.before != 1:
+                    self.set(1)
+            self.depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.before is not None and self.before != 1:
+                self.set(self.before)
+        return False
 
 
-@contextlib.contextmanager
+_single_threaded = _SingleThreaded()
+
+
 def single_threaded():
-    """Run the block with OpenBLAS on one thread, then give it its thread count back.
-
-    Calls may overlap (several Python threads running conv2d): the first one in
-    pins OpenBLAS, the last one out restores it.  About a microsecond when
-    OpenBLAS already runs on one thread (the trainer's setting)."""
-    with _pin_lock:
-        if _pins[0] == 0:
-            before = blas_num_threads()
-            _pins[1] = before
-            if before is not None and before != 1:
-                set_blas_num_threads(1)
-        _pins[0] += 1
-    try:
-        yield
-    finally:
-        with _pin_lock:
-            _pins[0] -= 1
-            if _pins[0] == 0 and _pins[1] is not None and _pins[1] != 1:
-                set_blas_num_threads(_pins[1])
+    """``with single_threaded():`` runs the block with OpenBLAS on one thread, then gives it
+    its thread count back (about a microsecond when OpenBLAS has one thread already)."""
+    return _single_threaded
 
 
 _CBLAS_NAMES = ("scipy_cblas_{}64_", "cblas_{}64_", "scipy_cblas_{}", "cblas_{}")

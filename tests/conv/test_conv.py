@@ -429,6 +429,25 @@ def test_overlapping_single_threaded_blocks_restore_openblas_once():
         set_blas_num_threads(before)
 
 
+def test_single_threaded_gives_openblas_back_after_an_error():
+    from minipool._blas import blas_num_threads, set_blas_num_threads, single_threaded
+    before = blas_num_threads()
+    if before is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS minipool can reach")
+    try:
+        set_blas_num_threads(2)
+        with pytest.raises(KeyError):
+            with single_threaded():
+                assert blas_num_threads() == 1
+                raise KeyError("inside")
+        assert blas_num_threads() == 2
+        with single_threaded(), single_threaded():  # nested in one thread
+            assert blas_num_threads() == 1
+        assert blas_num_threads() == 2
+    finally:
+        set_blas_num_threads(before)
+
+
 def test_zero_input_channels_give_the_bias_and_its_gradient():
     """No input channels: every output is the bias (PyTorch 2.13 returns no channels at all
     here; see the README), and the bias gradient is still the output gradient's sum."""
