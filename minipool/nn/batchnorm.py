@@ -36,6 +36,7 @@ __all__ = ["BatchNorm1d", "BatchNorm2d"]
 class _BatchNorm(Module):
     _ranks = ()  # the input ranks the layer accepts
     _expected = ""
+    _optional_state = ("num_batches_tracked",)  # checkpoints of PyTorch before 0.4.1 lack it
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
@@ -93,7 +94,11 @@ class _BatchNorm(Module):
             if self.momentum is None:  # cumulative moving average over the batches seen
                 factor = 1.0 / batches
         use_batch_stats = self.training or self.running_mean is None
-        out = F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+        # training with track_running_stats switched off after construction: the buffers
+        # stay as they are (PyTorch passes no running statistics then)
+        keep = not self.training or self.track_running_stats
+        out = F.batch_norm(input, self.running_mean if keep else None,
+                           self.running_var if keep else None, self.weight, self.bias,
                            use_batch_stats, factor, self.eps, data_format=self.data_format)
         if counting:  # counted once the batch went through (a refused batch leaves no trace)
             self.num_batches_tracked._data[...] = batches

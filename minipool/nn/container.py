@@ -12,13 +12,6 @@ from minipool.tensor import Tensor
 __all__ = ["ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
 
-def _put(container, name, module):
-    """Register ``module`` under ``name``, keeping the position of an existing entry
-    (Module.__setattr__ would move a re-assigned name to the end)."""
-    container._modules[name] = module
-    object.__setattr__(container, name, module)
-
-
 def _check_module(value, where):
     if not isinstance(value, Module):
         raise TypeError(f"{where}: expected a Module, got {type(value).__name__}")
@@ -58,7 +51,7 @@ class ModuleList(Module):
             object.__delattr__(self, name)
         self._modules.clear()
         for i, m in enumerate(modules):
-            _put(self, str(i), m)
+            setattr(self, str(i), m)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -66,7 +59,7 @@ class ModuleList(Module):
         return self._modules[str(self._index(idx))]
 
     def __setitem__(self, idx, module):
-        _put(self, str(self._index(idx)), _check_module(module, "ModuleList.__setitem__"))
+        setattr(self, str(self._index(idx)), _check_module(module, "ModuleList.__setitem__"))
 
     def __delitem__(self, idx):
         modules = list(self._modules.values())
@@ -92,7 +85,7 @@ class ModuleList(Module):
 
     def append(self, module: Module) -> "ModuleList":
         """Add ``module`` at the end; returns self."""
-        _put(self, str(len(self)), _check_module(module, "ModuleList.append"))
+        setattr(self, str(len(self)), _check_module(module, "ModuleList.append"))
         return self
 
     def extend(self, modules: Any) -> "ModuleList":
@@ -142,7 +135,7 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key, module):
-        _put(self, self._key(key), _check_module(module, "ModuleDict.__setitem__"))
+        setattr(self, self._key(key), _check_module(module, "ModuleDict.__setitem__"))
 
     def __delitem__(self, key):
         if key not in self._modules:
@@ -206,11 +199,6 @@ def _as_parameter(value, where):
     raise TypeError(f"{where}: expected a Tensor or Parameter, got {type(value).__name__}")
 
 
-def _put_parameter(container, name, param):
-    container._parameters[name] = param
-    object.__setattr__(container, name, param)
-
-
 def _parameter_lines(name, items):
     """PyTorch's repr of a parameter container: one line per entry, dtype and size."""
     lines = [f"    ({key}): Parameter containing: [{p.dtype} of size "
@@ -250,7 +238,7 @@ class ParameterList(Module):
         return self._parameters[str(self._index(idx))]
 
     def __setitem__(self, idx, value):
-        _put_parameter(self, str(self._index(idx)), _as_parameter(value, "ParameterList.__setitem__"))
+        setattr(self, str(self._index(idx)), _as_parameter(value, "ParameterList.__setitem__"))
 
     def __len__(self):
         return len(self._parameters)
@@ -263,7 +251,7 @@ class ParameterList(Module):
 
     def append(self, value: Tensor) -> "ParameterList":
         """Add ``value`` (a Parameter, or a Tensor made one) at the end; returns self."""
-        _put_parameter(self, str(len(self)), _as_parameter(value, "ParameterList.append"))
+        setattr(self, str(len(self)), _as_parameter(value, "ParameterList.append"))
         return self
 
     def extend(self, values: Iterable[Tensor]) -> "ParameterList":
@@ -320,7 +308,7 @@ class ParameterDict(Module):
             raise _MissingKey(f"ParameterDict has no key {key!r}") from None
 
     def __setitem__(self, key, value):
-        _put_parameter(self, self._key(key), _as_parameter(value, "ParameterDict.__setitem__"))
+        setattr(self, self._key(key), _as_parameter(value, "ParameterDict.__setitem__"))
 
     def __delitem__(self, key):
         if key not in self._parameters:

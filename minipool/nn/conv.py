@@ -44,6 +44,8 @@ def _pad_by_mode(layer, input):
     if layer.padding == "same":
         totals = [d * (k - 1) for d, k in zip(layer.dilation, layer.kernel_size)]
         pairs = [(t // 2, t - t // 2) for t in totals]
+    elif layer.padding == "valid":
+        return input
     else:
         pairs = [(p, p) for p in layer.padding]
     widths = [w for pair in reversed(pairs) for w in pair]  # last axis first, as F.pad reads

@@ -1,4 +1,5 @@
 """Module, Parameter and Sequential: the containers layers are built from."""
+import operator
 import warnings
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Iterator, Mapping, Optional, Tuple
@@ -125,22 +126,38 @@ class Module:
                              f"Model method; minipool models are PyTorch modules): {way}")
 
     def __setattr__(self, name, value):
+        # PyTorch's rules: a Parameter or a Module registers (taking the old entry's place in
+        # the order: a Sequential's layer swapped in by setattr stays where it was); a name
+        # registered as a parameter, child module or buffer takes only its own kind or None
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning {name!r}")
-        if name in self._buffers and (value is None or isinstance(value, Tensor)) \
-                and not isinstance(value, Parameter):
-            self._buffers[name] = value  # assigning to a buffer keeps it a buffer, as in PyTorch
-            object.__setattr__(self, name, value)
-            return
-        for registry in (self._parameters, self._modules, self._buffers):
-            registry.pop(name, None)
-        self._non_persistent_buffers.discard(name)
         if isinstance(value, Parameter):
+            self._leave_registries(name, keep=self._parameters)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._leave_registries(name, keep=self._modules)
             self._modules[name] = value
+        else:
+            for registry, kind, expected in ((self._parameters, "parameter", "mp.nn.Parameter"),
+                                             (self._modules, "child module", "mp.nn.Module"),
+                                             (self._buffers, "buffer", "mp.Tensor")):
+                if name not in registry:
+                    continue
+                if value is not None and (registry is not self._buffers
+                                          or not isinstance(value, Tensor)):
+                    raise TypeError(f"cannot assign {type(value).__name__!r} as {kind} {name!r} "
+                                    f"({expected} or None expected, as in PyTorch)")
+                registry[name] = value
+                break
         object.__setattr__(self, name, value)
+
+    def _leave_registries(self, name, keep):
+        """Take ``name`` out of every registry but ``keep`` (where it keeps its place)."""
+        for registry in (self._parameters, self._modules, self._buffers):
+            if registry is not keep:
+                registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
 
     def __delattr__(self, name):
         for registry in (self._parameters, self._modules, self._buffers):
@@ -558,6 +575,17 @@ class Module:
             if child is not None:
                 yield from child._state_items(f"{prefix}{name}.")
 
+    # buffers an older checkpoint may lack: loading keeps their current value (PyTorch's
+    # BatchNorm num_batches_tracked, added after its first release)
+    _optional_state: Tuple[str, ...] = ()
+
+    def _optional_keys(self, prefix=""):
+        for name in self._optional_state:
+            yield prefix + name
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child._optional_keys(f"{prefix}{name}.")
+
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays (or Tensors) into the parameters and buffers, in place (views from
         ``state_dict()`` see the new values, as in PyTorch).
@@ -568,7 +596,8 @@ class Module:
         """
         own = OrderedDict(self._state_items())
         incoming = {k: np.asarray(v._data if isinstance(v, Tensor) else v) for k, v in state.items()}
-        missing = [k for k in own if k not in incoming]
+        optional = set(self._optional_keys())
+        missing = [k for k in own if k not in incoming and k not in optional]
         unexpected = [k for k in incoming if k not in own]
         mismatched = [f"{k}: checkpoint {incoming[k].shape} vs model {own[k].shape}"
                       for k in own if k in incoming and incoming[k].shape != own[k].shape]
@@ -732,8 +761,67 @@ class Sequential(Module):
                 raise TypeError(f"Sequential: entry {name} is a {type(m).__name__}, not a Module")
             setattr(self, name, m)
 
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
+    def _key(self, idx):
+        """The name of the module at position ``idx`` (an int, negative from the end)."""
+        try:
+            idx = operator.index(idx)
+        except TypeError:
+            raise TypeError(f"Sequential indices must be integers or slices, "
+                            f"not {type(idx).__name__}") from None
+        n = len(self)
+        if not -n <= idx < n:
+            raise IndexError(f"Sequential index {idx} is out of range for length {n}")
+        return list(self._modules)[idx % n]
+
+    def _renumber(self, modules):
+        """Register ``modules`` as "0", "1", ... in order, as PyTorch does after a change of
+        positions (insert, del, pop)."""
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):  # a Sequential of those modules, their names kept
+            return type(self)(OrderedDict(list(self._modules.items())[idx]))
+        return self._modules[self._key(idx)]
+
+    def __setitem__(self, idx, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.__setitem__: expected a Module, got {type(module).__name__}")
+        setattr(self, self._key(idx), module)
+
+    def __delitem__(self, idx):
+        modules = list(self._modules.values())
+        if isinstance(idx, slice):
+            del modules[idx]
+        else:
+            del modules[list(self._modules).index(self._key(idx))]
+        self._renumber(modules)
+
+    def pop(self, idx: Any) -> Any:
+        """Remove and return the module (or Sequential, for a slice) at ``idx``."""
+        module = self[idx]
+        del self[idx]
+        return module
+
+    def __add__(self, other: "Sequential") -> "Sequential":
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other: "Sequential") -> "Sequential":
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return self.extend(list(other))
+
+    def __mul__(self, times: int) -> "Sequential":
+        if isinstance(times, bool) or not isinstance(times, int) or times <= 0:
+            raise ValueError(f"Sequential * n: n must be a positive int, got {times!r} "
+                             f"(as in PyTorch; the same modules repeat, sharing their parameters)")
+        return Sequential(*(list(self) * times))
+
+    __rmul__ = __mul__
 
     def __len__(self):
         return len(self._modules)
@@ -776,10 +864,7 @@ class Sequential(Module):
             raise IndexError(f"Sequential.insert: index must be an int in [{-n}, {n}], got {index!r}")
         modules = list(self._modules.values())
         modules.insert(index, module)
-        for name in list(self._modules):
-            delattr(self, name)
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+        self._renumber(modules)
         return self
 
     def forward(self, x: Tensor) -> Any:

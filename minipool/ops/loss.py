@@ -448,6 +448,10 @@ def binary_cross_entropy(input: TensorLike, target: TensorLike,
     if x.size and not np.all((x >= 0) & (x <= 1)):
         raise ValueError("binary_cross_entropy: all elements of input must be probabilities in [0, 1] "
                          "(NaN is refused too); for logits use binary_cross_entropy_with_logits")
+    t = target._data
+    if t.size and not np.all((t >= 0) & (t <= 1)):
+        raise ValueError("binary_cross_entropy: all elements of target must be in [0, 1] (NaN is "
+                         "refused too), as PyTorch checks")
     w = _constant_weight("binary_cross_entropy", "weight", weight, input.dtype)
     if w is not None:
         _check_weight_shape("binary_cross_entropy", "weight", w, input.shape)

@@ -448,3 +448,41 @@ def test_fifty_sgd_steps_match_torch(dtype, rtol):
     x = rng_array(rng, (4, 2, 6, 6), dtype)
     np.testing.assert_allclose(mine(mp.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=rtol, atol=rtol)
+
+
+def test_track_running_stats_switched_off_after_construction_as_torch():
+    # test-time adaptation recipes: bn.track_running_stats = False on a built layer; training
+    # then normalises by the batch and leaves the buffers alone, eval still uses them
+    rng = np.random.default_rng(21)
+    x = rng_array(rng, (6, 3, 4, 4), np.float32, scale=2.0, shift=1.0)
+    mine, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    mine(mp.tensor(x))
+    theirs(torch.tensor(x))
+    mine.track_running_stats = theirs.track_running_stats = False
+    for training in (True, False):
+        mine.train(training)
+        theirs.train(training)
+        out = mine(mp.tensor(x * 3))
+        expected = theirs(torch.tensor(x * 3)).detach().numpy()
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(mine.running_mean.numpy(), theirs.running_mean.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(mine.running_var.numpy(), theirs.running_var.numpy(), rtol=1e-6)
+        assert int(mine.num_batches_tracked.item()) == int(theirs.num_batches_tracked) == 1
+
+
+@pytest.mark.parametrize("lib", ["minipool", "torch"])
+def test_a_checkpoint_without_num_batches_tracked_loads_as_in_torch(lib):
+    # checkpoints from before PyTorch 0.4.1 have no num_batches_tracked: the layer keeps its own
+    L, T = (nn, mp) if lib == "minipool" else (torch.nn, torch)
+    bn = L.BatchNorm1d(2)
+    bn.num_batches_tracked += 3
+    old = {"weight": T.ones(2), "bias": T.zeros(2), "running_mean": T.full((2,), 4.0),
+           "running_var": T.ones(2)}
+    result = bn.load_state_dict(old)
+    assert list(result.missing_keys) == [] and list(result.unexpected_keys) == []
+    assert int(bn.num_batches_tracked.item()) == 3
+    np.testing.assert_array_equal(np.asarray(bn.running_mean.numpy()), [4.0, 4.0])
+    partial = L.Sequential(L.BatchNorm1d(2)).load_state_dict({"0.weight": T.ones(2)}, strict=False)
+    assert list(partial.missing_keys) == ["0.bias", "0.running_mean", "0.running_var"]
+    with pytest.raises((ValueError, RuntimeError), match="running_var"):
+        L.BatchNorm1d(2).load_state_dict({k: v for k, v in old.items() if k != "running_var"})

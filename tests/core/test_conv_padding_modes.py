@@ -19,7 +19,8 @@ def _pair(mp_layer, torch_layer):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("padding,kernel,dilation,stride", [
-    (1, 3, 1, 1), ((2, 1), 3, 1, 2), ("same", 4, 1, 1), ("same", 3, 2, 1), (2, 3, 2, 1)])
+    (1, 3, 1, 1), ((2, 1), 3, 1, 2), ("same", 4, 1, 1), ("same", 3, 2, 1), (2, 3, 2, 1),
+    ("valid", 3, 1, 2)])  # "valid" pads nothing in any mode (it once failed in F.pad)
 def test_conv2d_padding_modes_match_torch(mode, padding, kernel, dilation, stride):
     x = np.random.default_rng(0).standard_normal((2, 3, 7, 8))
     args = (3, 4, kernel)
@@ -42,7 +43,7 @@ def test_conv2d_padding_modes_match_torch(mode, padding, kernel, dilation, strid
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("padding", [2, "same"])
+@pytest.mark.parametrize("padding", [2, "same", "valid"])
 def test_conv1d_padding_modes_match_torch(mode, padding):
     x = np.random.default_rng(1).standard_normal((2, 3, 6))
     mine = mp.nn.Conv1d(3, 2, 3, padding=padding, padding_mode=mode, dtype=mp.float64)

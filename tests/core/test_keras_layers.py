@@ -172,6 +172,7 @@ def test_conv2d_gradcheck_asymmetric_same(data_format):
     x = mp.tensor(arr(rng, shape), requires_grad=True)
     layer(x)
     w, b = layer.weight, layer.bias
+    del layer.weight, layer.bias  # PyTorch's way to put plain tensors in a parameter's place
 
     def run(x, w, b):
         layer.weight, layer.bias = w, b
@@ -286,6 +287,7 @@ def test_conv2d_transpose_gradcheck():
     layer(x)
     w = mp.tensor(layer.weight.numpy(), requires_grad=True)
     b = mp.tensor(arr(rng, 2), requires_grad=True)
+    del layer.weight, layer.bias  # PyTorch's way to put plain tensors in a parameter's place
 
     def run(x, w, b):
         layer.weight, layer.bias = w, b
@@ -350,6 +352,7 @@ def test_batch_normalization_gradcheck_and_one_value_per_channel():
     layer(x)
     g = mp.tensor(arr(rng, 4), requires_grad=True)
     b = mp.tensor(arr(rng, 4), requires_grad=True)
+    del layer.gamma, layer.beta  # PyTorch's way to put plain tensors in a parameter's place
 
     def run(x, g, b):
         layer.gamma, layer.beta = g, b

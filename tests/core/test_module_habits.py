@@ -248,3 +248,70 @@ def test_load_state_dict_between_forward_and_backward_is_refused(lib):
     loss = (out * out).sum()
     with pytest.raises(RuntimeError, match="modified by an inplace operation|in-place"):
         loss.backward()
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_reassigning_keeps_the_place_in_the_order(lib):
+    # the usual "swap every ReLU" loop: setattr on a Sequential keeps the layer where it was
+    seq = lib.Sequential(lib.Linear(2, 4), lib.ReLU(), lib.Linear(4, 3))
+    setattr(seq, "1", lib.Tanh())
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"]
+    lin = lib.Linear(2, 3)
+    lin.weight = lib.Parameter(lin.weight.detach().clone())
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    assert list(lin.state_dict()) == ["weight", "bias"]
+    block = lib.Sequential(lib.Conv2d(1, 2, 3), lib.ReLU())
+    block[0] = lib.Conv2d(1, 2, 5)
+    assert list(block.state_dict()) == ["0.weight", "0.bias"]
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_assigning_the_wrong_kind_to_a_registered_name_raises(lib):
+    T = mp if lib is nn else torch
+    lin, bn = lib.Linear(2, 3), lib.BatchNorm1d(3)
+    seq = lib.Sequential(lib.Linear(2, 2))
+    for owner, name, value in ((lin, "weight", T.zeros(3, 2)), (seq, "0", T.zeros(2)),
+                               (bn, "running_mean", 5)):
+        with pytest.raises(TypeError, match=name):
+            setattr(owner, name, value)
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    assert "running_mean" in bn.state_dict()
+    # None keeps the name registered; a tensor goes to a buffer; del frees the name
+    lin.bias = None
+    assert [name for name, _ in lin.named_parameters()] == ["weight"]
+    bn.running_mean = T.ones(3)
+    assert list(bn.state_dict())[:3] == ["weight", "bias", "running_mean"]
+    del lin.weight
+    lin.weight = T.zeros(3, 2)
+    assert [name for name, _ in lin.named_parameters()] == []
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_sequential_slices_item_assignment_del_pop_and_add(lib):
+    T = mp if lib is nn else torch
+
+    def kinds(seq):
+        return [type(m).__name__ for m in seq]
+
+    seq = lib.Sequential(lib.Linear(2, 4), lib.ReLU(), lib.Linear(4, 3), lib.Tanh())
+    head = seq[:2]
+    assert type(head) is lib.Sequential and kinds(head) == ["Linear", "ReLU"]
+    assert head(T.ones(1, 2)).shape == (1, 4)
+    assert list(seq[2:].state_dict()) == ["2.weight", "2.bias"]  # the names are kept
+    seq[-1] = lib.Sigmoid()
+    assert kinds(seq) == ["Linear", "ReLU", "Linear", "Sigmoid"]
+    del seq[1]
+    assert kinds(seq) == ["Linear", "Linear", "Sigmoid"]
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "1.weight", "1.bias"]  # renumbered
+    assert type(seq.pop(2)).__name__ == "Sigmoid" and len(seq) == 2
+    both = seq + lib.Sequential(lib.ReLU())
+    assert kinds(both) == ["Linear", "Linear", "ReLU"] and len(seq) == 2
+    seq += lib.Sequential(lib.ELU())
+    assert kinds(seq) == ["Linear", "Linear", "ELU"]
+    assert kinds(lib.Sequential(lib.ReLU()) * 2) == ["ReLU", "ReLU"]
+    with pytest.raises(IndexError):
+        seq[3]
+    with pytest.raises(IndexError):
+        seq[-4] = lib.ReLU()
+    with pytest.raises(TypeError):
+        seq["a"]
