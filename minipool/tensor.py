@@ -537,7 +537,7 @@ class Tensor:
         elif dtype is None and type(data) in (list, tuple):
             dtype = _default_dtype  # PyTorch's Tensor(sequence) is always of the default dtype
         self._data = _as_array(data, dtype)
-        self.grad = None
+        self._grad = None
         self._ctx = None
         self.requires_grad = requires_grad
 
@@ -549,12 +549,38 @@ class Tensor:
             return Tensor(array, requires_grad=requires_grad)
         t = _new_tensor(Tensor)
         t._data = array
-        t.grad = None
+        t._grad = None
         t._ctx = None
         t._requires_grad = requires_grad
         return t
 
     # -- gradient bookkeeping ---------------------------------------------------
+    @property
+    def grad(self) -> Optional["Tensor"]:
+        """The gradient accumulated by ``backward()`` (None until then, or after
+        ``zero_grad()``)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Optional["Tensor"]) -> None:
+        # checked as PyTorch does: a wrong shape would broadcast into the next backward's sum
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got "
+                                f"{type(value).__name__} (wrap it: mp.tensor(values))")
+            if value._data.shape != self._data.shape:
+                raise RuntimeError(f"attempting to assign a gradient of size {value.shape} to a "
+                                   f"tensor of size {self.shape}: they must be the same size")
+            if value._data.dtype != self._data.dtype:
+                raise RuntimeError(f"attempting to assign a gradient with dtype {value.dtype} to "
+                                   f"a tensor of dtype {self.dtype}: the gradient must match the "
+                                   f"tensor's dtype (convert it: g.to({self.dtype}))")
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
+
     @property
     def requires_grad(self) -> bool:
         return self._requires_grad
@@ -752,6 +778,21 @@ class Tensor:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self._data.shape[0]
+
+    def __iter__(self):
+        # without it Python iterates by indexing until an IndexError: a 0-d tensor then looked
+        # empty (sum(t) == 0, list(t) == [])
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __index__(self):
+        # a 0-d integer tensor where Python wants an int: [10, 20][t], range(t),
+        # mp.zeros(labels.max() + 1) (PyTorch takes any one-element integer tensor)
+        if self._data.ndim != 0 or self._data.dtype.kind not in "iub":
+            raise TypeError(f"only 0-d integer tensors can be used as an index (this one: "
+                            f"shape {self.shape}, {self._data.dtype}); use int(t.item())")
+        return int(self._data)
 
     def numpy(self) -> np.ndarray:
         """The underlying NumPy array (shared, not copied)."""
@@ -1389,8 +1430,29 @@ class Tensor:
             t, nan, posinf, neginf))
 
     def pow_(self, exponent: TensorLike) -> Tensor:
-        """In place: ``self ** exponent``."""
+        """In place: ``self ** exponent`` (``**=``)."""
         return _ops.inplace._pointwise_(self, "pow_", _ops.elementwise.pow, exponent)
+
+    def floor_divide_(self, other: TensorLike) -> Tensor:
+        """In place: :meth:`__floordiv__` (``//=``)."""
+        return _ops.inplace._pointwise_(self, "floor_divide_", _ops.elementwise.floor_divide, other)
+
+    def bitwise_and_(self, other: TensorLike) -> Tensor:
+        """In place: ``self & other`` (``&=``)."""
+        return _ops.inplace._pointwise_(self, "bitwise_and_", _ops.logical.bitwise_and, other)
+
+    def bitwise_or_(self, other: TensorLike) -> Tensor:
+        """In place: ``self | other`` (``|=``)."""
+        return _ops.inplace._pointwise_(self, "bitwise_or_", _ops.logical.bitwise_or, other)
+
+    def bitwise_xor_(self, other: TensorLike) -> Tensor:
+        """In place: ``self ^ other`` (``^=``)."""
+        return _ops.inplace._pointwise_(self, "bitwise_xor_", _ops.logical.bitwise_xor, other)
+
+    # without these Python would rebind the name to a new tensor: the original (a parameter
+    # updated under no_grad, a mask shared elsewhere) silently unchanged
+    __ipow__, __imod__, __ifloordiv__ = pow_, remainder_, floor_divide_
+    __iand__, __ior__, __ixor__ = bitwise_and_, bitwise_or_, bitwise_xor_
 
     def addcmul_(self, tensor1: TensorLike, tensor2: TensorLike, *,
                  value: Union[int, float] = 1) -> Tensor:
@@ -1699,7 +1761,10 @@ class Tensor:
         """The same values in a new shape (one entry may be -1)."""
         return _ops.shape.reshape(self, *shape)
 
-    view = reshape
+    def view(self, *shape: Union[int, Sequence[int]]) -> Tensor:
+        """The same memory in a new shape (one entry may be -1); a RuntimeError where that
+        would need a copy (then :meth:`reshape`), as PyTorch."""
+        return _ops.shape.view(self, *shape)
 
     def permute(self, *dims: Union[int, Sequence[int]]) -> Tensor:
         """The axes in the order ``dims``."""
@@ -2112,6 +2177,9 @@ def tensor(data: Any, dtype: Optional[DTypeLike] = None, requires_grad: bool = F
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    # a 0-d integer tensor counts as an int (mp.zeros(labels.max() + 1)), as in PyTorch
+    shape = tuple(s.__index__() if type(s) is Tensor and s.ndim == 0 and s.dtype.kind in "iu"
+                  else s for s in shape)
     for s in shape:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise ValueError(f"shape entries must be non-negative ints, got {shape}")
@@ -2294,6 +2362,17 @@ def ones_like(t: TensorLike, dtype: Optional[DTypeLike] = None,
     return Tensor(np.ones_like(np.asarray(t), dtype=dtype), requires_grad=requires_grad)
 
 
+def _float_sample_dtype(name, dtype):
+    """``dtype`` (the default float dtype if None) for rand/randn: a float one, as PyTorch
+    refuses the others (the samples truncated to 0 or -1 before)."""
+    dtype = _dtype_of(dtype, _default_dtype)
+    if np.dtype(dtype).kind != "f":
+        raise NotImplementedError(f"{name}: not implemented for dtype {np.dtype(dtype)} (as in "
+                                  f"PyTorch): draw floats and convert, e.g. mp.randint(...) for "
+                                  f"integers or mp.rand(...) < 0.5 for bools")
+    return dtype
+
+
 def randn(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
           requires_grad: bool = False, generator: Any = None) -> Tensor:
     """Standard normal samples; ``generator``: None (the default, see ``mp.manual_seed``), an int
@@ -2304,7 +2383,8 @@ def randn(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
     True
     """
     rng = _random.resolve(generator, "randn")
-    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
+    dtype = _float_sample_dtype("randn", dtype)
+    return Tensor(rng.standard_normal(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
 
 
 def rand(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
@@ -2316,7 +2396,8 @@ def rand(*shape: Union[int, Sequence[int]], dtype: Optional[DTypeLike] = None,
     ((2, 3), True)
     """
     rng = _random.resolve(generator, "rand")
-    return Tensor(rng.random(_shape_arg(shape)).astype(_dtype_of(dtype, _default_dtype)), requires_grad=requires_grad)
+    dtype = _float_sample_dtype("rand", dtype)
+    return Tensor(rng.random(_shape_arg(shape)).astype(dtype), requires_grad=requires_grad)
 
 
 def arange(start: float, stop: Optional[float] = None, step: float = 1,

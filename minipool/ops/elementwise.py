@@ -127,12 +127,14 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
         ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = unbroadcast(grad * b * np.power(a, b - 1), a.shape)
-        if ctx.needs_input_grad[1]:
-            # d/db a^b = a^b log a; defined as 0 where a == 0 (the limit for b > 0).
-            log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.where(a == 0, 0, np.nan))
-            gb = unbroadcast(grad * out * log_a, b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                # PyTorch's rule: 0 where b == 0 (x ** 0 is constant; b * 0 ** -1 would be NaN)
+                ga = unbroadcast(np.where(b == 0, 0, grad * b * np.power(a, b - 1)), a.shape)
+            if ctx.needs_input_grad[1]:
+                # d/db a^b = a^b log a: 0 where a == 0 and b >= 0 (the limit), as PyTorch; a < 0
+                # gives NaN (no real log), a == 0 with b < 0 infinity
+                gb = unbroadcast(np.where((a == 0) & (b >= 0), 0, grad * out * np.log(a)), b.shape)
         return ga, gb
 
 

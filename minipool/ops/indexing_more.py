@@ -17,7 +17,7 @@ from minipool._typing import Dims, TensorLike
 from minipool.ops import inplace as _inplace
 from minipool.ops.elementwise import as_tensor, unbroadcast
 from minipool.ops.indexing import _gather_cells, bool_mask
-from minipool.ops.reduce import normalize_dims
+from minipool.ops.reduce import every_dim_if_empty, normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
 from minipool.ops import shape as _shape
 
@@ -648,7 +648,7 @@ def count_nonzero(input: TensorLike, dim: Dims = None) -> Tensor:
     [1, 2]
     """
     x = as_tensor(input)
-    dims = normalize_dims(dim, x.ndim, "count_nonzero")
+    dims = normalize_dims(every_dim_if_empty(dim), x.ndim, "count_nonzero")
     return Tensor(np.asarray(np.count_nonzero(x._data, axis=dims), dtype=np.int64))
 
 

@@ -108,9 +108,15 @@ class Min(_Extreme):
     reduce = staticmethod(np.min)
 
 
+def every_dim_if_empty(dim):
+    """``dim`` with an empty list or tuple read as None: PyTorch's sum, mean, var, ... over
+    ``dim=[]`` reduce every dim (not none)."""
+    return None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim
+
+
 def _reduction(fn, x, dim, keepdim, name):
     x = as_tensor(x)
-    dims = normalize_dims(dim, x.ndim, name)
+    dims = normalize_dims(every_dim_if_empty(dim), x.ndim, name)
     if fn in (Max, Min) and x.numel() == 0:
         raise ValueError(f"{name}: cannot reduce an empty tensor of shape {x.shape}")
     return fn.apply(x, dims, flag(keepdim, "keepdim", name))
@@ -171,7 +177,7 @@ def amax(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     >>> F.amax(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
     array([5., 3.], dtype=float32)
     """
-    return _reduction(Max, x, None if dim == () else dim, keepdim, "amax")
+    return _reduction(Max, x, dim, keepdim, "amax")
 
 
 def amin(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
@@ -181,7 +187,7 @@ def amin(x: TensorLike, dim: Dims = None, keepdim: bool = False) -> Tensor:
     >>> F.amin(mp.tensor([[1.0, 5.0], [3.0, 2.0]]), 1).numpy()
     array([1., 2.], dtype=float32)
     """
-    return _reduction(Min, x, None if dim == () else dim, keepdim, "amin")
+    return _reduction(Min, x, dim, keepdim, "amin")
 
 
 class _ExtremeAt(Function):
@@ -515,7 +521,7 @@ def _var(name, x, dim, unbiased, keepdim, correction, take_sqrt):
     if x.dtype.kind != "f":
         raise RuntimeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype} (PyTorch's "
                            f"RuntimeError too): use x.float().{name}(...)")
-    dims = normalize_dims(dim, x.ndim, name)
+    dims = normalize_dims(every_dim_if_empty(dim), x.ndim, name)
     return Var.apply(x, dims, correction, flag(keepdim, "keepdim", name), take_sqrt)
 
 
@@ -864,7 +870,7 @@ def norm(x: TensorLike, p: Union[str, float] = "fro", dim: Dims = None, keepdim:
         p = 2
     if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or np.isnan(p):
         raise TypeError(f"norm: p must be 'fro' or a number, got {p!r}")
-    dims = normalize_dims(None if dim == () else dim, x.ndim, "norm")
+    dims = normalize_dims(every_dim_if_empty(dim), x.ndim, "norm")
     if p in (np.inf, -np.inf) and builtins.any(x.shape[d] == 0 for d in dims):
         raise ValueError(f"norm: the {p} norm of an empty tensor (shape {x.shape}) has no value")
     return Norm.apply(x, float(p), dims, flag(keepdim, "keepdim", "norm"))

@@ -11,7 +11,7 @@ from minipool.ops.elementwise import as_tensor
 from minipool.ops.reduce import normalize_dims
 from minipool.tensor import Function, Tensor, _dim_index
 
-__all__ = ["reshape", "transpose", "permute", "flatten", "unflatten", "getitem", "cat", "stack",
+__all__ = ["reshape", "view", "transpose", "permute", "flatten", "unflatten", "getitem", "cat", "stack",
            "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk",
            "flip", "roll"]
 
@@ -42,6 +42,31 @@ def reshape(x: TensorLike, *shape: Union[int, Sequence[int]]) -> Tensor:
     except (ValueError, TypeError) as e:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} into "
                          f"{tuple(shape)} ({e})") from None
+
+
+def view(x: TensorLike, *shape: Union[int, Sequence[int]]) -> Tensor:
+    """``x.view(shape)``: :func:`reshape` where the result shares ``x``'s memory, as
+    PyTorch's ``view``; where it would need a copy (a transposed or sliced tensor whose
+    strides cannot take the shape) a RuntimeError names ``reshape``, as PyTorch does --
+    writes through a copy would never reach ``x``.
+
+    >>> import minipool as mp
+    >>> mp.arange(6.0).view(2, 3).shape
+    (2, 3)
+    """
+    x = as_tensor(x)
+    if len(shape) == 1 and not isinstance(shape[0], (tuple, list)) and not is_int(shape[0]):
+        raise TypeError(f"view: expected a shape (ints), got {shape[0]!r}; view(dtype) (the same "
+                        f"bits read as another dtype) is not supported: convert the values with "
+                        f".to(dtype), or reinterpret t.numpy().view(dtype)")
+    out = reshape(x, *shape)
+    if x._data.size and not np.may_share_memory(out._data, x._data):
+        raise RuntimeError(f"view size is not compatible with input tensor's size and stride "
+                           f"(shape {x.shape}, strides in elements "
+                           f"{tuple(s // x._data.itemsize for s in x._data.strides)}): at least "
+                           f"one dimension spans across two contiguous subspaces. Use "
+                           f".reshape(...) instead (as PyTorch says)")
+    return out
 
 
 class Permute(Function):

@@ -1,0 +1,136 @@
+"""Tensor habits an audit against PyTorch 2.13 found silently different, each checked side by
+side with torch: in-place operators that rebound the name (``m &= keep``), ``view`` of a
+non-contiguous tensor that copied (writes lost), 0-d tensors iterating as empty, the
+gradient of ``x ** 0`` at 0, reductions over ``dim=[]``, and ``.grad`` assignments of the
+wrong shape or dtype."""
+import numpy as np
+import pytest
+
+import minipool as mp
+
+torch = pytest.importorskip("torch")
+LIBS = [mp, torch]
+IDS = ["minipool", "torch"]
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+@pytest.mark.parametrize("op,start,other,expected", [
+    ("&=", [True, True], [True, False], [True, False]),
+    ("|=", [1, 2], 4, [5, 6]),
+    ("^=", [1, 2], 3, [2, 1]),
+    ("//=", [7, -7], 2, [3, -4]),
+    ("%=", [7, -7], 3, [1, 2]),
+    ("**=", [2.0, 3.0], 2, [4.0, 9.0]),
+])
+def test_augmented_assignment_changes_the_tensor_itself(T, op, start, other, expected):
+    x = T.tensor(start)
+    alias = x
+    scope = {"x": x, "other": T.tensor(other) if isinstance(other, list) else other}
+    exec(f"x {op} other", scope)
+    assert scope["x"] is alias
+    np.testing.assert_array_equal(np.asarray(alias.tolist()), expected)
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_augmented_power_follows_the_in_place_rules(T):
+    leaf = T.tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        leaf **= 2
+    with T.no_grad():  # the parameter update habit: the parameter itself changes
+        p = T.tensor([3.0], requires_grad=True)
+        alias = p
+        p **= 2
+    assert alias.item() == 9.0
+    ints = T.tensor([2, 3])
+    with pytest.raises(RuntimeError, match="Float can't be cast"):
+        ints **= 0.5
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_view_shares_memory_or_raises(T):
+    a = T.arange(6.0).reshape(2, 3)
+    v = a.view(3, 2)
+    v[0, 0] = 100.0
+    assert a[0, 0].item() == 100.0
+    for make in (lambda: a.t().view(-1), lambda: a[:, :2].view(4)):
+        with pytest.raises(RuntimeError, match="reshape"):
+            make()
+    assert tuple(a.t().view(3, 2).shape) == (3, 2)  # strides allow it: a view of the transpose
+    assert tuple(T.zeros(0, 3).t().view(-1).shape) == (0,)
+
+
+def test_view_of_a_dtype_names_the_ways():
+    with pytest.raises(TypeError, match=r"\.to\(dtype\)"):
+        mp.arange(4.0).view(mp.float64)
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_a_0d_tensor_does_not_iterate_and_an_integer_one_indexes(T):
+    with pytest.raises(TypeError, match="0-d"):
+        list(T.tensor(3.0))
+    with pytest.raises(TypeError, match="0-d"):
+        sum(T.tensor(3.0))
+    assert [10, 20][T.tensor(1)] == 20
+    assert list(range(T.tensor(3))) == [0, 1, 2]
+    assert tuple(T.zeros(T.tensor([1, 3]).max() + 1).shape) == (4,)
+    assert np.zeros(T.tensor(2)).shape == (2,)
+    with pytest.raises(TypeError):
+        [10, 20][T.tensor(1.0)]
+    assert [tuple(row.shape) for row in T.ones(2, 3)] == [(3,), (3,)]
+
+
+@pytest.mark.parametrize("base,exponent", [
+    ([0.0, 2.0, -1.0], 0.0), ([0.0, 0.0, 3.0], [-1.0, 2.0, 0.0]), ([0.0, 2.0, 0.5], "self"),
+    ([0.0, -2.0], [0.0, 1.0])])
+def test_power_gradients_at_zero_as_torch(base, exponent):
+    grads = []
+    for T in LIBS:
+        x = T.tensor(base, dtype=T.float64, requires_grad=True)
+        e = (x if exponent == "self" else
+             T.tensor(np.broadcast_to(exponent, (len(base),)).tolist(), dtype=T.float64,
+                      requires_grad=True))
+        (x ** e).sum().backward()
+        grads.append([x.grad.numpy().copy()] + ([] if e is x else [e.grad.numpy().copy()]))
+    for mine, theirs in zip(*grads):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "amax", "amin", "var", "std", "nanmean", "norm"])
+@pytest.mark.parametrize("empty", [[], ()])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_reducing_over_no_dims_reduces_every_dim(name, empty, keepdim):
+    x = np.array([[1.0, 2.0], [3.0, 5.0]])
+    mine = getattr(mp, name)(mp.tensor(x), dim=empty, keepdim=keepdim)
+    theirs = getattr(torch, name)(torch.tensor(x), dim=empty, keepdim=keepdim)
+    assert mine.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_count_nonzero_over_no_dims():
+    x = [[0.0, 1.0], [2.0, 0.0]]
+    assert mp.count_nonzero(mp.tensor(x), dim=()).item() == torch.count_nonzero(
+        torch.tensor(x), dim=()).item() == 2
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_assigned_grads_are_checked(T):
+    x = T.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="same size"):
+        x.grad = T.ones(1)
+    with pytest.raises(RuntimeError, match="gradient with dtype"):
+        x.grad = T.ones(2, dtype=T.float64)
+    with pytest.raises((TypeError, RuntimeError)):
+        x.grad = [1.0, 1.0]
+    x.grad = T.full((2,), 5.0)
+    (x * 1).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [6.0, 6.0])
+    x.grad = None
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+@pytest.mark.parametrize("name,dtype", [("randn", "int64"), ("rand", "bool"), ("rand", "int32")])
+def test_random_floats_refuse_other_dtypes(T, name, dtype):
+    with pytest.raises(NotImplementedError):
+        getattr(T, name)(3, dtype=getattr(T, dtype))
+    assert getattr(T, name)(3, dtype=T.float64).dtype == T.float64
