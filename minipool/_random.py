@@ -72,7 +72,7 @@ def manual_seed(seed: Union[int, Sequence[int]]) -> np.random.Generator:
 
     One call makes every draw that is given no explicit generator reproducible:
     parameter init, dropout, stochastic pooling, ``mp.randn``/``mp.rand`` and
-    the base seed of a DataLoader built without ``seed``.
+    the shuffle of each epoch of a DataLoader built without ``seed`` (drawn at ``iter()``).
 
     >>> from minipool._random import manual_seed
     >>> a = manual_seed(0).random(); b = manual_seed(0).random()
@@ -236,5 +236,5 @@ def kept(generator, where):
 
 def fresh_seed(generator=None, where="fresh_seed"):
     """A 63-bit int seed drawn from ``generator`` (resolved as above); used to give an object
-    that needs a fixed seed of its own (a DataLoader) one that follows ``manual_seed``."""
+    that needs a fixed seed of its own (a DataLoader's epoch) one that follows ``manual_seed``."""
     return int(resolve(generator, where).integers(0, 2 ** 63 - 1))

@@ -4,9 +4,11 @@ A *dataset* is anything with ``__len__`` and ``__getitem__(i)`` returning one
 sample; a sample may be a Tensor, a NumPy array, a number, or a tuple, list or
 dict of those.  :func:`default_collate` turns a list of samples into one batch
 the way PyTorch's does: arrays and Tensors are stacked into a Tensor (dtype
-kept), Python ints become int64, floats float64, bools bool, tuples and lists
-are collated field by field (returned as a list), dicts key by key, strings
-are left as a list.
+kept); plain numbers become one Tensor with a dtype that fits every element
+(float64 when the first is a Python float, else as ``torch.tensor`` infers it:
+``[0, 0.7]`` is float32, ``[True, 2]`` int64); tuples and lists are collated
+field by field (returned as a list), dicts key by key, strings are left as a
+list.
 
 >>> import minipool as mp
 >>> ds = TensorDataset(mp.arange(6).reshape(3, 2), mp.tensor([0, 1, 0]))
@@ -16,13 +18,16 @@ are left as a list.
 """
 import bisect
 import collections.abc
+import functools
 import math
 import numbers
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from minipool import _random
-from minipool.tensor import Tensor
+from minipool._promotion import promote_types
+from minipool.tensor import Tensor, get_default_dtype
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "default_collate"]
 
@@ -138,7 +143,7 @@ def random_split(dataset, lengths, generator=None):
     return [Subset(dataset, order[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
 
 
-def default_collate(batch):
+def default_collate(batch: Sequence[Any]) -> Any:
     """One batch from a list of samples, as PyTorch's ``default_collate`` builds it."""
     if not isinstance(batch, collections.abc.Sequence) or isinstance(batch, (str, bytes)) \
             or len(batch) == 0:
@@ -150,14 +155,8 @@ def default_collate(batch):
         if first.dtype.kind in "OSUV":
             raise TypeError(f"default_collate: cannot batch NumPy arrays of dtype {first.dtype}")
         return Tensor(np.stack([_same_kind(s, np.ndarray) for s in batch]))
-    if isinstance(first, np.generic) and not isinstance(first, (np.str_, np.bytes_)):
-        return Tensor(np.array(batch))
-    if isinstance(first, bool):
-        return Tensor(np.array(batch, dtype=np.bool_))
-    if isinstance(first, numbers.Integral):
-        return Tensor(np.array(batch, dtype=np.int64))
-    if isinstance(first, numbers.Real):
-        return Tensor(np.array(batch, dtype=np.float64))
+    if _number_dtype(first) is not None:
+        return _collate_numbers(batch)
     if isinstance(first, (str, bytes)):
         return list(batch)
     if isinstance(first, collections.abc.Mapping):
@@ -172,6 +171,37 @@ def default_collate(batch):
     raise TypeError(f"default_collate: samples must be Tensors, NumPy arrays, numbers, strings, "
                     f"or tuples, lists or dicts of those; got {type(first).__name__} (pass "
                     f"collate_fn= to the DataLoader for other samples)")
+
+
+def _number_dtype(x: Any) -> Optional[np.dtype]:
+    """The dtype ``torch.tensor`` reads a plain number as: a NumPy scalar keeps its own, a
+    Python int is int64, a Python float the default float dtype; None for anything else."""
+    if isinstance(x, (bool, np.bool_)):
+        return np.dtype(np.bool_)
+    if isinstance(x, np.generic):  # before float: np.float64 is a Python float too
+        return x.dtype if x.dtype.kind in "iuf" else None
+    if isinstance(x, numbers.Integral):
+        return np.dtype(np.int64)
+    if isinstance(x, numbers.Real):
+        return get_default_dtype()
+    return None
+
+
+def _collate_numbers(batch: Sequence[Any]) -> Tensor:
+    """A batch of plain numbers as PyTorch collates it: float64 when the first is a Python
+    float, else the dtype every element promotes to (so ``[0, 0.7]`` is float32, never
+    truncated to ints, and ``[True, 2]`` is int64)."""
+    dtypes = [_number_dtype(x) for x in batch]
+    for x, dt in zip(batch, dtypes):
+        if dt is None:
+            raise TypeError(f"default_collate: a batch mixes numbers and {type(x).__name__} "
+                            f"samples in one field")
+    first = batch[0]
+    if isinstance(first, numbers.Real) and not isinstance(first, (numbers.Integral, np.generic)):
+        dtype = np.dtype(np.float64)
+    else:
+        dtype = functools.reduce(promote_types, dtypes)
+    return Tensor(np.array(batch, dtype=dtype))
 
 
 def _same_kind(sample, kind):

@@ -3,10 +3,14 @@
 The order and the augmentation of every batch depend only on ``(seed, epoch,
 batch index)``, never on how many batches were drawn before, so a run resumed
 in the middle of an epoch sees exactly the batches an uninterrupted run sees.
-Without ``seed`` the loader draws one from ``generator`` (None: the shared
-default that ``mp.manual_seed`` reseeds; an int seed; or a
-``np.random.Generator``).
+Without ``seed``, each ``iter(loader)`` draws that epoch's seed from
+``generator`` (None: the shared default that ``mp.manual_seed`` reseeds; an int
+seed; an ``mp.Generator`` or a ``np.random.Generator``), as PyTorch draws its
+shuffle when the epoch starts: a loader built before ``mp.manual_seed`` follows
+the seed.
 """
+from typing import Any, Iterator, Optional
+
 import numpy as np
 
 from minipool import _random
@@ -38,6 +42,8 @@ class DataLoader:
     epoch; the epoch number advances by itself, or set it with
     :meth:`set_epoch` (a resumed run does).  ``start_batch`` in
     :meth:`batches` skips the first batches of the epoch without computing them.
+    Without ``seed``, each ``iter()`` draws the epoch's seed (kept in ``loader.seed``)
+    from ``generator``, as PyTorch does; give ``seed`` to resume a run exactly.
 
     >>> import numpy as np
     >>> from minipool.data import ArrayDataset
@@ -75,16 +81,17 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be an int >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
-        if seed is None:
-            # PyTorch draws the shuffling from its global RNG; here the loader's own base
-            # seed is drawn once, so mp.manual_seed (or generator=) fixes every epoch's order
-            # while resuming mid-epoch still needs only (seed, epoch, batch).
-            seed = _random.fresh_seed(generator, "DataLoader")
-        elif generator is not None:
+        if seed is not None and generator is not None:
             raise ValueError("DataLoader: give seed or generator, not both")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
             raise ValueError(f"DataLoader: seed must be an int >= 0, got {seed!r}")
-        self.seed = int(seed)
+        # Without seed=, each epoch's seed is drawn when it starts (in __iter__), as PyTorch
+        # draws its shuffle at iter(loader): a loader built before mp.manual_seed follows it.
+        # An int generator is resolved once here, so its epochs still differ.
+        self._generator = _random.kept(generator, "DataLoader")
+        self._fixed_seed = seed is not None
+        self.seed = int(seed) if seed is not None else None  # the current epoch's seed
         self.drop_last = bool(drop_last)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
@@ -100,21 +107,37 @@ class DataLoader:
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
 
-    def order(self, epoch):
+    def _key(self, epoch):
+        """(seed, epoch) that key an epoch's draws.  A drawn seed is new each epoch, so it keys
+        the epoch alone (epoch 0): reseeding before ``iter()`` repeats an order, as in PyTorch.
+        ``batches``/``order`` used before any ``iter()`` draw the seed as ``iter()`` would."""
+        if self.seed is None:
+            self.seed = _random.fresh_seed(self._generator, "DataLoader")
+        return self.seed, (int(epoch) if self._fixed_seed else 0)
+
+    def order(self, epoch: int) -> np.ndarray:
         """The example indices of ``epoch`` in the order they are served (a sampler's draw when
         the loader has one)."""
+        seed, epoch = self._key(epoch)
+        return self._order(epoch, seed)
+
+    def _order(self, epoch, seed):
         if self.sampler is not None:
             return np.fromiter((int(i) for i in self.sampler), dtype=np.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)
-        return np.random.default_rng([self.seed, int(epoch), 0]).permutation(n)
+        return np.random.default_rng([seed, epoch, 0]).permutation(n)
 
-    def batches(self, epoch=None, start_batch=0):
+    def batches(self, epoch: Optional[int] = None, start_batch: int = 0) -> Iterator[Any]:
         """Yield the batches of ``epoch`` (default: the current one) from ``start_batch`` on."""
-        epoch = self.epoch if epoch is None else int(epoch)
+        # epoch and seed are read now, not at the first batch: a later iter() redraws the seed
+        seed, epoch = self._key(self.epoch if epoch is None else epoch)
+        return self._batches(epoch, seed, start_batch)
+
+    def _batches(self, epoch, seed, start_batch):
         get_batch = getattr(self.dataset, "get_batch", None) if self.collate_fn is None else None
-        for b, idx in enumerate(self._index_batches(epoch)):
+        for b, idx in enumerate(self._index_batches(epoch, seed)):
             if b < start_batch:
                 continue
             if get_batch is None:
@@ -126,16 +149,16 @@ class DataLoader:
             else:
                 images, labels = get_batch(idx)
             if self.transform is not None:
-                rng = np.random.default_rng([self.seed, epoch, b + 1])
+                rng = np.random.default_rng([seed, epoch, b + 1])
                 images = self.transform(images, rng)
             yield Tensor(np.ascontiguousarray(images, dtype=np.float32)), Tensor(np.asarray(labels, np.int64))
 
-    def _index_batches(self, epoch):
+    def _index_batches(self, epoch, seed):
         if self.batch_sampler is not None:
             for indices in self.batch_sampler:
                 yield np.fromiter((int(i) for i in indices), dtype=np.int64)
             return
-        order = self.order(epoch)
+        order = self._order(epoch, seed)
         for b in range(len(order) // self.batch_size if self.drop_last else -(-len(order) // self.batch_size)):
             yield order[b * self.batch_size:(b + 1) * self.batch_size]
 
@@ -154,6 +177,8 @@ class DataLoader:
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
+        if not self._fixed_seed:  # a new draw per epoch, now, not at construction
+            self.seed = _random.fresh_seed(self._generator, "DataLoader")
         return self.batches(epoch)
 
 

@@ -68,7 +68,7 @@ class Adam(PerParameterOptimizer):
 
     def check_group(self, group: Dict[str, Any]) -> None:
         name = type(self).__name__
-        check_number(name, "lr", group["lr"], low=0, low_open=True)
+        check_number(name, "lr", group["lr"], low=0)  # lr=0 freezes, as PyTorch allows
         check_number(name, "eps", group["eps"], low=0)
         check_number(name, "weight_decay", group["weight_decay"], low=0)
         check_betas(name, group)

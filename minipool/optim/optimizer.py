@@ -50,6 +50,17 @@ def check_number(where, name, value, low=None, high=None, low_open=False, high_o
     return value
 
 
+def _plain_lr(where: str, lr: Any) -> Any:
+    """A 0-d float Tensor ``lr`` (PyTorch accepts a Tensor) as its Python value; the steps
+    and the schedulers then see a plain number, as for ``lr=0.01``."""
+    if not isinstance(lr, Tensor):
+        return lr
+    if lr.ndim != 0 or lr.dtype.kind != "f":
+        raise ValueError(f"{where}: lr must be a real number or a 0-d float Tensor, got a "
+                         f"{lr.dtype} Tensor of shape {tuple(lr.shape)}")
+    return lr.item()
+
+
 def check_group_numbers(where, group, names, **bounds):
     """``check_number`` on each of ``group``'s entries ``names``, in order, with the same
     ``bounds`` (e.g. ``low=0``)."""
@@ -133,6 +144,8 @@ class Optimizer:
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
+        if "lr" in group:
+            group["lr"] = _plain_lr(type(self).__name__, group["lr"])
         self.check_group(group)
         self.param_groups.append(group)
 

@@ -34,7 +34,7 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def check_group(self, group: Dict[str, Any]) -> None:
-        check_number("SGD", "lr", group["lr"], low=0, low_open=True)
+        check_number("SGD", "lr", group["lr"], low=0)  # lr=0 freezes, as PyTorch allows
         check_number("SGD", "momentum", group["momentum"], low=0)
         check_number("SGD", "dampening", group["dampening"])
         check_number("SGD", "weight_decay", group["weight_decay"], low=0)

@@ -216,14 +216,14 @@ def test_state_dict_layout_and_validation():
 
 # ------------------------------------------------------------------ errors
 @pytest.mark.parametrize("make,match", [
-    (lambda p: optim.SGD(p, lr=0.0), "lr must be > 0"),
+    (lambda p: optim.SGD(p, lr=-1e-3), "lr must be >= 0"),  # lr=0 is allowed, as in PyTorch
     (lambda p: optim.SGD(p, lr=-1.0), "lr"),
     (lambda p: optim.SGD(p, lr=0.1, momentum=-0.5), "momentum"),
     (lambda p: optim.SGD(p, lr=0.1, weight_decay=-1.0), "weight_decay"),
     (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
     (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "nesterov"),
     (lambda p: optim.SGD(p, lr="fast"), "lr"),
-    (lambda p: optim.Adam(p, lr=0.0), "lr"),
+    (lambda p: optim.Adam(p, lr=-1e-3), "lr must be >= 0"),
     (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\]"),
     (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\]"),
     (lambda p: optim.Adam(p, betas=0.9), "betas"),
