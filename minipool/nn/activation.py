@@ -10,7 +10,8 @@ from minipool.ops.shape import check_unflatten_sizes, unflatten
 from minipool.tensor import Tensor
 
 __all__ = ["ReLU", "Tanh", "Sigmoid", "Softmax", "Softmax2d", "LogSoftmax", "Flatten", "Unflatten", "Identity",
-           "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout2d"]
+           "LeakyReLU", "GELU", "SiLU", "ELU", "ReLU6", "Hardtanh", "Softplus", "Dropout1d",
+           "Dropout2d", "Dropout3d"]
 
 
 class ReLU(Module):
@@ -260,7 +261,35 @@ class Softplus(Module):
         return f"beta={self.beta}, threshold={self.threshold}"
 
 
-class Dropout2d(Module):
+class _DropoutNd(Module):
+    """Zero whole channels with probability ``p`` in training mode (``F.dropout1d/2d/3d``);
+    the identity after ``.eval()``."""
+    _dropout = None  # the functional form, set by each size
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, *,
+                 generator: GeneratorLike = None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"{name}: p must be a probability in [0, 1], got {p!r}")
+        self.p = p
+        self.inplace = inplace
+        self.generator = _random.kept(generator, name)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._dropout(input, self.p, self.training, self.inplace,
+                                   generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(_DropoutNd):
+    """Zero whole channels of (N, C, L) or (C, L) input (see ``F.dropout1d``)."""
+    _dropout = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_DropoutNd):
     """Zero whole channels with probability ``p`` in training mode (see ``F.dropout2d``);
     the identity after ``.eval()``.
 
@@ -268,18 +297,9 @@ class Dropout2d(Module):
     >>> mp.nn.Dropout2d(0.25, generator=np.random.default_rng(0))
     Dropout2d(p=0.25, inplace=False)
     """
+    _dropout = staticmethod(F.dropout2d)
 
-    def __init__(self, p: float = 0.5, inplace: bool = False, *,
-                 generator: GeneratorLike = None) -> None:
-        super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout2d: p must be a probability in [0, 1], got {p!r}")
-        self.p = p
-        self.inplace = inplace
-        self.generator = _random.kept(generator, "Dropout2d")
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.dropout2d(input, self.p, self.training, self.inplace, generator=self.generator)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
+class Dropout3d(_DropoutNd):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) input (see ``F.dropout3d``)."""
+    _dropout = staticmethod(F.dropout3d)

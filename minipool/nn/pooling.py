@@ -40,7 +40,9 @@ class _MaxPoolNd(Module):
                  return_indices: bool = False, ceil_mode: bool = False,
                  data_format: Optional[str] = None) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # stride None means the kernel size, stored as such (PyTorch's layers do it too)
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
         self.data_format = data_format
 
@@ -90,7 +92,9 @@ class _AvgPoolNd(Module):
                  count_include_pad: bool = True, divisor_override: Optional[int] = None,
                  data_format: Optional[str] = None) -> None:
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # stride None means the kernel size, stored as such (PyTorch's layers do it too)
+        self.kernel_size, self.padding = kernel_size, padding
+        self.stride = kernel_size if stride is None else stride
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override, self.data_format = divisor_override, data_format
 

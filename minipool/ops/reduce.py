@@ -788,6 +788,10 @@ def cumsum(x: TensorLike, dim: int, *, dtype: Optional[DTypeLike] = None) -> Ten
 
 def _vector_norm(a, p, dims, dtype):
     """The p-norm of ``a`` = |x| over ``dims``, kept as length-1 axes."""
+    if p != 0 and builtins.all(a.shape[d] == 1 for d in dims):
+        # one value per norm: |x| itself, as PyTorch gives (|x| ** p ** (1/p) would underflow
+        # to 0 in float32 for |x| below about 1e-13 with p = 3)
+        return a.copy()
     if p == np.inf:
         return np.max(a, axis=dims, keepdims=True)
     if p == -np.inf:

@@ -315,3 +315,37 @@ def test_sequential_slices_item_assignment_del_pop_and_add(lib):
         seq[-4] = lib.ReLU()
     with pytest.raises(TypeError):
         seq["a"]
+
+
+@pytest.mark.parametrize("name,args,shape", [
+    ("ZeroPad1d", ((1, 2),), (2, 3, 5)), ("ConstantPad1d", ((2, 1), 0.5), (2, 3, 5)),
+    ("ReflectionPad1d", (2,), (2, 3, 5)), ("ReplicationPad1d", ((0, 3),), (3, 5)),
+    ("CircularPad1d", (1,), (2, 3, 5)), ("CircularPad2d", ((1, 2, 0, 1),), (2, 3, 4, 5)),
+    ("ReflectionPad2d", (1,), (2, 3, 4, 5)), ("ConstantPad2d", (1, -1.0), (1, 4, 5))])
+def test_padding_layers_as_torch(name, args, shape):
+    x = np.random.default_rng(5).standard_normal(shape)
+    mine, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+    assert repr(mine) == repr(theirs)
+    np.testing.assert_array_equal(mine(mp.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy())
+    with pytest.raises(TypeError, match="padding"):
+        getattr(nn, name)(*((1.5,) + args[1:]))
+
+
+@pytest.mark.parametrize("name,shape", [("Dropout1d", (8, 6, 5)), ("Dropout3d", (4, 6, 2, 3, 3))])
+def test_channel_dropout_of_other_ranks(name, shape):
+    layer = getattr(nn, name)(0.5)
+    assert repr(layer) == repr(getattr(torch.nn, name)(0.5))
+    y = layer(mp.ones(*shape)).numpy().reshape(shape[0] * shape[1], -1)
+    assert set(np.unique(y)) == {0.0, 2.0}
+    assert (y.min(axis=1) == y.max(axis=1)).all()  # whole channels kept or dropped
+    layer.eval()
+    np.testing.assert_array_equal(layer(mp.ones(*shape)).numpy(), 1.0)
+
+
+def test_pool_layers_store_the_stride_as_torch_and_missing_layers_say_so():
+    for name, args in (("MaxPool2d", (2,)), ("AvgPool2d", (3,)), ("MaxPool1d", (3,)),
+                       ("MaxPool2d", ((2, 3),))):
+        mine, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
+        assert mine.stride == theirs.stride and repr(mine) == repr(theirs)
+    with pytest.raises(AttributeError, match="tiny CNNs use"):
+        nn.LSTM
