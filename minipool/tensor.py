@@ -84,6 +84,15 @@ class _SetGradMode:
     """Context manager and decorator that sets grad mode and restores it."""
 
     _mode = True
+    _bare_decorator = True  # @mp.no_grad without parentheses decorates, as in PyTorch 2
+
+    def __new__(cls, *args, **kwargs):
+        if cls._bare_decorator and len(args) == 1 and not kwargs and callable(args[0]):
+            return cls()(args[0])
+        return super().__new__(cls)
+
+    def __init__(self) -> None:
+        pass
 
     def __enter__(self):
         self._previous = _grad_mode.enabled
@@ -136,9 +145,6 @@ class inference_mode(_SetGradMode):
     """
 
     def __init__(self, mode: bool = True) -> None:
-        if callable(mode):  # used as a bare decorator: @mp.inference_mode
-            raise TypeError("inference_mode: write @mp.inference_mode() (with parentheses), "
-                            "as in PyTorch")
         self._mode = not bool(mode)
 
     def __call__(self, func):
@@ -163,6 +169,8 @@ class set_grad_enabled(_SetGradMode):
     >>> mp.is_grad_enabled()
     True
     """
+
+    _bare_decorator = False  # it takes the mode
 
     def __init__(self, mode: bool) -> None:
         if not isinstance(mode, (bool, np.bool_)):

@@ -26,7 +26,7 @@ from minipool.tensor import FLOAT_DTYPES, Tensor, no_grad
 __all__ = ["calculate_gain", "uniform_", "normal_", "constant_", "zeros_", "ones_",
            "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_",
            "fan_in_and_fan_out", "default_layer_init_", "manual_seed", "trunc_normal_",
-           "orthogonal_"]
+           "orthogonal_", "eye_", "dirac_"]
 
 
 def _target(tensor, where):
@@ -84,6 +84,9 @@ def fan_in_and_fan_out(tensor: Tensor) -> Tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
+_calculate_fan_in_and_fan_out = fan_in_and_fan_out  # PyTorch's (private) name, used in the wild
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: GeneratorLike = None) -> Tensor:
     """Fill with samples from U(a, b): ``tensor.uniform_(a, b)``, also on a parameter.
 
@@ -121,6 +124,44 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
     [0.5, 0.5]
     """
     return _fill(_target(tensor, "constant_"), val)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-d tensor with the identity (ones on the main diagonal), as PyTorch's ``eye_``.
+
+    >>> import minipool as mp
+    >>> eye_(mp.zeros(2, 3)).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    """
+    tensor = _target(tensor, "eye_")
+    if tensor.ndim != 2:
+        raise ValueError(f"init.eye_: needs a 2-d tensor, got shape {tensor.shape}")
+    return _fill(tensor, np.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-d convolution weight with the Dirac delta: each of the first output
+    channels of a group passes its input channel through unchanged (the kernel's centre tap),
+    as PyTorch's ``dirac_``.
+
+    >>> import minipool as mp
+    >>> dirac_(mp.ones(2, 2, 3))[:, :, 1].tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    tensor = _target(tensor, "dirac_")
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"init.dirac_: needs a 3-, 4- or 5-d tensor, got shape {tensor.shape}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 \
+            or tensor.shape[0] % groups:
+        raise ValueError(f"init.dirac_: groups must be an int >= 1 dividing dim 0 "
+                         f"({tensor.shape[0]}), got {groups!r}")
+    per_group = tensor.shape[0] // groups
+    values = np.zeros(tensor.shape)
+    centre = tuple(size // 2 for size in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d) + centre] = 1.0
+    return _fill(tensor, values)
 
 
 def zeros_(tensor: Tensor) -> Tensor:

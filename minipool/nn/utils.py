@@ -13,24 +13,30 @@ from minipool.tensor import Tensor
 #: One tensor, or an iterable of them (``model.parameters()``), as torch.nn.utils takes.
 Parameters = Union[Tensor, Iterable[Tensor]]
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_",
+           "parameters_to_vector", "vector_to_parameters"]
 
 
-def _grads(parameters, where):
-    if isinstance(parameters, Tensor):
-        parameters = [parameters]
+def _iterable(parameters, where):
     try:
-        parameters = list(parameters)
+        return iter(parameters)
     except TypeError:
         raise TypeError(f"{where}: parameters must be a Tensor or an iterable of Tensors, "
                         f"got {type(parameters).__name__}") from None
-    grads = []
+
+
+def _tensors(parameters, where):
+    """``parameters`` (one Tensor or an iterable of them) as a list, each checked."""
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(_iterable(parameters, where))
     for i, p in enumerate(parameters):
         if not isinstance(p, Tensor):
             raise TypeError(f"{where}: parameters[{i}] is a {type(p).__name__}, not a Tensor")
-        if p.grad is not None:
-            grads.append(p.grad._data)
-    return grads
+    return parameters
+
+
+def _grads(parameters, where):
+    """The gradient arrays of those ``parameters`` that have one."""
+    return [p.grad._data for p in _tensors(parameters, where) if p.grad is not None]
 
 
 def _number(value, name, where):
@@ -54,11 +60,68 @@ def _vector_norm(a, norm_type):
     return np.power(np.power(a, norm_type).sum(), 1.0 / norm_type)
 
 
-def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: float = 2.0,
+def _norm_type(value, where):
+    """``norm_type`` as a float: a number, or a string float() reads ("inf"), as PyTorch."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{where}: norm_type must be a real number or 'inf', got {value!r}") from None
+    return _number(value, "norm_type", where)
+
+
+def get_total_norm(tensors: Parameters, norm_type: Union[float, str] = 2.0,
+                   error_if_nonfinite: bool = False, foreach: Optional[bool] = None) -> Tensor:
+    """The ``norm_type``-norm of ``tensors`` taken together (the norm of their norms), as a
+    0-d Tensor, as ``torch.nn.utils.get_total_norm``; ``error_if_nonfinite``: a NaN or
+    infinite total raises RuntimeError.  ``foreach`` has no effect.
+
+    >>> import minipool as mp
+    >>> mp.nn.utils.get_total_norm([mp.tensor([3.0]), mp.tensor([4.0])]).item()
+    5.0
+    """
+    where = "get_total_norm"
+    arrays = [t._data for t in _tensors(tensors, where)]
+    return Tensor(np.asarray(_total_norm(arrays, _norm_type(norm_type, where), error_if_nonfinite,
+                                         where)))
+
+
+def _total_norm(arrays, norm_type, error_if_nonfinite, where):
+    if not arrays:
+        return np.asarray(0.0, dtype=np.float32)
+    dtype = np.result_type(*arrays)
+    norms = np.array([_vector_norm(a, norm_type) for a in arrays], dtype=dtype)
+    total = np.asarray(_vector_norm(norms, norm_type), dtype=dtype)
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"{where}: the total norm of order {norm_type} of the gradients is "
+                           f"{float(total)}, so they cannot be clipped; pass error_if_nonfinite=False "
+                           "to clip anyway (the gradients become NaN)")
+    return total
+
+
+def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Tensor,
+                          foreach: Optional[bool] = None) -> None:
+    """Scale the gradients in place by ``min(max_norm / (total_norm + 1e-6), 1)``, as
+    ``torch.nn.utils.clip_grads_with_norm_`` (``total_norm`` from :func:`get_total_norm`)."""
+    where = "clip_grads_with_norm_"
+    grads = _grads(parameters, where)
+    max_norm = _number(max_norm, "max_norm", where)
+    total = np.asarray(total_norm._data if isinstance(total_norm, Tensor) else total_norm)
+    if not grads:
+        return
+    dtype = total.dtype if total.dtype.kind == "f" else np.result_type(*grads)
+    coef = np.asarray(max_norm, dtype) / (total.astype(dtype) + np.asarray(1e-6, dtype))
+    coef = np.minimum(coef, np.asarray(1.0, dtype))
+    with np.errstate(invalid="ignore"):  # an infinite gradient times 0 is NaN, as in PyTorch
+        for g in grads:
+            g *= coef.astype(g.dtype)
+
+
+def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: Union[float, str] = 2.0,
                     error_if_nonfinite: bool = False, foreach: Optional[bool] = None) -> Tensor:
     """Scale the gradients in place so that their joint ``norm_type``-norm is at most ``max_norm``.
 
-    The total norm is the norm of the per-parameter gradient norms (``inf``: the
+    The total norm is the norm of the per-parameter gradient norms (``inf`` or "inf": the
     largest absolute entry).  As PyTorch, every gradient is multiplied by
     ``min(max_norm / (total + 1e-6), 1)``, and the total norm from before clipping
     is returned as a 0-d Tensor.  With ``error_if_nonfinite`` a NaN or infinite
@@ -74,24 +137,12 @@ def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: float = 
     array([0.6, 0.8], dtype=float32)
     """
     where = "clip_grad_norm_"
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(_iterable(parameters, where))
     grads = _grads(parameters, where)
     max_norm = _number(max_norm, "max_norm", where)
-    norm_type = _number(norm_type, "norm_type", where)
-    if not grads:
-        return Tensor(np.asarray(0.0, dtype=np.float32))
-    dtype = np.result_type(*grads)
-    norms = np.array([_vector_norm(g, norm_type) for g in grads], dtype=dtype)
-    total = _vector_norm(norms, norm_type).astype(dtype)
-    if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(f"{where}: the total norm of order {norm_type} of the gradients is "
-                           f"{float(total)}, so they cannot be clipped; pass error_if_nonfinite=False "
-                           "to clip anyway (the gradients become NaN)")
-    coef = np.asarray(max_norm, dtype) / (total + np.asarray(1e-6, dtype))
-    coef = np.minimum(coef, np.asarray(1.0, dtype))
-    with np.errstate(invalid="ignore"):  # an infinite gradient times 0 is NaN, as in PyTorch
-        for g in grads:
-            g *= coef.astype(g.dtype)
-    return Tensor(np.asarray(total, dtype=dtype))
+    total = _total_norm(grads, _norm_type(norm_type, where), error_if_nonfinite, where)
+    clip_grads_with_norm_(parameters, max_norm, total)
+    return Tensor(total)
 
 
 def clip_grad_value_(parameters: Parameters, clip_value: float,
