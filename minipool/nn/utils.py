@@ -102,7 +102,15 @@ def _total_norm(arrays, norm_type, error_if_nonfinite, where):
 def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Tensor,
                           foreach: Optional[bool] = None) -> None:
     """Scale the gradients in place by ``min(max_norm / (total_norm + 1e-6), 1)``, as
-    ``torch.nn.utils.clip_grads_with_norm_`` (``total_norm`` from :func:`get_total_norm`)."""
+    ``torch.nn.utils.clip_grads_with_norm_`` (``total_norm`` from :func:`get_total_norm`).
+
+    >>> import minipool as mp
+    >>> w = mp.nn.Parameter(mp.zeros(2))
+    >>> w.grad = mp.tensor([3.0, 4.0])
+    >>> mp.nn.utils.clip_grads_with_norm_([w], 1.0, mp.tensor(5.0))
+    >>> w.grad.numpy().round(4)
+    array([0.6, 0.8], dtype=float32)
+    """
     where = "clip_grads_with_norm_"
     grads = _grads(parameters, where)
     max_norm = _number(max_norm, "max_norm", where)
