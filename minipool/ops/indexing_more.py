@@ -725,7 +725,12 @@ class _Diagonal(Function):
     @staticmethod
     def forward(ctx, x, offset, axis1, axis2):
         ctx.meta = (x.shape, offset, axis1, axis2)
-        return np.diagonal(x, offset, axis1, axis2).copy()
+        view = np.diagonal(x, offset, axis1, axis2)
+        if not x.flags.writeable:  # a read-only input (np.broadcast_to ...): a copy
+            return view.copy()
+        # a writable view, as PyTorch's diagonal: a.diagonal().fill_(v) writes into a
+        view.flags.writeable = True
+        return view
 
     @staticmethod
     def backward(ctx, grad):

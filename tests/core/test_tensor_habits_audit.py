@@ -134,3 +134,25 @@ def test_random_floats_refuse_other_dtypes(T, name, dtype):
     with pytest.raises(NotImplementedError):
         getattr(T, name)(3, dtype=getattr(T, dtype))
     assert getattr(T, name)(3, dtype=T.float64).dtype == T.float64
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_diagonal_is_a_writable_view(T):
+    a = T.arange(6.0).reshape(2, 3)
+    a.diagonal().fill_(-1.0)
+    np.testing.assert_array_equal(a.numpy(), [[-1.0, 1.0, 2.0], [3.0, -1.0, 5.0]])
+    b = T.arange(24.0).reshape(2, 3, 4)
+    b.diagonal(1, 1, 2).mul_(0)
+    assert b.sum().item() == 204.0
+    x = T.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    (x.diagonal() * 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[2.0, 0.0], [0.0, 2.0]])
+
+
+def test_diagonal_of_a_read_only_array_is_a_copy():
+    base = np.arange(4.0).reshape(2, 2)
+    frozen = mp.tensor(0)  # a tensor over a read-only array (as np.broadcast_to gives)
+    frozen._data = np.broadcast_to(base, (2, 2))
+    d = frozen.diagonal()
+    d.fill_(7.0)
+    np.testing.assert_array_equal(base, [[0.0, 1.0], [2.0, 3.0]])
