@@ -524,6 +524,8 @@ class Module:
 
     # -- modes and gradients ---------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
+        if not isinstance(mode, (bool, np.bool_)):  # train("eval") would have meant training
+            raise ValueError(f"train: mode is expected to be a bool (as in PyTorch), got {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self

@@ -259,6 +259,9 @@ def cross_entropy(input: TensorLike, target: TensorLike, weight: Optional[Tensor
     all_kept = False
     if not probabilities:
         all_kept = _check_indices("cross_entropy", t, num_classes, ignore_index)
+    elif ignore_index >= 0:  # a class to ignore means nothing for probabilities (PyTorch raises)
+        raise ValueError(f"cross_entropy: ignore_index={ignore_index} is not supported for class-"
+                         f"probability (floating point) targets, as in PyTorch")
     if probabilities and isinstance(target, Tensor) and target.requires_grad:
         t = target.to(input.dtype)  # soft targets that require grad get their gradient, as in PyTorch
     return ClassLossFn.apply(input, t, weight, True, probabilities, ignore_index, reduction,

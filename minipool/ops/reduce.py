@@ -71,6 +71,8 @@ class Mean(Function):
     def forward(ctx, x, dims, keepdim):
         ctx.meta = (x.shape, dims, keepdim)
         ctx.count = int(np.prod([x.shape[d] for d in dims]))
+        if ctx.count == 0:  # NaN, as PyTorch, without NumPy's "Mean of empty slice" warning
+            return np.full(np.sum(x, axis=dims, keepdims=keepdim).shape, np.nan, x.dtype)
         return np.mean(x, axis=dims, keepdims=keepdim)
 
     @staticmethod

@@ -156,3 +156,30 @@ def test_diagonal_of_a_read_only_array_is_a_copy():
     d = frozen.diagonal()
     d.fill_(7.0)
     np.testing.assert_array_equal(base, [[0.0, 1.0], [2.0, 3.0]])
+
+
+def test_mean_of_nothing_is_nan_without_a_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(mp.tensor([]).mean().item())
+        got = mp.zeros(0, 3).mean(0)
+    np.testing.assert_array_equal(got.numpy(), torch.zeros(0, 3).mean(0).numpy())
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_probability_targets_refuse_a_class_to_ignore(T):
+    F = mp.nn.functional if T is mp else torch.nn.functional
+    x = T.tensor(np.random.default_rng(2).standard_normal((3, 4)))
+    p = T.tensor(np.full((3, 4), 0.25))
+    F.cross_entropy(x, p, ignore_index=-1)  # a negative index leaves every class in
+    with pytest.raises((ValueError, RuntimeError), match="ignore_index"):
+        F.cross_entropy(x, p, ignore_index=1)
+
+
+@pytest.mark.parametrize("lib", [mp.nn, torch.nn], ids=IDS)
+def test_train_takes_a_bool_only(lib):
+    layer = lib.Linear(2, 2)
+    with pytest.raises(ValueError, match="bool"):
+        layer.train("eval")
+    assert layer.train(False).training is False
