@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional, Tuple
 
-from minipool.nn.module import Module, Parameter
+from minipool.nn.module import Module, Parameter, position, renumber
 from minipool.tensor import Tensor
 
 __all__ = ["ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -35,23 +35,7 @@ class ModuleList(Module):
             self.extend(modules)
 
     def _index(self, idx):
-        try:
-            idx = operator.index(idx)
-        except TypeError:
-            raise TypeError(f"ModuleList indices must be integers or slices, "
-                            f"not {type(idx).__name__}") from None
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"ModuleList index {idx} is out of range for length {n}")
-        return idx % n if n else idx
-
-    def _renumber(self, modules):
-        """Re-register ``modules`` as "0", "1", ... (after a delete or insert)."""
-        for name in list(self._modules):
-            object.__delattr__(self, name)
-        self._modules.clear()
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+        return position(idx, len(self), "ModuleList")
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -67,7 +51,7 @@ class ModuleList(Module):
             del modules[idx]
         else:
             del modules[self._index(idx)]
-        self._renumber(modules)
+        renumber(self, modules)
 
     def __len__(self):
         return len(self._modules)
@@ -102,7 +86,7 @@ class ModuleList(Module):
         """Insert ``module`` before position ``index`` (list semantics)."""
         modules = list(self._modules.values())
         modules.insert(operator.index(index), _check_module(module, "ModuleList.insert"))
-        self._renumber(modules)
+        renumber(self, modules)
 
     def forward(self, *args, **kwargs) -> Any:
         raise NotImplementedError("ModuleList has no forward(): iterate over it in your module's forward")

@@ -743,6 +743,28 @@ def _layout_error(name, module, wants, source, layout):
             "MaxPooling2D/MaxPool2D, BatchNormalization, ...) channels_last by default")
 
 
+def position(idx: Any, n: int, what: str) -> int:
+    """``idx`` (an int, negative from the end) as a position in a container of ``n``, with
+    PyTorch's errors: TypeError for a non-integer, IndexError out of range."""
+    try:
+        idx = operator.index(idx)
+    except TypeError:
+        raise TypeError(f"{what} indices must be integers or slices, "
+                        f"not {type(idx).__name__}") from None
+    if not -n <= idx < n:
+        raise IndexError(f"{what} index {idx} is out of range for length {n}")
+    return idx % n if n else idx
+
+
+def renumber(container: Module, modules: Any) -> None:
+    """Register ``modules`` in ``container`` as "0", "1", ... in order, as PyTorch renames a
+    Sequential's or ModuleList's entries after an insert or a delete."""
+    for name in list(container._modules):
+        delattr(container, name)
+    for i, m in enumerate(modules):
+        setattr(container, str(i), m)
+
+
 class Sequential(Module):
     """Apply modules in order.
 
@@ -765,23 +787,7 @@ class Sequential(Module):
 
     def _key(self, idx):
         """The name of the module at position ``idx`` (an int, negative from the end)."""
-        try:
-            idx = operator.index(idx)
-        except TypeError:
-            raise TypeError(f"Sequential indices must be integers or slices, "
-                            f"not {type(idx).__name__}") from None
-        n = len(self)
-        if not -n <= idx < n:
-            raise IndexError(f"Sequential index {idx} is out of range for length {n}")
-        return list(self._modules)[idx % n]
-
-    def _renumber(self, modules):
-        """Register ``modules`` as "0", "1", ... in order, as PyTorch does after a change of
-        positions (insert, del, pop)."""
-        for name in list(self._modules):
-            delattr(self, name)
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+        return list(self._modules)[position(idx, len(self), "Sequential")]
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):  # a Sequential of those modules, their names kept
@@ -798,8 +804,8 @@ class Sequential(Module):
         if isinstance(idx, slice):
             del modules[idx]
         else:
-            del modules[list(self._modules).index(self._key(idx))]
-        self._renumber(modules)
+            del modules[position(idx, len(self), "Sequential")]
+        renumber(self, modules)
 
     def pop(self, idx: Any) -> Any:
         """Remove and return the module (or Sequential, for a slice) at ``idx``."""
@@ -866,7 +872,7 @@ class Sequential(Module):
             raise IndexError(f"Sequential.insert: index must be an int in [{-n}, {n}], got {index!r}")
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._renumber(modules)
+        renumber(self, modules)
         return self
 
     def forward(self, x: Tensor) -> Any:
