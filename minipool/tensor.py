@@ -1611,6 +1611,11 @@ class Tensor:
         """Values picked along ``dim`` by ``index``."""
         return _ops.indexing.gather(self, dim, index)
 
+    def where(self, condition: TensorLike, other: TensorLike) -> Tensor:
+        """``self`` where ``condition`` holds, else ``other`` (``mp.where(condition, self,
+        other)``, as ``Tensor.where``)."""
+        return _ops.elementwise.where(condition, self, other)
+
     def masked_fill(self, mask: TensorLike, value: Union[float, "Tensor"]) -> Tensor:
         """``value`` where the bool ``mask`` is True, self elsewhere."""
         return _ops.indexing.masked_fill(self, mask, value)

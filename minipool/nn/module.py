@@ -424,25 +424,29 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def _named_members(self, registry, prefix, recurse):
+    def _named_members(self, registry, prefix, recurse, remove_duplicate=True):
         seen = set()
-        mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse
+                else [(prefix, self)])
         for mod_name, mod in mods:
             for name, t in getattr(mod, registry).items():
-                if t is not None and id(t) not in seen:
+                if t is not None and not (remove_duplicate and id(t) in seen):
                     seen.add(id(t))
                     yield (f"{mod_name}.{name}" if mod_name else name), t
 
-    def named_parameters(self, prefix: str = "",
-                         recurse: bool = True) -> Iterator[Tuple[str, "Parameter"]]:
-        return self._named_members("_parameters", prefix, recurse)
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[Tuple[str, "Parameter"]]:
+        """(dotted name, parameter) of self and (``recurse``) every descendant; a shared
+        parameter is listed once unless ``remove_duplicate=False``."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator["Parameter"]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[Tuple[str, Tensor]]:
-        return self._named_members("_buffers", prefix, recurse)
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[Tuple[str, Tensor]]:
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
@@ -588,9 +592,12 @@ class Module:
             if child is not None:
                 yield from child._optional_keys(f"{prefix}{name}.")
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> IncompatibleKeys:
         """Copy arrays (or Tensors) into the parameters and buffers, in place (views from
-        ``state_dict()`` see the new values, as in PyTorch).
+        ``state_dict()`` see the new values, as in PyTorch).  ``assign=True``: each parameter
+        and buffer takes the state's array itself (its memory and dtype, no copy; gradients
+        dropped), keeping its own ``requires_grad``, as PyTorch's ``assign``.
 
         Nothing is changed unless every key and shape fits (when ``strict``);
         the error lists the missing, unexpected and mismatched entries.  Returns
@@ -610,11 +617,18 @@ class Module:
             problems.append("unexpected keys: " + ", ".join(unexpected))
         if mismatched:
             problems.append("shape mismatches: " + "; ".join(mismatched))
+        if assign:
+            problems += [f"{k}: a {incoming[k].dtype} array cannot be a parameter that requires "
+                         f"grad" for k, t in own.items()
+                         if k in incoming and t.requires_grad and incoming[k].dtype.kind != "f"]
         if problems:
             raise ValueError(f"load_state_dict into {type(self).__name__} failed: " + " | ".join(problems))
         for k, t in own.items():
             if k in incoming:
-                _copy_into(t, incoming[k])
+                if assign:
+                    t._data, t._grad = incoming[k], None
+                else:
+                    _copy_into(t, incoming[k])
         return IncompatibleKeys(missing, unexpected)
 
     # -- display -------------------------------------------------------------------

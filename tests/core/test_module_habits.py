@@ -349,3 +349,25 @@ def test_pool_layers_store_the_stride_as_torch_and_missing_layers_say_so():
         assert mine.stride == theirs.stride and repr(mine) == repr(theirs)
     with pytest.raises(AttributeError, match="tiny CNNs use"):
         nn.LSTM
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_named_parameters_can_list_a_shared_layer_twice(lib):
+    shared = lib.Linear(2, 2)
+    net = lib.Sequential(shared, lib.ReLU(), shared)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    assert [n for n, _ in net.named_parameters(remove_duplicate=False)] == \
+        ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
+@pytest.mark.parametrize("lib", [nn, torch.nn], ids=["minipool", "torch"])
+def test_load_state_dict_assign_takes_the_arrays_themselves(lib):
+    T = mp if lib is nn else torch
+    layer = lib.Linear(2, 3)
+    state = {"weight": T.ones(3, 2, dtype=T.float64), "bias": T.zeros(3, dtype=T.float64)}
+    layer.load_state_dict(state, assign=True)
+    assert layer.weight.dtype == T.float64 and layer.weight.requires_grad
+    assert np.shares_memory(layer.weight.detach().numpy(), state["weight"].numpy())
+    layer.load_state_dict({"weight": T.full((3, 2), 2.0, dtype=T.float64),
+                           "bias": T.zeros(3, dtype=T.float64)})
+    assert state["weight"][0, 0].item() == 2.0  # the assigned memory took the copy

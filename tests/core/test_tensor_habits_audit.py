@@ -183,3 +183,12 @@ def test_train_takes_a_bool_only(lib):
     with pytest.raises(ValueError, match="bool"):
         layer.train("eval")
     assert layer.train(False).training is False
+
+
+@pytest.mark.parametrize("T", LIBS, ids=IDS)
+def test_tensor_where_method(T):
+    x = T.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = x.where(x > 0, T.tensor(0.0))
+    y.sum().backward()
+    np.testing.assert_array_equal(y.detach().numpy(), [1.0, 0.0, 3.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
