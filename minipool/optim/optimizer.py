@@ -108,7 +108,7 @@ class Optimizer:
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: params is an empty list; nothing to optimise")
-        if not isinstance(groups[0], dict):
+        if not isinstance(groups[0], dict):  # tensors, or (name, tensor) pairs
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
@@ -127,6 +127,13 @@ class Optimizer:
         if params is None:
             raise ValueError(f"{type(self).__name__}: a parameter group needs a 'params' entry")
         params = [params] if isinstance(params, Tensor) else list(params)
+        named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params]
+        if any(named):  # model.named_parameters(): the names go to "param_names", as PyTorch
+            if not all(named) or ("param_names" in group and group["param_names"] is not None):
+                raise ValueError(f"{type(self).__name__}: give a group's params all with names "
+                                 f"((name, tensor) pairs) or all without")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):

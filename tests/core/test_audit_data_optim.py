@@ -205,3 +205,22 @@ def test_a_0d_float_tensor_lr_is_used_as_its_value_as_torch(name):
             getattr(mp.optim, name)([p], lr=bad)
     with pytest.raises(ValueError, match="lr must be >= 0"):
         getattr(mp.optim, name)([p], lr=mp.tensor(-0.1))
+
+
+@pytest.mark.parametrize("lib", ["minipool", "torch"])
+def test_an_optimizer_takes_named_parameters(lib):
+    T = mp if lib == "minipool" else torch
+    layer = T.nn.Linear(2, 2)
+    opt = T.optim.SGD(layer.named_parameters(), lr=0.1, momentum=0.9)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert [p is q for p, q in zip(opt.param_groups[0]["params"], layer.parameters())] == [True, True]
+    layer(T.ones(1, 2)).sum().backward()
+    opt.step()
+    state = opt.state_dict()
+    assert state["param_groups"][0]["param_names"] == ["weight", "bias"]
+    again = T.optim.SGD(layer.named_parameters(), lr=0.1, momentum=0.9)
+    again.load_state_dict(state)
+    with pytest.raises(ValueError):
+        T.optim.SGD([("weight", layer.weight), layer.bias], lr=0.1)
+    grouped = T.optim.Adam([{"params": layer.named_parameters(), "lr": 0.01}])
+    assert grouped.param_groups[0]["param_names"] == ["weight", "bias"]
