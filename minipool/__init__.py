@@ -99,9 +99,10 @@ from minipool.ops.shape import flip, roll  # noqa: E402
 from minipool.ops.discrete import bincount, multinomial, unique  # noqa: E402
 from minipool.ops.margin_losses import cdist  # noqa: E402
 from minipool.ops.elementwise import floor_divide, fmod, remainder  # noqa: E402
-from minipool.ops.reduce import all, any, cumsum, log_softmax, logsumexp, norm, prod, softmax  # noqa: E402
+from minipool.ops.reduce import (all, any, cumsum, log_softmax, logsumexp, nansum, norm,  # noqa: E402
+                                 prod, softmax)
 from minipool.ops.shape import (chunk, flatten, permute, reshape, split, squeeze, t,  # noqa: E402
-                                transpose, unflatten, unsqueeze)
+                                tensor_split, transpose, unflatten, unsqueeze)
 __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "floor", "isclose",
             "isfinite", "isinf", "isnan", "log", "mul", "neg", "pow", "relu", "reciprocal", "round", "rsqrt",
             "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "clamp", "argsort",
@@ -111,7 +112,7 @@ __all__ += ["abs", "add", "allclose", "ceil", "cos", "div", "equal", "exp", "flo
             "einsum", "std_mean", "var_mean", "mm", "mv", "dot", "outer", "empty_like", "full_like",
             "rand_like", "randn_like", "finfo", "iinfo", "is_floating_point", "is_tensor", "numel",
             "eq", "ne", "lt", "le", "gt", "ge", "flip", "roll", "unique", "bincount", "multinomial", "cdist",
-            "remainder", "fmod", "floor_divide"]
+            "remainder", "fmod", "floor_divide", "tensor_split", "nansum"]
 
 # Indexing, maths and random habits (round 4, part B).
 from minipool.ops.indexing_more import (count_nonzero, index_add, index_copy, index_fill,  # noqa: E402

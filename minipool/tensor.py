@@ -1533,6 +1533,16 @@ class Tensor:
         """The lower median, or (values, indices) along an int ``dim``, as ``torch.median``."""
         return _ops.reduce.median(self, dim, keepdim)
 
+    def nansum(self, dim: Dims = None, keepdim: bool = False, *,
+               dtype: Optional[DTypeLike] = None) -> Tensor:
+        """The sum with NaN read as 0, as ``torch.nansum``."""
+        return _ops.reduce.nansum(self, dim, keepdim, dtype=dtype)
+
+    def unique(self, sorted: bool = True, return_inverse: bool = False,
+               return_counts: bool = False, dim: Optional[int] = None) -> Any:
+        """The distinct values (see ``mp.unique``)."""
+        return _ops.discrete.unique(self, sorted, return_inverse, return_counts, dim)
+
     def nanmean(self, dim: Dims = None, keepdim: bool = False, *,
                 dtype: Optional[DTypeLike] = None) -> Tensor:
         """The mean of the values that are not NaN, as ``torch.nanmean``."""
@@ -1903,6 +1913,11 @@ class Tensor:
     def split(self, split_size: Union[int, Sequence[int]], dim: int = 0) -> Tuple[Tensor, ...]:
         """Pieces of ``split_size`` along ``dim`` (or of the listed sizes)."""
         return _ops.shape.split(self, split_size, dim)
+
+    def tensor_split(self, indices_or_sections: Union[int, Sequence[int]],
+                     dim: int = 0) -> Tuple[Tensor, ...]:
+        """Pieces as even as can be, or cut at indices (see ``mp.tensor_split``)."""
+        return _ops.shape.tensor_split(self, indices_or_sections, dim)
 
     def chunk(self, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:
         """``chunks`` nearly equal pieces along ``dim``."""

@@ -17,7 +17,7 @@ from minipool.tensor import FLOAT_DTYPES, Function, Tensor, _dim_index, get_defa
 
 __all__ = ["sum", "mean", "var_mean", "std_mean", "max", "min", "amax", "amin", "argmax", "argmin", "maximum", "minimum",
            "var", "std", "softmax", "log_softmax", "logsumexp", "normalize_dims",
-           "prod", "cumsum", "norm", "all", "any", "median", "nanmean"]
+           "prod", "cumsum", "norm", "all", "any", "median", "nanmean", "nansum"]
 
 # What max(x, dim)/min(x, dim) return, as PyTorch's torch.return_types.max/min.
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -398,6 +398,21 @@ def median(x: TensorLike, dim: Optional[int] = None, keepdim: bool = False) -> P
     if isinstance(dim, (tuple, list, Tensor)):
         raise TypeError("median: dim must be one int (values and indices along it)")
     return _extreme("median", x, dim, keepdim, None, _MedianAt, None, MedianResult)
+
+
+def nansum(x: TensorLike, dim: Dims = None, keepdim: bool = False, *,
+           dtype: Optional[DTypeLike] = None) -> Tensor:
+    """Sum over ``dim`` treating NaN as 0, as ``torch.nansum``; the NaNs get gradient 0.
+
+    >>> import minipool as mp
+    >>> mp.nansum(mp.tensor([1.0, float("nan"), 3.0])).numpy()
+    array(4., dtype=float32)
+    """
+    from minipool.ops.elementwise import where
+    x = as_tensor(x)
+    if x.dtype.kind == "f":
+        x = where(Tensor(np.isnan(x._data)), Tensor(np.zeros((), x.dtype)), x)
+    return sum(x, dim, keepdim, dtype=dtype)
 
 
 def nanmean(x: TensorLike, dim: Dims = None, keepdim: bool = False, *,

@@ -13,6 +13,7 @@ from minipool.tensor import Function, Tensor, _dim_index
 
 __all__ = ["reshape", "view", "transpose", "permute", "flatten", "unflatten", "getitem", "cat", "stack",
            "squeeze", "unsqueeze", "broadcast_to", "expand", "t", "repeat", "split", "chunk",
+           "tensor_split",
            "flip", "roll"]
 
 
@@ -442,6 +443,35 @@ def split(x: TensorLike, split_size_or_sections: Union[int, Sequence[int]],
             raise ValueError(f"split: split_size_or_sections {sizes} must add up to {n}, the "
                              f"size of dim {dim}, but add up to {sum(sizes)}")
     return _pieces(x, axis, sizes)
+
+
+def tensor_split(x: TensorLike, indices_or_sections: Union[int, Sequence[int]],
+                 dim: int = 0) -> Tuple[Tensor, ...]:
+    """Cut ``x`` along ``dim`` into ``n`` pieces as even as can be (an int: the first
+    ``size % n`` one element longer), or at the listed indices (``x[:i0]``, ``x[i0:i1]``,
+    ..., ``x[ik:]``, clamped as slices), as ``torch.tensor_split``.  Views, as :func:`split`.
+
+    >>> import minipool as mp
+    >>> [p.tolist() for p in mp.arange(5.0).tensor_split(3)]
+    [[0.0, 1.0], [2.0, 3.0], [4.0]]
+    >>> [p.tolist() for p in mp.arange(5.0).tensor_split([1, 4])]
+    [[0.0], [1.0, 2.0, 3.0], [4.0]]
+    """
+    x = as_tensor(x)
+    axis = _split_axis(x, dim, "tensor_split")
+    n = x.shape[axis]
+    if is_int(indices_or_sections):
+        sections = int(indices_or_sections)
+        if sections < 1:
+            raise ValueError(f"tensor_split: the number of sections must be >= 1, got {sections}")
+        sizes = [n // sections + (i < n % sections) for i in range(sections)]
+        return _pieces(x, axis, sizes)
+    if not isinstance(indices_or_sections, (list, tuple)) or not all(
+            is_int(i) for i in indices_or_sections):
+        raise TypeError(f"tensor_split: indices_or_sections must be an int or a list of ints, "
+                        f"got {indices_or_sections!r}")
+    cuts = [0] + [min(max(int(i) + (n if i < 0 else 0), 0), n) for i in indices_or_sections] + [n]
+    return tuple(Narrow.apply(x, axis, a, max(a, b)) for a, b in zip(cuts[:-1], cuts[1:]))
 
 
 def chunk(x: TensorLike, chunks: int, dim: int = 0) -> Tuple[Tensor, ...]:

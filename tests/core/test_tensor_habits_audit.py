@@ -192,3 +192,33 @@ def test_tensor_where_method(T):
     y.sum().backward()
     np.testing.assert_array_equal(y.detach().numpy(), [1.0, 0.0, 3.0])
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("arg,dim", [(3, 1), (4, 0), (5, 0), ([1, 4], 1), ([2, 1], 1), ([-2], 1),
+                                     ([0, 10], 0), ([], 0), (1, 1)])
+def test_tensor_split_as_torch(arg, dim):
+    x = np.arange(24.0).reshape(4, 6)
+    mine = mp.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    pieces = [mp.tensor_split(mine, arg, dim), torch.tensor_split(theirs, arg, dim)]
+    assert [p.shape for p in pieces[0]] == [tuple(p.shape) for p in pieces[1]]
+    for a, b in zip(*pieces):
+        np.testing.assert_array_equal(a.numpy(), b.detach().numpy())
+    for ps in pieces:
+        sum((i + 1) * p.sum() for i, p in enumerate(ps)).backward()
+    np.testing.assert_array_equal(mine.grad.numpy(), theirs.grad.numpy())
+    with pytest.raises(ValueError):
+        mp.tensor_split(mine, 0)
+
+
+def test_nansum_and_unique_as_torch():
+    x = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, 2.0]])
+    results = []
+    for T in LIBS:
+        t = T.tensor(x, requires_grad=True)
+        s = T.nansum(t, 1)
+        s.sum().backward()
+        results.append((s.detach().numpy(), t.grad.numpy(), t.nansum().item(),
+                        T.nansum(T.tensor([1, 2])).item(), T.tensor([3, 1, 3]).unique().tolist()))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
