@@ -92,7 +92,8 @@ class _SetGradMode:
         return super().__new__(cls)
 
     def __init__(self) -> None:
-        pass
+        """No arguments (``no_grad(5)`` is a TypeError); set_grad_enabled and inference_mode
+        take their mode."""
 
     def __enter__(self):
         self._previous = _grad_mode.enabled
@@ -2205,9 +2206,9 @@ def tensor(data: Any, dtype: Optional[DTypeLike] = None, requires_grad: bool = F
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    # a 0-d integer tensor counts as an int (mp.zeros(labels.max() + 1)), as in PyTorch
-    shape = tuple(s.__index__() if type(s) is Tensor and s.ndim == 0 and s.dtype.kind in "iu"
-                  else s for s in shape)
+    # a tensor entry counts as the int it stands for (mp.zeros(labels.max() + 1)), by the rule
+    # of Tensor.__index__, as in PyTorch
+    shape = tuple(s.__index__() if isinstance(s, Tensor) else s for s in shape)
     for s in shape:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise ValueError(f"shape entries must be non-negative ints, got {shape}")

@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any, Optional, Tuple
 
-from minipool.nn.module import Module, Parameter, position, renumber
+from minipool.nn.module import Module, Parameter, delete_at, position, renumber
 from minipool.tensor import Tensor
 
 __all__ = ["ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
@@ -46,12 +46,7 @@ class ModuleList(Module):
         setattr(self, str(self._index(idx)), _check_module(module, "ModuleList.__setitem__"))
 
     def __delitem__(self, idx):
-        modules = list(self._modules.values())
-        if isinstance(idx, slice):
-            del modules[idx]
-        else:
-            del modules[self._index(idx)]
-        renumber(self, modules)
+        delete_at(self, idx, "ModuleList")
 
     def __len__(self):
         return len(self._modules)

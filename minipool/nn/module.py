@@ -767,7 +767,18 @@ def position(idx: Any, n: int, what: str) -> int:
                         f"not {type(idx).__name__}") from None
     if not -n <= idx < n:
         raise IndexError(f"{what} index {idx} is out of range for length {n}")
-    return idx % n if n else idx
+    return idx % n
+
+
+def delete_at(container: Module, idx: Any, what: str) -> None:
+    """Remove the module(s) at ``idx`` (an int or a slice) and renumber the rest, as
+    ``del`` on PyTorch's Sequential and ModuleList."""
+    modules = list(container._modules.values())
+    if isinstance(idx, slice):
+        del modules[idx]
+    else:
+        del modules[position(idx, len(modules), what)]
+    renumber(container, modules)
 
 
 def renumber(container: Module, modules: Any) -> None:
@@ -814,12 +825,7 @@ class Sequential(Module):
         setattr(self, self._key(idx), module)
 
     def __delitem__(self, idx):
-        modules = list(self._modules.values())
-        if isinstance(idx, slice):
-            del modules[idx]
-        else:
-            del modules[position(idx, len(self), "Sequential")]
-        renumber(self, modules)
+        delete_at(self, idx, "Sequential")
 
     def pop(self, idx: Any) -> Any:
         """Remove and return the module (or Sequential, for a slice) at ``idx``."""

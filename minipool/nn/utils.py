@@ -93,10 +93,21 @@ def _total_norm(arrays, norm_type, error_if_nonfinite, where):
     norms = np.array([_vector_norm(a, norm_type) for a in arrays], dtype=dtype)
     total = np.asarray(_vector_norm(norms, norm_type), dtype=dtype)
     if error_if_nonfinite and not np.isfinite(total):
-        raise RuntimeError(f"{where}: the total norm of order {norm_type} of the gradients is "
-                           f"{float(total)}, so they cannot be clipped; pass error_if_nonfinite=False "
-                           "to clip anyway (the gradients become NaN)")
+        raise RuntimeError(f"{where}: the total norm of order {norm_type} is {float(total)}; pass "
+                           "error_if_nonfinite=False to go on anyway (clipped gradients become NaN)")
     return total
+
+
+def _scale(grads, max_norm, total):
+    """Every gradient array times ``min(max_norm / (total + 1e-6), 1)``, in place."""
+    if not grads:
+        return
+    dtype = total.dtype if total.dtype.kind == "f" else np.result_type(*grads)
+    coef = np.asarray(max_norm, dtype) / (total.astype(dtype) + np.asarray(1e-6, dtype))
+    coef = np.minimum(coef, np.asarray(1.0, dtype))
+    with np.errstate(invalid="ignore"):  # an infinite gradient times 0 is NaN, as in PyTorch
+        for g in grads:
+            g *= coef.astype(g.dtype)
 
 
 def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Tensor,
@@ -114,15 +125,8 @@ def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: T
     where = "clip_grads_with_norm_"
     grads = _grads(parameters, where)
     max_norm = _number(max_norm, "max_norm", where)
-    total = np.asarray(total_norm._data if isinstance(total_norm, Tensor) else total_norm)
-    if not grads:
-        return
-    dtype = total.dtype if total.dtype.kind == "f" else np.result_type(*grads)
-    coef = np.asarray(max_norm, dtype) / (total.astype(dtype) + np.asarray(1e-6, dtype))
-    coef = np.minimum(coef, np.asarray(1.0, dtype))
-    with np.errstate(invalid="ignore"):  # an infinite gradient times 0 is NaN, as in PyTorch
-        for g in grads:
-            g *= coef.astype(g.dtype)
+    _scale(grads, max_norm, np.asarray(total_norm._data if isinstance(total_norm, Tensor)
+                                       else total_norm))
 
 
 def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: Union[float, str] = 2.0,
@@ -145,11 +149,10 @@ def clip_grad_norm_(parameters: Parameters, max_norm: float, norm_type: Union[fl
     array([0.6, 0.8], dtype=float32)
     """
     where = "clip_grad_norm_"
-    parameters = [parameters] if isinstance(parameters, Tensor) else list(_iterable(parameters, where))
     grads = _grads(parameters, where)
     max_norm = _number(max_norm, "max_norm", where)
     total = _total_norm(grads, _norm_type(norm_type, where), error_if_nonfinite, where)
-    clip_grads_with_norm_(parameters, max_norm, total)
+    _scale(grads, max_norm, total)
     return Tensor(total)
 
 
